@@ -1,0 +1,66 @@
+// error.hpp: the exceptions stowage throws. Every failure is a stowage::Error;
+// each message names the path involved and what the user can do about it.
+// Missing keys are never errors: lookups return std::optional.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+
+namespace stowage {
+
+/// Base of every exception stowage throws.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// A system call failed (open, read, write, fsync, rename, ...). After a failed
+/// fsync the store refuses further writes; reopening recovers from the WAL.
+class IoError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Bytes on disk are not what stowage wrote: bad magic, checksum mismatch,
+/// impossible lengths, keys out of order. Names the file and the offset.
+class CorruptionError : public Error {
+ public:
+  using Error::Error;
+  CorruptionError(const std::filesystem::path& file, std::uint64_t offset, const std::string& what)
+      : Error("stowage: corruption in " + file.string() + " at offset " + std::to_string(offset) + ": " +
+              what + " (restore the store from a backup, or remove the damaged file to recover what remains)"),
+        file_(file),
+        offset_(offset) {}
+  /// The damaged file (empty when not known).
+  const std::filesystem::path& file() const noexcept { return file_; }
+  /// Byte offset of the damage inside file().
+  std::uint64_t offset() const noexcept { return offset_; }
+
+ private:
+  std::filesystem::path file_;
+  std::uint64_t offset_ = 0;
+};
+
+/// Another process (or another Storage in this process) holds the store's LOCK.
+class LockError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// The store was written by another format, schema or set of policies, and no
+/// migration path leads from there to here.
+class MigrationError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Bad input at the API: a key or value over the format's limits, bad options,
+/// a write to a read-only store.
+class ValidationError : public Error {
+ public:
+  using Error::Error;
+};
+
+}  // namespace stowage

@@ -1,0 +1,282 @@
+// file.hpp: the file layer. Every read, write, fsync, rename and directory
+// listing stowage does goes through a FileSystem, so tests can inject faults
+// (fail the Nth write or fsync, drop unsynced bytes) and later media (memory,
+// a single SQLite file, a remote store) can stand in for the POSIX one.
+//
+// Rules the callers rely on:
+//  - WritableFile::append buffers; flush() hands the bytes to the OS (after it
+//    returns, a process crash loses nothing); sync() makes them durable
+//    (fdatasync). A failed sync is final for that handle: later calls throw too.
+//  - FileSystem::sync_dir makes creations, renames and unlinks in a directory
+//    durable.
+//  - Every error is an IoError naming the path, the operation and errno's text.
+#pragma once
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.hpp"
+
+namespace stowage {
+
+/// A file opened for appending.
+class WritableFile {
+ public:
+  virtual ~WritableFile() = default;
+  /// Appends bytes (may buffer).
+  virtual void append(std::string_view data) = 0;
+  /// Hands buffered bytes to the operating system.
+  virtual void flush() = 0;
+  /// flush(), then makes everything appended durable (fdatasync).
+  virtual void sync() = 0;
+  /// flush() and release the handle; idempotent.
+  virtual void close() = 0;
+  /// Bytes appended so far, including the file's length when opened.
+  virtual std::uint64_t size() const = 0;
+};
+
+/// A file opened for positional reads.
+class RandomAccessFile {
+ public:
+  virtual ~RandomAccessFile() = default;
+  /// Reads up to n bytes at offset into dst; returns the count read (short
+  /// only at end of file).
+  virtual std::size_t read(std::uint64_t offset, std::size_t n, char* dst) const = 0;
+  /// The file's length when opened.
+  virtual std::uint64_t size() const = 0;
+  /// The path it was opened from, for error messages.
+  virtual const std::filesystem::path& path() const = 0;
+};
+
+/// The operations stowage needs from a file system.
+class FileSystem {
+ public:
+  virtual ~FileSystem() = default;
+  /// Creates (or truncates) a file for writing.
+  virtual std::unique_ptr<WritableFile> create(const std::filesystem::path& p) = 0;
+  /// Opens an existing file for appending at its end.
+  virtual std::unique_ptr<WritableFile> open_append(const std::filesystem::path& p) = 0;
+  virtual std::unique_ptr<RandomAccessFile> open_read(const std::filesystem::path& p) = 0;
+  virtual void rename(const std::filesystem::path& from, const std::filesystem::path& to) = 0;
+  virtual void remove(const std::filesystem::path& p) = 0;
+  virtual void truncate(const std::filesystem::path& p, std::uint64_t size) = 0;
+  virtual void sync_dir(const std::filesystem::path& dir) = 0;
+  virtual void create_dirs(const std::filesystem::path& dir) = 0;
+  /// Names (not paths) of the entries of dir.
+  virtual std::vector<std::string> list(const std::filesystem::path& dir) = 0;
+  virtual bool exists(const std::filesystem::path& p) = 0;
+  virtual bool is_directory(const std::filesystem::path& p) = 0;
+};
+
+namespace detail {
+
+[[noreturn]] inline void throw_io(const std::string& op, const std::filesystem::path& p, int err) {
+  throw IoError("stowage: " + op + " " + p.string() + " failed: " + std::strerror(err) +
+                (err == ENOSPC ? " (the disk is full: free space, then retry or reopen)" : "") +
+                (err == EACCES || err == EPERM ? " (check the permissions of the store's directory)" : ""));
+}
+
+class PosixWritableFile final : public WritableFile {
+ public:
+  PosixWritableFile(std::filesystem::path p, int fd, std::uint64_t size) : path_(std::move(p)), fd_(fd), size_(size) {}
+  ~PosixWritableFile() override {
+    if (fd_ >= 0) {
+      try {
+        flush();
+      } catch (...) {
+      }
+      ::close(fd_);
+    }
+  }
+  void append(std::string_view data) override {
+    check_usable();
+    size_ += data.size();
+    if (buf_.size() + data.size() <= kBuffer) {
+      buf_.append(data);
+      return;
+    }
+    flush();
+    if (data.size() >= kBuffer) {
+      write_all(data);
+    } else {
+      buf_.append(data);
+    }
+  }
+  void flush() override {
+    check_usable();
+    if (buf_.empty()) return;
+    std::string_view b = buf_;
+    write_all(b);
+    buf_.clear();
+  }
+  void sync() override {
+    flush();
+    if (::fdatasync(fd_) != 0) {
+      failed_ = errno;
+      throw_io("fdatasync", path_, failed_);
+    }
+  }
+  void close() override {
+    if (fd_ < 0) return;
+    flush();
+    int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) throw_io("close", path_, errno);
+  }
+  std::uint64_t size() const override { return size_; }
+
+ private:
+  static constexpr std::size_t kBuffer = 64 * 1024;
+  void check_usable() const {
+    if (failed_) throw IoError("stowage: " + path_.string() + " had an earlier write or sync error (" +
+                               std::strerror(failed_) + "); it is not retried: reopen the store to recover");
+    if (fd_ < 0) throw IoError("stowage: " + path_.string() + " is closed");
+  }
+  void write_all(std::string_view data) {
+    while (!data.empty()) {
+      ssize_t n = ::write(fd_, data.data(), data.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        failed_ = errno;
+        throw_io("write", path_, failed_);
+      }
+      data.remove_prefix(static_cast<std::size_t>(n));
+    }
+  }
+  std::filesystem::path path_;
+  int fd_;
+  std::uint64_t size_;
+  std::string buf_;
+  int failed_ = 0;
+};
+
+class PosixRandomAccessFile final : public RandomAccessFile {
+ public:
+  PosixRandomAccessFile(std::filesystem::path p, int fd, std::uint64_t size) : path_(std::move(p)), fd_(fd), size_(size) {}
+  ~PosixRandomAccessFile() override { ::close(fd_); }
+  std::size_t read(std::uint64_t offset, std::size_t n, char* dst) const override {
+    std::size_t done = 0;
+    while (done < n) {
+      ssize_t r = ::pread(fd_, dst + done, n - done, static_cast<off_t>(offset + done));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        throw_io("read", path_, errno);
+      }
+      if (r == 0) break;
+      done += static_cast<std::size_t>(r);
+    }
+    return done;
+  }
+  std::uint64_t size() const override { return size_; }
+  const std::filesystem::path& path() const override { return path_; }
+
+ private:
+  std::filesystem::path path_;
+  int fd_;
+  std::uint64_t size_;
+};
+
+/// The real file system, through POSIX calls.
+class PosixFileSystem final : public FileSystem {
+ public:
+  std::unique_ptr<WritableFile> create(const std::filesystem::path& p) override {
+    int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw_io("create", p, errno);
+    return std::make_unique<PosixWritableFile>(p, fd, 0);
+  }
+  std::unique_ptr<WritableFile> open_append(const std::filesystem::path& p) override {
+    int fd = ::open(p.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd < 0) throw_io("open", p, errno);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      int e = errno;
+      ::close(fd);
+      throw_io("stat", p, e);
+    }
+    return std::make_unique<PosixWritableFile>(p, fd, static_cast<std::uint64_t>(st.st_size));
+  }
+  std::unique_ptr<RandomAccessFile> open_read(const std::filesystem::path& p) override {
+    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw_io("open", p, errno);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      int e = errno;
+      ::close(fd);
+      throw_io("stat", p, e);
+    }
+    return std::make_unique<PosixRandomAccessFile>(p, fd, static_cast<std::uint64_t>(st.st_size));
+  }
+  void rename(const std::filesystem::path& from, const std::filesystem::path& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0) throw_io("rename to " + to.string() + " of", from, errno);
+  }
+  void remove(const std::filesystem::path& p) override {
+    if (::unlink(p.c_str()) != 0 && errno != ENOENT) throw_io("unlink", p, errno);
+  }
+  void truncate(const std::filesystem::path& p, std::uint64_t size) override {
+    if (::truncate(p.c_str(), static_cast<off_t>(size)) != 0) throw_io("truncate", p, errno);
+  }
+  void sync_dir(const std::filesystem::path& dir) override {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) throw_io("open directory", dir, errno);
+    if (::fsync(fd) != 0) {
+      int e = errno;
+      ::close(fd);
+      throw_io("fsync directory", dir, e);
+    }
+    ::close(fd);
+  }
+  void create_dirs(const std::filesystem::path& dir) override {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) throw_io("create directory", dir, ec.value());
+  }
+  std::vector<std::string> list(const std::filesystem::path& dir) override {
+    std::vector<std::string> names;
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+      names.push_back(it->path().filename().string());
+    if (ec) throw_io("list directory", dir, ec.value());
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+  bool exists(const std::filesystem::path& p) override {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0;
+  }
+  bool is_directory(const std::filesystem::path& p) override {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  }
+};
+
+}  // namespace detail
+
+/// The process-wide POSIX file system (the default of Options::file_system).
+inline std::shared_ptr<FileSystem> default_file_system() {
+  static const std::shared_ptr<FileSystem> fs = std::make_shared<detail::PosixFileSystem>();
+  return fs;
+}
+
+/// Reads a whole file of at most max_bytes; larger is a CorruptionError.
+inline std::string read_file(FileSystem& fs, const std::filesystem::path& p, std::uint64_t max_bytes) {
+  auto f = fs.open_read(p);
+  if (f->size() > max_bytes)
+    throw CorruptionError(p, max_bytes, "file is " + std::to_string(f->size()) + " bytes, more than the " +
+                                            std::to_string(max_bytes) + " this kind of file may hold");
+  std::string s(static_cast<std::size_t>(f->size()), '\0');
+  s.resize(f->read(0, s.size(), s.data()));
+  return s;
+}
+
+}  // namespace stowage
