@@ -13,6 +13,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -40,6 +41,10 @@ class WritableFile {
   virtual void flush() = 0;
   /// flush(), then makes everything appended durable (fdatasync).
   virtual void sync() = 0;
+  /// Makes durable what earlier flush() calls handed to the OS, without
+  /// touching the buffer: safe while another thread appends and flushes (the
+  /// WAL's group commit syncs outside the writers' lock this way).
+  virtual void sync_flushed() = 0;
   /// flush() and release the handle; idempotent.
   virtual void close() = 0;
   /// Bytes appended so far, including the file's length when opened.
@@ -122,9 +127,14 @@ class PosixWritableFile final : public WritableFile {
   }
   void sync() override {
     flush();
+    sync_flushed();
+  }
+  void sync_flushed() override {
+    if (int f = failed_.load()) throw_io("earlier failure of", path_, f);
     if (::fdatasync(fd_) != 0) {
-      failed_ = errno;
-      throw_io("fdatasync", path_, failed_);
+      int e = errno;
+      failed_ = e;
+      throw_io("fdatasync", path_, e);
     }
   }
   void close() override {
@@ -139,8 +149,9 @@ class PosixWritableFile final : public WritableFile {
  private:
   static constexpr std::size_t kBuffer = 64 * 1024;
   void check_usable() const {
-    if (failed_) throw IoError("stowage: " + path_.string() + " had an earlier write or sync error (" +
-                               std::strerror(failed_) + "); it is not retried: reopen the store to recover");
+    if (int f = failed_.load())
+      throw IoError("stowage: " + path_.string() + " had an earlier write or sync error (" + std::strerror(f) +
+                    "); it is not retried: reopen the store to recover");
     if (fd_ < 0) throw IoError("stowage: " + path_.string() + " is closed");
   }
   void write_all(std::string_view data) {
@@ -148,8 +159,9 @@ class PosixWritableFile final : public WritableFile {
       ssize_t n = ::write(fd_, data.data(), data.size());
       if (n < 0) {
         if (errno == EINTR) continue;
-        failed_ = errno;
-        throw_io("write", path_, failed_);
+        int e = errno;
+        failed_ = e;
+        throw_io("write", path_, e);
       }
       data.remove_prefix(static_cast<std::size_t>(n));
     }
@@ -158,7 +170,7 @@ class PosixWritableFile final : public WritableFile {
   int fd_;
   std::uint64_t size_;
   std::string buf_;
-  int failed_ = 0;
+  std::atomic<int> failed_{0};
 };
 
 class PosixRandomAccessFile final : public RandomAccessFile {

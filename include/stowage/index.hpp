@@ -1,0 +1,85 @@
+// index.hpp: the chunk directory of one keyspace. Chunks partition the key
+// space: each holds the records in [its first key, the next chunk's first
+// key), and no two chunks overlap. The index is sparse, one entry per chunk,
+// ordered by first key. Keys before the first chunk belong to it when a
+// checkpoint routes new records.
+//
+// Not synchronised: the store reads it under its shared lock and replaces it
+// only under the exclusive lock.
+#pragma once
+
+#include <cstdint>
+#include <iterator>
+#include <map>
+#include <string>
+#include <string_view>
+
+namespace stowage::detail {
+
+/// What the index knows of one chunk file (also what the manifest stores).
+struct ChunkRef {
+  std::uint64_t file = 0;      ///< file number: NNNNNN.chunk
+  std::uint64_t records = 0;
+  std::uint64_t bytes = 0;     ///< file size
+  std::uint64_t max_seq = 0;
+  std::string first_key;
+  std::string last_key;
+};
+
+/// Ordered first key → chunk.
+class ChunkIndex {
+ public:
+  using Map = std::map<std::string, ChunkRef, std::less<>>;
+
+  void add(ChunkRef c) {
+    records_ += c.records;
+    bytes_ += c.bytes;
+    std::string k = c.first_key;
+    map_.insert_or_assign(std::move(k), std::move(c));
+  }
+  /// Removes the chunk whose first key is first_key.
+  void remove(std::string_view first_key) {
+    auto it = map_.find(first_key);
+    if (it == map_.end()) return;
+    records_ -= it->second.records;
+    bytes_ -= it->second.bytes;
+    map_.erase(it);
+  }
+  /// The chunk that may hold key, or nullptr when key is outside every chunk.
+  const ChunkRef* find(std::string_view key) const {
+    auto it = map_.upper_bound(key);
+    if (it == map_.begin()) return nullptr;
+    --it;
+    return key <= it->second.last_key ? &it->second : nullptr;
+  }
+  /// The first chunk whose records may be >= key (for seeks).
+  Map::const_iterator seek(std::string_view key) const {
+    auto it = map_.upper_bound(key);
+    if (it != map_.begin()) {
+      auto prev = std::prev(it);
+      if (key <= prev->second.last_key) return prev;
+    }
+    return it;
+  }
+  /// The chunk a new record with this key is merged into (the first chunk
+  /// for keys before all chunks); end() when the index is empty.
+  Map::const_iterator route(std::string_view key) const {
+    auto it = map_.upper_bound(key);
+    if (it != map_.begin()) --it;
+    return it;
+  }
+  Map::const_iterator begin() const { return map_.begin(); }
+  Map::const_iterator end() const { return map_.end(); }
+  Map::const_iterator next(Map::const_iterator it) const { return ++it; }
+  std::size_t chunks() const { return map_.size(); }
+  std::uint64_t records() const { return records_; }
+  std::uint64_t bytes() const { return bytes_; }
+  bool empty() const { return map_.empty(); }
+
+ private:
+  Map map_;
+  std::uint64_t records_ = 0;
+  std::uint64_t bytes_ = 0;
+};
+
+}  // namespace stowage::detail

@@ -1,0 +1,46 @@
+// lock.hpp: the Lock policies, which choose the in-process threading model.
+// Whatever the policy, every open also takes the store's LOCK file
+// exclusively (file_lock.hpp): a second process never shares a store.
+//
+//  - NoLock: one thread uses the store; no synchronisation at all.
+//  - ThreadLock: many readers or one writer (std::shared_mutex); opening a
+//    store another process holds fails at once with LockError.
+//  - ProcessLock: ThreadLock, and open waits up to Options::lock_timeout for
+//    another process to release the store before giving LockError.
+#pragma once
+
+#include <concepts>
+#include <shared_mutex>
+
+namespace stowage {
+
+/// No synchronisation: the store is used by one thread at a time.
+struct NoLock {
+  static constexpr bool waits_for_other_processes = false;
+  static constexpr bool thread_safe = false;
+  void lock() noexcept {}
+  void unlock() noexcept {}
+  void lock_shared() noexcept {}
+  void unlock_shared() noexcept {}
+};
+
+/// Many readers or one writer, across threads of this process.
+struct ThreadLock {
+  static constexpr bool waits_for_other_processes = false;
+  static constexpr bool thread_safe = true;
+  void lock() { m_.lock(); }
+  void unlock() { m_.unlock(); }
+  void lock_shared() { m_.lock_shared(); }
+  void unlock_shared() { m_.unlock_shared(); }
+
+ private:
+  std::shared_mutex m_;
+};
+
+/// ThreadLock, plus waiting up to Options::lock_timeout at open for another
+/// process that holds the store.
+struct ProcessLock : ThreadLock {
+  static constexpr bool waits_for_other_processes = true;
+};
+
+}  // namespace stowage

@@ -1,0 +1,164 @@
+// manifest.hpp: the one file that names a store's live state. `MANIFEST`
+// holds the format version, the user's schema version, the policies that shape
+// the bytes (serializer, compression, key order), a description of the Key
+// and Value types, the last committed sequence, the next file number, the
+// first live WAL segment and, per keyspace, its chunk files.
+//
+// It is replaced only by: write MANIFEST.tmp, fsync it, rename over MANIFEST,
+// fsync the directory. Layout (docs/format.md#manifest):
+//
+//   magic "STWMANIF" | u16 major | u16 minor | u32 zero | fixed64 body length
+//   | body | fixed64 XXH3-64 of (everything before it)
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "detail/coding.hpp"
+#include "error.hpp"
+#include "file.hpp"
+#include "index.hpp"
+
+namespace stowage::detail {
+
+inline constexpr char kManifestMagic[] = "STWMANIF";
+inline constexpr std::uint16_t kFormatMajor = 1;
+inline constexpr std::uint16_t kFormatMinor = 0;
+/// A manifest larger than this is not believed.
+inline constexpr std::uint64_t kManifestMaxBytes = std::uint64_t{1} << 30;
+
+/// One keyspace (a typed collection) and its chunks.
+struct KeyspaceState {
+  std::string name;
+  std::vector<ChunkRef> chunks;
+};
+
+/// Decoded contents of MANIFEST.
+struct Manifest {
+  std::uint16_t format_major = kFormatMajor;
+  std::uint16_t format_minor = kFormatMinor;
+  std::uint32_t schema_version = 0;
+  std::string serializer;       ///< Serializer::id()
+  std::string compression;      ///< Compression::name
+  std::uint8_t compression_id = 0;
+  std::string key_order;        ///< KeyCodec<Key>::name()
+  std::string value_type;       ///< type_description<Value>()
+  std::uint64_t last_seq = 0;
+  std::uint64_t next_file = 1;
+  std::uint64_t wal_start = 1;  ///< first WAL segment still needed
+  std::vector<KeyspaceState> keyspaces;
+};
+
+inline std::string encode_manifest(const Manifest& m) {
+  std::string body;
+  put_fixed32(body, m.schema_version);
+  put_bytes(body, m.serializer);
+  put_bytes(body, m.compression);
+  body.push_back(static_cast<char>(m.compression_id));
+  put_bytes(body, m.key_order);
+  put_bytes(body, m.value_type);
+  put_fixed64(body, m.last_seq);
+  put_fixed64(body, m.next_file);
+  put_fixed64(body, m.wal_start);
+  put_varint(body, m.keyspaces.size());
+  for (const auto& ks : m.keyspaces) {
+    put_bytes(body, ks.name);
+    put_varint(body, ks.chunks.size());
+    for (const auto& c : ks.chunks) {
+      put_varint(body, c.file);
+      put_varint(body, c.records);
+      put_varint(body, c.bytes);
+      put_varint(body, c.max_seq);
+      put_bytes(body, c.first_key);
+      put_bytes(body, c.last_key);
+    }
+  }
+  std::string out(kManifestMagic, 8);
+  put_fixed16(out, m.format_major);
+  put_fixed16(out, m.format_minor);
+  put_fixed32(out, 0);
+  put_fixed64(out, body.size());
+  out += body;
+  put_fixed64(out, checksum(out, 0x4d414e49));
+  return out;
+}
+
+inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::path& file) {
+  Reader h(bytes, &file, 0);
+  if (h.remaining() < 32) h.fail("file too short for a manifest");
+  if (h.bytes(8, "magic") != std::string_view(kManifestMagic, 8)) h.fail("not a stowage MANIFEST (bad magic)");
+  Manifest m;
+  m.format_major = h.u16();
+  m.format_minor = h.u16();
+  if (m.format_major > kFormatMajor)
+    throw MigrationError("stowage: " + file.string() + " has format version " + std::to_string(m.format_major) +
+                         "." + std::to_string(m.format_minor) + ", newer than this program's " +
+                         std::to_string(kFormatMajor) + "." + std::to_string(kFormatMinor) +
+                         "; open it with a newer stowage");
+  h.u32("reserved");
+  std::uint64_t len = h.u64("body length");
+  if (len != h.remaining() - 8 || h.remaining() < 8) h.fail("body length does not match the file size");
+  std::uint64_t stored = decode_fixed64(bytes.data() + bytes.size() - 8);
+  if (stored != checksum(bytes.substr(0, bytes.size() - 8), 0x4d414e49)) h.fail("manifest checksum mismatch");
+  Reader r(bytes.substr(24, static_cast<std::size_t>(len)), &file, 24);
+  m.schema_version = r.u32("schema version");
+  m.serializer = std::string(r.length_prefixed("serializer id"));
+  m.compression = std::string(r.length_prefixed("compression name"));
+  m.compression_id = r.u8("compression id");
+  m.key_order = std::string(r.length_prefixed("key order"));
+  m.value_type = std::string(r.length_prefixed("value type"));
+  m.last_seq = r.u64("last sequence");
+  m.next_file = r.u64("next file number");
+  m.wal_start = r.u64("wal start");
+  std::uint64_t nks = r.varint("keyspace count");
+  if (nks > r.remaining()) r.fail("keyspace count exceeds the manifest");
+  for (std::uint64_t i = 0; i < nks; ++i) {
+    KeyspaceState ks;
+    ks.name = std::string(r.length_prefixed("keyspace name"));
+    std::uint64_t n = r.varint("chunk count");
+    if (n > r.remaining() / 6) r.fail("chunk count exceeds the manifest");
+    ks.chunks.reserve(static_cast<std::size_t>(n));
+    std::string_view prev_last;
+    for (std::uint64_t j = 0; j < n; ++j) {
+      ChunkRef c;
+      c.file = r.varint("chunk file");
+      c.records = r.varint("chunk records");
+      c.bytes = r.varint("chunk bytes");
+      c.max_seq = r.varint("chunk max sequence");
+      c.first_key = std::string(r.length_prefixed("chunk first key"));
+      c.last_key = std::string(r.length_prefixed("chunk last key"));
+      if (c.file >= m.next_file) r.fail("chunk file number beyond next file number");
+      if (c.records == 0 || c.last_key < c.first_key) r.fail("chunk range is empty or inverted");
+      if (j > 0 && !(prev_last < std::string_view(c.first_key))) r.fail("chunks overlap or are out of order");
+      ks.chunks.push_back(std::move(c));
+      prev_last = ks.chunks.back().last_key;
+    }
+    m.keyspaces.push_back(std::move(ks));
+  }
+  if (!r.empty()) r.fail("trailing bytes in the manifest body");
+  return m;
+}
+
+inline bool manifest_exists(FileSystem& fs, const std::filesystem::path& dir) { return fs.exists(dir / "MANIFEST"); }
+
+inline Manifest read_manifest(FileSystem& fs, const std::filesystem::path& dir) {
+  auto path = dir / "MANIFEST";
+  return decode_manifest(read_file(fs, path, kManifestMaxBytes), path);
+}
+
+/// Replaces MANIFEST atomically and durably.
+inline void write_manifest(FileSystem& fs, const std::filesystem::path& dir, const Manifest& m) {
+  auto tmp = dir / "MANIFEST.tmp";
+  {
+    auto f = fs.create(tmp);
+    f->append(encode_manifest(m));
+    f->sync();
+    f->close();
+  }
+  fs.rename(tmp, dir / "MANIFEST");
+  fs.sync_dir(dir);
+}
+
+}  // namespace stowage::detail

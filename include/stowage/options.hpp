@@ -1,0 +1,84 @@
+// options.hpp: the one aggregate that configures a store (designed for
+// designated initialisers), the durability levels, the logger hook and the
+// statistics a store reports.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string_view>
+
+namespace stowage {
+
+class FileSystem;
+
+/// What a write survives once it returns.
+enum class Durability {
+  /// A process crash loses nothing that returned; a power cut may lose the
+  /// writes since the last flush() (never older data). The default.
+  none,
+  /// Every commit is fsynced before it returns (group commit: concurrent
+  /// writers share one fdatasync).
+  sync,
+};
+
+/// Severity of a log line.
+enum class LogLevel { debug, info, warning, error };
+
+/// Receives what the store has to say: recovery, cut WAL tails, checkpoints.
+using Logger = std::function<void(LogLevel, std::string_view)>;
+
+/// How a store is opened. Every field has a default; write only what differs:
+/// `stowage::Options{.cache_bytes = 64 << 20, .durability = stowage::Durability::sync}`.
+struct Options {
+  /// Memory budget of the block cache and the write buffer together.
+  std::size_t cache_bytes = std::size_t{64} << 20;
+  /// A chunk file is split beyond this many bytes of encoded records.
+  std::size_t chunk_bytes = std::size_t{256} << 10;
+  /// See Durability.
+  Durability durability = Durability::none;
+  /// How long open waits for another process's lock (ProcessLock only; the
+  /// other Lock policies fail at once with LockError).
+  std::chrono::milliseconds lock_timeout{5000};
+  /// Create the directory and an empty store when none exists.
+  bool create_if_missing = true;
+  /// Open for reading only: writes throw ValidationError and nothing on disk
+  /// changes (the WAL is replayed into memory).
+  bool read_only = false;
+  /// Target size of a block inside a chunk (the unit of caching, checksum and
+  /// compression).
+  std::size_t block_bytes = 4096;
+  /// The write buffer's share of cache_bytes; past it a checkpoint runs.
+  /// 0 means cache_bytes / 4.
+  std::size_t write_buffer_bytes = 0;
+  /// A WAL larger than this also triggers a checkpoint.
+  std::uint64_t wal_bytes = std::uint64_t{64} << 20;
+  /// close() (and the destructor) checkpoint the write buffer, so the next
+  /// open has no WAL to replay.
+  bool checkpoint_on_close = true;
+  /// Where log lines go; none by default.
+  Logger logger;
+  /// The file layer; nullptr means the POSIX file system. Tests inject faults
+  /// here.
+  std::shared_ptr<FileSystem> file_system;
+};
+
+/// A snapshot of a store's counters (Storage::stats()).
+struct Stats {
+  std::uint64_t records = 0;             ///< live records (exact, as size())
+  std::uint64_t chunks = 0;              ///< chunk files named by the manifest
+  std::uint64_t cache_bytes = 0;         ///< bytes held by the block cache now
+  std::uint64_t cache_capacity = 0;      ///< the block cache's share of Options::cache_bytes
+  std::uint64_t write_buffer_bytes = 0;  ///< bytes held by the write buffer(s)
+  std::uint64_t cache_hits = 0;          ///< block cache hits since open
+  std::uint64_t cache_misses = 0;        ///< block cache misses since open
+  std::uint64_t cache_evictions = 0;     ///< blocks evicted since open
+  std::uint64_t wal_bytes = 0;           ///< bytes in live WAL segments
+  std::uint64_t disk_bytes = 0;          ///< chunk files + WAL + manifest
+  std::uint64_t checkpoints = 0;         ///< checkpoints since open
+  std::uint64_t last_sequence = 0;       ///< sequence number of the last commit
+};
+
+}  // namespace stowage

@@ -1,0 +1,1065 @@
+// storage.hpp: the façade. Storage<Key, Value, Serializer, Compression,
+// Eviction, Lock> composes the key codec, the serializer, the WAL, the write
+// buffer, chunk files, the chunk index, the block cache, the manifest and the
+// file lock.
+//
+// Data flow:
+//   put:   encode → one WAL record (group commit) → write buffer. No chunk read.
+//   get:   write buffer → frozen buffer (during a checkpoint) → chunk index →
+//          Bloom filter → block index → block cache → binary search.
+//   checkpoint: freeze the write buffer and start a new WAL segment → merge
+//          the frozen buffer into every chunk it touches, each written once as
+//          new immutable files (split beyond chunk_bytes) → fsync → new
+//          MANIFEST (atomic, durable) → install → delete what is no longer named.
+//   open:  LOCK → MANIFEST (policies and types checked) → replay the WAL.
+//
+// Locking (members say which guard they need):
+//   lock_          (the Lock policy) guards wb_, imm_, index_ and the versions:
+//                  readers share it, writers hold it only to apply a commit.
+//   write_mu_      serialises commits: sequence numbers, WAL appends, applies.
+//   sync_mu_       one WAL fdatasync at a time (group commit: writers queued
+//                  behind a sync find their record already synced).
+//   checkpoint_mu_ one checkpoint at a time; guards manifest_, wal_segments_
+//                  and next_file_. index_ changes only under it AND lock_.
+//   Order: checkpoint_mu_ → sync_mu_ → write_mu_ → lock_.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "cache.hpp"
+#include "chunk.hpp"
+#include "compression.hpp"
+#include "concepts.hpp"
+#include "detail/coding.hpp"
+#include "error.hpp"
+#include "eviction.hpp"
+#include "file.hpp"
+#include "file_lock.hpp"
+#include "index.hpp"
+#include "key_codec.hpp"
+#include "lock.hpp"
+#include "manifest.hpp"
+#include "options.hpp"
+#include "serializer.hpp"
+#include "wal.hpp"
+#include "write_buffer.hpp"
+
+namespace stowage {
+
+/// Largest encoded key a store accepts.
+inline constexpr std::size_t kMaxKeyBytes = 64 * 1024;
+/// Largest encoded value a store accepts.
+inline constexpr std::size_t kMaxValueBytes = std::size_t{1} << 30;
+
+namespace detail {
+inline std::string chunk_file_name(std::uint64_t number) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%06llu.chunk", static_cast<unsigned long long>(number));
+  return buf;
+}
+inline std::optional<std::uint64_t> parse_chunk_file_name(std::string_view name) {
+  constexpr std::string_view ext = ".chunk";
+  if (name.size() <= ext.size() || name.substr(name.size() - ext.size()) != ext) return std::nullopt;
+  auto digits = name.substr(0, name.size() - ext.size());
+  if (digits.size() > 18) return std::nullopt;
+  std::uint64_t n = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return n;
+}
+/// Cache offset under which a chunk's metadata (ChunkTable) is kept.
+inline constexpr std::uint64_t kTableSlot = ~std::uint64_t{0};
+inline constexpr std::string_view kDefaultKeyspace = "default";
+}  // namespace detail
+
+/// An embedded, persistent, typed key-value store in one directory.
+///
+/// Keys are kept in std::less<Key> order (through KeyCodec<Key>); values are
+/// stored through Serializer, blocks compressed by Compression, cached blocks
+/// evicted by Eviction, threads coordinated by Lock. See README.md.
+template <class Key, class Value, class Serializer = BinarySerializer, class Compression = Lz4Compression,
+          class Eviction = LruEviction, class Lock = ThreadLock>
+class Storage {
+  static_assert(EncodableKey<Key>,
+                "stowage: Key has no order-preserving codec: specialise stowage::KeyCodec<Key> with encode, "
+                "decode and name");
+  static_assert(SerializerFor<Serializer, Value>,
+                "stowage: Serializer must provide static id(), serialize(const Value&, std::string&) and "
+                "deserialize<Value>(std::string_view) for this Value");
+  static_assert(CompressionPolicy<Compression>,
+                "stowage: Compression must provide id, name, compress(std::string_view, std::string&) and "
+                "decompress(std::string_view, std::size_t, char*)");
+  static_assert(EvictionPolicy<Eviction>,
+                "stowage: Eviction must provide a hook type and a queue<Entry> with insert, touch, erase, victim");
+  static_assert(LockPolicy<Lock>,
+                "stowage: Lock must provide lock, unlock, lock_shared, unlock_shared and "
+                "waits_for_other_processes");
+
+  using Table = detail::ChunkTable<Compression>;
+  using Block = detail::Block;
+
+ public:
+  using key_type = Key;
+  using mapped_type = Value;
+  using value_type = std::pair<Key, Value>;
+  class iterator;
+  class range;
+
+  /// Opens the store in dir, creating it when Options::create_if_missing.
+  /// Throws LockError when another process (or Storage) holds it,
+  /// CorruptionError on damaged files, MigrationError when it was written
+  /// with other policies or types, IoError on system errors.
+  explicit Storage(const std::filesystem::path& dir, Options options = {})
+      : dir_(dir), opt_(std::move(options)), cache_(1) {
+    fs_ = opt_.file_system ? opt_.file_system : default_file_system();
+    validate_options();
+    wb_limit_ = opt_.write_buffer_bytes ? opt_.write_buffer_bytes : opt_.cache_bytes / 4;
+    cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_));
+    open();
+  }
+
+  /// Closes the store (see close()); errors are logged, not thrown.
+  ~Storage() {
+    try {
+      close();
+    } catch (const std::exception& e) {
+      log(LogLevel::error, std::string("close failed: ") + e.what());
+    }
+  }
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  /// Stores value under key, replacing any previous value.
+  void put(const Key& key, const Value& value) {
+    std::string k = encode_checked_key(key);
+    std::string v = serialize_checked(value);
+    detail::WalBatch batch;
+    batch.put(k, v);
+    Op op{detail::kOpPut, k, v};
+    commit(batch, &op, 1);
+  }
+
+  /// The value stored under key, or std::nullopt.
+  std::optional<Value> get(const Key& key) const {
+    std::string k = encode_lookup_key(key);
+    std::shared_lock guard(lock_);
+    check_open();
+    std::optional<Value> out;
+    find_locked(k, [&](std::string_view bytes, const std::filesystem::path* file) { out = deserialize(bytes, file); });
+    return out;
+  }
+
+  /// Whether key is stored.
+  bool contains(const Key& key) const {
+    std::string k = encode_lookup_key(key);
+    std::shared_lock guard(lock_);
+    check_open();
+    return find_locked(k, [](std::string_view, const std::filesystem::path*) {});
+  }
+
+  /// Removes key; returns whether it was there.
+  bool erase(const Key& key) {
+    std::string k = encode_checked_key(key);
+    detail::WalBatch batch;
+    batch.erase(k);
+    Op op{detail::kOpErase, k, {}};
+    bool existed = false;
+    commit(batch, &op, 1, [&] {
+      std::shared_lock guard(lock_);
+      bool in_buffer = wb_.find(k) != nullptr;
+      existed = find_locked(k, [](std::string_view, const std::filesystem::path*) {});
+      op.below = in_buffer ? detail::Below::unknown : (existed ? detail::Below::present : detail::Below::absent);
+    });
+    return existed;
+  }
+
+  /// Stores every (key, value) pair of the range as one atomic commit: after a
+  /// crash either all of them are there or none. Elements may be std::pair,
+  /// std::tuple or anything a structured binding splits into key and value.
+  template <class Range>
+  void put_batch(const Range& pairs) {
+    std::vector<std::string> storage;
+    for (const auto& [key, value] : pairs) {
+      storage.push_back(encode_checked_key(key));
+      storage.push_back(serialize_checked(value));
+    }
+    detail::WalBatch batch;
+    std::vector<Op> ops;
+    ops.reserve(storage.size() / 2);
+    for (std::size_t i = 0; i < storage.size(); i += 2) {
+      batch.put(storage[i], storage[i + 1]);
+      ops.push_back(Op{detail::kOpPut, storage[i], storage[i + 1]});
+    }
+    if (ops.empty()) return;
+    commit(batch, ops.data(), ops.size());
+  }
+
+  /// get() for every key of the range, in order.
+  template <class Range>
+  std::vector<std::optional<Value>> get_batch(const Range& keys) const {
+    std::vector<std::optional<Value>> out;
+    for (const auto& key : keys) out.push_back(get(key));
+    return out;
+  }
+
+  /// All records in ascending key order.
+  range scan() const { return range(this, std::nullopt, std::nullopt); }
+  /// Records with from <= key, ascending.
+  range scan(const Key& from) const { return range(this, encode_lookup_key(from), std::nullopt); }
+  /// Records with from <= key < to, ascending.
+  range scan(const Key& from, const Key& to) const {
+    return range(this, encode_lookup_key(from), encode_lookup_key(to));
+  }
+
+  /// Number of records (exact).
+  std::size_t size() const {
+    std::unique_lock guard(lock_);
+    check_open();
+    return static_cast<std::size_t>(count_locked());
+  }
+  /// size() == 0.
+  bool empty() const { return size() == 0; }
+
+  /// Makes every write that returned before this call survive power loss.
+  void flush() {
+    check_open();
+    std::uint64_t seq;
+    {
+      std::lock_guard w(write_mu_);
+      seq = last_seq_;
+    }
+    sync_up_to(seq);
+  }
+
+  /// Writes the write buffer into chunk files, records them in a new
+  /// MANIFEST and drops the WAL it covered.
+  void checkpoint() {
+    check_open();
+    check_writable();
+    run_checkpoint();
+  }
+
+  /// A snapshot of the store's counters.
+  Stats stats() const {
+    Stats s;
+    {
+      std::unique_lock guard(lock_);
+      check_open();
+      s.records = count_locked();
+      s.chunks = index_.chunks();
+      s.write_buffer_bytes = wb_.bytes() + (imm_ ? imm_->bytes() : 0);
+      s.disk_bytes = index_.bytes();
+    }
+    auto c = cache_.stats();
+    s.cache_bytes = c.bytes;
+    s.cache_capacity = c.capacity;
+    s.cache_hits = c.hits;
+    s.cache_misses = c.misses;
+    s.cache_evictions = c.evictions;
+    {
+      std::lock_guard w(write_mu_);
+      s.last_sequence = last_seq_;
+      s.wal_bytes = wal_closed_bytes_ + (wal_ ? wal_->size() : 0);
+    }
+    s.disk_bytes += s.wal_bytes + manifest_bytes_.load();
+    s.checkpoints = checkpoints_.load();
+    return s;
+  }
+
+  /// Checkpoints (when Options::checkpoint_on_close), syncs and releases the
+  /// store. Later calls on this object throw ValidationError. Idempotent.
+  void close() {
+    if (closed_.load()) return;
+    std::exception_ptr error;
+    if (!opt_.read_only && !failed_.load()) {
+      try {
+        if (opt_.checkpoint_on_close) run_checkpoint();
+        flush();
+      } catch (...) {
+        error = std::current_exception();
+      }
+    }
+    {
+      std::lock_guard cp(checkpoint_mu_);
+      std::lock_guard s(sync_mu_);
+      std::lock_guard w(write_mu_);
+      std::unique_lock guard(lock_);
+      closed_ = true;
+      wal_.reset();
+      file_lock_.reset();
+    }
+    if (error) std::rethrow_exception(error);
+  }
+
+  /// The store's directory.
+  const std::filesystem::path& path() const { return dir_; }
+  /// The options it was opened with.
+  const Options& options() const { return opt_; }
+
+  /// Forward iterator over (key, value) pairs in key order. It holds no lock
+  /// between steps and pins only its current block; writes (even inside the
+  /// loop) are allowed: it re-seeks after the last key it returned.
+  class iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = std::pair<Key, Value>;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const value_type*;
+    using reference = const value_type&;
+
+    iterator() = default;
+    reference operator*() const { return *current_; }
+    pointer operator->() const { return &*current_; }
+    iterator& operator++() {
+      advance();
+      return *this;
+    }
+    iterator operator++(int) {
+      iterator old = *this;
+      advance();
+      return old;
+    }
+    friend bool operator==(const iterator& a, const iterator& b) {
+      if (a.at_end() || b.at_end()) return a.at_end() == b.at_end();
+      return a.last_ == b.last_;
+    }
+
+   private:
+    friend class Storage;
+    using MapIt = detail::WriteBuffer::Map::const_iterator;
+    using IndexIt = detail::ChunkIndex::Map::const_iterator;
+
+    iterator(const Storage* s, std::optional<std::string> from, std::optional<std::string> to)
+        : store_(s), from_(std::move(from)), to_(std::move(to)) {
+      advance();
+    }
+    bool at_end() const { return store_ == nullptr || done_; }
+
+    // Positions every source at the first key after last_ (or at from_).
+    void reseek() {
+      const Storage& s = *store_;
+      auto seek = [&](const detail::WriteBuffer& b) {
+        if (started_) return b.upper_bound(last_);
+        return from_ ? b.lower_bound(*from_) : b.begin();
+      };
+      wb_it_ = seek(s.wb_);
+      imm_ = s.imm_;
+      if (imm_) imm_it_ = seek(*imm_);
+      block_.reset();
+      table_.reset();
+      std::string_view target = started_ ? std::string_view(last_) : (from_ ? std::string_view(*from_) : "");
+      chunk_it_ = s.index_.seek(target);
+      load_chunk(target, started_);
+      wb_version_ = s.wb_version_;
+      chunk_version_ = s.chunk_version_;
+    }
+    // Opens chunk_it_ and positions at the first record >= target (> target when after).
+    void load_chunk(std::string_view target, bool after) {
+      const Storage& s = *store_;
+      while (chunk_it_ != s.index_.end()) {
+        table_ = s.table(chunk_it_->second.file);
+        std::size_t bi = table_->find_block(target);
+        if (bi >= table_->block_count()) bi = 0;
+        for (; bi < table_->block_count(); ++bi) {
+          block_ = s.block(*table_, chunk_it_->second.file, bi, /*fill=*/false);
+          block_index_ = bi;
+          rec_ = block_->lower_bound(target);
+          if (after && rec_ < block_->size() && block_->key(rec_) == target) ++rec_;
+          if (rec_ < block_->size()) return;
+        }
+        ++chunk_it_;
+        block_.reset();
+      }
+      table_.reset();
+      block_.reset();
+    }
+    void next_chunk_record() {
+      const Storage& s = *store_;
+      if (!block_) return;
+      if (++rec_ < block_->size()) return;
+      while (true) {
+        if (++block_index_ < table_->block_count()) {
+          block_ = s.block(*table_, chunk_it_->second.file, block_index_, false);
+          rec_ = 0;
+          if (block_->size() > 0) return;
+          continue;
+        }
+        if (++chunk_it_ == s.index_.end()) {
+          block_.reset();
+          table_.reset();
+          return;
+        }
+        table_ = s.table(chunk_it_->second.file);
+        block_index_ = static_cast<std::size_t>(-1);
+      }
+    }
+
+    void advance() {
+      if (store_ == nullptr || done_) return;
+      const Storage& s = *store_;
+      std::shared_lock guard(s.lock_);
+      s.check_open();
+      if (!positioned_ || chunk_version_ != s.chunk_version_) {
+        reseek();
+        positioned_ = true;
+      } else if (wb_version_ != s.wb_version_) {
+        wb_it_ = started_ ? s.wb_.upper_bound(last_) : (from_ ? s.wb_.lower_bound(*from_) : s.wb_.begin());
+        wb_version_ = s.wb_version_;
+      }
+      for (;;) {
+        // The smallest key among the three sources; the newest layer wins ties.
+        std::string_view best;
+        bool have = false;
+        auto consider = [&](std::string_view k) {
+          if (!have || k < best) best = k, have = true;
+        };
+        bool wb_has = wb_it_ != s.wb_.end();
+        bool imm_has = imm_ && imm_it_ != imm_->end();
+        bool chunk_has = block_ && rec_ < block_->size();
+        if (wb_has) consider(wb_it_->first);
+        if (imm_has) consider(imm_it_->first);
+        if (chunk_has) consider(block_->key(rec_));
+        if (!have || (to_ && !(best < std::string_view(*to_)))) {
+          done_ = true;
+          current_.reset();
+          block_.reset();
+          table_.reset();
+          imm_.reset();
+          return;
+        }
+        std::string key(best);
+        const detail::BufferEntry* entry = nullptr;
+        bool from_chunk = false;
+        if (wb_has && wb_it_->first == key) {
+          entry = &wb_it_->second;
+        } else if (imm_has && imm_it_->first == key) {
+          entry = &imm_it_->second;
+        } else {
+          from_chunk = true;
+        }
+        std::optional<value_type> produced;
+        if (entry && !entry->tombstone) {
+          produced.emplace(decode_key<Key>(key), s.deserialize(entry->value, nullptr));
+        } else if (from_chunk) {
+          produced.emplace(decode_key<Key>(key), s.deserialize(block_->value(rec_), &table_->path()));
+        }
+        if (wb_has && wb_it_->first == key) ++wb_it_;
+        if (imm_has && imm_it_->first == key) ++imm_it_;
+        if (chunk_has && block_->key(rec_) == key) next_chunk_record();
+        last_ = std::move(key);
+        started_ = true;
+        if (produced) {
+          current_ = std::move(produced);
+          return;
+        }
+      }
+    }
+
+    const Storage* store_ = nullptr;
+    std::optional<std::string> from_, to_;
+    std::string last_;
+    bool started_ = false, positioned_ = false, done_ = false;
+    std::uint64_t wb_version_ = 0, chunk_version_ = 0;
+    MapIt wb_it_, imm_it_;
+    std::shared_ptr<const detail::WriteBuffer> imm_;
+    IndexIt chunk_it_;
+    std::shared_ptr<const Table> table_;
+    std::shared_ptr<const Block> block_;
+    std::size_t block_index_ = 0, rec_ = 0;
+    std::optional<value_type> current_;
+  };
+
+  /// What scan() returns: begin() starts a new pass each time it is called.
+  class range {
+   public:
+    iterator begin() const { return iterator(store_, from_, to_); }
+    iterator end() const { return iterator(); }
+
+   private:
+    friend class Storage;
+    range(const Storage* s, std::optional<std::string> from, std::optional<std::string> to)
+        : store_(s), from_(std::move(from)), to_(std::move(to)) {}
+    const Storage* store_;
+    std::optional<std::string> from_, to_;
+  };
+
+ private:
+  struct Op {
+    std::uint8_t kind;
+    std::string_view key;
+    std::string_view value;
+    detail::Below below = detail::Below::unknown;
+  };
+
+  // ---- helpers -----------------------------------------------------------
+
+  void log(LogLevel level, const std::string& msg) const {
+    if (opt_.logger) opt_.logger(level, msg);
+  }
+
+  void validate_options() {
+    auto bad = [&](const std::string& what) {
+      throw ValidationError("stowage: invalid Options for " + dir_.string() + ": " + what);
+    };
+    if (opt_.cache_bytes < (std::size_t{256} << 10)) bad("cache_bytes must be at least 256 KiB");
+    if (opt_.block_bytes < 256 || opt_.block_bytes > (std::size_t{4} << 20))
+      bad("block_bytes must be between 256 bytes and 4 MiB");
+    if (opt_.chunk_bytes < opt_.block_bytes) bad("chunk_bytes must be at least block_bytes");
+    if (opt_.write_buffer_bytes > opt_.cache_bytes / 2) bad("write_buffer_bytes must be at most cache_bytes / 2");
+  }
+
+  void check_open() const {
+    if (closed_.load()) throw ValidationError("stowage: the store at " + dir_.string() + " is closed");
+  }
+  void check_writable() const {
+    if (opt_.read_only)
+      throw ValidationError("stowage: the store at " + dir_.string() + " was opened read_only; it takes no writes");
+    if (failed_.load())
+      throw IoError("stowage: the store at " + dir_.string() + " refuses writes after an earlier I/O error (" +
+                    failure_ + "); reopen it to recover from the WAL");
+  }
+  void fail(const std::string& why) {
+    bool expected = false;
+    if (failed_.compare_exchange_strong(expected, true)) {
+      failure_ = why;
+      log(LogLevel::error, "store failed: " + why);
+    }
+  }
+
+  std::string encode_lookup_key(const Key& key) const { return encode_key(key); }
+  std::string encode_checked_key(const Key& key) const {
+    std::string k = encode_key(key);
+    if (k.size() > kMaxKeyBytes)
+      throw ValidationError("stowage: a key of " + std::to_string(k.size()) + " encoded bytes exceeds the limit of " +
+                            std::to_string(kMaxKeyBytes) + " (store " + dir_.string() + ")");
+    return k;
+  }
+  std::string serialize_checked(const Value& value) const {
+    std::string v;
+    Serializer::serialize(value, v);
+    if (v.size() > kMaxValueBytes)
+      throw ValidationError("stowage: a value of " + std::to_string(v.size()) + " encoded bytes exceeds the limit of " +
+                            std::to_string(kMaxValueBytes) + " (store " + dir_.string() + ")");
+    return v;
+  }
+  Value deserialize(std::string_view bytes, const std::filesystem::path* file) const {
+    try {
+      return Serializer::template deserialize<Value>(bytes);
+    } catch (const CorruptionError& e) {
+      throw CorruptionError(file ? *file : dir_, 0,
+                            std::string("a stored value does not decode as this Value type: ") + e.what());
+    }
+  }
+
+  std::filesystem::path chunk_path(std::uint64_t file) const { return dir_ / detail::chunk_file_name(file); }
+
+  std::shared_ptr<const Table> table(std::uint64_t file) const {
+    return cache_.template get_or_load<Table>(detail::CacheKey{file, detail::kTableSlot}, [&] {
+      auto t = Table::open(*fs_, chunk_path(file));
+      std::size_t charge = t->charge();
+      return std::pair<std::shared_ptr<const Table>, std::size_t>(std::move(t), charge);
+    });
+  }
+  std::shared_ptr<const Block> block(const Table& t, std::uint64_t file, std::size_t i, bool fill = true) const {
+    return cache_.template get_or_load<Block>(
+        detail::CacheKey{file, i},
+        [&] {
+          auto b = t.read_block(i);
+          std::size_t charge = b->charge();
+          return std::pair<std::shared_ptr<const Block>, std::size_t>(std::move(b), charge);
+        },
+        fill);
+  }
+
+  // Finds key in the chunks; on a hit calls on_value(bytes, file). Needs lock_ (shared).
+  template <class Fn>
+  bool find_in_chunks(std::string_view key, Fn&& on_value) const {
+    const detail::ChunkRef* ref = index_.find(key);
+    if (!ref) return false;
+    auto t = table(ref->file);
+    if (!t->may_contain(key)) return false;
+    std::size_t bi = t->find_block(key);
+    if (bi >= t->block_count()) return false;
+    auto b = block(*t, ref->file, bi);
+    std::size_t i = b->lower_bound(key);
+    if (i >= b->size() || b->key(i) != key) return false;
+    on_value(b->value(i), &t->path());
+    return true;
+  }
+  // Looks key up through every layer. Needs lock_ (shared).
+  template <class Fn>
+  bool find_locked(std::string_view key, Fn&& on_value) const {
+    if (const auto* e = wb_.find(key)) {
+      if (e->tombstone) return false;
+      on_value(std::string_view(e->value), nullptr);
+      return true;
+    }
+    return find_below_buffer(key, on_value);
+  }
+  template <class Fn>
+  bool find_below_buffer(std::string_view key, Fn&& on_value) const {
+    if (imm_) {
+      if (const auto* e = imm_->find(key)) {
+        if (e->tombstone) return false;
+        on_value(std::string_view(e->value), nullptr);
+        return true;
+      }
+    }
+    return find_in_chunks(key, on_value);
+  }
+  // Exact record count. Needs lock_ (exclusive: it caches lookups in buffer entries).
+  std::uint64_t count_locked() const {
+    auto noop = [](std::string_view, const std::filesystem::path*) {};
+    if (imm_) imm_->resolve([&](std::string_view k) { return find_in_chunks(k, noop); });
+    wb_.resolve([&](std::string_view k) { return find_below_buffer(k, noop); });
+    auto total = static_cast<std::int64_t>(index_.records()) + wb_.delta() + (imm_ ? imm_->delta() : 0);
+    return static_cast<std::uint64_t>(std::max<std::int64_t>(total, 0));
+  }
+
+  // ---- commits -----------------------------------------------------------
+
+  // Appends one WAL record for ops and applies them; `before` runs first
+  // under write_mu_ (erase uses it to learn whether the key existed).
+  template <class Before = void (*)()>
+  void commit(detail::WalBatch& batch, Op* ops, std::size_t n, Before&& before = [] {}) {
+    check_open();
+    check_writable();
+    std::string payload = batch.finish();
+    std::uint64_t my_seq;
+    bool need_checkpoint;
+    {
+      std::lock_guard w(write_mu_);
+      check_writable();
+      before();
+      const std::uint64_t first = last_seq_ + 1;
+      detail::encode_fixed64(payload.data(), first);
+      try {
+        wal_->append(payload);
+      } catch (const IoError& e) {
+        fail(e.what());
+        throw;
+      }
+      last_seq_ += n;
+      {
+        std::unique_lock guard(lock_);
+        for (std::size_t i = 0; i < n; ++i)
+          wb_.apply(ops[i].key, first + i, ops[i].kind == detail::kOpErase, ops[i].value, ops[i].below);
+        ++wb_version_;
+        need_checkpoint = wb_.bytes() > wb_limit_;
+      }
+      need_checkpoint = need_checkpoint || wal_->size() > opt_.wal_bytes;
+      my_seq = last_seq_;
+    }
+    if (opt_.durability == Durability::sync) sync_up_to(my_seq);
+    if (need_checkpoint) run_checkpoint(/*only_if_needed=*/true);
+  }
+
+  // Group commit: one fdatasync covers every record appended before it began.
+  void sync_up_to(std::uint64_t seq) {
+    std::lock_guard s(sync_mu_);
+    if (synced_seq_ >= seq) return;
+    std::shared_ptr<detail::WalWriter> w;
+    std::uint64_t target;
+    {
+      std::lock_guard g(write_mu_);
+      w = wal_;
+      target = last_seq_;
+    }
+    if (!w) return;
+    try {
+      w->sync();
+    } catch (const IoError& e) {
+      fail(e.what());
+      throw;
+    }
+    synced_seq_ = target;
+  }
+
+  // ---- checkpoint ----------------------------------------------------------
+
+  // Checkpoints the write buffer; when only_if_needed, only if it (or the
+  // WAL) is still over its limit once this thread gets its turn.
+  void run_checkpoint(bool only_if_needed = false) {
+    std::lock_guard cp(checkpoint_mu_);
+    if (closed_.load() || opt_.read_only) return;
+    check_writable();
+    std::uint64_t new_wal = 0, frozen_seq = 0;
+    {
+      std::lock_guard s(sync_mu_);
+      std::lock_guard w(write_mu_);  // no commit in flight: wb_ is stable
+      if (wb_.empty()) return;
+      if (only_if_needed && wb_.bytes() <= wb_limit_ && wal_->size() <= opt_.wal_bytes) return;
+      std::shared_ptr<detail::WalWriter> writer;
+      try {
+        wal_->sync();  // the frozen records are durable before a new segment starts
+        synced_seq_ = last_seq_;
+        new_wal = next_file_++;
+        writer = std::make_shared<detail::WalWriter>(*fs_, dir_, new_wal);
+      } catch (const IoError& e) {
+        fail(e.what());
+        throw;
+      }
+      wal_closed_bytes_ += wal_->size();
+      wal_ = std::move(writer);
+      wal_segments_.push_back(new_wal);
+      frozen_seq = last_seq_;
+      std::unique_lock guard(lock_);
+      imm_ = std::make_shared<detail::WriteBuffer>(std::move(wb_));
+      wb_ = detail::WriteBuffer();
+      ++wb_version_;
+      ++chunk_version_;
+      cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_ + imm_->bytes()));
+    }
+    try {
+      merge_and_install(new_wal, frozen_seq);
+    } catch (const IoError& e) {
+      fail(e.what());
+      throw;
+    } catch (const CorruptionError& e) {
+      fail(e.what());
+      throw;
+    }
+  }
+
+  // Writes imm_ into new chunk files, makes them live with a new manifest.
+  // Needs checkpoint_mu_; reads index_ and imm_ without lock_ (only this
+  // function changes them, under checkpoint_mu_).
+  void merge_and_install(std::uint64_t new_wal, std::uint64_t frozen_seq) {
+    std::shared_ptr<const detail::WriteBuffer> frozen = imm_;
+    const detail::WriteBuffer& imm = *frozen;
+    detail::ChunkIndex next = index_;
+    std::vector<std::uint64_t> created, obsolete;
+    try {
+      auto it = imm.begin();
+      while (it != imm.end()) {
+        auto target = index_.route(it->first);
+        // The group of buffered records routed to this chunk.
+        auto group_end = it;
+        if (target == index_.end()) {
+          group_end = imm.end();
+        } else {
+          auto following = std::next(target);
+          group_end = following == index_.end() ? imm.end() : imm.lower_bound(following->first);
+        }
+        rewrite_chunk(target == index_.end() ? nullptr : &target->second, it, group_end, next, created);
+        if (target != index_.end()) {
+          obsolete.push_back(target->second.file);
+        }
+        it = group_end;
+      }
+      fs_->sync_dir(dir_);
+      detail::Manifest m = manifest_;
+      m.last_seq = frozen_seq;
+      m.next_file = next_file_;
+      m.wal_start = new_wal;
+      m.keyspaces = {detail::KeyspaceState{std::string(detail::kDefaultKeyspace), {}}};
+      for (const auto& [first, ref] : next) m.keyspaces[0].chunks.push_back(ref);
+      detail::write_manifest(*fs_, dir_, m);
+      manifest_ = std::move(m);
+      manifest_bytes_ = detail::encode_manifest(manifest_).size();
+    } catch (...) {
+      for (auto f : created) {
+        try {
+          fs_->remove(chunk_path(f));
+        } catch (...) {
+        }
+      }
+      throw;
+    }
+    std::size_t imm_bytes = imm.bytes();
+    {
+      std::unique_lock guard(lock_);
+      index_ = std::move(next);
+      imm_.reset();
+      ++chunk_version_;
+    }
+    cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_));
+    ++checkpoints_;
+    // The new manifest is durable: what it no longer names can go.
+    for (auto f : obsolete) {
+      cache_.erase_file(f);
+      fs_->remove(chunk_path(f));
+    }
+    std::vector<std::uint64_t> keep;
+    {
+      std::lock_guard w(write_mu_);
+      for (auto seg : wal_segments_) {
+        if (seg < new_wal) {
+          fs_->remove(dir_ / detail::wal_file_name(seg));
+        } else {
+          keep.push_back(seg);
+        }
+      }
+      wal_segments_ = keep;
+      wal_closed_bytes_ = 0;
+    }
+    fs_->sync_dir(dir_);
+    log(LogLevel::info, "checkpoint: " + std::to_string(imm.entries()) + " buffered records (" +
+                            std::to_string(imm_bytes) + " bytes) into " + std::to_string(created.size()) +
+                            " new chunk(s), " + std::to_string(obsolete.size()) + " replaced");
+  }
+
+  // Merges the old chunk (may be null) with buffered records [first, last)
+  // into new chunk files split at chunk_bytes; updates next.
+  void rewrite_chunk(const detail::ChunkRef* old, detail::WriteBuffer::Map::const_iterator first,
+                     detail::WriteBuffer::Map::const_iterator last, detail::ChunkIndex& next,
+                     std::vector<std::uint64_t>& created) {
+    std::optional<detail::ChunkWriter<Compression>> writer;
+    std::uint64_t writer_file = 0;
+    auto finish = [&] {
+      if (!writer) return;
+      if (writer->records() == 0) {
+        writer.reset();
+        fs_->remove(chunk_path(writer_file));
+        return;
+      }
+      detail::ChunkInfo info = writer->finish();
+      writer.reset();
+      detail::ChunkRef ref;
+      ref.file = writer_file;
+      ref.records = info.records;
+      ref.bytes = info.file_bytes;
+      ref.max_seq = info.max_seq;
+      ref.first_key = std::move(info.first_key);
+      ref.last_key = std::move(info.last_key);
+      next.add(std::move(ref));
+    };
+    auto emit = [&](std::string_view key, std::uint64_t seq, std::string_view value) {
+      if (writer && writer->raw_bytes() >= opt_.chunk_bytes) finish();
+      if (!writer) {
+        writer_file = next_file_++;
+        created.push_back(writer_file);
+        writer.emplace(*fs_, chunk_path(writer_file), opt_.block_bytes);
+      }
+      writer->add(key, seq, value);
+    };
+    if (old) next.remove(old->first_key);
+    std::shared_ptr<const Table> t;
+    std::shared_ptr<const Block> b;
+    std::size_t bi = 0, ri = 0;
+    if (old) {
+      t = table(old->file);
+      if (t->block_count() > 0) b = block(*t, old->file, 0, false);
+    }
+    auto chunk_valid = [&] {
+      while (b && ri >= b->size()) {
+        if (++bi >= t->block_count()) {
+          b.reset();
+          break;
+        }
+        b = block(*t, old->file, bi, false);
+        ri = 0;
+      }
+      return b != nullptr;
+    };
+    while (true) {
+      bool has_chunk = chunk_valid();
+      bool has_buf = first != last;
+      if (!has_chunk && !has_buf) break;
+      if (has_buf && (!has_chunk || std::string_view(first->first) <= b->key(ri))) {
+        if (has_chunk && std::string_view(first->first) == b->key(ri)) ++ri;
+        if (!first->second.tombstone) emit(first->first, first->second.seq, first->second.value);
+        ++first;
+      } else {
+        emit(b->key(ri), b->seq(ri), b->value(ri));
+        ++ri;
+      }
+    }
+    finish();
+  }
+
+  // ---- open ----------------------------------------------------------------
+
+  void open() {
+    if (fs_->exists(dir_) && !fs_->is_directory(dir_))
+      throw ValidationError("stowage: " + dir_.string() + " exists and is not a directory; give a directory path");
+    if (!fs_->exists(dir_)) {
+      if (!opt_.create_if_missing || opt_.read_only)
+        throw ValidationError("stowage: no store at " + dir_.string() +
+                              " (it does not exist and create_if_missing is off or read_only is on)");
+      fs_->create_dirs(dir_);
+      if (dir_.has_parent_path()) {
+        try {
+          fs_->sync_dir(dir_.parent_path());
+        } catch (const IoError&) {
+        }
+      }
+    }
+    file_lock_ = std::make_unique<detail::FileLock>(dir_, Lock::waits_for_other_processes, opt_.lock_timeout);
+
+    auto names = fs_->list(dir_);
+    std::vector<std::uint64_t> wal_files;
+    std::vector<std::uint64_t> chunk_files;
+    std::uint64_t max_file = 0;
+    for (const auto& n : names) {
+      if (auto w = detail::parse_wal_file_name(n)) {
+        wal_files.push_back(*w);
+        max_file = std::max(max_file, *w);
+      } else if (auto c = detail::parse_chunk_file_name(n)) {
+        chunk_files.push_back(*c);
+      }
+    }
+    std::sort(wal_files.begin(), wal_files.end());
+
+    if (detail::manifest_exists(*fs_, dir_)) {
+      manifest_ = detail::read_manifest(*fs_, dir_);
+      check_manifest();
+    } else {
+      if (!wal_files.empty() || !chunk_files.empty())
+        throw CorruptionError(dir_ / "MANIFEST", 0,
+                              "MANIFEST is missing but the directory holds WAL or chunk files");
+      if (opt_.read_only || !opt_.create_if_missing)
+        throw ValidationError("stowage: " + dir_.string() + " holds no store (no MANIFEST)");
+      manifest_ = fresh_manifest();
+      detail::write_manifest(*fs_, dir_, manifest_);
+      log(LogLevel::info, "created a new store at " + dir_.string());
+    }
+    manifest_bytes_ = detail::encode_manifest(manifest_).size();
+    for (const auto& ks : manifest_.keyspaces)
+      if (ks.name == detail::kDefaultKeyspace)
+        for (const auto& c : ks.chunks) index_.add(c);
+    next_file_ = std::max(manifest_.next_file, max_file + 1);
+    last_seq_ = manifest_.last_seq;
+
+    // Replay the WAL segments the manifest still needs.
+    std::vector<std::uint64_t> live;
+    for (auto n : wal_files)
+      if (n >= manifest_.wal_start) live.push_back(n);
+    for (std::size_t i = 0; i < live.size(); ++i) replay_segment(live[i], i + 1 == live.size());
+    synced_seq_ = last_seq_;
+
+    if (opt_.read_only) return;
+    // Leftovers of an interrupted checkpoint.
+    std::vector<std::uint64_t> named;
+    for (const auto& [first, ref] : index_) named.push_back(ref.file);
+    std::sort(named.begin(), named.end());
+    bool removed = false;
+    for (auto c : chunk_files) {
+      if (!std::binary_search(named.begin(), named.end(), c)) {
+        fs_->remove(chunk_path(c));
+        removed = true;
+      }
+    }
+    for (auto n : wal_files) {
+      if (n < manifest_.wal_start) {
+        fs_->remove(dir_ / detail::wal_file_name(n));
+        removed = true;
+      }
+    }
+    if (fs_->exists(dir_ / "MANIFEST.tmp")) {
+      fs_->remove(dir_ / "MANIFEST.tmp");
+      removed = true;
+    }
+    if (removed) fs_->sync_dir(dir_);
+    wal_segments_ = live;
+    for (auto n : live) wal_closed_bytes_ += file_size(dir_ / detail::wal_file_name(n));
+    std::uint64_t seg = next_file_++;
+    wal_ = std::make_shared<detail::WalWriter>(*fs_, dir_, seg);
+    wal_segments_.push_back(seg);
+    if (wb_.bytes() > wb_limit_) run_checkpoint();
+  }
+
+  std::uint64_t file_size(const std::filesystem::path& p) const { return fs_->open_read(p)->size(); }
+
+  void replay_segment(std::uint64_t number, bool last_segment) {
+    auto path = dir_ / detail::wal_file_name(number);
+    auto result = detail::replay_wal(*fs_, path, number, [&](std::string_view payload, std::uint64_t offset) {
+      detail::decode_wal_batch(payload, path, offset, [&](const detail::WalOp& op) {
+        if (op.seq <= manifest_.last_seq) return;  // already in the chunks
+        wb_.apply(op.key, op.seq, op.kind == detail::kOpErase, op.value);
+        last_seq_ = std::max(last_seq_, op.seq);
+      });
+    });
+    if (result.cut_bytes > 0) {
+      if (!last_segment)
+        throw CorruptionError(path, result.valid_bytes,
+                              "damaged record inside a WAL segment that later segments follow");
+      log(LogLevel::warning, "cut a torn WAL tail of " + std::to_string(result.cut_bytes) + " bytes from " +
+                                 path.string() + " at offset " + std::to_string(result.valid_bytes) + " (" +
+                                 std::to_string(result.records) + " records recovered)");
+      if (!opt_.read_only) {
+        fs_->truncate(path, result.valid_bytes);
+        auto f = fs_->open_append(path);
+        f->sync();
+      }
+    }
+  }
+
+  detail::Manifest fresh_manifest() const {
+    detail::Manifest m;
+    m.serializer = std::string(Serializer::id());
+    m.compression = std::string(Compression::name);
+    m.compression_id = Compression::id;
+    m.key_order = KeyCodec<Key>::name();
+    m.value_type = type_description<Value>();
+    m.keyspaces.push_back(detail::KeyspaceState{std::string(detail::kDefaultKeyspace), {}});
+    return m;
+  }
+
+  void check_manifest() const {
+    detail::Manifest want = fresh_manifest();
+    auto mismatch = [&](const std::string& what, const std::string& on_disk, const std::string& here) {
+      throw MigrationError("stowage: the store at " + dir_.string() + " was written with " + what + " '" + on_disk +
+                           "' but is opened with '" + here + "'; open it with the same " + what +
+                           " (or migrate the store)");
+    };
+    if (manifest_.serializer != want.serializer) mismatch("serializer", manifest_.serializer, want.serializer);
+    if (manifest_.compression != want.compression || manifest_.compression_id != want.compression_id)
+      mismatch("compression", manifest_.compression, want.compression);
+    if (manifest_.key_order != want.key_order) mismatch("key type", manifest_.key_order, want.key_order);
+    if (manifest_.value_type != want.value_type) mismatch("value type", manifest_.value_type, want.value_type);
+  }
+
+  // ---- state ---------------------------------------------------------------
+
+  std::filesystem::path dir_;
+  Options opt_;
+  std::shared_ptr<FileSystem> fs_;
+  std::size_t wb_limit_ = 0;
+  std::unique_ptr<detail::FileLock> file_lock_;
+
+  mutable Lock lock_;
+  mutable detail::WriteBuffer wb_;              // lock_ (mutable: size() caches lookups in it)
+  std::shared_ptr<detail::WriteBuffer> imm_;    // lock_ to swap; read by the checkpointer without it
+  detail::ChunkIndex index_;                    // lock_ (+ checkpoint_mu_ to change)
+  std::uint64_t wb_version_ = 0;                // lock_: bumped by every commit
+  std::uint64_t chunk_version_ = 0;             // lock_: bumped when imm_ or index_ change
+  mutable detail::BlockCache<Eviction> cache_;  // its own sharded locks
+
+  mutable std::mutex write_mu_;
+  std::shared_ptr<detail::WalWriter> wal_;  // write_mu_
+  std::uint64_t last_seq_ = 0;              // write_mu_
+  std::uint64_t wal_closed_bytes_ = 0;      // write_mu_
+
+  std::mutex sync_mu_;
+  std::uint64_t synced_seq_ = 0;  // sync_mu_
+
+  std::mutex checkpoint_mu_;
+  detail::Manifest manifest_;                // checkpoint_mu_
+  std::vector<std::uint64_t> wal_segments_;  // checkpoint_mu_ + write_mu_
+  std::uint64_t next_file_ = 1;              // checkpoint_mu_
+  std::atomic<std::uint64_t> manifest_bytes_{0};
+  std::atomic<std::uint64_t> checkpoints_{0};
+
+  std::atomic<bool> failed_{false};
+  std::string failure_;
+  std::atomic<bool> closed_{false};
+};
+
+}  // namespace stowage

@@ -1,0 +1,250 @@
+// wal.hpp: the write-ahead log. Every commit (a put, an erase or an atomic
+// batch) is appended as ONE record before it is acknowledged, so a batch is
+// all or nothing across a crash.
+//
+// A WAL is a series of segment files `wal-NNNNNN.log`. Record framing (see
+// docs/format.md#wal):
+//
+//   fixed32 payload length | u8 type | fixed32 log number (low 32 bits of the
+//   segment number) | fixed64 XXH3-64 (seeded with the log number) over the
+//   9 bytes before it and the payload | payload
+//
+// Batch payload: fixed64 first sequence | varint op count | per op: u8 kind
+// (1 put, 2 erase) | length-prefixed key | (put only) length-prefixed value.
+// Op i has sequence first + i.
+//
+// Recovery reads records in order and stops at the first bad one. If no valid
+// record follows anywhere in the segment, the bad bytes are a torn tail (a
+// crash mid-append or unsynced pages): they are cut and reported. If a valid
+// record does follow, acknowledged data would be skipped: that is a
+// CorruptionError naming the file and offset, never a silent loss.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "detail/coding.hpp"
+#include "error.hpp"
+#include "file.hpp"
+
+namespace stowage::detail {
+
+inline constexpr std::size_t kWalHeaderBytes = 17;
+inline constexpr std::uint8_t kWalBatch = 1;
+inline constexpr std::uint8_t kOpPut = 1;
+inline constexpr std::uint8_t kOpErase = 2;
+/// The largest payload one record may carry.
+inline constexpr std::uint64_t kWalMaxPayload = 0xFFFFFFFFull;
+
+inline std::string wal_file_name(std::uint64_t number) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "wal-%06llu.log", static_cast<unsigned long long>(number));
+  return buf;
+}
+
+/// Parses "wal-NNNNNN.log"; nullopt for any other name.
+inline std::optional<std::uint64_t> parse_wal_file_name(std::string_view name) {
+  if (name.size() < 9 || name.substr(0, 4) != "wal-" || name.substr(name.size() - 4) != ".log") return std::nullopt;
+  std::uint64_t n = 0;
+  auto digits = name.substr(4, name.size() - 8);
+  if (digits.empty() || digits.size() > 18) return std::nullopt;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return n;
+}
+
+/// Builds the payload of one batch record.
+class WalBatch {
+ public:
+  explicit WalBatch(std::uint64_t first_seq = 0) { reset(first_seq); }
+  void reset(std::uint64_t first_seq) {
+    payload_.clear();
+    put_fixed64(payload_, first_seq);
+    count_ = 0;
+    first_seq_ = first_seq;
+  }
+  void put(std::string_view key, std::string_view value) {
+    payload_.push_back(static_cast<char>(kOpPut));
+    put_bytes(payload_, key);
+    put_bytes(payload_, value);
+    ++count_;
+  }
+  void erase(std::string_view key) {
+    payload_.push_back(static_cast<char>(kOpErase));
+    put_bytes(payload_, key);
+    ++count_;
+  }
+  std::uint64_t count() const { return count_; }
+  std::uint64_t first_seq() const { return first_seq_; }
+  /// The record payload: sequence, count, ops.
+  std::string finish() const {
+    std::string out;
+    out.reserve(payload_.size() + 10);
+    out.append(payload_, 0, 8);
+    put_varint(out, count_);
+    out.append(payload_, 8, std::string::npos);
+    return out;
+  }
+
+ private:
+  std::string payload_;
+  std::uint64_t count_ = 0;
+  std::uint64_t first_seq_ = 0;
+};
+
+/// One decoded op of a batch record (views into the payload).
+struct WalOp {
+  std::uint8_t kind;
+  std::uint64_t seq;
+  std::string_view key;
+  std::string_view value;
+};
+
+/// Decodes a batch payload, calling fn(const WalOp&) per op.
+template <class Fn>
+void decode_wal_batch(std::string_view payload, const std::filesystem::path& file, std::uint64_t offset, Fn&& fn) {
+  Reader r(payload, &file, offset);
+  std::uint64_t seq = r.u64("sequence");
+  std::uint64_t count = r.varint("op count");
+  if (count > payload.size()) r.fail("op count exceeds the record");
+  for (std::uint64_t i = 0; i < count; ++i) {
+    WalOp op{};
+    op.kind = r.u8("op kind");
+    op.seq = seq + i;
+    op.key = r.length_prefixed("key");
+    if (op.kind == kOpPut)
+      op.value = r.length_prefixed("value");
+    else if (op.kind != kOpErase)
+      r.fail("unknown op kind " + std::to_string(op.kind));
+    fn(op);
+  }
+  if (!r.empty()) r.fail("trailing bytes after the last op");
+}
+
+/// Appends records to one segment. Not thread-safe: the store serialises
+/// appends; sync() may run concurrently with nothing else on this object.
+class WalWriter {
+ public:
+  /// Creates segment `number` in dir and makes its name durable.
+  WalWriter(FileSystem& fs, const std::filesystem::path& dir, std::uint64_t number)
+      : number_(number), path_(dir / wal_file_name(number)) {
+    file_ = fs.create(path_);
+    fs.sync_dir(dir);
+  }
+  /// Appends one record and hands it to the OS (a process crash keeps it).
+  void append(std::string_view payload, std::uint8_t type = kWalBatch) {
+    if (payload.size() > kWalMaxPayload)
+      throw ValidationError("stowage: a commit of " + std::to_string(payload.size()) +
+                            " bytes exceeds the WAL record limit of 4 GiB; split the batch");
+    char header[kWalHeaderBytes];
+    encode_fixed32(header, static_cast<std::uint32_t>(payload.size()));
+    header[4] = static_cast<char>(type);
+    encode_fixed32(header + 5, static_cast<std::uint32_t>(number_));
+    std::uint64_t seed = number_ & 0xFFFFFFFFull;
+    XXH3_state_t st;
+    XXH3_64bits_reset_withSeed(&st, seed);
+    XXH3_64bits_update(&st, header, 9);
+    XXH3_64bits_update(&st, payload.data(), payload.size());
+    encode_fixed64(header + 9, XXH3_64bits_digest(&st));
+    file_->append(std::string_view(header, kWalHeaderBytes));
+    file_->append(payload);
+    file_->flush();
+  }
+  /// Makes every appended record durable. Safe to call while another thread
+  /// appends (records appended meanwhile may or may not be covered).
+  void sync() { file_->sync_flushed(); }
+  void close() { file_->close(); }
+  std::uint64_t number() const { return number_; }
+  std::uint64_t size() const { return file_->size(); }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::uint64_t number_;
+  std::filesystem::path path_;
+  std::unique_ptr<WritableFile> file_;
+};
+
+/// What replaying one segment found.
+struct WalReplay {
+  std::uint64_t records = 0;     ///< valid records replayed
+  std::uint64_t valid_bytes = 0; ///< length of the valid prefix
+  std::uint64_t cut_bytes = 0;   ///< bytes of torn tail after it
+};
+
+namespace wal_detail {
+
+/// Checks for a valid record at pos; returns its total length or 0.
+inline std::uint64_t valid_record_at(const RandomAccessFile& f, std::uint64_t pos, std::uint32_t log_number,
+                                     std::string& payload) {
+  std::uint64_t size = f.size();
+  if (size - pos < kWalHeaderBytes) return 0;
+  char header[kWalHeaderBytes];
+  if (f.read(pos, kWalHeaderBytes, header) != kWalHeaderBytes) return 0;
+  std::uint32_t len = decode_fixed32(header);
+  auto type = static_cast<std::uint8_t>(header[4]);
+  if (type != kWalBatch || decode_fixed32(header + 5) != log_number) return 0;
+  if (len > size - pos - kWalHeaderBytes) return 0;
+  payload.resize(len);
+  if (f.read(pos + kWalHeaderBytes, len, payload.data()) != len) return 0;
+  XXH3_state_t st;
+  XXH3_64bits_reset_withSeed(&st, log_number);
+  XXH3_64bits_update(&st, header, 9);
+  XXH3_64bits_update(&st, payload.data(), payload.size());
+  if (XXH3_64bits_digest(&st) != decode_fixed64(header + 9)) return 0;
+  return kWalHeaderBytes + len;
+}
+
+}  // namespace wal_detail
+
+/// Replays segment `number` at `path`, calling fn(payload, offset) for each
+/// valid record in order. See the file comment for how a bad record is judged.
+template <class Fn>
+WalReplay replay_wal(FileSystem& fs, const std::filesystem::path& path, std::uint64_t number, Fn&& fn) {
+  auto f = fs.open_read(path);
+  const auto log_number = static_cast<std::uint32_t>(number);
+  WalReplay result;
+  std::string payload;
+  std::uint64_t pos = 0;
+  const std::uint64_t size = f->size();
+  while (pos < size) {
+    std::uint64_t n = wal_detail::valid_record_at(*f, pos, log_number, payload);
+    if (n == 0) break;
+    fn(std::string_view(payload), pos);
+    ++result.records;
+    pos += n;
+  }
+  result.valid_bytes = pos;
+  if (pos < size) {
+    // Is this a torn tail, or damage with acknowledged records behind it?
+    // Scan the rest in windows; only positions whose type and log number
+    // match are checked in full, so a garbage tail costs one pass.
+    constexpr std::size_t kWindow = 1 << 20;
+    std::string window;
+    for (std::uint64_t start = pos + 1; start + kWalHeaderBytes <= size; start += kWindow) {
+      std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(kWindow + kWalHeaderBytes, size - start));
+      window.resize(want);
+      window.resize(f->read(start, want, window.data()));
+      for (std::size_t i = 0; i + kWalHeaderBytes <= window.size() && i < kWindow; ++i) {
+        if (static_cast<std::uint8_t>(window[i + 4]) != kWalBatch || decode_fixed32(window.data() + i + 5) != log_number)
+          continue;
+        if (wal_detail::valid_record_at(*f, start + i, log_number, payload) != 0)
+          throw CorruptionError(path, pos,
+                                "damaged WAL record followed by a valid record at offset " + std::to_string(start + i) +
+                                    " (not a torn tail: recovering would skip acknowledged writes)");
+      }
+    }
+    result.cut_bytes = size - pos;
+  }
+  return result;
+}
+
+}  // namespace stowage::detail
