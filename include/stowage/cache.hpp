@@ -1,0 +1,353 @@
+// cache.hpp: the block cache. It holds immutable decoded objects (data blocks,
+// open-chunk metadata) as std::shared_ptr<const void>, each with an exact byte
+// charge given by the caller, keyed by (file, offset), under a byte capacity.
+// Which entry to drop is decided by an Eviction policy (eviction.hpp).
+//
+// Invariant: the cache is split into shards by key hash; shard i has a share
+// of the capacity (the shares sum to capacity()) and, whenever its mutex is
+// free, the charges of its entries sum to at most that share. An object whose
+// charge exceeds its shard's share is handed back to the caller but not kept.
+// Every entry is in exactly one shard's map, its eviction queue and its
+// per-file list. Charges are exactly what callers pass (the cache's own
+// bookkeeping, about 100 bytes per entry, is not counted).
+//
+// Objects evicted while readers still hold them stay alive through their
+// shared_ptr; the cache only drops its own reference.
+//
+// File numbers must not be reused after erase_file(): a load that was running
+// when the file was erased may still insert its (now unreachable) block,
+// which then simply ages out.
+//
+// Locking, per member of BlockCache:
+//   - constructor, destructor: no locking; no other thread may use the cache.
+//   - lookup, insert, get_or_load: lock the key's shard only, and never while
+//     calling load() or destroying evicted objects.
+//   - erase_file, set_capacity, stats: lock the shards one at a time, never
+//     two at once (so they never deadlock and readers of other shards go on).
+//   - capacity: no lock (an atomic).
+//   - set_capacity (and the constructor) also hold capacity_mutex_ around
+//     the shard locks, so concurrent resizes apply whole; no path takes a
+//     shard mutex and then capacity_mutex_.
+// Shard mutexes are never held while calling user code other than the
+// eviction queue and shared_ptr reference counting.
+#pragma once
+
+#include <atomic>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <boost/intrusive/list.hpp>
+
+#include "error.hpp"
+#include "eviction.hpp"
+
+namespace stowage::detail {
+
+/// Names a cached object: the file it was read from and its byte offset there.
+struct CacheKey {
+  /// File number (never reused once the file is deleted).
+  std::uint64_t file = 0;
+  /// Byte offset of the object inside the file.
+  std::uint64_t offset = 0;
+  /// Field-wise equality.
+  bool operator==(const CacheKey&) const = default;
+};
+
+/// A well-mixed 64-bit hash of a CacheKey (used for both shard choice and the
+/// shard's hash map, and handed to eviction policies as Entry::hash).
+inline std::uint64_t hash_cache_key(const CacheKey& k) noexcept {
+  std::uint64_t h = k.file * 0x9E3779B97F4A7C15ULL ^ k.offset;
+  h ^= h >> 33;
+  h *= 0xFF51AFD7ED558CCDULL;
+  h ^= h >> 33;
+  h *= 0xC4CEB9FE1A85EC53ULL;
+  h ^= h >> 33;
+  return h;
+}
+
+/// Hash functor over CacheKey for unordered containers.
+struct CacheKeyHash {
+  /// hash_cache_key(k), narrowed to size_t.
+  std::size_t operator()(const CacheKey& k) const noexcept { return static_cast<std::size_t>(hash_cache_key(k)); }
+};
+
+/// A snapshot of the cache's counters, summed over shards.
+struct CacheStats {
+  /// Lookups that found their key.
+  std::uint64_t hits = 0;
+  /// Lookups that did not.
+  std::uint64_t misses = 0;
+  /// Entries dropped to make room (capacity pressure or set_capacity), not
+  /// counting replacements or erase_file.
+  std::uint64_t evictions = 0;
+  /// Objects stored (including replacements; not those too large to keep).
+  std::uint64_t inserts = 0;
+  /// Sum of the charges of the entries held now.
+  std::size_t bytes = 0;
+  /// Number of entries held now.
+  std::size_t entries = 0;
+  /// The byte capacity.
+  std::size_t capacity = 0;
+};
+
+/// A sharded, byte-bounded cache of immutable objects; see the top of
+/// cache.hpp for its invariant and locking rules.
+template <class Eviction>
+class BlockCache {
+  static_assert(EvictionPolicy<Eviction>,
+                "stowage::BlockCache<Eviction>: Eviction is not a stowage::EvictionPolicy (it needs name, hook and "
+                "queue<Entry> with insert/touch/erase/victim; see stowage/eviction.hpp)");
+  // After a failed static_assert, fall back to LRU so the compiler reports
+  // that one line and not a cascade from the class body.
+  using Policy = std::conditional_t<EvictionPolicy<Eviction>, Eviction, LruEviction>;
+
+ public:
+  /// The eviction policy in use.
+  using eviction_type = Eviction;
+
+  /// An empty cache of capacity_bytes split over `shards` shards (at least
+  /// one; throws ValidationError for zero).
+  explicit BlockCache(std::size_t capacity_bytes, std::size_t shards = 16)
+      : shard_count_(shards == 0 ? throw ValidationError("stowage: BlockCache needs at least one shard, got 0")
+                                 : shards),
+        shards_(new Shard[shard_count_]) {
+    apply_capacity(capacity_bytes);
+  }
+
+  BlockCache(const BlockCache&) = delete;
+  BlockCache& operator=(const BlockCache&) = delete;
+
+  /// The object cached under k cast to T (the type it was stored as), or
+  /// nullptr. Counts a hit or a miss; touch=false leaves the entry's recency
+  /// alone (for scans).
+  template <class T>
+  std::shared_ptr<const T> lookup(const CacheKey& k, bool touch = true) {
+    const std::uint64_t h = hash_cache_key(k);
+    Shard& s = shard_for(h);
+    std::shared_ptr<const void> found;
+    {
+      std::lock_guard lock(s.mutex);
+      auto it = s.entries.find(k);
+      if (it == s.entries.end()) {
+        ++s.misses;
+        return nullptr;
+      }
+      ++s.hits;
+      if (touch) s.queue.touch(it->second);
+      found = it->second.value;
+    }
+    return std::static_pointer_cast<const T>(std::move(found));
+  }
+
+  /// Stores value under k with the given byte charge, replacing any entry for
+  /// k, then evicts victims until the shard fits its share. A null value, or
+  /// one whose charge exceeds the shard's share, is not kept (and any old
+  /// entry for k is dropped).
+  void insert(const CacheKey& k, std::shared_ptr<const void> value, std::size_t charge) {
+    const std::uint64_t h = hash_cache_key(k);
+    Shard& s = shard_for(h);
+    // Objects dropped here are destroyed after the lock is released (as is
+    // `value` itself when it is not kept).
+    Garbage garbage;
+    std::shared_ptr<const void> replaced;
+    std::lock_guard lock(s.mutex);
+    auto it = s.entries.find(k);
+    if (value == nullptr || charge > s.capacity) {
+      if (it != s.entries.end()) s.remove(it, garbage);
+      return;
+    }
+    if (it != s.entries.end()) {
+      Entry& e = it->second;
+      s.queue.erase(e);
+      s.bytes -= e.charge;
+      replaced = std::move(e.value);
+      e.value = std::move(value);
+      e.charge = charge;
+      s.bytes += charge;
+      s.queue.insert(e);
+    } else {
+      auto [pos, inserted] = s.entries.try_emplace(k);
+      Entry& e = pos->second;
+      e.key = k;
+      e.hash = h;
+      e.value = std::move(value);
+      e.charge = charge;
+      try {
+        auto [fpos, finserted] = s.files.try_emplace(k.file);
+        fpos->second.push_back(e);
+      } catch (...) {
+        s.entries.erase(pos);
+        throw;
+      }
+      s.queue.insert(e);
+      s.bytes += charge;
+    }
+    ++s.inserts;
+    s.evict_to_fit(garbage);
+  }
+
+  /// lookup<T>(k, fill); on a miss calls load() -> std::pair<std::shared_ptr<
+  /// const T>, std::size_t charge> without holding any lock, and inserts the
+  /// result if fill is true and the object is not null. fill=false (scans)
+  /// neither inserts nor touches, so blocks read once do not push hot ones
+  /// out. If load throws, nothing is inserted and the exception propagates.
+  /// Concurrent misses on one key may each call load; the last insert wins.
+  template <class T, class Load>
+    requires std::invocable<Load&&>
+  std::shared_ptr<const T> get_or_load(const CacheKey& k, Load&& load, bool fill = true) {
+    if (auto hit = lookup<T>(k, fill)) return hit;
+    auto loaded = std::invoke(std::forward<Load>(load));
+    std::shared_ptr<const T> value = std::move(loaded.first);
+    const std::size_t charge = loaded.second;
+    if (fill && value != nullptr) insert(k, value, charge);
+    return value;
+  }
+
+  /// Drops every entry of `file` (called after a chunk file is deleted).
+  void erase_file(std::uint64_t file) {
+    for (std::size_t i = 0; i < shard_count_; ++i) {
+      Shard& s = shards_[i];
+      Garbage garbage;
+      std::lock_guard lock(s.mutex);
+      auto fit = s.files.find(file);
+      if (fit == s.files.end()) continue;
+      // remove() erases the file's list once it empties, so stop on the last.
+      bool last = false;
+      while (!last) {
+        Entry& e = fit->second.front();
+        last = &e == &fit->second.back();
+        s.remove(s.entries.find(e.key), garbage);
+      }
+    }
+  }
+
+  /// Sets the byte capacity, evicting from each shard until it fits its new
+  /// share.
+  void set_capacity(std::size_t bytes) { apply_capacity(bytes); }
+
+  /// The byte capacity.
+  std::size_t capacity() const { return capacity_.load(std::memory_order_relaxed); }
+
+  /// The counters summed over shards (each shard read under its own lock, so
+  /// the sum is not one atomic snapshot while other threads are active).
+  CacheStats stats() const {
+    CacheStats out;
+    for (std::size_t i = 0; i < shard_count_; ++i) {
+      const Shard& s = shards_[i];
+      std::lock_guard lock(s.mutex);
+      out.hits += s.hits;
+      out.misses += s.misses;
+      out.evictions += s.evictions;
+      out.inserts += s.inserts;
+      out.bytes += s.bytes;
+      out.entries += s.entries.size();
+    }
+    out.capacity = capacity();
+    return out;
+  }
+
+ private:
+  using FileHook = boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>>;
+
+  // One cached object. Lives in its shard's map node (stable address), linked
+  // into the shard's eviction queue and the list of its file.
+  struct Entry {
+    typename Policy::hook eviction_hook;
+    FileHook file_hook;
+    CacheKey key;
+    std::uint64_t hash = 0;
+    std::size_t charge = 0;
+    std::shared_ptr<const void> value;
+  };
+
+  using FileList = boost::intrusive::list<Entry, boost::intrusive::member_hook<Entry, FileHook, &Entry::file_hook>,
+                                          boost::intrusive::constant_time_size<false>>;
+  using Map = std::unordered_map<CacheKey, Entry, CacheKeyHash>;
+  using Garbage = std::vector<std::shared_ptr<const void>>;
+
+  // Members below `mutex` are guarded by it. Aligned so neighbouring shards'
+  // mutexes do not share a cache line.
+  struct alignas(64) Shard {
+    mutable std::mutex mutex;
+    Map entries;
+    std::unordered_map<std::uint64_t, FileList> files;
+    typename Policy::template queue<Entry> queue;
+    std::size_t capacity = 0;
+    std::size_t bytes = 0;
+    std::uint64_t hits = 0;
+    std::uint64_t misses = 0;
+    std::uint64_t evictions = 0;
+    std::uint64_t inserts = 0;
+
+    Shard() = default;
+    Shard(const Shard&) = delete;
+    Shard& operator=(const Shard&) = delete;
+
+    // Unlink every entry from the policy's queue and the file lists before
+    // the map destroys the entries, whatever the policy's destructor does.
+    ~Shard() {
+      for (auto& kv : entries) queue.erase(kv.second);
+      for (auto& kv : files) kv.second.clear();
+    }
+
+    // Removes the entry at `it` from every structure; its object goes to
+    // `garbage` so it is destroyed after the lock is released (or, if
+    // `garbage` cannot grow, here with the entry).
+    void remove(typename Map::iterator it, Garbage& garbage) noexcept {
+      Entry& e = it->second;
+      queue.erase(e);
+      auto fit = files.find(e.key.file);
+      fit->second.erase(fit->second.iterator_to(e));
+      if (fit->second.empty()) files.erase(fit);
+      bytes -= e.charge;
+      try {
+        garbage.push_back(std::move(e.value));
+      } catch (...) {  // std::bad_alloc: e.value is untouched and dies with the entry
+      }
+      entries.erase(it);
+    }
+
+    // Evicts the policy's victims until the charges fit the capacity.
+    void evict_to_fit(Garbage& garbage) {
+      while (bytes > capacity) {
+        Entry* v = queue.victim();
+        if (v == nullptr) break;  // unreachable with a correct policy
+        remove(entries.find(v->key), garbage);
+        ++evictions;
+      }
+    }
+  };
+
+  Shard& shard_for(std::uint64_t h) const { return shards_[(h >> 40) % shard_count_]; }
+
+  // Stores the new capacity and each shard's share of it (the shares differ
+  // by at most one byte and sum to `bytes`), evicting where a share shrank.
+  void apply_capacity(std::size_t bytes) {
+    std::lock_guard resize(capacity_mutex_);
+    capacity_.store(bytes, std::memory_order_relaxed);
+    const std::size_t base = bytes / shard_count_;
+    const std::size_t extra = bytes % shard_count_;
+    for (std::size_t i = 0; i < shard_count_; ++i) {
+      Shard& s = shards_[i];
+      Garbage garbage;
+      std::lock_guard lock(s.mutex);
+      s.capacity = base + (i < extra ? 1 : 0);
+      s.evict_to_fit(garbage);
+    }
+  }
+
+  const std::size_t shard_count_;
+  const std::unique_ptr<Shard[]> shards_;
+  std::atomic<std::size_t> capacity_{0};
+  std::mutex capacity_mutex_;  // serialises set_capacity calls so shares stay consistent
+};
+
+}  // namespace stowage::detail
