@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds the whole test suite and runs it with CTest: with g++ (Release), then
+# with clang++ (Debug). Also checks that single_include/stowage.hpp is up to date.
+#   STOWAGE_SANITIZE=address|thread  build the g++ pass with sanitizers instead
+#   STOWAGE_COMPILERS="g++"          choose the compilers (default "g++ clang++")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh clang
+jobs=$(nproc)
+sanitize=${STOWAGE_SANITIZE:-}
+compilers=${STOWAGE_COMPILERS:-"g++ clang++"}
+
+cmake -P scripts/amalgamate.cmake -- check
+
+for cxx in $compilers; do
+  type=Release
+  [ "$cxx" = "clang++" ] && type=Debug
+  dir="build/test-${cxx}${sanitize:+-$sanitize}"
+  echo "== stowage tests: $cxx $type ${sanitize:+(sanitize=$sanitize)}"
+  cmake -S . -B "$dir" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE="$type" \
+    -DSTOWAGE_SANITIZE="$sanitize" -DSTOWAGE_BUILD_BENCHMARKS=ON >/dev/null
+  cmake --build "$dir" -j"$jobs"
+  (cd "$dir" && ctest --output-on-failure -j"$jobs" --timeout 600 ${STOWAGE_CTEST_ARGS:-})
+done

@@ -1,0 +1,427 @@
+// End-to-end tests of Storage: the API contract, persistence, ordering,
+// checkpoints, options, policy checks and user-written policies.
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <random>
+#include <thread>
+
+#include <sys/wait.h>
+
+#include <stowage/stowage.hpp>
+
+#include "test_util.hpp"
+
+using namespace stowage;
+using stowage_test::TempDir;
+
+namespace {
+
+struct Person {
+  std::string name;
+  int age = 0;
+  std::vector<std::string> tags;
+  template <class Archive>
+  void serialize(Archive& ar, unsigned) {
+    ar & name & age & tags;
+  }
+  bool operator==(const Person&) const = default;
+};
+
+// Small chunks, blocks and buffers so a few thousand records exercise
+// checkpoints, splits and many chunk files.
+Options small_options() {
+  return Options{.cache_bytes = 256 << 10, .chunk_bytes = 8 << 10, .block_bytes = 512, .write_buffer_bytes = 32 << 10};
+}
+
+std::string value_for(int i) { return "value-" + std::to_string(i) + std::string(static_cast<std::size_t>(i % 37), 'x'); }
+
+}  // namespace
+
+TEST_CASE("put, get, contains, erase and reopen") {
+  TempDir dir("storage");
+  {
+    Storage<std::string, Person> db(dir.path());
+    db.put("ada", Person{"Ada", 36, {"math"}});
+    db.put("bob", Person{"Bob", 41, {}});
+    CHECK(db.get("ada") == Person{"Ada", 36, {"math"}});
+    CHECK(db.contains("bob"));
+    CHECK_FALSE(db.get("carol"));
+    CHECK(db.erase("bob"));
+    CHECK_FALSE(db.erase("bob"));
+    CHECK_FALSE(db.contains("bob"));
+    CHECK(db.size() == 1);
+  }
+  Storage<std::string, Person> db(dir.path());
+  CHECK(db.get("ada") == Person{"Ada", 36, {"math"}});
+  CHECK_FALSE(db.contains("bob"));
+  CHECK(db.size() == 1);
+}
+
+TEST_CASE("many records through checkpoints, splits and reopen") {
+  TempDir dir("storage");
+  std::map<int, std::string> model;
+  std::mt19937 rng(42);
+  {
+    Storage<int, std::string> db(dir.path(), small_options());
+    for (int i = 0; i < 20000; ++i) {
+      int k = static_cast<int>(rng() % 8000) - 4000;
+      if (rng() % 5 == 0) {
+        CHECK(db.erase(k) == (model.erase(k) == 1));
+      } else {
+        db.put(k, value_for(i));
+        model[k] = value_for(i);
+      }
+    }
+    CHECK(db.size() == model.size());
+    auto st = db.stats();
+    CHECK(st.chunks > 10);
+    CHECK(st.checkpoints > 5);
+    CHECK(st.records == model.size());
+  }
+  Storage<int, std::string> db(dir.path(), small_options());
+  CHECK(db.size() == model.size());
+  for (int k = -4000; k < 4000; ++k) {
+    auto it = model.find(k);
+    auto got = db.get(k);
+    if (it == model.end()) {
+      CHECK_FALSE(got);
+    } else {
+      REQUIRE(got);
+      CHECK(*got == it->second);
+    }
+  }
+  // Scan order is std::less<int>, negatives first.
+  std::vector<std::pair<int, std::string>> scanned;
+  for (const auto& [k, v] : db.scan()) scanned.emplace_back(k, v);
+  CHECK(scanned == std::vector<std::pair<int, std::string>>(model.begin(), model.end()));
+}
+
+TEST_CASE("scan ranges: from, from-to, empty, over buffer and chunks") {
+  TempDir dir("storage");
+  Storage<int, int> db(dir.path(), small_options());
+  for (int i = 0; i < 3000; i += 2) db.put(i, i * 10);
+  db.checkpoint();
+  for (int i = 1; i < 3000; i += 4) db.put(i, i * 10);  // in the write buffer
+  db.erase(100);                                          // tombstone over a chunk record
+  std::vector<int> keys;
+  for (const auto& [k, v] : db.scan(95, 110)) {
+    CHECK(v == k * 10);
+    keys.push_back(k);
+  }
+  CHECK(keys == std::vector<int>{97, 98, 102, 104, 105, 106, 108, 109});
+  keys.clear();
+  for (const auto& kv : db.scan(2990)) keys.push_back(kv.first);
+  CHECK(keys == std::vector<int>{2990, 2992, 2993, 2994, 2996, 2997, 2998});
+  CHECK(db.scan(5000).begin() == db.scan(5000).end());
+  CHECK(db.scan(10, 10).begin() == db.scan(10, 10).end());
+  std::size_t n = 0;
+  for (auto it = db.scan().begin(); it != db.scan().end(); ++it) ++n;
+  CHECK(n == db.size());
+}
+
+TEST_CASE("writes inside a scan loop are allowed and the scan stays ordered") {
+  TempDir dir("storage");
+  Storage<int, int> db(dir.path(), small_options());
+  for (int i = 0; i < 2000; ++i) db.put(i * 2, 0);
+  db.checkpoint();
+  int prev = -1;
+  std::size_t seen = 0;
+  for (const auto& [k, v] : db.scan()) {
+    CHECK(k > prev);
+    prev = k;
+    ++seen;
+    if (k % 2 == 0 && k < 3000) db.put(k + 1, 1);  // lands just after the current key
+    if (k % 100 == 0) db.checkpoint();             // chunks replaced under the iterator
+  }
+  CHECK(seen == 2000 + 1500);
+  CHECK(db.size() == 3500);
+}
+
+TEST_CASE("structured bindings over string keys ascend in std::less order") {
+  TempDir dir("storage");
+  Storage<std::string, int> db(dir.path());
+  std::vector<std::string> keys = {"b", "a", "", "ab", std::string("a\0b", 3), "\xff", "B"};
+  for (std::size_t i = 0; i < keys.size(); ++i) db.put(keys[i], static_cast<int>(i));
+  std::sort(keys.begin(), keys.end());
+  std::vector<std::string> got;
+  for (auto const& [k, v] : db.scan()) got.push_back(k);
+  CHECK(got == keys);
+}
+
+TEST_CASE("put_batch and get_batch") {
+  TempDir dir("storage");
+  Storage<int, std::string> db(dir.path());
+  std::vector<std::pair<int, std::string>> batch;
+  for (int i = 0; i < 1000; ++i) batch.emplace_back(i, value_for(i));
+  db.put_batch(batch);
+  std::map<int, std::string> as_map{{5000, "x"}, {5001, "y"}};
+  db.put_batch(as_map);
+  auto got = db.get_batch(std::vector<int>{0, 999, 1000, 5001});
+  REQUIRE(got.size() == 4);
+  CHECK(got[0] == value_for(0));
+  CHECK(got[1] == value_for(999));
+  CHECK_FALSE(got[2]);
+  CHECK(got[3] == "y");
+  CHECK(db.size() == 1002);
+  db.put_batch(std::vector<std::pair<int, std::string>>{});  // empty: nothing happens
+  CHECK(db.stats().last_sequence == 1002);
+}
+
+TEST_CASE("size is exact over overwrites and erases across checkpoints") {
+  TempDir dir("storage");
+  Storage<int, int> db(dir.path(), small_options());
+  for (int i = 0; i < 1000; ++i) db.put(i, i);
+  db.checkpoint();
+  for (int i = 0; i < 1000; i += 2) db.put(i, -i);  // overwrite: no change
+  CHECK(db.size() == 1000);
+  for (int i = 0; i < 1000; i += 3) db.erase(i);
+  for (int i = 1000; i < 1100; ++i) db.put(i, i);
+  CHECK(db.size() == 1000 - 334 + 100);
+  db.checkpoint();
+  CHECK(db.size() == 1000 - 334 + 100);
+  CHECK(db.stats().records == 766);
+}
+
+TEST_CASE("stats report records, chunks, cache and disk") {
+  TempDir dir("storage");
+  Storage<int, std::string> db(dir.path(), small_options());
+  for (int i = 0; i < 5000; ++i) db.put(i, value_for(i));
+  db.checkpoint();
+  for (int i = 0; i < 5000; i += 7) CHECK(db.get(i));
+  for (int i = 0; i < 5000; i += 7) CHECK(db.get(i));
+  auto s = db.stats();
+  CHECK(s.records == 5000);
+  CHECK(s.chunks > 1);
+  CHECK(s.cache_hits > 0);
+  CHECK(s.cache_misses > 0);
+  CHECK(s.cache_bytes <= s.cache_capacity);
+  CHECK(s.disk_bytes > 0);
+  CHECK(s.last_sequence == 5000);
+  CHECK(s.checkpoints >= 1);
+}
+
+TEST_CASE("the cache stays within its budget while reading a larger store") {
+  TempDir dir("storage");
+  Options o = small_options();
+  Storage<int, std::string> db(dir.path(), o);
+  for (int i = 0; i < 20000; ++i) db.put(i, std::string(100, static_cast<char>('a' + i % 26)));
+  db.checkpoint();
+  std::mt19937 rng(1);
+  std::uint64_t worst = 0;
+  for (int i = 0; i < 20000; ++i) {
+    CHECK(db.get(static_cast<int>(rng() % 20000)));
+    if (i % 1000 == 0) worst = std::max(worst, db.stats().cache_bytes + db.stats().write_buffer_bytes);
+  }
+  CHECK(db.stats().cache_evictions > 0);
+  CHECK(worst <= o.cache_bytes);
+}
+
+TEST_CASE("read_only opens see the data and refuse writes") {
+  TempDir dir("storage");
+  {
+    Storage<int, int> db(dir.path(), Options{.checkpoint_on_close = false});
+    db.put(1, 10);
+    db.flush();
+  }  // WAL still holds the record
+  Storage<int, int> ro(dir.path(), Options{.read_only = true});
+  CHECK(ro.get(1) == 10);
+  CHECK_THROWS_AS(ro.put(2, 20), ValidationError);
+  CHECK_THROWS_AS(ro.checkpoint(), ValidationError);
+}
+
+TEST_CASE("bad input at the API gives clear errors and leaves the store usable") {
+  TempDir dir("storage");
+  Storage<std::string, std::string> db(dir.path());
+  CHECK_THROWS_AS(db.put(std::string(kMaxKeyBytes + 1, 'k'), "v"), ValidationError);
+  db.put(std::string(kMaxKeyBytes - 8, 'k'), "v");  // near the limit: fine
+  CHECK(db.size() == 1);
+  Storage<double, int>* none = nullptr;
+  (void)none;
+  TempDir d2("storage");
+  Storage<double, int> dbl(d2.path());
+  CHECK_THROWS_AS(dbl.put(std::nan(""), 1), ValidationError);
+  dbl.put(-0.0, 1);
+  CHECK(dbl.get(0.0) == 1);
+
+  CHECK_THROWS_AS((Storage<int, int>(dir.path(), Options{.cache_bytes = 1})), ValidationError);
+  stowage_test::write_all(dir / "a-file", "x");
+  CHECK_THROWS_WITH((Storage<int, int>(dir / "a-file")), Catch::Contains("not a directory"));
+  CHECK_THROWS_AS((Storage<int, int>(dir / "missing", Options{.create_if_missing = false})), ValidationError);
+}
+
+TEST_CASE("operations after close throw; close is idempotent") {
+  TempDir dir("storage");
+  Storage<int, int> db(dir.path());
+  db.put(1, 1);
+  db.close();
+  db.close();
+  CHECK_THROWS_AS(db.get(1), ValidationError);
+  CHECK_THROWS_AS(db.put(1, 1), ValidationError);
+  Storage<int, int> again(dir.path());
+  CHECK(again.get(1) == 1);
+}
+
+TEST_CASE("opening with another serializer, compression, key or value type is a clear error") {
+  TempDir dir("storage");
+  { Storage<int, std::string, BinarySerializer, Lz4Compression> db(dir.path()); db.put(1, "x"); }
+  CHECK_THROWS_WITH((Storage<int, std::string, BinarySerializer, NoCompression>(dir.path())),
+                    Catch::Contains("compression") && Catch::Contains("lz4"));
+  CHECK_THROWS_WITH((Storage<std::string, std::string>(dir.path())), Catch::Contains("key type"));
+  CHECK_THROWS_WITH((Storage<int, Person>(dir.path())), Catch::Contains("value type"));
+  CHECK_THROWS_AS((Storage<int, int>(dir.path())), MigrationError);
+  Storage<int, std::string, BinarySerializer, Lz4Compression> db(dir.path());
+  CHECK(db.get(1) == "x");
+}
+
+TEST_CASE("a second open of a held store gives LockError naming the path") {
+  TempDir dir("storage");
+  Storage<int, int> db(dir.path());
+  CHECK_THROWS_WITH((Storage<int, int>(dir.path())), Catch::Contains((dir / "LOCK").string()));
+  // Another process: it must fail too.
+  pid_t pid = fork();
+  if (pid == 0) {
+    try {
+      Storage<int, int> other(dir.path());
+      _exit(1);
+    } catch (const LockError&) {
+      _exit(0);
+    } catch (...) {
+      _exit(2);
+    }
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
+// ---- user-written policies -------------------------------------------------
+
+namespace {
+
+// A serializer that writes values as decimal text.
+struct TextSerializer {
+  static constexpr std::string_view id() { return "text-1"; }
+  static void serialize(const long& v, std::string& out) { out += std::to_string(v); }
+  template <class T>
+  static T deserialize(std::string_view in) {
+    return std::stol(std::string(in));
+  }
+};
+
+// LZ4, then every bit flipped: a user policy with its own id whose output
+// only it can read.
+struct InvertedLz4 {
+  static constexpr std::uint8_t id = 16;
+  static constexpr std::string_view name = "inverted-lz4";
+  static inline std::atomic<int> decompressions{0};
+  static void compress(std::string_view in, std::string& out) {
+    Lz4Compression::compress(in, out);
+    for (auto& c : out) c = static_cast<char>(~c);
+  }
+  static void decompress(std::string_view in, std::size_t raw_size, char* out) {
+    std::string flipped(in);
+    for (auto& c : flipped) c = static_cast<char>(~c);
+    Lz4Compression::decompress(flipped, raw_size, out);
+    ++decompressions;
+  }
+};
+
+// First in, first out.
+struct FifoEviction {
+  static constexpr std::string_view name = "fifo";
+  using hook = boost::intrusive::list_member_hook<>;
+  template <class Entry>
+  class queue {
+   public:
+    void insert(Entry& e) { list_.push_back(e); }
+    void touch(Entry&) {}
+    void erase(Entry& e) { list_.erase(list_.iterator_to(e)); }
+    Entry* victim() { return list_.empty() ? nullptr : &list_.front(); }
+
+   private:
+    boost::intrusive::list<Entry, boost::intrusive::member_hook<Entry, hook, &Entry::eviction_hook>> list_;
+  };
+};
+
+// One std::mutex for everything.
+struct MutexLock {
+  static constexpr bool waits_for_other_processes = false;
+  void lock() { m.lock(); }
+  void unlock() { m.unlock(); }
+  void lock_shared() { m.lock(); }
+  void unlock_shared() { m.unlock(); }
+  std::mutex m;
+};
+
+}  // namespace
+
+TEST_CASE("user-written policies that satisfy the concepts work") {
+  static_assert(SerializerFor<TextSerializer, long>);
+  static_assert(CompressionPolicy<InvertedLz4>);
+  static_assert(EvictionPolicy<FifoEviction>);
+  static_assert(LockPolicy<MutexLock>);
+  static_assert(!LockPolicy<int>);
+  TempDir dir("storage");
+  {
+    Storage<int, long, TextSerializer, InvertedLz4, FifoEviction, MutexLock> db(dir.path(), small_options());
+    for (int i = 0; i < 5000; ++i) db.put(i, 1000000000L + i * 3L);
+    db.checkpoint();
+    for (int i = 0; i < 5000; i += 11) CHECK(db.get(i) == 1000000000L + i * 3L);
+  }
+  Storage<int, long, TextSerializer, InvertedLz4, FifoEviction, MutexLock> db(dir.path(), small_options());
+  CHECK(db.size() == 5000);
+  long sum = 0;
+  for (const auto& [k, v] : db.scan()) sum += v;
+  CHECK(sum == 5000L * 1000000000L + 3L * 4999 * 5000 / 2);
+  // Blocks really went through the user's compression.
+  CHECK(InvertedLz4::decompressions > 0);
+}
+
+TEST_CASE("NoLock and NoCompression store and reopen") {
+  TempDir dir("storage");
+  {
+    Storage<std::uint64_t, std::string, BinarySerializer, NoCompression, LruEviction, NoLock> db(dir.path());
+    for (std::uint64_t i = 0; i < 1000; ++i) db.put(i, std::to_string(i));
+  }
+  Storage<std::uint64_t, std::string, BinarySerializer, NoCompression, LruEviction, NoLock> db(dir.path());
+  CHECK(db.get(999) == "999");
+}
+
+TEST_CASE("ThreadLock: readers, writers, scanners and checkpoints at once") {
+  TempDir dir("storage");
+  Storage<int, int> db(dir.path(), small_options());
+#ifdef STOWAGE_SANITIZED
+  constexpr int kPerThread = 1000;
+#else
+  constexpr int kPerThread = 5000;
+#endif
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) db.put(t * 1000000 + i, i);
+    });
+  }
+  threads.emplace_back([&] {
+    for (int i = 0; i < kPerThread; ++i) {
+      auto v = db.get(i);
+      if (v && *v != i) ++errors;
+    }
+  });
+  threads.emplace_back([&] {
+    for (int round = 0; round < 5; ++round) {
+      int prev = std::numeric_limits<int>::min();
+      for (const auto& [k, v] : db.scan()) {
+        if (k <= prev || v != k % 1000000) ++errors;
+        prev = k;
+      }
+      db.checkpoint();
+    }
+  });
+  for (auto& th : threads) th.join();
+  CHECK(errors == 0);
+  CHECK(db.size() == 3 * kPerThread);
+  for (int t = 0; t < 3; ++t) CHECK(db.get(t * 1000000 + kPerThread - 1) == kPerThread - 1);
+}
