@@ -25,8 +25,11 @@ int main(int argc, char** argv) {
   try {
     {
       stowage::Storage<std::uint64_t, Reading> db(dir);  // key: timestamp
-      for (std::uint64_t t = 0; t < 1000; ++t)
-        db.put(1700000000 + t, Reading{"s" + std::to_string(t % 4), 20.0 + static_cast<double>(t % 10) / 10, {}});
+      for (std::uint64_t t = 0; t < 1000; ++t) {
+        Reading r{"sensor-", 20.0 + static_cast<double>(t % 10) / 10, {}};
+        r.sensor += std::to_string(t % 4);
+        db.put(1700000000 + t, r);
+      }
       db.erase(1700000003);
       db.flush();  // durable even across a power cut
       std::cout << "wrote " << db.size() << " readings to " << dir << "\n";

@@ -109,7 +109,7 @@ TEST_CASE("scan ranges: from, from-to, empty, over buffer and chunks") {
     CHECK(v == k * 10);
     keys.push_back(k);
   }
-  CHECK(keys == std::vector<int>{97, 98, 102, 104, 105, 106, 108, 109});
+  CHECK(keys == std::vector<int>{96, 97, 98, 101, 102, 104, 105, 106, 108, 109});
   keys.clear();
   for (const auto& kv : db.scan(2990)) keys.push_back(kv.first);
   CHECK(keys == std::vector<int>{2990, 2992, 2993, 2994, 2996, 2997, 2998});

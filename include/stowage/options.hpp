@@ -59,10 +59,10 @@ struct Options {
   /// open has no WAL to replay.
   bool checkpoint_on_close = true;
   /// Where log lines go; none by default.
-  Logger logger;
+  Logger logger{};
   /// The file layer; nullptr means the POSIX file system. Tests inject faults
   /// here.
-  std::shared_ptr<FileSystem> file_system;
+  std::shared_ptr<FileSystem> file_system{};
 };
 
 /// A snapshot of a store's counters (Storage::stats()).

@@ -6,8 +6,9 @@
 // docs/format.md#wal):
 //
 //   fixed32 payload length | u8 type | fixed32 log number (low 32 bits of the
-//   segment number) | fixed64 XXH3-64 (seeded with the log number) over the
-//   9 bytes before it and the payload | payload
+//   segment number) | fixed64 checksum | payload
+//
+// checksum = XXH3(payload, seed = XXH3(the 9 bytes before it, seed = log number)).
 //
 // Batch payload: fixed64 first sequence | varint op count | per op: u8 kind
 // (1 put, 2 erase) | length-prefixed key | (put only) length-prefixed value.
@@ -60,6 +61,12 @@ inline std::optional<std::uint64_t> parse_wal_file_name(std::string_view name) {
     n = n * 10 + static_cast<std::uint64_t>(c - '0');
   }
   return n;
+}
+
+/// A record's checksum: XXH3 of the payload, seeded with the XXH3 (seeded
+/// with the log number) of the first 9 header bytes.
+inline std::uint64_t record_checksum(std::string_view head9, std::string_view payload, std::uint32_t log_number) {
+  return checksum(payload, checksum(head9, log_number));
 }
 
 /// Builds the payload of one batch record.
@@ -149,12 +156,7 @@ class WalWriter {
     encode_fixed32(header, static_cast<std::uint32_t>(payload.size()));
     header[4] = static_cast<char>(type);
     encode_fixed32(header + 5, static_cast<std::uint32_t>(number_));
-    std::uint64_t seed = number_ & 0xFFFFFFFFull;
-    XXH3_state_t st;
-    XXH3_64bits_reset_withSeed(&st, seed);
-    XXH3_64bits_update(&st, header, 9);
-    XXH3_64bits_update(&st, payload.data(), payload.size());
-    encode_fixed64(header + 9, XXH3_64bits_digest(&st));
+    encode_fixed64(header + 9, record_checksum(std::string_view(header, 9), payload, static_cast<std::uint32_t>(number_)));
     file_->append(std::string_view(header, kWalHeaderBytes));
     file_->append(payload);
     file_->flush();
@@ -195,11 +197,7 @@ inline std::uint64_t valid_record_at(const RandomAccessFile& f, std::uint64_t po
   if (len > size - pos - kWalHeaderBytes) return 0;
   payload.resize(len);
   if (f.read(pos + kWalHeaderBytes, len, payload.data()) != len) return 0;
-  XXH3_state_t st;
-  XXH3_64bits_reset_withSeed(&st, log_number);
-  XXH3_64bits_update(&st, header, 9);
-  XXH3_64bits_update(&st, payload.data(), payload.size());
-  if (XXH3_64bits_digest(&st) != decode_fixed64(header + 9)) return 0;
+  if (record_checksum(std::string_view(header, 9), payload, log_number) != decode_fixed64(header + 9)) return 0;
   return kWalHeaderBytes + len;
 }
 

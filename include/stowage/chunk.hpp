@@ -1,0 +1,641 @@
+// chunk.hpp: chunk files, the immutable sorted files of records (key, sequence
+// number, value) that hold the bulk of a store. Keys are encoded byte strings in
+// memcmp order, strictly ascending within a chunk; chunks hold no tombstones.
+// Layout (every byte is specified in docs/format.md, "Chunk files"):
+//   header (16 B) | data blocks (framed) | meta block (framed) | footer (32 B)
+//   frame = u8 compression id | u32 raw size | u32 stored size | u64 XXH3 | stored bytes
+// Invariants a reader checks before trusting anything:
+//  - the footer checksum covers the header and the footer's meta offset/size;
+//  - every frame checksum (seeded per kind) is verified BEFORE decompressing;
+//  - the blocks listed in the meta block tile the file exactly: header, blocks,
+//    meta block and footer leave no byte unaccounted for;
+//  - every length is checked against the file (or the decoded buffer) before
+//    anything is allocated or read; raw sizes are bounded (<= 255 * stored + 64
+//    and <= 1 GiB + 128 KiB); every failure is CorruptionError(file, offset, ...).
+#pragma once
+
+#include <algorithm>
+#include <cassert>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "bloom.hpp"
+#include "compression.hpp"
+#include "detail/coding.hpp"
+#include "error.hpp"
+#include "file.hpp"
+
+namespace stowage::detail {
+
+/// Constants of the chunk file format.
+namespace chunk_format {
+/// First 8 bytes of every chunk file.
+inline constexpr std::string_view kMagic = "STWCHUNK";
+/// Last 8 bytes of every chunk file.
+inline constexpr std::string_view kEndMagic = "STWCHEND";
+/// Format version written; readers accept major 1, any minor.
+inline constexpr std::uint16_t kMajor = 1;
+/// Minor version written (minors only append fields to the meta block).
+inline constexpr std::uint16_t kMinor = 0;
+/// Size of the file header.
+inline constexpr std::size_t kHeaderBytes = 16;
+/// Size of a frame's header (id, raw size, stored size, checksum).
+inline constexpr std::size_t kFrameHeadBytes = 17;
+/// Size of the file footer.
+inline constexpr std::size_t kFooterBytes = 32;
+/// Checksum seed of data block frames ("STWCDATA").
+inline constexpr std::uint64_t kDataSeed = 0x5354574344415441ULL;
+/// Checksum seed of the meta block frame ("STWCMETA").
+inline constexpr std::uint64_t kMetaSeed = 0x535457434d455441ULL;
+/// Checksum seed of the footer ("STWCFOOT").
+inline constexpr std::uint64_t kFooterSeed = 0x53545743464f4f54ULL;
+/// Largest raw (decoded) size of any block, data or meta.
+inline constexpr std::uint64_t kMaxRawBytes = (std::uint64_t{1} << 30) + (std::uint64_t{128} << 10);
+/// Largest stored size of any block (never more than its raw size).
+inline constexpr std::uint64_t kMaxFrameBytes = kMaxRawBytes + kFrameHeadBytes;
+/// Largest raw/stored ratio a reader accepts: raw <= kMaxRatio * stored + kRatioSlack.
+inline constexpr std::uint64_t kMaxRatio = 255;
+/// See kMaxRatio.
+inline constexpr std::uint64_t kRatioSlack = 64;
+/// Smallest possible chunk file: header, an empty meta frame, footer.
+inline constexpr std::uint64_t kMinFileBytes = kHeaderBytes + kFrameHeadBytes + kFooterBytes;
+}  // namespace chunk_format
+
+/// What a finished chunk holds (for the manifest).
+struct ChunkInfo {
+  /// Number of records.
+  std::uint64_t records = 0;
+  /// Size of the file in bytes.
+  std::uint64_t file_bytes = 0;
+  /// Largest sequence number of any record (0 when empty).
+  std::uint64_t max_seq = 0;
+  /// Smallest key (empty when the chunk is empty).
+  std::string first_key;
+  /// Largest key (empty when the chunk is empty).
+  std::string last_key;
+};
+
+/// XXH3-64 with `seed` of (head || stored), where head is a frame's first 9 bytes.
+inline std::uint64_t frame_checksum(std::string_view head, std::string_view stored, std::uint64_t seed) {
+  XXH3_state_t state;
+  XXH3_INITSTATE(&state);
+  XXH3_64bits_reset_withSeed(&state, seed);
+  XXH3_64bits_update(&state, head.data(), head.size());
+  XXH3_64bits_update(&state, stored.data(), stored.size());
+  return XXH3_64bits_digest(&state);
+}
+
+/// Decodes one frame (header + stored bytes, read from `file` at `offset`) into
+/// its raw bytes: checks the stored size against the frame, verifies the
+/// checksum (seeded `seed`), bounds the raw size, then decompresses by the
+/// frame's id (0, 1 or Compression::id). Every failure is a CorruptionError.
+template <CompressionPolicy Compression>
+std::string decode_frame(std::string_view frame, const std::filesystem::path& file, std::uint64_t offset,
+                         std::uint64_t seed, const char* kind) {
+  namespace cf = chunk_format;
+  auto fail = [&](std::uint64_t at, const std::string& what) -> void {
+    throw CorruptionError(file, offset + at, std::string(kind) + ": " + what);
+  };
+  if (frame.size() < cf::kFrameHeadBytes)
+    fail(0, "frame of " + std::to_string(frame.size()) + " bytes is shorter than its 17-byte header");
+  const auto id = static_cast<std::uint8_t>(frame[0]);
+  const std::uint64_t raw_size = decode_fixed32(frame.data() + 1);
+  const std::uint64_t stored_size = decode_fixed32(frame.data() + 5);
+  const std::uint64_t sum = decode_fixed64(frame.data() + 9);
+  if (stored_size != frame.size() - cf::kFrameHeadBytes)
+    fail(5, "stored size " + std::to_string(stored_size) + " disagrees with the frame's " +
+                std::to_string(frame.size() - cf::kFrameHeadBytes) + " bytes");
+  const std::string_view stored = frame.substr(cf::kFrameHeadBytes);
+  if (frame_checksum(frame.substr(0, 9), stored, seed) != sum)
+    fail(0, "checksum mismatch over the " + std::to_string(frame.size()) + "-byte frame");
+  if (raw_size > cf::kMaxRawBytes || raw_size > cf::kMaxRatio * stored_size + cf::kRatioSlack)
+    fail(1, "implausible raw size " + std::to_string(raw_size) + " for " + std::to_string(stored_size) +
+                " stored bytes");
+  if (!can_decompress<Compression>(id))
+    fail(0, "unknown compression id " + std::to_string(id) + " (this reader knows 0, 1 and " +
+                std::to_string(Compression::id) + ")");
+  std::string raw(static_cast<std::size_t>(raw_size), '\0');
+  try {
+    decompress_by_id<Compression>(id, stored, raw.size(), raw.data());
+  } catch (const CorruptionError& e) {
+    throw CorruptionError(file, offset + cf::kFrameHeadBytes, std::string(kind) + ": " + e.what());
+  }
+  return raw;
+}
+
+/// Bounds-checked cursor over a decoded (raw) block. Failures are a
+/// CorruptionError at the block's frame offset in the file, naming the byte of
+/// the decoded block where decoding failed.
+class DecodedReader {
+ public:
+  /// `data` is the decoded content of the frame at `frame_offset` in `file`; `kind` names it in errors.
+  DecodedReader(std::string_view data, const std::filesystem::path& file, std::uint64_t frame_offset,
+                const char* kind)
+      : data_(data), file_(file), frame_offset_(frame_offset), kind_(kind) {}
+
+  /// Bytes not yet consumed.
+  std::size_t remaining() const { return data_.size() - pos_; }
+  /// Whether everything has been consumed.
+  bool empty() const { return pos_ == data_.size(); }
+  /// Offset of the cursor in the decoded bytes.
+  std::size_t position() const { return pos_; }
+
+  /// Throws CorruptionError naming the file, the frame and the decoded position.
+  [[noreturn]] void fail(const std::string& what) const {
+    throw CorruptionError(file_, frame_offset_,
+                          std::string(kind_) + ", decoded byte " + std::to_string(pos_) + ": " + what);
+  }
+  /// Fails unless n more bytes remain.
+  void need(std::size_t n, const char* what) const {
+    if (remaining() < n) fail(std::string("truncated ") + what);
+  }
+  /// A little-endian u32.
+  std::uint32_t u32(const char* what) {
+    need(4, what);
+    auto v = decode_fixed32(data_.data() + pos_);
+    pos_ += 4;
+    return v;
+  }
+  /// A little-endian u64.
+  std::uint64_t u64(const char* what) {
+    need(8, what);
+    auto v = decode_fixed64(data_.data() + pos_);
+    pos_ += 8;
+    return v;
+  }
+  /// A LEB128 varint of at most 10 bytes that fits 64 bits.
+  std::uint64_t varint(const char* what) {
+    std::uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      need(1, what);
+      const auto b = static_cast<unsigned char>(data_[pos_++]);
+      if (shift == 63 && b > 1) fail(std::string("overlong ") + what);
+      v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+      if (!(b & 0x80)) return v;
+    }
+    fail(std::string("overlong ") + what);
+  }
+  /// A varint length, checked against what remains, then that many bytes.
+  std::string_view length_prefixed(const char* what) {
+    const auto n = varint(what);
+    if (n > remaining())
+      fail(std::string("length ") + std::to_string(n) + " of " + what + " exceeds the " + std::to_string(remaining()) +
+           " bytes left");
+    auto v = data_.substr(pos_, static_cast<std::size_t>(n));
+    pos_ += static_cast<std::size_t>(n);
+    return v;
+  }
+
+ private:
+  std::string_view data_;
+  const std::filesystem::path& file_;
+  std::uint64_t frame_offset_;
+  const char* kind_;
+  std::size_t pos_ = 0;
+};
+
+/// Decodes a varint already validated by Block::parse, advancing p.
+inline std::uint64_t decode_trusted_varint(const char*& p) {
+  std::uint64_t v = 0;
+  for (int shift = 0;; shift += 7) {
+    const auto b = static_cast<unsigned char>(*p++);
+    v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+    if (!(b & 0x80)) return v;
+  }
+}
+
+/// One decoded data block: records back to back (varint key_len | key | varint
+/// seq | varint value_len | value), then a u32 offset per record, then a u32
+/// record count. Validated completely at parse time, immutable afterwards, and
+/// safe to share across threads read-only. The trailer of offsets doubles as
+/// the in-memory index, so a block holds no memory beyond its raw bytes.
+class Block {
+ public:
+  /// Validates `raw` (the decoded block read at file offset `offset`): at least
+  /// one record, every offset, length and varint in bounds, offsets exactly
+  /// where each record starts, keys strictly ascending. Else CorruptionError(file, offset, ...).
+  static std::shared_ptr<const Block> parse(std::string raw, const std::filesystem::path& file,
+                                            std::uint64_t offset) {
+    DecodedReader trailer(raw, file, offset, "data block");
+    if (raw.size() < 4) trailer.fail("block of " + std::to_string(raw.size()) + " bytes has no record count");
+    const std::size_t count = decode_fixed32(raw.data() + raw.size() - 4);
+    if (count == 0) trailer.fail("block holds no records");
+    // Every record takes at least 3 bytes plus its 4-byte offset.
+    if (count > (raw.size() - 4) / 7)
+      trailer.fail("record count " + std::to_string(count) + " does not fit a block of " +
+                   std::to_string(raw.size()) + " bytes");
+    const std::size_t index = raw.size() - 4 - 4 * count;
+    DecodedReader r(std::string_view(raw).substr(0, index), file, offset, "data block");
+    std::string_view prev;
+    for (std::size_t i = 0; i < count; ++i) {
+      const std::size_t at = decode_fixed32(raw.data() + index + 4 * i);
+      if (at != r.position())
+        r.fail("offset of record " + std::to_string(i) + " is " + std::to_string(at) + ", not where it starts");
+      const auto key = r.length_prefixed("key");
+      r.varint("sequence number");
+      r.length_prefixed("value");
+      if (i > 0 && !(prev < key)) r.fail("keys are not strictly ascending at record " + std::to_string(i));
+      prev = key;
+    }
+    if (!r.empty()) r.fail("bytes after the last record");
+    return std::shared_ptr<const Block>(new Block(std::move(raw), count, index));
+  }
+
+  /// Number of records (at least 1).
+  std::size_t size() const { return count_; }
+
+  /// Key of record i (i < size()); valid while the block lives.
+  std::string_view key(std::size_t i) const {
+    const char* p = record(i);
+    const auto n = decode_trusted_varint(p);
+    return {p, static_cast<std::size_t>(n)};
+  }
+
+  /// Sequence number of record i (i < size()).
+  std::uint64_t seq(std::size_t i) const {
+    const char* p = record(i);
+    p += decode_trusted_varint(p);
+    return decode_trusted_varint(p);
+  }
+
+  /// Value of record i (i < size()); valid while the block lives.
+  std::string_view value(std::size_t i) const {
+    const char* p = record(i);
+    p += decode_trusted_varint(p);
+    decode_trusted_varint(p);
+    const auto n = decode_trusted_varint(p);
+    return {p, static_cast<std::size_t>(n)};
+  }
+
+  /// First i with key(i) >= key; size() if there is none.
+  std::size_t lower_bound(std::string_view key) const {
+    std::size_t lo = 0, hi = count_;
+    while (lo < hi) {
+      const std::size_t mid = lo + (hi - lo) / 2;
+      if (this->key(mid) < key) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    return lo;
+  }
+
+  /// Bytes of memory held (raw bytes, which include the per-record index), for cache budgets.
+  std::size_t charge() const { return sizeof(*this) + raw_.capacity(); }
+
+ private:
+  Block(std::string raw, std::size_t count, std::size_t index) : raw_(std::move(raw)), count_(count), index_(index) {}
+  const char* record(std::size_t i) const {
+    assert(i < count_);
+    return raw_.data() + decode_fixed32(raw_.data() + index_ + 4 * i);
+  }
+
+  std::string raw_;
+  std::size_t count_;
+  std::size_t index_;  // where the u32 record offsets start
+};
+
+/// Writes one chunk file. Records must come in strictly ascending key order.
+/// Data blocks are closed once their raw size (records + offsets + count)
+/// reaches block_bytes; a record that alone would reach it gets a block of its
+/// own. A block is stored uncompressed (id 0) unless compression saves at least
+/// 1/8 of it and keeps within the reader's 255:1 ratio bound.
+template <CompressionPolicy Compression>
+class ChunkWriter {
+ public:
+  /// Creates (truncates) the file at `path` through `fs` and writes the header.
+  /// block_bytes must be in 1..256 MiB (ValidationError otherwise).
+  ChunkWriter(FileSystem& fs, std::filesystem::path path, std::size_t block_bytes = 4096)
+      : path_(std::move(path)), block_bytes_(block_bytes) {
+    if (block_bytes == 0 || block_bytes > (std::size_t{256} << 20))
+      throw ValidationError("stowage: chunk block size must be 1 byte..256 MiB, not " + std::to_string(block_bytes));
+    header_.append(chunk_format::kMagic);
+    put_fixed16(header_, chunk_format::kMajor);
+    put_fixed16(header_, chunk_format::kMinor);
+    header_.push_back(static_cast<char>(Compression::id));
+    header_.append(3, '\0');
+    file_ = fs.create(path_);
+    file_->append(header_);
+  }
+  ChunkWriter(const ChunkWriter&) = delete;
+  ChunkWriter& operator=(const ChunkWriter&) = delete;
+
+  /// Appends a record. A key not strictly greater than the previous one is a
+  /// std::logic_error; a record too large for any block (over 1 GiB + 128 KiB
+  /// encoded) is a ValidationError; adding after finish() is a std::logic_error.
+  void add(std::string_view key, std::uint64_t seq, std::string_view value) {
+    if (finished_) throw std::logic_error("stowage: ChunkWriter::add after finish for " + path_.string());
+    if (records_ > 0 && !(std::string_view(last_key_) < key))
+      throw std::logic_error("stowage: chunk keys must be strictly ascending (" + path_.string() + ")");
+    const std::uint64_t rec = varint_length(key.size()) + key.size() + varint_length(seq) +
+                              varint_length(value.size()) + value.size();
+    if (rec + 8 > chunk_format::kMaxRawBytes)
+      throw ValidationError("stowage: record of " + std::to_string(rec) + " encoded bytes exceeds the chunk limit of " +
+                            std::to_string(chunk_format::kMaxRawBytes - 8));
+    if (!offsets_.empty() && (rec + 8 >= block_bytes_ || block_raw() + rec + 4 > chunk_format::kMaxRawBytes))
+      flush_block();
+    if (offsets_.empty()) block_first_key_.assign(key);
+    offsets_.push_back(static_cast<std::uint32_t>(block_.size()));
+    put_bytes(block_, key);
+    put_varint(block_, seq);
+    put_bytes(block_, value);
+    if (records_ == 0) first_key_.assign(key);
+    last_key_.assign(key);
+    ++records_;
+    raw_bytes_ += rec;
+    max_seq_ = std::max(max_seq_, seq);
+    bloom_.add(bloom_hash(key));
+    if (block_raw() >= block_bytes_) flush_block();
+  }
+
+  /// Encoded record bytes added so far (varint lengths, keys, sequence numbers
+  /// and values; not block framing): the caller splits chunks on this.
+  std::uint64_t raw_bytes() const { return raw_bytes_; }
+
+  /// Records added so far.
+  std::uint64_t records() const { return records_; }
+
+  /// Writes the last data block, the meta block and the footer, sync()s and
+  /// closes the file. Calling it twice is a std::logic_error.
+  ChunkInfo finish() {
+    if (finished_) throw std::logic_error("stowage: ChunkWriter::finish called twice for " + path_.string());
+    finished_ = true;
+    if (!offsets_.empty()) flush_block();
+    std::string meta;
+    put_varint(meta, block_count_);
+    meta.append(index_);
+    put_bytes(meta, last_key_);
+    put_varint(meta, records_);
+    put_varint(meta, max_seq_);
+    put_bytes(meta, bloom_.finish());
+    if (meta.size() > chunk_format::kMaxRawBytes)
+      throw ValidationError("stowage: chunk " + path_.string() + " has too many blocks or records for one meta block (" +
+                            std::to_string(meta.size()) + " bytes); write smaller chunks");
+    const std::uint64_t meta_offset = file_->size();
+    const std::uint64_t meta_size = write_frame(meta, chunk_format::kMetaSeed);
+    std::string footer;
+    put_fixed64(footer, meta_offset);
+    put_fixed64(footer, meta_size);
+    put_fixed64(footer, checksum(header_ + footer, chunk_format::kFooterSeed));
+    footer.append(chunk_format::kEndMagic);
+    file_->append(footer);
+    file_->sync();
+    file_->close();
+    ChunkInfo info;
+    info.records = records_;
+    info.file_bytes = file_->size();
+    info.max_seq = max_seq_;
+    info.first_key = first_key_;
+    info.last_key = last_key_;
+    return info;
+  }
+
+ private:
+  std::uint64_t block_raw() const { return block_.size() + 4 * offsets_.size() + 4; }
+
+  // Appends one frame holding `raw` (compressed when worth it); returns its framed size.
+  std::uint64_t write_frame(std::string_view raw, std::uint64_t seed) {
+    std::uint8_t id = NoCompression::id;
+    std::string_view stored = raw;
+    if constexpr (Compression::id != NoCompression::id) {
+      Compression::compress(raw, scratch_);
+      const std::uint64_t c = scratch_.size(), n = raw.size();
+      if (c * 8 <= n * 7 && n <= chunk_format::kMaxRatio * c + chunk_format::kRatioSlack) {
+        id = Compression::id;
+        stored = scratch_;
+      }
+    }
+    std::string head;
+    head.push_back(static_cast<char>(id));
+    put_fixed32(head, static_cast<std::uint32_t>(raw.size()));
+    put_fixed32(head, static_cast<std::uint32_t>(stored.size()));
+    put_fixed64(head, frame_checksum(head, stored, seed));
+    file_->append(head);
+    file_->append(stored);
+    return head.size() + stored.size();
+  }
+
+  void flush_block() {
+    for (std::uint32_t off : offsets_) put_fixed32(block_, off);
+    put_fixed32(block_, static_cast<std::uint32_t>(offsets_.size()));
+    const std::uint64_t offset = file_->size();
+    const std::uint64_t framed = write_frame(block_, chunk_format::kDataSeed);
+    put_fixed64(index_, offset);
+    put_fixed32(index_, static_cast<std::uint32_t>(framed));
+    put_bytes(index_, block_first_key_);
+    ++block_count_;
+    block_.clear();
+    offsets_.clear();
+  }
+
+  std::filesystem::path path_;
+  std::size_t block_bytes_;
+  std::unique_ptr<WritableFile> file_;
+  std::string header_;
+  std::string block_;                   // records of the open block
+  std::vector<std::uint32_t> offsets_;  // their offsets in block_
+  std::string block_first_key_;
+  std::string index_;  // encoded index entries of the blocks written
+  std::uint64_t block_count_ = 0;
+  std::string first_key_, last_key_;
+  std::uint64_t records_ = 0, raw_bytes_ = 0, max_seq_ = 0;
+  BloomFilterBuilder bloom_;
+  std::string scratch_;
+  bool finished_ = false;
+};
+
+/// An open chunk: the file handle, the block index and the Bloom filter, all
+/// verified at open. Immutable; reads are thread-safe (positional reads only).
+template <CompressionPolicy Compression>
+class ChunkTable {
+ public:
+  /// Opens `path` through `fs`, reads and verifies the header, footer and meta
+  /// block. Damage is a CorruptionError(path, offset, ...); I/O failures are IoError.
+  static std::shared_ptr<const ChunkTable> open(FileSystem& fs, const std::filesystem::path& path) {
+    namespace cf = chunk_format;
+    std::shared_ptr<ChunkTable> t(new ChunkTable(fs.open_read(path), path));
+    const std::uint64_t size = t->file_->size();
+    t->file_bytes_ = size;
+    auto fail = [&](std::uint64_t at, const std::string& what) -> void { throw CorruptionError(path, at, what); };
+    if (size < cf::kMinFileBytes)
+      fail(0, "chunk file of " + std::to_string(size) + " bytes is shorter than the smallest chunk (" +
+                  std::to_string(cf::kMinFileBytes) + " bytes)");
+    std::string header = t->read_exact(0, cf::kHeaderBytes, "header");
+    std::string footer = t->read_exact(size - cf::kFooterBytes, cf::kFooterBytes, "footer");
+    if (std::string_view(header).substr(0, 8) != cf::kMagic) fail(0, "not a chunk file (bad header magic)");
+    if (std::string_view(footer).substr(24, 8) != cf::kEndMagic)
+      fail(size - 8, "bad footer magic (the file is truncated or was not finished)");
+    const std::uint64_t meta_offset = decode_fixed64(footer.data());
+    const std::uint64_t meta_size = decode_fixed64(footer.data() + 8);
+    if (checksum(header + footer.substr(0, 16), cf::kFooterSeed) != decode_fixed64(footer.data() + 16))
+      fail(size - 16, "footer checksum mismatch (covers the header and the meta offset and size)");
+    const std::uint16_t major = decode_fixed16(header.data() + 8);
+    const std::uint16_t minor = decode_fixed16(header.data() + 10);
+    if (major != cf::kMajor)
+      fail(8, "chunk format " + std::to_string(major) + "." + std::to_string(minor) +
+                  " is not supported (this build reads 1.x)");
+    const auto writer_id = static_cast<std::uint8_t>(header[12]);
+    if (!can_decompress<Compression>(writer_id))
+      fail(12, "written with compression id " + std::to_string(writer_id) + ", which this store's policy (" +
+                   std::string(Compression::name) + ") cannot read");
+    if (header[13] != 0 || header[14] != 0 || header[15] != 0) fail(13, "reserved header bytes are not zero");
+    const std::uint64_t body_end = size - cf::kFooterBytes;
+    if (meta_offset < cf::kHeaderBytes || meta_offset > body_end || meta_size != body_end - meta_offset)
+      fail(size - cf::kFooterBytes, "meta block at " + std::to_string(meta_offset) + " of " +
+                                        std::to_string(meta_size) + " bytes does not end where the footer starts");
+    if (meta_size < cf::kFrameHeadBytes || meta_size > cf::kMaxFrameBytes)
+      fail(size - cf::kFooterBytes, "implausible meta block size " + std::to_string(meta_size));
+    const std::string frame = t->read_exact(meta_offset, static_cast<std::size_t>(meta_size), "meta block");
+    const std::string meta = decode_frame<Compression>(frame, path, meta_offset, cf::kMetaSeed, "meta block");
+    t->parse_meta(meta, meta_offset, minor);
+    return t;
+  }
+
+  /// False if the chunk certainly holds no record with this key (outside the
+  /// key range, or rejected by the Bloom filter).
+  bool may_contain(std::string_view key) const {
+    if (index_.empty() || key < first_key() || last_key() < key) return false;
+    return bloom_.may_contain(bloom_hash(key));
+  }
+
+  /// Number of data blocks.
+  std::size_t block_count() const { return index_.size(); }
+
+  /// The last block whose first key is <= key; block_count() if key precedes
+  /// the first key (or the chunk is empty).
+  std::size_t find_block(std::string_view key) const {
+    auto it = std::upper_bound(index_.begin(), index_.end(), key,
+                               [this](std::string_view k, const IndexEntry& e) { return k < entry_key(e); });
+    if (it == index_.begin()) return index_.size();
+    return static_cast<std::size_t>(it - index_.begin()) - 1;
+  }
+
+  /// Reads, verifies and decodes data block i (< block_count(), else
+  /// std::out_of_range): checksum verified before decompressing, the block
+  /// parsed, and its first and last keys and sequence numbers checked against
+  /// the index. Damage is a CorruptionError naming the block's offset.
+  std::shared_ptr<const Block> read_block(std::size_t i) const {
+    if (i >= index_.size())
+      throw std::out_of_range("stowage: block " + std::to_string(i) + " of " + std::to_string(index_.size()) +
+                              " in " + path_.string());
+    const IndexEntry& e = index_[i];
+    const std::string frame = read_exact(e.offset, e.framed, "data block");
+    auto block = Block::parse(
+        decode_frame<Compression>(frame, path_, e.offset, chunk_format::kDataSeed, "data block"), path_, e.offset);
+    auto fail = [&](const std::string& what) -> void { throw CorruptionError(path_, e.offset, "data block: " + what); };
+    if (block->key(0) != entry_key(e)) fail("first key differs from the chunk's index");
+    const std::string_view last = block->key(block->size() - 1);
+    if (i + 1 < index_.size() ? !(last < entry_key(index_[i + 1])) : last != last_key())
+      fail("last key overlaps the next block or differs from the chunk's last key");
+    for (std::size_t r = 0; r < block->size(); ++r)
+      if (block->seq(r) > max_seq_) fail("sequence number above the chunk's maximum");
+    return block;
+  }
+
+  /// Smallest key (empty for an empty chunk).
+  std::string_view first_key() const { return index_.empty() ? std::string_view{} : entry_key(index_.front()); }
+  /// Largest key (empty for an empty chunk).
+  std::string_view last_key() const { return std::string_view(keys_).substr(last_key_off_); }
+  /// Number of records.
+  std::uint64_t records() const { return records_; }
+  /// Largest sequence number of any record.
+  std::uint64_t max_seq() const { return max_seq_; }
+  /// Size of the file.
+  std::uint64_t file_bytes() const { return file_bytes_; }
+  /// Bytes of memory held (index, keys, Bloom filter), for cache budgets.
+  std::size_t charge() const {
+    return sizeof(*this) + keys_.capacity() + index_.capacity() * sizeof(IndexEntry) + bloom_.charge() +
+           path_.native().capacity();
+  }
+  /// The file's path.
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  struct IndexEntry {
+    std::uint64_t offset;   // of the block's frame in the file
+    std::size_t framed;     // frame size (header + stored bytes)
+    std::size_t key_off;    // first key, in keys_
+    std::size_t key_len;
+  };
+
+  ChunkTable(std::unique_ptr<RandomAccessFile> file, std::filesystem::path path)
+      : file_(std::move(file)), path_(std::move(path)) {}
+
+  std::string_view entry_key(const IndexEntry& e) const { return std::string_view(keys_).substr(e.key_off, e.key_len); }
+
+  // Reads exactly n bytes at offset (already checked to lie within the file
+  // size seen at open); a short read means the file shrank.
+  std::string read_exact(std::uint64_t offset, std::size_t n, const char* what) const {
+    std::string buf(n, '\0');
+    if (file_->read(offset, n, buf.data()) != n)
+      throw CorruptionError(path_, offset, std::string("short read of ") + what + " (the file shrank after open)");
+    return buf;
+  }
+
+  void parse_meta(std::string_view meta, std::uint64_t meta_offset, std::uint16_t minor) {
+    namespace cf = chunk_format;
+    DecodedReader r(meta, path_, meta_offset, "meta block");
+    const std::uint64_t blocks = r.varint("block count");
+    // Each index entry takes at least 13 bytes (offset, size, key length).
+    if (blocks > r.remaining() / 13)
+      r.fail("block count " + std::to_string(blocks) + " cannot fit in " + std::to_string(r.remaining()) + " bytes");
+    index_.reserve(static_cast<std::size_t>(blocks));
+    keys_.reserve(meta.size());
+    std::uint64_t expect = cf::kHeaderBytes;
+    for (std::uint64_t i = 0; i < blocks; ++i) {
+      IndexEntry e{};
+      e.offset = r.u64("block offset");
+      const std::uint64_t framed = r.u32("block size");
+      const auto key = r.length_prefixed("block first key");
+      if (e.offset != expect)
+        r.fail("block " + std::to_string(i) + " at " + std::to_string(e.offset) + " does not start where the previous ends (" +
+               std::to_string(expect) + ")");
+      if (framed < cf::kFrameHeadBytes || framed > cf::kMaxFrameBytes || framed > meta_offset - e.offset)
+        r.fail("block " + std::to_string(i) + " size " + std::to_string(framed) + " is impossible");
+      if (!index_.empty() && !(entry_key(index_.back()) < key))
+        r.fail("block first keys are not strictly ascending at block " + std::to_string(i));
+      e.framed = static_cast<std::size_t>(framed);
+      e.key_off = keys_.size();
+      e.key_len = key.size();
+      keys_.append(key);
+      index_.push_back(e);
+      expect += framed;
+    }
+    if (expect != meta_offset)
+      r.fail("data blocks end at " + std::to_string(expect) + ", not at the meta block (" + std::to_string(meta_offset) +
+             ")");
+    const auto last = r.length_prefixed("last key");
+    last_key_off_ = keys_.size();
+    keys_.append(last);
+    records_ = r.varint("record count");
+    max_seq_ = r.varint("max sequence number");
+    const auto bloom = r.length_prefixed("Bloom filter");
+    if (minor <= cf::kMinor && !r.empty()) r.fail("bytes after the Bloom filter");
+    if (index_.empty()) {
+      if (records_ != 0 || !last.empty() || max_seq_ != 0) r.fail("an empty chunk declares records or keys");
+    } else {
+      if (last < entry_key(index_.back())) r.fail("last key precedes the last block's first key");
+      if (records_ < index_.size()) r.fail("fewer records than blocks");
+    }
+    bloom_ = BloomFilter(std::string(bloom), path_, meta_offset);
+  }
+
+  std::unique_ptr<RandomAccessFile> file_;
+  std::filesystem::path path_;
+  std::uint64_t file_bytes_ = 0, records_ = 0, max_seq_ = 0;
+  std::string keys_;  // first key of every block, then the last key
+  std::size_t last_key_off_ = 0;
+  std::vector<IndexEntry> index_;
+  BloomFilter bloom_;
+};
+
+}  // namespace stowage::detail

@@ -1,0 +1,971 @@
+// Tests of chunk files: writing and reading 100k records with each built-in
+// compression, block parsing, and that damaged or hostile files (every single
+// flipped byte, every truncation, crafted lengths and orders with valid
+// checksums) are a CorruptionError, never a crash or silently wrong data.
+#include <stowage/chunk.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <random>
+#include <thread>
+#include <unordered_set>
+
+using stowage::CorruptionError;
+using stowage::Lz4Compression;
+using stowage::NoCompression;
+using stowage::detail::Block;
+using stowage::detail::ChunkTable;
+using stowage::detail::ChunkWriter;
+namespace cf = stowage::detail::chunk_format;
+namespace sd = stowage::detail;
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// An in-memory file system, so corruption tests can rewrite a file thousands of
+// times cheaply. Readers share the bytes, so a test can shrink a file after open.
+class MemFileSystem final : public stowage::FileSystem {
+ public:
+  std::map<std::filesystem::path, std::shared_ptr<std::string>> files;
+
+  std::unique_ptr<stowage::WritableFile> create(const std::filesystem::path& p) override {
+    auto data = std::make_shared<std::string>();
+    files[p] = data;
+    return std::make_unique<Writable>(data);
+  }
+  std::unique_ptr<stowage::WritableFile> open_append(const std::filesystem::path& p) override {
+    return std::make_unique<Writable>(get(p));
+  }
+  std::unique_ptr<stowage::RandomAccessFile> open_read(const std::filesystem::path& p) override {
+    return std::make_unique<Readable>(get(p), p);
+  }
+  void rename(const std::filesystem::path& from, const std::filesystem::path& to) override {
+    files[to] = get(from);
+    files.erase(from);
+  }
+  void remove(const std::filesystem::path& p) override { files.erase(p); }
+  void truncate(const std::filesystem::path& p, std::uint64_t size) override {
+    get(p)->resize(static_cast<std::size_t>(size));
+  }
+  void sync_dir(const std::filesystem::path&) override {}
+  void create_dirs(const std::filesystem::path&) override {}
+  std::vector<std::string> list(const std::filesystem::path&) override {
+    std::vector<std::string> names;
+    for (auto& [p, d] : files) names.push_back(p.filename().string());
+    return names;
+  }
+  bool exists(const std::filesystem::path& p) override { return files.count(p) != 0; }
+  bool is_directory(const std::filesystem::path&) override { return false; }
+
+  /// Replaces a file's bytes.
+  void put(const std::filesystem::path& p, std::string bytes) { files[p] = std::make_shared<std::string>(std::move(bytes)); }
+  /// A file's bytes.
+  const std::string& bytes(const std::filesystem::path& p) { return *get(p); }
+
+ private:
+  struct Writable final : stowage::WritableFile {
+    explicit Writable(std::shared_ptr<std::string> d) : data(std::move(d)) {}
+    void append(std::string_view s) override {
+      if (closed) throw stowage::IoError("closed");
+      data->append(s);
+    }
+    void flush() override {}
+    void sync() override {}
+    void sync_flushed() override {}
+    void close() override { closed = true; }
+    std::uint64_t size() const override { return data->size(); }
+    std::shared_ptr<std::string> data;
+    bool closed = false;
+  };
+  struct Readable final : stowage::RandomAccessFile {
+    Readable(std::shared_ptr<std::string> d, std::filesystem::path p)
+        : data(std::move(d)), size_(data->size()), path_(std::move(p)) {}
+    std::size_t read(std::uint64_t offset, std::size_t n, char* dst) const override {
+      if (offset >= data->size()) return 0;
+      const std::size_t got = std::min<std::size_t>(n, data->size() - static_cast<std::size_t>(offset));
+      std::memcpy(dst, data->data() + offset, got);
+      return got;
+    }
+    std::uint64_t size() const override { return size_; }
+    const std::filesystem::path& path() const override { return path_; }
+    std::shared_ptr<std::string> data;
+    std::uint64_t size_;
+    std::filesystem::path path_;
+  };
+  std::shared_ptr<std::string> get(const std::filesystem::path& p) {
+    auto it = files.find(p);
+    if (it == files.end()) throw stowage::IoError("no such file: " + p.string());
+    return it->second;
+  }
+};
+
+// A temporary directory on the real file system, removed at scope exit.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+#ifdef STOWAGE_TEST_BINARY_DIR
+    std::filesystem::path base = STOWAGE_TEST_BINARY_DIR;
+#else
+    std::filesystem::path base = std::filesystem::temp_directory_path();
+#endif
+    std::string name = "chunk_test_";
+    name += std::to_string(::getpid());
+    path = base / name;
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+// User policies: ids >= 16.
+struct Lz4Alias {  // LZ4 under a user id, to test dispatch on Compression::id
+  static constexpr std::uint8_t id = 20;
+  static constexpr std::string_view name = "lz4-alias";
+  static void compress(std::string_view in, std::string& out) { Lz4Compression::compress(in, out); }
+  static void decompress(std::string_view in, std::size_t raw_size, char* out) {
+    Lz4Compression::decompress(in, raw_size, out);
+  }
+};
+struct RunLength {  // compresses long runs far beyond 255:1
+  static constexpr std::uint8_t id = 21;
+  static constexpr std::string_view name = "rle";
+  static void compress(std::string_view in, std::string& out) {
+    out.clear();
+    for (std::size_t i = 0; i < in.size();) {
+      std::size_t j = i;
+      while (j < in.size() && in[j] == in[i]) ++j;
+      sd::put_varint(out, j - i);
+      out.push_back(in[i]);
+      i = j;
+    }
+  }
+  static void decompress(std::string_view in, std::size_t raw_size, char* out) {
+    sd::Reader r(in);
+    std::size_t done = 0;
+    while (!r.empty()) {
+      const auto n = r.varint();
+      const char c = static_cast<char>(r.u8());
+      if (n > raw_size - done) throw CorruptionError("run too long");
+      std::memset(out + done, c, static_cast<std::size_t>(n));
+      done += static_cast<std::size_t>(n);
+    }
+    if (done != raw_size) throw CorruptionError("short");
+  }
+};
+
+struct Rec {
+  std::string key;
+  std::uint64_t seq;
+  std::string value;
+};
+
+std::string random_bytes(std::mt19937_64& rng, std::size_t n) {
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+std::string text_bytes(std::mt19937_64& rng, std::size_t n) {
+  static const char* words[] = {"alpha ", "beta ", "gamma ", "delta ", "epsilon ", "user=", "id:", "42 "};
+  std::string s;
+  while (s.size() < n) s += words[rng() % 8];
+  s.resize(n);
+  return s;
+}
+
+// n records with distinct random binary keys (1..24 bytes, any byte value),
+// sorted; values 0..300 bytes (half random, half text), a few of 100 KiB.
+std::vector<Rec> make_records(std::size_t n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::unordered_set<std::string> seen;
+  std::vector<Rec> recs;
+  recs.reserve(n);
+  while (recs.size() < n) {
+    std::string key = random_bytes(rng, 1 + rng() % 24);
+    if (!seen.insert(key).second) continue;
+    recs.push_back({std::move(key), 0, {}});
+  }
+  std::sort(recs.begin(), recs.end(), [](const Rec& a, const Rec& b) { return a.key < b.key; });
+  for (std::size_t i = 0; i < n; ++i) {
+    auto& r = recs[i];
+    r.seq = rng() >> 20;
+    const std::size_t size = (i % 20011 == 17) ? 100 * 1024 : rng() % 301;
+    r.value = (rng() & 1) ? random_bytes(rng, size) : text_bytes(rng, size);
+  }
+  return recs;
+}
+
+template <class C>
+sd::ChunkInfo write_chunk(stowage::FileSystem& fs, const std::filesystem::path& p, const std::vector<Rec>& recs,
+                          std::size_t block_bytes = 4096) {
+  ChunkWriter<C> w(fs, p, block_bytes);
+  for (auto& r : recs) w.add(r.key, r.seq, r.value);
+  CHECK(w.records() == recs.size());
+  return w.finish();
+}
+
+struct Found {
+  std::uint64_t seq;
+  std::string value;
+};
+
+template <class C>
+std::optional<Found> lookup(const ChunkTable<C>& t, std::string_view key) {
+  const auto b = t.find_block(key);
+  if (b == t.block_count()) return std::nullopt;
+  const auto block = t.read_block(b);
+  const auto i = block->lower_bound(key);
+  if (i == block->size() || block->key(i) != key) return std::nullopt;
+  return Found{block->seq(i), std::string(block->value(i))};
+}
+
+// Opens the chunk and reads every block; returns the records seen.
+template <class C>
+std::vector<Rec> read_all(stowage::FileSystem& fs, const std::filesystem::path& p) {
+  auto t = ChunkTable<C>::open(fs, p);
+  std::vector<Rec> out;
+  for (std::size_t b = 0; b < t->block_count(); ++b) {
+    auto block = t->read_block(b);
+    for (std::size_t i = 0; i < block->size(); ++i)
+      out.push_back({std::string(block->key(i)), block->seq(i), std::string(block->value(i))});
+  }
+  return out;
+}
+
+bool same_records(const std::vector<Rec>& a, const std::vector<Rec>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a[i].key != b[i].key || a[i].seq != b[i].seq || a[i].value != b[i].value) return false;
+  return true;
+}
+
+// The compression ids of a chunk's data block frames, walking the file as
+// docs/format.md describes it.
+std::vector<int> frame_ids(const std::string& file) {
+  const std::uint64_t meta_offset = sd::decode_fixed64(file.data() + file.size() - 32);
+  std::vector<int> ids;
+  for (std::uint64_t off = 16; off < meta_offset;) {
+    ids.push_back(static_cast<unsigned char>(file[off]));
+    off += 17 + sd::decode_fixed32(file.data() + off + 5);
+  }
+  return ids;
+}
+
+// ---------------------------------------------------------------------------
+// Hand-made files, built from docs/format.md (independently of ChunkWriter).
+
+std::string craft_header(std::uint8_t id = 0, std::uint16_t major = 1, std::uint16_t minor = 0) {
+  std::string h = "STWCHUNK";
+  sd::put_fixed16(h, major);
+  sd::put_fixed16(h, minor);
+  h.push_back(static_cast<char>(id));
+  h.append(3, '\0');
+  return h;
+}
+
+std::string craft_frame(std::uint8_t id, std::uint32_t raw_size, std::string_view stored, std::uint64_t seed) {
+  std::string head;
+  head.push_back(static_cast<char>(id));
+  sd::put_fixed32(head, raw_size);
+  sd::put_fixed32(head, static_cast<std::uint32_t>(stored.size()));
+  std::string f = head;
+  sd::put_fixed64(f, sd::checksum(head + std::string(stored), seed));
+  f.append(stored);
+  return f;
+}
+
+// A raw data block over records (no ordering enforced).
+std::string craft_block(const std::vector<Rec>& recs) {
+  std::string b;
+  std::vector<std::uint32_t> offs;
+  for (auto& r : recs) {
+    offs.push_back(static_cast<std::uint32_t>(b.size()));
+    sd::put_bytes(b, r.key);
+    sd::put_varint(b, r.seq);
+    sd::put_bytes(b, r.value);
+  }
+  for (auto o : offs) sd::put_fixed32(b, o);
+  sd::put_fixed32(b, static_cast<std::uint32_t>(offs.size()));
+  return b;
+}
+
+std::string craft_footer(const std::string& header, std::uint64_t meta_offset, std::uint64_t meta_size) {
+  std::string f;
+  sd::put_fixed64(f, meta_offset);
+  sd::put_fixed64(f, meta_size);
+  sd::put_fixed64(f, sd::checksum(header + f, cf::kFooterSeed));
+  f += "STWCHEND";
+  return f;
+}
+
+// header | data (already framed) | meta frame over meta_raw | footer.
+std::string craft_file(const std::string& header, const std::string& data, const std::string& meta_raw,
+                       std::uint8_t meta_id = 0, std::optional<std::uint32_t> meta_raw_size = std::nullopt) {
+  std::string file = header + data;
+  const std::uint64_t meta_offset = file.size();
+  const std::string mf =
+      craft_frame(meta_id, meta_raw_size.value_or(static_cast<std::uint32_t>(meta_raw.size())), meta_raw, cf::kMetaSeed);
+  file += mf;
+  file += craft_footer(header, meta_offset, mf.size());
+  return file;
+}
+
+std::string bloom_over(const std::vector<std::string>& keys) {
+  sd::BloomFilterBuilder b;
+  for (auto& k : keys) b.add(sd::bloom_hash(k));
+  return b.finish();
+}
+
+// A whole chunk from raw blocks (each stored with id `id`, stored = raw unless
+// id is 1), computing the meta block fields from the blocks' records.
+std::string craft_chunk(const std::vector<std::vector<Rec>>& blocks, std::uint8_t header_id = 0,
+                        std::uint8_t block_id = 0) {
+  const std::string header = craft_header(header_id);
+  std::string data, index;
+  std::vector<std::string> keys;
+  std::uint64_t records = 0, max_seq = 0;
+  for (auto& recs : blocks) {
+    const std::string raw = craft_block(recs);
+    std::string stored = raw;
+    if (block_id == 1 || block_id == Lz4Alias::id) Lz4Compression::compress(raw, stored);
+    const std::string frame = craft_frame(block_id, static_cast<std::uint32_t>(raw.size()), stored, cf::kDataSeed);
+    sd::put_fixed64(index, header.size() + data.size());
+    sd::put_fixed32(index, static_cast<std::uint32_t>(frame.size()));
+    sd::put_bytes(index, recs.front().key);
+    data += frame;
+    for (auto& r : recs) {
+      keys.push_back(r.key);
+      max_seq = std::max(max_seq, r.seq);
+      ++records;
+    }
+  }
+  std::string meta;
+  sd::put_varint(meta, blocks.size());
+  meta += index;
+  sd::put_bytes(meta, blocks.empty() ? std::string() : blocks.back().back().key);
+  sd::put_varint(meta, records);
+  sd::put_varint(meta, max_seq);
+  sd::put_bytes(meta, bloom_over(keys));
+  return craft_file(header, data, meta);
+}
+
+template <class C = NoCompression>
+void require_corruption(MemFileSystem& fs, const std::filesystem::path& p) {
+  try {
+    read_all<C>(fs, p);
+    FAIL("no CorruptionError");
+  } catch (const CorruptionError& e) {
+    INFO(e.what());
+    CHECK(e.file() == p);
+    CHECK(e.offset() <= fs.bytes(p).size());
+  }
+}
+
+std::vector<Rec> small_records() {
+  std::mt19937_64 rng(11);
+  std::vector<Rec> recs;
+  for (int i = 0; i < 60; ++i) {
+    char key[16];
+    std::snprintf(key, sizeof key, "key-%03d", i);
+    const std::size_t size = (i == 30) ? 700 : rng() % 60;
+    recs.push_back({key, static_cast<std::uint64_t>(1000 + i), (i % 3) ? text_bytes(rng, size) : random_bytes(rng, size)});
+  }
+  return recs;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+
+TEMPLATE_TEST_CASE("100k records round trip through a chunk", "[chunk]", NoCompression, Lz4Compression) {
+  TempDir dir;
+  auto& fs = *stowage::default_file_system();
+  const auto path = dir.path / "big.chunk";
+  const auto recs = make_records(100000, 1234);
+
+  std::uint64_t raw = 0, max_seq = 0;
+  for (auto& r : recs) {
+    raw += sd::varint_length(r.key.size()) + r.key.size() + sd::varint_length(r.seq) +
+           sd::varint_length(r.value.size()) + r.value.size();
+    max_seq = std::max(max_seq, r.seq);
+  }
+  ChunkWriter<TestType> w(fs, path);
+  for (auto& r : recs) w.add(r.key, r.seq, r.value);
+  CHECK(w.raw_bytes() == raw);
+  CHECK(w.records() == recs.size());
+  const auto info = w.finish();
+  CHECK(info.records == recs.size());
+  CHECK(info.max_seq == max_seq);
+  CHECK(info.first_key == recs.front().key);
+  CHECK(info.last_key == recs.back().key);
+  CHECK(info.file_bytes == std::filesystem::file_size(path));
+
+  const auto t = ChunkTable<TestType>::open(fs, path);
+  CHECK(t->path() == path);
+  CHECK(t->records() == recs.size());
+  CHECK(t->max_seq() == max_seq);
+  CHECK(t->first_key() == recs.front().key);
+  CHECK(t->last_key() == recs.back().key);
+  CHECK(t->file_bytes() == info.file_bytes);
+  CHECK(t->block_count() > 1000);
+  CHECK(t->charge() > 0);
+
+  SECTION("iterating all blocks yields every record in order") {
+    std::size_t n = 0, mismatches = 0, big_alone = 0;
+    for (std::size_t b = 0; b < t->block_count(); ++b) {
+      const auto block = t->read_block(b);
+      CHECK(block->charge() >= block->size() * 8);
+      for (std::size_t i = 0; i < block->size(); ++i, ++n) {
+        if (n >= recs.size() || block->key(i) != recs[n].key || block->seq(i) != recs[n].seq ||
+            block->value(i) != recs[n].value)
+          ++mismatches;
+        if (recs[n].value.size() == 100 * 1024 && block->size() == 1) ++big_alone;
+      }
+    }
+    CHECK(n == recs.size());
+    CHECK(mismatches == 0);
+    CHECK(big_alone == 5);  // records larger than a block get a block of their own
+  }
+
+  SECTION("every key is found, misses are not") {
+    std::size_t wrong = 0, bloom_negatives = 0;
+    for (auto& r : recs) {
+      if (!t->may_contain(r.key)) ++bloom_negatives;
+      auto f = lookup(*t, r.key);
+      if (!f || f->seq != r.seq || f->value != r.value) ++wrong;
+    }
+    CHECK(bloom_negatives == 0);
+    CHECK(wrong == 0);
+
+    std::unordered_set<std::string> keys;
+    for (auto& r : recs) keys.insert(r.key);
+    std::size_t misses = 0, false_positives = 0, found_misses = 0;
+    for (std::size_t i = 0; i < recs.size(); ++i) {
+      std::string miss = recs[i].key + '\0';
+      if (keys.count(miss)) continue;
+      ++misses;
+      if (t->may_contain(miss)) ++false_positives;
+      if (i % 7 == 0 && lookup(*t, miss)) ++found_misses;
+    }
+    CHECK(found_misses == 0);
+    INFO("false positives " << false_positives << " of " << misses);
+    CHECK(static_cast<double>(false_positives) / static_cast<double>(misses) < 0.02);
+
+    // Outside the key range.
+    const std::string after = recs.back().key + "\xff";
+    CHECK_FALSE(t->may_contain(after));
+    CHECK_FALSE(lookup(*t, after));
+    CHECK(t->find_block(after) == t->block_count() - 1);
+    CHECK(t->find_block(recs.front().key) == 0);
+    if (!recs.front().key.empty() && recs.front().key != std::string(1, '\0')) {
+      CHECK(t->find_block("") == t->block_count());
+      CHECK_FALSE(t->may_contain(""));
+      CHECK_FALSE(lookup(*t, ""));
+    }
+  }
+
+  SECTION("concurrent readers share one table") {
+    std::vector<std::thread> threads;
+    std::vector<std::size_t> counts(4, 0);
+    for (std::size_t k = 0; k < counts.size(); ++k)
+      threads.emplace_back([&, k] {
+        for (std::size_t b = k % 2; b < t->block_count(); b += 2) counts[k] += t->read_block(b)->size();
+      });
+    for (auto& th : threads) th.join();
+    CHECK(counts[0] + counts[1] == recs.size());
+    CHECK(counts[2] + counts[3] == recs.size());
+  }
+
+  if constexpr (std::is_same_v<TestType, Lz4Compression>) {
+    SECTION("lz4 stores compressible blocks compressed and the rest as is") {
+      std::string bytes(static_cast<std::size_t>(info.file_bytes), '\0');
+      stowage::default_file_system()->open_read(path)->read(0, bytes.size(), bytes.data());
+      const auto ids = frame_ids(bytes);
+      CHECK(ids.size() == t->block_count());
+      CHECK(std::count(ids.begin(), ids.end(), 1) > 0);
+      CHECK(std::count(ids.begin(), ids.end(), 0) >= 0);
+      CHECK(std::count_if(ids.begin(), ids.end(), [](int id) { return id > 1; }) == 0);
+      CHECK(info.file_bytes < raw);
+    }
+  }
+}
+
+TEST_CASE("chunk writer rules", "[chunk]") {
+  MemFileSystem fs;
+  SECTION("keys must be strictly ascending") {
+    ChunkWriter<NoCompression> w(fs, "c");
+    w.add("b", 1, "x");
+    CHECK_THROWS_AS(w.add("b", 2, "y"), std::logic_error);
+    CHECK_THROWS_AS(w.add("a", 2, "y"), std::logic_error);
+    CHECK_THROWS_AS(w.add("", 2, "y"), std::logic_error);
+    w.add(std::string_view("b\0", 2), 2, "y");
+    w.add("\xff", 3, "z");  // bytes compare unsigned (memcmp order)
+    CHECK_THROWS_AS(w.add("\x7f", 4, ""), std::logic_error);
+    CHECK(w.records() == 3);
+    const auto info = w.finish();
+    CHECK(info.records == 3);
+    CHECK(info.max_seq == 3);
+    CHECK(info.first_key == "b");
+    CHECK(info.last_key == "\xff");
+    CHECK_THROWS_AS(w.add("\xff\xff", 5, ""), std::logic_error);
+    CHECK_THROWS_AS(w.finish(), std::logic_error);
+    CHECK(same_records(read_all<NoCompression>(fs, "c"),
+                       {{"b", 1, "x"}, {std::string("b\0", 2), 2, "y"}, {"\xff", 3, "z"}}));
+  }
+  SECTION("bad block sizes") {
+    CHECK_THROWS_AS(ChunkWriter<NoCompression>(fs, "c", 0), stowage::ValidationError);
+    CHECK_THROWS_AS(ChunkWriter<NoCompression>(fs, "c", (std::size_t{256} << 20) + 1), stowage::ValidationError);
+  }
+  SECTION("the header records the writer's compression") {
+    write_chunk<Lz4Compression>(fs, "c", small_records());
+    CHECK(fs.bytes("c").substr(0, 16) == craft_header(1));
+    write_chunk<NoCompression>(fs, "c", small_records());
+    CHECK(fs.bytes("c").substr(0, 16) == craft_header(0));
+  }
+  SECTION("an empty chunk") {
+    const auto info = write_chunk<Lz4Compression>(fs, "c", {});
+    CHECK(info.records == 0);
+    CHECK(info.file_bytes == fs.bytes("c").size());
+    const auto t = ChunkTable<Lz4Compression>::open(fs, "c");
+    CHECK(t->block_count() == 0);
+    CHECK(t->records() == 0);
+    CHECK(t->find_block("a") == 0);
+    CHECK_FALSE(t->may_contain(""));
+    CHECK(t->first_key().empty());
+    CHECK(t->last_key().empty());
+    CHECK_THROWS_AS(t->read_block(0), std::out_of_range);
+  }
+  SECTION("block boundaries: closed at block_bytes; big records alone") {
+    std::vector<Rec> recs;
+    for (int i = 0; i < 200; ++i) {
+      std::string key = "k";
+      key += std::to_string(1000 + i);  // (not "k" + ...: GCC 12 -O3 raises a false -Wrestrict)
+      recs.push_back({key, 1, std::string(i == 50 ? 5000 : 10, 'v')});
+    }
+    write_chunk<NoCompression>(fs, "c", recs, 512);
+    const auto t = ChunkTable<NoCompression>::open(fs, "c");
+    std::vector<std::shared_ptr<const Block>> bs;
+    for (std::size_t b = 0; b < t->block_count(); ++b) bs.push_back(t->read_block(b));
+    std::size_t total = 0, alone = 0;
+    for (std::size_t b = 0; b < bs.size(); ++b) {
+      total += bs[b]->size();
+      std::size_t raw = 4;  // every record here: 1-byte varints except a 5000-byte value's 2-byte length
+      for (std::size_t i = 0; i < bs[b]->size(); ++i)
+        raw += 4 + 1 + bs[b]->key(i).size() + 1 + 1 + bs[b]->value(i).size() + (bs[b]->value(i).size() >= 128);
+      if (bs[b]->value(0).size() == 5000) {
+        CHECK(bs[b]->size() == 1);
+        ++alone;
+      } else if (b + 1 < bs.size() && bs[b + 1]->value(0).size() != 5000) {
+        CHECK(raw >= 512);  // closed once it reached block_bytes ...
+        CHECK(raw < 512 + 30);  // ... not later
+      } else {
+        CHECK(raw < 512);  // the last block, or one closed early for the big record
+      }
+    }
+    CHECK(alone == 1);
+    CHECK(total == recs.size());
+  }
+  SECTION("a user policy: its id in the header and blocks; other policies refuse the file") {
+    write_chunk<Lz4Alias>(fs, "c", small_records());
+    const auto ids = frame_ids(fs.bytes("c"));
+    CHECK(std::count(ids.begin(), ids.end(), 20) > 0);
+    CHECK(same_records(read_all<Lz4Alias>(fs, "c"), small_records()));
+    require_corruption<Lz4Compression>(fs, "c");
+    require_corruption<NoCompression>(fs, "c");
+  }
+  SECTION("blocks compressing beyond the reader's 255:1 bound are stored as is") {
+    const std::vector<Rec> recs = {{"a", 1, std::string(1 << 20, '\0')}, {"b", 2, std::string(100, 'x')}};
+    write_chunk<RunLength>(fs, "c", recs);
+    const auto ids = frame_ids(fs.bytes("c"));
+    REQUIRE(ids.size() == 2);
+    CHECK(ids[0] == 0);
+    CHECK(ids[1] == 21);
+    CHECK(same_records(read_all<RunLength>(fs, "c"), recs));
+  }
+  SECTION("readers of any policy read none and lz4 blocks") {
+    write_chunk<Lz4Compression>(fs, "c", small_records());
+    CHECK(same_records(read_all<NoCompression>(fs, "c"), small_records()));
+    CHECK(same_records(read_all<Lz4Alias>(fs, "c"), small_records()));
+    write_chunk<NoCompression>(fs, "c", small_records());
+    CHECK(same_records(read_all<Lz4Compression>(fs, "c"), small_records()));
+  }
+}
+
+TEST_CASE("Block::parse accepts valid blocks and rejects malformed ones", "[chunk]") {
+  const std::vector<Rec> recs = {{"", 0, ""}, {"a", 1, "x"}, {"ab", 1ull << 63, std::string(200, 'v')}, {"b", 7, ""}};
+  const std::string raw = craft_block(recs);
+  const std::filesystem::path file = "f";
+
+  SECTION("valid") {
+    const auto b = Block::parse(raw, file, 99);
+    REQUIRE(b->size() == 4);
+    for (std::size_t i = 0; i < 4; ++i) {
+      CHECK(b->key(i) == recs[i].key);
+      CHECK(b->seq(i) == recs[i].seq);
+      CHECK(b->value(i) == recs[i].value);
+    }
+    CHECK(b->lower_bound("") == 0);
+    CHECK(b->lower_bound("a") == 1);
+    CHECK(b->lower_bound("aa") == 2);
+    CHECK(b->lower_bound("ab") == 2);
+    CHECK(b->lower_bound("abc") == 3);
+    CHECK(b->lower_bound("b") == 3);
+    CHECK(b->lower_bound("c") == 4);
+    CHECK(b->charge() >= raw.size());
+  }
+
+  auto rejects = [&](const std::string& bad) {
+    try {
+      Block::parse(bad, file, 99);
+      FAIL("accepted");
+    } catch (const CorruptionError& e) {
+      INFO(e.what());
+      CHECK(e.file() == file);
+      CHECK(e.offset() == 99);
+    }
+  };
+  SECTION("too short, empty, counts out of range") {
+    rejects("");
+    rejects("abc");
+    rejects(std::string(4, '\0'));                 // zero records
+    rejects(std::string("\x00\x00\x00\x00\xff\xff\xff\xff", 8));  // count too large
+    std::string bad = raw;
+    sd::encode_fixed32(bad.data() + bad.size() - 4, 5);
+    rejects(bad);
+    sd::encode_fixed32(bad.data() + bad.size() - 4, 3);
+    rejects(bad);
+  }
+  SECTION("keys out of order or equal") {
+    rejects(craft_block({{"b", 1, ""}, {"a", 1, ""}}));
+    rejects(craft_block({{"a", 1, ""}, {"a", 2, ""}}));
+    rejects(craft_block({{"a", 1, ""}, {"c", 2, ""}, {"b", 3, ""}}));
+    rejects(craft_block({{"\x80", 1, ""}, {"\x7f", 2, ""}}));
+  }
+  SECTION("offsets that do not match the records") {
+    std::string bad = raw;
+    const std::size_t index = bad.size() - 4 - 16;
+    sd::encode_fixed32(bad.data() + index + 4, 2);
+    rejects(bad);
+    bad = raw;
+    sd::encode_fixed32(bad.data() + index, 1);
+    rejects(bad);
+    bad = raw;
+    sd::encode_fixed32(bad.data() + index + 12, 0xffffffffu);
+    rejects(bad);
+  }
+  SECTION("lengths past the records, trailing bytes, overlong varints") {
+    std::string rec;
+    sd::put_varint(rec, 1000);  // key length past the end
+    rec += "k";
+    std::string bad = rec;
+    sd::put_fixed32(bad, 0);
+    sd::put_fixed32(bad, 1);
+    rejects(bad);
+    std::string one = craft_block({{"k", 1, "v"}});
+    bad = one.substr(0, 5) + "!" + one.substr(5);  // a byte after the last record
+    rejects(bad);
+    bad = std::string("\x01k") + std::string(10, '\x80') + "\x01" + std::string("\x00", 1);
+    sd::put_fixed32(bad, 0);
+    sd::put_fixed32(bad, 1);
+    rejects(bad);  // 11-byte sequence number
+  }
+  SECTION("random mutations: CorruptionError or a block whose accessors stay in bounds") {
+    std::mt19937_64 rng(5);
+    std::size_t accepted = 0;
+    for (int n = 0; n < 20000; ++n) {
+      std::string bad = raw;
+      const int flips = 1 + static_cast<int>(rng() % 3);
+      for (int f = 0; f < flips; ++f) bad[rng() % bad.size()] = static_cast<char>(rng());
+      if (rng() % 4 == 0) bad.resize(rng() % bad.size());
+      try {
+        const auto b = Block::parse(bad, file, 0);
+        ++accepted;
+        std::size_t sum = 0;
+        for (std::size_t i = 0; i < b->size(); ++i) sum += b->key(i).size() + b->value(i).size() + (b->seq(i) & 1);
+        CHECK(sum <= bad.size() * 2);
+        for (std::size_t i = 1; i < b->size(); ++i) CHECK(b->key(i - 1) < b->key(i));
+      } catch (const CorruptionError&) {
+      }
+    }
+    CHECK(accepted < 20000);
+  }
+}
+
+TEMPLATE_TEST_CASE("every flipped byte and every truncation is a CorruptionError", "[chunk][corruption]",
+                   NoCompression, Lz4Compression) {
+  MemFileSystem fs;
+  const std::filesystem::path p = "store/000001.chunk";
+  const auto recs = small_records();
+  write_chunk<TestType>(fs, p, recs, 256);
+  const std::string good = fs.bytes(p);
+  {
+    const auto t = ChunkTable<TestType>::open(fs, p);
+    REQUIRE(t->block_count() >= 3);
+    REQUIRE(same_records(read_all<TestType>(fs, p), recs));
+    if constexpr (std::is_same_v<TestType, Lz4Compression>) {
+      const auto ids = frame_ids(good);
+      CHECK(std::count(ids.begin(), ids.end(), 1) > 0);  // some blocks compressed ...
+      CHECK(std::count(ids.begin(), ids.end(), 0) > 0);  // ... and some not worth it
+    }
+  }
+
+  auto outcome = [&](std::string bytes) -> int {  // 0 detected, 1 silently accepted, 2 misreported
+    const std::size_t size = bytes.size();
+    fs.put(p, std::move(bytes));
+    try {
+      read_all<TestType>(fs, p);
+    } catch (const CorruptionError& e) {
+      if (e.file() != p || e.offset() > size) return 2;
+      return 0;
+    }
+    return 1;
+  };
+
+  SECTION("flips") {
+    std::size_t undetected = 0, misreported = 0, first_bad = good.size();
+    for (std::size_t i = 0; i < good.size(); ++i) {
+      for (unsigned char mask : {0x01, 0x80, 0xff, 0x5a}) {
+        std::string bad = good;
+        bad[i] = static_cast<char>(bad[i] ^ mask);
+        const int r = outcome(std::move(bad));
+        if (r == 1) ++undetected;
+        if (r == 2) ++misreported;
+        if (r != 0) first_bad = std::min(first_bad, i);
+      }
+    }
+    INFO("first undetected flip at " << first_bad << " of " << good.size());
+    CHECK(undetected == 0);
+    CHECK(misreported == 0);
+  }
+  SECTION("truncations") {
+    std::size_t undetected = 0;
+    for (std::size_t n = 0; n < good.size(); ++n) undetected += outcome(good.substr(0, n)) != 0;
+    CHECK(undetected == 0);
+  }
+  SECTION("appended bytes") {
+    CHECK(outcome(good + "x") == 0);
+    CHECK(outcome(good + good) == 0);
+    CHECK(outcome(good + std::string(1000, '\0')) == 0);
+  }
+  SECTION("random multi-byte damage and garbage files") {
+    std::mt19937_64 rng(77);
+    std::size_t undetected = 0;
+    for (int n = 0; n < 3000; ++n) {
+      std::string bad = good;
+      for (int f = 0; f < 8; ++f) bad[rng() % bad.size()] = static_cast<char>(rng());
+      undetected += outcome(std::move(bad)) != 0;
+      undetected += outcome(random_bytes(rng, rng() % 300)) != 0;
+    }
+    CHECK(undetected == 0);
+  }
+  SECTION("the file shrinks after open") {
+    const auto t = ChunkTable<TestType>::open(fs, p);
+    fs.truncate(p, 100);
+    CHECK_THROWS_AS(t->read_block(t->block_count() - 1), CorruptionError);
+  }
+  fs.put(p, good);
+  CHECK(same_records(read_all<TestType>(fs, p), recs));
+}
+
+TEST_CASE("hand-made chunks follow docs/format.md", "[chunk][format]") {
+  MemFileSystem fs;
+  const std::filesystem::path p = "h.chunk";
+  const std::vector<std::vector<Rec>> blocks = {{{"a", 1, "one"}, {"b", 2, "two"}}, {{"c", 9, "three"}}};
+  const std::vector<Rec> all = {{"a", 1, "one"}, {"b", 2, "two"}, {"c", 9, "three"}};
+
+  SECTION("uncompressed and lz4 hand-made files read back") {
+    fs.put(p, craft_chunk(blocks));
+    CHECK(same_records(read_all<NoCompression>(fs, p), all));
+    fs.put(p, craft_chunk(blocks, 1, 1));
+    CHECK(same_records(read_all<NoCompression>(fs, p), all));
+    const auto t = ChunkTable<NoCompression>::open(fs, p);
+    CHECK(t->records() == 3);
+    CHECK(t->max_seq() == 9);
+    CHECK(t->first_key() == "a");
+    CHECK(t->last_key() == "c");
+    CHECK(t->find_block("bz") == 0);
+    CHECK(t->find_block("c") == 1);
+  }
+  SECTION("the writer produces byte-identical files") {
+    write_chunk<NoCompression>(fs, "w", all, 4096);
+    fs.put(p, craft_chunk({all}));
+    CHECK(fs.bytes("w") == fs.bytes(p));
+  }
+  SECTION("a newer minor version may append meta fields; a newer major is refused") {
+    const std::string header = craft_header(0, 1, 3);
+    std::string file = craft_chunk(blocks);
+    // Rebuild with the new header and an extra meta field.
+    const std::uint64_t meta_offset = sd::decode_fixed64(file.data() + file.size() - 32);
+    const std::string data = file.substr(16, meta_offset - 16);
+    const std::string meta_frame = file.substr(meta_offset, file.size() - 32 - meta_offset);
+    const std::string meta = meta_frame.substr(17) + "future";
+    fs.put(p, craft_file(header, data, meta));
+    CHECK(same_records(read_all<NoCompression>(fs, p), all));
+    fs.put(p, craft_file(craft_header(0, 1, 0), data, meta));
+    require_corruption(fs, p);  // trailing meta bytes in a 1.0 file
+    fs.put(p, craft_file(craft_header(0, 2, 0), data, meta_frame.substr(17)));
+    require_corruption(fs, p);
+  }
+  SECTION("keys not ascending inside a block, with valid checksums") {
+    fs.put(p, craft_chunk({{{"a", 1, ""}, {"c", 1, ""}, {"b", 1, ""}}}));
+    const auto t = ChunkTable<NoCompression>::open(fs, p);
+    CHECK_THROWS_AS(t->read_block(0), CorruptionError);
+    fs.put(p, craft_chunk({{{"b", 1, ""}, {"b", 1, ""}}}, 1, 1));
+    require_corruption(fs, p);
+  }
+  SECTION("blocks disagreeing with the index, with valid checksums") {
+    // Blocks overlap: the first block's last key is not below the next first key.
+    fs.put(p, craft_chunk({{{"a", 1, ""}, {"d", 1, ""}}, {{"c", 1, ""}}}));
+    require_corruption(fs, p);
+    // Index first keys not ascending.
+    fs.put(p, craft_chunk({{{"c", 1, ""}}, {{"a", 1, ""}}}));
+    require_corruption(fs, p);
+  }
+  SECTION("unknown compression ids, with valid checksums") {
+    fs.put(p, craft_chunk(blocks, 0, 7));  // block id 7
+    require_corruption(fs, p);
+    fs.put(p, craft_chunk(blocks, 0, Lz4Alias::id));  // readable only by Lz4Alias ...
+    require_corruption<Lz4Compression>(fs, p);
+    CHECK(same_records(read_all<Lz4Alias>(fs, p), all));  // ... which reads it
+    fs.put(p, craft_chunk(blocks, 9, 0));  // header id 9
+    require_corruption(fs, p);
+  }
+  SECTION("reserved header bytes must be zero even with a valid checksum") {
+    std::string header = craft_header();
+    header[14] = 1;
+    std::string file = craft_chunk(blocks);
+    const std::uint64_t meta_offset = sd::decode_fixed64(file.data() + file.size() - 32);
+    const std::string meta_frame = file.substr(meta_offset, file.size() - 32 - meta_offset);
+    fs.put(p, craft_file(header, file.substr(16, meta_offset - 16), meta_frame.substr(17)));
+    require_corruption(fs, p);
+  }
+}
+
+TEST_CASE("hostile lengths are rejected quickly without huge allocations", "[chunk][format]") {
+  MemFileSystem fs;
+  const std::filesystem::path p = "x.chunk";
+  const std::string header = craft_header();
+  const std::string bloom = bloom_over({"a"});
+  const std::string block = craft_frame(0, 0, "", cf::kDataSeed);  // content irrelevant: meta fails first
+  const auto start = std::chrono::steady_clock::now();
+
+  auto meta_tail = [&](std::string last_key = "a", std::uint64_t records = 1) {
+    std::string m;
+    sd::put_bytes(m, last_key);
+    sd::put_varint(m, records);
+    sd::put_varint(m, 1);
+    sd::put_bytes(m, bloom);
+    return m;
+  };
+  auto one_block_index = [&](std::uint64_t offset, std::uint32_t framed, std::uint64_t key_len = 1) {
+    std::string m;
+    sd::put_varint(m, 1);
+    sd::put_fixed64(m, offset);
+    sd::put_fixed32(m, framed);
+    sd::put_varint(m, key_len);
+    m += "a";
+    return m;
+  };
+
+  SECTION("block count") {
+    std::string m;
+    sd::put_varint(m, std::uint64_t{1} << 62);
+    fs.put(p, craft_file(header, "", m + meta_tail()));
+    require_corruption(fs, p);
+    m.clear();
+    sd::put_varint(m, ~std::uint64_t{0});
+    fs.put(p, craft_file(header, "", m + meta_tail()));
+    require_corruption(fs, p);
+  }
+  SECTION("block offset and size") {
+    fs.put(p, craft_file(header, block, one_block_index(16, 0xffffffffu) + meta_tail()));
+    require_corruption(fs, p);
+    fs.put(p, craft_file(header, block, one_block_index(~std::uint64_t{0} - 5, 17) + meta_tail()));
+    require_corruption(fs, p);
+    fs.put(p, craft_file(header, block, one_block_index(16, 16) + meta_tail()));
+    require_corruption(fs, p);
+  }
+  SECTION("key, last key and Bloom filter lengths") {
+    fs.put(p, craft_file(header, block, one_block_index(16, 17, std::uint64_t{1} << 50) + meta_tail()));
+    require_corruption(fs, p);
+    std::string m = one_block_index(16, 17);
+    sd::put_varint(m, std::uint64_t{1} << 40);  // last key length
+    fs.put(p, craft_file(header, block, m));
+    require_corruption(fs, p);
+    m = one_block_index(16, 17);
+    sd::put_bytes(m, "a");
+    sd::put_varint(m, 1);
+    sd::put_varint(m, 1);
+    sd::put_varint(m, ~std::uint64_t{0} >> 1);  // Bloom filter length
+    fs.put(p, craft_file(header, block, m));
+    require_corruption(fs, p);
+  }
+  SECTION("raw sizes of frames") {
+    // Meta frame declaring 4 GiB - 1 raw bytes (valid checksum).
+    fs.put(p, craft_file(header, "", std::string(100, '\0'), 1, 0xffffffffu));
+    require_corruption(fs, p);
+    // Just over the 255:1 bound.
+    fs.put(p, craft_file(header, "", std::string(100, '\0'), 1, 255 * 100 + 65));
+    require_corruption(fs, p);
+    // Data block declaring a huge raw size.
+    const std::string big = craft_frame(1, 0xfffffff0u, std::string(64, 'z'), cf::kDataSeed);
+    std::string m = one_block_index(16, static_cast<std::uint32_t>(big.size()));
+    fs.put(p, craft_file(header, big, m + meta_tail()));
+    const auto t = ChunkTable<NoCompression>::open(fs, p);
+    CHECK_THROWS_AS(t->read_block(0), CorruptionError);
+    // A data block whose record count claims 2^32 - 1 records.
+    std::string raw = craft_block({{"a", 1, "v"}});
+    sd::encode_fixed32(raw.data() + raw.size() - 4, 0xffffffffu);
+    const std::string f = craft_frame(0, static_cast<std::uint32_t>(raw.size()), raw, cf::kDataSeed);
+    fs.put(p, craft_file(header, f, one_block_index(16, static_cast<std::uint32_t>(f.size())) + meta_tail()));
+    require_corruption(fs, p);
+  }
+  SECTION("footer offsets and sizes (valid footer checksum)") {
+    std::string good = craft_chunk({{{"a", 1, ""}}});
+    const std::uint64_t meta_offset = sd::decode_fixed64(good.data() + good.size() - 32);
+    const std::uint64_t meta_size = sd::decode_fixed64(good.data() + good.size() - 24);
+    auto with_footer = [&](std::uint64_t off, std::uint64_t size) {
+      return good.substr(0, good.size() - 32) + craft_footer(header, off, size);
+    };
+    fs.put(p, with_footer(meta_offset, meta_size));
+    CHECK_NOTHROW(read_all<NoCompression>(fs, p));
+    fs.put(p, with_footer(meta_offset, std::uint64_t{1} << 63));
+    require_corruption(fs, p);
+    fs.put(p, with_footer(~std::uint64_t{0}, meta_size));
+    require_corruption(fs, p);
+    fs.put(p, with_footer(0, meta_offset + meta_size));
+    require_corruption(fs, p);
+    fs.put(p, with_footer(meta_offset + 1, meta_size - 1));
+    require_corruption(fs, p);
+  }
+  SECTION("counts that contradict the blocks") {
+    // More blocks than records.
+    const std::string raw = craft_block({{"a", 1, ""}});
+    const std::string f = craft_frame(0, static_cast<std::uint32_t>(raw.size()), raw, cf::kDataSeed);
+    fs.put(p, craft_file(header, f, one_block_index(16, static_cast<std::uint32_t>(f.size())) + meta_tail("a", 0)));
+    require_corruption(fs, p);
+    // Last key before the last block's first key.
+    fs.put(p, craft_file(header, f, one_block_index(16, static_cast<std::uint32_t>(f.size())) + meta_tail("")));
+    require_corruption(fs, p);
+    // Sequence number above the declared maximum (meta_tail declares 1).
+    const std::string raw2 = craft_block({{"a", 2, ""}});
+    const std::string f2 = craft_frame(0, static_cast<std::uint32_t>(raw2.size()), raw2, cf::kDataSeed);
+    fs.put(p, craft_file(header, f2, one_block_index(16, static_cast<std::uint32_t>(f2.size())) + meta_tail()));
+    require_corruption(fs, p);
+    // An empty chunk that declares records.
+    std::string m;
+    sd::put_varint(m, 0);
+    fs.put(p, craft_file(header, "", m + meta_tail("", 1)));
+    require_corruption(fs, p);
+  }
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  CHECK(elapsed < std::chrono::seconds(2));
+}
