@@ -745,6 +745,7 @@ class Storage {
     const detail::WriteBuffer& imm = *frozen;
     detail::ChunkIndex next = index_;
     std::vector<std::uint64_t> created, obsolete;
+    bool manifest_attempted = false;  // once the rename may have happened, the new chunks may be live
     try {
       auto it = imm.begin();
       while (it != imm.end()) {
@@ -770,11 +771,13 @@ class Storage {
       m.wal_start = new_wal;
       m.keyspaces = {detail::KeyspaceState{std::string(detail::kDefaultKeyspace), {}}};
       for (const auto& [first, ref] : next) m.keyspaces[0].chunks.push_back(ref);
+      manifest_attempted = true;
       detail::write_manifest(*fs_, dir_, m);
       manifest_ = std::move(m);
       manifest_bytes_ = detail::encode_manifest(manifest_).size();
     } catch (...) {
-      for (auto f : created) {
+      // Files no manifest names are removed here, or by the next open.
+      if (!manifest_attempted) for (auto f : created) {
         try {
           fs_->remove(chunk_path(f));
         } catch (...) {
