@@ -2,6 +2,7 @@
 # inlining every quoted #include once, in order. No tools beyond CMake.
 #   cmake -P scripts/amalgamate.cmake            regenerate
 #   cmake -P scripts/amalgamate.cmake -- check   fail if the checked-in file differs
+cmake_minimum_required(VERSION 3.20)
 get_filename_component(root "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
 set(out_file "${root}/single_include/stowage.hpp")
 set(check OFF)

@@ -10,7 +10,17 @@
 #include <string>
 #include <string_view>
 
+// xxHash is used header-only: its functions are inlined here, so nothing
+// needs linking. The macro is set only around this include.
+#ifndef XXH_INLINE_ALL
+#define XXH_INLINE_ALL
+#define STOWAGE_SET_XXH_INLINE_ALL
+#endif
 #include <xxhash.h>
+#ifdef STOWAGE_SET_XXH_INLINE_ALL
+#undef XXH_INLINE_ALL
+#undef STOWAGE_SET_XXH_INLINE_ALL
+#endif
 
 #include "../error.hpp"
 
