@@ -4641,16 +4641,24 @@ class Storage {
   void check_writable() const {
     if (opt_.read_only)
       throw ValidationError("stowage: the store at " + dir_.string() + " was opened read_only; it takes no writes");
-    if (failed_.load())
-      throw IoError("stowage: the store at " + dir_.string() + " refuses writes after an earlier I/O error (" +
-                    failure_ + "); reopen it to recover from the WAL");
+    if (failed_.load()) {
+      std::string why;
+      {
+        std::lock_guard g(failure_mu_);
+        why = failure_;
+      }
+      throw IoError("stowage: the store at " + dir_.string() + " refuses writes after an earlier error (" + why +
+                    "); reopen it to recover from the WAL");
+    }
   }
   void fail(const std::string& why) {
-    bool expected = false;
-    if (failed_.compare_exchange_strong(expected, true)) {
+    {
+      std::lock_guard g(failure_mu_);
+      if (failed_.load()) return;
       failure_ = why;
-      log(LogLevel::error, "store failed: " + why);
+      failed_ = true;
     }
+    log(LogLevel::error, "store failed: " + why);
   }
 
   std::string encode_lookup_key(const Key& key) const { return encode_key(key); }
@@ -4756,6 +4764,7 @@ class Storage {
     bool need_checkpoint;
     {
       std::lock_guard w(write_mu_);
+      check_open();
       check_writable();
       before();
       const std::uint64_t first = last_seq_ + 1;
@@ -5107,12 +5116,11 @@ class Storage {
       log(LogLevel::warning, "cut a torn WAL tail of " + std::to_string(result.cut_bytes) + " bytes from " +
                                  path.string() + " at offset " + std::to_string(result.valid_bytes) + " (" +
                                  std::to_string(result.records) + " records recovered)");
-      if (!opt_.read_only) {
-        fs_->truncate(path, result.valid_bytes);
-        auto f = fs_->open_append(path);
-        f->sync();
-      }
+      if (!opt_.read_only) fs_->truncate(path, result.valid_bytes);
     }
+    // What was replayed is visible now, so it must be durable before a later
+    // flush() can promise anything about it.
+    if (!opt_.read_only && result.records > 0) fs_->open_append(path)->sync();
   }
 
   detail::Manifest fresh_manifest() const {
@@ -5172,7 +5180,8 @@ class Storage {
   std::atomic<std::uint64_t> checkpoints_{0};
 
   std::atomic<bool> failed_{false};
-  std::string failure_;
+  mutable std::mutex failure_mu_;
+  std::string failure_;  // failure_mu_
   std::atomic<bool> closed_{false};
 };
 
