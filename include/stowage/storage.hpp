@@ -758,19 +758,23 @@ class Storage {
     try {
       auto it = imm.begin();
       while (it != imm.end()) {
-        auto target = index_.route(it->first);
-        // The group of buffered records routed to this chunk.
-        auto group_end = it;
-        if (target == index_.end()) {
-          group_end = imm.end();
-        } else {
-          auto following = std::next(target);
-          group_end = following == index_.end() ? imm.end() : imm.lower_bound(following->first);
+        // The chunks this group rewrites: the one the next buffered key routes
+        // to, plus following ones while the last is small, so chunks left
+        // small by splits or erases are merged with a neighbour when touched.
+        std::vector<const detail::ChunkRef*> olds;
+        auto chunk = index_.route(it->first);
+        auto group_end = imm.end();
+        if (chunk != index_.end()) {
+          olds.push_back(&chunk->second);
+          auto following = std::next(chunk);
+          while (following != index_.end() && olds.back()->bytes < opt_.chunk_bytes / 4) {
+            olds.push_back(&following->second);
+            ++following;
+          }
+          if (following != index_.end()) group_end = imm.lower_bound(following->first);
         }
-        rewrite_chunk(target == index_.end() ? nullptr : &target->second, it, group_end, next, created);
-        if (target != index_.end()) {
-          obsolete.push_back(target->second.file);
-        }
+        rewrite_chunks(olds, it, group_end, next, created);
+        for (const auto* o : olds) obsolete.push_back(o->file);
         it = group_end;
       }
       fs_->sync_dir(dir_);
@@ -827,11 +831,12 @@ class Storage {
                             " new chunk(s), " + std::to_string(obsolete.size()) + " replaced");
   }
 
-  // Merges the old chunk (may be null) with buffered records [first, last)
-  // into new chunk files split at chunk_bytes; updates next.
-  void rewrite_chunk(const detail::ChunkRef* old, detail::WriteBuffer::Map::const_iterator first,
-                     detail::WriteBuffer::Map::const_iterator last, detail::ChunkIndex& next,
-                     std::vector<std::uint64_t>& created) {
+  // Merges the old chunks (consecutive in key order; may be none) with the
+  // buffered records [first, last) into new chunk files split at
+  // chunk_bytes; updates next.
+  void rewrite_chunks(const std::vector<const detail::ChunkRef*>& olds, detail::WriteBuffer::Map::const_iterator first,
+                      detail::WriteBuffer::Map::const_iterator last, detail::ChunkIndex& next,
+                      std::vector<std::uint64_t>& created) {
     std::optional<detail::ChunkWriter<Compression>> writer;
     std::uint64_t writer_file = 0;
     auto finish = [&] {
@@ -861,36 +866,41 @@ class Storage {
       }
       writer->add(key, seq, value);
     };
-    if (old) next.remove(old->first_key);
+    for (const auto* o : olds) next.remove(o->first_key);
+    // The old records, one block at a time, read without filling the cache.
+    std::size_t chunk_i = 0, block_i = 0, rec = 0;
     std::shared_ptr<const Table> t;
     std::shared_ptr<const Block> b;
-    std::size_t bi = 0, ri = 0;
-    if (old) {
-      t = table(old->file);
-      if (t->block_count() > 0) b = block(*t, old->file, 0, false);
-    }
     auto chunk_valid = [&] {
-      while (b && ri >= b->size()) {
-        if (++bi >= t->block_count()) {
-          b.reset();
-          break;
+      while (!b || rec >= b->size()) {
+        if (t && block_i + 1 < t->block_count()) {
+          b = block(*t, olds[chunk_i]->file, ++block_i, false);
+        } else {
+          if (t) ++chunk_i;
+          if (chunk_i >= olds.size()) {
+            b.reset();
+            return false;
+          }
+          t = table(olds[chunk_i]->file);
+          block_i = 0;
+          if (t->block_count() == 0) continue;
+          b = block(*t, olds[chunk_i]->file, 0, false);
         }
-        b = block(*t, old->file, bi, false);
-        ri = 0;
+        rec = 0;
       }
-      return b != nullptr;
+      return true;
     };
     while (true) {
       bool has_chunk = chunk_valid();
       bool has_buf = first != last;
       if (!has_chunk && !has_buf) break;
-      if (has_buf && (!has_chunk || std::string_view(first->first) <= b->key(ri))) {
-        if (has_chunk && std::string_view(first->first) == b->key(ri)) ++ri;
+      if (has_buf && (!has_chunk || std::string_view(first->first) <= b->key(rec))) {
+        if (has_chunk && std::string_view(first->first) == b->key(rec)) ++rec;
         if (!first->second.tombstone) emit(first->first, first->second.seq, first->second.value);
         ++first;
       } else {
-        emit(b->key(ri), b->seq(ri), b->value(ri));
-        ++ri;
+        emit(b->key(rec), b->seq(rec), b->value(rec));
+        ++rec;
       }
     }
     finish();
