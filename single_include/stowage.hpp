@@ -4484,7 +4484,7 @@ class Storage {
     void load_chunk(std::string_view target, bool after) {
       const Storage& s = *store_;
       while (chunk_it_ != s.index_.end()) {
-        table_ = s.table(chunk_it_->second.file);
+        table_ = s.table(chunk_it_->second.file, /*fill=*/false);
         std::size_t bi = table_->find_block(target);
         if (bi >= table_->block_count()) bi = 0;
         for (; bi < table_->block_count(); ++bi) {
@@ -4516,7 +4516,7 @@ class Storage {
           table_.reset();
           return;
         }
-        table_ = s.table(chunk_it_->second.file);
+        table_ = s.table(chunk_it_->second.file, false);
         block_index_ = static_cast<std::size_t>(-1);
       }
     }
@@ -4688,12 +4688,17 @@ class Storage {
 
   std::filesystem::path chunk_path(std::uint64_t file) const { return dir_ / detail::chunk_file_name(file); }
 
-  std::shared_ptr<const Table> table(std::uint64_t file) const {
-    return cache_.template get_or_load<Table>(detail::CacheKey{file, detail::kTableSlot}, [&] {
-      auto t = Table::open(*fs_, chunk_path(file));
-      std::size_t charge = t->charge();
-      return std::pair<std::shared_ptr<const Table>, std::size_t>(std::move(t), charge);
-    });
+  // The open chunk (block index, Bloom filter, file handle); fill=false for
+  // chunks read once (scans, checkpoint merges), so they do not displace hot ones.
+  std::shared_ptr<const Table> table(std::uint64_t file, bool fill = true) const {
+    return cache_.template get_or_load<Table>(
+        detail::CacheKey{file, detail::kTableSlot},
+        [&] {
+          auto t = Table::open(*fs_, chunk_path(file));
+          std::size_t charge = t->charge();
+          return std::pair<std::shared_ptr<const Table>, std::size_t>(std::move(t), charge);
+        },
+        fill);
   }
   std::shared_ptr<const Block> block(const Table& t, std::uint64_t file, std::size_t i, bool fill = true) const {
     return cache_.template get_or_load<Block>(
@@ -4992,7 +4997,7 @@ class Storage {
             b.reset();
             return false;
           }
-          t = table(olds[chunk_i]->file);
+          t = table(olds[chunk_i]->file, false);
           block_i = 0;
           if (t->block_count() == 0) continue;
           b = block(*t, olds[chunk_i]->file, 0, false);

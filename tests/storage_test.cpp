@@ -217,6 +217,26 @@ TEST_CASE("the cache stays within its budget while reading a larger store") {
   CHECK(worst <= o.cache_bytes);
 }
 
+TEST_CASE("a full scan does not push hot blocks out of the cache") {
+  TempDir dir("storage");
+  Options o = small_options();
+  Storage<int, std::string> db(dir.path(), o);
+  for (int i = 0; i < 20000; ++i) db.put(i, std::string(100, static_cast<char>('a' + i % 26)));
+  db.checkpoint();
+  for (int round = 0; round < 2; ++round)
+    for (int i = 0; i < 200; ++i) CHECK(db.get(i));  // the hot set: a few blocks
+  auto before = db.stats();
+  std::size_t n = 0;
+  for (const auto& kv : db.scan()) n += kv.second.size() > 0;
+  CHECK(n == 20000);
+  auto mid = db.stats();
+  for (int i = 0; i < 200; ++i) CHECK(db.get(i));
+  auto after = db.stats();
+  CHECK(after.cache_misses == mid.cache_misses);  // every hot get still hits
+  CHECK(after.cache_hits == mid.cache_hits + 400);  // chunk table + block per get
+  CHECK(mid.cache_bytes <= before.cache_bytes + 64 * 1024);  // the scan kept (almost) nothing
+}
+
 TEST_CASE("read_only opens see the data and refuse writes") {
   TempDir dir("storage");
   {
@@ -356,6 +376,13 @@ struct MutexLock {
 };
 
 }  // namespace
+
+TEST_CASE("opening with another serializer is a clear error") {
+  TempDir dir("storage");
+  { Storage<int, long> db(dir.path()); db.put(1, 2L); }
+  CHECK_THROWS_WITH((Storage<int, long, TextSerializer>(dir.path())),
+                    Catch::Contains("serializer") && Catch::Contains("binary-1") && Catch::Contains("text-1"));
+}
 
 TEST_CASE("user-written policies that satisfy the concepts work") {
   static_assert(SerializerFor<TextSerializer, long>);
