@@ -92,16 +92,22 @@ inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::p
   Manifest m;
   m.format_major = h.u16();
   m.format_minor = h.u16();
+  // The envelope (magic, versions, length, trailing checksum) is the same in
+  // every format version: check it before believing the version.
+  {
+    Reader env(bytes.substr(16), &file, 16);
+    std::uint64_t body = env.u64("body length");
+    if (body != env.remaining() - 8 || env.remaining() < 8) env.fail("body length does not match the file size");
+    if (decode_fixed64(bytes.data() + bytes.size() - 8) != checksum(bytes.substr(0, bytes.size() - 8), 0x4d414e49))
+      env.fail("manifest checksum mismatch");
+  }
   if (m.format_major > kFormatMajor)
     throw MigrationError("stowage: " + file.string() + " has format version " + std::to_string(m.format_major) +
                          "." + std::to_string(m.format_minor) + ", newer than this program's " +
                          std::to_string(kFormatMajor) + "." + std::to_string(kFormatMinor) +
                          "; open it with a newer stowage");
-  h.u32("reserved");
+  if (h.u32("reserved") != 0) h.fail("reserved header bytes are not zero");
   std::uint64_t len = h.u64("body length");
-  if (len != h.remaining() - 8 || h.remaining() < 8) h.fail("body length does not match the file size");
-  std::uint64_t stored = decode_fixed64(bytes.data() + bytes.size() - 8);
-  if (stored != checksum(bytes.substr(0, bytes.size() - 8), 0x4d414e49)) h.fail("manifest checksum mismatch");
   Reader r(bytes.substr(24, static_cast<std::size_t>(len)), &file, 24);
   m.schema_version = r.u32("schema version");
   m.serializer = std::string(r.length_prefixed("serializer id"));

@@ -373,7 +373,7 @@ class Storage {
     void load_chunk(std::string_view target, bool after) {
       const Storage& s = *store_;
       while (chunk_it_ != s.index_.end()) {
-        table_ = s.table(chunk_it_->second.file, /*fill=*/false);
+        table_ = s.table(chunk_it_->second, /*fill=*/false);
         std::size_t bi = table_->find_block(target);
         if (bi >= table_->block_count()) bi = 0;
         for (; bi < table_->block_count(); ++bi) {
@@ -405,7 +405,7 @@ class Storage {
           table_.reset();
           return;
         }
-        table_ = s.table(chunk_it_->second.file, false);
+        table_ = s.table(chunk_it_->second, false);
         block_index_ = static_cast<std::size_t>(-1);
       }
     }
@@ -455,9 +455,10 @@ class Storage {
         }
         std::optional<value_type> produced;
         if (entry && !entry->tombstone) {
-          produced.emplace(decode_key<Key>(key), s.deserialize(entry->value, nullptr));
+          produced.emplace(s.decode_stored_key(key, nullptr), s.deserialize(entry->value, nullptr));
         } else if (from_chunk) {
-          produced.emplace(decode_key<Key>(key), s.deserialize(block_->value(rec_), &table_->path()));
+          produced.emplace(s.decode_stored_key(key, &table_->path()),
+                           s.deserialize(block_->value(rec_), &table_->path()));
         }
         if (wb_has && wb_it_->first == key) ++wb_it_;
         if (imm_has && imm_it_->first == key) ++imm_it_;
@@ -575,15 +576,31 @@ class Storage {
     }
   }
 
+  Key decode_stored_key(std::string_view bytes, const std::filesystem::path* file) const {
+    try {
+      return decode_key<Key>(bytes);
+    } catch (const CorruptionError& e) {
+      throw CorruptionError(file ? *file : dir_, 0, std::string("a stored key does not decode as this Key type: ") + e.what());
+    }
+  }
+
   std::filesystem::path chunk_path(std::uint64_t file) const { return dir_ / detail::chunk_file_name(file); }
 
   // The open chunk (block index, Bloom filter, file handle); fill=false for
   // chunks read once (scans, checkpoint merges), so they do not displace hot ones.
-  std::shared_ptr<const Table> table(std::uint64_t file, bool fill = true) const {
+  // The file must hold what the manifest says it holds (a chunk file that
+  // was swapped, replaced or truncated is corrupt, not just different).
+  std::shared_ptr<const Table> table(const detail::ChunkRef& ref, bool fill = true) const {
     return cache_.template get_or_load<Table>(
-        detail::CacheKey{file, detail::kTableSlot},
+        detail::CacheKey{ref.file, detail::kTableSlot},
         [&] {
-          auto t = Table::open(*fs_, chunk_path(file));
+          auto path = chunk_path(ref.file);
+          auto t = Table::open(*fs_, path);
+          if (t->file_bytes() != ref.bytes || t->records() != ref.records || t->first_key() != ref.first_key ||
+              t->last_key() != ref.last_key || t->max_seq() != ref.max_seq)
+            throw CorruptionError(path, 0,
+                                  "the chunk file does not match the MANIFEST's record of it (size, record count, "
+                                  "key range or sequence differ)");
           std::size_t charge = t->charge();
           return std::pair<std::shared_ptr<const Table>, std::size_t>(std::move(t), charge);
         },
@@ -605,7 +622,7 @@ class Storage {
   bool find_in_chunks(std::string_view key, Fn&& on_value) const {
     const detail::ChunkRef* ref = index_.find(key);
     if (!ref) return false;
-    auto t = table(ref->file);
+    auto t = table(*ref);
     if (!t->may_contain(key)) return false;
     std::size_t bi = t->find_block(key);
     if (bi >= t->block_count()) return false;
@@ -886,7 +903,7 @@ class Storage {
             b.reset();
             return false;
           }
-          t = table(olds[chunk_i]->file, false);
+          t = table(*olds[chunk_i], false);
           block_i = 0;
           if (t->block_count() == 0) continue;
           b = block(*t, olds[chunk_i]->file, 0, false);
@@ -958,9 +975,14 @@ class Storage {
       log(LogLevel::info, "created a new store at " + dir_.string());
     }
     manifest_bytes_ = detail::encode_manifest(manifest_).size();
-    for (const auto& ks : manifest_.keyspaces)
-      if (ks.name == detail::kDefaultKeyspace)
-        for (const auto& c : ks.chunks) index_.add(c);
+    std::sort(chunk_files.begin(), chunk_files.end());
+    for (const auto& ks : manifest_.keyspaces) {
+      for (const auto& c : ks.chunks) {
+        if (!std::binary_search(chunk_files.begin(), chunk_files.end(), c.file))
+          throw CorruptionError(chunk_path(c.file), 0, "chunk file named by the MANIFEST is missing");
+        if (ks.name == detail::kDefaultKeyspace) index_.add(c);
+      }
+    }
     next_file_ = std::max(manifest_.next_file, max_file + 1);
     last_seq_ = manifest_.last_seq;
 
@@ -1004,13 +1026,28 @@ class Storage {
 
   std::uint64_t file_size(const std::filesystem::path& p) const { return fs_->open_read(p)->size(); }
 
+  // Replays one WAL segment into wb_. Sequences must continue exactly from
+  // the manifest's last_seq: a gap means records were lost (a truncated or
+  // missing earlier segment), which is corruption, not a torn tail.
   void replay_segment(std::uint64_t number, bool last_segment) {
     auto path = dir_ / detail::wal_file_name(number);
     auto result = detail::replay_wal(*fs_, path, number, [&](std::string_view payload, std::uint64_t offset) {
       detail::decode_wal_batch(payload, path, offset, [&](const detail::WalOp& op) {
-        if (op.seq <= manifest_.last_seq) return;  // already in the chunks
+        if (op.seq != last_seq_ + 1)
+          throw CorruptionError(path, offset,
+                                "WAL record has sequence " + std::to_string(op.seq) + " where " +
+                                    std::to_string(last_seq_ + 1) +
+                                    " was expected (records before it are missing: an earlier WAL segment was "
+                                    "truncated or removed)");
+        try {
+          (void)decode_key<Key>(op.key);
+        } catch (const CorruptionError& e) {
+          throw CorruptionError(path, offset, std::string("WAL record holds a key that does not decode: ") + e.what());
+        }
+        if (op.key.size() > kMaxKeyBytes || op.value.size() > kMaxValueBytes)
+          throw CorruptionError(path, offset, "WAL record holds a key or value over the format's limits");
         wb_.apply(op.key, op.seq, op.kind == detail::kOpErase, op.value);
-        last_seq_ = std::max(last_seq_, op.seq);
+        last_seq_ = op.seq;
       });
     });
     if (result.cut_bytes > 0) {
