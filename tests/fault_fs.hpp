@@ -1,0 +1,833 @@
+// fault_fs.hpp: a stowage::FileSystem for power-loss and fault-injection tests,
+// and the reference model the crash, power-loss and corruption tests check
+// recovered stores against.
+//
+// FaultFileSystem wraps the POSIX file system (stowage::default_file_system())
+// and remembers, for the files of ONE directory (the store's, given to the
+// constructor), what a power cut would keep:
+//
+//  - per file, how many bytes are durable: WritableFile::sync() makes every
+//    appended byte durable, sync_flushed() only what earlier flush() calls
+//    handed over (exactly the contract in include/stowage/file.hpp);
+//  - which names are durable: create, rename and remove change the live name
+//    table at once (and are logged), FileSystem::sync_dir(dir) copies the
+//    live table to the durable one and clears the log. A file replaced by a
+//    rename or removed is kept aside (in memory), so a power cut can bring it
+//    back, as a real one can.
+//
+// simulate_power_loss(tail, seed, dirs) then rewrites the directory to what
+// the disk could hold after the cut: the durable names, each pointing at the
+// file it named when the directory was last synced, plus what the DirMode
+// keeps of the logged operations (none; an in-order prefix, as a journaling
+// file system; any subset; or a suffix, the newest persisted before older
+// ones); each file truncated to its durable length, the unsynced bytes after
+// it handled by the TailMode (dropped, a random prefix kept, or torn: random
+// garbage, zeros, or page-granular holes). Files the FS never saw (the LOCK
+// file, which FileLock creates directly) are left alone. power_loss_image()
+// writes the same into another directory and leaves everything as it was,
+// so one crash point can be checked under several modes.
+//
+// Faults: fail_at(mask, n, crash) makes the n-th later operation whose kind is
+// in mask throw stowage::IoError (without doing anything). With crash = true
+// every operation after it fails too (the machine is off): destroy the
+// Storage (its close() fails quietly), then call simulate_power_loss() (power
+// cut) or revive() (a process crash: the page cache survives, nothing is
+// lost, durability stays what it was). set_hook() calls a function before
+// each operation of a mask (the crash test uses it to stop a child process
+// exactly there).
+//
+// Simplifications (documented, deliberate):
+//  - create() over an existing name truncates that file in place and the
+//    truncation counts as durable at once (ext4's "zero-length file" case);
+//    truncate() likewise (the old tail is gone even without an fsync).
+//  - Directory creation (create_dirs) is durable at once; only the one
+//    directory given to the constructor is tracked, files elsewhere pass
+//    straight through.
+//  - Writes are buffered by the wrapper until flush(); a crash drops that
+//    buffer (as a killed process loses its user-space buffers).
+//  - No hard links: a file has at most one live name.
+//  - By default the real fdatasync/fsync calls are skipped (durability is
+//    simulated, so they would only cost time); set_real_sync(true) makes them.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <stowage/error.hpp>
+#include <stowage/file.hpp>
+
+namespace stowage_test {
+
+/// Kinds of file-system operation, as bits (for fail_at() masks and counts).
+enum FaultOp : unsigned {
+  kOpCreate = 1u << 0,
+  kOpOpenAppend = 1u << 1,
+  kOpAppend = 1u << 2,
+  kOpFlush = 1u << 3,
+  kOpSync = 1u << 4,  // WritableFile::sync and sync_flushed
+  kOpRename = 1u << 5,
+  kOpRemove = 1u << 6,
+  kOpTruncate = 1u << 7,
+  kOpSyncDir = 1u << 8,
+  kOpCreateDirs = 1u << 9,
+  kOpClose = 1u << 10,
+  kOpRead = 1u << 11,  // open_read, list, exists, is_directory
+  /// Everything that changes the disk.
+  kOpMutating = kOpCreate | kOpOpenAppend | kOpAppend | kOpFlush | kOpSync | kOpRename | kOpRemove | kOpTruncate |
+                kOpSyncDir | kOpCreateDirs | kOpClose,
+  /// The operations that order data on disk: syncs and renames.
+  kOpDurability = kOpSync | kOpRename | kOpSyncDir,
+};
+
+inline const char* fault_op_name(unsigned op) {
+  switch (op) {
+    case kOpCreate: return "create";
+    case kOpOpenAppend: return "open_append";
+    case kOpAppend: return "append";
+    case kOpFlush: return "flush";
+    case kOpSync: return "sync";
+    case kOpRename: return "rename";
+    case kOpRemove: return "remove";
+    case kOpTruncate: return "truncate";
+    case kOpSyncDir: return "sync_dir";
+    case kOpCreateDirs: return "create_dirs";
+    case kOpClose: return "close";
+    case kOpRead: return "read";
+    default: return "?";
+  }
+}
+
+/// What a power cut leaves of the bytes appended after a file's durable length.
+enum class TailMode {
+  drop,     ///< nothing: the file ends at its durable length
+  prefix,   ///< a random prefix of them (some pages were written back)
+  garbage,  ///< random bytes instead (a torn page)
+  zeros,    ///< zero bytes instead (size updated, data never written)
+  holes,    ///< every 4 KiB page independently kept, zeroed or garbage; full length
+  mixed,    ///< per file, one of drop, prefix, garbage, zeros
+};
+
+inline const char* tail_mode_name(TailMode m) {
+  switch (m) {
+    case TailMode::drop: return "drop";
+    case TailMode::prefix: return "prefix";
+    case TailMode::garbage: return "garbage";
+    case TailMode::zeros: return "zeros";
+    case TailMode::holes: return "holes";
+    case TailMode::mixed: return "mixed";
+  }
+  return "?";
+}
+
+/// What a power cut leaves of the directory operations (create, rename,
+/// remove) made since the directory was last synced.
+enum class DirMode {
+  lose,    ///< none of them
+  prefix,  ///< the first n of them, in order (a journaling file system)
+  subset,  ///< any of them, each independently (no ordering at all)
+  suffix,  ///< the last n of them (n >= 1), plus the creations the kept renames need:
+           ///< the newest operations persisted, older ones not (reordered)
+};
+
+inline const char* dir_mode_name(DirMode m) {
+  switch (m) {
+    case DirMode::lose: return "lose";
+    case DirMode::prefix: return "prefix";
+    case DirMode::subset: return "subset";
+    case DirMode::suffix: return "suffix";
+  }
+  return "?";
+}
+
+class FaultFileSystem final : public stowage::FileSystem, public std::enable_shared_from_this<FaultFileSystem> {
+ public:
+  /// Tracks the files of `root` (the store directory). Files already there
+  /// count as durable.
+  static std::shared_ptr<FaultFileSystem> make(const std::filesystem::path& root) {
+    return std::shared_ptr<FaultFileSystem>(new FaultFileSystem(root));
+  }
+
+  // ---- fault control -------------------------------------------------------
+
+  /// The n-th (1-based) operation from now whose kind is in mask throws
+  /// IoError without taking effect; with crash, so does every later one.
+  void fail_at(unsigned mask, std::uint64_t n, bool crash) {
+    std::lock_guard g(mu_);
+    arm_mask_ = mask;
+    arm_left_ = n;
+    arm_crash_ = crash;
+  }
+  /// Cancels fail_at().
+  void disarm() {
+    std::lock_guard g(mu_);
+    arm_mask_ = 0;
+  }
+  /// From now on every operation fails (the power is off).
+  void crash_now() {
+    std::lock_guard g(mu_);
+    crashed_ = true;
+  }
+  bool crashed() const {
+    std::lock_guard g(mu_);
+    return crashed_;
+  }
+  /// How many injected faults fired so far.
+  std::uint64_t faults() const {
+    std::lock_guard g(mu_);
+    return faults_;
+  }
+  /// Which operation the last injected fault hit (for messages).
+  std::string last_fault() const {
+    std::lock_guard g(mu_);
+    return last_fault_;
+  }
+  /// Operations of the kinds in mask run so far (failed ones included).
+  std::uint64_t count(unsigned mask) const {
+    std::lock_guard g(mu_);
+    std::uint64_t n = 0;
+    for (unsigned bit = 0; bit < 32; ++bit)
+      if (mask & (1u << bit)) n += counts_[bit];
+    return n;
+  }
+  /// Records every mutating operation (kind and file name) while on.
+  void set_trace(bool on) {
+    std::lock_guard g(mu_);
+    trace_on_ = on;
+    trace_.clear();
+  }
+  std::vector<std::string> trace() const {
+    std::lock_guard g(mu_);
+    return trace_;
+  }
+  /// Calls hook(kind, path) before every operation whose kind is in mask
+  /// (outside the FS's lock, so the hook may block). Set it before use.
+  void set_hook(unsigned mask, std::function<void(unsigned, const std::filesystem::path&)> hook) {
+    hook_mask_ = mask;
+    hook_ = std::move(hook);
+  }
+  /// Whether sync(), sync_flushed() and sync_dir() also reach the disk.
+  void set_real_sync(bool on) { real_sync_ = on; }
+  bool real_sync() const { return real_sync_; }
+
+  /// A process crash: the files stay exactly as the OS has them (flushed
+  /// bytes kept, nothing made durable); operations work again.
+  void revive() {
+    std::lock_guard g(mu_);
+    require_no_writers("revive");
+    crashed_ = false;
+    arm_mask_ = 0;
+  }
+
+  /// A power cut: rewrites the tracked directory to what the disk may hold
+  /// (see the file comment). Call it with no Storage open on this FS. After
+  /// it, everything on disk counts as durable and operations work again.
+  void simulate_power_loss(TailMode mode, std::uint64_t seed, DirMode dirs = DirMode::lose) {
+    std::lock_guard g(mu_);
+    require_no_writers("simulate_power_loss");
+    const auto survivors = survivors_locked(mode, seed, dirs);
+    std::set<std::string> names;
+    for (const auto& [name, ino] : live_) names.insert(name);
+    for (const auto& [name, ino] : durable_) names.insert(name);
+    for (const auto& name : names) {
+      std::error_code ec;
+      std::filesystem::remove(root_ / name, ec);
+    }
+    live_.clear();
+    durable_.clear();
+    inodes_.clear();
+    dirlog_.clear();
+    for (const auto& [name, content] : survivors) {
+      write_file(root_ / name, content);
+      auto ino = next_inode_++;
+      inodes_[ino].durable = content.size();
+      live_[name] = ino;
+      durable_[name] = ino;
+    }
+    crashed_ = false;
+    arm_mask_ = 0;
+    ++power_losses_;
+  }
+
+  /// What simulate_power_loss(mode, seed, dirs) would leave, written into
+  /// `target` (created or emptied) instead; this FS and its directory stay as
+  /// they are, so one crash point can yield several images.
+  void power_loss_image(const std::filesystem::path& target, TailMode mode, std::uint64_t seed,
+                        DirMode dirs = DirMode::lose) {
+    std::lock_guard g(mu_);
+    require_no_writers("power_loss_image");
+    const auto survivors = survivors_locked(mode, seed, dirs);
+    std::filesystem::remove_all(target);
+    std::filesystem::create_directories(target);
+    for (const auto& [name, content] : survivors) write_file(target / name, content);
+  }
+
+  /// Names the last simulate_power_loss() took from unsynced directory
+  /// operations (for messages and coverage counts).
+  std::size_t kept_dir_ops() const {
+    std::lock_guard g(mu_);
+    return kept_dir_ops_;
+  }
+
+  /// Bytes of `name` (in the tracked directory) that would survive a power
+  /// cut now, and whether the name itself would.
+  std::uint64_t durable_bytes(const std::string& name) const {
+    std::lock_guard g(mu_);
+    auto it = durable_.find(name);
+    if (it == durable_.end()) return 0;
+    return inodes_.at(it->second).durable;
+  }
+  bool name_durable(const std::string& name) const {
+    std::lock_guard g(mu_);
+    return durable_.count(name) != 0;
+  }
+
+  // ---- stowage::FileSystem -----------------------------------------------
+
+  std::unique_ptr<stowage::WritableFile> create(const std::filesystem::path& p) override {
+    gate(kOpCreate, p);
+    auto inner = base_->create(p);
+    std::optional<std::uint64_t> ino;
+    {
+      std::lock_guard g(mu_);
+      if (auto name = tracked(p)) {
+        auto it = live_.find(*name);
+        if (it != live_.end()) {
+          ino = it->second;
+          inodes_[*ino].durable = 0;  // O_TRUNC; see the file comment
+          inodes_[*ino].stash.reset();
+        } else {
+          ino = next_inode_++;
+          inodes_[*ino];
+          live_[*name] = *ino;
+          dirlog_.push_back(DirOp{DirOp::create, *name, {}, *ino});
+        }
+      }
+      ++writers_;
+    }
+    return std::make_unique<Writable>(shared_from_this(), std::move(inner), p, ino, 0);
+  }
+
+  std::unique_ptr<stowage::WritableFile> open_append(const std::filesystem::path& p) override {
+    gate(kOpOpenAppend, p);
+    auto inner = base_->open_append(p);
+    const std::uint64_t size = inner->size();
+    std::optional<std::uint64_t> ino;
+    {
+      std::lock_guard g(mu_);
+      if (auto name = tracked(p)) {
+        auto it = live_.find(*name);
+        if (it == live_.end()) {  // made behind our back: adopt as durable
+          ino = next_inode_++;
+          inodes_[*ino].durable = size;
+          live_[*name] = *ino;
+          durable_[*name] = *ino;
+        } else {
+          ino = it->second;
+        }
+      }
+      ++writers_;
+    }
+    return std::make_unique<Writable>(shared_from_this(), std::move(inner), p, ino, size);
+  }
+
+  std::unique_ptr<stowage::RandomAccessFile> open_read(const std::filesystem::path& p) override {
+    gate(kOpRead, p);
+    return base_->open_read(p);
+  }
+
+  void rename(const std::filesystem::path& from, const std::filesystem::path& to) override {
+    gate(kOpRename, from);
+    std::lock_guard g(mu_);
+    auto fname = tracked(from), tname = tracked(to);
+    if (tname) {
+      auto t = live_.find(*tname);
+      if (t != live_.end()) stash_locked(t->second, root_ / *tname);
+    }
+    base_->rename(from, to);
+    std::optional<std::uint64_t> ino;
+    if (fname) {
+      auto f = live_.find(*fname);
+      if (f != live_.end()) {
+        ino = f->second;
+        live_.erase(f);
+      }
+    }
+    if (tname) {
+      if (!ino) {  // untracked source: adopt, not durable
+        ino = next_inode_++;
+        inodes_[*ino];
+        dirlog_.push_back(DirOp{DirOp::create, *tname, {}, *ino});
+      } else if (fname) {
+        dirlog_.push_back(DirOp{DirOp::rename, *fname, *tname, *ino});
+      }
+      live_[*tname] = *ino;
+    } else if (fname && ino) {
+      dirlog_.push_back(DirOp{DirOp::remove, *fname, {}, *ino});
+    }
+    collect_locked();
+  }
+
+  void remove(const std::filesystem::path& p) override {
+    gate(kOpRemove, p);
+    std::lock_guard g(mu_);
+    auto name = tracked(p);
+    std::optional<std::uint64_t> ino;
+    if (name) {
+      auto it = live_.find(*name);
+      if (it != live_.end()) {
+        ino = it->second;
+        stash_locked(*ino, p);
+      }
+    }
+    base_->remove(p);
+    if (ino) {
+      live_.erase(*name);
+      dirlog_.push_back(DirOp{DirOp::remove, *name, {}, *ino});
+    }
+    collect_locked();
+  }
+
+  void truncate(const std::filesystem::path& p, std::uint64_t size) override {
+    gate(kOpTruncate, p);
+    std::lock_guard g(mu_);
+    base_->truncate(p, size);
+    if (auto name = tracked(p)) {
+      auto it = live_.find(*name);
+      if (it != live_.end()) {
+        auto& d = inodes_[it->second].durable;
+        d = std::min(d, size);
+      }
+    }
+  }
+
+  void sync_dir(const std::filesystem::path& dir) override {
+    gate(kOpSyncDir, dir);
+    if (real_sync_) base_->sync_dir(dir);
+    std::lock_guard g(mu_);
+    if (same_dir(dir, root_)) {
+      durable_ = live_;
+      dirlog_.clear();
+      collect_locked();
+    }
+  }
+
+  void create_dirs(const std::filesystem::path& dir) override {
+    gate(kOpCreateDirs, dir);
+    base_->create_dirs(dir);
+  }
+  std::vector<std::string> list(const std::filesystem::path& dir) override {
+    gate(kOpRead, dir);
+    return base_->list(dir);
+  }
+  bool exists(const std::filesystem::path& p) override {
+    gate(kOpRead, p);
+    return base_->exists(p);
+  }
+  bool is_directory(const std::filesystem::path& p) override {
+    gate(kOpRead, p);
+    return base_->is_directory(p);
+  }
+
+ private:
+  struct Inode {
+    std::uint64_t durable = 0;          // bytes that survive a power cut
+    std::optional<std::string> stash;   // content, once no live name holds it
+  };
+
+  // Appends are buffered here until flush(); flush() hands them to the POSIX
+  // file and flushes it, so the inner buffer is always empty between calls.
+  class Writable final : public stowage::WritableFile {
+   public:
+    Writable(std::shared_ptr<FaultFileSystem> fs, std::unique_ptr<stowage::WritableFile> inner,
+             std::filesystem::path path, std::optional<std::uint64_t> ino, std::uint64_t size)
+        : fs_(std::move(fs)), inner_(std::move(inner)), path_(std::move(path)), ino_(ino), size_(size), flushed_(size) {}
+    ~Writable() override {
+      if (open_ && !fs_->crashed()) {
+        try {
+          push();
+        } catch (...) {
+        }
+      }
+      fs_->writer_gone();
+    }
+    void append(std::string_view data) override {
+      fs_->gate(kOpAppend, path_);
+      buf_.append(data);
+      size_ += data.size();
+    }
+    void flush() override {
+      fs_->gate(kOpFlush, path_);
+      push();
+    }
+    void sync() override {
+      fs_->gate(kOpSync, path_);
+      push();
+      if (fs_->real_sync()) inner_->sync();
+      fs_->made_durable(ino_, size_);
+    }
+    void sync_flushed() override {
+      fs_->gate(kOpSync, path_);
+      const std::uint64_t n = flushed_.load();
+      if (fs_->real_sync()) inner_->sync_flushed();
+      fs_->made_durable(ino_, n);
+    }
+    void close() override {
+      if (!open_) return;
+      fs_->gate(kOpClose, path_);
+      push();
+      inner_->close();
+      open_ = false;
+    }
+    std::uint64_t size() const override { return size_; }
+
+   private:
+    void push() {
+      if (!buf_.empty()) {
+        inner_->append(buf_);
+        buf_.clear();
+      }
+      inner_->flush();
+      flushed_ = size_;
+    }
+    std::shared_ptr<FaultFileSystem> fs_;
+    std::unique_ptr<stowage::WritableFile> inner_;
+    std::filesystem::path path_;
+    std::optional<std::uint64_t> ino_;
+    std::string buf_;
+    std::uint64_t size_;
+    std::atomic<std::uint64_t> flushed_;
+    bool open_ = true;
+  };
+
+  explicit FaultFileSystem(const std::filesystem::path& root)
+      : base_(stowage::default_file_system()), root_(root.lexically_normal()) {
+    if (!root_.has_filename()) root_ = root_.parent_path();  // "dir/" -> "dir"
+    std::error_code ec;
+    if (std::filesystem::is_directory(root_, ec)) {
+      for (const auto& e : std::filesystem::directory_iterator(root_)) {
+        if (!e.is_regular_file()) continue;
+        auto ino = next_inode_++;
+        inodes_[ino].durable = e.file_size();
+        live_[e.path().filename().string()] = ino;
+      }
+      durable_ = live_;
+    }
+  }
+
+  static bool same_dir(const std::filesystem::path& a, const std::filesystem::path& b) {
+    auto na = a.lexically_normal(), nb = b.lexically_normal();
+    if (!na.has_filename()) na = na.parent_path();
+    if (!nb.has_filename()) nb = nb.parent_path();
+    return na == nb;
+  }
+  std::optional<std::string> tracked(const std::filesystem::path& p) const {
+    if (!p.has_filename() || !same_dir(p.parent_path(), root_)) return std::nullopt;
+    return p.filename().string();
+  }
+
+  void gate(unsigned op, const std::filesystem::path& p) {
+    if ((hook_mask_ & op) && hook_) hook_(op, p);
+    std::lock_guard g(mu_);
+    for (unsigned bit = 0; bit < 32; ++bit)
+      if (op == (1u << bit)) ++counts_[bit];
+    if (crashed_)
+      throw stowage::IoError("stowage-test: " + std::string(fault_op_name(op)) + " " + p.string() +
+                             " failed: simulated power loss (the machine is off)");
+    if (trace_on_ && (op & kOpMutating)) trace_.push_back(std::string(fault_op_name(op)) + " " + p.filename().string());
+    if (arm_mask_ & op) {
+      if (--arm_left_ == 0) {
+        arm_mask_ = 0;
+        ++faults_;
+        if (arm_crash_) crashed_ = true;
+        last_fault_ = std::string(fault_op_name(op)) + " " + p.filename().string();
+        throw stowage::IoError("stowage-test: injected fault: " + std::string(fault_op_name(op)) + " " + p.string() +
+                               " failed" + (arm_crash_ ? " (and the power went off)" : ""));
+      }
+    }
+  }
+
+  void made_durable(std::optional<std::uint64_t> ino, std::uint64_t n) {
+    if (!ino) return;
+    std::lock_guard g(mu_);
+    auto it = inodes_.find(*ino);
+    if (it != inodes_.end()) it->second.durable = std::max(it->second.durable, n);
+  }
+  void writer_gone() {
+    std::lock_guard g(mu_);
+    --writers_;
+  }
+  void require_no_writers(const char* what) const {
+    if (writers_ != 0)
+      throw std::logic_error(std::string("FaultFileSystem::") + what + " with " + std::to_string(writers_) +
+                             " file(s) still open for writing: destroy the Storage first");
+  }
+
+  // The files (name -> bytes) a power cut leaves; see simulate_power_loss.
+  std::map<std::string, std::string> survivors_locked(TailMode mode, std::uint64_t seed, DirMode dirs) {
+    std::mt19937_64 rng(seed);
+    // The names the disk holds: the synced table, plus what `dirs` keeps of
+    // the operations since.
+    std::map<std::string, std::uint64_t> table = durable_;
+    const std::size_t n_ops = dirlog_.size();
+    std::vector<bool> keep(n_ops, false);
+    if (dirs == DirMode::prefix) {
+      const auto n = static_cast<std::size_t>(rng() % (n_ops + 1));
+      for (std::size_t i = 0; i < n; ++i) keep[i] = true;
+    } else if (dirs == DirMode::subset) {
+      for (std::size_t i = 0; i < n_ops; ++i) keep[i] = rng() % 2 == 0;
+    } else if (dirs == DirMode::suffix && n_ops > 0) {
+      // Half the time only the newest operation: the most reordered case.
+      const auto from = rng() % 2 ? n_ops - 1 : static_cast<std::size_t>(rng() % n_ops);
+      for (std::size_t i = from; i < n_ops; ++i) {
+        keep[i] = true;
+        if (dirlog_[i].kind != DirOp::rename) continue;
+        for (std::size_t j = i; j-- > 0;)  // the creation of the renamed file
+          if (dirlog_[j].kind == DirOp::create && dirlog_[j].ino == dirlog_[i].ino) {
+            keep[j] = true;
+            break;
+          }
+      }
+    }
+    for (std::size_t i = 0; i < n_ops; ++i) {
+      if (!keep[i]) continue;
+      const DirOp& op = dirlog_[i];
+      switch (op.kind) {
+        case DirOp::create: table[op.name] = op.ino; break;
+        case DirOp::remove: table.erase(op.name); break;
+        case DirOp::rename: {
+          auto it = table.find(op.name);
+          if (it == table.end() || it->second != op.ino) break;  // its creation was not kept
+          table.erase(it);
+          table[op.to] = op.ino;
+          break;
+        }
+      }
+    }
+    kept_dir_ops_ = 0;
+    for (const auto& [name, ino] : table) kept_dir_ops_ += durable_.count(name) && durable_.at(name) == ino ? 0 : 1;
+    std::map<std::string, std::string> survivors;
+    for (const auto& [name, ino] : table) {
+      std::string content = content_locked(ino);
+      const std::uint64_t keep = std::min<std::uint64_t>(inodes_[ino].durable, content.size());
+      std::string lost = content.substr(static_cast<std::size_t>(keep));
+      content.resize(static_cast<std::size_t>(keep));
+      content += torn_tail(lost, keep, mode, rng);
+      survivors[name] = std::move(content);
+    }
+    return survivors;
+  }
+
+  // Keeps the content of `ino` in memory when its live name is about to go:
+  // a power cut may bring the name back.
+  void stash_locked(std::uint64_t ino, const std::filesystem::path& p) { inodes_[ino].stash = read_file(p); }
+  // Forgets inodes neither table nor the unsynced operations name.
+  void collect_locked() {
+    std::set<std::uint64_t> used;
+    for (const auto& [n, i] : live_) used.insert(i);
+    for (const auto& [n, i] : durable_) used.insert(i);
+    for (const auto& op : dirlog_) used.insert(op.ino);
+    for (auto it = inodes_.begin(); it != inodes_.end();)
+      it = used.count(it->first) ? std::next(it) : inodes_.erase(it);
+  }
+  std::string content_locked(std::uint64_t ino) {
+    for (const auto& [n, i] : live_)
+      if (i == ino) return read_file(root_ / n);
+    auto& in = inodes_[ino];
+    return in.stash ? *in.stash : std::string();
+  }
+
+  static std::string torn_tail(const std::string& lost, std::uint64_t file_offset, TailMode mode,
+                               std::mt19937_64& rng) {
+    if (lost.empty()) return {};
+    auto below = [&](std::uint64_t n) { return n == 0 ? 0 : static_cast<std::size_t>(rng() % n); };
+    if (mode == TailMode::mixed) {
+      static constexpr TailMode kinds[] = {TailMode::drop, TailMode::prefix, TailMode::garbage, TailMode::zeros};
+      mode = kinds[rng() % 4];
+    }
+    switch (mode) {
+      case TailMode::drop:
+        return {};
+      case TailMode::prefix:
+        return lost.substr(0, below(lost.size() + 1));
+      case TailMode::garbage: {
+        std::string g(1 + below(lost.size()), '\0');
+        for (auto& c : g) c = static_cast<char>(rng());
+        return g;
+      }
+      case TailMode::zeros:
+        return std::string(1 + below(lost.size()), '\0');
+      case TailMode::holes: {
+        std::string out = lost;
+        constexpr std::uint64_t kPage = 4096;
+        std::uint64_t pos = 0;
+        while (pos < out.size()) {
+          const std::uint64_t page_end = ((file_offset + pos) / kPage + 1) * kPage - file_offset;
+          const std::uint64_t end = std::min<std::uint64_t>(page_end, out.size());
+          switch (rng() % 3) {
+            case 0: break;  // written back
+            case 1:
+              for (auto i = pos; i < end; ++i) out[static_cast<std::size_t>(i)] = 0;
+              break;
+            default:
+              for (auto i = pos; i < end; ++i) out[static_cast<std::size_t>(i)] = static_cast<char>(rng());
+          }
+          pos = end;
+        }
+        return out;
+      }
+      case TailMode::mixed:
+        break;
+    }
+    return {};
+  }
+
+  static std::string read_file(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  static void write_file(const std::filesystem::path& p, const std::string& data) {
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out.write(data.data(), static_cast<std::streamsize>(data.size()));
+    if (!out) throw std::runtime_error("FaultFileSystem: cannot write " + p.string());
+  }
+
+  std::shared_ptr<stowage::FileSystem> base_;
+  std::filesystem::path root_;
+  std::atomic<bool> real_sync_{false};
+  unsigned hook_mask_ = 0;
+  std::function<void(unsigned, const std::filesystem::path&)> hook_;
+
+  mutable std::mutex mu_;
+  std::map<std::string, std::uint64_t> live_, durable_;  // file name -> inode
+  std::map<std::uint64_t, Inode> inodes_;
+  struct DirOp {
+    enum Kind { create, rename, remove } kind;
+    std::string name, to;  // rename: name -> to
+    std::uint64_t ino;
+  };
+  std::vector<DirOp> dirlog_;  // directory operations since the last sync_dir
+  std::size_t kept_dir_ops_ = 0;
+  std::uint64_t next_inode_ = 1;
+  std::int64_t writers_ = 0;
+  std::uint64_t counts_[32] = {};
+  unsigned arm_mask_ = 0;
+  std::uint64_t arm_left_ = 0;
+  bool arm_crash_ = false;
+  bool crashed_ = false;
+  std::uint64_t faults_ = 0;
+  std::uint64_t power_losses_ = 0;
+  std::string last_fault_;
+  bool trace_on_ = false;
+  std::vector<std::string> trace_;
+};
+
+// ---- the reference model --------------------------------------------------
+
+/// One acknowledged (or attempted) write: a put, an erase or an atomic batch.
+struct ModelOp {
+  enum Kind { put, erase, batch } kind = put;
+  int key = 0;                                      // put, erase
+  std::string value;                                // put
+  std::vector<std::pair<int, std::string>> pairs;   // batch
+  std::uint64_t batch_id = 0;                       // batch
+};
+
+using ModelState = std::map<int, std::string>;
+
+inline void apply_op(ModelState& s, const ModelOp& op) {
+  switch (op.kind) {
+    case ModelOp::put: s[op.key] = op.value; break;
+    case ModelOp::erase: s.erase(op.key); break;
+    case ModelOp::batch:
+      for (const auto& [k, v] : op.pairs) s[k] = v;
+      break;
+  }
+}
+
+/// The smallest p in [lo, hi] such that base + ops[0, p) equals `got`, or -1.
+/// Linear in the ops and the two states (a running count of differing keys).
+inline long find_prefix(const ModelState& base, const std::vector<ModelOp>& ops, std::size_t lo, std::size_t hi,
+                        const ModelState& got) {
+  ModelState cur = base;
+  for (std::size_t i = 0; i < lo && i < ops.size(); ++i) apply_op(cur, ops[i]);
+  auto same = [&](int k) {
+    auto a = cur.find(k);
+    auto b = got.find(k);
+    if (a == cur.end() || b == got.end()) return a == cur.end() && b == got.end();
+    return a->second == b->second;
+  };
+  long diff = 0;
+  for (const auto& [k, v] : cur) diff += same(k) ? 0 : 1;
+  for (const auto& [k, v] : got)
+    if (!cur.count(k)) ++diff;
+  if (diff == 0) return static_cast<long>(lo);
+  for (std::size_t p = lo; p < hi && p < ops.size(); ++p) {
+    auto touch = [&](int k, const std::function<void()>& change) {
+      const bool before = same(k);
+      change();
+      diff += (same(k) ? 0 : 1) - (before ? 0 : 1);
+    };
+    const ModelOp& op = ops[p];
+    switch (op.kind) {
+      case ModelOp::put: touch(op.key, [&] { cur[op.key] = op.value; }); break;
+      case ModelOp::erase: touch(op.key, [&] { cur.erase(op.key); }); break;
+      case ModelOp::batch:
+        for (const auto& pr : op.pairs) touch(pr.first, [&] { cur[pr.first] = pr.second; });
+        break;
+    }
+    if (diff == 0) return static_cast<long>(p + 1);
+  }
+  return -1;
+}
+
+/// A short description of how `got` differs from `want` (for failure messages).
+inline std::string describe_diff(const ModelState& want, const ModelState& got, std::size_t max_items = 6) {
+  std::ostringstream out;
+  std::size_t missing = 0, extra = 0, wrong = 0, shown = 0;
+  auto show = [&](const std::string& s) {
+    if (shown++ < max_items) out << "\n    " << s;
+  };
+  for (const auto& [k, v] : want) {
+    auto it = got.find(k);
+    if (it == got.end()) {
+      ++missing;
+      show("key " + std::to_string(k) + " missing (want '" + v.substr(0, 40) + "')");
+    } else if (it->second != v) {
+      ++wrong;
+      show("key " + std::to_string(k) + " = '" + it->second.substr(0, 40) + "', want '" + v.substr(0, 40) + "'");
+    }
+  }
+  for (const auto& [k, v] : got)
+    if (!want.count(k)) {
+      ++extra;
+      show("key " + std::to_string(k) + " present ('" + v.substr(0, 40) + "') but should be absent");
+    }
+  std::ostringstream head;
+  head << missing << " missing, " << wrong << " wrong, " << extra << " extra (of " << want.size() << " wanted)";
+  return head.str() + out.str();
+}
+
+/// Copies a store directory (regular files only) into `to`, replacing it.
+inline void copy_dir(const std::filesystem::path& from, const std::filesystem::path& to) {
+  std::filesystem::remove_all(to);
+  std::filesystem::create_directories(to);
+  for (const auto& e : std::filesystem::directory_iterator(from))
+    if (e.is_regular_file()) std::filesystem::copy_file(e.path(), to / e.path().filename());
+}
+
+}  // namespace stowage_test

@@ -1,0 +1,821 @@
+// Power-loss tests: a kill -9 keeps the page cache, a power cut does not.
+// Stores run on a FaultFileSystem (fault_fs.hpp) that knows which bytes and
+// names are durable; simulate_power_loss() rewrites the directory to what a
+// cut could leave, then the store is reopened with the POSIX file system and
+// checked against a reference model:
+//
+//  - the recovered contents must equal the model after SOME prefix of the
+//    write operations (a batch is one operation, so batches are all or
+//    nothing), and that prefix must include every operation made durable
+//    (before the last flush(), or every returned one with Durability::sync);
+//  - the store must open (no error), size() must equal the records a scan
+//    yields, the scan must ascend strictly and get() must agree with it.
+//
+// Cuts land after a flush with an unflushed tail (a), anywhere in a
+// Durability::sync workload (b), at every step of a checkpoint (c) and after
+// a failed step (c2), at every step of recovery and of creating a store,
+// inside batches (d), after a process crash and reopen (e), in concurrent
+// writers and flushers, and repeatedly on one store (soak;
+// STOWAGE_POWER_ROUNDS=N sets its rounds). Each cut is checked under the
+// tail modes (unsynced bytes dropped, partly kept, garbage, zeros) and the
+// directory modes (unsynced creates/renames/removes lost, an in-order prefix
+// kept, any subset kept, the newest kept) of fault_fs.hpp. The [.holes] test
+// (pages of the unsynced WAL tail written back out of order) is hidden: see
+// its comment.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <stowage/stowage.hpp>
+
+#include "fault_fs.hpp"
+#include "test_util.hpp"
+
+using namespace stowage;
+using stowage_test::FaultFileSystem;
+using stowage_test::ModelOp;
+using stowage_test::ModelState;
+using stowage_test::DirMode;
+using stowage_test::TailMode;
+using stowage_test::TempDir;
+
+namespace {
+
+using Store = Storage<int, std::string>;
+
+constexpr int kKeys = 600;  // keys are 0 .. kKeys-1 (batches in test (d) use their own range)
+
+Options small_options(std::shared_ptr<FileSystem> fs = nullptr, Durability d = Durability::none) {
+  Options o;
+  o.cache_bytes = 256 << 10;
+  o.chunk_bytes = 8 << 10;
+  o.durability = d;
+  o.block_bytes = 512;
+  o.write_buffer_bytes = 32 << 10;
+  o.file_system = std::move(fs);
+  return o;
+}
+
+std::string value_for(int key, std::uint64_t nonce) {
+  std::string v = "k" + std::to_string(key) + "/n" + std::to_string(nonce) + "/";
+  v.append(static_cast<std::size_t>((nonce * 131 + static_cast<std::uint64_t>(key)) % 160), static_cast<char>('a' + nonce % 26));
+  return v;
+}
+
+// A random write: 70% put, 15% erase, 15% batch of 10..50 puts (without
+// batches: 82% put, 18% erase).
+ModelOp random_op(std::mt19937_64& rng, std::uint64_t nonce, int key_lo = 0, int key_hi = kKeys,
+                  bool batches = true) {
+  ModelOp op;
+  const auto r = rng() % (batches ? 100 : 85);
+  auto key = [&] { return key_lo + static_cast<int>(rng() % static_cast<std::uint64_t>(key_hi - key_lo)); };
+  if (r < 70) {
+    op.kind = ModelOp::put;
+    op.key = key();
+    op.value = value_for(op.key, nonce);
+  } else if (r < 85) {
+    op.kind = ModelOp::erase;
+    op.key = key();
+  } else {
+    op.kind = ModelOp::batch;
+    op.batch_id = nonce;
+    const int n = 10 + static_cast<int>(rng() % 41);
+    for (int i = 0; i < n; ++i) {
+      int k = key();
+      op.pairs.emplace_back(k, value_for(k, nonce) + "b");
+    }
+  }
+  return op;
+}
+
+void run_op(Store& db, const ModelOp& op) {
+  switch (op.kind) {
+    case ModelOp::put: db.put(op.key, op.value); break;
+    case ModelOp::erase: db.erase(op.key); break;
+    case ModelOp::batch: db.put_batch(op.pairs); break;
+  }
+}
+
+// Opens the store with the POSIX file system and reads all of it, checking
+// the invariants every store must keep. Fails the test (with `context`) and
+// returns nullopt on any exception.
+std::optional<ModelState> read_store(const std::filesystem::path& dir, const std::string& context,
+                                     int key_hi = kKeys) {
+  ModelState got;
+  try {
+    Options o = small_options();
+    o.checkpoint_on_close = false;  // leave the recovered WAL for the next open to replay
+    Store db(dir, o);
+    std::optional<int> prev;
+    bool ascending = true;
+    for (const auto& [k, v] : db.scan()) {
+      if (prev && !(*prev < k)) ascending = false;
+      prev = k;
+      got[k] = v;
+    }
+    INFO(context);
+    CHECK(ascending);
+    CHECK(db.size() == got.size());
+    std::size_t disagree = 0;
+    for (int k = 0; k < key_hi; ++k) {
+      auto g = db.get(k);
+      auto it = got.find(k);
+      if (g.has_value() != (it != got.end()) || (g && *g != it->second)) ++disagree;
+    }
+    CHECK(disagree == 0);
+  } catch (const std::exception& e) {
+    FAIL_CHECK(context << "\n  reopening after the power cut threw: " << e.what());
+    return std::nullopt;
+  }
+  return got;
+}
+
+// Checks that `got` is base + ops[0, p) for some p in [lo, hi]; returns p.
+long expect_prefix(const ModelState& base, const std::vector<ModelOp>& ops, std::size_t lo, std::size_t hi,
+                   const ModelState& got, const std::string& context) {
+  const long p = stowage_test::find_prefix(base, ops, lo, hi, got);
+  if (p < 0) {
+    ModelState want = base;
+    for (std::size_t i = 0; i < lo; ++i) stowage_test::apply_op(want, ops[i]);
+    FAIL_CHECK(context << "\n  recovered state is not the model after any prefix of [" << lo << ", " << hi
+                       << "] operations; against the durable prefix (" << lo
+                       << " ops): " << stowage_test::describe_diff(want, got));
+  }
+  return p;
+}
+
+ModelState replay(ModelState s, const std::vector<ModelOp>& ops, std::size_t n) {
+  for (std::size_t i = 0; i < n && i < ops.size(); ++i) stowage_test::apply_op(s, ops[i]);
+  return s;
+}
+
+// Rotates what a power cut keeps of the unsynced directory operations.
+DirMode dir_mode_for(std::uint64_t n) {
+  static constexpr DirMode modes[] = {DirMode::lose, DirMode::prefix, DirMode::subset, DirMode::suffix};
+  return modes[n % 4];
+}
+
+std::string describe(const char* what, std::uint64_t seed, TailMode mode) {
+  return std::string(what) + " seed=" + std::to_string(seed) + " tail=" + stowage_test::tail_mode_name(mode) +
+         " dirs=" + stowage_test::dir_mode_name(dir_mode_for(seed));
+}
+
+// Reopens four power-loss images of the current crash point of `fs` (one per
+// DirMode, tail modes rotating with `seed`) in `scratch`, and runs `check` on
+// what each holds.
+void check_images(FaultFileSystem& fs, const std::filesystem::path& scratch, std::uint64_t seed,
+                  const std::string& context, int key_hi,
+                  const std::function<void(const ModelState&, const std::string&)>& check) {
+  static constexpr TailMode tails[] = {TailMode::drop, TailMode::prefix, TailMode::garbage, TailMode::zeros,
+                                       TailMode::mixed};
+  static constexpr DirMode dirs[] = {DirMode::lose, DirMode::prefix, DirMode::subset, DirMode::suffix};
+  for (std::uint64_t i = 0; i < 4; ++i) {
+    const TailMode tail = tails[(seed + i) % 5];
+    fs.power_loss_image(scratch, tail, seed * 4 + i, dirs[i]);
+    const auto ctx = context + ", tail=" + stowage_test::tail_mode_name(tail) +
+                     " dirs=" + stowage_test::dir_mode_name(dirs[i]);
+    if (const auto got = read_store(scratch, ctx, key_hi)) check(*got, ctx);
+  }
+}
+
+}  // namespace
+
+// (a)
+TEST_CASE("power loss: flushed records survive and the unflushed tail is a clean prefix", "[power]") {
+  const TailMode modes[] = {TailMode::drop, TailMode::prefix, TailMode::garbage, TailMode::zeros, TailMode::mixed};
+  int runs = 0, kept_some = 0, closed = 0;
+  for (std::uint64_t seed = 1; seed <= 24; ++seed) {
+    const TailMode mode = modes[seed % 5];
+    // Every fourth run closes the store before the cut (with and without the
+    // closing checkpoint): then nothing may be lost.
+    const bool clean_close = seed % 4 == 0;
+    TempDir tmp("power-a");
+    const auto dir = tmp / "db";
+    auto fs = FaultFileSystem::make(dir);
+    std::mt19937_64 rng(seed);
+    std::vector<ModelOp> ops;
+    const std::size_t n = 100 + rng() % 600, m = rng() % 250;
+    {
+      Options o = small_options(fs);
+      o.checkpoint_on_close = seed % 8 != 0;
+      Store db(dir, o);
+      for (std::size_t i = 0; i < n; ++i) {
+        ops.push_back(random_op(rng, ops.size() + 1));
+        run_op(db, ops.back());
+      }
+      db.flush();
+      for (std::size_t i = 0; i < m; ++i) {
+        ops.push_back(random_op(rng, ops.size() + 1));
+        run_op(db, ops.back());
+      }
+      if (clean_close) db.close();
+      fs->crash_now();
+    }  // close() fails: the machine is off
+    const DirMode dirs = dir_mode_for(seed);
+    fs->simulate_power_loss(mode, seed, dirs);
+    const auto ctx = describe("(a)", seed, mode) + " flushed=" + std::to_string(n) + " unflushed=" + std::to_string(m) +
+                     (clean_close ? " closed before the cut" : "");
+    const auto got = read_store(dir, ctx);
+    if (!got) continue;
+    const long p = expect_prefix({}, ops, clean_close ? n + m : n, n + m, *got, ctx);
+    if (!clean_close && p > static_cast<long>(n)) ++kept_some;
+    closed += clean_close ? 1 : 0;
+    // A second open of the recovered store sees the same.
+    CHECK(read_store(dir, ctx + " (second reopen)") == got);
+    ++runs;
+  }
+  CHECK(runs == 24);
+  std::printf("power loss (a): %d cuts (%d after a clean close); %d of the others kept part of the unflushed tail\n",
+              runs, closed, kept_some);
+}
+
+// (a') Page-granular holes in the unsynced tail of a file: pages written back
+// out of order, so a damaged WAL record can be followed by an intact one.
+// The WAL's recovery refuses such a segment by design (docs/format.md: a
+// valid record after a damaged one is a CorruptionError), so under this
+// harsher model a power cut can leave a store that does not open. Hidden
+// until that trade-off is decided; run it with [holes].
+TEST_CASE("power loss: unsynced WAL pages written back out of order", "[.][power][holes]") {
+  for (std::uint64_t seed = 100; seed < 110; ++seed) {
+    TempDir tmp("power-holes");
+    const auto dir = tmp / "db";
+    auto fs = FaultFileSystem::make(dir);
+    std::mt19937_64 rng(seed);
+    std::vector<ModelOp> ops;
+    const std::size_t n = 300, m = 100 + rng() % 100;
+    {
+      Store db(dir, small_options(fs));
+      for (std::size_t i = 0; i < n + m; ++i) {
+        if (i == n) db.flush();
+        ops.push_back(random_op(rng, ops.size() + 1));
+        run_op(db, ops.back());
+      }
+      fs->crash_now();
+    }
+    fs->simulate_power_loss(TailMode::holes, seed);
+    const auto ctx = describe("(a')", seed, TailMode::holes);
+    const auto got = read_store(dir, ctx);
+    if (got) expect_prefix({}, ops, n, n + m, *got, ctx);
+  }
+}
+
+// (b)
+TEST_CASE("power loss with Durability::sync: every write that returned survives", "[power]") {
+  const TailMode modes[] = {TailMode::drop, TailMode::prefix, TailMode::garbage, TailMode::zeros, TailMode::mixed};
+  int faulted = 0, landed = 0;
+  for (std::uint64_t seed = 1; seed <= 12; ++seed) {
+    const TailMode mode = modes[seed % 5];
+    TempDir tmp("power-b");
+    const auto dir = tmp / "db";
+    auto fs = FaultFileSystem::make(dir);
+    std::mt19937_64 rng(seed * 7919);
+    std::vector<ModelOp> ops;
+    std::size_t done = 0;
+    bool in_flight = false;
+    const std::size_t planned = 150 + rng() % 150;
+    // The power goes off at a random file-system operation (maybe none).
+    fs->fail_at(stowage_test::kOpMutating, 1 + rng() % 3000, true);
+    try {
+      Store db(dir, small_options(fs, Durability::sync));
+      for (std::size_t i = 0; i < planned; ++i) {
+        ops.push_back(random_op(rng, ops.size() + 1));
+        in_flight = true;
+        run_op(db, ops.back());
+        in_flight = false;
+        ++done;
+      }
+      fs->crash_now();
+    } catch (const IoError&) {
+      // the cut hit an operation (or the open); the store is gone
+    }
+    const DirMode dirs = dir_mode_for(seed);
+    fs->simulate_power_loss(mode, seed, dirs);
+    const auto ctx = describe("(b)", seed, mode) + " returned=" + std::to_string(done) +
+                     (in_flight ? " +1 in flight" : "") + " fault at: " + fs->last_fault();
+    const auto got = read_store(dir, ctx);
+    if (!got) continue;
+    const long p = expect_prefix({}, ops, done, done + (in_flight ? 1 : 0), *got, ctx);
+    faulted += fs->faults() > 0 ? 1 : 0;
+    landed += in_flight && p == static_cast<long>(done) + 1 ? 1 : 0;
+  }
+  std::printf("power loss (b): 12 runs with Durability::sync, %d cut inside an operation, %d in-flight writes landed\n",
+              faulted, landed);
+}
+
+namespace {
+
+// A store with several chunks, built once with the POSIX file system, closed
+// cleanly; the tests of (c) copy it for every fault point.
+struct Template {
+  TempDir tmp{"power-template"};
+  std::filesystem::path dir = tmp / "db";
+  ModelState state;
+  std::vector<ModelOp> ops;
+  explicit Template(std::uint64_t seed, std::size_t n, Options opt = small_options(), bool puts_only = false,
+                    int key_hi = kKeys) {
+    std::mt19937_64 rng(seed);
+    Store db(dir, std::move(opt));
+    for (std::size_t i = 0; i < n; ++i) {
+      ModelOp op = random_op(rng, 1000000 + i, 0, key_hi);
+      if (puts_only && op.kind != ModelOp::put) {
+        op.kind = ModelOp::put;
+        op.key = static_cast<int>(rng() % static_cast<std::uint64_t>(key_hi));
+        op.value = value_for(op.key, 1000000 + i);
+        op.pairs.clear();
+      }
+      ops.push_back(std::move(op));
+      run_op(db, ops.back());
+    }
+    db.close();
+    state = replay({}, ops, ops.size());
+  }
+};
+
+// Keys of the stores of (c): few enough for a few dozen chunks.
+constexpr int kCheckpointKeys = 400;
+
+struct CheckpointRun {
+  bool faulted = false;    // the injected fault fired
+  bool completed = false;  // checkpoint() returned
+  std::size_t flushed = 0, total = 0;
+  std::uint64_t steps = 0;  // operations of the mask the checkpoint ran
+  std::vector<ModelOp> ops;
+};
+
+// Copies the template into `dir`, writes `n_flushed` flushed and `n_more`
+// unflushed ops on a FaultFileSystem, then checkpoints with a fault armed at
+// the k-th operation of `mask` (k = 0: no fault).
+CheckpointRun checkpoint_with_fault(const std::filesystem::path& dir, const std::shared_ptr<FaultFileSystem>& fs, std::uint64_t seed,
+                                    std::size_t n_flushed, std::size_t n_more, unsigned mask, std::uint64_t k,
+                                    bool crash) {
+  CheckpointRun run;
+  std::mt19937_64 rng(seed);
+  Store db(dir, small_options(fs));
+  for (std::size_t i = 0; i < n_flushed + n_more; ++i) {
+    if (i == n_flushed) db.flush();
+    // Most writes land in one key range, so the checkpoint splits chunks there.
+    // No batches: everything stays in the write buffer until checkpoint().
+    run.ops.push_back(rng() % 3 ? random_op(rng, i + 1, 150, 190, false)
+                                : random_op(rng, i + 1, 0, kCheckpointKeys, false));
+    run_op(db, run.ops.back());
+  }
+  REQUIRE(db.stats().checkpoints == 0);
+  run.flushed = n_flushed;
+  run.total = run.ops.size();
+  if (k) fs->fail_at(mask, k, crash);
+  const auto before = fs->count(mask);
+  try {
+    db.checkpoint();
+    run.completed = true;
+  } catch (const IoError&) {
+    run.faulted = fs->faults() > 0;
+  }
+  run.steps = fs->count(mask) - before;
+  if (crash) fs->crash_now();
+  return run;
+}
+
+}  // namespace
+
+// (c)
+TEST_CASE("power loss at every step of a checkpoint keeps every flushed record", "[power][checkpoint]") {
+  const Template t(42, 900, small_options(), false, kCheckpointKeys);
+  constexpr std::size_t kFlushed = 70, kMore = 30;
+  constexpr unsigned kMask = stowage_test::kOpDurability | stowage_test::kOpCreate | stowage_test::kOpRemove |
+                             stowage_test::kOpTruncate | stowage_test::kOpClose;
+  // How many operations of kMask one checkpoint takes.
+  std::uint64_t steps = 0;
+  {
+    TempDir tmp("power-c0");
+    const auto dir = tmp / "db";
+    stowage_test::copy_dir(t.dir, dir);
+    auto fs = FaultFileSystem::make(dir);
+    auto run = checkpoint_with_fault(dir, fs, 7, kFlushed, kMore, kMask, 0, false);
+    REQUIRE(run.completed);
+    steps = run.steps;
+  }
+  INFO("a checkpoint takes " << steps << " syncs, renames, creates, removes and closes");
+  REQUIRE(steps > 10);
+
+  std::size_t cuts = 0;
+  for (std::uint64_t k = 1; k <= steps; ++k) {
+    TempDir tmp("power-c");
+    const auto dir = tmp / "db";
+    stowage_test::copy_dir(t.dir, dir);
+    auto fs = FaultFileSystem::make(dir);
+    auto run = checkpoint_with_fault(dir, fs, 7, kFlushed, kMore, kMask, k, /*crash=*/true);
+    REQUIRE(run.faulted);
+    const auto ctx = "(c) power cut at checkpoint step " + std::to_string(k) + "/" + std::to_string(steps) + " (" +
+                     fs->last_fault() + ")";
+    check_images(*fs, tmp / "image", k, ctx, kCheckpointKeys, [&](const ModelState& got, const std::string& c) {
+      expect_prefix(t.state, run.ops, run.flushed, run.total, got, c);
+    });
+    ++cuts;
+  }
+  CHECK(cuts == steps);
+  std::printf("power loss (c): a power cut at each of the %llu steps of a checkpoint\n",
+              static_cast<unsigned long long>(steps));
+}
+
+TEST_CASE("a failed step of a checkpoint (no power loss) loses nothing; a power cut after it keeps flushed records",
+          "[power][checkpoint]") {
+  const Template t(43, 900, small_options(), false, kCheckpointKeys);
+  constexpr std::size_t kFlushed = 70, kMore = 30;
+  constexpr unsigned kMask = stowage_test::kOpDurability | stowage_test::kOpCreate | stowage_test::kOpRemove |
+                             stowage_test::kOpClose;
+  std::uint64_t k = 1;
+  for (;; ++k) {
+    TempDir tmp("power-c2");
+    const auto dir = tmp / "db";
+    const auto side = tmp / "side";
+    stowage_test::copy_dir(t.dir, dir);
+    auto fs = FaultFileSystem::make(dir);
+    auto run = checkpoint_with_fault(dir, fs, 8, kFlushed, kMore, kMask, k, /*crash=*/false);
+    if (!run.faulted) break;  // k is past the last step: every step was covered
+    const auto ctx = "(c2) failed checkpoint step " + std::to_string(k) + " (" + fs->last_fault() + ")";
+    // The process goes on and closes the store; nothing was lost.
+    stowage_test::copy_dir(dir, side);
+    if (const auto got = read_store(side, ctx + ", reopened without power loss", kCheckpointKeys))
+      expect_prefix(t.state, run.ops, run.total, run.total, *got, ctx + ", reopened without power loss");
+    // Or the power goes off after the failure.
+    check_images(*fs, tmp / "image", k, ctx + ", then power loss", kCheckpointKeys,
+                 [&](const ModelState& got, const std::string& c) {
+                   expect_prefix(t.state, run.ops, run.flushed, run.total, got, c);
+                 });
+  }
+  CHECK(k > 10);
+  std::printf("power loss (c2): a failure (no crash) at each of the %llu steps of a checkpoint\n",
+              static_cast<unsigned long long>(k - 1));
+}
+
+TEST_CASE("power loss during recovery (WAL replay; torn-tail cut; recovery checkpoint)", "[power][recovery]") {
+  // A store whose WAL holds more than the small write buffer: opening it with
+  // write_buffer_bytes = 32 KiB checkpoints during open.
+  Options big = small_options();
+  big.write_buffer_bytes = 120 << 10;
+  big.checkpoint_on_close = false;
+  const Template t(44, 330, big, /*puts_only=*/true);
+  // A torn tail on the last WAL segment, for the open to cut.
+  auto wals = stowage_test::files_matching(t.dir, ".log");
+  REQUIRE(!wals.empty());
+  {
+    std::ofstream out(wals.back(), std::ios::binary | std::ios::app);
+    out << std::string(300, '\x5a');
+  }
+  std::uint64_t k = 1;
+  for (;; ++k) {
+    TempDir tmp("power-r");
+    const auto dir = tmp / "db";
+    stowage_test::copy_dir(t.dir, dir);
+    auto fs = FaultFileSystem::make(dir);
+    fs->fail_at(stowage_test::kOpMutating, k, true);
+    bool opened = false;
+    try {
+      Store db(dir, small_options(fs));
+      opened = true;
+      fs->crash_now();
+    } catch (const IoError&) {
+    }
+    if (opened && fs->faults() == 0) break;
+    const auto ctx = "(recovery) power cut at open step " + std::to_string(k) + " (" + fs->last_fault() + ")";
+    // Everything in the template was flushed by its close().
+    check_images(*fs, tmp / "image", k, ctx, kKeys, [&](const ModelState& got, const std::string& c) {
+      expect_prefix({}, t.ops, t.ops.size(), t.ops.size(), got, c);
+    });
+  }
+  CHECK(k > 20);
+  std::printf("power loss (recovery): a power cut at each of the %llu file operations of an open\n",
+              static_cast<unsigned long long>(k - 1));
+}
+
+// (d)
+TEST_CASE("put_batch is all or nothing across power loss", "[power][batch]") {
+  const TailMode modes[] = {TailMode::drop, TailMode::prefix, TailMode::garbage, TailMode::zeros, TailMode::mixed};
+  int runs = 0;
+  for (std::uint64_t seed = 1; seed <= 16; ++seed) {
+    const TailMode mode = modes[seed % 5];
+    const Durability dur = seed % 2 ? Durability::none : Durability::sync;
+    TempDir tmp("power-d");
+    const auto dir = tmp / "db";
+    auto fs = FaultFileSystem::make(dir);
+    std::mt19937_64 rng(seed * 31);
+    // Batch b writes keys [b * 100, b * 100 + n): disjoint, so all-or-nothing is
+    // directly visible. Some batches are large (one record over 64 KiB).
+    std::vector<ModelOp> ops;
+    std::size_t done = 0, flushed = 0;
+    bool in_flight = false;
+    fs->fail_at(stowage_test::kOpMutating, 50 + rng() % 1500, true);
+    try {
+      Store db(dir, small_options(fs, dur));
+      for (int b = 0; b < 60; ++b) {
+        ModelOp op;
+        op.kind = ModelOp::batch;
+        op.batch_id = static_cast<std::uint64_t>(b);
+        const int n = rng() % 8 == 0 ? 99 : 10 + static_cast<int>(rng() % 41);
+        const std::size_t pad = n == 99 ? 900 : 0;
+        for (int i = 0; i < n; ++i)
+          op.pairs.emplace_back(b * 100 + i, "batch" + std::to_string(b) + "/" + std::to_string(i) + std::string(pad, 'p'));
+        ops.push_back(op);
+        in_flight = true;
+        db.put_batch(ops.back().pairs);
+        in_flight = false;
+        ++done;
+        if (rng() % 10 == 0) {
+          db.flush();
+          flushed = done;
+        }
+      }
+      fs->crash_now();
+    } catch (const IoError&) {
+    }
+    if (dur == Durability::sync) flushed = done;
+    const DirMode dirs = dir_mode_for(seed);
+    fs->simulate_power_loss(mode, seed, dirs);
+    const auto ctx = describe("(d)", seed, mode) + (dur == Durability::sync ? " sync" : " none") +
+                     " batches returned=" + std::to_string(done) + " flushed=" + std::to_string(flushed) +
+                     (in_flight ? " +1 in flight" : "") + " fault at: " + fs->last_fault();
+    const auto got_or = read_store(dir, ctx, 6000);
+    if (!got_or) continue;
+    const ModelState& got = *got_or;
+    for (const auto& op : ops) {
+      std::size_t present = 0;
+      for (const auto& [k, v] : op.pairs) {
+        auto it = got.find(k);
+        if (it != got.end()) {
+          CHECK(it->second == v);
+          ++present;
+        }
+      }
+      INFO(ctx << ", batch " << op.batch_id);
+      CHECK((present == 0 || present == op.pairs.size()));
+    }
+    expect_prefix({}, ops, flushed, done + (in_flight ? 1 : 0), got, ctx);
+    ++runs;
+  }
+  std::printf("power loss (d): %d runs of batches\n", runs);
+}
+
+// (e) A process crash leaves the WAL tail in the page cache only; the next
+// session replays it (the records are visible), writes more and flush()es.
+// flush() promises that every write that returned survives power loss, so a
+// power cut now must keep the replayed records as well as the new ones.
+TEST_CASE("process crash then reopen and flush then power loss: nothing visible before the flush is lost",
+          "[power][recovery]") {
+  const TailMode modes[] = {TailMode::drop, TailMode::garbage, TailMode::prefix, TailMode::zeros};
+  for (std::uint64_t seed = 1; seed <= 8; ++seed) {
+    const TailMode mode = modes[seed % 4];
+    TempDir tmp("power-e");
+    const auto dir = tmp / "db";
+    auto fs = FaultFileSystem::make(dir);
+    std::mt19937_64 rng(seed * 131);
+    std::vector<ModelOp> ops;
+    {
+      Store db(dir, small_options(fs));
+      for (int i = 0; i < 400; ++i) {
+        ops.push_back(random_op(rng, ops.size() + 1));
+        run_op(db, ops.back());
+      }
+      db.checkpoint();  // empty write buffer: what follows stays in the WAL
+      db.flush();
+      for (int i = 0; i < 60; ++i) {  // unflushed: in the page cache only
+        ops.push_back(random_op(rng, ops.size() + 1, 0, kKeys, false));
+        run_op(db, ops.back());
+      }
+      fs->crash_now();
+    }
+    fs->revive();  // kill -9: the page cache keeps everything
+    const std::size_t before_second = ops.size();
+    {
+      Store db(dir, small_options(fs));
+      ModelState seen;
+      for (const auto& [k, v] : db.scan()) seen[k] = v;
+      INFO("after the process crash");
+      CHECK(seen == replay({}, ops, ops.size()));
+      const auto checkpoints = db.stats().checkpoints;
+      for (int i = 0; i < 20; ++i) {
+        ops.push_back(random_op(rng, ops.size() + 1, 0, kKeys, false));
+        run_op(db, ops.back());
+      }
+      db.flush();
+      CHECK(db.stats().checkpoints == checkpoints);  // the replayed records are still only in the WAL
+      fs->crash_now();
+    }
+    const DirMode dirs = dir_mode_for(seed);
+    fs->simulate_power_loss(mode, seed, dirs);
+    const auto ctx = describe("(e)", seed, mode) + " ops before the process crash=" + std::to_string(before_second) +
+                     ", flushed after reopen=" + std::to_string(ops.size() - before_second);
+    if (const auto got = read_store(dir, ctx)) expect_prefix({}, ops, ops.size(), ops.size(), *got, ctx);
+  }
+}
+
+// Many power cuts on one store, at random points (inside writes, flushes,
+// checkpoints, recovery), in both durability modes.
+TEST_CASE("power loss soak: repeated cuts on one store", "[power][soak]") {
+  const char* env = std::getenv("STOWAGE_POWER_ROUNDS");
+  const int rounds = env ? std::max(1, std::atoi(env)) : 16;
+  const TailMode modes[] = {TailMode::drop, TailMode::prefix, TailMode::garbage, TailMode::zeros, TailMode::mixed};
+  TempDir tmp("power-soak");
+  const auto dir = tmp / "db";
+  ModelState base;
+  std::mt19937_64 rng(2024);
+  std::uint64_t nonce = 1;
+  int faulted = 0;
+  for (int round = 0; round < rounds; ++round) {
+    const Durability dur = round % 3 == 2 ? Durability::sync : Durability::none;
+    const TailMode mode = modes[rng() % 5];
+    auto fs = FaultFileSystem::make(dir);
+    std::vector<ModelOp> ops;
+    std::size_t done = 0, durable = 0;
+    bool in_flight = false;
+    const std::size_t planned = dur == Durability::sync ? 80 + rng() % 120 : 200 + rng() % 800;
+    fs->fail_at(stowage_test::kOpMutating, 1 + rng() % (dur == Durability::sync ? 1500 : 6000), true);
+    try {
+      Store db(dir, small_options(fs, dur));
+      for (std::size_t i = 0; i < planned; ++i) {
+        ops.push_back(random_op(rng, nonce++));
+        in_flight = true;
+        run_op(db, ops.back());
+        in_flight = false;
+        ++done;
+        if (dur == Durability::sync) durable = done;
+        if (rng() % 97 == 0) {
+          db.flush();
+          durable = done;
+        }
+        if (rng() % 251 == 0) db.checkpoint();
+      }
+      fs->crash_now();
+    } catch (const IoError&) {
+    }
+    const DirMode dirs = dir_mode_for(5000 + static_cast<std::uint64_t>(round));
+    fs->simulate_power_loss(mode, 5000 + static_cast<std::uint64_t>(round), dirs);
+    const auto ctx = "(soak) round " + std::to_string(round) + (dur == Durability::sync ? " sync" : " none") +
+                     " tail=" + stowage_test::tail_mode_name(mode) + " dirs=" + stowage_test::dir_mode_name(dirs) +
+                     " returned=" + std::to_string(done) +
+                     " durable=" + std::to_string(durable) + (in_flight ? " +1 in flight" : "") +
+                     " fault at: " + fs->last_fault();
+    const auto got = read_store(dir, ctx);
+    REQUIRE(got);
+    const long p = expect_prefix(base, ops, durable, done + (in_flight ? 1 : 0), *got, ctx);
+    REQUIRE(p >= 0);
+    base = *got;
+    faulted += fs->faults() > 0 ? 1 : 0;
+  }
+  std::printf("power loss (soak): %d rounds on one store, %d cut inside an operation\n", rounds, faulted);
+}
+
+namespace {
+// "t<t>/j<j>/" (built with append: GCC 12 warns falsely on chains of operator+).
+std::string thread_prefix(int t, int j) {
+  std::string s = "t";
+  s.append(std::to_string(t)).append("/j").append(std::to_string(j)).append("/");
+  return s;
+}
+}  // namespace
+
+// Several threads write until the power goes off at a random step. With
+// Durability::sync (group commit: one fdatasync may cover other threads'
+// records) every write that returned must survive; with Durability::none a
+// flusher thread calls flush() in a loop, and every write that returned before
+// a flush() began must survive once that flush() returned.
+// Thread t writes op j to key t * kSlots + j % kSlots, value "t<t>/j<j>/...".
+// The recovered store must hold, per thread, exactly its first N ops for
+// some N that covers every durable op (and none never attempted).
+TEST_CASE("concurrent writers and flushes: every durable write survives power loss", "[power][threads]") {
+  constexpr int kThreads = 4, kSlots = 20, kOpsPerThread = 300;
+  int runs = 0, faulted = 0;
+  for (std::uint64_t seed = 1; seed <= 10; ++seed) {
+    const Durability dur = seed % 2 ? Durability::sync : Durability::none;
+    TempDir tmp("power-threads");
+    const auto dir = tmp / "db";
+    auto fs = FaultFileSystem::make(dir);
+    std::mt19937_64 rng(seed * 977);
+    fs->fail_at(stowage_test::kOpMutating, 100 + rng() % 3000, true);
+    std::vector<std::atomic<int>> returned(kThreads), attempted(kThreads), durable(kThreads);
+    try {
+      Store db(dir, small_options(fs, dur));
+      std::atomic<int> writers_left{kThreads};
+      std::vector<std::thread> threads;
+      for (int t = 0; t < kThreads; ++t)
+        threads.emplace_back([&, t] {
+          for (int j = 0; j < kOpsPerThread; ++j) {
+            attempted[t] = j + 1;
+            try {
+              db.put(t * kSlots + j % kSlots, thread_prefix(t, j).append(static_cast<std::size_t>(j % 90), 'v'));
+            } catch (const IoError&) {
+              break;
+            }
+            returned[t] = j + 1;
+            if (dur == Durability::sync) durable[t] = j + 1;
+          }
+          --writers_left;
+        });
+      if (dur == Durability::none)
+        threads.emplace_back([&] {
+          while (writers_left > 0) {
+            std::vector<int> before(kThreads);
+            for (int t = 0; t < kThreads; ++t) before[t] = returned[t];
+            try {
+              db.flush();
+            } catch (const IoError&) {
+              return;
+            }
+            for (int t = 0; t < kThreads; ++t) durable[t] = std::max(durable[t].load(), before[t]);
+          }
+        });
+      for (auto& th : threads) th.join();
+      fs->crash_now();
+    } catch (const IoError&) {
+    }
+    faulted += fs->faults() > 0 ? 1 : 0;
+    const DirMode dirs = dir_mode_for(seed);
+    fs->simulate_power_loss(TailMode::mixed, seed, dirs);
+    const auto ctx = "(threads) seed=" + std::to_string(seed) + (dur == Durability::sync ? " sync" : " none+flusher") +
+                     " dirs=" + stowage_test::dir_mode_name(dirs) + " fault at: " + fs->last_fault();
+    const auto got = read_store(dir, ctx, kThreads * kSlots);
+    if (!got) continue;
+    ++runs;
+    for (int t = 0; t < kThreads; ++t) {
+      // The newest op of thread t that survived.
+      int newest = -1;
+      const std::string mine = thread_prefix(t, 0).substr(0, thread_prefix(t, 0).size() - 2);  // "t<t>/j"
+      for (int s = 0; s < kSlots; ++s) {
+        auto it = got->find(t * kSlots + s);
+        if (it == got->end()) continue;
+        const auto& v = it->second;
+        REQUIRE(v.rfind(mine, 0) == 0);
+        newest = std::max(newest, std::stoi(v.substr(mine.size(), v.find('/', mine.size()) - mine.size())));
+      }
+      INFO(ctx << ", thread " << t << ": durable " << durable[t] << ", returned " << returned[t] << ", attempted "
+               << attempted[t] << ", newest recovered op " << newest);
+      CHECK(newest + 1 >= durable[t]);
+      CHECK(newest < attempted[t]);
+      for (int s = 0; s < kSlots; ++s) {
+        // The last op <= newest that wrote slot s.
+        const int want = newest < s ? -1 : newest - (newest - s) % kSlots;
+        auto it = got->find(t * kSlots + s);
+        if (want < 0) {
+          CHECK(it == got->end());
+        } else {
+          REQUIRE(it != got->end());
+          CHECK(it->second.rfind(thread_prefix(t, want), 0) == 0);
+        }
+      }
+    }
+  }
+  std::printf("power loss (threads): %d runs of %d writer threads, %d cut while they ran\n", runs, kThreads, faulted);
+}
+
+// A power cut at every step of creating a store and writing its first
+// records: the reopened store opens, and holds every flushed record.
+TEST_CASE("power loss while a new store is being created", "[power][recovery]") {
+  std::uint64_t k = 1;
+  for (;; ++k) {
+    TempDir tmp("power-create");
+    const auto dir = tmp / "db";
+    auto fs = FaultFileSystem::make(dir);
+    fs->fail_at(stowage_test::kOpMutating, k, true);
+    std::vector<ModelOp> ops;
+    std::size_t flushed = 0, done = 0;
+    bool in_flight = false;
+    std::mt19937_64 rng(k);
+    try {
+      Store db(dir, small_options(fs));
+      for (int i = 0; i < 5; ++i) {
+        ops.push_back(random_op(rng, ops.size() + 1, 0, kKeys, false));
+        in_flight = true;
+        run_op(db, ops.back());
+        in_flight = false;
+        ++done;
+      }
+      db.flush();
+      flushed = done;
+      fs->crash_now();
+    } catch (const IoError&) {
+    }
+    const bool fired = fs->faults() > 0;
+    const DirMode dirs = dir_mode_for(k);
+    fs->simulate_power_loss(TailMode::mixed, k, dirs);
+    if (!fired) break;
+    const auto ctx = "(create) power cut at step " + std::to_string(k) + " (" + fs->last_fault() +
+                     "), dirs=" + stowage_test::dir_mode_name(dirs);
+    if (!std::filesystem::exists(dir)) continue;  // never got that far: nothing to open
+    if (const auto got = read_store(dir, ctx)) expect_prefix({}, ops, flushed, done + (in_flight ? 1 : 0), *got, ctx);
+  }
+  CHECK(k > 10);
+  std::printf("power loss (create): a power cut at each of the %llu steps of creating a store and its first writes\n",
+              static_cast<unsigned long long>(k - 1));
+}
