@@ -10,15 +10,15 @@
 // full scan, size()); the outcome must be:
 //
 //  - stowage::CorruptionError whose what() names the damaged file; or
-//  - for a torn tail of the LAST WAL segment (a cut, or damage after which no
-//    intact record follows): the store opens and holds exactly the records
-//    before the damaged record. A pure cut or appended garbage there must
+//  - for a torn tail of the LAST WAL segment (a cut, or damage to bytes that
+//    no intact record after it says were synced): the store opens and holds
+//    exactly the records before the damaged record. A pure cut or appended garbage there must
 //    open (that is what a crash leaves).
 //
 // Anything else fails: another exception type, damage to a chunk or the
 // MANIFEST that goes unnoticed, a get returning a value the model does not
-// have, or a damaged WAL segment with intact records after the damage that
-// opens (acknowledged writes would be silently dropped). Before each case the
+// have, or a damaged WAL segment whose damaged bytes were synced (an intact
+// record after them says so) that opens: flushed writes would be dropped. Before each case the
 // pristine directory is restored: files the previous case created are
 // removed and every file whose bytes differ from the pristine copy is
 // rewritten (equivalent to copying the whole directory back, and much faster).
@@ -113,17 +113,17 @@ void run_op(Store& db, const ModelOp& op) {
 std::string read_bytes(const std::filesystem::path& p) { return stowage_test::read_all(p); }
 
 // Byte ranges [start, end) of the records of a WAL segment (from the framing:
-// a 17-byte header whose first 4 bytes are the payload length).
+// a detail::kWalHeaderBytes-byte header whose first 4 bytes are the payload length).
 std::vector<std::pair<std::size_t, std::size_t>> wal_records(const std::string& bytes) {
   std::vector<std::pair<std::size_t, std::size_t>> out;
   std::size_t pos = 0;
-  while (pos + 17 <= bytes.size()) {
+  while (pos + detail::kWalHeaderBytes <= bytes.size()) {
     const std::size_t len = static_cast<unsigned char>(bytes[pos]) | (static_cast<unsigned char>(bytes[pos + 1]) << 8) |
                             (static_cast<std::size_t>(static_cast<unsigned char>(bytes[pos + 2])) << 16) |
                             (static_cast<std::size_t>(static_cast<unsigned char>(bytes[pos + 3])) << 24);
-    if (pos + 17 + len > bytes.size()) break;
-    out.emplace_back(pos, pos + 17 + len);
-    pos += 17 + len;
+    if (pos + detail::kWalHeaderBytes + len > bytes.size()) break;
+    out.emplace_back(pos, pos + detail::kWalHeaderBytes + len);
+    pos += detail::kWalHeaderBytes + len;
   }
   return out;
 }
@@ -162,6 +162,9 @@ struct Pristine {
       Store db(dir, corruption_options());
       const auto checkpoints = db.stats().checkpoints;
       for (std::size_t i = 0; i < kWalOpsB; ++i) {
+        // Half way, a flush: the records after it say the first half is
+        // durable, so damage there is corruption, not a torn tail.
+        if (i == kWalOpsB / 2) db.flush();
         ops.push_back(random_op(rng, nonce++, i % 20 == 7));
         run_op(db, ops.back());
       }
@@ -446,14 +449,19 @@ std::optional<std::size_t> wal_expectation(const Pristine& p, const Damage& d) {
         break;
       }
   }
-  // Records wholly before the damage survive; is any record wholly after it?
+  // Records wholly before the damage survive. Damage in bytes that an
+  // intact record after it says were already synced is corruption; damage
+  // in bytes never synced is a torn tail (a power cut can leave exactly that).
   std::size_t before = 0;
-  bool intact_after = false;
+  bool synced_damage = false;
   for (const auto& [s, e] : records) {
     if (e <= lo) ++before;
-    if (s >= hi && e <= d.bytes.size()) intact_after = true;
+    if (s >= hi && e <= d.bytes.size()) {
+      const std::uint64_t durable = detail::decode_fixed64(d.bytes.data() + s + 9);
+      if (durable > lo) synced_damage = true;
+    }
   }
-  if (!last || intact_after) return std::nullopt;
+  if (!last || synced_damage) return std::nullopt;
   return first_op + before;
 }
 
@@ -533,7 +541,7 @@ TEST_CASE("corruption: every flipped byte or cut or zeroed range is detected or 
       for (const auto& [s, e] : records) {
         lens.insert(s);
         lens.insert(s + 1);
-        lens.insert(s + 17);
+        lens.insert(s + detail::kWalHeaderBytes);
         if (e < n) lens.insert(e - 1);
       }
       while (lens.size() < std::min(records.size() * 4 + 40, n)) lens.insert(static_cast<std::size_t>(rng() % n));
@@ -551,7 +559,7 @@ TEST_CASE("corruption: every flipped byte or cut or zeroed range is detected or 
       for (auto& c : garbage) c = static_cast<char>(rng());
       for (const auto& [tail, what] : std::vector<std::pair<std::string, std::string>>{
                {std::string(1, '\0'), "1 zero byte"},
-               {std::string(17, '\0'), "a zero record header"},
+               {std::string(detail::kWalHeaderBytes, '\0'), "a zero record header"},
                {std::string(4096, '\0'), "a zero page"},
                {garbage, "333 random bytes"},
                {bytes.substr(records.back().first, 20), "the start of a copy of the last record"}}) {

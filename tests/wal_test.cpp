@@ -118,21 +118,52 @@ TEST_CASE("a zeroed or garbage tail is cut") {
   CHECK(r.payloads == written);
 }
 
-TEST_CASE("damage followed by valid records is a CorruptionError, never a silent skip") {
+TEST_CASE("damage in synced bytes is a CorruptionError, never a silent skip") {
   TempDir dir("wal");
-  auto written = write_records(dir.path(), 5, 10);
   auto path = dir / detail::wal_file_name(5);
+  std::vector<std::string> written;
+  std::size_t synced_bytes = 0;
+  {
+    detail::WalWriter w(*default_file_system(), dir.path(), 5);
+    for (int i = 0; i < 10; ++i) {
+      written.push_back(batch_payload(static_cast<std::uint64_t>(i + 1), {{"key" + std::to_string(i), "value"}}));
+      w.append(written.back());
+    }
+    w.sync();
+    synced_bytes = w.size();
+    // Later records say the first ten were durable when they were written.
+    for (int i = 10; i < 13; ++i) {
+      written.push_back(batch_payload(static_cast<std::uint64_t>(i + 1), {{"key" + std::to_string(i), "value"}}));
+      w.append(written.back());
+    }
+  }
   auto full = stowage_test::read_all(path);
-  std::size_t last_start = full.size() - (detail::kWalHeaderBytes + written.back().size());
-  for (std::size_t off = 0; off < last_start; ++off) {
+  for (std::size_t off = 0; off < synced_bytes; ++off) {
     stowage_test::write_all(path, full);
     stowage_test::flip_byte(path, off);
     try {
       auto r = replay(dir.path(), 5);
-      FAIL("flipping byte " << off << " went unnoticed (" << r.payloads.size() << " records)");
+      FAIL("flipping synced byte " << off << " went unnoticed (" << r.payloads.size() << " records)");
     } catch (const CorruptionError& e) {
       CHECK(std::string(e.what()).find(path.string()) != std::string::npos);
     }
+  }
+}
+
+TEST_CASE("damage in bytes never synced is a torn tail: cut there, the prefix recovered") {
+  TempDir dir("wal");
+  auto written = write_records(dir.path(), 6, 10);  // synced only at the end: no record claims durability
+  auto path = dir / detail::wal_file_name(6);
+  auto full = stowage_test::read_all(path);
+  std::size_t second = detail::kWalHeaderBytes + written[0].size();
+  for (std::size_t off : {second, second + 3, second + detail::kWalHeaderBytes + 1}) {
+    stowage_test::write_all(path, full);
+    stowage_test::flip_byte(path, off);
+    auto r = replay(dir.path(), 6);
+    REQUIRE(r.payloads.size() == 1);
+    CHECK(r.payloads[0] == written[0]);
+    CHECK(r.result.valid_bytes == second);
+    CHECK(r.result.cut_bytes == full.size() - second);
   }
 }
 

@@ -6,22 +6,30 @@
 // docs/format.md#wal):
 //
 //   fixed32 payload length | u8 type | fixed32 log number (low 32 bits of the
-//   segment number) | fixed64 checksum | payload
+//   segment number) | fixed64 durable length | fixed64 checksum | payload
 //
-// checksum = XXH3(payload, seed = XXH3(the 9 bytes before it, seed = log number)).
+// durable length = how many bytes of this segment were known to be fsynced
+// when the record was appended. checksum = XXH3(payload, seed = XXH3(the 17
+// header bytes before it, seed = log number)).
 //
 // Batch payload: fixed64 first sequence | varint op count | per op: u8 kind
 // (1 put, 2 erase) | length-prefixed key | (put only) length-prefixed value.
 // Op i has sequence first + i.
 //
-// Recovery reads records in order and stops at the first bad one. If no valid
-// record follows anywhere in the segment, the bad bytes are a torn tail (a
-// crash mid-append or unsynced pages): they are cut and reported. If a valid
-// record does follow, acknowledged data would be skipped: that is a
-// CorruptionError naming the file and offset, never a silent loss.
+// Recovery reads records in order and stops at the first bad one, at offset
+// D. Bytes that were never fsynced may come back from a power cut torn,
+// zeroed or with pages out of order; bytes that were fsynced may not. So the
+// rest of the segment is searched for valid records: if one of them says
+// that more than D bytes were durable when it was written, synced data is
+// damaged: a CorruptionError naming the file and offset. Otherwise the bad
+// bytes lie in the unsynced tail: they are cut (with any records after them,
+// which were never synced either) and the cut is reported. A segment is
+// synced before the next one starts, so damage in any segment but the last is
+// always a CorruptionError (the caller checks that).
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -37,7 +45,7 @@
 
 namespace stowage::detail {
 
-inline constexpr std::size_t kWalHeaderBytes = 17;
+inline constexpr std::size_t kWalHeaderBytes = 25;
 inline constexpr std::uint8_t kWalBatch = 1;
 inline constexpr std::uint8_t kOpPut = 1;
 inline constexpr std::uint8_t kOpErase = 2;
@@ -64,9 +72,9 @@ inline std::optional<std::uint64_t> parse_wal_file_name(std::string_view name) {
 }
 
 /// A record's checksum: XXH3 of the payload, seeded with the XXH3 (seeded
-/// with the log number) of the first 9 header bytes.
-inline std::uint64_t record_checksum(std::string_view head9, std::string_view payload, std::uint32_t log_number) {
-  return checksum(payload, checksum(head9, log_number));
+/// with the log number) of the first 17 header bytes.
+inline std::uint64_t record_checksum(std::string_view head17, std::string_view payload, std::uint32_t log_number) {
+  return checksum(payload, checksum(head17, log_number));
 }
 
 /// Builds the payload of one batch record.
@@ -137,8 +145,8 @@ void decode_wal_batch(std::string_view payload, const std::filesystem::path& fil
   if (!r.empty()) r.fail("trailing bytes after the last op");
 }
 
-/// Appends records to one segment. Not thread-safe: the store serialises
-/// appends; sync() may run concurrently with nothing else on this object.
+/// Appends records to one segment. append() is serialised by the caller;
+/// sync() may run concurrently with append() (group commit).
 class WalWriter {
  public:
   /// Creates segment `number` in dir and makes its name durable.
@@ -156,16 +164,27 @@ class WalWriter {
     encode_fixed32(header, static_cast<std::uint32_t>(payload.size()));
     header[4] = static_cast<char>(type);
     encode_fixed32(header + 5, static_cast<std::uint32_t>(number_));
-    encode_fixed64(header + 9, record_checksum(std::string_view(header, 9), payload, static_cast<std::uint32_t>(number_)));
+    encode_fixed64(header + 9, durable_.load());
+    encode_fixed64(header + 17,
+                   record_checksum(std::string_view(header, 17), payload, static_cast<std::uint32_t>(number_)));
     file_->append(std::string_view(header, kWalHeaderBytes));
     file_->append(payload);
     file_->flush();
+    flushed_.store(file_->size());
   }
-  /// Makes every appended record durable. Safe to call while another thread
-  /// appends (records appended meanwhile may or may not be covered).
-  void sync() { file_->sync_flushed(); }
+  /// Makes every record appended before the call durable. Safe to call while
+  /// another thread appends (records appended meanwhile may or may not be
+  /// covered).
+  void sync() {
+    std::uint64_t target = flushed_.load();
+    file_->sync_flushed();
+    std::uint64_t cur = durable_.load();
+    while (cur < target && !durable_.compare_exchange_weak(cur, target)) {
+    }
+  }
   void close() { file_->close(); }
   std::uint64_t number() const { return number_; }
+  /// Bytes appended (call under the caller's append serialisation).
   std::uint64_t size() const { return file_->size(); }
   const std::filesystem::path& path() const { return path_; }
 
@@ -173,6 +192,8 @@ class WalWriter {
   std::uint64_t number_;
   std::filesystem::path path_;
   std::unique_ptr<WritableFile> file_;
+  std::atomic<std::uint64_t> flushed_{0};  ///< bytes handed to the OS
+  std::atomic<std::uint64_t> durable_{0};  ///< bytes known fsynced
 };
 
 /// What replaying one segment found.
@@ -184,9 +205,10 @@ struct WalReplay {
 
 namespace wal_detail {
 
-/// Checks for a valid record at pos; returns its total length or 0.
+/// Checks for a valid record at pos; returns its total length (0 if none)
+/// and sets durable to the durable length it records.
 inline std::uint64_t valid_record_at(const RandomAccessFile& f, std::uint64_t pos, std::uint32_t log_number,
-                                     std::string& payload) {
+                                     std::string& payload, std::uint64_t& durable) {
   std::uint64_t size = f.size();
   if (size - pos < kWalHeaderBytes) return 0;
   char header[kWalHeaderBytes];
@@ -197,7 +219,8 @@ inline std::uint64_t valid_record_at(const RandomAccessFile& f, std::uint64_t po
   if (len > size - pos - kWalHeaderBytes) return 0;
   payload.resize(len);
   if (f.read(pos + kWalHeaderBytes, len, payload.data()) != len) return 0;
-  if (record_checksum(std::string_view(header, 9), payload, log_number) != decode_fixed64(header + 9)) return 0;
+  if (record_checksum(std::string_view(header, 17), payload, log_number) != decode_fixed64(header + 17)) return 0;
+  durable = decode_fixed64(header + 9);
   return kWalHeaderBytes + len;
 }
 
@@ -213,8 +236,9 @@ WalReplay replay_wal(FileSystem& fs, const std::filesystem::path& path, std::uin
   std::string payload;
   std::uint64_t pos = 0;
   const std::uint64_t size = f->size();
+  std::uint64_t durable = 0;
   while (pos < size) {
-    std::uint64_t n = wal_detail::valid_record_at(*f, pos, log_number, payload);
+    std::uint64_t n = wal_detail::valid_record_at(*f, pos, log_number, payload, durable);
     if (n == 0) break;
     fn(std::string_view(payload), pos);
     ++result.records;
@@ -222,9 +246,10 @@ WalReplay replay_wal(FileSystem& fs, const std::filesystem::path& path, std::uin
   }
   result.valid_bytes = pos;
   if (pos < size) {
-    // Is this a torn tail, or damage with acknowledged records behind it?
-    // Scan the rest in windows; only positions whose type and log number
-    // match are checked in full, so a garbage tail costs one pass.
+    // Torn tail or damaged synced data? Look for any valid record after the
+    // damage that says the damaged bytes were already durable. Only positions
+    // whose type and log number match are checked in full, so a garbage tail
+    // costs one pass.
     constexpr std::size_t kWindow = 1 << 20;
     std::string window;
     for (std::uint64_t start = pos + 1; start + kWalHeaderBytes <= size; start += kWindow) {
@@ -234,10 +259,11 @@ WalReplay replay_wal(FileSystem& fs, const std::filesystem::path& path, std::uin
       for (std::size_t i = 0; i + kWalHeaderBytes <= window.size() && i < kWindow; ++i) {
         if (static_cast<std::uint8_t>(window[i + 4]) != kWalBatch || decode_fixed32(window.data() + i + 5) != log_number)
           continue;
-        if (wal_detail::valid_record_at(*f, start + i, log_number, payload) != 0)
+        if (wal_detail::valid_record_at(*f, start + i, log_number, payload, durable) != 0 && durable > pos)
           throw CorruptionError(path, pos,
-                                "damaged WAL record followed by a valid record at offset " + std::to_string(start + i) +
-                                    " (not a torn tail: recovering would skip acknowledged writes)");
+                                "damaged WAL record inside bytes that were already synced (the valid record at offset " +
+                                    std::to_string(start + i) + " says " + std::to_string(durable) +
+                                    " bytes were durable): not a torn tail");
       }
     }
     result.cut_bytes = size - pos;
