@@ -3,6 +3,8 @@
 // set_capacity, get_or_load, stats, a user-written policy, and concurrent use.
 #include <stowage/cache.hpp>
 
+#include "fifo_eviction.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
@@ -49,22 +51,7 @@ void put(auto& cache, CacheKey k, std::size_t charge, int id = 0) { cache.insert
 
 bool cached(auto& cache, CacheKey k) { return cache.template lookup<Block>(k, false) != nullptr; }
 
-// A user-written policy: first in, first out; hits change nothing.
-struct FifoEviction {
-  static constexpr std::string_view name = "fifo";
-  using hook = boost::intrusive::list_member_hook<>;
-  template <class Entry>
-  class queue {
-   public:
-    void insert(Entry& e) { list_.push_back(e); }
-    void touch(Entry&) {}
-    void erase(Entry& e) { list_.erase(list_.iterator_to(e)); }
-    Entry* victim() { return list_.empty() ? nullptr : &list_.front(); }
-
-   private:
-    boost::intrusive::list<Entry, boost::intrusive::member_hook<Entry, hook, &Entry::eviction_hook>> list_;
-  };
-};
+using stowage_test::FifoEviction;
 
 // What a single-shard LRU cache must do, written the slow, obvious way.
 class LruModel {

@@ -102,13 +102,7 @@ ModelOp random_op(std::mt19937_64& rng, std::uint64_t nonce, bool batches) {
   return op;
 }
 
-void run_op(Store& db, const ModelOp& op) {
-  switch (op.kind) {
-    case ModelOp::put: db.put(op.key, op.value); break;
-    case ModelOp::erase: db.erase(op.key); break;
-    case ModelOp::batch: db.put_batch(op.pairs); break;
-  }
-}
+using stowage_test::run_op;
 
 std::string read_bytes(const std::filesystem::path& p) { return stowage_test::read_all(p); }
 

@@ -3,6 +3,8 @@
 // policy without victim()).
 #include <stowage/eviction.hpp>
 
+#include "fifo_eviction.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -22,22 +24,7 @@ struct TestEntry {
   char id = '?';
 };
 
-// A user-written policy: first in, first out; hits change nothing.
-struct FifoEviction {
-  static constexpr std::string_view name = "fifo";
-  using hook = boost::intrusive::list_member_hook<>;
-  template <class Entry>
-  class queue {
-   public:
-    void insert(Entry& e) { list_.push_back(e); }
-    void touch(Entry&) {}
-    void erase(Entry& e) { list_.erase(list_.iterator_to(e)); }
-    Entry* victim() { return list_.empty() ? nullptr : &list_.front(); }
-
-   private:
-    boost::intrusive::list<Entry, boost::intrusive::member_hook<Entry, hook, &Entry::eviction_hook>> list_;
-  };
-};
+using stowage_test::FifoEviction;
 
 // Like FifoEviction but without victim(): not a policy.
 struct NoVictimEviction {

@@ -749,6 +749,16 @@ struct ModelOp {
 
 using ModelState = std::map<int, std::string>;
 
+/// Runs one model op against a store (any Storage<int, std::string, ...>).
+template <class Store>
+void run_op(Store& db, const ModelOp& op) {
+  switch (op.kind) {
+    case ModelOp::put: db.put(op.key, op.value); break;
+    case ModelOp::erase: db.erase(op.key); break;
+    case ModelOp::batch: db.put_batch(op.pairs); break;
+  }
+}
+
 inline void apply_op(ModelState& s, const ModelOp& op) {
   switch (op.kind) {
     case ModelOp::put: s[op.key] = op.value; break;

@@ -100,13 +100,7 @@ ModelOp random_op(std::mt19937_64& rng, std::uint64_t nonce, int key_lo = 0, int
   return op;
 }
 
-void run_op(Store& db, const ModelOp& op) {
-  switch (op.kind) {
-    case ModelOp::put: db.put(op.key, op.value); break;
-    case ModelOp::erase: db.erase(op.key); break;
-    case ModelOp::batch: db.put_batch(op.pairs); break;
-  }
-}
+using stowage_test::run_op;
 
 // Opens the store with the POSIX file system and reads all of it, checking
 // the invariants every store must keep. Fails the test (with `context`) and

@@ -10,6 +10,7 @@
 
 #include <stowage/stowage.hpp>
 
+#include "fifo_eviction.hpp"
 #include "test_util.hpp"
 
 using namespace stowage;
@@ -348,22 +349,7 @@ struct InvertedLz4 {
   }
 };
 
-// First in, first out.
-struct FifoEviction {
-  static constexpr std::string_view name = "fifo";
-  using hook = boost::intrusive::list_member_hook<>;
-  template <class Entry>
-  class queue {
-   public:
-    void insert(Entry& e) { list_.push_back(e); }
-    void touch(Entry&) {}
-    void erase(Entry& e) { list_.erase(list_.iterator_to(e)); }
-    Entry* victim() { return list_.empty() ? nullptr : &list_.front(); }
-
-   private:
-    boost::intrusive::list<Entry, boost::intrusive::member_hook<Entry, hook, &Entry::eviction_hook>> list_;
-  };
-};
+using stowage_test::FifoEviction;
 
 // One std::mutex for everything.
 struct MutexLock {

@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <fcntl.h>
@@ -201,6 +202,19 @@ class PosixRandomAccessFile final : public RandomAccessFile {
 
 /// The real file system, through POSIX calls.
 class PosixFileSystem final : public FileSystem {
+  // Opens an existing file; returns the descriptor and the file's size.
+  static std::pair<int, std::uint64_t> open_sized(const std::filesystem::path& p, int flags) {
+    int fd = ::open(p.c_str(), flags);
+    if (fd < 0) throw_io("open", p, errno);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      int e = errno;
+      ::close(fd);
+      throw_io("stat", p, e);
+    }
+    return {fd, static_cast<std::uint64_t>(st.st_size)};
+  }
+
  public:
   std::unique_ptr<WritableFile> create(const std::filesystem::path& p) override {
     int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -208,26 +222,12 @@ class PosixFileSystem final : public FileSystem {
     return std::make_unique<PosixWritableFile>(p, fd, 0);
   }
   std::unique_ptr<WritableFile> open_append(const std::filesystem::path& p) override {
-    int fd = ::open(p.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-    if (fd < 0) throw_io("open", p, errno);
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-      int e = errno;
-      ::close(fd);
-      throw_io("stat", p, e);
-    }
-    return std::make_unique<PosixWritableFile>(p, fd, static_cast<std::uint64_t>(st.st_size));
+    auto [fd, size] = open_sized(p, O_WRONLY | O_APPEND | O_CLOEXEC);
+    return std::make_unique<PosixWritableFile>(p, fd, size);
   }
   std::unique_ptr<RandomAccessFile> open_read(const std::filesystem::path& p) override {
-    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw_io("open", p, errno);
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-      int e = errno;
-      ::close(fd);
-      throw_io("stat", p, e);
-    }
-    return std::make_unique<PosixRandomAccessFile>(p, fd, static_cast<std::uint64_t>(st.st_size));
+    auto [fd, size] = open_sized(p, O_RDONLY | O_CLOEXEC);
+    return std::make_unique<PosixRandomAccessFile>(p, fd, size);
   }
   void rename(const std::filesystem::path& from, const std::filesystem::path& to) override {
     if (::rename(from.c_str(), to.c_str()) != 0) throw_io("rename to " + to.string() + " of", from, errno);
