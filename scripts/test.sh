@@ -5,7 +5,7 @@
 #   STOWAGE_COMPILERS="g++"          choose the compilers (default "g++ clang++")
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh clang
+bash scripts/deps.sh clang libclang-rt-14-dev
 jobs=$(nproc)
 sanitize=${STOWAGE_SANITIZE:-}
 compilers=${STOWAGE_COMPILERS:-"g++ clang++"}

@@ -36,6 +36,19 @@
 // each operation of a mask (the crash test uses it to stop a child process
 // exactly there).
 //
+// Optional fault flavours (all off by default; the defaults above are unchanged):
+//  - set_fault_errno(e): injected faults throw the IoError the POSIX layer would
+//    for errno e (stowage::detail::throw_io: strerror text, plus the "disk is
+//    full" hint for ENOSPC and the permissions hint for EACCES/EPERM).
+//  - set_short_writes(true): a fault injected into append, flush, sync or
+//    close of a file lets about half of that handle's pending bytes reach the
+//    file first (a short write), and the handle then behaves as a sticky one.
+//  - set_sticky_handles(true): after a fault injected into one of its calls, a
+//    WritableFile refuses every later call with IoError and drops its unflushed
+//    bytes, as PosixWritableFile does (file.hpp: "a failed sync is final for
+//    that handle"). Without it such a handle keeps working, and
+//    syncs_after_fault() counts the syncs that then succeed on it.
+//
 // Simplifications (documented, deliberate):
 //  - create() over an existing name truncates that file in place and the
 //    truncation counts as durable at once (ext4's "zero-length file" case);
@@ -220,6 +233,20 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
     hook_mask_ = mask;
     hook_ = std::move(hook);
   }
+  /// errno injected faults report (0, the default: the plain "injected fault" message).
+  void set_fault_errno(int e) {
+    std::lock_guard g(mu_);
+    fault_errno_ = e;
+  }
+  /// See the file comment (short writes).
+  void set_short_writes(bool on) { short_writes_ = on; }
+  bool short_writes() const { return short_writes_; }
+  /// See the file comment (sticky handles).
+  void set_sticky_handles(bool on) { sticky_handles_ = on; }
+  bool sticky_handles() const { return sticky_handles_; }
+  /// sync()/sync_flushed() calls that succeeded on a handle after a fault was
+  /// injected into an earlier call on that same handle (a retried fsync).
+  std::uint64_t syncs_after_fault() const { return syncs_after_fault_.load(); }
   /// Whether sync(), sync_flushed() and sync_dir() also reach the disk.
   void set_real_sync(bool on) { real_sync_ = on; }
   bool real_sync() const { return real_sync_; }
@@ -457,7 +484,7 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
              std::filesystem::path path, std::optional<std::uint64_t> ino, std::uint64_t size)
         : fs_(std::move(fs)), inner_(std::move(inner)), path_(std::move(path)), ino_(ino), size_(size), flushed_(size) {}
     ~Writable() override {
-      if (open_ && !fs_->crashed()) {
+      if (open_ && !fs_->crashed() && !dead_) {
         try {
           push();
         } catch (...) {
@@ -466,29 +493,31 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
       fs_->writer_gone();
     }
     void append(std::string_view data) override {
-      fs_->gate(kOpAppend, path_);
+      check(kOpAppend, data);
       buf_.append(data);
       size_ += data.size();
     }
     void flush() override {
-      fs_->gate(kOpFlush, path_);
+      check(kOpFlush);
       push();
     }
     void sync() override {
-      fs_->gate(kOpSync, path_);
+      check(kOpSync);
+      if (failed_) ++fs_->syncs_after_fault_;
       push();
       if (fs_->real_sync()) inner_->sync();
       fs_->made_durable(ino_, size_);
     }
     void sync_flushed() override {
-      fs_->gate(kOpSync, path_);
+      check(kOpSync);
+      if (failed_) ++fs_->syncs_after_fault_;
       const std::uint64_t n = flushed_.load();
       if (fs_->real_sync()) inner_->sync_flushed();
       fs_->made_durable(ino_, n);
     }
     void close() override {
       if (!open_) return;
-      fs_->gate(kOpClose, path_);
+      check(kOpClose);
       push();
       inner_->close();
       open_ = false;
@@ -496,6 +525,37 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
     std::uint64_t size() const override { return size_; }
 
    private:
+    // fs_->gate(op), plus the optional flavours (see the file comment) when a
+    // fault is injected into this call. `data`: what append() was handed.
+    void check(unsigned op, std::string_view data = {}) {
+      if (dead_)
+        throw stowage::IoError("stowage-test: " + path_.string() +
+                               " had an earlier injected fault; this handle is not usable any more");
+      const std::uint64_t before = fs_->faults();
+      try {
+        fs_->gate(op, path_);
+      } catch (const stowage::IoError&) {
+        if (fs_->faults() != before) {  // injected here (not "the power is off")
+          failed_ = true;
+          if (fs_->short_writes()) {
+            std::string pending = buf_;
+            pending.append(data);
+            pending.resize(pending.size() / 2);
+            buf_.clear();
+            try {
+              inner_->append(pending);
+              inner_->flush();
+            } catch (...) {
+            }
+            dead_ = true;
+          } else if (fs_->sticky_handles()) {
+            buf_.clear();
+            dead_ = true;
+          }
+        }
+        throw;
+      }
+    }
     void push() {
       if (!buf_.empty()) {
         inner_->append(buf_);
@@ -512,6 +572,8 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
     std::uint64_t size_;
     std::atomic<std::uint64_t> flushed_;
     bool open_ = true;
+    bool failed_ = false;  // a fault was injected into a call on this handle
+    bool dead_ = false;    // ...and the handle is sticky (refuses later calls)
   };
 
   explicit FaultFileSystem(const std::filesystem::path& root)
@@ -555,6 +617,10 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
         ++faults_;
         if (arm_crash_) crashed_ = true;
         last_fault_ = std::string(fault_op_name(op)) + " " + p.filename().string();
+        if (fault_errno_ != 0)
+          stowage::detail::throw_io(std::string("stowage-test: injected fault: ") + fault_op_name(op) +
+                                        (arm_crash_ ? " (and the power went off)" : "") + " on",
+                                    p, fault_errno_);
         throw stowage::IoError("stowage-test: injected fault: " + std::string(fault_op_name(op)) + " " + p.string() +
                                " failed" + (arm_crash_ ? " (and the power went off)" : ""));
       }
@@ -709,6 +775,10 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
   std::shared_ptr<stowage::FileSystem> base_;
   std::filesystem::path root_;
   std::atomic<bool> real_sync_{false};
+  std::atomic<bool> short_writes_{false};
+  std::atomic<bool> sticky_handles_{false};
+  std::atomic<std::uint64_t> syncs_after_fault_{0};
+  int fault_errno_ = 0;  // mu_
   unsigned hook_mask_ = 0;
   std::function<void(unsigned, const std::filesystem::path&)> hook_;
 
