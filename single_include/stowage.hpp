@@ -3455,10 +3455,12 @@ std::string type_description() {
 // refuses a second Storage on the same directory.
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -3486,7 +3488,7 @@ class FileLock {
                       " is already held by another Storage in this process; close that one first");
     try {
       int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-      if (fd < 0) throw LockError("stowage: cannot create " + path_.string() + ": " + std::strerror(errno));
+      if (fd < 0) throw_io("create", path_, errno);  // an I/O problem (permissions, read-only fs), not a held lock
       ::close(fd);  // nothing else holds the lock in this process yet, so closing drops nothing
       lock_ = boost::interprocess::file_lock(path_.c_str());
       bool ok = false;
@@ -4674,6 +4676,9 @@ class Storage {
   void check_writable() const {
     if (opt_.read_only)
       throw ValidationError("stowage: the store at " + dir_.string() + " was opened read_only; it takes no writes");
+    check_writable_state();
+  }
+  void check_writable_state() const {
     if (failed_.load()) {
       std::string why;
       {
@@ -4845,9 +4850,12 @@ class Storage {
   }
 
   // Group commit: one fdatasync covers every record appended before it began.
+  // After a failed sync nothing is synced again (it could "succeed" with the
+  // data gone): the store stays failed until it is reopened.
   void sync_up_to(std::uint64_t seq) {
     std::lock_guard s(sync_mu_);
     if (synced_seq_ >= seq) return;
+    check_writable_state();
     std::shared_ptr<detail::WalWriter> w;
     std::uint64_t target;
     {

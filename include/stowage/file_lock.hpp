@@ -9,10 +9,12 @@
 #pragma once
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -22,6 +24,7 @@
 #include <boost/interprocess/sync/file_lock.hpp>
 
 #include "error.hpp"
+#include "file.hpp"
 
 namespace stowage::detail {
 
@@ -41,7 +44,7 @@ class FileLock {
                       " is already held by another Storage in this process; close that one first");
     try {
       int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-      if (fd < 0) throw LockError("stowage: cannot create " + path_.string() + ": " + std::strerror(errno));
+      if (fd < 0) throw_io("create", path_, errno);  // an I/O problem (permissions, read-only fs), not a held lock
       ::close(fd);  // nothing else holds the lock in this process yet, so closing drops nothing
       lock_ = boost::interprocess::file_lock(path_.c_str());
       bool ok = false;

@@ -531,6 +531,9 @@ class Storage {
   void check_writable() const {
     if (opt_.read_only)
       throw ValidationError("stowage: the store at " + dir_.string() + " was opened read_only; it takes no writes");
+    check_writable_state();
+  }
+  void check_writable_state() const {
     if (failed_.load()) {
       std::string why;
       {
@@ -702,9 +705,12 @@ class Storage {
   }
 
   // Group commit: one fdatasync covers every record appended before it began.
+  // After a failed sync nothing is synced again (it could "succeed" with the
+  // data gone): the store stays failed until it is reopened.
   void sync_up_to(std::uint64_t seq) {
     std::lock_guard s(sync_mu_);
     if (synced_seq_ >= seq) return;
+    check_writable_state();
     std::shared_ptr<detail::WalWriter> w;
     std::uint64_t target;
     {
