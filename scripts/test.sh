@@ -3,6 +3,7 @@
 # with clang++ (Debug). Also checks that single_include/stowage.hpp is up to date.
 #   STOWAGE_SANITIZE=address|thread  build the g++ pass with sanitizers instead
 #   STOWAGE_COMPILERS="g++"          choose the compilers (default "g++ clang++")
+#   STOWAGE_FUZZ=OFF                 skip the 30-second libFuzzer runs of the clang pass
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh clang libclang-rt-14-dev
@@ -14,11 +15,13 @@ cmake -P scripts/amalgamate.cmake -- check
 
 for cxx in $compilers; do
   type=Release
-  [ "$cxx" = "clang++" ] && type=Debug
+  fuzz=OFF
+  # The clang pass is a Debug build and also runs each libFuzzer target for 30 s.
+  [ "$cxx" = "clang++" ] && type=Debug && fuzz=${STOWAGE_FUZZ:-ON}
   dir="build/test-${cxx}${sanitize:+-$sanitize}"
   echo "== stowage tests: $cxx $type ${sanitize:+(sanitize=$sanitize)}"
   cmake -S . -B "$dir" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE="$type" \
-    -DSTOWAGE_SANITIZE="$sanitize" -DSTOWAGE_BUILD_BENCHMARKS=ON >/dev/null
+    -DSTOWAGE_SANITIZE="$sanitize" -DSTOWAGE_BUILD_BENCHMARKS=ON -DSTOWAGE_BUILD_FUZZERS="$fuzz" >/dev/null
   cmake --build "$dir" -j"$jobs"
   (cd "$dir" && ctest --output-on-failure -j"$jobs" --timeout 600 ${STOWAGE_CTEST_ARGS:-})
 done

@@ -3740,6 +3740,7 @@ inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::p
     if (decode_fixed64(bytes.data() + bytes.size() - 8) != checksum(bytes.substr(0, bytes.size() - 8), 0x4d414e49))
       env.fail("manifest checksum mismatch");
   }
+  if (m.format_major == 0) h.fail("format major version 0 does not exist");
   if (m.format_major > kFormatMajor)
     throw MigrationError("stowage: " + file.string() + " has format version " + std::to_string(m.format_major) +
                          "." + std::to_string(m.format_minor) + ", newer than this program's " +
@@ -3938,6 +3939,7 @@ void decode_wal_batch(std::string_view payload, const std::filesystem::path& fil
   std::uint64_t seq = r.u64("sequence");
   std::uint64_t count = r.varint("op count");
   if (count > payload.size()) r.fail("op count exceeds the record");
+  if (seq == 0 || seq > ~std::uint64_t{0} - count) r.fail("sequence numbers out of range");
   for (std::uint64_t i = 0; i < count; ++i) {
     WalOp op{};
     op.kind = r.u8("op kind");

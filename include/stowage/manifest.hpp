@@ -101,6 +101,7 @@ inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::p
     if (decode_fixed64(bytes.data() + bytes.size() - 8) != checksum(bytes.substr(0, bytes.size() - 8), 0x4d414e49))
       env.fail("manifest checksum mismatch");
   }
+  if (m.format_major == 0) h.fail("format major version 0 does not exist");
   if (m.format_major > kFormatMajor)
     throw MigrationError("stowage: " + file.string() + " has format version " + std::to_string(m.format_major) +
                          "." + std::to_string(m.format_minor) + ", newer than this program's " +

@@ -131,6 +131,7 @@ void decode_wal_batch(std::string_view payload, const std::filesystem::path& fil
   std::uint64_t seq = r.u64("sequence");
   std::uint64_t count = r.varint("op count");
   if (count > payload.size()) r.fail("op count exceeds the record");
+  if (seq == 0 || seq > ~std::uint64_t{0} - count) r.fail("sequence numbers out of range");
   for (std::uint64_t i = 0; i < count; ++i) {
     WalOp op{};
     op.kind = r.u8("op kind");
