@@ -699,13 +699,25 @@ class Reader {
   Reader(std::string_view data, const std::filesystem::path* file = nullptr, std::uint64_t base = 0)
       : data_(data), file_(file), base_(base) {}
 
+  /// A cursor over bytes decoded from the frame at `frame_offset` of `file`
+  /// (a block after decompression): errors name the frame's offset, `kind`
+  /// and the position inside the decoded bytes.
+  static Reader decoded(std::string_view data, const std::filesystem::path& file, std::uint64_t frame_offset,
+                        const char* kind) {
+    Reader r(data, &file, frame_offset);
+    r.kind_ = kind;
+    return r;
+  }
+
   std::size_t remaining() const { return data_.size() - pos_; }
   bool empty() const { return pos_ == data_.size(); }
   std::size_t position() const { return pos_; }
   std::uint64_t file_offset() const { return base_ + pos_; }
 
   [[noreturn]] void fail(const std::string& what) const {
-    throw CorruptionError(file_ ? *file_ : std::filesystem::path{}, base_ + pos_, what);
+    const auto& file = file_ ? *file_ : std::filesystem::path{};
+    if (kind_) throw CorruptionError(file, base_, std::string(kind_) + ", decoded byte " + std::to_string(pos_) + ": " + what);
+    throw CorruptionError(file, base_ + pos_, what);
   }
   void need(std::size_t n, const char* what) const {
     if (remaining() < n) fail(std::string("truncated ") + what);
@@ -754,7 +766,9 @@ class Reader {
   /// against what remains before anything is allocated.
   std::string_view length_prefixed(const char* what = "string") {
     auto n = varint(what);
-    if (n > remaining()) fail(std::string("length of ") + what + " exceeds the data");
+    if (n > remaining())
+      fail(std::string("length ") + std::to_string(n) + " of " + what + " exceeds the " + std::to_string(remaining()) +
+           " bytes left");
     return bytes(static_cast<std::size_t>(n), what);
   }
 
@@ -762,6 +776,7 @@ class Reader {
   std::string_view data_;
   const std::filesystem::path* file_;
   std::uint64_t base_;
+  const char* kind_ = nullptr;  // set by decoded(): errors are relative to a frame
   std::size_t pos_ = 0;
 };
 
@@ -1406,77 +1421,6 @@ std::string decode_frame(std::string_view frame, const std::filesystem::path& fi
   return raw;
 }
 
-/// Bounds-checked cursor over a decoded (raw) block. Failures are a
-/// CorruptionError at the block's frame offset in the file, naming the byte of
-/// the decoded block where decoding failed.
-class DecodedReader {
- public:
-  /// `data` is the decoded content of the frame at `frame_offset` in `file`; `kind` names it in errors.
-  DecodedReader(std::string_view data, const std::filesystem::path& file, std::uint64_t frame_offset,
-                const char* kind)
-      : data_(data), file_(file), frame_offset_(frame_offset), kind_(kind) {}
-
-  /// Bytes not yet consumed.
-  std::size_t remaining() const { return data_.size() - pos_; }
-  /// Whether everything has been consumed.
-  bool empty() const { return pos_ == data_.size(); }
-  /// Offset of the cursor in the decoded bytes.
-  std::size_t position() const { return pos_; }
-
-  /// Throws CorruptionError naming the file, the frame and the decoded position.
-  [[noreturn]] void fail(const std::string& what) const {
-    throw CorruptionError(file_, frame_offset_,
-                          std::string(kind_) + ", decoded byte " + std::to_string(pos_) + ": " + what);
-  }
-  /// Fails unless n more bytes remain.
-  void need(std::size_t n, const char* what) const {
-    if (remaining() < n) fail(std::string("truncated ") + what);
-  }
-  /// A little-endian u32.
-  std::uint32_t u32(const char* what) {
-    need(4, what);
-    auto v = decode_fixed32(data_.data() + pos_);
-    pos_ += 4;
-    return v;
-  }
-  /// A little-endian u64.
-  std::uint64_t u64(const char* what) {
-    need(8, what);
-    auto v = decode_fixed64(data_.data() + pos_);
-    pos_ += 8;
-    return v;
-  }
-  /// A LEB128 varint of at most 10 bytes that fits 64 bits.
-  std::uint64_t varint(const char* what) {
-    std::uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      need(1, what);
-      const auto b = static_cast<unsigned char>(data_[pos_++]);
-      if (shift == 63 && b > 1) fail(std::string("overlong ") + what);
-      v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
-      if (!(b & 0x80)) return v;
-    }
-    fail(std::string("overlong ") + what);
-  }
-  /// A varint length, checked against what remains, then that many bytes.
-  std::string_view length_prefixed(const char* what) {
-    const auto n = varint(what);
-    if (n > remaining())
-      fail(std::string("length ") + std::to_string(n) + " of " + what + " exceeds the " + std::to_string(remaining()) +
-           " bytes left");
-    auto v = data_.substr(pos_, static_cast<std::size_t>(n));
-    pos_ += static_cast<std::size_t>(n);
-    return v;
-  }
-
- private:
-  std::string_view data_;
-  const std::filesystem::path& file_;
-  std::uint64_t frame_offset_;
-  const char* kind_;
-  std::size_t pos_ = 0;
-};
-
 /// Decodes a varint already validated by Block::parse, advancing p.
 inline std::uint64_t decode_trusted_varint(const char*& p) {
   std::uint64_t v = 0;
@@ -1499,7 +1443,7 @@ class Block {
   /// where each record starts, keys strictly ascending. Else CorruptionError(file, offset, ...).
   static std::shared_ptr<const Block> parse(std::string raw, const std::filesystem::path& file,
                                             std::uint64_t offset) {
-    DecodedReader trailer(raw, file, offset, "data block");
+    Reader trailer = Reader::decoded(raw, file, offset, "data block");
     if (raw.size() < 4) trailer.fail("block of " + std::to_string(raw.size()) + " bytes has no record count");
     const std::size_t count = decode_fixed32(raw.data() + raw.size() - 4);
     if (count == 0) trailer.fail("block holds no records");
@@ -1508,7 +1452,7 @@ class Block {
       trailer.fail("record count " + std::to_string(count) + " does not fit a block of " +
                    std::to_string(raw.size()) + " bytes");
     const std::size_t index = raw.size() - 4 - 4 * count;
-    DecodedReader r(std::string_view(raw).substr(0, index), file, offset, "data block");
+    Reader r = Reader::decoded(std::string_view(raw).substr(0, index), file, offset, "data block");
     std::string_view prev;
     for (std::size_t i = 0; i < count; ++i) {
       const std::size_t at = decode_fixed32(raw.data() + index + 4 * i);
@@ -1858,7 +1802,7 @@ class ChunkTable {
 
   void parse_meta(std::string_view meta, std::uint64_t meta_offset, std::uint16_t minor) {
     namespace cf = chunk_format;
-    DecodedReader r(meta, path_, meta_offset, "meta block");
+    Reader r = Reader::decoded(meta, path_, meta_offset, "meta block");
     const std::uint64_t blocks = r.varint("block count");
     // Each index entry takes at least 13 bytes (offset, size, key length).
     if (blocks > r.remaining() / 13)
@@ -3733,13 +3677,10 @@ inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::p
   m.format_minor = h.u16();
   // The envelope (magic, versions, length, trailing checksum) is the same in
   // every format version: check it before believing the version.
-  {
-    Reader env(bytes.substr(16), &file, 16);
-    std::uint64_t body = env.u64("body length");
-    if (body != env.remaining() - 8 || env.remaining() < 8) env.fail("body length does not match the file size");
-    if (decode_fixed64(bytes.data() + bytes.size() - 8) != checksum(bytes.substr(0, bytes.size() - 8), 0x4d414e49))
-      env.fail("manifest checksum mismatch");
-  }
+  const std::uint64_t len = decode_fixed64(bytes.data() + 16);
+  if (len != bytes.size() - 32) h.fail("body length does not match the file size");
+  if (decode_fixed64(bytes.data() + bytes.size() - 8) != checksum(bytes.substr(0, bytes.size() - 8), 0x4d414e49))
+    h.fail("manifest checksum mismatch");
   if (m.format_major == 0) h.fail("format major version 0 does not exist");
   if (m.format_major > kFormatMajor)
     throw MigrationError("stowage: " + file.string() + " has format version " + std::to_string(m.format_major) +
@@ -3747,7 +3688,6 @@ inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::p
                          std::to_string(kFormatMajor) + "." + std::to_string(kFormatMinor) +
                          "; open it with a newer stowage");
   if (h.u32("reserved") != 0) h.fail("reserved header bytes are not zero");
-  std::uint64_t len = h.u64("body length");
   Reader r(bytes.substr(24, static_cast<std::size_t>(len)), &file, 24);
   m.schema_version = r.u32("schema version");
   m.serializer = std::string(r.length_prefixed("serializer id"));

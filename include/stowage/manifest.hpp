@@ -94,13 +94,10 @@ inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::p
   m.format_minor = h.u16();
   // The envelope (magic, versions, length, trailing checksum) is the same in
   // every format version: check it before believing the version.
-  {
-    Reader env(bytes.substr(16), &file, 16);
-    std::uint64_t body = env.u64("body length");
-    if (body != env.remaining() - 8 || env.remaining() < 8) env.fail("body length does not match the file size");
-    if (decode_fixed64(bytes.data() + bytes.size() - 8) != checksum(bytes.substr(0, bytes.size() - 8), 0x4d414e49))
-      env.fail("manifest checksum mismatch");
-  }
+  const std::uint64_t len = decode_fixed64(bytes.data() + 16);
+  if (len != bytes.size() - 32) h.fail("body length does not match the file size");
+  if (decode_fixed64(bytes.data() + bytes.size() - 8) != checksum(bytes.substr(0, bytes.size() - 8), 0x4d414e49))
+    h.fail("manifest checksum mismatch");
   if (m.format_major == 0) h.fail("format major version 0 does not exist");
   if (m.format_major > kFormatMajor)
     throw MigrationError("stowage: " + file.string() + " has format version " + std::to_string(m.format_major) +
@@ -108,7 +105,6 @@ inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::p
                          std::to_string(kFormatMajor) + "." + std::to_string(kFormatMinor) +
                          "; open it with a newer stowage");
   if (h.u32("reserved") != 0) h.fail("reserved header bytes are not zero");
-  std::uint64_t len = h.u64("body length");
   Reader r(bytes.substr(24, static_cast<std::size_t>(len)), &file, 24);
   m.schema_version = r.u32("schema version");
   m.serializer = std::string(r.length_prefixed("serializer id"));

@@ -95,13 +95,25 @@ class Reader {
   Reader(std::string_view data, const std::filesystem::path* file = nullptr, std::uint64_t base = 0)
       : data_(data), file_(file), base_(base) {}
 
+  /// A cursor over bytes decoded from the frame at `frame_offset` of `file`
+  /// (a block after decompression): errors name the frame's offset, `kind`
+  /// and the position inside the decoded bytes.
+  static Reader decoded(std::string_view data, const std::filesystem::path& file, std::uint64_t frame_offset,
+                        const char* kind) {
+    Reader r(data, &file, frame_offset);
+    r.kind_ = kind;
+    return r;
+  }
+
   std::size_t remaining() const { return data_.size() - pos_; }
   bool empty() const { return pos_ == data_.size(); }
   std::size_t position() const { return pos_; }
   std::uint64_t file_offset() const { return base_ + pos_; }
 
   [[noreturn]] void fail(const std::string& what) const {
-    throw CorruptionError(file_ ? *file_ : std::filesystem::path{}, base_ + pos_, what);
+    const auto& file = file_ ? *file_ : std::filesystem::path{};
+    if (kind_) throw CorruptionError(file, base_, std::string(kind_) + ", decoded byte " + std::to_string(pos_) + ": " + what);
+    throw CorruptionError(file, base_ + pos_, what);
   }
   void need(std::size_t n, const char* what) const {
     if (remaining() < n) fail(std::string("truncated ") + what);
@@ -150,7 +162,9 @@ class Reader {
   /// against what remains before anything is allocated.
   std::string_view length_prefixed(const char* what = "string") {
     auto n = varint(what);
-    if (n > remaining()) fail(std::string("length of ") + what + " exceeds the data");
+    if (n > remaining())
+      fail(std::string("length ") + std::to_string(n) + " of " + what + " exceeds the " + std::to_string(remaining()) +
+           " bytes left");
     return bytes(static_cast<std::size_t>(n), what);
   }
 
@@ -158,6 +172,7 @@ class Reader {
   std::string_view data_;
   const std::filesystem::path* file_;
   std::uint64_t base_;
+  const char* kind_ = nullptr;  // set by decoded(): errors are relative to a frame
   std::size_t pos_ = 0;
 };
 
