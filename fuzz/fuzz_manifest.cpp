@@ -26,15 +26,16 @@ void require(bool ok, const char* what) {
 }
 
 bool same(const sd::Manifest& a, const sd::Manifest& b) {
-  if (a.format_major != b.format_major || a.format_minor != b.format_minor || a.schema_version != b.schema_version ||
-      a.serializer != b.serializer || a.compression != b.compression || a.compression_id != b.compression_id ||
-      a.key_order != b.key_order || a.value_type != b.value_type || a.last_seq != b.last_seq ||
+  if (a.format_major != b.format_major || a.format_minor != b.format_minor || a.serializer != b.serializer ||
+      a.compression != b.compression || a.compression_id != b.compression_id || a.last_seq != b.last_seq ||
       a.next_file != b.next_file || a.wal_start != b.wal_start || a.keyspaces.size() != b.keyspaces.size())
     return false;
   for (std::size_t i = 0; i < a.keyspaces.size(); ++i) {
     const auto& x = a.keyspaces[i];
     const auto& y = b.keyspaces[i];
-    if (x.name != y.name || x.chunks.size() != y.chunks.size()) return false;
+    if (x.name != y.name || x.key_order != y.key_order || x.value_type != y.value_type ||
+        x.schema_version != y.schema_version || x.chunks.size() != y.chunks.size())
+      return false;
     for (std::size_t j = 0; j < x.chunks.size(); ++j) {
       const auto& c = x.chunks[j];
       const auto& d = y.chunks[j];

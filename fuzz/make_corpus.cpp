@@ -129,18 +129,15 @@ sd::ChunkRef ref(std::uint64_t file, std::string first, std::string last, std::u
 void manifest_corpus(const fs::path& out) {
   const fs::path dir = out / "manifest";
   sd::Manifest m;
-  m.schema_version = 3;
   m.serializer = std::string(stowage::BinarySerializer::id());
   m.compression = "lz4";
   m.compression_id = 1;
-  m.key_order = "str";
-  m.value_type = stowage::type_description<stowage_fuzz::Node>();
   m.last_seq = 0;
   m.next_file = 1;
   m.wal_start = 1;
   put(dir, "no_keyspace", sd::encode_manifest(m));
 
-  m.keyspaces.push_back({"default", {}});
+  m.keyspaces.push_back({"default", "str", stowage::type_description<stowage_fuzz::Node>(), 3, {}});
   m.last_seq = 17;
   m.next_file = 4;
   m.wal_start = 2;
@@ -153,16 +150,21 @@ void manifest_corpus(const fs::path& out) {
   m.last_seq = 123456789012345ull;
   m.keyspaces[0].chunks.push_back(ref(7, "n", "n", 1));
   m.keyspaces[0].chunks.push_back(ref(200, std::string("p\0q", 3), "zz"));
-  m.keyspaces.push_back({"users", {ref(9, "", "\x01"), ref(10, "\x02", "\xff\xff", 1u << 20)}});
-  m.keyspaces.push_back({"", {}});
-  m.keyspaces.push_back({"events", {ref(299, "2024-01-01", "2024-12-31", 99999)}});
+  sd::Manifest v1 = m;  // format 1: one set of types for every keyspace
+  v1.format_major = 1;
+  v1.keyspaces.push_back({"users", "str", v1.keyspaces[0].value_type, 3, {ref(9, "", "\x01")}});
+  put(dir, "format_1", sd::encode_manifest(v1));
+
+  m.keyspaces.push_back({"users", "i64", "str", 0, {ref(9, "", "\x01"), ref(10, "\x02", "\xff\xff", 1u << 20)}});
+  m.keyspaces.push_back({"", "", "", 7, {}});
+  m.keyspaces.push_back({"events", "tup<str,u32>", "obj@2{f64}", 2, {ref(299, "2024-01-01", "2024-12-31", 99999)}});
   put(dir, "several_keyspaces", sd::encode_manifest(m));
 
   sd::Manifest newer = m;
   newer.format_minor = 7;
   put(dir, "minor_7", sd::encode_manifest(newer));
-  newer.format_major = 2;
-  put(dir, "major_2", sd::encode_manifest(newer));
+  newer.format_major = 3;
+  put(dir, "major_3", sd::encode_manifest(newer));
 }
 
 void wal_corpus(const fs::path& out, const fs::path& tmp) {

@@ -1112,7 +1112,32 @@ class FileSystem {
   virtual std::vector<std::string> list(const std::filesystem::path& dir) = 0;
   virtual bool exists(const std::filesystem::path& p) = 0;
   virtual bool is_directory(const std::filesystem::path& p) = 0;
+  /// Makes `to` a new name of the file `from` (a hard link), or a durable copy
+  /// of it where links are not possible. Used for backups of immutable files.
+  /// The default copies through create/open_read; the caller syncs the directory.
+  virtual void link(const std::filesystem::path& from, const std::filesystem::path& to);
 };
+
+/// Copies the file `from` to a new file `to` through fs, in pieces of at
+/// most 1 MiB, and makes the copy durable (the caller syncs the directory).
+inline void copy_file(FileSystem& fs, const std::filesystem::path& from, const std::filesystem::path& to) {
+  auto in = fs.open_read(from);
+  auto out = fs.create(to);
+  std::string buf;
+  for (std::uint64_t off = 0, size = in->size(); off < size;) {
+    buf.resize(static_cast<std::size_t>(std::min<std::uint64_t>(size - off, std::uint64_t{1} << 20)));
+    std::size_t n = in->read(off, buf.size(), buf.data());
+    if (n == 0) break;  // the file shrank while being copied
+    out->append(std::string_view(buf.data(), n));
+    off += n;
+  }
+  out->sync();
+  out->close();
+}
+
+inline void FileSystem::link(const std::filesystem::path& from, const std::filesystem::path& to) {
+  copy_file(*this, from, to);
+}
 
 namespace detail {
 
@@ -1298,6 +1323,16 @@ class PosixFileSystem final : public FileSystem {
   bool is_directory(const std::filesystem::path& p) override {
     struct stat st {};
     return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  }
+  void link(const std::filesystem::path& from, const std::filesystem::path& to) override {
+    if (::link(from.c_str(), to.c_str()) == 0) return;
+    const int e = errno;
+    // Another file system, or one without hard links: copy instead.
+    if (e == EXDEV || e == EPERM || e == EMLINK || e == EOPNOTSUPP) {
+      copy_file(*this, from, to);
+      return;
+    }
+    throw_io("hard link to " + to.string() + " of", from, e);
   }
 };
 
@@ -2377,91 +2412,348 @@ concept LockPolicy = std::default_initializable<L> && requires(L& l) {
 
 }  // namespace stowage
 // ---- end stowage/concepts.hpp ----
-// ---- begin stowage/options.hpp ----
-// options.hpp: the one aggregate that configures a store (designed for
-// designated initialisers), the durability levels, the logger hook and the
-// statistics a store reports.
+// ---- begin stowage/migration.hpp ----
+// migration.hpp: versioned upgrades (and downgrades) of a store.
+//
+// Two things change over a store's life, and both have a version on disk:
+//  - the user's value schema: Value::version (value_version<Value>), recorded
+//    per keyspace in the MANIFEST. A Migrator holds the registered steps
+//    between versions; Storage finds the shortest path from the stored
+//    version to the one it needs and runs it once, when it opens the store;
+//  - stowage's own on-disk format (the MANIFEST's major version), upgraded by
+//    the library's own steps (detail::format_steps) through the same path
+//    search, at the same time.
+//
+// A migration never changes the live files: it writes new chunk files and
+// makes them live with one atomic MANIFEST swap at the end. A step that
+// throws, or a crash before the swap, leaves the store exactly as it was
+// (the next open removes the unnamed files). Before anything is written, a
+// backup of the store is taken beside it (hard links of the immutable chunk
+// files, copies of MANIFEST and the WAL; never LOCK); it is a complete store
+// that opens on its own.
 
-#include <chrono>
-#include <cstddef>
-#include <cstdint>
+#include <ctime>
+#include <deque>
+#include <filesystem>
 #include <functional>
-#include <memory>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+// ---- begin stowage/manifest.hpp ----
+// manifest.hpp: the one file that names a store's live state. `MANIFEST`
+// holds the format version, the policies that shape the bytes (serializer,
+// compression), the last committed sequence, the next file number, the first
+// live WAL segment and, per keyspace, its key order, a description of its
+// Value type, its schema version and its chunk files.
+//
+// It is replaced only by: write MANIFEST.tmp, fsync it, rename over MANIFEST,
+// fsync the directory. Layout (docs/format.md#manifest):
+//
+//   magic "STWMANIF" | u16 major | u16 minor | u32 zero | fixed64 body length
+//   | body | fixed64 XXH3-64 of (everything before it)
+
+#include <cstdint>
+#include <filesystem>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+// ---- begin stowage/index.hpp ----
+// index.hpp: the chunk directory of one keyspace. Chunks partition the key
+// space: each holds the records in [its first key, the next chunk's first
+// key), and no two chunks overlap. The index is sparse, one entry per chunk,
+// ordered by first key. Keys before the first chunk belong to it when a
+// checkpoint routes new records.
+//
+// Not synchronised: the store reads it under its shared lock and replaces it
+// only under the exclusive lock.
+
+#include <cstdint>
+#include <iterator>
+#include <map>
+#include <string>
 #include <string_view>
 
-namespace stowage {
+namespace stowage::detail {
 
-class FileSystem;
-
-/// What a write survives once it returns.
-enum class Durability {
-  /// A process crash loses nothing that returned; a power cut may lose the
-  /// writes since the last flush() (never older data). The default.
-  none,
-  /// Every commit is fsynced before it returns (group commit: concurrent
-  /// writers share one fdatasync).
-  sync,
+/// What the index knows of one chunk file (also what the manifest stores).
+struct ChunkRef {
+  std::uint64_t file = 0;      ///< file number: NNNNNN.chunk
+  std::uint64_t records = 0;
+  std::uint64_t bytes = 0;     ///< file size
+  std::uint64_t max_seq = 0;
+  std::string first_key;
+  std::string last_key;
 };
 
-/// Severity of a log line.
-enum class LogLevel { debug, info, warning, error };
+/// Ordered first key → chunk.
+class ChunkIndex {
+ public:
+  using Map = std::map<std::string, ChunkRef, std::less<>>;
 
-/// Receives what the store has to say: recovery, cut WAL tails, checkpoints.
-using Logger = std::function<void(LogLevel, std::string_view)>;
+  void add(ChunkRef c) {
+    records_ += c.records;
+    bytes_ += c.bytes;
+    std::string k = c.first_key;
+    map_.insert_or_assign(std::move(k), std::move(c));
+  }
+  /// Removes the chunk whose first key is first_key.
+  void remove(std::string_view first_key) {
+    auto it = map_.find(first_key);
+    if (it == map_.end()) return;
+    records_ -= it->second.records;
+    bytes_ -= it->second.bytes;
+    map_.erase(it);
+  }
+  /// The chunk that may hold key, or nullptr when key is outside every chunk.
+  const ChunkRef* find(std::string_view key) const {
+    auto it = map_.upper_bound(key);
+    if (it == map_.begin()) return nullptr;
+    --it;
+    return key <= it->second.last_key ? &it->second : nullptr;
+  }
+  /// The first chunk whose records may be >= key (for seeks).
+  Map::const_iterator seek(std::string_view key) const {
+    auto it = map_.upper_bound(key);
+    if (it != map_.begin()) {
+      auto prev = std::prev(it);
+      if (key <= prev->second.last_key) return prev;
+    }
+    return it;
+  }
+  /// The chunk a new record with this key is merged into (the first chunk
+  /// for keys before all chunks); end() when the index is empty.
+  Map::const_iterator route(std::string_view key) const {
+    auto it = map_.upper_bound(key);
+    if (it != map_.begin()) --it;
+    return it;
+  }
+  Map::const_iterator begin() const { return map_.begin(); }
+  Map::const_iterator end() const { return map_.end(); }
+  Map::const_iterator next(Map::const_iterator it) const { return ++it; }
+  std::size_t chunks() const { return map_.size(); }
+  std::uint64_t records() const { return records_; }
+  std::uint64_t bytes() const { return bytes_; }
+  bool empty() const { return map_.empty(); }
 
-/// How a store is opened. Every field has a default; write only what differs:
-/// `stowage::Options{.cache_bytes = 64 << 20, .durability = stowage::Durability::sync}`.
-struct Options {
-  /// Memory budget of the block cache and the write buffer together.
-  std::size_t cache_bytes = std::size_t{64} << 20;
-  /// A chunk file is split beyond this many bytes of encoded records.
-  std::size_t chunk_bytes = std::size_t{256} << 10;
-  /// See Durability.
-  Durability durability = Durability::none;
-  /// How long open waits for another process's lock (ProcessLock only; the
-  /// other Lock policies fail at once with LockError).
-  std::chrono::milliseconds lock_timeout{5000};
-  /// Create the directory and an empty store when none exists.
-  bool create_if_missing = true;
-  /// Open for reading only: writes throw ValidationError and nothing on disk
-  /// changes (the WAL is replayed into memory).
-  bool read_only = false;
-  /// Target size of a block inside a chunk (the unit of caching, checksum and
-  /// compression).
-  std::size_t block_bytes = 4096;
-  /// The write buffer's share of cache_bytes; past it a checkpoint runs.
-  /// 0 means cache_bytes / 4.
-  std::size_t write_buffer_bytes = 0;
-  /// A WAL larger than this also triggers a checkpoint.
-  std::uint64_t wal_bytes = std::uint64_t{64} << 20;
-  /// close() (and the destructor) checkpoint the write buffer, so the next
-  /// open has no WAL to replay.
-  bool checkpoint_on_close = true;
-  /// Where log lines go; none by default.
-  Logger logger{};
-  /// The file layer; nullptr means the POSIX file system. Tests inject faults
-  /// here.
-  std::shared_ptr<FileSystem> file_system{};
+ private:
+  Map map_;
+  std::uint64_t records_ = 0;
+  std::uint64_t bytes_ = 0;
 };
 
-/// A snapshot of a store's counters (Storage::stats()).
-struct Stats {
-  std::uint64_t records = 0;             ///< live records (exact, as size())
-  std::uint64_t chunks = 0;              ///< chunk files named by the manifest
-  std::uint64_t cache_bytes = 0;         ///< bytes held by the block cache now
-  std::uint64_t cache_capacity = 0;      ///< the block cache's share of Options::cache_bytes
-  std::uint64_t write_buffer_bytes = 0;  ///< bytes held by the write buffer(s)
-  std::uint64_t cache_hits = 0;          ///< block cache hits since open
-  std::uint64_t cache_misses = 0;        ///< block cache misses since open
-  std::uint64_t cache_evictions = 0;     ///< blocks evicted since open
-  std::uint64_t wal_bytes = 0;           ///< bytes in live WAL segments
-  std::uint64_t disk_bytes = 0;          ///< chunk files + WAL + manifest
-  std::uint64_t checkpoints = 0;         ///< checkpoints since open
-  std::uint64_t last_sequence = 0;       ///< sequence number of the last commit
+}  // namespace stowage::detail
+// ---- end stowage/index.hpp ----
+
+namespace stowage::detail {
+
+inline constexpr char kManifestMagic[] = "STWMANIF";
+/// The format this program writes. Format 1 (stowage 0.1) kept the key order,
+/// value type and schema version once for the whole store; format 2 keeps
+/// them per keyspace. Older formats are read and upgraded by migration.hpp.
+inline constexpr std::uint16_t kFormatMajor = 2;
+inline constexpr std::uint16_t kFormatMinor = 0;
+/// The oldest format this program reads.
+inline constexpr std::uint16_t kOldestFormatMajor = 1;
+/// The keyspace a Storage keeps its records in.
+inline constexpr std::string_view kDefaultKeyspace = "default";
+/// A manifest larger than this is not believed.
+inline constexpr std::uint64_t kManifestMaxBytes = std::uint64_t{1} << 30;
+
+/// One keyspace (a typed collection): its types and its chunks.
+struct KeyspaceState {
+  std::string name;
+  std::string key_order;             ///< KeyCodec<Key>::name()
+  std::string value_type;            ///< type_description<Value>(); empty when unknown
+  std::uint32_t schema_version = 0;  ///< value_version<Value> the records are written at
+  std::vector<ChunkRef> chunks;
 };
 
-}  // namespace stowage
-// ---- end stowage/options.hpp ----
+/// Decoded contents of MANIFEST.
+struct Manifest {
+  std::uint16_t format_major = kFormatMajor;
+  std::uint16_t format_minor = kFormatMinor;
+  std::string serializer;       ///< Serializer::id()
+  std::string compression;      ///< Compression::name
+  std::uint8_t compression_id = 0;
+  std::uint64_t last_seq = 0;
+  std::uint64_t next_file = 1;
+  std::uint64_t wal_start = 1;  ///< first WAL segment still needed
+  std::vector<KeyspaceState> keyspaces;
+
+  /// The keyspace called name, or nullptr.
+  const KeyspaceState* keyspace(std::string_view name) const {
+    for (const auto& ks : keyspaces)
+      if (ks.name == name) return &ks;
+    return nullptr;
+  }
+  KeyspaceState* keyspace(std::string_view name) {
+    return const_cast<KeyspaceState*>(static_cast<const Manifest&>(*this).keyspace(name));
+  }
+};
+
+inline void put_chunk_ref(std::string& body, const ChunkRef& c) {
+  put_varint(body, c.file);
+  put_varint(body, c.records);
+  put_varint(body, c.bytes);
+  put_varint(body, c.max_seq);
+  put_bytes(body, c.first_key);
+  put_bytes(body, c.last_key);
+}
+
+/// Encodes m in the format m.format_major names (2, or 1 for tests and
+/// fixtures; format 1 can hold only keyspaces that share one key order, value
+/// type and schema version).
+inline std::string encode_manifest(const Manifest& m) {
+  std::string body;
+  if (m.format_major == 1) {
+    const KeyspaceState none;
+    const KeyspaceState& first = m.keyspaces.empty() ? none : m.keyspaces.front();
+    for (const auto& ks : m.keyspaces)
+      if (ks.key_order != first.key_order || ks.value_type != first.value_type ||
+          ks.schema_version != first.schema_version)
+        throw Error("stowage: format 1 cannot hold keyspaces of different types");
+    put_fixed32(body, first.schema_version);
+    put_bytes(body, m.serializer);
+    put_bytes(body, m.compression);
+    body.push_back(static_cast<char>(m.compression_id));
+    put_bytes(body, first.key_order);
+    put_bytes(body, first.value_type);
+  } else {
+    put_bytes(body, m.serializer);
+    put_bytes(body, m.compression);
+    body.push_back(static_cast<char>(m.compression_id));
+  }
+  put_fixed64(body, m.last_seq);
+  put_fixed64(body, m.next_file);
+  put_fixed64(body, m.wal_start);
+  put_varint(body, m.keyspaces.size());
+  for (const auto& ks : m.keyspaces) {
+    put_bytes(body, ks.name);
+    if (m.format_major != 1) {
+      put_bytes(body, ks.key_order);
+      put_bytes(body, ks.value_type);
+      put_fixed32(body, ks.schema_version);
+    }
+    put_varint(body, ks.chunks.size());
+    for (const auto& c : ks.chunks) put_chunk_ref(body, c);
+  }
+  std::string out(kManifestMagic, 8);
+  put_fixed16(out, m.format_major);
+  put_fixed16(out, m.format_minor);
+  put_fixed32(out, 0);
+  put_fixed64(out, body.size());
+  out += body;
+  put_fixed64(out, checksum(out, 0x4d414e49));
+  return out;
+}
+
+inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::path& file) {
+  Reader h(bytes, &file, 0);
+  if (h.remaining() < 32) h.fail("file too short for a manifest");
+  if (h.bytes(8, "magic") != std::string_view(kManifestMagic, 8)) h.fail("not a stowage MANIFEST (bad magic)");
+  Manifest m;
+  m.format_major = h.u16();
+  m.format_minor = h.u16();
+  // The envelope (magic, versions, length, trailing checksum) is the same in
+  // every format version: check it before believing the version.
+  const std::uint64_t len = decode_fixed64(bytes.data() + 16);
+  if (len != bytes.size() - 32) h.fail("body length does not match the file size");
+  if (decode_fixed64(bytes.data() + bytes.size() - 8) != checksum(bytes.substr(0, bytes.size() - 8), 0x4d414e49))
+    h.fail("manifest checksum mismatch");
+  if (m.format_major < kOldestFormatMajor) h.fail("format major version " + std::to_string(m.format_major) + " does not exist");
+  if (m.format_major > kFormatMajor)
+    throw MigrationError("stowage: " + file.string() + " has format version " + std::to_string(m.format_major) +
+                         "." + std::to_string(m.format_minor) + ", newer than this program's " +
+                         std::to_string(kFormatMajor) + "." + std::to_string(kFormatMinor) +
+                         "; open it with a newer stowage");
+  if (h.u32("reserved") != 0) h.fail("reserved header bytes are not zero");
+  Reader r(bytes.substr(24, static_cast<std::size_t>(len)), &file, 24);
+  const bool v1 = m.format_major == 1;
+  KeyspaceState types;  // format 1: the one set of types every keyspace shares
+  if (v1) {
+    types.schema_version = r.u32("schema version");
+    m.serializer = std::string(r.length_prefixed("serializer id"));
+    m.compression = std::string(r.length_prefixed("compression name"));
+    m.compression_id = r.u8("compression id");
+    types.key_order = std::string(r.length_prefixed("key order"));
+    types.value_type = std::string(r.length_prefixed("value type"));
+  } else {
+    m.serializer = std::string(r.length_prefixed("serializer id"));
+    m.compression = std::string(r.length_prefixed("compression name"));
+    m.compression_id = r.u8("compression id");
+  }
+  m.last_seq = r.u64("last sequence");
+  m.next_file = r.u64("next file number");
+  m.wal_start = r.u64("wal start");
+  std::uint64_t nks = r.varint("keyspace count");
+  if (nks > r.remaining()) r.fail("keyspace count exceeds the manifest");
+  std::set<std::string> names;
+  for (std::uint64_t i = 0; i < nks; ++i) {
+    KeyspaceState ks;
+    ks.name = std::string(r.length_prefixed("keyspace name"));
+    if (!names.insert(ks.name).second) r.fail("keyspace '" + ks.name + "' is listed twice");
+    if (v1) {
+      ks.key_order = types.key_order;
+      ks.value_type = types.value_type;
+      ks.schema_version = types.schema_version;
+    } else {
+      ks.key_order = std::string(r.length_prefixed("key order"));
+      ks.value_type = std::string(r.length_prefixed("value type"));
+      ks.schema_version = r.u32("schema version");
+    }
+    std::uint64_t n = r.varint("chunk count");
+    if (n > r.remaining() / 6) r.fail("chunk count exceeds the manifest");
+    ks.chunks.reserve(static_cast<std::size_t>(n));
+    std::string_view prev_last;
+    for (std::uint64_t j = 0; j < n; ++j) {
+      ChunkRef c;
+      c.file = r.varint("chunk file");
+      c.records = r.varint("chunk records");
+      c.bytes = r.varint("chunk bytes");
+      c.max_seq = r.varint("chunk max sequence");
+      c.first_key = std::string(r.length_prefixed("chunk first key"));
+      c.last_key = std::string(r.length_prefixed("chunk last key"));
+      if (c.file >= m.next_file) r.fail("chunk file number beyond next file number");
+      if (c.records == 0 || c.last_key < c.first_key) r.fail("chunk range is empty or inverted");
+      if (j > 0 && !(prev_last < std::string_view(c.first_key))) r.fail("chunks overlap or are out of order");
+      ks.chunks.push_back(std::move(c));
+      prev_last = ks.chunks.back().last_key;
+    }
+    m.keyspaces.push_back(std::move(ks));
+  }
+  if (!r.empty()) r.fail("trailing bytes in the manifest body");
+  return m;
+}
+
+inline bool manifest_exists(FileSystem& fs, const std::filesystem::path& dir) { return fs.exists(dir / "MANIFEST"); }
+
+inline Manifest read_manifest(FileSystem& fs, const std::filesystem::path& dir) {
+  auto path = dir / "MANIFEST";
+  return decode_manifest(read_file(fs, path, kManifestMaxBytes), path);
+}
+
+/// Replaces MANIFEST atomically and durably.
+inline void write_manifest(FileSystem& fs, const std::filesystem::path& dir, const Manifest& m) {
+  auto tmp = dir / "MANIFEST.tmp";
+  {
+    auto f = fs.create(tmp);
+    f->append(encode_manifest(m));
+    f->sync();
+    f->close();
+  }
+  fs.rename(tmp, dir / "MANIFEST");
+  fs.sync_dir(dir);
+}
+
+}  // namespace stowage::detail
+// ---- end stowage/manifest.hpp ----
 // ---- begin stowage/serializer.hpp ----
 // serializer.hpp: stowage's own value format (BinarySerializer, id "binary-1")
 // and the traits user types opt in with. Header-only; no Boost needed.
@@ -3346,6 +3638,413 @@ std::string type_description() {
 
 }  // namespace stowage
 // ---- end stowage/serializer.hpp ----
+
+namespace stowage {
+
+/// One registered migration step: turns a value stored at schema version
+/// `from` into one at version `to`.
+struct MigrationStep {
+  unsigned from = 0;
+  unsigned to = 0;
+  /// Serializer::id() of a typed step (Migrator::add<Old, New>); empty for a
+  /// step on bytes.
+  std::string serializer;
+  /// type_description<Old>() and type_description<New>() of a typed step;
+  /// empty for a step on bytes.
+  std::string from_type, to_type;
+  /// Old encoded value → new encoded value, or std::nullopt to drop the record.
+  std::function<std::optional<std::string>(std::string_view)> convert;
+
+  /// "1->2".
+  std::string name() const { return std::to_string(from) + "->" + std::to_string(to); }
+};
+
+namespace detail {
+
+template <class T>
+struct is_optional : std::false_type {};
+template <class T>
+struct is_optional<std::optional<T>> : std::true_type {};
+
+/// The path with the fewest steps from version `from` to `to` over edges (any
+/// type with `from` and `to` members); among equally short paths, the one
+/// whose steps were registered first. Empty when from == to; nullopt when
+/// there is none.
+template <class Edge>
+std::optional<std::vector<const Edge*>> shortest_path(const std::vector<Edge>& edges, unsigned from, unsigned to) {
+  if (from == to) return std::vector<const Edge*>{};
+  std::map<unsigned, const Edge*> reached_by{{from, nullptr}};
+  std::deque<unsigned> queue{from};
+  while (!queue.empty()) {
+    const unsigned v = queue.front();
+    queue.pop_front();
+    for (const auto& e : edges) {
+      if (e.from != v || reached_by.count(e.to) != 0) continue;
+      reached_by[e.to] = &e;
+      if (e.to == to) {
+        std::vector<const Edge*> path;
+        for (unsigned at = to; at != from; at = reached_by[at]->from) path.insert(path.begin(), reached_by[at]);
+        return path;
+      }
+      queue.push_back(e.to);
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace detail
+
+/// The registry of a value type's migration steps. Register every step a
+/// store might need, old and new; Storage picks the shortest path:
+///
+///     stowage::Migrator migrations;
+///     migrations.add<PersonV1, PersonV2>([](PersonV1 p) { return PersonV2{p.name, {}}; });
+///     migrations.add<PersonV2, Person>([](PersonV2 p) { ... });
+///     stowage::Storage<std::string, Person> db(dir, {}, migrations);
+///
+/// A typed step reads the old value with the store's Serializer and writes
+/// the new one; the versions are Old::version and New::version. A step on
+/// bytes, add(from, to, fn), gets and returns encoded values. A step may
+/// return std::optional and std::nullopt to drop a record.
+class Migrator {
+ public:
+  /// Registers a step on encoded values: `fn(std::string_view old)` returns
+  /// the new encoding as something convertible to std::string, or a
+  /// std::optional of it (std::nullopt drops the record).
+  template <class Fn>
+  Migrator& add(unsigned from, unsigned to, Fn fn) {
+    static_assert(std::is_invocable_v<Fn&, std::string_view>,
+                  "stowage: Migrator::add(from, to, fn) needs fn(std::string_view) returning std::string or "
+                  "std::optional<std::string>");
+    MigrationStep s;
+    s.from = from;
+    s.to = to;
+    s.convert = [fn = std::move(fn)](std::string_view old) mutable -> std::optional<std::string> {
+      using R = std::invoke_result_t<Fn&, std::string_view>;
+      if constexpr (detail::is_optional<R>::value) {
+        auto r = fn(old);
+        if (!r) return std::nullopt;
+        return std::string(std::move(*r));
+      } else {
+        return std::string(fn(old));
+      }
+    };
+    return add_step(std::move(s));
+  }
+
+  /// Registers a typed step from Old (at Old::version) to New (at
+  /// New::version): `fn(Old)` returns a New, or a std::optional<New>
+  /// (std::nullopt drops the record). Serializer must be the store's.
+  template <class Old, class New, class Serializer = BinarySerializer, class Fn>
+  Migrator& add(Fn fn) {
+    static_assert(value_version<Old> != value_version<New>,
+                  "stowage: Migrator::add<Old, New> needs Old and New to declare different "
+                  "`static constexpr unsigned version` values");
+    static_assert(std::is_invocable_v<Fn&, Old&&>, "stowage: Migrator::add<Old, New>(fn) needs fn callable with an Old");
+    using R = std::invoke_result_t<Fn&, Old&&>;
+    if constexpr (detail::is_optional<R>::value)
+      static_assert(std::is_convertible_v<typename R::value_type, New>,
+                    "stowage: Migrator::add<Old, New>(fn): fn must return New or std::optional<New>");
+    else
+      static_assert(std::is_convertible_v<R, New>,
+                    "stowage: Migrator::add<Old, New>(fn): fn must return New or std::optional<New>");
+    MigrationStep s;
+    s.from = value_version<Old>;
+    s.to = value_version<New>;
+    s.serializer = std::string(Serializer::id());
+    s.from_type = type_description<Old>();
+    s.to_type = type_description<New>();
+    s.convert = [fn = std::move(fn)](std::string_view old) mutable -> std::optional<std::string> {
+      Old value = Serializer::template deserialize<Old>(old);
+      std::string out;
+      if constexpr (detail::is_optional<R>::value) {
+        auto r = fn(std::move(value));
+        if (!r) return std::nullopt;
+        const New converted = std::move(*r);
+        Serializer::serialize(converted, out);
+      } else {
+        const New converted = fn(std::move(value));
+        Serializer::serialize(converted, out);
+      }
+      return out;
+    };
+    return add_step(std::move(s));
+  }
+
+  /// Puts backups in this directory instead of beside the store.
+  Migrator& backup_to(std::filesystem::path dir) {
+    backup_root_ = std::move(dir);
+    return *this;
+  }
+  /// Where backups go (std::nullopt: the store's parent directory).
+  const std::optional<std::filesystem::path>& backup_root() const { return backup_root_; }
+
+  /// The registered steps, in registration order.
+  const std::vector<MigrationStep>& steps() const { return steps_; }
+  bool empty() const { return steps_.empty(); }
+
+  /// The shortest chain of steps from `from` to `to` (empty when equal), or
+  /// std::nullopt when the registered steps do not connect them.
+  std::optional<std::vector<const MigrationStep*>> path(unsigned from, unsigned to) const {
+    return detail::shortest_path(steps_, from, to);
+  }
+
+  /// "1->2, 2->3" (or "none"), for messages.
+  std::string describe() const {
+    std::string out;
+    for (const auto& s : steps_) out += (out.empty() ? "" : ", ") + s.name();
+    return out.empty() ? "none" : out;
+  }
+
+ private:
+  Migrator& add_step(MigrationStep s) {
+    if (s.from == s.to)
+      throw ValidationError("stowage: a migration step from version " + std::to_string(s.from) + " to itself");
+    for (const auto& e : steps_)
+      if (e.from == s.from && e.to == s.to)
+        throw ValidationError("stowage: the migration step " + s.name() + " is registered twice");
+    steps_.push_back(std::move(s));
+    return *this;
+  }
+
+  std::vector<MigrationStep> steps_;
+  std::optional<std::filesystem::path> backup_root_;
+};
+
+/// What a migration did (Storage::last_migration(), Storage::migrate_to()).
+struct MigrationReport {
+  unsigned from_format = 0;   ///< on-disk format major version before
+  unsigned to_format = 0;     ///< ... and after
+  unsigned from_version = 0;  ///< value schema version before
+  unsigned to_version = 0;    ///< ... and after
+  /// The steps run, in order: "format 1->2", "1->2", "2->3".
+  std::vector<std::string> steps;
+  std::uint64_t records = 0;  ///< records converted
+  std::uint64_t dropped = 0;  ///< records a step dropped
+  /// The backup taken first (a complete store; empty when nothing ran).
+  std::filesystem::path backup;
+  double seconds = 0;  ///< wall time, backup included
+};
+
+/// A store's versions and what opening it would run (migration_status()).
+struct MigrationStatus {
+  unsigned format_version = 0;          ///< on-disk format major version
+  unsigned format_minor = 0;            ///< on-disk format minor version
+  unsigned current_format_version = 0;  ///< the format this program writes
+  unsigned schema_version = 0;          ///< value schema version on disk
+  std::string value_type;               ///< the stored value type's description (may be empty)
+  std::optional<unsigned> target_version;  ///< the version asked for, if any
+  /// The steps an open (or migrate_to) would run, in order: "format 1->2", "1->2".
+  std::vector<std::string> pending;
+  /// False when a target version was given and no registered steps reach it.
+  bool path_found = true;
+
+  /// Nothing to run and nothing missing.
+  bool up_to_date() const { return pending.empty() && path_found; }
+};
+
+namespace detail {
+
+/// One step of stowage's own on-disk format, applied to a decoded manifest
+/// (the chunk and WAL formats have not changed since format 1).
+struct FormatStep {
+  unsigned from = 0;
+  unsigned to = 0;
+  const char* what = "";
+  void (*apply)(Manifest&) = nullptr;
+  std::string name() const { return "format " + std::to_string(from) + "->" + std::to_string(to); }
+};
+
+/// The schema version in a value type description ("obj@3{...}" → 3).
+inline std::uint32_t schema_from_description(std::string_view d) {
+  if (d.substr(0, 4) != "obj@") return 0;
+  std::uint64_t v = 0;
+  for (std::size_t i = 4; i < d.size() && d[i] >= '0' && d[i] <= '9' && v <= 0xffffffffu; ++i)
+    v = v * 10 + static_cast<unsigned>(d[i] - '0');
+  return v > 0xffffffffu ? 0 : static_cast<std::uint32_t>(v);
+}
+
+/// Every format step this program knows.
+inline const std::vector<FormatStep>& format_steps() {
+  static const std::vector<FormatStep> steps = {
+      {1, 2, "key order, value type and schema version kept per keyspace",
+       [](Manifest& m) {
+         // Format 1 wrote 0 as the schema version; the version is the one in
+         // the value type's description.
+         for (auto& ks : m.keyspaces)
+           if (ks.schema_version == 0) ks.schema_version = schema_from_description(ks.value_type);
+         m.format_major = 2;
+         m.format_minor = 0;
+       }},
+  };
+  return steps;
+}
+
+/// The format steps from m's format to this program's.
+inline std::vector<const FormatStep*> format_path(const Manifest& m, const std::filesystem::path& dir) {
+  auto path = shortest_path(format_steps(), m.format_major, kFormatMajor);
+  if (!path)
+    throw MigrationError("stowage: the store at " + dir.string() + " has on-disk format " +
+                         std::to_string(m.format_major) + ", which this program cannot upgrade to format " +
+                         std::to_string(kFormatMajor));
+  return *path;
+}
+
+/// "20261123T180301Z": now, in UTC, for backup names.
+inline std::string utc_stamp() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
+/// Takes a backup of the store in dir as a new directory under root (the
+/// store's parent when root is empty), named `<store>.backup-<UTC time>-<tag>`:
+/// hard links for the immutable files in `link_names`, durable copies of
+/// `copy_names`. Returns its path. Never touches dir.
+inline std::filesystem::path take_backup(FileSystem& fs, const std::filesystem::path& dir,
+                                         const std::vector<std::string>& link_names,
+                                         const std::vector<std::string>& copy_names,
+                                         const std::optional<std::filesystem::path>& root, const std::string& tag) {
+  const auto absolute = std::filesystem::absolute(dir).lexically_normal();
+  auto store_name = (absolute.has_filename() ? absolute : absolute.parent_path()).filename().string();
+  const std::filesystem::path parent = root ? *root : (absolute.has_filename() ? absolute : absolute.parent_path()).parent_path();
+  const std::string base = store_name + ".backup-" + utc_stamp() + "-" + tag;
+  std::filesystem::path backup = parent / base;
+  for (int n = 2; fs.exists(backup); ++n) backup = parent / (base + "-" + std::to_string(n));
+  fs.create_dirs(backup);
+  for (const auto& name : link_names) fs.link(dir / name, backup / name);
+  for (const auto& name : copy_names) copy_file(fs, dir / name, backup / name);
+  fs.sync_dir(backup);
+  fs.sync_dir(parent);
+  return backup;
+}
+
+}  // namespace detail
+
+/// A store's on-disk format and value schema version, and the steps an open
+/// would run to reach `target_version` (when given) with `migrations`. Reads
+/// only MANIFEST: it takes no lock and changes nothing, so it works beside a
+/// process that has the store open. Throws ValidationError when dir holds no
+/// store, CorruptionError when its MANIFEST is damaged.
+inline MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator& migrations = {},
+                                        std::optional<unsigned> target_version = std::nullopt,
+                                        std::shared_ptr<FileSystem> file_system = nullptr) {
+  auto fs = file_system ? file_system : default_file_system();
+  if (!detail::manifest_exists(*fs, dir)) throw ValidationError("stowage: no store at " + dir.string() + " (no MANIFEST)");
+  detail::Manifest m = detail::read_manifest(*fs, dir);
+  MigrationStatus st;
+  st.format_version = m.format_major;
+  st.format_minor = m.format_minor;
+  st.current_format_version = detail::kFormatMajor;
+  for (const auto* f : detail::format_path(m, dir)) {
+    f->apply(m);
+    st.pending.push_back(f->name());
+  }
+  if (const auto* ks = m.keyspace(detail::kDefaultKeyspace)) {
+    st.schema_version = ks->schema_version;
+    st.value_type = ks->value_type;
+  }
+  st.target_version = target_version;
+  if (target_version) {
+    if (auto path = migrations.path(st.schema_version, *target_version)) {
+      for (const auto* s : *path) st.pending.push_back(s->name());
+    } else {
+      st.path_found = false;
+    }
+  }
+  return st;
+}
+
+}  // namespace stowage
+// ---- end stowage/migration.hpp ----
+// ---- begin stowage/options.hpp ----
+// options.hpp: the one aggregate that configures a store (designed for
+// designated initialisers), the durability levels, the logger hook and the
+// statistics a store reports.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string_view>
+
+namespace stowage {
+
+class FileSystem;
+
+/// What a write survives once it returns.
+enum class Durability {
+  /// A process crash loses nothing that returned; a power cut may lose the
+  /// writes since the last flush() (never older data). The default.
+  none,
+  /// Every commit is fsynced before it returns (group commit: concurrent
+  /// writers share one fdatasync).
+  sync,
+};
+
+/// Severity of a log line.
+enum class LogLevel { debug, info, warning, error };
+
+/// Receives what the store has to say: recovery, cut WAL tails, checkpoints.
+using Logger = std::function<void(LogLevel, std::string_view)>;
+
+/// How a store is opened. Every field has a default; write only what differs:
+/// `stowage::Options{.cache_bytes = 64 << 20, .durability = stowage::Durability::sync}`.
+struct Options {
+  /// Memory budget of the block cache and the write buffer together.
+  std::size_t cache_bytes = std::size_t{64} << 20;
+  /// A chunk file is split beyond this many bytes of encoded records.
+  std::size_t chunk_bytes = std::size_t{256} << 10;
+  /// See Durability.
+  Durability durability = Durability::none;
+  /// How long open waits for another process's lock (ProcessLock only; the
+  /// other Lock policies fail at once with LockError).
+  std::chrono::milliseconds lock_timeout{5000};
+  /// Create the directory and an empty store when none exists.
+  bool create_if_missing = true;
+  /// Open for reading only: writes throw ValidationError and nothing on disk
+  /// changes (the WAL is replayed into memory).
+  bool read_only = false;
+  /// Target size of a block inside a chunk (the unit of caching, checksum and
+  /// compression).
+  std::size_t block_bytes = 4096;
+  /// The write buffer's share of cache_bytes; past it a checkpoint runs.
+  /// 0 means cache_bytes / 4.
+  std::size_t write_buffer_bytes = 0;
+  /// A WAL larger than this also triggers a checkpoint.
+  std::uint64_t wal_bytes = std::uint64_t{64} << 20;
+  /// close() (and the destructor) checkpoint the write buffer, so the next
+  /// open has no WAL to replay.
+  bool checkpoint_on_close = true;
+  /// Where log lines go; none by default.
+  Logger logger{};
+  /// The file layer; nullptr means the POSIX file system. Tests inject faults
+  /// here.
+  std::shared_ptr<FileSystem> file_system{};
+};
+
+/// A snapshot of a store's counters (Storage::stats()).
+struct Stats {
+  std::uint64_t records = 0;             ///< live records (exact, as size())
+  std::uint64_t chunks = 0;              ///< chunk files named by the manifest
+  std::uint64_t cache_bytes = 0;         ///< bytes held by the block cache now
+  std::uint64_t cache_capacity = 0;      ///< the block cache's share of Options::cache_bytes
+  std::uint64_t write_buffer_bytes = 0;  ///< bytes held by the write buffer(s)
+  std::uint64_t cache_hits = 0;          ///< block cache hits since open
+  std::uint64_t cache_misses = 0;        ///< block cache misses since open
+  std::uint64_t cache_evictions = 0;     ///< blocks evicted since open
+  std::uint64_t wal_bytes = 0;           ///< bytes in live WAL segments
+  std::uint64_t disk_bytes = 0;          ///< chunk files + WAL + manifest
+  std::uint64_t checkpoints = 0;         ///< checkpoints since open
+  std::uint64_t last_sequence = 0;       ///< sequence number of the last commit
+};
+
+}  // namespace stowage
+// ---- end stowage/options.hpp ----
 // ---- begin stowage/storage.hpp ----
 // storage.hpp: the façade. Storage<Key, Value, Serializer, Compression,
 // Eviction, Lock> composes the key codec, the serializer, the WAL, the write
@@ -3374,10 +4073,12 @@ std::string type_description() {
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <iterator>
 #include <memory>
 #include <mutex>
@@ -3499,256 +4200,6 @@ class FileLock {
 
 }  // namespace stowage::detail
 // ---- end stowage/file_lock.hpp ----
-// ---- begin stowage/index.hpp ----
-// index.hpp: the chunk directory of one keyspace. Chunks partition the key
-// space: each holds the records in [its first key, the next chunk's first
-// key), and no two chunks overlap. The index is sparse, one entry per chunk,
-// ordered by first key. Keys before the first chunk belong to it when a
-// checkpoint routes new records.
-//
-// Not synchronised: the store reads it under its shared lock and replaces it
-// only under the exclusive lock.
-
-#include <cstdint>
-#include <iterator>
-#include <map>
-#include <string>
-#include <string_view>
-
-namespace stowage::detail {
-
-/// What the index knows of one chunk file (also what the manifest stores).
-struct ChunkRef {
-  std::uint64_t file = 0;      ///< file number: NNNNNN.chunk
-  std::uint64_t records = 0;
-  std::uint64_t bytes = 0;     ///< file size
-  std::uint64_t max_seq = 0;
-  std::string first_key;
-  std::string last_key;
-};
-
-/// Ordered first key → chunk.
-class ChunkIndex {
- public:
-  using Map = std::map<std::string, ChunkRef, std::less<>>;
-
-  void add(ChunkRef c) {
-    records_ += c.records;
-    bytes_ += c.bytes;
-    std::string k = c.first_key;
-    map_.insert_or_assign(std::move(k), std::move(c));
-  }
-  /// Removes the chunk whose first key is first_key.
-  void remove(std::string_view first_key) {
-    auto it = map_.find(first_key);
-    if (it == map_.end()) return;
-    records_ -= it->second.records;
-    bytes_ -= it->second.bytes;
-    map_.erase(it);
-  }
-  /// The chunk that may hold key, or nullptr when key is outside every chunk.
-  const ChunkRef* find(std::string_view key) const {
-    auto it = map_.upper_bound(key);
-    if (it == map_.begin()) return nullptr;
-    --it;
-    return key <= it->second.last_key ? &it->second : nullptr;
-  }
-  /// The first chunk whose records may be >= key (for seeks).
-  Map::const_iterator seek(std::string_view key) const {
-    auto it = map_.upper_bound(key);
-    if (it != map_.begin()) {
-      auto prev = std::prev(it);
-      if (key <= prev->second.last_key) return prev;
-    }
-    return it;
-  }
-  /// The chunk a new record with this key is merged into (the first chunk
-  /// for keys before all chunks); end() when the index is empty.
-  Map::const_iterator route(std::string_view key) const {
-    auto it = map_.upper_bound(key);
-    if (it != map_.begin()) --it;
-    return it;
-  }
-  Map::const_iterator begin() const { return map_.begin(); }
-  Map::const_iterator end() const { return map_.end(); }
-  Map::const_iterator next(Map::const_iterator it) const { return ++it; }
-  std::size_t chunks() const { return map_.size(); }
-  std::uint64_t records() const { return records_; }
-  std::uint64_t bytes() const { return bytes_; }
-  bool empty() const { return map_.empty(); }
-
- private:
-  Map map_;
-  std::uint64_t records_ = 0;
-  std::uint64_t bytes_ = 0;
-};
-
-}  // namespace stowage::detail
-// ---- end stowage/index.hpp ----
-// ---- begin stowage/manifest.hpp ----
-// manifest.hpp: the one file that names a store's live state. `MANIFEST`
-// holds the format version, the user's schema version, the policies that shape
-// the bytes (serializer, compression, key order), a description of the Key
-// and Value types, the last committed sequence, the next file number, the
-// first live WAL segment and, per keyspace, its chunk files.
-//
-// It is replaced only by: write MANIFEST.tmp, fsync it, rename over MANIFEST,
-// fsync the directory. Layout (docs/format.md#manifest):
-//
-//   magic "STWMANIF" | u16 major | u16 minor | u32 zero | fixed64 body length
-//   | body | fixed64 XXH3-64 of (everything before it)
-
-#include <cstdint>
-#include <filesystem>
-#include <string>
-#include <vector>
-
-
-namespace stowage::detail {
-
-inline constexpr char kManifestMagic[] = "STWMANIF";
-inline constexpr std::uint16_t kFormatMajor = 1;
-inline constexpr std::uint16_t kFormatMinor = 0;
-/// A manifest larger than this is not believed.
-inline constexpr std::uint64_t kManifestMaxBytes = std::uint64_t{1} << 30;
-
-/// One keyspace (a typed collection) and its chunks.
-struct KeyspaceState {
-  std::string name;
-  std::vector<ChunkRef> chunks;
-};
-
-/// Decoded contents of MANIFEST.
-struct Manifest {
-  std::uint16_t format_major = kFormatMajor;
-  std::uint16_t format_minor = kFormatMinor;
-  std::uint32_t schema_version = 0;
-  std::string serializer;       ///< Serializer::id()
-  std::string compression;      ///< Compression::name
-  std::uint8_t compression_id = 0;
-  std::string key_order;        ///< KeyCodec<Key>::name()
-  std::string value_type;       ///< type_description<Value>()
-  std::uint64_t last_seq = 0;
-  std::uint64_t next_file = 1;
-  std::uint64_t wal_start = 1;  ///< first WAL segment still needed
-  std::vector<KeyspaceState> keyspaces;
-};
-
-inline std::string encode_manifest(const Manifest& m) {
-  std::string body;
-  put_fixed32(body, m.schema_version);
-  put_bytes(body, m.serializer);
-  put_bytes(body, m.compression);
-  body.push_back(static_cast<char>(m.compression_id));
-  put_bytes(body, m.key_order);
-  put_bytes(body, m.value_type);
-  put_fixed64(body, m.last_seq);
-  put_fixed64(body, m.next_file);
-  put_fixed64(body, m.wal_start);
-  put_varint(body, m.keyspaces.size());
-  for (const auto& ks : m.keyspaces) {
-    put_bytes(body, ks.name);
-    put_varint(body, ks.chunks.size());
-    for (const auto& c : ks.chunks) {
-      put_varint(body, c.file);
-      put_varint(body, c.records);
-      put_varint(body, c.bytes);
-      put_varint(body, c.max_seq);
-      put_bytes(body, c.first_key);
-      put_bytes(body, c.last_key);
-    }
-  }
-  std::string out(kManifestMagic, 8);
-  put_fixed16(out, m.format_major);
-  put_fixed16(out, m.format_minor);
-  put_fixed32(out, 0);
-  put_fixed64(out, body.size());
-  out += body;
-  put_fixed64(out, checksum(out, 0x4d414e49));
-  return out;
-}
-
-inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::path& file) {
-  Reader h(bytes, &file, 0);
-  if (h.remaining() < 32) h.fail("file too short for a manifest");
-  if (h.bytes(8, "magic") != std::string_view(kManifestMagic, 8)) h.fail("not a stowage MANIFEST (bad magic)");
-  Manifest m;
-  m.format_major = h.u16();
-  m.format_minor = h.u16();
-  // The envelope (magic, versions, length, trailing checksum) is the same in
-  // every format version: check it before believing the version.
-  const std::uint64_t len = decode_fixed64(bytes.data() + 16);
-  if (len != bytes.size() - 32) h.fail("body length does not match the file size");
-  if (decode_fixed64(bytes.data() + bytes.size() - 8) != checksum(bytes.substr(0, bytes.size() - 8), 0x4d414e49))
-    h.fail("manifest checksum mismatch");
-  if (m.format_major == 0) h.fail("format major version 0 does not exist");
-  if (m.format_major > kFormatMajor)
-    throw MigrationError("stowage: " + file.string() + " has format version " + std::to_string(m.format_major) +
-                         "." + std::to_string(m.format_minor) + ", newer than this program's " +
-                         std::to_string(kFormatMajor) + "." + std::to_string(kFormatMinor) +
-                         "; open it with a newer stowage");
-  if (h.u32("reserved") != 0) h.fail("reserved header bytes are not zero");
-  Reader r(bytes.substr(24, static_cast<std::size_t>(len)), &file, 24);
-  m.schema_version = r.u32("schema version");
-  m.serializer = std::string(r.length_prefixed("serializer id"));
-  m.compression = std::string(r.length_prefixed("compression name"));
-  m.compression_id = r.u8("compression id");
-  m.key_order = std::string(r.length_prefixed("key order"));
-  m.value_type = std::string(r.length_prefixed("value type"));
-  m.last_seq = r.u64("last sequence");
-  m.next_file = r.u64("next file number");
-  m.wal_start = r.u64("wal start");
-  std::uint64_t nks = r.varint("keyspace count");
-  if (nks > r.remaining()) r.fail("keyspace count exceeds the manifest");
-  for (std::uint64_t i = 0; i < nks; ++i) {
-    KeyspaceState ks;
-    ks.name = std::string(r.length_prefixed("keyspace name"));
-    std::uint64_t n = r.varint("chunk count");
-    if (n > r.remaining() / 6) r.fail("chunk count exceeds the manifest");
-    ks.chunks.reserve(static_cast<std::size_t>(n));
-    std::string_view prev_last;
-    for (std::uint64_t j = 0; j < n; ++j) {
-      ChunkRef c;
-      c.file = r.varint("chunk file");
-      c.records = r.varint("chunk records");
-      c.bytes = r.varint("chunk bytes");
-      c.max_seq = r.varint("chunk max sequence");
-      c.first_key = std::string(r.length_prefixed("chunk first key"));
-      c.last_key = std::string(r.length_prefixed("chunk last key"));
-      if (c.file >= m.next_file) r.fail("chunk file number beyond next file number");
-      if (c.records == 0 || c.last_key < c.first_key) r.fail("chunk range is empty or inverted");
-      if (j > 0 && !(prev_last < std::string_view(c.first_key))) r.fail("chunks overlap or are out of order");
-      ks.chunks.push_back(std::move(c));
-      prev_last = ks.chunks.back().last_key;
-    }
-    m.keyspaces.push_back(std::move(ks));
-  }
-  if (!r.empty()) r.fail("trailing bytes in the manifest body");
-  return m;
-}
-
-inline bool manifest_exists(FileSystem& fs, const std::filesystem::path& dir) { return fs.exists(dir / "MANIFEST"); }
-
-inline Manifest read_manifest(FileSystem& fs, const std::filesystem::path& dir) {
-  auto path = dir / "MANIFEST";
-  return decode_manifest(read_file(fs, path, kManifestMaxBytes), path);
-}
-
-/// Replaces MANIFEST atomically and durably.
-inline void write_manifest(FileSystem& fs, const std::filesystem::path& dir, const Manifest& m) {
-  auto tmp = dir / "MANIFEST.tmp";
-  {
-    auto f = fs.create(tmp);
-    f->append(encode_manifest(m));
-    f->sync();
-    f->close();
-  }
-  fs.rename(tmp, dir / "MANIFEST");
-  fs.sync_dir(dir);
-}
-
-}  // namespace stowage::detail
-// ---- end stowage/manifest.hpp ----
 // ---- begin stowage/wal.hpp ----
 // wal.hpp: the write-ahead log. Every commit (a put, an erase or an atomic
 // batch) is appended as ONE record before it is acknowledged, so a batch is
@@ -4172,7 +4623,6 @@ inline std::optional<std::uint64_t> parse_chunk_file_name(std::string_view name)
 }
 /// Cache offset under which a chunk's metadata (ChunkTable) is kept.
 inline constexpr std::uint64_t kTableSlot = ~std::uint64_t{0};
-inline constexpr std::string_view kDefaultKeyspace = "default";
 }  // namespace detail
 
 /// An embedded, persistent, typed key-value store in one directory.
@@ -4211,15 +4661,18 @@ class Storage {
   /// Opens the store in dir, creating it when Options::create_if_missing.
   /// Throws LockError when another process (or Storage) holds it,
   /// CorruptionError on damaged files, MigrationError when it was written
-  /// with other policies or types, IoError on system errors.
+  /// with other policies or types, or at another value schema version (use
+  /// the constructor that takes a Migrator), IoError on system errors.
   explicit Storage(const std::filesystem::path& dir, Options options = {})
-      : dir_(dir), opt_(std::move(options)), cache_(1) {
-    fs_ = opt_.file_system ? opt_.file_system : default_file_system();
-    validate_options();
-    wb_limit_ = opt_.write_buffer_bytes ? opt_.write_buffer_bytes : opt_.cache_bytes / 4;
-    cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_));
-    open();
-  }
+      : Storage(dir, std::move(options), nullptr, value_version<Value>, false) {}
+
+  /// Opens the store in dir like the constructor above; when its values are
+  /// at another schema version than value_version<Value> (or its on-disk
+  /// format is older), first migrates it along the shortest path of steps in
+  /// `migrations`, after taking a backup (see migration.hpp and
+  /// last_migration()). No path: MigrationError, and the store is untouched.
+  Storage(const std::filesystem::path& dir, Options options, const Migrator& migrations)
+      : Storage(dir, std::move(options), &migrations, value_version<Value>, false) {}
 
   /// Closes the store (see close()); errors are logged, not thrown.
   ~Storage() {
@@ -4392,6 +4845,33 @@ class Storage {
       file_lock_.reset();
     }
     if (error) std::rethrow_exception(error);
+  }
+
+  /// What the migration run by this object's open did, if one ran.
+  const std::optional<MigrationReport>& last_migration() const { return last_migration_; }
+
+  /// Migrates the store in dir to value schema version `version` with the
+  /// steps in `migrations`, then closes it: the way back to an older version
+  /// (a 3 -> 2 step registered by the newer program) or a migration run ahead
+  /// of time. The store must be closed, and must have been written with this
+  /// Storage's Key, Serializer and Compression. A backup is taken first.
+  static MigrationReport migrate_to(const std::filesystem::path& dir, unsigned version, const Migrator& migrations,
+                                    Options options = {}) {
+    if (options.read_only) throw ValidationError("stowage: migrate_to cannot run on a read_only store (" + dir.string() + ")");
+    options.create_if_missing = false;
+    Storage s(dir, std::move(options), &migrations, version, true);
+    if (s.last_migration_) return *s.last_migration_;
+    MigrationReport nothing;
+    nothing.from_format = nothing.to_format = detail::kFormatMajor;
+    nothing.from_version = nothing.to_version = version;
+    return nothing;
+  }
+
+  /// migration_status(dir, migrations, value_version<Value>): what opening
+  /// dir with this Storage type would run. Takes no lock, writes nothing.
+  static MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator& migrations = {},
+                                          const Options& options = {}) {
+    return stowage::migration_status(dir, migrations, value_version<Value>, options.file_system);
   }
 
   /// The store's directory.
@@ -4588,6 +5068,16 @@ class Storage {
   };
 
  private:
+  Storage(const std::filesystem::path& dir, Options options, const Migrator* migrations, unsigned target,
+          bool migrate_only)
+      : dir_(dir), opt_(std::move(options)), cache_(1) {
+    fs_ = opt_.file_system ? opt_.file_system : default_file_system();
+    validate_options();
+    wb_limit_ = opt_.write_buffer_bytes ? opt_.write_buffer_bytes : opt_.cache_bytes / 4;
+    cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_));
+    open(migrations, target, migrate_only);
+  }
+
   struct Op {
     std::uint8_t kind;
     std::string_view key;
@@ -4897,8 +5387,7 @@ class Storage {
       m.last_seq = frozen_seq;
       m.next_file = next_file_;
       m.wal_start = new_wal;
-      m.keyspaces = {detail::KeyspaceState{std::string(detail::kDefaultKeyspace), {}}};
-      for (const auto& [first, ref] : next) m.keyspaces[0].chunks.push_back(ref);
+      set_chunks(m, next);
       manifest_attempted = true;
       detail::write_manifest(*fs_, dir_, m);
       manifest_ = std::move(m);
@@ -4949,9 +5438,13 @@ class Storage {
   // Merges the old chunks (consecutive in key order; may be none) with the
   // buffered records [first, last) into new chunk files split at
   // chunk_bytes; updates next.
+  // A migration passes `convert`: it turns each value into its new encoding
+  // (false: drop the record).
+  using Convert = std::function<bool(std::string_view key, std::string_view value, std::string& out)>;
   void rewrite_chunks(const std::vector<const detail::ChunkRef*>& olds, detail::WriteBuffer::Map::const_iterator first,
                       detail::WriteBuffer::Map::const_iterator last, detail::ChunkIndex& next,
-                      std::vector<std::uint64_t>& created) {
+                      std::vector<std::uint64_t>& created, const Convert* convert = nullptr) {
+    std::string converted;
     std::optional<detail::ChunkWriter<Compression>> writer;
     std::uint64_t writer_file = 0;
     auto finish = [&] {
@@ -4973,6 +5466,10 @@ class Storage {
       next.add(std::move(ref));
     };
     auto emit = [&](std::string_view key, std::uint64_t seq, std::string_view value) {
+      if (convert) {
+        if (!(*convert)(key, value, converted)) return;
+        value = converted;
+      }
       if (writer && writer->raw_bytes() >= opt_.chunk_bytes) finish();
       if (!writer) {
         writer_file = next_file_++;
@@ -5023,7 +5520,7 @@ class Storage {
 
   // ---- open ----------------------------------------------------------------
 
-  void open() {
+  void open(const Migrator* migrations, unsigned target, bool migrate_only) {
     if (fs_->exists(dir_) && !fs_->is_directory(dir_))
       throw ValidationError("stowage: " + dir_.string() + " exists and is not a directory; give a directory path");
     if (!fs_->exists(dir_)) {
@@ -5050,13 +5547,16 @@ class Storage {
         max_file = std::max(max_file, *w);
       } else if (auto c = detail::parse_chunk_file_name(n)) {
         chunk_files.push_back(*c);
+        max_file = std::max(max_file, *c);  // a leftover of a crash is never reused while it exists
       }
     }
     std::sort(wal_files.begin(), wal_files.end());
 
+    MigrationPlan plan;
     if (detail::manifest_exists(*fs_, dir_)) {
       manifest_ = detail::read_manifest(*fs_, dir_);
       check_manifest();
+      plan = plan_migration(migrations, target);
     } else {
       if (!wal_files.empty() || !chunk_files.empty())
         throw CorruptionError(dir_ / "MANIFEST", 0,
@@ -5067,24 +5567,36 @@ class Storage {
       detail::write_manifest(*fs_, dir_, manifest_);
       log(LogLevel::info, "created a new store at " + dir_.string());
     }
-    manifest_bytes_ = detail::encode_manifest(manifest_).size();
     std::sort(chunk_files.begin(), chunk_files.end());
-    for (const auto& ks : manifest_.keyspaces) {
-      for (const auto& c : ks.chunks) {
+    for (const auto& ks : manifest_.keyspaces)
+      for (const auto& c : ks.chunks)
         if (!std::binary_search(chunk_files.begin(), chunk_files.end(), c.file))
           throw CorruptionError(chunk_path(c.file), 0, "chunk file named by the MANIFEST is missing");
-        if (ks.name == detail::kDefaultKeyspace) index_.add(c);
+    std::vector<std::uint64_t> live;  // the WAL segments the manifest still needs
+    for (auto n : wal_files)
+      if (n >= manifest_.wal_start) live.push_back(n);
+    if (plan.needed()) {
+      if (opt_.read_only) {
+        if (!plan.steps.empty())
+          throw MigrationError("stowage: the store at " + dir_.string() + " holds values at schema version " +
+                               std::to_string(plan.from_version) + " and needs migrating to " +
+                               std::to_string(plan.to_version) + ", which a read_only open cannot do; open it "
+                               "writable once (or use Storage::migrate_to)");
+        // An older format is read as it is, upgraded in memory only.
+        for (const auto* f : plan.format) f->apply(manifest_);
+      } else {
+        begin_migration(plan, migrations, live);
       }
     }
+    manifest_bytes_ = detail::encode_manifest(manifest_).size();
+    for (const auto& c : manifest_.keyspace(detail::kDefaultKeyspace)->chunks) index_.add(c);
     next_file_ = std::max(manifest_.next_file, max_file + 1);
     last_seq_ = manifest_.last_seq;
 
     // Replay the WAL segments the manifest still needs.
-    std::vector<std::uint64_t> live;
-    for (auto n : wal_files)
-      if (n >= manifest_.wal_start) live.push_back(n);
     for (std::size_t i = 0; i < live.size(); ++i) replay_segment(live[i], i + 1 == live.size());
     synced_seq_ = last_seq_;
+    if (plan.needed() && !opt_.read_only) run_migration(plan, live);
 
     if (opt_.read_only) return;
     // Leftovers of an interrupted checkpoint.
@@ -5109,6 +5621,11 @@ class Storage {
       removed = true;
     }
     if (removed) fs_->sync_dir(dir_);
+    if (migrate_only) {
+      closed_ = true;  // migrated (or nothing to do): release the store without serving it
+      file_lock_.reset();
+      return;
+    }
     wal_segments_ = live;
     for (auto n : live) wal_closed_bytes_ += file_size(dir_ / detail::wal_file_name(n));
     std::uint64_t seg = next_file_++;
@@ -5162,12 +5679,17 @@ class Storage {
     m.serializer = std::string(Serializer::id());
     m.compression = std::string(Compression::name);
     m.compression_id = Compression::id;
-    m.key_order = KeyCodec<Key>::name();
-    m.value_type = type_description<Value>();
-    m.keyspaces.push_back(detail::KeyspaceState{std::string(detail::kDefaultKeyspace), {}});
+    detail::KeyspaceState ks;
+    ks.name = std::string(detail::kDefaultKeyspace);
+    ks.key_order = KeyCodec<Key>::name();
+    ks.value_type = type_description<Value>();
+    ks.schema_version = value_version<Value>;
+    m.keyspaces.push_back(std::move(ks));
     return m;
   }
 
+  // The policies that shape the bytes must match; the value type is the
+  // migration plan's business.
   void check_manifest() const {
     detail::Manifest want = fresh_manifest();
     auto mismatch = [&](const std::string& what, const std::string& on_disk, const std::string& here) {
@@ -5178,8 +5700,232 @@ class Storage {
     if (manifest_.serializer != want.serializer) mismatch("serializer", manifest_.serializer, want.serializer);
     if (manifest_.compression != want.compression || manifest_.compression_id != want.compression_id)
       mismatch("compression", manifest_.compression, want.compression);
-    if (manifest_.key_order != want.key_order) mismatch("key type", manifest_.key_order, want.key_order);
-    if (manifest_.value_type != want.value_type) mismatch("value type", manifest_.value_type, want.value_type);
+    const auto* ks = manifest_.keyspace(detail::kDefaultKeyspace);
+    if (!ks) throw CorruptionError(dir_ / "MANIFEST", 0, "MANIFEST names no 'default' keyspace");
+    if (ks->key_order != want.keyspaces[0].key_order) mismatch("key type", ks->key_order, want.keyspaces[0].key_order);
+  }
+
+  void set_chunks(detail::Manifest& m, const detail::ChunkIndex& index) const {
+    auto* ks = m.keyspace(detail::kDefaultKeyspace);
+    ks->chunks.clear();
+    for (const auto& [first, ref] : index) ks->chunks.push_back(ref);
+  }
+
+  // ---- migration -------------------------------------------------------------
+
+  struct MigrationPlan {
+    std::vector<const detail::FormatStep*> format;
+    std::vector<const MigrationStep*> steps;
+    unsigned from_version = 0;
+    unsigned to_version = 0;
+    std::string to_type;  ///< description of the values after the last step ("" if unknown)
+    std::filesystem::path backup;
+    std::chrono::steady_clock::time_point started;
+    bool needed() const { return !format.empty() || !steps.empty(); }
+  };
+
+  // What opening the store at value schema version `target` must run. Throws
+  // MigrationError, before anything is touched, when no path exists or the
+  // registered steps do not fit the stored and wanted types.
+  MigrationPlan plan_migration(const Migrator* migrations, unsigned target) {
+    MigrationPlan plan;
+    plan.format = detail::format_path(manifest_, dir_);
+    detail::Manifest upgraded = manifest_;
+    for (const auto* f : plan.format) f->apply(upgraded);
+    const auto& ks = *upgraded.keyspace(detail::kDefaultKeyspace);
+    plan.from_version = ks.schema_version;
+    plan.to_version = target;
+    const bool to_value = target == value_version<Value>;
+    const std::string here = type_description<Value>();
+    auto error = [&](const std::string& what) {
+      throw MigrationError("stowage: cannot migrate the store at " + dir_.string() + " from value schema version " +
+                           std::to_string(plan.from_version) + " to " + std::to_string(target) + ": " + what +
+                           "; the store is unchanged");
+    };
+    if (plan.from_version == target) {
+      if (to_value && !ks.value_type.empty() && ks.value_type != here)
+        throw MigrationError("stowage: the store at " + dir_.string() + " was written with value type '" +
+                             ks.value_type + "' but is opened with '" + here + "' at the same schema version " +
+                             std::to_string(target) + "; when a Value type changes, raise its `static constexpr "
+                             "unsigned version` and register a migration step");
+      plan.to_type = to_value ? here : ks.value_type;
+      return plan;
+    }
+    auto path = migrations ? migrations->path(plan.from_version, target) : std::nullopt;
+    if (!path)
+      error("no chain of registered migration steps leads there (registered: " +
+            (migrations ? migrations->describe() : std::string("none, no Migrator was given")) +
+            "); register the missing steps with Migrator::add and pass the Migrator to the Storage constructor");
+    std::string type = ks.value_type;  // the values' description before the next step
+    for (const auto* st : *path) {
+      if (!st->serializer.empty() && st->serializer != Serializer::id())
+        error("step " + st->name() + " was registered for serializer '" + st->serializer + "' but the store uses '" +
+              std::string(Serializer::id()) + "' (pass it as add<Old, New, Serializer>)");
+      if (!st->from_type.empty() && !type.empty() && st->from_type != type)
+        error("step " + st->name() + " reads values of type '" + st->from_type + "' but they are '" + type + "'");
+      type = st->to_type;
+    }
+    if (to_value && !type.empty() && type != here)
+      error("the last step produces values of type '" + type + "' but this Storage's Value is '" + here + "'");
+    plan.steps = *path;
+    plan.to_type = to_value ? here : type;
+    return plan;
+  }
+
+  std::string describe_plan(const MigrationPlan& plan) const {
+    std::string out;
+    for (const auto* f : plan.format) out += (out.empty() ? "" : ", ") + f->name();
+    for (const auto* st : plan.steps) out += (out.empty() ? "" : ", ") + st->name();
+    return out;
+  }
+
+  // Before anything on disk changes (even a torn WAL tail being cut): the
+  // backup. Chunk files are immutable, so they are hard-linked.
+  void begin_migration(MigrationPlan& plan, const Migrator* migrations, const std::vector<std::uint64_t>& live) {
+    plan.started = std::chrono::steady_clock::now();
+    log(LogLevel::info, "migration of " + dir_.string() + ": start: format " + std::to_string(manifest_.format_major) +
+                            ", value schema version " + std::to_string(plan.from_version) + " -> " +
+                            std::to_string(plan.to_version) + " via " + describe_plan(plan));
+    std::vector<std::string> links, copies{"MANIFEST"};
+    for (const auto& ks : manifest_.keyspaces)
+      for (const auto& c : ks.chunks) links.push_back(detail::chunk_file_name(c.file));
+    for (auto n : live) copies.push_back(detail::wal_file_name(n));
+    try {
+      plan.backup = detail::take_backup(*fs_, dir_, links, copies,
+                                        migrations ? migrations->backup_root() : std::nullopt,
+                                        "v" + std::to_string(plan.from_version) + "-f" +
+                                            std::to_string(manifest_.format_major));
+    } catch (const Error& e) {
+      log(LogLevel::error, std::string("migration: the backup failed, nothing was changed: ") + e.what());
+      throw;
+    }
+    log(LogLevel::info, "migration: backup of the store taken at " + plan.backup.string());
+  }
+
+  // A key for messages: decoded and printed when that reads well, else hex.
+  std::string describe_key(std::string_view encoded) const {
+    try {
+      Key k = decode_key<Key>(encoded);
+      if constexpr (std::is_arithmetic_v<Key>) {
+        return std::to_string(k);
+      } else if constexpr (std::is_convertible_v<const Key&, std::string_view>) {
+        std::string_view v = k;
+        return "\"" + std::string(v.substr(0, 200)) + (v.size() > 200 ? "...\"" : "\"");
+      }
+    } catch (const Error&) {
+    }
+    static const char* hex = "0123456789abcdef";
+    std::string out = "0x";
+    for (unsigned char c : encoded.substr(0, 64)) {
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 15]);
+    }
+    return encoded.size() > 64 ? out + "..." : out;
+  }
+
+  // Runs the plan: every record of the store (chunks and replayed WAL)
+  // through the steps into new chunk files, then one atomic MANIFEST swap.
+  // Until the swap the live files are untouched; afterwards the old chunks
+  // and WAL segments are no longer named (open's cleanup removes them).
+  void run_migration(MigrationPlan& plan, std::vector<std::uint64_t>& live) {
+    MigrationReport report;
+    report.from_format = manifest_.format_major;
+    report.from_version = plan.from_version;
+    report.to_version = plan.to_version;
+    report.backup = plan.backup;
+    detail::Manifest m = manifest_;
+    for (const auto* f : plan.format) {
+      log(LogLevel::info, "migration: " + f->name() + " (" + f->what + ")");
+      f->apply(m);
+      report.steps.push_back(f->name());
+    }
+    detail::ChunkIndex next;
+    std::vector<std::uint64_t> created;
+    bool manifest_attempted = false;
+    try {
+      if (!plan.steps.empty()) {
+        for (const auto* st : plan.steps) {
+          log(LogLevel::info, "migration: step " + st->name() +
+                                  (st->from_type.empty() ? std::string(" (on encoded values)")
+                                                         : " (" + st->from_type + " -> " + st->to_type + ")"));
+          report.steps.push_back(st->name());
+        }
+        const std::uint64_t total = index_.records() + wb_.entries();
+        std::uint64_t seen = 0, next_progress = total / 10;
+        std::string current;
+        Convert convert = [&](std::string_view key, std::string_view value, std::string& out) {
+          ++seen;
+          if (total >= 1000 && seen >= next_progress && seen < total) {
+            log(LogLevel::info, "migration: " + std::to_string(seen) + " of about " + std::to_string(total) +
+                                    " records converted");
+            next_progress += total / 10;
+          }
+          current.assign(value);
+          for (const auto* st : plan.steps) {
+            std::optional<std::string> r;
+            try {
+              r = st->convert(current);
+            } catch (const std::exception& e) {
+              throw MigrationError("stowage: migration step " + st->name() + " failed on key " + describe_key(key) +
+                                   " of the store at " + dir_.string() + ": " + e.what() +
+                                   "; the store is unchanged (still at version " +
+                                   std::to_string(plan.from_version) + ")");
+            }
+            if (!r) {
+              ++report.dropped;
+              return false;
+            }
+            current = std::move(*r);
+          }
+          if (current.size() > kMaxValueBytes)
+            throw MigrationError("stowage: migration of the store at " + dir_.string() + " produced a value of " +
+                                 std::to_string(current.size()) + " bytes for key " + describe_key(key) +
+                                 ", over the limit of " + std::to_string(kMaxValueBytes));
+          ++report.records;
+          out.swap(current);
+          return true;
+        };
+        std::vector<const detail::ChunkRef*> olds;
+        for (const auto& [first, ref] : index_) olds.push_back(&ref);
+        rewrite_chunks(olds, wb_.begin(), wb_.end(), next, created, &convert);
+        fs_->sync_dir(dir_);
+        set_chunks(m, next);
+        m.last_seq = last_seq_;
+        m.wal_start = next_file_;  // the WAL segment open starts next; the old ones are folded in
+      }
+      m.next_file = next_file_;
+      auto* ks = m.keyspace(detail::kDefaultKeyspace);
+      ks->schema_version = plan.to_version;
+      ks->value_type = plan.to_type;
+      manifest_attempted = true;
+      detail::write_manifest(*fs_, dir_, m);  // the switch
+    } catch (const std::exception& e) {
+      log(LogLevel::error, std::string("migration failed: ") + e.what());
+      if (!manifest_attempted) {
+        for (auto f : created) {
+          try {
+            fs_->remove(chunk_path(f));
+          } catch (...) {
+          }
+        }
+      }
+      throw;
+    }
+    manifest_ = std::move(m);
+    if (!plan.steps.empty()) {
+      for (const auto& [first, ref] : index_) cache_.erase_file(ref.file);
+      index_ = std::move(next);
+      wb_ = detail::WriteBuffer();
+      live.clear();
+    }
+    report.to_format = manifest_.format_major;
+    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - plan.started).count();
+    log(LogLevel::info, "migration of " + dir_.string() + ": done: value schema version " +
+                            std::to_string(report.to_version) + ", format " + std::to_string(report.to_format) +
+                            ", " + std::to_string(report.records) + " records converted, " +
+                            std::to_string(report.dropped) + " dropped, in " + std::to_string(report.seconds) +
+                            " s; backup at " + report.backup.string());
+    last_migration_ = std::move(report);
   }
 
   // ---- state ---------------------------------------------------------------
@@ -5217,6 +5963,7 @@ class Storage {
   mutable std::mutex failure_mu_;
   std::string failure_;  // failure_mu_
   std::atomic<bool> closed_{false};
+  std::optional<MigrationReport> last_migration_;  // set once, by open
 };
 
 }  // namespace stowage

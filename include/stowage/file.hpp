@@ -83,7 +83,32 @@ class FileSystem {
   virtual std::vector<std::string> list(const std::filesystem::path& dir) = 0;
   virtual bool exists(const std::filesystem::path& p) = 0;
   virtual bool is_directory(const std::filesystem::path& p) = 0;
+  /// Makes `to` a new name of the file `from` (a hard link), or a durable copy
+  /// of it where links are not possible. Used for backups of immutable files.
+  /// The default copies through create/open_read; the caller syncs the directory.
+  virtual void link(const std::filesystem::path& from, const std::filesystem::path& to);
 };
+
+/// Copies the file `from` to a new file `to` through fs, in pieces of at
+/// most 1 MiB, and makes the copy durable (the caller syncs the directory).
+inline void copy_file(FileSystem& fs, const std::filesystem::path& from, const std::filesystem::path& to) {
+  auto in = fs.open_read(from);
+  auto out = fs.create(to);
+  std::string buf;
+  for (std::uint64_t off = 0, size = in->size(); off < size;) {
+    buf.resize(static_cast<std::size_t>(std::min<std::uint64_t>(size - off, std::uint64_t{1} << 20)));
+    std::size_t n = in->read(off, buf.size(), buf.data());
+    if (n == 0) break;  // the file shrank while being copied
+    out->append(std::string_view(buf.data(), n));
+    off += n;
+  }
+  out->sync();
+  out->close();
+}
+
+inline void FileSystem::link(const std::filesystem::path& from, const std::filesystem::path& to) {
+  copy_file(*this, from, to);
+}
 
 namespace detail {
 
@@ -269,6 +294,16 @@ class PosixFileSystem final : public FileSystem {
   bool is_directory(const std::filesystem::path& p) override {
     struct stat st {};
     return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  }
+  void link(const std::filesystem::path& from, const std::filesystem::path& to) override {
+    if (::link(from.c_str(), to.c_str()) == 0) return;
+    const int e = errno;
+    // Another file system, or one without hard links: copy instead.
+    if (e == EXDEV || e == EPERM || e == EMLINK || e == EOPNOTSUPP) {
+      copy_file(*this, from, to);
+      return;
+    }
+    throw_io("hard link to " + to.string() + " of", from, e);
   }
 };
 

@@ -1,8 +1,8 @@
 // manifest.hpp: the one file that names a store's live state. `MANIFEST`
-// holds the format version, the user's schema version, the policies that shape
-// the bytes (serializer, compression, key order), a description of the Key
-// and Value types, the last committed sequence, the next file number, the
-// first live WAL segment and, per keyspace, its chunk files.
+// holds the format version, the policies that shape the bytes (serializer,
+// compression), the last committed sequence, the next file number, the first
+// live WAL segment and, per keyspace, its key order, a description of its
+// Value type, its schema version and its chunk files.
 //
 // It is replaced only by: write MANIFEST.tmp, fsync it, rename over MANIFEST,
 // fsync the directory. Layout (docs/format.md#manifest):
@@ -13,7 +13,9 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "detail/coding.hpp"
@@ -24,14 +26,24 @@
 namespace stowage::detail {
 
 inline constexpr char kManifestMagic[] = "STWMANIF";
-inline constexpr std::uint16_t kFormatMajor = 1;
+/// The format this program writes. Format 1 (stowage 0.1) kept the key order,
+/// value type and schema version once for the whole store; format 2 keeps
+/// them per keyspace. Older formats are read and upgraded by migration.hpp.
+inline constexpr std::uint16_t kFormatMajor = 2;
 inline constexpr std::uint16_t kFormatMinor = 0;
+/// The oldest format this program reads.
+inline constexpr std::uint16_t kOldestFormatMajor = 1;
+/// The keyspace a Storage keeps its records in.
+inline constexpr std::string_view kDefaultKeyspace = "default";
 /// A manifest larger than this is not believed.
 inline constexpr std::uint64_t kManifestMaxBytes = std::uint64_t{1} << 30;
 
-/// One keyspace (a typed collection) and its chunks.
+/// One keyspace (a typed collection): its types and its chunks.
 struct KeyspaceState {
   std::string name;
+  std::string key_order;             ///< KeyCodec<Key>::name()
+  std::string value_type;            ///< type_description<Value>(); empty when unknown
+  std::uint32_t schema_version = 0;  ///< value_version<Value> the records are written at
   std::vector<ChunkRef> chunks;
 };
 
@@ -39,41 +51,70 @@ struct KeyspaceState {
 struct Manifest {
   std::uint16_t format_major = kFormatMajor;
   std::uint16_t format_minor = kFormatMinor;
-  std::uint32_t schema_version = 0;
   std::string serializer;       ///< Serializer::id()
   std::string compression;      ///< Compression::name
   std::uint8_t compression_id = 0;
-  std::string key_order;        ///< KeyCodec<Key>::name()
-  std::string value_type;       ///< type_description<Value>()
   std::uint64_t last_seq = 0;
   std::uint64_t next_file = 1;
   std::uint64_t wal_start = 1;  ///< first WAL segment still needed
   std::vector<KeyspaceState> keyspaces;
+
+  /// The keyspace called name, or nullptr.
+  const KeyspaceState* keyspace(std::string_view name) const {
+    for (const auto& ks : keyspaces)
+      if (ks.name == name) return &ks;
+    return nullptr;
+  }
+  KeyspaceState* keyspace(std::string_view name) {
+    return const_cast<KeyspaceState*>(static_cast<const Manifest&>(*this).keyspace(name));
+  }
 };
 
+inline void put_chunk_ref(std::string& body, const ChunkRef& c) {
+  put_varint(body, c.file);
+  put_varint(body, c.records);
+  put_varint(body, c.bytes);
+  put_varint(body, c.max_seq);
+  put_bytes(body, c.first_key);
+  put_bytes(body, c.last_key);
+}
+
+/// Encodes m in the format m.format_major names (2, or 1 for tests and
+/// fixtures; format 1 can hold only keyspaces that share one key order, value
+/// type and schema version).
 inline std::string encode_manifest(const Manifest& m) {
   std::string body;
-  put_fixed32(body, m.schema_version);
-  put_bytes(body, m.serializer);
-  put_bytes(body, m.compression);
-  body.push_back(static_cast<char>(m.compression_id));
-  put_bytes(body, m.key_order);
-  put_bytes(body, m.value_type);
+  if (m.format_major == 1) {
+    const KeyspaceState none;
+    const KeyspaceState& first = m.keyspaces.empty() ? none : m.keyspaces.front();
+    for (const auto& ks : m.keyspaces)
+      if (ks.key_order != first.key_order || ks.value_type != first.value_type ||
+          ks.schema_version != first.schema_version)
+        throw Error("stowage: format 1 cannot hold keyspaces of different types");
+    put_fixed32(body, first.schema_version);
+    put_bytes(body, m.serializer);
+    put_bytes(body, m.compression);
+    body.push_back(static_cast<char>(m.compression_id));
+    put_bytes(body, first.key_order);
+    put_bytes(body, first.value_type);
+  } else {
+    put_bytes(body, m.serializer);
+    put_bytes(body, m.compression);
+    body.push_back(static_cast<char>(m.compression_id));
+  }
   put_fixed64(body, m.last_seq);
   put_fixed64(body, m.next_file);
   put_fixed64(body, m.wal_start);
   put_varint(body, m.keyspaces.size());
   for (const auto& ks : m.keyspaces) {
     put_bytes(body, ks.name);
-    put_varint(body, ks.chunks.size());
-    for (const auto& c : ks.chunks) {
-      put_varint(body, c.file);
-      put_varint(body, c.records);
-      put_varint(body, c.bytes);
-      put_varint(body, c.max_seq);
-      put_bytes(body, c.first_key);
-      put_bytes(body, c.last_key);
+    if (m.format_major != 1) {
+      put_bytes(body, ks.key_order);
+      put_bytes(body, ks.value_type);
+      put_fixed32(body, ks.schema_version);
     }
+    put_varint(body, ks.chunks.size());
+    for (const auto& c : ks.chunks) put_chunk_ref(body, c);
   }
   std::string out(kManifestMagic, 8);
   put_fixed16(out, m.format_major);
@@ -98,7 +139,7 @@ inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::p
   if (len != bytes.size() - 32) h.fail("body length does not match the file size");
   if (decode_fixed64(bytes.data() + bytes.size() - 8) != checksum(bytes.substr(0, bytes.size() - 8), 0x4d414e49))
     h.fail("manifest checksum mismatch");
-  if (m.format_major == 0) h.fail("format major version 0 does not exist");
+  if (m.format_major < kOldestFormatMajor) h.fail("format major version " + std::to_string(m.format_major) + " does not exist");
   if (m.format_major > kFormatMajor)
     throw MigrationError("stowage: " + file.string() + " has format version " + std::to_string(m.format_major) +
                          "." + std::to_string(m.format_minor) + ", newer than this program's " +
@@ -106,20 +147,39 @@ inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::p
                          "; open it with a newer stowage");
   if (h.u32("reserved") != 0) h.fail("reserved header bytes are not zero");
   Reader r(bytes.substr(24, static_cast<std::size_t>(len)), &file, 24);
-  m.schema_version = r.u32("schema version");
-  m.serializer = std::string(r.length_prefixed("serializer id"));
-  m.compression = std::string(r.length_prefixed("compression name"));
-  m.compression_id = r.u8("compression id");
-  m.key_order = std::string(r.length_prefixed("key order"));
-  m.value_type = std::string(r.length_prefixed("value type"));
+  const bool v1 = m.format_major == 1;
+  KeyspaceState types;  // format 1: the one set of types every keyspace shares
+  if (v1) {
+    types.schema_version = r.u32("schema version");
+    m.serializer = std::string(r.length_prefixed("serializer id"));
+    m.compression = std::string(r.length_prefixed("compression name"));
+    m.compression_id = r.u8("compression id");
+    types.key_order = std::string(r.length_prefixed("key order"));
+    types.value_type = std::string(r.length_prefixed("value type"));
+  } else {
+    m.serializer = std::string(r.length_prefixed("serializer id"));
+    m.compression = std::string(r.length_prefixed("compression name"));
+    m.compression_id = r.u8("compression id");
+  }
   m.last_seq = r.u64("last sequence");
   m.next_file = r.u64("next file number");
   m.wal_start = r.u64("wal start");
   std::uint64_t nks = r.varint("keyspace count");
   if (nks > r.remaining()) r.fail("keyspace count exceeds the manifest");
+  std::set<std::string> names;
   for (std::uint64_t i = 0; i < nks; ++i) {
     KeyspaceState ks;
     ks.name = std::string(r.length_prefixed("keyspace name"));
+    if (!names.insert(ks.name).second) r.fail("keyspace '" + ks.name + "' is listed twice");
+    if (v1) {
+      ks.key_order = types.key_order;
+      ks.value_type = types.value_type;
+      ks.schema_version = types.schema_version;
+    } else {
+      ks.key_order = std::string(r.length_prefixed("key order"));
+      ks.value_type = std::string(r.length_prefixed("value type"));
+      ks.schema_version = r.u32("schema version");
+    }
     std::uint64_t n = r.varint("chunk count");
     if (n > r.remaining() / 6) r.fail("chunk count exceeds the manifest");
     ks.chunks.reserve(static_cast<std::size_t>(n));

@@ -26,10 +26,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <iterator>
 #include <memory>
 #include <mutex>
@@ -53,6 +55,7 @@
 #include "key_codec.hpp"
 #include "lock.hpp"
 #include "manifest.hpp"
+#include "migration.hpp"
 #include "options.hpp"
 #include "serializer.hpp"
 #include "wal.hpp"
@@ -85,7 +88,6 @@ inline std::optional<std::uint64_t> parse_chunk_file_name(std::string_view name)
 }
 /// Cache offset under which a chunk's metadata (ChunkTable) is kept.
 inline constexpr std::uint64_t kTableSlot = ~std::uint64_t{0};
-inline constexpr std::string_view kDefaultKeyspace = "default";
 }  // namespace detail
 
 /// An embedded, persistent, typed key-value store in one directory.
@@ -124,15 +126,18 @@ class Storage {
   /// Opens the store in dir, creating it when Options::create_if_missing.
   /// Throws LockError when another process (or Storage) holds it,
   /// CorruptionError on damaged files, MigrationError when it was written
-  /// with other policies or types, IoError on system errors.
+  /// with other policies or types, or at another value schema version (use
+  /// the constructor that takes a Migrator), IoError on system errors.
   explicit Storage(const std::filesystem::path& dir, Options options = {})
-      : dir_(dir), opt_(std::move(options)), cache_(1) {
-    fs_ = opt_.file_system ? opt_.file_system : default_file_system();
-    validate_options();
-    wb_limit_ = opt_.write_buffer_bytes ? opt_.write_buffer_bytes : opt_.cache_bytes / 4;
-    cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_));
-    open();
-  }
+      : Storage(dir, std::move(options), nullptr, value_version<Value>, false) {}
+
+  /// Opens the store in dir like the constructor above; when its values are
+  /// at another schema version than value_version<Value> (or its on-disk
+  /// format is older), first migrates it along the shortest path of steps in
+  /// `migrations`, after taking a backup (see migration.hpp and
+  /// last_migration()). No path: MigrationError, and the store is untouched.
+  Storage(const std::filesystem::path& dir, Options options, const Migrator& migrations)
+      : Storage(dir, std::move(options), &migrations, value_version<Value>, false) {}
 
   /// Closes the store (see close()); errors are logged, not thrown.
   ~Storage() {
@@ -305,6 +310,33 @@ class Storage {
       file_lock_.reset();
     }
     if (error) std::rethrow_exception(error);
+  }
+
+  /// What the migration run by this object's open did, if one ran.
+  const std::optional<MigrationReport>& last_migration() const { return last_migration_; }
+
+  /// Migrates the store in dir to value schema version `version` with the
+  /// steps in `migrations`, then closes it: the way back to an older version
+  /// (a 3 -> 2 step registered by the newer program) or a migration run ahead
+  /// of time. The store must be closed, and must have been written with this
+  /// Storage's Key, Serializer and Compression. A backup is taken first.
+  static MigrationReport migrate_to(const std::filesystem::path& dir, unsigned version, const Migrator& migrations,
+                                    Options options = {}) {
+    if (options.read_only) throw ValidationError("stowage: migrate_to cannot run on a read_only store (" + dir.string() + ")");
+    options.create_if_missing = false;
+    Storage s(dir, std::move(options), &migrations, version, true);
+    if (s.last_migration_) return *s.last_migration_;
+    MigrationReport nothing;
+    nothing.from_format = nothing.to_format = detail::kFormatMajor;
+    nothing.from_version = nothing.to_version = version;
+    return nothing;
+  }
+
+  /// migration_status(dir, migrations, value_version<Value>): what opening
+  /// dir with this Storage type would run. Takes no lock, writes nothing.
+  static MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator& migrations = {},
+                                          const Options& options = {}) {
+    return stowage::migration_status(dir, migrations, value_version<Value>, options.file_system);
   }
 
   /// The store's directory.
@@ -501,6 +533,16 @@ class Storage {
   };
 
  private:
+  Storage(const std::filesystem::path& dir, Options options, const Migrator* migrations, unsigned target,
+          bool migrate_only)
+      : dir_(dir), opt_(std::move(options)), cache_(1) {
+    fs_ = opt_.file_system ? opt_.file_system : default_file_system();
+    validate_options();
+    wb_limit_ = opt_.write_buffer_bytes ? opt_.write_buffer_bytes : opt_.cache_bytes / 4;
+    cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_));
+    open(migrations, target, migrate_only);
+  }
+
   struct Op {
     std::uint8_t kind;
     std::string_view key;
@@ -810,8 +852,7 @@ class Storage {
       m.last_seq = frozen_seq;
       m.next_file = next_file_;
       m.wal_start = new_wal;
-      m.keyspaces = {detail::KeyspaceState{std::string(detail::kDefaultKeyspace), {}}};
-      for (const auto& [first, ref] : next) m.keyspaces[0].chunks.push_back(ref);
+      set_chunks(m, next);
       manifest_attempted = true;
       detail::write_manifest(*fs_, dir_, m);
       manifest_ = std::move(m);
@@ -862,9 +903,13 @@ class Storage {
   // Merges the old chunks (consecutive in key order; may be none) with the
   // buffered records [first, last) into new chunk files split at
   // chunk_bytes; updates next.
+  // A migration passes `convert`: it turns each value into its new encoding
+  // (false: drop the record).
+  using Convert = std::function<bool(std::string_view key, std::string_view value, std::string& out)>;
   void rewrite_chunks(const std::vector<const detail::ChunkRef*>& olds, detail::WriteBuffer::Map::const_iterator first,
                       detail::WriteBuffer::Map::const_iterator last, detail::ChunkIndex& next,
-                      std::vector<std::uint64_t>& created) {
+                      std::vector<std::uint64_t>& created, const Convert* convert = nullptr) {
+    std::string converted;
     std::optional<detail::ChunkWriter<Compression>> writer;
     std::uint64_t writer_file = 0;
     auto finish = [&] {
@@ -886,6 +931,10 @@ class Storage {
       next.add(std::move(ref));
     };
     auto emit = [&](std::string_view key, std::uint64_t seq, std::string_view value) {
+      if (convert) {
+        if (!(*convert)(key, value, converted)) return;
+        value = converted;
+      }
       if (writer && writer->raw_bytes() >= opt_.chunk_bytes) finish();
       if (!writer) {
         writer_file = next_file_++;
@@ -936,7 +985,7 @@ class Storage {
 
   // ---- open ----------------------------------------------------------------
 
-  void open() {
+  void open(const Migrator* migrations, unsigned target, bool migrate_only) {
     if (fs_->exists(dir_) && !fs_->is_directory(dir_))
       throw ValidationError("stowage: " + dir_.string() + " exists and is not a directory; give a directory path");
     if (!fs_->exists(dir_)) {
@@ -963,13 +1012,16 @@ class Storage {
         max_file = std::max(max_file, *w);
       } else if (auto c = detail::parse_chunk_file_name(n)) {
         chunk_files.push_back(*c);
+        max_file = std::max(max_file, *c);  // a leftover of a crash is never reused while it exists
       }
     }
     std::sort(wal_files.begin(), wal_files.end());
 
+    MigrationPlan plan;
     if (detail::manifest_exists(*fs_, dir_)) {
       manifest_ = detail::read_manifest(*fs_, dir_);
       check_manifest();
+      plan = plan_migration(migrations, target);
     } else {
       if (!wal_files.empty() || !chunk_files.empty())
         throw CorruptionError(dir_ / "MANIFEST", 0,
@@ -980,24 +1032,36 @@ class Storage {
       detail::write_manifest(*fs_, dir_, manifest_);
       log(LogLevel::info, "created a new store at " + dir_.string());
     }
-    manifest_bytes_ = detail::encode_manifest(manifest_).size();
     std::sort(chunk_files.begin(), chunk_files.end());
-    for (const auto& ks : manifest_.keyspaces) {
-      for (const auto& c : ks.chunks) {
+    for (const auto& ks : manifest_.keyspaces)
+      for (const auto& c : ks.chunks)
         if (!std::binary_search(chunk_files.begin(), chunk_files.end(), c.file))
           throw CorruptionError(chunk_path(c.file), 0, "chunk file named by the MANIFEST is missing");
-        if (ks.name == detail::kDefaultKeyspace) index_.add(c);
+    std::vector<std::uint64_t> live;  // the WAL segments the manifest still needs
+    for (auto n : wal_files)
+      if (n >= manifest_.wal_start) live.push_back(n);
+    if (plan.needed()) {
+      if (opt_.read_only) {
+        if (!plan.steps.empty())
+          throw MigrationError("stowage: the store at " + dir_.string() + " holds values at schema version " +
+                               std::to_string(plan.from_version) + " and needs migrating to " +
+                               std::to_string(plan.to_version) + ", which a read_only open cannot do; open it "
+                               "writable once (or use Storage::migrate_to)");
+        // An older format is read as it is, upgraded in memory only.
+        for (const auto* f : plan.format) f->apply(manifest_);
+      } else {
+        begin_migration(plan, migrations, live);
       }
     }
+    manifest_bytes_ = detail::encode_manifest(manifest_).size();
+    for (const auto& c : manifest_.keyspace(detail::kDefaultKeyspace)->chunks) index_.add(c);
     next_file_ = std::max(manifest_.next_file, max_file + 1);
     last_seq_ = manifest_.last_seq;
 
     // Replay the WAL segments the manifest still needs.
-    std::vector<std::uint64_t> live;
-    for (auto n : wal_files)
-      if (n >= manifest_.wal_start) live.push_back(n);
     for (std::size_t i = 0; i < live.size(); ++i) replay_segment(live[i], i + 1 == live.size());
     synced_seq_ = last_seq_;
+    if (plan.needed() && !opt_.read_only) run_migration(plan, live);
 
     if (opt_.read_only) return;
     // Leftovers of an interrupted checkpoint.
@@ -1022,6 +1086,11 @@ class Storage {
       removed = true;
     }
     if (removed) fs_->sync_dir(dir_);
+    if (migrate_only) {
+      closed_ = true;  // migrated (or nothing to do): release the store without serving it
+      file_lock_.reset();
+      return;
+    }
     wal_segments_ = live;
     for (auto n : live) wal_closed_bytes_ += file_size(dir_ / detail::wal_file_name(n));
     std::uint64_t seg = next_file_++;
@@ -1075,12 +1144,17 @@ class Storage {
     m.serializer = std::string(Serializer::id());
     m.compression = std::string(Compression::name);
     m.compression_id = Compression::id;
-    m.key_order = KeyCodec<Key>::name();
-    m.value_type = type_description<Value>();
-    m.keyspaces.push_back(detail::KeyspaceState{std::string(detail::kDefaultKeyspace), {}});
+    detail::KeyspaceState ks;
+    ks.name = std::string(detail::kDefaultKeyspace);
+    ks.key_order = KeyCodec<Key>::name();
+    ks.value_type = type_description<Value>();
+    ks.schema_version = value_version<Value>;
+    m.keyspaces.push_back(std::move(ks));
     return m;
   }
 
+  // The policies that shape the bytes must match; the value type is the
+  // migration plan's business.
   void check_manifest() const {
     detail::Manifest want = fresh_manifest();
     auto mismatch = [&](const std::string& what, const std::string& on_disk, const std::string& here) {
@@ -1091,8 +1165,232 @@ class Storage {
     if (manifest_.serializer != want.serializer) mismatch("serializer", manifest_.serializer, want.serializer);
     if (manifest_.compression != want.compression || manifest_.compression_id != want.compression_id)
       mismatch("compression", manifest_.compression, want.compression);
-    if (manifest_.key_order != want.key_order) mismatch("key type", manifest_.key_order, want.key_order);
-    if (manifest_.value_type != want.value_type) mismatch("value type", manifest_.value_type, want.value_type);
+    const auto* ks = manifest_.keyspace(detail::kDefaultKeyspace);
+    if (!ks) throw CorruptionError(dir_ / "MANIFEST", 0, "MANIFEST names no 'default' keyspace");
+    if (ks->key_order != want.keyspaces[0].key_order) mismatch("key type", ks->key_order, want.keyspaces[0].key_order);
+  }
+
+  void set_chunks(detail::Manifest& m, const detail::ChunkIndex& index) const {
+    auto* ks = m.keyspace(detail::kDefaultKeyspace);
+    ks->chunks.clear();
+    for (const auto& [first, ref] : index) ks->chunks.push_back(ref);
+  }
+
+  // ---- migration -------------------------------------------------------------
+
+  struct MigrationPlan {
+    std::vector<const detail::FormatStep*> format;
+    std::vector<const MigrationStep*> steps;
+    unsigned from_version = 0;
+    unsigned to_version = 0;
+    std::string to_type;  ///< description of the values after the last step ("" if unknown)
+    std::filesystem::path backup;
+    std::chrono::steady_clock::time_point started;
+    bool needed() const { return !format.empty() || !steps.empty(); }
+  };
+
+  // What opening the store at value schema version `target` must run. Throws
+  // MigrationError, before anything is touched, when no path exists or the
+  // registered steps do not fit the stored and wanted types.
+  MigrationPlan plan_migration(const Migrator* migrations, unsigned target) {
+    MigrationPlan plan;
+    plan.format = detail::format_path(manifest_, dir_);
+    detail::Manifest upgraded = manifest_;
+    for (const auto* f : plan.format) f->apply(upgraded);
+    const auto& ks = *upgraded.keyspace(detail::kDefaultKeyspace);
+    plan.from_version = ks.schema_version;
+    plan.to_version = target;
+    const bool to_value = target == value_version<Value>;
+    const std::string here = type_description<Value>();
+    auto error = [&](const std::string& what) {
+      throw MigrationError("stowage: cannot migrate the store at " + dir_.string() + " from value schema version " +
+                           std::to_string(plan.from_version) + " to " + std::to_string(target) + ": " + what +
+                           "; the store is unchanged");
+    };
+    if (plan.from_version == target) {
+      if (to_value && !ks.value_type.empty() && ks.value_type != here)
+        throw MigrationError("stowage: the store at " + dir_.string() + " was written with value type '" +
+                             ks.value_type + "' but is opened with '" + here + "' at the same schema version " +
+                             std::to_string(target) + "; when a Value type changes, raise its `static constexpr "
+                             "unsigned version` and register a migration step");
+      plan.to_type = to_value ? here : ks.value_type;
+      return plan;
+    }
+    auto path = migrations ? migrations->path(plan.from_version, target) : std::nullopt;
+    if (!path)
+      error("no chain of registered migration steps leads there (registered: " +
+            (migrations ? migrations->describe() : std::string("none, no Migrator was given")) +
+            "); register the missing steps with Migrator::add and pass the Migrator to the Storage constructor");
+    std::string type = ks.value_type;  // the values' description before the next step
+    for (const auto* st : *path) {
+      if (!st->serializer.empty() && st->serializer != Serializer::id())
+        error("step " + st->name() + " was registered for serializer '" + st->serializer + "' but the store uses '" +
+              std::string(Serializer::id()) + "' (pass it as add<Old, New, Serializer>)");
+      if (!st->from_type.empty() && !type.empty() && st->from_type != type)
+        error("step " + st->name() + " reads values of type '" + st->from_type + "' but they are '" + type + "'");
+      type = st->to_type;
+    }
+    if (to_value && !type.empty() && type != here)
+      error("the last step produces values of type '" + type + "' but this Storage's Value is '" + here + "'");
+    plan.steps = *path;
+    plan.to_type = to_value ? here : type;
+    return plan;
+  }
+
+  std::string describe_plan(const MigrationPlan& plan) const {
+    std::string out;
+    for (const auto* f : plan.format) out += (out.empty() ? "" : ", ") + f->name();
+    for (const auto* st : plan.steps) out += (out.empty() ? "" : ", ") + st->name();
+    return out;
+  }
+
+  // Before anything on disk changes (even a torn WAL tail being cut): the
+  // backup. Chunk files are immutable, so they are hard-linked.
+  void begin_migration(MigrationPlan& plan, const Migrator* migrations, const std::vector<std::uint64_t>& live) {
+    plan.started = std::chrono::steady_clock::now();
+    log(LogLevel::info, "migration of " + dir_.string() + ": start: format " + std::to_string(manifest_.format_major) +
+                            ", value schema version " + std::to_string(plan.from_version) + " -> " +
+                            std::to_string(plan.to_version) + " via " + describe_plan(plan));
+    std::vector<std::string> links, copies{"MANIFEST"};
+    for (const auto& ks : manifest_.keyspaces)
+      for (const auto& c : ks.chunks) links.push_back(detail::chunk_file_name(c.file));
+    for (auto n : live) copies.push_back(detail::wal_file_name(n));
+    try {
+      plan.backup = detail::take_backup(*fs_, dir_, links, copies,
+                                        migrations ? migrations->backup_root() : std::nullopt,
+                                        "v" + std::to_string(plan.from_version) + "-f" +
+                                            std::to_string(manifest_.format_major));
+    } catch (const Error& e) {
+      log(LogLevel::error, std::string("migration: the backup failed, nothing was changed: ") + e.what());
+      throw;
+    }
+    log(LogLevel::info, "migration: backup of the store taken at " + plan.backup.string());
+  }
+
+  // A key for messages: decoded and printed when that reads well, else hex.
+  std::string describe_key(std::string_view encoded) const {
+    try {
+      Key k = decode_key<Key>(encoded);
+      if constexpr (std::is_arithmetic_v<Key>) {
+        return std::to_string(k);
+      } else if constexpr (std::is_convertible_v<const Key&, std::string_view>) {
+        std::string_view v = k;
+        return "\"" + std::string(v.substr(0, 200)) + (v.size() > 200 ? "...\"" : "\"");
+      }
+    } catch (const Error&) {
+    }
+    static const char* hex = "0123456789abcdef";
+    std::string out = "0x";
+    for (unsigned char c : encoded.substr(0, 64)) {
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 15]);
+    }
+    return encoded.size() > 64 ? out + "..." : out;
+  }
+
+  // Runs the plan: every record of the store (chunks and replayed WAL)
+  // through the steps into new chunk files, then one atomic MANIFEST swap.
+  // Until the swap the live files are untouched; afterwards the old chunks
+  // and WAL segments are no longer named (open's cleanup removes them).
+  void run_migration(MigrationPlan& plan, std::vector<std::uint64_t>& live) {
+    MigrationReport report;
+    report.from_format = manifest_.format_major;
+    report.from_version = plan.from_version;
+    report.to_version = plan.to_version;
+    report.backup = plan.backup;
+    detail::Manifest m = manifest_;
+    for (const auto* f : plan.format) {
+      log(LogLevel::info, "migration: " + f->name() + " (" + f->what + ")");
+      f->apply(m);
+      report.steps.push_back(f->name());
+    }
+    detail::ChunkIndex next;
+    std::vector<std::uint64_t> created;
+    bool manifest_attempted = false;
+    try {
+      if (!plan.steps.empty()) {
+        for (const auto* st : plan.steps) {
+          log(LogLevel::info, "migration: step " + st->name() +
+                                  (st->from_type.empty() ? std::string(" (on encoded values)")
+                                                         : " (" + st->from_type + " -> " + st->to_type + ")"));
+          report.steps.push_back(st->name());
+        }
+        const std::uint64_t total = index_.records() + wb_.entries();
+        std::uint64_t seen = 0, next_progress = total / 10;
+        std::string current;
+        Convert convert = [&](std::string_view key, std::string_view value, std::string& out) {
+          ++seen;
+          if (total >= 1000 && seen >= next_progress && seen < total) {
+            log(LogLevel::info, "migration: " + std::to_string(seen) + " of about " + std::to_string(total) +
+                                    " records converted");
+            next_progress += total / 10;
+          }
+          current.assign(value);
+          for (const auto* st : plan.steps) {
+            std::optional<std::string> r;
+            try {
+              r = st->convert(current);
+            } catch (const std::exception& e) {
+              throw MigrationError("stowage: migration step " + st->name() + " failed on key " + describe_key(key) +
+                                   " of the store at " + dir_.string() + ": " + e.what() +
+                                   "; the store is unchanged (still at version " +
+                                   std::to_string(plan.from_version) + ")");
+            }
+            if (!r) {
+              ++report.dropped;
+              return false;
+            }
+            current = std::move(*r);
+          }
+          if (current.size() > kMaxValueBytes)
+            throw MigrationError("stowage: migration of the store at " + dir_.string() + " produced a value of " +
+                                 std::to_string(current.size()) + " bytes for key " + describe_key(key) +
+                                 ", over the limit of " + std::to_string(kMaxValueBytes));
+          ++report.records;
+          out.swap(current);
+          return true;
+        };
+        std::vector<const detail::ChunkRef*> olds;
+        for (const auto& [first, ref] : index_) olds.push_back(&ref);
+        rewrite_chunks(olds, wb_.begin(), wb_.end(), next, created, &convert);
+        fs_->sync_dir(dir_);
+        set_chunks(m, next);
+        m.last_seq = last_seq_;
+        m.wal_start = next_file_;  // the WAL segment open starts next; the old ones are folded in
+      }
+      m.next_file = next_file_;
+      auto* ks = m.keyspace(detail::kDefaultKeyspace);
+      ks->schema_version = plan.to_version;
+      ks->value_type = plan.to_type;
+      manifest_attempted = true;
+      detail::write_manifest(*fs_, dir_, m);  // the switch
+    } catch (const std::exception& e) {
+      log(LogLevel::error, std::string("migration failed: ") + e.what());
+      if (!manifest_attempted) {
+        for (auto f : created) {
+          try {
+            fs_->remove(chunk_path(f));
+          } catch (...) {
+          }
+        }
+      }
+      throw;
+    }
+    manifest_ = std::move(m);
+    if (!plan.steps.empty()) {
+      for (const auto& [first, ref] : index_) cache_.erase_file(ref.file);
+      index_ = std::move(next);
+      wb_ = detail::WriteBuffer();
+      live.clear();
+    }
+    report.to_format = manifest_.format_major;
+    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - plan.started).count();
+    log(LogLevel::info, "migration of " + dir_.string() + ": done: value schema version " +
+                            std::to_string(report.to_version) + ", format " + std::to_string(report.to_format) +
+                            ", " + std::to_string(report.records) + " records converted, " +
+                            std::to_string(report.dropped) + " dropped, in " + std::to_string(report.seconds) +
+                            " s; backup at " + report.backup.string());
+    last_migration_ = std::move(report);
   }
 
   // ---- state ---------------------------------------------------------------
@@ -1130,6 +1428,7 @@ class Storage {
   mutable std::mutex failure_mu_;
   std::string failure_;  // failure_mu_
   std::atomic<bool> closed_{false};
+  std::optional<MigrationReport> last_migration_;  // set once, by open
 };
 
 }  // namespace stowage

@@ -12,6 +12,7 @@
 #include "file.hpp"
 #include "key_codec.hpp"
 #include "lock.hpp"
+#include "migration.hpp"
 #include "options.hpp"
 #include "serializer.hpp"
 #include "storage.hpp"
