@@ -11,7 +11,11 @@
 //    the child runs on a pass-through FaultFileSystem whose hook reports each
 //    such step and waits for the parent's go-ahead, and the parent kills it
 //    instead of answering;
-//  - while the child is opening the store (recovery of the previous kill).
+//  - while the child is opening the store (recovery of the previous kill);
+//  - during a migration (its own test case): a child opens a version-1 store
+//    with a version-2 program and is killed exactly before its n-th
+//    file-system step (backup, new chunks, MANIFEST swap, cleanup); the
+//    store must then hold all of version 1 or all of version 2.
 //
 // The checks:
 //
@@ -54,6 +58,7 @@
 #include <stowage/stowage.hpp>
 
 #include "fault_fs.hpp"
+#include "migration_util.hpp"
 #include "test_util.hpp"
 
 using namespace stowage;
@@ -523,4 +528,116 @@ TEST_CASE("SIGKILL at random points with Durability::none loses no acknowledged 
 
 TEST_CASE("SIGKILL at random points with Durability::sync loses no acknowledged write", "[crash]") {
   run_crash_rounds(Durability::sync, rounds_per_mode(11), 5000, 1200, 1500);
+}
+
+namespace {
+
+// The child of the migration rounds: opens the version-1 store with the
+// version-2 program (so it migrates), reporting each file-system step of
+// kStepMask and waiting for the go-ahead; _exit(0) once open.
+[[noreturn]] void migrating_child(const std::filesystem::path& dir, const std::filesystem::path& backups, int fd,
+                                  int step_fd) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  try {
+    auto fs = stowage_test::FaultFileSystem::make(dir);
+    fs->set_real_sync(true);
+    fs->set_hook(kStepMask, [fd, step_fd](unsigned op, const std::filesystem::path& p) {
+      Ack step;
+      step.kind = kStep;
+      step.result = op;
+      std::snprintf(step.message, sizeof step.message, "%s", p.filename().c_str());
+      send_ack(fd, step);
+      char go = 0;
+      while (::read(step_fd, &go, 1) != 1)
+        if (errno != EINTR) ::_exit(6);
+    });
+    Options o = crash_options(Durability::none, false);
+    o.file_system = fs;
+    Storage<int, stowage_test::MigV2> db(dir, o, stowage_test::mig_steps(backups));
+    Ack a;
+    a.kind = kOpened;
+    send_ack(fd, a);
+  } catch (const std::exception& e) {
+    Ack f;
+    f.kind = kFailed;
+    std::snprintf(f.message, sizeof f.message, "%s", e.what());
+    send_ack(fd, f);
+    ::_exit(3);
+  }
+  ::_exit(0);
+}
+
+// Runs one migrating child, killing it before its `kill_at`-th step (0: never).
+// Returns the steps it reported; fails the test if the child failed.
+std::uint64_t run_migrating_child(const std::filesystem::path& dir, const std::filesystem::path& backups,
+                                  std::uint64_t kill_at) {
+  int fds[2], step_fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  REQUIRE(::pipe(step_fds) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    ::close(step_fds[1]);
+    migrating_child(dir, backups, fds[1], step_fds[0]);
+  }
+  ::close(fds[1]);
+  ::close(step_fds[0]);
+  ChildGuard guard{pid, fds[0]};
+  ChildGuard step_guard{-1, step_fds[1]};
+  std::uint64_t steps = 0;
+  Ack a;
+  while (read_ack(fds[0], a)) {
+    REQUIRE(a.magic == 0x53544f57);
+    if (a.kind == kFailed) FAIL("the migrating child failed: " << a.message);
+    if (a.kind == kOpened) break;
+    if (a.kind != kStep) continue;
+    if (++steps == kill_at) {
+      ::kill(pid, SIGKILL);  // before the step runs
+      break;
+    }
+    char go = 1;
+    REQUIRE(::write(step_fds[1], &go, 1) == 1);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  guard.pid = -1;
+  if (kill_at == 0 || steps < kill_at) CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  return steps;
+}
+
+}  // namespace
+
+TEST_CASE("SIGKILL during a migration leaves the old version or the new one with all data", "[crash][migration]") {
+  ::signal(SIGPIPE, SIG_IGN);
+  TempDir tmp("crash-mig");
+  const auto pristine = tmp / "v1";
+  const auto model = stowage_test::make_v1_store(pristine, crash_options(Durability::none, false));
+  const auto dir = tmp / "db";
+  // How many steps a whole migration takes.
+  stowage_test::copy_dir(pristine, dir);
+  const std::uint64_t steps = run_migrating_child(dir, tmp / "backups-count", 0);
+  REQUIRE(steps > 10);
+  REQUIRE(migration_status(dir).schema_version == 2);
+  // A kill before every step. A store left at version 1 is migrated again by
+  // the next round (over the leftovers of the killed one), killed at the next
+  // step; one at version 2 starts over from the pristine copy.
+  int at_v1 = 0, at_v2 = 0;
+  std::filesystem::create_directories(tmp / "backups");
+  stowage_test::copy_dir(pristine, dir);
+  for (std::uint64_t k = 1; k <= steps; ++k) {
+    run_migrating_child(dir, tmp / "backups", k);
+    const auto ctx = "kill before migration step " + std::to_string(k) + "/" + std::to_string(steps);
+    // Check a copy: check_old_or_new finishes the migration on what it checks.
+    stowage_test::copy_dir(dir, tmp / "check");
+    const unsigned v = stowage_test::check_old_or_new(tmp / "check", model, crash_options(Durability::none, false),
+                                                      tmp / "backups", ctx);
+    (v == 1 ? at_v1 : at_v2)++;
+    if (v == 2) stowage_test::copy_dir(pristine, dir);
+  }
+  CHECK(at_v1 > 0);
+  CHECK(at_v2 > 0);
+  std::printf("crash (migration): SIGKILL before each of the %llu steps of a migration: %d left version 1, %d "
+              "version 2, none between\n",
+              static_cast<unsigned long long>(steps), at_v1, at_v2);
 }

@@ -41,6 +41,7 @@
 #include <stowage/stowage.hpp>
 
 #include "fault_fs.hpp"
+#include "migration_util.hpp"
 #include "test_util.hpp"
 
 using namespace stowage;
@@ -810,4 +811,63 @@ TEST_CASE("power loss while a new store is being created", "[power][recovery]") 
   CHECK(k > 10);
   std::printf("power loss (create): a power cut at each of the %llu steps of creating a store and its first writes\n",
               static_cast<unsigned long long>(k - 1));
+}
+
+// ---- (f) migrations ----------------------------------------------------------
+
+// (f)
+TEST_CASE("power loss at every step of a migration leaves the old version or the new one, never between",
+          "[power][migration]") {
+  TempDir tpl("power-mig-template");
+  const auto model = stowage_test::make_v1_store(tpl / "db", small_options());
+  constexpr unsigned kMask = stowage_test::kOpDurability | stowage_test::kOpCreate | stowage_test::kOpRemove |
+                             stowage_test::kOpTruncate | stowage_test::kOpClose;
+  auto migrate_with_fault = [&](const std::filesystem::path& dir, const std::shared_ptr<FaultFileSystem>& fs,
+                                const std::filesystem::path& backups, std::uint64_t k) {
+    if (k) fs->fail_at(kMask, k, /*crash=*/true);
+    const auto before = fs->count(kMask);
+    bool completed = false;
+    try {
+      Storage<int, stowage_test::MigV2> db(dir, small_options(fs), stowage_test::mig_steps(backups));
+      completed = true;
+    } catch (const IoError&) {
+    }
+    return std::make_pair(completed, fs->count(kMask) - before);
+  };
+  std::uint64_t steps = 0;
+  {
+    TempDir tmp("power-mig0");
+    stowage_test::copy_dir(tpl / "db", tmp / "db");
+    auto fs = FaultFileSystem::make(tmp / "db");
+    auto [completed, n] = migrate_with_fault(tmp / "db", fs, tmp.path(), 0);
+    REQUIRE(completed);
+    steps = n;
+  }
+  REQUIRE(steps > 10);
+  int old_versions = 0, new_versions = 0;
+  for (std::uint64_t k = 1; k <= steps; ++k) {
+    TempDir tmp("power-mig");
+    const auto dir = tmp / "db";
+    stowage_test::copy_dir(tpl / "db", dir);
+    auto fs = FaultFileSystem::make(dir);
+    auto [completed, n] = migrate_with_fault(dir, fs, tmp.path(), k);
+    REQUIRE_FALSE(completed);
+    fs->crash_now();
+    const auto ctx = "(f) power cut at migration step " + std::to_string(k) + "/" + std::to_string(steps) + " (" +
+                     fs->last_fault() + ")";
+    static constexpr TailMode tails[] = {TailMode::drop, TailMode::prefix, TailMode::garbage, TailMode::zeros};
+    static constexpr DirMode dirs[] = {DirMode::lose, DirMode::prefix, DirMode::subset, DirMode::suffix};
+    for (std::uint64_t i = 0; i < 4; ++i) {
+      fs->power_loss_image(tmp / "image", tails[(k + i) % 4], k * 4 + i, dirs[i]);
+      const unsigned v = stowage_test::check_old_or_new(tmp / "image", model, small_options(), tmp.path(),
+                                          ctx + " tail=" + stowage_test::tail_mode_name(tails[(k + i) % 4]) +
+                                              " dirs=" + stowage_test::dir_mode_name(dirs[i]));
+      (v == 1 ? old_versions : new_versions)++;
+    }
+  }
+  CHECK(old_versions > 0);
+  CHECK(new_versions > 0);
+  std::printf("power loss (f): a power cut at each of the %llu steps of a migration: %d images at version 1, %d at "
+              "version 2, none between\n",
+              static_cast<unsigned long long>(steps), old_versions, new_versions);
 }
