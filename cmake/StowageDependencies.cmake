@@ -12,3 +12,7 @@ find_path(STOWAGE_XXHASH_INCLUDE_DIR xxhash.h)
 if(NOT STOWAGE_XXHASH_INCLUDE_DIR)
   message(FATAL_ERROR "stowage needs xxhash.h (Debian: apt-get install libxxhash-dev)")
 endif()
+# Optional: nlohmann/json for stowage::json_import (Debian: nlohmann-json3-dev).
+if(NOT TARGET nlohmann_json::nlohmann_json)
+  find_package(nlohmann_json 3 QUIET)
+endif()
