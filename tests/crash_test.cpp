@@ -187,6 +187,24 @@ bool read_ack(int fd, Ack& a) {
   return true;
 }
 
+// A pass-through file system for a child that reports each file-system step
+// of kStepMask on fd and waits for a byte on step_fd before doing it.
+std::shared_ptr<FileSystem> gated_file_system(const std::filesystem::path& dir, int fd, int step_fd) {
+  auto fs = stowage_test::FaultFileSystem::make(dir);
+  fs->set_real_sync(true);
+  fs->set_hook(kStepMask, [fd, step_fd](unsigned op, const std::filesystem::path& p) {
+    Ack step;
+    step.kind = kStep;
+    step.result = op;
+    std::snprintf(step.message, sizeof step.message, "%s", p.filename().c_str());
+    send_ack(fd, step);
+    char go = 0;
+    while (::read(step_fd, &go, 1) != 1)
+      if (errno != EINTR) ::_exit(6);
+  });
+  return fs;
+}
+
 // The child: writes forever, acknowledging every op after it returns. No
 // Catch2 here; leaves only through SIGKILL or _exit. With step_fd >= 0 it
 // reports every file-system step of kStepMask and waits for a byte on
@@ -198,21 +216,7 @@ bool read_ack(int fd, Ack& a) {
   a.kind = kStarting;
   send_ack(fd, a);
   try {
-    if (step_fd >= 0) {
-      auto fs = stowage_test::FaultFileSystem::make(dir);
-      fs->set_real_sync(true);
-      fs->set_hook(kStepMask, [fd, step_fd](unsigned op, const std::filesystem::path& p) {
-        Ack step;
-        step.kind = kStep;
-        step.result = op;
-        std::snprintf(step.message, sizeof step.message, "%s", p.filename().c_str());
-        send_ack(fd, step);
-        char go = 0;
-        while (::read(step_fd, &go, 1) != 1)
-          if (errno != EINTR) ::_exit(6);
-      });
-      opt.file_system = fs;
-    }
+    if (step_fd >= 0) opt.file_system = gated_file_system(dir, fd, step_fd);
     Store db(dir, opt);
     a.kind = kOpened;
     send_ack(fd, a);
@@ -539,20 +543,8 @@ namespace {
                                   int step_fd) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   try {
-    auto fs = stowage_test::FaultFileSystem::make(dir);
-    fs->set_real_sync(true);
-    fs->set_hook(kStepMask, [fd, step_fd](unsigned op, const std::filesystem::path& p) {
-      Ack step;
-      step.kind = kStep;
-      step.result = op;
-      std::snprintf(step.message, sizeof step.message, "%s", p.filename().c_str());
-      send_ack(fd, step);
-      char go = 0;
-      while (::read(step_fd, &go, 1) != 1)
-        if (errno != EINTR) ::_exit(6);
-    });
     Options o = crash_options(Durability::none, false);
-    o.file_system = fs;
+    o.file_system = gated_file_system(dir, fd, step_fd);
     Storage<int, stowage_test::MigV2> db(dir, o, stowage_test::mig_steps(backups));
     Ack a;
     a.kind = kOpened;
