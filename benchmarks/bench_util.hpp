@@ -1,5 +1,6 @@
 // bench_util.hpp: small helpers shared by the benchmark programs: memory
-// readings from /proc, a wall clock, directory sizes and number formatting.
+// readings from /proc, a wall clock, directory sizes, number formatting, and
+// the key choosers (a fixed-seed permutation, YCSB's scrambled Zipfian).
 // Linux only (it reads /proc/self/status).
 #pragma once
 
@@ -7,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -154,5 +156,113 @@ inline std::uint64_t splitmix64(std::uint64_t& state) {
 /// Uniform integer in [0, n) from a splitmix64 state (n > 0; the modulo bias
 /// is negligible for the n a benchmark uses).
 inline std::uint64_t uniform(std::uint64_t& state, std::uint64_t n) { return splitmix64(state) % n; }
+
+/// A uniform double in [0, 1) from a splitmix64 state (53 random bits).
+inline double uniform01(std::uint64_t& state) {
+  return static_cast<double>(splitmix64(state) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/// A bijection of [0, n) computed on the fly (no table, so it costs no
+/// memory): an invertible mix on the smallest power-of-two domain holding n,
+/// walked until it lands below n.
+class Permutation {
+ public:
+  Permutation(std::uint64_t n, std::uint64_t seed) : n_(n) {
+    while (bits_ < 64 && (std::uint64_t{1} << bits_) < n) ++bits_;
+    mask_ = bits_ >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << bits_) - 1;
+    shift_ = bits_ / 2 > 0 ? bits_ / 2 : 1;
+    std::uint64_t state = seed;
+    for (auto& k : keys_) k = splitmix64(state);
+  }
+  std::uint64_t operator()(std::uint64_t i) const {
+    std::uint64_t x = i;
+    do {
+      for (std::uint64_t k : keys_) {
+        x = (x + k) & mask_;
+        x = (x * (k | 1)) & mask_;  // odd multiplier: invertible modulo 2^bits
+        x ^= x >> shift_;           // invertible (the high bits are kept)
+      }
+    } while (x >= n_);
+    return x;
+  }
+
+ private:
+  std::uint64_t n_;
+  unsigned bits_ = 1;
+  std::uint64_t mask_ = 1;
+  unsigned shift_ = 1;
+  std::uint64_t keys_[4] = {};
+};
+
+/// 64-bit FNV-1a over the eight bytes of v, least significant byte first, with
+/// the sign bit cleared (YCSB scrambles Zipfian draws with this hash).
+inline std::uint64_t fnv1a64(std::uint64_t v) {
+  std::uint64_t h = 0xCBF29CE484222325ULL;
+  for (int i = 0; i < 8; ++i) {
+    h ^= v & 0xFF;
+    h *= 0x100000001B3ULL;
+    v >>= 8;
+  }
+  return h & 0x7FFFFFFFFFFFFFFFULL;
+}
+
+/// sum_{i=1..n} i^-theta (the generalised harmonic number). Exact for the first
+/// million terms; beyond that the Euler-Maclaurin tail (integral, half the end
+/// terms, first derivative correction), which is far more accurate than the
+/// generator needs.
+inline double zeta(std::uint64_t n, double theta) {
+  const std::uint64_t exact = std::min<std::uint64_t>(n, 1000000);
+  double sum = 0;
+  for (std::uint64_t i = exact; i >= 1; --i) sum += std::pow(static_cast<double>(i), -theta);
+  if (n == exact) return sum;
+  const double a = static_cast<double>(exact), b = static_cast<double>(n);
+  auto f = [&](double x) { return std::pow(x, -theta); };
+  auto d = [&](double x) { return -theta * std::pow(x, -theta - 1); };
+  sum += (std::pow(b, 1 - theta) - std::pow(a, 1 - theta)) / (1 - theta);  // integral of x^-theta over [a, b]
+  sum += (f(b) - f(a)) / 2;
+  sum += (d(b) - d(a)) / 12;
+  return sum;
+}
+
+/// YCSB's "scrambled Zipfian" request distribution over [0, items): a Zipfian
+/// draw (constant theta = 0.99) over a huge fixed domain of 10^10 ranks,
+/// hashed with FNV-1a and reduced modulo items. Popular ranks are so scattered
+/// over the key space, while the popularity skew stays Zipfian. The Zipfian
+/// draw is the rejection-free method of Gray et al., "Quickly generating
+/// billion-record synthetic databases" (SIGMOD 1994), which YCSB follows.
+class ScrambledZipfian {
+ public:
+  static constexpr double kTheta = 0.99;
+  static constexpr std::uint64_t kDomain = 10000000000ULL;
+
+  explicit ScrambledZipfian(std::uint64_t items) : items_(items) {
+    const double n = static_cast<double>(kDomain);
+    zetan_ = zeta(kDomain, kTheta);
+    const double zeta2 = zeta(2, kTheta);
+    alpha_ = 1.0 / (1.0 - kTheta);
+    eta_ = (1.0 - std::pow(2.0 / n, 1.0 - kTheta)) / (1.0 - zeta2 / zetan_);
+    half_pow_theta_ = std::pow(0.5, kTheta);
+  }
+  /// The next item in [0, items).
+  std::uint64_t next(std::uint64_t& state) const {
+    const double u = uniform01(state);
+    const double uz = u * zetan_;
+    std::uint64_t rank;
+    if (uz < 1.0) {
+      rank = 0;
+    } else if (uz < 1.0 + half_pow_theta_) {
+      rank = 1;
+    } else {
+      rank = static_cast<std::uint64_t>(static_cast<double>(kDomain) * std::pow(eta_ * u - eta_ + 1.0, alpha_));
+    }
+    return fnv1a64(rank) % items_;
+  }
+  /// The normalisation constant zeta(10^10, 0.99) (YCSB quotes 26.469...).
+  double zetan() const { return zetan_; }
+
+ private:
+  std::uint64_t items_;
+  double zetan_ = 0, alpha_ = 0, eta_ = 0, half_pow_theta_ = 0;
+};
 
 }  // namespace stowage_bench

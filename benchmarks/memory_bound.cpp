@@ -136,38 +136,6 @@ Flags parse_flags(int argc, char** argv) {
   return f;
 }
 
-/// A bijection of [0, n) computed on the fly (no table, so it costs no
-/// memory): an invertible mix on the smallest power-of-two domain holding n,
-/// walked until it lands below n.
-class Permutation {
- public:
-  Permutation(std::uint64_t n, std::uint64_t seed) : n_(n) {
-    while (bits_ < 64 && (std::uint64_t{1} << bits_) < n) ++bits_;
-    mask_ = bits_ >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << bits_) - 1;
-    shift_ = bits_ / 2 > 0 ? bits_ / 2 : 1;
-    std::uint64_t state = seed;
-    for (auto& k : keys_) k = splitmix64(state);
-  }
-  std::uint64_t operator()(std::uint64_t i) const {
-    std::uint64_t x = i;
-    do {
-      for (std::uint64_t k : keys_) {
-        x = (x + k) & mask_;
-        x = (x * (k | 1)) & mask_;  // odd multiplier: invertible modulo 2^bits
-        x ^= x >> shift_;           // invertible (the high bits are kept)
-      }
-    } while (x >= n_);
-    return x;
-  }
-
- private:
-  std::uint64_t n_;
-  unsigned bits_ = 1;
-  std::uint64_t mask_ = 1;
-  unsigned shift_ = 1;
-  std::uint64_t keys_[4] = {};
-};
-
 /// The value stored under key: value_size bytes, the first half random
 /// printable bytes derived from the key, the second half a repeat of them.
 void value_for(std::uint64_t key, std::uint64_t seed, std::uint64_t size, std::string& out) {

@@ -6,7 +6,7 @@
 #   STOWAGE_FUZZ=OFF                 skip the 30-second libFuzzer runs of the clang pass
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh clang libclang-rt-14-dev
+bash scripts/deps.sh clang libclang-rt-14-dev libleveldb-dev librocksdb-dev liblmdb-dev libsqlite3-dev libbenchmark-dev
 jobs=$(nproc)
 sanitize=${STOWAGE_SANITIZE:-}
 compilers=${STOWAGE_COMPILERS:-"g++ clang++"}
