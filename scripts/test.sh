@@ -4,6 +4,7 @@
 #   STOWAGE_SANITIZE=address|thread  build the g++ pass with sanitizers instead
 #   STOWAGE_COMPILERS="g++"          choose the compilers (default "g++ clang++")
 #   STOWAGE_FUZZ=OFF                 skip the 30-second libFuzzer runs of the clang pass
+#   STOWAGE_SINGLE_HEADER=OFF        skip the pass against single_include/stowage.hpp
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh clang libclang-rt-14-dev libleveldb-dev librocksdb-dev liblmdb-dev libsqlite3-dev libbenchmark-dev
@@ -25,3 +26,18 @@ for cxx in $compilers; do
   cmake --build "$dir" -j"$jobs"
   (cd "$dir" && ctest --output-on-failure -j"$jobs" --timeout 600 ${STOWAGE_CTEST_ARGS:-})
 done
+
+# Once more against single_include/stowage.hpp (g++ Release): each stowage/*.hpp
+# the tests include is a shim that includes the single header. Every test is
+# built (examples, benchmarks and fuzzers are not, to save time); the two long
+# end-to-end tests (corruption_test, power_loss_test: the same code paths as
+# the passes above, most of this pass's run time) are not run again.
+if [ "${STOWAGE_SINGLE_HEADER:-ON}" = ON ] && [ -z "$sanitize" ]; then
+  dir=build/test-single-header
+  echo "== stowage tests: g++ Release against single_include/stowage.hpp"
+  cmake -S . -B "$dir" -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=Release -DSTOWAGE_TEST_SINGLE_HEADER=ON \
+    -DSTOWAGE_BUILD_EXAMPLES=OFF -DSTOWAGE_BUILD_BENCHMARKS=OFF -DSTOWAGE_BUILD_FUZZERS=OFF >/dev/null
+  cmake --build "$dir" -j"$jobs"
+  (cd "$dir" && ctest --output-on-failure -j"$jobs" --timeout 600 -LE 'fuzz|benchmark-smoke|consumption' \
+    -E '^(corruption_test|power_loss_test)$')
+fi

@@ -1950,6 +1950,71 @@ class ChunkTable {
 #include <utility>
 #include <vector>
 
+// ---- begin stowage/stowage_fwd.hpp ----
+// stowage_fwd.hpp: forward declarations of stowage's public types, for a
+// header that only names them (a pointer or reference member, a parameter, a
+// friend) and should not pay for <stowage/stowage.hpp>: this one includes no
+// other header and costs nothing measurable to compile. Include
+// <stowage/stowage.hpp> where a store is opened or used.
+//
+// The default template arguments of Storage and KeyCodec are given here, once
+// (storage.hpp and key_codec.hpp include this header), so
+// `stowage::Storage<Key, Value>*` needs nothing more.
+// A macro guard as well: it also holds when this file and the copy of it
+// inside single_include/stowage.hpp meet in one translation unit.
+#ifndef STOWAGE_STOWAGE_FWD_HPP
+#define STOWAGE_STOWAGE_FWD_HPP
+
+namespace stowage {
+
+// options.hpp
+struct Options;
+struct Stats;
+enum class Durability;
+enum class LogLevel;
+
+// migration.hpp
+class Migrator;
+struct MigrationStep;
+struct MigrationReport;
+struct MigrationStatus;
+
+// file.hpp
+class FileSystem;
+
+// error.hpp
+class Error;
+class IoError;
+class CorruptionError;
+class LockError;
+class MigrationError;
+class ValidationError;
+
+// Policies: serializer.hpp, boost_serializer.hpp, compression.hpp, eviction.hpp, lock.hpp
+struct BinarySerializer;
+struct BoostSerializer;
+struct NoCompression;
+struct Lz4Compression;
+struct LruEviction;
+struct NoLock;
+struct ThreadLock;
+struct ProcessLock;
+
+// storage.hpp
+template <class Key, class Value, class Serializer = BinarySerializer, class Compression = Lz4Compression,
+          class Eviction = LruEviction, class Lock = ThreadLock>
+class Storage;
+
+// Customisation points: serializer.hpp, key_codec.hpp
+template <class T>
+struct ValueCodec;
+template <class T, class Enable = void>
+struct KeyCodec;
+
+}  // namespace stowage
+
+#endif  // STOWAGE_STOWAGE_FWD_HPP
+// ---- end stowage/stowage_fwd.hpp ----
 
 namespace stowage {
 
@@ -1958,7 +2023,7 @@ namespace stowage {
 ///   static T decode(std::string_view& in);                // consume from the front; CorruptionError on bad bytes
 ///   static std::string name();                            // names the order, recorded in the manifest
 /// The second parameter is for SFINAE / constrained partial specialisations.
-template <class T, class Enable = void>
+template <class T, class Enable>  // Enable = void: in stowage_fwd.hpp
 struct KeyCodec;
 
 /// True when KeyCodec<T> provides encode, decode and name.
@@ -4630,8 +4695,8 @@ inline constexpr std::uint64_t kTableSlot = ~std::uint64_t{0};
 /// Keys are kept in std::less<Key> order (through KeyCodec<Key>); values are
 /// stored through Serializer, blocks compressed by Compression, cached blocks
 /// evicted by Eviction, threads coordinated by Lock. See README.md.
-template <class Key, class Value, class Serializer = BinarySerializer, class Compression = Lz4Compression,
-          class Eviction = LruEviction, class Lock = ThreadLock>
+// Default template arguments: in stowage_fwd.hpp.
+template <class Key, class Value, class Serializer, class Compression, class Eviction, class Lock>
 class Storage {
   static_assert(EncodableKey<Key>,
                 "stowage: Key has no order-preserving codec: specialise stowage::KeyCodec<Key> with encode, "

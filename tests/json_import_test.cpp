@@ -74,7 +74,9 @@ TEST_CASE("JSON lines are detected and streamed; std::nullopt skips a record; ar
   {
     std::ofstream out(tmp / "stats.jsonl");
     for (int i = 0; i < 2500; ++i) {
-      out << json{{"id", "e" + std::to_string(i)}, {"mean", i}, {"count", i % 7}}.dump() << "\n";
+      std::string id = "e";
+      id += std::to_string(i);
+      out << json{{"id", id}, {"mean", i}, {"count", i % 7}}.dump() << "\n";
       if (i % 500 == 0) out << "   \n";  // blank lines are skipped
     }
   }

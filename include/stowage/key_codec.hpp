@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "error.hpp"
+#include "stowage_fwd.hpp"
 
 namespace stowage {
 
@@ -48,7 +49,7 @@ namespace stowage {
 ///   static T decode(std::string_view& in);                // consume from the front; CorruptionError on bad bytes
 ///   static std::string name();                            // names the order, recorded in the manifest
 /// The second parameter is for SFINAE / constrained partial specialisations.
-template <class T, class Enable = void>
+template <class T, class Enable>  // Enable = void: in stowage_fwd.hpp
 struct KeyCodec;
 
 /// True when KeyCodec<T> provides encode, decode and name.

@@ -58,6 +58,7 @@
 #include "migration.hpp"
 #include "options.hpp"
 #include "serializer.hpp"
+#include "stowage_fwd.hpp"
 #include "wal.hpp"
 #include "write_buffer.hpp"
 
@@ -95,8 +96,8 @@ inline constexpr std::uint64_t kTableSlot = ~std::uint64_t{0};
 /// Keys are kept in std::less<Key> order (through KeyCodec<Key>); values are
 /// stored through Serializer, blocks compressed by Compression, cached blocks
 /// evicted by Eviction, threads coordinated by Lock. See README.md.
-template <class Key, class Value, class Serializer = BinarySerializer, class Compression = Lz4Compression,
-          class Eviction = LruEviction, class Lock = ThreadLock>
+// Default template arguments: in stowage_fwd.hpp.
+template <class Key, class Value, class Serializer, class Compression, class Eviction, class Lock>
 class Storage {
   static_assert(EncodableKey<Key>,
                 "stowage: Key has no order-preserving codec: specialise stowage::KeyCodec<Key> with encode, "

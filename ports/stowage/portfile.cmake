@@ -1,0 +1,22 @@
+# vcpkg port of stowage (header-only). As an overlay port from a checkout:
+#   vcpkg install stowage --overlay-ports=<checkout>/ports
+# builds from the checkout this port sits in. For a registry, replace the
+# SOURCE_PATH line with vcpkg_from_github(OUT_SOURCE_PATH SOURCE_PATH REPO <owner>/stowage
+# REF "v${VERSION}" SHA512 <sha512 of the tarball> HEAD_REF main).
+set(VCPKG_BUILD_TYPE release)  # header-only: no debug build
+get_filename_component(SOURCE_PATH "${CMAKE_CURRENT_LIST_DIR}/../.." ABSOLUTE)
+
+vcpkg_cmake_configure(
+  SOURCE_PATH "${SOURCE_PATH}"
+  OPTIONS
+    -DSTOWAGE_BUILD_TESTS=OFF
+    -DSTOWAGE_BUILD_EXAMPLES=OFF
+    -DSTOWAGE_BUILD_BENCHMARKS=OFF
+    -DSTOWAGE_BUILD_FUZZERS=OFF
+    -DSTOWAGE_INSTALL=ON
+)
+vcpkg_cmake_install()
+vcpkg_cmake_config_fixup(PACKAGE_NAME stowage CONFIG_PATH share/stowage/cmake)
+
+file(INSTALL "${CMAKE_CURRENT_LIST_DIR}/usage" DESTINATION "${CURRENT_PACKAGES_DIR}/share/${PORT}")
+vcpkg_install_copyright(FILE_LIST "${SOURCE_PATH}/LICENSE")
