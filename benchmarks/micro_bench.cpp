@@ -7,7 +7,8 @@
 //     and validate one 4 KiB block), and the bare LZ4 codec on one block;
 //   - the block cache's hit path (BlockCache::lookup), one and two threads;
 //   - index lookups: ChunkIndex::find over the chunk directory, and inside a
-//     chunk find_block + Bloom may_contain + Block::lower_bound;
+//     chunk find_block + Bloom may_contain + Block::lower_bound, and
+//     Block::lower_bound alone over blocks far beyond the CPU caches;
 //   - WAL append: one put record encoded, checksummed and written (to memory,
 //     and to a file through write(2)), and with fdatasync per record.
 // Chunks and in-memory WALs live in a MemoryFileSystem (below), so the figures
@@ -312,6 +313,37 @@ void BM_InChunkLookup(benchmark::State& state) {
   benchmark::DoNotOptimize(hits);
 }
 BENCHMARK(BM_InChunkLookup)->Name("InChunkLookup");
+
+/// Block::lower_bound alone over many cached blocks (range(0) records, about
+/// 140 bytes each in memory: 1M records is far beyond the CPU caches, as in a
+/// warm db_bench readrandom), a random block and key each time.
+void BM_BlockSeek(benchmark::State& state) {
+  MemoryFileSystem mfs;
+  const auto records = static_cast<std::uint64_t>(state.range(0));
+  std::vector<std::shared_ptr<const sd::Block>> blocks;
+  std::vector<std::pair<std::uint32_t, std::string>> probes;  // block, key
+  std::uint64_t rng = 13;
+  for (std::uint64_t first = 0; first < records; first += kChunkRecords) {
+    write_chunk<stowage::Lz4Compression>(mfs, "c.chunk", first);
+    auto table = sd::ChunkTable<stowage::Lz4Compression>::open(mfs, "c.chunk");
+    for (std::size_t b = 0; b < table->block_count(); ++b) blocks.push_back(table->read_block(b));
+  }
+  for (int i = 0; i < 65536; ++i) {
+    const auto b = static_cast<std::uint32_t>(splitmix64(rng) % blocks.size());
+    probes.emplace_back(b, std::string(blocks[b]->key(splitmix64(rng) % blocks[b]->size())));
+  }
+  std::size_t i = 0, hits = 0;
+  for (auto _ : state) {
+    const auto& [b, k] = probes[i];
+    i = (i + 1) & 65535;
+    const std::size_t r = blocks[b]->lower_bound(k);
+    hits += r < blocks[b]->size() && blocks[b]->key(r) == k;
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+  state.counters["blocks"] = static_cast<double>(blocks.size());
+  benchmark::DoNotOptimize(hits);
+}
+BENCHMARK(BM_BlockSeek)->Name("BlockSeek")->Arg(20000)->Arg(1000000);
 
 void BM_BloomMiss(benchmark::State& state) {
   MemoryFileSystem mfs;

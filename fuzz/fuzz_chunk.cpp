@@ -4,6 +4,7 @@
 // of one decoded data block).
 //   bit 0  reader policy: 0 = ChunkTable<NoCompression>, 1 = ChunkTable<Lz4Compression>
 //   bit 2  raw-block mode: Block::parse the bytes directly (no framing, no checksums)
+//   bit 3  in raw-block mode: decode as a format-1 block (full keys) instead of format 2
 // Outside raw-block mode every input is read twice: as given, and with every
 // checksum recomputed (footer, meta frame, and each frame found by walking the
 // data region from offset 16), so mutations get past the checksums and reach
@@ -37,6 +38,13 @@ void require(bool ok, const char* what) {
   if (!ok) stowage_fuzz::finding(kTarget, what);
 }
 
+// lower_bound by a linear scan, to check Block's search against.
+std::size_t linear_lower_bound(const Block& b, std::string_view key) {
+  std::size_t i = 0;
+  while (i < b.size() && b.key(i) < key) ++i;
+  return i;
+}
+
 // Reads every record of a validated block and checks what Block promises.
 void walk_block(const Block& b) {
   require(b.size() >= 1, "a parsed block holds no records");
@@ -50,6 +58,14 @@ void walk_block(const Block& b) {
     if (!value.empty()) sink = static_cast<char>(sink ^ value.front() ^ value.back());
     if (r > 0) require(prev < key, "Block keys are not strictly ascending after parse");
     require(b.lower_bound(key) == r, "Block::lower_bound(key(r)) != r");
+    require(b.lower_bound(std::string(key) + '\0') == r + 1, "Block::lower_bound(key(r) + NUL) != r + 1");
+    if (!key.empty() && r < 64) {
+      std::string k(key.substr(0, key.size() - 1));
+      require(b.lower_bound(k) == linear_lower_bound(b, k), "Block::lower_bound(key(r) minus a byte) is wrong");
+      k = std::string(key);
+      k.back() = static_cast<char>(k.back() - 1);
+      require(b.lower_bound(k) == linear_lower_bound(b, k), "Block::lower_bound(key(r) decremented) is wrong");
+    }
     prev = key;
   }
   require(b.lower_bound(std::string(b.key(b.size() - 1)) + std::string(1, '\0')) == b.size(),
@@ -151,7 +167,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (mode & 4) {
     std::shared_ptr<const Block> b;
     try {
-      b = Block::parse(std::string(rest), kPath, 0);
+      b = Block::parse(std::string(rest), kPath, 0, (mode & 8) ? 1 : 2);
     } catch (const stowage::CorruptionError&) {
       return 0;
     }

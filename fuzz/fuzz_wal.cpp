@@ -8,6 +8,8 @@
 //
 // Expected outcome of bad bytes: stowage::CorruptionError (from replay_wal
 // for damage inside synced bytes, from decode_wal_batch for a bad payload).
+// Zeros after the last valid record (preallocated space) are a clean end:
+// WalReplay::zero_bytes, never part of a cut.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -62,7 +64,14 @@ void replay(std::string_view segment) {
   }
   require(r.records == calls, "WalReplay::records differs from the records replayed");
   require(r.valid_bytes == payload_bytes, "WalReplay::valid_bytes differs from the records replayed");
-  require(r.valid_bytes + r.cut_bytes == segment.size(), "valid + cut bytes differ from the segment size");
+  require(r.valid_bytes + r.cut_bytes + r.zero_bytes == segment.size(),
+          "valid + cut + zero bytes differ from the segment size");
+  require(r.cut_bytes == 0 || segment[r.valid_bytes + r.cut_bytes - 1] != 0, "a cut ends in a zero byte");
+  for (std::uint64_t i = r.valid_bytes + r.cut_bytes; i < segment.size(); ++i)
+    if (segment[i] != 0) {
+      stowage_fuzz::finding(kTarget, "the zero tail holds a non-zero byte");
+      break;
+    }
 }
 
 // Recomputes the checksum of each record met walking from offset 0 (the

@@ -6,6 +6,7 @@
 // the checked-in corpus changes nothing. Needs no fuzzer runtime: build it
 // with any compiler, e.g.
 //   g++ -std=c++20 -Iinclude fuzz/make_corpus.cpp -llz4 -o /tmp/make_corpus
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -77,8 +78,8 @@ std::string chunk_bytes(const fs::path& tmp, const std::vector<Rec>& recs, std::
   return slurp(p);
 }
 
-// One decoded data block, laid out as Block::parse expects.
-std::string raw_block(const std::vector<Rec>& recs) {
+// One decoded format-1 data block (full keys), as Block::parse(..., 1) expects.
+std::string raw_block_v1(const std::vector<Rec>& recs) {
   std::string b;
   std::vector<std::uint32_t> offs;
   for (const auto& r : recs) {
@@ -92,9 +93,67 @@ std::string raw_block(const std::vector<Rec>& recs) {
   return b;
 }
 
+// One decoded format-2 data block, as ChunkWriter encodes it: the stored bytes
+// of the first frame of an uncompressed chunk holding only recs.
+std::string raw_block_v2(const fs::path& tmp, const std::vector<Rec>& recs) {
+  const std::string file = chunk_bytes<stowage::NoCompression>(tmp, recs, std::size_t{1} << 20);
+  return file.substr(16 + 17, sd::decode_fixed32(file.data() + 16 + 5));
+}
+
+// A whole format-1 chunk file (as stowage 0.1 wrote them, still read): one
+// uncompressed data block per group of records, laid out by docs/format.md.
+std::string chunk_v1(const std::vector<std::vector<Rec>>& blocks) {
+  std::string header = "STWCHUNK";
+  sd::put_fixed16(header, 1);
+  sd::put_fixed16(header, 0);
+  header.push_back('\0');
+  header.append(3, '\0');
+  auto frame = [](const std::string& raw, std::uint64_t seed) {
+    std::string head(1, '\0');
+    sd::put_fixed32(head, static_cast<std::uint32_t>(raw.size()));
+    sd::put_fixed32(head, static_cast<std::uint32_t>(raw.size()));
+    std::string f = head;
+    sd::put_fixed64(f, sd::frame_checksum(head, raw, seed));
+    return f + raw;
+  };
+  std::string data, index;
+  sd::BloomFilterBuilder bloom;
+  std::uint64_t records = 0, max_seq = 0;
+  for (const auto& recs : blocks) {
+    const std::string f = frame(raw_block_v1(recs), sd::chunk_format::kDataSeed);
+    sd::put_fixed64(index, header.size() + data.size());
+    sd::put_fixed32(index, static_cast<std::uint32_t>(f.size()));
+    sd::put_bytes(index, recs.front().key);
+    data += f;
+    for (const auto& r : recs) {
+      bloom.add(sd::bloom_hash(r.key));
+      max_seq = std::max(max_seq, r.seq);
+      ++records;
+    }
+  }
+  std::string meta;
+  sd::put_varint(meta, blocks.size());
+  meta += index;
+  sd::put_bytes(meta, blocks.back().back().key);
+  sd::put_varint(meta, records);
+  sd::put_varint(meta, max_seq);
+  sd::put_bytes(meta, bloom.finish());
+  std::string file = header + data;
+  const std::uint64_t meta_offset = file.size();
+  const std::string mf = frame(meta, sd::chunk_format::kMetaSeed);
+  file += mf;
+  std::string footer;
+  sd::put_fixed64(footer, meta_offset);
+  sd::put_fixed64(footer, mf.size());
+  sd::put_fixed64(footer, sd::checksum(header + footer, sd::chunk_format::kFooterSeed));
+  footer += "STWCHEND";
+  return file + footer;
+}
+
 void chunk_corpus(const fs::path& out, const fs::path& tmp) {
   const fs::path dir = out / "chunk";
-  // Mode byte: bit 0 = reader policy (1 = Lz4), bit 2 = raw Block::parse.
+  // Mode byte: bit 0 = reader policy (1 = Lz4), bit 2 = raw Block::parse,
+  // bit 3 = (raw) as a format-1 block. ChunkWriter writes format 2.
   auto both = [&](const std::string& name, const std::vector<Rec>& recs, std::size_t block_bytes) {
     put(dir, "none_" + name, std::string(1, '\0') + chunk_bytes<stowage::NoCompression>(tmp, recs, block_bytes));
     put(dir, "lz4_" + name, std::string(1, '\1') + chunk_bytes<stowage::Lz4Compression>(tmp, recs, block_bytes));
@@ -109,10 +168,18 @@ void chunk_corpus(const fs::path& out, const fs::path& tmp) {
   both("multi_block_compressible", records(48, 40, true), 512);
   both("block_per_record", records(6, 8, false), 1);
   put(dir, "none_lz4_reader", std::string(1, '\1') + chunk_bytes<stowage::NoCompression>(tmp, records(8, 16, true), 128));
-  // Raw blocks for Block::parse.
-  put(dir, "raw_block_one", std::string(1, '\4') + raw_block({{"k", 1, "v"}}));
-  put(dir, "raw_block_many", std::string(1, '\4') + raw_block(records(10, 6, false)));
-  put(dir, "raw_block_empty_key", std::string(1, '\4') + raw_block({{"", 300, ""}, {"\xff", 1, "z"}}));
+  both("restart_points", records(40, 3, false), 4096);  // 3 restart points, shared prefixes
+  // Format-1 chunks (full keys), as existing stores hold them.
+  const auto old = records(30, 8, false);
+  put(dir, "v1_none_multi_block",
+      std::string(1, '\0') + chunk_v1({{old.begin(), old.begin() + 10}, {old.begin() + 10, old.end()}}));
+  // Raw blocks for Block::parse: format 2 ...
+  put(dir, "raw_block_one", std::string(1, '\4') + raw_block_v2(tmp, {{"k", 1, "v"}}));
+  put(dir, "raw_block_many", std::string(1, '\4') + raw_block_v2(tmp, records(40, 6, false)));
+  put(dir, "raw_block_empty_key", std::string(1, '\4') + raw_block_v2(tmp, {{"", 300, ""}, {"\xff", 1, "z"}}));
+  // ... and format 1.
+  put(dir, "raw_block_v1_one", std::string(1, '\x0c') + raw_block_v1({{"k", 1, "v"}}));
+  put(dir, "raw_block_v1_many", std::string(1, '\x0c') + raw_block_v1(records(10, 6, false)));
 }
 
 sd::ChunkRef ref(std::uint64_t file, std::string first, std::string last, std::uint64_t records = 10) {
@@ -177,6 +244,7 @@ void wal_corpus(const fs::path& out, const fs::path& tmp) {
       w.append(b.finish());
       if (sync_each) w.sync();
     }
+    w.seal();  // exactly the records, without the preallocated zeros
     w.close();
     return slurp(seg);
   };
@@ -212,6 +280,10 @@ void wal_corpus(const fs::path& out, const fs::path& tmp) {
   const std::size_t first_record = sd::kWalHeaderBytes + sd::decode_fixed32(several.data());
   put(dir, "torn_header", several.substr(0, first_record + 10));
   put(dir, "zero_tail", several + std::string(64, '\0'));
+  // A preallocated segment: records, then zeros to the end of the page (a
+  // clean end); and one with a record after the zeros (never replayed).
+  put(dir, "preallocated", synced + std::string(4096 - synced.size() % 4096, '\0'));
+  put(dir, "record_after_zeros", synced + std::string(100, '\0') + synced.substr(0, first_record));
   // Damage inside bytes a later record declares durable: CorruptionError.
   std::string damaged = synced;
   damaged[sd::kWalHeaderBytes + 2] ^= 0x40;

@@ -560,7 +560,9 @@ class BlockCache {
 // chunk.hpp: chunk files, the immutable sorted files of records (key, sequence
 // number, value) that hold the bulk of a store. Keys are encoded byte strings in
 // memcmp order, strictly ascending within a chunk; chunks hold no tombstones.
-// Layout (every byte is specified in docs/format.md, "Chunk files"):
+// Layout (every byte is specified in docs/format.md, "Chunk files"; format 2
+// writes prefix-compressed data blocks with restart points, format 1 blocks
+// with full keys are still read):
 //   header (16 B) | data blocks (framed) | meta block (framed) | footer (32 B)
 //   frame = u8 compression id | u32 raw size | u32 stored size | u64 XXH3 | stored bytes
 // Invariants a reader checks before trusting anything:
@@ -1077,8 +1079,20 @@ class WritableFile {
   virtual void sync_flushed() = 0;
   /// flush() and release the handle; idempotent.
   virtual void close() = 0;
-  /// Bytes appended so far, including the file's length when opened.
+  /// Bytes appended so far, including the file's length when opened (after
+  /// write_at(): at least the end of the furthest write).
   virtual std::uint64_t size() const = 0;
+  /// Writes data at offset over whatever is there (the file grows if it ends
+  /// before offset + data.size()) and hands it straight to the OS, as flush()
+  /// would. Not to be mixed with unflushed append()s. Returns false and does
+  /// nothing where the medium can only append (the default; so does an empty
+  /// write, which only asks): the WAL then appends instead of writing into
+  /// preallocated space.
+  virtual bool write_at(std::uint64_t offset, std::string_view data) {
+    (void)offset;
+    (void)data;
+    return false;
+  }
 };
 
 /// A file opened for positional reads.
@@ -1103,6 +1117,10 @@ class FileSystem {
   /// Opens an existing file for appending at its end.
   virtual std::unique_ptr<WritableFile> open_append(const std::filesystem::path& p) = 0;
   virtual std::unique_ptr<RandomAccessFile> open_read(const std::filesystem::path& p) = 0;
+  /// Opens an existing file for writing without truncating it or forcing
+  /// appends to its end, so write_at() may place bytes anywhere (a WAL
+  /// segment continued after replay). The default is open_append().
+  virtual std::unique_ptr<WritableFile> open_write(const std::filesystem::path& p) { return open_append(p); }
   virtual void rename(const std::filesystem::path& from, const std::filesystem::path& to) = 0;
   virtual void remove(const std::filesystem::path& p) = 0;
   virtual void truncate(const std::filesystem::path& p, std::uint64_t size) = 0;
@@ -1149,7 +1167,10 @@ namespace detail {
 
 class PosixWritableFile final : public WritableFile {
  public:
-  PosixWritableFile(std::filesystem::path p, int fd, std::uint64_t size) : path_(std::move(p)), fd_(fd), size_(size) {}
+  /// positional: the descriptor was opened without O_APPEND, so pwrite()
+  /// lands where it is told (write_at()).
+  PosixWritableFile(std::filesystem::path p, int fd, std::uint64_t size, bool positional = false)
+      : path_(std::move(p)), fd_(fd), size_(size), positional_(positional) {}
   ~PosixWritableFile() override {
     if (fd_ >= 0) {
       try {
@@ -1200,6 +1221,24 @@ class PosixWritableFile final : public WritableFile {
     if (::close(fd) != 0) throw_io("close", path_, errno);
   }
   std::uint64_t size() const override { return size_; }
+  bool write_at(std::uint64_t offset, std::string_view data) override {
+    if (!positional_) return false;  // O_APPEND: Linux pwrite() would append regardless of offset
+    if (data.empty()) return true;
+    flush();
+    for (std::uint64_t at = offset; !data.empty();) {
+      ssize_t n = ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(at));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        int e = errno;
+        failed_ = e;
+        throw_io("write", path_, e);
+      }
+      data.remove_prefix(static_cast<std::size_t>(n));
+      at += static_cast<std::uint64_t>(n);
+      size_ = std::max(size_, at);
+    }
+    return true;
+  }
 
  private:
   static constexpr std::size_t kBuffer = 64 * 1024;
@@ -1224,6 +1263,7 @@ class PosixWritableFile final : public WritableFile {
   std::filesystem::path path_;
   int fd_;
   std::uint64_t size_;
+  bool positional_;
   std::string buf_;
   std::atomic<int> failed_{0};
 };
@@ -1273,11 +1313,15 @@ class PosixFileSystem final : public FileSystem {
   std::unique_ptr<WritableFile> create(const std::filesystem::path& p) override {
     int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) throw_io("create", p, errno);
-    return std::make_unique<PosixWritableFile>(p, fd, 0);
+    return std::make_unique<PosixWritableFile>(p, fd, 0, /*positional=*/true);
   }
   std::unique_ptr<WritableFile> open_append(const std::filesystem::path& p) override {
     auto [fd, size] = open_sized(p, O_WRONLY | O_APPEND | O_CLOEXEC);
     return std::make_unique<PosixWritableFile>(p, fd, size);
+  }
+  std::unique_ptr<WritableFile> open_write(const std::filesystem::path& p) override {
+    auto [fd, size] = open_sized(p, O_WRONLY | O_CLOEXEC);
+    return std::make_unique<PosixWritableFile>(p, fd, size, /*positional=*/true);
   }
   std::unique_ptr<RandomAccessFile> open_read(const std::filesystem::path& p) override {
     auto [fd, size] = open_sized(p, O_RDONLY | O_CLOEXEC);
@@ -1366,10 +1410,16 @@ namespace chunk_format {
 inline constexpr std::string_view kMagic = "STWCHUNK";
 /// Last 8 bytes of every chunk file.
 inline constexpr std::string_view kEndMagic = "STWCHEND";
-/// Format version written; readers accept major 1, any minor.
-inline constexpr std::uint16_t kMajor = 1;
+/// Format version written (2: prefix-compressed data blocks with restart
+/// points); readers accept majors kOldestMajor..kMajor, any minor.
+inline constexpr std::uint16_t kMajor = 2;
+/// Oldest major version read (1: data blocks store every key in full).
+inline constexpr std::uint16_t kOldestMajor = 1;
 /// Minor version written (minors only append fields to the meta block).
 inline constexpr std::uint16_t kMinor = 0;
+/// Format 2: record i of a data block is a restart point (its key stored in
+/// full) iff i % kRestartInterval == 0. Fixed by the format.
+inline constexpr std::size_t kRestartInterval = 16;
 /// Size of the file header.
 inline constexpr std::size_t kHeaderBytes = 16;
 /// Size of a frame's header (id, raw size, stored size, checksum).
@@ -1466,41 +1516,29 @@ inline std::uint64_t decode_trusted_varint(const char*& p) {
   }
 }
 
-/// One decoded data block: records back to back (varint key_len | key | varint
-/// seq | varint value_len | value), then a u32 offset per record, then a u32
-/// record count. Validated completely at parse time, immutable afterwards, and
-/// safe to share across threads read-only. The trailer of offsets doubles as
-/// the in-memory index, so a block holds no memory beyond its raw bytes.
+/// One data block in memory, whatever its on-disk encoding: the records
+/// materialised back to back (varint key_len | key | varint seq | varint
+/// value_len | value), a u32 offset per record, a u32 record count (this is
+/// exactly a format-1 block), then a search aid: the block's common key prefix
+/// (the bytes every key of the block starts with) and, per record, the 8 key
+/// bytes that follow it as a big-endian u64 (zero-padded). lower_bound binary-
+/// searches that one contiguous array and compares full keys only on ties, so
+/// a probe costs no dependent load. Format-2 blocks (prefix-compressed, see
+/// docs/format.md) are decoded into this form once, when they are read, so
+/// key(i) stays a contiguous string_view. Validated completely at parse time,
+/// immutable afterwards, and safe to share across threads read-only.
 class Block {
  public:
-  /// Validates `raw` (the decoded block read at file offset `offset`): at least
-  /// one record, every offset, length and varint in bounds, offsets exactly
-  /// where each record starts, keys strictly ascending. Else CorruptionError(file, offset, ...).
-  static std::shared_ptr<const Block> parse(std::string raw, const std::filesystem::path& file,
-                                            std::uint64_t offset) {
-    Reader trailer = Reader::decoded(raw, file, offset, "data block");
-    if (raw.size() < 4) trailer.fail("block of " + std::to_string(raw.size()) + " bytes has no record count");
-    const std::size_t count = decode_fixed32(raw.data() + raw.size() - 4);
-    if (count == 0) trailer.fail("block holds no records");
-    // Every record takes at least 3 bytes plus its 4-byte offset.
-    if (count > (raw.size() - 4) / 7)
-      trailer.fail("record count " + std::to_string(count) + " does not fit a block of " +
-                   std::to_string(raw.size()) + " bytes");
-    const std::size_t index = raw.size() - 4 - 4 * count;
-    Reader r = Reader::decoded(std::string_view(raw).substr(0, index), file, offset, "data block");
-    std::string_view prev;
-    for (std::size_t i = 0; i < count; ++i) {
-      const std::size_t at = decode_fixed32(raw.data() + index + 4 * i);
-      if (at != r.position())
-        r.fail("offset of record " + std::to_string(i) + " is " + std::to_string(at) + ", not where it starts");
-      const auto key = r.length_prefixed("key");
-      r.varint("sequence number");
-      r.length_prefixed("value");
-      if (i > 0 && !(prev < key)) r.fail("keys are not strictly ascending at record " + std::to_string(i));
-      prev = key;
-    }
-    if (!r.empty()) r.fail("bytes after the last record");
-    return std::shared_ptr<const Block>(new Block(std::move(raw), count, index));
+  /// Validates and decodes `raw`, a decoded data block of a chunk of format
+  /// `major` (1 or 2) read at file offset `offset`: at least one record, every
+  /// offset, length and varint in bounds, keys strictly ascending (and, in
+  /// format 2, restart points and shared lengths exactly as the format says).
+  /// Else CorruptionError(file, offset, ...).
+  static std::shared_ptr<const Block> parse(std::string raw, const std::filesystem::path& file, std::uint64_t offset,
+                                            std::uint16_t major) {
+    if (major == 1) return parse_v1(std::move(raw), file, offset);
+    if (major == 2) return decode_v2(raw, file, offset);
+    throw CorruptionError(file, offset, "data block: chunk format " + std::to_string(major) + " has no block decoder");
   }
 
   /// Number of records (at least 1).
@@ -1531,10 +1569,40 @@ class Block {
 
   /// First i with key(i) >= key; size() if there is none.
   std::size_t lower_bound(std::string_view key) const {
-    std::size_t lo = 0, hi = count_;
+    // Every key starts with the common prefix: a probe that differs from it
+    // within its length lies before or after all of them.
+    const std::size_t m = std::min(key.size(), lcp_);
+    if (m > 0) {
+      const int c = std::memcmp(key.data(), buf_.data() + lcp_off_, m);
+      if (c < 0) return 0;
+      if (c > 0) return count_;
+    }
+    if (key.size() < lcp_) return 0;  // a proper prefix of the common prefix
+    const std::uint64_t probe = prefix_of(key.substr(lcp_));
+    const char* prefixes = buf_.data() + prefix_off_;
+    // Branch-free lower bound of probe among the u64 prefixes.
+    std::size_t base = 0, len = count_;
+    while (len > 1) {
+      const std::size_t half = len / 2;
+      base = prefix_at(prefixes, base + half - 1) < probe ? base + half : base;
+      len -= half;
+    }
+    std::size_t lo = base + (prefix_at(prefixes, base) < probe ? 1 : 0);
+    // Prefixes below the probe's are keys below it and above are keys above;
+    // equal prefixes (a key longer than 8 bytes past the common prefix, or
+    // trailing zero bytes) need full comparisons.
+    if (lo == count_ || prefix_at(prefixes, lo) != probe || !(this->key(lo) < key)) return lo;
+    std::size_t hi = lo + 1;
+    std::size_t step = 1;  // gallop to the end of the tie run, then bisect
+    while (hi < count_ && prefix_at(prefixes, hi) == probe && this->key(hi) < key) {
+      lo = hi;
+      hi = std::min(count_, hi + step);
+      step *= 2;
+    }
+    ++lo;  // key(lo - 1) < key; the answer lies in [lo, hi]
     while (lo < hi) {
       const std::size_t mid = lo + (hi - lo) / 2;
-      if (this->key(mid) < key) {
+      if (prefix_at(prefixes, mid) < probe || (prefix_at(prefixes, mid) == probe && this->key(mid) < key)) {
         lo = mid + 1;
       } else {
         hi = mid;
@@ -1543,25 +1611,233 @@ class Block {
     return lo;
   }
 
-  /// Bytes of memory held (raw bytes, which include the per-record index), for cache budgets.
-  std::size_t charge() const { return sizeof(*this) + raw_.capacity(); }
+  /// Bytes of memory held (the decoded records, their offsets and the search
+  /// prefixes), for cache budgets.
+  std::size_t charge() const { return sizeof(*this) + buf_.capacity(); }
 
  private:
-  Block(std::string raw, std::size_t count, std::size_t index) : raw_(std::move(raw)), count_(count), index_(index) {}
+  Block(std::string buf, std::size_t count, std::size_t index) : buf_(std::move(buf)), count_(count), index_(index) {}
+
   const char* record(std::size_t i) const {
     assert(i < count_);
-    return raw_.data() + decode_fixed32(raw_.data() + index_ + 4 * i);
+    return buf_.data() + decode_fixed32(buf_.data() + index_ + 4 * i);
+  }
+  static char* put_varint_at(char* w, std::uint64_t v) {
+    while (v >= 0x80) {
+      *w++ = static_cast<char>(v | 0x80);
+      v >>= 7;
+    }
+    *w++ = static_cast<char>(v);
+    return w;
+  }
+  static std::uint64_t prefix_at(const char* prefixes, std::size_t i) {
+    std::uint64_t v;
+    std::memcpy(&v, prefixes + 8 * i, 8);
+    return v;
+  }
+  // The first 8 bytes of s as a big-endian number (zero-padded), in native
+  // byte order so that integer order is memcmp order of the padded bytes.
+  static std::uint64_t prefix_of(std::string_view s) {
+    std::uint64_t v = 0;
+    const std::size_t n = std::min<std::size_t>(8, s.size());
+    for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t{static_cast<unsigned char>(s[i])} << (56 - 8 * i);
+    return v;
   }
 
-  std::string raw_;
+  // Bytes the search aid takes after `records_end` for `count` records whose
+  // common prefix is at most `lcp_max` bytes.
+  static std::size_t aid_bytes(std::size_t records_end, std::size_t lcp_max, std::size_t count) {
+    return (records_end + lcp_max + 7) / 8 * 8 - records_end + 8 * count;
+  }
+
+  // Fills in the common prefix and the u64 prefixes after the first `end`
+  // bytes of buf_ (the format-1 form), which has room for them.
+  void build_search_aid(std::size_t end) {
+    const std::string_view first = key(0), last = key(count_ - 1);
+    std::size_t l = 0;
+    while (l < first.size() && l < last.size() && first[l] == last[l]) ++l;
+    lcp_ = l;
+    lcp_off_ = end;
+    prefix_off_ = (end + l + 7) / 8 * 8;
+    assert(prefix_off_ + 8 * count_ <= buf_.size());
+    std::memcpy(buf_.data() + lcp_off_, first.data(), l);
+    for (std::size_t i = 0; i < count_; ++i) {
+      const std::uint64_t v = prefix_of(key(i).substr(l));
+      std::memcpy(buf_.data() + prefix_off_ + 8 * i, &v, 8);
+    }
+    buf_.resize(prefix_off_ + 8 * count_);
+  }
+
+  // Format 1: the block is already in the in-memory form; validate it and add
+  // the search aid.
+  static std::shared_ptr<const Block> parse_v1(std::string raw, const std::filesystem::path& file,
+                                               std::uint64_t offset) {
+    Reader trailer = Reader::decoded(raw, file, offset, "data block");
+    if (raw.size() < 4) trailer.fail("block of " + std::to_string(raw.size()) + " bytes has no record count");
+    const std::size_t count = decode_fixed32(raw.data() + raw.size() - 4);
+    if (count == 0) trailer.fail("block holds no records");
+    // Every record takes at least 3 bytes plus its 4-byte offset.
+    if (count > (raw.size() - 4) / 7)
+      trailer.fail("record count " + std::to_string(count) + " does not fit a block of " +
+                   std::to_string(raw.size()) + " bytes");
+    const std::size_t index = raw.size() - 4 - 4 * count;
+    Reader r = Reader::decoded(std::string_view(raw).substr(0, index), file, offset, "data block");
+    std::string_view prev;
+    std::size_t first_len = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+      const std::size_t at = decode_fixed32(raw.data() + index + 4 * i);
+      if (at != r.position())
+        r.fail("offset of record " + std::to_string(i) + " is " + std::to_string(at) + ", not where it starts");
+      const auto key = r.length_prefixed("key");
+      r.varint("sequence number");
+      r.length_prefixed("value");
+      if (i > 0 && !(prev < key)) r.fail("keys are not strictly ascending at record " + std::to_string(i));
+      if (i == 0) first_len = key.size();
+      prev = key;
+    }
+    if (!r.empty()) r.fail("bytes after the last record");
+    const std::size_t end = raw.size();
+    raw.resize(end + aid_bytes(end, first_len, count));
+    std::shared_ptr<Block> b(new Block(std::move(raw), count, index));
+    b->build_search_aid(end);
+    return b;
+  }
+
+  // Format 2: prefix-compressed records with a restart point every
+  // kRestartInterval records. Pass 1 checks every length and computes the
+  // decoded size (bounded before anything is allocated); pass 2 decodes into
+  // the format-1 form, checking key order.
+  static std::shared_ptr<const Block> decode_v2(std::string_view raw, const std::filesystem::path& file,
+                                                std::uint64_t offset) {
+    constexpr std::size_t K = chunk_format::kRestartInterval;
+    Reader trailer = Reader::decoded(raw, file, offset, "data block");
+    if (raw.size() < 4) trailer.fail("block of " + std::to_string(raw.size()) + " bytes has no restart count");
+    const std::size_t restarts = decode_fixed32(raw.data() + raw.size() - 4);
+    if (restarts == 0) trailer.fail("block holds no records");
+    // Every restart takes its 4-byte offset and a record of at least 4 bytes.
+    if (restarts > (raw.size() - 4) / 8)
+      trailer.fail("restart count " + std::to_string(restarts) + " does not fit a block of " +
+                   std::to_string(raw.size()) + " bytes");
+    const std::size_t restart_at = raw.size() - 4 - 4 * restarts;
+    // Pass 1: lengths, restart points, and the size of the decoded form.
+    Reader r = Reader::decoded(raw.substr(0, restart_at), file, offset, "data block");
+    std::size_t count = 0, prev_len = 0, first_len = 0;
+    std::uint64_t prev_value_len = 0;
+    std::uint64_t decoded = 4;  // the record count
+    while (!r.empty()) {
+      auto n = [&] { return std::to_string(count); };
+      if (count % K == 0) {
+        const std::size_t j = count / K;
+        if (j >= restarts) r.fail("record " + n() + " needs restart point " + std::to_string(j) + " of " +
+                                  std::to_string(restarts));
+        const std::size_t at = decode_fixed32(raw.data() + restart_at + 4 * j);
+        if (at != r.position())
+          r.fail("restart point " + std::to_string(j) + " is " + std::to_string(at) + ", not where record " + n() +
+                 " starts");
+      }
+      const std::uint64_t shared = r.varint("shared key length");
+      const std::uint64_t tagged = r.varint("unshared key length");
+      const std::uint64_t unshared = tagged >> 1;
+      const bool same_len = tagged & 1;
+      const std::uint64_t seq = r.varint("sequence number");
+      if (same_len && count % K == 0) r.fail("record " + n() + " at a restart point has no value length");
+      const std::uint64_t value_len = same_len ? prev_value_len : r.varint("value length");
+      if (!same_len && count % K != 0 && value_len == prev_value_len)
+        r.fail("record " + n() + " repeats the previous value length instead of flagging it");
+      if (count % K == 0 ? shared != 0 : shared > prev_len)
+        r.fail("record " + n() + " shares " + std::to_string(shared) + " key bytes with a previous key of " +
+               std::to_string(prev_len) + (count % K == 0 ? " at a restart point" : ""));
+      if (unshared > r.remaining())
+        r.fail("unshared key length " + std::to_string(unshared) + " of record " + n() + " exceeds the " +
+               std::to_string(r.remaining()) + " bytes left");
+      r.bytes(static_cast<std::size_t>(unshared), "key");
+      if (value_len > r.remaining())
+        r.fail("value length " + std::to_string(value_len) + " of record " + n() + " exceeds the " +
+               std::to_string(r.remaining()) + " bytes left");
+      r.bytes(static_cast<std::size_t>(value_len), "value");
+      const std::uint64_t key_len = shared + unshared;  // both bounded by the block size
+      decoded += varint_length(key_len) + key_len + varint_length(seq) + varint_length(value_len) + value_len + 4;
+      if (decoded > chunk_format::kMaxRawBytes)
+        r.fail("records decode to more than " + std::to_string(chunk_format::kMaxRawBytes) + " bytes");
+      if (count == 0) first_len = static_cast<std::size_t>(key_len);
+      prev_len = static_cast<std::size_t>(key_len);
+      prev_value_len = value_len;
+      ++count;
+    }
+    if (count == 0 || (count - 1) / K + 1 != restarts)
+      r.fail(std::to_string(count) + " records need " + std::to_string(count == 0 ? 0 : (count - 1) / K + 1) +
+             " restart points, not " + std::to_string(restarts));
+    // Pass 2: materialise the keys (the lengths are trusted now).
+    const std::size_t end = static_cast<std::size_t>(decoded);
+    const std::size_t index = end - 4 - 4 * count;
+    std::string buf(end + aid_bytes(end, first_len, count), '\0');
+    char* const out = buf.data();
+    char* w = out;
+    const char* p = raw.data();
+    std::string_view prev;
+    std::size_t value_len = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+      const auto shared = static_cast<std::size_t>(decode_trusted_varint(p));
+      const std::uint64_t tagged = decode_trusted_varint(p);
+      const auto unshared = static_cast<std::size_t>(tagged >> 1);
+      const std::uint64_t seq = decode_trusted_varint(p);
+      if (!(tagged & 1)) value_len = static_cast<std::size_t>(decode_trusted_varint(p));
+      const char* suffix = p;
+      p += unshared;
+      if (i > 0) {
+        // Shared lengths are canonical: the whole common prefix with the
+        // previous key (0 at restart points), so one byte decides the order.
+        bool ascending;
+        if (i % K == 0) {
+          ascending = prev < std::string_view(suffix, unshared);
+        } else if (shared < prev.size()) {
+          if (unshared > 0 && suffix[0] == prev[shared])
+            throw CorruptionError(file, offset, "data block: record " + std::to_string(i) + " shares " +
+                                                    std::to_string(shared) +
+                                                    " key bytes, fewer than it has in common with the previous key");
+          ascending = unshared > 0 && static_cast<unsigned char>(suffix[0]) > static_cast<unsigned char>(prev[shared]);
+        } else {
+          ascending = unshared > 0;
+        }
+        if (!ascending)
+          throw CorruptionError(file, offset,
+                                "data block: keys are not strictly ascending at record " + std::to_string(i));
+      }
+      encode_fixed32(out + index + 4 * i, static_cast<std::uint32_t>(w - out));
+      w = put_varint_at(w, shared + unshared);
+      char* const key = w;
+      if (shared > 0) std::memcpy(w, prev.data(), shared);
+      w += shared;
+      if (unshared > 0) std::memcpy(w, suffix, unshared);
+      w += unshared;
+      prev = std::string_view(key, shared + unshared);
+      w = put_varint_at(w, seq);
+      w = put_varint_at(w, value_len);
+      if (value_len > 0) std::memcpy(w, p, value_len);
+      w += value_len;
+      p += value_len;
+    }
+    assert(static_cast<std::size_t>(w - out) == index);
+    encode_fixed32(out + index + 4 * count, static_cast<std::uint32_t>(count));
+    std::shared_ptr<Block> b(new Block(std::move(buf), count, index));
+    b->build_search_aid(end);
+    return b;
+  }
+
+  std::string buf_;       // format-1 form | common prefix | padding | u64 prefix per record
   std::size_t count_;
-  std::size_t index_;  // where the u32 record offsets start
+  std::size_t index_;     // where the u32 record offsets start
+  std::size_t lcp_ = 0;   // length of the common prefix
+  std::size_t lcp_off_ = 0, prefix_off_ = 0;
 };
 
-/// Writes one chunk file. Records must come in strictly ascending key order.
-/// Data blocks are closed once their raw size (records + offsets + count)
-/// reaches block_bytes; a record that alone would reach it gets a block of its
-/// own. A block is stored uncompressed (id 0) unless compression saves at least
+/// Writes one chunk file (format 2). Records must come in strictly ascending
+/// key order. Data blocks are prefix-compressed (each key stored as the length
+/// it shares with the previous key and the rest), with a restart point every
+/// kRestartInterval records. A block is closed once its decoded size (the
+/// format-1 form it takes in memory: records with full keys + offsets +
+/// count) reaches block_bytes; a record that alone would reach it gets a block
+/// of its own. A block is stored uncompressed (id 0) unless compression saves at least
 /// 1/8 of it and keeps within the reader's 255:1 ratio bound.
 template <CompressionPolicy Compression>
 class ChunkWriter {
@@ -1595,24 +1871,39 @@ class ChunkWriter {
     if (rec + 8 > chunk_format::kMaxRawBytes)
       throw ValidationError("stowage: record of " + std::to_string(rec) + " encoded bytes exceeds the chunk limit of " +
                             std::to_string(chunk_format::kMaxRawBytes - 8));
-    if (!offsets_.empty() && (rec + 8 >= block_bytes_ || block_raw() + rec + 4 > chunk_format::kMaxRawBytes))
+    if (block_records_ > 0 && (rec + 8 >= block_bytes_ || block_decoded() + rec + 4 > chunk_format::kMaxRawBytes))
       flush_block();
-    if (offsets_.empty()) block_first_key_.assign(key);
-    offsets_.push_back(static_cast<std::uint32_t>(block_.size()));
-    put_bytes(block_, key);
+    std::size_t shared = 0;
+    if (block_records_ == 0) {
+      block_first_key_.assign(key);
+    } else if (block_records_ % chunk_format::kRestartInterval != 0) {
+      const std::size_t n = std::min(key.size(), last_key_.size());
+      while (shared < n && key[shared] == last_key_[shared]) ++shared;
+    }
+    const bool restart = block_records_ % chunk_format::kRestartInterval == 0;
+    if (restart) restarts_.push_back(static_cast<std::uint32_t>(block_.size()));
+    const bool same_len = !restart && value.size() == prev_value_len_;
+    put_varint(block_, shared);
+    put_varint(block_, (std::uint64_t{key.size() - shared} << 1) | (same_len ? 1 : 0));
     put_varint(block_, seq);
-    put_bytes(block_, value);
+    if (!same_len) put_varint(block_, value.size());
+    prev_value_len_ = value.size();
+    block_.append(key.substr(shared));
+    block_.append(value);
+    ++block_records_;
+    block_records_bytes_ += rec;
     if (records_ == 0) first_key_.assign(key);
     last_key_.assign(key);
     ++records_;
     raw_bytes_ += rec;
     max_seq_ = std::max(max_seq_, seq);
     bloom_.add(bloom_hash(key));
-    if (block_raw() >= block_bytes_) flush_block();
+    if (block_decoded() >= block_bytes_) flush_block();
   }
 
-  /// Encoded record bytes added so far (varint lengths, keys, sequence numbers
-  /// and values; not block framing): the caller splits chunks on this.
+  /// Record bytes added so far, counted as in a format-1 block (varint
+  /// lengths, full keys, sequence numbers and values; not prefix compression
+  /// or block framing): the caller splits chunks on this.
   std::uint64_t raw_bytes() const { return raw_bytes_; }
 
   /// Records added so far.
@@ -1623,7 +1914,7 @@ class ChunkWriter {
   ChunkInfo finish() {
     if (finished_) throw std::logic_error("stowage: ChunkWriter::finish called twice for " + path_.string());
     finished_ = true;
-    if (!offsets_.empty()) flush_block();
+    if (block_records_ > 0) flush_block();
     std::string meta;
     put_varint(meta, block_count_);
     meta.append(index_);
@@ -1654,7 +1945,9 @@ class ChunkWriter {
   }
 
  private:
-  std::uint64_t block_raw() const { return block_.size() + 4 * offsets_.size() + 4; }
+  // Size of the open block once decoded (in memory): records with full keys,
+  // a u32 offset per record, the u32 count.
+  std::uint64_t block_decoded() const { return block_records_bytes_ + 4 * block_records_ + 4; }
 
   // Appends one frame holding `raw` (compressed when worth it); returns its framed size.
   std::uint64_t write_frame(std::string_view raw, std::uint64_t seed) {
@@ -1679,8 +1972,8 @@ class ChunkWriter {
   }
 
   void flush_block() {
-    for (std::uint32_t off : offsets_) put_fixed32(block_, off);
-    put_fixed32(block_, static_cast<std::uint32_t>(offsets_.size()));
+    for (std::uint32_t off : restarts_) put_fixed32(block_, off);
+    put_fixed32(block_, static_cast<std::uint32_t>(restarts_.size()));
     const std::uint64_t offset = file_->size();
     const std::uint64_t framed = write_frame(block_, chunk_format::kDataSeed);
     put_fixed64(index_, offset);
@@ -1688,15 +1981,20 @@ class ChunkWriter {
     put_bytes(index_, block_first_key_);
     ++block_count_;
     block_.clear();
-    offsets_.clear();
+    restarts_.clear();
+    block_records_ = 0;
+    block_records_bytes_ = 0;
   }
 
   std::filesystem::path path_;
   std::size_t block_bytes_;
   std::unique_ptr<WritableFile> file_;
   std::string header_;
-  std::string block_;                   // records of the open block
-  std::vector<std::uint32_t> offsets_;  // their offsets in block_
+  std::string block_;                    // encoded records of the open block
+  std::vector<std::uint32_t> restarts_;  // offsets in block_ of its restart points
+  std::uint64_t block_records_ = 0;      // records in the open block
+  std::uint64_t block_records_bytes_ = 0;  // their size in the decoded (format-1) form
+  std::size_t prev_value_len_ = 0;         // value length of the previous record
   std::string block_first_key_;
   std::string index_;  // encoded index entries of the blocks written
   std::uint64_t block_count_ = 0;
@@ -1734,9 +2032,10 @@ class ChunkTable {
       fail(size - 16, "footer checksum mismatch (covers the header and the meta offset and size)");
     const std::uint16_t major = decode_fixed16(header.data() + 8);
     const std::uint16_t minor = decode_fixed16(header.data() + 10);
-    if (major != cf::kMajor)
+    if (major < cf::kOldestMajor || major > cf::kMajor)
       fail(8, "chunk format " + std::to_string(major) + "." + std::to_string(minor) +
-                  " is not supported (this build reads 1.x)");
+                  " is not supported (this build reads 1.x and 2.x; a newer stowage wrote it?)");
+    t->major_ = major;
     const auto writer_id = static_cast<std::uint8_t>(header[12]);
     if (!can_decompress<Compression>(writer_id))
       fail(12, "written with compression id " + std::to_string(writer_id) + ", which this store's policy (" +
@@ -1784,7 +2083,8 @@ class ChunkTable {
     const IndexEntry& e = index_[i];
     const std::string frame = read_exact(e.offset, e.framed, "data block");
     auto block = Block::parse(
-        decode_frame<Compression>(frame, path_, e.offset, chunk_format::kDataSeed, "data block"), path_, e.offset);
+        decode_frame<Compression>(frame, path_, e.offset, chunk_format::kDataSeed, "data block"), path_, e.offset,
+        major_);
     auto fail = [&](const std::string& what) -> void { throw CorruptionError(path_, e.offset, "data block: " + what); };
     if (block->key(0) != entry_key(e)) fail("first key differs from the chunk's index");
     const std::string_view last = block->key(block->size() - 1);
@@ -1886,6 +2186,7 @@ class ChunkTable {
   std::unique_ptr<RandomAccessFile> file_;
   std::filesystem::path path_;
   std::uint64_t file_bytes_ = 0, records_ = 0, max_seq_ = 0;
+  std::uint16_t major_ = chunk_format::kMajor;  // selects the data block decoder
   std::string keys_;  // first key of every block, then the last key
   std::size_t last_key_off_ = 0;
   std::vector<IndexEntry> index_;
@@ -4284,16 +4585,26 @@ class FileLock {
 // (1 put, 2 erase) | length-prefixed key | (put only) length-prefixed value.
 // Op i has sequence first + i.
 //
+// Preallocation: zeros are written ahead of the records (WalWriter::grow),
+// so syncing a record is an fdatasync into space that is already written
+// and needs no file-size journaling. The records' durable lengths count
+// record bytes only, never the zeros. No record has type 0, so replay
+// stops where the zeros begin; zeros from there to the
+// end of the file are a clean end (WalReplay::zero_bytes), not a cut. A
+// segment that takes no more records is sealed (synced, its zeros cut off,
+// synced again), so every segment but the last holds exactly its records.
+//
 // Recovery reads records in order and stops at the first bad one, at offset
-// D. Bytes that were never fsynced may come back from a power cut torn,
-// zeroed or with pages out of order; bytes that were fsynced may not. So the
+// D. If only zeros follow, that is the end. Otherwise: bytes that were never
+// fsynced may come back from a power cut torn, zeroed (or as the zeros they
+// overwrote) or with pages out of order; bytes that were fsynced may not. So the
 // rest of the segment is searched for valid records: if one of them says
 // that more than D bytes were durable when it was written, synced data is
 // damaged: a CorruptionError naming the file and offset. Otherwise the bad
 // bytes lie in the unsynced tail: they are cut (with any records after them,
 // which were never synced either) and the cut is reported. A segment is
-// synced before the next one starts, so damage in any segment but the last is
-// always a CorruptionError (the caller checks that).
+// synced before the next one starts, so damage (or a zero tail) in any
+// segment but the last is always a CorruptionError (the caller checks that).
 
 #include <algorithm>
 #include <atomic>
@@ -4410,17 +4721,69 @@ void decode_wal_batch(std::string_view payload, const std::filesystem::path& fil
   if (!r.empty()) r.fail("trailing bytes after the last op");
 }
 
+/// What replaying one segment found: valid_bytes + cut_bytes + zero_bytes
+/// is the file's length.
+struct WalReplay {
+  std::uint64_t records = 0;     ///< valid records replayed
+  std::uint64_t valid_bytes = 0; ///< length of the valid prefix: where appends continue
+  std::uint64_t cut_bytes = 0;   ///< torn tail after it, up to its last non-zero byte
+  std::uint64_t zero_bytes = 0;  ///< zeros ending the file (preallocated space; a clean end if cut_bytes == 0)
+};
+
+/// Preallocation: a segment's file is kept ahead of its records with
+/// written zeros, first kWalPreallocMin, then steps as large as the file
+/// (doubling) up to kWalPreallocMax, so syncing a record is an fdatasync of
+/// data alone: no new file length to journal, except once per step.
+inline constexpr std::uint64_t kWalPreallocMin = std::uint64_t{64} << 10;
+inline constexpr std::uint64_t kWalPreallocMax = std::uint64_t{1} << 20;
+
 /// Appends records to one segment. append() is serialised by the caller;
 /// sync() may run concurrently with append() (group commit).
+///
+/// Records go at the logical end (size()). Where the FileSystem writes in
+/// place (WritableFile::write_at), the file is kept ahead of them with
+/// written zeros (allocated()), which replay reads as a clean end, once the
+/// segment has been synced (a segment never synced, as with
+/// Durability::none, would only pay for writing the zeros); otherwise
+/// records are plainly appended.
 class WalWriter {
  public:
   /// Creates segment `number` in dir and makes its name durable.
-  WalWriter(FileSystem& fs, const std::filesystem::path& dir, std::uint64_t number)
-      : number_(number), path_(dir / wal_file_name(number)) {
+  /// prealloc_max: the largest preallocation step (0: plain appends).
+  WalWriter(FileSystem& fs, const std::filesystem::path& dir, std::uint64_t number,
+            std::uint64_t prealloc_max = kWalPreallocMax)
+      : fs_(&fs), number_(number), path_(dir / wal_file_name(number)), prealloc_max_(prealloc_max) {
     file_ = fs.create(path_);
     fs.sync_dir(dir);
+    in_place_ = prealloc_max_ > 0;
   }
-  /// Appends one record and hands it to the OS (a process crash keeps it).
+  /// Continues segment `number` in dir, which replay_wal() just read as
+  /// `replayed`: records go on at replayed.valid_bytes, not at the file's
+  /// end, over its zero tail; a torn tail is truncated away first, so none of
+  /// its bytes can follow a new record. Syncs the file: the replayed records
+  /// count as durable.
+  WalWriter(FileSystem& fs, const std::filesystem::path& dir, std::uint64_t number, const WalReplay& replayed,
+            std::uint64_t prealloc_max = kWalPreallocMax)
+      : fs_(&fs), number_(number), path_(dir / wal_file_name(number)), prealloc_max_(prealloc_max) {
+    const std::uint64_t end = replayed.valid_bytes;
+    if (replayed.cut_bytes > 0) fs.truncate(path_, end);
+    file_ = fs.open_write(path_);
+    in_place_ = prealloc_max_ > 0 && file_->write_at(end, {});
+    if (file_->size() > end && !in_place_) {  // cannot write in place: the zero tail goes too
+      file_.reset();
+      fs.truncate(path_, end);
+      file_ = fs.open_write(path_);
+    }
+    allocated_ = std::max(file_->size(), end);
+    logical_ = end;
+    file_->sync();
+    flushed_.store(end);
+    durable_.store(end);
+    synced_.store(true);
+  }
+  /// Writes one record at the logical end and hands it to the OS (a process
+  /// crash keeps it), first extending the preallocated zeros if it would not
+  /// fit in them.
   void append(std::string_view payload, std::uint8_t type = kWalBatch) {
     if (payload.size() > kWalMaxPayload)
       throw ValidationError("stowage: a commit of " + std::to_string(payload.size()) +
@@ -4432,10 +4795,28 @@ class WalWriter {
     encode_fixed64(header + 9, durable_.load());
     encode_fixed64(header + 17,
                    record_checksum(std::string_view(header, 17), payload, static_cast<std::uint32_t>(number_)));
-    file_->append(std::string_view(header, kWalHeaderBytes));
-    file_->append(payload);
-    file_->flush();
-    flushed_.store(file_->size());
+    const std::uint64_t end = logical_ + kWalHeaderBytes + payload.size();
+    if (in_place_ && end > allocated_ && synced_.load(std::memory_order_relaxed)) grow(end);
+    bool written = false;
+    if (in_place_) {
+      if (payload.size() <= kCombine) {  // one write
+        record_.assign(header, kWalHeaderBytes);
+        record_.append(payload);
+        written = file_->write_at(logical_, record_);
+      } else {
+        written = file_->write_at(logical_, std::string_view(header, kWalHeaderBytes)) &&
+                  file_->write_at(logical_ + kWalHeaderBytes, payload);
+      }
+      in_place_ = written;  // false only before anything was written in place
+    }
+    if (!written) {
+      file_->append(std::string_view(header, kWalHeaderBytes));
+      file_->append(payload);
+      file_->flush();
+    }
+    logical_ = end;
+    allocated_ = std::max(allocated_, end);
+    flushed_.store(end);
   }
   /// Makes every record appended before the call durable. Safe to call while
   /// another thread appends (records appended meanwhile may or may not be
@@ -4443,29 +4824,65 @@ class WalWriter {
   void sync() {
     std::uint64_t target = flushed_.load();
     file_->sync_flushed();
+    synced_.store(true, std::memory_order_relaxed);
     std::uint64_t cur = durable_.load();
     while (cur < target && !durable_.compare_exchange_weak(cur, target)) {
     }
   }
+  /// For a segment that takes no more records (a later one starts, or the
+  /// store closes): syncs it, then cuts the preallocated zeros off and syncs
+  /// the new length, so the file holds exactly its records. Every segment but
+  /// the last must (replay takes a zero tail there for damage). Does nothing
+  /// to a segment that is synced and holds no zeros (e.g. one never written).
+  void seal() {
+    if (durable_.load() < flushed_.load()) sync();
+    if (allocated_ > logical_) {
+      fs_->truncate(path_, logical_);
+      allocated_ = logical_;
+      file_->sync();
+    }
+  }
   void close() { file_->close(); }
   std::uint64_t number() const { return number_; }
-  /// Bytes appended (call under the caller's append serialisation).
-  std::uint64_t size() const { return file_->size(); }
+  /// Bytes of records: the logical end (call under the caller's append
+  /// serialisation).
+  std::uint64_t size() const { return logical_; }
+  /// The file's length: size() plus the preallocated zeros after it.
+  std::uint64_t allocated() const { return allocated_; }
   const std::filesystem::path& path() const { return path_; }
 
  private:
+  static constexpr std::size_t kCombine = std::size_t{64} << 10;
+  // Writes zeros from the file's end (or the new record's end, if further)
+  // to the next step past `end`. The first write_at() may say the file
+  // cannot be written in place: then records are appended instead.
+  void grow(std::uint64_t end) {
+    static const std::string zeros(static_cast<std::size_t>(kWalPreallocMax), '\0');
+    const std::uint64_t step = std::max<std::uint64_t>(4096, std::min(std::max(allocated_, kWalPreallocMin), prealloc_max_));
+    const std::uint64_t target = (std::max(end, allocated_ + step) + 4095) / 4096 * 4096;
+    for (std::uint64_t at = std::max(allocated_, end); at < target;) {
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(target - at, zeros.size()));
+      if (!file_->write_at(at, std::string_view(zeros.data(), n))) {
+        in_place_ = false;
+        return;
+      }
+      at += n;
+    }
+    allocated_ = target;
+  }
+
+  FileSystem* fs_;
   std::uint64_t number_;
   std::filesystem::path path_;
+  std::uint64_t prealloc_max_;
   std::unique_ptr<WritableFile> file_;
-  std::atomic<std::uint64_t> flushed_{0};  ///< bytes handed to the OS
-  std::atomic<std::uint64_t> durable_{0};  ///< bytes known fsynced
-};
-
-/// What replaying one segment found.
-struct WalReplay {
-  std::uint64_t records = 0;     ///< valid records replayed
-  std::uint64_t valid_bytes = 0; ///< length of the valid prefix
-  std::uint64_t cut_bytes = 0;   ///< bytes of torn tail after it
+  bool in_place_ = false;        ///< records go in place, ahead of them written zeros
+  std::uint64_t logical_ = 0;    ///< end of the last record (append serialisation)
+  std::uint64_t allocated_ = 0;  ///< the file's length: records and zeros (append serialisation)
+  std::string record_;           ///< header + payload of the record being written
+  std::atomic<std::uint64_t> flushed_{0};  ///< bytes of records handed to the OS
+  std::atomic<std::uint64_t> durable_{0};  ///< bytes of records known fsynced
+  std::atomic<bool> synced_{false};        ///< sync() ran: preallocating pays from now on
 };
 
 namespace wal_detail {
@@ -4510,29 +4927,42 @@ WalReplay replay_wal(FileSystem& fs, const std::filesystem::path& path, std::uin
     pos += n;
   }
   result.valid_bytes = pos;
-  if (pos < size) {
-    // Torn tail or damaged synced data? Look for any valid record after the
-    // damage that says the damaged bytes were already durable. Only positions
-    // whose type and log number match are checked in full, so a garbage tail
-    // costs one pass.
-    constexpr std::size_t kWindow = 1 << 20;
-    std::string window;
-    for (std::uint64_t start = pos + 1; start + kWalHeaderBytes <= size; start += kWindow) {
-      std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(kWindow + kWalHeaderBytes, size - start));
-      window.resize(want);
-      window.resize(f->read(start, want, window.data()));
-      for (std::size_t i = 0; i + kWalHeaderBytes <= window.size() && i < kWindow; ++i) {
-        if (static_cast<std::uint8_t>(window[i + 4]) != kWalBatch || decode_fixed32(window.data() + i + 5) != log_number)
-          continue;
-        if (wal_detail::valid_record_at(*f, start + i, log_number, payload, durable) != 0 && durable > pos)
-          throw CorruptionError(path, pos,
-                                "damaged WAL record inside bytes that were already synced (the valid record at offset " +
-                                    std::to_string(start + i) + " says " + std::to_string(durable) +
-                                    " bytes were durable): not a torn tail");
+  if (pos == size) return result;
+  // Where the non-zero bytes after the valid prefix end: zeros from pos to
+  // the end of the file are preallocated space, a clean end.
+  constexpr std::size_t kWindow = 1 << 20;
+  std::string window;
+  std::uint64_t nonzero_end = pos;
+  for (std::uint64_t start = pos; start < size; start += kWindow) {
+    window.resize(static_cast<std::size_t>(std::min<std::uint64_t>(kWindow, size - start)));
+    window.resize(f->read(start, window.size(), window.data()));
+    for (std::size_t i = window.size(); i-- > 0;)
+      if (window[i] != 0) {
+        nonzero_end = start + i + 1;
+        break;
       }
-    }
-    result.cut_bytes = size - pos;
   }
+  result.zero_bytes = size - nonzero_end;
+  if (nonzero_end == pos) return result;
+  // Torn tail or damaged synced data? Look for any valid record after the
+  // damage that says the damaged bytes were already durable. Only positions
+  // whose type and log number match are checked in full, so a garbage tail
+  // costs one pass.
+  for (std::uint64_t start = pos + 1; start + kWalHeaderBytes <= size; start += kWindow) {
+    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(kWindow + kWalHeaderBytes, size - start));
+    window.resize(want);
+    window.resize(f->read(start, want, window.data()));
+    for (std::size_t i = 0; i + kWalHeaderBytes <= window.size() && i < kWindow; ++i) {
+      if (static_cast<std::uint8_t>(window[i + 4]) != kWalBatch || decode_fixed32(window.data() + i + 5) != log_number)
+        continue;
+      if (wal_detail::valid_record_at(*f, start + i, log_number, payload, durable) != 0 && durable > pos)
+        throw CorruptionError(path, pos,
+                              "damaged WAL record inside bytes that were already synced (the valid record at offset " +
+                                  std::to_string(start + i) + " says " + std::to_string(durable) +
+                                  " bytes were durable): not a torn tail");
+    }
+  }
+  result.cut_bytes = nonzero_end - pos;
   return result;
 }
 
@@ -4881,6 +5311,7 @@ class Storage {
       std::lock_guard w(write_mu_);
       s.last_sequence = last_seq_;
       s.wal_bytes = wal_closed_bytes_ + (wal_ ? wal_->size() : 0);
+      s.disk_bytes += wal_ ? wal_->allocated() - wal_->size() : 0;  // the current segment's preallocated zeros
     }
     s.disk_bytes += s.wal_bytes + manifest_bytes_.load();
     s.checkpoints = checkpoints_.load();
@@ -4906,6 +5337,13 @@ class Storage {
       std::lock_guard w(write_mu_);
       std::unique_lock guard(lock_);
       closed_ = true;
+      if (wal_ && !error && !failed_.load()) {
+        try {
+          wal_->seal();  // the segment ends at its last record, without preallocated zeros
+        } catch (const IoError&) {
+          error = std::current_exception();
+        }
+      }
       wal_.reset();
       file_lock_.reset();
     }
@@ -5386,7 +5824,7 @@ class Storage {
       if (only_if_needed && wb_.bytes() <= wb_limit_ && wal_->size() <= opt_.wal_bytes) return;
       std::shared_ptr<detail::WalWriter> writer;
       try {
-        wal_->sync();  // the frozen records are durable before a new segment starts
+        wal_->seal();  // the frozen records are durable, the zeros cut off, before a new segment starts
         synced_seq_ = last_seq_;
         new_wal = next_file_++;
         writer = std::make_shared<detail::WalWriter>(*fs_, dir_, new_wal);
@@ -5725,6 +6163,10 @@ class Storage {
         last_seq_ = op.seq;
       });
     });
+    if (!last_segment && result.zero_bytes > 0 && result.cut_bytes == 0)
+      throw CorruptionError(path, result.valid_bytes,
+                            "zeros after the last record of a WAL segment that later segments follow (it was sealed "
+                            "at its last record: records are missing)");
     if (result.cut_bytes > 0) {
       if (!last_segment)
         throw CorruptionError(path, result.valid_bytes,
@@ -5732,11 +6174,13 @@ class Storage {
       log(LogLevel::warning, "cut a torn WAL tail of " + std::to_string(result.cut_bytes) + " bytes from " +
                                  path.string() + " at offset " + std::to_string(result.valid_bytes) + " (" +
                                  std::to_string(result.records) + " records recovered)");
-      if (!opt_.read_only) fs_->truncate(path, result.valid_bytes);
     }
+    // The torn tail or the preallocated zeros go: a later segment follows now.
+    const bool trim = !opt_.read_only && (result.cut_bytes > 0 || result.zero_bytes > 0);
+    if (trim) fs_->truncate(path, result.valid_bytes);
     // What was replayed is visible now, so it must be durable before a later
     // flush() can promise anything about it.
-    if (!opt_.read_only && result.records > 0) fs_->open_append(path)->sync();
+    if (!opt_.read_only && (result.records > 0 || trim)) fs_->open_append(path)->sync();
   }
 
   detail::Manifest fresh_manifest() const {

@@ -58,6 +58,13 @@
 //    straight through.
 //  - Writes are buffered by the wrapper until flush(); a crash drops that
 //    buffer (as a killed process loses its user-space buffers).
+//  - WritableFile::write_at (the WAL's writes into its preallocated zeros)
+//    counts as an append (kOpAppend) and reaches the file at once. Bytes it
+//    overwrites below the durable length are remembered (their durable
+//    content): until a later sync() or sync_flushed() covers the write, a
+//    power cut handles the range as the TailMode says (dropped means the old
+//    bytes come back; a kept prefix is followed by the old bytes; torn). Zeros
+//    written and synced are durable zeros like any other bytes.
 //  - No hard links: a file has at most one live name.
 //  - By default the real fdatasync/fsync calls are skipped (durability is
 //    simulated, so they would only cost time); set_real_sync(true) makes them.
@@ -337,6 +344,7 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
           ino = it->second;
           inodes_[*ino].durable = 0;  // O_TRUNC; see the file comment
           inodes_[*ino].stash.reset();
+          inodes_[*ino].dirty.clear();
         } else {
           ino = next_inode_++;
           inodes_[*ino];
@@ -352,6 +360,29 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
   std::unique_ptr<stowage::WritableFile> open_append(const std::filesystem::path& p) override {
     gate(kOpOpenAppend, p);
     auto inner = base_->open_append(p);
+    const std::uint64_t size = inner->size();
+    std::optional<std::uint64_t> ino;
+    {
+      std::lock_guard g(mu_);
+      if (auto name = tracked(p)) {
+        auto it = live_.find(*name);
+        if (it == live_.end()) {  // made behind our back: adopt as durable
+          ino = next_inode_++;
+          inodes_[*ino].durable = size;
+          live_[*name] = *ino;
+          durable_[*name] = *ino;
+        } else {
+          ino = it->second;
+        }
+      }
+      ++writers_;
+    }
+    return std::make_unique<Writable>(shared_from_this(), std::move(inner), p, ino, size);
+  }
+
+  std::unique_ptr<stowage::WritableFile> open_write(const std::filesystem::path& p) override {
+    gate(kOpOpenAppend, p);
+    auto inner = base_->open_write(p);
     const std::uint64_t size = inner->size();
     std::optional<std::uint64_t> ino;
     {
@@ -436,8 +467,16 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
     if (auto name = tracked(p)) {
       auto it = live_.find(*name);
       if (it != live_.end()) {
-        auto& d = inodes_[it->second].durable;
-        d = std::min(d, size);
+        auto& in = inodes_[it->second];
+        in.durable = std::min(in.durable, size);
+        for (auto d = in.dirty.begin(); d != in.dirty.end();) {
+          if (d->first >= size) {
+            d = in.dirty.erase(d);
+            continue;
+          }
+          if (d->first + d->second.old.size() > size) d->second.old.resize(static_cast<std::size_t>(size - d->first));
+          ++d;
+        }
       }
     }
   }
@@ -471,9 +510,16 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
   }
 
  private:
+  // The durable content of a range overwritten in place (write_at) since the
+  // last sync that covered the write numbered `gen`.
+  struct Dirty {
+    std::string old;
+    std::uint64_t gen = 0;
+  };
   struct Inode {
     std::uint64_t durable = 0;          // bytes that survive a power cut
     std::optional<std::string> stash;   // content, once no live name holds it
+    std::map<std::uint64_t, Dirty> dirty;  // offset -> unsynced overwrite below `durable` (disjoint)
   };
 
   // Appends are buffered here until flush(); flush() hands them to the POSIX
@@ -505,15 +551,17 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
       check(kOpSync);
       if (failed_) ++fs_->syncs_after_fault_;
       push();
+      const std::uint64_t gen = fs_->write_gen();
       if (fs_->real_sync()) inner_->sync();
-      fs_->made_durable(ino_, size_);
+      fs_->made_durable(ino_, size_, gen);
     }
     void sync_flushed() override {
       check(kOpSync);
       if (failed_) ++fs_->syncs_after_fault_;
+      const std::uint64_t gen = fs_->write_gen();
       const std::uint64_t n = flushed_.load();
       if (fs_->real_sync()) inner_->sync_flushed();
-      fs_->made_durable(ino_, n);
+      fs_->made_durable(ino_, n, gen);
     }
     void close() override {
       if (!open_) return;
@@ -523,11 +571,21 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
       open_ = false;
     }
     std::uint64_t size() const override { return size_; }
+    bool write_at(std::uint64_t offset, std::string_view data) override {
+      if (data.empty()) return !dead_ && inner_->write_at(offset, data);
+      if (!buf_.empty()) flush();
+      check(kOpAppend, data, offset);
+      if (!fs_->write_in_place(ino_, *inner_, offset, data)) return false;
+      size_ = std::max<std::uint64_t>(size_, offset + data.size());
+      flushed_ = size_;  // nothing is buffered
+      return true;
+    }
 
    private:
     // fs_->gate(op), plus the optional flavours (see the file comment) when a
-    // fault is injected into this call. `data`: what append() was handed.
-    void check(unsigned op, std::string_view data = {}) {
+    // fault is injected into this call. `data`: what append() or write_at()
+    // (then `at` is its offset) was handed.
+    void check(unsigned op, std::string_view data = {}, std::optional<std::uint64_t> at = std::nullopt) {
       if (dead_)
         throw stowage::IoError("stowage-test: " + path_.string() +
                                " had an earlier injected fault; this handle is not usable any more");
@@ -537,7 +595,13 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
       } catch (const stowage::IoError&) {
         if (fs_->faults() != before) {  // injected here (not "the power is off")
           failed_ = true;
-          if (fs_->short_writes()) {
+          if (fs_->short_writes() && at) {
+            try {
+              fs_->write_in_place(ino_, *inner_, *at, data.substr(0, data.size() / 2));
+            } catch (...) {
+            }
+            dead_ = true;
+          } else if (fs_->short_writes()) {
             std::string pending = buf_;
             pending.append(data);
             pending.resize(pending.size() / 2);
@@ -627,11 +691,64 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
     }
   }
 
-  void made_durable(std::optional<std::uint64_t> ino, std::uint64_t n) {
+  // A sync made the first n bytes durable, and every in-place write up to
+  // number gen (write_gen() when it began).
+  void made_durable(std::optional<std::uint64_t> ino, std::uint64_t n, std::uint64_t gen) {
     if (!ino) return;
     std::lock_guard g(mu_);
     auto it = inodes_.find(*ino);
-    if (it != inodes_.end()) it->second.durable = std::max(it->second.durable, n);
+    if (it == inodes_.end()) return;
+    it->second.durable = std::max(it->second.durable, n);
+    auto& dirty = it->second.dirty;
+    for (auto d = dirty.begin(); d != dirty.end();) d = d->second.gen <= gen ? dirty.erase(d) : std::next(d);
+  }
+  std::uint64_t write_gen() const {
+    std::lock_guard g(mu_);
+    return write_gen_;
+  }
+  // write_at() of a Writable: remembers the durable bytes it overwrites, then
+  // writes (under the lock, so a sync that began after it covers it).
+  bool write_in_place(std::optional<std::uint64_t> ino, stowage::WritableFile& inner, std::uint64_t offset,
+                      std::string_view data) {
+    std::lock_guard g(mu_);
+    const std::uint64_t gen = ++write_gen_;
+    if (ino) {
+      auto in = inodes_.find(*ino);
+      std::optional<std::string> name;
+      for (const auto& [n, i] : live_)
+        if (i == *ino) name = n;
+      if (in != inodes_.end() && name) note_overwrite_locked(in->second, root_ / *name, offset, offset + data.size(), gen);
+    }
+    return inner.write_at(offset, data);
+  }
+  // Saves the durable content of [a, b) below the durable length that no
+  // earlier unsynced write saved yet; marks the range as written by `gen`.
+  static void note_overwrite_locked(Inode& in, const std::filesystem::path& p, std::uint64_t a, std::uint64_t b,
+                                    std::uint64_t gen) {
+    b = std::min(b, in.durable);
+    if (a >= b) return;
+    auto it = in.dirty.upper_bound(a);
+    if (it != in.dirty.begin()) {
+      auto prev = std::prev(it);
+      if (prev->first + prev->second.old.size() > a) it = prev;
+    }
+    std::uint64_t pos = a;
+    while (pos < b) {
+      if (it != in.dirty.end() && it->first <= pos) {
+        it->second.gen = gen;
+        pos = std::max<std::uint64_t>(pos, it->first + std::max<std::uint64_t>(it->second.old.size(), 1));
+        ++it;
+        continue;
+      }
+      const std::uint64_t next = it != in.dirty.end() ? std::min(b, it->first) : b;
+      std::string old(static_cast<std::size_t>(next - pos), '\0');
+      std::ifstream f(p, std::ios::binary);
+      f.seekg(static_cast<std::streamoff>(pos));
+      f.read(old.data(), static_cast<std::streamsize>(old.size()));
+      old.resize(f ? old.size() : static_cast<std::size_t>(std::max<std::streamsize>(f.gcount(), 0)));
+      if (!old.empty()) in.dirty.emplace(pos, Dirty{std::move(old), gen});
+      pos = next;
+    }
   }
   void writer_gone() {
     std::lock_guard g(mu_);
@@ -690,6 +807,17 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
     for (const auto& [name, ino] : table) {
       std::string content = content_locked(ino);
       const std::uint64_t keep = std::min<std::uint64_t>(inodes_[ino].durable, content.size());
+      // Unsynced overwrites below the durable length: torn like a tail, the
+      // old bytes where nothing new survives.
+      for (const auto& [start, d] : inodes_[ino].dirty) {
+        if (start >= keep) continue;
+        const auto at = static_cast<std::size_t>(start);
+        const auto len = static_cast<std::size_t>(std::min<std::uint64_t>(d.old.size(), keep - start));
+        std::string torn = torn_tail(content.substr(at, len), start, mode, rng);
+        if (torn.size() > len) torn.resize(len);
+        content.replace(at, torn.size(), torn);
+        content.replace(at + torn.size(), len - torn.size(), d.old, torn.size(), len - torn.size());
+      }
       std::string lost = content.substr(static_cast<std::size_t>(keep));
       content.resize(static_cast<std::size_t>(keep));
       content += torn_tail(lost, keep, mode, rng);
@@ -793,6 +921,7 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
   std::vector<DirOp> dirlog_;  // directory operations since the last sync_dir
   std::size_t kept_dir_ops_ = 0;
   std::uint64_t next_inode_ = 1;
+  std::uint64_t write_gen_ = 0;  // in-place writes so far
   std::int64_t writers_ = 0;
   std::uint64_t counts_[32] = {};
   unsigned arm_mask_ = 0;

@@ -1,8 +1,12 @@
-// Tests of the write-ahead log: framing, replay, torn tails, damage.
+// Tests of the write-ahead log: framing, replay, torn tails, damage, and
+// preallocated segments (records written in place over zeros).
 #include <catch2/catch.hpp>
+
+#include <random>
 
 #include <stowage/wal.hpp>
 
+#include "fault_fs.hpp"
 #include "test_util.hpp"
 
 using namespace stowage;
@@ -28,16 +32,29 @@ Replayed replay(const std::filesystem::path& dir, std::uint64_t number) {
   return r;
 }
 
-std::vector<std::string> write_records(const std::filesystem::path& dir, std::uint64_t number, int n) {
+std::string payload_for(int i) {
+  return batch_payload(static_cast<std::uint64_t>(i + 1),
+                       {{"key" + std::to_string(i), std::string(static_cast<std::size_t>(i * 7), 'v')}});
+}
+
+// n records, synced at the end; sealed (no preallocated zeros) unless told.
+std::vector<std::string> write_records(const std::filesystem::path& dir, std::uint64_t number, int n,
+                                       bool seal = true) {
   detail::WalWriter w(*default_file_system(), dir, number);
   std::vector<std::string> payloads;
   for (int i = 0; i < n; ++i) {
-    payloads.push_back(batch_payload(static_cast<std::uint64_t>(i + 1),
-                                     {{"key" + std::to_string(i), std::string(static_cast<std::size_t>(i * 7), 'v')}}));
+    payloads.push_back(payload_for(i));
     w.append(payloads.back());
   }
-  w.sync();
+  if (seal)
+    w.seal();
+  else
+    w.sync();
   return payloads;
+}
+
+bool all_zero(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c == 0; });
 }
 
 }  // namespace
@@ -97,11 +114,11 @@ TEST_CASE("a torn tail is cut at every length and the prefix recovered") {
     auto r = replay(dir.path(), 1);
     std::size_t complete = static_cast<std::size_t>(std::upper_bound(ends.begin(), ends.end(), len) - ends.begin());
     REQUIRE(r.payloads.size() == complete);
-    CHECK(r.result.valid_bytes + r.result.cut_bytes == len);
+    CHECK(r.result.valid_bytes + r.result.cut_bytes + r.result.zero_bytes == len);
   }
 }
 
-TEST_CASE("a zeroed or garbage tail is cut") {
+TEST_CASE("a zero tail is a clean end; a garbage tail is cut") {
   TempDir dir("wal");
   auto written = write_records(dir.path(), 2, 4);
   auto path = dir / detail::wal_file_name(2);
@@ -109,7 +126,9 @@ TEST_CASE("a zeroed or garbage tail is cut") {
   stowage_test::write_all(path, full + std::string(4096, '\0'));
   auto r = replay(dir.path(), 2);
   CHECK(r.payloads == written);
-  CHECK(r.result.cut_bytes == 4096);
+  CHECK(r.result.valid_bytes == full.size());
+  CHECK(r.result.cut_bytes == 0);
+  CHECK(r.result.zero_bytes == 4096);
   std::mt19937 rng(7);
   std::string garbage(10000, '\0');
   for (auto& c : garbage) c = static_cast<char>(rng());
@@ -174,4 +193,291 @@ TEST_CASE("records of another segment number never replay") {
   auto r = replay(dir.path(), 10);
   CHECK(r.payloads.empty());
   CHECK(r.result.cut_bytes > 0);
+}
+
+TEST_CASE("a preallocated segment: records in place over written zeros, the zero tail a clean end") {
+  TempDir dir("wal");
+  auto path = dir / detail::wal_file_name(4);
+  for (std::uint64_t step : {detail::kWalPreallocMax, std::uint64_t{4096}}) {
+    INFO("preallocation step " << step);
+    detail::WalWriter w(*default_file_system(), dir.path(), 4, step);
+    w.sync();  // preallocation starts with the first sync
+    std::vector<std::string> written;
+    std::uint64_t grows = 0, last_allocated = 0;
+    for (int i = 0; i < 300; ++i) {
+      written.push_back(payload_for(i));
+      w.append(written.back());
+      if (i % 3 == 0) w.sync();
+      if (w.allocated() != last_allocated) ++grows;
+      last_allocated = w.allocated();
+      // The file is ahead of the records, in whole pages of zeros.
+      REQUIRE(w.allocated() >= w.size());
+      REQUIRE(w.allocated() % 4096 == 0);
+      REQUIRE(std::filesystem::file_size(path) == w.allocated());
+    }
+    w.sync();
+    CHECK(grows >= (step == 4096 ? 10u : 2u));  // 64 KiB, then doubling; or 4 KiB steps
+    auto bytes = stowage_test::read_all(path);
+    CHECK(all_zero(std::string_view(bytes).substr(static_cast<std::size_t>(w.size()))));
+    auto r = replay(dir.path(), 4);
+    CHECK(r.payloads == written);
+    CHECK(r.result.valid_bytes == w.size());
+    CHECK(r.result.cut_bytes == 0);
+    CHECK(r.result.zero_bytes == w.allocated() - w.size());
+    // seal() leaves exactly the records.
+    w.seal();
+    CHECK(std::filesystem::file_size(path) == w.size());
+    r = replay(dir.path(), 4);
+    CHECK(r.payloads == written);
+    CHECK(r.result.zero_bytes == 0);
+  }
+  // A record larger than a step still fits.
+  detail::WalWriter w(*default_file_system(), dir.path(), 6, 4096);
+  w.sync();
+  std::string big = batch_payload(1, {{"big", std::string(100000, 'b')}});
+  w.append(big);
+  w.append(payload_for(1));
+  w.sync();
+  auto r = replay(dir.path(), 6);
+  REQUIRE(r.payloads.size() == 2);
+  CHECK(r.payloads[0] == big);
+  CHECK(r.result.cut_bytes == 0);
+}
+
+TEST_CASE("a record after zeros replays only if nothing before it was lost; lost synced bytes are corruption") {
+  TempDir dir("wal");
+  auto path = dir / detail::wal_file_name(8);
+  std::vector<std::string> written;
+  std::vector<std::uint64_t> ends;
+  {
+    detail::WalWriter w(*default_file_system(), dir.path(), 8);
+    for (int i = 0; i < 3; ++i) {
+      written.push_back(payload_for(i));
+      w.append(written.back());
+      ends.push_back(w.size());
+      w.sync();  // each later record says the ones before it are durable
+    }
+    for (int i = 3; i < 6; ++i) {  // never synced: they claim ends[2] bytes at most
+      written.push_back(payload_for(i));
+      w.append(written.back());
+      ends.push_back(w.size());
+    }
+  }
+  const auto full = stowage_test::read_all(path);
+  auto zeroed = [&](std::uint64_t from, std::uint64_t to) {
+    std::string b = full;
+    std::fill(b.begin() + static_cast<std::ptrdiff_t>(from), b.begin() + static_cast<std::ptrdiff_t>(to), '\0');
+    return b;
+  };
+  // Record 1 (synced; record 2 says so) comes back as zeros: corruption.
+  stowage_test::write_all(path, zeroed(ends[0], ends[1]));
+  CHECK_THROWS_AS(replay(dir.path(), 8), CorruptionError);
+  // Record 3 (never synced) comes back as zeros: records 4 and 5 after the
+  // zeros are not replayed, the tail is cut up to record 5's last byte.
+  stowage_test::write_all(path, zeroed(ends[2], ends[3]));
+  auto r = replay(dir.path(), 8);
+  CHECK(r.payloads == std::vector<std::string>(written.begin(), written.begin() + 3));
+  CHECK(r.result.valid_bytes == ends[2]);
+  CHECK(r.result.cut_bytes == ends[5] - ends[2]);
+  CHECK(r.result.zero_bytes == full.size() - ends[5]);
+  // Only the last record's header survives, its payload zeros: never a record.
+  stowage_test::write_all(path, zeroed(ends[4] + detail::kWalHeaderBytes, full.size()));
+  r = replay(dir.path(), 8);
+  CHECK(r.payloads == std::vector<std::string>(written.begin(), written.begin() + 5));
+  CHECK(r.result.cut_bytes > 0);
+  // A record header of zeros only, anywhere in the zero tail: a clean end.
+  stowage_test::write_all(path, zeroed(ends[2], full.size()));
+  r = replay(dir.path(), 8);
+  CHECK(r.payloads.size() == 3);
+  CHECK(r.result.cut_bytes == 0);
+  CHECK(r.result.zero_bytes == full.size() - ends[2]);
+}
+
+TEST_CASE("a continued segment appends at its logical end, over the zeros, and never after stale bytes") {
+  TempDir dir("wal");
+  auto& fs = *default_file_system();
+  auto path = dir / detail::wal_file_name(3);
+  std::vector<std::string> written;
+  {
+    detail::WalWriter w(fs, dir.path(), 3);
+    w.sync();
+    for (int i = 0; i < 5; ++i) {
+      written.push_back(payload_for(i));
+      w.append(written.back());
+    }
+    w.sync();
+  }  // a crash: the zeros stay
+  const auto physical = std::filesystem::file_size(path);
+  auto r = replay(dir.path(), 3);
+  REQUIRE(r.payloads == written);
+  REQUIRE(r.result.zero_bytes > 0);
+  {
+    detail::WalWriter w(fs, dir.path(), 3, r.result);
+    CHECK(w.size() == r.result.valid_bytes);
+    for (int i = 5; i < 8; ++i) {
+      written.push_back(payload_for(i));
+      w.append(written.back());
+    }
+    w.sync();
+    CHECK(std::filesystem::file_size(path) == physical);  // written into the zeros, not after them
+  }
+  r = replay(dir.path(), 3);
+  CHECK(r.payloads == written);
+  CHECK(r.result.cut_bytes == 0);
+
+  // A torn tail holding a stale but valid record of this very segment (its
+  // durable length claims nothing lost) is cut, then truncated away when the
+  // segment is continued: the stale record can never follow a new one.
+  auto bytes = stowage_test::read_all(path);
+  const auto end = static_cast<std::size_t>(r.result.valid_bytes);
+  const std::size_t second = detail::kWalHeaderBytes + written[0].size();
+  std::string stale = bytes.substr(second, detail::kWalHeaderBytes + written[1].size());  // claims 0 bytes durable
+  std::string torn = bytes.substr(0, end) + "garbage!" + stale;
+  torn += std::string(8192 - torn.size() % 4096, '\0');
+  stowage_test::write_all(path, torn);
+  r = replay(dir.path(), 3);
+  REQUIRE(r.payloads == written);
+  REQUIRE(r.result.cut_bytes == 8 + stale.size());
+  {
+    detail::WalWriter w(fs, dir.path(), 3, r.result);
+    written.push_back(payload_for(8));
+    w.append(written.back());
+    w.sync();
+  }
+  r = replay(dir.path(), 3);
+  CHECK(r.payloads == written);  // the stale copy of record 1 is gone
+  CHECK(r.result.cut_bytes == 0);
+}
+
+TEST_CASE("stale records of another segment in the zero tail never replay") {
+  TempDir dir("wal");
+  auto old_records = write_records(dir.path(), 11, 4);
+  auto mine = write_records(dir.path(), 12, 2);
+  auto path = dir / detail::wal_file_name(12);
+  // As if segment 12 reused segment 11's file: 11's records after 12's.
+  stowage_test::write_all(path, stowage_test::read_all(path) +
+                                    stowage_test::read_all(dir / detail::wal_file_name(11)) +
+                                    std::string(4096, '\0'));
+  auto r = replay(dir.path(), 12);
+  CHECK(r.payloads == mine);
+  CHECK(r.result.cut_bytes > 0);  // foreign bytes: cut, never replayed
+}
+
+namespace {
+
+// A file system whose files can only be appended to (no write_at).
+class AppendOnlyFileSystem final : public FileSystem {
+  struct File final : WritableFile {
+    std::unique_ptr<WritableFile> in;
+    explicit File(std::unique_ptr<WritableFile> f) : in(std::move(f)) {}
+    void append(std::string_view d) override { in->append(d); }
+    void flush() override { in->flush(); }
+    void sync() override { in->sync(); }
+    void sync_flushed() override { in->sync_flushed(); }
+    void close() override { in->close(); }
+    std::uint64_t size() const override { return in->size(); }
+  };
+  FileSystem& base_ = *default_file_system();
+
+ public:
+  std::unique_ptr<WritableFile> create(const std::filesystem::path& p) override {
+    return std::make_unique<File>(base_.create(p));
+  }
+  std::unique_ptr<WritableFile> open_append(const std::filesystem::path& p) override {
+    return std::make_unique<File>(base_.open_append(p));
+  }
+  std::unique_ptr<RandomAccessFile> open_read(const std::filesystem::path& p) override { return base_.open_read(p); }
+  void rename(const std::filesystem::path& a, const std::filesystem::path& b) override { base_.rename(a, b); }
+  void remove(const std::filesystem::path& p) override { base_.remove(p); }
+  void truncate(const std::filesystem::path& p, std::uint64_t n) override { base_.truncate(p, n); }
+  void sync_dir(const std::filesystem::path& d) override { base_.sync_dir(d); }
+  void create_dirs(const std::filesystem::path& d) override { base_.create_dirs(d); }
+  std::vector<std::string> list(const std::filesystem::path& d) override { return base_.list(d); }
+  bool exists(const std::filesystem::path& p) override { return base_.exists(p); }
+  bool is_directory(const std::filesystem::path& p) override { return base_.is_directory(p); }
+};
+
+}  // namespace
+
+TEST_CASE("a file system without write_at gets plain appends") {
+  TempDir dir("wal");
+  AppendOnlyFileSystem fs;
+  auto path = dir / detail::wal_file_name(2);
+  std::vector<std::string> written;
+  {
+    detail::WalWriter w(fs, dir.path(), 2);
+    for (int i = 0; i < 4; ++i) {
+      written.push_back(payload_for(i));
+      w.append(written.back());
+      CHECK(w.allocated() == w.size());
+      CHECK(std::filesystem::file_size(path) == w.size());
+    }
+    w.sync();
+  }
+  // Continued after a zero tail (written by another program): the zeros go.
+  stowage_test::write_all(path, stowage_test::read_all(path) + std::string(4096, '\0'));
+  Replayed r;
+  r.result = detail::replay_wal(fs, path, 2, [&](std::string_view p, std::uint64_t) { r.payloads.emplace_back(p); });
+  REQUIRE(r.result.zero_bytes == 4096);
+  {
+    detail::WalWriter w(fs, dir.path(), 2, r.result);
+    written.push_back(payload_for(4));
+    w.append(written.back());
+    w.sync();
+  }
+  CHECK(replay(dir.path(), 2).payloads == written);
+}
+
+TEST_CASE("power cuts of a preallocated segment keep every synced record and replay no torn one") {
+  using stowage_test::TailMode;
+  TempDir dir("wal");
+  const auto seg = dir / "seg";
+  std::filesystem::create_directories(seg);
+  std::mt19937_64 rng(5);
+  int opened = 0, cut = 0;
+  for (int round = 0; round < 40; ++round) {
+    for (const auto& e : std::filesystem::directory_iterator(seg)) std::filesystem::remove(e.path());
+    auto fs = stowage_test::FaultFileSystem::make(seg);
+    std::vector<std::string> written;
+    std::size_t synced = 0;
+    {
+      detail::WalWriter w(*fs, seg, 1, round % 2 ? 4096 : detail::kWalPreallocMax);
+      const int n = 5 + static_cast<int>(rng() % 200);
+      for (int i = 0; i < n; ++i) {
+        written.push_back(payload_for(i));
+        w.append(written.back());
+        if (rng() % 4 == 0) {
+          w.sync();
+          synced = written.size();
+        }
+      }
+    }
+    for (auto mode : {TailMode::drop, TailMode::prefix, TailMode::garbage, TailMode::zeros, TailMode::holes}) {
+      const auto image = dir / "image";
+      fs->power_loss_image(image, mode, rng(), stowage_test::DirMode::lose);
+      INFO("round " << round << ", " << stowage_test::tail_mode_name(mode) << ", " << written.size() << " written, "
+                    << synced << " synced");
+      Replayed r;
+      REQUIRE_NOTHROW(r = replay(image, 1));
+      REQUIRE(r.payloads.size() >= synced);
+      REQUIRE(r.payloads.size() <= written.size());
+      CHECK(r.payloads == std::vector<std::string>(written.begin(), written.begin() + r.payloads.size()));
+      ++opened;
+      if (r.result.cut_bytes > 0) ++cut;
+    }
+  }
+  CHECK(opened == 200);
+  CHECK(cut > 0);  // some cuts were torn, not clean
+}
+
+TEST_CASE("a segment never synced is not preallocated") {
+  TempDir dir("wal");
+  detail::WalWriter w(*default_file_system(), dir.path(), 1);
+  for (int i = 0; i < 50; ++i) w.append(payload_for(i));
+  CHECK(w.allocated() == w.size());
+  CHECK(std::filesystem::file_size(dir / detail::wal_file_name(1)) == w.size());
+  w.sync();
+  w.append(payload_for(50));
+  CHECK(w.allocated() > w.size());
+  CHECK(w.allocated() % 4096 == 0);
 }

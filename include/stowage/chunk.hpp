@@ -1,7 +1,9 @@
 // chunk.hpp: chunk files, the immutable sorted files of records (key, sequence
 // number, value) that hold the bulk of a store. Keys are encoded byte strings in
 // memcmp order, strictly ascending within a chunk; chunks hold no tombstones.
-// Layout (every byte is specified in docs/format.md, "Chunk files"):
+// Layout (every byte is specified in docs/format.md, "Chunk files"; format 2
+// writes prefix-compressed data blocks with restart points, format 1 blocks
+// with full keys are still read):
 //   header (16 B) | data blocks (framed) | meta block (framed) | footer (32 B)
 //   frame = u8 compression id | u32 raw size | u32 stored size | u64 XXH3 | stored bytes
 // Invariants a reader checks before trusting anything:
@@ -41,10 +43,16 @@ namespace chunk_format {
 inline constexpr std::string_view kMagic = "STWCHUNK";
 /// Last 8 bytes of every chunk file.
 inline constexpr std::string_view kEndMagic = "STWCHEND";
-/// Format version written; readers accept major 1, any minor.
-inline constexpr std::uint16_t kMajor = 1;
+/// Format version written (2: prefix-compressed data blocks with restart
+/// points); readers accept majors kOldestMajor..kMajor, any minor.
+inline constexpr std::uint16_t kMajor = 2;
+/// Oldest major version read (1: data blocks store every key in full).
+inline constexpr std::uint16_t kOldestMajor = 1;
 /// Minor version written (minors only append fields to the meta block).
 inline constexpr std::uint16_t kMinor = 0;
+/// Format 2: record i of a data block is a restart point (its key stored in
+/// full) iff i % kRestartInterval == 0. Fixed by the format.
+inline constexpr std::size_t kRestartInterval = 16;
 /// Size of the file header.
 inline constexpr std::size_t kHeaderBytes = 16;
 /// Size of a frame's header (id, raw size, stored size, checksum).
@@ -141,41 +149,29 @@ inline std::uint64_t decode_trusted_varint(const char*& p) {
   }
 }
 
-/// One decoded data block: records back to back (varint key_len | key | varint
-/// seq | varint value_len | value), then a u32 offset per record, then a u32
-/// record count. Validated completely at parse time, immutable afterwards, and
-/// safe to share across threads read-only. The trailer of offsets doubles as
-/// the in-memory index, so a block holds no memory beyond its raw bytes.
+/// One data block in memory, whatever its on-disk encoding: the records
+/// materialised back to back (varint key_len | key | varint seq | varint
+/// value_len | value), a u32 offset per record, a u32 record count (this is
+/// exactly a format-1 block), then a search aid: the block's common key prefix
+/// (the bytes every key of the block starts with) and, per record, the 8 key
+/// bytes that follow it as a big-endian u64 (zero-padded). lower_bound binary-
+/// searches that one contiguous array and compares full keys only on ties, so
+/// a probe costs no dependent load. Format-2 blocks (prefix-compressed, see
+/// docs/format.md) are decoded into this form once, when they are read, so
+/// key(i) stays a contiguous string_view. Validated completely at parse time,
+/// immutable afterwards, and safe to share across threads read-only.
 class Block {
  public:
-  /// Validates `raw` (the decoded block read at file offset `offset`): at least
-  /// one record, every offset, length and varint in bounds, offsets exactly
-  /// where each record starts, keys strictly ascending. Else CorruptionError(file, offset, ...).
-  static std::shared_ptr<const Block> parse(std::string raw, const std::filesystem::path& file,
-                                            std::uint64_t offset) {
-    Reader trailer = Reader::decoded(raw, file, offset, "data block");
-    if (raw.size() < 4) trailer.fail("block of " + std::to_string(raw.size()) + " bytes has no record count");
-    const std::size_t count = decode_fixed32(raw.data() + raw.size() - 4);
-    if (count == 0) trailer.fail("block holds no records");
-    // Every record takes at least 3 bytes plus its 4-byte offset.
-    if (count > (raw.size() - 4) / 7)
-      trailer.fail("record count " + std::to_string(count) + " does not fit a block of " +
-                   std::to_string(raw.size()) + " bytes");
-    const std::size_t index = raw.size() - 4 - 4 * count;
-    Reader r = Reader::decoded(std::string_view(raw).substr(0, index), file, offset, "data block");
-    std::string_view prev;
-    for (std::size_t i = 0; i < count; ++i) {
-      const std::size_t at = decode_fixed32(raw.data() + index + 4 * i);
-      if (at != r.position())
-        r.fail("offset of record " + std::to_string(i) + " is " + std::to_string(at) + ", not where it starts");
-      const auto key = r.length_prefixed("key");
-      r.varint("sequence number");
-      r.length_prefixed("value");
-      if (i > 0 && !(prev < key)) r.fail("keys are not strictly ascending at record " + std::to_string(i));
-      prev = key;
-    }
-    if (!r.empty()) r.fail("bytes after the last record");
-    return std::shared_ptr<const Block>(new Block(std::move(raw), count, index));
+  /// Validates and decodes `raw`, a decoded data block of a chunk of format
+  /// `major` (1 or 2) read at file offset `offset`: at least one record, every
+  /// offset, length and varint in bounds, keys strictly ascending (and, in
+  /// format 2, restart points and shared lengths exactly as the format says).
+  /// Else CorruptionError(file, offset, ...).
+  static std::shared_ptr<const Block> parse(std::string raw, const std::filesystem::path& file, std::uint64_t offset,
+                                            std::uint16_t major) {
+    if (major == 1) return parse_v1(std::move(raw), file, offset);
+    if (major == 2) return decode_v2(raw, file, offset);
+    throw CorruptionError(file, offset, "data block: chunk format " + std::to_string(major) + " has no block decoder");
   }
 
   /// Number of records (at least 1).
@@ -206,10 +202,40 @@ class Block {
 
   /// First i with key(i) >= key; size() if there is none.
   std::size_t lower_bound(std::string_view key) const {
-    std::size_t lo = 0, hi = count_;
+    // Every key starts with the common prefix: a probe that differs from it
+    // within its length lies before or after all of them.
+    const std::size_t m = std::min(key.size(), lcp_);
+    if (m > 0) {
+      const int c = std::memcmp(key.data(), buf_.data() + lcp_off_, m);
+      if (c < 0) return 0;
+      if (c > 0) return count_;
+    }
+    if (key.size() < lcp_) return 0;  // a proper prefix of the common prefix
+    const std::uint64_t probe = prefix_of(key.substr(lcp_));
+    const char* prefixes = buf_.data() + prefix_off_;
+    // Branch-free lower bound of probe among the u64 prefixes.
+    std::size_t base = 0, len = count_;
+    while (len > 1) {
+      const std::size_t half = len / 2;
+      base = prefix_at(prefixes, base + half - 1) < probe ? base + half : base;
+      len -= half;
+    }
+    std::size_t lo = base + (prefix_at(prefixes, base) < probe ? 1 : 0);
+    // Prefixes below the probe's are keys below it and above are keys above;
+    // equal prefixes (a key longer than 8 bytes past the common prefix, or
+    // trailing zero bytes) need full comparisons.
+    if (lo == count_ || prefix_at(prefixes, lo) != probe || !(this->key(lo) < key)) return lo;
+    std::size_t hi = lo + 1;
+    std::size_t step = 1;  // gallop to the end of the tie run, then bisect
+    while (hi < count_ && prefix_at(prefixes, hi) == probe && this->key(hi) < key) {
+      lo = hi;
+      hi = std::min(count_, hi + step);
+      step *= 2;
+    }
+    ++lo;  // key(lo - 1) < key; the answer lies in [lo, hi]
     while (lo < hi) {
       const std::size_t mid = lo + (hi - lo) / 2;
-      if (this->key(mid) < key) {
+      if (prefix_at(prefixes, mid) < probe || (prefix_at(prefixes, mid) == probe && this->key(mid) < key)) {
         lo = mid + 1;
       } else {
         hi = mid;
@@ -218,25 +244,233 @@ class Block {
     return lo;
   }
 
-  /// Bytes of memory held (raw bytes, which include the per-record index), for cache budgets.
-  std::size_t charge() const { return sizeof(*this) + raw_.capacity(); }
+  /// Bytes of memory held (the decoded records, their offsets and the search
+  /// prefixes), for cache budgets.
+  std::size_t charge() const { return sizeof(*this) + buf_.capacity(); }
 
  private:
-  Block(std::string raw, std::size_t count, std::size_t index) : raw_(std::move(raw)), count_(count), index_(index) {}
+  Block(std::string buf, std::size_t count, std::size_t index) : buf_(std::move(buf)), count_(count), index_(index) {}
+
   const char* record(std::size_t i) const {
     assert(i < count_);
-    return raw_.data() + decode_fixed32(raw_.data() + index_ + 4 * i);
+    return buf_.data() + decode_fixed32(buf_.data() + index_ + 4 * i);
+  }
+  static char* put_varint_at(char* w, std::uint64_t v) {
+    while (v >= 0x80) {
+      *w++ = static_cast<char>(v | 0x80);
+      v >>= 7;
+    }
+    *w++ = static_cast<char>(v);
+    return w;
+  }
+  static std::uint64_t prefix_at(const char* prefixes, std::size_t i) {
+    std::uint64_t v;
+    std::memcpy(&v, prefixes + 8 * i, 8);
+    return v;
+  }
+  // The first 8 bytes of s as a big-endian number (zero-padded), in native
+  // byte order so that integer order is memcmp order of the padded bytes.
+  static std::uint64_t prefix_of(std::string_view s) {
+    std::uint64_t v = 0;
+    const std::size_t n = std::min<std::size_t>(8, s.size());
+    for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t{static_cast<unsigned char>(s[i])} << (56 - 8 * i);
+    return v;
   }
 
-  std::string raw_;
+  // Bytes the search aid takes after `records_end` for `count` records whose
+  // common prefix is at most `lcp_max` bytes.
+  static std::size_t aid_bytes(std::size_t records_end, std::size_t lcp_max, std::size_t count) {
+    return (records_end + lcp_max + 7) / 8 * 8 - records_end + 8 * count;
+  }
+
+  // Fills in the common prefix and the u64 prefixes after the first `end`
+  // bytes of buf_ (the format-1 form), which has room for them.
+  void build_search_aid(std::size_t end) {
+    const std::string_view first = key(0), last = key(count_ - 1);
+    std::size_t l = 0;
+    while (l < first.size() && l < last.size() && first[l] == last[l]) ++l;
+    lcp_ = l;
+    lcp_off_ = end;
+    prefix_off_ = (end + l + 7) / 8 * 8;
+    assert(prefix_off_ + 8 * count_ <= buf_.size());
+    std::memcpy(buf_.data() + lcp_off_, first.data(), l);
+    for (std::size_t i = 0; i < count_; ++i) {
+      const std::uint64_t v = prefix_of(key(i).substr(l));
+      std::memcpy(buf_.data() + prefix_off_ + 8 * i, &v, 8);
+    }
+    buf_.resize(prefix_off_ + 8 * count_);
+  }
+
+  // Format 1: the block is already in the in-memory form; validate it and add
+  // the search aid.
+  static std::shared_ptr<const Block> parse_v1(std::string raw, const std::filesystem::path& file,
+                                               std::uint64_t offset) {
+    Reader trailer = Reader::decoded(raw, file, offset, "data block");
+    if (raw.size() < 4) trailer.fail("block of " + std::to_string(raw.size()) + " bytes has no record count");
+    const std::size_t count = decode_fixed32(raw.data() + raw.size() - 4);
+    if (count == 0) trailer.fail("block holds no records");
+    // Every record takes at least 3 bytes plus its 4-byte offset.
+    if (count > (raw.size() - 4) / 7)
+      trailer.fail("record count " + std::to_string(count) + " does not fit a block of " +
+                   std::to_string(raw.size()) + " bytes");
+    const std::size_t index = raw.size() - 4 - 4 * count;
+    Reader r = Reader::decoded(std::string_view(raw).substr(0, index), file, offset, "data block");
+    std::string_view prev;
+    std::size_t first_len = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+      const std::size_t at = decode_fixed32(raw.data() + index + 4 * i);
+      if (at != r.position())
+        r.fail("offset of record " + std::to_string(i) + " is " + std::to_string(at) + ", not where it starts");
+      const auto key = r.length_prefixed("key");
+      r.varint("sequence number");
+      r.length_prefixed("value");
+      if (i > 0 && !(prev < key)) r.fail("keys are not strictly ascending at record " + std::to_string(i));
+      if (i == 0) first_len = key.size();
+      prev = key;
+    }
+    if (!r.empty()) r.fail("bytes after the last record");
+    const std::size_t end = raw.size();
+    raw.resize(end + aid_bytes(end, first_len, count));
+    std::shared_ptr<Block> b(new Block(std::move(raw), count, index));
+    b->build_search_aid(end);
+    return b;
+  }
+
+  // Format 2: prefix-compressed records with a restart point every
+  // kRestartInterval records. Pass 1 checks every length and computes the
+  // decoded size (bounded before anything is allocated); pass 2 decodes into
+  // the format-1 form, checking key order.
+  static std::shared_ptr<const Block> decode_v2(std::string_view raw, const std::filesystem::path& file,
+                                                std::uint64_t offset) {
+    constexpr std::size_t K = chunk_format::kRestartInterval;
+    Reader trailer = Reader::decoded(raw, file, offset, "data block");
+    if (raw.size() < 4) trailer.fail("block of " + std::to_string(raw.size()) + " bytes has no restart count");
+    const std::size_t restarts = decode_fixed32(raw.data() + raw.size() - 4);
+    if (restarts == 0) trailer.fail("block holds no records");
+    // Every restart takes its 4-byte offset and a record of at least 4 bytes.
+    if (restarts > (raw.size() - 4) / 8)
+      trailer.fail("restart count " + std::to_string(restarts) + " does not fit a block of " +
+                   std::to_string(raw.size()) + " bytes");
+    const std::size_t restart_at = raw.size() - 4 - 4 * restarts;
+    // Pass 1: lengths, restart points, and the size of the decoded form.
+    Reader r = Reader::decoded(raw.substr(0, restart_at), file, offset, "data block");
+    std::size_t count = 0, prev_len = 0, first_len = 0;
+    std::uint64_t prev_value_len = 0;
+    std::uint64_t decoded = 4;  // the record count
+    while (!r.empty()) {
+      auto n = [&] { return std::to_string(count); };
+      if (count % K == 0) {
+        const std::size_t j = count / K;
+        if (j >= restarts) r.fail("record " + n() + " needs restart point " + std::to_string(j) + " of " +
+                                  std::to_string(restarts));
+        const std::size_t at = decode_fixed32(raw.data() + restart_at + 4 * j);
+        if (at != r.position())
+          r.fail("restart point " + std::to_string(j) + " is " + std::to_string(at) + ", not where record " + n() +
+                 " starts");
+      }
+      const std::uint64_t shared = r.varint("shared key length");
+      const std::uint64_t tagged = r.varint("unshared key length");
+      const std::uint64_t unshared = tagged >> 1;
+      const bool same_len = tagged & 1;
+      const std::uint64_t seq = r.varint("sequence number");
+      if (same_len && count % K == 0) r.fail("record " + n() + " at a restart point has no value length");
+      const std::uint64_t value_len = same_len ? prev_value_len : r.varint("value length");
+      if (!same_len && count % K != 0 && value_len == prev_value_len)
+        r.fail("record " + n() + " repeats the previous value length instead of flagging it");
+      if (count % K == 0 ? shared != 0 : shared > prev_len)
+        r.fail("record " + n() + " shares " + std::to_string(shared) + " key bytes with a previous key of " +
+               std::to_string(prev_len) + (count % K == 0 ? " at a restart point" : ""));
+      if (unshared > r.remaining())
+        r.fail("unshared key length " + std::to_string(unshared) + " of record " + n() + " exceeds the " +
+               std::to_string(r.remaining()) + " bytes left");
+      r.bytes(static_cast<std::size_t>(unshared), "key");
+      if (value_len > r.remaining())
+        r.fail("value length " + std::to_string(value_len) + " of record " + n() + " exceeds the " +
+               std::to_string(r.remaining()) + " bytes left");
+      r.bytes(static_cast<std::size_t>(value_len), "value");
+      const std::uint64_t key_len = shared + unshared;  // both bounded by the block size
+      decoded += varint_length(key_len) + key_len + varint_length(seq) + varint_length(value_len) + value_len + 4;
+      if (decoded > chunk_format::kMaxRawBytes)
+        r.fail("records decode to more than " + std::to_string(chunk_format::kMaxRawBytes) + " bytes");
+      if (count == 0) first_len = static_cast<std::size_t>(key_len);
+      prev_len = static_cast<std::size_t>(key_len);
+      prev_value_len = value_len;
+      ++count;
+    }
+    if (count == 0 || (count - 1) / K + 1 != restarts)
+      r.fail(std::to_string(count) + " records need " + std::to_string(count == 0 ? 0 : (count - 1) / K + 1) +
+             " restart points, not " + std::to_string(restarts));
+    // Pass 2: materialise the keys (the lengths are trusted now).
+    const std::size_t end = static_cast<std::size_t>(decoded);
+    const std::size_t index = end - 4 - 4 * count;
+    std::string buf(end + aid_bytes(end, first_len, count), '\0');
+    char* const out = buf.data();
+    char* w = out;
+    const char* p = raw.data();
+    std::string_view prev;
+    std::size_t value_len = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+      const auto shared = static_cast<std::size_t>(decode_trusted_varint(p));
+      const std::uint64_t tagged = decode_trusted_varint(p);
+      const auto unshared = static_cast<std::size_t>(tagged >> 1);
+      const std::uint64_t seq = decode_trusted_varint(p);
+      if (!(tagged & 1)) value_len = static_cast<std::size_t>(decode_trusted_varint(p));
+      const char* suffix = p;
+      p += unshared;
+      if (i > 0) {
+        // Shared lengths are canonical: the whole common prefix with the
+        // previous key (0 at restart points), so one byte decides the order.
+        bool ascending;
+        if (i % K == 0) {
+          ascending = prev < std::string_view(suffix, unshared);
+        } else if (shared < prev.size()) {
+          if (unshared > 0 && suffix[0] == prev[shared])
+            throw CorruptionError(file, offset, "data block: record " + std::to_string(i) + " shares " +
+                                                    std::to_string(shared) +
+                                                    " key bytes, fewer than it has in common with the previous key");
+          ascending = unshared > 0 && static_cast<unsigned char>(suffix[0]) > static_cast<unsigned char>(prev[shared]);
+        } else {
+          ascending = unshared > 0;
+        }
+        if (!ascending)
+          throw CorruptionError(file, offset,
+                                "data block: keys are not strictly ascending at record " + std::to_string(i));
+      }
+      encode_fixed32(out + index + 4 * i, static_cast<std::uint32_t>(w - out));
+      w = put_varint_at(w, shared + unshared);
+      char* const key = w;
+      if (shared > 0) std::memcpy(w, prev.data(), shared);
+      w += shared;
+      if (unshared > 0) std::memcpy(w, suffix, unshared);
+      w += unshared;
+      prev = std::string_view(key, shared + unshared);
+      w = put_varint_at(w, seq);
+      w = put_varint_at(w, value_len);
+      if (value_len > 0) std::memcpy(w, p, value_len);
+      w += value_len;
+      p += value_len;
+    }
+    assert(static_cast<std::size_t>(w - out) == index);
+    encode_fixed32(out + index + 4 * count, static_cast<std::uint32_t>(count));
+    std::shared_ptr<Block> b(new Block(std::move(buf), count, index));
+    b->build_search_aid(end);
+    return b;
+  }
+
+  std::string buf_;       // format-1 form | common prefix | padding | u64 prefix per record
   std::size_t count_;
-  std::size_t index_;  // where the u32 record offsets start
+  std::size_t index_;     // where the u32 record offsets start
+  std::size_t lcp_ = 0;   // length of the common prefix
+  std::size_t lcp_off_ = 0, prefix_off_ = 0;
 };
 
-/// Writes one chunk file. Records must come in strictly ascending key order.
-/// Data blocks are closed once their raw size (records + offsets + count)
-/// reaches block_bytes; a record that alone would reach it gets a block of its
-/// own. A block is stored uncompressed (id 0) unless compression saves at least
+/// Writes one chunk file (format 2). Records must come in strictly ascending
+/// key order. Data blocks are prefix-compressed (each key stored as the length
+/// it shares with the previous key and the rest), with a restart point every
+/// kRestartInterval records. A block is closed once its decoded size (the
+/// format-1 form it takes in memory: records with full keys + offsets +
+/// count) reaches block_bytes; a record that alone would reach it gets a block
+/// of its own. A block is stored uncompressed (id 0) unless compression saves at least
 /// 1/8 of it and keeps within the reader's 255:1 ratio bound.
 template <CompressionPolicy Compression>
 class ChunkWriter {
@@ -270,24 +504,39 @@ class ChunkWriter {
     if (rec + 8 > chunk_format::kMaxRawBytes)
       throw ValidationError("stowage: record of " + std::to_string(rec) + " encoded bytes exceeds the chunk limit of " +
                             std::to_string(chunk_format::kMaxRawBytes - 8));
-    if (!offsets_.empty() && (rec + 8 >= block_bytes_ || block_raw() + rec + 4 > chunk_format::kMaxRawBytes))
+    if (block_records_ > 0 && (rec + 8 >= block_bytes_ || block_decoded() + rec + 4 > chunk_format::kMaxRawBytes))
       flush_block();
-    if (offsets_.empty()) block_first_key_.assign(key);
-    offsets_.push_back(static_cast<std::uint32_t>(block_.size()));
-    put_bytes(block_, key);
+    std::size_t shared = 0;
+    if (block_records_ == 0) {
+      block_first_key_.assign(key);
+    } else if (block_records_ % chunk_format::kRestartInterval != 0) {
+      const std::size_t n = std::min(key.size(), last_key_.size());
+      while (shared < n && key[shared] == last_key_[shared]) ++shared;
+    }
+    const bool restart = block_records_ % chunk_format::kRestartInterval == 0;
+    if (restart) restarts_.push_back(static_cast<std::uint32_t>(block_.size()));
+    const bool same_len = !restart && value.size() == prev_value_len_;
+    put_varint(block_, shared);
+    put_varint(block_, (std::uint64_t{key.size() - shared} << 1) | (same_len ? 1 : 0));
     put_varint(block_, seq);
-    put_bytes(block_, value);
+    if (!same_len) put_varint(block_, value.size());
+    prev_value_len_ = value.size();
+    block_.append(key.substr(shared));
+    block_.append(value);
+    ++block_records_;
+    block_records_bytes_ += rec;
     if (records_ == 0) first_key_.assign(key);
     last_key_.assign(key);
     ++records_;
     raw_bytes_ += rec;
     max_seq_ = std::max(max_seq_, seq);
     bloom_.add(bloom_hash(key));
-    if (block_raw() >= block_bytes_) flush_block();
+    if (block_decoded() >= block_bytes_) flush_block();
   }
 
-  /// Encoded record bytes added so far (varint lengths, keys, sequence numbers
-  /// and values; not block framing): the caller splits chunks on this.
+  /// Record bytes added so far, counted as in a format-1 block (varint
+  /// lengths, full keys, sequence numbers and values; not prefix compression
+  /// or block framing): the caller splits chunks on this.
   std::uint64_t raw_bytes() const { return raw_bytes_; }
 
   /// Records added so far.
@@ -298,7 +547,7 @@ class ChunkWriter {
   ChunkInfo finish() {
     if (finished_) throw std::logic_error("stowage: ChunkWriter::finish called twice for " + path_.string());
     finished_ = true;
-    if (!offsets_.empty()) flush_block();
+    if (block_records_ > 0) flush_block();
     std::string meta;
     put_varint(meta, block_count_);
     meta.append(index_);
@@ -329,7 +578,9 @@ class ChunkWriter {
   }
 
  private:
-  std::uint64_t block_raw() const { return block_.size() + 4 * offsets_.size() + 4; }
+  // Size of the open block once decoded (in memory): records with full keys,
+  // a u32 offset per record, the u32 count.
+  std::uint64_t block_decoded() const { return block_records_bytes_ + 4 * block_records_ + 4; }
 
   // Appends one frame holding `raw` (compressed when worth it); returns its framed size.
   std::uint64_t write_frame(std::string_view raw, std::uint64_t seed) {
@@ -354,8 +605,8 @@ class ChunkWriter {
   }
 
   void flush_block() {
-    for (std::uint32_t off : offsets_) put_fixed32(block_, off);
-    put_fixed32(block_, static_cast<std::uint32_t>(offsets_.size()));
+    for (std::uint32_t off : restarts_) put_fixed32(block_, off);
+    put_fixed32(block_, static_cast<std::uint32_t>(restarts_.size()));
     const std::uint64_t offset = file_->size();
     const std::uint64_t framed = write_frame(block_, chunk_format::kDataSeed);
     put_fixed64(index_, offset);
@@ -363,15 +614,20 @@ class ChunkWriter {
     put_bytes(index_, block_first_key_);
     ++block_count_;
     block_.clear();
-    offsets_.clear();
+    restarts_.clear();
+    block_records_ = 0;
+    block_records_bytes_ = 0;
   }
 
   std::filesystem::path path_;
   std::size_t block_bytes_;
   std::unique_ptr<WritableFile> file_;
   std::string header_;
-  std::string block_;                   // records of the open block
-  std::vector<std::uint32_t> offsets_;  // their offsets in block_
+  std::string block_;                    // encoded records of the open block
+  std::vector<std::uint32_t> restarts_;  // offsets in block_ of its restart points
+  std::uint64_t block_records_ = 0;      // records in the open block
+  std::uint64_t block_records_bytes_ = 0;  // their size in the decoded (format-1) form
+  std::size_t prev_value_len_ = 0;         // value length of the previous record
   std::string block_first_key_;
   std::string index_;  // encoded index entries of the blocks written
   std::uint64_t block_count_ = 0;
@@ -409,9 +665,10 @@ class ChunkTable {
       fail(size - 16, "footer checksum mismatch (covers the header and the meta offset and size)");
     const std::uint16_t major = decode_fixed16(header.data() + 8);
     const std::uint16_t minor = decode_fixed16(header.data() + 10);
-    if (major != cf::kMajor)
+    if (major < cf::kOldestMajor || major > cf::kMajor)
       fail(8, "chunk format " + std::to_string(major) + "." + std::to_string(minor) +
-                  " is not supported (this build reads 1.x)");
+                  " is not supported (this build reads 1.x and 2.x; a newer stowage wrote it?)");
+    t->major_ = major;
     const auto writer_id = static_cast<std::uint8_t>(header[12]);
     if (!can_decompress<Compression>(writer_id))
       fail(12, "written with compression id " + std::to_string(writer_id) + ", which this store's policy (" +
@@ -459,7 +716,8 @@ class ChunkTable {
     const IndexEntry& e = index_[i];
     const std::string frame = read_exact(e.offset, e.framed, "data block");
     auto block = Block::parse(
-        decode_frame<Compression>(frame, path_, e.offset, chunk_format::kDataSeed, "data block"), path_, e.offset);
+        decode_frame<Compression>(frame, path_, e.offset, chunk_format::kDataSeed, "data block"), path_, e.offset,
+        major_);
     auto fail = [&](const std::string& what) -> void { throw CorruptionError(path_, e.offset, "data block: " + what); };
     if (block->key(0) != entry_key(e)) fail("first key differs from the chunk's index");
     const std::string_view last = block->key(block->size() - 1);
@@ -561,6 +819,7 @@ class ChunkTable {
   std::unique_ptr<RandomAccessFile> file_;
   std::filesystem::path path_;
   std::uint64_t file_bytes_ = 0, records_ = 0, max_seq_ = 0;
+  std::uint16_t major_ = chunk_format::kMajor;  // selects the data block decoder
   std::string keys_;  // first key of every block, then the last key
   std::size_t last_key_off_ = 0;
   std::vector<IndexEntry> index_;

@@ -48,8 +48,20 @@ class WritableFile {
   virtual void sync_flushed() = 0;
   /// flush() and release the handle; idempotent.
   virtual void close() = 0;
-  /// Bytes appended so far, including the file's length when opened.
+  /// Bytes appended so far, including the file's length when opened (after
+  /// write_at(): at least the end of the furthest write).
   virtual std::uint64_t size() const = 0;
+  /// Writes data at offset over whatever is there (the file grows if it ends
+  /// before offset + data.size()) and hands it straight to the OS, as flush()
+  /// would. Not to be mixed with unflushed append()s. Returns false and does
+  /// nothing where the medium can only append (the default; so does an empty
+  /// write, which only asks): the WAL then appends instead of writing into
+  /// preallocated space.
+  virtual bool write_at(std::uint64_t offset, std::string_view data) {
+    (void)offset;
+    (void)data;
+    return false;
+  }
 };
 
 /// A file opened for positional reads.
@@ -74,6 +86,10 @@ class FileSystem {
   /// Opens an existing file for appending at its end.
   virtual std::unique_ptr<WritableFile> open_append(const std::filesystem::path& p) = 0;
   virtual std::unique_ptr<RandomAccessFile> open_read(const std::filesystem::path& p) = 0;
+  /// Opens an existing file for writing without truncating it or forcing
+  /// appends to its end, so write_at() may place bytes anywhere (a WAL
+  /// segment continued after replay). The default is open_append().
+  virtual std::unique_ptr<WritableFile> open_write(const std::filesystem::path& p) { return open_append(p); }
   virtual void rename(const std::filesystem::path& from, const std::filesystem::path& to) = 0;
   virtual void remove(const std::filesystem::path& p) = 0;
   virtual void truncate(const std::filesystem::path& p, std::uint64_t size) = 0;
@@ -120,7 +136,10 @@ namespace detail {
 
 class PosixWritableFile final : public WritableFile {
  public:
-  PosixWritableFile(std::filesystem::path p, int fd, std::uint64_t size) : path_(std::move(p)), fd_(fd), size_(size) {}
+  /// positional: the descriptor was opened without O_APPEND, so pwrite()
+  /// lands where it is told (write_at()).
+  PosixWritableFile(std::filesystem::path p, int fd, std::uint64_t size, bool positional = false)
+      : path_(std::move(p)), fd_(fd), size_(size), positional_(positional) {}
   ~PosixWritableFile() override {
     if (fd_ >= 0) {
       try {
@@ -171,6 +190,24 @@ class PosixWritableFile final : public WritableFile {
     if (::close(fd) != 0) throw_io("close", path_, errno);
   }
   std::uint64_t size() const override { return size_; }
+  bool write_at(std::uint64_t offset, std::string_view data) override {
+    if (!positional_) return false;  // O_APPEND: Linux pwrite() would append regardless of offset
+    if (data.empty()) return true;
+    flush();
+    for (std::uint64_t at = offset; !data.empty();) {
+      ssize_t n = ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(at));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        int e = errno;
+        failed_ = e;
+        throw_io("write", path_, e);
+      }
+      data.remove_prefix(static_cast<std::size_t>(n));
+      at += static_cast<std::uint64_t>(n);
+      size_ = std::max(size_, at);
+    }
+    return true;
+  }
 
  private:
   static constexpr std::size_t kBuffer = 64 * 1024;
@@ -195,6 +232,7 @@ class PosixWritableFile final : public WritableFile {
   std::filesystem::path path_;
   int fd_;
   std::uint64_t size_;
+  bool positional_;
   std::string buf_;
   std::atomic<int> failed_{0};
 };
@@ -244,11 +282,15 @@ class PosixFileSystem final : public FileSystem {
   std::unique_ptr<WritableFile> create(const std::filesystem::path& p) override {
     int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) throw_io("create", p, errno);
-    return std::make_unique<PosixWritableFile>(p, fd, 0);
+    return std::make_unique<PosixWritableFile>(p, fd, 0, /*positional=*/true);
   }
   std::unique_ptr<WritableFile> open_append(const std::filesystem::path& p) override {
     auto [fd, size] = open_sized(p, O_WRONLY | O_APPEND | O_CLOEXEC);
     return std::make_unique<PosixWritableFile>(p, fd, size);
+  }
+  std::unique_ptr<WritableFile> open_write(const std::filesystem::path& p) override {
+    auto [fd, size] = open_sized(p, O_WRONLY | O_CLOEXEC);
+    return std::make_unique<PosixWritableFile>(p, fd, size, /*positional=*/true);
   }
   std::unique_ptr<RandomAccessFile> open_read(const std::filesystem::path& p) override {
     auto [fd, size] = open_sized(p, O_RDONLY | O_CLOEXEC);

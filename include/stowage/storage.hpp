@@ -282,6 +282,7 @@ class Storage {
       std::lock_guard w(write_mu_);
       s.last_sequence = last_seq_;
       s.wal_bytes = wal_closed_bytes_ + (wal_ ? wal_->size() : 0);
+      s.disk_bytes += wal_ ? wal_->allocated() - wal_->size() : 0;  // the current segment's preallocated zeros
     }
     s.disk_bytes += s.wal_bytes + manifest_bytes_.load();
     s.checkpoints = checkpoints_.load();
@@ -307,6 +308,13 @@ class Storage {
       std::lock_guard w(write_mu_);
       std::unique_lock guard(lock_);
       closed_ = true;
+      if (wal_ && !error && !failed_.load()) {
+        try {
+          wal_->seal();  // the segment ends at its last record, without preallocated zeros
+        } catch (const IoError&) {
+          error = std::current_exception();
+        }
+      }
       wal_.reset();
       file_lock_.reset();
     }
@@ -787,7 +795,7 @@ class Storage {
       if (only_if_needed && wb_.bytes() <= wb_limit_ && wal_->size() <= opt_.wal_bytes) return;
       std::shared_ptr<detail::WalWriter> writer;
       try {
-        wal_->sync();  // the frozen records are durable before a new segment starts
+        wal_->seal();  // the frozen records are durable, the zeros cut off, before a new segment starts
         synced_seq_ = last_seq_;
         new_wal = next_file_++;
         writer = std::make_shared<detail::WalWriter>(*fs_, dir_, new_wal);
@@ -1126,6 +1134,10 @@ class Storage {
         last_seq_ = op.seq;
       });
     });
+    if (!last_segment && result.zero_bytes > 0 && result.cut_bytes == 0)
+      throw CorruptionError(path, result.valid_bytes,
+                            "zeros after the last record of a WAL segment that later segments follow (it was sealed "
+                            "at its last record: records are missing)");
     if (result.cut_bytes > 0) {
       if (!last_segment)
         throw CorruptionError(path, result.valid_bytes,
@@ -1133,11 +1145,13 @@ class Storage {
       log(LogLevel::warning, "cut a torn WAL tail of " + std::to_string(result.cut_bytes) + " bytes from " +
                                  path.string() + " at offset " + std::to_string(result.valid_bytes) + " (" +
                                  std::to_string(result.records) + " records recovered)");
-      if (!opt_.read_only) fs_->truncate(path, result.valid_bytes);
     }
+    // The torn tail or the preallocated zeros go: a later segment follows now.
+    const bool trim = !opt_.read_only && (result.cut_bytes > 0 || result.zero_bytes > 0);
+    if (trim) fs_->truncate(path, result.valid_bytes);
     // What was replayed is visible now, so it must be durable before a later
     // flush() can promise anything about it.
-    if (!opt_.read_only && result.records > 0) fs_->open_append(path)->sync();
+    if (!opt_.read_only && (result.records > 0 || trim)) fs_->open_append(path)->sync();
   }
 
   detail::Manifest fresh_manifest() const {

@@ -16,16 +16,26 @@
 // (1 put, 2 erase) | length-prefixed key | (put only) length-prefixed value.
 // Op i has sequence first + i.
 //
+// Preallocation: zeros are written ahead of the records (WalWriter::grow),
+// so syncing a record is an fdatasync into space that is already written
+// and needs no file-size journaling. The records' durable lengths count
+// record bytes only, never the zeros. No record has type 0, so replay
+// stops where the zeros begin; zeros from there to the
+// end of the file are a clean end (WalReplay::zero_bytes), not a cut. A
+// segment that takes no more records is sealed (synced, its zeros cut off,
+// synced again), so every segment but the last holds exactly its records.
+//
 // Recovery reads records in order and stops at the first bad one, at offset
-// D. Bytes that were never fsynced may come back from a power cut torn,
-// zeroed or with pages out of order; bytes that were fsynced may not. So the
+// D. If only zeros follow, that is the end. Otherwise: bytes that were never
+// fsynced may come back from a power cut torn, zeroed (or as the zeros they
+// overwrote) or with pages out of order; bytes that were fsynced may not. So the
 // rest of the segment is searched for valid records: if one of them says
 // that more than D bytes were durable when it was written, synced data is
 // damaged: a CorruptionError naming the file and offset. Otherwise the bad
 // bytes lie in the unsynced tail: they are cut (with any records after them,
 // which were never synced either) and the cut is reported. A segment is
-// synced before the next one starts, so damage in any segment but the last is
-// always a CorruptionError (the caller checks that).
+// synced before the next one starts, so damage (or a zero tail) in any
+// segment but the last is always a CorruptionError (the caller checks that).
 #pragma once
 
 #include <algorithm>
@@ -146,17 +156,69 @@ void decode_wal_batch(std::string_view payload, const std::filesystem::path& fil
   if (!r.empty()) r.fail("trailing bytes after the last op");
 }
 
+/// What replaying one segment found: valid_bytes + cut_bytes + zero_bytes
+/// is the file's length.
+struct WalReplay {
+  std::uint64_t records = 0;     ///< valid records replayed
+  std::uint64_t valid_bytes = 0; ///< length of the valid prefix: where appends continue
+  std::uint64_t cut_bytes = 0;   ///< torn tail after it, up to its last non-zero byte
+  std::uint64_t zero_bytes = 0;  ///< zeros ending the file (preallocated space; a clean end if cut_bytes == 0)
+};
+
+/// Preallocation: a segment's file is kept ahead of its records with
+/// written zeros, first kWalPreallocMin, then steps as large as the file
+/// (doubling) up to kWalPreallocMax, so syncing a record is an fdatasync of
+/// data alone: no new file length to journal, except once per step.
+inline constexpr std::uint64_t kWalPreallocMin = std::uint64_t{64} << 10;
+inline constexpr std::uint64_t kWalPreallocMax = std::uint64_t{1} << 20;
+
 /// Appends records to one segment. append() is serialised by the caller;
 /// sync() may run concurrently with append() (group commit).
+///
+/// Records go at the logical end (size()). Where the FileSystem writes in
+/// place (WritableFile::write_at), the file is kept ahead of them with
+/// written zeros (allocated()), which replay reads as a clean end, once the
+/// segment has been synced (a segment never synced, as with
+/// Durability::none, would only pay for writing the zeros); otherwise
+/// records are plainly appended.
 class WalWriter {
  public:
   /// Creates segment `number` in dir and makes its name durable.
-  WalWriter(FileSystem& fs, const std::filesystem::path& dir, std::uint64_t number)
-      : number_(number), path_(dir / wal_file_name(number)) {
+  /// prealloc_max: the largest preallocation step (0: plain appends).
+  WalWriter(FileSystem& fs, const std::filesystem::path& dir, std::uint64_t number,
+            std::uint64_t prealloc_max = kWalPreallocMax)
+      : fs_(&fs), number_(number), path_(dir / wal_file_name(number)), prealloc_max_(prealloc_max) {
     file_ = fs.create(path_);
     fs.sync_dir(dir);
+    in_place_ = prealloc_max_ > 0;
   }
-  /// Appends one record and hands it to the OS (a process crash keeps it).
+  /// Continues segment `number` in dir, which replay_wal() just read as
+  /// `replayed`: records go on at replayed.valid_bytes, not at the file's
+  /// end, over its zero tail; a torn tail is truncated away first, so none of
+  /// its bytes can follow a new record. Syncs the file: the replayed records
+  /// count as durable.
+  WalWriter(FileSystem& fs, const std::filesystem::path& dir, std::uint64_t number, const WalReplay& replayed,
+            std::uint64_t prealloc_max = kWalPreallocMax)
+      : fs_(&fs), number_(number), path_(dir / wal_file_name(number)), prealloc_max_(prealloc_max) {
+    const std::uint64_t end = replayed.valid_bytes;
+    if (replayed.cut_bytes > 0) fs.truncate(path_, end);
+    file_ = fs.open_write(path_);
+    in_place_ = prealloc_max_ > 0 && file_->write_at(end, {});
+    if (file_->size() > end && !in_place_) {  // cannot write in place: the zero tail goes too
+      file_.reset();
+      fs.truncate(path_, end);
+      file_ = fs.open_write(path_);
+    }
+    allocated_ = std::max(file_->size(), end);
+    logical_ = end;
+    file_->sync();
+    flushed_.store(end);
+    durable_.store(end);
+    synced_.store(true);
+  }
+  /// Writes one record at the logical end and hands it to the OS (a process
+  /// crash keeps it), first extending the preallocated zeros if it would not
+  /// fit in them.
   void append(std::string_view payload, std::uint8_t type = kWalBatch) {
     if (payload.size() > kWalMaxPayload)
       throw ValidationError("stowage: a commit of " + std::to_string(payload.size()) +
@@ -168,10 +230,28 @@ class WalWriter {
     encode_fixed64(header + 9, durable_.load());
     encode_fixed64(header + 17,
                    record_checksum(std::string_view(header, 17), payload, static_cast<std::uint32_t>(number_)));
-    file_->append(std::string_view(header, kWalHeaderBytes));
-    file_->append(payload);
-    file_->flush();
-    flushed_.store(file_->size());
+    const std::uint64_t end = logical_ + kWalHeaderBytes + payload.size();
+    if (in_place_ && end > allocated_ && synced_.load(std::memory_order_relaxed)) grow(end);
+    bool written = false;
+    if (in_place_) {
+      if (payload.size() <= kCombine) {  // one write
+        record_.assign(header, kWalHeaderBytes);
+        record_.append(payload);
+        written = file_->write_at(logical_, record_);
+      } else {
+        written = file_->write_at(logical_, std::string_view(header, kWalHeaderBytes)) &&
+                  file_->write_at(logical_ + kWalHeaderBytes, payload);
+      }
+      in_place_ = written;  // false only before anything was written in place
+    }
+    if (!written) {
+      file_->append(std::string_view(header, kWalHeaderBytes));
+      file_->append(payload);
+      file_->flush();
+    }
+    logical_ = end;
+    allocated_ = std::max(allocated_, end);
+    flushed_.store(end);
   }
   /// Makes every record appended before the call durable. Safe to call while
   /// another thread appends (records appended meanwhile may or may not be
@@ -179,29 +259,65 @@ class WalWriter {
   void sync() {
     std::uint64_t target = flushed_.load();
     file_->sync_flushed();
+    synced_.store(true, std::memory_order_relaxed);
     std::uint64_t cur = durable_.load();
     while (cur < target && !durable_.compare_exchange_weak(cur, target)) {
     }
   }
+  /// For a segment that takes no more records (a later one starts, or the
+  /// store closes): syncs it, then cuts the preallocated zeros off and syncs
+  /// the new length, so the file holds exactly its records. Every segment but
+  /// the last must (replay takes a zero tail there for damage). Does nothing
+  /// to a segment that is synced and holds no zeros (e.g. one never written).
+  void seal() {
+    if (durable_.load() < flushed_.load()) sync();
+    if (allocated_ > logical_) {
+      fs_->truncate(path_, logical_);
+      allocated_ = logical_;
+      file_->sync();
+    }
+  }
   void close() { file_->close(); }
   std::uint64_t number() const { return number_; }
-  /// Bytes appended (call under the caller's append serialisation).
-  std::uint64_t size() const { return file_->size(); }
+  /// Bytes of records: the logical end (call under the caller's append
+  /// serialisation).
+  std::uint64_t size() const { return logical_; }
+  /// The file's length: size() plus the preallocated zeros after it.
+  std::uint64_t allocated() const { return allocated_; }
   const std::filesystem::path& path() const { return path_; }
 
  private:
+  static constexpr std::size_t kCombine = std::size_t{64} << 10;
+  // Writes zeros from the file's end (or the new record's end, if further)
+  // to the next step past `end`. The first write_at() may say the file
+  // cannot be written in place: then records are appended instead.
+  void grow(std::uint64_t end) {
+    static const std::string zeros(static_cast<std::size_t>(kWalPreallocMax), '\0');
+    const std::uint64_t step = std::max<std::uint64_t>(4096, std::min(std::max(allocated_, kWalPreallocMin), prealloc_max_));
+    const std::uint64_t target = (std::max(end, allocated_ + step) + 4095) / 4096 * 4096;
+    for (std::uint64_t at = std::max(allocated_, end); at < target;) {
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(target - at, zeros.size()));
+      if (!file_->write_at(at, std::string_view(zeros.data(), n))) {
+        in_place_ = false;
+        return;
+      }
+      at += n;
+    }
+    allocated_ = target;
+  }
+
+  FileSystem* fs_;
   std::uint64_t number_;
   std::filesystem::path path_;
+  std::uint64_t prealloc_max_;
   std::unique_ptr<WritableFile> file_;
-  std::atomic<std::uint64_t> flushed_{0};  ///< bytes handed to the OS
-  std::atomic<std::uint64_t> durable_{0};  ///< bytes known fsynced
-};
-
-/// What replaying one segment found.
-struct WalReplay {
-  std::uint64_t records = 0;     ///< valid records replayed
-  std::uint64_t valid_bytes = 0; ///< length of the valid prefix
-  std::uint64_t cut_bytes = 0;   ///< bytes of torn tail after it
+  bool in_place_ = false;        ///< records go in place, ahead of them written zeros
+  std::uint64_t logical_ = 0;    ///< end of the last record (append serialisation)
+  std::uint64_t allocated_ = 0;  ///< the file's length: records and zeros (append serialisation)
+  std::string record_;           ///< header + payload of the record being written
+  std::atomic<std::uint64_t> flushed_{0};  ///< bytes of records handed to the OS
+  std::atomic<std::uint64_t> durable_{0};  ///< bytes of records known fsynced
+  std::atomic<bool> synced_{false};        ///< sync() ran: preallocating pays from now on
 };
 
 namespace wal_detail {
@@ -246,29 +362,42 @@ WalReplay replay_wal(FileSystem& fs, const std::filesystem::path& path, std::uin
     pos += n;
   }
   result.valid_bytes = pos;
-  if (pos < size) {
-    // Torn tail or damaged synced data? Look for any valid record after the
-    // damage that says the damaged bytes were already durable. Only positions
-    // whose type and log number match are checked in full, so a garbage tail
-    // costs one pass.
-    constexpr std::size_t kWindow = 1 << 20;
-    std::string window;
-    for (std::uint64_t start = pos + 1; start + kWalHeaderBytes <= size; start += kWindow) {
-      std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(kWindow + kWalHeaderBytes, size - start));
-      window.resize(want);
-      window.resize(f->read(start, want, window.data()));
-      for (std::size_t i = 0; i + kWalHeaderBytes <= window.size() && i < kWindow; ++i) {
-        if (static_cast<std::uint8_t>(window[i + 4]) != kWalBatch || decode_fixed32(window.data() + i + 5) != log_number)
-          continue;
-        if (wal_detail::valid_record_at(*f, start + i, log_number, payload, durable) != 0 && durable > pos)
-          throw CorruptionError(path, pos,
-                                "damaged WAL record inside bytes that were already synced (the valid record at offset " +
-                                    std::to_string(start + i) + " says " + std::to_string(durable) +
-                                    " bytes were durable): not a torn tail");
+  if (pos == size) return result;
+  // Where the non-zero bytes after the valid prefix end: zeros from pos to
+  // the end of the file are preallocated space, a clean end.
+  constexpr std::size_t kWindow = 1 << 20;
+  std::string window;
+  std::uint64_t nonzero_end = pos;
+  for (std::uint64_t start = pos; start < size; start += kWindow) {
+    window.resize(static_cast<std::size_t>(std::min<std::uint64_t>(kWindow, size - start)));
+    window.resize(f->read(start, window.size(), window.data()));
+    for (std::size_t i = window.size(); i-- > 0;)
+      if (window[i] != 0) {
+        nonzero_end = start + i + 1;
+        break;
       }
-    }
-    result.cut_bytes = size - pos;
   }
+  result.zero_bytes = size - nonzero_end;
+  if (nonzero_end == pos) return result;
+  // Torn tail or damaged synced data? Look for any valid record after the
+  // damage that says the damaged bytes were already durable. Only positions
+  // whose type and log number match are checked in full, so a garbage tail
+  // costs one pass.
+  for (std::uint64_t start = pos + 1; start + kWalHeaderBytes <= size; start += kWindow) {
+    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(kWindow + kWalHeaderBytes, size - start));
+    window.resize(want);
+    window.resize(f->read(start, want, window.data()));
+    for (std::size_t i = 0; i + kWalHeaderBytes <= window.size() && i < kWindow; ++i) {
+      if (static_cast<std::uint8_t>(window[i + 4]) != kWalBatch || decode_fixed32(window.data() + i + 5) != log_number)
+        continue;
+      if (wal_detail::valid_record_at(*f, start + i, log_number, payload, durable) != 0 && durable > pos)
+        throw CorruptionError(path, pos,
+                              "damaged WAL record inside bytes that were already synced (the valid record at offset " +
+                                  std::to_string(start + i) + " says " + std::to_string(durable) +
+                                  " bytes were durable): not a torn tail");
+    }
+  }
+  result.cut_bytes = nonzero_end - pos;
   return result;
 }
 
