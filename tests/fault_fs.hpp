@@ -359,30 +359,18 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
 
   std::unique_ptr<stowage::WritableFile> open_append(const std::filesystem::path& p) override {
     gate(kOpOpenAppend, p);
-    auto inner = base_->open_append(p);
-    const std::uint64_t size = inner->size();
-    std::optional<std::uint64_t> ino;
-    {
-      std::lock_guard g(mu_);
-      if (auto name = tracked(p)) {
-        auto it = live_.find(*name);
-        if (it == live_.end()) {  // made behind our back: adopt as durable
-          ino = next_inode_++;
-          inodes_[*ino].durable = size;
-          live_[*name] = *ino;
-          durable_[*name] = *ino;
-        } else {
-          ino = it->second;
-        }
-      }
-      ++writers_;
-    }
-    return std::make_unique<Writable>(shared_from_this(), std::move(inner), p, ino, size);
+    return wrap_existing(p, base_->open_append(p));
   }
 
   std::unique_ptr<stowage::WritableFile> open_write(const std::filesystem::path& p) override {
     gate(kOpOpenAppend, p);
-    auto inner = base_->open_write(p);
+    return wrap_existing(p, base_->open_write(p));
+  }
+
+  // Tracks an existing file opened for writing (a file made behind our back
+  // is adopted as durable).
+  std::unique_ptr<stowage::WritableFile> wrap_existing(const std::filesystem::path& p,
+                                                       std::unique_ptr<stowage::WritableFile> inner) {
     const std::uint64_t size = inner->size();
     std::optional<std::uint64_t> ino;
     {

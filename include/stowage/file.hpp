@@ -194,18 +194,8 @@ class PosixWritableFile final : public WritableFile {
     if (!positional_) return false;  // O_APPEND: Linux pwrite() would append regardless of offset
     if (data.empty()) return true;
     flush();
-    for (std::uint64_t at = offset; !data.empty();) {
-      ssize_t n = ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(at));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        int e = errno;
-        failed_ = e;
-        throw_io("write", path_, e);
-      }
-      data.remove_prefix(static_cast<std::size_t>(n));
-      at += static_cast<std::uint64_t>(n);
-      size_ = std::max(size_, at);
-    }
+    write_all(data, static_cast<std::int64_t>(offset));
+    size_ = std::max(size_, offset + data.size());
     return true;
   }
 
@@ -217,9 +207,11 @@ class PosixWritableFile final : public WritableFile {
                     "); it is not retried: reopen the store to recover");
     if (fd_ < 0) throw IoError("stowage: " + path_.string() + " is closed");
   }
-  void write_all(std::string_view data) {
+  // Writes all of data at the file position (offset < 0) or with pwrite at offset.
+  void write_all(std::string_view data, std::int64_t offset = -1) {
     while (!data.empty()) {
-      ssize_t n = ::write(fd_, data.data(), data.size());
+      ssize_t n = offset < 0 ? ::write(fd_, data.data(), data.size())
+                             : ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(offset));
       if (n < 0) {
         if (errno == EINTR) continue;
         int e = errno;
@@ -227,6 +219,7 @@ class PosixWritableFile final : public WritableFile {
         throw_io("write", path_, e);
       }
       data.remove_prefix(static_cast<std::size_t>(n));
+      if (offset >= 0) offset += n;
     }
   }
   std::filesystem::path path_;
