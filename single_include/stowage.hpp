@@ -4267,9 +4267,10 @@ inline std::filesystem::path take_backup(FileSystem& fs, const std::filesystem::
                                          const std::vector<std::string>& link_names,
                                          const std::vector<std::string>& copy_names,
                                          const std::optional<std::filesystem::path>& root, const std::string& tag) {
-  const auto absolute = std::filesystem::absolute(dir).lexically_normal();
-  auto store_name = (absolute.has_filename() ? absolute : absolute.parent_path()).filename().string();
-  const std::filesystem::path parent = root ? *root : (absolute.has_filename() ? absolute : absolute.parent_path()).parent_path();
+  auto store = std::filesystem::absolute(dir).lexically_normal();
+  if (!store.has_filename()) store = store.parent_path();  // "dir/" names dir
+  const std::string store_name = store.filename().string();
+  const std::filesystem::path parent = root ? *root : store.parent_path();
   const std::string base = store_name + ".backup-" + utc_stamp() + "-" + tag;
   std::filesystem::path backup = parent / base;
   for (int n = 2; fs.exists(backup); ++n) backup = parent / (base + "-" + std::to_string(n));

@@ -187,6 +187,15 @@ bool read_ack(int fd, Ack& a) {
   return true;
 }
 
+// A child reports what it threw and exits.
+[[noreturn]] void child_failed(int fd, const std::exception& e) {
+  Ack f;
+  f.kind = kFailed;
+  std::snprintf(f.message, sizeof f.message, "%s", e.what());
+  send_ack(fd, f);
+  ::_exit(3);
+}
+
 // A pass-through file system for a child that reports each file-system step
 // of kStepMask on fd and waits for a byte on step_fd before doing it.
 std::shared_ptr<FileSystem> gated_file_system(const std::filesystem::path& dir, int fd, int step_fd) {
@@ -238,11 +247,7 @@ std::shared_ptr<FileSystem> gated_file_system(const std::filesystem::path& dir, 
       send_ack(fd, done);
     }
   } catch (const std::exception& e) {
-    Ack f;
-    f.kind = kFailed;
-    std::snprintf(f.message, sizeof f.message, "%s", e.what());
-    send_ack(fd, f);
-    ::_exit(3);
+    child_failed(fd, e);
   }
 }
 
@@ -550,11 +555,7 @@ namespace {
     a.kind = kOpened;
     send_ack(fd, a);
   } catch (const std::exception& e) {
-    Ack f;
-    f.kind = kFailed;
-    std::snprintf(f.message, sizeof f.message, "%s", e.what());
-    send_ack(fd, f);
-    ::_exit(3);
+    child_failed(fd, e);
   }
   ::_exit(0);
 }
