@@ -190,6 +190,13 @@ with tempfile.TemporaryDirectory() as pkg:
     if packaged != installed:
         problem(f"package() headers differ from cmake --install: only packaged {sorted(set(packaged) - set(installed))}, "
                 f"only installed {sorted(set(installed) - set(packaged))}")
+    # The copyright notice (and a LICENSE once there is one) travel with the package.
+    notices = sorted(f for f in ("COPYRIGHT", "LICENSE") if os.path.exists(os.path.join(root, f)))
+    if "COPYRIGHT" not in notices:
+        problem("the repository has no COPYRIGHT file")
+    licenses = tree(os.path.join(pkg, "licenses")) if os.path.isdir(os.path.join(pkg, "licenses")) else []
+    if licenses != notices:
+        problem(f"package() puts {licenses} under licenses/, the repository has {notices}")
 
 # package_info(): names CMakeDeps will generate.
 r.package_info()
@@ -235,8 +242,11 @@ for m in ("requirements", "build", "test"):
 tp_cmake = open(os.path.join(root, "test_package", "CMakeLists.txt")).read()
 if "find_package(stowage CONFIG REQUIRED)" not in tp_cmake or "stowage::stowage" not in tp_cmake:
     problem("test_package/CMakeLists.txt does not find_package(stowage) and link stowage::stowage")
-if not os.path.exists(os.path.join(root, "LICENSE")):
-    print("WARNING: no LICENSE file: the recipe sets no license and packages none")
+if not getattr(Recipe, "license", None):
+    problem("the recipe sets no license attribute")
+for notice in ("COPYRIGHT", "LICENSE*"):
+    if notice not in Recipe.exports_sources:
+        problem(f"exports_sources does not export {notice}")
 
 if errors:
     print("conanfile.py:\n  " + "\n  ".join(errors))

@@ -122,8 +122,13 @@ foreach(o IN LISTS opts)
     problem("portfile.cmake: passes -D${o}, which CMakeLists.txt does not define")
   endif()
 endforeach()
-if(NOT EXISTS "${STOWAGE_SOURCE_DIR}/LICENSE")
-  message(WARNING "no LICENSE file: the port's vcpkg_install_copyright(FILE_LIST \${SOURCE_PATH}/LICENSE) fails until there is one")
+# copyright: the port installs COPYRIGHT, and LICENSE when there is one.
+if(NOT EXISTS "${STOWAGE_SOURCE_DIR}/COPYRIGHT")
+  problem("no COPYRIGHT file: the port's vcpkg_install_copyright has nothing to install")
+endif()
+if(NOT portfile MATCHES "set\\(notices \"\\\${SOURCE_PATH}/COPYRIGHT\"\\)"
+   OR NOT portfile MATCHES "vcpkg_install_copyright\\(FILE_LIST \\\${notices}\\)")
+  problem("portfile.cmake: vcpkg_install_copyright does not install the COPYRIGHT file")
 endif()
 
 # usage: every target it names is exported.
