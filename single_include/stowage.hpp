@@ -20,6 +20,16 @@
 // per-file list. Charges are exactly what callers pass (the cache's own
 // bookkeeping, about 100 bytes per entry, is not counted).
 //
+// Priorities: an entry is inserted at CachePriority::low (data blocks) or
+// CachePriority::high (chunk metadata: block index and Bloom filter, which
+// every lookup of the chunk needs and which cost a file open and a meta
+// block parse to rebuild). Each priority has its own eviction queue; a shard
+// evicts low entries first, and high ones only while they hold more than
+// three quarters (kHighShareQuarters / 4) of the shard's capacity or no low
+// entry is left. So a stream of data blocks cannot push metadata out, yet
+// data blocks keep at least a quarter of the capacity whenever metadata
+// would take more.
+//
 // Objects evicted while readers still hold them stay alive through their
 // shared_ptr; the cache only drops its own reference.
 //
@@ -255,6 +265,15 @@ static_assert(EvictionPolicy<LruEviction>);
 
 namespace stowage::detail {
 
+/// Which eviction queue an entry joins; see the top of cache.hpp.
+enum class CachePriority : std::uint8_t {
+  /// Evicted first (data blocks).
+  low,
+  /// Evicted only past three quarters of the capacity or when nothing low is
+  /// left (chunk metadata).
+  high,
+};
+
 /// Names a cached object: the file it was read from and its byte offset there.
 struct CacheKey {
   /// File number (never reused once the file is deleted).
@@ -298,6 +317,8 @@ struct CacheStats {
   std::size_t bytes = 0;
   /// Number of entries held now.
   std::size_t entries = 0;
+  /// Of `bytes`, the charges of CachePriority::high entries.
+  std::size_t high_bytes = 0;
   /// The byte capacity.
   std::size_t capacity = 0;
 };
@@ -329,6 +350,10 @@ class BlockCache {
   BlockCache(const BlockCache&) = delete;
   BlockCache& operator=(const BlockCache&) = delete;
 
+  /// Of each shard's capacity, the share high-priority entries may keep when
+  /// low ones need room (numerator over 4: three quarters).
+  static constexpr std::size_t kHighShareQuarters = 3;
+
   /// The object cached under k cast to T (the type it was stored as), or
   /// nullptr. Counts a hit or a miss; touch=false leaves the entry's recency
   /// alone (for scans).
@@ -345,17 +370,18 @@ class BlockCache {
         return nullptr;
       }
       ++s.hits;
-      if (touch) s.queue.touch(it->second);
+      if (touch) s.queue_of(it->second).touch(it->second);
       found = it->second.value;
     }
     return std::static_pointer_cast<const T>(std::move(found));
   }
 
-  /// Stores value under k with the given byte charge, replacing any entry for
-  /// k, then evicts victims until the shard fits its share. A null value, or
-  /// one whose charge exceeds the shard's share, is not kept (and any old
-  /// entry for k is dropped).
-  void insert(const CacheKey& k, std::shared_ptr<const void> value, std::size_t charge) {
+  /// Stores value under k with the given byte charge and priority, replacing
+  /// any entry for k, then evicts victims until the shard fits its share. A
+  /// null value, or one whose charge exceeds the shard's share, is not kept
+  /// (and any old entry for k is dropped).
+  void insert(const CacheKey& k, std::shared_ptr<const void> value, std::size_t charge,
+              CachePriority priority = CachePriority::low) {
     const std::uint64_t h = hash_cache_key(k);
     Shard& s = shard_for(h);
     // Objects dropped here are destroyed after the lock is released (as is
@@ -370,13 +396,12 @@ class BlockCache {
     }
     if (it != s.entries.end()) {
       Entry& e = it->second;
-      s.queue.erase(e);
-      s.bytes -= e.charge;
+      s.unlink(e);
       replaced = std::move(e.value);
       e.value = std::move(value);
       e.charge = charge;
-      s.bytes += charge;
-      s.queue.insert(e);
+      e.high = priority == CachePriority::high;
+      s.link(e);
     } else {
       auto [pos, inserted] = s.entries.try_emplace(k);
       Entry& e = pos->second;
@@ -384,6 +409,7 @@ class BlockCache {
       e.hash = h;
       e.value = std::move(value);
       e.charge = charge;
+      e.high = priority == CachePriority::high;
       try {
         auto [fpos, finserted] = s.files.try_emplace(k.file);
         fpos->second.push_back(e);
@@ -391,8 +417,7 @@ class BlockCache {
         s.entries.erase(pos);
         throw;
       }
-      s.queue.insert(e);
-      s.bytes += charge;
+      s.link(e);
     }
     ++s.inserts;
     s.evict_to_fit(garbage);
@@ -400,18 +425,20 @@ class BlockCache {
 
   /// lookup<T>(k, fill); on a miss calls load() -> std::pair<std::shared_ptr<
   /// const T>, std::size_t charge> without holding any lock, and inserts the
-  /// result if fill is true and the object is not null. fill=false (scans)
-  /// neither inserts nor touches, so blocks read once do not push hot ones
-  /// out. If load throws, nothing is inserted and the exception propagates.
-  /// Concurrent misses on one key may each call load; the last insert wins.
+  /// result (at `priority`) if fill is true and the object is not null.
+  /// fill=false (scans) neither inserts nor touches, so blocks read once do
+  /// not push hot ones out. If load throws, nothing is inserted and the
+  /// exception propagates. Concurrent misses on one key may each call load;
+  /// the last insert wins.
   template <class T, class Load>
     requires std::invocable<Load&&>
-  std::shared_ptr<const T> get_or_load(const CacheKey& k, Load&& load, bool fill = true) {
+  std::shared_ptr<const T> get_or_load(const CacheKey& k, Load&& load, bool fill = true,
+                                       CachePriority priority = CachePriority::low) {
     if (auto hit = lookup<T>(k, fill)) return hit;
     auto loaded = std::invoke(std::forward<Load>(load));
     std::shared_ptr<const T> value = std::move(loaded.first);
     const std::size_t charge = loaded.second;
-    if (fill && value != nullptr) insert(k, value, charge);
+    if (fill && value != nullptr) insert(k, value, charge, priority);
     return value;
   }
 
@@ -452,6 +479,7 @@ class BlockCache {
       out.evictions += s.evictions;
       out.inserts += s.inserts;
       out.bytes += s.bytes;
+      out.high_bytes += s.high_bytes;
       out.entries += s.entries.size();
     }
     out.capacity = capacity();
@@ -469,6 +497,7 @@ class BlockCache {
     CacheKey key;
     std::uint64_t hash = 0;
     std::size_t charge = 0;
+    bool high = false;  // CachePriority::high: linked into Shard::high_queue
     std::shared_ptr<const void> value;
   };
 
@@ -483,9 +512,11 @@ class BlockCache {
     mutable std::mutex mutex;
     Map entries;
     std::unordered_map<std::uint64_t, FileList> files;
-    typename Policy::template queue<Entry> queue;
+    typename Policy::template queue<Entry> queue;       // CachePriority::low entries
+    typename Policy::template queue<Entry> high_queue;  // CachePriority::high entries
     std::size_t capacity = 0;
     std::size_t bytes = 0;
+    std::size_t high_bytes = 0;
     std::uint64_t hits = 0;
     std::uint64_t misses = 0;
     std::uint64_t evictions = 0;
@@ -498,8 +529,22 @@ class BlockCache {
     // Unlink every entry from the policy's queue and the file lists before
     // the map destroys the entries, whatever the policy's destructor does.
     ~Shard() {
-      for (auto& kv : entries) queue.erase(kv.second);
+      for (auto& kv : entries) queue_of(kv.second).erase(kv.second);
       for (auto& kv : files) kv.second.clear();
+    }
+
+    typename Policy::template queue<Entry>& queue_of(const Entry& e) { return e.high ? high_queue : queue; }
+    // Adds e (charge and priority set) to its queue and the byte counts.
+    void link(Entry& e) {
+      queue_of(e).insert(e);
+      bytes += e.charge;
+      if (e.high) high_bytes += e.charge;
+    }
+    // Takes e out of its queue and the byte counts.
+    void unlink(Entry& e) noexcept {
+      queue_of(e).erase(e);
+      bytes -= e.charge;
+      if (e.high) high_bytes -= e.charge;
     }
 
     // Removes the entry at `it` from every structure; its object goes to
@@ -507,11 +552,10 @@ class BlockCache {
     // `garbage` cannot grow, here with the entry).
     void remove(typename Map::iterator it, Garbage& garbage) noexcept {
       Entry& e = it->second;
-      queue.erase(e);
+      unlink(e);
       auto fit = files.find(e.key.file);
       fit->second.erase(fit->second.iterator_to(e));
       if (fit->second.empty()) files.erase(fit);
-      bytes -= e.charge;
       try {
         garbage.push_back(std::move(e.value));
       } catch (...) {  // std::bad_alloc: e.value is untouched and dies with the entry
@@ -519,10 +563,14 @@ class BlockCache {
       entries.erase(it);
     }
 
-    // Evicts the policy's victims until the charges fit the capacity.
+    // Evicts the policy's victims until the charges fit the capacity: low
+    // entries first, high ones while they exceed their share (or nothing
+    // low is left).
     void evict_to_fit(Garbage& garbage) {
       while (bytes > capacity) {
-        Entry* v = queue.victim();
+        const bool high_over = high_bytes > capacity / 4 * kHighShareQuarters;
+        Entry* v = high_over ? high_queue.victim() : queue.victim();
+        if (v == nullptr) v = high_over ? queue.victim() : high_queue.victim();
         if (v == nullptr) break;  // unreachable with a correct policy
         remove(entries.find(v->key), garbage);
         ++evictions;
@@ -1998,14 +2046,16 @@ class ChunkWriter {
   bool finished_ = false;
 };
 
-/// An open chunk: the file handle, the block index and the Bloom filter, all
-/// verified at open. Immutable; reads are thread-safe (positional reads only).
+/// An open chunk: the block index and the Bloom filter, verified at open,
+/// and the file handle it was opened with (which an owner that keeps many
+/// tables may take away with take_file() and lend back per read_block()).
+/// Immutable once shared; reads are thread-safe (positional reads only).
 template <CompressionPolicy Compression>
 class ChunkTable {
  public:
   /// Opens `path` through `fs`, reads and verifies the header, footer and meta
   /// block. Damage is a CorruptionError(path, offset, ...); I/O failures are IoError.
-  static std::shared_ptr<const ChunkTable> open(FileSystem& fs, const std::filesystem::path& path) {
+  static std::shared_ptr<ChunkTable> open(FileSystem& fs, const std::filesystem::path& path) {
     namespace cf = chunk_format;
     std::shared_ptr<ChunkTable> t(new ChunkTable(fs.open_read(path), path));
     const std::uint64_t size = t->file_->size();
@@ -2070,11 +2120,16 @@ class ChunkTable {
   /// parsed, and its first and last keys and sequence numbers checked against
   /// the index. Damage is a CorruptionError naming the block's offset.
   std::shared_ptr<const Block> read_block(std::size_t i) const {
+    if (!file_) throw std::logic_error("stowage: ChunkTable::read_block(i) after take_file(); pass the file");
+    return read_block(i, *file_);
+  }
+  /// read_block(i), reading through `file` (the same chunk file, opened again).
+  std::shared_ptr<const Block> read_block(std::size_t i, const RandomAccessFile& file) const {
     if (i >= index_.size())
       throw std::out_of_range("stowage: block " + std::to_string(i) + " of " + std::to_string(index_.size()) +
                               " in " + path_.string());
     const IndexEntry& e = index_[i];
-    const std::string frame = read_exact(e.offset, e.framed, "data block");
+    const std::string frame = read_exact(file, e.offset, e.framed, "data block");
     auto block = Block::parse(
         decode_frame<Compression>(frame, path_, e.offset, chunk_format::kDataSeed, "data block"), path_, e.offset,
         major_);
@@ -2105,6 +2160,9 @@ class ChunkTable {
   }
   /// The file's path.
   const std::filesystem::path& path() const { return path_; }
+  /// Hands over the file handle the table was opened with (nullptr once
+  /// taken); afterwards only read_block(i, file) can read blocks.
+  std::unique_ptr<RandomAccessFile> take_file() { return std::move(file_); }
 
  private:
   struct IndexEntry {
@@ -2122,8 +2180,11 @@ class ChunkTable {
   // Reads exactly n bytes at offset (already checked to lie within the file
   // size seen at open); a short read means the file shrank.
   std::string read_exact(std::uint64_t offset, std::size_t n, const char* what) const {
+    return read_exact(*file_, offset, n, what);
+  }
+  std::string read_exact(const RandomAccessFile& file, std::uint64_t offset, std::size_t n, const char* what) const {
     std::string buf(n, '\0');
-    if (file_->read(offset, n, buf.data()) != n)
+    if (file.read(offset, n, buf.data()) != n)
       throw CorruptionError(path_, offset, std::string("short read of ") + what + " (the file shrank after open)");
     return buf;
   }
@@ -4377,6 +4438,11 @@ struct Options {
   std::size_t write_buffer_bytes = 0;
   /// A WAL larger than this also triggers a checkpoint.
   std::uint64_t wal_bytes = std::uint64_t{64} << 20;
+  /// The most chunk files kept open at once (least recently read closed
+  /// first); chunk metadata stays cached without an open file. 0 means half
+  /// the process's soft limit on open files (`ulimit -n`, read at open),
+  /// between 64 and 8192.
+  std::size_t max_open_files = 0;
   /// close() (and the destructor) checkpoint the write buffer, so the next
   /// open has no WAL to replay.
   bool checkpoint_on_close = true;
@@ -4397,6 +4463,9 @@ struct Stats {
   std::uint64_t cache_hits = 0;          ///< block cache hits since open
   std::uint64_t cache_misses = 0;        ///< block cache misses since open
   std::uint64_t cache_evictions = 0;     ///< blocks evicted since open
+  std::uint64_t metadata_bytes = 0;      ///< of cache_bytes, chunk metadata (block indexes, Bloom filters)
+  std::uint64_t open_files = 0;          ///< chunk files open now (at most Options::max_open_files)
+  std::uint64_t file_opens = 0;          ///< chunk file opens since open
   std::uint64_t wal_bytes = 0;           ///< bytes in live WAL segments
   std::uint64_t disk_bytes = 0;          ///< chunk files + WAL + manifest
   std::uint64_t checkpoints = 0;         ///< checkpoints since open
@@ -4560,6 +4629,144 @@ class FileLock {
 
 }  // namespace stowage::detail
 // ---- end stowage/file_lock.hpp ----
+// ---- begin stowage/open_files.hpp ----
+// open_files.hpp: a bounded cache of open chunk files (file descriptors).
+//
+// Chunk metadata (block index, Bloom filter) stays in the block cache for as
+// long as the cache keeps it, which for a large store may be thousands of
+// chunks; holding a descriptor for each would run into the process's limit
+// on open files (1024 by default on many systems). So the metadata holds no
+// descriptor: reading a block borrows one from this cache, which keeps at
+// most `capacity` files open and closes the least recently used beyond that.
+//
+// A borrowed file is a std::shared_ptr: a reader keeps using it even if the
+// cache closes its own reference meanwhile (the descriptor closes when the
+// last user lets go). File numbers are never reused, so erase() after a chunk
+// file is deleted is enough to keep stale descriptors from being handed out.
+//
+// Thread-safe: one mutex, never held while opening a file.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <utility>
+
+#include <sys/resource.h>
+
+
+namespace stowage::detail {
+
+/// How many files a store keeps open: `wanted`, or for 0 half the process's
+/// soft RLIMIT_NOFILE, clamped to [64, 8192] (1024 if the limit is unknown).
+inline std::size_t open_file_limit(std::size_t wanted) {
+  if (wanted != 0) return wanted;
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 1024;
+  return std::clamp<std::size_t>(static_cast<std::size_t>(limit.rlim_cur / 2), 64, 8192);
+}
+
+/// Counters of an OpenFileCache.
+struct OpenFileStats {
+  /// Borrows served by an open file.
+  std::uint64_t hits = 0;
+  /// Borrows that had to open the file.
+  std::uint64_t opens = 0;
+  /// Files open now (held by the cache).
+  std::size_t open = 0;
+  /// The most files the cache keeps open.
+  std::size_t capacity = 0;
+};
+
+/// Keeps up to `capacity` files open, by file number, least recently used
+/// closed first.
+class OpenFileCache {
+ public:
+  /// A cache that keeps at most `capacity` files open (at least 1; zero is a
+  /// ValidationError).
+  explicit OpenFileCache(std::size_t capacity)
+      : capacity_(capacity == 0 ? throw ValidationError("stowage: OpenFileCache needs a capacity of at least 1")
+                                : capacity) {}
+
+  OpenFileCache(const OpenFileCache&) = delete;
+  OpenFileCache& operator=(const OpenFileCache&) = delete;
+
+  /// The open file `number`; when it is not open, calls open() ->
+  /// std::unique_ptr<RandomAccessFile> (without the lock held), keeps the
+  /// result and closes the least recently used file beyond the capacity.
+  /// Exceptions from open() propagate and nothing is kept.
+  template <class Open>
+  std::shared_ptr<RandomAccessFile> get(std::uint64_t number, Open&& open) {
+    {
+      std::lock_guard lock(mutex_);
+      if (auto it = map_.find(number); it != map_.end()) {
+        ++hits_;
+        lru_.splice(lru_.begin(), lru_, it->second);
+        return it->second->second;
+      }
+    }
+    std::shared_ptr<RandomAccessFile> file(open());
+    put(number, file);
+    return file;
+  }
+
+  /// Keeps `file` as the open file `number` (replacing any), as the most
+  /// recently used; for a caller that opened it anyway.
+  void put(std::uint64_t number, std::shared_ptr<RandomAccessFile> file) {
+    std::shared_ptr<RandomAccessFile> closed;  // closed after the lock is released
+    std::lock_guard lock(mutex_);
+    ++opens_;
+    if (auto it = map_.find(number); it != map_.end()) {
+      closed = std::move(it->second->second);
+      it->second->second = std::move(file);
+      lru_.splice(lru_.begin(), lru_, it->second);
+      return;
+    }
+    lru_.emplace_front(number, std::move(file));
+    try {
+      map_.emplace(number, lru_.begin());
+    } catch (...) {
+      lru_.pop_front();
+      throw;
+    }
+    if (lru_.size() > capacity_) {
+      closed = std::move(lru_.back().second);
+      map_.erase(lru_.back().first);
+      lru_.pop_back();
+    }
+  }
+
+  /// Closes file `number` if it is open (called when the chunk file is deleted).
+  void erase(std::uint64_t number) {
+    std::shared_ptr<RandomAccessFile> closed;
+    std::lock_guard lock(mutex_);
+    auto it = map_.find(number);
+    if (it == map_.end()) return;
+    closed = std::move(it->second->second);
+    lru_.erase(it->second);
+    map_.erase(it);
+  }
+
+  /// The counters.
+  OpenFileStats stats() const {
+    std::lock_guard lock(mutex_);
+    return OpenFileStats{hits_, opens_, lru_.size(), capacity_};
+  }
+
+ private:
+  using Lru = std::list<std::pair<std::uint64_t, std::shared_ptr<RandomAccessFile>>>;
+  const std::size_t capacity_;
+  mutable std::mutex mutex_;
+  Lru lru_;  // most recently used first
+  std::unordered_map<std::uint64_t, Lru::iterator> map_;
+  std::uint64_t hits_ = 0, opens_ = 0;
+};
+
+}  // namespace stowage::detail
+// ---- end stowage/open_files.hpp ----
 // ---- begin stowage/wal.hpp ----
 // wal.hpp: the write-ahead log. Every commit (a put, an erase or an atomic
 // batch) is appended as ONE record before it is acknowledged, so a batch is
@@ -5301,6 +5508,10 @@ class Storage {
     s.cache_hits = c.hits;
     s.cache_misses = c.misses;
     s.cache_evictions = c.evictions;
+    s.metadata_bytes = c.high_bytes;
+    auto f = files_.stats();
+    s.open_files = f.open;
+    s.file_opens = f.opens;
     {
       std::lock_guard w(write_mu_);
       s.last_sequence = last_seq_;
@@ -5567,7 +5778,7 @@ class Storage {
  private:
   Storage(const std::filesystem::path& dir, Options options, const Migrator* migrations, unsigned target,
           bool migrate_only)
-      : dir_(dir), opt_(std::move(options)), cache_(1) {
+      : dir_(dir), opt_(std::move(options)), cache_(1), files_(detail::open_file_limit(opt_.max_open_files)) {
     fs_ = opt_.file_system ? opt_.file_system : default_file_system();
     validate_options();
     wb_limit_ = opt_.write_buffer_bytes ? opt_.write_buffer_bytes : opt_.cache_bytes / 4;
@@ -5663,10 +5874,12 @@ class Storage {
 
   std::filesystem::path chunk_path(std::uint64_t file) const { return dir_ / detail::chunk_file_name(file); }
 
-  // The open chunk (block index, Bloom filter, file handle); fill=false for
-  // chunks read once (scans, checkpoint merges), so they do not displace hot ones.
-  // The file must hold what the manifest says it holds (a chunk file that
-  // was swapped, replaced or truncated is corrupt, not just different).
+  // The open chunk's metadata (block index, Bloom filter), cached at high
+  // priority so data blocks do not push it out; fill=false for chunks read
+  // once (scans, checkpoint merges), so they do not displace hot ones. The
+  // file handle it was opened with goes to files_. The file must hold what
+  // the manifest says it holds (a chunk file that was swapped, replaced or
+  // truncated is corrupt, not just different).
   std::shared_ptr<const Table> table(const detail::ChunkRef& ref, bool fill = true) const {
     return cache_.template get_or_load<Table>(
         detail::CacheKey{ref.file, detail::kTableSlot},
@@ -5678,20 +5891,33 @@ class Storage {
             throw CorruptionError(path, 0,
                                   "the chunk file does not match the MANIFEST's record of it (size, record count, "
                                   "key range or sequence differ)");
+          files_.put(ref.file, t->take_file());
           std::size_t charge = t->charge();
           return std::pair<std::shared_ptr<const Table>, std::size_t>(std::move(t), charge);
         },
-        fill);
+        fill, detail::CachePriority::high);
   }
   std::shared_ptr<const Block> block(const Table& t, std::uint64_t file, std::size_t i, bool fill = true) const {
     return cache_.template get_or_load<Block>(
         detail::CacheKey{file, i},
         [&] {
-          auto b = t.read_block(i);
+          auto b = t.read_block(i, *chunk_file(t, file));
           std::size_t charge = b->charge();
           return std::pair<std::shared_ptr<const Block>, std::size_t>(std::move(b), charge);
         },
         fill);
+  }
+  // Chunk file `file` (whose table is t) from files_, opened again when it
+  // was closed; it must still be the size it had when t was verified.
+  std::shared_ptr<RandomAccessFile> chunk_file(const Table& t, std::uint64_t file) const {
+    return files_.get(file, [&] {
+      auto f = fs_->open_read(t.path());
+      if (f->size() != t.file_bytes())
+        throw CorruptionError(t.path(), 0,
+                              "the chunk file changed size while the store had it open (" +
+                                  std::to_string(t.file_bytes()) + " bytes, now " + std::to_string(f->size()) + ")");
+      return f;
+    });
   }
 
   // Finds key in the chunks; on a hit calls on_value(bytes, file). Needs lock_ (shared).
@@ -5911,6 +6137,7 @@ class Storage {
     // The new manifest is durable: what it no longer names can go.
     for (auto f : obsolete) {
       cache_.erase_file(f);
+      files_.erase(f);
       fs_->remove(chunk_path(f));
     }
     std::vector<std::uint64_t> keep;
@@ -6416,7 +6643,10 @@ class Storage {
     }
     manifest_ = std::move(m);
     if (!plan.steps.empty()) {
-      for (const auto& [first, ref] : index_) cache_.erase_file(ref.file);
+      for (const auto& [first, ref] : index_) {
+        cache_.erase_file(ref.file);
+        files_.erase(ref.file);
+      }
       index_ = std::move(next);
       wb_ = detail::WriteBuffer();
       live.clear();
@@ -6446,6 +6676,7 @@ class Storage {
   std::uint64_t wb_version_ = 0;                // lock_: bumped by every commit
   std::uint64_t chunk_version_ = 0;             // lock_: bumped when imm_ or index_ change
   mutable detail::BlockCache<Eviction> cache_;  // its own sharded locks
+  mutable detail::OpenFileCache files_;         // its own lock
 
   mutable std::mutex write_mu_;
   std::shared_ptr<detail::WalWriter> wal_;  // write_mu_

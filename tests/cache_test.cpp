@@ -1,6 +1,7 @@
 // Tests for cache.hpp: the byte bound under random workloads, LRU behaviour
 // against a reference model, scans (touch=false / fill=false), erase_file,
-// set_capacity, get_or_load, stats, a user-written policy, and concurrent use.
+// set_capacity, get_or_load, stats, priorities, a user-written policy, and
+// concurrent use.
 #include <stowage/cache.hpp>
 
 #include "fifo_eviction.hpp"
@@ -486,6 +487,49 @@ TEST_CASE("stats count hits, misses, evictions and inserts", "[cache]") {
   CHECK(st.hits == 3);
   CHECK(st.inserts == 6);
   CHECK(st.evictions == 4);
+}
+
+TEST_CASE("high-priority entries survive a stream of low ones up to three quarters of the capacity", "[cache]") {
+  using stowage::detail::CachePriority;
+  LruCache cache(1000, 1);
+  auto put_high = [&](CacheKey k, std::size_t charge) {
+    cache.insert(k, make_block(k, charge), charge, CachePriority::high);
+  };
+  for (std::uint64_t f = 0; f < 5; ++f) put_high({f, 0}, 100);  // 500 bytes of metadata
+  for (std::uint64_t o = 0; o < 50; ++o) put(cache, {9, o}, 100);  // a stream of blocks
+  for (std::uint64_t f = 0; f < 5; ++f) CHECK(cached(cache, {f, 0}));
+  CHECK(cache.stats().high_bytes == 500);
+  CHECK(cache.stats().bytes <= 1000);
+  CHECK(cached(cache, {9, 49}));   // the newest blocks fill the rest
+  CHECK_FALSE(cached(cache, {9, 0}));
+
+  SECTION("past three quarters, the least recently used high entry goes, not the blocks") {
+    for (std::uint64_t f = 5; f < 8; ++f) put_high({f, 0}, 100);  // 800 bytes wanted
+    auto st = cache.stats();
+    CHECK(st.high_bytes <= 750 + 100);
+    CHECK(st.bytes <= 1000);
+    CHECK_FALSE(cached(cache, {0, 0}));
+    CHECK(cached(cache, {7, 0}));
+    CHECK(cached(cache, {9, 49}));
+  }
+  SECTION("with no low entry left, high ones are evicted to fit") {
+    LruCache only_high(300, 1);
+    for (std::uint64_t f = 0; f < 4; ++f)
+      only_high.insert({f, 0}, make_block({f, 0}, 100), 100, CachePriority::high);
+    CHECK(only_high.stats().bytes == 300);
+    CHECK_FALSE(cached(only_high, {0, 0}));
+  }
+  SECTION("replacing an entry moves it to the new priority's queue and counts") {
+    put(cache, {0, 0}, 100);  // was high, now low
+    CHECK(cache.stats().high_bytes == 400);
+    for (std::uint64_t o = 50; o < 60; ++o) put(cache, {9, o}, 100);
+    CHECK_FALSE(cached(cache, {0, 0}));
+    CHECK(cached(cache, {1, 0}));
+  }
+  SECTION("erase_file takes high entries out of the counts") {
+    cache.erase_file(2);
+    CHECK(cache.stats().high_bytes == 400);
+  }
 }
 
 TEST_CASE("objects outlive eviction while readers hold them, and are released after", "[cache]") {

@@ -218,6 +218,66 @@ TEST_CASE("the cache stays within its budget while reading a larger store") {
   CHECK(worst <= o.cache_bytes);
 }
 
+TEST_CASE("chunk metadata stays cached while blocks stream through, with few files open") {
+  TempDir dir("storage");
+  Options o = small_options();
+  o.cache_bytes = 1 << 20;  // the metadata (~160 KiB) fits well within three quarters of each shard
+  o.max_open_files = 2;
+  Storage<int, std::string> db(dir.path(), o);
+  for (int i = 0; i < 20000; ++i) db.put(i, std::string(100, static_cast<char>('a' + i % 26)));
+  db.checkpoint();
+  REQUIRE(db.stats().chunks > 10);
+  std::mt19937 rng(3);
+  for (int i = 0; i < 20000; ++i) REQUIRE(db.get(static_cast<int>(rng() % 20000)));
+  auto s = db.stats();
+  CHECK(s.cache_evictions > 0);          // blocks came and went
+  CHECK(s.metadata_bytes > 0);
+  CHECK(s.metadata_bytes <= s.cache_bytes);
+  CHECK(s.cache_bytes <= s.cache_capacity);
+  CHECK(s.open_files <= 2);
+  // Every chunk's metadata was loaded once and kept: a second round opens
+  // files for blocks only, never re-reads metadata.
+  auto misses_before = s.cache_misses;
+  auto opens_before = s.file_opens;
+  for (int i = 0; i < 20000; i += 97) REQUIRE(db.get(i));
+  auto t = db.stats();
+  CHECK(t.metadata_bytes == s.metadata_bytes);
+  CHECK(t.cache_misses - misses_before <= t.file_opens - opens_before + (20000 / 97 + 1));
+  CHECK(t.open_files <= 2);
+  std::size_t n = 0;
+  for (const auto& kv : db.scan()) n += kv.second.size() == 100;
+  CHECK(n == 20000);
+  CHECK(db.stats().open_files <= 2);
+}
+
+TEST_CASE("a chunk file that changes size after the store closed it is corruption") {
+  TempDir dir("storage");
+  Options o = small_options();
+  o.max_open_files = 1;
+  {
+    Storage<int, std::string> db(dir.path(), o);
+    for (int i = 0; i < 5000; ++i) db.put(i, value_for(i));
+  }
+  Storage<int, std::string> db(dir.path(), o);
+  REQUIRE(db.get(0));  // the first chunk's metadata is cached, its file closed later
+  REQUIRE(db.get(4999));
+  std::filesystem::path first;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path()))
+    if (e.path().extension() == ".chunk" && (first.empty() || e.path() < first)) first = e.path();
+  REQUIRE(!first.empty());
+  std::filesystem::resize_file(first, std::filesystem::file_size(first) + 1);
+  bool threw = false;
+  for (int i = 0; i < 5000 && !threw; i += 50) {
+    try {
+      (void)db.get(i);
+    } catch (const CorruptionError& e) {
+      threw = std::string(e.what()).find("changed size") != std::string::npos;
+    }
+  }
+  CHECK(threw);
+}
+
+
 TEST_CASE("a full scan does not push hot blocks out of the cache") {
   TempDir dir("storage");
   Options o = small_options();

@@ -11,6 +11,16 @@
 // per-file list. Charges are exactly what callers pass (the cache's own
 // bookkeeping, about 100 bytes per entry, is not counted).
 //
+// Priorities: an entry is inserted at CachePriority::low (data blocks) or
+// CachePriority::high (chunk metadata: block index and Bloom filter, which
+// every lookup of the chunk needs and which cost a file open and a meta
+// block parse to rebuild). Each priority has its own eviction queue; a shard
+// evicts low entries first, and high ones only while they hold more than
+// three quarters (kHighShareQuarters / 4) of the shard's capacity or no low
+// entry is left. So a stream of data blocks cannot push metadata out, yet
+// data blocks keep at least a quarter of the capacity whenever metadata
+// would take more.
+//
 // Objects evicted while readers still hold them stay alive through their
 // shared_ptr; the cache only drops its own reference.
 //
@@ -50,6 +60,15 @@
 #include "eviction.hpp"
 
 namespace stowage::detail {
+
+/// Which eviction queue an entry joins; see the top of cache.hpp.
+enum class CachePriority : std::uint8_t {
+  /// Evicted first (data blocks).
+  low,
+  /// Evicted only past three quarters of the capacity or when nothing low is
+  /// left (chunk metadata).
+  high,
+};
 
 /// Names a cached object: the file it was read from and its byte offset there.
 struct CacheKey {
@@ -94,6 +113,8 @@ struct CacheStats {
   std::size_t bytes = 0;
   /// Number of entries held now.
   std::size_t entries = 0;
+  /// Of `bytes`, the charges of CachePriority::high entries.
+  std::size_t high_bytes = 0;
   /// The byte capacity.
   std::size_t capacity = 0;
 };
@@ -125,6 +146,10 @@ class BlockCache {
   BlockCache(const BlockCache&) = delete;
   BlockCache& operator=(const BlockCache&) = delete;
 
+  /// Of each shard's capacity, the share high-priority entries may keep when
+  /// low ones need room (numerator over 4: three quarters).
+  static constexpr std::size_t kHighShareQuarters = 3;
+
   /// The object cached under k cast to T (the type it was stored as), or
   /// nullptr. Counts a hit or a miss; touch=false leaves the entry's recency
   /// alone (for scans).
@@ -141,17 +166,18 @@ class BlockCache {
         return nullptr;
       }
       ++s.hits;
-      if (touch) s.queue.touch(it->second);
+      if (touch) s.queue_of(it->second).touch(it->second);
       found = it->second.value;
     }
     return std::static_pointer_cast<const T>(std::move(found));
   }
 
-  /// Stores value under k with the given byte charge, replacing any entry for
-  /// k, then evicts victims until the shard fits its share. A null value, or
-  /// one whose charge exceeds the shard's share, is not kept (and any old
-  /// entry for k is dropped).
-  void insert(const CacheKey& k, std::shared_ptr<const void> value, std::size_t charge) {
+  /// Stores value under k with the given byte charge and priority, replacing
+  /// any entry for k, then evicts victims until the shard fits its share. A
+  /// null value, or one whose charge exceeds the shard's share, is not kept
+  /// (and any old entry for k is dropped).
+  void insert(const CacheKey& k, std::shared_ptr<const void> value, std::size_t charge,
+              CachePriority priority = CachePriority::low) {
     const std::uint64_t h = hash_cache_key(k);
     Shard& s = shard_for(h);
     // Objects dropped here are destroyed after the lock is released (as is
@@ -166,13 +192,12 @@ class BlockCache {
     }
     if (it != s.entries.end()) {
       Entry& e = it->second;
-      s.queue.erase(e);
-      s.bytes -= e.charge;
+      s.unlink(e);
       replaced = std::move(e.value);
       e.value = std::move(value);
       e.charge = charge;
-      s.bytes += charge;
-      s.queue.insert(e);
+      e.high = priority == CachePriority::high;
+      s.link(e);
     } else {
       auto [pos, inserted] = s.entries.try_emplace(k);
       Entry& e = pos->second;
@@ -180,6 +205,7 @@ class BlockCache {
       e.hash = h;
       e.value = std::move(value);
       e.charge = charge;
+      e.high = priority == CachePriority::high;
       try {
         auto [fpos, finserted] = s.files.try_emplace(k.file);
         fpos->second.push_back(e);
@@ -187,8 +213,7 @@ class BlockCache {
         s.entries.erase(pos);
         throw;
       }
-      s.queue.insert(e);
-      s.bytes += charge;
+      s.link(e);
     }
     ++s.inserts;
     s.evict_to_fit(garbage);
@@ -196,18 +221,20 @@ class BlockCache {
 
   /// lookup<T>(k, fill); on a miss calls load() -> std::pair<std::shared_ptr<
   /// const T>, std::size_t charge> without holding any lock, and inserts the
-  /// result if fill is true and the object is not null. fill=false (scans)
-  /// neither inserts nor touches, so blocks read once do not push hot ones
-  /// out. If load throws, nothing is inserted and the exception propagates.
-  /// Concurrent misses on one key may each call load; the last insert wins.
+  /// result (at `priority`) if fill is true and the object is not null.
+  /// fill=false (scans) neither inserts nor touches, so blocks read once do
+  /// not push hot ones out. If load throws, nothing is inserted and the
+  /// exception propagates. Concurrent misses on one key may each call load;
+  /// the last insert wins.
   template <class T, class Load>
     requires std::invocable<Load&&>
-  std::shared_ptr<const T> get_or_load(const CacheKey& k, Load&& load, bool fill = true) {
+  std::shared_ptr<const T> get_or_load(const CacheKey& k, Load&& load, bool fill = true,
+                                       CachePriority priority = CachePriority::low) {
     if (auto hit = lookup<T>(k, fill)) return hit;
     auto loaded = std::invoke(std::forward<Load>(load));
     std::shared_ptr<const T> value = std::move(loaded.first);
     const std::size_t charge = loaded.second;
-    if (fill && value != nullptr) insert(k, value, charge);
+    if (fill && value != nullptr) insert(k, value, charge, priority);
     return value;
   }
 
@@ -248,6 +275,7 @@ class BlockCache {
       out.evictions += s.evictions;
       out.inserts += s.inserts;
       out.bytes += s.bytes;
+      out.high_bytes += s.high_bytes;
       out.entries += s.entries.size();
     }
     out.capacity = capacity();
@@ -265,6 +293,7 @@ class BlockCache {
     CacheKey key;
     std::uint64_t hash = 0;
     std::size_t charge = 0;
+    bool high = false;  // CachePriority::high: linked into Shard::high_queue
     std::shared_ptr<const void> value;
   };
 
@@ -279,9 +308,11 @@ class BlockCache {
     mutable std::mutex mutex;
     Map entries;
     std::unordered_map<std::uint64_t, FileList> files;
-    typename Policy::template queue<Entry> queue;
+    typename Policy::template queue<Entry> queue;       // CachePriority::low entries
+    typename Policy::template queue<Entry> high_queue;  // CachePriority::high entries
     std::size_t capacity = 0;
     std::size_t bytes = 0;
+    std::size_t high_bytes = 0;
     std::uint64_t hits = 0;
     std::uint64_t misses = 0;
     std::uint64_t evictions = 0;
@@ -294,8 +325,22 @@ class BlockCache {
     // Unlink every entry from the policy's queue and the file lists before
     // the map destroys the entries, whatever the policy's destructor does.
     ~Shard() {
-      for (auto& kv : entries) queue.erase(kv.second);
+      for (auto& kv : entries) queue_of(kv.second).erase(kv.second);
       for (auto& kv : files) kv.second.clear();
+    }
+
+    typename Policy::template queue<Entry>& queue_of(const Entry& e) { return e.high ? high_queue : queue; }
+    // Adds e (charge and priority set) to its queue and the byte counts.
+    void link(Entry& e) {
+      queue_of(e).insert(e);
+      bytes += e.charge;
+      if (e.high) high_bytes += e.charge;
+    }
+    // Takes e out of its queue and the byte counts.
+    void unlink(Entry& e) noexcept {
+      queue_of(e).erase(e);
+      bytes -= e.charge;
+      if (e.high) high_bytes -= e.charge;
     }
 
     // Removes the entry at `it` from every structure; its object goes to
@@ -303,11 +348,10 @@ class BlockCache {
     // `garbage` cannot grow, here with the entry).
     void remove(typename Map::iterator it, Garbage& garbage) noexcept {
       Entry& e = it->second;
-      queue.erase(e);
+      unlink(e);
       auto fit = files.find(e.key.file);
       fit->second.erase(fit->second.iterator_to(e));
       if (fit->second.empty()) files.erase(fit);
-      bytes -= e.charge;
       try {
         garbage.push_back(std::move(e.value));
       } catch (...) {  // std::bad_alloc: e.value is untouched and dies with the entry
@@ -315,10 +359,14 @@ class BlockCache {
       entries.erase(it);
     }
 
-    // Evicts the policy's victims until the charges fit the capacity.
+    // Evicts the policy's victims until the charges fit the capacity: low
+    // entries first, high ones while they exceed their share (or nothing
+    // low is left).
     void evict_to_fit(Garbage& garbage) {
       while (bytes > capacity) {
-        Entry* v = queue.victim();
+        const bool high_over = high_bytes > capacity / 4 * kHighShareQuarters;
+        Entry* v = high_over ? high_queue.victim() : queue.victim();
+        if (v == nullptr) v = high_over ? queue.victim() : high_queue.victim();
         if (v == nullptr) break;  // unreachable with a correct policy
         remove(entries.find(v->key), garbage);
         ++evictions;

@@ -638,14 +638,16 @@ class ChunkWriter {
   bool finished_ = false;
 };
 
-/// An open chunk: the file handle, the block index and the Bloom filter, all
-/// verified at open. Immutable; reads are thread-safe (positional reads only).
+/// An open chunk: the block index and the Bloom filter, verified at open,
+/// and the file handle it was opened with (which an owner that keeps many
+/// tables may take away with take_file() and lend back per read_block()).
+/// Immutable once shared; reads are thread-safe (positional reads only).
 template <CompressionPolicy Compression>
 class ChunkTable {
  public:
   /// Opens `path` through `fs`, reads and verifies the header, footer and meta
   /// block. Damage is a CorruptionError(path, offset, ...); I/O failures are IoError.
-  static std::shared_ptr<const ChunkTable> open(FileSystem& fs, const std::filesystem::path& path) {
+  static std::shared_ptr<ChunkTable> open(FileSystem& fs, const std::filesystem::path& path) {
     namespace cf = chunk_format;
     std::shared_ptr<ChunkTable> t(new ChunkTable(fs.open_read(path), path));
     const std::uint64_t size = t->file_->size();
@@ -710,11 +712,16 @@ class ChunkTable {
   /// parsed, and its first and last keys and sequence numbers checked against
   /// the index. Damage is a CorruptionError naming the block's offset.
   std::shared_ptr<const Block> read_block(std::size_t i) const {
+    if (!file_) throw std::logic_error("stowage: ChunkTable::read_block(i) after take_file(); pass the file");
+    return read_block(i, *file_);
+  }
+  /// read_block(i), reading through `file` (the same chunk file, opened again).
+  std::shared_ptr<const Block> read_block(std::size_t i, const RandomAccessFile& file) const {
     if (i >= index_.size())
       throw std::out_of_range("stowage: block " + std::to_string(i) + " of " + std::to_string(index_.size()) +
                               " in " + path_.string());
     const IndexEntry& e = index_[i];
-    const std::string frame = read_exact(e.offset, e.framed, "data block");
+    const std::string frame = read_exact(file, e.offset, e.framed, "data block");
     auto block = Block::parse(
         decode_frame<Compression>(frame, path_, e.offset, chunk_format::kDataSeed, "data block"), path_, e.offset,
         major_);
@@ -745,6 +752,9 @@ class ChunkTable {
   }
   /// The file's path.
   const std::filesystem::path& path() const { return path_; }
+  /// Hands over the file handle the table was opened with (nullptr once
+  /// taken); afterwards only read_block(i, file) can read blocks.
+  std::unique_ptr<RandomAccessFile> take_file() { return std::move(file_); }
 
  private:
   struct IndexEntry {
@@ -762,8 +772,11 @@ class ChunkTable {
   // Reads exactly n bytes at offset (already checked to lie within the file
   // size seen at open); a short read means the file shrank.
   std::string read_exact(std::uint64_t offset, std::size_t n, const char* what) const {
+    return read_exact(*file_, offset, n, what);
+  }
+  std::string read_exact(const RandomAccessFile& file, std::uint64_t offset, std::size_t n, const char* what) const {
     std::string buf(n, '\0');
-    if (file_->read(offset, n, buf.data()) != n)
+    if (file.read(offset, n, buf.data()) != n)
       throw CorruptionError(path_, offset, std::string("short read of ") + what + " (the file shrank after open)");
     return buf;
   }

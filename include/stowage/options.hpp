@@ -55,6 +55,11 @@ struct Options {
   std::size_t write_buffer_bytes = 0;
   /// A WAL larger than this also triggers a checkpoint.
   std::uint64_t wal_bytes = std::uint64_t{64} << 20;
+  /// The most chunk files kept open at once (least recently read closed
+  /// first); chunk metadata stays cached without an open file. 0 means half
+  /// the process's soft limit on open files (`ulimit -n`, read at open),
+  /// between 64 and 8192.
+  std::size_t max_open_files = 0;
   /// close() (and the destructor) checkpoint the write buffer, so the next
   /// open has no WAL to replay.
   bool checkpoint_on_close = true;
@@ -75,6 +80,9 @@ struct Stats {
   std::uint64_t cache_hits = 0;          ///< block cache hits since open
   std::uint64_t cache_misses = 0;        ///< block cache misses since open
   std::uint64_t cache_evictions = 0;     ///< blocks evicted since open
+  std::uint64_t metadata_bytes = 0;      ///< of cache_bytes, chunk metadata (block indexes, Bloom filters)
+  std::uint64_t open_files = 0;          ///< chunk files open now (at most Options::max_open_files)
+  std::uint64_t file_opens = 0;          ///< chunk file opens since open
   std::uint64_t wal_bytes = 0;           ///< bytes in live WAL segments
   std::uint64_t disk_bytes = 0;          ///< chunk files + WAL + manifest
   std::uint64_t checkpoints = 0;         ///< checkpoints since open

@@ -56,6 +56,7 @@
 #include "lock.hpp"
 #include "manifest.hpp"
 #include "migration.hpp"
+#include "open_files.hpp"
 #include "options.hpp"
 #include "serializer.hpp"
 #include "stowage_fwd.hpp"
@@ -278,6 +279,10 @@ class Storage {
     s.cache_hits = c.hits;
     s.cache_misses = c.misses;
     s.cache_evictions = c.evictions;
+    s.metadata_bytes = c.high_bytes;
+    auto f = files_.stats();
+    s.open_files = f.open;
+    s.file_opens = f.opens;
     {
       std::lock_guard w(write_mu_);
       s.last_sequence = last_seq_;
@@ -544,7 +549,7 @@ class Storage {
  private:
   Storage(const std::filesystem::path& dir, Options options, const Migrator* migrations, unsigned target,
           bool migrate_only)
-      : dir_(dir), opt_(std::move(options)), cache_(1) {
+      : dir_(dir), opt_(std::move(options)), cache_(1), files_(detail::open_file_limit(opt_.max_open_files)) {
     fs_ = opt_.file_system ? opt_.file_system : default_file_system();
     validate_options();
     wb_limit_ = opt_.write_buffer_bytes ? opt_.write_buffer_bytes : opt_.cache_bytes / 4;
@@ -640,10 +645,12 @@ class Storage {
 
   std::filesystem::path chunk_path(std::uint64_t file) const { return dir_ / detail::chunk_file_name(file); }
 
-  // The open chunk (block index, Bloom filter, file handle); fill=false for
-  // chunks read once (scans, checkpoint merges), so they do not displace hot ones.
-  // The file must hold what the manifest says it holds (a chunk file that
-  // was swapped, replaced or truncated is corrupt, not just different).
+  // The open chunk's metadata (block index, Bloom filter), cached at high
+  // priority so data blocks do not push it out; fill=false for chunks read
+  // once (scans, checkpoint merges), so they do not displace hot ones. The
+  // file handle it was opened with goes to files_. The file must hold what
+  // the manifest says it holds (a chunk file that was swapped, replaced or
+  // truncated is corrupt, not just different).
   std::shared_ptr<const Table> table(const detail::ChunkRef& ref, bool fill = true) const {
     return cache_.template get_or_load<Table>(
         detail::CacheKey{ref.file, detail::kTableSlot},
@@ -655,20 +662,33 @@ class Storage {
             throw CorruptionError(path, 0,
                                   "the chunk file does not match the MANIFEST's record of it (size, record count, "
                                   "key range or sequence differ)");
+          files_.put(ref.file, t->take_file());
           std::size_t charge = t->charge();
           return std::pair<std::shared_ptr<const Table>, std::size_t>(std::move(t), charge);
         },
-        fill);
+        fill, detail::CachePriority::high);
   }
   std::shared_ptr<const Block> block(const Table& t, std::uint64_t file, std::size_t i, bool fill = true) const {
     return cache_.template get_or_load<Block>(
         detail::CacheKey{file, i},
         [&] {
-          auto b = t.read_block(i);
+          auto b = t.read_block(i, *chunk_file(t, file));
           std::size_t charge = b->charge();
           return std::pair<std::shared_ptr<const Block>, std::size_t>(std::move(b), charge);
         },
         fill);
+  }
+  // Chunk file `file` (whose table is t) from files_, opened again when it
+  // was closed; it must still be the size it had when t was verified.
+  std::shared_ptr<RandomAccessFile> chunk_file(const Table& t, std::uint64_t file) const {
+    return files_.get(file, [&] {
+      auto f = fs_->open_read(t.path());
+      if (f->size() != t.file_bytes())
+        throw CorruptionError(t.path(), 0,
+                              "the chunk file changed size while the store had it open (" +
+                                  std::to_string(t.file_bytes()) + " bytes, now " + std::to_string(f->size()) + ")");
+      return f;
+    });
   }
 
   // Finds key in the chunks; on a hit calls on_value(bytes, file). Needs lock_ (shared).
@@ -888,6 +908,7 @@ class Storage {
     // The new manifest is durable: what it no longer names can go.
     for (auto f : obsolete) {
       cache_.erase_file(f);
+      files_.erase(f);
       fs_->remove(chunk_path(f));
     }
     std::vector<std::uint64_t> keep;
@@ -1393,7 +1414,10 @@ class Storage {
     }
     manifest_ = std::move(m);
     if (!plan.steps.empty()) {
-      for (const auto& [first, ref] : index_) cache_.erase_file(ref.file);
+      for (const auto& [first, ref] : index_) {
+        cache_.erase_file(ref.file);
+        files_.erase(ref.file);
+      }
       index_ = std::move(next);
       wb_ = detail::WriteBuffer();
       live.clear();
@@ -1423,6 +1447,7 @@ class Storage {
   std::uint64_t wb_version_ = 0;                // lock_: bumped by every commit
   std::uint64_t chunk_version_ = 0;             // lock_: bumped when imm_ or index_ change
   mutable detail::BlockCache<Eviction> cache_;  // its own sharded locks
+  mutable detail::OpenFileCache files_;         // its own lock
 
   mutable std::mutex write_mu_;
   std::shared_ptr<detail::WalWriter> wal_;  // write_mu_
