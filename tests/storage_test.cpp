@@ -278,6 +278,39 @@ TEST_CASE("a chunk file that changes size after the store closed it is corruptio
 }
 
 
+TEST_CASE("checkpoints write sequence number 0 into chunks, and the data stays right across reopen") {
+  TempDir dir("storage");
+  Options o = small_options();
+  o.checkpoint_on_close = false;
+  {
+    Storage<int, std::string> db(dir.path(), o);
+    for (int i = 0; i < 3000; ++i) db.put(i, value_for(i));
+    db.checkpoint();
+    for (int i = 0; i < 3000; i += 3) db.put(i, value_for(i + 1));  // rewritten chunks too
+    db.checkpoint();
+    for (int i = 0; i < 3000; i += 5) db.put(i, "wal-" + std::to_string(i));  // left in the WAL
+  }
+  auto fs = default_file_system();
+  std::size_t chunks = 0, records = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+    if (e.path().extension() != ".chunk") continue;
+    ++chunks;
+    auto t = detail::ChunkTable<Lz4Compression>::open(*fs, e.path());
+    CHECK(t->max_seq() == 0);
+    for (std::size_t b = 0; b < t->block_count(); ++b) {
+      auto block = t->read_block(b);
+      for (std::size_t r = 0; r < block->size(); ++r, ++records) CHECK(block->seq(r) == 0);
+    }
+  }
+  CHECK(chunks > 1);
+  CHECK(records >= 3000);
+  Storage<int, std::string> db(dir.path(), o);
+  for (int i = 0; i < 3000; ++i) {
+    std::string want = i % 5 == 0 ? "wal-" + std::to_string(i) : value_for(i % 3 == 0 ? i + 1 : i);
+    REQUIRE(db.get(i) == want);
+  }
+}
+
 TEST_CASE("a full scan does not push hot blocks out of the cache") {
   TempDir dir("storage");
   Options o = small_options();
