@@ -2129,7 +2129,58 @@ class ChunkTable {
       throw std::out_of_range("stowage: block " + std::to_string(i) + " of " + std::to_string(index_.size()) +
                               " in " + path_.string());
     const IndexEntry& e = index_[i];
-    const std::string frame = read_exact(file, e.offset, e.framed, "data block");
+    return decode_block(i, read_exact(file, e.offset, e.framed, "data block"));
+  }
+
+  /// Frames of consecutive data blocks [first, first + count) read with one
+  /// read (see read_block_run), each decoded only when asked for (block_in_run).
+  struct BlockRun {
+    /// Index of the first block held.
+    std::size_t first = 0;
+    /// Number of blocks held (0: none).
+    std::size_t count = 0;
+    /// Their frames, back to back, as read from the file.
+    std::string bytes;
+  };
+
+  /// Reads the frames of data block `first` (< block_count(), else
+  /// std::out_of_range) and of the blocks after it while the total stays
+  /// within max_bytes (at least block `first`), with one read: scans read
+  /// ahead this way instead of one read per block. Nothing is verified yet.
+  BlockRun read_block_run(std::size_t first, std::size_t max_bytes) const {
+    if (!file_) throw std::logic_error("stowage: ChunkTable::read_block_run after take_file(); pass the file");
+    return read_block_run(first, max_bytes, *file_);
+  }
+  /// read_block_run(first, max_bytes), reading through `file` (the same chunk
+  /// file, opened again).
+  BlockRun read_block_run(std::size_t first, std::size_t max_bytes, const RandomAccessFile& file) const {
+    if (first >= index_.size())
+      throw std::out_of_range("stowage: block " + std::to_string(first) + " of " + std::to_string(index_.size()) +
+                              " in " + path_.string());
+    std::size_t end = first + 1;
+    std::uint64_t bytes = index_[first].framed;
+    while (end < index_.size() && bytes + index_[end].framed <= max_bytes) bytes += index_[end++].framed;
+    BlockRun run;
+    run.first = first;
+    run.count = end - first;
+    run.bytes = read_exact(file, index_[first].offset, static_cast<std::size_t>(bytes), "data blocks");
+    return run;
+  }
+
+  /// Block i of `run` (first <= i < first + count, else std::out_of_range),
+  /// verified and decoded exactly as read_block(i) does.
+  std::shared_ptr<const Block> block_in_run(const BlockRun& run, std::size_t i) const {
+    if (i < run.first || i - run.first >= run.count || run.first + run.count > index_.size())
+      throw std::out_of_range("stowage: block " + std::to_string(i) + " is not in the run read from " + path_.string());
+    const std::uint64_t at = index_[i].offset - index_[run.first].offset;
+    return decode_block(i, std::string_view(run.bytes).substr(static_cast<std::size_t>(at), index_[i].framed));
+  }
+
+ private:
+  // Verifies and decodes the frame of data block i: checksum before
+  // decompressing, then the block's keys and sequence numbers against the index.
+  std::shared_ptr<const Block> decode_block(std::size_t i, std::string_view frame) const {
+    const IndexEntry& e = index_[i];
     auto block = Block::parse(
         decode_frame<Compression>(frame, path_, e.offset, chunk_format::kDataSeed, "data block"), path_, e.offset,
         major_);
@@ -2143,6 +2194,7 @@ class ChunkTable {
     return block;
   }
 
+ public:
   /// Smallest key (empty for an empty chunk).
   std::string_view first_key() const { return index_.empty() ? std::string_view{} : entry_key(index_.front()); }
   /// Largest key (empty for an empty chunk).
@@ -2377,6 +2429,9 @@ namespace stowage {
 ///   static void encode(const T& key, std::string& out);  // append order-preserving bytes
 ///   static T decode(std::string_view& in);                // consume from the front; CorruptionError on bad bytes
 ///   static std::string name();                            // names the order, recorded in the manifest
+/// and optionally
+///   static void decode_into(std::string_view& in, T& out); // decode() into an existing object
+/// which scans use to reuse one key object's memory for every record.
 /// The second parameter is for SFINAE / constrained partial specialisations.
 template <class T, class Enable>  // Enable = void: in stowage_fwd.hpp
 struct KeyCodec;
@@ -2563,24 +2618,34 @@ struct KeyCodec<std::string> {
   /// Reads up to and including the terminator.
   static std::string decode_at(std::string_view& in, std::size_t base) {
     std::string s;
+    decode_into_at(in, base, s);
+    return s;
+  }
+  /// Reads up to and including the terminator.
+  static std::string decode(std::string_view& in) { return decode_at(in, 0); }
+  /// Reads up to and including the terminator into `out`, reusing its
+  /// capacity (a scan decodes every key into the same string). On a
+  /// CorruptionError `out` holds an unspecified prefix.
+  static void decode_into(std::string_view& in, std::string& out) { decode_into_at(in, 0, out); }
+  /// decode_into, reporting offsets from `base` (see decode_at).
+  static void decode_into_at(std::string_view& in, std::size_t base, std::string& out) {
+    out.clear();
     std::size_t from = 0;
     for (;;) {
       const std::size_t z = in.find('\0', from);
       if (z == std::string_view::npos) detail::key::fail(base + in.size(), "unterminated string");
-      s.append(in.substr(from, z - from));
+      out.append(in.substr(from, z - from));
       if (z + 1 == in.size()) detail::key::fail(base + z + 1, "truncated string escape");
       const auto next = static_cast<unsigned char>(in[z + 1]);
       if (next == 0x01) {
         in.remove_prefix(z + 2);
-        return s;
+        return;
       }
       if (next != 0xff) detail::key::fail(base + z + 1, "bad string escape");
-      s.push_back('\0');
+      out.push_back('\0');
       from = z + 2;
     }
   }
-  /// Reads up to and including the terminator.
-  static std::string decode(std::string_view& in) { return decode_at(in, 0); }
   /// "str".
   static std::string name() { return "str"; }
 };
@@ -2746,6 +2811,32 @@ T decode_key(std::string_view bytes) {
   }
 }
 
+namespace detail::key {
+/// True when KeyCodec<T> offers the optional `static void decode_into(
+/// std::string_view& in, T& out)`: decode like decode() but into an existing
+/// object, reusing its memory.
+template <class T>
+concept has_decode_into = requires(std::string_view& in, T& out) { KeyCodec<T>::decode_into(in, out); };
+}  // namespace detail::key
+
+/// decode_key<T>(bytes) into `out`: through KeyCodec<T>::decode_into when the
+/// codec offers it (no allocation once `out` has grown to the key's size),
+/// else `out = decode_key<T>(bytes)`. CorruptionError like decode_key; after
+/// one, `out` holds an unspecified (valid) value.
+template <class T>
+void decode_key_into(std::string_view bytes, T& out) {
+  if constexpr (detail::key::has_decode_into<T>) {
+    std::string_view in = bytes;
+    KeyCodec<T>::decode_into(in, out);
+    if (in.size() > bytes.size() || in.data() != bytes.data() + (bytes.size() - in.size()))
+      throw Error("stowage: a KeyCodec's decode_into() must consume bytes from the front of its input");
+    if (!in.empty())
+      detail::key::fail(bytes.size() - in.size(), std::to_string(in.size()) + " trailing bytes after the key");
+  } else {
+    out = decode_key<T>(bytes);
+  }
+}
+
 /// The name of T's key order (KeyCodec<T>::name()), recorded in the manifest.
 template <class T>
 std::string key_name() {
@@ -2818,6 +2909,12 @@ concept SerializerFor = requires(const T& value, std::string& out, std::string_v
   S::serialize(value, out);
   { S::template deserialize<T>(in) } -> std::same_as<T>;
 };
+
+/// Optional for a Serializer: S::deserialize_into<T>(bytes, out) decodes like
+/// deserialize<T>(bytes) but into an existing object, reusing its memory;
+/// scans use it when present (BinarySerializer has it).
+template <class S, class T>
+concept SerializerDecodesInto = requires(std::string_view in, T& out) { S::template deserialize_into<T>(in, out); };
 
 /// L is default-constructible and provides exclusive and shared locking plus
 /// `static constexpr bool waits_for_other_processes`.
@@ -3479,6 +3576,26 @@ constexpr bool supported() {
     return true;
 }
 
+/// True when decode_into(in, v) leaves v exactly as decode_new would build it,
+/// whatever v held before (so an existing object can be reused): every kind
+/// but user objects (an older version's serialize() may skip fields, which
+/// must then keep their defaults, not the previous value's) and wrappers,
+/// and aggregates of such kinds.
+template <class T>
+constexpr bool overwrites() {
+  constexpr Kind k = kind_v<T>;
+  if constexpr (k == Kind::object || k == Kind::wrapper || k == Kind::none)
+    return false;
+  else if constexpr (k == Kind::array)
+    return bulk_v<typename T::value_type> || overwrites<typename T::value_type>();
+  else if constexpr (k == Kind::pair)
+    return overwrites<typename T::first_type>() && overwrites<typename T::second_type>();
+  else if constexpr (k == Kind::tuple)
+    return []<class... E>(std::tuple<E...>*) { return (true && ... && overwrites<E>()); }(static_cast<T*>(nullptr));
+  else  // scalars, strings, codecs, and containers that are cleared or replaced whole
+    return true;
+}
+
 /// The one compile error a type that cannot be serialized produces.
 template <class T>
 void unsupported_type() {
@@ -4040,6 +4157,23 @@ struct BinarySerializer {
     if (!in.r.empty())
       in.fail(in.position(), std::to_string(in.r.remaining()) + " trailing bytes after the value");
     return v;
+  }
+
+  /// deserialize<T>(bytes) into an existing `out`, reusing its memory where
+  /// that gives the same result (strings, containers, scalars and aggregates
+  /// of them; user objects are decoded fresh and assigned). Scans decode
+  /// every record into the same object through this. CorruptionError like
+  /// deserialize; after one, `out` holds an unspecified (valid) value.
+  template <class T>
+  static void deserialize_into(std::string_view bytes, T& out) {
+    if constexpr (detail::value::overwrites<T>()) {
+      detail::value::Input in(bytes);
+      detail::value::decode_into(in, out);
+      if (!in.r.empty())
+        in.fail(in.position(), std::to_string(in.r.remaining()) + " trailing bytes after the value");
+    } else {
+      out = deserialize<T>(bytes);
+    }
   }
 
   /// True when BinarySerializer can store a T.
@@ -5298,6 +5432,9 @@ namespace stowage {
 inline constexpr std::size_t kMaxKeyBytes = 64 * 1024;
 /// Largest encoded value a store accepts.
 inline constexpr std::size_t kMaxValueBytes = std::size_t{1} << 30;
+/// Most bytes of block frames a scan reads from a chunk file at once, when
+/// it reads ahead the blocks that are not cached (see Storage::iterator).
+inline constexpr std::size_t kScanReadahead = std::size_t{128} << 10;
 
 namespace detail {
 inline std::string chunk_file_name(std::uint64_t number) {
@@ -5587,9 +5724,28 @@ class Storage {
   /// The options it was opened with.
   const Options& options() const { return opt_; }
 
-  /// Forward iterator over (key, value) pairs in key order. It holds no lock
-  /// between steps and pins only its current block; writes (even inside the
-  /// loop) are allowed: it re-seeks after the last key it returned.
+  /// Forward iterator over (key, value) pairs in key order.
+  ///
+  /// It holds no lock between steps. It takes the store's shared lock once
+  /// per batch: the records from its position to the end of the block it is
+  /// reading (with the buffered writes that fall among them), merged and kept
+  /// as encoded bytes; each ++ then decodes the next record of the batch
+  /// into the same key and value objects, reusing their memory where the
+  /// KeyCodec and Serializer offer decode_into / deserialize_into. A reference
+  /// from operator* is valid until the next ++ (or until the iterator dies).
+  /// It pins the blocks of its batch, and a long scan reads the blocks that
+  /// are not cached ahead, several per read (at most kScanReadahead bytes).
+  ///
+  /// Writes are allowed, even inside the loop and from other threads. Each
+  /// ++ returns the smallest key above the last key it returned, as the store
+  /// holds it when the ++ runs: a ++ first checks (lock-free) whether any
+  /// write or checkpoint happened since the batch was read and, if one did,
+  /// drops the batch and re-seeks after the last key returned. So a write
+  /// that returned before a ++ began (in this thread, or in a thread this one
+  /// synchronised with) is seen by it, exactly as if no batch were kept; no
+  /// key is returned twice or out of order. After a ++ throws, the iterator
+  /// may be destroyed, compared or incremented again (which retries), but not
+  /// dereferenced.
   class iterator {
    public:
     using iterator_category = std::forward_iterator_tag;
@@ -5598,18 +5754,40 @@ class Storage {
     using pointer = const value_type*;
     using reference = const value_type&;
 
+    /// The end iterator.
     iterator() = default;
+    /// A copy at the same position; it reads its next records from the store
+    /// itself rather than sharing the original's batch.
+    iterator(const iterator& other) { copy_from(other); }
+    /// Moves the position, the batch and the current record; the moved-from
+    /// iterator may only be assigned to or destroyed.
+    iterator(iterator&& other) noexcept = default;
+    /// See the copy constructor.
+    iterator& operator=(const iterator& other) {
+      if (this != &other) copy_from(other);
+      return *this;
+    }
+    /// See the move constructor.
+    iterator& operator=(iterator&& other) noexcept = default;
+    /// Releases the blocks it pins.
+    ~iterator() = default;
+
+    /// The current record.
     reference operator*() const { return *current_; }
+    /// The current record.
     pointer operator->() const { return &*current_; }
+    /// Steps to the next record (or to the end).
     iterator& operator++() {
       advance();
       return *this;
     }
+    /// Steps to the next record; returns a copy of the iterator before the step.
     iterator operator++(int) {
       iterator old = *this;
       advance();
       return old;
     }
+    /// Two ends are equal; otherwise iterators at the same key are.
     friend bool operator==(const iterator& a, const iterator& b) {
       if (a.at_end() || b.at_end()) return a.at_end() == b.at_end();
       return a.last_ == b.last_;
@@ -5619,12 +5797,181 @@ class Storage {
     friend class Storage;
     using MapIt = detail::WriteBuffer::Map::const_iterator;
     using IndexIt = detail::ChunkIndex::Map::const_iterator;
+    using BlockRun = typename Table::BlockRun;
+
+    // Most records one batch takes (a block's tail is taken whole).
+    static constexpr std::size_t kBatchRecords = 256;
+    // Bytes of buffered-write records one batch copies (at least one record).
+    static constexpr std::size_t kArenaBytes = std::size_t{16} << 10;
+
+    // One record of the batch: record `rec` of the pinned block_ (looked up
+    // only when returned: a short scan leaves most of a batch unread), or
+    // key and value viewing arena_ (a copy of a buffered write, whose entry
+    // may change once the lock is released).
+    struct Pending {
+      std::string_view key, value;
+      std::size_t rec = 0;
+      bool from_chunk = false;
+    };
 
     iterator(const Storage* s, std::optional<std::string> from, std::optional<std::string> to)
         : store_(s), from_(std::move(from)), to_(std::move(to)) {
       advance();
     }
     bool at_end() const { return store_ == nullptr || done_; }
+
+    void copy_from(const iterator& o) {
+      store_ = o.store_;
+      from_ = o.from_;
+      to_ = o.to_;
+      last_ = o.last_;
+      started_ = o.started_;
+      done_ = o.done_;
+      current_ = o.current_;
+      // The copy re-seeks after last_ at its next step: the merge position of
+      // `o` may lie past it (the batch), and the batch is not shared.
+      positioned_ = false;
+      release();
+    }
+    // Drops the batch and everything the iterator pins.
+    void release() {
+      batch_.clear();
+      pos_ = 0;
+      arena_.clear();
+      imm_.reset();
+      table_.reset();
+      block_.reset();
+      run_ = BlockRun{};
+    }
+
+    void advance() {
+      if (at_end()) return;
+      const Storage& s = *store_;
+      s.check_open();
+      if (pos_ < batch_.size()) {
+        if (wb_version_ == s.wb_version_.load(std::memory_order_acquire) &&
+            chunk_version_ == s.chunk_version_.load(std::memory_order_acquire)) {
+          produce(batch_[pos_]);
+          ++pos_;
+          return;
+        }
+        positioned_ = false;  // the store changed: the batch may be stale
+      }
+      try {
+        fill();
+      } catch (...) {
+        // A failed read may leave the merge position anywhere: the next ++
+        // starts over after the last key returned (and meets the error again).
+        batch_.clear();
+        pos_ = 0;
+        positioned_ = false;
+        throw;
+      }
+      if (batch_.empty()) {
+        done_ = true;
+        current_.reset();
+        release();
+        return;
+      }
+      produce(batch_[0]);
+      pos_ = 1;
+    }
+
+    // Decodes p into current_ (reusing its memory) and makes it the last key returned.
+    void produce(const Pending& p) {
+      const Storage& s = *store_;
+      const std::filesystem::path* file = p.from_chunk ? &table_->path() : nullptr;
+      const std::string_view key = p.from_chunk ? block_->key(p.rec) : p.key;
+      const std::string_view value = p.from_chunk ? block_->value(p.rec) : p.value;
+      try {
+        if (current_) {
+          s.decode_stored_key_into(key, current_->first, file);
+          s.deserialize_into(value, current_->second, file);
+        } else {
+          current_.emplace(s.decode_stored_key(key, file), s.deserialize(value, file));
+        }
+      } catch (...) {
+        current_.reset();
+        throw;
+      }
+      last_.assign(key);
+      started_ = true;
+    }
+
+    // Under the shared lock: positions the sources after last_ (or at from_)
+    // if the store changed, then merges the next records into batch_, up to
+    // the end of the current block (or kBatchRecords, or kArenaBytes of
+    // copied buffered writes). Empty only at the end of the range.
+    void fill() {
+      const Storage& s = *store_;
+      batch_.clear();
+      pos_ = 0;
+      if (arena_.capacity() > 4 * kArenaBytes) arena_ = std::vector<char>();  // after one huge buffered value
+      arena_.clear();
+      std::shared_lock guard(s.lock_);
+      s.check_open();
+      if (!positioned_ || chunk_version_ != s.chunk_version_.load(std::memory_order_relaxed)) {
+        reseek();
+        positioned_ = true;
+      } else if (wb_version_ != s.wb_version_.load(std::memory_order_relaxed)) {
+        wb_it_ = started_ ? s.wb_.upper_bound(last_) : (from_ ? s.wb_.lower_bound(*from_) : s.wb_.begin());
+        wb_version_ = s.wb_version_.load(std::memory_order_relaxed);
+      }
+      for (;;) {
+        if (block_ && rec_ >= block_->size()) {
+          if (!batch_.empty()) return;  // the batch views block_: the next fill moves on
+          next_block();
+        }
+        const bool wb_has = wb_it_ != s.wb_.end();
+        const bool imm_has = imm_ && imm_it_ != imm_->end();
+        const bool chunk_has = block_ != nullptr;
+        if (chunk_has) {
+          // The common case: the rest of the block precedes every buffered
+          // key and the range's end; take it whole, without comparisons.
+          const std::string_view last = block_->key(block_->size() - 1);
+          if ((!wb_has || last < std::string_view(wb_it_->first)) &&
+              (!imm_has || last < std::string_view(imm_it_->first)) && (!to_ || last < std::string_view(*to_))) {
+            for (; rec_ < block_->size(); ++rec_) batch_.push_back(Pending{{}, {}, rec_, true});
+            continue;
+          }
+        }
+        // The smallest key among the three sources; the newest layer wins ties.
+        std::string_view best;
+        bool have = false;
+        auto consider = [&](std::string_view k) {
+          if (!have || k < best) best = k, have = true;
+        };
+        if (wb_has) consider(wb_it_->first);
+        if (imm_has) consider(imm_it_->first);
+        if (chunk_has) consider(block_->key(rec_));
+        if (!have || (to_ && !(best < std::string_view(*to_)))) return;
+        const bool wb_at = wb_has && wb_it_->first == best;
+        const bool imm_at = imm_has && imm_it_->first == best;
+        const bool chunk_at = chunk_has && block_->key(rec_) == best;
+        const detail::BufferEntry* entry = wb_at ? &wb_it_->second : imm_at ? &imm_it_->second : nullptr;
+        if (entry && !entry->tombstone) {
+          // A copy: the entry may change once the lock is released. Views
+          // into arena_ stay valid while it does not reallocate.
+          const std::size_t need = best.size() + entry->value.size();
+          if (arena_.size() + need > arena_.capacity()) {
+            if (!arena_.empty()) return;  // full: this record starts the next batch
+            arena_.reserve(std::max(need, kArenaBytes));
+          }
+          const std::size_t at = arena_.size();
+          arena_.insert(arena_.end(), best.begin(), best.end());
+          arena_.insert(arena_.end(), entry->value.begin(), entry->value.end());
+          batch_.push_back(Pending{std::string_view(arena_.data() + at, best.size()),
+                                   std::string_view(arena_.data() + at + best.size(), entry->value.size()), 0, false});
+        } else if (!entry) {
+          batch_.push_back(Pending{{}, {}, rec_, true});
+        }
+        // best views a buffer key or block_, both still valid after these steps.
+        if (wb_at) ++wb_it_;
+        if (imm_at) ++imm_it_;
+        if (chunk_at) ++rec_;
+        if (batch_.size() >= kBatchRecords) return;
+      }
+    }
 
     // Positions every source at the first key after last_ (or at from_).
     void reseek() {
@@ -5638,21 +5985,29 @@ class Storage {
       if (imm_) imm_it_ = seek(*imm_);
       block_.reset();
       table_.reset();
+      run_ = BlockRun{};
       std::string_view target = started_ ? std::string_view(last_) : (from_ ? std::string_view(*from_) : "");
       chunk_it_ = s.index_.seek(target);
       load_chunk(target, started_);
-      wb_version_ = s.wb_version_;
-      chunk_version_ = s.chunk_version_;
+      wb_version_ = s.wb_version_.load(std::memory_order_relaxed);
+      chunk_version_ = s.chunk_version_.load(std::memory_order_relaxed);
     }
-    // Opens chunk_it_ and positions at the first record >= target (> target when after).
+    // Opens chunk_it_ and positions at the first record >= target (> target
+    // when after); block_ is null when no chunk holds one. The chunk and the
+    // block the seek lands in are read like a get's (cached and touched: many
+    // short scans from hot keys keep finding them); what a scan then streams
+    // through is not cached.
     void load_chunk(std::string_view target, bool after) {
       const Storage& s = *store_;
+      bool seek = true;
       while (chunk_it_ != s.index_.end()) {
-        table_ = s.table(chunk_it_->second, /*fill=*/false);
+        table_ = s.table(chunk_it_->second, /*fill=*/seek);
+        run_ = BlockRun{};
         std::size_t bi = table_->find_block(target);
         if (bi >= table_->block_count()) bi = 0;
         for (; bi < table_->block_count(); ++bi) {
-          block_ = s.block(*table_, chunk_it_->second.file, bi, /*fill=*/false);
+          block_ = seek ? s.block(*table_, chunk_it_->second.file, bi, /*fill=*/true) : read_block(bi);
+          seek = false;
           block_index_ = bi;
           rec_ = block_->lower_bound(target);
           if (after && rec_ < block_->size() && block_->key(rec_) == target) ++rec_;
@@ -5664,93 +6019,43 @@ class Storage {
       table_.reset();
       block_.reset();
     }
-    void next_chunk_record() {
+    // Steps to the first record of the next block (of this chunk or the
+    // next ones); block_ becomes null after the last chunk.
+    void next_block() {
       const Storage& s = *store_;
-      if (!block_) return;
-      if (++rec_ < block_->size()) return;
-      while (true) {
+      block_.reset();
+      ++blocks_read_;
+      for (;;) {
         if (++block_index_ < table_->block_count()) {
-          block_ = s.block(*table_, chunk_it_->second.file, block_index_, false);
+          block_ = read_block(block_index_);
           rec_ = 0;
           if (block_->size() > 0) return;
           continue;
         }
         if (++chunk_it_ == s.index_.end()) {
-          block_.reset();
           table_.reset();
+          run_ = BlockRun{};
           return;
         }
-        table_ = s.table(chunk_it_->second, false);
+        table_ = s.table(chunk_it_->second, /*fill=*/false);
+        run_ = BlockRun{};
         block_index_ = static_cast<std::size_t>(-1);
       }
     }
-
-    void advance() {
-      if (store_ == nullptr || done_) return;
-      const Storage& s = *store_;
-      std::shared_lock guard(s.lock_);
-      s.check_open();
-      if (!positioned_ || chunk_version_ != s.chunk_version_) {
-        reseek();
-        positioned_ = true;
-      } else if (wb_version_ != s.wb_version_) {
-        wb_it_ = started_ ? s.wb_.upper_bound(last_) : (from_ ? s.wb_.lower_bound(*from_) : s.wb_.begin());
-        wb_version_ = s.wb_version_;
-      }
-      for (;;) {
-        // The smallest key among the three sources; the newest layer wins ties.
-        std::string_view best;
-        bool have = false;
-        auto consider = [&](std::string_view k) {
-          if (!have || k < best) best = k, have = true;
-        };
-        bool wb_has = wb_it_ != s.wb_.end();
-        bool imm_has = imm_ && imm_it_ != imm_->end();
-        bool chunk_has = block_ && rec_ < block_->size();
-        if (wb_has) consider(wb_it_->first);
-        if (imm_has) consider(imm_it_->first);
-        if (chunk_has) consider(block_->key(rec_));
-        if (!have || (to_ && !(best < std::string_view(*to_)))) {
-          done_ = true;
-          current_.reset();
-          block_.reset();
-          table_.reset();
-          imm_.reset();
-          return;
-        }
-        std::string key(best);
-        const detail::BufferEntry* entry = nullptr;
-        bool from_chunk = false;
-        if (wb_has && wb_it_->first == key) {
-          entry = &wb_it_->second;
-        } else if (imm_has && imm_it_->first == key) {
-          entry = &imm_it_->second;
-        } else {
-          from_chunk = true;
-        }
-        std::optional<value_type> produced;
-        if (entry && !entry->tombstone) {
-          produced.emplace(s.decode_stored_key(key, nullptr), s.deserialize(entry->value, nullptr));
-        } else if (from_chunk) {
-          produced.emplace(s.decode_stored_key(key, &table_->path()),
-                           s.deserialize(block_->value(rec_), &table_->path()));
-        }
-        if (wb_has && wb_it_->first == key) ++wb_it_;
-        if (imm_has && imm_it_->first == key) ++imm_it_;
-        if (chunk_has && block_->key(rec_) == key) next_chunk_record();
-        last_ = std::move(key);
-        started_ = true;
-        if (produced) {
-          current_ = std::move(produced);
-          return;
-        }
-      }
+    // Block i of table_: from the cache, from run_, or read with the blocks
+    // after it. Readahead grows with the blocks this scan has stepped
+    // through (none for the first two: a short scan reads what it needs).
+    std::shared_ptr<const Block> read_block(std::size_t i) {
+      const std::size_t ahead =
+          blocks_read_ < 2 ? 0 : std::min(kScanReadahead, std::size_t{8} << 10 << std::min<std::size_t>(blocks_read_ - 2, 8));
+      return store_->scan_block(*table_, chunk_it_->second.file, i, run_, ahead);
     }
 
     const Storage* store_ = nullptr;
     std::optional<std::string> from_, to_;
-    std::string last_;
+    std::string last_;  // encoded key last returned
     bool started_ = false, positioned_ = false, done_ = false;
+    // The merge position (valid under the lock while the versions match).
     std::uint64_t wb_version_ = 0, chunk_version_ = 0;
     MapIt wb_it_, imm_it_;
     std::shared_ptr<const detail::WriteBuffer> imm_;
@@ -5758,6 +6063,12 @@ class Storage {
     std::shared_ptr<const Table> table_;
     std::shared_ptr<const Block> block_;
     std::size_t block_index_ = 0, rec_ = 0;
+    BlockRun run_;                 // frames read ahead from table_
+    std::size_t blocks_read_ = 0;  // blocks stepped into, for the readahead size
+    // The batch: records not yet returned, from pos_ on.
+    std::vector<Pending> batch_;
+    std::size_t pos_ = 0;
+    std::vector<char> arena_;
     std::optional<value_type> current_;
   };
 
@@ -5871,6 +6182,28 @@ class Storage {
       throw CorruptionError(file ? *file : dir_, 0, std::string("a stored key does not decode as this Key type: ") + e.what());
     }
   }
+  // deserialize() into an existing value, through the Serializer's optional
+  // deserialize_into when it has one (scans reuse one value's memory).
+  void deserialize_into(std::string_view bytes, Value& out, const std::filesystem::path* file) const {
+    if constexpr (SerializerDecodesInto<Serializer, Value>) {
+      try {
+        Serializer::template deserialize_into<Value>(bytes, out);
+      } catch (const CorruptionError& e) {
+        throw CorruptionError(file ? *file : dir_, 0,
+                              std::string("a stored value does not decode as this Value type: ") + e.what());
+      }
+    } else {
+      out = deserialize(bytes, file);
+    }
+  }
+  // decode_stored_key() into an existing key (see decode_key_into).
+  void decode_stored_key_into(std::string_view bytes, Key& out, const std::filesystem::path* file) const {
+    try {
+      decode_key_into<Key>(bytes, out);
+    } catch (const CorruptionError& e) {
+      throw CorruptionError(file ? *file : dir_, 0, std::string("a stored key does not decode as this Key type: ") + e.what());
+    }
+  }
 
   std::filesystem::path chunk_path(std::uint64_t file) const { return dir_ / detail::chunk_file_name(file); }
 
@@ -5918,6 +6251,22 @@ class Storage {
                                   std::to_string(t.file_bytes()) + " bytes, now " + std::to_string(f->size()) + ")");
       return f;
     });
+  }
+
+  // block(t, file, i, /*fill=*/false) for scans: on a miss, block i comes
+  // from `run` (frames read earlier) or from a new run of the frames of
+  // blocks i, i+1, ... read with one read of up to `readahead` bytes.
+  std::shared_ptr<const Block> scan_block(const Table& t, std::uint64_t file, std::size_t i,
+                                          typename Table::BlockRun& run, std::size_t readahead) const {
+    return cache_.template get_or_load<Block>(
+        detail::CacheKey{file, i},
+        [&] {
+          if (run.count == 0 || i < run.first || i - run.first >= run.count) run = t.read_block_run(i, readahead, *chunk_file(t, file));
+          auto b = t.block_in_run(run, i);
+          std::size_t charge = b->charge();
+          return std::pair<std::shared_ptr<const Block>, std::size_t>(std::move(b), charge);
+        },
+        /*fill=*/false);
   }
 
   // Finds key in the chunks; on a hit calls on_value(bytes, file). Needs lock_ (shared).
@@ -6678,8 +7027,10 @@ class Storage {
   mutable detail::WriteBuffer wb_;              // lock_ (mutable: size() caches lookups in it)
   std::shared_ptr<detail::WriteBuffer> imm_;    // lock_ to swap; read by the checkpointer without it
   detail::ChunkIndex index_;                    // lock_ (+ checkpoint_mu_ to change)
-  std::uint64_t wb_version_ = 0;                // lock_: bumped by every commit
-  std::uint64_t chunk_version_ = 0;             // lock_: bumped when imm_ or index_ change
+  // Bumped under lock_ (exclusive) by every commit / when imm_ or index_
+  // change; atomic so that a scan can see without the lock that its batch is current.
+  std::atomic<std::uint64_t> wb_version_{0};
+  std::atomic<std::uint64_t> chunk_version_{0};
   mutable detail::BlockCache<Eviction> cache_;  // its own sharded locks
   mutable detail::OpenFileCache files_;         // its own lock
 

@@ -1311,3 +1311,66 @@ TEST_CASE("the format-1 fixture's chunk files read", "[chunk][format]") {
   }
   CHECK(files >= 1);
 }
+
+TEMPLATE_TEST_CASE("block runs read consecutive blocks at once and verify each like read_block", "[chunk]",
+                   NoCompression, Lz4Compression) {
+  MemFileSystem fs;
+  const std::filesystem::path p = "store/000002.chunk";
+  const auto recs = small_records();
+  write_chunk<TestType>(fs, p, recs, 256);
+  const std::string good = fs.bytes(p);
+  const auto t = ChunkTable<TestType>::open(fs, p);
+  REQUIRE(t->block_count() >= 3);
+  for (std::size_t budget : {std::size_t{0}, std::size_t{300}, std::size_t{2000}, std::size_t{1} << 20}) {
+    std::vector<Rec> out;
+    std::size_t runs = 0;
+    for (std::size_t b = 0; b < t->block_count();) {
+      const auto run = t->read_block_run(b, budget);
+      ++runs;
+      REQUIRE(run.first == b);
+      REQUIRE(run.count >= 1);
+      CHECK((run.count == 1 || run.bytes.size() <= budget));
+      for (std::size_t i = b; i < b + run.count; ++i) {
+        const auto block = t->block_in_run(run, i);
+        for (std::size_t r = 0; r < block->size(); ++r)
+          out.push_back({std::string(block->key(r)), block->seq(r), std::string(block->value(r))});
+      }
+      CHECK_THROWS_AS(t->block_in_run(run, b + run.count), std::out_of_range);
+      if (b > 0) CHECK_THROWS_AS(t->block_in_run(run, b - 1), std::out_of_range);
+      b += run.count;
+    }
+    CHECK(same_records(out, recs));
+    if (budget == 0) CHECK(runs == t->block_count());
+    if (budget == (std::size_t{1} << 20)) CHECK(runs == 1);
+  }
+  CHECK_THROWS_AS(t->read_block_run(t->block_count(), 4096), std::out_of_range);
+
+  // Damage inside the second block: only that block fails, with the error read_block gives.
+  std::string read_block_error;
+  std::size_t damaged_block = 1;
+  {
+    std::string bad = good;
+    const std::size_t at = good.size() / 4;
+    bad[at] = static_cast<char>(bad[at] ^ 0x5a);
+    fs.put(p, bad);
+    const auto t2 = ChunkTable<TestType>::open(fs, p);
+    for (damaged_block = 0; damaged_block < t2->block_count(); ++damaged_block) {
+      try {
+        t2->read_block(damaged_block);
+      } catch (const CorruptionError& e) {
+        read_block_error = e.what();
+        break;
+      }
+    }
+    REQUIRE(damaged_block < t2->block_count());
+    const auto run = t2->read_block_run(0, std::size_t{1} << 20);
+    for (std::size_t i = 0; i < run.count; ++i) {
+      if (i == damaged_block) {
+        CHECK_THROWS_WITH(t2->block_in_run(run, i), read_block_error);
+      } else {
+        CHECK(t2->block_in_run(run, i)->size() > 0);
+      }
+    }
+  }
+  fs.put(p, good);
+}

@@ -321,3 +321,23 @@ TEST_CASE("random bytes decode to a canonical key or fail cleanly", "[key_codec]
   }
   CHECK(decoded > 0);
 }
+
+TEST_CASE("decode_key_into reuses the key object and agrees with decode_key", "[key_codec]") {
+  std::string out = "a much longer previous key that leaves capacity behind";
+  for (const std::string& k : {std::string("short"), std::string(), std::string("a\0b\0", 4), std::string(300, 'z')}) {
+    stowage::decode_key_into<std::string>(encode_key(k), out);
+    CHECK(out == k);
+    CHECK(out == decode_key<std::string>(encode_key(k)));
+  }
+  // Codecs without decode_into go through decode_key.
+  std::pair<std::string, int> p{"x", 1};
+  stowage::decode_key_into(encode_key(std::pair<std::string, int>{"yy", -5}), p);
+  CHECK(p == std::pair<std::string, int>{"yy", -5});
+  int i = 7;
+  stowage::decode_key_into(encode_key(-42), i);
+  CHECK(i == -42);
+  // Damage is reported the same way.
+  CHECK_THROWS_AS(stowage::decode_key_into(encode_key(std::string("abc")) + "x", out), CorruptionError);
+  CHECK_THROWS_AS(stowage::decode_key_into(std::string("abc"), out), CorruptionError);
+  CHECK_THROWS_AS(stowage::decode_key_into(std::string("ab\0\x02", 4), out), CorruptionError);
+}

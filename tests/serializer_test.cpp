@@ -628,3 +628,32 @@ TEST_CASE("nesting deeper than max_depth is refused, not a stack overflow", "[se
   CHECK_THROWS_AS(BinarySerializer::serialize(ok, out), stowage::ValidationError);
   CHECK(out.empty());
 }
+
+TEST_CASE("deserialize_into decodes into an existing object exactly as deserialize does", "[serializer]") {
+  // Reused where that is exact: strings, containers, optionals, tuples of them.
+  using T = std::tuple<std::string, std::vector<std::string>, std::optional<std::int32_t>, std::map<int, int>,
+                       std::array<std::string, 2>>;
+  T out{std::string(100, 'x'), {"a", "b", "c"}, 5, {{1, 1}, {2, 2}}, {"p", "q"}};
+  for (const T& v : {T{"", {}, std::nullopt, {}, {"", ""}}, T{"y", {"z"}, 3, {{7, 8}}, {"s", ""}},
+                     T{std::string(1000, 'w'), {}, std::nullopt, {}, {"", "t"}}}) {
+    BinarySerializer::deserialize_into(ser(v), out);
+    CHECK(out == v);
+  }
+  std::string s = "previous";
+  BinarySerializer::deserialize_into(ser(std::string()), s);
+  CHECK(s.empty());
+  // A user object written by an older version keeps its defaults, not the previous value's fields.
+  RecordV2 r;
+  BinarySerializer::deserialize_into(ser(RecordV2{"new", 42}), r);
+  CHECK(r.size == 42);
+  BinarySerializer::deserialize_into(ser(RecordV1{"old"}), r);
+  CHECK(r.name == "old");
+  CHECK(r.size == -1);
+  std::pair<std::string, RecordV2> pr{"k", RecordV2{"n", 9}};
+  BinarySerializer::deserialize_into(ser(std::pair<std::string, RecordV1>{"k2", RecordV1{"m"}}), pr);
+  CHECK(pr.first == "k2");
+  CHECK(pr.second.size == -1);
+  // Damage is a CorruptionError, as with deserialize.
+  CHECK_THROWS_AS(BinarySerializer::deserialize_into(ser(std::string("abc")) + "x", s), CorruptionError);
+  CHECK_THROWS_AS(BinarySerializer::deserialize_into(std::string_view("\x05" "ab", 3), s), CorruptionError);
+}

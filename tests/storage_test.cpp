@@ -3,8 +3,10 @@
 #include <catch2/catch.hpp>
 
 #include <map>
+#include <optional>
 #include <random>
 #include <thread>
+#include <tuple>
 
 #include <sys/wait.h>
 
@@ -148,6 +150,205 @@ TEST_CASE("structured bindings over string keys ascend in std::less order") {
   std::vector<std::string> got;
   for (auto const& [k, v] : db.scan()) got.push_back(k);
   CHECK(got == keys);
+}
+
+// ---- scans against a std::map model ------------------------------------------
+
+namespace {
+
+// Scans db over [from, to) (either may be absent) and checks every step
+// against the model: each record must be the model's first key after the
+// previous one (or at `from`), with its current value. After each record
+// `step(key)` may write to db and model alike; it runs inside the loop, so
+// the scan must see the writes that land after the current key. Returns the
+// number of records seen.
+template <class Db, class K, class V, class Step>
+std::size_t check_scan(Db& db, std::map<K, V>& model, std::optional<K> from, std::optional<K> to, Step&& step) {
+  std::size_t seen = 0;
+  std::optional<K> prev;
+  bool ok = true;
+  auto run = [&](auto&& range) {
+    for (const auto& [k, v] : range) {
+      auto want = prev ? model.upper_bound(*prev) : (from ? model.lower_bound(*from) : model.begin());
+      if (want == model.end() || (to && !(want->first < *to)) || !(want->first == k) || !(want->second == v)) {
+        ok = false;
+        break;
+      }
+      prev = k;
+      ++seen;
+      step(k);
+    }
+  };
+  if (from && to)
+    run(db.scan(*from, *to));
+  else if (from)
+    run(db.scan(*from));
+  else
+    run(db.scan());
+  CHECK(ok);
+  // Nothing was left out at the end either.
+  auto rest = prev ? model.upper_bound(*prev) : (from ? model.lower_bound(*from) : model.begin());
+  if (ok) CHECK((rest == model.end() || (to && !(rest->first < *to))));
+  return seen;
+}
+
+// Tiny blocks (a handful of records each) so that batches end often.
+Options tiny_block_options() {
+  return Options{.cache_bytes = 256 << 10, .chunk_bytes = 4 << 10, .block_bytes = 256, .write_buffer_bytes = 16 << 10};
+}
+
+}  // namespace
+
+TEST_CASE("scans over many records, bounds and layers agree with a std::map model") {
+  TempDir dir("storage");
+  std::map<int, std::string> model;
+  std::mt19937 rng(7);
+  Storage<int, std::string> db(dir.path(), tiny_block_options());
+  auto noop = [](int) {};
+  for (int round = 0; round < 6; ++round) {
+    for (int i = 0; i < 3000; ++i) {
+      int k = static_cast<int>(rng() % 6000);
+      if (rng() % 4 == 0) {
+        db.erase(k);
+        model.erase(k);
+      } else {
+        std::string v = value_for(static_cast<int>(rng() % 100000));
+        db.put(k, v);
+        model[k] = v;
+      }
+    }
+    if (round % 2 == 0) db.checkpoint();  // odd rounds leave records in the write buffer, over chunks
+    CHECK(check_scan<decltype(db), int, std::string>(db, model, std::nullopt, std::nullopt, noop) == model.size());
+    for (int r = 0; r < 40; ++r) {
+      int a = static_cast<int>(rng() % 6200) - 100, b = a + static_cast<int>(rng() % 700);
+      check_scan<decltype(db), int, std::string>(db, model, a, b, noop);
+      check_scan<decltype(db), int, std::string>(db, model, a, std::nullopt, noop);
+    }
+  }
+  CHECK(db.stats().chunks > 20);
+}
+
+TEST_CASE("writes and erases inside a scan, around block boundaries, are seen as they happen") {
+  TempDir dir("storage");
+  std::map<int, std::string> model;
+  Storage<int, std::string> db(dir.path(), tiny_block_options());
+  for (int i = 0; i < 4000; i += 2) {
+    db.put(i, value_for(i));
+    model[i] = value_for(i);
+  }
+  db.checkpoint();
+  for (int i = 1; i < 4000; i += 14) {  // some buffered records among the chunk records
+    db.put(i, value_for(i));
+    model[i] = value_for(i);
+  }
+  int steps = 0;
+  auto both_put = [&](int k, const std::string& v) {
+    db.put(k, v);
+    model[k] = v;
+  };
+  auto both_erase = [&](int k) {
+    db.erase(k);
+    model.erase(k);
+  };
+  std::size_t seen = check_scan<decltype(db), int, std::string>(db, model, std::nullopt, std::nullopt, [&](int k) {
+    ++steps;
+    if (k % 6 == 0) both_erase(k + 2);                    // the next record, often in the same block
+    if (k % 10 == 0) both_put(k + 1, "inserted");         // a new record right after the current one
+    if (k % 14 == 4) both_put(k + 4, "overwritten");      // a later record changes its value
+    if (k % 22 == 8) both_erase(k + 9);                   // an erase further on
+    if (k % 400 == 0) db.checkpoint();                    // chunks replaced under the iterator
+  });
+  CHECK(seen == static_cast<std::size_t>(steps));
+  CHECK(seen > 1500);
+  CHECK(db.size() == model.size());
+  // And bounded scans that start and end inside blocks, with writes inside.
+  for (int from : {3, 17, 250, 1001}) {
+    check_scan<decltype(db), int, std::string>(db, model, from, from + 301, [&](int k) {
+      if (k % 3 == 0) both_put(k + 2, "again");
+      if (k % 5 == 0) both_erase(k + 1);
+    });
+  }
+  CHECK(db.size() == model.size());
+}
+
+TEST_CASE("a scan across many chunks after checkpoints, read cold with readahead") {
+  TempDir dir("storage");
+  std::map<std::string, std::string> model;
+  {
+    Storage<std::string, std::string> db(dir.path(), tiny_block_options());
+    for (int i = 0; i < 6000; ++i) {
+      std::string k = "key-" + std::to_string(i * 7919 % 6000);
+      db.put(k, value_for(i));
+      model[k] = value_for(i);
+      if (i % 1500 == 1499) db.checkpoint();
+    }
+  }
+  // Reopened: nothing is cached, so the scan reads every block itself
+  // (many per read once it has streamed through a few).
+  Storage<std::string, std::string> db(dir.path(), tiny_block_options());
+  CHECK(db.stats().chunks > 50);
+  auto noop = [](const std::string&) {};
+  CHECK(check_scan<decltype(db), std::string, std::string>(db, model, std::nullopt, std::nullopt, noop) ==
+        model.size());
+  check_scan<decltype(db), std::string, std::string>(db, model, std::string("key-1234"), std::string("key-4"), noop);
+  check_scan<decltype(db), std::string, std::string>(db, model, std::string("key-2"), std::nullopt, noop);
+  // An empty range and a range before every key.
+  CHECK(db.scan("key-3", "key-3").begin() == db.scan().end());
+  CHECK(check_scan<decltype(db), std::string, std::string>(db, model, std::string("a"), std::string("b"), noop) == 0);
+}
+
+TEST_CASE("scan values reuse memory correctly: shorter, empty and absent values after longer ones") {
+  TempDir dir("storage");
+  using V = std::tuple<std::string, std::vector<int>, std::optional<std::string>, std::map<int, int>>;
+  std::map<std::pair<std::string, int>, V> model;
+  Storage<std::pair<std::string, int>, V> db(dir.path(), tiny_block_options());
+  for (int i = 0; i < 500; ++i) {
+    V v{std::string(static_cast<std::size_t>((i * 37) % 300), 'a'), std::vector<int>(static_cast<std::size_t>(i % 7), i),
+        i % 3 == 0 ? std::nullopt : std::optional<std::string>(std::to_string(i)),
+        i % 2 ? std::map<int, int>{{i, i}} : std::map<int, int>{}};
+    std::pair<std::string, int> k{std::string(static_cast<std::size_t>(i % 5), 'k'), i};
+    db.put(k, v);
+    model[k] = v;
+    if (i == 250) db.checkpoint();
+  }
+  auto noop = [](const std::pair<std::string, int>&) {};
+  CHECK(check_scan<decltype(db), std::pair<std::string, int>, V>(db, model, std::nullopt, std::nullopt, noop) ==
+        model.size());
+  // User objects are decoded fresh each time: a record without tags after one with them.
+  TempDir d2("storage");
+  Storage<int, Person> people(d2.path(), tiny_block_options());
+  for (int i = 0; i < 300; ++i) people.put(i, Person{std::string(static_cast<std::size_t>(i % 4), 'p'), i, i % 2 ? std::vector<std::string>{"x", "y"} : std::vector<std::string>{}});
+  int n = 0;
+  for (const auto& [k, p] : people.scan()) {
+    CHECK(p == Person{std::string(static_cast<std::size_t>(k % 4), 'p'), k, k % 2 ? std::vector<std::string>{"x", "y"} : std::vector<std::string>{}});
+    ++n;
+  }
+  CHECK(n == 300);
+}
+
+TEST_CASE("copied scan iterators continue on their own") {
+  TempDir dir("storage");
+  Storage<int, int> db(dir.path(), tiny_block_options());
+  for (int i = 0; i < 1000; ++i) db.put(i, -i);
+  db.checkpoint();
+  auto range = db.scan(100);
+  auto it = range.begin();
+  for (int i = 0; i < 5; ++i) ++it;
+  auto copy = it;           // mid-batch
+  auto old = it++;          // post-increment returns the position before
+  CHECK(old->first == 105);
+  CHECK(it->first == 106);
+  CHECK(copy == old);
+  db.erase(106);
+  db.erase(107);  // the copy sees the store as it is at its next step
+  ++copy;
+  CHECK(copy->first == 108);
+  CHECK(copy->second == -108);
+  ++it;  // `it` already returned 106; it goes on after it
+  CHECK(it->first == 108);
+  int count = 0;
+  for (; copy != range.end(); ++copy) ++count;
+  CHECK(count == 1000 - 108 - 0);
 }
 
 TEST_CASE("put_batch and get_batch") {

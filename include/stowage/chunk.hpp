@@ -721,7 +721,58 @@ class ChunkTable {
       throw std::out_of_range("stowage: block " + std::to_string(i) + " of " + std::to_string(index_.size()) +
                               " in " + path_.string());
     const IndexEntry& e = index_[i];
-    const std::string frame = read_exact(file, e.offset, e.framed, "data block");
+    return decode_block(i, read_exact(file, e.offset, e.framed, "data block"));
+  }
+
+  /// Frames of consecutive data blocks [first, first + count) read with one
+  /// read (see read_block_run), each decoded only when asked for (block_in_run).
+  struct BlockRun {
+    /// Index of the first block held.
+    std::size_t first = 0;
+    /// Number of blocks held (0: none).
+    std::size_t count = 0;
+    /// Their frames, back to back, as read from the file.
+    std::string bytes;
+  };
+
+  /// Reads the frames of data block `first` (< block_count(), else
+  /// std::out_of_range) and of the blocks after it while the total stays
+  /// within max_bytes (at least block `first`), with one read: scans read
+  /// ahead this way instead of one read per block. Nothing is verified yet.
+  BlockRun read_block_run(std::size_t first, std::size_t max_bytes) const {
+    if (!file_) throw std::logic_error("stowage: ChunkTable::read_block_run after take_file(); pass the file");
+    return read_block_run(first, max_bytes, *file_);
+  }
+  /// read_block_run(first, max_bytes), reading through `file` (the same chunk
+  /// file, opened again).
+  BlockRun read_block_run(std::size_t first, std::size_t max_bytes, const RandomAccessFile& file) const {
+    if (first >= index_.size())
+      throw std::out_of_range("stowage: block " + std::to_string(first) + " of " + std::to_string(index_.size()) +
+                              " in " + path_.string());
+    std::size_t end = first + 1;
+    std::uint64_t bytes = index_[first].framed;
+    while (end < index_.size() && bytes + index_[end].framed <= max_bytes) bytes += index_[end++].framed;
+    BlockRun run;
+    run.first = first;
+    run.count = end - first;
+    run.bytes = read_exact(file, index_[first].offset, static_cast<std::size_t>(bytes), "data blocks");
+    return run;
+  }
+
+  /// Block i of `run` (first <= i < first + count, else std::out_of_range),
+  /// verified and decoded exactly as read_block(i) does.
+  std::shared_ptr<const Block> block_in_run(const BlockRun& run, std::size_t i) const {
+    if (i < run.first || i - run.first >= run.count || run.first + run.count > index_.size())
+      throw std::out_of_range("stowage: block " + std::to_string(i) + " is not in the run read from " + path_.string());
+    const std::uint64_t at = index_[i].offset - index_[run.first].offset;
+    return decode_block(i, std::string_view(run.bytes).substr(static_cast<std::size_t>(at), index_[i].framed));
+  }
+
+ private:
+  // Verifies and decodes the frame of data block i: checksum before
+  // decompressing, then the block's keys and sequence numbers against the index.
+  std::shared_ptr<const Block> decode_block(std::size_t i, std::string_view frame) const {
+    const IndexEntry& e = index_[i];
     auto block = Block::parse(
         decode_frame<Compression>(frame, path_, e.offset, chunk_format::kDataSeed, "data block"), path_, e.offset,
         major_);
@@ -735,6 +786,7 @@ class ChunkTable {
     return block;
   }
 
+ public:
   /// Smallest key (empty for an empty chunk).
   std::string_view first_key() const { return index_.empty() ? std::string_view{} : entry_key(index_.front()); }
   /// Largest key (empty for an empty chunk).

@@ -30,6 +30,12 @@ concept SerializerFor = requires(const T& value, std::string& out, std::string_v
   { S::template deserialize<T>(in) } -> std::same_as<T>;
 };
 
+/// Optional for a Serializer: S::deserialize_into<T>(bytes, out) decodes like
+/// deserialize<T>(bytes) but into an existing object, reusing its memory;
+/// scans use it when present (BinarySerializer has it).
+template <class S, class T>
+concept SerializerDecodesInto = requires(std::string_view in, T& out) { S::template deserialize_into<T>(in, out); };
+
 /// L is default-constructible and provides exclusive and shared locking plus
 /// `static constexpr bool waits_for_other_processes`.
 template <class L>

@@ -48,6 +48,9 @@ namespace stowage {
 ///   static void encode(const T& key, std::string& out);  // append order-preserving bytes
 ///   static T decode(std::string_view& in);                // consume from the front; CorruptionError on bad bytes
 ///   static std::string name();                            // names the order, recorded in the manifest
+/// and optionally
+///   static void decode_into(std::string_view& in, T& out); // decode() into an existing object
+/// which scans use to reuse one key object's memory for every record.
 /// The second parameter is for SFINAE / constrained partial specialisations.
 template <class T, class Enable>  // Enable = void: in stowage_fwd.hpp
 struct KeyCodec;
@@ -234,24 +237,34 @@ struct KeyCodec<std::string> {
   /// Reads up to and including the terminator.
   static std::string decode_at(std::string_view& in, std::size_t base) {
     std::string s;
+    decode_into_at(in, base, s);
+    return s;
+  }
+  /// Reads up to and including the terminator.
+  static std::string decode(std::string_view& in) { return decode_at(in, 0); }
+  /// Reads up to and including the terminator into `out`, reusing its
+  /// capacity (a scan decodes every key into the same string). On a
+  /// CorruptionError `out` holds an unspecified prefix.
+  static void decode_into(std::string_view& in, std::string& out) { decode_into_at(in, 0, out); }
+  /// decode_into, reporting offsets from `base` (see decode_at).
+  static void decode_into_at(std::string_view& in, std::size_t base, std::string& out) {
+    out.clear();
     std::size_t from = 0;
     for (;;) {
       const std::size_t z = in.find('\0', from);
       if (z == std::string_view::npos) detail::key::fail(base + in.size(), "unterminated string");
-      s.append(in.substr(from, z - from));
+      out.append(in.substr(from, z - from));
       if (z + 1 == in.size()) detail::key::fail(base + z + 1, "truncated string escape");
       const auto next = static_cast<unsigned char>(in[z + 1]);
       if (next == 0x01) {
         in.remove_prefix(z + 2);
-        return s;
+        return;
       }
       if (next != 0xff) detail::key::fail(base + z + 1, "bad string escape");
-      s.push_back('\0');
+      out.push_back('\0');
       from = z + 2;
     }
   }
-  /// Reads up to and including the terminator.
-  static std::string decode(std::string_view& in) { return decode_at(in, 0); }
   /// "str".
   static std::string name() { return "str"; }
 };
@@ -414,6 +427,32 @@ T decode_key(std::string_view bytes) {
   } else {
     detail::key::require_encodable<T>();
     throw Error("stowage: not a key type");  // never compiled: the static_assert above fires
+  }
+}
+
+namespace detail::key {
+/// True when KeyCodec<T> offers the optional `static void decode_into(
+/// std::string_view& in, T& out)`: decode like decode() but into an existing
+/// object, reusing its memory.
+template <class T>
+concept has_decode_into = requires(std::string_view& in, T& out) { KeyCodec<T>::decode_into(in, out); };
+}  // namespace detail::key
+
+/// decode_key<T>(bytes) into `out`: through KeyCodec<T>::decode_into when the
+/// codec offers it (no allocation once `out` has grown to the key's size),
+/// else `out = decode_key<T>(bytes)`. CorruptionError like decode_key; after
+/// one, `out` holds an unspecified (valid) value.
+template <class T>
+void decode_key_into(std::string_view bytes, T& out) {
+  if constexpr (detail::key::has_decode_into<T>) {
+    std::string_view in = bytes;
+    KeyCodec<T>::decode_into(in, out);
+    if (in.size() > bytes.size() || in.data() != bytes.data() + (bytes.size() - in.size()))
+      throw Error("stowage: a KeyCodec's decode_into() must consume bytes from the front of its input");
+    if (!in.empty())
+      detail::key::fail(bytes.size() - in.size(), std::to_string(in.size()) + " trailing bytes after the key");
+  } else {
+    out = decode_key<T>(bytes);
   }
 }
 

@@ -305,6 +305,26 @@ constexpr bool supported() {
     return true;
 }
 
+/// True when decode_into(in, v) leaves v exactly as decode_new would build it,
+/// whatever v held before (so an existing object can be reused): every kind
+/// but user objects (an older version's serialize() may skip fields, which
+/// must then keep their defaults, not the previous value's) and wrappers,
+/// and aggregates of such kinds.
+template <class T>
+constexpr bool overwrites() {
+  constexpr Kind k = kind_v<T>;
+  if constexpr (k == Kind::object || k == Kind::wrapper || k == Kind::none)
+    return false;
+  else if constexpr (k == Kind::array)
+    return bulk_v<typename T::value_type> || overwrites<typename T::value_type>();
+  else if constexpr (k == Kind::pair)
+    return overwrites<typename T::first_type>() && overwrites<typename T::second_type>();
+  else if constexpr (k == Kind::tuple)
+    return []<class... E>(std::tuple<E...>*) { return (true && ... && overwrites<E>()); }(static_cast<T*>(nullptr));
+  else  // scalars, strings, codecs, and containers that are cleared or replaced whole
+    return true;
+}
+
 /// The one compile error a type that cannot be serialized produces.
 template <class T>
 void unsupported_type() {
@@ -866,6 +886,23 @@ struct BinarySerializer {
     if (!in.r.empty())
       in.fail(in.position(), std::to_string(in.r.remaining()) + " trailing bytes after the value");
     return v;
+  }
+
+  /// deserialize<T>(bytes) into an existing `out`, reusing its memory where
+  /// that gives the same result (strings, containers, scalars and aggregates
+  /// of them; user objects are decoded fresh and assigned). Scans decode
+  /// every record into the same object through this. CorruptionError like
+  /// deserialize; after one, `out` holds an unspecified (valid) value.
+  template <class T>
+  static void deserialize_into(std::string_view bytes, T& out) {
+    if constexpr (detail::value::overwrites<T>()) {
+      detail::value::Input in(bytes);
+      detail::value::decode_into(in, out);
+      if (!in.r.empty())
+        in.fail(in.position(), std::to_string(in.r.remaining()) + " trailing bytes after the value");
+    } else {
+      out = deserialize<T>(bytes);
+    }
   }
 
   /// True when BinarySerializer can store a T.

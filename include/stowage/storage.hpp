@@ -69,6 +69,9 @@ namespace stowage {
 inline constexpr std::size_t kMaxKeyBytes = 64 * 1024;
 /// Largest encoded value a store accepts.
 inline constexpr std::size_t kMaxValueBytes = std::size_t{1} << 30;
+/// Most bytes of block frames a scan reads from a chunk file at once, when
+/// it reads ahead the blocks that are not cached (see Storage::iterator).
+inline constexpr std::size_t kScanReadahead = std::size_t{128} << 10;
 
 namespace detail {
 inline std::string chunk_file_name(std::uint64_t number) {
@@ -358,9 +361,28 @@ class Storage {
   /// The options it was opened with.
   const Options& options() const { return opt_; }
 
-  /// Forward iterator over (key, value) pairs in key order. It holds no lock
-  /// between steps and pins only its current block; writes (even inside the
-  /// loop) are allowed: it re-seeks after the last key it returned.
+  /// Forward iterator over (key, value) pairs in key order.
+  ///
+  /// It holds no lock between steps. It takes the store's shared lock once
+  /// per batch: the records from its position to the end of the block it is
+  /// reading (with the buffered writes that fall among them), merged and kept
+  /// as encoded bytes; each ++ then decodes the next record of the batch
+  /// into the same key and value objects, reusing their memory where the
+  /// KeyCodec and Serializer offer decode_into / deserialize_into. A reference
+  /// from operator* is valid until the next ++ (or until the iterator dies).
+  /// It pins the blocks of its batch, and a long scan reads the blocks that
+  /// are not cached ahead, several per read (at most kScanReadahead bytes).
+  ///
+  /// Writes are allowed, even inside the loop and from other threads. Each
+  /// ++ returns the smallest key above the last key it returned, as the store
+  /// holds it when the ++ runs: a ++ first checks (lock-free) whether any
+  /// write or checkpoint happened since the batch was read and, if one did,
+  /// drops the batch and re-seeks after the last key returned. So a write
+  /// that returned before a ++ began (in this thread, or in a thread this one
+  /// synchronised with) is seen by it, exactly as if no batch were kept; no
+  /// key is returned twice or out of order. After a ++ throws, the iterator
+  /// may be destroyed, compared or incremented again (which retries), but not
+  /// dereferenced.
   class iterator {
    public:
     using iterator_category = std::forward_iterator_tag;
@@ -369,18 +391,40 @@ class Storage {
     using pointer = const value_type*;
     using reference = const value_type&;
 
+    /// The end iterator.
     iterator() = default;
+    /// A copy at the same position; it reads its next records from the store
+    /// itself rather than sharing the original's batch.
+    iterator(const iterator& other) { copy_from(other); }
+    /// Moves the position, the batch and the current record; the moved-from
+    /// iterator may only be assigned to or destroyed.
+    iterator(iterator&& other) noexcept = default;
+    /// See the copy constructor.
+    iterator& operator=(const iterator& other) {
+      if (this != &other) copy_from(other);
+      return *this;
+    }
+    /// See the move constructor.
+    iterator& operator=(iterator&& other) noexcept = default;
+    /// Releases the blocks it pins.
+    ~iterator() = default;
+
+    /// The current record.
     reference operator*() const { return *current_; }
+    /// The current record.
     pointer operator->() const { return &*current_; }
+    /// Steps to the next record (or to the end).
     iterator& operator++() {
       advance();
       return *this;
     }
+    /// Steps to the next record; returns a copy of the iterator before the step.
     iterator operator++(int) {
       iterator old = *this;
       advance();
       return old;
     }
+    /// Two ends are equal; otherwise iterators at the same key are.
     friend bool operator==(const iterator& a, const iterator& b) {
       if (a.at_end() || b.at_end()) return a.at_end() == b.at_end();
       return a.last_ == b.last_;
@@ -390,12 +434,181 @@ class Storage {
     friend class Storage;
     using MapIt = detail::WriteBuffer::Map::const_iterator;
     using IndexIt = detail::ChunkIndex::Map::const_iterator;
+    using BlockRun = typename Table::BlockRun;
+
+    // Most records one batch takes (a block's tail is taken whole).
+    static constexpr std::size_t kBatchRecords = 256;
+    // Bytes of buffered-write records one batch copies (at least one record).
+    static constexpr std::size_t kArenaBytes = std::size_t{16} << 10;
+
+    // One record of the batch: record `rec` of the pinned block_ (looked up
+    // only when returned: a short scan leaves most of a batch unread), or
+    // key and value viewing arena_ (a copy of a buffered write, whose entry
+    // may change once the lock is released).
+    struct Pending {
+      std::string_view key, value;
+      std::size_t rec = 0;
+      bool from_chunk = false;
+    };
 
     iterator(const Storage* s, std::optional<std::string> from, std::optional<std::string> to)
         : store_(s), from_(std::move(from)), to_(std::move(to)) {
       advance();
     }
     bool at_end() const { return store_ == nullptr || done_; }
+
+    void copy_from(const iterator& o) {
+      store_ = o.store_;
+      from_ = o.from_;
+      to_ = o.to_;
+      last_ = o.last_;
+      started_ = o.started_;
+      done_ = o.done_;
+      current_ = o.current_;
+      // The copy re-seeks after last_ at its next step: the merge position of
+      // `o` may lie past it (the batch), and the batch is not shared.
+      positioned_ = false;
+      release();
+    }
+    // Drops the batch and everything the iterator pins.
+    void release() {
+      batch_.clear();
+      pos_ = 0;
+      arena_.clear();
+      imm_.reset();
+      table_.reset();
+      block_.reset();
+      run_ = BlockRun{};
+    }
+
+    void advance() {
+      if (at_end()) return;
+      const Storage& s = *store_;
+      s.check_open();
+      if (pos_ < batch_.size()) {
+        if (wb_version_ == s.wb_version_.load(std::memory_order_acquire) &&
+            chunk_version_ == s.chunk_version_.load(std::memory_order_acquire)) {
+          produce(batch_[pos_]);
+          ++pos_;
+          return;
+        }
+        positioned_ = false;  // the store changed: the batch may be stale
+      }
+      try {
+        fill();
+      } catch (...) {
+        // A failed read may leave the merge position anywhere: the next ++
+        // starts over after the last key returned (and meets the error again).
+        batch_.clear();
+        pos_ = 0;
+        positioned_ = false;
+        throw;
+      }
+      if (batch_.empty()) {
+        done_ = true;
+        current_.reset();
+        release();
+        return;
+      }
+      produce(batch_[0]);
+      pos_ = 1;
+    }
+
+    // Decodes p into current_ (reusing its memory) and makes it the last key returned.
+    void produce(const Pending& p) {
+      const Storage& s = *store_;
+      const std::filesystem::path* file = p.from_chunk ? &table_->path() : nullptr;
+      const std::string_view key = p.from_chunk ? block_->key(p.rec) : p.key;
+      const std::string_view value = p.from_chunk ? block_->value(p.rec) : p.value;
+      try {
+        if (current_) {
+          s.decode_stored_key_into(key, current_->first, file);
+          s.deserialize_into(value, current_->second, file);
+        } else {
+          current_.emplace(s.decode_stored_key(key, file), s.deserialize(value, file));
+        }
+      } catch (...) {
+        current_.reset();
+        throw;
+      }
+      last_.assign(key);
+      started_ = true;
+    }
+
+    // Under the shared lock: positions the sources after last_ (or at from_)
+    // if the store changed, then merges the next records into batch_, up to
+    // the end of the current block (or kBatchRecords, or kArenaBytes of
+    // copied buffered writes). Empty only at the end of the range.
+    void fill() {
+      const Storage& s = *store_;
+      batch_.clear();
+      pos_ = 0;
+      if (arena_.capacity() > 4 * kArenaBytes) arena_ = std::vector<char>();  // after one huge buffered value
+      arena_.clear();
+      std::shared_lock guard(s.lock_);
+      s.check_open();
+      if (!positioned_ || chunk_version_ != s.chunk_version_.load(std::memory_order_relaxed)) {
+        reseek();
+        positioned_ = true;
+      } else if (wb_version_ != s.wb_version_.load(std::memory_order_relaxed)) {
+        wb_it_ = started_ ? s.wb_.upper_bound(last_) : (from_ ? s.wb_.lower_bound(*from_) : s.wb_.begin());
+        wb_version_ = s.wb_version_.load(std::memory_order_relaxed);
+      }
+      for (;;) {
+        if (block_ && rec_ >= block_->size()) {
+          if (!batch_.empty()) return;  // the batch views block_: the next fill moves on
+          next_block();
+        }
+        const bool wb_has = wb_it_ != s.wb_.end();
+        const bool imm_has = imm_ && imm_it_ != imm_->end();
+        const bool chunk_has = block_ != nullptr;
+        if (chunk_has) {
+          // The common case: the rest of the block precedes every buffered
+          // key and the range's end; take it whole, without comparisons.
+          const std::string_view last = block_->key(block_->size() - 1);
+          if ((!wb_has || last < std::string_view(wb_it_->first)) &&
+              (!imm_has || last < std::string_view(imm_it_->first)) && (!to_ || last < std::string_view(*to_))) {
+            for (; rec_ < block_->size(); ++rec_) batch_.push_back(Pending{{}, {}, rec_, true});
+            continue;
+          }
+        }
+        // The smallest key among the three sources; the newest layer wins ties.
+        std::string_view best;
+        bool have = false;
+        auto consider = [&](std::string_view k) {
+          if (!have || k < best) best = k, have = true;
+        };
+        if (wb_has) consider(wb_it_->first);
+        if (imm_has) consider(imm_it_->first);
+        if (chunk_has) consider(block_->key(rec_));
+        if (!have || (to_ && !(best < std::string_view(*to_)))) return;
+        const bool wb_at = wb_has && wb_it_->first == best;
+        const bool imm_at = imm_has && imm_it_->first == best;
+        const bool chunk_at = chunk_has && block_->key(rec_) == best;
+        const detail::BufferEntry* entry = wb_at ? &wb_it_->second : imm_at ? &imm_it_->second : nullptr;
+        if (entry && !entry->tombstone) {
+          // A copy: the entry may change once the lock is released. Views
+          // into arena_ stay valid while it does not reallocate.
+          const std::size_t need = best.size() + entry->value.size();
+          if (arena_.size() + need > arena_.capacity()) {
+            if (!arena_.empty()) return;  // full: this record starts the next batch
+            arena_.reserve(std::max(need, kArenaBytes));
+          }
+          const std::size_t at = arena_.size();
+          arena_.insert(arena_.end(), best.begin(), best.end());
+          arena_.insert(arena_.end(), entry->value.begin(), entry->value.end());
+          batch_.push_back(Pending{std::string_view(arena_.data() + at, best.size()),
+                                   std::string_view(arena_.data() + at + best.size(), entry->value.size()), 0, false});
+        } else if (!entry) {
+          batch_.push_back(Pending{{}, {}, rec_, true});
+        }
+        // best views a buffer key or block_, both still valid after these steps.
+        if (wb_at) ++wb_it_;
+        if (imm_at) ++imm_it_;
+        if (chunk_at) ++rec_;
+        if (batch_.size() >= kBatchRecords) return;
+      }
+    }
 
     // Positions every source at the first key after last_ (or at from_).
     void reseek() {
@@ -409,21 +622,29 @@ class Storage {
       if (imm_) imm_it_ = seek(*imm_);
       block_.reset();
       table_.reset();
+      run_ = BlockRun{};
       std::string_view target = started_ ? std::string_view(last_) : (from_ ? std::string_view(*from_) : "");
       chunk_it_ = s.index_.seek(target);
       load_chunk(target, started_);
-      wb_version_ = s.wb_version_;
-      chunk_version_ = s.chunk_version_;
+      wb_version_ = s.wb_version_.load(std::memory_order_relaxed);
+      chunk_version_ = s.chunk_version_.load(std::memory_order_relaxed);
     }
-    // Opens chunk_it_ and positions at the first record >= target (> target when after).
+    // Opens chunk_it_ and positions at the first record >= target (> target
+    // when after); block_ is null when no chunk holds one. The chunk and the
+    // block the seek lands in are read like a get's (cached and touched: many
+    // short scans from hot keys keep finding them); what a scan then streams
+    // through is not cached.
     void load_chunk(std::string_view target, bool after) {
       const Storage& s = *store_;
+      bool seek = true;
       while (chunk_it_ != s.index_.end()) {
-        table_ = s.table(chunk_it_->second, /*fill=*/false);
+        table_ = s.table(chunk_it_->second, /*fill=*/seek);
+        run_ = BlockRun{};
         std::size_t bi = table_->find_block(target);
         if (bi >= table_->block_count()) bi = 0;
         for (; bi < table_->block_count(); ++bi) {
-          block_ = s.block(*table_, chunk_it_->second.file, bi, /*fill=*/false);
+          block_ = seek ? s.block(*table_, chunk_it_->second.file, bi, /*fill=*/true) : read_block(bi);
+          seek = false;
           block_index_ = bi;
           rec_ = block_->lower_bound(target);
           if (after && rec_ < block_->size() && block_->key(rec_) == target) ++rec_;
@@ -435,93 +656,43 @@ class Storage {
       table_.reset();
       block_.reset();
     }
-    void next_chunk_record() {
+    // Steps to the first record of the next block (of this chunk or the
+    // next ones); block_ becomes null after the last chunk.
+    void next_block() {
       const Storage& s = *store_;
-      if (!block_) return;
-      if (++rec_ < block_->size()) return;
-      while (true) {
+      block_.reset();
+      ++blocks_read_;
+      for (;;) {
         if (++block_index_ < table_->block_count()) {
-          block_ = s.block(*table_, chunk_it_->second.file, block_index_, false);
+          block_ = read_block(block_index_);
           rec_ = 0;
           if (block_->size() > 0) return;
           continue;
         }
         if (++chunk_it_ == s.index_.end()) {
-          block_.reset();
           table_.reset();
+          run_ = BlockRun{};
           return;
         }
-        table_ = s.table(chunk_it_->second, false);
+        table_ = s.table(chunk_it_->second, /*fill=*/false);
+        run_ = BlockRun{};
         block_index_ = static_cast<std::size_t>(-1);
       }
     }
-
-    void advance() {
-      if (store_ == nullptr || done_) return;
-      const Storage& s = *store_;
-      std::shared_lock guard(s.lock_);
-      s.check_open();
-      if (!positioned_ || chunk_version_ != s.chunk_version_) {
-        reseek();
-        positioned_ = true;
-      } else if (wb_version_ != s.wb_version_) {
-        wb_it_ = started_ ? s.wb_.upper_bound(last_) : (from_ ? s.wb_.lower_bound(*from_) : s.wb_.begin());
-        wb_version_ = s.wb_version_;
-      }
-      for (;;) {
-        // The smallest key among the three sources; the newest layer wins ties.
-        std::string_view best;
-        bool have = false;
-        auto consider = [&](std::string_view k) {
-          if (!have || k < best) best = k, have = true;
-        };
-        bool wb_has = wb_it_ != s.wb_.end();
-        bool imm_has = imm_ && imm_it_ != imm_->end();
-        bool chunk_has = block_ && rec_ < block_->size();
-        if (wb_has) consider(wb_it_->first);
-        if (imm_has) consider(imm_it_->first);
-        if (chunk_has) consider(block_->key(rec_));
-        if (!have || (to_ && !(best < std::string_view(*to_)))) {
-          done_ = true;
-          current_.reset();
-          block_.reset();
-          table_.reset();
-          imm_.reset();
-          return;
-        }
-        std::string key(best);
-        const detail::BufferEntry* entry = nullptr;
-        bool from_chunk = false;
-        if (wb_has && wb_it_->first == key) {
-          entry = &wb_it_->second;
-        } else if (imm_has && imm_it_->first == key) {
-          entry = &imm_it_->second;
-        } else {
-          from_chunk = true;
-        }
-        std::optional<value_type> produced;
-        if (entry && !entry->tombstone) {
-          produced.emplace(s.decode_stored_key(key, nullptr), s.deserialize(entry->value, nullptr));
-        } else if (from_chunk) {
-          produced.emplace(s.decode_stored_key(key, &table_->path()),
-                           s.deserialize(block_->value(rec_), &table_->path()));
-        }
-        if (wb_has && wb_it_->first == key) ++wb_it_;
-        if (imm_has && imm_it_->first == key) ++imm_it_;
-        if (chunk_has && block_->key(rec_) == key) next_chunk_record();
-        last_ = std::move(key);
-        started_ = true;
-        if (produced) {
-          current_ = std::move(produced);
-          return;
-        }
-      }
+    // Block i of table_: from the cache, from run_, or read with the blocks
+    // after it. Readahead grows with the blocks this scan has stepped
+    // through (none for the first two: a short scan reads what it needs).
+    std::shared_ptr<const Block> read_block(std::size_t i) {
+      const std::size_t ahead =
+          blocks_read_ < 2 ? 0 : std::min(kScanReadahead, std::size_t{8} << 10 << std::min<std::size_t>(blocks_read_ - 2, 8));
+      return store_->scan_block(*table_, chunk_it_->second.file, i, run_, ahead);
     }
 
     const Storage* store_ = nullptr;
     std::optional<std::string> from_, to_;
-    std::string last_;
+    std::string last_;  // encoded key last returned
     bool started_ = false, positioned_ = false, done_ = false;
+    // The merge position (valid under the lock while the versions match).
     std::uint64_t wb_version_ = 0, chunk_version_ = 0;
     MapIt wb_it_, imm_it_;
     std::shared_ptr<const detail::WriteBuffer> imm_;
@@ -529,6 +700,12 @@ class Storage {
     std::shared_ptr<const Table> table_;
     std::shared_ptr<const Block> block_;
     std::size_t block_index_ = 0, rec_ = 0;
+    BlockRun run_;                 // frames read ahead from table_
+    std::size_t blocks_read_ = 0;  // blocks stepped into, for the readahead size
+    // The batch: records not yet returned, from pos_ on.
+    std::vector<Pending> batch_;
+    std::size_t pos_ = 0;
+    std::vector<char> arena_;
     std::optional<value_type> current_;
   };
 
@@ -642,6 +819,28 @@ class Storage {
       throw CorruptionError(file ? *file : dir_, 0, std::string("a stored key does not decode as this Key type: ") + e.what());
     }
   }
+  // deserialize() into an existing value, through the Serializer's optional
+  // deserialize_into when it has one (scans reuse one value's memory).
+  void deserialize_into(std::string_view bytes, Value& out, const std::filesystem::path* file) const {
+    if constexpr (SerializerDecodesInto<Serializer, Value>) {
+      try {
+        Serializer::template deserialize_into<Value>(bytes, out);
+      } catch (const CorruptionError& e) {
+        throw CorruptionError(file ? *file : dir_, 0,
+                              std::string("a stored value does not decode as this Value type: ") + e.what());
+      }
+    } else {
+      out = deserialize(bytes, file);
+    }
+  }
+  // decode_stored_key() into an existing key (see decode_key_into).
+  void decode_stored_key_into(std::string_view bytes, Key& out, const std::filesystem::path* file) const {
+    try {
+      decode_key_into<Key>(bytes, out);
+    } catch (const CorruptionError& e) {
+      throw CorruptionError(file ? *file : dir_, 0, std::string("a stored key does not decode as this Key type: ") + e.what());
+    }
+  }
 
   std::filesystem::path chunk_path(std::uint64_t file) const { return dir_ / detail::chunk_file_name(file); }
 
@@ -689,6 +888,22 @@ class Storage {
                                   std::to_string(t.file_bytes()) + " bytes, now " + std::to_string(f->size()) + ")");
       return f;
     });
+  }
+
+  // block(t, file, i, /*fill=*/false) for scans: on a miss, block i comes
+  // from `run` (frames read earlier) or from a new run of the frames of
+  // blocks i, i+1, ... read with one read of up to `readahead` bytes.
+  std::shared_ptr<const Block> scan_block(const Table& t, std::uint64_t file, std::size_t i,
+                                          typename Table::BlockRun& run, std::size_t readahead) const {
+    return cache_.template get_or_load<Block>(
+        detail::CacheKey{file, i},
+        [&] {
+          if (run.count == 0 || i < run.first || i - run.first >= run.count) run = t.read_block_run(i, readahead, *chunk_file(t, file));
+          auto b = t.block_in_run(run, i);
+          std::size_t charge = b->charge();
+          return std::pair<std::shared_ptr<const Block>, std::size_t>(std::move(b), charge);
+        },
+        /*fill=*/false);
   }
 
   // Finds key in the chunks; on a hit calls on_value(bytes, file). Needs lock_ (shared).
@@ -1449,8 +1664,10 @@ class Storage {
   mutable detail::WriteBuffer wb_;              // lock_ (mutable: size() caches lookups in it)
   std::shared_ptr<detail::WriteBuffer> imm_;    // lock_ to swap; read by the checkpointer without it
   detail::ChunkIndex index_;                    // lock_ (+ checkpoint_mu_ to change)
-  std::uint64_t wb_version_ = 0;                // lock_: bumped by every commit
-  std::uint64_t chunk_version_ = 0;             // lock_: bumped when imm_ or index_ change
+  // Bumped under lock_ (exclusive) by every commit / when imm_ or index_
+  // change; atomic so that a scan can see without the lock that its batch is current.
+  std::atomic<std::uint64_t> wb_version_{0};
+  std::atomic<std::uint64_t> chunk_version_{0};
   mutable detail::BlockCache<Eviction> cache_;  // its own sharded locks
   mutable detail::OpenFileCache files_;         // its own lock
 
