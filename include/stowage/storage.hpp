@@ -160,6 +160,7 @@ class Storage {
     std::string k = encode_checked_key(key);
     std::string v = serialize_checked(value);
     detail::WalBatch batch;
+    batch.reserve(1 + detail::varint_length(k.size()) + k.size() + detail::varint_length(v.size()) + v.size());
     batch.put(k, v);
     Op op{detail::kOpPut, k, v};
     commit(batch, &op, 1);
@@ -210,6 +211,9 @@ class Storage {
       storage.push_back(serialize_checked(value));
     }
     detail::WalBatch batch;
+    std::size_t bytes = 0;
+    for (const auto& s : storage) bytes += detail::varint_length(s.size()) + s.size() + 1;
+    batch.reserve(bytes);
     std::vector<Op> ops;
     ops.reserve(storage.size() / 2);
     for (std::size_t i = 0; i < storage.size(); i += 2) {

@@ -97,6 +97,9 @@ class WalBatch {
     count_ = 0;
     first_seq_ = first_seq;
   }
+  /// Reserves room for `bytes` more bytes of ops (a caller that knows its
+  /// keys and values saves the reallocations of a growing payload).
+  void reserve(std::size_t bytes) { payload_.reserve(payload_.size() + bytes); }
   void put(std::string_view key, std::string_view value) {
     payload_.push_back(static_cast<char>(kOpPut));
     put_bytes(payload_, key);
