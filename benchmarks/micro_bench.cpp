@@ -10,7 +10,11 @@
 //     chunk find_block + Bloom may_contain + Block::lower_bound, and
 //     Block::lower_bound alone over blocks far beyond the CPU caches;
 //   - WAL append: one put record encoded, checksummed and written (to memory,
-//     and to a file through write(2)), and with fdatasync per record.
+//     and to a file through write(2)), and with fdatasync per record;
+//   - the write buffer: WriteBuffer::apply of db_bench records in key order
+//     and in random order (a fresh buffer every 400,000 records, about what
+//     a 256 MiB cache_bytes lets it hold), and WriteBuffer::find of present
+//     keys in a buffer of 400,000.
 // Chunks and in-memory WALs live in a MemoryFileSystem (below), so the figures
 // are CPU cost only, except the *Posix* ones.
 #include <stowage/cache.hpp>
@@ -20,6 +24,7 @@
 #include <stowage/file.hpp>
 #include <stowage/index.hpp>
 #include <stowage/wal.hpp>
+#include <stowage/write_buffer.hpp>
 
 #include <benchmark/benchmark.h>
 #include <unistd.h>
@@ -432,6 +437,58 @@ void BM_WalAppendSync(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
 }
 BENCHMARK(BM_WalAppendSync)->Name("WalAppend/posix_fdatasync")->Iterations(200)->Unit(benchmark::kMicrosecond);
+
+// ---- write buffer ---------------------------------------------------------------
+
+constexpr std::uint64_t kBufferRecords = 400000;
+
+/// The encoded form of key_of(n), as the store keeps it (a string key's
+/// escaped terminator appended).
+std::string buffer_key(std::uint64_t n) { return key_of(n) + std::string("\0\1", 2); }
+
+/// apply() of db_bench records: ascending keys (arg 0) or random ones (arg 1).
+void BM_WriteBufferApply(benchmark::State& state) {
+  const bool random = state.range(0) != 0;
+  std::vector<std::string> keys(kBufferRecords);
+  std::uint64_t rng = 7;
+  for (std::uint64_t i = 0; i < kBufferRecords; ++i)
+    keys[i] = buffer_key(random ? splitmix64(rng) % 1000000 : i);
+  const std::string v = value_of(1);
+  auto b = std::make_unique<sd::WriteBuffer>();
+  std::uint64_t seq = 0, i = 0;
+  for (auto _ : state) {
+    b->apply(keys[i], ++seq, false, v);
+    if (++i == kBufferRecords) {
+      state.PauseTiming();
+      b = std::make_unique<sd::WriteBuffer>();
+      i = 0;
+      state.ResumeTiming();
+    }
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+BENCHMARK(BM_WriteBufferApply)->Name("WriteBufferApply/ascending")->Arg(0);
+BENCHMARK(BM_WriteBufferApply)->Name("WriteBufferApply/random")->Arg(1);
+
+/// find() of random present keys in a buffer of kBufferRecords.
+void BM_WriteBufferFind(benchmark::State& state) {
+  sd::WriteBuffer b;
+  std::vector<std::string> keys(kBufferRecords);
+  std::uint64_t rng = 9;
+  const std::string v = value_of(1);
+  for (std::uint64_t i = 0; i < kBufferRecords; ++i) {
+    keys[i] = buffer_key(splitmix64(rng) % 10000000);
+    b.apply(keys[i], i + 1, false, v);
+  }
+  std::uint64_t i = 0, found = 0;
+  for (auto _ : state) {
+    found += b.find(keys[i]) != nullptr;
+    if (++i == kBufferRecords) i = 0;
+  }
+  benchmark::DoNotOptimize(found);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+BENCHMARK(BM_WriteBufferFind)->Name("WriteBufferFind");
 
 }  // namespace
 

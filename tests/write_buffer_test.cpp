@@ -1,11 +1,49 @@
 // Tests of the write buffer: ordering by sequence, tombstones, byte charge,
-// and the exact record delta.
+// the exact record delta, and the B+tree against a std::map model.
 #include <catch2/catch.hpp>
 
 #include <stowage/write_buffer.hpp>
 
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <iterator>
+#include <map>
+#include <random>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+using stowage::detail::Arena;
 using stowage::detail::Below;
+using stowage::detail::BufferEntry;
 using stowage::detail::WriteBuffer;
+
+namespace {
+
+// What the buffer should hold, kept by std::map.
+struct Model {
+  std::uint64_t seq = 0;
+  bool tombstone = false;
+  std::string value;
+};
+
+std::vector<std::string> keys_of(const WriteBuffer& b) {
+  std::vector<std::string> keys;
+  for (const auto& [k, e] : b) keys.emplace_back(k);
+  return keys;
+}
+
+std::string random_key(std::mt19937_64& rng) {
+  // Short keys over a small alphabet: many shared prefixes, prefixes of
+  // other keys, and embedded zero bytes.
+  std::string k(rng() % 6, '\0');
+  for (char& c : k) c = "\0abz\xff"[rng() % 5];
+  return k;
+}
+
+}  // namespace
 
 TEST_CASE("newer sequences win, older ones are ignored") {
   WriteBuffer b;
@@ -17,26 +55,106 @@ TEST_CASE("newer sequences win, older ones are ignored") {
   CHECK(b.find("k")->tombstone);
   CHECK(b.max_seq() == 9);
   CHECK(b.entries() == 1);
+  b.apply("k", 9, false, "same sequence");  // not newer: ignored
+  CHECK(b.find("k")->tombstone);
+  b.apply("k", 10, false, "a longer value than before");
+  CHECK(b.find("k")->value == "a longer value than before");
+  CHECK_FALSE(b.find("k")->tombstone);
+  CHECK(b.find("k")->seq == 10);
+  CHECK(b.find("j") == nullptr);
+  CHECK(b.find("kk") == nullptr);
+  CHECK(b.find("") == nullptr);
 }
 
 TEST_CASE("iteration is in byte order") {
   WriteBuffer b;
   std::uint64_t seq = 1;
-  for (const std::string& k : std::vector<std::string>{"b", "a", "c", "ab", std::string("\0x", 2)})
+  for (const std::string& k : std::vector<std::string>{"b", "a", "c", "ab", std::string("\0x", 2), "\xff", ""})
     b.apply(k, seq++, false, "v");
-  std::vector<std::string> keys;
-  for (auto& [k, e] : b) keys.push_back(k);
-  CHECK(keys == std::vector<std::string>{std::string("\0x", 2), "a", "ab", "b", "c"});
+  CHECK(keys_of(b) == std::vector<std::string>{"", std::string("\0x", 2), "a", "ab", "b", "c", "\xff"});
   CHECK(b.lower_bound("aa")->first == "ab");
+  CHECK(b.lower_bound("ab")->first == "ab");
   CHECK(b.upper_bound("ab")->first == "b");
+  CHECK(b.lower_bound("")->first == "");
+  CHECK(b.upper_bound("")->first == std::string_view("\0x", 2));
+  CHECK(b.lower_bound("\xff\xff") == b.end());
+  CHECK(b.upper_bound("\xff") == b.end());
+  CHECK(std::next(b.begin(), 7) == b.end());
+  auto it = b.begin();
+  CHECK((it++)->first == "");
+  CHECK(it->first == std::string_view("\0x", 2));
 }
 
-TEST_CASE("bytes track keys and values") {
+TEST_CASE("an empty buffer has nothing to find") {
+  const WriteBuffer b;
+  CHECK(b.empty());
+  CHECK(b.entries() == 0);
+  CHECK(b.bytes() == 0);
+  CHECK(b.begin() == b.end());
+  CHECK(b.lower_bound("a") == b.end());
+  CHECK(b.upper_bound("") == b.end());
+  CHECK(b.find("a") == nullptr);
+  CHECK(b.find(std::string_view()) == nullptr);
+}
+
+TEST_CASE("keys in ascending order take the append path and stay sorted") {
+  WriteBuffer b;
+  for (int i = 0; i < 5000; ++i) {
+    char k[16];
+    std::snprintf(k, sizeof k, "%08d", i);
+    b.apply(k, static_cast<std::uint64_t>(i + 1), false, k);
+  }
+  b.apply("00000100", 6000, false, "again");  // an existing key after the appends
+  b.apply("0000050", 6001, false, "between");  // a new key in the middle
+  CHECK(b.entries() == 5001);
+  auto keys = keys_of(b);
+  CHECK(std::is_sorted(keys.begin(), keys.end()));
+  CHECK(b.find("00000100")->value == "again");
+  CHECK(b.find("0000050")->value == "between");
+  CHECK(b.find("00004999")->value == "00004999");
+  CHECK(b.upper_bound("00004999") == b.end());
+}
+
+TEST_CASE("bytes charge the arena: keys, values, and values that did not fit in place") {
   WriteBuffer b;
   b.apply("key", 1, false, std::string(100, 'x'));
-  CHECK(b.bytes() == 3 + 100 + WriteBuffer::kEntryOverhead);
-  b.apply("key", 2, false, std::string(10, 'x'));
-  CHECK(b.bytes() == 3 + 10 + WriteBuffer::kEntryOverhead);
+  const std::size_t first = b.bytes();
+  CHECK(first >= 3 + 100);
+  CHECK(first <= Arena::kMinBlock + Arena::kBlockOverhead);
+  // A shorter value reuses the room of the old one: nothing new is held.
+  b.apply("key", 2, false, std::string(10, 'y'));
+  CHECK(b.bytes() == first);
+  CHECK(b.find("key")->value == std::string(10, 'y'));
+  // A longer one again fits the 100 bytes of room.
+  b.apply("key", 3, false, std::string(100, 'z'));
+  CHECK(b.bytes() == first);
+  CHECK(b.find("key")->value == std::string(100, 'z'));
+  // Values larger than a quarter block get blocks of their own, each charged.
+  for (std::uint64_t s = 4; s < 8; ++s) {
+    std::size_t before = b.bytes();
+    b.apply("key", s, false, std::string(Arena::kMinBlock * s, 'w'));
+    CHECK(b.bytes() >= before + Arena::kMinBlock * s);
+  }
+  CHECK(b.find("key")->value == std::string(Arena::kMinBlock * 7, 'w'));
+  CHECK(b.entries() == 1);
+}
+
+TEST_CASE("bytes stay an upper bound of what the buffer holds, with bounded slack") {
+  WriteBuffer b;
+  std::mt19937_64 rng(7);
+  std::size_t held = 0;  // key and value bytes ever stored (dead values included)
+  std::map<std::string, std::size_t> room;  // the largest value each key held
+  for (std::uint64_t i = 1; i <= 20000; ++i) {
+    std::string key = std::to_string(rng() % 5000);
+    std::string value(rng() % 200, 'v');
+    auto [r, fresh] = room.try_emplace(key, 0);
+    if (fresh) held += key.size();
+    if (fresh || value.size() > r->second) held += value.size(), r->second = value.size();
+    b.apply(key, i, false, value);
+    CHECK(b.bytes() >= held);
+  }
+  // Node headers and links aside, the slack is at most the blocks' tails.
+  CHECK(b.bytes() <= held + b.entries() * 128 + b.bytes() / 4 + Arena::kMinBlock);
 }
 
 TEST_CASE("delta counts records added over the layers below") {
@@ -52,4 +170,210 @@ TEST_CASE("delta counts records added over the layers below") {
   CHECK(b.delta() == -1);
   b.apply("old", 5, false, "back");  // present below and live again: 0
   CHECK(b.delta() == 0);
+}
+
+TEST_CASE("a later apply can tell an unknown entry what is below") {
+  WriteBuffer b;
+  b.apply("k", 1, false, "v");
+  CHECK(b.unknown() == 1);
+  b.apply("k", 2, true, "", Below::present);
+  CHECK(b.unknown() == 0);
+  CHECK(b.delta() == -1);
+  int looked = 0;
+  b.resolve([&](std::string_view) { return ++looked, true; });
+  CHECK(looked == 0);
+  CHECK(b.find("k")->below == Below::present);
+}
+
+TEST_CASE("a moved buffer keeps its entries, iterators and entry pointers") {
+  WriteBuffer a;
+  for (int i = 0; i < 1000; ++i) a.apply("k" + std::to_string(i), static_cast<std::uint64_t>(i + 1), i % 3 == 0,
+                                         std::string(static_cast<std::size_t>(i % 50), 'v'));
+  a.apply("extra", 5000, false, "x", Below::absent);
+  const std::vector<std::string> keys = keys_of(a);
+  const BufferEntry* e = a.find("k500");
+  auto it = a.lower_bound("k5");
+  const std::size_t bytes = a.bytes();
+  const std::int64_t delta = a.delta();
+
+  WriteBuffer b(std::move(a));
+  CHECK(a.empty());  // NOLINT(bugprone-use-after-move): a moved-from buffer is empty
+  CHECK(a.bytes() == 0);
+  CHECK(a.begin() == a.end());
+  CHECK(keys_of(b) == keys);
+  CHECK(b.find("k500") == e);
+  CHECK(it->first == "k5");
+  CHECK(std::next(it)->first == "k50");
+  CHECK(b.bytes() == bytes);
+  CHECK(b.delta() == delta);
+  CHECK(b.unknown() == 1000);
+  CHECK(b.max_seq() == 5000);
+
+  // The moved-from buffer is usable again, and the moved-to one takes appends.
+  a.apply("a", 1, false, "1");
+  CHECK(keys_of(a) == std::vector<std::string>{"a"});
+  b.apply("zzz", 6000, false, "last");
+  b.apply("k500", 6001, false, "replaced");
+  CHECK(b.find("zzz")->value == "last");
+  CHECK(e->value == "replaced");
+
+  // Move assignment, the way the store freezes its buffer.
+  WriteBuffer c;
+  c.apply("gone", 1, false, "soon");
+  c = std::move(b);
+  CHECK(c.find("gone") == nullptr);
+  CHECK(c.entries() == 1002);
+  b = WriteBuffer();  // NOLINT(bugprone-use-after-move)
+  CHECK(b.empty());
+  b.apply("b", 2, false, "2");
+  CHECK(b.entries() == 1);
+  c.apply("zzzz", 7000, false, "after the move");  // the append path after a move
+  CHECK(std::prev(keys_of(c).end())->compare("zzzz") == 0);
+}
+
+TEST_CASE("random keys and sequences match a std::map model") {
+  for (std::uint64_t seed = 1; seed <= 4; ++seed) {
+    std::mt19937_64 rng(seed);
+    WriteBuffer b;
+    std::map<std::string, Model, std::less<>> model;
+    std::uint64_t max_seq = 0;
+    for (int i = 0; i < 20000; ++i) {
+      std::string key = random_key(rng);
+      if (rng() % 4 == 0) key = std::to_string(rng() % 3000);
+      // Sequences mostly rise, sometimes arrive late (out of order commits).
+      std::uint64_t seq = static_cast<std::uint64_t>(i) + 100 - (rng() % 8 == 0 ? rng() % 100 : 0);
+      bool tombstone = rng() % 5 == 0;
+      std::string value = tombstone ? std::string() : std::string(rng() % 40, static_cast<char>('a' + i % 26));
+      b.apply(key, seq, tombstone, value);
+      auto [it, inserted] = model.try_emplace(key, Model{seq, tombstone, value});
+      if (!inserted && it->second.seq < seq) it->second = Model{seq, tombstone, value};
+      max_seq = std::max(max_seq, seq);
+    }
+    REQUIRE(b.entries() == model.size());
+    CHECK(b.max_seq() == max_seq);
+    CHECK(b.unknown() == model.size());
+    auto it = b.begin();
+    for (const auto& [k, m] : model) {
+      REQUIRE(it != b.end());
+      CHECK(it->first == k);
+      CHECK(it->second.seq == m.seq);
+      CHECK(it->second.tombstone == m.tombstone);
+      CHECK(it->second.value == m.value);
+      ++it;
+    }
+    CHECK(it == b.end());
+    for (int i = 0; i < 5000; ++i) {
+      std::string probe = random_key(rng);
+      if (rng() % 2 == 0) probe = std::to_string(rng() % 4000);
+      auto lo = model.lower_bound(probe);
+      auto hi = model.upper_bound(probe);
+      auto blo = b.lower_bound(probe);
+      auto bhi = b.upper_bound(probe);
+      CHECK((lo == model.end()) == (blo == b.end()));
+      if (lo != model.end() && blo != b.end()) CHECK(blo->first == lo->first);
+      CHECK((hi == model.end()) == (bhi == b.end()));
+      if (hi != model.end() && bhi != b.end()) CHECK(bhi->first == hi->first);
+      const BufferEntry* e = b.find(probe);
+      auto found = model.find(probe);
+      CHECK((e != nullptr) == (found != model.end()));
+      if (e && found != model.end()) CHECK(e->seq == found->second.seq);
+    }
+    // resolve then delta: the live records that are not below.
+    std::int64_t expected = 0;
+    auto below = [](std::string_view k) { return !k.empty() && k[0] == 'a'; };
+    for (const auto& [k, m] : model) expected += (m.tombstone ? 0 : 1) - (below(k) ? 1 : 0);
+    b.resolve(below);
+    CHECK(b.unknown() == 0);
+    CHECK(b.delta() == expected);
+  }
+}
+
+TEST_CASE("keys alike in their first 16 bytes are ordered by the rest") {
+  // Heads tie for all of these: the order comes from lengths and later bytes.
+  const std::string p16 = "user:profile:000";  // 16 bytes
+  std::vector<std::string> keys = {"ab", std::string("ab\0", 3), std::string("ab\0\0", 4), "a",
+                                   p16, p16 + std::string(1, '\0'), p16 + "1", p16 + "10", p16 + "2",
+                                   p16.substr(0, 15), p16 + "\xff", p16 + "1" + std::string(1, '\0')};
+  std::map<std::string, std::uint64_t> model;
+  WriteBuffer b;
+  std::mt19937_64 rng(11);
+  for (std::uint64_t i = 1; i <= 2000; ++i) {
+    std::string k = keys[rng() % keys.size()];
+    if (rng() % 2) k += std::to_string(rng() % 100);
+    b.apply(k, i, false, k);
+    model[k] = i;
+  }
+  std::vector<std::string> expected;
+  for (const auto& [k, s] : model) expected.push_back(k);
+  CHECK(keys_of(b) == expected);
+  for (const auto& [k, s] : model) {
+    REQUIRE(b.find(k));
+    CHECK(b.find(k)->seq == s);
+    CHECK(b.find(k)->value == k);
+    CHECK(b.lower_bound(k)->first == k);
+    auto next = model.upper_bound(k);
+    auto bnext = b.upper_bound(k);
+    if (next == model.end())
+      CHECK(bnext == b.end());
+    else
+      CHECK(bnext->first == next->first);
+  }
+  CHECK(b.find(std::string("ab\0\0\0", 5)) == nullptr);
+  CHECK(b.find(p16 + std::string(2, '\0')) == nullptr);
+}
+
+TEST_CASE("descending and interleaved loads split every way and stay sorted") {
+  WriteBuffer b;
+  std::map<std::string, std::uint64_t> model;
+  std::uint64_t seq = 0;
+  auto put = [&](int n) {
+    char k[16];
+    std::snprintf(k, sizeof k, "%07d", n);
+    b.apply(k, ++seq, false, "v");
+    model[k] = seq;
+  };
+  for (int i = 60000; i > 30000; --i) put(i);                   // always before the first key
+  for (int i = 0; i < 30000; i += 2) put(i);                     // ascending, not at the end
+  for (int i = 60001; i < 90000; ++i) put(i);                    // ascending at the end
+  for (int i = 1; i < 30000; i += 2) put(i);                     // into the gaps
+  for (int i = 0; i < 90000; i += 7) put(i);                     // overwrites
+  REQUIRE(b.entries() == model.size());
+  auto it = b.begin();
+  for (const auto& [k, s] : model) {
+    REQUIRE(it != b.end());
+    REQUIRE(it->first == k);
+    CHECK(it->second.seq == s);
+    ++it;
+  }
+  CHECK(it == b.end());
+}
+
+TEST_CASE("many random keys match a std::map model") {
+  std::mt19937_64 rng(5);
+  WriteBuffer b;
+  std::map<std::string, std::uint64_t> model;
+  for (std::uint64_t i = 1; i <= 100000; ++i) {
+    std::string k = std::to_string(rng() % 1000000);
+    k.insert(0, 8 - std::min<std::size_t>(8, k.size()), '0');
+    b.apply(k, i, rng() % 10 == 0, "value");
+    model[k] = i;
+  }
+  REQUIRE(b.entries() == model.size());
+  std::size_t n = 0;
+  auto mit = model.begin();
+  for (const auto& [k, e] : b) {
+    REQUIRE(k == mit->first);
+    CHECK(e.seq == mit->second);
+    ++mit, ++n;
+  }
+  CHECK(n == model.size());
+  for (int i = 0; i < 20000; ++i) {
+    std::string k = std::to_string(rng() % 1000000);
+    k.insert(0, 8 - std::min<std::size_t>(8, k.size()), '0');
+    auto lo = model.lower_bound(k);
+    auto blo = b.lower_bound(k);
+    REQUIRE((lo == model.end()) == (blo == b.end()));
+    if (blo != b.end()) CHECK(blo->first == lo->first);
+    CHECK((b.find(k) != nullptr) == (model.count(k) == 1));
+  }
 }

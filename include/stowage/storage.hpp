@@ -436,7 +436,7 @@ class Storage {
 
    private:
     friend class Storage;
-    using MapIt = detail::WriteBuffer::Map::const_iterator;
+    using MapIt = detail::WriteBuffer::const_iterator;
     using IndexIt = detail::ChunkIndex::Map::const_iterator;
     using BlockRun = typename Table::BlockRun;
 
@@ -1155,8 +1155,8 @@ class Storage {
   // A migration passes `convert`: it turns each value into its new encoding
   // (false: drop the record).
   using Convert = std::function<bool(std::string_view key, std::string_view value, std::string& out)>;
-  void rewrite_chunks(const std::vector<const detail::ChunkRef*>& olds, detail::WriteBuffer::Map::const_iterator first,
-                      detail::WriteBuffer::Map::const_iterator last, detail::ChunkIndex& next,
+  void rewrite_chunks(const std::vector<const detail::ChunkRef*>& olds, detail::WriteBuffer::const_iterator first,
+                      detail::WriteBuffer::const_iterator last, detail::ChunkIndex& next,
                       std::vector<std::uint64_t>& created, const Convert* convert = nullptr) {
     std::string converted;
     std::optional<detail::ChunkWriter<Compression>> writer;
