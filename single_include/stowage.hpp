@@ -5335,66 +5335,267 @@ WalReplay replay_wal(FileSystem& fs, const std::filesystem::path& path, std::uin
 // chunk; whether a key existed below the buffer is resolved lazily (for
 // size()) and remembered in the entry.
 //
-// Not synchronised: the store guards it with its Lock policy.
+// Layout: a B+tree whose nodes and records all live in one Arena, so an
+// insert costs no malloc of its own. A record holds the entry, then its key
+// and value bytes; it never moves, so entry pointers stay valid while the
+// buffer lives (also across a move). Each node slot keeps, beside the
+// record's address, the key's first 16 bytes as two big-endian integers (its
+// head, zero-padded): most comparisons end on the heads, inside the node,
+// without reading the record. Leaves hold up to kFanout records and link to
+// the next leaf; a full leaf splits in half, except the last leaf when the
+// key goes at its end (ascending loads then fill leaves completely). A new
+// value replaces the old one in place when it fits the old one's room, else
+// it takes new room and the old room stays unused until the buffer goes.
+// bytes() is the arena's reserved(): all of that, node slack and block tails
+// included. Nothing is freed before the whole buffer is. Iterators (leaf,
+// slot) are invalidated by an insert, not by a move.
+//
+// Not synchronised: the store guards it with its Lock policy. The const
+// members change nothing, so readers may share it while no one applies.
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
-#include <map>
-#include <string>
+#include <cstring>
+#include <iterator>
+#include <new>
 #include <string_view>
+#include <utility>
+
+// ---- begin stowage/detail/arena.hpp ----
+// detail/arena.hpp: a bump allocator. It hands out pieces of larger blocks
+// and frees nothing until it is destroyed (or moved from), when every block
+// goes at once. Blocks grow with what the arena holds (a quarter of it, within
+// [kMinBlock, kMaxBlock]), so a small arena wastes little and a large one
+// calls malloc rarely; a request larger than a quarter of the next block gets
+// a block of its own, so the current block is not abandoned for it.
+//
+// reserved() is the heap the arena holds: every block's size plus the
+// allocator's header per block, including the unused tail of each block. It
+// never shrinks until the arena is emptied.
+//
+// Not synchronised.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
+
+namespace stowage::detail {
+
+/// Bump allocator over growing blocks, freed all at once.
+class Arena {
+ public:
+  /// Smallest block the arena allocates.
+  static constexpr std::size_t kMinBlock = 4 << 10;
+  /// Largest regular block; larger requests get a block of their own.
+  static constexpr std::size_t kMaxBlock = 256 << 10;
+  /// Bytes charged per block for the allocator's own header and the
+  /// block list's slot.
+  static constexpr std::size_t kBlockOverhead = 16 + sizeof(std::unique_ptr<std::byte[]>);
+
+  /// An empty arena; allocates nothing until the first allocate().
+  Arena() = default;
+  Arena(const Arena&) = delete;
+  Arena& operator=(const Arena&) = delete;
+  /// Takes o's blocks (pointers into them stay valid); o is left empty.
+  Arena(Arena&& o) noexcept
+      : blocks_(std::move(o.blocks_)),
+        ptr_(std::exchange(o.ptr_, nullptr)),
+        left_(std::exchange(o.left_, 0)),
+        reserved_(std::exchange(o.reserved_, 0)) {
+    o.blocks_.clear();
+  }
+  /// Frees this arena's blocks and takes o's; o is left empty.
+  Arena& operator=(Arena&& o) noexcept {
+    if (this != &o) {
+      blocks_ = std::move(o.blocks_);
+      o.blocks_.clear();
+      ptr_ = std::exchange(o.ptr_, nullptr);
+      left_ = std::exchange(o.left_, 0);
+      reserved_ = std::exchange(o.reserved_, 0);
+    }
+    return *this;
+  }
+  ~Arena() = default;
+
+  /// Returns n bytes (n > 0) aligned to align (a power of two, at most
+  /// alignof(std::max_align_t)), uninitialised, valid until the arena is
+  /// destroyed or moved into another.
+  std::byte* allocate(std::size_t n, std::size_t align = 1) {
+    std::size_t pad = (align - (reinterpret_cast<std::uintptr_t>(ptr_) & (align - 1))) & (align - 1);
+    if (ptr_ != nullptr && pad + n <= left_) {
+      std::byte* p = ptr_ + pad;
+      ptr_ = p + n;
+      left_ -= pad + n;
+      return p;
+    }
+    std::size_t size = next_block_size();
+    if (n > size / 4) return new_block(n);  // its own block: the current one stays
+    std::byte* p = new_block(size);
+    ptr_ = p + n;
+    left_ = size - n;
+    return p;
+  }
+  /// Heap bytes held: every block, its unused tail and per-block overhead.
+  std::size_t reserved() const { return reserved_; }
+  /// Blocks allocated.
+  std::size_t blocks() const { return blocks_.size(); }
+
+ private:
+  std::size_t next_block_size() const { return std::clamp(reserved_ / 4, kMinBlock, kMaxBlock); }
+  std::byte* new_block(std::size_t size) {
+    blocks_.emplace_back(std::make_unique_for_overwrite<std::byte[]>(size));
+    reserved_ += size + kBlockOverhead;
+    return blocks_.back().get();
+  }
+
+  std::vector<std::unique_ptr<std::byte[]>> blocks_;
+  std::byte* ptr_ = nullptr;  // next free byte of the current block
+  std::size_t left_ = 0;      // free bytes after ptr_ in the current block
+  std::size_t reserved_ = 0;
+};
+
+}  // namespace stowage::detail
+// ---- end stowage/detail/arena.hpp ----
 
 namespace stowage::detail {
 
 /// Whether a buffered key also exists in the layers below the buffer.
 enum class Below : std::int8_t { unknown, absent, present };
 
-/// One buffered record.
+/// One buffered record. value points into the buffer's arena.
 struct BufferEntry {
   std::uint64_t seq = 0;
+  std::string_view value;
   bool tombstone = false;
-  std::string value;
   Below below = Below::unknown;
 };
 
 /// Sorted buffer of puts and tombstones.
 class WriteBuffer {
  public:
-  using Map = std::map<std::string, BufferEntry, std::less<>>;
-  /// Approximate heap bytes of one map node beyond key and value.
-  static constexpr std::size_t kEntryOverhead = 96;
+  /// What iteration yields: the encoded key (first) and its entry (second).
+  using value_type = std::pair<const std::string_view, BufferEntry>;
+  /// Most slots in a node.
+  static constexpr int kFanout = 32;
+
+ private:
+  struct Record {
+    value_type kv;
+    std::size_t room;  // bytes available at kv.second.value's data
+  };
+  // A key's first 16 bytes, zero-padded, as big-endian integers: comparing
+  // heads gives the keys' order whenever the heads differ.
+  struct Head {
+    std::uint64_t hi = 0, lo = 0;
+  };
+  struct Node {
+    int count = 0;  // slots in use (separators, for an inner node)
+    bool leaf = true;
+    Head heads[kFanout];
+    Record* recs[kFanout];  // leaf: the records; inner: separator i = first key under kids[i + 1]
+  };
+  struct Leaf : Node {
+    Leaf* next = nullptr;
+  };
+  struct Inner : Node {
+    Node* kids[kFanout + 1];
+  };
+
+ public:
+  /// Forward iterator over the entries in key order; valid while the buffer
+  /// (or the one it was moved into) lives and no entry is inserted.
+  class const_iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = WriteBuffer::value_type;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const value_type*;
+    using reference = const value_type&;
+
+    /// A singular iterator (equal to end()).
+    const_iterator() = default;
+    /// The entry.
+    reference operator*() const { return leaf_->recs[slot_]->kv; }
+    /// The entry.
+    pointer operator->() const { return &leaf_->recs[slot_]->kv; }
+    /// Steps to the next key.
+    const_iterator& operator++() {
+      if (++slot_ == leaf_->count) {
+        leaf_ = leaf_->next;
+        slot_ = 0;
+      }
+      return *this;
+    }
+    /// Steps to the next key; returns the previous position.
+    const_iterator operator++(int) {
+      const_iterator old = *this;
+      ++*this;
+      return old;
+    }
+    /// Same position.
+    friend bool operator==(const const_iterator&, const const_iterator&) = default;
+
+   private:
+    friend class WriteBuffer;
+    // slot may be leaf->count: then the position is the next leaf's first.
+    const_iterator(const Leaf* leaf, int slot) : leaf_(leaf), slot_(slot) {
+      if (leaf_ != nullptr && slot_ == leaf_->count) {
+        leaf_ = leaf_->next;
+        slot_ = 0;
+      }
+    }
+    const Leaf* leaf_ = nullptr;
+    int slot_ = 0;
+  };
+  /// The only iterator: entries are changed through apply() and resolve().
+  using iterator = const_iterator;
+
+  /// An empty buffer; allocates nothing until the first apply().
+  WriteBuffer() = default;
+  WriteBuffer(const WriteBuffer&) = delete;
+  WriteBuffer& operator=(const WriteBuffer&) = delete;
+  /// Takes o's entries (iterators and entry pointers stay valid); o is left empty.
+  WriteBuffer(WriteBuffer&& o) noexcept { take(o); }
+  /// Frees this buffer's entries and takes o's; o is left empty.
+  WriteBuffer& operator=(WriteBuffer&& o) noexcept {
+    if (this != &o) take(o);
+    return *this;
+  }
+  ~WriteBuffer() = default;  // nodes and records are trivially destructible: the arena frees them
 
   /// Records a put (tombstone = false) or an erase; ignored when the buffer
   /// already holds a newer sequence for the key. `below` is what the caller
   /// knows about lower layers (unknown when it did not look).
   void apply(std::string_view key, std::uint64_t seq, bool tombstone, std::string_view value,
              Below below = Below::unknown) {
-    auto it = map_.lower_bound(key);
-    if (it != map_.end() && it->first == key) {
-      BufferEntry& e = it->second;
-      if (e.seq >= seq) return;
-      if (e.below != Below::unknown) {
-        delta_ -= contribution(e);
-      } else if (below != Below::unknown) {
-        e.below = below;
-        --unknown_;
-      }
-      bytes_ -= e.value.size();
-      e.seq = seq;
-      e.tombstone = tombstone;
-      e.value.assign(value);
-      bytes_ += e.value.size();
-      if (e.below != Below::unknown) delta_ += contribution(e);
+    const Head h = head_of(key);
+    Inner* path[kMaxDepth];
+    int at[kMaxDepth];
+    int depth = 0;
+    Node* n = root_;
+    if (n == nullptr) n = root_ = first_ = new_leaf();
+    while (!n->leaf) {
+      auto* in = static_cast<Inner*>(n);
+      int i = upper(*in, h, key);
+      path[depth] = in;
+      at[depth++] = i;
+      n = in->kids[i];
+    }
+    auto* leaf = static_cast<Leaf*>(n);
+    int pos = lower(*leaf, h, key);
+    if (pos < leaf->count && compare(*leaf, pos, h, key) == 0) {
+      update(*leaf->recs[pos], seq, tombstone, value, below);
     } else {
-      BufferEntry e;
-      e.seq = seq;
-      e.tombstone = tombstone;
-      e.value.assign(value);
-      e.below = below;
+      insert(leaf, pos, h, new_record(key, seq, tombstone, value, below), path, at, depth);
+      ++entries_;
       if (below == Below::unknown)
         ++unknown_;
       else
-        delta_ += contribution(e);
-      bytes_ += key.size() + value.size() + kEntryOverhead;
-      map_.emplace_hint(it, std::string(key), std::move(e));
+        delta_ += contribution(tombstone, below);
     }
     if (seq > max_seq_) max_seq_ = seq;
   }
@@ -5407,40 +5608,282 @@ class WriteBuffer {
   template <class Fn>
   void resolve(Fn&& exists_below) {
     if (unknown_ == 0) return;
-    for (auto& [k, e] : map_) {
-      if (e.below != Below::unknown) continue;
-      e.below = exists_below(std::string_view(k)) ? Below::present : Below::absent;
-      delta_ += contribution(e);
+    for (Leaf* l = first_; l != nullptr; l = l->next) {
+      for (int i = 0; i < l->count; ++i) {
+        BufferEntry& e = l->recs[i]->kv.second;
+        if (e.below != Below::unknown) continue;
+        e.below = exists_below(l->recs[i]->kv.first) ? Below::present : Below::absent;
+        delta_ += contribution(e);
+      }
     }
     unknown_ = 0;
   }
+  /// The entry of key, or nullptr.
   const BufferEntry* find(std::string_view key) const {
-    auto it = map_.find(key);
-    return it == map_.end() ? nullptr : &it->second;
+    const Head h = head_of(key);
+    const Leaf* leaf = leaf_for(h, key);
+    if (leaf == nullptr) return nullptr;
+    int pos = lower(*leaf, h, key);
+    return pos < leaf->count && compare(*leaf, pos, h, key) == 0 ? &leaf->recs[pos]->kv.second : nullptr;
   }
+  /// The entry of key, or nullptr.
   BufferEntry* find(std::string_view key) {
-    auto it = map_.find(key);
-    return it == map_.end() ? nullptr : &it->second;
+    return const_cast<BufferEntry*>(static_cast<const WriteBuffer&>(*this).find(key));
   }
-  Map::const_iterator lower_bound(std::string_view key) const { return map_.lower_bound(key); }
-  Map::const_iterator upper_bound(std::string_view key) const { return map_.upper_bound(key); }
-  Map::const_iterator begin() const { return map_.begin(); }
-  Map::const_iterator end() const { return map_.end(); }
-  Map::iterator begin() { return map_.begin(); }
-  Map::iterator end() { return map_.end(); }
-  bool empty() const { return map_.empty(); }
-  std::size_t entries() const { return map_.size(); }
-  /// Bytes charged to the memory budget.
-  std::size_t bytes() const { return bytes_; }
+  /// The first entry whose key is not less than key.
+  const_iterator lower_bound(std::string_view key) const {
+    const Head h = head_of(key);
+    const Leaf* leaf = leaf_for(h, key);
+    return leaf == nullptr ? end() : const_iterator(leaf, lower(*leaf, h, key));
+  }
+  /// The first entry whose key is greater than key.
+  const_iterator upper_bound(std::string_view key) const {
+    const Head h = head_of(key);
+    const Leaf* leaf = leaf_for(h, key);
+    return leaf == nullptr ? end() : const_iterator(leaf, upper(*leaf, h, key));
+  }
+  /// The entry with the smallest key.
+  const_iterator begin() const { return const_iterator(first_, 0); }
+  /// Past the entry with the largest key.
+  const_iterator end() const { return const_iterator(); }
+  /// No entries.
+  bool empty() const { return entries_ == 0; }
+  /// Distinct keys buffered.
+  std::size_t entries() const { return entries_; }
+  /// Bytes charged to the memory budget: the heap the arena holds.
+  std::size_t bytes() const { return arena_.reserved(); }
   /// Highest sequence applied.
   std::uint64_t max_seq() const { return max_seq_; }
 
  private:
-  static std::int64_t contribution(const BufferEntry& e) {
-    return (e.tombstone ? 0 : 1) - (e.below == Below::present ? 1 : 0);
+  // Levels of inner nodes: each has at least kFanout / 2 children.
+  static constexpr int kMaxDepth = 16;
+
+  static std::int64_t contribution(bool tombstone, Below below) {
+    return (tombstone ? 0 : 1) - (below == Below::present ? 1 : 0);
   }
-  Map map_;
-  std::size_t bytes_ = 0;
+  static std::int64_t contribution(const BufferEntry& e) { return contribution(e.tombstone, e.below); }
+
+  static Head head_of(std::string_view key) {
+    unsigned char b[16] = {};
+    if (!key.empty()) std::memcpy(b, key.data(), std::min<std::size_t>(key.size(), 16));
+    Head h;
+    for (int i = 0; i < 8; ++i) h.hi = h.hi << 8 | b[i];
+    for (int i = 8; i < 16; ++i) h.lo = h.lo << 8 | b[i];
+    return h;
+  }
+  // <0, 0, >0 as key (with head h) is before, equal to or after slot i of n.
+  static int compare(const Node& n, int i, const Head& h, std::string_view key) {
+    const Head& s = n.heads[i];
+    if (h.hi != s.hi) return h.hi < s.hi ? -1 : 1;
+    if (h.lo != s.lo) return h.lo < s.lo ? -1 : 1;
+    // Equal heads: the first 16 bytes match, and a key of at most 16 bytes
+    // is a prefix of the other (zero bytes after it pad like the head).
+    std::string_view other = n.recs[i]->kv.first;
+    if (key.size() <= 16 || other.size() <= 16)
+      return key.size() < other.size() ? -1 : key.size() > other.size() ? 1 : 0;
+    return key.substr(16).compare(other.substr(16));
+  }
+  // The first slot of n not before key.
+  static int lower(const Node& n, const Head& h, std::string_view key) {
+    int lo = 0, len = n.count;
+    while (len > 0) {
+      int half = len / 2;
+      if (compare(n, lo + half, h, key) > 0) {
+        lo += half + 1;
+        len -= half + 1;
+      } else {
+        len = half;
+      }
+    }
+    return lo;
+  }
+  // The first slot of n after key.
+  static int upper(const Node& n, const Head& h, std::string_view key) {
+    int lo = 0, len = n.count;
+    while (len > 0) {
+      int half = len / 2;
+      if (compare(n, lo + half, h, key) >= 0) {
+        lo += half + 1;
+        len -= half + 1;
+      } else {
+        len = half;
+      }
+    }
+    return lo;
+  }
+  // The leaf where key's lower and upper bounds start (they may be past its end).
+  const Leaf* leaf_for(const Head& h, std::string_view key) const {
+    const Node* n = root_;
+    if (n == nullptr) return nullptr;
+    while (!n->leaf) {
+      const auto* in = static_cast<const Inner*>(n);
+      n = in->kids[upper(*in, h, key)];
+    }
+    return static_cast<const Leaf*>(n);
+  }
+
+  Leaf* new_leaf() { return new (arena_.allocate(sizeof(Leaf), alignof(Leaf))) Leaf(); }
+  Inner* new_inner() {
+    Inner* in = new (arena_.allocate(sizeof(Inner), alignof(Inner))) Inner();
+    in->leaf = false;
+    return in;
+  }
+  Record* new_record(std::string_view key, std::uint64_t seq, bool tombstone, std::string_view value, Below below) {
+    std::byte* mem = arena_.allocate(sizeof(Record) + key.size() + value.size(), alignof(Record));
+    char* key_at = reinterpret_cast<char*>(mem + sizeof(Record));
+    char* value_at = key_at + key.size();
+    if (!key.empty()) std::memcpy(key_at, key.data(), key.size());
+    if (!value.empty()) std::memcpy(value_at, value.data(), value.size());
+    return new (mem) Record{value_type(std::string_view(key_at, key.size()),
+                                       BufferEntry{seq, std::string_view(value_at, value.size()), tombstone, below}),
+                            value.size()};
+  }
+  void update(Record& r, std::uint64_t seq, bool tombstone, std::string_view value, Below below) {
+    BufferEntry& e = r.kv.second;
+    if (e.seq >= seq) return;
+    // The new bytes go in the old room when they fit, else in new room
+    // (taken first: when that throws, nothing has changed).
+    char* at = const_cast<char*>(e.value.data());
+    if (value.size() > r.room) {
+      at = reinterpret_cast<char*>(arena_.allocate(value.size()));
+      r.room = value.size();
+    }
+    if (e.below != Below::unknown) {
+      delta_ -= contribution(e);
+    } else if (below != Below::unknown) {
+      e.below = below;
+      --unknown_;
+    }
+    e.seq = seq;
+    e.tombstone = tombstone;
+    if (!value.empty()) std::memmove(at, value.data(), value.size());
+    e.value = std::string_view(at, value.size());
+    if (e.below != Below::unknown) delta_ += contribution(e);
+  }
+
+  // Puts (h, rec) at slot pos of n, which has room.
+  static void put_slot(Node& n, int pos, const Head& h, Record* rec) {
+    for (int i = n.count; i > pos; --i) {
+      n.heads[i] = n.heads[i - 1];
+      n.recs[i] = n.recs[i - 1];
+    }
+    n.heads[pos] = h;
+    n.recs[pos] = rec;
+    ++n.count;
+  }
+  // Moves slots [from, count) of a to the start of b (empty).
+  static void move_slots(Node& a, int from, Node& b) {
+    for (int i = from; i < a.count; ++i) {
+      b.heads[i - from] = a.heads[i];
+      b.recs[i - from] = a.recs[i];
+    }
+    b.count = a.count - from;
+    a.count = from;
+  }
+  // Inserts rec at slot pos of leaf, splitting up the path as needed. The
+  // nodes a split needs are all allocated before anything changes, so a
+  // failed allocation leaves the tree as it was.
+  void insert(Leaf* leaf, int pos, const Head& h, Record* rec, Inner* const* path, const int* at, int depth) {
+    if (leaf->count < kFanout) {
+      put_slot(*leaf, pos, h, rec);
+      return;
+    }
+    int full = 0;  // full inner nodes above the leaf, from the bottom
+    while (full < depth && path[depth - 1 - full]->count == kFanout) ++full;
+    Inner* spare[kMaxDepth + 1];
+    const int spares = full + (full == depth ? 1 : 0);  // their new halves, and a new root
+    Leaf* right = new_leaf();
+    for (int k = 0; k < spares; ++k) spare[k] = new_inner();
+    int used = 0;
+    if (pos == kFanout && leaf->next == nullptr) {
+      put_slot(*right, 0, h, rec);  // appending: leave the full leaf full
+    } else {
+      move_slots(*leaf, kFanout / 2, *right);
+      if (pos <= kFanout / 2)
+        put_slot(*leaf, pos, h, rec);
+      else
+        put_slot(*right, pos - kFanout / 2, h, rec);
+    }
+    right->next = leaf->next;
+    leaf->next = right;
+    // The separator: the first key of the new right node.
+    Head sep_head = right->heads[0];
+    Record* sep = right->recs[0];
+    Node* kid = right;
+    while (depth > 0) {
+      Inner* in = path[--depth];
+      int i = at[depth];  // kid goes right of kids[i]: separator i, kid i + 1
+      if (in->count < kFanout) {
+        put_separator(*in, i, sep_head, sep, kid);
+        return;
+      }
+      // Split: the left half keeps kFanout / 2 separators, the middle one goes up.
+      Inner* r = spare[used++];
+      const int m = kFanout / 2;
+      if (i < m) {
+        // The new separator lands in the left half; the left's last moves up.
+        move_inner(*in, m, *r);  // r: separators m.., kids m+1..
+        Head up_head = in->heads[m - 1];
+        Record* up = in->recs[m - 1];
+        r->kids[0] = in->kids[m];
+        in->count = m - 1;
+        put_separator(*in, i, sep_head, sep, kid);
+        sep_head = up_head;
+        sep = up;
+      } else if (i == m) {
+        // The new separator itself goes up; kid starts the right half.
+        move_inner(*in, m, *r);
+        r->kids[0] = kid;
+      } else {
+        // The new separator lands in the right half; separator m goes up.
+        move_inner(*in, m + 1, *r);
+        r->kids[0] = in->kids[m + 1];
+        Head up_head = in->heads[m];
+        Record* up = in->recs[m];
+        in->count = m;
+        put_separator(*r, i - m - 1, sep_head, sep, kid);
+        sep_head = up_head;
+        sep = up;
+      }
+      kid = r;
+    }
+    // The root split: a new root above the two halves.
+    Inner* top = spare[used];
+    top->kids[0] = root_;
+    top->heads[0] = sep_head;
+    top->recs[0] = sep;
+    top->kids[1] = kid;
+    top->count = 1;
+    root_ = top;
+  }
+  // Puts separator (h, rec) at i and kid at i + 1 of in, which has room.
+  static void put_separator(Inner& in, int i, const Head& h, Record* rec, Node* kid) {
+    for (int j = in.count + 1; j > i + 1; --j) in.kids[j] = in.kids[j - 1];
+    in.kids[i + 1] = kid;
+    put_slot(in, i, h, rec);
+  }
+  // Moves separators [from, count) of a and the kids right of them to r
+  // (empty; its kids[0] is left for the caller); a keeps count == from.
+  static void move_inner(Inner& a, int from, Inner& r) {
+    for (int j = from; j < a.count; ++j) r.kids[j - from + 1] = a.kids[j + 1];
+    move_slots(a, from, r);
+  }
+
+  void take(WriteBuffer& o) {
+    arena_ = std::move(o.arena_);
+    root_ = std::exchange(o.root_, nullptr);
+    first_ = std::exchange(o.first_, nullptr);
+    entries_ = std::exchange(o.entries_, 0);
+    delta_ = std::exchange(o.delta_, 0);
+    unknown_ = std::exchange(o.unknown_, 0);
+    max_seq_ = std::exchange(o.max_seq_, 0);
+  }
+
+  Arena arena_;
+  Node* root_ = nullptr;
+  Leaf* first_ = nullptr;  // the leftmost leaf
+  std::size_t entries_ = 0;
   std::int64_t delta_ = 0;
   std::size_t unknown_ = 0;
   std::uint64_t max_seq_ = 0;
@@ -5822,7 +6265,7 @@ class Storage {
 
    private:
     friend class Storage;
-    using MapIt = detail::WriteBuffer::Map::const_iterator;
+    using MapIt = detail::WriteBuffer::const_iterator;
     using IndexIt = detail::ChunkIndex::Map::const_iterator;
     using BlockRun = typename Table::BlockRun;
 
@@ -6541,8 +6984,8 @@ class Storage {
   // A migration passes `convert`: it turns each value into its new encoding
   // (false: drop the record).
   using Convert = std::function<bool(std::string_view key, std::string_view value, std::string& out)>;
-  void rewrite_chunks(const std::vector<const detail::ChunkRef*>& olds, detail::WriteBuffer::Map::const_iterator first,
-                      detail::WriteBuffer::Map::const_iterator last, detail::ChunkIndex& next,
+  void rewrite_chunks(const std::vector<const detail::ChunkRef*>& olds, detail::WriteBuffer::const_iterator first,
+                      detail::WriteBuffer::const_iterator last, detail::ChunkIndex& next,
                       std::vector<std::uint64_t>& created, const Convert* convert = nullptr) {
     std::string converted;
     std::optional<detail::ChunkWriter<Compression>> writer;
