@@ -993,9 +993,8 @@ struct NoCompression {
   }
 };
 
-/// LZ4 block format (each block compressed on its own, as LZ4_compress_default
-/// would; decoded only with LZ4_decompress_safe into the caller's buffer of
-/// the declared size).
+/// LZ4 block format (LZ4_compress_default; decoded only with LZ4_decompress_safe
+/// into the caller's buffer of the declared size).
 struct Lz4Compression {
   /// Written in every block header stored by this policy.
   static constexpr std::uint8_t id = 1;
@@ -1010,28 +1009,9 @@ struct Lz4Compression {
                             " bytes: the limit is " + std::to_string(LZ4_MAX_INPUT_SIZE) + " (store smaller values)");
     const int n = static_cast<int>(in.size());
     out.resize(static_cast<std::size_t>(LZ4_compressBound(n)));
-    // One compression state per thread, reset cheaply for each block (a
-    // fresh state, as LZ4_compress_default makes, costs a 16 KiB memset:
-    // more than compressing a 4 KiB block). After the reset the block
-    // refers to no earlier data, so it decodes on its own.
-    LZ4_stream_t* state = thread_state();
-    LZ4_resetStream_fast(state);
-    const int written = LZ4_compress_fast_continue(state, in.data(), out.data(), n, static_cast<int>(out.size()), 1);
+    const int written = LZ4_compress_default(in.data(), out.data(), n, static_cast<int>(out.size()));
     if (written <= 0) throw ValidationError("stowage: LZ4 compression of " + std::to_string(in.size()) + " bytes failed");
     out.resize(static_cast<std::size_t>(written));
-  }
-
-  /// This thread's LZ4 compression state, initialised once.
-  static LZ4_stream_t* thread_state() {
-    struct State {
-      LZ4_stream_t stream;
-      State() {
-        if (LZ4_initStream(&stream, sizeof stream) == nullptr)
-          throw ValidationError("stowage: LZ4_initStream failed (an LZ4 library of another version?)");
-      }
-    };
-    thread_local State state;
-    return &state.stream;
   }
 
   /// Decodes `in` into exactly raw_size bytes at `out`; anything else

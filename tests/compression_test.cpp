@@ -6,9 +6,6 @@
 
 #include <random>
 #include <string>
-#include <thread>
-
-#include <lz4.h>
 
 namespace {
 
@@ -89,26 +86,6 @@ TEST_CASE("lz4 actually compresses compressible data", "[compression]") {
   CHECK(stored.size() < (1 << 16) / 4);
   stowage::NoCompression::compress("abc", stored);
   CHECK(stored == "abc");
-}
-
-TEST_CASE("lz4 blocks compressed one after another on a thread each decode on their own", "[compression]") {
-  // The compressor reuses one state per thread: a block must not refer to
-  // the data of the block before it (the bytes may differ from a fresh
-  // state's, since stale hash entries steer the match search).
-  const std::string first = compressible(4096);
-  std::string second = first;  // shares everything with the first block
-  second[100] = 'X';
-  std::string fresh;  // `second` compressed by a thread that compressed nothing before
-  std::thread([&] { stowage::Lz4Compression::compress(second, fresh); }).join();
-  std::string a, b;
-  stowage::Lz4Compression::compress(first, a);
-  stowage::Lz4Compression::compress(second, b);
-  CHECK(b.size() <= fresh.size() + fresh.size() / 8);  // as good as a fresh state's, within 1/8
-  std::string out(second.size(), '\0');
-  REQUIRE(LZ4_decompress_safe(b.data(), out.data(), static_cast<int>(b.size()), static_cast<int>(out.size())) ==
-          static_cast<int>(second.size()));
-  CHECK(out == second);
-  for (int i = 0; i < 50; ++i) round_trip<stowage::Lz4Compression>(random_bytes(static_cast<std::size_t>(i) * 97, i));
 }
 
 TEST_CASE("ids and names", "[compression]") {
