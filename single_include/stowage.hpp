@@ -1078,6 +1078,94 @@ constexpr bool can_decompress(std::uint8_t id) {
 }  // namespace detail
 }  // namespace stowage
 // ---- end stowage/compression.hpp ----
+// ---- begin stowage/detail/prefix_search.hpp ----
+// detail/prefix_search.hpp: a compact search aid over sorted byte-string keys.
+//
+// It keeps the keys' common prefix once and, per key, the next 8 bytes as a
+// big-endian u64 (zero-padded) in one contiguous array. Integer order of those
+// u64s is memcmp order of the padded bytes, and padding can only make keys
+// tie, never reorder them, so a binary search over the array decides every
+// comparison except ties, which fall back to the caller's full keys. A lookup
+// touches a few cache lines of the array instead of one heap string per probe.
+//
+// The aid does not own the keys: upper_bound asks `key_at(i)` for key i only
+// on ties. Immutable after build(); safe for concurrent readers.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace stowage::detail {
+
+/// Common prefix + 8-byte prefixes of a sorted key sequence; see above.
+class PrefixSearch {
+ public:
+  /// Builds the aid over `count` keys, key_at(i) -> std::string_view, which
+  /// must ascend (ties allowed).
+  template <class KeyAt>
+  void build(std::size_t count, KeyAt&& key_at) {
+    common_.clear();
+    prefixes_.clear();
+    if (count == 0) return;
+    const std::string_view first = key_at(0), last = key_at(count - 1);
+    std::size_t l = 0;
+    while (l < first.size() && l < last.size() && first[l] == last[l]) ++l;
+    common_.assign(first.substr(0, l));
+    prefixes_.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) prefixes_.push_back(prefix_of(key_at(i).substr(l)));
+  }
+
+  /// How many keys are <= key (the index of the first key above it).
+  template <class KeyAt>
+  std::size_t upper_bound(std::string_view key, KeyAt&& key_at) const {
+    const std::size_t n = prefixes_.size();
+    if (n == 0) return 0;
+    const std::size_t l = common_.size();
+    const std::size_t m = std::min(key.size(), l);
+    if (m > 0) {
+      const int c = std::memcmp(key.data(), common_.data(), m);
+      if (c < 0) return 0;
+      if (c > 0) return n;
+    }
+    if (key.size() < l) return 0;  // a proper prefix of every key: below them all
+    const std::uint64_t probe = prefix_of(key.substr(l));
+    auto first_tie = std::lower_bound(prefixes_.begin(), prefixes_.end(), probe);
+    auto past_ties = std::upper_bound(first_tie, prefixes_.end(), probe);
+    std::size_t lo = static_cast<std::size_t>(first_tie - prefixes_.begin());
+    std::size_t hi = static_cast<std::size_t>(past_ties - prefixes_.begin());
+    while (lo < hi) {  // ties: the first whose full key is above `key`
+      const std::size_t mid = lo + (hi - lo) / 2;
+      if (key_at(mid) <= key) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    return lo;
+  }
+
+  /// Bytes of memory held.
+  std::size_t charge() const { return sizeof(*this) + common_.capacity() + prefixes_.capacity() * 8; }
+
+  /// The first 8 bytes of s as a big-endian number, zero-padded.
+  static std::uint64_t prefix_of(std::string_view s) {
+    std::uint64_t v = 0;
+    const std::size_t n = std::min<std::size_t>(8, s.size());
+    for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t{static_cast<unsigned char>(s[i])} << (56 - 8 * i);
+    return v;
+  }
+
+ private:
+  std::string common_;
+  std::vector<std::uint64_t> prefixes_;
+};
+
+}  // namespace stowage::detail
+// ---- end stowage/detail/prefix_search.hpp ----
 // ---- begin stowage/file.hpp ----
 // file.hpp: the file layer. Every read, write, fsync, rename and directory
 // listing stowage does goes through a FileSystem, so tests can inject faults
@@ -1676,14 +1764,9 @@ class Block {
     std::memcpy(&v, prefixes + 8 * i, 8);
     return v;
   }
-  // The first 8 bytes of s as a big-endian number (zero-padded), in native
-  // byte order so that integer order is memcmp order of the padded bytes.
-  static std::uint64_t prefix_of(std::string_view s) {
-    std::uint64_t v = 0;
-    const std::size_t n = std::min<std::size_t>(8, s.size());
-    for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t{static_cast<unsigned char>(s[i])} << (56 - 8 * i);
-    return v;
-  }
+  // The first 8 bytes of s as a big-endian number (zero-padded), so that
+  // integer order is memcmp order of the padded bytes.
+  static std::uint64_t prefix_of(std::string_view s) { return PrefixSearch::prefix_of(s); }
 
   // Bytes the search aid takes after `records_end` for `count` records whose
   // common prefix is at most `lcp_max` bytes.
@@ -2109,10 +2192,8 @@ class ChunkTable {
   /// The last block whose first key is <= key; block_count() if key precedes
   /// the first key (or the chunk is empty).
   std::size_t find_block(std::string_view key) const {
-    auto it = std::upper_bound(index_.begin(), index_.end(), key,
-                               [this](std::string_view k, const IndexEntry& e) { return k < entry_key(e); });
-    if (it == index_.begin()) return index_.size();
-    return static_cast<std::size_t>(it - index_.begin()) - 1;
+    const std::size_t above = search_.upper_bound(key, [this](std::size_t i) { return entry_key(index_[i]); });
+    return above == 0 ? index_.size() : above - 1;
   }
 
   /// Reads, verifies and decodes data block i (< block_count(), else
@@ -2208,7 +2289,7 @@ class ChunkTable {
   /// Bytes of memory held (index, keys, Bloom filter), for cache budgets.
   std::size_t charge() const {
     return sizeof(*this) + keys_.capacity() + index_.capacity() * sizeof(IndexEntry) + bloom_.charge() +
-           path_.native().capacity();
+           search_.charge() + path_.native().capacity();
   }
   /// The file's path.
   const std::filesystem::path& path() const { return path_; }
@@ -2287,6 +2368,7 @@ class ChunkTable {
       if (records_ < index_.size()) r.fail("fewer records than blocks");
     }
     bloom_ = BloomFilter(std::string(bloom), path_, meta_offset);
+    search_.build(index_.size(), [this](std::size_t i) { return entry_key(index_[i]); });
   }
 
   std::unique_ptr<RandomAccessFile> file_;
@@ -2296,6 +2378,7 @@ class ChunkTable {
   std::string keys_;  // first key of every block, then the last key
   std::size_t last_key_off_ = 0;
   std::vector<IndexEntry> index_;
+  PrefixSearch search_;  // over the blocks' first keys, for find_block
   BloomFilter bloom_;
 };
 
@@ -2988,6 +3071,11 @@ concept LockPolicy = std::default_initializable<L> && requires(L& l) {
 // ordered by first key. Keys before the first chunk belong to it when a
 // checkpoint routes new records.
 //
+// Point lookups (find) use a flat search aid (detail/prefix_search.hpp) over
+// the chunks' first keys once seal() has built it; any change drops the aid
+// (find then walks the map) until the next seal(). The store seals an index
+// before it installs it.
+//
 // Not synchronised: the store reads it under its shared lock and replaces it
 // only under the exclusive lock.
 
@@ -2996,6 +3084,9 @@ concept LockPolicy = std::default_initializable<L> && requires(L& l) {
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
+
 
 namespace stowage::detail {
 
@@ -3014,7 +3105,59 @@ class ChunkIndex {
  public:
   using Map = std::map<std::string, ChunkRef, std::less<>>;
 
+  ChunkIndex() = default;
+  /// A copy is sealed when `o` is (its aid points into its own map).
+  ChunkIndex(const ChunkIndex& o) : map_(o.map_), records_(o.records_), bytes_(o.bytes_) {
+    if (o.sealed_) seal();
+  }
+  ChunkIndex& operator=(const ChunkIndex& o) {
+    if (this != &o) *this = ChunkIndex(o);
+    return *this;
+  }
+  // Moving a std::map keeps its nodes, so the aid's pointers stay valid;
+  // the moved-from index is empty and unsealed.
+  ChunkIndex(ChunkIndex&& o) noexcept
+      : map_(std::move(o.map_)),
+        records_(std::exchange(o.records_, 0)),
+        bytes_(std::exchange(o.bytes_, 0)),
+        sealed_(std::exchange(o.sealed_, false)),
+        refs_(std::move(o.refs_)),
+        search_(std::move(o.search_)) {
+    o.map_.clear();
+    o.refs_.clear();
+  }
+  ChunkIndex& operator=(ChunkIndex&& o) noexcept {
+    if (this != &o) {
+      map_ = std::move(o.map_);
+      records_ = std::exchange(o.records_, 0);
+      bytes_ = std::exchange(o.bytes_, 0);
+      sealed_ = std::exchange(o.sealed_, false);
+      refs_ = std::move(o.refs_);
+      search_ = std::move(o.search_);
+      o.map_.clear();
+      o.refs_.clear();
+    }
+    return *this;
+  }
+
+  /// Builds the search aid find() uses (until the next change). Without
+  /// memory for it the index stays unsealed: find() walks the map instead.
+  void seal() noexcept {
+    unseal();
+    try {
+      refs_.reserve(map_.size());
+      for (const auto& kv : map_) refs_.push_back(&kv.second);
+      search_.build(refs_.size(), [this](std::size_t i) { return std::string_view(refs_[i]->first_key); });
+      sealed_ = true;
+    } catch (...) {
+      unseal();
+    }
+  }
+  /// Whether find() uses the search aid.
+  bool sealed() const { return sealed_; }
+
   void add(ChunkRef c) {
+    unseal();
     records_ += c.records;
     bytes_ += c.bytes;
     std::string k = c.first_key;
@@ -3024,12 +3167,20 @@ class ChunkIndex {
   void remove(std::string_view first_key) {
     auto it = map_.find(first_key);
     if (it == map_.end()) return;
+    unseal();
     records_ -= it->second.records;
     bytes_ -= it->second.bytes;
     map_.erase(it);
   }
   /// The chunk that may hold key, or nullptr when key is outside every chunk.
   const ChunkRef* find(std::string_view key) const {
+    if (sealed_) {
+      const std::size_t above =
+          search_.upper_bound(key, [this](std::size_t i) { return std::string_view(refs_[i]->first_key); });
+      if (above == 0) return nullptr;
+      const ChunkRef* c = refs_[above - 1];
+      return key <= c->last_key ? c : nullptr;
+    }
     auto it = map_.upper_bound(key);
     if (it == map_.begin()) return nullptr;
     --it;
@@ -3060,9 +3211,16 @@ class ChunkIndex {
   bool empty() const { return map_.empty(); }
 
  private:
+  void unseal() {
+    sealed_ = false;
+    refs_.clear();
+  }
   Map map_;
   std::uint64_t records_ = 0;
   std::uint64_t bytes_ = 0;
+  bool sealed_ = false;
+  std::vector<const ChunkRef*> refs_;  // map_'s values in order, when sealed
+  PrefixSearch search_;                // over refs_' first keys, when sealed
 };
 
 }  // namespace stowage::detail
@@ -6925,6 +7083,7 @@ class Storage {
       throw;
     }
     std::size_t imm_bytes = imm.bytes();
+    next.seal();
     {
       std::unique_lock guard(lock_);
       index_ = std::move(next);
@@ -7118,6 +7277,7 @@ class Storage {
     }
     manifest_bytes_ = detail::encode_manifest(manifest_).size();
     for (const auto& c : manifest_.keyspace(detail::kDefaultKeyspace)->chunks) index_.add(c);
+    index_.seal();
     next_file_ = std::max(manifest_.next_file, max_file + 1);
     last_seq_ = manifest_.last_seq;
 
@@ -7451,6 +7611,7 @@ class Storage {
         cache_.erase_file(ref.file);
         files_.erase(ref.file);
       }
+      next.seal();
       index_ = std::move(next);
       wb_ = detail::WriteBuffer();
       live.clear();

@@ -32,6 +32,7 @@
 #include "bloom.hpp"
 #include "compression.hpp"
 #include "detail/coding.hpp"
+#include "detail/prefix_search.hpp"
 #include "error.hpp"
 #include "file.hpp"
 
@@ -268,14 +269,9 @@ class Block {
     std::memcpy(&v, prefixes + 8 * i, 8);
     return v;
   }
-  // The first 8 bytes of s as a big-endian number (zero-padded), in native
-  // byte order so that integer order is memcmp order of the padded bytes.
-  static std::uint64_t prefix_of(std::string_view s) {
-    std::uint64_t v = 0;
-    const std::size_t n = std::min<std::size_t>(8, s.size());
-    for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t{static_cast<unsigned char>(s[i])} << (56 - 8 * i);
-    return v;
-  }
+  // The first 8 bytes of s as a big-endian number (zero-padded), so that
+  // integer order is memcmp order of the padded bytes.
+  static std::uint64_t prefix_of(std::string_view s) { return PrefixSearch::prefix_of(s); }
 
   // Bytes the search aid takes after `records_end` for `count` records whose
   // common prefix is at most `lcp_max` bytes.
@@ -701,10 +697,8 @@ class ChunkTable {
   /// The last block whose first key is <= key; block_count() if key precedes
   /// the first key (or the chunk is empty).
   std::size_t find_block(std::string_view key) const {
-    auto it = std::upper_bound(index_.begin(), index_.end(), key,
-                               [this](std::string_view k, const IndexEntry& e) { return k < entry_key(e); });
-    if (it == index_.begin()) return index_.size();
-    return static_cast<std::size_t>(it - index_.begin()) - 1;
+    const std::size_t above = search_.upper_bound(key, [this](std::size_t i) { return entry_key(index_[i]); });
+    return above == 0 ? index_.size() : above - 1;
   }
 
   /// Reads, verifies and decodes data block i (< block_count(), else
@@ -800,7 +794,7 @@ class ChunkTable {
   /// Bytes of memory held (index, keys, Bloom filter), for cache budgets.
   std::size_t charge() const {
     return sizeof(*this) + keys_.capacity() + index_.capacity() * sizeof(IndexEntry) + bloom_.charge() +
-           path_.native().capacity();
+           search_.charge() + path_.native().capacity();
   }
   /// The file's path.
   const std::filesystem::path& path() const { return path_; }
@@ -879,6 +873,7 @@ class ChunkTable {
       if (records_ < index_.size()) r.fail("fewer records than blocks");
     }
     bloom_ = BloomFilter(std::string(bloom), path_, meta_offset);
+    search_.build(index_.size(), [this](std::size_t i) { return entry_key(index_[i]); });
   }
 
   std::unique_ptr<RandomAccessFile> file_;
@@ -888,6 +883,7 @@ class ChunkTable {
   std::string keys_;  // first key of every block, then the last key
   std::size_t last_key_off_ = 0;
   std::vector<IndexEntry> index_;
+  PrefixSearch search_;  // over the blocks' first keys, for find_block
   BloomFilter bloom_;
 };
 

@@ -4,6 +4,11 @@
 // ordered by first key. Keys before the first chunk belong to it when a
 // checkpoint routes new records.
 //
+// Point lookups (find) use a flat search aid (detail/prefix_search.hpp) over
+// the chunks' first keys once seal() has built it; any change drops the aid
+// (find then walks the map) until the next seal(). The store seals an index
+// before it installs it.
+//
 // Not synchronised: the store reads it under its shared lock and replaces it
 // only under the exclusive lock.
 #pragma once
@@ -13,6 +18,10 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
+
+#include "detail/prefix_search.hpp"
 
 namespace stowage::detail {
 
@@ -31,7 +40,59 @@ class ChunkIndex {
  public:
   using Map = std::map<std::string, ChunkRef, std::less<>>;
 
+  ChunkIndex() = default;
+  /// A copy is sealed when `o` is (its aid points into its own map).
+  ChunkIndex(const ChunkIndex& o) : map_(o.map_), records_(o.records_), bytes_(o.bytes_) {
+    if (o.sealed_) seal();
+  }
+  ChunkIndex& operator=(const ChunkIndex& o) {
+    if (this != &o) *this = ChunkIndex(o);
+    return *this;
+  }
+  // Moving a std::map keeps its nodes, so the aid's pointers stay valid;
+  // the moved-from index is empty and unsealed.
+  ChunkIndex(ChunkIndex&& o) noexcept
+      : map_(std::move(o.map_)),
+        records_(std::exchange(o.records_, 0)),
+        bytes_(std::exchange(o.bytes_, 0)),
+        sealed_(std::exchange(o.sealed_, false)),
+        refs_(std::move(o.refs_)),
+        search_(std::move(o.search_)) {
+    o.map_.clear();
+    o.refs_.clear();
+  }
+  ChunkIndex& operator=(ChunkIndex&& o) noexcept {
+    if (this != &o) {
+      map_ = std::move(o.map_);
+      records_ = std::exchange(o.records_, 0);
+      bytes_ = std::exchange(o.bytes_, 0);
+      sealed_ = std::exchange(o.sealed_, false);
+      refs_ = std::move(o.refs_);
+      search_ = std::move(o.search_);
+      o.map_.clear();
+      o.refs_.clear();
+    }
+    return *this;
+  }
+
+  /// Builds the search aid find() uses (until the next change). Without
+  /// memory for it the index stays unsealed: find() walks the map instead.
+  void seal() noexcept {
+    unseal();
+    try {
+      refs_.reserve(map_.size());
+      for (const auto& kv : map_) refs_.push_back(&kv.second);
+      search_.build(refs_.size(), [this](std::size_t i) { return std::string_view(refs_[i]->first_key); });
+      sealed_ = true;
+    } catch (...) {
+      unseal();
+    }
+  }
+  /// Whether find() uses the search aid.
+  bool sealed() const { return sealed_; }
+
   void add(ChunkRef c) {
+    unseal();
     records_ += c.records;
     bytes_ += c.bytes;
     std::string k = c.first_key;
@@ -41,12 +102,20 @@ class ChunkIndex {
   void remove(std::string_view first_key) {
     auto it = map_.find(first_key);
     if (it == map_.end()) return;
+    unseal();
     records_ -= it->second.records;
     bytes_ -= it->second.bytes;
     map_.erase(it);
   }
   /// The chunk that may hold key, or nullptr when key is outside every chunk.
   const ChunkRef* find(std::string_view key) const {
+    if (sealed_) {
+      const std::size_t above =
+          search_.upper_bound(key, [this](std::size_t i) { return std::string_view(refs_[i]->first_key); });
+      if (above == 0) return nullptr;
+      const ChunkRef* c = refs_[above - 1];
+      return key <= c->last_key ? c : nullptr;
+    }
     auto it = map_.upper_bound(key);
     if (it == map_.begin()) return nullptr;
     --it;
@@ -77,9 +146,16 @@ class ChunkIndex {
   bool empty() const { return map_.empty(); }
 
  private:
+  void unseal() {
+    sealed_ = false;
+    refs_.clear();
+  }
   Map map_;
   std::uint64_t records_ = 0;
   std::uint64_t bytes_ = 0;
+  bool sealed_ = false;
+  std::vector<const ChunkRef*> refs_;  // map_'s values in order, when sealed
+  PrefixSearch search_;                // over refs_' first keys, when sealed
 };
 
 }  // namespace stowage::detail

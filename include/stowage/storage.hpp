@@ -1116,6 +1116,7 @@ class Storage {
       throw;
     }
     std::size_t imm_bytes = imm.bytes();
+    next.seal();
     {
       std::unique_lock guard(lock_);
       index_ = std::move(next);
@@ -1309,6 +1310,7 @@ class Storage {
     }
     manifest_bytes_ = detail::encode_manifest(manifest_).size();
     for (const auto& c : manifest_.keyspace(detail::kDefaultKeyspace)->chunks) index_.add(c);
+    index_.seal();
     next_file_ = std::max(manifest_.next_file, max_file + 1);
     last_seq_ = manifest_.last_seq;
 
@@ -1642,6 +1644,7 @@ class Storage {
         cache_.erase_file(ref.file);
         files_.erase(ref.file);
       }
+      next.seal();
       index_ = std::move(next);
       wb_ = detail::WriteBuffer();
       live.clear();
