@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <stdexcept>
 #include <string_view>
 #include <thread>
@@ -529,6 +530,38 @@ TEST_CASE("high-priority entries survive a stream of low ones up to three quarte
   SECTION("erase_file takes high entries out of the counts") {
     cache.erase_file(2);
     CHECK(cache.stats().high_bytes == 400);
+  }
+}
+
+TEST_CASE("lookups find exactly the entries held through growth, replacement and removal", "[cache]") {
+  // Exercises the shard's open-addressing table: many entries (growth),
+  // removals from the middle of probe runs (erase_file, eviction), re-inserts.
+  LruCache cache(1 << 30, 1);
+  std::set<std::pair<std::uint64_t, std::uint64_t>> held;
+  std::mt19937_64 rng(5);
+  for (int step = 0; step < 60000; ++step) {
+    const std::uint64_t f = rng() % 64, o = rng() % 128;
+    switch (rng() % 4) {
+      case 0:
+      case 1:
+        put(cache, {f, o}, 1);
+        held.insert({f, o});
+        break;
+      case 2:
+        cache.insert({f, o}, nullptr, 0);  // drops the entry
+        held.erase({f, o});
+        break;
+      default:
+        if (rng() % 50 == 0) {
+          cache.erase_file(f);
+          for (auto it = held.begin(); it != held.end();) it = it->first == f ? held.erase(it) : std::next(it);
+        }
+    }
+    if (step % 997 == 0) {
+      for (std::uint64_t ff = 0; ff < 64; ++ff)
+        for (std::uint64_t oo = 0; oo < 128; ++oo) REQUIRE(cached(cache, {ff, oo}) == held.count({ff, oo}) > 0);
+      REQUIRE(cache.stats().entries == held.size());
+    }
   }
 }
 

@@ -160,14 +160,14 @@ class BlockCache {
     std::shared_ptr<const void> found;
     {
       std::lock_guard lock(s.mutex);
-      auto it = s.entries.find(k);
-      if (it == s.entries.end()) {
+      Entry* e = s.entries.find(k, h);
+      if (e == nullptr) {
         ++s.misses;
         return nullptr;
       }
       ++s.hits;
-      if (touch) s.queue_of(it->second).touch(it->second);
-      found = it->second.value;
+      if (touch) s.queue_of(*e).touch(*e);
+      found = e->value;
     }
     return std::static_pointer_cast<const T>(std::move(found));
   }
@@ -185,13 +185,13 @@ class BlockCache {
     Garbage garbage;
     std::shared_ptr<const void> replaced;
     std::lock_guard lock(s.mutex);
-    auto it = s.entries.find(k);
+    Entry* found = s.entries.find(k, h);
     if (value == nullptr || charge > s.capacity) {
-      if (it != s.entries.end()) s.remove(it, garbage);
+      if (found != nullptr) s.remove(*found, garbage);
       return;
     }
-    if (it != s.entries.end()) {
-      Entry& e = it->second;
+    if (found != nullptr) {
+      Entry& e = *found;
       s.unlink(e);
       replaced = std::move(e.value);
       e.value = std::move(value);
@@ -199,10 +199,7 @@ class BlockCache {
       e.high = priority == CachePriority::high;
       s.link(e);
     } else {
-      auto [pos, inserted] = s.entries.try_emplace(k);
-      Entry& e = pos->second;
-      e.key = k;
-      e.hash = h;
+      Entry& e = s.entries.emplace(k, h);
       e.value = std::move(value);
       e.charge = charge;
       e.high = priority == CachePriority::high;
@@ -210,7 +207,7 @@ class BlockCache {
         auto [fpos, finserted] = s.files.try_emplace(k.file);
         fpos->second.push_back(e);
       } catch (...) {
-        s.entries.erase(pos);
+        s.entries.erase(e);
         throw;
       }
       s.link(e);
@@ -251,7 +248,7 @@ class BlockCache {
       while (!last) {
         Entry& e = fit->second.front();
         last = &e == &fit->second.back();
-        s.remove(s.entries.find(e.key), garbage);
+        s.remove(e, garbage);
       }
     }
   }
@@ -299,14 +296,95 @@ class BlockCache {
 
   using FileList = boost::intrusive::list<Entry, boost::intrusive::member_hook<Entry, FileHook, &Entry::file_hook>,
                                           boost::intrusive::constant_time_size<false>>;
-  using Map = std::unordered_map<CacheKey, Entry, CacheKeyHash>;
   using Garbage = std::vector<std::shared_ptr<const void>>;
+
+  // A shard's entries by key: open addressing with linear probing over a
+  // power-of-two array of (hash, Entry*) slots, so a lookup reads one slot
+  // and the entry it points to (node-based maps read a bucket, the node
+  // before and the node). Entries are heap objects with stable addresses
+  // (the eviction queue and file lists link them). Deletion shifts later
+  // slots of the probe run back, so no tombstones. At most 3/4 full.
+  class EntryTable {
+   public:
+    EntryTable() = default;
+    EntryTable(const EntryTable&) = delete;
+    EntryTable& operator=(const EntryTable&) = delete;
+    ~EntryTable() {
+      for (const Slot& sl : slots_) delete sl.entry;
+    }
+    // The entry for k (whose hash is h), or nullptr.
+    Entry* find(const CacheKey& k, std::uint64_t h) const {
+      if (size_ == 0) return nullptr;
+      for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+        const Slot& sl = slots_[i];
+        if (sl.entry == nullptr) return nullptr;
+        if (sl.hash == h && sl.entry->key == k) return sl.entry;
+      }
+    }
+    // A new entry for k (not present), its key and hash set. Strong
+    // guarantee: on std::bad_alloc nothing changed.
+    Entry& emplace(const CacheKey& k, std::uint64_t h) {
+      if ((size_ + 1) * 4 > slots_.size() * 3) grow();
+      auto e = std::make_unique<Entry>();
+      e->key = k;
+      e->hash = h;
+      std::size_t i = h & mask_;
+      while (slots_[i].entry != nullptr) i = (i + 1) & mask_;
+      slots_[i] = Slot{h, e.get()};
+      ++size_;
+      return *e.release();
+    }
+    // Deletes e, which must be in the table and unlinked from every list.
+    void erase(Entry& e) noexcept {
+      std::size_t i = e.hash & mask_;
+      while (slots_[i].entry != &e) i = (i + 1) & mask_;
+      delete slots_[i].entry;
+      // Shift back every later slot of the run that may move to i.
+      for (std::size_t j = (i + 1) & mask_; slots_[j].entry != nullptr; j = (j + 1) & mask_) {
+        const std::size_t home = slots_[j].hash & mask_;
+        if (((j - home) & mask_) >= ((j - i) & mask_)) {
+          slots_[i] = slots_[j];
+          i = j;
+        }
+      }
+      slots_[i] = Slot{};
+      --size_;
+    }
+    std::size_t size() const { return size_; }
+    // Calls fn(Entry&) for every entry.
+    template <class Fn>
+    void for_each(Fn&& fn) {
+      for (Slot& sl : slots_)
+        if (sl.entry != nullptr) fn(*sl.entry);
+    }
+
+   private:
+    struct Slot {
+      std::uint64_t hash = 0;
+      Entry* entry = nullptr;
+    };
+    void grow() {
+      std::vector<Slot> bigger(slots_.empty() ? 16 : slots_.size() * 2);
+      const std::size_t mask = bigger.size() - 1;
+      for (const Slot& sl : slots_) {
+        if (sl.entry == nullptr) continue;
+        std::size_t i = sl.hash & mask;
+        while (bigger[i].entry != nullptr) i = (i + 1) & mask;
+        bigger[i] = sl;
+      }
+      slots_.swap(bigger);
+      mask_ = mask;
+    }
+    std::vector<Slot> slots_;
+    std::size_t mask_ = 0;
+    std::size_t size_ = 0;
+  };
 
   // Members below `mutex` are guarded by it. Aligned so neighbouring shards'
   // mutexes do not share a cache line.
   struct alignas(64) Shard {
     mutable std::mutex mutex;
-    Map entries;
+    EntryTable entries;
     std::unordered_map<std::uint64_t, FileList> files;
     typename Policy::template queue<Entry> queue;       // CachePriority::low entries
     typename Policy::template queue<Entry> high_queue;  // CachePriority::high entries
@@ -323,9 +401,9 @@ class BlockCache {
     Shard& operator=(const Shard&) = delete;
 
     // Unlink every entry from the policy's queue and the file lists before
-    // the map destroys the entries, whatever the policy's destructor does.
+    // the table deletes the entries, whatever the policy's destructor does.
     ~Shard() {
-      for (auto& kv : entries) queue_of(kv.second).erase(kv.second);
+      entries.for_each([this](Entry& e) { queue_of(e).erase(e); });
       for (auto& kv : files) kv.second.clear();
     }
 
@@ -343,11 +421,10 @@ class BlockCache {
       if (e.high) high_bytes -= e.charge;
     }
 
-    // Removes the entry at `it` from every structure; its object goes to
-    // `garbage` so it is destroyed after the lock is released (or, if
-    // `garbage` cannot grow, here with the entry).
-    void remove(typename Map::iterator it, Garbage& garbage) noexcept {
-      Entry& e = it->second;
+    // Removes entry e from every structure; its object goes to `garbage` so
+    // it is destroyed after the lock is released (or, if `garbage` cannot
+    // grow, here with the entry).
+    void remove(Entry& e, Garbage& garbage) noexcept {
       unlink(e);
       auto fit = files.find(e.key.file);
       fit->second.erase(fit->second.iterator_to(e));
@@ -356,7 +433,7 @@ class BlockCache {
         garbage.push_back(std::move(e.value));
       } catch (...) {  // std::bad_alloc: e.value is untouched and dies with the entry
       }
-      entries.erase(it);
+      entries.erase(e);
     }
 
     // Evicts the policy's victims until the charges fit the capacity: low
@@ -368,7 +445,7 @@ class BlockCache {
         Entry* v = high_over ? high_queue.victim() : queue.victim();
         if (v == nullptr) v = high_over ? queue.victim() : high_queue.victim();
         if (v == nullptr) break;  // unreachable with a correct policy
-        remove(entries.find(v->key), garbage);
+        remove(*v, garbage);
         ++evictions;
       }
     }
