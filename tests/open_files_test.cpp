@@ -25,7 +25,7 @@ std::atomic<int> g_open{0};
 // A file that counts how many are open and remembers its number.
 class CountedFile : public RandomAccessFile {
  public:
-  explicit CountedFile(std::uint64_t n) : n_(n), path_("f" + std::to_string(n)) { ++g_open; }
+  explicit CountedFile(std::uint64_t n) : n_(n), path_(std::to_string(n) + ".chunk") { ++g_open; }
   ~CountedFile() override { --g_open; }
   std::size_t read(std::uint64_t, std::size_t, char*) const override { return 0; }
   std::uint64_t size() const override { return n_; }

@@ -70,7 +70,7 @@ TEST_CASE("PrefixSearch::upper_bound agrees with std::upper_bound", "[prefix_sea
 
 TEST_CASE("PrefixSearch decides distinct 8-byte windows without reading keys", "[prefix_search]") {
   std::vector<std::string> keys;
-  for (int i = 0; i < 1000; ++i) keys.push_back("stem-" + std::to_string(100000 + i));
+  for (int i = 0; i < 1000; ++i) keys.push_back(std::string("stem-").append(std::to_string(100000 + i)));
   PrefixSearch s;
   s.build(keys.size(), [&](std::size_t i) { return std::string_view(keys[i]); });
   std::size_t reads = 0;

@@ -187,8 +187,9 @@ TEST_CASE("a later apply can tell an unknown entry what is below") {
 
 TEST_CASE("a moved buffer keeps its entries, iterators and entry pointers") {
   WriteBuffer a;
-  for (int i = 0; i < 1000; ++i) a.apply("k" + std::to_string(i), static_cast<std::uint64_t>(i + 1), i % 3 == 0,
-                                         std::string(static_cast<std::size_t>(i % 50), 'v'));
+  for (int i = 0; i < 1000; ++i)
+    a.apply(std::string("k").append(std::to_string(i)), static_cast<std::uint64_t>(i + 1), i % 3 == 0,
+            std::string(static_cast<std::size_t>(i % 50), 'v'));
   a.apply("extra", 5000, false, "x", Below::absent);
   const std::vector<std::string> keys = keys_of(a);
   const BufferEntry* e = a.find("k500");
