@@ -107,7 +107,7 @@ def _copy(conanfile, pattern, src, dst, **kwargs):
     for dirpath, _, files in os.walk(src):
         for f in files:
             rel = os.path.relpath(os.path.join(dirpath, f), src)
-            if fnmatch.fnmatch(f, pattern) or fnmatch.fnmatch(rel, pattern):
+            if fnmatch.fnmatch(rel, pattern):  # as conan.tools.files.copy: the path relative to src
                 os.makedirs(os.path.join(dst, os.path.dirname(rel)), exist_ok=True)
                 shutil.copy2(os.path.join(dirpath, f), os.path.join(dst, rel))
                 copied.append(rel)
