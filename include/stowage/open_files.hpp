@@ -12,21 +12,20 @@
 // last user lets go). File numbers are never reused, so erase() after a chunk
 // file is deleted is enough to keep stale descriptors from being handed out.
 //
-// Thread-safe: one mutex, never held while opening a file.
+// Thread-safe: the cache's one shard mutex, never held while opening a file.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <list>
 #include <memory>
-#include <mutex>
-#include <unordered_map>
 #include <utility>
 
 #include <sys/resource.h>
 
+#include "cache.hpp"
 #include "error.hpp"
+#include "eviction.hpp"
 #include "file.hpp"
 
 namespace stowage::detail {
@@ -44,7 +43,7 @@ inline std::size_t open_file_limit(std::size_t wanted) {
 struct OpenFileStats {
   /// Borrows served by an open file.
   std::uint64_t hits = 0;
-  /// Borrows that had to open the file.
+  /// Files opened and kept (by get() on a miss, or handed over by put()).
   std::uint64_t opens = 0;
   /// Files open now (held by the cache).
   std::size_t open = 0;
@@ -53,14 +52,16 @@ struct OpenFileStats {
 };
 
 /// Keeps up to `capacity` files open, by file number, least recently used
-/// closed first.
+/// closed first: a one-shard BlockCache (cache.hpp) with LRU eviction in
+/// which every file is charged 1.
 class OpenFileCache {
  public:
   /// A cache that keeps at most `capacity` files open (at least 1; zero is a
   /// ValidationError).
   explicit OpenFileCache(std::size_t capacity)
-      : capacity_(capacity == 0 ? throw ValidationError("stowage: OpenFileCache needs a capacity of at least 1")
-                                : capacity) {}
+      : files_(capacity == 0 ? throw ValidationError("stowage: OpenFileCache needs a capacity of at least 1")
+                             : capacity,
+               1) {}
 
   OpenFileCache(const OpenFileCache&) = delete;
   OpenFileCache& operator=(const OpenFileCache&) = delete;
@@ -70,70 +71,30 @@ class OpenFileCache {
   /// result and closes the least recently used file beyond the capacity.
   /// Exceptions from open() propagate and nothing is kept.
   template <class Open>
-  std::shared_ptr<RandomAccessFile> get(std::uint64_t number, Open&& open) {
-    {
-      std::lock_guard lock(mutex_);
-      if (auto it = map_.find(number); it != map_.end()) {
-        ++hits_;
-        lru_.splice(lru_.begin(), lru_, it->second);
-        return it->second->second;
-      }
-    }
-    std::shared_ptr<RandomAccessFile> file(open());
-    put(number, file);
-    return file;
+  std::shared_ptr<const RandomAccessFile> get(std::uint64_t number, Open&& open) {
+    return files_.template get_or_load<RandomAccessFile>(key(number), [&] {
+      return std::pair<std::shared_ptr<const RandomAccessFile>, std::size_t>(open(), 1);
+    });
   }
 
   /// Keeps `file` as the open file `number` (replacing any), as the most
   /// recently used; for a caller that opened it anyway.
-  void put(std::uint64_t number, std::shared_ptr<RandomAccessFile> file) {
-    std::shared_ptr<RandomAccessFile> closed;  // closed after the lock is released
-    std::lock_guard lock(mutex_);
-    ++opens_;
-    if (auto it = map_.find(number); it != map_.end()) {
-      closed = std::move(it->second->second);
-      it->second->second = std::move(file);
-      lru_.splice(lru_.begin(), lru_, it->second);
-      return;
-    }
-    lru_.emplace_front(number, std::move(file));
-    try {
-      map_.emplace(number, lru_.begin());
-    } catch (...) {
-      lru_.pop_front();
-      throw;
-    }
-    if (lru_.size() > capacity_) {
-      closed = std::move(lru_.back().second);
-      map_.erase(lru_.back().first);
-      lru_.pop_back();
-    }
+  void put(std::uint64_t number, std::shared_ptr<const RandomAccessFile> file) {
+    files_.insert(key(number), std::move(file), 1);
   }
 
   /// Closes file `number` if it is open (called when the chunk file is deleted).
-  void erase(std::uint64_t number) {
-    std::shared_ptr<RandomAccessFile> closed;
-    std::lock_guard lock(mutex_);
-    auto it = map_.find(number);
-    if (it == map_.end()) return;
-    closed = std::move(it->second->second);
-    lru_.erase(it->second);
-    map_.erase(it);
-  }
+  void erase(std::uint64_t number) { files_.erase_file(number); }
 
   /// The counters.
   OpenFileStats stats() const {
-    std::lock_guard lock(mutex_);
-    return OpenFileStats{hits_, opens_, lru_.size(), capacity_};
+    const CacheStats c = files_.stats();
+    return OpenFileStats{c.hits, c.inserts, c.entries, c.capacity};
   }
 
  private:
-  using Lru = std::list<std::pair<std::uint64_t, std::shared_ptr<RandomAccessFile>>>;
-  const std::size_t capacity_;
-  mutable std::mutex mutex_;
-  Lru lru_;  // most recently used first
-  std::unordered_map<std::uint64_t, Lru::iterator> map_;
-  std::uint64_t hits_ = 0, opens_ = 0;
+  static CacheKey key(std::uint64_t number) { return CacheKey{number, 0}; }
+  BlockCache<LruEviction> files_;
 };
 
 }  // namespace stowage::detail

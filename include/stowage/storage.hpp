@@ -883,7 +883,7 @@ class Storage {
   }
   // Chunk file `file` (whose table is t) from files_, opened again when it
   // was closed; it must still be the size it had when t was verified.
-  std::shared_ptr<RandomAccessFile> chunk_file(const Table& t, std::uint64_t file) const {
+  std::shared_ptr<const RandomAccessFile> chunk_file(const Table& t, std::uint64_t file) const {
     return files_.get(file, [&] {
       auto f = fs_->open_read(t.path());
       if (f->size() != t.file_bytes())
