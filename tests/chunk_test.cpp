@@ -416,6 +416,29 @@ std::vector<Rec> small_records() {
   return recs;
 }
 
+// Parses 20,000 random mutations of `raw` (1-3 bytes overwritten, a quarter
+// also truncated) as a data block of format `major`; each must be a
+// CorruptionError or a block that `check(block, mutated_bytes)` accepts.
+// Returns how many parsed.
+template <class Check>
+std::size_t parse_mutations(const std::string& raw, std::uint64_t seed, std::uint16_t major, Check&& check) {
+  std::mt19937_64 rng(seed);
+  std::size_t accepted = 0;
+  for (int n = 0; n < 20000; ++n) {
+    std::string bad = raw;
+    const int flips = 1 + static_cast<int>(rng() % 3);
+    for (int f = 0; f < flips; ++f) bad[rng() % bad.size()] = static_cast<char>(rng());
+    if (rng() % 4 == 0) bad.resize(rng() % bad.size());
+    try {
+      const auto b = Block::parse(bad, "mutated.chunk", 0, major);
+      ++accepted;
+      check(*b, bad);
+    } catch (const CorruptionError&) {
+    }
+  }
+  return accepted;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -713,23 +736,12 @@ TEST_CASE("Block::parse of format 1 accepts valid blocks and rejects malformed o
     rejects(bad);  // 11-byte sequence number
   }
   SECTION("random mutations: CorruptionError or a block whose accessors stay in bounds") {
-    std::mt19937_64 rng(5);
-    std::size_t accepted = 0;
-    for (int n = 0; n < 20000; ++n) {
-      std::string bad = raw;
-      const int flips = 1 + static_cast<int>(rng() % 3);
-      for (int f = 0; f < flips; ++f) bad[rng() % bad.size()] = static_cast<char>(rng());
-      if (rng() % 4 == 0) bad.resize(rng() % bad.size());
-      try {
-        const auto b = Block::parse(bad, file, 0, 1);
-        ++accepted;
-        std::size_t sum = 0;
-        for (std::size_t i = 0; i < b->size(); ++i) sum += b->key(i).size() + b->value(i).size() + (b->seq(i) & 1);
-        CHECK(sum <= bad.size() * 2);
-        for (std::size_t i = 1; i < b->size(); ++i) CHECK(b->key(i - 1) < b->key(i));
-      } catch (const CorruptionError&) {
-      }
-    }
+    const std::size_t accepted = parse_mutations(raw, 5, 1, [](const Block& b, const std::string& bad) {
+      std::size_t sum = 0;
+      for (std::size_t i = 0; i < b.size(); ++i) sum += b.key(i).size() + b.value(i).size() + (b.seq(i) & 1);
+      CHECK(sum <= bad.size() * 2);
+      for (std::size_t i = 1; i < b.size(); ++i) CHECK(b.key(i - 1) < b.key(i));
+    });
     CHECK(accepted < 20000);
   }
 }
@@ -1233,26 +1245,15 @@ TEST_CASE("Block::parse of format 2 rejects malformed blocks", "[chunk][format]"
     rejects(block({rec(0, 2, 1, ~std::uint64_t{0}, "a", "v")}));
   }
   SECTION("random mutations: CorruptionError or a block whose accessors stay in bounds") {
-    std::mt19937_64 rng(9);
-    std::size_t accepted = 0;
-    for (int n = 0; n < 20000; ++n) {
-      std::string bad = raw;
-      const int flips = 1 + static_cast<int>(rng() % 3);
-      for (int f = 0; f < flips; ++f) bad[rng() % bad.size()] = static_cast<char>(rng());
-      if (rng() % 4 == 0) bad.resize(rng() % bad.size());
-      try {
-        const auto b = Block::parse(bad, file, 0, 2);
-        ++accepted;
-        std::size_t sum = 0;
-        for (std::size_t i = 0; i < b->size(); ++i) {
-          sum += b->value(i).size() + (b->seq(i) & 1);
-          CHECK(b->lower_bound(b->key(i)) == i);
-        }
-        CHECK(sum <= bad.size());
-        for (std::size_t i = 1; i < b->size(); ++i) CHECK(b->key(i - 1) < b->key(i));
-      } catch (const CorruptionError&) {
+    const std::size_t accepted = parse_mutations(raw, 9, 2, [](const Block& b, const std::string& bad) {
+      std::size_t sum = 0;
+      for (std::size_t i = 0; i < b.size(); ++i) {
+        sum += b.value(i).size() + (b.seq(i) & 1);
+        CHECK(b.lower_bound(b.key(i)) == i);
       }
-    }
+      CHECK(sum <= bad.size());
+      for (std::size_t i = 1; i < b.size(); ++i) CHECK(b.key(i - 1) < b.key(i));
+    });
     CHECK(accepted < 20000);
   }
   SECTION("an unknown major") {
