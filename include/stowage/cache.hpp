@@ -197,7 +197,12 @@ class BlockCache {
       e.value = std::move(value);
       e.charge = charge;
       e.high = priority == CachePriority::high;
-      s.link(e);
+      try {
+        s.link(e);
+      } catch (...) {  // the policy's insert threw: the entry goes
+        s.drop_unlinked(e, garbage);
+        throw;
+      }
     } else {
       Entry& e = s.entries.emplace(k, h);
       e.value = std::move(value);
@@ -210,7 +215,12 @@ class BlockCache {
         s.entries.erase(e);
         throw;
       }
-      s.link(e);
+      try {
+        s.link(e);
+      } catch (...) {
+        s.drop_unlinked(e, garbage);
+        throw;
+      }
     }
     ++s.inserts;
     s.evict_to_fit(garbage);
@@ -409,6 +419,8 @@ class BlockCache {
 
     typename Policy::template queue<Entry>& queue_of(const Entry& e) { return e.high ? high_queue : queue; }
     // Adds e (charge and priority set) to its queue and the byte counts.
+    // When the policy's insert throws, nothing is added (the caller then
+    // drops the entry with drop_unlinked).
     void link(Entry& e) {
       queue_of(e).insert(e);
       bytes += e.charge;
@@ -426,6 +438,10 @@ class BlockCache {
     // grow, here with the entry).
     void remove(Entry& e, Garbage& garbage) noexcept {
       unlink(e);
+      drop_unlinked(e, garbage);
+    }
+    // remove() for an entry that is in no queue.
+    void drop_unlinked(Entry& e, Garbage& garbage) noexcept {
       auto fit = files.find(e.key.file);
       fit->second.erase(fit->second.iterator_to(e));
       if (fit->second.empty()) files.erase(fit);

@@ -30,6 +30,8 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
+#include <deque>
+#include <exception>
 #include <filesystem>
 #include <functional>
 #include <iterator>
@@ -72,6 +74,9 @@ inline constexpr std::size_t kMaxValueBytes = std::size_t{1} << 30;
 /// Most bytes of block frames a scan reads from a chunk file at once, when
 /// it reads ahead the blocks that are not cached (see Storage::iterator).
 inline constexpr std::size_t kScanReadahead = std::size_t{128} << 10;
+/// Most WAL segments an open leaves live; past it, open checkpoints the
+/// replayed writes (see Options::checkpoint_on_close).
+inline constexpr std::size_t kMaxWalSegments = 8;
 
 namespace detail {
 inline std::string chunk_file_name(std::uint64_t number) {
@@ -148,8 +153,11 @@ class Storage {
   ~Storage() {
     try {
       close();
-    } catch (const std::exception& e) {
-      log(LogLevel::error, std::string("close failed: ") + e.what());
+    } catch (...) {
+      try {
+        log(LogLevel::error, "close failed: " + describe_exception(std::current_exception()));
+      } catch (...) {
+      }
     }
   }
   Storage(const Storage&) = delete;
@@ -252,6 +260,7 @@ class Storage {
 
   /// Makes every write that returned before this call survive power loss.
   void flush() {
+    FailureReport report{this};
     check_open();
     std::uint64_t seq;
     {
@@ -305,6 +314,7 @@ class Storage {
   /// store. Later calls on this object throw ValidationError. Idempotent.
   void close() {
     if (closed_.load()) return;
+    FailureReport report{this};
     std::exception_ptr error;
     if (!opt_.read_only && !failed_.load()) {
       try {
@@ -323,8 +333,10 @@ class Storage {
       if (wal_ && !error && !failed_.load()) {
         try {
           wal_->seal();  // the segment ends at its last record, without preallocated zeros
-        } catch (const IoError&) {
+          synced_seq_ = last_seq_;
+        } catch (...) {
           error = std::current_exception();
+          fail(error);
         }
       }
       wal_.reset();
@@ -730,12 +742,22 @@ class Storage {
  private:
   Storage(const std::filesystem::path& dir, Options options, const Migrator* migrations, unsigned target,
           bool migrate_only)
-      : dir_(dir), opt_(std::move(options)), cache_(1), files_(detail::open_file_limit(opt_.max_open_files)) {
+      : dir_(dir), opt_(std::move(options)), cache_(1, cache_shards(opt_.cache_bytes)), files_(detail::open_file_limit(opt_.max_open_files)) {
     fs_ = opt_.file_system ? opt_.file_system : default_file_system();
     validate_options();
     wb_limit_ = opt_.write_buffer_bytes ? opt_.write_buffer_bytes : opt_.cache_bytes / 4;
     cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_));
     open(migrations, target, migrate_only);
+  }
+
+  // Shards of the block cache: up to 16 (readers on many threads contend
+  // less), but each at least 1 MiB, since an entry larger than its shard's
+  // share cannot be cached (with 16 shards of a small cache, chunk metadata
+  // would be read again on every get).
+  static std::size_t cache_shards(std::size_t cache_bytes) {
+    std::size_t shards = 1;
+    while (shards < 16 && cache_bytes / 2 / (shards * 2) >= (std::size_t{1} << 20)) shards *= 2;
+    return shards;
   }
 
   struct Op {
@@ -775,21 +797,67 @@ class Storage {
       std::string why;
       {
         std::lock_guard g(failure_mu_);
-        why = failure_;
+        why = failure_.empty() ? std::string("an error whose message could not be kept") : failure_;
       }
       throw IoError("stowage: the store at " + dir_.string() + " refuses writes after an earlier error (" + why +
                     "); reopen it to recover from the WAL");
     }
   }
-  void fail(const std::string& why) {
+
+  // The failure rule: an exception of any type thrown after a commit's WAL
+  // append, or while a checkpoint changes the store, either leaves the
+  // change wholly applied or marks the store failed: writes are refused
+  // from then on and a reopen recovers from the WAL (which still holds
+  // everything acknowledged: WAL segments are dropped only after the
+  // manifest naming their records' chunks is durable). fail() cannot throw
+  // (it runs in catch blocks, where a second exception would replace the
+  // first) and does not log: callers may hold store mutexes, and a logger
+  // may call back into the store. The failure is logged by report_failure(),
+  // which each public call runs once it has released every mutex.
+  void fail(std::exception_ptr error) noexcept {
+    std::string why;
+    try {
+      why = describe_exception(error);
+    } catch (...) {  // std::bad_alloc: the store fails all the same, without its reason
+    }
+    std::lock_guard g(failure_mu_);
+    if (failed_.load()) return;
+    failure_.swap(why);
+    failure_unlogged_ = true;
+    failed_ = true;
+  }
+  static std::string describe_exception(std::exception_ptr error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      return e.what();
+    } catch (...) {
+      return "an exception of a type not derived from std::exception";
+    }
+  }
+  // Logs a failure that fail() recorded, once. Never throws.
+  void report_failure() noexcept {
+    std::string why;
     {
       std::lock_guard g(failure_mu_);
-      if (failed_.load()) return;
-      failure_ = why;
-      failed_ = true;
+      if (!failure_unlogged_) return;
+      failure_unlogged_ = false;
+      try {
+        why = failure_;
+      } catch (...) {
+      }
     }
-    log(LogLevel::error, "store failed: " + why);
+    try {
+      log(LogLevel::error, "store failed: " + why);
+    } catch (...) {
+    }
   }
+  // Runs report_failure() when the public call that made it ends, after the
+  // call's own lock guards (declared after it) are released.
+  struct FailureReport {
+    const Storage* store;
+    ~FailureReport() { const_cast<Storage*>(store)->report_failure(); }
+  };
 
   std::string encode_lookup_key(const Key& key) const { return encode_key(key); }
   std::string encode_checked_key(const Key& key) const {
@@ -957,16 +1025,52 @@ class Storage {
 
   // ---- commits -----------------------------------------------------------
 
+  // A commit's `before` step (erase's existence lookup), type-erased so that
+  // a queued commit can carry it.
+  struct BeforeRef {
+    void (*fn)(void*) = nullptr;
+    void* ctx = nullptr;
+    void operator()() const {
+      if (fn != nullptr) fn(ctx);
+    }
+  };
+  // One Durability::sync commit in the queue (see commit_synced).
+  struct Writer {
+    std::string* payload = nullptr;
+    Op* ops = nullptr;
+    std::size_t n = 0;
+    BeforeRef before;
+    detail::WriteBuffer::Undo* undo = nullptr;
+    std::uint64_t first = 0;  // its first sequence number, once appended
+    bool done = false;        // queue_mu_
+    std::exception_ptr error;
+    std::condition_variable cv;
+  };
+  // Most commits one leader syncs together.
+  static constexpr std::size_t kMaxGroup = 128;
+
   // Appends one WAL record for ops and applies them; `before` runs first
-  // under write_mu_ (erase uses it to learn whether the key existed).
+  // (erase uses it to learn whether the key existed), after every earlier
+  // commit is applied. A commit is applied all or nothing: when applying
+  // throws after the append, the ops already applied are rolled back and
+  // the store fails (see fail()). With Durability::sync a commit becomes
+  // visible only after its fdatasync, so no reader sees a write that a
+  // failed sync or a power cut then takes away.
   template <class Before = void (*)()>
   void commit(detail::WalBatch& batch, Op* ops, std::size_t n, Before&& before = [] {}) {
+    FailureReport report{this};
     check_open();
     check_writable();
     std::string payload = batch.finish();
-    std::uint64_t my_seq;
+    // Everything a rollback needs is allocated before the WAL append.
+    detail::WriteBuffer::Undo undo;
+    if (n > 1) undo.reserve(n);
+    BeforeRef before_ref{[](void* ctx) { (*static_cast<std::remove_reference_t<Before>*>(ctx))(); },
+                         const_cast<void*>(static_cast<const void*>(&before))};
     bool need_checkpoint;
-    {
+    if (opt_.durability == Durability::sync) {
+      need_checkpoint = commit_synced(payload, ops, n, before_ref, &undo);
+    } else {
       std::lock_guard w(write_mu_);
       check_open();
       check_writable();
@@ -975,23 +1079,132 @@ class Storage {
       detail::encode_fixed64(payload.data(), first);
       try {
         wal_->append(payload);
-      } catch (const IoError& e) {
-        fail(e.what());
+        last_seq_ += n;
+        apply_commit(ops, n, first, &undo);
+      } catch (...) {
+        fail(std::current_exception());
         throw;
       }
-      last_seq_ += n;
-      {
-        std::unique_lock guard(lock_);
-        for (std::size_t i = 0; i < n; ++i)
-          wb_.apply(ops[i].key, first + i, ops[i].kind == detail::kOpErase, ops[i].value, ops[i].below);
-        ++wb_version_;
-        need_checkpoint = wb_.bytes() > wb_limit_;
-      }
-      need_checkpoint = need_checkpoint || wal_->size() > opt_.wal_bytes;
-      my_seq = last_seq_;
+      need_checkpoint = over_limits();
     }
-    if (opt_.durability == Durability::sync) sync_up_to(my_seq);
     if (need_checkpoint) run_checkpoint(/*only_if_needed=*/true);
+  }
+
+  // Whether the write buffer or the live WAL (every segment a checkpoint
+  // would drop) has grown past its limit. Needs write_mu_.
+  bool over_limits() const { return wb_.bytes() > wb_limit_ || wal_closed_bytes_ + wal_->size() > opt_.wal_bytes; }
+
+  // Applies one commit's ops (sequences first, first + 1, ...) to wb_, all
+  // or none (the strong guarantee: a batch rolls back what it applied when
+  // an apply throws). Needs write_mu_; takes lock_.
+  void apply_commit(Op* ops, std::size_t n, std::uint64_t first, detail::WriteBuffer::Undo* undo) {
+    std::unique_lock guard(lock_);
+    if (n == 1) {
+      wb_.apply(ops[0].key, first, ops[0].kind == detail::kOpErase, ops[0].value, ops[0].below);
+    } else {
+      wb_.begin(*undo);
+      try {
+        for (std::size_t i = 0; i < n; ++i)
+          wb_.apply(ops[i].key, first + i, ops[i].kind == detail::kOpErase, ops[i].value, ops[i].below, undo);
+      } catch (...) {
+        wb_.rollback(*undo);
+        throw;
+      }
+    }
+    ++wb_version_;
+  }
+
+  // Durability::sync: group commit through a queue of writers. The writer at
+  // the front is the leader: it appends the records of the writers queued
+  // behind it (itself first), syncs the WAL once for all of them, applies
+  // them in order and wakes them; writers arriving meanwhile queue up for
+  // the next leader. Returns whether a checkpoint is due; rethrows the
+  // writer's error.
+  bool commit_synced(std::string& payload, Op* ops, std::size_t n, BeforeRef before,
+                     detail::WriteBuffer::Undo* undo) {
+    Writer me;
+    me.payload = &payload;
+    me.ops = ops;
+    me.n = n;
+    me.before = before;
+    me.undo = undo;
+    std::unique_lock q(queue_mu_);
+    writers_.push_back(&me);
+    me.cv.wait(q, [&] { return me.done || writers_.front() == &me; });
+    if (me.done) {
+      if (me.error) std::rethrow_exception(me.error);
+      return false;
+    }
+    Writer* group[kMaxGroup];
+    std::size_t count = 0;
+    for (auto it = writers_.begin(); it != writers_.end() && count < kMaxGroup; ++it) group[count++] = *it;
+    q.unlock();
+    const bool need_checkpoint = run_group(group, count);
+    q.lock();
+    for (std::size_t i = 0; i < count; ++i) {
+      writers_.pop_front();
+      group[i]->done = true;
+      if (group[i] != &me) group[i]->cv.notify_one();
+    }
+    if (!writers_.empty()) writers_.front()->cv.notify_one();
+    q.unlock();
+    if (me.error) std::rethrow_exception(me.error);
+    return need_checkpoint;
+  }
+
+  // The leader's work for group[0, count): sets each writer's error instead
+  // of throwing. Returns whether a checkpoint is due.
+  bool run_group(Writer* const* group, std::size_t count) noexcept {
+    try {
+      std::lock_guard s(sync_mu_);
+      std::lock_guard w(write_mu_);
+      std::exception_ptr all;
+      try {
+        check_open();
+        check_writable();
+      } catch (...) {
+        all = std::current_exception();  // refused: nothing was appended
+      }
+      if (!all) {
+        try {
+          for (std::size_t i = 0; i < count; ++i) {
+            Writer& g = *group[i];
+            g.first = last_seq_ + 1;
+            detail::encode_fixed64(g.payload->data(), g.first);
+            wal_->append(*g.payload);
+            last_seq_ += g.n;
+          }
+          wal_->sync();
+          synced_seq_ = last_seq_;
+        } catch (...) {
+          all = std::current_exception();
+          fail(all);
+        }
+      }
+      if (all) {
+        for (std::size_t i = 0; i < count; ++i) group[i]->error = all;
+        return false;
+      }
+      for (std::size_t i = 0; i < count; ++i) {
+        Writer& g = *group[i];
+        try {
+          g.before();
+          apply_commit(g.ops, g.n, g.first, g.undo);
+        } catch (...) {
+          // Durable but not applied: the store fails, and so does every
+          // later writer of the group (reopen replays all of them).
+          g.error = std::current_exception();
+          fail(g.error);
+          for (std::size_t j = i + 1; j < count; ++j) group[j]->error = g.error;
+          return false;
+        }
+      }
+      return over_limits();
+    } catch (...) {  // a mutex that failed to lock
+      for (std::size_t i = 0; i < count; ++i)
+        if (!group[i]->error) group[i]->error = std::current_exception();
+      return false;
+    }
   }
 
   // Group commit: one fdatasync covers every record appended before it began.
@@ -1008,11 +1221,15 @@ class Storage {
       w = wal_;
       target = last_seq_;
     }
-    if (!w) return;
+    // close() syncs (seals) the WAL and advances synced_seq_ before it drops
+    // it; a WAL dropped with records unsynced cannot be synced any more.
+    if (!w)
+      throw IoError("stowage: the store at " + dir_.string() +
+                    " was closed before its last writes were synced; reopen it to recover them from the WAL");
     try {
       w->sync();
-    } catch (const IoError& e) {
-      fail(e.what());
+    } catch (...) {
+      fail(std::current_exception());
       throw;
     }
     synced_seq_ = target;
@@ -1022,52 +1239,60 @@ class Storage {
 
   // Checkpoints the write buffer; when only_if_needed, only if it (or the
   // WAL) is still over its limit once this thread gets its turn.
+  //
+  // A checkpoint that throws anything once it has started changing the store
+  // (sealing the WAL) marks the store failed: the frozen buffer then stays
+  // frozen, its WAL segments stay on disk, and no later freeze can replace
+  // it, so a failed checkpoint never loses what it was writing.
   void run_checkpoint(bool only_if_needed = false) {
-    std::lock_guard cp(checkpoint_mu_);
-    if (closed_.load() || opt_.read_only) return;
-    check_writable();
-    std::uint64_t new_wal = 0, frozen_seq = 0;
+    FailureReport report{this};
+    std::string done;  // the log line, written once checkpoint_mu_ is released
     {
-      std::lock_guard s(sync_mu_);
-      std::lock_guard w(write_mu_);  // no commit in flight: wb_ is stable
-      if (wb_.empty()) return;
-      if (only_if_needed && wb_.bytes() <= wb_limit_ && wal_->size() <= opt_.wal_bytes) return;
-      std::shared_ptr<detail::WalWriter> writer;
+      std::lock_guard cp(checkpoint_mu_);
+      if (closed_.load() || opt_.read_only) return;
+      check_writable();
+      std::uint64_t new_wal = 0, frozen_seq = 0;
       try {
+        std::lock_guard s(sync_mu_);
+        std::lock_guard w(write_mu_);  // no commit in flight: wb_ is stable
+        if (wb_.empty()) return;
+        if (only_if_needed && !over_limits()) return;
+        // Everything that can throw comes before the buffer is frozen.
+        wal_segments_.reserve(wal_segments_.size() + 1);
+        auto frozen = std::make_shared<detail::WriteBuffer>();
         wal_->seal();  // the frozen records are durable, the zeros cut off, before a new segment starts
         synced_seq_ = last_seq_;
         new_wal = next_file_++;
-        writer = std::make_shared<detail::WalWriter>(*fs_, dir_, new_wal);
-      } catch (const IoError& e) {
-        fail(e.what());
+        auto writer = std::make_shared<detail::WalWriter>(*fs_, dir_, new_wal);
+        wal_closed_bytes_ += wal_->size();
+        wal_ = std::move(writer);
+        wal_segments_.push_back(new_wal);
+        frozen_seq = last_seq_;
+        std::unique_lock guard(lock_);
+        *frozen = std::move(wb_);
+        imm_ = std::move(frozen);
+        ++wb_version_;
+        ++chunk_version_;
+      } catch (...) {
+        fail(std::current_exception());
         throw;
       }
-      wal_closed_bytes_ += wal_->size();
-      wal_ = std::move(writer);
-      wal_segments_.push_back(new_wal);
-      frozen_seq = last_seq_;
-      std::unique_lock guard(lock_);
-      imm_ = std::make_shared<detail::WriteBuffer>(std::move(wb_));
-      wb_ = detail::WriteBuffer();
-      ++wb_version_;
-      ++chunk_version_;
-      cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_ + imm_->bytes()));
+      try {
+        cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_ + imm_->bytes()));
+        done = merge_and_install(new_wal, frozen_seq);
+      } catch (...) {
+        fail(std::current_exception());
+        throw;
+      }
     }
-    try {
-      merge_and_install(new_wal, frozen_seq);
-    } catch (const IoError& e) {
-      fail(e.what());
-      throw;
-    } catch (const CorruptionError& e) {
-      fail(e.what());
-      throw;
-    }
+    log(LogLevel::info, done);
   }
 
   // Writes imm_ into new chunk files, makes them live with a new manifest.
   // Needs checkpoint_mu_; reads index_ and imm_ without lock_ (only this
   // function changes them, under checkpoint_mu_).
-  void merge_and_install(std::uint64_t new_wal, std::uint64_t frozen_seq) {
+  // Returns the line to log.
+  std::string merge_and_install(std::uint64_t new_wal, std::uint64_t frozen_seq) {
     std::shared_ptr<const detail::WriteBuffer> frozen = imm_;
     const detail::WriteBuffer& imm = *frozen;
     detail::ChunkIndex next = index_;
@@ -1145,9 +1370,9 @@ class Storage {
       wal_closed_bytes_ = 0;
     }
     fs_->sync_dir(dir_);
-    log(LogLevel::info, "checkpoint: " + std::to_string(imm.entries()) + " buffered records (" +
-                            std::to_string(imm_bytes) + " bytes) into " + std::to_string(created.size()) +
-                            " new chunk(s), " + std::to_string(obsolete.size()) + " replaced");
+    return "checkpoint: " + std::to_string(imm.entries()) + " buffered records (" + std::to_string(imm_bytes) +
+           " bytes) into " + std::to_string(created.size()) + " new chunk(s), " + std::to_string(obsolete.size()) +
+           " replaced";
   }
 
   // Merges the old chunks (consecutive in key order; may be none) with the
@@ -1320,9 +1545,11 @@ class Storage {
     if (plan.needed() && !opt_.read_only) run_migration(plan, live);
 
     if (opt_.read_only) return;
-    // Leftovers of an interrupted checkpoint.
+    // Leftovers of an interrupted checkpoint: files no keyspace of the
+    // manifest names (every keyspace's, not only the one this Storage reads).
     std::vector<std::uint64_t> named;
-    for (const auto& [first, ref] : index_) named.push_back(ref.file);
+    for (const auto& ks : manifest_.keyspaces)
+      for (const auto& c : ks.chunks) named.push_back(c.file);
     std::sort(named.begin(), named.end());
     bool removed = false;
     for (auto c : chunk_files) {
@@ -1336,6 +1563,17 @@ class Storage {
         fs_->remove(dir_ / detail::wal_file_name(n));
         removed = true;
       }
+    }
+    // Live segments that replayed nothing (a session that wrote nothing, or
+    // whose writes a checkpoint already holds) are not needed: the buffer is
+    // empty, so every record up to last_seq is in the chunks. Without this
+    // every open would leave one more segment behind.
+    if (wb_.empty() && !migrate_only) {
+      for (auto n : live) {
+        fs_->remove(dir_ / detail::wal_file_name(n));
+        removed = true;
+      }
+      live.clear();
     }
     if (fs_->exists(dir_ / "MANIFEST.tmp")) {
       fs_->remove(dir_ / "MANIFEST.tmp");
@@ -1352,7 +1590,11 @@ class Storage {
     std::uint64_t seg = next_file_++;
     wal_ = std::make_shared<detail::WalWriter>(*fs_, dir_, seg);
     wal_segments_.push_back(seg);
-    if (wb_.bytes() > wb_limit_) run_checkpoint();
+    // The replayed WAL is folded into chunks when it is over a limit, or
+    // spread over many segments (sessions that each wrote a little and
+    // closed without a checkpoint), so segments do not pile up.
+    if (wb_.bytes() > wb_limit_ || wal_closed_bytes_ > opt_.wal_bytes || wal_segments_.size() > kMaxWalSegments)
+      run_checkpoint();
   }
 
   std::uint64_t file_size(const std::filesystem::path& p) const { return fs_->open_read(p)->size(); }
@@ -1695,7 +1937,12 @@ class Storage {
 
   std::atomic<bool> failed_{false};
   mutable std::mutex failure_mu_;
-  std::string failure_;  // failure_mu_
+  std::string failure_;            // failure_mu_
+  bool failure_unlogged_ = false;  // failure_mu_
+
+  // Durability::sync commits queue here; the front one is the leader (see commit_synced).
+  std::mutex queue_mu_;
+  std::deque<Writer*> writers_;  // queue_mu_
   std::atomic<bool> closed_{false};
   std::optional<MigrationReport> last_migration_;  // set once, by open
 };

@@ -33,6 +33,7 @@
 #include <new>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "detail/arena.hpp"
 
@@ -102,6 +103,7 @@ class WriteBuffer {
       if (++slot_ == leaf_->count) {
         leaf_ = leaf_->next;
         slot_ = 0;
+        skip_empty();
       }
       return *this;
     }
@@ -121,7 +123,12 @@ class WriteBuffer {
       if (leaf_ != nullptr && slot_ == leaf_->count) {
         leaf_ = leaf_->next;
         slot_ = 0;
+        skip_empty();
       }
+    }
+    // A rolled-back insert can leave a leaf empty (see Undo): step over it.
+    void skip_empty() {
+      while (leaf_ != nullptr && leaf_->count == 0) leaf_ = leaf_->next;
     }
     const Leaf* leaf_ = nullptr;
     int slot_ = 0;
@@ -142,11 +149,80 @@ class WriteBuffer {
   }
   ~WriteBuffer() = default;  // nodes and records are trivially destructible: the arena frees them
 
+  /// What a run of apply() calls changed, so that rollback() can take all of
+  /// them back: a batch applies all of its records or none, even when an
+  /// apply() in the middle throws (std::bad_alloc from the arena). begin()
+  /// allocates everything rollback() needs, so rollback() cannot fail.
+  class Undo {
+   public:
+    /// Room for the changes of n apply() calls; may throw (nothing changed yet).
+    void reserve(std::size_t n) { changes_.reserve(n); }
+
+   private:
+    friend class WriteBuffer;
+    struct Change {
+      Record* rec = nullptr;
+      BufferEntry before{};
+      std::size_t room = 0;
+      bool inserted = false;
+    };
+    std::vector<Change> changes_;
+    std::size_t entries_ = 0, unknown_ = 0;
+    std::int64_t delta_ = 0;
+    std::uint64_t max_seq_ = 0;
+    bool started_ = false;
+  };
+
+  /// Starts recording into undo (reserved for the batch's size first): the
+  /// apply() calls given `&undo` after this can be rolled back together.
+  void begin(Undo& undo) const noexcept {
+    undo.changes_.clear();
+    undo.entries_ = entries_;
+    undo.unknown_ = unknown_;
+    undo.delta_ = delta_;
+    undo.max_seq_ = max_seq_;
+    undo.started_ = true;
+  }
+
+  /// Takes back every apply() recorded in undo since begin(), newest first:
+  /// the buffer then holds exactly what it held at begin(). An inserted key
+  /// leaves its leaf (the leaf may be left empty; the tree's separators stay
+  /// valid, since records are never freed); a replaced entry gets its old
+  /// state and bytes back (apply() with undo never overwrites old bytes).
+  void rollback(Undo& undo) noexcept {
+    if (!undo.started_) return;
+    for (auto it = undo.changes_.rbegin(); it != undo.changes_.rend(); ++it) {
+      if (it->inserted) {
+        std::string_view key = it->rec->kv.first;
+        const Head h = head_of(key);
+        auto* leaf = const_cast<Leaf*>(leaf_for(h, key));
+        int pos = lower(*leaf, h, key);
+        for (int i = pos; i + 1 < leaf->count; ++i) {
+          leaf->heads[i] = leaf->heads[i + 1];
+          leaf->recs[i] = leaf->recs[i + 1];
+        }
+        --leaf->count;
+      } else {
+        it->rec->kv.second = it->before;
+        it->rec->room = it->room;
+      }
+    }
+    entries_ = undo.entries_;
+    unknown_ = undo.unknown_;
+    delta_ = undo.delta_;
+    max_seq_ = undo.max_seq_;
+    undo.changes_.clear();
+    undo.started_ = false;
+  }
+
   /// Records a put (tombstone = false) or an erase; ignored when the buffer
   /// already holds a newer sequence for the key. `below` is what the caller
-  /// knows about lower layers (unknown when it did not look).
+  /// knows about lower layers (unknown when it did not look). Strong
+  /// guarantee: when it throws (std::bad_alloc), the buffer is unchanged.
+  /// With `undo` (after begin(undo), reserved for this call), the change is
+  /// recorded so that rollback(undo) can take it back.
   void apply(std::string_view key, std::uint64_t seq, bool tombstone, std::string_view value,
-             Below below = Below::unknown) {
+             Below below = Below::unknown, Undo* undo = nullptr) {
     const Head h = head_of(key);
     Inner* path[kMaxDepth];
     int at[kMaxDepth];
@@ -163,9 +239,27 @@ class WriteBuffer {
     auto* leaf = static_cast<Leaf*>(n);
     int pos = lower(*leaf, h, key);
     if (pos < leaf->count && compare(*leaf, pos, h, key) == 0) {
-      update(*leaf->recs[pos], seq, tombstone, value, below);
+      Record& r = *leaf->recs[pos];
+      if (undo != nullptr) {
+        if (r.kv.second.seq >= seq) return;
+        const BufferEntry before = r.kv.second;
+        const std::size_t room = r.room;
+        // New room for the bytes, so that the old ones stay for a rollback.
+        r.room = 0;
+        try {
+          update(r, seq, tombstone, value, below);
+        } catch (...) {
+          r.room = room;
+          throw;
+        }
+        undo->changes_.push_back(Undo::Change{&r, before, room, false});  // reserved: no allocation
+      } else {
+        update(r, seq, tombstone, value, below);
+      }
     } else {
-      insert(leaf, pos, h, new_record(key, seq, tombstone, value, below), path, at, depth);
+      Record* rec = new_record(key, seq, tombstone, value, below);
+      insert(leaf, pos, h, rec, path, at, depth);
+      if (undo != nullptr) undo->changes_.push_back(Undo::Change{rec, {}, 0, true});
       ++entries_;
       if (below == Below::unknown)
         ++unknown_;
