@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -308,17 +309,36 @@ class PosixFileSystem final : public FileSystem {
     }
     ::close(fd);
   }
+  // (std::filesystem's error_code overloads are noexcept in libstdc++: an
+  // allocation failing inside them terminates the process. The throwing
+  // overloads and plain POSIX calls let std::bad_alloc reach the caller.)
   void create_dirs(const std::filesystem::path& dir) override {
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    if (ec) throw_io("create directory", dir, ec.value());
+    try {
+      std::filesystem::create_directories(dir);
+    } catch (const std::filesystem::filesystem_error& e) {
+      throw_io("create directory", dir, e.code().value());
+    }
   }
   std::vector<std::string> list(const std::filesystem::path& dir) override {
     std::vector<std::string> names;
-    std::error_code ec;
-    for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
-      names.push_back(it->path().filename().string());
-    if (ec) throw_io("list directory", dir, ec.value());
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) throw_io("list directory", dir, errno);
+    try {
+      for (;;) {
+        errno = 0;
+        const dirent* entry = ::readdir(d);
+        if (entry == nullptr) {
+          if (errno != 0) throw_io("list directory", dir, errno);
+          break;
+        }
+        std::string_view name = entry->d_name;
+        if (name != "." && name != "..") names.emplace_back(name);
+      }
+    } catch (...) {
+      ::closedir(d);
+      throw;
+    }
+    ::closedir(d);
     std::sort(names.begin(), names.end());
     return names;
   }

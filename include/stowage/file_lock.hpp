@@ -35,9 +35,11 @@ class FileLock {
   /// once. Throws LockError naming the path.
   FileLock(const std::filesystem::path& dir, bool wait, std::chrono::milliseconds timeout)
       : path_(dir / "LOCK") {
-    std::error_code ec;
-    auto canonical = std::filesystem::weakly_canonical(dir, ec);
-    key_ = (ec ? dir : canonical).string();
+    try {
+      key_ = std::filesystem::weakly_canonical(dir).string();
+    } catch (const std::filesystem::filesystem_error&) {
+      key_ = dir.string();
+    }
     auto deadline = std::chrono::steady_clock::now() + timeout;
     if (!register_in_process(wait, deadline))
       throw LockError("stowage: " + path_.string() +
