@@ -685,3 +685,49 @@ TEST_CASE("concurrent readers, writers and erase_file keep the cache consistent"
   CHECK(sum == st.bytes);
   CHECK(count == st.entries);
 }
+
+namespace {
+// LRU whose insert throws when told to (a user policy that fails).
+struct FailingInsertEviction {
+  static constexpr std::string_view name = "lru-failing-insert";
+  using hook = stowage::LruEviction::hook;
+  static inline bool fail_next = false;
+  template <class Entry>
+  class queue {
+   public:
+    void insert(Entry& e) {
+      if (std::exchange(fail_next, false)) throw std::runtime_error("policy insert failed");
+      lru_.insert(e);
+    }
+    void touch(Entry& e) { lru_.touch(e); }
+    void erase(Entry& e) { lru_.erase(e); }
+    Entry* victim() { return lru_.victim(); }
+
+   private:
+    stowage::LruEviction::queue<Entry> lru_;
+  };
+};
+}  // namespace
+
+TEST_CASE("a policy whose insert throws leaves the cache consistent", "[cache]") {
+  BlockCache<FailingInsertEviction> cache(100, 1);
+  const CacheKey a{1, 0}, b{1, 1};
+  put(cache, a, 10);
+  // A new entry: not kept, the exception reaches the caller.
+  FailingInsertEviction::fail_next = true;
+  CHECK_THROWS_AS(put(cache, b, 10), std::runtime_error);
+  CHECK_FALSE(cached(cache, b));
+  CHECK(cache.stats().bytes == 10);
+  CHECK(cache.stats().entries == 1);
+  // A replacement: the old entry goes too.
+  FailingInsertEviction::fail_next = true;
+  CHECK_THROWS_AS(put(cache, a, 20), std::runtime_error);
+  CHECK_FALSE(cached(cache, a));
+  CHECK(cache.stats().bytes == 0);
+  // The cache goes on working, and erase_file finds nothing stale.
+  put(cache, a, 30);
+  put(cache, b, 30);
+  CHECK(cache.stats().bytes == 60);
+  cache.erase_file(1);
+  CHECK(cache.stats().entries == 0);
+}

@@ -12,6 +12,7 @@
 
 #include <stowage/stowage.hpp>
 
+#include "fault_fs.hpp"
 #include "fifo_eviction.hpp"
 #include "test_util.hpp"
 
@@ -731,4 +732,180 @@ TEST_CASE("ThreadLock: readers, writers, scanners and checkpoints at once") {
   CHECK(errors == 0);
   CHECK(db.size() == 3 * kPerThread);
   for (int t = 0; t < 3; ++t) CHECK(db.get(t * 1000000 + kPerThread - 1) == kPerThread - 1);
+}
+
+// ---- error paths and housekeeping (issue: failures that are not I/O errors) ----
+
+namespace {
+std::uint64_t wal_file_bytes(const std::filesystem::path& dir) {
+  std::uint64_t total = 0;
+  for (const auto& p : stowage_test::files_matching(dir, ".log")) total += std::filesystem::file_size(p);
+  return total;
+}
+}  // namespace
+
+TEST_CASE("a writable open keeps the chunk files of every keyspace the manifest names") {
+  TempDir dir;
+  Options o = small_options();
+  {
+    Storage<int, std::string> db(dir.path(), o);
+    for (int i = 0; i < 200; ++i) db.put(i, value_for(i));
+  }
+  // A second keyspace (as collections will make), holding a copy of a chunk.
+  auto m = detail::read_manifest(*default_file_system(), dir.path());
+  REQUIRE(m.keyspaces.size() == 1);
+  REQUIRE_FALSE(m.keyspaces[0].chunks.empty());
+  detail::KeyspaceState other = m.keyspaces[0];
+  other.name = "other";
+  other.chunks.resize(1);
+  const std::uint64_t file = m.next_file + 5;
+  std::filesystem::copy_file(dir / detail::chunk_file_name(m.keyspaces[0].chunks[0].file),
+                             dir / detail::chunk_file_name(file));
+  other.chunks[0].file = file;
+  m.keyspaces.push_back(other);
+  m.next_file = file + 1;
+  detail::write_manifest(*default_file_system(), dir.path(), m);
+  for (int session = 0; session < 3; ++session) {
+    Storage<int, std::string> db(dir.path(), o);
+    for (int i = 0; i < 300; ++i) db.put(i, value_for(i + session));
+    REQUIRE(db.size() == 300);
+  }
+  REQUIRE(std::filesystem::exists(dir / detail::chunk_file_name(file)));
+  auto after = detail::read_manifest(*default_file_system(), dir.path());
+  const auto* ks = after.keyspace("other");
+  REQUIRE(ks != nullptr);
+  REQUIRE(ks->chunks.size() == 1);
+  REQUIRE(ks->chunks[0].file == file);
+}
+
+TEST_CASE("open/close cycles and WAL-only sessions keep the WAL small") {
+  TempDir dir;
+  SECTION("200 open/get/close cycles leave at most two WAL segments") {
+    { Storage<int, std::string>(dir.path()).put(1, "one"); }
+    for (int i = 0; i < 200; ++i) {
+      Storage<int, std::string> db(dir.path());
+      REQUIRE(db.get(1) == "one");
+    }
+    REQUIRE(stowage_test::files_matching(dir.path(), ".log").size() <= 2);
+  }
+  SECTION("50 sessions of overwrites without checkpoint_on_close stay within a few wal_bytes") {
+    Options o;
+    o.checkpoint_on_close = false;
+    o.wal_bytes = 1 << 20;
+    std::uint64_t largest = 0;
+    for (int session = 0; session < 50; ++session) {
+      Storage<int, std::string> db(dir.path(), o);
+      for (int i = 0; i < 2000; ++i) db.put(i, std::string(240, static_cast<char>('a' + session % 26)));
+      REQUIRE(db.get(7) == std::string(240, static_cast<char>('a' + session % 26)));
+      largest = std::max(largest, db.stats().wal_bytes);
+    }
+    INFO("largest live WAL seen by stats(): " << largest);
+    REQUIRE(largest <= 3 * o.wal_bytes);
+    REQUIRE(wal_file_bytes(dir.path()) <= 3 * o.wal_bytes);
+  }
+  SECTION("many small sessions without checkpoint_on_close do not pile up segments") {
+    Options o;
+    o.checkpoint_on_close = false;
+    for (int session = 0; session < 40; ++session) {
+      Storage<int, std::string> db(dir.path(), o);
+      db.put(session, "v");
+      REQUIRE(db.size() == static_cast<std::size_t>(session + 1));
+    }
+    REQUIRE(stowage_test::files_matching(dir.path(), ".log").size() <= kMaxWalSegments + 1);
+    Storage<int, std::string> db(dir.path(), o);
+    REQUIRE(db.size() == 40);
+  }
+}
+
+TEST_CASE("with Durability::sync a write is visible only after its fdatasync") {
+  TempDir dir;
+  auto fs = stowage_test::FaultFileSystem::make(dir.path());
+  Options o;
+  o.durability = Durability::sync;
+  o.file_system = fs;
+  Storage<int, std::string> db(dir.path(), o);
+  db.put(1, "old");
+  std::vector<std::optional<std::string>> seen;  // what get(1) returned inside each WAL sync
+  fs->set_hook(stowage_test::kOpSync, [&](unsigned, const std::filesystem::path& p) {
+    if (p.filename().string().rfind("wal-", 0) == 0) seen.push_back(db.get(1));
+  });
+  db.put(1, "new");
+  fs->set_hook(0, nullptr);
+  REQUIRE_FALSE(seen.empty());
+  for (const auto& v : seen) REQUIRE(v == "old");
+  REQUIRE(db.get(1) == "new");
+
+  // A failed sync: the write never becomes visible, the store refuses writes.
+  fs->fail_at(stowage_test::kOpSync, 1, false);
+  REQUIRE_THROWS_AS(db.put(2, "lost"), IoError);
+  REQUIRE_FALSE(db.get(2).has_value());
+  REQUIRE_THROWS_AS(db.put(3, "refused"), IoError);
+}
+
+TEST_CASE("concurrent synced writers share fdatasyncs and all land") {
+  TempDir dir;
+  Options o;
+  o.durability = Durability::sync;
+  {
+    Storage<int, std::string> db(dir.path(), o);
+    std::vector<std::thread> threads;
+    std::atomic<int> errors{0};
+    for (int t = 0; t < 4; ++t)
+      threads.emplace_back([&, t] {
+        try {
+          for (int i = 0; i < 200; ++i) {
+            db.put(t * 1000 + i, value_for(i));
+            if (i % 10 == 0) db.erase(t * 1000 + i);
+          }
+        } catch (...) {
+          ++errors;
+        }
+      });
+    for (auto& th : threads) th.join();
+    REQUIRE(errors == 0);
+    REQUIRE(db.size() == 4 * 180);
+  }
+  Storage<int, std::string> db(dir.path(), o);
+  REQUIRE(db.size() == 4 * 180);
+  REQUIRE(db.get(2005) == value_for(5));
+  REQUIRE_FALSE(db.get(2010).has_value());
+}
+
+TEST_CASE("a logger that calls stats() on the first I/O error does not deadlock") {
+  TempDir dir;
+  auto fs = stowage_test::FaultFileSystem::make(dir.path());
+  Storage<int, std::string>* store = nullptr;
+  std::vector<std::uint64_t> records_seen;
+  Options o = small_options();
+  o.file_system = fs;
+  o.logger = [&](LogLevel level, std::string_view) {
+    if (level == LogLevel::error && store != nullptr) records_seen.push_back(store->stats().records);
+  };
+  Storage<int, std::string> db(dir.path(), o);
+  store = &db;
+  db.put(1, "one");
+  fs->fail_at(stowage_test::kOpAppend | stowage_test::kOpFlush, 1, false);
+  REQUIRE_THROWS_AS(db.put(2, "two"), IoError);
+  REQUIRE(records_seen.size() == 1);
+  REQUIRE(records_seen[0] == 1);
+  fs->fail_at(stowage_test::kOpSync, 1, false);
+  REQUIRE_THROWS_AS(db.checkpoint(), IoError);
+  store = nullptr;
+}
+
+TEST_CASE("a small cache keeps chunk metadata larger than a sixteenth of it") {
+  TempDir dir;
+  Options o;
+  o.cache_bytes = 1 << 20;
+  o.chunk_bytes = 4 << 20;
+  Storage<int, std::string> db(dir.path(), o);
+  std::vector<std::pair<int, std::string>> batch;
+  for (int i = 0; i < 30000; ++i) batch.emplace_back(i, value_for(i));
+  db.put_batch(batch);
+  db.checkpoint();
+  REQUIRE(db.stats().chunks == 1);
+  for (int i = 0; i < 200; ++i) REQUIRE(db.get(i * 97 % 30000) == value_for(i * 97 % 30000));
+  auto s = db.stats();
+  INFO("metadata_bytes " << s.metadata_bytes << ", cache capacity " << s.cache_capacity);
+  REQUIRE(s.metadata_bytes > s.cache_capacity / 16);
 }

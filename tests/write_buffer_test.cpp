@@ -12,6 +12,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -376,5 +377,60 @@ TEST_CASE("many random keys match a std::map model") {
     REQUIRE((lo == model.end()) == (blo == b.end()));
     if (blo != b.end()) CHECK(blo->first == lo->first);
     CHECK((b.find(k) != nullptr) == (model.count(k) == 1));
+  }
+}
+
+TEST_CASE("rollback takes back every apply of a batch, inserts and updates, at any point") {
+  std::mt19937_64 rng(77);
+  for (int round = 0; round < 200; ++round) {
+    WriteBuffer b;
+    std::uint64_t seq = 0;
+    const int base = static_cast<int>(rng() % 600);
+    for (int i = 0; i < base; ++i) b.apply(random_key(rng), ++seq, rng() % 5 == 0, std::string(rng() % 40, 'b'));
+    // A snapshot of everything observable.
+    std::vector<std::tuple<std::string, std::uint64_t, bool, std::string, Below>> before;
+    for (const auto& [k, e] : b) before.emplace_back(std::string(k), e.seq, e.tombstone, std::string(e.value), e.below);
+    const auto entries = b.entries();
+    const auto delta = b.delta();
+    const auto unknown = b.unknown();
+    const auto max_seq = b.max_seq();
+
+    const std::size_t n = 1 + rng() % 120;
+    WriteBuffer::Undo undo;
+    undo.reserve(n);
+    b.begin(undo);
+    for (std::size_t i = 0; i < n; ++i) {
+      const Below below = rng() % 3 == 0 ? Below::present : Below::unknown;
+      b.apply(random_key(rng), ++seq, rng() % 4 == 0, std::string(rng() % 60, 'n'), below, &undo);
+    }
+    b.rollback(undo);
+
+    std::vector<std::tuple<std::string, std::uint64_t, bool, std::string, Below>> after;
+    for (const auto& [k, e] : b) after.emplace_back(std::string(k), e.seq, e.tombstone, std::string(e.value), e.below);
+    REQUIRE(after == before);
+    REQUIRE(b.entries() == entries);
+    REQUIRE(b.delta() == delta);
+    REQUIRE(b.unknown() == unknown);
+    REQUIRE(b.max_seq() == max_seq);
+    for (const auto& t : before) {
+      const auto* e = b.find(std::get<0>(t));
+      REQUIRE(e != nullptr);
+      REQUIRE(e->value == std::get<3>(t));
+    }
+    // The buffer goes on working: lower_bound over possibly empty leaves, more applies.
+    for (int i = 0; i < 50; ++i) {
+      std::string k = random_key(rng);
+      auto it = b.lower_bound(k);
+      auto want = std::lower_bound(before.begin(), before.end(), k,
+                                   [](const auto& t, const std::string& key) { return std::get<0>(t) < key; });
+      if (want == before.end()) {
+        REQUIRE(it == b.end());
+      } else {
+        REQUIRE(it != b.end());
+        REQUIRE(std::string(it->first) == std::get<0>(*want));
+      }
+    }
+    b.apply("zz-after", ++seq, false, "v");
+    REQUIRE(b.find("zz-after") != nullptr);
   }
 }

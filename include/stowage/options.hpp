@@ -20,14 +20,18 @@ enum class Durability {
   /// writes since the last flush() (never older data). The default.
   none,
   /// Every commit is fsynced before it returns (group commit: concurrent
-  /// writers share one fdatasync).
+  /// writers share one fdatasync), and becomes visible to readers only after
+  /// that fdatasync, so no reader sees a write that a failed sync or a power
+  /// cut then takes away.
   sync,
 };
 
 /// Severity of a log line.
 enum class LogLevel { debug, info, warning, error };
 
-/// Receives what the store has to say: recovery, cut WAL tails, checkpoints.
+/// Receives what the store has to say: recovery, cut WAL tails, checkpoints,
+/// failures. It is called with none of the store's mutexes held, so it may
+/// call the store (stats(), for instance); it should not throw.
 using Logger = std::function<void(LogLevel, std::string_view)>;
 
 /// How a store is opened. Every field has a default; write only what differs:
@@ -53,7 +57,8 @@ struct Options {
   /// The write buffer's share of cache_bytes; past it a checkpoint runs.
   /// 0 means cache_bytes / 4.
   std::size_t write_buffer_bytes = 0;
-  /// A WAL larger than this also triggers a checkpoint.
+  /// Live WAL segments (all of them) larger than this together also trigger
+  /// a checkpoint.
   std::uint64_t wal_bytes = std::uint64_t{64} << 20;
   /// The most chunk files kept open at once (least recently read closed
   /// first); chunk metadata stays cached without an open file. 0 means half
