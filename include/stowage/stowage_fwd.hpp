@@ -48,6 +48,11 @@ struct NoLock;
 struct ThreadLock;
 struct ProcessLock;
 
+// engine.hpp
+struct RecordTypes;
+template <class Compression, class Eviction, class Lock>
+class Engine;
+
 // storage.hpp
 template <class Key, class Value, class Serializer = BinarySerializer, class Compression = Lz4Compression,
           class Eviction = LruEviction, class Lock = ThreadLock>

@@ -1,0 +1,1811 @@
+// engine.hpp: the untyped engine under Storage. Engine<Compression,
+// Eviction, Lock> stores encoded byte keys (memcmp order) and stored value
+// bytes: the WAL, the write buffer, chunk files, the chunk index, the block
+// cache, the manifest, migrations of the on-disk format and of value bytes,
+// and the file lock. It never decodes a key or a value itself; what it must
+// know of the types (their names for the manifest, a key check for WAL
+// replay, a key printer for messages) comes in a RecordTypes. The typed
+// façade, Storage<Key, Value, Serializer, ...> (storage.hpp), encodes and
+// decodes around it, so one engine instantiation serves every Key and Value
+// over the same policies.
+//
+// Data flow:
+//   put:   one WAL record (group commit) → write buffer. No chunk read.
+//   get:   write buffer → frozen buffer (during a checkpoint) → chunk index →
+//          Bloom filter → block index → block cache → binary search.
+//   checkpoint: freeze the write buffer and start a new WAL segment → merge
+//          the frozen buffer into every chunk it touches, each written once as
+//          new immutable files (split beyond chunk_bytes) → fsync → new
+//          MANIFEST (atomic, durable) → install → delete what is no longer named.
+//   open:  LOCK → MANIFEST (policies and types checked) → replay the WAL.
+//
+// Locking (members say which guard they need):
+//   lock_          (the Lock policy) guards wb_, imm_, index_ and the versions:
+//                  readers share it, writers hold it only to apply a commit.
+//   queue_mu_      the queue of Durability::sync commits (commit_synced).
+//   write_mu_      serialises commits: sequence numbers, WAL appends, applies.
+//   sync_mu_       one WAL fdatasync at a time (group commit: writers queued
+//                  behind a sync find their record already synced).
+//   checkpoint_mu_ one checkpoint at a time; guards manifest_, wal_segments_
+//                  and next_file_. index_ changes only under it AND lock_.
+//   Order: checkpoint_mu_ → sync_mu_ → write_mu_ → lock_. The logger is
+//   called with none of them held.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <deque>
+#include <exception>
+#include <filesystem>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "cache.hpp"
+#include "chunk.hpp"
+#include "compression.hpp"
+#include "concepts.hpp"
+#include "detail/coding.hpp"
+#include "error.hpp"
+#include "eviction.hpp"
+#include "file.hpp"
+#include "file_lock.hpp"
+#include "index.hpp"
+#include "lock.hpp"
+#include "manifest.hpp"
+#include "migration.hpp"
+#include "open_files.hpp"
+#include "options.hpp"
+#include "wal.hpp"
+#include "write_buffer.hpp"
+
+namespace stowage {
+
+/// Largest encoded key a store accepts.
+inline constexpr std::size_t kMaxKeyBytes = 64 * 1024;
+/// Largest encoded value a store accepts.
+inline constexpr std::size_t kMaxValueBytes = std::size_t{1} << 30;
+/// Most bytes of block frames a scan reads from a chunk file at once, when
+/// it reads ahead the blocks that are not cached (see Storage::iterator).
+inline constexpr std::size_t kScanReadahead = std::size_t{128} << 10;
+/// Most WAL segments an open leaves live; past it, open checkpoints the
+/// replayed writes (see Options::checkpoint_on_close).
+inline constexpr std::size_t kMaxWalSegments = 8;
+
+namespace detail {
+inline std::string chunk_file_name(std::uint64_t number) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%06llu.chunk", static_cast<unsigned long long>(number));
+  return buf;
+}
+inline std::optional<std::uint64_t> parse_chunk_file_name(std::string_view name) {
+  constexpr std::string_view ext = ".chunk";
+  if (name.size() <= ext.size() || name.substr(name.size() - ext.size()) != ext) return std::nullopt;
+  auto digits = name.substr(0, name.size() - ext.size());
+  if (digits.size() > 18) return std::nullopt;
+  std::uint64_t n = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return n;
+}
+/// An encoded key for messages: hex, its first 64 bytes.
+inline std::string hex_key(std::string_view encoded) {
+  static const char* hex = "0123456789abcdef";
+  std::string out = "0x";
+  for (unsigned char c : encoded.substr(0, 64)) {
+    out.push_back(hex[c >> 4]);
+    out.push_back(hex[c & 15]);
+  }
+  return encoded.size() > 64 ? out + "..." : out;
+}
+/// Cache offset under which a chunk's metadata (ChunkTable) is kept.
+inline constexpr std::uint64_t kTableSlot = ~std::uint64_t{0};
+}  // namespace detail
+
+/// What the engine needs to know of the records a typed layer stores in it
+/// (all of it recorded in, or checked against, the manifest).
+struct RecordTypes {
+  /// Serializer::id() of the values.
+  std::string serializer;
+  /// KeyCodec<Key>::name(): the order the encoded keys are in.
+  std::string key_order;
+  /// type_description<Value>() ("" when unknown).
+  std::string value_type;
+  /// value_version<Value>: the schema version values are written at.
+  unsigned value_version = 0;
+  /// Throws CorruptionError when an encoded key does not decode as the key
+  /// type (WAL replay checks each key with it); nullptr: no check.
+  void (*check_key)(std::string_view encoded) = nullptr;
+  /// The key for messages, decoded when that reads well; nullptr: hex.
+  std::string (*describe_key)(std::string_view encoded) = nullptr;
+};
+
+/// The untyped store in one directory: byte keys in memcmp order, byte
+/// values. See the top of engine.hpp; Storage (storage.hpp) is its typed
+/// face, and what users call.
+template <class Compression, class Eviction, class Lock>
+class Engine {
+  static_assert(CompressionPolicy<Compression>,
+                "stowage: Compression must provide id, name, compress(std::string_view, std::string&) and "
+                "decompress(std::string_view, std::size_t, char*)");
+  static_assert(EvictionPolicy<Eviction>,
+                "stowage: Eviction must provide a hook type and a queue<Entry> with insert, touch, erase, victim");
+  static_assert(LockPolicy<Lock>,
+                "stowage: Lock must provide lock, unlock, lock_shared, unlock_shared and "
+                "waits_for_other_processes");
+
+  using Table = detail::ChunkTable<Compression>;
+  using Block = detail::Block;
+
+ public:
+  /// Opens (or creates, per Options::create_if_missing) the store in dir for
+  /// records of `types`, migrating it first to value schema version `target`
+  /// along `migrations` (may be null) when it is at another one or at an
+  /// older format. With migrate_only, the engine closes once that is done.
+  /// Throws as Storage's constructors do.
+  Engine(const std::filesystem::path& dir, Options options, RecordTypes types, const Migrator* migrations,
+         unsigned target, bool migrate_only)
+      : dir_(dir),
+        opt_(std::move(options)),
+        types_(std::move(types)),
+        cache_(1, cache_shards(opt_.cache_bytes)),
+        files_(detail::open_file_limit(opt_.max_open_files)) {
+    fs_ = opt_.file_system ? opt_.file_system : default_file_system();
+    validate_options();
+    wb_limit_ = opt_.write_buffer_bytes ? opt_.write_buffer_bytes : opt_.cache_bytes / 4;
+    cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_));
+    open(migrations, target, migrate_only);
+  }
+
+  /// Closes the store (see close()); errors are logged, not thrown.
+  ~Engine() {
+    try {
+      close();
+    } catch (...) {
+      try {
+        log(LogLevel::error, "close failed: " + describe_exception(std::current_exception()));
+      } catch (...) {
+      }
+    }
+  }
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  /// Throws ValidationError when an encoded key is over kMaxKeyBytes.
+  void check_key_size(std::size_t bytes) const {
+    if (bytes > kMaxKeyBytes)
+      throw ValidationError("stowage: a key of " + std::to_string(bytes) + " encoded bytes exceeds the limit of " +
+                            std::to_string(kMaxKeyBytes) + " (store " + dir_.string() + ")");
+  }
+  /// Throws ValidationError when an encoded value is over kMaxValueBytes.
+  void check_value_size(std::size_t bytes) const {
+    if (bytes > kMaxValueBytes)
+      throw ValidationError("stowage: a value of " + std::to_string(bytes) + " encoded bytes exceeds the limit of " +
+                            std::to_string(kMaxValueBytes) + " (store " + dir_.string() + ")");
+  }
+
+  /// Stores value under key (both encoded, within the limits).
+  void put(std::string_view key, std::string_view value) {
+    check_key_size(key.size());
+    check_value_size(value.size());
+    detail::WalBatch batch;
+    batch.reserve(1 + detail::varint_length(key.size()) + key.size() + detail::varint_length(value.size()) +
+                  value.size());
+    batch.put(key, value);
+    Op op{detail::kOpPut, key, value};
+    commit(batch, &op, 1);
+  }
+
+  /// Removes key; returns whether it was there.
+  bool erase(std::string_view key) {
+    check_key_size(key.size());
+    detail::WalBatch batch;
+    batch.erase(key);
+    Op op{detail::kOpErase, key, {}};
+    bool existed = false;
+    commit(batch, &op, 1, [&] {
+      std::shared_lock guard(lock_);
+      bool in_buffer = wb_.find(key) != nullptr;
+      existed = find_locked(key, [](std::string_view, const std::filesystem::path*) {});
+      op.below = in_buffer ? detail::Below::unknown : (existed ? detail::Below::present : detail::Below::absent);
+    });
+    return existed;
+  }
+
+  /// Stores the pairs (kv[0], kv[1]), (kv[2], kv[3]), ... as one atomic
+  /// commit: after a crash either all of them are there or none.
+  void put_batch(const std::vector<std::string>& kv) {
+    std::size_t bytes = 0;
+    for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
+      check_key_size(kv[i].size());
+      check_value_size(kv[i + 1].size());
+      bytes += detail::varint_length(kv[i].size()) + kv[i].size() + detail::varint_length(kv[i + 1].size()) +
+               kv[i + 1].size() + 1;
+    }
+    detail::WalBatch batch;
+    batch.reserve(bytes);
+    std::vector<Op> ops;
+    ops.reserve(kv.size() / 2);
+    for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
+      batch.put(kv[i], kv[i + 1]);
+      ops.push_back(Op{detail::kOpPut, kv[i], kv[i + 1]});
+    }
+    if (ops.empty()) return;
+    commit(batch, ops.data(), ops.size());
+  }
+
+  /// Looks key up; on a hit calls on_value(value bytes, chunk file or
+  /// nullptr) while holding the store's shared lock (the bytes are valid
+  /// only during the call), and returns true.
+  template <class Fn>
+  bool find(std::string_view key, Fn&& on_value) const {
+    std::shared_lock guard(lock_);
+    check_open();
+    return find_locked(key, on_value);
+  }
+
+  /// Number of records (exact).
+  std::size_t size() const {
+    std::unique_lock guard(lock_);
+    check_open();
+    return static_cast<std::size_t>(count_locked());
+  }
+
+  /// Makes every write that returned before this call survive power loss.
+  void flush() {
+    FailureReport report{this};
+    check_open();
+    std::uint64_t seq;
+    {
+      std::lock_guard w(write_mu_);
+      seq = last_seq_;
+    }
+    sync_up_to(seq);
+  }
+
+  /// Writes the write buffer into chunk files, records them in a new
+  /// MANIFEST and drops the WAL it covered.
+  void checkpoint() {
+    check_open();
+    check_writable();
+    run_checkpoint();
+  }
+
+  /// A snapshot of the store's counters.
+  Stats stats() const {
+    Stats s;
+    {
+      std::unique_lock guard(lock_);
+      check_open();
+      s.records = count_locked();
+      s.chunks = index_.chunks();
+      s.write_buffer_bytes = wb_.bytes() + (imm_ ? imm_->bytes() : 0);
+      s.disk_bytes = index_.bytes();
+    }
+    auto c = cache_.stats();
+    s.cache_bytes = c.bytes;
+    s.cache_capacity = c.capacity;
+    s.cache_hits = c.hits;
+    s.cache_misses = c.misses;
+    s.cache_evictions = c.evictions;
+    s.metadata_bytes = c.high_bytes;
+    auto f = files_.stats();
+    s.open_files = f.open;
+    s.file_opens = f.opens;
+    {
+      std::lock_guard w(write_mu_);
+      s.last_sequence = last_seq_;
+      s.wal_bytes = wal_closed_bytes_ + (wal_ ? wal_->size() : 0);
+      s.disk_bytes += wal_ ? wal_->allocated() - wal_->size() : 0;  // the current segment's preallocated zeros
+    }
+    s.disk_bytes += s.wal_bytes + manifest_bytes_.load();
+    s.checkpoints = checkpoints_.load();
+    return s;
+  }
+
+  /// Checkpoints (when Options::checkpoint_on_close), syncs and releases the
+  /// store. Later calls on this object throw ValidationError. Idempotent.
+  void close() {
+    if (closed_.load()) return;
+    FailureReport report{this};
+    std::exception_ptr error;
+    if (!opt_.read_only && !failed_.load()) {
+      try {
+        if (opt_.checkpoint_on_close) run_checkpoint();
+        flush();
+      } catch (...) {
+        error = std::current_exception();
+      }
+    }
+    {
+      std::lock_guard cp(checkpoint_mu_);
+      std::lock_guard s(sync_mu_);
+      std::lock_guard w(write_mu_);
+      std::unique_lock guard(lock_);
+      closed_ = true;
+      if (wal_ && !error && !failed_.load()) {
+        try {
+          wal_->seal();  // the segment ends at its last record, without preallocated zeros
+          synced_seq_ = last_seq_;
+        } catch (...) {
+          error = std::current_exception();
+          fail(error);
+        }
+      }
+      wal_.reset();
+      file_lock_.reset();
+    }
+    if (error) std::rethrow_exception(error);
+  }
+
+  /// What the migration run by this object's open did, if one ran.
+  const std::optional<MigrationReport>& last_migration() const { return last_migration_; }
+
+  /// The store's directory.
+  const std::filesystem::path& path() const { return dir_; }
+  /// The options it was opened with.
+  const Options& options() const { return opt_; }
+  /// What it was opened for.
+  const RecordTypes& types() const { return types_; }
+
+  /// Reads the records of a key range in order, a block at a time, holding
+  /// no lock between batches (see Storage::iterator, its typed face, for
+  /// the guarantees under concurrent writes).
+  class Cursor {
+   public:
+    /// A cursor at the end.
+    Cursor() = default;
+    /// A cursor over the records with from <= key < to (either bound may be
+    /// absent), before its first record: call peek().
+    Cursor(const Engine* e, std::optional<std::string> from, std::optional<std::string> to)
+        : store_(e), from_(std::move(from)), to_(std::move(to)) {}
+    /// A copy at the same position; it reads its next records from the store
+    /// itself rather than sharing the original's batch.
+    Cursor(const Cursor& other) { copy_from(other); }
+    /// Moves the position and the batch; the moved-from cursor may only be
+    /// assigned to or destroyed.
+    Cursor(Cursor&& other) noexcept = default;
+    /// See the copy constructor.
+    Cursor& operator=(const Cursor& other) {
+      if (this != &other) copy_from(other);
+      return *this;
+    }
+    /// See the move constructor.
+    Cursor& operator=(Cursor&& other) noexcept = default;
+    /// Releases the blocks it pins.
+    ~Cursor() = default;
+
+    /// Positions on the next record after the last accepted one (the first
+    /// of the range before any) without accepting it; false at the end.
+    /// After it returns true, key(), value() and file() describe the record
+    /// until the next peek(), accept() or change of the cursor. Calling it
+    /// again without accept() looks at the same record (as the store holds
+    /// it then): a caller whose decoding of the record threw retries that way.
+    bool peek() {
+      advance();
+      return !done_;
+    }
+    /// Makes the peeked record the last one returned.
+    void accept() {
+      last_.assign(key());
+      started_ = true;
+      ++pos_;
+    }
+    /// The peeked record's encoded key.
+    std::string_view key() const {
+      const Pending& p = batch_[pos_];
+      return p.from_chunk ? block_->key(p.rec) : p.key;
+    }
+    /// The peeked record's stored value bytes.
+    std::string_view value() const {
+      const Pending& p = batch_[pos_];
+      return p.from_chunk ? block_->value(p.rec) : p.value;
+    }
+    /// The chunk file the peeked record came from (nullptr: a buffered write).
+    const std::filesystem::path* file() const { return batch_[pos_].from_chunk ? &table_->path() : nullptr; }
+    /// Whether the cursor has passed its last record (or is an end cursor).
+    bool at_end() const { return store_ == nullptr || done_; }
+    /// The encoded key last accepted ("" before the first).
+    const std::string& last() const { return last_; }
+
+   private:
+    using MapIt = detail::WriteBuffer::const_iterator;
+    using IndexIt = detail::ChunkIndex::Map::const_iterator;
+    using BlockRun = typename Table::BlockRun;
+
+    // Most records one batch takes (a block's tail is taken whole).
+    static constexpr std::size_t kBatchRecords = 256;
+    // Bytes of buffered-write records one batch copies (at least one record).
+    static constexpr std::size_t kArenaBytes = std::size_t{16} << 10;
+
+    // One record of the batch: record `rec` of the pinned block_ (looked up
+    // only when returned: a short scan leaves most of a batch unread), or
+    // key and value viewing arena_ (a copy of a buffered write, whose entry
+    // may change once the lock is released).
+    struct Pending {
+      std::string_view key, value;
+      std::size_t rec = 0;
+      bool from_chunk = false;
+    };
+
+    void copy_from(const Cursor& o) {
+      store_ = o.store_;
+      from_ = o.from_;
+      to_ = o.to_;
+      last_ = o.last_;
+      started_ = o.started_;
+      done_ = o.done_;
+      // The copy re-seeks after last_ at its next step: the merge position of
+      // `o` may lie past it (the batch), and the batch is not shared.
+      positioned_ = false;
+      release();
+    }
+    // Drops the batch and everything the iterator pins.
+    void release() {
+      batch_.clear();
+      pos_ = 0;
+      arena_.clear();
+      imm_.reset();
+      table_.reset();
+      block_.reset();
+      run_ = BlockRun{};
+    }
+
+    // Makes batch_[pos_] the next record (refilling the batch when it is used
+    // up or the store changed since it was read); done_ at the end.
+    void advance() {
+      if (at_end()) return;
+      const Engine& s = *store_;
+      s.check_open();
+      if (pos_ < batch_.size()) {
+        if (wb_version_ == s.wb_version_.load(std::memory_order_acquire) &&
+            chunk_version_ == s.chunk_version_.load(std::memory_order_acquire)) {
+          return;
+        }
+        positioned_ = false;  // the store changed: the batch may be stale
+      }
+      try {
+        fill();
+      } catch (...) {
+        // A failed read may leave the merge position anywhere: the next ++
+        // starts over after the last key returned (and meets the error again).
+        batch_.clear();
+        pos_ = 0;
+        positioned_ = false;
+        throw;
+      }
+      if (batch_.empty()) {
+        done_ = true;
+        release();
+      }
+    }
+
+    // Under the shared lock: positions the sources after last_ (or at from_)
+    // if the store changed, then merges the next records into batch_, up to
+    // the end of the current block (or kBatchRecords, or kArenaBytes of
+    // copied buffered writes). Empty only at the end of the range.
+    void fill() {
+      const Engine& s = *store_;
+      batch_.clear();
+      pos_ = 0;
+      if (arena_.capacity() > 4 * kArenaBytes) arena_ = std::vector<char>();  // after one huge buffered value
+      arena_.clear();
+      std::shared_lock guard(s.lock_);
+      s.check_open();
+      if (!positioned_ || chunk_version_ != s.chunk_version_.load(std::memory_order_relaxed)) {
+        reseek();
+        positioned_ = true;
+      } else if (wb_version_ != s.wb_version_.load(std::memory_order_relaxed)) {
+        wb_it_ = started_ ? s.wb_.upper_bound(last_) : (from_ ? s.wb_.lower_bound(*from_) : s.wb_.begin());
+        wb_version_ = s.wb_version_.load(std::memory_order_relaxed);
+      }
+      for (;;) {
+        if (block_ && rec_ >= block_->size()) {
+          if (!batch_.empty()) return;  // the batch views block_: the next fill moves on
+          next_block();
+        }
+        const bool wb_has = wb_it_ != s.wb_.end();
+        const bool imm_has = imm_ && imm_it_ != imm_->end();
+        const bool chunk_has = block_ != nullptr;
+        if (chunk_has) {
+          // The common case: the rest of the block precedes every buffered
+          // key and the range's end; take it whole, without comparisons.
+          const std::string_view last = block_->key(block_->size() - 1);
+          if ((!wb_has || last < std::string_view(wb_it_->first)) &&
+              (!imm_has || last < std::string_view(imm_it_->first)) && (!to_ || last < std::string_view(*to_))) {
+            for (; rec_ < block_->size(); ++rec_) batch_.push_back(Pending{{}, {}, rec_, true});
+            continue;
+          }
+        }
+        // The smallest key among the three sources; the newest layer wins ties.
+        std::string_view best;
+        bool have = false;
+        auto consider = [&](std::string_view k) {
+          if (!have || k < best) best = k, have = true;
+        };
+        if (wb_has) consider(wb_it_->first);
+        if (imm_has) consider(imm_it_->first);
+        if (chunk_has) consider(block_->key(rec_));
+        if (!have || (to_ && !(best < std::string_view(*to_)))) return;
+        const bool wb_at = wb_has && wb_it_->first == best;
+        const bool imm_at = imm_has && imm_it_->first == best;
+        const bool chunk_at = chunk_has && block_->key(rec_) == best;
+        const detail::BufferEntry* entry = wb_at ? &wb_it_->second : imm_at ? &imm_it_->second : nullptr;
+        if (entry && !entry->tombstone) {
+          // A copy: the entry may change once the lock is released. Views
+          // into arena_ stay valid while it does not reallocate.
+          const std::size_t need = best.size() + entry->value.size();
+          if (arena_.size() + need > arena_.capacity()) {
+            if (!arena_.empty()) return;  // full: this record starts the next batch
+            arena_.reserve(std::max(need, kArenaBytes));
+          }
+          const std::size_t at = arena_.size();
+          arena_.insert(arena_.end(), best.begin(), best.end());
+          arena_.insert(arena_.end(), entry->value.begin(), entry->value.end());
+          batch_.push_back(Pending{std::string_view(arena_.data() + at, best.size()),
+                                   std::string_view(arena_.data() + at + best.size(), entry->value.size()), 0, false});
+        } else if (!entry) {
+          batch_.push_back(Pending{{}, {}, rec_, true});
+        }
+        // best views a buffer key or block_, both still valid after these steps.
+        if (wb_at) ++wb_it_;
+        if (imm_at) ++imm_it_;
+        if (chunk_at) ++rec_;
+        if (batch_.size() >= kBatchRecords) return;
+      }
+    }
+
+    // Positions every source at the first key after last_ (or at from_).
+    void reseek() {
+      const Engine& s = *store_;
+      auto seek = [&](const detail::WriteBuffer& b) {
+        if (started_) return b.upper_bound(last_);
+        return from_ ? b.lower_bound(*from_) : b.begin();
+      };
+      wb_it_ = seek(s.wb_);
+      imm_ = s.imm_;
+      if (imm_) imm_it_ = seek(*imm_);
+      block_.reset();
+      table_.reset();
+      run_ = BlockRun{};
+      std::string_view target = started_ ? std::string_view(last_) : (from_ ? std::string_view(*from_) : "");
+      chunk_it_ = s.index_.seek(target);
+      load_chunk(target, started_);
+      wb_version_ = s.wb_version_.load(std::memory_order_relaxed);
+      chunk_version_ = s.chunk_version_.load(std::memory_order_relaxed);
+    }
+    // Opens chunk_it_ and positions at the first record >= target (> target
+    // when after); block_ is null when no chunk holds one. The chunk and the
+    // block the seek lands in are read like a get's (cached and touched: many
+    // short scans from hot keys keep finding them); what a scan then streams
+    // through is not cached.
+    void load_chunk(std::string_view target, bool after) {
+      const Engine& s = *store_;
+      bool seek = true;
+      while (chunk_it_ != s.index_.end()) {
+        table_ = s.table(chunk_it_->second, /*fill=*/seek);
+        run_ = BlockRun{};
+        std::size_t bi = table_->find_block(target);
+        if (bi >= table_->block_count()) bi = 0;
+        for (; bi < table_->block_count(); ++bi) {
+          block_ = seek ? s.block(*table_, chunk_it_->second.file, bi, /*fill=*/true) : read_block(bi);
+          seek = false;
+          block_index_ = bi;
+          rec_ = block_->lower_bound(target);
+          if (after && rec_ < block_->size() && block_->key(rec_) == target) ++rec_;
+          if (rec_ < block_->size()) return;
+        }
+        ++chunk_it_;
+        block_.reset();
+      }
+      table_.reset();
+      block_.reset();
+    }
+    // Steps to the first record of the next block (of this chunk or the
+    // next ones); block_ becomes null after the last chunk.
+    void next_block() {
+      const Engine& s = *store_;
+      block_.reset();
+      ++blocks_read_;
+      for (;;) {
+        if (++block_index_ < table_->block_count()) {
+          block_ = read_block(block_index_);
+          rec_ = 0;
+          if (block_->size() > 0) return;
+          continue;
+        }
+        if (++chunk_it_ == s.index_.end()) {
+          table_.reset();
+          run_ = BlockRun{};
+          return;
+        }
+        table_ = s.table(chunk_it_->second, /*fill=*/false);
+        run_ = BlockRun{};
+        block_index_ = static_cast<std::size_t>(-1);
+      }
+    }
+    // Block i of table_: from the cache, from run_, or read with the blocks
+    // after it. Readahead grows with the blocks this scan has stepped
+    // through (none for the first two: a short scan reads what it needs).
+    std::shared_ptr<const Block> read_block(std::size_t i) {
+      const std::size_t ahead =
+          blocks_read_ < 2 ? 0 : std::min(kScanReadahead, std::size_t{8} << 10 << std::min<std::size_t>(blocks_read_ - 2, 8));
+      return store_->scan_block(*table_, chunk_it_->second.file, i, run_, ahead);
+    }
+
+    const Engine* store_ = nullptr;
+    std::optional<std::string> from_, to_;
+    std::string last_;  // encoded key last returned
+    bool started_ = false, positioned_ = false, done_ = false;
+    // The merge position (valid under the lock while the versions match).
+    std::uint64_t wb_version_ = 0, chunk_version_ = 0;
+    MapIt wb_it_, imm_it_;
+    std::shared_ptr<const detail::WriteBuffer> imm_;
+    IndexIt chunk_it_;
+    std::shared_ptr<const Table> table_;
+    std::shared_ptr<const Block> block_;
+    std::size_t block_index_ = 0, rec_ = 0;
+    BlockRun run_;                 // frames read ahead from table_
+    std::size_t blocks_read_ = 0;  // blocks stepped into, for the readahead size
+    // The batch: records not yet returned, from pos_ on.
+    std::vector<Pending> batch_;
+    std::size_t pos_ = 0;
+    std::vector<char> arena_;
+  };
+
+  /// What scan() returns: begin() starts a new pass each time it is called.
+
+ private:
+  // Shards of the block cache: up to 16 (readers on many threads contend
+  // less), but each at least 1 MiB, since an entry larger than its shard's
+  // share cannot be cached (with 16 shards of a small cache, chunk metadata
+  // would be read again on every get).
+  static std::size_t cache_shards(std::size_t cache_bytes) {
+    std::size_t shards = 1;
+    while (shards < 16 && cache_bytes / 2 / (shards * 2) >= (std::size_t{1} << 20)) shards *= 2;
+    return shards;
+  }
+
+  struct Op {
+    std::uint8_t kind;
+    std::string_view key;
+    std::string_view value;
+    detail::Below below = detail::Below::unknown;
+  };
+
+  // ---- helpers -----------------------------------------------------------
+
+  void log(LogLevel level, const std::string& msg) const {
+    if (opt_.logger) opt_.logger(level, msg);
+  }
+
+  void validate_options() {
+    auto bad = [&](const std::string& what) {
+      throw ValidationError("stowage: invalid Options for " + dir_.string() + ": " + what);
+    };
+    if (opt_.cache_bytes < (std::size_t{256} << 10)) bad("cache_bytes must be at least 256 KiB");
+    if (opt_.block_bytes < 256 || opt_.block_bytes > (std::size_t{4} << 20))
+      bad("block_bytes must be between 256 bytes and 4 MiB");
+    if (opt_.chunk_bytes < opt_.block_bytes) bad("chunk_bytes must be at least block_bytes");
+    if (opt_.write_buffer_bytes > opt_.cache_bytes / 2) bad("write_buffer_bytes must be at most cache_bytes / 2");
+  }
+
+  void check_open() const {
+    if (closed_.load()) throw ValidationError("stowage: the store at " + dir_.string() + " is closed");
+  }
+  void check_writable() const {
+    if (opt_.read_only)
+      throw ValidationError("stowage: the store at " + dir_.string() + " was opened read_only; it takes no writes");
+    check_writable_state();
+  }
+  void check_writable_state() const {
+    if (failed_.load()) {
+      std::string why;
+      {
+        std::lock_guard g(failure_mu_);
+        why = failure_.empty() ? std::string("an error whose message could not be kept") : failure_;
+      }
+      throw IoError("stowage: the store at " + dir_.string() + " refuses writes after an earlier error (" + why +
+                    "); reopen it to recover from the WAL");
+    }
+  }
+
+  // The failure rule: an exception of any type thrown after a commit's WAL
+  // append, or while a checkpoint changes the store, either leaves the
+  // change wholly applied or marks the store failed: writes are refused
+  // from then on and a reopen recovers from the WAL (which still holds
+  // everything acknowledged: WAL segments are dropped only after the
+  // manifest naming their records' chunks is durable). fail() cannot throw
+  // (it runs in catch blocks, where a second exception would replace the
+  // first) and does not log: callers may hold store mutexes, and a logger
+  // may call back into the store. The failure is logged by report_failure(),
+  // which each public call runs once it has released every mutex.
+  void fail(std::exception_ptr error) noexcept {
+    std::string why;
+    try {
+      why = describe_exception(error);
+    } catch (...) {  // std::bad_alloc: the store fails all the same, without its reason
+    }
+    std::lock_guard g(failure_mu_);
+    if (failed_.load()) return;
+    failure_.swap(why);
+    failure_unlogged_ = true;
+    failed_ = true;
+  }
+  static std::string describe_exception(std::exception_ptr error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      return e.what();
+    } catch (...) {
+      return "an exception of a type not derived from std::exception";
+    }
+  }
+  // Logs a failure that fail() recorded, once. Never throws.
+  void report_failure() noexcept {
+    std::string why;
+    {
+      std::lock_guard g(failure_mu_);
+      if (!failure_unlogged_) return;
+      failure_unlogged_ = false;
+      try {
+        why = failure_;
+      } catch (...) {
+      }
+    }
+    try {
+      log(LogLevel::error, "store failed: " + why);
+    } catch (...) {
+    }
+  }
+  // Runs report_failure() when the public call that made it ends, after the
+  // call's own lock guards (declared after it) are released.
+  struct FailureReport {
+    const Engine* store;
+    ~FailureReport() { const_cast<Engine*>(store)->report_failure(); }
+  };
+
+  std::filesystem::path chunk_path(std::uint64_t file) const { return dir_ / detail::chunk_file_name(file); }
+
+  // The open chunk's metadata (block index, Bloom filter), cached at high
+  // priority so data blocks do not push it out; fill=false for chunks read
+  // once (scans, checkpoint merges), so they do not displace hot ones. The
+  // file handle it was opened with goes to files_. The file must hold what
+  // the manifest says it holds (a chunk file that was swapped, replaced or
+  // truncated is corrupt, not just different).
+  std::shared_ptr<const Table> table(const detail::ChunkRef& ref, bool fill = true) const {
+    return cache_.template get_or_load<Table>(
+        detail::CacheKey{ref.file, detail::kTableSlot},
+        [&] {
+          auto path = chunk_path(ref.file);
+          auto t = Table::open(*fs_, path);
+          if (t->file_bytes() != ref.bytes || t->records() != ref.records || t->first_key() != ref.first_key ||
+              t->last_key() != ref.last_key || t->max_seq() != ref.max_seq)
+            throw CorruptionError(path, 0,
+                                  "the chunk file does not match the MANIFEST's record of it (size, record count, "
+                                  "key range or sequence differ)");
+          files_.put(ref.file, t->take_file());
+          std::size_t charge = t->charge();
+          return std::pair<std::shared_ptr<const Table>, std::size_t>(std::move(t), charge);
+        },
+        fill, detail::CachePriority::high);
+  }
+  std::shared_ptr<const Block> block(const Table& t, std::uint64_t file, std::size_t i, bool fill = true) const {
+    return cache_.template get_or_load<Block>(
+        detail::CacheKey{file, i},
+        [&] {
+          auto b = t.read_block(i, *chunk_file(t, file));
+          std::size_t charge = b->charge();
+          return std::pair<std::shared_ptr<const Block>, std::size_t>(std::move(b), charge);
+        },
+        fill);
+  }
+  // Chunk file `file` (whose table is t) from files_, opened again when it
+  // was closed; it must still be the size it had when t was verified.
+  std::shared_ptr<const RandomAccessFile> chunk_file(const Table& t, std::uint64_t file) const {
+    return files_.get(file, [&] {
+      auto f = fs_->open_read(t.path());
+      if (f->size() != t.file_bytes())
+        throw CorruptionError(t.path(), 0,
+                              "the chunk file changed size while the store had it open (" +
+                                  std::to_string(t.file_bytes()) + " bytes, now " + std::to_string(f->size()) + ")");
+      return f;
+    });
+  }
+
+  // block(t, file, i, /*fill=*/false) for scans: on a miss, block i comes
+  // from `run` (frames read earlier) or from a new run of the frames of
+  // blocks i, i+1, ... read with one read of up to `readahead` bytes.
+  std::shared_ptr<const Block> scan_block(const Table& t, std::uint64_t file, std::size_t i,
+                                          typename Table::BlockRun& run, std::size_t readahead) const {
+    return cache_.template get_or_load<Block>(
+        detail::CacheKey{file, i},
+        [&] {
+          if (run.count == 0 || i < run.first || i - run.first >= run.count) run = t.read_block_run(i, readahead, *chunk_file(t, file));
+          auto b = t.block_in_run(run, i);
+          std::size_t charge = b->charge();
+          return std::pair<std::shared_ptr<const Block>, std::size_t>(std::move(b), charge);
+        },
+        /*fill=*/false);
+  }
+
+  // Finds key in the chunks; on a hit calls on_value(bytes, file). Needs lock_ (shared).
+  template <class Fn>
+  bool find_in_chunks(std::string_view key, Fn&& on_value) const {
+    const detail::ChunkRef* ref = index_.find(key);
+    if (!ref) return false;
+    auto t = table(*ref);
+    if (!t->may_contain(key)) return false;
+    std::size_t bi = t->find_block(key);
+    if (bi >= t->block_count()) return false;
+    auto b = block(*t, ref->file, bi);
+    std::size_t i = b->lower_bound(key);
+    if (i >= b->size() || b->key(i) != key) return false;
+    on_value(b->value(i), &t->path());
+    return true;
+  }
+  // Looks key up through every layer. Needs lock_ (shared).
+  template <class Fn>
+  bool find_locked(std::string_view key, Fn&& on_value) const {
+    if (const auto* e = wb_.find(key)) {
+      if (e->tombstone) return false;
+      on_value(std::string_view(e->value), nullptr);
+      return true;
+    }
+    return find_below_buffer(key, on_value);
+  }
+  template <class Fn>
+  bool find_below_buffer(std::string_view key, Fn&& on_value) const {
+    if (imm_) {
+      if (const auto* e = imm_->find(key)) {
+        if (e->tombstone) return false;
+        on_value(std::string_view(e->value), nullptr);
+        return true;
+      }
+    }
+    return find_in_chunks(key, on_value);
+  }
+  // Exact record count. Needs lock_ (exclusive: it caches lookups in buffer entries).
+  std::uint64_t count_locked() const {
+    auto noop = [](std::string_view, const std::filesystem::path*) {};
+    if (imm_) imm_->resolve([&](std::string_view k) { return find_in_chunks(k, noop); });
+    wb_.resolve([&](std::string_view k) { return find_below_buffer(k, noop); });
+    auto total = static_cast<std::int64_t>(index_.records()) + wb_.delta() + (imm_ ? imm_->delta() : 0);
+    return static_cast<std::uint64_t>(std::max<std::int64_t>(total, 0));
+  }
+
+  // ---- commits -----------------------------------------------------------
+
+  // A commit's `before` step (erase's existence lookup), type-erased so that
+  // a queued commit can carry it.
+  struct BeforeRef {
+    void (*fn)(void*) = nullptr;
+    void* ctx = nullptr;
+    void operator()() const {
+      if (fn != nullptr) fn(ctx);
+    }
+  };
+  // One Durability::sync commit in the queue (see commit_synced).
+  struct Writer {
+    std::string* payload = nullptr;
+    Op* ops = nullptr;
+    std::size_t n = 0;
+    BeforeRef before;
+    detail::WriteBuffer::Undo* undo = nullptr;
+    std::uint64_t first = 0;  // its first sequence number, once appended
+    bool done = false;        // queue_mu_
+    std::exception_ptr error;
+    std::condition_variable cv;
+  };
+  // Most commits one leader syncs together.
+  static constexpr std::size_t kMaxGroup = 128;
+
+  // Appends one WAL record for ops and applies them; `before` runs first
+  // (erase uses it to learn whether the key existed), after every earlier
+  // commit is applied. A commit is applied all or nothing: when applying
+  // throws after the append, the ops already applied are rolled back and
+  // the store fails (see fail()). With Durability::sync a commit becomes
+  // visible only after its fdatasync, so no reader sees a write that a
+  // failed sync or a power cut then takes away.
+  template <class Before = void (*)()>
+  void commit(detail::WalBatch& batch, Op* ops, std::size_t n, Before&& before = [] {}) {
+    FailureReport report{this};
+    check_open();
+    check_writable();
+    std::string payload = batch.finish();
+    // Everything a rollback needs is allocated before the WAL append.
+    detail::WriteBuffer::Undo undo;
+    if (n > 1) undo.reserve(n);
+    BeforeRef before_ref{[](void* ctx) { (*static_cast<std::remove_reference_t<Before>*>(ctx))(); },
+                         const_cast<void*>(static_cast<const void*>(&before))};
+    bool need_checkpoint;
+    if (opt_.durability == Durability::sync) {
+      need_checkpoint = commit_synced(payload, ops, n, before_ref, &undo);
+    } else {
+      std::lock_guard w(write_mu_);
+      check_open();
+      check_writable();
+      before();
+      const std::uint64_t first = last_seq_ + 1;
+      detail::encode_fixed64(payload.data(), first);
+      try {
+        wal_->append(payload);
+        last_seq_ += n;
+        apply_commit(ops, n, first, &undo);
+      } catch (...) {
+        fail(std::current_exception());
+        throw;
+      }
+      need_checkpoint = over_limits();
+    }
+    if (need_checkpoint) run_checkpoint(/*only_if_needed=*/true);
+  }
+
+  // Whether the write buffer or the live WAL (every segment a checkpoint
+  // would drop) has grown past its limit. Needs write_mu_.
+  bool over_limits() const { return wb_.bytes() > wb_limit_ || wal_closed_bytes_ + wal_->size() > opt_.wal_bytes; }
+
+  // Applies one commit's ops (sequences first, first + 1, ...) to wb_, all
+  // or none (the strong guarantee: a batch rolls back what it applied when
+  // an apply throws). Needs write_mu_; takes lock_.
+  void apply_commit(Op* ops, std::size_t n, std::uint64_t first, detail::WriteBuffer::Undo* undo) {
+    std::unique_lock guard(lock_);
+    if (n == 1) {
+      wb_.apply(ops[0].key, first, ops[0].kind == detail::kOpErase, ops[0].value, ops[0].below);
+    } else {
+      wb_.begin(*undo);
+      try {
+        for (std::size_t i = 0; i < n; ++i)
+          wb_.apply(ops[i].key, first + i, ops[i].kind == detail::kOpErase, ops[i].value, ops[i].below, undo);
+      } catch (...) {
+        wb_.rollback(*undo);
+        throw;
+      }
+    }
+    ++wb_version_;
+  }
+
+  // Durability::sync: group commit through a queue of writers. The writer at
+  // the front is the leader: it appends the records of the writers queued
+  // behind it (itself first), syncs the WAL once for all of them, applies
+  // them in order and wakes them; writers arriving meanwhile queue up for
+  // the next leader. Returns whether a checkpoint is due; rethrows the
+  // writer's error.
+  bool commit_synced(std::string& payload, Op* ops, std::size_t n, BeforeRef before,
+                     detail::WriteBuffer::Undo* undo) {
+    Writer me;
+    me.payload = &payload;
+    me.ops = ops;
+    me.n = n;
+    me.before = before;
+    me.undo = undo;
+    std::unique_lock q(queue_mu_);
+    writers_.push_back(&me);
+    me.cv.wait(q, [&] { return me.done || writers_.front() == &me; });
+    if (me.done) {
+      if (me.error) std::rethrow_exception(me.error);
+      return false;
+    }
+    Writer* group[kMaxGroup];
+    std::size_t count = 0;
+    for (auto it = writers_.begin(); it != writers_.end() && count < kMaxGroup; ++it) group[count++] = *it;
+    q.unlock();
+    const bool need_checkpoint = run_group(group, count);
+    q.lock();
+    for (std::size_t i = 0; i < count; ++i) {
+      writers_.pop_front();
+      group[i]->done = true;
+      if (group[i] != &me) group[i]->cv.notify_one();
+    }
+    if (!writers_.empty()) writers_.front()->cv.notify_one();
+    q.unlock();
+    if (me.error) std::rethrow_exception(me.error);
+    return need_checkpoint;
+  }
+
+  // The leader's work for group[0, count): sets each writer's error instead
+  // of throwing. Returns whether a checkpoint is due.
+  bool run_group(Writer* const* group, std::size_t count) noexcept {
+    try {
+      std::lock_guard s(sync_mu_);
+      std::lock_guard w(write_mu_);
+      std::exception_ptr all;
+      try {
+        check_open();
+        check_writable();
+      } catch (...) {
+        all = std::current_exception();  // refused: nothing was appended
+      }
+      if (!all) {
+        try {
+          for (std::size_t i = 0; i < count; ++i) {
+            Writer& g = *group[i];
+            g.first = last_seq_ + 1;
+            detail::encode_fixed64(g.payload->data(), g.first);
+            wal_->append(*g.payload);
+            last_seq_ += g.n;
+          }
+          wal_->sync();
+          synced_seq_ = last_seq_;
+        } catch (...) {
+          all = std::current_exception();
+          fail(all);
+        }
+      }
+      if (all) {
+        for (std::size_t i = 0; i < count; ++i) group[i]->error = all;
+        return false;
+      }
+      for (std::size_t i = 0; i < count; ++i) {
+        Writer& g = *group[i];
+        try {
+          g.before();
+          apply_commit(g.ops, g.n, g.first, g.undo);
+        } catch (...) {
+          // Durable but not applied: the store fails, and so does every
+          // later writer of the group (reopen replays all of them).
+          g.error = std::current_exception();
+          fail(g.error);
+          for (std::size_t j = i + 1; j < count; ++j) group[j]->error = g.error;
+          return false;
+        }
+      }
+      return over_limits();
+    } catch (...) {  // a mutex that failed to lock
+      for (std::size_t i = 0; i < count; ++i)
+        if (!group[i]->error) group[i]->error = std::current_exception();
+      return false;
+    }
+  }
+
+  // Group commit: one fdatasync covers every record appended before it began.
+  // After a failed sync nothing is synced again (it could "succeed" with the
+  // data gone): the store stays failed until it is reopened.
+  void sync_up_to(std::uint64_t seq) {
+    std::lock_guard s(sync_mu_);
+    if (synced_seq_ >= seq) return;
+    check_writable_state();
+    std::shared_ptr<detail::WalWriter> w;
+    std::uint64_t target;
+    {
+      std::lock_guard g(write_mu_);
+      w = wal_;
+      target = last_seq_;
+    }
+    // close() syncs (seals) the WAL and advances synced_seq_ before it drops
+    // it; a WAL dropped with records unsynced cannot be synced any more.
+    if (!w)
+      throw IoError("stowage: the store at " + dir_.string() +
+                    " was closed before its last writes were synced; reopen it to recover them from the WAL");
+    try {
+      w->sync();
+    } catch (...) {
+      fail(std::current_exception());
+      throw;
+    }
+    synced_seq_ = target;
+  }
+
+  // ---- checkpoint ----------------------------------------------------------
+
+  // Checkpoints the write buffer; when only_if_needed, only if it (or the
+  // WAL) is still over its limit once this thread gets its turn.
+  //
+  // A checkpoint that throws anything once it has started changing the store
+  // (sealing the WAL) marks the store failed: the frozen buffer then stays
+  // frozen, its WAL segments stay on disk, and no later freeze can replace
+  // it, so a failed checkpoint never loses what it was writing.
+  void run_checkpoint(bool only_if_needed = false) {
+    FailureReport report{this};
+    std::string done;  // the log line, written once checkpoint_mu_ is released
+    {
+      std::lock_guard cp(checkpoint_mu_);
+      if (closed_.load() || opt_.read_only) return;
+      check_writable();
+      std::uint64_t new_wal = 0, frozen_seq = 0;
+      try {
+        std::lock_guard s(sync_mu_);
+        std::lock_guard w(write_mu_);  // no commit in flight: wb_ is stable
+        if (wb_.empty()) return;
+        if (only_if_needed && !over_limits()) return;
+        // Everything that can throw comes before the buffer is frozen.
+        wal_segments_.reserve(wal_segments_.size() + 1);
+        auto frozen = std::make_shared<detail::WriteBuffer>();
+        wal_->seal();  // the frozen records are durable, the zeros cut off, before a new segment starts
+        synced_seq_ = last_seq_;
+        new_wal = next_file_++;
+        auto writer = std::make_shared<detail::WalWriter>(*fs_, dir_, new_wal);
+        wal_closed_bytes_ += wal_->size();
+        wal_ = std::move(writer);
+        wal_segments_.push_back(new_wal);
+        frozen_seq = last_seq_;
+        std::unique_lock guard(lock_);
+        *frozen = std::move(wb_);
+        imm_ = std::move(frozen);
+        ++wb_version_;
+        ++chunk_version_;
+      } catch (...) {
+        fail(std::current_exception());
+        throw;
+      }
+      try {
+        cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_ + imm_->bytes()));
+        done = merge_and_install(new_wal, frozen_seq);
+      } catch (...) {
+        fail(std::current_exception());
+        throw;
+      }
+    }
+    log(LogLevel::info, done);
+  }
+
+  // Writes imm_ into new chunk files, makes them live with a new manifest.
+  // Needs checkpoint_mu_; reads index_ and imm_ without lock_ (only this
+  // function changes them, under checkpoint_mu_).
+  // Returns the line to log.
+  std::string merge_and_install(std::uint64_t new_wal, std::uint64_t frozen_seq) {
+    std::shared_ptr<const detail::WriteBuffer> frozen = imm_;
+    const detail::WriteBuffer& imm = *frozen;
+    detail::ChunkIndex next = index_;
+    std::vector<std::uint64_t> created, obsolete;
+    bool manifest_attempted = false;  // once the rename may have happened, the new chunks may be live
+    try {
+      auto it = imm.begin();
+      while (it != imm.end()) {
+        // The chunks this group rewrites: the one the next buffered key routes
+        // to, plus following ones while the last is small, so chunks left
+        // small by splits or erases are merged with a neighbour when touched.
+        std::vector<const detail::ChunkRef*> olds;
+        auto chunk = index_.route(it->first);
+        auto group_end = imm.end();
+        if (chunk != index_.end()) {
+          olds.push_back(&chunk->second);
+          auto following = std::next(chunk);
+          while (following != index_.end() && olds.back()->bytes < opt_.chunk_bytes / 4) {
+            olds.push_back(&following->second);
+            ++following;
+          }
+          if (following != index_.end()) group_end = imm.lower_bound(following->first);
+        }
+        rewrite_chunks(olds, it, group_end, next, created);
+        for (const auto* o : olds) obsolete.push_back(o->file);
+        it = group_end;
+      }
+      fs_->sync_dir(dir_);
+      detail::Manifest m = manifest_;
+      m.last_seq = frozen_seq;
+      m.next_file = next_file_;
+      m.wal_start = new_wal;
+      set_chunks(m, next);
+      manifest_attempted = true;
+      detail::write_manifest(*fs_, dir_, m);
+      manifest_ = std::move(m);
+      manifest_bytes_ = detail::encode_manifest(manifest_).size();
+    } catch (...) {
+      // Files no manifest names are removed here, or by the next open.
+      if (!manifest_attempted) for (auto f : created) {
+        try {
+          fs_->remove(chunk_path(f));
+        } catch (...) {
+        }
+      }
+      throw;
+    }
+    std::size_t imm_bytes = imm.bytes();
+    next.seal();
+    {
+      std::unique_lock guard(lock_);
+      index_ = std::move(next);
+      imm_.reset();
+      ++chunk_version_;
+    }
+    cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_));
+    ++checkpoints_;
+    // The new manifest is durable: what it no longer names can go.
+    for (auto f : obsolete) {
+      cache_.erase_file(f);
+      files_.erase(f);
+      fs_->remove(chunk_path(f));
+    }
+    std::vector<std::uint64_t> keep;
+    {
+      std::lock_guard w(write_mu_);
+      for (auto seg : wal_segments_) {
+        if (seg < new_wal) {
+          fs_->remove(dir_ / detail::wal_file_name(seg));
+        } else {
+          keep.push_back(seg);
+        }
+      }
+      wal_segments_ = keep;
+      wal_closed_bytes_ = 0;
+    }
+    fs_->sync_dir(dir_);
+    return "checkpoint: " + std::to_string(imm.entries()) + " buffered records (" + std::to_string(imm_bytes) +
+           " bytes) into " + std::to_string(created.size()) + " new chunk(s), " + std::to_string(obsolete.size()) +
+           " replaced";
+  }
+
+  // Merges the old chunks (consecutive in key order; may be none) with the
+  // buffered records [first, last) into new chunk files split at
+  // chunk_bytes; updates next.
+  // A migration passes `convert`: it turns each value into its new encoding
+  // (false: drop the record).
+  using Convert = std::function<bool(std::string_view key, std::string_view value, std::string& out)>;
+  void rewrite_chunks(const std::vector<const detail::ChunkRef*>& olds, detail::WriteBuffer::const_iterator first,
+                      detail::WriteBuffer::const_iterator last, detail::ChunkIndex& next,
+                      std::vector<std::uint64_t>& created, const Convert* convert = nullptr) {
+    std::string converted;
+    std::optional<detail::ChunkWriter<Compression>> writer;
+    std::uint64_t writer_file = 0;
+    auto finish = [&] {
+      if (!writer) return;
+      if (writer->records() == 0) {
+        writer.reset();
+        fs_->remove(chunk_path(writer_file));
+        return;
+      }
+      detail::ChunkInfo info = writer->finish();
+      writer.reset();
+      detail::ChunkRef ref;
+      ref.file = writer_file;
+      ref.records = info.records;
+      ref.bytes = info.file_bytes;
+      ref.max_seq = info.max_seq;
+      ref.first_key = std::move(info.first_key);
+      ref.last_key = std::move(info.last_key);
+      next.add(std::move(ref));
+    };
+    auto emit = [&](std::string_view key, std::string_view value) {
+      if (convert) {
+        if (!(*convert)(key, value, converted)) return;
+        value = converted;
+      }
+      if (writer && writer->raw_bytes() >= opt_.chunk_bytes) finish();
+      if (!writer) {
+        writer_file = next_file_++;
+        created.push_back(writer_file);
+        writer.emplace(*fs_, chunk_path(writer_file), opt_.block_bytes);
+      }
+      // Chunks keep sequence number 0: every record a checkpoint writes is
+      // older than anything a reader can ask about (no snapshots exist), and
+      // a 1-byte 0 saves ~2 bytes per record against a 3-byte sequence. The
+      // format keeps the field for snapshots and history, which will keep
+      // the sequences of records newer than the oldest open snapshot.
+      writer->add(key, 0, value);
+    };
+    for (const auto* o : olds) next.remove(o->first_key);
+    // The old records, one block at a time, read without filling the cache.
+    std::size_t chunk_i = 0, block_i = 0, rec = 0;
+    std::shared_ptr<const Table> t;
+    std::shared_ptr<const Block> b;
+    auto chunk_valid = [&] {
+      while (!b || rec >= b->size()) {
+        if (t && block_i + 1 < t->block_count()) {
+          b = block(*t, olds[chunk_i]->file, ++block_i, false);
+        } else {
+          if (t) ++chunk_i;
+          if (chunk_i >= olds.size()) {
+            b.reset();
+            return false;
+          }
+          t = table(*olds[chunk_i], false);
+          block_i = 0;
+          if (t->block_count() == 0) continue;
+          b = block(*t, olds[chunk_i]->file, 0, false);
+        }
+        rec = 0;
+      }
+      return true;
+    };
+    while (true) {
+      bool has_chunk = chunk_valid();
+      bool has_buf = first != last;
+      if (!has_chunk && !has_buf) break;
+      if (has_buf && (!has_chunk || std::string_view(first->first) <= b->key(rec))) {
+        if (has_chunk && std::string_view(first->first) == b->key(rec)) ++rec;
+        if (!first->second.tombstone) emit(first->first, first->second.value);
+        ++first;
+      } else {
+        emit(b->key(rec), b->value(rec));
+        ++rec;
+      }
+    }
+    finish();
+  }
+
+  // ---- open ----------------------------------------------------------------
+
+  void open(const Migrator* migrations, unsigned target, bool migrate_only) {
+    if (fs_->exists(dir_) && !fs_->is_directory(dir_))
+      throw ValidationError("stowage: " + dir_.string() + " exists and is not a directory; give a directory path");
+    if (!fs_->exists(dir_)) {
+      if (!opt_.create_if_missing || opt_.read_only)
+        throw ValidationError("stowage: no store at " + dir_.string() +
+                              " (it does not exist and create_if_missing is off or read_only is on)");
+      fs_->create_dirs(dir_);
+      if (dir_.has_parent_path()) {
+        try {
+          fs_->sync_dir(dir_.parent_path());
+        } catch (const IoError&) {
+        }
+      }
+    }
+    file_lock_ = std::make_unique<detail::FileLock>(dir_, Lock::waits_for_other_processes, opt_.lock_timeout);
+
+    auto names = fs_->list(dir_);
+    std::vector<std::uint64_t> wal_files;
+    std::vector<std::uint64_t> chunk_files;
+    std::uint64_t max_file = 0;
+    for (const auto& n : names) {
+      if (auto w = detail::parse_wal_file_name(n)) {
+        wal_files.push_back(*w);
+        max_file = std::max(max_file, *w);
+      } else if (auto c = detail::parse_chunk_file_name(n)) {
+        chunk_files.push_back(*c);
+        max_file = std::max(max_file, *c);  // a leftover of a crash is never reused while it exists
+      }
+    }
+    std::sort(wal_files.begin(), wal_files.end());
+
+    MigrationPlan plan;
+    if (detail::manifest_exists(*fs_, dir_)) {
+      manifest_ = detail::read_manifest(*fs_, dir_);
+      check_manifest();
+      plan = plan_migration(migrations, target);
+    } else {
+      if (!wal_files.empty() || !chunk_files.empty())
+        throw CorruptionError(dir_ / "MANIFEST", 0,
+                              "MANIFEST is missing but the directory holds WAL or chunk files");
+      if (opt_.read_only || !opt_.create_if_missing)
+        throw ValidationError("stowage: " + dir_.string() + " holds no store (no MANIFEST)");
+      manifest_ = fresh_manifest();
+      detail::write_manifest(*fs_, dir_, manifest_);
+      log(LogLevel::info, "created a new store at " + dir_.string());
+    }
+    std::sort(chunk_files.begin(), chunk_files.end());
+    for (const auto& ks : manifest_.keyspaces)
+      for (const auto& c : ks.chunks)
+        if (!std::binary_search(chunk_files.begin(), chunk_files.end(), c.file))
+          throw CorruptionError(chunk_path(c.file), 0, "chunk file named by the MANIFEST is missing");
+    std::vector<std::uint64_t> live;  // the WAL segments the manifest still needs
+    for (auto n : wal_files)
+      if (n >= manifest_.wal_start) live.push_back(n);
+    if (plan.needed()) {
+      if (opt_.read_only) {
+        if (!plan.steps.empty())
+          throw MigrationError("stowage: the store at " + dir_.string() + " holds values at schema version " +
+                               std::to_string(plan.from_version) + " and needs migrating to " +
+                               std::to_string(plan.to_version) + ", which a read_only open cannot do; open it "
+                               "writable once (or use Storage::migrate_to)");
+        // An older format is read as it is, upgraded in memory only.
+        for (const auto* f : plan.format) f->apply(manifest_);
+      } else {
+        begin_migration(plan, migrations, live);
+      }
+    }
+    manifest_bytes_ = detail::encode_manifest(manifest_).size();
+    for (const auto& c : manifest_.keyspace(detail::kDefaultKeyspace)->chunks) index_.add(c);
+    index_.seal();
+    next_file_ = std::max(manifest_.next_file, max_file + 1);
+    last_seq_ = manifest_.last_seq;
+
+    // Replay the WAL segments the manifest still needs.
+    for (std::size_t i = 0; i < live.size(); ++i) replay_segment(live[i], i + 1 == live.size());
+    synced_seq_ = last_seq_;
+    if (plan.needed() && !opt_.read_only) run_migration(plan, live);
+
+    if (opt_.read_only) return;
+    // Leftovers of an interrupted checkpoint: files no keyspace of the
+    // manifest names (every keyspace's, not only the one this Storage reads).
+    std::vector<std::uint64_t> named;
+    for (const auto& ks : manifest_.keyspaces)
+      for (const auto& c : ks.chunks) named.push_back(c.file);
+    std::sort(named.begin(), named.end());
+    bool removed = false;
+    for (auto c : chunk_files) {
+      if (!std::binary_search(named.begin(), named.end(), c)) {
+        fs_->remove(chunk_path(c));
+        removed = true;
+      }
+    }
+    for (auto n : wal_files) {
+      if (n < manifest_.wal_start) {
+        fs_->remove(dir_ / detail::wal_file_name(n));
+        removed = true;
+      }
+    }
+    // Live segments that replayed nothing (a session that wrote nothing, or
+    // whose writes a checkpoint already holds) are not needed: the buffer is
+    // empty, so every record up to last_seq is in the chunks. Without this
+    // every open would leave one more segment behind.
+    if (wb_.empty() && !migrate_only) {
+      for (auto n : live) {
+        fs_->remove(dir_ / detail::wal_file_name(n));
+        removed = true;
+      }
+      live.clear();
+    }
+    if (fs_->exists(dir_ / "MANIFEST.tmp")) {
+      fs_->remove(dir_ / "MANIFEST.tmp");
+      removed = true;
+    }
+    if (removed) fs_->sync_dir(dir_);
+    if (migrate_only) {
+      closed_ = true;  // migrated (or nothing to do): release the store without serving it
+      file_lock_.reset();
+      return;
+    }
+    wal_segments_ = live;
+    for (auto n : live) wal_closed_bytes_ += file_size(dir_ / detail::wal_file_name(n));
+    std::uint64_t seg = next_file_++;
+    wal_ = std::make_shared<detail::WalWriter>(*fs_, dir_, seg);
+    wal_segments_.push_back(seg);
+    // The replayed WAL is folded into chunks when it is over a limit, or
+    // spread over many segments (sessions that each wrote a little and
+    // closed without a checkpoint), so segments do not pile up.
+    if (wb_.bytes() > wb_limit_ || wal_closed_bytes_ > opt_.wal_bytes || wal_segments_.size() > kMaxWalSegments)
+      run_checkpoint();
+  }
+
+  std::uint64_t file_size(const std::filesystem::path& p) const { return fs_->open_read(p)->size(); }
+
+  // Replays one WAL segment into wb_. Sequences must continue exactly from
+  // the manifest's last_seq: a gap means records were lost (a truncated or
+  // missing earlier segment), which is corruption, not a torn tail.
+  void replay_segment(std::uint64_t number, bool last_segment) {
+    auto path = dir_ / detail::wal_file_name(number);
+    auto result = detail::replay_wal(*fs_, path, number, [&](std::string_view payload, std::uint64_t offset) {
+      detail::decode_wal_batch(payload, path, offset, [&](const detail::WalOp& op) {
+        if (op.seq != last_seq_ + 1)
+          throw CorruptionError(path, offset,
+                                "WAL record has sequence " + std::to_string(op.seq) + " where " +
+                                    std::to_string(last_seq_ + 1) +
+                                    " was expected (records before it are missing: an earlier WAL segment was "
+                                    "truncated or removed)");
+        if (types_.check_key != nullptr) {
+          try {
+            types_.check_key(op.key);
+          } catch (const CorruptionError& e) {
+            throw CorruptionError(path, offset, std::string("WAL record holds a key that does not decode: ") + e.what());
+          }
+        }
+        if (op.key.size() > kMaxKeyBytes || op.value.size() > kMaxValueBytes)
+          throw CorruptionError(path, offset, "WAL record holds a key or value over the format's limits");
+        wb_.apply(op.key, op.seq, op.kind == detail::kOpErase, op.value);
+        last_seq_ = op.seq;
+      });
+    });
+    if (!last_segment && result.zero_bytes > 0 && result.cut_bytes == 0)
+      throw CorruptionError(path, result.valid_bytes,
+                            "zeros after the last record of a WAL segment that later segments follow (it was sealed "
+                            "at its last record: records are missing)");
+    if (result.cut_bytes > 0) {
+      if (!last_segment)
+        throw CorruptionError(path, result.valid_bytes,
+                              "damaged record inside a WAL segment that later segments follow");
+      log(LogLevel::warning, "cut a torn WAL tail of " + std::to_string(result.cut_bytes) + " bytes from " +
+                                 path.string() + " at offset " + std::to_string(result.valid_bytes) + " (" +
+                                 std::to_string(result.records) + " records recovered)");
+    }
+    // The torn tail or the preallocated zeros go: a later segment follows now.
+    const bool trim = !opt_.read_only && (result.cut_bytes > 0 || result.zero_bytes > 0);
+    if (trim) fs_->truncate(path, result.valid_bytes);
+    // What was replayed is visible now, so it must be durable before a later
+    // flush() can promise anything about it.
+    if (!opt_.read_only && (result.records > 0 || trim)) fs_->open_append(path)->sync();
+  }
+
+  detail::Manifest fresh_manifest() const {
+    detail::Manifest m;
+    m.serializer = types_.serializer;
+    m.compression = std::string(Compression::name);
+    m.compression_id = Compression::id;
+    detail::KeyspaceState ks;
+    ks.name = std::string(detail::kDefaultKeyspace);
+    ks.key_order = types_.key_order;
+    ks.value_type = types_.value_type;
+    ks.schema_version = types_.value_version;
+    m.keyspaces.push_back(std::move(ks));
+    return m;
+  }
+
+  // The policies that shape the bytes must match; the value type is the
+  // migration plan's business.
+  void check_manifest() const {
+    detail::Manifest want = fresh_manifest();
+    auto mismatch = [&](const std::string& what, const std::string& on_disk, const std::string& here) {
+      throw MigrationError("stowage: the store at " + dir_.string() + " was written with " + what + " '" + on_disk +
+                           "' but is opened with '" + here + "'; open it with the same " + what +
+                           " (or migrate the store)");
+    };
+    if (manifest_.serializer != want.serializer) mismatch("serializer", manifest_.serializer, want.serializer);
+    if (manifest_.compression != want.compression || manifest_.compression_id != want.compression_id)
+      mismatch("compression", manifest_.compression, want.compression);
+    const auto* ks = manifest_.keyspace(detail::kDefaultKeyspace);
+    if (!ks) throw CorruptionError(dir_ / "MANIFEST", 0, "MANIFEST names no 'default' keyspace");
+    if (ks->key_order != want.keyspaces[0].key_order) mismatch("key type", ks->key_order, want.keyspaces[0].key_order);
+  }
+
+  void set_chunks(detail::Manifest& m, const detail::ChunkIndex& index) const {
+    auto* ks = m.keyspace(detail::kDefaultKeyspace);
+    ks->chunks.clear();
+    for (const auto& [first, ref] : index) ks->chunks.push_back(ref);
+  }
+
+  // ---- migration -------------------------------------------------------------
+
+  struct MigrationPlan {
+    std::vector<const detail::FormatStep*> format;
+    std::vector<const MigrationStep*> steps;
+    unsigned from_version = 0;
+    unsigned to_version = 0;
+    std::string to_type;  ///< description of the values after the last step ("" if unknown)
+    std::filesystem::path backup;
+    std::chrono::steady_clock::time_point started;
+    bool needed() const { return !format.empty() || !steps.empty(); }
+  };
+
+  // What opening the store at value schema version `target` must run. Throws
+  // MigrationError, before anything is touched, when no path exists or the
+  // registered steps do not fit the stored and wanted types.
+  MigrationPlan plan_migration(const Migrator* migrations, unsigned target) {
+    MigrationPlan plan;
+    plan.format = detail::format_path(manifest_, dir_);
+    detail::Manifest upgraded = manifest_;
+    for (const auto* f : plan.format) f->apply(upgraded);
+    const auto& ks = *upgraded.keyspace(detail::kDefaultKeyspace);
+    plan.from_version = ks.schema_version;
+    plan.to_version = target;
+    const bool to_value = target == types_.value_version;
+    const std::string here = types_.value_type;
+    auto error = [&](const std::string& what) {
+      throw MigrationError("stowage: cannot migrate the store at " + dir_.string() + " from value schema version " +
+                           std::to_string(plan.from_version) + " to " + std::to_string(target) + ": " + what +
+                           "; the store is unchanged");
+    };
+    if (plan.from_version == target) {
+      if (to_value && !ks.value_type.empty() && ks.value_type != here)
+        throw MigrationError("stowage: the store at " + dir_.string() + " was written with value type '" +
+                             ks.value_type + "' but is opened with '" + here + "' at the same schema version " +
+                             std::to_string(target) + "; when a Value type changes, raise its `static constexpr "
+                             "unsigned version` and register a migration step");
+      plan.to_type = to_value ? here : ks.value_type;
+      return plan;
+    }
+    auto path = migrations ? migrations->path(plan.from_version, target) : std::nullopt;
+    if (!path)
+      error("no chain of registered migration steps leads there (registered: " +
+            (migrations ? migrations->describe() : std::string("none, no Migrator was given")) +
+            "); register the missing steps with Migrator::add and pass the Migrator to the Storage constructor");
+    std::string type = ks.value_type;  // the values' description before the next step
+    for (const auto* st : *path) {
+      if (!st->serializer.empty() && st->serializer != types_.serializer)
+        error("step " + st->name() + " was registered for serializer '" + st->serializer + "' but the store uses '" +
+              types_.serializer + "' (pass it as add<Old, New, Serializer>)");
+      if (!st->from_type.empty() && !type.empty() && st->from_type != type)
+        error("step " + st->name() + " reads values of type '" + st->from_type + "' but they are '" + type + "'");
+      type = st->to_type;
+    }
+    if (to_value && !type.empty() && type != here)
+      error("the last step produces values of type '" + type + "' but this Storage's Value is '" + here + "'");
+    plan.steps = *path;
+    plan.to_type = to_value ? here : type;
+    return plan;
+  }
+
+  std::string describe_plan(const MigrationPlan& plan) const {
+    std::string out;
+    for (const auto* f : plan.format) out += (out.empty() ? "" : ", ") + f->name();
+    for (const auto* st : plan.steps) out += (out.empty() ? "" : ", ") + st->name();
+    return out;
+  }
+
+  // Before anything on disk changes (even a torn WAL tail being cut): the
+  // backup. Chunk files are immutable, so they are hard-linked.
+  void begin_migration(MigrationPlan& plan, const Migrator* migrations, const std::vector<std::uint64_t>& live) {
+    plan.started = std::chrono::steady_clock::now();
+    log(LogLevel::info, "migration of " + dir_.string() + ": start: format " + std::to_string(manifest_.format_major) +
+                            ", value schema version " + std::to_string(plan.from_version) + " -> " +
+                            std::to_string(plan.to_version) + " via " + describe_plan(plan));
+    std::vector<std::string> links, copies{"MANIFEST"};
+    for (const auto& ks : manifest_.keyspaces)
+      for (const auto& c : ks.chunks) links.push_back(detail::chunk_file_name(c.file));
+    for (auto n : live) copies.push_back(detail::wal_file_name(n));
+    try {
+      plan.backup = detail::take_backup(*fs_, dir_, links, copies,
+                                        migrations ? migrations->backup_root() : std::nullopt,
+                                        "v" + std::to_string(plan.from_version) + "-f" +
+                                            std::to_string(manifest_.format_major));
+    } catch (const Error& e) {
+      log(LogLevel::error, std::string("migration: the backup failed, nothing was changed: ") + e.what());
+      throw;
+    }
+    log(LogLevel::info, "migration: backup of the store taken at " + plan.backup.string());
+  }
+
+  // A key for messages: decoded and printed when that reads well, else hex.
+  std::string describe_key(std::string_view encoded) const {
+    if (types_.describe_key != nullptr) return types_.describe_key(encoded);
+    return detail::hex_key(encoded);
+  }
+
+  // Runs the plan: every record of the store (chunks and replayed WAL)
+  // through the steps into new chunk files, then one atomic MANIFEST swap.
+  // Until the swap the live files are untouched; afterwards the old chunks
+  // and WAL segments are no longer named (open's cleanup removes them).
+  void run_migration(MigrationPlan& plan, std::vector<std::uint64_t>& live) {
+    MigrationReport report;
+    report.from_format = manifest_.format_major;
+    report.from_version = plan.from_version;
+    report.to_version = plan.to_version;
+    report.backup = plan.backup;
+    detail::Manifest m = manifest_;
+    for (const auto* f : plan.format) {
+      log(LogLevel::info, "migration: " + f->name() + " (" + f->what + ")");
+      f->apply(m);
+      report.steps.push_back(f->name());
+    }
+    detail::ChunkIndex next;
+    std::vector<std::uint64_t> created;
+    bool manifest_attempted = false;
+    try {
+      if (!plan.steps.empty()) {
+        for (const auto* st : plan.steps) {
+          log(LogLevel::info, "migration: step " + st->name() +
+                                  (st->from_type.empty() ? std::string(" (on encoded values)")
+                                                         : " (" + st->from_type + " -> " + st->to_type + ")"));
+          report.steps.push_back(st->name());
+        }
+        const std::uint64_t total = index_.records() + wb_.entries();
+        std::uint64_t seen = 0, next_progress = total / 10;
+        std::string current;
+        Convert convert = [&](std::string_view key, std::string_view value, std::string& out) {
+          ++seen;
+          if (total >= 1000 && seen >= next_progress && seen < total) {
+            log(LogLevel::info, "migration: " + std::to_string(seen) + " of about " + std::to_string(total) +
+                                    " records converted");
+            next_progress += total / 10;
+          }
+          current.assign(value);
+          for (const auto* st : plan.steps) {
+            std::optional<std::string> r;
+            try {
+              r = st->convert(current);
+            } catch (const std::exception& e) {
+              throw MigrationError("stowage: migration step " + st->name() + " failed on key " + describe_key(key) +
+                                   " of the store at " + dir_.string() + ": " + e.what() +
+                                   "; the store is unchanged (still at version " +
+                                   std::to_string(plan.from_version) + ")");
+            }
+            if (!r) {
+              ++report.dropped;
+              return false;
+            }
+            current = std::move(*r);
+          }
+          if (current.size() > kMaxValueBytes)
+            throw MigrationError("stowage: migration of the store at " + dir_.string() + " produced a value of " +
+                                 std::to_string(current.size()) + " bytes for key " + describe_key(key) +
+                                 ", over the limit of " + std::to_string(kMaxValueBytes));
+          ++report.records;
+          out.swap(current);
+          return true;
+        };
+        std::vector<const detail::ChunkRef*> olds;
+        for (const auto& [first, ref] : index_) olds.push_back(&ref);
+        rewrite_chunks(olds, wb_.begin(), wb_.end(), next, created, &convert);
+        fs_->sync_dir(dir_);
+        set_chunks(m, next);
+        m.last_seq = last_seq_;
+        m.wal_start = next_file_;  // the WAL segment open starts next; the old ones are folded in
+      }
+      m.next_file = next_file_;
+      auto* ks = m.keyspace(detail::kDefaultKeyspace);
+      ks->schema_version = plan.to_version;
+      ks->value_type = plan.to_type;
+      manifest_attempted = true;
+      detail::write_manifest(*fs_, dir_, m);  // the switch
+    } catch (const std::exception& e) {
+      log(LogLevel::error, std::string("migration failed: ") + e.what());
+      if (!manifest_attempted) {
+        for (auto f : created) {
+          try {
+            fs_->remove(chunk_path(f));
+          } catch (...) {
+          }
+        }
+      }
+      throw;
+    }
+    manifest_ = std::move(m);
+    if (!plan.steps.empty()) {
+      for (const auto& [first, ref] : index_) {
+        cache_.erase_file(ref.file);
+        files_.erase(ref.file);
+      }
+      next.seal();
+      index_ = std::move(next);
+      wb_ = detail::WriteBuffer();
+      live.clear();
+    }
+    report.to_format = manifest_.format_major;
+    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - plan.started).count();
+    log(LogLevel::info, "migration of " + dir_.string() + ": done: value schema version " +
+                            std::to_string(report.to_version) + ", format " + std::to_string(report.to_format) +
+                            ", " + std::to_string(report.records) + " records converted, " +
+                            std::to_string(report.dropped) + " dropped, in " + std::to_string(report.seconds) +
+                            " s; backup at " + report.backup.string());
+    last_migration_ = std::move(report);
+  }
+
+  // ---- state ---------------------------------------------------------------
+
+  std::filesystem::path dir_;
+  Options opt_;
+  RecordTypes types_;
+  std::shared_ptr<FileSystem> fs_;
+  std::size_t wb_limit_ = 0;
+  std::unique_ptr<detail::FileLock> file_lock_;
+
+  mutable Lock lock_;
+  mutable detail::WriteBuffer wb_;              // lock_ (mutable: size() caches lookups in it)
+  std::shared_ptr<detail::WriteBuffer> imm_;    // lock_ to swap; read by the checkpointer without it
+  detail::ChunkIndex index_;                    // lock_ (+ checkpoint_mu_ to change)
+  // Bumped under lock_ (exclusive) by every commit / when imm_ or index_
+  // change; atomic so that a scan can see without the lock that its batch is current.
+  std::atomic<std::uint64_t> wb_version_{0};
+  std::atomic<std::uint64_t> chunk_version_{0};
+  mutable detail::BlockCache<Eviction> cache_;  // its own sharded locks
+  mutable detail::OpenFileCache files_;         // its own lock
+
+  mutable std::mutex write_mu_;
+  std::shared_ptr<detail::WalWriter> wal_;  // write_mu_
+  std::uint64_t last_seq_ = 0;              // write_mu_
+  std::uint64_t wal_closed_bytes_ = 0;      // write_mu_
+
+  std::mutex sync_mu_;
+  std::uint64_t synced_seq_ = 0;  // sync_mu_
+
+  std::mutex checkpoint_mu_;
+  detail::Manifest manifest_;                // checkpoint_mu_
+  std::vector<std::uint64_t> wal_segments_;  // checkpoint_mu_ + write_mu_
+  std::uint64_t next_file_ = 1;              // checkpoint_mu_
+  std::atomic<std::uint64_t> manifest_bytes_{0};
+  std::atomic<std::uint64_t> checkpoints_{0};
+
+  std::atomic<bool> failed_{false};
+  mutable std::mutex failure_mu_;
+  std::string failure_;            // failure_mu_
+  bool failure_unlogged_ = false;  // failure_mu_
+
+  // Durability::sync commits queue here; the front one is the leader (see commit_synced).
+  std::mutex queue_mu_;
+  std::deque<Writer*> writers_;  // queue_mu_
+  std::atomic<bool> closed_{false};
+  std::optional<MigrationReport> last_migration_;  // set once, by open
+};
+
+}  // namespace stowage
+
+// Separate compilation (opt-in). With STOWAGE_SEPARATE_COMPILATION defined
+// in every translation unit of a program, the engine over the default
+// policies (Lz4Compression, LruEviction, ThreadLock) is compiled once, in the
+// one translation unit that includes <stowage/engine_src.hpp>; the others
+// only declare it, and compile faster. Header-only stays the default.
+#ifdef STOWAGE_SEPARATE_COMPILATION
+extern template class stowage::Engine<stowage::Lz4Compression, stowage::LruEviction, stowage::ThreadLock>;
+#endif
