@@ -4,7 +4,8 @@
 #   scripts/compile_time.sh            summary table
 #   scripts/compile_time.sh --detail   also each stowage header and each
 #                                      third-party header it includes, alone
-# Environment: CXX (default g++), STOWAGE_CT_RUNS (default 5 runs per file).
+# Environment: CXX (default g++), STOWAGE_CT_RUNS (default 5 runs per file),
+# STOWAGE_CT_OPT (default -O0; -O2 for optimised builds).
 # Uses hyperfine when it is installed (scripts/deps.sh installs it), else
 # repeated timing in this script (mean and min of the runs). On a busy machine
 # trust the min and the CPU column more than the mean.
@@ -18,7 +19,7 @@ detail=0
 [ "${1:-}" = "--detail" ] && detail=1
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-flags=(-std=c++20 -O0 -c -I"$root/include")
+flags=(-std=c++20 "${STOWAGE_CT_OPT:--O0}" -c -I"$root/include")
 
 cat >"$work/empty.cpp" <<'EOF'
 int main() { return 0; }
@@ -44,6 +45,9 @@ int main() {
   return v && *v == "one" ? 0 : 1;
 }
 EOF
+# The same file in the opt-in separate compilation mode: the engine is only
+# declared here (one other translation unit includes <stowage/engine_src.hpp>).
+{ echo '#define STOWAGE_SEPARATE_COMPILATION'; cat "$work/stowage_open.cpp"; } >"$work/stowage_open_separate.cpp"
 cat >"$work/nlohmann_json.cpp" <<'EOF'
 #include <nlohmann/json.hpp>
 #include <fstream>
@@ -71,7 +75,7 @@ time_files() {
   local title=$1
   shift
   echo
-  echo "### $title ($cxx, -std=c++20 -O0 -c, $runs runs)"
+  echo "### $title ($cxx, -std=c++20 ${STOWAGE_CT_OPT:--O0} -c, $runs runs)"
   echo
   if command -v hyperfine >/dev/null; then
     local args=()
@@ -114,6 +118,7 @@ time_files "What a program pays to use each" \
   "stowage_fwd.hpp, names types=stowage_fwd.cpp" \
   "stowage.hpp, included only=stowage_include.cpp" \
   "stowage.hpp, opens a store, put/get/scan=stowage_open.cpp" \
+  "the same, STOWAGE_SEPARATE_COMPILATION=stowage_open_separate.cpp" \
   "nlohmann/json.hpp, builds/dumps/parses=nlohmann_json.cpp" \
   "sqlite3.h, opens a db, exec=sqlite3.cpp"
 
