@@ -179,7 +179,7 @@ class StowageEngine final : public Engine {
     *value = std::move(*v);
     return true;
   }
-  void erase(const std::string& key) override { db_->erase(key); }
+  void erase(const std::string& key) override { db_->discard(key); }  // as the peers: no existence report
   void put_batch(const std::vector<std::pair<std::string, std::string>>& records) override {
     db_->put_batch(records);
   }

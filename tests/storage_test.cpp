@@ -909,3 +909,48 @@ TEST_CASE("a small cache keeps chunk metadata larger than a sixteenth of it") {
   INFO("metadata_bytes " << s.metadata_bytes << ", cache capacity " << s.cache_capacity);
   REQUIRE(s.metadata_bytes > s.cache_capacity / 16);
 }
+
+TEST_CASE("discard removes without a lookup and size() stays exact") {
+  TempDir dir;
+  Storage<int, std::string> db(dir.path(), small_options());
+  for (int i = 0; i < 2000; ++i) db.put(i, value_for(i));
+  db.checkpoint();
+  for (int i = 0; i < 2000; i += 3) db.discard(i);  // in chunks
+  db.discard(100000);                                // absent
+  for (int i = 2000; i < 2100; ++i) db.put(i, value_for(i));
+  for (int i = 2000; i < 2100; i += 2) db.discard(i);  // in the buffer
+  std::size_t want = 2000 - 667 + 50;
+  REQUIRE(db.size() == want);
+  REQUIRE_FALSE(db.contains(3));
+  REQUIRE(db.get(4) == value_for(4));
+  db.checkpoint();
+  REQUIRE(db.size() == want);
+  db.close();
+  Storage<int, std::string> again(dir.path(), small_options());
+  REQUIRE(again.size() == want);
+  REQUIRE_FALSE(again.contains(2000));
+  REQUIRE(again.contains(2001));
+}
+
+TEST_CASE("erase answers right while other threads write the same keys") {
+  TempDir dir;
+  Storage<int, std::string> db(dir.path(), small_options());
+  // Each key is put once and erased once, by different threads; exactly one
+  // erase per key reports it, unless the erase ran first (then none does
+  // and the key stays).
+  constexpr int kKeys = 3000;
+  std::atomic<int> reported{0};
+  std::thread writer([&] {
+    for (int i = 0; i < kKeys; ++i) db.put(i, value_for(i));
+  });
+  std::thread eraser([&] {
+    for (int i = 0; i < kKeys; ++i)
+      if (db.erase(i)) ++reported;
+  });
+  writer.join();
+  eraser.join();
+  REQUIRE(db.size() == static_cast<std::size_t>(kKeys - reported.load()));
+  int present = 0;
+  for (int i = 0; i < kKeys; ++i) present += db.contains(i) ? 1 : 0;
+  REQUIRE(present == kKeys - reported.load());
+}

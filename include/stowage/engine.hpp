@@ -209,20 +209,49 @@ class Engine {
     commit(batch, &op, 1);
   }
 
-  /// Removes key; returns whether it was there.
+  /// Removes key; returns whether it was there. The lookup that answers
+  /// (it may read a block) runs before the commit, under the shared lock
+  /// only; the commit repeats it, under the writers' mutex, only when a
+  /// write or a checkpoint came in between.
   bool erase(std::string_view key) {
+    check_key_size(key.size());
+    bool in_buffer = false, existed = false;
+    auto look = [&] {
+      in_buffer = wb_.find(key) != nullptr;
+      existed = find_locked(key, [](std::string_view, const std::filesystem::path*) {});
+    };
+    std::uint64_t wb_seen, chunks_seen;
+    {
+      std::shared_lock guard(lock_);
+      check_open();
+      wb_seen = wb_version_.load();
+      chunks_seen = chunk_version_.load();
+      look();
+    }
+    detail::WalBatch batch;
+    batch.erase(key);
+    Op op{detail::kOpErase, key, {}};
+    commit(batch, &op, 1, [&] {
+      // Under write_mu_ (and, for a synced commit, after every earlier
+      // commit is applied): the buffer and the chunks change only with the
+      // versions.
+      if (wb_version_.load() != wb_seen || chunk_version_.load() != chunks_seen) {
+        std::shared_lock guard(lock_);
+        look();
+      }
+      op.below = in_buffer ? detail::Below::unknown : (existed ? detail::Below::present : detail::Below::absent);
+    });
+    return existed;
+  }
+
+  /// Removes key if it is there, without finding out whether it was: no
+  /// lookup, so it costs what a put costs.
+  void discard(std::string_view key) {
     check_key_size(key.size());
     detail::WalBatch batch;
     batch.erase(key);
     Op op{detail::kOpErase, key, {}};
-    bool existed = false;
-    commit(batch, &op, 1, [&] {
-      std::shared_lock guard(lock_);
-      bool in_buffer = wb_.find(key) != nullptr;
-      existed = find_locked(key, [](std::string_view, const std::filesystem::path*) {});
-      op.below = in_buffer ? detail::Below::unknown : (existed ? detail::Below::present : detail::Below::absent);
-    });
-    return existed;
+    commit(batch, &op, 1);
   }
 
   /// Stores the pairs (kv[0], kv[1]), (kv[2], kv[3]), ... as one atomic

@@ -92,6 +92,11 @@ class Storage {
   /// Removes key; returns whether it was there.
   bool erase(const Key& key) { return engine_.erase(encode_checked_key(key)); }
 
+  /// Removes key if it is there, without finding out whether it was: no
+  /// lookup (erase() may read a block from disk to answer), so it costs what
+  /// a put costs. size() stays exact.
+  void discard(const Key& key) { engine_.discard(encode_checked_key(key)); }
+
   /// Stores every (key, value) pair of the range as one atomic commit: after a
   /// crash either all of them are there or none. Elements may be std::pair,
   /// std::tuple or anything a structured binding splits into key and value.
