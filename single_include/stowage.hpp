@@ -401,7 +401,12 @@ class BlockCache {
       e.value = std::move(value);
       e.charge = charge;
       e.high = priority == CachePriority::high;
-      s.link(e);
+      try {
+        s.link(e);
+      } catch (...) {  // the policy's insert threw: the entry goes
+        s.drop_unlinked(e, garbage);
+        throw;
+      }
     } else {
       Entry& e = s.entries.emplace(k, h);
       e.value = std::move(value);
@@ -414,7 +419,12 @@ class BlockCache {
         s.entries.erase(e);
         throw;
       }
-      s.link(e);
+      try {
+        s.link(e);
+      } catch (...) {
+        s.drop_unlinked(e, garbage);
+        throw;
+      }
     }
     ++s.inserts;
     s.evict_to_fit(garbage);
@@ -613,6 +623,8 @@ class BlockCache {
 
     typename Policy::template queue<Entry>& queue_of(const Entry& e) { return e.high ? high_queue : queue; }
     // Adds e (charge and priority set) to its queue and the byte counts.
+    // When the policy's insert throws, nothing is added (the caller then
+    // drops the entry with drop_unlinked).
     void link(Entry& e) {
       queue_of(e).insert(e);
       bytes += e.charge;
@@ -630,6 +642,10 @@ class BlockCache {
     // grow, here with the entry).
     void remove(Entry& e, Garbage& garbage) noexcept {
       unlink(e);
+      drop_unlinked(e, garbage);
+    }
+    // remove() for an entry that is in no queue.
+    void drop_unlinked(Entry& e, Garbage& garbage) noexcept {
       auto fit = files.find(e.key.file);
       fit->second.erase(fit->second.iterator_to(e));
       if (fit->second.empty()) files.erase(fit);
@@ -1269,6 +1285,7 @@ class PrefixSearch {
 #include <utility>
 #include <vector>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -1552,17 +1569,36 @@ class PosixFileSystem final : public FileSystem {
     }
     ::close(fd);
   }
+  // (std::filesystem's error_code overloads are noexcept in libstdc++: an
+  // allocation failing inside them terminates the process. The throwing
+  // overloads and plain POSIX calls let std::bad_alloc reach the caller.)
   void create_dirs(const std::filesystem::path& dir) override {
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    if (ec) throw_io("create directory", dir, ec.value());
+    try {
+      std::filesystem::create_directories(dir);
+    } catch (const std::filesystem::filesystem_error& e) {
+      throw_io("create directory", dir, e.code().value());
+    }
   }
   std::vector<std::string> list(const std::filesystem::path& dir) override {
     std::vector<std::string> names;
-    std::error_code ec;
-    for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
-      names.push_back(it->path().filename().string());
-    if (ec) throw_io("list directory", dir, ec.value());
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) throw_io("list directory", dir, errno);
+    try {
+      for (;;) {
+        errno = 0;
+        const dirent* entry = ::readdir(d);
+        if (entry == nullptr) {
+          if (errno != 0) throw_io("list directory", dir, errno);
+          break;
+        }
+        std::string_view name = entry->d_name;
+        if (name != "." && name != "..") names.emplace_back(name);
+      }
+    } catch (...) {
+      ::closedir(d);
+      throw;
+    }
+    ::closedir(d);
     std::sort(names.begin(), names.end());
     return names;
   }
@@ -2566,6 +2602,11 @@ struct LruEviction;
 struct NoLock;
 struct ThreadLock;
 struct ProcessLock;
+
+// engine.hpp
+struct RecordTypes;
+template <class Compression, class Eviction, class Lock>
+class Engine;
 
 // storage.hpp
 template <class Key, class Value, class Serializer = BinarySerializer, class Compression = Lz4Compression,
@@ -4772,14 +4813,18 @@ enum class Durability {
   /// writes since the last flush() (never older data). The default.
   none,
   /// Every commit is fsynced before it returns (group commit: concurrent
-  /// writers share one fdatasync).
+  /// writers share one fdatasync), and becomes visible to readers only after
+  /// that fdatasync, so no reader sees a write that a failed sync or a power
+  /// cut then takes away.
   sync,
 };
 
 /// Severity of a log line.
 enum class LogLevel { debug, info, warning, error };
 
-/// Receives what the store has to say: recovery, cut WAL tails, checkpoints.
+/// Receives what the store has to say: recovery, cut WAL tails, checkpoints,
+/// failures. It is called with none of the store's mutexes held, so it may
+/// call the store (stats(), for instance); it should not throw.
 using Logger = std::function<void(LogLevel, std::string_view)>;
 
 /// How a store is opened. Every field has a default; write only what differs:
@@ -4805,7 +4850,8 @@ struct Options {
   /// The write buffer's share of cache_bytes; past it a checkpoint runs.
   /// 0 means cache_bytes / 4.
   std::size_t write_buffer_bytes = 0;
-  /// A WAL larger than this also triggers a checkpoint.
+  /// Live WAL segments (all of them) larger than this together also trigger
+  /// a checkpoint.
   std::uint64_t wal_bytes = std::uint64_t{64} << 20;
   /// The most chunk files kept open at once (least recently read closed
   /// first); chunk metadata stays cached without an open file. 0 means half
@@ -4844,13 +4890,38 @@ struct Stats {
 }  // namespace stowage
 // ---- end stowage/options.hpp ----
 // ---- begin stowage/storage.hpp ----
-// storage.hpp: the façade. Storage<Key, Value, Serializer, Compression,
-// Eviction, Lock> composes the key codec, the serializer, the WAL, the write
-// buffer, chunk files, the chunk index, the block cache, the manifest and the
-// file lock.
+// storage.hpp: the typed façade. Storage<Key, Value, Serializer,
+// Compression, Eviction, Lock> turns keys into order-preserving bytes
+// (key_codec.hpp) and values into bytes (the Serializer), and keeps them in
+// an Engine<Compression, Eviction, Lock> (engine.hpp: the WAL, the write
+// buffer, chunk files, the chunk index, the block cache, the manifest and
+// the file lock). It adds no state or locking of its own: every member is
+// as thread-safe as the engine call it makes, under the Lock policy.
+
+#include <cstddef>
+#include <filesystem>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+// ---- begin stowage/engine.hpp ----
+// engine.hpp: the untyped engine under Storage. Engine<Compression,
+// Eviction, Lock> stores encoded byte keys (memcmp order) and stored value
+// bytes: the WAL, the write buffer, chunk files, the chunk index, the block
+// cache, the manifest, migrations of the on-disk format and of value bytes,
+// and the file lock. It never decodes a key or a value itself; what it must
+// know of the types (their names for the manifest, a key check for WAL
+// replay, a key printer for messages) comes in a RecordTypes. The typed
+// façade, Storage<Key, Value, Serializer, ...> (storage.hpp), encodes and
+// decodes around it, so one engine instantiation serves every Key and Value
+// over the same policies.
 //
 // Data flow:
-//   put:   encode → one WAL record (group commit) → write buffer. No chunk read.
+//   put:   one WAL record (group commit) → write buffer. No chunk read.
 //   get:   write buffer → frozen buffer (during a checkpoint) → chunk index →
 //          Bloom filter → block index → block cache → binary search.
 //   checkpoint: freeze the write buffer and start a new WAL segment → merge
@@ -4862,12 +4933,14 @@ struct Stats {
 // Locking (members say which guard they need):
 //   lock_          (the Lock policy) guards wb_, imm_, index_ and the versions:
 //                  readers share it, writers hold it only to apply a commit.
+//   queue_mu_      the queue of Durability::sync commits (commit_synced).
 //   write_mu_      serialises commits: sequence numbers, WAL appends, applies.
 //   sync_mu_       one WAL fdatasync at a time (group commit: writers queued
 //                  behind a sync find their record already synced).
 //   checkpoint_mu_ one checkpoint at a time; guards manifest_, wal_segments_
 //                  and next_file_. index_ changes only under it AND lock_.
-//   Order: checkpoint_mu_ → sync_mu_ → write_mu_ → lock_.
+//   Order: checkpoint_mu_ → sync_mu_ → write_mu_ → lock_. The logger is
+//   called with none of them held.
 
 #include <algorithm>
 #include <atomic>
@@ -4875,6 +4948,8 @@ struct Stats {
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
+#include <deque>
+#include <exception>
 #include <filesystem>
 #include <functional>
 #include <iterator>
@@ -4922,9 +4997,11 @@ class FileLock {
   /// once. Throws LockError naming the path.
   FileLock(const std::filesystem::path& dir, bool wait, std::chrono::milliseconds timeout)
       : path_(dir / "LOCK") {
-    std::error_code ec;
-    auto canonical = std::filesystem::weakly_canonical(dir, ec);
-    key_ = (ec ? dir : canonical).string();
+    try {
+      key_ = std::filesystem::weakly_canonical(dir).string();
+    } catch (const std::filesystem::filesystem_error&) {
+      key_ = dir.string();
+    }
     auto deadline = std::chrono::steady_clock::now() + timeout;
     if (!register_in_process(wait, deadline))
       throw LockError("stowage: " + path_.string() +
@@ -5535,6 +5612,7 @@ WalReplay replay_wal(FileSystem& fs, const std::filesystem::path& path, std::uin
 #include <new>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 // ---- begin stowage/detail/arena.hpp ----
 // detail/arena.hpp: a bump allocator. It hands out pieces of larger blocks
@@ -5701,6 +5779,7 @@ class WriteBuffer {
       if (++slot_ == leaf_->count) {
         leaf_ = leaf_->next;
         slot_ = 0;
+        skip_empty();
       }
       return *this;
     }
@@ -5720,7 +5799,12 @@ class WriteBuffer {
       if (leaf_ != nullptr && slot_ == leaf_->count) {
         leaf_ = leaf_->next;
         slot_ = 0;
+        skip_empty();
       }
+    }
+    // A rolled-back insert can leave a leaf empty (see Undo): step over it.
+    void skip_empty() {
+      while (leaf_ != nullptr && leaf_->count == 0) leaf_ = leaf_->next;
     }
     const Leaf* leaf_ = nullptr;
     int slot_ = 0;
@@ -5741,11 +5825,80 @@ class WriteBuffer {
   }
   ~WriteBuffer() = default;  // nodes and records are trivially destructible: the arena frees them
 
+  /// What a run of apply() calls changed, so that rollback() can take all of
+  /// them back: a batch applies all of its records or none, even when an
+  /// apply() in the middle throws (std::bad_alloc from the arena). begin()
+  /// allocates everything rollback() needs, so rollback() cannot fail.
+  class Undo {
+   public:
+    /// Room for the changes of n apply() calls; may throw (nothing changed yet).
+    void reserve(std::size_t n) { changes_.reserve(n); }
+
+   private:
+    friend class WriteBuffer;
+    struct Change {
+      Record* rec = nullptr;
+      BufferEntry before{};
+      std::size_t room = 0;
+      bool inserted = false;
+    };
+    std::vector<Change> changes_;
+    std::size_t entries_ = 0, unknown_ = 0;
+    std::int64_t delta_ = 0;
+    std::uint64_t max_seq_ = 0;
+    bool started_ = false;
+  };
+
+  /// Starts recording into undo (reserved for the batch's size first): the
+  /// apply() calls given `&undo` after this can be rolled back together.
+  void begin(Undo& undo) const noexcept {
+    undo.changes_.clear();
+    undo.entries_ = entries_;
+    undo.unknown_ = unknown_;
+    undo.delta_ = delta_;
+    undo.max_seq_ = max_seq_;
+    undo.started_ = true;
+  }
+
+  /// Takes back every apply() recorded in undo since begin(), newest first:
+  /// the buffer then holds exactly what it held at begin(). An inserted key
+  /// leaves its leaf (the leaf may be left empty; the tree's separators stay
+  /// valid, since records are never freed); a replaced entry gets its old
+  /// state and bytes back (apply() with undo never overwrites old bytes).
+  void rollback(Undo& undo) noexcept {
+    if (!undo.started_) return;
+    for (auto it = undo.changes_.rbegin(); it != undo.changes_.rend(); ++it) {
+      if (it->inserted) {
+        std::string_view key = it->rec->kv.first;
+        const Head h = head_of(key);
+        auto* leaf = const_cast<Leaf*>(leaf_for(h, key));
+        int pos = lower(*leaf, h, key);
+        for (int i = pos; i + 1 < leaf->count; ++i) {
+          leaf->heads[i] = leaf->heads[i + 1];
+          leaf->recs[i] = leaf->recs[i + 1];
+        }
+        --leaf->count;
+      } else {
+        it->rec->kv.second = it->before;
+        it->rec->room = it->room;
+      }
+    }
+    entries_ = undo.entries_;
+    unknown_ = undo.unknown_;
+    delta_ = undo.delta_;
+    max_seq_ = undo.max_seq_;
+    undo.changes_.clear();
+    undo.started_ = false;
+  }
+
   /// Records a put (tombstone = false) or an erase; ignored when the buffer
   /// already holds a newer sequence for the key. `below` is what the caller
-  /// knows about lower layers (unknown when it did not look).
+  /// knows about lower layers (unknown when it did not look). Strong
+  /// guarantee: when it throws (std::bad_alloc), the buffer is unchanged.
+  /// With `undo` (after begin(undo), reserved for this call), the change is
+  /// recorded so that rollback(undo) can take it back.
   void apply(std::string_view key, std::uint64_t seq, bool tombstone, std::string_view value,
-             Below below = Below::unknown) {
+             Below below = Below::unknown, Undo* undo = nullptr) {
     const Head h = head_of(key);
     Inner* path[kMaxDepth];
     int at[kMaxDepth];
@@ -5762,9 +5915,27 @@ class WriteBuffer {
     auto* leaf = static_cast<Leaf*>(n);
     int pos = lower(*leaf, h, key);
     if (pos < leaf->count && compare(*leaf, pos, h, key) == 0) {
-      update(*leaf->recs[pos], seq, tombstone, value, below);
+      Record& r = *leaf->recs[pos];
+      if (undo != nullptr) {
+        if (r.kv.second.seq >= seq) return;
+        const BufferEntry before = r.kv.second;
+        const std::size_t room = r.room;
+        // New room for the bytes, so that the old ones stay for a rollback.
+        r.room = 0;
+        try {
+          update(r, seq, tombstone, value, below);
+        } catch (...) {
+          r.room = room;
+          throw;
+        }
+        undo->changes_.push_back(Undo::Change{&r, before, room, false});  // reserved: no allocation
+      } else {
+        update(r, seq, tombstone, value, below);
+      }
     } else {
-      insert(leaf, pos, h, new_record(key, seq, tombstone, value, below), path, at, depth);
+      Record* rec = new_record(key, seq, tombstone, value, below);
+      insert(leaf, pos, h, rec, path, at, depth);
+      if (undo != nullptr) undo->changes_.push_back(Undo::Change{rec, {}, 0, true});
       ++entries_;
       if (below == Below::unknown)
         ++unknown_;
@@ -6075,6 +6246,9 @@ inline constexpr std::size_t kMaxValueBytes = std::size_t{1} << 30;
 /// Most bytes of block frames a scan reads from a chunk file at once, when
 /// it reads ahead the blocks that are not cached (see Storage::iterator).
 inline constexpr std::size_t kScanReadahead = std::size_t{128} << 10;
+/// Most WAL segments an open leaves live; past it, open checkpoints the
+/// replayed writes (see Options::checkpoint_on_close).
+inline constexpr std::size_t kMaxWalSegments = 8;
 
 namespace detail {
 inline std::string chunk_file_name(std::uint64_t number) {
@@ -6094,24 +6268,43 @@ inline std::optional<std::uint64_t> parse_chunk_file_name(std::string_view name)
   }
   return n;
 }
+/// An encoded key for messages: hex, its first 64 bytes.
+inline std::string hex_key(std::string_view encoded) {
+  static const char* hex = "0123456789abcdef";
+  std::string out = "0x";
+  for (unsigned char c : encoded.substr(0, 64)) {
+    out.push_back(hex[c >> 4]);
+    out.push_back(hex[c & 15]);
+  }
+  return encoded.size() > 64 ? out + "..." : out;
+}
 /// Cache offset under which a chunk's metadata (ChunkTable) is kept.
 inline constexpr std::uint64_t kTableSlot = ~std::uint64_t{0};
 }  // namespace detail
 
-/// An embedded, persistent, typed key-value store in one directory.
-///
-/// Keys are kept in std::less<Key> order (through KeyCodec<Key>); values are
-/// stored through Serializer, blocks compressed by Compression, cached blocks
-/// evicted by Eviction, threads coordinated by Lock. See README.md.
-// Default template arguments: in stowage_fwd.hpp.
-template <class Key, class Value, class Serializer, class Compression, class Eviction, class Lock>
-class Storage {
-  static_assert(EncodableKey<Key>,
-                "stowage: Key has no order-preserving codec: specialise stowage::KeyCodec<Key> with encode, "
-                "decode and name");
-  static_assert(SerializerFor<Serializer, Value>,
-                "stowage: Serializer must provide static id(), serialize(const Value&, std::string&) and "
-                "deserialize<Value>(std::string_view) for this Value");
+/// What the engine needs to know of the records a typed layer stores in it
+/// (all of it recorded in, or checked against, the manifest).
+struct RecordTypes {
+  /// Serializer::id() of the values.
+  std::string serializer;
+  /// KeyCodec<Key>::name(): the order the encoded keys are in.
+  std::string key_order;
+  /// type_description<Value>() ("" when unknown).
+  std::string value_type;
+  /// value_version<Value>: the schema version values are written at.
+  unsigned value_version = 0;
+  /// Throws CorruptionError when an encoded key does not decode as the key
+  /// type (WAL replay checks each key with it); nullptr: no check.
+  void (*check_key)(std::string_view encoded) = nullptr;
+  /// The key for messages, decoded when that reads well; nullptr: hex.
+  std::string (*describe_key)(std::string_view encoded) = nullptr;
+};
+
+/// The untyped store in one directory: byte keys in memcmp order, byte
+/// values. See the top of engine.hpp; Storage (storage.hpp) is its typed
+/// face, and what users call.
+template <class Compression, class Eviction, class Lock>
+class Engine {
   static_assert(CompressionPolicy<Compression>,
                 "stowage: Compression must provide id, name, compress(std::string_view, std::string&) and "
                 "decompress(std::string_view, std::size_t, char*)");
@@ -6125,123 +6318,139 @@ class Storage {
   using Block = detail::Block;
 
  public:
-  using key_type = Key;
-  using mapped_type = Value;
-  using value_type = std::pair<Key, Value>;
-  class iterator;
-  class range;
-
-  /// Opens the store in dir, creating it when Options::create_if_missing.
-  /// Throws LockError when another process (or Storage) holds it,
-  /// CorruptionError on damaged files, MigrationError when it was written
-  /// with other policies or types, or at another value schema version (use
-  /// the constructor that takes a Migrator), IoError on system errors.
-  explicit Storage(const std::filesystem::path& dir, Options options = {})
-      : Storage(dir, std::move(options), nullptr, value_version<Value>, false) {}
-
-  /// Opens the store in dir like the constructor above; when its values are
-  /// at another schema version than value_version<Value> (or its on-disk
-  /// format is older), first migrates it along the shortest path of steps in
-  /// `migrations`, after taking a backup (see migration.hpp and
-  /// last_migration()). No path: MigrationError, and the store is untouched.
-  Storage(const std::filesystem::path& dir, Options options, const Migrator& migrations)
-      : Storage(dir, std::move(options), &migrations, value_version<Value>, false) {}
+  /// Opens (or creates, per Options::create_if_missing) the store in dir for
+  /// records of `types`, migrating it first to value schema version `target`
+  /// along `migrations` (may be null) when it is at another one or at an
+  /// older format. With migrate_only, the engine closes once that is done.
+  /// Throws as Storage's constructors do.
+  Engine(const std::filesystem::path& dir, Options options, RecordTypes types, const Migrator* migrations,
+         unsigned target, bool migrate_only)
+      : dir_(dir),
+        opt_(std::move(options)),
+        types_(std::move(types)),
+        cache_(1, cache_shards(opt_.cache_bytes)),
+        files_(detail::open_file_limit(opt_.max_open_files)) {
+    fs_ = opt_.file_system ? opt_.file_system : default_file_system();
+    validate_options();
+    wb_limit_ = opt_.write_buffer_bytes ? opt_.write_buffer_bytes : opt_.cache_bytes / 4;
+    cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_));
+    open(migrations, target, migrate_only);
+  }
 
   /// Closes the store (see close()); errors are logged, not thrown.
-  ~Storage() {
+  ~Engine() {
     try {
       close();
-    } catch (const std::exception& e) {
-      log(LogLevel::error, std::string("close failed: ") + e.what());
+    } catch (...) {
+      try {
+        log(LogLevel::error, "close failed: " + describe_exception(std::current_exception()));
+      } catch (...) {
+      }
     }
   }
-  Storage(const Storage&) = delete;
-  Storage& operator=(const Storage&) = delete;
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
 
-  /// Stores value under key, replacing any previous value.
-  void put(const Key& key, const Value& value) {
-    std::string k = encode_checked_key(key);
-    std::string v = serialize_checked(value);
+  /// Throws ValidationError when an encoded key is over kMaxKeyBytes.
+  void check_key_size(std::size_t bytes) const {
+    if (bytes > kMaxKeyBytes)
+      throw ValidationError("stowage: a key of " + std::to_string(bytes) + " encoded bytes exceeds the limit of " +
+                            std::to_string(kMaxKeyBytes) + " (store " + dir_.string() + ")");
+  }
+  /// Throws ValidationError when an encoded value is over kMaxValueBytes.
+  void check_value_size(std::size_t bytes) const {
+    if (bytes > kMaxValueBytes)
+      throw ValidationError("stowage: a value of " + std::to_string(bytes) + " encoded bytes exceeds the limit of " +
+                            std::to_string(kMaxValueBytes) + " (store " + dir_.string() + ")");
+  }
+
+  /// Stores value under key (both encoded, within the limits).
+  void put(std::string_view key, std::string_view value) {
+    check_key_size(key.size());
+    check_value_size(value.size());
     detail::WalBatch batch;
-    batch.reserve(1 + detail::varint_length(k.size()) + k.size() + detail::varint_length(v.size()) + v.size());
-    batch.put(k, v);
-    Op op{detail::kOpPut, k, v};
+    batch.reserve(1 + detail::varint_length(key.size()) + key.size() + detail::varint_length(value.size()) +
+                  value.size());
+    batch.put(key, value);
+    Op op{detail::kOpPut, key, value};
     commit(batch, &op, 1);
   }
 
-  /// The value stored under key, or std::nullopt.
-  std::optional<Value> get(const Key& key) const {
-    std::string k = encode_lookup_key(key);
-    std::shared_lock guard(lock_);
-    check_open();
-    std::optional<Value> out;
-    find_locked(k, [&](std::string_view bytes, const std::filesystem::path* file) { out = deserialize(bytes, file); });
-    return out;
-  }
-
-  /// Whether key is stored.
-  bool contains(const Key& key) const {
-    std::string k = encode_lookup_key(key);
-    std::shared_lock guard(lock_);
-    check_open();
-    return find_locked(k, [](std::string_view, const std::filesystem::path*) {});
-  }
-
-  /// Removes key; returns whether it was there.
-  bool erase(const Key& key) {
-    std::string k = encode_checked_key(key);
-    detail::WalBatch batch;
-    batch.erase(k);
-    Op op{detail::kOpErase, k, {}};
-    bool existed = false;
-    commit(batch, &op, 1, [&] {
+  /// Removes key; returns whether it was there. The lookup that answers
+  /// (it may read a block) runs before the commit, under the shared lock
+  /// only; the commit repeats it, under the writers' mutex, only when a
+  /// write or a checkpoint came in between.
+  bool erase(std::string_view key) {
+    check_key_size(key.size());
+    bool in_buffer = false, existed = false;
+    auto look = [&] {
+      in_buffer = wb_.find(key) != nullptr;
+      existed = find_locked(key, [](std::string_view, const std::filesystem::path*) {});
+    };
+    std::uint64_t wb_seen, chunks_seen;
+    {
       std::shared_lock guard(lock_);
-      bool in_buffer = wb_.find(k) != nullptr;
-      existed = find_locked(k, [](std::string_view, const std::filesystem::path*) {});
+      check_open();
+      wb_seen = wb_version_.load();
+      chunks_seen = chunk_version_.load();
+      look();
+    }
+    detail::WalBatch batch;
+    batch.erase(key);
+    Op op{detail::kOpErase, key, {}};
+    commit(batch, &op, 1, [&] {
+      // Under write_mu_ (and, for a synced commit, after every earlier
+      // commit is applied): the buffer and the chunks change only with the
+      // versions.
+      if (wb_version_.load() != wb_seen || chunk_version_.load() != chunks_seen) {
+        std::shared_lock guard(lock_);
+        look();
+      }
       op.below = in_buffer ? detail::Below::unknown : (existed ? detail::Below::present : detail::Below::absent);
     });
     return existed;
   }
 
-  /// Stores every (key, value) pair of the range as one atomic commit: after a
-  /// crash either all of them are there or none. Elements may be std::pair,
-  /// std::tuple or anything a structured binding splits into key and value.
-  template <class Range>
-  void put_batch(const Range& pairs) {
-    std::vector<std::string> storage;
-    for (const auto& [key, value] : pairs) {
-      storage.push_back(encode_checked_key(key));
-      storage.push_back(serialize_checked(value));
+  /// Removes key if it is there, without finding out whether it was: no
+  /// lookup, so it costs what a put costs.
+  void discard(std::string_view key) {
+    check_key_size(key.size());
+    detail::WalBatch batch;
+    batch.erase(key);
+    Op op{detail::kOpErase, key, {}};
+    commit(batch, &op, 1);
+  }
+
+  /// Stores the pairs (kv[0], kv[1]), (kv[2], kv[3]), ... as one atomic
+  /// commit: after a crash either all of them are there or none.
+  void put_batch(const std::vector<std::string>& kv) {
+    std::size_t bytes = 0;
+    for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
+      check_key_size(kv[i].size());
+      check_value_size(kv[i + 1].size());
+      bytes += detail::varint_length(kv[i].size()) + kv[i].size() + detail::varint_length(kv[i + 1].size()) +
+               kv[i + 1].size() + 1;
     }
     detail::WalBatch batch;
-    std::size_t bytes = 0;
-    for (const auto& s : storage) bytes += detail::varint_length(s.size()) + s.size() + 1;
     batch.reserve(bytes);
     std::vector<Op> ops;
-    ops.reserve(storage.size() / 2);
-    for (std::size_t i = 0; i < storage.size(); i += 2) {
-      batch.put(storage[i], storage[i + 1]);
-      ops.push_back(Op{detail::kOpPut, storage[i], storage[i + 1]});
+    ops.reserve(kv.size() / 2);
+    for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
+      batch.put(kv[i], kv[i + 1]);
+      ops.push_back(Op{detail::kOpPut, kv[i], kv[i + 1]});
     }
     if (ops.empty()) return;
     commit(batch, ops.data(), ops.size());
   }
 
-  /// get() for every key of the range, in order.
-  template <class Range>
-  std::vector<std::optional<Value>> get_batch(const Range& keys) const {
-    std::vector<std::optional<Value>> out;
-    for (const auto& key : keys) out.push_back(get(key));
-    return out;
-  }
-
-  /// All records in ascending key order.
-  range scan() const { return range(this, std::nullopt, std::nullopt); }
-  /// Records with from <= key, ascending.
-  range scan(const Key& from) const { return range(this, encode_lookup_key(from), std::nullopt); }
-  /// Records with from <= key < to, ascending.
-  range scan(const Key& from, const Key& to) const {
-    return range(this, encode_lookup_key(from), encode_lookup_key(to));
+  /// Looks key up; on a hit calls on_value(value bytes, chunk file or
+  /// nullptr) while holding the store's shared lock (the bytes are valid
+  /// only during the call), and returns true.
+  template <class Fn>
+  bool find(std::string_view key, Fn&& on_value) const {
+    std::shared_lock guard(lock_);
+    check_open();
+    return find_locked(key, on_value);
   }
 
   /// Number of records (exact).
@@ -6250,11 +6459,10 @@ class Storage {
     check_open();
     return static_cast<std::size_t>(count_locked());
   }
-  /// size() == 0.
-  bool empty() const { return size() == 0; }
 
   /// Makes every write that returned before this call survive power loss.
   void flush() {
+    FailureReport report{this};
     check_open();
     std::uint64_t seq;
     {
@@ -6308,6 +6516,7 @@ class Storage {
   /// store. Later calls on this object throw ValidationError. Idempotent.
   void close() {
     if (closed_.load()) return;
+    FailureReport report{this};
     std::exception_ptr error;
     if (!opt_.read_only && !failed_.load()) {
       try {
@@ -6326,8 +6535,10 @@ class Storage {
       if (wal_ && !error && !failed_.load()) {
         try {
           wal_->seal();  // the segment ends at its last record, without preallocated zeros
-        } catch (const IoError&) {
+          synced_seq_ = last_seq_;
+        } catch (...) {
           error = std::current_exception();
+          fail(error);
         }
       }
       wal_.reset();
@@ -6339,106 +6550,74 @@ class Storage {
   /// What the migration run by this object's open did, if one ran.
   const std::optional<MigrationReport>& last_migration() const { return last_migration_; }
 
-  /// Migrates the store in dir to value schema version `version` with the
-  /// steps in `migrations`, then closes it: the way back to an older version
-  /// (a 3 -> 2 step registered by the newer program) or a migration run ahead
-  /// of time. The store must be closed, and must have been written with this
-  /// Storage's Key, Serializer and Compression. A backup is taken first.
-  static MigrationReport migrate_to(const std::filesystem::path& dir, unsigned version, const Migrator& migrations,
-                                    Options options = {}) {
-    if (options.read_only) throw ValidationError("stowage: migrate_to cannot run on a read_only store (" + dir.string() + ")");
-    options.create_if_missing = false;
-    Storage s(dir, std::move(options), &migrations, version, true);
-    if (s.last_migration_) return *s.last_migration_;
-    MigrationReport nothing;
-    nothing.from_format = nothing.to_format = detail::kFormatMajor;
-    nothing.from_version = nothing.to_version = version;
-    return nothing;
-  }
-
-  /// migration_status(dir, migrations, value_version<Value>): what opening
-  /// dir with this Storage type would run. Takes no lock, writes nothing.
-  static MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator& migrations = {},
-                                          const Options& options = {}) {
-    return stowage::migration_status(dir, migrations, value_version<Value>, options.file_system);
-  }
-
   /// The store's directory.
   const std::filesystem::path& path() const { return dir_; }
   /// The options it was opened with.
   const Options& options() const { return opt_; }
+  /// What it was opened for.
+  const RecordTypes& types() const { return types_; }
 
-  /// Forward iterator over (key, value) pairs in key order.
-  ///
-  /// It holds no lock between steps. It takes the store's shared lock once
-  /// per batch: the records from its position to the end of the block it is
-  /// reading (with the buffered writes that fall among them), merged and kept
-  /// as encoded bytes; each ++ then decodes the next record of the batch
-  /// into the same key and value objects, reusing their memory where the
-  /// KeyCodec and Serializer offer decode_into / deserialize_into. A reference
-  /// from operator* is valid until the next ++ (or until the iterator dies).
-  /// It pins the blocks of its batch, and a long scan reads the blocks that
-  /// are not cached ahead, several per read (at most kScanReadahead bytes).
-  ///
-  /// Writes are allowed, even inside the loop and from other threads. Each
-  /// ++ returns the smallest key above the last key it returned, as the store
-  /// holds it when the ++ runs: a ++ first checks (lock-free) whether any
-  /// write or checkpoint happened since the batch was read and, if one did,
-  /// drops the batch and re-seeks after the last key returned. So a write
-  /// that returned before a ++ began (in this thread, or in a thread this one
-  /// synchronised with) is seen by it, exactly as if no batch were kept; no
-  /// key is returned twice or out of order. After a ++ throws, the iterator
-  /// may be destroyed, compared or incremented again (which retries), but not
-  /// dereferenced.
-  class iterator {
+  /// Reads the records of a key range in order, a block at a time, holding
+  /// no lock between batches (see Storage::iterator, its typed face, for
+  /// the guarantees under concurrent writes).
+  class Cursor {
    public:
-    using iterator_category = std::forward_iterator_tag;
-    using value_type = std::pair<Key, Value>;
-    using difference_type = std::ptrdiff_t;
-    using pointer = const value_type*;
-    using reference = const value_type&;
-
-    /// The end iterator.
-    iterator() = default;
+    /// A cursor at the end.
+    Cursor() = default;
+    /// A cursor over the records with from <= key < to (either bound may be
+    /// absent), before its first record: call peek().
+    Cursor(const Engine* e, std::optional<std::string> from, std::optional<std::string> to)
+        : store_(e), from_(std::move(from)), to_(std::move(to)) {}
     /// A copy at the same position; it reads its next records from the store
     /// itself rather than sharing the original's batch.
-    iterator(const iterator& other) { copy_from(other); }
-    /// Moves the position, the batch and the current record; the moved-from
-    /// iterator may only be assigned to or destroyed.
-    iterator(iterator&& other) noexcept = default;
+    Cursor(const Cursor& other) { copy_from(other); }
+    /// Moves the position and the batch; the moved-from cursor may only be
+    /// assigned to or destroyed.
+    Cursor(Cursor&& other) noexcept = default;
     /// See the copy constructor.
-    iterator& operator=(const iterator& other) {
+    Cursor& operator=(const Cursor& other) {
       if (this != &other) copy_from(other);
       return *this;
     }
     /// See the move constructor.
-    iterator& operator=(iterator&& other) noexcept = default;
+    Cursor& operator=(Cursor&& other) noexcept = default;
     /// Releases the blocks it pins.
-    ~iterator() = default;
+    ~Cursor() = default;
 
-    /// The current record.
-    reference operator*() const { return *current_; }
-    /// The current record.
-    pointer operator->() const { return &*current_; }
-    /// Steps to the next record (or to the end).
-    iterator& operator++() {
+    /// Positions on the next record after the last accepted one (the first
+    /// of the range before any) without accepting it; false at the end.
+    /// After it returns true, key(), value() and file() describe the record
+    /// until the next peek(), accept() or change of the cursor. Calling it
+    /// again without accept() looks at the same record (as the store holds
+    /// it then): a caller whose decoding of the record threw retries that way.
+    bool peek() {
       advance();
-      return *this;
+      return !done_;
     }
-    /// Steps to the next record; returns a copy of the iterator before the step.
-    iterator operator++(int) {
-      iterator old = *this;
-      advance();
-      return old;
+    /// Makes the peeked record the last one returned.
+    void accept() {
+      last_.assign(key());
+      started_ = true;
+      ++pos_;
     }
-    /// Two ends are equal; otherwise iterators at the same key are.
-    friend bool operator==(const iterator& a, const iterator& b) {
-      if (a.at_end() || b.at_end()) return a.at_end() == b.at_end();
-      return a.last_ == b.last_;
+    /// The peeked record's encoded key.
+    std::string_view key() const {
+      const Pending& p = batch_[pos_];
+      return p.from_chunk ? block_->key(p.rec) : p.key;
     }
+    /// The peeked record's stored value bytes.
+    std::string_view value() const {
+      const Pending& p = batch_[pos_];
+      return p.from_chunk ? block_->value(p.rec) : p.value;
+    }
+    /// The chunk file the peeked record came from (nullptr: a buffered write).
+    const std::filesystem::path* file() const { return batch_[pos_].from_chunk ? &table_->path() : nullptr; }
+    /// Whether the cursor has passed its last record (or is an end cursor).
+    bool at_end() const { return store_ == nullptr || done_; }
+    /// The encoded key last accepted ("" before the first).
+    const std::string& last() const { return last_; }
 
    private:
-    friend class Storage;
     using MapIt = detail::WriteBuffer::const_iterator;
     using IndexIt = detail::ChunkIndex::Map::const_iterator;
     using BlockRun = typename Table::BlockRun;
@@ -6458,20 +6637,13 @@ class Storage {
       bool from_chunk = false;
     };
 
-    iterator(const Storage* s, std::optional<std::string> from, std::optional<std::string> to)
-        : store_(s), from_(std::move(from)), to_(std::move(to)) {
-      advance();
-    }
-    bool at_end() const { return store_ == nullptr || done_; }
-
-    void copy_from(const iterator& o) {
+    void copy_from(const Cursor& o) {
       store_ = o.store_;
       from_ = o.from_;
       to_ = o.to_;
       last_ = o.last_;
       started_ = o.started_;
       done_ = o.done_;
-      current_ = o.current_;
       // The copy re-seeks after last_ at its next step: the merge position of
       // `o` may lie past it (the batch), and the batch is not shared.
       positioned_ = false;
@@ -6488,15 +6660,15 @@ class Storage {
       run_ = BlockRun{};
     }
 
+    // Makes batch_[pos_] the next record (refilling the batch when it is used
+    // up or the store changed since it was read); done_ at the end.
     void advance() {
       if (at_end()) return;
-      const Storage& s = *store_;
+      const Engine& s = *store_;
       s.check_open();
       if (pos_ < batch_.size()) {
         if (wb_version_ == s.wb_version_.load(std::memory_order_acquire) &&
             chunk_version_ == s.chunk_version_.load(std::memory_order_acquire)) {
-          produce(batch_[pos_]);
-          ++pos_;
           return;
         }
         positioned_ = false;  // the store changed: the batch may be stale
@@ -6513,33 +6685,8 @@ class Storage {
       }
       if (batch_.empty()) {
         done_ = true;
-        current_.reset();
         release();
-        return;
       }
-      produce(batch_[0]);
-      pos_ = 1;
-    }
-
-    // Decodes p into current_ (reusing its memory) and makes it the last key returned.
-    void produce(const Pending& p) {
-      const Storage& s = *store_;
-      const std::filesystem::path* file = p.from_chunk ? &table_->path() : nullptr;
-      const std::string_view key = p.from_chunk ? block_->key(p.rec) : p.key;
-      const std::string_view value = p.from_chunk ? block_->value(p.rec) : p.value;
-      try {
-        if (current_) {
-          s.decode_stored_key_into(key, current_->first, file);
-          s.deserialize_into(value, current_->second, file);
-        } else {
-          current_.emplace(s.decode_stored_key(key, file), s.deserialize(value, file));
-        }
-      } catch (...) {
-        current_.reset();
-        throw;
-      }
-      last_.assign(key);
-      started_ = true;
     }
 
     // Under the shared lock: positions the sources after last_ (or at from_)
@@ -6547,7 +6694,7 @@ class Storage {
     // the end of the current block (or kBatchRecords, or kArenaBytes of
     // copied buffered writes). Empty only at the end of the range.
     void fill() {
-      const Storage& s = *store_;
+      const Engine& s = *store_;
       batch_.clear();
       pos_ = 0;
       if (arena_.capacity() > 4 * kArenaBytes) arena_ = std::vector<char>();  // after one huge buffered value
@@ -6619,7 +6766,7 @@ class Storage {
 
     // Positions every source at the first key after last_ (or at from_).
     void reseek() {
-      const Storage& s = *store_;
+      const Engine& s = *store_;
       auto seek = [&](const detail::WriteBuffer& b) {
         if (started_) return b.upper_bound(last_);
         return from_ ? b.lower_bound(*from_) : b.begin();
@@ -6642,7 +6789,7 @@ class Storage {
     // short scans from hot keys keep finding them); what a scan then streams
     // through is not cached.
     void load_chunk(std::string_view target, bool after) {
-      const Storage& s = *store_;
+      const Engine& s = *store_;
       bool seek = true;
       while (chunk_it_ != s.index_.end()) {
         table_ = s.table(chunk_it_->second, /*fill=*/seek);
@@ -6666,7 +6813,7 @@ class Storage {
     // Steps to the first record of the next block (of this chunk or the
     // next ones); block_ becomes null after the last chunk.
     void next_block() {
-      const Storage& s = *store_;
+      const Engine& s = *store_;
       block_.reset();
       ++blocks_read_;
       for (;;) {
@@ -6695,7 +6842,7 @@ class Storage {
       return store_->scan_block(*table_, chunk_it_->second.file, i, run_, ahead);
     }
 
-    const Storage* store_ = nullptr;
+    const Engine* store_ = nullptr;
     std::optional<std::string> from_, to_;
     std::string last_;  // encoded key last returned
     bool started_ = false, positioned_ = false, done_ = false;
@@ -6713,32 +6860,19 @@ class Storage {
     std::vector<Pending> batch_;
     std::size_t pos_ = 0;
     std::vector<char> arena_;
-    std::optional<value_type> current_;
   };
 
   /// What scan() returns: begin() starts a new pass each time it is called.
-  class range {
-   public:
-    iterator begin() const { return iterator(store_, from_, to_); }
-    iterator end() const { return iterator(); }
-
-   private:
-    friend class Storage;
-    range(const Storage* s, std::optional<std::string> from, std::optional<std::string> to)
-        : store_(s), from_(std::move(from)), to_(std::move(to)) {}
-    const Storage* store_;
-    std::optional<std::string> from_, to_;
-  };
 
  private:
-  Storage(const std::filesystem::path& dir, Options options, const Migrator* migrations, unsigned target,
-          bool migrate_only)
-      : dir_(dir), opt_(std::move(options)), cache_(1), files_(detail::open_file_limit(opt_.max_open_files)) {
-    fs_ = opt_.file_system ? opt_.file_system : default_file_system();
-    validate_options();
-    wb_limit_ = opt_.write_buffer_bytes ? opt_.write_buffer_bytes : opt_.cache_bytes / 4;
-    cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_));
-    open(migrations, target, migrate_only);
+  // Shards of the block cache: up to 16 (readers on many threads contend
+  // less), but each at least 1 MiB, since an entry larger than its shard's
+  // share cannot be cached (with 16 shards of a small cache, chunk metadata
+  // would be read again on every get).
+  static std::size_t cache_shards(std::size_t cache_bytes) {
+    std::size_t shards = 1;
+    while (shards < 16 && cache_bytes / 2 / (shards * 2) >= (std::size_t{1} << 20)) shards *= 2;
+    return shards;
   }
 
   struct Op {
@@ -6778,76 +6912,67 @@ class Storage {
       std::string why;
       {
         std::lock_guard g(failure_mu_);
-        why = failure_;
+        why = failure_.empty() ? std::string("an error whose message could not be kept") : failure_;
       }
       throw IoError("stowage: the store at " + dir_.string() + " refuses writes after an earlier error (" + why +
                     "); reopen it to recover from the WAL");
     }
   }
-  void fail(const std::string& why) {
+
+  // The failure rule: an exception of any type thrown after a commit's WAL
+  // append, or while a checkpoint changes the store, either leaves the
+  // change wholly applied or marks the store failed: writes are refused
+  // from then on and a reopen recovers from the WAL (which still holds
+  // everything acknowledged: WAL segments are dropped only after the
+  // manifest naming their records' chunks is durable). fail() cannot throw
+  // (it runs in catch blocks, where a second exception would replace the
+  // first) and does not log: callers may hold store mutexes, and a logger
+  // may call back into the store. The failure is logged by report_failure(),
+  // which each public call runs once it has released every mutex.
+  void fail(std::exception_ptr error) noexcept {
+    std::string why;
+    try {
+      why = describe_exception(error);
+    } catch (...) {  // std::bad_alloc: the store fails all the same, without its reason
+    }
+    std::lock_guard g(failure_mu_);
+    if (failed_.load()) return;
+    failure_.swap(why);
+    failure_unlogged_ = true;
+    failed_ = true;
+  }
+  static std::string describe_exception(std::exception_ptr error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      return e.what();
+    } catch (...) {
+      return "an exception of a type not derived from std::exception";
+    }
+  }
+  // Logs a failure that fail() recorded, once. Never throws.
+  void report_failure() noexcept {
+    std::string why;
     {
       std::lock_guard g(failure_mu_);
-      if (failed_.load()) return;
-      failure_ = why;
-      failed_ = true;
-    }
-    log(LogLevel::error, "store failed: " + why);
-  }
-
-  std::string encode_lookup_key(const Key& key) const { return encode_key(key); }
-  std::string encode_checked_key(const Key& key) const {
-    std::string k = encode_key(key);
-    if (k.size() > kMaxKeyBytes)
-      throw ValidationError("stowage: a key of " + std::to_string(k.size()) + " encoded bytes exceeds the limit of " +
-                            std::to_string(kMaxKeyBytes) + " (store " + dir_.string() + ")");
-    return k;
-  }
-  std::string serialize_checked(const Value& value) const {
-    std::string v;
-    Serializer::serialize(value, v);
-    if (v.size() > kMaxValueBytes)
-      throw ValidationError("stowage: a value of " + std::to_string(v.size()) + " encoded bytes exceeds the limit of " +
-                            std::to_string(kMaxValueBytes) + " (store " + dir_.string() + ")");
-    return v;
-  }
-  Value deserialize(std::string_view bytes, const std::filesystem::path* file) const {
-    try {
-      return Serializer::template deserialize<Value>(bytes);
-    } catch (const CorruptionError& e) {
-      throw CorruptionError(file ? *file : dir_, 0,
-                            std::string("a stored value does not decode as this Value type: ") + e.what());
-    }
-  }
-
-  Key decode_stored_key(std::string_view bytes, const std::filesystem::path* file) const {
-    try {
-      return decode_key<Key>(bytes);
-    } catch (const CorruptionError& e) {
-      throw CorruptionError(file ? *file : dir_, 0, std::string("a stored key does not decode as this Key type: ") + e.what());
-    }
-  }
-  // deserialize() into an existing value, through the Serializer's optional
-  // deserialize_into when it has one (scans reuse one value's memory).
-  void deserialize_into(std::string_view bytes, Value& out, const std::filesystem::path* file) const {
-    if constexpr (SerializerDecodesInto<Serializer, Value>) {
+      if (!failure_unlogged_) return;
+      failure_unlogged_ = false;
       try {
-        Serializer::template deserialize_into<Value>(bytes, out);
-      } catch (const CorruptionError& e) {
-        throw CorruptionError(file ? *file : dir_, 0,
-                              std::string("a stored value does not decode as this Value type: ") + e.what());
+        why = failure_;
+      } catch (...) {
       }
-    } else {
-      out = deserialize(bytes, file);
     }
-  }
-  // decode_stored_key() into an existing key (see decode_key_into).
-  void decode_stored_key_into(std::string_view bytes, Key& out, const std::filesystem::path* file) const {
     try {
-      decode_key_into<Key>(bytes, out);
-    } catch (const CorruptionError& e) {
-      throw CorruptionError(file ? *file : dir_, 0, std::string("a stored key does not decode as this Key type: ") + e.what());
+      log(LogLevel::error, "store failed: " + why);
+    } catch (...) {
     }
   }
+  // Runs report_failure() when the public call that made it ends, after the
+  // call's own lock guards (declared after it) are released.
+  struct FailureReport {
+    const Engine* store;
+    ~FailureReport() { const_cast<Engine*>(store)->report_failure(); }
+  };
 
   std::filesystem::path chunk_path(std::uint64_t file) const { return dir_ / detail::chunk_file_name(file); }
 
@@ -6960,16 +7085,52 @@ class Storage {
 
   // ---- commits -----------------------------------------------------------
 
+  // A commit's `before` step (erase's existence lookup), type-erased so that
+  // a queued commit can carry it.
+  struct BeforeRef {
+    void (*fn)(void*) = nullptr;
+    void* ctx = nullptr;
+    void operator()() const {
+      if (fn != nullptr) fn(ctx);
+    }
+  };
+  // One Durability::sync commit in the queue (see commit_synced).
+  struct Writer {
+    std::string* payload = nullptr;
+    Op* ops = nullptr;
+    std::size_t n = 0;
+    BeforeRef before;
+    detail::WriteBuffer::Undo* undo = nullptr;
+    std::uint64_t first = 0;  // its first sequence number, once appended
+    bool done = false;        // queue_mu_
+    std::exception_ptr error;
+    std::condition_variable cv;
+  };
+  // Most commits one leader syncs together.
+  static constexpr std::size_t kMaxGroup = 128;
+
   // Appends one WAL record for ops and applies them; `before` runs first
-  // under write_mu_ (erase uses it to learn whether the key existed).
+  // (erase uses it to learn whether the key existed), after every earlier
+  // commit is applied. A commit is applied all or nothing: when applying
+  // throws after the append, the ops already applied are rolled back and
+  // the store fails (see fail()). With Durability::sync a commit becomes
+  // visible only after its fdatasync, so no reader sees a write that a
+  // failed sync or a power cut then takes away.
   template <class Before = void (*)()>
   void commit(detail::WalBatch& batch, Op* ops, std::size_t n, Before&& before = [] {}) {
+    FailureReport report{this};
     check_open();
     check_writable();
     std::string payload = batch.finish();
-    std::uint64_t my_seq;
+    // Everything a rollback needs is allocated before the WAL append.
+    detail::WriteBuffer::Undo undo;
+    if (n > 1) undo.reserve(n);
+    BeforeRef before_ref{[](void* ctx) { (*static_cast<std::remove_reference_t<Before>*>(ctx))(); },
+                         const_cast<void*>(static_cast<const void*>(&before))};
     bool need_checkpoint;
-    {
+    if (opt_.durability == Durability::sync) {
+      need_checkpoint = commit_synced(payload, ops, n, before_ref, &undo);
+    } else {
       std::lock_guard w(write_mu_);
       check_open();
       check_writable();
@@ -6978,23 +7139,132 @@ class Storage {
       detail::encode_fixed64(payload.data(), first);
       try {
         wal_->append(payload);
-      } catch (const IoError& e) {
-        fail(e.what());
+        last_seq_ += n;
+        apply_commit(ops, n, first, &undo);
+      } catch (...) {
+        fail(std::current_exception());
         throw;
       }
-      last_seq_ += n;
-      {
-        std::unique_lock guard(lock_);
-        for (std::size_t i = 0; i < n; ++i)
-          wb_.apply(ops[i].key, first + i, ops[i].kind == detail::kOpErase, ops[i].value, ops[i].below);
-        ++wb_version_;
-        need_checkpoint = wb_.bytes() > wb_limit_;
-      }
-      need_checkpoint = need_checkpoint || wal_->size() > opt_.wal_bytes;
-      my_seq = last_seq_;
+      need_checkpoint = over_limits();
     }
-    if (opt_.durability == Durability::sync) sync_up_to(my_seq);
     if (need_checkpoint) run_checkpoint(/*only_if_needed=*/true);
+  }
+
+  // Whether the write buffer or the live WAL (every segment a checkpoint
+  // would drop) has grown past its limit. Needs write_mu_.
+  bool over_limits() const { return wb_.bytes() > wb_limit_ || wal_closed_bytes_ + wal_->size() > opt_.wal_bytes; }
+
+  // Applies one commit's ops (sequences first, first + 1, ...) to wb_, all
+  // or none (the strong guarantee: a batch rolls back what it applied when
+  // an apply throws). Needs write_mu_; takes lock_.
+  void apply_commit(Op* ops, std::size_t n, std::uint64_t first, detail::WriteBuffer::Undo* undo) {
+    std::unique_lock guard(lock_);
+    if (n == 1) {
+      wb_.apply(ops[0].key, first, ops[0].kind == detail::kOpErase, ops[0].value, ops[0].below);
+    } else {
+      wb_.begin(*undo);
+      try {
+        for (std::size_t i = 0; i < n; ++i)
+          wb_.apply(ops[i].key, first + i, ops[i].kind == detail::kOpErase, ops[i].value, ops[i].below, undo);
+      } catch (...) {
+        wb_.rollback(*undo);
+        throw;
+      }
+    }
+    ++wb_version_;
+  }
+
+  // Durability::sync: group commit through a queue of writers. The writer at
+  // the front is the leader: it appends the records of the writers queued
+  // behind it (itself first), syncs the WAL once for all of them, applies
+  // them in order and wakes them; writers arriving meanwhile queue up for
+  // the next leader. Returns whether a checkpoint is due; rethrows the
+  // writer's error.
+  bool commit_synced(std::string& payload, Op* ops, std::size_t n, BeforeRef before,
+                     detail::WriteBuffer::Undo* undo) {
+    Writer me;
+    me.payload = &payload;
+    me.ops = ops;
+    me.n = n;
+    me.before = before;
+    me.undo = undo;
+    std::unique_lock q(queue_mu_);
+    writers_.push_back(&me);
+    me.cv.wait(q, [&] { return me.done || writers_.front() == &me; });
+    if (me.done) {
+      if (me.error) std::rethrow_exception(me.error);
+      return false;
+    }
+    Writer* group[kMaxGroup];
+    std::size_t count = 0;
+    for (auto it = writers_.begin(); it != writers_.end() && count < kMaxGroup; ++it) group[count++] = *it;
+    q.unlock();
+    const bool need_checkpoint = run_group(group, count);
+    q.lock();
+    for (std::size_t i = 0; i < count; ++i) {
+      writers_.pop_front();
+      group[i]->done = true;
+      if (group[i] != &me) group[i]->cv.notify_one();
+    }
+    if (!writers_.empty()) writers_.front()->cv.notify_one();
+    q.unlock();
+    if (me.error) std::rethrow_exception(me.error);
+    return need_checkpoint;
+  }
+
+  // The leader's work for group[0, count): sets each writer's error instead
+  // of throwing. Returns whether a checkpoint is due.
+  bool run_group(Writer* const* group, std::size_t count) noexcept {
+    try {
+      std::lock_guard s(sync_mu_);
+      std::lock_guard w(write_mu_);
+      std::exception_ptr all;
+      try {
+        check_open();
+        check_writable();
+      } catch (...) {
+        all = std::current_exception();  // refused: nothing was appended
+      }
+      if (!all) {
+        try {
+          for (std::size_t i = 0; i < count; ++i) {
+            Writer& g = *group[i];
+            g.first = last_seq_ + 1;
+            detail::encode_fixed64(g.payload->data(), g.first);
+            wal_->append(*g.payload);
+            last_seq_ += g.n;
+          }
+          wal_->sync();
+          synced_seq_ = last_seq_;
+        } catch (...) {
+          all = std::current_exception();
+          fail(all);
+        }
+      }
+      if (all) {
+        for (std::size_t i = 0; i < count; ++i) group[i]->error = all;
+        return false;
+      }
+      for (std::size_t i = 0; i < count; ++i) {
+        Writer& g = *group[i];
+        try {
+          g.before();
+          apply_commit(g.ops, g.n, g.first, g.undo);
+        } catch (...) {
+          // Durable but not applied: the store fails, and so does every
+          // later writer of the group (reopen replays all of them).
+          g.error = std::current_exception();
+          fail(g.error);
+          for (std::size_t j = i + 1; j < count; ++j) group[j]->error = g.error;
+          return false;
+        }
+      }
+      return over_limits();
+    } catch (...) {  // a mutex that failed to lock
+      for (std::size_t i = 0; i < count; ++i)
+        if (!group[i]->error) group[i]->error = std::current_exception();
+      return false;
+    }
   }
 
   // Group commit: one fdatasync covers every record appended before it began.
@@ -7011,11 +7281,15 @@ class Storage {
       w = wal_;
       target = last_seq_;
     }
-    if (!w) return;
+    // close() syncs (seals) the WAL and advances synced_seq_ before it drops
+    // it; a WAL dropped with records unsynced cannot be synced any more.
+    if (!w)
+      throw IoError("stowage: the store at " + dir_.string() +
+                    " was closed before its last writes were synced; reopen it to recover them from the WAL");
     try {
       w->sync();
-    } catch (const IoError& e) {
-      fail(e.what());
+    } catch (...) {
+      fail(std::current_exception());
       throw;
     }
     synced_seq_ = target;
@@ -7025,52 +7299,60 @@ class Storage {
 
   // Checkpoints the write buffer; when only_if_needed, only if it (or the
   // WAL) is still over its limit once this thread gets its turn.
+  //
+  // A checkpoint that throws anything once it has started changing the store
+  // (sealing the WAL) marks the store failed: the frozen buffer then stays
+  // frozen, its WAL segments stay on disk, and no later freeze can replace
+  // it, so a failed checkpoint never loses what it was writing.
   void run_checkpoint(bool only_if_needed = false) {
-    std::lock_guard cp(checkpoint_mu_);
-    if (closed_.load() || opt_.read_only) return;
-    check_writable();
-    std::uint64_t new_wal = 0, frozen_seq = 0;
+    FailureReport report{this};
+    std::string done;  // the log line, written once checkpoint_mu_ is released
     {
-      std::lock_guard s(sync_mu_);
-      std::lock_guard w(write_mu_);  // no commit in flight: wb_ is stable
-      if (wb_.empty()) return;
-      if (only_if_needed && wb_.bytes() <= wb_limit_ && wal_->size() <= opt_.wal_bytes) return;
-      std::shared_ptr<detail::WalWriter> writer;
+      std::lock_guard cp(checkpoint_mu_);
+      if (closed_.load() || opt_.read_only) return;
+      check_writable();
+      std::uint64_t new_wal = 0, frozen_seq = 0;
       try {
+        std::lock_guard s(sync_mu_);
+        std::lock_guard w(write_mu_);  // no commit in flight: wb_ is stable
+        if (wb_.empty()) return;
+        if (only_if_needed && !over_limits()) return;
+        // Everything that can throw comes before the buffer is frozen.
+        wal_segments_.reserve(wal_segments_.size() + 1);
+        auto frozen = std::make_shared<detail::WriteBuffer>();
         wal_->seal();  // the frozen records are durable, the zeros cut off, before a new segment starts
         synced_seq_ = last_seq_;
         new_wal = next_file_++;
-        writer = std::make_shared<detail::WalWriter>(*fs_, dir_, new_wal);
-      } catch (const IoError& e) {
-        fail(e.what());
+        auto writer = std::make_shared<detail::WalWriter>(*fs_, dir_, new_wal);
+        wal_closed_bytes_ += wal_->size();
+        wal_ = std::move(writer);
+        wal_segments_.push_back(new_wal);
+        frozen_seq = last_seq_;
+        std::unique_lock guard(lock_);
+        *frozen = std::move(wb_);
+        imm_ = std::move(frozen);
+        ++wb_version_;
+        ++chunk_version_;
+      } catch (...) {
+        fail(std::current_exception());
         throw;
       }
-      wal_closed_bytes_ += wal_->size();
-      wal_ = std::move(writer);
-      wal_segments_.push_back(new_wal);
-      frozen_seq = last_seq_;
-      std::unique_lock guard(lock_);
-      imm_ = std::make_shared<detail::WriteBuffer>(std::move(wb_));
-      wb_ = detail::WriteBuffer();
-      ++wb_version_;
-      ++chunk_version_;
-      cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_ + imm_->bytes()));
+      try {
+        cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_ + imm_->bytes()));
+        done = merge_and_install(new_wal, frozen_seq);
+      } catch (...) {
+        fail(std::current_exception());
+        throw;
+      }
     }
-    try {
-      merge_and_install(new_wal, frozen_seq);
-    } catch (const IoError& e) {
-      fail(e.what());
-      throw;
-    } catch (const CorruptionError& e) {
-      fail(e.what());
-      throw;
-    }
+    log(LogLevel::info, done);
   }
 
   // Writes imm_ into new chunk files, makes them live with a new manifest.
   // Needs checkpoint_mu_; reads index_ and imm_ without lock_ (only this
   // function changes them, under checkpoint_mu_).
-  void merge_and_install(std::uint64_t new_wal, std::uint64_t frozen_seq) {
+  // Returns the line to log.
+  std::string merge_and_install(std::uint64_t new_wal, std::uint64_t frozen_seq) {
     std::shared_ptr<const detail::WriteBuffer> frozen = imm_;
     const detail::WriteBuffer& imm = *frozen;
     detail::ChunkIndex next = index_;
@@ -7148,9 +7430,9 @@ class Storage {
       wal_closed_bytes_ = 0;
     }
     fs_->sync_dir(dir_);
-    log(LogLevel::info, "checkpoint: " + std::to_string(imm.entries()) + " buffered records (" +
-                            std::to_string(imm_bytes) + " bytes) into " + std::to_string(created.size()) +
-                            " new chunk(s), " + std::to_string(obsolete.size()) + " replaced");
+    return "checkpoint: " + std::to_string(imm.entries()) + " buffered records (" + std::to_string(imm_bytes) +
+           " bytes) into " + std::to_string(created.size()) + " new chunk(s), " + std::to_string(obsolete.size()) +
+           " replaced";
   }
 
   // Merges the old chunks (consecutive in key order; may be none) with the
@@ -7323,9 +7605,11 @@ class Storage {
     if (plan.needed() && !opt_.read_only) run_migration(plan, live);
 
     if (opt_.read_only) return;
-    // Leftovers of an interrupted checkpoint.
+    // Leftovers of an interrupted checkpoint: files no keyspace of the
+    // manifest names (every keyspace's, not only the one this Storage reads).
     std::vector<std::uint64_t> named;
-    for (const auto& [first, ref] : index_) named.push_back(ref.file);
+    for (const auto& ks : manifest_.keyspaces)
+      for (const auto& c : ks.chunks) named.push_back(c.file);
     std::sort(named.begin(), named.end());
     bool removed = false;
     for (auto c : chunk_files) {
@@ -7339,6 +7623,17 @@ class Storage {
         fs_->remove(dir_ / detail::wal_file_name(n));
         removed = true;
       }
+    }
+    // Live segments that replayed nothing (a session that wrote nothing, or
+    // whose writes a checkpoint already holds) are not needed: the buffer is
+    // empty, so every record up to last_seq is in the chunks. Without this
+    // every open would leave one more segment behind.
+    if (wb_.empty() && !migrate_only) {
+      for (auto n : live) {
+        fs_->remove(dir_ / detail::wal_file_name(n));
+        removed = true;
+      }
+      live.clear();
     }
     if (fs_->exists(dir_ / "MANIFEST.tmp")) {
       fs_->remove(dir_ / "MANIFEST.tmp");
@@ -7355,7 +7650,11 @@ class Storage {
     std::uint64_t seg = next_file_++;
     wal_ = std::make_shared<detail::WalWriter>(*fs_, dir_, seg);
     wal_segments_.push_back(seg);
-    if (wb_.bytes() > wb_limit_) run_checkpoint();
+    // The replayed WAL is folded into chunks when it is over a limit, or
+    // spread over many segments (sessions that each wrote a little and
+    // closed without a checkpoint), so segments do not pile up.
+    if (wb_.bytes() > wb_limit_ || wal_closed_bytes_ > opt_.wal_bytes || wal_segments_.size() > kMaxWalSegments)
+      run_checkpoint();
   }
 
   std::uint64_t file_size(const std::filesystem::path& p) const { return fs_->open_read(p)->size(); }
@@ -7373,10 +7672,12 @@ class Storage {
                                     std::to_string(last_seq_ + 1) +
                                     " was expected (records before it are missing: an earlier WAL segment was "
                                     "truncated or removed)");
-        try {
-          (void)decode_key<Key>(op.key);
-        } catch (const CorruptionError& e) {
-          throw CorruptionError(path, offset, std::string("WAL record holds a key that does not decode: ") + e.what());
+        if (types_.check_key != nullptr) {
+          try {
+            types_.check_key(op.key);
+          } catch (const CorruptionError& e) {
+            throw CorruptionError(path, offset, std::string("WAL record holds a key that does not decode: ") + e.what());
+          }
         }
         if (op.key.size() > kMaxKeyBytes || op.value.size() > kMaxValueBytes)
           throw CorruptionError(path, offset, "WAL record holds a key or value over the format's limits");
@@ -7406,14 +7707,14 @@ class Storage {
 
   detail::Manifest fresh_manifest() const {
     detail::Manifest m;
-    m.serializer = std::string(Serializer::id());
+    m.serializer = types_.serializer;
     m.compression = std::string(Compression::name);
     m.compression_id = Compression::id;
     detail::KeyspaceState ks;
     ks.name = std::string(detail::kDefaultKeyspace);
-    ks.key_order = KeyCodec<Key>::name();
-    ks.value_type = type_description<Value>();
-    ks.schema_version = value_version<Value>;
+    ks.key_order = types_.key_order;
+    ks.value_type = types_.value_type;
+    ks.schema_version = types_.value_version;
     m.keyspaces.push_back(std::move(ks));
     return m;
   }
@@ -7465,8 +7766,8 @@ class Storage {
     const auto& ks = *upgraded.keyspace(detail::kDefaultKeyspace);
     plan.from_version = ks.schema_version;
     plan.to_version = target;
-    const bool to_value = target == value_version<Value>;
-    const std::string here = type_description<Value>();
+    const bool to_value = target == types_.value_version;
+    const std::string here = types_.value_type;
     auto error = [&](const std::string& what) {
       throw MigrationError("stowage: cannot migrate the store at " + dir_.string() + " from value schema version " +
                            std::to_string(plan.from_version) + " to " + std::to_string(target) + ": " + what +
@@ -7488,9 +7789,9 @@ class Storage {
             "); register the missing steps with Migrator::add and pass the Migrator to the Storage constructor");
     std::string type = ks.value_type;  // the values' description before the next step
     for (const auto* st : *path) {
-      if (!st->serializer.empty() && st->serializer != Serializer::id())
+      if (!st->serializer.empty() && st->serializer != types_.serializer)
         error("step " + st->name() + " was registered for serializer '" + st->serializer + "' but the store uses '" +
-              std::string(Serializer::id()) + "' (pass it as add<Old, New, Serializer>)");
+              types_.serializer + "' (pass it as add<Old, New, Serializer>)");
       if (!st->from_type.empty() && !type.empty() && st->from_type != type)
         error("step " + st->name() + " reads values of type '" + st->from_type + "' but they are '" + type + "'");
       type = st->to_type;
@@ -7534,23 +7835,8 @@ class Storage {
 
   // A key for messages: decoded and printed when that reads well, else hex.
   std::string describe_key(std::string_view encoded) const {
-    try {
-      Key k = decode_key<Key>(encoded);
-      if constexpr (std::is_arithmetic_v<Key>) {
-        return std::to_string(k);
-      } else if constexpr (std::is_convertible_v<const Key&, std::string_view>) {
-        std::string_view v = k;
-        return "\"" + std::string(v.substr(0, 200)) + (v.size() > 200 ? "...\"" : "\"");
-      }
-    } catch (const Error&) {
-    }
-    static const char* hex = "0123456789abcdef";
-    std::string out = "0x";
-    for (unsigned char c : encoded.substr(0, 64)) {
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
-    }
-    return encoded.size() > 64 ? out + "..." : out;
+    if (types_.describe_key != nullptr) return types_.describe_key(encoded);
+    return detail::hex_key(encoded);
   }
 
   // Runs the plan: every record of the store (chunks and replayed WAL)
@@ -7666,6 +7952,7 @@ class Storage {
 
   std::filesystem::path dir_;
   Options opt_;
+  RecordTypes types_;
   std::shared_ptr<FileSystem> fs_;
   std::size_t wb_limit_ = 0;
   std::unique_ptr<detail::FileLock> file_lock_;
@@ -7698,9 +7985,385 @@ class Storage {
 
   std::atomic<bool> failed_{false};
   mutable std::mutex failure_mu_;
-  std::string failure_;  // failure_mu_
+  std::string failure_;            // failure_mu_
+  bool failure_unlogged_ = false;  // failure_mu_
+
+  // Durability::sync commits queue here; the front one is the leader (see commit_synced).
+  std::mutex queue_mu_;
+  std::deque<Writer*> writers_;  // queue_mu_
   std::atomic<bool> closed_{false};
   std::optional<MigrationReport> last_migration_;  // set once, by open
+};
+
+}  // namespace stowage
+
+// Separate compilation (opt-in). With STOWAGE_SEPARATE_COMPILATION defined
+// in every translation unit of a program, the engine over the default
+// policies (Lz4Compression, LruEviction, ThreadLock) is compiled once, in the
+// one translation unit that includes <stowage/engine_src.hpp>; the others
+// only declare it, and compile faster. Header-only stays the default.
+#ifdef STOWAGE_SEPARATE_COMPILATION
+extern template class stowage::Engine<stowage::Lz4Compression, stowage::LruEviction, stowage::ThreadLock>;
+#endif
+// ---- end stowage/engine.hpp ----
+
+namespace stowage {
+
+/// An embedded, persistent, typed key-value store in one directory.
+///
+/// Keys are kept in std::less<Key> order (through KeyCodec<Key>); values are
+/// stored through Serializer, blocks compressed by Compression, cached blocks
+/// evicted by Eviction, threads coordinated by Lock. See README.md.
+// Default template arguments: in stowage_fwd.hpp.
+template <class Key, class Value, class Serializer, class Compression, class Eviction, class Lock>
+class Storage {
+  static_assert(EncodableKey<Key>,
+                "stowage: Key has no order-preserving codec: specialise stowage::KeyCodec<Key> with encode, "
+                "decode and name");
+  static_assert(SerializerFor<Serializer, Value>,
+                "stowage: Serializer must provide static id(), serialize(const Value&, std::string&) and "
+                "deserialize<Value>(std::string_view) for this Value");
+
+ public:
+  /// The untyped engine this store keeps its bytes in.
+  using engine_type = Engine<Compression, Eviction, Lock>;
+  using key_type = Key;
+  using mapped_type = Value;
+  using value_type = std::pair<Key, Value>;
+  class iterator;
+  class range;
+
+  /// Opens the store in dir, creating it when Options::create_if_missing.
+  /// Throws LockError when another process (or Storage) holds it,
+  /// CorruptionError on damaged files, MigrationError when it was written
+  /// with other policies or types, or at another value schema version (use
+  /// the constructor that takes a Migrator), IoError on system errors.
+  explicit Storage(const std::filesystem::path& dir, Options options = {})
+      : engine_(dir, std::move(options), record_types(), nullptr, value_version<Value>, false) {}
+
+  /// Opens the store in dir like the constructor above; when its values are
+  /// at another schema version than value_version<Value> (or its on-disk
+  /// format is older), first migrates it along the shortest path of steps in
+  /// `migrations`, after taking a backup (see migration.hpp and
+  /// last_migration()). No path: MigrationError, and the store is untouched.
+  Storage(const std::filesystem::path& dir, Options options, const Migrator& migrations)
+      : engine_(dir, std::move(options), record_types(), &migrations, value_version<Value>, false) {}
+
+  /// Closes the store (see close()); errors are logged, not thrown.
+  ~Storage() = default;
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  /// Stores value under key, replacing any previous value.
+  void put(const Key& key, const Value& value) { engine_.put(encode_checked_key(key), serialize_checked(value)); }
+
+  /// The value stored under key, or std::nullopt.
+  std::optional<Value> get(const Key& key) const {
+    std::optional<Value> out;
+    engine_.find(encode_lookup_key(key),
+                 [&](std::string_view bytes, const std::filesystem::path* file) { out = deserialize(bytes, file); });
+    return out;
+  }
+
+  /// Whether key is stored.
+  bool contains(const Key& key) const {
+    return engine_.find(encode_lookup_key(key), [](std::string_view, const std::filesystem::path*) {});
+  }
+
+  /// Removes key; returns whether it was there.
+  bool erase(const Key& key) { return engine_.erase(encode_checked_key(key)); }
+
+  /// Removes key if it is there, without finding out whether it was: no
+  /// lookup (erase() may read a block from disk to answer), so it costs what
+  /// a put costs. size() stays exact.
+  void discard(const Key& key) { engine_.discard(encode_checked_key(key)); }
+
+  /// Stores every (key, value) pair of the range as one atomic commit: after a
+  /// crash either all of them are there or none. Elements may be std::pair,
+  /// std::tuple or anything a structured binding splits into key and value.
+  template <class Range>
+  void put_batch(const Range& pairs) {
+    std::vector<std::string> kv;
+    for (const auto& [key, value] : pairs) {
+      kv.push_back(encode_checked_key(key));
+      kv.push_back(serialize_checked(value));
+    }
+    engine_.put_batch(kv);
+  }
+
+  /// get() for every key of the range, in order.
+  template <class Range>
+  std::vector<std::optional<Value>> get_batch(const Range& keys) const {
+    std::vector<std::optional<Value>> out;
+    for (const auto& key : keys) out.push_back(get(key));
+    return out;
+  }
+
+  /// All records in ascending key order.
+  range scan() const { return range(this, std::nullopt, std::nullopt); }
+  /// Records with from <= key, ascending.
+  range scan(const Key& from) const { return range(this, encode_lookup_key(from), std::nullopt); }
+  /// Records with from <= key < to, ascending.
+  range scan(const Key& from, const Key& to) const {
+    return range(this, encode_lookup_key(from), encode_lookup_key(to));
+  }
+
+  /// Number of records (exact).
+  std::size_t size() const { return engine_.size(); }
+  /// size() == 0.
+  bool empty() const { return size() == 0; }
+
+  /// Makes every write that returned before this call survive power loss.
+  void flush() { engine_.flush(); }
+
+  /// Writes the write buffer into chunk files, records them in a new
+  /// MANIFEST and drops the WAL it covered.
+  void checkpoint() { engine_.checkpoint(); }
+
+  /// A snapshot of the store's counters.
+  Stats stats() const { return engine_.stats(); }
+
+  /// Checkpoints (when Options::checkpoint_on_close), syncs and releases the
+  /// store. Later calls on this object throw ValidationError. Idempotent.
+  void close() { engine_.close(); }
+
+  /// What the migration run by this object's open did, if one ran.
+  const std::optional<MigrationReport>& last_migration() const { return engine_.last_migration(); }
+
+  /// Migrates the store in dir to value schema version `version` with the
+  /// steps in `migrations`, then closes it: the way back to an older version
+  /// (a 3 -> 2 step registered by the newer program) or a migration run ahead
+  /// of time. The store must be closed, and must have been written with this
+  /// Storage's Key, Serializer and Compression. A backup is taken first.
+  static MigrationReport migrate_to(const std::filesystem::path& dir, unsigned version, const Migrator& migrations,
+                                    Options options = {}) {
+    if (options.read_only) throw ValidationError("stowage: migrate_to cannot run on a read_only store (" + dir.string() + ")");
+    options.create_if_missing = false;
+    Storage s(dir, std::move(options), &migrations, version, true);
+    if (s.last_migration()) return *s.last_migration();
+    MigrationReport nothing;
+    nothing.from_format = nothing.to_format = detail::kFormatMajor;
+    nothing.from_version = nothing.to_version = version;
+    return nothing;
+  }
+
+  /// migration_status(dir, migrations, value_version<Value>): what opening
+  /// dir with this Storage type would run. Takes no lock, writes nothing.
+  static MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator& migrations = {},
+                                          const Options& options = {}) {
+    return stowage::migration_status(dir, migrations, value_version<Value>, options.file_system);
+  }
+
+  /// The store's directory.
+  const std::filesystem::path& path() const { return engine_.path(); }
+  /// The options it was opened with.
+  const Options& options() const { return engine_.options(); }
+
+  /// Forward iterator over (key, value) pairs in key order.
+  ///
+  /// It holds no lock between steps. It takes the store's shared lock once
+  /// per batch: the records from its position to the end of the block it is
+  /// reading (with the buffered writes that fall among them), merged and kept
+  /// as encoded bytes; each ++ then decodes the next record of the batch
+  /// into the same key and value objects, reusing their memory where the
+  /// KeyCodec and Serializer offer decode_into / deserialize_into. A reference
+  /// from operator* is valid until the next ++ (or until the iterator dies).
+  /// It pins the blocks of its batch, and a long scan reads the blocks that
+  /// are not cached ahead, several per read (at most kScanReadahead bytes).
+  ///
+  /// Writes are allowed, even inside the loop and from other threads. Each
+  /// ++ returns the smallest key above the last key it returned, as the store
+  /// holds it when the ++ runs: a ++ first checks (lock-free) whether any
+  /// write or checkpoint happened since the batch was read and, if one did,
+  /// drops the batch and re-seeks after the last key returned. So a write
+  /// that returned before a ++ began (in this thread, or in a thread this one
+  /// synchronised with) is seen by it, exactly as if no batch were kept; no
+  /// key is returned twice or out of order. After a ++ throws, the iterator
+  /// may be destroyed, compared or incremented again (which retries), but not
+  /// dereferenced.
+  class iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = std::pair<Key, Value>;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const value_type*;
+    using reference = const value_type&;
+
+    /// The end iterator.
+    iterator() = default;
+    /// A copy at the same position; it reads its next records from the store
+    /// itself rather than sharing the original's batch.
+    iterator(const iterator& other) = default;
+    /// Moves the position, the batch and the current record; the moved-from
+    /// iterator may only be assigned to or destroyed.
+    iterator(iterator&& other) noexcept = default;
+    /// See the copy constructor.
+    iterator& operator=(const iterator& other) = default;
+    /// See the move constructor.
+    iterator& operator=(iterator&& other) noexcept = default;
+    /// Releases the blocks it pins.
+    ~iterator() = default;
+
+    /// The current record.
+    reference operator*() const { return *current_; }
+    /// The current record.
+    pointer operator->() const { return &*current_; }
+    /// Steps to the next record (or to the end).
+    iterator& operator++() {
+      advance();
+      return *this;
+    }
+    /// Steps to the next record; returns a copy of the iterator before the step.
+    iterator operator++(int) {
+      iterator old = *this;
+      advance();
+      return old;
+    }
+    /// Two ends are equal; otherwise iterators at the same key are.
+    friend bool operator==(const iterator& a, const iterator& b) {
+      if (a.cursor_.at_end() || b.cursor_.at_end()) return a.cursor_.at_end() == b.cursor_.at_end();
+      return a.cursor_.last() == b.cursor_.last();
+    }
+
+   private:
+    friend class Storage;
+    iterator(const Storage* s, std::optional<std::string> from, std::optional<std::string> to)
+        : store_(s), cursor_(&s->engine_, std::move(from), std::move(to)) {
+      advance();
+    }
+
+    // Decodes the cursor's next record into current_ (reusing its memory),
+    // then accepts it; a decode that throws leaves the cursor where it was,
+    // so the next ++ retries the same record.
+    void advance() {
+      if (cursor_.at_end()) return;
+      if (!cursor_.peek()) {
+        current_.reset();
+        return;
+      }
+      const Storage& s = *store_;
+      const std::filesystem::path* file = cursor_.file();
+      try {
+        if (current_) {
+          s.decode_stored_key_into(cursor_.key(), current_->first, file);
+          s.deserialize_into(cursor_.value(), current_->second, file);
+        } else {
+          current_.emplace(s.decode_stored_key(cursor_.key(), file), s.deserialize(cursor_.value(), file));
+        }
+      } catch (...) {
+        current_.reset();
+        throw;
+      }
+      cursor_.accept();
+    }
+
+    const Storage* store_ = nullptr;
+    typename engine_type::Cursor cursor_;
+    std::optional<value_type> current_;
+  };
+
+  /// What scan() returns: begin() starts a new pass each time it is called.
+  class range {
+   public:
+    /// A new pass from the range's start.
+    iterator begin() const { return iterator(store_, from_, to_); }
+    /// The end of every pass.
+    iterator end() const { return iterator(); }
+
+   private:
+    friend class Storage;
+    range(const Storage* s, std::optional<std::string> from, std::optional<std::string> to)
+        : store_(s), from_(std::move(from)), to_(std::move(to)) {}
+    const Storage* store_;
+    std::optional<std::string> from_, to_;
+  };
+
+ private:
+  // migrate_to's open.
+  Storage(const std::filesystem::path& dir, Options options, const Migrator* migrations, unsigned target,
+          bool migrate_only)
+      : engine_(dir, std::move(options), record_types(), migrations, target, migrate_only) {}
+
+  static RecordTypes record_types() {
+    RecordTypes t;
+    t.serializer = std::string(Serializer::id());
+    t.key_order = KeyCodec<Key>::name();
+    t.value_type = type_description<Value>();
+    t.value_version = value_version<Value>;
+    t.check_key = [](std::string_view encoded) { (void)decode_key<Key>(encoded); };
+    t.describe_key = &describe_key;
+    return t;
+  }
+
+  // A key for messages: decoded and printed when that reads well, else hex.
+  static std::string describe_key(std::string_view encoded) {
+    try {
+      Key k = decode_key<Key>(encoded);
+      if constexpr (std::is_arithmetic_v<Key>) {
+        return std::to_string(k);
+      } else if constexpr (std::is_convertible_v<const Key&, std::string_view>) {
+        std::string_view v = k;
+        return "\"" + std::string(v.substr(0, 200)) + (v.size() > 200 ? "...\"" : "\"");
+      }
+    } catch (const Error&) {
+    }
+    return detail::hex_key(encoded);
+  }
+
+  std::string encode_lookup_key(const Key& key) const { return encode_key(key); }
+  // Encoded within the limits (ValidationError otherwise), checked before
+  // anything else happens, so a batch with one bad element stores nothing.
+  std::string encode_checked_key(const Key& key) const {
+    std::string k = encode_key(key);
+    engine_.check_key_size(k.size());
+    return k;
+  }
+  std::string serialize_checked(const Value& value) const {
+    std::string v;
+    Serializer::serialize(value, v);
+    engine_.check_value_size(v.size());
+    return v;
+  }
+  Value deserialize(std::string_view bytes, const std::filesystem::path* file) const {
+    try {
+      return Serializer::template deserialize<Value>(bytes);
+    } catch (const CorruptionError& e) {
+      throw CorruptionError(file ? *file : engine_.path(), 0,
+                            std::string("a stored value does not decode as this Value type: ") + e.what());
+    }
+  }
+
+  Key decode_stored_key(std::string_view bytes, const std::filesystem::path* file) const {
+    try {
+      return decode_key<Key>(bytes);
+    } catch (const CorruptionError& e) {
+      throw CorruptionError(file ? *file : engine_.path(), 0, std::string("a stored key does not decode as this Key type: ") + e.what());
+    }
+  }
+  // deserialize() into an existing value, through the Serializer's optional
+  // deserialize_into when it has one (scans reuse one value's memory).
+  void deserialize_into(std::string_view bytes, Value& out, const std::filesystem::path* file) const {
+    if constexpr (SerializerDecodesInto<Serializer, Value>) {
+      try {
+        Serializer::template deserialize_into<Value>(bytes, out);
+      } catch (const CorruptionError& e) {
+        throw CorruptionError(file ? *file : engine_.path(), 0,
+                              std::string("a stored value does not decode as this Value type: ") + e.what());
+      }
+    } else {
+      out = deserialize(bytes, file);
+    }
+  }
+  // decode_stored_key() into an existing key (see decode_key_into).
+  void decode_stored_key_into(std::string_view bytes, Key& out, const std::filesystem::path* file) const {
+    try {
+      decode_key_into<Key>(bytes, out);
+    } catch (const CorruptionError& e) {
+      throw CorruptionError(file ? *file : engine_.path(), 0, std::string("a stored key does not decode as this Key type: ") + e.what());
+    }
+  }
+
+  engine_type engine_;
 };
 
 }  // namespace stowage
