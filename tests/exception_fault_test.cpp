@@ -47,6 +47,7 @@
 #include <stowage/stowage.hpp>
 
 #include "migration_util.hpp"
+#include "test_util.hpp"
 
 // ---- allocation injection ----------------------------------------------------
 
@@ -319,30 +320,8 @@ class ThrowingFileSystem final : public FileSystem {
 
 // ---- scratch stores and the model ----------------------------------------------
 
-std::filesystem::path scratch_base() {
-  std::error_code ec;
-  if (std::filesystem::is_directory("/dev/shm", ec) && ::access("/dev/shm", W_OK | X_OK) == 0) return "/dev/shm";
-  return std::filesystem::temp_directory_path();
-}
-
-class ScratchDir {
- public:
-  ScratchDir() {
-    static std::atomic<int> counter{0};
-    path_ = scratch_base() / ("stowage-exf-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  std::filesystem::path path_;
+struct ScratchDir : stowage_test::ScratchDir {
+  ScratchDir() : stowage_test::ScratchDir("exf") {}
 };
 
 long stride() {
@@ -557,39 +536,50 @@ TEST_CASE("bad_alloc at every allocation of a write call loses nothing and never
   WARN("write-call allocation points tried: " << points << " (" << absorbed << " absorbed, the call then complete)");
 }
 
+namespace {
+
+// Sweeps an open: for every k, prepare(dir) lays the store out, open(dir)
+// opens it with the k-th allocation failing (an open that survives checks
+// what it serves, with counting off), then check(dir) reopens it without
+// faults and checks it. Ends when an open runs through before the k-th.
+void sweep_open(const ScratchDir& scratch, const std::function<void(const std::filesystem::path&)>& prepare,
+                const std::function<void(const std::filesystem::path&)>& open,
+                const std::function<void(const std::filesystem::path&)>& check) {
+  long total = 0;
+  for (int pass = 0; pass < 2; ++pass) {  // twice: the first open also makes what the process keeps (statics)
+    prepare(scratch / "count");
+    run_with_alloc_fault(0, [&] { open(scratch / "count"); }, &total);
+  }
+  REQUIRE(total > 100);
+  const auto dir = scratch / "store";
+  // Until the open runs to its end before the k-th allocation (the count
+  // above may differ a little from run to run).
+  for (long k = 1; k <= 2 * total + 100; k += stride()) {
+    INFO("allocation " << k << " of " << total << " fails");
+    prepare(dir);
+    AllocResult r = run_with_alloc_fault(k, [&] { open(dir); });
+    check(dir);
+    if (!r.fired) break;
+  }
+}
+
+}  // namespace
+
 TEST_CASE("bad_alloc at every allocation of an open with WAL replay", "[alloc]") {
   ScratchDir scratch;
   const auto tmpl = scratch / "template";
   const Model model = make_store<Store>(tmpl, small_options());
-  long total = 0;
-  // Twice: the first open also makes what the process keeps (statics).
-  for (int pass = 0; pass < 2; ++pass) {
-  copy_store(tmpl, scratch / "count");
-  run_with_alloc_fault(
-      0,
-      [&] {
-        Store db(scratch / "count", small_options());
+  sweep_open(
+      scratch, [&](const std::filesystem::path& dir) { copy_store(tmpl, dir); },
+      [&](const std::filesystem::path& dir) {
+        Store db(dir, small_options());
         t_counting = false;
+        REQUIRE(contents(db) == model);
       },
-      &total);
-  }
-  REQUIRE(total > 100);
-  const auto dir = scratch / "store";
-  // Until the call runs to its end before the k-th allocation (the count
-  // above may differ a little from run to run).
-  for (long k = 1; k <= 2 * total + 100; k += stride()) {
-    INFO("allocation " << k << " of " << total << " fails");
-    copy_store(tmpl, dir);
-    AllocResult r = run_with_alloc_fault(k, [&] {
-      Store db(dir, small_options());
-      // An open that survived (a failure caught inside it) must serve everything.
-      t_counting = false;
-      REQUIRE(contents(db) == model);
-    });
-    Store db(dir, small_options());
-    REQUIRE(contents(db) == model);
-    if (!r.fired) break;
-  }
+      [&](const std::filesystem::path& dir) {
+        Store db(dir, small_options());
+        REQUIRE(contents(db) == model);
+      });
 }
 
 TEST_CASE("bad_alloc at every allocation of a migration leaves the old version or the new one", "[alloc]") {
@@ -618,38 +608,24 @@ TEST_CASE("bad_alloc at every allocation of a migration leaves the old version o
     }
     REQUIRE(n == v1.size());
   };
-  long total = 0;
-  for (int pass = 0; pass < 2; ++pass) {  // twice, as for open
-    copy_store(tmpl, scratch / "count");
-    std::filesystem::remove_all(scratch / "count-backups");
-    auto steps = stowage_test::mig_steps(scratch / "count-backups");
-    run_with_alloc_fault(
-        0,
-        [&] {
-          Storage<int, MigV2> db(scratch / "count", o, steps);
-          t_counting = false;
-        },
-        &total);
-  }
-  REQUIRE(total > 100);
-  const auto dir = scratch / "store";
-  // Until the call runs to its end before the k-th allocation (the count
-  // above may differ a little from run to run).
-  for (long k = 1; k <= 2 * total + 100; k += stride()) {
-    INFO("allocation " << k << " of " << total << " fails");
-    copy_store(tmpl, dir);
-    std::filesystem::remove_all(scratch / "backups");
-    auto steps = stowage_test::mig_steps(scratch / "backups");
-    AllocResult r = run_with_alloc_fault(k, [&] {
-      Storage<int, MigV2> db(dir, o, steps);
-      t_counting = false;
-      check_v2(db);
-    });
-    // Not migrated, or migrated whole: either way an open with the steps ends at version 2 with every record.
-    Storage<int, MigV2> db(dir, o, steps);
-    check_v2(db);
-    if (!r.fired) break;
-  }
+  auto backups = [&](const std::filesystem::path& dir) { return dir.string() + "-backups"; };
+  sweep_open(
+      scratch,
+      [&](const std::filesystem::path& dir) {
+        copy_store(tmpl, dir);
+        std::filesystem::remove_all(backups(dir));
+      },
+      [&](const std::filesystem::path& dir) {
+        Storage<int, MigV2> db(dir, o, stowage_test::mig_steps(backups(dir)));
+        t_counting = false;
+        check_v2(db);
+      },
+      // Not migrated, or migrated whole: either way an open with the steps
+      // ends at version 2 with every record.
+      [&](const std::filesystem::path& dir) {
+        Storage<int, MigV2> db(dir, o, stowage_test::mig_steps(backups(dir)));
+        check_v2(db);
+      });
 }
 
 // ---- the policy sweep ----------------------------------------------------------

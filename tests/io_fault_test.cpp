@@ -71,30 +71,8 @@ constexpr int kKeys = 240;
 constexpr int kProbeKey = 100000;  // written only by the refusal probes
 
 // A fresh directory for one run, removed afterwards (see the file comment).
-class ScratchDir {
- public:
-  ScratchDir() {
-    static std::atomic<int> counter{0};
-    path_ = base() / ("stowage-iof-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  static std::filesystem::path base() {
-    if (const char* d = std::getenv("STOWAGE_IO_FAULT_TMPDIR")) return d;
-    std::error_code ec;
-    if (std::filesystem::is_directory("/dev/shm", ec) && ::access("/dev/shm", W_OK | X_OK) == 0) return "/dev/shm";
-    return std::filesystem::temp_directory_path();
-  }
-  std::filesystem::path path_;
+struct ScratchDir : stowage_test::ScratchDir {
+  ScratchDir() : stowage_test::ScratchDir("iof", "STOWAGE_IO_FAULT_TMPDIR") {}
 };
 
 Options small_options(std::shared_ptr<FileSystem> fs = nullptr) {

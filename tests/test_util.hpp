@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -50,6 +51,38 @@ inline void flip_byte(const std::filesystem::path& p, std::size_t offset, unsign
   write_all(p, s);
 }
 inline void truncate_file(const std::filesystem::path& p, std::size_t size) { std::filesystem::resize_file(p, size); }
+
+/// A fresh directory for a store that many runs reopen, removed when the
+/// object dies: under $<env_var> when it is set, else /dev/shm when it is a
+/// writable directory (the fault sweeps reopen stores thousands of times, and
+/// each open fsyncs: on tmpfs that costs nothing), else the system temp
+/// directory.
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& tag, const char* env_var = nullptr) {
+    static std::atomic<int> counter{0};
+    path_ = base(env_var) / ("stowage-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  static std::filesystem::path base(const char* env_var) {
+    if (env_var != nullptr)
+      if (const char* d = std::getenv(env_var)) return d;
+    std::error_code ec;
+    if (std::filesystem::is_directory("/dev/shm", ec) && ::access("/dev/shm", W_OK | X_OK) == 0) return "/dev/shm";
+    return std::filesystem::temp_directory_path();
+  }
+  std::filesystem::path path_;
+};
 
 /// The files of a store directory whose names start with prefix / end with suffix.
 inline std::vector<std::filesystem::path> files_matching(const std::filesystem::path& dir, const std::string& suffix) {
