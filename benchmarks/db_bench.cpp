@@ -220,7 +220,9 @@ class StowageEngine final : public Engine {
             {"wal_bytes", s.wal_bytes},
             {"disk_bytes", s.disk_bytes},
             {"checkpoints", s.checkpoints},
-            {"last_sequence", s.last_sequence}};
+            {"last_sequence", s.last_sequence},
+            {"bytes_put", s.bytes_put},
+            {"chunk_bytes_written", s.chunk_bytes_written}};
   }
 
  private:

@@ -4885,6 +4885,11 @@ struct Stats {
   std::uint64_t disk_bytes = 0;          ///< chunk files + WAL + manifest
   std::uint64_t checkpoints = 0;         ///< checkpoints since open
   std::uint64_t last_sequence = 0;       ///< sequence number of the last commit
+  std::uint64_t bytes_put = 0;           ///< encoded key + value bytes committed since open (erases: the key)
+  std::uint64_t chunk_bytes_written = 0; ///< chunk file bytes written since open (checkpoints, migrations)
+  /// chunk_bytes_written / bytes_put: how many times each byte put has been
+  /// written into chunk files so far (0 before the first put)
+  double write_amplification = 0;
 };
 
 }  // namespace stowage
@@ -6509,6 +6514,10 @@ class Engine {
     }
     s.disk_bytes += s.wal_bytes + manifest_bytes_.load();
     s.checkpoints = checkpoints_.load();
+    s.bytes_put = bytes_put_.load(std::memory_order_relaxed);
+    s.chunk_bytes_written = chunk_bytes_written_.load(std::memory_order_relaxed);
+    s.write_amplification =
+        s.bytes_put == 0 ? 0.0 : static_cast<double>(s.chunk_bytes_written) / static_cast<double>(s.bytes_put);
     return s;
   }
 
@@ -7158,6 +7167,8 @@ class Engine {
   // or none (the strong guarantee: a batch rolls back what it applied when
   // an apply throws). Needs write_mu_; takes lock_.
   void apply_commit(Op* ops, std::size_t n, std::uint64_t first, detail::WriteBuffer::Undo* undo) {
+    std::uint64_t bytes = 0;
+    for (std::size_t i = 0; i < n; ++i) bytes += ops[i].key.size() + ops[i].value.size();
     std::unique_lock guard(lock_);
     if (n == 1) {
       wb_.apply(ops[0].key, first, ops[0].kind == detail::kOpErase, ops[0].value, ops[0].below);
@@ -7172,6 +7183,7 @@ class Engine {
       }
     }
     ++wb_version_;
+    bytes_put_.fetch_add(bytes, std::memory_order_relaxed);
   }
 
   // Durability::sync: group commit through a queue of writers. The writer at
@@ -7456,6 +7468,7 @@ class Engine {
       }
       detail::ChunkInfo info = writer->finish();
       writer.reset();
+      chunk_bytes_written_.fetch_add(info.file_bytes, std::memory_order_relaxed);
       detail::ChunkRef ref;
       ref.file = writer_file;
       ref.records = info.records;
@@ -7982,6 +7995,8 @@ class Engine {
   std::uint64_t next_file_ = 1;              // checkpoint_mu_
   std::atomic<std::uint64_t> manifest_bytes_{0};
   std::atomic<std::uint64_t> checkpoints_{0};
+  std::atomic<std::uint64_t> bytes_put_{0};            // encoded key + value bytes of applied commits
+  std::atomic<std::uint64_t> chunk_bytes_written_{0};  // chunk file bytes written since open
 
   std::atomic<bool> failed_{false};
   mutable std::mutex failure_mu_;

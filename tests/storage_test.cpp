@@ -954,3 +954,24 @@ TEST_CASE("erase answers right while other threads write the same keys") {
   for (int i = 0; i < kKeys; ++i) present += db.contains(i) ? 1 : 0;
   REQUIRE(present == kKeys - reported.load());
 }
+
+TEST_CASE("stats count bytes put and chunk bytes written") {
+  TempDir dir;
+  Storage<int, std::string> db(dir.path(), small_options());
+  REQUIRE(db.stats().write_amplification == 0);
+  std::uint64_t put = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string v = value_for(i);
+    db.put(i, v);
+    put += encode_key(i).size() + v.size() + 1;  // BinarySerializer: a 1-byte length before a short string
+  }
+  db.checkpoint();
+  auto s = db.stats();
+  REQUIRE(s.bytes_put == put);
+  std::uint64_t chunk_files = 0;
+  for (const auto& p : stowage_test::files_matching(dir.path(), ".chunk")) chunk_files += std::filesystem::file_size(p);
+  REQUIRE(chunk_files > 0);
+  REQUIRE(s.chunk_bytes_written >= chunk_files);  // every live chunk, plus those replaced since
+  REQUIRE(s.write_amplification > 0);
+  REQUIRE(s.write_amplification == Approx(static_cast<double>(s.chunk_bytes_written) / static_cast<double>(s.bytes_put)));
+}

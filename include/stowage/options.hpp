@@ -92,6 +92,11 @@ struct Stats {
   std::uint64_t disk_bytes = 0;          ///< chunk files + WAL + manifest
   std::uint64_t checkpoints = 0;         ///< checkpoints since open
   std::uint64_t last_sequence = 0;       ///< sequence number of the last commit
+  std::uint64_t bytes_put = 0;           ///< encoded key + value bytes committed since open (erases: the key)
+  std::uint64_t chunk_bytes_written = 0; ///< chunk file bytes written since open (checkpoints, migrations)
+  /// chunk_bytes_written / bytes_put: how many times each byte put has been
+  /// written into chunk files so far (0 before the first put)
+  double write_amplification = 0;
 };
 
 }  // namespace stowage
