@@ -2,7 +2,7 @@
 // failures that are not I/O errors must not lose acknowledged data either.
 //
 //   [alloc]  std::bad_alloc at the k-th allocation, for EVERY k, of each of
-//            put (new key, overwrite), put_batch, erase, checkpoint, open
+//            put (new key, overwrite), put_batch, erase, discard, checkpoint, open
 //            with WAL replay, and a migration. The allocation counter is
 //            thread-local (operator new is replaced in this file), so only
 //            the calling thread's allocations are counted and failed.
@@ -532,6 +532,8 @@ TEST_CASE("bad_alloc at every allocation of a write call loses nothing and never
   sweep_write_call(
       "erase", [](Store& db) { erased = db.erase(40); }, {{40, std::nullopt}}, points, absorbed);
   REQUIRE(erased);
+  sweep_write_call(
+      "discard", [](Store& db) { db.discard(41); }, {{41, std::nullopt}}, points, absorbed);
   sweep_write_call("checkpoint", [](Store& db) { db.checkpoint(); }, {}, points, absorbed);
   WARN("write-call allocation points tried: " << points << " (" << absorbed << " absorbed, the call then complete)");
 }
@@ -552,6 +554,7 @@ void sweep_open(const ScratchDir& scratch, const std::function<void(const std::f
   }
   REQUIRE(total > 100);
   const auto dir = scratch / "store";
+  long points = 0;
   // Until the open runs to its end before the k-th allocation (the count
   // above may differ a little from run to run).
   for (long k = 1; k <= 2 * total + 100; k += stride()) {
@@ -560,7 +563,9 @@ void sweep_open(const ScratchDir& scratch, const std::function<void(const std::f
     AllocResult r = run_with_alloc_fault(k, [&] { open(dir); });
     check(dir);
     if (!r.fired) break;
+    ++points;
   }
+  WARN("open allocation points tried: " << points);
 }
 
 }  // namespace
