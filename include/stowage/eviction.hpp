@@ -526,6 +526,41 @@ class HillClimbTuning {
   std::uint64_t sample_ = 1000;
 };
 
+/// W-TinyLFU tuning by ghost hits, the way ARC sizes its recency side: keys
+/// evicted from the window side (rejected candidates) and from the main side
+/// are remembered in two ghost sets of about as many keys as the queue holds.
+/// A miss on a key the window side evicted means a larger window would have
+/// hit: the window grows by kGain entries' worth; a miss on a key the main
+/// side evicted shrinks it as much. The share moves between 0 (TinyLFU
+/// without a window) and 1 (plain LRU, no admission).
+class GhostTuning {
+ public:
+  /// Entries' worth of bytes the window moves per ghost hit.
+  static constexpr double kGain = 1.0;
+  /// The window's share of the bytes held, between 0 and 1.
+  double window_share() const { return share_; }
+  /// Hits do not steer it.
+  void on_hit() {}
+  /// A miss on a remembered key moves the window's share.
+  void on_miss(std::uint64_t hash, std::size_t entries) {
+    window_ghost_.reserve(entries);
+    main_ghost_.reserve(entries);
+    const double step = kGain / static_cast<double>(entries);
+    if (window_ghost_.take(hash)) {
+      share_ = share_ + step > 1 ? 1 : share_ + step;
+    } else if (main_ghost_.take(hash)) {
+      share_ = share_ - step < 0 ? 0 : share_ - step;
+    }
+  }
+  /// Remembers an evicted key on its side.
+  void on_evict(std::uint64_t hash, bool from_window) { (from_window ? window_ghost_ : main_ghost_).add(hash); }
+
+ private:
+  double share_ = 0.01;
+  GhostSet window_ghost_;
+  GhostSet main_ghost_;
+};
+
 /// The queue of a W-TinyLFU policy (Einziger et al., ACM TOS 2017; Caffeine's
 /// design): new entries enter an LRU window; entries pushed out of the
 /// window become candidates for the main segmented LRU (probation, then
@@ -594,6 +629,13 @@ class WTinyLfuQueue {
       detail::move_to_front(window_, candidates_, *window_.back(), kCandidate);
     Entry* main = probation_.back();
     if (main == nullptr) main = protected_.back();
+    if (main == nullptr) {
+      // An empty main (the cache just filled up): all candidates but the
+      // newest join it without a duel, so the newest duels the oldest.
+      while (candidates_.count() > 1)
+        detail::move_to_front(candidates_, probation_, *candidates_.back(), kProbation);
+      main = probation_.back();
+    }
     if (Entry* cand = candidates_.back()) {
       if (main != nullptr && sketch_.estimate(cand->hash) > sketch_.estimate(main->hash)) {
         detail::move_to_front(candidates_, probation_, *cand, kProbation);
@@ -671,5 +713,23 @@ struct StaticWTinyLfuEviction {
 };
 
 static_assert(EvictionPolicy<StaticWTinyLfuEviction>);
+
+/// stowage's own attempt at a policy that beats LRU broadly and never loses
+/// to it by much: W-TinyLFU (detail::WTinyLfuQueue) whose window is sized by
+/// ghost hits as ARC sizes its recency list (detail::GhostTuning). Where
+/// recency wins, the window grows towards plain LRU; where frequency wins,
+/// it shrinks and TinyLFU's admission keeps one-hit keys out of the main
+/// segments.
+struct GhostTinyLfuEviction {
+  /// The policy's name.
+  static constexpr std::string_view name = "ghost-tinylfu";
+  /// The hook each cache entry embeds.
+  using hook = detail::TaggedListHook;
+  /// One shard's queue.
+  template <class Entry>
+  using queue = detail::WTinyLfuQueue<Entry, detail::GhostTuning>;
+};
+
+static_assert(EvictionPolicy<GhostTinyLfuEviction>);
 
 }  // namespace stowage
