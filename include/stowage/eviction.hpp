@@ -343,20 +343,24 @@ struct SieveEviction {
     void insert(Entry& e) {
       e.eviction_hook.freq = 0;
       list_.push_front(e);
+      newest_ = &e;
     }
     /// A hit sets the visited bit.
     void touch(Entry& e) { e.eviction_hook.freq = 1; }
     /// Unlinks e; a hand on e moves one step towards the newer end.
     void erase(Entry& e) noexcept {
       if (hand_ == &e) hand_ = newer(e);
+      if (newest_ == &e) newest_ = nullptr;
       list_.remove(e);
     }
     /// The first unvisited entry from the hand towards the front (wrapping to
-    /// the back), clearing the visited bits it passes.
+    /// the back), clearing the visited bits it passes. The entry inserted
+    /// last is passed over unless it is alone: the cache inserts before it
+    /// evicts, where SIEVE evicts before it inserts.
     Entry* victim() {
       if (list_.empty()) return nullptr;
       Entry* e = hand_ != nullptr ? hand_ : list_.back();
-      while (e->eviction_hook.freq != 0) {
+      while (e->eviction_hook.freq != 0 || (e == newest_ && list_.count() > 1)) {
         e->eviction_hook.freq = 0;
         e = newer(*e);
         if (e == nullptr) e = list_.back();
@@ -373,6 +377,7 @@ struct SieveEviction {
     }
     detail::WeighedList<Entry> list_;
     Entry* hand_ = nullptr;
+    Entry* newest_ = nullptr;  // the entry inserted last, while it is queued
   };
 };
 
@@ -412,6 +417,7 @@ struct S3FifoEviction {
       const bool returning = ghost_.take(e.hash);
       e.eviction_hook.segment = returning ? kMain : kSmall;
       (returning ? main_ : small_).push_front(e);
+      newest_ = &e;
     }
     /// A hit counts, up to 3.
     void touch(Entry& e) {
@@ -422,6 +428,7 @@ struct S3FifoEviction {
     void erase(Entry& e) noexcept {
       if (&e == pending_ && e.eviction_hook.segment == kSmall) ghost_.add(e.hash);
       if (&e == pending_) pending_ = nullptr;
+      if (&e == newest_) newest_ = nullptr;
       (e.eviction_hook.segment == kSmall ? small_ : main_).remove(e);
     }
     /// Promotes hit entries from the end of the small FIFO and reinserts hit
@@ -430,7 +437,10 @@ struct S3FifoEviction {
       pending_ = nullptr;
       for (;;) {
         const std::size_t total = small_.bytes() + main_.bytes();
-        if (!small_.empty() && (small_.bytes() * 10 > total || main_.empty())) {
+        // The entry inserted last is not evicted from the small FIFO while
+        // the main one has entries (S3-FIFO evicts before it inserts).
+        const bool small_over = small_.bytes() * 10 > total && small_.back() != newest_;
+        if (!small_.empty() && (small_over || main_.empty())) {
           Entry& t = *small_.back();
           if (t.eviction_hook.freq > 0 && !(main_.empty() && small_.count() == 1)) {
             t.eviction_hook.freq = 0;
@@ -457,6 +467,7 @@ struct S3FifoEviction {
     detail::WeighedList<Entry> main_;
     detail::GhostSet ghost_;
     Entry* pending_ = nullptr;  // the last victim() named, until erased
+    Entry* newest_ = nullptr;   // the entry inserted last, while it is queued
   };
 };
 
@@ -475,7 +486,7 @@ struct FixedWindowTuning {
   /// A miss that inserted a key (nothing to adapt).
   void on_miss(std::uint64_t /*hash*/, std::size_t /*entries*/) {}
   /// An entry left the cache by eviction (nothing to adapt).
-  void on_evict(std::uint64_t /*hash*/, bool /*from_window*/) {}
+  void on_evict(std::uint64_t /*hash*/, bool /*never_hit*/) {}
 };
 
 /// W-TinyLFU tuning by hill climbing, as Caffeine adapts its window: every
@@ -499,7 +510,7 @@ class HillClimbTuning {
     if (++seen_ >= sample_) climb();
   }
   /// Evictions do not steer the climber.
-  void on_evict(std::uint64_t /*hash*/, bool /*from_window*/) {}
+  void on_evict(std::uint64_t /*hash*/, bool /*never_hit*/) {}
 
  private:
   void climb() {
@@ -526,13 +537,15 @@ class HillClimbTuning {
   std::uint64_t sample_ = 1000;
 };
 
-/// W-TinyLFU tuning by ghost hits, the way ARC sizes its recency side: keys
-/// evicted from the window side (rejected candidates) and from the main side
-/// are remembered in two ghost sets of about as many keys as the queue holds.
-/// A miss on a key the window side evicted means a larger window would have
-/// hit: the window grows by kGain entries' worth; a miss on a key the main
-/// side evicted shrinks it as much. The share moves between 0 (TinyLFU
-/// without a window) and 1 (plain LRU, no admission).
+/// W-TinyLFU tuning by ghost hits, the way ARC sizes its recency side: the
+/// keys of evicted entries that were never hit while cached (ARC's B1) and
+/// of those that were (ARC's B2) are remembered in two ghost sets of about
+/// as many keys as the queue holds. A miss on a key of the first kind means
+/// more room for recency would have hit: the window grows by kGain entries'
+/// worth; a miss on one of the second kind shrinks it. As in ARC, a hit on
+/// the side that evicts less moves the window further (by the ratio of the
+/// two sides' recent evictions). The share moves between 0 (TinyLFU without
+/// a window) and 1 (plain LRU, no admission).
 class GhostTuning {
  public:
   /// Entries' worth of bytes the window moves per ghost hit.
@@ -545,18 +558,31 @@ class GhostTuning {
   void on_miss(std::uint64_t hash, std::size_t entries) {
     window_ghost_.reserve(entries);
     main_ghost_.reserve(entries);
-    const double step = kGain / static_cast<double>(entries);
+    entries_ = static_cast<double>(entries);
+    const double step = kGain / entries_;
     if (window_ghost_.take(hash)) {
-      share_ = share_ + step > 1 ? 1 : share_ + step;
+      const double d = step * (main_evictions_ > window_evictions_ ? main_evictions_ / window_evictions_ : 1);
+      share_ = share_ + d > 1 ? 1 : share_ + d;
     } else if (main_ghost_.take(hash)) {
-      share_ = share_ - step < 0 ? 0 : share_ - step;
+      const double d = step * (window_evictions_ > main_evictions_ ? window_evictions_ / main_evictions_ : 1);
+      share_ = share_ - d < 0 ? 0 : share_ - d;
     }
   }
   /// Remembers an evicted key on its side.
-  void on_evict(std::uint64_t hash, bool from_window) { (from_window ? window_ghost_ : main_ghost_).add(hash); }
+  void on_evict(std::uint64_t hash, bool never_hit) {
+    (never_hit ? window_ghost_ : main_ghost_).add(hash);
+    const double keep = 1 - 1 / entries_;
+    window_evictions_ = window_evictions_ * keep + (never_hit ? 1 : 0);
+    main_evictions_ = main_evictions_ * keep + (never_hit ? 0 : 1);
+  }
 
  private:
   double share_ = 0.01;
+  double entries_ = 1;
+  // Evictions per side over about the last `entries` evictions (ARC's ghost
+  // list lengths): a ghost hit on the rarer side moves the window further.
+  double window_evictions_ = 1;
+  double main_evictions_ = 1;
   GhostSet window_ghost_;
   GhostSet main_ghost_;
 };
@@ -583,6 +609,7 @@ class WTinyLfuQueue {
     sketch_.increment(e.hash);
     tuning_.on_miss(e.hash, entries);
     e.eviction_hook.segment = kWindow;
+    e.eviction_hook.freq = 0;
     window_.push_front(e);
   }
   /// A hit counts in the sketch and renews the entry: in the window it moves
@@ -590,6 +617,7 @@ class WTinyLfuQueue {
   void touch(Entry& e) {
     sketch_.increment(e.hash);
     tuning_.on_hit();
+    e.eviction_hook.freq = 1;
     switch (e.eviction_hook.segment) {
       case kWindow:
         window_.to_front(e);
@@ -613,7 +641,7 @@ class WTinyLfuQueue {
   /// Unlinks e; an evicted entry is reported to the tuning.
   void erase(Entry& e) noexcept {
     if (&e == pending_) {
-      tuning_.on_evict(e.hash, e.eviction_hook.segment == kCandidate || e.eviction_hook.segment == kWindow);
+      tuning_.on_evict(e.hash, e.eviction_hook.freq == 0);
       pending_ = nullptr;
     }
     list_of(e.eviction_hook.segment).remove(e);
