@@ -50,7 +50,7 @@ namespace {
 /// The policies replayed, in table order (LRU first: the floor).
 using Policies = std::tuple<stowage::LruEviction, stowage::SieveEviction, stowage::S3FifoEviction,
                             stowage::StaticWTinyLfuEviction, stowage::WTinyLfuEviction,
-                            stowage::GhostTinyLfuEviction>;
+                            stowage::ShadowTinyLfuEviction>;
 
 constexpr double kSizes[] = {0.001, 0.01, 0.1};
 constexpr std::size_t kCharge = 4096;  // every object weighs one 4 KiB block

@@ -134,7 +134,7 @@ TEST_CASE("a cache needs at least one shard", "[cache]") {
 
 TEMPLATE_TEST_CASE("bytes never exceed capacity under a random workload", "[cache]", stowage::LruEviction,
                    stowage::SieveEviction, stowage::S3FifoEviction, stowage::WTinyLfuEviction,
-                   stowage::StaticWTinyLfuEviction, stowage::GhostTinyLfuEviction) {
+                   stowage::StaticWTinyLfuEviction, stowage::ShadowTinyLfuEviction) {
   const std::size_t capacity = 64 * 1024;
   BlockCache<TestType> cache(capacity);  // 16 shards of 4 KiB
   std::mt19937_64 rng(12345);
@@ -538,7 +538,7 @@ TEST_CASE("high-priority entries survive a stream of low ones up to three quarte
 
 TEMPLATE_TEST_CASE("every policy keeps metadata through a stream of blocks and fills the rest", "[cache]",
                    stowage::SieveEviction, stowage::S3FifoEviction, stowage::WTinyLfuEviction,
-                   stowage::StaticWTinyLfuEviction, stowage::GhostTinyLfuEviction) {
+                   stowage::StaticWTinyLfuEviction, stowage::ShadowTinyLfuEviction) {
   using stowage::detail::CachePriority;
   BlockCache<TestType> cache(1000, 1);
   for (std::uint64_t f = 0; f < 5; ++f) cache.insert({f, 0}, make_block({f, 0}, 100), 100, CachePriority::high);
@@ -554,7 +554,7 @@ TEMPLATE_TEST_CASE("every policy keeps metadata through a stream of blocks and f
 
 TEMPLATE_TEST_CASE("a hot set survives a one-hit scan ten times the cache through the real cache", "[cache]",
                    stowage::S3FifoEviction, stowage::WTinyLfuEviction, stowage::StaticWTinyLfuEviction,
-                   stowage::GhostTinyLfuEviction) {
+                   stowage::ShadowTinyLfuEviction) {
   BlockCache<TestType> cache(100 * 64, 1);
   // A hot set of 50 blocks, each read many times.
   for (int round = 0; round < 20; ++round)

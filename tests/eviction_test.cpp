@@ -251,7 +251,7 @@ static_assert(stowage::EvictionPolicy<stowage::SieveEviction>);
 static_assert(stowage::EvictionPolicy<stowage::S3FifoEviction>);
 static_assert(stowage::EvictionPolicy<stowage::WTinyLfuEviction>);
 static_assert(stowage::EvictionPolicy<stowage::StaticWTinyLfuEviction>);
-static_assert(stowage::EvictionPolicy<stowage::GhostTinyLfuEviction>);
+static_assert(stowage::EvictionPolicy<stowage::ShadowTinyLfuEviction>);
 
 TEST_CASE("SIEVE spares visited entries once and keeps them in place", "[eviction][sieve]") {
   using Entry = TestEntry<stowage::SieveEviction>;
@@ -351,7 +351,7 @@ TEST_CASE("S3-FIFO weighs by bytes: the small FIFO keeps about a tenth of the by
 }
 
 TEMPLATE_TEST_CASE("W-TinyLFU variants: a one-hit scan does not evict the frequently used set", "[eviction][tinylfu]",
-                   stowage::WTinyLfuEviction, stowage::StaticWTinyLfuEviction, stowage::GhostTinyLfuEviction) {
+                   stowage::WTinyLfuEviction, stowage::StaticWTinyLfuEviction, stowage::ShadowTinyLfuEviction) {
   Harness<TestType> h(100);
   for (int round = 0; round < 5; ++round)
     for (std::size_t k = 0; k < 90; ++k) h.access(k);
@@ -396,7 +396,7 @@ TEST_CASE("adaptive W-TinyLFU's hill climber moves the window", "[eviction][tiny
 }
 
 TEST_CASE("the ghost-tuned window grows under recency and shrinks under frequency", "[eviction][ghost]") {
-  Harness<stowage::GhostTinyLfuEviction> h(100, 100000);
+  Harness<stowage::ShadowTinyLfuEviction> h(100, 100000);
   // Recency: each key read twice, 150 reads apart (more than the cache
   // holds, less than the ghost remembers): rejected candidates come back.
   for (std::size_t i = 0; i < 20000; ++i) {

@@ -39,6 +39,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
+#include <memory>
 #include <string_view>
 #include <vector>
 
@@ -477,16 +478,20 @@ static_assert(EvictionPolicy<S3FifoEviction>);
 
 namespace detail {
 
-/// W-TinyLFU tuning: the window keeps 1% of the bytes, always.
-struct FixedWindowTuning {
+/// W-TinyLFU tuning: the window keeps a fixed share of the bytes (1% unless
+/// set otherwise).
+class FixedWindowTuning {
+ public:
   /// The window's share of the bytes held.
-  double window_share() const { return 0.01; }
-  /// A lookup hit (nothing to adapt).
-  void on_hit() {}
-  /// A miss that inserted a key (nothing to adapt).
-  void on_miss(std::uint64_t /*hash*/, std::size_t /*entries*/) {}
-  /// An entry left the cache by eviction (nothing to adapt).
-  void on_evict(std::uint64_t /*hash*/, bool /*never_hit*/) {}
+  double window_share() const { return share_; }
+  /// Sets the share (0 to 1).
+  void set_share(double share) { share_ = share; }
+  /// An access (nothing to adapt).
+  void on_access(std::uint64_t /*hash*/, std::size_t /*charge*/, bool /*hit*/, std::size_t /*entries*/,
+                 std::size_t /*bytes*/) {}
+
+ private:
+  double share_ = 0.01;
 };
 
 /// W-TinyLFU tuning by hill climbing, as Caffeine adapts its window: every
@@ -499,18 +504,13 @@ class HillClimbTuning {
  public:
   /// The window's share of the bytes held, between 0 and 1.
   double window_share() const { return share_; }
-  /// Counts a hit.
-  void on_hit() {
-    ++hits_;
-    if (++seen_ >= sample_) climb();
-  }
-  /// Counts a miss; `entries` sizes the sample.
-  void on_miss(std::uint64_t /*hash*/, std::size_t entries) {
+  /// Counts a hit or a miss; `entries` (held now) sizes the sample.
+  void on_access(std::uint64_t /*hash*/, std::size_t /*charge*/, bool hit, std::size_t entries,
+                 std::size_t /*bytes*/) {
+    if (hit) ++hits_;
     sample_ = entries < 100 ? 1000 : 10 * entries;
     if (++seen_ >= sample_) climb();
   }
-  /// Evictions do not steer the climber.
-  void on_evict(std::uint64_t /*hash*/, bool /*never_hit*/) {}
 
  private:
   void climb() {
@@ -537,56 +537,6 @@ class HillClimbTuning {
   std::uint64_t sample_ = 1000;
 };
 
-/// W-TinyLFU tuning by ghost hits, the way ARC sizes its recency side: the
-/// keys of evicted entries that were never hit while cached (ARC's B1) and
-/// of those that were (ARC's B2) are remembered in two ghost sets of about
-/// as many keys as the queue holds. A miss on a key of the first kind means
-/// more room for recency would have hit: the window grows by kGain entries'
-/// worth; a miss on one of the second kind shrinks it. As in ARC, a hit on
-/// the side that evicts less moves the window further (by the ratio of the
-/// two sides' recent evictions). The share moves between 0 (TinyLFU without
-/// a window) and 1 (plain LRU, no admission).
-class GhostTuning {
- public:
-  /// Entries' worth of bytes the window moves per ghost hit.
-  static constexpr double kGain = 1.0;
-  /// The window's share of the bytes held, between 0 and 1.
-  double window_share() const { return share_; }
-  /// Hits do not steer it.
-  void on_hit() {}
-  /// A miss on a remembered key moves the window's share.
-  void on_miss(std::uint64_t hash, std::size_t entries) {
-    window_ghost_.reserve(entries);
-    main_ghost_.reserve(entries);
-    entries_ = static_cast<double>(entries);
-    const double step = kGain / entries_;
-    if (window_ghost_.take(hash)) {
-      const double d = step * (main_evictions_ > window_evictions_ ? main_evictions_ / window_evictions_ : 1);
-      share_ = share_ + d > 1 ? 1 : share_ + d;
-    } else if (main_ghost_.take(hash)) {
-      const double d = step * (window_evictions_ > main_evictions_ ? window_evictions_ / main_evictions_ : 1);
-      share_ = share_ - d < 0 ? 0 : share_ - d;
-    }
-  }
-  /// Remembers an evicted key on its side.
-  void on_evict(std::uint64_t hash, bool never_hit) {
-    (never_hit ? window_ghost_ : main_ghost_).add(hash);
-    const double keep = 1 - 1 / entries_;
-    window_evictions_ = window_evictions_ * keep + (never_hit ? 1 : 0);
-    main_evictions_ = main_evictions_ * keep + (never_hit ? 0 : 1);
-  }
-
- private:
-  double share_ = 0.01;
-  double entries_ = 1;
-  // Evictions per side over about the last `entries` evictions (ARC's ghost
-  // list lengths): a ghost hit on the rarer side moves the window further.
-  double window_evictions_ = 1;
-  double main_evictions_ = 1;
-  GhostSet window_ghost_;
-  GhostSet main_ghost_;
-};
-
 /// The queue of a W-TinyLFU policy (Einziger et al., ACM TOS 2017; Caffeine's
 /// design): new entries enter an LRU window; entries pushed out of the
 /// window become candidates for the main segmented LRU (probation, then
@@ -607,17 +557,15 @@ class WTinyLfuQueue {
     const std::size_t entries = count() + 1;
     if (entries > sketch_.sized_for()) sketch_.reserve(2 * entries);
     sketch_.increment(e.hash);
-    tuning_.on_miss(e.hash, entries);
+    tuning_.on_access(e.hash, e.charge, false, entries, count_bytes());
     e.eviction_hook.segment = kWindow;
-    e.eviction_hook.freq = 0;
     window_.push_front(e);
   }
   /// A hit counts in the sketch and renews the entry: in the window it moves
   /// to the front; a candidate or probation entry is promoted to protected.
   void touch(Entry& e) {
     sketch_.increment(e.hash);
-    tuning_.on_hit();
-    e.eviction_hook.freq = 1;
+    tuning_.on_access(e.hash, e.charge, true, count(), count_bytes());
     switch (e.eviction_hook.segment) {
       case kWindow:
         window_.to_front(e);
@@ -638,14 +586,8 @@ class WTinyLfuQueue {
     while (protected_.bytes() * 5 > main * 4 && protected_.count() > 1)
       detail::move_to_front(protected_, probation_, *protected_.back(), kProbation);
   }
-  /// Unlinks e; an evicted entry is reported to the tuning.
-  void erase(Entry& e) noexcept {
-    if (&e == pending_) {
-      tuning_.on_evict(e.hash, e.eviction_hook.freq == 0);
-      pending_ = nullptr;
-    }
-    list_of(e.eviction_hook.segment).remove(e);
-  }
+  /// Unlinks e.
+  void erase(Entry& e) noexcept { list_of(e.eviction_hook.segment).remove(e); }
   /// Moves what overflows the window into the candidates, then evicts the
   /// loser of the oldest candidate and the main victim (by sketch estimate,
   /// the incumbent winning ties); with no candidate, the main victim; with an
@@ -667,15 +609,17 @@ class WTinyLfuQueue {
     if (Entry* cand = candidates_.back()) {
       if (main != nullptr && sketch_.estimate(cand->hash) > sketch_.estimate(main->hash)) {
         detail::move_to_front(candidates_, probation_, *cand, kProbation);
-        return pending_ = main;
+        return main;
       }
-      return pending_ = cand;
+      return cand;
     }
     if (main == nullptr) main = window_.back();
-    return pending_ = main;
+    return main;
   }
   /// The window's current share of the bytes (for tests and reports).
   double window_share() const { return tuning_.window_share(); }
+  /// The tuning object.
+  Tuning& tuning() { return tuning_; }
 
  private:
   static constexpr std::uint8_t kWindow = 0;
@@ -706,7 +650,142 @@ class WTinyLfuQueue {
   WeighedList<Entry> protected_;
   FrequencySketch sketch_;
   Tuning tuning_;
-  Entry* pending_ = nullptr;  // the last victim() named, until erased
+};
+
+/// A miniature W-TinyLFU cache of key hashes (no values) at a fixed window
+/// share, for MiniSimTuning. Its entries come from a pool that reset()
+/// allocates, so access() never allocates.
+class MiniCache {
+ public:
+  /// An empty mini cache with no room; reset() gives it some.
+  MiniCache() = default;
+  MiniCache(const MiniCache&) = delete;
+  MiniCache& operator=(const MiniCache&) = delete;
+  ~MiniCache() { clear(); }
+
+  /// Empties it and makes room for up to `max_entries` entries, with the
+  /// window at `share` of the bytes.
+  void reset(std::size_t max_entries, double share) {
+    clear();
+    pool_ = std::make_unique<Node[]>(max_entries);
+    pool_size_ = max_entries;
+    used_ = 0;
+    free_ = nullptr;
+    std::size_t n = 16;
+    while (n < max_entries) n *= 2;
+    buckets_.assign(n, nullptr);
+    mask_ = n - 1;
+    queue_.tuning().set_share(share);
+  }
+  /// One access to hash h weighing `charge`, the cache holding at most
+  /// `capacity` bytes: whether it hit.
+  bool access(std::uint64_t h, std::size_t charge, std::size_t capacity) {
+    if (pool_size_ == 0) return false;
+    Node** head = &buckets_[h & mask_];
+    for (Node* n = *head; n != nullptr; n = n->next) {
+      if (n->hash == h) {
+        queue_.touch(*n);
+        return true;
+      }
+    }
+    if (free_ == nullptr && used_ == pool_size_) remove(*queue_.victim());
+    Node* n = free_ != nullptr ? free_ : &pool_[used_++];
+    if (n == free_) free_ = free_->next;
+    n->hash = h;
+    n->charge = charge;
+    n->next = *head;
+    *head = n;
+    bytes_ += charge;
+    queue_.insert(*n);
+    while (bytes_ > capacity) remove(*queue_.victim());
+    return false;
+  }
+
+ private:
+  struct Node {
+    TaggedListHook eviction_hook;
+    std::size_t charge = 0;
+    std::uint64_t hash = 0;
+    Node* next = nullptr;  // the bucket chain while cached, the free list after
+  };
+  void remove(Node& v) {
+    queue_.erase(v);
+    Node** p = &buckets_[v.hash & mask_];
+    while (*p != &v) p = &(*p)->next;
+    *p = v.next;
+    bytes_ -= v.charge;
+    v.next = free_;
+    free_ = &v;
+  }
+  void clear() {
+    while (Node* v = queue_.victim()) remove(*v);
+  }
+  std::unique_ptr<Node[]> pool_;
+  std::size_t pool_size_ = 0;
+  std::size_t used_ = 0;
+  Node* free_ = nullptr;
+  std::vector<Node*> buckets_;
+  std::size_t mask_ = 0;
+  std::size_t bytes_ = 0;
+  WTinyLfuQueue<Node, FixedWindowTuning> queue_;
+};
+
+/// W-TinyLFU tuning by miniature simulation (after Waldspurger et al., "Cache
+/// Modeling and Optimization using Miniature Simulations", USENIX ATC 2017):
+/// a spatially sampled share of the keys (about kMiniEntries of what the
+/// queue holds, a power of two) is replayed through one MiniCache per
+/// candidate window share in kShares, each scaled to the same share of the
+/// bytes; every period (twice the sample's entries, in sampled accesses) the
+/// real window takes the share whose mini cache hit most, decayed by half
+/// each period. A share of 1 is plain LRU, so where LRU wins, the queue
+/// becomes LRU. Sampling by key hash keeps a key's accesses together; the
+/// sample rate only falls as the queue grows (each fall resets the mini
+/// caches, their only allocation).
+class MiniSimTuning {
+ public:
+  /// The window shares simulated.
+  static constexpr double kShares[] = {0.01, 0.1, 0.35, 1.0};
+  /// About how many entries each mini cache holds.
+  static constexpr std::size_t kMiniEntries = 512;
+
+  /// The window's share of the bytes held.
+  double window_share() const { return kShares[current_]; }
+  /// Replays a sampled access in every mini cache.
+  void on_access(std::uint64_t hash, std::size_t charge, bool /*hit*/, std::size_t entries, std::size_t bytes) {
+    unsigned shift = shift_;
+    while ((entries >> shift) > kMiniEntries) ++shift;
+    if (shift != shift_ || !ready_) {
+      shift_ = shift;
+      ready_ = true;
+      for (std::size_t i = 0; i < kCount; ++i) minis_[i].reset(2 * kMiniEntries + 16, kShares[i]);
+      for (double& h : hits_) h = 0;
+      seen_ = 0;
+    }
+    // The top 32 bits of a remix of the hash, under 2^(32 - shift).
+    if (((hash * 0xD6E8FEB86659FD93ULL) >> 32) >= (std::uint64_t{1} << (32 - shift_))) return;
+    const std::size_t capacity = bytes >> shift_;
+    for (std::size_t i = 0; i < kCount; ++i)
+      if (minis_[i].access(hash, charge, capacity)) hits_[i] += 1;
+    const std::size_t period = 2 * ((entries >> shift_) + 64);
+    if (++seen_ >= period) decide();
+  }
+
+ private:
+  static constexpr std::size_t kCount = std::size(kShares);
+  void decide() {
+    std::size_t best = current_;
+    for (std::size_t i = 0; i < kCount; ++i)
+      if (hits_[i] > hits_[best] * 1.01 + 1) best = i;
+    current_ = best;
+    for (double& h : hits_) h /= 2;
+    seen_ = 0;
+  }
+  MiniCache minis_[kCount];
+  double hits_[kCount] = {};
+  std::size_t current_ = 0;
+  std::size_t seen_ = 0;
+  unsigned shift_ = 0;
+  bool ready_ = false;
 };
 
 }  // namespace detail
@@ -743,21 +822,23 @@ struct StaticWTinyLfuEviction {
 static_assert(EvictionPolicy<StaticWTinyLfuEviction>);
 
 /// stowage's own attempt at a policy that beats LRU broadly and never loses
-/// to it by much: W-TinyLFU (detail::WTinyLfuQueue) whose window is sized by
-/// ghost hits as ARC sizes its recency list (detail::GhostTuning). Where
-/// recency wins, the window grows towards plain LRU; where frequency wins,
-/// it shrinks and TinyLFU's admission keeps one-hit keys out of the main
-/// segments.
-struct GhostTinyLfuEviction {
+/// to it by much: W-TinyLFU (detail::WTinyLfuQueue) whose window share is
+/// chosen by miniature simulations of the same policy at 1%, 10%, 35% and
+/// 100% over a sample of the keys (detail::MiniSimTuning). Where recency
+/// wins, the window takes everything and the queue is plain LRU; where
+/// frequency wins, TinyLFU's admission keeps one-hit keys out of the main
+/// segments. A sampled access (about 512 of the entries a queue holds, or
+/// all of them in a small queue) costs one access in each mini cache.
+struct ShadowTinyLfuEviction {
   /// The policy's name.
-  static constexpr std::string_view name = "ghost-tinylfu";
+  static constexpr std::string_view name = "shadow-tinylfu";
   /// The hook each cache entry embeds.
   using hook = detail::TaggedListHook;
   /// One shard's queue.
   template <class Entry>
-  using queue = detail::WTinyLfuQueue<Entry, detail::GhostTuning>;
+  using queue = detail::WTinyLfuQueue<Entry, detail::MiniSimTuning>;
 };
 
-static_assert(EvictionPolicy<GhostTinyLfuEviction>);
+static_assert(EvictionPolicy<ShadowTinyLfuEviction>);
 
 }  // namespace stowage
