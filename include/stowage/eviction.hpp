@@ -254,7 +254,8 @@ class GhostSet {
 /// A count-min sketch of 4-bit counters estimating how often each key hash
 /// was seen recently (TinyLFU). Each key owns one counter in each of the four
 /// 64-bit words of one 32-byte block, so an increment touches one cache line.
-/// After 10 additions per word all counters halve, so old popularity fades.
+/// After 10 additions per key it was sized for, all counters halve, so old
+/// popularity fades.
 /// It allocates only when reserve() grows it (which clears it), never per
 /// increment or estimate.
 class FrequencySketch {
@@ -267,7 +268,7 @@ class FrequencySketch {
     table_.assign(words, 0);
     block_mask_ = words / 4 - 1;
     sized_for_ = words / 2;
-    sample_ = 10 * words;
+    sample_ = 5 * words;
     additions_ = 0;
   }
   /// The number of keys it was sized for.
@@ -595,7 +596,9 @@ class WTinyLfuQueue {
   Entry* victim() {
     const std::size_t total = count_bytes();
     const auto window_target = static_cast<std::size_t>(tuning_.window_share() * static_cast<double>(total));
-    while (window_.bytes() > window_target && !window_.empty())
+    // The window keeps at least its newest entry (a small cache's window
+    // would otherwise be empty, and every new key would duel at once).
+    while (window_.bytes() > window_target && window_.count() > 1)
       detail::move_to_front(window_, candidates_, *window_.back(), kCandidate);
     Entry* main = probation_.back();
     if (main == nullptr) main = protected_.back();
