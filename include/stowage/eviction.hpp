@@ -35,6 +35,7 @@
 //   - the probe and concepts in `detail`: compile-time only.
 #pragma once
 
+#include <algorithm>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -750,6 +751,8 @@ class MiniSimTuning {
   static constexpr double kShares[] = {0.01, 0.1, 0.35, 1.0};
   /// About how many entries each mini cache holds.
   static constexpr std::size_t kMiniEntries = 512;
+  /// Sampled accesses per decision, at least.
+  static constexpr std::size_t kPeriod = 1024;
 
   /// The window's share of the bytes held.
   double window_share() const { return kShares[current_]; }
@@ -769,24 +772,28 @@ class MiniSimTuning {
     const std::size_t capacity = bytes >> shift_;
     for (std::size_t i = 0; i < kCount; ++i)
       if (minis_[i].access(hash, charge, capacity)) hits_[i] += 1;
-    const std::size_t period = 2 * ((entries >> shift_) + 64);
-    if (++seen_ >= period) decide();
+    const std::size_t period = std::max<std::size_t>(kPeriod, 2 * (entries >> shift_));
+    if (++seen_ >= period) decide(entries);
   }
 
  private:
   static constexpr std::size_t kCount = std::size(kShares);
-  void decide() {
+  void decide(std::size_t entries) {
     std::size_t best = current_;
     for (std::size_t i = 0; i < kCount; ++i)
-      if (hits_[i] > hits_[best] * 1.01 + 1) best = i;
-    current_ = best;
-    for (double& h : hits_) h /= 2;
+      if (hits_[i] > hits_[best] * 1.03 + 4) best = i;
+    // While the queue is still filling up, periods only gather hits.
+    const bool growing = entries > held_ + held_ / 64;
+    held_ = entries;
+    if (!growing) current_ = best;
+    for (double& h : hits_) h *= 0.75;
     seen_ = 0;
   }
   MiniCache minis_[kCount];
   double hits_[kCount] = {};
   std::size_t current_ = 0;
   std::size_t seen_ = 0;
+  std::size_t held_ = 0;  // entries at the last decision
   unsigned shift_ = 0;
   bool ready_ = false;
 };
