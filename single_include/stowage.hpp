@@ -931,35 +931,36 @@ class MiniSimTuning {
   bool ready_ = false;
 };
 
+/// What the W-TinyLFU policies share: the hook (segment: window, candidate,
+/// probation or protected) and WTinyLfuQueue with their Tuning. Each policy
+/// adds its name.
+template <class Tuning>
+struct WTinyLfuPolicy {
+  /// The hook each cache entry embeds.
+  using hook = TaggedListHook;
+  /// One shard's queue.
+  template <class Entry>
+  using queue = WTinyLfuQueue<Entry, Tuning>;
+};
+
 }  // namespace detail
 
 /// W-TinyLFU with Caffeine-style adaptation: a window LRU, a TinyLFU
 /// admission filter and a segmented main LRU (see detail::WTinyLfuQueue),
 /// the window's share of the bytes moved by hill climbing on the hit ratio
 /// (detail::HillClimbTuning), starting at 1%.
-struct WTinyLfuEviction {
+struct WTinyLfuEviction : detail::WTinyLfuPolicy<detail::HillClimbTuning> {
   /// The policy's name.
   static constexpr std::string_view name = "w-tinylfu";
-  /// The hook each cache entry embeds (segment: window, candidate, probation
-  /// or protected).
-  using hook = detail::TaggedListHook;
-  /// One shard's queue.
-  template <class Entry>
-  using queue = detail::WTinyLfuQueue<Entry, detail::HillClimbTuning>;
 };
 
 static_assert(EvictionPolicy<WTinyLfuEviction>);
 
 /// W-TinyLFU with the window fixed at 1% of the bytes (the original paper's
 /// configuration), for comparison with the adaptive one.
-struct StaticWTinyLfuEviction {
+struct StaticWTinyLfuEviction : detail::WTinyLfuPolicy<detail::FixedWindowTuning> {
   /// The policy's name.
   static constexpr std::string_view name = "w-tinylfu-static";
-  /// The hook each cache entry embeds.
-  using hook = detail::TaggedListHook;
-  /// One shard's queue.
-  template <class Entry>
-  using queue = detail::WTinyLfuQueue<Entry, detail::FixedWindowTuning>;
 };
 
 static_assert(EvictionPolicy<StaticWTinyLfuEviction>);
@@ -972,14 +973,9 @@ static_assert(EvictionPolicy<StaticWTinyLfuEviction>);
 /// frequency wins, TinyLFU's admission keeps one-hit keys out of the main
 /// segments. A sampled access (about 512 of the entries a queue holds, or
 /// all of them in a small queue) costs one access in each mini cache.
-struct ShadowTinyLfuEviction {
+struct ShadowTinyLfuEviction : detail::WTinyLfuPolicy<detail::MiniSimTuning> {
   /// The policy's name.
   static constexpr std::string_view name = "shadow-tinylfu";
-  /// The hook each cache entry embeds.
-  using hook = detail::TaggedListHook;
-  /// One shard's queue.
-  template <class Entry>
-  using queue = detail::WTinyLfuQueue<Entry, detail::MiniSimTuning>;
 };
 
 static_assert(EvictionPolicy<ShadowTinyLfuEviction>);
