@@ -869,15 +869,19 @@ class MiniCache {
 
 /// W-TinyLFU tuning by miniature simulation (after Waldspurger et al., "Cache
 /// Modeling and Optimization using Miniature Simulations", USENIX ATC 2017):
-/// a spatially sampled share of the keys (about kMiniEntries of what the
-/// queue holds, a power of two) is replayed through one MiniCache per
-/// candidate window share in kShares, each scaled to the same share of the
-/// bytes; every period (twice the sample's entries, in sampled accesses) the
-/// real window takes the share whose mini cache hit most, decayed by half
-/// each period. A share of 1 is plain LRU, so where LRU wins, the queue
+/// a spatially sampled share of the keys (a power of two, so that at most
+/// kMiniEntries of the entries the queue holds are sampled) is replayed
+/// through one MiniCache per candidate window share in kShares, each scaled
+/// to the same share of the bytes. Every period (kPeriod sampled accesses,
+/// or twice the sampled entries if more) the real window takes the share
+/// whose mini cache hit most, if it beat the current share's by 3% and 4
+/// hits (hit counts decay by a quarter a period), except while the queue is
+/// still growing. A share of 1 is plain LRU, so where LRU wins, the queue
 /// becomes LRU. Sampling by key hash keeps a key's accesses together; the
-/// sample rate only falls as the queue grows (each fall resets the mini
-/// caches, their only allocation).
+/// sample rate only falls as the queue grows, and the mini caches' room
+/// (twice the sampled entries) only grows, by doubling; each change resets
+/// them, their only allocation, so a small queue (chunk metadata) keeps
+/// small mini caches.
 class MiniSimTuning {
  public:
   /// The window shares simulated.
@@ -893,10 +897,12 @@ class MiniSimTuning {
   void on_access(std::uint64_t hash, std::size_t charge, bool /*hit*/, std::size_t entries, std::size_t bytes) {
     unsigned shift = shift_;
     while ((entries >> shift) > kMiniEntries) ++shift;
-    if (shift != shift_ || !ready_) {
+    // Room for twice the sampled entries (charges differ), grown by doubling.
+    const std::size_t need = 2 * (entries >> shift) + 16;
+    if (shift != shift_ || need > pool_) {
       shift_ = shift;
-      ready_ = true;
-      for (std::size_t i = 0; i < kCount; ++i) minis_[i].reset(2 * kMiniEntries + 16, kShares[i]);
+      pool_ = std::min(std::max(need, 2 * pool_), 2 * kMiniEntries + 16);
+      for (std::size_t i = 0; i < kCount; ++i) minis_[i].reset(pool_, kShares[i]);
       for (double& h : hits_) h = 0;
       seen_ = 0;
     }
@@ -928,7 +934,7 @@ class MiniSimTuning {
   std::size_t seen_ = 0;
   std::size_t held_ = 0;  // entries at the last decision
   unsigned shift_ = 0;
-  bool ready_ = false;
+  std::size_t pool_ = 0;  // entries each mini cache has room for
 };
 
 /// What the W-TinyLFU policies share: the hook (segment: window, candidate,
