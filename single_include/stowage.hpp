@@ -133,7 +133,11 @@ class ValidationError : public Error {
 // ---- end stowage/error.hpp ----
 // ---- begin stowage/eviction.hpp ----
 // eviction.hpp: eviction policies for the block cache, and the concept every
-// policy satisfies.
+// policy satisfies. Policies: LruEviction (the default), SieveEviction,
+// S3FifoEviction, WTinyLfuEviction (hill-climbing window),
+// StaticWTinyLfuEviction and ShadowTinyLfuEviction (window chosen by
+// miniature simulations); README.md ("Eviction") compares them against
+// Belady's optimum on public traces (benchmarks/cache_replay.cpp).
 //
 // A policy is a type E with
 //   - `E::name`, a `std::string_view` naming it ("lru");
@@ -158,7 +162,11 @@ class ValidationError : public Error {
 // W-TinyLFU, ...) never changes the cache.
 //
 // Invariant: an entry is linked into a queue exactly from insert() until
-// erase(), and victim() only ever returns an entry that is linked.
+// erase(), and victim() only ever returns an entry that is linked. Policies
+// keep per-entry state (a segment tag, a hit counter) in their hook, and
+// nothing on the heap per entry; their side tables (a frequency sketch,
+// ghost sets, mini caches) are sized from the number of entries queued and
+// reallocated only when that grows past them.
 //
 // Locking, per member:
 //   - `name`, `hook`: compile-time constants, nothing to lock.
