@@ -80,6 +80,7 @@ namespace {
 struct EngineConfig {
   std::uint64_t cache_bytes = std::uint64_t{64} << 20;
   std::uint64_t chunk_bytes = 0;  ///< 0: the engine's default (stowage only)
+  std::string eviction = "lru";   ///< the Eviction policy's name (stowage only)
   bool sync = false;              ///< every write durable when it returns
 };
 
@@ -149,15 +150,18 @@ class Engine {
 
 // ---- stowage -----------------------------------------------------------------
 
+/// stowage with the Eviction policy Eviction (--eviction=NAME picks it).
+template <class Eviction>
 class StowageEngine final : public Engine {
-  using Store = stowage::Storage<std::string, std::string>;
+  using Store = stowage::Storage<std::string, std::string, stowage::BinarySerializer, stowage::Lz4Compression,
+                                 Eviction, stowage::ThreadLock>;
 
  public:
   std::string name() const override { return "stowage"; }
   std::string description(const EngineConfig& c) const override {
-    return "stowage::Storage<std::string, std::string> (BinarySerializer, Lz4Compression, LruEviction, ThreadLock); "
-           "cache_bytes " + mib(c.cache_bytes) + " (block cache + write buffer), durability " +
-           (c.sync ? "sync" : "none");
+    return "stowage::Storage<std::string, std::string> (BinarySerializer, Lz4Compression, eviction " +
+           std::string(Eviction::name) + ", ThreadLock); cache_bytes " + mib(c.cache_bytes) +
+           " (block cache + write buffer), durability " + (c.sync ? "sync" : "none");
   }
   std::string durability(const EngineConfig& c) const override {
     return c.sync ? "each put fdatasynced before it returns (group commit): nothing acknowledged is lost"
@@ -806,8 +810,19 @@ std::string joined(const std::vector<std::string>& v, const char* sep) {
   return out;
 }
 
-std::unique_ptr<Engine> make_engine(std::string_view name) {
-  if (name == "stowage") return std::make_unique<StowageEngine>();
+/// stowage's engine with the named Eviction policy, or nullptr.
+std::unique_ptr<Engine> make_stowage_engine(std::string_view eviction) {
+  if (eviction == stowage::LruEviction::name) return std::make_unique<StowageEngine<stowage::LruEviction>>();
+  if (eviction == stowage::ShadowTinyLfuEviction::name)
+    return std::make_unique<StowageEngine<stowage::ShadowTinyLfuEviction>>();
+  if (eviction == stowage::WTinyLfuEviction::name) return std::make_unique<StowageEngine<stowage::WTinyLfuEviction>>();
+  if (eviction == stowage::S3FifoEviction::name) return std::make_unique<StowageEngine<stowage::S3FifoEviction>>();
+  if (eviction == stowage::SieveEviction::name) return std::make_unique<StowageEngine<stowage::SieveEviction>>();
+  return nullptr;
+}
+
+std::unique_ptr<Engine> make_engine(std::string_view name, std::string_view eviction) {
+  if (name == "stowage") return make_stowage_engine(eviction);
 #ifdef STOWAGE_BENCH_HAVE_LEVELDB
   if (name == "leveldb") return std::make_unique<LevelDbEngine>();
 #endif
@@ -902,6 +917,8 @@ void usage(std::FILE* out) {
       "  --batch_size=N         records per put_batch in fillbatch (default 1000)\n"
       "  --cache_bytes=N        the engine's memory budget; K/M/G suffixes (default 64M)\n"
       "  --chunk_bytes=N        stowage Options::chunk_bytes (default: the engine's, 256K)\n"
+      "  --eviction=NAME        stowage's block cache policy: lru (default), shadow-tinylfu, w-tinylfu,\n"
+      "                         s3-fifo, sieve\n"
       "  --durability=none|sync every write durable when it returns (default none; fillsync* always sync)\n"
       "  --engine=NAME          engine under test (built: %s)\n"
       "  --list_engines         print the engines this binary was built with, one a line\n"
@@ -990,6 +1007,9 @@ Flags parse_flags(int argc, char** argv) {
       f.config.cache_bytes = number();
     } else if (name == "--chunk_bytes") {
       f.config.chunk_bytes = number();
+    } else if (name == "--eviction") {
+      need_value();
+      f.config.eviction = value;
     } else if (name == "--durability") {
       need_value();
       if (value == "none") {
@@ -1483,8 +1503,10 @@ int main(int argc, char** argv) {
   if (workloads.empty()) bad_flag("--benchmarks is empty");
   for (const auto& w : workloads)
     if (!known_workload(w)) bad_flag("unknown benchmark '" + w + "'");
-  std::unique_ptr<Engine> engine = make_engine(flags.engine);
+  std::unique_ptr<Engine> engine = make_engine(flags.engine, flags.config.eviction);
   if (!engine) {
+    if (flags.engine == "stowage")
+      bad_flag("unknown --eviction '" + flags.config.eviction + "' (lru, shadow-tinylfu, w-tinylfu, s3-fifo, sieve)");
     if (const char* pkg = engine_package(flags.engine)) {
       std::fprintf(stderr, "db_bench: this db_bench was not built with %s (%s was not found when it was configured;\n"
                            "install it, e.g. bash scripts/deps.sh %s, and re-run cmake). Built: %s\n",

@@ -5,7 +5,9 @@
 //     256 KiB chunk of db_bench records (block building, compression, XXH3,
 //     Bloom filter), ChunkTable::read_block (read, checksum, decompress, parse
 //     and validate one 4 KiB block), and the bare LZ4 codec on one block;
-//   - the block cache's hit path (BlockCache::lookup), one and two threads;
+//   - the block cache's hit path (BlockCache::lookup), one and two threads,
+//     per eviction policy, and a std::list + std::unordered_map LRU under a
+//     mutex for comparison;
 //   - index lookups: ChunkIndex::find over the chunk directory (sealed: the
 //     flat prefix search the store uses; unsealed: the map), and inside a
 //     chunk find_block + Bloom may_contain + Block::lower_bound, and
@@ -34,11 +36,15 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <list>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "bench_util.hpp"
@@ -236,8 +242,9 @@ BENCHMARK(BM_Checksum)->Name("XXH3/4KiB");
 
 /// A cache holding `entries` entries (the blocks of one chunk, each under
 /// many keys (file, offset), as a store of entries blocks would have them).
+template <class Policy>
 struct CacheFixture {
-  std::unique_ptr<sd::BlockCache<stowage::LruEviction>> cache;
+  std::unique_ptr<sd::BlockCache<Policy>> cache;
   std::vector<sd::CacheKey> keys;
   explicit CacheFixture(std::size_t entries) {
     MemoryFileSystem mfs;
@@ -245,7 +252,7 @@ struct CacheFixture {
     auto table = sd::ChunkTable<stowage::Lz4Compression>::open(mfs, "c.chunk");
     std::vector<std::shared_ptr<const sd::Block>> blocks;
     for (std::size_t b = 0; b < table->block_count(); ++b) blocks.push_back(table->read_block(b));
-    cache = std::make_unique<sd::BlockCache<stowage::LruEviction>>(std::size_t{1} << 30);
+    cache = std::make_unique<sd::BlockCache<Policy>>(std::size_t{1} << 30);
     for (std::size_t i = 0; i < entries; ++i) {
       const auto& block = blocks[i % blocks.size()];
       sd::CacheKey k{1 + i / blocks.size(), 4096 * (i % blocks.size())};
@@ -255,19 +262,77 @@ struct CacheFixture {
   }
 };
 
-/// BlockCache::lookup of a present block (shard lock, hash map, LRU touch,
-/// shared_ptr copy), from one thread and from two (each thread its own keys order).
+/// BlockCache<Policy>::lookup of a present block (shard lock, hash map, the
+/// policy's touch, shared_ptr copy), from one thread and from two (each
+/// thread its own keys order).
+template <class Policy>
 void BM_CacheHit(benchmark::State& state) {
-  static CacheFixture fixture(30000);  // built once, thread-safe (a function-local static)
+  static CacheFixture<Policy> fixture(30000);  // built once, thread-safe (a function-local static)
   std::uint64_t rng = 1234 + static_cast<std::uint64_t>(state.thread_index());
   const std::size_t n = fixture.keys.size();
   for (auto _ : state) {
-    auto b = fixture.cache->lookup<sd::Block>(fixture.keys[splitmix64(rng) % n]);
+    auto b = fixture.cache->template lookup<sd::Block>(fixture.keys[splitmix64(rng) % n]);
     benchmark::DoNotOptimize(b);
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
 }
-BENCHMARK(BM_CacheHit)->Name("CacheHit")->Threads(1)->Threads(2);
+BENCHMARK_TEMPLATE(BM_CacheHit, stowage::LruEviction)->Name("CacheHit")->Threads(1)->Threads(2);
+BENCHMARK_TEMPLATE(BM_CacheHit, stowage::SieveEviction)->Name("CacheHit/sieve")->Threads(1)->Threads(2);
+BENCHMARK_TEMPLATE(BM_CacheHit, stowage::S3FifoEviction)->Name("CacheHit/s3-fifo")->Threads(1)->Threads(2);
+BENCHMARK_TEMPLATE(BM_CacheHit, stowage::WTinyLfuEviction)->Name("CacheHit/w-tinylfu")->Threads(1)->Threads(2);
+BENCHMARK_TEMPLATE(BM_CacheHit, stowage::ShadowTinyLfuEviction)
+    ->Name("CacheHit/shadow-tinylfu")
+    ->Threads(1)
+    ->Threads(2);
+
+/// The textbook LRU the hit path is measured against: a std::list of keys in
+/// recency order and a std::unordered_map from key to (list position,
+/// object), one std::mutex around both (as any cache shared by threads
+/// needs); a hit splices the key to the front and copies the shared_ptr.
+class StdListLru {
+ public:
+  void insert(const sd::CacheKey& k, std::shared_ptr<const void> v) {
+    std::lock_guard lock(mutex_);
+    order_.push_front(k);
+    map_[k] = {order_.begin(), std::move(v)};
+  }
+  std::shared_ptr<const void> lookup(const sd::CacheKey& k) {
+    std::lock_guard lock(mutex_);
+    auto it = map_.find(k);
+    if (it == map_.end()) return nullptr;
+    order_.splice(order_.begin(), order_, it->second.first);
+    return it->second.second;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::list<sd::CacheKey> order_;
+  std::unordered_map<sd::CacheKey, std::pair<std::list<sd::CacheKey>::iterator, std::shared_ptr<const void>>,
+                     sd::CacheKeyHash>
+      map_;
+};
+
+/// The same hits as BM_CacheHit on StdListLru holding the same 30,000 keys.
+void BM_StdListLruHit(benchmark::State& state) {
+  static const auto fixture = [] {
+    auto f = std::make_unique<std::pair<StdListLru, std::vector<sd::CacheKey>>>();
+    const auto object = std::make_shared<const int>(0);
+    for (std::size_t i = 0; i < 30000; ++i) {
+      const sd::CacheKey k{1 + i / 64, 4096 * (i % 64)};
+      f->first.insert(k, object);
+      f->second.push_back(k);
+    }
+    return f;
+  }();
+  std::uint64_t rng = 1234 + static_cast<std::uint64_t>(state.thread_index());
+  const std::size_t n = fixture->second.size();
+  for (auto _ : state) {
+    auto b = fixture->first.lookup(fixture->second[splitmix64(rng) % n]);
+    benchmark::DoNotOptimize(b);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+BENCHMARK(BM_StdListLruHit)->Name("CacheHit/std-list-lru")->Threads(1)->Threads(2);
 
 // ---- index lookups -------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-// Tests for cache.hpp: the byte bound under random workloads, LRU behaviour
+// Tests for cache.hpp: the byte bound under random workloads (every policy),
+// LRU behaviour
 // against a reference model, scans (touch=false / fill=false), erase_file,
 // set_capacity, get_or_load, stats, priorities, a user-written policy, and
 // concurrent use.
@@ -131,9 +132,11 @@ TEST_CASE("a cache needs at least one shard", "[cache]") {
   CHECK(one.capacity() == 1000);
 }
 
-TEST_CASE("bytes never exceed capacity under a random workload", "[cache]") {
+TEMPLATE_TEST_CASE("bytes never exceed capacity under a random workload", "[cache]", stowage::LruEviction,
+                   stowage::SieveEviction, stowage::S3FifoEviction, stowage::WTinyLfuEviction,
+                   stowage::StaticWTinyLfuEviction, stowage::ShadowTinyLfuEviction) {
   const std::size_t capacity = 64 * 1024;
-  LruCache cache(capacity);  // 16 shards of 4 KiB
+  BlockCache<TestType> cache(capacity);  // 16 shards of 4 KiB
   std::mt19937_64 rng(12345);
   std::uniform_int_distribution<std::uint64_t> file_dist(0, 15), offset_dist(0, 255);
   std::uniform_int_distribution<std::size_t> charge_dist(1, 5000);  // some exceed a shard's 4 KiB
@@ -150,12 +153,12 @@ TEST_CASE("bytes never exceed capacity under a random workload", "[cache]") {
       if (st.bytes > capacity || st.bytes > st.capacity) ++over;
     } else if (op < 90) {
       ++lookups;
-      auto b = cache.lookup<Block>(k, op % 2 == 0);
+      auto b = cache.template lookup<Block>(k, op % 2 == 0);
       if (b && !(b->key == k)) ++wrong;
     } else if (op < 99) {
       ++lookups;
       const std::size_t charge = charge_dist(rng);
-      auto b = cache.get_or_load<Block>(k, [&] { return std::pair{make_block(k, charge), charge}; });
+      auto b = cache.template get_or_load<Block>(k, [&] { return std::pair{make_block(k, charge), charge}; });
       if (!b || !(b->key == k)) ++wrong;
       if (cache.stats().bytes > capacity) ++over;
     } else {
@@ -175,7 +178,7 @@ TEST_CASE("bytes never exceed capacity under a random workload", "[cache]") {
   std::size_t sum = 0, count = 0;
   for (std::uint64_t f = 0; f < 16; ++f)
     for (std::uint64_t o = 0; o < 256; ++o)
-      if (auto b = cache.lookup<Block>({f, o * 4096}, false)) {
+      if (auto b = cache.template lookup<Block>({f, o * 4096}, false)) {
         sum += b->charge;
         ++count;
       }
@@ -531,6 +534,65 @@ TEST_CASE("high-priority entries survive a stream of low ones up to three quarte
     cache.erase_file(2);
     CHECK(cache.stats().high_bytes == 400);
   }
+}
+
+TEMPLATE_TEST_CASE("every policy keeps metadata through a stream of blocks and fills the rest", "[cache]",
+                   stowage::SieveEviction, stowage::S3FifoEviction, stowage::WTinyLfuEviction,
+                   stowage::StaticWTinyLfuEviction, stowage::ShadowTinyLfuEviction) {
+  using stowage::detail::CachePriority;
+  BlockCache<TestType> cache(1000, 1);
+  for (std::uint64_t f = 0; f < 5; ++f) cache.insert({f, 0}, make_block({f, 0}, 100), 100, CachePriority::high);
+  for (std::uint64_t o = 0; o < 500; ++o) {
+    put(cache, {9, o}, 100);
+    CHECK(cache.stats().bytes <= 1000);
+  }
+  for (std::uint64_t f = 0; f < 5; ++f) CHECK(cached(cache, {f, 0}));
+  const auto st = cache.stats();
+  CHECK(st.high_bytes == 500);
+  CHECK(st.bytes - st.high_bytes == 500);  // the low queue fills the rest exactly
+}
+
+TEMPLATE_TEST_CASE("a hot set survives a one-hit scan ten times the cache through the real cache", "[cache]",
+                   stowage::S3FifoEviction, stowage::WTinyLfuEviction, stowage::StaticWTinyLfuEviction,
+                   stowage::ShadowTinyLfuEviction) {
+  BlockCache<TestType> cache(100 * 64, 1);
+  // A hot set of 50 blocks, each read many times.
+  for (int round = 0; round < 20; ++round)
+    for (std::uint64_t o = 0; o < 50; ++o)
+      if (cache.template lookup<Block>({1, o}) == nullptr) put(cache, {1, o}, 64);
+  // A scan of 2000 blocks, each read once; one hot read after every four
+  // scan blocks, so a hot block is read again only after 200 scan blocks,
+  // twice what the cache holds (LRU loses every one; see below).
+  std::size_t hot_misses = 0;
+  for (std::uint64_t o = 0; o < 2000; ++o) {
+    put(cache, {2, o}, 64);
+    if (o % 4 != 3) continue;
+    const CacheKey hot{1, (o / 4) % 50};
+    if (cache.template lookup<Block>(hot) == nullptr) {
+      ++hot_misses;
+      put(cache, hot, 64);
+    }
+  }
+  CHECK(hot_misses <= 25);  // of 500 hot reads
+  std::size_t hot_held = 0;
+  for (std::uint64_t o = 0; o < 50; ++o) hot_held += cached(cache, {1, o}) ? 1 : 0;
+  CHECK(hot_held >= 40);
+}
+
+TEST_CASE("LRU loses the hot set to the same scan (the test above can fail)", "[cache][lru]") {
+  LruCache cache(100 * 64, 1);
+  for (std::uint64_t o = 0; o < 50; ++o) put(cache, {1, o}, 64);
+  std::size_t hot_misses = 0;
+  for (std::uint64_t o = 0; o < 2000; ++o) {
+    put(cache, {2, o}, 64);
+    if (o % 4 != 3) continue;
+    const CacheKey hot{1, (o / 4) % 50};
+    if (cache.lookup<Block>(hot) == nullptr) {
+      ++hot_misses;
+      put(cache, hot, 64);
+    }
+  }
+  CHECK(hot_misses >= 450);  // all but the first few hot reads
 }
 
 TEST_CASE("lookups find exactly the entries held through growth, replacement and removal", "[cache]") {

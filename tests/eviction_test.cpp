@@ -1,6 +1,9 @@
-// Tests for eviction.hpp: LRU order, erase, the empty queue, and the
+// Tests for eviction.hpp: LRU order, erase, the empty queue, the
 // EvictionPolicy concept (accepts LRU and a user-written FIFO, rejects a
-// policy without victim()).
+// policy without victim()), each further policy's defining behaviour (SIEVE's
+// visited bit and hand, S3-FIFO's small FIFO and ghost set, W-TinyLFU's
+// admission and adaptive window, the shadow-tuned window), and the frequency
+// sketch and ghost set they use.
 #include <stowage/eviction.hpp>
 
 #include "fifo_eviction.hpp"
@@ -181,4 +184,283 @@ TEST_CASE("a user-written FIFO policy ignores touches", "[eviction][fifo]") {
   q.erase(b);
   q.erase(c);
   CHECK(q.victim() == nullptr);
+}
+
+// ---- the policies beyond LRU ----------------------------------------------------------
+
+namespace {
+
+// Drives a policy's queue the way the cache does: insert, then evict victims
+// while the charges exceed `capacity`; hits touch.
+template <class Policy>
+class Harness {
+ public:
+  using Entry = TestEntry<Policy>;
+  explicit Harness(std::size_t capacity, std::size_t keys = 4096) : capacity_(capacity), entries_(keys) {
+    for (std::size_t i = 0; i < keys; ++i) entries_[i].hash = mix(i);
+  }
+  Harness(const Harness&) = delete;
+  Harness& operator=(const Harness&) = delete;
+  ~Harness() {
+    for (std::size_t i = 0; i < entries_.size(); ++i)
+      if (held_[i]) q_.erase(entries_[i]);
+  }
+  // One access to key i with the given charge: true on a hit.
+  bool access(std::size_t i, std::size_t charge = 1) {
+    Entry& e = entries_[i];
+    if (held_[i]) {
+      q_.touch(e);
+      return true;
+    }
+    e.charge = charge;
+    q_.insert(e);
+    held_[i] = true;
+    bytes_ += charge;
+    while (bytes_ > capacity_) {
+      Entry* v = q_.victim();
+      REQUIRE(v != nullptr);
+      const auto vi = static_cast<std::size_t>(v - entries_.data());
+      REQUIRE(held_[vi]);
+      q_.erase(*v);
+      held_[vi] = false;
+      bytes_ -= v->charge;
+    }
+    return false;
+  }
+  bool held(std::size_t i) const { return held_[i]; }
+  std::size_t bytes() const { return bytes_; }
+  typename Policy::template queue<Entry>& queue() { return q_; }
+
+ private:
+  static std::uint64_t mix(std::uint64_t x) {
+    x += 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+  }
+  std::size_t capacity_;
+  std::size_t bytes_ = 0;
+  std::vector<Entry> entries_;
+  std::vector<bool> held_ = std::vector<bool>(entries_.size(), false);
+  typename Policy::template queue<Entry> q_;
+};
+
+}  // namespace
+
+static_assert(stowage::EvictionPolicy<stowage::SieveEviction>);
+static_assert(stowage::EvictionPolicy<stowage::S3FifoEviction>);
+static_assert(stowage::EvictionPolicy<stowage::WTinyLfuEviction>);
+static_assert(stowage::EvictionPolicy<stowage::StaticWTinyLfuEviction>);
+static_assert(stowage::EvictionPolicy<stowage::ShadowTinyLfuEviction>);
+
+TEST_CASE("SIEVE spares visited entries once and keeps them in place", "[eviction][sieve]") {
+  using Entry = TestEntry<stowage::SieveEviction>;
+  std::vector<Entry> e(5);
+  stowage::SieveEviction::queue<Entry> q;
+  CHECK(q.victim() == nullptr);
+  for (auto& x : e) q.insert(x);  // e[0] oldest ... e[4] newest
+
+  SECTION("with no hits it evicts in insertion order") {
+    for (int i = 0; i < 4; ++i) {
+      CHECK(q.victim() == &e[static_cast<std::size_t>(i)]);
+      q.erase(e[static_cast<std::size_t>(i)]);
+    }
+    CHECK(q.victim() == &e[4]);  // alone, the newest is evicted too
+    q.erase(e[4]);
+    CHECK(q.victim() == nullptr);
+  }
+
+  SECTION("a visited entry is passed over and its bit cleared; the hand stays put") {
+    q.touch(e[0]);
+    q.touch(e[1]);
+    CHECK(q.victim() == &e[2]);
+    CHECK(e[0].eviction_hook.freq == 0);  // cleared by the hand's pass
+    CHECK(e[1].eviction_hook.freq == 0);
+    q.erase(e[2]);
+    // The hand moved on from e[2] towards the newer end, not back to e[0].
+    CHECK(q.victim() == &e[3]);
+    q.erase(e[3]);
+    // Past the newest it wraps to the oldest, whose bits are now clear.
+    CHECK(q.victim() == &e[0]);
+    q.erase(e[0]);
+    q.erase(e[1]);
+    q.erase(e[4]);
+  }
+
+  SECTION("the entry inserted last is not the victim while others are queued") {
+    for (auto& x : e) q.touch(x);
+    CHECK(q.victim() == &e[0]);  // all visited: a full pass, then the oldest
+    for (auto& x : e) q.erase(x);
+  }
+}
+
+TEST_CASE("SIEVE keeps a hit working set that LRU would lose to a loop", "[eviction][sieve]") {
+  Harness<stowage::SieveEviction> sieve(10);
+  Harness<stowage::LruEviction> lru(10);
+  // Keys 0..4 read every step; keys 100.. a stream read once each.
+  std::size_t sieve_hot_hits = 0, lru_hot_hits = 0;
+  for (std::size_t step = 0; step < 200; ++step) {
+    sieve_hot_hits += sieve.access(step % 5) ? 1 : 0;
+    lru_hot_hits += lru.access(step % 5) ? 1 : 0;
+    sieve.access(100 + step);
+    lru.access(100 + step);
+  }
+  CHECK(sieve_hot_hits >= 190);
+  CHECK(lru_hot_hits >= 190);  // a small hot set fits either
+  for (std::size_t k = 0; k < 5; ++k) CHECK(sieve.held(k));
+}
+
+TEST_CASE("S3-FIFO: a one-hit scan passes through the small FIFO and leaves the main one alone",
+          "[eviction][s3fifo]") {
+  Harness<stowage::S3FifoEviction> h(100);
+  for (int round = 0; round < 3; ++round)
+    for (std::size_t k = 0; k < 80; ++k) h.access(k);  // 80 hot keys, each hit twice
+  for (std::size_t k = 1000; k < 3000; ++k) h.access(k);  // 2000 keys read once
+  std::size_t hot = 0;
+  for (std::size_t k = 0; k < 80; ++k) hot += h.held(k) ? 1 : 0;
+  CHECK(hot == 80);
+  CHECK(h.bytes() <= 100);
+}
+
+TEST_CASE("S3-FIFO: a key evicted from the small FIFO and read again enters the main FIFO",
+          "[eviction][s3fifo]") {
+  Harness<stowage::S3FifoEviction> h(20);
+  for (std::size_t k = 0; k < 60; ++k) h.access(k);  // each read once: FIFO through the small queue
+  CHECK_FALSE(h.held(35));
+  CHECK(h.held(59));
+  // 35 left the small FIFO unread, so its key is in the ghost set: read
+  // again, it enters the main FIFO, which a stream of new keys does not
+  // touch; 1000, read for the first time at the same moment, enters the
+  // small FIFO and is gone after the stream.
+  h.access(35);
+  h.access(1000);
+  for (std::size_t k = 100; k < 130; ++k) h.access(k);
+  CHECK(h.held(35));
+  CHECK_FALSE(h.held(1000));
+}
+
+TEST_CASE("S3-FIFO weighs by bytes: the small FIFO keeps about a tenth of the bytes", "[eviction][s3fifo]") {
+  Harness<stowage::S3FifoEviction> h(10000);
+  // A hot set of 40 keys of 200 bytes (8000 bytes), hit, then a stream of
+  // 100-byte keys read once: the stream may use only the rest.
+  for (int round = 0; round < 3; ++round)
+    for (std::size_t k = 0; k < 40; ++k) h.access(k, 200);
+  for (std::size_t k = 1000; k < 2000; ++k) h.access(k, 100);
+  std::size_t hot = 0;
+  for (std::size_t k = 0; k < 40; ++k) hot += h.held(k) ? 1 : 0;
+  CHECK(hot == 40);
+  CHECK(h.bytes() <= 10000);
+}
+
+TEMPLATE_TEST_CASE("W-TinyLFU variants: a one-hit scan does not evict the frequently used set", "[eviction][tinylfu]",
+                   stowage::WTinyLfuEviction, stowage::StaticWTinyLfuEviction, stowage::ShadowTinyLfuEviction) {
+  Harness<TestType> h(100);
+  for (int round = 0; round < 5; ++round)
+    for (std::size_t k = 0; k < 90; ++k) h.access(k);
+  for (std::size_t k = 1000; k < 3000; ++k) h.access(k);
+  std::size_t hot = 0;
+  for (std::size_t k = 0; k < 90; ++k) hot += h.held(k) ? 1 : 0;
+  CHECK(hot >= 70);  // a few scan keys win duels through sketch collisions
+  // LRU on the same accesses keeps none of them.
+  Harness<stowage::LruEviction> lru(100);
+  for (int round = 0; round < 5; ++round)
+    for (std::size_t k = 0; k < 90; ++k) lru.access(k);
+  for (std::size_t k = 1000; k < 3000; ++k) lru.access(k);
+  for (std::size_t k = 0; k < 90; ++k) CHECK_FALSE(lru.held(k));
+}
+
+TEST_CASE("W-TinyLFU admits a candidate only when its key is more frequent than the victim's",
+          "[eviction][tinylfu]") {
+  Harness<stowage::StaticWTinyLfuEviction> h(10);
+  for (int round = 0; round < 3; ++round)
+    for (std::size_t k = 0; k < 10; ++k) h.access(k);  // fill, then two hits each
+  for (std::size_t k = 0; k < 10; ++k) CHECK(h.held(k));
+  // 50, seen once, leaves the window when 51 arrives and loses its duel.
+  h.access(50);
+  CHECK(h.held(50));  // the window keeps its newest entry
+  h.access(51);
+  CHECK_FALSE(h.held(50));
+  // 60 is read, pushed out of the window by a new key, read again...: each
+  // read counts in the sketch, until it is seen more often than the victim.
+  int reads = 0;
+  do {
+    h.access(60);
+    ++reads;
+    h.access(1000 + static_cast<std::size_t>(reads));
+  } while (!h.held(60) && reads < 10);
+  CHECK(h.held(60));
+  CHECK(reads == 3);  // seen 3 times against the victim's 2 (the sketch was sized at the 9th key)
+  std::size_t old = 0;
+  for (std::size_t k = 0; k < 10; ++k) old += h.held(k) ? 1 : 0;
+  CHECK(old == 8);  // one old key made room for the window's newest entry, one for 60
+}
+
+TEST_CASE("adaptive W-TinyLFU's hill climber moves the window", "[eviction][tinylfu]") {
+  // A recency workload (a sliding set of keys, each reused soon and never
+  // again) rewards a large window: the climber must leave 1%.
+  Harness<stowage::WTinyLfuEviction> h(200);
+  const double start = h.queue().window_share();
+  CHECK(start == Approx(0.01));
+  for (std::size_t i = 0; i < 200000; ++i) {
+    const std::size_t k = i / 4 + (i % 4) * 50;  // key j is read at j, j+50 (x4), then never again
+    h.access(k % 4096);
+  }
+  CHECK(h.queue().window_share() != Approx(start));
+}
+
+TEST_CASE("the shadow-tuned window becomes LRU where recency wins and returns where frequency wins",
+          "[eviction][shadow]") {
+  Harness<stowage::ShadowTinyLfuEviction> h(100, 400000);
+  CHECK(h.queue().window_share() == Approx(0.01));
+  // Recency: each key read twice, 75 reads apart (within what the cache
+  // holds): a small window rejects the first read, so LRU hits more.
+  for (std::size_t i = 0; i < 20000; ++i) {
+    h.access(i);
+    if (i >= 40) h.access(i - 40);
+  }
+  CHECK(h.queue().window_share() == Approx(1.0));
+  // Frequency: 300 keys with skewed popularity plus a stream of one-time
+  // keys: admission wins, so the window shrinks again.
+  std::uint64_t rng = 7;
+  for (std::size_t i = 0; i < 100000; ++i) {
+    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    const double u = static_cast<double>(rng >> 11) / 9007199254740992.0;
+    h.access(50000 + static_cast<std::size_t>(300.0 * u * u * u));
+    h.access(100000 + i);
+  }
+  CHECK(h.queue().window_share() < 0.5);
+}
+
+TEST_CASE("the frequency sketch counts, saturates at 15 and halves with age", "[eviction][sketch]") {
+  stowage::detail::FrequencySketch s;
+  CHECK(s.estimate(123) == 0);
+  s.increment(123);  // no table yet: ignored
+  CHECK(s.estimate(123) == 0);
+  s.reserve(64);
+  const std::uint64_t a = 0x1234567890ABCDEFULL, b = 0xFEDCBA0987654321ULL;
+  for (int i = 0; i < 3; ++i) s.increment(a);
+  CHECK(s.estimate(a) >= 3);
+  CHECK(s.estimate(b) <= 1);
+  for (int i = 0; i < 40; ++i) s.increment(a);
+  CHECK(s.estimate(a) == 15);
+  // 10 additions per key it was sized for (64 here) trigger a halving.
+  for (std::uint64_t i = 0; i < 1280; ++i) s.increment(i * 0x9E3779B97F4A7C15ULL);
+  CHECK(s.estimate(a) <= 8);
+}
+
+TEST_CASE("the ghost set remembers about `capacity` recent keys and forgets on take", "[eviction][ghost]") {
+  stowage::detail::GhostSet g;
+  CHECK_FALSE(g.take(1));
+  g.reserve(100);
+  auto key = [](std::uint64_t i) { return (i + 1) * 0x9E3779B97F4A7C15ULL; };
+  for (std::uint64_t i = 0; i < 50; ++i) g.add(key(i));
+  CHECK(g.take(key(10)));
+  CHECK_FALSE(g.take(key(10)));  // taken: forgotten
+  CHECK_FALSE(g.take(key(1000)));
+  for (std::uint64_t i = 50; i < 400; ++i) g.add(key(i));
+  std::size_t old = 0, recent = 0;
+  for (std::uint64_t i = 0; i < 50; ++i) old += g.take(key(i)) ? 1 : 0;
+  for (std::uint64_t i = 350; i < 400; ++i) recent += g.take(key(i)) ? 1 : 0;
+  CHECK(old == 0);
+  CHECK(recent >= 45);
 }

@@ -1,5 +1,9 @@
 // eviction.hpp: eviction policies for the block cache, and the concept every
-// policy satisfies.
+// policy satisfies. Policies: LruEviction (the default), SieveEviction,
+// S3FifoEviction, WTinyLfuEviction (hill-climbing window),
+// StaticWTinyLfuEviction and ShadowTinyLfuEviction (window chosen by
+// miniature simulations); README.md ("Eviction") compares them against
+// Belady's optimum on public traces (benchmarks/cache_replay.cpp).
 //
 // A policy is a type E with
 //   - `E::name`, a `std::string_view` naming it ("lru");
@@ -24,7 +28,11 @@
 // W-TinyLFU, ...) never changes the cache.
 //
 // Invariant: an entry is linked into a queue exactly from insert() until
-// erase(), and victim() only ever returns an entry that is linked.
+// erase(), and victim() only ever returns an entry that is linked. Policies
+// keep per-entry state (a segment tag, a hit counter) in their hook, and
+// nothing on the heap per entry; their side tables (a frequency sketch,
+// ghost sets, mini caches) are sized from the number of entries queued and
+// reallocated only when that grows past them.
 //
 // Locking, per member:
 //   - `name`, `hook`: compile-time constants, nothing to lock.
@@ -35,10 +43,14 @@
 //   - the probe and concepts in `detail`: compile-time only.
 #pragma once
 
+#include <algorithm>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
+#include <memory>
 #include <string_view>
+#include <vector>
 
 #include <boost/intrusive/list.hpp>
 
@@ -126,5 +138,727 @@ struct LruEviction {
 };
 
 static_assert(EvictionPolicy<LruEviction>);
+
+// ---- building blocks shared by the policies below --------------------------------
+
+namespace detail {
+
+/// A list hook with two bytes of per-entry state, for policies that keep an
+/// entry in one of several lists (`segment`) and count or flag its hits
+/// (`freq`). Safe-link mode, like LruEviction's hook.
+struct TaggedListHook
+    : boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>> {
+  /// Which of the policy's lists holds the entry.
+  std::uint8_t segment = 0;
+  /// A small saturating hit counter (SIEVE: the visited bit).
+  std::uint8_t freq = 0;
+};
+
+/// An intrusive list of Entry, linked through its TaggedListHook
+/// `eviction_hook`, that keeps the count and byte charge of what it holds.
+template <class Entry>
+class WeighedList {
+ public:
+  /// Links e at the front (the newest end).
+  void push_front(Entry& e) {
+    list_.push_front(e);
+    bytes_ += e.charge;
+    ++count_;
+  }
+  /// Unlinks e, which must be in this list.
+  void remove(Entry& e) noexcept {
+    list_.erase(list_.iterator_to(e));
+    bytes_ -= e.charge;
+    --count_;
+  }
+  /// Moves e, which must be in this list, to the front.
+  void to_front(Entry& e) { list_.splice(list_.begin(), list_, list_.iterator_to(e)); }
+  /// The entry at the back (the oldest end), or nullptr.
+  Entry* back() { return list_.empty() ? nullptr : &list_.back(); }
+  /// Whether the list is empty.
+  bool empty() const { return list_.empty(); }
+  /// Sum of the charges of its entries.
+  std::size_t bytes() const { return bytes_; }
+  /// Number of entries.
+  std::size_t count() const { return count_; }
+  /// Iterator access for policies that walk the list (SIEVE's hand).
+  auto& list() { return list_; }
+
+ private:
+  using list_type =
+      boost::intrusive::list<Entry, boost::intrusive::member_hook<Entry, TaggedListHook, &Entry::eviction_hook>,
+                             boost::intrusive::constant_time_size<false>>;
+  list_type list_;
+  std::size_t bytes_ = 0;
+  std::size_t count_ = 0;
+};
+
+/// Moves e from one WeighedList to the front of another, tagging its segment.
+template <class Entry>
+void move_to_front(WeighedList<Entry>& from, WeighedList<Entry>& to, Entry& e, std::uint8_t segment) {
+  from.remove(e);
+  e.eviction_hook.segment = segment;
+  to.push_front(e);
+}
+
+/// The hashes of recently evicted keys (a ghost queue without entries): a key
+/// added is found by take() until about `capacity` newer keys were added (or
+/// earlier, when its bucket of four slots fills with newer ones). A table of
+/// (fingerprint, add count) slots; it allocates only when reserve() grows it,
+/// never per add or take. Growing forgets every key.
+class GhostSet {
+ public:
+  /// Remember about `capacity` keys.
+  void reserve(std::size_t capacity) {
+    capacity_ = capacity;
+    if (capacity * 2 <= slots_.size()) return;
+    std::size_t n = 16;
+    while (n < capacity * 2) n *= 2;
+    slots_.assign(n, Slot{});
+    bucket_mask_ = n / 4 - 1;
+  }
+  /// Remembers h (a mixed key hash).
+  void add(std::uint64_t h) noexcept {
+    if (slots_.empty()) return;
+    ++clock_;
+    Slot* b = bucket(h);
+    const std::uint32_t fp = fingerprint(h);
+    Slot* pick = b;
+    for (int i = 0; i < 4; ++i) {
+      if (b[i].fp == fp) {
+        pick = &b[i];
+        break;
+      }
+      if (b[i].stamp < pick->stamp) pick = &b[i];
+    }
+    *pick = Slot{fp, clock_};
+  }
+  /// Whether h is remembered; forgets it if so.
+  bool take(std::uint64_t h) noexcept {
+    if (slots_.empty()) return false;
+    Slot* b = bucket(h);
+    const std::uint32_t fp = fingerprint(h);
+    for (int i = 0; i < 4; ++i) {
+      if (b[i].fp == fp && clock_ - b[i].stamp < capacity_) {
+        b[i] = Slot{};
+        return true;
+      }
+    }
+    return false;
+  }
+
+ private:
+  struct Slot {
+    std::uint32_t fp = 0;  // 0: empty
+    std::uint64_t stamp = 0;
+  };
+  static std::uint32_t fingerprint(std::uint64_t h) noexcept { return static_cast<std::uint32_t>(h >> 20) | 1U; }
+  Slot* bucket(std::uint64_t h) noexcept { return &slots_[(h & bucket_mask_) * 4]; }
+  std::vector<Slot> slots_;
+  std::size_t bucket_mask_ = 0;
+  std::size_t capacity_ = 0;
+  std::uint64_t clock_ = 0;
+};
+
+/// A count-min sketch of 4-bit counters estimating how often each key hash
+/// was seen recently (TinyLFU). Each key owns one counter in each of the four
+/// 64-bit words of one 32-byte block, so an increment touches one cache line.
+/// After 10 additions per key it was sized for, all counters halve, so old
+/// popularity fades.
+/// It allocates only when reserve() grows it (which clears it), never per
+/// increment or estimate.
+class FrequencySketch {
+ public:
+  /// Size for about `entries` keys (grows only).
+  void reserve(std::size_t entries) {
+    if (entries <= sized_for_) return;
+    std::size_t words = 16;
+    while (words < 2 * entries) words *= 2;
+    table_.assign(words, 0);
+    block_mask_ = words / 4 - 1;
+    sized_for_ = words / 2;
+    sample_ = 5 * words;
+    additions_ = 0;
+  }
+  /// The number of keys it was sized for.
+  std::size_t sized_for() const { return sized_for_; }
+  /// Counts one more sighting of h.
+  void increment(std::uint64_t h) noexcept {
+    if (table_.empty()) return;
+    std::uint64_t* block = &table_[(h & block_mask_) * 4];
+    bool added = false;
+    for (unsigned k = 0; k < 4; ++k) {
+      const unsigned shift = nibble(h, k) * 4;
+      if (((block[k] >> shift) & 15U) != 15U) {
+        block[k] += std::uint64_t{1} << shift;
+        added = true;
+      }
+    }
+    if (added && ++additions_ >= sample_) age();
+  }
+  /// The estimated recent count of h (0 to 15; never below the true count
+  /// since the last halving, halved).
+  unsigned estimate(std::uint64_t h) const noexcept {
+    if (table_.empty()) return 0;
+    const std::uint64_t* block = &table_[(h & block_mask_) * 4];
+    unsigned m = 15;
+    for (unsigned k = 0; k < 4; ++k) {
+      const auto c = static_cast<unsigned>((block[k] >> (nibble(h, k) * 4)) & 15U);
+      m = c < m ? c : m;
+    }
+    return m;
+  }
+
+ private:
+  // Counter k of h within its word: bits 44..59 of h (the block index uses
+  // the low bits; the cache's shard choice uses bits 40..43).
+  static unsigned nibble(std::uint64_t h, unsigned k) noexcept {
+    return static_cast<unsigned>(h >> (44 + 4 * k)) & 15U;
+  }
+  void age() noexcept {
+    for (auto& w : table_) w = (w >> 1) & 0x7777777777777777ULL;
+    additions_ /= 2;
+  }
+  std::vector<std::uint64_t> table_;
+  std::size_t block_mask_ = 0;
+  std::size_t sized_for_ = 0;
+  std::uint64_t sample_ = 0;
+  std::uint64_t additions_ = 0;
+};
+
+}  // namespace detail
+
+// ---- SIEVE --------------------------------------------------------------------------
+
+/// SIEVE (Zhang et al., NSDI 2024): one FIFO list and a hand. A hit only sets
+/// the entry's visited bit; to evict, the hand walks from the oldest entry
+/// towards the newest, clearing visited bits, and stops at the first entry
+/// that was not visited. Survivors stay in place (no move to the front), so a
+/// hit writes one byte and never relinks.
+struct SieveEviction {
+  /// The policy's name.
+  static constexpr std::string_view name = "sieve";
+  /// The hook each cache entry embeds (freq is the visited bit).
+  using hook = detail::TaggedListHook;
+
+  /// One shard's list and hand.
+  template <class Entry>
+  class queue {
+   public:
+    /// An empty queue.
+    queue() = default;
+    queue(const queue&) = delete;
+    queue& operator=(const queue&) = delete;
+
+    /// A new entry joins at the front, not visited.
+    void insert(Entry& e) {
+      e.eviction_hook.freq = 0;
+      list_.push_front(e);
+      newest_ = &e;
+    }
+    /// A hit sets the visited bit.
+    void touch(Entry& e) { e.eviction_hook.freq = 1; }
+    /// Unlinks e; a hand on e moves one step towards the newer end.
+    void erase(Entry& e) noexcept {
+      if (hand_ == &e) hand_ = newer(e);
+      if (newest_ == &e) newest_ = nullptr;
+      list_.remove(e);
+    }
+    /// The first unvisited entry from the hand towards the front (wrapping to
+    /// the back), clearing the visited bits it passes. The entry inserted
+    /// last is passed over unless it is alone: the cache inserts before it
+    /// evicts, where SIEVE evicts before it inserts.
+    Entry* victim() {
+      if (list_.empty()) return nullptr;
+      Entry* e = hand_ != nullptr ? hand_ : list_.back();
+      while (e->eviction_hook.freq != 0 || (e == newest_ && list_.count() > 1)) {
+        e->eviction_hook.freq = 0;
+        e = newer(*e);
+        if (e == nullptr) e = list_.back();
+      }
+      hand_ = e;
+      return e;
+    }
+
+   private:
+    // The entry linked just before e (one step newer), or nullptr at the front.
+    Entry* newer(Entry& e) {
+      auto it = list_.list().iterator_to(e);
+      return it == list_.list().begin() ? nullptr : &*std::prev(it);
+    }
+    detail::WeighedList<Entry> list_;
+    Entry* hand_ = nullptr;
+    Entry* newest_ = nullptr;  // the entry inserted last, while it is queued
+  };
+};
+
+static_assert(EvictionPolicy<SieveEviction>);
+
+// ---- S3-FIFO --------------------------------------------------------------------------
+
+/// S3-FIFO (Yang et al., SOSP 2023): a small FIFO (a tenth of the bytes) that
+/// new entries enter, a main FIFO, and a ghost set of keys recently evicted
+/// from the small one. An entry hit at least once while in the small FIFO
+/// moves to the main one when it reaches the small FIFO's end; one never hit
+/// is evicted (so a one-hit scan passes through the small FIFO only) and its
+/// key remembered; a key found in the ghost set enters the main FIFO
+/// directly. The main FIFO reinserts an entry at its end while the entry's
+/// hit counter (at most 3) is above zero, decrementing it.
+struct S3FifoEviction {
+  /// The policy's name.
+  static constexpr std::string_view name = "s3-fifo";
+  /// The hook each cache entry embeds (segment: small or main; freq: hits, at
+  /// most 3).
+  using hook = detail::TaggedListHook;
+
+  /// One shard's two FIFOs and ghost set.
+  template <class Entry>
+  class queue {
+   public:
+    /// An empty queue.
+    queue() = default;
+    queue(const queue&) = delete;
+    queue& operator=(const queue&) = delete;
+
+    /// A new entry enters the small FIFO, or the main one if its key is in
+    /// the ghost set.
+    void insert(Entry& e) {
+      ghost_.reserve(main_.count() + small_.count() + 1);
+      e.eviction_hook.freq = 0;
+      const bool returning = ghost_.take(e.hash);
+      e.eviction_hook.segment = returning ? kMain : kSmall;
+      (returning ? main_ : small_).push_front(e);
+      newest_ = &e;
+    }
+    /// A hit counts, up to 3.
+    void touch(Entry& e) {
+      if (e.eviction_hook.freq < 3) ++e.eviction_hook.freq;
+    }
+    /// Unlinks e; an entry evicted from the small FIFO leaves its key in the
+    /// ghost set.
+    void erase(Entry& e) noexcept {
+      if (&e == pending_ && e.eviction_hook.segment == kSmall) ghost_.add(e.hash);
+      if (&e == pending_) pending_ = nullptr;
+      if (&e == newest_) newest_ = nullptr;
+      (e.eviction_hook.segment == kSmall ? small_ : main_).remove(e);
+    }
+    /// Promotes hit entries from the end of the small FIFO and reinserts hit
+    /// entries at the end of the main one until it finds an entry to evict.
+    Entry* victim() {
+      pending_ = nullptr;
+      for (;;) {
+        const std::size_t total = small_.bytes() + main_.bytes();
+        // The entry inserted last is not evicted from the small FIFO while
+        // the main one has entries (S3-FIFO evicts before it inserts).
+        const bool small_over = small_.bytes() * 10 > total && small_.back() != newest_;
+        if (!small_.empty() && (small_over || main_.empty())) {
+          Entry& t = *small_.back();
+          if (t.eviction_hook.freq > 0 && !(main_.empty() && small_.count() == 1)) {
+            t.eviction_hook.freq = 0;
+            detail::move_to_front(small_, main_, t, kMain);
+            continue;
+          }
+          return pending_ = &t;
+        }
+        Entry* t = main_.back();
+        if (t == nullptr) return nullptr;
+        if (t->eviction_hook.freq > 0) {
+          --t->eviction_hook.freq;
+          main_.to_front(*t);
+          continue;
+        }
+        return pending_ = t;
+      }
+    }
+
+   private:
+    static constexpr std::uint8_t kSmall = 0;
+    static constexpr std::uint8_t kMain = 1;
+    detail::WeighedList<Entry> small_;
+    detail::WeighedList<Entry> main_;
+    detail::GhostSet ghost_;
+    Entry* pending_ = nullptr;  // the last victim() named, until erased
+    Entry* newest_ = nullptr;   // the entry inserted last, while it is queued
+  };
+};
+
+static_assert(EvictionPolicy<S3FifoEviction>);
+
+// ---- W-TinyLFU --------------------------------------------------------------------------
+
+namespace detail {
+
+/// W-TinyLFU tuning: the window keeps a fixed share of the bytes (1% unless
+/// set otherwise).
+class FixedWindowTuning {
+ public:
+  /// The window's share of the bytes held.
+  double window_share() const { return share_; }
+  /// Sets the share (0 to 1).
+  void set_share(double share) { share_ = share; }
+  /// An access (nothing to adapt).
+  void on_access(std::uint64_t /*hash*/, std::size_t /*charge*/, bool /*hit*/, std::size_t /*entries*/,
+                 std::size_t /*bytes*/) {}
+
+ private:
+  double share_ = 0.01;
+};
+
+/// W-TinyLFU tuning by hill climbing, as Caffeine adapts its window: every
+/// sample of 10 accesses per entry held, compare the hit ratio with the
+/// previous sample's; keep moving the window's share the same way while the
+/// ratio improves, turn back when it falls. Steps start at 1/16 of the bytes
+/// and shrink by 2% a sample, growing back to 1/16 when the hit ratio jumps
+/// by 5 points or more (the workload changed).
+class HillClimbTuning {
+ public:
+  /// The window's share of the bytes held, between 0 and 1.
+  double window_share() const { return share_; }
+  /// Counts a hit or a miss; `entries` (held now) sizes the sample.
+  void on_access(std::uint64_t /*hash*/, std::size_t /*charge*/, bool hit, std::size_t entries,
+                 std::size_t /*bytes*/) {
+    if (hit) ++hits_;
+    sample_ = entries < 100 ? 1000 : 10 * entries;
+    if (++seen_ >= sample_) climb();
+  }
+
+ private:
+  void climb() {
+    const double ratio = static_cast<double>(hits_) / static_cast<double>(seen_);
+    const double change = ratio - previous_;
+    if (previous_ >= 0) {
+      if (change < 0) direction_ = -direction_;
+      if (change >= 0.05 || change <= -0.05) step_ = kFirstStep;
+      share_ += direction_ * step_;
+      share_ = share_ < 0 ? 0 : share_ > 1 ? 1 : share_;
+      step_ *= 0.98;
+    }
+    previous_ = ratio;
+    hits_ = 0;
+    seen_ = 0;
+  }
+  static constexpr double kFirstStep = 0.0625;
+  double share_ = 0.01;
+  double step_ = kFirstStep;
+  double direction_ = 1;
+  double previous_ = -1;
+  std::uint64_t hits_ = 0;
+  std::uint64_t seen_ = 0;
+  std::uint64_t sample_ = 1000;
+};
+
+/// The queue of a W-TinyLFU policy (Einziger et al., ACM TOS 2017; Caffeine's
+/// design): new entries enter an LRU window; entries pushed out of the
+/// window become candidates for the main segmented LRU (probation, then
+/// protected, which keeps 80% of the main bytes), and a candidate gets in
+/// only if a frequency sketch has seen its key more often than the main
+/// victim's; otherwise the candidate is evicted. Tuning sets the window's
+/// share of the bytes and learns from hits, misses and evictions.
+template <class Entry, class Tuning>
+class WTinyLfuQueue {
+ public:
+  /// An empty queue.
+  WTinyLfuQueue() = default;
+  WTinyLfuQueue(const WTinyLfuQueue&) = delete;
+  WTinyLfuQueue& operator=(const WTinyLfuQueue&) = delete;
+
+  /// A new entry enters the window (its key counted in the sketch).
+  void insert(Entry& e) {
+    const std::size_t entries = count() + 1;
+    if (entries > sketch_.sized_for()) sketch_.reserve(2 * entries);
+    sketch_.increment(e.hash);
+    tuning_.on_access(e.hash, e.charge, false, entries, count_bytes());
+    e.eviction_hook.segment = kWindow;
+    window_.push_front(e);
+  }
+  /// A hit counts in the sketch and renews the entry: in the window it moves
+  /// to the front; a candidate or probation entry is promoted to protected.
+  void touch(Entry& e) {
+    sketch_.increment(e.hash);
+    tuning_.on_access(e.hash, e.charge, true, count(), count_bytes());
+    switch (e.eviction_hook.segment) {
+      case kWindow:
+        window_.to_front(e);
+        break;
+      case kCandidate:
+        detail::move_to_front(candidates_, protected_, e, kProtected);
+        break;
+      case kProbation:
+        detail::move_to_front(probation_, protected_, e, kProtected);
+        break;
+      default:
+        protected_.to_front(e);
+        return;
+    }
+    if (e.eviction_hook.segment != kProtected) return;
+    // Keep protected within 80% of the main bytes: demote its oldest.
+    const std::size_t main = candidates_.bytes() + probation_.bytes() + protected_.bytes();
+    while (protected_.bytes() * 5 > main * 4 && protected_.count() > 1)
+      detail::move_to_front(protected_, probation_, *protected_.back(), kProbation);
+  }
+  /// Unlinks e.
+  void erase(Entry& e) noexcept { list_of(e.eviction_hook.segment).remove(e); }
+  /// Moves what overflows the window into the candidates, then evicts the
+  /// loser of the oldest candidate and the main victim (by sketch estimate,
+  /// the incumbent winning ties); with no candidate, the main victim; with an
+  /// empty main, the window's oldest.
+  Entry* victim() {
+    const std::size_t total = count_bytes();
+    const auto window_target = static_cast<std::size_t>(tuning_.window_share() * static_cast<double>(total));
+    // The window keeps at least its newest entry (a small cache's window
+    // would otherwise be empty, and every new key would duel at once).
+    while (window_.bytes() > window_target && window_.count() > 1)
+      detail::move_to_front(window_, candidates_, *window_.back(), kCandidate);
+    Entry* main = probation_.back();
+    if (main == nullptr) main = protected_.back();
+    if (main == nullptr) {
+      // An empty main (the cache just filled up): all candidates but the
+      // newest join it without a duel, so the newest duels the oldest.
+      while (candidates_.count() > 1)
+        detail::move_to_front(candidates_, probation_, *candidates_.back(), kProbation);
+      main = probation_.back();
+    }
+    if (Entry* cand = candidates_.back()) {
+      if (main != nullptr && sketch_.estimate(cand->hash) > sketch_.estimate(main->hash)) {
+        detail::move_to_front(candidates_, probation_, *cand, kProbation);
+        return main;
+      }
+      return cand;
+    }
+    if (main == nullptr) main = window_.back();
+    return main;
+  }
+  /// The window's current share of the bytes (for tests and reports).
+  double window_share() const { return tuning_.window_share(); }
+  /// The tuning object.
+  Tuning& tuning() { return tuning_; }
+
+ private:
+  static constexpr std::uint8_t kWindow = 0;
+  static constexpr std::uint8_t kCandidate = 1;
+  static constexpr std::uint8_t kProbation = 2;
+  static constexpr std::uint8_t kProtected = 3;
+  WeighedList<Entry>& list_of(std::uint8_t segment) {
+    switch (segment) {
+      case kWindow:
+        return window_;
+      case kCandidate:
+        return candidates_;
+      case kProbation:
+        return probation_;
+      default:
+        return protected_;
+    }
+  }
+  std::size_t count() const {
+    return window_.count() + candidates_.count() + probation_.count() + protected_.count();
+  }
+  std::size_t count_bytes() const {
+    return window_.bytes() + candidates_.bytes() + probation_.bytes() + protected_.bytes();
+  }
+  WeighedList<Entry> window_;
+  WeighedList<Entry> candidates_;
+  WeighedList<Entry> probation_;
+  WeighedList<Entry> protected_;
+  FrequencySketch sketch_;
+  Tuning tuning_;
+};
+
+/// A miniature W-TinyLFU cache of key hashes (no values) at a fixed window
+/// share, for MiniSimTuning. Its entries come from a pool that reset()
+/// allocates, so access() never allocates.
+class MiniCache {
+ public:
+  /// An empty mini cache with no room; reset() gives it some.
+  MiniCache() = default;
+  MiniCache(const MiniCache&) = delete;
+  MiniCache& operator=(const MiniCache&) = delete;
+  ~MiniCache() { clear(); }
+
+  /// Empties it and makes room for up to `max_entries` entries, with the
+  /// window at `share` of the bytes.
+  void reset(std::size_t max_entries, double share) {
+    clear();
+    pool_ = std::make_unique<Node[]>(max_entries);
+    pool_size_ = max_entries;
+    used_ = 0;
+    free_ = nullptr;
+    std::size_t n = 16;
+    while (n < max_entries) n *= 2;
+    buckets_.assign(n, nullptr);
+    mask_ = n - 1;
+    queue_.tuning().set_share(share);
+  }
+  /// One access to hash h weighing `charge`, the cache holding at most
+  /// `capacity` bytes: whether it hit.
+  bool access(std::uint64_t h, std::size_t charge, std::size_t capacity) {
+    if (pool_size_ == 0) return false;
+    Node** head = &buckets_[h & mask_];
+    for (Node* n = *head; n != nullptr; n = n->next) {
+      if (n->hash == h) {
+        queue_.touch(*n);
+        return true;
+      }
+    }
+    if (free_ == nullptr && used_ == pool_size_) remove(*queue_.victim());
+    Node* n = free_ != nullptr ? free_ : &pool_[used_++];
+    if (n == free_) free_ = free_->next;
+    n->hash = h;
+    n->charge = charge;
+    n->next = *head;
+    *head = n;
+    bytes_ += charge;
+    queue_.insert(*n);
+    while (bytes_ > capacity) remove(*queue_.victim());
+    return false;
+  }
+
+ private:
+  struct Node {
+    TaggedListHook eviction_hook;
+    std::size_t charge = 0;
+    std::uint64_t hash = 0;
+    Node* next = nullptr;  // the bucket chain while cached, the free list after
+  };
+  void remove(Node& v) {
+    queue_.erase(v);
+    Node** p = &buckets_[v.hash & mask_];
+    while (*p != &v) p = &(*p)->next;
+    *p = v.next;
+    bytes_ -= v.charge;
+    v.next = free_;
+    free_ = &v;
+  }
+  void clear() {
+    while (Node* v = queue_.victim()) remove(*v);
+  }
+  std::unique_ptr<Node[]> pool_;
+  std::size_t pool_size_ = 0;
+  std::size_t used_ = 0;
+  Node* free_ = nullptr;
+  std::vector<Node*> buckets_;
+  std::size_t mask_ = 0;
+  std::size_t bytes_ = 0;
+  WTinyLfuQueue<Node, FixedWindowTuning> queue_;
+};
+
+/// W-TinyLFU tuning by miniature simulation (after Waldspurger et al., "Cache
+/// Modeling and Optimization using Miniature Simulations", USENIX ATC 2017):
+/// a spatially sampled share of the keys (a power of two, so that at most
+/// kMiniEntries of the entries the queue holds are sampled) is replayed
+/// through one MiniCache per candidate window share in kShares, each scaled
+/// to the same share of the bytes. Every period (kPeriod sampled accesses,
+/// or twice the sampled entries if more) the real window takes the share
+/// whose mini cache hit most, if it beat the current share's by 3% and 4
+/// hits (hit counts decay by a quarter a period), except while the queue is
+/// still growing. A share of 1 is plain LRU, so where LRU wins, the queue
+/// becomes LRU. Sampling by key hash keeps a key's accesses together; the
+/// sample rate only falls as the queue grows, and the mini caches' room
+/// (twice the sampled entries) only grows, by doubling; each change resets
+/// them, their only allocation, so a small queue (chunk metadata) keeps
+/// small mini caches.
+class MiniSimTuning {
+ public:
+  /// The window shares simulated.
+  static constexpr double kShares[] = {0.01, 0.1, 0.35, 1.0};
+  /// About how many entries each mini cache holds.
+  static constexpr std::size_t kMiniEntries = 512;
+  /// Sampled accesses per decision, at least.
+  static constexpr std::size_t kPeriod = 1024;
+
+  /// The window's share of the bytes held.
+  double window_share() const { return kShares[current_]; }
+  /// Replays a sampled access in every mini cache.
+  void on_access(std::uint64_t hash, std::size_t charge, bool /*hit*/, std::size_t entries, std::size_t bytes) {
+    unsigned shift = shift_;
+    while ((entries >> shift) > kMiniEntries) ++shift;
+    // Room for twice the sampled entries (charges differ), grown by doubling.
+    const std::size_t need = 2 * (entries >> shift) + 16;
+    if (shift != shift_ || need > pool_) {
+      shift_ = shift;
+      pool_ = std::min(std::max(need, 2 * pool_), 2 * kMiniEntries + 16);
+      for (std::size_t i = 0; i < kCount; ++i) minis_[i].reset(pool_, kShares[i]);
+      for (double& h : hits_) h = 0;
+      seen_ = 0;
+    }
+    // The top 32 bits of a remix of the hash, under 2^(32 - shift).
+    if (((hash * 0xD6E8FEB86659FD93ULL) >> 32) >= (std::uint64_t{1} << (32 - shift_))) return;
+    const std::size_t capacity = bytes >> shift_;
+    for (std::size_t i = 0; i < kCount; ++i)
+      if (minis_[i].access(hash, charge, capacity)) hits_[i] += 1;
+    const std::size_t period = std::max<std::size_t>(kPeriod, 2 * (entries >> shift_));
+    if (++seen_ >= period) decide(entries);
+  }
+
+ private:
+  static constexpr std::size_t kCount = std::size(kShares);
+  void decide(std::size_t entries) {
+    std::size_t best = current_;
+    for (std::size_t i = 0; i < kCount; ++i)
+      if (hits_[i] > hits_[best] * 1.03 + 4) best = i;
+    // While the queue is still filling up, periods only gather hits.
+    const bool growing = entries > held_ + held_ / 64;
+    held_ = entries;
+    if (!growing) current_ = best;
+    for (double& h : hits_) h *= 0.75;
+    seen_ = 0;
+  }
+  MiniCache minis_[kCount];
+  double hits_[kCount] = {};
+  std::size_t current_ = 0;
+  std::size_t seen_ = 0;
+  std::size_t held_ = 0;  // entries at the last decision
+  unsigned shift_ = 0;
+  std::size_t pool_ = 0;  // entries each mini cache has room for
+};
+
+/// What the W-TinyLFU policies share: the hook (segment: window, candidate,
+/// probation or protected) and WTinyLfuQueue with their Tuning. Each policy
+/// adds its name.
+template <class Tuning>
+struct WTinyLfuPolicy {
+  /// The hook each cache entry embeds.
+  using hook = TaggedListHook;
+  /// One shard's queue.
+  template <class Entry>
+  using queue = WTinyLfuQueue<Entry, Tuning>;
+};
+
+}  // namespace detail
+
+/// W-TinyLFU with Caffeine-style adaptation: a window LRU, a TinyLFU
+/// admission filter and a segmented main LRU (see detail::WTinyLfuQueue),
+/// the window's share of the bytes moved by hill climbing on the hit ratio
+/// (detail::HillClimbTuning), starting at 1%.
+struct WTinyLfuEviction : detail::WTinyLfuPolicy<detail::HillClimbTuning> {
+  /// The policy's name.
+  static constexpr std::string_view name = "w-tinylfu";
+};
+
+static_assert(EvictionPolicy<WTinyLfuEviction>);
+
+/// W-TinyLFU with the window fixed at 1% of the bytes (the original paper's
+/// configuration), for comparison with the adaptive one.
+struct StaticWTinyLfuEviction : detail::WTinyLfuPolicy<detail::FixedWindowTuning> {
+  /// The policy's name.
+  static constexpr std::string_view name = "w-tinylfu-static";
+};
+
+static_assert(EvictionPolicy<StaticWTinyLfuEviction>);
+
+/// stowage's own attempt at a policy that beats LRU broadly and never loses
+/// to it by much: W-TinyLFU (detail::WTinyLfuQueue) whose window share is
+/// chosen by miniature simulations of the same policy at 1%, 10%, 35% and
+/// 100% over a sample of the keys (detail::MiniSimTuning). Where recency
+/// wins, the window takes everything and the queue is plain LRU; where
+/// frequency wins, TinyLFU's admission keeps one-hit keys out of the main
+/// segments. A sampled access (about 512 of the entries a queue holds, or
+/// all of them in a small queue) costs one access in each mini cache.
+struct ShadowTinyLfuEviction : detail::WTinyLfuPolicy<detail::MiniSimTuning> {
+  /// The policy's name.
+  static constexpr std::string_view name = "shadow-tinylfu";
+};
+
+static_assert(EvictionPolicy<ShadowTinyLfuEviction>);
 
 }  // namespace stowage
