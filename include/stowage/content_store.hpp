@@ -759,7 +759,8 @@ class ContentStore {
     const auto deadline = Clock::now() + opt_.wait_timeout;
     auto pause = std::chrono::milliseconds(1);
     const auto max_pause = std::clamp(opt_.lease / 8, std::chrono::milliseconds(1), std::chrono::milliseconds(25));
-    std::optional<std::uint64_t> waited;  // the attempt this caller waits for
+    bool waiting = false;            // whether this caller waits for another's computation ...
+    std::uint64_t waited = 0;        // ... and which attempt of it
     OpRecord seen;
     bool counted_wait = false;
     for (;;) {
@@ -770,9 +771,9 @@ class ContentStore {
         auto guard = ops_->lock();
         auto r = ops_->read(key);
         if (!r) {
-          step = waited ? Step::done : Step::own;
+          step = waiting ? Step::done : Step::own;
         } else if (r->failed) {
-          step = (waited && *waited == r->attempt) ? Step::failed : Step::own;
+          step = (waiting && waited == r->attempt) ? Step::failed : Step::own;
         } else if (stale(*r)) {
           step = Step::own;
           ++takeovers_;
@@ -803,7 +804,7 @@ class ContentStore {
         }
         case Step::done:
           if (auto v = lookup(key)) return std::move(*v);
-          waited.reset();  // the owner left without a result: compute it ourselves
+          waiting = false;  // the owner left without a result: compute it ourselves
           continue;
         case Step::failed:
           throw ComputeError("stowage: the computation of " + key.hex() + " for " + dir_.string() +
@@ -814,6 +815,7 @@ class ContentStore {
             ++waits_;
             log(LogLevel::info, "waiting for the computation of " + key.hex() + " by " + seen.describe());
           }
+          waiting = true;
           waited = seen.attempt;
           if (Clock::now() >= deadline)
             throw TimeoutError("stowage: waited " + std::to_string(opt_.wait_timeout.count()) +
