@@ -380,8 +380,8 @@ class Heartbeat {
 /// values no root reaches. The policies are those of Storage: Serializer
 /// makes the bytes that are hashed; Compression, Eviction and Lock apply to
 /// the underlying store. Thread-safe with every Lock policy but NoLock.
-template <class Value, class Serializer = BinarySerializer, class Compression = Lz4Compression,
-          class Eviction = LruEviction, class Lock = ThreadLock>
+// Default template arguments: in stowage_fwd.hpp.
+template <class Value, class Serializer, class Compression, class Eviction, class Lock>
 class ContentStore {
   static_assert(SerializerFor<Serializer, Value>,
                 "stowage: ContentStore's Serializer must provide static id(), serialize(const Value&, std::string&) "
