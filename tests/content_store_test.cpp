@@ -128,6 +128,32 @@ struct WaitCounter {
   }
 };
 
+// A computation that holds its result until the test opens the gate.
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool started = false, opened = false;
+  // Call inside the computation: reports it started, then waits for open().
+  Node hold(std::string name) {
+    std::unique_lock l(mu);
+    started = true;
+    cv.notify_all();
+    cv.wait(l, [&] { return opened; });
+    return Node{std::move(name), {}};
+  }
+  void wait_started() {
+    std::unique_lock l(mu);
+    cv.wait(l, [&] { return started; });
+  }
+  void open() {
+    {
+      std::lock_guard l(mu);
+      opened = true;
+    }
+    cv.notify_all();
+  }
+};
+
 }  // namespace
 
 TEST_CASE("put stores equal values once and get verifies them", "[content]") {
@@ -256,22 +282,9 @@ TEST_CASE("status shows a running computation; a waiter times out with a clear e
   opt.wait_timeout = std::chrono::milliseconds(50);
   Store cs(dir, opt);
   const Digest key = stowage::sha256("slow");
-  std::mutex mu;
-  std::condition_variable cv;
-  bool started = false, release = false;
-  std::thread owner([&] {
-    cs.get_or_compute(key, [&] {
-      std::unique_lock l(mu);
-      started = true;
-      cv.notify_all();
-      cv.wait(l, [&] { return release; });
-      return Node{"slow", {}};
-    });
-  });
-  {
-    std::unique_lock l(mu);
-    cv.wait(l, [&] { return started; });
-  }
+  Gate gate;
+  std::thread owner([&] { cs.get_or_compute(key, [&] { return gate.hold("slow"); }); });
+  gate.wait_started();
   CHECK(cs.status(key) == ComputeStatus::running);
   CHECK(cs.status(stowage::sha256("other")) == ComputeStatus::none);
   try {
@@ -281,11 +294,7 @@ TEST_CASE("status shows a running computation; a waiter times out with a clear e
     CHECK(std::string(e.what()).find("wait_timeout") != std::string::npos);
     CHECK(std::string(e.what()).find(key.hex()) != std::string::npos);
   }
-  {
-    std::lock_guard l(mu);
-    release = true;
-  }
-  cv.notify_all();
+  gate.open();
   owner.join();
   CHECK(cs.status(key) == ComputeStatus::complete);
 }
@@ -410,28 +419,11 @@ TEST_CASE("across processes: a failure reaches the waiter as ComputeError, a liv
   ContentOptions impatient = opt;
   impatient.wait_timeout = std::chrono::milliseconds(100);
   Store third(dir, impatient);
-  std::mutex mu;
-  std::condition_variable cv;
-  bool started = false, release = false;
-  std::thread t2([&] {
-    owner.get_or_compute(slow, [&] {
-      std::unique_lock l(mu);
-      started = true;
-      cv.notify_all();
-      cv.wait(l, [&] { return release; });
-      return Node{"slow", {}};
-    });
-  });
-  {
-    std::unique_lock l(mu);
-    cv.wait(l, [&] { return started; });
-  }
+  Gate gate;
+  std::thread t2([&] { owner.get_or_compute(slow, [&] { return gate.hold("slow"); }); });
+  gate.wait_started();
   CHECK_THROWS_AS(third.get_or_compute(slow, [] { return Node{"never", {}}; }), stowage::TimeoutError);
-  {
-    std::lock_guard l(mu);
-    release = true;
-  }
-  cv.notify_all();
+  gate.open();
   t2.join();
   CHECK(third.get_or_compute(slow, [] { return Node{"never", {}}; }).name == "slow");
 }
