@@ -5,7 +5,8 @@
 //            value put twice, in a shuffled order): throughput and bytes on
 //            disk after close
 //   compute  get_or_compute misses (--keys new keys, a trivial computation),
-//            then --num hits on random keys among them
+//            then --num hits on random keys among them; and --num / 100
+//            (at most 5,000) of those hits again with Sharing::processes
 // Each engine runs in its own process (the program re-runs itself with
 // --engine=...), and the table gives stowage / SQLite per workload.
 //
@@ -171,6 +172,15 @@ Measured run_stowage(const Args& a) {
   for (auto i : order) check += cs.get_or_compute(input_key(i), [&] { return value_of(i); }).n;
   m.rate["hit"] = static_cast<double>(a.num) / hits.seconds();
   m.computations = cs.stats().computations;
+  cs.close();
+  // The same hits with Sharing::processes: every call opens and closes the store.
+  Store shared(dir, stowage::ContentOptions{.sharing = stowage::Sharing::processes});
+  const std::uint64_t n = std::max<std::uint64_t>(1, std::min<std::uint64_t>(a.num / 100, 5000));
+  Stopwatch shared_hits;
+  for (std::uint64_t j = 0; j < n; ++j)
+    check += shared.get_or_compute(input_key(order[j]), [&] { return value_of(order[j]); }).n;
+  m.rate["hit-processes"] = static_cast<double>(n) / shared_hits.seconds();
+  m.computations += shared.stats().computations;
   if (check == 0 && a.keys > 1) std::fprintf(stderr, "(unexpected checksum)\n");
   return m;
 }
@@ -288,6 +298,9 @@ int main(int argc, char** argv) {
       std::printf("| %s | %s | %s | %.2fx | %s |\n", w, rate(st.at(w)).c_str(), rate(sq.at(w)).c_str(), ratio,
                   goal ? (ratio >= 3 ? ">= 3x: met" : ">= 3x: **missed**") : "-");
     }
+    const double shared = st.at("hit-processes");
+    std::printf("| hit, Sharing::processes (one process at work) | %s | %s | %.2fx | - |\n", rate(shared).c_str(),
+                rate(sq.at("hit")).c_str(), shared / sq.at("hit"));
     const double sdisk = st.at("put_disk_bytes"), qdisk = sq.at("put_disk_bytes");
     std::printf("| bytes on disk after the puts | %s | %s | %.2fx | - |\n", mib(static_cast<std::uint64_t>(sdisk)).c_str(),
                 mib(static_cast<std::uint64_t>(qdisk)).c_str(), sdisk / qdisk);

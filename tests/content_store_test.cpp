@@ -307,6 +307,7 @@ TEST_CASE("two processes computing the same key: one runs, the other waits and g
   const pid_t a = spawn([&] {
     ContentOptions opt;
     opt.sharing = Sharing::processes;
+    opt.hold_for = std::chrono::hours(1);  // A keeps the store open until B asks for it
     Store cs(dir, opt);
     Node v = cs.get_or_compute(key, [&] {
       a_events.send('C');                   // computing
@@ -338,6 +339,48 @@ TEST_CASE("two processes computing the same key: one runs, the other waits and g
   CHECK(cs.status(key) == ComputeStatus::complete);
   CHECK(cs.count() == 1);
   CHECK_FALSE(std::filesystem::exists(std::filesystem::path(dir.string() + ".ops") / (key.hex() + ".op")));
+}
+
+TEST_CASE("two processes racing through the same keys compute each key once", "[content][single-flight][processes]") {
+  const auto dir = fresh_dir("processes-race");
+  constexpr int kKeys = 40;
+  Pipe results;
+  Pipe go;
+  auto worker = [&](bool reverse) {
+    return [&, reverse] {
+      ContentOptions opt;
+      opt.sharing = Sharing::processes;
+      Store cs(dir, opt);
+      go.next();  // both start together
+      bool right = true;
+      for (int n = 0; n < kKeys; ++n) {
+        const int i = reverse ? kKeys - 1 - n : n;
+        right = right && cs.get_or_compute("key " + std::to_string(i), [i] {
+                           return Node{"value " + std::to_string(i), {}};
+                         }).name == "value " + std::to_string(i);
+      }
+      auto st = cs.stats();
+      results.send(right ? 'R' : 'X');
+      results.send(static_cast<char>(st.computations));
+      return 0;
+    };
+  };
+  const pid_t a = spawn(worker(false));
+  const pid_t b = spawn(worker(true));
+  go.send('g');
+  go.send('g');
+  int computations = 0;
+  for (int child = 0; child < 2; ++child) {
+    CHECK(results.next() == 'R');
+    computations += results.next();
+  }
+  CHECK(exit_code(a) == 0);
+  CHECK(exit_code(b) == 0);
+  CHECK(computations == kKeys);
+  ContentOptions opt;
+  opt.sharing = Sharing::processes;
+  Store cs(dir, opt);
+  CHECK(cs.count() == kKeys);
 }
 
 TEST_CASE("a killed owner's computation is taken over by its waiter after the lease",
