@@ -5,8 +5,9 @@
 //            value put twice, in a shuffled order): throughput and bytes on
 //            disk after close
 //   compute  get_or_compute misses (--keys new keys, a trivial computation),
-//            then --num hits on random keys among them; and --num / 100
-//            (at most 5,000) of those hits again with Sharing::processes
+//            then --num hits on random keys among them; and the same hits
+//            again with Sharing::processes (this process alone at work), and
+//            --num / 200 (at most 1,000) hits in each of two processes at once
 // Each engine runs in its own process (the program re-runs itself with
 // --engine=...), and the table gives stowage / SQLite per workload.
 //
@@ -175,11 +176,38 @@ Measured run_stowage(const Args& a) {
   cs.close();
   // The same hits with Sharing::processes: every call opens and closes the store.
   Store shared(dir, stowage::ContentOptions{.sharing = stowage::Sharing::processes});
-  const std::uint64_t n = std::max<std::uint64_t>(1, std::min<std::uint64_t>(a.num / 100, 5000));
   Stopwatch shared_hits;
-  for (std::uint64_t j = 0; j < n; ++j)
-    check += shared.get_or_compute(input_key(order[j]), [&] { return value_of(order[j]); }).n;
-  m.rate["hit-processes"] = static_cast<double>(n) / shared_hits.seconds();
+  for (auto i : order) check += shared.get_or_compute(input_key(i), [&] { return value_of(i); }).n;
+  m.rate["hit-processes"] = static_cast<double>(a.num) / shared_hits.seconds();
+  shared.close();
+  // Two processes calling at once: the store changes hands between them.
+  const std::uint64_t each = std::max<std::uint64_t>(1, std::min<std::uint64_t>(a.num / 200, 1000));
+  Stopwatch contended;
+  std::vector<pid_t> children;
+  for (int c = 0; c < 2; ++c) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      int code = 0;
+      try {
+        Store mine(dir, stowage::ContentOptions{.sharing = stowage::Sharing::processes});
+        for (std::uint64_t j = 0; j < each; ++j) {
+          const auto i = order[(2 * j + static_cast<std::uint64_t>(c)) % order.size()];
+          if (mine.get_or_compute(input_key(i), [&] { return value_of(i); }).n != i) code = 3;
+        }
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "content_bench child: %s\n", e.what());
+        code = 4;
+      }
+      ::_exit(code);
+    }
+    children.push_back(pid);
+  }
+  for (pid_t pid : children) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw std::runtime_error("a contending process failed");
+  }
+  m.rate["hit-2-processes"] = static_cast<double>(2 * each) / contended.seconds();
   m.computations += shared.stats().computations;
   if (check == 0 && a.keys > 1) std::fprintf(stderr, "(unexpected checksum)\n");
   return m;
@@ -301,6 +329,9 @@ int main(int argc, char** argv) {
     const double shared = st.at("hit-processes");
     std::printf("| hit, Sharing::processes (one process at work) | %s | %s | %.2fx | - |\n", rate(shared).c_str(),
                 rate(sq.at("hit")).c_str(), shared / sq.at("hit"));
+    const double two = st.at("hit-2-processes");
+    std::printf("| hit, Sharing::processes (two processes at once) | %s | %s | %.3fx | - |\n", rate(two).c_str(),
+                rate(sq.at("hit")).c_str(), two / sq.at("hit"));
     const double sdisk = st.at("put_disk_bytes"), qdisk = sq.at("put_disk_bytes");
     std::printf("| bytes on disk after the puts | %s | %s | %.2fx | - |\n", mib(static_cast<std::uint64_t>(sdisk)).c_str(),
                 mib(static_cast<std::uint64_t>(qdisk)).c_str(), sdisk / qdisk);
