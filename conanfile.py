@@ -79,30 +79,13 @@ class StowageConan(ConanFile):
         if self.settings.os in ("Linux", "FreeBSD"):
             core.system_libs = ["pthread"]
 
-        if self.options.boost_serializer:
-            ser = self.cpp_info.components["boost_serializer"]
-            ser.set_property("cmake_target_name", "stowage::boost_serializer")
-            ser.bindirs = []
-            ser.libdirs = []
-            ser.requires = ["core", "boost::serialization"]
-
-        if self.options.json_import:
-            imp = self.cpp_info.components["json_import"]
-            imp.set_property("cmake_target_name", "stowage::json_import")
-            imp.bindirs = []
-            imp.libdirs = []
-            imp.requires = ["core", "nlohmann_json::nlohmann_json"]
-
-        if self.options.content:
-            cas = self.cpp_info.components["content"]
-            cas.set_property("cmake_target_name", "stowage::content")
-            cas.bindirs = []
-            cas.libdirs = []
-            cas.requires = ["core", "openssl::crypto"]
-
-        if self.options.msgpack_serializer:
-            mp = self.cpp_info.components["msgpack_serializer"]
-            mp.set_property("cmake_target_name", "stowage::msgpack_serializer")
-            mp.bindirs = []
-            mp.libdirs = []
-            mp.requires = ["core", "msgpack-cxx::msgpack-cxx"]
+        # The optional parts: (option = component = target name, what it requires besides core).
+        parts = (("boost_serializer", "boost::serialization"), ("json_import", "nlohmann_json::nlohmann_json"),
+                 ("content", "openssl::crypto"), ("msgpack_serializer", "msgpack-cxx::msgpack-cxx"))
+        for part, dependency in parts:
+            if getattr(self.options, part):
+                comp = self.cpp_info.components[part]
+                comp.set_property("cmake_target_name", "stowage::" + part)
+                comp.bindirs = []
+                comp.libdirs = []
+                comp.requires = ["core", dependency]
