@@ -18,7 +18,10 @@
 // put is written to its WAL; SQLite journal_mode=WAL, synchronous=NORMAL,
 // one autocommit transaction per write, as the original cache did).
 //
-//   usage: content_bench [--num=N] [--keys=N] [--dir=PATH] [--engine=stowage|sqlite]
+// --repeat=R runs the pair R times, alternating, and keeps each engine's best
+// rate per workload (the machine this runs on is shared and noisy).
+//
+//   usage: content_bench [--num=N] [--keys=N] [--dir=PATH] [--repeat=R] [--engine=stowage|sqlite]
 #include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -70,6 +73,7 @@ struct Args {
   std::uint64_t keys = 100000;
   fs::path dir = fs::temp_directory_path() / "stowage-content-bench";
   std::string engine;
+  std::uint64_t repeat = 1;
 };
 
 /// What one engine measured: workload -> (operations per second, bytes on disk).
@@ -303,22 +307,32 @@ int main(int argc, char** argv) {
       if (!parse_size(*k, a.keys) || a.keys == 0) return std::fprintf(stderr, "bad --keys\n"), 2;
     } else if (auto d = value("--dir=")) {
       a.dir = std::string(*d);
+    } else if (auto r = value("--repeat=")) {
+      if (!parse_size(*r, a.repeat) || a.repeat == 0) return std::fprintf(stderr, "bad --repeat\n"), 2;
     } else if (auto e = value("--engine=")) {
       a.engine = std::string(*e);
       if (a.engine != "stowage" && a.engine != "sqlite") return std::fprintf(stderr, "bad --engine\n"), 2;
     } else {
-      std::fprintf(stderr, "usage: content_bench [--num=N] [--keys=N] [--dir=PATH] [--engine=stowage|sqlite]\n");
+      std::fprintf(stderr,
+                   "usage: content_bench [--num=N] [--keys=N] [--dir=PATH] [--repeat=R] [--engine=stowage|sqlite]\n");
       return 2;
     }
   }
   try {
     fs::create_directories(a.dir);
     if (!a.engine.empty()) return run_engine(a);
-    const auto st = run_child(a, "stowage");
-    const auto sq = run_child(a, "sqlite");
-    std::printf("content_bench: %llu puts (50%% duplicates), %llu get_or_compute misses, %llu hits; %s\n",
+    std::map<std::string, double> st, sq;
+    auto keep_best = [](std::map<std::string, double>& best, const std::map<std::string, double>& run) {
+      for (const auto& [k, v] : run) best[k] = k == "put_disk_bytes" || k == "computations" ? v : std::max(best[k], v);
+    };
+    for (std::uint64_t r = 0; r < a.repeat; ++r) {
+      keep_best(st, run_child(a, "stowage"));
+      keep_best(sq, run_child(a, "sqlite"));
+    }
+    std::printf("content_bench: %llu puts (50%% duplicates), %llu get_or_compute misses, %llu hits; SQLite %s; "
+                "best of %llu\n",
                 static_cast<unsigned long long>(a.num), static_cast<unsigned long long>(a.keys),
-                static_cast<unsigned long long>(a.num), sqlite3_libversion());
+                static_cast<unsigned long long>(a.num), sqlite3_libversion(), static_cast<unsigned long long>(a.repeat));
     std::printf("| workload | stowage | sqlite | stowage / sqlite | goal |\n|---|---:|---:|---:|---|\n");
     for (const char* w : {"put", "hit", "miss"}) {
       const double ratio = st.at(w) / sq.at(w);
