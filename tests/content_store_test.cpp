@@ -514,6 +514,27 @@ TEST_CASE("collect keeps what the roots reach and removes the rest", "[content][
   CHECK(cs.count() == 0);
 }
 
+TEST_CASE("collect with Sharing::processes, while another process's store object waits", "[content][gc][processes]") {
+  const auto dir = fresh_dir("gc-processes");
+  ContentOptions opt;
+  opt.sharing = Sharing::processes;
+  Store a(dir, opt, children_of), b(dir, opt, children_of);  // coordinate as two processes do
+  const Digest leaf = a.put(Node{"leaf", {}});
+  const Digest root = b.put(Node{"root", {leaf}});
+  for (int i = 0; i < 300; ++i) a.put(Node{"garbage " + std::to_string(i), {leaf}});
+  b.pin("root", root);
+  std::thread reader([&] {
+    for (int i = 0; i < 50; ++i) (void)b.get(leaf);
+  });
+  auto r = a.collect({.step = 32});
+  reader.join();
+  CHECK(r.reachable == 2);
+  CHECK(r.removed == 300);
+  CHECK(b.count() == 2);
+  CHECK(b.get(leaf));
+  CHECK(a.pins() == std::vector<std::pair<std::string, Digest>>{{"root", root}});
+}
+
 TEST_CASE("collect runs beside writers and never removes what they store or pin", "[content][gc]") {
   const auto dir = fresh_dir("gc-concurrent");
   Store cs(dir, {}, children_of);
