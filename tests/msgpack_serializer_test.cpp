@@ -240,6 +240,10 @@ TEST_CASE("MsgpackSerializer round-trips every value type BinarySerializer suppo
   CHECK(round_trip(std::string()) == "");
   CHECK(round_trip(std::vector<Inner>{{1, "a"}, {2, "b"}}) == std::vector<Inner>{{1, "a"}, {2, "b"}});
   CHECK(round_trip(std::optional<std::int32_t>{}) == std::nullopt);
+  using Nested = std::optional<std::optional<std::int32_t>>;
+  CHECK(round_trip(Nested{}) == Nested{});
+  CHECK(round_trip(Nested{std::optional<std::int32_t>{}}) == Nested{std::optional<std::int32_t>{}});
+  CHECK(round_trip(Nested{7}) == Nested{7});
   CHECK(round_trip(2.0L) == 2.0L);  // a long double that is a double travels as float 64
   CHECK(bytes_of(2.0L) == bytes_of(2.0));
   const Legacy l{"k", 3, {0.5, 1.5}};

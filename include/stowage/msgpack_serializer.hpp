@@ -22,7 +22,8 @@
 //   unordered_set                order)
 //   map, unordered_map         map
 //   pair, tuple                array of the elements
-//   std::optional              nil, or the value
+//   std::optional              nil, or the value ([value] when the value itself
+//                              may be nil: an optional or monostate)
 //   std::variant               array [alternative index, value]
 //   std::monostate             nil
 //   name-value wrapper         its value (boost::serialization::nvp and look-alikes)
@@ -200,6 +201,18 @@ class FieldReader {
   std::size_t next_ = 0;
 };
 
+/// True when some value of T is written as nil (so an engaged optional of T
+/// cannot be written as just its value).
+template <class T>
+constexpr bool may_be_nil() {
+  if constexpr (kind_v<T> == Kind::optional || kind_v<T> == Kind::unit)
+    return true;
+  else if constexpr (kind_v<T> == Kind::wrapper)
+    return may_be_nil<value::wrapped_t<T>>();
+  else
+    return false;
+}
+
 template <class T>
 constexpr bool supported() {
   if constexpr (kind_v<T> == Kind::none)
@@ -278,10 +291,14 @@ void encode(Packer& pk, std::string& out, const T& v) {
     pk.pack_array(static_cast<std::uint32_t>(std::tuple_size_v<T>));
     std::apply([&](const auto&... e) { (encode(pk, out, e), ...); }, v);
   } else if constexpr (k == Kind::optional) {
-    if (v)
-      encode(pk, out, *v);
-    else
+    if (!v) {
       pk.pack_nil();
+    } else if constexpr (may_be_nil<typename T::value_type>()) {
+      pk.pack_array(1);  // [value]: the value itself may be nil
+      encode(pk, out, *v);
+    } else {
+      encode(pk, out, *v);
+    }
   } else if constexpr (k == Kind::variant) {
     pk.pack_array(2);
     pk.pack(static_cast<std::uint64_t>(v.index()));
@@ -421,7 +438,12 @@ void decode(const msgpack::object& o, T& v, unsigned depth) {
       v.reset();
     } else {
       typename T::value_type inner{};
-      decode(o, inner, depth + 1);
+      if constexpr (may_be_nil<typename T::value_type>()) {
+        expect_array(o, 1, "an optional of a value that may be nil");
+        decode(o.via.array.ptr[0], inner, depth + 1);
+      } else {
+        decode(o, inner, depth + 1);
+      }
       v = std::move(inner);
     }
   } else if constexpr (k == Kind::variant) {
