@@ -2,7 +2,8 @@
 #   conan create .                  (builds and runs test_package/)
 # Consumers: find_package(stowage CONFIG REQUIRED) and link stowage::stowage
 # (stowage::boost_serializer for BoostSerializer, stowage::json_import for
-# import_json), as with `cmake --install`.
+# import_json, stowage::content for ContentStore, stowage::msgpack_serializer
+# for MsgpackSerializer), as with `cmake --install`.
 import os
 import re
 
@@ -24,8 +25,9 @@ class StowageConan(ConanFile):
     topics = ("key-value", "database", "embedded", "storage", "header-only", "lz4")
     package_type = "header-library"
     settings = "os", "arch", "compiler", "build_type"
-    options = {"boost_serializer": [True, False], "json_import": [True, False]}
-    default_options = {"boost_serializer": True, "json_import": True}
+    options = {"boost_serializer": [True, False], "json_import": [True, False], "content": [True, False],
+               "msgpack_serializer": [True, False]}
+    default_options = {"boost_serializer": True, "json_import": True, "content": True, "msgpack_serializer": True}
     exports_sources = "include/*", "COPYRIGHT", "LICENSE*"
     no_copy_source = True
 
@@ -45,6 +47,10 @@ class StowageConan(ConanFile):
         self.requires("xxhash/0.8.2")  # used header-only (XXH_INLINE_ALL)
         if self.options.json_import:
             self.requires("nlohmann_json/3.11.3")  # stowage::import_json (json_import.hpp) only
+        if self.options.content:
+            self.requires("openssl/3.3.2")  # SHA-256 of stowage::content (digest.hpp, content_store.hpp) only
+        if self.options.msgpack_serializer:
+            self.requires("msgpack-cxx/6.1.1")  # stowage::msgpack_serializer (msgpack_serializer.hpp) only
 
     def package_id(self):
         self.info.clear()
@@ -73,16 +79,13 @@ class StowageConan(ConanFile):
         if self.settings.os in ("Linux", "FreeBSD"):
             core.system_libs = ["pthread"]
 
-        if self.options.boost_serializer:
-            ser = self.cpp_info.components["boost_serializer"]
-            ser.set_property("cmake_target_name", "stowage::boost_serializer")
-            ser.bindirs = []
-            ser.libdirs = []
-            ser.requires = ["core", "boost::serialization"]
-
-        if self.options.json_import:
-            imp = self.cpp_info.components["json_import"]
-            imp.set_property("cmake_target_name", "stowage::json_import")
-            imp.bindirs = []
-            imp.libdirs = []
-            imp.requires = ["core", "nlohmann_json::nlohmann_json"]
+        # The optional parts: (option = component = target name, what it requires besides core).
+        parts = (("boost_serializer", "boost::serialization"), ("json_import", "nlohmann_json::nlohmann_json"),
+                 ("content", "openssl::crypto"), ("msgpack_serializer", "msgpack-cxx::msgpack-cxx"))
+        for part, dependency in parts:
+            if getattr(self.options, part):
+                comp = self.cpp_info.components[part]
+                comp.set_property("cmake_target_name", "stowage::" + part)
+                comp.bindirs = []
+                comp.libdirs = []
+                comp.requires = ["core", dependency]

@@ -16,3 +16,19 @@ endif()
 if(NOT TARGET nlohmann_json::nlohmann_json)
   find_package(nlohmann_json 3 QUIET)
 endif()
+# Optional: OpenSSL's libcrypto for stowage::content (Debian: libssl-dev).
+if(NOT TARGET OpenSSL::Crypto)
+  find_package(OpenSSL QUIET COMPONENTS Crypto)
+endif()
+# Optional: msgpack-c's C++ headers for stowage::msgpack_serializer (Debian:
+# libmsgpack-dev, which brings libmsgpack-cxx-dev). Debian installs two CMake
+# packages both named "msgpack" (the C library and the C++ headers), so the
+# headers are found directly and wrapped in a target of stowage's own.
+if(NOT TARGET stowage_msgpack_cxx)
+  find_path(STOWAGE_MSGPACK_INCLUDE_DIR msgpack.hpp)
+  if(STOWAGE_MSGPACK_INCLUDE_DIR)
+    add_library(stowage_msgpack_cxx INTERFACE IMPORTED GLOBAL)
+    set_target_properties(stowage_msgpack_cxx PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${STOWAGE_MSGPACK_INCLUDE_DIR}"
+      INTERFACE_LINK_LIBRARIES Boost::headers)
+  endif()
+endif()

@@ -3342,6 +3342,14 @@ struct RecordTypes;
 template <class Compression, class Eviction, class Lock>
 class Engine;
 
+// Optional parts, each with a target of its own: digest.hpp and content_store.hpp
+// (stowage::content), msgpack_serializer.hpp (stowage::msgpack_serializer)
+struct Digest;
+struct MsgpackSerializer;
+template <class Value, class Serializer = BinarySerializer, class Compression = Lz4Compression,
+          class Eviction = LruEviction, class Lock = ThreadLock>
+class ContentStore;
+
 // storage.hpp
 template <class Key, class Value, class Serializer = BinarySerializer, class Compression = Lz4Compression,
           class Eviction = LruEviction, class Lock = ThreadLock>

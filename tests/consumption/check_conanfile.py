@@ -8,9 +8,9 @@ the `conan` module and its methods are called by hand:
   - requirements() asks for boost, lz4 and xxhash;
   - package() copies exactly the headers `cmake --install` installs (PREFIX);
   - package_info(): cmake_file_name "stowage", a component for each target that
-    install exports (stowage::stowage, ::boost_serializer, ::json_import), each
-    exported by it too, whose requires name only this recipe's components or
-    its requirements.
+    install exports (stowage::stowage, ::boost_serializer, ::json_import,
+    ::content, ::msgpack_serializer), each exported by it too, whose requires
+    name only this recipe's components or its requirements.
 Usage: check_conanfile.py <checkout> <cmake --install prefix>
 """
 import ast
@@ -170,7 +170,7 @@ if r.version != cmake_version:
 
 r.requirements()
 names = {ref.split("/")[0] for ref in r.requires_list}
-for want in ("boost", "lz4", "xxhash", "nlohmann_json"):
+for want in ("boost", "lz4", "xxhash", "nlohmann_json", "openssl", "msgpack-cxx"):
     if want not in names:
         problem(f"requirements() does not require {want}")
 
