@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // storage.hpp: the façade. Storage<Key, Value, Serializer, Compression,
 // Eviction, Lock> composes the key codec, the serializer, the WAL, the write
 // buffer, chunk files, the chunk index, the block cache, the manifest and the

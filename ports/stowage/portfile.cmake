@@ -19,9 +19,5 @@ vcpkg_cmake_install()
 vcpkg_cmake_config_fixup(PACKAGE_NAME stowage CONFIG_PATH share/stowage/cmake)
 
 file(INSTALL "${CMAKE_CURRENT_LIST_DIR}/usage" DESTINATION "${CURRENT_PACKAGES_DIR}/share/${PORT}")
-# COPYRIGHT always; LICENSE too once the owners have chosen one (see COPYRIGHT).
-set(notices "${SOURCE_PATH}/COPYRIGHT")
-if(EXISTS "${SOURCE_PATH}/LICENSE")
-  list(APPEND notices "${SOURCE_PATH}/LICENSE")
-endif()
-vcpkg_install_copyright(FILE_LIST ${notices})
+# The license text (BSL-1.0) and the copyright notice.
+vcpkg_install_copyright(FILE_LIST "${SOURCE_PATH}/LICENSE" "${SOURCE_PATH}/COPYRIGHT")

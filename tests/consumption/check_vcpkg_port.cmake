@@ -3,7 +3,8 @@
 #    for every library the headers include (boost/<lib>/, lz4.h, xxhash.h);
 #  - the portfile's CONFIG_PATH holds stowageConfig.cmake in a `cmake --install`
 #    prefix (PREFIX), and every option it passes exists in CMakeLists.txt;
-#  - every stowage:: target the usage file names is exported by that install.
+#  - every stowage:: target the usage file names is exported by that install;
+#  - the port is licensed BSL-1.0 and installs LICENSE and COPYRIGHT.
 #   cmake -DSTOWAGE_SOURCE_DIR=<checkout> -DPREFIX=<install prefix> -P check_vcpkg_port.cmake
 cmake_minimum_required(VERSION 3.20)
 set(port "${STOWAGE_SOURCE_DIR}/ports/stowage")
@@ -122,13 +123,18 @@ foreach(o IN LISTS opts)
     problem("portfile.cmake: passes -D${o}, which CMakeLists.txt does not define")
   endif()
 endforeach()
-# copyright: the port installs COPYRIGHT, and LICENSE when there is one.
-if(NOT EXISTS "${STOWAGE_SOURCE_DIR}/COPYRIGHT")
-  problem("no COPYRIGHT file: the port's vcpkg_install_copyright has nothing to install")
+# copyright: the port installs LICENSE and COPYRIGHT; vcpkg.json says BSL-1.0.
+foreach(f LICENSE COPYRIGHT)
+  if(NOT EXISTS "${STOWAGE_SOURCE_DIR}/${f}")
+    problem("no ${f} file: the port's vcpkg_install_copyright has nothing to install")
+  endif()
+endforeach()
+if(NOT portfile MATCHES "vcpkg_install_copyright\\(FILE_LIST \"\\\${SOURCE_PATH}/LICENSE\" \"\\\${SOURCE_PATH}/COPYRIGHT\"\\)")
+  problem("portfile.cmake: vcpkg_install_copyright does not install LICENSE and COPYRIGHT")
 endif()
-if(NOT portfile MATCHES "set\\(notices \"\\\${SOURCE_PATH}/COPYRIGHT\"\\)"
-   OR NOT portfile MATCHES "vcpkg_install_copyright\\(FILE_LIST \\\${notices}\\)")
-  problem("portfile.cmake: vcpkg_install_copyright does not install the COPYRIGHT file")
+string(JSON port_license ERROR_VARIABLE no_license GET "${manifest}" license)
+if(no_license OR NOT port_license STREQUAL "BSL-1.0")
+  problem("vcpkg.json: license is '${port_license}', not 'BSL-1.0'")
 endif()
 
 # usage: every target it names is exported.
