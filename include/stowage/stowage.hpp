@@ -17,3 +17,4 @@
 #include "options.hpp"
 #include "serializer.hpp"
 #include "storage.hpp"
+#include "verify.hpp"
