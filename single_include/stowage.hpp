@@ -8330,7 +8330,7 @@ inline StoreInfo describe_store(FileSystem& fs, const std::filesystem::path& dir
 
 /// Reads MANIFEST's bytes; ValidationError when dir holds no store.
 inline std::string read_manifest_bytes(FileSystem& fs, const std::filesystem::path& dir) {
-  if (!fs.is_directory(dir)) throw ValidationError("stowage: " + dir.string() + " is not a directory");
+  if (!fs.is_directory(dir)) throw ValidationError("stowage: no store at " + dir.string() + " (not a directory); check the path");
   if (!manifest_exists(fs, dir))
     throw ValidationError("stowage: no store at " + dir.string() + " (no MANIFEST); check the path");
   return read_file(fs, dir / "MANIFEST", kManifestMaxBytes);
