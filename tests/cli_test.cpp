@@ -319,3 +319,22 @@ TEST_CASE("stowage exit statuses: bad usage 2, no store 5, a damaged MANIFEST 4"
   CHECK_THAT(bad.err, Catch::Contains("MANIFEST") && Catch::Contains("stowage verify"));
   CHECK(run("verify " + dir.path().string()).status == 1);
 }
+
+TEST_CASE("a progress bar on stderr when it is a terminal, none otherwise") {
+  if (std::system("command -v script >/dev/null 2>&1") != 0) {
+    WARN("no `script` (util-linux) to run the tool on a terminal: skipped");
+    return;
+  }
+  TempDir dir("cli"), io("cli-io");
+  fill(dir.path(), 2000, 0);
+  // script(1) runs the tool on a pseudo-terminal: stdout and stderr both land in io/tty.
+  const std::string cmd = "script -qec '" + std::string(STOWAGE_CLI) + " verify " + dir.path().string() +
+                          "' /dev/null >" + (io / "tty").string() + " 2>&1";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  const std::string tty = stowage_test::read_all(io / "tty");
+  CHECK_THAT(tty, Catch::Contains("verify [") && Catch::Contains("100%") && Catch::Contains("ok"));
+  const Run piped = run("verify " + dir.path().string());
+  CHECK(piped.err.empty());
+  CHECK(piped.out.find('[') == std::string::npos);
+  CHECK(run("verify --no-progress " + dir.path().string()).status == 0);
+}
