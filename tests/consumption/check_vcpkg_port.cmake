@@ -137,6 +137,22 @@ if(no_license OR NOT port_license STREQUAL "BSL-1.0")
   problem("vcpkg.json: license is '${port_license}', not 'BSL-1.0'")
 endif()
 
+# The "tool" feature: the stowage tool's libraries, mapped to STOWAGE_BUILD_TOOLS, copied to tools/.
+string(JSON tool_deps ERROR_VARIABLE no_tool GET "${manifest}" features tool dependencies)
+if(no_tool)
+  problem("vcpkg.json: no tool feature (the stowage command-line tool)")
+else()
+  foreach(d cli11 nlohmann-json)
+    if(NOT tool_deps MATCHES "\"${d}\"")
+      problem("vcpkg.json: the tool feature does not depend on ${d}")
+    endif()
+  endforeach()
+endif()
+if(NOT portfile MATCHES "FEATURES tool STOWAGE_BUILD_TOOLS" OR NOT top MATCHES "option\\(STOWAGE_BUILD_TOOLS "
+   OR NOT portfile MATCHES "vcpkg_copy_tools\\(TOOL_NAMES stowage")
+  problem("portfile.cmake: the tool feature does not set STOWAGE_BUILD_TOOLS and copy the stowage tool")
+endif()
+
 # usage: every target it names is exported.
 file(READ "${port}/usage" usage)
 file(GLOB targets_files "${PREFIX}/share/stowage/cmake/stowageTargets*.cmake")

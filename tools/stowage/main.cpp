@@ -408,7 +408,10 @@ int main(int argc, char** argv) {
     if (*migrate) return cmd_migrate_status(dir, json);
     if (*repair) return cmd_repair(dir, dest, progress);
   } catch (const stowage::LockError& e) {
-    std::fprintf(stderr, "%s\n", e.what());
+    std::fprintf(stderr, "%s\n(this subcommand writes, and the tool never writes to a store another process holds: "
+                         "run it once that process has closed the store; stats, verify, dump and migrate --status "
+                         "work meanwhile)\n",
+                 e.what());
     return kLocked;
   } catch (const stowage::CorruptionError& e) {
     std::fprintf(stderr, "%s\n(run `stowage verify %s` to list the damage, `stowage repair` to save the rest)\n",
