@@ -55,10 +55,15 @@ void fill(const std::filesystem::path& dir, std::uint64_t n, std::uint64_t tail)
   db.flush();
 }
 
+// Every record with a key below 10,000 (all the tests write), by get():
+// scan() here trips a false -Wmaybe-uninitialized of g++ 12 -O2 inside
+// libstdc++'s std::optional<std::string>.
 std::map<std::uint64_t, Reading> contents(const std::filesystem::path& dir) {
   std::map<std::uint64_t, Reading> out;
   Db db(dir, Options{.read_only = true});
-  for (const auto& [k, v] : db.scan()) out.emplace(k, v);
+  for (std::uint64_t k = 0; k < 10000; ++k)
+    if (auto v = db.get(k)) out.emplace(k, std::move(*v));
+  CHECK(out.size() == db.size());
   return out;
 }
 
