@@ -19,16 +19,15 @@ class StowageConan(ConanFile):
     name = "stowage"
     description = ("An embedded, persistent, typed key-value store for C++20, header-only: "
                    "WAL with group commit, LZ4-compressed checksummed chunks, Bloom filters, a block cache")
-    # No license has been granted yet (see COPYRIGHT); the owners choose one. SPDX
-    # "LicenseRef-" names a license that is stated in a file of the package.
-    license = "LicenseRef-stowage-COPYRIGHT"
+    # The Boost Software License 1.0 (LICENSE; COPYRIGHT holds the notice).
+    license = "BSL-1.0"
     topics = ("key-value", "database", "embedded", "storage", "header-only", "lz4")
     package_type = "header-library"
     settings = "os", "arch", "compiler", "build_type"
     options = {"boost_serializer": [True, False], "json_import": [True, False], "content": [True, False],
                "msgpack_serializer": [True, False]}
     default_options = {"boost_serializer": True, "json_import": True, "content": True, "msgpack_serializer": True}
-    exports_sources = "include/*", "COPYRIGHT", "LICENSE*"
+    exports_sources = "include/*", "COPYRIGHT", "LICENSE"
     no_copy_source = True
 
     def set_version(self):
@@ -61,7 +60,7 @@ class StowageConan(ConanFile):
 
     def package(self):
         copy(self, "*.hpp", os.path.join(self.source_folder, "include"), os.path.join(self.package_folder, "include"))
-        for notice in ("COPYRIGHT", "LICENSE*"):
+        for notice in ("LICENSE", "COPYRIGHT"):
             copy(self, notice, self.source_folder, os.path.join(self.package_folder, "licenses"))
 
     def package_info(self):

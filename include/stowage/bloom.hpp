@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // bloom.hpp: the Bloom filter stored in every chunk's meta block.
 // Serialized form (see docs/format.md, "Bloom filter"):
 //   m bytes of bit array (m >= 8; bit j is bit (j % 8) of byte j / 8) | u8 k (1..30)

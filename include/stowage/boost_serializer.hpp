@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // boost_serializer.hpp: BoostSerializer (id "boost-binary-1"), a value format
 // built on Boost.Serialization's binary archives, so a type's Boost-style
 // `template <class Archive> void serialize(Archive&, unsigned)` member serves

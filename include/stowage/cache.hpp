@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // cache.hpp: the block cache. It holds immutable decoded objects (data blocks,
 // open-chunk metadata) as std::shared_ptr<const void>, each with an exact byte
 // charge given by the caller, keyed by (file, offset), under a byte capacity.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // chunk.hpp: chunk files, the immutable sorted files of records (key, sequence
 // number, value) that hold the bulk of a store. Keys are encoded byte strings in
 // memcmp order, strictly ascending within a chunk; chunks hold no tombstones.

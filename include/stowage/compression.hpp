@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // compression.hpp: block compression policies. A policy turns a block's raw
 // bytes into stored bytes and back. Its one-byte `id` is written in front of
 // every stored block, so a reader always knows how a block was stored:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concepts.hpp: what each policy of Storage must provide, as C++20 concepts.
 // Storage checks each with a static_assert whose message names what was
 // expected, so a wrong user policy fails with one readable line.

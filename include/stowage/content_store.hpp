@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // content_store.hpp: ContentStore, a content-addressed store of typed values
 // over one Storage: a value is named by the SHA-256 of its serialized bytes
 // (Digest), stored once however often it is put, never changed, and verified

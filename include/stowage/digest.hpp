@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // digest.hpp: Digest, the 32-byte SHA-256 value that names content in a
 // ContentStore (content_store.hpp), and the SHA-256 function computing it.
 //

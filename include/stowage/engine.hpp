@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // engine.hpp: the untyped engine under Storage. Engine<Compression,
 // Eviction, Lock> stores encoded byte keys (memcmp order) and stored value
 // bytes: the WAL, the write buffer, chunk files, the chunk index, the block

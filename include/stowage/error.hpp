@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // error.hpp: the exceptions stowage throws. Every failure is a stowage::Error;
 // each message names the path involved and what the user can do about it.
 // Missing keys are never errors: lookups return std::optional.

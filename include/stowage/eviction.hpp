@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // eviction.hpp: eviction policies for the block cache, and the concept every
 // policy satisfies. Policies: LruEviction (the default), SieveEviction,
 // S3FifoEviction, WTinyLfuEviction (hill-climbing window),

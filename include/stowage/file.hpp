@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // file.hpp: the file layer. Every read, write, fsync, rename and directory
 // listing stowage does goes through a FileSystem, so tests can inject faults
 // (fail the Nth write or fsync, drop unsynced bytes) and later media (memory,

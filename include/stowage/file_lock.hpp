@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // file_lock.hpp: the cross-process guard of a store directory.
 //
 // Every open takes `<dir>/LOCK` exclusively with a Boost.Interprocess

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // index.hpp: the chunk directory of one keyspace. Chunks partition the key
 // space: each holds the records in [its first key, the next chunk's first
 // key), and no two chunks overlap. The index is sparse, one entry per chunk,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // json_import.hpp: moves legacy JSON data into a store: a JSON-lines file
 // (one record per line, streamed with bounded memory), or one JSON document
 // whose records are the members of an object (`{"id": {...}, ...}`, the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // key_codec.hpp: order-preserving key encodings (KeyCodec<T>), so the store
 // can compare keys as raw bytes.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // lock.hpp: the Lock policies, which choose the in-process threading model.
 // Whatever the policy, every open also takes the store's LOCK file
 // exclusively (file_lock.hpp): a second process never shares a store.

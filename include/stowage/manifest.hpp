@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // manifest.hpp: the one file that names a store's live state. `MANIFEST`
 // holds the format version, the policies that shape the bytes (serializer,
 // compression), the last committed sequence, the next file number, the first

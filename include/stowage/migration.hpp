@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // migration.hpp: versioned upgrades (and downgrades) of a store.
 //
 // Two things change over a store's life, and both have a version on disk:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // msgpack_serializer.hpp: MsgpackSerializer (id "msgpack-1"), a value format
 // that programs in other languages read with any MessagePack library. Built
 // on msgpack-c's C++ headers (Debian: libmsgpack-dev): link

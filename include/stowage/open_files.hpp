@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // open_files.hpp: a bounded cache of open chunk files (file descriptors).
 //
 // Chunk metadata (block index, Bloom filter) stays in the block cache for as

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // options.hpp: the one aggregate that configures a store (designed for
 // designated initialisers), the durability levels, the logger hook and the
 // statistics a store reports.

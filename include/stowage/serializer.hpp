@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // serializer.hpp: stowage's own value format (BinarySerializer, id "binary-1")
 // and the traits user types opt in with. Header-only; no Boost needed.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // storage.hpp: the typed façade. Storage<Key, Value, Serializer,
 // Compression, Eviction, Lock> turns keys into order-preserving bytes
 // (key_codec.hpp) and values into bytes (the Serializer), and keeps them in

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // stowage.hpp: the one header to include. Brings in Storage and every policy
 // that needs no extra library (BoostSerializer lives in boost_serializer.hpp,
 // which needs libboost_serialization).
@@ -16,3 +17,4 @@
 #include "options.hpp"
 #include "serializer.hpp"
 #include "storage.hpp"
+#include "verify.hpp"

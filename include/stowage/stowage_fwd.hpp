@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // stowage_fwd.hpp: forward declarations of stowage's public types, for a
 // header that only names them (a pointer or reference member, a parameter, a
 // friend) and should not pay for <stowage/stowage.hpp>: this one includes no

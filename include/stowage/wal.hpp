@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // wal.hpp: the write-ahead log. Every commit (a put, an erase or an atomic
 // batch) is appended as ONE record before it is acknowledged, so a batch is
 // all or nothing across a crash.

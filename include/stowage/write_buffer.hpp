@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // write_buffer.hpp: the records committed since the last checkpoint, sorted
 // by encoded key. Each entry is a put or an erase tombstone with the sequence
 // number of the commit that wrote it; an entry only ever replaces one with a

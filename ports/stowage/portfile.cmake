@@ -6,9 +6,13 @@
 set(VCPKG_BUILD_TYPE release)  # header-only: no debug build
 get_filename_component(SOURCE_PATH "${CMAKE_CURRENT_LIST_DIR}/../.." ABSOLUTE)
 
+# The "tool" feature builds the stowage command-line tool (CLI11, nlohmann/json).
+vcpkg_check_features(OUT_FEATURE_OPTIONS feature_options FEATURES tool STOWAGE_BUILD_TOOLS)
+
 vcpkg_cmake_configure(
   SOURCE_PATH "${SOURCE_PATH}"
   OPTIONS
+    ${feature_options}
     -DSTOWAGE_BUILD_TESTS=OFF
     -DSTOWAGE_BUILD_EXAMPLES=OFF
     -DSTOWAGE_BUILD_BENCHMARKS=OFF
@@ -17,11 +21,10 @@ vcpkg_cmake_configure(
 )
 vcpkg_cmake_install()
 vcpkg_cmake_config_fixup(PACKAGE_NAME stowage CONFIG_PATH share/stowage/cmake)
+if("tool" IN_LIST FEATURES)
+  vcpkg_copy_tools(TOOL_NAMES stowage AUTO_CLEAN)  # bin/stowage -> tools/stowage/
+endif()
 
 file(INSTALL "${CMAKE_CURRENT_LIST_DIR}/usage" DESTINATION "${CURRENT_PACKAGES_DIR}/share/${PORT}")
-# COPYRIGHT always; LICENSE too once the owners have chosen one (see COPYRIGHT).
-set(notices "${SOURCE_PATH}/COPYRIGHT")
-if(EXISTS "${SOURCE_PATH}/LICENSE")
-  list(APPEND notices "${SOURCE_PATH}/LICENSE")
-endif()
-vcpkg_install_copyright(FILE_LIST ${notices})
+# The license text (BSL-1.0) and the copyright notice.
+vcpkg_install_copyright(FILE_LIST "${SOURCE_PATH}/LICENSE" "${SOURCE_PATH}/COPYRIGHT")

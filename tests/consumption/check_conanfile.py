@@ -6,7 +6,8 @@ the `conan` module and its methods are called by hand:
   - header-library, package_id() clears the info, exports_sources covers include/;
   - set_version() reads project(stowage VERSION ...) from CMakeLists.txt;
   - requirements() asks for boost, lz4 and xxhash;
-  - package() copies exactly the headers `cmake --install` installs (PREFIX);
+  - package() copies exactly the headers `cmake --install` installs (PREFIX),
+    and LICENSE and COPYRIGHT under licenses/; the license is "BSL-1.0";
   - package_info(): cmake_file_name "stowage", a component for each target that
     install exports (stowage::stowage, ::boost_serializer, ::json_import,
     ::content, ::msgpack_serializer), each exported by it too, whose requires
@@ -190,13 +191,14 @@ with tempfile.TemporaryDirectory() as pkg:
     if packaged != installed:
         problem(f"package() headers differ from cmake --install: only packaged {sorted(set(packaged) - set(installed))}, "
                 f"only installed {sorted(set(installed) - set(packaged))}")
-    # The copyright notice (and a LICENSE once there is one) travel with the package.
-    notices = sorted(f for f in ("COPYRIGHT", "LICENSE") if os.path.exists(os.path.join(root, f)))
-    if "COPYRIGHT" not in notices:
-        problem("the repository has no COPYRIGHT file")
+    # The license text and the copyright notice travel with the package.
+    notices = ["COPYRIGHT", "LICENSE"]
+    for f in notices:
+        if not os.path.exists(os.path.join(root, f)):
+            problem(f"the repository has no {f} file")
     licenses = tree(os.path.join(pkg, "licenses")) if os.path.isdir(os.path.join(pkg, "licenses")) else []
     if licenses != notices:
-        problem(f"package() puts {licenses} under licenses/, the repository has {notices}")
+        problem(f"package() puts {licenses} under licenses/, expected {notices}")
 
 # package_info(): names CMakeDeps will generate.
 r.package_info()
@@ -242,9 +244,9 @@ for m in ("requirements", "build", "test"):
 tp_cmake = open(os.path.join(root, "test_package", "CMakeLists.txt")).read()
 if "find_package(stowage CONFIG REQUIRED)" not in tp_cmake or "stowage::stowage" not in tp_cmake:
     problem("test_package/CMakeLists.txt does not find_package(stowage) and link stowage::stowage")
-if not getattr(Recipe, "license", None):
-    problem("the recipe sets no license attribute")
-for notice in ("COPYRIGHT", "LICENSE*"):
+if getattr(Recipe, "license", None) != "BSL-1.0":
+    problem(f"the recipe's license is {getattr(Recipe, 'license', None)!r}, not 'BSL-1.0' (the LICENSE file)")
+for notice in ("COPYRIGHT", "LICENSE"):
     if notice not in Recipe.exports_sources:
         problem(f"exports_sources does not export {notice}")
 

@@ -3,7 +3,8 @@
 #    for every library the headers include (boost/<lib>/, lz4.h, xxhash.h);
 #  - the portfile's CONFIG_PATH holds stowageConfig.cmake in a `cmake --install`
 #    prefix (PREFIX), and every option it passes exists in CMakeLists.txt;
-#  - every stowage:: target the usage file names is exported by that install.
+#  - every stowage:: target the usage file names is exported by that install;
+#  - the port is licensed BSL-1.0 and installs LICENSE and COPYRIGHT.
 #   cmake -DSTOWAGE_SOURCE_DIR=<checkout> -DPREFIX=<install prefix> -P check_vcpkg_port.cmake
 cmake_minimum_required(VERSION 3.20)
 set(port "${STOWAGE_SOURCE_DIR}/ports/stowage")
@@ -126,13 +127,34 @@ foreach(o IN LISTS opts)
     problem("portfile.cmake: passes -D${o}, which CMakeLists.txt does not define")
   endif()
 endforeach()
-# copyright: the port installs COPYRIGHT, and LICENSE when there is one.
-if(NOT EXISTS "${STOWAGE_SOURCE_DIR}/COPYRIGHT")
-  problem("no COPYRIGHT file: the port's vcpkg_install_copyright has nothing to install")
+# copyright: the port installs LICENSE and COPYRIGHT; vcpkg.json says BSL-1.0.
+foreach(f LICENSE COPYRIGHT)
+  if(NOT EXISTS "${STOWAGE_SOURCE_DIR}/${f}")
+    problem("no ${f} file: the port's vcpkg_install_copyright has nothing to install")
+  endif()
+endforeach()
+if(NOT portfile MATCHES "vcpkg_install_copyright\\(FILE_LIST \"\\\${SOURCE_PATH}/LICENSE\" \"\\\${SOURCE_PATH}/COPYRIGHT\"\\)")
+  problem("portfile.cmake: vcpkg_install_copyright does not install LICENSE and COPYRIGHT")
 endif()
-if(NOT portfile MATCHES "set\\(notices \"\\\${SOURCE_PATH}/COPYRIGHT\"\\)"
-   OR NOT portfile MATCHES "vcpkg_install_copyright\\(FILE_LIST \\\${notices}\\)")
-  problem("portfile.cmake: vcpkg_install_copyright does not install the COPYRIGHT file")
+string(JSON port_license ERROR_VARIABLE no_license GET "${manifest}" license)
+if(no_license OR NOT port_license STREQUAL "BSL-1.0")
+  problem("vcpkg.json: license is '${port_license}', not 'BSL-1.0'")
+endif()
+
+# The "tool" feature: the stowage tool's libraries, mapped to STOWAGE_BUILD_TOOLS, copied to tools/.
+string(JSON tool_deps ERROR_VARIABLE no_tool GET "${manifest}" features tool dependencies)
+if(no_tool)
+  problem("vcpkg.json: no tool feature (the stowage command-line tool)")
+else()
+  foreach(d cli11 nlohmann-json)
+    if(NOT tool_deps MATCHES "\"${d}\"")
+      problem("vcpkg.json: the tool feature does not depend on ${d}")
+    endif()
+  endforeach()
+endif()
+if(NOT portfile MATCHES "FEATURES tool STOWAGE_BUILD_TOOLS" OR NOT top MATCHES "option\\(STOWAGE_BUILD_TOOLS "
+   OR NOT portfile MATCHES "vcpkg_copy_tools\\(TOOL_NAMES stowage")
+  problem("portfile.cmake: the tool feature does not set STOWAGE_BUILD_TOOLS and copy the stowage tool")
 endif()
 
 # usage: every target it names is exported.

@@ -3,7 +3,8 @@
 #   cmake -DMODE=<mode> -DSTOWAGE_SOURCE_DIR=... -DAPP_DIR=... -DWORK_DIR=... -DCXX=...
 #         [-DGENERATOR=...] [-DBUILD_TYPE=...] [-DPREFIX=...] -P run.cmake
 # MODE:
-#   install           cmake --install stowage (no tests/examples/benchmarks) into PREFIX, check the layout
+#   install           build (the stowage tool) and cmake --install stowage (no tests/examples/benchmarks)
+#                     into PREFIX, check the layout and that bin/stowage runs
 #   find_package      app/ with find_package(stowage CONFIG REQUIRED) and CMAKE_PREFIX_PATH=PREFIX
 #   test_package      the Conan test_package/ project, built the same way against PREFIX
 #   add_subdirectory  app/ with add_subdirectory(<checkout>)
@@ -50,7 +51,13 @@ if(MODE STREQUAL "install")
   file(REMOVE_RECURSE "${PREFIX}")
   run(${CMAKE_COMMAND} -S ${STOWAGE_SOURCE_DIR} -B ${WORK_DIR}/build ${common_args}
       -DSTOWAGE_BUILD_TESTS=OFF -DSTOWAGE_BUILD_EXAMPLES=OFF -DSTOWAGE_BUILD_BENCHMARKS=OFF)
+  run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)  # the stowage tool, when CLI11 is found
   run(${CMAKE_COMMAND} --install ${WORK_DIR}/build --prefix ${PREFIX})
+  set(tool "")
+  if(EXISTS "${WORK_DIR}/build/tools/stowage")
+    set(tool bin/stowage)
+    run(${PREFIX}/bin/stowage --help)
+  endif()
   foreach(f include/stowage/stowage.hpp include/stowage/stowage_fwd.hpp include/stowage/boost_serializer.hpp
             share/stowage/cmake/stowageConfig.cmake share/stowage/cmake/stowageConfigVersion.cmake
             share/stowage/cmake/stowageTargets.cmake share/stowage/cmake/StowageDependencies.cmake)
@@ -58,8 +65,9 @@ if(MODE STREQUAL "install")
       message(FATAL_ERROR "consumption test 'install': ${PREFIX}/${f} was not installed")
     endif()
   endforeach()
-  # Header-only: nothing may land in lib/ or bin/.
+  # Header-only: nothing may land in lib/, and nothing but the tool in bin/.
   file(GLOB_RECURSE stray "${PREFIX}/lib/*" "${PREFIX}/bin/*")
+  list(REMOVE_ITEM stray "${PREFIX}/${tool}")
   if(stray)
     message(FATAL_ERROR "consumption test 'install': a header-only install put files in lib/ or bin/: ${stray}")
   endif()

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // detail/arena.hpp: a bump allocator. It hands out pieces of larger blocks
 // and frees nothing until it is destroyed (or moved from), when every block
 // goes at once. Blocks grow with what the arena holds (a quarter of it, within

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // detail/coding.hpp: the byte-level helpers every on-disk format uses.
 // Integers are little-endian; varints are LEB128 (at most 10 bytes for 64 bits);
 // checksums are XXH3-64. A Reader never reads past its end: every get_* checks

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // detail/prefix_search.hpp: a compact search aid over sorted byte-string keys.
 //
 // It keeps the keys' common prefix once and, per key, the next 8 bytes as a

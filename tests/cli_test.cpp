@@ -1,0 +1,346 @@
+// Tests of the `stowage` command-line tool (tools/stowage/), running the
+// built binary (STOWAGE_CLI) on stores this test writes with Storage: every
+// subcommand on a sound store, on a corrupted copy (verify names the flipped
+// byte's file and block, repair saves every other record) and against a store
+// another process holds (read-only subcommands work, writing ones exit 3
+// naming LOCK); exit statuses; no progress bar when stderr is not a terminal.
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <map>
+#include <sstream>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <stowage/stowage.hpp>
+
+#include "test_util.hpp"
+
+using namespace stowage;
+using nlohmann::json;
+using stowage_test::TempDir;
+
+namespace {
+
+struct Reading {
+  static constexpr unsigned version = 2;
+  std::string sensor;
+  double celsius = 0;
+  std::vector<std::int32_t> tags;
+  template <class A>
+  void serialize(A& ar, unsigned) {
+    ar & sensor & celsius & tags;
+  }
+  bool operator==(const Reading&) const = default;
+};
+
+using Db = Storage<std::uint64_t, Reading>;
+const Options kSmall{.chunk_bytes = 16 << 10, .block_bytes = 1024};
+
+Reading reading(std::uint64_t i) {
+  return {"sensor-" + std::to_string(i % 17), static_cast<double>(i) / 4, {static_cast<std::int32_t>(i), -1}};
+}
+
+// n checkpointed records, then `tail` more in the WAL (and key 0 erased there).
+void fill(const std::filesystem::path& dir, std::uint64_t n, std::uint64_t tail) {
+  Options o = kSmall;
+  o.checkpoint_on_close = false;
+  Db db(dir, o);
+  for (std::uint64_t i = 0; i < n; ++i) db.put(i, reading(i));
+  db.checkpoint();
+  for (std::uint64_t i = 0; i < tail; ++i) db.put(n + i, reading(n + i));
+  if (tail > 0) db.erase(0);
+  db.flush();
+}
+
+// Every record with a key below 10,000 (all the tests write), by get():
+// scan() here trips a false -Wmaybe-uninitialized of g++ 12 -O2 inside
+// libstdc++'s std::optional<std::string>.
+std::map<std::uint64_t, Reading> contents(const std::filesystem::path& dir) {
+  std::map<std::uint64_t, Reading> out;
+  Db db(dir, Options{.read_only = true});
+  for (std::uint64_t k = 0; k < 10000; ++k)
+    if (auto v = db.get(k)) out.emplace(k, std::move(*v));
+  CHECK(out.size() == db.size());
+  return out;
+}
+
+struct Run {
+  int status = -1;
+  std::string out, err;
+};
+
+// Runs the tool with `args` (already shell-quoted where needed), stdin from `input`.
+Run run(const std::string& args, const std::string& input = "") {
+  TempDir io("cli-io");
+  stowage_test::write_all(io / "in", input);
+  const std::string cmd = std::string(STOWAGE_CLI) + " " + args + " <" + (io / "in").string() + " >" +
+                          (io / "out").string() + " 2>" + (io / "err").string();
+  const int rc = std::system(cmd.c_str());
+  Run r;
+  r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  r.out = stowage_test::read_all(io / "out");
+  r.err = stowage_test::read_all(io / "err");
+  return r;
+}
+
+std::vector<json> lines(const std::string& text) {
+  std::vector<json> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) out.push_back(json::parse(l));
+  return out;
+}
+
+// A byte inside the stored bytes of the second data block of the store's second chunk.
+std::filesystem::path damage_a_block(const std::filesystem::path& dir) {
+  const auto chunks = inspect(dir).keyspaces[0].chunks;
+  REQUIRE(chunks.size() >= 3);
+  stowage_test::flip_byte(chunks[1].file, 16 + 1100);
+  return chunks[1].file;
+}
+
+}  // namespace
+
+TEST_CASE("stowage stats and migrate --status: text and --json") {
+  TempDir dir("cli");
+  fill(dir.path(), 3000, 20);
+  Run r = run("stats " + dir.path().string());
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains("key order u64") && Catch::Contains("obj@2{str,f64,vec<i32>}") &&
+                        Catch::Contains("records      3000 in") && Catch::Contains("21 operations in 1 segments") &&
+                        Catch::Contains("lz4 (id 1), ratio"));
+  CHECK(r.err.empty());
+  r = run("stats --json " + dir.path().string());
+  REQUIRE(r.status == 0);
+  const json s = json::parse(r.out);
+  CHECK(s["records_in_chunks"] == 3000);
+  CHECK(s["wal_operations"] == 21);
+  CHECK(s["last_sequence"] == 3021);
+  CHECK(s["keyspaces"][0]["key_order"] == "u64");
+  CHECK(s["serializer"] == "binary-1");
+  CHECK(s["compression_ratio"].get<double>() > 1.0);
+  CHECK(s["disk_bytes"] == s["manifest_bytes"].get<std::uint64_t>() + s["chunk_bytes"].get<std::uint64_t>() +
+                               s["wal_bytes"].get<std::uint64_t>());
+
+  r = run("migrate --status " + dir.path().string());
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains("format       2.0") && Catch::Contains("schema       version 2") &&
+                        Catch::Contains("pending      none"));
+  r = run("migrate --status --json " + dir.path().string());
+  REQUIRE(r.status == 0);
+  const json m = json::parse(r.out);
+  CHECK(m["schema_version"] == 2);
+  CHECK(m["up_to_date"] == true);
+  CHECK(m["pending"].empty());
+  // migrate without --status runs nothing: a usage error.
+  CHECK(run("migrate " + dir.path().string()).status == 2);
+}
+
+TEST_CASE("stowage verify: 0 on a sound store, 1 naming the file and offset of a flipped byte") {
+  TempDir dir("cli");
+  fill(dir.path(), 3000, 5);
+  Run r = run("verify " + dir.path().string());
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Catch::EndsWith("ok\n") && Catch::Contains("3000 records") && Catch::Contains("6 operations"));
+  CHECK(r.err.empty());  // no progress bar: stderr is not a terminal
+  r = run("verify --json " + dir.path().string());
+  CHECK(r.status == 0);
+  CHECK(json::parse(r.out)["ok"] == true);
+
+  const auto victim = damage_a_block(dir.path());
+  r = run("verify " + dir.path().string());
+  CHECK(r.status == 1);
+  CHECK_THAT(r.out, Catch::Contains("problem: " + victim.string() + " at offset") && Catch::Contains("checksum") &&
+                        Catch::Contains("1 problem(s)"));
+  r = run("verify --json " + dir.path().string());
+  CHECK(r.status == 1);
+  const json v = json::parse(r.out);
+  CHECK(v["ok"] == false);
+  REQUIRE(v["problems"].size() == 1);
+  CHECK(v["problems"][0]["file"] == victim.string());
+  CHECK(v["problems"][0]["offset"].get<std::uint64_t>() <= 16 + 1100);
+}
+
+TEST_CASE("stowage dump: JSON lines of decoded keys and values, with --from, --to and --limit") {
+  TempDir dir("cli");
+  fill(dir.path(), 1000, 10);
+  Run r = run("dump " + dir.path().string());
+  REQUIRE(r.status == 0);
+  CHECK(r.err.empty());
+  const auto all = lines(r.out);
+  REQUIRE(all.size() == 1009);  // key 0 erased in the WAL, 1000..1009 from the WAL
+  CHECK(all[0] == json{{"key", 1}, {"value", json::array({"sensor-1", 0.25, json::array({1, -1})})}});
+  CHECK(all.back()["key"] == 1009);
+  for (std::size_t i = 1; i < all.size(); ++i) CHECK(all[i - 1]["key"].get<std::uint64_t>() < all[i]["key"].get<std::uint64_t>());
+
+  r = run("dump --from 500 --to 503 " + dir.path().string());
+  REQUIRE(r.status == 0);
+  const auto some = lines(r.out);
+  REQUIRE(some.size() == 3);
+  CHECK(some[0]["key"] == 500);
+  CHECK(some[2]["key"] == 502);
+  r = run("dump --from 995 --limit 7 --json " + dir.path().string());
+  const auto tail = lines(r.out);
+  REQUIRE(tail.size() == 7);
+  CHECK(tail[5]["key"] == 1000);  // the WAL's records merge in order
+  CHECK(run("dump --from not-a-number " + dir.path().string()).status == 5);
+}
+
+TEST_CASE("stowage load: dump's output back into a store, which then opens with every record") {
+  TempDir src("cli"), dst("cli");
+  fill(src.path(), 800, 30);
+  { Db create(dst.path()); create.put(5000, reading(5000)); }
+  const Run d = run("dump " + src.path().string());
+  REQUIRE(d.status == 0);
+  const Run l = run("load " + dst.path().string(), d.out + "{\"key\": 5000, \"erase\": true}\n");
+  REQUIRE(l.status == 0);
+  CHECK_THAT(l.out, Catch::Contains("loaded 830 records"));
+  CHECK(contents(dst.path()) == contents(src.path()));
+  CHECK(run("verify " + dst.path().string()).status == 0);
+  // A bad line loads nothing and names the line.
+  const Run bad = run("load " + dst.path().string(), "{\"key\": 1, \"value\": [\"a\", 1.0, []]}\n{\"key\": \"x\"}\n");
+  CHECK(bad.status == 5);
+  CHECK_THAT(bad.err, Catch::Contains("line 2") && Catch::Contains("nothing was loaded"));
+  CHECK(contents(dst.path()) == contents(src.path()));
+}
+
+TEST_CASE("stowage compact and backup keep every record; the backup is a store of its own without LOCK") {
+  TempDir dir("cli"), out("cli");
+  fill(dir.path(), 2000, 50);
+  {  // many small chunks after overwrites
+    Options o = kSmall;
+    Db db(dir.path(), o);
+    for (std::uint64_t i = 0; i < 2000; i += 3) db.put(i, reading(i + 1));
+  }
+  const auto before = contents(dir.path());
+  Run r = run("compact " + dir.path().string());
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains("compacted 2050 records"));
+  CHECK(contents(dir.path()) == before);
+  const auto info = inspect(dir.path());
+  CHECK(info.wal.empty());
+  CHECK(run("verify " + dir.path().string()).status == 0);
+
+  r = run("backup " + dir.path().string() + " " + (out / "copy").string());
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains("backed up to"));
+  CHECK(!std::filesystem::exists(out / "copy" / "LOCK"));
+  CHECK(contents(out / "copy") == before);
+  CHECK(run("backup " + dir.path().string() + " " + (out / "copy").string()).status == 5);  // exists
+}
+
+TEST_CASE("stowage repair: a corrupted copy gives up the damaged block's records and saves the rest") {
+  TempDir dir("cli"), out("cli");
+  fill(dir.path(), 3000, 10);
+  const auto before = contents(dir.path());
+  const auto victim = damage_a_block(dir.path());
+  Run r = run("repair " + dir.path().string() + " " + (out / "fixed").string());
+  REQUIRE(r.status == 1);
+  CHECK_THAT(r.out, Catch::Contains("lost: " + victim.string() + ", block ") &&
+                        Catch::Contains("keys after ") && Catch::Contains(" and before ") &&
+                        Catch::Contains(" records)") && Catch::Contains("1 damaged range(s) lost"));
+  CHECK(run("verify " + (out / "fixed").string()).status == 0);
+  const auto saved = contents(out / "fixed");
+  CHECK(saved.size() < before.size());
+  CHECK(saved.size() + 100 > before.size());
+  for (const auto& [k, v] : saved) CHECK(before.at(k) == v);
+  // Every lost key lies in the reported range.
+  const json rep = json::parse("[" + r.out.substr(r.out.find("keys after ") + 11, r.out.find(" and before ") - r.out.find("keys after ") - 11) + "]");
+  for (const auto& [k, v] : before)
+    if (!saved.count(k)) CHECK(k > rep[0].get<std::uint64_t>());
+  // The damaged store itself is untouched (repair only reads it).
+  CHECK(run("verify " + dir.path().string()).status == 1);
+  CHECK(run("repair " + dir.path().string() + " " + (out / "fixed").string()).status == 5);  // not empty
+}
+
+TEST_CASE("a store another process holds: read-only subcommands work, writing ones exit 3 naming LOCK") {
+  TempDir dir("cli"), out("cli");
+  fill(dir.path(), 1000, 5);
+  int ready[2], release[2];
+  REQUIRE(pipe(ready) == 0);
+  REQUIRE(pipe(release) == 0);
+  pid_t child = fork();
+  if (child == 0) {
+    int rc = 0;
+    try {
+      Db db(dir.path(), kSmall);
+      db.put(7777, reading(7777));
+      db.flush();
+      char c = 'r';
+      if (write(ready[1], &c, 1) != 1) rc = 3;
+      if (read(release[0], &c, 1) != 1) rc = 4;
+    } catch (...) {
+      rc = 2;
+    }
+    _exit(rc);
+  }
+  char c;
+  REQUIRE(read(ready[0], &c, 1) == 1);
+  CHECK(run("stats " + dir.path().string()).status == 0);
+  CHECK(run("verify " + dir.path().string()).status == 0);
+  CHECK(run("migrate --status " + dir.path().string()).status == 0);
+  const Run d = run("dump --from 7777 " + dir.path().string());
+  CHECK(d.status == 0);
+  CHECK_THAT(d.out, Catch::StartsWith("{\"key\":7777,"));
+  for (const std::string& cmd : {std::string("compact ") + dir.path().string(),
+                                 "backup " + dir.path().string() + " " + (out / "b").string(),
+                                 "repair " + dir.path().string() + " " + (out / "r").string(),
+                                 "load " + dir.path().string()}) {
+    INFO(cmd);
+    const Run r = run(cmd, "{\"key\": 1, \"value\": [\"a\", 1.0, []]}\n");
+    CHECK(r.status == 3);
+    CHECK_THAT(r.err, Catch::Contains((dir / "LOCK").string()) && Catch::Contains("another process") &&
+                          Catch::Contains("never writes to a store another process holds"));
+  }
+  CHECK(!std::filesystem::exists(out / "b"));
+  CHECK(!std::filesystem::exists(out / "r"));
+  REQUIRE(write(release[1], "x", 1) == 1);
+  int status = 0;
+  waitpid(child, &status, 0);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  for (int fd : {ready[0], ready[1], release[0], release[1]}) close(fd);
+  const auto after = contents(dir.path());
+  CHECK(after.size() == 1005);
+  CHECK(after.count(7777) == 1);
+}
+
+TEST_CASE("stowage exit statuses: bad usage 2, no store 5, a damaged MANIFEST 4") {
+  TempDir dir("cli");
+  CHECK(run("").status == 2);
+  CHECK(run("frobnicate " + dir.path().string()).status == 2);
+  CHECK(run("stats").status == 2);
+  const Run help = run("--help");
+  CHECK(help.status == 0);
+  CHECK_THAT(help.out, Catch::Contains("verify") && Catch::Contains("3 the store is held by another process"));
+  const Run none = run("stats " + (dir / "nothing").string());
+  CHECK(none.status == 5);
+  CHECK_THAT(none.err, Catch::Contains("no store"));
+  fill(dir.path(), 100, 0);
+  stowage_test::flip_byte(dir / "MANIFEST", 30);
+  const Run bad = run("dump " + dir.path().string());
+  CHECK(bad.status == 4);
+  CHECK_THAT(bad.err, Catch::Contains("MANIFEST") && Catch::Contains("stowage verify"));
+  CHECK(run("verify " + dir.path().string()).status == 1);
+}
+
+TEST_CASE("a progress bar on stderr when it is a terminal, none otherwise") {
+  if (std::system("command -v script >/dev/null 2>&1") != 0) {
+    WARN("no `script` (util-linux) to run the tool on a terminal: skipped");
+    return;
+  }
+  TempDir dir("cli"), io("cli-io");
+  fill(dir.path(), 2000, 0);
+  // script(1) runs the tool on a pseudo-terminal: stdout and stderr both land in io/tty.
+  const std::string cmd = "script -qec '" + std::string(STOWAGE_CLI) + " verify " + dir.path().string() +
+                          "' /dev/null >" + (io / "tty").string() + " 2>&1";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  const std::string tty = stowage_test::read_all(io / "tty");
+  CHECK_THAT(tty, Catch::Contains("verify [") && Catch::Contains("100%") && Catch::Contains("ok"));
+  const Run piped = run("verify " + dir.path().string());
+  CHECK(piped.err.empty());
+  CHECK(piped.out.find('[') == std::string::npos);
+  CHECK(run("verify --no-progress " + dir.path().string()).status == 0);
+}

@@ -1,0 +1,425 @@
+// SPDX-License-Identifier: BSL-1.0
+// stowage: the command-line tool for looking into, checking, copying and
+// repairing stowage stores, whatever their C++ types (it reads them from the
+// MANIFEST). Argument parsing by CLI11.
+//
+//   stowage stats DIR                   records, files, bytes, compression ratio, WAL, types and policies
+//   stowage verify DIR                  every checksum, block and key order; exit 1 when anything is wrong
+//   stowage dump DIR [--from K] [--to K] [--limit N]   JSON lines {"key": ..., "value": ...}
+//   stowage load DIR [--input FILE]     JSON lines (stdin by default) appended to the store's WAL
+//   stowage compact DIR                 every record rewritten into new chunk files, the WAL folded in
+//   stowage backup DIR DEST             a consistent copy taken under the store's LOCK
+//   stowage migrate --status DIR        format and schema versions, pending migration steps
+//   stowage repair DIR OUT              every record that verifies, into a new store; what was lost
+//
+// Read-only subcommands (stats, verify, dump, migrate --status) take no lock
+// and work on a store another process has open; --json prints JSON instead of
+// text. Subcommands that write (load, compact, backup, repair) take the
+// store's LOCK first and refuse a store another process holds.
+//
+// Exit status: 0 success (verify: the store is sound; repair: nothing lost);
+// 1 verify found problems, or repair lost records; 2 bad usage; 3 another
+// process holds the store (LockError); 4 the store is too damaged for the
+// command (CorruptionError: run verify, then repair); 5 any other error
+// (I/O, no store at DIR, a format or types the tool cannot handle).
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <string>
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+
+#include "offline.hpp"
+#include "record_json.hpp"
+
+namespace {
+
+using stowage::tool::Json;
+namespace fs = std::filesystem;
+
+enum Exit : int { kOk = 0, kFound = 1, kUsage = 2, kLocked = 3, kCorrupt = 4, kFailed = 5 };
+
+/// "12.3 MiB".
+std::string human(std::uint64_t bytes) {
+  static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
+}
+
+/// A progress bar on stderr, drawn only when stderr is a terminal, at most
+/// ten times a second, and erased when done.
+class ProgressBar {
+ public:
+  ProgressBar(std::string label, bool wanted) : label_(std::move(label)), on_(wanted && ::isatty(2) == 1) {}
+  ~ProgressBar() {
+    if (drawn_) std::fprintf(stderr, "\r%*s\r", 72, "");
+  }
+  ProgressBar(const ProgressBar&) = delete;
+  ProgressBar& operator=(const ProgressBar&) = delete;
+  /// Updates the bar: done of total bytes.
+  void operator()(std::uint64_t done, std::uint64_t total) {
+    if (!on_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (drawn_ && now - last_ < std::chrono::milliseconds(100) && done < total) return;
+    last_ = now;
+    drawn_ = true;
+    const double f = total == 0 ? 1.0 : std::min(1.0, static_cast<double>(done) / static_cast<double>(total));
+    const int filled = static_cast<int>(f * 30);
+    std::fprintf(stderr, "\r%s [%s%s] %3d%% %s / %s ", label_.c_str(), std::string(filled, '#').c_str(),
+                 std::string(30 - filled, ' ').c_str(), static_cast<int>(f * 100), human(done).c_str(),
+                 human(total).c_str());
+    std::fflush(stderr);
+  }
+  /// As a ProgressFn.
+  stowage::tool::ProgressFn fn() {
+    return [this](std::uint64_t d, std::uint64_t t) { (*this)(d, t); };
+  }
+
+ private:
+  std::string label_;
+  bool on_;
+  bool drawn_ = false;
+  std::chrono::steady_clock::time_point last_{};
+};
+
+stowage::tool::RecordJson codec_of(const stowage::detail::Manifest& m) {
+  const auto* ks = m.keyspace(stowage::detail::kDefaultKeyspace);
+  if (!ks) return stowage::tool::RecordJson("", "", m.serializer);
+  return stowage::tool::RecordJson(ks->key_order, ks->value_type, m.serializer);
+}
+
+/// A key given on the command line: JSON text of the key ("42", "[1,\"a\"]"),
+/// or any other text as a string; hex when the key order is not known.
+std::string key_argument(const stowage::tool::RecordJson& codec, const std::string& text) {
+  if (!codec.keys_as_json()) return stowage::tool::from_hex(text);
+  Json j = Json::parse(text, nullptr, false);
+  if (j.is_discarded()) j = text;
+  try {
+    return codec.key_bytes(j);
+  } catch (const stowage::ValidationError&) {
+    if (j.is_string()) throw;
+    return codec.key_bytes(Json(text));  // e.g. --from 42 for a string key
+  }
+}
+
+/// A key for a message: its JSON, or hex.
+std::string show_key(const stowage::tool::RecordJson& codec, std::string_view key) {
+  if (auto j = codec.key(key)) return j->dump();
+  return "hex:" + stowage::tool::to_hex(key);
+}
+
+void print_json(const Json& j) { std::cout << j.dump(2) << "\n"; }
+
+// ---- subcommands ---------------------------------------------------------------
+
+int cmd_stats(const fs::path& dir, bool json) {
+  const stowage::StoreInfo info = stowage::inspect(dir);
+  auto defaults = stowage::default_file_system();
+  stowage::tool::StoreReader reader(*defaults, dir);  // counts the WAL's operations
+  stowage::tool::BlockBytes blocks;
+  for (const auto& ks : info.keyspaces)
+    for (const auto& c : ks.chunks) {
+      const auto b = stowage::tool::chunk_block_bytes(*defaults, c.file);
+      blocks.raw += b.raw;
+      blocks.stored += b.stored;
+      blocks.blocks += b.blocks;
+    }
+  const double ratio = blocks.stored == 0 ? 1.0 : static_cast<double>(blocks.raw) / static_cast<double>(blocks.stored);
+  std::size_t live_wal = 0;
+  for (const auto& w : info.wal) live_wal += w.live ? 1 : 0;
+  if (json) {
+    Json ks_list = Json::array();
+    for (const auto& ks : info.keyspaces)
+      ks_list.push_back({{"name", ks.name},
+                         {"key_order", ks.key_order},
+                         {"value_type", ks.value_type},
+                         {"schema_version", ks.schema_version},
+                         {"records", ks.records},
+                         {"chunk_files", ks.chunks.size()},
+                         {"levels", ks.chunks.empty() ? 0 : 1},
+                         {"bytes", ks.bytes}});
+    print_json({{"dir", dir.string()},
+                {"format", std::to_string(info.format_major) + "." + std::to_string(info.format_minor)},
+                {"serializer", info.serializer},
+                {"compression", info.compression},
+                {"compression_id", info.compression_id},
+                {"records_in_chunks", info.records},
+                {"wal_operations", reader.wal_operations()},
+                {"wal_segments", live_wal},
+                {"wal_bytes", info.wal_bytes},
+                {"chunk_bytes", info.chunk_bytes},
+                {"manifest_bytes", info.manifest_bytes},
+                {"disk_bytes", info.disk_bytes},
+                {"data_blocks", blocks.blocks},
+                {"block_bytes_decoded", blocks.raw},
+                {"block_bytes_stored", blocks.stored},
+                {"compression_ratio", std::round(ratio * 100) / 100},
+                {"last_sequence", reader.last_seq()},
+                {"keyspaces", ks_list},
+                {"unneeded_files", info.unnamed_files}});
+    return kOk;
+  }
+  std::printf("store        %s\n", dir.c_str());
+  std::printf("format       %u.%u\n", info.format_major, info.format_minor);
+  std::printf("serializer   %s\n", info.serializer.c_str());
+  std::printf("compression  %s (id %u), ratio %.2f (%s of blocks stored in %s)\n", info.compression.c_str(),
+              info.compression_id, ratio, human(blocks.raw).c_str(), human(blocks.stored).c_str());
+  for (const auto& ks : info.keyspaces) {
+    std::printf("keyspace     %s: key order %s, value type %s, schema version %u\n", ks.name.c_str(),
+                ks.key_order.c_str(), ks.value_type.empty() ? "(unknown)" : ks.value_type.c_str(), ks.schema_version);
+    std::printf("records      %llu in %zu chunk files (%d level), %s\n", static_cast<unsigned long long>(ks.records),
+                ks.chunks.size(), ks.chunks.empty() ? 0 : 1, human(ks.bytes).c_str());
+  }
+  std::printf("wal          %llu operations in %zu segments, %s\n",
+              static_cast<unsigned long long>(reader.wal_operations()), live_wal, human(info.wal_bytes).c_str());
+  std::printf("on disk      %s (MANIFEST %s)\n", human(info.disk_bytes).c_str(), human(info.manifest_bytes).c_str());
+  std::printf("last seq     %llu\n", static_cast<unsigned long long>(reader.last_seq()));
+  for (const auto& n : info.unnamed_files) std::printf("unneeded     %s (the next writable open deletes it)\n", n.c_str());
+  return kOk;
+}
+
+int cmd_verify(const fs::path& dir, bool json, bool progress) {
+  ProgressBar bar("verify", progress);
+  stowage::VerifyOptions opt;
+  opt.progress = bar.fn();
+  const stowage::VerifyReport rep = stowage::verify(dir, opt);
+  std::size_t chunks = 0, wal = 0;
+  for (const auto& f : rep.files) {
+    chunks += f.kind == "chunk";
+    wal += f.kind == "wal";
+  }
+  if (json) {
+    Json problems = Json::array();
+    for (const auto& p : rep.problems) problems.push_back({{"file", p.file.string()}, {"offset", p.offset}, {"what", p.what}});
+    Json files = Json::array();
+    for (const auto& f : rep.files)
+      files.push_back({{"file", f.file.string()}, {"kind", f.kind}, {"bytes", f.bytes}, {"records", f.records},
+                       {"blocks", f.blocks}, {"ok", f.ok}});
+    print_json({{"dir", dir.string()}, {"ok", rep.ok()}, {"chunk_records", rep.chunk_records},
+                {"wal_operations", rep.wal_operations}, {"bytes", rep.bytes}, {"passes", rep.passes},
+                {"files", files}, {"problems", problems}, {"notes", rep.notes}});
+  } else {
+    for (const auto& p : rep.problems)
+      std::printf("problem: %s at offset %llu: %s\n", p.file.c_str(), static_cast<unsigned long long>(p.offset),
+                  p.what.c_str());
+    for (const auto& n : rep.notes) std::printf("note: %s\n", n.c_str());
+    std::printf("%s: %zu chunk files, %llu records; %zu WAL segments, %llu operations; %s checked: %s\n", dir.c_str(),
+                chunks, static_cast<unsigned long long>(rep.chunk_records), wal,
+                static_cast<unsigned long long>(rep.wal_operations), human(rep.bytes).c_str(),
+                rep.ok() ? "ok" : (std::to_string(rep.problems.size()) + " problem(s)").c_str());
+  }
+  return rep.ok() ? kOk : kFound;
+}
+
+int cmd_dump(const fs::path& dir, const std::string& from, const std::string& to, std::uint64_t limit, bool progress) {
+  auto fsys = stowage::default_file_system();
+  stowage::tool::StoreReader reader(*fsys, dir);
+  const auto codec = codec_of(reader.manifest());
+  std::optional<std::string> lo, hi;
+  if (!from.empty()) lo = key_argument(codec, from);
+  if (!to.empty()) hi = key_argument(codec, to);
+  ProgressBar bar("dump", progress);
+  std::uint64_t n = 0;
+  reader.scan(lo, hi, [&](std::string_view k, std::string_view v) {
+    if (limit != 0 && n >= limit) return false;
+    std::cout << codec.record(k, v).dump() << '\n';
+    ++n;
+    return true;
+  }, bar.fn());
+  std::cout.flush();
+  return kOk;
+}
+
+int cmd_load(const fs::path& dir, const std::string& input) {
+  auto fsys = stowage::default_file_system();
+  stowage::detail::FileLock lock(dir, false, std::chrono::milliseconds(0));
+  const auto codec = codec_of(stowage::detail::read_manifest(*fsys, dir));
+  std::ifstream file;
+  if (!input.empty() && input != "-") {
+    file.open(input);
+    if (!file) throw stowage::IoError("stowage: cannot read " + input);
+  }
+  std::istream& in = input.empty() || input == "-" ? std::cin : file;
+  std::vector<std::pair<std::string, std::optional<std::string>>> ops;
+  std::string line;
+  for (std::uint64_t number = 1; std::getline(in, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      const Json j = Json::parse(line);
+      if (!j.is_object()) throw stowage::ValidationError("stowage: not a JSON object");
+      std::string key = codec.record_key(j);
+      if (j.contains("erase") && j["erase"] == true)
+        ops.emplace_back(std::move(key), std::nullopt);
+      else
+        ops.emplace_back(std::move(key), codec.record_value(j));
+    } catch (const std::exception& e) {
+      throw stowage::ValidationError("stowage: line " + std::to_string(number) + " of " +
+                                     (input.empty() ? std::string("stdin") : input) + ": " + e.what() +
+                                     "; nothing was loaded");
+    }
+  }
+  if (ops.empty()) {
+    std::printf("%s: nothing to load\n", dir.c_str());
+    return kOk;
+  }
+  const auto [first, last] = stowage::tool::append_records(*fsys, dir, ops);
+  std::printf("%s: loaded %zu records (sequences %llu..%llu) into the WAL; the next open replays them\n", dir.c_str(),
+              ops.size(), static_cast<unsigned long long>(first), static_cast<unsigned long long>(last));
+  return kOk;
+}
+
+int cmd_compact(const fs::path& dir, bool progress) {
+  auto fsys = stowage::default_file_system();
+  stowage::detail::FileLock lock(dir, false, std::chrono::milliseconds(0));
+  ProgressBar bar("compact", progress);
+  const auto r = stowage::tool::compact_store(*fsys, dir, bar.fn());
+  std::printf("%s: compacted %llu records: %llu files, %s -> %llu files, %s\n", dir.c_str(),
+              static_cast<unsigned long long>(r.records), static_cast<unsigned long long>(r.files_before),
+              human(r.bytes_before).c_str(), static_cast<unsigned long long>(r.files_after), human(r.bytes_after).c_str());
+  return kOk;
+}
+
+int cmd_backup(const fs::path& dir, const fs::path& dest) {
+  auto fsys = stowage::default_file_system();
+  stowage::detail::FileLock lock(dir, false, std::chrono::milliseconds(0));
+  const auto r = stowage::tool::backup_store(*fsys, dir, dest);
+  std::printf("%s: backed up to %s: %llu chunk files (hard links), %llu WAL segments and MANIFEST, %s\n", dir.c_str(),
+              dest.c_str(), static_cast<unsigned long long>(r.chunks), static_cast<unsigned long long>(r.wal_segments),
+              human(r.bytes).c_str());
+  return kOk;
+}
+
+int cmd_migrate_status(const fs::path& dir, bool json) {
+  const stowage::MigrationStatus st = stowage::migration_status(dir);
+  if (json) {
+    print_json({{"dir", dir.string()}, {"format_version", st.format_version}, {"format_minor", st.format_minor},
+                {"current_format_version", st.current_format_version}, {"schema_version", st.schema_version},
+                {"value_type", st.value_type}, {"pending", st.pending}, {"up_to_date", st.up_to_date()}});
+    return kOk;
+  }
+  std::printf("format       %u.%u (this program writes %u)\n", st.format_version, st.format_minor,
+              st.current_format_version);
+  std::printf("schema       version %u, value type %s\n", st.schema_version,
+              st.value_type.empty() ? "(unknown)" : st.value_type.c_str());
+  std::string pending;
+  for (const auto& p : st.pending) pending += (pending.empty() ? "" : ", ") + p;
+  std::printf("pending      %s\n", pending.empty() ? "none (value schema steps run when the program opens it)"
+                                                   : (pending + " (run when a writable Storage opens it)").c_str());
+  return kOk;
+}
+
+int cmd_repair(const fs::path& dir, const fs::path& out, bool progress) {
+  auto fsys = stowage::default_file_system();
+  stowage::detail::FileLock lock(dir, false, std::chrono::milliseconds(0));
+  ProgressBar bar("repair", progress);
+  const auto r = stowage::tool::repair_store(*fsys, dir, out, bar.fn());
+  const auto codec = codec_of(stowage::detail::read_manifest(*fsys, out));
+  for (const auto& l : r.lost) {
+    std::string range;
+    if (l.first && l.last)
+      range = "keys " + show_key(codec, *l.first) + " .. " + show_key(codec, *l.last);
+    else
+      range = "keys after " + (l.after ? show_key(codec, *l.after) : std::string("the start")) + " and before " +
+              (l.before ? show_key(codec, *l.before) : std::string("the end"));
+    std::printf("lost: %s, %s at offset %llu: %s (%s)\n", l.file.c_str(), l.what.c_str(),
+                static_cast<unsigned long long>(l.offset), range.c_str(),
+                l.records ? (std::to_string(l.records) + " records").c_str() : "records not known");
+  }
+  std::printf("%s: %llu records saved into %s; %zu damaged range(s) lost\n", dir.c_str(),
+              static_cast<unsigned long long>(r.records), out.c_str(), r.lost.size());
+  return r.lost.empty() ? kOk : kFound;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"stowage: look into, check, copy and repair stowage stores (exit status: 0 ok, 1 problems found, "
+               "2 bad usage, 3 the store is held by another process, 4 the store is too damaged, 5 other errors)"};
+  app.require_subcommand(1);
+  fs::path dir, dest;
+  bool json = false, no_progress = false, status = false;
+  std::string from, to, input;
+  std::uint64_t limit = 0;
+  auto add_dir = [&](CLI::App* sub) { sub->add_option("DIR", dir, "the store's directory")->required(); };
+  auto add_json = [&](CLI::App* sub) { sub->add_flag("--json", json, "print JSON instead of text"); };
+  auto add_progress = [&](CLI::App* sub) {
+    sub->add_flag("--no-progress", no_progress, "no progress bar (there is none unless stderr is a terminal)");
+  };
+
+  auto* stats = app.add_subcommand("stats", "records, files, bytes on disk, compression ratio, WAL, types and policies");
+  add_dir(stats);
+  add_json(stats);
+  auto* verify = app.add_subcommand("verify", "check every checksum, block and key order; exit 1 when anything is wrong");
+  add_dir(verify);
+  add_json(verify);
+  add_progress(verify);
+  auto* dump = app.add_subcommand("dump", "print records as JSON lines {\"key\": ..., \"value\": ...}");
+  add_dir(dump);
+  add_json(dump);
+  add_progress(dump);
+  dump->add_option("--from", from, "first key (JSON, e.g. 42 or '\"abc\"'; hex when the key order is not known)");
+  dump->add_option("--to", to, "stop before this key");
+  dump->add_option("--limit", limit, "at most this many records");
+  auto* load = app.add_subcommand("load", "append JSON-lines records (stowage dump's format) to the store's WAL");
+  add_dir(load);
+  load->add_option("--input", input, "read this file instead of stdin");
+  auto* compact = app.add_subcommand("compact", "rewrite every record into new chunk files, folding the WAL in");
+  add_dir(compact);
+  add_progress(compact);
+  auto* backup = app.add_subcommand("backup", "a consistent copy of the store, taken under its LOCK");
+  add_dir(backup);
+  backup->add_option("DEST", dest, "a new directory for the copy")->required();
+  auto* migrate = app.add_subcommand("migrate", "migration state (migrations themselves run when the program opens the store)");
+  migrate->add_flag("--status", status, "print the format and schema versions and pending steps")->required();
+  add_dir(migrate);
+  add_json(migrate);
+  auto* repair = app.add_subcommand("repair", "copy every record that verifies into a new store; list what was lost");
+  add_dir(repair);
+  repair->add_option("OUT", dest, "a new directory for the repaired store")->required();
+  add_progress(repair);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kUsage;
+  }
+  const bool progress = !no_progress;
+  try {
+    if (*stats) return cmd_stats(dir, json);
+    if (*verify) return cmd_verify(dir, json, progress);
+    if (*dump) return cmd_dump(dir, from, to, limit, progress);
+    if (*load) return cmd_load(dir, input);
+    if (*compact) return cmd_compact(dir, progress);
+    if (*backup) return cmd_backup(dir, dest);
+    if (*migrate) return cmd_migrate_status(dir, json);
+    if (*repair) return cmd_repair(dir, dest, progress);
+  } catch (const stowage::LockError& e) {
+    std::fprintf(stderr, "%s\n(this subcommand writes, and the tool never writes to a store another process holds: "
+                         "run it once that process has closed the store; stats, verify, dump and migrate --status "
+                         "work meanwhile)\n",
+                 e.what());
+    return kLocked;
+  } catch (const stowage::CorruptionError& e) {
+    std::fprintf(stderr, "%s\n(run `stowage verify %s` to list the damage, `stowage repair` to save the rest)\n",
+                 e.what(), dir.c_str());
+    return kCorrupt;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return kFailed;
+  }
+  return kUsage;
+}
