@@ -7,7 +7,7 @@
 #   STOWAGE_SINGLE_HEADER=OFF        skip the pass against single_include/stowage.hpp
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh clang libclang-rt-14-dev libleveldb-dev librocksdb-dev liblmdb-dev libsqlite3-dev libbenchmark-dev
+bash scripts/deps.sh clang libclang-rt-14-dev xz-utils gzip libleveldb-dev librocksdb-dev liblmdb-dev libsqlite3-dev libbenchmark-dev
 jobs=$(nproc)
 sanitize=${STOWAGE_SANITIZE:-}
 compilers=${STOWAGE_COMPILERS:-"g++ clang++"}
