@@ -7229,75 +7229,11 @@ class Engine {
   }
 
   /// A snapshot of the store's counters.
-  Stats stats() const {
-    Stats s;
-    {
-      std::unique_lock guard(lock_);
-      check_open();
-      s.records = count_locked();
-      s.chunks = index_.chunks();
-      s.write_buffer_bytes = wb_.bytes() + (imm_ ? imm_->bytes() : 0);
-      s.disk_bytes = index_.bytes();
-    }
-    auto c = cache_.stats();
-    s.cache_bytes = c.bytes;
-    s.cache_capacity = c.capacity;
-    s.cache_hits = c.hits;
-    s.cache_misses = c.misses;
-    s.cache_evictions = c.evictions;
-    s.metadata_bytes = c.high_bytes;
-    auto f = files_.stats();
-    s.open_files = f.open;
-    s.file_opens = f.opens;
-    {
-      std::lock_guard w(write_mu_);
-      s.last_sequence = last_seq_;
-      s.wal_bytes = wal_closed_bytes_ + (wal_ ? wal_->size() : 0);
-      s.disk_bytes += wal_ ? wal_->allocated() - wal_->size() : 0;  // the current segment's preallocated zeros
-    }
-    s.disk_bytes += s.wal_bytes + manifest_bytes_.load();
-    s.checkpoints = checkpoints_.load();
-    s.bytes_put = bytes_put_.load(std::memory_order_relaxed);
-    s.chunk_bytes_written = chunk_bytes_written_.load(std::memory_order_relaxed);
-    s.write_amplification =
-        s.bytes_put == 0 ? 0.0 : static_cast<double>(s.chunk_bytes_written) / static_cast<double>(s.bytes_put);
-    return s;
-  }
+  Stats stats() const;
 
   /// Checkpoints (when Options::checkpoint_on_close), syncs and releases the
   /// store. Later calls on this object throw ValidationError. Idempotent.
-  void close() {
-    if (closed_.load()) return;
-    FailureReport report{this};
-    std::exception_ptr error;
-    if (!opt_.read_only && !failed_.load()) {
-      try {
-        if (opt_.checkpoint_on_close) run_checkpoint();
-        flush();
-      } catch (...) {
-        error = std::current_exception();
-      }
-    }
-    {
-      std::lock_guard cp(checkpoint_mu_);
-      std::lock_guard s(sync_mu_);
-      std::lock_guard w(write_mu_);
-      std::unique_lock guard(lock_);
-      closed_ = true;
-      if (wal_ && !error && !failed_.load()) {
-        try {
-          wal_->seal();  // the segment ends at its last record, without preallocated zeros
-          synced_seq_ = last_seq_;
-        } catch (...) {
-          error = std::current_exception();
-          fail(error);
-        }
-      }
-      wal_.reset();
-      file_lock_.reset();
-    }
-    if (error) std::rethrow_exception(error);
-  }
+  void close();
 
   /// What the migration run by this object's open did, if one ran.
   const std::optional<MigrationReport>& last_migration() const { return last_migration_; }
@@ -7445,146 +7381,19 @@ class Engine {
     // if the store changed, then merges the next records into batch_, up to
     // the end of the current block (or kBatchRecords, or kArenaBytes of
     // copied buffered writes). Empty only at the end of the range.
-    void fill() {
-      const Engine& s = *store_;
-      batch_.clear();
-      pos_ = 0;
-      if (arena_.capacity() > 4 * kArenaBytes) arena_ = std::vector<char>();  // after one huge buffered value
-      arena_.clear();
-      std::shared_lock guard(s.lock_);
-      s.check_open();
-      if (!positioned_ || chunk_version_ != s.chunk_version_.load(std::memory_order_relaxed)) {
-        reseek();
-        positioned_ = true;
-      } else if (wb_version_ != s.wb_version_.load(std::memory_order_relaxed)) {
-        wb_it_ = started_ ? s.wb_.upper_bound(last_) : (from_ ? s.wb_.lower_bound(*from_) : s.wb_.begin());
-        wb_version_ = s.wb_version_.load(std::memory_order_relaxed);
-      }
-      for (;;) {
-        if (block_ && rec_ >= block_->size()) {
-          if (!batch_.empty()) return;  // the batch views block_: the next fill moves on
-          next_block();
-        }
-        const bool wb_has = wb_it_ != s.wb_.end();
-        const bool imm_has = imm_ && imm_it_ != imm_->end();
-        const bool chunk_has = block_ != nullptr;
-        if (chunk_has) {
-          // The common case: the rest of the block precedes every buffered
-          // key and the range's end; take it whole, without comparisons.
-          const std::string_view last = block_->key(block_->size() - 1);
-          if ((!wb_has || last < std::string_view(wb_it_->first)) &&
-              (!imm_has || last < std::string_view(imm_it_->first)) && (!to_ || last < std::string_view(*to_))) {
-            for (; rec_ < block_->size(); ++rec_) batch_.push_back(Pending{{}, {}, rec_, true});
-            continue;
-          }
-        }
-        // The smallest key among the three sources; the newest layer wins ties.
-        std::string_view best;
-        bool have = false;
-        auto consider = [&](std::string_view k) {
-          if (!have || k < best) best = k, have = true;
-        };
-        if (wb_has) consider(wb_it_->first);
-        if (imm_has) consider(imm_it_->first);
-        if (chunk_has) consider(block_->key(rec_));
-        if (!have || (to_ && !(best < std::string_view(*to_)))) return;
-        const bool wb_at = wb_has && wb_it_->first == best;
-        const bool imm_at = imm_has && imm_it_->first == best;
-        const bool chunk_at = chunk_has && block_->key(rec_) == best;
-        const detail::BufferEntry* entry = wb_at ? &wb_it_->second : imm_at ? &imm_it_->second : nullptr;
-        if (entry && !entry->tombstone) {
-          // A copy: the entry may change once the lock is released. Views
-          // into arena_ stay valid while it does not reallocate.
-          const std::size_t need = best.size() + entry->value.size();
-          if (arena_.size() + need > arena_.capacity()) {
-            if (!arena_.empty()) return;  // full: this record starts the next batch
-            arena_.reserve(std::max(need, kArenaBytes));
-          }
-          const std::size_t at = arena_.size();
-          arena_.insert(arena_.end(), best.begin(), best.end());
-          arena_.insert(arena_.end(), entry->value.begin(), entry->value.end());
-          batch_.push_back(Pending{std::string_view(arena_.data() + at, best.size()),
-                                   std::string_view(arena_.data() + at + best.size(), entry->value.size()), 0, false});
-        } else if (!entry) {
-          batch_.push_back(Pending{{}, {}, rec_, true});
-        }
-        // best views a buffer key or block_, both still valid after these steps.
-        if (wb_at) ++wb_it_;
-        if (imm_at) ++imm_it_;
-        if (chunk_at) ++rec_;
-        if (batch_.size() >= kBatchRecords) return;
-      }
-    }
+    void fill();
 
     // Positions every source at the first key after last_ (or at from_).
-    void reseek() {
-      const Engine& s = *store_;
-      auto seek = [&](const detail::WriteBuffer& b) {
-        if (started_) return b.upper_bound(last_);
-        return from_ ? b.lower_bound(*from_) : b.begin();
-      };
-      wb_it_ = seek(s.wb_);
-      imm_ = s.imm_;
-      if (imm_) imm_it_ = seek(*imm_);
-      block_.reset();
-      table_.reset();
-      run_ = BlockRun{};
-      std::string_view target = started_ ? std::string_view(last_) : (from_ ? std::string_view(*from_) : "");
-      chunk_it_ = s.index_.seek(target);
-      load_chunk(target, started_);
-      wb_version_ = s.wb_version_.load(std::memory_order_relaxed);
-      chunk_version_ = s.chunk_version_.load(std::memory_order_relaxed);
-    }
+    void reseek();
     // Opens chunk_it_ and positions at the first record >= target (> target
     // when after); block_ is null when no chunk holds one. The chunk and the
     // block the seek lands in are read like a get's (cached and touched: many
     // short scans from hot keys keep finding them); what a scan then streams
     // through is not cached.
-    void load_chunk(std::string_view target, bool after) {
-      const Engine& s = *store_;
-      bool seek = true;
-      while (chunk_it_ != s.index_.end()) {
-        table_ = s.table(chunk_it_->second, /*fill=*/seek);
-        run_ = BlockRun{};
-        std::size_t bi = table_->find_block(target);
-        if (bi >= table_->block_count()) bi = 0;
-        for (; bi < table_->block_count(); ++bi) {
-          block_ = seek ? s.block(*table_, chunk_it_->second.file, bi, /*fill=*/true) : read_block(bi);
-          seek = false;
-          block_index_ = bi;
-          rec_ = block_->lower_bound(target);
-          if (after && rec_ < block_->size() && block_->key(rec_) == target) ++rec_;
-          if (rec_ < block_->size()) return;
-        }
-        ++chunk_it_;
-        block_.reset();
-      }
-      table_.reset();
-      block_.reset();
-    }
+    void load_chunk(std::string_view target, bool after);
     // Steps to the first record of the next block (of this chunk or the
     // next ones); block_ becomes null after the last chunk.
-    void next_block() {
-      const Engine& s = *store_;
-      block_.reset();
-      ++blocks_read_;
-      for (;;) {
-        if (++block_index_ < table_->block_count()) {
-          block_ = read_block(block_index_);
-          rec_ = 0;
-          if (block_->size() > 0) return;
-          continue;
-        }
-        if (++chunk_it_ == s.index_.end()) {
-          table_.reset();
-          run_ = BlockRun{};
-          return;
-        }
-        table_ = s.table(chunk_it_->second, /*fill=*/false);
-        run_ = BlockRun{};
-        block_index_ = static_cast<std::size_t>(-1);
-      }
-    }
+    void next_block();
     // Block i of table_: from the cache, from run_, or read with the blocks
     // after it. Readahead grows with the blocks this scan has stepped
     // through (none for the first two: a short scan reads what it needs).
@@ -7909,25 +7718,7 @@ class Engine {
   // Applies one commit's ops (sequences first, first + 1, ...) to wb_, all
   // or none (the strong guarantee: a batch rolls back what it applied when
   // an apply throws). Needs write_mu_; takes lock_.
-  void apply_commit(Op* ops, std::size_t n, std::uint64_t first, detail::WriteBuffer::Undo* undo) {
-    std::uint64_t bytes = 0;
-    for (std::size_t i = 0; i < n; ++i) bytes += ops[i].key.size() + ops[i].value.size();
-    std::unique_lock guard(lock_);
-    if (n == 1) {
-      wb_.apply(ops[0].key, first, ops[0].kind == detail::kOpErase, ops[0].value, ops[0].below);
-    } else {
-      wb_.begin(*undo);
-      try {
-        for (std::size_t i = 0; i < n; ++i)
-          wb_.apply(ops[i].key, first + i, ops[i].kind == detail::kOpErase, ops[i].value, ops[i].below, undo);
-      } catch (...) {
-        wb_.rollback(*undo);
-        throw;
-      }
-    }
-    ++wb_version_;
-    bytes_put_.fetch_add(bytes, std::memory_order_relaxed);
-  }
+  void apply_commit(Op* ops, std::size_t n, std::uint64_t first, detail::WriteBuffer::Undo* undo);
 
   // Durability::sync: group commit through a queue of writers. The writer at
   // the front is the leader: it appends the records of the writers queued
@@ -7936,119 +7727,16 @@ class Engine {
   // the next leader. Returns whether a checkpoint is due; rethrows the
   // writer's error.
   bool commit_synced(std::string& payload, Op* ops, std::size_t n, BeforeRef before,
-                     detail::WriteBuffer::Undo* undo) {
-    Writer me;
-    me.payload = &payload;
-    me.ops = ops;
-    me.n = n;
-    me.before = before;
-    me.undo = undo;
-    std::unique_lock q(queue_mu_);
-    writers_.push_back(&me);
-    me.cv.wait(q, [&] { return me.done || writers_.front() == &me; });
-    if (me.done) {
-      if (me.error) std::rethrow_exception(me.error);
-      return false;
-    }
-    Writer* group[kMaxGroup];
-    std::size_t count = 0;
-    for (auto it = writers_.begin(); it != writers_.end() && count < kMaxGroup; ++it) group[count++] = *it;
-    q.unlock();
-    const bool need_checkpoint = run_group(group, count);
-    q.lock();
-    for (std::size_t i = 0; i < count; ++i) {
-      writers_.pop_front();
-      group[i]->done = true;
-      if (group[i] != &me) group[i]->cv.notify_one();
-    }
-    if (!writers_.empty()) writers_.front()->cv.notify_one();
-    q.unlock();
-    if (me.error) std::rethrow_exception(me.error);
-    return need_checkpoint;
-  }
+                     detail::WriteBuffer::Undo* undo);
 
   // The leader's work for group[0, count): sets each writer's error instead
   // of throwing. Returns whether a checkpoint is due.
-  bool run_group(Writer* const* group, std::size_t count) noexcept {
-    try {
-      std::lock_guard s(sync_mu_);
-      std::lock_guard w(write_mu_);
-      std::exception_ptr all;
-      try {
-        check_open();
-        check_writable();
-      } catch (...) {
-        all = std::current_exception();  // refused: nothing was appended
-      }
-      if (!all) {
-        try {
-          for (std::size_t i = 0; i < count; ++i) {
-            Writer& g = *group[i];
-            g.first = last_seq_ + 1;
-            detail::encode_fixed64(g.payload->data(), g.first);
-            wal_->append(*g.payload);
-            last_seq_ += g.n;
-          }
-          wal_->sync();
-          synced_seq_ = last_seq_;
-        } catch (...) {
-          all = std::current_exception();
-          fail(all);
-        }
-      }
-      if (all) {
-        for (std::size_t i = 0; i < count; ++i) group[i]->error = all;
-        return false;
-      }
-      for (std::size_t i = 0; i < count; ++i) {
-        Writer& g = *group[i];
-        try {
-          g.before();
-          apply_commit(g.ops, g.n, g.first, g.undo);
-        } catch (...) {
-          // Durable but not applied: the store fails, and so does every
-          // later writer of the group (reopen replays all of them).
-          g.error = std::current_exception();
-          fail(g.error);
-          for (std::size_t j = i + 1; j < count; ++j) group[j]->error = g.error;
-          return false;
-        }
-      }
-      return over_limits();
-    } catch (...) {  // a mutex that failed to lock
-      for (std::size_t i = 0; i < count; ++i)
-        if (!group[i]->error) group[i]->error = std::current_exception();
-      return false;
-    }
-  }
+  bool run_group(Writer* const* group, std::size_t count) noexcept;
 
   // Group commit: one fdatasync covers every record appended before it began.
   // After a failed sync nothing is synced again (it could "succeed" with the
   // data gone): the store stays failed until it is reopened.
-  void sync_up_to(std::uint64_t seq) {
-    std::lock_guard s(sync_mu_);
-    if (synced_seq_ >= seq) return;
-    check_writable_state();
-    std::shared_ptr<detail::WalWriter> w;
-    std::uint64_t target;
-    {
-      std::lock_guard g(write_mu_);
-      w = wal_;
-      target = last_seq_;
-    }
-    // close() syncs (seals) the WAL and advances synced_seq_ before it drops
-    // it; a WAL dropped with records unsynced cannot be synced any more.
-    if (!w)
-      throw IoError("stowage: the store at " + dir_.string() +
-                    " was closed before its last writes were synced; reopen it to recover them from the WAL");
-    try {
-      w->sync();
-    } catch (...) {
-      fail(std::current_exception());
-      throw;
-    }
-    synced_seq_ = target;
-  }
+  void sync_up_to(std::uint64_t seq);
 
   // ---- checkpoint ----------------------------------------------------------
 
@@ -8059,136 +7747,13 @@ class Engine {
   // (sealing the WAL) marks the store failed: the frozen buffer then stays
   // frozen, its WAL segments stay on disk, and no later freeze can replace
   // it, so a failed checkpoint never loses what it was writing.
-  void run_checkpoint(bool only_if_needed = false) {
-    FailureReport report{this};
-    std::string done;  // the log line, written once checkpoint_mu_ is released
-    {
-      std::lock_guard cp(checkpoint_mu_);
-      if (closed_.load() || opt_.read_only) return;
-      check_writable();
-      std::uint64_t new_wal = 0, frozen_seq = 0;
-      try {
-        std::lock_guard s(sync_mu_);
-        std::lock_guard w(write_mu_);  // no commit in flight: wb_ is stable
-        if (wb_.empty()) return;
-        if (only_if_needed && !over_limits()) return;
-        // Everything that can throw comes before the buffer is frozen.
-        wal_segments_.reserve(wal_segments_.size() + 1);
-        auto frozen = std::make_shared<detail::WriteBuffer>();
-        wal_->seal();  // the frozen records are durable, the zeros cut off, before a new segment starts
-        synced_seq_ = last_seq_;
-        new_wal = next_file_++;
-        auto writer = std::make_shared<detail::WalWriter>(*fs_, dir_, new_wal);
-        wal_closed_bytes_ += wal_->size();
-        wal_ = std::move(writer);
-        wal_segments_.push_back(new_wal);
-        frozen_seq = last_seq_;
-        std::unique_lock guard(lock_);
-        *frozen = std::move(wb_);
-        imm_ = std::move(frozen);
-        ++wb_version_;
-        ++chunk_version_;
-      } catch (...) {
-        fail(std::current_exception());
-        throw;
-      }
-      try {
-        cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_ + imm_->bytes()));
-        done = merge_and_install(new_wal, frozen_seq);
-      } catch (...) {
-        fail(std::current_exception());
-        throw;
-      }
-    }
-    log(LogLevel::info, done);
-  }
+  void run_checkpoint(bool only_if_needed = false);
 
   // Writes imm_ into new chunk files, makes them live with a new manifest.
   // Needs checkpoint_mu_; reads index_ and imm_ without lock_ (only this
   // function changes them, under checkpoint_mu_).
   // Returns the line to log.
-  std::string merge_and_install(std::uint64_t new_wal, std::uint64_t frozen_seq) {
-    std::shared_ptr<const detail::WriteBuffer> frozen = imm_;
-    const detail::WriteBuffer& imm = *frozen;
-    detail::ChunkIndex next = index_;
-    std::vector<std::uint64_t> created, obsolete;
-    bool manifest_attempted = false;  // once the rename may have happened, the new chunks may be live
-    try {
-      auto it = imm.begin();
-      while (it != imm.end()) {
-        // The chunks this group rewrites: the one the next buffered key routes
-        // to, plus following ones while the last is small, so chunks left
-        // small by splits or erases are merged with a neighbour when touched.
-        std::vector<const detail::ChunkRef*> olds;
-        auto chunk = index_.route(it->first);
-        auto group_end = imm.end();
-        if (chunk != index_.end()) {
-          olds.push_back(&chunk->second);
-          auto following = std::next(chunk);
-          while (following != index_.end() && olds.back()->bytes < opt_.chunk_bytes / 4) {
-            olds.push_back(&following->second);
-            ++following;
-          }
-          if (following != index_.end()) group_end = imm.lower_bound(following->first);
-        }
-        rewrite_chunks(olds, it, group_end, next, created);
-        for (const auto* o : olds) obsolete.push_back(o->file);
-        it = group_end;
-      }
-      fs_->sync_dir(dir_);
-      detail::Manifest m = manifest_;
-      m.last_seq = frozen_seq;
-      m.next_file = next_file_;
-      m.wal_start = new_wal;
-      set_chunks(m, next);
-      manifest_attempted = true;
-      detail::write_manifest(*fs_, dir_, m);
-      manifest_ = std::move(m);
-      manifest_bytes_ = detail::encode_manifest(manifest_).size();
-    } catch (...) {
-      // Files no manifest names are removed here, or by the next open.
-      if (!manifest_attempted) for (auto f : created) {
-        try {
-          fs_->remove(chunk_path(f));
-        } catch (...) {
-        }
-      }
-      throw;
-    }
-    std::size_t imm_bytes = imm.bytes();
-    next.seal();
-    {
-      std::unique_lock guard(lock_);
-      index_ = std::move(next);
-      imm_.reset();
-      ++chunk_version_;
-    }
-    cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_));
-    ++checkpoints_;
-    // The new manifest is durable: what it no longer names can go.
-    for (auto f : obsolete) {
-      cache_.erase_file(f);
-      files_.erase(f);
-      fs_->remove(chunk_path(f));
-    }
-    std::vector<std::uint64_t> keep;
-    {
-      std::lock_guard w(write_mu_);
-      for (auto seg : wal_segments_) {
-        if (seg < new_wal) {
-          fs_->remove(dir_ / detail::wal_file_name(seg));
-        } else {
-          keep.push_back(seg);
-        }
-      }
-      wal_segments_ = keep;
-      wal_closed_bytes_ = 0;
-    }
-    fs_->sync_dir(dir_);
-    return "checkpoint: " + std::to_string(imm.entries()) + " buffered records (" + std::to_string(imm_bytes) +
-           " bytes) into " + std::to_string(created.size()) + " new chunk(s), " + std::to_string(obsolete.size()) +
-           " replaced";
-  }
+  std::string merge_and_install(std::uint64_t new_wal, std::uint64_t frozen_seq);
 
   // Merges the old chunks (consecutive in key order; may be none) with the
   // buffered records [first, last) into new chunk files split at
@@ -8198,299 +7763,24 @@ class Engine {
   using Convert = std::function<bool(std::string_view key, std::string_view value, std::string& out)>;
   void rewrite_chunks(const std::vector<const detail::ChunkRef*>& olds, detail::WriteBuffer::const_iterator first,
                       detail::WriteBuffer::const_iterator last, detail::ChunkIndex& next,
-                      std::vector<std::uint64_t>& created, const Convert* convert = nullptr) {
-    std::string converted;
-    std::optional<detail::ChunkWriter<Compression>> writer;
-    std::uint64_t writer_file = 0;
-    auto finish = [&] {
-      if (!writer) return;
-      if (writer->records() == 0) {
-        writer.reset();
-        fs_->remove(chunk_path(writer_file));
-        return;
-      }
-      detail::ChunkInfo info = writer->finish();
-      writer.reset();
-      chunk_bytes_written_.fetch_add(info.file_bytes, std::memory_order_relaxed);
-      detail::ChunkRef ref;
-      ref.file = writer_file;
-      ref.records = info.records;
-      ref.bytes = info.file_bytes;
-      ref.max_seq = info.max_seq;
-      ref.first_key = std::move(info.first_key);
-      ref.last_key = std::move(info.last_key);
-      next.add(std::move(ref));
-    };
-    auto emit = [&](std::string_view key, std::string_view value) {
-      if (convert) {
-        if (!(*convert)(key, value, converted)) return;
-        value = converted;
-      }
-      if (writer && writer->raw_bytes() >= opt_.chunk_bytes) finish();
-      if (!writer) {
-        writer_file = next_file_++;
-        created.push_back(writer_file);
-        writer.emplace(*fs_, chunk_path(writer_file), opt_.block_bytes);
-      }
-      // Chunks keep sequence number 0: every record a checkpoint writes is
-      // older than anything a reader can ask about (no snapshots exist), and
-      // a 1-byte 0 saves ~2 bytes per record against a 3-byte sequence. The
-      // format keeps the field for snapshots and history, which will keep
-      // the sequences of records newer than the oldest open snapshot.
-      writer->add(key, 0, value);
-    };
-    for (const auto* o : olds) next.remove(o->first_key);
-    // The old records, one block at a time, read without filling the cache.
-    std::size_t chunk_i = 0, block_i = 0, rec = 0;
-    std::shared_ptr<const Table> t;
-    std::shared_ptr<const Block> b;
-    auto chunk_valid = [&] {
-      while (!b || rec >= b->size()) {
-        if (t && block_i + 1 < t->block_count()) {
-          b = block(*t, olds[chunk_i]->file, ++block_i, false);
-        } else {
-          if (t) ++chunk_i;
-          if (chunk_i >= olds.size()) {
-            b.reset();
-            return false;
-          }
-          t = table(*olds[chunk_i], false);
-          block_i = 0;
-          if (t->block_count() == 0) continue;
-          b = block(*t, olds[chunk_i]->file, 0, false);
-        }
-        rec = 0;
-      }
-      return true;
-    };
-    while (true) {
-      bool has_chunk = chunk_valid();
-      bool has_buf = first != last;
-      if (!has_chunk && !has_buf) break;
-      if (has_buf && (!has_chunk || std::string_view(first->first) <= b->key(rec))) {
-        if (has_chunk && std::string_view(first->first) == b->key(rec)) ++rec;
-        if (!first->second.tombstone) emit(first->first, first->second.value);
-        ++first;
-      } else {
-        emit(b->key(rec), b->value(rec));
-        ++rec;
-      }
-    }
-    finish();
-  }
+                      std::vector<std::uint64_t>& created, const Convert* convert = nullptr);
 
   // ---- open ----------------------------------------------------------------
 
-  void open(const Migrator* migrations, unsigned target, bool migrate_only) {
-    if (fs_->exists(dir_) && !fs_->is_directory(dir_))
-      throw ValidationError("stowage: " + dir_.string() + " exists and is not a directory; give a directory path");
-    if (!fs_->exists(dir_)) {
-      if (!opt_.create_if_missing || opt_.read_only)
-        throw ValidationError("stowage: no store at " + dir_.string() +
-                              " (it does not exist and create_if_missing is off or read_only is on)");
-      fs_->create_dirs(dir_);
-      if (dir_.has_parent_path()) {
-        try {
-          fs_->sync_dir(dir_.parent_path());
-        } catch (const IoError&) {
-        }
-      }
-    }
-    file_lock_ = std::make_unique<detail::FileLock>(dir_, Lock::waits_for_other_processes, opt_.lock_timeout);
-
-    auto names = fs_->list(dir_);
-    std::vector<std::uint64_t> wal_files;
-    std::vector<std::uint64_t> chunk_files;
-    std::uint64_t max_file = 0;
-    for (const auto& n : names) {
-      if (auto w = detail::parse_wal_file_name(n)) {
-        wal_files.push_back(*w);
-        max_file = std::max(max_file, *w);
-      } else if (auto c = detail::parse_chunk_file_name(n)) {
-        chunk_files.push_back(*c);
-        max_file = std::max(max_file, *c);  // a leftover of a crash is never reused while it exists
-      }
-    }
-    std::sort(wal_files.begin(), wal_files.end());
-
-    MigrationPlan plan;
-    if (detail::manifest_exists(*fs_, dir_)) {
-      manifest_ = detail::read_manifest(*fs_, dir_);
-      check_manifest();
-      plan = plan_migration(migrations, target);
-    } else {
-      if (!wal_files.empty() || !chunk_files.empty())
-        throw CorruptionError(dir_ / "MANIFEST", 0,
-                              "MANIFEST is missing but the directory holds WAL or chunk files");
-      if (opt_.read_only || !opt_.create_if_missing)
-        throw ValidationError("stowage: " + dir_.string() + " holds no store (no MANIFEST)");
-      manifest_ = fresh_manifest();
-      detail::write_manifest(*fs_, dir_, manifest_);
-      log(LogLevel::info, "created a new store at " + dir_.string());
-    }
-    std::sort(chunk_files.begin(), chunk_files.end());
-    for (const auto& ks : manifest_.keyspaces)
-      for (const auto& c : ks.chunks)
-        if (!std::binary_search(chunk_files.begin(), chunk_files.end(), c.file))
-          throw CorruptionError(chunk_path(c.file), 0, "chunk file named by the MANIFEST is missing");
-    std::vector<std::uint64_t> live;  // the WAL segments the manifest still needs
-    for (auto n : wal_files)
-      if (n >= manifest_.wal_start) live.push_back(n);
-    if (plan.needed()) {
-      if (opt_.read_only) {
-        if (!plan.steps.empty())
-          throw MigrationError("stowage: the store at " + dir_.string() + " holds values at schema version " +
-                               std::to_string(plan.from_version) + " and needs migrating to " +
-                               std::to_string(plan.to_version) + ", which a read_only open cannot do; open it "
-                               "writable once (or use Storage::migrate_to)");
-        // An older format is read as it is, upgraded in memory only.
-        for (const auto* f : plan.format) f->apply(manifest_);
-      } else {
-        begin_migration(plan, migrations, live);
-      }
-    }
-    manifest_bytes_ = detail::encode_manifest(manifest_).size();
-    for (const auto& c : manifest_.keyspace(detail::kDefaultKeyspace)->chunks) index_.add(c);
-    index_.seal();
-    next_file_ = std::max(manifest_.next_file, max_file + 1);
-    last_seq_ = manifest_.last_seq;
-
-    // Replay the WAL segments the manifest still needs.
-    for (std::size_t i = 0; i < live.size(); ++i) replay_segment(live[i], i + 1 == live.size());
-    synced_seq_ = last_seq_;
-    if (plan.needed() && !opt_.read_only) run_migration(plan, live);
-
-    if (opt_.read_only) return;
-    // Leftovers of an interrupted checkpoint: files no keyspace of the
-    // manifest names (every keyspace's, not only the one this Storage reads).
-    std::vector<std::uint64_t> named;
-    for (const auto& ks : manifest_.keyspaces)
-      for (const auto& c : ks.chunks) named.push_back(c.file);
-    std::sort(named.begin(), named.end());
-    bool removed = false;
-    for (auto c : chunk_files) {
-      if (!std::binary_search(named.begin(), named.end(), c)) {
-        fs_->remove(chunk_path(c));
-        removed = true;
-      }
-    }
-    for (auto n : wal_files) {
-      if (n < manifest_.wal_start) {
-        fs_->remove(dir_ / detail::wal_file_name(n));
-        removed = true;
-      }
-    }
-    // Live segments that replayed nothing (a session that wrote nothing, or
-    // whose writes a checkpoint already holds) are not needed: the buffer is
-    // empty, so every record up to last_seq is in the chunks. Without this
-    // every open would leave one more segment behind.
-    if (wb_.empty() && !migrate_only) {
-      for (auto n : live) {
-        fs_->remove(dir_ / detail::wal_file_name(n));
-        removed = true;
-      }
-      live.clear();
-    }
-    if (fs_->exists(dir_ / "MANIFEST.tmp")) {
-      fs_->remove(dir_ / "MANIFEST.tmp");
-      removed = true;
-    }
-    if (removed) fs_->sync_dir(dir_);
-    if (migrate_only) {
-      closed_ = true;  // migrated (or nothing to do): release the store without serving it
-      file_lock_.reset();
-      return;
-    }
-    wal_segments_ = live;
-    for (auto n : live) wal_closed_bytes_ += file_size(dir_ / detail::wal_file_name(n));
-    std::uint64_t seg = next_file_++;
-    wal_ = std::make_shared<detail::WalWriter>(*fs_, dir_, seg);
-    wal_segments_.push_back(seg);
-    // The replayed WAL is folded into chunks when it is over a limit, or
-    // spread over many segments (sessions that each wrote a little and
-    // closed without a checkpoint), so segments do not pile up.
-    if (wb_.bytes() > wb_limit_ || wal_closed_bytes_ > opt_.wal_bytes || wal_segments_.size() > kMaxWalSegments)
-      run_checkpoint();
-  }
+  void open(const Migrator* migrations, unsigned target, bool migrate_only);
 
   std::uint64_t file_size(const std::filesystem::path& p) const { return fs_->open_read(p)->size(); }
 
   // Replays one WAL segment into wb_. Sequences must continue exactly from
   // the manifest's last_seq: a gap means records were lost (a truncated or
   // missing earlier segment), which is corruption, not a torn tail.
-  void replay_segment(std::uint64_t number, bool last_segment) {
-    auto path = dir_ / detail::wal_file_name(number);
-    auto result = detail::replay_wal(*fs_, path, number, [&](std::string_view payload, std::uint64_t offset) {
-      detail::decode_wal_batch(payload, path, offset, [&](const detail::WalOp& op) {
-        if (op.seq != last_seq_ + 1)
-          throw CorruptionError(path, offset,
-                                "WAL record has sequence " + std::to_string(op.seq) + " where " +
-                                    std::to_string(last_seq_ + 1) +
-                                    " was expected (records before it are missing: an earlier WAL segment was "
-                                    "truncated or removed)");
-        if (types_.check_key != nullptr) {
-          try {
-            types_.check_key(op.key);
-          } catch (const CorruptionError& e) {
-            throw CorruptionError(path, offset, std::string("WAL record holds a key that does not decode: ") + e.what());
-          }
-        }
-        if (op.key.size() > kMaxKeyBytes || op.value.size() > kMaxValueBytes)
-          throw CorruptionError(path, offset, "WAL record holds a key or value over the format's limits");
-        wb_.apply(op.key, op.seq, op.kind == detail::kOpErase, op.value);
-        last_seq_ = op.seq;
-      });
-    });
-    if (!last_segment && result.zero_bytes > 0 && result.cut_bytes == 0)
-      throw CorruptionError(path, result.valid_bytes,
-                            "zeros after the last record of a WAL segment that later segments follow (it was sealed "
-                            "at its last record: records are missing)");
-    if (result.cut_bytes > 0) {
-      if (!last_segment)
-        throw CorruptionError(path, result.valid_bytes,
-                              "damaged record inside a WAL segment that later segments follow");
-      log(LogLevel::warning, "cut a torn WAL tail of " + std::to_string(result.cut_bytes) + " bytes from " +
-                                 path.string() + " at offset " + std::to_string(result.valid_bytes) + " (" +
-                                 std::to_string(result.records) + " records recovered)");
-    }
-    // The torn tail or the preallocated zeros go: a later segment follows now.
-    const bool trim = !opt_.read_only && (result.cut_bytes > 0 || result.zero_bytes > 0);
-    if (trim) fs_->truncate(path, result.valid_bytes);
-    // What was replayed is visible now, so it must be durable before a later
-    // flush() can promise anything about it.
-    if (!opt_.read_only && (result.records > 0 || trim)) fs_->open_append(path)->sync();
-  }
+  void replay_segment(std::uint64_t number, bool last_segment);
 
-  detail::Manifest fresh_manifest() const {
-    detail::Manifest m;
-    m.serializer = types_.serializer;
-    m.compression = std::string(Compression::name);
-    m.compression_id = Compression::id;
-    detail::KeyspaceState ks;
-    ks.name = std::string(detail::kDefaultKeyspace);
-    ks.key_order = types_.key_order;
-    ks.value_type = types_.value_type;
-    ks.schema_version = types_.value_version;
-    m.keyspaces.push_back(std::move(ks));
-    return m;
-  }
+  detail::Manifest fresh_manifest() const;
 
   // The policies that shape the bytes must match; the value type is the
   // migration plan's business.
-  void check_manifest() const {
-    detail::Manifest want = fresh_manifest();
-    auto mismatch = [&](const std::string& what, const std::string& on_disk, const std::string& here) {
-      throw MigrationError("stowage: the store at " + dir_.string() + " was written with " + what + " '" + on_disk +
-                           "' but is opened with '" + here + "'; open it with the same " + what +
-                           " (or migrate the store)");
-    };
-    if (manifest_.serializer != want.serializer) mismatch("serializer", manifest_.serializer, want.serializer);
-    if (manifest_.compression != want.compression || manifest_.compression_id != want.compression_id)
-      mismatch("compression", manifest_.compression, want.compression);
-    const auto* ks = manifest_.keyspace(detail::kDefaultKeyspace);
-    if (!ks) throw CorruptionError(dir_ / "MANIFEST", 0, "MANIFEST names no 'default' keyspace");
-    if (ks->key_order != want.keyspaces[0].key_order) mismatch("key type", ks->key_order, want.keyspaces[0].key_order);
-  }
+  void check_manifest() const;
 
   void set_chunks(detail::Manifest& m, const detail::ChunkIndex& index) const {
     auto* ks = m.keyspace(detail::kDefaultKeyspace);
@@ -8514,80 +7804,13 @@ class Engine {
   // What opening the store at value schema version `target` must run. Throws
   // MigrationError, before anything is touched, when no path exists or the
   // registered steps do not fit the stored and wanted types.
-  MigrationPlan plan_migration(const Migrator* migrations, unsigned target) {
-    MigrationPlan plan;
-    plan.format = detail::format_path(manifest_, dir_);
-    detail::Manifest upgraded = manifest_;
-    for (const auto* f : plan.format) f->apply(upgraded);
-    const auto& ks = *upgraded.keyspace(detail::kDefaultKeyspace);
-    plan.from_version = ks.schema_version;
-    plan.to_version = target;
-    const bool to_value = target == types_.value_version;
-    const std::string here = types_.value_type;
-    auto error = [&](const std::string& what) {
-      throw MigrationError("stowage: cannot migrate the store at " + dir_.string() + " from value schema version " +
-                           std::to_string(plan.from_version) + " to " + std::to_string(target) + ": " + what +
-                           "; the store is unchanged");
-    };
-    if (plan.from_version == target) {
-      if (to_value && !ks.value_type.empty() && ks.value_type != here)
-        throw MigrationError("stowage: the store at " + dir_.string() + " was written with value type '" +
-                             ks.value_type + "' but is opened with '" + here + "' at the same schema version " +
-                             std::to_string(target) + "; when a Value type changes, raise its `static constexpr "
-                             "unsigned version` and register a migration step");
-      plan.to_type = to_value ? here : ks.value_type;
-      return plan;
-    }
-    auto path = migrations ? migrations->path(plan.from_version, target) : std::nullopt;
-    if (!path)
-      error("no chain of registered migration steps leads there (registered: " +
-            (migrations ? migrations->describe() : std::string("none, no Migrator was given")) +
-            "); register the missing steps with Migrator::add and pass the Migrator to the Storage constructor");
-    std::string type = ks.value_type;  // the values' description before the next step
-    for (const auto* st : *path) {
-      if (!st->serializer.empty() && st->serializer != types_.serializer)
-        error("step " + st->name() + " was registered for serializer '" + st->serializer + "' but the store uses '" +
-              types_.serializer + "' (pass it as add<Old, New, Serializer>)");
-      if (!st->from_type.empty() && !type.empty() && st->from_type != type)
-        error("step " + st->name() + " reads values of type '" + st->from_type + "' but they are '" + type + "'");
-      type = st->to_type;
-    }
-    if (to_value && !type.empty() && type != here)
-      error("the last step produces values of type '" + type + "' but this Storage's Value is '" + here + "'");
-    plan.steps = *path;
-    plan.to_type = to_value ? here : type;
-    return plan;
-  }
+  MigrationPlan plan_migration(const Migrator* migrations, unsigned target);
 
-  std::string describe_plan(const MigrationPlan& plan) const {
-    std::string out;
-    for (const auto* f : plan.format) out += (out.empty() ? "" : ", ") + f->name();
-    for (const auto* st : plan.steps) out += (out.empty() ? "" : ", ") + st->name();
-    return out;
-  }
+  std::string describe_plan(const MigrationPlan& plan) const;
 
   // Before anything on disk changes (even a torn WAL tail being cut): the
   // backup. Chunk files are immutable, so they are hard-linked.
-  void begin_migration(MigrationPlan& plan, const Migrator* migrations, const std::vector<std::uint64_t>& live) {
-    plan.started = std::chrono::steady_clock::now();
-    log(LogLevel::info, "migration of " + dir_.string() + ": start: format " + std::to_string(manifest_.format_major) +
-                            ", value schema version " + std::to_string(plan.from_version) + " -> " +
-                            std::to_string(plan.to_version) + " via " + describe_plan(plan));
-    std::vector<std::string> links, copies{"MANIFEST"};
-    for (const auto& ks : manifest_.keyspaces)
-      for (const auto& c : ks.chunks) links.push_back(detail::chunk_file_name(c.file));
-    for (auto n : live) copies.push_back(detail::wal_file_name(n));
-    try {
-      plan.backup = detail::take_backup(*fs_, dir_, links, copies,
-                                        migrations ? migrations->backup_root() : std::nullopt,
-                                        "v" + std::to_string(plan.from_version) + "-f" +
-                                            std::to_string(manifest_.format_major));
-    } catch (const Error& e) {
-      log(LogLevel::error, std::string("migration: the backup failed, nothing was changed: ") + e.what());
-      throw;
-    }
-    log(LogLevel::info, "migration: backup of the store taken at " + plan.backup.string());
-  }
+  void begin_migration(MigrationPlan& plan, const Migrator* migrations, const std::vector<std::uint64_t>& live);
 
   // A key for messages: decoded and printed when that reads well, else hex.
   std::string describe_key(std::string_view encoded) const {
@@ -8599,110 +7822,7 @@ class Engine {
   // through the steps into new chunk files, then one atomic MANIFEST swap.
   // Until the swap the live files are untouched; afterwards the old chunks
   // and WAL segments are no longer named (open's cleanup removes them).
-  void run_migration(MigrationPlan& plan, std::vector<std::uint64_t>& live) {
-    MigrationReport report;
-    report.from_format = manifest_.format_major;
-    report.from_version = plan.from_version;
-    report.to_version = plan.to_version;
-    report.backup = plan.backup;
-    detail::Manifest m = manifest_;
-    for (const auto* f : plan.format) {
-      log(LogLevel::info, "migration: " + f->name() + " (" + f->what + ")");
-      f->apply(m);
-      report.steps.push_back(f->name());
-    }
-    detail::ChunkIndex next;
-    std::vector<std::uint64_t> created;
-    bool manifest_attempted = false;
-    try {
-      if (!plan.steps.empty()) {
-        for (const auto* st : plan.steps) {
-          log(LogLevel::info, "migration: step " + st->name() +
-                                  (st->from_type.empty() ? std::string(" (on encoded values)")
-                                                         : " (" + st->from_type + " -> " + st->to_type + ")"));
-          report.steps.push_back(st->name());
-        }
-        const std::uint64_t total = index_.records() + wb_.entries();
-        std::uint64_t seen = 0, next_progress = total / 10;
-        std::string current;
-        Convert convert = [&](std::string_view key, std::string_view value, std::string& out) {
-          ++seen;
-          if (total >= 1000 && seen >= next_progress && seen < total) {
-            log(LogLevel::info, "migration: " + std::to_string(seen) + " of about " + std::to_string(total) +
-                                    " records converted");
-            next_progress += total / 10;
-          }
-          current.assign(value);
-          for (const auto* st : plan.steps) {
-            std::optional<std::string> r;
-            try {
-              r = st->convert(current);
-            } catch (const std::exception& e) {
-              throw MigrationError("stowage: migration step " + st->name() + " failed on key " + describe_key(key) +
-                                   " of the store at " + dir_.string() + ": " + e.what() +
-                                   "; the store is unchanged (still at version " +
-                                   std::to_string(plan.from_version) + ")");
-            }
-            if (!r) {
-              ++report.dropped;
-              return false;
-            }
-            current = std::move(*r);
-          }
-          if (current.size() > kMaxValueBytes)
-            throw MigrationError("stowage: migration of the store at " + dir_.string() + " produced a value of " +
-                                 std::to_string(current.size()) + " bytes for key " + describe_key(key) +
-                                 ", over the limit of " + std::to_string(kMaxValueBytes));
-          ++report.records;
-          out.swap(current);
-          return true;
-        };
-        std::vector<const detail::ChunkRef*> olds;
-        for (const auto& [first, ref] : index_) olds.push_back(&ref);
-        rewrite_chunks(olds, wb_.begin(), wb_.end(), next, created, &convert);
-        fs_->sync_dir(dir_);
-        set_chunks(m, next);
-        m.last_seq = last_seq_;
-        m.wal_start = next_file_;  // the WAL segment open starts next; the old ones are folded in
-      }
-      m.next_file = next_file_;
-      auto* ks = m.keyspace(detail::kDefaultKeyspace);
-      ks->schema_version = plan.to_version;
-      ks->value_type = plan.to_type;
-      manifest_attempted = true;
-      detail::write_manifest(*fs_, dir_, m);  // the switch
-    } catch (const std::exception& e) {
-      log(LogLevel::error, std::string("migration failed: ") + e.what());
-      if (!manifest_attempted) {
-        for (auto f : created) {
-          try {
-            fs_->remove(chunk_path(f));
-          } catch (...) {
-          }
-        }
-      }
-      throw;
-    }
-    manifest_ = std::move(m);
-    if (!plan.steps.empty()) {
-      for (const auto& [first, ref] : index_) {
-        cache_.erase_file(ref.file);
-        files_.erase(ref.file);
-      }
-      next.seal();
-      index_ = std::move(next);
-      wb_ = detail::WriteBuffer();
-      live.clear();
-    }
-    report.to_format = manifest_.format_major;
-    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - plan.started).count();
-    log(LogLevel::info, "migration of " + dir_.string() + ": done: value schema version " +
-                            std::to_string(report.to_version) + ", format " + std::to_string(report.to_format) +
-                            ", " + std::to_string(report.records) + " records converted, " +
-                            std::to_string(report.dropped) + " dropped, in " + std::to_string(report.seconds) +
-                            " s; backup at " + report.backup.string());
-    last_migration_ = std::move(report);
-  }
+  void run_migration(MigrationPlan& plan, std::vector<std::uint64_t>& live);
 
   // ---- state ---------------------------------------------------------------
 
@@ -8752,6 +7872,963 @@ class Engine {
   std::atomic<bool> closed_{false};
   std::optional<MigrationReport> last_migration_;  // set once, by open
 };
+
+// ---- Engine members defined out of the class: not inline, so that with
+// STOWAGE_SEPARATE_COMPILATION only engine_src.hpp compiles them. ----
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::Cursor::fill() -> void {
+  const Engine& s = *store_;
+  batch_.clear();
+  pos_ = 0;
+  if (arena_.capacity() > 4 * kArenaBytes) arena_ = std::vector<char>();  // after one huge buffered value
+  arena_.clear();
+  std::shared_lock guard(s.lock_);
+  s.check_open();
+  if (!positioned_ || chunk_version_ != s.chunk_version_.load(std::memory_order_relaxed)) {
+    reseek();
+    positioned_ = true;
+  } else if (wb_version_ != s.wb_version_.load(std::memory_order_relaxed)) {
+    wb_it_ = started_ ? s.wb_.upper_bound(last_) : (from_ ? s.wb_.lower_bound(*from_) : s.wb_.begin());
+    wb_version_ = s.wb_version_.load(std::memory_order_relaxed);
+  }
+  for (;;) {
+    if (block_ && rec_ >= block_->size()) {
+      if (!batch_.empty()) return;  // the batch views block_: the next fill moves on
+      next_block();
+    }
+    const bool wb_has = wb_it_ != s.wb_.end();
+    const bool imm_has = imm_ && imm_it_ != imm_->end();
+    const bool chunk_has = block_ != nullptr;
+    if (chunk_has) {
+      // The common case: the rest of the block precedes every buffered
+      // key and the range's end; take it whole, without comparisons.
+      const std::string_view last = block_->key(block_->size() - 1);
+      if ((!wb_has || last < std::string_view(wb_it_->first)) &&
+          (!imm_has || last < std::string_view(imm_it_->first)) && (!to_ || last < std::string_view(*to_))) {
+        for (; rec_ < block_->size(); ++rec_) batch_.push_back(Pending{{}, {}, rec_, true});
+        continue;
+      }
+    }
+    // The smallest key among the three sources; the newest layer wins ties.
+    std::string_view best;
+    bool have = false;
+    auto consider = [&](std::string_view k) {
+      if (!have || k < best) best = k, have = true;
+    };
+    if (wb_has) consider(wb_it_->first);
+    if (imm_has) consider(imm_it_->first);
+    if (chunk_has) consider(block_->key(rec_));
+    if (!have || (to_ && !(best < std::string_view(*to_)))) return;
+    const bool wb_at = wb_has && wb_it_->first == best;
+    const bool imm_at = imm_has && imm_it_->first == best;
+    const bool chunk_at = chunk_has && block_->key(rec_) == best;
+    const detail::BufferEntry* entry = wb_at ? &wb_it_->second : imm_at ? &imm_it_->second : nullptr;
+    if (entry && !entry->tombstone) {
+      // A copy: the entry may change once the lock is released. Views
+      // into arena_ stay valid while it does not reallocate.
+      const std::size_t need = best.size() + entry->value.size();
+      if (arena_.size() + need > arena_.capacity()) {
+        if (!arena_.empty()) return;  // full: this record starts the next batch
+        arena_.reserve(std::max(need, kArenaBytes));
+      }
+      const std::size_t at = arena_.size();
+      arena_.insert(arena_.end(), best.begin(), best.end());
+      arena_.insert(arena_.end(), entry->value.begin(), entry->value.end());
+      batch_.push_back(Pending{std::string_view(arena_.data() + at, best.size()),
+                               std::string_view(arena_.data() + at + best.size(), entry->value.size()), 0, false});
+    } else if (!entry) {
+      batch_.push_back(Pending{{}, {}, rec_, true});
+    }
+    // best views a buffer key or block_, both still valid after these steps.
+    if (wb_at) ++wb_it_;
+    if (imm_at) ++imm_it_;
+    if (chunk_at) ++rec_;
+    if (batch_.size() >= kBatchRecords) return;
+  }
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::Cursor::reseek() -> void {
+  const Engine& s = *store_;
+  auto seek = [&](const detail::WriteBuffer& b) {
+    if (started_) return b.upper_bound(last_);
+    return from_ ? b.lower_bound(*from_) : b.begin();
+  };
+  wb_it_ = seek(s.wb_);
+  imm_ = s.imm_;
+  if (imm_) imm_it_ = seek(*imm_);
+  block_.reset();
+  table_.reset();
+  run_ = BlockRun{};
+  std::string_view target = started_ ? std::string_view(last_) : (from_ ? std::string_view(*from_) : "");
+  chunk_it_ = s.index_.seek(target);
+  load_chunk(target, started_);
+  wb_version_ = s.wb_version_.load(std::memory_order_relaxed);
+  chunk_version_ = s.chunk_version_.load(std::memory_order_relaxed);
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::Cursor::load_chunk(std::string_view target, bool after) -> void {
+  const Engine& s = *store_;
+  bool seek = true;
+  while (chunk_it_ != s.index_.end()) {
+    table_ = s.table(chunk_it_->second, /*fill=*/seek);
+    run_ = BlockRun{};
+    std::size_t bi = table_->find_block(target);
+    if (bi >= table_->block_count()) bi = 0;
+    for (; bi < table_->block_count(); ++bi) {
+      block_ = seek ? s.block(*table_, chunk_it_->second.file, bi, /*fill=*/true) : read_block(bi);
+      seek = false;
+      block_index_ = bi;
+      rec_ = block_->lower_bound(target);
+      if (after && rec_ < block_->size() && block_->key(rec_) == target) ++rec_;
+      if (rec_ < block_->size()) return;
+    }
+    ++chunk_it_;
+    block_.reset();
+  }
+  table_.reset();
+  block_.reset();
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::Cursor::next_block() -> void {
+  const Engine& s = *store_;
+  block_.reset();
+  ++blocks_read_;
+  for (;;) {
+    if (++block_index_ < table_->block_count()) {
+      block_ = read_block(block_index_);
+      rec_ = 0;
+      if (block_->size() > 0) return;
+      continue;
+    }
+    if (++chunk_it_ == s.index_.end()) {
+      table_.reset();
+      run_ = BlockRun{};
+      return;
+    }
+    table_ = s.table(chunk_it_->second, /*fill=*/false);
+    run_ = BlockRun{};
+    block_index_ = static_cast<std::size_t>(-1);
+  }
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::stats() const -> Stats {
+  Stats s;
+  {
+    std::unique_lock guard(lock_);
+    check_open();
+    s.records = count_locked();
+    s.chunks = index_.chunks();
+    s.write_buffer_bytes = wb_.bytes() + (imm_ ? imm_->bytes() : 0);
+    s.disk_bytes = index_.bytes();
+  }
+  auto c = cache_.stats();
+  s.cache_bytes = c.bytes;
+  s.cache_capacity = c.capacity;
+  s.cache_hits = c.hits;
+  s.cache_misses = c.misses;
+  s.cache_evictions = c.evictions;
+  s.metadata_bytes = c.high_bytes;
+  auto f = files_.stats();
+  s.open_files = f.open;
+  s.file_opens = f.opens;
+  {
+    std::lock_guard w(write_mu_);
+    s.last_sequence = last_seq_;
+    s.wal_bytes = wal_closed_bytes_ + (wal_ ? wal_->size() : 0);
+    s.disk_bytes += wal_ ? wal_->allocated() - wal_->size() : 0;  // the current segment's preallocated zeros
+  }
+  s.disk_bytes += s.wal_bytes + manifest_bytes_.load();
+  s.checkpoints = checkpoints_.load();
+  s.bytes_put = bytes_put_.load(std::memory_order_relaxed);
+  s.chunk_bytes_written = chunk_bytes_written_.load(std::memory_order_relaxed);
+  s.write_amplification =
+      s.bytes_put == 0 ? 0.0 : static_cast<double>(s.chunk_bytes_written) / static_cast<double>(s.bytes_put);
+  return s;
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::close() -> void {
+  if (closed_.load()) return;
+  FailureReport report{this};
+  std::exception_ptr error;
+  if (!opt_.read_only && !failed_.load()) {
+    try {
+      if (opt_.checkpoint_on_close) run_checkpoint();
+      flush();
+    } catch (...) {
+      error = std::current_exception();
+    }
+  }
+  {
+    std::lock_guard cp(checkpoint_mu_);
+    std::lock_guard s(sync_mu_);
+    std::lock_guard w(write_mu_);
+    std::unique_lock guard(lock_);
+    closed_ = true;
+    if (wal_ && !error && !failed_.load()) {
+      try {
+        wal_->seal();  // the segment ends at its last record, without preallocated zeros
+        synced_seq_ = last_seq_;
+      } catch (...) {
+        error = std::current_exception();
+        fail(error);
+      }
+    }
+    wal_.reset();
+    file_lock_.reset();
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::run_group(Writer* const* group, std::size_t count) noexcept -> bool {
+  try {
+    std::lock_guard s(sync_mu_);
+    std::lock_guard w(write_mu_);
+    std::exception_ptr all;
+    try {
+      check_open();
+      check_writable();
+    } catch (...) {
+      all = std::current_exception();  // refused: nothing was appended
+    }
+    if (!all) {
+      try {
+        for (std::size_t i = 0; i < count; ++i) {
+          Writer& g = *group[i];
+          g.first = last_seq_ + 1;
+          detail::encode_fixed64(g.payload->data(), g.first);
+          wal_->append(*g.payload);
+          last_seq_ += g.n;
+        }
+        wal_->sync();
+        synced_seq_ = last_seq_;
+      } catch (...) {
+        all = std::current_exception();
+        fail(all);
+      }
+    }
+    if (all) {
+      for (std::size_t i = 0; i < count; ++i) group[i]->error = all;
+      return false;
+    }
+    for (std::size_t i = 0; i < count; ++i) {
+      Writer& g = *group[i];
+      try {
+        g.before();
+        apply_commit(g.ops, g.n, g.first, g.undo);
+      } catch (...) {
+        // Durable but not applied: the store fails, and so does every
+        // later writer of the group (reopen replays all of them).
+        g.error = std::current_exception();
+        fail(g.error);
+        for (std::size_t j = i + 1; j < count; ++j) group[j]->error = g.error;
+        return false;
+      }
+    }
+    return over_limits();
+  } catch (...) {  // a mutex that failed to lock
+    for (std::size_t i = 0; i < count; ++i)
+      if (!group[i]->error) group[i]->error = std::current_exception();
+    return false;
+  }
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::commit_synced(std::string& payload, Op* ops, std::size_t n, BeforeRef before,
+                                                        detail::WriteBuffer::Undo* undo) -> bool {
+  Writer me;
+  me.payload = &payload;
+  me.ops = ops;
+  me.n = n;
+  me.before = before;
+  me.undo = undo;
+  std::unique_lock q(queue_mu_);
+  writers_.push_back(&me);
+  me.cv.wait(q, [&] { return me.done || writers_.front() == &me; });
+  if (me.done) {
+    if (me.error) std::rethrow_exception(me.error);
+    return false;
+  }
+  Writer* group[kMaxGroup];
+  std::size_t count = 0;
+  for (auto it = writers_.begin(); it != writers_.end() && count < kMaxGroup; ++it) group[count++] = *it;
+  q.unlock();
+  const bool need_checkpoint = run_group(group, count);
+  q.lock();
+  for (std::size_t i = 0; i < count; ++i) {
+    writers_.pop_front();
+    group[i]->done = true;
+    if (group[i] != &me) group[i]->cv.notify_one();
+  }
+  if (!writers_.empty()) writers_.front()->cv.notify_one();
+  q.unlock();
+  if (me.error) std::rethrow_exception(me.error);
+  return need_checkpoint;
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::sync_up_to(std::uint64_t seq) -> void {
+  std::lock_guard s(sync_mu_);
+  if (synced_seq_ >= seq) return;
+  check_writable_state();
+  std::shared_ptr<detail::WalWriter> w;
+  std::uint64_t target;
+  {
+    std::lock_guard g(write_mu_);
+    w = wal_;
+    target = last_seq_;
+  }
+  // close() syncs (seals) the WAL and advances synced_seq_ before it drops
+  // it; a WAL dropped with records unsynced cannot be synced any more.
+  if (!w)
+    throw IoError("stowage: the store at " + dir_.string() +
+                  " was closed before its last writes were synced; reopen it to recover them from the WAL");
+  try {
+    w->sync();
+  } catch (...) {
+    fail(std::current_exception());
+    throw;
+  }
+  synced_seq_ = target;
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::run_checkpoint(bool only_if_needed) -> void {
+  FailureReport report{this};
+  std::string done;  // the log line, written once checkpoint_mu_ is released
+  {
+    std::lock_guard cp(checkpoint_mu_);
+    if (closed_.load() || opt_.read_only) return;
+    check_writable();
+    std::uint64_t new_wal = 0, frozen_seq = 0;
+    try {
+      std::lock_guard s(sync_mu_);
+      std::lock_guard w(write_mu_);  // no commit in flight: wb_ is stable
+      if (wb_.empty()) return;
+      if (only_if_needed && !over_limits()) return;
+      // Everything that can throw comes before the buffer is frozen.
+      wal_segments_.reserve(wal_segments_.size() + 1);
+      auto frozen = std::make_shared<detail::WriteBuffer>();
+      wal_->seal();  // the frozen records are durable, the zeros cut off, before a new segment starts
+      synced_seq_ = last_seq_;
+      new_wal = next_file_++;
+      auto writer = std::make_shared<detail::WalWriter>(*fs_, dir_, new_wal);
+      wal_closed_bytes_ += wal_->size();
+      wal_ = std::move(writer);
+      wal_segments_.push_back(new_wal);
+      frozen_seq = last_seq_;
+      std::unique_lock guard(lock_);
+      *frozen = std::move(wb_);
+      imm_ = std::move(frozen);
+      ++wb_version_;
+      ++chunk_version_;
+    } catch (...) {
+      fail(std::current_exception());
+      throw;
+    }
+    try {
+      cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_ + imm_->bytes()));
+      done = merge_and_install(new_wal, frozen_seq);
+    } catch (...) {
+      fail(std::current_exception());
+      throw;
+    }
+  }
+  log(LogLevel::info, done);
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::merge_and_install(std::uint64_t new_wal,
+                                                            std::uint64_t frozen_seq) -> std::string {
+  std::shared_ptr<const detail::WriteBuffer> frozen = imm_;
+  const detail::WriteBuffer& imm = *frozen;
+  detail::ChunkIndex next = index_;
+  std::vector<std::uint64_t> created, obsolete;
+  bool manifest_attempted = false;  // once the rename may have happened, the new chunks may be live
+  try {
+    auto it = imm.begin();
+    while (it != imm.end()) {
+      // The chunks this group rewrites: the one the next buffered key routes
+      // to, plus following ones while the last is small, so chunks left
+      // small by splits or erases are merged with a neighbour when touched.
+      std::vector<const detail::ChunkRef*> olds;
+      auto chunk = index_.route(it->first);
+      auto group_end = imm.end();
+      if (chunk != index_.end()) {
+        olds.push_back(&chunk->second);
+        auto following = std::next(chunk);
+        while (following != index_.end() && olds.back()->bytes < opt_.chunk_bytes / 4) {
+          olds.push_back(&following->second);
+          ++following;
+        }
+        if (following != index_.end()) group_end = imm.lower_bound(following->first);
+      }
+      rewrite_chunks(olds, it, group_end, next, created);
+      for (const auto* o : olds) obsolete.push_back(o->file);
+      it = group_end;
+    }
+    fs_->sync_dir(dir_);
+    detail::Manifest m = manifest_;
+    m.last_seq = frozen_seq;
+    m.next_file = next_file_;
+    m.wal_start = new_wal;
+    set_chunks(m, next);
+    manifest_attempted = true;
+    detail::write_manifest(*fs_, dir_, m);
+    manifest_ = std::move(m);
+    manifest_bytes_ = detail::encode_manifest(manifest_).size();
+  } catch (...) {
+    // Files no manifest names are removed here, or by the next open.
+    if (!manifest_attempted) for (auto f : created) {
+      try {
+        fs_->remove(chunk_path(f));
+      } catch (...) {
+      }
+    }
+    throw;
+  }
+  std::size_t imm_bytes = imm.bytes();
+  next.seal();
+  {
+    std::unique_lock guard(lock_);
+    index_ = std::move(next);
+    imm_.reset();
+    ++chunk_version_;
+  }
+  cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_));
+  ++checkpoints_;
+  // The new manifest is durable: what it no longer names can go.
+  for (auto f : obsolete) {
+    cache_.erase_file(f);
+    files_.erase(f);
+    fs_->remove(chunk_path(f));
+  }
+  std::vector<std::uint64_t> keep;
+  {
+    std::lock_guard w(write_mu_);
+    for (auto seg : wal_segments_) {
+      if (seg < new_wal) {
+        fs_->remove(dir_ / detail::wal_file_name(seg));
+      } else {
+        keep.push_back(seg);
+      }
+    }
+    wal_segments_ = keep;
+    wal_closed_bytes_ = 0;
+  }
+  fs_->sync_dir(dir_);
+  return "checkpoint: " + std::to_string(imm.entries()) + " buffered records (" + std::to_string(imm_bytes) +
+         " bytes) into " + std::to_string(created.size()) + " new chunk(s), " + std::to_string(obsolete.size()) +
+         " replaced";
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::rewrite_chunks(const std::vector<const detail::ChunkRef*>& olds,
+                                                         detail::WriteBuffer::const_iterator first,
+                                                         detail::WriteBuffer::const_iterator last,
+                                                         detail::ChunkIndex& next, std::vector<std::uint64_t>& created,
+                                                         const Convert* convert) -> void {
+  std::string converted;
+  std::optional<detail::ChunkWriter<Compression>> writer;
+  std::uint64_t writer_file = 0;
+  auto finish = [&] {
+    if (!writer) return;
+    if (writer->records() == 0) {
+      writer.reset();
+      fs_->remove(chunk_path(writer_file));
+      return;
+    }
+    detail::ChunkInfo info = writer->finish();
+    writer.reset();
+    chunk_bytes_written_.fetch_add(info.file_bytes, std::memory_order_relaxed);
+    detail::ChunkRef ref;
+    ref.file = writer_file;
+    ref.records = info.records;
+    ref.bytes = info.file_bytes;
+    ref.max_seq = info.max_seq;
+    ref.first_key = std::move(info.first_key);
+    ref.last_key = std::move(info.last_key);
+    next.add(std::move(ref));
+  };
+  auto emit = [&](std::string_view key, std::string_view value) {
+    if (convert) {
+      if (!(*convert)(key, value, converted)) return;
+      value = converted;
+    }
+    if (writer && writer->raw_bytes() >= opt_.chunk_bytes) finish();
+    if (!writer) {
+      writer_file = next_file_++;
+      created.push_back(writer_file);
+      writer.emplace(*fs_, chunk_path(writer_file), opt_.block_bytes);
+    }
+    // Chunks keep sequence number 0: every record a checkpoint writes is
+    // older than anything a reader can ask about (no snapshots exist), and
+    // a 1-byte 0 saves ~2 bytes per record against a 3-byte sequence. The
+    // format keeps the field for snapshots and history, which will keep
+    // the sequences of records newer than the oldest open snapshot.
+    writer->add(key, 0, value);
+  };
+  for (const auto* o : olds) next.remove(o->first_key);
+  // The old records, one block at a time, read without filling the cache.
+  std::size_t chunk_i = 0, block_i = 0, rec = 0;
+  std::shared_ptr<const Table> t;
+  std::shared_ptr<const Block> b;
+  auto chunk_valid = [&] {
+    while (!b || rec >= b->size()) {
+      if (t && block_i + 1 < t->block_count()) {
+        b = block(*t, olds[chunk_i]->file, ++block_i, false);
+      } else {
+        if (t) ++chunk_i;
+        if (chunk_i >= olds.size()) {
+          b.reset();
+          return false;
+        }
+        t = table(*olds[chunk_i], false);
+        block_i = 0;
+        if (t->block_count() == 0) continue;
+        b = block(*t, olds[chunk_i]->file, 0, false);
+      }
+      rec = 0;
+    }
+    return true;
+  };
+  while (true) {
+    bool has_chunk = chunk_valid();
+    bool has_buf = first != last;
+    if (!has_chunk && !has_buf) break;
+    if (has_buf && (!has_chunk || std::string_view(first->first) <= b->key(rec))) {
+      if (has_chunk && std::string_view(first->first) == b->key(rec)) ++rec;
+      if (!first->second.tombstone) emit(first->first, first->second.value);
+      ++first;
+    } else {
+      emit(b->key(rec), b->value(rec));
+      ++rec;
+    }
+  }
+  finish();
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsigned target,
+                                               bool migrate_only) -> void {
+  if (fs_->exists(dir_) && !fs_->is_directory(dir_))
+    throw ValidationError("stowage: " + dir_.string() + " exists and is not a directory; give a directory path");
+  if (!fs_->exists(dir_)) {
+    if (!opt_.create_if_missing || opt_.read_only)
+      throw ValidationError("stowage: no store at " + dir_.string() +
+                            " (it does not exist and create_if_missing is off or read_only is on)");
+    fs_->create_dirs(dir_);
+    if (dir_.has_parent_path()) {
+      try {
+        fs_->sync_dir(dir_.parent_path());
+      } catch (const IoError&) {
+      }
+    }
+  }
+  file_lock_ = std::make_unique<detail::FileLock>(dir_, Lock::waits_for_other_processes, opt_.lock_timeout);
+
+  auto names = fs_->list(dir_);
+  std::vector<std::uint64_t> wal_files;
+  std::vector<std::uint64_t> chunk_files;
+  std::uint64_t max_file = 0;
+  for (const auto& n : names) {
+    if (auto w = detail::parse_wal_file_name(n)) {
+      wal_files.push_back(*w);
+      max_file = std::max(max_file, *w);
+    } else if (auto c = detail::parse_chunk_file_name(n)) {
+      chunk_files.push_back(*c);
+      max_file = std::max(max_file, *c);  // a leftover of a crash is never reused while it exists
+    }
+  }
+  std::sort(wal_files.begin(), wal_files.end());
+
+  MigrationPlan plan;
+  if (detail::manifest_exists(*fs_, dir_)) {
+    manifest_ = detail::read_manifest(*fs_, dir_);
+    check_manifest();
+    plan = plan_migration(migrations, target);
+  } else {
+    if (!wal_files.empty() || !chunk_files.empty())
+      throw CorruptionError(dir_ / "MANIFEST", 0,
+                            "MANIFEST is missing but the directory holds WAL or chunk files");
+    if (opt_.read_only || !opt_.create_if_missing)
+      throw ValidationError("stowage: " + dir_.string() + " holds no store (no MANIFEST)");
+    manifest_ = fresh_manifest();
+    detail::write_manifest(*fs_, dir_, manifest_);
+    log(LogLevel::info, "created a new store at " + dir_.string());
+  }
+  std::sort(chunk_files.begin(), chunk_files.end());
+  for (const auto& ks : manifest_.keyspaces)
+    for (const auto& c : ks.chunks)
+      if (!std::binary_search(chunk_files.begin(), chunk_files.end(), c.file))
+        throw CorruptionError(chunk_path(c.file), 0, "chunk file named by the MANIFEST is missing");
+  std::vector<std::uint64_t> live;  // the WAL segments the manifest still needs
+  for (auto n : wal_files)
+    if (n >= manifest_.wal_start) live.push_back(n);
+  if (plan.needed()) {
+    if (opt_.read_only) {
+      if (!plan.steps.empty())
+        throw MigrationError("stowage: the store at " + dir_.string() + " holds values at schema version " +
+                             std::to_string(plan.from_version) + " and needs migrating to " +
+                             std::to_string(plan.to_version) + ", which a read_only open cannot do; open it "
+                             "writable once (or use Storage::migrate_to)");
+      // An older format is read as it is, upgraded in memory only.
+      for (const auto* f : plan.format) f->apply(manifest_);
+    } else {
+      begin_migration(plan, migrations, live);
+    }
+  }
+  manifest_bytes_ = detail::encode_manifest(manifest_).size();
+  for (const auto& c : manifest_.keyspace(detail::kDefaultKeyspace)->chunks) index_.add(c);
+  index_.seal();
+  next_file_ = std::max(manifest_.next_file, max_file + 1);
+  last_seq_ = manifest_.last_seq;
+
+  // Replay the WAL segments the manifest still needs.
+  for (std::size_t i = 0; i < live.size(); ++i) replay_segment(live[i], i + 1 == live.size());
+  synced_seq_ = last_seq_;
+  if (plan.needed() && !opt_.read_only) run_migration(plan, live);
+
+  if (opt_.read_only) return;
+  // Leftovers of an interrupted checkpoint: files no keyspace of the
+  // manifest names (every keyspace's, not only the one this Storage reads).
+  std::vector<std::uint64_t> named;
+  for (const auto& ks : manifest_.keyspaces)
+    for (const auto& c : ks.chunks) named.push_back(c.file);
+  std::sort(named.begin(), named.end());
+  bool removed = false;
+  for (auto c : chunk_files) {
+    if (!std::binary_search(named.begin(), named.end(), c)) {
+      fs_->remove(chunk_path(c));
+      removed = true;
+    }
+  }
+  for (auto n : wal_files) {
+    if (n < manifest_.wal_start) {
+      fs_->remove(dir_ / detail::wal_file_name(n));
+      removed = true;
+    }
+  }
+  // Live segments that replayed nothing (a session that wrote nothing, or
+  // whose writes a checkpoint already holds) are not needed: the buffer is
+  // empty, so every record up to last_seq is in the chunks. Without this
+  // every open would leave one more segment behind.
+  if (wb_.empty() && !migrate_only) {
+    for (auto n : live) {
+      fs_->remove(dir_ / detail::wal_file_name(n));
+      removed = true;
+    }
+    live.clear();
+  }
+  if (fs_->exists(dir_ / "MANIFEST.tmp")) {
+    fs_->remove(dir_ / "MANIFEST.tmp");
+    removed = true;
+  }
+  if (removed) fs_->sync_dir(dir_);
+  if (migrate_only) {
+    closed_ = true;  // migrated (or nothing to do): release the store without serving it
+    file_lock_.reset();
+    return;
+  }
+  wal_segments_ = live;
+  for (auto n : live) wal_closed_bytes_ += file_size(dir_ / detail::wal_file_name(n));
+  std::uint64_t seg = next_file_++;
+  wal_ = std::make_shared<detail::WalWriter>(*fs_, dir_, seg);
+  wal_segments_.push_back(seg);
+  // The replayed WAL is folded into chunks when it is over a limit, or
+  // spread over many segments (sessions that each wrote a little and
+  // closed without a checkpoint), so segments do not pile up.
+  if (wb_.bytes() > wb_limit_ || wal_closed_bytes_ > opt_.wal_bytes || wal_segments_.size() > kMaxWalSegments)
+    run_checkpoint();
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::replay_segment(std::uint64_t number, bool last_segment) -> void {
+  auto path = dir_ / detail::wal_file_name(number);
+  auto result = detail::replay_wal(*fs_, path, number, [&](std::string_view payload, std::uint64_t offset) {
+    detail::decode_wal_batch(payload, path, offset, [&](const detail::WalOp& op) {
+      if (op.seq != last_seq_ + 1)
+        throw CorruptionError(path, offset,
+                              "WAL record has sequence " + std::to_string(op.seq) + " where " +
+                                  std::to_string(last_seq_ + 1) +
+                                  " was expected (records before it are missing: an earlier WAL segment was "
+                                  "truncated or removed)");
+      if (types_.check_key != nullptr) {
+        try {
+          types_.check_key(op.key);
+        } catch (const CorruptionError& e) {
+          throw CorruptionError(path, offset, std::string("WAL record holds a key that does not decode: ") + e.what());
+        }
+      }
+      if (op.key.size() > kMaxKeyBytes || op.value.size() > kMaxValueBytes)
+        throw CorruptionError(path, offset, "WAL record holds a key or value over the format's limits");
+      wb_.apply(op.key, op.seq, op.kind == detail::kOpErase, op.value);
+      last_seq_ = op.seq;
+    });
+  });
+  if (!last_segment && result.zero_bytes > 0 && result.cut_bytes == 0)
+    throw CorruptionError(path, result.valid_bytes,
+                          "zeros after the last record of a WAL segment that later segments follow (it was sealed "
+                          "at its last record: records are missing)");
+  if (result.cut_bytes > 0) {
+    if (!last_segment)
+      throw CorruptionError(path, result.valid_bytes,
+                            "damaged record inside a WAL segment that later segments follow");
+    log(LogLevel::warning, "cut a torn WAL tail of " + std::to_string(result.cut_bytes) + " bytes from " +
+                               path.string() + " at offset " + std::to_string(result.valid_bytes) + " (" +
+                               std::to_string(result.records) + " records recovered)");
+  }
+  // The torn tail or the preallocated zeros go: a later segment follows now.
+  const bool trim = !opt_.read_only && (result.cut_bytes > 0 || result.zero_bytes > 0);
+  if (trim) fs_->truncate(path, result.valid_bytes);
+  // What was replayed is visible now, so it must be durable before a later
+  // flush() can promise anything about it.
+  if (!opt_.read_only && (result.records > 0 || trim)) fs_->open_append(path)->sync();
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::fresh_manifest() const -> detail::Manifest {
+  detail::Manifest m;
+  m.serializer = types_.serializer;
+  m.compression = std::string(Compression::name);
+  m.compression_id = Compression::id;
+  detail::KeyspaceState ks;
+  ks.name = std::string(detail::kDefaultKeyspace);
+  ks.key_order = types_.key_order;
+  ks.value_type = types_.value_type;
+  ks.schema_version = types_.value_version;
+  m.keyspaces.push_back(std::move(ks));
+  return m;
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::check_manifest() const -> void {
+  detail::Manifest want = fresh_manifest();
+  auto mismatch = [&](const std::string& what, const std::string& on_disk, const std::string& here) {
+    throw MigrationError("stowage: the store at " + dir_.string() + " was written with " + what + " '" + on_disk +
+                         "' but is opened with '" + here + "'; open it with the same " + what +
+                         " (or migrate the store)");
+  };
+  if (manifest_.serializer != want.serializer) mismatch("serializer", manifest_.serializer, want.serializer);
+  if (manifest_.compression != want.compression || manifest_.compression_id != want.compression_id)
+    mismatch("compression", manifest_.compression, want.compression);
+  const auto* ks = manifest_.keyspace(detail::kDefaultKeyspace);
+  if (!ks) throw CorruptionError(dir_ / "MANIFEST", 0, "MANIFEST names no 'default' keyspace");
+  if (ks->key_order != want.keyspaces[0].key_order) mismatch("key type", ks->key_order, want.keyspaces[0].key_order);
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::plan_migration(const Migrator* migrations,
+                                                         unsigned target) -> MigrationPlan {
+  MigrationPlan plan;
+  plan.format = detail::format_path(manifest_, dir_);
+  detail::Manifest upgraded = manifest_;
+  for (const auto* f : plan.format) f->apply(upgraded);
+  const auto& ks = *upgraded.keyspace(detail::kDefaultKeyspace);
+  plan.from_version = ks.schema_version;
+  plan.to_version = target;
+  const bool to_value = target == types_.value_version;
+  const std::string here = types_.value_type;
+  auto error = [&](const std::string& what) {
+    throw MigrationError("stowage: cannot migrate the store at " + dir_.string() + " from value schema version " +
+                         std::to_string(plan.from_version) + " to " + std::to_string(target) + ": " + what +
+                         "; the store is unchanged");
+  };
+  if (plan.from_version == target) {
+    if (to_value && !ks.value_type.empty() && ks.value_type != here)
+      throw MigrationError("stowage: the store at " + dir_.string() + " was written with value type '" +
+                           ks.value_type + "' but is opened with '" + here + "' at the same schema version " +
+                           std::to_string(target) + "; when a Value type changes, raise its `static constexpr "
+                           "unsigned version` and register a migration step");
+    plan.to_type = to_value ? here : ks.value_type;
+    return plan;
+  }
+  auto path = migrations ? migrations->path(plan.from_version, target) : std::nullopt;
+  if (!path)
+    error("no chain of registered migration steps leads there (registered: " +
+          (migrations ? migrations->describe() : std::string("none, no Migrator was given")) +
+          "); register the missing steps with Migrator::add and pass the Migrator to the Storage constructor");
+  std::string type = ks.value_type;  // the values' description before the next step
+  for (const auto* st : *path) {
+    if (!st->serializer.empty() && st->serializer != types_.serializer)
+      error("step " + st->name() + " was registered for serializer '" + st->serializer + "' but the store uses '" +
+            types_.serializer + "' (pass it as add<Old, New, Serializer>)");
+    if (!st->from_type.empty() && !type.empty() && st->from_type != type)
+      error("step " + st->name() + " reads values of type '" + st->from_type + "' but they are '" + type + "'");
+    type = st->to_type;
+  }
+  if (to_value && !type.empty() && type != here)
+    error("the last step produces values of type '" + type + "' but this Storage's Value is '" + here + "'");
+  plan.steps = *path;
+  plan.to_type = to_value ? here : type;
+  return plan;
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::describe_plan(const MigrationPlan& plan) const -> std::string {
+  std::string out;
+  for (const auto* f : plan.format) out += (out.empty() ? "" : ", ") + f->name();
+  for (const auto* st : plan.steps) out += (out.empty() ? "" : ", ") + st->name();
+  return out;
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::begin_migration(MigrationPlan& plan, const Migrator* migrations,
+                                                          const std::vector<std::uint64_t>& live) -> void {
+  plan.started = std::chrono::steady_clock::now();
+  log(LogLevel::info, "migration of " + dir_.string() + ": start: format " + std::to_string(manifest_.format_major) +
+                          ", value schema version " + std::to_string(plan.from_version) + " -> " +
+                          std::to_string(plan.to_version) + " via " + describe_plan(plan));
+  std::vector<std::string> links, copies{"MANIFEST"};
+  for (const auto& ks : manifest_.keyspaces)
+    for (const auto& c : ks.chunks) links.push_back(detail::chunk_file_name(c.file));
+  for (auto n : live) copies.push_back(detail::wal_file_name(n));
+  try {
+    plan.backup = detail::take_backup(*fs_, dir_, links, copies,
+                                      migrations ? migrations->backup_root() : std::nullopt,
+                                      "v" + std::to_string(plan.from_version) + "-f" +
+                                          std::to_string(manifest_.format_major));
+  } catch (const Error& e) {
+    log(LogLevel::error, std::string("migration: the backup failed, nothing was changed: ") + e.what());
+    throw;
+  }
+  log(LogLevel::info, "migration: backup of the store taken at " + plan.backup.string());
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
+                                                        std::vector<std::uint64_t>& live) -> void {
+  MigrationReport report;
+  report.from_format = manifest_.format_major;
+  report.from_version = plan.from_version;
+  report.to_version = plan.to_version;
+  report.backup = plan.backup;
+  detail::Manifest m = manifest_;
+  for (const auto* f : plan.format) {
+    log(LogLevel::info, "migration: " + f->name() + " (" + f->what + ")");
+    f->apply(m);
+    report.steps.push_back(f->name());
+  }
+  detail::ChunkIndex next;
+  std::vector<std::uint64_t> created;
+  bool manifest_attempted = false;
+  try {
+    if (!plan.steps.empty()) {
+      for (const auto* st : plan.steps) {
+        log(LogLevel::info, "migration: step " + st->name() +
+                                (st->from_type.empty() ? std::string(" (on encoded values)")
+                                                       : " (" + st->from_type + " -> " + st->to_type + ")"));
+        report.steps.push_back(st->name());
+      }
+      const std::uint64_t total = index_.records() + wb_.entries();
+      std::uint64_t seen = 0, next_progress = total / 10;
+      std::string current;
+      Convert convert = [&](std::string_view key, std::string_view value, std::string& out) {
+        ++seen;
+        if (total >= 1000 && seen >= next_progress && seen < total) {
+          log(LogLevel::info, "migration: " + std::to_string(seen) + " of about " + std::to_string(total) +
+                                  " records converted");
+          next_progress += total / 10;
+        }
+        current.assign(value);
+        for (const auto* st : plan.steps) {
+          std::optional<std::string> r;
+          try {
+            r = st->convert(current);
+          } catch (const std::exception& e) {
+            throw MigrationError("stowage: migration step " + st->name() + " failed on key " + describe_key(key) +
+                                 " of the store at " + dir_.string() + ": " + e.what() +
+                                 "; the store is unchanged (still at version " +
+                                 std::to_string(plan.from_version) + ")");
+          }
+          if (!r) {
+            ++report.dropped;
+            return false;
+          }
+          current = std::move(*r);
+        }
+        if (current.size() > kMaxValueBytes)
+          throw MigrationError("stowage: migration of the store at " + dir_.string() + " produced a value of " +
+                               std::to_string(current.size()) + " bytes for key " + describe_key(key) +
+                               ", over the limit of " + std::to_string(kMaxValueBytes));
+        ++report.records;
+        out.swap(current);
+        return true;
+      };
+      std::vector<const detail::ChunkRef*> olds;
+      for (const auto& [first, ref] : index_) olds.push_back(&ref);
+      rewrite_chunks(olds, wb_.begin(), wb_.end(), next, created, &convert);
+      fs_->sync_dir(dir_);
+      set_chunks(m, next);
+      m.last_seq = last_seq_;
+      m.wal_start = next_file_;  // the WAL segment open starts next; the old ones are folded in
+    }
+    m.next_file = next_file_;
+    auto* ks = m.keyspace(detail::kDefaultKeyspace);
+    ks->schema_version = plan.to_version;
+    ks->value_type = plan.to_type;
+    manifest_attempted = true;
+    detail::write_manifest(*fs_, dir_, m);  // the switch
+  } catch (const std::exception& e) {
+    log(LogLevel::error, std::string("migration failed: ") + e.what());
+    if (!manifest_attempted) {
+      for (auto f : created) {
+        try {
+          fs_->remove(chunk_path(f));
+        } catch (...) {
+        }
+      }
+    }
+    throw;
+  }
+  manifest_ = std::move(m);
+  if (!plan.steps.empty()) {
+    for (const auto& [first, ref] : index_) {
+      cache_.erase_file(ref.file);
+      files_.erase(ref.file);
+    }
+    next.seal();
+    index_ = std::move(next);
+    wb_ = detail::WriteBuffer();
+    live.clear();
+  }
+  report.to_format = manifest_.format_major;
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - plan.started).count();
+  log(LogLevel::info, "migration of " + dir_.string() + ": done: value schema version " +
+                          std::to_string(report.to_version) + ", format " + std::to_string(report.to_format) +
+                          ", " + std::to_string(report.records) + " records converted, " +
+                          std::to_string(report.dropped) + " dropped, in " + std::to_string(report.seconds) +
+                          " s; backup at " + report.backup.string());
+  last_migration_ = std::move(report);
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::apply_commit(Op* ops, std::size_t n, std::uint64_t first,
+                                                       detail::WriteBuffer::Undo* undo) -> void {
+  std::uint64_t bytes = 0;
+  for (std::size_t i = 0; i < n; ++i) bytes += ops[i].key.size() + ops[i].value.size();
+  std::unique_lock guard(lock_);
+  if (n == 1) {
+    wb_.apply(ops[0].key, first, ops[0].kind == detail::kOpErase, ops[0].value, ops[0].below);
+  } else {
+    wb_.begin(*undo);
+    try {
+      for (std::size_t i = 0; i < n; ++i)
+        wb_.apply(ops[i].key, first + i, ops[i].kind == detail::kOpErase, ops[i].value, ops[i].below, undo);
+    } catch (...) {
+      wb_.rollback(*undo);
+      throw;
+    }
+  }
+  ++wb_version_;
+  bytes_put_.fetch_add(bytes, std::memory_order_relaxed);
+}
 
 }  // namespace stowage
 
