@@ -20,6 +20,12 @@
 //    finish compacting before the bytes on disk are counted;
 //  - scripts/bench.sh runs each engine and group of workloads in its own
 //    process, so the peak RSS of one does not leak into another.
+//
+// Latency: every write operation (put, erase, put_batch) is timed on its own
+// with std::chrono::steady_clock into a log-linear histogram (bench_util.hpp;
+// preallocated, nothing allocated in the timed loop), and p50 / p99 / p99.9 /
+// max are printed per workload (--latency=all times reads too, --latency=none
+// nothing).
 #include <stowage/stowage.hpp>
 
 #include <fcntl.h>
@@ -866,6 +872,7 @@ struct Flags {
   std::string db;  // empty: a fresh directory under /tmp
   bool keep = false;
   bool use_existing_db = false;
+  std::string latency = "writes";  // which operations are timed one by one: writes, all, none
 };
 
 const char* const kWorkloads[] = {"fillseq",    "fillrandom", "fillbatch",      "overwrite", "fillsync",
@@ -920,6 +927,12 @@ void usage(std::FILE* out) {
       "  --eviction=NAME        stowage's block cache policy: lru (default), shadow-tinylfu, w-tinylfu,\n"
       "                         s3-fifo, sieve\n"
       "  --durability=none|sync every write durable when it returns (default none; fillsync* always sync)\n"
+      "  --latency=writes|all|none\n"
+      "                         time each operation with steady_clock and report p50/p99/p99.9/max:\n"
+      "                         writes (default): every put, erase and put_batch (fillbatch: per batch),\n"
+      "                         and the writes of the YCSB workloads; all: gets and YCSB reads and scans\n"
+      "                         too (two clock reads per operation cost ~50 ns, a visible share of a\n"
+      "                         0.2 us get); none: no per-operation timing\n"
       "  --engine=NAME          engine under test (built: %s)\n"
       "  --list_engines         print the engines this binary was built with, one a line\n"
       "  --group=NAME           a label copied into every JSON line\n"
@@ -1019,6 +1032,11 @@ Flags parse_flags(int argc, char** argv) {
       } else {
         bad_flag("bad value for --durability: '" + std::string(value) + "' (none or sync)");
       }
+    } else if (name == "--latency") {
+      need_value();
+      if (value != "writes" && value != "all" && value != "none")
+        bad_flag("bad value for --latency: '" + std::string(value) + "' (writes, all or none)");
+      f.latency = value;
     } else if (name == "--db") {
       need_value();
       if (value.empty()) bad_flag("--db needs a directory");
@@ -1105,7 +1123,41 @@ struct Result {
   std::uint64_t peak_rss = 0;
   std::uint64_t rss_after = 0;
   std::vector<Counter> counters;
+  /// Per-operation latencies (microseconds) of the workload's writes and of its
+  /// reads; each present when that kind of operation was timed (--latency).
+  struct Latency {
+    std::string op;  ///< what one timed operation is: put, put_batch, erase, update, insert, get, scan, ...
+    std::uint64_t count = 0;
+    double p50_us = 0, p99_us = 0, p999_us = 0, max_us = 0, mean_us = 0;
+  };
+  std::optional<Latency> write_latency, read_latency;
+  std::string write_op, read_op;       // set by the workload: what a timed write / read is
+  std::optional<double> flush_seconds;  // write workloads: the final bulk_end() + flush(), inside `seconds`
 };
+
+Result::Latency summarize(const LatencyHistogram& h, std::string op) {
+  Result::Latency l;
+  l.op = std::move(op);
+  l.count = h.count();
+  l.p50_us = static_cast<double>(h.percentile(0.50)) / 1e3;
+  l.p99_us = static_cast<double>(h.percentile(0.99)) / 1e3;
+  l.p999_us = static_cast<double>(h.percentile(0.999)) / 1e3;
+  l.max_us = static_cast<double>(h.max()) / 1e3;
+  l.mean_us = h.mean() / 1e3;
+  return l;
+}
+
+/// Runs op(); when h is not null, times it with steady_clock into h.
+template <class Op>
+inline void timed(LatencyHistogram* h, Op&& op) {
+  if (h == nullptr) {
+    op();
+    return;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  op();
+  h->record(nanos(start, std::chrono::steady_clock::now()));
+}
 
 /// posix_fadvise(DONTNEED) on every file under dir, after fdatasync, so the
 /// next reads of those files come from the disk, not the OS page cache.
@@ -1151,6 +1203,10 @@ class Benchmark {
     }
     r.sync = sync_;
     r.durability = engine_->durability(current_config());
+    write_lat_.clear();
+    read_lat_.clear();
+    wl_ = f_.latency != "none" ? &write_lat_ : nullptr;
+    rl_ = f_.latency == "all" ? &read_lat_ : nullptr;
     rss_.begin_phase();
     Stopwatch sw;
     if (write && name != "fillsync" && name != "fillsync2" && name != "fillbatch") engine_->bulk_begin();
@@ -1180,11 +1236,15 @@ class Benchmark {
       ycsb(r, name.back(), seed);
     }
     if (write) {
+      const auto flush_start = std::chrono::steady_clock::now();
       engine_->bulk_end();
       engine_->flush();
+      r.flush_seconds = static_cast<double>(nanos(flush_start, std::chrono::steady_clock::now())) / 1e9;
       r.includes_flush = true;
     }
     r.seconds = sw.seconds();
+    if (write_lat_.count() > 0) r.write_latency = summarize(write_lat_, r.write_op);
+    if (read_lat_.count() > 0) r.read_latency = summarize(read_lat_, r.read_op);
     if (write) {
       engine_->settle();
       r.disk_bytes = directory_bytes(dir_);
@@ -1225,8 +1285,9 @@ class Benchmark {
       std::uint64_t k = order == Order::sequential ? i : order == Order::random ? uniform(state, f_.num) : perm(i);
       make_key(k, key);
       values_.next(value, cursor_);
-      engine_->put(key, value);
+      timed(wl_, [&] { engine_->put(key, value); });
     }
+    r.write_op = "put";
     r.ops = n;
     r.bytes = n * (kKeySize + f_.value_size);
   }
@@ -1234,15 +1295,17 @@ class Benchmark {
   void fill_threads(Result& r, std::uint64_t n, unsigned threads, std::uint64_t seed) {
     std::vector<std::thread> pool;
     std::vector<std::exception_ptr> errors(threads);
+    std::vector<LatencyHistogram> latencies(wl_ ? threads : 0);  // one per thread, merged after
     for (unsigned t = 0; t < threads; ++t) {
       pool.emplace_back([&, t] {
         try {
           std::string key, value;
           std::uint64_t state = seed + 7919 * t, cursor = 4096 * t * f_.value_size;
+          LatencyHistogram* lat = wl_ ? &latencies[t] : nullptr;
           for (std::uint64_t i = t; i < n; i += threads) {
             make_key(uniform(state, f_.num), key);
             values_.next(value, cursor);
-            engine_->put(key, value);
+            timed(lat, [&] { engine_->put(key, value); });
           }
         } catch (...) {
           errors[t] = std::current_exception();
@@ -1252,6 +1315,8 @@ class Benchmark {
     for (auto& th : pool) th.join();
     for (auto& e : errors)
       if (e) std::rethrow_exception(e);
+    for (const auto& l : latencies) write_lat_.merge(l);
+    r.write_op = "put";
     r.ops = n;
     r.threads = threads;
     r.bytes = n * (kKeySize + f_.value_size);
@@ -1268,8 +1333,9 @@ class Benchmark {
         values_.next(value, cursor_);
         batch.emplace_back(key, value);
       }
-      engine_->put_batch(batch);
+      timed(wl_, [&] { engine_->put_batch(batch); });
     }
+    r.write_op = "put_batch";
     r.ops = f_.num;
     r.bytes = f_.num * (kKeySize + f_.value_size);
   }
@@ -1279,8 +1345,9 @@ class Benchmark {
     std::uint64_t state = seed;
     for (std::uint64_t i = 0; i < f_.num; ++i) {
       make_key(uniform(state, f_.num), key);
-      engine_->erase(key);
+      timed(wl_, [&] { engine_->erase(key); });
     }
+    r.write_op = "erase";
     r.ops = f_.num;
     r.bytes = f_.num * kKeySize;
   }
@@ -1291,11 +1358,14 @@ class Benchmark {
     std::uint64_t found = 0, bytes = 0;
     for (std::uint64_t i = 0; i < f_.num; ++i) {
       make_key(perm(i), key);
-      if (engine_->get(key, &value)) {
+      bool hit = false;
+      timed(rl_, [&] { hit = engine_->get(key, &value); });
+      if (hit) {
         ++found;
         bytes += key.size() + value.size();
       }
     }
+    r.read_op = "get";
     r.ops = f_.num;
     r.found = found;
     r.bytes = bytes;
@@ -1308,11 +1378,14 @@ class Benchmark {
     for (std::uint64_t i = 0; i < reads; ++i) {
       make_key(uniform(state, f_.num), key);
       if (missing) key.push_back('.');
-      if (engine_->get(key, &value)) {
+      bool hit = false;
+      timed(rl_, [&] { hit = engine_->get(key, &value); });
+      if (hit) {
         ++found;
         bytes += key.size() + value.size();
       }
     }
+    r.read_op = "get";
     r.ops = reads;
     r.found = found;
     r.bytes = bytes;
@@ -1354,15 +1427,18 @@ class Benchmark {
         if (read) {
           make_key(pick(), key);
           const std::uint64_t len = 1 + uniform(scan_state, 100);
-          std::uint64_t got = engine_->scan_from(key, len, [&](const std::string& k, const std::string& v) {
-            bytes += k.size() + v.size();
+          std::uint64_t got = 0;
+          timed(rl_, [&] {
+            got = engine_->scan_from(key, len, [&](const std::string& k, const std::string& v) {
+              bytes += k.size() + v.size();
+            });
           });
           ++reads;
           found += got > 0 ? 1 : 0;
         } else {
           make_key(inserted++, key);
           values_.next(value, cursor_);
-          engine_->put(key, value);
+          timed(wl_, [&] { engine_->put(key, value); });
           bytes += key.size() + value.size();
         }
         continue;
@@ -1370,22 +1446,28 @@ class Benchmark {
       make_key(pick(), key);
       if (read) {
         ++reads;
-        if (engine_->get(key, &value)) {
+        bool hit = false;
+        timed(rl_, [&] { hit = engine_->get(key, &value); });
+        if (hit) {
           ++found;
           bytes += key.size() + value.size();
         }
-      } else if (kind == 'f') {  // read-modify-write: read, then write a new value
+      } else if (kind == 'f') {  // read-modify-write: read, then write a new value (timed as one write)
         ++reads;
-        if (engine_->get(key, &value)) ++found;
-        values_.next(value, cursor_);
-        engine_->put(key, value);
+        timed(wl_, [&] {
+          if (engine_->get(key, &value)) ++found;
+          values_.next(value, cursor_);
+          engine_->put(key, value);
+        });
         bytes += 2 * (key.size() + value.size());
       } else {
         values_.next(value, cursor_);
-        engine_->put(key, value);
+        timed(wl_, [&] { engine_->put(key, value); });
         bytes += key.size() + value.size();
       }
     }
+    r.write_op = kind == 'e' ? "insert" : kind == 'f' ? "read-modify-write" : "update";
+    r.read_op = kind == 'e' ? "scan" : "get";
     r.ops = ops;
     r.found = found;
     r.total = reads;
@@ -1399,6 +1481,8 @@ class Benchmark {
   std::uint64_t cursor_ = 0;
   bool sync_ = false;
   PeakRss rss_;
+  LatencyHistogram write_lat_, read_lat_;         // allocated once, cleared per workload
+  LatencyHistogram *wl_ = nullptr, *rl_ = nullptr;  // the ones this workload records into (null: untimed)
 };
 
 // ---- output ------------------------------------------------------------------------
@@ -1435,6 +1519,15 @@ void print_progress_line(const Result& r) {
                            static_cast<unsigned long long>(r.total.value_or(r.ops)));
   if (r.disk_bytes) std::printf(" disk %s", mib(*r.disk_bytes).c_str());
   std::printf("; peak RSS %s\n", mib(r.peak_rss).c_str());
+  auto latency_line = [](const char* kind, const Result::Latency& l) {
+    std::printf("                  %s latency per %s (us): p50 %.2f  p99 %.2f  p99.9 %.2f  max %.1f  mean %.2f"
+                " (%llu timed)\n",
+                kind, l.op.c_str(), l.p50_us, l.p99_us, l.p999_us, l.max_us, l.mean_us,
+                static_cast<unsigned long long>(l.count));
+  };
+  if (r.write_latency) latency_line("write", *r.write_latency);
+  if (r.read_latency) latency_line("read", *r.read_latency);
+  if (r.flush_seconds) std::printf("                  final flush: %.1f ms\n", *r.flush_seconds * 1e3);
   std::printf("                  stats:");
   for (const auto& [name, value] : r.counters) std::printf(" %s=%llu", name.c_str(), static_cast<unsigned long long>(value));
   std::printf("\n");
@@ -1442,20 +1535,30 @@ void print_progress_line(const Result& r) {
 }
 
 void print_table(const std::vector<Result>& results) {
-  std::printf("\n%-15s %9s %3s %8s %12s %11s %8s %10s %16s %10s %10s\n", "workload", "ops", "thr", "seconds", "ops/s",
-              "micros/op", "MB/s", "disk", "found/total", "phase RSS", "peak RSS");
+  std::printf("\n%-15s %9s %3s %8s %12s %11s %8s %10s %16s %10s %10s %-17s %9s %9s %9s %11s\n", "workload", "ops",
+              "thr", "seconds", "ops/s", "micros/op", "MB/s", "disk", "found/total", "phase RSS", "peak RSS",
+              "timed op", "p50 us", "p99 us", "p99.9 us", "max us");
   for (const auto& r : results) {
     std::string found = "-";
     if (r.found) found = std::to_string(*r.found) + "/" + std::to_string(r.total.value_or(r.ops));
     std::string disk = r.disk_bytes ? mib(*r.disk_bytes) : "-";
-    std::printf("%-15s %9llu %3llu %8.2f %12.0f %11.3f %8.1f %10s %16s %10s %10s\n", r.workload.c_str(),
+    std::printf("%-15s %9llu %3llu %8.2f %12.0f %11.3f %8.1f %10s %16s %10s %10s", r.workload.c_str(),
                 static_cast<unsigned long long>(r.ops), static_cast<unsigned long long>(r.threads), r.seconds,
                 ops_per_sec(r), micros_per_op(r), mb_per_sec(r), disk.c_str(), found.c_str(),
                 mib(r.phase_peak_rss).c_str(), mib(r.peak_rss).c_str());
+    // The writes' latencies where the workload has writes, else its reads'.
+    const std::optional<Result::Latency>& l = r.write_latency ? r.write_latency : r.read_latency;
+    if (l) {
+      std::printf(" %-17s %9.2f %9.2f %9.2f %11.1f\n", l->op.c_str(), l->p50_us, l->p99_us, l->p999_us, l->max_us);
+    } else {
+      std::printf(" %-17s %9s %9s %9s %11s\n", "-", "-", "-", "-", "-");
+    }
   }
   std::printf("(write workloads include the final flush() in their time; disk = sum of the file sizes in the\n"
               " directory after flush() and an untimed settle(); phase RSS = peak RSS during the workload,\n"
-              " peak RSS = process peak so far; MB = 2^20 bytes of key+value)\n\n");
+              " peak RSS = process peak so far; MB = 2^20 bytes of key+value; p50 .. max = latency of one\n"
+              " timed op, the workload's writes where it has any, else its reads (--latency=all), steady_clock,\n"
+              " log-linear buckets < 0.8%% wide, the final flush not included)\n\n");
 }
 
 void print_json(const Flags& f, const std::string& engine, const Result& r) {
@@ -1468,6 +1571,15 @@ void print_json(const Flags& f, const std::string& engine, const Result& r) {
                            static_cast<unsigned long long>(r.total.value_or(r.ops)));
   if (r.disk_bytes) std::printf(",\"disk_bytes\":%llu", static_cast<unsigned long long>(*r.disk_bytes));
   if (r.disk_files) std::printf(",\"disk_files\":%llu", static_cast<unsigned long long>(*r.disk_files));
+  if (r.flush_seconds) std::printf(",\"flush_us\":%.1f", *r.flush_seconds * 1e6);
+  auto latency_fields = [](const char* prefix, const Result::Latency& l) {
+    std::printf(",\"%slatency_op\":\"%s\",\"%slatency_count\":%llu,\"%sp50_us\":%.3f,\"%sp99_us\":%.3f,"
+                "\"%sp999_us\":%.3f,\"%smax_us\":%.3f,\"%smean_us\":%.3f",
+                prefix, json_escape(l.op).c_str(), prefix, static_cast<unsigned long long>(l.count), prefix, l.p50_us,
+                prefix, l.p99_us, prefix, l.p999_us, prefix, l.max_us, prefix, l.mean_us);
+  };
+  if (r.write_latency) latency_fields("", *r.write_latency);
+  if (r.read_latency) latency_fields("read_", *r.read_latency);
   std::printf(",\"includes_final_flush\":%s,\"peak_rss_bytes\":%llu,\"phase_peak_rss_bytes\":%llu,"
               "\"key_size\":%llu,\"value_size\":%llu,\"cache_bytes\":%llu,\"durability\":\"%s\","
               "\"durability_note\":\"%s\",\"engine_stats\":{",
@@ -1549,6 +1661,10 @@ int main(int argc, char** argv) {
                 flags.db.empty() ? (flags.keep ? " (temporary, kept)" : " (temporary, removed at the end)") : "");
     std::printf("Baseline RSS: %s\n", mib(baseline_rss).c_str());
     std::printf("Write workloads include the final flush() in their time.\n");
+    if (flags.latency != "none")
+      std::printf("Latency:     each %s timed with steady_clock (--latency=%s); a clock read costs %.0f ns here,\n"
+                  "             a timed operation pays two (included in ops/s)\n",
+                  flags.latency == "all" ? "operation" : "write", flags.latency.c_str(), clock_read_nanos());
     std::printf("------------------------------------------------\n");
     std::fflush(stdout);
 

@@ -57,6 +57,10 @@ def fmt_ops(x):
     return "%.0f" % x
 
 
+def fmt_us(x):
+    return "{:,.1f}".format(x) if x < 100 else "{:,.0f}".format(x)
+
+
 def fmt_mib(b):
     return "-" if b is None else "%.1f" % (b / MIB)
 
@@ -114,6 +118,24 @@ def markdown(rows, engines, peers, table, machine):
     for t in table:
         out.append("| %s | %s |" % (t["workload"], " | ".join(
             "%.3f" % t["res"][e]["micros_per_op"] if t["res"][e] else "-" for e in engines)))
+
+    timed = [t for t in table if any(r and r.get("p50_us") is not None for r in t["res"].values())]
+    if timed:
+        out.append("\n### Latency of one write (us): p50 / p99 / p99.9 / max\n")
+        out.append("Each put, erase or batch timed on its own (steady_clock); the final flush is not among them. "
+                   "YCSB rows: their updates, inserts or read-modify-writes only.\n")
+        out.append("| workload | timed op | " + " | ".join(engines) + " |")
+        out.append("|---|---|" + "---:|" * len(engines))
+        for t in timed:
+            op = next((r["latency_op"] for r in t["res"].values() if r and r.get("latency_op")), "-")
+            cells = []
+            for e in engines:
+                r = t["res"][e]
+                if r and r.get("p50_us") is not None:
+                    cells.append(" / ".join(fmt_us(r[k]) for k in ("p50_us", "p99_us", "p999_us", "max_us")))
+                else:
+                    cells.append("-")
+            out.append("| %s | %s | %s |" % (t["workload"], op, " | ".join(cells)))
 
     out.append("\n### Bytes on disk after each write workload (MiB; LSM engines fully compacted, untimed)\n")
     out.append("| workload | " + " | ".join(engines) + " |")
