@@ -17,7 +17,7 @@ detail::Manifest sample() {
   m.last_seq = 12345;
   m.next_file = 40;
   m.wal_start = 38;
-  detail::KeyspaceState ks{"default", "str", "obj@3{i32,str}", 3, {}};
+  detail::KeyspaceState ks{"default", "str", "obj@3{i32,str}", 3, 0, {}};
   for (std::uint64_t i = 0; i < 5; ++i) {
     detail::ChunkRef c;
     c.file = 10 + i;
@@ -26,10 +26,12 @@ detail::Manifest sample() {
     c.max_seq = 1000 + i;
     c.first_key = "k" + std::to_string(i) + "a";
     c.last_key = "k" + std::to_string(i) + "z";
+    c.level = detail::kLastLevel;
     ks.chunks.push_back(c);
+    ks.live += c.records;
   }
   m.keyspaces.push_back(ks);
-  m.keyspaces.push_back(detail::KeyspaceState{"other", "i64", "f64", 0, {}});
+  m.keyspaces.push_back(detail::KeyspaceState{"other", "i64", "f64", 0, 0, {}});
   return m;
 }
 }  // namespace
@@ -92,6 +94,56 @@ TEST_CASE("overlapping chunk ranges are corruption") {
   auto m = sample();
   m.keyspaces[0].chunks[2].first_key = "k1b";  // overlaps chunk 1
   CHECK_THROWS_AS(detail::decode_manifest(detail::encode_manifest(m), "MANIFEST"), CorruptionError);
+}
+
+TEST_CASE("format 3 keeps each chunk's level and run, and the live count") {
+  auto m = sample();
+  auto& chunks = m.keyspaces[0].chunks;
+  // Two level-0 runs (newest first; they overlap each other), a level-3 file.
+  chunks[0].level = 0;
+  chunks[0].run = 30;
+  chunks[1].level = 0;
+  chunks[1].run = 20;
+  chunks[1].first_key = "k0b";  // overlaps the newer run: allowed
+  chunks[2].level = 3;
+  m.keyspaces[0].live = 77;
+  auto back = detail::decode_manifest(detail::encode_manifest(m), "MANIFEST");
+  const auto& b = back.keyspaces[0];
+  CHECK(b.live == 77);
+  REQUIRE(b.chunks.size() == 5);
+  CHECK(b.chunks[0].level == 0);
+  CHECK(b.chunks[0].run == 30);
+  CHECK(b.chunks[1].run == 20);
+  CHECK(b.chunks[2].level == 3);
+  CHECK(b.chunks[3].level == detail::kLastLevel);
+
+  auto bad = m;
+  bad.keyspaces[0].chunks[2].level = 0;  // level 0 after level 0's runs... but run 0 sorts last: fine
+  bad.keyspaces[0].chunks[2].run = 40;   // a newer run listed after older ones: out of order
+  CHECK_THROWS_AS(detail::decode_manifest(detail::encode_manifest(bad), "MANIFEST"), CorruptionError);
+  bad = m;
+  bad.keyspaces[0].chunks[2].run = 5;  // below level 0, a run number is corruption
+  CHECK_THROWS_AS(detail::decode_manifest(detail::encode_manifest(bad), "MANIFEST"), CorruptionError);
+  bad = m;
+  bad.keyspaces[0].chunks[2].level = detail::kLevels;  // no such level
+  CHECK_THROWS_AS(detail::decode_manifest(detail::encode_manifest(bad), "MANIFEST"), CorruptionError);
+}
+
+TEST_CASE("a format-2 manifest decodes with every chunk at the last level, all live") {
+  auto m = sample();
+  m.format_major = 2;
+  auto back = detail::decode_manifest(detail::encode_manifest(m), "MANIFEST");
+  CHECK(back.format_major == 2);
+  std::uint64_t records = 0;
+  for (const auto& c : back.keyspaces[0].chunks) {
+    CHECK(c.level == detail::kLastLevel);
+    CHECK(c.run == 0);
+    records += c.records;
+  }
+  CHECK(back.keyspaces[0].live == records);
+  // Format 2 cannot hold levels.
+  m.keyspaces[0].chunks[0].level = 0;
+  CHECK_THROWS(detail::encode_manifest(m));
 }
 
 TEST_CASE("an oversized manifest file is refused before it is read") {

@@ -480,7 +480,7 @@ TEST_CASE("a chunk file that changes size after the store closed it is corruptio
 }
 
 
-TEST_CASE("checkpoints write sequence number 0 into chunks, and the data stays right across reopen") {
+TEST_CASE("chunks keep sequence numbers above the last level and 0 at it; the data stays right across reopen") {
   TempDir dir("storage");
   Options o = small_options();
   o.checkpoint_on_close = false;
@@ -488,29 +488,46 @@ TEST_CASE("checkpoints write sequence number 0 into chunks, and the data stays r
     Storage<int, std::string> db(dir.path(), o);
     for (int i = 0; i < 3000; ++i) db.put(i, value_for(i));
     db.checkpoint();
-    for (int i = 0; i < 3000; i += 3) db.put(i, value_for(i + 1));  // rewritten chunks too
+    for (int i = 0; i < 3000; i += 3) db.put(i, value_for(i + 1));  // newer versions in newer files
     db.checkpoint();
     for (int i = 0; i < 3000; i += 5) db.put(i, "wal-" + std::to_string(i));  // left in the WAL
   }
   auto fs = default_file_system();
-  std::size_t chunks = 0, records = 0;
-  for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
-    if (e.path().extension() != ".chunk") continue;
-    ++chunks;
-    auto t = detail::ChunkTable<Lz4Compression>::open(*fs, e.path());
-    CHECK(t->max_seq() == 0);
-    for (std::size_t b = 0; b < t->block_count(); ++b) {
-      auto block = t->read_block(b);
-      for (std::size_t r = 0; r < block->size(); ++r, ++records) CHECK(block->seq(r) == 0);
+  // Every file's records: sequence 0 at the last level, their own above it.
+  auto check_files = [&](bool all_last) {
+    std::size_t files = 0, records = 0;
+    auto m = detail::read_manifest(*fs, dir.path());
+    for (const auto& c : m.keyspace(detail::kDefaultKeyspace)->chunks) {
+      ++files;
+      const bool last = c.level == detail::kLastLevel;
+      if (all_last) CHECK(last);
+      auto t = detail::ChunkTable<Lz4Compression>::open(*fs, dir / detail::chunk_file_name(c.file));
+      std::uint64_t max_seq = 0;
+      for (std::size_t b = 0; b < t->block_count(); ++b) {
+        auto block = t->read_block(b);
+        for (std::size_t r = 0; r < block->size(); ++r, ++records) {
+          if (last) CHECK(block->seq(r) == 0);
+          if (!last) CHECK(block->seq(r) > 0);
+          max_seq = std::max<std::uint64_t>(max_seq, block->seq(r));
+        }
+      }
+      CHECK(t->max_seq() == max_seq);
     }
-  }
-  CHECK(chunks > 1);
-  CHECK(records >= 3000);
+    CHECK(files >= 1);
+    return records;
+  };
+  CHECK(check_files(false) >= 3000);
   Storage<int, std::string> db(dir.path(), o);
-  for (int i = 0; i < 3000; ++i) {
-    std::string want = i % 5 == 0 ? "wal-" + std::to_string(i) : value_for(i % 3 == 0 ? i + 1 : i);
-    REQUIRE(db.get(i) == want);
-  }
+  auto check_values = [&] {
+    for (int i = 0; i < 3000; ++i) {
+      std::string want = i % 5 == 0 ? "wal-" + std::to_string(i) : value_for(i % 3 == 0 ? i + 1 : i);
+      REQUIRE(db.get(i) == want);
+    }
+  };
+  check_values();
+  db.compact();  // everything at the last level: sequence numbers 0, one record per key
+  CHECK(check_files(true) == 3000);
+  check_values();
 }
 
 TEST_CASE("a full scan does not push hot blocks out of the cache") {

@@ -1,36 +1,51 @@
 // SPDX-License-Identifier: BSL-1.0
 // engine.hpp: the untyped engine under Storage. Engine<Compression,
 // Eviction, Lock> stores encoded byte keys (memcmp order) and stored value
-// bytes: the WAL, the write buffer, chunk files, the chunk index, the block
-// cache, the manifest, migrations of the on-disk format and of value bytes,
-// and the file lock. It never decodes a key or a value itself; what it must
-// know of the types (their names for the manifest, a key check for WAL
-// replay, a key printer for messages) comes in a RecordTypes. The typed
-// façade, Storage<Key, Value, Serializer, ...> (storage.hpp), encodes and
-// decodes around it, so one engine instantiation serves every Key and Value
-// over the same policies.
+// bytes: the WAL, the write buffers, levels of chunk files (version.hpp),
+// background flushes and compactions (compaction.hpp), the block cache, the
+// manifest, migrations of the on-disk format and of value bytes, and the
+// file lock. It never decodes a key or a value itself; what it must know of
+// the types (their names for the manifest, a key check for WAL replay, a key
+// printer for messages) comes in a RecordTypes. The typed façade,
+// Storage<Key, Value, Serializer, ...> (storage.hpp), encodes and decodes
+// around it, so one engine instantiation serves every Key and Value over the
+// same policies.
 //
 // Data flow:
 //   put:   one WAL record (group commit) → write buffer. No chunk read.
-//   get:   write buffer → frozen buffer (during a checkpoint) → chunk index →
-//          Bloom filter → block index → block cache → binary search.
-//   checkpoint: freeze the write buffer and start a new WAL segment → merge
-//          the frozen buffer into every chunk it touches, each written once as
-//          new immutable files (split beyond chunk_bytes) → fsync → new
-//          MANIFEST (atomic, durable) → install → delete what is no longer named.
+//   get:   write buffer → frozen buffer (while it is flushed) → the current
+//          Version's runs, newest first (level-0 runs, then one run per
+//          level): file range → Bloom filter → block index → block cache →
+//          binary search. A tombstone ends the search.
+//   freeze: when the write buffer reaches half its budget, the writer seals
+//          the WAL segment, starts a new one and makes the buffer the frozen
+//          one; puts go on into a fresh buffer.
+//   flush (background thread): resolve the frozen buffer's keys against the
+//          files (for the exact live count), write it as one new level-0
+//          file, record it in a new MANIFEST, install the new Version, drop
+//          the WAL segments it covered. Never reads or rewrites a chunk.
+//   compaction (another background thread): merge level-0 runs into the
+//          base level, or a file of an over-full level into the level below
+//          (compaction.hpp picks); tombstones are dropped where no older
+//          record can lie below. Reads and writes files without any store
+//          lock; installs like a flush. A dropped file is deleted once no
+//          Version names it (version.hpp).
 //   open:  LOCK → MANIFEST (policies and types checked) → replay the WAL.
 //
 // Locking (members say which guard they need):
-//   lock_          (the Lock policy) guards wb_, imm_, index_ and the versions:
-//                  readers share it, writers hold it only to apply a commit.
+//   lock_          (the Lock policy; a shared mutex under NoLock, since the
+//                  background threads need one) guards wb_, imm_, version_ and live_:
+//                  readers share it, writers hold it only to apply a commit
+//                  or swap a buffer or a Version.
 //   queue_mu_      the queue of Durability::sync commits (commit_synced).
-//   write_mu_      serialises commits: sequence numbers, WAL appends, applies.
+//   install_mu_    one install (flush, compaction, checkpoint) at a time;
+//                  guards manifest_ and the compaction positions.
 //   sync_mu_       one WAL fdatasync at a time (group commit: writers queued
 //                  behind a sync find their record already synced).
-//   checkpoint_mu_ one checkpoint at a time; guards manifest_, wal_segments_
-//                  and next_file_. index_ changes only under it AND lock_.
-//   Order: checkpoint_mu_ → sync_mu_ → write_mu_ → lock_. The logger is
-//   called with none of them held.
+//   write_mu_      serialises commits: sequence numbers, WAL appends, applies.
+//   bg_mu_         the background threads' flags (with bg_cv_, done_cv_).
+//   Order: install_mu_ → sync_mu_ → write_mu_ → lock_ → bg_mu_. The logger
+//   is called with none of them held.
 #pragma once
 
 #include <algorithm>
@@ -44,17 +59,20 @@
 #include <filesystem>
 #include <functional>
 #include <iterator>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "cache.hpp"
 #include "chunk.hpp"
+#include "compaction.hpp"
 #include "compression.hpp"
 #include "concepts.hpp"
 #include "detail/coding.hpp"
@@ -68,6 +86,7 @@
 #include "migration.hpp"
 #include "open_files.hpp"
 #include "options.hpp"
+#include "version.hpp"
 #include "wal.hpp"
 #include "write_buffer.hpp"
 
@@ -289,9 +308,13 @@ class Engine {
 
   /// Number of records (exact).
   std::size_t size() const {
-    std::unique_lock guard(lock_);
-    check_open();
-    return static_cast<std::size_t>(count_locked());
+    for (;;) {
+      wait_counted();
+      std::unique_lock guard(lock_);
+      check_open();
+      if (!counted_locked()) continue;
+      return static_cast<std::size_t>(count_locked());
+    }
   }
 
   /// Makes every write that returned before this call survive power loss.
@@ -306,19 +329,26 @@ class Engine {
     sync_up_to(seq);
   }
 
-  /// Writes the write buffer into chunk files, records them in a new
-  /// MANIFEST and drops the WAL it covered.
+  /// Writes the write buffer into a new level-0 chunk file, records it in a
+  /// new MANIFEST and drops the WAL it covered; returns once that is done.
   void checkpoint() {
+    FailureReport report{this};
     check_open();
     check_writable();
-    run_checkpoint();
+    flush_buffer();
   }
+
+  /// Merges every level into the last one (dropping overwritten records and
+  /// tombstones) and returns once that is done; waits for running background
+  /// work first. Reads afterwards probe one run per key.
+  void compact();
 
   /// A snapshot of the store's counters.
   Stats stats() const;
 
-  /// Checkpoints (when Options::checkpoint_on_close), syncs and releases the
-  /// store. Later calls on this object throw ValidationError. Idempotent.
+  /// Flushes the write buffer (when Options::checkpoint_on_close), stops the
+  /// background threads at a safe point, syncs and releases the store. Later
+  /// calls on this object throw ValidationError. Idempotent.
   void close();
 
   /// What the migration run by this object's open did, if one ran.
@@ -331,9 +361,122 @@ class Engine {
   /// What it was opened for.
   const RecordTypes& types() const { return types_; }
 
+ private:
+  // Blocks (and the tables of their files) a cursor's batch views.
+  struct Pins {
+    std::vector<std::shared_ptr<const Block>> blocks;
+    std::vector<std::shared_ptr<const Table>> tables;
+    void push(const std::shared_ptr<const Block>& b, const std::shared_ptr<const Table>& t) {
+      if (b) blocks.push_back(b);
+      if (t && (tables.empty() || tables.back() != t)) tables.push_back(t);
+    }
+    void clear() {
+      blocks.clear();
+      tables.clear();
+    }
+  };
+
+  // Reads one run's records in key order, a block at a time (cursors and
+  // compactions). The run must outlive it (its Version is pinned).
+  class RunReader {
+   public:
+    // sequential: a compaction's full pass (reads ahead from the start and
+    // fills no cache); else a scan's (the block a seek lands in is read like
+    // a get's, what it then streams through is not cached).
+    RunReader(const Engine* s, const detail::Run* run, bool sequential)
+        : s_(s), run_(run), sequential_(sequential) {}
+    // Positions at the first record >= target (> target when after).
+    void seek(std::string_view target, bool after) {
+      block_.reset();
+      table_.reset();
+      bool first = !sequential_;
+      for (file_i_ = run_->seek(target); file_i_ < run_->files.size(); ++file_i_) {
+        open_file(first);
+        std::size_t bi = table_->find_block(target);
+        if (bi >= table_->block_count()) bi = 0;
+        for (; bi < table_->block_count(); ++bi) {
+          block_ = first ? s_->block(*table_, file(), bi, true) : read_block(bi);
+          first = false;
+          block_i_ = bi;
+          rec_ = block_->lower_bound(target);
+          if (after && rec_ < block_->size() && block_->key(rec_) == target) ++rec_;
+          if (rec_ < block_->size()) return;
+        }
+        block_.reset();
+      }
+      table_.reset();
+    }
+    bool valid() const { return block_ != nullptr; }
+    std::string_view key() const { return block_->key(rec_); }
+    std::string_view value() const { return block_->value(rec_); }
+    bool tombstone() const { return block_->tombstone(rec_); }
+    std::uint64_t seq() const { return block_->seq(rec_); }
+    const Block& block() const { return *block_; }
+    std::size_t rec() const { return rec_; }
+    const std::filesystem::path* path() const { return &table_->path(); }
+    // The next record; the block it leaves goes to keep (when given).
+    void next(Pins* keep) {
+      if (++rec_ >= block_->size()) next_block(keep);
+    }
+    // Past the rest of the current block.
+    void skip_block(Pins* keep) {
+      rec_ = block_->size();
+      next_block(keep);
+    }
+
+   private:
+    std::uint64_t file() const { return run_->files[file_i_]->ref().file; }
+    void open_file(bool cached) {
+      table_ = s_->table(run_->files[file_i_]->ref(), cached);
+      br_ = BlockRun{};
+    }
+    void next_block(Pins* keep) {
+      if (keep) keep->push(block_, table_);
+      block_.reset();
+      ++blocks_read_;
+      for (;;) {
+        if (++block_i_ < table_->block_count()) {
+          block_ = read_block(block_i_);
+          rec_ = 0;
+          if (block_->size() > 0) return;
+          continue;
+        }
+        if (++file_i_ >= run_->files.size()) {
+          table_.reset();
+          br_ = BlockRun{};
+          return;
+        }
+        open_file(false);
+        block_i_ = static_cast<std::size_t>(-1);
+      }
+    }
+    // Block i of table_: from the cache, from br_, or read with the blocks
+    // after it. A scan's readahead grows with the blocks it has stepped
+    // through (none for the first two: a short scan reads what it needs).
+    std::shared_ptr<const Block> read_block(std::size_t i) {
+      const std::size_t ahead =
+          sequential_ ? kScanReadahead
+          : blocks_read_ < 2
+              ? 0
+              : std::min(kScanReadahead, std::size_t{8} << 10 << std::min<std::size_t>(blocks_read_ - 2, 8));
+      return s_->scan_block(*table_, file(), i, br_, ahead);
+    }
+    using BlockRun = typename Table::BlockRun;
+    const Engine* s_;
+    const detail::Run* run_;
+    bool sequential_;
+    std::size_t file_i_ = 0, block_i_ = 0, rec_ = 0, blocks_read_ = 0;
+    std::shared_ptr<const Table> table_;
+    std::shared_ptr<const Block> block_;
+    BlockRun br_;
+  };
+
+ public:
   /// Reads the records of a key range in order, a block at a time, holding
   /// no lock between batches (see Storage::iterator, its typed face, for
-  /// the guarantees under concurrent writes).
+  /// the guarantees under concurrent writes). It pins the Version it reads:
+  /// compactions do not disturb it, and the files it reads stay on disk
+  /// until it moves on or dies.
   class Cursor {
    public:
     /// A cursor at the end.
@@ -355,7 +498,7 @@ class Engine {
     }
     /// See the move constructor.
     Cursor& operator=(Cursor&& other) noexcept = default;
-    /// Releases the blocks it pins.
+    /// Releases the blocks and the Version it pins.
     ~Cursor() = default;
 
     /// Positions on the next record after the last accepted one (the first
@@ -375,17 +518,11 @@ class Engine {
       ++pos_;
     }
     /// The peeked record's encoded key.
-    std::string_view key() const {
-      const Pending& p = batch_[pos_];
-      return p.from_chunk ? block_->key(p.rec) : p.key;
-    }
+    std::string_view key() const { return batch_[pos_].key; }
     /// The peeked record's stored value bytes.
-    std::string_view value() const {
-      const Pending& p = batch_[pos_];
-      return p.from_chunk ? block_->value(p.rec) : p.value;
-    }
+    std::string_view value() const { return batch_[pos_].value; }
     /// The chunk file the peeked record came from (nullptr: a buffered write).
-    const std::filesystem::path* file() const { return batch_[pos_].from_chunk ? &table_->path() : nullptr; }
+    const std::filesystem::path* file() const { return batch_[pos_].file; }
     /// Whether the cursor has passed its last record (or is an end cursor).
     bool at_end() const { return store_ == nullptr || done_; }
     /// The encoded key last accepted ("" before the first).
@@ -393,22 +530,18 @@ class Engine {
 
    private:
     using MapIt = detail::WriteBuffer::const_iterator;
-    using IndexIt = detail::ChunkIndex::Map::const_iterator;
-    using BlockRun = typename Table::BlockRun;
 
     // Most records one batch takes (a block's tail is taken whole).
     static constexpr std::size_t kBatchRecords = 256;
     // Bytes of buffered-write records one batch copies (at least one record).
     static constexpr std::size_t kArenaBytes = std::size_t{16} << 10;
 
-    // One record of the batch: record `rec` of the pinned block_ (looked up
-    // only when returned: a short scan leaves most of a batch unread), or
-    // key and value viewing arena_ (a copy of a buffered write, whose entry
-    // may change once the lock is released).
+    // One record of the batch: key and value view a pinned block, or arena_
+    // (a copy of a buffered write, whose entry may change once the lock is
+    // released).
     struct Pending {
       std::string_view key, value;
-      std::size_t rec = 0;
-      bool from_chunk = false;
+      const std::filesystem::path* file = nullptr;
     };
 
     void copy_from(const Cursor& o) {
@@ -423,19 +556,19 @@ class Engine {
       positioned_ = false;
       release();
     }
-    // Drops the batch and everything the iterator pins.
+    // Drops the batch and everything the cursor pins.
     void release() {
       batch_.clear();
       pos_ = 0;
       arena_.clear();
+      pins_.clear();
+      readers_.clear();
       imm_.reset();
-      table_.reset();
-      block_.reset();
-      run_ = BlockRun{};
+      version_.reset();
     }
 
     // Makes batch_[pos_] the next record (refilling the batch when it is used
-    // up or the store changed since it was read); done_ at the end.
+    // up or the buffers changed since it was read); done_ at the end.
     void advance() {
       if (at_end()) return;
       const Engine& s = *store_;
@@ -464,30 +597,14 @@ class Engine {
     }
 
     // Under the shared lock: positions the sources after last_ (or at from_)
-    // if the store changed, then merges the next records into batch_, up to
-    // the end of the current block (or kBatchRecords, or kArenaBytes of
-    // copied buffered writes). Empty only at the end of the range.
+    // if a buffer was frozen since, then merges the next records into batch_
+    // (up to kBatchRecords, or kArenaBytes of copied buffered writes). Empty
+    // only at the end of the range.
     void fill();
-
-    // Positions every source at the first key after last_ (or at from_).
+    // Positions every source at the first key after last_ (or at from_):
+    // the write buffer, the frozen one and one RunReader per run of the
+    // current Version, which the cursor pins.
     void reseek();
-    // Opens chunk_it_ and positions at the first record >= target (> target
-    // when after); block_ is null when no chunk holds one. The chunk and the
-    // block the seek lands in are read like a get's (cached and touched: many
-    // short scans from hot keys keep finding them); what a scan then streams
-    // through is not cached.
-    void load_chunk(std::string_view target, bool after);
-    // Steps to the first record of the next block (of this chunk or the
-    // next ones); block_ becomes null after the last chunk.
-    void next_block();
-    // Block i of table_: from the cache, from run_, or read with the blocks
-    // after it. Readahead grows with the blocks this scan has stepped
-    // through (none for the first two: a short scan reads what it needs).
-    std::shared_ptr<const Block> read_block(std::size_t i) {
-      const std::size_t ahead =
-          blocks_read_ < 2 ? 0 : std::min(kScanReadahead, std::size_t{8} << 10 << std::min<std::size_t>(blocks_read_ - 2, 8));
-      return store_->scan_block(*table_, chunk_it_->second.file, i, run_, ahead);
-    }
 
     const Engine* store_ = nullptr;
     std::optional<std::string> from_, to_;
@@ -497,18 +614,14 @@ class Engine {
     std::uint64_t wb_version_ = 0, chunk_version_ = 0;
     MapIt wb_it_, imm_it_;
     std::shared_ptr<const detail::WriteBuffer> imm_;
-    IndexIt chunk_it_;
-    std::shared_ptr<const Table> table_;
-    std::shared_ptr<const Block> block_;
-    std::size_t block_index_ = 0, rec_ = 0;
-    BlockRun run_;                 // frames read ahead from table_
-    std::size_t blocks_read_ = 0;  // blocks stepped into, for the readahead size
+    std::shared_ptr<const detail::Version> version_;
+    std::vector<RunReader> readers_;  // newest run first
+    Pins pins_;
     // The batch: records not yet returned, from pos_ on.
     std::vector<Pending> batch_;
     std::size_t pos_ = 0;
     std::vector<char> arena_;
   };
-
   /// What scan() returns: begin() starts a new pass each time it is called.
 
  private:
@@ -685,20 +798,38 @@ class Engine {
         /*fill=*/false);
   }
 
-  // Finds key in the chunks; on a hit calls on_value(bytes, file). Needs lock_ (shared).
+  // What a run holds of a key.
+  enum class Probe { absent, found, erased };
+  // Looks key up in one run; on a hit calls on_value(bytes, file). The run's
+  // Version must be pinned (or lock_ held).
   template <class Fn>
-  bool find_in_chunks(std::string_view key, Fn&& on_value) const {
-    const detail::ChunkRef* ref = index_.find(key);
-    if (!ref) return false;
-    auto t = table(*ref);
-    if (!t->may_contain(key)) return false;
+  Probe probe_run(const detail::Run& run, std::string_view key, Fn&& on_value) const {
+    const detail::LiveFile* f = run.find(key);
+    if (!f) return Probe::absent;
+    auto t = table(f->ref());
+    if (!t->may_contain(key)) return Probe::absent;
     std::size_t bi = t->find_block(key);
-    if (bi >= t->block_count()) return false;
-    auto b = block(*t, ref->file, bi);
+    if (bi >= t->block_count()) return Probe::absent;
+    auto b = block(*t, f->ref().file, bi);
     std::size_t i = b->lower_bound(key);
-    if (i >= b->size() || b->key(i) != key) return false;
+    if (i >= b->size() || b->key(i) != key) return Probe::absent;
+    if (b->tombstone(i)) return Probe::erased;
     on_value(b->value(i), &t->path());
-    return true;
+    return Probe::found;
+  }
+  // Finds key in v's files, newest run first.
+  template <class Fn>
+  bool find_in_files(const detail::Version& v, std::string_view key, Fn&& on_value) const {
+    for (const auto& r : v.l0) {
+      const Probe p = probe_run(r, key, on_value);
+      if (p != Probe::absent) return p == Probe::found;
+    }
+    for (std::uint32_t l = 1; l < detail::kLevels; ++l) {
+      if (v.levels[l].empty()) continue;
+      const Probe p = probe_run(v.levels[l], key, on_value);
+      if (p != Probe::absent) return p == Probe::found;
+    }
+    return false;
   }
   // Looks key up through every layer. Needs lock_ (shared).
   template <class Fn>
@@ -719,15 +850,38 @@ class Engine {
         return true;
       }
     }
-    return find_in_chunks(key, on_value);
+    return find_in_files(*version_, key, on_value);
   }
-  // Exact record count. Needs lock_ (exclusive: it caches lookups in buffer entries).
+  // Whether count_locked() may run: the frozen buffer is counted, or its
+  // flush failed (then nothing else touches it). Needs lock_.
+  bool counted_locked() const {
+    if (!imm_ || imm_resolved_.load()) return true;
+    std::lock_guard g(bg_mu_);
+    return !flush_pending_;
+  }
+  // Exact record count. Needs lock_ (exclusive: it caches lookups in wb_'s
+  // entries) and counted_locked().
   std::uint64_t count_locked() const {
     auto noop = [](std::string_view, const std::filesystem::path*) {};
-    if (imm_) imm_->resolve([&](std::string_view k) { return find_in_chunks(k, noop); });
+    if (imm_ && !imm_resolved_.load()) {
+      // Only after a failed flush: nothing else touches the frozen buffer.
+      imm_->resolve([&](std::string_view k) { return find_in_files(*version_, k, noop); });
+      imm_delta_ = imm_->delta();
+      imm_resolved_ = true;
+    }
     wb_.resolve([&](std::string_view k) { return find_below_buffer(k, noop); });
-    auto total = static_cast<std::int64_t>(index_.records()) + wb_.delta() + (imm_ ? imm_->delta() : 0);
+    auto total = static_cast<std::int64_t>(live_) + wb_.delta() + (imm_ ? imm_delta_ : 0);
     return static_cast<std::uint64_t>(std::max<std::int64_t>(total, 0));
+  }
+  // Waits until the frozen buffer (if any) is counted, or its flush ended.
+  void wait_counted() const {
+    std::unique_lock g(bg_mu_);
+    done_cv_.wait(g, [&] { return imm_resolved_.load() || !flush_pending_ || closed_.load(); });
+  }
+  // The current Version. Takes lock_ (shared).
+  std::shared_ptr<const detail::Version> current_version() const {
+    std::shared_lock guard(lock_);
+    return version_;
   }
 
   // ---- commits -----------------------------------------------------------
@@ -774,9 +928,10 @@ class Engine {
     if (n > 1) undo.reserve(n);
     BeforeRef before_ref{[](void* ctx) { (*static_cast<std::remove_reference_t<Before>*>(ctx))(); },
                          const_cast<void*>(static_cast<const void*>(&before))};
-    bool need_checkpoint;
+    throttle();
+    bool need_freeze;
     if (opt_.durability == Durability::sync) {
-      need_checkpoint = commit_synced(payload, ops, n, before_ref, &undo);
+      need_freeze = commit_synced(payload, ops, n, before_ref, &undo);
     } else {
       std::lock_guard w(write_mu_);
       check_open();
@@ -792,14 +947,10 @@ class Engine {
         fail(std::current_exception());
         throw;
       }
-      need_checkpoint = over_limits();
+      need_freeze = over_limits();
     }
-    if (need_checkpoint) run_checkpoint(/*only_if_needed=*/true);
+    if (need_freeze) maybe_freeze();
   }
-
-  // Whether the write buffer or the live WAL (every segment a checkpoint
-  // would drop) has grown past its limit. Needs write_mu_.
-  bool over_limits() const { return wb_.bytes() > wb_limit_ || wal_closed_bytes_ + wal_->size() > opt_.wal_bytes; }
 
   // Applies one commit's ops (sequences first, first + 1, ...) to wb_, all
   // or none (the strong guarantee: a batch rolls back what it applied when
@@ -824,33 +975,84 @@ class Engine {
   // data gone): the store stays failed until it is reopened.
   void sync_up_to(std::uint64_t seq);
 
-  // ---- checkpoint ----------------------------------------------------------
+  // ---- freeze, flush, compaction -------------------------------------------
 
-  // Checkpoints the write buffer; when only_if_needed, only if it (or the
-  // WAL) is still over its limit once this thread gets its turn.
-  //
-  // A checkpoint that throws anything once it has started changing the store
-  // (sealing the WAL) marks the store failed: the frozen buffer then stays
-  // frozen, its WAL segments stay on disk, and no later freeze can replace
-  // it, so a failed checkpoint never loses what it was writing.
-  void run_checkpoint(bool only_if_needed = false);
+  // Whether the write buffer has reached half its budget (the frozen buffer
+  // takes the other half) or the live WAL its limit. Needs write_mu_.
+  bool over_limits() const {
+    return wb_.bytes() > wb_limit_ / 2 || wal_closed_bytes_ + wal_->size() > opt_.wal_bytes;
+  }
 
-  // Writes imm_ into new chunk files, makes them live with a new manifest.
-  // Needs checkpoint_mu_; reads index_ and imm_ without lock_ (only this
-  // function changes them, under checkpoint_mu_).
-  // Returns the line to log.
-  std::string merge_and_install(std::uint64_t new_wal, std::uint64_t frozen_seq);
+  // Back-pressure, before a commit takes any store mutex: with many level-0
+  // runs waiting for compaction, each commit sleeps a little; with more, it
+  // waits for compaction. Counted in Stats.
+  void throttle();
 
-  // Merges the old chunks (consecutive in key order; may be none) with the
-  // buffered records [first, last) into new chunk files split at
-  // chunk_bytes; updates next.
-  // A migration passes `convert`: it turns each value into its new encoding
-  // (false: drop the record).
+  // After a commit found the buffer over its limit: freezes it, unless a
+  // flush is still running; then the writer goes on, and waits only when the
+  // active buffer has used the whole budget.
+  void maybe_freeze();
+
+  // Freezes wb_ into imm_ and wakes the flush thread. Needs sync_mu_ and
+  // write_mu_; imm_ must be empty. Everything that can throw comes first.
+  void freeze_locked();
+
+  // Freezes the buffer (after the running flush) and waits until it is
+  // flushed. For checkpoint() and close().
+  void flush_buffer();
+
+  // The flush thread: flushes each frozen buffer (see the top of the file).
+  void flush_loop() noexcept;
+  void run_flush();
+
+  // The compaction thread: runs what pick_compaction() finds due.
+  void compact_loop() noexcept;
+
+  // One compaction: its inputs, pinned by v.
+  struct Job {
+    std::shared_ptr<const detail::Version> v;
+    std::uint32_t level = 0, output = 0;
+    std::vector<detail::Run> inputs;         // newest first
+    std::vector<detail::FilePtr> upper;      // input files of `level`
+    std::vector<detail::FilePtr> lower;      // input files of `output`
+    bool move = false;                       // the upper files move down as they are
+    std::string last_key;                    // largest input key (the round-robin position)
+  };
+  std::optional<Job> next_job(const std::shared_ptr<const detail::Version>& v, bool everything);
+  // Runs job (merging its inputs into new files of its output level) and
+  // installs the result. Throws Aborted when close() stops it.
+  void run_job(Job& job, bool abortable);
+  struct Aborted {};
+
+  // New chunk files of one level, each cut at `file_bytes`.
+  class Output;
+  // Merges inputs (newest first) and, when given, a write buffer (newer than
+  // all of them) into out: the newest record of each key, tombstones kept
+  // unless drop_tombstone(key) says nothing older can lie below, sequence
+  // numbers kept unless zero_seqs; convert (migrations) maps each value.
   using Convert = std::function<bool(std::string_view key, std::string_view value, std::string& out)>;
-  void rewrite_chunks(const std::vector<const detail::ChunkRef*>& olds, detail::WriteBuffer::const_iterator first,
-                      detail::WriteBuffer::const_iterator last, detail::ChunkIndex& next,
-                      std::vector<std::uint64_t>& created, const Convert* convert = nullptr);
+  template <class Drop>
+  void merge(std::vector<detail::Run>& inputs, const detail::WriteBuffer* buffer, Output& out, Drop&& drop_tombstone,
+             bool zero_seqs, const Convert* convert, bool abortable);
 
+  // Writes m (with v's chunks and live records), then makes v current.
+  // Needs install_mu_.
+  void install(detail::Manifest m, std::shared_ptr<const detail::Version> v, std::uint64_t live);
+
+  // Deletes the files no Version names any more.
+  void drop_obsolete_files() noexcept;
+
+  // Stops and joins the background threads (a running compaction stops at
+  // its next safe point).
+  void stop_threads() noexcept;
+
+  // Level sizes.
+  detail::LevelTargets targets(const detail::Version& v) const {
+    // The base level holds about what level 0 does when it is compacted:
+    // kL0Trigger flushes, each the size the recent flushes wrote.
+    return detail::level_targets(v, std::max<std::uint64_t>(detail::kL0Trigger * flush_bytes_.load(std::memory_order_relaxed),
+                                                            std::uint64_t{64} << 10));
+  }
   // ---- open ----------------------------------------------------------------
 
   void open(const Migrator* migrations, unsigned target, bool migrate_only);
@@ -867,12 +1069,6 @@ class Engine {
   // The policies that shape the bytes must match; the value type is the
   // migration plan's business.
   void check_manifest() const;
-
-  void set_chunks(detail::Manifest& m, const detail::ChunkIndex& index) const {
-    auto* ks = m.keyspace(detail::kDefaultKeyspace);
-    ks->chunks.clear();
-    for (const auto& [first, ref] : index) ks->chunks.push_back(ref);
-  }
 
   // ---- migration -------------------------------------------------------------
 
@@ -919,33 +1115,68 @@ class Engine {
   std::size_t wb_limit_ = 0;
   std::unique_ptr<detail::FileLock> file_lock_;
 
-  mutable Lock lock_;
-  mutable detail::WriteBuffer wb_;              // lock_ (mutable: size() caches lookups in it)
-  std::shared_ptr<detail::WriteBuffer> imm_;    // lock_ to swap; read by the checkpointer without it
-  detail::ChunkIndex index_;                    // lock_ (+ checkpoint_mu_ to change)
-  // Bumped under lock_ (exclusive) by every commit / when imm_ or index_
-  // change; atomic so that a scan can see without the lock that its batch is current.
+  // The Lock policy, or a real shared mutex when the policy synchronises
+  // nothing (NoLock): the background threads swap buffers and Versions
+  // under it whatever the user's threading.
+  static constexpr bool kLockSyncs = [] {
+    if constexpr (requires { Lock::thread_safe; })
+      return static_cast<bool>(Lock::thread_safe);
+    else
+      return true;
+  }();
+  mutable std::conditional_t<kLockSyncs, Lock, std::shared_mutex> lock_;
+  mutable detail::WriteBuffer wb_;            // lock_ (mutable: size() caches lookups in it)
+  std::shared_ptr<detail::WriteBuffer> imm_;  // lock_ to swap; read by the flush thread without it
+  std::shared_ptr<const detail::Version> version_;  // lock_ to read; install_mu_ + lock_ to swap
+  std::uint64_t live_ = 0;                          // records live in version_'s files; lock_
+  mutable std::int64_t imm_delta_ = 0;              // what imm_ adds to live_, once counted; lock_
+  mutable std::atomic<bool> imm_resolved_{true};    // imm_ is counted (or absent)
+  std::shared_ptr<detail::FileBin> bin_ = std::make_shared<detail::FileBin>();
+  // Bumped under lock_ (exclusive) by every commit / at each freeze; atomic
+  // so that a scan can see without the lock that its batch is current.
   std::atomic<std::uint64_t> wb_version_{0};
   std::atomic<std::uint64_t> chunk_version_{0};
   mutable detail::BlockCache<Eviction> cache_;  // its own sharded locks
   mutable detail::OpenFileCache files_;         // its own lock
 
   mutable std::mutex write_mu_;
-  std::shared_ptr<detail::WalWriter> wal_;  // write_mu_
-  std::uint64_t last_seq_ = 0;              // write_mu_
-  std::uint64_t wal_closed_bytes_ = 0;      // write_mu_
+  std::shared_ptr<detail::WalWriter> wal_;   // write_mu_
+  std::uint64_t last_seq_ = 0;               // write_mu_
+  std::uint64_t wal_closed_bytes_ = 0;       // write_mu_
+  std::vector<std::uint64_t> wal_segments_;  // write_mu_
+  std::uint64_t flush_wal_ = 0;              // the segment the frozen buffer's successor starts; write_mu_
+  std::uint64_t flush_seq_ = 0;              // the frozen buffer's last sequence; write_mu_
 
   std::mutex sync_mu_;
   std::uint64_t synced_seq_ = 0;  // sync_mu_
 
-  std::mutex checkpoint_mu_;
-  detail::Manifest manifest_;                // checkpoint_mu_
-  std::vector<std::uint64_t> wal_segments_;  // checkpoint_mu_ + write_mu_
-  std::uint64_t next_file_ = 1;              // checkpoint_mu_
+  std::mutex install_mu_;
+  detail::Manifest manifest_;                             // install_mu_
+  std::array<std::string, detail::kLevels> compact_after_;  // install_mu_ (round-robin positions)
+  std::atomic<std::uint64_t> next_file_{1};
   std::atomic<std::uint64_t> manifest_bytes_{0};
-  std::atomic<std::uint64_t> checkpoints_{0};
+  std::atomic<std::uint64_t> checkpoints_{0};  // flushes
+  std::atomic<std::uint64_t> compactions_{0};
   std::atomic<std::uint64_t> bytes_put_{0};            // encoded key + value bytes of applied commits
   std::atomic<std::uint64_t> chunk_bytes_written_{0};  // chunk file bytes written since open
+  std::atomic<std::uint64_t> bytes_flushed_{0};
+  std::atomic<std::uint64_t> bytes_compacted_{0};
+  std::atomic<std::uint64_t> slowdowns_{0};     // commits slowed or stopped by back-pressure
+  std::atomic<std::uint64_t> slowed_micros_{0};  // time they waited
+  std::atomic<std::size_t> l0_runs_{0};
+  std::atomic<std::uint64_t> flush_bytes_{0};  // bytes a flush writes (a moving average)
+
+  // Background threads.
+  mutable std::mutex bg_mu_;
+  std::condition_variable bg_cv_;            // wakes the threads
+  mutable std::condition_variable done_cv_;  // wakes writers and waiters: a flush or compaction finished
+  bool flush_pending_ = false;               // bg_mu_: imm_ waits for the flush thread
+  bool stop_ = false;                        // bg_mu_
+  std::atomic<bool> stopping_{false};        // stop_, readable without bg_mu_ (compactions poll it)
+  bool compacting_ = false;                  // bg_mu_: a compaction runs
+  int manual_ = 0;                           // bg_mu_: compact() calls running (the thread stays idle)
+  std::uint64_t bg_epoch_ = 0;               // bg_mu_: bumped by each install
+  std::thread flush_thread_, compact_thread_;
 
   std::atomic<bool> failed_{false};
   mutable std::mutex failure_mu_;
@@ -967,6 +1198,7 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill() -> void {
   const Engine& s = *store_;
   batch_.clear();
   pos_ = 0;
+  pins_.clear();
   if (arena_.capacity() > 4 * kArenaBytes) arena_ = std::vector<char>();  // after one huge buffered value
   arena_.clear();
   std::shared_lock guard(s.lock_);
@@ -979,24 +1211,30 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill() -> void {
     wb_version_ = s.wb_version_.load(std::memory_order_relaxed);
   }
   for (;;) {
-    if (block_ && rec_ >= block_->size()) {
-      if (!batch_.empty()) return;  // the batch views block_: the next fill moves on
-      next_block();
-    }
     const bool wb_has = wb_it_ != s.wb_.end();
     const bool imm_has = imm_ && imm_it_ != imm_->end();
-    const bool chunk_has = block_ != nullptr;
-    if (chunk_has) {
-      // The common case: the rest of the block precedes every buffered
-      // key and the range's end; take it whole, without comparisons.
-      const std::string_view last = block_->key(block_->size() - 1);
-      if ((!wb_has || last < std::string_view(wb_it_->first)) &&
-          (!imm_has || last < std::string_view(imm_it_->first)) && (!to_ || last < std::string_view(*to_))) {
-        for (; rec_ < block_->size(); ++rec_) batch_.push_back(Pending{{}, {}, rec_, true});
+    // The run with the smallest key; the newest wins ties.
+    RunReader* low = nullptr;
+    for (auto& r : readers_)
+      if (r.valid() && (low == nullptr || r.key() < low->key())) low = &r;
+    if (low != nullptr) {
+      // The common case: the rest of low's block precedes every other
+      // source and the range's end; take it whole.
+      const Block& b = low->block();
+      const std::string_view last = b.key(b.size() - 1);
+      bool whole = (!wb_has || last < std::string_view(wb_it_->first)) &&
+                   (!imm_has || last < std::string_view(imm_it_->first)) && (!to_ || last < std::string_view(*to_));
+      for (auto& r : readers_)
+        if (whole && &r != low && r.valid() && !(last < r.key())) whole = false;
+      if (whole) {
+        for (std::size_t i = low->rec(); i < b.size(); ++i)
+          if (!b.tombstone(i)) batch_.push_back(Pending{b.key(i), b.value(i), low->path()});
+        low->skip_block(&pins_);
+        if (batch_.size() >= kBatchRecords) return;
         continue;
       }
     }
-    // The smallest key among the three sources; the newest layer wins ties.
+    // The smallest key among the sources; the newest layer wins ties.
     std::string_view best;
     bool have = false;
     auto consider = [&](std::string_view k) {
@@ -1004,11 +1242,10 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill() -> void {
     };
     if (wb_has) consider(wb_it_->first);
     if (imm_has) consider(imm_it_->first);
-    if (chunk_has) consider(block_->key(rec_));
+    if (low != nullptr) consider(low->key());
     if (!have || (to_ && !(best < std::string_view(*to_)))) return;
     const bool wb_at = wb_has && wb_it_->first == best;
     const bool imm_at = imm_has && imm_it_->first == best;
-    const bool chunk_at = chunk_has && block_->key(rec_) == best;
     const detail::BufferEntry* entry = wb_at ? &wb_it_->second : imm_at ? &imm_it_->second : nullptr;
     if (entry && !entry->tombstone) {
       // A copy: the entry may change once the lock is released. Views
@@ -1022,14 +1259,15 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill() -> void {
       arena_.insert(arena_.end(), best.begin(), best.end());
       arena_.insert(arena_.end(), entry->value.begin(), entry->value.end());
       batch_.push_back(Pending{std::string_view(arena_.data() + at, best.size()),
-                               std::string_view(arena_.data() + at + best.size(), entry->value.size()), 0, false});
-    } else if (!entry) {
-      batch_.push_back(Pending{{}, {}, rec_, true});
+                               std::string_view(arena_.data() + at + best.size(), entry->value.size()), nullptr});
+    } else if (!entry && !low->tombstone()) {
+      batch_.push_back(Pending{low->key(), low->value(), low->path()});
     }
-    // best views a buffer key or block_, both still valid after these steps.
+    // best views a buffer key or a block that stays pinned (pins_).
     if (wb_at) ++wb_it_;
     if (imm_at) ++imm_it_;
-    if (chunk_at) ++rec_;
+    for (auto& r : readers_)
+      if (r.valid() && r.key() == best) r.next(&pins_);
     if (batch_.size() >= kBatchRecords) return;
   }
 }
@@ -1044,74 +1282,49 @@ auto Engine<Compression, Eviction, Lock>::Cursor::reseek() -> void {
   wb_it_ = seek(s.wb_);
   imm_ = s.imm_;
   if (imm_) imm_it_ = seek(*imm_);
-  block_.reset();
-  table_.reset();
-  run_ = BlockRun{};
-  std::string_view target = started_ ? std::string_view(last_) : (from_ ? std::string_view(*from_) : "");
-  chunk_it_ = s.index_.seek(target);
-  load_chunk(target, started_);
+  readers_.clear();
+  version_ = s.version_;
+  const std::string_view target = started_ ? std::string_view(last_) : (from_ ? std::string_view(*from_) : "");
+  version_->for_each_run([&](const detail::Run& r, std::uint32_t) {
+    readers_.emplace_back(&s, &r, /*sequential=*/false);
+    readers_.back().seek(target, started_);
+  });
   wb_version_ = s.wb_version_.load(std::memory_order_relaxed);
   chunk_version_ = s.chunk_version_.load(std::memory_order_relaxed);
 }
 
 template <class Compression, class Eviction, class Lock>
-auto Engine<Compression, Eviction, Lock>::Cursor::load_chunk(std::string_view target, bool after) -> void {
-  const Engine& s = *store_;
-  bool seek = true;
-  while (chunk_it_ != s.index_.end()) {
-    table_ = s.table(chunk_it_->second, /*fill=*/seek);
-    run_ = BlockRun{};
-    std::size_t bi = table_->find_block(target);
-    if (bi >= table_->block_count()) bi = 0;
-    for (; bi < table_->block_count(); ++bi) {
-      block_ = seek ? s.block(*table_, chunk_it_->second.file, bi, /*fill=*/true) : read_block(bi);
-      seek = false;
-      block_index_ = bi;
-      rec_ = block_->lower_bound(target);
-      if (after && rec_ < block_->size() && block_->key(rec_) == target) ++rec_;
-      if (rec_ < block_->size()) return;
-    }
-    ++chunk_it_;
-    block_.reset();
-  }
-  table_.reset();
-  block_.reset();
-}
-
-template <class Compression, class Eviction, class Lock>
-auto Engine<Compression, Eviction, Lock>::Cursor::next_block() -> void {
-  const Engine& s = *store_;
-  block_.reset();
-  ++blocks_read_;
-  for (;;) {
-    if (++block_index_ < table_->block_count()) {
-      block_ = read_block(block_index_);
-      rec_ = 0;
-      if (block_->size() > 0) return;
-      continue;
-    }
-    if (++chunk_it_ == s.index_.end()) {
-      table_.reset();
-      run_ = BlockRun{};
-      return;
-    }
-    table_ = s.table(chunk_it_->second, /*fill=*/false);
-    run_ = BlockRun{};
-    block_index_ = static_cast<std::size_t>(-1);
-  }
-}
-
-template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::stats() const -> Stats {
   Stats s;
-  {
+  std::shared_ptr<const detail::Version> v;
+  for (;;) {
+    wait_counted();
     std::unique_lock guard(lock_);
     check_open();
+    if (!counted_locked()) continue;
     s.records = count_locked();
-    s.chunks = index_.chunks();
+    v = version_;
     s.write_buffer_bytes = wb_.bytes() + (imm_ ? imm_->bytes() : 0);
-    s.disk_bytes = index_.bytes();
+    break;
   }
+  s.chunks = v->files();
+  s.disk_bytes = v->bytes();
+  const detail::LevelTargets t = targets(*v);
+  s.levels.resize(detail::kLevels);
+  for (const auto& r : v->l0) {
+    s.levels[0].files += r.files.size();
+    s.levels[0].bytes += r.bytes;
+    s.levels[0].records += r.records;
+    ++s.levels[0].runs;
+  }
+  for (std::uint32_t l = 1; l < detail::kLevels; ++l) {
+    s.levels[l].files = v->levels[l].files.size();
+    s.levels[l].bytes = v->levels[l].bytes;
+    s.levels[l].records = v->levels[l].records;
+    s.levels[l].runs = v->levels[l].empty() ? 0 : 1;
+    s.levels[l].target_bytes = t.bytes[l];
+  }
+  s.pending_compaction_bytes = detail::pending_compaction_bytes(*v, t);
   auto c = cache_.stats();
   s.cache_bytes = c.bytes;
   s.cache_capacity = c.capacity;
@@ -1130,8 +1343,14 @@ auto Engine<Compression, Eviction, Lock>::stats() const -> Stats {
   }
   s.disk_bytes += s.wal_bytes + manifest_bytes_.load();
   s.checkpoints = checkpoints_.load();
+  s.flushes = checkpoints_.load();
+  s.compactions = compactions_.load();
   s.bytes_put = bytes_put_.load(std::memory_order_relaxed);
   s.chunk_bytes_written = chunk_bytes_written_.load(std::memory_order_relaxed);
+  s.bytes_flushed = bytes_flushed_.load(std::memory_order_relaxed);
+  s.bytes_compacted = bytes_compacted_.load(std::memory_order_relaxed);
+  s.write_slowdowns = slowdowns_.load(std::memory_order_relaxed);
+  s.write_slowed_micros = slowed_micros_.load(std::memory_order_relaxed);
   s.write_amplification =
       s.bytes_put == 0 ? 0.0 : static_cast<double>(s.chunk_bytes_written) / static_cast<double>(s.bytes_put);
   return s;
@@ -1144,14 +1363,16 @@ auto Engine<Compression, Eviction, Lock>::close() -> void {
   std::exception_ptr error;
   if (!opt_.read_only && !failed_.load()) {
     try {
-      if (opt_.checkpoint_on_close) run_checkpoint();
+      if (opt_.checkpoint_on_close) flush_buffer();
       flush();
     } catch (...) {
       error = std::current_exception();
     }
   }
+  stop_threads();
+  drop_obsolete_files();
   {
-    std::lock_guard cp(checkpoint_mu_);
+    std::lock_guard inst(install_mu_);
     std::lock_guard s(sync_mu_);
     std::lock_guard w(write_mu_);
     std::unique_lock guard(lock_);
@@ -1168,6 +1389,10 @@ auto Engine<Compression, Eviction, Lock>::close() -> void {
     wal_.reset();
     file_lock_.reset();
   }
+  {
+    std::lock_guard g(bg_mu_);  // waiters see closed_
+  }
+  done_cv_.notify_all();
   if (error) std::rethrow_exception(error);
 }
 
@@ -1285,219 +1510,643 @@ auto Engine<Compression, Eviction, Lock>::sync_up_to(std::uint64_t seq) -> void 
 }
 
 template <class Compression, class Eviction, class Lock>
-auto Engine<Compression, Eviction, Lock>::run_checkpoint(bool only_if_needed) -> void {
-  FailureReport report{this};
-  std::string done;  // the log line, written once checkpoint_mu_ is released
-  {
-    std::lock_guard cp(checkpoint_mu_);
-    if (closed_.load() || opt_.read_only) return;
-    check_writable();
-    std::uint64_t new_wal = 0, frozen_seq = 0;
-    try {
-      std::lock_guard s(sync_mu_);
-      std::lock_guard w(write_mu_);  // no commit in flight: wb_ is stable
-      if (wb_.empty()) return;
-      if (only_if_needed && !over_limits()) return;
-      // Everything that can throw comes before the buffer is frozen.
-      wal_segments_.reserve(wal_segments_.size() + 1);
-      auto frozen = std::make_shared<detail::WriteBuffer>();
-      wal_->seal();  // the frozen records are durable, the zeros cut off, before a new segment starts
-      synced_seq_ = last_seq_;
-      new_wal = next_file_++;
-      auto writer = std::make_shared<detail::WalWriter>(*fs_, dir_, new_wal);
-      wal_closed_bytes_ += wal_->size();
-      wal_ = std::move(writer);
-      wal_segments_.push_back(new_wal);
-      frozen_seq = last_seq_;
-      std::unique_lock guard(lock_);
-      *frozen = std::move(wb_);
-      imm_ = std::move(frozen);
-      ++wb_version_;
-      ++chunk_version_;
-    } catch (...) {
-      fail(std::current_exception());
-      throw;
-    }
-    try {
-      cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_ + imm_->bytes()));
-      done = merge_and_install(new_wal, frozen_seq);
-    } catch (...) {
-      fail(std::current_exception());
-      throw;
-    }
-  }
-  log(LogLevel::info, done);
-}
-
-template <class Compression, class Eviction, class Lock>
-auto Engine<Compression, Eviction, Lock>::merge_and_install(std::uint64_t new_wal,
-                                                            std::uint64_t frozen_seq) -> std::string {
-  std::shared_ptr<const detail::WriteBuffer> frozen = imm_;
-  const detail::WriteBuffer& imm = *frozen;
-  detail::ChunkIndex next = index_;
-  std::vector<std::uint64_t> created, obsolete;
-  bool manifest_attempted = false;  // once the rename may have happened, the new chunks may be live
-  try {
-    auto it = imm.begin();
-    while (it != imm.end()) {
-      // The chunks this group rewrites: the one the next buffered key routes
-      // to, plus following ones while the last is small, so chunks left
-      // small by splits or erases are merged with a neighbour when touched.
-      std::vector<const detail::ChunkRef*> olds;
-      auto chunk = index_.route(it->first);
-      auto group_end = imm.end();
-      if (chunk != index_.end()) {
-        olds.push_back(&chunk->second);
-        auto following = std::next(chunk);
-        while (following != index_.end() && olds.back()->bytes < opt_.chunk_bytes / 4) {
-          olds.push_back(&following->second);
-          ++following;
-        }
-        if (following != index_.end()) group_end = imm.lower_bound(following->first);
-      }
-      rewrite_chunks(olds, it, group_end, next, created);
-      for (const auto* o : olds) obsolete.push_back(o->file);
-      it = group_end;
-    }
-    fs_->sync_dir(dir_);
-    detail::Manifest m = manifest_;
-    m.last_seq = frozen_seq;
-    m.next_file = next_file_;
-    m.wal_start = new_wal;
-    set_chunks(m, next);
-    manifest_attempted = true;
-    detail::write_manifest(*fs_, dir_, m);
-    manifest_ = std::move(m);
-    manifest_bytes_ = detail::encode_manifest(manifest_).size();
-  } catch (...) {
-    // Files no manifest names are removed here, or by the next open.
-    if (!manifest_attempted) for (auto f : created) {
+class Engine<Compression, Eviction, Lock>::Output {
+ public:
+  // Files of `level` (level 0: of run `run`), each cut once it holds
+  // file_bytes of records.
+  Output(Engine& e, std::uint32_t level, std::uint64_t run, std::uint64_t file_bytes)
+      : e_(e), level_(level), run_(run), file_bytes_(file_bytes) {}
+  Output(const Output&) = delete;
+  Output& operator=(const Output&) = delete;
+  // Removes the files written, unless keep() was called.
+  ~Output() {
+    writer_.reset();
+    if (kept_) return;
+    for (auto f : created_) {
       try {
-        fs_->remove(chunk_path(f));
-      } catch (...) {
+        e_.fs_->remove(e_.chunk_path(f));
+      } catch (...) {  // a leftover no manifest names: the next open removes it
       }
     }
-    throw;
   }
-  std::size_t imm_bytes = imm.bytes();
-  next.seal();
-  {
-    std::unique_lock guard(lock_);
-    index_ = std::move(next);
-    imm_.reset();
-    ++chunk_version_;
-  }
-  cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_));
-  ++checkpoints_;
-  // The new manifest is durable: what it no longer names can go.
-  for (auto f : obsolete) {
-    cache_.erase_file(f);
-    files_.erase(f);
-    fs_->remove(chunk_path(f));
-  }
-  std::vector<std::uint64_t> keep;
-  {
-    std::lock_guard w(write_mu_);
-    for (auto seg : wal_segments_) {
-      if (seg < new_wal) {
-        fs_->remove(dir_ / detail::wal_file_name(seg));
-      } else {
-        keep.push_back(seg);
-      }
+  void add(std::string_view key, std::uint64_t seq, std::string_view value, bool tombstone) {
+    if (writer_ && writer_->raw_bytes() >= file_bytes_) finish_file();
+    if (!writer_) {
+      created_.reserve(created_.size() + 1);
+      file_ = e_.next_file_++;
+      created_.push_back(file_);
+      writer_.emplace(*e_.fs_, e_.chunk_path(file_), e_.opt_.block_bytes);
     }
-    wal_segments_ = keep;
-    wal_closed_bytes_ = 0;
+    writer_->add(key, seq, value, tombstone);
+    ++records_;
   }
-  fs_->sync_dir(dir_);
-  return "checkpoint: " + std::to_string(imm.entries()) + " buffered records (" + std::to_string(imm_bytes) +
-         " bytes) into " + std::to_string(created.size()) + " new chunk(s), " + std::to_string(obsolete.size()) +
-         " replaced";
-}
+  // Finishes the last file; returns every file written.
+  std::vector<detail::ChunkRef> finish() {
+    finish_file();
+    return std::move(refs_);
+  }
+  // The files are (or may be) named by a manifest: never remove them.
+  void keep() { kept_ = true; }
+  std::uint64_t bytes() const { return bytes_; }
+  std::uint64_t records() const { return records_; }
 
-template <class Compression, class Eviction, class Lock>
-auto Engine<Compression, Eviction, Lock>::rewrite_chunks(const std::vector<const detail::ChunkRef*>& olds,
-                                                         detail::WriteBuffer::const_iterator first,
-                                                         detail::WriteBuffer::const_iterator last,
-                                                         detail::ChunkIndex& next, std::vector<std::uint64_t>& created,
-                                                         const Convert* convert) -> void {
-  std::string converted;
-  std::optional<detail::ChunkWriter<Compression>> writer;
-  std::uint64_t writer_file = 0;
-  auto finish = [&] {
-    if (!writer) return;
-    if (writer->records() == 0) {
-      writer.reset();
-      fs_->remove(chunk_path(writer_file));
-      return;
-    }
-    detail::ChunkInfo info = writer->finish();
-    writer.reset();
-    chunk_bytes_written_.fetch_add(info.file_bytes, std::memory_order_relaxed);
+ private:
+  void finish_file() {
+    if (!writer_) return;
+    detail::ChunkInfo info = writer_->finish();
+    writer_.reset();
+    e_.chunk_bytes_written_.fetch_add(info.file_bytes, std::memory_order_relaxed);
+    bytes_ += info.file_bytes;
     detail::ChunkRef ref;
-    ref.file = writer_file;
+    ref.file = file_;
     ref.records = info.records;
     ref.bytes = info.file_bytes;
     ref.max_seq = info.max_seq;
     ref.first_key = std::move(info.first_key);
     ref.last_key = std::move(info.last_key);
-    next.add(std::move(ref));
-  };
-  auto emit = [&](std::string_view key, std::string_view value) {
-    if (convert) {
-      if (!(*convert)(key, value, converted)) return;
-      value = converted;
-    }
-    if (writer && writer->raw_bytes() >= opt_.chunk_bytes) finish();
-    if (!writer) {
-      writer_file = next_file_++;
-      created.push_back(writer_file);
-      writer.emplace(*fs_, chunk_path(writer_file), opt_.block_bytes);
-    }
-    // Chunks keep sequence number 0: every record a checkpoint writes is
-    // older than anything a reader can ask about (no snapshots exist), and
-    // a 1-byte 0 saves ~2 bytes per record against a 3-byte sequence. The
-    // format keeps the field for snapshots and history, which will keep
-    // the sequences of records newer than the oldest open snapshot.
-    writer->add(key, 0, value);
-  };
-  for (const auto* o : olds) next.remove(o->first_key);
-  // The old records, one block at a time, read without filling the cache.
-  std::size_t chunk_i = 0, block_i = 0, rec = 0;
-  std::shared_ptr<const Table> t;
-  std::shared_ptr<const Block> b;
-  auto chunk_valid = [&] {
-    while (!b || rec >= b->size()) {
-      if (t && block_i + 1 < t->block_count()) {
-        b = block(*t, olds[chunk_i]->file, ++block_i, false);
-      } else {
-        if (t) ++chunk_i;
-        if (chunk_i >= olds.size()) {
-          b.reset();
-          return false;
-        }
-        t = table(*olds[chunk_i], false);
-        block_i = 0;
-        if (t->block_count() == 0) continue;
-        b = block(*t, olds[chunk_i]->file, 0, false);
-      }
-      rec = 0;
-    }
-    return true;
-  };
-  while (true) {
-    bool has_chunk = chunk_valid();
-    bool has_buf = first != last;
-    if (!has_chunk && !has_buf) break;
-    if (has_buf && (!has_chunk || std::string_view(first->first) <= b->key(rec))) {
-      if (has_chunk && std::string_view(first->first) == b->key(rec)) ++rec;
-      if (!first->second.tombstone) emit(first->first, first->second.value);
-      ++first;
+    ref.level = level_;
+    ref.run = run_;
+    refs_.push_back(std::move(ref));
+  }
+  Engine& e_;
+  std::uint32_t level_;
+  std::uint64_t run_, file_bytes_;
+  std::optional<detail::ChunkWriter<Compression>> writer_;
+  std::uint64_t file_ = 0, bytes_ = 0, records_ = 0;
+  std::vector<std::uint64_t> created_;
+  std::vector<detail::ChunkRef> refs_;
+  bool kept_ = false;
+};
+
+template <class Compression, class Eviction, class Lock>
+template <class Drop>
+auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs, const detail::WriteBuffer* buffer,
+                                                Output& out, Drop&& drop_tombstone, bool zero_seqs,
+                                                const Convert* convert, bool abortable) -> void {
+  std::vector<RunReader> rs;
+  rs.reserve(inputs.size());
+  for (auto& r : inputs) {
+    rs.emplace_back(this, &r, /*sequential=*/true);
+    rs.back().seek("", false);
+  }
+  detail::WriteBuffer::const_iterator bit, bend;
+  if (buffer) bit = buffer->begin(), bend = buffer->end();
+  std::string key, converted;
+  std::uint64_t n = 0;
+  for (;;) {
+    // The smallest key; the newest source holding it wins (the buffer, then
+    // the runs in order).
+    std::string_view best;
+    std::ptrdiff_t src = -2;
+    if (buffer && bit != bend) best = bit->first, src = -1;
+    for (std::size_t i = 0; i < rs.size(); ++i)
+      if (rs[i].valid() && (src == -2 || rs[i].key() < best)) best = rs[i].key(), src = static_cast<std::ptrdiff_t>(i);
+    if (src == -2) break;
+    if (abortable && (++n & 1023) == 0 && stopping_.load(std::memory_order_relaxed)) throw Aborted{};
+    bool tombstone;
+    std::string_view value;
+    std::uint64_t seq;
+    if (src == -1) {
+      tombstone = bit->second.tombstone;
+      value = bit->second.value;
+      seq = bit->second.seq;
     } else {
-      emit(b->key(rec), b->value(rec));
-      ++rec;
+      const RunReader& r = rs[static_cast<std::size_t>(src)];
+      tombstone = r.tombstone();
+      value = r.value();
+      seq = r.seq();
+    }
+    // Sequence numbers stay while a reader could need them; no snapshot
+    // exists yet, so the last level, which the oldest records reach, drops
+    // them (a 1-byte 0 instead of 3 to 5 bytes).
+    if (zero_seqs) seq = 0;
+    if (tombstone) {
+      if (!drop_tombstone(best)) out.add(best, seq, {}, true);
+    } else if (convert) {
+      if ((*convert)(best, value, converted)) out.add(best, seq, converted, false);
+    } else {
+      out.add(best, seq, value, false);
+    }
+    key.assign(best);  // best may view a block the step below leaves
+    if (buffer && bit != bend && bit->first == key) ++bit;
+    for (auto& r : rs)
+      if (r.valid() && r.key() == key) r.next(nullptr);
+  }
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::install(detail::Manifest m, std::shared_ptr<const detail::Version> v,
+                                                  std::uint64_t live) -> void {
+  m.next_file = next_file_.load();
+  auto* ks = m.keyspace(detail::kDefaultKeyspace);
+  ks->chunks = v->refs();
+  ks->live = live;
+  detail::write_manifest(*fs_, dir_, m);
+  manifest_bytes_ = detail::encode_manifest(m).size();
+  manifest_ = std::move(m);
+  const std::size_t runs = v->l0.size();
+  {
+    std::unique_lock guard(lock_);
+    version_ = std::move(v);
+    live_ = live;
+  }
+  l0_runs_ = runs;
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::throttle() -> void {
+  const std::size_t runs = l0_runs_.load(std::memory_order_relaxed);
+  if (runs < detail::kL0Slowdown) return;
+  const auto start = std::chrono::steady_clock::now();
+  if (runs >= detail::kL0Stop) {
+    std::unique_lock g(bg_mu_);
+    done_cv_.wait(g, [&] { return l0_runs_.load() < detail::kL0Stop || failed_.load() || closed_.load() || stop_; });
+  } else {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  slowdowns_.fetch_add(1, std::memory_order_relaxed);
+  slowed_micros_.fetch_add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                          std::chrono::steady_clock::now() - start)
+                                                          .count()),
+                           std::memory_order_relaxed);
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::freeze_locked() -> void {
+  wal_segments_.reserve(wal_segments_.size() + 1);
+  auto frozen = std::make_shared<detail::WriteBuffer>();
+  wal_->seal();  // the frozen records are durable, the zeros cut off, before a new segment starts
+  synced_seq_ = last_seq_;
+  const std::uint64_t new_wal = next_file_++;
+  auto writer = std::make_shared<detail::WalWriter>(*fs_, dir_, new_wal);
+  wal_closed_bytes_ += wal_->size();
+  wal_ = std::move(writer);
+  wal_segments_.push_back(new_wal);
+  flush_wal_ = new_wal;
+  flush_seq_ = last_seq_;
+  {
+    std::unique_lock guard(lock_);
+    *frozen = std::move(wb_);
+    imm_ = std::move(frozen);
+    imm_resolved_ = false;
+    ++wb_version_;
+    ++chunk_version_;
+    std::lock_guard g(bg_mu_);  // before lock_ is released: see counted_locked()
+    flush_pending_ = true;
+  }
+  bg_cv_.notify_all();
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::maybe_freeze() -> void {
+  for (;;) {
+    {
+      std::lock_guard s(sync_mu_);
+      std::lock_guard w(write_mu_);
+      if (closed_.load() || failed_.load() || !over_limits()) return;
+      bool busy;
+      {
+        std::lock_guard g(bg_mu_);
+        busy = flush_pending_;
+      }
+      if (!busy) {
+        try {
+          freeze_locked();
+        } catch (...) {
+          fail(std::current_exception());
+          throw;
+        }
+        return;
+      }
+      std::size_t frozen_bytes;
+      {
+        std::shared_lock guard(lock_);
+        frozen_bytes = imm_ ? imm_->bytes() : 0;
+      }
+      if (wb_.bytes() + frozen_bytes < wb_limit_) return;  // room left: the flush will finish first
+    }
+    // The whole budget is used: wait for the flush.
+    const auto start = std::chrono::steady_clock::now();
+    {
+      std::unique_lock g(bg_mu_);
+      done_cv_.wait(g, [&] { return !flush_pending_ || failed_.load() || closed_.load(); });
+    }
+    slowdowns_.fetch_add(1, std::memory_order_relaxed);
+    slowed_micros_.fetch_add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                            std::chrono::steady_clock::now() - start)
+                                                            .count()),
+                             std::memory_order_relaxed);
+  }
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::flush_buffer() -> void {
+  for (bool frozen = false; !frozen;) {
+    {
+      std::unique_lock g(bg_mu_);
+      done_cv_.wait(g, [&] { return !flush_pending_ || failed_.load(); });
+    }
+    check_writable_state();
+    std::lock_guard s(sync_mu_);
+    std::lock_guard w(write_mu_);
+    check_open();
+    check_writable();
+    if (wb_.empty()) break;
+    {
+      std::lock_guard g(bg_mu_);
+      if (flush_pending_) continue;  // a writer froze meanwhile: wait for that flush first
+    }
+    try {
+      freeze_locked();
+    } catch (...) {
+      fail(std::current_exception());
+      throw;
+    }
+    frozen = true;
+  }
+  {
+    std::unique_lock g(bg_mu_);
+    done_cv_.wait(g, [&] { return !flush_pending_ || failed_.load(); });
+  }
+  check_writable_state();
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::flush_loop() noexcept -> void {
+  for (;;) {
+    {
+      std::unique_lock g(bg_mu_);
+      bg_cv_.wait(g, [&] { return flush_pending_ || stop_; });
+      if (!flush_pending_) return;
+    }
+    try {
+      run_flush();
+    } catch (...) {
+      fail(std::current_exception());
+    }
+    {
+      std::lock_guard g(bg_mu_);
+      flush_pending_ = false;
+      ++bg_epoch_;
+    }
+    bg_cv_.notify_all();
+    done_cv_.notify_all();
+    drop_obsolete_files();
+  }
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
+  std::shared_ptr<detail::WriteBuffer> frozen;
+  std::shared_ptr<const detail::Version> base;
+  {
+    std::shared_lock guard(lock_);
+    frozen = imm_;
+    base = version_;
+  }
+  const std::uint64_t new_wal = flush_wal_, seq = flush_seq_;
+  const auto started = std::chrono::steady_clock::now();
+  // Count: which buffered keys the files already hold. The keys come in
+  // order, so each run keeps its place (file, table, last block read) and
+  // most keys cost one range check and one Bloom probe per run.
+  struct Place {
+    const detail::Run* run;
+    std::size_t file = 0, block = static_cast<std::size_t>(-1);
+    std::shared_ptr<const Table> table;
+    std::shared_ptr<const Block> data;
+  };
+  std::vector<Place> places;
+  base->for_each_run([&](const detail::Run& r, std::uint32_t) { places.push_back(Place{&r, 0, static_cast<std::size_t>(-1), nullptr, nullptr}); });
+  frozen->resolve([&](std::string_view key) {
+    for (auto& p : places) {
+      const auto& files = p.run->files;
+      while (p.file < files.size() && std::string_view(files[p.file]->ref().last_key) < key) {
+        ++p.file;
+        p.table.reset();
+        p.data.reset();
+        p.block = static_cast<std::size_t>(-1);
+      }
+      if (p.file == files.size() || key < std::string_view(files[p.file]->ref().first_key)) continue;
+      if (!p.table) p.table = table(files[p.file]->ref());
+      if (!p.table->may_contain(key)) continue;
+      const std::size_t bi = p.table->find_block(key);
+      if (bi >= p.table->block_count()) continue;
+      if (bi != p.block) {
+        p.data = block(*p.table, files[p.file]->ref().file, bi);
+        p.block = bi;
+      }
+      const std::size_t i = p.data->lower_bound(key);
+      if (i < p.data->size() && p.data->key(i) == key) return !p.data->tombstone(i);
+    }
+    return false;
+  });
+  const std::int64_t delta = frozen->delta();
+  {
+    std::unique_lock guard(lock_);
+    imm_delta_ = delta;
+    imm_resolved_ = true;
+  }
+  {
+    std::lock_guard g(bg_mu_);
+  }
+  done_cv_.notify_all();
+  const auto counted = std::chrono::steady_clock::now();
+  // One level-0 file; its run number is a file number no file takes.
+  Output out(*this, 0, next_file_++, std::numeric_limits<std::uint64_t>::max());
+  for (auto it = frozen->begin(); it != frozen->end(); ++it) {
+    const detail::BufferEntry& e = it->second;
+    if (e.tombstone && e.below == detail::Below::absent) continue;  // nothing below for it to hide
+    out.add(it->first, e.seq, e.tombstone ? std::string_view() : e.value, e.tombstone);
+  }
+  auto refs = out.finish();
+  fs_->sync_dir(dir_);
+  bytes_flushed_.fetch_add(out.bytes(), std::memory_order_relaxed);
+  {
+    const std::uint64_t before = flush_bytes_.load(std::memory_order_relaxed);
+    flush_bytes_.store(before == 0 ? out.bytes() : (before * 3 + out.bytes()) / 4, std::memory_order_relaxed);
+  }
+  {
+    std::lock_guard inst(install_mu_);
+    auto next = std::make_shared<detail::Version>(*version_);  // only installers change version_
+    if (!refs.empty()) {
+      detail::Run run;
+      for (auto& ref : refs) run.add(std::make_shared<const detail::LiveFile>(std::move(ref), bin_));
+      next->l0.insert(next->l0.begin(), std::move(run));
+    }
+    detail::Manifest m = manifest_;
+    m.last_seq = seq;
+    m.wal_start = new_wal;
+    out.keep();  // from here the manifest may name the files
+    install(std::move(m), std::move(next),
+            static_cast<std::uint64_t>(std::max<std::int64_t>(static_cast<std::int64_t>(live_) + delta, 0)));
+    {
+      std::unique_lock guard(lock_);
+      imm_.reset();
+      imm_delta_ = 0;
     }
   }
-  finish();
+  ++checkpoints_;
+  // The manifest no longer needs the WAL segments before new_wal.
+  std::vector<std::uint64_t> drop;
+  {
+    std::lock_guard w(write_mu_);
+    std::vector<std::uint64_t> keep;
+    for (auto seg : wal_segments_) (seg < new_wal ? drop : keep).push_back(seg);
+    wal_segments_ = std::move(keep);
+    wal_closed_bytes_ = 0;
+  }
+  for (auto seg : drop) fs_->remove(dir_ / detail::wal_file_name(seg));
+  fs_->sync_dir(dir_);
+  const auto ms = [](auto a, auto b) { return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count()); };
+  log(LogLevel::info, "flush: " + std::to_string(frozen->entries()) + " buffered records (" +
+                          std::to_string(frozen->bytes()) + " bytes) into a level-0 file of " +
+                          std::to_string(out.bytes()) + " bytes in " + ms(started, std::chrono::steady_clock::now()) +
+                          " ms (counting " + ms(started, counted) + " ms)");
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::compact_loop() noexcept -> void {
+  for (;;) {
+    std::uint64_t epoch;
+    {
+      std::unique_lock g(bg_mu_);
+      bg_cv_.wait(g, [&] { return stop_ || manual_ == 0; });
+      if (stop_) return;
+      epoch = bg_epoch_;
+    }
+    std::optional<Job> job;
+    if (!failed_.load()) {
+      try {
+        job = next_job(current_version(), false);
+      } catch (...) {
+        fail(std::current_exception());
+      }
+    }
+    if (!job) {
+      std::unique_lock g(bg_mu_);
+      bg_cv_.wait(g, [&] { return stop_ || bg_epoch_ != epoch; });
+      continue;
+    }
+    {
+      std::lock_guard g(bg_mu_);
+      if (stop_) return;
+      if (manual_ > 0) continue;
+      compacting_ = true;
+    }
+    try {
+      run_job(*job, /*abortable=*/true);
+    } catch (const Aborted&) {
+    } catch (...) {
+      fail(std::current_exception());
+    }
+    job.reset();
+    {
+      std::lock_guard g(bg_mu_);
+      compacting_ = false;
+    }
+    done_cv_.notify_all();
+    bg_cv_.notify_all();
+    drop_obsolete_files();
+  }
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::next_job(const std::shared_ptr<const detail::Version>& v, bool everything)
+    -> std::optional<Job> {
+  Job job;
+  job.v = v;
+  if (everything) {
+    job.level = 0;
+    job.output = detail::kLastLevel;
+    v->for_each_run([&](const detail::Run& r, std::uint32_t level) {
+      job.inputs.push_back(r);
+      for (const auto& f : r.files) (level == detail::kLastLevel ? job.lower : job.upper).push_back(f);
+    });
+    if (job.upper.empty()) return std::nullopt;
+    return job;
+  }
+  std::array<std::string, detail::kLevels> after;
+  {
+    std::lock_guard inst(install_mu_);
+    after = compact_after_;
+  }
+  const auto pick = detail::pick_compaction(*v, targets(*v), after);
+  if (!pick) return std::nullopt;
+  job.level = pick->level;
+  job.output = pick->output;
+  std::string_view lo, hi;
+  if (pick->level == 0) {
+    for (const auto& r : v->l0) {
+      job.inputs.push_back(r);
+      for (const auto& f : r.files) job.upper.push_back(f);
+      if (lo.empty() || r.first_key() < lo) lo = r.first_key();
+      if (hi < r.last_key()) hi = r.last_key();
+    }
+  } else {
+    const detail::FilePtr& f = v->levels[pick->level].files[pick->file];
+    detail::Run r;
+    r.add(f);
+    job.inputs.push_back(std::move(r));
+    job.upper.push_back(f);
+    lo = f->ref().first_key;
+    hi = f->ref().last_key;
+  }
+  const detail::Run& below = v->levels[job.output];
+  const auto [first, last] = below.overlapping(lo, hi);
+  if (first < last) {
+    detail::Run r;
+    for (std::size_t i = first; i < last; ++i) {
+      r.add(below.files[i]);
+      job.lower.push_back(below.files[i]);
+    }
+    job.inputs.push_back(std::move(r));
+  }
+  job.move = job.lower.empty() && (pick->level > 0 || v->l0.size() == 1);
+  job.last_key.assign(hi);
+  return job;
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::run_job(Job& job, bool abortable) -> void {
+  std::vector<detail::ChunkRef> refs;
+  std::optional<Output> out;
+  std::uint64_t in_bytes = 0;
+  for (const auto& f : job.upper) in_bytes += f->ref().bytes;
+  for (const auto& f : job.lower) in_bytes += f->ref().bytes;
+  if (job.move) {
+    for (const auto& f : job.upper) {
+      detail::ChunkRef r = f->ref();
+      r.level = job.output;
+      r.run = 0;
+      refs.push_back(std::move(r));
+    }
+  } else {
+    out.emplace(*this, job.output, 0, opt_.chunk_bytes);
+    const detail::Version& v = *job.v;
+    const std::uint32_t output = job.output;
+    auto drop = [&v, output](std::string_view key) {
+      for (std::uint32_t l = output + 1; l < detail::kLevels; ++l)
+        if (v.levels[l].find(key) != nullptr) return false;
+      return true;
+    };
+    merge(job.inputs, nullptr, *out, drop, output == detail::kLastLevel, nullptr, abortable);
+    refs = out->finish();
+    fs_->sync_dir(dir_);
+    bytes_compacted_.fetch_add(out->bytes(), std::memory_order_relaxed);
+  }
+  std::vector<std::uint64_t> gone;
+  for (const auto& f : job.upper) gone.push_back(f->ref().file);
+  for (const auto& f : job.lower) gone.push_back(f->ref().file);
+  std::sort(gone.begin(), gone.end());
+  {
+    std::lock_guard inst(install_mu_);
+    const detail::Version& cur = *version_;  // only installers change version_
+    auto next = std::make_shared<detail::Version>();
+    auto kept = [&](const detail::FilePtr& f) { return !std::binary_search(gone.begin(), gone.end(), f->ref().file); };
+    for (const auto& r : cur.l0) {
+      detail::Run nr;
+      for (const auto& f : r.files)
+        if (kept(f)) nr.add(f);
+      if (!nr.empty()) next->l0.push_back(std::move(nr));
+    }
+    for (std::uint32_t l = 1; l < detail::kLevels; ++l) {
+      std::vector<detail::FilePtr> files;
+      for (const auto& f : cur.levels[l].files)
+        if (kept(f)) files.push_back(f);
+      if (l == job.output) {
+        for (auto& ref : refs) files.push_back(std::make_shared<const detail::LiveFile>(std::move(ref), bin_));
+        std::sort(files.begin(), files.end(),
+                  [](const detail::FilePtr& a, const detail::FilePtr& b) { return a->ref().first_key < b->ref().first_key; });
+      }
+      for (auto& f : files) next->levels[l].add(std::move(f));
+    }
+    if (job.level > 0) compact_after_[job.level] = job.last_key;
+    if (out) out->keep();  // from here the manifest may name the files
+    install(manifest_, std::move(next), live_);
+    if (!job.move) {
+      for (const auto& f : job.upper) f->mark_obsolete();
+      for (const auto& f : job.lower) f->mark_obsolete();
+    }
+  }
+  {
+    std::lock_guard g(bg_mu_);
+    ++bg_epoch_;
+  }
+  ++compactions_;
+  log(LogLevel::debug, std::string(job.move ? "compaction: moved " : "compaction: merged ") +
+                           std::to_string(job.upper.size() + job.lower.size()) + " file(s) (" +
+                           std::to_string(in_bytes) + " bytes) from level " + std::to_string(job.level) +
+                           " into level " + std::to_string(job.output) +
+                           (out ? " as " + std::to_string(out->bytes()) + " bytes" : std::string()));
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::compact() -> void {
+  FailureReport report{this};
+  check_open();
+  check_writable();
+  flush_buffer();
+  {
+    std::unique_lock g(bg_mu_);
+    ++manual_;
+    done_cv_.wait(g, [&] { return !compacting_; });
+  }
+  auto resume = [&] {
+    {
+      std::lock_guard g(bg_mu_);
+      --manual_;
+    }
+    bg_cv_.notify_all();
+  };
+  try {
+    for (;;) {
+      check_open();
+      auto job = next_job(current_version(), /*everything=*/true);
+      if (!job) break;
+      run_job(*job, /*abortable=*/false);
+    }
+  } catch (...) {
+    resume();
+    throw;
+  }
+  resume();
+  drop_obsolete_files();
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::drop_obsolete_files() noexcept -> void {
+  std::vector<std::uint64_t> files;
+  try {
+    files = bin_->take();
+  } catch (...) {
+    return;
+  }
+  if (files.empty()) return;
+  for (auto f : files) {
+    try {
+      cache_.erase_file(f);
+      files_.erase(f);
+      fs_->remove(chunk_path(f));
+    } catch (...) {  // left on disk: the next open removes what no manifest names
+    }
+  }
+  try {
+    fs_->sync_dir(dir_);
+  } catch (...) {
+  }
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::stop_threads() noexcept -> void {
+  {
+    std::lock_guard g(bg_mu_);
+    stop_ = true;
+  }
+  stopping_ = true;
+  bg_cv_.notify_all();
+  done_cv_.notify_all();
+  if (flush_thread_.joinable()) flush_thread_.join();
+  if (compact_thread_.joinable()) compact_thread_.join();
 }
 
 template <class Compression, class Eviction, class Lock>
@@ -1571,8 +2220,12 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
     }
   }
   manifest_bytes_ = detail::encode_manifest(manifest_).size();
-  for (const auto& c : manifest_.keyspace(detail::kDefaultKeyspace)->chunks) index_.add(c);
-  index_.seal();
+  {
+    const auto* ks = manifest_.keyspace(detail::kDefaultKeyspace);
+    version_ = std::make_shared<const detail::Version>(detail::Version::from_refs(ks->chunks, bin_));
+    live_ = ks->live;
+    l0_runs_ = version_->l0.size();
+  }
   next_file_ = std::max(manifest_.next_file, max_file + 1);
   last_seq_ = manifest_.last_seq;
 
@@ -1627,11 +2280,31 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   std::uint64_t seg = next_file_++;
   wal_ = std::make_shared<detail::WalWriter>(*fs_, dir_, seg);
   wal_segments_.push_back(seg);
-  // The replayed WAL is folded into chunks when it is over a limit, or
-  // spread over many segments (sessions that each wrote a little and
-  // closed without a checkpoint), so segments do not pile up.
-  if (wb_.bytes() > wb_limit_ || wal_closed_bytes_ > opt_.wal_bytes || wal_segments_.size() > kMaxWalSegments)
-    run_checkpoint();
+  // The background threads start last: an open that throws after them
+  // would leave them running.
+  try {
+    flush_thread_ = std::thread([this] { flush_loop(); });
+    if (opt_.auto_compaction) compact_thread_ = std::thread([this] { compact_loop(); });
+    // The replayed WAL is flushed before open returns when it is over a
+    // limit, or spread over many segments (sessions that each wrote a
+    // little and closed without a checkpoint), so segments do not pile up.
+    if (!wb_.empty() && (wb_.bytes() > wb_limit_ / 2 || wal_closed_bytes_ > opt_.wal_bytes ||
+                         wal_segments_.size() > kMaxWalSegments)) {
+      {
+        std::lock_guard s(sync_mu_);
+        std::lock_guard w(write_mu_);
+        freeze_locked();
+      }
+      {
+        std::unique_lock g(bg_mu_);
+        done_cv_.wait(g, [&] { return !flush_pending_; });
+      }
+      check_writable_state();
+    }
+  } catch (...) {
+    stop_threads();
+    throw;
+  }
 }
 
 template <class Compression, class Eviction, class Lock>
@@ -1801,9 +2474,8 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
     f->apply(m);
     report.steps.push_back(f->name());
   }
-  detail::ChunkIndex next;
-  std::vector<std::uint64_t> created;
-  bool manifest_attempted = false;
+  std::optional<Output> out;  // removes the files it wrote unless the manifest may name them
+  std::vector<detail::ChunkRef> refs;
   try {
     if (!plan.steps.empty()) {
       for (const auto* st : plan.steps) {
@@ -1812,7 +2484,8 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
                                                        : " (" + st->from_type + " -> " + st->to_type + ")"));
         report.steps.push_back(st->name());
       }
-      const std::uint64_t total = index_.records() + wb_.entries();
+      std::uint64_t total = wb_.entries();
+      version_->for_each_run([&](const detail::Run& r, std::uint32_t) { total += r.records; });
       std::uint64_t seen = 0, next_progress = total / 10;
       std::string current;
       Convert convert = [&](std::string_view key, std::string_view value, std::string& out) {
@@ -1847,11 +2520,18 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
         out.swap(current);
         return true;
       };
-      std::vector<const detail::ChunkRef*> olds;
-      for (const auto& [first, ref] : index_) olds.push_back(&ref);
-      rewrite_chunks(olds, wb_.begin(), wb_.end(), next, created, &convert);
+      // Every record (every run and the replayed WAL) into one run at the
+      // last level: nothing lies below it, so no tombstone is kept.
+      std::vector<detail::Run> inputs;
+      version_->for_each_run([&](const detail::Run& r, std::uint32_t) { inputs.push_back(r); });
+      out.emplace(*this, detail::kLastLevel, 0, opt_.chunk_bytes);
+      merge(inputs, &wb_, *out, [](std::string_view) { return true; }, /*zero_seqs=*/true, &convert,
+            /*abortable=*/false);
+      refs = out->finish();
       fs_->sync_dir(dir_);
-      set_chunks(m, next);
+      auto* ks = m.keyspace(detail::kDefaultKeyspace);
+      ks->chunks = refs;
+      ks->live = out->records();
       m.last_seq = last_seq_;
       m.wal_start = next_file_;  // the WAL segment open starts next; the old ones are folded in
     }
@@ -1859,28 +2539,24 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
     auto* ks = m.keyspace(detail::kDefaultKeyspace);
     ks->schema_version = plan.to_version;
     ks->value_type = plan.to_type;
-    manifest_attempted = true;
+    if (out) out->keep();
     detail::write_manifest(*fs_, dir_, m);  // the switch
   } catch (const std::exception& e) {
     log(LogLevel::error, std::string("migration failed: ") + e.what());
-    if (!manifest_attempted) {
-      for (auto f : created) {
-        try {
-          fs_->remove(chunk_path(f));
-        } catch (...) {
-        }
-      }
-    }
     throw;
   }
   manifest_ = std::move(m);
   if (!plan.steps.empty()) {
-    for (const auto& [first, ref] : index_) {
-      cache_.erase_file(ref.file);
-      files_.erase(ref.file);
-    }
-    next.seal();
-    index_ = std::move(next);
+    version_->for_each_run([&](const detail::Run& r, std::uint32_t) {
+      for (const auto& f : r.files) {
+        cache_.erase_file(f->ref().file);
+        files_.erase(f->ref().file);
+      }
+    });
+    const auto* ks = manifest_.keyspace(detail::kDefaultKeyspace);
+    version_ = std::make_shared<const detail::Version>(detail::Version::from_refs(ks->chunks, bin_));
+    live_ = ks->live;
+    l0_runs_ = version_->l0.size();
     wb_ = detail::WriteBuffer();
     live.clear();
   }

@@ -34,6 +34,8 @@ struct ChunkRef {
   std::uint64_t max_seq = 0;
   std::string first_key;
   std::string last_key;
+  std::uint32_t level = 0;     ///< 0 (newest runs) .. kLevels - 1 (the last level); format 3
+  std::uint64_t run = 0;       ///< level 0: the run it belongs to (higher: newer); 0 elsewhere
 };
 
 /// Ordered first key → chunk.

@@ -3,7 +3,9 @@
 // Whatever the policy, every open also takes the store's LOCK file
 // exclusively (file_lock.hpp): a second process never shares a store.
 //
-//  - NoLock: one thread uses the store; no synchronisation at all.
+//  - NoLock: one thread uses the store; no synchronisation between user
+//    threads (the engine still synchronises with its own background flush
+//    and compaction threads, with an internal mutex).
 //  - ThreadLock: many readers or one writer (std::shared_mutex); opening a
 //    store another process holds fails at once with LockError.
 //  - ProcessLock: ThreadLock, and open waits up to Options::lock_timeout for
@@ -15,7 +17,8 @@
 
 namespace stowage {
 
-/// No synchronisation: the store is used by one thread at a time.
+/// No synchronisation between user threads: the store is used by one thread
+/// at a time (the engine still guards what its background threads share).
 struct NoLock {
   static constexpr bool waits_for_other_processes = false;
   static constexpr bool thread_safe = false;

@@ -5,6 +5,11 @@
 // live WAL segment and, per keyspace, its key order, a description of its
 // Value type, its schema version and its chunk files.
 //
+// Format 3 adds, per keyspace, its live record count, and per chunk its
+// level and (at level 0) its run: chunks of one run, and of one level below
+// 0, do not overlap; level 0 holds runs newest first (the highest run
+// number); format 1 and 2 chunks are read as one run at the last level.
+//
 // It is replaced only by: write MANIFEST.tmp, fsync it, rename over MANIFEST,
 // fsync the directory. Layout (docs/format.md#manifest):
 //
@@ -29,13 +34,19 @@ namespace stowage::detail {
 inline constexpr char kManifestMagic[] = "STWMANIF";
 /// The format this program writes. Format 1 (stowage 0.1) kept the key order,
 /// value type and schema version once for the whole store; format 2 keeps
-/// them per keyspace. Older formats are read and upgraded by migration.hpp.
-inline constexpr std::uint16_t kFormatMajor = 2;
+/// them per keyspace; format 3 keeps levels of chunks (which may hold
+/// tombstones) and a live record count per keyspace. Older formats are read and upgraded by migration.hpp.
+inline constexpr std::uint16_t kFormatMajor = 3;
 inline constexpr std::uint16_t kFormatMinor = 0;
 /// The oldest format this program reads.
 inline constexpr std::uint16_t kOldestFormatMajor = 1;
 /// The keyspace a Storage keeps its records in.
 inline constexpr std::string_view kDefaultKeyspace = "default";
+/// Levels of chunk files: 0 (runs that may overlap, one per flush) to
+/// kLevels - 1, the last level.
+inline constexpr std::uint32_t kLevels = 7;
+/// The last level: where format 1 and 2 chunks (no tombstones) belong.
+inline constexpr std::uint32_t kLastLevel = kLevels - 1;
 /// A manifest larger than this is not believed.
 inline constexpr std::uint64_t kManifestMaxBytes = std::uint64_t{1} << 30;
 
@@ -45,7 +56,8 @@ struct KeyspaceState {
   std::string key_order;             ///< KeyCodec<Key>::name()
   std::string value_type;            ///< type_description<Value>(); empty when unknown
   std::uint32_t schema_version = 0;  ///< value_version<Value> the records are written at
-  std::vector<ChunkRef> chunks;
+  std::uint64_t live = 0;            ///< live records in its chunks (format 3; else the sum of records)
+  std::vector<ChunkRef> chunks;      ///< ordered by level, then (level 0) run newest first, then first key
 };
 
 /// Decoded contents of MANIFEST.
@@ -78,6 +90,14 @@ inline void put_chunk_ref(std::string& body, const ChunkRef& c) {
   put_varint(body, c.max_seq);
   put_bytes(body, c.first_key);
   put_bytes(body, c.last_key);
+}
+
+/// Orders chunks as a manifest lists them: by level, level-0 runs newest
+/// first, then by first key.
+inline bool manifest_order(const ChunkRef& a, const ChunkRef& b) {
+  if (a.level != b.level) return a.level < b.level;
+  if (a.run != b.run) return a.run > b.run;
+  return a.first_key < b.first_key;
 }
 
 /// Encodes m in the format m.format_major names (2, or 1 for tests and
@@ -114,8 +134,17 @@ inline std::string encode_manifest(const Manifest& m) {
       put_bytes(body, ks.value_type);
       put_fixed32(body, ks.schema_version);
     }
+    if (m.format_major >= 3) put_varint(body, ks.live);
     put_varint(body, ks.chunks.size());
-    for (const auto& c : ks.chunks) put_chunk_ref(body, c);
+    for (const auto& c : ks.chunks) {
+      if (m.format_major < 3 && c.level != kLastLevel)
+        throw Error("stowage: format " + std::to_string(m.format_major) + " holds only one level of chunks");
+      put_chunk_ref(body, c);
+      if (m.format_major >= 3) {
+        put_varint(body, c.level);
+        put_varint(body, c.run);
+      }
+    }
   }
   std::string out(kManifestMagic, 8);
   put_fixed16(out, m.format_major);
@@ -181,10 +210,12 @@ inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::p
       ks.value_type = std::string(r.length_prefixed("value type"));
       ks.schema_version = r.u32("schema version");
     }
+    const bool v3 = m.format_major >= 3;
+    if (v3) ks.live = r.varint("live record count");
     std::uint64_t n = r.varint("chunk count");
     if (n > r.remaining() / 6) r.fail("chunk count exceeds the manifest");
     ks.chunks.reserve(static_cast<std::size_t>(n));
-    std::string_view prev_last;
+    std::uint64_t records = 0;
     for (std::uint64_t j = 0; j < n; ++j) {
       ChunkRef c;
       c.file = r.varint("chunk file");
@@ -193,12 +224,27 @@ inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::p
       c.max_seq = r.varint("chunk max sequence");
       c.first_key = std::string(r.length_prefixed("chunk first key"));
       c.last_key = std::string(r.length_prefixed("chunk last key"));
+      if (v3) {
+        const std::uint64_t level = r.varint("chunk level");
+        if (level >= kLevels) r.fail("chunk level " + std::to_string(level) + " does not exist");
+        c.level = static_cast<std::uint32_t>(level);
+        c.run = r.varint("chunk run");
+        if (c.level != 0 && c.run != 0) r.fail("a chunk below level 0 names a run");
+      } else {
+        c.level = kLastLevel;
+      }
       if (c.file >= m.next_file) r.fail("chunk file number beyond next file number");
       if (c.records == 0 || c.last_key < c.first_key) r.fail("chunk range is empty or inverted");
-      if (j > 0 && !(prev_last < std::string_view(c.first_key))) r.fail("chunks overlap or are out of order");
+      if (j > 0) {
+        const ChunkRef& prev = ks.chunks.back();
+        if (manifest_order(c, prev)) r.fail("chunks are out of order");
+        if (prev.level == c.level && prev.run == c.run && !(prev.last_key < c.first_key))
+          r.fail("chunks of one run overlap or are out of order");
+      }
+      records += c.records;
       ks.chunks.push_back(std::move(c));
-      prev_last = ks.chunks.back().last_key;
     }
+    if (!v3) ks.live = records;
     m.keyspaces.push_back(std::move(ks));
   }
   if (!r.empty()) r.fail("trailing bytes in the manifest body");

@@ -243,7 +243,7 @@ struct MigrationStatus {
 namespace detail {
 
 /// One step of stowage's own on-disk format, applied to a decoded manifest
-/// (the chunk and WAL formats have not changed since format 1).
+/// (chunk files of every format are read as they are; the WAL format has not changed since format 1).
 struct FormatStep {
   unsigned from = 0;
   unsigned to = 0;
@@ -271,6 +271,13 @@ inline const std::vector<FormatStep>& format_steps() {
          for (auto& ks : m.keyspaces)
            if (ks.schema_version == 0) ks.schema_version = schema_from_description(ks.value_type);
          m.format_major = 2;
+         m.format_minor = 0;
+       }},
+      {2, 3, "chunks kept in levels, with tombstones and a live record count (the chunks stay as they are, at the last level)",
+       [](Manifest& m) {
+         // Decoding already put format 1 and 2 chunks at the last level and
+         // counted their records as live: only the version changes.
+         m.format_major = 3;
          m.format_minor = 0;
        }},
   };

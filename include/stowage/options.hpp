@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 namespace stowage {
 
@@ -40,8 +41,11 @@ using Logger = std::function<void(LogLevel, std::string_view)>;
 struct Options {
   /// Memory budget of the block cache and the write buffer together.
   std::size_t cache_bytes = std::size_t{64} << 20;
-  /// A chunk file is split beyond this many bytes of encoded records.
-  std::size_t chunk_bytes = std::size_t{256} << 10;
+  /// Compaction splits its output into chunk files of about this many bytes
+  /// of encoded records (a flush writes one level-0 file, whatever its size).
+  /// Each file costs an fsync when written and an entry in every manifest,
+  /// so they are not small.
+  std::size_t chunk_bytes = std::size_t{4} << 20;
   /// See Durability.
   Durability durability = Durability::none;
   /// How long open waits for another process's lock (ProcessLock only; the
@@ -55,19 +59,25 @@ struct Options {
   /// Target size of a block inside a chunk (the unit of caching, checksum and
   /// compression).
   std::size_t block_bytes = 4096;
-  /// The write buffer's share of cache_bytes; past it a checkpoint runs.
-  /// 0 means cache_bytes / 4.
+  /// The write buffers' share of cache_bytes: the active buffer is frozen
+  /// at half of it and flushed in the background while the next one fills
+  /// the other half. 0 means cache_bytes / 4.
   std::size_t write_buffer_bytes = 0;
-  /// Live WAL segments (all of them) larger than this together also trigger
-  /// a checkpoint.
+  /// Live WAL segments (all of them) larger than this together also freeze
+  /// and flush the write buffer.
   std::uint64_t wal_bytes = std::uint64_t{64} << 20;
   /// The most chunk files kept open at once (least recently read closed
   /// first); chunk metadata stays cached without an open file. 0 means half
   /// the process's soft limit on open files (`ulimit -n`, read at open),
   /// between 64 and 8192.
   std::size_t max_open_files = 0;
-  /// close() (and the destructor) checkpoint the write buffer, so the next
-  /// open has no WAL to replay.
+  /// Compact levels of chunk files in the background as they fill. Off:
+  /// only compact() does (for a bulk load compacted once at its end, or for
+  /// tests that count file operations); level-0 files then pile up, and
+  /// reads probe each of them.
+  bool auto_compaction = true;
+  /// close() (and the destructor) flush the write buffer, so the next open
+  /// has no WAL to replay.
   bool checkpoint_on_close = true;
   /// Where log lines go; none by default.
   Logger logger{};
@@ -77,6 +87,15 @@ struct Options {
 };
 
 /// A snapshot of a store's counters (Storage::stats()).
+/// One level of chunk files (Stats::levels).
+struct LevelStats {
+  std::uint64_t files = 0;         ///< chunk files in the level
+  std::uint64_t runs = 0;          ///< sorted runs (level 0: one per flush not yet compacted; else 0 or 1)
+  std::uint64_t bytes = 0;         ///< bytes of those files
+  std::uint64_t records = 0;       ///< records in them (puts and tombstones, overwritten ones included)
+  std::uint64_t target_bytes = 0;  ///< size compaction keeps the level to (0: level 0, or a level kept empty)
+};
+
 struct Stats {
   std::uint64_t records = 0;             ///< live records (exact, as size())
   std::uint64_t chunks = 0;              ///< chunk files named by the manifest
@@ -91,13 +110,22 @@ struct Stats {
   std::uint64_t file_opens = 0;          ///< chunk file opens since open
   std::uint64_t wal_bytes = 0;           ///< bytes in live WAL segments
   std::uint64_t disk_bytes = 0;          ///< chunk files + WAL + manifest
-  std::uint64_t checkpoints = 0;         ///< checkpoints since open
+  std::uint64_t checkpoints = 0;         ///< flushes of the write buffer since open (as flushes)
   std::uint64_t last_sequence = 0;       ///< sequence number of the last commit
   std::uint64_t bytes_put = 0;           ///< encoded key + value bytes committed since open (erases: the key)
-  std::uint64_t chunk_bytes_written = 0; ///< chunk file bytes written since open (checkpoints, migrations)
+  std::uint64_t chunk_bytes_written = 0; ///< chunk file bytes written since open (flushes, compactions, migrations)
   /// chunk_bytes_written / bytes_put: how many times each byte put has been
   /// written into chunk files so far (0 before the first put)
   double write_amplification = 0;
+  /// Per level, 0 (newest) to the last: files, runs, bytes, records, target.
+  std::vector<LevelStats> levels;
+  std::uint64_t flushes = 0;                   ///< write buffers written to level-0 files since open
+  std::uint64_t compactions = 0;               ///< compactions installed since open (file moves included)
+  std::uint64_t bytes_flushed = 0;             ///< chunk bytes written by flushes since open
+  std::uint64_t bytes_compacted = 0;           ///< chunk bytes written by compactions since open
+  std::uint64_t pending_compaction_bytes = 0;  ///< bytes levels hold beyond their targets
+  std::uint64_t write_slowdowns = 0;           ///< commits slowed or stopped by back-pressure since open
+  std::uint64_t write_slowed_micros = 0;       ///< microseconds those commits waited
 };
 
 }  // namespace stowage

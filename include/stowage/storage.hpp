@@ -136,15 +136,23 @@ class Storage {
   /// Makes every write that returned before this call survive power loss.
   void flush() { engine_.flush(); }
 
-  /// Writes the write buffer into chunk files, records them in a new
-  /// MANIFEST and drops the WAL it covered.
+  /// Writes the write buffer into a new level-0 chunk file, records it in
+  /// a new MANIFEST and drops the WAL it covered; returns once that is done.
+  /// Background flushes do this on their own; call it to empty the WAL now.
   void checkpoint() { engine_.checkpoint(); }
+
+  /// Merges every level of chunk files into the last one, dropping
+  /// overwritten records and erased keys, and returns once that is done
+  /// (background compaction keeps the levels in shape on its own; this is
+  /// for a store that will mostly be read from now on, or before a backup).
+  void compact() { engine_.compact(); }
 
   /// A snapshot of the store's counters.
   Stats stats() const { return engine_.stats(); }
 
-  /// Checkpoints (when Options::checkpoint_on_close), syncs and releases the
-  /// store. Later calls on this object throw ValidationError. Idempotent.
+  /// Flushes the write buffer (when Options::checkpoint_on_close), stops the
+  /// background threads, syncs and releases the store. Later calls on this
+  /// object throw ValidationError. Idempotent.
   void close() { engine_.close(); }
 
   /// What the migration run by this object's open did, if one ran.

@@ -1,0 +1,315 @@
+// SPDX-License-Identifier: BSL-1.0
+// Tests of leveled storage: the picking (compaction.hpp) on hand-built
+// Versions (version.hpp), and the engine's flushes and background
+// compactions against a model (std::map) under random puts and erases,
+// with reopens, a full compact(), concurrent readers and the files on disk.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <stowage/stowage.hpp>
+
+#include "test_util.hpp"
+
+using namespace stowage;
+using stowage_test::TempDir;
+
+namespace {
+
+detail::FilePtr file(std::uint64_t number, std::string first, std::string last, std::uint64_t bytes,
+                     std::uint32_t level, std::uint64_t run = 0) {
+  detail::ChunkRef r;
+  r.file = number;
+  r.records = 1;
+  r.bytes = bytes;
+  r.first_key = std::move(first);
+  r.last_key = std::move(last);
+  r.level = level;
+  r.run = run;
+  return std::make_shared<const detail::LiveFile>(r, nullptr);
+}
+
+using Store = Storage<std::string, std::string>;
+
+// Small buffers, files and cache: many flushes and compactions from a few
+// thousand records.
+Options tiny() {
+  return Options{.cache_bytes = 256 << 10, .chunk_bytes = 4 << 10, .block_bytes = 512, .write_buffer_bytes = 16 << 10};
+}
+
+std::string value_for(std::uint64_t k, std::uint64_t round) {
+  return "v" + std::to_string(k) + "." + std::to_string(round) + std::string(k % 37, 'x');
+}
+std::string key_for(std::uint64_t k) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "k%06llu", static_cast<unsigned long long>(k));
+  return buf;
+}
+
+void check_model(const Store& db, const std::map<std::string, std::string>& model) {
+  REQUIRE(db.size() == model.size());
+  auto it = model.begin();
+  std::size_t n = 0;
+  for (auto&& [k, v] : db.scan()) {
+    REQUIRE(it != model.end());
+    REQUIRE(k == it->first);
+    REQUIRE(v == it->second);
+    ++it;
+    ++n;
+  }
+  REQUIRE(n == model.size());
+  // Point reads of every key ever used (present and erased).
+  for (std::uint64_t k = 0; k < 3000; k += 7) {
+    auto got = db.get(key_for(k));
+    auto want = model.find(key_for(k));
+    if (want == model.end()) {
+      REQUIRE_FALSE(got.has_value());
+    } else {
+      REQUIRE(got.has_value());
+      REQUIRE(*got == want->second);
+    }
+  }
+}
+
+// The chunk files in dir, by number.
+std::set<std::uint64_t> chunk_files(const std::filesystem::path& dir) {
+  std::set<std::uint64_t> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (auto n = detail::parse_chunk_file_name(e.path().filename().string())) out.insert(*n);
+  return out;
+}
+std::set<std::uint64_t> manifest_files(const std::filesystem::path& dir) {
+  auto fs = default_file_system();
+  auto m = detail::read_manifest(*fs, dir);
+  std::set<std::uint64_t> out;
+  for (const auto& ks : m.keyspaces)
+    for (const auto& c : ks.chunks) out.insert(c.file);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("level targets are set from the last level up", "[compaction]") {
+  detail::Version v;
+  auto t = detail::level_targets(v, 1000);
+  CHECK(t.base == detail::kLastLevel);
+  CHECK(t.bytes[detail::kLastLevel] == 1000);
+
+  v.levels[detail::kLastLevel].add(file(1, "a", "z", 150000, detail::kLastLevel));
+  t = detail::level_targets(v, 1000);
+  // 150000, 15000, 1500: three levels in use, level 4 the base.
+  CHECK(t.base == detail::kLastLevel - 2);
+  CHECK(t.bytes[detail::kLastLevel - 1] == 15000);
+  CHECK(t.bytes[detail::kLastLevel - 2] == 1500);
+  CHECK(t.bytes[detail::kLastLevel - 3] == 0);
+}
+
+TEST_CASE("pick_compaction: level 0 by run count, levels by size, round robin", "[compaction]") {
+  detail::Version v;
+  std::array<std::string, detail::kLevels> after{};
+  auto t = detail::level_targets(v, 1000);
+  CHECK_FALSE(detail::pick_compaction(v, t, after).has_value());
+
+  for (std::uint64_t r = 0; r + 1 < detail::kL0Trigger; ++r) {
+    v.l0.emplace_back();
+    v.l0.back().add(file(10 + r, "a", "m", 100, 0, 10 + r));
+  }
+  CHECK_FALSE(detail::pick_compaction(v, t, after).has_value());
+  v.l0.emplace_back();
+  v.l0.back().add(file(20, "b", "n", 100, 0, 20));
+  auto p = detail::pick_compaction(v, t, after);
+  REQUIRE(p.has_value());
+  CHECK(p->level == 0);
+  CHECK(p->output == t.base);
+
+  // A level over its target, and the file after the last one compacted.
+  detail::Version w;
+  w.levels[detail::kLastLevel].add(file(1, "a", "z", 100000, detail::kLastLevel));
+  auto& five = w.levels[detail::kLastLevel - 1];
+  five.add(file(2, "a", "c", 8000, detail::kLastLevel - 1));
+  five.add(file(3, "d", "f", 8000, detail::kLastLevel - 1));
+  five.add(file(4, "g", "i", 8000, detail::kLastLevel - 1));
+  t = detail::level_targets(w, 1000);
+  p = detail::pick_compaction(w, t, after);
+  REQUIRE(p.has_value());
+  CHECK(p->level == detail::kLastLevel - 1);
+  CHECK(p->output == detail::kLastLevel);
+  CHECK(p->file == 0);
+  after[detail::kLastLevel - 1] = "c";
+  CHECK(detail::pick_compaction(w, t, after)->file == 1);
+  after[detail::kLastLevel - 1] = "i";
+  CHECK(detail::pick_compaction(w, t, after)->file == 0);  // wraps around
+
+  // Files above the base level move down first; level 0 never goes below them.
+  detail::Version u;
+  u.levels[2].add(file(5, "a", "b", 10, 2));
+  t = detail::level_targets(u, 1000);
+  p = detail::pick_compaction(u, t, after);
+  REQUIRE(p.has_value());
+  CHECK(p->level == 2);
+  for (std::uint64_t r = 0; r < detail::kL0Trigger * 3; ++r) {
+    u.l0.emplace_back();
+    u.l0.back().add(file(30 + r, "a", "m", 100, 0, 30 + r));
+  }
+  p = detail::pick_compaction(u, t, after);
+  REQUIRE(p.has_value());
+  if (p->level == 0) CHECK(p->output == 2);
+}
+
+TEST_CASE("Run lookups: find, seek and overlapping", "[compaction]") {
+  detail::Run r;
+  r.add(file(1, "b", "d", 10, 1));
+  r.add(file(2, "f", "h", 10, 1));
+  CHECK(r.find("a") == nullptr);
+  CHECK(r.find("b")->ref().file == 1);
+  CHECK(r.find("e") == nullptr);
+  CHECK(r.find("h")->ref().file == 2);
+  CHECK(r.find("i") == nullptr);
+  CHECK(r.seek("e") == 1);
+  CHECK(r.overlapping("c", "e") == std::pair<std::size_t, std::size_t>(0, 1));
+  CHECK(r.overlapping("a", "z") == std::pair<std::size_t, std::size_t>(0, 2));
+  CHECK(r.overlapping("i", "z").first == r.overlapping("i", "z").second);
+}
+
+TEST_CASE("random puts and erases through many flushes and compactions match a model", "[compaction]") {
+  TempDir dir("compaction");
+  std::map<std::string, std::string> model;
+  std::mt19937_64 rng(42);
+  for (int session = 0; session < 3; ++session) {
+    Store db(dir.path(), tiny());
+    for (std::uint64_t i = 0; i < 12000; ++i) {
+      const std::uint64_t k = rng() % 3000;
+      if (rng() % 4 == 0) {
+        db.erase(key_for(k));
+        model.erase(key_for(k));
+      } else {
+        db.put(key_for(k), value_for(k, i));
+        model[key_for(k)] = value_for(k, i);
+      }
+      if (i % 4000 == 3999) check_model(db, model);
+    }
+    auto st = db.stats();
+    CHECK(st.flushes > 5);
+    CHECK(st.compactions > 0);
+    CHECK(st.records == model.size());
+    REQUIRE(st.levels.size() == detail::kLevels);
+    std::uint64_t files = 0;
+    for (const auto& l : st.levels) files += l.files;
+    CHECK(files == st.chunks);
+    check_model(db, model);
+  }
+  Store db(dir.path(), tiny());
+  check_model(db, model);
+  db.compact();
+  auto st = db.stats();
+  for (std::uint32_t l = 0; l < detail::kLastLevel; ++l) CHECK(st.levels[l].files == 0);
+  // The last level holds exactly the live records: no tombstone, no older version.
+  CHECK(st.levels[detail::kLastLevel].records == model.size());
+  check_model(db, model);
+  db.close();
+  // No file is left behind that the manifest does not name.
+  CHECK(chunk_files(dir.path()) == manifest_files(dir.path()));
+}
+
+TEST_CASE("erasing everything leaves an empty last level after compact", "[compaction]") {
+  TempDir dir("compaction-empty");
+  Store db(dir.path(), tiny());
+  for (std::uint64_t k = 0; k < 3000; ++k) db.put(key_for(k), value_for(k, 0));
+  db.checkpoint();
+  for (std::uint64_t k = 0; k < 3000; ++k) db.discard(key_for(k));
+  db.checkpoint();
+  CHECK(db.size() == 0);
+  db.compact();
+  CHECK(db.size() == 0);
+  CHECK(db.stats().chunks == 0);
+  std::size_t n = 0;
+  for (auto&& kv : db.scan()) {
+    (void)kv;
+    ++n;
+  }
+  CHECK(n == 0);
+}
+
+TEST_CASE("readers and scans run while background compactions replace files", "[compaction]") {
+  TempDir dir("compaction-readers");
+  Store db(dir.path(), tiny());
+  // Keys k0..k1999 always hold a value that ends in their own number: a
+  // reader checks each record it sees, whichever version it reads.
+  for (std::uint64_t k = 0; k < 2000; ++k) db.put(key_for(k), "0:" + key_for(k));
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> checked{0};
+  std::atomic<bool> bad{false};
+  auto reader = [&](bool scan) {
+    std::mt19937_64 rng(scan ? 1 : 2);
+    while (!stop.load()) {
+      if (scan) {
+        std::size_t n = 0;
+        for (auto&& [k, v] : db.scan()) {
+          if (v.substr(v.find(':') + 1) != k) bad = true;
+          ++n;
+        }
+        if (n != 2000) bad = true;
+      } else {
+        auto k = key_for(rng() % 2000);
+        auto v = db.get(k);
+        if (!v || v->substr(v->find(':') + 1) != k) bad = true;
+      }
+      ++checked;
+    }
+  };
+  std::thread a(reader, true), b(reader, false);
+  for (std::uint64_t round = 1; round <= 15; ++round)
+    for (std::uint64_t k = 0; k < 2000; ++k) db.put(key_for(k), std::to_string(round) + ":" + key_for(k));
+  // Let the readers see the last state too, then stop them.
+  const auto seen = checked.load();
+  while (checked.load() < seen + 4) std::this_thread::yield();
+  stop = true;
+  a.join();
+  b.join();
+  CHECK_FALSE(bad.load());
+  CHECK(db.stats().compactions > 0);
+  CHECK(db.size() == 2000);
+}
+
+TEST_CASE("a format-3 manifest records levels, runs and the live count", "[compaction]") {
+  TempDir dir("compaction-manifest");
+  {
+    Store db(dir.path(), tiny());
+    for (std::uint64_t k = 0; k < 2000; ++k) db.put(key_for(k), value_for(k, 0));
+    for (std::uint64_t k = 0; k < 2000; k += 2) db.erase(key_for(k));
+  }
+  auto fs = default_file_system();
+  auto m = detail::read_manifest(*fs, dir.path());
+  CHECK(m.format_major == 3);
+  const auto* ks = m.keyspace(detail::kDefaultKeyspace);
+  REQUIRE(ks != nullptr);
+  CHECK(ks->live == 1000);
+  bool l0 = false;
+  for (const auto& c : ks->chunks) {
+    CHECK(c.level < detail::kLevels);
+    if (c.level == 0) {
+      l0 = true;
+      CHECK(c.run > 0);
+    } else {
+      CHECK(c.run == 0);
+    }
+  }
+  (void)l0;
+  // Round trip through the encoder.
+  auto again = detail::decode_manifest(detail::encode_manifest(m), dir.path() / "MANIFEST");
+  REQUIRE(again.keyspaces[0].chunks.size() == ks->chunks.size());
+  for (std::size_t i = 0; i < ks->chunks.size(); ++i) {
+    CHECK(again.keyspaces[0].chunks[i].level == ks->chunks[i].level);
+    CHECK(again.keyspaces[0].chunks[i].run == ks->chunks[i].run);
+  }
+  Store db(dir.path(), tiny());
+  CHECK(db.size() == 1000);
+}
