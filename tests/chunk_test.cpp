@@ -1520,29 +1520,37 @@ TEST_CASE("the writer writes format 3 with prefix-compressed keys; format-1 and 
   }
 }
 
-TEST_CASE("the format-1 fixture's chunk files read", "[chunk][format]") {
+TEST_CASE("the format-1 and format-2 fixtures' chunk files read", "[chunk][format]") {
   auto& fs = *stowage::default_file_system();
-  std::size_t files = 0;
-  for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(STOWAGE_TEST_SOURCE_DIR) / "data" / "format-v1")) {
-    if (e.path().extension() != ".chunk") continue;
-    ++files;
-    std::string bytes(static_cast<std::size_t>(std::filesystem::file_size(e.path())), '\0');
-    fs.open_read(e.path())->read(0, bytes.size(), bytes.data());
-    CHECK(sd::decode_fixed16(bytes.data() + 8) == 1);
-    const auto t = ChunkTable<Lz4Compression>::open(fs, e.path());
-    std::size_t n = 0;
-    std::string prev;
-    for (std::size_t b = 0; b < t->block_count(); ++b) {
-      const auto block = t->read_block(b);
-      for (std::size_t i = 0; i < block->size(); ++i, ++n) {
-        if (n > 0) CHECK(prev < block->key(i));
-        CHECK(block->lower_bound(block->key(i)) == i);
-        prev.assign(block->key(i));
+  for (const int major : {1, 2}) {
+    INFO("format-v" << major);
+    const auto dir = std::filesystem::path(STOWAGE_TEST_SOURCE_DIR) / "data" / ("format-v" + std::to_string(major));
+    std::size_t files = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+      if (e.path().extension() != ".chunk") continue;
+      ++files;
+      std::string bytes(static_cast<std::size_t>(std::filesystem::file_size(e.path())), '\0');
+      fs.open_read(e.path())->read(0, bytes.size(), bytes.data());
+      CHECK(sd::decode_fixed16(bytes.data() + 8) == major);
+      const auto t = ChunkTable<Lz4Compression>::open(fs, e.path());
+      CHECK(t->format_major() == major);
+      CHECK(t->tombstones() == 0);
+      std::size_t n = 0;
+      std::string prev;
+      for (std::size_t b = 0; b < t->block_count(); ++b) {
+        const auto block = t->read_block(b);
+        CHECK_FALSE(block->has_kinds());
+        for (std::size_t i = 0; i < block->size(); ++i, ++n) {
+          if (n > 0) CHECK(prev < block->key(i));
+          CHECK(block->lower_bound(block->key(i)) == i);
+          CHECK_FALSE(block->tombstone(i));
+          prev.assign(block->key(i));
+        }
       }
+      CHECK(n == t->records());
     }
-    CHECK(n == t->records());
+    CHECK(files >= (major == 1 ? 1 : 3));
   }
-  CHECK(files >= 1);
 }
 
 TEMPLATE_TEST_CASE("block runs read consecutive blocks at once and verify each like read_block", "[chunk]",
