@@ -4,7 +4,9 @@
 // of one decoded data block).
 //   bit 0  reader policy: 0 = ChunkTable<NoCompression>, 1 = ChunkTable<Lz4Compression>
 //   bit 2  raw-block mode: Block::parse the bytes directly (no framing, no checksums)
-//   bit 3  in raw-block mode: decode as a format-1 block (full keys) instead of format 2
+//   bit 3  in raw-block mode: decode as a format-1 block (full keys)
+//   bit 4  in raw-block mode, bit 3 clear: decode as a format-3 block (kinds)
+//          instead of format 2
 // Outside raw-block mode every input is read twice: as given, and with every
 // checksum recomputed (footer, meta frame, and each frame found by walking the
 // data region from offset 16), so mutations get past the checksums and reach
@@ -51,8 +53,11 @@ void walk_block(const Block& b) {
   std::string_view prev;
   for (std::size_t r = 0; r < b.size(); ++r) {
     const std::string_view key = b.key(r);
-    (void)b.seq(r);
+    const std::uint64_t seq = b.seq(r);
     const std::string_view value = b.value(r);
+    if (b.tombstone(r)) require(value.empty(), "a tombstone has a value after parse");
+    if (b.has_kinds()) require(seq <= cf::kMaxSeq, "a format-3 sequence number above 2^63 - 1");
+    else require(!b.tombstone(r), "a tombstone in a block without kinds");
     volatile char sink = 0;
     if (!key.empty()) sink = static_cast<char>(sink ^ key.front() ^ key.back());
     if (!value.empty()) sink = static_cast<char>(sink ^ value.front() ^ value.back());
@@ -86,7 +91,8 @@ void read_chunk(std::string_view file) {
   }
   require(t->file_bytes() == file.size(), "file_bytes() differs from the file size");
   (void)t->charge();
-  (void)t->records();
+  require(t->tombstones() <= t->records(), "more tombstones than records");
+  if (t->format_major() < cf::kKindsMajor) require(t->tombstones() == 0, "tombstones in a format-1 or -2 chunk");
   const std::size_t blocks = t->block_count();
   if (blocks == 0) {
     require(t->first_key().empty() && t->last_key().empty(), "an empty chunk reports keys");
@@ -113,6 +119,7 @@ void read_chunk(std::string_view file) {
       continue;  // a later block may still read: keep going
     }
     walk_block(*b);
+    require(b->has_kinds() == (t->format_major() >= cf::kKindsMajor), "a block's kinds disagree with its chunk's format");
     require(b->key(0) >= first && b->key(b->size() - 1) <= last, "a block's keys lie outside the chunk's range");
     for (std::size_t r = 0; r < b->size(); ++r) {
       const std::string_view key = b->key(r);
@@ -167,7 +174,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (mode & 4) {
     std::shared_ptr<const Block> b;
     try {
-      b = Block::parse(std::string(rest), kPath, 0, (mode & 8) ? 1 : 2);
+      b = Block::parse(std::string(rest), kPath, 0, (mode & 8) ? 1 : (mode & 16) ? 3 : 2);
     } catch (const stowage::CorruptionError&) {
       return 0;
     }

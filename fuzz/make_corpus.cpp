@@ -52,6 +52,7 @@ struct Rec {
   std::string key;
   std::uint64_t seq;
   std::string value;
+  bool tomb = false;  // a tombstone (format 3; its value is empty)
 };
 
 std::vector<Rec> records(int n, std::size_t value_bytes, bool compressible) {
@@ -68,12 +69,14 @@ std::vector<Rec> records(int n, std::size_t value_bytes, bool compressible) {
   return out;
 }
 
-// Writes a chunk with ChunkWriter<C> through the POSIX file system and returns its bytes.
+// Writes a chunk with ChunkWriter<C> (format `major`) through the POSIX file
+// system and returns its bytes.
 template <class C>
-std::string chunk_bytes(const fs::path& tmp, const std::vector<Rec>& recs, std::size_t block_bytes) {
+std::string chunk_bytes(const fs::path& tmp, const std::vector<Rec>& recs, std::size_t block_bytes,
+                        std::uint16_t major = sd::chunk_format::kMajor) {
   const fs::path p = tmp / "seed.chunk";
-  sd::ChunkWriter<C> w(*stowage::default_file_system(), p, block_bytes);
-  for (const auto& r : recs) w.add(r.key, r.seq, r.value);
+  sd::ChunkWriter<C> w(*stowage::default_file_system(), p, block_bytes, major);
+  for (const auto& r : recs) w.add(r.key, r.seq, r.value, r.tomb);
   w.finish();
   return slurp(p);
 }
@@ -93,11 +96,20 @@ std::string raw_block_v1(const std::vector<Rec>& recs) {
   return b;
 }
 
-// One decoded format-2 data block, as ChunkWriter encodes it: the stored bytes
-// of the first frame of an uncompressed chunk holding only recs.
-std::string raw_block_v2(const fs::path& tmp, const std::vector<Rec>& recs) {
-  const std::string file = chunk_bytes<stowage::NoCompression>(tmp, recs, std::size_t{1} << 20);
+// One decoded data block of format `major` (2 or 3), as ChunkWriter encodes
+// it: the stored bytes of the first frame of an uncompressed chunk holding only recs.
+std::string raw_block(const fs::path& tmp, const std::vector<Rec>& recs, std::uint16_t major) {
+  const std::string file = chunk_bytes<stowage::NoCompression>(tmp, recs, std::size_t{1} << 20, major);
   return file.substr(16 + 17, sd::decode_fixed32(file.data() + 16 + 5));
+}
+
+// records(n, ...) with every third record (from the second) a tombstone.
+std::vector<Rec> with_tombstones(std::vector<Rec> recs) {
+  for (std::size_t i = 1; i < recs.size(); i += 3) {
+    recs[i].tomb = true;
+    recs[i].value.clear();
+  }
+  return recs;
 }
 
 // A whole format-1 chunk file (as stowage 0.1 wrote them, still read): one
@@ -153,15 +165,19 @@ std::string chunk_v1(const std::vector<std::vector<Rec>>& blocks) {
 void chunk_corpus(const fs::path& out, const fs::path& tmp) {
   const fs::path dir = out / "chunk";
   // Mode byte: bit 0 = reader policy (1 = Lz4), bit 2 = raw Block::parse,
-  // bit 3 = (raw) as a format-1 block. ChunkWriter writes format 2.
-  auto both = [&](const std::string& name, const std::vector<Rec>& recs, std::size_t block_bytes) {
-    put(dir, "none_" + name, std::string(1, '\0') + chunk_bytes<stowage::NoCompression>(tmp, recs, block_bytes));
-    put(dir, "lz4_" + name, std::string(1, '\1') + chunk_bytes<stowage::Lz4Compression>(tmp, recs, block_bytes));
+  // bit 3 = (raw) as a format-1 block, bit 4 = (raw) as a format-3 block.
+  // ChunkWriter writes format 3, and format 2 when asked (the v2_ seeds).
+  auto both = [&](const std::string& name, const std::vector<Rec>& recs, std::size_t block_bytes,
+                  std::uint16_t major = sd::chunk_format::kMajor) {
+    put(dir, "none_" + name, std::string(1, '\0') + chunk_bytes<stowage::NoCompression>(tmp, recs, block_bytes, major));
+    put(dir, "lz4_" + name, std::string(1, '\1') + chunk_bytes<stowage::Lz4Compression>(tmp, recs, block_bytes, major));
   };
   both("empty", {}, 4096);
   both("one_record", {{"k", 1, "v"}}, 4096);
   both("empty_key_value", {{"", 0, ""}, {"a", 2, ""}, {"b", 1, "x"}}, 4096);
-  both("huge_seq", {{"a", ~std::uint64_t{0}, "max"}, {"b", std::uint64_t{1} << 63, "half"}}, 4096);
+  both("huge_seq", {{"a", sd::chunk_format::kMaxSeq, "max"}, {"b", std::uint64_t{1} << 62, "half"}}, 4096);
+  both("tombstones", with_tombstones(records(40, 24, false)), 200);
+  both("one_tombstone", {{"k", 7, "", true}}, 4096);
   both("small_one_block", records(12, 20, false), 4096);
   both("compressible_one_block", records(20, 64, true), 4096);
   both("multi_block", records(40, 24, false), 200);
@@ -173,10 +189,19 @@ void chunk_corpus(const fs::path& out, const fs::path& tmp) {
   const auto old = records(30, 8, false);
   put(dir, "v1_none_multi_block",
       std::string(1, '\0') + chunk_v1({{old.begin(), old.begin() + 10}, {old.begin() + 10, old.end()}}));
+  // Format-2 chunks (puts only, any 64-bit sequence number), as stores
+  // written before format 3 hold them.
+  both("v2_huge_seq", {{"a", ~std::uint64_t{0}, "max"}, {"b", std::uint64_t{1} << 63, "half"}}, 4096, 2);
+  both("v2_multi_block", records(40, 24, false), 200, 2);
+  both("v2_restart_points", records(40, 3, false), 4096, 2);
   // Raw blocks for Block::parse: format 2 ...
-  put(dir, "raw_block_one", std::string(1, '\4') + raw_block_v2(tmp, {{"k", 1, "v"}}));
-  put(dir, "raw_block_many", std::string(1, '\4') + raw_block_v2(tmp, records(40, 6, false)));
-  put(dir, "raw_block_empty_key", std::string(1, '\4') + raw_block_v2(tmp, {{"", 300, ""}, {"\xff", 1, "z"}}));
+  put(dir, "raw_block_one", std::string(1, '\4') + raw_block(tmp, {{"k", 1, "v"}}, 2));
+  put(dir, "raw_block_many", std::string(1, '\4') + raw_block(tmp, records(40, 6, false), 2));
+  put(dir, "raw_block_empty_key", std::string(1, '\4') + raw_block(tmp, {{"", 300, ""}, {"\xff", 1, "z"}}, 2));
+  // ... format 3 ...
+  put(dir, "raw_block_v3_one", std::string(1, '\x14') + raw_block(tmp, {{"k", 1, "v"}}, 3));
+  put(dir, "raw_block_v3_tombstones", std::string(1, '\x14') + raw_block(tmp, with_tombstones(records(40, 6, false)), 3));
+  put(dir, "raw_block_v3_empty_key", std::string(1, '\x14') + raw_block(tmp, {{"", 300, "", true}, {"\xff", 1, "z"}}, 3));
   // ... and format 1.
   put(dir, "raw_block_v1_one", std::string(1, '\x0c') + raw_block_v1({{"k", 1, "v"}}));
   put(dir, "raw_block_v1_many", std::string(1, '\x0c') + raw_block_v1(records(10, 6, false)));

@@ -1,7 +1,7 @@
 // Tests of versioned migrations: the Migrator's path search, upgrades at
 // open (typed and byte steps, skipping steps, dropping records), downgrades
 // with migrate_to, backups, migration_status, failures that leave the store
-// untouched, logging, and the format-1 fixture store of tests/data/.
+// untouched, logging, and the format-1 and format-2 fixture stores of tests/data/.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -14,6 +14,7 @@
 #include <stowage/stowage.hpp>
 
 #include "data/fixture_v1.hpp"
+#include "data/fixture_v2.hpp"
 #include "test_util.hpp"
 
 using namespace stowage;
@@ -470,4 +471,61 @@ TEST_CASE("the format-1 fixture upgrades its format and its values in one open")
     CHECK(r->entity == v.entity);
     CHECK(r->total == v.mean * static_cast<double>(v.count));
   }
+}
+
+TEST_CASE("the format-2 fixture opens read_only as it is, and writable with every record, its WAL replayed") {
+  namespace fx = stowage_fixture_v2;
+  using Store = Storage<std::string, fx::ItemV2>;
+  TempDir tmp("fixture2");
+  const auto dir = tmp / "format-v2";
+  fs::copy(fs::path(STOWAGE_TEST_SOURCE_DIR) / "data" / "format-v2", dir);
+  const auto before = snapshot(dir);
+  std::size_t chunk_files = 0;
+  for (const auto& [name, bytes] : before) chunk_files += name.size() > 6 && name.substr(name.size() - 6) == ".chunk";
+  CHECK(chunk_files >= 3);
+  const auto expected = fx::expected();
+  REQUIRE(expected.size() == 531);
+  auto manifest_major = [&] {
+    return detail::decode_manifest(stowage_test::read_all(dir / "MANIFEST"), dir / "MANIFEST").format_major;
+  };
+  CHECK(manifest_major() == 2);
+  auto check = [&](const Store& db) {
+    CHECK(db.size() == expected.size());
+    std::size_t wrong = 0;
+    for (const auto& [k, v] : expected) {
+      const auto got = db.get(k);
+      if (!got || !(*got == v)) ++wrong;
+    }
+    CHECK(wrong == 0);
+    // Erased in the chunks, erased in the WAL, put and erased in the WAL, never put.
+    for (int i : {3 + 11 * 2, 4 + 13, 2, 6, 641, 650, fx::kNeverPut, fx::kNeverPut + 1}) {
+      INFO(fx::key(i));
+      CHECK(db.contains(fx::key(i)) == (expected.count(fx::key(i)) == 1));
+    }
+    CHECK_FALSE(db.contains(fx::key(fx::kNeverPut)));
+    CHECK_FALSE(db.contains(fx::key(650)));
+    std::size_t n = 0, unexpected = 0;
+    for (const auto& [k, v] : db.scan()) {
+      const auto it = expected.find(k);
+      if (it == expected.end() || !(it->second == v)) ++unexpected;
+      ++n;
+    }
+    CHECK(n == expected.size());
+    CHECK(unexpected == 0);
+  };
+  {
+    Options ro = small_options();
+    ro.read_only = true;
+    const Store db(dir, ro);
+    check(db);
+  }
+  CHECK(snapshot(dir) == before);  // not a byte changed, the WAL replayed in memory only
+  {
+    const Store db(dir, small_options());
+    CHECK(manifest_major() == detail::kFormatMajor);
+    check(db);
+  }
+  CHECK(manifest_major() == detail::kFormatMajor);
+  const Store db(dir, small_options());
+  check(db);
 }

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: BSL-1.0
 // chunk.hpp: chunk files, the immutable sorted files of records (key, sequence
-// number, value) that hold the bulk of a store. Keys are encoded byte strings in
-// memcmp order, strictly ascending within a chunk; chunks hold no tombstones.
-// Layout (every byte is specified in docs/format.md, "Chunk files"; format 2
-// writes prefix-compressed data blocks with restart points, format 1 blocks
-// with full keys are still read):
+// number, kind, value) that hold the bulk of a store. Keys are encoded byte
+// strings in memcmp order, strictly ascending within a chunk (one record per
+// key). A record is a put or, from format 3 on, a tombstone (an erased key,
+// with an empty value).
+// Layout (every byte is specified in docs/format.md, "Chunk files"; format 3
+// is written: format-2 data blocks whose sequence field holds seq << 1 | kind,
+// and a tombstone count appended to the meta block; formats 2 (prefix-
+// compressed blocks, puts only) and 1 (full keys, puts only) are still read):
 //   header (16 B) | data blocks (framed) | meta block (framed) | footer (32 B)
 //   frame = u8 compression id | u32 raw size | u32 stored size | u64 XXH3 | stored bytes
 // Invariants a reader checks before trusting anything:
@@ -14,7 +17,9 @@
 //    meta block and footer leave no byte unaccounted for;
 //  - every length is checked against the file (or the decoded buffer) before
 //    anything is allocated or read; raw sizes are bounded (<= 255 * stored + 64
-//    and <= 1 GiB + 128 KiB); every failure is CorruptionError(file, offset, ...).
+//    and <= 1 GiB + 128 KiB); every failure is CorruptionError(file, offset, ...);
+//  - a tombstone has an empty value; no sequence number exceeds the chunk's
+//    maximum; the tombstone count is at most the record count.
 #pragma once
 
 #include <algorithm>
@@ -45,11 +50,21 @@ namespace chunk_format {
 inline constexpr std::string_view kMagic = "STWCHUNK";
 /// Last 8 bytes of every chunk file.
 inline constexpr std::string_view kEndMagic = "STWCHEND";
-/// Format version written (2: prefix-compressed data blocks with restart
-/// points); readers accept majors kOldestMajor..kMajor, any minor.
-inline constexpr std::uint16_t kMajor = 2;
-/// Oldest major version read (1: data blocks store every key in full).
+/// Format version written (3: format-2 data blocks whose sequence field
+/// holds seq << 1 | kind, and a tombstone count in the meta block); readers
+/// accept majors kOldestMajor..kMajor, any minor.
+inline constexpr std::uint16_t kMajor = 3;
+/// Oldest major version read (1: data blocks store every key in full; 2:
+/// prefix-compressed data blocks with restart points; both hold puts only).
 inline constexpr std::uint16_t kOldestMajor = 1;
+/// Oldest major version whose records carry a kind (put or tombstone).
+inline constexpr std::uint16_t kKindsMajor = 3;
+/// Largest sequence number a format-3 record can hold (seq << 1 must fit 64 bits).
+inline constexpr std::uint64_t kMaxSeq = (std::uint64_t{1} << 63) - 1;
+/// Format 3: the kind in the low bit of a record's sequence field.
+inline constexpr std::uint64_t kKindPut = 0;
+/// See kKindPut.
+inline constexpr std::uint64_t kKindTombstone = 1;
 /// Minor version written (minors only append fields to the meta block).
 inline constexpr std::uint16_t kMinor = 0;
 /// Format 2: record i of a data block is a restart point (its key stored in
@@ -81,8 +96,10 @@ inline constexpr std::uint64_t kMinFileBytes = kHeaderBytes + kFrameHeadBytes + 
 
 /// What a finished chunk holds (for the manifest).
 struct ChunkInfo {
-  /// Number of records.
+  /// Number of records (puts and tombstones).
   std::uint64_t records = 0;
+  /// Number of tombstones among them (0 for formats 1 and 2).
+  std::uint64_t tombstones = 0;
   /// Size of the file in bytes.
   std::uint64_t file_bytes = 0;
   /// Largest sequence number of any record (0 when empty).
@@ -152,7 +169,7 @@ inline std::uint64_t decode_trusted_varint(const char*& p) {
 }
 
 /// One data block in memory, whatever its on-disk encoding: the records
-/// materialised back to back (varint key_len | key | varint seq | varint
+/// materialised back to back (varint key_len | key | varint seq field | varint
 /// value_len | value), a u32 offset per record, a u32 record count (this is
 /// exactly a format-1 block), then a search aid: the block's common key prefix
 /// (the bytes every key of the block starts with) and, per record, the 8 key
@@ -160,19 +177,23 @@ inline std::uint64_t decode_trusted_varint(const char*& p) {
 /// searches that one contiguous array and compares full keys only on ties, so
 /// a probe costs no dependent load. Format-2 blocks (prefix-compressed, see
 /// docs/format.md) are decoded into this form once, when they are read, so
-/// key(i) stays a contiguous string_view. Validated completely at parse time,
+/// key(i) stays a contiguous string_view. The seq field is kept as stored: the
+/// sequence number in formats 1 and 2, seq << 1 | kind in format 3 (a flag per
+/// block says which; seq(i) and tombstone(i) decode it, key, value and
+/// lower_bound never look at it). Validated completely at parse time,
 /// immutable afterwards, and safe to share across threads read-only.
 class Block {
  public:
   /// Validates and decodes `raw`, a decoded data block of a chunk of format
-  /// `major` (1 or 2) read at file offset `offset`: at least one record, every
-  /// offset, length and varint in bounds, keys strictly ascending (and, in
-  /// format 2, restart points and shared lengths exactly as the format says).
-  /// Else CorruptionError(file, offset, ...).
+  /// `major` (1, 2 or 3) read at file offset `offset`: at least one record,
+  /// every offset, length and varint in bounds, keys strictly ascending (in
+  /// formats 2 and 3, restart points and shared lengths exactly as the format
+  /// says; in format 3, no tombstone with a value). Else
+  /// CorruptionError(file, offset, ...).
   static std::shared_ptr<const Block> parse(std::string raw, const std::filesystem::path& file, std::uint64_t offset,
                                             std::uint16_t major) {
     if (major == 1) return parse_v1(std::move(raw), file, offset);
-    if (major == 2) return decode_v2(raw, file, offset);
+    if (major == 2 || major == 3) return decode_v2(raw, file, offset, major >= chunk_format::kKindsMajor);
     throw CorruptionError(file, offset, "data block: chunk format " + std::to_string(major) + " has no block decoder");
   }
 
@@ -186,12 +207,15 @@ class Block {
     return {p, static_cast<std::size_t>(n)};
   }
 
-  /// Sequence number of record i (i < size()).
-  std::uint64_t seq(std::size_t i) const {
-    const char* p = record(i);
-    p += decode_trusted_varint(p);
-    return decode_trusted_varint(p);
-  }
+  /// Sequence number of record i (i < size()), whatever the block's format.
+  std::uint64_t seq(std::size_t i) const { return seq_field(i) >> kind_bits_; }
+
+  /// True if record i (i < size()) is a tombstone (an erased key; its value
+  /// is empty). Always false in format-1 and format-2 blocks.
+  bool tombstone(std::size_t i) const { return (seq_field(i) & kind_bits_) == chunk_format::kKindTombstone; }
+
+  /// True if the block's records carry a kind (format 3 on).
+  bool has_kinds() const { return kind_bits_ != 0; }
 
   /// Value of record i (i < size()); valid while the block lives.
   std::string_view value(std::size_t i) const {
@@ -251,11 +275,18 @@ class Block {
   std::size_t charge() const { return sizeof(*this) + buf_.capacity(); }
 
  private:
-  Block(std::string buf, std::size_t count, std::size_t index) : buf_(std::move(buf)), count_(count), index_(index) {}
+  Block(std::string buf, std::size_t count, std::size_t index, bool kinds)
+      : buf_(std::move(buf)), count_(count), index_(index), kind_bits_(kinds ? 1 : 0) {}
 
   const char* record(std::size_t i) const {
     assert(i < count_);
     return buf_.data() + decode_fixed32(buf_.data() + index_ + 4 * i);
+  }
+  // The record's sequence field as stored (seq, or seq << 1 | kind).
+  std::uint64_t seq_field(std::size_t i) const {
+    const char* p = record(i);
+    p += decode_trusted_varint(p);
+    return decode_trusted_varint(p);
   }
   static char* put_varint_at(char* w, std::uint64_t v) {
     while (v >= 0x80) {
@@ -328,17 +359,18 @@ class Block {
     if (!r.empty()) r.fail("bytes after the last record");
     const std::size_t end = raw.size();
     raw.resize(end + aid_bytes(end, first_len, count));
-    std::shared_ptr<Block> b(new Block(std::move(raw), count, index));
+    std::shared_ptr<Block> b(new Block(std::move(raw), count, index, false));
     b->build_search_aid(end);
     return b;
   }
 
-  // Format 2: prefix-compressed records with a restart point every
-  // kRestartInterval records. Pass 1 checks every length and computes the
-  // decoded size (bounded before anything is allocated); pass 2 decodes into
-  // the format-1 form, checking key order.
+  // Formats 2 and 3: prefix-compressed records with a restart point every
+  // kRestartInterval records (in format 3, `kinds`, the seq field's low bit is
+  // the kind). Pass 1 checks every length and computes the decoded size
+  // (bounded before anything is allocated); pass 2 decodes into the format-1
+  // form, checking key order.
   static std::shared_ptr<const Block> decode_v2(std::string_view raw, const std::filesystem::path& file,
-                                                std::uint64_t offset) {
+                                                std::uint64_t offset, bool kinds) {
     constexpr std::size_t K = chunk_format::kRestartInterval;
     Reader trailer = Reader::decoded(raw, file, offset, "data block");
     if (raw.size() < 4) trailer.fail("block of " + std::to_string(raw.size()) + " bytes has no restart count");
@@ -369,7 +401,7 @@ class Block {
       const std::uint64_t tagged = r.varint("unshared key length");
       const std::uint64_t unshared = tagged >> 1;
       const bool same_len = tagged & 1;
-      const std::uint64_t seq = r.varint("sequence number");
+      const std::uint64_t field = r.varint(kinds ? "sequence and kind" : "sequence number");
       if (same_len && count % K == 0) r.fail("record " + n() + " at a restart point has no value length");
       const std::uint64_t value_len = same_len ? prev_value_len : r.varint("value length");
       if (!same_len && count % K != 0 && value_len == prev_value_len)
@@ -385,8 +417,10 @@ class Block {
         r.fail("value length " + std::to_string(value_len) + " of record " + n() + " exceeds the " +
                std::to_string(r.remaining()) + " bytes left");
       r.bytes(static_cast<std::size_t>(value_len), "value");
+      if (kinds && (field & 1) == chunk_format::kKindTombstone && value_len != 0)
+        r.fail("record " + n() + " is a tombstone with a value of " + std::to_string(value_len) + " bytes");
       const std::uint64_t key_len = shared + unshared;  // both bounded by the block size
-      decoded += varint_length(key_len) + key_len + varint_length(seq) + varint_length(value_len) + value_len + 4;
+      decoded += varint_length(key_len) + key_len + varint_length(field) + varint_length(value_len) + value_len + 4;
       if (decoded > chunk_format::kMaxRawBytes)
         r.fail("records decode to more than " + std::to_string(chunk_format::kMaxRawBytes) + " bytes");
       if (count == 0) first_len = static_cast<std::size_t>(key_len);
@@ -410,7 +444,7 @@ class Block {
       const auto shared = static_cast<std::size_t>(decode_trusted_varint(p));
       const std::uint64_t tagged = decode_trusted_varint(p);
       const auto unshared = static_cast<std::size_t>(tagged >> 1);
-      const std::uint64_t seq = decode_trusted_varint(p);
+      const std::uint64_t field = decode_trusted_varint(p);
       if (!(tagged & 1)) value_len = static_cast<std::size_t>(decode_trusted_varint(p));
       const char* suffix = p;
       p += unshared;
@@ -441,7 +475,7 @@ class Block {
       if (unshared > 0) std::memcpy(w, suffix, unshared);
       w += unshared;
       prev = std::string_view(key, shared + unshared);
-      w = put_varint_at(w, seq);
+      w = put_varint_at(w, field);
       w = put_varint_at(w, value_len);
       if (value_len > 0) std::memcpy(w, p, value_len);
       w += value_len;
@@ -449,7 +483,7 @@ class Block {
     }
     assert(static_cast<std::size_t>(w - out) == index);
     encode_fixed32(out + index + 4 * count, static_cast<std::uint32_t>(count));
-    std::shared_ptr<Block> b(new Block(std::move(buf), count, index));
+    std::shared_ptr<Block> b(new Block(std::move(buf), count, index, kinds));
     b->build_search_aid(end);
     return b;
   }
@@ -459,27 +493,36 @@ class Block {
   std::size_t index_;     // where the u32 record offsets start
   std::size_t lcp_ = 0;   // length of the common prefix
   std::size_t lcp_off_ = 0, prefix_off_ = 0;
+  std::uint64_t kind_bits_;  // 1 if the seq field holds seq << 1 | kind (format 3), else 0
 };
 
-/// Writes one chunk file (format 2). Records must come in strictly ascending
-/// key order. Data blocks are prefix-compressed (each key stored as the length
-/// it shares with the previous key and the rest), with a restart point every
-/// kRestartInterval records. A block is closed once its decoded size (the
-/// format-1 form it takes in memory: records with full keys + offsets +
-/// count) reaches block_bytes; a record that alone would reach it gets a block
-/// of its own. A block is stored uncompressed (id 0) unless compression saves at least
-/// 1/8 of it and keeps within the reader's 255:1 ratio bound.
+/// Writes one chunk file (format 3 unless told otherwise). Records must come
+/// in strictly ascending key order; each is a put or a tombstone. Data blocks
+/// are prefix-compressed (each key stored as the length it shares with the
+/// previous key and the rest), with a restart point every kRestartInterval
+/// records. A block is closed once its decoded size (the format-1 form it
+/// takes in memory: records with full keys + offsets + count) reaches
+/// block_bytes; a record that alone would reach it gets a block of its own. A
+/// block is stored uncompressed (id 0) unless compression saves at least 1/8
+/// of it and keeps within the reader's 255:1 ratio bound.
 template <CompressionPolicy Compression>
 class ChunkWriter {
  public:
   /// Creates (truncates) the file at `path` through `fs` and writes the header.
-  /// block_bytes must be in 1..256 MiB (ValidationError otherwise).
-  ChunkWriter(FileSystem& fs, std::filesystem::path path, std::size_t block_bytes = 4096)
-      : path_(std::move(path)), block_bytes_(block_bytes) {
+  /// block_bytes must be in 1..256 MiB (ValidationError otherwise). `major`
+  /// is the chunk format to write: kMajor (3), or 2 (puts only, for tests
+  /// that need a format-2 file and for a rollback step to format 2; the
+  /// engine always writes kMajor); anything else is a ValidationError.
+  ChunkWriter(FileSystem& fs, std::filesystem::path path, std::size_t block_bytes = 4096,
+              std::uint16_t major = chunk_format::kMajor)
+      : path_(std::move(path)), block_bytes_(block_bytes), major_(major) {
     if (block_bytes == 0 || block_bytes > (std::size_t{256} << 20))
       throw ValidationError("stowage: chunk block size must be 1 byte..256 MiB, not " + std::to_string(block_bytes));
+    if (major != chunk_format::kMajor && major != 2)
+      throw ValidationError("stowage: ChunkWriter writes chunk format 2 or " + std::to_string(chunk_format::kMajor) +
+                            ", not " + std::to_string(major));
     header_.append(chunk_format::kMagic);
-    put_fixed16(header_, chunk_format::kMajor);
+    put_fixed16(header_, major_);
     put_fixed16(header_, chunk_format::kMinor);
     header_.push_back(static_cast<char>(Compression::id));
     header_.append(3, '\0');
@@ -489,14 +532,28 @@ class ChunkWriter {
   ChunkWriter(const ChunkWriter&) = delete;
   ChunkWriter& operator=(const ChunkWriter&) = delete;
 
-  /// Appends a record. A key not strictly greater than the previous one is a
-  /// std::logic_error; a record too large for any block (over 1 GiB + 128 KiB
-  /// encoded) is a ValidationError; adding after finish() is a std::logic_error.
-  void add(std::string_view key, std::uint64_t seq, std::string_view value) {
+  /// Appends a record: a put of `value`, or (tombstone = true) a tombstone,
+  /// whose value must be empty. A key not strictly greater than the previous
+  /// one, a tombstone with a value, a tombstone in a format-2 chunk, a
+  /// sequence number above kMaxSeq in a format-3 chunk, and adding after
+  /// finish() are each a std::logic_error; a record too large for any block
+  /// (over 1 GiB + 128 KiB encoded) is a ValidationError.
+  void add(std::string_view key, std::uint64_t seq, std::string_view value, bool tombstone = false) {
     if (finished_) throw std::logic_error("stowage: ChunkWriter::add after finish for " + path_.string());
     if (records_ > 0 && !(std::string_view(last_key_) < key))
       throw std::logic_error("stowage: chunk keys must be strictly ascending (" + path_.string() + ")");
-    const std::uint64_t rec = varint_length(key.size()) + key.size() + varint_length(seq) +
+    const bool kinds = major_ >= chunk_format::kKindsMajor;
+    if (tombstone && !kinds)
+      throw std::logic_error("stowage: a format-2 chunk cannot hold a tombstone (" + path_.string() + ")");
+    if (tombstone && !value.empty())
+      throw std::logic_error("stowage: a tombstone has no value, but was given " + std::to_string(value.size()) +
+                             " bytes (" + path_.string() + ")");
+    if (kinds && seq > chunk_format::kMaxSeq)
+      throw std::logic_error("stowage: sequence number " + std::to_string(seq) + " exceeds the chunk limit of 2^63 - 1 (" +
+                             path_.string() + ")");
+    const std::uint64_t field =
+        kinds ? seq << 1 | (tombstone ? chunk_format::kKindTombstone : chunk_format::kKindPut) : seq;
+    const std::uint64_t rec = varint_length(key.size()) + key.size() + varint_length(field) +
                               varint_length(value.size()) + value.size();
     if (rec + 8 > chunk_format::kMaxRawBytes)
       throw ValidationError("stowage: record of " + std::to_string(rec) + " encoded bytes exceeds the chunk limit of " +
@@ -515,7 +572,7 @@ class ChunkWriter {
     const bool same_len = !restart && value.size() == prev_value_len_;
     put_varint(block_, shared);
     put_varint(block_, (std::uint64_t{key.size() - shared} << 1) | (same_len ? 1 : 0));
-    put_varint(block_, seq);
+    put_varint(block_, field);
     if (!same_len) put_varint(block_, value.size());
     prev_value_len_ = value.size();
     block_.append(key.substr(shared));
@@ -525,6 +582,7 @@ class ChunkWriter {
     if (records_ == 0) first_key_.assign(key);
     last_key_.assign(key);
     ++records_;
+    if (tombstone) ++tombstones_;
     raw_bytes_ += rec;
     max_seq_ = std::max(max_seq_, seq);
     bloom_.add(bloom_hash(key));
@@ -532,12 +590,16 @@ class ChunkWriter {
   }
 
   /// Record bytes added so far, counted as in a format-1 block (varint
-  /// lengths, full keys, sequence numbers and values; not prefix compression
-  /// or block framing): the caller splits chunks on this.
+  /// lengths, full keys, sequence fields (seq << 1 | kind in format 3) and
+  /// values; not prefix compression or block framing): the caller splits
+  /// chunks on this.
   std::uint64_t raw_bytes() const { return raw_bytes_; }
 
-  /// Records added so far.
+  /// Records added so far (puts and tombstones).
   std::uint64_t records() const { return records_; }
+
+  /// Tombstones added so far.
+  std::uint64_t tombstones() const { return tombstones_; }
 
   /// Writes the last data block, the meta block and the footer, sync()s and
   /// closes the file. Calling it twice is a std::logic_error.
@@ -552,6 +614,7 @@ class ChunkWriter {
     put_varint(meta, records_);
     put_varint(meta, max_seq_);
     put_bytes(meta, bloom_.finish());
+    if (major_ >= chunk_format::kKindsMajor) put_varint(meta, tombstones_);
     if (meta.size() > chunk_format::kMaxRawBytes)
       throw ValidationError("stowage: chunk " + path_.string() + " has too many blocks or records for one meta block (" +
                             std::to_string(meta.size()) + " bytes); write smaller chunks");
@@ -567,6 +630,7 @@ class ChunkWriter {
     file_->close();
     ChunkInfo info;
     info.records = records_;
+    info.tombstones = tombstones_;
     info.file_bytes = file_->size();
     info.max_seq = max_seq_;
     info.first_key = first_key_;
@@ -618,6 +682,7 @@ class ChunkWriter {
 
   std::filesystem::path path_;
   std::size_t block_bytes_;
+  std::uint16_t major_;  // chunk format written: 2 or 3
   std::unique_ptr<WritableFile> file_;
   std::string header_;
   std::string block_;                    // encoded records of the open block
@@ -629,7 +694,7 @@ class ChunkWriter {
   std::string index_;  // encoded index entries of the blocks written
   std::uint64_t block_count_ = 0;
   std::string first_key_, last_key_;
-  std::uint64_t records_ = 0, raw_bytes_ = 0, max_seq_ = 0;
+  std::uint64_t records_ = 0, tombstones_ = 0, raw_bytes_ = 0, max_seq_ = 0;
   BloomFilterBuilder bloom_;
   std::string scratch_;
   bool finished_ = false;
@@ -666,7 +731,8 @@ class ChunkTable {
     const std::uint16_t minor = decode_fixed16(header.data() + 10);
     if (major < cf::kOldestMajor || major > cf::kMajor)
       fail(8, "chunk format " + std::to_string(major) + "." + std::to_string(minor) +
-                  " is not supported (this build reads 1.x and 2.x; a newer stowage wrote it?)");
+                  " is not supported (this build reads " + std::to_string(cf::kOldestMajor) + ".x to " +
+                  std::to_string(cf::kMajor) + ".x; a newer stowage wrote it?)");
     t->major_ = major;
     const auto writer_id = static_cast<std::uint8_t>(header[12]);
     if (!can_decompress<Compression>(writer_id))
@@ -681,7 +747,7 @@ class ChunkTable {
       fail(size - cf::kFooterBytes, "implausible meta block size " + std::to_string(meta_size));
     const std::string frame = t->read_exact(meta_offset, static_cast<std::size_t>(meta_size), "meta block");
     const std::string meta = decode_frame<Compression>(frame, path, meta_offset, cf::kMetaSeed, "meta block");
-    t->parse_meta(meta, meta_offset, minor);
+    t->parse_meta(meta, meta_offset, major, minor);
     return t;
   }
 
@@ -786,8 +852,12 @@ class ChunkTable {
   std::string_view first_key() const { return index_.empty() ? std::string_view{} : entry_key(index_.front()); }
   /// Largest key (empty for an empty chunk).
   std::string_view last_key() const { return std::string_view(keys_).substr(last_key_off_); }
-  /// Number of records.
+  /// Number of records (puts and tombstones).
   std::uint64_t records() const { return records_; }
+  /// Number of tombstones among them (0 in a format-1 or format-2 chunk).
+  std::uint64_t tombstones() const { return tombstones_; }
+  /// The chunk's format major version (1, 2 or 3).
+  std::uint16_t format_major() const { return major_; }
   /// Largest sequence number of any record.
   std::uint64_t max_seq() const { return max_seq_; }
   /// Size of the file.
@@ -828,7 +898,7 @@ class ChunkTable {
     return buf;
   }
 
-  void parse_meta(std::string_view meta, std::uint64_t meta_offset, std::uint16_t minor) {
+  void parse_meta(std::string_view meta, std::uint64_t meta_offset, std::uint16_t major, std::uint16_t minor) {
     namespace cf = chunk_format;
     Reader r = Reader::decoded(meta, path_, meta_offset, "meta block");
     const std::uint64_t blocks = r.varint("block count");
@@ -866,7 +936,14 @@ class ChunkTable {
     records_ = r.varint("record count");
     max_seq_ = r.varint("max sequence number");
     const auto bloom = r.length_prefixed("Bloom filter");
-    if (minor <= cf::kMinor && !r.empty()) r.fail("bytes after the Bloom filter");
+    if (major >= cf::kKindsMajor) {
+      tombstones_ = r.varint("tombstone count");
+      if (tombstones_ > records_)
+        r.fail("tombstone count " + std::to_string(tombstones_) + " exceeds the record count " +
+               std::to_string(records_));
+    }
+    if (minor <= cf::kMinor && !r.empty())
+      r.fail(major >= cf::kKindsMajor ? "bytes after the tombstone count" : "bytes after the Bloom filter");
     if (index_.empty()) {
       if (records_ != 0 || !last.empty() || max_seq_ != 0) r.fail("an empty chunk declares records or keys");
     } else {
@@ -879,7 +956,7 @@ class ChunkTable {
 
   std::unique_ptr<RandomAccessFile> file_;
   std::filesystem::path path_;
-  std::uint64_t file_bytes_ = 0, records_ = 0, max_seq_ = 0;
+  std::uint64_t file_bytes_ = 0, records_ = 0, tombstones_ = 0, max_seq_ = 0;
   std::uint16_t major_ = chunk_format::kMajor;  // selects the data block decoder
   std::string keys_;  // first key of every block, then the last key
   std::size_t last_key_off_ = 0;
