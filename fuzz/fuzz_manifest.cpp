@@ -34,13 +34,13 @@ bool same(const sd::Manifest& a, const sd::Manifest& b) {
     const auto& x = a.keyspaces[i];
     const auto& y = b.keyspaces[i];
     if (x.name != y.name || x.key_order != y.key_order || x.value_type != y.value_type ||
-        x.schema_version != y.schema_version || x.chunks.size() != y.chunks.size())
+        x.schema_version != y.schema_version || x.live != y.live || x.chunks.size() != y.chunks.size())
       return false;
     for (std::size_t j = 0; j < x.chunks.size(); ++j) {
       const auto& c = x.chunks[j];
       const auto& d = y.chunks[j];
       if (c.file != d.file || c.records != d.records || c.bytes != d.bytes || c.max_seq != d.max_seq ||
-          c.first_key != d.first_key || c.last_key != d.last_key)
+          c.first_key != d.first_key || c.last_key != d.last_key || c.level != d.level || c.run != d.run)
         return false;
     }
   }
@@ -62,7 +62,13 @@ void decode(std::string_view bytes) {
       const auto& c = ks.chunks[j];
       require(c.file < m.next_file, "accepted a chunk file number >= next_file");
       require(c.records != 0 && !(c.last_key < c.first_key), "accepted an empty or inverted chunk range");
-      if (j > 0) require(ks.chunks[j - 1].last_key < c.first_key, "accepted overlapping chunks");
+      require(c.level < sd::kLevels, "accepted a level that does not exist");
+      require(c.level == 0 || c.run == 0, "accepted a run number below level 0");
+      if (j > 0) {
+        const auto& p = ks.chunks[j - 1];
+        require(!sd::manifest_order(c, p), "accepted chunks out of order");
+        if (p.level == c.level && p.run == c.run) require(p.last_key < c.first_key, "accepted overlapping chunks in a run");
+      }
     }
   }
   // Round trip: encode what was decoded; it must decode to the same thing.

@@ -215,6 +215,7 @@ sd::ChunkRef ref(std::uint64_t file, std::string first, std::string last, std::u
   c.max_seq = 1000 + file;
   c.first_key = std::move(first);
   c.last_key = std::move(last);
+  c.level = sd::kLastLevel;
   return c;
 }
 
@@ -229,7 +230,7 @@ void manifest_corpus(const fs::path& out) {
   m.wal_start = 1;
   put(dir, "no_keyspace", sd::encode_manifest(m));
 
-  m.keyspaces.push_back({"default", "str", stowage::type_description<stowage_fuzz::Node>(), 3, {}});
+  m.keyspaces.push_back({"default", "str", stowage::type_description<stowage_fuzz::Node>(), 3, 0, {}});
   m.last_seq = 17;
   m.next_file = 4;
   m.wal_start = 2;
@@ -244,19 +245,41 @@ void manifest_corpus(const fs::path& out) {
   m.keyspaces[0].chunks.push_back(ref(200, std::string("p\0q", 3), "zz"));
   sd::Manifest v1 = m;  // format 1: one set of types for every keyspace
   v1.format_major = 1;
-  v1.keyspaces.push_back({"users", "str", v1.keyspaces[0].value_type, 3, {ref(9, "", "\x01")}});
+  v1.keyspaces.push_back({"users", "str", v1.keyspaces[0].value_type, 3, 0, {ref(9, "", "\x01")}});
   put(dir, "format_1", sd::encode_manifest(v1));
 
-  m.keyspaces.push_back({"users", "i64", "str", 0, {ref(9, "", "\x01"), ref(10, "\x02", "\xff\xff", 1u << 20)}});
-  m.keyspaces.push_back({"", "", "", 7, {}});
-  m.keyspaces.push_back({"events", "tup<str,u32>", "obj@2{f64}", 2, {ref(299, "2024-01-01", "2024-12-31", 99999)}});
+  m.keyspaces.push_back({"users", "i64", "str", 0, 5, {ref(9, "", "\x01"), ref(10, "\x02", "\xff\xff", 1u << 20)}});
+  m.keyspaces.push_back({"", "", "", 7, 0, {}});
+  m.keyspaces.push_back({"events", "tup<str,u32>", "obj@2{f64}", 2, 99999, {ref(299, "2024-01-01", "2024-12-31", 99999)}});
   put(dir, "several_keyspaces", sd::encode_manifest(m));
+  sd::Manifest v2 = m;  // format 2: one run per keyspace, no live count
+  v2.format_major = 2;
+  put(dir, "format_2", sd::encode_manifest(v2));
+
+  // Format 3 levels: two level-0 runs (newest first, overlapping each
+  // other), a level-4 run of two files, the last level.
+  sd::Manifest lv = m;
+  auto& ks = lv.keyspaces[0];
+  ks.chunks.clear();
+  auto at = [](sd::ChunkRef c, std::uint32_t level, std::uint64_t run) {
+    c.level = level;
+    c.run = run;
+    return c;
+  };
+  ks.chunks.push_back(at(ref(250, "c", "x"), 0, 251));
+  ks.chunks.push_back(at(ref(240, "a", "k"), 0, 240));
+  ks.chunks.push_back(at(ref(241, "l", "z"), 0, 240));
+  ks.chunks.push_back(at(ref(100, "b", "f"), 4, 0));
+  ks.chunks.push_back(at(ref(101, "g", "g"), 4, 0));
+  ks.chunks.push_back(ref(7, "a", "zz"));
+  ks.live = 42;
+  put(dir, "levels", sd::encode_manifest(lv));
 
   sd::Manifest newer = m;
   newer.format_minor = 7;
   put(dir, "minor_7", sd::encode_manifest(newer));
-  newer.format_major = 3;
-  put(dir, "major_3", sd::encode_manifest(newer));
+  newer.format_major = 4;
+  put(dir, "major_4", sd::encode_manifest(newer));
 }
 
 void wal_corpus(const fs::path& out, const fs::path& tmp) {
