@@ -4,7 +4,9 @@
 // reference model. Where the kill lands varies by round:
 //
 //  - after a random number of acknowledgements (the child runs on: the kill
-//    lands wherever it is, mostly inside a put, erase or batch);
+//    lands wherever it is, mostly inside a put, erase or batch, while its
+//    background threads flush and compact and a reader thread scans, so
+//    iterators pin Versions whose files compactions replace);
 //  - exactly before the n-th file-system step that orders data on disk
 //    (create, sync, rename, remove, truncate, directory sync, close: inside
 //    checkpoints, chunk splits, manifest installs, WAL rollover, recovery):
@@ -47,6 +49,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <signal.h>
@@ -229,6 +232,23 @@ std::shared_ptr<FileSystem> gated_file_system(const std::filesystem::path& dir, 
     Store db(dir, opt);
     a.kind = kOpened;
     send_ack(fd, a);
+    if (step_fd < 0) {
+      // A reader scans the store over and over, so the kill also lands while
+      // iterators pin Versions whose files compactions have replaced.
+      std::thread([&db, fd] {
+        try {
+          for (;;) {
+            std::size_t n = 0;
+            for (auto&& kv : db.scan()) {
+              (void)kv;
+              if (++n % 64 == 0) std::this_thread::yield();
+            }
+          }
+        } catch (const std::exception& e) {
+          child_failed(fd, e);
+        }
+      }).detach();
+    }
     for (std::uint64_t i = 0;; ++i) {
       const CrashOp op = op_at(seed, i);
       Ack done;

@@ -698,8 +698,21 @@ class Engine {
     std::lock_guard g(failure_mu_);
     if (failed_.load()) return;
     failure_.swap(why);
+    failure_error_ = error;
     failure_unlogged_ = true;
     failed_ = true;
+  }
+  // Rethrows what failed the store (for a caller that waited on the
+  // background work that failed: it sees the error itself, whatever its type).
+  [[noreturn]] void rethrow_failure() const {
+    std::exception_ptr e;
+    {
+      std::lock_guard g(failure_mu_);
+      e = failure_error_;
+    }
+    if (e) std::rethrow_exception(e);
+    check_writable_state();
+    throw IoError("stowage: the store at " + dir_.string() + " failed");
   }
   static std::string describe_exception(std::exception_ptr error) {
     try {
@@ -1039,8 +1052,9 @@ class Engine {
   // Needs install_mu_.
   void install(detail::Manifest m, std::shared_ptr<const detail::Version> v, std::uint64_t live);
 
-  // Deletes the files no Version names any more.
-  void drop_obsolete_files() noexcept;
+  // Deletes the files no Version names any more. Returns the first error
+  // (a file left behind is harmless: the next open deletes it).
+  std::exception_ptr drop_obsolete_files() noexcept;
 
   // Stops and joins the background threads (a running compaction stops at
   // its next safe point).
@@ -1180,8 +1194,9 @@ class Engine {
 
   std::atomic<bool> failed_{false};
   mutable std::mutex failure_mu_;
-  std::string failure_;            // failure_mu_
-  bool failure_unlogged_ = false;  // failure_mu_
+  std::string failure_;               // failure_mu_
+  std::exception_ptr failure_error_;  // failure_mu_: what failed the store
+  bool failure_unlogged_ = false;     // failure_mu_
 
   // Durability::sync commits queue here; the front one is the leader (see commit_synced).
   std::mutex queue_mu_;
@@ -1768,7 +1783,7 @@ auto Engine<Compression, Eviction, Lock>::flush_buffer() -> void {
     std::unique_lock g(bg_mu_);
     done_cv_.wait(g, [&] { return !flush_pending_ || failed_.load(); });
   }
-  check_writable_state();
+  if (failed_.load()) rethrow_failure();  // the flush this call waited for failed
 }
 
 template <class Compression, class Eviction, class Lock>
@@ -2106,34 +2121,42 @@ auto Engine<Compression, Eviction, Lock>::compact() -> void {
       run_job(*job, /*abortable=*/false);
     }
   } catch (...) {
+    // As a background compaction would: the store fails (its files stay
+    // consistent; a reopen recovers).
+    fail(std::current_exception());
     resume();
     throw;
   }
   resume();
-  drop_obsolete_files();
+  // The merge is installed; a file that could not be deleted is reported.
+  if (auto error = drop_obsolete_files()) std::rethrow_exception(error);
 }
 
 template <class Compression, class Eviction, class Lock>
-auto Engine<Compression, Eviction, Lock>::drop_obsolete_files() noexcept -> void {
+auto Engine<Compression, Eviction, Lock>::drop_obsolete_files() noexcept -> std::exception_ptr {
   std::vector<std::uint64_t> files;
   try {
     files = bin_->take();
   } catch (...) {
-    return;
+    return std::current_exception();
   }
-  if (files.empty()) return;
+  if (files.empty()) return nullptr;
+  std::exception_ptr first;
   for (auto f : files) {
     try {
       cache_.erase_file(f);
       files_.erase(f);
       fs_->remove(chunk_path(f));
     } catch (...) {  // left on disk: the next open removes what no manifest names
+      if (!first) first = std::current_exception();
     }
   }
   try {
     fs_->sync_dir(dir_);
   } catch (...) {
+    if (!first) first = std::current_exception();
   }
+  return first;
 }
 
 template <class Compression, class Eviction, class Lock>
@@ -2299,7 +2322,7 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
         std::unique_lock g(bg_mu_);
         done_cv_.wait(g, [&] { return !flush_pending_; });
       }
-      check_writable_state();
+      if (failed_.load()) rethrow_failure();
     }
   } catch (...) {
     stop_threads();
