@@ -434,7 +434,6 @@ inline CompactResult compact_store(const std::filesystem::path& dir, const Progr
   options.create_if_missing = false;
   options.auto_compaction = false;  // compact() does it all, in the calling thread
   return offline_detail::with_compression(m.compression_id, dir, [&]<class C>(std::type_identity<C>) {
-    Engine<C, LruEviction, ThreadLock> engine(dir, options, types, nullptr, ks.schema_version, false);
     auto count = [&](const StoreInfo& info, std::uint64_t& files, std::uint64_t& bytes, unsigned& levels) {
       files = 0;
       for (const auto& k : info.keyspaces) files += k.chunks.size();
@@ -444,8 +443,11 @@ inline CompactResult compact_store(const std::filesystem::path& dir, const Progr
       levels = d ? d->level_count() : 0;
     };
     CompactResult res;
-    const StoreInfo before = inspect(dir);  // under the engine's lock
+    // Before the open (which starts a WAL segment of its own); a writer
+    // holding the store makes the open below fail with LockError anyway.
+    const StoreInfo before = inspect(dir);
     count(before, res.files_before, res.bytes_before, res.levels_before);
+    Engine<C, LruEviction, ThreadLock> engine(dir, options, types, nullptr, ks.schema_version, false);
     for (const auto& k : before.keyspaces)
       if (k.name != detail::kDefaultKeyspace) res.kept.push_back(k.name);
     {
