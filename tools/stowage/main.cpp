@@ -168,8 +168,10 @@ int cmd_stats(const fs::path& dir, bool json) {
   for (const auto& w : info.wal) live_wal += w.live ? 1 : 0;
   // Live records once the WAL is replayed: the chunks' count is exact (the
   // MANIFEST's); each key the WAL puts adds at most one record and each key
-  // it erases removes at most one (it is not looked up in the chunks).
-  const std::uint64_t at_least = info.live - std::min(info.live, wal_erases);
+  // it erases removes at most one of 'default''s (it is not looked up in the
+  // chunks).
+  const auto* default_ks = info.keyspace(stowage::detail::kDefaultKeyspace);
+  const std::uint64_t at_least = info.live - std::min(default_ks ? default_ks->live : 0, wal_erases);
   const std::uint64_t at_most = info.live + wal_puts;
   if (json) {
     Json ks_list = Json::array();
