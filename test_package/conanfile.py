@@ -22,5 +22,16 @@ class StowageTestPackageConan(ConanFile):
         cmake.build()
 
     def test(self):
-        if can_run(self):
-            self.run(os.path.join(self.cpp.build.bindir, "stowage_test_package"), env="conanrun")
+        if not can_run(self):
+            return
+        # The program writes a store and keeps it: the tool, when the
+        # package holds it (option tool), must read it back as sound.
+        store = os.path.join(self.build_folder, "stowage-test-package-store")
+        program = os.path.join(self.cpp.build.bindir, "stowage_test_package")
+        self.run(f'"{program}" "{store}" --keep', env="conanrun")
+        stowage = self.dependencies["stowage"]
+        if stowage.options.tool:
+            tool = os.path.join(stowage.package_folder, "bin", "stowage")
+            self.run(f'"{tool}" verify "{store}"', env="conanrun")
+            self.run(f'"{tool}" dump "{store}"', env="conanrun")
+            self.run(f'"{tool}" stats "{store}"', env="conanrun")

@@ -1,9 +1,12 @@
 // Tests of the `stowage` command-line tool (tools/stowage/), running the
 // built binary (STOWAGE_CLI) on stores this test writes with Storage: every
-// subcommand on a sound store, on a corrupted copy (verify names the flipped
-// byte's file and block, repair saves every other record) and against a store
-// another process holds (read-only subcommands work, writing ones exit 3
-// naming LOCK); exit statuses; no progress bar when stderr is not a terminal.
+// subcommand on a sound store, on a store of several levels holding
+// tombstones (every reading subcommand prints exactly the live records;
+// compact leaves one level), on a store with a second keyspace, on a
+// corrupted copy (verify names the flipped byte's file and block, repair
+// saves every other record) and against a store another process holds
+// (read-only subcommands work, writing ones exit 3 naming LOCK); exit
+// statuses; no progress bar when stderr is not a terminal.
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
@@ -43,16 +46,91 @@ Reading reading(std::uint64_t i) {
   return {"sensor-" + std::to_string(i % 17), static_cast<double>(i) / 4, {static_cast<std::int32_t>(i), -1}};
 }
 
-// n checkpointed records, then `tail` more in the WAL (and key 0 erased there).
+// n records compacted into the last level (several chunk files), then `tail`
+// more in the WAL (and key 0 erased there).
 void fill(const std::filesystem::path& dir, std::uint64_t n, std::uint64_t tail) {
   Options o = kSmall;
   o.checkpoint_on_close = false;
   Db db(dir, o);
   for (std::uint64_t i = 0; i < n; ++i) db.put(i, reading(i));
-  db.checkpoint();
+  db.compact();
   for (std::uint64_t i = 0; i < tail; ++i) db.put(n + i, reading(n + i));
   if (tail > 0) db.erase(0);
   db.flush();
+}
+
+// Small files and buffers: many flushes and compactions, so several levels.
+const Options kLevels{.cache_bytes = 256 << 10, .chunk_bytes = 4 << 10, .block_bytes = 512,
+                      .write_buffer_bytes = 16 << 10};
+
+// Moves the first half of the last level's files up to level 5: the same
+// records (the files do not overlap), now in one more level, so the store
+// has a level between level 0 and the last (a small store grows one only
+// past 640 KiB). The store must be closed.
+void split_last_level(const std::filesystem::path& dir) {
+  auto fs = default_file_system();
+  auto m = detail::read_manifest(*fs, dir);
+  auto& chunks = m.keyspaces[0].chunks;
+  std::vector<std::size_t> last;
+  for (std::size_t i = 0; i < chunks.size(); ++i)
+    if (chunks[i].level == detail::kLastLevel) last.push_back(i);
+  REQUIRE(last.size() >= 2);
+  for (std::size_t j = 0; j < last.size() / 2; ++j) chunks[last[j]].level = detail::kLastLevel - 1;
+  std::stable_sort(chunks.begin(), chunks.end(), detail::manifest_order);
+  detail::write_manifest(*fs, dir, m);
+}
+
+// A store of three levels holding tombstones: puts, overwrites and erases
+// with background compaction and checkpoints, then a session without
+// compaction whose erases and overwrites stay in level 0 above the older
+// levels, a few more in the WAL, and half the last level moved to level 5.
+// Returns the live records.
+std::map<std::uint64_t, Reading> fill_levels(const std::filesystem::path& dir) {
+  std::map<std::uint64_t, Reading> model;
+  {
+    Db db(dir, kLevels);
+    for (std::uint64_t i = 0; i < 4000; ++i) {
+      const std::uint64_t k = i * 7 % 2500;
+      db.put(k, reading(i));
+      model[k] = reading(i);
+      if (i % 5 == 0) {
+        db.erase(i * 13 % 2500);
+        model.erase(i * 13 % 2500);
+      }
+      if (i % 900 == 0) db.checkpoint();
+    }
+  }
+  {
+    Options o = kLevels;
+    o.auto_compaction = false;
+    o.checkpoint_on_close = false;
+    Db db(dir, o);
+    for (std::uint64_t k = 0; k < 2500; k += 9) {
+      if (k % 2 == 0) {
+        db.erase(k);
+        model.erase(k);
+      } else {
+        db.put(k, reading(k + 100000));
+        model[k] = reading(k + 100000);
+      }
+    }
+    db.checkpoint();
+    for (std::uint64_t k = 1; k < 2500; k += 250) {  // the WAL: an erase and puts over every level
+      db.put(k, reading(k + 200000));
+      model[k] = reading(k + 200000);
+    }
+    db.erase(2);
+    model.erase(2);
+    db.flush();
+    REQUIRE(db.size() == model.size());
+  }
+  split_last_level(dir);
+  return model;
+}
+
+// A record as dump prints it.
+json line_of(std::uint64_t key, const Reading& r) {
+  return json{{"key", key}, {"value", json::array({r.sensor, r.celsius, r.tags})}};
 }
 
 // Every record with a key below 10,000 (all the tests write), by get():
@@ -109,16 +187,27 @@ TEST_CASE("stowage stats and migrate --status: text and --json") {
   Run r = run("stats " + dir.path().string());
   REQUIRE(r.status == 0);
   CHECK_THAT(r.out, Catch::Contains("key order u64") && Catch::Contains("obj@2{str,f64,vec<i32>}") &&
-                        Catch::Contains("records      3000 in") && Catch::Contains("21 operations in 1 segments") &&
-                        Catch::Contains("lz4 (id 1), ratio"));
+                        Catch::Contains("records      3000 live in ") && Catch::Contains(" chunk files (1 level), ") &&
+                        Catch::Contains("levels       L6 ") && Catch::Contains("21 operations in 1 segments") &&
+                        Catch::Contains("live         3000 in chunks (exact: the MANIFEST's count); 2999 .. 3020 with the WAL") &&
+                        Catch::Contains("upper bound") && Catch::Contains("lz4 (id 1), ratio"));
   CHECK(r.err.empty());
   r = run("stats --json " + dir.path().string());
   REQUIRE(r.status == 0);
   const json s = json::parse(r.out);
-  CHECK(s["records_in_chunks"] == 3000);
+  CHECK(s["live_records"] == 3000);
+  CHECK(s["chunk_records"] == 3000);
   CHECK(s["wal_operations"] == 21);
+  CHECK(s["wal_keys_put"] == 20);
+  CHECK(s["wal_keys_erased"] == 1);
+  CHECK(s["live_records_with_wal"] == json{{"at_least", 2999}, {"at_most", 3020}, {"exact", false}});
   CHECK(s["last_sequence"] == 3021);
   CHECK(s["keyspaces"][0]["key_order"] == "u64");
+  CHECK(s["keyspaces"][0]["live_records"] == 3000);
+  CHECK(s["keyspaces"][0]["level_count"] == 1);
+  REQUIRE(s["keyspaces"][0]["levels"].size() == 1);
+  CHECK(s["keyspaces"][0]["levels"][0]["level"] == 6);
+  CHECK(s["keyspaces"][0]["levels"][0]["files"] == s["keyspaces"][0]["chunk_files"]);
   CHECK(s["serializer"] == "binary-1");
   CHECK(s["compression_ratio"].get<double>() > 1.0);
   CHECK(s["disk_bytes"] == s["manifest_bytes"].get<std::uint64_t>() + s["chunk_bytes"].get<std::uint64_t>() +
@@ -126,7 +215,7 @@ TEST_CASE("stowage stats and migrate --status: text and --json") {
 
   r = run("migrate --status " + dir.path().string());
   REQUIRE(r.status == 0);
-  CHECK_THAT(r.out, Catch::Contains("format       2.0") && Catch::Contains("schema       version 2") &&
+  CHECK_THAT(r.out, Catch::Contains("format       3.0") && Catch::Contains("schema       version 2") &&
                         Catch::Contains("pending      none"));
   r = run("migrate --status --json " + dir.path().string());
   REQUIRE(r.status == 0);
@@ -143,7 +232,8 @@ TEST_CASE("stowage verify: 0 on a sound store, 1 naming the file and offset of a
   fill(dir.path(), 3000, 5);
   Run r = run("verify " + dir.path().string());
   CHECK(r.status == 0);
-  CHECK_THAT(r.out, Catch::EndsWith("ok\n") && Catch::Contains("3000 records") && Catch::Contains("6 operations"));
+  CHECK_THAT(r.out, Catch::EndsWith("ok\n") && Catch::Contains("3000 records (0 tombstones; 3000 live, as the MANIFEST counts)") &&
+                        Catch::Contains(" chunk files in 1 level,") && Catch::Contains("6 operations"));
   CHECK(r.err.empty());  // no progress bar: stderr is not a terminal
   r = run("verify --json " + dir.path().string());
   CHECK(r.status == 0);
@@ -217,10 +307,15 @@ TEST_CASE("stowage compact and backup keep every record; the backup is a store o
   const auto before = contents(dir.path());
   Run r = run("compact " + dir.path().string());
   REQUIRE(r.status == 0);
-  CHECK_THAT(r.out, Catch::Contains("compacted 2050 records"));
+  CHECK_THAT(r.out, Catch::Contains("compacted 2050 records") && Catch::Contains(" -> ") &&
+                        Catch::Contains(" files in 1 level, "));
   CHECK(contents(dir.path()) == before);
   const auto info = inspect(dir.path());
-  CHECK(info.wal.empty());
+  CHECK(info.keyspaces[0].level_count() == 1);
+  CHECK(info.keyspaces[0].levels[detail::kLastLevel].files == info.keyspaces[0].chunks.size());
+  const json st = json::parse(run("stats --json " + dir.path().string()).out);
+  CHECK(st["wal_operations"] == 0);  // the WAL is folded in
+  CHECK(st["live_records"] == 2050);
   CHECK(run("verify " + dir.path().string()).status == 0);
 
   r = run("backup " + dir.path().string() + " " + (out / "copy").string());
@@ -253,6 +348,191 @@ TEST_CASE("stowage repair: a corrupted copy gives up the damaged block's records
   // The damaged store itself is untouched (repair only reads it).
   CHECK(run("verify " + dir.path().string()).status == 1);
   CHECK(run("repair " + dir.path().string() + " " + (out / "fixed").string()).status == 5);  // not empty
+}
+
+TEST_CASE("a store of several levels with erased keys: dump, stats, verify, compact and repair see exactly the live records") {
+  TempDir dir("cli"), out("cli");
+  const auto model = fill_levels(dir.path());
+  const auto info = inspect(dir.path());
+  INFO(info.keyspaces[0].chunks.size() << " chunk files");
+  REQUIRE(info.keyspaces[0].level_count() == 3);
+  REQUIRE(info.keyspaces[0].levels[0].files > 0);
+  REQUIRE(info.keyspaces[0].records > info.keyspaces[0].live);  // overwritten records and tombstones below
+
+  // dump: every live record once, in key order, with its newest value.
+  std::vector<json> want;
+  for (const auto& [k, v] : model) want.push_back(line_of(k, v));
+  Run r = run("dump " + dir.path().string());
+  REQUIRE(r.status == 0);
+  CHECK(lines(r.out) == want);
+  // A range, and a single key (a point read) for live and erased keys.
+  r = run("dump --from 300 --to 700 " + dir.path().string());
+  REQUIRE(r.status == 0);
+  std::vector<json> range;
+  for (auto it = model.lower_bound(300); it != model.end() && it->first < 700; ++it) range.push_back(line_of(it->first, it->second));
+  CHECK(lines(r.out) == range);
+  std::size_t erased = 0, live = 0;
+  for (std::uint64_t k = 0; k < 2500; k += 37) {
+    r = run("dump --from " + std::to_string(k) + " --limit 1 " + dir.path().string());
+    REQUIRE(r.status == 0);
+    const auto got = lines(r.out);
+    const auto it = model.lower_bound(k);
+    if (it == model.end()) {
+      CHECK(got.empty());
+      continue;
+    }
+    REQUIRE(got.size() == 1);
+    CHECK(got[0] == line_of(it->first, it->second));  // an erased key is skipped
+    (it->first == k ? live : erased)++;
+  }
+  CHECK(live > 0);
+  CHECK(erased > 0);
+
+  // stats: the levels, and the exact live count the MANIFEST keeps.
+  r = run("stats " + dir.path().string());
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains("levels       L0 ") && Catch::Contains(" | L5 ") && Catch::Contains(" | L6 ") &&
+                        Catch::Contains("records      " + std::to_string(info.keyspaces[0].live) + " live in "));
+  const json st = json::parse(run("stats --json " + dir.path().string()).out);
+  CHECK(st["keyspaces"][0]["level_count"] == info.keyspaces[0].level_count());
+  CHECK(st["keyspaces"][0]["levels"][0]["level"] == 0);
+  CHECK(st["live_records"] == info.keyspaces[0].live);
+  CHECK(st["live_records_with_wal"]["at_least"].get<std::uint64_t>() <= model.size());
+  CHECK(st["live_records_with_wal"]["at_most"].get<std::uint64_t>() >= model.size());
+
+  // verify: tombstones read, and the live count checked by merging the runs.
+  r = run("verify " + dir.path().string());
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains(std::to_string(info.keyspaces[0].live) + " live, as the MANIFEST counts"));
+  const json v = json::parse(run("verify --json " + dir.path().string()).out);
+  CHECK(v["ok"] == true);
+  CHECK(v["live_checked"] == true);
+  CHECK(v["chunk_tombstones"].get<std::uint64_t>() > 0);
+  CHECK(v["live_records"] == info.keyspaces[0].live);
+
+  // repair of the sound store: the same records, one run at the last level.
+  r = run("repair " + dir.path().string() + " " + (out / "copy").string());
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains(std::to_string(model.size()) + " records saved") && Catch::Contains("0 damaged range"));
+  const auto copy = inspect(out / "copy");
+  CHECK(copy.format_major == detail::kFormatMajor);
+  CHECK(copy.keyspaces[0].live == model.size());
+  CHECK(copy.keyspaces[0].level_count() == 1);
+  CHECK(copy.keyspaces[0].levels[detail::kLastLevel].files == copy.keyspaces[0].chunks.size());
+  CHECK(run("verify " + (out / "copy").string()).status == 0);
+  CHECK(lines(run("dump " + (out / "copy").string()).out) == want);
+  CHECK(contents(out / "copy") == model);
+
+  // compact: the engine merges every level into the last; nothing else changes.
+  r = run("compact " + dir.path().string());
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains("compacted " + std::to_string(model.size()) + " records") &&
+                        Catch::Contains(" files in " + std::to_string(info.keyspaces[0].level_count()) + " levels, ") &&
+                        Catch::Contains(" files in 1 level, "));
+  const auto after = inspect(dir.path());
+  CHECK(after.keyspaces[0].level_count() == 1);
+  CHECK(after.keyspaces[0].live == model.size());
+  CHECK(after.keyspaces[0].records == model.size());  // no tombstone or overwritten record is left
+  CHECK(lines(run("dump " + dir.path().string()).out) == want);
+  const json v2 = json::parse(run("verify --json " + dir.path().string()).out);
+  CHECK(v2["ok"] == true);
+  CHECK(v2["chunk_tombstones"] == 0);
+  CHECK(v2["live_records"] == model.size());
+  CHECK(contents(dir.path()) == model);
+}
+
+TEST_CASE("stowage repair on a store of several levels with a damaged level-0 file") {
+  TempDir dir("cli"), out("cli");
+  const auto model = fill_levels(dir.path());
+  const auto chunks = inspect(dir.path()).keyspaces[0].chunks;
+  // The level-0 file with the most data blocks; a byte of its second block.
+  std::filesystem::path victim;
+  std::size_t most = 0;
+  for (const auto& c : chunks) {
+    if (c.level != 0) continue;
+    const auto t = detail::ChunkTable<Lz4Compression>::open(*default_file_system(), c.file);
+    if (t->block_count() > most) most = t->block_count(), victim = c.file;
+  }
+  REQUIRE(most >= 2);
+  stowage_test::flip_byte(victim, 16 + 600);
+  CHECK(run("verify " + dir.path().string()).status == 1);
+  CHECK(run("dump " + dir.path().string()).status == 4);  // damage stops a strict read
+  Run r = run("repair " + dir.path().string() + " " + (out / "fixed").string());
+  REQUIRE(r.status == 1);
+  CHECK_THAT(r.out, Catch::Contains("lost: " + victim.string() + ", block ") && Catch::Contains("1 damaged range(s) lost"));
+  CHECK(run("verify " + (out / "fixed").string()).status == 0);
+  const auto saved = contents(out / "fixed");
+  // Every key outside the damaged block's range keeps its newest value; keys
+  // inside it may show an older record of a deeper level, or none.
+  CHECK(saved.size() + 400 > model.size());
+  std::size_t same = 0;
+  for (const auto& [k, v] : model) same += saved.count(k) && saved.at(k) == v;
+  CHECK(same + 200 > model.size());
+  CHECK(inspect(out / "fixed").keyspaces[0].live == saved.size());
+}
+
+TEST_CASE("a store with a second keyspace: dump and repair read it, compact keeps it, load refuses it") {
+  TempDir dir("cli"), out("cli");
+  fill(dir.path(), 1500, 10);
+  // A second keyspace (as collections will make), holding a copy of the first chunk.
+  auto fs = default_file_system();
+  auto m = detail::read_manifest(*fs, dir.path());
+  REQUIRE(m.keyspaces.size() == 1);
+  detail::KeyspaceState other = m.keyspaces[0];
+  other.name = "other";
+  other.chunks.resize(1);
+  const std::uint64_t file = m.next_file + 5;
+  std::filesystem::copy_file(dir / detail::chunk_file_name(m.keyspaces[0].chunks[0].file), dir / detail::chunk_file_name(file));
+  other.chunks[0].file = file;
+  other.live = other.chunks[0].records;
+  m.keyspaces.push_back(other);
+  m.next_file = file + 1;
+  detail::write_manifest(*fs, dir.path(), m);
+  const std::uint64_t other_records = other.live;
+
+  Run r = run("dump --keyspace other " + dir.path().string());
+  REQUIRE(r.status == 0);
+  const auto got = lines(r.out);
+  REQUIRE(got.size() == other_records);
+  CHECK(got.front() == line_of(0, reading(0)));  // the WAL's erase of key 0 is 'default''s, not 'other''s
+  r = run("dump --keyspace nothing " + dir.path().string());
+  CHECK(r.status == 5);
+  CHECK_THAT(r.err, Catch::Contains("no keyspace 'nothing'") && Catch::Contains("'default', 'other'"));
+  r = run("stats " + dir.path().string());
+  CHECK_THAT(r.out, Catch::Contains("keyspace     other: key order u64") &&
+                        Catch::Contains("records      " + std::to_string(other_records) + " live in 1 chunk file (1 level)"));
+  CHECK(run("verify " + dir.path().string()).status == 0);
+
+  // load writes 'default' (the WAL holds no other keyspace), refusing any other.
+  r = run("load --keyspace other " + dir.path().string(), "{\"key\": 1, \"value\": [\"a\", 1.0, []]}\n");
+  CHECK(r.status == 5);
+  CHECK_THAT(r.err, Catch::Contains("keyspace 'default' only") && Catch::Contains("nothing was loaded"));
+  r = run("load " + dir.path().string(), "{\"key\": 9000, \"value\": [\"a\", 1.0, []]}\n");
+  CHECK(r.status == 0);
+  CHECK(contents(dir.path()).count(9000) == 1);
+
+  // repair copies both keyspaces.
+  r = run("repair " + dir.path().string() + " " + (out / "fixed").string());
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains("(2 keyspaces)"));
+  const auto fixed = inspect(out / "fixed");
+  REQUIRE(fixed.keyspaces.size() == 2);
+  CHECK(fixed.keyspaces[1].name == "other");
+  CHECK(fixed.keyspaces[1].live == other_records);
+  CHECK(run("verify " + (out / "fixed").string()).status == 0);
+  CHECK(run("dump --keyspace other " + (out / "fixed").string()).out == run("dump --keyspace other " + dir.path().string()).out);
+  CHECK(contents(out / "fixed") == contents(dir.path()));
+
+  // compact compacts 'default' and says it leaves 'other' as it is.
+  const auto before = contents(dir.path());
+  r = run("compact " + dir.path().string());
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains("keyspace 'other' left as it is"));
+  CHECK(std::filesystem::exists(dir / detail::chunk_file_name(file)));
+  CHECK(inspect(dir.path()).keyspace("other")->chunks.size() == 1);
+  CHECK(contents(dir.path()) == before);
+  CHECK(run("dump --keyspace other " + dir.path().string()).out == run("dump --keyspace other " + (out / "fixed").string()).out);
+  CHECK(run("verify " + dir.path().string()).status == 0);
 }
 
 TEST_CASE("a store another process holds: read-only subcommands work, writing ones exit 3 naming LOCK") {

@@ -86,16 +86,13 @@
 #include "migration.hpp"
 #include "open_files.hpp"
 #include "options.hpp"
+#include "store_files.hpp"
 #include "version.hpp"
 #include "wal.hpp"
 #include "write_buffer.hpp"
 
 namespace stowage {
 
-/// Largest encoded key a store accepts.
-inline constexpr std::size_t kMaxKeyBytes = 64 * 1024;
-/// Largest encoded value a store accepts.
-inline constexpr std::size_t kMaxValueBytes = std::size_t{1} << 30;
 /// Most bytes of block frames a scan reads from a chunk file at once, when
 /// it reads ahead the blocks that are not cached (see Storage::iterator).
 inline constexpr std::size_t kScanReadahead = std::size_t{128} << 10;
@@ -104,23 +101,6 @@ inline constexpr std::size_t kScanReadahead = std::size_t{128} << 10;
 inline constexpr std::size_t kMaxWalSegments = 8;
 
 namespace detail {
-inline std::string chunk_file_name(std::uint64_t number) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%06llu.chunk", static_cast<unsigned long long>(number));
-  return buf;
-}
-inline std::optional<std::uint64_t> parse_chunk_file_name(std::string_view name) {
-  constexpr std::string_view ext = ".chunk";
-  if (name.size() <= ext.size() || name.substr(name.size() - ext.size()) != ext) return std::nullopt;
-  auto digits = name.substr(0, name.size() - ext.size());
-  if (digits.size() > 18) return std::nullopt;
-  std::uint64_t n = 0;
-  for (char c : digits) {
-    if (c < '0' || c > '9') return std::nullopt;
-    n = n * 10 + static_cast<std::uint64_t>(c - '0');
-  }
-  return n;
-}
 /// An encoded key for messages: hex, its first 64 bytes.
 inline std::string hex_key(std::string_view encoded) {
   static const char* hex = "0123456789abcdef";

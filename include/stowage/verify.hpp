@@ -2,29 +2,44 @@
 // verify.hpp: looking into a store without opening it.
 //
 //   stowage::inspect(dir)  what the MANIFEST says (format, policies, key and
-//                          value types, schema version, keyspaces, chunk
-//                          files, WAL segments) and the files' sizes; reads
-//                          MANIFEST and lists the directory, nothing more.
+//                          value types, schema version, keyspaces with their
+//                          live record counts and levels, chunk files, WAL
+//                          segments) and the files' sizes; reads MANIFEST
+//                          and lists the directory, nothing more.
 //   stowage::verify(dir)   reads every file the MANIFEST names: every chunk's
 //                          header, footer, meta block and data blocks
 //                          (checksums verified, blocks decoded, keys ascending
-//                          within blocks, across blocks and across chunks, the
-//                          block index and the MANIFEST's entry agreeing with
-//                          what the blocks hold), and every live WAL segment
-//                          (record checksums, batch decoding, sequences
-//                          continuing from the MANIFEST's). Problems are
-//                          collected with their file and offset, and checking
-//                          goes on with the next block, chunk or segment.
+//                          within blocks and across the blocks of a chunk,
+//                          the block index, the meta block's record and
+//                          tombstone counts and the MANIFEST's entry agreeing
+//                          with what the blocks hold), key order across the
+//                          files of each run (level 0 holds runs that may
+//                          overlap one another; every deeper level is one
+//                          run), and, merging the runs newest first as a read
+//                          does, that no older record of a key carries a
+//                          higher sequence number than a newer one and that
+//                          the keys whose newest record is a put number
+//                          exactly the MANIFEST's live count; then every
+//                          live WAL segment (record checksums, batch
+//                          decoding, sequences continuing from the
+//                          MANIFEST's). Problems are collected with their
+//                          file and offset, and checking goes on with the
+//                          next block, chunk or segment.
 //
 // Neither takes the store's LOCK, opens it, or writes anything, so both work
 // on a store another process has open for writing, without disturbing it (they
 // never even open LOCK: closing any descriptor of it would drop the lock of a
-// Storage open in the calling process). A writer may checkpoint meanwhile: a
-// new MANIFEST replaces the one read and old files are deleted. verify reads
-// MANIFEST again at the end and, when it changed, starts over (a few times),
-// so a report describes one consistent state of the store. The live WAL's last
-// segment may end in a record being written: a torn tail there is a note, not
-// a problem (an open would cut it), as in any segment after a crash.
+// Storage open in the calling process). A writer may flush or compact
+// meanwhile: a new MANIFEST replaces the one read and old files are deleted.
+// verify reads MANIFEST again at the end and, when it changed, starts over (a
+// few times), so a report describes one consistent state of the store. The
+// live WAL's last segment may end in a record being written: a torn tail there
+// is a note, not a problem (an open would cut it), as in any segment after a
+// crash.
+//
+// The merged read of a keyspace's runs (detail::RunCursor, detail::merge_runs)
+// is also what the `stowage` tool reads stores with. This header needs none of
+// the engine: only the on-disk components (manifest, chunk, WAL, file layer).
 #pragma once
 
 #include <algorithm>
@@ -35,6 +50,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "chunk.hpp"
@@ -42,7 +58,7 @@
 #include "error.hpp"
 #include "file.hpp"
 #include "manifest.hpp"
-#include "storage.hpp"
+#include "store_files.hpp"
 #include "wal.hpp"
 
 namespace stowage {
@@ -51,25 +67,45 @@ namespace stowage {
 struct ChunkFileInfo {
   std::uint64_t number = 0;        ///< file number: NNNNNN.chunk
   std::filesystem::path file;      ///< its path
-  std::uint64_t records = 0;       ///< records, as the MANIFEST says
+  std::uint64_t records = 0;       ///< records (puts and tombstones), as the MANIFEST says
   std::uint64_t bytes = 0;         ///< file size, as the MANIFEST says
   std::uint64_t max_seq = 0;       ///< largest sequence number of its records
   std::string first_key;           ///< smallest encoded key
   std::string last_key;            ///< largest encoded key
+  unsigned level = 0;              ///< its level, 0 .. detail::kLastLevel
+  std::uint64_t run = 0;           ///< level 0: its run (higher: newer); 0 below level 0
   bool present = false;            ///< whether the file exists
 };
 
-/// One keyspace (typed collection) as the MANIFEST names it. Format 2 keeps
-/// each keyspace's chunks as one sorted run of non-overlapping files (one
-/// level); later formats add levels.
+/// One level of a keyspace's chunk files.
+struct LevelInfo {
+  unsigned level = 0;          ///< 0 (the newest records) .. detail::kLastLevel
+  std::uint64_t runs = 0;      ///< sorted runs: level 0 one per flush not yet compacted; below it 0 or 1
+  std::uint64_t files = 0;     ///< chunk files
+  std::uint64_t bytes = 0;     ///< bytes of those files
+  std::uint64_t records = 0;   ///< records in them (puts and tombstones, overwritten ones included)
+};
+
+/// One keyspace (typed collection) as the MANIFEST names it: its chunk files
+/// sit in levels (format 3; formats 1 and 2 hold one run, read as the last
+/// level), and it records how many live records they hold.
 struct KeyspaceInfo {
   std::string name;                   ///< "default" for Storage's records
   std::string key_order;              ///< KeyCodec<Key>::name() of the writer
   std::string value_type;             ///< type_description<Value>() of the writer (empty: unknown)
   std::uint32_t schema_version = 0;   ///< value schema version of the records
-  std::uint64_t records = 0;          ///< records in its chunks
+  std::uint64_t live = 0;             ///< live records in its chunks (exact: the MANIFEST's count; the WAL not included)
+  std::uint64_t records = 0;          ///< records in its chunks (puts and tombstones, overwritten ones included)
   std::uint64_t bytes = 0;            ///< bytes of its chunk files
-  std::vector<ChunkFileInfo> chunks;  ///< in key order
+  std::vector<ChunkFileInfo> chunks;  ///< in MANIFEST order: by level, level-0 runs newest first, then by key
+  std::vector<LevelInfo> levels;      ///< detail::kLevels entries, levels[l] for level l (empty ones too)
+
+  /// Levels that hold at least one file.
+  unsigned level_count() const {
+    unsigned n = 0;
+    for (const auto& l : levels) n += l.files > 0 ? 1 : 0;
+    return n;
+  }
 };
 
 /// One WAL segment in the directory.
@@ -97,7 +133,8 @@ struct StoreInfo {
   std::uint64_t chunk_bytes = 0;            ///< bytes of the chunk files the MANIFEST names
   std::uint64_t wal_bytes = 0;              ///< bytes of the live WAL segments
   std::uint64_t disk_bytes = 0;             ///< manifest + named chunks + live WAL
-  std::uint64_t records = 0;                ///< records in chunks (the WAL is not read)
+  std::uint64_t live = 0;                   ///< live records in chunks, every keyspace (exact; the WAL is not read)
+  std::uint64_t records = 0;                ///< records in chunks (puts and tombstones, overwritten ones included)
   std::vector<std::string> unnamed_files;   ///< chunk and WAL files nothing needs (left by a crash)
   std::vector<std::string> other_files;     ///< names stowage does not write (besides LOCK, MANIFEST.tmp)
 
@@ -121,7 +158,7 @@ struct VerifiedFile {
   std::filesystem::path file;  ///< its path
   std::string kind;            ///< "manifest", "chunk" or "wal"
   std::uint64_t bytes = 0;     ///< bytes read
-  std::uint64_t records = 0;   ///< records (chunk) or operations (WAL) decoded
+  std::uint64_t records = 0;   ///< records (chunk: puts and tombstones) or operations (WAL) decoded
   std::uint64_t blocks = 0;    ///< data blocks (chunk) or records (WAL) verified
   bool ok = true;              ///< no problem found in it
 };
@@ -129,8 +166,11 @@ struct VerifiedFile {
 /// What verify() found.
 struct VerifyReport {
   StoreInfo info;                      ///< inspect()'s view of the state that was verified
-  std::vector<VerifiedFile> files;     ///< every file read, MANIFEST first
-  std::uint64_t chunk_records = 0;     ///< records decoded from chunk blocks
+  std::vector<VerifiedFile> files;     ///< every file read, MANIFEST first, chunks in MANIFEST order
+  std::uint64_t chunk_records = 0;     ///< records decoded from chunk blocks (puts and tombstones)
+  std::uint64_t chunk_tombstones = 0;  ///< of those, tombstones
+  std::uint64_t live_records = 0;      ///< keys whose newest chunk record is a put, counted by merging the runs
+  bool live_checked = false;           ///< every keyspace was read whole, so live_records was compared with the MANIFEST's
   std::uint64_t wal_operations = 0;    ///< puts and erases decoded from the WAL
   std::uint64_t bytes = 0;             ///< bytes read and checked
   std::vector<StoreProblem> problems;  ///< everything wrong; empty when the store is sound
@@ -184,6 +224,25 @@ inline std::optional<std::uint64_t> file_size_if_any(FileSystem& fs, const std::
   }
 }
 
+/// The byte offset an error names (CorruptionError), else 0.
+inline std::uint64_t error_offset(const Error& e) {
+  const auto* c = dynamic_cast<const CorruptionError*>(&e);
+  return c ? c->offset() : 0;
+}
+
+/// The runs of a keyspace's chunk list (in manifest order, as decode_manifest
+/// checked it): each a list of indexes into `chunks`, in key order, newest
+/// run first (level-0 runs by run number, then levels 1 .. kLastLevel).
+inline std::vector<std::vector<std::size_t>> runs_of(const std::vector<ChunkRef>& chunks) {
+  std::vector<std::vector<std::size_t>> runs;
+  for (std::size_t i = 0; i < chunks.size(); ++i) {
+    const ChunkRef& c = chunks[i];
+    if (i == 0 || chunks[i - 1].level != c.level || chunks[i - 1].run != c.run) runs.emplace_back();
+    runs.back().push_back(i);
+  }
+  return runs;
+}
+
 /// StoreInfo from a decoded manifest and a listing of the directory.
 inline StoreInfo describe_store(FileSystem& fs, const std::filesystem::path& dir, const Manifest& m,
                                 std::uint64_t manifest_bytes, const StoreListing& listing) {
@@ -205,6 +264,10 @@ inline StoreInfo describe_store(FileSystem& fs, const std::filesystem::path& dir
     k.key_order = ks.key_order;
     k.value_type = ks.value_type;
     k.schema_version = ks.schema_version;
+    k.live = ks.live;
+    k.levels.resize(kLevels);
+    for (unsigned l = 0; l < kLevels; ++l) k.levels[l].level = l;
+    for (const auto& run : runs_of(ks.chunks)) ++k.levels[ks.chunks[run.front()].level].runs;
     for (const auto& c : ks.chunks) {
       ChunkFileInfo f;
       f.number = c.file;
@@ -214,12 +277,19 @@ inline StoreInfo describe_store(FileSystem& fs, const std::filesystem::path& dir
       f.max_seq = c.max_seq;
       f.first_key = c.first_key;
       f.last_key = c.last_key;
+      f.level = c.level;
+      f.run = c.run;
       f.present = std::binary_search(listing.chunks.begin(), listing.chunks.end(), c.file);
       k.records += c.records;
       k.bytes += c.bytes;
+      LevelInfo& level = k.levels[c.level];
+      ++level.files;
+      level.bytes += c.bytes;
+      level.records += c.records;
       named.push_back(c.file);
       k.chunks.push_back(std::move(f));
     }
+    info.live += k.live;
     info.records += k.records;
     info.chunk_bytes += k.bytes;
     info.keyspaces.push_back(std::move(k));
@@ -252,21 +322,204 @@ inline std::string read_manifest_bytes(FileSystem& fs, const std::filesystem::pa
   return read_file(fs, dir / "MANIFEST", kManifestMaxBytes);
 }
 
-/// Reads every data block of an open chunk in order, calling on_block(i,
-/// block) for each one that verifies and on_bad(i, error) for each one that
-/// does not (then goes on with the next).
-template <class Table, class OnBlock, class OnBad>
-void for_each_block(const Table& table, OnBlock&& on_block, OnBad&& on_bad) {
-  for (std::size_t i = 0; i < table.block_count(); ++i) {
-    std::shared_ptr<const Block> block;
-    try {
-      block = table.read_block(i);
-    } catch (const CorruptionError& e) {
-      on_bad(i, e);
-      continue;
+/// Reads one run of chunk files (in key order, not overlapping) record by
+/// record, without the engine: a file is opened when the cursor reaches it
+/// (unless the caller opened it already) and let go when the cursor leaves
+/// it, so a cursor holds at most one file open. Damage is handed to hooks
+/// instead of being thrown, so each reader decides: verify lists it, the
+/// tool's salvage mode skips it, a strict reader rethrows (a hook left
+/// empty rethrows). Besides what ChunkTable checks (every block against the
+/// chunk's index), the cursor checks that each block's first key is above
+/// the last key read before it in the run, so a merge of cursors always
+/// sees ascending keys.
+template <CompressionPolicy Compression>
+class RunCursor {
+ public:
+  using Table = ChunkTable<Compression>;
+  /// One file of the run.
+  struct File {
+    ChunkRef ref;                  ///< the MANIFEST's entry
+    std::filesystem::path path;    ///< its path
+    std::shared_ptr<Table> table;  ///< opened already, or null: opened when reached
+    bool skip = false;             ///< known to be unreadable (missing, listed as lost): never read
+  };
+  /// What the cursor tells its owner; each is optional.
+  struct Hooks {
+    /// File i was opened (or reached, when opened by the caller); false: skip it.
+    std::function<bool(std::size_t, const Table&)> opened;
+    /// File i could not be opened; the cursor goes on with the next file (empty: rethrow).
+    std::function<void(std::size_t, const Error&)> file_failed;
+    /// Block b of file i was read and verified.
+    std::function<void(std::size_t, std::size_t, const Block&)> block_read;
+    /// Block b of file i failed to read or verify; the cursor goes on with
+    /// the next block (empty: rethrow).
+    std::function<void(std::size_t, std::size_t, const Error&)> block_failed;
+    /// Every block of file i was tried (it was read from its first block on
+    /// unless the cursor was sought into it).
+    std::function<void(std::size_t, const Table&)> file_done;
+  };
+
+  RunCursor(FileSystem& fs, std::vector<File> files, Hooks hooks)
+      : fs_(&fs), files_(std::move(files)), hooks_(std::move(hooks)) {}
+  RunCursor(RunCursor&&) noexcept = default;
+  RunCursor& operator=(RunCursor&&) noexcept = default;
+
+  /// Positions the cursor at the first record whose key is >= from (the
+  /// first record when from is nullopt); must be called before reading.
+  void seek(const std::optional<std::string_view>& from) {
+    block_.reset();
+    table_.reset();
+    last_read_.reset();
+    rec_ = 0;
+    bi_ = 0;
+    fi_ = 0;
+    if (from) {
+      // The first file whose last key is >= from (the files do not overlap).
+      while (fi_ < files_.size() && std::string_view(files_[fi_].ref.last_key) < *from) ++fi_;
+      seek_key_ = std::string(*from);
+    } else {
+      seek_key_.reset();
     }
-    on_block(i, *block);
+    load();
+    const std::optional<std::string> key = std::exchange(seek_key_, std::nullopt);
+    if (key && block_) {
+      rec_ = block_->lower_bound(*key);
+      if (rec_ == block_->size()) advance_block();  // every key of the block is below it
+    }
   }
+
+  /// Whether the cursor is at a record (false at the end of the run).
+  bool valid() const { return block_ != nullptr; }
+  std::string_view key() const { return block_->key(rec_); }
+  std::string_view value() const { return block_->value(rec_); }
+  std::uint64_t seq() const { return block_->seq(rec_); }
+  bool tombstone() const { return block_->tombstone(rec_); }
+  /// The file the current record is in (an index into the files given).
+  std::size_t file() const { return fi_; }
+  const File& file_at(std::size_t i) const { return files_[i]; }
+  std::size_t file_count() const { return files_.size(); }
+  /// The last key of the last block read before the current one (nullopt:
+  /// none yet): a lost block's keys lie above it.
+  const std::optional<std::string>& last_read() const { return last_read_; }
+
+  /// Moves to the next record.
+  void next() {
+    if (++rec_ == block_->size()) advance_block();
+  }
+
+ private:
+  void advance_block() {
+    last_read_ = std::string(block_->key(block_->size() - 1));
+    block_.reset();
+    rec_ = 0;
+    ++bi_;
+    load();
+  }
+
+  // Loads the first readable block at or after (fi_, bi_), or ends the run.
+  void load() {
+    while (fi_ < files_.size()) {
+      File& f = files_[fi_];
+      if (!table_) {
+        if (f.skip) {
+          next_file();
+          continue;
+        }
+        std::shared_ptr<Table> t = f.table;
+        if (!t) {
+          try {
+            t = Table::open(*fs_, f.path);
+          } catch (const Error& e) {
+            if (!hooks_.file_failed) throw;
+            hooks_.file_failed(fi_, e);
+            next_file();
+            continue;
+          }
+        }
+        if (hooks_.opened && !hooks_.opened(fi_, *t)) {
+          next_file();
+          continue;
+        }
+        table_ = std::move(t);
+        bi_ = 0;
+        if (seek_key_) {
+          const std::size_t b = table_->find_block(*seek_key_);
+          bi_ = b >= table_->block_count() ? 0 : b;  // block_count(): the key precedes the file
+        }
+      }
+      if (bi_ >= table_->block_count()) {
+        if (hooks_.file_done) hooks_.file_done(fi_, *table_);
+        next_file();
+        continue;
+      }
+      std::shared_ptr<const Block> b;
+      try {
+        b = table_->read_block(bi_);
+        if (last_read_ && !(std::string_view(*last_read_) < b->key(0)))
+          throw CorruptionError(f.path, 0,
+                                "data block " + std::to_string(bi_) +
+                                    ": its first key is not above the last key read before it in its run (chunk "
+                                    "files of one run overlap, or a file is not the one the MANIFEST names)");
+      } catch (const Error& e) {
+        if (!hooks_.block_failed) throw;
+        hooks_.block_failed(fi_, bi_, e);
+        ++bi_;
+        continue;
+      }
+      if (hooks_.block_read) hooks_.block_read(fi_, bi_, *b);
+      block_ = std::move(b);
+      rec_ = 0;
+      return;
+    }
+  }
+
+  void next_file() {
+    table_.reset();
+    files_[fi_].table.reset();  // let go of a table the caller opened, too: it is read once
+    ++fi_;
+    bi_ = 0;
+  }
+
+  FileSystem* fs_;
+  std::vector<File> files_;
+  Hooks hooks_;
+  std::size_t fi_ = 0, bi_ = 0, rec_ = 0;  // file, block (the one loaded, while loaded) and record
+  std::shared_ptr<Table> table_;
+  std::shared_ptr<const Block> block_;
+  std::optional<std::string> last_read_, seek_key_;
+};
+
+/// Merges runs (sought cursors, newest run first) as a read does: calls
+/// fn(key, holders) once per key, in key order, with the cursors positioned at
+/// that key, newest first (holders[0] holds the record that wins: a put, or a
+/// tombstone that hides the older ones); fn returns false to stop. The
+/// cursors move on after fn returns.
+template <class Cursor, class Fn>
+void merge_runs(const std::vector<Cursor*>& runs, Fn&& fn) {
+  std::vector<Cursor*> holders;
+  holders.reserve(runs.size());
+  for (;;) {
+    Cursor* best = nullptr;
+    for (Cursor* r : runs)
+      if (r->valid() && (!best || r->key() < best->key())) best = r;
+    if (!best) return;
+    holders.clear();
+    for (Cursor* r : runs)
+      if (r->valid() && (r == best || r->key() == best->key())) holders.push_back(r);
+    if (!fn(best->key(), static_cast<const std::vector<Cursor*>&>(holders))) return;
+    for (Cursor* r : holders) r->next();
+  }
+}
+
+/// An encoded key for messages: hex of its first 32 bytes.
+inline std::string key_for_message(std::string_view key) {
+  static const char* digits = "0123456789abcdef";
+  std::string out = "0x";
+  for (unsigned char c : key.substr(0, 32)) {
+    out.push_back(digits[c >> 4]);
+    out.push_back(digits[c & 15]);
+  }
+  return key.size() > 32 ? out + "..." : out;
 }
 
 /// Verifies one pass over the state `manifest_bytes` describes.
@@ -304,52 +557,129 @@ VerifyReport verify_pass(FileSystem& fs, const std::filesystem::path& dir, const
             "stowage: the store was written with compression '" + m.compression + "' (id " +
                 std::to_string(m.compression_id) + "), which verify<" + std::string(Compression::name) +
                 "> cannot decode: call stowage::verify<ThatPolicy>(dir) to check its chunks");
-  for (const auto& ks : rep.info.keyspaces) {
-    for (const auto& c : ks.chunks) {
-      VerifiedFile vf{c.file, "chunk", 0, 0, 0, true};
-      auto bad = [&](std::uint64_t offset, const std::string& what) {
-        vf.ok = false;
-        problem(c.file, offset, what);
-      };
-      if (!c.present) {
-        bad(0, "stowage: chunk file named by the MANIFEST (keyspace '" + ks.name +
-                   "') is missing; restore it from a backup, or run `stowage repair` to save the rest");
-      } else if (readable) {
-        try {
-          auto table = ChunkTable<Compression>::open(fs, c.file);
-          // The MANIFEST's entry must describe this very file.
-          auto differs = [&](const char* what) {
-            bad(0, std::string("stowage: the chunk's ") + what +
-                       " differs from the MANIFEST's entry (a swapped, copied or truncated chunk file)");
-          };
-          if (table->file_bytes() != c.bytes) differs("size");
-          if (table->records() != c.records) differs("record count");
-          if (table->first_key() != c.first_key) differs("first key");
-          if (table->last_key() != c.last_key) differs("last key");
-          if (table->max_seq() != c.max_seq) differs("maximum sequence number");
-          vf.bytes = table->file_bytes();
-          std::uint64_t in_blocks = 0;
-          for_each_block(
-              *table,
-              [&](std::size_t, const Block& b) {
-                ++vf.blocks;
-                in_blocks += b.size();
-              },
-              [&](std::size_t, const CorruptionError& e) { bad(e.offset(), e.what()); });
-          vf.records = in_blocks;
-          if (vf.ok && in_blocks != table->records())
-            bad(0, "stowage: the chunk's blocks hold " + std::to_string(in_blocks) + " records but its meta block says " +
-                       std::to_string(table->records()));
-        } catch (const CorruptionError& e) {
-          bad(e.offset(), e.what());
-        } catch (const IoError& e) {
-          bad(0, e.what());
-        }
-      }
-      rep.chunk_records += vf.records;
-      rep.bytes += c.bytes;
-      rep.files.push_back(std::move(vf));
+  rep.live_checked = true;
+  using Cursor = RunCursor<Compression>;
+  using Table = ChunkTable<Compression>;
+  for (std::size_t k = 0; k < m.keyspaces.size(); ++k) {
+    const KeyspaceState& ks = m.keyspaces[k];
+    const KeyspaceInfo& ki = rep.info.keyspaces[k];
+    // One VerifiedFile per chunk, in manifest order.
+    const std::size_t first_slot = rep.files.size();
+    for (const auto& c : ki.chunks) rep.files.push_back({c.file, "chunk", 0, 0, 0, true});
+    std::vector<std::uint64_t> tombstones(ks.chunks.size(), 0);
+    auto vf = [&](std::size_t chunk) -> VerifiedFile& { return rep.files[first_slot + chunk]; };
+    bool whole = readable;  // every record of the keyspace is read
+    auto bad = [&](std::size_t chunk, std::uint64_t offset, const std::string& what) {
+      vf(chunk).ok = false;
+      whole = false;
+      problem(ki.chunks[chunk].file, offset, what);
+    };
+    auto done = [&](std::size_t chunk) {  // each file counts once, however its reading ends
+      rep.chunk_records += vf(chunk).records;
+      rep.bytes += ki.chunks[chunk].bytes;
       progress();
+    };
+
+    // One cursor per run, newest first; merging them reads every block.
+    std::vector<Cursor> cursors;
+    for (const auto& run : runs_of(ks.chunks)) {
+      std::vector<typename Cursor::File> files;
+      for (std::size_t i : run) {
+        const auto& c = ki.chunks[i];
+        files.push_back({ks.chunks[i], c.file, nullptr, !c.present || !readable});
+        if (!c.present)
+          bad(i, 0, "stowage: chunk file named by the MANIFEST (keyspace '" + ks.name + "', level " +
+                        std::to_string(c.level) +
+                        ") is missing; restore it from a backup, or run `stowage repair` to save the rest");
+        if (files.back().skip) done(i);
+      }
+      typename Cursor::Hooks hooks;
+      hooks.opened = [&, run](std::size_t f, const Table& table) {
+        const std::size_t i = run[f];
+        const ChunkRef& c = ks.chunks[i];
+        // The MANIFEST's entry must describe this very file.
+        auto differs = [&](const char* what) {
+          bad(i, 0, std::string("stowage: the chunk's ") + what +
+                        " differs from the MANIFEST's entry (a swapped, copied or truncated chunk file)");
+        };
+        if (table.file_bytes() != c.bytes) differs("size");
+        if (table.records() != c.records) differs("record count");
+        if (table.first_key() != c.first_key) differs("first key");
+        if (table.last_key() != c.last_key) differs("last key");
+        if (table.max_seq() != c.max_seq) differs("maximum sequence number");
+        vf(i).bytes = table.file_bytes();
+        return true;  // its blocks are checked all the same
+      };
+      hooks.file_failed = [&, run](std::size_t f, const Error& e) {
+        bad(run[f], error_offset(e), e.what());
+        done(run[f]);
+      };
+      hooks.block_read = [&, run](std::size_t f, std::size_t, const Block& b) {
+        VerifiedFile& v = vf(run[f]);
+        ++v.blocks;
+        v.records += b.size();
+        for (std::size_t r = 0; r < b.size(); ++r)
+          if (b.tombstone(r)) ++tombstones[run[f]];
+      };
+      hooks.block_failed = [&, run](std::size_t f, std::size_t, const Error& e) {
+        bad(run[f], error_offset(e), e.what());
+      };
+      hooks.file_done = [&, run](std::size_t f, const Table& table) {
+        const std::size_t i = run[f];
+        const VerifiedFile& v = vf(i);
+        if (v.ok && v.records != table.records())
+          bad(i, 0, "stowage: the chunk's blocks hold " + std::to_string(v.records) +
+                        " records but its meta block says " + std::to_string(table.records()));
+        if (v.ok && tombstones[i] != table.tombstones())
+          bad(i, 0, "stowage: the chunk's blocks hold " + std::to_string(tombstones[i]) +
+                        " tombstones but its meta block says " + std::to_string(table.tombstones()));
+        rep.chunk_tombstones += tombstones[i];
+        done(i);
+      };
+      cursors.emplace_back(fs, std::move(files), std::move(hooks));
+    }
+    std::vector<Cursor*> runs;
+    for (auto& c : cursors) {
+      runs.push_back(&c);
+      c.seek(std::nullopt);
+    }
+    std::uint64_t live = 0, inverted = 0;
+    std::size_t inversion = 0;  // its problem's index
+    merge_runs(runs, [&](std::string_view key, const std::vector<Cursor*>& holders) {
+      if (!holders[0]->tombstone()) ++live;
+      // A newer run's record of a key is newer than an older run's.
+      for (std::size_t j = 1; j < holders.size(); ++j) {
+        const Cursor& older = *holders[j];
+        const Cursor& newer = *holders[j - 1];
+        if (older.seq() <= newer.seq()) continue;
+        if (inverted++ == 0) {
+          inversion = rep.problems.size();
+          const auto& o = older.file_at(older.file());
+          const auto& n = newer.file_at(newer.file());
+          problem(o.path, 0,
+                  "stowage: key " + key_for_message(key) + " (keyspace '" + ks.name + "') has sequence " +
+                      std::to_string(older.seq()) + " in this file (level " + std::to_string(o.ref.level) +
+                      "), above the sequence " + std::to_string(newer.seq()) + " of the record that hides it in " +
+                      n.path.string() + " (level " + std::to_string(n.ref.level) +
+                      "): the files' levels or runs are out of order, so reads return an older value");
+        }
+        break;
+      }
+      return true;
+    });
+    if (inverted > 1)
+      rep.problems[inversion].what += " (and " + std::to_string(inverted - 1) + " more keys like it)";
+    rep.live_records += live;
+    if (!whole) {
+      rep.live_checked = false;
+      if (readable && !ks.chunks.empty())
+        rep.notes.push_back("keyspace '" + ks.name + "': its live record count (" + std::to_string(ks.live) +
+                            " in the MANIFEST) was not checked, as not every record could be read");
+    } else if (live != ks.live) {
+      problem(manifest_path, 0,
+              "stowage: the MANIFEST counts " + std::to_string(ks.live) + " live records in keyspace '" + ks.name +
+                  "' but its chunks hold " + std::to_string(live) +
+                  " (keys whose newest record is a put): size() would be wrong");
     }
   }
 
@@ -407,7 +737,7 @@ VerifyReport verify_pass(FileSystem& fs, const std::filesystem::path& dir, const
     progress();
   }
   for (const auto& n : rep.info.unnamed_files)
-    rep.notes.push_back(n + " is not needed by the MANIFEST (left by an interrupted checkpoint or crash; the next "
+    rep.notes.push_back(n + " is not needed by the MANIFEST (left by an interrupted flush or crash; the next "
                             "writable open deletes it)");
   for (const auto& n : rep.info.other_files) rep.notes.push_back(n + " is not a stowage file");
   return rep;

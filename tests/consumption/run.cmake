@@ -7,6 +7,7 @@
 #                     into PREFIX, check the layout and that bin/stowage runs
 #   find_package      app/ with find_package(stowage CONFIG REQUIRED) and CMAKE_PREFIX_PATH=PREFIX
 #   test_package      the Conan test_package/ project, built the same way against PREFIX
+#                     (and, when PREFIX holds bin/stowage, the tool run on the store it keeps)
 #   add_subdirectory  app/ with add_subdirectory(<checkout>)
 #   fetchcontent      app/ with FetchContent, redirected to the checkout by FETCHCONTENT_SOURCE_DIR_STOWAGE
 #   fetchcontent_git  app/ with FetchContent cloning file://<checkout> at its HEAD commit (git needed)
@@ -75,6 +76,13 @@ elseif(MODE STREQUAL "find_package")
   build_and_run(${APP_DIR} consumer -DSTOWAGE_CONSUME=find_package -DCMAKE_PREFIX_PATH=${PREFIX})
 elseif(MODE STREQUAL "test_package")
   build_and_run(${STOWAGE_SOURCE_DIR}/test_package stowage_test_package -DCMAKE_PREFIX_PATH=${PREFIX})
+  # As test_package/conanfile.py does with option tool: the installed tool
+  # reads the store the program kept as sound.
+  if(EXISTS "${PREFIX}/bin/stowage")
+    run(${WORK_DIR}/build/stowage_test_package ${WORK_DIR}/store --keep)
+    run(${PREFIX}/bin/stowage verify ${WORK_DIR}/store)
+    run(${PREFIX}/bin/stowage dump ${WORK_DIR}/store)
+  endif()
 elseif(MODE STREQUAL "add_subdirectory")
   build_and_run(${APP_DIR} consumer -DSTOWAGE_CONSUME=add_subdirectory -DSTOWAGE_SOURCE_DIR=${STOWAGE_SOURCE_DIR})
 elseif(MODE STREQUAL "fetchcontent")

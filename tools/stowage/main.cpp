@@ -3,14 +3,14 @@
 // repairing stowage stores, whatever their C++ types (it reads them from the
 // MANIFEST). Argument parsing by CLI11.
 //
-//   stowage stats DIR                   records, files, bytes, compression ratio, WAL, types and policies
-//   stowage verify DIR                  every checksum, block and key order; exit 1 when anything is wrong
-//   stowage dump DIR [--from K] [--to K] [--limit N]   JSON lines {"key": ..., "value": ...}
+//   stowage stats DIR                   live records, files per level, bytes, compression ratio, WAL, types and policies
+//   stowage verify DIR                  every checksum, block, key order and the live count; exit 1 when anything is wrong
+//   stowage dump DIR [--keyspace NAME] [--from K] [--to K] [--limit N]   JSON lines {"key": ..., "value": ...}
 //   stowage load DIR [--input FILE]     JSON lines (stdin by default) appended to the store's WAL
-//   stowage compact DIR                 every record rewritten into new chunk files, the WAL folded in
+//   stowage compact DIR                 the engine's compact(): every level merged into the last, the WAL folded in
 //   stowage backup DIR DEST             a consistent copy taken under the store's LOCK
 //   stowage migrate --status DIR        format and schema versions, pending migration steps
-//   stowage repair DIR OUT              every record that verifies, into a new store; what was lost
+//   stowage repair DIR OUT              every record that verifies, of every keyspace, into a new store; what was lost
 //
 // Read-only subcommands (stats, verify, dump, migrate --status) take no lock
 // and work on a store another process has open; --json prints JSON instead of
@@ -29,6 +29,7 @@
 #include <iostream>
 #include <string>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -93,8 +94,9 @@ class ProgressBar {
   std::chrono::steady_clock::time_point last_{};
 };
 
-stowage::tool::RecordJson codec_of(const stowage::detail::Manifest& m) {
-  const auto* ks = m.keyspace(stowage::detail::kDefaultKeyspace);
+stowage::tool::RecordJson codec_of(const stowage::detail::Manifest& m,
+                                   std::string_view keyspace = stowage::detail::kDefaultKeyspace) {
+  const auto* ks = m.keyspace(keyspace);
   if (!ks) return stowage::tool::RecordJson("", "", m.serializer);
   return stowage::tool::RecordJson(ks->key_order, ks->value_type, m.serializer);
 }
@@ -123,10 +125,36 @@ void print_json(const Json& j) { std::cout << j.dump(2) << "\n"; }
 
 // ---- subcommands ---------------------------------------------------------------
 
+/// "1 level", "3 levels".
+std::string count_of(std::uint64_t n, const char* one, const char* many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+/// "L0 2 runs, 3 files, 1.2 MiB | L6 4 files, 9.0 MiB": the levels that hold files.
+std::string levels_line(const stowage::KeyspaceInfo& ks) {
+  std::string out;
+  for (const auto& l : ks.levels) {
+    if (l.files == 0) continue;
+    if (!out.empty()) out += " | ";
+    out += "L" + std::to_string(l.level) + " ";
+    if (l.level == 0) out += count_of(l.runs, "run", "runs") + ", ";
+    out += count_of(l.files, "file", "files") + ", " + human(l.bytes);
+  }
+  return out.empty() ? "none (no chunk files)" : out;
+}
+
 int cmd_stats(const fs::path& dir, bool json) {
   const stowage::StoreInfo info = stowage::inspect(dir);
   auto defaults = stowage::default_file_system();
-  stowage::tool::StoreReader reader(*defaults, dir);  // counts the WAL's operations
+  // The WAL (it holds 'default' records only), replayed to count what it adds.
+  std::uint64_t wal_ops = 0, wal_puts = 0, wal_erases = 0, last_seq = info.last_seq;
+  if (info.keyspace(stowage::detail::kDefaultKeyspace)) {
+    stowage::tool::StoreReader reader(*defaults, dir);
+    wal_ops = reader.wal_operations();
+    wal_puts = reader.wal_puts();
+    wal_erases = reader.wal_erases();
+    last_seq = reader.last_seq();
+  }
   stowage::tool::BlockBytes blocks;
   for (const auto& ks : info.keyspaces)
     for (const auto& c : ks.chunks) {
@@ -138,24 +166,44 @@ int cmd_stats(const fs::path& dir, bool json) {
   const double ratio = blocks.stored == 0 ? 1.0 : static_cast<double>(blocks.raw) / static_cast<double>(blocks.stored);
   std::size_t live_wal = 0;
   for (const auto& w : info.wal) live_wal += w.live ? 1 : 0;
+  // Live records once the WAL is replayed: the chunks' count is exact (the
+  // MANIFEST's); each key the WAL puts adds at most one record and each key
+  // it erases removes at most one of 'default''s (it is not looked up in the
+  // chunks).
+  const auto* default_ks = info.keyspace(stowage::detail::kDefaultKeyspace);
+  const std::uint64_t at_least = info.live - std::min(default_ks ? default_ks->live : 0, wal_erases);
+  const std::uint64_t at_most = info.live + wal_puts;
   if (json) {
     Json ks_list = Json::array();
-    for (const auto& ks : info.keyspaces)
+    for (const auto& ks : info.keyspaces) {
+      Json levels = Json::array();
+      for (const auto& l : ks.levels)
+        if (l.files > 0)
+          levels.push_back({{"level", l.level}, {"runs", l.runs}, {"files", l.files}, {"bytes", l.bytes},
+                            {"records", l.records}});
       ks_list.push_back({{"name", ks.name},
                          {"key_order", ks.key_order},
                          {"value_type", ks.value_type},
                          {"schema_version", ks.schema_version},
-                         {"records", ks.records},
+                         {"live_records", ks.live},
+                         {"chunk_records", ks.records},
                          {"chunk_files", ks.chunks.size()},
-                         {"levels", ks.chunks.empty() ? 0 : 1},
+                         {"level_count", ks.level_count()},
+                         {"levels", levels},
                          {"bytes", ks.bytes}});
+    }
     print_json({{"dir", dir.string()},
                 {"format", std::to_string(info.format_major) + "." + std::to_string(info.format_minor)},
                 {"serializer", info.serializer},
                 {"compression", info.compression},
                 {"compression_id", info.compression_id},
-                {"records_in_chunks", info.records},
-                {"wal_operations", reader.wal_operations()},
+                {"live_records", info.live},
+                {"chunk_records", info.records},
+                {"wal_operations", wal_ops},
+                {"wal_keys_put", wal_puts},
+                {"wal_keys_erased", wal_erases},
+                {"live_records_with_wal", {{"at_least", at_least}, {"at_most", at_most},
+                                           {"exact", wal_puts == 0 && wal_erases == 0}}},
                 {"wal_segments", live_wal},
                 {"wal_bytes", info.wal_bytes},
                 {"chunk_bytes", info.chunk_bytes},
@@ -165,7 +213,7 @@ int cmd_stats(const fs::path& dir, bool json) {
                 {"block_bytes_decoded", blocks.raw},
                 {"block_bytes_stored", blocks.stored},
                 {"compression_ratio", std::round(ratio * 100) / 100},
-                {"last_sequence", reader.last_seq()},
+                {"last_sequence", last_seq},
                 {"keyspaces", ks_list},
                 {"unneeded_files", info.unnamed_files}});
     return kOk;
@@ -178,13 +226,24 @@ int cmd_stats(const fs::path& dir, bool json) {
   for (const auto& ks : info.keyspaces) {
     std::printf("keyspace     %s: key order %s, value type %s, schema version %u\n", ks.name.c_str(),
                 ks.key_order.c_str(), ks.value_type.empty() ? "(unknown)" : ks.value_type.c_str(), ks.schema_version);
-    std::printf("records      %llu in %zu chunk files (%d level), %s\n", static_cast<unsigned long long>(ks.records),
-                ks.chunks.size(), ks.chunks.empty() ? 0 : 1, human(ks.bytes).c_str());
+    std::printf("records      %llu live in %s (%s), %s\n", static_cast<unsigned long long>(ks.live),
+                count_of(ks.chunks.size(), "chunk file", "chunk files").c_str(),
+                count_of(ks.level_count(), "level", "levels").c_str(), human(ks.bytes).c_str());
+    std::printf("levels       %s\n", levels_line(ks).c_str());
   }
-  std::printf("wal          %llu operations in %zu segments, %s\n",
-              static_cast<unsigned long long>(reader.wal_operations()), live_wal, human(info.wal_bytes).c_str());
+  std::printf("wal          %llu operations in %zu segments, %s\n", static_cast<unsigned long long>(wal_ops), live_wal,
+              human(info.wal_bytes).c_str());
+  if (wal_puts == 0 && wal_erases == 0)
+    std::printf("live         %llu (exact: the MANIFEST's count; the WAL changes no key)\n",
+                static_cast<unsigned long long>(info.live));
+  else
+    std::printf("live         %llu in chunks (exact: the MANIFEST's count); %llu .. %llu with the WAL, which puts %llu "
+                "keys and erases %llu (its part is an upper bound: its keys are not looked up in the chunks)\n",
+                static_cast<unsigned long long>(info.live), static_cast<unsigned long long>(at_least),
+                static_cast<unsigned long long>(at_most), static_cast<unsigned long long>(wal_puts),
+                static_cast<unsigned long long>(wal_erases));
   std::printf("on disk      %s (MANIFEST %s)\n", human(info.disk_bytes).c_str(), human(info.manifest_bytes).c_str());
-  std::printf("last seq     %llu\n", static_cast<unsigned long long>(reader.last_seq()));
+  std::printf("last seq     %llu\n", static_cast<unsigned long long>(last_seq));
   for (const auto& n : info.unnamed_files) std::printf("unneeded     %s (the next writable open deletes it)\n", n.c_str());
   return kOk;
 }
@@ -199,6 +258,12 @@ int cmd_verify(const fs::path& dir, bool json, bool progress) {
     chunks += f.kind == "chunk";
     wal += f.kind == "wal";
   }
+  unsigned levels = 0;  // levels holding files, in any keyspace
+  for (unsigned l = 0; l < stowage::detail::kLevels; ++l) {
+    bool any = false;
+    for (const auto& ks : rep.info.keyspaces) any = any || (l < ks.levels.size() && ks.levels[l].files > 0);
+    levels += any ? 1 : 0;
+  }
   if (json) {
     Json problems = Json::array();
     for (const auto& p : rep.problems) problems.push_back({{"file", p.file.string()}, {"offset", p.offset}, {"what", p.what}});
@@ -207,6 +272,8 @@ int cmd_verify(const fs::path& dir, bool json, bool progress) {
       files.push_back({{"file", f.file.string()}, {"kind", f.kind}, {"bytes", f.bytes}, {"records", f.records},
                        {"blocks", f.blocks}, {"ok", f.ok}});
     print_json({{"dir", dir.string()}, {"ok", rep.ok()}, {"chunk_records", rep.chunk_records},
+                {"chunk_tombstones", rep.chunk_tombstones}, {"live_records", rep.live_records},
+                {"live_checked", rep.live_checked}, {"levels", levels},
                 {"wal_operations", rep.wal_operations}, {"bytes", rep.bytes}, {"passes", rep.passes},
                 {"files", files}, {"problems", problems}, {"notes", rep.notes}});
   } else {
@@ -214,18 +281,23 @@ int cmd_verify(const fs::path& dir, bool json, bool progress) {
       std::printf("problem: %s at offset %llu: %s\n", p.file.c_str(), static_cast<unsigned long long>(p.offset),
                   p.what.c_str());
     for (const auto& n : rep.notes) std::printf("note: %s\n", n.c_str());
-    std::printf("%s: %zu chunk files, %llu records; %zu WAL segments, %llu operations; %s checked: %s\n", dir.c_str(),
-                chunks, static_cast<unsigned long long>(rep.chunk_records), wal,
+    const std::string live = rep.live_checked ? std::to_string(rep.live_records) + " live, as the MANIFEST counts"
+                                              : std::string("live count not checked");
+    std::printf("%s: %s in %s, %llu records (%llu tombstones; %s); %zu WAL segments, %llu operations; %s checked: %s\n",
+                dir.c_str(), count_of(chunks, "chunk file", "chunk files").c_str(),
+                count_of(levels, "level", "levels").c_str(), static_cast<unsigned long long>(rep.chunk_records),
+                static_cast<unsigned long long>(rep.chunk_tombstones), live.c_str(), wal,
                 static_cast<unsigned long long>(rep.wal_operations), human(rep.bytes).c_str(),
                 rep.ok() ? "ok" : (std::to_string(rep.problems.size()) + " problem(s)").c_str());
   }
   return rep.ok() ? kOk : kFound;
 }
 
-int cmd_dump(const fs::path& dir, const std::string& from, const std::string& to, std::uint64_t limit, bool progress) {
+int cmd_dump(const fs::path& dir, const std::string& keyspace, const std::string& from, const std::string& to,
+             std::uint64_t limit, bool progress) {
   auto fsys = stowage::default_file_system();
-  stowage::tool::StoreReader reader(*fsys, dir);
-  const auto codec = codec_of(reader.manifest());
+  stowage::tool::StoreReader reader(*fsys, dir, keyspace);
+  const auto codec = codec_of(reader.manifest(), keyspace);
   std::optional<std::string> lo, hi;
   if (!from.empty()) lo = key_argument(codec, from);
   if (!to.empty()) hi = key_argument(codec, to);
@@ -241,8 +313,12 @@ int cmd_dump(const fs::path& dir, const std::string& from, const std::string& to
   return kOk;
 }
 
-int cmd_load(const fs::path& dir, const std::string& input) {
+int cmd_load(const fs::path& dir, const std::string& keyspace, const std::string& input) {
   auto fsys = stowage::default_file_system();
+  if (keyspace != stowage::detail::kDefaultKeyspace)
+    throw stowage::ValidationError("stowage: load writes through the WAL, which holds records of keyspace 'default' "
+                                   "only (the one Storage opens), so it cannot load keyspace '" + keyspace +
+                                   "'; nothing was loaded");
   stowage::detail::FileLock lock(dir, false, std::chrono::milliseconds(0));
   const auto codec = codec_of(stowage::detail::read_manifest(*fsys, dir));
   std::ifstream file;
@@ -280,13 +356,17 @@ int cmd_load(const fs::path& dir, const std::string& input) {
 }
 
 int cmd_compact(const fs::path& dir, bool progress) {
-  auto fsys = stowage::default_file_system();
-  stowage::detail::FileLock lock(dir, false, std::chrono::milliseconds(0));
+  // The engine takes the store's LOCK itself (LockError when another process holds it).
   ProgressBar bar("compact", progress);
-  const auto r = stowage::tool::compact_store(*fsys, dir, bar.fn());
-  std::printf("%s: compacted %llu records: %llu files, %s -> %llu files, %s\n", dir.c_str(),
+  const auto r = stowage::tool::compact_store(dir, bar.fn());
+  std::printf("%s: compacted %llu records: %llu files in %s, %s -> %llu files in %s, %s\n", dir.c_str(),
               static_cast<unsigned long long>(r.records), static_cast<unsigned long long>(r.files_before),
-              human(r.bytes_before).c_str(), static_cast<unsigned long long>(r.files_after), human(r.bytes_after).c_str());
+              count_of(r.levels_before, "level", "levels").c_str(), human(r.bytes_before).c_str(),
+              static_cast<unsigned long long>(r.files_after), count_of(r.levels_after, "level", "levels").c_str(),
+              human(r.bytes_after).c_str());
+  for (const auto& k : r.kept)
+    std::printf("%s: keyspace '%s' left as it is (the engine compacts only 'default', the keyspace Storage opens)\n",
+                dir.c_str(), k.c_str());
   return kOk;
 }
 
@@ -324,20 +404,23 @@ int cmd_repair(const fs::path& dir, const fs::path& out, bool progress) {
   stowage::detail::FileLock lock(dir, false, std::chrono::milliseconds(0));
   ProgressBar bar("repair", progress);
   const auto r = stowage::tool::repair_store(*fsys, dir, out, bar.fn());
-  const auto codec = codec_of(stowage::detail::read_manifest(*fsys, out));
+  const auto manifest = stowage::detail::read_manifest(*fsys, out);
   for (const auto& l : r.lost) {
+    const auto codec = codec_of(manifest, l.keyspace);
     std::string range;
     if (l.first && l.last)
       range = "keys " + show_key(codec, *l.first) + " .. " + show_key(codec, *l.last);
     else
       range = "keys after " + (l.after ? show_key(codec, *l.after) : std::string("the start")) + " and before " +
               (l.before ? show_key(codec, *l.before) : std::string("the end"));
+    if (l.keyspace != stowage::detail::kDefaultKeyspace) range += " of keyspace '" + l.keyspace + "'";
     std::printf("lost: %s, %s at offset %llu: %s (%s)\n", l.file.c_str(), l.what.c_str(),
                 static_cast<unsigned long long>(l.offset), range.c_str(),
                 l.records ? (std::to_string(l.records) + " records").c_str() : "records not known");
   }
-  std::printf("%s: %llu records saved into %s; %zu damaged range(s) lost\n", dir.c_str(),
-              static_cast<unsigned long long>(r.records), out.c_str(), r.lost.size());
+  std::printf("%s: %llu records saved into %s (%s); %zu damaged range(s) lost\n", dir.c_str(),
+              static_cast<unsigned long long>(r.records), out.c_str(),
+              count_of(manifest.keyspaces.size(), "keyspace", "keyspaces").c_str(), r.lost.size());
   return r.lost.empty() ? kOk : kFound;
 }
 
@@ -349,7 +432,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   fs::path dir, dest;
   bool json = false, no_progress = false, status = false;
-  std::string from, to, input;
+  std::string from, to, input, keyspace(stowage::detail::kDefaultKeyspace);
   std::uint64_t limit = 0;
   auto add_dir = [&](CLI::App* sub) { sub->add_option("DIR", dir, "the store's directory")->required(); };
   auto add_json = [&](CLI::App* sub) { sub->add_flag("--json", json, "print JSON instead of text"); };
@@ -357,10 +440,10 @@ int main(int argc, char** argv) {
     sub->add_flag("--no-progress", no_progress, "no progress bar (there is none unless stderr is a terminal)");
   };
 
-  auto* stats = app.add_subcommand("stats", "records, files, bytes on disk, compression ratio, WAL, types and policies");
+  auto* stats = app.add_subcommand("stats", "live records, files and bytes per level, compression ratio, WAL, types and policies");
   add_dir(stats);
   add_json(stats);
-  auto* verify = app.add_subcommand("verify", "check every checksum, block and key order; exit 1 when anything is wrong");
+  auto* verify = app.add_subcommand("verify", "check every checksum, block, key order and the live count; exit 1 when anything is wrong");
   add_dir(verify);
   add_json(verify);
   add_progress(verify);
@@ -368,13 +451,15 @@ int main(int argc, char** argv) {
   add_dir(dump);
   add_json(dump);
   add_progress(dump);
+  dump->add_option("--keyspace", keyspace, "the keyspace to print (default: 'default'; the WAL is merged into 'default' only)");
   dump->add_option("--from", from, "first key (JSON, e.g. 42 or '\"abc\"'; hex when the key order is not known)");
   dump->add_option("--to", to, "stop before this key");
   dump->add_option("--limit", limit, "at most this many records");
   auto* load = app.add_subcommand("load", "append JSON-lines records (stowage dump's format) to the store's WAL");
   add_dir(load);
   load->add_option("--input", input, "read this file instead of stdin");
-  auto* compact = app.add_subcommand("compact", "rewrite every record into new chunk files, folding the WAL in");
+  load->add_option("--keyspace", keyspace, "the keyspace to load into: only 'default' (the WAL holds no other)");
+  auto* compact = app.add_subcommand("compact", "merge every level into the last one with the engine, folding the WAL in");
   add_dir(compact);
   add_progress(compact);
   auto* backup = app.add_subcommand("backup", "a consistent copy of the store, taken under its LOCK");
@@ -384,7 +469,7 @@ int main(int argc, char** argv) {
   migrate->add_flag("--status", status, "print the format and schema versions and pending steps")->required();
   add_dir(migrate);
   add_json(migrate);
-  auto* repair = app.add_subcommand("repair", "copy every record that verifies into a new store; list what was lost");
+  auto* repair = app.add_subcommand("repair", "copy every record that verifies, of every keyspace, into a new store; list what was lost");
   add_dir(repair);
   repair->add_option("OUT", dest, "a new directory for the repaired store")->required();
   add_progress(repair);
@@ -398,11 +483,17 @@ int main(int argc, char** argv) {
     return kUsage;
   }
   const bool progress = !no_progress;
+  // A StoreReader keeps every chunk file of a keyspace open (a consistent
+  // view while a writer deletes files): allow as many as the hard limit.
+  if (rlimit lim{}; ::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+  }
   try {
     if (*stats) return cmd_stats(dir, json);
     if (*verify) return cmd_verify(dir, json, progress);
-    if (*dump) return cmd_dump(dir, from, to, limit, progress);
-    if (*load) return cmd_load(dir, input);
+    if (*dump) return cmd_dump(dir, keyspace, from, to, limit, progress);
+    if (*load) return cmd_load(dir, keyspace, input);
     if (*compact) return cmd_compact(dir, progress);
     if (*backup) return cmd_backup(dir, dest);
     if (*migrate) return cmd_migrate_status(dir, json);

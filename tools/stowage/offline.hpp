@@ -1,37 +1,58 @@
 // SPDX-License-Identifier: BSL-1.0
 // offline.hpp (the `stowage` tool): reading and rewriting a store without
-// its C++ types, from what its MANIFEST records, on the library's own
-// on-disk components (manifest.hpp, chunk.hpp, wal.hpp, file_lock.hpp).
+// its C++ types, from what its MANIFEST records.
 //
-//   StoreReader      a consistent read-only view of the 'default' keyspace:
-//                    every chunk opened and the live WAL replayed into an
-//                    overlay; scans merge the two in key order. Takes no lock:
-//                    when a writer replaces MANIFEST while it opens, it opens
-//                    again (open files stay readable after a writer deletes
-//                    them). In salvage mode (repair) damaged chunks, blocks
-//                    and WAL records are skipped and listed as lost ranges.
-//   write_chunks     sorted records into new chunk files, as a checkpoint
-//                    writes them (sequence 0, the store's compression).
-//   compact_store    every record rewritten into new chunk files, the WAL
-//                    folded in, one atomic MANIFEST swap, old files deleted.
+//   StoreReader      a consistent read-only view of one keyspace: every chunk
+//                    of every run opened at once (level-0 runs newest first,
+//                    then levels 1 .. 6), and, for 'default', the live WAL
+//                    replayed into an overlay. A scan merges the runs as a
+//                    read does (detail::RunCursor, detail::merge_runs of
+//                    verify.hpp): the newest record of a key wins, and a
+//                    tombstone hides the older ones; the WAL overlay wins
+//                    over all of them. Takes no lock: when a writer replaces
+//                    MANIFEST while it opens, it opens again (open files stay
+//                    readable after a writer deletes them). In salvage mode
+//                    (repair) damaged chunks, blocks and WAL records are
+//                    skipped and listed as lost ranges; an older record of a
+//                    key whose newer record was in a lost block is read in
+//                    its place (nothing tells the two apart any more).
+//   write_chunks     sorted records into new chunk files of one run at the
+//                    last level, as the engine's compaction writes them.
+//   compact_store    the engine itself (Engine::compact(), opened with the
+//                    MANIFEST's policies and types) merges every level of
+//                    the 'default' keyspace into the last one, the WAL folded
+//                    in; the tool rewrites no file itself.
 //   append_records   records appended as WAL batches in a new segment, which
 //                    the next open replays (what `load` does).
 //   backup_store     hard links of the chunks and durable copies of MANIFEST
 //                    and the live WAL, never LOCK.
-//   repair_store     every record that still verifies, into a new store.
-// Callers that write take the store's LOCK first (detail::FileLock), so they
-// never write to a store another process holds.
+//   repair_store     every record of every keyspace that still verifies, into
+//                    a new store (one run at the last level per keyspace).
+// Writers never write to a store another process holds: load, backup and
+// repair take the store's LOCK first (detail::FileLock); compact opens the
+// engine, which takes it.
+//
+// Keyspaces: a store's MANIFEST may name keyspaces besides 'default' (the one
+// Storage reads and writes). The WAL and the engine serve 'default' only; the
+// others' chunk files are kept as they are by every open. So dump and repair
+// read every keyspace, backup copies them, compact leaves the others as they
+// are (and says so), and load writes 'default' only (refusing any other).
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -41,6 +62,7 @@ namespace stowage::tool {
 
 /// Records a repair could not save: where, why, and between which keys.
 struct LostRange {
+  std::string keyspace;               ///< the keyspace the records belonged to
   std::filesystem::path file;         ///< the damaged file
   std::uint64_t offset = 0;           ///< where the damage starts in it
   std::string what;                   ///< "chunk", "block 3", "WAL records"
@@ -66,17 +88,24 @@ inline std::uint64_t max_file_number(FileSystem& fs, const std::filesystem::path
   return n;
 }
 
-/// Refuses stores the tool cannot rewrite: other keyspaces than 'default'
-/// (not written by today's Storage), format 1 (open it with a writable
-/// Storage once), user compression policies.
-inline void require_rewritable(const detail::Manifest& m, const std::filesystem::path& dir) {
+/// Refuses stores in an older format than this program writes: a writable
+/// open migrates them (after a backup), which the tool leaves to the program
+/// that owns the store.
+inline void require_current_format(const detail::Manifest& m, const std::filesystem::path& dir, const char* command) {
   if (m.format_major != detail::kFormatMajor)
-    throw MigrationError("stowage: " + dir.string() + " is in format " + std::to_string(m.format_major) +
-                         "; open it once with a writable Storage (which migrates it) before rewriting it with the tool");
-  for (const auto& ks : m.keyspaces)
-    if (ks.name != detail::kDefaultKeyspace)
-      throw ValidationError("stowage: " + dir.string() + " holds keyspace '" + ks.name +
-                            "'; the tool rewrites only stores whose one keyspace is 'default'");
+    throw MigrationError("stowage: " + dir.string() + " is in format " + std::to_string(m.format_major) + "; `" +
+                         command + "` needs format " + std::to_string(detail::kFormatMajor) +
+                         ": open it once with a writable Storage (which migrates it, after a backup) first");
+}
+
+/// The keyspace called name, or a ValidationError naming the ones there are.
+inline const detail::KeyspaceState& require_keyspace(const detail::Manifest& m, const std::filesystem::path& dir,
+                                                     std::string_view name) {
+  if (const auto* ks = m.keyspace(name)) return *ks;
+  std::string names;
+  for (const auto& ks : m.keyspaces) names += (names.empty() ? "'" : ", '") + ks.name + "'";
+  throw ValidationError("stowage: " + dir.string() + " holds no keyspace '" + std::string(name) + "' (it holds " +
+                        (names.empty() ? std::string("none") : names) + ")");
 }
 
 /// Calls fn(std::type_identity<Compression>{}) with the built-in policy of id.
@@ -90,13 +119,17 @@ decltype(auto) with_compression(std::uint8_t id, const std::filesystem::path& di
 
 }  // namespace offline_detail
 
-/// A consistent read-only view of a store's 'default' keyspace (see the top
-/// of this file).
+/// A consistent read-only view of one keyspace of a store (see the top of
+/// this file).
 class StoreReader {
  public:
-  /// Opens the store at dir through fs. salvage: skip and list damage
-  /// instead of throwing CorruptionError.
-  StoreReader(FileSystem& fs, std::filesystem::path dir, bool salvage = false) : fs_(&fs), dir_(std::move(dir)) {
+  using Table = detail::ChunkTable<Lz4Compression>;  // reads lz4 and uncompressed chunks alike
+
+  /// Opens keyspace `keyspace` of the store at dir through fs. salvage: skip
+  /// and list damage instead of throwing CorruptionError.
+  StoreReader(FileSystem& fs, std::filesystem::path dir, std::string keyspace = std::string(detail::kDefaultKeyspace),
+              bool salvage = false)
+      : fs_(&fs), dir_(std::move(dir)), name_(std::move(keyspace)) {
     std::string before = detail::read_manifest_bytes(fs, dir_);
     for (int pass = 0;; ++pass) {
       load(before, salvage);
@@ -108,12 +141,18 @@ class StoreReader {
 
   /// The MANIFEST this view was opened from.
   const detail::Manifest& manifest() const { return manifest_; }
-  /// The 'default' keyspace's types, or nullptr when the MANIFEST has none.
-  const detail::KeyspaceState* keyspace() const { return manifest_.keyspace(detail::kDefaultKeyspace); }
+  /// The keyspace read.
+  const detail::KeyspaceState& keyspace() const { return *manifest_.keyspace(name_); }
   /// The sequence number of the last operation, the WAL's included.
   std::uint64_t last_seq() const { return last_seq_; }
-  /// Puts and erases replayed from the WAL.
+  /// Puts and erases replayed from the WAL ('default' only; else 0).
   std::uint64_t wal_operations() const { return wal_ops_; }
+  /// Keys whose last WAL operation is a put: each adds at most one live record.
+  std::uint64_t wal_puts() const {
+    return static_cast<std::uint64_t>(std::count_if(overlay_.begin(), overlay_.end(), [](const auto& e) { return e.second.has_value(); }));
+  }
+  /// Keys whose last WAL operation is an erase: each removes at most one.
+  std::uint64_t wal_erases() const { return overlay_.size() - wal_puts(); }
   /// Bytes of the chunks a full scan reads.
   std::uint64_t chunk_bytes() const { return chunk_bytes_; }
   /// What salvage mode skipped (filled while opening, and by scan()).
@@ -125,6 +164,7 @@ class StoreReader {
   /// (encoded keys; nullopt: unbounded) in key order, until fn returns false.
   void scan(const std::optional<std::string>& from, const std::optional<std::string>& to,
             const std::function<bool(std::string_view, std::string_view)>& fn, const ProgressFn& progress = {}) {
+    using Cursor = detail::RunCursor<Lz4Compression>;
     auto ov = from ? overlay_.lower_bound(*from) : overlay_.begin();
     bool stop = false;
     std::uint64_t done = 0;
@@ -140,97 +180,106 @@ class StoreReader {
         ++ov;
       }
     };
-    std::vector<std::size_t> open_losses;  // lost blocks waiting for the next key read (their upper bound)
-    std::optional<std::string> last_key;
-    auto note_key = [&](std::string_view k) {
-      for (auto i : open_losses) lost_[i].before = std::string(k);
-      open_losses.clear();
-      last_key = std::string(k);
-    };
-    for (const auto& c : chunks_) {
-      if (stop) break;
-      if (from && c.ref.last_key < *from) continue;
-      if (to && !(c.ref.first_key < *to)) break;
-      if (!c.table) continue;  // salvage: the whole chunk was listed as lost at open
-      std::size_t b = from ? c.table->find_block(*from) : 0;
-      if (b >= c.table->block_count()) b = 0;
-      std::uint64_t read = 0;
-      std::vector<std::size_t> chunk_losses;
-      for (; b < c.table->block_count() && !stop; ++b) {
-        std::shared_ptr<const detail::Block> block;
-        try {
-          block = c.table->read_block(b);
-        } catch (const CorruptionError& e) {
-          if (!salvage_) throw;
-          lost_.push_back({c.table->path(), e.offset(), "block " + std::to_string(b), e.what(), {}, {}, last_key, {}, 0});
-          open_losses.push_back(lost_.size() - 1);
-          chunk_losses.push_back(lost_.size() - 1);
-          continue;
-        }
-        read += block->size();
-        for (std::size_t i = from ? block->lower_bound(*from) : 0; i < block->size() && !stop; ++i) {
-          const std::string_view key = block->key(i);
-          if (past_end(key)) {
-            stop = true;
-            break;
-          }
-          note_key(key);
-          drain(&key);
-          if (stop) break;
-          if (ov != overlay_.end() && ov->first == key) {
-            if (ov->second) stop = !fn(key, *ov->second);
-            ++ov;
-          } else {
-            stop = !fn(key, block->value(i));
-          }
-        }
+
+    // One cursor per run, newest first. In salvage mode a lost block is
+    // listed with the keys around it in its own run: the last key read
+    // before it, and the first one read after it (filled in when read).
+    std::vector<Cursor> cursors;
+    cursors.reserve(runs_.size());
+    std::vector<std::vector<std::size_t>> open_losses(runs_.size());  // per run: lost_ entries waiting for `before`
+    for (std::size_t r = 0; r < runs_.size(); ++r) {
+      std::vector<Cursor::File> files;
+      for (const auto& c : runs_[r]) files.push_back({c.ref, c.path, c.table, c.table == nullptr});
+      // Per file: records read from blocks, and its losses (for the count of records lost).
+      auto read = std::make_shared<std::vector<std::uint64_t>>(files.size(), 0);
+      auto losses = std::make_shared<std::vector<std::vector<std::size_t>>>(files.size());
+      Cursor::Hooks hooks;
+      hooks.block_read = [this, r, read, &open_losses](std::size_t f, std::size_t, const detail::Block& b) {
+        (*read)[f] += b.size();
+        for (auto i : open_losses[r]) lost_[i].before = std::string(b.key(0));
+        open_losses[r].clear();
+      };
+      if (salvage_) {
+        hooks.block_failed = [this, r, losses, &cursors, &open_losses](std::size_t f, std::size_t b, const Error& e) {
+          const auto& file = runs_[r][f];
+          lost_.push_back({name_, file.path, detail::error_offset(e), "block " + std::to_string(b), e.what(), {}, {},
+                           cursors[r].last_read(), {}, 0});
+          open_losses[r].push_back(lost_.size() - 1);
+          (*losses)[f].push_back(lost_.size() - 1);
+        };
       }
-      if (chunk_losses.size() == 1 && !from && !stop) lost_[chunk_losses[0]].records = c.ref.records - read;
-      done += c.ref.bytes;
-      if (progress) progress(done, chunk_bytes_);
+      hooks.file_done = [this, r, read, losses, &from, &done, &progress](std::size_t f, const Table&) {
+        const auto& file = runs_[r][f];
+        // One lost block in a file read whole: its records are the ones missing.
+        if ((*losses)[f].size() == 1 && !from) lost_[(*losses)[f][0]].records = file.ref.records - (*read)[f];
+        done += file.ref.bytes;
+        if (progress) progress(done, chunk_bytes_);
+      };
+      cursors.emplace_back(*fs_, std::move(files), std::move(hooks));
     }
+    std::vector<Cursor*> runs;
+    for (auto& c : cursors) runs.push_back(&c);
+    for (auto* c : runs) c->seek(from ? std::optional<std::string_view>(*from) : std::nullopt);
+
+    detail::merge_runs(runs, [&](std::string_view key, const std::vector<Cursor*>& holders) {
+      if (past_end(key)) {
+        stop = true;
+        return false;
+      }
+      drain(&key);
+      if (stop) return false;
+      if (ov != overlay_.end() && ov->first == key) {  // the WAL is newer than every chunk
+        if (ov->second) stop = !fn(key, *ov->second);
+        ++ov;
+      } else if (!holders[0]->tombstone()) {
+        stop = !fn(key, holders[0]->value());
+      }
+      return !stop;
+    });
     if (!stop) drain(nullptr);
   }
 
  private:
-  struct Chunk {
+  struct File {
     detail::ChunkRef ref;
-    std::shared_ptr<detail::ChunkTable<Lz4Compression>> table;  // null: lost (salvage)
-    std::size_t lost = 0;                                       // its entry in lost_ when table is null
+    std::filesystem::path path;
+    std::shared_ptr<Table> table;  // null: lost (salvage)
   };
 
   void load(const std::string& manifest_bytes, bool salvage) {
     salvage_ = salvage;
-    chunks_.clear();
+    runs_.clear();
     overlay_.clear();
     lost_.clear();
     wal_ops_ = 0;
     chunk_bytes_ = 0;
     last_segment_.reset();
     manifest_ = detail::decode_manifest(manifest_bytes, dir_ / "MANIFEST");
-    const auto* ks = keyspace();
-    if (!ks) throw CorruptionError(dir_ / "MANIFEST", 0, "MANIFEST names no 'default' keyspace");
+    const auto& ks = offline_detail::require_keyspace(manifest_, dir_, name_);
     offline_detail::with_compression(manifest_.compression_id, dir_, [](auto) { return 0; });
-    for (const auto& ref : ks->chunks) {
-      Chunk c{ref, nullptr, 0};
-      const auto path = dir_ / detail::chunk_file_name(ref.file);
-      try {
-        c.table = detail::ChunkTable<Lz4Compression>::open(*fs_, path);
-        if (c.table->records() != ref.records || c.table->first_key() != ref.first_key ||
-            c.table->last_key() != ref.last_key)
-          throw CorruptionError(path, 0, "the chunk differs from the MANIFEST's entry for it");
-      } catch (const Error& e) {
-        if (!salvage) throw;
-        c.table.reset();
-        const auto* ce = dynamic_cast<const CorruptionError*>(&e);
-        lost_.push_back({path, ce ? ce->offset() : 0, "chunk", e.what(), ref.first_key, ref.last_key, {}, {}, ref.records});
-        c.lost = lost_.size() - 1;
+    for (const auto& run : detail::runs_of(ks.chunks)) {
+      runs_.emplace_back();
+      for (std::size_t i : run) {
+        const detail::ChunkRef& ref = ks.chunks[i];
+        File c{ref, dir_ / detail::chunk_file_name(ref.file), nullptr};
+        try {
+          c.table = Table::open(*fs_, c.path);
+          if (c.table->records() != ref.records || c.table->first_key() != ref.first_key ||
+              c.table->last_key() != ref.last_key)
+            throw CorruptionError(c.path, 0, "the chunk differs from the MANIFEST's entry for it");
+        } catch (const Error& e) {
+          if (!salvage) throw;
+          c.table.reset();
+          lost_.push_back({name_, c.path, detail::error_offset(e), "chunk", e.what(), ref.first_key, ref.last_key, {},
+                           {}, ref.records});
+        }
+        chunk_bytes_ += ref.bytes;
+        runs_.back().push_back(std::move(c));
       }
-      chunk_bytes_ += ref.bytes;
-      chunks_.push_back(std::move(c));
     }
-    // The live WAL, in order, into the overlay.
+    // The live WAL, in order, into the overlay: it holds 'default' records only.
     last_seq_ = manifest_.last_seq;
+    if (name_ != detail::kDefaultKeyspace) return;
     std::vector<std::uint64_t> live;
     for (auto n : detail::list_store(*fs_, dir_).wal)
       if (n >= manifest_.wal_start) live.push_back(n);
@@ -254,7 +303,7 @@ class StoreReader {
         last_segment_ = std::pair{n, r};
       } catch (const CorruptionError& e) {
         if (!salvage) throw;
-        lost_.push_back({path, e.offset(), "WAL records", e.what(), {}, {}, {}, {}, 0});
+        lost_.push_back({name_, path, e.offset(), "WAL records", e.what(), {}, {}, {}, {}, 0});
         last_segment_.reset();
       }
     }
@@ -262,9 +311,10 @@ class StoreReader {
 
   FileSystem* fs_;
   std::filesystem::path dir_;
+  std::string name_;
   bool salvage_ = false;
   detail::Manifest manifest_;
-  std::vector<Chunk> chunks_;
+  std::vector<std::vector<File>> runs_;  // newest first, each in key order
   std::map<std::string, std::optional<std::string>, std::less<>> overlay_;  // WAL: nullopt = erased
   std::vector<LostRange> lost_;
   std::uint64_t last_seq_ = 0, wal_ops_ = 0, chunk_bytes_ = 0;
@@ -315,13 +365,15 @@ struct WrittenChunks {
 };
 
 /// Writes the records `source(emit)` emits (emit(key, value), keys strictly
-/// ascending) into chunk files numbered from first_file in dir, with the
-/// store's compression (by id), cut at chunk_bytes of records, sequence 0
-/// as a checkpoint writes them; each file is synced (the caller syncs dir).
+/// ascending, puts only) into chunk files numbered from first_file in dir,
+/// with the store's compression (by id), cut at chunk_bytes of records: one
+/// run at the last level (level kLastLevel, run 0), where nothing lies below,
+/// with sequence 0, as the engine's compaction into the last level writes
+/// them. Each file is synced (the caller syncs dir).
 inline WrittenChunks write_chunks(FileSystem& fs, const std::filesystem::path& dir, std::uint8_t compression_id,
                                   std::uint64_t first_file,
                                   const std::function<void(const std::function<void(std::string_view, std::string_view)>&)>& source,
-                                  std::uint64_t chunk_bytes = std::uint64_t{256} << 10, std::size_t block_bytes = 4096) {
+                                  std::uint64_t chunk_bytes = std::uint64_t{4} << 20, std::size_t block_bytes = 4096) {
   return offline_detail::with_compression(compression_id, dir, [&]<class C>(std::type_identity<C>) {
     WrittenChunks out;
     out.next_file = first_file;
@@ -329,7 +381,10 @@ inline WrittenChunks write_chunks(FileSystem& fs, const std::filesystem::path& d
     std::uint64_t number = 0;
     auto finish = [&] {
       const detail::ChunkInfo info = w->finish();
-      out.chunks.push_back({number, info.records, info.file_bytes, info.max_seq, info.first_key, info.last_key});
+      detail::ChunkRef ref{number, info.records, info.file_bytes, info.max_seq, info.first_key, info.last_key};
+      ref.level = detail::kLastLevel;
+      ref.run = 0;
+      out.chunks.push_back(std::move(ref));
       out.records += info.records;
       out.bytes += info.file_bytes;
       w.reset();
@@ -349,57 +404,107 @@ inline WrittenChunks write_chunks(FileSystem& fs, const std::filesystem::path& d
 
 /// What compact_store did.
 struct CompactResult {
-  std::uint64_t records = 0;                      ///< live records kept
-  std::uint64_t bytes_before = 0, bytes_after = 0;  ///< chunk + WAL + MANIFEST bytes
-  std::uint64_t files_before = 0, files_after = 0;  ///< chunk + WAL files
+  std::uint64_t records = 0;                        ///< live records of 'default' after it (exact)
+  std::uint64_t bytes_before = 0, bytes_after = 0;  ///< chunk + live WAL + MANIFEST bytes
+  std::uint64_t files_before = 0, files_after = 0;  ///< chunk + live WAL files
+  unsigned levels_before = 0, levels_after = 0;     ///< levels of 'default' holding files
+  std::vector<std::string> kept;                    ///< other keyspaces, left as they are
 };
 
-/// Rewrites every live record of the store at dir (whose LOCK the caller
-/// holds) into new chunk files, folds the WAL in, swaps MANIFEST atomically
-/// and deletes the old chunk files and WAL segments.
-inline CompactResult compact_store(FileSystem& fs, const std::filesystem::path& dir, const ProgressFn& progress = {}) {
-  StoreReader reader(fs, dir);
-  detail::Manifest m = reader.manifest();
-  offline_detail::require_rewritable(m, dir);
-  const StoreInfo before = inspect(dir);
-  CompactResult res;
-  res.bytes_before = before.disk_bytes;
-  res.files_before = before.keyspaces[0].chunks.size() + before.wal.size();
-  const std::uint64_t first = std::max(m.next_file, offline_detail::max_file_number(fs, dir) + 1);
-  const auto written = write_chunks(fs, dir, m.compression_id, first, [&](const auto& emit) {
-    reader.scan({}, {}, [&](std::string_view k, std::string_view v) {
-      emit(k, v);
-      return true;
-    }, progress);
+/// Compacts the store at dir with the engine: opens it (taking its LOCK:
+/// LockError when another process holds it) with the policies and types its
+/// MANIFEST names, calls Engine::compact() (the WAL folded in, every level of
+/// 'default' merged into the last, overwritten records and tombstones
+/// dropped) and closes it. Other keyspaces' chunks stay as they are (the
+/// engine serves 'default' only). progress gets (bytes compaction wrote,
+/// bytes of chunks and WAL before); it may pass 100% before the end.
+inline CompactResult compact_store(const std::filesystem::path& dir, const ProgressFn& progress = {}) {
+  auto fs = default_file_system();
+  // Read without the lock, to choose the engine's policies and types; the
+  // engine checks them against the MANIFEST it reads under the lock.
+  const detail::Manifest m = detail::read_manifest(*fs, dir);
+  offline_detail::require_current_format(m, dir, "compact");
+  const auto& ks = offline_detail::require_keyspace(m, dir, detail::kDefaultKeyspace);
+  RecordTypes types;
+  types.serializer = m.serializer;
+  types.key_order = ks.key_order;
+  types.value_type = ks.value_type;
+  types.value_version = ks.schema_version;
+  Options options;
+  options.create_if_missing = false;
+  options.auto_compaction = false;  // compact() does it all, in the calling thread
+  return offline_detail::with_compression(m.compression_id, dir, [&]<class C>(std::type_identity<C>) {
+    auto count = [&](const StoreInfo& info, std::uint64_t& files, std::uint64_t& bytes, unsigned& levels) {
+      files = 0;
+      for (const auto& k : info.keyspaces) files += k.chunks.size();
+      for (const auto& w : info.wal) files += w.live ? 1 : 0;
+      bytes = info.disk_bytes;
+      const auto* d = info.keyspace(detail::kDefaultKeyspace);
+      levels = d ? d->level_count() : 0;
+    };
+    CompactResult res;
+    // Before the open (which starts a WAL segment of its own); a writer
+    // holding the store makes the open below fail with LockError anyway.
+    const StoreInfo before = inspect(dir);
+    count(before, res.files_before, res.bytes_before, res.levels_before);
+    Engine<C, LruEviction, ThreadLock> engine(dir, options, types, nullptr, ks.schema_version, false);
+    for (const auto& k : before.keyspaces)
+      if (k.name != detail::kDefaultKeyspace) res.kept.push_back(k.name);
+    {
+      // A progress display from the engine's counters, polled.
+      std::mutex mu;
+      std::condition_variable cv;
+      bool finished = false;
+      std::thread poll;
+      if (progress) {
+        const std::uint64_t total = before.chunk_bytes + before.wal_bytes;
+        poll = std::thread([&] {
+          std::unique_lock g(mu);
+          while (!cv.wait_for(g, std::chrono::milliseconds(100), [&] { return finished; })) {
+            g.unlock();
+            try {
+              progress(std::min(engine.stats().bytes_compacted, total), total);
+            } catch (...) {
+            }
+            g.lock();
+          }
+        });
+      }
+      auto stop_poll = [&] {
+        if (!poll.joinable()) return;
+        {
+          std::lock_guard g(mu);
+          finished = true;
+        }
+        cv.notify_all();
+        poll.join();
+      };
+      try {
+        engine.compact();
+        res.records = engine.size();
+      } catch (...) {
+        stop_poll();
+        throw;
+      }
+      stop_poll();
+    }
+    engine.close();
+    count(inspect(dir), res.files_after, res.bytes_after, res.levels_after);
+    return res;
   });
-  fs.sync_dir(dir);  // the new chunks' names are durable before MANIFEST names them
-  const detail::Manifest old = m;
-  m.keyspace(detail::kDefaultKeyspace)->chunks = written.chunks;
-  m.last_seq = reader.last_seq();
-  m.next_file = written.next_file;
-  m.wal_start = written.next_file;  // past every segment: the WAL is in the chunks now
-  detail::write_manifest(fs, dir, m);
-  for (const auto& c : old.keyspace(detail::kDefaultKeyspace)->chunks) fs.remove(dir / detail::chunk_file_name(c.file));
-  for (auto n : detail::list_store(fs, dir).wal)
-    if (n < m.wal_start) fs.remove(dir / detail::wal_file_name(n));
-  fs.sync_dir(dir);
-  const StoreInfo after = inspect(dir);
-  res.records = written.records;
-  res.bytes_after = after.disk_bytes;
-  res.files_after = after.keyspaces[0].chunks.size() + after.wal.size();
-  return res;
 }
 
-/// Appends (key, value-or-erase) operations to the store at dir (whose LOCK
-/// the caller holds) as WAL batches of at most batch_ops operations in one
-/// new segment, synced; the next open replays them. The previous last
-/// segment's zero or torn tail is cut first, as an open would, since a
-/// segment now follows it. Returns the first and last sequence numbers used.
+/// Appends (key, value-or-erase) operations to the 'default' keyspace of the
+/// store at dir (whose LOCK the caller holds) as WAL batches of at most
+/// batch_ops operations in one new segment, synced; the next open replays
+/// them. The previous last segment's zero or torn tail is cut first, as an
+/// open would, since a segment now follows it. Returns the first and last
+/// sequence numbers used.
 inline std::pair<std::uint64_t, std::uint64_t> append_records(
     FileSystem& fs, const std::filesystem::path& dir,
     const std::vector<std::pair<std::string, std::optional<std::string>>>& ops, std::size_t batch_ops = 1000) {
   StoreReader reader(fs, dir);
-  offline_detail::require_rewritable(reader.manifest(), dir);
+  offline_detail::require_current_format(reader.manifest(), dir, "load");
   for (const auto& [k, v] : ops)
     if (k.size() > kMaxKeyBytes || (v && v->size() > kMaxValueBytes))
       throw ValidationError("stowage: a key over 64 KiB or a value over 1 GiB encoded cannot be stored");
@@ -438,9 +543,10 @@ struct BackupResult {
 };
 
 /// Copies the store at dir (whose LOCK the caller holds, so nothing changes
-/// meanwhile) to the new directory dest: hard links of the chunk files (they
-/// are immutable; copies across file systems), durable copies of MANIFEST
-/// and the live WAL segments, never LOCK; dest is synced. dest must not exist.
+/// meanwhile) to the new directory dest: hard links of the chunk files of
+/// every keyspace (they are immutable; copies across file systems), durable
+/// copies of MANIFEST and the live WAL segments, never LOCK; dest is synced.
+/// dest must not exist.
 inline BackupResult backup_store(FileSystem& fs, const std::filesystem::path& dir, const std::filesystem::path& dest) {
   if (fs.exists(dest))
     throw ValidationError("stowage: backup destination " + dest.string() + " exists; name a new directory");
@@ -467,34 +573,59 @@ inline BackupResult backup_store(FileSystem& fs, const std::filesystem::path& di
 
 /// What repair_store saved and lost.
 struct RepairResult {
-  std::uint64_t records = 0;    ///< records written to the new store
+  std::uint64_t records = 0;    ///< records written to the new store (every keyspace)
   std::vector<LostRange> lost;  ///< what could not be saved
 };
 
-/// Writes every record of the store at dir that still verifies (chunks
-/// block by block, the WAL up to its first bad record) into a new store at
-/// out, with the same MANIFEST types; lists what was lost. dir is only read.
+/// Writes every live record of every keyspace of the store at dir that still
+/// verifies (chunks block by block, the WAL up to its first bad record) into
+/// a new store at out: a format-3 MANIFEST with the same policies and types
+/// (an older format's upgraded in memory), each keyspace one run at the last
+/// level with its live count; lists what was lost. dir is only read.
 inline RepairResult repair_store(FileSystem& fs, const std::filesystem::path& dir, const std::filesystem::path& out,
                                  const ProgressFn& progress = {}) {
   if (fs.exists(out) && !(fs.is_directory(out) && fs.list(out).empty()))
     throw ValidationError("stowage: repair output " + out.string() + " exists and is not empty; name a new directory");
-  StoreReader reader(fs, dir, /*salvage=*/true);
-  detail::Manifest m = reader.manifest();
-  offline_detail::require_rewritable(m, dir);
+  detail::Manifest m = detail::decode_manifest(detail::read_manifest_bytes(fs, dir), dir / "MANIFEST");
+  offline_detail::with_compression(m.compression_id, dir, [](auto) { return 0; });
+  // Every reader first, so damage that stops the repair (a damaged MANIFEST)
+  // shows before anything is written.
+  std::vector<std::unique_ptr<StoreReader>> readers;
+  std::uint64_t total = 0;
+  for (const auto& ks : m.keyspaces) {
+    readers.push_back(std::make_unique<StoreReader>(fs, dir, ks.name, /*salvage=*/true));
+    total += readers.back()->chunk_bytes();
+  }
+  for (const auto* step : detail::format_path(m, dir)) step->apply(m);  // format 1's types, as an open reads them
   fs.create_dirs(out);
-  const auto written = write_chunks(fs, out, m.compression_id, 1, [&](const auto& emit) {
-    reader.scan({}, {}, [&](std::string_view k, std::string_view v) {
-      emit(k, v);
-      return true;
-    }, progress);
-  });
-  fs.sync_dir(out);
-  m.keyspace(detail::kDefaultKeyspace)->chunks = written.chunks;
-  m.last_seq = reader.last_seq();
-  m.next_file = written.next_file;
-  m.wal_start = written.next_file;
+  RepairResult res;
+  std::uint64_t next_file = 1, last_seq = m.last_seq, before = 0;
+  for (std::size_t k = 0; k < m.keyspaces.size(); ++k) {
+    StoreReader& reader = *readers[k];
+    const auto written = write_chunks(fs, out, m.compression_id, next_file, [&](const auto& emit) {
+      reader.scan({}, {}, [&](std::string_view key, std::string_view value) {
+        emit(key, value);
+        return true;
+      }, [&](std::uint64_t done, std::uint64_t) {
+        if (progress) progress(before + done, total);
+      });
+    });
+    before += reader.chunk_bytes();
+    next_file = written.next_file;
+    last_seq = std::max(last_seq, reader.last_seq());
+    m.keyspaces[k].chunks = written.chunks;
+    m.keyspaces[k].live = written.records;
+    res.records += written.records;
+    res.lost.insert(res.lost.end(), reader.lost().begin(), reader.lost().end());
+  }
+  fs.sync_dir(out);  // the chunks' names are durable before MANIFEST names them
+  m.format_major = detail::kFormatMajor;
+  m.format_minor = detail::kFormatMinor;
+  m.last_seq = last_seq;
+  m.next_file = next_file;
+  m.wal_start = next_file;  // no WAL: every record is in the chunks
   detail::write_manifest(fs, out, m);
-  return {written.records, reader.lost()};
+  return res;
 }
 
 }  // namespace stowage::tool
