@@ -1651,7 +1651,9 @@ auto Engine<Compression, Eviction, Lock>::install(detail::Manifest m, std::share
 template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::throttle() -> void {
   const std::size_t runs = l0_runs_.load(std::memory_order_relaxed);
-  if (runs < detail::kL0Slowdown) return;
+  // Without background compaction nothing would ever lower the count: the
+  // user compacts when they choose.
+  if (runs < detail::kL0Slowdown || !opt_.auto_compaction) return;
   const auto start = std::chrono::steady_clock::now();
   if (runs >= detail::kL0Stop) {
     std::unique_lock g(bg_mu_);
@@ -2067,6 +2069,7 @@ auto Engine<Compression, Eviction, Lock>::run_job(Job& job, bool abortable) -> v
     std::lock_guard g(bg_mu_);
     ++bg_epoch_;
   }
+  done_cv_.notify_all();  // writers held back by level-0 runs
   ++compactions_;
   log(LogLevel::debug, std::string(job.move ? "compaction: moved " : "compaction: merged ") +
                            std::to_string(job.upper.size() + job.lower.size()) + " file(s) (" +
