@@ -3876,7 +3876,9 @@ std::string key_name() {
 // Whatever the policy, every open also takes the store's LOCK file
 // exclusively (file_lock.hpp): a second process never shares a store.
 //
-//  - NoLock: one thread uses the store; no synchronisation at all.
+//  - NoLock: one thread uses the store; no synchronisation between user
+//    threads (the engine still synchronises with its own background flush
+//    and compaction threads, with an internal mutex).
 //  - ThreadLock: many readers or one writer (std::shared_mutex); opening a
 //    store another process holds fails at once with LockError.
 //  - ProcessLock: ThreadLock, and open waits up to Options::lock_timeout for
@@ -3887,7 +3889,8 @@ std::string key_name() {
 
 namespace stowage {
 
-/// No synchronisation: the store is used by one thread at a time.
+/// No synchronisation between user threads: the store is used by one thread
+/// at a time (the engine still guards what its background threads share).
 struct NoLock {
   static constexpr bool waits_for_other_processes = false;
   static constexpr bool thread_safe = false;
@@ -3989,6 +3992,11 @@ concept LockPolicy = std::default_initializable<L> && requires(L& l) {
 // live WAL segment and, per keyspace, its key order, a description of its
 // Value type, its schema version and its chunk files.
 //
+// Format 3 adds, per keyspace, its live record count, and per chunk its
+// level and (at level 0) its run: chunks of one run, and of one level below
+// 0, do not overlap; level 0 holds runs newest first (the highest run
+// number); format 1 and 2 chunks are read as one run at the last level.
+//
 // It is replaced only by: write MANIFEST.tmp, fsync it, rename over MANIFEST,
 // fsync the directory. Layout (docs/format.md#manifest):
 //
@@ -4036,6 +4044,8 @@ struct ChunkRef {
   std::uint64_t max_seq = 0;
   std::string first_key;
   std::string last_key;
+  std::uint32_t level = 0;     ///< 0 (newest runs) .. kLevels - 1 (the last level); format 3
+  std::uint64_t run = 0;       ///< level 0: the run it belongs to (higher: newer); 0 elsewhere
 };
 
 /// Ordered first key → chunk.
@@ -4169,13 +4179,19 @@ namespace stowage::detail {
 inline constexpr char kManifestMagic[] = "STWMANIF";
 /// The format this program writes. Format 1 (stowage 0.1) kept the key order,
 /// value type and schema version once for the whole store; format 2 keeps
-/// them per keyspace. Older formats are read and upgraded by migration.hpp.
-inline constexpr std::uint16_t kFormatMajor = 2;
+/// them per keyspace; format 3 keeps levels of chunks (which may hold
+/// tombstones) and a live record count per keyspace. Older formats are read and upgraded by migration.hpp.
+inline constexpr std::uint16_t kFormatMajor = 3;
 inline constexpr std::uint16_t kFormatMinor = 0;
 /// The oldest format this program reads.
 inline constexpr std::uint16_t kOldestFormatMajor = 1;
 /// The keyspace a Storage keeps its records in.
 inline constexpr std::string_view kDefaultKeyspace = "default";
+/// Levels of chunk files: 0 (runs that may overlap, one per flush) to
+/// kLevels - 1, the last level.
+inline constexpr std::uint32_t kLevels = 7;
+/// The last level: where format 1 and 2 chunks (no tombstones) belong.
+inline constexpr std::uint32_t kLastLevel = kLevels - 1;
 /// A manifest larger than this is not believed.
 inline constexpr std::uint64_t kManifestMaxBytes = std::uint64_t{1} << 30;
 
@@ -4185,7 +4201,8 @@ struct KeyspaceState {
   std::string key_order;             ///< KeyCodec<Key>::name()
   std::string value_type;            ///< type_description<Value>(); empty when unknown
   std::uint32_t schema_version = 0;  ///< value_version<Value> the records are written at
-  std::vector<ChunkRef> chunks;
+  std::uint64_t live = 0;            ///< live records in its chunks (format 3; else the sum of records)
+  std::vector<ChunkRef> chunks;      ///< ordered by level, then (level 0) run newest first, then first key
 };
 
 /// Decoded contents of MANIFEST.
@@ -4218,6 +4235,14 @@ inline void put_chunk_ref(std::string& body, const ChunkRef& c) {
   put_varint(body, c.max_seq);
   put_bytes(body, c.first_key);
   put_bytes(body, c.last_key);
+}
+
+/// Orders chunks as a manifest lists them: by level, level-0 runs newest
+/// first, then by first key.
+inline bool manifest_order(const ChunkRef& a, const ChunkRef& b) {
+  if (a.level != b.level) return a.level < b.level;
+  if (a.run != b.run) return a.run > b.run;
+  return a.first_key < b.first_key;
 }
 
 /// Encodes m in the format m.format_major names (2, or 1 for tests and
@@ -4254,8 +4279,17 @@ inline std::string encode_manifest(const Manifest& m) {
       put_bytes(body, ks.value_type);
       put_fixed32(body, ks.schema_version);
     }
+    if (m.format_major >= 3) put_varint(body, ks.live);
     put_varint(body, ks.chunks.size());
-    for (const auto& c : ks.chunks) put_chunk_ref(body, c);
+    for (const auto& c : ks.chunks) {
+      if (m.format_major < 3 && c.level != kLastLevel)
+        throw Error("stowage: format " + std::to_string(m.format_major) + " holds only one level of chunks");
+      put_chunk_ref(body, c);
+      if (m.format_major >= 3) {
+        put_varint(body, c.level);
+        put_varint(body, c.run);
+      }
+    }
   }
   std::string out(kManifestMagic, 8);
   put_fixed16(out, m.format_major);
@@ -4321,10 +4355,12 @@ inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::p
       ks.value_type = std::string(r.length_prefixed("value type"));
       ks.schema_version = r.u32("schema version");
     }
+    const bool v3 = m.format_major >= 3;
+    if (v3) ks.live = r.varint("live record count");
     std::uint64_t n = r.varint("chunk count");
     if (n > r.remaining() / 6) r.fail("chunk count exceeds the manifest");
     ks.chunks.reserve(static_cast<std::size_t>(n));
-    std::string_view prev_last;
+    std::uint64_t records = 0;
     for (std::uint64_t j = 0; j < n; ++j) {
       ChunkRef c;
       c.file = r.varint("chunk file");
@@ -4333,12 +4369,27 @@ inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::p
       c.max_seq = r.varint("chunk max sequence");
       c.first_key = std::string(r.length_prefixed("chunk first key"));
       c.last_key = std::string(r.length_prefixed("chunk last key"));
+      if (v3) {
+        const std::uint64_t level = r.varint("chunk level");
+        if (level >= kLevels) r.fail("chunk level " + std::to_string(level) + " does not exist");
+        c.level = static_cast<std::uint32_t>(level);
+        c.run = r.varint("chunk run");
+        if (c.level != 0 && c.run != 0) r.fail("a chunk below level 0 names a run");
+      } else {
+        c.level = kLastLevel;
+      }
       if (c.file >= m.next_file) r.fail("chunk file number beyond next file number");
       if (c.records == 0 || c.last_key < c.first_key) r.fail("chunk range is empty or inverted");
-      if (j > 0 && !(prev_last < std::string_view(c.first_key))) r.fail("chunks overlap or are out of order");
+      if (j > 0) {
+        const ChunkRef& prev = ks.chunks.back();
+        if (manifest_order(c, prev)) r.fail("chunks are out of order");
+        if (prev.level == c.level && prev.run == c.run && !(prev.last_key < c.first_key))
+          r.fail("chunks of one run overlap or are out of order");
+      }
+      records += c.records;
       ks.chunks.push_back(std::move(c));
-      prev_last = ks.chunks.back().last_key;
     }
+    if (!v3) ks.live = records;
     m.keyspaces.push_back(std::move(ks));
   }
   if (!r.empty()) r.fail("trailing bytes in the manifest body");
@@ -5496,7 +5547,7 @@ struct MigrationStatus {
 namespace detail {
 
 /// One step of stowage's own on-disk format, applied to a decoded manifest
-/// (the chunk and WAL formats have not changed since format 1).
+/// (chunk files of every format are read as they are; the WAL format has not changed since format 1).
 struct FormatStep {
   unsigned from = 0;
   unsigned to = 0;
@@ -5524,6 +5575,13 @@ inline const std::vector<FormatStep>& format_steps() {
          for (auto& ks : m.keyspaces)
            if (ks.schema_version == 0) ks.schema_version = schema_from_description(ks.value_type);
          m.format_major = 2;
+         m.format_minor = 0;
+       }},
+      {2, 3, "chunks kept in levels, with tombstones and a live record count (the chunks stay as they are, at the last level)",
+       [](Manifest& m) {
+         // Decoding already put format 1 and 2 chunks at the last level and
+         // counted their records as live: only the version changes.
+         m.format_major = 3;
          m.format_minor = 0;
        }},
   };
@@ -5622,6 +5680,7 @@ inline MigrationStatus migration_status(const std::filesystem::path& dir, const 
 #include <functional>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 namespace stowage {
 
@@ -5652,8 +5711,11 @@ using Logger = std::function<void(LogLevel, std::string_view)>;
 struct Options {
   /// Memory budget of the block cache and the write buffer together.
   std::size_t cache_bytes = std::size_t{64} << 20;
-  /// A chunk file is split beyond this many bytes of encoded records.
-  std::size_t chunk_bytes = std::size_t{256} << 10;
+  /// Compaction splits its output into chunk files of about this many bytes
+  /// of encoded records (a flush writes one level-0 file, whatever its size).
+  /// Each file costs an fsync when written and an entry in every manifest,
+  /// so they are not small.
+  std::size_t chunk_bytes = std::size_t{4} << 20;
   /// See Durability.
   Durability durability = Durability::none;
   /// How long open waits for another process's lock (ProcessLock only; the
@@ -5667,19 +5729,25 @@ struct Options {
   /// Target size of a block inside a chunk (the unit of caching, checksum and
   /// compression).
   std::size_t block_bytes = 4096;
-  /// The write buffer's share of cache_bytes; past it a checkpoint runs.
-  /// 0 means cache_bytes / 4.
+  /// The write buffers' share of cache_bytes: the active buffer is frozen
+  /// at half of it and flushed in the background while the next one fills
+  /// the other half. 0 means cache_bytes / 4.
   std::size_t write_buffer_bytes = 0;
-  /// Live WAL segments (all of them) larger than this together also trigger
-  /// a checkpoint.
+  /// Live WAL segments (all of them) larger than this together also freeze
+  /// and flush the write buffer.
   std::uint64_t wal_bytes = std::uint64_t{64} << 20;
   /// The most chunk files kept open at once (least recently read closed
   /// first); chunk metadata stays cached without an open file. 0 means half
   /// the process's soft limit on open files (`ulimit -n`, read at open),
   /// between 64 and 8192.
   std::size_t max_open_files = 0;
-  /// close() (and the destructor) checkpoint the write buffer, so the next
-  /// open has no WAL to replay.
+  /// Compact levels of chunk files in the background as they fill. Off:
+  /// only compact() does (for a bulk load compacted once at its end, or for
+  /// tests that count file operations); level-0 files then pile up, and
+  /// reads probe each of them.
+  bool auto_compaction = true;
+  /// close() (and the destructor) flush the write buffer, so the next open
+  /// has no WAL to replay.
   bool checkpoint_on_close = true;
   /// Where log lines go; none by default.
   Logger logger{};
@@ -5689,6 +5757,15 @@ struct Options {
 };
 
 /// A snapshot of a store's counters (Storage::stats()).
+/// One level of chunk files (Stats::levels).
+struct LevelStats {
+  std::uint64_t files = 0;         ///< chunk files in the level
+  std::uint64_t runs = 0;          ///< sorted runs (level 0: one per flush not yet compacted; else 0 or 1)
+  std::uint64_t bytes = 0;         ///< bytes of those files
+  std::uint64_t records = 0;       ///< records in them (puts and tombstones, overwritten ones included)
+  std::uint64_t target_bytes = 0;  ///< size compaction keeps the level to (0: level 0, or a level kept empty)
+};
+
 struct Stats {
   std::uint64_t records = 0;             ///< live records (exact, as size())
   std::uint64_t chunks = 0;              ///< chunk files named by the manifest
@@ -5703,13 +5780,22 @@ struct Stats {
   std::uint64_t file_opens = 0;          ///< chunk file opens since open
   std::uint64_t wal_bytes = 0;           ///< bytes in live WAL segments
   std::uint64_t disk_bytes = 0;          ///< chunk files + WAL + manifest
-  std::uint64_t checkpoints = 0;         ///< checkpoints since open
+  std::uint64_t checkpoints = 0;         ///< flushes of the write buffer since open (as flushes)
   std::uint64_t last_sequence = 0;       ///< sequence number of the last commit
   std::uint64_t bytes_put = 0;           ///< encoded key + value bytes committed since open (erases: the key)
-  std::uint64_t chunk_bytes_written = 0; ///< chunk file bytes written since open (checkpoints, migrations)
+  std::uint64_t chunk_bytes_written = 0; ///< chunk file bytes written since open (flushes, compactions, migrations)
   /// chunk_bytes_written / bytes_put: how many times each byte put has been
   /// written into chunk files so far (0 before the first put)
   double write_amplification = 0;
+  /// Per level, 0 (newest) to the last: files, runs, bytes, records, target.
+  std::vector<LevelStats> levels;
+  std::uint64_t flushes = 0;                   ///< write buffers written to level-0 files since open
+  std::uint64_t compactions = 0;               ///< compactions installed since open (file moves included)
+  std::uint64_t bytes_flushed = 0;             ///< chunk bytes written by flushes since open
+  std::uint64_t bytes_compacted = 0;           ///< chunk bytes written by compactions since open
+  std::uint64_t pending_compaction_bytes = 0;  ///< bytes levels hold beyond their targets
+  std::uint64_t write_slowdowns = 0;           ///< commits slowed or stopped by back-pressure since open
+  std::uint64_t write_slowed_micros = 0;       ///< microseconds those commits waited
 };
 
 }  // namespace stowage
@@ -5736,36 +5822,51 @@ struct Stats {
 // ---- begin stowage/engine.hpp ----
 // engine.hpp: the untyped engine under Storage. Engine<Compression,
 // Eviction, Lock> stores encoded byte keys (memcmp order) and stored value
-// bytes: the WAL, the write buffer, chunk files, the chunk index, the block
-// cache, the manifest, migrations of the on-disk format and of value bytes,
-// and the file lock. It never decodes a key or a value itself; what it must
-// know of the types (their names for the manifest, a key check for WAL
-// replay, a key printer for messages) comes in a RecordTypes. The typed
-// façade, Storage<Key, Value, Serializer, ...> (storage.hpp), encodes and
-// decodes around it, so one engine instantiation serves every Key and Value
-// over the same policies.
+// bytes: the WAL, the write buffers, levels of chunk files (version.hpp),
+// background flushes and compactions (compaction.hpp), the block cache, the
+// manifest, migrations of the on-disk format and of value bytes, and the
+// file lock. It never decodes a key or a value itself; what it must know of
+// the types (their names for the manifest, a key check for WAL replay, a key
+// printer for messages) comes in a RecordTypes. The typed façade,
+// Storage<Key, Value, Serializer, ...> (storage.hpp), encodes and decodes
+// around it, so one engine instantiation serves every Key and Value over the
+// same policies.
 //
 // Data flow:
 //   put:   one WAL record (group commit) → write buffer. No chunk read.
-//   get:   write buffer → frozen buffer (during a checkpoint) → chunk index →
-//          Bloom filter → block index → block cache → binary search.
-//   checkpoint: freeze the write buffer and start a new WAL segment → merge
-//          the frozen buffer into every chunk it touches, each written once as
-//          new immutable files (split beyond chunk_bytes) → fsync → new
-//          MANIFEST (atomic, durable) → install → delete what is no longer named.
+//   get:   write buffer → frozen buffer (while it is flushed) → the current
+//          Version's runs, newest first (level-0 runs, then one run per
+//          level): file range → Bloom filter → block index → block cache →
+//          binary search. A tombstone ends the search.
+//   freeze: when the write buffer reaches half its budget, the writer seals
+//          the WAL segment, starts a new one and makes the buffer the frozen
+//          one; puts go on into a fresh buffer.
+//   flush (background thread): resolve the frozen buffer's keys against the
+//          files (for the exact live count), write it as one new level-0
+//          file, record it in a new MANIFEST, install the new Version, drop
+//          the WAL segments it covered. Never reads or rewrites a chunk.
+//   compaction (another background thread): merge level-0 runs into the
+//          base level, or a file of an over-full level into the level below
+//          (compaction.hpp picks); tombstones are dropped where no older
+//          record can lie below. Reads and writes files without any store
+//          lock; installs like a flush. A dropped file is deleted once no
+//          Version names it (version.hpp).
 //   open:  LOCK → MANIFEST (policies and types checked) → replay the WAL.
 //
 // Locking (members say which guard they need):
-//   lock_          (the Lock policy) guards wb_, imm_, index_ and the versions:
-//                  readers share it, writers hold it only to apply a commit.
+//   lock_          (the Lock policy; a shared mutex under NoLock, since the
+//                  background threads need one) guards wb_, imm_, version_ and live_:
+//                  readers share it, writers hold it only to apply a commit
+//                  or swap a buffer or a Version.
 //   queue_mu_      the queue of Durability::sync commits (commit_synced).
-//   write_mu_      serialises commits: sequence numbers, WAL appends, applies.
+//   install_mu_    one install (flush, compaction, checkpoint) at a time;
+//                  guards manifest_ and the compaction positions.
 //   sync_mu_       one WAL fdatasync at a time (group commit: writers queued
 //                  behind a sync find their record already synced).
-//   checkpoint_mu_ one checkpoint at a time; guards manifest_, wal_segments_
-//                  and next_file_. index_ changes only under it AND lock_.
-//   Order: checkpoint_mu_ → sync_mu_ → write_mu_ → lock_. The logger is
-//   called with none of them held.
+//   write_mu_      serialises commits: sequence numbers, WAL appends, applies.
+//   bg_mu_         the background threads' flags (with bg_cv_, done_cv_).
+//   Order: install_mu_ → sync_mu_ → write_mu_ → lock_ → bg_mu_. The logger
+//   is called with none of them held.
 
 #include <algorithm>
 #include <atomic>
@@ -5778,15 +5879,289 @@ struct Stats {
 #include <filesystem>
 #include <functional>
 #include <iterator>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
+// ---- begin stowage/compaction.hpp ----
+// compaction.hpp: which compaction a store runs next (the picking; the engine
+// runs it). Leveled, with level sizes set from the bottom (as RocksDB's
+// dynamic level sizing): the last level is as large as it is, each level
+// above targets a tenth of the one below, and levels whose target would fall
+// under the base size stay empty, so a small store has few levels and each
+// record is rewritten about once per level, O(log N) times in all.
+//
+//  - Level 0 (one run per flush, runs may overlap) is merged, every run at
+//    once, into the base level when it holds kL0Trigger runs.
+//  - A level over its target has one file merged into the level below (the
+//    files after the last one it compacted, round robin, so the whole key
+//    space is visited).
+//  - A level above the base level that holds files (the base moved down as
+//    the store grew smaller, or an older layout) is emptied downward first.
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+// ---- begin stowage/version.hpp ----
+// version.hpp: the set of chunk files a store reads, as an immutable value.
+//
+// A Version holds the files of one moment: level 0's runs, newest first (one
+// run per flush of the write buffer; runs may overlap each other), and one
+// run per level 1..kLevels-1 (a level's files never overlap; deeper levels
+// hold older records). A flush or a compaction builds a new Version and
+// installs it in place of the old one; readers, cursors and background work
+// hold a shared_ptr to the one they started on, so a file they read is never
+// deleted under them: a file dropped by an installed Version is marked
+// obsolete, and when the last Version naming it dies, its number goes to a
+// FileBin, whose owner deletes it (the manifest that dropped it is durable by
+// then: a Version is installed only after its manifest is written).
+//
+// Not synchronised beyond that: a Version never changes once shared.
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+
+namespace stowage::detail {
+
+/// Numbers of chunk files waiting to be deleted (see the top of version.hpp).
+class FileBin {
+ public:
+  /// Queues file; never throws (without memory for it the file stays on disk
+  /// until the next open removes it, as a leftover no manifest names).
+  void push(std::uint64_t file) noexcept {
+    try {
+      std::lock_guard g(mu_);
+      files_.push_back(file);
+    } catch (...) {
+    }
+  }
+  /// Takes every queued file number.
+  std::vector<std::uint64_t> take() {
+    std::lock_guard g(mu_);
+    return std::exchange(files_, {});
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::uint64_t> files_;
+};
+
+/// One chunk file named by one or more Versions.
+class LiveFile {
+ public:
+  LiveFile(ChunkRef ref, std::shared_ptr<FileBin> bin) : ref_(std::move(ref)), bin_(std::move(bin)) {}
+  LiveFile(const LiveFile&) = delete;
+  LiveFile& operator=(const LiveFile&) = delete;
+  /// Queues the file for deletion when it was marked obsolete.
+  ~LiveFile() {
+    if (obsolete_.load() && bin_) bin_->push(ref_.file);
+  }
+  /// What the manifest records of the file.
+  const ChunkRef& ref() const { return ref_; }
+  /// Marks the file as dropped by an installed Version: it is deleted once
+  /// no Version names it.
+  void mark_obsolete() const { obsolete_.store(true); }
+
+ private:
+  ChunkRef ref_;
+  std::shared_ptr<FileBin> bin_;
+  mutable std::atomic<bool> obsolete_{false};
+};
+
+/// A shared chunk file.
+using FilePtr = std::shared_ptr<const LiveFile>;
+
+/// Files in key order whose ranges do not overlap.
+struct Run {
+  std::vector<FilePtr> files;
+  std::uint64_t bytes = 0;    ///< sum of file sizes
+  std::uint64_t records = 0;  ///< sum of records (puts and tombstones)
+
+  void add(FilePtr f) {
+    bytes += f->ref().bytes;
+    records += f->ref().records;
+    files.push_back(std::move(f));
+  }
+  bool empty() const { return files.empty(); }
+  /// Index of the first file whose last key is >= key (files.size() if none).
+  std::size_t seek(std::string_view key) const {
+    auto it = std::lower_bound(files.begin(), files.end(), key,
+                               [](const FilePtr& f, std::string_view k) { return std::string_view(f->ref().last_key) < k; });
+    return static_cast<std::size_t>(it - files.begin());
+  }
+  /// The file whose range holds key, or nullptr.
+  const LiveFile* find(std::string_view key) const {
+    const std::size_t i = seek(key);
+    if (i == files.size() || key < std::string_view(files[i]->ref().first_key)) return nullptr;
+    return files[i].get();
+  }
+  /// Indexes [first, last) of the files overlapping [lo, hi].
+  std::pair<std::size_t, std::size_t> overlapping(std::string_view lo, std::string_view hi) const {
+    std::size_t first = seek(lo), last = first;
+    while (last < files.size() && !(hi < std::string_view(files[last]->ref().first_key))) ++last;
+    return {first, last};
+  }
+  /// Smallest and largest key (the run must not be empty).
+  std::string_view first_key() const { return files.front()->ref().first_key; }
+  std::string_view last_key() const { return files.back()->ref().last_key; }
+};
+
+/// The files of a store at one moment (see the top of version.hpp).
+struct Version {
+  std::vector<Run> l0;              ///< level 0's runs, newest first
+  std::array<Run, kLevels> levels;  ///< levels[1..]: one run per level (levels[0] unused)
+
+  /// Every run, newest first: what a read searches, in order.
+  template <class Fn>
+  void for_each_run(Fn&& fn) const {
+    for (const auto& r : l0)
+      if (!r.empty()) fn(r, 0u);
+    for (std::uint32_t l = 1; l < kLevels; ++l)
+      if (!levels[l].empty()) fn(levels[l], l);
+  }
+  std::size_t files() const {
+    std::size_t n = 0;
+    for_each_run([&](const Run& r, std::uint32_t) { n += r.files.size(); });
+    return n;
+  }
+  std::uint64_t bytes() const {
+    std::uint64_t n = 0;
+    for_each_run([&](const Run& r, std::uint32_t) { n += r.bytes; });
+    return n;
+  }
+  /// Every file's ChunkRef, in manifest order.
+  std::vector<ChunkRef> refs() const {
+    std::vector<ChunkRef> out;
+    out.reserve(files());
+    for_each_run([&](const Run& r, std::uint32_t) {
+      for (const auto& f : r.files) out.push_back(f->ref());
+    });
+    return out;
+  }
+  /// Builds the version a manifest's chunk list describes (in manifest order).
+  static Version from_refs(const std::vector<ChunkRef>& refs, const std::shared_ptr<FileBin>& bin) {
+    Version v;
+    for (const auto& c : refs) {
+      auto f = std::make_shared<const LiveFile>(c, bin);
+      if (c.level == 0) {
+        if (v.l0.empty() || v.l0.back().files.back()->ref().run != c.run) v.l0.emplace_back();
+        v.l0.back().add(std::move(f));
+      } else {
+        v.levels[c.level].add(std::move(f));
+      }
+    }
+    return v;
+  }
+};
+
+}  // namespace stowage::detail
+// ---- end stowage/version.hpp ----
+
+namespace stowage::detail {
+
+/// Level-0 runs that start a level-0 compaction.
+inline constexpr std::size_t kL0Trigger = 4;
+/// Level-0 runs from which each commit is slowed a little (back-pressure).
+inline constexpr std::size_t kL0Slowdown = 12;
+/// Level-0 runs from which commits wait for compaction.
+inline constexpr std::size_t kL0Stop = 20;
+/// Each level targets this many times the bytes of the level above it.
+inline constexpr std::uint64_t kLevelFanout = 10;
+
+/// Target size per level and the base level (where level 0 is merged into).
+struct LevelTargets {
+  std::uint32_t base = kLastLevel;
+  std::array<std::uint64_t, kLevels> bytes{};  ///< 0 for levels above the base
+};
+
+/// Targets for v: the last level's size (at least base_bytes), a tenth of
+/// it per level up, down to base_bytes.
+inline LevelTargets level_targets(const Version& v, std::uint64_t base_bytes) {
+  LevelTargets t;
+  std::uint64_t size = v.levels[kLastLevel].bytes > base_bytes ? v.levels[kLastLevel].bytes : base_bytes;
+  t.bytes[kLastLevel] = size;
+  for (std::uint32_t l = kLastLevel - 1; l >= 1; --l) {
+    size /= kLevelFanout;
+    if (size < base_bytes) break;
+    t.bytes[l] = size;
+    t.base = l;
+  }
+  return t;
+}
+
+/// Bytes the levels hold beyond their targets (what compaction still owes).
+inline std::uint64_t pending_compaction_bytes(const Version& v, const LevelTargets& t) {
+  std::uint64_t owed = 0;
+  if (v.l0.size() >= kL0Trigger)
+    for (const auto& r : v.l0) owed += r.bytes;
+  for (std::uint32_t l = 1; l < kLastLevel; ++l)
+    if (v.levels[l].bytes > t.bytes[l]) owed += v.levels[l].bytes - t.bytes[l];
+  return owed;
+}
+
+/// One compaction to run.
+struct CompactionPick {
+  std::uint32_t level = 0;   ///< input level (0: every level-0 run)
+  std::uint32_t output = 0;  ///< the level the output goes to
+  std::size_t file = 0;      ///< level > 0: the input file's index in that level
+  double score = 0;          ///< > 1: how far past its trigger the level is
+};
+
+/// The most urgent compaction of v, if any is due. after[l] is the last key
+/// compacted out of level l (the round-robin position).
+inline std::optional<CompactionPick> pick_compaction(const Version& v, const LevelTargets& t,
+                                                     const std::array<std::string, kLevels>& after) {
+  std::optional<CompactionPick> best;
+  auto consider = [&](std::uint32_t level, std::uint32_t output, double score) {
+    if (score >= 1.0 && (!best || score > best->score)) best = CompactionPick{level, output, 0, score};
+  };
+  if (!v.l0.empty()) {
+    // Into the base level, or a level above it that still holds files:
+    // newer records never go below older ones.
+    std::uint32_t out = t.base;
+    for (std::uint32_t l = 1; l < t.base; ++l)
+      if (!v.levels[l].empty()) {
+        out = l;
+        break;
+      }
+    consider(0, out, static_cast<double>(v.l0.size()) / static_cast<double>(kL0Trigger));
+  }
+  for (std::uint32_t l = 1; l < kLastLevel; ++l) {
+    const Run& r = v.levels[l];
+    if (r.empty()) continue;
+    const double score =
+        l < t.base ? 1e6 : static_cast<double>(r.bytes) / static_cast<double>(t.bytes[l] == 0 ? 1 : t.bytes[l]);
+    consider(l, l + 1, score);
+  }
+  if (best && best->level > 0) {
+    const Run& r = v.levels[best->level];
+    std::size_t i = 0;
+    while (i < r.files.size() && !(std::string_view(after[best->level]) < r.files[i]->ref().first_key)) ++i;
+    best->file = i == r.files.size() ? 0 : i;
+  }
+  return best;
+}
+
+}  // namespace stowage::detail
+// ---- end stowage/compaction.hpp ----
 // ---- begin stowage/file_lock.hpp ----
 // file_lock.hpp: the cross-process guard of a store directory.
 //
@@ -5997,6 +6372,52 @@ class OpenFileCache {
 
 }  // namespace stowage::detail
 // ---- end stowage/open_files.hpp ----
+// ---- begin stowage/store_files.hpp ----
+// store_files.hpp: what the engine and the readers that work without it
+// (verify.hpp, the `stowage` tool) agree on besides the file formats: the
+// names of chunk files in a store's directory and the largest key and value
+// a store holds. (WAL segment names live in wal.hpp, with the WAL format.)
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace stowage {
+
+/// Largest encoded key a store accepts.
+inline constexpr std::size_t kMaxKeyBytes = 64 * 1024;
+/// Largest encoded value a store accepts.
+inline constexpr std::size_t kMaxValueBytes = std::size_t{1} << 30;
+
+namespace detail {
+
+/// "000042.chunk" for chunk file 42.
+inline std::string chunk_file_name(std::uint64_t number) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%06llu.chunk", static_cast<unsigned long long>(number));
+  return buf;
+}
+
+/// The number of a chunk file name ("NNNNNN.chunk", up to 18 digits); nullopt for any other name.
+inline std::optional<std::uint64_t> parse_chunk_file_name(std::string_view name) {
+  constexpr std::string_view ext = ".chunk";
+  if (name.size() <= ext.size() || name.substr(name.size() - ext.size()) != ext) return std::nullopt;
+  auto digits = name.substr(0, name.size() - ext.size());
+  if (digits.size() > 18) return std::nullopt;
+  std::uint64_t n = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return n;
+}
+
+}  // namespace detail
+}  // namespace stowage
+// ---- end stowage/store_files.hpp ----
 // ---- begin stowage/wal.hpp ----
 // wal.hpp: the write-ahead log. Every commit (a put, an erase or an atomic
 // batch) is appended as ONE record before it is acknowledged, so a batch is
@@ -7064,10 +7485,6 @@ class WriteBuffer {
 
 namespace stowage {
 
-/// Largest encoded key a store accepts.
-inline constexpr std::size_t kMaxKeyBytes = 64 * 1024;
-/// Largest encoded value a store accepts.
-inline constexpr std::size_t kMaxValueBytes = std::size_t{1} << 30;
 /// Most bytes of block frames a scan reads from a chunk file at once, when
 /// it reads ahead the blocks that are not cached (see Storage::iterator).
 inline constexpr std::size_t kScanReadahead = std::size_t{128} << 10;
@@ -7076,23 +7493,6 @@ inline constexpr std::size_t kScanReadahead = std::size_t{128} << 10;
 inline constexpr std::size_t kMaxWalSegments = 8;
 
 namespace detail {
-inline std::string chunk_file_name(std::uint64_t number) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%06llu.chunk", static_cast<unsigned long long>(number));
-  return buf;
-}
-inline std::optional<std::uint64_t> parse_chunk_file_name(std::string_view name) {
-  constexpr std::string_view ext = ".chunk";
-  if (name.size() <= ext.size() || name.substr(name.size() - ext.size()) != ext) return std::nullopt;
-  auto digits = name.substr(0, name.size() - ext.size());
-  if (digits.size() > 18) return std::nullopt;
-  std::uint64_t n = 0;
-  for (char c : digits) {
-    if (c < '0' || c > '9') return std::nullopt;
-    n = n * 10 + static_cast<std::uint64_t>(c - '0');
-  }
-  return n;
-}
 /// An encoded key for messages: hex, its first 64 bytes.
 inline std::string hex_key(std::string_view encoded) {
   static const char* hex = "0123456789abcdef";
@@ -7280,9 +7680,13 @@ class Engine {
 
   /// Number of records (exact).
   std::size_t size() const {
-    std::unique_lock guard(lock_);
-    check_open();
-    return static_cast<std::size_t>(count_locked());
+    for (;;) {
+      wait_counted();
+      std::unique_lock guard(lock_);
+      check_open();
+      if (!counted_locked()) continue;
+      return static_cast<std::size_t>(count_locked());
+    }
   }
 
   /// Makes every write that returned before this call survive power loss.
@@ -7297,19 +7701,26 @@ class Engine {
     sync_up_to(seq);
   }
 
-  /// Writes the write buffer into chunk files, records them in a new
-  /// MANIFEST and drops the WAL it covered.
+  /// Writes the write buffer into a new level-0 chunk file, records it in a
+  /// new MANIFEST and drops the WAL it covered; returns once that is done.
   void checkpoint() {
+    FailureReport report{this};
     check_open();
     check_writable();
-    run_checkpoint();
+    flush_buffer();
   }
+
+  /// Merges every level into the last one (dropping overwritten records and
+  /// tombstones) and returns once that is done; waits for running background
+  /// work first. Reads afterwards probe one run per key.
+  void compact();
 
   /// A snapshot of the store's counters.
   Stats stats() const;
 
-  /// Checkpoints (when Options::checkpoint_on_close), syncs and releases the
-  /// store. Later calls on this object throw ValidationError. Idempotent.
+  /// Flushes the write buffer (when Options::checkpoint_on_close), stops the
+  /// background threads at a safe point, syncs and releases the store. Later
+  /// calls on this object throw ValidationError. Idempotent.
   void close();
 
   /// What the migration run by this object's open did, if one ran.
@@ -7322,9 +7733,122 @@ class Engine {
   /// What it was opened for.
   const RecordTypes& types() const { return types_; }
 
+ private:
+  // Blocks (and the tables of their files) a cursor's batch views.
+  struct Pins {
+    std::vector<std::shared_ptr<const Block>> blocks;
+    std::vector<std::shared_ptr<const Table>> tables;
+    void push(const std::shared_ptr<const Block>& b, const std::shared_ptr<const Table>& t) {
+      if (b) blocks.push_back(b);
+      if (t && (tables.empty() || tables.back() != t)) tables.push_back(t);
+    }
+    void clear() {
+      blocks.clear();
+      tables.clear();
+    }
+  };
+
+  // Reads one run's records in key order, a block at a time (cursors and
+  // compactions). The run must outlive it (its Version is pinned).
+  class RunReader {
+   public:
+    // sequential: a compaction's full pass (reads ahead from the start and
+    // fills no cache); else a scan's (the block a seek lands in is read like
+    // a get's, what it then streams through is not cached).
+    RunReader(const Engine* s, const detail::Run* run, bool sequential)
+        : s_(s), run_(run), sequential_(sequential) {}
+    // Positions at the first record >= target (> target when after).
+    void seek(std::string_view target, bool after) {
+      block_.reset();
+      table_.reset();
+      bool first = !sequential_;
+      for (file_i_ = run_->seek(target); file_i_ < run_->files.size(); ++file_i_) {
+        open_file(first);
+        std::size_t bi = table_->find_block(target);
+        if (bi >= table_->block_count()) bi = 0;
+        for (; bi < table_->block_count(); ++bi) {
+          block_ = first ? s_->block(*table_, file(), bi, true) : read_block(bi);
+          first = false;
+          block_i_ = bi;
+          rec_ = block_->lower_bound(target);
+          if (after && rec_ < block_->size() && block_->key(rec_) == target) ++rec_;
+          if (rec_ < block_->size()) return;
+        }
+        block_.reset();
+      }
+      table_.reset();
+    }
+    bool valid() const { return block_ != nullptr; }
+    std::string_view key() const { return block_->key(rec_); }
+    std::string_view value() const { return block_->value(rec_); }
+    bool tombstone() const { return block_->tombstone(rec_); }
+    std::uint64_t seq() const { return block_->seq(rec_); }
+    const Block& block() const { return *block_; }
+    std::size_t rec() const { return rec_; }
+    const std::filesystem::path* path() const { return &table_->path(); }
+    // The next record; the block it leaves goes to keep (when given).
+    void next(Pins* keep) {
+      if (++rec_ >= block_->size()) next_block(keep);
+    }
+    // Past the rest of the current block.
+    void skip_block(Pins* keep) {
+      rec_ = block_->size();
+      next_block(keep);
+    }
+
+   private:
+    std::uint64_t file() const { return run_->files[file_i_]->ref().file; }
+    void open_file(bool cached) {
+      table_ = s_->table(run_->files[file_i_]->ref(), cached);
+      br_ = BlockRun{};
+    }
+    void next_block(Pins* keep) {
+      if (keep) keep->push(block_, table_);
+      block_.reset();
+      ++blocks_read_;
+      for (;;) {
+        if (++block_i_ < table_->block_count()) {
+          block_ = read_block(block_i_);
+          rec_ = 0;
+          if (block_->size() > 0) return;
+          continue;
+        }
+        if (++file_i_ >= run_->files.size()) {
+          table_.reset();
+          br_ = BlockRun{};
+          return;
+        }
+        open_file(false);
+        block_i_ = static_cast<std::size_t>(-1);
+      }
+    }
+    // Block i of table_: from the cache, from br_, or read with the blocks
+    // after it. A scan's readahead grows with the blocks it has stepped
+    // through (none for the first two: a short scan reads what it needs).
+    std::shared_ptr<const Block> read_block(std::size_t i) {
+      const std::size_t ahead =
+          sequential_ ? kScanReadahead
+          : blocks_read_ < 2
+              ? 0
+              : std::min(kScanReadahead, std::size_t{8} << 10 << std::min<std::size_t>(blocks_read_ - 2, 8));
+      return s_->scan_block(*table_, file(), i, br_, ahead);
+    }
+    using BlockRun = typename Table::BlockRun;
+    const Engine* s_;
+    const detail::Run* run_;
+    bool sequential_;
+    std::size_t file_i_ = 0, block_i_ = 0, rec_ = 0, blocks_read_ = 0;
+    std::shared_ptr<const Table> table_;
+    std::shared_ptr<const Block> block_;
+    BlockRun br_;
+  };
+
+ public:
   /// Reads the records of a key range in order, a block at a time, holding
   /// no lock between batches (see Storage::iterator, its typed face, for
-  /// the guarantees under concurrent writes).
+  /// the guarantees under concurrent writes). It pins the Version it reads:
+  /// compactions do not disturb it, and the files it reads stay on disk
+  /// until it moves on or dies.
   class Cursor {
    public:
     /// A cursor at the end.
@@ -7346,7 +7870,7 @@ class Engine {
     }
     /// See the move constructor.
     Cursor& operator=(Cursor&& other) noexcept = default;
-    /// Releases the blocks it pins.
+    /// Releases the blocks and the Version it pins.
     ~Cursor() = default;
 
     /// Positions on the next record after the last accepted one (the first
@@ -7366,17 +7890,11 @@ class Engine {
       ++pos_;
     }
     /// The peeked record's encoded key.
-    std::string_view key() const {
-      const Pending& p = batch_[pos_];
-      return p.from_chunk ? block_->key(p.rec) : p.key;
-    }
+    std::string_view key() const { return batch_[pos_].key; }
     /// The peeked record's stored value bytes.
-    std::string_view value() const {
-      const Pending& p = batch_[pos_];
-      return p.from_chunk ? block_->value(p.rec) : p.value;
-    }
+    std::string_view value() const { return batch_[pos_].value; }
     /// The chunk file the peeked record came from (nullptr: a buffered write).
-    const std::filesystem::path* file() const { return batch_[pos_].from_chunk ? &table_->path() : nullptr; }
+    const std::filesystem::path* file() const { return batch_[pos_].file; }
     /// Whether the cursor has passed its last record (or is an end cursor).
     bool at_end() const { return store_ == nullptr || done_; }
     /// The encoded key last accepted ("" before the first).
@@ -7384,22 +7902,18 @@ class Engine {
 
    private:
     using MapIt = detail::WriteBuffer::const_iterator;
-    using IndexIt = detail::ChunkIndex::Map::const_iterator;
-    using BlockRun = typename Table::BlockRun;
 
     // Most records one batch takes (a block's tail is taken whole).
     static constexpr std::size_t kBatchRecords = 256;
     // Bytes of buffered-write records one batch copies (at least one record).
     static constexpr std::size_t kArenaBytes = std::size_t{16} << 10;
 
-    // One record of the batch: record `rec` of the pinned block_ (looked up
-    // only when returned: a short scan leaves most of a batch unread), or
-    // key and value viewing arena_ (a copy of a buffered write, whose entry
-    // may change once the lock is released).
+    // One record of the batch: key and value view a pinned block, or arena_
+    // (a copy of a buffered write, whose entry may change once the lock is
+    // released).
     struct Pending {
       std::string_view key, value;
-      std::size_t rec = 0;
-      bool from_chunk = false;
+      const std::filesystem::path* file = nullptr;
     };
 
     void copy_from(const Cursor& o) {
@@ -7414,19 +7928,19 @@ class Engine {
       positioned_ = false;
       release();
     }
-    // Drops the batch and everything the iterator pins.
+    // Drops the batch and everything the cursor pins.
     void release() {
       batch_.clear();
       pos_ = 0;
       arena_.clear();
+      pins_.clear();
+      readers_.clear();
       imm_.reset();
-      table_.reset();
-      block_.reset();
-      run_ = BlockRun{};
+      version_.reset();
     }
 
     // Makes batch_[pos_] the next record (refilling the batch when it is used
-    // up or the store changed since it was read); done_ at the end.
+    // up or the buffers changed since it was read); done_ at the end.
     void advance() {
       if (at_end()) return;
       const Engine& s = *store_;
@@ -7455,30 +7969,14 @@ class Engine {
     }
 
     // Under the shared lock: positions the sources after last_ (or at from_)
-    // if the store changed, then merges the next records into batch_, up to
-    // the end of the current block (or kBatchRecords, or kArenaBytes of
-    // copied buffered writes). Empty only at the end of the range.
+    // if a buffer was frozen since, then merges the next records into batch_
+    // (up to kBatchRecords, or kArenaBytes of copied buffered writes). Empty
+    // only at the end of the range.
     void fill();
-
-    // Positions every source at the first key after last_ (or at from_).
+    // Positions every source at the first key after last_ (or at from_):
+    // the write buffer, the frozen one and one RunReader per run of the
+    // current Version, which the cursor pins.
     void reseek();
-    // Opens chunk_it_ and positions at the first record >= target (> target
-    // when after); block_ is null when no chunk holds one. The chunk and the
-    // block the seek lands in are read like a get's (cached and touched: many
-    // short scans from hot keys keep finding them); what a scan then streams
-    // through is not cached.
-    void load_chunk(std::string_view target, bool after);
-    // Steps to the first record of the next block (of this chunk or the
-    // next ones); block_ becomes null after the last chunk.
-    void next_block();
-    // Block i of table_: from the cache, from run_, or read with the blocks
-    // after it. Readahead grows with the blocks this scan has stepped
-    // through (none for the first two: a short scan reads what it needs).
-    std::shared_ptr<const Block> read_block(std::size_t i) {
-      const std::size_t ahead =
-          blocks_read_ < 2 ? 0 : std::min(kScanReadahead, std::size_t{8} << 10 << std::min<std::size_t>(blocks_read_ - 2, 8));
-      return store_->scan_block(*table_, chunk_it_->second.file, i, run_, ahead);
-    }
 
     const Engine* store_ = nullptr;
     std::optional<std::string> from_, to_;
@@ -7488,18 +7986,14 @@ class Engine {
     std::uint64_t wb_version_ = 0, chunk_version_ = 0;
     MapIt wb_it_, imm_it_;
     std::shared_ptr<const detail::WriteBuffer> imm_;
-    IndexIt chunk_it_;
-    std::shared_ptr<const Table> table_;
-    std::shared_ptr<const Block> block_;
-    std::size_t block_index_ = 0, rec_ = 0;
-    BlockRun run_;                 // frames read ahead from table_
-    std::size_t blocks_read_ = 0;  // blocks stepped into, for the readahead size
+    std::shared_ptr<const detail::Version> version_;
+    std::vector<RunReader> readers_;  // newest run first
+    Pins pins_;
     // The batch: records not yet returned, from pos_ on.
     std::vector<Pending> batch_;
     std::size_t pos_ = 0;
     std::vector<char> arena_;
   };
-
   /// What scan() returns: begin() starts a new pass each time it is called.
 
  private:
@@ -7576,8 +8070,21 @@ class Engine {
     std::lock_guard g(failure_mu_);
     if (failed_.load()) return;
     failure_.swap(why);
+    failure_error_ = error;
     failure_unlogged_ = true;
     failed_ = true;
+  }
+  // Rethrows what failed the store (for a caller that waited on the
+  // background work that failed: it sees the error itself, whatever its type).
+  [[noreturn]] void rethrow_failure() const {
+    std::exception_ptr e;
+    {
+      std::lock_guard g(failure_mu_);
+      e = failure_error_;
+    }
+    if (e) std::rethrow_exception(e);
+    check_writable_state();
+    throw IoError("stowage: the store at " + dir_.string() + " failed");
   }
   static std::string describe_exception(std::exception_ptr error) {
     try {
@@ -7676,20 +8183,38 @@ class Engine {
         /*fill=*/false);
   }
 
-  // Finds key in the chunks; on a hit calls on_value(bytes, file). Needs lock_ (shared).
+  // What a run holds of a key.
+  enum class Probe { absent, found, erased };
+  // Looks key up in one run; on a hit calls on_value(bytes, file). The run's
+  // Version must be pinned (or lock_ held).
   template <class Fn>
-  bool find_in_chunks(std::string_view key, Fn&& on_value) const {
-    const detail::ChunkRef* ref = index_.find(key);
-    if (!ref) return false;
-    auto t = table(*ref);
-    if (!t->may_contain(key)) return false;
+  Probe probe_run(const detail::Run& run, std::string_view key, Fn&& on_value) const {
+    const detail::LiveFile* f = run.find(key);
+    if (!f) return Probe::absent;
+    auto t = table(f->ref());
+    if (!t->may_contain(key)) return Probe::absent;
     std::size_t bi = t->find_block(key);
-    if (bi >= t->block_count()) return false;
-    auto b = block(*t, ref->file, bi);
+    if (bi >= t->block_count()) return Probe::absent;
+    auto b = block(*t, f->ref().file, bi);
     std::size_t i = b->lower_bound(key);
-    if (i >= b->size() || b->key(i) != key) return false;
+    if (i >= b->size() || b->key(i) != key) return Probe::absent;
+    if (b->tombstone(i)) return Probe::erased;
     on_value(b->value(i), &t->path());
-    return true;
+    return Probe::found;
+  }
+  // Finds key in v's files, newest run first.
+  template <class Fn>
+  bool find_in_files(const detail::Version& v, std::string_view key, Fn&& on_value) const {
+    for (const auto& r : v.l0) {
+      const Probe p = probe_run(r, key, on_value);
+      if (p != Probe::absent) return p == Probe::found;
+    }
+    for (std::uint32_t l = 1; l < detail::kLevels; ++l) {
+      if (v.levels[l].empty()) continue;
+      const Probe p = probe_run(v.levels[l], key, on_value);
+      if (p != Probe::absent) return p == Probe::found;
+    }
+    return false;
   }
   // Looks key up through every layer. Needs lock_ (shared).
   template <class Fn>
@@ -7710,15 +8235,38 @@ class Engine {
         return true;
       }
     }
-    return find_in_chunks(key, on_value);
+    return find_in_files(*version_, key, on_value);
   }
-  // Exact record count. Needs lock_ (exclusive: it caches lookups in buffer entries).
+  // Whether count_locked() may run: the frozen buffer is counted, or its
+  // flush failed (then nothing else touches it). Needs lock_.
+  bool counted_locked() const {
+    if (!imm_ || imm_resolved_.load()) return true;
+    std::lock_guard g(bg_mu_);
+    return !flush_pending_;
+  }
+  // Exact record count. Needs lock_ (exclusive: it caches lookups in wb_'s
+  // entries) and counted_locked().
   std::uint64_t count_locked() const {
     auto noop = [](std::string_view, const std::filesystem::path*) {};
-    if (imm_) imm_->resolve([&](std::string_view k) { return find_in_chunks(k, noop); });
+    if (imm_ && !imm_resolved_.load()) {
+      // Only after a failed flush: nothing else touches the frozen buffer.
+      imm_->resolve([&](std::string_view k) { return find_in_files(*version_, k, noop); });
+      imm_delta_ = imm_->delta();
+      imm_resolved_ = true;
+    }
     wb_.resolve([&](std::string_view k) { return find_below_buffer(k, noop); });
-    auto total = static_cast<std::int64_t>(index_.records()) + wb_.delta() + (imm_ ? imm_->delta() : 0);
+    auto total = static_cast<std::int64_t>(live_) + wb_.delta() + (imm_ ? imm_delta_ : 0);
     return static_cast<std::uint64_t>(std::max<std::int64_t>(total, 0));
+  }
+  // Waits until the frozen buffer (if any) is counted, or its flush ended.
+  void wait_counted() const {
+    std::unique_lock g(bg_mu_);
+    done_cv_.wait(g, [&] { return imm_resolved_.load() || !flush_pending_ || closed_.load(); });
+  }
+  // The current Version. Takes lock_ (shared).
+  std::shared_ptr<const detail::Version> current_version() const {
+    std::shared_lock guard(lock_);
+    return version_;
   }
 
   // ---- commits -----------------------------------------------------------
@@ -7765,9 +8313,10 @@ class Engine {
     if (n > 1) undo.reserve(n);
     BeforeRef before_ref{[](void* ctx) { (*static_cast<std::remove_reference_t<Before>*>(ctx))(); },
                          const_cast<void*>(static_cast<const void*>(&before))};
-    bool need_checkpoint;
+    throttle();
+    bool need_freeze;
     if (opt_.durability == Durability::sync) {
-      need_checkpoint = commit_synced(payload, ops, n, before_ref, &undo);
+      need_freeze = commit_synced(payload, ops, n, before_ref, &undo);
     } else {
       std::lock_guard w(write_mu_);
       check_open();
@@ -7783,14 +8332,10 @@ class Engine {
         fail(std::current_exception());
         throw;
       }
-      need_checkpoint = over_limits();
+      need_freeze = over_limits();
     }
-    if (need_checkpoint) run_checkpoint(/*only_if_needed=*/true);
+    if (need_freeze) maybe_freeze();
   }
-
-  // Whether the write buffer or the live WAL (every segment a checkpoint
-  // would drop) has grown past its limit. Needs write_mu_.
-  bool over_limits() const { return wb_.bytes() > wb_limit_ || wal_closed_bytes_ + wal_->size() > opt_.wal_bytes; }
 
   // Applies one commit's ops (sequences first, first + 1, ...) to wb_, all
   // or none (the strong guarantee: a batch rolls back what it applied when
@@ -7815,33 +8360,85 @@ class Engine {
   // data gone): the store stays failed until it is reopened.
   void sync_up_to(std::uint64_t seq);
 
-  // ---- checkpoint ----------------------------------------------------------
+  // ---- freeze, flush, compaction -------------------------------------------
 
-  // Checkpoints the write buffer; when only_if_needed, only if it (or the
-  // WAL) is still over its limit once this thread gets its turn.
-  //
-  // A checkpoint that throws anything once it has started changing the store
-  // (sealing the WAL) marks the store failed: the frozen buffer then stays
-  // frozen, its WAL segments stay on disk, and no later freeze can replace
-  // it, so a failed checkpoint never loses what it was writing.
-  void run_checkpoint(bool only_if_needed = false);
+  // Whether the write buffer has reached half its budget (the frozen buffer
+  // takes the other half) or the live WAL its limit. Needs write_mu_.
+  bool over_limits() const {
+    return wb_.bytes() > wb_limit_ / 2 || wal_closed_bytes_ + wal_->size() > opt_.wal_bytes;
+  }
 
-  // Writes imm_ into new chunk files, makes them live with a new manifest.
-  // Needs checkpoint_mu_; reads index_ and imm_ without lock_ (only this
-  // function changes them, under checkpoint_mu_).
-  // Returns the line to log.
-  std::string merge_and_install(std::uint64_t new_wal, std::uint64_t frozen_seq);
+  // Back-pressure, before a commit takes any store mutex: with many level-0
+  // runs waiting for compaction, each commit sleeps a little; with more, it
+  // waits for compaction. Counted in Stats.
+  void throttle();
 
-  // Merges the old chunks (consecutive in key order; may be none) with the
-  // buffered records [first, last) into new chunk files split at
-  // chunk_bytes; updates next.
-  // A migration passes `convert`: it turns each value into its new encoding
-  // (false: drop the record).
+  // After a commit found the buffer over its limit: freezes it, unless a
+  // flush is still running; then the writer goes on, and waits only when the
+  // active buffer has used the whole budget.
+  void maybe_freeze();
+
+  // Freezes wb_ into imm_ and wakes the flush thread. Needs sync_mu_ and
+  // write_mu_; imm_ must be empty. Everything that can throw comes first.
+  void freeze_locked();
+
+  // Freezes the buffer (after the running flush) and waits until it is
+  // flushed. For checkpoint() and close().
+  void flush_buffer();
+
+  // The flush thread: flushes each frozen buffer (see the top of the file).
+  void flush_loop() noexcept;
+  void run_flush();
+
+  // The compaction thread: runs what pick_compaction() finds due.
+  void compact_loop() noexcept;
+
+  // One compaction: its inputs, pinned by v.
+  struct Job {
+    std::shared_ptr<const detail::Version> v;
+    std::uint32_t level = 0, output = 0;
+    std::vector<detail::Run> inputs;         // newest first
+    std::vector<detail::FilePtr> upper;      // input files of `level`
+    std::vector<detail::FilePtr> lower;      // input files of `output`
+    bool move = false;                       // the upper files move down as they are
+    std::string last_key;                    // largest input key (the round-robin position)
+  };
+  std::optional<Job> next_job(const std::shared_ptr<const detail::Version>& v, bool everything);
+  // Runs job (merging its inputs into new files of its output level) and
+  // installs the result. Throws Aborted when close() stops it.
+  void run_job(Job& job, bool abortable);
+  struct Aborted {};
+
+  // New chunk files of one level, each cut at `file_bytes`.
+  class Output;
+  // Merges inputs (newest first) and, when given, a write buffer (newer than
+  // all of them) into out: the newest record of each key, tombstones kept
+  // unless drop_tombstone(key) says nothing older can lie below, sequence
+  // numbers kept unless zero_seqs; convert (migrations) maps each value.
   using Convert = std::function<bool(std::string_view key, std::string_view value, std::string& out)>;
-  void rewrite_chunks(const std::vector<const detail::ChunkRef*>& olds, detail::WriteBuffer::const_iterator first,
-                      detail::WriteBuffer::const_iterator last, detail::ChunkIndex& next,
-                      std::vector<std::uint64_t>& created, const Convert* convert = nullptr);
+  template <class Drop>
+  void merge(std::vector<detail::Run>& inputs, const detail::WriteBuffer* buffer, Output& out, Drop&& drop_tombstone,
+             bool zero_seqs, const Convert* convert, bool abortable);
 
+  // Writes m (with v's chunks and live records), then makes v current.
+  // Needs install_mu_.
+  void install(detail::Manifest m, std::shared_ptr<const detail::Version> v, std::uint64_t live);
+
+  // Deletes the files no Version names any more. Returns the first error
+  // (a file left behind is harmless: the next open deletes it).
+  std::exception_ptr drop_obsolete_files() noexcept;
+
+  // Stops and joins the background threads (a running compaction stops at
+  // its next safe point).
+  void stop_threads() noexcept;
+
+  // Level sizes.
+  detail::LevelTargets targets(const detail::Version& v) const {
+    // The base level holds about what level 0 does when it is compacted:
+    // kL0Trigger flushes, each the size the recent flushes wrote.
+    return detail::level_targets(v, std::max<std::uint64_t>(detail::kL0Trigger * flush_bytes_.load(std::memory_order_relaxed),
+                                                            std::uint64_t{64} << 10));
+  }
   // ---- open ----------------------------------------------------------------
 
   void open(const Migrator* migrations, unsigned target, bool migrate_only);
@@ -7858,12 +8455,6 @@ class Engine {
   // The policies that shape the bytes must match; the value type is the
   // migration plan's business.
   void check_manifest() const;
-
-  void set_chunks(detail::Manifest& m, const detail::ChunkIndex& index) const {
-    auto* ks = m.keyspace(detail::kDefaultKeyspace);
-    ks->chunks.clear();
-    for (const auto& [first, ref] : index) ks->chunks.push_back(ref);
-  }
 
   // ---- migration -------------------------------------------------------------
 
@@ -7910,38 +8501,74 @@ class Engine {
   std::size_t wb_limit_ = 0;
   std::unique_ptr<detail::FileLock> file_lock_;
 
-  mutable Lock lock_;
-  mutable detail::WriteBuffer wb_;              // lock_ (mutable: size() caches lookups in it)
-  std::shared_ptr<detail::WriteBuffer> imm_;    // lock_ to swap; read by the checkpointer without it
-  detail::ChunkIndex index_;                    // lock_ (+ checkpoint_mu_ to change)
-  // Bumped under lock_ (exclusive) by every commit / when imm_ or index_
-  // change; atomic so that a scan can see without the lock that its batch is current.
+  // The Lock policy, or a real shared mutex when the policy synchronises
+  // nothing (NoLock): the background threads swap buffers and Versions
+  // under it whatever the user's threading.
+  static constexpr bool kLockSyncs = [] {
+    if constexpr (requires { Lock::thread_safe; })
+      return static_cast<bool>(Lock::thread_safe);
+    else
+      return true;
+  }();
+  mutable std::conditional_t<kLockSyncs, Lock, std::shared_mutex> lock_;
+  mutable detail::WriteBuffer wb_;            // lock_ (mutable: size() caches lookups in it)
+  std::shared_ptr<detail::WriteBuffer> imm_;  // lock_ to swap; read by the flush thread without it
+  std::shared_ptr<const detail::Version> version_;  // lock_ to read; install_mu_ + lock_ to swap
+  std::uint64_t live_ = 0;                          // records live in version_'s files; lock_
+  mutable std::int64_t imm_delta_ = 0;              // what imm_ adds to live_, once counted; lock_
+  mutable std::atomic<bool> imm_resolved_{true};    // imm_ is counted (or absent)
+  std::shared_ptr<detail::FileBin> bin_ = std::make_shared<detail::FileBin>();
+  // Bumped under lock_ (exclusive) by every commit / at each freeze; atomic
+  // so that a scan can see without the lock that its batch is current.
   std::atomic<std::uint64_t> wb_version_{0};
   std::atomic<std::uint64_t> chunk_version_{0};
   mutable detail::BlockCache<Eviction> cache_;  // its own sharded locks
   mutable detail::OpenFileCache files_;         // its own lock
 
   mutable std::mutex write_mu_;
-  std::shared_ptr<detail::WalWriter> wal_;  // write_mu_
-  std::uint64_t last_seq_ = 0;              // write_mu_
-  std::uint64_t wal_closed_bytes_ = 0;      // write_mu_
+  std::shared_ptr<detail::WalWriter> wal_;   // write_mu_
+  std::uint64_t last_seq_ = 0;               // write_mu_
+  std::uint64_t wal_closed_bytes_ = 0;       // write_mu_
+  std::vector<std::uint64_t> wal_segments_;  // write_mu_
+  std::uint64_t flush_wal_ = 0;              // the segment the frozen buffer's successor starts; write_mu_
+  std::uint64_t flush_seq_ = 0;              // the frozen buffer's last sequence; write_mu_
 
   std::mutex sync_mu_;
   std::uint64_t synced_seq_ = 0;  // sync_mu_
 
-  std::mutex checkpoint_mu_;
-  detail::Manifest manifest_;                // checkpoint_mu_
-  std::vector<std::uint64_t> wal_segments_;  // checkpoint_mu_ + write_mu_
-  std::uint64_t next_file_ = 1;              // checkpoint_mu_
+  std::mutex install_mu_;
+  detail::Manifest manifest_;                             // install_mu_
+  std::array<std::string, detail::kLevels> compact_after_;  // install_mu_ (round-robin positions)
+  std::atomic<std::uint64_t> next_file_{1};
   std::atomic<std::uint64_t> manifest_bytes_{0};
-  std::atomic<std::uint64_t> checkpoints_{0};
+  std::atomic<std::uint64_t> checkpoints_{0};  // flushes
+  std::atomic<std::uint64_t> compactions_{0};
   std::atomic<std::uint64_t> bytes_put_{0};            // encoded key + value bytes of applied commits
   std::atomic<std::uint64_t> chunk_bytes_written_{0};  // chunk file bytes written since open
+  std::atomic<std::uint64_t> bytes_flushed_{0};
+  std::atomic<std::uint64_t> bytes_compacted_{0};
+  std::atomic<std::uint64_t> slowdowns_{0};     // commits slowed or stopped by back-pressure
+  std::atomic<std::uint64_t> slowed_micros_{0};  // time they waited
+  std::atomic<std::size_t> l0_runs_{0};
+  std::atomic<std::uint64_t> flush_bytes_{0};  // bytes a flush writes (a moving average)
+
+  // Background threads.
+  mutable std::mutex bg_mu_;
+  std::condition_variable bg_cv_;            // wakes the threads
+  mutable std::condition_variable done_cv_;  // wakes writers and waiters: a flush or compaction finished
+  bool flush_pending_ = false;               // bg_mu_: imm_ waits for the flush thread
+  bool stop_ = false;                        // bg_mu_
+  std::atomic<bool> stopping_{false};        // stop_, readable without bg_mu_ (compactions poll it)
+  bool compacting_ = false;                  // bg_mu_: a compaction runs
+  int manual_ = 0;                           // bg_mu_: compact() calls running (the thread stays idle)
+  std::uint64_t bg_epoch_ = 0;               // bg_mu_: bumped by each install
+  std::thread flush_thread_, compact_thread_;
 
   std::atomic<bool> failed_{false};
   mutable std::mutex failure_mu_;
-  std::string failure_;            // failure_mu_
-  bool failure_unlogged_ = false;  // failure_mu_
+  std::string failure_;               // failure_mu_
+  std::exception_ptr failure_error_;  // failure_mu_: what failed the store
+  bool failure_unlogged_ = false;     // failure_mu_
 
   // Durability::sync commits queue here; the front one is the leader (see commit_synced).
   std::mutex queue_mu_;
@@ -7958,6 +8585,7 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill() -> void {
   const Engine& s = *store_;
   batch_.clear();
   pos_ = 0;
+  pins_.clear();
   if (arena_.capacity() > 4 * kArenaBytes) arena_ = std::vector<char>();  // after one huge buffered value
   arena_.clear();
   std::shared_lock guard(s.lock_);
@@ -7970,24 +8598,30 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill() -> void {
     wb_version_ = s.wb_version_.load(std::memory_order_relaxed);
   }
   for (;;) {
-    if (block_ && rec_ >= block_->size()) {
-      if (!batch_.empty()) return;  // the batch views block_: the next fill moves on
-      next_block();
-    }
     const bool wb_has = wb_it_ != s.wb_.end();
     const bool imm_has = imm_ && imm_it_ != imm_->end();
-    const bool chunk_has = block_ != nullptr;
-    if (chunk_has) {
-      // The common case: the rest of the block precedes every buffered
-      // key and the range's end; take it whole, without comparisons.
-      const std::string_view last = block_->key(block_->size() - 1);
-      if ((!wb_has || last < std::string_view(wb_it_->first)) &&
-          (!imm_has || last < std::string_view(imm_it_->first)) && (!to_ || last < std::string_view(*to_))) {
-        for (; rec_ < block_->size(); ++rec_) batch_.push_back(Pending{{}, {}, rec_, true});
+    // The run with the smallest key; the newest wins ties.
+    RunReader* low = nullptr;
+    for (auto& r : readers_)
+      if (r.valid() && (low == nullptr || r.key() < low->key())) low = &r;
+    if (low != nullptr) {
+      // The common case: the rest of low's block precedes every other
+      // source and the range's end; take it whole.
+      const Block& b = low->block();
+      const std::string_view last = b.key(b.size() - 1);
+      bool whole = (!wb_has || last < std::string_view(wb_it_->first)) &&
+                   (!imm_has || last < std::string_view(imm_it_->first)) && (!to_ || last < std::string_view(*to_));
+      for (auto& r : readers_)
+        if (whole && &r != low && r.valid() && !(last < r.key())) whole = false;
+      if (whole) {
+        for (std::size_t i = low->rec(); i < b.size(); ++i)
+          if (!b.tombstone(i)) batch_.push_back(Pending{b.key(i), b.value(i), low->path()});
+        low->skip_block(&pins_);
+        if (batch_.size() >= kBatchRecords) return;
         continue;
       }
     }
-    // The smallest key among the three sources; the newest layer wins ties.
+    // The smallest key among the sources; the newest layer wins ties.
     std::string_view best;
     bool have = false;
     auto consider = [&](std::string_view k) {
@@ -7995,11 +8629,10 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill() -> void {
     };
     if (wb_has) consider(wb_it_->first);
     if (imm_has) consider(imm_it_->first);
-    if (chunk_has) consider(block_->key(rec_));
+    if (low != nullptr) consider(low->key());
     if (!have || (to_ && !(best < std::string_view(*to_)))) return;
     const bool wb_at = wb_has && wb_it_->first == best;
     const bool imm_at = imm_has && imm_it_->first == best;
-    const bool chunk_at = chunk_has && block_->key(rec_) == best;
     const detail::BufferEntry* entry = wb_at ? &wb_it_->second : imm_at ? &imm_it_->second : nullptr;
     if (entry && !entry->tombstone) {
       // A copy: the entry may change once the lock is released. Views
@@ -8013,14 +8646,15 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill() -> void {
       arena_.insert(arena_.end(), best.begin(), best.end());
       arena_.insert(arena_.end(), entry->value.begin(), entry->value.end());
       batch_.push_back(Pending{std::string_view(arena_.data() + at, best.size()),
-                               std::string_view(arena_.data() + at + best.size(), entry->value.size()), 0, false});
-    } else if (!entry) {
-      batch_.push_back(Pending{{}, {}, rec_, true});
+                               std::string_view(arena_.data() + at + best.size(), entry->value.size()), nullptr});
+    } else if (!entry && !low->tombstone()) {
+      batch_.push_back(Pending{low->key(), low->value(), low->path()});
     }
-    // best views a buffer key or block_, both still valid after these steps.
+    // best views a buffer key or a block that stays pinned (pins_).
     if (wb_at) ++wb_it_;
     if (imm_at) ++imm_it_;
-    if (chunk_at) ++rec_;
+    for (auto& r : readers_)
+      if (r.valid() && r.key() == best) r.next(&pins_);
     if (batch_.size() >= kBatchRecords) return;
   }
 }
@@ -8035,74 +8669,49 @@ auto Engine<Compression, Eviction, Lock>::Cursor::reseek() -> void {
   wb_it_ = seek(s.wb_);
   imm_ = s.imm_;
   if (imm_) imm_it_ = seek(*imm_);
-  block_.reset();
-  table_.reset();
-  run_ = BlockRun{};
-  std::string_view target = started_ ? std::string_view(last_) : (from_ ? std::string_view(*from_) : "");
-  chunk_it_ = s.index_.seek(target);
-  load_chunk(target, started_);
+  readers_.clear();
+  version_ = s.version_;
+  const std::string_view target = started_ ? std::string_view(last_) : (from_ ? std::string_view(*from_) : "");
+  version_->for_each_run([&](const detail::Run& r, std::uint32_t) {
+    readers_.emplace_back(&s, &r, /*sequential=*/false);
+    readers_.back().seek(target, started_);
+  });
   wb_version_ = s.wb_version_.load(std::memory_order_relaxed);
   chunk_version_ = s.chunk_version_.load(std::memory_order_relaxed);
 }
 
 template <class Compression, class Eviction, class Lock>
-auto Engine<Compression, Eviction, Lock>::Cursor::load_chunk(std::string_view target, bool after) -> void {
-  const Engine& s = *store_;
-  bool seek = true;
-  while (chunk_it_ != s.index_.end()) {
-    table_ = s.table(chunk_it_->second, /*fill=*/seek);
-    run_ = BlockRun{};
-    std::size_t bi = table_->find_block(target);
-    if (bi >= table_->block_count()) bi = 0;
-    for (; bi < table_->block_count(); ++bi) {
-      block_ = seek ? s.block(*table_, chunk_it_->second.file, bi, /*fill=*/true) : read_block(bi);
-      seek = false;
-      block_index_ = bi;
-      rec_ = block_->lower_bound(target);
-      if (after && rec_ < block_->size() && block_->key(rec_) == target) ++rec_;
-      if (rec_ < block_->size()) return;
-    }
-    ++chunk_it_;
-    block_.reset();
-  }
-  table_.reset();
-  block_.reset();
-}
-
-template <class Compression, class Eviction, class Lock>
-auto Engine<Compression, Eviction, Lock>::Cursor::next_block() -> void {
-  const Engine& s = *store_;
-  block_.reset();
-  ++blocks_read_;
-  for (;;) {
-    if (++block_index_ < table_->block_count()) {
-      block_ = read_block(block_index_);
-      rec_ = 0;
-      if (block_->size() > 0) return;
-      continue;
-    }
-    if (++chunk_it_ == s.index_.end()) {
-      table_.reset();
-      run_ = BlockRun{};
-      return;
-    }
-    table_ = s.table(chunk_it_->second, /*fill=*/false);
-    run_ = BlockRun{};
-    block_index_ = static_cast<std::size_t>(-1);
-  }
-}
-
-template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::stats() const -> Stats {
   Stats s;
-  {
+  std::shared_ptr<const detail::Version> v;
+  for (;;) {
+    wait_counted();
     std::unique_lock guard(lock_);
     check_open();
+    if (!counted_locked()) continue;
     s.records = count_locked();
-    s.chunks = index_.chunks();
+    v = version_;
     s.write_buffer_bytes = wb_.bytes() + (imm_ ? imm_->bytes() : 0);
-    s.disk_bytes = index_.bytes();
+    break;
   }
+  s.chunks = v->files();
+  s.disk_bytes = v->bytes();
+  const detail::LevelTargets t = targets(*v);
+  s.levels.resize(detail::kLevels);
+  for (const auto& r : v->l0) {
+    s.levels[0].files += r.files.size();
+    s.levels[0].bytes += r.bytes;
+    s.levels[0].records += r.records;
+    ++s.levels[0].runs;
+  }
+  for (std::uint32_t l = 1; l < detail::kLevels; ++l) {
+    s.levels[l].files = v->levels[l].files.size();
+    s.levels[l].bytes = v->levels[l].bytes;
+    s.levels[l].records = v->levels[l].records;
+    s.levels[l].runs = v->levels[l].empty() ? 0 : 1;
+    s.levels[l].target_bytes = t.bytes[l];
+  }
+  s.pending_compaction_bytes = detail::pending_compaction_bytes(*v, t);
   auto c = cache_.stats();
   s.cache_bytes = c.bytes;
   s.cache_capacity = c.capacity;
@@ -8121,8 +8730,14 @@ auto Engine<Compression, Eviction, Lock>::stats() const -> Stats {
   }
   s.disk_bytes += s.wal_bytes + manifest_bytes_.load();
   s.checkpoints = checkpoints_.load();
+  s.flushes = checkpoints_.load();
+  s.compactions = compactions_.load();
   s.bytes_put = bytes_put_.load(std::memory_order_relaxed);
   s.chunk_bytes_written = chunk_bytes_written_.load(std::memory_order_relaxed);
+  s.bytes_flushed = bytes_flushed_.load(std::memory_order_relaxed);
+  s.bytes_compacted = bytes_compacted_.load(std::memory_order_relaxed);
+  s.write_slowdowns = slowdowns_.load(std::memory_order_relaxed);
+  s.write_slowed_micros = slowed_micros_.load(std::memory_order_relaxed);
   s.write_amplification =
       s.bytes_put == 0 ? 0.0 : static_cast<double>(s.chunk_bytes_written) / static_cast<double>(s.bytes_put);
   return s;
@@ -8135,14 +8750,16 @@ auto Engine<Compression, Eviction, Lock>::close() -> void {
   std::exception_ptr error;
   if (!opt_.read_only && !failed_.load()) {
     try {
-      if (opt_.checkpoint_on_close) run_checkpoint();
+      if (opt_.checkpoint_on_close) flush_buffer();
       flush();
     } catch (...) {
       error = std::current_exception();
     }
   }
+  stop_threads();
+  drop_obsolete_files();
   {
-    std::lock_guard cp(checkpoint_mu_);
+    std::lock_guard inst(install_mu_);
     std::lock_guard s(sync_mu_);
     std::lock_guard w(write_mu_);
     std::unique_lock guard(lock_);
@@ -8159,6 +8776,10 @@ auto Engine<Compression, Eviction, Lock>::close() -> void {
     wal_.reset();
     file_lock_.reset();
   }
+  {
+    std::lock_guard g(bg_mu_);  // waiters see closed_
+  }
+  done_cv_.notify_all();
   if (error) std::rethrow_exception(error);
 }
 
@@ -8276,219 +8897,654 @@ auto Engine<Compression, Eviction, Lock>::sync_up_to(std::uint64_t seq) -> void 
 }
 
 template <class Compression, class Eviction, class Lock>
-auto Engine<Compression, Eviction, Lock>::run_checkpoint(bool only_if_needed) -> void {
-  FailureReport report{this};
-  std::string done;  // the log line, written once checkpoint_mu_ is released
-  {
-    std::lock_guard cp(checkpoint_mu_);
-    if (closed_.load() || opt_.read_only) return;
-    check_writable();
-    std::uint64_t new_wal = 0, frozen_seq = 0;
-    try {
-      std::lock_guard s(sync_mu_);
-      std::lock_guard w(write_mu_);  // no commit in flight: wb_ is stable
-      if (wb_.empty()) return;
-      if (only_if_needed && !over_limits()) return;
-      // Everything that can throw comes before the buffer is frozen.
-      wal_segments_.reserve(wal_segments_.size() + 1);
-      auto frozen = std::make_shared<detail::WriteBuffer>();
-      wal_->seal();  // the frozen records are durable, the zeros cut off, before a new segment starts
-      synced_seq_ = last_seq_;
-      new_wal = next_file_++;
-      auto writer = std::make_shared<detail::WalWriter>(*fs_, dir_, new_wal);
-      wal_closed_bytes_ += wal_->size();
-      wal_ = std::move(writer);
-      wal_segments_.push_back(new_wal);
-      frozen_seq = last_seq_;
-      std::unique_lock guard(lock_);
-      *frozen = std::move(wb_);
-      imm_ = std::move(frozen);
-      ++wb_version_;
-      ++chunk_version_;
-    } catch (...) {
-      fail(std::current_exception());
-      throw;
-    }
-    try {
-      cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_ + imm_->bytes()));
-      done = merge_and_install(new_wal, frozen_seq);
-    } catch (...) {
-      fail(std::current_exception());
-      throw;
-    }
-  }
-  log(LogLevel::info, done);
-}
-
-template <class Compression, class Eviction, class Lock>
-auto Engine<Compression, Eviction, Lock>::merge_and_install(std::uint64_t new_wal,
-                                                            std::uint64_t frozen_seq) -> std::string {
-  std::shared_ptr<const detail::WriteBuffer> frozen = imm_;
-  const detail::WriteBuffer& imm = *frozen;
-  detail::ChunkIndex next = index_;
-  std::vector<std::uint64_t> created, obsolete;
-  bool manifest_attempted = false;  // once the rename may have happened, the new chunks may be live
-  try {
-    auto it = imm.begin();
-    while (it != imm.end()) {
-      // The chunks this group rewrites: the one the next buffered key routes
-      // to, plus following ones while the last is small, so chunks left
-      // small by splits or erases are merged with a neighbour when touched.
-      std::vector<const detail::ChunkRef*> olds;
-      auto chunk = index_.route(it->first);
-      auto group_end = imm.end();
-      if (chunk != index_.end()) {
-        olds.push_back(&chunk->second);
-        auto following = std::next(chunk);
-        while (following != index_.end() && olds.back()->bytes < opt_.chunk_bytes / 4) {
-          olds.push_back(&following->second);
-          ++following;
-        }
-        if (following != index_.end()) group_end = imm.lower_bound(following->first);
-      }
-      rewrite_chunks(olds, it, group_end, next, created);
-      for (const auto* o : olds) obsolete.push_back(o->file);
-      it = group_end;
-    }
-    fs_->sync_dir(dir_);
-    detail::Manifest m = manifest_;
-    m.last_seq = frozen_seq;
-    m.next_file = next_file_;
-    m.wal_start = new_wal;
-    set_chunks(m, next);
-    manifest_attempted = true;
-    detail::write_manifest(*fs_, dir_, m);
-    manifest_ = std::move(m);
-    manifest_bytes_ = detail::encode_manifest(manifest_).size();
-  } catch (...) {
-    // Files no manifest names are removed here, or by the next open.
-    if (!manifest_attempted) for (auto f : created) {
+class Engine<Compression, Eviction, Lock>::Output {
+ public:
+  // Files of `level` (level 0: of run `run`), each cut once it holds
+  // file_bytes of records.
+  Output(Engine& e, std::uint32_t level, std::uint64_t run, std::uint64_t file_bytes)
+      : e_(e), level_(level), run_(run), file_bytes_(file_bytes) {}
+  Output(const Output&) = delete;
+  Output& operator=(const Output&) = delete;
+  // Removes the files written, unless keep() was called.
+  ~Output() {
+    writer_.reset();
+    if (kept_) return;
+    for (auto f : created_) {
       try {
-        fs_->remove(chunk_path(f));
-      } catch (...) {
+        e_.fs_->remove(e_.chunk_path(f));
+      } catch (...) {  // a leftover no manifest names: the next open removes it
       }
     }
-    throw;
   }
-  std::size_t imm_bytes = imm.bytes();
-  next.seal();
-  {
-    std::unique_lock guard(lock_);
-    index_ = std::move(next);
-    imm_.reset();
-    ++chunk_version_;
-  }
-  cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_));
-  ++checkpoints_;
-  // The new manifest is durable: what it no longer names can go.
-  for (auto f : obsolete) {
-    cache_.erase_file(f);
-    files_.erase(f);
-    fs_->remove(chunk_path(f));
-  }
-  std::vector<std::uint64_t> keep;
-  {
-    std::lock_guard w(write_mu_);
-    for (auto seg : wal_segments_) {
-      if (seg < new_wal) {
-        fs_->remove(dir_ / detail::wal_file_name(seg));
-      } else {
-        keep.push_back(seg);
-      }
+  void add(std::string_view key, std::uint64_t seq, std::string_view value, bool tombstone) {
+    if (writer_ && writer_->raw_bytes() >= file_bytes_) finish_file();
+    if (!writer_) {
+      created_.reserve(created_.size() + 1);
+      file_ = e_.next_file_++;
+      created_.push_back(file_);
+      writer_.emplace(*e_.fs_, e_.chunk_path(file_), e_.opt_.block_bytes);
     }
-    wal_segments_ = keep;
-    wal_closed_bytes_ = 0;
+    writer_->add(key, seq, value, tombstone);
+    ++records_;
   }
-  fs_->sync_dir(dir_);
-  return "checkpoint: " + std::to_string(imm.entries()) + " buffered records (" + std::to_string(imm_bytes) +
-         " bytes) into " + std::to_string(created.size()) + " new chunk(s), " + std::to_string(obsolete.size()) +
-         " replaced";
-}
+  // Finishes the last file; returns every file written.
+  std::vector<detail::ChunkRef> finish() {
+    finish_file();
+    return std::move(refs_);
+  }
+  // The files are (or may be) named by a manifest: never remove them.
+  void keep() { kept_ = true; }
+  std::uint64_t bytes() const { return bytes_; }
+  std::uint64_t records() const { return records_; }
 
-template <class Compression, class Eviction, class Lock>
-auto Engine<Compression, Eviction, Lock>::rewrite_chunks(const std::vector<const detail::ChunkRef*>& olds,
-                                                         detail::WriteBuffer::const_iterator first,
-                                                         detail::WriteBuffer::const_iterator last,
-                                                         detail::ChunkIndex& next, std::vector<std::uint64_t>& created,
-                                                         const Convert* convert) -> void {
-  std::string converted;
-  std::optional<detail::ChunkWriter<Compression>> writer;
-  std::uint64_t writer_file = 0;
-  auto finish = [&] {
-    if (!writer) return;
-    if (writer->records() == 0) {
-      writer.reset();
-      fs_->remove(chunk_path(writer_file));
-      return;
-    }
-    detail::ChunkInfo info = writer->finish();
-    writer.reset();
-    chunk_bytes_written_.fetch_add(info.file_bytes, std::memory_order_relaxed);
+ private:
+  void finish_file() {
+    if (!writer_) return;
+    detail::ChunkInfo info = writer_->finish();
+    writer_.reset();
+    e_.chunk_bytes_written_.fetch_add(info.file_bytes, std::memory_order_relaxed);
+    bytes_ += info.file_bytes;
     detail::ChunkRef ref;
-    ref.file = writer_file;
+    ref.file = file_;
     ref.records = info.records;
     ref.bytes = info.file_bytes;
     ref.max_seq = info.max_seq;
     ref.first_key = std::move(info.first_key);
     ref.last_key = std::move(info.last_key);
-    next.add(std::move(ref));
-  };
-  auto emit = [&](std::string_view key, std::string_view value) {
-    if (convert) {
-      if (!(*convert)(key, value, converted)) return;
-      value = converted;
-    }
-    if (writer && writer->raw_bytes() >= opt_.chunk_bytes) finish();
-    if (!writer) {
-      writer_file = next_file_++;
-      created.push_back(writer_file);
-      writer.emplace(*fs_, chunk_path(writer_file), opt_.block_bytes);
-    }
-    // Chunks keep sequence number 0: every record a checkpoint writes is
-    // older than anything a reader can ask about (no snapshots exist), and
-    // a 1-byte 0 saves ~2 bytes per record against a 3-byte sequence. The
-    // format keeps the field for snapshots and history, which will keep
-    // the sequences of records newer than the oldest open snapshot.
-    writer->add(key, 0, value);
-  };
-  for (const auto* o : olds) next.remove(o->first_key);
-  // The old records, one block at a time, read without filling the cache.
-  std::size_t chunk_i = 0, block_i = 0, rec = 0;
-  std::shared_ptr<const Table> t;
-  std::shared_ptr<const Block> b;
-  auto chunk_valid = [&] {
-    while (!b || rec >= b->size()) {
-      if (t && block_i + 1 < t->block_count()) {
-        b = block(*t, olds[chunk_i]->file, ++block_i, false);
-      } else {
-        if (t) ++chunk_i;
-        if (chunk_i >= olds.size()) {
-          b.reset();
-          return false;
-        }
-        t = table(*olds[chunk_i], false);
-        block_i = 0;
-        if (t->block_count() == 0) continue;
-        b = block(*t, olds[chunk_i]->file, 0, false);
-      }
-      rec = 0;
-    }
-    return true;
-  };
-  while (true) {
-    bool has_chunk = chunk_valid();
-    bool has_buf = first != last;
-    if (!has_chunk && !has_buf) break;
-    if (has_buf && (!has_chunk || std::string_view(first->first) <= b->key(rec))) {
-      if (has_chunk && std::string_view(first->first) == b->key(rec)) ++rec;
-      if (!first->second.tombstone) emit(first->first, first->second.value);
-      ++first;
+    ref.level = level_;
+    ref.run = run_;
+    refs_.push_back(std::move(ref));
+  }
+  Engine& e_;
+  std::uint32_t level_;
+  std::uint64_t run_, file_bytes_;
+  std::optional<detail::ChunkWriter<Compression>> writer_;
+  std::uint64_t file_ = 0, bytes_ = 0, records_ = 0;
+  std::vector<std::uint64_t> created_;
+  std::vector<detail::ChunkRef> refs_;
+  bool kept_ = false;
+};
+
+template <class Compression, class Eviction, class Lock>
+template <class Drop>
+auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs, const detail::WriteBuffer* buffer,
+                                                Output& out, Drop&& drop_tombstone, bool zero_seqs,
+                                                const Convert* convert, bool abortable) -> void {
+  std::vector<RunReader> rs;
+  rs.reserve(inputs.size());
+  for (auto& r : inputs) {
+    rs.emplace_back(this, &r, /*sequential=*/true);
+    rs.back().seek("", false);
+  }
+  detail::WriteBuffer::const_iterator bit, bend;
+  if (buffer) bit = buffer->begin(), bend = buffer->end();
+  std::string key, converted;
+  std::uint64_t n = 0;
+  for (;;) {
+    // The smallest key; the newest source holding it wins (the buffer, then
+    // the runs in order).
+    std::string_view best;
+    std::ptrdiff_t src = -2;
+    if (buffer && bit != bend) best = bit->first, src = -1;
+    for (std::size_t i = 0; i < rs.size(); ++i)
+      if (rs[i].valid() && (src == -2 || rs[i].key() < best)) best = rs[i].key(), src = static_cast<std::ptrdiff_t>(i);
+    if (src == -2) break;
+    if (abortable && (++n & 1023) == 0 && stopping_.load(std::memory_order_relaxed)) throw Aborted{};
+    bool tombstone;
+    std::string_view value;
+    std::uint64_t seq;
+    if (src == -1) {
+      tombstone = bit->second.tombstone;
+      value = bit->second.value;
+      seq = bit->second.seq;
     } else {
-      emit(b->key(rec), b->value(rec));
-      ++rec;
+      const RunReader& r = rs[static_cast<std::size_t>(src)];
+      tombstone = r.tombstone();
+      value = r.value();
+      seq = r.seq();
+    }
+    // Sequence numbers stay while a reader could need them; no snapshot
+    // exists yet, so the last level, which the oldest records reach, drops
+    // them (a 1-byte 0 instead of 3 to 5 bytes).
+    if (zero_seqs) seq = 0;
+    if (tombstone) {
+      if (!drop_tombstone(best)) out.add(best, seq, {}, true);
+    } else if (convert) {
+      if ((*convert)(best, value, converted)) out.add(best, seq, converted, false);
+    } else {
+      out.add(best, seq, value, false);
+    }
+    key.assign(best);  // best may view a block the step below leaves
+    if (buffer && bit != bend && bit->first == key) ++bit;
+    for (auto& r : rs)
+      if (r.valid() && r.key() == key) r.next(nullptr);
+  }
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::install(detail::Manifest m, std::shared_ptr<const detail::Version> v,
+                                                  std::uint64_t live) -> void {
+  m.next_file = next_file_.load();
+  auto* ks = m.keyspace(detail::kDefaultKeyspace);
+  ks->chunks = v->refs();
+  ks->live = live;
+  detail::write_manifest(*fs_, dir_, m);
+  manifest_bytes_ = detail::encode_manifest(m).size();
+  manifest_ = std::move(m);
+  const std::size_t runs = v->l0.size();
+  {
+    std::unique_lock guard(lock_);
+    version_ = std::move(v);
+    live_ = live;
+  }
+  l0_runs_ = runs;
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::throttle() -> void {
+  const std::size_t runs = l0_runs_.load(std::memory_order_relaxed);
+  // Without background compaction nothing would ever lower the count: the
+  // user compacts when they choose.
+  if (runs < detail::kL0Slowdown || !opt_.auto_compaction) return;
+  const auto start = std::chrono::steady_clock::now();
+  if (runs >= detail::kL0Stop) {
+    std::unique_lock g(bg_mu_);
+    done_cv_.wait(g, [&] { return l0_runs_.load() < detail::kL0Stop || failed_.load() || closed_.load() || stop_; });
+  } else {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  slowdowns_.fetch_add(1, std::memory_order_relaxed);
+  slowed_micros_.fetch_add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                          std::chrono::steady_clock::now() - start)
+                                                          .count()),
+                           std::memory_order_relaxed);
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::freeze_locked() -> void {
+  wal_segments_.reserve(wal_segments_.size() + 1);
+  auto frozen = std::make_shared<detail::WriteBuffer>();
+  wal_->seal();  // the frozen records are durable, the zeros cut off, before a new segment starts
+  synced_seq_ = last_seq_;
+  const std::uint64_t new_wal = next_file_++;
+  auto writer = std::make_shared<detail::WalWriter>(*fs_, dir_, new_wal);
+  wal_closed_bytes_ += wal_->size();
+  wal_ = std::move(writer);
+  wal_segments_.push_back(new_wal);
+  flush_wal_ = new_wal;
+  flush_seq_ = last_seq_;
+  {
+    std::unique_lock guard(lock_);
+    *frozen = std::move(wb_);
+    imm_ = std::move(frozen);
+    imm_resolved_ = false;
+    ++wb_version_;
+    ++chunk_version_;
+    std::lock_guard g(bg_mu_);  // before lock_ is released: see counted_locked()
+    flush_pending_ = true;
+  }
+  bg_cv_.notify_all();
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::maybe_freeze() -> void {
+  for (;;) {
+    {
+      std::lock_guard s(sync_mu_);
+      std::lock_guard w(write_mu_);
+      if (closed_.load() || failed_.load() || !over_limits()) return;
+      bool busy;
+      {
+        std::lock_guard g(bg_mu_);
+        busy = flush_pending_;
+      }
+      if (!busy) {
+        try {
+          freeze_locked();
+        } catch (...) {
+          fail(std::current_exception());
+          throw;
+        }
+        return;
+      }
+      std::size_t frozen_bytes;
+      {
+        std::shared_lock guard(lock_);
+        frozen_bytes = imm_ ? imm_->bytes() : 0;
+      }
+      if (wb_.bytes() + frozen_bytes < wb_limit_) return;  // room left: the flush will finish first
+    }
+    // The whole budget is used: wait for the flush.
+    const auto start = std::chrono::steady_clock::now();
+    {
+      std::unique_lock g(bg_mu_);
+      done_cv_.wait(g, [&] { return !flush_pending_ || failed_.load() || closed_.load(); });
+    }
+    slowdowns_.fetch_add(1, std::memory_order_relaxed);
+    slowed_micros_.fetch_add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                            std::chrono::steady_clock::now() - start)
+                                                            .count()),
+                             std::memory_order_relaxed);
+  }
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::flush_buffer() -> void {
+  for (bool frozen = false; !frozen;) {
+    {
+      std::unique_lock g(bg_mu_);
+      done_cv_.wait(g, [&] { return !flush_pending_ || failed_.load(); });
+    }
+    check_writable_state();
+    std::lock_guard s(sync_mu_);
+    std::lock_guard w(write_mu_);
+    check_open();
+    check_writable();
+    if (wb_.empty()) break;
+    {
+      std::lock_guard g(bg_mu_);
+      if (flush_pending_) continue;  // a writer froze meanwhile: wait for that flush first
+    }
+    try {
+      freeze_locked();
+    } catch (...) {
+      fail(std::current_exception());
+      throw;
+    }
+    frozen = true;
+  }
+  {
+    std::unique_lock g(bg_mu_);
+    done_cv_.wait(g, [&] { return !flush_pending_ || failed_.load(); });
+  }
+  if (failed_.load()) rethrow_failure();  // the flush this call waited for failed
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::flush_loop() noexcept -> void {
+  for (;;) {
+    {
+      std::unique_lock g(bg_mu_);
+      bg_cv_.wait(g, [&] { return flush_pending_ || stop_; });
+      if (!flush_pending_) return;
+    }
+    try {
+      run_flush();
+    } catch (...) {
+      fail(std::current_exception());
+    }
+    {
+      std::lock_guard g(bg_mu_);
+      flush_pending_ = false;
+      ++bg_epoch_;
+    }
+    bg_cv_.notify_all();
+    done_cv_.notify_all();
+    drop_obsolete_files();
+  }
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
+  std::shared_ptr<detail::WriteBuffer> frozen;
+  std::shared_ptr<const detail::Version> base;
+  {
+    std::shared_lock guard(lock_);
+    frozen = imm_;
+    base = version_;
+  }
+  const std::uint64_t new_wal = flush_wal_, seq = flush_seq_;
+  const auto started = std::chrono::steady_clock::now();
+  // Count: which buffered keys the files already hold. The keys come in
+  // order, so each run keeps its place (file, table, last block read) and
+  // most keys cost one range check and one Bloom probe per run.
+  struct Place {
+    const detail::Run* run;
+    std::size_t file = 0, block = static_cast<std::size_t>(-1);
+    std::shared_ptr<const Table> table;
+    std::shared_ptr<const Block> data;
+  };
+  std::vector<Place> places;
+  base->for_each_run([&](const detail::Run& r, std::uint32_t) { places.push_back(Place{&r, 0, static_cast<std::size_t>(-1), nullptr, nullptr}); });
+  frozen->resolve([&](std::string_view key) {
+    for (auto& p : places) {
+      const auto& files = p.run->files;
+      while (p.file < files.size() && std::string_view(files[p.file]->ref().last_key) < key) {
+        ++p.file;
+        p.table.reset();
+        p.data.reset();
+        p.block = static_cast<std::size_t>(-1);
+      }
+      if (p.file == files.size() || key < std::string_view(files[p.file]->ref().first_key)) continue;
+      if (!p.table) p.table = table(files[p.file]->ref());
+      if (!p.table->may_contain(key)) continue;
+      const std::size_t bi = p.table->find_block(key);
+      if (bi >= p.table->block_count()) continue;
+      if (bi != p.block) {
+        p.data = block(*p.table, files[p.file]->ref().file, bi);
+        p.block = bi;
+      }
+      const std::size_t i = p.data->lower_bound(key);
+      if (i < p.data->size() && p.data->key(i) == key) return !p.data->tombstone(i);
+    }
+    return false;
+  });
+  const std::int64_t delta = frozen->delta();
+  {
+    std::unique_lock guard(lock_);
+    imm_delta_ = delta;
+    imm_resolved_ = true;
+  }
+  {
+    std::lock_guard g(bg_mu_);
+  }
+  done_cv_.notify_all();
+  const auto counted = std::chrono::steady_clock::now();
+  // One level-0 file; its run number is a file number no file takes.
+  Output out(*this, 0, next_file_++, std::numeric_limits<std::uint64_t>::max());
+  for (auto it = frozen->begin(); it != frozen->end(); ++it) {
+    const detail::BufferEntry& e = it->second;
+    if (e.tombstone && e.below == detail::Below::absent) continue;  // nothing below for it to hide
+    out.add(it->first, e.seq, e.tombstone ? std::string_view() : e.value, e.tombstone);
+  }
+  auto refs = out.finish();
+  fs_->sync_dir(dir_);
+  bytes_flushed_.fetch_add(out.bytes(), std::memory_order_relaxed);
+  {
+    const std::uint64_t before = flush_bytes_.load(std::memory_order_relaxed);
+    flush_bytes_.store(before == 0 ? out.bytes() : (before * 3 + out.bytes()) / 4, std::memory_order_relaxed);
+  }
+  {
+    std::lock_guard inst(install_mu_);
+    auto next = std::make_shared<detail::Version>(*version_);  // only installers change version_
+    if (!refs.empty()) {
+      detail::Run run;
+      for (auto& ref : refs) run.add(std::make_shared<const detail::LiveFile>(std::move(ref), bin_));
+      next->l0.insert(next->l0.begin(), std::move(run));
+    }
+    detail::Manifest m = manifest_;
+    m.last_seq = seq;
+    m.wal_start = new_wal;
+    out.keep();  // from here the manifest may name the files
+    install(std::move(m), std::move(next),
+            static_cast<std::uint64_t>(std::max<std::int64_t>(static_cast<std::int64_t>(live_) + delta, 0)));
+    {
+      std::unique_lock guard(lock_);
+      imm_.reset();
+      imm_delta_ = 0;
     }
   }
-  finish();
+  ++checkpoints_;
+  // The manifest no longer needs the WAL segments before new_wal.
+  std::vector<std::uint64_t> drop;
+  {
+    std::lock_guard w(write_mu_);
+    std::vector<std::uint64_t> keep;
+    for (auto seg : wal_segments_) (seg < new_wal ? drop : keep).push_back(seg);
+    wal_segments_ = std::move(keep);
+    wal_closed_bytes_ = 0;
+  }
+  for (auto seg : drop) fs_->remove(dir_ / detail::wal_file_name(seg));
+  fs_->sync_dir(dir_);
+  const auto ms = [](auto a, auto b) { return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count()); };
+  log(LogLevel::info, "flush: " + std::to_string(frozen->entries()) + " buffered records (" +
+                          std::to_string(frozen->bytes()) + " bytes) into a level-0 file of " +
+                          std::to_string(out.bytes()) + " bytes in " + ms(started, std::chrono::steady_clock::now()) +
+                          " ms (counting " + ms(started, counted) + " ms)");
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::compact_loop() noexcept -> void {
+  for (;;) {
+    std::uint64_t epoch;
+    {
+      std::unique_lock g(bg_mu_);
+      bg_cv_.wait(g, [&] { return stop_ || manual_ == 0; });
+      if (stop_) return;
+      epoch = bg_epoch_;
+    }
+    std::optional<Job> job;
+    if (!failed_.load()) {
+      try {
+        job = next_job(current_version(), false);
+      } catch (...) {
+        fail(std::current_exception());
+      }
+    }
+    if (!job) {
+      std::unique_lock g(bg_mu_);
+      bg_cv_.wait(g, [&] { return stop_ || bg_epoch_ != epoch; });
+      continue;
+    }
+    {
+      std::lock_guard g(bg_mu_);
+      if (stop_) return;
+      if (manual_ > 0) continue;
+      compacting_ = true;
+    }
+    try {
+      run_job(*job, /*abortable=*/true);
+    } catch (const Aborted&) {
+    } catch (...) {
+      fail(std::current_exception());
+    }
+    job.reset();
+    {
+      std::lock_guard g(bg_mu_);
+      compacting_ = false;
+    }
+    done_cv_.notify_all();
+    bg_cv_.notify_all();
+    drop_obsolete_files();
+  }
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::next_job(const std::shared_ptr<const detail::Version>& v, bool everything)
+    -> std::optional<Job> {
+  Job job;
+  job.v = v;
+  if (everything) {
+    job.level = 0;
+    job.output = detail::kLastLevel;
+    v->for_each_run([&](const detail::Run& r, std::uint32_t level) {
+      job.inputs.push_back(r);
+      for (const auto& f : r.files) (level == detail::kLastLevel ? job.lower : job.upper).push_back(f);
+    });
+    if (job.upper.empty()) return std::nullopt;
+    return job;
+  }
+  std::array<std::string, detail::kLevels> after;
+  {
+    std::lock_guard inst(install_mu_);
+    after = compact_after_;
+  }
+  const auto pick = detail::pick_compaction(*v, targets(*v), after);
+  if (!pick) return std::nullopt;
+  job.level = pick->level;
+  job.output = pick->output;
+  std::string_view lo, hi;
+  if (pick->level == 0) {
+    for (const auto& r : v->l0) {
+      job.inputs.push_back(r);
+      for (const auto& f : r.files) job.upper.push_back(f);
+      if (lo.empty() || r.first_key() < lo) lo = r.first_key();
+      if (hi < r.last_key()) hi = r.last_key();
+    }
+  } else {
+    const detail::FilePtr& f = v->levels[pick->level].files[pick->file];
+    detail::Run r;
+    r.add(f);
+    job.inputs.push_back(std::move(r));
+    job.upper.push_back(f);
+    lo = f->ref().first_key;
+    hi = f->ref().last_key;
+  }
+  const detail::Run& below = v->levels[job.output];
+  const auto [first, last] = below.overlapping(lo, hi);
+  if (first < last) {
+    detail::Run r;
+    for (std::size_t i = first; i < last; ++i) {
+      r.add(below.files[i]);
+      job.lower.push_back(below.files[i]);
+    }
+    job.inputs.push_back(std::move(r));
+  }
+  job.move = job.lower.empty() && (pick->level > 0 || v->l0.size() == 1);
+  job.last_key.assign(hi);
+  return job;
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::run_job(Job& job, bool abortable) -> void {
+  std::vector<detail::ChunkRef> refs;
+  std::optional<Output> out;
+  std::uint64_t in_bytes = 0;
+  for (const auto& f : job.upper) in_bytes += f->ref().bytes;
+  for (const auto& f : job.lower) in_bytes += f->ref().bytes;
+  if (job.move) {
+    for (const auto& f : job.upper) {
+      detail::ChunkRef r = f->ref();
+      r.level = job.output;
+      r.run = 0;
+      refs.push_back(std::move(r));
+    }
+  } else {
+    out.emplace(*this, job.output, 0, opt_.chunk_bytes);
+    const detail::Version& v = *job.v;
+    const std::uint32_t output = job.output;
+    auto drop = [&v, output](std::string_view key) {
+      for (std::uint32_t l = output + 1; l < detail::kLevels; ++l)
+        if (v.levels[l].find(key) != nullptr) return false;
+      return true;
+    };
+    merge(job.inputs, nullptr, *out, drop, output == detail::kLastLevel, nullptr, abortable);
+    refs = out->finish();
+    fs_->sync_dir(dir_);
+    bytes_compacted_.fetch_add(out->bytes(), std::memory_order_relaxed);
+  }
+  std::vector<std::uint64_t> gone;
+  for (const auto& f : job.upper) gone.push_back(f->ref().file);
+  for (const auto& f : job.lower) gone.push_back(f->ref().file);
+  std::sort(gone.begin(), gone.end());
+  {
+    std::lock_guard inst(install_mu_);
+    const detail::Version& cur = *version_;  // only installers change version_
+    auto next = std::make_shared<detail::Version>();
+    auto kept = [&](const detail::FilePtr& f) { return !std::binary_search(gone.begin(), gone.end(), f->ref().file); };
+    for (const auto& r : cur.l0) {
+      detail::Run nr;
+      for (const auto& f : r.files)
+        if (kept(f)) nr.add(f);
+      if (!nr.empty()) next->l0.push_back(std::move(nr));
+    }
+    for (std::uint32_t l = 1; l < detail::kLevels; ++l) {
+      std::vector<detail::FilePtr> files;
+      for (const auto& f : cur.levels[l].files)
+        if (kept(f)) files.push_back(f);
+      if (l == job.output) {
+        for (auto& ref : refs) files.push_back(std::make_shared<const detail::LiveFile>(std::move(ref), bin_));
+        std::sort(files.begin(), files.end(),
+                  [](const detail::FilePtr& a, const detail::FilePtr& b) { return a->ref().first_key < b->ref().first_key; });
+      }
+      for (auto& f : files) next->levels[l].add(std::move(f));
+    }
+    if (job.level > 0) compact_after_[job.level] = job.last_key;
+    if (out) out->keep();  // from here the manifest may name the files
+    install(manifest_, std::move(next), live_);
+    if (!job.move) {
+      for (const auto& f : job.upper) f->mark_obsolete();
+      for (const auto& f : job.lower) f->mark_obsolete();
+    }
+  }
+  {
+    std::lock_guard g(bg_mu_);
+    ++bg_epoch_;
+  }
+  done_cv_.notify_all();  // writers held back by level-0 runs
+  ++compactions_;
+  log(LogLevel::debug, std::string(job.move ? "compaction: moved " : "compaction: merged ") +
+                           std::to_string(job.upper.size() + job.lower.size()) + " file(s) (" +
+                           std::to_string(in_bytes) + " bytes) from level " + std::to_string(job.level) +
+                           " into level " + std::to_string(job.output) +
+                           (out ? " as " + std::to_string(out->bytes()) + " bytes" : std::string()));
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::compact() -> void {
+  FailureReport report{this};
+  check_open();
+  check_writable();
+  flush_buffer();
+  {
+    std::unique_lock g(bg_mu_);
+    ++manual_;
+    done_cv_.wait(g, [&] { return !compacting_; });
+  }
+  auto resume = [&] {
+    {
+      std::lock_guard g(bg_mu_);
+      --manual_;
+    }
+    bg_cv_.notify_all();
+  };
+  try {
+    for (;;) {
+      check_open();
+      auto job = next_job(current_version(), /*everything=*/true);
+      if (!job) break;
+      run_job(*job, /*abortable=*/false);
+    }
+  } catch (...) {
+    // As a background compaction would: the store fails (its files stay
+    // consistent; a reopen recovers).
+    fail(std::current_exception());
+    resume();
+    throw;
+  }
+  resume();
+  // The merge is installed; a file that could not be deleted is reported.
+  if (auto error = drop_obsolete_files()) std::rethrow_exception(error);
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::drop_obsolete_files() noexcept -> std::exception_ptr {
+  std::vector<std::uint64_t> files;
+  try {
+    files = bin_->take();
+  } catch (...) {
+    return std::current_exception();
+  }
+  if (files.empty()) return nullptr;
+  std::exception_ptr first;
+  for (auto f : files) {
+    try {
+      cache_.erase_file(f);
+      files_.erase(f);
+      fs_->remove(chunk_path(f));
+    } catch (...) {  // left on disk: the next open removes what no manifest names
+      if (!first) first = std::current_exception();
+    }
+  }
+  try {
+    fs_->sync_dir(dir_);
+  } catch (...) {
+    if (!first) first = std::current_exception();
+  }
+  return first;
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::stop_threads() noexcept -> void {
+  {
+    std::lock_guard g(bg_mu_);
+    stop_ = true;
+  }
+  stopping_ = true;
+  bg_cv_.notify_all();
+  done_cv_.notify_all();
+  if (flush_thread_.joinable()) flush_thread_.join();
+  if (compact_thread_.joinable()) compact_thread_.join();
 }
 
 template <class Compression, class Eviction, class Lock>
@@ -8562,8 +9618,12 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
     }
   }
   manifest_bytes_ = detail::encode_manifest(manifest_).size();
-  for (const auto& c : manifest_.keyspace(detail::kDefaultKeyspace)->chunks) index_.add(c);
-  index_.seal();
+  {
+    const auto* ks = manifest_.keyspace(detail::kDefaultKeyspace);
+    version_ = std::make_shared<const detail::Version>(detail::Version::from_refs(ks->chunks, bin_));
+    live_ = ks->live;
+    l0_runs_ = version_->l0.size();
+  }
   next_file_ = std::max(manifest_.next_file, max_file + 1);
   last_seq_ = manifest_.last_seq;
 
@@ -8618,11 +9678,31 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   std::uint64_t seg = next_file_++;
   wal_ = std::make_shared<detail::WalWriter>(*fs_, dir_, seg);
   wal_segments_.push_back(seg);
-  // The replayed WAL is folded into chunks when it is over a limit, or
-  // spread over many segments (sessions that each wrote a little and
-  // closed without a checkpoint), so segments do not pile up.
-  if (wb_.bytes() > wb_limit_ || wal_closed_bytes_ > opt_.wal_bytes || wal_segments_.size() > kMaxWalSegments)
-    run_checkpoint();
+  // The background threads start last: an open that throws after them
+  // would leave them running.
+  try {
+    flush_thread_ = std::thread([this] { flush_loop(); });
+    if (opt_.auto_compaction) compact_thread_ = std::thread([this] { compact_loop(); });
+    // The replayed WAL is flushed before open returns when it is over a
+    // limit, or spread over many segments (sessions that each wrote a
+    // little and closed without a checkpoint), so segments do not pile up.
+    if (!wb_.empty() && (wb_.bytes() > wb_limit_ / 2 || wal_closed_bytes_ > opt_.wal_bytes ||
+                         wal_segments_.size() > kMaxWalSegments)) {
+      {
+        std::lock_guard s(sync_mu_);
+        std::lock_guard w(write_mu_);
+        freeze_locked();
+      }
+      {
+        std::unique_lock g(bg_mu_);
+        done_cv_.wait(g, [&] { return !flush_pending_; });
+      }
+      if (failed_.load()) rethrow_failure();
+    }
+  } catch (...) {
+    stop_threads();
+    throw;
+  }
 }
 
 template <class Compression, class Eviction, class Lock>
@@ -8792,9 +9872,8 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
     f->apply(m);
     report.steps.push_back(f->name());
   }
-  detail::ChunkIndex next;
-  std::vector<std::uint64_t> created;
-  bool manifest_attempted = false;
+  std::optional<Output> out;  // removes the files it wrote unless the manifest may name them
+  std::vector<detail::ChunkRef> refs;
   try {
     if (!plan.steps.empty()) {
       for (const auto* st : plan.steps) {
@@ -8803,7 +9882,8 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
                                                        : " (" + st->from_type + " -> " + st->to_type + ")"));
         report.steps.push_back(st->name());
       }
-      const std::uint64_t total = index_.records() + wb_.entries();
+      std::uint64_t total = wb_.entries();
+      version_->for_each_run([&](const detail::Run& r, std::uint32_t) { total += r.records; });
       std::uint64_t seen = 0, next_progress = total / 10;
       std::string current;
       Convert convert = [&](std::string_view key, std::string_view value, std::string& out) {
@@ -8838,11 +9918,18 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
         out.swap(current);
         return true;
       };
-      std::vector<const detail::ChunkRef*> olds;
-      for (const auto& [first, ref] : index_) olds.push_back(&ref);
-      rewrite_chunks(olds, wb_.begin(), wb_.end(), next, created, &convert);
+      // Every record (every run and the replayed WAL) into one run at the
+      // last level: nothing lies below it, so no tombstone is kept.
+      std::vector<detail::Run> inputs;
+      version_->for_each_run([&](const detail::Run& r, std::uint32_t) { inputs.push_back(r); });
+      out.emplace(*this, detail::kLastLevel, 0, opt_.chunk_bytes);
+      merge(inputs, &wb_, *out, [](std::string_view) { return true; }, /*zero_seqs=*/true, &convert,
+            /*abortable=*/false);
+      refs = out->finish();
       fs_->sync_dir(dir_);
-      set_chunks(m, next);
+      auto* ks = m.keyspace(detail::kDefaultKeyspace);
+      ks->chunks = refs;
+      ks->live = out->records();
       m.last_seq = last_seq_;
       m.wal_start = next_file_;  // the WAL segment open starts next; the old ones are folded in
     }
@@ -8850,28 +9937,24 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
     auto* ks = m.keyspace(detail::kDefaultKeyspace);
     ks->schema_version = plan.to_version;
     ks->value_type = plan.to_type;
-    manifest_attempted = true;
+    if (out) out->keep();
     detail::write_manifest(*fs_, dir_, m);  // the switch
   } catch (const std::exception& e) {
     log(LogLevel::error, std::string("migration failed: ") + e.what());
-    if (!manifest_attempted) {
-      for (auto f : created) {
-        try {
-          fs_->remove(chunk_path(f));
-        } catch (...) {
-        }
-      }
-    }
     throw;
   }
   manifest_ = std::move(m);
   if (!plan.steps.empty()) {
-    for (const auto& [first, ref] : index_) {
-      cache_.erase_file(ref.file);
-      files_.erase(ref.file);
-    }
-    next.seal();
-    index_ = std::move(next);
+    version_->for_each_run([&](const detail::Run& r, std::uint32_t) {
+      for (const auto& f : r.files) {
+        cache_.erase_file(f->ref().file);
+        files_.erase(f->ref().file);
+      }
+    });
+    const auto* ks = manifest_.keyspace(detail::kDefaultKeyspace);
+    version_ = std::make_shared<const detail::Version>(detail::Version::from_refs(ks->chunks, bin_));
+    live_ = ks->live;
+    l0_runs_ = version_->l0.size();
     wb_ = detail::WriteBuffer();
     live.clear();
   }
@@ -9028,15 +10111,23 @@ class Storage {
   /// Makes every write that returned before this call survive power loss.
   void flush() { engine_.flush(); }
 
-  /// Writes the write buffer into chunk files, records them in a new
-  /// MANIFEST and drops the WAL it covered.
+  /// Writes the write buffer into a new level-0 chunk file, records it in
+  /// a new MANIFEST and drops the WAL it covered; returns once that is done.
+  /// Background flushes do this on their own; call it to empty the WAL now.
   void checkpoint() { engine_.checkpoint(); }
+
+  /// Merges every level of chunk files into the last one, dropping
+  /// overwritten records and erased keys, and returns once that is done
+  /// (background compaction keeps the levels in shape on its own; this is
+  /// for a store that will mostly be read from now on, or before a backup).
+  void compact() { engine_.compact(); }
 
   /// A snapshot of the store's counters.
   Stats stats() const { return engine_.stats(); }
 
-  /// Checkpoints (when Options::checkpoint_on_close), syncs and releases the
-  /// store. Later calls on this object throw ValidationError. Idempotent.
+  /// Flushes the write buffer (when Options::checkpoint_on_close), stops the
+  /// background threads, syncs and releases the store. Later calls on this
+  /// object throw ValidationError. Idempotent.
   void close() { engine_.close(); }
 
   /// What the migration run by this object's open did, if one ran.
@@ -9284,29 +10375,44 @@ class Storage {
 // verify.hpp: looking into a store without opening it.
 //
 //   stowage::inspect(dir)  what the MANIFEST says (format, policies, key and
-//                          value types, schema version, keyspaces, chunk
-//                          files, WAL segments) and the files' sizes; reads
-//                          MANIFEST and lists the directory, nothing more.
+//                          value types, schema version, keyspaces with their
+//                          live record counts and levels, chunk files, WAL
+//                          segments) and the files' sizes; reads MANIFEST
+//                          and lists the directory, nothing more.
 //   stowage::verify(dir)   reads every file the MANIFEST names: every chunk's
 //                          header, footer, meta block and data blocks
 //                          (checksums verified, blocks decoded, keys ascending
-//                          within blocks, across blocks and across chunks, the
-//                          block index and the MANIFEST's entry agreeing with
-//                          what the blocks hold), and every live WAL segment
-//                          (record checksums, batch decoding, sequences
-//                          continuing from the MANIFEST's). Problems are
-//                          collected with their file and offset, and checking
-//                          goes on with the next block, chunk or segment.
+//                          within blocks and across the blocks of a chunk,
+//                          the block index, the meta block's record and
+//                          tombstone counts and the MANIFEST's entry agreeing
+//                          with what the blocks hold), key order across the
+//                          files of each run (level 0 holds runs that may
+//                          overlap one another; every deeper level is one
+//                          run), and, merging the runs newest first as a read
+//                          does, that no older record of a key carries a
+//                          higher sequence number than a newer one and that
+//                          the keys whose newest record is a put number
+//                          exactly the MANIFEST's live count; then every
+//                          live WAL segment (record checksums, batch
+//                          decoding, sequences continuing from the
+//                          MANIFEST's). Problems are collected with their
+//                          file and offset, and checking goes on with the
+//                          next block, chunk or segment.
 //
 // Neither takes the store's LOCK, opens it, or writes anything, so both work
 // on a store another process has open for writing, without disturbing it (they
 // never even open LOCK: closing any descriptor of it would drop the lock of a
-// Storage open in the calling process). A writer may checkpoint meanwhile: a
-// new MANIFEST replaces the one read and old files are deleted. verify reads
-// MANIFEST again at the end and, when it changed, starts over (a few times),
-// so a report describes one consistent state of the store. The live WAL's last
-// segment may end in a record being written: a torn tail there is a note, not
-// a problem (an open would cut it), as in any segment after a crash.
+// Storage open in the calling process). A writer may flush or compact
+// meanwhile: a new MANIFEST replaces the one read and old files are deleted.
+// verify reads MANIFEST again at the end and, when it changed, starts over (a
+// few times), so a report describes one consistent state of the store. The
+// live WAL's last segment may end in a record being written: a torn tail there
+// is a note, not a problem (an open would cut it), as in any segment after a
+// crash.
+//
+// The merged read of a keyspace's runs (detail::RunCursor, detail::merge_runs)
+// is also what the `stowage` tool reads stores with. This header needs none of
+// the engine: only the on-disk components (manifest, chunk, WAL, file layer).
 
 #include <algorithm>
 #include <cstdint>
@@ -9316,6 +10422,7 @@ class Storage {
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 
@@ -9325,25 +10432,45 @@ namespace stowage {
 struct ChunkFileInfo {
   std::uint64_t number = 0;        ///< file number: NNNNNN.chunk
   std::filesystem::path file;      ///< its path
-  std::uint64_t records = 0;       ///< records, as the MANIFEST says
+  std::uint64_t records = 0;       ///< records (puts and tombstones), as the MANIFEST says
   std::uint64_t bytes = 0;         ///< file size, as the MANIFEST says
   std::uint64_t max_seq = 0;       ///< largest sequence number of its records
   std::string first_key;           ///< smallest encoded key
   std::string last_key;            ///< largest encoded key
+  unsigned level = 0;              ///< its level, 0 .. detail::kLastLevel
+  std::uint64_t run = 0;           ///< level 0: its run (higher: newer); 0 below level 0
   bool present = false;            ///< whether the file exists
 };
 
-/// One keyspace (typed collection) as the MANIFEST names it. Format 2 keeps
-/// each keyspace's chunks as one sorted run of non-overlapping files (one
-/// level); later formats add levels.
+/// One level of a keyspace's chunk files.
+struct LevelInfo {
+  unsigned level = 0;          ///< 0 (the newest records) .. detail::kLastLevel
+  std::uint64_t runs = 0;      ///< sorted runs: level 0 one per flush not yet compacted; below it 0 or 1
+  std::uint64_t files = 0;     ///< chunk files
+  std::uint64_t bytes = 0;     ///< bytes of those files
+  std::uint64_t records = 0;   ///< records in them (puts and tombstones, overwritten ones included)
+};
+
+/// One keyspace (typed collection) as the MANIFEST names it: its chunk files
+/// sit in levels (format 3; formats 1 and 2 hold one run, read as the last
+/// level), and it records how many live records they hold.
 struct KeyspaceInfo {
   std::string name;                   ///< "default" for Storage's records
   std::string key_order;              ///< KeyCodec<Key>::name() of the writer
   std::string value_type;             ///< type_description<Value>() of the writer (empty: unknown)
   std::uint32_t schema_version = 0;   ///< value schema version of the records
-  std::uint64_t records = 0;          ///< records in its chunks
+  std::uint64_t live = 0;             ///< live records in its chunks (exact: the MANIFEST's count; the WAL not included)
+  std::uint64_t records = 0;          ///< records in its chunks (puts and tombstones, overwritten ones included)
   std::uint64_t bytes = 0;            ///< bytes of its chunk files
-  std::vector<ChunkFileInfo> chunks;  ///< in key order
+  std::vector<ChunkFileInfo> chunks;  ///< in MANIFEST order: by level, level-0 runs newest first, then by key
+  std::vector<LevelInfo> levels;      ///< detail::kLevels entries, levels[l] for level l (empty ones too)
+
+  /// Levels that hold at least one file.
+  unsigned level_count() const {
+    unsigned n = 0;
+    for (const auto& l : levels) n += l.files > 0 ? 1 : 0;
+    return n;
+  }
 };
 
 /// One WAL segment in the directory.
@@ -9371,7 +10498,8 @@ struct StoreInfo {
   std::uint64_t chunk_bytes = 0;            ///< bytes of the chunk files the MANIFEST names
   std::uint64_t wal_bytes = 0;              ///< bytes of the live WAL segments
   std::uint64_t disk_bytes = 0;             ///< manifest + named chunks + live WAL
-  std::uint64_t records = 0;                ///< records in chunks (the WAL is not read)
+  std::uint64_t live = 0;                   ///< live records in chunks, every keyspace (exact; the WAL is not read)
+  std::uint64_t records = 0;                ///< records in chunks (puts and tombstones, overwritten ones included)
   std::vector<std::string> unnamed_files;   ///< chunk and WAL files nothing needs (left by a crash)
   std::vector<std::string> other_files;     ///< names stowage does not write (besides LOCK, MANIFEST.tmp)
 
@@ -9395,7 +10523,7 @@ struct VerifiedFile {
   std::filesystem::path file;  ///< its path
   std::string kind;            ///< "manifest", "chunk" or "wal"
   std::uint64_t bytes = 0;     ///< bytes read
-  std::uint64_t records = 0;   ///< records (chunk) or operations (WAL) decoded
+  std::uint64_t records = 0;   ///< records (chunk: puts and tombstones) or operations (WAL) decoded
   std::uint64_t blocks = 0;    ///< data blocks (chunk) or records (WAL) verified
   bool ok = true;              ///< no problem found in it
 };
@@ -9403,8 +10531,11 @@ struct VerifiedFile {
 /// What verify() found.
 struct VerifyReport {
   StoreInfo info;                      ///< inspect()'s view of the state that was verified
-  std::vector<VerifiedFile> files;     ///< every file read, MANIFEST first
-  std::uint64_t chunk_records = 0;     ///< records decoded from chunk blocks
+  std::vector<VerifiedFile> files;     ///< every file read, MANIFEST first, chunks in MANIFEST order
+  std::uint64_t chunk_records = 0;     ///< records decoded from chunk blocks (puts and tombstones)
+  std::uint64_t chunk_tombstones = 0;  ///< of those, tombstones
+  std::uint64_t live_records = 0;      ///< keys whose newest chunk record is a put, counted by merging the runs
+  bool live_checked = false;           ///< every keyspace was read whole, so live_records was compared with the MANIFEST's
   std::uint64_t wal_operations = 0;    ///< puts and erases decoded from the WAL
   std::uint64_t bytes = 0;             ///< bytes read and checked
   std::vector<StoreProblem> problems;  ///< everything wrong; empty when the store is sound
@@ -9458,6 +10589,25 @@ inline std::optional<std::uint64_t> file_size_if_any(FileSystem& fs, const std::
   }
 }
 
+/// The byte offset an error names (CorruptionError), else 0.
+inline std::uint64_t error_offset(const Error& e) {
+  const auto* c = dynamic_cast<const CorruptionError*>(&e);
+  return c ? c->offset() : 0;
+}
+
+/// The runs of a keyspace's chunk list (in manifest order, as decode_manifest
+/// checked it): each a list of indexes into `chunks`, in key order, newest
+/// run first (level-0 runs by run number, then levels 1 .. kLastLevel).
+inline std::vector<std::vector<std::size_t>> runs_of(const std::vector<ChunkRef>& chunks) {
+  std::vector<std::vector<std::size_t>> runs;
+  for (std::size_t i = 0; i < chunks.size(); ++i) {
+    const ChunkRef& c = chunks[i];
+    if (i == 0 || chunks[i - 1].level != c.level || chunks[i - 1].run != c.run) runs.emplace_back();
+    runs.back().push_back(i);
+  }
+  return runs;
+}
+
 /// StoreInfo from a decoded manifest and a listing of the directory.
 inline StoreInfo describe_store(FileSystem& fs, const std::filesystem::path& dir, const Manifest& m,
                                 std::uint64_t manifest_bytes, const StoreListing& listing) {
@@ -9479,6 +10629,10 @@ inline StoreInfo describe_store(FileSystem& fs, const std::filesystem::path& dir
     k.key_order = ks.key_order;
     k.value_type = ks.value_type;
     k.schema_version = ks.schema_version;
+    k.live = ks.live;
+    k.levels.resize(kLevels);
+    for (unsigned l = 0; l < kLevels; ++l) k.levels[l].level = l;
+    for (const auto& run : runs_of(ks.chunks)) ++k.levels[ks.chunks[run.front()].level].runs;
     for (const auto& c : ks.chunks) {
       ChunkFileInfo f;
       f.number = c.file;
@@ -9488,12 +10642,19 @@ inline StoreInfo describe_store(FileSystem& fs, const std::filesystem::path& dir
       f.max_seq = c.max_seq;
       f.first_key = c.first_key;
       f.last_key = c.last_key;
+      f.level = c.level;
+      f.run = c.run;
       f.present = std::binary_search(listing.chunks.begin(), listing.chunks.end(), c.file);
       k.records += c.records;
       k.bytes += c.bytes;
+      LevelInfo& level = k.levels[c.level];
+      ++level.files;
+      level.bytes += c.bytes;
+      level.records += c.records;
       named.push_back(c.file);
       k.chunks.push_back(std::move(f));
     }
+    info.live += k.live;
     info.records += k.records;
     info.chunk_bytes += k.bytes;
     info.keyspaces.push_back(std::move(k));
@@ -9526,21 +10687,204 @@ inline std::string read_manifest_bytes(FileSystem& fs, const std::filesystem::pa
   return read_file(fs, dir / "MANIFEST", kManifestMaxBytes);
 }
 
-/// Reads every data block of an open chunk in order, calling on_block(i,
-/// block) for each one that verifies and on_bad(i, error) for each one that
-/// does not (then goes on with the next).
-template <class Table, class OnBlock, class OnBad>
-void for_each_block(const Table& table, OnBlock&& on_block, OnBad&& on_bad) {
-  for (std::size_t i = 0; i < table.block_count(); ++i) {
-    std::shared_ptr<const Block> block;
-    try {
-      block = table.read_block(i);
-    } catch (const CorruptionError& e) {
-      on_bad(i, e);
-      continue;
+/// Reads one run of chunk files (in key order, not overlapping) record by
+/// record, without the engine: a file is opened when the cursor reaches it
+/// (unless the caller opened it already) and let go when the cursor leaves
+/// it, so a cursor holds at most one file open. Damage is handed to hooks
+/// instead of being thrown, so each reader decides: verify lists it, the
+/// tool's salvage mode skips it, a strict reader rethrows (a hook left
+/// empty rethrows). Besides what ChunkTable checks (every block against the
+/// chunk's index), the cursor checks that each block's first key is above
+/// the last key read before it in the run, so a merge of cursors always
+/// sees ascending keys.
+template <CompressionPolicy Compression>
+class RunCursor {
+ public:
+  using Table = ChunkTable<Compression>;
+  /// One file of the run.
+  struct File {
+    ChunkRef ref;                  ///< the MANIFEST's entry
+    std::filesystem::path path;    ///< its path
+    std::shared_ptr<Table> table;  ///< opened already, or null: opened when reached
+    bool skip = false;             ///< known to be unreadable (missing, listed as lost): never read
+  };
+  /// What the cursor tells its owner; each is optional.
+  struct Hooks {
+    /// File i was opened (or reached, when opened by the caller); false: skip it.
+    std::function<bool(std::size_t, const Table&)> opened;
+    /// File i could not be opened; the cursor goes on with the next file (empty: rethrow).
+    std::function<void(std::size_t, const Error&)> file_failed;
+    /// Block b of file i was read and verified.
+    std::function<void(std::size_t, std::size_t, const Block&)> block_read;
+    /// Block b of file i failed to read or verify; the cursor goes on with
+    /// the next block (empty: rethrow).
+    std::function<void(std::size_t, std::size_t, const Error&)> block_failed;
+    /// Every block of file i was tried (it was read from its first block on
+    /// unless the cursor was sought into it).
+    std::function<void(std::size_t, const Table&)> file_done;
+  };
+
+  RunCursor(FileSystem& fs, std::vector<File> files, Hooks hooks)
+      : fs_(&fs), files_(std::move(files)), hooks_(std::move(hooks)) {}
+  RunCursor(RunCursor&&) noexcept = default;
+  RunCursor& operator=(RunCursor&&) noexcept = default;
+
+  /// Positions the cursor at the first record whose key is >= from (the
+  /// first record when from is nullopt); must be called before reading.
+  void seek(const std::optional<std::string_view>& from) {
+    block_.reset();
+    table_.reset();
+    last_read_.reset();
+    rec_ = 0;
+    bi_ = 0;
+    fi_ = 0;
+    if (from) {
+      // The first file whose last key is >= from (the files do not overlap).
+      while (fi_ < files_.size() && std::string_view(files_[fi_].ref.last_key) < *from) ++fi_;
+      seek_key_ = std::string(*from);
+    } else {
+      seek_key_.reset();
     }
-    on_block(i, *block);
+    load();
+    const std::optional<std::string> key = std::exchange(seek_key_, std::nullopt);
+    if (key && block_) {
+      rec_ = block_->lower_bound(*key);
+      if (rec_ == block_->size()) advance_block();  // every key of the block is below it
+    }
   }
+
+  /// Whether the cursor is at a record (false at the end of the run).
+  bool valid() const { return block_ != nullptr; }
+  std::string_view key() const { return block_->key(rec_); }
+  std::string_view value() const { return block_->value(rec_); }
+  std::uint64_t seq() const { return block_->seq(rec_); }
+  bool tombstone() const { return block_->tombstone(rec_); }
+  /// The file the current record is in (an index into the files given).
+  std::size_t file() const { return fi_; }
+  const File& file_at(std::size_t i) const { return files_[i]; }
+  std::size_t file_count() const { return files_.size(); }
+  /// The last key of the last block read before the current one (nullopt:
+  /// none yet): a lost block's keys lie above it.
+  const std::optional<std::string>& last_read() const { return last_read_; }
+
+  /// Moves to the next record.
+  void next() {
+    if (++rec_ == block_->size()) advance_block();
+  }
+
+ private:
+  void advance_block() {
+    last_read_ = std::string(block_->key(block_->size() - 1));
+    block_.reset();
+    rec_ = 0;
+    ++bi_;
+    load();
+  }
+
+  // Loads the first readable block at or after (fi_, bi_), or ends the run.
+  void load() {
+    while (fi_ < files_.size()) {
+      File& f = files_[fi_];
+      if (!table_) {
+        if (f.skip) {
+          next_file();
+          continue;
+        }
+        std::shared_ptr<Table> t = f.table;
+        if (!t) {
+          try {
+            t = Table::open(*fs_, f.path);
+          } catch (const Error& e) {
+            if (!hooks_.file_failed) throw;
+            hooks_.file_failed(fi_, e);
+            next_file();
+            continue;
+          }
+        }
+        if (hooks_.opened && !hooks_.opened(fi_, *t)) {
+          next_file();
+          continue;
+        }
+        table_ = std::move(t);
+        bi_ = 0;
+        if (seek_key_) {
+          const std::size_t b = table_->find_block(*seek_key_);
+          bi_ = b >= table_->block_count() ? 0 : b;  // block_count(): the key precedes the file
+        }
+      }
+      if (bi_ >= table_->block_count()) {
+        if (hooks_.file_done) hooks_.file_done(fi_, *table_);
+        next_file();
+        continue;
+      }
+      std::shared_ptr<const Block> b;
+      try {
+        b = table_->read_block(bi_);
+        if (last_read_ && !(std::string_view(*last_read_) < b->key(0)))
+          throw CorruptionError(f.path, 0,
+                                "data block " + std::to_string(bi_) +
+                                    ": its first key is not above the last key read before it in its run (chunk "
+                                    "files of one run overlap, or a file is not the one the MANIFEST names)");
+      } catch (const Error& e) {
+        if (!hooks_.block_failed) throw;
+        hooks_.block_failed(fi_, bi_, e);
+        ++bi_;
+        continue;
+      }
+      if (hooks_.block_read) hooks_.block_read(fi_, bi_, *b);
+      block_ = std::move(b);
+      rec_ = 0;
+      return;
+    }
+  }
+
+  void next_file() {
+    table_.reset();
+    files_[fi_].table.reset();  // let go of a table the caller opened, too: it is read once
+    ++fi_;
+    bi_ = 0;
+  }
+
+  FileSystem* fs_;
+  std::vector<File> files_;
+  Hooks hooks_;
+  std::size_t fi_ = 0, bi_ = 0, rec_ = 0;  // file, block (the one loaded, while loaded) and record
+  std::shared_ptr<Table> table_;
+  std::shared_ptr<const Block> block_;
+  std::optional<std::string> last_read_, seek_key_;
+};
+
+/// Merges runs (sought cursors, newest run first) as a read does: calls
+/// fn(key, holders) once per key, in key order, with the cursors positioned at
+/// that key, newest first (holders[0] holds the record that wins: a put, or a
+/// tombstone that hides the older ones); fn returns false to stop. The
+/// cursors move on after fn returns.
+template <class Cursor, class Fn>
+void merge_runs(const std::vector<Cursor*>& runs, Fn&& fn) {
+  std::vector<Cursor*> holders;
+  holders.reserve(runs.size());
+  for (;;) {
+    Cursor* best = nullptr;
+    for (Cursor* r : runs)
+      if (r->valid() && (!best || r->key() < best->key())) best = r;
+    if (!best) return;
+    holders.clear();
+    for (Cursor* r : runs)
+      if (r->valid() && (r == best || r->key() == best->key())) holders.push_back(r);
+    if (!fn(best->key(), static_cast<const std::vector<Cursor*>&>(holders))) return;
+    for (Cursor* r : holders) r->next();
+  }
+}
+
+/// An encoded key for messages: hex of its first 32 bytes.
+inline std::string key_for_message(std::string_view key) {
+  static const char* digits = "0123456789abcdef";
+  std::string out = "0x";
+  for (unsigned char c : key.substr(0, 32)) {
+    out.push_back(digits[c >> 4]);
+    out.push_back(digits[c & 15]);
+  }
+  return key.size() > 32 ? out + "..." : out;
 }
 
 /// Verifies one pass over the state `manifest_bytes` describes.
@@ -9578,52 +10922,129 @@ VerifyReport verify_pass(FileSystem& fs, const std::filesystem::path& dir, const
             "stowage: the store was written with compression '" + m.compression + "' (id " +
                 std::to_string(m.compression_id) + "), which verify<" + std::string(Compression::name) +
                 "> cannot decode: call stowage::verify<ThatPolicy>(dir) to check its chunks");
-  for (const auto& ks : rep.info.keyspaces) {
-    for (const auto& c : ks.chunks) {
-      VerifiedFile vf{c.file, "chunk", 0, 0, 0, true};
-      auto bad = [&](std::uint64_t offset, const std::string& what) {
-        vf.ok = false;
-        problem(c.file, offset, what);
-      };
-      if (!c.present) {
-        bad(0, "stowage: chunk file named by the MANIFEST (keyspace '" + ks.name +
-                   "') is missing; restore it from a backup, or run `stowage repair` to save the rest");
-      } else if (readable) {
-        try {
-          auto table = ChunkTable<Compression>::open(fs, c.file);
-          // The MANIFEST's entry must describe this very file.
-          auto differs = [&](const char* what) {
-            bad(0, std::string("stowage: the chunk's ") + what +
-                       " differs from the MANIFEST's entry (a swapped, copied or truncated chunk file)");
-          };
-          if (table->file_bytes() != c.bytes) differs("size");
-          if (table->records() != c.records) differs("record count");
-          if (table->first_key() != c.first_key) differs("first key");
-          if (table->last_key() != c.last_key) differs("last key");
-          if (table->max_seq() != c.max_seq) differs("maximum sequence number");
-          vf.bytes = table->file_bytes();
-          std::uint64_t in_blocks = 0;
-          for_each_block(
-              *table,
-              [&](std::size_t, const Block& b) {
-                ++vf.blocks;
-                in_blocks += b.size();
-              },
-              [&](std::size_t, const CorruptionError& e) { bad(e.offset(), e.what()); });
-          vf.records = in_blocks;
-          if (vf.ok && in_blocks != table->records())
-            bad(0, "stowage: the chunk's blocks hold " + std::to_string(in_blocks) + " records but its meta block says " +
-                       std::to_string(table->records()));
-        } catch (const CorruptionError& e) {
-          bad(e.offset(), e.what());
-        } catch (const IoError& e) {
-          bad(0, e.what());
-        }
-      }
-      rep.chunk_records += vf.records;
-      rep.bytes += c.bytes;
-      rep.files.push_back(std::move(vf));
+  rep.live_checked = true;
+  using Cursor = RunCursor<Compression>;
+  using Table = ChunkTable<Compression>;
+  for (std::size_t k = 0; k < m.keyspaces.size(); ++k) {
+    const KeyspaceState& ks = m.keyspaces[k];
+    const KeyspaceInfo& ki = rep.info.keyspaces[k];
+    // One VerifiedFile per chunk, in manifest order.
+    const std::size_t first_slot = rep.files.size();
+    for (const auto& c : ki.chunks) rep.files.push_back({c.file, "chunk", 0, 0, 0, true});
+    std::vector<std::uint64_t> tombstones(ks.chunks.size(), 0);
+    auto vf = [&](std::size_t chunk) -> VerifiedFile& { return rep.files[first_slot + chunk]; };
+    bool whole = readable;  // every record of the keyspace is read
+    auto bad = [&](std::size_t chunk, std::uint64_t offset, const std::string& what) {
+      vf(chunk).ok = false;
+      whole = false;
+      problem(ki.chunks[chunk].file, offset, what);
+    };
+    auto done = [&](std::size_t chunk) {  // each file counts once, however its reading ends
+      rep.chunk_records += vf(chunk).records;
+      rep.bytes += ki.chunks[chunk].bytes;
       progress();
+    };
+
+    // One cursor per run, newest first; merging them reads every block.
+    std::vector<Cursor> cursors;
+    for (const auto& run : runs_of(ks.chunks)) {
+      std::vector<typename Cursor::File> files;
+      for (std::size_t i : run) {
+        const auto& c = ki.chunks[i];
+        files.push_back({ks.chunks[i], c.file, nullptr, !c.present || !readable});
+        if (!c.present)
+          bad(i, 0, "stowage: chunk file named by the MANIFEST (keyspace '" + ks.name + "', level " +
+                        std::to_string(c.level) +
+                        ") is missing; restore it from a backup, or run `stowage repair` to save the rest");
+        if (files.back().skip) done(i);
+      }
+      typename Cursor::Hooks hooks;
+      hooks.opened = [&, run](std::size_t f, const Table& table) {
+        const std::size_t i = run[f];
+        const ChunkRef& c = ks.chunks[i];
+        // The MANIFEST's entry must describe this very file.
+        auto differs = [&](const char* what) {
+          bad(i, 0, std::string("stowage: the chunk's ") + what +
+                        " differs from the MANIFEST's entry (a swapped, copied or truncated chunk file)");
+        };
+        if (table.file_bytes() != c.bytes) differs("size");
+        if (table.records() != c.records) differs("record count");
+        if (table.first_key() != c.first_key) differs("first key");
+        if (table.last_key() != c.last_key) differs("last key");
+        if (table.max_seq() != c.max_seq) differs("maximum sequence number");
+        vf(i).bytes = table.file_bytes();
+        return true;  // its blocks are checked all the same
+      };
+      hooks.file_failed = [&, run](std::size_t f, const Error& e) {
+        bad(run[f], error_offset(e), e.what());
+        done(run[f]);
+      };
+      hooks.block_read = [&, run](std::size_t f, std::size_t, const Block& b) {
+        VerifiedFile& v = vf(run[f]);
+        ++v.blocks;
+        v.records += b.size();
+        for (std::size_t r = 0; r < b.size(); ++r)
+          if (b.tombstone(r)) ++tombstones[run[f]];
+      };
+      hooks.block_failed = [&, run](std::size_t f, std::size_t, const Error& e) {
+        bad(run[f], error_offset(e), e.what());
+      };
+      hooks.file_done = [&, run](std::size_t f, const Table& table) {
+        const std::size_t i = run[f];
+        const VerifiedFile& v = vf(i);
+        if (v.ok && v.records != table.records())
+          bad(i, 0, "stowage: the chunk's blocks hold " + std::to_string(v.records) +
+                        " records but its meta block says " + std::to_string(table.records()));
+        if (v.ok && tombstones[i] != table.tombstones())
+          bad(i, 0, "stowage: the chunk's blocks hold " + std::to_string(tombstones[i]) +
+                        " tombstones but its meta block says " + std::to_string(table.tombstones()));
+        rep.chunk_tombstones += tombstones[i];
+        done(i);
+      };
+      cursors.emplace_back(fs, std::move(files), std::move(hooks));
+    }
+    std::vector<Cursor*> runs;
+    for (auto& c : cursors) {
+      runs.push_back(&c);
+      c.seek(std::nullopt);
+    }
+    std::uint64_t live = 0, inverted = 0;
+    std::size_t inversion = 0;  // its problem's index
+    merge_runs(runs, [&](std::string_view key, const std::vector<Cursor*>& holders) {
+      if (!holders[0]->tombstone()) ++live;
+      // A newer run's record of a key is newer than an older run's.
+      for (std::size_t j = 1; j < holders.size(); ++j) {
+        const Cursor& older = *holders[j];
+        const Cursor& newer = *holders[j - 1];
+        if (older.seq() <= newer.seq()) continue;
+        if (inverted++ == 0) {
+          inversion = rep.problems.size();
+          const auto& o = older.file_at(older.file());
+          const auto& n = newer.file_at(newer.file());
+          problem(o.path, 0,
+                  "stowage: key " + key_for_message(key) + " (keyspace '" + ks.name + "') has sequence " +
+                      std::to_string(older.seq()) + " in this file (level " + std::to_string(o.ref.level) +
+                      "), above the sequence " + std::to_string(newer.seq()) + " of the record that hides it in " +
+                      n.path.string() + " (level " + std::to_string(n.ref.level) +
+                      "): the files' levels or runs are out of order, so reads return an older value");
+        }
+        break;
+      }
+      return true;
+    });
+    if (inverted > 1)
+      rep.problems[inversion].what += " (and " + std::to_string(inverted - 1) + " more keys like it)";
+    rep.live_records += live;
+    if (!whole) {
+      rep.live_checked = false;
+      if (readable && !ks.chunks.empty())
+        rep.notes.push_back("keyspace '" + ks.name + "': its live record count (" + std::to_string(ks.live) +
+                            " in the MANIFEST) was not checked, as not every record could be read");
+    } else if (live != ks.live) {
+      problem(manifest_path, 0,
+              "stowage: the MANIFEST counts " + std::to_string(ks.live) + " live records in keyspace '" + ks.name +
+                  "' but its chunks hold " + std::to_string(live) +
+                  " (keys whose newest record is a put): size() would be wrong");
     }
   }
 
@@ -9681,7 +11102,7 @@ VerifyReport verify_pass(FileSystem& fs, const std::filesystem::path& dir, const
     progress();
   }
   for (const auto& n : rep.info.unnamed_files)
-    rep.notes.push_back(n + " is not needed by the MANIFEST (left by an interrupted checkpoint or crash; the next "
+    rep.notes.push_back(n + " is not needed by the MANIFEST (left by an interrupted flush or crash; the next "
                             "writable open deletes it)");
   for (const auto& n : rep.info.other_files) rep.notes.push_back(n + " is not a stowage file");
   return rep;
