@@ -7488,6 +7488,14 @@ namespace stowage {
 /// Most bytes of block frames a scan reads from a chunk file at once, when
 /// it reads ahead the blocks that are not cached (see Storage::iterator).
 inline constexpr std::size_t kScanReadahead = std::size_t{128} << 10;
+/// Durability::none: the flush thread syncs the WAL in the background each
+/// time this many bytes were appended, so sealing a segment at a freeze (on
+/// the writer's path) syncs little.
+inline constexpr std::uint64_t kWalBytesPerSync = std::uint64_t{1} << 20;
+/// When the write buffers' budget is used up while a flush runs, each
+/// commit waits at most this long for it (so the writer slows instead of
+/// stopping for the whole flush).
+inline constexpr std::chrono::milliseconds kFlushWaitSlice{2};
 /// Most WAL segments an open leaves live; past it, open checkpoints the
 /// replayed writes (see Options::checkpoint_on_close).
 inline constexpr std::size_t kMaxWalSegments = 8;
@@ -8333,6 +8341,7 @@ class Engine {
         throw;
       }
       need_freeze = over_limits();
+      if (wal_->size() >= wal_sync_at_) request_wal_sync();
     }
     if (need_freeze) maybe_freeze();
   }
@@ -8380,7 +8389,20 @@ class Engine {
 
   // Freezes wb_ into imm_ and wakes the flush thread. Needs sync_mu_ and
   // write_mu_; imm_ must be empty. Everything that can throw comes first.
+  // Its fsyncs are short: the flush thread syncs the WAL every
+  // kWalBytesPerSync in the background and creates the next segment ahead.
   void freeze_locked();
+  // Asks the flush thread to sync the WAL written so far. Needs write_mu_.
+  void request_wal_sync() {
+    wal_sync_at_ = wal_->size() + kWalBytesPerSync;
+    {
+      std::lock_guard g(bg_mu_);
+      wal_sync_pending_ = true;
+    }
+    bg_cv_.notify_all();
+  }
+  // The flush thread's small jobs: the WAL synced, the next segment created.
+  void background_wal_work() noexcept;
 
   // Freezes the buffer (after the running flush) and waits until it is
   // flushed. For checkpoint() and close().
@@ -8532,6 +8554,8 @@ class Engine {
   std::vector<std::uint64_t> wal_segments_;  // write_mu_
   std::uint64_t flush_wal_ = 0;              // the segment the frozen buffer's successor starts; write_mu_
   std::uint64_t flush_seq_ = 0;              // the frozen buffer's last sequence; write_mu_
+  std::uint64_t wal_sync_at_ = kWalBytesPerSync;  // WAL size at which the next background sync is asked for; write_mu_
+  std::shared_ptr<detail::WalWriter> spare_wal_;  // the next segment, created ahead (empty); write_mu_
 
   std::mutex sync_mu_;
   std::uint64_t synced_seq_ = 0;  // sync_mu_
@@ -8557,6 +8581,7 @@ class Engine {
   std::condition_variable bg_cv_;            // wakes the threads
   mutable std::condition_variable done_cv_;  // wakes writers and waiters: a flush or compaction finished
   bool flush_pending_ = false;               // bg_mu_: imm_ waits for the flush thread
+  bool wal_sync_pending_ = false;            // bg_mu_: the flush thread should sync the WAL
   bool stop_ = false;                        // bg_mu_
   std::atomic<bool> stopping_{false};        // stop_, readable without bg_mu_ (compactions poll it)
   bool compacting_ = false;                  // bg_mu_: a compaction runs
@@ -8771,6 +8796,14 @@ auto Engine<Compression, Eviction, Lock>::close() -> void {
       } catch (...) {
         error = std::current_exception();
         fail(error);
+      }
+    }
+    if (spare_wal_) {
+      const auto path = spare_wal_->path();
+      spare_wal_.reset();
+      try {
+        fs_->remove(path);  // empty: an open would drop it anyway
+      } catch (...) {
       }
     }
     wal_.reset();
@@ -9066,8 +9099,10 @@ auto Engine<Compression, Eviction, Lock>::freeze_locked() -> void {
   auto frozen = std::make_shared<detail::WriteBuffer>();
   wal_->seal();  // the frozen records are durable, the zeros cut off, before a new segment starts
   synced_seq_ = last_seq_;
-  const std::uint64_t new_wal = next_file_++;
-  auto writer = std::make_shared<detail::WalWriter>(*fs_, dir_, new_wal);
+  std::shared_ptr<detail::WalWriter> writer = std::move(spare_wal_);
+  if (!writer) writer = std::make_shared<detail::WalWriter>(*fs_, dir_, next_file_++);
+  const std::uint64_t new_wal = writer->number();
+  wal_sync_at_ = kWalBytesPerSync;
   wal_closed_bytes_ += wal_->size();
   wal_ = std::move(writer);
   wal_segments_.push_back(new_wal);
@@ -9088,7 +9123,7 @@ auto Engine<Compression, Eviction, Lock>::freeze_locked() -> void {
 
 template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::maybe_freeze() -> void {
-  for (;;) {
+  for (bool hard = false;;) {
     {
       std::lock_guard s(sync_mu_);
       std::lock_guard w(write_mu_);
@@ -9113,18 +9148,30 @@ auto Engine<Compression, Eviction, Lock>::maybe_freeze() -> void {
         frozen_bytes = imm_ ? imm_->bytes() : 0;
       }
       if (wb_.bytes() + frozen_bytes < wb_limit_) return;  // room left: the flush will finish first
+      hard = wb_.bytes() + frozen_bytes >= wb_limit_ + wb_limit_ / 8;
     }
-    // The whole budget is used: wait for the flush.
+    // The budget is used: each commit now waits a slice for the flush, so
+    // the writer slows to a trickle (the buffer overshoots by a few records
+    // at most) instead of stopping for the whole flush; past an eighth over
+    // the budget it waits for the flush to end.
     const auto start = std::chrono::steady_clock::now();
     {
       std::unique_lock g(bg_mu_);
-      done_cv_.wait(g, [&] { return !flush_pending_ || failed_.load() || closed_.load(); });
+      auto done = [&] { return !flush_pending_ || failed_.load() || closed_.load(); };
+      if (hard)
+        done_cv_.wait(g, done);
+      else
+        done_cv_.wait_for(g, kFlushWaitSlice, done);
     }
     slowdowns_.fetch_add(1, std::memory_order_relaxed);
     slowed_micros_.fetch_add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                                             std::chrono::steady_clock::now() - start)
                                                             .count()),
                              std::memory_order_relaxed);
+    if (!hard) {
+      std::lock_guard g(bg_mu_);
+      if (flush_pending_) return;  // one slice per commit; else freeze now
+    }
   }
 }
 
@@ -9163,16 +9210,22 @@ auto Engine<Compression, Eviction, Lock>::flush_buffer() -> void {
 template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::flush_loop() noexcept -> void {
   for (;;) {
+    bool flush, wal_work;
     {
       std::unique_lock g(bg_mu_);
-      bg_cv_.wait(g, [&] { return flush_pending_ || stop_; });
-      if (!flush_pending_) return;
+      bg_cv_.wait(g, [&] { return flush_pending_ || wal_sync_pending_ || stop_; });
+      flush = flush_pending_;
+      wal_work = std::exchange(wal_sync_pending_, false);
+      if (!flush && !wal_work) return;  // stop_
     }
+    if (wal_work) background_wal_work();
+    if (!flush) continue;
     try {
       run_flush();
     } catch (...) {
       fail(std::current_exception());
     }
+    background_wal_work();  // the next freeze's segment, made ahead
     {
       std::lock_guard g(bg_mu_);
       flush_pending_ = false;
@@ -9181,6 +9234,36 @@ auto Engine<Compression, Eviction, Lock>::flush_loop() noexcept -> void {
     bg_cv_.notify_all();
     done_cv_.notify_all();
     drop_obsolete_files();
+  }
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::background_wal_work() noexcept -> void {
+  if (failed_.load() || closed_.load()) return;
+  try {
+    std::uint64_t seq;
+    bool need_spare;
+    {
+      std::lock_guard w(write_mu_);
+      seq = last_seq_;
+      need_spare = !spare_wal_;
+    }
+    // Durability::none: what a later seal or flush() must sync is only what
+    // was written since (Durability::sync commits sync themselves).
+    if (opt_.durability != Durability::sync) sync_up_to(seq);
+    if (need_spare) {
+      // Created empty and made durable in the directory here, not on the
+      // writer's path at a freeze. An empty segment replays nothing: open
+      // drops one left at the end by a crash.
+      auto spare = std::make_shared<detail::WalWriter>(*fs_, dir_, next_file_++);
+      std::lock_guard w(write_mu_);
+      if (!spare_wal_) spare_wal_ = std::move(spare);
+    }
+  } catch (...) {
+    // As any background I/O failure: the store fails (the next freeze
+    // would need the segment anyway), and the next caller that waits on
+    // the flush thread sees the error.
+    fail(std::current_exception());
   }
 }
 
@@ -9628,6 +9711,12 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   last_seq_ = manifest_.last_seq;
 
   // Replay the WAL segments the manifest still needs.
+  // Empty segments at the end (the next segment, made ahead of a freeze
+  // that a crash prevented) hold nothing: the one before them is the last.
+  while (!live.empty() && file_size(dir_ / detail::wal_file_name(live.back())) == 0) {
+    if (!opt_.read_only) fs_->remove(dir_ / detail::wal_file_name(live.back()));
+    live.pop_back();
+  }
   for (std::size_t i = 0; i < live.size(); ++i) replay_segment(live[i], i + 1 == live.size());
   synced_seq_ = last_seq_;
   if (plan.needed() && !opt_.read_only) run_migration(plan, live);
