@@ -148,11 +148,13 @@ int cmd_stats(const fs::path& dir, bool json) {
   auto defaults = stowage::default_file_system();
   // The WAL (it holds 'default' records only), replayed to count what it adds.
   std::uint64_t wal_ops = 0, wal_puts = 0, wal_erases = 0, last_seq = info.last_seq;
+  std::int64_t wal_delta = 0;
   if (info.keyspace(stowage::detail::kDefaultKeyspace)) {
     stowage::tool::StoreReader reader(*defaults, dir);
     wal_ops = reader.wal_operations();
     wal_puts = reader.wal_puts();
     wal_erases = reader.wal_erases();
+    wal_delta = reader.wal_live_delta();
     last_seq = reader.last_seq();
   }
   stowage::tool::BlockBytes blocks;
@@ -166,13 +168,11 @@ int cmd_stats(const fs::path& dir, bool json) {
   const double ratio = blocks.stored == 0 ? 1.0 : static_cast<double>(blocks.raw) / static_cast<double>(blocks.stored);
   std::size_t live_wal = 0;
   for (const auto& w : info.wal) live_wal += w.live ? 1 : 0;
-  // Live records once the WAL is replayed: the chunks' count is exact (the
-  // MANIFEST's); each key the WAL puts adds at most one record and each key
-  // it erases removes at most one of 'default''s (it is not looked up in the
-  // chunks).
-  const auto* default_ks = info.keyspace(stowage::detail::kDefaultKeyspace);
-  const std::uint64_t at_least = info.live - std::min(default_ks ? default_ks->live : 0, wal_erases);
-  const std::uint64_t at_most = info.live + wal_puts;
+  // Live records once the WAL is replayed, exactly: the chunks' count (the
+  // MANIFEST's), plus each key the WAL puts that the chunks do not hold,
+  // minus each key it erases that they do (each looked up in the runs).
+  const std::uint64_t live_total =
+      static_cast<std::uint64_t>(std::max<std::int64_t>(static_cast<std::int64_t>(info.live) + wal_delta, 0));
   if (json) {
     Json ks_list = Json::array();
     for (const auto& ks : info.keyspaces) {
@@ -202,8 +202,7 @@ int cmd_stats(const fs::path& dir, bool json) {
                 {"wal_operations", wal_ops},
                 {"wal_keys_put", wal_puts},
                 {"wal_keys_erased", wal_erases},
-                {"live_records_with_wal", {{"at_least", at_least}, {"at_most", at_most},
-                                           {"exact", wal_puts == 0 && wal_erases == 0}}},
+                {"live_records_with_wal", live_total},
                 {"wal_segments", live_wal},
                 {"wal_bytes", info.wal_bytes},
                 {"chunk_bytes", info.chunk_bytes},
@@ -234,14 +233,14 @@ int cmd_stats(const fs::path& dir, bool json) {
   std::printf("wal          %llu operations in %zu segments, %s\n", static_cast<unsigned long long>(wal_ops), live_wal,
               human(info.wal_bytes).c_str());
   if (wal_puts == 0 && wal_erases == 0)
-    std::printf("live         %llu (exact: the MANIFEST's count; the WAL changes no key)\n",
-                static_cast<unsigned long long>(info.live));
+    std::printf("live         %llu (the MANIFEST's count; the WAL changes no key)\n",
+                static_cast<unsigned long long>(live_total));
   else
-    std::printf("live         %llu in chunks (exact: the MANIFEST's count); %llu .. %llu with the WAL, which puts %llu "
-                "keys and erases %llu (its part is an upper bound: its keys are not looked up in the chunks)\n",
-                static_cast<unsigned long long>(info.live), static_cast<unsigned long long>(at_least),
-                static_cast<unsigned long long>(at_most), static_cast<unsigned long long>(wal_puts),
-                static_cast<unsigned long long>(wal_erases));
+    std::printf("live         %llu (%llu in chunks, the MANIFEST's count; the WAL puts %llu keys and erases %llu, "
+                "each looked up in the chunks: %+lld)\n",
+                static_cast<unsigned long long>(live_total), static_cast<unsigned long long>(info.live),
+                static_cast<unsigned long long>(wal_puts), static_cast<unsigned long long>(wal_erases),
+                static_cast<long long>(wal_delta));
   std::printf("on disk      %s (MANIFEST %s)\n", human(info.disk_bytes).c_str(), human(info.manifest_bytes).c_str());
   std::printf("last seq     %llu\n", static_cast<unsigned long long>(last_seq));
   for (const auto& n : info.unnamed_files) std::printf("unneeded     %s (the next writable open deletes it)\n", n.c_str());

@@ -153,6 +153,33 @@ class StoreReader {
   }
   /// Keys whose last WAL operation is an erase: each removes at most one.
   std::uint64_t wal_erases() const { return overlay_.size() - wal_puts(); }
+  /// Exactly what the WAL changes in the live count: each key it puts that
+  /// the chunks do not hold adds one, each key it erases that they hold
+  /// removes one (every WAL key is looked up in the runs, newest first).
+  std::int64_t wal_live_delta() const {
+    std::int64_t delta = 0;
+    for (const auto& [key, value] : overlay_) {
+      const bool below = in_chunks(key);
+      if (value && !below) ++delta;
+      if (!value && below) --delta;
+    }
+    return delta;
+  }
+  /// Whether the chunks hold a put of key (its newest record is not a tombstone).
+  bool in_chunks(std::string_view key) const {
+    for (const auto& run : runs_) {
+      auto it = std::lower_bound(run.begin(), run.end(), key,
+                                 [](const File& f, std::string_view k) { return std::string_view(f.ref.last_key) < k; });
+      if (it == run.end() || key < std::string_view(it->ref.first_key) || !it->table) continue;
+      if (!it->table->may_contain(key)) continue;
+      const std::size_t b = it->table->find_block(key);
+      if (b >= it->table->block_count()) continue;
+      const auto block = it->table->read_block(b);
+      const std::size_t i = block->lower_bound(key);
+      if (i < block->size() && block->key(i) == key) return !block->tombstone(i);
+    }
+    return false;
+  }
   /// Bytes of the chunks a full scan reads.
   std::uint64_t chunk_bytes() const { return chunk_bytes_; }
   /// What salvage mode skipped (filled while opening, and by scan()).
