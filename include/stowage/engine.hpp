@@ -1410,8 +1410,9 @@ auto Engine<Compression, Eviction, Lock>::close() -> void {
       const auto path = spare_wal_->path();
       spare_wal_.reset();
       try {
-        fs_->remove(path);  // empty: an open would drop it anyway
+        fs_->remove(path);  // empty: an open would drop it, but a closed store holds only what it needs
       } catch (...) {
+        if (!error) error = std::current_exception();  // reported; the store itself is whole
       }
     }
     wal_.reset();
