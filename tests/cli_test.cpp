@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <stowage/stowage.hpp>
 
+#include "level_util.hpp"
 #include "test_util.hpp"
 
 using namespace stowage;
@@ -59,26 +60,8 @@ void fill(const std::filesystem::path& dir, std::uint64_t n, std::uint64_t tail)
   db.flush();
 }
 
-// Small files and buffers: many flushes and compactions, so several levels.
-const Options kLevels{.cache_bytes = 256 << 10, .chunk_bytes = 4 << 10, .block_bytes = 512,
-                      .write_buffer_bytes = 16 << 10};
-
-// Moves the first half of the last level's files up to level 5: the same
-// records (the files do not overlap), now in one more level, so the store
-// has a level between level 0 and the last (a small store grows one only
-// past 640 KiB). The store must be closed.
-void split_last_level(const std::filesystem::path& dir) {
-  auto fs = default_file_system();
-  auto m = detail::read_manifest(*fs, dir);
-  auto& chunks = m.keyspaces[0].chunks;
-  std::vector<std::size_t> last;
-  for (std::size_t i = 0; i < chunks.size(); ++i)
-    if (chunks[i].level == detail::kLastLevel) last.push_back(i);
-  REQUIRE(last.size() >= 2);
-  for (std::size_t j = 0; j < last.size() / 2; ++j) chunks[last[j]].level = detail::kLastLevel - 1;
-  std::stable_sort(chunks.begin(), chunks.end(), detail::manifest_order);
-  detail::write_manifest(*fs, dir, m);
-}
+using stowage_test::kLevels;
+using stowage_test::split_last_level;
 
 // A store of three levels holding tombstones: puts, overwrites and erases
 // with background compaction and checkpoints, then a session without

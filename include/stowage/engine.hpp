@@ -109,16 +109,6 @@ inline constexpr std::chrono::milliseconds kFlushWaitSlice{2};
 inline constexpr std::size_t kMaxWalSegments = 8;
 
 namespace detail {
-/// An encoded key for messages: hex, its first 64 bytes.
-inline std::string hex_key(std::string_view encoded) {
-  static const char* hex = "0123456789abcdef";
-  std::string out = "0x";
-  for (unsigned char c : encoded.substr(0, 64)) {
-    out.push_back(hex[c >> 4]);
-    out.push_back(hex[c & 15]);
-  }
-  return encoded.size() > 64 ? out + "..." : out;
-}
 /// Cache offset under which a chunk's metadata (ChunkTable) is kept.
 inline constexpr std::uint64_t kTableSlot = ~std::uint64_t{0};
 }  // namespace detail
@@ -989,6 +979,27 @@ class Engine {
   // runs waiting for compaction, each commit sleeps a little; with more, it
   // waits for compaction. Counted in Stats.
   void throttle();
+  // Counts one slowed commit that waited since start (Stats).
+  void count_slowdown(std::chrono::steady_clock::time_point start) {
+    slowdowns_.fetch_add(1, std::memory_order_relaxed);
+    slowed_micros_.fetch_add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                            std::chrono::steady_clock::now() - start)
+                                                            .count()),
+                             std::memory_order_relaxed);
+  }
+  // Waits until no flush is pending (or the store failed).
+  void wait_for_flush() {
+    std::unique_lock g(bg_mu_);
+    done_cv_.wait(g, [&] { return !flush_pending_ || failed_.load(); });
+  }
+  // Makes the default keyspace's chunks in manifest_ the current Version,
+  // with its live count. Open and migration only (no background thread runs).
+  void adopt_manifest_files() {
+    const auto* ks = manifest_.keyspace(detail::kDefaultKeyspace);
+    version_ = std::make_shared<const detail::Version>(detail::Version::from_refs(ks->chunks, bin_));
+    live_ = ks->live;
+    l0_runs_ = version_->l0.size();
+  }
 
   // After a commit found the buffer over its limit: freezes it, unless a
   // flush is still running; then the writer goes on, and waits only when the
@@ -1670,8 +1681,7 @@ auto Engine<Compression, Eviction, Lock>::install(detail::Manifest m, std::share
   auto* ks = m.keyspace(detail::kDefaultKeyspace);
   ks->chunks = v->refs();
   ks->live = live;
-  detail::write_manifest(*fs_, dir_, m);
-  manifest_bytes_ = detail::encode_manifest(m).size();
+  manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
   manifest_ = std::move(m);
   const std::size_t runs = v->l0.size();
   {
@@ -1695,11 +1705,7 @@ auto Engine<Compression, Eviction, Lock>::throttle() -> void {
   } else {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  slowdowns_.fetch_add(1, std::memory_order_relaxed);
-  slowed_micros_.fetch_add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                                          std::chrono::steady_clock::now() - start)
-                                                          .count()),
-                           std::memory_order_relaxed);
+  count_slowdown(start);
 }
 
 template <class Compression, class Eviction, class Lock>
@@ -1772,11 +1778,7 @@ auto Engine<Compression, Eviction, Lock>::maybe_freeze() -> void {
       else
         done_cv_.wait_for(g, kFlushWaitSlice, done);
     }
-    slowdowns_.fetch_add(1, std::memory_order_relaxed);
-    slowed_micros_.fetch_add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                                            std::chrono::steady_clock::now() - start)
-                                                            .count()),
-                             std::memory_order_relaxed);
+    count_slowdown(start);
     if (!hard) {
       std::lock_guard g(bg_mu_);
       if (flush_pending_) return;  // one slice per commit; else freeze now
@@ -1787,10 +1789,7 @@ auto Engine<Compression, Eviction, Lock>::maybe_freeze() -> void {
 template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::flush_buffer() -> void {
   for (bool frozen = false; !frozen;) {
-    {
-      std::unique_lock g(bg_mu_);
-      done_cv_.wait(g, [&] { return !flush_pending_ || failed_.load(); });
-    }
+    wait_for_flush();
     check_writable_state();
     std::lock_guard s(sync_mu_);
     std::lock_guard w(write_mu_);
@@ -1809,10 +1808,7 @@ auto Engine<Compression, Eviction, Lock>::flush_buffer() -> void {
     }
     frozen = true;
   }
-  {
-    std::unique_lock g(bg_mu_);
-    done_cv_.wait(g, [&] { return !flush_pending_ || failed_.load(); });
-  }
+  wait_for_flush();
   if (failed_.load()) rethrow_failure();  // the flush this call waited for failed
 }
 
@@ -2310,12 +2306,7 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
     }
   }
   manifest_bytes_ = detail::encode_manifest(manifest_).size();
-  {
-    const auto* ks = manifest_.keyspace(detail::kDefaultKeyspace);
-    version_ = std::make_shared<const detail::Version>(detail::Version::from_refs(ks->chunks, bin_));
-    live_ = ks->live;
-    l0_runs_ = version_->l0.size();
-  }
+  adopt_manifest_files();
   next_file_ = std::max(manifest_.next_file, max_file + 1);
   last_seq_ = manifest_.last_seq;
 
@@ -2391,10 +2382,7 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
         std::lock_guard w(write_mu_);
         freeze_locked();
       }
-      {
-        std::unique_lock g(bg_mu_);
-        done_cv_.wait(g, [&] { return !flush_pending_; });
-      }
+      wait_for_flush();
       if (failed_.load()) rethrow_failure();
     }
   } catch (...) {
@@ -2649,10 +2637,7 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
         files_.erase(f->ref().file);
       }
     });
-    const auto* ks = manifest_.keyspace(detail::kDefaultKeyspace);
-    version_ = std::make_shared<const detail::Version>(detail::Version::from_refs(ks->chunks, bin_));
-    live_ = ks->live;
-    l0_runs_ = version_->l0.size();
+    adopt_manifest_files();
     wb_ = detail::WriteBuffer();
     live.clear();
   }

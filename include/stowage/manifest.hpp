@@ -258,17 +258,19 @@ inline Manifest read_manifest(FileSystem& fs, const std::filesystem::path& dir) 
   return decode_manifest(read_file(fs, path, kManifestMaxBytes), path);
 }
 
-/// Replaces MANIFEST atomically and durably.
-inline void write_manifest(FileSystem& fs, const std::filesystem::path& dir, const Manifest& m) {
+/// Replaces MANIFEST atomically and durably; returns its size in bytes.
+inline std::uint64_t write_manifest(FileSystem& fs, const std::filesystem::path& dir, const Manifest& m) {
   auto tmp = dir / "MANIFEST.tmp";
+  const std::string bytes = encode_manifest(m);
   {
     auto f = fs.create(tmp);
-    f->append(encode_manifest(m));
+    f->append(bytes);
     f->sync();
     f->close();
   }
   fs.rename(tmp, dir / "MANIFEST");
   fs.sync_dir(dir);
+  return bytes.size();
 }
 
 }  // namespace stowage::detail

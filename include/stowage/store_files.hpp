@@ -21,6 +21,18 @@ inline constexpr std::size_t kMaxValueBytes = std::size_t{1} << 30;
 
 namespace detail {
 
+/// An encoded key for messages: "0x" and the hex of its first max_bytes
+/// bytes ("..." when there are more).
+inline std::string hex_key(std::string_view encoded, std::size_t max_bytes = 64) {
+  static const char* hex = "0123456789abcdef";
+  std::string out = "0x";
+  for (unsigned char c : encoded.substr(0, max_bytes)) {
+    out.push_back(hex[c >> 4]);
+    out.push_back(hex[c & 15]);
+  }
+  return encoded.size() > max_bytes ? out + "..." : out;
+}
+
 /// "000042.chunk" for chunk file 42.
 inline std::string chunk_file_name(std::uint64_t number) {
   char buf[32];

@@ -511,17 +511,6 @@ void merge_runs(const std::vector<Cursor*>& runs, Fn&& fn) {
   }
 }
 
-/// An encoded key for messages: hex of its first 32 bytes.
-inline std::string key_for_message(std::string_view key) {
-  static const char* digits = "0123456789abcdef";
-  std::string out = "0x";
-  for (unsigned char c : key.substr(0, 32)) {
-    out.push_back(digits[c >> 4]);
-    out.push_back(digits[c & 15]);
-  }
-  return key.size() > 32 ? out + "..." : out;
-}
-
 /// Verifies one pass over the state `manifest_bytes` describes.
 template <CompressionPolicy Compression>
 VerifyReport verify_pass(FileSystem& fs, const std::filesystem::path& dir, const std::string& manifest_bytes,
@@ -657,7 +646,7 @@ VerifyReport verify_pass(FileSystem& fs, const std::filesystem::path& dir, const
           const auto& o = older.file_at(older.file());
           const auto& n = newer.file_at(newer.file());
           problem(o.path, 0,
-                  "stowage: key " + key_for_message(key) + " (keyspace '" + ks.name + "') has sequence " +
+                  "stowage: key " + hex_key(key, 32) + " (keyspace '" + ks.name + "') has sequence " +
                       std::to_string(older.seq()) + " in this file (level " + std::to_string(o.ref.level) +
                       "), above the sequence " + std::to_string(newer.seq()) + " of the record that hides it in " +
                       n.path.string() + " (level " + std::to_string(n.ref.level) +
