@@ -235,6 +235,15 @@ class WalWriter {
     encode_fixed64(header + 17,
                    record_checksum(std::string_view(header, 17), payload, static_cast<std::uint32_t>(number_)));
     const std::uint64_t end = logical_ + kWalHeaderBytes + payload.size();
+    // A write that failed leaves the handle unfit for sync() (another thread
+    // may be about to sync it: group commit, the background WAL sync).
+    struct Broken {
+      std::atomic<bool>& flag;
+      bool done = false;
+      ~Broken() {
+        if (!done) flag.store(true);
+      }
+    } broken{broken_};
     if (in_place_ && end > allocated_ && synced_.load(std::memory_order_relaxed)) grow(end);
     bool written = false;
     if (in_place_) {
@@ -253,6 +262,7 @@ class WalWriter {
       file_->append(payload);
       file_->flush();
     }
+    broken.done = true;
     logical_ = end;
     allocated_ = std::max(allocated_, end);
     flushed_.store(end);
@@ -261,6 +271,9 @@ class WalWriter {
   /// another thread appends (records appended meanwhile may or may not be
   /// covered).
   void sync() {
+    if (broken_.load())
+      throw IoError("stowage: a write to " + path_.string() +
+                    " failed; the WAL segment is not synced again (reopen the store to recover from the WAL)");
     std::uint64_t target = flushed_.load();
     file_->sync_flushed();
     synced_.store(true, std::memory_order_relaxed);
@@ -321,6 +334,7 @@ class WalWriter {
   std::string record_;           ///< header + payload of the record being written
   std::atomic<std::uint64_t> flushed_{0};  ///< bytes of records handed to the OS
   std::atomic<std::uint64_t> durable_{0};  ///< bytes of records known fsynced
+  std::atomic<bool> broken_{false};        ///< a write failed: sync() refuses (see append)
   std::atomic<bool> synced_{false};        ///< sync() ran: preallocating pays from now on
 };
 
