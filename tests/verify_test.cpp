@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <thread>
 
@@ -92,6 +93,56 @@ std::map<std::string, std::string> snapshot(const std::filesystem::path& dir) {
   for (auto& e : std::filesystem::directory_iterator(dir))
     files[e.path().filename().string()] = stowage_test::read_all(e.path());
   return files;
+}
+
+// The POSIX file system, calling a hook after an open_read (with the path
+// and how many times that path was opened for reading, this one included).
+class OpenHookFs final : public FileSystem {
+ public:
+  std::function<void(const std::filesystem::path&, int)> hook;
+
+  std::unique_ptr<WritableFile> create(const std::filesystem::path& p) override { return fs_->create(p); }
+  std::unique_ptr<WritableFile> open_append(const std::filesystem::path& p) override { return fs_->open_append(p); }
+  std::unique_ptr<RandomAccessFile> open_read(const std::filesystem::path& p) override {
+    auto f = fs_->open_read(p);
+    if (hook) hook(p, ++opened_[p.filename().string()]);
+    return f;
+  }
+  void rename(const std::filesystem::path& from, const std::filesystem::path& to) override { fs_->rename(from, to); }
+  void remove(const std::filesystem::path& p) override { fs_->remove(p); }
+  void truncate(const std::filesystem::path& p, std::uint64_t size) override { fs_->truncate(p, size); }
+  void sync_dir(const std::filesystem::path& dir) override { fs_->sync_dir(dir); }
+  void create_dirs(const std::filesystem::path& dir) override { fs_->create_dirs(dir); }
+  std::vector<std::string> list(const std::filesystem::path& dir) override { return fs_->list(dir); }
+  bool exists(const std::filesystem::path& p) override { return fs_->exists(p); }
+  bool is_directory(const std::filesystem::path& p) override { return fs_->is_directory(p); }
+
+ private:
+  std::shared_ptr<FileSystem> fs_ = default_file_system();
+  std::map<std::string, int> opened_;
+};
+
+// Verifies the store at dir while this process has it open, compacting it
+// once, right after the first open_read for which `when(path, nth open of
+// that path)` holds.
+VerifyReport verify_compacting_at(const std::filesystem::path& dir,
+                                  const std::function<bool(const std::filesystem::path&, int)>& when) {
+  Options o = kLevels;
+  o.auto_compaction = false;
+  Db db(dir, o);
+  const auto fs = std::make_shared<OpenHookFs>();
+  bool compacted = false;
+  fs->hook = [&](const std::filesystem::path& p, int n) {
+    if (!compacted && when(p, n)) {
+      compacted = true;
+      db.compact();
+    }
+  };
+  VerifyOptions vo;
+  vo.file_system = fs;
+  VerifyReport rep = verify(dir, vo);
+  REQUIRE(compacted);
+  return rep;
 }
 
 }  // namespace
@@ -442,6 +493,59 @@ TEST_CASE("verify works on a store this process writes to, and leaves its LOCK h
   CHECK(WEXITSTATUS(status) == 0);
   db.put(1, "still writable");
   CHECK(db.get(1) == "still writable");
+}
+
+TEST_CASE("verify reads one consistent state when a compaction deletes its files mid-pass") {
+  // Every file is opened before any is read: a compaction that replaces and
+  // deletes all of them after that (here: as soon as MANIFEST has been read
+  // the second time, which confirms the opened files are the current ones)
+  // changes nothing in the report.
+  TempDir dir("verify");
+  const auto model = fill_levels(dir.path());
+  const VerifyReport rep = verify_compacting_at(
+      dir.path(), [](const std::filesystem::path& p, int n) { return p.filename() == "MANIFEST" && n == 2; });
+  INFO((rep.problems.empty() ? std::string() : rep.problems[0].what));
+  CHECK(rep.ok());
+  CHECK(rep.passes == 1);
+  CHECK(rep.live_checked);
+  CHECK(rep.live_records == model.size());
+  // The files it read are gone now: the compaction did delete them under it.
+  std::size_t chunks = 0, gone = 0;
+  for (const auto& f : rep.files)
+    if (f.kind == "chunk") {
+      ++chunks;
+      gone += std::filesystem::exists(f.file) ? 0 : 1;
+    }
+  CHECK(chunks > 3);
+  CHECK(gone == chunks);
+  CHECK(verify(dir.path()).ok());
+}
+
+TEST_CASE("verify opens the new state's files when a compaction deletes them while it opens") {
+  // The first chunk file opened triggers a compaction, so the later opens
+  // of that state fail; MANIFEST changed, so verify opens the new state's
+  // files and reads them, and reports no problem.
+  TempDir dir("verify");
+  const auto model = fill_levels(dir.path());
+  const VerifyReport rep =
+      verify_compacting_at(dir.path(), [](const std::filesystem::path& p, int) { return p.extension() == ".chunk"; });
+  INFO((rep.problems.empty() ? std::string() : rep.problems[0].what));
+  CHECK(rep.ok());
+  CHECK(rep.passes == 2);
+  CHECK(rep.live_records == model.size());
+  for (const auto& f : rep.files) CHECK(std::filesystem::exists(f.file));
+}
+
+TEST_CASE("verify of a store with more files than max_open_files opens each when reached") {
+  TempDir dir("verify");
+  const auto model = fill_levels(dir.path());
+  VerifyOptions vo;
+  vo.max_open_files = 2;
+  const VerifyReport rep = verify(dir.path(), vo);
+  INFO((rep.problems.empty() ? std::string() : rep.problems[0].what));
+  CHECK(rep.ok());
+  CHECK(rep.live_records == model.size());
+  CHECK(rep.files.size() > 3);
 }
 
 TEST_CASE("verify works on a store another process holds and writes to") {

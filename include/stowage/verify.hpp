@@ -31,8 +31,14 @@
 // never even open LOCK: closing any descriptor of it would drop the lock of a
 // Storage open in the calling process). A writer may flush or compact
 // meanwhile: a new MANIFEST replaces the one read and old files are deleted.
-// verify reads MANIFEST again at the end and, when it changed, starts over (a
-// few times), so a report describes one consistent state of the store. The
+// verify therefore opens every file a MANIFEST names before it reads any, then
+// reads MANIFEST again: unchanged, no file it names can have been deleted yet
+// (a writer deletes a file only after a MANIFEST without it is in place), and
+// open files stay readable after a deletion, so the pass that follows reads
+// one consistent state however busy the writer is. Changed, it opens the new
+// state's files (a few times). A store with more files than
+// VerifyOptions::max_open_files has each opened when reached instead, and
+// verify reads MANIFEST again after the pass and starts over when it changed. The
 // live WAL's last segment may end in a record being written: a torn tail there
 // is a note, not a problem (an open would cut it), as in any segment after a
 // crash.
@@ -188,6 +194,11 @@ struct VerifyOptions {
   std::function<void(std::uint64_t, std::uint64_t)> progress;
   /// How many times verify starts over when a writer replaces MANIFEST meanwhile.
   unsigned max_passes = 5;
+  /// Most files verify holds open at once. A store with no more chunk files
+  /// and live WAL segments than this has all of them opened before a pass
+  /// reads any (see the top of this header); a larger one has each opened
+  /// when reached.
+  std::size_t max_open_files = 1000;
 };
 
 namespace detail {
@@ -511,27 +522,103 @@ void merge_runs(const std::vector<Cursor*>& runs, Fn&& fn) {
   }
 }
 
-/// Verifies one pass over the state `manifest_bytes` describes.
+/// One state of a store as verify reads it: its MANIFEST, decoded, the
+/// directory listed and, when `held`, every file the MANIFEST names opened.
 template <CompressionPolicy Compression>
-VerifyReport verify_pass(FileSystem& fs, const std::filesystem::path& dir, const std::string& manifest_bytes,
+struct HeldStore {
+  /// A file opened, or why it could not be.
+  template <class Handle>
+  struct Opened {
+    std::shared_ptr<Handle> file;      ///< null: not opened (see error)
+    std::optional<StoreProblem> error;  ///< the open failed (damage or I/O)
+  };
+  std::string manifest_bytes;
+  std::optional<Manifest> manifest;           ///< nullopt: damaged (see manifest_error)
+  std::optional<StoreProblem> manifest_error;
+  StoreInfo info;                             ///< describe_store's view (with manifest only)
+  bool held = false;                          ///< every named file was opened (or failed to)
+  std::vector<std::vector<Opened<ChunkTable<Compression>>>> chunks;  ///< [keyspace][chunk], when held
+  std::vector<Opened<RandomAccessFile>> wal;                         ///< [info.wal index] (live ones), when held
+};
+
+/// Opens the live WAL segments info lists, newest first: a segment that is
+/// empty when opened makes every older one the last written at that moment,
+/// and a segment only gets records once the one before it is sealed (its
+/// preallocated zeros cut), so an older segment opened after a non-empty
+/// newer one has no zero tail unless it is damaged.
+template <CompressionPolicy Compression>
+std::vector<typename HeldStore<Compression>::template Opened<RandomAccessFile>> open_wal_segments(
+    FileSystem& fs, const StoreInfo& info) {
+  std::vector<typename HeldStore<Compression>::template Opened<RandomAccessFile>> wal(info.wal.size());
+  for (std::size_t i = info.wal.size(); i-- > 0;) {
+    if (!info.wal[i].live) continue;
+    try {
+      wal[i].file = fs.open_read(info.wal[i].file);
+    } catch (const Error& e) {
+      wal[i].error = StoreProblem{info.wal[i].file, error_offset(e), e.what()};
+    }
+  }
+  return wal;
+}
+
+/// Reads the state `manifest_bytes` describes and, when the store has at most
+/// opt.max_open_files files, opens all of them.
+template <CompressionPolicy Compression>
+HeldStore<Compression> hold_store(FileSystem& fs, const std::filesystem::path& dir, std::string manifest_bytes,
+                                  const VerifyOptions& opt) {
+  HeldStore<Compression> h;
+  h.manifest_bytes = std::move(manifest_bytes);
+  const auto manifest_path = dir / "MANIFEST";
+  try {
+    h.manifest = decode_manifest(h.manifest_bytes, manifest_path);
+  } catch (const CorruptionError& e) {
+    h.manifest_error = StoreProblem{e.file(), e.offset(), e.what()};
+    return h;
+  }
+  h.info = describe_store(fs, dir, *h.manifest, h.manifest_bytes.size(), list_store(fs, dir));
+  std::size_t files = 0;
+  for (const auto& ks : h.info.keyspaces) files += ks.chunks.size();
+  for (const auto& w : h.info.wal) files += w.live ? 1 : 0;
+  if (files > opt.max_open_files) return h;
+  auto open = [&](auto& slot, const std::filesystem::path& path, auto&& opener) {
+    try {
+      slot.file = opener();
+    } catch (const Error& e) {
+      slot.error = StoreProblem{path, error_offset(e), e.what()};
+    }
+  };
+  const bool readable = can_decompress<Compression>(h.manifest->compression_id);
+  for (const auto& ks : h.info.keyspaces) {
+    auto& slots = h.chunks.emplace_back(ks.chunks.size());
+    if (!readable) continue;
+    for (std::size_t i = 0; i < ks.chunks.size(); ++i)
+      if (ks.chunks[i].present)
+        open(slots[i], ks.chunks[i].file, [&] { return ChunkTable<Compression>::open(fs, ks.chunks[i].file); });
+  }
+  h.wal = open_wal_segments<Compression>(fs, h.info);
+  h.held = true;
+  return h;
+}
+
+/// Verifies one pass over the state h describes (reading the files it holds,
+/// and opening the others when reached).
+template <CompressionPolicy Compression>
+VerifyReport verify_pass(FileSystem& fs, const std::filesystem::path& dir, const HeldStore<Compression>& h,
                          const VerifyOptions& opt) {
   VerifyReport rep;
   const auto manifest_path = dir / "MANIFEST";
-  VerifiedFile mf{manifest_path, "manifest", manifest_bytes.size(), 0, 1, true};
-  Manifest m;
-  try {
-    m = decode_manifest(manifest_bytes, manifest_path);
-  } catch (const CorruptionError& e) {
+  VerifiedFile mf{manifest_path, "manifest", h.manifest_bytes.size(), 0, 1, true};
+  if (!h.manifest) {
     mf.ok = false;
     rep.files.push_back(mf);
-    rep.problems.push_back({e.file(), e.offset(), e.what()});
+    rep.problems.push_back(*h.manifest_error);
     rep.notes.push_back("MANIFEST is damaged, so no other file can be checked against it");
     return rep;
   }
+  const Manifest& m = *h.manifest;
   rep.files.push_back(mf);
-  rep.bytes += manifest_bytes.size();
-  const StoreListing listing = list_store(fs, dir);
-  rep.info = describe_store(fs, dir, m, manifest_bytes.size(), listing);
+  rep.bytes += h.manifest_bytes.size();
+  rep.info = h.info;
   const std::uint64_t total = rep.info.disk_bytes;
   auto progress = [&] {
     if (opt.progress) opt.progress(rep.bytes, total);
@@ -575,11 +662,15 @@ VerifyReport verify_pass(FileSystem& fs, const std::filesystem::path& dir, const
       std::vector<typename Cursor::File> files;
       for (std::size_t i : run) {
         const auto& c = ki.chunks[i];
-        files.push_back({ks.chunks[i], c.file, nullptr, !c.present || !readable});
+        const auto* held = h.held ? &h.chunks[k][i] : nullptr;
+        files.push_back({ks.chunks[i], c.file, held ? held->file : nullptr,
+                         !c.present || !readable || (held && held->error)});
         if (!c.present)
           bad(i, 0, "stowage: chunk file named by the MANIFEST (keyspace '" + ks.name + "', level " +
                         std::to_string(c.level) +
                         ") is missing; restore it from a backup, or run `stowage repair` to save the rest");
+        else if (held && held->error)
+          bad(i, held->error->offset, held->error->what);
         if (files.back().skip) done(i);
       }
       typename Cursor::Hooks hooks;
@@ -673,20 +764,29 @@ VerifyReport verify_pass(FileSystem& fs, const std::filesystem::path& dir, const
   }
 
   // The live WAL segments, in order: sequences continue from the MANIFEST's.
-  std::vector<const WalSegmentInfo*> live;
-  for (const auto& w : rep.info.wal)
-    if (w.live) live.push_back(&w);
+  // The last one written may end in preallocated zeros or a torn record;
+  // empty segments after it (the writer creates the next one ahead) are not
+  // written yet.
+  const auto wal = h.held ? h.wal : open_wal_segments<Compression>(fs, rep.info);
+  std::vector<std::size_t> live;  // indexes into info.wal (and wal)
+  for (std::size_t i = 0; i < rep.info.wal.size(); ++i)
+    if (rep.info.wal[i].live) live.push_back(i);
+  std::size_t last_written = 0;  // in live
+  for (std::size_t i = 0; i < live.size(); ++i)
+    if (!wal[live[i]].file || wal[live[i]].file->size() > 0) last_written = i;
   std::uint64_t next_seq = m.last_seq + 1;
   for (std::size_t i = 0; i < live.size(); ++i) {
-    const auto& w = *live[i];
-    const bool last = i + 1 == live.size();
+    const auto& w = rep.info.wal[live[i]];
+    const bool last = i >= last_written;
     VerifiedFile vf{w.file, "wal", w.bytes, 0, 0, true};
     auto bad = [&](std::uint64_t offset, const std::string& what) {
       vf.ok = false;
       problem(w.file, offset, what);
     };
     try {
-      const auto r = replay_wal(fs, w.file, w.number, [&](std::string_view payload, std::uint64_t offset) {
+      const auto& opened = wal[live[i]];
+      if (opened.error) throw IoError(opened.error->what);
+      const auto r = replay_wal(*opened.file, w.number, [&](std::string_view payload, std::uint64_t offset) {
         ++vf.blocks;
         bool reported = false;
         decode_wal_batch(payload, w.file, offset, [&](const WalOp& op) {
@@ -755,27 +855,43 @@ inline StoreInfo inspect(const std::filesystem::path& dir, const VerifyOptions& 
 template <CompressionPolicy Compression = Lz4Compression>
 VerifyReport verify(const std::filesystem::path& dir, const VerifyOptions& opt = {}) {
   auto fs = opt.file_system ? opt.file_system : default_file_system();
-  std::string before = detail::read_manifest_bytes(*fs, dir);
-  VerifyReport rep;
-  for (unsigned pass = 1;; ++pass) {
-    rep = detail::verify_pass<Compression>(*fs, dir, before, opt);
-    rep.passes = pass;
-    std::string after;
+  auto reread = [&] {
     try {
-      after = detail::read_manifest_bytes(*fs, dir);
+      return detail::read_manifest_bytes(*fs, dir);
     } catch (const Error&) {
-      after.clear();  // MANIFEST vanished meanwhile: report what the pass found
+      return std::string();  // MANIFEST vanished meanwhile: report what the pass found
     }
-    if (after == before || after.empty()) break;
-    if (pass >= std::max(1u, opt.max_passes)) {
+  };
+  const unsigned max_passes = std::max(1u, opt.max_passes);
+  std::string before = detail::read_manifest_bytes(*fs, dir);
+  for (unsigned pass = 1;; ++pass) {
+    const auto held = detail::hold_store<Compression>(*fs, dir, before, opt);
+    // With every file open, an unchanged MANIFEST means none was deleted
+    // before it was opened: the pass reads one state, whatever the writer does next.
+    std::string after = held.held ? reread() : std::string();
+    bool changed = held.held && !after.empty() && after != before;
+    if (changed && pass < max_passes) {
+      before = std::move(after);
+      continue;
+    }
+    VerifyReport rep = detail::verify_pass<Compression>(*fs, dir, held, opt);
+    rep.passes = pass;
+    if (!held.held) {
+      after = reread();
+      if (!after.empty() && after != before) {
+        if (pass < max_passes) {
+          before = std::move(after);
+          continue;
+        }
+        changed = true;
+      }
+    }
+    if (changed)
       rep.notes.push_back("the store changed during each of " + std::to_string(pass) +
                           " passes (a busy writer); this report is of the last one, and may name files the writer "
                           "replaced meanwhile");
-      break;
-    }
-    before = std::move(after);
+    return rep;
   }
-  return rep;
 }
 
 }  // namespace stowage

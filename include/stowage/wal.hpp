@@ -361,11 +361,12 @@ inline std::uint64_t valid_record_at(const RandomAccessFile& f, std::uint64_t po
 
 }  // namespace wal_detail
 
-/// Replays segment `number` at `path`, calling fn(payload, offset) for each
-/// valid record in order. See the file comment for how a bad record is judged.
+/// Replays segment `number` from the open file f, calling fn(payload, offset)
+/// for each valid record in order. See the file comment for how a bad record
+/// is judged.
 template <class Fn>
-WalReplay replay_wal(FileSystem& fs, const std::filesystem::path& path, std::uint64_t number, Fn&& fn) {
-  auto f = fs.open_read(path);
+WalReplay replay_wal(const RandomAccessFile& file, std::uint64_t number, Fn&& fn) {
+  const RandomAccessFile* f = &file;
   const auto log_number = static_cast<std::uint32_t>(number);
   WalReplay result;
   std::string payload;
@@ -409,7 +410,7 @@ WalReplay replay_wal(FileSystem& fs, const std::filesystem::path& path, std::uin
       if (static_cast<std::uint8_t>(window[i + 4]) != kWalBatch || decode_fixed32(window.data() + i + 5) != log_number)
         continue;
       if (wal_detail::valid_record_at(*f, start + i, log_number, payload, durable) != 0 && durable > pos)
-        throw CorruptionError(path, pos,
+        throw CorruptionError(f->path(), pos,
                               "damaged WAL record inside bytes that were already synced (the valid record at offset " +
                                   std::to_string(start + i) + " says " + std::to_string(durable) +
                                   " bytes were durable): not a torn tail");
@@ -417,6 +418,13 @@ WalReplay replay_wal(FileSystem& fs, const std::filesystem::path& path, std::uin
   }
   result.cut_bytes = nonzero_end - pos;
   return result;
+}
+
+/// Replays segment `number` at `path` (see the overload above).
+template <class Fn>
+WalReplay replay_wal(FileSystem& fs, const std::filesystem::path& path, std::uint64_t number, Fn&& fn) {
+  const auto f = fs.open_read(path);
+  return replay_wal(*f, number, std::forward<Fn>(fn));
 }
 
 }  // namespace stowage::detail
