@@ -2616,6 +2616,86 @@ class Block {
   /// prefixes), for cache budgets.
   std::size_t charge() const { return sizeof(*this) + buf_.capacity(); }
 
+  /// What a data block holds of one key (see find_stored).
+  enum class Holds { absent, put, tombstone };
+
+  /// Looks `key` up in `raw`, a data block of format 2 or 3 as stored (after
+  /// decompression), without decoding it: a binary search over the restart
+  /// points, then a walk of at most kRestartInterval records. Only the bytes
+  /// it reads are checked: lengths and varints in bounds, shared lengths
+  /// within the previous key; damage there is a CorruptionError(file,
+  /// offset, ...). `key_buf` is scratch for the walk (reused across calls).
+  static Holds find_stored(std::string_view raw, std::string_view key, bool kinds, const std::filesystem::path& file,
+                           std::uint64_t offset, std::string& key_buf) {
+    constexpr std::size_t K = chunk_format::kRestartInterval;
+    const Reader trailer = Reader::decoded(raw, file, offset, "data block");
+    if (raw.size() < 4) trailer.fail("block of " + std::to_string(raw.size()) + " bytes has no restart count");
+    const std::size_t restarts = decode_fixed32(raw.data() + raw.size() - 4);
+    if (restarts == 0 || restarts > (raw.size() - 4) / 8)
+      trailer.fail("restart count " + std::to_string(restarts) + " does not fit a block of " +
+                   std::to_string(raw.size()) + " bytes");
+    const std::size_t restart_at = raw.size() - 4 - 4 * restarts;
+    const std::string_view records = raw.substr(0, restart_at);
+    auto restart = [&](std::size_t j) {
+      const std::size_t at = decode_fixed32(raw.data() + restart_at + 4 * j);
+      if (at >= restart_at) trailer.fail("restart point " + std::to_string(j) + " lies outside the records");
+      return at;
+    };
+    // One record from r: its key (shared bytes from key_buf, which holds the
+    // previous key), kind, and the reader moved past its value.
+    struct Head {
+      std::string_view suffix;
+      std::size_t shared;
+      bool tombstone;
+    };
+    std::uint64_t value_len = 0;
+    auto next = [&](Reader& r, bool at_restart) {
+      Head h;
+      const std::uint64_t shared = r.varint("shared key length");
+      const std::uint64_t tagged = r.varint("unshared key length");
+      const std::uint64_t field = r.varint("sequence field");
+      if (at_restart ? shared != 0 || (tagged & 1) : shared > key_buf.size())
+        r.fail("a record's shared key length does not match the key before it");
+      if (!(tagged & 1)) value_len = r.varint("value length");
+      if ((tagged >> 1) > r.remaining()) r.fail("unshared key length exceeds the block");
+      h.suffix = r.bytes(static_cast<std::size_t>(tagged >> 1), "key");
+      if (value_len > r.remaining()) r.fail("value length exceeds the block");
+      r.bytes(static_cast<std::size_t>(value_len), "value");
+      h.shared = static_cast<std::size_t>(shared);
+      h.tombstone = kinds && (field & 1) == chunk_format::kKindTombstone;
+      return h;
+    };
+    // The last restart point whose key is <= key.
+    std::size_t lo = 0, hi = restarts;  // restart lo's key <= key < restart hi's (hi == restarts: none above)
+    {
+      Reader r = Reader::decoded(records.substr(restart(0)), file, offset, "data block");
+      key_buf.clear();
+      if (key < next(r, true).suffix) return Holds::absent;
+    }
+    while (hi - lo > 1) {
+      const std::size_t mid = lo + (hi - lo) / 2;
+      Reader r = Reader::decoded(records.substr(restart(mid)), file, offset, "data block");
+      key_buf.clear();
+      if (key < next(r, true).suffix)
+        hi = mid;
+      else
+        lo = mid;
+    }
+    const std::size_t begin = restart(lo);
+    const std::size_t end = lo + 1 < restarts ? restart(lo + 1) : restart_at;
+    if (end <= begin) trailer.fail("restart points are not ascending");
+    Reader r = Reader::decoded(records.substr(begin, end - begin), file, offset, "data block");
+    key_buf.clear();
+    for (std::size_t i = 0; i < K && !r.empty(); ++i) {
+      const Head h = next(r, i == 0);
+      key_buf.resize(h.shared);
+      key_buf.append(h.suffix);
+      if (key_buf == key) return h.tombstone ? Holds::tombstone : Holds::put;
+      if (key < std::string_view(key_buf)) return Holds::absent;
+    }
+    return Holds::absent;
+  }
+
  private:
   Block(std::string buf, std::size_t count, std::size_t index, bool kinds)
       : buf_(std::move(buf)), count_(count), index_(index), kind_bits_(kinds ? 1 : 0) {}
@@ -3126,6 +3206,20 @@ class ChunkTable {
     const IndexEntry& e = index_[i];
     return decode_block(i, read_exact(file, e.offset, e.framed, "data block"));
   }
+
+  /// Data block i read through `file` and verified (checksum, then
+  /// decompressed) but not decoded: its bytes as stored, for
+  /// Block::find_stored. Formats 2 and 3 (format 1: read_block()).
+  std::string read_stored_block(std::size_t i, const RandomAccessFile& file) const {
+    if (i >= index_.size())
+      throw std::out_of_range("stowage: block " + std::to_string(i) + " of " + std::to_string(index_.size()) +
+                              " in " + path_.string());
+    const IndexEntry& e = index_[i];
+    return decode_frame<Compression>(read_exact(file, e.offset, e.framed, "data block"), path_, e.offset,
+                                     chunk_format::kDataSeed, "data block");
+  }
+  /// File offset of data block i's frame (i < block_count()).
+  std::uint64_t block_offset(std::size_t i) const { return index_.at(i).offset; }
 
   /// Frames of consecutive data blocks [first, first + count) read with one
   /// read (see read_block_run), each decoded only when asked for (block_in_run).
@@ -9314,14 +9408,23 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
   // Count: which buffered keys the files already hold. The keys come in
   // order, so each run keeps its place (file, table, last block read) and
   // most keys cost one range check and one Bloom probe per run.
+  // A block the cache does not hold is searched as stored (after its
+  // checksum and decompression) instead of decoded, and not cached: most of
+  // these keys are new, the blocks they touch are spread over the whole
+  // store, and readers need the cache more.
   struct Place {
-    const detail::Run* run;
+    const detail::Run* run = nullptr;
     std::size_t file = 0, block = static_cast<std::size_t>(-1);
     std::shared_ptr<const Table> table;
-    std::shared_ptr<const Block> data;
+    std::shared_ptr<const Block> data;  // block `block`, when the cache held it
+    std::string stored;                 // else block `block` as stored
   };
   std::vector<Place> places;
-  base->for_each_run([&](const detail::Run& r, std::uint32_t) { places.push_back(Place{&r, 0, static_cast<std::size_t>(-1), nullptr, nullptr}); });
+  base->for_each_run([&](const detail::Run& r, std::uint32_t) {
+    places.emplace_back();
+    places.back().run = &r;
+  });
+  std::string key_buf;
   frozen->resolve([&](std::string_view key) {
     for (auto& p : places) {
       const auto& files = p.run->files;
@@ -9332,16 +9435,25 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
         p.block = static_cast<std::size_t>(-1);
       }
       if (p.file == files.size() || key < std::string_view(files[p.file]->ref().first_key)) continue;
+      const std::uint64_t file = files[p.file]->ref().file;
       if (!p.table) p.table = table(files[p.file]->ref());
       if (!p.table->may_contain(key)) continue;
       const std::size_t bi = p.table->find_block(key);
       if (bi >= p.table->block_count()) continue;
       if (bi != p.block) {
-        p.data = block(*p.table, files[p.file]->ref().file, bi);
         p.block = bi;
+        p.data = p.table->format_major() < 2 ? block(*p.table, file, bi)
+                                             : cache_.template lookup<Block>(detail::CacheKey{file, bi}, false);
+        if (!p.data) p.stored = p.table->read_stored_block(bi, *chunk_file(*p.table, file));
       }
-      const std::size_t i = p.data->lower_bound(key);
-      if (i < p.data->size() && p.data->key(i) == key) return !p.data->tombstone(i);
+      if (p.data) {
+        const std::size_t i = p.data->lower_bound(key);
+        if (i < p.data->size() && p.data->key(i) == key) return !p.data->tombstone(i);
+        continue;
+      }
+      const auto holds = Block::find_stored(p.stored, key, p.table->format_major() >= detail::chunk_format::kKindsMajor,
+                                            p.table->path(), p.table->block_offset(bi), key_buf);
+      if (holds != Block::Holds::absent) return holds == Block::Holds::put;
     }
     return false;
   });

@@ -1173,16 +1173,8 @@ TEST_CASE("hostile lengths are rejected quickly without huge allocations", "[chu
 
 namespace {
 
-// Checks every accessor of b against recs, and lower_bound against
-// std::lower_bound for the keys, their neighbours and some strangers.
-void check_block(const Block& b, const std::vector<Rec>& recs, std::mt19937_64& rng) {
-  REQUIRE(b.size() == recs.size());
-  std::size_t wrong = 0;
-  for (std::size_t i = 0; i < recs.size(); ++i)
-    if (b.key(i) != recs[i].key || b.seq(i) != recs[i].seq || b.value(i) != recs[i].value ||
-        b.tombstone(i) != recs[i].tomb)
-      ++wrong;
-  CHECK(wrong == 0);
+// The keys of recs, their neighbours and some strangers.
+std::vector<std::string> probes_for(const std::vector<Rec>& recs, std::mt19937_64& rng) {
   std::vector<std::string> probes;
   for (const auto& r : recs) {
     probes.push_back(r.key);
@@ -1201,10 +1193,37 @@ void check_block(const Block& b, const std::vector<Rec>& recs, std::mt19937_64& 
   probes.push_back("");
   probes.push_back(std::string(40, '\xff'));
   probes.push_back(random_bytes(rng, 12));
+  return probes;
+}
+
+// Checks every accessor of b against recs, and lower_bound against
+// std::lower_bound for probes_for(recs).
+void check_block(const Block& b, const std::vector<Rec>& recs, std::mt19937_64& rng) {
+  REQUIRE(b.size() == recs.size());
+  std::size_t wrong = 0;
+  for (std::size_t i = 0; i < recs.size(); ++i)
+    if (b.key(i) != recs[i].key || b.seq(i) != recs[i].seq || b.value(i) != recs[i].value ||
+        b.tombstone(i) != recs[i].tomb)
+      ++wrong;
+  CHECK(wrong == 0);
   std::size_t bad = 0;
-  for (const auto& q : probes) {
+  for (const auto& q : probes_for(recs, rng)) {
     const auto it = std::lower_bound(recs.begin(), recs.end(), q, [](const Rec& r, const std::string& k) { return r.key < k; });
     if (b.lower_bound(q) != static_cast<std::size_t>(it - recs.begin())) ++bad;
+  }
+  CHECK(bad == 0);
+}
+
+// Checks Block::find_stored over `raw` (recs as a format-2 or format-3
+// block) against recs for probes_for(recs).
+void check_stored(const std::string& raw, bool kinds, const std::vector<Rec>& recs, std::mt19937_64& rng) {
+  std::string key_buf;
+  std::size_t bad = 0;
+  for (const auto& q : probes_for(recs, rng)) {
+    const auto it = std::find_if(recs.begin(), recs.end(), [&](const Rec& r) { return r.key == q; });
+    const Block::Holds want =
+        it == recs.end() ? Block::Holds::absent : it->tomb ? Block::Holds::tombstone : Block::Holds::put;
+    if (Block::find_stored(raw, q, kinds, "f", 0, key_buf) != want) ++bad;
   }
   CHECK(bad == 0);
 }
@@ -1234,6 +1253,7 @@ TEST_CASE("format-2 blocks round trip; lower_bound agrees with std::lower_bound"
       CHECK(sd::decode_fixed32(raw.data() + raw.size() - 4) == (n + 15) / 16);
       const auto b = Block::parse(raw, file, 0, 2);
       check_block(*b, recs, rng);
+      check_stored(raw, false, recs, rng);
       // As format 1, the same records give the same block.
       const auto v1 = Block::parse(craft_block_v1(recs), file, 0, 1);
       check_block(*v1, recs, rng);
@@ -1249,6 +1269,7 @@ TEST_CASE("format-2 blocks round trip; lower_bound agrees with std::lower_bound"
       CHECK(b3->has_kinds());
       CHECK_FALSE(b->has_kinds());
       check_block(*b3, mixed, rng);
+      check_stored(craft_block_v3(mixed), true, mixed, rng);
     }
   }
   SECTION("one record, empty keys and values") {
@@ -1268,6 +1289,7 @@ TEST_CASE("format-2 blocks round trip; lower_bound agrees with std::lower_bound"
     const std::string raw = craft_block_v2(recs);
     CHECK(raw.size() < 3 * 70000 + 6000);  // three restart keys stored in full, the rest shared
     check_block(*Block::parse(raw, file, 0, 2), recs, rng);
+    check_stored(raw, false, recs, rng);
     // Ties in the 8-byte search prefixes: everything differs only after them.
     std::vector<Rec> ties;
     for (int i = 0; i < 300; ++i)
@@ -1277,6 +1299,7 @@ TEST_CASE("format-2 blocks round trip; lower_bound agrees with std::lower_bound"
     ties.push_back({"b", 1, ""});
     ties = sorted_unique(ties);
     check_block(*Block::parse(craft_block_v2(ties), file, 0, 2), ties, rng);
+    check_stored(craft_block_v2(ties), false, ties, rng);
   }
   SECTION("random binary keys") {
     for (int round = 0; round < 50; ++round) {
@@ -1295,8 +1318,45 @@ TEST_CASE("format-2 blocks round trip; lower_bound agrees with std::lower_bound"
         r.tomb = r.value.empty() && (rng() & 1);
       }
       check_block(*Block::parse(craft_block_v3(recs), file, 7, 3), recs, rng);
+      check_stored(craft_block_v3(recs), true, recs, rng);
     }
   }
+}
+
+TEST_CASE("Block::find_stored survives every flipped byte and truncation of a block", "[chunk][format]") {
+  // It checks only what it reads (the frame's checksum guards the rest), so
+  // damage may also go unnoticed; what it must never do is read out of
+  // bounds, loop, or throw anything but CorruptionError.
+  std::vector<Rec> recs;
+  for (int i = 0; i < 50; ++i)
+    recs.push_back({"key" + std::to_string(1000 + i * 7), static_cast<std::uint64_t>(i), i % 5 == 2 ? "" : "value",
+                    i % 5 == 2});
+  const std::string raw = craft_block_v3(recs);
+  std::mt19937_64 rng(11);
+  const auto probes = probes_for(recs, rng);
+  std::string key_buf;
+  std::size_t corruption = 0, answers = 0;
+  auto run = [&](const std::string& bad) {
+    for (std::size_t q = 0; q < probes.size(); q += 7) {
+      try {
+        Block::find_stored(bad, probes[q], true, "f", 5, key_buf);
+        ++answers;
+      } catch (const CorruptionError& e) {
+        CHECK(e.offset() == 5);
+        ++corruption;
+      }
+    }
+  };
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    std::string bad = raw;
+    bad[i] = static_cast<char>(bad[i] ^ (1 << (i % 8)));
+    run(bad);
+    bad[i] = static_cast<char>(0xff);
+    run(bad);
+    run(raw.substr(0, i));
+  }
+  CHECK(corruption > 0);
+  CHECK(answers > 0);
 }
 
 TEST_CASE("Block::parse of format 2 rejects malformed blocks", "[chunk][format]") {

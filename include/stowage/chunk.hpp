@@ -274,6 +274,86 @@ class Block {
   /// prefixes), for cache budgets.
   std::size_t charge() const { return sizeof(*this) + buf_.capacity(); }
 
+  /// What a data block holds of one key (see find_stored).
+  enum class Holds { absent, put, tombstone };
+
+  /// Looks `key` up in `raw`, a data block of format 2 or 3 as stored (after
+  /// decompression), without decoding it: a binary search over the restart
+  /// points, then a walk of at most kRestartInterval records. Only the bytes
+  /// it reads are checked: lengths and varints in bounds, shared lengths
+  /// within the previous key; damage there is a CorruptionError(file,
+  /// offset, ...). `key_buf` is scratch for the walk (reused across calls).
+  static Holds find_stored(std::string_view raw, std::string_view key, bool kinds, const std::filesystem::path& file,
+                           std::uint64_t offset, std::string& key_buf) {
+    constexpr std::size_t K = chunk_format::kRestartInterval;
+    const Reader trailer = Reader::decoded(raw, file, offset, "data block");
+    if (raw.size() < 4) trailer.fail("block of " + std::to_string(raw.size()) + " bytes has no restart count");
+    const std::size_t restarts = decode_fixed32(raw.data() + raw.size() - 4);
+    if (restarts == 0 || restarts > (raw.size() - 4) / 8)
+      trailer.fail("restart count " + std::to_string(restarts) + " does not fit a block of " +
+                   std::to_string(raw.size()) + " bytes");
+    const std::size_t restart_at = raw.size() - 4 - 4 * restarts;
+    const std::string_view records = raw.substr(0, restart_at);
+    auto restart = [&](std::size_t j) {
+      const std::size_t at = decode_fixed32(raw.data() + restart_at + 4 * j);
+      if (at >= restart_at) trailer.fail("restart point " + std::to_string(j) + " lies outside the records");
+      return at;
+    };
+    // One record from r: its key (shared bytes from key_buf, which holds the
+    // previous key), kind, and the reader moved past its value.
+    struct Head {
+      std::string_view suffix;
+      std::size_t shared;
+      bool tombstone;
+    };
+    std::uint64_t value_len = 0;
+    auto next = [&](Reader& r, bool at_restart) {
+      Head h;
+      const std::uint64_t shared = r.varint("shared key length");
+      const std::uint64_t tagged = r.varint("unshared key length");
+      const std::uint64_t field = r.varint("sequence field");
+      if (at_restart ? shared != 0 || (tagged & 1) : shared > key_buf.size())
+        r.fail("a record's shared key length does not match the key before it");
+      if (!(tagged & 1)) value_len = r.varint("value length");
+      if ((tagged >> 1) > r.remaining()) r.fail("unshared key length exceeds the block");
+      h.suffix = r.bytes(static_cast<std::size_t>(tagged >> 1), "key");
+      if (value_len > r.remaining()) r.fail("value length exceeds the block");
+      r.bytes(static_cast<std::size_t>(value_len), "value");
+      h.shared = static_cast<std::size_t>(shared);
+      h.tombstone = kinds && (field & 1) == chunk_format::kKindTombstone;
+      return h;
+    };
+    // The last restart point whose key is <= key.
+    std::size_t lo = 0, hi = restarts;  // restart lo's key <= key < restart hi's (hi == restarts: none above)
+    {
+      Reader r = Reader::decoded(records.substr(restart(0)), file, offset, "data block");
+      key_buf.clear();
+      if (key < next(r, true).suffix) return Holds::absent;
+    }
+    while (hi - lo > 1) {
+      const std::size_t mid = lo + (hi - lo) / 2;
+      Reader r = Reader::decoded(records.substr(restart(mid)), file, offset, "data block");
+      key_buf.clear();
+      if (key < next(r, true).suffix)
+        hi = mid;
+      else
+        lo = mid;
+    }
+    const std::size_t begin = restart(lo);
+    const std::size_t end = lo + 1 < restarts ? restart(lo + 1) : restart_at;
+    if (end <= begin) trailer.fail("restart points are not ascending");
+    Reader r = Reader::decoded(records.substr(begin, end - begin), file, offset, "data block");
+    key_buf.clear();
+    for (std::size_t i = 0; i < K && !r.empty(); ++i) {
+      const Head h = next(r, i == 0);
+      key_buf.resize(h.shared);
+      key_buf.append(h.suffix);
+      if (key_buf == key) return h.tombstone ? Holds::tombstone : Holds::put;
+      if (key < std::string_view(key_buf)) return Holds::absent;
+    }
+    return Holds::absent;
+  }
+
  private:
   Block(std::string buf, std::size_t count, std::size_t index, bool kinds)
       : buf_(std::move(buf)), count_(count), index_(index), kind_bits_(kinds ? 1 : 0) {}
@@ -784,6 +864,20 @@ class ChunkTable {
     const IndexEntry& e = index_[i];
     return decode_block(i, read_exact(file, e.offset, e.framed, "data block"));
   }
+
+  /// Data block i read through `file` and verified (checksum, then
+  /// decompressed) but not decoded: its bytes as stored, for
+  /// Block::find_stored. Formats 2 and 3 (format 1: read_block()).
+  std::string read_stored_block(std::size_t i, const RandomAccessFile& file) const {
+    if (i >= index_.size())
+      throw std::out_of_range("stowage: block " + std::to_string(i) + " of " + std::to_string(index_.size()) +
+                              " in " + path_.string());
+    const IndexEntry& e = index_[i];
+    return decode_frame<Compression>(read_exact(file, e.offset, e.framed, "data block"), path_, e.offset,
+                                     chunk_format::kDataSeed, "data block");
+  }
+  /// File offset of data block i's frame (i < block_count()).
+  std::uint64_t block_offset(std::size_t i) const { return index_.at(i).offset; }
 
   /// Frames of consecutive data blocks [first, first + count) read with one
   /// read (see read_block_run), each decoded only when asked for (block_in_run).

@@ -1886,14 +1886,23 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
   // Count: which buffered keys the files already hold. The keys come in
   // order, so each run keeps its place (file, table, last block read) and
   // most keys cost one range check and one Bloom probe per run.
+  // A block the cache does not hold is searched as stored (after its
+  // checksum and decompression) instead of decoded, and not cached: most of
+  // these keys are new, the blocks they touch are spread over the whole
+  // store, and readers need the cache more.
   struct Place {
-    const detail::Run* run;
+    const detail::Run* run = nullptr;
     std::size_t file = 0, block = static_cast<std::size_t>(-1);
     std::shared_ptr<const Table> table;
-    std::shared_ptr<const Block> data;
+    std::shared_ptr<const Block> data;  // block `block`, when the cache held it
+    std::string stored;                 // else block `block` as stored
   };
   std::vector<Place> places;
-  base->for_each_run([&](const detail::Run& r, std::uint32_t) { places.push_back(Place{&r, 0, static_cast<std::size_t>(-1), nullptr, nullptr}); });
+  base->for_each_run([&](const detail::Run& r, std::uint32_t) {
+    places.emplace_back();
+    places.back().run = &r;
+  });
+  std::string key_buf;
   frozen->resolve([&](std::string_view key) {
     for (auto& p : places) {
       const auto& files = p.run->files;
@@ -1904,16 +1913,25 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
         p.block = static_cast<std::size_t>(-1);
       }
       if (p.file == files.size() || key < std::string_view(files[p.file]->ref().first_key)) continue;
+      const std::uint64_t file = files[p.file]->ref().file;
       if (!p.table) p.table = table(files[p.file]->ref());
       if (!p.table->may_contain(key)) continue;
       const std::size_t bi = p.table->find_block(key);
       if (bi >= p.table->block_count()) continue;
       if (bi != p.block) {
-        p.data = block(*p.table, files[p.file]->ref().file, bi);
         p.block = bi;
+        p.data = p.table->format_major() < 2 ? block(*p.table, file, bi)
+                                             : cache_.template lookup<Block>(detail::CacheKey{file, bi}, false);
+        if (!p.data) p.stored = p.table->read_stored_block(bi, *chunk_file(*p.table, file));
       }
-      const std::size_t i = p.data->lower_bound(key);
-      if (i < p.data->size() && p.data->key(i) == key) return !p.data->tombstone(i);
+      if (p.data) {
+        const std::size_t i = p.data->lower_bound(key);
+        if (i < p.data->size() && p.data->key(i) == key) return !p.data->tombstone(i);
+        continue;
+      }
+      const auto holds = Block::find_stored(p.stored, key, p.table->format_major() >= detail::chunk_format::kKindsMajor,
+                                            p.table->path(), p.table->block_offset(bi), key_buf);
+      if (holds != Block::Holds::absent) return holds == Block::Holds::put;
     }
     return false;
   });
