@@ -2,6 +2,7 @@
 // checkpoints, options, policy checks and user-written policies.
 #include <catch2/catch.hpp>
 
+#include <future>
 #include <map>
 #include <optional>
 #include <random>
@@ -384,6 +385,49 @@ TEST_CASE("size is exact over overwrites and erases across checkpoints") {
   db.checkpoint();
   CHECK(db.size() == 1000 - 334 + 100);
   CHECK(db.stats().records == 766);
+}
+
+TEST_CASE("size() looks buffered keys up on disk with no lock a writer or reader needs") {
+  // size() must learn which buffered keys the files already hold. It reads
+  // the files for that with no lock held: a put and a get from other threads
+  // complete while it is inside a file read (with the exclusive lock held
+  // there, they could not, and the futures below would time out).
+  TempDir dir("storage");
+  {
+    Storage<int, int> db(dir.path(), small_options());
+    for (int i = 0; i < 3000; ++i) db.put(i, i);
+    db.compact();
+  }
+  auto fs = stowage_test::FaultFileSystem::make(dir.path());
+  Options o = small_options();
+  o.file_system = fs;
+  o.cache_bytes = 8 << 20;
+  o.write_buffer_bytes = 4 << 20;  // no freeze, so no flush thread reads files meanwhile
+  o.auto_compaction = false;
+  Storage<int, int> db(dir.path(), o);
+  for (int i = 0; i < 3000; i += 3) db.put(i, -i);  // present below: no change
+  for (int i = 3000; i < 3100; ++i) db.put(i, i);   // new
+  bool put_done = false, get_done = false;
+  std::atomic<int> reads_seen{0};
+  // Outside the hook: if they were blocked, the hook still returns (after
+  // the timeouts) and the test fails instead of hanging.
+  std::future<void> put;
+  std::future<std::optional<int>> get;
+  fs->set_hook(stowage_test::kOpRead, [&](unsigned, const std::filesystem::path& p) {
+    if (p.extension() != ".chunk" || reads_seen++ > 0) return;  // the first chunk file size() opens
+    put = std::async(std::launch::async, [&] { db.put(5000, 1); });
+    get = std::async(std::launch::async, [&] { return db.get(2); });  // from the files
+    put_done = put.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+    get_done = get.wait_for(std::chrono::seconds(30)) == std::future_status::ready && get.get() == 2;
+  });
+  const std::size_t n = db.size();
+  fs->set_hook(0, nullptr);
+  REQUIRE(reads_seen > 0);
+  CHECK(put_done);
+  CHECK(get_done);
+  CHECK(n == 3101);  // the put from inside counts: it was written before size() counted
+  CHECK(db.size() == 3101);
+  CHECK(db.stats().records == 3101);
 }
 
 TEST_CASE("stats report records, chunks, cache and disk") {

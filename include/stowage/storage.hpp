@@ -128,7 +128,9 @@ class Storage {
     return range(this, encode_lookup_key(from), encode_lookup_key(to));
   }
 
-  /// Number of records (exact).
+  /// Number of records (exact). Keys put since the last flush began whose
+  /// presence in the files is not known yet are looked up there (each once),
+  /// with no lock held that writers or readers need.
   std::size_t size() const { return engine_.size(); }
   /// size() == 0.
   bool empty() const { return size() == 0; }
