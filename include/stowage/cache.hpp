@@ -34,7 +34,8 @@
 // when the file was erased may still insert its (now unreachable) block,
 // which then simply ages out.
 //
-// Locking, per member of BlockCache:
+// Locking, per member of BlockCache (a shard's lock is a spin lock that
+// yields the CPU when it waits long, ShardLock; "mutex" below means it):
 //   - constructor, destructor: no locking; no other thread may use the cache.
 //   - lookup, insert, get_or_load: lock the key's shard only, and never while
 //     calling load() or destroying evicted objects.
@@ -55,6 +56,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
@@ -321,6 +323,25 @@ class BlockCache {
                                           boost::intrusive::constant_time_size<false>>;
   using Garbage = std::vector<std::shared_ptr<const void>>;
 
+  // A shard's lock: a test-and-test-and-set spin lock that yields the CPU
+  // after kSpins failed polls. Shard critical sections are short (a hit
+  // holds it for a table probe and a queue touch), and its unlock is a plain
+  // release store where std::mutex's is an atomic read-modify-write.
+  class ShardLock {
+   public:
+    void lock() noexcept {
+      while (locked_.exchange(true, std::memory_order_acquire)) {
+        for (int polls = 0; locked_.load(std::memory_order_relaxed); ++polls)
+          if (polls >= kSpins) std::this_thread::yield();
+      }
+    }
+    void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+
+   private:
+    static constexpr int kSpins = 100;
+    std::atomic<bool> locked_{false};
+  };
+
   // A shard's entries by key: open addressing with linear probing over a
   // power-of-two array of (hash, Entry*) slots, so a lookup reads one slot
   // and the entry it points to (node-based maps read a bucket, the node
@@ -335,8 +356,8 @@ class BlockCache {
     EntryTable& operator=(const EntryTable&) = delete;
     // Drops the table's entries (their lists must be cleared first).
     ~EntryTable() {
-      for (const Slot& sl : slots_)
-        if (sl.entry != nullptr) sl.entry->self.reset();
+      for (std::size_t i = 0; i < slot_count(); ++i)
+        if (slots_[i].entry != nullptr) slots_[i].entry->self.reset();
     }
     // The entry for k (whose hash is h), or nullptr.
     Entry* find(const CacheKey& k, std::uint64_t h) const {
@@ -350,7 +371,7 @@ class BlockCache {
     // Adds e (key and hash set; its key not present). Strong guarantee: on
     // std::bad_alloc nothing changed.
     void add(Entry& e) {
-      if ((size_ + 1) * 4 > slots_.size() * 3) grow();
+      if ((size_ + 1) * 4 > slot_count() * 3) grow();
       std::size_t i = e.hash & mask_;
       while (slots_[i].entry != nullptr) i = (i + 1) & mask_;
       slots_[i] = Slot{e.hash, &e};
@@ -360,7 +381,7 @@ class BlockCache {
     void replace(Entry& old, Entry& fresh) noexcept { slot_of(old).entry = &fresh; }
     // Takes e, which must be in the table, out of it.
     void erase(Entry& e) noexcept {
-      std::size_t i = static_cast<std::size_t>(&slot_of(e) - slots_.data());
+      std::size_t i = static_cast<std::size_t>(&slot_of(e) - slots_.get());
       // Shift back every later slot of the run that may move to i.
       for (std::size_t j = (i + 1) & mask_; slots_[j].entry != nullptr; j = (j + 1) & mask_) {
         const std::size_t home = slots_[j].hash & mask_;
@@ -376,8 +397,8 @@ class BlockCache {
     // Calls fn(Entry&) for every entry.
     template <class Fn>
     void for_each(Fn&& fn) {
-      for (Slot& sl : slots_)
-        if (sl.entry != nullptr) fn(*sl.entry);
+      for (std::size_t i = 0; i < slot_count(); ++i)
+        if (slots_[i].entry != nullptr) fn(*slots_[i].entry);
     }
 
    private:
@@ -391,30 +412,32 @@ class BlockCache {
       return slots_[i];
     }
     void grow() {
-      std::vector<Slot> bigger(slots_.empty() ? 16 : slots_.size() * 2);
-      const std::size_t mask = bigger.size() - 1;
-      for (const Slot& sl : slots_) {
+      const std::size_t count = slot_count() == 0 ? 16 : slot_count() * 2;
+      auto bigger = std::make_unique<Slot[]>(count);
+      const std::size_t mask = count - 1;
+      for (std::size_t j = 0; j < slot_count(); ++j) {
+        const Slot& sl = slots_[j];
         if (sl.entry == nullptr) continue;
         std::size_t i = sl.hash & mask;
         while (bigger[i].entry != nullptr) i = (i + 1) & mask;
         bigger[i] = sl;
       }
-      slots_.swap(bigger);
+      slots_ = std::move(bigger);
       mask_ = mask;
     }
-    std::vector<Slot> slots_;
+    std::size_t slot_count() const { return slots_ == nullptr ? 0 : mask_ + 1; }
+    std::unique_ptr<Slot[]> slots_;  // mask_ + 1 of them (a power of two), or none
     std::size_t mask_ = 0;
     std::size_t size_ = 0;
   };
 
   // Members below `mutex` are guarded by it. Aligned so neighbouring shards'
-  // mutexes do not share a cache line. What a hit writes (the mutex, `hits`
-  // and, for LruEviction, the low queue's list head: 40 + 8 + 16 bytes with
-  // glibc) comes first, on one cache line, so a hit on a shard another core
-  // used last moves one line of the shard, not three; the table's fields
-  // after it are only read by a hit.
+  // locks do not share a cache line. What a hit touches (the lock, `hits`,
+  // for LruEviction the low queue's list head, and the table's 24 bytes:
+  // 56 bytes) comes first, on one cache line, so a hit on a shard another
+  // core used last moves one line of the shard, not three.
   struct alignas(64) Shard {
-    mutable std::mutex mutex;
+    mutable ShardLock mutex;
     std::uint64_t hits = 0;
     typename Policy::template queue<Entry> queue;  // CachePriority::low entries
     EntryTable entries;
