@@ -19,7 +19,7 @@
 // charge exceeds its shard's share is handed back to the caller but not kept.
 // Every entry is in exactly one shard's map, its eviction queue and its
 // per-file list. Charges are exactly what callers pass (the cache's own
-// bookkeeping, about 130 bytes per entry, is not counted).
+// bookkeeping, about 170 bytes per entry, is not counted).
 //
 // Priorities: an entry is inserted at CachePriority::low (data blocks) or
 // CachePriority::high (chunk metadata: block index and Bloom filter, which
@@ -1269,8 +1269,12 @@ class BlockCache {
    public:
     void lock() noexcept {
       while (locked_.exchange(true, std::memory_order_acquire)) {
-        for (int polls = 0; locked_.load(std::memory_order_relaxed); ++polls)
-          if (polls >= kSpins) std::this_thread::yield();
+        for (int polls = 0; locked_.load(std::memory_order_relaxed);) {
+          if (polls < kSpins)
+            ++polls;
+          else
+            std::this_thread::yield();
+        }
       }
     }
     void unlock() noexcept { locked_.store(false, std::memory_order_release); }
