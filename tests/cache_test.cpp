@@ -646,6 +646,36 @@ TEST_CASE("objects outlive eviction while readers hold them, and are released af
   CHECK(g_live_blocks.load() == base);  // the destructor dropped the rest
 }
 
+TEST_CASE("a hit's object outlives an insert over its key, erase_file and the cache", "[cache]") {
+  const long base = g_live_blocks.load();
+  std::shared_ptr<const Block> replaced;
+  std::shared_ptr<const Block> erased;
+  {
+    LruCache cache(1000, 1);
+    put(cache, {1, 0}, 10, 1);
+    put(cache, {2, 0}, 10, 3);
+    replaced = cache.lookup<Block>({1, 0});
+    put(cache, {1, 0}, 20, 2);  // a new entry for the key; the reader keeps the old one
+    REQUIRE(replaced != nullptr);
+    CHECK(replaced->id == 1);
+    CHECK(cache.lookup<Block>({1, 0})->id == 2);
+    CHECK(cache.stats().bytes == 30);
+    CHECK(cache.stats().entries == 2);
+    erased = cache.lookup<Block>({2, 0});
+    cache.erase_file(2);
+    CHECK_FALSE(cached(cache, {2, 0}));
+    REQUIRE(erased != nullptr);
+    CHECK(erased->id == 3);
+    CHECK(g_live_blocks.load() == base + 3);
+  }
+  CHECK(g_live_blocks.load() == base + 2);  // the cache is gone, the readers' objects are not
+  CHECK(replaced->key == CacheKey{1, 0});
+  CHECK(erased->key == CacheKey{2, 0});
+  replaced.reset();
+  erased.reset();
+  CHECK(g_live_blocks.load() == base);
+}
+
 TEST_CASE("a user-written eviction policy works with the cache", "[cache][fifo]") {
   BlockCache<FifoEviction> cache(30, 1);
   static_assert(std::is_same_v<decltype(cache)::eviction_type, FifoEviction>);

@@ -10,7 +10,7 @@
 // charge exceeds its shard's share is handed back to the caller but not kept.
 // Every entry is in exactly one shard's map, its eviction queue and its
 // per-file list. Charges are exactly what callers pass (the cache's own
-// bookkeeping, about 100 bytes per entry, is not counted).
+// bookkeeping, about 170 bytes per entry, is not counted).
 //
 // Priorities: an entry is inserted at CachePriority::low (data blocks) or
 // CachePriority::high (chunk metadata: block index and Bloom filter, which
@@ -23,13 +23,19 @@
 // would take more.
 //
 // Objects evicted while readers still hold them stay alive through their
-// shared_ptr; the cache only drops its own reference.
+// shared_ptr; the cache only drops its own reference. A hit hands out a
+// shared_ptr that shares ownership of the entry (the entry and its reference
+// count are one allocation, and the entry holds the object), so a hit
+// increments a count on a cache line it has just read, not the object's own
+// count, which every key holding the same object would share. An entry's
+// object never changes: insert() over an existing key makes a new entry.
 //
 // File numbers must not be reused after erase_file(): a load that was running
 // when the file was erased may still insert its (now unreachable) block,
 // which then simply ages out.
 //
-// Locking, per member of BlockCache:
+// Locking, per member of BlockCache (a shard's lock is a spin lock that
+// yields the CPU when it waits long, ShardLock; "mutex" below means it):
 //   - constructor, destructor: no locking; no other thread may use the cache.
 //   - lookup, insert, get_or_load: lock the key's shard only, and never while
 //     calling load() or destroying evicted objects.
@@ -50,6 +56,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
@@ -140,6 +147,7 @@ class BlockCache {
   explicit BlockCache(std::size_t capacity_bytes, std::size_t shards = 16)
       : shard_count_(shards == 0 ? throw ValidationError("stowage: BlockCache needs at least one shard, got 0")
                                  : shards),
+        shard_mask_((shard_count_ & (shard_count_ - 1)) == 0 ? shard_count_ - 1 : 0),
         shards_(new Shard[shard_count_]) {
     apply_capacity(capacity_bytes);
   }
@@ -158,19 +166,15 @@ class BlockCache {
   std::shared_ptr<const T> lookup(const CacheKey& k, bool touch = true) {
     const std::uint64_t h = hash_cache_key(k);
     Shard& s = shard_for(h);
-    std::shared_ptr<const void> found;
-    {
-      std::lock_guard lock(s.mutex);
-      Entry* e = s.entries.find(k, h);
-      if (e == nullptr) {
-        ++s.misses;
-        return nullptr;
-      }
-      ++s.hits;
-      if (touch) s.queue_of(*e).touch(*e);
-      found = e->value;
+    std::lock_guard lock(s.mutex);
+    Entry* e = s.entries.find(k, h);
+    if (e == nullptr) {
+      ++s.misses;
+      return nullptr;
     }
-    return std::static_pointer_cast<const T>(std::move(found));
+    ++s.hits;
+    if (touch) s.queue_of(*e).touch(*e);
+    return std::shared_ptr<const T>(e->self, static_cast<const T*>(e->object));
   }
 
   /// Stores value under k with the given byte charge and priority, replacing
@@ -182,33 +186,36 @@ class BlockCache {
     const std::uint64_t h = hash_cache_key(k);
     Shard& s = shard_for(h);
     // Objects dropped here are destroyed after the lock is released (as is
-    // `value` itself when it is not kept).
+    // the new entry, with `value`, when it is not kept).
     Garbage garbage;
-    std::shared_ptr<const void> replaced;
+    std::shared_ptr<Entry> fresh;
+    if (value != nullptr) {
+      fresh = std::make_shared<Entry>();
+      fresh->key = k;
+      fresh->object = value.get();
+      fresh->hash = h;
+      fresh->charge = charge;
+      fresh->high = priority == CachePriority::high;
+      fresh->value = std::move(value);
+    }
     std::lock_guard lock(s.mutex);
     Entry* found = s.entries.find(k, h);
-    if (value == nullptr || charge > s.capacity) {
+    if (fresh == nullptr || charge > s.capacity) {
       if (found != nullptr) s.remove(*found, garbage);
       return;
     }
+    Entry& e = *fresh;
     if (found != nullptr) {
-      Entry& e = *found;
-      s.unlink(e);
-      replaced = std::move(e.value);
-      e.value = std::move(value);
-      e.charge = charge;
-      e.high = priority == CachePriority::high;
-      try {
-        s.link(e);
-      } catch (...) {  // the policy's insert threw: the entry goes
-        s.drop_unlinked(e, garbage);
-        throw;
-      }
+      // e takes found's slot and place in its file's list (no allocation);
+      // readers still holding found keep it, and its object, alive.
+      s.entries.replace(*found, e);
+      FileList& list = s.files.find(k.file)->second;
+      list.insert(list.iterator_to(*found), e);
+      list.erase(list.iterator_to(*found));
+      s.unlink(*found);
+      s.release(*found, garbage);
     } else {
-      Entry& e = s.entries.emplace(k, h);
-      e.value = std::move(value);
-      e.charge = charge;
-      e.high = priority == CachePriority::high;
+      s.entries.add(e);
       try {
         auto [fpos, finserted] = s.files.try_emplace(k.file);
         fpos->second.push_back(e);
@@ -216,12 +223,13 @@ class BlockCache {
         s.entries.erase(e);
         throw;
       }
-      try {
-        s.link(e);
-      } catch (...) {
-        s.drop_unlinked(e, garbage);
-        throw;
-      }
+    }
+    e.self = std::move(fresh);
+    try {
+      s.link(e);
+    } catch (...) {  // the policy's insert threw: the entry goes
+      s.drop_unlinked(e, garbage);
+      throw;
     }
     ++s.inserts;
     s.evict_to_fit(garbage);
@@ -293,35 +301,67 @@ class BlockCache {
  private:
   using FileHook = boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::safe_link>>;
 
-  // One cached object. Lives in its shard's map node (stable address), linked
-  // into the shard's eviction queue and the list of its file.
+  // One cached object. Allocated with its shared_ptr reference count
+  // (make_shared); while cached it owns itself through `self`, and readers
+  // share that ownership (see the top of cache.hpp). Linked into the shard's
+  // table, eviction queue and the list of its file. What a hit reads or
+  // writes comes first, right after the count. `object` and `value` are set
+  // before the entry is shared and never changed after.
   struct Entry {
-    typename Policy::hook eviction_hook;
-    FileHook file_hook;
     CacheKey key;
+    typename Policy::hook eviction_hook;
+    const void* object = nullptr;  // value.get()
+    bool high = false;             // CachePriority::high: linked into Shard::high_queue
     std::uint64_t hash = 0;
     std::size_t charge = 0;
-    bool high = false;  // CachePriority::high: linked into Shard::high_queue
+    FileHook file_hook;
     std::shared_ptr<const void> value;
+    std::shared_ptr<Entry> self;  // the cache's reference while the entry is in the table
   };
 
   using FileList = boost::intrusive::list<Entry, boost::intrusive::member_hook<Entry, FileHook, &Entry::file_hook>,
                                           boost::intrusive::constant_time_size<false>>;
   using Garbage = std::vector<std::shared_ptr<const void>>;
 
+  // A shard's lock: a test-and-test-and-set spin lock that yields the CPU
+  // after kSpins failed polls. Shard critical sections are short (a hit
+  // holds it for a table probe and a queue touch), and its unlock is a plain
+  // release store where std::mutex's is an atomic read-modify-write.
+  class ShardLock {
+   public:
+    void lock() noexcept {
+      while (locked_.exchange(true, std::memory_order_acquire)) {
+        for (int polls = 0; locked_.load(std::memory_order_relaxed);) {
+          if (polls < kSpins)
+            ++polls;
+          else
+            std::this_thread::yield();
+        }
+      }
+    }
+    void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+
+   private:
+    static constexpr int kSpins = 100;
+    std::atomic<bool> locked_{false};
+  };
+
   // A shard's entries by key: open addressing with linear probing over a
   // power-of-two array of (hash, Entry*) slots, so a lookup reads one slot
   // and the entry it points to (node-based maps read a bucket, the node
   // before and the node). Entries are heap objects with stable addresses
-  // (the eviction queue and file lists link them). Deletion shifts later
-  // slots of the probe run back, so no tombstones. At most 3/4 full.
+  // (the eviction queue and file lists link them), owned through their
+  // `self`. Deletion shifts later slots of the probe run back, so no
+  // tombstones. At most 3/4 full.
   class EntryTable {
    public:
     EntryTable() = default;
     EntryTable(const EntryTable&) = delete;
     EntryTable& operator=(const EntryTable&) = delete;
+    // Drops the table's entries (their lists must be cleared first).
     ~EntryTable() {
-      for (const Slot& sl : slots_) delete sl.entry;
+      for (std::size_t i = 0; i < slot_count(); ++i)
+        if (slots_[i].entry != nullptr) slots_[i].entry->self.reset();
     }
     // The entry for k (whose hash is h), or nullptr.
     Entry* find(const CacheKey& k, std::uint64_t h) const {
@@ -332,24 +372,20 @@ class BlockCache {
         if (sl.hash == h && sl.entry->key == k) return sl.entry;
       }
     }
-    // A new entry for k (not present), its key and hash set. Strong
-    // guarantee: on std::bad_alloc nothing changed.
-    Entry& emplace(const CacheKey& k, std::uint64_t h) {
-      if ((size_ + 1) * 4 > slots_.size() * 3) grow();
-      auto e = std::make_unique<Entry>();
-      e->key = k;
-      e->hash = h;
-      std::size_t i = h & mask_;
-      while (slots_[i].entry != nullptr) i = (i + 1) & mask_;
-      slots_[i] = Slot{h, e.get()};
-      ++size_;
-      return *e.release();
-    }
-    // Deletes e, which must be in the table and unlinked from every list.
-    void erase(Entry& e) noexcept {
+    // Adds e (key and hash set; its key not present). Strong guarantee: on
+    // std::bad_alloc nothing changed.
+    void add(Entry& e) {
+      if ((size_ + 1) * 4 > slot_count() * 3) grow();
       std::size_t i = e.hash & mask_;
-      while (slots_[i].entry != &e) i = (i + 1) & mask_;
-      delete slots_[i].entry;
+      while (slots_[i].entry != nullptr) i = (i + 1) & mask_;
+      slots_[i] = Slot{e.hash, &e};
+      ++size_;
+    }
+    // Puts fresh (same key) in old's slot.
+    void replace(Entry& old, Entry& fresh) noexcept { slot_of(old).entry = &fresh; }
+    // Takes e, which must be in the table, out of it.
+    void erase(Entry& e) noexcept {
+      std::size_t i = static_cast<std::size_t>(&slot_of(e) - slots_.get());
       // Shift back every later slot of the run that may move to i.
       for (std::size_t j = (i + 1) & mask_; slots_[j].entry != nullptr; j = (j + 1) & mask_) {
         const std::size_t home = slots_[j].hash & mask_;
@@ -365,8 +401,8 @@ class BlockCache {
     // Calls fn(Entry&) for every entry.
     template <class Fn>
     void for_each(Fn&& fn) {
-      for (Slot& sl : slots_)
-        if (sl.entry != nullptr) fn(*sl.entry);
+      for (std::size_t i = 0; i < slot_count(); ++i)
+        if (slots_[i].entry != nullptr) fn(*slots_[i].entry);
     }
 
    private:
@@ -374,35 +410,46 @@ class BlockCache {
       std::uint64_t hash = 0;
       Entry* entry = nullptr;
     };
+    Slot& slot_of(const Entry& e) noexcept {
+      std::size_t i = e.hash & mask_;
+      while (slots_[i].entry != &e) i = (i + 1) & mask_;
+      return slots_[i];
+    }
     void grow() {
-      std::vector<Slot> bigger(slots_.empty() ? 16 : slots_.size() * 2);
-      const std::size_t mask = bigger.size() - 1;
-      for (const Slot& sl : slots_) {
+      const std::size_t count = slot_count() == 0 ? 16 : slot_count() * 2;
+      auto bigger = std::make_unique<Slot[]>(count);
+      const std::size_t mask = count - 1;
+      for (std::size_t j = 0; j < slot_count(); ++j) {
+        const Slot& sl = slots_[j];
         if (sl.entry == nullptr) continue;
         std::size_t i = sl.hash & mask;
         while (bigger[i].entry != nullptr) i = (i + 1) & mask;
         bigger[i] = sl;
       }
-      slots_.swap(bigger);
+      slots_ = std::move(bigger);
       mask_ = mask;
     }
-    std::vector<Slot> slots_;
+    std::size_t slot_count() const { return slots_ == nullptr ? 0 : mask_ + 1; }
+    std::unique_ptr<Slot[]> slots_;  // mask_ + 1 of them (a power of two), or none
     std::size_t mask_ = 0;
     std::size_t size_ = 0;
   };
 
   // Members below `mutex` are guarded by it. Aligned so neighbouring shards'
-  // mutexes do not share a cache line.
+  // locks do not share a cache line. What a hit touches (the lock, `hits`,
+  // for LruEviction the low queue's list head, and the table's 24 bytes:
+  // 56 bytes) comes first, on one cache line, so a hit on a shard another
+  // core used last moves one line of the shard, not three.
   struct alignas(64) Shard {
-    mutable std::mutex mutex;
+    mutable ShardLock mutex;
+    std::uint64_t hits = 0;
+    typename Policy::template queue<Entry> queue;  // CachePriority::low entries
     EntryTable entries;
     std::unordered_map<std::uint64_t, FileList> files;
-    typename Policy::template queue<Entry> queue;       // CachePriority::low entries
     typename Policy::template queue<Entry> high_queue;  // CachePriority::high entries
     std::size_t capacity = 0;
     std::size_t bytes = 0;
     std::size_t high_bytes = 0;
-    std::uint64_t hits = 0;
     std::uint64_t misses = 0;
     std::uint64_t evictions = 0;
     std::uint64_t inserts = 0;
@@ -446,11 +493,17 @@ class BlockCache {
       auto fit = files.find(e.key.file);
       fit->second.erase(fit->second.iterator_to(e));
       if (fit->second.empty()) files.erase(fit);
-      try {
-        garbage.push_back(std::move(e.value));
-      } catch (...) {  // std::bad_alloc: e.value is untouched and dies with the entry
-      }
       entries.erase(e);
+      release(e, garbage);
+    }
+    // Drops the cache's reference to e (out of every structure now): to
+    // `garbage`, or here if `garbage` cannot grow.
+    static void release(Entry& e, Garbage& garbage) noexcept {
+      std::shared_ptr<const void> ref = std::move(e.self);
+      try {
+        garbage.push_back(std::move(ref));
+      } catch (...) {  // std::bad_alloc: ref is untouched and drops it here
+      }
     }
 
     // Evicts the policy's victims until the charges fit the capacity: low
@@ -468,7 +521,11 @@ class BlockCache {
     }
   };
 
-  Shard& shard_for(std::uint64_t h) const { return shards_[(h >> 40) % shard_count_]; }
+  // Bits 40.. of the hash pick the shard; a power-of-two count masks them
+  // (a 64-bit division costs more than the rest of a hit's arithmetic).
+  Shard& shard_for(std::uint64_t h) const {
+    return shards_[shard_mask_ != 0 || shard_count_ == 1 ? (h >> 40) & shard_mask_ : (h >> 40) % shard_count_];
+  }
 
   // Stores the new capacity and each shard's share of it (the shares differ
   // by at most one byte and sum to `bytes`), evicting where a share shrank.
@@ -487,6 +544,7 @@ class BlockCache {
   }
 
   const std::size_t shard_count_;
+  const std::size_t shard_mask_;  // shard_count_ - 1 for a power of two, else 0
   const std::unique_ptr<Shard[]> shards_;
   std::atomic<std::size_t> capacity_{0};
   std::mutex capacity_mutex_;  // serialises set_capacity calls so shares stay consistent
