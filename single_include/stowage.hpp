@@ -7397,6 +7397,23 @@ class WriteBuffer {
     }
     unknown_ = 0;
   }
+  /// Calls fn(key) for every entry whose presence below is unknown, in key order.
+  template <class Fn>
+  void for_each_unknown(Fn&& fn) const {
+    if (unknown_ == 0) return;
+    for (const Leaf* l = first_; l != nullptr; l = l->next)
+      for (int i = 0; i < l->count; ++i)
+        if (l->recs[i]->kv.second.below == Below::unknown) fn(std::string_view(l->recs[i]->kv.first));
+  }
+  /// Records that key is (or is not) present below, when its entry exists
+  /// and its presence is still unknown (what resolve() would do for it).
+  void settle(std::string_view key, bool present) {
+    BufferEntry* e = find(key);
+    if (e == nullptr || e->below != Below::unknown) return;
+    e->below = present ? Below::present : Below::absent;
+    --unknown_;
+    delta_ += contribution(*e);
+  }
   /// The entry of key, or nullptr.
   const BufferEntry* find(std::string_view key) const {
     const Head h = head_of(key);
@@ -7868,6 +7885,7 @@ class Engine {
   std::size_t size() const {
     for (;;) {
       wait_counted();
+      settle_unknown();
       std::unique_lock guard(lock_);
       check_open();
       if (!counted_locked()) continue;
@@ -8414,14 +8432,57 @@ class Engine {
   }
   template <class Fn>
   bool find_below_buffer(std::string_view key, Fn&& on_value) const {
-    if (imm_) {
-      if (const auto* e = imm_->find(key)) {
+    return find_below(imm_.get(), *version_, key, on_value);
+  }
+  // find_below_buffer over a given frozen buffer (or none) and Version.
+  template <class Fn>
+  bool find_below(const detail::WriteBuffer* imm, const detail::Version& v, std::string_view key,
+                  Fn&& on_value) const {
+    if (imm) {
+      if (const auto* e = imm->find(key)) {
         if (e->tombstone) return false;
         on_value(std::string_view(e->value), nullptr);
         return true;
       }
     }
-    return find_in_files(*version_, key, on_value);
+    return find_in_files(v, key, on_value);
+  }
+  // Looks up the buffered keys whose presence below the buffer is unknown
+  // with no lock held (the frozen buffer and Version pinned), then records
+  // what it found unless a freeze replaced the buffer meanwhile: size() and
+  // stats() then hold lock_ exclusively only to count, and to look up the
+  // keys written in between. A few rounds, while writers add many such keys
+  // during one.
+  void settle_unknown() const {
+    for (int round = 0; round < 4 && settle_unknown_once() > kSettleUnderLock; ++round) {
+    }
+  }
+  // Keys left for count_locked() to look up under the exclusive lock, at most.
+  static constexpr std::size_t kSettleUnderLock = 256;
+  // One round of settle_unknown(); returns how many keys are still unknown.
+  std::size_t settle_unknown_once() const {
+    std::vector<std::string> keys;
+    std::shared_ptr<const detail::WriteBuffer> imm;
+    std::shared_ptr<const detail::Version> v;
+    std::uint64_t seen;
+    {
+      std::shared_lock guard(lock_);
+      check_open();
+      if (wb_.unknown() <= kSettleUnderLock) return wb_.unknown();
+      keys.reserve(wb_.unknown());
+      wb_.for_each_unknown([&](std::string_view k) { keys.emplace_back(k); });
+      imm = imm_;
+      v = version_;
+      seen = wb_version_.load();
+    }
+    auto noop = [](std::string_view, const std::filesystem::path*) {};
+    std::vector<char> present(keys.size());
+    for (std::size_t i = 0; i < keys.size(); ++i) present[i] = find_below(imm.get(), *v, keys[i], noop) ? 1 : 0;
+    std::unique_lock guard(lock_);
+    if (closed_.load()) return 0;
+    if (wb_version_.load() != seen) return wb_.unknown();  // frozen meanwhile: the new buffer's keys
+    for (std::size_t i = 0; i < keys.size(); ++i) wb_.settle(keys[i], present[i] != 0);
+    return wb_.unknown();
   }
   // Whether count_locked() may run: the frozen buffer is counted, or its
   // flush failed (then nothing else touches it). Needs lock_.
@@ -8910,6 +8971,7 @@ auto Engine<Compression, Eviction, Lock>::stats() const -> Stats {
   std::shared_ptr<const detail::Version> v;
   for (;;) {
     wait_counted();
+    settle_unknown();
     std::unique_lock guard(lock_);
     check_open();
     if (!counted_locked()) continue;
@@ -10384,7 +10446,9 @@ class Storage {
     return range(this, encode_lookup_key(from), encode_lookup_key(to));
   }
 
-  /// Number of records (exact).
+  /// Number of records (exact). Keys put since the last flush began whose
+  /// presence in the files is not known yet are looked up there (each once),
+  /// with no lock held that writers or readers need.
   std::size_t size() const { return engine_.size(); }
   /// size() == 0.
   bool empty() const { return size() == 0; }
