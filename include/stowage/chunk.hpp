@@ -858,10 +858,7 @@ class ChunkTable {
   }
   /// read_block(i), reading through `file` (the same chunk file, opened again).
   std::shared_ptr<const Block> read_block(std::size_t i, const RandomAccessFile& file) const {
-    if (i >= index_.size())
-      throw std::out_of_range("stowage: block " + std::to_string(i) + " of " + std::to_string(index_.size()) +
-                              " in " + path_.string());
-    const IndexEntry& e = index_[i];
+    const IndexEntry& e = entry(i);
     return decode_block(i, read_exact(file, e.offset, e.framed, "data block"));
   }
 
@@ -869,15 +866,11 @@ class ChunkTable {
   /// decompressed) but not decoded: its bytes as stored, for
   /// Block::find_stored. Formats 2 and 3 (format 1: read_block()).
   std::string read_stored_block(std::size_t i, const RandomAccessFile& file) const {
-    if (i >= index_.size())
-      throw std::out_of_range("stowage: block " + std::to_string(i) + " of " + std::to_string(index_.size()) +
-                              " in " + path_.string());
-    const IndexEntry& e = index_[i];
-    return decode_frame<Compression>(read_exact(file, e.offset, e.framed, "data block"), path_, e.offset,
-                                     chunk_format::kDataSeed, "data block");
+    const IndexEntry& e = entry(i);
+    return stored_block(e, read_exact(file, e.offset, e.framed, "data block"));
   }
   /// File offset of data block i's frame (i < block_count()).
-  std::uint64_t block_offset(std::size_t i) const { return index_.at(i).offset; }
+  std::uint64_t block_offset(std::size_t i) const { return entry(i).offset; }
 
   /// Frames of consecutive data blocks [first, first + count) read with one
   /// read (see read_block_run), each decoded only when asked for (block_in_run).
@@ -901,11 +894,8 @@ class ChunkTable {
   /// read_block_run(first, max_bytes), reading through `file` (the same chunk
   /// file, opened again).
   BlockRun read_block_run(std::size_t first, std::size_t max_bytes, const RandomAccessFile& file) const {
-    if (first >= index_.size())
-      throw std::out_of_range("stowage: block " + std::to_string(first) + " of " + std::to_string(index_.size()) +
-                              " in " + path_.string());
     std::size_t end = first + 1;
-    std::uint64_t bytes = index_[first].framed;
+    std::uint64_t bytes = entry(first).framed;
     while (end < index_.size() && bytes + index_[end].framed <= max_bytes) bytes += index_[end++].framed;
     BlockRun run;
     run.first = first;
@@ -928,9 +918,7 @@ class ChunkTable {
   // decompressing, then the block's keys and sequence numbers against the index.
   std::shared_ptr<const Block> decode_block(std::size_t i, std::string_view frame) const {
     const IndexEntry& e = index_[i];
-    auto block = Block::parse(
-        decode_frame<Compression>(frame, path_, e.offset, chunk_format::kDataSeed, "data block"), path_, e.offset,
-        major_);
+    auto block = Block::parse(stored_block(e, frame), path_, e.offset, major_);
     auto fail = [&](const std::string& what) -> void { throw CorruptionError(path_, e.offset, "data block: " + what); };
     if (block->key(0) != entry_key(e)) fail("first key differs from the chunk's index");
     const std::string_view last = block->key(block->size() - 1);
@@ -974,6 +962,19 @@ class ChunkTable {
     std::size_t key_off;    // first key, in keys_
     std::size_t key_len;
   };
+
+  // Index entry i; std::out_of_range when there is no block i.
+  const IndexEntry& entry(std::size_t i) const {
+    if (i >= index_.size())
+      throw std::out_of_range("stowage: block " + std::to_string(i) + " of " + std::to_string(index_.size()) +
+                              " in " + path_.string());
+    return index_[i];
+  }
+  // The bytes of the data block whose index entry is e, from its frame:
+  // checksum verified, then decompressed.
+  std::string stored_block(const IndexEntry& e, std::string_view frame) const {
+    return decode_frame<Compression>(frame, path_, e.offset, chunk_format::kDataSeed, "data block");
+  }
 
   ChunkTable(std::unique_ptr<RandomAccessFile> file, std::filesystem::path path)
       : file_(std::move(file)), path_(std::move(path)) {}

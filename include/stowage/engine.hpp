@@ -857,8 +857,8 @@ class Engine {
   // keys written in between. A few rounds, while writers add many such keys
   // during one.
   void settle_unknown() const {
-    for (int round = 0; round < 4 && settle_unknown_once() > kSettleUnderLock; ++round) {
-    }
+    for (int round = 0; round < 4; ++round)
+      if (settle_unknown_once() <= kSettleUnderLock) return;
   }
   // Keys left for count_locked() to look up under the exclusive lock, at most.
   static constexpr std::size_t kSettleUnderLock = 256;

@@ -522,23 +522,36 @@ void merge_runs(const std::vector<Cursor*>& runs, Fn&& fn) {
   }
 }
 
+/// A file verify opened, or why it could not.
+template <class Handle>
+struct OpenedFile {
+  std::shared_ptr<Handle> file;      ///< null: not opened (see error)
+  std::optional<StoreProblem> error;  ///< the open failed (damage or I/O)
+};
+
+/// opener() -> the handle of `path`, or the stowage::Error it threw as a problem.
+template <class Handle, class Opener>
+OpenedFile<Handle> open_file(const std::filesystem::path& path, Opener&& opener) {
+  OpenedFile<Handle> f;
+  try {
+    f.file = opener();
+  } catch (const Error& e) {
+    f.error = StoreProblem{path, error_offset(e), e.what()};
+  }
+  return f;
+}
+
 /// One state of a store as verify reads it: its MANIFEST, decoded, the
 /// directory listed and, when `held`, every file the MANIFEST names opened.
 template <CompressionPolicy Compression>
 struct HeldStore {
-  /// A file opened, or why it could not be.
-  template <class Handle>
-  struct Opened {
-    std::shared_ptr<Handle> file;      ///< null: not opened (see error)
-    std::optional<StoreProblem> error;  ///< the open failed (damage or I/O)
-  };
   std::string manifest_bytes;
   std::optional<Manifest> manifest;           ///< nullopt: damaged (see manifest_error)
   std::optional<StoreProblem> manifest_error;
   StoreInfo info;                             ///< describe_store's view (with manifest only)
   bool held = false;                          ///< every named file was opened (or failed to)
-  std::vector<std::vector<Opened<ChunkTable<Compression>>>> chunks;  ///< [keyspace][chunk], when held
-  std::vector<Opened<RandomAccessFile>> wal;                         ///< [info.wal index] (live ones), when held
+  std::vector<std::vector<OpenedFile<ChunkTable<Compression>>>> chunks;  ///< [keyspace][chunk], when held
+  std::vector<OpenedFile<RandomAccessFile>> wal;                         ///< [info.wal index] (live ones), when held
 };
 
 /// Opens the live WAL segments info lists, newest first: a segment that is
@@ -546,18 +559,11 @@ struct HeldStore {
 /// and a segment only gets records once the one before it is sealed (its
 /// preallocated zeros cut), so an older segment opened after a non-empty
 /// newer one has no zero tail unless it is damaged.
-template <CompressionPolicy Compression>
-std::vector<typename HeldStore<Compression>::template Opened<RandomAccessFile>> open_wal_segments(
-    FileSystem& fs, const StoreInfo& info) {
-  std::vector<typename HeldStore<Compression>::template Opened<RandomAccessFile>> wal(info.wal.size());
-  for (std::size_t i = info.wal.size(); i-- > 0;) {
-    if (!info.wal[i].live) continue;
-    try {
-      wal[i].file = fs.open_read(info.wal[i].file);
-    } catch (const Error& e) {
-      wal[i].error = StoreProblem{info.wal[i].file, error_offset(e), e.what()};
-    }
-  }
+inline std::vector<OpenedFile<RandomAccessFile>> open_wal_segments(FileSystem& fs, const StoreInfo& info) {
+  std::vector<OpenedFile<RandomAccessFile>> wal(info.wal.size());
+  for (std::size_t i = info.wal.size(); i-- > 0;)
+    if (info.wal[i].live)
+      wal[i] = open_file<RandomAccessFile>(info.wal[i].file, [&] { return fs.open_read(info.wal[i].file); });
   return wal;
 }
 
@@ -580,22 +586,16 @@ HeldStore<Compression> hold_store(FileSystem& fs, const std::filesystem::path& d
   for (const auto& ks : h.info.keyspaces) files += ks.chunks.size();
   for (const auto& w : h.info.wal) files += w.live ? 1 : 0;
   if (files > opt.max_open_files) return h;
-  auto open = [&](auto& slot, const std::filesystem::path& path, auto&& opener) {
-    try {
-      slot.file = opener();
-    } catch (const Error& e) {
-      slot.error = StoreProblem{path, error_offset(e), e.what()};
-    }
-  };
   const bool readable = can_decompress<Compression>(h.manifest->compression_id);
   for (const auto& ks : h.info.keyspaces) {
     auto& slots = h.chunks.emplace_back(ks.chunks.size());
     if (!readable) continue;
     for (std::size_t i = 0; i < ks.chunks.size(); ++i)
       if (ks.chunks[i].present)
-        open(slots[i], ks.chunks[i].file, [&] { return ChunkTable<Compression>::open(fs, ks.chunks[i].file); });
+        slots[i] = open_file<ChunkTable<Compression>>(
+            ks.chunks[i].file, [&] { return ChunkTable<Compression>::open(fs, ks.chunks[i].file); });
   }
-  h.wal = open_wal_segments<Compression>(fs, h.info);
+  h.wal = open_wal_segments(fs, h.info);
   h.held = true;
   return h;
 }
@@ -767,7 +767,7 @@ VerifyReport verify_pass(FileSystem& fs, const std::filesystem::path& dir, const
   // The last one written may end in preallocated zeros or a torn record;
   // empty segments after it (the writer creates the next one ahead) are not
   // written yet.
-  const auto wal = h.held ? h.wal : open_wal_segments<Compression>(fs, rep.info);
+  const auto wal = h.held ? h.wal : open_wal_segments(fs, rep.info);
   std::vector<std::size_t> live;  // indexes into info.wal (and wal)
   for (std::size_t i = 0; i < rep.info.wal.size(); ++i)
     if (rep.info.wal[i].live) live.push_back(i);
@@ -783,42 +783,45 @@ VerifyReport verify_pass(FileSystem& fs, const std::filesystem::path& dir, const
       vf.ok = false;
       problem(w.file, offset, what);
     };
-    try {
-      const auto& opened = wal[live[i]];
-      if (opened.error) throw IoError(opened.error->what);
-      const auto r = replay_wal(*opened.file, w.number, [&](std::string_view payload, std::uint64_t offset) {
-        ++vf.blocks;
-        bool reported = false;
-        decode_wal_batch(payload, w.file, offset, [&](const WalOp& op) {
-          ++vf.records;
-          if (op.seq != next_seq && !reported) {
-            bad(offset, "stowage: WAL record has sequence " + std::to_string(op.seq) + " where " +
-                            std::to_string(next_seq) +
-                            " was expected (records before it are missing: an earlier WAL segment was truncated "
-                            "or removed)");
-            reported = true;
-          }
-          next_seq = op.seq + 1;
-          if (op.key.size() > kMaxKeyBytes || op.value.size() > kMaxValueBytes)
-            bad(offset, "stowage: WAL record holds a key or value over the format's limits");
+    const auto& opened = wal[live[i]];
+    if (opened.error) {
+      bad(opened.error->offset, opened.error->what);
+    } else {
+      try {
+        const auto r = replay_wal(*opened.file, w.number, [&](std::string_view payload, std::uint64_t offset) {
+          ++vf.blocks;
+          bool reported = false;
+          decode_wal_batch(payload, w.file, offset, [&](const WalOp& op) {
+            ++vf.records;
+            if (op.seq != next_seq && !reported) {
+              bad(offset, "stowage: WAL record has sequence " + std::to_string(op.seq) + " where " +
+                              std::to_string(next_seq) +
+                              " was expected (records before it are missing: an earlier WAL segment was truncated "
+                              "or removed)");
+              reported = true;
+            }
+            next_seq = op.seq + 1;
+            if (op.key.size() > kMaxKeyBytes || op.value.size() > kMaxValueBytes)
+              bad(offset, "stowage: WAL record holds a key or value over the format's limits");
+          });
         });
-      });
-      if (r.cut_bytes > 0) {
-        if (last)
-          rep.notes.push_back(w.file.string() + ": a torn tail of " + std::to_string(r.cut_bytes) + " bytes at offset " +
-                              std::to_string(r.valid_bytes) +
-                              " (a record being written, or unsynced bytes a crash left; an open cuts it)");
-        else
-          bad(r.valid_bytes, "stowage: damaged record inside a WAL segment that later segments follow; records from "
-                             "here on are lost (run `stowage repair` to save the rest)");
-      } else if (!last && r.zero_bytes > 0) {
-        bad(r.valid_bytes, "stowage: zeros after the last record of a WAL segment that later segments follow "
-                           "(records are missing)");
+        if (r.cut_bytes > 0) {
+          if (last)
+            rep.notes.push_back(w.file.string() + ": a torn tail of " + std::to_string(r.cut_bytes) +
+                                " bytes at offset " + std::to_string(r.valid_bytes) +
+                                " (a record being written, or unsynced bytes a crash left; an open cuts it)");
+          else
+            bad(r.valid_bytes, "stowage: damaged record inside a WAL segment that later segments follow; records from "
+                               "here on are lost (run `stowage repair` to save the rest)");
+        } else if (!last && r.zero_bytes > 0) {
+          bad(r.valid_bytes, "stowage: zeros after the last record of a WAL segment that later segments follow "
+                             "(records are missing)");
+        }
+      } catch (const CorruptionError& e) {
+        bad(e.offset(), e.what());
+      } catch (const IoError& e) {
+        bad(0, e.what());
       }
-    } catch (const CorruptionError& e) {
-      bad(e.offset(), e.what());
-    } catch (const IoError& e) {
-      bad(0, e.what());
     }
     rep.wal_operations += vf.records;
     rep.bytes += w.bytes;
@@ -867,30 +870,24 @@ VerifyReport verify(const std::filesystem::path& dir, const VerifyOptions& opt =
   for (unsigned pass = 1;; ++pass) {
     const auto held = detail::hold_store<Compression>(*fs, dir, before, opt);
     // With every file open, an unchanged MANIFEST means none was deleted
-    // before it was opened: the pass reads one state, whatever the writer does next.
-    std::string after = held.held ? reread() : std::string();
-    bool changed = held.held && !after.empty() && after != before;
+    // before it was opened: the pass reads one state, whatever the writer
+    // does next. Without, the pass opens files as it reaches them, and
+    // MANIFEST is read again after it.
+    std::optional<VerifyReport> rep;
+    if (!held.held) rep = detail::verify_pass<Compression>(*fs, dir, held, opt);
+    std::string after = reread();
+    const bool changed = !after.empty() && after != before;
     if (changed && pass < max_passes) {
       before = std::move(after);
       continue;
     }
-    VerifyReport rep = detail::verify_pass<Compression>(*fs, dir, held, opt);
-    rep.passes = pass;
-    if (!held.held) {
-      after = reread();
-      if (!after.empty() && after != before) {
-        if (pass < max_passes) {
-          before = std::move(after);
-          continue;
-        }
-        changed = true;
-      }
-    }
+    if (!rep) rep = detail::verify_pass<Compression>(*fs, dir, held, opt);
+    rep->passes = pass;
     if (changed)
-      rep.notes.push_back("the store changed during each of " + std::to_string(pass) +
-                          " passes (a busy writer); this report is of the last one, and may name files the writer "
-                          "replaced meanwhile");
-    return rep;
+      rep->notes.push_back("the store changed during each of " + std::to_string(pass) +
+                           " passes (a busy writer); this report is of the last one, and may name files the writer "
+                           "replaced meanwhile");
+    return std::move(*rep);
   }
 }
 

@@ -281,12 +281,9 @@ class WriteBuffer {
     for (Leaf* l = first_; l != nullptr; l = l->next) {
       for (int i = 0; i < l->count; ++i) {
         BufferEntry& e = l->recs[i]->kv.second;
-        if (e.below != Below::unknown) continue;
-        e.below = exists_below(l->recs[i]->kv.first) ? Below::present : Below::absent;
-        delta_ += contribution(e);
+        if (e.below == Below::unknown) mark_below(e, exists_below(l->recs[i]->kv.first));
       }
     }
-    unknown_ = 0;
   }
   /// Calls fn(key) for every entry whose presence below is unknown, in key order.
   template <class Fn>
@@ -300,10 +297,7 @@ class WriteBuffer {
   /// and its presence is still unknown (what resolve() would do for it).
   void settle(std::string_view key, bool present) {
     BufferEntry* e = find(key);
-    if (e == nullptr || e->below != Below::unknown) return;
-    e->below = present ? Below::present : Below::absent;
-    --unknown_;
-    delta_ += contribution(*e);
+    if (e != nullptr && e->below == Below::unknown) mark_below(*e, present);
   }
   /// The entry of key, or nullptr.
   const BufferEntry* find(std::string_view key) const {
@@ -425,6 +419,12 @@ class WriteBuffer {
     return new (mem) Record{value_type(std::string_view(key_at, key.size()),
                                        BufferEntry{seq, std::string_view(value_at, value.size()), tombstone, below}),
                             value.size()};
+  }
+  // Records whether the unknown entry e is present below.
+  void mark_below(BufferEntry& e, bool present) {
+    e.below = present ? Below::present : Below::absent;
+    --unknown_;
+    delta_ += contribution(e);
   }
   void update(Record& r, std::uint64_t seq, bool tombstone, std::string_view value, Below below) {
     BufferEntry& e = r.kv.second;
