@@ -85,7 +85,7 @@ namespace {
 
 /// What every engine is opened with (the flags that are not engine-specific).
 struct EngineConfig {
-  std::uint64_t cache_bytes = std::uint64_t{64} << 20;
+  std::uint64_t cache_bytes = std::uint64_t{64} << 20;  ///< 0: each engine's own default (--cache_bytes=default)
   std::uint64_t chunk_bytes = 0;  ///< 0: the engine's default (stowage only)
   std::string eviction = "lru";   ///< the Eviction policy's name (stowage only)
   bool sync = false;              ///< every write durable when it returns
@@ -167,7 +167,8 @@ class StowageEngine final : public Engine {
   std::string name() const override { return "stowage"; }
   std::string description(const EngineConfig& c) const override {
     return "stowage::Storage<std::string, std::string> (BinarySerializer, Lz4Compression, eviction " +
-           std::string(Eviction::name) + ", ThreadLock); cache_bytes " + mib(c.cache_bytes) +
+           std::string(Eviction::name) + ", ThreadLock); cache_bytes " +
+           (c.cache_bytes != 0 ? mib(c.cache_bytes) : mib(stowage::Options{}.cache_bytes) + " (default)") +
            " (block cache + write buffer), durability " + (c.sync ? "sync" : "none");
   }
   std::string durability(const EngineConfig& c) const override {
@@ -178,7 +179,7 @@ class StowageEngine final : public Engine {
   std::string marker() const override { return "MANIFEST"; }
   void open(const fs::path& dir, const EngineConfig& config) override {
     stowage::Options options;
-    options.cache_bytes = static_cast<std::size_t>(config.cache_bytes);
+    if (config.cache_bytes != 0) options.cache_bytes = static_cast<std::size_t>(config.cache_bytes);
     if (config.chunk_bytes != 0) options.chunk_bytes = static_cast<std::size_t>(config.chunk_bytes);
     options.durability = config.sync ? stowage::Durability::sync : stowage::Durability::none;
     db_ = std::make_unique<Store>(dir, std::move(options));
@@ -253,8 +254,9 @@ class LevelDbEngine final : public Engine {
   ~LevelDbEngine() override { close(); }
   std::string name() const override { return "leveldb"; }
   std::string description(const EngineConfig& c) const override {
-    return "LevelDB defaults (Snappy, 4 MiB write buffer), NewLRUCache(" + mib(c.cache_bytes) +
-           "), NewBloomFilterPolicy(10), WriteOptions.sync=" + (c.sync ? "true" : "false");
+    return "LevelDB defaults (Snappy, 4 MiB write buffer), " +
+           (c.cache_bytes != 0 ? "NewLRUCache(" + mib(c.cache_bytes) + ")" : std::string("its default 8 MiB block cache")) +
+           ", NewBloomFilterPolicy(10), WriteOptions.sync=" + (c.sync ? "true" : "false");
   }
   std::string durability(const EngineConfig& c) const override {
     return c.sync ? "each put fsynced before it returns (group commit)"
@@ -263,11 +265,11 @@ class LevelDbEngine final : public Engine {
   }
   std::string marker() const override { return "CURRENT"; }
   void open(const fs::path& dir, const EngineConfig& config) override {
-    cache_.reset(leveldb::NewLRUCache(static_cast<std::size_t>(config.cache_bytes)));
+    cache_.reset(config.cache_bytes != 0 ? leveldb::NewLRUCache(static_cast<std::size_t>(config.cache_bytes)) : nullptr);
     filter_.reset(leveldb::NewBloomFilterPolicy(10));
     leveldb::Options o;
     o.create_if_missing = true;
-    o.block_cache = cache_.get();
+    o.block_cache = cache_.get();  // null: LevelDB makes its own of 8 MiB
     o.filter_policy = filter_.get();
     leveldb::DB* db = nullptr;
     check(leveldb::DB::Open(o, dir.string(), &db), "open");
@@ -354,7 +356,8 @@ class RocksDbEngine final : public Engine {
   std::string name() const override { return "rocksdb"; }
   std::string description(const EngineConfig& c) const override {
     return "RocksDB " + std::to_string(ROCKSDB_MAJOR) + "." + std::to_string(ROCKSDB_MINOR) +
-           " defaults + LZ4, NewLRUCache(" + mib(c.cache_bytes) +
+           " defaults + LZ4, " +
+           (c.cache_bytes != 0 ? "NewLRUCache(" + mib(c.cache_bytes) + ")" : std::string("its default block cache")) +
            ") with partitioned index/filter blocks, Bloom 10 bits, level_compaction_dynamic_level_bytes, "
            "bytes_per_sync 1 MiB, "
            "WriteOptions.sync=" + (c.sync ? "true" : "false");
@@ -372,7 +375,7 @@ class RocksDbEngine final : public Engine {
     o.level_compaction_dynamic_level_bytes = true;
     o.bytes_per_sync = 1 << 20;
     rocksdb::BlockBasedTableOptions t;
-    t.block_cache = rocksdb::NewLRUCache(static_cast<std::size_t>(config.cache_bytes));
+    if (config.cache_bytes != 0) t.block_cache = rocksdb::NewLRUCache(static_cast<std::size_t>(config.cache_bytes));
     t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
     t.cache_index_and_filter_blocks = true;
     t.pin_l0_filter_and_index_blocks_in_cache = true;
@@ -605,7 +608,8 @@ class SqliteEngine final : public Engine {
   std::string name() const override { return "sqlite"; }
   std::string description(const EngineConfig& c) const override {
     return std::string("SQLite ") + sqlite3_libversion() + ", journal_mode=WAL, synchronous=" +
-           (c.sync ? "FULL" : "NORMAL") + ", cache_size=" + mib(c.cache_bytes) +
+           (c.sync ? "FULL" : "NORMAL") + ", cache_size=" +
+           (c.cache_bytes != 0 ? mib(c.cache_bytes) : std::string("its default (2 MiB)")) +
            ", WITHOUT ROWID table, prepared statements, bulk writes 1,000 per transaction";
   }
   std::string durability(const EngineConfig& c) const override {
@@ -627,7 +631,8 @@ class SqliteEngine final : public Engine {
     }
     exec("PRAGMA journal_mode=WAL");
     exec(config.sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
-    exec("PRAGMA cache_size=-" + std::to_string(std::max<std::uint64_t>(1, config.cache_bytes / 1024)));
+    if (config.cache_bytes != 0)
+      exec("PRAGMA cache_size=-" + std::to_string(std::max<std::uint64_t>(1, config.cache_bytes / 1024)));
     exec("CREATE TABLE IF NOT EXISTS kv(k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID");
     put_ = prepare("INSERT OR REPLACE INTO kv(k, v) VALUES(?1, ?2)");
     get_ = prepare("SELECT v FROM kv WHERE k = ?1");
@@ -875,13 +880,14 @@ struct Flags {
   std::string db;  // empty: a fresh directory under /tmp
   bool keep = false;
   bool use_existing_db = false;
+  bool no_flush = false;  // write workloads end without flush() and settle()
   std::string latency = "writes";  // which operations are timed one by one: writes, all, none
 };
 
 const char* const kWorkloads[] = {"fillseq",    "fillrandom", "fillbatch",      "overwrite", "fillsync",
                                   "fillsync2",  "load",       "warmup",         "readrandom", "readrandom-cold",
                                   "readmissing", "readseq",   "deleterandom",   "ycsb-a",    "ycsb-b",
-                                  "ycsb-c",     "ycsb-e",     "ycsb-f"};
+                                  "ycsb-c",     "ycsb-e",     "ycsb-f",         "reopen"};
 
 bool known_workload(std::string_view w) {
   for (const char* k : kWorkloads)
@@ -909,6 +915,8 @@ void usage(std::FILE* out) {
       "    readmissing      get --reads absent keys (a present key with '.' appended)\n"
       "    readseq          scan every record in key order\n"
       "    deleterandom     erase num uniformly random keys (some twice, some absent)\n"
+      "    reopen           close the store and open it again, timed as one operation (after a fill\n"
+      "                     without its own close: what a program pays to stop and start again)\n"
       "    ycsb-a|b|c|e|f   YCSB core workloads over [0, num) with the scrambled Zipfian (0.99)\n"
       "                     chooser: A 50%% read 50%% update, B 95/5, C read only, F 50%% read 50%%\n"
       "                     read-modify-write (--ycsb_ops each); E 95%% scans of 1..100 records\n"
@@ -925,7 +933,9 @@ void usage(std::FILE* out) {
       "  --value_size=N         value bytes (default 100)\n"
       "  --compression_ratio=F  fraction of each value that is random (default 0.5)\n"
       "  --batch_size=N         records per put_batch in fillbatch (default 1000)\n"
-      "  --cache_bytes=N        the engine's memory budget; K/M/G suffixes (default 64M)\n"
+      "  --cache_bytes=N        the engine's memory budget; K/M/G suffixes (default 64M); 'default':\n"
+      "                         each engine's own default (stowage 64 MiB, LevelDB 8 MiB, RocksDB its\n"
+      "                         default block cache, SQLite 2 MiB; LMDB has none)\n"
       "  --chunk_bytes=N        stowage Options::chunk_bytes (default: the engine's, 256K)\n"
       "  --eviction=NAME        stowage's block cache policy: lru (default), shadow-tinylfu, w-tinylfu,\n"
       "                         s3-fifo, sieve\n"
@@ -944,6 +954,8 @@ void usage(std::FILE* out) {
       "                         removed at the end unless --keep; a DIR given here is kept).\n"
       "                         Fills wipe it first: it must be empty or hold a store.\n"
       "  --use_existing_db      do not wipe --db before the first workload\n"
+      "  --no_flush             write workloads end without flush() and settle(): the engine keeps its\n"
+      "                         buffers and compaction debt, and the next workload (reopen) pays for them\n"
       "  --keep                 keep the default temporary directory\n"
       "  --help                 this text\n",
       joined(built_engines(), ", ").c_str());
@@ -1020,7 +1032,11 @@ Flags parse_flags(int argc, char** argv) {
     } else if (name == "--seed") {
       f.seed = number(/*allow_zero=*/true);
     } else if (name == "--cache_bytes") {
-      f.config.cache_bytes = number();
+      if (value == "default") {
+        f.config.cache_bytes = 0;
+      } else {
+        f.config.cache_bytes = number();
+      }
     } else if (name == "--chunk_bytes") {
       f.config.chunk_bytes = number();
     } else if (name == "--eviction") {
@@ -1047,6 +1063,9 @@ Flags parse_flags(int argc, char** argv) {
     } else if (name == "--keep") {
       no_value();
       f.keep = true;
+    } else if (name == "--no_flush") {
+      no_value();
+      f.no_flush = true;
     } else if (name == "--use_existing_db") {
       no_value();
       f.use_existing_db = true;
@@ -1237,8 +1256,14 @@ class Benchmark {
       read_seq(r);
     } else if (name.rfind("ycsb-", 0) == 0) {
       ycsb(r, name.back(), seed);
+    } else if (name == "reopen") {
+      engine_->close();
+      open(sync_);
+      r.ops = 1;
     }
-    if (write) {
+    if (write && f_.no_flush) {
+      engine_->bulk_end();
+    } else if (write) {
       const auto flush_start = std::chrono::steady_clock::now();
       engine_->bulk_end();
       engine_->flush();
@@ -1248,7 +1273,7 @@ class Benchmark {
     r.seconds = sw.seconds();
     if (write_lat_.count() > 0) r.write_latency = summarize(write_lat_, r.write_op);
     if (read_lat_.count() > 0) r.read_latency = summarize(read_lat_, r.read_op);
-    if (write) {
+    if (write && !f_.no_flush) {
       engine_->settle();
       r.disk_bytes = directory_bytes(dir_);
       r.disk_files = directory_files(dir_);
@@ -1657,7 +1682,9 @@ int main(int argc, char** argv) {
     std::printf("FileSize:    %.1f MB (estimated)\n",
                 (static_cast<double>(kKeySize) + static_cast<double>(flags.value_size) * flags.compression_ratio) *
                     static_cast<double>(flags.num) / 1048576.0);
-    std::printf("Cache:       %s (cache_bytes)%s\n", mib(flags.config.cache_bytes).c_str(),
+    std::printf("Cache:       %s%s\n",
+                flags.config.cache_bytes != 0 ? (mib(flags.config.cache_bytes) + " (cache_bytes)").c_str()
+                                              : "each engine's default",
                 flags.config.chunk_bytes ? (", chunk_bytes " + std::to_string(flags.config.chunk_bytes)).c_str() : "");
     std::printf("Durability:  %s\n", engine->durability(flags.config).c_str());
     std::printf("Directory:   %s%s\n", dir.string().c_str(),

@@ -4,7 +4,7 @@
 #   1. installs the peers' Debian packages and python3-matplotlib (scripts/deps.sh);
 #   2. builds db_bench and micro_bench in Release in build/bench;
 #   3. runs every engine x workload group as a separate process (peak RSS only
-#      rises within a process), groups in the order write, read, cold, ycsb, sync;
+#      rises within a process), groups in the order write, read, cold, ycsb, sync, defaults;
 #   4. collects the JSON lines into benchmarks/results/latest.jsonl (logs in
 #      benchmarks/results/logs/), then prints a markdown table with the ratio
 #      stowage / best peer per workload (also benchmarks/results/latest.md) and
@@ -23,7 +23,7 @@
 #   COLD_CACHE=          cache budget of readrandom-cold (default: the estimated store
 #                        size, NUM x (16 + 50) bytes, / 10)
 #   ENGINES="stowage leveldb rocksdb lmdb sqlite"   (those db_bench was built with)
-#   GROUPS_TO_RUN="write read cold ycsb sync"   (default; "scale" when SCALE is set; both may be
+#   GROUPS_TO_RUN="write read cold ycsb sync defaults"   (default; "scale" when SCALE is set; both may be
 #                        listed, e.g. GROUPS_TO_RUN="write scale")
 #   SCALE="500000 1000000 2000000 4000000"      record counts of the scale group
 #   SCALE_CACHE=         cache_bytes of the scale group (default: db_bench's, 64 MiB, which is
@@ -46,7 +46,7 @@ cold_cache=${COLD_CACHE:-$(( num * 66 / 10 ))}
 if [ -z "${GROUPS_TO_RUN:-}" ] && [ -n "${SCALE:-}" ]; then
   groups=scale
 else
-  groups=${GROUPS_TO_RUN:-"write read cold ycsb sync"}
+  groups=${GROUPS_TO_RUN:-"write read cold ycsb sync defaults"}
 fi
 sync_num=$(( num / 100 > 0 ? num / 100 : 1 ))
 scale_sizes=${SCALE:-"500000 1000000 2000000 4000000"}
@@ -55,9 +55,9 @@ main_groups=""   # every group but scale, in the order given
 run_scale=0
 for group in $groups; do
   case $group in
-    write|read|cold|ycsb|sync) main_groups="$main_groups $group" ;;
+    write|read|cold|ycsb|sync|defaults) main_groups="$main_groups $group" ;;
     scale) run_scale=1 ;;
-    *) echo "bench.sh: unknown group '$group' (write read cold ycsb sync scale)" >&2; exit 2 ;;
+    *) echo "bench.sh: unknown group '$group' (write read cold ycsb sync defaults scale)" >&2; exit 2 ;;
   esac
 done
 main_groups=${main_groups# }
@@ -160,6 +160,12 @@ for group in $main_groups; do
       sync)  run "$engine" sync --cache_bytes="$cache" --db="$dbroot/$engine-sync" --sync_num="$sync_num" \
                --benchmarks=fillsync,fillsync2
              rm -rf "$dbroot/$engine-sync" ;;
+      # Issue 13's goals as a new user meets them: each engine's own default
+      # cache (stowage 64 MiB, LevelDB 8 MiB, ...) instead of CACHE, the fill
+      # not flushed, then close + open, random reads and random erases.
+      defaults) run "$engine" defaults --db="$dbroot/$engine-defaults" --no_flush --cache_bytes=default \
+               --benchmarks=fillrandom,reopen,readrandom,deleterandom
+             rm -rf "$dbroot/$engine-defaults" ;;
     esac
   done
 done
