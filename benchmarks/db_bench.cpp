@@ -89,6 +89,7 @@ struct EngineConfig {
   std::uint64_t chunk_bytes = 0;  ///< 0: the engine's default (stowage only)
   std::string eviction = "lru";   ///< the Eviction policy's name (stowage only)
   bool sync = false;              ///< every write durable when it returns
+  bool wal_mmap = true;           ///< stowage Options::wal_mmap
 };
 
 /// One named counter an engine reports after a workload.
@@ -169,7 +170,8 @@ class StowageEngine final : public Engine {
     return "stowage::Storage<std::string, std::string> (BinarySerializer, Lz4Compression, eviction " +
            std::string(Eviction::name) + ", ThreadLock); cache_bytes " +
            (c.cache_bytes != 0 ? mib(c.cache_bytes) : mib(stowage::Options{}.cache_bytes) + " (default)") +
-           " (block cache + write buffer), durability " + (c.sync ? "sync" : "none");
+           " (block cache + write buffer), durability " + (c.sync ? "sync" : "none") +
+           (c.wal_mmap ? "" : ", wal_mmap off");
   }
   std::string durability(const EngineConfig& c) const override {
     return c.sync ? "each put fdatasynced before it returns (group commit): nothing acknowledged is lost"
@@ -182,6 +184,7 @@ class StowageEngine final : public Engine {
     if (config.cache_bytes != 0) options.cache_bytes = static_cast<std::size_t>(config.cache_bytes);
     if (config.chunk_bytes != 0) options.chunk_bytes = static_cast<std::size_t>(config.chunk_bytes);
     options.durability = config.sync ? stowage::Durability::sync : stowage::Durability::none;
+    options.wal_mmap = config.wal_mmap;
     db_ = std::make_unique<Store>(dir, std::move(options));
   }
   void put(const std::string& key, const std::string& value) override { db_->put(key, value); }
@@ -937,6 +940,7 @@ void usage(std::FILE* out) {
       "                         each engine's own default (stowage 64 MiB, LevelDB 8 MiB, RocksDB its\n"
       "                         default block cache, SQLite 2 MiB; LMDB has none)\n"
       "  --chunk_bytes=N        stowage Options::chunk_bytes (default: the engine's, 256K)\n"
+      "  --wal_mmap=0|1         stowage Options::wal_mmap (default 1): WAL records through a shared map\n"
       "  --eviction=NAME        stowage's block cache policy: lru (default), shadow-tinylfu, w-tinylfu,\n"
       "                         s3-fifo, sieve\n"
       "  --durability=none|sync every write durable when it returns (default none; fillsync* always sync)\n"
@@ -1063,6 +1067,10 @@ Flags parse_flags(int argc, char** argv) {
     } else if (name == "--keep") {
       no_value();
       f.keep = true;
+    } else if (name == "--wal_mmap") {
+      need_value();
+      if (value != "0" && value != "1") bad_flag("--wal_mmap takes 0 or 1");
+      f.config.wal_mmap = value == "1";
     } else if (name == "--no_flush") {
       no_value();
       f.no_flush = true;

@@ -2067,6 +2067,9 @@ class PrefixSearch {
 //  - WritableFile::append buffers; flush() hands the bytes to the OS (after it
 //    returns, a process crash loses nothing); sync() makes them durable
 //    (fdatasync). A failed sync is final for that handle: later calls throw too.
+//  - WritableFile::map (POSIX: mmap MAP_SHARED) gives the same guarantees to
+//    stores into the map as write_at() gives to its bytes; a medium that
+//    cannot map says so (nullptr) and its callers write instead.
 //  - FileSystem::sync_dir makes creations, renames and unlinks in a directory
 //    durable.
 //  - Every error is an IoError naming the path, the operation and errno's text.
@@ -2085,11 +2088,23 @@ class PrefixSearch {
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 
 namespace stowage {
+
+/// Bytes of a file mapped into memory, shared and writable (see
+/// WritableFile::map): a store into data() reaches the file's page cache, as
+/// write_at() would. Unmapped when destroyed.
+class WritableMap {
+ public:
+  virtual ~WritableMap() = default;
+  virtual char* data() = 0;
+  /// Bytes mapped, from the file's start; may run past the file's end.
+  virtual std::uint64_t size() const = 0;
+};
 
 /// A file opened for appending.
 class WritableFile {
@@ -2120,6 +2135,17 @@ class WritableFile {
     (void)offset;
     (void)data;
     return false;
+  }
+  /// Maps the file's first `length` bytes into memory, shared and writable:
+  /// a store into the map is in the OS's hands at once (a process crash
+  /// keeps it; sync_flushed() makes it durable), with no system call. length
+  /// may run past the file's end; the caller touches only bytes the file
+  /// holds (a store past its end is a SIGBUS). Returns nullptr where the
+  /// medium cannot map (the default, and test file systems that must see
+  /// every write): the caller then uses write_at().
+  virtual std::unique_ptr<WritableMap> map(std::uint64_t length) {
+    (void)length;
+    return nullptr;
   }
 };
 
@@ -2249,6 +2275,7 @@ class PosixWritableFile final : public WritableFile {
     if (::close(fd) != 0) throw_io("close", path_, errno);
   }
   std::uint64_t size() const override { return size_; }
+  std::unique_ptr<WritableMap> map(std::uint64_t length) override;
   bool write_at(std::uint64_t offset, std::string_view data) override {
     if (!positional_) return false;  // O_APPEND: Linux pwrite() would append regardless of offset
     if (data.empty()) return true;
@@ -2288,6 +2315,31 @@ class PosixWritableFile final : public WritableFile {
   std::string buf_;
   std::atomic<int> failed_{0};
 };
+
+/// A region of a PosixWritableFile mapped with mmap(MAP_SHARED).
+class PosixWritableMap final : public WritableMap {
+ public:
+  PosixWritableMap(char* data, std::uint64_t size) : data_(data), size_(size) {}
+  ~PosixWritableMap() override { ::munmap(data_, static_cast<std::size_t>(size_)); }
+  PosixWritableMap(const PosixWritableMap&) = delete;
+  PosixWritableMap& operator=(const PosixWritableMap&) = delete;
+  char* data() override { return data_; }
+  std::uint64_t size() const override { return size_; }
+
+ private:
+  char* data_;
+  std::uint64_t size_;
+};
+
+inline std::unique_ptr<WritableMap> PosixWritableFile::map(std::uint64_t length) {
+  // Positional handles only (created or opened for writing in place, and
+  // read-write: a shared writable map needs a readable descriptor).
+  if (!positional_ || fd_ < 0 || length == 0 || length > (std::uint64_t{1} << 40) || failed_.load() != 0) return nullptr;
+  flush();
+  void* p = ::mmap(nullptr, static_cast<std::size_t>(length), PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+  if (p == MAP_FAILED) return nullptr;  // e.g. out of address space: the caller writes instead
+  return std::make_unique<PosixWritableMap>(static_cast<char*>(p), length);
+}
 
 class PosixRandomAccessFile final : public RandomAccessFile {
  public:
@@ -2332,7 +2384,7 @@ class PosixFileSystem final : public FileSystem {
 
  public:
   std::unique_ptr<WritableFile> create(const std::filesystem::path& p) override {
-    int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) throw_io("create", p, errno);
     return std::make_unique<PosixWritableFile>(p, fd, 0, /*positional=*/true);
   }
@@ -2341,7 +2393,7 @@ class PosixFileSystem final : public FileSystem {
     return std::make_unique<PosixWritableFile>(p, fd, size);
   }
   std::unique_ptr<WritableFile> open_write(const std::filesystem::path& p) override {
-    auto [fd, size] = open_sized(p, O_WRONLY | O_CLOEXEC);
+    auto [fd, size] = open_sized(p, O_RDWR | O_CLOEXEC);
     return std::make_unique<PosixWritableFile>(p, fd, size, /*positional=*/true);
   }
   std::unique_ptr<RandomAccessFile> open_read(const std::filesystem::path& p) override {
@@ -3307,13 +3359,23 @@ class ChunkTable {
   /// Block i of `run` (first <= i < first + count, else std::out_of_range),
   /// verified and decoded exactly as read_block(i) does.
   std::shared_ptr<const Block> block_in_run(const BlockRun& run, std::size_t i) const {
-    if (i < run.first || i - run.first >= run.count || run.first + run.count > index_.size())
-      throw std::out_of_range("stowage: block " + std::to_string(i) + " is not in the run read from " + path_.string());
-    const std::uint64_t at = index_[i].offset - index_[run.first].offset;
-    return decode_block(i, std::string_view(run.bytes).substr(static_cast<std::size_t>(at), index_[i].framed));
+    return decode_block(i, frame_in_run(run, i));
+  }
+  /// Block i of `run` verified as read_stored_block(i) does (checksum,
+  /// decompression), not decoded: for Block::find_stored.
+  std::string stored_in_run(const BlockRun& run, std::size_t i) const {
+    const std::string_view frame = frame_in_run(run, i);  // checks i first
+    return stored_block(index_[i], frame);
   }
 
  private:
+  // The frame of block i within run (std::out_of_range if it holds none).
+  std::string_view frame_in_run(const BlockRun& run, std::size_t i) const {
+    if (i < run.first || i - run.first >= run.count || run.first + run.count > index_.size())
+      throw std::out_of_range("stowage: block " + std::to_string(i) + " is not in the run read from " + path_.string());
+    const std::uint64_t at = index_[i].offset - index_[run.first].offset;
+    return std::string_view(run.bytes).substr(static_cast<std::size_t>(at), index_[i].framed);
+  }
   // Verifies and decodes the frame of data block i: checksum before
   // decompressing, then the block's keys and sequence numbers against the index.
   std::shared_ptr<const Block> decode_block(std::size_t i, std::string_view frame) const {
@@ -5891,6 +5953,12 @@ struct Options {
   /// Live WAL segments (all of them) larger than this together also freeze
   /// and flush the write buffer.
   std::uint64_t wal_bytes = std::uint64_t{64} << 20;
+  /// Write WAL records (up to 64 KiB each) through a shared memory map of
+  /// the active segment's preallocated bytes: a put is a copy into the OS's
+  /// page cache with no system call, and a process crash keeps it exactly
+  /// as after a write(2). Off: one pwrite(2) per commit. Same durability
+  /// either way; see the README ("On disk and durability").
+  bool wal_mmap = true;
   /// The most chunk files kept open at once (least recently read closed
   /// first); chunk metadata stays cached without an open file. 0 means half
   /// the process's soft limit on open files (`ulimit -n`, read at open),
@@ -6767,14 +6835,18 @@ inline constexpr std::uint64_t kWalPreallocMax = std::uint64_t{1} << 20;
 /// written zeros (allocated()), which replay reads as a clean end, once the
 /// segment has been synced (a segment never synced, as with
 /// Durability::none, would only pay for writing the zeros); otherwise
-/// records are plainly appended.
+/// records are plainly appended. Where the file can also be mapped
+/// (WritableFile::map), records of up to 64 KiB are copied into the map,
+/// with no system call, and the zeros are written ahead of them from the
+/// first record on: a store may only land on bytes the file holds.
 class WalWriter {
  public:
   /// Creates segment `number` in dir and makes its name durable.
-  /// prealloc_max: the largest preallocation step (0: plain appends).
+  /// prealloc_max: the largest preallocation step (0: plain appends); map:
+  /// write records through a map of the file where it can be mapped.
   WalWriter(FileSystem& fs, const std::filesystem::path& dir, std::uint64_t number,
-            std::uint64_t prealloc_max = kWalPreallocMax)
-      : fs_(&fs), number_(number), path_(dir / wal_file_name(number)), prealloc_max_(prealloc_max) {
+            std::uint64_t prealloc_max = kWalPreallocMax, bool map = true)
+      : fs_(&fs), number_(number), path_(dir / wal_file_name(number)), prealloc_max_(prealloc_max), map_ok_(map) {
     file_ = fs.create(path_);
     fs.sync_dir(dir);
     in_place_ = prealloc_max_ > 0;
@@ -6785,8 +6857,8 @@ class WalWriter {
   /// its bytes can follow a new record. Syncs the file: the replayed records
   /// count as durable.
   WalWriter(FileSystem& fs, const std::filesystem::path& dir, std::uint64_t number, const WalReplay& replayed,
-            std::uint64_t prealloc_max = kWalPreallocMax)
-      : fs_(&fs), number_(number), path_(dir / wal_file_name(number)), prealloc_max_(prealloc_max) {
+            std::uint64_t prealloc_max = kWalPreallocMax, bool map = true)
+      : fs_(&fs), number_(number), path_(dir / wal_file_name(number)), prealloc_max_(prealloc_max), map_ok_(map) {
     const std::uint64_t end = replayed.valid_bytes;
     if (replayed.cut_bytes > 0) fs.truncate(path_, end);
     file_ = fs.open_write(path_);
@@ -6827,9 +6899,19 @@ class WalWriter {
         if (!done) flag.store(true);
       }
     } broken{broken_};
-    if (in_place_ && end > allocated_ && synced_.load(std::memory_order_relaxed)) grow(end);
+    // Mapped: preallocated at once (a store may only land on bytes the file
+    // holds); else only once synced, where it spares the fsync a size change.
+    const bool mapping = in_place_ && payload.size() <= kCombine && mapped(end);
+    if (in_place_ && end > allocated_ && (mapping || synced_.load(std::memory_order_relaxed))) grow(end);
     bool written = false;
-    if (in_place_) {
+    if (mapping && in_place_ && end <= allocated_) {
+      // Two copies into the page cache, no system call; the OS has the
+      // record as soon as they are done, as after write_at().
+      char* at = map_->data() + logical_;
+      std::memcpy(at, header, kWalHeaderBytes);
+      if (!payload.empty()) std::memcpy(at + kWalHeaderBytes, payload.data(), payload.size());
+      written = true;
+    } else if (in_place_) {
       if (payload.size() <= kCombine) {  // one write
         record_.assign(header, kWalHeaderBytes);
         record_.append(payload);
@@ -6871,13 +6953,17 @@ class WalWriter {
   /// to a segment that is synced and holds no zeros (e.g. one never written).
   void seal() {
     if (durable_.load() < flushed_.load()) sync();
+    map_.reset();  // nothing may store past the end about to be cut
     if (allocated_ > logical_) {
       fs_->truncate(path_, logical_);
       allocated_ = logical_;
       file_->sync();
     }
   }
-  void close() { file_->close(); }
+  void close() {
+    map_.reset();
+    file_->close();
+  }
   std::uint64_t number() const { return number_; }
   /// Bytes of records: the logical end (call under the caller's append
   /// serialisation).
@@ -6906,11 +6992,27 @@ class WalWriter {
     allocated_ = target;
   }
 
+  // True if the map covers [0, end) (end within the allocated bytes),
+  // mapping a larger window when it does not; false if the file cannot be
+  // mapped (records are then written with write_at()).
+  bool mapped(std::uint64_t end) {
+    if (map_ && map_->size() >= end) return true;
+    if (!map_ok_) return false;
+    map_.reset();
+    const std::uint64_t window = std::max<std::uint64_t>(kMapWindow, (end + kMapWindow - 1) / kMapWindow * kMapWindow);
+    map_ = file_->map(window);
+    if (!map_) map_ok_ = false;
+    return map_ != nullptr;
+  }
+
+  static constexpr std::uint64_t kMapWindow = std::uint64_t{64} << 20;
   FileSystem* fs_;
   std::uint64_t number_;
   std::filesystem::path path_;
   std::uint64_t prealloc_max_;
   std::unique_ptr<WritableFile> file_;
+  std::unique_ptr<WritableMap> map_;  ///< the file mapped, when it can be (see mapped())
+  bool map_ok_;                       ///< mapping wanted, and file_->map() has not refused
   bool in_place_ = false;        ///< records go in place, ahead of them written zeros
   std::uint64_t logical_ = 0;    ///< end of the last record (append serialisation)
   std::uint64_t allocated_ = 0;  ///< the file's length: records and zeros (append serialisation)
@@ -7694,6 +7796,9 @@ namespace stowage {
 /// Most bytes of block frames a scan reads from a chunk file at once, when
 /// it reads ahead the blocks that are not cached (see Storage::iterator).
 inline constexpr std::size_t kScanReadahead = std::size_t{128} << 10;
+/// Most bytes of block frames a flush's count reads from a chunk file at once
+/// when the buffer's keys touch most blocks of a run (see run_flush).
+inline constexpr std::size_t kCountReadahead = std::size_t{256} << 10;
 /// Durability::none: the flush thread syncs the WAL in the background each
 /// time this many bytes were appended, so sealing a segment at a freeze (on
 /// the writer's path) syncs little.
@@ -9358,7 +9463,7 @@ auto Engine<Compression, Eviction, Lock>::freeze_locked() -> void {
   wal_->seal();  // the frozen records are durable, the zeros cut off, before a new segment starts
   synced_seq_ = last_seq_;
   std::shared_ptr<detail::WalWriter> writer = std::move(spare_wal_);
-  if (!writer) writer = std::make_shared<detail::WalWriter>(*fs_, dir_, next_file_++);
+  if (!writer) writer = std::make_shared<detail::WalWriter>(*fs_, dir_, next_file_++, detail::kWalPreallocMax, opt_.wal_mmap);
   const std::uint64_t new_wal = writer->number();
   wal_sync_at_ = kWalBytesPerSync;
   wal_closed_bytes_ += wal_->size();
@@ -9406,7 +9511,11 @@ auto Engine<Compression, Eviction, Lock>::maybe_freeze() -> void {
         frozen_bytes = imm_ ? imm_->bytes() : 0;
       }
       if (wb_.bytes() + frozen_bytes < wb_limit_) return;  // room left: the flush will finish first
-      hard = wb_.bytes() + frozen_bytes >= wb_limit_ + wb_limit_ / 8;
+      // Past this the writer waits for the flush to end. Judged on the
+      // active buffer alone: one that grew into the room a small frozen
+      // buffer left is frozen large, and the buffer after it must not wait
+      // for that whole flush as soon as it is half full.
+      hard = wb_.bytes() >= wb_limit_ / 2 + wb_limit_ / 4;
     }
     // The budget is used: each commit now waits a slice for the flush, so
     // the writer slows to a trickle (the buffer overshoots by a few records
@@ -9503,7 +9612,7 @@ auto Engine<Compression, Eviction, Lock>::background_wal_work() noexcept -> void
       // Created empty and made durable in the directory here, not on the
       // writer's path at a freeze. An empty segment replays nothing: open
       // drops one left at the end by a crash.
-      auto spare = std::make_shared<detail::WalWriter>(*fs_, dir_, next_file_++);
+      auto spare = std::make_shared<detail::WalWriter>(*fs_, dir_, next_file_++, detail::kWalPreallocMax, opt_.wal_mmap);
       std::lock_guard w(write_mu_);
       if (!spare_wal_) spare_wal_ = std::move(spare);
     }
@@ -9532,18 +9641,28 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
   // A block the cache does not hold is searched as stored (after its
   // checksum and decompression) instead of decoded, and not cached: most of
   // these keys are new, the blocks they touch are spread over the whole
-  // store, and readers need the cache more.
+  // store, and readers need the cache more. Where the buffer holds at least
+  // one key for every few blocks of a run, most of its blocks are needed:
+  // they are read ahead, many with one read.
   struct Place {
     const detail::Run* run = nullptr;
     std::size_t file = 0, block = static_cast<std::size_t>(-1);
+    std::size_t readahead = 0;  // bytes per read of this run's blocks (0: one block)
     std::shared_ptr<const Table> table;
     std::shared_ptr<const Block> data;  // block `block`, when the cache held it
     std::string stored;                 // else block `block` as stored
+    typename Table::BlockRun ahead;     // blocks read ahead from file `file`
   };
   std::vector<Place> places;
   base->for_each_run([&](const detail::Run& r, std::uint32_t) {
     places.emplace_back();
     places.back().run = &r;
+    std::uint64_t bytes = 0;
+    for (const auto& f : r.files) bytes += f->ref().bytes;
+    // About one block per Options::block_bytes of file (compression
+    // aside): read ahead when the buffer's keys are at least a quarter as
+    // many as the run's blocks.
+    if (frozen->entries() * 4 * opt_.block_bytes >= bytes) places.back().readahead = kCountReadahead;
   });
   std::string key_buf;
   frozen->resolve([&](std::string_view key) {
@@ -9554,6 +9673,7 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
         p.table.reset();
         p.data.reset();
         p.block = static_cast<std::size_t>(-1);
+        p.ahead = {};
       }
       if (p.file == files.size() || key < std::string_view(files[p.file]->ref().first_key)) continue;
       const std::uint64_t file = files[p.file]->ref().file;
@@ -9565,7 +9685,13 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
         p.block = bi;
         p.data = p.table->format_major() < 2 ? block(*p.table, file, bi)
                                              : cache_.template lookup<Block>(detail::CacheKey{file, bi}, false);
-        if (!p.data) p.stored = p.table->read_stored_block(bi, *chunk_file(*p.table, file));
+        if (!p.data && p.readahead == 0) {
+          p.stored = p.table->read_stored_block(bi, *chunk_file(*p.table, file));
+        } else if (!p.data) {
+          if (p.ahead.count == 0 || bi < p.ahead.first || bi - p.ahead.first >= p.ahead.count)
+            p.ahead = p.table->read_block_run(bi, p.readahead, *chunk_file(*p.table, file));
+          p.stored = p.table->stored_in_run(p.ahead, bi);
+        }
       }
       if (p.data) {
         const std::size_t i = p.data->lower_bound(key);
@@ -10026,7 +10152,7 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   wal_segments_ = live;
   for (auto n : live) wal_closed_bytes_ += file_size(dir_ / detail::wal_file_name(n));
   std::uint64_t seg = next_file_++;
-  wal_ = std::make_shared<detail::WalWriter>(*fs_, dir_, seg);
+  wal_ = std::make_shared<detail::WalWriter>(*fs_, dir_, seg, detail::kWalPreallocMax, opt_.wal_mmap);
   wal_segments_.push_back(seg);
   // The background threads start last: an open that throws after them
   // would leave them running.

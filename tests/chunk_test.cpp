@@ -1638,6 +1638,11 @@ TEMPLATE_TEST_CASE("block runs read consecutive blocks at once and verify each l
       }
       CHECK_THROWS_AS(t->block_in_run(run, b + run.count), std::out_of_range);
       if (b > 0) CHECK_THROWS_AS(t->block_in_run(run, b - 1), std::out_of_range);
+      // The stored form of each block of the run is what read_stored_block reads.
+      const auto file = fs.open_read(p);
+      for (std::size_t i = b; i < b + run.count; ++i) CHECK(t->stored_in_run(run, i) == t->read_stored_block(i, *file));
+      CHECK_THROWS_AS(t->stored_in_run(run, b + run.count), std::out_of_range);
+      if (b > 0) CHECK_THROWS_AS(t->stored_in_run(run, b - 1), std::out_of_range);
       b += run.count;
     }
     CHECK(same_records(out, recs));
@@ -1668,8 +1673,10 @@ TEMPLATE_TEST_CASE("block runs read consecutive blocks at once and verify each l
     for (std::size_t i = 0; i < run.count; ++i) {
       if (i == damaged_block) {
         CHECK_THROWS_WITH(t2->block_in_run(run, i), read_block_error);
+        CHECK_THROWS_AS(t2->stored_in_run(run, i), CorruptionError);
       } else {
         CHECK(t2->block_in_run(run, i)->size() > 0);
+        CHECK_FALSE(t2->stored_in_run(run, i).empty());
       }
     }
   }

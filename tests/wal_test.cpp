@@ -470,9 +470,11 @@ TEST_CASE("power cuts of a preallocated segment keep every synced record and rep
   CHECK(cut > 0);  // some cuts were torn, not clean
 }
 
-TEST_CASE("a segment never synced is not preallocated") {
+TEST_CASE("a segment written with write_at is preallocated only once synced") {
   TempDir dir("wal");
-  detail::WalWriter w(*default_file_system(), dir.path(), 1);
+  // The fault file system cannot map files: records go through write_at().
+  auto fs = stowage_test::FaultFileSystem::make(dir.path());
+  detail::WalWriter w(*fs, dir.path(), 1);
   for (int i = 0; i < 50; ++i) w.append(payload_for(i));
   CHECK(w.allocated() == w.size());
   CHECK(std::filesystem::file_size(dir / detail::wal_file_name(1)) == w.size());
@@ -480,4 +482,75 @@ TEST_CASE("a segment never synced is not preallocated") {
   w.append(payload_for(50));
   CHECK(w.allocated() > w.size());
   CHECK(w.allocated() % 4096 == 0);
+}
+
+TEST_CASE("a mapped segment is preallocated at once, and its records replay as written") {
+  TempDir dir("wal");
+  std::vector<std::string> written;
+  {
+    detail::WalWriter w(*default_file_system(), dir.path(), 1);
+    for (int i = 0; i < 50; ++i) {
+      written.push_back(payload_for(i));
+      w.append(written.back());
+    }
+    // The map may only cover bytes the file holds: zeros are ahead of the
+    // records before the first store into it, synced or not.
+    CHECK(w.allocated() > w.size());
+    CHECK(w.allocated() % 4096 == 0);
+    CHECK(std::filesystem::file_size(dir / detail::wal_file_name(1)) == w.allocated());
+    // Stores into the map are in the page cache: another handle reads them
+    // before any sync (what a process crash leaves).
+    Replayed live = replay(dir.path(), 1);
+    CHECK(live.payloads == written);
+    CHECK(live.result.valid_bytes == w.size());
+    // A record over 64 KiB is written with write_at() between mapped ones.
+    written.push_back(batch_payload(51, {{"big", std::string(std::size_t{100} << 10, 'b')}}));
+    w.append(written.back());
+    written.push_back(payload_for(52));
+    w.append(written.back());
+    w.sync();
+    w.seal();
+    CHECK(std::filesystem::file_size(dir / detail::wal_file_name(1)) == w.size());
+  }
+  Replayed r = replay(dir.path(), 1);
+  CHECK(r.payloads == written);
+  CHECK(r.result.cut_bytes == 0);
+}
+
+TEST_CASE("a mapped segment grows past its first 64 MiB window, and a continued one maps again") {
+  TempDir dir("wal");
+  std::vector<std::string> written;
+  std::uint64_t end = 0;
+  {
+    detail::WalWriter w(*default_file_system(), dir.path(), 1);
+    // 60 KiB records (mapped: at most 64 KiB) up to past 64 MiB: the map is
+    // replaced by a larger one on the way.
+    for (int i = 0; w.size() < (std::uint64_t{66} << 20); ++i) {
+      std::string key = std::to_string(i);  // (not "k" + ...: g++ 12 -Wrestrict false positive)
+      written.push_back(batch_payload(static_cast<std::uint64_t>(i + 1),
+                                      {{key, std::string(std::size_t{60} << 10, char('a' + i % 26))}}));
+      w.append(written.back());
+    }
+    end = w.size();
+    w.sync();
+  }  // not sealed: its zero tail stays, as after a crash
+  detail::WalReplay replayed;
+  {
+    Replayed r = replay(dir.path(), 1);
+    CHECK(r.payloads == written);
+    CHECK(r.result.valid_bytes == end);
+    replayed = r.result;
+  }
+  {
+    detail::WalWriter w(*default_file_system(), dir.path(), 1, replayed);
+    for (int i = 0; i < 20; ++i) {
+      written.push_back(payload_for(1000 + i));
+      w.append(written.back());
+    }
+    w.sync();
+    w.seal();
+  }
+  Replayed r = replay(dir.path(), 1);
+  CHECK(r.payloads == written);
+  CHECK(r.result.cut_bytes == 0);
 }

@@ -907,13 +907,23 @@ class ChunkTable {
   /// Block i of `run` (first <= i < first + count, else std::out_of_range),
   /// verified and decoded exactly as read_block(i) does.
   std::shared_ptr<const Block> block_in_run(const BlockRun& run, std::size_t i) const {
-    if (i < run.first || i - run.first >= run.count || run.first + run.count > index_.size())
-      throw std::out_of_range("stowage: block " + std::to_string(i) + " is not in the run read from " + path_.string());
-    const std::uint64_t at = index_[i].offset - index_[run.first].offset;
-    return decode_block(i, std::string_view(run.bytes).substr(static_cast<std::size_t>(at), index_[i].framed));
+    return decode_block(i, frame_in_run(run, i));
+  }
+  /// Block i of `run` verified as read_stored_block(i) does (checksum,
+  /// decompression), not decoded: for Block::find_stored.
+  std::string stored_in_run(const BlockRun& run, std::size_t i) const {
+    const std::string_view frame = frame_in_run(run, i);  // checks i first
+    return stored_block(index_[i], frame);
   }
 
  private:
+  // The frame of block i within run (std::out_of_range if it holds none).
+  std::string_view frame_in_run(const BlockRun& run, std::size_t i) const {
+    if (i < run.first || i - run.first >= run.count || run.first + run.count > index_.size())
+      throw std::out_of_range("stowage: block " + std::to_string(i) + " is not in the run read from " + path_.string());
+    const std::uint64_t at = index_[i].offset - index_[run.first].offset;
+    return std::string_view(run.bytes).substr(static_cast<std::size_t>(at), index_[i].framed);
+  }
   // Verifies and decodes the frame of data block i: checksum before
   // decompressing, then the block's keys and sequence numbers against the index.
   std::shared_ptr<const Block> decode_block(std::size_t i, std::string_view frame) const {

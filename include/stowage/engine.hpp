@@ -96,6 +96,9 @@ namespace stowage {
 /// Most bytes of block frames a scan reads from a chunk file at once, when
 /// it reads ahead the blocks that are not cached (see Storage::iterator).
 inline constexpr std::size_t kScanReadahead = std::size_t{128} << 10;
+/// Most bytes of block frames a flush's count reads from a chunk file at once
+/// when the buffer's keys touch most blocks of a run (see run_flush).
+inline constexpr std::size_t kCountReadahead = std::size_t{256} << 10;
 /// Durability::none: the flush thread syncs the WAL in the background each
 /// time this many bytes were appended, so sealing a segment at a freeze (on
 /// the writer's path) syncs little.
@@ -1760,7 +1763,7 @@ auto Engine<Compression, Eviction, Lock>::freeze_locked() -> void {
   wal_->seal();  // the frozen records are durable, the zeros cut off, before a new segment starts
   synced_seq_ = last_seq_;
   std::shared_ptr<detail::WalWriter> writer = std::move(spare_wal_);
-  if (!writer) writer = std::make_shared<detail::WalWriter>(*fs_, dir_, next_file_++);
+  if (!writer) writer = std::make_shared<detail::WalWriter>(*fs_, dir_, next_file_++, detail::kWalPreallocMax, opt_.wal_mmap);
   const std::uint64_t new_wal = writer->number();
   wal_sync_at_ = kWalBytesPerSync;
   wal_closed_bytes_ += wal_->size();
@@ -1808,7 +1811,11 @@ auto Engine<Compression, Eviction, Lock>::maybe_freeze() -> void {
         frozen_bytes = imm_ ? imm_->bytes() : 0;
       }
       if (wb_.bytes() + frozen_bytes < wb_limit_) return;  // room left: the flush will finish first
-      hard = wb_.bytes() + frozen_bytes >= wb_limit_ + wb_limit_ / 8;
+      // Past this the writer waits for the flush to end. Judged on the
+      // active buffer alone: one that grew into the room a small frozen
+      // buffer left is frozen large, and the buffer after it must not wait
+      // for that whole flush as soon as it is half full.
+      hard = wb_.bytes() >= wb_limit_ / 2 + wb_limit_ / 4;
     }
     // The budget is used: each commit now waits a slice for the flush, so
     // the writer slows to a trickle (the buffer overshoots by a few records
@@ -1905,7 +1912,7 @@ auto Engine<Compression, Eviction, Lock>::background_wal_work() noexcept -> void
       // Created empty and made durable in the directory here, not on the
       // writer's path at a freeze. An empty segment replays nothing: open
       // drops one left at the end by a crash.
-      auto spare = std::make_shared<detail::WalWriter>(*fs_, dir_, next_file_++);
+      auto spare = std::make_shared<detail::WalWriter>(*fs_, dir_, next_file_++, detail::kWalPreallocMax, opt_.wal_mmap);
       std::lock_guard w(write_mu_);
       if (!spare_wal_) spare_wal_ = std::move(spare);
     }
@@ -1934,18 +1941,28 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
   // A block the cache does not hold is searched as stored (after its
   // checksum and decompression) instead of decoded, and not cached: most of
   // these keys are new, the blocks they touch are spread over the whole
-  // store, and readers need the cache more.
+  // store, and readers need the cache more. Where the buffer holds at least
+  // one key for every few blocks of a run, most of its blocks are needed:
+  // they are read ahead, many with one read.
   struct Place {
     const detail::Run* run = nullptr;
     std::size_t file = 0, block = static_cast<std::size_t>(-1);
+    std::size_t readahead = 0;  // bytes per read of this run's blocks (0: one block)
     std::shared_ptr<const Table> table;
     std::shared_ptr<const Block> data;  // block `block`, when the cache held it
     std::string stored;                 // else block `block` as stored
+    typename Table::BlockRun ahead;     // blocks read ahead from file `file`
   };
   std::vector<Place> places;
   base->for_each_run([&](const detail::Run& r, std::uint32_t) {
     places.emplace_back();
     places.back().run = &r;
+    std::uint64_t bytes = 0;
+    for (const auto& f : r.files) bytes += f->ref().bytes;
+    // About one block per Options::block_bytes of file (compression
+    // aside): read ahead when the buffer's keys are at least a quarter as
+    // many as the run's blocks.
+    if (frozen->entries() * 4 * opt_.block_bytes >= bytes) places.back().readahead = kCountReadahead;
   });
   std::string key_buf;
   frozen->resolve([&](std::string_view key) {
@@ -1956,6 +1973,7 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
         p.table.reset();
         p.data.reset();
         p.block = static_cast<std::size_t>(-1);
+        p.ahead = {};
       }
       if (p.file == files.size() || key < std::string_view(files[p.file]->ref().first_key)) continue;
       const std::uint64_t file = files[p.file]->ref().file;
@@ -1967,7 +1985,13 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
         p.block = bi;
         p.data = p.table->format_major() < 2 ? block(*p.table, file, bi)
                                              : cache_.template lookup<Block>(detail::CacheKey{file, bi}, false);
-        if (!p.data) p.stored = p.table->read_stored_block(bi, *chunk_file(*p.table, file));
+        if (!p.data && p.readahead == 0) {
+          p.stored = p.table->read_stored_block(bi, *chunk_file(*p.table, file));
+        } else if (!p.data) {
+          if (p.ahead.count == 0 || bi < p.ahead.first || bi - p.ahead.first >= p.ahead.count)
+            p.ahead = p.table->read_block_run(bi, p.readahead, *chunk_file(*p.table, file));
+          p.stored = p.table->stored_in_run(p.ahead, bi);
+        }
       }
       if (p.data) {
         const std::size_t i = p.data->lower_bound(key);
@@ -2428,7 +2452,7 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   wal_segments_ = live;
   for (auto n : live) wal_closed_bytes_ += file_size(dir_ / detail::wal_file_name(n));
   std::uint64_t seg = next_file_++;
-  wal_ = std::make_shared<detail::WalWriter>(*fs_, dir_, seg);
+  wal_ = std::make_shared<detail::WalWriter>(*fs_, dir_, seg, detail::kWalPreallocMax, opt_.wal_mmap);
   wal_segments_.push_back(seg);
   // The background threads start last: an open that throws after them
   // would leave them running.

@@ -8,6 +8,9 @@
 //  - WritableFile::append buffers; flush() hands the bytes to the OS (after it
 //    returns, a process crash loses nothing); sync() makes them durable
 //    (fdatasync). A failed sync is final for that handle: later calls throw too.
+//  - WritableFile::map (POSIX: mmap MAP_SHARED) gives the same guarantees to
+//    stores into the map as write_at() gives to its bytes; a medium that
+//    cannot map says so (nullptr) and its callers write instead.
 //  - FileSystem::sync_dir makes creations, renames and unlinks in a directory
 //    durable.
 //  - Every error is an IoError naming the path, the operation and errno's text.
@@ -27,12 +30,24 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "error.hpp"
 
 namespace stowage {
+
+/// Bytes of a file mapped into memory, shared and writable (see
+/// WritableFile::map): a store into data() reaches the file's page cache, as
+/// write_at() would. Unmapped when destroyed.
+class WritableMap {
+ public:
+  virtual ~WritableMap() = default;
+  virtual char* data() = 0;
+  /// Bytes mapped, from the file's start; may run past the file's end.
+  virtual std::uint64_t size() const = 0;
+};
 
 /// A file opened for appending.
 class WritableFile {
@@ -63,6 +78,17 @@ class WritableFile {
     (void)offset;
     (void)data;
     return false;
+  }
+  /// Maps the file's first `length` bytes into memory, shared and writable:
+  /// a store into the map is in the OS's hands at once (a process crash
+  /// keeps it; sync_flushed() makes it durable), with no system call. length
+  /// may run past the file's end; the caller touches only bytes the file
+  /// holds (a store past its end is a SIGBUS). Returns nullptr where the
+  /// medium cannot map (the default, and test file systems that must see
+  /// every write): the caller then uses write_at().
+  virtual std::unique_ptr<WritableMap> map(std::uint64_t length) {
+    (void)length;
+    return nullptr;
   }
 };
 
@@ -192,6 +218,7 @@ class PosixWritableFile final : public WritableFile {
     if (::close(fd) != 0) throw_io("close", path_, errno);
   }
   std::uint64_t size() const override { return size_; }
+  std::unique_ptr<WritableMap> map(std::uint64_t length) override;
   bool write_at(std::uint64_t offset, std::string_view data) override {
     if (!positional_) return false;  // O_APPEND: Linux pwrite() would append regardless of offset
     if (data.empty()) return true;
@@ -231,6 +258,31 @@ class PosixWritableFile final : public WritableFile {
   std::string buf_;
   std::atomic<int> failed_{0};
 };
+
+/// A region of a PosixWritableFile mapped with mmap(MAP_SHARED).
+class PosixWritableMap final : public WritableMap {
+ public:
+  PosixWritableMap(char* data, std::uint64_t size) : data_(data), size_(size) {}
+  ~PosixWritableMap() override { ::munmap(data_, static_cast<std::size_t>(size_)); }
+  PosixWritableMap(const PosixWritableMap&) = delete;
+  PosixWritableMap& operator=(const PosixWritableMap&) = delete;
+  char* data() override { return data_; }
+  std::uint64_t size() const override { return size_; }
+
+ private:
+  char* data_;
+  std::uint64_t size_;
+};
+
+inline std::unique_ptr<WritableMap> PosixWritableFile::map(std::uint64_t length) {
+  // Positional handles only (created or opened for writing in place, and
+  // read-write: a shared writable map needs a readable descriptor).
+  if (!positional_ || fd_ < 0 || length == 0 || length > (std::uint64_t{1} << 40) || failed_.load() != 0) return nullptr;
+  flush();
+  void* p = ::mmap(nullptr, static_cast<std::size_t>(length), PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+  if (p == MAP_FAILED) return nullptr;  // e.g. out of address space: the caller writes instead
+  return std::make_unique<PosixWritableMap>(static_cast<char*>(p), length);
+}
 
 class PosixRandomAccessFile final : public RandomAccessFile {
  public:
@@ -275,7 +327,7 @@ class PosixFileSystem final : public FileSystem {
 
  public:
   std::unique_ptr<WritableFile> create(const std::filesystem::path& p) override {
-    int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) throw_io("create", p, errno);
     return std::make_unique<PosixWritableFile>(p, fd, 0, /*positional=*/true);
   }
@@ -284,7 +336,7 @@ class PosixFileSystem final : public FileSystem {
     return std::make_unique<PosixWritableFile>(p, fd, size);
   }
   std::unique_ptr<WritableFile> open_write(const std::filesystem::path& p) override {
-    auto [fd, size] = open_sized(p, O_WRONLY | O_CLOEXEC);
+    auto [fd, size] = open_sized(p, O_RDWR | O_CLOEXEC);
     return std::make_unique<PosixWritableFile>(p, fd, size, /*positional=*/true);
   }
   std::unique_ptr<RandomAccessFile> open_read(const std::filesystem::path& p) override {

@@ -66,6 +66,12 @@ struct Options {
   /// Live WAL segments (all of them) larger than this together also freeze
   /// and flush the write buffer.
   std::uint64_t wal_bytes = std::uint64_t{64} << 20;
+  /// Write WAL records (up to 64 KiB each) through a shared memory map of
+  /// the active segment's preallocated bytes: a put is a copy into the OS's
+  /// page cache with no system call, and a process crash keeps it exactly
+  /// as after a write(2). Off: one pwrite(2) per commit. Same durability
+  /// either way; see the README ("On disk and durability").
+  bool wal_mmap = true;
   /// The most chunk files kept open at once (least recently read closed
   /// first); chunk metadata stays cached without an open file. 0 means half
   /// the process's soft limit on open files (`ulimit -n`, read at open),

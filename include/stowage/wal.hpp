@@ -184,14 +184,18 @@ inline constexpr std::uint64_t kWalPreallocMax = std::uint64_t{1} << 20;
 /// written zeros (allocated()), which replay reads as a clean end, once the
 /// segment has been synced (a segment never synced, as with
 /// Durability::none, would only pay for writing the zeros); otherwise
-/// records are plainly appended.
+/// records are plainly appended. Where the file can also be mapped
+/// (WritableFile::map), records of up to 64 KiB are copied into the map,
+/// with no system call, and the zeros are written ahead of them from the
+/// first record on: a store may only land on bytes the file holds.
 class WalWriter {
  public:
   /// Creates segment `number` in dir and makes its name durable.
-  /// prealloc_max: the largest preallocation step (0: plain appends).
+  /// prealloc_max: the largest preallocation step (0: plain appends); map:
+  /// write records through a map of the file where it can be mapped.
   WalWriter(FileSystem& fs, const std::filesystem::path& dir, std::uint64_t number,
-            std::uint64_t prealloc_max = kWalPreallocMax)
-      : fs_(&fs), number_(number), path_(dir / wal_file_name(number)), prealloc_max_(prealloc_max) {
+            std::uint64_t prealloc_max = kWalPreallocMax, bool map = true)
+      : fs_(&fs), number_(number), path_(dir / wal_file_name(number)), prealloc_max_(prealloc_max), map_ok_(map) {
     file_ = fs.create(path_);
     fs.sync_dir(dir);
     in_place_ = prealloc_max_ > 0;
@@ -202,8 +206,8 @@ class WalWriter {
   /// its bytes can follow a new record. Syncs the file: the replayed records
   /// count as durable.
   WalWriter(FileSystem& fs, const std::filesystem::path& dir, std::uint64_t number, const WalReplay& replayed,
-            std::uint64_t prealloc_max = kWalPreallocMax)
-      : fs_(&fs), number_(number), path_(dir / wal_file_name(number)), prealloc_max_(prealloc_max) {
+            std::uint64_t prealloc_max = kWalPreallocMax, bool map = true)
+      : fs_(&fs), number_(number), path_(dir / wal_file_name(number)), prealloc_max_(prealloc_max), map_ok_(map) {
     const std::uint64_t end = replayed.valid_bytes;
     if (replayed.cut_bytes > 0) fs.truncate(path_, end);
     file_ = fs.open_write(path_);
@@ -244,9 +248,19 @@ class WalWriter {
         if (!done) flag.store(true);
       }
     } broken{broken_};
-    if (in_place_ && end > allocated_ && synced_.load(std::memory_order_relaxed)) grow(end);
+    // Mapped: preallocated at once (a store may only land on bytes the file
+    // holds); else only once synced, where it spares the fsync a size change.
+    const bool mapping = in_place_ && payload.size() <= kCombine && mapped(end);
+    if (in_place_ && end > allocated_ && (mapping || synced_.load(std::memory_order_relaxed))) grow(end);
     bool written = false;
-    if (in_place_) {
+    if (mapping && in_place_ && end <= allocated_) {
+      // Two copies into the page cache, no system call; the OS has the
+      // record as soon as they are done, as after write_at().
+      char* at = map_->data() + logical_;
+      std::memcpy(at, header, kWalHeaderBytes);
+      if (!payload.empty()) std::memcpy(at + kWalHeaderBytes, payload.data(), payload.size());
+      written = true;
+    } else if (in_place_) {
       if (payload.size() <= kCombine) {  // one write
         record_.assign(header, kWalHeaderBytes);
         record_.append(payload);
@@ -288,13 +302,17 @@ class WalWriter {
   /// to a segment that is synced and holds no zeros (e.g. one never written).
   void seal() {
     if (durable_.load() < flushed_.load()) sync();
+    map_.reset();  // nothing may store past the end about to be cut
     if (allocated_ > logical_) {
       fs_->truncate(path_, logical_);
       allocated_ = logical_;
       file_->sync();
     }
   }
-  void close() { file_->close(); }
+  void close() {
+    map_.reset();
+    file_->close();
+  }
   std::uint64_t number() const { return number_; }
   /// Bytes of records: the logical end (call under the caller's append
   /// serialisation).
@@ -323,11 +341,27 @@ class WalWriter {
     allocated_ = target;
   }
 
+  // True if the map covers [0, end) (end within the allocated bytes),
+  // mapping a larger window when it does not; false if the file cannot be
+  // mapped (records are then written with write_at()).
+  bool mapped(std::uint64_t end) {
+    if (map_ && map_->size() >= end) return true;
+    if (!map_ok_) return false;
+    map_.reset();
+    const std::uint64_t window = std::max<std::uint64_t>(kMapWindow, (end + kMapWindow - 1) / kMapWindow * kMapWindow);
+    map_ = file_->map(window);
+    if (!map_) map_ok_ = false;
+    return map_ != nullptr;
+  }
+
+  static constexpr std::uint64_t kMapWindow = std::uint64_t{64} << 20;
   FileSystem* fs_;
   std::uint64_t number_;
   std::filesystem::path path_;
   std::uint64_t prealloc_max_;
   std::unique_ptr<WritableFile> file_;
+  std::unique_ptr<WritableMap> map_;  ///< the file mapped, when it can be (see mapped())
+  bool map_ok_;                       ///< mapping wanted, and file_->map() has not refused
   bool in_place_ = false;        ///< records go in place, ahead of them written zeros
   std::uint64_t logical_ = 0;    ///< end of the last record (append serialisation)
   std::uint64_t allocated_ = 0;  ///< the file's length: records and zeros (append serialisation)
