@@ -32,6 +32,9 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#ifdef __linux__
+#include <sys/vfs.h>
+#endif
 #include <unistd.h>
 
 #include "error.hpp"
@@ -47,6 +50,14 @@ class WritableMap {
   virtual char* data() = 0;
   /// Bytes mapped, from the file's start; may run past the file's end.
   virtual std::uint64_t size() const = 0;
+  /// Gives back the memory of [offset, offset + length) (page-aligned):
+  /// the bytes stay the file's and the OS's (stores already made are kept),
+  /// but stop counting in the process's resident memory until touched
+  /// again. Default: nothing.
+  virtual void release(std::uint64_t offset, std::uint64_t length) {
+    (void)offset;
+    (void)length;
+  }
 };
 
 /// A file opened for appending.
@@ -268,16 +279,46 @@ class PosixWritableMap final : public WritableMap {
   PosixWritableMap& operator=(const PosixWritableMap&) = delete;
   char* data() override { return data_; }
   std::uint64_t size() const override { return size_; }
+  void release(std::uint64_t offset, std::uint64_t length) override {
+    // On a shared map, MADV_DONTNEED drops only the page table entries; the
+    // pages' dirty state passes to the page cache, which writes them back.
+    if (length > 0 && offset + length <= size_) (void)::madvise(data_ + offset, static_cast<std::size_t>(length), MADV_DONTNEED);
+  }
 
  private:
   char* data_;
   std::uint64_t size_;
 };
 
+/// True if stores into a shared map of fd's preallocated (written) bytes
+/// need no new space on its file system: ext2/3/4, XFS and tmpfs overwrite
+/// such bytes in place. Copy-on-write and log-structured file systems
+/// (btrfs, ZFS, F2FS, ...) allocate at the store, and a full disk would end
+/// the process with SIGBUS where pwrite() reports ENOSPC: those, and any
+/// file system not named here, are written with pwrite().
+inline bool maps_in_place(int fd) {
+#ifdef __linux__
+  struct statfs st;
+  if (::fstatfs(fd, &st) != 0) return false;
+  switch (static_cast<unsigned long>(st.f_type)) {
+    case 0xEF53UL:      // ext2, ext3, ext4
+    case 0x58465342UL:  // XFS
+    case 0x01021994UL:  // tmpfs
+      return true;
+    default:
+      return false;
+  }
+#else
+  (void)fd;
+  return false;
+#endif
+}
+
 inline std::unique_ptr<WritableMap> PosixWritableFile::map(std::uint64_t length) {
   // Positional handles only (created or opened for writing in place, and
   // read-write: a shared writable map needs a readable descriptor).
   if (!positional_ || fd_ < 0 || length == 0 || length > (std::uint64_t{1} << 40) || failed_.load() != 0) return nullptr;
+  if (!maps_in_place(fd_)) return nullptr;
   flush();
   void* p = ::mmap(nullptr, static_cast<std::size_t>(length), PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
   if (p == MAP_FAILED) return nullptr;  // e.g. out of address space: the caller writes instead

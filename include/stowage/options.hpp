@@ -70,7 +70,10 @@ struct Options {
   /// the active segment's preallocated bytes: a put is a copy into the OS's
   /// page cache with no system call, and a process crash keeps it exactly
   /// as after a write(2). Off: one pwrite(2) per commit. Same durability
-  /// either way; see the README ("On disk and durability").
+  /// either way; see the README ("On disk and durability"). Only ext2/3/4,
+  /// XFS and tmpfs are mapped (copy-on-write file systems always pwrite),
+  /// and not with Durability::sync (each commit is synced anyway, and a
+  /// mapped page faults again after every sync: pwrite is faster there).
   bool wal_mmap = true;
   /// The most chunk files kept open at once (least recently read closed
   /// first); chunk metadata stays cached without an open file. 0 means half

@@ -260,6 +260,13 @@ class WalWriter {
       std::memcpy(at, header, kWalHeaderBytes);
       if (!payload.empty()) std::memcpy(at + kWalHeaderBytes, payload.data(), payload.size());
       written = true;
+      // The pages behind the records are not read again: every MiB they are
+      // given back, so the segment does not count in resident memory.
+      const std::uint64_t done = end / 4096 * 4096;
+      if (done >= released_ + kReleaseStep) {
+        map_->release(released_, done - released_);
+        released_ = done;
+      }
     } else if (in_place_) {
       if (payload.size() <= kCombine) {  // one write
         record_.assign(header, kWalHeaderBytes);
@@ -355,6 +362,7 @@ class WalWriter {
   }
 
   static constexpr std::uint64_t kMapWindow = std::uint64_t{64} << 20;
+  static constexpr std::uint64_t kReleaseStep = std::uint64_t{1} << 20;
   FileSystem* fs_;
   std::uint64_t number_;
   std::filesystem::path path_;
@@ -362,6 +370,7 @@ class WalWriter {
   std::unique_ptr<WritableFile> file_;
   std::unique_ptr<WritableMap> map_;  ///< the file mapped, when it can be (see mapped())
   bool map_ok_;                       ///< mapping wanted, and file_->map() has not refused
+  std::uint64_t released_ = 0;        ///< bytes of the map before this given back (WritableMap::release)
   bool in_place_ = false;        ///< records go in place, ahead of them written zeros
   std::uint64_t logical_ = 0;    ///< end of the last record (append serialisation)
   std::uint64_t allocated_ = 0;  ///< the file's length: records and zeros (append serialisation)
