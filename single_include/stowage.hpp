@@ -3374,6 +3374,8 @@ class ChunkTable {
     std::size_t count = 0;
     /// Their frames, back to back, as read from the file.
     std::string bytes;
+    /// True if block i is among them.
+    bool holds(std::size_t i) const { return i >= first && i - first < count; }
   };
 
   /// Reads the frames of data block `first` (< block_count(), else
@@ -3412,7 +3414,7 @@ class ChunkTable {
  private:
   // The frame of block i within run (std::out_of_range if it holds none).
   std::string_view frame_in_run(const BlockRun& run, std::size_t i) const {
-    if (i < run.first || i - run.first >= run.count || run.first + run.count > index_.size())
+    if (!run.holds(i) || run.first + run.count > index_.size())
       throw std::out_of_range("stowage: block " + std::to_string(i) + " is not in the run read from " + path_.string());
     const std::uint64_t at = index_[i].offset - index_[run.first].offset;
     return std::string_view(run.bytes).substr(static_cast<std::size_t>(at), index_[i].framed);
@@ -7050,7 +7052,7 @@ class WalWriter {
     if (map_ && map_->size() >= end) return true;
     if (!map_ok_) return false;
     map_.reset();
-    const std::uint64_t window = std::max<std::uint64_t>(kMapWindow, (end + kMapWindow - 1) / kMapWindow * kMapWindow);
+    const std::uint64_t window = (end + kMapWindow - 1) / kMapWindow * kMapWindow;  // end > 0: a record
     map_ = file_->map(window);
     if (!map_) map_ok_ = false;
     return map_ != nullptr;
@@ -8538,7 +8540,7 @@ class Engine {
     return cache_.template get_or_load<Block>(
         detail::CacheKey{file, i},
         [&] {
-          if (run.count == 0 || i < run.first || i - run.first >= run.count) run = t.read_block_run(i, readahead, *chunk_file(t, file));
+          if (!run.holds(i)) run = t.read_block_run(i, readahead, *chunk_file(t, file));
           auto b = t.block_in_run(run, i);
           std::size_t charge = b->charge();
           return std::pair<std::shared_ptr<const Block>, std::size_t>(std::move(b), charge);
@@ -8769,15 +8771,18 @@ class Engine {
 
   // ---- freeze, flush, compaction -------------------------------------------
 
+  // A new WAL segment `number`, written through a map (Options::wal_mmap)
+  // except with Durability::sync: every commit is fdatasynced, which leaves
+  // the mapped page clean and write-protected, so the next record pays a
+  // page fault and an inode write on top of the sync (fillsync: 7.0K ->
+  // 2.3-3.3K commits/s); pwrite is cheaper there.
+  std::shared_ptr<detail::WalWriter> new_wal_segment(std::uint64_t number) const {
+    return std::make_shared<detail::WalWriter>(*fs_, dir_, number, detail::kWalPreallocMax,
+                                               opt_.wal_mmap && opt_.durability != Durability::sync);
+  }
+
   // Whether the write buffer has reached half its budget (the frozen buffer
   // takes the other half) or the live WAL its limit. Needs write_mu_.
-  // Whether WAL segments are written through a map (Options::wal_mmap). Not
-  // with Durability::sync: every commit is fdatasynced, which leaves the
-  // mapped page clean and write-protected, so the next record pays a page
-  // fault and an inode write on top of the sync (fillsync: 7.0K -> 2.3-3.3K
-  // commits/s); pwrite is cheaper there.
-  bool map_wal() const { return opt_.wal_mmap && opt_.durability != Durability::sync; }
-
   bool over_limits() const {
     return wb_.bytes() > wb_limit_ / 2 || wal_closed_bytes_ + wal_->size() > opt_.wal_bytes;
   }
@@ -9523,7 +9528,7 @@ auto Engine<Compression, Eviction, Lock>::freeze_locked() -> void {
   wal_->seal();  // the frozen records are durable, the zeros cut off, before a new segment starts
   synced_seq_ = last_seq_;
   std::shared_ptr<detail::WalWriter> writer = std::move(spare_wal_);
-  if (!writer) writer = std::make_shared<detail::WalWriter>(*fs_, dir_, next_file_++, detail::kWalPreallocMax, map_wal());
+  if (!writer) writer = new_wal_segment(next_file_++);
   const std::uint64_t new_wal = writer->number();
   wal_sync_at_ = kWalBytesPerSync;
   wal_closed_bytes_ += wal_->size();
@@ -9672,7 +9677,7 @@ auto Engine<Compression, Eviction, Lock>::background_wal_work() noexcept -> void
       // Created empty and made durable in the directory here, not on the
       // writer's path at a freeze. An empty segment replays nothing: open
       // drops one left at the end by a crash.
-      auto spare = std::make_shared<detail::WalWriter>(*fs_, dir_, next_file_++, detail::kWalPreallocMax, map_wal());
+      auto spare = new_wal_segment(next_file_++);
       std::lock_guard w(write_mu_);
       if (!spare_wal_) spare_wal_ = std::move(spare);
     }
@@ -9717,12 +9722,10 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
   base->for_each_run([&](const detail::Run& r, std::uint32_t) {
     places.emplace_back();
     places.back().run = &r;
-    std::uint64_t bytes = 0;
-    for (const auto& f : r.files) bytes += f->ref().bytes;
     // About one block per Options::block_bytes of file (compression
     // aside): read ahead when the buffer's keys are at least a quarter as
     // many as the run's blocks.
-    if (frozen->entries() * 4 * opt_.block_bytes >= bytes) places.back().readahead = kCountReadahead;
+    if (frozen->entries() * 4 * opt_.block_bytes >= r.bytes) places.back().readahead = kCountReadahead;
   });
   std::string key_buf;
   frozen->resolve([&](std::string_view key) {
@@ -9748,8 +9751,7 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
         if (!p.data && p.readahead == 0) {
           p.stored = p.table->read_stored_block(bi, *chunk_file(*p.table, file));
         } else if (!p.data) {
-          if (p.ahead.count == 0 || bi < p.ahead.first || bi - p.ahead.first >= p.ahead.count)
-            p.ahead = p.table->read_block_run(bi, p.readahead, *chunk_file(*p.table, file));
+          if (!p.ahead.holds(bi)) p.ahead = p.table->read_block_run(bi, p.readahead, *chunk_file(*p.table, file));
           p.stored = p.table->stored_in_run(p.ahead, bi);
         }
       }
@@ -10212,7 +10214,7 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   wal_segments_ = live;
   for (auto n : live) wal_closed_bytes_ += file_size(dir_ / detail::wal_file_name(n));
   std::uint64_t seg = next_file_++;
-  wal_ = std::make_shared<detail::WalWriter>(*fs_, dir_, seg, detail::kWalPreallocMax, map_wal());
+  wal_ = new_wal_segment(seg);
   wal_segments_.push_back(seg);
   // The background threads start last: an open that throws after them
   // would leave them running.

@@ -881,6 +881,8 @@ class ChunkTable {
     std::size_t count = 0;
     /// Their frames, back to back, as read from the file.
     std::string bytes;
+    /// True if block i is among them.
+    bool holds(std::size_t i) const { return i >= first && i - first < count; }
   };
 
   /// Reads the frames of data block `first` (< block_count(), else
@@ -919,7 +921,7 @@ class ChunkTable {
  private:
   // The frame of block i within run (std::out_of_range if it holds none).
   std::string_view frame_in_run(const BlockRun& run, std::size_t i) const {
-    if (i < run.first || i - run.first >= run.count || run.first + run.count > index_.size())
+    if (!run.holds(i) || run.first + run.count > index_.size())
       throw std::out_of_range("stowage: block " + std::to_string(i) + " is not in the run read from " + path_.string());
     const std::uint64_t at = index_[i].offset - index_[run.first].offset;
     return std::string_view(run.bytes).substr(static_cast<std::size_t>(at), index_[i].framed);

@@ -355,7 +355,7 @@ class WalWriter {
     if (map_ && map_->size() >= end) return true;
     if (!map_ok_) return false;
     map_.reset();
-    const std::uint64_t window = std::max<std::uint64_t>(kMapWindow, (end + kMapWindow - 1) / kMapWindow * kMapWindow);
+    const std::uint64_t window = (end + kMapWindow - 1) / kMapWindow * kMapWindow;  // end > 0: a record
     map_ = file_->map(window);
     if (!map_) map_ok_ = false;
     return map_ != nullptr;
