@@ -230,6 +230,7 @@ class StowageEngine final : public Engine {
             {"write_buffer_bytes", s.write_buffer_bytes},
             {"cache_hits", s.cache_hits},
             {"cache_misses", s.cache_misses},
+            {"block_form", static_cast<std::uint64_t>(s.block_form)},
             {"cache_evictions", s.cache_evictions},
             {"metadata_bytes", s.metadata_bytes},
             {"open_files", s.open_files},

@@ -6,7 +6,7 @@
 #include <stowage/chunk.hpp>
 
 #include <catch2/catch.hpp>
-
+#include <lz4.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -1681,4 +1681,86 @@ TEMPLATE_TEST_CASE("block runs read consecutive blocks at once and verify each l
     }
   }
   fs.put(p, good);
+}
+
+TEMPLATE_TEST_CASE("read_stored keeps a block packed or decompressed, and find agrees with read_block", "[chunk]",
+                   NoCompression, Lz4Compression) {
+  MemFileSystem fs;
+  const std::filesystem::path p = "store/000003.chunk";
+  const auto recs = small_records();
+  write_chunk<TestType>(fs, p, recs, 256);
+  const auto t = ChunkTable<TestType>::open(fs, p);
+  const auto file = fs.open_read(p);
+  REQUIRE(t->block_count() >= 3);
+  std::size_t packed = 0, found = 0, erased = 0;
+  sd::StoredBlock::Scratch scratch;
+  for (std::size_t b = 0; b < t->block_count(); ++b) {
+    std::size_t raw = 0;
+    const auto block = t->read_block(b, *file, &raw);
+    const auto plain = t->read_stored(b, *file, false);
+    const auto small = t->read_stored(b, *file, true);
+    CHECK_FALSE(plain->packed());
+    CHECK(plain->bytes() == t->read_stored_block(b, *file));
+    CHECK(plain->raw_size() == raw);
+    CHECK(small->raw_size() == raw);
+    CHECK(small->offset() == t->block_offset(b));
+    CHECK(small->has_kinds() == block->has_kinds());
+    if (small->packed()) {
+      ++packed;
+      CHECK(small->charge() < plain->charge());  // kept only when compression shrank it
+    }
+    for (const auto* s : {plain.get(), small.get()}) {
+      for (std::size_t r = 0; r < block->size(); ++r) {
+        std::string_view value = "unset";
+        const auto holds = s->find(block->key(r), p, scratch, &value);
+        if (block->tombstone(r)) {
+          CHECK(holds == Block::Holds::tombstone);
+          ++erased;
+        } else {
+          REQUIRE(holds == Block::Holds::put);
+          CHECK(value == block->value(r));
+          ++found;
+        }
+        // Keys between and around the block's hold nothing.
+        CHECK(s->find(std::string(block->key(r)) + '\0', p, scratch) == Block::Holds::absent);
+      }
+      CHECK(s->find("", p, scratch) == Block::Holds::absent);
+    }
+  }
+  CHECK(found + erased == 2 * recs.size());
+  CHECK(erased > 0);
+  // Only a compressing policy packs, and it packs the compressible blocks.
+  if constexpr (std::is_same_v<TestType, NoCompression>)
+    CHECK(packed == 0);
+  else
+    CHECK(packed > 0);
+}
+
+TEST_CASE("a packed block whose bytes do not decompress is a CorruptionError naming its frame", "[chunk]") {
+  const std::string raw = craft_block_v2({{"a", 1, "x"}, {"b", 2, "y"}});
+  sd::StoredBlock::Scratch scratch;
+  // Valid LZ4 of the block finds its records.
+  std::string packed(static_cast<std::size_t>(LZ4_compressBound(static_cast<int>(raw.size()))), '\0');
+  packed.resize(static_cast<std::size_t>(
+      LZ4_compress_default(raw.data(), packed.data(), static_cast<int>(raw.size()), static_cast<int>(packed.size()))));
+  const sd::StoredBlock good(packed, Lz4Compression::id, raw.size(), &sd::decompress_by_id<Lz4Compression>, 4096, false);
+  std::string_view value;
+  CHECK(good.find("b", "f", scratch, &value) == Block::Holds::put);
+  CHECK(value == "y");
+  // Damaged bytes, a wrong raw size and an unknown id all fail cleanly.
+  std::string bad = packed;
+  bad.pop_back();
+  for (const auto& b : {sd::StoredBlock(bad, Lz4Compression::id, raw.size(), &sd::decompress_by_id<Lz4Compression>,
+                                        4096, false),
+                        sd::StoredBlock(packed, Lz4Compression::id, raw.size() + 1,
+                                        &sd::decompress_by_id<Lz4Compression>, 4096, false),
+                        sd::StoredBlock(packed, 77, raw.size(), &sd::decompress_by_id<Lz4Compression>, 4096, false)}) {
+    try {
+      b.find("b", "f", scratch);
+      FAIL("no CorruptionError");
+    } catch (const CorruptionError& e) {
+      CHECK(e.file() == "f");
+      CHECK(e.offset() == 4096 + sd::chunk_format::kFrameHeadBytes);
+    }
+  }
 }

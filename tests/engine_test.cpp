@@ -145,3 +145,49 @@ TEST_CASE("the engine refuses keys and values over the limits") {
   REQUIRE_THROWS_AS(e.put_batch({"ok", "v", std::string(kMaxKeyBytes + 1, 'k'), "v"}), ValidationError);
   REQUIRE(e.size() == 0);
 }
+
+TEST_CASE("gets keep blocks decoded, stored or packed by what fits the cache, and find the same records") {
+  TempDir dir;
+  std::mt19937_64 rng(13);
+  std::map<std::string, std::string> model;
+  {
+    DefaultEngine e(dir.path(), small(), bytes_types(), nullptr, 1, false);
+    for (int i = 0; i < 6000; ++i) {
+      char key[24];
+      std::snprintf(key, sizeof key, "key-%08llu", static_cast<unsigned long long>(rng() % 8000));
+      if (i % 9 == 4) {
+        e.erase(key);
+        model.erase(key);
+        continue;
+      }
+      // Half-compressible values: a run of one letter, then random bytes.
+      std::string v(60, static_cast<char>('a' + i % 26));
+      v += random_bytes(rng, 60);
+      e.put(key, v);
+      model[key] = v;
+    }
+    e.compact();
+  }
+  // From the smallest cache up: every form in turn, never back, and every
+  // get (present, erased and absent keys alike) answers as the model does.
+  std::vector<BlockForm> seen;
+  for (std::size_t cache = 256 << 10; cache <= (std::size_t{16} << 20); cache = cache * 6 / 5) {
+    Options o = small();
+    o.cache_bytes = cache;
+    DefaultEngine e(dir.path(), o, bytes_types(), nullptr, 1, false);
+    std::size_t bad = 0;
+    for (int pass = 0; pass < 2; ++pass)  // the second pass hits what the first cached
+      for (int k = 0; k < 8000; ++k) {
+        char key[24];
+        std::snprintf(key, sizeof key, "key-%08d", k);
+        const auto it = model.find(key);
+        if (get(e, key) != (it == model.end() ? std::nullopt : std::optional<std::string>(it->second))) ++bad;
+      }
+    INFO("cache_bytes " << cache);
+    CHECK(bad == 0);
+    const BlockForm form = e.stats().block_form;
+    if (!seen.empty()) CHECK(form <= seen.back());
+    if (seen.empty() || form != seen.back()) seen.push_back(form);
+  }
+  CHECK(seen == std::vector<BlockForm>{BlockForm::packed, BlockForm::stored, BlockForm::decoded});
+}

@@ -105,6 +105,16 @@ struct LevelStats {
   std::uint64_t target_bytes = 0;  ///< size compaction keeps the level to (0: level 0, or a level kept empty)
 };
 
+/// The form in which gets keep the data blocks they read in the block cache
+/// (Stats::block_form). The store picks the largest form in which all its
+/// blocks would fit the cache, judged from its files' size and the blocks
+/// read so far, and follows the store as it grows.
+enum class BlockForm : std::uint8_t {
+  decoded,  ///< records laid out for binary search: the fastest hit, the most memory
+  stored,   ///< as in the file after decompression, searched in place
+  packed,   ///< compressed as in the file: each hit decompresses it; the least memory
+};
+
 struct Stats {
   std::uint64_t records = 0;             ///< live records (exact, as size())
   std::uint64_t chunks = 0;              ///< chunk files named by the manifest
@@ -114,6 +124,7 @@ struct Stats {
   std::uint64_t cache_hits = 0;          ///< block cache hits since open
   std::uint64_t cache_misses = 0;        ///< block cache misses since open
   std::uint64_t cache_evictions = 0;     ///< blocks evicted since open
+  BlockForm block_form = BlockForm::decoded;  ///< the form gets now keep blocks in (see BlockForm)
   std::uint64_t metadata_bytes = 0;      ///< of cache_bytes, chunk metadata (block indexes, Bloom filters)
   std::uint64_t open_files = 0;          ///< chunk files open now (at most Options::max_open_files)
   std::uint64_t file_opens = 0;          ///< chunk file opens since open

@@ -111,13 +111,14 @@ class Reader {
   std::size_t position() const { return pos_; }
   std::uint64_t file_offset() const { return base_ + pos_; }
 
-  [[noreturn]] void fail(const std::string& what) const {
+  [[noreturn]] [[gnu::cold]] [[gnu::noinline]] void fail(const std::string& what) const {
     const auto& file = file_ ? *file_ : std::filesystem::path{};
     if (kind_) throw CorruptionError(file, base_, std::string(kind_) + ", decoded byte " + std::to_string(pos_) + ": " + what);
     throw CorruptionError(file, base_ + pos_, what);
   }
   void need(std::size_t n, const char* what) const {
-    if (remaining() < n) fail(std::string("truncated ") + what);
+    if (remaining() < n) [[unlikely]]
+      fail_truncated(what);
   }
   std::uint8_t u8(const char* what = "byte") {
     need(1, what);
@@ -142,15 +143,15 @@ class Reader {
     return v;
   }
   std::uint64_t varint(const char* what = "varint") {
-    std::uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      need(1, what);
-      auto b = static_cast<unsigned char>(data_[pos_++]);
-      if (shift == 63 && b > 1) fail(std::string("overlong ") + what);
-      v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
-      if (!(b & 0x80)) return v;
+    // Most varints in blocks and records (lengths, small counts) are one byte.
+    if (pos_ < data_.size()) [[likely]] {
+      const auto b = static_cast<unsigned char>(data_[pos_]);
+      if (b < 0x80) {
+        ++pos_;
+        return b;
+      }
     }
-    fail(std::string("overlong ") + what);
+    return varint_long(what);
   }
   /// `n` raw bytes, as a view into the underlying buffer.
   std::string_view bytes(std::size_t n, const char* what = "bytes") {
@@ -170,6 +171,21 @@ class Reader {
   }
 
  private:
+  [[noreturn]] [[gnu::cold]] [[gnu::noinline]] void fail_truncated(const char* what) const {
+    fail(std::string("truncated ") + what);
+  }
+  std::uint64_t varint_long(const char* what) {
+    std::uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      need(1, what);
+      auto b = static_cast<unsigned char>(data_[pos_++]);
+      if (shift == 63 && b > 1) fail(std::string("overlong ") + what);
+      v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+      if (!(b & 0x80)) return v;
+    }
+    fail(std::string("overlong ") + what);
+  }
+
   std::string_view data_;
   const std::filesystem::path* file_;
   std::uint64_t base_;
