@@ -8338,6 +8338,9 @@ class Engine {
     // after it. A scan's readahead grows with the blocks it has stepped
     // through (none for the first two: a short scan reads what it needs).
     std::shared_ptr<const Block> read_block(std::size_t i) {
+      // A scan's first blocks are cached as a get's are: short scans (most
+      // are) come back to them; what a long one streams through is not.
+      if (!sequential_ && blocks_read_ < 2) return s_->block(*table_, file(), i, true);
       const std::size_t ahead =
           sequential_ ? kScanReadahead
           : blocks_read_ < 2
@@ -8415,8 +8418,12 @@ class Engine {
    private:
     using MapIt = detail::WriteBuffer::const_iterator;
 
-    // Most records one batch takes (a block's tail is taken whole).
+    // Most records one batch takes (a block's tail is taken whole): the
+    // first batch of a pass kFirstBatch, each next one four times the one
+    // before, up to kBatchRecords. A short scan (YCSB E: 1 to 100 records)
+    // then reads no block past the ones it returns.
     static constexpr std::size_t kBatchRecords = 256;
+    static constexpr std::size_t kFirstBatch = 16;
     // Bytes of buffered-write records one batch copies (at least one record).
     static constexpr std::size_t kArenaBytes = std::size_t{16} << 10;
 
@@ -8438,6 +8445,7 @@ class Engine {
       // The copy re-seeks after last_ at its next step: the merge position of
       // `o` may lie past it (the batch), and the batch is not shared.
       positioned_ = false;
+      fills_ = 0;
       release();
     }
     // Drops the batch and everything the cursor pins.
@@ -8482,7 +8490,7 @@ class Engine {
 
     // Under the shared lock: positions the sources after last_ (or at from_)
     // if a buffer was frozen since, then merges the next records into batch_
-    // (up to kBatchRecords, or kArenaBytes of copied buffered writes). Empty
+    // (up to the batch's limit, or kArenaBytes of copied buffered writes). Empty
     // only at the end of the range.
     void fill();
     // Positions every source at the first key after last_ (or at from_):
@@ -8494,6 +8502,7 @@ class Engine {
     std::optional<std::string> from_, to_;
     std::string last_;  // encoded key last returned
     bool started_ = false, positioned_ = false, done_ = false;
+    std::size_t fills_ = 0;  // batches filled (their size grows: see kFirstBatch)
     // The merge position (valid under the lock while the versions match).
     std::uint64_t wb_version_ = 0, chunk_version_ = 0;
     MapIt wb_it_, imm_it_;
@@ -9269,6 +9278,8 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill() -> void {
   pins_.clear();
   if (arena_.capacity() > 4 * kArenaBytes) arena_ = std::vector<char>();  // after one huge buffered value
   arena_.clear();
+  const std::size_t batch_limit = std::min(kBatchRecords, kFirstBatch << (2 * std::min<std::size_t>(fills_, 2)));
+  ++fills_;
   std::shared_lock guard(s.lock_);
   s.check_open();
   if (!positioned_ || chunk_version_ != s.chunk_version_.load(std::memory_order_relaxed)) {
@@ -9298,7 +9309,7 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill() -> void {
         for (std::size_t i = low->rec(); i < b.size(); ++i)
           if (!b.tombstone(i)) batch_.push_back(Pending{b.key(i), b.value(i), low->path()});
         low->skip_block(&pins_);
-        if (batch_.size() >= kBatchRecords) return;
+        if (batch_.size() >= batch_limit) return;
         continue;
       }
     }
@@ -9336,7 +9347,7 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill() -> void {
     if (imm_at) ++imm_it_;
     for (auto& r : readers_)
       if (r.valid() && r.key() == best) r.next(&pins_);
-    if (batch_.size() >= kBatchRecords) return;
+    if (batch_.size() >= batch_limit) return;
   }
 }
 
