@@ -2,8 +2,9 @@
 // EvictionPolicy concept (accepts LRU and a user-written FIFO, rejects a
 // policy without victim()), each further policy's defining behaviour (SIEVE's
 // visited bit and hand, S3-FIFO's small FIFO and ghost set, W-TinyLFU's
-// admission and adaptive window, the shadow-tuned window), and the frequency
-// sketch and ghost set they use.
+// admission, its one-in-128 entry for warm candidates and adaptive window,
+// the shadow-tuned window), and the frequency sketch (halving, growth that
+// keeps its counts, conservative increments) and ghost set they use.
 #include <stowage/eviction.hpp>
 
 #include "fifo_eviction.hpp"
@@ -389,10 +390,38 @@ TEST_CASE("W-TinyLFU admits a candidate only when its key is more frequent than 
     h.access(1000 + static_cast<std::size_t>(reads));
   } while (!h.held(60) && reads < 10);
   CHECK(h.held(60));
-  CHECK(reads == 3);  // seen 3 times against the victim's 2 (the sketch was sized at the 9th key)
+  CHECK(reads == 4);  // seen 4 times against the victim's 3 (growing the sketch kept its counts)
   std::size_t old = 0;
   for (std::size_t k = 0; k < 10; ++k) old += h.held(k) ? 1 : 0;
   CHECK(old == 8);  // one old key made room for the window's newest entry, one for 60
+}
+
+TEST_CASE("W-TinyLFU lets a warm candidate that loses its duel in one time in 128, a cold one never",
+          "[eviction][tinylfu]") {
+  Harness<stowage::StaticWTinyLfuEviction> h(10, 20000);
+  auto keep_main_hot = [&] {
+    for (int t = 0; t < 3; ++t)
+      for (std::size_t k = 0; k < 10; ++k) h.access(k);
+  };
+  keep_main_hot();
+  std::size_t fresh = 10000, admitted = 0, admitted_cold = 0, warm_duels = 0;
+  // Warm key x is read 7 times, each read pushed out of the window by a new
+  // key at once, so it duels the main victim at counts 1 to 7; the main keys
+  // are read 3 times per round and stay more frequent than any x.
+  for (std::size_t x = 100; x < 1100; ++x) {
+    keep_main_hot();
+    for (int read = 1; read <= 7 && !h.held(x); ++read) {
+      h.access(x);
+      h.access(fresh++);  // x leaves the window and duels
+      if (read >= 6) ++warm_duels;
+      if (h.held(x)) (read >= 6 ? admitted : admitted_cold) += 1;
+    }
+  }
+  CHECK(admitted_cold == 0);
+  CHECK(warm_duels >= 1900);
+  // About warm_duels / 128 (15.6 for 2,000): the rule, not luck, decides.
+  CHECK(admitted >= 4);
+  CHECK(admitted <= 40);
 }
 
 TEST_CASE("adaptive W-TinyLFU's hill climber moves the window", "[eviction][tinylfu]") {
@@ -443,9 +472,44 @@ TEST_CASE("the frequency sketch counts, saturates at 15 and halves with age", "[
   CHECK(s.estimate(b) <= 1);
   for (int i = 0; i < 40; ++i) s.increment(a);
   CHECK(s.estimate(a) == 15);
-  // 10 additions per key it was sized for (64 here) trigger a halving.
+  // 20 additions per key it was sized for (64 here) trigger a halving.
   for (std::uint64_t i = 0; i < 1280; ++i) s.increment(i * 0x9E3779B97F4A7C15ULL);
   CHECK(s.estimate(a) <= 8);
+}
+
+TEST_CASE("the frequency sketch keeps its counts when it grows", "[eviction][sketch]") {
+  stowage::detail::FrequencySketch s;
+  s.reserve(4);
+  const std::uint64_t a = 0x1234567890ABCDEFULL, b = 0xFEDCBA0987654321ULL;
+  for (int i = 0; i < 5; ++i) s.increment(a);
+  for (int i = 0; i < 2; ++i) s.increment(b);
+  REQUIRE(s.estimate(a) == 5);
+  s.reserve(100000);
+  CHECK(s.sized_for() >= 100000);
+  CHECK(s.estimate(a) == 5);
+  CHECK(s.estimate(b) == 2);
+  s.increment(a);
+  CHECK(s.estimate(a) == 6);
+}
+
+TEST_CASE("the frequency sketch raises only a key's smallest counters", "[eviction][sketch]") {
+  stowage::detail::FrequencySketch s;
+  s.reserve(64);
+  // Three keys of block 0: b shares a's counters in words 0 and 1, c shares
+  // them in words 2 and 3 (counter k of a key is bits 44 + 4k .. 47 + 4k).
+  auto key = [](std::uint64_t n0, std::uint64_t n1, std::uint64_t n2, std::uint64_t n3) {
+    return n0 << 44 | n1 << 48 | n2 << 52 | n3 << 56;
+  };
+  const std::uint64_t a = key(1, 2, 3, 4), b = key(1, 2, 5, 6), c = key(7, 8, 3, 4);
+  for (int i = 0; i < 3; ++i) {
+    s.increment(a);
+    s.increment(b);
+    s.increment(c);
+  }
+  // Raising every counter would have made each of a's counters 6.
+  CHECK(s.estimate(a) == 3);
+  CHECK(s.estimate(b) == 3);
+  CHECK(s.estimate(c) == 3);
 }
 
 TEST_CASE("the ghost set remembers about `capacity` recent keys and forgets on take", "[eviction][ghost]") {
