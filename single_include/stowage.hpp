@@ -404,38 +404,51 @@ class GhostSet {
 /// A count-min sketch of 4-bit counters estimating how often each key hash
 /// was seen recently (TinyLFU). Each key owns one counter in each of the four
 /// 64-bit words of one 32-byte block, so an increment touches one cache line.
-/// After 10 additions per key it was sized for, all counters halve, so old
-/// popularity fades.
-/// It allocates only when reserve() grows it (which clears it), never per
-/// increment or estimate.
+/// It keeps 8 words (128 counters) per key it was sized for, and increments
+/// conservatively: only the key's smallest counters grow, so the keys that
+/// share its other counters do not inflate each other's estimates. After 20
+/// additions per key it was sized for, all counters halve, so old popularity
+/// fades. Growing keeps what it counted: the larger table starts as copies
+/// of the smaller one, so every estimate stays what it was.
+/// It allocates only when reserve() grows it, never per increment or
+/// estimate.
 class FrequencySketch {
  public:
-  /// Size for about `entries` keys (grows only).
+  /// 64-bit words per key sized for.
+  static constexpr std::size_t kWordsPerKey = 8;
+  /// Additions per key sized for between two halvings.
+  static constexpr std::uint64_t kPeriodPerKey = 20;
+
+  /// Size for at least `entries` keys (grows only, by powers of two).
   void reserve(std::size_t entries) {
     if (entries <= sized_for_) return;
-    std::size_t words = 16;
-    while (words < 2 * entries) words *= 2;
-    table_.assign(words, 0);
+    std::size_t words = 4;
+    while (words < kWordsPerKey * entries) words *= 2;
+    const std::size_t old = table_.size();
+    table_.resize(words);
+    // Block b of the old table answers for the keys of blocks b, b + old/4,
+    // ... of the new one (the block index takes more low bits of the hash).
+    if (old != 0)
+      for (std::size_t i = old; i < words; i += old)
+        std::copy_n(table_.begin(), old, table_.begin() + static_cast<std::ptrdiff_t>(i));
     block_mask_ = words / 4 - 1;
-    sized_for_ = words / 2;
-    sample_ = 5 * words;
-    additions_ = 0;
+    sized_for_ = std::max<std::size_t>(words / kWordsPerKey, 1);
+    sample_ = kPeriodPerKey * sized_for_;
   }
   /// The number of keys it was sized for.
   std::size_t sized_for() const { return sized_for_; }
-  /// Counts one more sighting of h.
+  /// Counts one more sighting of h: raises those of its counters that hold
+  /// its estimate (none once that is 15).
   void increment(std::uint64_t h) noexcept {
     if (table_.empty()) return;
     std::uint64_t* block = &table_[(h & block_mask_) * 4];
-    bool added = false;
+    const unsigned m = estimate(h);
+    if (m == 15) return;
     for (unsigned k = 0; k < 4; ++k) {
       const unsigned shift = nibble(h, k) * 4;
-      if (((block[k] >> shift) & 15U) != 15U) {
-        block[k] += std::uint64_t{1} << shift;
-        added = true;
-      }
+      if (((block[k] >> shift) & 15U) == m) block[k] += std::uint64_t{1} << shift;
     }
-    if (added && ++additions_ >= sample_) age();
+    if (++additions_ >= sample_) age();
   }
   /// The estimated recent count of h (0 to 15; never below the true count
   /// since the last halving, halved).
@@ -706,7 +719,7 @@ class WTinyLfuQueue {
   /// A new entry enters the window (its key counted in the sketch).
   void insert(Entry& e) {
     const std::size_t entries = count() + 1;
-    if (entries > sketch_.sized_for()) sketch_.reserve(2 * entries);
+    if (entries > sketch_.sized_for()) sketch_.reserve(entries);
     sketch_.increment(e.hash);
     tuning_.on_access(e.hash, e.charge, false, entries, count_bytes());
     e.eviction_hook.segment = kWindow;
@@ -741,7 +754,8 @@ class WTinyLfuQueue {
   void erase(Entry& e) noexcept { list_of(e.eviction_hook.segment).remove(e); }
   /// Moves what overflows the window into the candidates, then evicts the
   /// loser of the oldest candidate and the main victim (by sketch estimate,
-  /// the incumbent winning ties); with no candidate, the main victim; with an
+  /// the incumbent winning ties, except that a candidate seen at least kWarm
+  /// times wins one lost duel in 128); with no candidate, the main victim; with an
   /// empty main, the window's oldest.
   Entry* victim() {
     const std::size_t total = count_bytes();
@@ -760,7 +774,8 @@ class WTinyLfuQueue {
       main = probation_.back();
     }
     if (Entry* cand = candidates_.back()) {
-      if (main != nullptr && sketch_.estimate(cand->hash) > sketch_.estimate(main->hash)) {
+      const unsigned seen = sketch_.estimate(cand->hash);
+      if (main != nullptr && (seen > sketch_.estimate(main->hash) || (seen >= kWarm && lucky()))) {
         detail::move_to_front(candidates_, probation_, *cand, kProbation);
         return main;
       }
@@ -779,6 +794,16 @@ class WTinyLfuQueue {
   static constexpr std::uint8_t kCandidate = 1;
   static constexpr std::uint8_t kProbation = 2;
   static constexpr std::uint8_t kProtected = 3;
+  // A candidate seen at least this often that loses its duel still gets in
+  // one time in 128 (lucky()), as in Caffeine: otherwise a main segment full
+  // of keys whose counts stay high (a loop larger than the cache, keys
+  // flooded to collide in the sketch) would turn every newcomer away.
+  static constexpr unsigned kWarm = 6;
+  // True one time in 128 (a linear congruential generator's top 7 bits).
+  bool lucky() noexcept {
+    rng_ = rng_ * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (rng_ >> 57) == 0;
+  }
   WeighedList<Entry>& list_of(std::uint8_t segment) {
     switch (segment) {
       case kWindow:
@@ -803,6 +828,7 @@ class WTinyLfuQueue {
   WeighedList<Entry> protected_;
   FrequencySketch sketch_;
   Tuning tuning_;
+  std::uint64_t rng_ = 0x2545F4914F6CDD1DULL;  // lucky()'s generator
 };
 
 /// A miniature W-TinyLFU cache of key hashes (no values) at a fixed window
