@@ -790,10 +790,30 @@ class Engine {
       return std::pair<std::shared_ptr<const StoredBlock>, std::size_t>(std::move(b), charge);
     });
   }
-  // The form in which gets cache the blocks they read: the largest whose
-  // blocks would all fit in nine tenths of the cache (the rest is chunk
-  // metadata), judged from the data files' size and the ratios of the blocks
-  // read so far. Measured with db_bench's records (4 KiB blocks: 2.0 KB in
+  // The form in which gets now cache the blocks they read (see
+  // choose_form()).
+  BlockForm block_form() const { return static_cast<BlockForm>(form_.load(std::memory_order_relaxed)); }
+  // Counts a get's block lookup; every kFormWindow of them, chooses the form
+  // again: the one that fits (fitting_form()) when it is larger than the
+  // current one; a smaller one only while the cache is full and more than a
+  // tenth of the lookups missed. A store read with a skewed key choice whose
+  // hot blocks fit decoded (YCSB) keeps them decoded, however large its
+  // files; one read uniformly keeps the form in which all its blocks fit.
+  void note_get_lookup() const {
+    if (form_lookups_.fetch_add(1, std::memory_order_relaxed) + 1 < kFormWindow) return;
+    form_lookups_.store(0, std::memory_order_relaxed);
+    const std::uint64_t misses = form_misses_.exchange(0, std::memory_order_relaxed);
+    const BlockForm fits = fitting_form();
+    if (fits > block_form()) {
+      if (misses * 10 <= kFormWindow) return;
+      if (static_cast<double>(cache_.stats().bytes) < 0.9 * static_cast<double>(cache_.capacity())) return;
+    }
+    form_.store(static_cast<std::uint8_t>(fits), std::memory_order_relaxed);
+  }
+  static constexpr std::uint64_t kFormWindow = 4096;
+  // The largest form in which the store's blocks would all fit in nine
+  // tenths of the cache (the rest is chunk metadata), judged from the data
+  // files' size and the ratios of the blocks read so far. Measured with db_bench's records (4 KiB blocks: 2.0 KB in
   // the file, 3.6 KB decompressed, 4.5 KB decoded): a get's hit in a decoded
   // block is the fastest (1.02M gets/s on a 1M-record store with 256 MiB of
   // cache, 0.84M searching stored blocks), but a miss costs a pread from the
@@ -801,7 +821,7 @@ class Engine {
   // (1.4 us); a packed block costs LZ4 (0.5 us) on every hit, and holds 2.2
   // times as many blocks as decoded ones. At default Options the 1M-record
   // store (40 MB of files) fits only packed: 0.38M gets/s decoded, 0.84M packed.
-  BlockForm block_form() const {
+  BlockForm fitting_form() const {
     const auto load = [](const std::atomic<std::uint64_t>& a) {
       return static_cast<double>(a.load(std::memory_order_relaxed));
     };
@@ -812,9 +832,10 @@ class Engine {
     if (stored * (decoded_raw > 0 ? decoded / decoded_raw : 1.25) <= room) return BlockForm::decoded;
     return stored <= room ? BlockForm::stored : BlockForm::packed;
   }
-  // Counts a block read for block_form(): its size in the file, decompressed,
-  // and (decoded blocks) its charge.
+  // Counts a block read for fitting_form() and note_get_lookup(): its size
+  // in the file, decompressed, and (decoded blocks) its charge.
   void note_block_read(std::uint64_t framed, std::size_t raw, std::size_t decoded) const {
+    form_misses_.fetch_add(1, std::memory_order_relaxed);
     framed_read_.fetch_add(framed, std::memory_order_relaxed);
     raw_read_.fetch_add(raw, std::memory_order_relaxed);
     if (decoded == 0) return;
@@ -862,6 +883,7 @@ class Engine {
     if (!t->may_contain(key)) return Probe::absent;
     std::size_t bi = t->find_block(key);
     if (bi >= t->block_count()) return Probe::absent;
+    note_get_lookup();
     const BlockForm form = t->format_major() < 2 ? BlockForm::decoded : block_form();
     if (form != BlockForm::decoded) {
       auto b = stored_block(*t, f->ref().file, bi, form == BlockForm::packed);
@@ -1299,10 +1321,14 @@ class Engine {
   mutable detail::WriteBuffer wb_;            // lock_ (mutable: size() caches lookups in it)
   std::shared_ptr<detail::WriteBuffer> imm_;  // lock_ to swap; read by the flush thread without it
   std::shared_ptr<const detail::Version> version_;  // lock_ to read; install_mu_ + lock_ to swap
-  std::atomic<std::uint64_t> data_bytes_{0};        // version_->bytes(), for block_form()
-  // Blocks gets (and a scan's first block) read, for block_form(): bytes in the file,
+  std::atomic<std::uint64_t> data_bytes_{0};        // version_->bytes(), for fitting_form()
+  // Blocks gets (and a scan's first blocks) read, for fitting_form(): bytes in the file,
   // decompressed, and decoded (with the decompressed bytes of those decoded).
   mutable std::atomic<std::uint64_t> framed_read_{0}, raw_read_{0}, decoded_read_{0}, decoded_raw_read_{0};
+  // block_form()'s answer, and the block lookups and reads of gets since it
+  // was last chosen (note_get_lookup()).
+  mutable std::atomic<std::uint8_t> form_{static_cast<std::uint8_t>(BlockForm::decoded)};
+  mutable std::atomic<std::uint64_t> form_lookups_{0}, form_misses_{0};
   std::uint64_t live_ = 0;                          // records live in version_'s files; lock_
   mutable std::int64_t imm_delta_ = 0;              // what imm_ adds to live_, once counted; lock_
   mutable std::atomic<bool> imm_resolved_{true};    // imm_ is counted (or absent)
