@@ -108,7 +108,9 @@ struct LevelStats {
 /// The form in which gets keep the data blocks they read in the block cache
 /// (Stats::block_form). The store picks the largest form in which all its
 /// blocks would fit the cache, judged from its files' size and the blocks
-/// read so far, and follows the store as it grows.
+/// read so far, every 4,096 lookups; it moves to a smaller form only while
+/// the cache is full and more than a tenth of the lookups miss (a store whose
+/// hot blocks fit decoded keeps them decoded).
 enum class BlockForm : std::uint8_t {
   decoded,  ///< records laid out for binary search: the fastest hit, the most memory
   stored,   ///< as in the file after decompression, searched in place
