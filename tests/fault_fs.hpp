@@ -245,6 +245,11 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
     std::lock_guard g(mu_);
     fault_errno_ = e;
   }
+  /// The errno set by set_fault_errno.
+  int fault_errno() const {
+    std::lock_guard g(mu_);
+    return fault_errno_;
+  }
   /// See the file comment (short writes).
   void set_short_writes(bool on) { short_writes_ = on; }
   bool short_writes() const { return short_writes_; }
@@ -574,9 +579,15 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
     // fault is injected into this call. `data`: what append() or write_at()
     // (then `at` is its offset) was handed.
     void check(unsigned op, std::string_view data = {}, std::optional<std::uint64_t> at = std::nullopt) {
-      if (dead_)
+      if (dead_) {
+        // As a real device that failed a call with errno e fails the next
+        // ones the same way (a write racing the background failure of its
+        // handle then reports the disk full, as the first did).
+        if (const int e = fs_->fault_errno(); e != 0)
+          stowage::detail::throw_io("stowage-test: an earlier injected fault left this handle unusable:", path_, e);
         throw stowage::IoError("stowage-test: " + path_.string() +
                                " had an earlier injected fault; this handle is not usable any more");
+      }
       const std::uint64_t before = fs_->faults();
       try {
         fs_->gate(op, path_);
