@@ -4422,6 +4422,7 @@ concept LockPolicy = std::default_initializable<L> && requires(L& l) {
 #include <cstdint>
 #include <filesystem>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -4819,8 +4820,25 @@ inline Manifest read_manifest(FileSystem& fs, const std::filesystem::path& dir) 
   return decode_manifest(read_file(fs, path, kManifestMaxBytes), path);
 }
 
-/// Replaces MANIFEST atomically and durably; returns its size in bytes.
+/// Checks m's chunk lists against the reader's order rules (decode_manifest):
+/// a manifest the next open would refuse as corrupt is a bug in its writer,
+/// a std::logic_error here, and must not replace a good one.
+inline void check_manifest_order(const Manifest& m) {
+  for (const auto& ks : m.keyspaces)
+    for (std::size_t j = 1; j < ks.chunks.size(); ++j) {
+      const ChunkRef& prev = ks.chunks[j - 1];
+      const ChunkRef& c = ks.chunks[j];
+      if (manifest_order(c, prev) || (prev.level == c.level && prev.run == c.run && !(prev.last_key < c.first_key)))
+        throw std::logic_error("stowage: internal error: chunk files " + std::to_string(prev.file) + " and " +
+                               std::to_string(c.file) + " of one run overlap or are out of order");
+    }
+}
+
+/// Writes m as dir/MANIFEST, atomically (a temporary file, synced, renamed
+/// over the old one) and durably; returns its size in bytes. Refuses
+/// (check_manifest_order) a manifest whose chunks are out of order.
 inline std::uint64_t write_manifest(FileSystem& fs, const std::filesystem::path& dir, const Manifest& m) {
+  check_manifest_order(m);
   auto tmp = dir / "MANIFEST.tmp";
   const std::string bytes = encode_manifest(m);
   {
@@ -6327,6 +6345,7 @@ struct Stats {
 #include <string>
 #include <string_view>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -6464,6 +6483,18 @@ struct Run {
   std::string_view last_key() const { return files.back()->ref().last_key; }
 };
 
+/// The smallest first key and the largest last key of runs (none may be
+/// empty; runs must not be empty). The empty key is a key like any other:
+/// it is the smallest, not a "none yet".
+inline std::pair<std::string_view, std::string_view> key_range(const std::vector<Run>& runs) {
+  std::string_view lo = runs.front().first_key(), hi = runs.front().last_key();
+  for (const auto& r : runs) {
+    if (r.first_key() < lo) lo = r.first_key();
+    if (hi < r.last_key()) hi = r.last_key();
+  }
+  return {lo, hi};
+}
+
 /// The files of a store at one moment (see the top of version.hpp).
 struct Version {
   std::vector<Run> l0;              ///< level 0's runs, newest first
@@ -6594,7 +6625,10 @@ inline std::optional<CompactionPick> pick_compaction(const Version& v, const Lev
   if (best && best->level > 0) {
     const Run& r = v.levels[best->level];
     std::size_t i = 0;
-    while (i < r.files.size() && !(std::string_view(after[best->level]) < r.files[i]->ref().first_key)) ++i;
+    // An empty after[] means "from the start" (a file may begin with the
+    // empty key, which no key is below).
+    const std::string& from = after[best->level];
+    while (!from.empty() && i < r.files.size() && !(std::string_view(from) < r.files[i]->ref().first_key)) ++i;
     best->file = i == r.files.size() ? 0 : i;
   }
   return best;
@@ -10207,9 +10241,8 @@ auto Engine<Compression, Eviction, Lock>::next_job(const std::shared_ptr<const d
     for (const auto& r : v->l0) {
       job.inputs.push_back(r);
       for (const auto& f : r.files) job.upper.push_back(f);
-      if (lo.empty() || r.first_key() < lo) lo = r.first_key();
-      if (hi < r.last_key()) hi = r.last_key();
     }
+    std::tie(lo, hi) = detail::key_range(v->l0);
   } else {
     const detail::FilePtr& f = v->levels[pick->level].files[pick->file];
     detail::Run r;

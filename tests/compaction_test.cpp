@@ -5,6 +5,7 @@
 // with reopens, a full compact(), concurrent readers and the files on disk.
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <atomic>
 #include <filesystem>
 #include <map>
@@ -13,6 +14,8 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include <stowage/stowage.hpp>
@@ -162,6 +165,37 @@ TEST_CASE("pick_compaction: level 0 by run count, levels by size, round robin", 
   p = detail::pick_compaction(u, t, after);
   REQUIRE(p.has_value());
   if (p->level == 0) CHECK(p->output == 2);
+}
+
+TEST_CASE("the empty key is the smallest key, not a missing one, in level-0 ranges and round robin", "[compaction]") {
+  // Level 0's range once began at the second run's first key when the
+  // newest run began with the empty key: the merge then left out a
+  // base-level file holding "", and the level's files overlapped (seen as
+  // "chunk keys must be strictly ascending" in a later compaction).
+  std::vector<detail::Run> l0(3);
+  l0[0].add(file(12, "", "k", 100, 0, 12));
+  l0[1].add(file(11, "c", "z", 100, 0, 11));
+  l0[2].add(file(10, "b", "m", 100, 0, 10));
+  auto [lo, hi] = detail::key_range(l0);
+  CHECK(lo == "");
+  CHECK(hi == "z");
+  std::swap(l0[0], l0[1]);
+  std::tie(lo, hi) = detail::key_range(l0);
+  CHECK(lo == "");
+  CHECK(hi == "z");
+
+  // The round robin starts at a file that begins with the empty key.
+  detail::Version w;
+  w.levels[detail::kLastLevel].add(file(1, "", "z", 100000, detail::kLastLevel));
+  auto& five = w.levels[detail::kLastLevel - 1];
+  five.add(file(2, "", "c", 8000, detail::kLastLevel - 1));
+  five.add(file(3, "d", "f", 8000, detail::kLastLevel - 1));
+  const auto t = detail::level_targets(w, 1000);
+  std::array<std::string, detail::kLevels> after{};
+  auto p = detail::pick_compaction(w, t, after);
+  REQUIRE(p.has_value());
+  CHECK(p->level == detail::kLastLevel - 1);
+  CHECK(p->file == 0);
 }
 
 TEST_CASE("Run lookups: find, seek and overlapping", "[compaction]") {

@@ -96,6 +96,23 @@ TEST_CASE("overlapping chunk ranges are corruption") {
   CHECK_THROWS_AS(detail::decode_manifest(detail::encode_manifest(m), "MANIFEST"), CorruptionError);
 }
 
+TEST_CASE("a manifest the reader would refuse is never written") {
+  TempDir dir("manifest");
+  auto good = sample();
+  detail::write_manifest(*default_file_system(), dir.path(), good);
+  auto m = sample();
+  m.keyspaces[0].chunks[2].first_key = "k1b";  // overlaps chunk 1
+  CHECK_THROWS_WITH(detail::write_manifest(*default_file_system(), dir.path(), m),
+                    Catch::Contains("chunk files 11 and 12") && Catch::Contains("overlap"));
+  m = sample();
+  std::swap(m.keyspaces[0].chunks[0], m.keyspaces[0].chunks[3]);  // out of order
+  CHECK_THROWS_AS(detail::write_manifest(*default_file_system(), dir.path(), m), std::logic_error);
+  // The good manifest stays.
+  auto back = detail::read_manifest(*default_file_system(), dir.path());
+  REQUIRE(back.keyspaces[0].chunks.size() == 5);
+  CHECK(back.keyspaces[0].chunks[2].first_key == "k2a");
+}
+
 TEST_CASE("format 3 keeps each chunk's level and run, and the live count") {
   auto m = sample();
   auto& chunks = m.keyspaces[0].chunks;

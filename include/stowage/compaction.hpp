@@ -102,7 +102,10 @@ inline std::optional<CompactionPick> pick_compaction(const Version& v, const Lev
   if (best && best->level > 0) {
     const Run& r = v.levels[best->level];
     std::size_t i = 0;
-    while (i < r.files.size() && !(std::string_view(after[best->level]) < r.files[i]->ref().first_key)) ++i;
+    // An empty after[] means "from the start" (a file may begin with the
+    // empty key, which no key is below).
+    const std::string& from = after[best->level];
+    while (!from.empty() && i < r.files.size() && !(std::string_view(from) < r.files[i]->ref().first_key)) ++i;
     best->file = i == r.files.size() ? 0 : i;
   }
   return best;

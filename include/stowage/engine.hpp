@@ -67,6 +67,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -2281,9 +2282,8 @@ auto Engine<Compression, Eviction, Lock>::next_job(const std::shared_ptr<const d
     for (const auto& r : v->l0) {
       job.inputs.push_back(r);
       for (const auto& f : r.files) job.upper.push_back(f);
-      if (lo.empty() || r.first_key() < lo) lo = r.first_key();
-      if (hi < r.last_key()) hi = r.last_key();
     }
+    std::tie(lo, hi) = detail::key_range(v->l0);
   } else {
     const detail::FilePtr& f = v->levels[pick->level].files[pick->file];
     detail::Run r;

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -258,8 +259,25 @@ inline Manifest read_manifest(FileSystem& fs, const std::filesystem::path& dir) 
   return decode_manifest(read_file(fs, path, kManifestMaxBytes), path);
 }
 
-/// Replaces MANIFEST atomically and durably; returns its size in bytes.
+/// Checks m's chunk lists against the reader's order rules (decode_manifest):
+/// a manifest the next open would refuse as corrupt is a bug in its writer,
+/// a std::logic_error here, and must not replace a good one.
+inline void check_manifest_order(const Manifest& m) {
+  for (const auto& ks : m.keyspaces)
+    for (std::size_t j = 1; j < ks.chunks.size(); ++j) {
+      const ChunkRef& prev = ks.chunks[j - 1];
+      const ChunkRef& c = ks.chunks[j];
+      if (manifest_order(c, prev) || (prev.level == c.level && prev.run == c.run && !(prev.last_key < c.first_key)))
+        throw std::logic_error("stowage: internal error: chunk files " + std::to_string(prev.file) + " and " +
+                               std::to_string(c.file) + " of one run overlap or are out of order");
+    }
+}
+
+/// Writes m as dir/MANIFEST, atomically (a temporary file, synced, renamed
+/// over the old one) and durably; returns its size in bytes. Refuses
+/// (check_manifest_order) a manifest whose chunks are out of order.
 inline std::uint64_t write_manifest(FileSystem& fs, const std::filesystem::path& dir, const Manifest& m) {
+  check_manifest_order(m);
   auto tmp = dir / "MANIFEST.tmp";
   const std::string bytes = encode_manifest(m);
   {

@@ -113,6 +113,18 @@ struct Run {
   std::string_view last_key() const { return files.back()->ref().last_key; }
 };
 
+/// The smallest first key and the largest last key of runs (none may be
+/// empty; runs must not be empty). The empty key is a key like any other:
+/// it is the smallest, not a "none yet".
+inline std::pair<std::string_view, std::string_view> key_range(const std::vector<Run>& runs) {
+  std::string_view lo = runs.front().first_key(), hi = runs.front().last_key();
+  for (const auto& r : runs) {
+    if (r.first_key() < lo) lo = r.first_key();
+    if (hi < r.last_key()) hi = r.last_key();
+  }
+  return {lo, hi};
+}
+
 /// The files of a store at one moment (see the top of version.hpp).
 struct Version {
   std::vector<Run> l0;              ///< level 0's runs, newest first
