@@ -240,7 +240,15 @@ class StowageEngine final : public Engine {
             {"checkpoints", s.checkpoints},
             {"last_sequence", s.last_sequence},
             {"bytes_put", s.bytes_put},
-            {"chunk_bytes_written", s.chunk_bytes_written}};
+            {"chunk_bytes_written", s.chunk_bytes_written},
+            {"flushes", s.flushes},
+            {"compactions", s.compactions},
+            {"bytes_flushed", s.bytes_flushed},
+            {"bytes_compacted", s.bytes_compacted},
+            {"pending_compaction_bytes", s.pending_compaction_bytes},
+            {"write_slowdowns", s.write_slowdowns},
+            {"write_slowed_micros", s.write_slowed_micros},
+            {"flush_count_micros", s.flush_count_micros}};
   }
 
  private:

@@ -923,9 +923,12 @@ class ChunkTable {
 
   /// False if the chunk certainly holds no record with this key (outside the
   /// key range, or rejected by the Bloom filter).
-  bool may_contain(std::string_view key) const {
+  bool may_contain(std::string_view key) const { return may_contain(key, bloom_hash(key)); }
+  /// As may_contain(key), with the key's bloom_hash already computed (one
+  /// hash for every chunk a lookup tries).
+  bool may_contain(std::string_view key, std::uint64_t hash) const {
     if (index_.empty() || key < first_key() || last_key() < key) return false;
-    return bloom_.may_contain(bloom_hash(key));
+    return bloom_.may_contain(hash);
   }
 
   /// Number of data blocks.

@@ -877,11 +877,11 @@ class Engine {
   // Looks key up in one run; on a hit calls on_value(bytes, file). The run's
   // Version must be pinned (or lock_ held).
   template <class Fn>
-  Probe probe_run(const detail::Run& run, std::string_view key, Fn&& on_value) const {
+  Probe probe_run(const detail::Run& run, std::string_view key, std::uint64_t hash, Fn&& on_value) const {
     const detail::LiveFile* f = run.find(key);
     if (!f) return Probe::absent;
     auto t = table(f->ref());
-    if (!t->may_contain(key)) return Probe::absent;
+    if (!t->may_contain(key, hash)) return Probe::absent;
     std::size_t bi = t->find_block(key);
     if (bi >= t->block_count()) return Probe::absent;
     note_get_lookup();
@@ -924,13 +924,14 @@ class Engine {
   // Finds key in v's files, newest run first.
   template <class Fn>
   bool find_in_files(const detail::Version& v, std::string_view key, Fn&& on_value) const {
+    const std::uint64_t hash = detail::bloom_hash(key);
     for (const auto& r : v.l0) {
-      const Probe p = probe_run(r, key, on_value);
+      const Probe p = probe_run(r, key, hash, on_value);
       if (p != Probe::absent) return p == Probe::found;
     }
     for (std::uint32_t l = 1; l < detail::kLevels; ++l) {
       if (v.levels[l].empty()) continue;
-      const Probe p = probe_run(v.levels[l], key, on_value);
+      const Probe p = probe_run(v.levels[l], key, hash, on_value);
       if (p != Probe::absent) return p == Probe::found;
     }
     return false;
@@ -1367,6 +1368,7 @@ class Engine {
   std::atomic<std::uint64_t> bytes_compacted_{0};
   std::atomic<std::uint64_t> slowdowns_{0};     // commits slowed or stopped by back-pressure
   std::atomic<std::uint64_t> slowed_micros_{0};  // time they waited
+  std::atomic<std::uint64_t> count_micros_{0};   // time flushes spent counting
   std::atomic<std::size_t> l0_runs_{0};
   std::atomic<std::uint64_t> flush_bytes_{0};  // bytes a flush writes (a moving average)
 
@@ -1561,6 +1563,7 @@ auto Engine<Compression, Eviction, Lock>::stats() const -> Stats {
   s.bytes_compacted = bytes_compacted_.load(std::memory_order_relaxed);
   s.write_slowdowns = slowdowns_.load(std::memory_order_relaxed);
   s.write_slowed_micros = slowed_micros_.load(std::memory_order_relaxed);
+  s.flush_count_micros = count_micros_.load(std::memory_order_relaxed);
   s.write_amplification =
       s.bytes_put == 0 ? 0.0 : static_cast<double>(s.chunk_bytes_written) / static_cast<double>(s.bytes_put);
   return s;
@@ -2097,6 +2100,7 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
   });
   StoredBlock::Scratch scratch;
   frozen->resolve([&](std::string_view key) {
+    const std::uint64_t hash = detail::bloom_hash(key);
     for (auto& p : places) {
       const auto& files = p.run->files;
       while (p.file < files.size() && std::string_view(files[p.file]->ref().last_key) < key) {
@@ -2109,7 +2113,7 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
       if (p.file == files.size() || key < std::string_view(files[p.file]->ref().first_key)) continue;
       const std::uint64_t file = files[p.file]->ref().file;
       if (!p.table) p.table = table(files[p.file]->ref());
-      if (!p.table->may_contain(key)) continue;
+      if (!p.table->may_contain(key, hash)) continue;
       const std::size_t bi = p.table->find_block(key);
       if (bi >= p.table->block_count()) continue;
       if (bi != p.block) {
@@ -2154,6 +2158,9 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
   }
   done_cv_.notify_all();
   const auto counted = std::chrono::steady_clock::now();
+  count_micros_.fetch_add(
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(counted - started).count()),
+      std::memory_order_relaxed);
   // One level-0 file; its run number is a file number no file takes.
   Output out(*this, 0, next_file_++, std::numeric_limits<std::uint64_t>::max());
   for (auto it = frozen->begin(); it != frozen->end(); ++it) {
