@@ -334,6 +334,34 @@ TEST_CASE("stowage repair: a corrupted copy gives up the damaged block's records
   CHECK(run("repair " + dir.path().string() + " " + (out / "fixed").string()).status == 5);  // not empty
 }
 
+TEST_CASE("damage names the way out that works: repair for a chunk, a backup for the MANIFEST") {
+  TempDir dir("cli"), out("cli");
+  fill(dir.path(), 3000, 10);
+  {
+    // A damaged chunk: compact fails, and its advice (repair) works.
+    TempDir copy("cli");
+    std::filesystem::copy(dir.path(), copy.path(), std::filesystem::copy_options::recursive);
+    damage_a_block(copy.path());
+    Run r = run("compact " + copy.path().string());
+    CHECK(r.status == 4);
+    CHECK_THAT(r.err, Catch::Contains("stowage repair " + copy.path().string() + " NEW_DIR") &&
+                          !Catch::Contains("remove the damaged file"));
+    CHECK(run("repair " + copy.path().string() + " " + (out / "fixed").string()).status == 1);  // saved, some lost
+    CHECK(run("verify " + (out / "fixed").string()).status == 0);
+  }
+  // A damaged MANIFEST: no open or repair can read the store, and no message
+  // sends the user to them.
+  stowage_test::flip_byte(dir / "MANIFEST", 20);
+  for (const std::string& cmd : {"compact " + dir.path().string(), "repair " + dir.path().string() + " " +
+                                                                      (out / "again").string()}) {
+    Run r = run(cmd);
+    INFO(cmd);
+    CHECK(r.status == 4);
+    CHECK_THAT(r.err, Catch::Contains("MANIFEST") && Catch::Contains("restore the store from a backup") &&
+                          !Catch::Contains("NEW_DIR") && !Catch::Contains("remove the damaged file"));
+  }
+}
+
 TEST_CASE("a store of several levels with erased keys: dump, stats, verify, compact and repair see exactly the live records") {
   TempDir dir("cli"), out("cli");
   const auto model = fill_levels(dir.path());

@@ -29,9 +29,18 @@ class IoError : public Error {
 class CorruptionError : public Error {
  public:
   using Error::Error;
+  /// The message ends with what the user can do: for the MANIFEST, restore
+  /// a backup (it names every other file: no open or repair can do without
+  /// it); for any other file, restore a backup or copy what still verifies
+  /// into a new store with `stowage repair` (removing a damaged file does not
+  /// help: a chunk the MANIFEST names must be there).
   CorruptionError(const std::filesystem::path& file, std::uint64_t offset, const std::string& what)
-      : Error("stowage: corruption in " + file.string() + " at offset " + std::to_string(offset) + ": " +
-              what + " (restore the store from a backup, or remove the damaged file to recover what remains)"),
+      : Error("stowage: corruption in " + file.string() + " at offset " + std::to_string(offset) + ": " + what +
+              (file.filename() == "MANIFEST"
+                   ? " (restore the store from a backup: the MANIFEST names every other file, and neither an "
+                     "open nor `stowage repair` can do without it)"
+                   : " (restore the store from a backup, or copy what still verifies into a new store with "
+                     "`stowage repair DIR NEW_DIR`)")),
         file_(file),
         offset_(offset) {}
   /// The damaged file (empty when not known).

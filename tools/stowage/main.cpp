@@ -504,8 +504,13 @@ int main(int argc, char** argv) {
                  e.what());
     return kLocked;
   } catch (const stowage::CorruptionError& e) {
-    std::fprintf(stderr, "%s\n(run `stowage verify %s` to list the damage, `stowage repair` to save the rest)\n",
-                 e.what(), dir.c_str());
+    // Repair reads the MANIFEST too: for its damage, only the listing helps.
+    if (e.file().filename() == "MANIFEST")
+      std::fprintf(stderr, "%s\n(run `stowage verify %s` to list the damage)\n", e.what(), dir.c_str());
+    else
+      std::fprintf(stderr,
+                   "%s\n(run `stowage verify %s` to list the damage, `stowage repair %s NEW_DIR` to save the rest)\n",
+                   e.what(), dir.c_str(), dir.c_str());
     return kCorrupt;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
