@@ -101,6 +101,16 @@ inline bool manifest_order(const ChunkRef& a, const ChunkRef& b) {
   return a.first_key < b.first_key;
 }
 
+/// What is wrong with chunk c listed right after prev (nullptr: nothing): the
+/// order rules the reader enforces (decode_manifest) and the writer checks
+/// before it writes (check_manifest_order).
+inline const char* chunk_order_fault(const ChunkRef& prev, const ChunkRef& c) {
+  if (manifest_order(c, prev)) return "chunks are out of order";
+  if (prev.level == c.level && prev.run == c.run && !(prev.last_key < c.first_key))
+    return "chunks of one run overlap or are out of order";
+  return nullptr;
+}
+
 /// Encodes m in the format m.format_major names (2, or 1 for tests and
 /// fixtures; format 1 can hold only keyspaces that share one key order, value
 /// type and schema version).
@@ -237,10 +247,7 @@ inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::p
       if (c.file >= m.next_file) r.fail("chunk file number beyond next file number");
       if (c.records == 0 || c.last_key < c.first_key) r.fail("chunk range is empty or inverted");
       if (j > 0) {
-        const ChunkRef& prev = ks.chunks.back();
-        if (manifest_order(c, prev)) r.fail("chunks are out of order");
-        if (prev.level == c.level && prev.run == c.run && !(prev.last_key < c.first_key))
-          r.fail("chunks of one run overlap or are out of order");
+        if (const char* fault = chunk_order_fault(ks.chunks.back(), c)) r.fail(fault);
       }
       records += c.records;
       ks.chunks.push_back(std::move(c));
@@ -265,11 +272,9 @@ inline Manifest read_manifest(FileSystem& fs, const std::filesystem::path& dir) 
 inline void check_manifest_order(const Manifest& m) {
   for (const auto& ks : m.keyspaces)
     for (std::size_t j = 1; j < ks.chunks.size(); ++j) {
-      const ChunkRef& prev = ks.chunks[j - 1];
-      const ChunkRef& c = ks.chunks[j];
-      if (manifest_order(c, prev) || (prev.level == c.level && prev.run == c.run && !(prev.last_key < c.first_key)))
-        throw std::logic_error("stowage: internal error: chunk files " + std::to_string(prev.file) + " and " +
-                               std::to_string(c.file) + " of one run overlap or are out of order");
+      if (const char* fault = chunk_order_fault(ks.chunks[j - 1], ks.chunks[j]))
+        throw std::logic_error("stowage: internal error: chunk files " + std::to_string(ks.chunks[j - 1].file) +
+                               " and " + std::to_string(ks.chunks[j].file) + ": " + fault);
     }
 }
 
