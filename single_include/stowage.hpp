@@ -6316,13 +6316,10 @@ struct Stats {
 //          Version's runs, newest first (level-0 runs, then one run per
 //          level): file range → Bloom filter → block index → block cache →
 //          binary search. A tombstone ends the search.
-//   freeze: when the write buffer reaches half its budget, the writer moves
-//          on to the next WAL segment (made ahead) and makes the buffer the
-//          frozen one; puts go on into a fresh buffer. No fsync.
-//   flush (background thread): seal the segment the freeze left (synced,
-//          its zeros cut off: before any later segment is synced, which
-//          recovery relies on, see judge_wal_end in wal.hpp), resolve the
-//          frozen buffer's keys against the
+//   freeze: when the write buffer reaches half its budget, the writer seals
+//          the WAL segment, starts a new one and makes the buffer the frozen
+//          one; puts go on into a fresh buffer.
+//   flush (background thread): resolve the frozen buffer's keys against the
 //          files (for the exact live count), write it as one new level-0
 //          file, record it in a new MANIFEST, install the new Version, drop
 //          the WAL segments it covered. Never reads or rewrites a chunk.
@@ -6345,8 +6342,6 @@ struct Stats {
 //   sync_mu_       one WAL fdatasync at a time (group commit: writers queued
 //                  behind a sync find their record already synced).
 //   write_mu_      serialises commits: sequence numbers, WAL appends, applies.
-//   seal_mu_       the seal of the segment a freeze left (seal_frozen_wal);
-//                  a leaf: nothing else is taken while it is held.
 //   bg_mu_         the background threads' flags (with bg_cv_, done_cv_).
 //   Order: install_mu_ → sync_mu_ → write_mu_ → lock_ → bg_mu_. The logger
 //   is called with none of them held.
@@ -6979,7 +6974,6 @@ inline std::optional<std::uint64_t> parse_chunk_file_name(std::string_view name)
 #include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
 
 
 namespace stowage::detail {
@@ -7095,10 +7089,6 @@ struct WalReplay {
   std::uint64_t valid_bytes = 0; ///< length of the valid prefix: where appends continue
   std::uint64_t cut_bytes = 0;   ///< torn tail after it, up to its last non-zero byte
   std::uint64_t zero_bytes = 0;  ///< zeros ending the file (preallocated space; a clean end if cut_bytes == 0)
-  std::uint64_t first_seq = 0;   ///< sequence of the first valid record (0: none)
-  std::uint64_t durable_claim = 0;  ///< the largest durable length a valid record states (0: never synced)
-  /// The segment ends exactly at its last record, as a sealed one does.
-  bool sealed() const { return cut_bytes == 0 && zero_bytes == 0; }
 };
 
 /// Preallocation: a segment's file is kept ahead of its records with
@@ -7351,8 +7341,6 @@ WalReplay replay_wal(const RandomAccessFile& file, std::uint64_t number, Fn&& fn
   while (pos < size) {
     std::uint64_t n = wal_detail::valid_record_at(*f, pos, log_number, payload, durable);
     if (n == 0) break;
-    if (result.records == 0 && payload.size() >= 8) result.first_seq = decode_fixed64(payload.data());
-    result.durable_claim = std::max(result.durable_claim, durable);
     fn(std::string_view(payload), pos);
     ++result.records;
     pos += n;
@@ -7402,44 +7390,6 @@ template <class Fn>
 WalReplay replay_wal(FileSystem& fs, const std::filesystem::path& path, std::uint64_t number, Fn&& fn) {
   const auto f = fs.open_read(path);
   return replay_wal(*f, number, std::forward<Fn>(fn));
-}
-
-/// How a segment that later segments follow ends (judge_wal_end).
-enum class WalEnd {
-  sealed,    ///< at its last record: replay goes on into the next segment
-  unsealed,  ///< in zeros, its records whole (a crash came before its seal): go on
-  cut,       ///< early, in bytes never synced: the log ends here, after this
-             ///< segment's valid records; later segments hold only records
-             ///< that were never synced and follow lost ones (drop them)
-};
-
-/// Judges the end of a segment that later segments follow, from its replay r,
-/// the sequence its records end before (next_seq) and the replays of the
-/// later segments, in order (their records not applied). A frozen segment is
-/// sealed (synced, its zeros cut off) in the background, before any later
-/// segment is synced; a crash between a freeze and that seal leaves it ending
-/// in zeros (after a kill -9, with every record there) or, after a power cut,
-/// torn or short. Its records are whole when the next segment that holds
-/// records starts at next_seq. Otherwise its end is lost: a cut when no later
-/// record says bytes of its segment were synced, else a CorruptionError
-/// (synced data is damaged).
-inline WalEnd judge_wal_end(const std::filesystem::path& path, const WalReplay& r, std::uint64_t next_seq,
-                            const std::vector<WalReplay>& later) {
-  if (r.sealed()) return WalEnd::sealed;
-  bool synced_after = false;
-  const WalReplay* next = nullptr;
-  for (const auto& l : later) {
-    synced_after = synced_after || l.durable_claim > 0;
-    if (!next && l.records > 0) next = &l;
-  }
-  if (r.cut_bytes == 0 && next && next->first_seq == next_seq) return WalEnd::unsealed;
-  if (synced_after)
-    throw CorruptionError(path, r.valid_bytes,
-                          std::string(r.cut_bytes > 0 ? "damaged record" : "records missing") +
-                              " at the end of a WAL segment that a later, synced segment follows (a segment is "
-                              "sealed before the next one is synced): not a torn tail");
-  // No later segment holds a record: this one ends the log, as the last does.
-  return next || r.cut_bytes > 0 ? WalEnd::cut : WalEnd::unsealed;
 }
 
 }  // namespace stowage::detail
@@ -9207,32 +9157,11 @@ class Engine {
   // active buffer has used the whole budget.
   void maybe_freeze();
 
-  // Freezes wb_ into imm_ and wakes the flush thread. Needs write_mu_;
-  // imm_ must be empty. Everything that can throw comes first.
-  // No fsync: the segment it leaves is sealed by the flush thread, and the
-  // next one was created ahead.
+  // Freezes wb_ into imm_ and wakes the flush thread. Needs sync_mu_ and
+  // write_mu_; imm_ must be empty. Everything that can throw comes first.
+  // Its fsyncs are short: the flush thread syncs the WAL every
+  // kWalBytesPerSync in the background and creates the next segment ahead.
   void freeze_locked();
-  // Seals the segment the last freeze left, if not yet done (synced, its
-  // zeros cut off): before any later segment is synced, so that a later
-  // segment's synced records imply that every earlier segment is whole
-  // (judge_wal_end). The flush thread calls it first thing; whoever syncs
-  // the WAL calls it before (and waits here while the flush thread seals).
-  // A seal that failed is never tried again (a handle whose sync failed
-  // is not synced again): every later call rethrows its error, so no later
-  // segment is synced either.
-  void seal_frozen_wal() {
-    std::lock_guard g(seal_mu_);
-    if (seal_error_) std::rethrow_exception(seal_error_);
-    if (!unsealed_wal_) return;
-    try {
-      unsealed_wal_->seal();
-    } catch (...) {
-      seal_error_ = std::current_exception();
-      throw;
-    }
-    unsealed_wal_.reset();
-    sealed_seq_.store(unsealed_seq_);
-  }
   // Asks the flush thread to sync the WAL written so far. Needs write_mu_.
   void request_wal_sync() {
     wal_sync_at_ = wal_->size() + kWalBytesPerSync;
@@ -9308,13 +9237,10 @@ class Engine {
 
   std::uint64_t file_size(const std::filesystem::path& p) const { return fs_->open_read(p)->size(); }
 
-  // Replays the live WAL segments in order into wb_; drops the segments
-  // after one whose end a power cut took before its seal (judge_wal_end).
-  void replay_log(std::vector<std::uint64_t>& live);
   // Replays one WAL segment into wb_. Sequences must continue exactly from
-  // last_seq_: a gap means records were lost (a truncated or missing earlier
-  // segment), which is corruption, not a torn tail.
-  detail::WalReplay replay_segment(std::uint64_t number);
+  // the manifest's last_seq: a gap means records were lost (a truncated or
+  // missing earlier segment), which is corruption, not a torn tail.
+  void replay_segment(std::uint64_t number, bool last_segment);
 
   detail::Manifest fresh_manifest() const;
 
@@ -9411,14 +9337,6 @@ class Engine {
 
   std::mutex sync_mu_;
   std::uint64_t synced_seq_ = 0;  // sync_mu_
-  // Held while the segment a freeze left is sealed (seal_frozen_wal), so
-  // that no later segment is synced before; taken after sync_mu_ and
-  // write_mu_ when with them, never while waiting for either.
-  std::mutex seal_mu_;
-  std::shared_ptr<detail::WalWriter> unsealed_wal_;  // that segment, until sealed; seal_mu_
-  std::uint64_t unsealed_seq_ = 0;                   // its last record's sequence; seal_mu_
-  std::exception_ptr seal_error_;                    // why its seal failed; seal_mu_
-  std::atomic<std::uint64_t> sealed_seq_{0};         // every record up to it is in a sealed segment
 
   std::mutex install_mu_;
   detail::Manifest manifest_;                             // install_mu_
@@ -9657,7 +9575,6 @@ auto Engine<Compression, Eviction, Lock>::close() -> void {
     closed_ = true;
     if (wal_ && !error && !failed_.load()) {
       try {
-        seal_frozen_wal();
         wal_->seal();  // the segment ends at its last record, without preallocated zeros
         synced_seq_ = last_seq_;
       } catch (...) {
@@ -9705,7 +9622,6 @@ auto Engine<Compression, Eviction, Lock>::run_group(Writer* const* group, std::s
           wal_->append(*g.payload);
           last_seq_ += g.n;
         }
-        seal_frozen_wal();
         wal_->sync();
         synced_seq_ = last_seq_;
       } catch (...) {
@@ -9775,7 +9691,7 @@ auto Engine<Compression, Eviction, Lock>::commit_synced(std::string& payload, Op
 template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::sync_up_to(std::uint64_t seq) -> void {
   std::lock_guard s(sync_mu_);
-  if (synced_seq_ >= seq || sealed_seq_.load() >= seq) return;
+  if (synced_seq_ >= seq) return;
   check_writable_state();
   std::shared_ptr<detail::WalWriter> w;
   std::uint64_t target;
@@ -9790,8 +9706,6 @@ auto Engine<Compression, Eviction, Lock>::sync_up_to(std::uint64_t seq) -> void 
     throw IoError("stowage: the store at " + dir_.string() +
                   " was closed before its last writes were synced; reopen it to recover them from the WAL");
   try {
-    seal_frozen_wal();
-    if (sealed_seq_.load() >= seq) return;  // the records were all in the frozen segment
     w->sync();
   } catch (...) {
     fail(std::current_exception());
@@ -9964,20 +9878,13 @@ template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::freeze_locked() -> void {
   wal_segments_.reserve(wal_segments_.size() + 1);
   auto frozen = std::make_shared<detail::WriteBuffer>();
-  // The segment is sealed by the flush thread (seal_frozen_wal), not
-  // here: no fsync on the writer's path. Normally the last one is sealed
-  // long since (the flush that sealed it has ended).
-  seal_frozen_wal();
+  wal_->seal();  // the frozen records are durable, the zeros cut off, before a new segment starts
+  synced_seq_ = last_seq_;
   std::shared_ptr<detail::WalWriter> writer = std::move(spare_wal_);
   if (!writer) writer = new_wal_segment(next_file_++);
   const std::uint64_t new_wal = writer->number();
   wal_sync_at_ = kWalBytesPerSync;
   wal_closed_bytes_ += wal_->size();
-  {
-    std::lock_guard g(seal_mu_);
-    unsealed_wal_ = std::move(wal_);
-    unsealed_seq_ = last_seq_;
-  }
   wal_ = std::move(writer);
   wal_segments_.push_back(new_wal);
   flush_wal_ = new_wal;
@@ -9999,7 +9906,7 @@ template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::maybe_freeze() -> void {
   for (bool hard = false;;) {
     {
-      // Not sync_mu_: a background WAL sync holds it through an fsync.
+      std::lock_guard s(sync_mu_);
       std::lock_guard w(write_mu_);
       if (closed_.load() || failed_.load() || !over_limits()) return;
       bool busy;
@@ -10137,9 +10044,6 @@ auto Engine<Compression, Eviction, Lock>::background_wal_work() noexcept -> void
 
 template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
-  // The segment the freeze left, before anything else: until it is sealed
-  // no later segment may be synced (a sync waits for it).
-  seal_frozen_wal();
   std::shared_ptr<detail::WriteBuffer> frozen;
   std::shared_ptr<const detail::Version> base;
   {
@@ -10628,7 +10532,7 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
     if (!opt_.read_only) fs_->remove(dir_ / detail::wal_file_name(live.back()));
     live.pop_back();
   }
-  replay_log(live);
+  for (std::size_t i = 0; i < live.size(); ++i) replay_segment(live[i], i + 1 == live.size());
   synced_seq_ = last_seq_;
   if (plan.needed() && !opt_.read_only) run_migration(plan, live);
 
@@ -10703,48 +10607,9 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
 }
 
 template <class Compression, class Eviction, class Lock>
-auto Engine<Compression, Eviction, Lock>::replay_log(std::vector<std::uint64_t>& live) -> void {
-  for (std::size_t i = 0; i < live.size(); ++i) {
-    const auto path = dir_ / detail::wal_file_name(live[i]);
-    const detail::WalReplay result = replay_segment(live[i]);
-    bool last = i + 1 == live.size();
-    if (!last && !result.sealed()) {
-      // Frozen, then a crash before its seal: whole, or the log ends here.
-      std::vector<detail::WalReplay> later;
-      for (std::size_t j = i + 1; j < live.size(); ++j)
-        later.push_back(detail::replay_wal(*fs_, dir_ / detail::wal_file_name(live[j]), live[j],
-                                           [](std::string_view, std::uint64_t) {}));
-      if (detail::judge_wal_end(path, result, last_seq_ + 1, later) == detail::WalEnd::cut) {
-        std::uint64_t dropped = 0;
-        for (const auto& l : later) dropped += l.records;
-        log(LogLevel::warning, "the WAL ends early in " + path.string() + " (a power cut before it was sealed): " +
-                                   std::to_string(later.size()) + " later segments with " + std::to_string(dropped) +
-                                   " records, none of them synced, are dropped");
-        if (!opt_.read_only)
-          for (std::size_t j = i + 1; j < live.size(); ++j) fs_->remove(dir_ / detail::wal_file_name(live[j]));
-        live.resize(i + 1);
-        last = true;
-      }
-    }
-    if (result.cut_bytes > 0) {
-      log(LogLevel::warning, "cut a torn WAL tail of " + std::to_string(result.cut_bytes) + " bytes from " +
-                                 path.string() + " at offset " + std::to_string(result.valid_bytes) + " (" +
-                                 std::to_string(result.records) + " records recovered)");
-    }
-    // The torn tail or the preallocated zeros go: a later segment follows now.
-    const bool trim = !opt_.read_only && !result.sealed();
-    if (trim) fs_->truncate(path, result.valid_bytes);
-    // What was replayed is visible now, so it must be durable before a later
-    // flush() can promise anything about it.
-    if (!opt_.read_only && (result.records > 0 || trim)) fs_->open_append(path)->sync();
-    if (last) break;
-  }
-}
-
-template <class Compression, class Eviction, class Lock>
-auto Engine<Compression, Eviction, Lock>::replay_segment(std::uint64_t number) -> detail::WalReplay {
+auto Engine<Compression, Eviction, Lock>::replay_segment(std::uint64_t number, bool last_segment) -> void {
   auto path = dir_ / detail::wal_file_name(number);
-  return detail::replay_wal(*fs_, path, number, [&](std::string_view payload, std::uint64_t offset) {
+  auto result = detail::replay_wal(*fs_, path, number, [&](std::string_view payload, std::uint64_t offset) {
     detail::decode_wal_batch(payload, path, offset, [&](const detail::WalOp& op) {
       if (op.seq != last_seq_ + 1)
         throw CorruptionError(path, offset,
@@ -10765,6 +10630,24 @@ auto Engine<Compression, Eviction, Lock>::replay_segment(std::uint64_t number) -
       last_seq_ = op.seq;
     });
   });
+  if (!last_segment && result.zero_bytes > 0 && result.cut_bytes == 0)
+    throw CorruptionError(path, result.valid_bytes,
+                          "zeros after the last record of a WAL segment that later segments follow (it was sealed "
+                          "at its last record: records are missing)");
+  if (result.cut_bytes > 0) {
+    if (!last_segment)
+      throw CorruptionError(path, result.valid_bytes,
+                            "damaged record inside a WAL segment that later segments follow");
+    log(LogLevel::warning, "cut a torn WAL tail of " + std::to_string(result.cut_bytes) + " bytes from " +
+                               path.string() + " at offset " + std::to_string(result.valid_bytes) + " (" +
+                               std::to_string(result.records) + " records recovered)");
+  }
+  // The torn tail or the preallocated zeros go: a later segment follows now.
+  const bool trim = !opt_.read_only && (result.cut_bytes > 0 || result.zero_bytes > 0);
+  if (trim) fs_->truncate(path, result.valid_bytes);
+  // What was replayed is visible now, so it must be durable before a later
+  // flush() can promise anything about it.
+  if (!opt_.read_only && (result.records > 0 || trim)) fs_->open_append(path)->sync();
 }
 
 template <class Compression, class Eviction, class Lock>
@@ -12157,17 +12040,10 @@ VerifyReport verify_pass(FileSystem& fs, const std::filesystem::path& dir, const
   for (std::size_t i = 0; i < live.size(); ++i)
     if (!wal[live[i]].file || wal[live[i]].file->size() > 0) last_written = i;
   std::uint64_t next_seq = m.last_seq + 1;
-  bool log_ended = false;  // a segment before ended the log (WalEnd::cut): an open drops the rest
   for (std::size_t i = 0; i < live.size(); ++i) {
     const auto& w = rep.info.wal[live[i]];
     const bool last = i >= last_written;
     VerifiedFile vf{w.file, "wal", w.bytes, 0, 0, true};
-    if (log_ended) {
-      rep.bytes += w.bytes;
-      rep.files.push_back(std::move(vf));
-      progress();
-      continue;
-    }
     auto bad = [&](std::uint64_t offset, const std::string& what) {
       vf.ok = false;
       problem(w.file, offset, what);
@@ -12194,31 +12070,17 @@ VerifyReport verify_pass(FileSystem& fs, const std::filesystem::path& dir, const
               bad(offset, "stowage: WAL record holds a key or value over the format's limits");
           });
         });
-        if (r.cut_bytes > 0 && last) {
-          rep.notes.push_back(w.file.string() + ": a torn tail of " + std::to_string(r.cut_bytes) +
-                              " bytes at offset " + std::to_string(r.valid_bytes) +
-                              " (a record being written, or unsynced bytes a crash left; an open cuts it)");
-        } else if (!last && !r.sealed()) {
-          // Frozen, then a crash before its seal: whole, or the log ends here.
-          std::vector<WalReplay> later;
-          for (std::size_t j = i + 1; j < live.size(); ++j) {
-            if (!wal[live[j]].file) continue;
-            try {
-              later.push_back(replay_wal(*wal[live[j]].file, rep.info.wal[live[j]].number,
-                                         [](std::string_view, std::uint64_t) {}));
-            } catch (const CorruptionError&) {  // reported when its turn comes
-            }
-          }
-          try {
-            if (judge_wal_end(w.file, r, next_seq, later) == WalEnd::cut) {
-              log_ended = true;
-              rep.notes.push_back(w.file.string() + ": the WAL ends early at offset " + std::to_string(r.valid_bytes) +
-                                  " (a power cut before this segment was sealed); an open keeps the records before "
-                                  "it and drops the later segments, whose records were never synced");
-            }
-          } catch (const CorruptionError& e) {
-            bad(e.offset(), e.what());
-          }
+        if (r.cut_bytes > 0) {
+          if (last)
+            rep.notes.push_back(w.file.string() + ": a torn tail of " + std::to_string(r.cut_bytes) +
+                                " bytes at offset " + std::to_string(r.valid_bytes) +
+                                " (a record being written, or unsynced bytes a crash left; an open cuts it)");
+          else
+            bad(r.valid_bytes, "stowage: damaged record inside a WAL segment that later segments follow; records from "
+                               "here on are lost (run `stowage repair` to save the rest)");
+        } else if (!last && r.zero_bytes > 0) {
+          bad(r.valid_bytes, "stowage: zeros after the last record of a WAL segment that later segments follow "
+                             "(records are missing)");
         }
       } catch (const CorruptionError& e) {
         bad(e.offset(), e.what());

@@ -17,13 +17,10 @@
 //          Version's runs, newest first (level-0 runs, then one run per
 //          level): file range → Bloom filter → block index → block cache →
 //          binary search. A tombstone ends the search.
-//   freeze: when the write buffer reaches half its budget, the writer moves
-//          on to the next WAL segment (made ahead) and makes the buffer the
-//          frozen one; puts go on into a fresh buffer. No fsync.
-//   flush (background thread): seal the segment the freeze left (synced,
-//          its zeros cut off: before any later segment is synced, which
-//          recovery relies on, see judge_wal_end in wal.hpp), resolve the
-//          frozen buffer's keys against the
+//   freeze: when the write buffer reaches half its budget, the writer seals
+//          the WAL segment, starts a new one and makes the buffer the frozen
+//          one; puts go on into a fresh buffer.
+//   flush (background thread): resolve the frozen buffer's keys against the
 //          files (for the exact live count), write it as one new level-0
 //          file, record it in a new MANIFEST, install the new Version, drop
 //          the WAL segments it covered. Never reads or rewrites a chunk.
@@ -46,8 +43,6 @@
 //   sync_mu_       one WAL fdatasync at a time (group commit: writers queued
 //                  behind a sync find their record already synced).
 //   write_mu_      serialises commits: sequence numbers, WAL appends, applies.
-//   seal_mu_       the seal of the segment a freeze left (seal_frozen_wal);
-//                  a leaf: nothing else is taken while it is held.
 //   bg_mu_         the background threads' flags (with bg_cv_, done_cv_).
 //   Order: install_mu_ → sync_mu_ → write_mu_ → lock_ → bg_mu_. The logger
 //   is called with none of them held.
@@ -1183,32 +1178,11 @@ class Engine {
   // active buffer has used the whole budget.
   void maybe_freeze();
 
-  // Freezes wb_ into imm_ and wakes the flush thread. Needs write_mu_;
-  // imm_ must be empty. Everything that can throw comes first.
-  // No fsync: the segment it leaves is sealed by the flush thread, and the
-  // next one was created ahead.
+  // Freezes wb_ into imm_ and wakes the flush thread. Needs sync_mu_ and
+  // write_mu_; imm_ must be empty. Everything that can throw comes first.
+  // Its fsyncs are short: the flush thread syncs the WAL every
+  // kWalBytesPerSync in the background and creates the next segment ahead.
   void freeze_locked();
-  // Seals the segment the last freeze left, if not yet done (synced, its
-  // zeros cut off): before any later segment is synced, so that a later
-  // segment's synced records imply that every earlier segment is whole
-  // (judge_wal_end). The flush thread calls it first thing; whoever syncs
-  // the WAL calls it before (and waits here while the flush thread seals).
-  // A seal that failed is never tried again (a handle whose sync failed
-  // is not synced again): every later call rethrows its error, so no later
-  // segment is synced either.
-  void seal_frozen_wal() {
-    std::lock_guard g(seal_mu_);
-    if (seal_error_) std::rethrow_exception(seal_error_);
-    if (!unsealed_wal_) return;
-    try {
-      unsealed_wal_->seal();
-    } catch (...) {
-      seal_error_ = std::current_exception();
-      throw;
-    }
-    unsealed_wal_.reset();
-    sealed_seq_.store(unsealed_seq_);
-  }
   // Asks the flush thread to sync the WAL written so far. Needs write_mu_.
   void request_wal_sync() {
     wal_sync_at_ = wal_->size() + kWalBytesPerSync;
@@ -1284,13 +1258,10 @@ class Engine {
 
   std::uint64_t file_size(const std::filesystem::path& p) const { return fs_->open_read(p)->size(); }
 
-  // Replays the live WAL segments in order into wb_; drops the segments
-  // after one whose end a power cut took before its seal (judge_wal_end).
-  void replay_log(std::vector<std::uint64_t>& live);
   // Replays one WAL segment into wb_. Sequences must continue exactly from
-  // last_seq_: a gap means records were lost (a truncated or missing earlier
-  // segment), which is corruption, not a torn tail.
-  detail::WalReplay replay_segment(std::uint64_t number);
+  // the manifest's last_seq: a gap means records were lost (a truncated or
+  // missing earlier segment), which is corruption, not a torn tail.
+  void replay_segment(std::uint64_t number, bool last_segment);
 
   detail::Manifest fresh_manifest() const;
 
@@ -1387,14 +1358,6 @@ class Engine {
 
   std::mutex sync_mu_;
   std::uint64_t synced_seq_ = 0;  // sync_mu_
-  // Held while the segment a freeze left is sealed (seal_frozen_wal), so
-  // that no later segment is synced before; taken after sync_mu_ and
-  // write_mu_ when with them, never while waiting for either.
-  std::mutex seal_mu_;
-  std::shared_ptr<detail::WalWriter> unsealed_wal_;  // that segment, until sealed; seal_mu_
-  std::uint64_t unsealed_seq_ = 0;                   // its last record's sequence; seal_mu_
-  std::exception_ptr seal_error_;                    // why its seal failed; seal_mu_
-  std::atomic<std::uint64_t> sealed_seq_{0};         // every record up to it is in a sealed segment
 
   std::mutex install_mu_;
   detail::Manifest manifest_;                             // install_mu_
@@ -1633,7 +1596,6 @@ auto Engine<Compression, Eviction, Lock>::close() -> void {
     closed_ = true;
     if (wal_ && !error && !failed_.load()) {
       try {
-        seal_frozen_wal();
         wal_->seal();  // the segment ends at its last record, without preallocated zeros
         synced_seq_ = last_seq_;
       } catch (...) {
@@ -1681,7 +1643,6 @@ auto Engine<Compression, Eviction, Lock>::run_group(Writer* const* group, std::s
           wal_->append(*g.payload);
           last_seq_ += g.n;
         }
-        seal_frozen_wal();
         wal_->sync();
         synced_seq_ = last_seq_;
       } catch (...) {
@@ -1751,7 +1712,7 @@ auto Engine<Compression, Eviction, Lock>::commit_synced(std::string& payload, Op
 template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::sync_up_to(std::uint64_t seq) -> void {
   std::lock_guard s(sync_mu_);
-  if (synced_seq_ >= seq || sealed_seq_.load() >= seq) return;
+  if (synced_seq_ >= seq) return;
   check_writable_state();
   std::shared_ptr<detail::WalWriter> w;
   std::uint64_t target;
@@ -1766,8 +1727,6 @@ auto Engine<Compression, Eviction, Lock>::sync_up_to(std::uint64_t seq) -> void 
     throw IoError("stowage: the store at " + dir_.string() +
                   " was closed before its last writes were synced; reopen it to recover them from the WAL");
   try {
-    seal_frozen_wal();
-    if (sealed_seq_.load() >= seq) return;  // the records were all in the frozen segment
     w->sync();
   } catch (...) {
     fail(std::current_exception());
@@ -1940,20 +1899,13 @@ template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::freeze_locked() -> void {
   wal_segments_.reserve(wal_segments_.size() + 1);
   auto frozen = std::make_shared<detail::WriteBuffer>();
-  // The segment is sealed by the flush thread (seal_frozen_wal), not
-  // here: no fsync on the writer's path. Normally the last one is sealed
-  // long since (the flush that sealed it has ended).
-  seal_frozen_wal();
+  wal_->seal();  // the frozen records are durable, the zeros cut off, before a new segment starts
+  synced_seq_ = last_seq_;
   std::shared_ptr<detail::WalWriter> writer = std::move(spare_wal_);
   if (!writer) writer = new_wal_segment(next_file_++);
   const std::uint64_t new_wal = writer->number();
   wal_sync_at_ = kWalBytesPerSync;
   wal_closed_bytes_ += wal_->size();
-  {
-    std::lock_guard g(seal_mu_);
-    unsealed_wal_ = std::move(wal_);
-    unsealed_seq_ = last_seq_;
-  }
   wal_ = std::move(writer);
   wal_segments_.push_back(new_wal);
   flush_wal_ = new_wal;
@@ -1975,7 +1927,7 @@ template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::maybe_freeze() -> void {
   for (bool hard = false;;) {
     {
-      // Not sync_mu_: a background WAL sync holds it through an fsync.
+      std::lock_guard s(sync_mu_);
       std::lock_guard w(write_mu_);
       if (closed_.load() || failed_.load() || !over_limits()) return;
       bool busy;
@@ -2113,9 +2065,6 @@ auto Engine<Compression, Eviction, Lock>::background_wal_work() noexcept -> void
 
 template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
-  // The segment the freeze left, before anything else: until it is sealed
-  // no later segment may be synced (a sync waits for it).
-  seal_frozen_wal();
   std::shared_ptr<detail::WriteBuffer> frozen;
   std::shared_ptr<const detail::Version> base;
   {
@@ -2604,7 +2553,7 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
     if (!opt_.read_only) fs_->remove(dir_ / detail::wal_file_name(live.back()));
     live.pop_back();
   }
-  replay_log(live);
+  for (std::size_t i = 0; i < live.size(); ++i) replay_segment(live[i], i + 1 == live.size());
   synced_seq_ = last_seq_;
   if (plan.needed() && !opt_.read_only) run_migration(plan, live);
 
@@ -2679,48 +2628,9 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
 }
 
 template <class Compression, class Eviction, class Lock>
-auto Engine<Compression, Eviction, Lock>::replay_log(std::vector<std::uint64_t>& live) -> void {
-  for (std::size_t i = 0; i < live.size(); ++i) {
-    const auto path = dir_ / detail::wal_file_name(live[i]);
-    const detail::WalReplay result = replay_segment(live[i]);
-    bool last = i + 1 == live.size();
-    if (!last && !result.sealed()) {
-      // Frozen, then a crash before its seal: whole, or the log ends here.
-      std::vector<detail::WalReplay> later;
-      for (std::size_t j = i + 1; j < live.size(); ++j)
-        later.push_back(detail::replay_wal(*fs_, dir_ / detail::wal_file_name(live[j]), live[j],
-                                           [](std::string_view, std::uint64_t) {}));
-      if (detail::judge_wal_end(path, result, last_seq_ + 1, later) == detail::WalEnd::cut) {
-        std::uint64_t dropped = 0;
-        for (const auto& l : later) dropped += l.records;
-        log(LogLevel::warning, "the WAL ends early in " + path.string() + " (a power cut before it was sealed): " +
-                                   std::to_string(later.size()) + " later segments with " + std::to_string(dropped) +
-                                   " records, none of them synced, are dropped");
-        if (!opt_.read_only)
-          for (std::size_t j = i + 1; j < live.size(); ++j) fs_->remove(dir_ / detail::wal_file_name(live[j]));
-        live.resize(i + 1);
-        last = true;
-      }
-    }
-    if (result.cut_bytes > 0) {
-      log(LogLevel::warning, "cut a torn WAL tail of " + std::to_string(result.cut_bytes) + " bytes from " +
-                                 path.string() + " at offset " + std::to_string(result.valid_bytes) + " (" +
-                                 std::to_string(result.records) + " records recovered)");
-    }
-    // The torn tail or the preallocated zeros go: a later segment follows now.
-    const bool trim = !opt_.read_only && !result.sealed();
-    if (trim) fs_->truncate(path, result.valid_bytes);
-    // What was replayed is visible now, so it must be durable before a later
-    // flush() can promise anything about it.
-    if (!opt_.read_only && (result.records > 0 || trim)) fs_->open_append(path)->sync();
-    if (last) break;
-  }
-}
-
-template <class Compression, class Eviction, class Lock>
-auto Engine<Compression, Eviction, Lock>::replay_segment(std::uint64_t number) -> detail::WalReplay {
+auto Engine<Compression, Eviction, Lock>::replay_segment(std::uint64_t number, bool last_segment) -> void {
   auto path = dir_ / detail::wal_file_name(number);
-  return detail::replay_wal(*fs_, path, number, [&](std::string_view payload, std::uint64_t offset) {
+  auto result = detail::replay_wal(*fs_, path, number, [&](std::string_view payload, std::uint64_t offset) {
     detail::decode_wal_batch(payload, path, offset, [&](const detail::WalOp& op) {
       if (op.seq != last_seq_ + 1)
         throw CorruptionError(path, offset,
@@ -2741,6 +2651,24 @@ auto Engine<Compression, Eviction, Lock>::replay_segment(std::uint64_t number) -
       last_seq_ = op.seq;
     });
   });
+  if (!last_segment && result.zero_bytes > 0 && result.cut_bytes == 0)
+    throw CorruptionError(path, result.valid_bytes,
+                          "zeros after the last record of a WAL segment that later segments follow (it was sealed "
+                          "at its last record: records are missing)");
+  if (result.cut_bytes > 0) {
+    if (!last_segment)
+      throw CorruptionError(path, result.valid_bytes,
+                            "damaged record inside a WAL segment that later segments follow");
+    log(LogLevel::warning, "cut a torn WAL tail of " + std::to_string(result.cut_bytes) + " bytes from " +
+                               path.string() + " at offset " + std::to_string(result.valid_bytes) + " (" +
+                               std::to_string(result.records) + " records recovered)");
+  }
+  // The torn tail or the preallocated zeros go: a later segment follows now.
+  const bool trim = !opt_.read_only && (result.cut_bytes > 0 || result.zero_bytes > 0);
+  if (trim) fs_->truncate(path, result.valid_bytes);
+  // What was replayed is visible now, so it must be durable before a later
+  // flush() can promise anything about it.
+  if (!opt_.read_only && (result.records > 0 || trim)) fs_->open_append(path)->sync();
 }
 
 template <class Compression, class Eviction, class Lock>

@@ -49,7 +49,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "detail/coding.hpp"
 #include "error.hpp"
@@ -168,10 +167,6 @@ struct WalReplay {
   std::uint64_t valid_bytes = 0; ///< length of the valid prefix: where appends continue
   std::uint64_t cut_bytes = 0;   ///< torn tail after it, up to its last non-zero byte
   std::uint64_t zero_bytes = 0;  ///< zeros ending the file (preallocated space; a clean end if cut_bytes == 0)
-  std::uint64_t first_seq = 0;   ///< sequence of the first valid record (0: none)
-  std::uint64_t durable_claim = 0;  ///< the largest durable length a valid record states (0: never synced)
-  /// The segment ends exactly at its last record, as a sealed one does.
-  bool sealed() const { return cut_bytes == 0 && zero_bytes == 0; }
 };
 
 /// Preallocation: a segment's file is kept ahead of its records with
@@ -424,8 +419,6 @@ WalReplay replay_wal(const RandomAccessFile& file, std::uint64_t number, Fn&& fn
   while (pos < size) {
     std::uint64_t n = wal_detail::valid_record_at(*f, pos, log_number, payload, durable);
     if (n == 0) break;
-    if (result.records == 0 && payload.size() >= 8) result.first_seq = decode_fixed64(payload.data());
-    result.durable_claim = std::max(result.durable_claim, durable);
     fn(std::string_view(payload), pos);
     ++result.records;
     pos += n;
@@ -475,44 +468,6 @@ template <class Fn>
 WalReplay replay_wal(FileSystem& fs, const std::filesystem::path& path, std::uint64_t number, Fn&& fn) {
   const auto f = fs.open_read(path);
   return replay_wal(*f, number, std::forward<Fn>(fn));
-}
-
-/// How a segment that later segments follow ends (judge_wal_end).
-enum class WalEnd {
-  sealed,    ///< at its last record: replay goes on into the next segment
-  unsealed,  ///< in zeros, its records whole (a crash came before its seal): go on
-  cut,       ///< early, in bytes never synced: the log ends here, after this
-             ///< segment's valid records; later segments hold only records
-             ///< that were never synced and follow lost ones (drop them)
-};
-
-/// Judges the end of a segment that later segments follow, from its replay r,
-/// the sequence its records end before (next_seq) and the replays of the
-/// later segments, in order (their records not applied). A frozen segment is
-/// sealed (synced, its zeros cut off) in the background, before any later
-/// segment is synced; a crash between a freeze and that seal leaves it ending
-/// in zeros (after a kill -9, with every record there) or, after a power cut,
-/// torn or short. Its records are whole when the next segment that holds
-/// records starts at next_seq. Otherwise its end is lost: a cut when no later
-/// record says bytes of its segment were synced, else a CorruptionError
-/// (synced data is damaged).
-inline WalEnd judge_wal_end(const std::filesystem::path& path, const WalReplay& r, std::uint64_t next_seq,
-                            const std::vector<WalReplay>& later) {
-  if (r.sealed()) return WalEnd::sealed;
-  bool synced_after = false;
-  const WalReplay* next = nullptr;
-  for (const auto& l : later) {
-    synced_after = synced_after || l.durable_claim > 0;
-    if (!next && l.records > 0) next = &l;
-  }
-  if (r.cut_bytes == 0 && next && next->first_seq == next_seq) return WalEnd::unsealed;
-  if (synced_after)
-    throw CorruptionError(path, r.valid_bytes,
-                          std::string(r.cut_bytes > 0 ? "damaged record" : "records missing") +
-                              " at the end of a WAL segment that a later, synced segment follows (a segment is "
-                              "sealed before the next one is synced): not a torn tail");
-  // No later segment holds a record: this one ends the log, as the last does.
-  return next || r.cut_bytes > 0 ? WalEnd::cut : WalEnd::unsealed;
 }
 
 }  // namespace stowage::detail
