@@ -101,8 +101,8 @@ inline constexpr std::size_t kScanReadahead = std::size_t{128} << 10;
 /// when the buffer's keys touch most blocks of a run (see run_flush).
 inline constexpr std::size_t kCountReadahead = std::size_t{256} << 10;
 /// Durability::none: the flush thread syncs the WAL in the background each
-/// time this many bytes were appended, so sealing a segment after a freeze
-/// syncs little.
+/// time this many bytes were appended, so sealing a segment at a freeze (on
+/// the writer's path) syncs little.
 inline constexpr std::uint64_t kWalBytesPerSync = std::uint64_t{1} << 20;
 /// When the write buffers' budget is used up while a flush runs, each
 /// commit waits at most this long for it (so the writer slows instead of
