@@ -87,6 +87,7 @@ namespace {
 struct EngineConfig {
   std::uint64_t cache_bytes = std::uint64_t{64} << 20;  ///< 0: each engine's own default (--cache_bytes=default)
   std::uint64_t chunk_bytes = 0;  ///< 0: the engine's default (stowage only)
+  std::uint64_t write_buffer_bytes = 0;  ///< 0: the engine's default (stowage only)
   std::string eviction = "lru";   ///< the Eviction policy's name (stowage only)
   bool sync = false;              ///< every write durable when it returns
   bool wal_mmap = true;           ///< stowage Options::wal_mmap
@@ -183,6 +184,7 @@ class StowageEngine final : public Engine {
     stowage::Options options;
     if (config.cache_bytes != 0) options.cache_bytes = static_cast<std::size_t>(config.cache_bytes);
     if (config.chunk_bytes != 0) options.chunk_bytes = static_cast<std::size_t>(config.chunk_bytes);
+    if (config.write_buffer_bytes != 0) options.write_buffer_bytes = static_cast<std::size_t>(config.write_buffer_bytes);
     options.durability = config.sync ? stowage::Durability::sync : stowage::Durability::none;
     options.wal_mmap = config.wal_mmap;
     db_ = std::make_unique<Store>(dir, std::move(options));
@@ -949,6 +951,7 @@ void usage(std::FILE* out) {
       "                         each engine's own default (stowage 64 MiB, LevelDB 8 MiB, RocksDB its\n"
       "                         default block cache, SQLite 2 MiB; LMDB has none)\n"
       "  --chunk_bytes=N        stowage Options::chunk_bytes (default: the engine's, 256K)\n"
+      "  --write_buffer_bytes=N stowage Options::write_buffer_bytes (default: the engine's, cache_bytes / 4)\n"
       "  --wal_mmap=0|1         stowage Options::wal_mmap (default 1): WAL records through a shared map\n"
       "  --eviction=NAME        stowage's block cache policy: lru (default), shadow-tinylfu, w-tinylfu,\n"
       "                         s3-fifo, sieve\n"
@@ -1052,6 +1055,8 @@ Flags parse_flags(int argc, char** argv) {
       }
     } else if (name == "--chunk_bytes") {
       f.config.chunk_bytes = number();
+    } else if (name == "--write_buffer_bytes") {
+      f.config.write_buffer_bytes = number();
     } else if (name == "--eviction") {
       need_value();
       f.config.eviction = value;
@@ -1702,7 +1707,10 @@ int main(int argc, char** argv) {
     std::printf("Cache:       %s%s\n",
                 flags.config.cache_bytes != 0 ? (mib(flags.config.cache_bytes) + " (cache_bytes)").c_str()
                                               : "each engine's default",
-                flags.config.chunk_bytes ? (", chunk_bytes " + std::to_string(flags.config.chunk_bytes)).c_str() : "");
+                (std::string(flags.config.chunk_bytes ? ", chunk_bytes " + std::to_string(flags.config.chunk_bytes) : "") +
+                 (flags.config.write_buffer_bytes ? ", write_buffer_bytes " + std::to_string(flags.config.write_buffer_bytes)
+                                                  : ""))
+                    .c_str());
     std::printf("Durability:  %s\n", engine->durability(flags.config).c_str());
     std::printf("Directory:   %s%s\n", dir.string().c_str(),
                 flags.db.empty() ? (flags.keep ? " (temporary, kept)" : " (temporary, removed at the end)") : "");
