@@ -6316,10 +6316,15 @@ struct Stats {
 //          Version's runs, newest first (level-0 runs, then one run per
 //          level): file range → Bloom filter → block index → block cache →
 //          binary search. A tombstone ends the search.
-//   freeze: when the write buffer reaches half its budget, the writer seals
-//          the WAL segment, starts a new one and makes the buffer the frozen
-//          one; puts go on into a fresh buffer.
-//   flush (background thread): resolve the frozen buffer's keys against the
+//   freeze: when the write buffer reaches half its budget, the writer moves
+//          on to the next WAL segment (made and prepared ahead) and makes the
+//          buffer the frozen one; puts go on into a fresh buffer. No fsync,
+//          unless the segment it leaves was not prepared (the first after
+//          an open): the writer seals that one.
+//   flush (background thread): seal the segment the freeze left (synced,
+//          its zeros cut off: before any later segment is synced, which
+//          recovery relies on, see judge_wal_end in wal.hpp), resolve the
+//          frozen buffer's keys against the
 //          files (for the exact live count), write it as one new level-0
 //          file, record it in a new MANIFEST, install the new Version, drop
 //          the WAL segments it covered. Never reads or rewrites a chunk.
@@ -6342,6 +6347,8 @@ struct Stats {
 //   sync_mu_       one WAL fdatasync at a time (group commit: writers queued
 //                  behind a sync find their record already synced).
 //   write_mu_      serialises commits: sequence numbers, WAL appends, applies.
+//   seal_mu_       the seal of the segment a freeze left (seal_frozen_wal);
+//                  a leaf: nothing else is taken while it is held.
 //   bg_mu_         the background threads' flags (with bg_cv_, done_cv_).
 //   Order: install_mu_ → sync_mu_ → write_mu_ → lock_ → bg_mu_. The logger
 //   is called with none of them held.
@@ -6950,7 +6957,12 @@ inline std::optional<std::uint64_t> parse_chunk_file_name(std::string_view name)
 // stops where the zeros begin; zeros from there to the
 // end of the file are a clean end (WalReplay::zero_bytes), not a cut. A
 // segment that takes no more records is sealed (synced, its zeros cut off,
-// synced again), so every segment but the last holds exactly its records.
+// synced again). A segment made ahead of a freeze is prepared (its first
+// zeros synced: WalWriter::prepare) and from then on never has a record end
+// at the file's end, so a prefix of it that a power cut leaves never looks
+// sealed; only such a segment is sealed in the background after the next one
+// starts (judge_wal_end tells a crash before that seal from damage). Any
+// other segment is sealed before the next one takes a record.
 //
 // Recovery reads records in order and stops at the first bad one, at offset
 // D. If only zeros follow, that is the end. Otherwise: bytes that were never
@@ -6960,9 +6972,8 @@ inline std::optional<std::uint64_t> parse_chunk_file_name(std::string_view name)
 // that more than D bytes were durable when it was written, synced data is
 // damaged: a CorruptionError naming the file and offset. Otherwise the bad
 // bytes lie in the unsynced tail: they are cut (with any records after them,
-// which were never synced either) and the cut is reported. A segment is
-// synced before the next one starts, so damage (or a zero tail) in any
-// segment but the last is always a CorruptionError (the caller checks that).
+// which were never synced either) and the cut is reported. How a segment
+// that later segments follow may end is judge_wal_end's to say.
 
 #include <algorithm>
 #include <atomic>
@@ -6974,6 +6985,7 @@ inline std::optional<std::uint64_t> parse_chunk_file_name(std::string_view name)
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 
 namespace stowage::detail {
@@ -7089,6 +7101,10 @@ struct WalReplay {
   std::uint64_t valid_bytes = 0; ///< length of the valid prefix: where appends continue
   std::uint64_t cut_bytes = 0;   ///< torn tail after it, up to its last non-zero byte
   std::uint64_t zero_bytes = 0;  ///< zeros ending the file (preallocated space; a clean end if cut_bytes == 0)
+  std::uint64_t first_seq = 0;   ///< sequence of the first valid record (0: none)
+  std::uint64_t durable_claim = 0;  ///< the largest durable length a valid record states (0: never synced)
+  /// The segment ends exactly at its last record, as a sealed one does.
+  bool sealed() const { return cut_bytes == 0 && zero_bytes == 0; }
 };
 
 /// Preallocation: a segment's file is kept ahead of its records with
@@ -7146,6 +7162,28 @@ class WalWriter {
     durable_.store(end);
     synced_.store(true);
   }
+  /// Preallocates the segment ahead of its records (written zeros, at least
+  /// kWalPreallocMin past them) and syncs the file, so its length is durable
+  /// before the next record: from then on the file always ends in bytes that
+  /// are not a whole record until seal() cuts them, and a segment that a
+  /// power cut caught before its seal never looks sealed (judge_wal_end).
+  /// For a segment made ahead of a freeze (background) and for the one open
+  /// continues. Does nothing where the file cannot be written in place
+  /// (prepared() stays false). Not concurrent with append().
+  void prepare() {
+    if (!in_place_ || broken_.load()) return;
+    grow(logical_);
+    if (!in_place_) return;
+    file_->sync();
+    synced_.store(true, std::memory_order_relaxed);
+    prepared_ = true;
+  }
+  /// Whether prepare() ran and every record since went in place, ahead of
+  /// durable zeros: then the segment can be left for a background seal.
+  /// Otherwise (plain appends) it must be sealed before a later segment
+  /// takes a record.
+  bool prepared() const { return prepared_ && in_place_ && !broken_.load(); }
+
   /// Writes one record at the logical end and hands it to the OS (a process
   /// crash keeps it), first extending the preallocated zeros if it would not
   /// fit in them.
@@ -7173,7 +7211,12 @@ class WalWriter {
     // Mapped: preallocated at once (a store may only land on bytes the file
     // holds); else only once synced, where it spares the fsync a size change.
     const bool mapping = in_place_ && payload.size() <= kCombine && mapped(end);
-    if (in_place_ && end > allocated_ && (mapping || synced_.load(std::memory_order_relaxed))) grow(end);
+    // A prepared segment keeps zeros after its last record at all times (a
+    // record never ends exactly at the file's end), so a prefix of it that a
+    // power cut leaves never looks like a sealed segment.
+    if (in_place_ && (end > allocated_ || (prepared_ && end == allocated_)) &&
+        (mapping || prepared_ || synced_.load(std::memory_order_relaxed)))
+      grow(end);
     bool written = false;
     if (mapping && in_place_ && end <= allocated_) {
       // Two copies into the page cache, no system call; the OS has the
@@ -7258,7 +7301,7 @@ class WalWriter {
   void grow(std::uint64_t end) {
     static const std::string zeros(static_cast<std::size_t>(kWalPreallocMax), '\0');
     const std::uint64_t step = std::max<std::uint64_t>(4096, std::min(std::max(allocated_, kWalPreallocMin), prealloc_max_));
-    const std::uint64_t target = (std::max(end, allocated_ + step) + 4095) / 4096 * 4096;
+    const std::uint64_t target = (std::max(end + 1, allocated_ + step) + 4095) / 4096 * 4096;  // past end
     for (std::uint64_t at = std::max(allocated_, end); at < target;) {
       const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(target - at, zeros.size()));
       if (!file_->write_at(at, std::string_view(zeros.data(), n))) {
@@ -7294,6 +7337,7 @@ class WalWriter {
   bool map_ok_;                       ///< mapping wanted, and file_->map() has not refused
   std::uint64_t released_ = 0;        ///< bytes of the map before this given back (WritableMap::release)
   bool in_place_ = false;        ///< records go in place, ahead of them written zeros
+  bool prepared_ = false;        ///< prepare() made the preallocated length durable
   std::uint64_t logical_ = 0;    ///< end of the last record (append serialisation)
   std::uint64_t allocated_ = 0;  ///< the file's length: records and zeros (append serialisation)
   std::string record_;           ///< header + payload of the record being written
@@ -7341,6 +7385,8 @@ WalReplay replay_wal(const RandomAccessFile& file, std::uint64_t number, Fn&& fn
   while (pos < size) {
     std::uint64_t n = wal_detail::valid_record_at(*f, pos, log_number, payload, durable);
     if (n == 0) break;
+    if (result.records == 0 && payload.size() >= 8) result.first_seq = decode_fixed64(payload.data());
+    result.durable_claim = std::max(result.durable_claim, durable);
     fn(std::string_view(payload), pos);
     ++result.records;
     pos += n;
@@ -7390,6 +7436,44 @@ template <class Fn>
 WalReplay replay_wal(FileSystem& fs, const std::filesystem::path& path, std::uint64_t number, Fn&& fn) {
   const auto f = fs.open_read(path);
   return replay_wal(*f, number, std::forward<Fn>(fn));
+}
+
+/// How a segment that later segments follow ends (judge_wal_end).
+enum class WalEnd {
+  sealed,    ///< at its last record: replay goes on into the next segment
+  unsealed,  ///< in zeros, its records whole (a crash came before its seal): go on
+  cut,       ///< early, in bytes never synced: the log ends here, after this
+             ///< segment's valid records; later segments hold only records
+             ///< that were never synced and follow lost ones (drop them)
+};
+
+/// Judges the end of a segment that later segments follow, from its replay r,
+/// the sequence its records end before (next_seq) and the replays of the
+/// later segments, in order (their records not applied). A frozen segment is
+/// sealed (synced, its zeros cut off) in the background, before any later
+/// segment is synced; a crash between a freeze and that seal leaves it ending
+/// in zeros (after a kill -9, with every record there) or, after a power cut,
+/// torn or short. Its records are whole when the next segment that holds
+/// records starts at next_seq. Otherwise its end is lost: a cut when no later
+/// record says bytes of its segment were synced, else a CorruptionError
+/// (synced data is damaged).
+inline WalEnd judge_wal_end(const std::filesystem::path& path, const WalReplay& r, std::uint64_t next_seq,
+                            const std::vector<WalReplay>& later) {
+  if (r.sealed()) return WalEnd::sealed;
+  bool synced_after = false;
+  const WalReplay* next = nullptr;
+  for (const auto& l : later) {
+    synced_after = synced_after || l.durable_claim > 0;
+    if (!next && l.records > 0) next = &l;
+  }
+  if (r.cut_bytes == 0 && next && next->first_seq == next_seq) return WalEnd::unsealed;
+  if (synced_after)
+    throw CorruptionError(path, r.valid_bytes,
+                          std::string(r.cut_bytes > 0 ? "damaged record" : "records missing") +
+                              " at the end of a WAL segment that a later, synced segment follows (a segment is "
+                              "sealed before the next one is synced): not a torn tail");
+  // No later segment holds a record: this one ends the log, as the last does.
+  return next || r.cut_bytes > 0 ? WalEnd::cut : WalEnd::unsealed;
 }
 
 }  // namespace stowage::detail
@@ -8080,8 +8164,8 @@ inline constexpr std::size_t kScanReadahead = std::size_t{128} << 10;
 /// when the buffer's keys touch most blocks of a run (see run_flush).
 inline constexpr std::size_t kCountReadahead = std::size_t{256} << 10;
 /// Durability::none: the flush thread syncs the WAL in the background each
-/// time this many bytes were appended, so sealing a segment at a freeze (on
-/// the writer's path) syncs little.
+/// time this many bytes were appended, so sealing a segment after a freeze
+/// syncs little.
 inline constexpr std::uint64_t kWalBytesPerSync = std::uint64_t{1} << 20;
 /// When the write buffers' budget is used up while a flush runs, each
 /// commit waits at most this long for it (so the writer slows instead of
@@ -9157,11 +9241,33 @@ class Engine {
   // active buffer has used the whole budget.
   void maybe_freeze();
 
-  // Freezes wb_ into imm_ and wakes the flush thread. Needs sync_mu_ and
-  // write_mu_; imm_ must be empty. Everything that can throw comes first.
-  // Its fsyncs are short: the flush thread syncs the WAL every
-  // kWalBytesPerSync in the background and creates the next segment ahead.
+  // Freezes wb_ into imm_ and wakes the flush thread. Needs write_mu_,
+  // and sync_mu_ too when wal_ is not prepared(); imm_ must be empty.
+  // No fsync when it is: the segment it leaves is sealed by the flush
+  // thread, and the next one was created and prepared ahead. One that is
+  // not prepared is sealed here.
   void freeze_locked();
+  // Seals the segment the last freeze left, if not yet done (synced, its
+  // zeros cut off): before any later segment is synced, so that a later
+  // segment's synced records imply that every earlier segment is whole
+  // (judge_wal_end). The flush thread calls it first thing; whoever syncs
+  // the WAL calls it before (and waits here while the flush thread seals).
+  // A seal that failed is never tried again (a handle whose sync failed
+  // is not synced again): every later call rethrows its error, so no later
+  // segment is synced either.
+  void seal_frozen_wal() {
+    std::lock_guard g(seal_mu_);
+    if (seal_error_) std::rethrow_exception(seal_error_);
+    if (!unsealed_wal_) return;
+    try {
+      unsealed_wal_->seal();
+    } catch (...) {
+      seal_error_ = std::current_exception();
+      throw;
+    }
+    unsealed_wal_.reset();
+    sealed_seq_.store(unsealed_seq_);
+  }
   // Asks the flush thread to sync the WAL written so far. Needs write_mu_.
   void request_wal_sync() {
     wal_sync_at_ = wal_->size() + kWalBytesPerSync;
@@ -9237,10 +9343,13 @@ class Engine {
 
   std::uint64_t file_size(const std::filesystem::path& p) const { return fs_->open_read(p)->size(); }
 
+  // Replays the live WAL segments in order into wb_; drops the segments
+  // after one whose end a power cut took before its seal (judge_wal_end).
+  void replay_log(std::vector<std::uint64_t>& live);
   // Replays one WAL segment into wb_. Sequences must continue exactly from
-  // the manifest's last_seq: a gap means records were lost (a truncated or
-  // missing earlier segment), which is corruption, not a torn tail.
-  void replay_segment(std::uint64_t number, bool last_segment);
+  // last_seq_: a gap means records were lost (a truncated or missing earlier
+  // segment), which is corruption, not a torn tail.
+  detail::WalReplay replay_segment(std::uint64_t number);
 
   detail::Manifest fresh_manifest() const;
 
@@ -9337,6 +9446,14 @@ class Engine {
 
   std::mutex sync_mu_;
   std::uint64_t synced_seq_ = 0;  // sync_mu_
+  // Held while the segment a freeze left is sealed (seal_frozen_wal), so
+  // that no later segment is synced before; taken after sync_mu_ and
+  // write_mu_ when with them, never while waiting for either.
+  std::mutex seal_mu_;
+  std::shared_ptr<detail::WalWriter> unsealed_wal_;  // that segment, until sealed; seal_mu_
+  std::uint64_t unsealed_seq_ = 0;                   // its last record's sequence; seal_mu_
+  std::exception_ptr seal_error_;                    // why its seal failed; seal_mu_
+  std::atomic<std::uint64_t> sealed_seq_{0};         // every record up to it is in a sealed segment
 
   std::mutex install_mu_;
   detail::Manifest manifest_;                             // install_mu_
@@ -9362,6 +9479,7 @@ class Engine {
   bool flush_pending_ = false;               // bg_mu_: imm_ waits for the flush thread
   bool wal_sync_pending_ = false;            // bg_mu_: the flush thread should sync the WAL
   bool stop_ = false;                        // bg_mu_
+  std::atomic<bool> closing_{false};         // close() began: no next WAL segment is made ahead
   std::atomic<bool> stopping_{false};        // stop_, readable without bg_mu_ (compactions poll it)
   bool compacting_ = false;                  // bg_mu_: a compaction runs
   int manual_ = 0;                           // bg_mu_: compact() calls running (the thread stays idle)
@@ -9557,6 +9675,7 @@ auto Engine<Compression, Eviction, Lock>::close() -> void {
   if (closed_.load()) return;
   FailureReport report{this};
   std::exception_ptr error;
+  closing_ = true;
   if (!opt_.read_only && !failed_.load()) {
     try {
       if (opt_.checkpoint_on_close) flush_buffer();
@@ -9575,6 +9694,7 @@ auto Engine<Compression, Eviction, Lock>::close() -> void {
     closed_ = true;
     if (wal_ && !error && !failed_.load()) {
       try {
+        seal_frozen_wal();
         wal_->seal();  // the segment ends at its last record, without preallocated zeros
         synced_seq_ = last_seq_;
       } catch (...) {
@@ -9622,6 +9742,7 @@ auto Engine<Compression, Eviction, Lock>::run_group(Writer* const* group, std::s
           wal_->append(*g.payload);
           last_seq_ += g.n;
         }
+        seal_frozen_wal();
         wal_->sync();
         synced_seq_ = last_seq_;
       } catch (...) {
@@ -9691,7 +9812,7 @@ auto Engine<Compression, Eviction, Lock>::commit_synced(std::string& payload, Op
 template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::sync_up_to(std::uint64_t seq) -> void {
   std::lock_guard s(sync_mu_);
-  if (synced_seq_ >= seq) return;
+  if (synced_seq_ >= seq || sealed_seq_.load() >= seq) return;
   check_writable_state();
   std::shared_ptr<detail::WalWriter> w;
   std::uint64_t target;
@@ -9706,6 +9827,8 @@ auto Engine<Compression, Eviction, Lock>::sync_up_to(std::uint64_t seq) -> void 
     throw IoError("stowage: the store at " + dir_.string() +
                   " was closed before its last writes were synced; reopen it to recover them from the WAL");
   try {
+    seal_frozen_wal();
+    if (sealed_seq_.load() >= seq) return;  // the records were all in the frozen segment
     w->sync();
   } catch (...) {
     fail(std::current_exception());
@@ -9878,13 +10001,30 @@ template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::freeze_locked() -> void {
   wal_segments_.reserve(wal_segments_.size() + 1);
   auto frozen = std::make_shared<detail::WriteBuffer>();
-  wal_->seal();  // the frozen records are durable, the zeros cut off, before a new segment starts
-  synced_seq_ = last_seq_;
+  // The segment is sealed by the flush thread (seal_frozen_wal), not
+  // here: no fsync on the writer's path. Normally the last one is sealed
+  // long since (the flush that sealed it has ended).
+  seal_frozen_wal();
   std::shared_ptr<detail::WalWriter> writer = std::move(spare_wal_);
   if (!writer) writer = new_wal_segment(next_file_++);
   const std::uint64_t new_wal = writer->number();
   wal_sync_at_ = kWalBytesPerSync;
   wal_closed_bytes_ += wal_->size();
+  {
+    std::lock_guard g(seal_mu_);
+    if (wal_->prepared()) {
+      unsealed_wal_ = std::move(wal_);
+      unsealed_seq_ = last_seq_;
+    } else {
+      // Records plainly appended (the segment open started, or a file
+      // system that cannot write in place): a prefix a power cut leaves
+      // could end exactly at a record and pass for sealed, so it is sealed
+      // here, before the next segment takes a record.
+      wal_->seal();
+      sealed_seq_.store(last_seq_);
+      wal_.reset();
+    }
+  }
   wal_ = std::move(writer);
   wal_segments_.push_back(new_wal);
   flush_wal_ = new_wal;
@@ -9904,15 +10044,23 @@ auto Engine<Compression, Eviction, Lock>::freeze_locked() -> void {
 
 template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::maybe_freeze() -> void {
-  for (bool hard = false;;) {
+  for (bool hard = false, take_sync = false;;) {
     {
-      std::lock_guard s(sync_mu_);
+      // Not sync_mu_: a background WAL sync holds it through an fsync.
+      // Except to freeze with a segment that was not prepared: the writer
+      // seals that one itself, and no other sync of it may run meanwhile.
+      std::unique_lock<std::mutex> s(sync_mu_, std::defer_lock);
+      if (take_sync) s.lock();
       std::lock_guard w(write_mu_);
       if (closed_.load() || failed_.load() || !over_limits()) return;
       bool busy;
       {
         std::lock_guard g(bg_mu_);
         busy = flush_pending_;
+      }
+      if (!busy && !s.owns_lock() && !wal_->prepared()) {
+        take_sync = true;
+        continue;
       }
       if (!busy) {
         try {
@@ -10021,7 +10169,7 @@ auto Engine<Compression, Eviction, Lock>::background_wal_work() noexcept -> void
     {
       std::lock_guard w(write_mu_);
       seq = last_seq_;
-      need_spare = !spare_wal_;
+      need_spare = !spare_wal_ && !closing_.load();  // a closing store takes no next segment
     }
     // Durability::none: what a later seal or flush() must sync is only what
     // was written since (Durability::sync commits sync themselves).
@@ -10031,6 +10179,7 @@ auto Engine<Compression, Eviction, Lock>::background_wal_work() noexcept -> void
       // writer's path at a freeze. An empty segment replays nothing: open
       // drops one left at the end by a crash.
       auto spare = new_wal_segment(next_file_++);
+      spare->prepare();  // its zeros durable: it may be left for a background seal (judge_wal_end)
       std::lock_guard w(write_mu_);
       if (!spare_wal_) spare_wal_ = std::move(spare);
     }
@@ -10044,6 +10193,9 @@ auto Engine<Compression, Eviction, Lock>::background_wal_work() noexcept -> void
 
 template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
+  // The segment the freeze left, before anything else: until it is sealed
+  // no later segment may be synced (a sync waits for it).
+  seal_frozen_wal();
   std::shared_ptr<detail::WriteBuffer> frozen;
   std::shared_ptr<const detail::Version> base;
   {
@@ -10532,7 +10684,7 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
     if (!opt_.read_only) fs_->remove(dir_ / detail::wal_file_name(live.back()));
     live.pop_back();
   }
-  for (std::size_t i = 0; i < live.size(); ++i) replay_segment(live[i], i + 1 == live.size());
+  replay_log(live);
   synced_seq_ = last_seq_;
   if (plan.needed() && !opt_.read_only) run_migration(plan, live);
 
@@ -10607,9 +10759,48 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
 }
 
 template <class Compression, class Eviction, class Lock>
-auto Engine<Compression, Eviction, Lock>::replay_segment(std::uint64_t number, bool last_segment) -> void {
+auto Engine<Compression, Eviction, Lock>::replay_log(std::vector<std::uint64_t>& live) -> void {
+  for (std::size_t i = 0; i < live.size(); ++i) {
+    const auto path = dir_ / detail::wal_file_name(live[i]);
+    const detail::WalReplay result = replay_segment(live[i]);
+    bool last = i + 1 == live.size();
+    if (!last && !result.sealed()) {
+      // Frozen, then a crash before its seal: whole, or the log ends here.
+      std::vector<detail::WalReplay> later;
+      for (std::size_t j = i + 1; j < live.size(); ++j)
+        later.push_back(detail::replay_wal(*fs_, dir_ / detail::wal_file_name(live[j]), live[j],
+                                           [](std::string_view, std::uint64_t) {}));
+      if (detail::judge_wal_end(path, result, last_seq_ + 1, later) == detail::WalEnd::cut) {
+        std::uint64_t dropped = 0;
+        for (const auto& l : later) dropped += l.records;
+        log(LogLevel::warning, "the WAL ends early in " + path.string() + " (a power cut before it was sealed): " +
+                                   std::to_string(later.size()) + " later segments with " + std::to_string(dropped) +
+                                   " records, none of them synced, are dropped");
+        if (!opt_.read_only)
+          for (std::size_t j = i + 1; j < live.size(); ++j) fs_->remove(dir_ / detail::wal_file_name(live[j]));
+        live.resize(i + 1);
+        last = true;
+      }
+    }
+    if (result.cut_bytes > 0) {
+      log(LogLevel::warning, "cut a torn WAL tail of " + std::to_string(result.cut_bytes) + " bytes from " +
+                                 path.string() + " at offset " + std::to_string(result.valid_bytes) + " (" +
+                                 std::to_string(result.records) + " records recovered)");
+    }
+    // The torn tail or the preallocated zeros go: a later segment follows now.
+    const bool trim = !opt_.read_only && !result.sealed();
+    if (trim) fs_->truncate(path, result.valid_bytes);
+    // What was replayed is visible now, so it must be durable before a later
+    // flush() can promise anything about it.
+    if (!opt_.read_only && (result.records > 0 || trim)) fs_->open_append(path)->sync();
+    if (last) break;
+  }
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::replay_segment(std::uint64_t number) -> detail::WalReplay {
   auto path = dir_ / detail::wal_file_name(number);
-  auto result = detail::replay_wal(*fs_, path, number, [&](std::string_view payload, std::uint64_t offset) {
+  return detail::replay_wal(*fs_, path, number, [&](std::string_view payload, std::uint64_t offset) {
     detail::decode_wal_batch(payload, path, offset, [&](const detail::WalOp& op) {
       if (op.seq != last_seq_ + 1)
         throw CorruptionError(path, offset,
@@ -10630,24 +10821,6 @@ auto Engine<Compression, Eviction, Lock>::replay_segment(std::uint64_t number, b
       last_seq_ = op.seq;
     });
   });
-  if (!last_segment && result.zero_bytes > 0 && result.cut_bytes == 0)
-    throw CorruptionError(path, result.valid_bytes,
-                          "zeros after the last record of a WAL segment that later segments follow (it was sealed "
-                          "at its last record: records are missing)");
-  if (result.cut_bytes > 0) {
-    if (!last_segment)
-      throw CorruptionError(path, result.valid_bytes,
-                            "damaged record inside a WAL segment that later segments follow");
-    log(LogLevel::warning, "cut a torn WAL tail of " + std::to_string(result.cut_bytes) + " bytes from " +
-                               path.string() + " at offset " + std::to_string(result.valid_bytes) + " (" +
-                               std::to_string(result.records) + " records recovered)");
-  }
-  // The torn tail or the preallocated zeros go: a later segment follows now.
-  const bool trim = !opt_.read_only && (result.cut_bytes > 0 || result.zero_bytes > 0);
-  if (trim) fs_->truncate(path, result.valid_bytes);
-  // What was replayed is visible now, so it must be durable before a later
-  // flush() can promise anything about it.
-  if (!opt_.read_only && (result.records > 0 || trim)) fs_->open_append(path)->sync();
 }
 
 template <class Compression, class Eviction, class Lock>
@@ -12040,10 +12213,17 @@ VerifyReport verify_pass(FileSystem& fs, const std::filesystem::path& dir, const
   for (std::size_t i = 0; i < live.size(); ++i)
     if (!wal[live[i]].file || wal[live[i]].file->size() > 0) last_written = i;
   std::uint64_t next_seq = m.last_seq + 1;
+  bool log_ended = false;  // a segment before ended the log (WalEnd::cut): an open drops the rest
   for (std::size_t i = 0; i < live.size(); ++i) {
     const auto& w = rep.info.wal[live[i]];
     const bool last = i >= last_written;
     VerifiedFile vf{w.file, "wal", w.bytes, 0, 0, true};
+    if (log_ended) {
+      rep.bytes += w.bytes;
+      rep.files.push_back(std::move(vf));
+      progress();
+      continue;
+    }
     auto bad = [&](std::uint64_t offset, const std::string& what) {
       vf.ok = false;
       problem(w.file, offset, what);
@@ -12070,17 +12250,31 @@ VerifyReport verify_pass(FileSystem& fs, const std::filesystem::path& dir, const
               bad(offset, "stowage: WAL record holds a key or value over the format's limits");
           });
         });
-        if (r.cut_bytes > 0) {
-          if (last)
-            rep.notes.push_back(w.file.string() + ": a torn tail of " + std::to_string(r.cut_bytes) +
-                                " bytes at offset " + std::to_string(r.valid_bytes) +
-                                " (a record being written, or unsynced bytes a crash left; an open cuts it)");
-          else
-            bad(r.valid_bytes, "stowage: damaged record inside a WAL segment that later segments follow; records from "
-                               "here on are lost (run `stowage repair` to save the rest)");
-        } else if (!last && r.zero_bytes > 0) {
-          bad(r.valid_bytes, "stowage: zeros after the last record of a WAL segment that later segments follow "
-                             "(records are missing)");
+        if (r.cut_bytes > 0 && last) {
+          rep.notes.push_back(w.file.string() + ": a torn tail of " + std::to_string(r.cut_bytes) +
+                              " bytes at offset " + std::to_string(r.valid_bytes) +
+                              " (a record being written, or unsynced bytes a crash left; an open cuts it)");
+        } else if (!last && !r.sealed()) {
+          // Frozen, then a crash before its seal: whole, or the log ends here.
+          std::vector<WalReplay> later;
+          for (std::size_t j = i + 1; j < live.size(); ++j) {
+            if (!wal[live[j]].file) continue;
+            try {
+              later.push_back(replay_wal(*wal[live[j]].file, rep.info.wal[live[j]].number,
+                                         [](std::string_view, std::uint64_t) {}));
+            } catch (const CorruptionError&) {  // reported when its turn comes
+            }
+          }
+          try {
+            if (judge_wal_end(w.file, r, next_seq, later) == WalEnd::cut) {
+              log_ended = true;
+              rep.notes.push_back(w.file.string() + ": the WAL ends early at offset " + std::to_string(r.valid_bytes) +
+                                  " (a power cut before this segment was sealed); an open keeps the records before "
+                                  "it and drops the later segments, whose records were never synced");
+            }
+          } catch (const CorruptionError& e) {
+            bad(e.offset(), e.what());
+          }
         }
       } catch (const CorruptionError& e) {
         bad(e.offset(), e.what());

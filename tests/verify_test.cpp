@@ -280,7 +280,7 @@ TEST_CASE("verify reports a missing chunk, a damaged chunk footer and a damaged 
   CHECK_THROWS_AS(verify(dir / "nothing-here"), ValidationError);
 }
 
-TEST_CASE("verify: a torn tail of the last WAL segment is a note, damage in an earlier one a problem") {
+TEST_CASE("verify: a torn tail of the last WAL segment is a note, damage in an earlier one a problem once a later one was synced") {
   TempDir dir("verify");
   fill(dir.path(), 100, 20);
   auto wal = inspect(dir.path()).wal;
@@ -299,27 +299,43 @@ TEST_CASE("verify: a torn tail of the last WAL segment is a note, damage in an e
   REQUIRE(!rep.notes.empty());
   CHECK_THAT(rep.notes[0], Catch::Contains("torn tail"));
 
-  // A later segment: the same damage is now inside a segment others follow.
-  {
+  // A later segment whose records were never synced: the damaged end is
+  // where a power cut before the seal ended the log (the next open drops
+  // the later segment), a note.
+  const auto later = dir.path() / detail::wal_file_name(wal[0].number + 1000);
+  auto write_later = [&](bool synced) {
     std::string seg = stowage_test::read_all(wal[0].file);
     seg.resize(records_end);
     stowage_test::write_all(wal[0].file, seg);
+    std::filesystem::remove(later);
     detail::WalWriter w(*default_file_system(), dir.path(), wal[0].number + 1000, 0);
-    detail::WalBatch b(121);
-    std::string v;
-    BinarySerializer::serialize(std::string("late"), v);
-    b.put(encode_key<std::uint64_t>(500), v);
-    w.append(b.finish());
-    w.sync();
+    for (std::uint64_t seq = 121; seq < 123; ++seq) {
+      detail::WalBatch b(seq);
+      std::string v;
+      BinarySerializer::serialize(std::string("late"), v);
+      b.put(encode_key<std::uint64_t>(500 + seq), v);
+      w.append(b.finish());
+      if (synced) w.sync();  // the second record says the first was synced
+    }
     w.close();
-  }
+  };
+  write_later(false);  // keeps the flipped byte
+  rep = verify(dir.path());
+  CHECK(rep.ok());
+  CHECK(rep.wal_operations == 19);
+  REQUIRE(!rep.notes.empty());
+  CHECK_THAT(rep.notes[0], Catch::Contains("the WAL ends early"));
+
+  // Synced: the later segment was synced after this one was sealed, so
+  // the same damage lies in synced bytes, a problem.
+  write_later(true);
   rep = verify(dir.path());
   REQUIRE(rep.problems.size() == 2);
   CHECK(rep.problems[0].file == wal[0].file);
   CHECK(rep.problems[0].offset < records_end);
-  CHECK_THAT(rep.problems[0].what, Catch::Contains("later segments follow"));
+  CHECK_THAT(rep.problems[0].what, Catch::Contains("a later, synced segment follows"));
   // ... and the record it lost (sequence 120) shows as a gap in the next one.
-  CHECK(rep.problems[1].file == dir.path() / detail::wal_file_name(wal[0].number + 1000));
+  CHECK(rep.problems[1].file == later);
   CHECK_THAT(rep.problems[1].what, Catch::Contains("sequence 121 where 120"));
 }
 

@@ -570,3 +570,70 @@ TEST_CASE("a mapped segment grows past its first 64 MiB window, and a continued 
   CHECK(r.payloads == written);
   CHECK(r.result.cut_bytes == 0);
 }
+
+// A freeze leaves its segment to be sealed in the background, before any
+// later segment is synced: judge_wal_end tells an unsealed segment's clean
+// end, a power cut's lost end and damage to synced bytes apart.
+TEST_CASE("judge_wal_end: the end of a segment that later segments follow") {
+  using detail::WalEnd;
+  using detail::WalReplay;
+  const std::filesystem::path path = "wal-000001.log";
+  auto seg = [](std::uint64_t records, std::uint64_t first, std::uint64_t cut, std::uint64_t zeros,
+                std::uint64_t claim) {
+    WalReplay r;
+    r.records = records;
+    r.valid_bytes = records * 40;
+    r.first_seq = records > 0 ? first : 0;
+    r.cut_bytes = cut;
+    r.zero_bytes = zeros;
+    r.durable_claim = claim;
+    return r;
+  };
+  const WalReplay frozen_whole = seg(10, 1, 0, 4096, 200);  // records 1..10, then zeros
+  const WalReplay frozen_torn = seg(8, 1, 60, 4000, 200);   // records 1..8, then garbage
+  const WalReplay next_unsynced = seg(5, 11, 0, 0, 0);      // records 11..15, never synced
+  const WalReplay next_synced = seg(5, 11, 0, 0, 120);      // a record says 120 bytes were synced
+  const WalReplay empty = seg(0, 0, 0, 0, 0);
+
+  // Sealed: ends at its last record, whatever follows.
+  CHECK(detail::judge_wal_end(path, seg(10, 1, 0, 0, 400), 11, {next_synced}) == WalEnd::sealed);
+  // Zeros, and the next segment goes on at the next sequence (kill -9
+  // before the seal): whole, synced after or not.
+  CHECK(detail::judge_wal_end(path, frozen_whole, 11, {empty, next_unsynced}) == WalEnd::unsealed);
+  CHECK(detail::judge_wal_end(path, frozen_whole, 11, {next_synced}) == WalEnd::unsealed);
+  // Zeros, then nothing but empty segments: it is the log's end, clean.
+  CHECK(detail::judge_wal_end(path, frozen_whole, 11, {empty}) == WalEnd::unsealed);
+  // Torn, or short (zeros, then a gap before the next segment), and no later
+  // record was synced: a power cut before the seal, so the log ends here.
+  CHECK(detail::judge_wal_end(path, frozen_torn, 9, {next_unsynced}) == WalEnd::cut);
+  CHECK(detail::judge_wal_end(path, seg(7, 1, 0, 4096, 0), 8, {next_unsynced}) == WalEnd::cut);
+  CHECK(detail::judge_wal_end(path, frozen_torn, 9, {empty}) == WalEnd::cut);
+  // The same after a later segment was synced: that sync came after this
+  // segment's seal, so its end was synced and is damaged.
+  CHECK_THROWS_AS(detail::judge_wal_end(path, frozen_torn, 9, {next_synced}), CorruptionError);
+  CHECK_THROWS_AS(detail::judge_wal_end(path, seg(7, 1, 0, 4096, 0), 8, {next_unsynced, next_synced}),
+                  CorruptionError);
+  try {
+    detail::judge_wal_end(path, frozen_torn, 9, {next_unsynced, next_synced});
+    FAIL("no CorruptionError");
+  } catch (const CorruptionError& e) {
+    CHECK(e.offset() == frozen_torn.valid_bytes);
+    CHECK_THAT(e.what(), Catch::Contains("a later, synced segment follows"));
+  }
+}
+
+TEST_CASE("replay reports the first sequence and the largest synced length its records state") {
+  TempDir dir("wal-claims");
+  {
+    detail::WalWriter w(*default_file_system(), dir.path(), 3, 0);
+    w.append(payload_for(4));  // sequence 5, nothing synced yet
+    w.sync();
+    w.append(payload_for(5));  // says the first record was synced
+    w.close();
+  }
+  const auto r = replay(dir.path(), 3);
+  REQUIRE(r.result.records == 2);
+  CHECK(r.result.first_seq == 5);
+  CHECK(r.result.durable_claim == detail::kWalHeaderBytes + payload_for(4).size());
+  CHECK(r.result.sealed());
+}

@@ -17,10 +17,15 @@
 //          Version's runs, newest first (level-0 runs, then one run per
 //          level): file range → Bloom filter → block index → block cache →
 //          binary search. A tombstone ends the search.
-//   freeze: when the write buffer reaches half its budget, the writer seals
-//          the WAL segment, starts a new one and makes the buffer the frozen
-//          one; puts go on into a fresh buffer.
-//   flush (background thread): resolve the frozen buffer's keys against the
+//   freeze: when the write buffer reaches half its budget, the writer moves
+//          on to the next WAL segment (made and prepared ahead) and makes the
+//          buffer the frozen one; puts go on into a fresh buffer. No fsync,
+//          unless the segment it leaves was not prepared (the first after
+//          an open): the writer seals that one.
+//   flush (background thread): seal the segment the freeze left (synced,
+//          its zeros cut off: before any later segment is synced, which
+//          recovery relies on, see judge_wal_end in wal.hpp), resolve the
+//          frozen buffer's keys against the
 //          files (for the exact live count), write it as one new level-0
 //          file, record it in a new MANIFEST, install the new Version, drop
 //          the WAL segments it covered. Never reads or rewrites a chunk.
@@ -43,6 +48,8 @@
 //   sync_mu_       one WAL fdatasync at a time (group commit: writers queued
 //                  behind a sync find their record already synced).
 //   write_mu_      serialises commits: sequence numbers, WAL appends, applies.
+//   seal_mu_       the seal of the segment a freeze left (seal_frozen_wal);
+//                  a leaf: nothing else is taken while it is held.
 //   bg_mu_         the background threads' flags (with bg_cv_, done_cv_).
 //   Order: install_mu_ → sync_mu_ → write_mu_ → lock_ → bg_mu_. The logger
 //   is called with none of them held.
@@ -101,8 +108,8 @@ inline constexpr std::size_t kScanReadahead = std::size_t{128} << 10;
 /// when the buffer's keys touch most blocks of a run (see run_flush).
 inline constexpr std::size_t kCountReadahead = std::size_t{256} << 10;
 /// Durability::none: the flush thread syncs the WAL in the background each
-/// time this many bytes were appended, so sealing a segment at a freeze (on
-/// the writer's path) syncs little.
+/// time this many bytes were appended, so sealing a segment after a freeze
+/// syncs little.
 inline constexpr std::uint64_t kWalBytesPerSync = std::uint64_t{1} << 20;
 /// When the write buffers' budget is used up while a flush runs, each
 /// commit waits at most this long for it (so the writer slows instead of
@@ -1178,11 +1185,33 @@ class Engine {
   // active buffer has used the whole budget.
   void maybe_freeze();
 
-  // Freezes wb_ into imm_ and wakes the flush thread. Needs sync_mu_ and
-  // write_mu_; imm_ must be empty. Everything that can throw comes first.
-  // Its fsyncs are short: the flush thread syncs the WAL every
-  // kWalBytesPerSync in the background and creates the next segment ahead.
+  // Freezes wb_ into imm_ and wakes the flush thread. Needs write_mu_,
+  // and sync_mu_ too when wal_ is not prepared(); imm_ must be empty.
+  // No fsync when it is: the segment it leaves is sealed by the flush
+  // thread, and the next one was created and prepared ahead. One that is
+  // not prepared is sealed here.
   void freeze_locked();
+  // Seals the segment the last freeze left, if not yet done (synced, its
+  // zeros cut off): before any later segment is synced, so that a later
+  // segment's synced records imply that every earlier segment is whole
+  // (judge_wal_end). The flush thread calls it first thing; whoever syncs
+  // the WAL calls it before (and waits here while the flush thread seals).
+  // A seal that failed is never tried again (a handle whose sync failed
+  // is not synced again): every later call rethrows its error, so no later
+  // segment is synced either.
+  void seal_frozen_wal() {
+    std::lock_guard g(seal_mu_);
+    if (seal_error_) std::rethrow_exception(seal_error_);
+    if (!unsealed_wal_) return;
+    try {
+      unsealed_wal_->seal();
+    } catch (...) {
+      seal_error_ = std::current_exception();
+      throw;
+    }
+    unsealed_wal_.reset();
+    sealed_seq_.store(unsealed_seq_);
+  }
   // Asks the flush thread to sync the WAL written so far. Needs write_mu_.
   void request_wal_sync() {
     wal_sync_at_ = wal_->size() + kWalBytesPerSync;
@@ -1258,10 +1287,13 @@ class Engine {
 
   std::uint64_t file_size(const std::filesystem::path& p) const { return fs_->open_read(p)->size(); }
 
+  // Replays the live WAL segments in order into wb_; drops the segments
+  // after one whose end a power cut took before its seal (judge_wal_end).
+  void replay_log(std::vector<std::uint64_t>& live);
   // Replays one WAL segment into wb_. Sequences must continue exactly from
-  // the manifest's last_seq: a gap means records were lost (a truncated or
-  // missing earlier segment), which is corruption, not a torn tail.
-  void replay_segment(std::uint64_t number, bool last_segment);
+  // last_seq_: a gap means records were lost (a truncated or missing earlier
+  // segment), which is corruption, not a torn tail.
+  detail::WalReplay replay_segment(std::uint64_t number);
 
   detail::Manifest fresh_manifest() const;
 
@@ -1358,6 +1390,14 @@ class Engine {
 
   std::mutex sync_mu_;
   std::uint64_t synced_seq_ = 0;  // sync_mu_
+  // Held while the segment a freeze left is sealed (seal_frozen_wal), so
+  // that no later segment is synced before; taken after sync_mu_ and
+  // write_mu_ when with them, never while waiting for either.
+  std::mutex seal_mu_;
+  std::shared_ptr<detail::WalWriter> unsealed_wal_;  // that segment, until sealed; seal_mu_
+  std::uint64_t unsealed_seq_ = 0;                   // its last record's sequence; seal_mu_
+  std::exception_ptr seal_error_;                    // why its seal failed; seal_mu_
+  std::atomic<std::uint64_t> sealed_seq_{0};         // every record up to it is in a sealed segment
 
   std::mutex install_mu_;
   detail::Manifest manifest_;                             // install_mu_
@@ -1383,6 +1423,7 @@ class Engine {
   bool flush_pending_ = false;               // bg_mu_: imm_ waits for the flush thread
   bool wal_sync_pending_ = false;            // bg_mu_: the flush thread should sync the WAL
   bool stop_ = false;                        // bg_mu_
+  std::atomic<bool> closing_{false};         // close() began: no next WAL segment is made ahead
   std::atomic<bool> stopping_{false};        // stop_, readable without bg_mu_ (compactions poll it)
   bool compacting_ = false;                  // bg_mu_: a compaction runs
   int manual_ = 0;                           // bg_mu_: compact() calls running (the thread stays idle)
@@ -1578,6 +1619,7 @@ auto Engine<Compression, Eviction, Lock>::close() -> void {
   if (closed_.load()) return;
   FailureReport report{this};
   std::exception_ptr error;
+  closing_ = true;
   if (!opt_.read_only && !failed_.load()) {
     try {
       if (opt_.checkpoint_on_close) flush_buffer();
@@ -1596,6 +1638,7 @@ auto Engine<Compression, Eviction, Lock>::close() -> void {
     closed_ = true;
     if (wal_ && !error && !failed_.load()) {
       try {
+        seal_frozen_wal();
         wal_->seal();  // the segment ends at its last record, without preallocated zeros
         synced_seq_ = last_seq_;
       } catch (...) {
@@ -1643,6 +1686,7 @@ auto Engine<Compression, Eviction, Lock>::run_group(Writer* const* group, std::s
           wal_->append(*g.payload);
           last_seq_ += g.n;
         }
+        seal_frozen_wal();
         wal_->sync();
         synced_seq_ = last_seq_;
       } catch (...) {
@@ -1712,7 +1756,7 @@ auto Engine<Compression, Eviction, Lock>::commit_synced(std::string& payload, Op
 template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::sync_up_to(std::uint64_t seq) -> void {
   std::lock_guard s(sync_mu_);
-  if (synced_seq_ >= seq) return;
+  if (synced_seq_ >= seq || sealed_seq_.load() >= seq) return;
   check_writable_state();
   std::shared_ptr<detail::WalWriter> w;
   std::uint64_t target;
@@ -1727,6 +1771,8 @@ auto Engine<Compression, Eviction, Lock>::sync_up_to(std::uint64_t seq) -> void 
     throw IoError("stowage: the store at " + dir_.string() +
                   " was closed before its last writes were synced; reopen it to recover them from the WAL");
   try {
+    seal_frozen_wal();
+    if (sealed_seq_.load() >= seq) return;  // the records were all in the frozen segment
     w->sync();
   } catch (...) {
     fail(std::current_exception());
@@ -1899,13 +1945,30 @@ template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::freeze_locked() -> void {
   wal_segments_.reserve(wal_segments_.size() + 1);
   auto frozen = std::make_shared<detail::WriteBuffer>();
-  wal_->seal();  // the frozen records are durable, the zeros cut off, before a new segment starts
-  synced_seq_ = last_seq_;
+  // The segment is sealed by the flush thread (seal_frozen_wal), not
+  // here: no fsync on the writer's path. Normally the last one is sealed
+  // long since (the flush that sealed it has ended).
+  seal_frozen_wal();
   std::shared_ptr<detail::WalWriter> writer = std::move(spare_wal_);
   if (!writer) writer = new_wal_segment(next_file_++);
   const std::uint64_t new_wal = writer->number();
   wal_sync_at_ = kWalBytesPerSync;
   wal_closed_bytes_ += wal_->size();
+  {
+    std::lock_guard g(seal_mu_);
+    if (wal_->prepared()) {
+      unsealed_wal_ = std::move(wal_);
+      unsealed_seq_ = last_seq_;
+    } else {
+      // Records plainly appended (the segment open started, or a file
+      // system that cannot write in place): a prefix a power cut leaves
+      // could end exactly at a record and pass for sealed, so it is sealed
+      // here, before the next segment takes a record.
+      wal_->seal();
+      sealed_seq_.store(last_seq_);
+      wal_.reset();
+    }
+  }
   wal_ = std::move(writer);
   wal_segments_.push_back(new_wal);
   flush_wal_ = new_wal;
@@ -1925,15 +1988,23 @@ auto Engine<Compression, Eviction, Lock>::freeze_locked() -> void {
 
 template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::maybe_freeze() -> void {
-  for (bool hard = false;;) {
+  for (bool hard = false, take_sync = false;;) {
     {
-      std::lock_guard s(sync_mu_);
+      // Not sync_mu_: a background WAL sync holds it through an fsync.
+      // Except to freeze with a segment that was not prepared: the writer
+      // seals that one itself, and no other sync of it may run meanwhile.
+      std::unique_lock<std::mutex> s(sync_mu_, std::defer_lock);
+      if (take_sync) s.lock();
       std::lock_guard w(write_mu_);
       if (closed_.load() || failed_.load() || !over_limits()) return;
       bool busy;
       {
         std::lock_guard g(bg_mu_);
         busy = flush_pending_;
+      }
+      if (!busy && !s.owns_lock() && !wal_->prepared()) {
+        take_sync = true;
+        continue;
       }
       if (!busy) {
         try {
@@ -2042,7 +2113,7 @@ auto Engine<Compression, Eviction, Lock>::background_wal_work() noexcept -> void
     {
       std::lock_guard w(write_mu_);
       seq = last_seq_;
-      need_spare = !spare_wal_;
+      need_spare = !spare_wal_ && !closing_.load();  // a closing store takes no next segment
     }
     // Durability::none: what a later seal or flush() must sync is only what
     // was written since (Durability::sync commits sync themselves).
@@ -2052,6 +2123,7 @@ auto Engine<Compression, Eviction, Lock>::background_wal_work() noexcept -> void
       // writer's path at a freeze. An empty segment replays nothing: open
       // drops one left at the end by a crash.
       auto spare = new_wal_segment(next_file_++);
+      spare->prepare();  // its zeros durable: it may be left for a background seal (judge_wal_end)
       std::lock_guard w(write_mu_);
       if (!spare_wal_) spare_wal_ = std::move(spare);
     }
@@ -2065,6 +2137,9 @@ auto Engine<Compression, Eviction, Lock>::background_wal_work() noexcept -> void
 
 template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
+  // The segment the freeze left, before anything else: until it is sealed
+  // no later segment may be synced (a sync waits for it).
+  seal_frozen_wal();
   std::shared_ptr<detail::WriteBuffer> frozen;
   std::shared_ptr<const detail::Version> base;
   {
@@ -2553,7 +2628,7 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
     if (!opt_.read_only) fs_->remove(dir_ / detail::wal_file_name(live.back()));
     live.pop_back();
   }
-  for (std::size_t i = 0; i < live.size(); ++i) replay_segment(live[i], i + 1 == live.size());
+  replay_log(live);
   synced_seq_ = last_seq_;
   if (plan.needed() && !opt_.read_only) run_migration(plan, live);
 
@@ -2628,9 +2703,48 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
 }
 
 template <class Compression, class Eviction, class Lock>
-auto Engine<Compression, Eviction, Lock>::replay_segment(std::uint64_t number, bool last_segment) -> void {
+auto Engine<Compression, Eviction, Lock>::replay_log(std::vector<std::uint64_t>& live) -> void {
+  for (std::size_t i = 0; i < live.size(); ++i) {
+    const auto path = dir_ / detail::wal_file_name(live[i]);
+    const detail::WalReplay result = replay_segment(live[i]);
+    bool last = i + 1 == live.size();
+    if (!last && !result.sealed()) {
+      // Frozen, then a crash before its seal: whole, or the log ends here.
+      std::vector<detail::WalReplay> later;
+      for (std::size_t j = i + 1; j < live.size(); ++j)
+        later.push_back(detail::replay_wal(*fs_, dir_ / detail::wal_file_name(live[j]), live[j],
+                                           [](std::string_view, std::uint64_t) {}));
+      if (detail::judge_wal_end(path, result, last_seq_ + 1, later) == detail::WalEnd::cut) {
+        std::uint64_t dropped = 0;
+        for (const auto& l : later) dropped += l.records;
+        log(LogLevel::warning, "the WAL ends early in " + path.string() + " (a power cut before it was sealed): " +
+                                   std::to_string(later.size()) + " later segments with " + std::to_string(dropped) +
+                                   " records, none of them synced, are dropped");
+        if (!opt_.read_only)
+          for (std::size_t j = i + 1; j < live.size(); ++j) fs_->remove(dir_ / detail::wal_file_name(live[j]));
+        live.resize(i + 1);
+        last = true;
+      }
+    }
+    if (result.cut_bytes > 0) {
+      log(LogLevel::warning, "cut a torn WAL tail of " + std::to_string(result.cut_bytes) + " bytes from " +
+                                 path.string() + " at offset " + std::to_string(result.valid_bytes) + " (" +
+                                 std::to_string(result.records) + " records recovered)");
+    }
+    // The torn tail or the preallocated zeros go: a later segment follows now.
+    const bool trim = !opt_.read_only && !result.sealed();
+    if (trim) fs_->truncate(path, result.valid_bytes);
+    // What was replayed is visible now, so it must be durable before a later
+    // flush() can promise anything about it.
+    if (!opt_.read_only && (result.records > 0 || trim)) fs_->open_append(path)->sync();
+    if (last) break;
+  }
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::replay_segment(std::uint64_t number) -> detail::WalReplay {
   auto path = dir_ / detail::wal_file_name(number);
-  auto result = detail::replay_wal(*fs_, path, number, [&](std::string_view payload, std::uint64_t offset) {
+  return detail::replay_wal(*fs_, path, number, [&](std::string_view payload, std::uint64_t offset) {
     detail::decode_wal_batch(payload, path, offset, [&](const detail::WalOp& op) {
       if (op.seq != last_seq_ + 1)
         throw CorruptionError(path, offset,
@@ -2651,24 +2765,6 @@ auto Engine<Compression, Eviction, Lock>::replay_segment(std::uint64_t number, b
       last_seq_ = op.seq;
     });
   });
-  if (!last_segment && result.zero_bytes > 0 && result.cut_bytes == 0)
-    throw CorruptionError(path, result.valid_bytes,
-                          "zeros after the last record of a WAL segment that later segments follow (it was sealed "
-                          "at its last record: records are missing)");
-  if (result.cut_bytes > 0) {
-    if (!last_segment)
-      throw CorruptionError(path, result.valid_bytes,
-                            "damaged record inside a WAL segment that later segments follow");
-    log(LogLevel::warning, "cut a torn WAL tail of " + std::to_string(result.cut_bytes) + " bytes from " +
-                               path.string() + " at offset " + std::to_string(result.valid_bytes) + " (" +
-                               std::to_string(result.records) + " records recovered)");
-  }
-  // The torn tail or the preallocated zeros go: a later segment follows now.
-  const bool trim = !opt_.read_only && (result.cut_bytes > 0 || result.zero_bytes > 0);
-  if (trim) fs_->truncate(path, result.valid_bytes);
-  // What was replayed is visible now, so it must be durable before a later
-  // flush() can promise anything about it.
-  if (!opt_.read_only && (result.records > 0 || trim)) fs_->open_append(path)->sync();
 }
 
 template <class Compression, class Eviction, class Lock>

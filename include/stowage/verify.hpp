@@ -775,10 +775,17 @@ VerifyReport verify_pass(FileSystem& fs, const std::filesystem::path& dir, const
   for (std::size_t i = 0; i < live.size(); ++i)
     if (!wal[live[i]].file || wal[live[i]].file->size() > 0) last_written = i;
   std::uint64_t next_seq = m.last_seq + 1;
+  bool log_ended = false;  // a segment before ended the log (WalEnd::cut): an open drops the rest
   for (std::size_t i = 0; i < live.size(); ++i) {
     const auto& w = rep.info.wal[live[i]];
     const bool last = i >= last_written;
     VerifiedFile vf{w.file, "wal", w.bytes, 0, 0, true};
+    if (log_ended) {
+      rep.bytes += w.bytes;
+      rep.files.push_back(std::move(vf));
+      progress();
+      continue;
+    }
     auto bad = [&](std::uint64_t offset, const std::string& what) {
       vf.ok = false;
       problem(w.file, offset, what);
@@ -805,17 +812,31 @@ VerifyReport verify_pass(FileSystem& fs, const std::filesystem::path& dir, const
               bad(offset, "stowage: WAL record holds a key or value over the format's limits");
           });
         });
-        if (r.cut_bytes > 0) {
-          if (last)
-            rep.notes.push_back(w.file.string() + ": a torn tail of " + std::to_string(r.cut_bytes) +
-                                " bytes at offset " + std::to_string(r.valid_bytes) +
-                                " (a record being written, or unsynced bytes a crash left; an open cuts it)");
-          else
-            bad(r.valid_bytes, "stowage: damaged record inside a WAL segment that later segments follow; records from "
-                               "here on are lost (run `stowage repair` to save the rest)");
-        } else if (!last && r.zero_bytes > 0) {
-          bad(r.valid_bytes, "stowage: zeros after the last record of a WAL segment that later segments follow "
-                             "(records are missing)");
+        if (r.cut_bytes > 0 && last) {
+          rep.notes.push_back(w.file.string() + ": a torn tail of " + std::to_string(r.cut_bytes) +
+                              " bytes at offset " + std::to_string(r.valid_bytes) +
+                              " (a record being written, or unsynced bytes a crash left; an open cuts it)");
+        } else if (!last && !r.sealed()) {
+          // Frozen, then a crash before its seal: whole, or the log ends here.
+          std::vector<WalReplay> later;
+          for (std::size_t j = i + 1; j < live.size(); ++j) {
+            if (!wal[live[j]].file) continue;
+            try {
+              later.push_back(replay_wal(*wal[live[j]].file, rep.info.wal[live[j]].number,
+                                         [](std::string_view, std::uint64_t) {}));
+            } catch (const CorruptionError&) {  // reported when its turn comes
+            }
+          }
+          try {
+            if (judge_wal_end(w.file, r, next_seq, later) == WalEnd::cut) {
+              log_ended = true;
+              rep.notes.push_back(w.file.string() + ": the WAL ends early at offset " + std::to_string(r.valid_bytes) +
+                                  " (a power cut before this segment was sealed); an open keeps the records before "
+                                  "it and drops the later segments, whose records were never synced");
+            }
+          } catch (const CorruptionError& e) {
+            bad(e.offset(), e.what());
+          }
         }
       } catch (const CorruptionError& e) {
         bad(e.offset(), e.what());

@@ -24,7 +24,12 @@
 // stops where the zeros begin; zeros from there to the
 // end of the file are a clean end (WalReplay::zero_bytes), not a cut. A
 // segment that takes no more records is sealed (synced, its zeros cut off,
-// synced again), so every segment but the last holds exactly its records.
+// synced again). A segment made ahead of a freeze is prepared (its first
+// zeros synced: WalWriter::prepare) and from then on never has a record end
+// at the file's end, so a prefix of it that a power cut leaves never looks
+// sealed; only such a segment is sealed in the background after the next one
+// starts (judge_wal_end tells a crash before that seal from damage). Any
+// other segment is sealed before the next one takes a record.
 //
 // Recovery reads records in order and stops at the first bad one, at offset
 // D. If only zeros follow, that is the end. Otherwise: bytes that were never
@@ -34,9 +39,8 @@
 // that more than D bytes were durable when it was written, synced data is
 // damaged: a CorruptionError naming the file and offset. Otherwise the bad
 // bytes lie in the unsynced tail: they are cut (with any records after them,
-// which were never synced either) and the cut is reported. A segment is
-// synced before the next one starts, so damage (or a zero tail) in any
-// segment but the last is always a CorruptionError (the caller checks that).
+// which were never synced either) and the cut is reported. How a segment
+// that later segments follow may end is judge_wal_end's to say.
 #pragma once
 
 #include <algorithm>
@@ -49,6 +53,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "detail/coding.hpp"
 #include "error.hpp"
@@ -167,6 +172,10 @@ struct WalReplay {
   std::uint64_t valid_bytes = 0; ///< length of the valid prefix: where appends continue
   std::uint64_t cut_bytes = 0;   ///< torn tail after it, up to its last non-zero byte
   std::uint64_t zero_bytes = 0;  ///< zeros ending the file (preallocated space; a clean end if cut_bytes == 0)
+  std::uint64_t first_seq = 0;   ///< sequence of the first valid record (0: none)
+  std::uint64_t durable_claim = 0;  ///< the largest durable length a valid record states (0: never synced)
+  /// The segment ends exactly at its last record, as a sealed one does.
+  bool sealed() const { return cut_bytes == 0 && zero_bytes == 0; }
 };
 
 /// Preallocation: a segment's file is kept ahead of its records with
@@ -224,6 +233,28 @@ class WalWriter {
     durable_.store(end);
     synced_.store(true);
   }
+  /// Preallocates the segment ahead of its records (written zeros, at least
+  /// kWalPreallocMin past them) and syncs the file, so its length is durable
+  /// before the next record: from then on the file always ends in bytes that
+  /// are not a whole record until seal() cuts them, and a segment that a
+  /// power cut caught before its seal never looks sealed (judge_wal_end).
+  /// For a segment made ahead of a freeze (background) and for the one open
+  /// continues. Does nothing where the file cannot be written in place
+  /// (prepared() stays false). Not concurrent with append().
+  void prepare() {
+    if (!in_place_ || broken_.load()) return;
+    grow(logical_);
+    if (!in_place_) return;
+    file_->sync();
+    synced_.store(true, std::memory_order_relaxed);
+    prepared_ = true;
+  }
+  /// Whether prepare() ran and every record since went in place, ahead of
+  /// durable zeros: then the segment can be left for a background seal.
+  /// Otherwise (plain appends) it must be sealed before a later segment
+  /// takes a record.
+  bool prepared() const { return prepared_ && in_place_ && !broken_.load(); }
+
   /// Writes one record at the logical end and hands it to the OS (a process
   /// crash keeps it), first extending the preallocated zeros if it would not
   /// fit in them.
@@ -251,7 +282,12 @@ class WalWriter {
     // Mapped: preallocated at once (a store may only land on bytes the file
     // holds); else only once synced, where it spares the fsync a size change.
     const bool mapping = in_place_ && payload.size() <= kCombine && mapped(end);
-    if (in_place_ && end > allocated_ && (mapping || synced_.load(std::memory_order_relaxed))) grow(end);
+    // A prepared segment keeps zeros after its last record at all times (a
+    // record never ends exactly at the file's end), so a prefix of it that a
+    // power cut leaves never looks like a sealed segment.
+    if (in_place_ && (end > allocated_ || (prepared_ && end == allocated_)) &&
+        (mapping || prepared_ || synced_.load(std::memory_order_relaxed)))
+      grow(end);
     bool written = false;
     if (mapping && in_place_ && end <= allocated_) {
       // Two copies into the page cache, no system call; the OS has the
@@ -336,7 +372,7 @@ class WalWriter {
   void grow(std::uint64_t end) {
     static const std::string zeros(static_cast<std::size_t>(kWalPreallocMax), '\0');
     const std::uint64_t step = std::max<std::uint64_t>(4096, std::min(std::max(allocated_, kWalPreallocMin), prealloc_max_));
-    const std::uint64_t target = (std::max(end, allocated_ + step) + 4095) / 4096 * 4096;
+    const std::uint64_t target = (std::max(end + 1, allocated_ + step) + 4095) / 4096 * 4096;  // past end
     for (std::uint64_t at = std::max(allocated_, end); at < target;) {
       const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(target - at, zeros.size()));
       if (!file_->write_at(at, std::string_view(zeros.data(), n))) {
@@ -372,6 +408,7 @@ class WalWriter {
   bool map_ok_;                       ///< mapping wanted, and file_->map() has not refused
   std::uint64_t released_ = 0;        ///< bytes of the map before this given back (WritableMap::release)
   bool in_place_ = false;        ///< records go in place, ahead of them written zeros
+  bool prepared_ = false;        ///< prepare() made the preallocated length durable
   std::uint64_t logical_ = 0;    ///< end of the last record (append serialisation)
   std::uint64_t allocated_ = 0;  ///< the file's length: records and zeros (append serialisation)
   std::string record_;           ///< header + payload of the record being written
@@ -419,6 +456,8 @@ WalReplay replay_wal(const RandomAccessFile& file, std::uint64_t number, Fn&& fn
   while (pos < size) {
     std::uint64_t n = wal_detail::valid_record_at(*f, pos, log_number, payload, durable);
     if (n == 0) break;
+    if (result.records == 0 && payload.size() >= 8) result.first_seq = decode_fixed64(payload.data());
+    result.durable_claim = std::max(result.durable_claim, durable);
     fn(std::string_view(payload), pos);
     ++result.records;
     pos += n;
@@ -468,6 +507,44 @@ template <class Fn>
 WalReplay replay_wal(FileSystem& fs, const std::filesystem::path& path, std::uint64_t number, Fn&& fn) {
   const auto f = fs.open_read(path);
   return replay_wal(*f, number, std::forward<Fn>(fn));
+}
+
+/// How a segment that later segments follow ends (judge_wal_end).
+enum class WalEnd {
+  sealed,    ///< at its last record: replay goes on into the next segment
+  unsealed,  ///< in zeros, its records whole (a crash came before its seal): go on
+  cut,       ///< early, in bytes never synced: the log ends here, after this
+             ///< segment's valid records; later segments hold only records
+             ///< that were never synced and follow lost ones (drop them)
+};
+
+/// Judges the end of a segment that later segments follow, from its replay r,
+/// the sequence its records end before (next_seq) and the replays of the
+/// later segments, in order (their records not applied). A frozen segment is
+/// sealed (synced, its zeros cut off) in the background, before any later
+/// segment is synced; a crash between a freeze and that seal leaves it ending
+/// in zeros (after a kill -9, with every record there) or, after a power cut,
+/// torn or short. Its records are whole when the next segment that holds
+/// records starts at next_seq. Otherwise its end is lost: a cut when no later
+/// record says bytes of its segment were synced, else a CorruptionError
+/// (synced data is damaged).
+inline WalEnd judge_wal_end(const std::filesystem::path& path, const WalReplay& r, std::uint64_t next_seq,
+                            const std::vector<WalReplay>& later) {
+  if (r.sealed()) return WalEnd::sealed;
+  bool synced_after = false;
+  const WalReplay* next = nullptr;
+  for (const auto& l : later) {
+    synced_after = synced_after || l.durable_claim > 0;
+    if (!next && l.records > 0) next = &l;
+  }
+  if (r.cut_bytes == 0 && next && next->first_seq == next_seq) return WalEnd::unsealed;
+  if (synced_after)
+    throw CorruptionError(path, r.valid_bytes,
+                          std::string(r.cut_bytes > 0 ? "damaged record" : "records missing") +
+                              " at the end of a WAL segment that a later, synced segment follows (a segment is "
+                              "sealed before the next one is synced): not a torn tail");
+  // No later segment holds a record: this one ends the log, as the last does.
+  return next || r.cut_bytes > 0 ? WalEnd::cut : WalEnd::unsealed;
 }
 
 }  // namespace stowage::detail

@@ -186,6 +186,10 @@ class StoreReader {
   const std::vector<LostRange>& lost() const { return lost_; }
   /// The last live WAL segment's number and what replaying it found, if any.
   const std::optional<std::pair<std::uint64_t, detail::WalReplay>>& last_segment() const { return last_segment_; }
+  /// Live WAL segments after the one where a power cut ended the log (see
+  /// judge_wal_end): their records were never synced, and an open deletes
+  /// them.
+  const std::vector<std::uint64_t>& dropped_segments() const { return dropped_wal_; }
 
   /// Calls fn(key, value) -> bool for every live record with from <= key < to
   /// (encoded keys; nullopt: unbounded) in key order, until fn returns false.
@@ -281,6 +285,7 @@ class StoreReader {
     wal_ops_ = 0;
     chunk_bytes_ = 0;
     last_segment_.reset();
+    dropped_wal_.clear();
     manifest_ = detail::decode_manifest(manifest_bytes, dir_ / "MANIFEST");
     const auto& ks = offline_detail::require_keyspace(manifest_, dir_, name_);
     offline_detail::with_compression(manifest_.compression_id, dir_, [](auto) { return 0; });
@@ -324,10 +329,19 @@ class StoreReader {
               overlay_.insert_or_assign(std::string(op.key), std::string(op.value));
           });
         });
-        // Damage in a segment that later ones follow is never a torn tail.
-        if (r.cut_bytes > 0 && i + 1 < live.size())
-          throw CorruptionError(path, r.valid_bytes, "damaged record inside a WAL segment that later segments follow");
         last_segment_ = std::pair{n, r};
+        if (i + 1 < live.size() && !r.sealed()) {
+          // Frozen, then a crash before its seal: whole, or the log ends here
+          // (the later segments hold only records never synced).
+          std::vector<detail::WalReplay> later;
+          for (std::size_t j = i + 1; j < live.size(); ++j)
+            later.push_back(detail::replay_wal(*fs_, dir_ / detail::wal_file_name(live[j]), live[j],
+                                               [](std::string_view, std::uint64_t) {}));
+          if (detail::judge_wal_end(path, r, last_seq_ + 1, later) == detail::WalEnd::cut) {
+            dropped_wal_.assign(live.begin() + static_cast<std::ptrdiff_t>(i) + 1, live.end());
+            break;
+          }
+        }
       } catch (const CorruptionError& e) {
         if (!salvage) throw;
         lost_.push_back({name_, path, e.offset(), "WAL records", e.what(), {}, {}, {}, {}, 0});
@@ -346,6 +360,7 @@ class StoreReader {
   std::vector<LostRange> lost_;
   std::uint64_t last_seq_ = 0, wal_ops_ = 0, chunk_bytes_ = 0;
   std::optional<std::pair<std::uint64_t, detail::WalReplay>> last_segment_;
+  std::vector<std::uint64_t> dropped_wal_;
 };
 
 /// Decoded and stored bytes of a chunk's data blocks, from their frame
@@ -543,6 +558,10 @@ inline std::pair<std::uint64_t, std::uint64_t> append_records(
       fs.open_append(path)->sync();
     }
   }
+  // As an open would: the log ended before them, so records after them
+  // would never replay.
+  for (auto n : reader.dropped_segments()) fs.remove(dir / detail::wal_file_name(n));
+  if (!reader.dropped_segments().empty()) fs.sync_dir(dir);
   const std::uint64_t number = std::max(reader.manifest().next_file, offline_detail::max_file_number(fs, dir) + 1);
   detail::WalWriter w(fs, dir, number, 0);
   std::uint64_t seq = reader.last_seq() + 1;
