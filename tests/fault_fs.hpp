@@ -540,17 +540,23 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
       check(kOpFlush);
       push();
     }
+    // A sync counts as "after a fault" only when the fault came before the
+    // sync was issued: one that another thread's failing write overtakes
+    // (group commit, the background WAL sync) was issued before the engine
+    // could know, and covers only what was written before that write.
     void sync() override {
+      const bool after_fault = failed_.load();
       check(kOpSync);
-      if (failed_) ++fs_->syncs_after_fault_;
+      if (after_fault) ++fs_->syncs_after_fault_;
       push();
       const std::uint64_t gen = fs_->write_gen();
       if (fs_->real_sync()) inner_->sync();
       fs_->made_durable(ino_, size_, gen);
     }
     void sync_flushed() override {
+      const bool after_fault = failed_.load();  // see sync()
       check(kOpSync);
-      if (failed_) ++fs_->syncs_after_fault_;
+      if (after_fault) ++fs_->syncs_after_fault_;
       const std::uint64_t gen = fs_->write_gen();
       const std::uint64_t n = flushed_.load();
       if (fs_->real_sync()) inner_->sync_flushed();
@@ -635,7 +641,7 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
     std::uint64_t size_;
     std::atomic<std::uint64_t> flushed_;
     bool open_ = true;
-    bool failed_ = false;  // a fault was injected into a call on this handle
+    std::atomic<bool> failed_{false};  // a fault was injected into a call on this handle
     bool dead_ = false;    // ...and the handle is sticky (refuses later calls)
   };
 

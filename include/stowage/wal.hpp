@@ -328,9 +328,7 @@ class WalWriter {
   /// another thread appends (records appended meanwhile may or may not be
   /// covered).
   void sync() {
-    if (broken_.load())
-      throw IoError("stowage: a write to " + path_.string() +
-                    " failed; the WAL segment is not synced again (reopen the store to recover from the WAL)");
+    refuse_if_broken();
     std::uint64_t target = flushed_.load();
     file_->sync_flushed();
     synced_.store(true, std::memory_order_relaxed);
@@ -344,6 +342,7 @@ class WalWriter {
   /// the last must (replay takes a zero tail there for damage). Does nothing
   /// to a segment that is synced and holds no zeros (e.g. one never written).
   void seal() {
+    refuse_if_broken();  // its final sync below would sync a handle a write failed on
     if (durable_.load() < flushed_.load()) sync();
     map_.reset();  // nothing may store past the end about to be cut
     if (allocated_ > logical_) {
@@ -366,6 +365,13 @@ class WalWriter {
 
  private:
   static constexpr std::size_t kCombine = std::size_t{64} << 10;
+  // A write failed on this handle: it is never synced again (an fsync error
+  // or a failed write is final; see docs/format.md#wal).
+  void refuse_if_broken() const {
+    if (broken_.load())
+      throw IoError("stowage: a write to " + path_.string() +
+                    " failed; the WAL segment is not synced again (reopen the store to recover from the WAL)");
+  }
   // Writes zeros from the file's end (or the new record's end, if further)
   // to the next step past `end`. The first write_at() may say the file
   // cannot be written in place: then records are appended instead.
