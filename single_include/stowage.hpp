@@ -7167,8 +7167,9 @@ class WalWriter {
   /// before the next record: from then on the file always ends in bytes that
   /// are not a whole record until seal() cuts them, and a segment that a
   /// power cut caught before its seal never looks sealed (judge_wal_end).
-  /// For a segment made ahead of a freeze (background) and for the one open
-  /// continues. Does nothing where the file cannot be written in place
+  /// The engine prepares each segment it makes ahead of a freeze, on the
+  /// flush thread, before any record; the segment an open starts is not
+  /// prepared. Does nothing where the file cannot be written in place
   /// (prepared() stays false). Not concurrent with append().
   void prepare() {
     if (!in_place_ || broken_.load()) return;
