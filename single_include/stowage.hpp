@@ -6,72 +6,462 @@
 // stowage.hpp: the one header to include. Brings in Storage and every policy
 // that needs no extra library (BoostSerializer lives in boost_serializer.hpp,
 // which needs libboost_serialization).
+//
+// With STOWAGE_SEPARATE_COMPILATION (see engine_src.hpp) it brings in only
+// what using a Storage over the default policies needs: Storage, its keys,
+// values, options, errors and migration results. The engine, the policies'
+// definitions, Migrator (migration.hpp) and verify (verify.hpp) then come
+// from their own headers, or from the one file that includes
+// <stowage/engine_src.hpp>.
 
-// ---- begin stowage/cache.hpp ----
-// cache.hpp: the block cache. It holds immutable decoded objects (data blocks,
-// open-chunk metadata) as std::shared_ptr<const void>, each with an exact byte
-// charge given by the caller, keyed by (file, offset), under a byte capacity.
-// Which entry to drop is decided by an Eviction policy (eviction.hpp).
+// ---- begin stowage/engine_handle.hpp ----
+// engine_handle.hpp: what a typed layer needs to name the engine without
+// including it: RecordTypes (what the engine must know of a store's types)
+// and EngineHandle<Compression, Eviction, Lock>, the engine behind a pointer.
 //
-// Invariant: the cache is split into shards by key hash; shard i has a share
-// of the capacity (the shares sum to capacity()) and, whenever its mutex is
-// free, the charges of its entries sum to at most that share. An object whose
-// charge exceeds its shard's share is handed back to the caller but not kept.
-// Every entry is in exactly one shard's map, its eviction queue and its
-// per-file list. Charges are exactly what callers pass (the cache's own
-// bookkeeping, about 170 bytes per entry, is not counted).
-//
-// Priorities: an entry is inserted at CachePriority::low (data blocks) or
-// CachePriority::high (chunk metadata: block index and Bloom filter, which
-// every lookup of the chunk needs and which cost a file open and a meta
-// block parse to rebuild). Each priority has its own eviction queue; a shard
-// evicts low entries first, and high ones only while they hold more than
-// three quarters (kHighShareQuarters / 4) of the shard's capacity or no low
-// entry is left. So a stream of data blocks cannot push metadata out, yet
-// data blocks keep at least a quarter of the capacity whenever metadata
-// would take more.
-//
-// Objects evicted while readers still hold them stay alive through their
-// shared_ptr; the cache only drops its own reference. A hit hands out a
-// shared_ptr that shares ownership of the entry (the entry and its reference
-// count are one allocation, and the entry holds the object), so a hit
-// increments a count on a cache line it has just read, not the object's own
-// count, which every key holding the same object would share. An entry's
-// object never changes: insert() over an existing key makes a new entry.
-//
-// File numbers must not be reused after erase_file(): a load that was running
-// when the file was erased may still insert its (now unreachable) block,
-// which then simply ages out.
-//
-// Locking, per member of BlockCache (a shard's lock is a spin lock that
-// yields the CPU when it waits long, ShardLock; "mutex" below means it):
-//   - constructor, destructor: no locking; no other thread may use the cache.
-//   - lookup, insert, get_or_load: lock the key's shard only, and never while
-//     calling load() or destroying evicted objects.
-//   - erase_file, set_capacity, stats: lock the shards one at a time, never
-//     two at once (so they never deadlock and readers of other shards go on).
-//   - capacity: no lock (an atomic).
-//   - set_capacity (and the constructor) also hold capacity_mutex_ around
-//     the shard locks, so concurrent resizes apply whole; no path takes a
-//     shard mutex and then capacity_mutex_.
-// Shard mutexes are never held while calling user code other than the
-// eviction queue and shared_ptr reference counting.
+// EngineHandle has Engine's public members (engine.hpp), each defined out of
+// line at the end of engine.hpp, and an owned Engine behind them. Storage
+// uses it as its engine_type only with STOWAGE_SEPARATE_COMPILATION: a file
+// built so includes this header and not engine.hpp, and calls members that
+// the one file including <stowage/engine_src.hpp> compiles. Header-only
+// builds use Engine itself (no pointer, every call inlined).
 
-#include <atomic>
-#include <concepts>
+#include <cstddef>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+// ---- begin stowage/migration_report.hpp ----
+// migration_report.hpp: what a migration did (MigrationReport) and what one
+// would do (MigrationStatus): the results migration.hpp's functions and
+// Storage's migration members return. Apart from migration.hpp so that a
+// file built with STOWAGE_SEPARATE_COMPILATION can use Storage without the
+// migration machinery.
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace stowage {
+
+/// What a migration did (Storage::last_migration(), Storage::migrate_to()).
+struct MigrationReport {
+  unsigned from_format = 0;   ///< on-disk format major version before
+  unsigned to_format = 0;     ///< ... and after
+  unsigned from_version = 0;  ///< value schema version before
+  unsigned to_version = 0;    ///< ... and after
+  /// The steps run, in order: "format 1->2", "1->2", "2->3".
+  std::vector<std::string> steps;
+  std::uint64_t records = 0;  ///< records converted
+  std::uint64_t dropped = 0;  ///< records a step dropped
+  /// The backup taken first (a complete store; empty when nothing ran).
+  std::filesystem::path backup;
+  double seconds = 0;  ///< wall time, backup included
+};
+
+/// A store's versions and what opening it would run (migration_status()).
+struct MigrationStatus {
+  unsigned format_version = 0;          ///< on-disk format major version
+  unsigned format_minor = 0;            ///< on-disk format minor version
+  unsigned current_format_version = 0;  ///< the format this program writes
+  unsigned schema_version = 0;          ///< value schema version on disk
+  std::string value_type;               ///< the stored value type's description (may be empty)
+  std::optional<unsigned> target_version;  ///< the version asked for, if any
+  /// The steps an open (or migrate_to) would run, in order: "format 1->2", "1->2".
+  std::vector<std::string> pending;
+  /// False when a target version was given and no registered steps reach it.
+  bool path_found = true;
+
+  /// Nothing to run and nothing missing.
+  bool up_to_date() const { return pending.empty() && path_found; }
+};
+
+}  // namespace stowage
+// ---- end stowage/migration_report.hpp ----
+// ---- begin stowage/options.hpp ----
+// options.hpp: the one aggregate that configures a store (designed for
+// designated initialisers), the durability levels, the logger hook and the
+// statistics a store reports.
+
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
-#include <thread>
-#include <type_traits>
-#include <unordered_map>
-#include <utility>
+#include <string_view>
 #include <vector>
 
-#include <boost/intrusive/list.hpp>
+namespace stowage {
 
+class FileSystem;
+
+/// What a write survives once it returns.
+enum class Durability {
+  /// A process crash loses nothing that returned; a power cut may lose the
+  /// writes since the last flush() (never older data). The default.
+  none,
+  /// Every commit is fsynced before it returns (group commit: concurrent
+  /// writers share one fdatasync), and becomes visible to readers only after
+  /// that fdatasync, so no reader sees a write that a failed sync or a power
+  /// cut then takes away.
+  sync,
+};
+
+/// Severity of a log line.
+enum class LogLevel { debug, info, warning, error };
+
+/// Receives what the store has to say: recovery, cut WAL tails, checkpoints,
+/// failures. It is called with none of the store's mutexes held, so it may
+/// call the store (stats(), for instance); it should not throw.
+using Logger = std::function<void(LogLevel, std::string_view)>;
+
+/// How a store is opened. Every field has a default; write only what differs:
+/// `stowage::Options{.cache_bytes = 64 << 20, .durability = stowage::Durability::sync}`.
+struct Options {
+  /// Memory budget of the block cache and the write buffer together.
+  std::size_t cache_bytes = std::size_t{64} << 20;
+  /// Compaction splits its output into chunk files of about this many bytes
+  /// of encoded records (a flush writes one level-0 file, whatever its size).
+  /// Each file costs an fsync when written and an entry in every manifest,
+  /// so they are not small.
+  std::size_t chunk_bytes = std::size_t{4} << 20;
+  /// See Durability.
+  Durability durability = Durability::none;
+  /// How long open waits for another process's lock (ProcessLock only; the
+  /// other Lock policies fail at once with LockError).
+  std::chrono::milliseconds lock_timeout{5000};
+  /// Create the directory and an empty store when none exists.
+  bool create_if_missing = true;
+  /// Open for reading only: writes throw ValidationError and nothing on disk
+  /// changes (the WAL is replayed into memory).
+  bool read_only = false;
+  /// Target size of a block inside a chunk (the unit of caching, checksum and
+  /// compression).
+  std::size_t block_bytes = 4096;
+  /// The write buffers' share of cache_bytes: the active buffer is frozen
+  /// at half of it and flushed in the background while the next one fills
+  /// the other half. 0 means cache_bytes / 4.
+  std::size_t write_buffer_bytes = 0;
+  /// Live WAL segments (all of them) larger than this together also freeze
+  /// and flush the write buffer.
+  std::uint64_t wal_bytes = std::uint64_t{64} << 20;
+  /// Write WAL records (up to 64 KiB each) through a shared memory map of
+  /// the active segment's preallocated bytes: a put is a copy into the OS's
+  /// page cache with no system call, and a process crash keeps it exactly
+  /// as after a write(2). Off: one pwrite(2) per commit. Same durability
+  /// either way; see the README ("On disk and durability"). Only ext2/3/4,
+  /// XFS and tmpfs are mapped (copy-on-write file systems always pwrite),
+  /// and not with Durability::sync (each commit is synced anyway, and a
+  /// mapped page faults again after every sync: pwrite is faster there).
+  bool wal_mmap = true;
+  /// The most chunk files kept open at once (least recently read closed
+  /// first); chunk metadata stays cached without an open file. 0 means half
+  /// the process's soft limit on open files (`ulimit -n`, read at open),
+  /// between 64 and 8192.
+  std::size_t max_open_files = 0;
+  /// Compact levels of chunk files in the background as they fill. Off:
+  /// only compact() does (for a bulk load compacted once at its end, or for
+  /// tests that count file operations); level-0 files then pile up, and
+  /// reads probe each of them.
+  bool auto_compaction = true;
+  /// close() (and the destructor) flush the write buffer, so the next open
+  /// has no WAL to replay.
+  bool checkpoint_on_close = true;
+  /// Where log lines go; none by default.
+  Logger logger{};
+  /// The file layer; nullptr means the POSIX file system. Tests inject faults
+  /// here.
+  std::shared_ptr<FileSystem> file_system{};
+};
+
+/// A snapshot of a store's counters (Storage::stats()).
+/// One level of chunk files (Stats::levels).
+struct LevelStats {
+  std::uint64_t files = 0;         ///< chunk files in the level
+  std::uint64_t runs = 0;          ///< sorted runs (level 0: one per flush not yet compacted; else 0 or 1)
+  std::uint64_t bytes = 0;         ///< bytes of those files
+  std::uint64_t records = 0;       ///< records in them (puts and tombstones, overwritten ones included)
+  std::uint64_t target_bytes = 0;  ///< size compaction keeps the level to (0: level 0, or a level kept empty)
+};
+
+/// The form in which gets keep the data blocks they read in the block cache
+/// (Stats::block_form). The store picks the largest form in which all its
+/// blocks would fit the cache, judged from its files' size and the blocks
+/// read so far, every 4,096 lookups; it moves to a smaller form only while
+/// the cache is full and more than a tenth of the lookups miss (a store whose
+/// hot blocks fit decoded keeps them decoded).
+enum class BlockForm : std::uint8_t {
+  decoded,  ///< records laid out for binary search: the fastest hit, the most memory
+  stored,   ///< as in the file after decompression, searched in place
+  packed,   ///< compressed as in the file: each hit decompresses it; the least memory
+};
+
+struct Stats {
+  std::uint64_t records = 0;             ///< live records (exact, as size())
+  std::uint64_t chunks = 0;              ///< chunk files named by the manifest
+  std::uint64_t cache_bytes = 0;         ///< bytes held by the block cache now
+  std::uint64_t cache_capacity = 0;      ///< the block cache's share of Options::cache_bytes
+  std::uint64_t write_buffer_bytes = 0;  ///< bytes held by the write buffer(s)
+  std::uint64_t cache_hits = 0;          ///< block cache hits since open
+  std::uint64_t cache_misses = 0;        ///< block cache misses since open
+  std::uint64_t cache_evictions = 0;     ///< blocks evicted since open
+  BlockForm block_form = BlockForm::decoded;  ///< the form gets now keep blocks in (see BlockForm)
+  std::uint64_t metadata_bytes = 0;      ///< of cache_bytes, chunk metadata (block indexes, Bloom filters)
+  std::uint64_t open_files = 0;          ///< chunk files open now (at most Options::max_open_files)
+  std::uint64_t file_opens = 0;          ///< chunk file opens since open
+  std::uint64_t wal_bytes = 0;           ///< bytes in live WAL segments
+  std::uint64_t disk_bytes = 0;          ///< chunk files + WAL + manifest
+  std::uint64_t checkpoints = 0;         ///< flushes of the write buffer since open (as flushes)
+  std::uint64_t last_sequence = 0;       ///< sequence number of the last commit
+  std::uint64_t bytes_put = 0;           ///< encoded key + value bytes committed since open (erases: the key)
+  std::uint64_t chunk_bytes_written = 0; ///< chunk file bytes written since open (flushes, compactions, migrations)
+  /// chunk_bytes_written / bytes_put: how many times each byte put has been
+  /// written into chunk files so far (0 before the first put)
+  double write_amplification = 0;
+  /// Per level, 0 (newest) to the last: files, runs, bytes, records, target.
+  std::vector<LevelStats> levels;
+  std::uint64_t flushes = 0;                   ///< write buffers written to level-0 files since open
+  std::uint64_t compactions = 0;               ///< compactions installed since open (file moves included)
+  std::uint64_t bytes_flushed = 0;             ///< chunk bytes written by flushes since open
+  std::uint64_t bytes_compacted = 0;           ///< chunk bytes written by compactions since open
+  std::uint64_t pending_compaction_bytes = 0;  ///< bytes levels hold beyond their targets
+  std::uint64_t write_slowdowns = 0;           ///< commits slowed or stopped by back-pressure since open
+  std::uint64_t write_slowed_micros = 0;       ///< microseconds those commits waited
+  /// Microseconds flushes spent counting since open: looking each flushed key
+  /// up in the files below, which keeps size() exact without disk reads.
+  std::uint64_t flush_count_micros = 0;
+};
+
+}  // namespace stowage
+// ---- end stowage/options.hpp ----
+// ---- begin stowage/stowage_fwd.hpp ----
+// stowage_fwd.hpp: forward declarations of stowage's public types, for a
+// header that only names them (a pointer or reference member, a parameter, a
+// friend) and should not pay for <stowage/stowage.hpp>: this one includes no
+// other header and costs nothing measurable to compile. Include
+// <stowage/stowage.hpp> where a store is opened or used.
+//
+// The default template arguments of Storage and KeyCodec are given here, once
+// (storage.hpp and key_codec.hpp include this header), so
+// `stowage::Storage<Key, Value>*` needs nothing more.
+// A macro guard as well: it also holds when this file and the copy of it
+// inside single_include/stowage.hpp meet in one translation unit.
+#ifndef STOWAGE_STOWAGE_FWD_HPP
+#define STOWAGE_STOWAGE_FWD_HPP
+
+namespace stowage {
+
+// options.hpp
+struct Options;
+struct Stats;
+enum class Durability;
+enum class LogLevel;
+
+// migration.hpp
+class Migrator;
+struct MigrationStep;
+struct MigrationReport;
+struct MigrationStatus;
+
+// file.hpp
+class FileSystem;
+
+// error.hpp
+class Error;
+class IoError;
+class CorruptionError;
+class LockError;
+class MigrationError;
+class ValidationError;
+
+// Policies: serializer.hpp, boost_serializer.hpp, compression.hpp, eviction.hpp, lock.hpp
+struct BinarySerializer;
+struct BoostSerializer;
+struct NoCompression;
+struct Lz4Compression;
+struct LruEviction;
+struct NoLock;
+struct ThreadLock;
+struct ProcessLock;
+
+// engine.hpp
+struct RecordTypes;
+template <class Compression, class Eviction, class Lock>
+class Engine;
+
+// Optional parts, each with a target of its own: digest.hpp and content_store.hpp
+// (stowage::content), msgpack_serializer.hpp (stowage::msgpack_serializer)
+struct Digest;
+struct MsgpackSerializer;
+template <class Value, class Serializer = BinarySerializer, class Compression = Lz4Compression,
+          class Eviction = LruEviction, class Lock = ThreadLock>
+class ContentStore;
+
+// storage.hpp
+template <class Key, class Value, class Serializer = BinarySerializer, class Compression = Lz4Compression,
+          class Eviction = LruEviction, class Lock = ThreadLock>
+class Storage;
+
+// Customisation points: serializer.hpp, key_codec.hpp
+template <class T>
+struct ValueCodec;
+template <class T, class Enable = void>
+struct KeyCodec;
+
+}  // namespace stowage
+
+#endif  // STOWAGE_STOWAGE_FWD_HPP
+// ---- end stowage/stowage_fwd.hpp ----
+
+namespace stowage {
+
+/// What the engine needs to know of the records a typed layer stores in it
+/// (all of it recorded in, or checked against, the manifest).
+struct RecordTypes {
+  /// Serializer::id() of the values.
+  std::string serializer;
+  /// KeyCodec<Key>::name(): the order the encoded keys are in.
+  std::string key_order;
+  /// type_description<Value>() ("" when unknown).
+  std::string value_type;
+  /// value_version<Value>: the schema version values are written at.
+  unsigned value_version = 0;
+  /// Throws CorruptionError when an encoded key does not decode as the key
+  /// type (WAL replay checks each key with it); nullptr: no check.
+  void (*check_key)(std::string_view encoded) = nullptr;
+  /// The key for messages, decoded when that reads well; nullptr: hex.
+  std::string (*describe_key)(std::string_view encoded) = nullptr;
+};
+
+/// Engine<Compression, Eviction, Lock> behind a pointer, with the same
+/// public members (see Engine in engine.hpp for what each does). It is
+/// movable; a moved-from handle may only be destroyed or assigned to.
+template <class Compression, class Eviction, class Lock>
+class EngineHandle {
+ public:
+  /// The engine it owns.
+  using engine_type = Engine<Compression, Eviction, Lock>;
+
+  /// Opens the engine: as Engine's constructor.
+  EngineHandle(const std::filesystem::path& dir, Options options, RecordTypes types, const Migrator* migrations,
+               unsigned target, bool migrate_only);
+  /// Closes the engine (as ~Engine: errors are logged, not thrown).
+  ~EngineHandle();
+  EngineHandle(const EngineHandle&) = delete;
+  EngineHandle& operator=(const EngineHandle&) = delete;
+  /// Takes over other's engine.
+  EngineHandle(EngineHandle&& other) noexcept;
+  /// Closes this handle's engine, then takes over other's.
+  EngineHandle& operator=(EngineHandle&& other) noexcept;
+
+  /// Engine::check_key_size.
+  void check_key_size(std::size_t bytes) const;
+  /// Engine::check_value_size.
+  void check_value_size(std::size_t bytes) const;
+  /// Engine::put.
+  void put(std::string_view key, std::string_view value);
+  /// Engine::erase.
+  bool erase(std::string_view key);
+  /// Engine::discard.
+  void discard(std::string_view key);
+  /// Engine::put_batch.
+  void put_batch(const std::vector<std::string>& kv);
+  /// Engine::find: on_value(std::string_view value, const std::filesystem::path* file)
+  /// is called with the stored value when key is stored.
+  template <class Fn>
+  bool find(std::string_view key, Fn&& on_value) const {
+    return find_with(
+        key,
+        [](void* fn, std::string_view value, const std::filesystem::path* file) {
+          (*static_cast<std::remove_reference_t<Fn>*>(fn))(value, file);
+        },
+        const_cast<void*>(static_cast<const void*>(&on_value)));
+  }
+  /// Engine::size.
+  std::size_t size() const;
+  /// Engine::flush.
+  void flush();
+  /// Engine::checkpoint.
+  void checkpoint();
+  /// Engine::compact.
+  void compact();
+  /// Engine::stats.
+  Stats stats() const;
+  /// Engine::close.
+  void close();
+  /// Engine::last_migration.
+  const std::optional<MigrationReport>& last_migration() const;
+  /// Engine::no_migration.
+  static MigrationReport no_migration(unsigned version);
+  /// Engine::migration_status.
+  static MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator* migrations,
+                                          unsigned target, const Options& options);
+  /// Engine::path.
+  const std::filesystem::path& path() const;
+  /// Engine::options.
+  const Options& options() const;
+  /// Engine::types.
+  const RecordTypes& types() const;
+  /// The engine itself.
+  engine_type& engine() { return *engine_; }
+  /// The engine itself.
+  const engine_type& engine() const { return *engine_; }
+
+  /// Engine::Cursor behind a pointer, with its members.
+  class Cursor {
+   public:
+    /// A cursor at the end.
+    Cursor() noexcept;
+    /// Engine::Cursor(e, from, to) over h's engine.
+    Cursor(const EngineHandle* h, std::optional<std::string> from, std::optional<std::string> to);
+    /// A copy at the same position (see Engine::Cursor).
+    Cursor(const Cursor& other);
+    /// Takes over other's position; other may only be assigned to or destroyed.
+    Cursor(Cursor&& other) noexcept;
+    /// See the copy constructor.
+    Cursor& operator=(const Cursor& other);
+    /// See the move constructor.
+    Cursor& operator=(Cursor&& other) noexcept;
+    /// Releases what it pins.
+    ~Cursor();
+    /// Engine::Cursor::peek.
+    bool peek();
+    /// Engine::Cursor::accept.
+    void accept();
+    /// Engine::Cursor::key.
+    std::string_view key() const;
+    /// Engine::Cursor::value.
+    std::string_view value() const;
+    /// Engine::Cursor::file.
+    const std::filesystem::path* file() const;
+    /// Engine::Cursor::at_end (true for a cursor at the end).
+    bool at_end() const;
+    /// Engine::Cursor::last.
+    const std::string& last() const;
+
+   private:
+    struct Impl;  // an Engine::Cursor (engine.hpp)
+    std::unique_ptr<Impl> c_;
+  };
+
+ private:
+  bool find_with(std::string_view key, void (*call)(void*, std::string_view, const std::filesystem::path*),
+                 void* fn) const;
+  std::unique_ptr<engine_type> engine_;
+};
+
+#ifdef STOWAGE_SEPARATE_COMPILATION
+extern template class EngineHandle<Lz4Compression, LruEviction, ThreadLock>;
+#endif
+
+}  // namespace stowage
+// ---- end stowage/engine_handle.hpp ----
 // ---- begin stowage/error.hpp ----
 // error.hpp: the exceptions stowage throws. Every failure is a stowage::Error;
 // each message names the path involved and what the user can do about it.
@@ -148,6 +538,1832 @@ class ValidationError : public Error {
 
 }  // namespace stowage
 // ---- end stowage/error.hpp ----
+// ---- begin stowage/key_codec.hpp ----
+// key_codec.hpp: order-preserving key encodings (KeyCodec<T>), so the store
+// can compare keys as raw bytes.
+//
+// Invariant, for every supported T and all a, b:
+//   memcmp-order(encode(a), encode(b)) == (a < b ? -1 : b < a ? 1 : 0) under std::less<T>,
+// encode(a) == encode(b) exactly when neither is less than the other, and
+// every encoding is self-delimiting (no encoding is a proper prefix of
+// another), so concatenations of encodings compare element by element.
+//
+// Format:
+//   unsigned integers   big-endian, fixed width
+//   signed integers     sign bit flipped, then big-endian (char follows its own signedness)
+//   bool                1 byte, 0 or 1
+//   enums               as their underlying integer
+//   float, double       -0.0 written as +0.0; IEEE bits with the sign bit set
+//                       (positive) or all bits flipped (negative), big-endian;
+//                       NaN is refused with ValidationError
+//   std::string         bytes with each 0x00 written 0x00 0xFF, ended by 0x00 0x01
+//   pair, tuple, array  the element encodings, concatenated
+//   std::vector         each element preceded by 0x01, the whole ended by 0x00
+//   std::optional       0x00 when empty, else 0x01 then the value
+// Decoding accepts only what encode produces (canonical form) and reports
+// anything else as CorruptionError (empty file path, offset inside the key).
+
+#include <array>
+#include <bit>
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+
+namespace stowage {
+
+/// Order-preserving codec for key type T. User key types specialise it with
+///   static void encode(const T& key, std::string& out);  // append order-preserving bytes
+///   static T decode(std::string_view& in);                // consume from the front; CorruptionError on bad bytes
+///   static std::string name();                            // names the order, recorded in the manifest
+/// and optionally
+///   static void decode_into(std::string_view& in, T& out); // decode() into an existing object
+/// which scans use to reuse one key object's memory for every record.
+/// The second parameter is for SFINAE / constrained partial specialisations.
+template <class T, class Enable>  // Enable = void: in stowage_fwd.hpp
+struct KeyCodec;
+
+/// True when KeyCodec<T> provides encode, decode and name.
+template <class T>
+concept EncodableKey = requires(const T& key, std::string& out, std::string_view& in) {
+  KeyCodec<T>::encode(key, out);
+  { KeyCodec<T>::decode(in) } -> std::convertible_to<T>;
+  { KeyCodec<T>::name() } -> std::convertible_to<std::string>;
+};
+
+namespace detail::key {
+
+template <class>
+inline constexpr bool always_false = false;
+
+/// Throws CorruptionError for byte `at` of the key.
+[[noreturn]] inline void fail(std::size_t at, const std::string& what) {
+  throw CorruptionError(std::filesystem::path{}, at, "bad key: " + what);
+}
+
+template <class U>
+void put_be(std::string& out, U u) {
+  char b[sizeof(U)];
+  for (std::size_t i = sizeof(U); i-- > 0;) {
+    b[i] = static_cast<char>(u & 0xff);
+    if constexpr (sizeof(U) > 1) u = static_cast<U>(u >> 8);
+  }
+  out.append(b, sizeof(U));
+}
+template <class U>
+U take_be(std::string_view& in, std::size_t base, const char* what) {
+  if (in.size() < sizeof(U)) fail(base, std::string("truncated ") + what);
+  U u = 0;
+  for (std::size_t i = 0; i < sizeof(U); ++i) {
+    if constexpr (sizeof(U) > 1) u = static_cast<U>(u << 8);
+    u = static_cast<U>(u | static_cast<unsigned char>(in[i]));
+  }
+  in.remove_prefix(sizeof(U));
+  return u;
+}
+
+/// Built-in codecs also offer decode_at(in, base), reporting offsets relative
+/// to the whole key (`base` = offset of in.data() inside it).
+template <class T>
+concept has_decode_at = requires(std::string_view& in, std::size_t base) {
+  { KeyCodec<T>::decode_at(in, base) } -> std::convertible_to<T>;
+};
+
+/// Decodes one element of a compound key starting at offset `base`.
+template <class T>
+T decode_element(std::string_view& in, std::size_t base) {
+  if constexpr (has_decode_at<T>) {
+    return KeyCodec<T>::decode_at(in, base);
+  } else {
+    const std::string_view before = in;
+    T v = KeyCodec<T>::decode(in);
+    if (in.size() > before.size() || in.data() != before.data() + (before.size() - in.size()))
+      throw Error("stowage: a KeyCodec's decode() must consume bytes from the front of its input");
+    return v;
+  }
+}
+
+template <class... T>
+std::string name_list() {
+  std::string s;
+  ((s += (s.empty() ? "" : ","), s += std::string(KeyCodec<T>::name())), ...);
+  return s;
+}
+
+}  // namespace detail::key
+
+/// bool: one byte, 0 or 1.
+template <>
+struct KeyCodec<bool> {
+  /// Appends 0x00 or 0x01.
+  static void encode(bool v, std::string& out) { out.push_back(v ? '\1' : '\0'); }
+  /// Reads one byte; anything but 0 or 1 is corruption.
+  static bool decode_at(std::string_view& in, std::size_t base) {
+    if (in.empty()) detail::key::fail(base, "truncated bool");
+    const auto b = static_cast<unsigned char>(in[0]);
+    if (b > 1) detail::key::fail(base, "bad bool byte");
+    in.remove_prefix(1);
+    return b == 1;
+  }
+  /// Reads one byte; anything but 0 or 1 is corruption.
+  static bool decode(std::string_view& in) { return decode_at(in, 0); }
+  /// "bool".
+  static std::string name() { return "bool"; }
+};
+
+/// Integers: big-endian fixed width; signed ones with the sign bit flipped.
+template <class T>
+  requires(std::is_integral_v<T> && !std::is_same_v<T, bool>)
+struct KeyCodec<T> {
+  /// The unsigned type of the same width.
+  using U = std::make_unsigned_t<T>;
+  /// Bit flipped so negative numbers sort first (0 for unsigned types).
+  static constexpr U flip = std::is_signed_v<T> ? static_cast<U>(U{1} << (sizeof(T) * 8 - 1)) : U{0};
+
+  /// Appends sizeof(T) bytes.
+  static void encode(T v, std::string& out) { detail::key::put_be(out, static_cast<U>(static_cast<U>(v) ^ flip)); }
+  /// Reads sizeof(T) bytes.
+  static T decode_at(std::string_view& in, std::size_t base) {
+    return static_cast<T>(static_cast<U>(detail::key::take_be<U>(in, base, "integer") ^ flip));
+  }
+  /// Reads sizeof(T) bytes.
+  static T decode(std::string_view& in) { return decode_at(in, 0); }
+  /// "i8".."i64" or "u8".."u64" (by signedness and width, so char names its order).
+  static std::string name() {
+    std::string s(1, std::is_signed_v<T> ? 'i' : 'u');
+    s += std::to_string(sizeof(T) * 8);
+    return s;
+  }
+};
+
+/// Enums: as their underlying integer.
+template <class T>
+  requires std::is_enum_v<T>
+struct KeyCodec<T> {
+  /// The underlying integer type.
+  using Base = KeyCodec<std::underlying_type_t<T>>;
+  /// Appends the underlying value's encoding.
+  static void encode(T v, std::string& out) { Base::encode(static_cast<std::underlying_type_t<T>>(v), out); }
+  /// Reads the underlying value.
+  static T decode_at(std::string_view& in, std::size_t base) { return static_cast<T>(Base::decode_at(in, base)); }
+  /// Reads the underlying value.
+  static T decode(std::string_view& in) { return decode_at(in, 0); }
+  /// The underlying type's name: the order is the same.
+  static std::string name() { return Base::name(); }
+};
+
+/// float and double: total order of the IEEE bits; NaN refused, -0.0 == +0.0.
+template <class T>
+  requires(std::is_same_v<T, float> || std::is_same_v<T, double>)
+struct KeyCodec<T> {
+  static_assert(std::numeric_limits<T>::is_iec559, "stowage: floating-point keys need IEEE-754 types");
+  /// The integer type holding the bits.
+  using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  /// The IEEE sign bit.
+  static constexpr U sign = U{1} << (sizeof(T) * 8 - 1);
+
+  /// Appends sizeof(T) bytes; throws ValidationError for NaN.
+  static void encode(T v, std::string& out) {
+    if (std::isnan(v)) throw ValidationError("stowage: NaN cannot be a key: std::less has no order for it");
+    if (v == 0) v = 0;  // -0.0 and +0.0 are equivalent under std::less: one encoding
+    U bits = std::bit_cast<U>(v);
+    bits = (bits & sign) ? static_cast<U>(~bits) : static_cast<U>(bits | sign);
+    detail::key::put_be(out, bits);
+  }
+  /// Reads sizeof(T) bytes; NaN and -0.0 (never written) are corruption.
+  static T decode_at(std::string_view& in, std::size_t base) {
+    U bits = detail::key::take_be<U>(in, base, "floating-point number");
+    bits = (bits & sign) ? static_cast<U>(bits & ~sign) : static_cast<U>(~bits);
+    const T v = std::bit_cast<T>(bits);
+    if (std::isnan(v)) fail_at(base, "NaN");
+    if (v == 0 && std::signbit(v)) fail_at(base, "non-canonical -0.0");
+    return v;
+  }
+  /// Reads sizeof(T) bytes; NaN and -0.0 (never written) are corruption.
+  static T decode(std::string_view& in) { return decode_at(in, 0); }
+  /// "f32" or "f64".
+  static std::string name() { return sizeof(T) == 4 ? "f32" : "f64"; }
+
+ private:
+  [[noreturn]] static void fail_at(std::size_t base, const char* what) { detail::key::fail(base, what); }
+};
+
+/// std::string: 0x00 escaped as 0x00 0xFF, terminated by 0x00 0x01.
+template <>
+struct KeyCodec<std::string> {
+  /// Appends the escaped bytes and the terminator.
+  static void encode(const std::string& v, std::string& out) {
+    out.reserve(out.size() + v.size() + 2);
+    std::size_t from = 0;
+    for (std::size_t z; (z = v.find('\0', from)) != std::string::npos; from = z + 1) {
+      out.append(v, from, z - from);
+      out.append("\0\xff", 2);
+    }
+    out.append(v, from, std::string::npos);
+    out.append("\0\x01", 2);
+  }
+  /// Reads up to and including the terminator.
+  static std::string decode_at(std::string_view& in, std::size_t base) {
+    std::string s;
+    decode_into_at(in, base, s);
+    return s;
+  }
+  /// Reads up to and including the terminator.
+  static std::string decode(std::string_view& in) { return decode_at(in, 0); }
+  /// Reads up to and including the terminator into `out`, reusing its
+  /// capacity (a scan decodes every key into the same string). On a
+  /// CorruptionError `out` holds an unspecified prefix.
+  static void decode_into(std::string_view& in, std::string& out) { decode_into_at(in, 0, out); }
+  /// decode_into, reporting offsets from `base` (see decode_at).
+  static void decode_into_at(std::string_view& in, std::size_t base, std::string& out) {
+    out.clear();
+    std::size_t from = 0;
+    for (;;) {
+      const std::size_t z = in.find('\0', from);
+      if (z == std::string_view::npos) detail::key::fail(base + in.size(), "unterminated string");
+      out.append(in.substr(from, z - from));
+      if (z + 1 == in.size()) detail::key::fail(base + z + 1, "truncated string escape");
+      const auto next = static_cast<unsigned char>(in[z + 1]);
+      if (next == 0x01) {
+        in.remove_prefix(z + 2);
+        return;
+      }
+      if (next != 0xff) detail::key::fail(base + z + 1, "bad string escape");
+      out.push_back('\0');
+      from = z + 2;
+    }
+  }
+  /// "str".
+  static std::string name() { return "str"; }
+};
+
+/// std::pair: first then second.
+template <class A, class B>
+  requires(EncodableKey<A> && EncodableKey<B>)
+struct KeyCodec<std::pair<A, B>> {
+  /// Appends both encodings.
+  static void encode(const std::pair<A, B>& v, std::string& out) {
+    KeyCodec<A>::encode(v.first, out);
+    KeyCodec<B>::encode(v.second, out);
+  }
+  /// Reads both elements.
+  static std::pair<A, B> decode_at(std::string_view& in, std::size_t base) {
+    const std::size_t start = in.size();
+    A a = detail::key::decode_element<A>(in, base);
+    B b = detail::key::decode_element<B>(in, base + (start - in.size()));
+    return {std::move(a), std::move(b)};
+  }
+  /// Reads both elements.
+  static std::pair<A, B> decode(std::string_view& in) { return decode_at(in, 0); }
+  /// "pair<A,B>".
+  static std::string name() { return "pair<" + detail::key::name_list<A, B>() + ">"; }
+};
+
+/// std::tuple: the elements in order.
+template <class... E>
+  requires(EncodableKey<E> && ...)
+struct KeyCodec<std::tuple<E...>> {
+  /// Appends every element's encoding.
+  static void encode(const std::tuple<E...>& v, std::string& out) {
+    std::apply([&](const E&... e) { (KeyCodec<E>::encode(e, out), ...); }, v);
+  }
+  /// Reads every element.
+  static std::tuple<E...> decode_at(std::string_view& in, std::size_t base) {
+    const std::size_t start = in.size();
+    // Braced initialisation evaluates the elements left to right.
+    return std::tuple<E...>{detail::key::decode_element<E>(in, base + (start - in.size()))...};
+  }
+  /// Reads every element.
+  static std::tuple<E...> decode(std::string_view& in) { return decode_at(in, 0); }
+  /// "tup<A,B,...>".
+  static std::string name() { return "tup<" + detail::key::name_list<E...>() + ">"; }
+};
+
+/// std::array: the N elements in order.
+template <class E, std::size_t N>
+  requires EncodableKey<E>
+struct KeyCodec<std::array<E, N>> {
+  /// Appends every element's encoding.
+  static void encode(const std::array<E, N>& v, std::string& out) {
+    for (const E& e : v) KeyCodec<E>::encode(e, out);
+  }
+  /// Reads N elements.
+  static std::array<E, N> decode_at(std::string_view& in, std::size_t base) {
+    const std::size_t start = in.size();
+    return [&]<std::size_t... I>(std::index_sequence<I...>) {
+      return std::array<E, N>{((void)I, detail::key::decode_element<E>(in, base + (start - in.size())))...};
+    }(std::make_index_sequence<N>{});
+  }
+  /// Reads N elements.
+  static std::array<E, N> decode(std::string_view& in) { return decode_at(in, 0); }
+  /// "arr<E,N>".
+  static std::string name() { return "arr<" + std::string(KeyCodec<E>::name()) + "," + std::to_string(N) + ">"; }
+};
+
+/// std::vector: 0x01 before each element, 0x00 at the end.
+template <class E>
+  requires EncodableKey<E>
+struct KeyCodec<std::vector<E>> {
+  /// Appends the marked elements and the end byte.
+  static void encode(const std::vector<E>& v, std::string& out) {
+    for (const auto& e : v) {
+      out.push_back('\1');
+      KeyCodec<E>::encode(e, out);
+    }
+    out.push_back('\0');
+  }
+  /// Reads elements up to the end byte (each costs at least its marker byte).
+  static std::vector<E> decode_at(std::string_view& in, std::size_t base) {
+    const std::size_t start = in.size();
+    std::vector<E> v;
+    for (;;) {
+      const std::size_t at = base + (start - in.size());
+      if (in.empty()) detail::key::fail(at, "unterminated vector");
+      const auto marker = static_cast<unsigned char>(in[0]);
+      in.remove_prefix(1);
+      if (marker == 0x00) return v;
+      if (marker != 0x01) detail::key::fail(at, "bad vector element marker");
+      v.push_back(detail::key::decode_element<E>(in, at + 1));
+    }
+  }
+  /// Reads elements up to the end byte.
+  static std::vector<E> decode(std::string_view& in) { return decode_at(in, 0); }
+  /// "vec<E>".
+  static std::string name() { return "vec<" + std::string(KeyCodec<E>::name()) + ">"; }
+};
+
+/// std::optional: 0x00 when empty (sorts first), else 0x01 and the value.
+template <class E>
+  requires EncodableKey<E>
+struct KeyCodec<std::optional<E>> {
+  /// Appends the flag and the value.
+  static void encode(const std::optional<E>& v, std::string& out) {
+    out.push_back(v ? '\1' : '\0');
+    if (v) KeyCodec<E>::encode(*v, out);
+  }
+  /// Reads the flag and the value.
+  static std::optional<E> decode_at(std::string_view& in, std::size_t base) {
+    if (in.empty()) detail::key::fail(base, "truncated optional");
+    const auto flag = static_cast<unsigned char>(in[0]);
+    if (flag > 1) detail::key::fail(base, "bad optional flag");
+    in.remove_prefix(1);
+    if (flag == 0) return std::nullopt;
+    return detail::key::decode_element<E>(in, base + 1);
+  }
+  /// Reads the flag and the value.
+  static std::optional<E> decode(std::string_view& in) { return decode_at(in, 0); }
+  /// "opt<E>".
+  static std::string name() { return "opt<" + std::string(KeyCodec<E>::name()) + ">"; }
+};
+
+namespace detail::key {
+template <class T>
+void require_encodable() {
+  static_assert(always_false<T>,
+                "stowage: T cannot be a key: specialise stowage::KeyCodec<T> with static void encode(const T&, "
+                "std::string&), static T decode(std::string_view&) and static std::string name() (pair, tuple, "
+                "array, vector and optional keys need a KeyCodec for every element type)");
+}
+}  // namespace detail::key
+
+/// Appends the order-preserving encoding of `key` to `out`.
+template <class T>
+void encode_key(const T& key, std::string& out) {
+  if constexpr (EncodableKey<T>)
+    KeyCodec<T>::encode(key, out);
+  else
+    detail::key::require_encodable<T>();
+}
+
+/// The order-preserving encoding of `key`.
+template <class T>
+std::string encode_key(const T& key) {
+  std::string out;
+  encode_key(key, out);
+  return out;
+}
+
+/// Decodes a key that must take exactly `bytes`; CorruptionError otherwise.
+template <class T>
+T decode_key(std::string_view bytes) {
+  if constexpr (EncodableKey<T>) {
+    std::string_view in = bytes;
+    T key = detail::key::decode_element<T>(in, 0);
+    if (!in.empty())
+      detail::key::fail(bytes.size() - in.size(), std::to_string(in.size()) + " trailing bytes after the key");
+    return key;
+  } else {
+    detail::key::require_encodable<T>();
+    throw Error("stowage: not a key type");  // never compiled: the static_assert above fires
+  }
+}
+
+namespace detail::key {
+/// True when KeyCodec<T> offers the optional `static void decode_into(
+/// std::string_view& in, T& out)`: decode like decode() but into an existing
+/// object, reusing its memory.
+template <class T>
+concept has_decode_into = requires(std::string_view& in, T& out) { KeyCodec<T>::decode_into(in, out); };
+}  // namespace detail::key
+
+/// decode_key<T>(bytes) into `out`: through KeyCodec<T>::decode_into when the
+/// codec offers it (no allocation once `out` has grown to the key's size),
+/// else `out = decode_key<T>(bytes)`. CorruptionError like decode_key; after
+/// one, `out` holds an unspecified (valid) value.
+template <class T>
+void decode_key_into(std::string_view bytes, T& out) {
+  if constexpr (detail::key::has_decode_into<T>) {
+    std::string_view in = bytes;
+    KeyCodec<T>::decode_into(in, out);
+    if (in.size() > bytes.size() || in.data() != bytes.data() + (bytes.size() - in.size()))
+      throw Error("stowage: a KeyCodec's decode_into() must consume bytes from the front of its input");
+    if (!in.empty())
+      detail::key::fail(bytes.size() - in.size(), std::to_string(in.size()) + " trailing bytes after the key");
+  } else {
+    out = decode_key<T>(bytes);
+  }
+}
+
+/// The name of T's key order (KeyCodec<T>::name()), recorded in the manifest.
+template <class T>
+std::string key_name() {
+  if constexpr (EncodableKey<T>) {
+    return std::string(KeyCodec<T>::name());
+  } else {
+    detail::key::require_encodable<T>();
+    return {};
+  }
+}
+
+}  // namespace stowage
+// ---- end stowage/key_codec.hpp ----
+// ---- begin stowage/serializer.hpp ----
+// serializer.hpp: stowage's own value format (BinarySerializer, id "binary-1")
+// and the traits user types opt in with. Header-only; no Boost needed.
+//
+// Format (every multi-byte number little-endian, every length a LEB128 varint):
+//   bool                 1 byte, 0 or 1 (anything else is corruption)
+//   integers             fixed width: sizeof(T) bytes (two's complement)
+//   float / double       the IEEE-754 bits as a 4 / 8 byte integer
+//   long double          as double where it is one, else its 10 (x87) or 16 (binary128) value bytes
+//   enums                as their underlying integer
+//   std::string          varint length, then the bytes
+//   vector, map, set,    varint element count, then the elements in iteration
+//   unordered_map/set      order (a map element is key then value)
+//   std::array<T, N>     the N elements, no count
+//   pair, tuple          the elements in order, nothing else
+//   std::optional        1 byte 0 (empty) or 1 followed by the value
+//   std::variant         varint alternative index, then that alternative
+//   std::monostate       nothing
+//   name-value wrapper   its value (boost::serialization::nvp and look-alikes)
+//   user type with a     varint version (the writer's value_version<T>), then
+//     serialize member     whatever serialize() writes; on reading, serialize()
+//                          gets the version that was written
+//   ValueCodec<T>        whatever the codec writes (at least one byte)
+//
+// User types opt in with a Boost-style member (one member serves this and
+// BoostSerializer; befriend stowage::serialization_access to keep it private)
+//   template <class Archive> void serialize(Archive& ar, unsigned version) { ar & a & b; }
+// (BinarySerializer also takes ar(a, b) and ar << a / ar >> a), or by
+// specialising stowage::ValueCodec<T>, which wins over every other rule.
+// Deserialized types must be default-constructible unless they have a codec.
+//
+// Invariant of deserialize: it never reads past its input; it never sizes an
+// allocation from an unchecked count (every count is checked against the bytes
+// that remain, reservations are capped at the remaining bytes' worth, and each
+// decoded element consumes at least one byte); it never recurses deeper than
+// BinarySerializer::max_depth user objects; it consumes the input exactly; and
+// it reports every malformed input as a stowage::CorruptionError (empty file
+// path, offset = byte position inside the value).
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <variant>
+#include <vector>
+
+// ---- begin stowage/detail/coding.hpp ----
+// detail/coding.hpp: the byte-level helpers every on-disk format uses.
+// Integers are little-endian; varints are LEB128 (at most 10 bytes for 64 bits);
+// checksums are XXH3-64. A Reader never reads past its end: every get_* checks
+// the remaining length first and throws CorruptionError naming file and offset.
+
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+// xxHash is used header-only: its functions are inlined here, so nothing
+// needs linking. The macro is set only around this include.
+#ifndef XXH_INLINE_ALL
+#define XXH_INLINE_ALL
+#define STOWAGE_SET_XXH_INLINE_ALL
+#endif
+#include <xxhash.h>
+#ifdef STOWAGE_SET_XXH_INLINE_ALL
+#undef XXH_INLINE_ALL
+#undef STOWAGE_SET_XXH_INLINE_ALL
+#endif
+
+
+namespace stowage::detail {
+
+inline void put_fixed16(std::string& out, std::uint16_t v) {
+  char b[2] = {static_cast<char>(v), static_cast<char>(v >> 8)};
+  out.append(b, 2);
+}
+inline void put_fixed32(std::string& out, std::uint32_t v) {
+  char b[4];
+  for (int i = 0; i < 4; ++i) b[i] = static_cast<char>(v >> (8 * i));
+  out.append(b, 4);
+}
+inline void put_fixed64(std::string& out, std::uint64_t v) {
+  char b[8];
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(v >> (8 * i));
+  out.append(b, 8);
+}
+inline void encode_fixed32(char* p, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>(v >> (8 * i));
+}
+inline void encode_fixed64(char* p, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(v >> (8 * i));
+}
+inline std::uint16_t decode_fixed16(const char* p) {
+  return static_cast<std::uint16_t>(static_cast<unsigned char>(p[0]) | (static_cast<unsigned char>(p[1]) << 8));
+}
+inline std::uint32_t decode_fixed32(const char* p) {
+  std::uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+inline std::uint64_t decode_fixed64(const char* p) {
+  std::uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+inline void put_varint(std::string& out, std::uint64_t v) {
+  char b[10];
+  int n = 0;
+  while (v >= 0x80) {
+    b[n++] = static_cast<char>(v | 0x80);
+    v >>= 7;
+  }
+  b[n++] = static_cast<char>(v);
+  out.append(b, static_cast<std::size_t>(n));
+}
+inline std::size_t varint_length(std::uint64_t v) {
+  std::size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+inline void put_bytes(std::string& out, std::string_view s) {
+  put_varint(out, s.size());
+  out.append(s);
+}
+
+/// XXH3-64 of a byte range (with a seed so different record kinds never share
+/// checksums by accident).
+inline std::uint64_t checksum(std::string_view data, std::uint64_t seed = 0) {
+  return XXH3_64bits_withSeed(data.data(), data.size(), seed);
+}
+
+/// Bounds-checked cursor over bytes read from `file`, starting at file offset
+/// `base`. Every failure is a CorruptionError naming the file and offset.
+class Reader {
+ public:
+  Reader(std::string_view data, const std::filesystem::path* file = nullptr, std::uint64_t base = 0)
+      : data_(data), file_(file), base_(base) {}
+
+  /// A cursor over bytes decoded from the frame at `frame_offset` of `file`
+  /// (a block after decompression): errors name the frame's offset, `kind`
+  /// and the position inside the decoded bytes.
+  static Reader decoded(std::string_view data, const std::filesystem::path& file, std::uint64_t frame_offset,
+                        const char* kind) {
+    Reader r(data, &file, frame_offset);
+    r.kind_ = kind;
+    return r;
+  }
+
+  std::size_t remaining() const { return data_.size() - pos_; }
+  bool empty() const { return pos_ == data_.size(); }
+  std::size_t position() const { return pos_; }
+  std::uint64_t file_offset() const { return base_ + pos_; }
+
+  [[noreturn]] [[gnu::cold]] [[gnu::noinline]] void fail(const std::string& what) const {
+    const auto& file = file_ ? *file_ : std::filesystem::path{};
+    if (kind_) throw CorruptionError(file, base_, std::string(kind_) + ", decoded byte " + std::to_string(pos_) + ": " + what);
+    throw CorruptionError(file, base_ + pos_, what);
+  }
+  void need(std::size_t n, const char* what) const {
+    if (remaining() < n) [[unlikely]]
+      fail_truncated(what);
+  }
+  std::uint8_t u8(const char* what = "byte") {
+    need(1, what);
+    return static_cast<std::uint8_t>(data_[pos_++]);
+  }
+  std::uint16_t u16(const char* what = "fixed16") {
+    need(2, what);
+    auto v = decode_fixed16(data_.data() + pos_);
+    pos_ += 2;
+    return v;
+  }
+  std::uint32_t u32(const char* what = "fixed32") {
+    need(4, what);
+    auto v = decode_fixed32(data_.data() + pos_);
+    pos_ += 4;
+    return v;
+  }
+  std::uint64_t u64(const char* what = "fixed64") {
+    need(8, what);
+    auto v = decode_fixed64(data_.data() + pos_);
+    pos_ += 8;
+    return v;
+  }
+  std::uint64_t varint(const char* what = "varint") {
+    // Most varints in blocks and records (lengths, small counts) are one byte.
+    if (pos_ < data_.size()) [[likely]] {
+      const auto b = static_cast<unsigned char>(data_[pos_]);
+      if (b < 0x80) {
+        ++pos_;
+        return b;
+      }
+    }
+    return varint_long(what);
+  }
+  /// `n` raw bytes, as a view into the underlying buffer.
+  std::string_view bytes(std::size_t n, const char* what = "bytes") {
+    need(n, what);
+    auto v = data_.substr(pos_, n);
+    pos_ += n;
+    return v;
+  }
+  /// A varint length followed by that many bytes; the length is checked
+  /// against what remains before anything is allocated.
+  std::string_view length_prefixed(const char* what = "string") {
+    auto n = varint(what);
+    if (n > remaining())
+      fail(std::string("length ") + std::to_string(n) + " of " + what + " exceeds the " + std::to_string(remaining()) +
+           " bytes left");
+    return bytes(static_cast<std::size_t>(n), what);
+  }
+
+ private:
+  [[noreturn]] [[gnu::cold]] [[gnu::noinline]] void fail_truncated(const char* what) const {
+    fail(std::string("truncated ") + what);
+  }
+  std::uint64_t varint_long(const char* what) {
+    std::uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      need(1, what);
+      auto b = static_cast<unsigned char>(data_[pos_++]);
+      if (shift == 63 && b > 1) fail(std::string("overlong ") + what);
+      v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+      if (!(b & 0x80)) return v;
+    }
+    fail(std::string("overlong ") + what);
+  }
+
+  std::string_view data_;
+  const std::filesystem::path* file_;
+  std::uint64_t base_;
+  const char* kind_ = nullptr;  // set by decoded(): errors are relative to a frame
+  std::size_t pos_ = 0;
+};
+
+}  // namespace stowage::detail
+// ---- end stowage/detail/coding.hpp ----
+
+namespace stowage {
+
+/// Opt-in codec for a user value type. The primary template is left undefined;
+/// specialise it (before first use) with
+///   static void encode(const T& v, std::string& out);  // append at least one byte
+///   static T decode(std::string_view& in);              // consume from the front;
+///                                                       // throw CorruptionError on bad input
+/// and optionally `static std::string name();`, used by type_description<T>().
+template <class T>
+struct ValueCodec;
+
+/// Befriend this (`friend class stowage::serialization_access;`) to keep a
+/// type's `serialize` member private.
+class serialization_access {
+ public:
+  /// Calls `t.serialize(ar, version)`; SFINAE-friendly, so it also serves as
+  /// the detection of a serialize member.
+  template <class T, class Archive>
+  static auto serialize(T& t, Archive& ar, unsigned version) -> decltype(t.serialize(ar, version)) {
+    return t.serialize(ar, version);
+  }
+};
+
+namespace detail::value {
+
+/// True when T declares `static constexpr unsigned version = N;`.
+template <class T>
+concept has_static_version = requires { typename std::integral_constant<unsigned, T::version>; };
+
+template <class T>
+constexpr unsigned version_of() {
+  if constexpr (has_static_version<T>)
+    return T::version;
+  else
+    return 0;
+}
+
+}  // namespace detail::value
+
+/// S turns T into bytes and back: static id() (recorded in the manifest),
+/// serialize(const T&, std::string& out) appending to out, and
+/// deserialize<T>(std::string_view) consuming all the bytes.
+template <class S, class T>
+concept SerializerFor = requires(const T& value, std::string& out, std::string_view in) {
+  { S::id() } -> std::convertible_to<std::string_view>;
+  S::serialize(value, out);
+  { S::template deserialize<T>(in) } -> std::same_as<T>;
+};
+
+/// Optional for a Serializer: S::deserialize_into<T>(bytes, out) decodes like
+/// deserialize<T>(bytes) but into an existing object, reusing its memory;
+/// scans use it when present (BinarySerializer has it).
+template <class S, class T>
+concept SerializerDecodesInto = requires(std::string_view in, T& out) { S::template deserialize_into<T>(in, out); };
+
+/// Schema version of a user type: T::version when T declares
+/// `static constexpr unsigned version = N;`, else 0. BinarySerializer writes it
+/// before the type's fields and passes the written version to serialize() when
+/// reading, so a type can add fields under `if (version >= N)`.
+template <class T>
+inline constexpr unsigned value_version = detail::value::version_of<T>();
+
+namespace detail::value {
+
+/// Deepest nesting of user objects (serialize-member types) BinarySerializer
+/// writes or reads; guards the stack against hostile recursive data.
+inline constexpr unsigned max_nesting = 256;
+
+template <class>
+inline constexpr bool always_false = false;
+
+template <class T, template <class...> class Tpl>
+struct is_spec : std::false_type {};
+template <template <class...> class Tpl, class... A>
+struct is_spec<Tpl<A...>, Tpl> : std::true_type {};
+template <class T, template <class...> class Tpl>
+inline constexpr bool is_spec_v = is_spec<T, Tpl>::value;
+
+template <class T>
+struct is_std_array : std::false_type {};
+template <class T, std::size_t N>
+struct is_std_array<std::array<T, N>> : std::true_type {};
+
+/// True when ValueCodec<T> is specialised with encode and decode.
+template <class T>
+concept has_value_codec = requires(const T& v, std::string& out, std::string_view& in) {
+  ValueCodec<T>::encode(v, out);
+  { ValueCodec<T>::decode(in) } -> std::convertible_to<T>;
+};
+template <class T>
+concept has_codec_name = requires {
+  { ValueCodec<T>::name() } -> std::convertible_to<std::string>;
+};
+
+class Output;
+class Input;
+class Describer;
+
+/// A name-value wrapper such as boost::serialization::nvp (what
+/// BOOST_SERIALIZATION_NVP(x) makes): stored as just its value, so a serialize
+/// member written for Boost's XML archives works here too.
+template <class T>
+concept name_value_wrapper = requires(const T& w) {
+  { w.name() } -> std::convertible_to<const char*>;
+  w.value();
+  w.const_value();
+};
+
+/// True when T has a `template <class Archive> void serialize(Archive&, unsigned)` member.
+template <class T>
+concept has_serialize_member = requires(T& t, Output& ar) { serialization_access::serialize(t, ar, 0u); };
+
+/// How a type is encoded.
+enum class Kind {
+  none,
+  codec,
+  boolean,
+  integer,
+  floating,
+  enumeration,
+  string,
+  vector,
+  array,
+  pair,
+  tuple,
+  optional,
+  variant,
+  map,
+  set,
+  unit,
+  wrapper,
+  object
+};
+
+constexpr int long_double_digits = std::numeric_limits<long double>::digits;
+/// Bytes a long double takes on the wire (0 where the format is not supported).
+constexpr std::size_t long_double_bytes() {
+  if constexpr (long_double_digits == 53)
+    return 8;
+  else if constexpr (std::endian::native != std::endian::little)
+    return 0;
+  else if constexpr (long_double_digits == 64)
+    return 10;
+  else if constexpr (long_double_digits == 113)
+    return 16;
+  else
+    return 0;
+}
+
+template <class T>
+constexpr Kind kind_of() {
+  if constexpr (has_value_codec<T>)
+    return Kind::codec;
+  else if constexpr (std::is_same_v<T, bool>)
+    return Kind::boolean;
+  else if constexpr (std::is_integral_v<T>)
+    return Kind::integer;
+  else if constexpr (std::is_same_v<T, long double>)
+    return long_double_bytes() ? Kind::floating : Kind::none;
+  else if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
+    return Kind::floating;
+  else if constexpr (std::is_enum_v<T>)
+    return Kind::enumeration;
+  else if constexpr (std::is_same_v<T, std::string>)
+    return Kind::string;
+  else if constexpr (is_spec_v<T, std::vector>)
+    return Kind::vector;
+  else if constexpr (is_std_array<T>::value)
+    return Kind::array;
+  else if constexpr (is_spec_v<T, std::pair>)
+    return Kind::pair;
+  else if constexpr (is_spec_v<T, std::tuple>)
+    return Kind::tuple;
+  else if constexpr (is_spec_v<T, std::optional>)
+    return Kind::optional;
+  else if constexpr (is_spec_v<T, std::variant>)
+    return Kind::variant;
+  else if constexpr (is_spec_v<T, std::map> || is_spec_v<T, std::unordered_map>)
+    return Kind::map;
+  else if constexpr (is_spec_v<T, std::set> || is_spec_v<T, std::unordered_set>)
+    return Kind::set;
+  else if constexpr (std::is_same_v<T, std::monostate>)
+    return Kind::unit;
+  else if constexpr (name_value_wrapper<T>)
+    return Kind::wrapper;
+  else if constexpr (has_serialize_member<T>)
+    return Kind::object;
+  else
+    return Kind::none;
+}
+template <class T>
+inline constexpr Kind kind_v = kind_of<std::remove_cv_t<T>>();
+/// The type a name-value wrapper holds.
+template <class W>
+using wrapped_t = std::remove_cvref_t<decltype(std::declval<const W&>().const_value())>;
+
+/// Fewest bytes any value of T encodes to (containers check counts against it).
+template <class T>
+constexpr std::size_t min_size() {
+  constexpr Kind k = kind_v<T>;
+  if constexpr (k == Kind::boolean)
+    return 1;
+  else if constexpr (k == Kind::integer)
+    return sizeof(T);
+  else if constexpr (k == Kind::floating)
+    return std::is_same_v<T, long double> ? long_double_bytes() : sizeof(T);
+  else if constexpr (k == Kind::enumeration)
+    return sizeof(std::underlying_type_t<T>);
+  else if constexpr (k == Kind::array)
+    return std::tuple_size_v<T> * min_size<typename T::value_type>();
+  else if constexpr (k == Kind::pair)
+    return min_size<typename T::first_type>() + min_size<typename T::second_type>();
+  else if constexpr (k == Kind::tuple)
+    return []<class... E>(std::tuple<E...>*) { return (std::size_t{0} + ... + min_size<E>()); }(static_cast<T*>(nullptr));
+  else if constexpr (k == Kind::wrapper)
+    return min_size<wrapped_t<T>>();
+  else if constexpr (k == Kind::unit || k == Kind::none)
+    return 0;
+  else  // lengths, flags, indexes, versions: at least one byte; codecs must write one
+    return 1;
+}
+
+/// Elements copied as one block: native little-endian integers and IEEE floats.
+template <class E>
+inline constexpr bool bulk_copyable =
+    (std::is_same_v<E, std::byte> || (std::is_integral_v<E> && !std::is_same_v<E, bool>)) && !has_value_codec<E> &&
+    (sizeof(E) == 1 || std::endian::native == std::endian::little);
+template <class E>
+inline constexpr bool bulk_copyable_float =
+    (std::is_same_v<E, float> || std::is_same_v<E, double>) && !has_value_codec<E> &&
+    std::endian::native == std::endian::little && std::numeric_limits<E>::is_iec559;
+template <class E>
+inline constexpr bool bulk_v = bulk_copyable<E> || bulk_copyable_float<E>;
+
+template <class T>
+constexpr bool supported() {
+  constexpr Kind k = kind_v<T>;
+  if constexpr (k == Kind::none)
+    return false;
+  else if constexpr (k == Kind::vector || k == Kind::set)
+    return supported<typename T::value_type>() && min_size<typename T::value_type>() > 0;
+  else if constexpr (k == Kind::map)
+    return supported<typename T::key_type>() && supported<typename T::mapped_type>() &&
+           min_size<typename T::key_type>() + min_size<typename T::mapped_type>() > 0;
+  else if constexpr (k == Kind::array || k == Kind::optional)
+    return supported<typename T::value_type>();
+  else if constexpr (k == Kind::pair)
+    return supported<typename T::first_type>() && supported<typename T::second_type>();
+  else if constexpr (k == Kind::tuple || k == Kind::variant)
+    return []<template <class...> class Tpl, class... E>(Tpl<E...>*) { return (true && ... && supported<E>()); }(
+        static_cast<T*>(nullptr));
+  else if constexpr (k == Kind::wrapper)
+    return supported<wrapped_t<T>>();
+  else if constexpr (k == Kind::object)
+    return std::is_default_constructible_v<T>;
+  else
+    return true;
+}
+
+/// True when decode_into(in, v) leaves v exactly as decode_new would build it,
+/// whatever v held before (so an existing object can be reused): every kind
+/// but user objects (an older version's serialize() may skip fields, which
+/// must then keep their defaults, not the previous value's) and wrappers,
+/// and aggregates of such kinds.
+template <class T>
+constexpr bool overwrites() {
+  constexpr Kind k = kind_v<T>;
+  if constexpr (k == Kind::object || k == Kind::wrapper || k == Kind::none)
+    return false;
+  else if constexpr (k == Kind::array)
+    return bulk_v<typename T::value_type> || overwrites<typename T::value_type>();
+  else if constexpr (k == Kind::pair)
+    return overwrites<typename T::first_type>() && overwrites<typename T::second_type>();
+  else if constexpr (k == Kind::tuple)
+    return []<class... E>(std::tuple<E...>*) { return (true && ... && overwrites<E>()); }(static_cast<T*>(nullptr));
+  else  // scalars, strings, codecs, and containers that are cleared or replaced whole
+    return true;
+}
+
+/// The one compile error a type that cannot be serialized produces.
+template <class T>
+void unsupported_type() {
+  static_assert(always_false<T>,
+                "stowage: T is not serializable: give it `template <class Archive> void serialize(Archive& ar, "
+                "unsigned version) { ar & field1 & field2; }` or specialise stowage::ValueCodec<T> (see the "
+                "'required from' lines for T)");
+}
+template <class E>
+void check_container_element() {
+  static_assert(min_size<E>() > 0 || !supported<E>(),
+                "stowage: a container element must encode to at least one byte: std::tuple<>, std::monostate "
+                "and std::array<T, 0> cannot be elements of a vector, set or map");
+}
+
+template <class T>
+void encode(Output& out, const T& v);
+template <class T>
+void decode_into(Input& in, T& v);
+template <class T>
+T decode_new(Input& in);
+template <class T>
+std::string describe(std::vector<const void*>& stack);
+
+/// The saving archive BinarySerializer hands to `serialize` members:
+/// `ar & x`, `ar << x` and `ar(x, y, ...)` append the fields.
+class Output {
+ public:
+  /// Boost.Serialization-style direction flags.
+  using is_saving = std::true_type;
+  using is_loading = std::false_type;
+
+  /// Appends to `out`.
+  explicit Output(std::string& out) : out_(out) {}
+  /// Writes one field.
+  template <class U>
+  Output& operator&(const U& v) {
+    encode(*this, v);
+    return *this;
+  }
+  /// Writes one field.
+  template <class U>
+  Output& operator<<(const U& v) {
+    encode(*this, v);
+    return *this;
+  }
+  /// Writes the fields in order.
+  template <class... U>
+  Output& operator()(const U&... v) {
+    (encode(*this, v), ...);
+    return *this;
+  }
+  /// The bytes written so far.
+  std::string& bytes() { return out_; }
+  /// User objects currently open (see max_nesting).
+  unsigned depth = 0;
+
+ private:
+  std::string& out_;
+};
+
+/// The loading archive BinarySerializer hands to `serialize` members:
+/// `ar & x`, `ar >> x` and `ar(x, y, ...)` read the fields into place.
+class Input {
+ public:
+  /// Boost.Serialization-style direction flags.
+  using is_saving = std::false_type;
+  using is_loading = std::true_type;
+
+  /// Reads `data` from its start.
+  explicit Input(std::string_view data) : r(data), data_(data) {}
+  /// Reads one field.
+  template <class U>
+  Input& operator&(U& v) {
+    decode_into(*this, v);
+    return *this;
+  }
+  /// Reads one field.
+  template <class U>
+  Input& operator>>(U& v) {
+    decode_into(*this, v);
+    return *this;
+  }
+  /// Reads the fields in order.
+  template <class... U>
+  Input& operator()(U&... v) {
+    (decode_into(*this, v), ...);
+    return *this;
+  }
+  /// The bytes not read yet.
+  std::string_view rest() const { return data_.substr(r.position()); }
+  /// Byte position inside the value.
+  std::size_t position() const { return r.position(); }
+  /// Throws CorruptionError for the byte at `at`.
+  [[noreturn]] void fail(std::size_t at, const std::string& what) const {
+    throw CorruptionError(std::filesystem::path{}, at, what);
+  }
+  /// The bounds-checked cursor.
+  Reader r;
+  /// User objects currently open (see max_nesting).
+  unsigned depth = 0;
+
+ private:
+  std::string_view data_;
+};
+
+/// The archive type_description runs `serialize` members with: each field
+/// appends its type's description.
+class Describer {
+ public:
+  /// Boost.Serialization-style direction flags (it reads fields, like a saver).
+  using is_saving = std::true_type;
+  using is_loading = std::false_type;
+
+  /// `stack` holds the user types being described (for "rec").
+  explicit Describer(std::vector<const void*>& stack) : stack_(stack) {}
+  /// Describes one field.
+  template <class U>
+  Describer& operator&(const U&) {
+    add<U>();
+    return *this;
+  }
+  /// Describes one field.
+  template <class U>
+  Describer& operator<<(const U&) {
+    add<U>();
+    return *this;
+  }
+  /// Describes the fields in order.
+  template <class... U>
+  Describer& operator()(const U&...) {
+    (add<U>(), ...);
+    return *this;
+  }
+  /// The comma-separated field descriptions.
+  const std::string& fields() const { return fields_; }
+
+ private:
+  template <class U>
+  void add() {
+    if (!fields_.empty()) fields_ += ',';
+    fields_ += describe<U>(stack_);
+  }
+  std::vector<const void*>& stack_;
+  std::string fields_;
+};
+
+/// Counts one level of user-object nesting for as long as it lives.
+template <class Archive>
+class DepthGuard {
+ public:
+  explicit DepthGuard(Archive& a) : a_(a) { ++a_.depth; }
+  ~DepthGuard() { --a_.depth; }
+  DepthGuard(const DepthGuard&) = delete;
+  DepthGuard& operator=(const DepthGuard&) = delete;
+
+ private:
+  Archive& a_;
+};
+
+template <class U>
+void put_le(std::string& out, U u) {
+  char b[sizeof(U)];
+  for (std::size_t i = 0; i < sizeof(U); ++i) {
+    b[i] = static_cast<char>(u & 0xff);
+    if constexpr (sizeof(U) > 1) u = static_cast<U>(u >> 8);
+  }
+  out.append(b, sizeof(U));
+}
+template <class U>
+U get_le(std::string_view s) {
+  U u = 0;
+  for (std::size_t i = sizeof(U); i-- > 0;) {
+    if constexpr (sizeof(U) > 1) u = static_cast<U>(u << 8);
+    u = static_cast<U>(u | static_cast<unsigned char>(s[i]));
+  }
+  return u;
+}
+
+template <class T>
+void encode(Output& out, const T& v) {
+  constexpr Kind k = kind_v<T>;
+  std::string& o = out.bytes();
+  if constexpr (k == Kind::none) {
+    unsupported_type<T>();
+  } else if constexpr (k == Kind::codec) {
+    const auto before = o.size();
+    ValueCodec<T>::encode(v, o);
+    if (o.size() == before)
+      throw ValidationError("stowage: a ValueCodec's encode() appended no bytes; it must write at least one");
+  } else if constexpr (k == Kind::boolean) {
+    o.push_back(v ? '\1' : '\0');
+  } else if constexpr (k == Kind::integer) {
+    put_le(o, static_cast<std::make_unsigned_t<T>>(v));
+  } else if constexpr (k == Kind::floating) {
+    if constexpr (std::is_same_v<T, float>) {
+      put_le(o, std::bit_cast<std::uint32_t>(v));
+    } else if constexpr (std::is_same_v<T, double> || long_double_bytes() == 8) {
+      put_le(o, std::bit_cast<std::uint64_t>(static_cast<double>(v)));
+    } else {  // x87 extended or binary128 long double on a little-endian host
+      char b[sizeof(long double)];
+      std::memcpy(b, &v, sizeof b);
+      o.append(b, long_double_bytes());
+    }
+  } else if constexpr (k == Kind::enumeration) {
+    encode(out, static_cast<std::underlying_type_t<T>>(v));
+  } else if constexpr (k == Kind::string) {
+    put_bytes(o, v);
+  } else if constexpr (k == Kind::vector) {
+    using E = typename T::value_type;
+    check_container_element<E>();
+    put_varint(o, v.size());
+    if constexpr (bulk_v<E>) {
+      if (!v.empty()) o.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(E));
+    } else {
+      for (const auto& e : v) encode<E>(out, e);
+    }
+  } else if constexpr (k == Kind::array) {
+    using E = typename T::value_type;
+    if constexpr (bulk_v<E>) {
+      if (!v.empty()) o.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(E));
+    } else {
+      for (const auto& e : v) encode<E>(out, e);
+    }
+  } else if constexpr (k == Kind::pair) {
+    encode(out, v.first);
+    encode(out, v.second);
+  } else if constexpr (k == Kind::tuple) {
+    std::apply([&](const auto&... e) { (encode(out, e), ...); }, v);
+  } else if constexpr (k == Kind::optional) {
+    o.push_back(v.has_value() ? '\1' : '\0');
+    if (v) encode(out, *v);
+  } else if constexpr (k == Kind::variant) {
+    if (v.valueless_by_exception()) throw ValidationError("stowage: cannot serialize a valueless std::variant");
+    put_varint(o, v.index());
+    std::visit([&](const auto& alt) { encode(out, alt); }, v);
+  } else if constexpr (k == Kind::map) {
+    check_container_element<std::pair<typename T::key_type, typename T::mapped_type>>();
+    put_varint(o, v.size());
+    for (const auto& [key, val] : v) {
+      encode(out, key);
+      encode(out, val);
+    }
+  } else if constexpr (k == Kind::set) {
+    check_container_element<typename T::value_type>();
+    put_varint(o, v.size());
+    for (const auto& e : v) encode(out, e);
+  } else if constexpr (k == Kind::unit) {
+    // nothing to write
+  } else if constexpr (k == Kind::wrapper) {
+    encode(out, v.const_value());
+  } else if constexpr (k == Kind::object) {
+    DepthGuard guard(out);
+    if (out.depth > max_nesting)
+      throw ValidationError("stowage: value nests more than " + std::to_string(max_nesting) +
+                            " user objects; BinarySerializer cannot store it");
+    put_varint(o, value_version<T>);
+    // serialize() is non-const by convention; the saving archive only reads.
+    serialization_access::serialize(const_cast<T&>(v), out, value_version<T>);
+  }
+}
+
+template <class T>
+T read_codec(Input& in) {
+  const std::string_view before = in.rest();
+  std::string_view rest = before;
+  T v = ValueCodec<T>::decode(rest);
+  if (rest.size() > before.size() || rest.data() != before.data() + (before.size() - rest.size()))
+    throw Error("stowage: a ValueCodec's decode() must consume bytes from the front of its input");
+  in.r.bytes(before.size() - rest.size());
+  return v;
+}
+
+template <class E, class Container>
+void reserve_for(Input& in, Container& c, std::uint64_t n) {
+  // Never more than the remaining bytes' worth of memory, whatever `n` claims.
+  const std::size_t cap = std::max<std::size_t>(1, in.r.remaining() / std::max<std::size_t>(1, sizeof(E)));
+  c.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(n, cap)));
+}
+
+/// Reads a container's element count and checks it against the bytes left.
+template <class E>
+std::size_t read_count(Input& in, const char* what) {
+  const auto at = in.position();
+  const std::uint64_t n = in.r.varint(what);
+  if (n > in.r.remaining() / min_size<E>())
+    in.fail(at, std::string(what) + " " + std::to_string(n) + " exceeds the remaining " +
+                    std::to_string(in.r.remaining()) + " bytes");
+  return static_cast<std::size_t>(n);
+}
+
+template <class E>
+void bulk_read(Input& in, E* dst, std::size_t n) {
+  if (n == 0) return;
+  const std::string_view s = in.r.bytes(n * sizeof(E), "array");
+  std::memcpy(static_cast<void*>(dst), s.data(), s.size());
+}
+
+template <class V, std::size_t... I>
+void decode_variant(Input& in, V& v, std::size_t index, std::index_sequence<I...>) {
+  using Fn = void (*)(Input&, V&);
+  static constexpr Fn table[] = {[](Input& i, V& out) {
+    out.template emplace<I>(decode_new<std::variant_alternative_t<I, V>>(i));
+  }...};
+  table[index](in, v);
+}
+
+template <class T>
+void decode_into(Input& in, T& v) {
+  constexpr Kind k = kind_v<T>;
+  if constexpr (k == Kind::none) {
+    unsupported_type<T>();
+  } else if constexpr (k == Kind::codec) {
+    v = read_codec<T>(in);
+  } else if constexpr (k == Kind::boolean) {
+    const auto at = in.position();
+    const auto b = in.r.u8("bool");
+    if (b > 1) in.fail(at, "bad bool byte " + std::to_string(b));
+    v = b == 1;
+  } else if constexpr (k == Kind::integer) {
+    using U = std::make_unsigned_t<T>;
+    v = static_cast<T>(get_le<U>(in.r.bytes(sizeof(T), "integer")));
+  } else if constexpr (k == Kind::floating) {
+    if constexpr (std::is_same_v<T, float>) {
+      v = std::bit_cast<float>(get_le<std::uint32_t>(in.r.bytes(4, "float")));
+    } else if constexpr (std::is_same_v<T, double> || long_double_bytes() == 8) {
+      v = static_cast<T>(std::bit_cast<double>(get_le<std::uint64_t>(in.r.bytes(8, "double"))));
+    } else {
+      const std::string_view s = in.r.bytes(long_double_bytes(), "long double");
+      char b[sizeof(long double)] = {};
+      std::memcpy(b, s.data(), s.size());
+      std::memcpy(&v, b, sizeof b);
+    }
+  } else if constexpr (k == Kind::enumeration) {
+    std::underlying_type_t<T> u{};
+    decode_into(in, u);
+    v = static_cast<T>(u);
+  } else if constexpr (k == Kind::string) {
+    v.assign(in.r.length_prefixed("string"));
+  } else if constexpr (k == Kind::vector) {
+    using E = typename T::value_type;
+    check_container_element<E>();
+    const std::size_t n = read_count<E>(in, "vector length");
+    v.clear();
+    if constexpr (bulk_v<E>) {
+      v.resize(n);
+      bulk_read(in, v.data(), n);
+    } else {
+      reserve_for<E>(in, v, n);
+      for (std::size_t i = 0; i < n; ++i) v.push_back(decode_new<E>(in));
+    }
+  } else if constexpr (k == Kind::array) {
+    using E = typename T::value_type;
+    if constexpr (bulk_v<E>) {
+      bulk_read(in, v.data(), v.size());
+    } else {
+      for (auto& e : v) decode_into(in, e);
+    }
+  } else if constexpr (k == Kind::pair) {
+    decode_into(in, v.first);
+    decode_into(in, v.second);
+  } else if constexpr (k == Kind::tuple) {
+    std::apply([&](auto&... e) { (decode_into(in, e), ...); }, v);
+  } else if constexpr (k == Kind::optional) {
+    const auto at = in.position();
+    const auto flag = in.r.u8("optional flag");
+    if (flag == 0)
+      v.reset();
+    else if (flag == 1)
+      v = decode_new<typename T::value_type>(in);
+    else
+      in.fail(at, "bad optional flag " + std::to_string(flag));
+  } else if constexpr (k == Kind::variant) {
+    const auto at = in.position();
+    const std::uint64_t index = in.r.varint("variant index");
+    constexpr std::size_t n = std::variant_size_v<T>;
+    if (index >= n) in.fail(at, "variant index " + std::to_string(index) + " out of range");
+    decode_variant(in, v, static_cast<std::size_t>(index), std::make_index_sequence<n>{});
+  } else if constexpr (k == Kind::map) {
+    using K = typename T::key_type;
+    using M = typename T::mapped_type;
+    check_container_element<std::pair<K, M>>();
+    const std::size_t n = read_count<std::pair<K, M>>(in, "map size");
+    v.clear();
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto at = in.position();
+      K key = decode_new<K>(in);
+      M val = decode_new<M>(in);
+      if (!v.emplace(std::move(key), std::move(val)).second) in.fail(at, "duplicate map key");
+    }
+  } else if constexpr (k == Kind::set) {
+    using K = typename T::value_type;
+    check_container_element<K>();
+    const std::size_t n = read_count<K>(in, "set size");
+    v.clear();
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto at = in.position();
+      if (!v.insert(decode_new<K>(in)).second) in.fail(at, "duplicate set element");
+    }
+  } else if constexpr (k == Kind::unit) {
+    // nothing to read
+  } else if constexpr (k == Kind::wrapper) {
+    decode_into(in, v.value());
+  } else if constexpr (k == Kind::object) {
+    DepthGuard guard(in);
+    const auto at = in.position();
+    if (in.depth > max_nesting)
+      in.fail(at, "value nests more than " + std::to_string(max_nesting) + " user objects");
+    const std::uint64_t version = in.r.varint("version");
+    if (version > value_version<T>)
+      in.fail(at, "value has version " + std::to_string(version) + ", newer than this program's " +
+                      std::to_string(value_version<T>));
+    serialization_access::serialize(v, in, static_cast<unsigned>(version));
+  }
+}
+
+template <class T>
+T decode_new(Input& in) {
+  constexpr Kind k = kind_v<T>;
+  if constexpr (k == Kind::none) {
+    unsupported_type<T>();
+    throw Error("stowage: unsupported type");  // never compiled: the static_assert above fires
+  } else if constexpr (k == Kind::codec) {
+    return read_codec<T>(in);
+  } else if constexpr (!std::is_default_constructible_v<T>) {
+    static_assert(always_false<T>,
+                  "stowage: T must be default-constructible to be deserialized (or specialise "
+                  "stowage::ValueCodec<T>)");
+    throw Error("stowage: type is not default-constructible");  // never compiled
+  } else {
+    T v{};
+    decode_into(in, v);
+    return v;
+  }
+}
+
+/// Unique address per type, standing in for typeid in the "rec" check.
+template <class T>
+inline constexpr char type_tag = 0;
+
+template <class T>
+std::string integer_name() {
+  if constexpr (std::is_same_v<T, char>)
+    return "char";
+  else if constexpr (std::is_same_v<T, char8_t>)
+    return "c8";
+  else if constexpr (std::is_same_v<T, char16_t>)
+    return "c16";
+  else if constexpr (std::is_same_v<T, char32_t>)
+    return "c32";
+  else if constexpr (std::is_same_v<T, wchar_t>)
+    return "wc" + std::to_string(sizeof(T) * 8);
+  else
+    return (std::is_signed_v<T> ? "i" : "u") + std::to_string(sizeof(T) * 8);
+}
+
+template <class... E>
+std::string describe_list(std::vector<const void*>& stack) {
+  std::string s;
+  ((s += (s.empty() ? "" : ","), s += describe<E>(stack)), ...);
+  return s;
+}
+
+template <class T>
+std::string describe(std::vector<const void*>& stack) {
+  constexpr Kind k = kind_v<T>;
+  if constexpr (k == Kind::none) {
+    unsupported_type<T>();
+    return {};
+  } else if constexpr (k == Kind::codec) {
+    if constexpr (has_codec_name<T>)
+      return "codec:" + std::string(ValueCodec<T>::name());
+    else
+      return "codec" + std::to_string(sizeof(T));
+  } else if constexpr (k == Kind::boolean) {
+    return "bool";
+  } else if constexpr (k == Kind::integer) {
+    return integer_name<T>();
+  } else if constexpr (k == Kind::floating) {
+    if constexpr (std::is_same_v<T, float>)
+      return "f32";
+    else if constexpr (std::is_same_v<T, double> || long_double_bytes() == 8)
+      return "f64";
+    else
+      return long_double_bytes() == 10 ? "f80" : "f128";
+  } else if constexpr (k == Kind::enumeration) {
+    return "enum<" + describe<std::underlying_type_t<T>>(stack) + ">";
+  } else if constexpr (k == Kind::string) {
+    return "str";
+  } else if constexpr (k == Kind::vector) {
+    return "vec<" + describe<typename T::value_type>(stack) + ">";
+  } else if constexpr (k == Kind::array) {
+    return "arr<" + describe<typename T::value_type>(stack) + "," + std::to_string(std::tuple_size_v<T>) + ">";
+  } else if constexpr (k == Kind::pair) {
+    return "pair<" + describe_list<typename T::first_type, typename T::second_type>(stack) + ">";
+  } else if constexpr (k == Kind::tuple) {
+    return [&]<class... E>(std::tuple<E...>*) { return "tup<" + describe_list<E...>(stack) + ">"; }(
+        static_cast<T*>(nullptr));
+  } else if constexpr (k == Kind::optional) {
+    return "opt<" + describe<typename T::value_type>(stack) + ">";
+  } else if constexpr (k == Kind::variant) {
+    return [&]<class... E>(std::variant<E...>*) { return "var<" + describe_list<E...>(stack) + ">"; }(
+        static_cast<T*>(nullptr));
+  } else if constexpr (k == Kind::map) {
+    return "map<" + describe_list<typename T::key_type, typename T::mapped_type>(stack) + ">";
+  } else if constexpr (k == Kind::set) {
+    return "set<" + describe<typename T::value_type>(stack) + ">";
+  } else if constexpr (k == Kind::unit) {
+    return "unit";
+  } else if constexpr (k == Kind::wrapper) {
+    return describe<wrapped_t<T>>(stack);
+  } else if constexpr (k == Kind::object) {
+    static_assert(std::is_default_constructible_v<T>,
+                  "stowage: T must be default-constructible to be described and deserialized (or specialise "
+                  "stowage::ValueCodec<T>)");
+    const void* tag = &type_tag<T>;
+    if (std::find(stack.begin(), stack.end(), tag) != stack.end()) return "rec";
+    stack.push_back(tag);
+    struct Pop {
+      std::vector<const void*>& s;
+      ~Pop() { s.pop_back(); }
+    } pop{stack};
+    T sample{};
+    Describer d(stack);
+    serialization_access::serialize(sample, d, value_version<T>);
+    std::string head = "obj";
+    if constexpr (value_version<T> != 0) head += "@" + std::to_string(value_version<T>);
+    return head + "{" + d.fields() + "}";
+  }
+}
+
+}  // namespace detail::value
+
+/// stowage's own portable binary value format (see the top of this header).
+struct BinarySerializer {
+  /// Format name recorded in the store's manifest.
+  static constexpr std::string_view id() { return "binary-1"; }
+  /// Deepest nesting of user objects a value may have.
+  static constexpr unsigned max_depth = detail::value::max_nesting;
+
+  /// Appends the encoding of `v` to `out` (on an exception, `out` is left as it was).
+  template <class T>
+  static void serialize(const T& v, std::string& out) {
+    const auto size = out.size();
+    try {
+      detail::value::Output ar(out);
+      detail::value::encode(ar, v);
+    } catch (...) {
+      out.resize(size);
+      throw;
+    }
+  }
+
+  /// Decodes a T that must take exactly `bytes`; CorruptionError otherwise.
+  template <class T>
+  static T deserialize(std::string_view bytes) {
+    detail::value::Input in(bytes);
+    T v = detail::value::decode_new<T>(in);
+    if (!in.r.empty())
+      in.fail(in.position(), std::to_string(in.r.remaining()) + " trailing bytes after the value");
+    return v;
+  }
+
+  /// deserialize<T>(bytes) into an existing `out`, reusing its memory where
+  /// that gives the same result (strings, containers, scalars and aggregates
+  /// of them; user objects are decoded fresh and assigned). Scans decode
+  /// every record into the same object through this. CorruptionError like
+  /// deserialize; after one, `out` holds an unspecified (valid) value.
+  template <class T>
+  static void deserialize_into(std::string_view bytes, T& out) {
+    if constexpr (detail::value::overwrites<T>()) {
+      detail::value::Input in(bytes);
+      detail::value::decode_into(in, out);
+      if (!in.r.empty())
+        in.fail(in.position(), std::to_string(in.r.remaining()) + " trailing bytes after the value");
+    } else {
+      out = deserialize<T>(bytes);
+    }
+  }
+
+  /// True when BinarySerializer can store a T.
+  template <class T>
+  static constexpr bool supports = detail::value::supported<T>();
+};
+
+/// A portable structural description of T ("i32", "vec<str>", "obj{i32,str}",
+/// "rec" for a type already being described, ...), identical under every
+/// compiler; the store records it in its manifest as the value's fingerprint.
+template <class T>
+std::string type_description() {
+  std::vector<const void*> stack;
+  return detail::value::describe<T>(stack);
+}
+
+}  // namespace stowage
+// ---- end stowage/serializer.hpp ----
+// ---- begin stowage/storage.hpp ----
+// storage.hpp: the typed façade. Storage<Key, Value, Serializer,
+// Compression, Eviction, Lock> turns keys into order-preserving bytes
+// (key_codec.hpp) and values into bytes (the Serializer), and keeps them in
+// an Engine<Compression, Eviction, Lock> (engine.hpp: the WAL, the write
+// buffer, chunk files, the chunk index, the block cache, the manifest and
+// the file lock). It adds no state or locking of its own: every member is
+// as thread-safe as the engine call it makes, under the Lock policy.
+
+#include <cstddef>
+#include <filesystem>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+// ---- begin stowage/store_files.hpp ----
+// store_files.hpp: what the engine and the readers that work without it
+// (verify.hpp, the `stowage` tool) agree on besides the file formats: the
+// names of chunk files in a store's directory and the largest key and value
+// a store holds. (WAL segment names live in wal.hpp, with the WAL format.)
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace stowage {
+
+/// Largest encoded key a store accepts.
+inline constexpr std::size_t kMaxKeyBytes = 64 * 1024;
+/// Largest encoded value a store accepts.
+inline constexpr std::size_t kMaxValueBytes = std::size_t{1} << 30;
+
+namespace detail {
+
+/// An encoded key for messages: "0x" and the hex of its first max_bytes
+/// bytes ("..." when there are more).
+inline std::string hex_key(std::string_view encoded, std::size_t max_bytes = 64) {
+  static const char* hex = "0123456789abcdef";
+  std::string out = "0x";
+  for (unsigned char c : encoded.substr(0, max_bytes)) {
+    out.push_back(hex[c >> 4]);
+    out.push_back(hex[c & 15]);
+  }
+  return encoded.size() > max_bytes ? out + "..." : out;
+}
+
+/// "000042.chunk" for chunk file 42.
+inline std::string chunk_file_name(std::uint64_t number) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%06llu.chunk", static_cast<unsigned long long>(number));
+  return buf;
+}
+
+/// The number of a chunk file name ("NNNNNN.chunk", up to 18 digits); nullopt for any other name.
+inline std::optional<std::uint64_t> parse_chunk_file_name(std::string_view name) {
+  constexpr std::string_view ext = ".chunk";
+  if (name.size() <= ext.size() || name.substr(name.size() - ext.size()) != ext) return std::nullopt;
+  auto digits = name.substr(0, name.size() - ext.size());
+  if (digits.size() > 18) return std::nullopt;
+  std::uint64_t n = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return n;
+}
+
+}  // namespace detail
+}  // namespace stowage
+// ---- end stowage/store_files.hpp ----
+// With STOWAGE_SEPARATE_COMPILATION, Storage keeps its engine behind an
+// EngineHandle and this file includes neither the engine nor the migration
+// machinery (the file that includes <stowage/engine_src.hpp> compiles them).
+#ifndef STOWAGE_SEPARATE_COMPILATION
+// ---- begin stowage/engine.hpp ----
+// engine.hpp: the untyped engine under Storage. Engine<Compression,
+// Eviction, Lock> stores encoded byte keys (memcmp order) and stored value
+// bytes: the WAL, the write buffers, levels of chunk files (version.hpp),
+// background flushes and compactions (compaction.hpp), the block cache, the
+// manifest, migrations of the on-disk format and of value bytes, and the
+// file lock. It never decodes a key or a value itself; what it must know of
+// the types (their names for the manifest, a key check for WAL replay, a key
+// printer for messages) comes in a RecordTypes. The typed façade,
+// Storage<Key, Value, Serializer, ...> (storage.hpp), encodes and decodes
+// around it, so one engine instantiation serves every Key and Value over the
+// same policies.
+//
+// Data flow:
+//   put:   one WAL record (group commit) → write buffer. No chunk read.
+//   get:   write buffer → frozen buffer (while it is flushed) → the current
+//          Version's runs, newest first (level-0 runs, then one run per
+//          level): file range → Bloom filter → block index → block cache →
+//          binary search. A tombstone ends the search.
+//   freeze: when the write buffer reaches half its budget, the writer moves
+//          on to the next WAL segment (made and prepared ahead) and makes the
+//          buffer the frozen one; puts go on into a fresh buffer. No fsync,
+//          unless the segment it leaves was not prepared (the first after
+//          an open): the writer seals that one.
+//   flush (background thread): seal the segment the freeze left (synced,
+//          its zeros cut off: before any later segment is synced, which
+//          recovery relies on, see judge_wal_end in wal.hpp), resolve the
+//          frozen buffer's keys against the
+//          files (for the exact live count), write it as one new level-0
+//          file, record it in a new MANIFEST, install the new Version, drop
+//          the WAL segments it covered. Never reads or rewrites a chunk.
+//   compaction (another background thread): merge level-0 runs into the
+//          base level, or a file of an over-full level into the level below
+//          (compaction.hpp picks); tombstones are dropped where no older
+//          record can lie below. Reads and writes files without any store
+//          lock; installs like a flush. A dropped file is deleted once no
+//          Version names it (version.hpp).
+//   open:  LOCK → MANIFEST (policies and types checked) → replay the WAL.
+//
+// Locking (members say which guard they need):
+//   lock_          (the Lock policy; a shared mutex under NoLock, since the
+//                  background threads need one) guards wb_, imm_, version_ and live_:
+//                  readers share it, writers hold it only to apply a commit
+//                  or swap a buffer or a Version.
+//   queue_mu_      the queue of Durability::sync commits (commit_synced).
+//   install_mu_    one install (flush, compaction, checkpoint) at a time;
+//                  guards manifest_ and the compaction positions.
+//   sync_mu_       one WAL fdatasync at a time (group commit: writers queued
+//                  behind a sync find their record already synced).
+//   write_mu_      serialises commits: sequence numbers, WAL appends, applies.
+//   seal_mu_       the seal of the segment a freeze left (seal_frozen_wal);
+//                  a leaf: nothing else is taken while it is held.
+//   bg_mu_         the background threads' flags (with bg_cv_, done_cv_).
+//   Order: install_mu_ → sync_mu_ → write_mu_ → lock_ → bg_mu_. The logger
+//   is called with none of them held.
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <deque>
+#include <exception>
+#include <filesystem>
+#include <functional>
+#include <iterator>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+// ---- begin stowage/cache.hpp ----
+// cache.hpp: the block cache. It holds immutable decoded objects (data blocks,
+// open-chunk metadata) as std::shared_ptr<const void>, each with an exact byte
+// charge given by the caller, keyed by (file, offset), under a byte capacity.
+// Which entry to drop is decided by an Eviction policy (eviction.hpp).
+//
+// Invariant: the cache is split into shards by key hash; shard i has a share
+// of the capacity (the shares sum to capacity()) and, whenever its mutex is
+// free, the charges of its entries sum to at most that share. An object whose
+// charge exceeds its shard's share is handed back to the caller but not kept.
+// Every entry is in exactly one shard's map, its eviction queue and its
+// per-file list. Charges are exactly what callers pass (the cache's own
+// bookkeeping, about 170 bytes per entry, is not counted).
+//
+// Priorities: an entry is inserted at CachePriority::low (data blocks) or
+// CachePriority::high (chunk metadata: block index and Bloom filter, which
+// every lookup of the chunk needs and which cost a file open and a meta
+// block parse to rebuild). Each priority has its own eviction queue; a shard
+// evicts low entries first, and high ones only while they hold more than
+// three quarters (kHighShareQuarters / 4) of the shard's capacity or no low
+// entry is left. So a stream of data blocks cannot push metadata out, yet
+// data blocks keep at least a quarter of the capacity whenever metadata
+// would take more.
+//
+// Objects evicted while readers still hold them stay alive through their
+// shared_ptr; the cache only drops its own reference. A hit hands out a
+// shared_ptr that shares ownership of the entry (the entry and its reference
+// count are one allocation, and the entry holds the object), so a hit
+// increments a count on a cache line it has just read, not the object's own
+// count, which every key holding the same object would share. An entry's
+// object never changes: insert() over an existing key makes a new entry.
+//
+// File numbers must not be reused after erase_file(): a load that was running
+// when the file was erased may still insert its (now unreachable) block,
+// which then simply ages out.
+//
+// Locking, per member of BlockCache (a shard's lock is a spin lock that
+// yields the CPU when it waits long, ShardLock; "mutex" below means it):
+//   - constructor, destructor: no locking; no other thread may use the cache.
+//   - lookup, insert, get_or_load: lock the key's shard only, and never while
+//     calling load() or destroying evicted objects.
+//   - erase_file, set_capacity, stats: lock the shards one at a time, never
+//     two at once (so they never deadlock and readers of other shards go on).
+//   - capacity: no lock (an atomic).
+//   - set_capacity (and the constructor) also hold capacity_mutex_ around
+//     the shard locks, so concurrent resizes apply whole; no path takes a
+//     shard mutex and then capacity_mutex_.
+// Shard mutexes are never held while calling user code other than the
+// eviction queue and shared_ptr reference counting.
+
+#include <atomic>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <boost/intrusive/list.hpp>
+
 // ---- begin stowage/eviction.hpp ----
 // eviction.hpp: eviction policies for the block cache, and the concept every
 // policy satisfies. Policies: LruEviction (the default), SieveEviction,
@@ -1579,201 +3795,6 @@ class BlockCache {
 #include <string_view>
 #include <vector>
 
-// ---- begin stowage/detail/coding.hpp ----
-// detail/coding.hpp: the byte-level helpers every on-disk format uses.
-// Integers are little-endian; varints are LEB128 (at most 10 bytes for 64 bits);
-// checksums are XXH3-64. A Reader never reads past its end: every get_* checks
-// the remaining length first and throws CorruptionError naming file and offset.
-
-#include <cstdint>
-#include <cstring>
-#include <filesystem>
-#include <string>
-#include <string_view>
-
-// xxHash is used header-only: its functions are inlined here, so nothing
-// needs linking. The macro is set only around this include.
-#ifndef XXH_INLINE_ALL
-#define XXH_INLINE_ALL
-#define STOWAGE_SET_XXH_INLINE_ALL
-#endif
-#include <xxhash.h>
-#ifdef STOWAGE_SET_XXH_INLINE_ALL
-#undef XXH_INLINE_ALL
-#undef STOWAGE_SET_XXH_INLINE_ALL
-#endif
-
-
-namespace stowage::detail {
-
-inline void put_fixed16(std::string& out, std::uint16_t v) {
-  char b[2] = {static_cast<char>(v), static_cast<char>(v >> 8)};
-  out.append(b, 2);
-}
-inline void put_fixed32(std::string& out, std::uint32_t v) {
-  char b[4];
-  for (int i = 0; i < 4; ++i) b[i] = static_cast<char>(v >> (8 * i));
-  out.append(b, 4);
-}
-inline void put_fixed64(std::string& out, std::uint64_t v) {
-  char b[8];
-  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(v >> (8 * i));
-  out.append(b, 8);
-}
-inline void encode_fixed32(char* p, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>(v >> (8 * i));
-}
-inline void encode_fixed64(char* p, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(v >> (8 * i));
-}
-inline std::uint16_t decode_fixed16(const char* p) {
-  return static_cast<std::uint16_t>(static_cast<unsigned char>(p[0]) | (static_cast<unsigned char>(p[1]) << 8));
-}
-inline std::uint32_t decode_fixed32(const char* p) {
-  std::uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
-inline std::uint64_t decode_fixed64(const char* p) {
-  std::uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
-inline void put_varint(std::string& out, std::uint64_t v) {
-  char b[10];
-  int n = 0;
-  while (v >= 0x80) {
-    b[n++] = static_cast<char>(v | 0x80);
-    v >>= 7;
-  }
-  b[n++] = static_cast<char>(v);
-  out.append(b, static_cast<std::size_t>(n));
-}
-inline std::size_t varint_length(std::uint64_t v) {
-  std::size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
-inline void put_bytes(std::string& out, std::string_view s) {
-  put_varint(out, s.size());
-  out.append(s);
-}
-
-/// XXH3-64 of a byte range (with a seed so different record kinds never share
-/// checksums by accident).
-inline std::uint64_t checksum(std::string_view data, std::uint64_t seed = 0) {
-  return XXH3_64bits_withSeed(data.data(), data.size(), seed);
-}
-
-/// Bounds-checked cursor over bytes read from `file`, starting at file offset
-/// `base`. Every failure is a CorruptionError naming the file and offset.
-class Reader {
- public:
-  Reader(std::string_view data, const std::filesystem::path* file = nullptr, std::uint64_t base = 0)
-      : data_(data), file_(file), base_(base) {}
-
-  /// A cursor over bytes decoded from the frame at `frame_offset` of `file`
-  /// (a block after decompression): errors name the frame's offset, `kind`
-  /// and the position inside the decoded bytes.
-  static Reader decoded(std::string_view data, const std::filesystem::path& file, std::uint64_t frame_offset,
-                        const char* kind) {
-    Reader r(data, &file, frame_offset);
-    r.kind_ = kind;
-    return r;
-  }
-
-  std::size_t remaining() const { return data_.size() - pos_; }
-  bool empty() const { return pos_ == data_.size(); }
-  std::size_t position() const { return pos_; }
-  std::uint64_t file_offset() const { return base_ + pos_; }
-
-  [[noreturn]] [[gnu::cold]] [[gnu::noinline]] void fail(const std::string& what) const {
-    const auto& file = file_ ? *file_ : std::filesystem::path{};
-    if (kind_) throw CorruptionError(file, base_, std::string(kind_) + ", decoded byte " + std::to_string(pos_) + ": " + what);
-    throw CorruptionError(file, base_ + pos_, what);
-  }
-  void need(std::size_t n, const char* what) const {
-    if (remaining() < n) [[unlikely]]
-      fail_truncated(what);
-  }
-  std::uint8_t u8(const char* what = "byte") {
-    need(1, what);
-    return static_cast<std::uint8_t>(data_[pos_++]);
-  }
-  std::uint16_t u16(const char* what = "fixed16") {
-    need(2, what);
-    auto v = decode_fixed16(data_.data() + pos_);
-    pos_ += 2;
-    return v;
-  }
-  std::uint32_t u32(const char* what = "fixed32") {
-    need(4, what);
-    auto v = decode_fixed32(data_.data() + pos_);
-    pos_ += 4;
-    return v;
-  }
-  std::uint64_t u64(const char* what = "fixed64") {
-    need(8, what);
-    auto v = decode_fixed64(data_.data() + pos_);
-    pos_ += 8;
-    return v;
-  }
-  std::uint64_t varint(const char* what = "varint") {
-    // Most varints in blocks and records (lengths, small counts) are one byte.
-    if (pos_ < data_.size()) [[likely]] {
-      const auto b = static_cast<unsigned char>(data_[pos_]);
-      if (b < 0x80) {
-        ++pos_;
-        return b;
-      }
-    }
-    return varint_long(what);
-  }
-  /// `n` raw bytes, as a view into the underlying buffer.
-  std::string_view bytes(std::size_t n, const char* what = "bytes") {
-    need(n, what);
-    auto v = data_.substr(pos_, n);
-    pos_ += n;
-    return v;
-  }
-  /// A varint length followed by that many bytes; the length is checked
-  /// against what remains before anything is allocated.
-  std::string_view length_prefixed(const char* what = "string") {
-    auto n = varint(what);
-    if (n > remaining())
-      fail(std::string("length ") + std::to_string(n) + " of " + what + " exceeds the " + std::to_string(remaining()) +
-           " bytes left");
-    return bytes(static_cast<std::size_t>(n), what);
-  }
-
- private:
-  [[noreturn]] [[gnu::cold]] [[gnu::noinline]] void fail_truncated(const char* what) const {
-    fail(std::string("truncated ") + what);
-  }
-  std::uint64_t varint_long(const char* what) {
-    std::uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      need(1, what);
-      auto b = static_cast<unsigned char>(data_[pos_++]);
-      if (shift == 63 && b > 1) fail(std::string("overlong ") + what);
-      v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
-      if (!(b & 0x80)) return v;
-    }
-    fail(std::string("overlong ") + what);
-  }
-
-  std::string_view data_;
-  const std::filesystem::path* file_;
-  std::uint64_t base_;
-  const char* kind_ = nullptr;  // set by decoded(): errors are relative to a frame
-  std::size_t pos_ = 0;
-};
-
-}  // namespace stowage::detail
-// ---- end stowage/detail/coding.hpp ----
 
 namespace stowage::detail {
 
@@ -3737,706 +5758,52 @@ class ChunkTable {
 
 }  // namespace stowage::detail
 // ---- end stowage/chunk.hpp ----
-// ---- begin stowage/concepts.hpp ----
-// concepts.hpp: what each policy of Storage must provide, as C++20 concepts.
-// Storage checks each with a static_assert whose message names what was
-// expected, so a wrong user policy fails with one readable line.
+// ---- begin stowage/compaction.hpp ----
+// compaction.hpp: which compaction a store runs next (the picking; the engine
+// runs it). Leveled, with level sizes set from the bottom (as RocksDB's
+// dynamic level sizing): the last level is as large as it is, each level
+// above targets a tenth of the one below, and levels whose target would fall
+// under the base size stay empty, so a small store has few levels and each
+// record is rewritten about once per level, O(log N) times in all.
 //
-//   Serializer  SerializerFor<S, Value>   (serializer.hpp)
-//   Compression CompressionPolicy<C>      (compression.hpp)
-//   Eviction    EvictionPolicy<E>         (eviction.hpp)
-//   Lock        LockPolicy<L>             (lock.hpp)
-//   Key         EncodableKey<K>           (key_codec.hpp)
-
-#include <concepts>
-#include <string>
-#include <string_view>
-
-// ---- begin stowage/key_codec.hpp ----
-// key_codec.hpp: order-preserving key encodings (KeyCodec<T>), so the store
-// can compare keys as raw bytes.
-//
-// Invariant, for every supported T and all a, b:
-//   memcmp-order(encode(a), encode(b)) == (a < b ? -1 : b < a ? 1 : 0) under std::less<T>,
-// encode(a) == encode(b) exactly when neither is less than the other, and
-// every encoding is self-delimiting (no encoding is a proper prefix of
-// another), so concatenations of encodings compare element by element.
-//
-// Format:
-//   unsigned integers   big-endian, fixed width
-//   signed integers     sign bit flipped, then big-endian (char follows its own signedness)
-//   bool                1 byte, 0 or 1
-//   enums               as their underlying integer
-//   float, double       -0.0 written as +0.0; IEEE bits with the sign bit set
-//                       (positive) or all bits flipped (negative), big-endian;
-//                       NaN is refused with ValidationError
-//   std::string         bytes with each 0x00 written 0x00 0xFF, ended by 0x00 0x01
-//   pair, tuple, array  the element encodings, concatenated
-//   std::vector         each element preceded by 0x01, the whole ended by 0x00
-//   std::optional       0x00 when empty, else 0x01 then the value
-// Decoding accepts only what encode produces (canonical form) and reports
-// anything else as CorruptionError (empty file path, offset inside the key).
+//  - Level 0 (one run per flush, runs may overlap) is merged, every run at
+//    once, into the base level when it holds kL0Trigger runs.
+//  - A level over its target has one file merged into the level below (the
+//    files after the last one it compacted, round robin, so the whole key
+//    space is visited).
+//  - A level above the base level that holds files (the base moved down as
+//    the store grew smaller, or an older layout) is emptied downward first.
 
 #include <array>
-#include <bit>
-#include <cmath>
-#include <concepts>
-#include <cstddef>
 #include <cstdint>
-#include <filesystem>
-#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <tuple>
-#include <type_traits>
-#include <utility>
-#include <vector>
 
-// ---- begin stowage/stowage_fwd.hpp ----
-// stowage_fwd.hpp: forward declarations of stowage's public types, for a
-// header that only names them (a pointer or reference member, a parameter, a
-// friend) and should not pay for <stowage/stowage.hpp>: this one includes no
-// other header and costs nothing measurable to compile. Include
-// <stowage/stowage.hpp> where a store is opened or used.
+// ---- begin stowage/version.hpp ----
+// version.hpp: the set of chunk files a store reads, as an immutable value.
 //
-// The default template arguments of Storage and KeyCodec are given here, once
-// (storage.hpp and key_codec.hpp include this header), so
-// `stowage::Storage<Key, Value>*` needs nothing more.
-// A macro guard as well: it also holds when this file and the copy of it
-// inside single_include/stowage.hpp meet in one translation unit.
-#ifndef STOWAGE_STOWAGE_FWD_HPP
-#define STOWAGE_STOWAGE_FWD_HPP
-
-namespace stowage {
-
-// options.hpp
-struct Options;
-struct Stats;
-enum class Durability;
-enum class LogLevel;
-
-// migration.hpp
-class Migrator;
-struct MigrationStep;
-struct MigrationReport;
-struct MigrationStatus;
-
-// file.hpp
-class FileSystem;
-
-// error.hpp
-class Error;
-class IoError;
-class CorruptionError;
-class LockError;
-class MigrationError;
-class ValidationError;
-
-// Policies: serializer.hpp, boost_serializer.hpp, compression.hpp, eviction.hpp, lock.hpp
-struct BinarySerializer;
-struct BoostSerializer;
-struct NoCompression;
-struct Lz4Compression;
-struct LruEviction;
-struct NoLock;
-struct ThreadLock;
-struct ProcessLock;
-
-// engine.hpp
-struct RecordTypes;
-template <class Compression, class Eviction, class Lock>
-class Engine;
-
-// Optional parts, each with a target of its own: digest.hpp and content_store.hpp
-// (stowage::content), msgpack_serializer.hpp (stowage::msgpack_serializer)
-struct Digest;
-struct MsgpackSerializer;
-template <class Value, class Serializer = BinarySerializer, class Compression = Lz4Compression,
-          class Eviction = LruEviction, class Lock = ThreadLock>
-class ContentStore;
-
-// storage.hpp
-template <class Key, class Value, class Serializer = BinarySerializer, class Compression = Lz4Compression,
-          class Eviction = LruEviction, class Lock = ThreadLock>
-class Storage;
-
-// Customisation points: serializer.hpp, key_codec.hpp
-template <class T>
-struct ValueCodec;
-template <class T, class Enable = void>
-struct KeyCodec;
-
-}  // namespace stowage
-
-#endif  // STOWAGE_STOWAGE_FWD_HPP
-// ---- end stowage/stowage_fwd.hpp ----
-
-namespace stowage {
-
-/// Order-preserving codec for key type T. User key types specialise it with
-///   static void encode(const T& key, std::string& out);  // append order-preserving bytes
-///   static T decode(std::string_view& in);                // consume from the front; CorruptionError on bad bytes
-///   static std::string name();                            // names the order, recorded in the manifest
-/// and optionally
-///   static void decode_into(std::string_view& in, T& out); // decode() into an existing object
-/// which scans use to reuse one key object's memory for every record.
-/// The second parameter is for SFINAE / constrained partial specialisations.
-template <class T, class Enable>  // Enable = void: in stowage_fwd.hpp
-struct KeyCodec;
-
-/// True when KeyCodec<T> provides encode, decode and name.
-template <class T>
-concept EncodableKey = requires(const T& key, std::string& out, std::string_view& in) {
-  KeyCodec<T>::encode(key, out);
-  { KeyCodec<T>::decode(in) } -> std::convertible_to<T>;
-  { KeyCodec<T>::name() } -> std::convertible_to<std::string>;
-};
-
-namespace detail::key {
-
-template <class>
-inline constexpr bool always_false = false;
-
-/// Throws CorruptionError for byte `at` of the key.
-[[noreturn]] inline void fail(std::size_t at, const std::string& what) {
-  throw CorruptionError(std::filesystem::path{}, at, "bad key: " + what);
-}
-
-template <class U>
-void put_be(std::string& out, U u) {
-  char b[sizeof(U)];
-  for (std::size_t i = sizeof(U); i-- > 0;) {
-    b[i] = static_cast<char>(u & 0xff);
-    if constexpr (sizeof(U) > 1) u = static_cast<U>(u >> 8);
-  }
-  out.append(b, sizeof(U));
-}
-template <class U>
-U take_be(std::string_view& in, std::size_t base, const char* what) {
-  if (in.size() < sizeof(U)) fail(base, std::string("truncated ") + what);
-  U u = 0;
-  for (std::size_t i = 0; i < sizeof(U); ++i) {
-    if constexpr (sizeof(U) > 1) u = static_cast<U>(u << 8);
-    u = static_cast<U>(u | static_cast<unsigned char>(in[i]));
-  }
-  in.remove_prefix(sizeof(U));
-  return u;
-}
-
-/// Built-in codecs also offer decode_at(in, base), reporting offsets relative
-/// to the whole key (`base` = offset of in.data() inside it).
-template <class T>
-concept has_decode_at = requires(std::string_view& in, std::size_t base) {
-  { KeyCodec<T>::decode_at(in, base) } -> std::convertible_to<T>;
-};
-
-/// Decodes one element of a compound key starting at offset `base`.
-template <class T>
-T decode_element(std::string_view& in, std::size_t base) {
-  if constexpr (has_decode_at<T>) {
-    return KeyCodec<T>::decode_at(in, base);
-  } else {
-    const std::string_view before = in;
-    T v = KeyCodec<T>::decode(in);
-    if (in.size() > before.size() || in.data() != before.data() + (before.size() - in.size()))
-      throw Error("stowage: a KeyCodec's decode() must consume bytes from the front of its input");
-    return v;
-  }
-}
-
-template <class... T>
-std::string name_list() {
-  std::string s;
-  ((s += (s.empty() ? "" : ","), s += std::string(KeyCodec<T>::name())), ...);
-  return s;
-}
-
-}  // namespace detail::key
-
-/// bool: one byte, 0 or 1.
-template <>
-struct KeyCodec<bool> {
-  /// Appends 0x00 or 0x01.
-  static void encode(bool v, std::string& out) { out.push_back(v ? '\1' : '\0'); }
-  /// Reads one byte; anything but 0 or 1 is corruption.
-  static bool decode_at(std::string_view& in, std::size_t base) {
-    if (in.empty()) detail::key::fail(base, "truncated bool");
-    const auto b = static_cast<unsigned char>(in[0]);
-    if (b > 1) detail::key::fail(base, "bad bool byte");
-    in.remove_prefix(1);
-    return b == 1;
-  }
-  /// Reads one byte; anything but 0 or 1 is corruption.
-  static bool decode(std::string_view& in) { return decode_at(in, 0); }
-  /// "bool".
-  static std::string name() { return "bool"; }
-};
-
-/// Integers: big-endian fixed width; signed ones with the sign bit flipped.
-template <class T>
-  requires(std::is_integral_v<T> && !std::is_same_v<T, bool>)
-struct KeyCodec<T> {
-  /// The unsigned type of the same width.
-  using U = std::make_unsigned_t<T>;
-  /// Bit flipped so negative numbers sort first (0 for unsigned types).
-  static constexpr U flip = std::is_signed_v<T> ? static_cast<U>(U{1} << (sizeof(T) * 8 - 1)) : U{0};
-
-  /// Appends sizeof(T) bytes.
-  static void encode(T v, std::string& out) { detail::key::put_be(out, static_cast<U>(static_cast<U>(v) ^ flip)); }
-  /// Reads sizeof(T) bytes.
-  static T decode_at(std::string_view& in, std::size_t base) {
-    return static_cast<T>(static_cast<U>(detail::key::take_be<U>(in, base, "integer") ^ flip));
-  }
-  /// Reads sizeof(T) bytes.
-  static T decode(std::string_view& in) { return decode_at(in, 0); }
-  /// "i8".."i64" or "u8".."u64" (by signedness and width, so char names its order).
-  static std::string name() {
-    std::string s(1, std::is_signed_v<T> ? 'i' : 'u');
-    s += std::to_string(sizeof(T) * 8);
-    return s;
-  }
-};
-
-/// Enums: as their underlying integer.
-template <class T>
-  requires std::is_enum_v<T>
-struct KeyCodec<T> {
-  /// The underlying integer type.
-  using Base = KeyCodec<std::underlying_type_t<T>>;
-  /// Appends the underlying value's encoding.
-  static void encode(T v, std::string& out) { Base::encode(static_cast<std::underlying_type_t<T>>(v), out); }
-  /// Reads the underlying value.
-  static T decode_at(std::string_view& in, std::size_t base) { return static_cast<T>(Base::decode_at(in, base)); }
-  /// Reads the underlying value.
-  static T decode(std::string_view& in) { return decode_at(in, 0); }
-  /// The underlying type's name: the order is the same.
-  static std::string name() { return Base::name(); }
-};
-
-/// float and double: total order of the IEEE bits; NaN refused, -0.0 == +0.0.
-template <class T>
-  requires(std::is_same_v<T, float> || std::is_same_v<T, double>)
-struct KeyCodec<T> {
-  static_assert(std::numeric_limits<T>::is_iec559, "stowage: floating-point keys need IEEE-754 types");
-  /// The integer type holding the bits.
-  using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-  /// The IEEE sign bit.
-  static constexpr U sign = U{1} << (sizeof(T) * 8 - 1);
-
-  /// Appends sizeof(T) bytes; throws ValidationError for NaN.
-  static void encode(T v, std::string& out) {
-    if (std::isnan(v)) throw ValidationError("stowage: NaN cannot be a key: std::less has no order for it");
-    if (v == 0) v = 0;  // -0.0 and +0.0 are equivalent under std::less: one encoding
-    U bits = std::bit_cast<U>(v);
-    bits = (bits & sign) ? static_cast<U>(~bits) : static_cast<U>(bits | sign);
-    detail::key::put_be(out, bits);
-  }
-  /// Reads sizeof(T) bytes; NaN and -0.0 (never written) are corruption.
-  static T decode_at(std::string_view& in, std::size_t base) {
-    U bits = detail::key::take_be<U>(in, base, "floating-point number");
-    bits = (bits & sign) ? static_cast<U>(bits & ~sign) : static_cast<U>(~bits);
-    const T v = std::bit_cast<T>(bits);
-    if (std::isnan(v)) fail_at(base, "NaN");
-    if (v == 0 && std::signbit(v)) fail_at(base, "non-canonical -0.0");
-    return v;
-  }
-  /// Reads sizeof(T) bytes; NaN and -0.0 (never written) are corruption.
-  static T decode(std::string_view& in) { return decode_at(in, 0); }
-  /// "f32" or "f64".
-  static std::string name() { return sizeof(T) == 4 ? "f32" : "f64"; }
-
- private:
-  [[noreturn]] static void fail_at(std::size_t base, const char* what) { detail::key::fail(base, what); }
-};
-
-/// std::string: 0x00 escaped as 0x00 0xFF, terminated by 0x00 0x01.
-template <>
-struct KeyCodec<std::string> {
-  /// Appends the escaped bytes and the terminator.
-  static void encode(const std::string& v, std::string& out) {
-    out.reserve(out.size() + v.size() + 2);
-    std::size_t from = 0;
-    for (std::size_t z; (z = v.find('\0', from)) != std::string::npos; from = z + 1) {
-      out.append(v, from, z - from);
-      out.append("\0\xff", 2);
-    }
-    out.append(v, from, std::string::npos);
-    out.append("\0\x01", 2);
-  }
-  /// Reads up to and including the terminator.
-  static std::string decode_at(std::string_view& in, std::size_t base) {
-    std::string s;
-    decode_into_at(in, base, s);
-    return s;
-  }
-  /// Reads up to and including the terminator.
-  static std::string decode(std::string_view& in) { return decode_at(in, 0); }
-  /// Reads up to and including the terminator into `out`, reusing its
-  /// capacity (a scan decodes every key into the same string). On a
-  /// CorruptionError `out` holds an unspecified prefix.
-  static void decode_into(std::string_view& in, std::string& out) { decode_into_at(in, 0, out); }
-  /// decode_into, reporting offsets from `base` (see decode_at).
-  static void decode_into_at(std::string_view& in, std::size_t base, std::string& out) {
-    out.clear();
-    std::size_t from = 0;
-    for (;;) {
-      const std::size_t z = in.find('\0', from);
-      if (z == std::string_view::npos) detail::key::fail(base + in.size(), "unterminated string");
-      out.append(in.substr(from, z - from));
-      if (z + 1 == in.size()) detail::key::fail(base + z + 1, "truncated string escape");
-      const auto next = static_cast<unsigned char>(in[z + 1]);
-      if (next == 0x01) {
-        in.remove_prefix(z + 2);
-        return;
-      }
-      if (next != 0xff) detail::key::fail(base + z + 1, "bad string escape");
-      out.push_back('\0');
-      from = z + 2;
-    }
-  }
-  /// "str".
-  static std::string name() { return "str"; }
-};
-
-/// std::pair: first then second.
-template <class A, class B>
-  requires(EncodableKey<A> && EncodableKey<B>)
-struct KeyCodec<std::pair<A, B>> {
-  /// Appends both encodings.
-  static void encode(const std::pair<A, B>& v, std::string& out) {
-    KeyCodec<A>::encode(v.first, out);
-    KeyCodec<B>::encode(v.second, out);
-  }
-  /// Reads both elements.
-  static std::pair<A, B> decode_at(std::string_view& in, std::size_t base) {
-    const std::size_t start = in.size();
-    A a = detail::key::decode_element<A>(in, base);
-    B b = detail::key::decode_element<B>(in, base + (start - in.size()));
-    return {std::move(a), std::move(b)};
-  }
-  /// Reads both elements.
-  static std::pair<A, B> decode(std::string_view& in) { return decode_at(in, 0); }
-  /// "pair<A,B>".
-  static std::string name() { return "pair<" + detail::key::name_list<A, B>() + ">"; }
-};
-
-/// std::tuple: the elements in order.
-template <class... E>
-  requires(EncodableKey<E> && ...)
-struct KeyCodec<std::tuple<E...>> {
-  /// Appends every element's encoding.
-  static void encode(const std::tuple<E...>& v, std::string& out) {
-    std::apply([&](const E&... e) { (KeyCodec<E>::encode(e, out), ...); }, v);
-  }
-  /// Reads every element.
-  static std::tuple<E...> decode_at(std::string_view& in, std::size_t base) {
-    const std::size_t start = in.size();
-    // Braced initialisation evaluates the elements left to right.
-    return std::tuple<E...>{detail::key::decode_element<E>(in, base + (start - in.size()))...};
-  }
-  /// Reads every element.
-  static std::tuple<E...> decode(std::string_view& in) { return decode_at(in, 0); }
-  /// "tup<A,B,...>".
-  static std::string name() { return "tup<" + detail::key::name_list<E...>() + ">"; }
-};
-
-/// std::array: the N elements in order.
-template <class E, std::size_t N>
-  requires EncodableKey<E>
-struct KeyCodec<std::array<E, N>> {
-  /// Appends every element's encoding.
-  static void encode(const std::array<E, N>& v, std::string& out) {
-    for (const E& e : v) KeyCodec<E>::encode(e, out);
-  }
-  /// Reads N elements.
-  static std::array<E, N> decode_at(std::string_view& in, std::size_t base) {
-    const std::size_t start = in.size();
-    return [&]<std::size_t... I>(std::index_sequence<I...>) {
-      return std::array<E, N>{((void)I, detail::key::decode_element<E>(in, base + (start - in.size())))...};
-    }(std::make_index_sequence<N>{});
-  }
-  /// Reads N elements.
-  static std::array<E, N> decode(std::string_view& in) { return decode_at(in, 0); }
-  /// "arr<E,N>".
-  static std::string name() { return "arr<" + std::string(KeyCodec<E>::name()) + "," + std::to_string(N) + ">"; }
-};
-
-/// std::vector: 0x01 before each element, 0x00 at the end.
-template <class E>
-  requires EncodableKey<E>
-struct KeyCodec<std::vector<E>> {
-  /// Appends the marked elements and the end byte.
-  static void encode(const std::vector<E>& v, std::string& out) {
-    for (const auto& e : v) {
-      out.push_back('\1');
-      KeyCodec<E>::encode(e, out);
-    }
-    out.push_back('\0');
-  }
-  /// Reads elements up to the end byte (each costs at least its marker byte).
-  static std::vector<E> decode_at(std::string_view& in, std::size_t base) {
-    const std::size_t start = in.size();
-    std::vector<E> v;
-    for (;;) {
-      const std::size_t at = base + (start - in.size());
-      if (in.empty()) detail::key::fail(at, "unterminated vector");
-      const auto marker = static_cast<unsigned char>(in[0]);
-      in.remove_prefix(1);
-      if (marker == 0x00) return v;
-      if (marker != 0x01) detail::key::fail(at, "bad vector element marker");
-      v.push_back(detail::key::decode_element<E>(in, at + 1));
-    }
-  }
-  /// Reads elements up to the end byte.
-  static std::vector<E> decode(std::string_view& in) { return decode_at(in, 0); }
-  /// "vec<E>".
-  static std::string name() { return "vec<" + std::string(KeyCodec<E>::name()) + ">"; }
-};
-
-/// std::optional: 0x00 when empty (sorts first), else 0x01 and the value.
-template <class E>
-  requires EncodableKey<E>
-struct KeyCodec<std::optional<E>> {
-  /// Appends the flag and the value.
-  static void encode(const std::optional<E>& v, std::string& out) {
-    out.push_back(v ? '\1' : '\0');
-    if (v) KeyCodec<E>::encode(*v, out);
-  }
-  /// Reads the flag and the value.
-  static std::optional<E> decode_at(std::string_view& in, std::size_t base) {
-    if (in.empty()) detail::key::fail(base, "truncated optional");
-    const auto flag = static_cast<unsigned char>(in[0]);
-    if (flag > 1) detail::key::fail(base, "bad optional flag");
-    in.remove_prefix(1);
-    if (flag == 0) return std::nullopt;
-    return detail::key::decode_element<E>(in, base + 1);
-  }
-  /// Reads the flag and the value.
-  static std::optional<E> decode(std::string_view& in) { return decode_at(in, 0); }
-  /// "opt<E>".
-  static std::string name() { return "opt<" + std::string(KeyCodec<E>::name()) + ">"; }
-};
-
-namespace detail::key {
-template <class T>
-void require_encodable() {
-  static_assert(always_false<T>,
-                "stowage: T cannot be a key: specialise stowage::KeyCodec<T> with static void encode(const T&, "
-                "std::string&), static T decode(std::string_view&) and static std::string name() (pair, tuple, "
-                "array, vector and optional keys need a KeyCodec for every element type)");
-}
-}  // namespace detail::key
-
-/// Appends the order-preserving encoding of `key` to `out`.
-template <class T>
-void encode_key(const T& key, std::string& out) {
-  if constexpr (EncodableKey<T>)
-    KeyCodec<T>::encode(key, out);
-  else
-    detail::key::require_encodable<T>();
-}
-
-/// The order-preserving encoding of `key`.
-template <class T>
-std::string encode_key(const T& key) {
-  std::string out;
-  encode_key(key, out);
-  return out;
-}
-
-/// Decodes a key that must take exactly `bytes`; CorruptionError otherwise.
-template <class T>
-T decode_key(std::string_view bytes) {
-  if constexpr (EncodableKey<T>) {
-    std::string_view in = bytes;
-    T key = detail::key::decode_element<T>(in, 0);
-    if (!in.empty())
-      detail::key::fail(bytes.size() - in.size(), std::to_string(in.size()) + " trailing bytes after the key");
-    return key;
-  } else {
-    detail::key::require_encodable<T>();
-    throw Error("stowage: not a key type");  // never compiled: the static_assert above fires
-  }
-}
-
-namespace detail::key {
-/// True when KeyCodec<T> offers the optional `static void decode_into(
-/// std::string_view& in, T& out)`: decode like decode() but into an existing
-/// object, reusing its memory.
-template <class T>
-concept has_decode_into = requires(std::string_view& in, T& out) { KeyCodec<T>::decode_into(in, out); };
-}  // namespace detail::key
-
-/// decode_key<T>(bytes) into `out`: through KeyCodec<T>::decode_into when the
-/// codec offers it (no allocation once `out` has grown to the key's size),
-/// else `out = decode_key<T>(bytes)`. CorruptionError like decode_key; after
-/// one, `out` holds an unspecified (valid) value.
-template <class T>
-void decode_key_into(std::string_view bytes, T& out) {
-  if constexpr (detail::key::has_decode_into<T>) {
-    std::string_view in = bytes;
-    KeyCodec<T>::decode_into(in, out);
-    if (in.size() > bytes.size() || in.data() != bytes.data() + (bytes.size() - in.size()))
-      throw Error("stowage: a KeyCodec's decode_into() must consume bytes from the front of its input");
-    if (!in.empty())
-      detail::key::fail(bytes.size() - in.size(), std::to_string(in.size()) + " trailing bytes after the key");
-  } else {
-    out = decode_key<T>(bytes);
-  }
-}
-
-/// The name of T's key order (KeyCodec<T>::name()), recorded in the manifest.
-template <class T>
-std::string key_name() {
-  if constexpr (EncodableKey<T>) {
-    return std::string(KeyCodec<T>::name());
-  } else {
-    detail::key::require_encodable<T>();
-    return {};
-  }
-}
-
-}  // namespace stowage
-// ---- end stowage/key_codec.hpp ----
-// ---- begin stowage/lock.hpp ----
-// lock.hpp: the Lock policies, which choose the in-process threading model.
-// Whatever the policy, every open also takes the store's LOCK file
-// exclusively (file_lock.hpp): a second process never shares a store.
+// A Version holds the files of one moment: level 0's runs, newest first (one
+// run per flush of the write buffer; runs may overlap each other), and one
+// run per level 1..kLevels-1 (a level's files never overlap; deeper levels
+// hold older records). A flush or a compaction builds a new Version and
+// installs it in place of the old one; readers, cursors and background work
+// hold a shared_ptr to the one they started on, so a file they read is never
+// deleted under them: a file dropped by an installed Version is marked
+// obsolete, and when the last Version naming it dies, its number goes to a
+// FileBin, whose owner deletes it (the manifest that dropped it is durable by
+// then: a Version is installed only after its manifest is written).
 //
-//  - NoLock: one thread uses the store; no synchronisation between user
-//    threads (the engine still synchronises with its own background flush
-//    and compaction threads, with an internal mutex).
-//  - ThreadLock: many readers or one writer (std::shared_mutex); opening a
-//    store another process holds fails at once with LockError.
-//  - ProcessLock: ThreadLock, and open waits up to Options::lock_timeout for
-//    another process to release the store before giving LockError.
+// Not synchronised beyond that: a Version never changes once shared.
 
-#include <concepts>
-#include <shared_mutex>
-
-namespace stowage {
-
-/// No synchronisation between user threads: the store is used by one thread
-/// at a time (the engine still guards what its background threads share).
-struct NoLock {
-  static constexpr bool waits_for_other_processes = false;
-  static constexpr bool thread_safe = false;
-  void lock() noexcept {}
-  void unlock() noexcept {}
-  void lock_shared() noexcept {}
-  void unlock_shared() noexcept {}
-};
-
-/// Many readers or one writer, across threads of this process.
-struct ThreadLock {
-  static constexpr bool waits_for_other_processes = false;
-  static constexpr bool thread_safe = true;
-  void lock() { m_.lock(); }
-  void unlock() { m_.unlock(); }
-  void lock_shared() { m_.lock_shared(); }
-  void unlock_shared() { m_.unlock_shared(); }
-
- private:
-  std::shared_mutex m_;
-};
-
-/// ThreadLock, plus waiting up to Options::lock_timeout at open for another
-/// process that holds the store.
-struct ProcessLock : ThreadLock {
-  static constexpr bool waits_for_other_processes = true;
-};
-
-}  // namespace stowage
-// ---- end stowage/lock.hpp ----
-
-namespace stowage {
-
-/// S turns T into bytes and back: static id() (recorded in the manifest),
-/// serialize(const T&, std::string& out) appending to out, and
-/// deserialize<T>(std::string_view) consuming all the bytes.
-template <class S, class T>
-concept SerializerFor = requires(const T& value, std::string& out, std::string_view in) {
-  { S::id() } -> std::convertible_to<std::string_view>;
-  S::serialize(value, out);
-  { S::template deserialize<T>(in) } -> std::same_as<T>;
-};
-
-/// Optional for a Serializer: S::deserialize_into<T>(bytes, out) decodes like
-/// deserialize<T>(bytes) but into an existing object, reusing its memory;
-/// scans use it when present (BinarySerializer has it).
-template <class S, class T>
-concept SerializerDecodesInto = requires(std::string_view in, T& out) { S::template deserialize_into<T>(in, out); };
-
-/// L is default-constructible and provides exclusive and shared locking plus
-/// `static constexpr bool waits_for_other_processes`.
-template <class L>
-concept LockPolicy = std::default_initializable<L> && requires(L& l) {
-  l.lock();
-  l.unlock();
-  l.lock_shared();
-  l.unlock_shared();
-  { L::waits_for_other_processes } -> std::convertible_to<bool>;
-};
-
-}  // namespace stowage
-// ---- end stowage/concepts.hpp ----
-// ---- begin stowage/migration.hpp ----
-// migration.hpp: versioned upgrades (and downgrades) of a store.
-//
-// Two things change over a store's life, and both have a version on disk:
-//  - the user's value schema: Value::version (value_version<Value>), recorded
-//    per keyspace in the MANIFEST. A Migrator holds the registered steps
-//    between versions; Storage finds the shortest path from the stored
-//    version to the one it needs and runs it once, when it opens the store;
-//  - stowage's own on-disk format (the MANIFEST's major version), upgraded by
-//    the library's own steps (detail::format_steps) through the same path
-//    search, at the same time.
-//
-// A migration never changes the live files: it writes new chunk files and
-// makes them live with one atomic MANIFEST swap at the end. A step that
-// throws, or a crash before the swap, leaves the store exactly as it was
-// (the next open removes the unnamed files). Before anything is written, a
-// backup of the store is taken beside it (hard links of the immutable chunk
-// files, copies of MANIFEST and the WAL; never LOCK); it is a complete store
-// that opens on its own.
-
-#include <ctime>
-#include <deque>
-#include <filesystem>
-#include <functional>
-#include <map>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <type_traits>
-#include <utility>
-#include <vector>
-
-// ---- begin stowage/manifest.hpp ----
-// manifest.hpp: the one file that names a store's live state. `MANIFEST`
-// holds the format version, the policies that shape the bytes (serializer,
-// compression), the last committed sequence, the next file number, the first
-// live WAL segment and, per keyspace, its key order, a description of its
-// Value type, its schema version and its chunk files.
-//
-// Format 3 adds, per keyspace, its live record count, and per chunk its
-// level and (at level 0) its run: chunks of one run, and of one level below
-// 0, do not overlap; level 0 holds runs newest first (the highest run
-// number); format 1 and 2 chunks are read as one run at the last level.
-//
-// It is replaced only by: write MANIFEST.tmp, fsync it, rename over MANIFEST,
-// fsync the directory. Layout (docs/format.md#manifest):
-//
-//   magic "STWMANIF" | u16 major | u16 minor | u32 zero | fixed64 body length
-//   | body | fixed64 XXH3-64 of (everything before it)
-
+#include <algorithm>
+#include <array>
+#include <atomic>
 #include <cstdint>
-#include <filesystem>
-#include <set>
-#include <stdexcept>
-#include <string>
+#include <memory>
+#include <mutex>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 // ---- begin stowage/index.hpp ----
@@ -4602,6 +5969,32 @@ class ChunkIndex {
 
 }  // namespace stowage::detail
 // ---- end stowage/index.hpp ----
+// ---- begin stowage/manifest.hpp ----
+// manifest.hpp: the one file that names a store's live state. `MANIFEST`
+// holds the format version, the policies that shape the bytes (serializer,
+// compression), the last committed sequence, the next file number, the first
+// live WAL segment and, per keyspace, its key order, a description of its
+// Value type, its schema version and its chunk files.
+//
+// Format 3 adds, per keyspace, its live record count, and per chunk its
+// level and (at level 0) its run: chunks of one run, and of one level below
+// 0, do not overlap; level 0 holds runs newest first (the highest run
+// number); format 1 and 2 chunks are read as one run at the last level.
+//
+// It is replaced only by: write MANIFEST.tmp, fsync it, rename over MANIFEST,
+// fsync the directory. Layout (docs/format.md#manifest):
+//
+//   magic "STWMANIF" | u16 major | u16 minor | u32 zero | fixed64 body length
+//   | body | fixed64 XXH3-64 of (everything before it)
+
+#include <cstdint>
+#include <filesystem>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
 
 namespace stowage::detail {
 
@@ -4871,1559 +6264,6 @@ inline std::uint64_t write_manifest(FileSystem& fs, const std::filesystem::path&
 
 }  // namespace stowage::detail
 // ---- end stowage/manifest.hpp ----
-// ---- begin stowage/serializer.hpp ----
-// serializer.hpp: stowage's own value format (BinarySerializer, id "binary-1")
-// and the traits user types opt in with. Header-only; no Boost needed.
-//
-// Format (every multi-byte number little-endian, every length a LEB128 varint):
-//   bool                 1 byte, 0 or 1 (anything else is corruption)
-//   integers             fixed width: sizeof(T) bytes (two's complement)
-//   float / double       the IEEE-754 bits as a 4 / 8 byte integer
-//   long double          as double where it is one, else its 10 (x87) or 16 (binary128) value bytes
-//   enums                as their underlying integer
-//   std::string          varint length, then the bytes
-//   vector, map, set,    varint element count, then the elements in iteration
-//   unordered_map/set      order (a map element is key then value)
-//   std::array<T, N>     the N elements, no count
-//   pair, tuple          the elements in order, nothing else
-//   std::optional        1 byte 0 (empty) or 1 followed by the value
-//   std::variant         varint alternative index, then that alternative
-//   std::monostate       nothing
-//   name-value wrapper   its value (boost::serialization::nvp and look-alikes)
-//   user type with a     varint version (the writer's value_version<T>), then
-//     serialize member     whatever serialize() writes; on reading, serialize()
-//                          gets the version that was written
-//   ValueCodec<T>        whatever the codec writes (at least one byte)
-//
-// User types opt in with a Boost-style member (one member serves this and
-// BoostSerializer; befriend stowage::serialization_access to keep it private)
-//   template <class Archive> void serialize(Archive& ar, unsigned version) { ar & a & b; }
-// (BinarySerializer also takes ar(a, b) and ar << a / ar >> a), or by
-// specialising stowage::ValueCodec<T>, which wins over every other rule.
-// Deserialized types must be default-constructible unless they have a codec.
-//
-// Invariant of deserialize: it never reads past its input; it never sizes an
-// allocation from an unchecked count (every count is checked against the bytes
-// that remain, reservations are capped at the remaining bytes' worth, and each
-// decoded element consumes at least one byte); it never recurses deeper than
-// BinarySerializer::max_depth user objects; it consumes the input exactly; and
-// it reports every malformed input as a stowage::CorruptionError (empty file
-// path, offset = byte position inside the value).
-
-#include <algorithm>
-#include <array>
-#include <bit>
-#include <concepts>
-#include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <filesystem>
-#include <limits>
-#include <map>
-#include <optional>
-#include <set>
-#include <string>
-#include <string_view>
-#include <tuple>
-#include <type_traits>
-#include <unordered_map>
-#include <unordered_set>
-#include <utility>
-#include <variant>
-#include <vector>
-
-
-namespace stowage {
-
-/// Opt-in codec for a user value type. The primary template is left undefined;
-/// specialise it (before first use) with
-///   static void encode(const T& v, std::string& out);  // append at least one byte
-///   static T decode(std::string_view& in);              // consume from the front;
-///                                                       // throw CorruptionError on bad input
-/// and optionally `static std::string name();`, used by type_description<T>().
-template <class T>
-struct ValueCodec;
-
-/// Befriend this (`friend class stowage::serialization_access;`) to keep a
-/// type's `serialize` member private.
-class serialization_access {
- public:
-  /// Calls `t.serialize(ar, version)`; SFINAE-friendly, so it also serves as
-  /// the detection of a serialize member.
-  template <class T, class Archive>
-  static auto serialize(T& t, Archive& ar, unsigned version) -> decltype(t.serialize(ar, version)) {
-    return t.serialize(ar, version);
-  }
-};
-
-namespace detail::value {
-
-/// True when T declares `static constexpr unsigned version = N;`.
-template <class T>
-concept has_static_version = requires { typename std::integral_constant<unsigned, T::version>; };
-
-template <class T>
-constexpr unsigned version_of() {
-  if constexpr (has_static_version<T>)
-    return T::version;
-  else
-    return 0;
-}
-
-}  // namespace detail::value
-
-/// Schema version of a user type: T::version when T declares
-/// `static constexpr unsigned version = N;`, else 0. BinarySerializer writes it
-/// before the type's fields and passes the written version to serialize() when
-/// reading, so a type can add fields under `if (version >= N)`.
-template <class T>
-inline constexpr unsigned value_version = detail::value::version_of<T>();
-
-namespace detail::value {
-
-/// Deepest nesting of user objects (serialize-member types) BinarySerializer
-/// writes or reads; guards the stack against hostile recursive data.
-inline constexpr unsigned max_nesting = 256;
-
-template <class>
-inline constexpr bool always_false = false;
-
-template <class T, template <class...> class Tpl>
-struct is_spec : std::false_type {};
-template <template <class...> class Tpl, class... A>
-struct is_spec<Tpl<A...>, Tpl> : std::true_type {};
-template <class T, template <class...> class Tpl>
-inline constexpr bool is_spec_v = is_spec<T, Tpl>::value;
-
-template <class T>
-struct is_std_array : std::false_type {};
-template <class T, std::size_t N>
-struct is_std_array<std::array<T, N>> : std::true_type {};
-
-/// True when ValueCodec<T> is specialised with encode and decode.
-template <class T>
-concept has_value_codec = requires(const T& v, std::string& out, std::string_view& in) {
-  ValueCodec<T>::encode(v, out);
-  { ValueCodec<T>::decode(in) } -> std::convertible_to<T>;
-};
-template <class T>
-concept has_codec_name = requires {
-  { ValueCodec<T>::name() } -> std::convertible_to<std::string>;
-};
-
-class Output;
-class Input;
-class Describer;
-
-/// A name-value wrapper such as boost::serialization::nvp (what
-/// BOOST_SERIALIZATION_NVP(x) makes): stored as just its value, so a serialize
-/// member written for Boost's XML archives works here too.
-template <class T>
-concept name_value_wrapper = requires(const T& w) {
-  { w.name() } -> std::convertible_to<const char*>;
-  w.value();
-  w.const_value();
-};
-
-/// True when T has a `template <class Archive> void serialize(Archive&, unsigned)` member.
-template <class T>
-concept has_serialize_member = requires(T& t, Output& ar) { serialization_access::serialize(t, ar, 0u); };
-
-/// How a type is encoded.
-enum class Kind {
-  none,
-  codec,
-  boolean,
-  integer,
-  floating,
-  enumeration,
-  string,
-  vector,
-  array,
-  pair,
-  tuple,
-  optional,
-  variant,
-  map,
-  set,
-  unit,
-  wrapper,
-  object
-};
-
-constexpr int long_double_digits = std::numeric_limits<long double>::digits;
-/// Bytes a long double takes on the wire (0 where the format is not supported).
-constexpr std::size_t long_double_bytes() {
-  if constexpr (long_double_digits == 53)
-    return 8;
-  else if constexpr (std::endian::native != std::endian::little)
-    return 0;
-  else if constexpr (long_double_digits == 64)
-    return 10;
-  else if constexpr (long_double_digits == 113)
-    return 16;
-  else
-    return 0;
-}
-
-template <class T>
-constexpr Kind kind_of() {
-  if constexpr (has_value_codec<T>)
-    return Kind::codec;
-  else if constexpr (std::is_same_v<T, bool>)
-    return Kind::boolean;
-  else if constexpr (std::is_integral_v<T>)
-    return Kind::integer;
-  else if constexpr (std::is_same_v<T, long double>)
-    return long_double_bytes() ? Kind::floating : Kind::none;
-  else if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
-    return Kind::floating;
-  else if constexpr (std::is_enum_v<T>)
-    return Kind::enumeration;
-  else if constexpr (std::is_same_v<T, std::string>)
-    return Kind::string;
-  else if constexpr (is_spec_v<T, std::vector>)
-    return Kind::vector;
-  else if constexpr (is_std_array<T>::value)
-    return Kind::array;
-  else if constexpr (is_spec_v<T, std::pair>)
-    return Kind::pair;
-  else if constexpr (is_spec_v<T, std::tuple>)
-    return Kind::tuple;
-  else if constexpr (is_spec_v<T, std::optional>)
-    return Kind::optional;
-  else if constexpr (is_spec_v<T, std::variant>)
-    return Kind::variant;
-  else if constexpr (is_spec_v<T, std::map> || is_spec_v<T, std::unordered_map>)
-    return Kind::map;
-  else if constexpr (is_spec_v<T, std::set> || is_spec_v<T, std::unordered_set>)
-    return Kind::set;
-  else if constexpr (std::is_same_v<T, std::monostate>)
-    return Kind::unit;
-  else if constexpr (name_value_wrapper<T>)
-    return Kind::wrapper;
-  else if constexpr (has_serialize_member<T>)
-    return Kind::object;
-  else
-    return Kind::none;
-}
-template <class T>
-inline constexpr Kind kind_v = kind_of<std::remove_cv_t<T>>();
-/// The type a name-value wrapper holds.
-template <class W>
-using wrapped_t = std::remove_cvref_t<decltype(std::declval<const W&>().const_value())>;
-
-/// Fewest bytes any value of T encodes to (containers check counts against it).
-template <class T>
-constexpr std::size_t min_size() {
-  constexpr Kind k = kind_v<T>;
-  if constexpr (k == Kind::boolean)
-    return 1;
-  else if constexpr (k == Kind::integer)
-    return sizeof(T);
-  else if constexpr (k == Kind::floating)
-    return std::is_same_v<T, long double> ? long_double_bytes() : sizeof(T);
-  else if constexpr (k == Kind::enumeration)
-    return sizeof(std::underlying_type_t<T>);
-  else if constexpr (k == Kind::array)
-    return std::tuple_size_v<T> * min_size<typename T::value_type>();
-  else if constexpr (k == Kind::pair)
-    return min_size<typename T::first_type>() + min_size<typename T::second_type>();
-  else if constexpr (k == Kind::tuple)
-    return []<class... E>(std::tuple<E...>*) { return (std::size_t{0} + ... + min_size<E>()); }(static_cast<T*>(nullptr));
-  else if constexpr (k == Kind::wrapper)
-    return min_size<wrapped_t<T>>();
-  else if constexpr (k == Kind::unit || k == Kind::none)
-    return 0;
-  else  // lengths, flags, indexes, versions: at least one byte; codecs must write one
-    return 1;
-}
-
-/// Elements copied as one block: native little-endian integers and IEEE floats.
-template <class E>
-inline constexpr bool bulk_copyable =
-    (std::is_same_v<E, std::byte> || (std::is_integral_v<E> && !std::is_same_v<E, bool>)) && !has_value_codec<E> &&
-    (sizeof(E) == 1 || std::endian::native == std::endian::little);
-template <class E>
-inline constexpr bool bulk_copyable_float =
-    (std::is_same_v<E, float> || std::is_same_v<E, double>) && !has_value_codec<E> &&
-    std::endian::native == std::endian::little && std::numeric_limits<E>::is_iec559;
-template <class E>
-inline constexpr bool bulk_v = bulk_copyable<E> || bulk_copyable_float<E>;
-
-template <class T>
-constexpr bool supported() {
-  constexpr Kind k = kind_v<T>;
-  if constexpr (k == Kind::none)
-    return false;
-  else if constexpr (k == Kind::vector || k == Kind::set)
-    return supported<typename T::value_type>() && min_size<typename T::value_type>() > 0;
-  else if constexpr (k == Kind::map)
-    return supported<typename T::key_type>() && supported<typename T::mapped_type>() &&
-           min_size<typename T::key_type>() + min_size<typename T::mapped_type>() > 0;
-  else if constexpr (k == Kind::array || k == Kind::optional)
-    return supported<typename T::value_type>();
-  else if constexpr (k == Kind::pair)
-    return supported<typename T::first_type>() && supported<typename T::second_type>();
-  else if constexpr (k == Kind::tuple || k == Kind::variant)
-    return []<template <class...> class Tpl, class... E>(Tpl<E...>*) { return (true && ... && supported<E>()); }(
-        static_cast<T*>(nullptr));
-  else if constexpr (k == Kind::wrapper)
-    return supported<wrapped_t<T>>();
-  else if constexpr (k == Kind::object)
-    return std::is_default_constructible_v<T>;
-  else
-    return true;
-}
-
-/// True when decode_into(in, v) leaves v exactly as decode_new would build it,
-/// whatever v held before (so an existing object can be reused): every kind
-/// but user objects (an older version's serialize() may skip fields, which
-/// must then keep their defaults, not the previous value's) and wrappers,
-/// and aggregates of such kinds.
-template <class T>
-constexpr bool overwrites() {
-  constexpr Kind k = kind_v<T>;
-  if constexpr (k == Kind::object || k == Kind::wrapper || k == Kind::none)
-    return false;
-  else if constexpr (k == Kind::array)
-    return bulk_v<typename T::value_type> || overwrites<typename T::value_type>();
-  else if constexpr (k == Kind::pair)
-    return overwrites<typename T::first_type>() && overwrites<typename T::second_type>();
-  else if constexpr (k == Kind::tuple)
-    return []<class... E>(std::tuple<E...>*) { return (true && ... && overwrites<E>()); }(static_cast<T*>(nullptr));
-  else  // scalars, strings, codecs, and containers that are cleared or replaced whole
-    return true;
-}
-
-/// The one compile error a type that cannot be serialized produces.
-template <class T>
-void unsupported_type() {
-  static_assert(always_false<T>,
-                "stowage: T is not serializable: give it `template <class Archive> void serialize(Archive& ar, "
-                "unsigned version) { ar & field1 & field2; }` or specialise stowage::ValueCodec<T> (see the "
-                "'required from' lines for T)");
-}
-template <class E>
-void check_container_element() {
-  static_assert(min_size<E>() > 0 || !supported<E>(),
-                "stowage: a container element must encode to at least one byte: std::tuple<>, std::monostate "
-                "and std::array<T, 0> cannot be elements of a vector, set or map");
-}
-
-template <class T>
-void encode(Output& out, const T& v);
-template <class T>
-void decode_into(Input& in, T& v);
-template <class T>
-T decode_new(Input& in);
-template <class T>
-std::string describe(std::vector<const void*>& stack);
-
-/// The saving archive BinarySerializer hands to `serialize` members:
-/// `ar & x`, `ar << x` and `ar(x, y, ...)` append the fields.
-class Output {
- public:
-  /// Boost.Serialization-style direction flags.
-  using is_saving = std::true_type;
-  using is_loading = std::false_type;
-
-  /// Appends to `out`.
-  explicit Output(std::string& out) : out_(out) {}
-  /// Writes one field.
-  template <class U>
-  Output& operator&(const U& v) {
-    encode(*this, v);
-    return *this;
-  }
-  /// Writes one field.
-  template <class U>
-  Output& operator<<(const U& v) {
-    encode(*this, v);
-    return *this;
-  }
-  /// Writes the fields in order.
-  template <class... U>
-  Output& operator()(const U&... v) {
-    (encode(*this, v), ...);
-    return *this;
-  }
-  /// The bytes written so far.
-  std::string& bytes() { return out_; }
-  /// User objects currently open (see max_nesting).
-  unsigned depth = 0;
-
- private:
-  std::string& out_;
-};
-
-/// The loading archive BinarySerializer hands to `serialize` members:
-/// `ar & x`, `ar >> x` and `ar(x, y, ...)` read the fields into place.
-class Input {
- public:
-  /// Boost.Serialization-style direction flags.
-  using is_saving = std::false_type;
-  using is_loading = std::true_type;
-
-  /// Reads `data` from its start.
-  explicit Input(std::string_view data) : r(data), data_(data) {}
-  /// Reads one field.
-  template <class U>
-  Input& operator&(U& v) {
-    decode_into(*this, v);
-    return *this;
-  }
-  /// Reads one field.
-  template <class U>
-  Input& operator>>(U& v) {
-    decode_into(*this, v);
-    return *this;
-  }
-  /// Reads the fields in order.
-  template <class... U>
-  Input& operator()(U&... v) {
-    (decode_into(*this, v), ...);
-    return *this;
-  }
-  /// The bytes not read yet.
-  std::string_view rest() const { return data_.substr(r.position()); }
-  /// Byte position inside the value.
-  std::size_t position() const { return r.position(); }
-  /// Throws CorruptionError for the byte at `at`.
-  [[noreturn]] void fail(std::size_t at, const std::string& what) const {
-    throw CorruptionError(std::filesystem::path{}, at, what);
-  }
-  /// The bounds-checked cursor.
-  Reader r;
-  /// User objects currently open (see max_nesting).
-  unsigned depth = 0;
-
- private:
-  std::string_view data_;
-};
-
-/// The archive type_description runs `serialize` members with: each field
-/// appends its type's description.
-class Describer {
- public:
-  /// Boost.Serialization-style direction flags (it reads fields, like a saver).
-  using is_saving = std::true_type;
-  using is_loading = std::false_type;
-
-  /// `stack` holds the user types being described (for "rec").
-  explicit Describer(std::vector<const void*>& stack) : stack_(stack) {}
-  /// Describes one field.
-  template <class U>
-  Describer& operator&(const U&) {
-    add<U>();
-    return *this;
-  }
-  /// Describes one field.
-  template <class U>
-  Describer& operator<<(const U&) {
-    add<U>();
-    return *this;
-  }
-  /// Describes the fields in order.
-  template <class... U>
-  Describer& operator()(const U&...) {
-    (add<U>(), ...);
-    return *this;
-  }
-  /// The comma-separated field descriptions.
-  const std::string& fields() const { return fields_; }
-
- private:
-  template <class U>
-  void add() {
-    if (!fields_.empty()) fields_ += ',';
-    fields_ += describe<U>(stack_);
-  }
-  std::vector<const void*>& stack_;
-  std::string fields_;
-};
-
-/// Counts one level of user-object nesting for as long as it lives.
-template <class Archive>
-class DepthGuard {
- public:
-  explicit DepthGuard(Archive& a) : a_(a) { ++a_.depth; }
-  ~DepthGuard() { --a_.depth; }
-  DepthGuard(const DepthGuard&) = delete;
-  DepthGuard& operator=(const DepthGuard&) = delete;
-
- private:
-  Archive& a_;
-};
-
-template <class U>
-void put_le(std::string& out, U u) {
-  char b[sizeof(U)];
-  for (std::size_t i = 0; i < sizeof(U); ++i) {
-    b[i] = static_cast<char>(u & 0xff);
-    if constexpr (sizeof(U) > 1) u = static_cast<U>(u >> 8);
-  }
-  out.append(b, sizeof(U));
-}
-template <class U>
-U get_le(std::string_view s) {
-  U u = 0;
-  for (std::size_t i = sizeof(U); i-- > 0;) {
-    if constexpr (sizeof(U) > 1) u = static_cast<U>(u << 8);
-    u = static_cast<U>(u | static_cast<unsigned char>(s[i]));
-  }
-  return u;
-}
-
-template <class T>
-void encode(Output& out, const T& v) {
-  constexpr Kind k = kind_v<T>;
-  std::string& o = out.bytes();
-  if constexpr (k == Kind::none) {
-    unsupported_type<T>();
-  } else if constexpr (k == Kind::codec) {
-    const auto before = o.size();
-    ValueCodec<T>::encode(v, o);
-    if (o.size() == before)
-      throw ValidationError("stowage: a ValueCodec's encode() appended no bytes; it must write at least one");
-  } else if constexpr (k == Kind::boolean) {
-    o.push_back(v ? '\1' : '\0');
-  } else if constexpr (k == Kind::integer) {
-    put_le(o, static_cast<std::make_unsigned_t<T>>(v));
-  } else if constexpr (k == Kind::floating) {
-    if constexpr (std::is_same_v<T, float>) {
-      put_le(o, std::bit_cast<std::uint32_t>(v));
-    } else if constexpr (std::is_same_v<T, double> || long_double_bytes() == 8) {
-      put_le(o, std::bit_cast<std::uint64_t>(static_cast<double>(v)));
-    } else {  // x87 extended or binary128 long double on a little-endian host
-      char b[sizeof(long double)];
-      std::memcpy(b, &v, sizeof b);
-      o.append(b, long_double_bytes());
-    }
-  } else if constexpr (k == Kind::enumeration) {
-    encode(out, static_cast<std::underlying_type_t<T>>(v));
-  } else if constexpr (k == Kind::string) {
-    put_bytes(o, v);
-  } else if constexpr (k == Kind::vector) {
-    using E = typename T::value_type;
-    check_container_element<E>();
-    put_varint(o, v.size());
-    if constexpr (bulk_v<E>) {
-      if (!v.empty()) o.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(E));
-    } else {
-      for (const auto& e : v) encode<E>(out, e);
-    }
-  } else if constexpr (k == Kind::array) {
-    using E = typename T::value_type;
-    if constexpr (bulk_v<E>) {
-      if (!v.empty()) o.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(E));
-    } else {
-      for (const auto& e : v) encode<E>(out, e);
-    }
-  } else if constexpr (k == Kind::pair) {
-    encode(out, v.first);
-    encode(out, v.second);
-  } else if constexpr (k == Kind::tuple) {
-    std::apply([&](const auto&... e) { (encode(out, e), ...); }, v);
-  } else if constexpr (k == Kind::optional) {
-    o.push_back(v.has_value() ? '\1' : '\0');
-    if (v) encode(out, *v);
-  } else if constexpr (k == Kind::variant) {
-    if (v.valueless_by_exception()) throw ValidationError("stowage: cannot serialize a valueless std::variant");
-    put_varint(o, v.index());
-    std::visit([&](const auto& alt) { encode(out, alt); }, v);
-  } else if constexpr (k == Kind::map) {
-    check_container_element<std::pair<typename T::key_type, typename T::mapped_type>>();
-    put_varint(o, v.size());
-    for (const auto& [key, val] : v) {
-      encode(out, key);
-      encode(out, val);
-    }
-  } else if constexpr (k == Kind::set) {
-    check_container_element<typename T::value_type>();
-    put_varint(o, v.size());
-    for (const auto& e : v) encode(out, e);
-  } else if constexpr (k == Kind::unit) {
-    // nothing to write
-  } else if constexpr (k == Kind::wrapper) {
-    encode(out, v.const_value());
-  } else if constexpr (k == Kind::object) {
-    DepthGuard guard(out);
-    if (out.depth > max_nesting)
-      throw ValidationError("stowage: value nests more than " + std::to_string(max_nesting) +
-                            " user objects; BinarySerializer cannot store it");
-    put_varint(o, value_version<T>);
-    // serialize() is non-const by convention; the saving archive only reads.
-    serialization_access::serialize(const_cast<T&>(v), out, value_version<T>);
-  }
-}
-
-template <class T>
-T read_codec(Input& in) {
-  const std::string_view before = in.rest();
-  std::string_view rest = before;
-  T v = ValueCodec<T>::decode(rest);
-  if (rest.size() > before.size() || rest.data() != before.data() + (before.size() - rest.size()))
-    throw Error("stowage: a ValueCodec's decode() must consume bytes from the front of its input");
-  in.r.bytes(before.size() - rest.size());
-  return v;
-}
-
-template <class E, class Container>
-void reserve_for(Input& in, Container& c, std::uint64_t n) {
-  // Never more than the remaining bytes' worth of memory, whatever `n` claims.
-  const std::size_t cap = std::max<std::size_t>(1, in.r.remaining() / std::max<std::size_t>(1, sizeof(E)));
-  c.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(n, cap)));
-}
-
-/// Reads a container's element count and checks it against the bytes left.
-template <class E>
-std::size_t read_count(Input& in, const char* what) {
-  const auto at = in.position();
-  const std::uint64_t n = in.r.varint(what);
-  if (n > in.r.remaining() / min_size<E>())
-    in.fail(at, std::string(what) + " " + std::to_string(n) + " exceeds the remaining " +
-                    std::to_string(in.r.remaining()) + " bytes");
-  return static_cast<std::size_t>(n);
-}
-
-template <class E>
-void bulk_read(Input& in, E* dst, std::size_t n) {
-  if (n == 0) return;
-  const std::string_view s = in.r.bytes(n * sizeof(E), "array");
-  std::memcpy(static_cast<void*>(dst), s.data(), s.size());
-}
-
-template <class V, std::size_t... I>
-void decode_variant(Input& in, V& v, std::size_t index, std::index_sequence<I...>) {
-  using Fn = void (*)(Input&, V&);
-  static constexpr Fn table[] = {[](Input& i, V& out) {
-    out.template emplace<I>(decode_new<std::variant_alternative_t<I, V>>(i));
-  }...};
-  table[index](in, v);
-}
-
-template <class T>
-void decode_into(Input& in, T& v) {
-  constexpr Kind k = kind_v<T>;
-  if constexpr (k == Kind::none) {
-    unsupported_type<T>();
-  } else if constexpr (k == Kind::codec) {
-    v = read_codec<T>(in);
-  } else if constexpr (k == Kind::boolean) {
-    const auto at = in.position();
-    const auto b = in.r.u8("bool");
-    if (b > 1) in.fail(at, "bad bool byte " + std::to_string(b));
-    v = b == 1;
-  } else if constexpr (k == Kind::integer) {
-    using U = std::make_unsigned_t<T>;
-    v = static_cast<T>(get_le<U>(in.r.bytes(sizeof(T), "integer")));
-  } else if constexpr (k == Kind::floating) {
-    if constexpr (std::is_same_v<T, float>) {
-      v = std::bit_cast<float>(get_le<std::uint32_t>(in.r.bytes(4, "float")));
-    } else if constexpr (std::is_same_v<T, double> || long_double_bytes() == 8) {
-      v = static_cast<T>(std::bit_cast<double>(get_le<std::uint64_t>(in.r.bytes(8, "double"))));
-    } else {
-      const std::string_view s = in.r.bytes(long_double_bytes(), "long double");
-      char b[sizeof(long double)] = {};
-      std::memcpy(b, s.data(), s.size());
-      std::memcpy(&v, b, sizeof b);
-    }
-  } else if constexpr (k == Kind::enumeration) {
-    std::underlying_type_t<T> u{};
-    decode_into(in, u);
-    v = static_cast<T>(u);
-  } else if constexpr (k == Kind::string) {
-    v.assign(in.r.length_prefixed("string"));
-  } else if constexpr (k == Kind::vector) {
-    using E = typename T::value_type;
-    check_container_element<E>();
-    const std::size_t n = read_count<E>(in, "vector length");
-    v.clear();
-    if constexpr (bulk_v<E>) {
-      v.resize(n);
-      bulk_read(in, v.data(), n);
-    } else {
-      reserve_for<E>(in, v, n);
-      for (std::size_t i = 0; i < n; ++i) v.push_back(decode_new<E>(in));
-    }
-  } else if constexpr (k == Kind::array) {
-    using E = typename T::value_type;
-    if constexpr (bulk_v<E>) {
-      bulk_read(in, v.data(), v.size());
-    } else {
-      for (auto& e : v) decode_into(in, e);
-    }
-  } else if constexpr (k == Kind::pair) {
-    decode_into(in, v.first);
-    decode_into(in, v.second);
-  } else if constexpr (k == Kind::tuple) {
-    std::apply([&](auto&... e) { (decode_into(in, e), ...); }, v);
-  } else if constexpr (k == Kind::optional) {
-    const auto at = in.position();
-    const auto flag = in.r.u8("optional flag");
-    if (flag == 0)
-      v.reset();
-    else if (flag == 1)
-      v = decode_new<typename T::value_type>(in);
-    else
-      in.fail(at, "bad optional flag " + std::to_string(flag));
-  } else if constexpr (k == Kind::variant) {
-    const auto at = in.position();
-    const std::uint64_t index = in.r.varint("variant index");
-    constexpr std::size_t n = std::variant_size_v<T>;
-    if (index >= n) in.fail(at, "variant index " + std::to_string(index) + " out of range");
-    decode_variant(in, v, static_cast<std::size_t>(index), std::make_index_sequence<n>{});
-  } else if constexpr (k == Kind::map) {
-    using K = typename T::key_type;
-    using M = typename T::mapped_type;
-    check_container_element<std::pair<K, M>>();
-    const std::size_t n = read_count<std::pair<K, M>>(in, "map size");
-    v.clear();
-    for (std::size_t i = 0; i < n; ++i) {
-      const auto at = in.position();
-      K key = decode_new<K>(in);
-      M val = decode_new<M>(in);
-      if (!v.emplace(std::move(key), std::move(val)).second) in.fail(at, "duplicate map key");
-    }
-  } else if constexpr (k == Kind::set) {
-    using K = typename T::value_type;
-    check_container_element<K>();
-    const std::size_t n = read_count<K>(in, "set size");
-    v.clear();
-    for (std::size_t i = 0; i < n; ++i) {
-      const auto at = in.position();
-      if (!v.insert(decode_new<K>(in)).second) in.fail(at, "duplicate set element");
-    }
-  } else if constexpr (k == Kind::unit) {
-    // nothing to read
-  } else if constexpr (k == Kind::wrapper) {
-    decode_into(in, v.value());
-  } else if constexpr (k == Kind::object) {
-    DepthGuard guard(in);
-    const auto at = in.position();
-    if (in.depth > max_nesting)
-      in.fail(at, "value nests more than " + std::to_string(max_nesting) + " user objects");
-    const std::uint64_t version = in.r.varint("version");
-    if (version > value_version<T>)
-      in.fail(at, "value has version " + std::to_string(version) + ", newer than this program's " +
-                      std::to_string(value_version<T>));
-    serialization_access::serialize(v, in, static_cast<unsigned>(version));
-  }
-}
-
-template <class T>
-T decode_new(Input& in) {
-  constexpr Kind k = kind_v<T>;
-  if constexpr (k == Kind::none) {
-    unsupported_type<T>();
-    throw Error("stowage: unsupported type");  // never compiled: the static_assert above fires
-  } else if constexpr (k == Kind::codec) {
-    return read_codec<T>(in);
-  } else if constexpr (!std::is_default_constructible_v<T>) {
-    static_assert(always_false<T>,
-                  "stowage: T must be default-constructible to be deserialized (or specialise "
-                  "stowage::ValueCodec<T>)");
-    throw Error("stowage: type is not default-constructible");  // never compiled
-  } else {
-    T v{};
-    decode_into(in, v);
-    return v;
-  }
-}
-
-/// Unique address per type, standing in for typeid in the "rec" check.
-template <class T>
-inline constexpr char type_tag = 0;
-
-template <class T>
-std::string integer_name() {
-  if constexpr (std::is_same_v<T, char>)
-    return "char";
-  else if constexpr (std::is_same_v<T, char8_t>)
-    return "c8";
-  else if constexpr (std::is_same_v<T, char16_t>)
-    return "c16";
-  else if constexpr (std::is_same_v<T, char32_t>)
-    return "c32";
-  else if constexpr (std::is_same_v<T, wchar_t>)
-    return "wc" + std::to_string(sizeof(T) * 8);
-  else
-    return (std::is_signed_v<T> ? "i" : "u") + std::to_string(sizeof(T) * 8);
-}
-
-template <class... E>
-std::string describe_list(std::vector<const void*>& stack) {
-  std::string s;
-  ((s += (s.empty() ? "" : ","), s += describe<E>(stack)), ...);
-  return s;
-}
-
-template <class T>
-std::string describe(std::vector<const void*>& stack) {
-  constexpr Kind k = kind_v<T>;
-  if constexpr (k == Kind::none) {
-    unsupported_type<T>();
-    return {};
-  } else if constexpr (k == Kind::codec) {
-    if constexpr (has_codec_name<T>)
-      return "codec:" + std::string(ValueCodec<T>::name());
-    else
-      return "codec" + std::to_string(sizeof(T));
-  } else if constexpr (k == Kind::boolean) {
-    return "bool";
-  } else if constexpr (k == Kind::integer) {
-    return integer_name<T>();
-  } else if constexpr (k == Kind::floating) {
-    if constexpr (std::is_same_v<T, float>)
-      return "f32";
-    else if constexpr (std::is_same_v<T, double> || long_double_bytes() == 8)
-      return "f64";
-    else
-      return long_double_bytes() == 10 ? "f80" : "f128";
-  } else if constexpr (k == Kind::enumeration) {
-    return "enum<" + describe<std::underlying_type_t<T>>(stack) + ">";
-  } else if constexpr (k == Kind::string) {
-    return "str";
-  } else if constexpr (k == Kind::vector) {
-    return "vec<" + describe<typename T::value_type>(stack) + ">";
-  } else if constexpr (k == Kind::array) {
-    return "arr<" + describe<typename T::value_type>(stack) + "," + std::to_string(std::tuple_size_v<T>) + ">";
-  } else if constexpr (k == Kind::pair) {
-    return "pair<" + describe_list<typename T::first_type, typename T::second_type>(stack) + ">";
-  } else if constexpr (k == Kind::tuple) {
-    return [&]<class... E>(std::tuple<E...>*) { return "tup<" + describe_list<E...>(stack) + ">"; }(
-        static_cast<T*>(nullptr));
-  } else if constexpr (k == Kind::optional) {
-    return "opt<" + describe<typename T::value_type>(stack) + ">";
-  } else if constexpr (k == Kind::variant) {
-    return [&]<class... E>(std::variant<E...>*) { return "var<" + describe_list<E...>(stack) + ">"; }(
-        static_cast<T*>(nullptr));
-  } else if constexpr (k == Kind::map) {
-    return "map<" + describe_list<typename T::key_type, typename T::mapped_type>(stack) + ">";
-  } else if constexpr (k == Kind::set) {
-    return "set<" + describe<typename T::value_type>(stack) + ">";
-  } else if constexpr (k == Kind::unit) {
-    return "unit";
-  } else if constexpr (k == Kind::wrapper) {
-    return describe<wrapped_t<T>>(stack);
-  } else if constexpr (k == Kind::object) {
-    static_assert(std::is_default_constructible_v<T>,
-                  "stowage: T must be default-constructible to be described and deserialized (or specialise "
-                  "stowage::ValueCodec<T>)");
-    const void* tag = &type_tag<T>;
-    if (std::find(stack.begin(), stack.end(), tag) != stack.end()) return "rec";
-    stack.push_back(tag);
-    struct Pop {
-      std::vector<const void*>& s;
-      ~Pop() { s.pop_back(); }
-    } pop{stack};
-    T sample{};
-    Describer d(stack);
-    serialization_access::serialize(sample, d, value_version<T>);
-    std::string head = "obj";
-    if constexpr (value_version<T> != 0) head += "@" + std::to_string(value_version<T>);
-    return head + "{" + d.fields() + "}";
-  }
-}
-
-}  // namespace detail::value
-
-/// stowage's own portable binary value format (see the top of this header).
-struct BinarySerializer {
-  /// Format name recorded in the store's manifest.
-  static constexpr std::string_view id() { return "binary-1"; }
-  /// Deepest nesting of user objects a value may have.
-  static constexpr unsigned max_depth = detail::value::max_nesting;
-
-  /// Appends the encoding of `v` to `out` (on an exception, `out` is left as it was).
-  template <class T>
-  static void serialize(const T& v, std::string& out) {
-    const auto size = out.size();
-    try {
-      detail::value::Output ar(out);
-      detail::value::encode(ar, v);
-    } catch (...) {
-      out.resize(size);
-      throw;
-    }
-  }
-
-  /// Decodes a T that must take exactly `bytes`; CorruptionError otherwise.
-  template <class T>
-  static T deserialize(std::string_view bytes) {
-    detail::value::Input in(bytes);
-    T v = detail::value::decode_new<T>(in);
-    if (!in.r.empty())
-      in.fail(in.position(), std::to_string(in.r.remaining()) + " trailing bytes after the value");
-    return v;
-  }
-
-  /// deserialize<T>(bytes) into an existing `out`, reusing its memory where
-  /// that gives the same result (strings, containers, scalars and aggregates
-  /// of them; user objects are decoded fresh and assigned). Scans decode
-  /// every record into the same object through this. CorruptionError like
-  /// deserialize; after one, `out` holds an unspecified (valid) value.
-  template <class T>
-  static void deserialize_into(std::string_view bytes, T& out) {
-    if constexpr (detail::value::overwrites<T>()) {
-      detail::value::Input in(bytes);
-      detail::value::decode_into(in, out);
-      if (!in.r.empty())
-        in.fail(in.position(), std::to_string(in.r.remaining()) + " trailing bytes after the value");
-    } else {
-      out = deserialize<T>(bytes);
-    }
-  }
-
-  /// True when BinarySerializer can store a T.
-  template <class T>
-  static constexpr bool supports = detail::value::supported<T>();
-};
-
-/// A portable structural description of T ("i32", "vec<str>", "obj{i32,str}",
-/// "rec" for a type already being described, ...), identical under every
-/// compiler; the store records it in its manifest as the value's fingerprint.
-template <class T>
-std::string type_description() {
-  std::vector<const void*> stack;
-  return detail::value::describe<T>(stack);
-}
-
-}  // namespace stowage
-// ---- end stowage/serializer.hpp ----
-
-namespace stowage {
-
-/// One registered migration step: turns a value stored at schema version
-/// `from` into one at version `to`.
-struct MigrationStep {
-  unsigned from = 0;
-  unsigned to = 0;
-  /// Serializer::id() of a typed step (Migrator::add<Old, New>); empty for a
-  /// step on bytes.
-  std::string serializer;
-  /// type_description<Old>() and type_description<New>() of a typed step;
-  /// empty for a step on bytes.
-  std::string from_type, to_type;
-  /// Old encoded value → new encoded value, or std::nullopt to drop the record.
-  std::function<std::optional<std::string>(std::string_view)> convert;
-
-  /// "1->2".
-  std::string name() const { return std::to_string(from) + "->" + std::to_string(to); }
-};
-
-namespace detail {
-
-template <class T>
-struct is_optional : std::false_type {};
-template <class T>
-struct is_optional<std::optional<T>> : std::true_type {};
-
-/// The path with the fewest steps from version `from` to `to` over edges (any
-/// type with `from` and `to` members); among equally short paths, the one
-/// whose steps were registered first. Empty when from == to; nullopt when
-/// there is none.
-template <class Edge>
-std::optional<std::vector<const Edge*>> shortest_path(const std::vector<Edge>& edges, unsigned from, unsigned to) {
-  if (from == to) return std::vector<const Edge*>{};
-  std::map<unsigned, const Edge*> reached_by{{from, nullptr}};
-  std::deque<unsigned> queue{from};
-  while (!queue.empty()) {
-    const unsigned v = queue.front();
-    queue.pop_front();
-    for (const auto& e : edges) {
-      if (e.from != v || reached_by.count(e.to) != 0) continue;
-      reached_by[e.to] = &e;
-      if (e.to == to) {
-        std::vector<const Edge*> path;
-        for (unsigned at = to; at != from; at = reached_by[at]->from) path.insert(path.begin(), reached_by[at]);
-        return path;
-      }
-      queue.push_back(e.to);
-    }
-  }
-  return std::nullopt;
-}
-
-}  // namespace detail
-
-/// The registry of a value type's migration steps. Register every step a
-/// store might need, old and new; Storage picks the shortest path:
-///
-///     stowage::Migrator migrations;
-///     migrations.add<PersonV1, PersonV2>([](PersonV1 p) { return PersonV2{p.name, {}}; });
-///     migrations.add<PersonV2, Person>([](PersonV2 p) { ... });
-///     stowage::Storage<std::string, Person> db(dir, {}, migrations);
-///
-/// A typed step reads the old value with the store's Serializer and writes
-/// the new one; the versions are Old::version and New::version. A step on
-/// bytes, add(from, to, fn), gets and returns encoded values. A step may
-/// return std::optional and std::nullopt to drop a record.
-class Migrator {
- public:
-  /// Registers a step on encoded values: `fn(std::string_view old)` returns
-  /// the new encoding as something convertible to std::string, or a
-  /// std::optional of it (std::nullopt drops the record).
-  template <class Fn>
-  Migrator& add(unsigned from, unsigned to, Fn fn) {
-    static_assert(std::is_invocable_v<Fn&, std::string_view>,
-                  "stowage: Migrator::add(from, to, fn) needs fn(std::string_view) returning std::string or "
-                  "std::optional<std::string>");
-    MigrationStep s;
-    s.from = from;
-    s.to = to;
-    s.convert = [fn = std::move(fn)](std::string_view old) mutable -> std::optional<std::string> {
-      using R = std::invoke_result_t<Fn&, std::string_view>;
-      if constexpr (detail::is_optional<R>::value) {
-        auto r = fn(old);
-        if (!r) return std::nullopt;
-        return std::string(std::move(*r));
-      } else {
-        return std::string(fn(old));
-      }
-    };
-    return add_step(std::move(s));
-  }
-
-  /// Registers a typed step from Old (at Old::version) to New (at
-  /// New::version): `fn(Old)` returns a New, or a std::optional<New>
-  /// (std::nullopt drops the record). Serializer must be the store's.
-  template <class Old, class New, class Serializer = BinarySerializer, class Fn>
-  Migrator& add(Fn fn) {
-    static_assert(value_version<Old> != value_version<New>,
-                  "stowage: Migrator::add<Old, New> needs Old and New to declare different "
-                  "`static constexpr unsigned version` values");
-    static_assert(std::is_invocable_v<Fn&, Old&&>, "stowage: Migrator::add<Old, New>(fn) needs fn callable with an Old");
-    using R = std::invoke_result_t<Fn&, Old&&>;
-    if constexpr (detail::is_optional<R>::value)
-      static_assert(std::is_convertible_v<typename R::value_type, New>,
-                    "stowage: Migrator::add<Old, New>(fn): fn must return New or std::optional<New>");
-    else
-      static_assert(std::is_convertible_v<R, New>,
-                    "stowage: Migrator::add<Old, New>(fn): fn must return New or std::optional<New>");
-    MigrationStep s;
-    s.from = value_version<Old>;
-    s.to = value_version<New>;
-    s.serializer = std::string(Serializer::id());
-    s.from_type = type_description<Old>();
-    s.to_type = type_description<New>();
-    s.convert = [fn = std::move(fn)](std::string_view old) mutable -> std::optional<std::string> {
-      Old value = Serializer::template deserialize<Old>(old);
-      std::string out;
-      if constexpr (detail::is_optional<R>::value) {
-        auto r = fn(std::move(value));
-        if (!r) return std::nullopt;
-        const New converted = std::move(*r);
-        Serializer::serialize(converted, out);
-      } else {
-        const New converted = fn(std::move(value));
-        Serializer::serialize(converted, out);
-      }
-      return out;
-    };
-    return add_step(std::move(s));
-  }
-
-  /// Puts backups in this directory instead of beside the store.
-  Migrator& backup_to(std::filesystem::path dir) {
-    backup_root_ = std::move(dir);
-    return *this;
-  }
-  /// Where backups go (std::nullopt: the store's parent directory).
-  const std::optional<std::filesystem::path>& backup_root() const { return backup_root_; }
-
-  /// The registered steps, in registration order.
-  const std::vector<MigrationStep>& steps() const { return steps_; }
-  bool empty() const { return steps_.empty(); }
-
-  /// The shortest chain of steps from `from` to `to` (empty when equal), or
-  /// std::nullopt when the registered steps do not connect them.
-  std::optional<std::vector<const MigrationStep*>> path(unsigned from, unsigned to) const {
-    return detail::shortest_path(steps_, from, to);
-  }
-
-  /// "1->2, 2->3" (or "none"), for messages.
-  std::string describe() const {
-    std::string out;
-    for (const auto& s : steps_) out += (out.empty() ? "" : ", ") + s.name();
-    return out.empty() ? "none" : out;
-  }
-
- private:
-  Migrator& add_step(MigrationStep s) {
-    if (s.from == s.to)
-      throw ValidationError("stowage: a migration step from version " + std::to_string(s.from) + " to itself");
-    for (const auto& e : steps_)
-      if (e.from == s.from && e.to == s.to)
-        throw ValidationError("stowage: the migration step " + s.name() + " is registered twice");
-    steps_.push_back(std::move(s));
-    return *this;
-  }
-
-  std::vector<MigrationStep> steps_;
-  std::optional<std::filesystem::path> backup_root_;
-};
-
-/// What a migration did (Storage::last_migration(), Storage::migrate_to()).
-struct MigrationReport {
-  unsigned from_format = 0;   ///< on-disk format major version before
-  unsigned to_format = 0;     ///< ... and after
-  unsigned from_version = 0;  ///< value schema version before
-  unsigned to_version = 0;    ///< ... and after
-  /// The steps run, in order: "format 1->2", "1->2", "2->3".
-  std::vector<std::string> steps;
-  std::uint64_t records = 0;  ///< records converted
-  std::uint64_t dropped = 0;  ///< records a step dropped
-  /// The backup taken first (a complete store; empty when nothing ran).
-  std::filesystem::path backup;
-  double seconds = 0;  ///< wall time, backup included
-};
-
-/// A store's versions and what opening it would run (migration_status()).
-struct MigrationStatus {
-  unsigned format_version = 0;          ///< on-disk format major version
-  unsigned format_minor = 0;            ///< on-disk format minor version
-  unsigned current_format_version = 0;  ///< the format this program writes
-  unsigned schema_version = 0;          ///< value schema version on disk
-  std::string value_type;               ///< the stored value type's description (may be empty)
-  std::optional<unsigned> target_version;  ///< the version asked for, if any
-  /// The steps an open (or migrate_to) would run, in order: "format 1->2", "1->2".
-  std::vector<std::string> pending;
-  /// False when a target version was given and no registered steps reach it.
-  bool path_found = true;
-
-  /// Nothing to run and nothing missing.
-  bool up_to_date() const { return pending.empty() && path_found; }
-};
-
-namespace detail {
-
-/// One step of stowage's own on-disk format, applied to a decoded manifest
-/// (chunk files of every format are read as they are; the WAL format has not changed since format 1).
-struct FormatStep {
-  unsigned from = 0;
-  unsigned to = 0;
-  const char* what = "";
-  void (*apply)(Manifest&) = nullptr;
-  std::string name() const { return "format " + std::to_string(from) + "->" + std::to_string(to); }
-};
-
-/// The schema version in a value type description ("obj@3{...}" → 3).
-inline std::uint32_t schema_from_description(std::string_view d) {
-  if (d.substr(0, 4) != "obj@") return 0;
-  std::uint64_t v = 0;
-  for (std::size_t i = 4; i < d.size() && d[i] >= '0' && d[i] <= '9' && v <= 0xffffffffu; ++i)
-    v = v * 10 + static_cast<unsigned>(d[i] - '0');
-  return v > 0xffffffffu ? 0 : static_cast<std::uint32_t>(v);
-}
-
-/// Every format step this program knows.
-inline const std::vector<FormatStep>& format_steps() {
-  static const std::vector<FormatStep> steps = {
-      {1, 2, "key order, value type and schema version kept per keyspace",
-       [](Manifest& m) {
-         // Format 1 wrote 0 as the schema version; the version is the one in
-         // the value type's description.
-         for (auto& ks : m.keyspaces)
-           if (ks.schema_version == 0) ks.schema_version = schema_from_description(ks.value_type);
-         m.format_major = 2;
-         m.format_minor = 0;
-       }},
-      {2, 3, "chunks kept in levels, with tombstones and a live record count (the chunks stay as they are, at the last level)",
-       [](Manifest& m) {
-         // Decoding already put format 1 and 2 chunks at the last level and
-         // counted their records as live: only the version changes.
-         m.format_major = 3;
-         m.format_minor = 0;
-       }},
-  };
-  return steps;
-}
-
-/// The format steps from m's format to this program's.
-inline std::vector<const FormatStep*> format_path(const Manifest& m, const std::filesystem::path& dir) {
-  auto path = shortest_path(format_steps(), m.format_major, kFormatMajor);
-  if (!path)
-    throw MigrationError("stowage: the store at " + dir.string() + " has on-disk format " +
-                         std::to_string(m.format_major) + ", which this program cannot upgrade to format " +
-                         std::to_string(kFormatMajor));
-  return *path;
-}
-
-/// "20261123T180301Z": now, in UTC, for backup names.
-inline std::string utc_stamp() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
-  return buf;
-}
-
-/// Takes a backup of the store in dir as a new directory under root (the
-/// store's parent when root is empty), named `<store>.backup-<UTC time>-<tag>`:
-/// hard links for the immutable files in `link_names`, durable copies of
-/// `copy_names`. Returns its path. Never touches dir.
-inline std::filesystem::path take_backup(FileSystem& fs, const std::filesystem::path& dir,
-                                         const std::vector<std::string>& link_names,
-                                         const std::vector<std::string>& copy_names,
-                                         const std::optional<std::filesystem::path>& root, const std::string& tag) {
-  auto store = std::filesystem::absolute(dir).lexically_normal();
-  if (!store.has_filename()) store = store.parent_path();  // "dir/" names dir
-  const std::string store_name = store.filename().string();
-  const std::filesystem::path parent = root ? *root : store.parent_path();
-  const std::string base = store_name + ".backup-" + utc_stamp() + "-" + tag;
-  std::filesystem::path backup = parent / base;
-  for (int n = 2; fs.exists(backup); ++n) backup = parent / (base + "-" + std::to_string(n));
-  fs.create_dirs(backup);
-  for (const auto& name : link_names) fs.link(dir / name, backup / name);
-  for (const auto& name : copy_names) copy_file(fs, dir / name, backup / name);
-  fs.sync_dir(backup);
-  fs.sync_dir(parent);
-  return backup;
-}
-
-}  // namespace detail
-
-/// A store's on-disk format and value schema version, and the steps an open
-/// would run to reach `target_version` (when given) with `migrations`. Reads
-/// only MANIFEST: it takes no lock and changes nothing, so it works beside a
-/// process that has the store open. Throws ValidationError when dir holds no
-/// store, CorruptionError when its MANIFEST is damaged.
-inline MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator& migrations = {},
-                                        std::optional<unsigned> target_version = std::nullopt,
-                                        std::shared_ptr<FileSystem> file_system = nullptr) {
-  auto fs = file_system ? file_system : default_file_system();
-  if (!detail::manifest_exists(*fs, dir)) throw ValidationError("stowage: no store at " + dir.string() + " (no MANIFEST)");
-  detail::Manifest m = detail::read_manifest(*fs, dir);
-  MigrationStatus st;
-  st.format_version = m.format_major;
-  st.format_minor = m.format_minor;
-  st.current_format_version = detail::kFormatMajor;
-  for (const auto* f : detail::format_path(m, dir)) {
-    f->apply(m);
-    st.pending.push_back(f->name());
-  }
-  if (const auto* ks = m.keyspace(detail::kDefaultKeyspace)) {
-    st.schema_version = ks->schema_version;
-    st.value_type = ks->value_type;
-  }
-  st.target_version = target_version;
-  if (target_version) {
-    if (auto path = migrations.path(st.schema_version, *target_version)) {
-      for (const auto* s : *path) st.pending.push_back(s->name());
-    } else {
-      st.path_found = false;
-    }
-  }
-  return st;
-}
-
-}  // namespace stowage
-// ---- end stowage/migration.hpp ----
-// ---- begin stowage/options.hpp ----
-// options.hpp: the one aggregate that configures a store (designed for
-// designated initialisers), the durability levels, the logger hook and the
-// statistics a store reports.
-
-#include <chrono>
-#include <cstddef>
-#include <cstdint>
-#include <functional>
-#include <memory>
-#include <string_view>
-#include <vector>
-
-namespace stowage {
-
-class FileSystem;
-
-/// What a write survives once it returns.
-enum class Durability {
-  /// A process crash loses nothing that returned; a power cut may lose the
-  /// writes since the last flush() (never older data). The default.
-  none,
-  /// Every commit is fsynced before it returns (group commit: concurrent
-  /// writers share one fdatasync), and becomes visible to readers only after
-  /// that fdatasync, so no reader sees a write that a failed sync or a power
-  /// cut then takes away.
-  sync,
-};
-
-/// Severity of a log line.
-enum class LogLevel { debug, info, warning, error };
-
-/// Receives what the store has to say: recovery, cut WAL tails, checkpoints,
-/// failures. It is called with none of the store's mutexes held, so it may
-/// call the store (stats(), for instance); it should not throw.
-using Logger = std::function<void(LogLevel, std::string_view)>;
-
-/// How a store is opened. Every field has a default; write only what differs:
-/// `stowage::Options{.cache_bytes = 64 << 20, .durability = stowage::Durability::sync}`.
-struct Options {
-  /// Memory budget of the block cache and the write buffer together.
-  std::size_t cache_bytes = std::size_t{64} << 20;
-  /// Compaction splits its output into chunk files of about this many bytes
-  /// of encoded records (a flush writes one level-0 file, whatever its size).
-  /// Each file costs an fsync when written and an entry in every manifest,
-  /// so they are not small.
-  std::size_t chunk_bytes = std::size_t{4} << 20;
-  /// See Durability.
-  Durability durability = Durability::none;
-  /// How long open waits for another process's lock (ProcessLock only; the
-  /// other Lock policies fail at once with LockError).
-  std::chrono::milliseconds lock_timeout{5000};
-  /// Create the directory and an empty store when none exists.
-  bool create_if_missing = true;
-  /// Open for reading only: writes throw ValidationError and nothing on disk
-  /// changes (the WAL is replayed into memory).
-  bool read_only = false;
-  /// Target size of a block inside a chunk (the unit of caching, checksum and
-  /// compression).
-  std::size_t block_bytes = 4096;
-  /// The write buffers' share of cache_bytes: the active buffer is frozen
-  /// at half of it and flushed in the background while the next one fills
-  /// the other half. 0 means cache_bytes / 4.
-  std::size_t write_buffer_bytes = 0;
-  /// Live WAL segments (all of them) larger than this together also freeze
-  /// and flush the write buffer.
-  std::uint64_t wal_bytes = std::uint64_t{64} << 20;
-  /// Write WAL records (up to 64 KiB each) through a shared memory map of
-  /// the active segment's preallocated bytes: a put is a copy into the OS's
-  /// page cache with no system call, and a process crash keeps it exactly
-  /// as after a write(2). Off: one pwrite(2) per commit. Same durability
-  /// either way; see the README ("On disk and durability"). Only ext2/3/4,
-  /// XFS and tmpfs are mapped (copy-on-write file systems always pwrite),
-  /// and not with Durability::sync (each commit is synced anyway, and a
-  /// mapped page faults again after every sync: pwrite is faster there).
-  bool wal_mmap = true;
-  /// The most chunk files kept open at once (least recently read closed
-  /// first); chunk metadata stays cached without an open file. 0 means half
-  /// the process's soft limit on open files (`ulimit -n`, read at open),
-  /// between 64 and 8192.
-  std::size_t max_open_files = 0;
-  /// Compact levels of chunk files in the background as they fill. Off:
-  /// only compact() does (for a bulk load compacted once at its end, or for
-  /// tests that count file operations); level-0 files then pile up, and
-  /// reads probe each of them.
-  bool auto_compaction = true;
-  /// close() (and the destructor) flush the write buffer, so the next open
-  /// has no WAL to replay.
-  bool checkpoint_on_close = true;
-  /// Where log lines go; none by default.
-  Logger logger{};
-  /// The file layer; nullptr means the POSIX file system. Tests inject faults
-  /// here.
-  std::shared_ptr<FileSystem> file_system{};
-};
-
-/// A snapshot of a store's counters (Storage::stats()).
-/// One level of chunk files (Stats::levels).
-struct LevelStats {
-  std::uint64_t files = 0;         ///< chunk files in the level
-  std::uint64_t runs = 0;          ///< sorted runs (level 0: one per flush not yet compacted; else 0 or 1)
-  std::uint64_t bytes = 0;         ///< bytes of those files
-  std::uint64_t records = 0;       ///< records in them (puts and tombstones, overwritten ones included)
-  std::uint64_t target_bytes = 0;  ///< size compaction keeps the level to (0: level 0, or a level kept empty)
-};
-
-/// The form in which gets keep the data blocks they read in the block cache
-/// (Stats::block_form). The store picks the largest form in which all its
-/// blocks would fit the cache, judged from its files' size and the blocks
-/// read so far, every 4,096 lookups; it moves to a smaller form only while
-/// the cache is full and more than a tenth of the lookups miss (a store whose
-/// hot blocks fit decoded keeps them decoded).
-enum class BlockForm : std::uint8_t {
-  decoded,  ///< records laid out for binary search: the fastest hit, the most memory
-  stored,   ///< as in the file after decompression, searched in place
-  packed,   ///< compressed as in the file: each hit decompresses it; the least memory
-};
-
-struct Stats {
-  std::uint64_t records = 0;             ///< live records (exact, as size())
-  std::uint64_t chunks = 0;              ///< chunk files named by the manifest
-  std::uint64_t cache_bytes = 0;         ///< bytes held by the block cache now
-  std::uint64_t cache_capacity = 0;      ///< the block cache's share of Options::cache_bytes
-  std::uint64_t write_buffer_bytes = 0;  ///< bytes held by the write buffer(s)
-  std::uint64_t cache_hits = 0;          ///< block cache hits since open
-  std::uint64_t cache_misses = 0;        ///< block cache misses since open
-  std::uint64_t cache_evictions = 0;     ///< blocks evicted since open
-  BlockForm block_form = BlockForm::decoded;  ///< the form gets now keep blocks in (see BlockForm)
-  std::uint64_t metadata_bytes = 0;      ///< of cache_bytes, chunk metadata (block indexes, Bloom filters)
-  std::uint64_t open_files = 0;          ///< chunk files open now (at most Options::max_open_files)
-  std::uint64_t file_opens = 0;          ///< chunk file opens since open
-  std::uint64_t wal_bytes = 0;           ///< bytes in live WAL segments
-  std::uint64_t disk_bytes = 0;          ///< chunk files + WAL + manifest
-  std::uint64_t checkpoints = 0;         ///< flushes of the write buffer since open (as flushes)
-  std::uint64_t last_sequence = 0;       ///< sequence number of the last commit
-  std::uint64_t bytes_put = 0;           ///< encoded key + value bytes committed since open (erases: the key)
-  std::uint64_t chunk_bytes_written = 0; ///< chunk file bytes written since open (flushes, compactions, migrations)
-  /// chunk_bytes_written / bytes_put: how many times each byte put has been
-  /// written into chunk files so far (0 before the first put)
-  double write_amplification = 0;
-  /// Per level, 0 (newest) to the last: files, runs, bytes, records, target.
-  std::vector<LevelStats> levels;
-  std::uint64_t flushes = 0;                   ///< write buffers written to level-0 files since open
-  std::uint64_t compactions = 0;               ///< compactions installed since open (file moves included)
-  std::uint64_t bytes_flushed = 0;             ///< chunk bytes written by flushes since open
-  std::uint64_t bytes_compacted = 0;           ///< chunk bytes written by compactions since open
-  std::uint64_t pending_compaction_bytes = 0;  ///< bytes levels hold beyond their targets
-  std::uint64_t write_slowdowns = 0;           ///< commits slowed or stopped by back-pressure since open
-  std::uint64_t write_slowed_micros = 0;       ///< microseconds those commits waited
-  /// Microseconds flushes spent counting since open: looking each flushed key
-  /// up in the files below, which keeps size() exact without disk reads.
-  std::uint64_t flush_count_micros = 0;
-};
-
-}  // namespace stowage
-// ---- end stowage/options.hpp ----
-// ---- begin stowage/storage.hpp ----
-// storage.hpp: the typed façade. Storage<Key, Value, Serializer,
-// Compression, Eviction, Lock> turns keys into order-preserving bytes
-// (key_codec.hpp) and values into bytes (the Serializer), and keeps them in
-// an Engine<Compression, Eviction, Lock> (engine.hpp: the WAL, the write
-// buffer, chunk files, the chunk index, the block cache, the manifest and
-// the file lock). It adds no state or locking of its own: every member is
-// as thread-safe as the engine call it makes, under the Lock policy.
-
-#include <cstddef>
-#include <filesystem>
-#include <iterator>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <type_traits>
-#include <utility>
-#include <vector>
-
-// ---- begin stowage/engine.hpp ----
-// engine.hpp: the untyped engine under Storage. Engine<Compression,
-// Eviction, Lock> stores encoded byte keys (memcmp order) and stored value
-// bytes: the WAL, the write buffers, levels of chunk files (version.hpp),
-// background flushes and compactions (compaction.hpp), the block cache, the
-// manifest, migrations of the on-disk format and of value bytes, and the
-// file lock. It never decodes a key or a value itself; what it must know of
-// the types (their names for the manifest, a key check for WAL replay, a key
-// printer for messages) comes in a RecordTypes. The typed façade,
-// Storage<Key, Value, Serializer, ...> (storage.hpp), encodes and decodes
-// around it, so one engine instantiation serves every Key and Value over the
-// same policies.
-//
-// Data flow:
-//   put:   one WAL record (group commit) → write buffer. No chunk read.
-//   get:   write buffer → frozen buffer (while it is flushed) → the current
-//          Version's runs, newest first (level-0 runs, then one run per
-//          level): file range → Bloom filter → block index → block cache →
-//          binary search. A tombstone ends the search.
-//   freeze: when the write buffer reaches half its budget, the writer moves
-//          on to the next WAL segment (made and prepared ahead) and makes the
-//          buffer the frozen one; puts go on into a fresh buffer. No fsync,
-//          unless the segment it leaves was not prepared (the first after
-//          an open): the writer seals that one.
-//   flush (background thread): seal the segment the freeze left (synced,
-//          its zeros cut off: before any later segment is synced, which
-//          recovery relies on, see judge_wal_end in wal.hpp), resolve the
-//          frozen buffer's keys against the
-//          files (for the exact live count), write it as one new level-0
-//          file, record it in a new MANIFEST, install the new Version, drop
-//          the WAL segments it covered. Never reads or rewrites a chunk.
-//   compaction (another background thread): merge level-0 runs into the
-//          base level, or a file of an over-full level into the level below
-//          (compaction.hpp picks); tombstones are dropped where no older
-//          record can lie below. Reads and writes files without any store
-//          lock; installs like a flush. A dropped file is deleted once no
-//          Version names it (version.hpp).
-//   open:  LOCK → MANIFEST (policies and types checked) → replay the WAL.
-//
-// Locking (members say which guard they need):
-//   lock_          (the Lock policy; a shared mutex under NoLock, since the
-//                  background threads need one) guards wb_, imm_, version_ and live_:
-//                  readers share it, writers hold it only to apply a commit
-//                  or swap a buffer or a Version.
-//   queue_mu_      the queue of Durability::sync commits (commit_synced).
-//   install_mu_    one install (flush, compaction, checkpoint) at a time;
-//                  guards manifest_ and the compaction positions.
-//   sync_mu_       one WAL fdatasync at a time (group commit: writers queued
-//                  behind a sync find their record already synced).
-//   write_mu_      serialises commits: sequence numbers, WAL appends, applies.
-//   seal_mu_       the seal of the segment a freeze left (seal_frozen_wal);
-//                  a leaf: nothing else is taken while it is held.
-//   bg_mu_         the background threads' flags (with bg_cv_, done_cv_).
-//   Order: install_mu_ → sync_mu_ → write_mu_ → lock_ → bg_mu_. The logger
-//   is called with none of them held.
-
-#include <algorithm>
-#include <atomic>
-#include <chrono>
-#include <condition_variable>
-#include <cstdint>
-#include <cstdio>
-#include <deque>
-#include <exception>
-#include <filesystem>
-#include <functional>
-#include <iterator>
-#include <limits>
-#include <memory>
-#include <mutex>
-#include <optional>
-#include <shared_mutex>
-#include <string>
-#include <string_view>
-#include <thread>
-#include <tuple>
-#include <utility>
-#include <vector>
-
-// ---- begin stowage/compaction.hpp ----
-// compaction.hpp: which compaction a store runs next (the picking; the engine
-// runs it). Leveled, with level sizes set from the bottom (as RocksDB's
-// dynamic level sizing): the last level is as large as it is, each level
-// above targets a tenth of the one below, and levels whose target would fall
-// under the base size stay empty, so a small store has few levels and each
-// record is rewritten about once per level, O(log N) times in all.
-//
-//  - Level 0 (one run per flush, runs may overlap) is merged, every run at
-//    once, into the base level when it holds kL0Trigger runs.
-//  - A level over its target has one file merged into the level below (the
-//    files after the last one it compacted, round robin, so the whole key
-//    space is visited).
-//  - A level above the base level that holds files (the base moved down as
-//    the store grew smaller, or an older layout) is emptied downward first.
-
-#include <array>
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-
-// ---- begin stowage/version.hpp ----
-// version.hpp: the set of chunk files a store reads, as an immutable value.
-//
-// A Version holds the files of one moment: level 0's runs, newest first (one
-// run per flush of the write buffer; runs may overlap each other), and one
-// run per level 1..kLevels-1 (a level's files never overlap; deeper levels
-// hold older records). A flush or a compaction builds a new Version and
-// installs it in place of the old one; readers, cursors and background work
-// hold a shared_ptr to the one they started on, so a file they read is never
-// deleted under them: a file dropped by an installed Version is marked
-// obsolete, and when the last Version naming it dies, its number goes to a
-// FileBin, whose owner deletes it (the manifest that dropped it is durable by
-// then: a Version is installed only after its manifest is written).
-//
-// Not synchronised beyond that: a Version never changes once shared.
-
-#include <algorithm>
-#include <array>
-#include <atomic>
-#include <cstdint>
-#include <memory>
-#include <mutex>
-#include <string_view>
-#include <utility>
-#include <vector>
-
 
 namespace stowage::detail {
 
@@ -6663,6 +6503,87 @@ inline std::optional<CompactionPick> pick_compaction(const Version& v, const Lev
 
 }  // namespace stowage::detail
 // ---- end stowage/compaction.hpp ----
+// ---- begin stowage/concepts.hpp ----
+// concepts.hpp: what each policy of Storage must provide, as C++20 concepts.
+// Storage checks each with a static_assert whose message names what was
+// expected, so a wrong user policy fails with one readable line.
+//
+//   Serializer  SerializerFor<S, Value>   (serializer.hpp)
+//   Compression CompressionPolicy<C>      (compression.hpp)
+//   Eviction    EvictionPolicy<E>         (eviction.hpp)
+//   Lock        LockPolicy<L>             (lock.hpp)
+//   Key         EncodableKey<K>           (key_codec.hpp)
+
+#include <concepts>
+#include <string>
+#include <string_view>
+
+// ---- begin stowage/lock.hpp ----
+// lock.hpp: the Lock policies, which choose the in-process threading model.
+// Whatever the policy, every open also takes the store's LOCK file
+// exclusively (file_lock.hpp): a second process never shares a store.
+//
+//  - NoLock: one thread uses the store; no synchronisation between user
+//    threads (the engine still synchronises with its own background flush
+//    and compaction threads, with an internal mutex).
+//  - ThreadLock: many readers or one writer (std::shared_mutex); opening a
+//    store another process holds fails at once with LockError.
+//  - ProcessLock: ThreadLock, and open waits up to Options::lock_timeout for
+//    another process to release the store before giving LockError.
+
+#include <concepts>
+#include <shared_mutex>
+
+namespace stowage {
+
+/// No synchronisation between user threads: the store is used by one thread
+/// at a time (the engine still guards what its background threads share).
+struct NoLock {
+  static constexpr bool waits_for_other_processes = false;
+  static constexpr bool thread_safe = false;
+  void lock() noexcept {}
+  void unlock() noexcept {}
+  void lock_shared() noexcept {}
+  void unlock_shared() noexcept {}
+};
+
+/// Many readers or one writer, across threads of this process.
+struct ThreadLock {
+  static constexpr bool waits_for_other_processes = false;
+  static constexpr bool thread_safe = true;
+  void lock() { m_.lock(); }
+  void unlock() { m_.unlock(); }
+  void lock_shared() { m_.lock_shared(); }
+  void unlock_shared() { m_.unlock_shared(); }
+
+ private:
+  std::shared_mutex m_;
+};
+
+/// ThreadLock, plus waiting up to Options::lock_timeout at open for another
+/// process that holds the store.
+struct ProcessLock : ThreadLock {
+  static constexpr bool waits_for_other_processes = true;
+};
+
+}  // namespace stowage
+// ---- end stowage/lock.hpp ----
+
+namespace stowage {
+
+/// L is default-constructible and provides exclusive and shared locking plus
+/// `static constexpr bool waits_for_other_processes`.
+template <class L>
+concept LockPolicy = std::default_initializable<L> && requires(L& l) {
+  l.lock();
+  l.unlock();
+  l.lock_shared();
+  l.unlock_shared();
+  { L::waits_for_other_processes } -> std::convertible_to<bool>;
+};
+
+}  // namespace stowage
+// ---- end stowage/concepts.hpp ----
 // ---- begin stowage/file_lock.hpp ----
 // file_lock.hpp: the cross-process guard of a store directory.
 //
@@ -6776,6 +6697,336 @@ class FileLock {
 
 }  // namespace stowage::detail
 // ---- end stowage/file_lock.hpp ----
+// ---- begin stowage/migration.hpp ----
+// migration.hpp: versioned upgrades (and downgrades) of a store.
+//
+// Two things change over a store's life, and both have a version on disk:
+//  - the user's value schema: Value::version (value_version<Value>), recorded
+//    per keyspace in the MANIFEST. A Migrator holds the registered steps
+//    between versions; Storage finds the shortest path from the stored
+//    version to the one it needs and runs it once, when it opens the store;
+//  - stowage's own on-disk format (the MANIFEST's major version), upgraded by
+//    the library's own steps (detail::format_steps) through the same path
+//    search, at the same time.
+//
+// A migration never changes the live files: it writes new chunk files and
+// makes them live with one atomic MANIFEST swap at the end. A step that
+// throws, or a crash before the swap, leaves the store exactly as it was
+// (the next open removes the unnamed files). Before anything is written, a
+// backup of the store is taken beside it (hard links of the immutable chunk
+// files, copies of MANIFEST and the WAL; never LOCK); it is a complete store
+// that opens on its own.
+
+#include <ctime>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+
+namespace stowage {
+
+/// One registered migration step: turns a value stored at schema version
+/// `from` into one at version `to`.
+struct MigrationStep {
+  unsigned from = 0;
+  unsigned to = 0;
+  /// Serializer::id() of a typed step (Migrator::add<Old, New>); empty for a
+  /// step on bytes.
+  std::string serializer;
+  /// type_description<Old>() and type_description<New>() of a typed step;
+  /// empty for a step on bytes.
+  std::string from_type, to_type;
+  /// Old encoded value → new encoded value, or std::nullopt to drop the record.
+  std::function<std::optional<std::string>(std::string_view)> convert;
+
+  /// "1->2".
+  std::string name() const { return std::to_string(from) + "->" + std::to_string(to); }
+};
+
+namespace detail {
+
+template <class T>
+struct is_optional : std::false_type {};
+template <class T>
+struct is_optional<std::optional<T>> : std::true_type {};
+
+/// The path with the fewest steps from version `from` to `to` over edges (any
+/// type with `from` and `to` members); among equally short paths, the one
+/// whose steps were registered first. Empty when from == to; nullopt when
+/// there is none.
+template <class Edge>
+std::optional<std::vector<const Edge*>> shortest_path(const std::vector<Edge>& edges, unsigned from, unsigned to) {
+  if (from == to) return std::vector<const Edge*>{};
+  std::map<unsigned, const Edge*> reached_by{{from, nullptr}};
+  std::deque<unsigned> queue{from};
+  while (!queue.empty()) {
+    const unsigned v = queue.front();
+    queue.pop_front();
+    for (const auto& e : edges) {
+      if (e.from != v || reached_by.count(e.to) != 0) continue;
+      reached_by[e.to] = &e;
+      if (e.to == to) {
+        std::vector<const Edge*> path;
+        for (unsigned at = to; at != from; at = reached_by[at]->from) path.insert(path.begin(), reached_by[at]);
+        return path;
+      }
+      queue.push_back(e.to);
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace detail
+
+/// The registry of a value type's migration steps. Register every step a
+/// store might need, old and new; Storage picks the shortest path:
+///
+///     stowage::Migrator migrations;
+///     migrations.add<PersonV1, PersonV2>([](PersonV1 p) { return PersonV2{p.name, {}}; });
+///     migrations.add<PersonV2, Person>([](PersonV2 p) { ... });
+///     stowage::Storage<std::string, Person> db(dir, {}, migrations);
+///
+/// A typed step reads the old value with the store's Serializer and writes
+/// the new one; the versions are Old::version and New::version. A step on
+/// bytes, add(from, to, fn), gets and returns encoded values. A step may
+/// return std::optional and std::nullopt to drop a record.
+class Migrator {
+ public:
+  /// Registers a step on encoded values: `fn(std::string_view old)` returns
+  /// the new encoding as something convertible to std::string, or a
+  /// std::optional of it (std::nullopt drops the record).
+  template <class Fn>
+  Migrator& add(unsigned from, unsigned to, Fn fn) {
+    static_assert(std::is_invocable_v<Fn&, std::string_view>,
+                  "stowage: Migrator::add(from, to, fn) needs fn(std::string_view) returning std::string or "
+                  "std::optional<std::string>");
+    MigrationStep s;
+    s.from = from;
+    s.to = to;
+    s.convert = [fn = std::move(fn)](std::string_view old) mutable -> std::optional<std::string> {
+      using R = std::invoke_result_t<Fn&, std::string_view>;
+      if constexpr (detail::is_optional<R>::value) {
+        auto r = fn(old);
+        if (!r) return std::nullopt;
+        return std::string(std::move(*r));
+      } else {
+        return std::string(fn(old));
+      }
+    };
+    return add_step(std::move(s));
+  }
+
+  /// Registers a typed step from Old (at Old::version) to New (at
+  /// New::version): `fn(Old)` returns a New, or a std::optional<New>
+  /// (std::nullopt drops the record). Serializer must be the store's.
+  template <class Old, class New, class Serializer = BinarySerializer, class Fn>
+  Migrator& add(Fn fn) {
+    static_assert(value_version<Old> != value_version<New>,
+                  "stowage: Migrator::add<Old, New> needs Old and New to declare different "
+                  "`static constexpr unsigned version` values");
+    static_assert(std::is_invocable_v<Fn&, Old&&>, "stowage: Migrator::add<Old, New>(fn) needs fn callable with an Old");
+    using R = std::invoke_result_t<Fn&, Old&&>;
+    if constexpr (detail::is_optional<R>::value)
+      static_assert(std::is_convertible_v<typename R::value_type, New>,
+                    "stowage: Migrator::add<Old, New>(fn): fn must return New or std::optional<New>");
+    else
+      static_assert(std::is_convertible_v<R, New>,
+                    "stowage: Migrator::add<Old, New>(fn): fn must return New or std::optional<New>");
+    MigrationStep s;
+    s.from = value_version<Old>;
+    s.to = value_version<New>;
+    s.serializer = std::string(Serializer::id());
+    s.from_type = type_description<Old>();
+    s.to_type = type_description<New>();
+    s.convert = [fn = std::move(fn)](std::string_view old) mutable -> std::optional<std::string> {
+      Old value = Serializer::template deserialize<Old>(old);
+      std::string out;
+      if constexpr (detail::is_optional<R>::value) {
+        auto r = fn(std::move(value));
+        if (!r) return std::nullopt;
+        const New converted = std::move(*r);
+        Serializer::serialize(converted, out);
+      } else {
+        const New converted = fn(std::move(value));
+        Serializer::serialize(converted, out);
+      }
+      return out;
+    };
+    return add_step(std::move(s));
+  }
+
+  /// Puts backups in this directory instead of beside the store.
+  Migrator& backup_to(std::filesystem::path dir) {
+    backup_root_ = std::move(dir);
+    return *this;
+  }
+  /// Where backups go (std::nullopt: the store's parent directory).
+  const std::optional<std::filesystem::path>& backup_root() const { return backup_root_; }
+
+  /// The registered steps, in registration order.
+  const std::vector<MigrationStep>& steps() const { return steps_; }
+  bool empty() const { return steps_.empty(); }
+
+  /// The shortest chain of steps from `from` to `to` (empty when equal), or
+  /// std::nullopt when the registered steps do not connect them.
+  std::optional<std::vector<const MigrationStep*>> path(unsigned from, unsigned to) const {
+    return detail::shortest_path(steps_, from, to);
+  }
+
+  /// "1->2, 2->3" (or "none"), for messages.
+  std::string describe() const {
+    std::string out;
+    for (const auto& s : steps_) out += (out.empty() ? "" : ", ") + s.name();
+    return out.empty() ? "none" : out;
+  }
+
+ private:
+  Migrator& add_step(MigrationStep s) {
+    if (s.from == s.to)
+      throw ValidationError("stowage: a migration step from version " + std::to_string(s.from) + " to itself");
+    for (const auto& e : steps_)
+      if (e.from == s.from && e.to == s.to)
+        throw ValidationError("stowage: the migration step " + s.name() + " is registered twice");
+    steps_.push_back(std::move(s));
+    return *this;
+  }
+
+  std::vector<MigrationStep> steps_;
+  std::optional<std::filesystem::path> backup_root_;
+};
+
+namespace detail {
+
+/// One step of stowage's own on-disk format, applied to a decoded manifest
+/// (chunk files of every format are read as they are; the WAL format has not changed since format 1).
+struct FormatStep {
+  unsigned from = 0;
+  unsigned to = 0;
+  const char* what = "";
+  void (*apply)(Manifest&) = nullptr;
+  std::string name() const { return "format " + std::to_string(from) + "->" + std::to_string(to); }
+};
+
+/// The schema version in a value type description ("obj@3{...}" → 3).
+inline std::uint32_t schema_from_description(std::string_view d) {
+  if (d.substr(0, 4) != "obj@") return 0;
+  std::uint64_t v = 0;
+  for (std::size_t i = 4; i < d.size() && d[i] >= '0' && d[i] <= '9' && v <= 0xffffffffu; ++i)
+    v = v * 10 + static_cast<unsigned>(d[i] - '0');
+  return v > 0xffffffffu ? 0 : static_cast<std::uint32_t>(v);
+}
+
+/// Every format step this program knows.
+inline const std::vector<FormatStep>& format_steps() {
+  static const std::vector<FormatStep> steps = {
+      {1, 2, "key order, value type and schema version kept per keyspace",
+       [](Manifest& m) {
+         // Format 1 wrote 0 as the schema version; the version is the one in
+         // the value type's description.
+         for (auto& ks : m.keyspaces)
+           if (ks.schema_version == 0) ks.schema_version = schema_from_description(ks.value_type);
+         m.format_major = 2;
+         m.format_minor = 0;
+       }},
+      {2, 3, "chunks kept in levels, with tombstones and a live record count (the chunks stay as they are, at the last level)",
+       [](Manifest& m) {
+         // Decoding already put format 1 and 2 chunks at the last level and
+         // counted their records as live: only the version changes.
+         m.format_major = 3;
+         m.format_minor = 0;
+       }},
+  };
+  return steps;
+}
+
+/// The format steps from m's format to this program's.
+inline std::vector<const FormatStep*> format_path(const Manifest& m, const std::filesystem::path& dir) {
+  auto path = shortest_path(format_steps(), m.format_major, kFormatMajor);
+  if (!path)
+    throw MigrationError("stowage: the store at " + dir.string() + " has on-disk format " +
+                         std::to_string(m.format_major) + ", which this program cannot upgrade to format " +
+                         std::to_string(kFormatMajor));
+  return *path;
+}
+
+/// "20261123T180301Z": now, in UTC, for backup names.
+inline std::string utc_stamp() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
+/// Takes a backup of the store in dir as a new directory under root (the
+/// store's parent when root is empty), named `<store>.backup-<UTC time>-<tag>`:
+/// hard links for the immutable files in `link_names`, durable copies of
+/// `copy_names`. Returns its path. Never touches dir.
+inline std::filesystem::path take_backup(FileSystem& fs, const std::filesystem::path& dir,
+                                         const std::vector<std::string>& link_names,
+                                         const std::vector<std::string>& copy_names,
+                                         const std::optional<std::filesystem::path>& root, const std::string& tag) {
+  auto store = std::filesystem::absolute(dir).lexically_normal();
+  if (!store.has_filename()) store = store.parent_path();  // "dir/" names dir
+  const std::string store_name = store.filename().string();
+  const std::filesystem::path parent = root ? *root : store.parent_path();
+  const std::string base = store_name + ".backup-" + utc_stamp() + "-" + tag;
+  std::filesystem::path backup = parent / base;
+  for (int n = 2; fs.exists(backup); ++n) backup = parent / (base + "-" + std::to_string(n));
+  fs.create_dirs(backup);
+  for (const auto& name : link_names) fs.link(dir / name, backup / name);
+  for (const auto& name : copy_names) copy_file(fs, dir / name, backup / name);
+  fs.sync_dir(backup);
+  fs.sync_dir(parent);
+  return backup;
+}
+
+}  // namespace detail
+
+/// A store's on-disk format and value schema version, and the steps an open
+/// would run to reach `target_version` (when given) with `migrations`. Reads
+/// only MANIFEST: it takes no lock and changes nothing, so it works beside a
+/// process that has the store open. Throws ValidationError when dir holds no
+/// store, CorruptionError when its MANIFEST is damaged.
+inline MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator& migrations = {},
+                                        std::optional<unsigned> target_version = std::nullopt,
+                                        std::shared_ptr<FileSystem> file_system = nullptr) {
+  auto fs = file_system ? file_system : default_file_system();
+  if (!detail::manifest_exists(*fs, dir)) throw ValidationError("stowage: no store at " + dir.string() + " (no MANIFEST)");
+  detail::Manifest m = detail::read_manifest(*fs, dir);
+  MigrationStatus st;
+  st.format_version = m.format_major;
+  st.format_minor = m.format_minor;
+  st.current_format_version = detail::kFormatMajor;
+  for (const auto* f : detail::format_path(m, dir)) {
+    f->apply(m);
+    st.pending.push_back(f->name());
+  }
+  if (const auto* ks = m.keyspace(detail::kDefaultKeyspace)) {
+    st.schema_version = ks->schema_version;
+    st.value_type = ks->value_type;
+  }
+  st.target_version = target_version;
+  if (target_version) {
+    if (auto path = migrations.path(st.schema_version, *target_version)) {
+      for (const auto* s : *path) st.pending.push_back(s->name());
+    } else {
+      st.path_found = false;
+    }
+  }
+  return st;
+}
+
+}  // namespace stowage
+// ---- end stowage/migration.hpp ----
 // ---- begin stowage/open_files.hpp ----
 // open_files.hpp: a bounded cache of open chunk files (file descriptors).
 //
@@ -6873,64 +7124,6 @@ class OpenFileCache {
 
 }  // namespace stowage::detail
 // ---- end stowage/open_files.hpp ----
-// ---- begin stowage/store_files.hpp ----
-// store_files.hpp: what the engine and the readers that work without it
-// (verify.hpp, the `stowage` tool) agree on besides the file formats: the
-// names of chunk files in a store's directory and the largest key and value
-// a store holds. (WAL segment names live in wal.hpp, with the WAL format.)
-
-#include <cstddef>
-#include <cstdint>
-#include <cstdio>
-#include <optional>
-#include <string>
-#include <string_view>
-
-namespace stowage {
-
-/// Largest encoded key a store accepts.
-inline constexpr std::size_t kMaxKeyBytes = 64 * 1024;
-/// Largest encoded value a store accepts.
-inline constexpr std::size_t kMaxValueBytes = std::size_t{1} << 30;
-
-namespace detail {
-
-/// An encoded key for messages: "0x" and the hex of its first max_bytes
-/// bytes ("..." when there are more).
-inline std::string hex_key(std::string_view encoded, std::size_t max_bytes = 64) {
-  static const char* hex = "0123456789abcdef";
-  std::string out = "0x";
-  for (unsigned char c : encoded.substr(0, max_bytes)) {
-    out.push_back(hex[c >> 4]);
-    out.push_back(hex[c & 15]);
-  }
-  return encoded.size() > max_bytes ? out + "..." : out;
-}
-
-/// "000042.chunk" for chunk file 42.
-inline std::string chunk_file_name(std::uint64_t number) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%06llu.chunk", static_cast<unsigned long long>(number));
-  return buf;
-}
-
-/// The number of a chunk file name ("NNNNNN.chunk", up to 18 digits); nullopt for any other name.
-inline std::optional<std::uint64_t> parse_chunk_file_name(std::string_view name) {
-  constexpr std::string_view ext = ".chunk";
-  if (name.size() <= ext.size() || name.substr(name.size() - ext.size()) != ext) return std::nullopt;
-  auto digits = name.substr(0, name.size() - ext.size());
-  if (digits.size() > 18) return std::nullopt;
-  std::uint64_t n = 0;
-  for (char c : digits) {
-    if (c < '0' || c > '9') return std::nullopt;
-    n = n * 10 + static_cast<std::uint64_t>(c - '0');
-  }
-  return n;
-}
-
-}  // namespace detail
-}  // namespace stowage
-// ---- end stowage/store_files.hpp ----
 // ---- begin stowage/wal.hpp ----
 // wal.hpp: the write-ahead log. Every commit (a put, an erase or an atomic
 // batch) is appended as ONE record before it is acknowledged, so a batch is
@@ -8194,24 +8387,6 @@ inline constexpr std::uint64_t kTableSlot = ~std::uint64_t{0};
 inline constexpr std::uint64_t kStoredSlot = std::uint64_t{1} << 63;
 }  // namespace detail
 
-/// What the engine needs to know of the records a typed layer stores in it
-/// (all of it recorded in, or checked against, the manifest).
-struct RecordTypes {
-  /// Serializer::id() of the values.
-  std::string serializer;
-  /// KeyCodec<Key>::name(): the order the encoded keys are in.
-  std::string key_order;
-  /// type_description<Value>() ("" when unknown).
-  std::string value_type;
-  /// value_version<Value>: the schema version values are written at.
-  unsigned value_version = 0;
-  /// Throws CorruptionError when an encoded key does not decode as the key
-  /// type (WAL replay checks each key with it); nullptr: no check.
-  void (*check_key)(std::string_view encoded) = nullptr;
-  /// The key for messages, decoded when that reads well; nullptr: hex.
-  std::string (*describe_key)(std::string_view encoded) = nullptr;
-};
-
 /// The untyped store in one directory: byte keys in memcmp order, byte
 /// values. See the top of engine.hpp; Storage (storage.hpp) is its typed
 /// face, and what users call.
@@ -8414,6 +8589,21 @@ class Engine {
 
   /// What the migration run by this object's open did, if one ran.
   const std::optional<MigrationReport>& last_migration() const { return last_migration_; }
+  /// The report of a migration that had nothing to do: the current format,
+  /// from and to `version`.
+  static MigrationReport no_migration(unsigned version) {
+    MigrationReport nothing;
+    nothing.from_format = nothing.to_format = detail::kFormatMajor;
+    nothing.from_version = nothing.to_version = version;
+    return nothing;
+  }
+  /// stowage::migration_status(dir, migrations, target, options.file_system)
+  /// (no migrations: a Migrator with no steps).
+  static MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator* migrations,
+                                          unsigned target, const Options& options) {
+    return migrations ? stowage::migration_status(dir, *migrations, target, options.file_system)
+                      : stowage::migration_status(dir, Migrator{}, target, options.file_system);
+  }
 
   /// The store's directory.
   const std::filesystem::path& path() const { return dir_; }
@@ -11068,6 +11258,153 @@ auto Engine<Compression, Eviction, Lock>::apply_commit(Op* ops, std::size_t n, s
   bytes_put_.fetch_add(bytes, std::memory_order_relaxed);
 }
 
+// ---- EngineHandle's members (engine_handle.hpp): each a call on the engine.
+
+template <class C, class E, class L>
+EngineHandle<C, E, L>::EngineHandle(const std::filesystem::path& dir, Options options, RecordTypes types,
+                                    const Migrator* migrations, unsigned target, bool migrate_only)
+    : engine_(std::make_unique<engine_type>(dir, std::move(options), std::move(types), migrations, target,
+                                            migrate_only)) {}
+template <class C, class E, class L>
+EngineHandle<C, E, L>::~EngineHandle() = default;
+template <class C, class E, class L>
+EngineHandle<C, E, L>::EngineHandle(EngineHandle&& other) noexcept = default;
+template <class C, class E, class L>
+auto EngineHandle<C, E, L>::operator=(EngineHandle&& other) noexcept -> EngineHandle& = default;
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::check_key_size(std::size_t bytes) const {
+  engine_->check_key_size(bytes);
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::check_value_size(std::size_t bytes) const {
+  engine_->check_value_size(bytes);
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::put(std::string_view key, std::string_view value) {
+  engine_->put(key, value);
+}
+template <class C, class E, class L>
+bool EngineHandle<C, E, L>::erase(std::string_view key) {
+  return engine_->erase(key);
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::discard(std::string_view key) {
+  engine_->discard(key);
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::put_batch(const std::vector<std::string>& kv) {
+  engine_->put_batch(kv);
+}
+template <class C, class E, class L>
+bool EngineHandle<C, E, L>::find_with(std::string_view key,
+                                      void (*call)(void*, std::string_view, const std::filesystem::path*),
+                                      void* fn) const {
+  return engine_->find(key, [&](std::string_view value, const std::filesystem::path* file) { call(fn, value, file); });
+}
+template <class C, class E, class L>
+std::size_t EngineHandle<C, E, L>::size() const {
+  return engine_->size();
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::flush() {
+  engine_->flush();
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::checkpoint() {
+  engine_->checkpoint();
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::compact() {
+  engine_->compact();
+}
+template <class C, class E, class L>
+Stats EngineHandle<C, E, L>::stats() const {
+  return engine_->stats();
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::close() {
+  engine_->close();
+}
+template <class C, class E, class L>
+const std::optional<MigrationReport>& EngineHandle<C, E, L>::last_migration() const {
+  return engine_->last_migration();
+}
+template <class C, class E, class L>
+MigrationReport EngineHandle<C, E, L>::no_migration(unsigned version) {
+  return engine_type::no_migration(version);
+}
+template <class C, class E, class L>
+MigrationStatus EngineHandle<C, E, L>::migration_status(const std::filesystem::path& dir, const Migrator* migrations,
+                                                        unsigned target, const Options& options) {
+  return engine_type::migration_status(dir, migrations, target, options);
+}
+template <class C, class E, class L>
+const std::filesystem::path& EngineHandle<C, E, L>::path() const {
+  return engine_->path();
+}
+template <class C, class E, class L>
+const Options& EngineHandle<C, E, L>::options() const {
+  return engine_->options();
+}
+template <class C, class E, class L>
+const RecordTypes& EngineHandle<C, E, L>::types() const {
+  return engine_->types();
+}
+
+template <class C, class E, class L>
+struct EngineHandle<C, E, L>::Cursor::Impl {
+  typename engine_type::Cursor cursor;
+};
+template <class C, class E, class L>
+EngineHandle<C, E, L>::Cursor::Cursor() noexcept = default;
+template <class C, class E, class L>
+EngineHandle<C, E, L>::Cursor::Cursor(const EngineHandle* h, std::optional<std::string> from,
+                                      std::optional<std::string> to)
+    : c_(std::make_unique<Impl>(Impl{typename engine_type::Cursor(h->engine_.get(), std::move(from), std::move(to))})) {}
+template <class C, class E, class L>
+EngineHandle<C, E, L>::Cursor::Cursor(const Cursor& other)
+    : c_(other.c_ ? std::make_unique<Impl>(*other.c_) : nullptr) {}
+template <class C, class E, class L>
+EngineHandle<C, E, L>::Cursor::Cursor(Cursor&& other) noexcept = default;
+template <class C, class E, class L>
+auto EngineHandle<C, E, L>::Cursor::operator=(const Cursor& other) -> Cursor& {
+  if (this != &other) c_ = other.c_ ? std::make_unique<Impl>(*other.c_) : nullptr;
+  return *this;
+}
+template <class C, class E, class L>
+auto EngineHandle<C, E, L>::Cursor::operator=(Cursor&& other) noexcept -> Cursor& = default;
+template <class C, class E, class L>
+EngineHandle<C, E, L>::Cursor::~Cursor() = default;
+template <class C, class E, class L>
+bool EngineHandle<C, E, L>::Cursor::peek() {
+  return c_ && c_->cursor.peek();
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::Cursor::accept() {
+  c_->cursor.accept();
+}
+template <class C, class E, class L>
+std::string_view EngineHandle<C, E, L>::Cursor::key() const {
+  return c_->cursor.key();
+}
+template <class C, class E, class L>
+std::string_view EngineHandle<C, E, L>::Cursor::value() const {
+  return c_->cursor.value();
+}
+template <class C, class E, class L>
+const std::filesystem::path* EngineHandle<C, E, L>::Cursor::file() const {
+  return c_->cursor.file();
+}
+template <class C, class E, class L>
+bool EngineHandle<C, E, L>::Cursor::at_end() const {
+  return !c_ || c_->cursor.at_end();
+}
+template <class C, class E, class L>
+const std::string& EngineHandle<C, E, L>::Cursor::last() const {
+  static const std::string none;
+  return c_ ? c_->cursor.last() : none;
+}
+
 }  // namespace stowage
 
 // Separate compilation (opt-in). With STOWAGE_SEPARATE_COMPILATION defined
@@ -11079,6 +11416,7 @@ auto Engine<Compression, Eviction, Lock>::apply_commit(Op* ops, std::size_t n, s
 extern template class stowage::Engine<stowage::Lz4Compression, stowage::LruEviction, stowage::ThreadLock>;
 #endif
 // ---- end stowage/engine.hpp ----
+#endif
 
 namespace stowage {
 
@@ -11098,8 +11436,14 @@ class Storage {
                 "deserialize<Value>(std::string_view) for this Value");
 
  public:
-  /// The untyped engine this store keeps its bytes in.
+  /// The untyped engine this store keeps its bytes in: Engine<Compression,
+  /// Eviction, Lock>, or with STOWAGE_SEPARATE_COMPILATION an EngineHandle
+  /// to one (the same members, defined in another translation unit).
+#ifdef STOWAGE_SEPARATE_COMPILATION
+  using engine_type = EngineHandle<Compression, Eviction, Lock>;
+#else
   using engine_type = Engine<Compression, Eviction, Lock>;
+#endif
   using key_type = Key;
   using mapped_type = Value;
   using value_type = std::pair<Key, Value>;
@@ -11224,17 +11568,18 @@ class Storage {
     options.create_if_missing = false;
     Storage s(dir, std::move(options), &migrations, version, true);
     if (s.last_migration()) return *s.last_migration();
-    MigrationReport nothing;
-    nothing.from_format = nothing.to_format = detail::kFormatMajor;
-    nothing.from_version = nothing.to_version = version;
-    return nothing;
+    return engine_type::no_migration(version);
   }
 
   /// migration_status(dir, migrations, value_version<Value>): what opening
   /// dir with this Storage type would run. Takes no lock, writes nothing.
-  static MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator& migrations = {},
+  static MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator& migrations,
                                           const Options& options = {}) {
-    return stowage::migration_status(dir, migrations, value_version<Value>, options.file_system);
+    return engine_type::migration_status(dir, &migrations, value_version<Value>, options);
+  }
+  /// migration_status(dir, Migrator{}): with no steps registered.
+  static MigrationStatus migration_status(const std::filesystem::path& dir) {
+    return engine_type::migration_status(dir, nullptr, value_version<Value>, Options{});
   }
 
   /// The store's directory.
@@ -11451,6 +11796,8 @@ class Storage {
 
 }  // namespace stowage
 // ---- end stowage/storage.hpp ----
+
+#ifndef STOWAGE_SEPARATE_COMPILATION
 // ---- begin stowage/verify.hpp ----
 // verify.hpp: looking into a store without opening it.
 //
@@ -12359,4 +12706,5 @@ VerifyReport verify(const std::filesystem::path& dir, const VerifyOptions& opt =
 
 }  // namespace stowage
 // ---- end stowage/verify.hpp ----
+#endif
 // ---- end stowage/stowage.hpp ----

@@ -84,6 +84,7 @@
 #include "compression.hpp"
 #include "concepts.hpp"
 #include "detail/coding.hpp"
+#include "engine_handle.hpp"
 #include "error.hpp"
 #include "eviction.hpp"
 #include "file.hpp"
@@ -130,24 +131,6 @@ inline constexpr std::uint64_t kTableSlot = ~std::uint64_t{0};
 /// gets) rather than decoded (Block, under the plain block index, for scans).
 inline constexpr std::uint64_t kStoredSlot = std::uint64_t{1} << 63;
 }  // namespace detail
-
-/// What the engine needs to know of the records a typed layer stores in it
-/// (all of it recorded in, or checked against, the manifest).
-struct RecordTypes {
-  /// Serializer::id() of the values.
-  std::string serializer;
-  /// KeyCodec<Key>::name(): the order the encoded keys are in.
-  std::string key_order;
-  /// type_description<Value>() ("" when unknown).
-  std::string value_type;
-  /// value_version<Value>: the schema version values are written at.
-  unsigned value_version = 0;
-  /// Throws CorruptionError when an encoded key does not decode as the key
-  /// type (WAL replay checks each key with it); nullptr: no check.
-  void (*check_key)(std::string_view encoded) = nullptr;
-  /// The key for messages, decoded when that reads well; nullptr: hex.
-  std::string (*describe_key)(std::string_view encoded) = nullptr;
-};
 
 /// The untyped store in one directory: byte keys in memcmp order, byte
 /// values. See the top of engine.hpp; Storage (storage.hpp) is its typed
@@ -351,6 +334,21 @@ class Engine {
 
   /// What the migration run by this object's open did, if one ran.
   const std::optional<MigrationReport>& last_migration() const { return last_migration_; }
+  /// The report of a migration that had nothing to do: the current format,
+  /// from and to `version`.
+  static MigrationReport no_migration(unsigned version) {
+    MigrationReport nothing;
+    nothing.from_format = nothing.to_format = detail::kFormatMajor;
+    nothing.from_version = nothing.to_version = version;
+    return nothing;
+  }
+  /// stowage::migration_status(dir, migrations, target, options.file_system)
+  /// (no migrations: a Migrator with no steps).
+  static MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator* migrations,
+                                          unsigned target, const Options& options) {
+    return migrations ? stowage::migration_status(dir, *migrations, target, options.file_system)
+                      : stowage::migration_status(dir, Migrator{}, target, options.file_system);
+  }
 
   /// The store's directory.
   const std::filesystem::path& path() const { return dir_; }
@@ -3003,6 +3001,153 @@ auto Engine<Compression, Eviction, Lock>::apply_commit(Op* ops, std::size_t n, s
   }
   ++wb_version_;
   bytes_put_.fetch_add(bytes, std::memory_order_relaxed);
+}
+
+// ---- EngineHandle's members (engine_handle.hpp): each a call on the engine.
+
+template <class C, class E, class L>
+EngineHandle<C, E, L>::EngineHandle(const std::filesystem::path& dir, Options options, RecordTypes types,
+                                    const Migrator* migrations, unsigned target, bool migrate_only)
+    : engine_(std::make_unique<engine_type>(dir, std::move(options), std::move(types), migrations, target,
+                                            migrate_only)) {}
+template <class C, class E, class L>
+EngineHandle<C, E, L>::~EngineHandle() = default;
+template <class C, class E, class L>
+EngineHandle<C, E, L>::EngineHandle(EngineHandle&& other) noexcept = default;
+template <class C, class E, class L>
+auto EngineHandle<C, E, L>::operator=(EngineHandle&& other) noexcept -> EngineHandle& = default;
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::check_key_size(std::size_t bytes) const {
+  engine_->check_key_size(bytes);
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::check_value_size(std::size_t bytes) const {
+  engine_->check_value_size(bytes);
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::put(std::string_view key, std::string_view value) {
+  engine_->put(key, value);
+}
+template <class C, class E, class L>
+bool EngineHandle<C, E, L>::erase(std::string_view key) {
+  return engine_->erase(key);
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::discard(std::string_view key) {
+  engine_->discard(key);
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::put_batch(const std::vector<std::string>& kv) {
+  engine_->put_batch(kv);
+}
+template <class C, class E, class L>
+bool EngineHandle<C, E, L>::find_with(std::string_view key,
+                                      void (*call)(void*, std::string_view, const std::filesystem::path*),
+                                      void* fn) const {
+  return engine_->find(key, [&](std::string_view value, const std::filesystem::path* file) { call(fn, value, file); });
+}
+template <class C, class E, class L>
+std::size_t EngineHandle<C, E, L>::size() const {
+  return engine_->size();
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::flush() {
+  engine_->flush();
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::checkpoint() {
+  engine_->checkpoint();
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::compact() {
+  engine_->compact();
+}
+template <class C, class E, class L>
+Stats EngineHandle<C, E, L>::stats() const {
+  return engine_->stats();
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::close() {
+  engine_->close();
+}
+template <class C, class E, class L>
+const std::optional<MigrationReport>& EngineHandle<C, E, L>::last_migration() const {
+  return engine_->last_migration();
+}
+template <class C, class E, class L>
+MigrationReport EngineHandle<C, E, L>::no_migration(unsigned version) {
+  return engine_type::no_migration(version);
+}
+template <class C, class E, class L>
+MigrationStatus EngineHandle<C, E, L>::migration_status(const std::filesystem::path& dir, const Migrator* migrations,
+                                                        unsigned target, const Options& options) {
+  return engine_type::migration_status(dir, migrations, target, options);
+}
+template <class C, class E, class L>
+const std::filesystem::path& EngineHandle<C, E, L>::path() const {
+  return engine_->path();
+}
+template <class C, class E, class L>
+const Options& EngineHandle<C, E, L>::options() const {
+  return engine_->options();
+}
+template <class C, class E, class L>
+const RecordTypes& EngineHandle<C, E, L>::types() const {
+  return engine_->types();
+}
+
+template <class C, class E, class L>
+struct EngineHandle<C, E, L>::Cursor::Impl {
+  typename engine_type::Cursor cursor;
+};
+template <class C, class E, class L>
+EngineHandle<C, E, L>::Cursor::Cursor() noexcept = default;
+template <class C, class E, class L>
+EngineHandle<C, E, L>::Cursor::Cursor(const EngineHandle* h, std::optional<std::string> from,
+                                      std::optional<std::string> to)
+    : c_(std::make_unique<Impl>(Impl{typename engine_type::Cursor(h->engine_.get(), std::move(from), std::move(to))})) {}
+template <class C, class E, class L>
+EngineHandle<C, E, L>::Cursor::Cursor(const Cursor& other)
+    : c_(other.c_ ? std::make_unique<Impl>(*other.c_) : nullptr) {}
+template <class C, class E, class L>
+EngineHandle<C, E, L>::Cursor::Cursor(Cursor&& other) noexcept = default;
+template <class C, class E, class L>
+auto EngineHandle<C, E, L>::Cursor::operator=(const Cursor& other) -> Cursor& {
+  if (this != &other) c_ = other.c_ ? std::make_unique<Impl>(*other.c_) : nullptr;
+  return *this;
+}
+template <class C, class E, class L>
+auto EngineHandle<C, E, L>::Cursor::operator=(Cursor&& other) noexcept -> Cursor& = default;
+template <class C, class E, class L>
+EngineHandle<C, E, L>::Cursor::~Cursor() = default;
+template <class C, class E, class L>
+bool EngineHandle<C, E, L>::Cursor::peek() {
+  return c_ && c_->cursor.peek();
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::Cursor::accept() {
+  c_->cursor.accept();
+}
+template <class C, class E, class L>
+std::string_view EngineHandle<C, E, L>::Cursor::key() const {
+  return c_->cursor.key();
+}
+template <class C, class E, class L>
+std::string_view EngineHandle<C, E, L>::Cursor::value() const {
+  return c_->cursor.value();
+}
+template <class C, class E, class L>
+const std::filesystem::path* EngineHandle<C, E, L>::Cursor::file() const {
+  return c_->cursor.file();
+}
+template <class C, class E, class L>
+bool EngineHandle<C, E, L>::Cursor::at_end() const {
+  return !c_ || c_->cursor.at_end();
+}
+template <class C, class E, class L>
+const std::string& EngineHandle<C, E, L>::Cursor::last() const {
+  static const std::string none;
+  return c_ ? c_->cursor.last() : none;
 }
 
 }  // namespace stowage

@@ -34,6 +34,7 @@
 #include "error.hpp"
 #include "file.hpp"
 #include "manifest.hpp"
+#include "migration_report.hpp"
 #include "serializer.hpp"
 
 namespace stowage {
@@ -206,38 +207,6 @@ class Migrator {
 
   std::vector<MigrationStep> steps_;
   std::optional<std::filesystem::path> backup_root_;
-};
-
-/// What a migration did (Storage::last_migration(), Storage::migrate_to()).
-struct MigrationReport {
-  unsigned from_format = 0;   ///< on-disk format major version before
-  unsigned to_format = 0;     ///< ... and after
-  unsigned from_version = 0;  ///< value schema version before
-  unsigned to_version = 0;    ///< ... and after
-  /// The steps run, in order: "format 1->2", "1->2", "2->3".
-  std::vector<std::string> steps;
-  std::uint64_t records = 0;  ///< records converted
-  std::uint64_t dropped = 0;  ///< records a step dropped
-  /// The backup taken first (a complete store; empty when nothing ran).
-  std::filesystem::path backup;
-  double seconds = 0;  ///< wall time, backup included
-};
-
-/// A store's versions and what opening it would run (migration_status()).
-struct MigrationStatus {
-  unsigned format_version = 0;          ///< on-disk format major version
-  unsigned format_minor = 0;            ///< on-disk format minor version
-  unsigned current_format_version = 0;  ///< the format this program writes
-  unsigned schema_version = 0;          ///< value schema version on disk
-  std::string value_type;               ///< the stored value type's description (may be empty)
-  std::optional<unsigned> target_version;  ///< the version asked for, if any
-  /// The steps an open (or migrate_to) would run, in order: "format 1->2", "1->2".
-  std::vector<std::string> pending;
-  /// False when a target version was given and no registered steps reach it.
-  bool path_found = true;
-
-  /// Nothing to run and nothing missing.
-  bool up_to_date() const { return pending.empty() && path_found; }
 };
 
 namespace detail {

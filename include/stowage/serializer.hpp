@@ -102,6 +102,22 @@ constexpr unsigned version_of() {
 
 }  // namespace detail::value
 
+/// S turns T into bytes and back: static id() (recorded in the manifest),
+/// serialize(const T&, std::string& out) appending to out, and
+/// deserialize<T>(std::string_view) consuming all the bytes.
+template <class S, class T>
+concept SerializerFor = requires(const T& value, std::string& out, std::string_view in) {
+  { S::id() } -> std::convertible_to<std::string_view>;
+  S::serialize(value, out);
+  { S::template deserialize<T>(in) } -> std::same_as<T>;
+};
+
+/// Optional for a Serializer: S::deserialize_into<T>(bytes, out) decodes like
+/// deserialize<T>(bytes) but into an existing object, reusing its memory;
+/// scans use it when present (BinarySerializer has it).
+template <class S, class T>
+concept SerializerDecodesInto = requires(std::string_view in, T& out) { S::template deserialize_into<T>(in, out); };
+
 /// Schema version of a user type: T::version when T declares
 /// `static constexpr unsigned version = N;`, else 0. BinarySerializer writes it
 /// before the type's fields and passes the written version to serialize() when

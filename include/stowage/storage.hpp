@@ -18,14 +18,21 @@
 #include <utility>
 #include <vector>
 
-#include "concepts.hpp"
-#include "engine.hpp"
+#include "engine_handle.hpp"
 #include "error.hpp"
 #include "key_codec.hpp"
-#include "migration.hpp"
+#include "migration_report.hpp"
 #include "options.hpp"
 #include "serializer.hpp"
+#include "store_files.hpp"
 #include "stowage_fwd.hpp"
+// With STOWAGE_SEPARATE_COMPILATION, Storage keeps its engine behind an
+// EngineHandle and this file includes neither the engine nor the migration
+// machinery (the file that includes <stowage/engine_src.hpp> compiles them).
+#ifndef STOWAGE_SEPARATE_COMPILATION
+#include "engine.hpp"
+#include "migration.hpp"
+#endif
 
 namespace stowage {
 
@@ -45,8 +52,14 @@ class Storage {
                 "deserialize<Value>(std::string_view) for this Value");
 
  public:
-  /// The untyped engine this store keeps its bytes in.
+  /// The untyped engine this store keeps its bytes in: Engine<Compression,
+  /// Eviction, Lock>, or with STOWAGE_SEPARATE_COMPILATION an EngineHandle
+  /// to one (the same members, defined in another translation unit).
+#ifdef STOWAGE_SEPARATE_COMPILATION
+  using engine_type = EngineHandle<Compression, Eviction, Lock>;
+#else
   using engine_type = Engine<Compression, Eviction, Lock>;
+#endif
   using key_type = Key;
   using mapped_type = Value;
   using value_type = std::pair<Key, Value>;
@@ -171,17 +184,18 @@ class Storage {
     options.create_if_missing = false;
     Storage s(dir, std::move(options), &migrations, version, true);
     if (s.last_migration()) return *s.last_migration();
-    MigrationReport nothing;
-    nothing.from_format = nothing.to_format = detail::kFormatMajor;
-    nothing.from_version = nothing.to_version = version;
-    return nothing;
+    return engine_type::no_migration(version);
   }
 
   /// migration_status(dir, migrations, value_version<Value>): what opening
   /// dir with this Storage type would run. Takes no lock, writes nothing.
-  static MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator& migrations = {},
+  static MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator& migrations,
                                           const Options& options = {}) {
-    return stowage::migration_status(dir, migrations, value_version<Value>, options.file_system);
+    return engine_type::migration_status(dir, &migrations, value_version<Value>, options);
+  }
+  /// migration_status(dir, Migrator{}): with no steps registered.
+  static MigrationStatus migration_status(const std::filesystem::path& dir) {
+    return engine_type::migration_status(dir, nullptr, value_version<Value>, Options{});
   }
 
   /// The store's directory.

@@ -2,19 +2,32 @@
 // stowage.hpp: the one header to include. Brings in Storage and every policy
 // that needs no extra library (BoostSerializer lives in boost_serializer.hpp,
 // which needs libboost_serialization).
+//
+// With STOWAGE_SEPARATE_COMPILATION (see engine_src.hpp) it brings in only
+// what using a Storage over the default policies needs: Storage, its keys,
+// values, options, errors and migration results. The engine, the policies'
+// definitions, Migrator (migration.hpp) and verify (verify.hpp) then come
+// from their own headers, or from the one file that includes
+// <stowage/engine_src.hpp>.
 #pragma once
 
+#include "engine_handle.hpp"
+#include "error.hpp"
+#include "key_codec.hpp"
+#include "migration_report.hpp"
+#include "options.hpp"
+#include "serializer.hpp"
+#include "storage.hpp"
+
+#ifndef STOWAGE_SEPARATE_COMPILATION
 #include "cache.hpp"
 #include "chunk.hpp"
 #include "compression.hpp"
 #include "concepts.hpp"
-#include "error.hpp"
+#include "engine.hpp"
 #include "eviction.hpp"
 #include "file.hpp"
-#include "key_codec.hpp"
 #include "lock.hpp"
 #include "migration.hpp"
-#include "options.hpp"
-#include "serializer.hpp"
-#include "storage.hpp"
 #include "verify.hpp"
+#endif

@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: BSL-1.0
+// engine_handle.hpp: what a typed layer needs to name the engine without
+// including it: RecordTypes (what the engine must know of a store's types)
+// and EngineHandle<Compression, Eviction, Lock>, the engine behind a pointer.
+//
+// EngineHandle has Engine's public members (engine.hpp), each defined out of
+// line at the end of engine.hpp, and an owned Engine behind them. Storage
+// uses it as its engine_type only with STOWAGE_SEPARATE_COMPILATION: a file
+// built so includes this header and not engine.hpp, and calls members that
+// the one file including <stowage/engine_src.hpp> compiles. Header-only
+// builds use Engine itself (no pointer, every call inlined).
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "migration_report.hpp"
+#include "options.hpp"
+#include "stowage_fwd.hpp"
+
+namespace stowage {
+
+/// What the engine needs to know of the records a typed layer stores in it
+/// (all of it recorded in, or checked against, the manifest).
+struct RecordTypes {
+  /// Serializer::id() of the values.
+  std::string serializer;
+  /// KeyCodec<Key>::name(): the order the encoded keys are in.
+  std::string key_order;
+  /// type_description<Value>() ("" when unknown).
+  std::string value_type;
+  /// value_version<Value>: the schema version values are written at.
+  unsigned value_version = 0;
+  /// Throws CorruptionError when an encoded key does not decode as the key
+  /// type (WAL replay checks each key with it); nullptr: no check.
+  void (*check_key)(std::string_view encoded) = nullptr;
+  /// The key for messages, decoded when that reads well; nullptr: hex.
+  std::string (*describe_key)(std::string_view encoded) = nullptr;
+};
+
+/// Engine<Compression, Eviction, Lock> behind a pointer, with the same
+/// public members (see Engine in engine.hpp for what each does). It is
+/// movable; a moved-from handle may only be destroyed or assigned to.
+template <class Compression, class Eviction, class Lock>
+class EngineHandle {
+ public:
+  /// The engine it owns.
+  using engine_type = Engine<Compression, Eviction, Lock>;
+
+  /// Opens the engine: as Engine's constructor.
+  EngineHandle(const std::filesystem::path& dir, Options options, RecordTypes types, const Migrator* migrations,
+               unsigned target, bool migrate_only);
+  /// Closes the engine (as ~Engine: errors are logged, not thrown).
+  ~EngineHandle();
+  EngineHandle(const EngineHandle&) = delete;
+  EngineHandle& operator=(const EngineHandle&) = delete;
+  /// Takes over other's engine.
+  EngineHandle(EngineHandle&& other) noexcept;
+  /// Closes this handle's engine, then takes over other's.
+  EngineHandle& operator=(EngineHandle&& other) noexcept;
+
+  /// Engine::check_key_size.
+  void check_key_size(std::size_t bytes) const;
+  /// Engine::check_value_size.
+  void check_value_size(std::size_t bytes) const;
+  /// Engine::put.
+  void put(std::string_view key, std::string_view value);
+  /// Engine::erase.
+  bool erase(std::string_view key);
+  /// Engine::discard.
+  void discard(std::string_view key);
+  /// Engine::put_batch.
+  void put_batch(const std::vector<std::string>& kv);
+  /// Engine::find: on_value(std::string_view value, const std::filesystem::path* file)
+  /// is called with the stored value when key is stored.
+  template <class Fn>
+  bool find(std::string_view key, Fn&& on_value) const {
+    return find_with(
+        key,
+        [](void* fn, std::string_view value, const std::filesystem::path* file) {
+          (*static_cast<std::remove_reference_t<Fn>*>(fn))(value, file);
+        },
+        const_cast<void*>(static_cast<const void*>(&on_value)));
+  }
+  /// Engine::size.
+  std::size_t size() const;
+  /// Engine::flush.
+  void flush();
+  /// Engine::checkpoint.
+  void checkpoint();
+  /// Engine::compact.
+  void compact();
+  /// Engine::stats.
+  Stats stats() const;
+  /// Engine::close.
+  void close();
+  /// Engine::last_migration.
+  const std::optional<MigrationReport>& last_migration() const;
+  /// Engine::no_migration.
+  static MigrationReport no_migration(unsigned version);
+  /// Engine::migration_status.
+  static MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator* migrations,
+                                          unsigned target, const Options& options);
+  /// Engine::path.
+  const std::filesystem::path& path() const;
+  /// Engine::options.
+  const Options& options() const;
+  /// Engine::types.
+  const RecordTypes& types() const;
+  /// The engine itself.
+  engine_type& engine() { return *engine_; }
+  /// The engine itself.
+  const engine_type& engine() const { return *engine_; }
+
+  /// Engine::Cursor behind a pointer, with its members.
+  class Cursor {
+   public:
+    /// A cursor at the end.
+    Cursor() noexcept;
+    /// Engine::Cursor(e, from, to) over h's engine.
+    Cursor(const EngineHandle* h, std::optional<std::string> from, std::optional<std::string> to);
+    /// A copy at the same position (see Engine::Cursor).
+    Cursor(const Cursor& other);
+    /// Takes over other's position; other may only be assigned to or destroyed.
+    Cursor(Cursor&& other) noexcept;
+    /// See the copy constructor.
+    Cursor& operator=(const Cursor& other);
+    /// See the move constructor.
+    Cursor& operator=(Cursor&& other) noexcept;
+    /// Releases what it pins.
+    ~Cursor();
+    /// Engine::Cursor::peek.
+    bool peek();
+    /// Engine::Cursor::accept.
+    void accept();
+    /// Engine::Cursor::key.
+    std::string_view key() const;
+    /// Engine::Cursor::value.
+    std::string_view value() const;
+    /// Engine::Cursor::file.
+    const std::filesystem::path* file() const;
+    /// Engine::Cursor::at_end (true for a cursor at the end).
+    bool at_end() const;
+    /// Engine::Cursor::last.
+    const std::string& last() const;
+
+   private:
+    struct Impl;  // an Engine::Cursor (engine.hpp)
+    std::unique_ptr<Impl> c_;
+  };
+
+ private:
+  bool find_with(std::string_view key, void (*call)(void*, std::string_view, const std::filesystem::path*),
+                 void* fn) const;
+  std::unique_ptr<engine_type> engine_;
+};
+
+#ifdef STOWAGE_SEPARATE_COMPILATION
+extern template class EngineHandle<Lz4Compression, LruEviction, ThreadLock>;
+#endif
+
+}  // namespace stowage
