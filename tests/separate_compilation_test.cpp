@@ -120,3 +120,18 @@ TEST_CASE("errors thrown by the engine in the other file reach this one with the
   // Other types over the same directory: the manifest records the first ones.
   CHECK_THROWS_AS((Storage<std::string, std::string>(dir, small_options())), MigrationError);
 }
+
+TEST_CASE("a store over other policies works when the engine file compiles them (STOWAGE_COMPILE_ENGINE)") {
+  using Plain = Storage<std::uint64_t, std::string, BinarySerializer, NoCompression, LruEviction, NoLock>;
+  static_assert(std::is_same_v<Plain::engine_type, EngineHandle<NoCompression, LruEviction, NoLock>>);
+  TempDir tmp("separate-policies");
+  {
+    Plain db(tmp / "db", small_options());
+    for (std::uint64_t i = 0; i < 500; ++i) db.put(i, std::to_string(i));
+    db.checkpoint();
+    CHECK(db.get(499) == std::optional<std::string>("499"));
+    CHECK(db.size() == 500);
+  }
+  // The policies are recorded: the default ones (LZ4) do not open it.
+  CHECK_THROWS_AS(Store(tmp / "db", small_options()), MigrationError);
+}
