@@ -8061,14 +8061,6 @@ class WriteBuffer {
       }
     }
   }
-  /// Calls fn(key) for every entry whose presence below is unknown, in key order.
-  template <class Fn>
-  void for_each_unknown(Fn&& fn) const {
-    if (unknown_ == 0) return;
-    for (const Leaf* l = first_; l != nullptr; l = l->next)
-      for (int i = 0; i < l->count; ++i)
-        if (l->recs[i]->kv.second.below == Below::unknown) fn(std::string_view(l->recs[i]->kv.first));
-  }
   /// Records that key is (or is not) present below, when its entry exists
   /// and its presence is still unknown (what resolve() would do for it).
   void settle(std::string_view key, bool present) {
@@ -9231,38 +9223,50 @@ class Engine {
   // with no lock held (the frozen buffer and Version pinned), then records
   // what it found unless a freeze replaced the buffer meanwhile: size() and
   // stats() then hold lock_ exclusively only to count, and to look up the
-  // keys written in between. A few rounds, while writers add many such keys
+  // keys written in between. A few passes, while writers add many such keys
   // during one.
   void settle_unknown() const {
     for (int round = 0; round < 4; ++round)
-      if (settle_unknown_once() <= kSettleUnderLock) return;
+      if (settle_unknown_pass() <= kSettleUnderLock) return;
   }
   // Keys left for count_locked() to look up under the exclusive lock, at most.
   static constexpr std::size_t kSettleUnderLock = 256;
-  // One round of settle_unknown(); returns how many keys are still unknown.
-  std::size_t settle_unknown_once() const {
+  // Keys one step of settle_unknown_pass() copies, looks up and records: so
+  // the copies take a bounded amount of memory (a buffer of erases can hold
+  // a million unknown keys), and lock_ is held exclusively for one batch.
+  static constexpr std::size_t kSettleBatch = 4096;
+  // One pass of settle_unknown() over the buffer in key order, a batch at a
+  // time; returns how many keys are still unknown.
+  std::size_t settle_unknown_pass() const {
     std::vector<std::string> keys;
-    std::shared_ptr<const detail::WriteBuffer> imm;
-    std::shared_ptr<const detail::Version> v;
-    std::uint64_t seen;
-    {
-      std::shared_lock guard(lock_);
-      check_open();
-      if (wb_.unknown() <= kSettleUnderLock) return wb_.unknown();
-      keys.reserve(wb_.unknown());
-      wb_.for_each_unknown([&](std::string_view k) { keys.emplace_back(k); });
-      imm = imm_;
-      v = version_;
-      seen = wb_version_.load();
-    }
+    std::vector<char> present;
+    std::string after;  // the last key of the batch before ("" before the first)
     auto noop = [](std::string_view, const std::filesystem::path*) {};
-    std::vector<char> present(keys.size());
-    for (std::size_t i = 0; i < keys.size(); ++i) present[i] = find_below(imm.get(), *v, keys[i], noop) ? 1 : 0;
-    std::unique_lock guard(lock_);
-    if (closed_.load()) return 0;
-    if (wb_version_.load() != seen) return wb_.unknown();  // frozen meanwhile: the new buffer's keys
-    for (std::size_t i = 0; i < keys.size(); ++i) wb_.settle(keys[i], present[i] != 0);
-    return wb_.unknown();
+    for (bool first = true;; first = false) {
+      std::shared_ptr<const detail::WriteBuffer> imm;
+      std::shared_ptr<const detail::Version> v;
+      std::uint64_t seen;
+      keys.clear();
+      {
+        std::shared_lock guard(lock_);
+        check_open();
+        if (wb_.unknown() <= kSettleUnderLock) return wb_.unknown();
+        for (auto it = first ? wb_.begin() : wb_.upper_bound(after); it != wb_.end() && keys.size() < kSettleBatch;
+             ++it)
+          if (it->second.below == detail::Below::unknown) keys.emplace_back(it->first);
+        if (keys.empty()) return wb_.unknown();  // the pass is over
+        imm = imm_;
+        v = version_;
+        seen = wb_version_.load();
+      }
+      present.assign(keys.size(), 0);
+      for (std::size_t i = 0; i < keys.size(); ++i) present[i] = find_below(imm.get(), *v, keys[i], noop) ? 1 : 0;
+      std::unique_lock guard(lock_);
+      if (closed_.load()) return 0;
+      if (wb_version_.load() != seen) return wb_.unknown();  // frozen meanwhile: the new buffer's keys
+      for (std::size_t i = 0; i < keys.size(); ++i) wb_.settle(keys[i], present[i] != 0);
+      after = std::move(keys.back());
+    }
   }
   // Whether count_locked() may run: the frozen buffer is counted, or its
   // flush failed (then nothing else touches it). Needs lock_.

@@ -431,6 +431,32 @@ TEST_CASE("size() looks buffered keys up on disk with no lock a writer or reader
   CHECK(db.stats().records == 3101);
 }
 
+TEST_CASE("size() settles more unknown buffered keys than one batch, and stays exact") {
+  // Overwrites, new keys and discards of present and absent keys, all in
+  // one unflushed buffer: size() looks them up a batch at a time.
+  TempDir dir("storage");
+  {
+    Storage<int, int> db(dir.path(), small_options());
+    for (int i = 0; i < 30000; ++i) db.put(i, i);
+    db.compact();
+  }
+  Options o = small_options();
+  o.cache_bytes = 64 << 20;
+  o.write_buffer_bytes = 32 << 20;  // no freeze: every key below stays unknown until size()
+  o.auto_compaction = false;
+  Storage<int, int> db(dir.path(), o);
+  for (int i = 0; i < 30000; i += 2) db.put(i, -i);      // 15,000 present below
+  for (int i = 30000; i < 45000; ++i) db.put(i, i);      // 15,000 new
+  for (int i = 1; i < 6001; i += 2) db.discard(i);       // 3,000 present below
+  for (int i = 100000; i < 102000; ++i) db.discard(i);  // 2,000 never stored
+  CHECK(db.size() == 30000 + 15000 - 3000);
+  CHECK(db.stats().checkpoints == 0);  // nothing was flushed: size() looked every key up
+  for (int i = 45000; i < 46000; ++i) db.put(i, i);
+  db.discard(0);
+  CHECK(db.size() == 30000 + 15000 - 3000 + 1000 - 1);
+  CHECK(db.stats().records == db.size());
+}
+
 TEST_CASE("stats report records, chunks, cache and disk") {
   TempDir dir("storage");
   Storage<int, std::string> db(dir.path(), small_options());

@@ -285,14 +285,6 @@ class WriteBuffer {
       }
     }
   }
-  /// Calls fn(key) for every entry whose presence below is unknown, in key order.
-  template <class Fn>
-  void for_each_unknown(Fn&& fn) const {
-    if (unknown_ == 0) return;
-    for (const Leaf* l = first_; l != nullptr; l = l->next)
-      for (int i = 0; i < l->count; ++i)
-        if (l->recs[i]->kv.second.below == Below::unknown) fn(std::string_view(l->recs[i]->kv.first));
-  }
   /// Records that key is (or is not) present below, when its entry exists
   /// and its presence is still unknown (what resolve() would do for it).
   void settle(std::string_view key, bool present) {
