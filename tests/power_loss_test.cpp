@@ -711,7 +711,10 @@ TEST_CASE("a crash between a freeze and the seal of its WAL segment", "[power][s
                  [&](unsigned op, const std::filesystem::path& p) {
       if (!detail::parse_wal_file_name(p.filename().string())) return;
       std::unique_lock g(mu);
-      if (op == stowage_test::kOpTruncate) cut.insert(p);
+      if (op == stowage_test::kOpTruncate) {
+        cut.insert(p);
+        cv.notify_all();
+      }
       if (op == stowage_test::kOpAppend && std::this_thread::get_id() == writer) {
         writing = p;
         written.insert(p);
@@ -736,20 +739,30 @@ TEST_CASE("a crash between a freeze and the seal of its WAL segment", "[power][s
         armed = true;
       }
       // Writes until a freeze hands the segment to the flush thread, which
-      // then stops in its seal; then more into the next segment.
-      auto seal_started = [&] {
-        std::lock_guard g(mu);
-        return sealing;
-      };
-      std::size_t after = 0;
-      for (int i = 0; i < 20000 && !seal_started(); ++i) {
+      // then stops in its seal; then more into the next segment. After a
+      // freeze that left its segment to the flush thread, no write comes
+      // until the seal is held (or done without the held sync): writes in
+      // between could fill the next buffer, and then wait for this flush,
+      // which waits for the test.
+      bool held = false;
+      std::filesystem::path segment;  // the segment the last write went to
+      for (int i = 0; i < 20000 && !held; ++i) {
         ops.push_back(random_op(rng, ops.size() + 1, 0, kKeys, false));
         run_op(db, ops.back());
-      }
-      {
         std::unique_lock g(mu);
-        cv.wait(g, [&] { return sealing; });
+        if (!segment.empty() && writing != segment && cut.count(segment) == 0)
+          cv.wait(g, [&] { return sealing || cut.count(segment) > 0; });
+        held = sealing;
+        segment = writing;
       }
+      if (!held) {
+        {
+          std::lock_guard g(mu);
+          release = true;  // nothing may wait in the hook while the store closes
+        }
+        FAIL("no freeze left its segment to the flush thread in 20,000 writes (" << ops.size() << " ops)");
+      }
+      std::size_t after = 0;
       for (; after < 40; ++after) {
         ops.push_back(random_op(rng, ops.size() + 1, 0, kKeys, false));
         run_op(db, ops.back());
