@@ -24,6 +24,13 @@
 #include "options.hpp"
 #include "stowage_fwd.hpp"
 
+// Set when this file may only declare the engine: built with
+// STOWAGE_SEPARATE_COMPILATION from include/. The single header (which
+// defines STOWAGE_SINGLE_HEADER) always holds every part.
+#if defined(STOWAGE_SEPARATE_COMPILATION) && !defined(STOWAGE_SINGLE_HEADER)
+#define STOWAGE_DECLARES_ENGINE_ONLY 1
+#endif
+
 namespace stowage {
 
 /// What the engine needs to know of the records a typed layer stores in it

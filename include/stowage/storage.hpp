@@ -29,7 +29,7 @@
 // With STOWAGE_SEPARATE_COMPILATION, Storage keeps its engine behind an
 // EngineHandle and this file includes neither the engine nor the migration
 // machinery (the file that includes <stowage/engine_src.hpp> compiles them).
-#ifndef STOWAGE_SEPARATE_COMPILATION
+#ifndef STOWAGE_DECLARES_ENGINE_ONLY
 #include "engine.hpp"
 #include "migration.hpp"
 #endif

@@ -19,7 +19,7 @@
 #include "serializer.hpp"
 #include "storage.hpp"
 
-#ifndef STOWAGE_SEPARATE_COMPILATION
+#ifndef STOWAGE_DECLARES_ENGINE_ONLY
 #include "cache.hpp"
 #include "chunk.hpp"
 #include "compression.hpp"
