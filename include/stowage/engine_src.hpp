@@ -11,15 +11,9 @@
 //   STOWAGE_COMPILE_ENGINE(stowage::NoCompression, stowage::LruEviction, stowage::NoLock)
 #pragma once
 
-#include "cache.hpp"
-#include "chunk.hpp"
-#include "compression.hpp"
-#include "concepts.hpp"
+// engine.hpp brings in what stowage.hpp leaves out in the other files (the
+// policies, chunks, cache, migrations) but verify.hpp.
 #include "engine.hpp"
-#include "eviction.hpp"
-#include "file.hpp"
-#include "lock.hpp"
-#include "migration.hpp"
 #include "stowage.hpp"
 #include "verify.hpp"
 
