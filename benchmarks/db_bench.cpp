@@ -250,7 +250,8 @@ class StowageEngine final : public Engine {
             {"pending_compaction_bytes", s.pending_compaction_bytes},
             {"write_slowdowns", s.write_slowdowns},
             {"write_slowed_micros", s.write_slowed_micros},
-            {"flush_count_micros", s.flush_count_micros}};
+            {"uncounted_records", s.uncounted_records},
+            {"count_micros", s.count_micros}};
   }
 
  private:

@@ -6,6 +6,8 @@
 //   bit 2  raw-block mode: Block::parse the bytes directly (no framing, no checksums)
 //   bit 3  in raw-block mode: decode as a format-1 block (full keys)
 //   bit 4  in raw-block mode, bit 3 clear: decode as a format-3 block (kinds)
+//   bit 5  in raw-block mode, bits 3 and 4 clear: decode as a format-4 block
+//          (kinds and uncounted flags)
 //          instead of format 2
 // Outside raw-block mode every input is read twice: as given, and with every
 // checksum recomputed (footer, meta frame, and each frame found by walking the
@@ -56,8 +58,11 @@ void walk_block(const Block& b) {
     const std::uint64_t seq = b.seq(r);
     const std::string_view value = b.value(r);
     if (b.tombstone(r)) require(value.empty(), "a tombstone has a value after parse");
-    if (b.has_kinds()) require(seq <= cf::kMaxSeq, "a format-3 sequence number above 2^63 - 1");
-    else require(!b.tombstone(r), "a tombstone in a block without kinds");
+    if (!b.has_kinds()) {
+      require(!b.tombstone(r), "a tombstone in a block without kinds");
+      require(!b.uncounted(r), "an uncounted record in a block without kinds");
+    }
+    (void)seq;
     volatile char sink = 0;
     if (!key.empty()) sink = static_cast<char>(sink ^ key.front() ^ key.back());
     if (!value.empty()) sink = static_cast<char>(sink ^ value.front() ^ value.back());
@@ -93,6 +98,8 @@ void read_chunk(std::string_view file) {
   (void)t->charge();
   require(t->tombstones() <= t->records(), "more tombstones than records");
   if (t->format_major() < cf::kKindsMajor) require(t->tombstones() == 0, "tombstones in a format-1 or -2 chunk");
+  require(t->uncounted() <= t->records(), "more uncounted records than records");
+  if (t->format_major() < cf::kCountedMajor) require(t->uncounted() == 0, "uncounted records before format 4");
   const std::size_t blocks = t->block_count();
   if (blocks == 0) {
     require(t->first_key().empty() && t->last_key().empty(), "an empty chunk reports keys");
@@ -174,7 +181,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (mode & 4) {
     std::shared_ptr<const Block> b;
     try {
-      b = Block::parse(std::string(rest), kPath, 0, (mode & 8) ? 1 : (mode & 16) ? 3 : 2);
+      b = Block::parse(std::string(rest), kPath, 0, (mode & 8) ? 1 : (mode & 16) ? 3 : (mode & 32) ? 4 : 2);
     } catch (const stowage::CorruptionError&) {
       return 0;
     }

@@ -40,7 +40,8 @@ bool same(const sd::Manifest& a, const sd::Manifest& b) {
       const auto& c = x.chunks[j];
       const auto& d = y.chunks[j];
       if (c.file != d.file || c.records != d.records || c.bytes != d.bytes || c.max_seq != d.max_seq ||
-          c.first_key != d.first_key || c.last_key != d.last_key || c.level != d.level || c.run != d.run)
+          c.first_key != d.first_key || c.last_key != d.last_key || c.level != d.level || c.run != d.run ||
+          c.uncounted != d.uncounted)
         return false;
     }
   }
@@ -64,6 +65,8 @@ void decode(std::string_view bytes) {
       require(c.records != 0 && !(c.last_key < c.first_key), "accepted an empty or inverted chunk range");
       require(c.level < sd::kLevels, "accepted a level that does not exist");
       require(c.level == 0 || c.run == 0, "accepted a run number below level 0");
+      require(c.uncounted <= c.records, "accepted more uncounted records than records");
+      require(m.format_major >= 4 || c.uncounted == 0, "accepted uncounted records before format 4");
       if (j > 0) {
         const auto& p = ks.chunks[j - 1];
         require(!sd::manifest_order(c, p), "accepted chunks out of order");

@@ -52,7 +52,8 @@ struct Rec {
   std::string key;
   std::uint64_t seq;
   std::string value;
-  bool tomb = false;  // a tombstone (format 3; its value is empty)
+  bool tomb = false;  // a tombstone (format 3 on; its value is empty)
+  bool uncounted = false;  // not yet in the live count (format 4)
 };
 
 std::vector<Rec> records(int n, std::size_t value_bytes, bool compressible) {
@@ -76,7 +77,7 @@ std::string chunk_bytes(const fs::path& tmp, const std::vector<Rec>& recs, std::
                         std::uint16_t major = sd::chunk_format::kMajor) {
   const fs::path p = tmp / "seed.chunk";
   sd::ChunkWriter<C> w(*stowage::default_file_system(), p, block_bytes, major);
-  for (const auto& r : recs) w.add(r.key, r.seq, r.value, r.tomb);
+  for (const auto& r : recs) w.add(r.key, r.seq, r.value, r.tomb, r.uncounted);
   w.finish();
   return slurp(p);
 }
@@ -165,8 +166,9 @@ std::string chunk_v1(const std::vector<std::vector<Rec>>& blocks) {
 void chunk_corpus(const fs::path& out, const fs::path& tmp) {
   const fs::path dir = out / "chunk";
   // Mode byte: bit 0 = reader policy (1 = Lz4), bit 2 = raw Block::parse,
-  // bit 3 = (raw) as a format-1 block, bit 4 = (raw) as a format-3 block.
-  // ChunkWriter writes format 3, and format 2 when asked (the v2_ seeds).
+  // bit 3 = (raw) as a format-1 block, bit 4 = (raw) as a format-3 block,
+  // bit 5 = (raw) as a format-4 block.
+  // ChunkWriter writes format 4, and formats 3 and 2 when asked (the v3_ and v2_ seeds).
   auto both = [&](const std::string& name, const std::vector<Rec>& recs, std::size_t block_bytes,
                   std::uint16_t major = sd::chunk_format::kMajor) {
     put(dir, "none_" + name, std::string(1, '\0') + chunk_bytes<stowage::NoCompression>(tmp, recs, block_bytes, major));
@@ -175,7 +177,18 @@ void chunk_corpus(const fs::path& out, const fs::path& tmp) {
   both("empty", {}, 4096);
   both("one_record", {{"k", 1, "v"}}, 4096);
   both("empty_key_value", {{"", 0, ""}, {"a", 2, ""}, {"b", 1, "x"}}, 4096);
-  both("huge_seq", {{"a", sd::chunk_format::kMaxSeq, "max"}, {"b", std::uint64_t{1} << 62, "half"}}, 4096);
+  both("huge_seq", {{"a", sd::chunk_format::kMaxSeq, "max"}, {"b", std::uint64_t{1} << 61, "half"}}, 4096);
+  {
+    // Format 4's uncounted flags, on puts and tombstones, over several blocks.
+    auto recs = with_tombstones(records(40, 24, false));
+    for (std::size_t i = 0; i < recs.size(); i += 2) recs[i].uncounted = true;
+    both("uncounted", recs, 200);
+    both("one_uncounted_tombstone", {{"k", 7, "", true, true}}, 4096);
+  }
+  // Format-3 chunks (a kind per record, no flags), as stores written before
+  // format 4 hold them.
+  both("v3_tombstones", with_tombstones(records(40, 24, false)), 200, 3);
+  both("v3_huge_seq", {{"a", (std::uint64_t{1} << 63) - 1, "max"}, {"b", 1, "", true}}, 4096, 3);
   both("tombstones", with_tombstones(records(40, 24, false)), 200);
   both("one_tombstone", {{"k", 7, "", true}}, 4096);
   both("small_one_block", records(12, 20, false), 4096);
@@ -202,6 +215,12 @@ void chunk_corpus(const fs::path& out, const fs::path& tmp) {
   put(dir, "raw_block_v3_one", std::string(1, '\x14') + raw_block(tmp, {{"k", 1, "v"}}, 3));
   put(dir, "raw_block_v3_tombstones", std::string(1, '\x14') + raw_block(tmp, with_tombstones(records(40, 6, false)), 3));
   put(dir, "raw_block_v3_empty_key", std::string(1, '\x14') + raw_block(tmp, {{"", 300, "", true}, {"\xff", 1, "z"}}, 3));
+  // ... format 4 ...
+  {
+    auto recs = with_tombstones(records(40, 6, false));
+    for (std::size_t i = 0; i < recs.size(); i += 3) recs[i].uncounted = true;
+    put(dir, "raw_block_v4_uncounted", std::string(1, '\x24') + raw_block(tmp, recs, 4));
+  }
   // ... and format 1.
   put(dir, "raw_block_v1_one", std::string(1, '\x0c') + raw_block_v1({{"k", 1, "v"}}));
   put(dir, "raw_block_v1_many", std::string(1, '\x0c') + raw_block_v1(records(10, 6, false)));
@@ -274,12 +293,22 @@ void manifest_corpus(const fs::path& out) {
   ks.chunks.push_back(ref(7, "a", "zz"));
   ks.live = 42;
   put(dir, "levels", sd::encode_manifest(lv));
+  // Format 4: uncounted records per chunk, and a live count below zero.
+  ks.chunks[0].uncounted = 3;
+  ks.chunks[3].uncounted = ks.chunks[3].records;
+  ks.live = -5;
+  put(dir, "levels_uncounted", sd::encode_manifest(lv));
+  sd::Manifest v3 = lv;  // format 3: no uncounted records, the live count unsigned
+  v3.format_major = 3;
+  for (auto& c : v3.keyspaces[0].chunks) c.uncounted = 0;
+  v3.keyspaces[0].live = 42;
+  put(dir, "format_3", sd::encode_manifest(v3));
 
   sd::Manifest newer = m;
   newer.format_minor = 7;
   put(dir, "minor_7", sd::encode_manifest(newer));
-  newer.format_major = 4;
-  put(dir, "major_4", sd::encode_manifest(newer));
+  newer.format_major = 5;
+  put(dir, "major_5", sd::encode_manifest(newer));
 }
 
 void wal_corpus(const fs::path& out, const fs::path& tmp) {

@@ -235,9 +235,13 @@ struct Stats {
   std::uint64_t pending_compaction_bytes = 0;  ///< bytes levels hold beyond their targets
   std::uint64_t write_slowdowns = 0;           ///< commits slowed or stopped by back-pressure since open
   std::uint64_t write_slowed_micros = 0;       ///< microseconds those commits waited
-  /// Microseconds flushes spent counting since open: looking each flushed key
-  /// up in the files below, which keeps size() exact without disk reads.
-  std::uint64_t flush_count_micros = 0;
+  /// Records in chunk files not yet in the live count: flushed while their
+  /// presence below was unknown, and not yet met by a compaction (see
+  /// docs/format.md, "The live count"). size() looks them up.
+  std::uint64_t uncounted_records = 0;
+  /// Microseconds since open that size() and stats() spent looking up
+  /// uncounted records (each once per chunk file that holds it).
+  std::uint64_t count_micros = 0;
 };
 
 }  // namespace stowage
@@ -3779,6 +3783,7 @@ class BlockCache {
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -4624,18 +4629,30 @@ namespace chunk_format {
 inline constexpr std::string_view kMagic = "STWCHUNK";
 /// Last 8 bytes of every chunk file.
 inline constexpr std::string_view kEndMagic = "STWCHEND";
-/// Format version written (3: format-2 data blocks whose sequence field
-/// holds seq << 1 | kind, and a tombstone count in the meta block); readers
-/// accept majors kOldestMajor..kMajor, any minor.
-inline constexpr std::uint16_t kMajor = 3;
+/// Format version written (4: format-2 data blocks whose sequence field
+/// holds seq << 2 | uncounted << 1 | kind, and a tombstone count and an
+/// uncounted-record count in the meta block); readers accept majors
+/// kOldestMajor..kMajor, any minor.
+inline constexpr std::uint16_t kMajor = 4;
 /// Oldest major version read (1: data blocks store every key in full; 2:
 /// prefix-compressed data blocks with restart points; both hold puts only).
 inline constexpr std::uint16_t kOldestMajor = 1;
 /// Oldest major version whose records carry a kind (put or tombstone).
 inline constexpr std::uint16_t kKindsMajor = 3;
-/// Largest sequence number a format-3 record can hold (seq << 1 must fit 64 bits).
-inline constexpr std::uint64_t kMaxSeq = (std::uint64_t{1} << 63) - 1;
-/// Format 3: the kind in the low bit of a record's sequence field.
+/// Oldest major version whose records carry an uncounted flag (format 4: the
+/// record is not yet part of the store's live record count; see
+/// docs/format.md, "The live count").
+inline constexpr std::uint16_t kCountedMajor = 4;
+/// Largest sequence number a record the writer writes can hold (seq << 2 must
+/// fit 64 bits; format 3 allowed 2^63 - 1, and is read with it).
+inline constexpr std::uint64_t kMaxSeq = (std::uint64_t{1} << 62) - 1;
+/// Format 4: the uncounted flag, bit 1 of a record's sequence field.
+inline constexpr std::uint64_t kUncountedBit = 2;
+/// How far a chunk of format `major` shifts the sequence number within a
+/// record's sequence field: 0 (formats 1 and 2), 1 (3: the kind below it),
+/// 2 (4: the kind and the uncounted flag).
+constexpr unsigned seq_shift(std::uint16_t major) { return major >= kCountedMajor ? 2 : major >= kKindsMajor ? 1 : 0; }
+/// Formats 3 and 4: the kind in the low bit of a record's sequence field.
 inline constexpr std::uint64_t kKindPut = 0;
 /// See kKindPut.
 inline constexpr std::uint64_t kKindTombstone = 1;
@@ -4674,6 +4691,8 @@ struct ChunkInfo {
   std::uint64_t records = 0;
   /// Number of tombstones among them (0 for formats 1 and 2).
   std::uint64_t tombstones = 0;
+  /// Number of records flagged uncounted among them (0 before format 4).
+  std::uint64_t uncounted = 0;
   /// Size of the file in bytes.
   std::uint64_t file_bytes = 0;
   /// Largest sequence number of any record (0 when empty).
@@ -4767,7 +4786,7 @@ class Block {
   static std::shared_ptr<const Block> parse(std::string raw, const std::filesystem::path& file, std::uint64_t offset,
                                             std::uint16_t major) {
     if (major == 1) return parse_v1(std::move(raw), file, offset);
-    if (major == 2 || major == 3) return decode_v2(raw, file, offset, major >= chunk_format::kKindsMajor);
+    if (major >= 2 && major <= chunk_format::kMajor) return decode_v2(raw, file, offset, chunk_format::seq_shift(major));
     throw CorruptionError(file, offset, "data block: chunk format " + std::to_string(major) + " has no block decoder");
   }
 
@@ -4782,14 +4801,20 @@ class Block {
   }
 
   /// Sequence number of record i (i < size()), whatever the block's format.
-  std::uint64_t seq(std::size_t i) const { return seq_field(i) >> kind_bits_; }
+  std::uint64_t seq(std::size_t i) const { return seq_field(i) >> shift_; }
 
   /// True if record i (i < size()) is a tombstone (an erased key; its value
   /// is empty). Always false in format-1 and format-2 blocks.
-  bool tombstone(std::size_t i) const { return (seq_field(i) & kind_bits_) == chunk_format::kKindTombstone; }
+  bool tombstone(std::size_t i) const {
+    return shift_ != 0 && (seq_field(i) & 1) == chunk_format::kKindTombstone;
+  }
+
+  /// True if record i (i < size()) is not yet part of the store's live count
+  /// (format 4; always false before it).
+  bool uncounted(std::size_t i) const { return shift_ >= 2 && (seq_field(i) & chunk_format::kUncountedBit) != 0; }
 
   /// True if the block's records carry a kind (format 3 on).
-  bool has_kinds() const { return kind_bits_ != 0; }
+  bool has_kinds() const { return shift_ != 0; }
 
   /// Value of record i (i < size()); valid while the block lives.
   std::string_view value(std::size_t i) const {
@@ -4936,8 +4961,8 @@ class Block {
   }
 
  private:
-  Block(std::string buf, std::size_t count, std::size_t index, bool kinds)
-      : buf_(std::move(buf)), count_(count), index_(index), kind_bits_(kinds ? 1 : 0) {}
+  Block(std::string buf, std::size_t count, std::size_t index, unsigned shift)
+      : buf_(std::move(buf)), count_(count), index_(index), shift_(shift) {}
 
   const char* record(std::size_t i) const {
     assert(i < count_);
@@ -5025,13 +5050,14 @@ class Block {
     return b;
   }
 
-  // Formats 2 and 3: prefix-compressed records with a restart point every
-  // kRestartInterval records (in format 3, `kinds`, the seq field's low bit is
-  // the kind). Pass 1 checks every length and computes the decoded size
+  // Formats 2 to 4: prefix-compressed records with a restart point every
+  // kRestartInterval records (from format 3, `shift` > 0, the seq field's low
+  // bit is the kind). Pass 1 checks every length and computes the decoded size
   // (bounded before anything is allocated); pass 2 decodes into the format-1
   // form, checking key order.
   static std::shared_ptr<const Block> decode_v2(std::string_view raw, const std::filesystem::path& file,
-                                                std::uint64_t offset, bool kinds) {
+                                                std::uint64_t offset, unsigned shift) {
+    const bool kinds = shift != 0;
     constexpr std::size_t K = chunk_format::kRestartInterval;
     Reader trailer = Reader::decoded(raw, file, offset, "data block");
     if (raw.size() < 4) trailer.fail("block of " + std::to_string(raw.size()) + " bytes has no restart count");
@@ -5144,7 +5170,7 @@ class Block {
     }
     assert(static_cast<std::size_t>(w - out) == index);
     encode_fixed32(out + index + 4 * count, static_cast<std::uint32_t>(count));
-    std::shared_ptr<Block> b(new Block(std::move(buf), count, index, kinds));
+    std::shared_ptr<Block> b(new Block(std::move(buf), count, index, shift));
     b->build_search_aid(end);
     return b;
   }
@@ -5154,7 +5180,7 @@ class Block {
   std::size_t index_;     // where the u32 record offsets start
   std::size_t lcp_ = 0;   // length of the common prefix
   std::size_t lcp_off_ = 0, prefix_off_ = 0;
-  std::uint64_t kind_bits_;  // 1 if the seq field holds seq << 1 | kind (format 3), else 0
+  unsigned shift_;  // chunk_format::seq_shift of the chunk's format
 };
 
 /// A data block of chunk format 2 or 3 as stored, not decoded: the form gets
@@ -5187,7 +5213,7 @@ class StoredBlock {
   };
 
   /// Wraps `raw`, the decompressed bytes of the data block at file offset
-  /// `offset` of a chunk of format 2 (kinds false) or 3 (kinds true).
+  /// `offset` of a chunk of format 2 (kinds false) or later (kinds true).
   StoredBlock(std::string raw, std::uint64_t offset, bool kinds)
       : bytes_(std::move(raw)), raw_size_(bytes_.size()), offset_(offset), kinds_(kinds) {}
 
@@ -5254,16 +5280,17 @@ class ChunkWriter {
  public:
   /// Creates (truncates) the file at `path` through `fs` and writes the header.
   /// block_bytes must be in 1..256 MiB (ValidationError otherwise). `major`
-  /// is the chunk format to write: kMajor (3), or 2 (puts only, for tests
-  /// that need a format-2 file and for a rollback step to format 2; the
-  /// engine always writes kMajor); anything else is a ValidationError.
+  /// is the chunk format to write: kMajor (4), or 3 or 2 (for tests that
+  /// need an older file and for rollback steps; format 2 holds puts only,
+  /// format 3 no uncounted flags; the engine always writes kMajor); anything
+  /// else is a ValidationError.
   ChunkWriter(FileSystem& fs, std::filesystem::path path, std::size_t block_bytes = 4096,
               std::uint16_t major = chunk_format::kMajor)
       : path_(std::move(path)), block_bytes_(block_bytes), major_(major) {
     if (block_bytes == 0 || block_bytes > (std::size_t{256} << 20))
       throw ValidationError("stowage: chunk block size must be 1 byte..256 MiB, not " + std::to_string(block_bytes));
-    if (major != chunk_format::kMajor && major != 2)
-      throw ValidationError("stowage: ChunkWriter writes chunk format 2 or " + std::to_string(chunk_format::kMajor) +
+    if (major < 2 || major > chunk_format::kMajor)
+      throw ValidationError("stowage: ChunkWriter writes chunk formats 2 to " + std::to_string(chunk_format::kMajor) +
                             ", not " + std::to_string(major));
     header_.append(chunk_format::kMagic);
     put_fixed16(header_, major_);
@@ -5277,12 +5304,15 @@ class ChunkWriter {
   ChunkWriter& operator=(const ChunkWriter&) = delete;
 
   /// Appends a record: a put of `value`, or (tombstone = true) a tombstone,
-  /// whose value must be empty. A key not strictly greater than the previous
-  /// one, a tombstone with a value, a tombstone in a format-2 chunk, a
-  /// sequence number above kMaxSeq in a format-3 chunk, and adding after
-  /// finish() are each a std::logic_error; a record too large for any block
-  /// (over 1 GiB + 128 KiB encoded) is a ValidationError.
-  void add(std::string_view key, std::uint64_t seq, std::string_view value, bool tombstone = false) {
+  /// whose value must be empty; `uncounted` flags it as not yet part of the
+  /// live count (format 4). A key not strictly greater than the previous
+  /// one, a tombstone with a value, a tombstone in a format-2 chunk, an
+  /// uncounted record before format 4, a sequence number above kMaxSeq (2^63
+  /// - 1 in format 3), and adding after finish() are each a std::logic_error;
+  /// a record too large for any block (over 1 GiB + 128 KiB encoded) is a
+  /// ValidationError.
+  void add(std::string_view key, std::uint64_t seq, std::string_view value, bool tombstone = false,
+           bool uncounted = false) {
     if (finished_) throw std::logic_error("stowage: ChunkWriter::add after finish for " + path_.string());
     if (records_ > 0 && !(std::string_view(last_key_) < key))
       throw std::logic_error("stowage: chunk keys must be strictly ascending (" + path_.string() + ")");
@@ -5292,11 +5322,17 @@ class ChunkWriter {
     if (tombstone && !value.empty())
       throw std::logic_error("stowage: a tombstone has no value, but was given " + std::to_string(value.size()) +
                              " bytes (" + path_.string() + ")");
-    if (kinds && seq > chunk_format::kMaxSeq)
-      throw std::logic_error("stowage: sequence number " + std::to_string(seq) + " exceeds the chunk limit of 2^63 - 1 (" +
+    const unsigned shift = chunk_format::seq_shift(major_);
+    if (uncounted && shift < 2)
+      throw std::logic_error("stowage: a format-" + std::to_string(major_) + " chunk cannot flag a record uncounted (" +
                              path_.string() + ")");
+    if (shift > 0 && seq > (std::numeric_limits<std::uint64_t>::max() >> shift))
+      throw std::logic_error("stowage: sequence number " + std::to_string(seq) + " exceeds the chunk limit of 2^" +
+                             std::to_string(64 - shift) + " - 1 (" + path_.string() + ")");
     const std::uint64_t field =
-        kinds ? seq << 1 | (tombstone ? chunk_format::kKindTombstone : chunk_format::kKindPut) : seq;
+        shift == 0 ? seq
+                   : seq << shift | (uncounted ? chunk_format::kUncountedBit : 0) |
+                         (tombstone ? chunk_format::kKindTombstone : chunk_format::kKindPut);
     const std::uint64_t rec = varint_length(key.size()) + key.size() + varint_length(field) +
                               varint_length(value.size()) + value.size();
     if (rec + 8 > chunk_format::kMaxRawBytes)
@@ -5327,6 +5363,7 @@ class ChunkWriter {
     last_key_.assign(key);
     ++records_;
     if (tombstone) ++tombstones_;
+    if (uncounted) ++uncounted_;
     raw_bytes_ += rec;
     max_seq_ = std::max(max_seq_, seq);
     bloom_.add(bloom_hash(key));
@@ -5359,6 +5396,7 @@ class ChunkWriter {
     put_varint(meta, max_seq_);
     put_bytes(meta, bloom_.finish());
     if (major_ >= chunk_format::kKindsMajor) put_varint(meta, tombstones_);
+    if (major_ >= chunk_format::kCountedMajor) put_varint(meta, uncounted_);
     if (meta.size() > chunk_format::kMaxRawBytes)
       throw ValidationError("stowage: chunk " + path_.string() + " has too many blocks or records for one meta block (" +
                             std::to_string(meta.size()) + " bytes); write smaller chunks");
@@ -5375,6 +5413,7 @@ class ChunkWriter {
     ChunkInfo info;
     info.records = records_;
     info.tombstones = tombstones_;
+    info.uncounted = uncounted_;
     info.file_bytes = file_->size();
     info.max_seq = max_seq_;
     info.first_key = first_key_;
@@ -5438,7 +5477,7 @@ class ChunkWriter {
   std::string index_;  // encoded index entries of the blocks written
   std::uint64_t block_count_ = 0;
   std::string first_key_, last_key_;
-  std::uint64_t records_ = 0, tombstones_ = 0, raw_bytes_ = 0, max_seq_ = 0;
+  std::uint64_t records_ = 0, tombstones_ = 0, uncounted_ = 0, raw_bytes_ = 0, max_seq_ = 0;
   BloomFilterBuilder bloom_;
   std::string scratch_;
   bool finished_ = false;
@@ -5537,7 +5576,7 @@ class ChunkTable {
 
   /// Data block i read through `file` and verified (checksum, then
   /// decompressed) but not decoded: its bytes as stored, for
-  /// Block::find_stored. Formats 2 and 3 (format 1: read_block()).
+  /// Block::find_stored. Formats 2 to 4 (format 1: read_block()).
   std::string read_stored_block(std::size_t i, const RandomAccessFile& file) const {
     const IndexEntry& e = entry(i);
     return stored_block(e, read_exact(file, e.offset, e.framed, "data block"));
@@ -5545,7 +5584,7 @@ class ChunkTable {
   /// Data block i read through `file` and verified as read_stored_block(i)
   /// does, for the block cache: packed (its compressed bytes kept, see
   /// StoredBlock) when `pack` is true and the frame is compressed, else
-  /// decompressed. Formats 2 and 3 (format 1 throws std::logic_error: use
+  /// decompressed. Formats 2 to 4 (format 1 throws std::logic_error: use
   /// read_block()).
   std::shared_ptr<const StoredBlock> read_stored(std::size_t i, const RandomAccessFile& file, bool pack) const {
     if (major_ < 2) throw std::logic_error("stowage: a format-1 chunk's blocks have no stored form to search");
@@ -5643,7 +5682,9 @@ class ChunkTable {
   std::uint64_t records() const { return records_; }
   /// Number of tombstones among them (0 in a format-1 or format-2 chunk).
   std::uint64_t tombstones() const { return tombstones_; }
-  /// The chunk's format major version (1, 2 or 3).
+  /// Number of records flagged uncounted (0 before format 4).
+  std::uint64_t uncounted() const { return uncounted_; }
+  /// The chunk's format major version (1 to 4).
   std::uint16_t format_major() const { return major_; }
   /// Largest sequence number of any record.
   std::uint64_t max_seq() const { return max_seq_; }
@@ -5742,8 +5783,16 @@ class ChunkTable {
         r.fail("tombstone count " + std::to_string(tombstones_) + " exceeds the record count " +
                std::to_string(records_));
     }
+    if (major >= cf::kCountedMajor) {
+      uncounted_ = r.varint("uncounted record count");
+      if (uncounted_ > records_)
+        r.fail("uncounted record count " + std::to_string(uncounted_) + " exceeds the record count " +
+               std::to_string(records_));
+    }
     if (minor <= cf::kMinor && !r.empty())
-      r.fail(major >= cf::kKindsMajor ? "bytes after the tombstone count" : "bytes after the Bloom filter");
+      r.fail(major >= cf::kCountedMajor ? "bytes after the uncounted record count"
+             : major >= cf::kKindsMajor ? "bytes after the tombstone count"
+                                        : "bytes after the Bloom filter");
     if (index_.empty()) {
       if (records_ != 0 || !last.empty() || max_seq_ != 0) r.fail("an empty chunk declares records or keys");
     } else {
@@ -5756,7 +5805,7 @@ class ChunkTable {
 
   std::unique_ptr<RandomAccessFile> file_;
   std::filesystem::path path_;
-  std::uint64_t file_bytes_ = 0, records_ = 0, tombstones_ = 0, max_seq_ = 0;
+  std::uint64_t file_bytes_ = 0, records_ = 0, tombstones_ = 0, uncounted_ = 0, max_seq_ = 0;
   std::uint16_t major_ = chunk_format::kMajor;  // selects the data block decoder
   std::string keys_;  // first key of every block, then the last key
   std::size_t last_key_off_ = 0;
@@ -5851,6 +5900,7 @@ struct ChunkRef {
   std::string last_key;
   std::uint32_t level = 0;     ///< 0 (newest runs) .. kLevels - 1 (the last level); format 3
   std::uint64_t run = 0;       ///< level 0: the run it belongs to (higher: newer); 0 elsewhere
+  std::uint64_t uncounted = 0; ///< records not yet in the live count (format 4)
 };
 
 /// Ordered first key → chunk.
@@ -5996,8 +6046,10 @@ class ChunkIndex {
 //   magic "STWMANIF" | u16 major | u16 minor | u32 zero | fixed64 body length
 //   | body | fixed64 XXH3-64 of (everything before it)
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -6011,8 +6063,11 @@ inline constexpr char kManifestMagic[] = "STWMANIF";
 /// The format this program writes. Format 1 (stowage 0.1) kept the key order,
 /// value type and schema version once for the whole store; format 2 keeps
 /// them per keyspace; format 3 keeps levels of chunks (which may hold
-/// tombstones) and a live record count per keyspace. Older formats are read and upgraded by migration.hpp.
-inline constexpr std::uint16_t kFormatMajor = 3;
+/// tombstones) and a live record count per keyspace; format 4 lets chunk
+/// records be uncounted (not yet in that count, see docs/format.md, "The live
+/// count"): the count is signed, and each chunk says how many of its records
+/// are uncounted. Older formats are read and upgraded by migration.hpp.
+inline constexpr std::uint16_t kFormatMajor = 4;
 inline constexpr std::uint16_t kFormatMinor = 0;
 /// The oldest format this program reads.
 inline constexpr std::uint16_t kOldestFormatMajor = 1;
@@ -6032,7 +6087,10 @@ struct KeyspaceState {
   std::string key_order;             ///< KeyCodec<Key>::name()
   std::string value_type;            ///< type_description<Value>(); empty when unknown
   std::uint32_t schema_version = 0;  ///< value_version<Value> the records are written at
-  std::uint64_t live = 0;            ///< live records in its chunks (format 3; else the sum of records)
+  /// What its chunks' counted records add to the live record count (format
+  /// 4: may be below zero while records it hides are uncounted; format 3:
+  /// the live records; before: the sum of records).
+  std::int64_t live = 0;
   std::vector<ChunkRef> chunks;      ///< ordered by level, then (level 0) run newest first, then first key
 };
 
@@ -6120,7 +6178,11 @@ inline std::string encode_manifest(const Manifest& m) {
       put_bytes(body, ks.value_type);
       put_fixed32(body, ks.schema_version);
     }
-    if (m.format_major >= 3) put_varint(body, ks.live);
+    if (m.format_major >= 4)
+      put_varint(body, ks.live < 0 ? (static_cast<std::uint64_t>(-(ks.live + 1)) << 1) | 1
+                                   : static_cast<std::uint64_t>(ks.live) << 1);
+    else if (m.format_major == 3)
+      put_varint(body, static_cast<std::uint64_t>(std::max<std::int64_t>(ks.live, 0)));
     put_varint(body, ks.chunks.size());
     for (const auto& c : ks.chunks) {
       if (m.format_major < 3 && c.level != kLastLevel)
@@ -6130,6 +6192,7 @@ inline std::string encode_manifest(const Manifest& m) {
         put_varint(body, c.level);
         put_varint(body, c.run);
       }
+      if (m.format_major >= 4) put_varint(body, c.uncounted);
     }
   }
   std::string out(kManifestMagic, 8);
@@ -6197,7 +6260,15 @@ inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::p
       ks.schema_version = r.u32("schema version");
     }
     const bool v3 = m.format_major >= 3;
-    if (v3) ks.live = r.varint("live record count");
+    if (m.format_major >= 4) {
+      const std::uint64_t z = r.varint("live record count");  // zigzag
+      ks.live = (z & 1) ? -static_cast<std::int64_t>(z >> 1) - 1 : static_cast<std::int64_t>(z >> 1);
+    } else if (v3) {
+      const std::uint64_t live = r.varint("live record count");
+      if (live > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+        r.fail("live record count " + std::to_string(live) + " is implausible");
+      ks.live = static_cast<std::int64_t>(live);
+    }
     std::uint64_t n = r.varint("chunk count");
     if (n > r.remaining() / 6) r.fail("chunk count exceeds the manifest");
     ks.chunks.reserve(static_cast<std::size_t>(n));
@@ -6219,15 +6290,17 @@ inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::p
       } else {
         c.level = kLastLevel;
       }
+      if (m.format_major >= 4) c.uncounted = r.varint("chunk uncounted records");
       if (c.file >= m.next_file) r.fail("chunk file number beyond next file number");
       if (c.records == 0 || c.last_key < c.first_key) r.fail("chunk range is empty or inverted");
+      if (c.uncounted > c.records) r.fail("a chunk has more uncounted records than records");
       if (j > 0) {
         if (const char* fault = chunk_order_fault(ks.chunks.back(), c)) r.fail(fault);
       }
       records += c.records;
       ks.chunks.push_back(std::move(c));
     }
-    if (!v3) ks.live = records;
+    if (!v3) ks.live = static_cast<std::int64_t>(std::min<std::uint64_t>(records, std::numeric_limits<std::int64_t>::max()));
     m.keyspaces.push_back(std::move(ks));
   }
   if (!r.empty()) r.fail("trailing bytes in the manifest body");
@@ -6314,11 +6387,27 @@ class LiveFile {
   /// Marks the file as dropped by an installed Version: it is deleted once
   /// no Version names it.
   void mark_obsolete() const { obsolete_.store(true); }
+  /// True once set_resolved() recorded what the file's uncounted records add
+  /// to the live count (resolved_sum()).
+  bool resolved() const { return resolved_.load(std::memory_order_acquire); }
+  /// What the file's uncounted records add to the live count (each put 1,
+  /// less 1 for each that hides a live record below it); valid once
+  /// resolved(). It holds for as long as the file lives: compactions below
+  /// it keep which keys are live there, and a compaction of the file itself
+  /// replaces it.
+  std::int64_t resolved_sum() const { return resolved_sum_.load(std::memory_order_relaxed); }
+  /// Records resolved_sum(); threads that race compute the same sum.
+  void set_resolved(std::int64_t sum) const {
+    resolved_sum_.store(sum, std::memory_order_relaxed);
+    resolved_.store(true, std::memory_order_release);
+  }
 
  private:
   ChunkRef ref_;
   std::shared_ptr<FileBin> bin_;
   mutable std::atomic<bool> obsolete_{false};
+  mutable std::atomic<bool> resolved_{false};
+  mutable std::atomic<std::int64_t> resolved_sum_{0};
 };
 
 /// A shared chunk file.
@@ -6392,6 +6481,14 @@ struct Version {
   std::uint64_t bytes() const {
     std::uint64_t n = 0;
     for_each_run([&](const Run& r, std::uint32_t) { n += r.bytes; });
+    return n;
+  }
+  /// Records of its files not yet in the live count.
+  std::uint64_t uncounted() const {
+    std::uint64_t n = 0;
+    for_each_run([&](const Run& r, std::uint32_t) {
+      for (const auto& f : r.files) n += f->ref().uncounted;
+    });
     return n;
   }
   /// Every file's ChunkRef, in manifest order.
@@ -6949,6 +7046,12 @@ inline const std::vector<FormatStep>& format_steps() {
          // Decoding already put format 1 and 2 chunks at the last level and
          // counted their records as live: only the version changes.
          m.format_major = 3;
+         m.format_minor = 0;
+       }},
+      {3, 4, "chunk records may be uncounted, resolved when size() asks or when compaction meets an older record "
+             "(the chunks stay as they are: every record in them is counted)",
+       [](Manifest& m) {
+         m.format_major = 4;
          m.format_minor = 0;
        }},
   };
@@ -8542,16 +8645,12 @@ class Engine {
     return find_locked(key, on_value);
   }
 
-  /// Number of records (exact).
+  /// Number of records (exact). Looks up, with no lock held, the records
+  /// whose part of the count is not known yet (docs/format.md, "The live
+  /// count"): after a load, about those in the levels above the last.
   std::size_t size() const {
-    for (;;) {
-      wait_counted();
-      settle_unknown();
-      std::unique_lock guard(lock_);
-      check_open();
-      if (!counted_locked()) continue;
-      return static_cast<std::size_t>(count_locked());
-    }
+    std::unique_lock guard(lock_, std::defer_lock);
+    return static_cast<std::size_t>(exact_count(guard));
   }
 
   /// Makes every write that returned before this call survive power loss.
@@ -8662,6 +8761,7 @@ class Engine {
     std::string_view key() const { return block_->key(rec_); }
     std::string_view value() const { return block_->value(rec_); }
     bool tombstone() const { return block_->tombstone(rec_); }
+    bool uncounted() const { return block_->uncounted(rec_); }
     std::uint64_t seq() const { return block_->seq(rec_); }
     const Block& block() const { return *block_; }
     std::size_t rec() const { return rec_; }
@@ -9023,10 +9123,10 @@ class Engine {
           auto path = chunk_path(ref.file);
           auto t = Table::open(*fs_, path);
           if (t->file_bytes() != ref.bytes || t->records() != ref.records || t->first_key() != ref.first_key ||
-              t->last_key() != ref.last_key || t->max_seq() != ref.max_seq)
+              t->last_key() != ref.last_key || t->max_seq() != ref.max_seq || t->uncounted() != ref.uncounted)
             throw CorruptionError(path, 0,
                                   "the chunk file does not match the MANIFEST's record of it (size, record count, "
-                                  "key range or sequence differ)");
+                                  "key range, sequence or uncounted records differ)");
           files_.put(ref.file, t->take_file());
           std::size_t charge = t->charge();
           return std::pair<std::shared_ptr<const Table>, std::size_t>(std::move(t), charge);
@@ -9277,31 +9377,207 @@ class Engine {
       after = std::move(keys.back());
     }
   }
-  // Whether count_locked() may run: the frozen buffer is counted, or its
-  // flush failed (then nothing else touches it). Needs lock_.
-  bool counted_locked() const {
-    if (!imm_ || imm_resolved_.load()) return true;
-    std::lock_guard g(bg_mu_);
-    return !flush_pending_;
+  // Answers, for keys that come in ascending order, whether `runs` (newest
+  // first) hold a live record of the key (its newest record there a put).
+  // Each run keeps its place (file, table, last block read), so most keys
+  // cost one range check and one Bloom probe per run. A block the cache
+  // does not hold is searched as stored (after its checksum and
+  // decompression) instead of decoded, and not cached: the blocks these
+  // lookups touch are spread over the whole store, and readers need the
+  // cache more. Where there are at least a quarter as many keys as a run has
+  // blocks, most of its blocks are needed: they are read ahead, many with
+  // one read. The runs' Version must be pinned.
+  class OrderedProbe {
+   public:
+    OrderedProbe(const Engine& e, const std::vector<const detail::Run*>& runs, std::uint64_t keys) : e_(e) {
+      places_.reserve(runs.size());
+      for (const auto* r : runs) {
+        places_.emplace_back();
+        places_.back().run = r;
+        // About one block per Options::block_bytes of file (compression aside).
+        if (keys * 4 * e.opt_.block_bytes >= r->bytes) places_.back().readahead = kCountReadahead;
+      }
+    }
+    bool live(std::string_view key) {
+      const std::uint64_t hash = detail::bloom_hash(key);
+      for (auto& p : places_) {
+        const auto& files = p.run->files;
+        while (p.file < files.size() && std::string_view(files[p.file]->ref().last_key) < key) {
+          ++p.file;
+          p.table.reset();
+          p.data.reset();
+          p.cached.reset();
+          p.block = static_cast<std::size_t>(-1);
+          p.ahead = {};
+        }
+        if (p.file == files.size() || key < std::string_view(files[p.file]->ref().first_key)) continue;
+        const std::uint64_t file = files[p.file]->ref().file;
+        if (!p.table) p.table = e_.table(files[p.file]->ref());
+        if (!p.table->may_contain(key, hash)) continue;
+        const std::size_t bi = p.table->find_block(key);
+        if (bi >= p.table->block_count()) continue;
+        if (bi != p.block) {
+          p.block = bi;
+          p.data.reset();
+          p.cached.reset();
+          if (p.table->format_major() < 2)
+            p.data = e_.block(*p.table, file, bi);
+          else if (!(p.cached = e_.cache_.template lookup<StoredBlock>(
+                         detail::CacheKey{file, detail::kStoredSlot | bi}, false)))
+            p.data = e_.cache_.template lookup<Block>(detail::CacheKey{file, bi}, false);
+          if (!p.cached && !p.data) {
+            if (p.readahead == 0) {
+              p.stored = p.table->read_stored_block(bi, *e_.chunk_file(*p.table, file));
+            } else {
+              if (!p.ahead.holds(bi))
+                p.ahead = p.table->read_block_run(bi, p.readahead, *e_.chunk_file(*p.table, file));
+              p.stored = p.table->stored_in_run(p.ahead, bi);
+            }
+          }
+        }
+        if (p.data) {
+          const std::size_t i = p.data->lower_bound(key);
+          if (i < p.data->size() && p.data->key(i) == key) return !p.data->tombstone(i);
+          continue;
+        }
+        const auto holds =
+            p.cached ? p.cached->find(key, p.table->path(), scratch_)
+                     : Block::find_stored(p.stored, key, p.table->format_major() >= detail::chunk_format::kKindsMajor,
+                                          p.table->path(), p.table->block_offset(bi), scratch_.key);
+        if (holds != Block::Holds::absent) return holds == Block::Holds::put;
+      }
+      return false;
+    }
+
+   private:
+    struct Place {
+      const detail::Run* run = nullptr;
+      std::size_t file = 0, block = static_cast<std::size_t>(-1);
+      std::size_t readahead = 0;  // bytes per read of this run's blocks (0: one block)
+      std::shared_ptr<const Table> table;
+      std::shared_ptr<const StoredBlock> cached;  // block `block`, when the cache held it as stored
+      std::shared_ptr<const Block> data;          // or decoded (or the chunk is of format 1)
+      std::string stored;                         // else block `block` as read
+      typename Table::BlockRun ahead;             // blocks read ahead from file `file`
+    };
+    const Engine& e_;
+    std::vector<Place> places_;
+    StoredBlock::Scratch scratch_;
+  };
+
+  // Resolves the uncounted records of v's files whose part of the count is
+  // not known yet (LiveFile::set_resolved): each is looked up in the runs
+  // older than its own. v must be pinned; no lock is needed.
+  void resolve_files(const detail::Version& v) const {
+    std::vector<const detail::Run*> runs;
+    v.for_each_run([&](const detail::Run& r, std::uint32_t) { runs.push_back(&r); });
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+      for (const auto& f : runs[i]->files) {
+        if (f->ref().uncounted == 0 || f->resolved()) continue;
+        const auto started = std::chrono::steady_clock::now();
+        OrderedProbe below(*this, std::vector<const detail::Run*>(runs.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                                                                  runs.end()),
+                           f->ref().uncounted);
+        detail::Run one;
+        one.add(f);
+        RunReader r(this, &one, /*sequential=*/true);
+        std::int64_t sum = 0;
+        std::uint64_t seen = 0;
+        for (r.seek("", false); r.valid(); r.next(nullptr)) {
+          if (!r.uncounted()) continue;
+          ++seen;
+          sum += (r.tombstone() ? 0 : 1) - (below.live(r.key()) ? 1 : 0);
+        }
+        if (seen != f->ref().uncounted)
+          throw CorruptionError(chunk_path(f->ref().file), 0,
+                                "the chunk file holds " + std::to_string(seen) +
+                                    " uncounted records, but the MANIFEST says " +
+                                    std::to_string(f->ref().uncounted));
+        f->set_resolved(sum);
+        count_micros_.fetch_add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                               std::chrono::steady_clock::now() - started)
+                                                               .count()),
+                                std::memory_order_relaxed);
+      }
+    }
   }
-  // Exact record count. Needs lock_ (exclusive: it caches lookups in wb_'s
-  // entries) and counted_locked().
+  // What the frozen buffer adds to the count over v: its entries whose
+  // presence below is known, and the others looked up in v.
+  std::int64_t frozen_part(const detail::WriteBuffer& imm, const detail::Version& v) const {
+    std::int64_t sum = imm.delta();
+    if (imm.unknown() == 0) return sum;
+    std::vector<const detail::Run*> runs;
+    v.for_each_run([&](const detail::Run& r, std::uint32_t) { runs.push_back(&r); });
+    OrderedProbe below(*this, runs, imm.unknown());
+    for (auto it = imm.begin(); it != imm.end(); ++it)
+      if (it->second.below == detail::Below::unknown)
+        sum += (it->second.tombstone ? 0 : 1) - (below.live(it->first) ? 1 : 0);
+    return sum;
+  }
+  // Resolves, with no lock held, what the count needs of the frozen buffer
+  // and the files (see resolve_files), so that count_locked() finds little
+  // or nothing left to look up.
+  void settle_files() const {
+    std::shared_ptr<const detail::WriteBuffer> imm;
+    std::shared_ptr<const detail::Version> v;
+    {
+      std::shared_lock guard(lock_);
+      check_open();
+      if (imm_ && !imm_resolved_.load()) imm = imm_;
+      v = version_;
+    }
+    resolve_files(*v);
+    if (!imm) return;
+    // The frozen buffer's records are newer than every file of v, and v
+    // changes under it only by compactions, which keep which keys are live.
+    const std::int64_t part = frozen_part(*imm, *v);
+    std::unique_lock guard(lock_);
+    if (imm_ == imm) {
+      imm_delta_ = part;
+      imm_resolved_ = true;
+    }
+  }
+  // Whether count_locked() has nothing to look up in files. Needs lock_.
+  bool counted_locked() const {
+    if (imm_ && !imm_resolved_.load()) return false;
+    bool all = true;
+    version_->for_each_run([&](const detail::Run& r, std::uint32_t) {
+      for (const auto& f : r.files)
+        if (f->ref().uncounted != 0 && !f->resolved()) all = false;
+    });
+    return all;
+  }
+  // Exact record count. Needs lock_ exclusively (it caches lookups in wb_'s
+  // entries); looks up what settle_unknown() and settle_files() left.
   std::uint64_t count_locked() const {
     auto noop = [](std::string_view, const std::filesystem::path*) {};
+    resolve_files(*version_);
     if (imm_ && !imm_resolved_.load()) {
-      // Only after a failed flush: nothing else touches the frozen buffer.
-      imm_->resolve([&](std::string_view k) { return find_in_files(*version_, k, noop); });
-      imm_delta_ = imm_->delta();
+      imm_delta_ = frozen_part(*imm_, *version_);
       imm_resolved_ = true;
     }
     wb_.resolve([&](std::string_view k) { return find_below_buffer(k, noop); });
-    auto total = static_cast<std::int64_t>(live_) + wb_.delta() + (imm_ ? imm_delta_ : 0);
+    std::int64_t total = live_ + wb_.delta() + (imm_ ? imm_delta_ : 0);
+    version_->for_each_run([&](const detail::Run& r, std::uint32_t) {
+      for (const auto& f : r.files)
+        if (f->ref().uncounted != 0) total += f->resolved_sum();
+    });
     return static_cast<std::uint64_t>(std::max<std::int64_t>(total, 0));
   }
-  // Waits until the frozen buffer (if any) is counted, or its flush ended.
-  void wait_counted() const {
-    std::unique_lock g(bg_mu_);
-    done_cv_.wait(g, [&] { return imm_resolved_.load() || !flush_pending_ || closed_.load(); });
+  // The exact count for size() and stats(), holding `guard` (on lock_,
+  // unlocked when called, locked exclusively on return). The lookups run
+  // with no lock held, a few rounds while writers add more to look up; the
+  // rest under the lock.
+  template <class Guard>
+  std::uint64_t exact_count(Guard& guard) const {
+    for (int round = 0;; ++round) {
+      settle_unknown();
+      settle_files();
+      guard.lock();
+      check_open();
+      if (round >= 3 || (counted_locked() && wb_.unknown() <= kSettleUnderLock)) return count_locked();
+      guard.unlock();
+    }
   }
   // The current Version. Takes lock_ (shared).
   std::shared_ptr<const detail::Version> current_version() const {
@@ -9521,16 +9797,21 @@ class Engine {
   class Output;
   // Merges inputs (newest first) and, when given, a write buffer (newer than
   // all of them) into out: the newest record of each key, tombstones kept
-  // unless drop_tombstone(key) says nothing older can lie below, sequence
+  // unless nothing_below(key) says nothing older can lie below, sequence
   // numbers kept unless zero_seqs; convert (migrations) maps each value.
+  // Returns what the merge adds to live_ (docs/format.md, "The live
+  // count"): a record meeting the counted record it hides takes over its
+  // place in the count, and an uncounted one with nothing below is counted.
+  // The buffer's entries count as uncounted (its one caller, a migration,
+  // counts its output itself).
   using Convert = std::function<bool(std::string_view key, std::string_view value, std::string& out)>;
-  template <class Drop>
-  void merge(std::vector<detail::Run>& inputs, const detail::WriteBuffer* buffer, Output& out, Drop&& drop_tombstone,
-             bool zero_seqs, const Convert* convert, bool abortable);
+  template <class Below>
+  std::int64_t merge(std::vector<detail::Run>& inputs, const detail::WriteBuffer* buffer, Output& out,
+                     Below&& nothing_below, bool zero_seqs, const Convert* convert, bool abortable);
 
-  // Writes m (with v's chunks and live records), then makes v current.
+  // Writes m (with v's chunks and live_'s part `live`), then makes v current.
   // Needs install_mu_.
-  void install(detail::Manifest m, std::shared_ptr<const detail::Version> v, std::uint64_t live);
+  void install(detail::Manifest m, std::shared_ptr<const detail::Version> v, std::int64_t live);
 
   // Deletes the files no Version names any more. Returns the first error
   // (a file left behind is harmless: the next open deletes it).
@@ -9633,9 +9914,9 @@ class Engine {
   // was last chosen (note_get_lookup()).
   mutable std::atomic<std::uint8_t> form_{static_cast<std::uint8_t>(BlockForm::decoded)};
   mutable std::atomic<std::uint64_t> form_lookups_{0}, form_misses_{0};
-  std::uint64_t live_ = 0;                          // records live in version_'s files; lock_
-  mutable std::int64_t imm_delta_ = 0;              // what imm_ adds to live_, once counted; lock_
-  mutable std::atomic<bool> imm_resolved_{true};    // imm_ is counted (or absent)
+  std::int64_t live_ = 0;  // what version_'s counted records add to the live count; lock_
+  mutable std::int64_t imm_delta_ = 0;              // what imm_ adds to the count, once resolved; lock_
+  mutable std::atomic<bool> imm_resolved_{true};    // imm_delta_ holds for imm_ (or there is no imm_)
   std::shared_ptr<detail::FileBin> bin_ = std::make_shared<detail::FileBin>();
   // Bumped under lock_ (exclusive) by every commit / at each freeze; atomic
   // so that a scan can see without the lock that its batch is current.
@@ -9678,7 +9959,7 @@ class Engine {
   std::atomic<std::uint64_t> bytes_compacted_{0};
   std::atomic<std::uint64_t> slowdowns_{0};     // commits slowed or stopped by back-pressure
   std::atomic<std::uint64_t> slowed_micros_{0};  // time they waited
-  std::atomic<std::uint64_t> count_micros_{0};   // time flushes spent counting
+  mutable std::atomic<std::uint64_t> count_micros_{0};  // time spent resolving uncounted records
   std::atomic<std::size_t> l0_runs_{0};
   std::atomic<std::uint64_t> flush_bytes_{0};  // bytes a flush writes (a moving average)
 
@@ -9690,7 +9971,7 @@ class Engine {
   bool wal_sync_pending_ = false;            // bg_mu_: the flush thread should sync the WAL
   bool stop_ = false;                        // bg_mu_
   std::atomic<bool> closing_{false};         // close() began: no next WAL segment is made ahead
-  std::atomic<bool> stopping_{false};        // stop_, readable without bg_mu_ (compactions poll it)
+  std::atomic<bool> stopping_{false};        // close() began (compactions poll it): set before stop_
   bool compacting_ = false;                  // bg_mu_: a compaction runs
   int manual_ = 0;                           // bg_mu_: compact() calls running (the thread stays idle)
   std::uint64_t bg_epoch_ = 0;               // bg_mu_: bumped by each install
@@ -9818,16 +10099,11 @@ template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::stats() const -> Stats {
   Stats s;
   std::shared_ptr<const detail::Version> v;
-  for (;;) {
-    wait_counted();
-    settle_unknown();
-    std::unique_lock guard(lock_);
-    check_open();
-    if (!counted_locked()) continue;
-    s.records = count_locked();
+  {
+    std::unique_lock guard(lock_, std::defer_lock);
+    s.records = exact_count(guard);
     v = version_;
     s.write_buffer_bytes = wb_.bytes() + (imm_ ? imm_->bytes() : 0);
-    break;
   }
   s.chunks = v->files();
   s.disk_bytes = v->bytes();
@@ -9874,7 +10150,8 @@ auto Engine<Compression, Eviction, Lock>::stats() const -> Stats {
   s.bytes_compacted = bytes_compacted_.load(std::memory_order_relaxed);
   s.write_slowdowns = slowdowns_.load(std::memory_order_relaxed);
   s.write_slowed_micros = slowed_micros_.load(std::memory_order_relaxed);
-  s.flush_count_micros = count_micros_.load(std::memory_order_relaxed);
+  s.count_micros = count_micros_.load(std::memory_order_relaxed);
+  s.uncounted_records = v->uncounted();
   s.write_amplification =
       s.bytes_put == 0 ? 0.0 : static_cast<double>(s.chunk_bytes_written) / static_cast<double>(s.bytes_put);
   return s;
@@ -9886,6 +10163,14 @@ auto Engine<Compression, Eviction, Lock>::close() -> void {
   FailureReport report{this};
   std::exception_ptr error;
   closing_ = true;
+  // A running compaction stops at its next safe point (its files are
+  // removed; the next open picks the work up again), so that the flush
+  // below has a core to itself.
+  stopping_ = true;
+  {
+    std::lock_guard g(bg_mu_);  // a waiting compaction thread sees stopping_
+  }
+  bg_cv_.notify_all();
   if (!opt_.read_only && !failed_.load()) {
     try {
       if (opt_.checkpoint_on_close) flush_buffer();
@@ -10067,7 +10352,7 @@ class Engine<Compression, Eviction, Lock>::Output {
       }
     }
   }
-  void add(std::string_view key, std::uint64_t seq, std::string_view value, bool tombstone) {
+  void add(std::string_view key, std::uint64_t seq, std::string_view value, bool tombstone, bool uncounted) {
     if (writer_ && writer_->raw_bytes() >= file_bytes_) finish_file();
     if (!writer_) {
       created_.reserve(created_.size() + 1);
@@ -10075,7 +10360,7 @@ class Engine<Compression, Eviction, Lock>::Output {
       created_.push_back(file_);
       writer_.emplace(*e_.fs_, e_.chunk_path(file_), e_.opt_.block_bytes);
     }
-    writer_->add(key, seq, value, tombstone);
+    writer_->add(key, seq, value, tombstone, uncounted);
     ++records_;
   }
   // Finishes the last file; returns every file written.
@@ -10098,6 +10383,7 @@ class Engine<Compression, Eviction, Lock>::Output {
     detail::ChunkRef ref;
     ref.file = file_;
     ref.records = info.records;
+    ref.uncounted = info.uncounted;
     ref.bytes = info.file_bytes;
     ref.max_seq = info.max_seq;
     ref.first_key = std::move(info.first_key);
@@ -10117,10 +10403,10 @@ class Engine<Compression, Eviction, Lock>::Output {
 };
 
 template <class Compression, class Eviction, class Lock>
-template <class Drop>
+template <class Below>
 auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs, const detail::WriteBuffer* buffer,
-                                                Output& out, Drop&& drop_tombstone, bool zero_seqs,
-                                                const Convert* convert, bool abortable) -> void {
+                                                Output& out, Below&& nothing_below, bool zero_seqs,
+                                                const Convert* convert, bool abortable) -> std::int64_t {
   std::vector<RunReader> rs;
   rs.reserve(inputs.size());
   for (auto& r : inputs) {
@@ -10131,6 +10417,7 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
   if (buffer) bit = buffer->begin(), bend = buffer->end();
   std::string key, converted;
   std::uint64_t n = 0;
+  std::int64_t delta = 0;
   for (;;) {
     // The smallest key; the newest source holding it wins (the buffer, then
     // the runs in order).
@@ -10154,27 +10441,61 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
       value = r.value();
       seq = r.seq();
     }
+    // The key's records, newest first: each counted one whose next older
+    // record is merged away gives up its part of the count (its put, less
+    // the older one's); the oldest decides whether the output is counted.
+    // A put is 1, a tombstone 0; "hides" is the older record's put.
+    std::int64_t given_up = 0;
+    bool oldest_counted = false, oldest_put = false, have = false, newer_counted = false, newer_put = false;
+    auto meet = [&](bool put, bool counted) {
+      if (have && newer_counted) given_up += (newer_put ? 1 : 0) - (put ? 1 : 0);
+      have = true;
+      newer_counted = counted;
+      newer_put = put;
+      oldest_counted = counted;
+      oldest_put = put;
+    };
+    if (src == -1) meet(!tombstone, false);
+    for (std::size_t i = src == -1 ? 0 : static_cast<std::size_t>(src); i < rs.size(); ++i)
+      if (rs[i].valid() && rs[i].key() == best) meet(!rs[i].tombstone(), !rs[i].uncounted());
+    const int newest_put = tombstone ? 0 : 1;
+    bool uncounted = false;
+    int below = -1;  // nothing_below(best), once asked: 1 (nothing) or 0
+    auto none_below = [&] {
+      if (below < 0) below = nothing_below(best) ? 1 : 0;
+      return below == 1;
+    };
+    if (oldest_counted) {
+      // The output takes the oldest's place: its part was put - hidden, now newest - hidden.
+      delta += newest_put - (oldest_put ? 1 : 0) - given_up;
+    } else if (none_below()) {
+      delta += newest_put - given_up;  // hides nothing: counted as it is
+    } else {
+      delta -= given_up;
+      uncounted = true;
+    }
     // Sequence numbers stay while a reader could need them; no snapshot
     // exists yet, so the last level, which the oldest records reach, drops
     // them (a 1-byte 0 instead of 3 to 5 bytes).
     if (zero_seqs) seq = 0;
     if (tombstone) {
-      if (!drop_tombstone(best)) out.add(best, seq, {}, true);
+      if (!none_below()) out.add(best, seq, {}, true, uncounted);
     } else if (convert) {
-      if ((*convert)(best, value, converted)) out.add(best, seq, converted, false);
+      if ((*convert)(best, value, converted)) out.add(best, seq, converted, false, uncounted);
     } else {
-      out.add(best, seq, value, false);
+      out.add(best, seq, value, false, uncounted);
     }
     key.assign(best);  // best may view a block the step below leaves
     if (buffer && bit != bend && bit->first == key) ++bit;
     for (auto& r : rs)
       if (r.valid() && r.key() == key) r.next(nullptr);
   }
+  return delta;
 }
 
 template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::install(detail::Manifest m, std::shared_ptr<const detail::Version> v,
-                                                  std::uint64_t live) -> void {
+                                                  std::int64_t live) -> void {
   m.next_file = next_file_.load();
   auto* ks = m.keyspace(detail::kDefaultKeyspace);
   ks->chunks = v->refs();
@@ -10405,6 +10726,8 @@ template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
   // The segment the freeze left, before anything else: until it is sealed
   // no later segment may be synced (a sync waits for it).
+  using Clock = std::chrono::steady_clock;
+  const auto began = Clock::now();
   seal_frozen_wal();
   std::shared_ptr<detail::WriteBuffer> frozen;
   std::shared_ptr<const detail::Version> base;
@@ -10414,107 +10737,25 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
     base = version_;
   }
   const std::uint64_t new_wal = flush_wal_, seq = flush_seq_;
-  const auto started = std::chrono::steady_clock::now();
-  // Count: which buffered keys the files already hold. The keys come in
-  // order, so each run keeps its place (file, table, last block read) and
-  // most keys cost one range check and one Bloom probe per run.
-  // A block the cache does not hold is searched as stored (after its
-  // checksum and decompression) instead of decoded, and not cached: most of
-  // these keys are new, the blocks they touch are spread over the whole
-  // store, and readers need the cache more. Where the buffer holds at least
-  // one key for every few blocks of a run, most of its blocks are needed:
-  // they are read ahead, many with one read.
-  struct Place {
-    const detail::Run* run = nullptr;
-    std::size_t file = 0, block = static_cast<std::size_t>(-1);
-    std::size_t readahead = 0;  // bytes per read of this run's blocks (0: one block)
-    std::shared_ptr<const Table> table;
-    std::shared_ptr<const StoredBlock> cached;  // block `block`, when the cache held it as stored
-    std::shared_ptr<const Block> data;          // or decoded (or the chunk is of format 1)
-    std::string stored;                         // else block `block` as read
-    typename Table::BlockRun ahead;     // blocks read ahead from file `file`
-  };
-  std::vector<Place> places;
-  base->for_each_run([&](const detail::Run& r, std::uint32_t) {
-    places.emplace_back();
-    places.back().run = &r;
-    // About one block per Options::block_bytes of file (compression
-    // aside): read ahead when the buffer's keys are at least a quarter as
-    // many as the run's blocks.
-    if (frozen->entries() * 4 * opt_.block_bytes >= r.bytes) places.back().readahead = kCountReadahead;
-  });
-  StoredBlock::Scratch scratch;
-  frozen->resolve([&](std::string_view key) {
-    const std::uint64_t hash = detail::bloom_hash(key);
-    for (auto& p : places) {
-      const auto& files = p.run->files;
-      while (p.file < files.size() && std::string_view(files[p.file]->ref().last_key) < key) {
-        ++p.file;
-        p.table.reset();
-        p.data.reset();
-        p.block = static_cast<std::size_t>(-1);
-        p.ahead = {};
-      }
-      if (p.file == files.size() || key < std::string_view(files[p.file]->ref().first_key)) continue;
-      const std::uint64_t file = files[p.file]->ref().file;
-      if (!p.table) p.table = table(files[p.file]->ref());
-      if (!p.table->may_contain(key, hash)) continue;
-      const std::size_t bi = p.table->find_block(key);
-      if (bi >= p.table->block_count()) continue;
-      if (bi != p.block) {
-        p.block = bi;
-        p.data.reset();
-        p.cached.reset();
-        if (p.table->format_major() < 2)
-          p.data = block(*p.table, file, bi);
-        else if (!(p.cached = cache_.template lookup<StoredBlock>(detail::CacheKey{file, detail::kStoredSlot | bi},
-                                                                  false)))
-          p.data = cache_.template lookup<Block>(detail::CacheKey{file, bi}, false);
-        if (!p.cached && !p.data) {
-          if (p.readahead == 0) {
-            p.stored = p.table->read_stored_block(bi, *chunk_file(*p.table, file));
-          } else {
-            if (!p.ahead.holds(bi)) p.ahead = p.table->read_block_run(bi, p.readahead, *chunk_file(*p.table, file));
-            p.stored = p.table->stored_in_run(p.ahead, bi);
-          }
-        }
-      }
-      if (p.data) {
-        const std::size_t i = p.data->lower_bound(key);
-        if (i < p.data->size() && p.data->key(i) == key) return !p.data->tombstone(i);
-        continue;
-      }
-      const auto holds =
-          p.cached ? p.cached->find(key, p.table->path(), scratch)
-                   : Block::find_stored(p.stored, key, p.table->format_major() >= detail::chunk_format::kKindsMajor,
-                                        p.table->path(), p.table->block_offset(bi), scratch.key);
-      if (holds != Block::Holds::absent) return holds == Block::Holds::put;
-    }
-    return false;
-  });
+  const auto started = Clock::now();
+  // No lookup below the buffer: an entry whose presence below is known adds
+  // its part to the live count now (delta()); the others are written
+  // uncounted, and resolved later (when size() asks, or when a compaction
+  // meets an older record of the key or takes it to where nothing lies
+  // below: see merge()).
   const std::int64_t delta = frozen->delta();
-  {
-    std::unique_lock guard(lock_);
-    imm_delta_ = delta;
-    imm_resolved_ = true;
-  }
-  {
-    std::lock_guard g(bg_mu_);
-  }
-  done_cv_.notify_all();
-  const auto counted = std::chrono::steady_clock::now();
-  count_micros_.fetch_add(
-      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(counted - started).count()),
-      std::memory_order_relaxed);
   // One level-0 file; its run number is a file number no file takes.
   Output out(*this, 0, next_file_++, std::numeric_limits<std::uint64_t>::max());
   for (auto it = frozen->begin(); it != frozen->end(); ++it) {
     const detail::BufferEntry& e = it->second;
     if (e.tombstone && e.below == detail::Below::absent) continue;  // nothing below for it to hide
-    out.add(it->first, e.seq, e.tombstone ? std::string_view() : e.value, e.tombstone);
+    out.add(it->first, e.seq, e.tombstone ? std::string_view() : e.value, e.tombstone,
+            e.below == detail::Below::unknown);
   }
+  const auto written = Clock::now();
   auto refs = out.finish();
   fs_->sync_dir(dir_);
+  const auto synced = Clock::now();
   bytes_flushed_.fetch_add(out.bytes(), std::memory_order_relaxed);
   {
     const std::uint64_t before = flush_bytes_.load(std::memory_order_relaxed);
@@ -10532,15 +10773,16 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
     m.last_seq = seq;
     m.wal_start = new_wal;
     out.keep();  // from here the manifest may name the files
-    install(std::move(m), std::move(next),
-            static_cast<std::uint64_t>(std::max<std::int64_t>(static_cast<std::int64_t>(live_) + delta, 0)));
+    install(std::move(m), std::move(next), live_ + delta);
     {
       std::unique_lock guard(lock_);
       imm_.reset();
       imm_delta_ = 0;
+      imm_resolved_ = true;
     }
   }
   ++checkpoints_;
+  const auto installed = Clock::now();
   // The manifest no longer needs the WAL segments before new_wal.
   std::vector<std::uint64_t> drop;
   {
@@ -10552,11 +10794,16 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
   }
   for (auto seg : drop) fs_->remove(dir_ / detail::wal_file_name(seg));
   fs_->sync_dir(dir_);
-  const auto ms = [](auto a, auto b) { return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count()); };
+  const auto done = Clock::now();
+  const auto ms = [](auto a, auto b) {
+    return std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(b - a).count() / 1000.0).substr(0, 5);
+  };
   log(LogLevel::info, "flush: " + std::to_string(frozen->entries()) + " buffered records (" +
                           std::to_string(frozen->bytes()) + " bytes) into a level-0 file of " +
-                          std::to_string(out.bytes()) + " bytes in " + ms(started, std::chrono::steady_clock::now()) +
-                          " ms (counting " + ms(started, counted) + " ms)");
+                          std::to_string(out.bytes()) + " bytes in " + ms(began, done) + " ms (WAL seal " +
+                          ms(began, started) + ", write " + ms(started, written) + ", file sync " +
+                          ms(written, synced) + ", manifest " + ms(synced, installed) + ", WAL drop " +
+                          ms(installed, done) + ")");
 }
 
 template <class Compression, class Eviction, class Lock>
@@ -10565,8 +10812,8 @@ auto Engine<Compression, Eviction, Lock>::compact_loop() noexcept -> void {
     std::uint64_t epoch;
     {
       std::unique_lock g(bg_mu_);
-      bg_cv_.wait(g, [&] { return stop_ || manual_ == 0; });
-      if (stop_) return;
+      bg_cv_.wait(g, [&] { return stop_ || stopping_.load() || manual_ == 0; });
+      if (stop_ || stopping_.load()) return;  // stopping_: close() began
       epoch = bg_epoch_;
     }
     std::optional<Job> job;
@@ -10579,7 +10826,7 @@ auto Engine<Compression, Eviction, Lock>::compact_loop() noexcept -> void {
     }
     if (!job) {
       std::unique_lock g(bg_mu_);
-      bg_cv_.wait(g, [&] { return stop_ || bg_epoch_ != epoch; });
+      bg_cv_.wait(g, [&] { return stop_ || stopping_.load() || bg_epoch_ != epoch; });
       continue;
     }
     {
@@ -10664,6 +10911,7 @@ template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::run_job(Job& job, bool abortable) -> void {
   std::vector<detail::ChunkRef> refs;
   std::optional<Output> out;
+  std::int64_t live_delta = 0;
   std::uint64_t in_bytes = 0;
   for (const auto& f : job.upper) in_bytes += f->ref().bytes;
   for (const auto& f : job.lower) in_bytes += f->ref().bytes;
@@ -10678,12 +10926,12 @@ auto Engine<Compression, Eviction, Lock>::run_job(Job& job, bool abortable) -> v
     out.emplace(*this, job.output, 0, opt_.chunk_bytes);
     const detail::Version& v = *job.v;
     const std::uint32_t output = job.output;
-    auto drop = [&v, output](std::string_view key) {
+    auto nothing_below = [&v, output](std::string_view key) {
       for (std::uint32_t l = output + 1; l < detail::kLevels; ++l)
         if (v.levels[l].find(key) != nullptr) return false;
       return true;
     };
-    merge(job.inputs, nullptr, *out, drop, output == detail::kLastLevel, nullptr, abortable);
+    live_delta = merge(job.inputs, nullptr, *out, nothing_below, output == detail::kLastLevel, nullptr, abortable);
     refs = out->finish();
     fs_->sync_dir(dir_);
     bytes_compacted_.fetch_add(out->bytes(), std::memory_order_relaxed);
@@ -10716,7 +10964,7 @@ auto Engine<Compression, Eviction, Lock>::run_job(Job& job, bool abortable) -> v
     }
     if (job.level > 0) compact_after_[job.level] = job.last_key;
     if (out) out->keep();  // from here the manifest may name the files
-    install(manifest_, std::move(next), live_);
+    install(manifest_, std::move(next), live_ + live_delta);
     if (!job.move) {
       for (const auto& f : job.upper) f->mark_obsolete();
       for (const auto& f : job.lower) f->mark_obsolete();
@@ -11213,7 +11461,7 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
       fs_->sync_dir(dir_);
       auto* ks = m.keyspace(detail::kDefaultKeyspace);
       ks->chunks = refs;
-      ks->live = out->records();
+      ks->live = static_cast<std::int64_t>(out->records());
       m.last_seq = last_seq_;
       m.wal_start = next_file_;  // the WAL segment open starts next; the old ones are folded in
     }
@@ -11538,12 +11786,16 @@ class Storage {
     return range(this, encode_lookup_key(from), encode_lookup_key(to));
   }
 
-  /// Number of records (exact). Keys put since the last flush began whose
-  /// presence in the files is not known yet are looked up there (each once),
-  /// with no lock held that writers or readers need.
+  /// Number of records (exact). Records whose presence below is not known
+  /// yet (written since the last flush began, or flushed uncounted and not
+  /// yet met by a compaction: Stats::uncounted_records) are looked up in the
+  /// files, each once, with no lock held that writers or readers need.
   std::size_t size() const { return engine_.size(); }
-  /// size() == 0.
-  bool empty() const { return size() == 0; }
+  /// size() == 0, found as a scan's first step: no count, no value decoded.
+  bool empty() const {
+    typename engine_type::Cursor cursor(&engine_, std::nullopt, std::nullopt);
+    return !cursor.peek();
+  }
 
   /// Makes every write that returned before this call survive power loss.
   void flush() { engine_.flush(); }
@@ -11905,7 +12157,12 @@ struct KeyspaceInfo {
   std::string key_order;              ///< KeyCodec<Key>::name() of the writer
   std::string value_type;             ///< type_description<Value>() of the writer (empty: unknown)
   std::uint32_t schema_version = 0;   ///< value schema version of the records
-  std::uint64_t live = 0;             ///< live records in its chunks (exact: the MANIFEST's count; the WAL not included)
+  /// What the MANIFEST counts of its chunks' live records (the WAL not
+  /// included): exact when `uncounted` is 0; else the uncounted records add
+  /// their part once looked up (verify() and `stowage stats` do), and this
+  /// may even be below zero.
+  std::int64_t live = 0;
+  std::uint64_t uncounted = 0;        ///< records in its chunks not yet in `live` (see docs/format.md, "The live count")
   std::uint64_t records = 0;          ///< records in its chunks (puts and tombstones, overwritten ones included)
   std::uint64_t bytes = 0;            ///< bytes of its chunk files
   std::vector<ChunkFileInfo> chunks;  ///< in MANIFEST order: by level, level-0 runs newest first, then by key
@@ -11944,7 +12201,8 @@ struct StoreInfo {
   std::uint64_t chunk_bytes = 0;            ///< bytes of the chunk files the MANIFEST names
   std::uint64_t wal_bytes = 0;              ///< bytes of the live WAL segments
   std::uint64_t disk_bytes = 0;             ///< manifest + named chunks + live WAL
-  std::uint64_t live = 0;                   ///< live records in chunks, every keyspace (exact; the WAL is not read)
+  std::int64_t live = 0;                    ///< KeyspaceInfo::live summed over every keyspace
+  std::uint64_t uncounted = 0;              ///< KeyspaceInfo::uncounted summed over every keyspace
   std::uint64_t records = 0;                ///< records in chunks (puts and tombstones, overwritten ones included)
   std::vector<std::string> unnamed_files;   ///< chunk and WAL files nothing needs (left by a crash)
   std::vector<std::string> other_files;     ///< names stowage does not write (besides LOCK, MANIFEST.tmp)
@@ -12089,6 +12347,7 @@ inline StoreInfo describe_store(FileSystem& fs, const std::filesystem::path& dir
       f.number = c.file;
       f.file = dir / chunk_file_name(c.file);
       f.records = c.records;
+      k.uncounted += c.uncounted;
       f.bytes = c.bytes;
       f.max_seq = c.max_seq;
       f.first_key = c.first_key;
@@ -12106,6 +12365,7 @@ inline StoreInfo describe_store(FileSystem& fs, const std::filesystem::path& dir
       k.chunks.push_back(std::move(f));
     }
     info.live += k.live;
+    info.uncounted += k.uncounted;
     info.records += k.records;
     info.chunk_bytes += k.bytes;
     info.keyspaces.push_back(std::move(k));
@@ -12210,6 +12470,7 @@ class RunCursor {
   std::string_view value() const { return block_->value(rec_); }
   std::uint64_t seq() const { return block_->seq(rec_); }
   bool tombstone() const { return block_->tombstone(rec_); }
+  bool uncounted() const { return block_->uncounted(rec_); }
   /// The file the current record is in (an index into the files given).
   std::size_t file() const { return fi_; }
   const File& file_at(std::size_t i) const { return files_[i]; }
@@ -12492,6 +12753,7 @@ VerifyReport verify_pass(FileSystem& fs, const std::filesystem::path& dir, const
         if (table.first_key() != c.first_key) differs("first key");
         if (table.last_key() != c.last_key) differs("last key");
         if (table.max_seq() != c.max_seq) differs("maximum sequence number");
+        if (table.uncounted() != c.uncounted) differs("uncounted record count");
         vf(i).bytes = table.file_bytes();
         return true;  // its blocks are checked all the same
       };
@@ -12529,9 +12791,16 @@ VerifyReport verify_pass(FileSystem& fs, const std::filesystem::path& dir, const
       c.seek(std::nullopt);
     }
     std::uint64_t live = 0, inverted = 0;
+    std::int64_t uncounted_part = 0;  // what the uncounted records add to the count
     std::size_t inversion = 0;  // its problem's index
     merge_runs(runs, [&](std::string_view key, const std::vector<Cursor*>& holders) {
       if (!holders[0]->tombstone()) ++live;
+      // An uncounted record adds its put, less the put it hides (the next
+      // older record of its key, if any).
+      for (std::size_t j = 0; j < holders.size(); ++j)
+        if (holders[j]->uncounted())
+          uncounted_part += (holders[j]->tombstone() ? 0 : 1) -
+                            (j + 1 < holders.size() && !holders[j + 1]->tombstone() ? 1 : 0);
       // A newer run's record of a key is newer than an older run's.
       for (std::size_t j = 1; j < holders.size(); ++j) {
         const Cursor& older = *holders[j];
@@ -12560,11 +12829,11 @@ VerifyReport verify_pass(FileSystem& fs, const std::filesystem::path& dir, const
       if (readable && !ks.chunks.empty())
         rep.notes.push_back("keyspace '" + ks.name + "': its live record count (" + std::to_string(ks.live) +
                             " in the MANIFEST) was not checked, as not every record could be read");
-    } else if (live != ks.live) {
+    } else if (static_cast<std::int64_t>(live) != ks.live + uncounted_part) {
       problem(manifest_path, 0,
               "stowage: the MANIFEST counts " + std::to_string(ks.live) + " live records in keyspace '" + ks.name +
-                  "' but its chunks hold " + std::to_string(live) +
-                  " (keys whose newest record is a put): size() would be wrong");
+                  "' (and the uncounted records " + std::to_string(uncounted_part) + ") but its chunks hold " +
+                  std::to_string(live) + " (keys whose newest record is a put): size() would be wrong");
     }
   }
 

@@ -171,6 +171,8 @@ struct Rec {
 
 // The seq field a format-3 record stores.
 std::uint64_t seq_field(const Rec& r) { return r.seq << 1 | (r.tomb ? 1 : 0); }
+// Format 4's sequence field of a counted record: seq << 2 | uncounted << 1 | kind.
+std::uint64_t seq_field4(const Rec& r) { return r.seq << 2 | (r.tomb ? 1 : 0); }
 
 std::string random_bytes(std::mt19937_64& rng, std::size_t n) {
   std::string s(n, '\0');
@@ -480,7 +482,7 @@ TEMPLATE_TEST_CASE("100k records round trip through a chunk", "[chunk]", NoCompr
 
   std::uint64_t raw = 0, max_seq = 0;
   for (auto& r : recs) {
-    raw += sd::varint_length(r.key.size()) + r.key.size() + sd::varint_length(seq_field(r)) +
+    raw += sd::varint_length(r.key.size()) + r.key.size() + sd::varint_length(seq_field4(r)) +
            sd::varint_length(r.value.size()) + r.value.size();
     max_seq = std::max(max_seq, r.seq);
   }
@@ -502,7 +504,7 @@ TEMPLATE_TEST_CASE("100k records round trip through a chunk", "[chunk]", NoCompr
 
   const auto t = ChunkTable<TestType>::open(fs, path);
   CHECK(t->path() == path);
-  CHECK(t->format_major() == 3);
+  CHECK(t->format_major() == cf::kMajor);
   CHECK(t->records() == recs.size());
   CHECK(t->tombstones() == tombstones);
   CHECK(t->max_seq() == max_seq);
@@ -618,7 +620,7 @@ TEST_CASE("chunk writer rules", "[chunk]") {
   SECTION("bad block sizes and formats") {
     CHECK_THROWS_AS(ChunkWriter<NoCompression>(fs, "c", 0), stowage::ValidationError);
     CHECK_THROWS_AS(ChunkWriter<NoCompression>(fs, "c", (std::size_t{256} << 20) + 1), stowage::ValidationError);
-    for (std::uint16_t major : {0, 1, 4, 0xffff})
+    for (std::uint16_t major : {0, 1, 5, 0xffff})
       CHECK_THROWS_AS(ChunkWriter<NoCompression>(fs, "c", 4096, major), stowage::ValidationError);
   }
   SECTION("tombstones: no value, sequence numbers below 2^63, format 3 only") {
@@ -655,9 +657,9 @@ TEST_CASE("chunk writer rules", "[chunk]") {
   }
   SECTION("the header records the writer's compression") {
     write_chunk<Lz4Compression>(fs, "c", small_records());
-    CHECK(fs.bytes("c").substr(0, 16) == craft_header(1));
+    CHECK(fs.bytes("c").substr(0, 16) == craft_header(1, cf::kMajor));
     write_chunk<NoCompression>(fs, "c", small_records());
-    CHECK(fs.bytes("c").substr(0, 16) == craft_header(0));
+    CHECK(fs.bytes("c").substr(0, 16) == craft_header(0, cf::kMajor));
   }
   SECTION("an empty chunk") {
     const auto info = write_chunk<Lz4Compression>(fs, "c", {});
@@ -932,8 +934,8 @@ TEST_CASE("hand-made chunks follow docs/format.md", "[chunk][format]") {
     const std::string raw = craft_block_v3(mixed[0]);
     CHECK(raw.substr(0, 13) == std::string("\x00\x02\x02\x03" "aone" "\x00\x02\x05\x00" "b", 13));
   }
-  SECTION("the writer produces byte-identical files") {
-    write_chunk<NoCompression>(fs, "w", all, 4096);
+  SECTION("the writer produces byte-identical files (format 3 on request)") {
+    write_chunk<NoCompression>(fs, "w", all, 4096, 3);
     fs.put(p, craft_chunk({all}));
     CHECK(fs.bytes("w") == fs.bytes(p));
     // Restart points, shared prefixes, repeated and changing value lengths,
@@ -945,7 +947,7 @@ TEST_CASE("hand-made chunks follow docs/format.md", "[chunk][format]") {
       const bool tomb = i % 6 == 1 || i % 11 == 2;
       many.push_back({key, static_cast<std::uint64_t>(i * 1000), tomb ? "" : std::string((i % 7 == 3) ? 9 : 4, 'v'), tomb});
     }
-    write_chunk<NoCompression>(fs, "w", many, 1 << 20);
+    write_chunk<NoCompression>(fs, "w", many, 1 << 20, 3);
     fs.put(p, craft_chunk({many}));
     CHECK(fs.bytes("w") == fs.bytes(p));
     // Format 2 on request (puts only).
@@ -985,7 +987,7 @@ TEST_CASE("hand-made chunks follow docs/format.md", "[chunk][format]") {
     const std::uint64_t meta_offset = sd::decode_fixed64(v3.data() + v3.size() - 32);
     const std::string data = v3.substr(16, meta_offset - 16);
     const std::string meta = v3.substr(meta_offset + 17, v3.size() - 32 - meta_offset - 17);
-    for (std::uint16_t major : {0, 4, 0xffff}) {
+    for (std::uint16_t major : {0, 5, 0xffff}) {
       fs.put(p, craft_file(craft_header(0, major, 0), data, meta));
       require_corruption(fs, p);
       try {
@@ -1544,7 +1546,7 @@ TEST_CASE("Block::parse of format 3: kinds in the seq field; a tombstone with a 
   }
 }
 
-TEST_CASE("the writer writes format 3 with prefix-compressed keys; format-1 and format-2 files still read",
+TEST_CASE("the writer writes format 4 with prefix-compressed keys; format-1 to format-3 files still read",
           "[chunk][format]") {
   MemFileSystem fs;
   std::vector<Rec> recs;
@@ -1553,7 +1555,10 @@ TEST_CASE("the writer writes format 3 with prefix-compressed keys; format-1 and 
     std::snprintf(key, sizeof key, "%016d", i * 3);
     recs.push_back({key, static_cast<std::uint64_t>(i + 1), std::string(100, static_cast<char>('a' + i % 26))});
   }
-  write_chunk<NoCompression>(fs, "v3", recs);
+  write_chunk<NoCompression>(fs, "v4", recs);
+  const std::string v4 = fs.bytes("v4");
+  CHECK(sd::decode_fixed16(v4.data() + 8) == 4);
+  write_chunk<NoCompression>(fs, "v3", recs, 4096, 3);
   const std::string v3 = fs.bytes("v3");
   CHECK(sd::decode_fixed16(v3.data() + 8) == 3);
   write_chunk<NoCompression>(fs, "v2", recs, 4096, 2);
@@ -1566,6 +1571,10 @@ TEST_CASE("the writer writes format 3 with prefix-compressed keys; format-1 and 
   // seq << 1 takes a second byte only for seq 64..127 here (64 records), and
   // the meta block gains the tombstone count.
   CHECK(v3.size() <= v2.size() + 64 + 32);
+  // seq << 2 takes a second byte from seq 32 (32 more records) and a third
+  // from 4096 (905 records); the meta block gains the uncounted count.
+  CHECK(v4.size() <= v3.size() + 32 + 905 + 8);
+  CHECK(same_records(read_all<NoCompression>(fs, "v4"), recs));
   CHECK(same_records(read_all<NoCompression>(fs, "v3"), recs));
   CHECK(same_records(read_all<NoCompression>(fs, "v2"), recs));
   CHECK(same_records(read_all<NoCompression>(fs, "v1"), recs));
@@ -1763,4 +1772,66 @@ TEST_CASE("a packed block whose bytes do not decompress is a CorruptionError nam
       CHECK(e.offset() == 4096 + sd::chunk_format::kFrameHeadBytes);
     }
   }
+}
+
+TEST_CASE("format 4 flags uncounted records; the meta block counts them", "[chunk][format]") {
+  MemFileSystem fs;
+  {
+    ChunkWriter<NoCompression> w(fs, "u", 64);  // small blocks: the flags span several
+    for (int i = 0; i < 200; ++i) {
+      char key[16];
+      std::snprintf(key, sizeof key, "k%05d", i);
+      const bool tomb = i % 3 == 0;
+      w.add(key, static_cast<std::uint64_t>(1000 + i), tomb ? "" : "v", tomb, /*uncounted=*/i % 4 == 1 || i % 7 == 0);
+    }
+    const auto info = w.finish();
+    std::uint64_t expect = 0;
+    for (int i = 0; i < 200; ++i) expect += (i % 4 == 1 || i % 7 == 0) ? 1 : 0;
+    CHECK(info.uncounted == expect);
+  }
+  const auto t = ChunkTable<NoCompression>::open(fs, "u");
+  REQUIRE(t->format_major() == 4);
+  CHECK(t->block_count() > 5);
+  std::uint64_t uncounted = 0;
+  int i = 0;
+  for (std::size_t b = 0; b < t->block_count(); ++b) {
+    const auto block = t->read_block(b);
+    for (std::size_t r = 0; r < block->size(); ++r, ++i) {
+      INFO("record " << i);
+      CHECK(block->seq(r) == static_cast<std::uint64_t>(1000 + i));
+      CHECK(block->tombstone(r) == (i % 3 == 0));
+      CHECK(block->uncounted(r) == (i % 4 == 1 || i % 7 == 0));
+      if (block->uncounted(r)) ++uncounted;
+      std::string scratch;
+      const auto holds = Block::find_stored(t->read_stored_block(b, *fs.open_read("u")), block->key(r), true, "u",
+                                            0, scratch);
+      CHECK(holds == (i % 3 == 0 ? Block::Holds::tombstone : Block::Holds::put));
+    }
+  }
+  CHECK(i == 200);
+  CHECK(t->uncounted() == uncounted);
+  // Format 3 has no room for the flag; the meta count may not exceed the records.
+  ChunkWriter<NoCompression> v3(fs, "v3", 4096, 3);
+  CHECK_THROWS_AS(v3.add("a", 1, "x", false, true), std::logic_error);
+  ChunkWriter<NoCompression> big(fs, "big");
+  CHECK_THROWS_AS(big.add("a", cf::kMaxSeq + 1, "x"), std::logic_error);
+  big.add("a", cf::kMaxSeq, "x", false, true);
+  big.finish();
+  CHECK(ChunkTable<NoCompression>::open(fs, "big")->read_block(0)->seq(0) == cf::kMaxSeq);
+  // Format-3 blocks carry no flag.
+  const auto b3 = Block::parse(craft_block_v3({{"a", 6, "v"}}), "x", 0, 3);
+  CHECK(b3->seq(0) == 6);
+  CHECK_FALSE(b3->uncounted(0));
+  // A meta block that counts more uncounted records than records is corrupt.
+  const std::string file = fs.bytes("u");
+  const std::uint64_t meta_offset = sd::decode_fixed64(file.data() + file.size() - 32);
+  const std::string data = file.substr(16, meta_offset - 16);
+  std::string meta = file.substr(meta_offset + 17, file.size() - 32 - meta_offset - 17);
+  REQUIRE(static_cast<unsigned char>(meta.back()) == uncounted);  // the last field, one byte
+  fs.put("bad", craft_file(craft_header(0, 4, 0), data, meta));
+  CHECK(ChunkTable<NoCompression>::open(fs, "bad")->uncounted() == uncounted);
+  meta.back() = '\xc9';
+  meta.push_back('\x01');  // 201 of 200 records
+  fs.put("bad", craft_file(craft_header(0, 4, 0), data, meta));
+  require_corruption(fs, "bad");
 }

@@ -28,7 +28,7 @@ detail::Manifest sample() {
     c.last_key = "k" + std::to_string(i) + "z";
     c.level = detail::kLastLevel;
     ks.chunks.push_back(c);
-    ks.live += c.records;
+    ks.live += static_cast<std::int64_t>(c.records);
   }
   m.keyspaces.push_back(ks);
   m.keyspaces.push_back(detail::KeyspaceState{"other", "i64", "f64", 0, 0, {}});
@@ -157,7 +157,7 @@ TEST_CASE("a format-2 manifest decodes with every chunk at the last level, all l
     CHECK(c.run == 0);
     records += c.records;
   }
-  CHECK(back.keyspaces[0].live == records);
+  CHECK(back.keyspaces[0].live == static_cast<std::int64_t>(records));
   // Format 2 cannot hold levels.
   m.keyspaces[0].chunks[0].level = 0;
   CHECK_THROWS(detail::encode_manifest(m));

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -50,18 +51,30 @@ namespace chunk_format {
 inline constexpr std::string_view kMagic = "STWCHUNK";
 /// Last 8 bytes of every chunk file.
 inline constexpr std::string_view kEndMagic = "STWCHEND";
-/// Format version written (3: format-2 data blocks whose sequence field
-/// holds seq << 1 | kind, and a tombstone count in the meta block); readers
-/// accept majors kOldestMajor..kMajor, any minor.
-inline constexpr std::uint16_t kMajor = 3;
+/// Format version written (4: format-2 data blocks whose sequence field
+/// holds seq << 2 | uncounted << 1 | kind, and a tombstone count and an
+/// uncounted-record count in the meta block); readers accept majors
+/// kOldestMajor..kMajor, any minor.
+inline constexpr std::uint16_t kMajor = 4;
 /// Oldest major version read (1: data blocks store every key in full; 2:
 /// prefix-compressed data blocks with restart points; both hold puts only).
 inline constexpr std::uint16_t kOldestMajor = 1;
 /// Oldest major version whose records carry a kind (put or tombstone).
 inline constexpr std::uint16_t kKindsMajor = 3;
-/// Largest sequence number a format-3 record can hold (seq << 1 must fit 64 bits).
-inline constexpr std::uint64_t kMaxSeq = (std::uint64_t{1} << 63) - 1;
-/// Format 3: the kind in the low bit of a record's sequence field.
+/// Oldest major version whose records carry an uncounted flag (format 4: the
+/// record is not yet part of the store's live record count; see
+/// docs/format.md, "The live count").
+inline constexpr std::uint16_t kCountedMajor = 4;
+/// Largest sequence number a record the writer writes can hold (seq << 2 must
+/// fit 64 bits; format 3 allowed 2^63 - 1, and is read with it).
+inline constexpr std::uint64_t kMaxSeq = (std::uint64_t{1} << 62) - 1;
+/// Format 4: the uncounted flag, bit 1 of a record's sequence field.
+inline constexpr std::uint64_t kUncountedBit = 2;
+/// How far a chunk of format `major` shifts the sequence number within a
+/// record's sequence field: 0 (formats 1 and 2), 1 (3: the kind below it),
+/// 2 (4: the kind and the uncounted flag).
+constexpr unsigned seq_shift(std::uint16_t major) { return major >= kCountedMajor ? 2 : major >= kKindsMajor ? 1 : 0; }
+/// Formats 3 and 4: the kind in the low bit of a record's sequence field.
 inline constexpr std::uint64_t kKindPut = 0;
 /// See kKindPut.
 inline constexpr std::uint64_t kKindTombstone = 1;
@@ -100,6 +113,8 @@ struct ChunkInfo {
   std::uint64_t records = 0;
   /// Number of tombstones among them (0 for formats 1 and 2).
   std::uint64_t tombstones = 0;
+  /// Number of records flagged uncounted among them (0 before format 4).
+  std::uint64_t uncounted = 0;
   /// Size of the file in bytes.
   std::uint64_t file_bytes = 0;
   /// Largest sequence number of any record (0 when empty).
@@ -193,7 +208,7 @@ class Block {
   static std::shared_ptr<const Block> parse(std::string raw, const std::filesystem::path& file, std::uint64_t offset,
                                             std::uint16_t major) {
     if (major == 1) return parse_v1(std::move(raw), file, offset);
-    if (major == 2 || major == 3) return decode_v2(raw, file, offset, major >= chunk_format::kKindsMajor);
+    if (major >= 2 && major <= chunk_format::kMajor) return decode_v2(raw, file, offset, chunk_format::seq_shift(major));
     throw CorruptionError(file, offset, "data block: chunk format " + std::to_string(major) + " has no block decoder");
   }
 
@@ -208,14 +223,20 @@ class Block {
   }
 
   /// Sequence number of record i (i < size()), whatever the block's format.
-  std::uint64_t seq(std::size_t i) const { return seq_field(i) >> kind_bits_; }
+  std::uint64_t seq(std::size_t i) const { return seq_field(i) >> shift_; }
 
   /// True if record i (i < size()) is a tombstone (an erased key; its value
   /// is empty). Always false in format-1 and format-2 blocks.
-  bool tombstone(std::size_t i) const { return (seq_field(i) & kind_bits_) == chunk_format::kKindTombstone; }
+  bool tombstone(std::size_t i) const {
+    return shift_ != 0 && (seq_field(i) & 1) == chunk_format::kKindTombstone;
+  }
+
+  /// True if record i (i < size()) is not yet part of the store's live count
+  /// (format 4; always false before it).
+  bool uncounted(std::size_t i) const { return shift_ >= 2 && (seq_field(i) & chunk_format::kUncountedBit) != 0; }
 
   /// True if the block's records carry a kind (format 3 on).
-  bool has_kinds() const { return kind_bits_ != 0; }
+  bool has_kinds() const { return shift_ != 0; }
 
   /// Value of record i (i < size()); valid while the block lives.
   std::string_view value(std::size_t i) const {
@@ -362,8 +383,8 @@ class Block {
   }
 
  private:
-  Block(std::string buf, std::size_t count, std::size_t index, bool kinds)
-      : buf_(std::move(buf)), count_(count), index_(index), kind_bits_(kinds ? 1 : 0) {}
+  Block(std::string buf, std::size_t count, std::size_t index, unsigned shift)
+      : buf_(std::move(buf)), count_(count), index_(index), shift_(shift) {}
 
   const char* record(std::size_t i) const {
     assert(i < count_);
@@ -451,13 +472,14 @@ class Block {
     return b;
   }
 
-  // Formats 2 and 3: prefix-compressed records with a restart point every
-  // kRestartInterval records (in format 3, `kinds`, the seq field's low bit is
-  // the kind). Pass 1 checks every length and computes the decoded size
+  // Formats 2 to 4: prefix-compressed records with a restart point every
+  // kRestartInterval records (from format 3, `shift` > 0, the seq field's low
+  // bit is the kind). Pass 1 checks every length and computes the decoded size
   // (bounded before anything is allocated); pass 2 decodes into the format-1
   // form, checking key order.
   static std::shared_ptr<const Block> decode_v2(std::string_view raw, const std::filesystem::path& file,
-                                                std::uint64_t offset, bool kinds) {
+                                                std::uint64_t offset, unsigned shift) {
+    const bool kinds = shift != 0;
     constexpr std::size_t K = chunk_format::kRestartInterval;
     Reader trailer = Reader::decoded(raw, file, offset, "data block");
     if (raw.size() < 4) trailer.fail("block of " + std::to_string(raw.size()) + " bytes has no restart count");
@@ -570,7 +592,7 @@ class Block {
     }
     assert(static_cast<std::size_t>(w - out) == index);
     encode_fixed32(out + index + 4 * count, static_cast<std::uint32_t>(count));
-    std::shared_ptr<Block> b(new Block(std::move(buf), count, index, kinds));
+    std::shared_ptr<Block> b(new Block(std::move(buf), count, index, shift));
     b->build_search_aid(end);
     return b;
   }
@@ -580,7 +602,7 @@ class Block {
   std::size_t index_;     // where the u32 record offsets start
   std::size_t lcp_ = 0;   // length of the common prefix
   std::size_t lcp_off_ = 0, prefix_off_ = 0;
-  std::uint64_t kind_bits_;  // 1 if the seq field holds seq << 1 | kind (format 3), else 0
+  unsigned shift_;  // chunk_format::seq_shift of the chunk's format
 };
 
 /// A data block of chunk format 2 or 3 as stored, not decoded: the form gets
@@ -613,7 +635,7 @@ class StoredBlock {
   };
 
   /// Wraps `raw`, the decompressed bytes of the data block at file offset
-  /// `offset` of a chunk of format 2 (kinds false) or 3 (kinds true).
+  /// `offset` of a chunk of format 2 (kinds false) or later (kinds true).
   StoredBlock(std::string raw, std::uint64_t offset, bool kinds)
       : bytes_(std::move(raw)), raw_size_(bytes_.size()), offset_(offset), kinds_(kinds) {}
 
@@ -680,16 +702,17 @@ class ChunkWriter {
  public:
   /// Creates (truncates) the file at `path` through `fs` and writes the header.
   /// block_bytes must be in 1..256 MiB (ValidationError otherwise). `major`
-  /// is the chunk format to write: kMajor (3), or 2 (puts only, for tests
-  /// that need a format-2 file and for a rollback step to format 2; the
-  /// engine always writes kMajor); anything else is a ValidationError.
+  /// is the chunk format to write: kMajor (4), or 3 or 2 (for tests that
+  /// need an older file and for rollback steps; format 2 holds puts only,
+  /// format 3 no uncounted flags; the engine always writes kMajor); anything
+  /// else is a ValidationError.
   ChunkWriter(FileSystem& fs, std::filesystem::path path, std::size_t block_bytes = 4096,
               std::uint16_t major = chunk_format::kMajor)
       : path_(std::move(path)), block_bytes_(block_bytes), major_(major) {
     if (block_bytes == 0 || block_bytes > (std::size_t{256} << 20))
       throw ValidationError("stowage: chunk block size must be 1 byte..256 MiB, not " + std::to_string(block_bytes));
-    if (major != chunk_format::kMajor && major != 2)
-      throw ValidationError("stowage: ChunkWriter writes chunk format 2 or " + std::to_string(chunk_format::kMajor) +
+    if (major < 2 || major > chunk_format::kMajor)
+      throw ValidationError("stowage: ChunkWriter writes chunk formats 2 to " + std::to_string(chunk_format::kMajor) +
                             ", not " + std::to_string(major));
     header_.append(chunk_format::kMagic);
     put_fixed16(header_, major_);
@@ -703,12 +726,15 @@ class ChunkWriter {
   ChunkWriter& operator=(const ChunkWriter&) = delete;
 
   /// Appends a record: a put of `value`, or (tombstone = true) a tombstone,
-  /// whose value must be empty. A key not strictly greater than the previous
-  /// one, a tombstone with a value, a tombstone in a format-2 chunk, a
-  /// sequence number above kMaxSeq in a format-3 chunk, and adding after
-  /// finish() are each a std::logic_error; a record too large for any block
-  /// (over 1 GiB + 128 KiB encoded) is a ValidationError.
-  void add(std::string_view key, std::uint64_t seq, std::string_view value, bool tombstone = false) {
+  /// whose value must be empty; `uncounted` flags it as not yet part of the
+  /// live count (format 4). A key not strictly greater than the previous
+  /// one, a tombstone with a value, a tombstone in a format-2 chunk, an
+  /// uncounted record before format 4, a sequence number above kMaxSeq (2^63
+  /// - 1 in format 3), and adding after finish() are each a std::logic_error;
+  /// a record too large for any block (over 1 GiB + 128 KiB encoded) is a
+  /// ValidationError.
+  void add(std::string_view key, std::uint64_t seq, std::string_view value, bool tombstone = false,
+           bool uncounted = false) {
     if (finished_) throw std::logic_error("stowage: ChunkWriter::add after finish for " + path_.string());
     if (records_ > 0 && !(std::string_view(last_key_) < key))
       throw std::logic_error("stowage: chunk keys must be strictly ascending (" + path_.string() + ")");
@@ -718,11 +744,17 @@ class ChunkWriter {
     if (tombstone && !value.empty())
       throw std::logic_error("stowage: a tombstone has no value, but was given " + std::to_string(value.size()) +
                              " bytes (" + path_.string() + ")");
-    if (kinds && seq > chunk_format::kMaxSeq)
-      throw std::logic_error("stowage: sequence number " + std::to_string(seq) + " exceeds the chunk limit of 2^63 - 1 (" +
+    const unsigned shift = chunk_format::seq_shift(major_);
+    if (uncounted && shift < 2)
+      throw std::logic_error("stowage: a format-" + std::to_string(major_) + " chunk cannot flag a record uncounted (" +
                              path_.string() + ")");
+    if (shift > 0 && seq > (std::numeric_limits<std::uint64_t>::max() >> shift))
+      throw std::logic_error("stowage: sequence number " + std::to_string(seq) + " exceeds the chunk limit of 2^" +
+                             std::to_string(64 - shift) + " - 1 (" + path_.string() + ")");
     const std::uint64_t field =
-        kinds ? seq << 1 | (tombstone ? chunk_format::kKindTombstone : chunk_format::kKindPut) : seq;
+        shift == 0 ? seq
+                   : seq << shift | (uncounted ? chunk_format::kUncountedBit : 0) |
+                         (tombstone ? chunk_format::kKindTombstone : chunk_format::kKindPut);
     const std::uint64_t rec = varint_length(key.size()) + key.size() + varint_length(field) +
                               varint_length(value.size()) + value.size();
     if (rec + 8 > chunk_format::kMaxRawBytes)
@@ -753,6 +785,7 @@ class ChunkWriter {
     last_key_.assign(key);
     ++records_;
     if (tombstone) ++tombstones_;
+    if (uncounted) ++uncounted_;
     raw_bytes_ += rec;
     max_seq_ = std::max(max_seq_, seq);
     bloom_.add(bloom_hash(key));
@@ -785,6 +818,7 @@ class ChunkWriter {
     put_varint(meta, max_seq_);
     put_bytes(meta, bloom_.finish());
     if (major_ >= chunk_format::kKindsMajor) put_varint(meta, tombstones_);
+    if (major_ >= chunk_format::kCountedMajor) put_varint(meta, uncounted_);
     if (meta.size() > chunk_format::kMaxRawBytes)
       throw ValidationError("stowage: chunk " + path_.string() + " has too many blocks or records for one meta block (" +
                             std::to_string(meta.size()) + " bytes); write smaller chunks");
@@ -801,6 +835,7 @@ class ChunkWriter {
     ChunkInfo info;
     info.records = records_;
     info.tombstones = tombstones_;
+    info.uncounted = uncounted_;
     info.file_bytes = file_->size();
     info.max_seq = max_seq_;
     info.first_key = first_key_;
@@ -864,7 +899,7 @@ class ChunkWriter {
   std::string index_;  // encoded index entries of the blocks written
   std::uint64_t block_count_ = 0;
   std::string first_key_, last_key_;
-  std::uint64_t records_ = 0, tombstones_ = 0, raw_bytes_ = 0, max_seq_ = 0;
+  std::uint64_t records_ = 0, tombstones_ = 0, uncounted_ = 0, raw_bytes_ = 0, max_seq_ = 0;
   BloomFilterBuilder bloom_;
   std::string scratch_;
   bool finished_ = false;
@@ -963,7 +998,7 @@ class ChunkTable {
 
   /// Data block i read through `file` and verified (checksum, then
   /// decompressed) but not decoded: its bytes as stored, for
-  /// Block::find_stored. Formats 2 and 3 (format 1: read_block()).
+  /// Block::find_stored. Formats 2 to 4 (format 1: read_block()).
   std::string read_stored_block(std::size_t i, const RandomAccessFile& file) const {
     const IndexEntry& e = entry(i);
     return stored_block(e, read_exact(file, e.offset, e.framed, "data block"));
@@ -971,7 +1006,7 @@ class ChunkTable {
   /// Data block i read through `file` and verified as read_stored_block(i)
   /// does, for the block cache: packed (its compressed bytes kept, see
   /// StoredBlock) when `pack` is true and the frame is compressed, else
-  /// decompressed. Formats 2 and 3 (format 1 throws std::logic_error: use
+  /// decompressed. Formats 2 to 4 (format 1 throws std::logic_error: use
   /// read_block()).
   std::shared_ptr<const StoredBlock> read_stored(std::size_t i, const RandomAccessFile& file, bool pack) const {
     if (major_ < 2) throw std::logic_error("stowage: a format-1 chunk's blocks have no stored form to search");
@@ -1069,7 +1104,9 @@ class ChunkTable {
   std::uint64_t records() const { return records_; }
   /// Number of tombstones among them (0 in a format-1 or format-2 chunk).
   std::uint64_t tombstones() const { return tombstones_; }
-  /// The chunk's format major version (1, 2 or 3).
+  /// Number of records flagged uncounted (0 before format 4).
+  std::uint64_t uncounted() const { return uncounted_; }
+  /// The chunk's format major version (1 to 4).
   std::uint16_t format_major() const { return major_; }
   /// Largest sequence number of any record.
   std::uint64_t max_seq() const { return max_seq_; }
@@ -1168,8 +1205,16 @@ class ChunkTable {
         r.fail("tombstone count " + std::to_string(tombstones_) + " exceeds the record count " +
                std::to_string(records_));
     }
+    if (major >= cf::kCountedMajor) {
+      uncounted_ = r.varint("uncounted record count");
+      if (uncounted_ > records_)
+        r.fail("uncounted record count " + std::to_string(uncounted_) + " exceeds the record count " +
+               std::to_string(records_));
+    }
     if (minor <= cf::kMinor && !r.empty())
-      r.fail(major >= cf::kKindsMajor ? "bytes after the tombstone count" : "bytes after the Bloom filter");
+      r.fail(major >= cf::kCountedMajor ? "bytes after the uncounted record count"
+             : major >= cf::kKindsMajor ? "bytes after the tombstone count"
+                                        : "bytes after the Bloom filter");
     if (index_.empty()) {
       if (records_ != 0 || !last.empty() || max_seq_ != 0) r.fail("an empty chunk declares records or keys");
     } else {
@@ -1182,7 +1227,7 @@ class ChunkTable {
 
   std::unique_ptr<RandomAccessFile> file_;
   std::filesystem::path path_;
-  std::uint64_t file_bytes_ = 0, records_ = 0, tombstones_ = 0, max_seq_ = 0;
+  std::uint64_t file_bytes_ = 0, records_ = 0, tombstones_ = 0, uncounted_ = 0, max_seq_ = 0;
   std::uint16_t major_ = chunk_format::kMajor;  // selects the data block decoder
   std::string keys_;  // first key of every block, then the last key
   std::size_t last_key_off_ = 0;

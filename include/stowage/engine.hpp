@@ -286,16 +286,12 @@ class Engine {
     return find_locked(key, on_value);
   }
 
-  /// Number of records (exact).
+  /// Number of records (exact). Looks up, with no lock held, the records
+  /// whose part of the count is not known yet (docs/format.md, "The live
+  /// count"): after a load, about those in the levels above the last.
   std::size_t size() const {
-    for (;;) {
-      wait_counted();
-      settle_unknown();
-      std::unique_lock guard(lock_);
-      check_open();
-      if (!counted_locked()) continue;
-      return static_cast<std::size_t>(count_locked());
-    }
+    std::unique_lock guard(lock_, std::defer_lock);
+    return static_cast<std::size_t>(exact_count(guard));
   }
 
   /// Makes every write that returned before this call survive power loss.
@@ -406,6 +402,7 @@ class Engine {
     std::string_view key() const { return block_->key(rec_); }
     std::string_view value() const { return block_->value(rec_); }
     bool tombstone() const { return block_->tombstone(rec_); }
+    bool uncounted() const { return block_->uncounted(rec_); }
     std::uint64_t seq() const { return block_->seq(rec_); }
     const Block& block() const { return *block_; }
     std::size_t rec() const { return rec_; }
@@ -767,10 +764,10 @@ class Engine {
           auto path = chunk_path(ref.file);
           auto t = Table::open(*fs_, path);
           if (t->file_bytes() != ref.bytes || t->records() != ref.records || t->first_key() != ref.first_key ||
-              t->last_key() != ref.last_key || t->max_seq() != ref.max_seq)
+              t->last_key() != ref.last_key || t->max_seq() != ref.max_seq || t->uncounted() != ref.uncounted)
             throw CorruptionError(path, 0,
                                   "the chunk file does not match the MANIFEST's record of it (size, record count, "
-                                  "key range or sequence differ)");
+                                  "key range, sequence or uncounted records differ)");
           files_.put(ref.file, t->take_file());
           std::size_t charge = t->charge();
           return std::pair<std::shared_ptr<const Table>, std::size_t>(std::move(t), charge);
@@ -1021,31 +1018,207 @@ class Engine {
       after = std::move(keys.back());
     }
   }
-  // Whether count_locked() may run: the frozen buffer is counted, or its
-  // flush failed (then nothing else touches it). Needs lock_.
-  bool counted_locked() const {
-    if (!imm_ || imm_resolved_.load()) return true;
-    std::lock_guard g(bg_mu_);
-    return !flush_pending_;
+  // Answers, for keys that come in ascending order, whether `runs` (newest
+  // first) hold a live record of the key (its newest record there a put).
+  // Each run keeps its place (file, table, last block read), so most keys
+  // cost one range check and one Bloom probe per run. A block the cache
+  // does not hold is searched as stored (after its checksum and
+  // decompression) instead of decoded, and not cached: the blocks these
+  // lookups touch are spread over the whole store, and readers need the
+  // cache more. Where there are at least a quarter as many keys as a run has
+  // blocks, most of its blocks are needed: they are read ahead, many with
+  // one read. The runs' Version must be pinned.
+  class OrderedProbe {
+   public:
+    OrderedProbe(const Engine& e, const std::vector<const detail::Run*>& runs, std::uint64_t keys) : e_(e) {
+      places_.reserve(runs.size());
+      for (const auto* r : runs) {
+        places_.emplace_back();
+        places_.back().run = r;
+        // About one block per Options::block_bytes of file (compression aside).
+        if (keys * 4 * e.opt_.block_bytes >= r->bytes) places_.back().readahead = kCountReadahead;
+      }
+    }
+    bool live(std::string_view key) {
+      const std::uint64_t hash = detail::bloom_hash(key);
+      for (auto& p : places_) {
+        const auto& files = p.run->files;
+        while (p.file < files.size() && std::string_view(files[p.file]->ref().last_key) < key) {
+          ++p.file;
+          p.table.reset();
+          p.data.reset();
+          p.cached.reset();
+          p.block = static_cast<std::size_t>(-1);
+          p.ahead = {};
+        }
+        if (p.file == files.size() || key < std::string_view(files[p.file]->ref().first_key)) continue;
+        const std::uint64_t file = files[p.file]->ref().file;
+        if (!p.table) p.table = e_.table(files[p.file]->ref());
+        if (!p.table->may_contain(key, hash)) continue;
+        const std::size_t bi = p.table->find_block(key);
+        if (bi >= p.table->block_count()) continue;
+        if (bi != p.block) {
+          p.block = bi;
+          p.data.reset();
+          p.cached.reset();
+          if (p.table->format_major() < 2)
+            p.data = e_.block(*p.table, file, bi);
+          else if (!(p.cached = e_.cache_.template lookup<StoredBlock>(
+                         detail::CacheKey{file, detail::kStoredSlot | bi}, false)))
+            p.data = e_.cache_.template lookup<Block>(detail::CacheKey{file, bi}, false);
+          if (!p.cached && !p.data) {
+            if (p.readahead == 0) {
+              p.stored = p.table->read_stored_block(bi, *e_.chunk_file(*p.table, file));
+            } else {
+              if (!p.ahead.holds(bi))
+                p.ahead = p.table->read_block_run(bi, p.readahead, *e_.chunk_file(*p.table, file));
+              p.stored = p.table->stored_in_run(p.ahead, bi);
+            }
+          }
+        }
+        if (p.data) {
+          const std::size_t i = p.data->lower_bound(key);
+          if (i < p.data->size() && p.data->key(i) == key) return !p.data->tombstone(i);
+          continue;
+        }
+        const auto holds =
+            p.cached ? p.cached->find(key, p.table->path(), scratch_)
+                     : Block::find_stored(p.stored, key, p.table->format_major() >= detail::chunk_format::kKindsMajor,
+                                          p.table->path(), p.table->block_offset(bi), scratch_.key);
+        if (holds != Block::Holds::absent) return holds == Block::Holds::put;
+      }
+      return false;
+    }
+
+   private:
+    struct Place {
+      const detail::Run* run = nullptr;
+      std::size_t file = 0, block = static_cast<std::size_t>(-1);
+      std::size_t readahead = 0;  // bytes per read of this run's blocks (0: one block)
+      std::shared_ptr<const Table> table;
+      std::shared_ptr<const StoredBlock> cached;  // block `block`, when the cache held it as stored
+      std::shared_ptr<const Block> data;          // or decoded (or the chunk is of format 1)
+      std::string stored;                         // else block `block` as read
+      typename Table::BlockRun ahead;             // blocks read ahead from file `file`
+    };
+    const Engine& e_;
+    std::vector<Place> places_;
+    StoredBlock::Scratch scratch_;
+  };
+
+  // Resolves the uncounted records of v's files whose part of the count is
+  // not known yet (LiveFile::set_resolved): each is looked up in the runs
+  // older than its own. v must be pinned; no lock is needed.
+  void resolve_files(const detail::Version& v) const {
+    std::vector<const detail::Run*> runs;
+    v.for_each_run([&](const detail::Run& r, std::uint32_t) { runs.push_back(&r); });
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+      for (const auto& f : runs[i]->files) {
+        if (f->ref().uncounted == 0 || f->resolved()) continue;
+        const auto started = std::chrono::steady_clock::now();
+        OrderedProbe below(*this, std::vector<const detail::Run*>(runs.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                                                                  runs.end()),
+                           f->ref().uncounted);
+        detail::Run one;
+        one.add(f);
+        RunReader r(this, &one, /*sequential=*/true);
+        std::int64_t sum = 0;
+        std::uint64_t seen = 0;
+        for (r.seek("", false); r.valid(); r.next(nullptr)) {
+          if (!r.uncounted()) continue;
+          ++seen;
+          sum += (r.tombstone() ? 0 : 1) - (below.live(r.key()) ? 1 : 0);
+        }
+        if (seen != f->ref().uncounted)
+          throw CorruptionError(chunk_path(f->ref().file), 0,
+                                "the chunk file holds " + std::to_string(seen) +
+                                    " uncounted records, but the MANIFEST says " +
+                                    std::to_string(f->ref().uncounted));
+        f->set_resolved(sum);
+        count_micros_.fetch_add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                               std::chrono::steady_clock::now() - started)
+                                                               .count()),
+                                std::memory_order_relaxed);
+      }
+    }
   }
-  // Exact record count. Needs lock_ (exclusive: it caches lookups in wb_'s
-  // entries) and counted_locked().
+  // What the frozen buffer adds to the count over v: its entries whose
+  // presence below is known, and the others looked up in v.
+  std::int64_t frozen_part(const detail::WriteBuffer& imm, const detail::Version& v) const {
+    std::int64_t sum = imm.delta();
+    if (imm.unknown() == 0) return sum;
+    std::vector<const detail::Run*> runs;
+    v.for_each_run([&](const detail::Run& r, std::uint32_t) { runs.push_back(&r); });
+    OrderedProbe below(*this, runs, imm.unknown());
+    for (auto it = imm.begin(); it != imm.end(); ++it)
+      if (it->second.below == detail::Below::unknown)
+        sum += (it->second.tombstone ? 0 : 1) - (below.live(it->first) ? 1 : 0);
+    return sum;
+  }
+  // Resolves, with no lock held, what the count needs of the frozen buffer
+  // and the files (see resolve_files), so that count_locked() finds little
+  // or nothing left to look up.
+  void settle_files() const {
+    std::shared_ptr<const detail::WriteBuffer> imm;
+    std::shared_ptr<const detail::Version> v;
+    {
+      std::shared_lock guard(lock_);
+      check_open();
+      if (imm_ && !imm_resolved_.load()) imm = imm_;
+      v = version_;
+    }
+    resolve_files(*v);
+    if (!imm) return;
+    // The frozen buffer's records are newer than every file of v, and v
+    // changes under it only by compactions, which keep which keys are live.
+    const std::int64_t part = frozen_part(*imm, *v);
+    std::unique_lock guard(lock_);
+    if (imm_ == imm) {
+      imm_delta_ = part;
+      imm_resolved_ = true;
+    }
+  }
+  // Whether count_locked() has nothing to look up in files. Needs lock_.
+  bool counted_locked() const {
+    if (imm_ && !imm_resolved_.load()) return false;
+    bool all = true;
+    version_->for_each_run([&](const detail::Run& r, std::uint32_t) {
+      for (const auto& f : r.files)
+        if (f->ref().uncounted != 0 && !f->resolved()) all = false;
+    });
+    return all;
+  }
+  // Exact record count. Needs lock_ exclusively (it caches lookups in wb_'s
+  // entries); looks up what settle_unknown() and settle_files() left.
   std::uint64_t count_locked() const {
     auto noop = [](std::string_view, const std::filesystem::path*) {};
+    resolve_files(*version_);
     if (imm_ && !imm_resolved_.load()) {
-      // Only after a failed flush: nothing else touches the frozen buffer.
-      imm_->resolve([&](std::string_view k) { return find_in_files(*version_, k, noop); });
-      imm_delta_ = imm_->delta();
+      imm_delta_ = frozen_part(*imm_, *version_);
       imm_resolved_ = true;
     }
     wb_.resolve([&](std::string_view k) { return find_below_buffer(k, noop); });
-    auto total = static_cast<std::int64_t>(live_) + wb_.delta() + (imm_ ? imm_delta_ : 0);
+    std::int64_t total = live_ + wb_.delta() + (imm_ ? imm_delta_ : 0);
+    version_->for_each_run([&](const detail::Run& r, std::uint32_t) {
+      for (const auto& f : r.files)
+        if (f->ref().uncounted != 0) total += f->resolved_sum();
+    });
     return static_cast<std::uint64_t>(std::max<std::int64_t>(total, 0));
   }
-  // Waits until the frozen buffer (if any) is counted, or its flush ended.
-  void wait_counted() const {
-    std::unique_lock g(bg_mu_);
-    done_cv_.wait(g, [&] { return imm_resolved_.load() || !flush_pending_ || closed_.load(); });
+  // The exact count for size() and stats(), holding `guard` (on lock_,
+  // unlocked when called, locked exclusively on return). The lookups run
+  // with no lock held, a few rounds while writers add more to look up; the
+  // rest under the lock.
+  template <class Guard>
+  std::uint64_t exact_count(Guard& guard) const {
+    for (int round = 0;; ++round) {
+      settle_unknown();
+      settle_files();
+      guard.lock();
+      check_open();
+      if (round >= 3 || (counted_locked() && wb_.unknown() <= kSettleUnderLock)) return count_locked();
+      guard.unlock();
+    }
   }
   // The current Version. Takes lock_ (shared).
   std::shared_ptr<const detail::Version> current_version() const {
@@ -1265,16 +1438,21 @@ class Engine {
   class Output;
   // Merges inputs (newest first) and, when given, a write buffer (newer than
   // all of them) into out: the newest record of each key, tombstones kept
-  // unless drop_tombstone(key) says nothing older can lie below, sequence
+  // unless nothing_below(key) says nothing older can lie below, sequence
   // numbers kept unless zero_seqs; convert (migrations) maps each value.
+  // Returns what the merge adds to live_ (docs/format.md, "The live
+  // count"): a record meeting the counted record it hides takes over its
+  // place in the count, and an uncounted one with nothing below is counted.
+  // The buffer's entries count as uncounted (its one caller, a migration,
+  // counts its output itself).
   using Convert = std::function<bool(std::string_view key, std::string_view value, std::string& out)>;
-  template <class Drop>
-  void merge(std::vector<detail::Run>& inputs, const detail::WriteBuffer* buffer, Output& out, Drop&& drop_tombstone,
-             bool zero_seqs, const Convert* convert, bool abortable);
+  template <class Below>
+  std::int64_t merge(std::vector<detail::Run>& inputs, const detail::WriteBuffer* buffer, Output& out,
+                     Below&& nothing_below, bool zero_seqs, const Convert* convert, bool abortable);
 
-  // Writes m (with v's chunks and live records), then makes v current.
+  // Writes m (with v's chunks and live_'s part `live`), then makes v current.
   // Needs install_mu_.
-  void install(detail::Manifest m, std::shared_ptr<const detail::Version> v, std::uint64_t live);
+  void install(detail::Manifest m, std::shared_ptr<const detail::Version> v, std::int64_t live);
 
   // Deletes the files no Version names any more. Returns the first error
   // (a file left behind is harmless: the next open deletes it).
@@ -1377,9 +1555,9 @@ class Engine {
   // was last chosen (note_get_lookup()).
   mutable std::atomic<std::uint8_t> form_{static_cast<std::uint8_t>(BlockForm::decoded)};
   mutable std::atomic<std::uint64_t> form_lookups_{0}, form_misses_{0};
-  std::uint64_t live_ = 0;                          // records live in version_'s files; lock_
-  mutable std::int64_t imm_delta_ = 0;              // what imm_ adds to live_, once counted; lock_
-  mutable std::atomic<bool> imm_resolved_{true};    // imm_ is counted (or absent)
+  std::int64_t live_ = 0;  // what version_'s counted records add to the live count; lock_
+  mutable std::int64_t imm_delta_ = 0;              // what imm_ adds to the count, once resolved; lock_
+  mutable std::atomic<bool> imm_resolved_{true};    // imm_delta_ holds for imm_ (or there is no imm_)
   std::shared_ptr<detail::FileBin> bin_ = std::make_shared<detail::FileBin>();
   // Bumped under lock_ (exclusive) by every commit / at each freeze; atomic
   // so that a scan can see without the lock that its batch is current.
@@ -1422,7 +1600,7 @@ class Engine {
   std::atomic<std::uint64_t> bytes_compacted_{0};
   std::atomic<std::uint64_t> slowdowns_{0};     // commits slowed or stopped by back-pressure
   std::atomic<std::uint64_t> slowed_micros_{0};  // time they waited
-  std::atomic<std::uint64_t> count_micros_{0};   // time flushes spent counting
+  mutable std::atomic<std::uint64_t> count_micros_{0};  // time spent resolving uncounted records
   std::atomic<std::size_t> l0_runs_{0};
   std::atomic<std::uint64_t> flush_bytes_{0};  // bytes a flush writes (a moving average)
 
@@ -1434,7 +1612,7 @@ class Engine {
   bool wal_sync_pending_ = false;            // bg_mu_: the flush thread should sync the WAL
   bool stop_ = false;                        // bg_mu_
   std::atomic<bool> closing_{false};         // close() began: no next WAL segment is made ahead
-  std::atomic<bool> stopping_{false};        // stop_, readable without bg_mu_ (compactions poll it)
+  std::atomic<bool> stopping_{false};        // close() began (compactions poll it): set before stop_
   bool compacting_ = false;                  // bg_mu_: a compaction runs
   int manual_ = 0;                           // bg_mu_: compact() calls running (the thread stays idle)
   std::uint64_t bg_epoch_ = 0;               // bg_mu_: bumped by each install
@@ -1562,16 +1740,11 @@ template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::stats() const -> Stats {
   Stats s;
   std::shared_ptr<const detail::Version> v;
-  for (;;) {
-    wait_counted();
-    settle_unknown();
-    std::unique_lock guard(lock_);
-    check_open();
-    if (!counted_locked()) continue;
-    s.records = count_locked();
+  {
+    std::unique_lock guard(lock_, std::defer_lock);
+    s.records = exact_count(guard);
     v = version_;
     s.write_buffer_bytes = wb_.bytes() + (imm_ ? imm_->bytes() : 0);
-    break;
   }
   s.chunks = v->files();
   s.disk_bytes = v->bytes();
@@ -1618,7 +1791,8 @@ auto Engine<Compression, Eviction, Lock>::stats() const -> Stats {
   s.bytes_compacted = bytes_compacted_.load(std::memory_order_relaxed);
   s.write_slowdowns = slowdowns_.load(std::memory_order_relaxed);
   s.write_slowed_micros = slowed_micros_.load(std::memory_order_relaxed);
-  s.flush_count_micros = count_micros_.load(std::memory_order_relaxed);
+  s.count_micros = count_micros_.load(std::memory_order_relaxed);
+  s.uncounted_records = v->uncounted();
   s.write_amplification =
       s.bytes_put == 0 ? 0.0 : static_cast<double>(s.chunk_bytes_written) / static_cast<double>(s.bytes_put);
   return s;
@@ -1630,6 +1804,14 @@ auto Engine<Compression, Eviction, Lock>::close() -> void {
   FailureReport report{this};
   std::exception_ptr error;
   closing_ = true;
+  // A running compaction stops at its next safe point (its files are
+  // removed; the next open picks the work up again), so that the flush
+  // below has a core to itself.
+  stopping_ = true;
+  {
+    std::lock_guard g(bg_mu_);  // a waiting compaction thread sees stopping_
+  }
+  bg_cv_.notify_all();
   if (!opt_.read_only && !failed_.load()) {
     try {
       if (opt_.checkpoint_on_close) flush_buffer();
@@ -1811,7 +1993,7 @@ class Engine<Compression, Eviction, Lock>::Output {
       }
     }
   }
-  void add(std::string_view key, std::uint64_t seq, std::string_view value, bool tombstone) {
+  void add(std::string_view key, std::uint64_t seq, std::string_view value, bool tombstone, bool uncounted) {
     if (writer_ && writer_->raw_bytes() >= file_bytes_) finish_file();
     if (!writer_) {
       created_.reserve(created_.size() + 1);
@@ -1819,7 +2001,7 @@ class Engine<Compression, Eviction, Lock>::Output {
       created_.push_back(file_);
       writer_.emplace(*e_.fs_, e_.chunk_path(file_), e_.opt_.block_bytes);
     }
-    writer_->add(key, seq, value, tombstone);
+    writer_->add(key, seq, value, tombstone, uncounted);
     ++records_;
   }
   // Finishes the last file; returns every file written.
@@ -1842,6 +2024,7 @@ class Engine<Compression, Eviction, Lock>::Output {
     detail::ChunkRef ref;
     ref.file = file_;
     ref.records = info.records;
+    ref.uncounted = info.uncounted;
     ref.bytes = info.file_bytes;
     ref.max_seq = info.max_seq;
     ref.first_key = std::move(info.first_key);
@@ -1861,10 +2044,10 @@ class Engine<Compression, Eviction, Lock>::Output {
 };
 
 template <class Compression, class Eviction, class Lock>
-template <class Drop>
+template <class Below>
 auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs, const detail::WriteBuffer* buffer,
-                                                Output& out, Drop&& drop_tombstone, bool zero_seqs,
-                                                const Convert* convert, bool abortable) -> void {
+                                                Output& out, Below&& nothing_below, bool zero_seqs,
+                                                const Convert* convert, bool abortable) -> std::int64_t {
   std::vector<RunReader> rs;
   rs.reserve(inputs.size());
   for (auto& r : inputs) {
@@ -1875,6 +2058,7 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
   if (buffer) bit = buffer->begin(), bend = buffer->end();
   std::string key, converted;
   std::uint64_t n = 0;
+  std::int64_t delta = 0;
   for (;;) {
     // The smallest key; the newest source holding it wins (the buffer, then
     // the runs in order).
@@ -1898,27 +2082,61 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
       value = r.value();
       seq = r.seq();
     }
+    // The key's records, newest first: each counted one whose next older
+    // record is merged away gives up its part of the count (its put, less
+    // the older one's); the oldest decides whether the output is counted.
+    // A put is 1, a tombstone 0; "hides" is the older record's put.
+    std::int64_t given_up = 0;
+    bool oldest_counted = false, oldest_put = false, have = false, newer_counted = false, newer_put = false;
+    auto meet = [&](bool put, bool counted) {
+      if (have && newer_counted) given_up += (newer_put ? 1 : 0) - (put ? 1 : 0);
+      have = true;
+      newer_counted = counted;
+      newer_put = put;
+      oldest_counted = counted;
+      oldest_put = put;
+    };
+    if (src == -1) meet(!tombstone, false);
+    for (std::size_t i = src == -1 ? 0 : static_cast<std::size_t>(src); i < rs.size(); ++i)
+      if (rs[i].valid() && rs[i].key() == best) meet(!rs[i].tombstone(), !rs[i].uncounted());
+    const int newest_put = tombstone ? 0 : 1;
+    bool uncounted = false;
+    int below = -1;  // nothing_below(best), once asked: 1 (nothing) or 0
+    auto none_below = [&] {
+      if (below < 0) below = nothing_below(best) ? 1 : 0;
+      return below == 1;
+    };
+    if (oldest_counted) {
+      // The output takes the oldest's place: its part was put - hidden, now newest - hidden.
+      delta += newest_put - (oldest_put ? 1 : 0) - given_up;
+    } else if (none_below()) {
+      delta += newest_put - given_up;  // hides nothing: counted as it is
+    } else {
+      delta -= given_up;
+      uncounted = true;
+    }
     // Sequence numbers stay while a reader could need them; no snapshot
     // exists yet, so the last level, which the oldest records reach, drops
     // them (a 1-byte 0 instead of 3 to 5 bytes).
     if (zero_seqs) seq = 0;
     if (tombstone) {
-      if (!drop_tombstone(best)) out.add(best, seq, {}, true);
+      if (!none_below()) out.add(best, seq, {}, true, uncounted);
     } else if (convert) {
-      if ((*convert)(best, value, converted)) out.add(best, seq, converted, false);
+      if ((*convert)(best, value, converted)) out.add(best, seq, converted, false, uncounted);
     } else {
-      out.add(best, seq, value, false);
+      out.add(best, seq, value, false, uncounted);
     }
     key.assign(best);  // best may view a block the step below leaves
     if (buffer && bit != bend && bit->first == key) ++bit;
     for (auto& r : rs)
       if (r.valid() && r.key() == key) r.next(nullptr);
   }
+  return delta;
 }
 
 template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::install(detail::Manifest m, std::shared_ptr<const detail::Version> v,
-                                                  std::uint64_t live) -> void {
+                                                  std::int64_t live) -> void {
   m.next_file = next_file_.load();
   auto* ks = m.keyspace(detail::kDefaultKeyspace);
   ks->chunks = v->refs();
@@ -2149,6 +2367,8 @@ template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
   // The segment the freeze left, before anything else: until it is sealed
   // no later segment may be synced (a sync waits for it).
+  using Clock = std::chrono::steady_clock;
+  const auto began = Clock::now();
   seal_frozen_wal();
   std::shared_ptr<detail::WriteBuffer> frozen;
   std::shared_ptr<const detail::Version> base;
@@ -2158,107 +2378,25 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
     base = version_;
   }
   const std::uint64_t new_wal = flush_wal_, seq = flush_seq_;
-  const auto started = std::chrono::steady_clock::now();
-  // Count: which buffered keys the files already hold. The keys come in
-  // order, so each run keeps its place (file, table, last block read) and
-  // most keys cost one range check and one Bloom probe per run.
-  // A block the cache does not hold is searched as stored (after its
-  // checksum and decompression) instead of decoded, and not cached: most of
-  // these keys are new, the blocks they touch are spread over the whole
-  // store, and readers need the cache more. Where the buffer holds at least
-  // one key for every few blocks of a run, most of its blocks are needed:
-  // they are read ahead, many with one read.
-  struct Place {
-    const detail::Run* run = nullptr;
-    std::size_t file = 0, block = static_cast<std::size_t>(-1);
-    std::size_t readahead = 0;  // bytes per read of this run's blocks (0: one block)
-    std::shared_ptr<const Table> table;
-    std::shared_ptr<const StoredBlock> cached;  // block `block`, when the cache held it as stored
-    std::shared_ptr<const Block> data;          // or decoded (or the chunk is of format 1)
-    std::string stored;                         // else block `block` as read
-    typename Table::BlockRun ahead;     // blocks read ahead from file `file`
-  };
-  std::vector<Place> places;
-  base->for_each_run([&](const detail::Run& r, std::uint32_t) {
-    places.emplace_back();
-    places.back().run = &r;
-    // About one block per Options::block_bytes of file (compression
-    // aside): read ahead when the buffer's keys are at least a quarter as
-    // many as the run's blocks.
-    if (frozen->entries() * 4 * opt_.block_bytes >= r.bytes) places.back().readahead = kCountReadahead;
-  });
-  StoredBlock::Scratch scratch;
-  frozen->resolve([&](std::string_view key) {
-    const std::uint64_t hash = detail::bloom_hash(key);
-    for (auto& p : places) {
-      const auto& files = p.run->files;
-      while (p.file < files.size() && std::string_view(files[p.file]->ref().last_key) < key) {
-        ++p.file;
-        p.table.reset();
-        p.data.reset();
-        p.block = static_cast<std::size_t>(-1);
-        p.ahead = {};
-      }
-      if (p.file == files.size() || key < std::string_view(files[p.file]->ref().first_key)) continue;
-      const std::uint64_t file = files[p.file]->ref().file;
-      if (!p.table) p.table = table(files[p.file]->ref());
-      if (!p.table->may_contain(key, hash)) continue;
-      const std::size_t bi = p.table->find_block(key);
-      if (bi >= p.table->block_count()) continue;
-      if (bi != p.block) {
-        p.block = bi;
-        p.data.reset();
-        p.cached.reset();
-        if (p.table->format_major() < 2)
-          p.data = block(*p.table, file, bi);
-        else if (!(p.cached = cache_.template lookup<StoredBlock>(detail::CacheKey{file, detail::kStoredSlot | bi},
-                                                                  false)))
-          p.data = cache_.template lookup<Block>(detail::CacheKey{file, bi}, false);
-        if (!p.cached && !p.data) {
-          if (p.readahead == 0) {
-            p.stored = p.table->read_stored_block(bi, *chunk_file(*p.table, file));
-          } else {
-            if (!p.ahead.holds(bi)) p.ahead = p.table->read_block_run(bi, p.readahead, *chunk_file(*p.table, file));
-            p.stored = p.table->stored_in_run(p.ahead, bi);
-          }
-        }
-      }
-      if (p.data) {
-        const std::size_t i = p.data->lower_bound(key);
-        if (i < p.data->size() && p.data->key(i) == key) return !p.data->tombstone(i);
-        continue;
-      }
-      const auto holds =
-          p.cached ? p.cached->find(key, p.table->path(), scratch)
-                   : Block::find_stored(p.stored, key, p.table->format_major() >= detail::chunk_format::kKindsMajor,
-                                        p.table->path(), p.table->block_offset(bi), scratch.key);
-      if (holds != Block::Holds::absent) return holds == Block::Holds::put;
-    }
-    return false;
-  });
+  const auto started = Clock::now();
+  // No lookup below the buffer: an entry whose presence below is known adds
+  // its part to the live count now (delta()); the others are written
+  // uncounted, and resolved later (when size() asks, or when a compaction
+  // meets an older record of the key or takes it to where nothing lies
+  // below: see merge()).
   const std::int64_t delta = frozen->delta();
-  {
-    std::unique_lock guard(lock_);
-    imm_delta_ = delta;
-    imm_resolved_ = true;
-  }
-  {
-    std::lock_guard g(bg_mu_);
-  }
-  done_cv_.notify_all();
-  const auto counted = std::chrono::steady_clock::now();
-  count_micros_.fetch_add(
-      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(counted - started).count()),
-      std::memory_order_relaxed);
   // One level-0 file; its run number is a file number no file takes.
   Output out(*this, 0, next_file_++, std::numeric_limits<std::uint64_t>::max());
   for (auto it = frozen->begin(); it != frozen->end(); ++it) {
     const detail::BufferEntry& e = it->second;
     if (e.tombstone && e.below == detail::Below::absent) continue;  // nothing below for it to hide
-    out.add(it->first, e.seq, e.tombstone ? std::string_view() : e.value, e.tombstone);
+    out.add(it->first, e.seq, e.tombstone ? std::string_view() : e.value, e.tombstone,
+            e.below == detail::Below::unknown);
   }
+  const auto written = Clock::now();
   auto refs = out.finish();
   fs_->sync_dir(dir_);
+  const auto synced = Clock::now();
   bytes_flushed_.fetch_add(out.bytes(), std::memory_order_relaxed);
   {
     const std::uint64_t before = flush_bytes_.load(std::memory_order_relaxed);
@@ -2276,15 +2414,16 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
     m.last_seq = seq;
     m.wal_start = new_wal;
     out.keep();  // from here the manifest may name the files
-    install(std::move(m), std::move(next),
-            static_cast<std::uint64_t>(std::max<std::int64_t>(static_cast<std::int64_t>(live_) + delta, 0)));
+    install(std::move(m), std::move(next), live_ + delta);
     {
       std::unique_lock guard(lock_);
       imm_.reset();
       imm_delta_ = 0;
+      imm_resolved_ = true;
     }
   }
   ++checkpoints_;
+  const auto installed = Clock::now();
   // The manifest no longer needs the WAL segments before new_wal.
   std::vector<std::uint64_t> drop;
   {
@@ -2296,11 +2435,16 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
   }
   for (auto seg : drop) fs_->remove(dir_ / detail::wal_file_name(seg));
   fs_->sync_dir(dir_);
-  const auto ms = [](auto a, auto b) { return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count()); };
+  const auto done = Clock::now();
+  const auto ms = [](auto a, auto b) {
+    return std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(b - a).count() / 1000.0).substr(0, 5);
+  };
   log(LogLevel::info, "flush: " + std::to_string(frozen->entries()) + " buffered records (" +
                           std::to_string(frozen->bytes()) + " bytes) into a level-0 file of " +
-                          std::to_string(out.bytes()) + " bytes in " + ms(started, std::chrono::steady_clock::now()) +
-                          " ms (counting " + ms(started, counted) + " ms)");
+                          std::to_string(out.bytes()) + " bytes in " + ms(began, done) + " ms (WAL seal " +
+                          ms(began, started) + ", write " + ms(started, written) + ", file sync " +
+                          ms(written, synced) + ", manifest " + ms(synced, installed) + ", WAL drop " +
+                          ms(installed, done) + ")");
 }
 
 template <class Compression, class Eviction, class Lock>
@@ -2309,8 +2453,8 @@ auto Engine<Compression, Eviction, Lock>::compact_loop() noexcept -> void {
     std::uint64_t epoch;
     {
       std::unique_lock g(bg_mu_);
-      bg_cv_.wait(g, [&] { return stop_ || manual_ == 0; });
-      if (stop_) return;
+      bg_cv_.wait(g, [&] { return stop_ || stopping_.load() || manual_ == 0; });
+      if (stop_ || stopping_.load()) return;  // stopping_: close() began
       epoch = bg_epoch_;
     }
     std::optional<Job> job;
@@ -2323,7 +2467,7 @@ auto Engine<Compression, Eviction, Lock>::compact_loop() noexcept -> void {
     }
     if (!job) {
       std::unique_lock g(bg_mu_);
-      bg_cv_.wait(g, [&] { return stop_ || bg_epoch_ != epoch; });
+      bg_cv_.wait(g, [&] { return stop_ || stopping_.load() || bg_epoch_ != epoch; });
       continue;
     }
     {
@@ -2408,6 +2552,7 @@ template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::run_job(Job& job, bool abortable) -> void {
   std::vector<detail::ChunkRef> refs;
   std::optional<Output> out;
+  std::int64_t live_delta = 0;
   std::uint64_t in_bytes = 0;
   for (const auto& f : job.upper) in_bytes += f->ref().bytes;
   for (const auto& f : job.lower) in_bytes += f->ref().bytes;
@@ -2422,12 +2567,12 @@ auto Engine<Compression, Eviction, Lock>::run_job(Job& job, bool abortable) -> v
     out.emplace(*this, job.output, 0, opt_.chunk_bytes);
     const detail::Version& v = *job.v;
     const std::uint32_t output = job.output;
-    auto drop = [&v, output](std::string_view key) {
+    auto nothing_below = [&v, output](std::string_view key) {
       for (std::uint32_t l = output + 1; l < detail::kLevels; ++l)
         if (v.levels[l].find(key) != nullptr) return false;
       return true;
     };
-    merge(job.inputs, nullptr, *out, drop, output == detail::kLastLevel, nullptr, abortable);
+    live_delta = merge(job.inputs, nullptr, *out, nothing_below, output == detail::kLastLevel, nullptr, abortable);
     refs = out->finish();
     fs_->sync_dir(dir_);
     bytes_compacted_.fetch_add(out->bytes(), std::memory_order_relaxed);
@@ -2460,7 +2605,7 @@ auto Engine<Compression, Eviction, Lock>::run_job(Job& job, bool abortable) -> v
     }
     if (job.level > 0) compact_after_[job.level] = job.last_key;
     if (out) out->keep();  // from here the manifest may name the files
-    install(manifest_, std::move(next), live_);
+    install(manifest_, std::move(next), live_ + live_delta);
     if (!job.move) {
       for (const auto& f : job.upper) f->mark_obsolete();
       for (const auto& f : job.lower) f->mark_obsolete();
@@ -2957,7 +3102,7 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
       fs_->sync_dir(dir_);
       auto* ks = m.keyspace(detail::kDefaultKeyspace);
       ks->chunks = refs;
-      ks->live = out->records();
+      ks->live = static_cast<std::int64_t>(out->records());
       m.last_seq = last_seq_;
       m.wal_start = next_file_;  // the WAL segment open starts next; the old ones are folded in
     }

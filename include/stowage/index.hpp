@@ -36,6 +36,7 @@ struct ChunkRef {
   std::string last_key;
   std::uint32_t level = 0;     ///< 0 (newest runs) .. kLevels - 1 (the last level); format 3
   std::uint64_t run = 0;       ///< level 0: the run it belongs to (higher: newer); 0 elsewhere
+  std::uint64_t uncounted = 0; ///< records not yet in the live count (format 4)
 };
 
 /// Ordered first key → chunk.

@@ -17,8 +17,10 @@
 //   | body | fixed64 XXH3-64 of (everything before it)
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -36,8 +38,11 @@ inline constexpr char kManifestMagic[] = "STWMANIF";
 /// The format this program writes. Format 1 (stowage 0.1) kept the key order,
 /// value type and schema version once for the whole store; format 2 keeps
 /// them per keyspace; format 3 keeps levels of chunks (which may hold
-/// tombstones) and a live record count per keyspace. Older formats are read and upgraded by migration.hpp.
-inline constexpr std::uint16_t kFormatMajor = 3;
+/// tombstones) and a live record count per keyspace; format 4 lets chunk
+/// records be uncounted (not yet in that count, see docs/format.md, "The live
+/// count"): the count is signed, and each chunk says how many of its records
+/// are uncounted. Older formats are read and upgraded by migration.hpp.
+inline constexpr std::uint16_t kFormatMajor = 4;
 inline constexpr std::uint16_t kFormatMinor = 0;
 /// The oldest format this program reads.
 inline constexpr std::uint16_t kOldestFormatMajor = 1;
@@ -57,7 +62,10 @@ struct KeyspaceState {
   std::string key_order;             ///< KeyCodec<Key>::name()
   std::string value_type;            ///< type_description<Value>(); empty when unknown
   std::uint32_t schema_version = 0;  ///< value_version<Value> the records are written at
-  std::uint64_t live = 0;            ///< live records in its chunks (format 3; else the sum of records)
+  /// What its chunks' counted records add to the live record count (format
+  /// 4: may be below zero while records it hides are uncounted; format 3:
+  /// the live records; before: the sum of records).
+  std::int64_t live = 0;
   std::vector<ChunkRef> chunks;      ///< ordered by level, then (level 0) run newest first, then first key
 };
 
@@ -145,7 +153,11 @@ inline std::string encode_manifest(const Manifest& m) {
       put_bytes(body, ks.value_type);
       put_fixed32(body, ks.schema_version);
     }
-    if (m.format_major >= 3) put_varint(body, ks.live);
+    if (m.format_major >= 4)
+      put_varint(body, ks.live < 0 ? (static_cast<std::uint64_t>(-(ks.live + 1)) << 1) | 1
+                                   : static_cast<std::uint64_t>(ks.live) << 1);
+    else if (m.format_major == 3)
+      put_varint(body, static_cast<std::uint64_t>(std::max<std::int64_t>(ks.live, 0)));
     put_varint(body, ks.chunks.size());
     for (const auto& c : ks.chunks) {
       if (m.format_major < 3 && c.level != kLastLevel)
@@ -155,6 +167,7 @@ inline std::string encode_manifest(const Manifest& m) {
         put_varint(body, c.level);
         put_varint(body, c.run);
       }
+      if (m.format_major >= 4) put_varint(body, c.uncounted);
     }
   }
   std::string out(kManifestMagic, 8);
@@ -222,7 +235,15 @@ inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::p
       ks.schema_version = r.u32("schema version");
     }
     const bool v3 = m.format_major >= 3;
-    if (v3) ks.live = r.varint("live record count");
+    if (m.format_major >= 4) {
+      const std::uint64_t z = r.varint("live record count");  // zigzag
+      ks.live = (z & 1) ? -static_cast<std::int64_t>(z >> 1) - 1 : static_cast<std::int64_t>(z >> 1);
+    } else if (v3) {
+      const std::uint64_t live = r.varint("live record count");
+      if (live > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+        r.fail("live record count " + std::to_string(live) + " is implausible");
+      ks.live = static_cast<std::int64_t>(live);
+    }
     std::uint64_t n = r.varint("chunk count");
     if (n > r.remaining() / 6) r.fail("chunk count exceeds the manifest");
     ks.chunks.reserve(static_cast<std::size_t>(n));
@@ -244,15 +265,17 @@ inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::p
       } else {
         c.level = kLastLevel;
       }
+      if (m.format_major >= 4) c.uncounted = r.varint("chunk uncounted records");
       if (c.file >= m.next_file) r.fail("chunk file number beyond next file number");
       if (c.records == 0 || c.last_key < c.first_key) r.fail("chunk range is empty or inverted");
+      if (c.uncounted > c.records) r.fail("a chunk has more uncounted records than records");
       if (j > 0) {
         if (const char* fault = chunk_order_fault(ks.chunks.back(), c)) r.fail(fault);
       }
       records += c.records;
       ks.chunks.push_back(std::move(c));
     }
-    if (!v3) ks.live = records;
+    if (!v3) ks.live = static_cast<std::int64_t>(std::min<std::uint64_t>(records, std::numeric_limits<std::int64_t>::max()));
     m.keyspaces.push_back(std::move(ks));
   }
   if (!r.empty()) r.fail("trailing bytes in the manifest body");

@@ -249,6 +249,12 @@ inline const std::vector<FormatStep>& format_steps() {
          m.format_major = 3;
          m.format_minor = 0;
        }},
+      {3, 4, "chunk records may be uncounted, resolved when size() asks or when compaction meets an older record "
+             "(the chunks stay as they are: every record in them is counted)",
+       [](Manifest& m) {
+         m.format_major = 4;
+         m.format_minor = 0;
+       }},
   };
   return steps;
 }

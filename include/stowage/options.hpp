@@ -148,9 +148,13 @@ struct Stats {
   std::uint64_t pending_compaction_bytes = 0;  ///< bytes levels hold beyond their targets
   std::uint64_t write_slowdowns = 0;           ///< commits slowed or stopped by back-pressure since open
   std::uint64_t write_slowed_micros = 0;       ///< microseconds those commits waited
-  /// Microseconds flushes spent counting since open: looking each flushed key
-  /// up in the files below, which keeps size() exact without disk reads.
-  std::uint64_t flush_count_micros = 0;
+  /// Records in chunk files not yet in the live count: flushed while their
+  /// presence below was unknown, and not yet met by a compaction (see
+  /// docs/format.md, "The live count"). size() looks them up.
+  std::uint64_t uncounted_records = 0;
+  /// Microseconds since open that size() and stats() spent looking up
+  /// uncounted records (each once per chunk file that holds it).
+  std::uint64_t count_micros = 0;
 };
 
 }  // namespace stowage

@@ -141,12 +141,16 @@ class Storage {
     return range(this, encode_lookup_key(from), encode_lookup_key(to));
   }
 
-  /// Number of records (exact). Keys put since the last flush began whose
-  /// presence in the files is not known yet are looked up there (each once),
-  /// with no lock held that writers or readers need.
+  /// Number of records (exact). Records whose presence below is not known
+  /// yet (written since the last flush began, or flushed uncounted and not
+  /// yet met by a compaction: Stats::uncounted_records) are looked up in the
+  /// files, each once, with no lock held that writers or readers need.
   std::size_t size() const { return engine_.size(); }
-  /// size() == 0.
-  bool empty() const { return size() == 0; }
+  /// size() == 0, found as a scan's first step: no count, no value decoded.
+  bool empty() const {
+    typename engine_type::Cursor cursor(&engine_, std::nullopt, std::nullopt);
+    return !cursor.peek();
+  }
 
   /// Makes every write that returned before this call survive power loss.
   void flush() { engine_.flush(); }

@@ -68,11 +68,27 @@ class LiveFile {
   /// Marks the file as dropped by an installed Version: it is deleted once
   /// no Version names it.
   void mark_obsolete() const { obsolete_.store(true); }
+  /// True once set_resolved() recorded what the file's uncounted records add
+  /// to the live count (resolved_sum()).
+  bool resolved() const { return resolved_.load(std::memory_order_acquire); }
+  /// What the file's uncounted records add to the live count (each put 1,
+  /// less 1 for each that hides a live record below it); valid once
+  /// resolved(). It holds for as long as the file lives: compactions below
+  /// it keep which keys are live there, and a compaction of the file itself
+  /// replaces it.
+  std::int64_t resolved_sum() const { return resolved_sum_.load(std::memory_order_relaxed); }
+  /// Records resolved_sum(); threads that race compute the same sum.
+  void set_resolved(std::int64_t sum) const {
+    resolved_sum_.store(sum, std::memory_order_relaxed);
+    resolved_.store(true, std::memory_order_release);
+  }
 
  private:
   ChunkRef ref_;
   std::shared_ptr<FileBin> bin_;
   mutable std::atomic<bool> obsolete_{false};
+  mutable std::atomic<bool> resolved_{false};
+  mutable std::atomic<std::int64_t> resolved_sum_{0};
 };
 
 /// A shared chunk file.
@@ -146,6 +162,14 @@ struct Version {
   std::uint64_t bytes() const {
     std::uint64_t n = 0;
     for_each_run([&](const Run& r, std::uint32_t) { n += r.bytes; });
+    return n;
+  }
+  /// Records of its files not yet in the live count.
+  std::uint64_t uncounted() const {
+    std::uint64_t n = 0;
+    for_each_run([&](const Run& r, std::uint32_t) {
+      for (const auto& f : r.files) n += f->ref().uncounted;
+    });
     return n;
   }
   /// Every file's ChunkRef, in manifest order.

@@ -148,13 +148,14 @@ int cmd_stats(const fs::path& dir, bool json) {
   auto defaults = stowage::default_file_system();
   // The WAL (it holds 'default' records only), replayed to count what it adds.
   std::uint64_t wal_ops = 0, wal_puts = 0, wal_erases = 0, last_seq = info.last_seq;
-  std::int64_t wal_delta = 0;
+  std::int64_t wal_delta = 0, uncounted_part = 0;
   if (info.keyspace(stowage::detail::kDefaultKeyspace)) {
     stowage::tool::StoreReader reader(*defaults, dir);
     wal_ops = reader.wal_operations();
     wal_puts = reader.wal_puts();
     wal_erases = reader.wal_erases();
     wal_delta = reader.wal_live_delta();
+    uncounted_part = reader.uncounted_part();
     last_seq = reader.last_seq();
   }
   stowage::tool::BlockBytes blocks;
@@ -168,11 +169,17 @@ int cmd_stats(const fs::path& dir, bool json) {
   const double ratio = blocks.stored == 0 ? 1.0 : static_cast<double>(blocks.raw) / static_cast<double>(blocks.stored);
   std::size_t live_wal = 0;
   for (const auto& w : info.wal) live_wal += w.live ? 1 : 0;
-  // Live records once the WAL is replayed, exactly: the chunks' count (the
-  // MANIFEST's), plus each key the WAL puts that the chunks do not hold,
-  // minus each key it erases that they do (each looked up in the runs).
+  // Live records in the chunks, exactly: the MANIFEST's count and what the
+  // uncounted records add ('default' only: the keyspace Storage writes).
+  const std::uint64_t live_chunks = static_cast<std::uint64_t>(std::max<std::int64_t>(info.live + uncounted_part, 0));
+  // Once the WAL is replayed: plus each key the WAL puts that the chunks do
+  // not hold, minus each key it erases that they do (each looked up in the runs).
   const std::uint64_t live_total =
-      static_cast<std::uint64_t>(std::max<std::int64_t>(static_cast<std::int64_t>(info.live) + wal_delta, 0));
+      static_cast<std::uint64_t>(std::max<std::int64_t>(info.live + uncounted_part + wal_delta, 0));
+  auto ks_live = [&](const stowage::KeyspaceInfo& ks) {
+    const std::int64_t part = ks.name == stowage::detail::kDefaultKeyspace ? uncounted_part : 0;
+    return static_cast<std::uint64_t>(std::max<std::int64_t>(ks.live + part, 0));
+  };
   if (json) {
     Json ks_list = Json::array();
     for (const auto& ks : info.keyspaces) {
@@ -185,7 +192,8 @@ int cmd_stats(const fs::path& dir, bool json) {
                          {"key_order", ks.key_order},
                          {"value_type", ks.value_type},
                          {"schema_version", ks.schema_version},
-                         {"live_records", ks.live},
+                         {"live_records", ks_live(ks)},
+                         {"uncounted_records", ks.uncounted},
                          {"chunk_records", ks.records},
                          {"chunk_files", ks.chunks.size()},
                          {"level_count", ks.level_count()},
@@ -197,7 +205,8 @@ int cmd_stats(const fs::path& dir, bool json) {
                 {"serializer", info.serializer},
                 {"compression", info.compression},
                 {"compression_id", info.compression_id},
-                {"live_records", info.live},
+                {"live_records", live_chunks},
+                {"uncounted_records", info.uncounted},
                 {"chunk_records", info.records},
                 {"wal_operations", wal_ops},
                 {"wal_keys_put", wal_puts},
@@ -225,7 +234,7 @@ int cmd_stats(const fs::path& dir, bool json) {
   for (const auto& ks : info.keyspaces) {
     std::printf("keyspace     %s: key order %s, value type %s, schema version %u\n", ks.name.c_str(),
                 ks.key_order.c_str(), ks.value_type.empty() ? "(unknown)" : ks.value_type.c_str(), ks.schema_version);
-    std::printf("records      %llu live in %s (%s), %s\n", static_cast<unsigned long long>(ks.live),
+    std::printf("records      %llu live in %s (%s), %s\n", static_cast<unsigned long long>(ks_live(ks)),
                 count_of(ks.chunks.size(), "chunk file", "chunk files").c_str(),
                 count_of(ks.level_count(), "level", "levels").c_str(), human(ks.bytes).c_str());
     std::printf("levels       %s\n", levels_line(ks).c_str());
@@ -233,12 +242,11 @@ int cmd_stats(const fs::path& dir, bool json) {
   std::printf("wal          %llu operations in %zu segments, %s\n", static_cast<unsigned long long>(wal_ops), live_wal,
               human(info.wal_bytes).c_str());
   if (wal_puts == 0 && wal_erases == 0)
-    std::printf("live         %llu (the MANIFEST's count; the WAL changes no key)\n",
-                static_cast<unsigned long long>(live_total));
+    std::printf("live         %llu (in chunks; the WAL changes no key)\n", static_cast<unsigned long long>(live_total));
   else
-    std::printf("live         %llu (%llu in chunks, the MANIFEST's count; the WAL puts %llu keys and erases %llu, "
+    std::printf("live         %llu (%llu in chunks; the WAL puts %llu keys and erases %llu, "
                 "each looked up in the chunks: %+lld)\n",
-                static_cast<unsigned long long>(live_total), static_cast<unsigned long long>(info.live),
+                static_cast<unsigned long long>(live_total), static_cast<unsigned long long>(live_chunks),
                 static_cast<unsigned long long>(wal_puts), static_cast<unsigned long long>(wal_erases),
                 static_cast<long long>(wal_delta));
   std::printf("on disk      %s (MANIFEST %s)\n", human(info.disk_bytes).c_str(), human(info.manifest_bytes).c_str());

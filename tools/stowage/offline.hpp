@@ -165,9 +165,27 @@ class StoreReader {
     }
     return delta;
   }
-  /// Whether the chunks hold a put of key (its newest record is not a tombstone).
-  bool in_chunks(std::string_view key) const {
-    for (const auto& run : runs_) {
+  /// What the chunks' uncounted records add to the MANIFEST's live count
+  /// (docs/format.md, "The live count"): each its put, less the put it hides
+  /// (the key looked up in the runs older than its own).
+  std::int64_t uncounted_part() const {
+    std::int64_t part = 0;
+    for (std::size_t r = 0; r < runs_.size(); ++r)
+      for (const auto& f : runs_[r]) {
+        if (f.ref.uncounted == 0 || !f.table) continue;
+        for (std::size_t b = 0; b < f.table->block_count(); ++b) {
+          const auto block = f.table->read_block(b);
+          for (std::size_t i = 0; i < block->size(); ++i)
+            if (block->uncounted(i)) part += (block->tombstone(i) ? 0 : 1) - (in_chunks(block->key(i), r + 1) ? 1 : 0);
+        }
+      }
+    return part;
+  }
+  /// Whether the chunks (the runs from `first_run` on, newest first) hold a
+  /// put of key (its newest record there is not a tombstone).
+  bool in_chunks(std::string_view key, std::size_t first_run = 0) const {
+    for (std::size_t r = first_run; r < runs_.size(); ++r) {
+      const auto& run = runs_[r];
       auto it = std::lower_bound(run.begin(), run.end(), key,
                                  [](const File& f, std::string_view k) { return std::string_view(f.ref.last_key) < k; });
       if (it == run.end() || key < std::string_view(it->ref.first_key) || !it->table) continue;
