@@ -1,6 +1,9 @@
 // Tests of MANIFEST encoding, atomic replacement and damage detection.
 #include <catch2/catch.hpp>
 
+#include <cstdint>
+#include <limits>
+
 #include <stowage/manifest.hpp>
 
 #include "test_util.hpp"
@@ -213,4 +216,33 @@ TEST_CASE("a keyspace listed twice is corruption") {
   auto m = sample();
   m.keyspaces[1].name = "default";
   CHECK_THROWS_WITH(detail::decode_manifest(detail::encode_manifest(m), "MANIFEST"), Catch::Contains("twice"));
+}
+
+TEST_CASE("format 4 keeps each chunk's uncounted records and a live count below zero; format 3 has neither") {
+  auto m = sample();
+  REQUIRE(m.format_major == 4);
+  auto& chunks = m.keyspaces[0].chunks;
+  chunks[0].uncounted = chunks[0].records;
+  chunks[2].uncounted = 1;
+  for (std::int64_t live : {std::int64_t{-1}, std::int64_t{-123456789012}, std::int64_t{0}, std::int64_t{5},
+                            std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::max()}) {
+    INFO("live " << live);
+    m.keyspaces[0].live = live;
+    const auto back = detail::decode_manifest(detail::encode_manifest(m), "MANIFEST");
+    CHECK(back.keyspaces[0].live == live);
+    CHECK(back.keyspaces[0].chunks[0].uncounted == chunks[0].records);
+    CHECK(back.keyspaces[0].chunks[1].uncounted == 0);
+    CHECK(back.keyspaces[0].chunks[2].uncounted == 1);
+  }
+  // More uncounted records than records is corruption.
+  chunks[1].uncounted = chunks[1].records + 1;
+  m.keyspaces[0].live = 3;
+  CHECK_THROWS_AS(detail::decode_manifest(detail::encode_manifest(m), "MANIFEST"), CorruptionError);
+  // Format 3 stores neither: its chunks are all counted and its count is exact.
+  chunks[1].uncounted = 0;
+  m.format_major = 3;
+  const auto v3 = detail::decode_manifest(detail::encode_manifest(m), "MANIFEST");
+  CHECK(v3.format_major == 3);
+  CHECK(v3.keyspaces[0].live == 3);
+  for (const auto& c : v3.keyspaces[0].chunks) CHECK(c.uncounted == 0);
 }
