@@ -2259,11 +2259,11 @@ inline std::optional<std::uint64_t> parse_chunk_file_name(std::string_view name)
 //          an open): the writer seals that one.
 //   flush (background thread): seal the segment the freeze left (synced,
 //          its zeros cut off: before any later segment is synced, which
-//          recovery relies on, see judge_wal_end in wal.hpp), resolve the
-//          frozen buffer's keys against the
-//          files (for the exact live count), write it as one new level-0
-//          file, record it in a new MANIFEST, install the new Version, drop
-//          the WAL segments it covered. Never reads or rewrites a chunk.
+//          recovery relies on, see judge_wal_end in wal.hpp), write the
+//          frozen buffer as one new level-0 file (records whose presence
+//          below is unknown flagged uncounted: docs/format.md, "The live
+//          count"), record it in a new MANIFEST, install the new Version,
+//          drop the WAL segments it covered. Never reads or rewrites a chunk.
 //   compaction (another background thread): merge level-0 runs into the
 //          base level, or a file of an over-full level into the level below
 //          (compaction.hpp picks); tombstones are dropped where no older
@@ -5860,6 +5860,7 @@ class ChunkTable {
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -6473,6 +6474,12 @@ struct Version {
     for (std::uint32_t l = 1; l < kLevels; ++l)
       if (!levels[l].empty()) fn(levels[l], l);
   }
+  /// Every non-empty run, newest first (as for_each_run visits them).
+  std::vector<const Run*> runs() const {
+    std::vector<const Run*> out;
+    for_each_run([&](const Run& r, std::uint32_t) { out.push_back(&r); });
+    return out;
+  }
   std::size_t files() const {
     std::size_t n = 0;
     for_each_run([&](const Run& r, std::uint32_t) { n += r.files.size(); });
@@ -6482,6 +6489,22 @@ struct Version {
     std::uint64_t n = 0;
     for_each_run([&](const Run& r, std::uint32_t) { n += r.bytes; });
     return n;
+  }
+  /// What its files' uncounted records add to the live count
+  /// (LiveFile::resolved_sum summed), or nullopt while a file that holds
+  /// some is not resolved yet.
+  std::optional<std::int64_t> resolved_part() const {
+    std::int64_t sum = 0;
+    bool all = true;
+    for_each_run([&](const Run& r, std::uint32_t) {
+      for (const auto& f : r.files) {
+        if (f->ref().uncounted == 0) continue;
+        if (!f->resolved()) all = false;
+        sum += f->resolved_sum();
+      }
+    });
+    if (!all) return std::nullopt;
+    return sum;
   }
   /// Records of its files not yet in the live count.
   std::uint64_t uncounted() const {
@@ -8464,8 +8487,9 @@ namespace stowage {
 /// Most bytes of block frames a scan reads from a chunk file at once, when
 /// it reads ahead the blocks that are not cached (see Storage::iterator).
 inline constexpr std::size_t kScanReadahead = std::size_t{128} << 10;
-/// Most bytes of block frames a flush's count reads from a chunk file at once
-/// when the buffer's keys touch most blocks of a run (see run_flush).
+/// Most bytes of block frames the count's lookups (size(), stats()) read
+/// from a chunk file at once when their keys touch most blocks of a run (see
+/// Engine::OrderedProbe).
 inline constexpr std::size_t kCountReadahead = std::size_t{256} << 10;
 /// Durability::none: the flush thread syncs the WAL in the background each
 /// time this many bytes were appended, so sealing a segment after a freeze
@@ -9469,8 +9493,7 @@ class Engine {
   // not known yet (LiveFile::set_resolved): each is looked up in the runs
   // older than its own. v must be pinned; no lock is needed.
   void resolve_files(const detail::Version& v) const {
-    std::vector<const detail::Run*> runs;
-    v.for_each_run([&](const detail::Run& r, std::uint32_t) { runs.push_back(&r); });
+    const std::vector<const detail::Run*> runs = v.runs();
     for (std::size_t i = 0; i < runs.size(); ++i) {
       for (const auto& f : runs[i]->files) {
         if (f->ref().uncounted == 0 || f->resolved()) continue;
@@ -9506,9 +9529,7 @@ class Engine {
   std::int64_t frozen_part(const detail::WriteBuffer& imm, const detail::Version& v) const {
     std::int64_t sum = imm.delta();
     if (imm.unknown() == 0) return sum;
-    std::vector<const detail::Run*> runs;
-    v.for_each_run([&](const detail::Run& r, std::uint32_t) { runs.push_back(&r); });
-    OrderedProbe below(*this, runs, imm.unknown());
+    OrderedProbe below(*this, v.runs(), imm.unknown());
     for (auto it = imm.begin(); it != imm.end(); ++it)
       if (it->second.below == detail::Below::unknown)
         sum += (it->second.tombstone ? 0 : 1) - (below.live(it->first) ? 1 : 0);
@@ -9539,13 +9560,7 @@ class Engine {
   }
   // Whether count_locked() has nothing to look up in files. Needs lock_.
   bool counted_locked() const {
-    if (imm_ && !imm_resolved_.load()) return false;
-    bool all = true;
-    version_->for_each_run([&](const detail::Run& r, std::uint32_t) {
-      for (const auto& f : r.files)
-        if (f->ref().uncounted != 0 && !f->resolved()) all = false;
-    });
-    return all;
+    return (!imm_ || imm_resolved_.load()) && version_->resolved_part().has_value();
   }
   // Exact record count. Needs lock_ exclusively (it caches lookups in wb_'s
   // entries); looks up what settle_unknown() and settle_files() left.
@@ -9557,11 +9572,8 @@ class Engine {
       imm_resolved_ = true;
     }
     wb_.resolve([&](std::string_view k) { return find_below_buffer(k, noop); });
-    std::int64_t total = live_ + wb_.delta() + (imm_ ? imm_delta_ : 0);
-    version_->for_each_run([&](const detail::Run& r, std::uint32_t) {
-      for (const auto& f : r.files)
-        if (f->ref().uncounted != 0) total += f->resolved_sum();
-    });
+    // resolve_files() above left no file unresolved.
+    const std::int64_t total = live_ + *version_->resolved_part() + wb_.delta() + (imm_ ? imm_delta_ : 0);
     return static_cast<std::uint64_t>(std::max<std::int64_t>(total, 0));
   }
   // The exact count for size() and stats(), holding `guard` (on lock_,
@@ -10444,16 +10456,15 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
     // The key's records, newest first: each counted one whose next older
     // record is merged away gives up its part of the count (its put, less
     // the older one's); the oldest decides whether the output is counted.
-    // A put is 1, a tombstone 0; "hides" is the older record's put.
+    // A put is 1, a tombstone 0; "hides" is the older record's put. After
+    // the walk, last_* describe the oldest record met.
     std::int64_t given_up = 0;
-    bool oldest_counted = false, oldest_put = false, have = false, newer_counted = false, newer_put = false;
+    bool have = false, last_counted = false, last_put = false;
     auto meet = [&](bool put, bool counted) {
-      if (have && newer_counted) given_up += (newer_put ? 1 : 0) - (put ? 1 : 0);
+      if (have && last_counted) given_up += (last_put ? 1 : 0) - (put ? 1 : 0);
       have = true;
-      newer_counted = counted;
-      newer_put = put;
-      oldest_counted = counted;
-      oldest_put = put;
+      last_counted = counted;
+      last_put = put;
     };
     if (src == -1) meet(!tombstone, false);
     for (std::size_t i = src == -1 ? 0 : static_cast<std::size_t>(src); i < rs.size(); ++i)
@@ -10465,9 +10476,9 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
       if (below < 0) below = nothing_below(best) ? 1 : 0;
       return below == 1;
     };
-    if (oldest_counted) {
+    if (last_counted) {
       // The output takes the oldest's place: its part was put - hidden, now newest - hidden.
-      delta += newest_put - (oldest_put ? 1 : 0) - given_up;
+      delta += newest_put - (last_put ? 1 : 0) - given_up;
     } else if (none_below()) {
       delta += newest_put - given_up;  // hides nothing: counted as it is
     } else {

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -154,6 +155,12 @@ struct Version {
     for (std::uint32_t l = 1; l < kLevels; ++l)
       if (!levels[l].empty()) fn(levels[l], l);
   }
+  /// Every non-empty run, newest first (as for_each_run visits them).
+  std::vector<const Run*> runs() const {
+    std::vector<const Run*> out;
+    for_each_run([&](const Run& r, std::uint32_t) { out.push_back(&r); });
+    return out;
+  }
   std::size_t files() const {
     std::size_t n = 0;
     for_each_run([&](const Run& r, std::uint32_t) { n += r.files.size(); });
@@ -163,6 +170,22 @@ struct Version {
     std::uint64_t n = 0;
     for_each_run([&](const Run& r, std::uint32_t) { n += r.bytes; });
     return n;
+  }
+  /// What its files' uncounted records add to the live count
+  /// (LiveFile::resolved_sum summed), or nullopt while a file that holds
+  /// some is not resolved yet.
+  std::optional<std::int64_t> resolved_part() const {
+    std::int64_t sum = 0;
+    bool all = true;
+    for_each_run([&](const Run& r, std::uint32_t) {
+      for (const auto& f : r.files) {
+        if (f->ref().uncounted == 0) continue;
+        if (!f->resolved()) all = false;
+        sum += f->resolved_sum();
+      }
+    });
+    if (!all) return std::nullopt;
+    return sum;
   }
   /// Records of its files not yet in the live count.
   std::uint64_t uncounted() const {
