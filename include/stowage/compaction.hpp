@@ -28,9 +28,11 @@ namespace stowage::detail {
 /// Level-0 runs that start a level-0 compaction.
 inline constexpr std::size_t kL0Trigger = 4;
 /// Level-0 runs from which each commit is slowed a little (back-pressure).
-inline constexpr std::size_t kL0Slowdown = 12;
+/// RocksDB's default; LevelDB slows from 8. Each L0 merge then takes more
+/// runs at once, so the base level is rewritten less often per byte put.
+inline constexpr std::size_t kL0Slowdown = 20;
 /// Level-0 runs from which commits wait for compaction.
-inline constexpr std::size_t kL0Stop = 20;
+inline constexpr std::size_t kL0Stop = 36;
 /// Each level targets this many times the bytes of the level above it.
 inline constexpr std::uint64_t kLevelFanout = 10;
 
