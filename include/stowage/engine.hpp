@@ -2045,28 +2045,50 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
   }
   detail::WriteBuffer::const_iterator bit, bend;
   if (buffer) bit = buffer->begin(), bend = buffer->end();
-  std::string key, converted;
+  // The runs' readers in a min-heap by (key, index): a lower index is a
+  // newer run, so equal keys leave the heap newest first. A heap, not a
+  // scan of every reader per record: a level-0 merge may take 20 runs.
+  std::vector<std::size_t> heap, same;
+  heap.reserve(rs.size());
+  same.reserve(rs.size());
+  auto later = [&rs](std::size_t a, std::size_t b) {
+    const auto ka = rs[a].key(), kb = rs[b].key();
+    const int c = ka.compare(kb);
+    return c > 0 || (c == 0 && a > b);
+  };
+  for (std::size_t i = 0; i < rs.size(); ++i)
+    if (rs[i].valid()) heap.push_back(i);
+  std::make_heap(heap.begin(), heap.end(), later);
+  std::string converted;
   std::uint64_t n = 0;
   std::int64_t delta = 0;
   for (;;) {
     // The smallest key; the newest source holding it wins (the buffer, then
-    // the runs in order).
+    // the runs in order). same: the runs holding it, newest first.
+    const bool buffered = buffer && bit != bend;
+    if (!buffered && heap.empty()) break;
     std::string_view best;
-    std::ptrdiff_t src = -2;
-    if (buffer && bit != bend) best = bit->first, src = -1;
-    for (std::size_t i = 0; i < rs.size(); ++i)
-      if (rs[i].valid() && (src == -2 || rs[i].key() < best)) best = rs[i].key(), src = static_cast<std::ptrdiff_t>(i);
-    if (src == -2) break;
+    if (heap.empty() || (buffered && bit->first <= rs[heap.front()].key()))
+      best = bit->first;
+    else
+      best = rs[heap.front()].key();
+    const bool from_buffer = buffered && bit->first == best;
+    same.clear();
+    while (!heap.empty() && rs[heap.front()].key() == best) {
+      std::pop_heap(heap.begin(), heap.end(), later);
+      same.push_back(heap.back());
+      heap.pop_back();
+    }
     if (abortable && (++n & 1023) == 0 && stopping_.load(std::memory_order_relaxed)) throw Aborted{};
     bool tombstone;
     std::string_view value;
     std::uint64_t seq;
-    if (src == -1) {
+    if (from_buffer) {
       tombstone = bit->second.tombstone;
       value = bit->second.value;
       seq = bit->second.seq;
     } else {
-      const RunReader& r = rs[static_cast<std::size_t>(src)];
+      const RunReader& r = rs[same.front()];
       tombstone = r.tombstone();
       value = r.value();
       seq = r.seq();
@@ -2084,9 +2106,8 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
       last_counted = counted;
       last_put = put;
     };
-    if (src == -1) meet(!tombstone, false);
-    for (std::size_t i = src == -1 ? 0 : static_cast<std::size_t>(src); i < rs.size(); ++i)
-      if (rs[i].valid() && rs[i].key() == best) meet(!rs[i].tombstone(), !rs[i].uncounted());
+    if (from_buffer) meet(!tombstone, false);
+    for (std::size_t i : same) meet(!rs[i].tombstone(), !rs[i].uncounted());
     const int newest_put = tombstone ? 0 : 1;
     bool uncounted = false;
     int below = -1;  // nothing_below(best), once asked: 1 (nothing) or 0
@@ -2114,10 +2135,15 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
     } else {
       out.add(best, seq, value, false, uncounted);
     }
-    key.assign(best);  // best may view a block the step below leaves
-    if (buffer && bit != bend && bit->first == key) ++bit;
-    for (auto& r : rs)
-      if (r.valid() && r.key() == key) r.next(nullptr);
+    // best may view a block the steps below leave: not used past here.
+    if (from_buffer) ++bit;
+    for (std::size_t i : same) {
+      rs[i].next(nullptr);
+      if (rs[i].valid()) {
+        heap.push_back(i);
+        std::push_heap(heap.begin(), heap.end(), later);
+      }
+    }
   }
   return delta;
 }
