@@ -94,7 +94,7 @@ fi
 machine() {  # file run-line: the machine description, or with APPEND=1 a "rerun" line added to it
   local file=$1 run_line=$2
   if [ "${APPEND:-0}" = 1 ] && [ -f "$file" ]; then
-    echo "rerun: ENGINES=\"${ENGINES:-all}\" GROUPS_TO_RUN=\"$groups\"${3:-} $(date -u '+%Y-%m-%d %H:%M UTC')" >> "$file"
+    echo "rerun: ENGINES=\"${ENGINES:-all}\" GROUPS_TO_RUN=\"$groups\"${3:-} $(date -u '+%Y-%m-%d %H:%M UTC')   commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with local changes)')" >> "$file"
   else
     {
       echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')   commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
