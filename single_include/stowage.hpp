@@ -7705,6 +7705,48 @@ inline std::uint64_t valid_record_at(const RandomAccessFile& f, std::uint64_t po
   return kWalHeaderBytes + len;
 }
 
+/// Reads a file front to back through a window of at least kChunk bytes,
+/// so a replay makes one read per MiB, not two per record.
+class WindowReader {
+ public:
+  static constexpr std::size_t kChunk = std::size_t{1} << 20;
+  WindowReader(const RandomAccessFile& f, std::uint64_t size) : f_(f), size_(size) {}
+  /// The bytes [pos, pos + n), valid until the next call; nullptr if the
+  /// file holds fewer. n is at most the file's size (the caller bounds it),
+  /// so no hostile length allocates more than the file.
+  const char* get(std::uint64_t pos, std::uint64_t n) {
+    if (pos > size_ || n > size_ - pos) return nullptr;
+    if (pos >= start_ && n <= buf_.size() && pos - start_ <= buf_.size() - n) return buf_.data() + (pos - start_);
+    const auto want = static_cast<std::size_t>(std::max<std::uint64_t>(n, std::min<std::uint64_t>(kChunk, size_ - pos)));
+    buf_.resize(want);
+    buf_.resize(f_.read(pos, want, buf_.data()));
+    start_ = pos;
+    return buf_.size() >= n ? buf_.data() : nullptr;
+  }
+
+ private:
+  const RandomAccessFile& f_;
+  std::uint64_t size_;
+  std::uint64_t start_ = 0;
+  std::string buf_;
+};
+
+/// valid_record_at() through a WindowReader: the payload views its window.
+inline std::uint64_t valid_record_in(WindowReader& r, std::uint64_t pos, std::uint32_t log_number,
+                                     std::string_view& payload, std::uint64_t& durable) {
+  const char* header = r.get(pos, kWalHeaderBytes);
+  if (header == nullptr) return 0;
+  const std::uint32_t len = decode_fixed32(header);
+  auto type = static_cast<std::uint8_t>(header[4]);
+  if (type != kWalBatch || decode_fixed32(header + 5) != log_number) return 0;
+  const char* record = r.get(pos, kWalHeaderBytes + std::uint64_t{len});  // the whole record in one window
+  if (record == nullptr) return 0;
+  payload = std::string_view(record + kWalHeaderBytes, len);
+  if (record_checksum(std::string_view(record, 17), payload, log_number) != decode_fixed64(record + 17)) return 0;
+  durable = decode_fixed64(record + 9);
+  return kWalHeaderBytes + len;
+}
+
 }  // namespace wal_detail
 
 /// Replays segment `number` from the open file f, calling fn(payload, offset)
@@ -7719,14 +7761,18 @@ WalReplay replay_wal(const RandomAccessFile& file, std::uint64_t number, Fn&& fn
   std::uint64_t pos = 0;
   const std::uint64_t size = f->size();
   std::uint64_t durable = 0;
-  while (pos < size) {
-    std::uint64_t n = wal_detail::valid_record_at(*f, pos, log_number, payload, durable);
-    if (n == 0) break;
-    if (result.records == 0 && payload.size() >= 8) result.first_seq = decode_fixed64(payload.data());
-    result.durable_claim = std::max(result.durable_claim, durable);
-    fn(std::string_view(payload), pos);
-    ++result.records;
-    pos += n;
+  {
+    wal_detail::WindowReader reader(*f, size);
+    std::string_view record;
+    while (pos < size) {
+      std::uint64_t n = wal_detail::valid_record_in(reader, pos, log_number, record, durable);
+      if (n == 0) break;
+      if (result.records == 0 && record.size() >= 8) result.first_seq = decode_fixed64(record.data());
+      result.durable_claim = std::max(result.durable_claim, durable);
+      fn(record, pos);
+      ++result.records;
+      pos += n;
+    }
   }
   result.valid_bytes = pos;
   if (pos == size) return result;

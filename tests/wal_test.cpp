@@ -109,6 +109,39 @@ TEST_CASE("records replay in order") {
   CHECK(r.result.cut_bytes == 0);
 }
 
+TEST_CASE("replay reads through a window: records across its edges and larger than it replay whole") {
+  // Replay reads the file a MiB at a time (WindowReader::kChunk): records
+  // of varied sizes straddle every window edge, and one is larger than a
+  // window; a tear inside the large one keeps every record before it.
+  TempDir dir("wal");
+  std::vector<std::string> written;
+  std::vector<std::size_t> ends;
+  {
+    detail::WalWriter w(*default_file_system(), dir.path(), 4);
+    std::mt19937 rng(11);
+    std::size_t pos = 0;
+    for (int i = 0; pos < 3 * detail::wal_detail::WindowReader::kChunk; ++i) {
+      const std::size_t len = i == 40 ? detail::wal_detail::WindowReader::kChunk * 5 / 2 : 1 + rng() % 70000;
+      written.push_back(batch_payload(static_cast<std::uint64_t>(i + 1), {{"k" + std::to_string(i), std::string(len, 'a' + i % 26)}}));
+      w.append(written.back());
+      ends.push_back(pos += detail::kWalHeaderBytes + written.back().size());
+    }
+    w.seal();
+  }
+  auto r = replay(dir.path(), 4);
+  CHECK(r.payloads == written);
+  CHECK(r.result.cut_bytes == 0);
+  CHECK(r.result.valid_bytes == ends.back());
+  // Torn in the middle of the large record (the 41st).
+  const auto path = dir / detail::wal_file_name(4);
+  const auto full = stowage_test::read_all(path);
+  stowage_test::write_all(path, full.substr(0, ends[39] + detail::wal_detail::WindowReader::kChunk));
+  r = replay(dir.path(), 4);
+  REQUIRE(r.payloads.size() == 40);
+  CHECK(std::equal(r.payloads.begin(), r.payloads.end(), written.begin()));
+  CHECK(r.result.valid_bytes == ends[39]);
+}
+
 TEST_CASE("a torn tail is cut at every length and the prefix recovered") {
   TempDir dir("wal");
   auto written = write_records(dir.path(), 1, 6);
