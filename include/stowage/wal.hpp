@@ -427,25 +427,6 @@ class WalWriter {
 
 namespace wal_detail {
 
-/// Checks for a valid record at pos; returns its total length (0 if none)
-/// and sets durable to the durable length it records.
-inline std::uint64_t valid_record_at(const RandomAccessFile& f, std::uint64_t pos, std::uint32_t log_number,
-                                     std::string& payload, std::uint64_t& durable) {
-  std::uint64_t size = f.size();
-  if (size - pos < kWalHeaderBytes) return 0;
-  char header[kWalHeaderBytes];
-  if (f.read(pos, kWalHeaderBytes, header) != kWalHeaderBytes) return 0;
-  std::uint32_t len = decode_fixed32(header);
-  auto type = static_cast<std::uint8_t>(header[4]);
-  if (type != kWalBatch || decode_fixed32(header + 5) != log_number) return 0;
-  if (len > size - pos - kWalHeaderBytes) return 0;
-  payload.resize(len);
-  if (f.read(pos + kWalHeaderBytes, len, payload.data()) != len) return 0;
-  if (record_checksum(std::string_view(header, 17), payload, log_number) != decode_fixed64(header + 17)) return 0;
-  durable = decode_fixed64(header + 9);
-  return kWalHeaderBytes + len;
-}
-
 /// Reads a file front to back through a window of at least kChunk bytes,
 /// so a replay makes one read per MiB, not two per record.
 class WindowReader {
@@ -472,7 +453,9 @@ class WindowReader {
   std::string buf_;
 };
 
-/// valid_record_at() through a WindowReader: the payload views its window.
+/// Checks for a valid record at pos; returns its total length (0 if none),
+/// points payload at it in r's window and sets durable to the durable
+/// length it records.
 inline std::uint64_t valid_record_in(WindowReader& r, std::uint64_t pos, std::uint32_t log_number,
                                      std::string_view& payload, std::uint64_t& durable) {
   const char* header = r.get(pos, kWalHeaderBytes);
@@ -498,22 +481,19 @@ WalReplay replay_wal(const RandomAccessFile& file, std::uint64_t number, Fn&& fn
   const RandomAccessFile* f = &file;
   const auto log_number = static_cast<std::uint32_t>(number);
   WalReplay result;
-  std::string payload;
   std::uint64_t pos = 0;
   const std::uint64_t size = f->size();
   std::uint64_t durable = 0;
-  {
-    wal_detail::WindowReader reader(*f, size);
-    std::string_view record;
-    while (pos < size) {
-      std::uint64_t n = wal_detail::valid_record_in(reader, pos, log_number, record, durable);
-      if (n == 0) break;
-      if (result.records == 0 && record.size() >= 8) result.first_seq = decode_fixed64(record.data());
-      result.durable_claim = std::max(result.durable_claim, durable);
-      fn(record, pos);
-      ++result.records;
-      pos += n;
-    }
+  wal_detail::WindowReader reader(*f, size);
+  std::string_view record;
+  while (pos < size) {
+    std::uint64_t n = wal_detail::valid_record_in(reader, pos, log_number, record, durable);
+    if (n == 0) break;
+    if (result.records == 0 && record.size() >= 8) result.first_seq = decode_fixed64(record.data());
+    result.durable_claim = std::max(result.durable_claim, durable);
+    fn(record, pos);
+    ++result.records;
+    pos += n;
   }
   result.valid_bytes = pos;
   if (pos == size) return result;
@@ -544,7 +524,7 @@ WalReplay replay_wal(const RandomAccessFile& file, std::uint64_t number, Fn&& fn
     for (std::size_t i = 0; i + kWalHeaderBytes <= window.size() && i < kWindow; ++i) {
       if (static_cast<std::uint8_t>(window[i + 4]) != kWalBatch || decode_fixed32(window.data() + i + 5) != log_number)
         continue;
-      if (wal_detail::valid_record_at(*f, start + i, log_number, payload, durable) != 0 && durable > pos)
+      if (wal_detail::valid_record_in(reader, start + i, log_number, record, durable) != 0 && durable > pos)
         throw CorruptionError(f->path(), pos,
                               "damaged WAL record inside bytes that were already synced (the valid record at offset " +
                                   std::to_string(start + i) + " says " + std::to_string(durable) +
