@@ -164,6 +164,7 @@ class Storage {
   /// overwritten records and erased keys, and returns once that is done
   /// (background compaction keeps the levels in shape on its own; this is
   /// for a store that will mostly be read from now on, or before a backup).
+  /// Afterwards the directory holds only the files the MANIFEST names.
   void compact() { engine_.compact(); }
 
   /// A snapshot of the store's counters.
@@ -171,7 +172,10 @@ class Storage {
 
   /// Flushes the write buffer (when Options::checkpoint_on_close), stops the
   /// background threads, syncs and releases the store. Later calls on this
-  /// object throw ValidationError. Idempotent.
+  /// object throw ValidationError. Idempotent. Chunk files that compactions
+  /// made obsolete just before, and WAL segments the last flush released,
+  /// may stay in the directory: the MANIFEST names none of them, and the
+  /// next open removes them in the background (so does compact()).
   void close() { engine_.close(); }
 
   /// What the migration run by this object's open did, if one ran.
