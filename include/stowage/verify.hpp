@@ -147,7 +147,7 @@ struct StoreInfo {
   std::int64_t live = 0;                    ///< KeyspaceInfo::live summed over every keyspace
   std::uint64_t uncounted = 0;              ///< KeyspaceInfo::uncounted summed over every keyspace
   std::uint64_t records = 0;                ///< records in chunks (puts and tombstones, overwritten ones included)
-  std::vector<std::string> unnamed_files;   ///< chunk and WAL files nothing needs (left by a crash)
+  std::vector<std::string> unnamed_files;   ///< chunk and WAL files nothing needs (left by a close or a crash)
   std::vector<std::string> other_files;     ///< names stowage does not write (besides LOCK, MANIFEST.tmp)
 
   /// The keyspace called name, or nullptr.
@@ -867,8 +867,8 @@ VerifyReport verify_pass(FileSystem& fs, const std::filesystem::path& dir, const
     progress();
   }
   for (const auto& n : rep.info.unnamed_files)
-    rep.notes.push_back(n + " is not needed by the MANIFEST (left by an interrupted flush or crash; the next "
-                            "writable open deletes it)");
+    rep.notes.push_back(n + " is not needed by the MANIFEST (left by the last close, an interrupted flush or a "
+                            "crash; the next writable open deletes it)");
   for (const auto& n : rep.info.other_files) rep.notes.push_back(n + " is not a stowage file");
   return rep;
 }
