@@ -165,23 +165,9 @@ struct Pristine {
       REQUIRE(db.stats().checkpoints == checkpoints);
     }
     for (const auto& op : ops) stowage_test::apply_op(full, op);
-    // A close leaves the files its last compactions made obsolete, and an
-    // open removes them in the background: remove them here, as the next
-    // open would, so that every case damages a file the store needs.
-    {
-      const auto m = detail::read_manifest(*default_file_system(), dir);
-      std::set<std::uint64_t> named;
-      for (const auto& ks : m.keyspaces)
-        for (const auto& c : ks.chunks) named.insert(c.file);
-      std::vector<std::filesystem::path> unneeded;
-      for (const auto& e : std::filesystem::directory_iterator(dir)) {
-        const auto name = e.path().filename().string();
-        const auto chunk = detail::parse_chunk_file_name(name);
-        const auto wal = detail::parse_wal_file_name(name);
-        if ((chunk && !named.count(*chunk)) || (wal && *wal < m.wal_start)) unneeded.push_back(e.path());
-      }
-      for (const auto& path : unneeded) std::filesystem::remove(path);
-    }
+    // A close leaves the files its last compactions made obsolete (the next
+    // open removes them): every case damages a file the store needs.
+    stowage_test::remove_unneeded_files(dir);
     std::vector<std::string> wals;
     for (const auto& e : std::filesystem::directory_iterator(dir)) {
       const auto name = e.path().filename().string();

@@ -90,6 +90,9 @@
 
 #include <stowage/error.hpp>
 #include <stowage/file.hpp>
+#include <stowage/manifest.hpp>
+#include <stowage/store_files.hpp>
+#include <stowage/wal.hpp>
 
 namespace stowage_test {
 
@@ -1042,6 +1045,27 @@ inline void copy_dir(const std::filesystem::path& from, const std::filesystem::p
   std::filesystem::create_directories(to);
   for (const auto& e : std::filesystem::directory_iterator(from))
     if (e.is_regular_file()) std::filesystem::copy_file(e.path(), to / e.path().filename());
+}
+
+/// Removes what the next writable open of the closed store at dir would:
+/// chunk files the MANIFEST does not name and WAL segments before its WAL
+/// start. A close leaves the files its last compactions made obsolete and an
+/// open removes them on its flush thread, at a time of its own; a test that
+/// copies a store and then counts its file operations, or damages its files,
+/// starts from this.
+inline void remove_unneeded_files(const std::filesystem::path& dir) {
+  const auto m = stowage::detail::read_manifest(*stowage::default_file_system(), dir);
+  std::set<std::uint64_t> named;
+  for (const auto& ks : m.keyspaces)
+    for (const auto& c : ks.chunks) named.insert(c.file);
+  std::vector<std::filesystem::path> unneeded;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const auto name = e.path().filename().string();
+    const auto chunk = stowage::detail::parse_chunk_file_name(name);
+    const auto wal = stowage::detail::parse_wal_file_name(name);
+    if ((chunk && named.count(*chunk) == 0) || (wal && *wal < m.wal_start)) unneeded.push_back(e.path());
+  }
+  for (const auto& path : unneeded) std::filesystem::remove(path);
 }
 
 }  // namespace stowage_test
