@@ -318,8 +318,8 @@ class Engine {
 
   /// Merges every level into the last one (dropping overwritten records and
   /// tombstones) and returns once that is done; waits for running background
-  /// work first. Reads afterwards probe one run per key, and the directory
-  /// holds only the files the MANIFEST names.
+  /// work first. Reads afterwards probe one run per key. It also removes the
+  /// files an earlier session left.
   void compact();
 
   /// A snapshot of the store's counters.
@@ -1612,7 +1612,7 @@ class Engine {
   bool stop_ = false;                        // bg_mu_
   std::atomic<bool> closing_{false};         // close() began: no next WAL segment is made ahead, no file removed
   std::atomic<bool> stopping_{false};        // close() began (compactions poll it): set before stop_
-  bool compacting_ = false;                  // bg_mu_: a compaction runs
+  bool compacting_ = false;                  // bg_mu_: the compaction thread picks or runs a job
   int manual_ = 0;                           // bg_mu_: compact() calls running (the thread stays idle)
   std::uint64_t bg_epoch_ = 0;               // bg_mu_: bumped by each install
   std::thread flush_thread_, compact_thread_;
@@ -2490,6 +2490,10 @@ auto Engine<Compression, Eviction, Lock>::compact_loop() noexcept -> void {
       bg_cv_.wait(g, [&] { return stop_ || stopping_.load() || manual_ == 0; });
       if (stop_ || stopping_.load()) return;  // stopping_: close() began
       epoch = bg_epoch_;
+      // From here until it is cleared this thread may hold a Version (its
+      // job's): compact() waits for that, so that the files its own merges
+      // make obsolete are released, and deleted, before it returns.
+      compacting_ = true;
     }
     std::optional<Job> job;
     if (!failed_.load()) {
@@ -2499,30 +2503,27 @@ auto Engine<Compression, Eviction, Lock>::compact_loop() noexcept -> void {
         fail(std::current_exception());
       }
     }
-    if (!job) {
-      std::unique_lock g(bg_mu_);
-      bg_cv_.wait(g, [&] { return stop_ || stopping_.load() || bg_epoch_ != epoch; });
-      continue;
+    const bool ran = job.has_value();
+    if (job) {
+      try {
+        run_job(*job, /*abortable=*/true);
+      } catch (const Aborted&) {
+      } catch (...) {
+        fail(std::current_exception());
+      }
+      job.reset();
     }
-    {
-      std::lock_guard g(bg_mu_);
-      if (stop_) return;
-      if (manual_ > 0) continue;
-      compacting_ = true;
-    }
-    try {
-      run_job(*job, /*abortable=*/true);
-    } catch (const Aborted&) {
-    } catch (...) {
-      fail(std::current_exception());
-    }
-    job.reset();
     {
       std::lock_guard g(bg_mu_);
       compacting_ = false;
     }
     done_cv_.notify_all();
     bg_cv_.notify_all();
+    if (!ran) {
+      std::unique_lock g(bg_mu_);
+      bg_cv_.wait(g, [&] { return stop_ || stopping_.load() || bg_epoch_ != epoch; });
+      continue;
+    }
     if (!closing_.load()) drop_obsolete_files();  // else left for the next open (see close())
   }
 }

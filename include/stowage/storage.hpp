@@ -164,7 +164,7 @@ class Storage {
   /// overwritten records and erased keys, and returns once that is done
   /// (background compaction keeps the levels in shape on its own; this is
   /// for a store that will mostly be read from now on, or before a backup).
-  /// Afterwards the directory holds only the files the MANIFEST names.
+  /// It also removes the files an earlier session left (see close()).
   void compact() { engine_.compact(); }
 
   /// A snapshot of the store's counters.
