@@ -9856,8 +9856,9 @@ class Engine {
   // Needs install_mu_.
   void install(detail::Manifest m, std::shared_ptr<const detail::Version> v, std::int64_t live);
 
-  // Deletes the files no Version names any more. Returns the first error
-  // (a file left behind is harmless: the next open deletes it).
+  // Deletes the files no Version names any more; once a close began, stops
+  // and leaves the rest to the next open. Returns the first error (a file
+  // left behind is harmless: the next open deletes it).
   std::exception_ptr drop_obsolete_files() noexcept;
   // Removes leftovers_ (the flush thread, as it starts; compact()).
   void remove_leftovers() noexcept;
@@ -10768,7 +10769,7 @@ auto Engine<Compression, Eviction, Lock>::flush_loop() noexcept -> void {
     }
     bg_cv_.notify_all();
     done_cv_.notify_all();
-    if (!closing_.load()) drop_obsolete_files();  // else left for the next open (see close())
+    drop_obsolete_files();
   }
 }
 
@@ -10934,7 +10935,7 @@ auto Engine<Compression, Eviction, Lock>::compact_loop() noexcept -> void {
       bg_cv_.wait(g, [&] { return stop_ || stopping_.load() || bg_epoch_ != epoch; });
       continue;
     }
-    if (!closing_.load()) drop_obsolete_files();  // else left for the next open (see close())
+    drop_obsolete_files();
   }
 }
 
@@ -11103,8 +11104,7 @@ auto Engine<Compression, Eviction, Lock>::compact() -> void {
   }
   resume();
   // The merge is installed; a file that could not be deleted is reported.
-  // What an earlier session left goes too: the directory then holds only
-  // what the manifest names.
+  // What an earlier session left goes too.
   remove_leftovers();
   if (auto error = drop_obsolete_files()) std::rethrow_exception(error);
 }
@@ -11130,6 +11130,7 @@ auto Engine<Compression, Eviction, Lock>::remove_leftovers() noexcept -> void {
 
 template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::drop_obsolete_files() noexcept -> std::exception_ptr {
+  if (closing_.load()) return nullptr;  // the queued files stay for the next open (see close())
   std::vector<std::uint64_t> files;
   try {
     files = bin_->take();
