@@ -313,6 +313,44 @@ TEST_CASE("files a closed store left behind go after the next open; compact() le
   check_model(db, model);
 }
 
+#if defined(__linux__)
+TEST_CASE("the background threads are named and joined at close", "[compaction]") {
+  // Names of this process's threads, from /proc.
+  auto names = [] {
+    std::multiset<std::string> out;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+      std::ifstream comm(task.path() / "comm");
+      std::string name;
+      if (std::getline(comm, name)) out.insert(name);  // else the thread ended meanwhile
+    }
+    return out;
+  };
+  TempDir dir("compaction-threads");
+  {
+    Store db(dir.path(), tiny());
+    for (std::uint64_t i = 0; i < 12000; ++i) db.put(key_for(i % 3000), value_for(i % 3000, i));
+    // Only the background threads flush and compact here, so both have
+    // passed their start.
+    REQUIRE(db.stats().compactions > 0);
+    const auto running = names();
+    CHECK(running.count("stowage-flush") == 1);
+    CHECK(running.count("stowage-compact") == 1);
+    db.close();
+    const auto closed = names();
+    CHECK(closed.count("stowage-flush") == 0);
+    CHECK(closed.count("stowage-compact") == 0);
+  }
+  Options quiet = tiny();
+  quiet.auto_compaction = false;
+  Store db(dir.path(), quiet);
+  db.put(key_for(1), "one");
+  db.checkpoint();  // the flush thread flushed: it has started
+  const auto running = names();
+  CHECK(running.count("stowage-flush") == 1);
+  CHECK(running.count("stowage-compact") == 0);  // no compaction thread without auto_compaction
+}
+#endif
+
 TEST_CASE("erasing everything leaves an empty last level after compact", "[compaction]") {
   TempDir dir("compaction-empty");
   Store db(dir.path(), tiny());
