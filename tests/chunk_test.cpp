@@ -1745,6 +1745,70 @@ TEMPLATE_TEST_CASE("read_stored keeps a block packed or decompressed, and find a
     CHECK(packed > 0);
 }
 
+TEMPLATE_TEST_CASE("blocks read through the thread's scratch buffers own their bytes; a large block's scratch is given back; decode_stored agrees",
+                   "[chunk]", NoCompression, Lz4Compression) {
+  MemFileSystem fs;
+  const std::filesystem::path p = "store/000004.chunk";
+  auto recs = small_records();
+  // One block far larger than the scratch capacity kept between reads.
+  std::mt19937_64 rng(5);
+  recs[40].value = text_bytes(rng, 3 * sd::ReadScratch::kKeepBytes);
+  recs[40].tomb = false;
+  write_chunk<TestType>(fs, p, recs, 256);
+  const auto t = ChunkTable<TestType>::open(fs, p);
+  const auto file = fs.open_read(p);
+  REQUIRE(t->block_count() >= 3);
+  // Every block read in each form, all kept alive at once: no later read may
+  // change an earlier block (each read reuses the same scratch).
+  std::vector<std::shared_ptr<const Block>> decoded;
+  std::vector<std::shared_ptr<const sd::StoredBlock>> stored, packed;
+  for (std::size_t b = 0; b < t->block_count(); ++b) {
+    decoded.push_back(t->read_block(b, *file));
+    stored.push_back(t->read_stored(b, *file, false));
+    packed.push_back(t->read_stored(b, *file, true));
+    // Reading the large block grew the scratch; it was given back.
+    CHECK(sd::ReadScratch::local().frame.capacity() <= sd::ReadScratch::kKeepBytes);
+    CHECK(sd::ReadScratch::local().raw.capacity() <= sd::ReadScratch::kKeepBytes);
+  }
+  typename ChunkTable<TestType>::BlockRun run = t->read_block_run(0, 1 << 20, *file);
+  std::vector<std::shared_ptr<const Block>> from_run;
+  for (std::size_t b = 0; b < run.count; ++b) from_run.push_back(t->block_in_run(run, b));
+  CHECK(sd::ReadScratch::local().raw.capacity() <= sd::ReadScratch::kKeepBytes);
+  sd::StoredBlock::Scratch scratch;
+  std::size_t r = 0;
+  bool saw_large = false;
+  for (std::size_t b = 0; b < t->block_count(); ++b) {
+    REQUIRE(decoded[b]->size() > 0);
+    CHECK(stored[b]->bytes() == t->read_stored_block(b, *file));
+    // Decoded from either stored form, a block is the one read_block decodes.
+    for (const auto& form : {stored[b], packed[b]}) {
+      const auto again = t->decode_stored(b, *form);
+      REQUIRE(again->size() == decoded[b]->size());
+      for (std::size_t i = 0; i < again->size(); ++i) {
+        CHECK(again->key(i) == decoded[b]->key(i));
+        CHECK(again->value(i) == decoded[b]->value(i));
+        CHECK(again->tombstone(i) == decoded[b]->tombstone(i));
+        CHECK(again->seq(i) == decoded[b]->seq(i));
+      }
+    }
+    for (std::size_t i = 0; i < decoded[b]->size(); ++i, ++r) {
+      REQUIRE(r < recs.size());
+      CHECK(decoded[b]->key(i) == recs[r].key);
+      CHECK(decoded[b]->value(i) == recs[r].value);
+      saw_large = saw_large || decoded[b]->value(i).size() == recs[40].value.size();
+      if (b < from_run.size()) CHECK(from_run[b]->value(i) == recs[r].value);
+      for (const auto& s : {stored[b], packed[b]}) {
+        std::string_view value;
+        const auto holds = s->find(recs[r].key, p, scratch, &value);
+        CHECK(holds == (recs[r].tomb ? Block::Holds::tombstone : Block::Holds::put));
+        if (!recs[r].tomb) CHECK(value == recs[r].value);
+      }
+    }
+  }
+  CHECK(r == recs.size());
+  CHECK(saw_large);
+}
+
 TEST_CASE("a packed block whose bytes do not decompress is a CorruptionError naming its frame", "[chunk]") {
   const std::string raw = craft_block_v2({{"a", 1, "x"}, {"b", 2, "y"}});
   sd::StoredBlock::Scratch scratch;

@@ -138,10 +138,11 @@ inline std::uint64_t frame_checksum(std::string_view head, std::string_view stor
 /// Decodes one frame (header + stored bytes, read from `file` at `offset`) into
 /// its raw bytes: checks the stored size against the frame, verifies the
 /// checksum (seeded `seed`), bounds the raw size, then decompresses by the
-/// frame's id (0, 1 or Compression::id). Every failure is a CorruptionError.
+/// frame's id (0, 1 or Compression::id), into `raw` (resized to fit; its
+/// capacity is reused). Every failure is a CorruptionError.
 template <CompressionPolicy Compression>
-std::string decode_frame(std::string_view frame, const std::filesystem::path& file, std::uint64_t offset,
-                         std::uint64_t seed, const char* kind) {
+void decode_frame_into(std::string_view frame, const std::filesystem::path& file, std::uint64_t offset,
+                       std::uint64_t seed, const char* kind, std::string& raw) {
   namespace cf = chunk_format;
   auto fail = [&](std::uint64_t at, const std::string& what) -> void {
     throw CorruptionError(file, offset + at, std::string(kind) + ": " + what);
@@ -164,14 +165,52 @@ std::string decode_frame(std::string_view frame, const std::filesystem::path& fi
   if (!can_decompress<Compression>(id))
     fail(0, "unknown compression id " + std::to_string(id) + " (this reader knows 0, 1 and " +
                 std::to_string(Compression::id) + ")");
-  std::string raw(static_cast<std::size_t>(raw_size), '\0');
+  raw.resize(static_cast<std::size_t>(raw_size));
   try {
     decompress_by_id<Compression>(id, stored, raw.size(), raw.data());
   } catch (const CorruptionError& e) {
     throw CorruptionError(file, offset + cf::kFrameHeadBytes, std::string(kind) + ": " + e.what());
   }
+}
+
+/// decode_frame_into(), returning the raw bytes as a new string.
+template <CompressionPolicy Compression>
+std::string decode_frame(std::string_view frame, const std::filesystem::path& file, std::uint64_t offset,
+                         std::uint64_t seed, const char* kind) {
+  std::string raw;
+  decode_frame_into<Compression>(frame, file, offset, seed, kind, raw);
   return raw;
 }
+
+/// The calling thread's scratch strings for reading a block: its frame as
+/// read and its bytes decompressed. A cache miss reads into these instead of
+/// fresh strings, so the only heap memory it leaves is the block it keeps:
+/// short-lived buffers freed between long-lived cached blocks left holes of
+/// their size that the next, larger blocks did not fit, and a heap at a full
+/// cache's size grew by a fifth beyond what it held. release() after use
+/// gives back a buffer grown past kKeepBytes by an unusually large block.
+struct ReadScratch {
+  /// Capacity kept between reads.
+  static constexpr std::size_t kKeepBytes = 64 << 10;
+  std::string frame;
+  std::string raw;
+  static ReadScratch& local() {
+    thread_local ReadScratch scratch;
+    return scratch;
+  }
+  void release() noexcept {
+    if (frame.capacity() > kKeepBytes) std::string().swap(frame);
+    if (raw.capacity() > kKeepBytes) std::string().swap(raw);
+  }
+  /// Calls release() when it leaves scope, however it leaves.
+  struct Use {
+    ReadScratch& scratch = local();
+    Use() = default;
+    Use(const Use&) = delete;
+    Use& operator=(const Use&) = delete;
+    ~Use() { scratch.release(); }
+  };
+};
 
 /// Decodes a varint already validated by Block::parse, advancing p.
 inline std::uint64_t decode_trusted_varint(const char*& p) {
@@ -208,6 +247,13 @@ class Block {
   static std::shared_ptr<const Block> parse(std::string raw, const std::filesystem::path& file, std::uint64_t offset,
                                             std::uint16_t major) {
     if (major == 1) return parse_v1(std::move(raw), file, offset);
+    return parse(std::string_view(raw), file, offset, major);
+  }
+  /// parse() of bytes the block does not take over (formats 2 and 3 decode
+  /// into a buffer of their own; format 1 copies them).
+  static std::shared_ptr<const Block> parse(std::string_view raw, const std::filesystem::path& file,
+                                            std::uint64_t offset, std::uint16_t major) {
+    if (major == 1) return parse_v1(std::string(raw), file, offset);
     if (major >= 2 && major <= chunk_format::kMajor) return decode_v2(raw, file, offset, chunk_format::seq_shift(major));
     throw CorruptionError(file, offset, "data block: chunk format " + std::to_string(major) + " has no block decoder");
   }
@@ -651,14 +697,25 @@ class StoredBlock {
   Block::Holds find(std::string_view key, const std::filesystem::path& file, Scratch& scratch,
                     std::string_view* value = nullptr) const {
     if (unpack_ == nullptr) return Block::find_stored(bytes_, key, kinds_, file, offset_, scratch.key, value);
-    scratch.raw.resize(raw_size_);
+    unpack_into(scratch.raw, file);
+    return Block::find_stored(scratch.raw, key, kinds_, file, offset_, scratch.key, value);
+  }
+
+  /// The block's bytes after decompression into `out` (resized to
+  /// raw_size()): a copy, or (packed) decompressed. `file` names the chunk
+  /// in errors.
+  void unpack_into(std::string& out, const std::filesystem::path& file) const {
+    out.resize(raw_size_);
+    if (unpack_ == nullptr) {
+      std::memcpy(out.data(), bytes_.data(), raw_size_);
+      return;
+    }
     try {
-      if (!unpack_(id_, bytes_, raw_size_, scratch.raw.data()))
+      if (!unpack_(id_, bytes_, raw_size_, out.data()))
         throw CorruptionError("unknown compression id " + std::to_string(id_));
     } catch (const CorruptionError& e) {
       throw CorruptionError(file, offset_ + chunk_format::kFrameHeadBytes, std::string("data block: ") + e.what());
     }
-    return Block::find_stored(scratch.raw, key, kinds_, file, offset_, scratch.key, value);
   }
 
   /// The bytes held: the block decompressed, or (packed) as compressed in its frame.
@@ -990,9 +1047,10 @@ class ChunkTable {
   std::shared_ptr<const Block> read_block(std::size_t i, const RandomAccessFile& file,
                                           std::size_t* raw_size = nullptr) const {
     const IndexEntry& e = entry(i);
-    const std::string frame = read_exact(file, e.offset, e.framed, "data block");
-    auto block = decode_block(i, frame);
-    if (raw_size) *raw_size = decode_fixed32(frame.data() + 1);  // the frame was verified
+    const ReadScratch::Use use;
+    read_exact_into(file, e.offset, e.framed, "data block", use.scratch.frame);
+    auto block = decode_block(i, use.scratch.frame);
+    if (raw_size) *raw_size = decode_fixed32(use.scratch.frame.data() + 1);  // the frame was verified
     return block;
   }
 
@@ -1011,15 +1069,29 @@ class ChunkTable {
   std::shared_ptr<const StoredBlock> read_stored(std::size_t i, const RandomAccessFile& file, bool pack) const {
     if (major_ < 2) throw std::logic_error("stowage: a format-1 chunk's blocks have no stored form to search");
     const IndexEntry& e = entry(i);
-    std::string frame = read_exact(file, e.offset, e.framed, "data block");
-    std::string raw = stored_block(e, frame);  // verifies the checksum and that it decompresses
+    const ReadScratch::Use use;
+    ReadScratch& scratch = use.scratch;
+    read_exact_into(file, e.offset, e.framed, "data block", scratch.frame);
+    // Verifies the checksum and that the frame decompresses.
+    decode_frame_into<Compression>(scratch.frame, path_, e.offset, chunk_format::kDataSeed, "data block", scratch.raw);
     const bool kinds = major_ >= chunk_format::kKindsMajor;
-    const auto id = static_cast<std::uint8_t>(frame[0]);
-    if (!pack || id == NoCompression::id) return std::make_shared<const StoredBlock>(std::move(raw), e.offset, kinds);
-    frame.erase(0, chunk_format::kFrameHeadBytes);
-    frame.shrink_to_fit();
-    return std::make_shared<const StoredBlock>(std::move(frame), id, raw.size(), &decompress_by_id<Compression>,
-                                               e.offset, kinds);
+    const auto id = static_cast<std::uint8_t>(scratch.frame[0]);
+    std::shared_ptr<const StoredBlock> block;
+    if (!pack || id == NoCompression::id)
+      block = std::make_shared<const StoredBlock>(std::string(scratch.raw), e.offset, kinds);
+    else
+      block = std::make_shared<const StoredBlock>(
+          std::string(std::string_view(scratch.frame).substr(chunk_format::kFrameHeadBytes)), id, scratch.raw.size(),
+          &decompress_by_id<Compression>, e.offset, kinds);
+    return block;
+  }
+  /// Data block i decoded from `stored`, the block as read_stored(i, ...)
+  /// returned it (packed or not), and checked as read_block(i) checks it.
+  std::shared_ptr<const Block> decode_stored(std::size_t i, const StoredBlock& stored) const {
+    if (!stored.packed()) return decode_raw(i, stored.bytes());
+    const ReadScratch::Use use;
+    stored.unpack_into(use.scratch.raw, path_);
+    return decode_raw(i, use.scratch.raw);
   }
   /// Size of data block i's frame in the file (i < block_count()).
   std::uint64_t block_framed(std::size_t i) const { return entry(i).framed; }
@@ -1063,6 +1135,7 @@ class ChunkTable {
   /// Block i of `run` (first <= i < first + count, else std::out_of_range),
   /// verified and decoded exactly as read_block(i) does.
   std::shared_ptr<const Block> block_in_run(const BlockRun& run, std::size_t i) const {
+    const ReadScratch::Use use;  // decode_block() decompresses into it
     return decode_block(i, frame_in_run(run, i));
   }
   /// Block i of `run` verified as read_stored_block(i) does (checksum,
@@ -1084,7 +1157,17 @@ class ChunkTable {
   // decompressing, then the block's keys and sequence numbers against the index.
   std::shared_ptr<const Block> decode_block(std::size_t i, std::string_view frame) const {
     const IndexEntry& e = index_[i];
-    auto block = Block::parse(stored_block(e, frame), path_, e.offset, major_);
+    // Decompressed into the thread's scratch (which the frame is never in):
+    // the block decodes into a buffer of its own.
+    std::string& raw = ReadScratch::local().raw;
+    decode_frame_into<Compression>(frame, path_, e.offset, chunk_format::kDataSeed, "data block", raw);
+    return decode_raw(i, raw);
+  }
+  // Block i decoded from its bytes after decompression, and checked against
+  // the chunk's index, last key and sequence bound.
+  std::shared_ptr<const Block> decode_raw(std::size_t i, std::string_view raw) const {
+    const IndexEntry& e = index_[i];
+    auto block = Block::parse(raw, path_, e.offset, major_);
     auto fail = [&](const std::string& what) -> void { throw CorruptionError(path_, e.offset, "data block: " + what); };
     if (block->key(0) != entry_key(e)) fail("first key differs from the chunk's index");
     const std::string_view last = block->key(block->size() - 1);
@@ -1155,10 +1238,16 @@ class ChunkTable {
     return read_exact(*file_, offset, n, what);
   }
   std::string read_exact(const RandomAccessFile& file, std::uint64_t offset, std::size_t n, const char* what) const {
-    std::string buf(n, '\0');
+    std::string buf;
+    read_exact_into(file, offset, n, what, buf);
+    return buf;
+  }
+  // read_exact() into buf (resized to n; its capacity is reused).
+  void read_exact_into(const RandomAccessFile& file, std::uint64_t offset, std::size_t n, const char* what,
+                       std::string& buf) const {
+    buf.resize(n);
     if (file.read(offset, n, buf.data()) != n)
       throw CorruptionError(path_, offset, std::string("short read of ") + what + " (the file shrank after open)");
-    return buf;
   }
 
   void parse_meta(std::string_view meta, std::uint64_t meta_offset, std::uint16_t major, std::uint16_t minor) {
