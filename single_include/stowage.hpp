@@ -3478,6 +3478,29 @@ class BlockCache {
     }
   }
 
+  /// Drops every entry whose key satisfies pred(const CacheKey&), as one
+  /// batch per shard; returns how many. (The engine drops the blocks of a
+  /// form its gets no longer read at once: evicted one by one, they left
+  /// holes in the heap that blocks of the new form did not fit.)
+  template <class Pred>
+  std::size_t erase_if(Pred pred) {
+    std::size_t n = 0;
+    std::vector<Entry*> doomed;
+    for (std::size_t i = 0; i < shard_count_; ++i) {
+      Shard& s = shards_[i];
+      Garbage garbage;
+      std::lock_guard lock(s.mutex);
+      doomed.clear();
+      s.entries.for_each([&](Entry& e) {
+        if (pred(static_cast<const CacheKey&>(e.key))) doomed.push_back(&e);
+      });
+      garbage.reserve(doomed.size());
+      for (Entry* e : doomed) s.remove(*e, garbage);
+      n += doomed.size();
+    }
+    return n;
+  }
+
   /// Sets the byte capacity, evicting from each shard until it fits its new
   /// share.
   void set_capacity(std::size_t bytes) { apply_capacity(bytes); }
@@ -4720,10 +4743,11 @@ inline std::uint64_t frame_checksum(std::string_view head, std::string_view stor
 /// Decodes one frame (header + stored bytes, read from `file` at `offset`) into
 /// its raw bytes: checks the stored size against the frame, verifies the
 /// checksum (seeded `seed`), bounds the raw size, then decompresses by the
-/// frame's id (0, 1 or Compression::id). Every failure is a CorruptionError.
+/// frame's id (0, 1 or Compression::id), into `raw` (resized to fit; its
+/// capacity is reused). Every failure is a CorruptionError.
 template <CompressionPolicy Compression>
-std::string decode_frame(std::string_view frame, const std::filesystem::path& file, std::uint64_t offset,
-                         std::uint64_t seed, const char* kind) {
+void decode_frame_into(std::string_view frame, const std::filesystem::path& file, std::uint64_t offset,
+                       std::uint64_t seed, const char* kind, std::string& raw) {
   namespace cf = chunk_format;
   auto fail = [&](std::uint64_t at, const std::string& what) -> void {
     throw CorruptionError(file, offset + at, std::string(kind) + ": " + what);
@@ -4746,14 +4770,52 @@ std::string decode_frame(std::string_view frame, const std::filesystem::path& fi
   if (!can_decompress<Compression>(id))
     fail(0, "unknown compression id " + std::to_string(id) + " (this reader knows 0, 1 and " +
                 std::to_string(Compression::id) + ")");
-  std::string raw(static_cast<std::size_t>(raw_size), '\0');
+  raw.resize(static_cast<std::size_t>(raw_size));
   try {
     decompress_by_id<Compression>(id, stored, raw.size(), raw.data());
   } catch (const CorruptionError& e) {
     throw CorruptionError(file, offset + cf::kFrameHeadBytes, std::string(kind) + ": " + e.what());
   }
+}
+
+/// decode_frame_into(), returning the raw bytes as a new string.
+template <CompressionPolicy Compression>
+std::string decode_frame(std::string_view frame, const std::filesystem::path& file, std::uint64_t offset,
+                         std::uint64_t seed, const char* kind) {
+  std::string raw;
+  decode_frame_into<Compression>(frame, file, offset, seed, kind, raw);
   return raw;
 }
+
+/// The calling thread's scratch strings for reading a block: its frame as
+/// read and its bytes decompressed. A cache miss reads into these instead of
+/// fresh strings, so the only heap memory it leaves is the block it keeps:
+/// short-lived buffers freed between long-lived cached blocks left holes of
+/// their size that the next, larger blocks did not fit, and a heap at a full
+/// cache's size grew by a fifth beyond what it held. release() after use
+/// gives back a buffer grown past kKeepBytes by an unusually large block.
+struct ReadScratch {
+  /// Capacity kept between reads.
+  static constexpr std::size_t kKeepBytes = 64 << 10;
+  std::string frame;
+  std::string raw;
+  static ReadScratch& local() {
+    thread_local ReadScratch scratch;
+    return scratch;
+  }
+  void release() noexcept {
+    if (frame.capacity() > kKeepBytes) std::string().swap(frame);
+    if (raw.capacity() > kKeepBytes) std::string().swap(raw);
+  }
+  /// Calls release() when it leaves scope, however it leaves.
+  struct Use {
+    ReadScratch& scratch = local();
+    Use() = default;
+    Use(const Use&) = delete;
+    Use& operator=(const Use&) = delete;
+    ~Use() { scratch.release(); }
+  };
+};
 
 /// Decodes a varint already validated by Block::parse, advancing p.
 inline std::uint64_t decode_trusted_varint(const char*& p) {
@@ -4790,6 +4852,13 @@ class Block {
   static std::shared_ptr<const Block> parse(std::string raw, const std::filesystem::path& file, std::uint64_t offset,
                                             std::uint16_t major) {
     if (major == 1) return parse_v1(std::move(raw), file, offset);
+    return parse(std::string_view(raw), file, offset, major);
+  }
+  /// parse() of bytes the block does not take over (formats 2 and 3 decode
+  /// into a buffer of their own; format 1 copies them).
+  static std::shared_ptr<const Block> parse(std::string_view raw, const std::filesystem::path& file,
+                                            std::uint64_t offset, std::uint16_t major) {
+    if (major == 1) return parse_v1(std::string(raw), file, offset);
     if (major >= 2 && major <= chunk_format::kMajor) return decode_v2(raw, file, offset, chunk_format::seq_shift(major));
     throw CorruptionError(file, offset, "data block: chunk format " + std::to_string(major) + " has no block decoder");
   }
@@ -5233,14 +5302,25 @@ class StoredBlock {
   Block::Holds find(std::string_view key, const std::filesystem::path& file, Scratch& scratch,
                     std::string_view* value = nullptr) const {
     if (unpack_ == nullptr) return Block::find_stored(bytes_, key, kinds_, file, offset_, scratch.key, value);
-    scratch.raw.resize(raw_size_);
+    unpack_into(scratch.raw, file);
+    return Block::find_stored(scratch.raw, key, kinds_, file, offset_, scratch.key, value);
+  }
+
+  /// The block's bytes after decompression into `out` (resized to
+  /// raw_size()): a copy, or (packed) decompressed. `file` names the chunk
+  /// in errors.
+  void unpack_into(std::string& out, const std::filesystem::path& file) const {
+    out.resize(raw_size_);
+    if (unpack_ == nullptr) {
+      std::memcpy(out.data(), bytes_.data(), raw_size_);
+      return;
+    }
     try {
-      if (!unpack_(id_, bytes_, raw_size_, scratch.raw.data()))
+      if (!unpack_(id_, bytes_, raw_size_, out.data()))
         throw CorruptionError("unknown compression id " + std::to_string(id_));
     } catch (const CorruptionError& e) {
       throw CorruptionError(file, offset_ + chunk_format::kFrameHeadBytes, std::string("data block: ") + e.what());
     }
-    return Block::find_stored(scratch.raw, key, kinds_, file, offset_, scratch.key, value);
   }
 
   /// The bytes held: the block decompressed, or (packed) as compressed in its frame.
@@ -5572,9 +5652,10 @@ class ChunkTable {
   std::shared_ptr<const Block> read_block(std::size_t i, const RandomAccessFile& file,
                                           std::size_t* raw_size = nullptr) const {
     const IndexEntry& e = entry(i);
-    const std::string frame = read_exact(file, e.offset, e.framed, "data block");
-    auto block = decode_block(i, frame);
-    if (raw_size) *raw_size = decode_fixed32(frame.data() + 1);  // the frame was verified
+    const ReadScratch::Use use;
+    read_exact_into(file, e.offset, e.framed, "data block", use.scratch.frame);
+    auto block = decode_block(i, use.scratch.frame);
+    if (raw_size) *raw_size = decode_fixed32(use.scratch.frame.data() + 1);  // the frame was verified
     return block;
   }
 
@@ -5593,15 +5674,29 @@ class ChunkTable {
   std::shared_ptr<const StoredBlock> read_stored(std::size_t i, const RandomAccessFile& file, bool pack) const {
     if (major_ < 2) throw std::logic_error("stowage: a format-1 chunk's blocks have no stored form to search");
     const IndexEntry& e = entry(i);
-    std::string frame = read_exact(file, e.offset, e.framed, "data block");
-    std::string raw = stored_block(e, frame);  // verifies the checksum and that it decompresses
+    const ReadScratch::Use use;
+    ReadScratch& scratch = use.scratch;
+    read_exact_into(file, e.offset, e.framed, "data block", scratch.frame);
+    // Verifies the checksum and that the frame decompresses.
+    decode_frame_into<Compression>(scratch.frame, path_, e.offset, chunk_format::kDataSeed, "data block", scratch.raw);
     const bool kinds = major_ >= chunk_format::kKindsMajor;
-    const auto id = static_cast<std::uint8_t>(frame[0]);
-    if (!pack || id == NoCompression::id) return std::make_shared<const StoredBlock>(std::move(raw), e.offset, kinds);
-    frame.erase(0, chunk_format::kFrameHeadBytes);
-    frame.shrink_to_fit();
-    return std::make_shared<const StoredBlock>(std::move(frame), id, raw.size(), &decompress_by_id<Compression>,
-                                               e.offset, kinds);
+    const auto id = static_cast<std::uint8_t>(scratch.frame[0]);
+    std::shared_ptr<const StoredBlock> block;
+    if (!pack || id == NoCompression::id)
+      block = std::make_shared<const StoredBlock>(std::string(scratch.raw), e.offset, kinds);
+    else
+      block = std::make_shared<const StoredBlock>(
+          std::string(std::string_view(scratch.frame).substr(chunk_format::kFrameHeadBytes)), id, scratch.raw.size(),
+          &decompress_by_id<Compression>, e.offset, kinds);
+    return block;
+  }
+  /// Data block i decoded from `stored`, the block as read_stored(i, ...)
+  /// returned it (packed or not), and checked as read_block(i) checks it.
+  std::shared_ptr<const Block> decode_stored(std::size_t i, const StoredBlock& stored) const {
+    if (!stored.packed()) return decode_raw(i, stored.bytes());
+    const ReadScratch::Use use;
+    stored.unpack_into(use.scratch.raw, path_);
+    return decode_raw(i, use.scratch.raw);
   }
   /// Size of data block i's frame in the file (i < block_count()).
   std::uint64_t block_framed(std::size_t i) const { return entry(i).framed; }
@@ -5645,6 +5740,7 @@ class ChunkTable {
   /// Block i of `run` (first <= i < first + count, else std::out_of_range),
   /// verified and decoded exactly as read_block(i) does.
   std::shared_ptr<const Block> block_in_run(const BlockRun& run, std::size_t i) const {
+    const ReadScratch::Use use;  // decode_block() decompresses into it
     return decode_block(i, frame_in_run(run, i));
   }
   /// Block i of `run` verified as read_stored_block(i) does (checksum,
@@ -5666,7 +5762,17 @@ class ChunkTable {
   // decompressing, then the block's keys and sequence numbers against the index.
   std::shared_ptr<const Block> decode_block(std::size_t i, std::string_view frame) const {
     const IndexEntry& e = index_[i];
-    auto block = Block::parse(stored_block(e, frame), path_, e.offset, major_);
+    // Decompressed into the thread's scratch (which the frame is never in):
+    // the block decodes into a buffer of its own.
+    std::string& raw = ReadScratch::local().raw;
+    decode_frame_into<Compression>(frame, path_, e.offset, chunk_format::kDataSeed, "data block", raw);
+    return decode_raw(i, raw);
+  }
+  // Block i decoded from its bytes after decompression, and checked against
+  // the chunk's index, last key and sequence bound.
+  std::shared_ptr<const Block> decode_raw(std::size_t i, std::string_view raw) const {
+    const IndexEntry& e = index_[i];
+    auto block = Block::parse(raw, path_, e.offset, major_);
     auto fail = [&](const std::string& what) -> void { throw CorruptionError(path_, e.offset, "data block: " + what); };
     if (block->key(0) != entry_key(e)) fail("first key differs from the chunk's index");
     const std::string_view last = block->key(block->size() - 1);
@@ -5737,10 +5843,16 @@ class ChunkTable {
     return read_exact(*file_, offset, n, what);
   }
   std::string read_exact(const RandomAccessFile& file, std::uint64_t offset, std::size_t n, const char* what) const {
-    std::string buf(n, '\0');
+    std::string buf;
+    read_exact_into(file, offset, n, what, buf);
+    return buf;
+  }
+  // read_exact() into buf (resized to n; its capacity is reused).
+  void read_exact_into(const RandomAccessFile& file, std::uint64_t offset, std::size_t n, const char* what,
+                       std::string& buf) const {
+    buf.resize(n);
     if (file.read(offset, n, buf.data()) != n)
       throw CorruptionError(path_, offset, std::string("short read of ") + what + " (the file shrank after open)");
-    return buf;
   }
 
   void parse_meta(std::string_view meta, std::uint64_t meta_offset, std::uint16_t major, std::uint16_t minor) {
@@ -8814,7 +8926,7 @@ class Engine {
         std::size_t bi = table_->find_block(target);
         if (bi >= table_->block_count()) bi = 0;
         for (; bi < table_->block_count(); ++bi) {
-          block_ = first ? s_->block(*table_, file(), bi, true) : read_block(bi);
+          block_ = first ? s_->cached_scan_block(*table_, file(), bi) : read_block(bi);
           first = false;
           block_i_ = bi;
           rec_ = block_->lower_bound(target);
@@ -8876,7 +8988,7 @@ class Engine {
     std::shared_ptr<const Block> read_block(std::size_t i) {
       // A scan's first blocks are cached as a get's are: short scans (most
       // are) come back to them; what a long one streams through is not.
-      if (!sequential_ && blocks_read_ < 2) return s_->block(*table_, file(), i, true);
+      if (!sequential_ && blocks_read_ < 2) return s_->cached_scan_block(*table_, file(), i);
       const std::size_t ahead =
           sequential_ ? kScanReadahead
           : blocks_read_ < 2
@@ -9224,6 +9336,17 @@ class Engine {
       return std::pair<std::shared_ptr<const StoredBlock>, std::size_t>(std::move(b), charge);
     });
   }
+  // Block i for the first blocks of a scan, which are cached as a get's
+  // are (short scans, most of them, come back to them), in the form gets
+  // keep (block_form()): decoded, or stored or packed and decoded from there
+  // for the scan, so the cache holds blocks of one kind. (Decoded blocks
+  // cached by scans between stored ones left holes that neither fit: in
+  // the ycsb group's scans the heap grew by 165 MiB.)
+  std::shared_ptr<const Block> cached_scan_block(const Table& t, std::uint64_t file, std::size_t i) const {
+    const BlockForm form = t.format_major() < 2 ? BlockForm::decoded : block_form();
+    if (form == BlockForm::decoded) return block(t, file, i, true);
+    return t.decode_stored(i, *stored_block(t, file, i, form == BlockForm::packed));
+  }
   // The form in which gets now cache the blocks they read (see
   // choose_form()).
   BlockForm block_form() const { return static_cast<BlockForm>(form_.load(std::memory_order_relaxed)); }
@@ -9242,7 +9365,26 @@ class Engine {
       if (misses * 10 <= kFormWindow) return;
       if (static_cast<double>(cache_.stats().bytes) < 0.9 * static_cast<double>(cache_.capacity())) return;
     }
-    form_.store(static_cast<std::uint8_t>(fits), std::memory_order_relaxed);
+    const BlockForm was = static_cast<BlockForm>(form_.exchange(static_cast<std::uint8_t>(fits), std::memory_order_relaxed));
+    if (was != fits) drop_unread_form(fits);
+  }
+  // After gets switched to caching blocks in form `now`: drops the cached
+  // blocks of the other kind (decoded ones when gets now keep stored or packed
+  // blocks, stored or packed ones when they keep decoded blocks), which gets
+  // no longer look up, all at once. Left to the eviction policy, they went
+  // one at a time while blocks of the new size took their places; a heap
+  // at a full cache's size was left a fifth free in holes between blocks
+  // (ycsb group, 256 MiB cache: a switch to stored blocks in ycsb-f). A
+  // stored block and a packed one share a key, so a switch between those two
+  // drops nothing. Blocks of format-1 chunks are only ever decoded; dropped,
+  // they are read again on their next get.
+  void drop_unread_form(BlockForm now) const {
+    const bool decoded_now = now == BlockForm::decoded;
+    cache_.erase_if([decoded_now](const detail::CacheKey& k) {
+      if (k.offset == detail::kTableSlot) return false;
+      const bool stored = (k.offset & detail::kStoredSlot) != 0;
+      return decoded_now == stored;
+    });
   }
   static constexpr std::uint64_t kFormWindow = 4096;
   // The largest form in which the store's blocks would all fit in nine

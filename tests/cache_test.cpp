@@ -366,6 +366,48 @@ TEST_CASE("erase_file drops every entry of one file and nothing else", "[cache]"
   CHECK(cache.stats().bytes == 0);
 }
 
+TEMPLATE_TEST_CASE("erase_if drops exactly the entries its predicate names", "[cache]", stowage::LruEviction,
+                   FifoEviction) {
+  BlockCache<TestType> cache(1 << 20, 4);
+  // Offsets with the top bit set stand for another kind of block (as the
+  // engine's stored blocks), at other charges.
+  constexpr std::uint64_t kOther = std::uint64_t{1} << 63;
+  for (std::uint64_t f = 1; f <= 3; ++f)
+    for (std::uint64_t o = 0; o < 100; ++o) {
+      put(cache, {f, o}, 100);
+      put(cache, {f, kOther | o}, 70);
+    }
+  REQUIRE(cache.stats().entries == 600);
+  const auto held = cache.template lookup<Block>({2, kOther | 5});  // a reader keeps one of them
+  REQUIRE(held != nullptr);
+  const long live_before = g_live_blocks.load();
+  CHECK(cache.erase_if([](const CacheKey& k) { return (k.offset & kOther) != 0; }) == 300);
+  CHECK(cache.stats().entries == 300);
+  CHECK(cache.stats().bytes == 300 * 100);
+  CHECK(cache.stats().evictions == 0);
+  // Every dropped object but the held one is gone; the held one still reads.
+  CHECK(g_live_blocks.load() == live_before - 299);
+  CHECK(held->key == CacheKey{2, kOther | 5});
+  for (std::uint64_t f = 1; f <= 3; ++f)
+    for (std::uint64_t o = 0; o < 100; ++o) {
+      CHECK(cached(cache, {f, o}));
+      CHECK_FALSE(cached(cache, {f, kOther | o}));
+    }
+  CHECK(cache.erase_if([](const CacheKey&) { return false; }) == 0);
+  // A dropped key can be cached again, and the cache still evicts by its
+  // policy and budget afterwards.
+  put(cache, {2, kOther | 5}, 70);
+  CHECK(cached(cache, {2, kOther | 5}));
+  for (std::uint64_t o = 0; o < 20000; ++o) put(cache, {9, o}, 100);
+  CHECK(cache.stats().bytes <= cache.capacity());
+  CHECK(cache.stats().evictions > 0);
+  CHECK(cache.erase_if([](const CacheKey& k) { return k.file == 9; }) > 0);
+  const auto left = cache.stats().entries;
+  CHECK(cache.erase_if([](const CacheKey&) { return true; }) == left);
+  CHECK(cache.stats().entries == 0);
+  CHECK(cache.stats().bytes == 0);
+}
+
 TEST_CASE("set_capacity shrinks by evicting and grows without evicting", "[cache]") {
   SECTION("one shard: the most recent entries survive a shrink") {
     LruCache cache(1000, 1);

@@ -272,6 +272,29 @@ class BlockCache {
     }
   }
 
+  /// Drops every entry whose key satisfies pred(const CacheKey&), as one
+  /// batch per shard; returns how many. (The engine drops the blocks of a
+  /// form its gets no longer read at once: evicted one by one, they left
+  /// holes in the heap that blocks of the new form did not fit.)
+  template <class Pred>
+  std::size_t erase_if(Pred pred) {
+    std::size_t n = 0;
+    std::vector<Entry*> doomed;
+    for (std::size_t i = 0; i < shard_count_; ++i) {
+      Shard& s = shards_[i];
+      Garbage garbage;
+      std::lock_guard lock(s.mutex);
+      doomed.clear();
+      s.entries.for_each([&](Entry& e) {
+        if (pred(static_cast<const CacheKey&>(e.key))) doomed.push_back(&e);
+      });
+      garbage.reserve(doomed.size());
+      for (Entry* e : doomed) s.remove(*e, garbage);
+      n += doomed.size();
+    }
+    return n;
+  }
+
   /// Sets the byte capacity, evicting from each shard until it fits its new
   /// share.
   void set_capacity(std::size_t bytes) { apply_capacity(bytes); }
