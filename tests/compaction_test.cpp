@@ -50,6 +50,13 @@ using Store = Storage<std::string, std::string>;
 Options tiny() {
   return Options{.cache_bytes = 256 << 10, .chunk_bytes = 4 << 10, .block_bytes = 512, .write_buffer_bytes = 16 << 10};
 }
+// tiny() without background compaction: no merge makes new files behind a
+// test's back (flushes still run).
+Options tiny_quiet() {
+  Options o = tiny();
+  o.auto_compaction = false;
+  return o;
+}
 
 std::string value_for(std::uint64_t k, std::uint64_t round) {
   return "v" + std::to_string(k) + "." + std::to_string(round) + std::string(k % 37, 'x');
@@ -256,9 +263,7 @@ TEST_CASE("random puts and erases through many flushes and compactions match a m
   // A close may leave what its last compactions made obsolete; the next open
   // removes it, and with no background compaction to make new files, a
   // compact() then leaves exactly the files the manifest names.
-  Options quiet = tiny();
-  quiet.auto_compaction = false;
-  Store again(dir.path(), quiet);
+  Store again(dir.path(), tiny_quiet());
   again.compact();
   CHECK(chunk_files(dir.path()) == manifest_files(dir.path()));
   check_model(again, model);
@@ -295,9 +300,7 @@ TEST_CASE("files a closed store left behind go after the next open; compact() le
   const auto stray_wal = dir.path() / detail::wal_file_name(m.wal_start - 1);
   std::ofstream(stray_wal, std::ios::binary) << std::string(4096, '\0');
   {
-    Options quiet = tiny();
-    quiet.auto_compaction = false;  // no background merge makes new files while the directory is compared
-    Store db(dir.path(), quiet);
+    Store db(dir.path(), tiny_quiet());  // no background merge makes new files while the directory is compared
     check_model(db, model);  // no named file was taken for a leftover
     // New files get numbers past every leftover's.
     db.put(key_for(1), "after");
@@ -340,9 +343,7 @@ TEST_CASE("the background threads are named and joined at close", "[compaction]"
     CHECK(closed.count("stowage-flush") == 0);
     CHECK(closed.count("stowage-compact") == 0);
   }
-  Options quiet = tiny();
-  quiet.auto_compaction = false;
-  Store db(dir.path(), quiet);
+  Store db(dir.path(), tiny_quiet());
   db.put(key_for(1), "one");
   db.checkpoint();  // the flush thread flushed: it has started
   const auto running = names();
