@@ -701,15 +701,11 @@ class StoredBlock {
     return Block::find_stored(scratch.raw, key, kinds_, file, offset_, scratch.key, value);
   }
 
-  /// The block's bytes after decompression into `out` (resized to
-  /// raw_size()): a copy, or (packed) decompressed. `file` names the chunk
-  /// in errors.
+  /// A packed block's bytes decompressed into `out` (resized to
+  /// raw_size()); packed() must be true. `file` names the chunk in errors.
   void unpack_into(std::string& out, const std::filesystem::path& file) const {
+    assert(unpack_ != nullptr);
     out.resize(raw_size_);
-    if (unpack_ == nullptr) {
-      std::memcpy(out.data(), bytes_.data(), raw_size_);
-      return;
-    }
     try {
       if (!unpack_(id_, bytes_, raw_size_, out.data()))
         throw CorruptionError("unknown compression id " + std::to_string(id_));
@@ -1072,18 +1068,17 @@ class ChunkTable {
     const ReadScratch::Use use;
     ReadScratch& scratch = use.scratch;
     read_exact_into(file, e.offset, e.framed, "data block", scratch.frame);
-    // Verifies the checksum and that the frame decompresses.
-    decode_frame_into<Compression>(scratch.frame, path_, e.offset, chunk_format::kDataSeed, "data block", scratch.raw);
     const bool kinds = major_ >= chunk_format::kKindsMajor;
+    // The id only picks the form; both paths verify the whole frame.
     const auto id = static_cast<std::uint8_t>(scratch.frame[0]);
-    std::shared_ptr<const StoredBlock> block;
-    if (!pack || id == NoCompression::id)
-      block = std::make_shared<const StoredBlock>(std::string(scratch.raw), e.offset, kinds);
-    else
-      block = std::make_shared<const StoredBlock>(
-          std::string(std::string_view(scratch.frame).substr(chunk_format::kFrameHeadBytes)), id, scratch.raw.size(),
-          &decompress_by_id<Compression>, e.offset, kinds);
-    return block;
+    if (!pack || id == NoCompression::id)  // the block keeps its decompressed bytes
+      return std::make_shared<const StoredBlock>(stored_block(e, scratch.frame), e.offset, kinds);
+    // Verifies the checksum and that the frame decompresses; the block keeps
+    // the compressed bytes.
+    decode_frame_into<Compression>(scratch.frame, path_, e.offset, chunk_format::kDataSeed, "data block", scratch.raw);
+    return std::make_shared<const StoredBlock>(
+        std::string(std::string_view(scratch.frame).substr(chunk_format::kFrameHeadBytes)), id, scratch.raw.size(),
+        &decompress_by_id<Compression>, e.offset, kinds);
   }
   /// Data block i decoded from `stored`, the block as read_stored(i, ...)
   /// returned it (packed or not), and checked as read_block(i) checks it.
