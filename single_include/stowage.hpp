@@ -2307,6 +2307,7 @@ inline std::optional<std::uint64_t> parse_chunk_file_name(std::string_view name)
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <tuple>
 #include <utility>
@@ -8151,6 +8152,15 @@ class WriteBuffer {
     pointer operator->() const { return &leaf_->recs[slot_]->kv; }
     /// Steps to the next key.
     const_iterator& operator++() {
+      // Records lie in the arena in the order they were first written, not
+      // in key order: fetch one a few keys ahead while this one is used
+      // (a flush walks every record, and each would otherwise be a miss).
+      if (slot_ + kAhead < leaf_->count) {
+        const char* r = reinterpret_cast<const char*>(leaf_->recs[slot_ + kAhead]);
+        __builtin_prefetch(r);  // the entry, then its key and value bytes after it
+        __builtin_prefetch(r + 64);
+        __builtin_prefetch(r + 128);
+      }
       if (++slot_ == leaf_->count) {
         leaf_ = leaf_->next;
         slot_ = 0;
@@ -8169,6 +8179,7 @@ class WriteBuffer {
 
    private:
     friend class WriteBuffer;
+    static constexpr int kAhead = 6;
     // slot may be leaf->count: then the position is the next leaf's first.
     const_iterator(const Leaf* leaf, int slot) : leaf_(leaf), slot_(slot) {
       if (leaf_ != nullptr && slot_ == leaf_->count) {
@@ -8369,6 +8380,34 @@ class WriteBuffer {
   const_iterator begin() const { return const_iterator(first_, 0); }
   /// Past the entry with the largest key.
   const_iterator end() const { return const_iterator(); }
+  /// Cuts the entries into `parts` ranges of about equal counts, at leaf
+  /// boundaries, for writing them from several threads: returns parts + 1
+  /// positions, the first begin() and the last end(); range i is
+  /// [at[i], at[i + 1]) and may be empty. parts must be at least 1. Walks
+  /// the leaves, not the entries.
+  std::vector<const_iterator> split(std::size_t parts) const {
+    std::vector<const_iterator> at;
+    at.reserve(parts + 1);
+    at.push_back(begin());
+    std::size_t seen = 0;
+    const Leaf* leaf = first_;
+    for (std::size_t i = 1; i < parts; ++i) {
+      const std::size_t want = entries_ * i / parts;
+      while (leaf != nullptr && seen + static_cast<std::size_t>(leaf->count) <= want) {
+        seen += static_cast<std::size_t>(leaf->count);
+        leaf = leaf->next;
+      }
+      // The cut falls inside `leaf` (or past the end): cut before or after
+      // it, whichever lands nearer the wanted count.
+      if (leaf != nullptr && want - seen > static_cast<std::size_t>(leaf->count) / 2) {
+        seen += static_cast<std::size_t>(leaf->count);
+        leaf = leaf->next;
+      }
+      at.push_back(const_iterator(leaf, 0));
+    }
+    at.push_back(end());
+    return at;
+  }
   /// No entries.
   bool empty() const { return entries_ == 0; }
   /// Distinct keys buffered.
@@ -8634,6 +8673,13 @@ inline constexpr std::size_t kCountReadahead = std::size_t{256} << 10;
 /// time this many bytes were appended, so sealing a segment after a freeze
 /// syncs little.
 inline constexpr std::uint64_t kWalBytesPerSync = std::uint64_t{1} << 20;
+/// The flush a close waits for writes a buffer of at least this many bytes
+/// as several files of one level-0 run, one a core from as many threads
+/// (compaction has stopped by then, so the cores are free); a smaller one
+/// as one file.
+inline constexpr std::size_t kParallelFlushBytes = std::size_t{1} << 20;
+/// Most files (and threads) the flush a close waits for is cut into.
+inline constexpr std::size_t kMaxFlushParts = 4;
 /// When the write buffers' budget is used up while a flush runs, each
 /// commit waits at most this long for it (so the writer slows instead of
 /// stopping for the whole flush). The writer waits as long in total
@@ -10977,22 +11023,69 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
   // meets an older record of the key or takes it to where nothing lies
   // below: see merge()).
   const std::int64_t delta = frozen->delta();
-  // One level-0 file; its run number is a file number no file takes.
-  Output out(*this, 0, next_file_++, std::numeric_limits<std::uint64_t>::max());
-  for (auto it = frozen->begin(); it != frozen->end(); ++it) {
-    const detail::BufferEntry& e = it->second;
-    if (e.tombstone && e.below == detail::Below::absent) continue;  // nothing below for it to hide
-    out.add(it->first, e.seq, e.tombstone ? std::string_view() : e.value, e.tombstone,
-            e.below == detail::Below::unknown);
+  // One level-0 run; its run number is a file number no file takes.
+  const std::uint64_t run = next_file_++;
+  const auto write = [](Output& to, detail::WriteBuffer::const_iterator it, detail::WriteBuffer::const_iterator end) {
+    for (; it != end; ++it) {
+      const detail::BufferEntry& e = it->second;
+      if (e.tombstone && e.below == detail::Below::absent) continue;  // nothing below for it to hide
+      to.add(it->first, e.seq, e.tombstone ? std::string_view() : e.value, e.tombstone,
+             e.below == detail::Below::unknown);
+    }
+  };
+  Output out(*this, 0, run, std::numeric_limits<std::uint64_t>::max());
+  // The flush a close waits for: compaction has stopped, so the buffer is
+  // cut into a file of the run per core (up to kMaxFlushParts), the upper
+  // parts written by helper threads.
+  std::vector<std::unique_ptr<Output>> parts;
+  std::vector<std::vector<detail::ChunkRef>> part_refs;
+  if (closing_.load() && frozen->bytes() >= kParallelFlushBytes) {
+    const std::size_t n = std::clamp<std::size_t>(std::thread::hardware_concurrency(), 2, kMaxFlushParts);
+    const auto at = frozen->split(n);
+    std::vector<std::exception_ptr> errors(n);
+    part_refs.resize(n);
+    for (std::size_t i = 1; i < n; ++i)
+      parts.push_back(std::make_unique<Output>(*this, 0, run, std::numeric_limits<std::uint64_t>::max()));
+    const auto write_part = [&](std::size_t i) {
+      try {
+        write(*parts[i - 1], at[i], at[i + 1]);
+        part_refs[i] = parts[i - 1]->finish();
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    };
+    std::vector<std::thread> helpers;
+    helpers.reserve(n - 1);
+    for (std::size_t i = 1; i < n; ++i) {
+      try {
+        helpers.emplace_back(write_part, i);
+      } catch (const std::system_error&) {  // no thread to be had: this one writes the part
+        write_part(i);
+      }
+    }
+    try {
+      write(out, at[0], at[1]);
+    } catch (...) {
+      errors[0] = std::current_exception();
+    }
+    for (auto& h : helpers) h.join();
+    for (const auto& e : errors)
+      if (e) std::rethrow_exception(e);
+  } else {
+    write(out, frozen->begin(), frozen->end());
   }
   const auto written = Clock::now();
   auto refs = out.finish();
+  for (auto& part : part_refs)
+    for (auto& ref : part) refs.push_back(std::move(ref));
   fs_->sync_dir(dir_);
   const auto synced = Clock::now();
-  bytes_flushed_.fetch_add(out.bytes(), std::memory_order_relaxed);
+  std::uint64_t out_bytes = out.bytes();
+  for (const auto& part : parts) out_bytes += part->bytes();
+  bytes_flushed_.fetch_add(out_bytes, std::memory_order_relaxed);
   {
     const std::uint64_t before = flush_bytes_.load(std::memory_order_relaxed);
-    flush_bytes_.store(before == 0 ? out.bytes() : (before * 3 + out.bytes()) / 4, std::memory_order_relaxed);
+    flush_bytes_.store(before == 0 ? out_bytes : (before * 3 + out_bytes) / 4, std::memory_order_relaxed);
   }
   {
     std::lock_guard inst(install_mu_);
@@ -11006,6 +11099,7 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
     m.last_seq = seq;
     m.wal_start = new_wal;
     out.keep();  // from here the manifest may name the files
+    for (auto& part : parts) part->keep();
     install(std::move(m), std::move(next), live_ + delta);
     {
       std::unique_lock guard(lock_);
@@ -11037,7 +11131,8 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
   };
   log(LogLevel::info, "flush: " + std::to_string(frozen->entries()) + " buffered records (" +
                           std::to_string(frozen->bytes()) + " bytes) into a level-0 file of " +
-                          std::to_string(out.bytes()) + " bytes in " + ms(began, done) + " ms (WAL seal " +
+                          std::to_string(out_bytes) + " bytes" + (parts.empty() ? std::string() : " (" + std::to_string(parts.size() + 1) + " files written in parallel)") +
+                          " in " + ms(began, done) + " ms (WAL seal " +
                           ms(began, started) + ", write " + ms(started, written) + ", file sync " +
                           ms(written, synced) + ", manifest " + ms(synced, installed) + ", WAL drop " +
                           ms(installed, done) + ")");

@@ -106,6 +106,43 @@ TEST_CASE("the engine keeps byte keys in memcmp order across checkpoints and reo
   REQUIRE(scan(e, from, to) == want);
 }
 
+TEST_CASE("a close writes a large write buffer as one level-0 run of several files") {
+  // Over kParallelFlushBytes of buffer at close: cut into one file per core
+  // (at least two), written from as many threads, named as one run.
+  TempDir dir;
+  std::mt19937_64 rng(17);
+  std::map<std::string, std::string> model;
+  Options o;
+  o.write_buffer_bytes = 16 << 20;  // freezes at 8 MiB: the close flushes the only buffer
+  {
+    DefaultEngine e(dir.path(), o, bytes_types(), nullptr, 1, false);
+    for (int i = 0; i < 12000; ++i) {
+      std::string k = "key-" + std::to_string(rng() % 100000);
+      if (i % 10 == 9) {
+        e.erase(k);  // a tombstone over a buffered key, or over nothing (not written)
+        model.erase(k);
+      } else {
+        std::string v = random_bytes(rng, 300);
+        e.put(k, v);
+        model[k] = v;
+      }
+    }
+    REQUIRE(e.stats().write_buffer_bytes >= kParallelFlushBytes);
+    e.close();
+  }
+  DefaultEngine e(dir.path(), o, bytes_types(), nullptr, 1, false);
+  const Stats st = e.stats();
+  REQUIRE(!st.levels.empty());
+  CHECK(st.levels[0].runs == 1);
+  CHECK(st.levels[0].files >= 2);
+  CHECK(st.levels[0].files <= kMaxFlushParts);
+  CHECK(st.write_buffer_bytes == 0);
+  REQUIRE(e.size() == model.size());
+  REQUIRE(scan(e) == model);
+  for (const auto& [k, v] : model) REQUIRE(get(e, k) == v);
+  CHECK(!get(e, "key-absent").has_value());
+}
+
 TEST_CASE("the empty key survives background compactions") {
   // Keys ascend from round to round, so each level-0 run begins above what
   // the base level holds; every third round also writes the empty key, so a

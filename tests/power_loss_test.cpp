@@ -14,8 +14,10 @@
 // Cuts land after a flush with an unflushed tail (a), anywhere in a
 // Durability::sync workload (b), at every step of a checkpoint (c) and after
 // a failed step (c2), at every step of recovery and of creating a store,
-// inside batches (d), after a process crash and reopen (e), in concurrent
-// writers and flushers, and repeatedly on one store (soak;
+// inside batches (d), after a process crash and reopen (e), at every step
+// of a close that writes its buffer from several threads (g), at every
+// step of a migration (f), in concurrent writers and flushers, and
+// repeatedly on one store (soak;
 // STOWAGE_POWER_ROUNDS=N sets its rounds). Each cut is checked under the
 // tail modes (unsynced bytes dropped, partly kept, garbage, zeros) and the
 // directory modes (unsynced creates/renames/removes lost, an in-order prefix
@@ -349,6 +351,12 @@ struct Template {
 // Keys of the stores of (c): few enough for a few dozen chunks.
 constexpr int kCheckpointKeys = 400;
 
+// The operations the step-by-step cases (checkpoint, close, compaction,
+// migration) cut or fail at, one at a time: every sync, rename, create,
+// remove, truncate and close.
+constexpr unsigned kStepMask = stowage_test::kOpDurability | stowage_test::kOpCreate | stowage_test::kOpRemove |
+                               stowage_test::kOpTruncate | stowage_test::kOpClose;
+
 struct CheckpointRun {
   bool faulted = false;    // the injected fault fired
   bool completed = false;  // checkpoint() returned
@@ -396,8 +404,7 @@ CheckpointRun checkpoint_with_fault(const std::filesystem::path& dir, const std:
 TEST_CASE("power loss at every step of a checkpoint keeps every flushed record", "[power][checkpoint]") {
   const Template t(42, 900, small_options(), false, kCheckpointKeys);
   constexpr std::size_t kFlushed = 70, kMore = 30;
-  constexpr unsigned kMask = stowage_test::kOpDurability | stowage_test::kOpCreate | stowage_test::kOpRemove |
-                             stowage_test::kOpTruncate | stowage_test::kOpClose;
+  constexpr unsigned kMask = kStepMask;
   // How many operations of kMask one checkpoint takes.
   std::uint64_t steps = 0;
   {
@@ -463,10 +470,106 @@ TEST_CASE("a failed step of a checkpoint (no power loss) loses nothing; a power 
               static_cast<unsigned long long>(k - 1));
 }
 
+// Keys of the stores of (g): a write buffer of over kParallelFlushBytes.
+constexpr int kCloseKeys = 8000;
+
+// Copies nothing: a fresh store on a FaultFileSystem takes `n_flushed`
+// flushed and `n_more` unflushed writes (puts of ~300 bytes and erases, all
+// in the write buffer), then closes with a fault armed at the k-th
+// operation of `mask` (k = 0: no fault). The close writes the buffer as a
+// level-0 run of several files, from several threads.
+CheckpointRun close_with_fault(const std::filesystem::path& dir, const std::shared_ptr<FaultFileSystem>& fs,
+                               std::uint64_t seed, std::size_t n_flushed, std::size_t n_more, unsigned mask,
+                               std::uint64_t k, bool crash) {
+  CheckpointRun run;
+  std::mt19937_64 rng(seed);
+  Options o = small_options(fs);
+  o.cache_bytes = 32 << 20;
+  o.write_buffer_bytes = 16 << 20;  // frozen at 8 MiB: nothing is flushed before the close
+  auto db = std::make_unique<Store>(dir, o);
+  for (std::size_t i = 0; i < n_flushed + n_more; ++i) {
+    if (i == n_flushed) db->flush();
+    ModelOp op;
+    op.key = static_cast<int>(rng() % kCloseKeys);
+    if (rng() % 100 < 15) {
+      op.kind = ModelOp::erase;
+    } else {
+      op.kind = ModelOp::put;
+      op.value = value_for(op.key, i + 1) + std::string(200, static_cast<char>('A' + i % 26));
+    }
+    run.ops.push_back(std::move(op));
+    run_op(*db, run.ops.back());
+  }
+  REQUIRE(db->stats().checkpoints == 0);
+  REQUIRE(db->stats().write_buffer_bytes >= kParallelFlushBytes);
+  run.flushed = n_flushed;
+  run.total = run.ops.size();
+  if (k) fs->fail_at(mask, k, crash);
+  const auto before = fs->count(mask);
+  try {
+    db->close();
+    run.completed = true;
+  } catch (const IoError&) {
+    run.faulted = fs->faults() > 0;
+  }
+  run.steps = fs->count(mask) - before;
+  db.reset();
+  if (crash) fs->crash_now();
+  return run;
+}
+
+// (g)
+TEST_CASE("power loss or a failure at every step of a close that writes its buffer from several threads",
+          "[power][close]") {
+  constexpr std::size_t kFlushed = 2000, kMore = 4000;
+  constexpr unsigned kMask = kStepMask;
+  std::uint64_t steps = 0;
+  {
+    TempDir tmp("power-f0");
+    const auto dir = tmp / "db";
+    auto fs = FaultFileSystem::make(dir);
+    const auto run = close_with_fault(dir, fs, 9, kFlushed, kMore, kMask, 0, false);
+    REQUIRE(run.completed);
+    steps = run.steps;
+    // The close wrote one level-0 run of at least two files.
+    Options o = small_options();
+    o.auto_compaction = false;
+    Store db(dir, o);
+    const auto st = db.stats();
+    REQUIRE(!st.levels.empty());
+    CHECK(st.levels[0].runs == 1);
+    CHECK(st.levels[0].files >= 2);
+  }
+  INFO("a close takes " << steps << " syncs, renames, creates, removes, truncates and closes");
+  REQUIRE(steps > 8);
+  for (std::uint64_t k = 1; k <= steps; ++k) {
+    for (const bool crash : {true, false}) {
+      TempDir tmp("power-f");
+      const auto dir = tmp / "db";
+      auto fs = FaultFileSystem::make(dir);
+      const auto run = close_with_fault(dir, fs, 9, kFlushed, kMore, kMask, k, crash);
+      REQUIRE(run.faulted);
+      const auto ctx = std::string(crash ? "(g) power cut" : "(g) failure") + " at close step " + std::to_string(k) +
+                       "/" + std::to_string(steps) + " (" + fs->last_fault() + ")";
+      if (!crash) {
+        // The process goes on; reopened, the store holds every write.
+        const auto side = tmp / "side";
+        stowage_test::copy_dir(dir, side);
+        if (const auto got = read_store(side, ctx + ", reopened", kCloseKeys))
+          expect_prefix({}, run.ops, run.total, run.total, *got, ctx + ", reopened");
+      }
+      check_images(*fs, tmp / "image", k, ctx, kCloseKeys, [&](const ModelState& got, const std::string& c) {
+        expect_prefix({}, run.ops, run.flushed, run.total, got, c);
+      });
+    }
+  }
+  std::printf("power loss (g): a power cut and a failure at each of the %llu steps of a parallel close\n",
+              static_cast<unsigned long long>(steps));
+}
+
 TEST_CASE("power loss at every step of a compaction keeps every record", "[power][compaction]") {
   const Template t(45, 900, small_options(), false, kCheckpointKeys);
-  constexpr unsigned kMask = stowage_test::kOpDurability | stowage_test::kOpCreate | stowage_test::kOpRemove |
-                             stowage_test::kOpTruncate | stowage_test::kOpClose;
+  constexpr unsigned kMask = kStepMask;
   // Three checkpoints (three level-0 runs over the template's levels), then
   // compact(): every record is durable before it starts.
   auto prepare = [&](const std::filesystem::path& dir, const std::shared_ptr<FaultFileSystem>& fs,
@@ -1019,8 +1122,7 @@ TEST_CASE("power loss at every step of a migration leaves the old version or the
           "[power][migration]") {
   TempDir tpl("power-mig-template");
   const auto model = stowage_test::make_v1_store(tpl / "db", small_options());
-  constexpr unsigned kMask = stowage_test::kOpDurability | stowage_test::kOpCreate | stowage_test::kOpRemove |
-                             stowage_test::kOpTruncate | stowage_test::kOpClose;
+  constexpr unsigned kMask = kStepMask;
   auto migrate_with_fault = [&](const std::filesystem::path& dir, const std::shared_ptr<FaultFileSystem>& fs,
                                 const std::filesystem::path& backups, std::uint64_t k) {
     if (k) fs->fail_at(kMask, k, /*crash=*/true);

@@ -380,6 +380,49 @@ TEST_CASE("many random keys match a std::map model") {
   }
 }
 
+TEST_CASE("split cuts the entries into ranges of about equal counts that cover them in order") {
+  std::mt19937_64 rng(11);
+  WriteBuffer b;
+  for (std::uint64_t i = 1; i <= 50000; ++i) {
+    std::string k = std::to_string(rng() % 1000000);
+    k.insert(0, 8 - std::min<std::size_t>(8, k.size()), '0');
+    b.apply(k, i, false, "value");
+  }
+  const auto all = keys_of(b);
+  for (std::size_t parts : {1, 2, 3, 7}) {
+    const auto at = b.split(parts);
+    REQUIRE(at.size() == parts + 1);
+    CHECK(at.front() == b.begin());
+    CHECK(at.back() == b.end());
+    std::vector<std::string> joined;
+    for (std::size_t i = 0; i < parts; ++i) {
+      std::size_t n = 0;
+      for (auto it = at[i]; it != at[i + 1]; ++it, ++n) joined.emplace_back(it->first);
+      // A cut lands on a leaf boundary: within a leaf (at most kFanout
+      // entries) of the exact share.
+      const auto share = static_cast<double>(all.size()) / static_cast<double>(parts);
+      CHECK(static_cast<double>(n) >= share - WriteBuffer::kFanout);
+      CHECK(static_cast<double>(n) <= share + WriteBuffer::kFanout);
+    }
+    CHECK(joined == all);
+  }
+  WriteBuffer empty;
+  const auto none = empty.split(2);
+  REQUIRE(none.size() == 3);
+  CHECK(none[0] == empty.end());
+  CHECK(none[1] == empty.end());
+  SECTION("a buffer smaller than the parts leaves some ranges empty") {
+    WriteBuffer one;
+    one.apply("k", 1, false, "v");
+    const auto at = one.split(4);
+    REQUIRE(at.size() == 5);
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < 4; ++i)
+      for (auto it = at[i]; it != at[i + 1]; ++it) ++n;
+    CHECK(n == 1);
+  }
+}
+
 TEST_CASE("rollback takes back every apply of a batch, inserts and updates, at any point") {
   std::mt19937_64 rng(77);
   for (int round = 0; round < 200; ++round) {

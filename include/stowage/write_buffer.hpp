@@ -101,6 +101,15 @@ class WriteBuffer {
     pointer operator->() const { return &leaf_->recs[slot_]->kv; }
     /// Steps to the next key.
     const_iterator& operator++() {
+      // Records lie in the arena in the order they were first written, not
+      // in key order: fetch one a few keys ahead while this one is used
+      // (a flush walks every record, and each would otherwise be a miss).
+      if (slot_ + kAhead < leaf_->count) {
+        const char* r = reinterpret_cast<const char*>(leaf_->recs[slot_ + kAhead]);
+        __builtin_prefetch(r);  // the entry, then its key and value bytes after it
+        __builtin_prefetch(r + 64);
+        __builtin_prefetch(r + 128);
+      }
       if (++slot_ == leaf_->count) {
         leaf_ = leaf_->next;
         slot_ = 0;
@@ -119,6 +128,7 @@ class WriteBuffer {
 
    private:
     friend class WriteBuffer;
+    static constexpr int kAhead = 6;
     // slot may be leaf->count: then the position is the next leaf's first.
     const_iterator(const Leaf* leaf, int slot) : leaf_(leaf), slot_(slot) {
       if (leaf_ != nullptr && slot_ == leaf_->count) {
@@ -319,6 +329,34 @@ class WriteBuffer {
   const_iterator begin() const { return const_iterator(first_, 0); }
   /// Past the entry with the largest key.
   const_iterator end() const { return const_iterator(); }
+  /// Cuts the entries into `parts` ranges of about equal counts, at leaf
+  /// boundaries, for writing them from several threads: returns parts + 1
+  /// positions, the first begin() and the last end(); range i is
+  /// [at[i], at[i + 1]) and may be empty. parts must be at least 1. Walks
+  /// the leaves, not the entries.
+  std::vector<const_iterator> split(std::size_t parts) const {
+    std::vector<const_iterator> at;
+    at.reserve(parts + 1);
+    at.push_back(begin());
+    std::size_t seen = 0;
+    const Leaf* leaf = first_;
+    for (std::size_t i = 1; i < parts; ++i) {
+      const std::size_t want = entries_ * i / parts;
+      while (leaf != nullptr && seen + static_cast<std::size_t>(leaf->count) <= want) {
+        seen += static_cast<std::size_t>(leaf->count);
+        leaf = leaf->next;
+      }
+      // The cut falls inside `leaf` (or past the end): cut before or after
+      // it, whichever lands nearer the wanted count.
+      if (leaf != nullptr && want - seen > static_cast<std::size_t>(leaf->count) / 2) {
+        seen += static_cast<std::size_t>(leaf->count);
+        leaf = leaf->next;
+      }
+      at.push_back(const_iterator(leaf, 0));
+    }
+    at.push_back(end());
+    return at;
+  }
   /// No entries.
   bool empty() const { return entries_ == 0; }
   /// Distinct keys buffered.
