@@ -73,7 +73,6 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <thread>
 #include <tuple>
 #include <utility>
@@ -2449,10 +2448,39 @@ auto Engine<Compression, Eviction, Lock>::background_wal_work() noexcept -> void
 template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
   // The segment the freeze left, before anything else: until it is sealed
-  // no later segment may be synced (a sync waits for it).
+  // no later segment may be synced (a sync waits for it). The flush a close
+  // waits for seals it on a thread of its own while it writes the files
+  // (a seal is mostly fsyncs), and waits for the seal before the manifest
+  // names them; writing chunk files syncs no WAL segment.
   using Clock = std::chrono::steady_clock;
   const auto began = Clock::now();
-  seal_frozen_wal();
+  std::thread sealer;
+  std::exception_ptr seal_error;
+  Clock::duration seal_time{};
+  const auto seal = [&] {
+    try {
+      seal_frozen_wal();
+    } catch (...) {
+      seal_error = std::current_exception();
+    }
+    seal_time = Clock::now() - began;
+  };
+  struct JoinSealer {
+    std::thread& t;
+    ~JoinSealer() {
+      if (t.joinable()) t.join();
+    }
+  } join_sealer{sealer};
+  if (closing_.load()) {
+    try {
+      sealer = std::thread(seal);
+    } catch (...) {  // no thread to be had (system_error, bad_alloc): seal first, as any flush
+      seal();
+    }
+  } else {
+    seal();
+  }
+  if (!sealer.joinable() && seal_error) std::rethrow_exception(seal_error);
   std::shared_ptr<detail::WriteBuffer> frozen;
   std::shared_ptr<const detail::Version> base;
   {
@@ -2504,7 +2532,7 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
     for (std::size_t i = 1; i < n; ++i) {
       try {
         helpers.emplace_back(write_part, i);
-      } catch (const std::system_error&) {  // no thread to be had: this one writes the part
+      } catch (...) {  // no thread to be had (system_error, bad_alloc): this one writes the part
         write_part(i);
       }
     }
@@ -2524,6 +2552,10 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
   for (auto& part : part_refs)
     for (auto& ref : part) refs.push_back(std::move(ref));
   fs_->sync_dir(dir_);
+  if (sealer.joinable()) {
+    sealer.join();
+    if (seal_error) std::rethrow_exception(seal_error);
+  }
   const auto synced = Clock::now();
   std::uint64_t out_bytes = out.bytes();
   for (const auto& part : parts) out_bytes += part->bytes();
@@ -2576,9 +2608,11 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
   };
   log(LogLevel::info, "flush: " + std::to_string(frozen->entries()) + " buffered records (" +
                           std::to_string(frozen->bytes()) + " bytes) into a level-0 file of " +
-                          std::to_string(out_bytes) + " bytes" + (parts.empty() ? std::string() : " (" + std::to_string(parts.size() + 1) + " files written in parallel)") +
+                          std::to_string(out_bytes) + " bytes" +
+                          (parts.empty() ? std::string()
+                                         : " (" + std::to_string(parts.size() + 1) + " files written in parallel)") +
                           " in " + ms(began, done) + " ms (WAL seal " +
-                          ms(began, started) + ", write " + ms(started, written) + ", file sync " +
+                          ms(began, began + seal_time) + ", write " + ms(started, written) + ", file sync " +
                           ms(written, synced) + ", manifest " + ms(synced, installed) + ", WAL drop " +
                           ms(installed, done) + ")");
 }
