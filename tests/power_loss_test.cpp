@@ -359,11 +359,27 @@ constexpr unsigned kStepMask = stowage_test::kOpDurability | stowage_test::kOpCr
 
 struct CheckpointRun {
   bool faulted = false;    // the injected fault fired
-  bool completed = false;  // checkpoint() returned
+  bool completed = false;  // checkpoint() (or close()) returned
   std::size_t flushed = 0, total = 0;
-  std::uint64_t steps = 0;  // operations of the mask the checkpoint ran
+  std::uint64_t steps = 0;  // operations of the mask the checkpoint (or close) ran
   std::vector<ModelOp> ops;
 };
+
+// Arms a fault at the k-th operation of `mask` (k = 0: none), runs `step`
+// (a checkpoint or a close) and records in `run` whether it returned or the
+// fault fired, and how many operations of `mask` it took.
+template <class Step>
+void run_armed(FaultFileSystem& fs, unsigned mask, std::uint64_t k, bool crash, CheckpointRun& run, Step&& step) {
+  if (k) fs.fail_at(mask, k, crash);
+  const auto before = fs.count(mask);
+  try {
+    step();
+    run.completed = true;
+  } catch (const IoError&) {
+    run.faulted = fs.faults() > 0;
+  }
+  run.steps = fs.count(mask) - before;
+}
 
 // Copies the template into `dir`, writes `n_flushed` flushed and `n_more`
 // unflushed ops on a FaultFileSystem, then checkpoints with a fault armed at
@@ -385,15 +401,7 @@ CheckpointRun checkpoint_with_fault(const std::filesystem::path& dir, const std:
   REQUIRE(db.stats().checkpoints == 0);
   run.flushed = n_flushed;
   run.total = run.ops.size();
-  if (k) fs->fail_at(mask, k, crash);
-  const auto before = fs->count(mask);
-  try {
-    db.checkpoint();
-    run.completed = true;
-  } catch (const IoError&) {
-    run.faulted = fs->faults() > 0;
-  }
-  run.steps = fs->count(mask) - before;
+  run_armed(*fs, mask, k, crash, run, [&] { db.checkpoint(); });
   if (crash) fs->crash_now();
   return run;
 }
@@ -504,15 +512,7 @@ CheckpointRun close_with_fault(const std::filesystem::path& dir, const std::shar
   REQUIRE(db->stats().write_buffer_bytes >= kParallelFlushBytes);
   run.flushed = n_flushed;
   run.total = run.ops.size();
-  if (k) fs->fail_at(mask, k, crash);
-  const auto before = fs->count(mask);
-  try {
-    db->close();
-    run.completed = true;
-  } catch (const IoError&) {
-    run.faulted = fs->faults() > 0;
-  }
-  run.steps = fs->count(mask) - before;
+  run_armed(*fs, mask, k, crash, run, [&] { db->close(); });
   db.reset();
   if (crash) fs->crash_now();
   return run;

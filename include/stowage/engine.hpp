@@ -2496,59 +2496,50 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
   // meets an older record of the key or takes it to where nothing lies
   // below: see merge()).
   const std::int64_t delta = frozen->delta();
-  // One level-0 run; its run number is a file number no file takes.
+  // One level-0 run; its run number is a file number no file takes. The
+  // flush a close waits for (compaction has stopped, so the cores are free)
+  // cuts a large buffer into a file of the run per core, up to
+  // kMaxFlushParts; the parts after the first are written, and their files
+  // finished, by helper threads.
   const std::uint64_t run = next_file_++;
-  const auto write = [](Output& to, detail::WriteBuffer::const_iterator it, detail::WriteBuffer::const_iterator end) {
-    for (; it != end; ++it) {
-      const detail::BufferEntry& e = it->second;
-      if (e.tombstone && e.below == detail::Below::absent) continue;  // nothing below for it to hide
-      to.add(it->first, e.seq, e.tombstone ? std::string_view() : e.value, e.tombstone,
-             e.below == detail::Below::unknown);
+  const std::size_t n = closing_.load() && frozen->bytes() >= kParallelFlushBytes
+                            ? std::clamp<std::size_t>(std::thread::hardware_concurrency(), 2, kMaxFlushParts)
+                            : 1;
+  const auto at = frozen->split(n);
+  std::vector<std::unique_ptr<Output>> outs;  // one a part, in key order
+  outs.reserve(n);
+  for (std::size_t i = 0; i < n; ++i)
+    outs.push_back(std::make_unique<Output>(*this, 0, run, std::numeric_limits<std::uint64_t>::max()));
+  std::vector<std::vector<detail::ChunkRef>> part_refs(n);
+  std::vector<std::exception_ptr> errors(n);
+  const auto write_part = [&](std::size_t i) {
+    try {
+      for (auto it = at[i]; it != at[i + 1]; ++it) {
+        const detail::BufferEntry& e = it->second;
+        if (e.tombstone && e.below == detail::Below::absent) continue;  // nothing below for it to hide
+        outs[i]->add(it->first, e.seq, e.tombstone ? std::string_view() : e.value, e.tombstone,
+                     e.below == detail::Below::unknown);
+      }
+      if (i > 0) part_refs[i] = outs[i]->finish();
+    } catch (...) {
+      errors[i] = std::current_exception();
     }
   };
-  Output out(*this, 0, run, std::numeric_limits<std::uint64_t>::max());
-  // The flush a close waits for: compaction has stopped, so the buffer is
-  // cut into a file of the run per core (up to kMaxFlushParts), the upper
-  // parts written by helper threads.
-  std::vector<std::unique_ptr<Output>> parts;
-  std::vector<std::vector<detail::ChunkRef>> part_refs;
-  if (closing_.load() && frozen->bytes() >= kParallelFlushBytes) {
-    const std::size_t n = std::clamp<std::size_t>(std::thread::hardware_concurrency(), 2, kMaxFlushParts);
-    const auto at = frozen->split(n);
-    std::vector<std::exception_ptr> errors(n);
-    part_refs.resize(n);
-    for (std::size_t i = 1; i < n; ++i)
-      parts.push_back(std::make_unique<Output>(*this, 0, run, std::numeric_limits<std::uint64_t>::max()));
-    const auto write_part = [&](std::size_t i) {
-      try {
-        write(*parts[i - 1], at[i], at[i + 1]);
-        part_refs[i] = parts[i - 1]->finish();
-      } catch (...) {
-        errors[i] = std::current_exception();
-      }
-    };
-    std::vector<std::thread> helpers;
-    helpers.reserve(n - 1);
-    for (std::size_t i = 1; i < n; ++i) {
-      try {
-        helpers.emplace_back(write_part, i);
-      } catch (...) {  // no thread to be had (system_error, bad_alloc): this one writes the part
-        write_part(i);
-      }
-    }
+  std::vector<std::thread> helpers;
+  helpers.reserve(n - 1);
+  for (std::size_t i = 1; i < n; ++i) {
     try {
-      write(out, at[0], at[1]);
-    } catch (...) {
-      errors[0] = std::current_exception();
+      helpers.emplace_back(write_part, i);
+    } catch (...) {  // no thread to be had (system_error, bad_alloc): this one writes the part
+      write_part(i);
     }
-    for (auto& h : helpers) h.join();
-    for (const auto& e : errors)
-      if (e) std::rethrow_exception(e);
-  } else {
-    write(out, frozen->begin(), frozen->end());
   }
+  write_part(0);
+  for (auto& h : helpers) h.join();
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
   const auto written = Clock::now();
-  auto refs = out.finish();
+  auto refs = outs[0]->finish();
   for (auto& part : part_refs)
     for (auto& ref : part) refs.push_back(std::move(ref));
   fs_->sync_dir(dir_);
@@ -2557,8 +2548,8 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
     if (seal_error) std::rethrow_exception(seal_error);
   }
   const auto synced = Clock::now();
-  std::uint64_t out_bytes = out.bytes();
-  for (const auto& part : parts) out_bytes += part->bytes();
+  std::uint64_t out_bytes = 0;
+  for (const auto& o : outs) out_bytes += o->bytes();
   bytes_flushed_.fetch_add(out_bytes, std::memory_order_relaxed);
   {
     const std::uint64_t before = flush_bytes_.load(std::memory_order_relaxed);
@@ -2575,8 +2566,7 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
     detail::Manifest m = manifest_;
     m.last_seq = seq;
     m.wal_start = new_wal;
-    out.keep();  // from here the manifest may name the files
-    for (auto& part : parts) part->keep();
+    for (auto& o : outs) o->keep();  // from here the manifest may name the files
     install(std::move(m), std::move(next), live_ + delta);
     {
       std::unique_lock guard(lock_);
@@ -2609,8 +2599,7 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
   log(LogLevel::info, "flush: " + std::to_string(frozen->entries()) + " buffered records (" +
                           std::to_string(frozen->bytes()) + " bytes) into a level-0 file of " +
                           std::to_string(out_bytes) + " bytes" +
-                          (parts.empty() ? std::string()
-                                         : " (" + std::to_string(parts.size() + 1) + " files written in parallel)") +
+                          (n == 1 ? std::string() : " (" + std::to_string(n) + " files written in parallel)") +
                           " in " + ms(began, done) + " ms (WAL seal " +
                           ms(began, began + seal_time) + ", write " + ms(started, written) + ", file sync " +
                           ms(written, synced) + ", manifest " + ms(synced, installed) + ", WAL drop " +
