@@ -269,6 +269,44 @@ TEST_CASE("random puts and erases through many flushes and compactions match a m
   check_model(again, model);
 }
 
+TEST_CASE("one merge of many overlapping level-0 runs keeps the newest record of each key", "[compaction]") {
+  // Each count of runs gives the merge's tournament another shape (powers
+  // of two and not); the runs cover shifted key ranges, so their readers
+  // run out at different times, and a key is put and erased in many runs.
+  for (int runs : {1, 2, 3, 5, 7, 8, 13, 24}) {
+    CAPTURE(runs);
+    TempDir dir("compaction-runs");
+    Options o = tiny_quiet();
+    o.cache_bytes = 8 << 20;
+    o.write_buffer_bytes = 4 << 20;  // one run per checkpoint()
+    std::map<std::string, std::string> model;
+    std::mt19937_64 rng(static_cast<std::uint64_t>(runs));
+    Store db(dir.path(), o);
+    for (int r = 0; r < runs; ++r) {
+      const std::uint64_t from = static_cast<std::uint64_t>(r) * 97 % 500;
+      for (int i = 0; i < 400; ++i) {
+        const std::uint64_t k = from + rng() % 500;
+        if (rng() % 4 == 0) {
+          db.erase(key_for(k));
+          model.erase(key_for(k));
+        } else {
+          db.put(key_for(k), value_for(k, static_cast<std::uint64_t>(r)));
+          model[key_for(k)] = value_for(k, static_cast<std::uint64_t>(r));
+        }
+      }
+      db.checkpoint();
+    }
+    CHECK(db.stats().levels[0].files == static_cast<std::uint64_t>(runs));
+    check_model(db, model);
+    db.compact();
+    const auto st = db.stats();
+    CHECK(st.levels[0].files == 0);
+    // Exactly the live records: no tombstone, no older version.
+    CHECK(st.levels[detail::kLastLevel].records == model.size());
+    check_model(db, model);
+  }
+}
+
 TEST_CASE("files a closed store left behind go after the next open; compact() leaves only what the manifest names",
           "[compaction]") {
   TempDir dir("compaction-leftovers");
