@@ -4244,6 +4244,15 @@ class WritableFile {
   /// touching the buffer: safe while another thread appends and flushes (the
   /// WAL's group commit syncs outside the writers' lock this way).
   virtual void sync_flushed() = 0;
+  /// Has the OS write the bytes of [offset, offset + length) it holds to
+  /// the device, and waits for that, without making anything durable (no
+  /// device cache flush, no metadata: sync() is still what makes bytes
+  /// durable); a later sync() then has little left to write. Safe while
+  /// another thread writes. Default: nothing.
+  virtual void write_back(std::uint64_t offset, std::uint64_t length) {
+    (void)offset;
+    (void)length;
+  }
   /// flush() and release the handle; idempotent.
   virtual void close() = 0;
   /// Bytes appended so far, including the file's length when opened (after
@@ -4399,6 +4408,16 @@ class PosixWritableFile final : public WritableFile {
     if (::close(fd) != 0) throw_io("close", path_, errno);
   }
   std::uint64_t size() const override { return size_; }
+  void write_back(std::uint64_t offset, std::uint64_t length) override {
+#if defined(__linux__)
+    if (fd_ >= 0 && length > 0)
+      (void)::sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(length),
+                              SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+#else
+    (void)offset;
+    (void)length;
+#endif
+  }
   std::unique_ptr<WritableMap> map(std::uint64_t length) override;
   bool write_at(std::uint64_t offset, std::string_view data) override {
     if (!positional_) return false;  // O_APPEND: Linux pwrite() would append regardless of offset
@@ -7695,6 +7714,26 @@ class WalWriter {
     allocated_ = std::max(allocated_, end);
     flushed_.store(end);
   }
+  /// Where the pages append() gave back end (it does so each MiB): bytes
+  /// before it are in no page this process maps. Call under the append
+  /// serialisation.
+  std::uint64_t released() const { return released_; }
+  /// Whether records are being written through a map (call under the
+  /// append serialisation).
+  bool mapping() const { return map_ != nullptr; }
+  /// Writes the records before `end` (from released()) to the device, not
+  /// yet durable (WritableFile::write_back), each byte once: a later sync()
+  /// or seal() then has little left to write. Pages no longer mapped are
+  /// written without a write-protect of each in the writer's page tables,
+  /// where a sync of pages still mapped costs a TLB flush on every core the
+  /// process runs on (an interrupt each, on a virtual machine) and a fault
+  /// at the writer's next store to the page. Safe while another thread
+  /// appends.
+  void write_back(std::uint64_t end) {
+    if (broken_.load() || end <= written_back_.load()) return;
+    const std::uint64_t from = written_back_.exchange(end);
+    if (end > from) file_->write_back(from, end - from);
+  }
   /// Makes every record appended before the call durable. Safe to call while
   /// another thread appends (records appended meanwhile may or may not be
   /// covered).
@@ -7714,8 +7753,10 @@ class WalWriter {
   /// to a segment that is synced and holds no zeros (e.g. one never written).
   void seal() {
     refuse_if_broken();  // its final sync below would sync a handle a write failed on
+    // Unmapped first: nothing may store past the end about to be cut, and
+    // the sync then finds no page mapped (see write_back()).
+    map_.reset();
     if (durable_.load() < flushed_.load()) sync();
-    map_.reset();  // nothing may store past the end about to be cut
     if (allocated_ > logical_) {
       fs_->truncate(path_, logical_);
       allocated_ = logical_;
@@ -7784,6 +7825,7 @@ class WalWriter {
   std::unique_ptr<WritableMap> map_;  ///< the file mapped, when it can be (see mapped())
   bool map_ok_;                       ///< mapping wanted, and file_->map() has not refused
   std::uint64_t released_ = 0;        ///< bytes of the map before this given back (WritableMap::release)
+  std::atomic<std::uint64_t> written_back_{0};  ///< write_back() asked for the bytes before this
   bool in_place_ = false;        ///< records go in place, ahead of them written zeros
   bool prepared_ = false;        ///< prepare() made the preallocated length durable
   std::uint64_t logical_ = 0;    ///< end of the last record (append serialisation)
@@ -8668,9 +8710,11 @@ inline constexpr std::size_t kScanReadahead = std::size_t{128} << 10;
 /// from a chunk file at once when their keys touch most blocks of a run (see
 /// Engine::OrderedProbe).
 inline constexpr std::size_t kCountReadahead = std::size_t{256} << 10;
-/// Durability::none: the flush thread syncs the WAL in the background each
-/// time this many bytes were appended, so sealing a segment after a freeze
-/// syncs little.
+/// Durability::none: the flush thread writes the WAL out in the background
+/// each time this many bytes were appended (a segment written through a map:
+/// the bytes whose pages the writer gave back, written to the device but
+/// not synced; otherwise synced), so sealing a segment after a freeze syncs
+/// little.
 inline constexpr std::uint64_t kWalBytesPerSync = std::uint64_t{1} << 20;
 /// The flush a close waits for writes a buffer of at least this many bytes
 /// as several files of one level-0 run, one a core from as many threads
@@ -10999,16 +11043,29 @@ template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::background_wal_work() noexcept -> void {
   if (failed_.load() || closed_.load()) return;
   try {
-    std::uint64_t seq;
+    std::uint64_t seq, released = 0;
     bool need_spare;
+    std::shared_ptr<detail::WalWriter> mapped;
     {
       std::lock_guard w(write_mu_);
       seq = last_seq_;
       need_spare = !spare_wal_ && !closing_.load();  // a closing store takes no next segment
+      if (wal_ && wal_->mapping()) {
+        mapped = wal_;
+        released = wal_->released();
+      }
     }
     // Durability::none: what a later seal or flush() must sync is only what
-    // was written since (Durability::sync commits sync themselves).
-    if (opt_.durability != Durability::sync) sync_up_to(seq);
+    // was written since (Durability::sync commits sync themselves). A
+    // segment written through a map is not synced while the writer maps its
+    // pages (see WalWriter::write_back): the records in the pages it gave
+    // back are written to the device, and its seal, unmapped, syncs.
+    if (opt_.durability != Durability::sync) {
+      if (mapped)
+        mapped->write_back(released);
+      else
+        sync_up_to(seq);
+    }
     if (need_spare) {
       // Created empty and made durable in the directory here, not on the
       // writer's path at a freeze. An empty segment replays nothing: open

@@ -262,6 +262,12 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
   /// sync()/sync_flushed() calls that succeeded on a handle after a fault was
   /// injected into an earlier call on that same handle (a retried fsync).
   std::uint64_t syncs_after_fault() const { return syncs_after_fault_.load(); }
+  /// The ranges (offset, length) WritableFile::write_back() was asked to
+  /// start writing, in order, on any file.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> write_backs() const {
+    std::lock_guard g(mu_);
+    return write_backs_;
+  }
   /// Whether sync(), sync_flushed() and sync_dir() also reach the disk.
   void set_real_sync(bool on) { real_sync_ = on; }
   bool real_sync() const { return real_sync_; }
@@ -573,6 +579,14 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
       open_ = false;
     }
     std::uint64_t size() const override { return size_; }
+    // A hint: recorded, passed on, and nothing made durable.
+    void write_back(std::uint64_t offset, std::uint64_t length) override {
+      {
+        std::lock_guard g(fs_->mu_);
+        fs_->write_backs_.emplace_back(offset, length);
+      }
+      inner_->write_back(offset, length);
+    }
     bool write_at(std::uint64_t offset, std::string_view data) override {
       if (data.empty()) return !dead_ && inner_->write_at(offset, data);
       if (!buf_.empty()) flush();
@@ -941,6 +955,7 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
   std::string last_fault_;
   bool trace_on_ = false;
   std::vector<std::string> trace_;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> write_backs_;
 };
 
 // ---- the reference model --------------------------------------------------

@@ -568,6 +568,27 @@ TEST_CASE("a mapped segment is preallocated at once, and its records replay as w
   CHECK(r.result.cut_bytes == 0);
 }
 
+TEST_CASE("write_back starts the OS writing each range once and makes nothing durable") {
+  TempDir dir("wal");
+  auto fs = stowage_test::FaultFileSystem::make(dir.path());
+  const std::string name = detail::wal_file_name(1);
+  detail::WalWriter w(*fs, dir.path(), 1);
+  w.prepare();  // the preallocated zeros durable, as the engine's segments are
+  for (int i = 0; i < 20; ++i) w.append(payload_for(i));
+  const std::uint64_t durable = fs->durable_bytes(name), first = w.size();
+  w.write_back(first);
+  w.write_back(first);      // asked already: no second hint
+  w.write_back(first / 2);  // behind what was asked: none either
+  for (int i = 20; i < 30; ++i) w.append(payload_for(i));
+  w.write_back(w.size());
+  using Range = std::pair<std::uint64_t, std::uint64_t>;
+  CHECK(fs->write_backs() == std::vector<Range>{{0, first}, {first, w.size() - first}});
+  // Only a hint: a power cut now keeps what was durable before it.
+  CHECK(fs->durable_bytes(name) == durable);
+  w.sync();
+  CHECK(fs->durable_bytes(name) >= w.size());
+}
+
 TEST_CASE("a mapped segment grows past its first 64 MiB window, and a continued one maps again") {
   TempDir dir("wal");
   std::vector<std::string> written;

@@ -113,9 +113,11 @@ inline constexpr std::size_t kScanReadahead = std::size_t{128} << 10;
 /// from a chunk file at once when their keys touch most blocks of a run (see
 /// Engine::OrderedProbe).
 inline constexpr std::size_t kCountReadahead = std::size_t{256} << 10;
-/// Durability::none: the flush thread syncs the WAL in the background each
-/// time this many bytes were appended, so sealing a segment after a freeze
-/// syncs little.
+/// Durability::none: the flush thread writes the WAL out in the background
+/// each time this many bytes were appended (a segment written through a map:
+/// the bytes whose pages the writer gave back, written to the device but
+/// not synced; otherwise synced), so sealing a segment after a freeze syncs
+/// little.
 inline constexpr std::uint64_t kWalBytesPerSync = std::uint64_t{1} << 20;
 /// The flush a close waits for writes a buffer of at least this many bytes
 /// as several files of one level-0 run, one a core from as many threads
@@ -2444,16 +2446,29 @@ template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::background_wal_work() noexcept -> void {
   if (failed_.load() || closed_.load()) return;
   try {
-    std::uint64_t seq;
+    std::uint64_t seq, released = 0;
     bool need_spare;
+    std::shared_ptr<detail::WalWriter> mapped;
     {
       std::lock_guard w(write_mu_);
       seq = last_seq_;
       need_spare = !spare_wal_ && !closing_.load();  // a closing store takes no next segment
+      if (wal_ && wal_->mapping()) {
+        mapped = wal_;
+        released = wal_->released();
+      }
     }
     // Durability::none: what a later seal or flush() must sync is only what
-    // was written since (Durability::sync commits sync themselves).
-    if (opt_.durability != Durability::sync) sync_up_to(seq);
+    // was written since (Durability::sync commits sync themselves). A
+    // segment written through a map is not synced while the writer maps its
+    // pages (see WalWriter::write_back): the records in the pages it gave
+    // back are written to the device, and its seal, unmapped, syncs.
+    if (opt_.durability != Durability::sync) {
+      if (mapped)
+        mapped->write_back(released);
+      else
+        sync_up_to(seq);
+    }
     if (need_spare) {
       // Created empty and made durable in the directory here, not on the
       // writer's path at a freeze. An empty segment replays nothing: open

@@ -74,6 +74,15 @@ class WritableFile {
   /// touching the buffer: safe while another thread appends and flushes (the
   /// WAL's group commit syncs outside the writers' lock this way).
   virtual void sync_flushed() = 0;
+  /// Has the OS write the bytes of [offset, offset + length) it holds to
+  /// the device, and waits for that, without making anything durable (no
+  /// device cache flush, no metadata: sync() is still what makes bytes
+  /// durable); a later sync() then has little left to write. Safe while
+  /// another thread writes. Default: nothing.
+  virtual void write_back(std::uint64_t offset, std::uint64_t length) {
+    (void)offset;
+    (void)length;
+  }
   /// flush() and release the handle; idempotent.
   virtual void close() = 0;
   /// Bytes appended so far, including the file's length when opened (after
@@ -229,6 +238,16 @@ class PosixWritableFile final : public WritableFile {
     if (::close(fd) != 0) throw_io("close", path_, errno);
   }
   std::uint64_t size() const override { return size_; }
+  void write_back(std::uint64_t offset, std::uint64_t length) override {
+#if defined(__linux__)
+    if (fd_ >= 0 && length > 0)
+      (void)::sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(length),
+                              SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+#else
+    (void)offset;
+    (void)length;
+#endif
+  }
   std::unique_ptr<WritableMap> map(std::uint64_t length) override;
   bool write_at(std::uint64_t offset, std::string_view data) override {
     if (!positional_) return false;  // O_APPEND: Linux pwrite() would append regardless of offset

@@ -325,6 +325,26 @@ class WalWriter {
     allocated_ = std::max(allocated_, end);
     flushed_.store(end);
   }
+  /// Where the pages append() gave back end (it does so each MiB): bytes
+  /// before it are in no page this process maps. Call under the append
+  /// serialisation.
+  std::uint64_t released() const { return released_; }
+  /// Whether records are being written through a map (call under the
+  /// append serialisation).
+  bool mapping() const { return map_ != nullptr; }
+  /// Writes the records before `end` (from released()) to the device, not
+  /// yet durable (WritableFile::write_back), each byte once: a later sync()
+  /// or seal() then has little left to write. Pages no longer mapped are
+  /// written without a write-protect of each in the writer's page tables,
+  /// where a sync of pages still mapped costs a TLB flush on every core the
+  /// process runs on (an interrupt each, on a virtual machine) and a fault
+  /// at the writer's next store to the page. Safe while another thread
+  /// appends.
+  void write_back(std::uint64_t end) {
+    if (broken_.load() || end <= written_back_.load()) return;
+    const std::uint64_t from = written_back_.exchange(end);
+    if (end > from) file_->write_back(from, end - from);
+  }
   /// Makes every record appended before the call durable. Safe to call while
   /// another thread appends (records appended meanwhile may or may not be
   /// covered).
@@ -344,8 +364,10 @@ class WalWriter {
   /// to a segment that is synced and holds no zeros (e.g. one never written).
   void seal() {
     refuse_if_broken();  // its final sync below would sync a handle a write failed on
+    // Unmapped first: nothing may store past the end about to be cut, and
+    // the sync then finds no page mapped (see write_back()).
+    map_.reset();
     if (durable_.load() < flushed_.load()) sync();
-    map_.reset();  // nothing may store past the end about to be cut
     if (allocated_ > logical_) {
       fs_->truncate(path_, logical_);
       allocated_ = logical_;
@@ -414,6 +436,7 @@ class WalWriter {
   std::unique_ptr<WritableMap> map_;  ///< the file mapped, when it can be (see mapped())
   bool map_ok_;                       ///< mapping wanted, and file_->map() has not refused
   std::uint64_t released_ = 0;        ///< bytes of the map before this given back (WritableMap::release)
+  std::atomic<std::uint64_t> written_back_{0};  ///< write_back() asked for the bytes before this
   bool in_place_ = false;        ///< records go in place, ahead of them written zeros
   bool prepared_ = false;        ///< prepare() made the preallocated length durable
   std::uint64_t logical_ = 0;    ///< end of the last record (append serialisation)
