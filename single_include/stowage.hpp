@@ -10804,12 +10804,13 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
     for (bool newest = !from_buffer; k > 0 && live[tree[0]] && keys[tree[0]] == best; newest = false) {
       const std::size_t i = tree[0];
       RunReader& r = rs[i];
+      const bool erased = r.tombstone();
       if (newest) {
-        tombstone = r.tombstone();
+        tombstone = erased;
         value = r.value();
         seq = r.seq();
       }
-      meet(!r.tombstone(), !r.uncounted());
+      meet(!erased, !r.uncounted());
       r.next(&held);  // best and value may view the block it leaves
       live[i] = r.valid() ? 1 : 0;
       if (live[i]) keys[i] = r.key();
