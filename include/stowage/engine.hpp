@@ -24,11 +24,14 @@
 //          an open): the writer seals that one.
 //   flush (background thread): seal the segment the freeze left (synced,
 //          its zeros cut off: before any later segment is synced, which
-//          recovery relies on, see judge_wal_end in wal.hpp), write the
+//          recovery relies on, see judge_wal_end in wal.hpp) and make the
+//          next freeze's segment, on a helper thread, while it writes the
 //          frozen buffer as one new level-0 file (records whose presence
 //          below is unknown flagged uncounted: docs/format.md, "The live
-//          count"), record it in a new MANIFEST, install the new Version,
-//          drop the WAL segments it covered. Never reads or rewrites a chunk.
+//          count"); then record the file in a new MANIFEST and install the
+//          new Version. The writer may freeze again from there; the flush
+//          thread then drops the WAL segments the flush covered. Never
+//          reads or rewrites a chunk.
 //   compaction (another background thread): merge level-0 runs into the
 //          base level, or a file of an over-full level into the level below
 //          (compaction.hpp picks); tombstones are dropped where no older
@@ -140,6 +143,13 @@ inline constexpr std::uint64_t kBaseFlushes = 2;
 /// of a 4M-record fill on two cores (2 ms: over), and the longest put under
 /// 10 ms with the few ms a busy machine adds to a timed wait (5 ms: over).
 inline constexpr std::chrono::milliseconds kFlushWaitSlice{4};
+/// With detail::kL0Slowdown level-0 runs or more (and fewer than
+/// detail::kL0Stop), a commit sleeps this long whenever the writer has
+/// worked a share of it since the last such sleep (all of it at
+/// kL0Slowdown runs, less with each run more). One sleep a millisecond
+/// per commit kept the writer idle while compaction used one core of two;
+/// a slice of this length slows under a thousandth of the puts.
+inline constexpr std::chrono::milliseconds kL0SlowdownSlice{4};
 /// Most WAL segments an open leaves live; past it, open checkpoints the
 /// replayed writes (see Options::checkpoint_on_close).
 inline constexpr std::size_t kMaxWalSegments = 8;
@@ -1320,7 +1330,7 @@ class Engine {
     if (n > 1) undo.reserve(n);
     BeforeRef before_ref{[](void* ctx) { (*static_cast<std::remove_reference_t<Before>*>(ctx))(); },
                          const_cast<void*>(static_cast<const void*>(&before))};
-    throttle();
+    const bool slowed = throttle();
     bool need_freeze;
     if (opt_.durability == Durability::sync) {
       need_freeze = commit_synced(payload, ops, n, before_ref, &undo);
@@ -1342,7 +1352,7 @@ class Engine {
       need_freeze = over_limits();
       if (wal_->size() >= wal_sync_at_) request_wal_sync();
     }
-    if (need_freeze) maybe_freeze();
+    if (need_freeze) maybe_freeze(slowed);
   }
 
   // Applies one commit's ops (sequences first, first + 1, ...) to wb_, all
@@ -1387,9 +1397,10 @@ class Engine {
   }
 
   // Back-pressure, before a commit takes any store mutex: with many level-0
-  // runs waiting for compaction, each commit sleeps a little; with more, it
-  // waits for compaction. Counted in Stats.
-  void throttle();
+  // runs waiting for compaction, the writer sleeps a slice now and then
+  // (kL0SlowdownSlice); with more, it waits for compaction. Counted in
+  // Stats. Returns whether this commit slept or waited.
+  bool throttle();
   // Counts one slowed commit that waited since start (Stats).
   void count_slowdown(std::chrono::steady_clock::time_point start) {
     slowdowns_.fetch_add(1, std::memory_order_relaxed);
@@ -1398,10 +1409,11 @@ class Engine {
                                                             .count()),
                              std::memory_order_relaxed);
   }
-  // Waits until no flush is pending (or the store failed).
+  // Waits until no flush is pending and the last one's tail is done (see
+  // flush_loop), or the store failed.
   void wait_for_flush() {
     std::unique_lock g(bg_mu_);
-    done_cv_.wait(g, [&] { return !flush_pending_ || failed_.load(); });
+    done_cv_.wait(g, [&] { return (!flush_pending_ && !flush_tail_) || failed_.load(); });
   }
   // Makes the default keyspace's chunks in manifest_ the current Version,
   // with its live count. Open and migration only (no background thread runs).
@@ -1415,8 +1427,10 @@ class Engine {
 
   // After a commit found the buffer over its limit: freezes it, unless a
   // flush is still running; then the writer goes on, and waits only when the
-  // active buffer has used the whole budget.
-  void maybe_freeze();
+  // active buffer has used the whole budget. A commit that throttle()
+  // already slowed waits no slice here (two slices in one put made the
+  // longest puts 12 to 14 ms), only past the hard limit.
+  void maybe_freeze(bool slowed = false);
 
   // Freezes wb_ into imm_ and wakes the flush thread. Needs write_mu_,
   // and sync_mu_ too when wal_ is not prepared(); imm_ must be empty.
@@ -1456,6 +1470,21 @@ class Engine {
   }
   // The flush thread's small jobs: the WAL synced, the next segment created.
   void background_wal_work() noexcept;
+  // Creates the segment the next freeze takes (spare_wal_), unless there is
+  // one or the store is closing (a closing store takes no next segment):
+  // empty, prepared and durable in the directory, here and not on the
+  // writer's path at a freeze. An empty segment replays nothing: open drops
+  // one left at the end by a crash.
+  void make_spare_wal() {
+    {
+      std::lock_guard w(write_mu_);
+      if (spare_wal_ || closing_.load()) return;
+    }
+    auto spare = new_wal_segment(next_file_++);
+    spare->prepare();  // its zeros durable: it may be left for a background seal (judge_wal_end)
+    std::lock_guard w(write_mu_);
+    if (!spare_wal_) spare_wal_ = std::move(spare);
+  }
 
   // Freezes the buffer (after the running flush) and waits until it is
   // flushed. For checkpoint() and close().
@@ -1463,7 +1492,9 @@ class Engine {
 
   // The flush thread: flushes each frozen buffer (see the top of the file).
   void flush_loop() noexcept;
-  void run_flush();
+  // Flushes imm_ into a level-0 run and installs it; returns the WAL
+  // segments the manifest no longer needs (flush_loop removes them).
+  std::vector<std::uint64_t> run_flush();
 
   // The compaction thread: runs what pick_compaction() finds due.
   void compact_loop() noexcept;
@@ -1660,6 +1691,8 @@ class Engine {
   std::atomic<std::uint64_t> bytes_compacted_{0};
   std::atomic<std::uint64_t> slowdowns_{0};     // commits slowed or stopped by back-pressure
   std::atomic<std::uint64_t> slowed_micros_{0};  // time they waited
+  // When the last commit slowed by level-0 runs went on (steady_clock ticks; throttle()).
+  std::atomic<std::int64_t> throttle_resumed_{0};
   mutable std::atomic<std::uint64_t> count_micros_{0};  // time spent resolving uncounted records
   std::atomic<std::size_t> l0_runs_{0};
   std::atomic<std::uint64_t> flush_bytes_{0};  // bytes a flush writes (a moving average)
@@ -1669,6 +1702,7 @@ class Engine {
   std::condition_variable bg_cv_;            // wakes the threads
   mutable std::condition_variable done_cv_;  // wakes writers and waiters: a flush or compaction finished
   bool flush_pending_ = false;               // bg_mu_: imm_ waits for the flush thread
+  bool flush_tail_ = false;                  // bg_mu_: the flush thread finishes the last flush (flush_loop)
   bool wal_sync_pending_ = false;            // bg_mu_: the flush thread should sync the WAL
   bool stop_ = false;                        // bg_mu_
   std::atomic<bool> closing_{false};         // close() began: no next WAL segment is made ahead, no file removed
@@ -2271,19 +2305,31 @@ auto Engine<Compression, Eviction, Lock>::install(detail::Manifest m, std::share
 }
 
 template <class Compression, class Eviction, class Lock>
-auto Engine<Compression, Eviction, Lock>::throttle() -> void {
+auto Engine<Compression, Eviction, Lock>::throttle() -> bool {
   const std::size_t runs = l0_runs_.load(std::memory_order_relaxed);
   // Without background compaction nothing would ever lower the count: the
   // user compacts when they choose.
-  if (runs < detail::kL0Slowdown || !opt_.auto_compaction) return;
+  if (runs < detail::kL0Slowdown || !opt_.auto_compaction) return false;
   const auto start = std::chrono::steady_clock::now();
   if (runs >= detail::kL0Stop) {
     std::unique_lock g(bg_mu_);
     done_cv_.wait(g, [&] { return l0_runs_.load() < detail::kL0Stop || failed_.load() || closed_.load() || stop_; });
   } else {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    // A duty cycle: after each slice asleep the writer works for a share of
+    // a slice, the smaller the nearer the runs are to kL0Stop (a whole
+    // slice at kL0Slowdown runs, 1/16 of one at kL0Stop - 1).
+    const auto since = start.time_since_epoch().count() - throttle_resumed_.load(std::memory_order_relaxed);
+    const auto slice = std::chrono::duration_cast<std::chrono::steady_clock::duration>(kL0SlowdownSlice).count();
+    const auto left = static_cast<std::int64_t>(detail::kL0Stop - runs);
+    if (since < slice * left / static_cast<std::int64_t>(detail::kL0Stop - detail::kL0Slowdown)) return false;
+    std::unique_lock g(bg_mu_);  // woken early when a compaction brings the runs under kL0Slowdown
+    done_cv_.wait_for(g, kL0SlowdownSlice, [&] {
+      return l0_runs_.load() < detail::kL0Slowdown || failed_.load() || closed_.load() || stop_;
+    });
   }
+  throttle_resumed_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
   count_slowdown(start);
+  return true;
 }
 
 template <class Compression, class Eviction, class Lock>
@@ -2332,7 +2378,7 @@ auto Engine<Compression, Eviction, Lock>::freeze_locked() -> void {
 }
 
 template <class Compression, class Eviction, class Lock>
-auto Engine<Compression, Eviction, Lock>::maybe_freeze() -> void {
+auto Engine<Compression, Eviction, Lock>::maybe_freeze(bool slowed) -> void {
   for (bool hard = false, take_sync = false;;) {
     {
       // Not sync_mu_: a background WAL sync holds it through an fsync.
@@ -2371,6 +2417,7 @@ auto Engine<Compression, Eviction, Lock>::maybe_freeze() -> void {
       // buffer left is frozen large, and the buffer after it must not wait
       // for that whole flush as soon as it is half full.
       hard = wb_.bytes() >= wb_limit_ / 2 + wb_limit_ / 4;
+      if (slowed && !hard) return;
     }
     // The budget is used: each commit now waits a slice for the flush, so
     // the writer slows to a trickle (the buffer overshoots by a few records
@@ -2434,20 +2481,42 @@ auto Engine<Compression, Eviction, Lock>::flush_loop() noexcept -> void {
     }
     if (wal_work) background_wal_work();
     if (!flush) continue;
+    std::vector<std::uint64_t> drop;
     try {
-      run_flush();
+      drop = run_flush();
     } catch (...) {
       fail(std::current_exception());
     }
-    background_wal_work();  // the next freeze's segment, made ahead
+    // The writer may freeze again from here (the next segment is made);
+    // what is left is no business of its: the old WAL segments removed,
+    // the WAL written back, obsolete chunk files deleted. Callers that wait
+    // for the whole flush (wait_for_flush) wait for that too.
     {
       std::lock_guard g(bg_mu_);
       flush_pending_ = false;
+      flush_tail_ = true;
       ++bg_epoch_;
     }
     bg_cv_.notify_all();
     done_cv_.notify_all();
+    // A closing store leaves the segments to the next open, which removes
+    // them after it returned (a close then waits for no removal); so does
+    // a crash before the removal (they are older than the manifest's WAL).
+    if (!closing_.load() && !drop.empty()) {
+      try {
+        for (auto seg : drop) fs_->remove(dir_ / detail::wal_file_name(seg));
+        fs_->sync_dir(dir_);
+      } catch (...) {
+        fail(std::current_exception());
+      }
+    }
+    background_wal_work();
     drop_obsolete_files();
+    {
+      std::lock_guard g(bg_mu_);
+      flush_tail_ = false;
+    }
+    done_cv_.notify_all();
   }
 }
 
@@ -2456,12 +2525,10 @@ auto Engine<Compression, Eviction, Lock>::background_wal_work() noexcept -> void
   if (failed_.load() || closed_.load()) return;
   try {
     std::uint64_t seq, released = 0;
-    bool need_spare;
     std::shared_ptr<detail::WalWriter> mapped;
     {
       std::lock_guard w(write_mu_);
       seq = last_seq_;
-      need_spare = !spare_wal_ && !closing_.load();  // a closing store takes no next segment
       if (wal_ && wal_->mapping()) {
         mapped = wal_;
         released = wal_->released();
@@ -2478,15 +2545,7 @@ auto Engine<Compression, Eviction, Lock>::background_wal_work() noexcept -> void
       else
         sync_up_to(seq);
     }
-    if (need_spare) {
-      // Created empty and made durable in the directory here, not on the
-      // writer's path at a freeze. An empty segment replays nothing: open
-      // drops one left at the end by a crash.
-      auto spare = new_wal_segment(next_file_++);
-      spare->prepare();  // its zeros durable: it may be left for a background seal (judge_wal_end)
-      std::lock_guard w(write_mu_);
-      if (!spare_wal_) spare_wal_ = std::move(spare);
-    }
+    make_spare_wal();
   } catch (...) {
     // As any background I/O failure: the store fails (the next freeze
     // would need the segment anyway), and the next caller that waits on
@@ -2496,12 +2555,15 @@ auto Engine<Compression, Eviction, Lock>::background_wal_work() noexcept -> void
 }
 
 template <class Compression, class Eviction, class Lock>
-auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
-  // The segment the freeze left, before anything else: until it is sealed
-  // no later segment may be synced (a sync waits for it). The flush a close
-  // waits for seals it on a thread of its own while it writes the files
-  // (a seal is mostly fsyncs), and waits for the seal before the manifest
-  // names them; writing chunk files syncs no WAL segment.
+auto Engine<Compression, Eviction, Lock>::run_flush() -> std::vector<std::uint64_t> {
+  // The segment the freeze left: until it is sealed no later segment may
+  // be synced (a sync waits for it). A thread of its own seals it while
+  // this one writes the files (a seal is mostly fsyncs, the files mostly
+  // compression), then makes the segment the next freeze takes (also
+  // mostly fsyncs); the manifest names the files only after both. Writing
+  // chunk files syncs no WAL segment. Done one after the other, the two
+  // took 5 to 20 ms of each 35 to 75 ms flush of a 4M-record fill, time the
+  // writer spent waiting for the flush.
   using Clock = std::chrono::steady_clock;
   const auto began = Clock::now();
   std::thread sealer;
@@ -2510,10 +2572,11 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
   const auto seal = [&] {
     try {
       seal_frozen_wal();
+      seal_time = Clock::now() - began;
+      make_spare_wal();
     } catch (...) {
       seal_error = std::current_exception();
     }
-    seal_time = Clock::now() - began;
   };
   struct JoinSealer {
     std::thread& t;
@@ -2521,13 +2584,9 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
       if (t.joinable()) t.join();
     }
   } join_sealer{sealer};
-  if (closing_.load()) {
-    try {
-      sealer = std::thread(seal);
-    } catch (...) {  // no thread to be had (system_error, bad_alloc): seal first, as any flush
-      seal();
-    }
-  } else {
+  try {
+    sealer = std::thread(seal);
+  } catch (...) {  // no thread to be had (system_error, bad_alloc): seal first
     seal();
   }
   if (!sealer.joinable() && seal_error) std::rethrow_exception(seal_error);
@@ -2636,12 +2695,6 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
     wal_segments_ = std::move(keep);
     wal_closed_bytes_ = 0;
   }
-  // A closing store leaves them to the next open, which removes them after
-  // it returned (a close then waits for no removal).
-  if (!closing_.load()) {
-    for (auto seg : drop) fs_->remove(dir_ / detail::wal_file_name(seg));
-    fs_->sync_dir(dir_);
-  }
   const auto done = Clock::now();
   const auto ms = [](auto a, auto b) {
     return std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(b - a).count() / 1000.0).substr(0, 5);
@@ -2652,8 +2705,8 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> void {
                           (n == 1 ? std::string() : " (" + std::to_string(n) + " files written in parallel)") +
                           " in " + ms(began, done) + " ms (WAL seal " +
                           ms(began, began + seal_time) + ", write " + ms(started, written) + ", file sync " +
-                          ms(written, synced) + ", manifest " + ms(synced, installed) + ", WAL drop " +
-                          ms(installed, done) + ")");
+                          ms(written, synced) + ", manifest " + ms(synced, installed) + ")");
+  return drop;
 }
 
 template <class Compression, class Eviction, class Lock>
