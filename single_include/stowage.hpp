@@ -2259,11 +2259,14 @@ inline std::optional<std::uint64_t> parse_chunk_file_name(std::string_view name)
 //          an open): the writer seals that one.
 //   flush (background thread): seal the segment the freeze left (synced,
 //          its zeros cut off: before any later segment is synced, which
-//          recovery relies on, see judge_wal_end in wal.hpp), write the
+//          recovery relies on, see judge_wal_end in wal.hpp) and make the
+//          next freeze's segment, on a helper thread, while it writes the
 //          frozen buffer as one new level-0 file (records whose presence
 //          below is unknown flagged uncounted: docs/format.md, "The live
-//          count"), record it in a new MANIFEST, install the new Version,
-//          drop the WAL segments it covered. Never reads or rewrites a chunk.
+//          count"); then record the file in a new MANIFEST and install the
+//          new Version. The writer may freeze again from there; the flush
+//          thread then drops the WAL segments the flush covered. Never
+//          reads or rewrites a chunk.
 //   compaction (another background thread): merge level-0 runs into the
 //          base level, or a file of an over-full level into the level below
 //          (compaction.hpp picks); tombstones are dropped where no older
