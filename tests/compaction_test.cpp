@@ -374,11 +374,15 @@ TEST_CASE("the background threads are named and joined at close", "[compaction]"
     // passed their start.
     REQUIRE(db.stats().compactions > 0);
     const auto running = names();
-    CHECK(running.count("stowage-flush") == 1);
+    // A flush seals the WAL on a helper thread ("stowage-seal"), which bears
+    // the flush thread's name for the moment before it names itself.
+    CHECK(running.count("stowage-flush") >= 1);
+    CHECK(running.count("stowage-flush") + running.count("stowage-seal") <= 2);
     CHECK(running.count("stowage-compact") == 1);
     db.close();
     const auto closed = names();
     CHECK(closed.count("stowage-flush") == 0);
+    CHECK(closed.count("stowage-seal") == 0);
     CHECK(closed.count("stowage-compact") == 0);
   }
   Store db(dir.path(), tiny_quiet());

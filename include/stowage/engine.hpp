@@ -2585,7 +2585,10 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> std::vector<std::uint64
     }
   } join_sealer{sealer};
   try {
-    sealer = std::thread(seal);
+    sealer = std::thread([&seal] {
+      detail::name_this_thread("stowage-seal");  // else it bears the flush thread's name
+      seal();
+    });
   } catch (...) {  // no thread to be had (system_error, bad_alloc): seal first
     seal();
   }
