@@ -135,13 +135,18 @@ struct Options {
   std::size_t chunk_bytes = std::size_t{4} << 20;
   /// See Durability.
   Durability durability = Durability::none;
-  /// How long open waits for another process's lock (ProcessLock only; the
-  /// other Lock policies fail at once with LockError).
+  /// How long open waits for the store's LOCK while another process, or
+  /// another Storage of this process, holds it in a conflicting mode (a
+  /// writer, or readers when this open writes), whatever the Lock policy;
+  /// then LockError. 0 fails at once.
   std::chrono::milliseconds lock_timeout{5000};
   /// Create the directory and an empty store when none exists.
   bool create_if_missing = true;
   /// Open for reading only: writes throw ValidationError and nothing on disk
-  /// changes (the WAL is replayed into memory).
+  /// changes (the WAL is replayed into memory). The LOCK is taken shared, so
+  /// any number of read_only opens, in this process and others, hold the
+  /// store at once; a writable open waits for all of them to close (and
+  /// they for it), up to lock_timeout.
   bool read_only = false;
   /// Target size of a block inside a chunk (the unit of caching, checksum and
   /// compression).
@@ -341,7 +346,7 @@ struct RecordTypes {
   std::string serializer;
   /// KeyCodec<Key>::name(): the order the encoded keys are in.
   std::string key_order;
-  /// type_description<Value>() ("" when unknown).
+  /// describe_value<Serializer, Value>() ("" when unknown).
   std::string value_type;
   /// value_version<Value>: the schema version values are written at.
   unsigned value_version = 0;
@@ -350,6 +355,38 @@ struct RecordTypes {
   void (*check_key)(std::string_view encoded) = nullptr;
   /// The key for messages, decoded when that reads well; nullptr: hex.
   std::string (*describe_key)(std::string_view encoded) = nullptr;
+};
+
+/// What a read-modify-write's decide function chose (Engine::read_modify_write).
+enum class WriteDecision {
+  keep,   ///< write nothing
+  put,    ///< store the value decide wrote into its second argument
+  erase,  ///< remove the key
+};
+
+/// What Engine::read_modify_write did.
+struct ReadModifyWrite {
+  bool existed = false;                          ///< the key was stored when decide last ran
+  WriteDecision decision = WriteDecision::keep;  ///< what was committed (keep: nothing)
+};
+
+/// A decide function for Engine::read_modify_write, by reference: called as
+/// decide(current value bytes or nullptr, the new value to fill). It does
+/// not own the callable, which must outlive the call it is passed to.
+class DecideRef {
+ public:
+  /// Refers to f, callable as WriteDecision(const std::string*, std::string&).
+  template <class F>
+  explicit DecideRef(F& f)
+      : ctx_(static_cast<void*>(&f)), fn_([](void* ctx, const std::string* current, std::string& next) {
+          return static_cast<WriteDecision>((*static_cast<F*>(ctx))(current, next));
+        }) {}
+  /// Calls the callable.
+  WriteDecision operator()(const std::string* current, std::string& next) const { return fn_(ctx_, current, next); }
+
+ private:
+  void* ctx_;
+  WriteDecision (*fn_)(void*, const std::string*, std::string&);
 };
 
 /// Engine<Compression, Eviction, Lock> behind a pointer, with the same
@@ -379,6 +416,10 @@ class EngineHandle {
   void check_value_size(std::size_t bytes) const;
   /// Engine::put.
   void put(std::string_view key, std::string_view value);
+  /// Engine::read_modify_write.
+  ReadModifyWrite read_modify_write(std::string_view key, DecideRef decide);
+  /// Engine::erase_batch.
+  void erase_batch(const std::vector<std::string>& keys);
   /// Engine::erase.
   bool erase(std::string_view key);
   /// Engine::discard.
@@ -431,8 +472,9 @@ class EngineHandle {
    public:
     /// A cursor at the end.
     Cursor() noexcept;
-    /// Engine::Cursor(e, from, to) over h's engine.
-    Cursor(const EngineHandle* h, std::optional<std::string> from, std::optional<std::string> to);
+    /// Engine::Cursor(e, from, to, reverse) over h's engine.
+    Cursor(const EngineHandle* h, std::optional<std::string> from, std::optional<std::string> to,
+           bool reverse = false);
     /// A copy at the same position (see Engine::Cursor).
     Cursor(const Cursor& other);
     /// Takes over other's position; other may only be assigned to or destroyed.
@@ -1018,6 +1060,110 @@ std::string key_name() {
   }
 }
 
+// ---- Key prefixes (Storage::scan_prefix, count_prefix) --------------------
+
+namespace detail::key {
+/// How a P encodes as a prefix of Key's encoding; ok is false when P is not
+/// a prefix scan_prefix accepts for Key.
+template <class Key, class P>
+struct PrefixCodec {
+  static constexpr bool ok = false;
+};
+/// A std::string key and string bytes: the keys that start with them.
+template <class P>
+  requires std::is_convertible_v<const P&, std::string_view>
+struct PrefixCodec<std::string, P> {
+  static constexpr bool ok = true;
+  /// The escaped bytes, without the terminator.
+  static void encode(const P& prefix, std::string& out) {
+    const std::string_view v = prefix;
+    for (const char c : v) {
+      out.push_back(c);
+      if (c == '\0') out.push_back('\xff');
+    }
+  }
+};
+template <class T>
+inline constexpr bool is_tuple = false;
+template <class... E>
+inline constexpr bool is_tuple<std::tuple<E...>> = true;
+// Encodes the first sizeof...(F) elements of a key whose elements are E...
+template <class... E>
+struct LeadingElements {
+  template <class... F>
+  static constexpr bool accepts() {
+    if constexpr (sizeof...(F) == 0 || sizeof...(F) > sizeof...(E)) {
+      return false;
+    } else {
+      return []<std::size_t... I>(std::index_sequence<I...>) {
+        return (std::is_convertible_v<const F&, std::tuple_element_t<I, std::tuple<E...>>> && ...);
+      }(std::index_sequence_for<F...>{});
+    }
+  }
+  template <class... F>
+  static void encode(const std::tuple<F...>& prefix, std::string& out) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (KeyCodec<std::tuple_element_t<I, std::tuple<E...>>>::encode(
+           static_cast<std::tuple_element_t<I, std::tuple<E...>>>(std::get<I>(prefix)), out),
+       ...);
+    }(std::index_sequence_for<F...>{});
+  }
+};
+/// A tuple or pair key and a std::tuple of its first elements (or their
+/// first element alone): the keys whose leading elements equal them.
+template <class... E, class P>
+  requires(!is_tuple<P> && LeadingElements<E...>::template accepts<P>())
+struct PrefixCodec<std::tuple<E...>, P> {
+  static constexpr bool ok = true;
+  static void encode(const P& prefix, std::string& out) { LeadingElements<E...>::encode(std::tuple<const P&>(prefix), out); }
+};
+template <class... E, class... F>
+  requires(LeadingElements<E...>::template accepts<F...>())
+struct PrefixCodec<std::tuple<E...>, std::tuple<F...>> {
+  static constexpr bool ok = true;
+  static void encode(const std::tuple<F...>& prefix, std::string& out) { LeadingElements<E...>::encode(prefix, out); }
+};
+template <class A, class B, class P>
+  requires(!is_tuple<P> && LeadingElements<A, B>::template accepts<P>())
+struct PrefixCodec<std::pair<A, B>, P> {
+  static constexpr bool ok = true;
+  static void encode(const P& prefix, std::string& out) { LeadingElements<A, B>::encode(std::tuple<const P&>(prefix), out); }
+};
+template <class A, class B, class... F>
+  requires(LeadingElements<A, B>::template accepts<F...>())
+struct PrefixCodec<std::pair<A, B>, std::tuple<F...>> {
+  static constexpr bool ok = true;
+  static void encode(const std::tuple<F...>& prefix, std::string& out) { LeadingElements<A, B>::encode(prefix, out); }
+};
+}  // namespace detail::key
+
+/// True when P is a prefix of Key that scan_prefix and count_prefix accept:
+/// string bytes for a std::string key (the keys that start with them); for
+/// a std::pair or std::tuple key, its first element or a std::tuple of its
+/// first elements (the keys whose leading elements equal them).
+template <class Key, class P>
+concept KeyPrefix = detail::key::PrefixCodec<Key, std::remove_cvref_t<P>>::ok;
+
+/// The encoding every key with `prefix` starts with (see KeyPrefix); no
+/// other key's encoding starts with it.
+template <class Key, class P>
+  requires KeyPrefix<Key, P>
+std::string encode_key_prefix(const P& prefix) {
+  std::string out;
+  detail::key::PrefixCodec<Key, std::remove_cvref_t<P>>::encode(prefix, out);
+  return out;
+}
+
+/// The smallest byte string above every string that starts with `prefix`
+/// (in memcmp order), or std::nullopt when there is none (an empty prefix,
+/// or one of only 0xFF bytes).
+inline std::optional<std::string> prefix_end(std::string prefix) {
+  while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xff) prefix.pop_back();
+  if (prefix.empty()) return std::nullopt;
+  prefix.back() = static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);
+  return prefix;
+}
+
 }  // namespace stowage
 // ---- end stowage/key_codec.hpp ----
 // ---- begin stowage/serializer.hpp ----
@@ -1326,6 +1472,33 @@ concept SerializerFor = requires(const T& value, std::string& out, std::string_v
   { S::template deserialize<T>(in) } -> std::same_as<T>;
 };
 
+/// Optional for a Serializer: `template <class T> static std::string describe();`
+/// returns the description of T the store records in its manifest as the
+/// value type (and that a typed migration step records for its Old and New).
+/// Opening a store whose recorded description differs, at the same schema
+/// version, is a MigrationError naming both, so the string should change
+/// whenever the encoding of T does ("my-format:point{x:i32,y:i32}" say).
+/// The string is recorded verbatim; an empty one records the type as unknown,
+/// which turns that check off. Without the hook, describe_value<S, T>() uses
+/// type_description<T>() when BinarySerializer's rules can describe T, else
+/// S::id() and value_type_name<T>.
+template <class S, class T>
+concept SerializerDescribes = requires {
+  { S::template describe<T>() } -> std::convertible_to<std::string>;
+};
+
+/// The name a user gives a value type that neither its Serializer (no
+/// SerializerDescribes hook) nor BinarySerializer's rules (no serialize
+/// member, no ValueCodec, not a standard type) can describe, e.g. a plain
+/// struct stored through a user Serializer. Specialise it inside namespace
+/// stowage, before the first Storage of that type:
+///   template <> inline constexpr std::string_view value_type_name<Plain> = "plain-v1";
+/// The manifest then records "<S::id()>:<name>" ("text-1:plain-v1"); change
+/// the name when the encoding changes. Empty (the default): no name given.
+/// Types the rules can describe keep type_description<T>() and ignore it.
+template <class T>
+inline constexpr std::string_view value_type_name{};
+
 /// Optional for a Serializer: S::deserialize_into<T>(bytes, out) decodes like
 /// deserialize<T>(bytes) but into an existing object, reusing its memory;
 /// scans use it when present (BinarySerializer has it).
@@ -1472,6 +1645,31 @@ inline constexpr Kind kind_v = kind_of<std::remove_cv_t<T>>();
 /// The type a name-value wrapper holds.
 template <class W>
 using wrapped_t = std::remove_cvref_t<decltype(std::declval<const W&>().const_value())>;
+
+/// True when describe<T>() (type_description<T>()) compiles: T and every type
+/// it is made of have a Kind, and user objects are default-constructible
+/// (the fields a serialize member names are not looked at).
+template <class T>
+constexpr bool describable() {
+  constexpr Kind k = kind_v<T>;
+  if constexpr (k == Kind::none)
+    return false;
+  else if constexpr (k == Kind::vector || k == Kind::set || k == Kind::array || k == Kind::optional)
+    return describable<typename T::value_type>();
+  else if constexpr (k == Kind::map)
+    return describable<typename T::key_type>() && describable<typename T::mapped_type>();
+  else if constexpr (k == Kind::pair)
+    return describable<typename T::first_type>() && describable<typename T::second_type>();
+  else if constexpr (k == Kind::tuple || k == Kind::variant)
+    return []<template <class...> class Tpl, class... E>(Tpl<E...>*) { return (true && ... && describable<E>()); }(
+        static_cast<T*>(nullptr));
+  else if constexpr (k == Kind::wrapper)
+    return describable<wrapped_t<T>>();
+  else if constexpr (k == Kind::object)
+    return std::is_default_constructible_v<T>;
+  else  // codecs, scalars, enums, strings, unit
+    return true;
+}
 
 /// Fewest bytes any value of T encodes to (containers check counts against it).
 template <class T>
@@ -2150,6 +2348,35 @@ std::string type_description() {
   return detail::value::describe<T>(stack);
 }
 
+/// The value type description a store using Serializer S records for Value
+/// (RecordTypes::value_type, and a typed migration step's from/to type), the
+/// one place that chooses it:
+///   1. S::describe<Value>() when S has that hook (SerializerDescribes);
+///   2. else type_description<Value>() when BinarySerializer's rules can
+///      describe Value (so every store that opened before the hook existed
+///      records, and is checked against, the very same string);
+///   3. else "<S::id()>:<value_type_name<Value>>" when the user named Value;
+///   4. else a compile error saying to add one of the two.
+template <class S, class Value>
+std::string describe_value() {
+  if constexpr (SerializerDescribes<S, Value>) {
+    return std::string(S::template describe<Value>());
+  } else if constexpr (detail::value::describable<Value>()) {
+    return type_description<Value>();
+  } else if constexpr (!value_type_name<Value>.empty()) {
+    return std::string(S::id()) + ":" + std::string(value_type_name<Value>);
+  } else {
+    static_assert(detail::value::always_false<Value>,
+                  "stowage: the store cannot describe Value for its manifest: the Serializer has no describe hook "
+                  "and BinarySerializer's rules cannot describe Value (no serialize member, no "
+                  "stowage::ValueCodec<Value>); add `template <class T> static std::string describe();` to the "
+                  "Serializer, or name the type inside namespace stowage: `template <> inline constexpr "
+                  "std::string_view value_type_name<Value> = \"my-type-v1\";` (see the 'required from' lines "
+                  "for Value)");
+    return {};
+  }
+}
+
 }  // namespace stowage
 // ---- end stowage/serializer.hpp ----
 // ---- begin stowage/storage.hpp ----
@@ -2164,6 +2391,7 @@ std::string type_description() {
 #include <cstddef>
 #include <filesystem>
 #include <iterator>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -6219,7 +6447,7 @@ inline constexpr std::uint64_t kManifestMaxBytes = std::uint64_t{1} << 30;
 struct KeyspaceState {
   std::string name;
   std::string key_order;             ///< KeyCodec<Key>::name()
-  std::string value_type;            ///< type_description<Value>(); empty when unknown
+  std::string value_type;            ///< describe_value<Serializer, Value>(); empty when unknown
   std::uint32_t schema_version = 0;  ///< value_version<Value> the records are written at
   /// What its chunks' counted records add to the live record count (format
   /// 4: may be below zero while records it hides are uncounted; format 3:
@@ -6785,15 +7013,18 @@ inline std::optional<CompactionPick> pick_compaction(const Version& v, const Lev
 // ---- begin stowage/lock.hpp ----
 // lock.hpp: the Lock policies, which choose the in-process threading model.
 // Whatever the policy, every open also takes the store's LOCK file
-// exclusively (file_lock.hpp): a second process never shares a store.
+// (file_lock.hpp): exclusively when writable, shared when read_only, so any
+// number of read_only opens (in any processes) share a store and a writable
+// one has it to itself. Every open waits up to Options::lock_timeout for a
+// conflicting holder (another process, or another Storage of this process)
+// before giving LockError; a lock_timeout of 0 fails at once.
 //
 //  - NoLock: one thread uses the store; no synchronisation between user
 //    threads (the engine still synchronises with its own background flush
 //    and compaction threads, with an internal mutex).
-//  - ThreadLock: many readers or one writer (std::shared_mutex); opening a
-//    store another process holds fails at once with LockError.
-//  - ProcessLock: ThreadLock, and open waits up to Options::lock_timeout for
-//    another process to release the store before giving LockError.
+//  - ThreadLock: many readers or one writer (std::shared_mutex).
+//  - ProcessLock: ThreadLock under another name, kept for the code that
+//    names it (it once was the only policy whose open waited).
 
 #include <concepts>
 #include <shared_mutex>
@@ -6803,30 +7034,47 @@ namespace stowage {
 /// No synchronisation between user threads: the store is used by one thread
 /// at a time (the engine still guards what its background threads share).
 struct NoLock {
+  /// Informational only, kept because LockPolicy asks for it: whatever its
+  /// value, every open waits up to Options::lock_timeout for the LOCK.
   static constexpr bool waits_for_other_processes = false;
+  /// false: the lock synchronises nothing, so the engine uses a mutex of its
+  /// own against its background threads.
   static constexpr bool thread_safe = false;
+  /// Does nothing (a writer's lock).
   void lock() noexcept {}
+  /// Does nothing.
   void unlock() noexcept {}
+  /// Does nothing (a reader's lock).
   void lock_shared() noexcept {}
+  /// Does nothing.
   void unlock_shared() noexcept {}
 };
 
 /// Many readers or one writer, across threads of this process.
 struct ThreadLock {
+  /// Informational only, kept because LockPolicy asks for it: whatever its
+  /// value, every open waits up to Options::lock_timeout for the LOCK.
   static constexpr bool waits_for_other_processes = false;
+  /// true: the lock synchronises threads, and the engine uses it as is.
   static constexpr bool thread_safe = true;
+  /// Takes the lock exclusively (a writer).
   void lock() { m_.lock(); }
+  /// Releases an exclusive hold.
   void unlock() { m_.unlock(); }
+  /// Takes the lock shared (a reader).
   void lock_shared() { m_.lock_shared(); }
+  /// Releases a shared hold.
   void unlock_shared() { m_.unlock_shared(); }
 
  private:
   std::shared_mutex m_;
 };
 
-/// ThreadLock, plus waiting up to Options::lock_timeout at open for another
-/// process that holds the store.
+/// ThreadLock under another name. Opens with every policy wait up to
+/// Options::lock_timeout for another process's LOCK; this one's true
+/// waits_for_other_processes is a reminder of when only it did.
 struct ProcessLock : ThreadLock {
+  /// Informational only (see NoLock::waits_for_other_processes).
   static constexpr bool waits_for_other_processes = true;
 };
 
@@ -6851,20 +7099,29 @@ concept LockPolicy = std::default_initializable<L> && requires(L& l) {
 // ---- begin stowage/file_lock.hpp ----
 // file_lock.hpp: the cross-process guard of a store directory.
 //
-// Every open takes `<dir>/LOCK` exclusively with a Boost.Interprocess
-// file_lock (an fcntl lock on POSIX). fcntl locks belong to the process and
-// are dropped when ANY descriptor of the file is closed, and they do not
-// exclude a second open inside the same process; so the LOCK file is opened
-// once per process and store, and an in-process registry of held directories
-// refuses a second Storage on the same directory.
+// Every open takes `<dir>/LOCK` with a Boost.Interprocess file_lock (an fcntl
+// lock on POSIX): a writable open exclusively, a read_only open shared, so
+// any number of read_only opens coexist and a writer excludes them all (and
+// they exclude it). An open waits up to its timeout for a holder that
+// conflicts; a timeout of 0 fails at once.
+//
+// fcntl locks belong to the process, are dropped when ANY descriptor of the
+// file is closed, and do not exclude a second open inside the same process.
+// So an in-process registry keeps one entry per held directory: it owns the
+// process's one descriptor of LOCK (the boost file_lock) and counts its
+// holders. Several shared holders share that entry (closing one leaves the
+// lock held for the others; the last one releases it); an exclusive holder
+// has it to itself. The LOCK file is only opened (and a probe descriptor only
+// closed) while the registry shows this process holding nothing on it.
 
+#include <algorithm>
 #include <chrono>
-#include <cstring>
+#include <condition_variable>
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <mutex>
-#include <set>
 #include <string>
-#include <thread>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -6876,87 +7133,196 @@ concept LockPolicy = std::default_initializable<L> && requires(L& l) {
 
 namespace stowage::detail {
 
-/// Holds `<dir>/LOCK` for its lifetime.
+/// Holds `<dir>/LOCK` for its lifetime, exclusively or shared.
 class FileLock {
  public:
-  /// Takes the lock; waits up to `timeout` when `wait` is set, else fails at
-  /// once. Throws LockError naming the path.
-  FileLock(const std::filesystem::path& dir, bool wait, std::chrono::milliseconds timeout)
-      : path_(dir / "LOCK") {
+  /// How the LOCK is held.
+  enum class Mode {
+    exclusive,  ///< one holder and no other: a writable open
+    shared,     ///< any number of shared holders and no exclusive one: read_only opens
+  };
+
+  /// Takes the lock in `mode`, waiting up to `timeout` for another process,
+  /// or another FileLock of this process, that holds it in a conflicting
+  /// mode; a timeout of 0 (or less) fails at once. Throws LockError naming
+  /// the path and, when known, whether a reader or a writer holds it; IoError
+  /// when LOCK cannot be created.
+  FileLock(const std::filesystem::path& dir, Mode mode, std::chrono::milliseconds timeout)
+      : path_(dir / "LOCK"), mode_(mode) {
     try {
       key_ = std::filesystem::weakly_canonical(dir).string();
     } catch (const std::filesystem::filesystem_error&) {
       key_ = dir.string();
     }
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    if (!register_in_process(wait, deadline))
-      throw LockError("stowage: " + path_.string() +
-                      " is already held by another Storage in this process; close that one first");
+    timeout = std::max(timeout, std::chrono::milliseconds(0));
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    if (!join_in_process(deadline, timeout)) return;  // another shared holder of this process holds the lock
+    std::unique_ptr<boost::interprocess::file_lock> lock;
     try {
+      // This process holds nothing on LOCK now (our pending registry entry
+      // keeps every other FileLock of it away), so closing drops nothing.
       int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
       if (fd < 0) throw_io("create", path_, errno);  // an I/O problem (permissions, read-only fs), not a held lock
-      ::close(fd);  // nothing else holds the lock in this process yet, so closing drops nothing
-      lock_ = boost::interprocess::file_lock(path_.c_str());
+      ::close(fd);
+      lock = std::make_unique<boost::interprocess::file_lock>(path_.c_str());
       bool ok = false;
-      if (wait) {
+      if (timeout.count() > 0) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         auto abs = boost::posix_time::microsec_clock::universal_time() +
                    boost::posix_time::milliseconds(std::max<long long>(0, left.count()));
-        ok = lock_.timed_lock(abs);
+        ok = mode_ == Mode::shared ? lock->timed_lock_sharable(abs) : lock->timed_lock(abs);
       } else {
-        ok = lock_.try_lock();
+        ok = mode_ == Mode::shared ? lock->try_lock_sharable() : lock->try_lock();
       }
-      if (!ok)
-        throw LockError("stowage: " + path_.string() + " is held by another process" +
-                        (wait ? " (waited " + std::to_string(timeout.count()) + " ms)" : "") +
-                        "; close the other program or open with ProcessLock and a longer lock_timeout");
+      if (!ok) {
+        lock.reset();  // closes our descriptor: this process still holds nothing on LOCK
+        throw LockError("stowage: " + path_.string() + " is held by " + other_process_holder() + waited(timeout) +
+                        (mode_ == Mode::shared
+                             ? "; a read_only open shares the store with other read_only opens only: close the "
+                               "writing program or open with a longer lock_timeout"
+                             : "; a writable open needs the store to itself: close the other program or open with "
+                               "a longer lock_timeout"));
+      }
     } catch (const boost::interprocess::interprocess_exception& e) {
-      unregister();
+      lock.reset();
+      abandon();
       throw LockError("stowage: cannot lock " + path_.string() + ": " + e.what());
     } catch (...) {
-      unregister();
+      lock.reset();
+      abandon();
       throw;
     }
-  }
-  ~FileLock() {
-    try {
-      lock_.unlock();
-    } catch (...) {
+    {
+      std::lock_guard g(registry_mutex());
+      Entry& entry = registry().at(key_);
+      entry.lock = std::move(lock);
+      entry.holders = 1;
+      entry.pending = false;
     }
-    unregister();
+    registry_changed().notify_all();
+  }
+
+  /// Takes the lock exclusively, waiting up to `timeout` when `wait` is set
+  /// and failing at once otherwise (the form the offline tools use).
+  FileLock(const std::filesystem::path& dir, bool wait, std::chrono::milliseconds timeout)
+      : FileLock(dir, Mode::exclusive, wait ? timeout : std::chrono::milliseconds(0)) {}
+
+  /// Releases this hold; the process's lock goes with the last holder.
+  ~FileLock() {
+    {
+      std::lock_guard g(registry_mutex());
+      auto it = registry().find(key_);
+      if (it != registry().end() && it->second.holders > 0 && --it->second.holders == 0) {
+        try {
+          if (it->second.mode == Mode::shared) it->second.lock->unlock_sharable();
+          else it->second.lock->unlock();
+        } catch (...) {
+        }
+        registry().erase(it);  // closes the process's descriptor of LOCK
+      }
+    }
+    registry_changed().notify_all();
   }
   FileLock(const FileLock&) = delete;
   FileLock& operator=(const FileLock&) = delete;
 
+  /// `<dir>/LOCK`.
   const std::filesystem::path& path() const { return path_; }
+  /// How this FileLock holds it.
+  Mode mode() const { return mode_; }
 
  private:
+  // The process's hold on one directory's LOCK.
+  struct Entry {
+    Mode mode = Mode::exclusive;
+    unsigned holders = 0;  // FileLocks sharing it (1 when exclusive); 0 while pending
+    bool pending = true;   // its first holder is still taking the process's lock
+    std::unique_ptr<boost::interprocess::file_lock> lock;  // the process's one descriptor of LOCK
+  };
+
   static std::mutex& registry_mutex() {
     static std::mutex m;
     return m;
   }
-  static std::set<std::string>& registry() {
-    static std::set<std::string> s;
-    return s;
+  static std::condition_variable& registry_changed() {
+    static std::condition_variable cv;
+    return cv;
   }
-  bool register_in_process(bool wait, std::chrono::steady_clock::time_point deadline) {
-    for (;;) {
-      {
-        std::lock_guard g(registry_mutex());
-        if (registry().insert(key_).second) return true;
-      }
-      if (!wait || std::chrono::steady_clock::now() >= deadline) return false;
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));  // polling, as file_lock::timed_lock does
+  static std::map<std::string, Entry>& registry() {
+    static std::map<std::string, Entry> r;
+    return r;
+  }
+
+  static std::string waited(std::chrono::milliseconds timeout) {
+    return timeout.count() > 0 ? " (waited " + std::to_string(timeout.count()) + " ms)" : std::string();
+  }
+
+  // Waits until this process holds nothing on the directory that conflicts
+  // with mode_. Returns true when this FileLock must take the process's lock
+  // (a pending entry is registered for it), false when it joined the shared
+  // holders of an entry that has it. Throws LockError at the deadline.
+  bool join_in_process(std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds timeout) {
+    std::unique_lock g(registry_mutex());
+    auto& reg = registry();
+    auto free = [&] {
+      auto it = reg.find(key_);
+      return it == reg.end() ||
+             (mode_ == Mode::shared && it->second.mode == Mode::shared && !it->second.pending);
+    };
+    if (!registry_changed().wait_until(g, deadline, free)) {
+      const Entry& e = reg.at(key_);
+      std::string holder = e.mode == Mode::shared
+                               ? (e.pending ? std::string("a reader being opened")
+                                            : std::to_string(e.holders) + (e.holders == 1 ? " reader" : " readers")) +
+                                     " (read_only Storage in this process)"
+                               : std::string(e.pending ? "a writer being opened" : "a writer") +
+                                     " (another Storage in this process)";
+      throw LockError("stowage: " + path_.string() + " is already held by " + holder + waited(timeout) +
+                      (mode_ == Mode::shared ? "; read_only opens share the store only with each other: close the "
+                                               "writable one first"
+                                             : "; a writable open needs the store to itself: close that one first"));
     }
+    auto it = reg.find(key_);
+    if (it == reg.end()) {
+      reg.emplace(key_, Entry{mode_, 0, true, nullptr});
+      return true;
+    }
+    ++it->second.holders;
+    return false;
   }
-  void unregister() {
-    std::lock_guard g(registry_mutex());
-    registry().erase(key_);
+
+  // Drops the pending entry of a FileLock that failed to take the lock.
+  void abandon() {
+    {
+      std::lock_guard g(registry_mutex());
+      registry().erase(key_);
+    }
+    registry_changed().notify_all();
+  }
+
+  // Who holds LOCK in another process, as far as fcntl(F_GETLK) tells. Called
+  // only while this process holds nothing on LOCK (closing the probe
+  // descriptor would drop the process's locks on the file).
+  std::string other_process_holder() const {
+    std::string fallback = mode_ == Mode::shared ? "a writer in another process" : "another process";
+    int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fallback;
+    struct flock probe {};
+    probe.l_type = F_WRLCK;  // conflicts with every lock: reports any holder
+    probe.l_whence = SEEK_SET;
+    probe.l_start = 0;
+    probe.l_len = 0;
+    const int rc = ::fcntl(fd, F_GETLK, &probe);
+    ::close(fd);
+    if (rc != 0 || probe.l_type == F_UNLCK) return fallback;  // released meanwhile
+    const std::string pid = " (pid " + std::to_string(probe.l_pid) + ")";
+    return probe.l_type == F_RDLCK ? "a reader (a read_only open) in another process" + pid
+                                   : "a writer in another process" + pid;
   }
 
   std::filesystem::path path_;
   std::string key_;
-  boost::interprocess::file_lock lock_;
+  Mode mode_;
 };
 
 }  // namespace stowage::detail
@@ -7004,7 +7370,8 @@ struct MigrationStep {
   /// Serializer::id() of a typed step (Migrator::add<Old, New>); empty for a
   /// step on bytes.
   std::string serializer;
-  /// type_description<Old>() and type_description<New>() of a typed step;
+  /// describe_value<Serializer, Old>() and describe_value<Serializer, New>()
+  /// of a typed step (the descriptions a store with that Serializer records);
   /// empty for a step on bytes.
   std::string from_type, to_type;
   /// Old encoded value → new encoded value, or std::nullopt to drop the record.
@@ -7107,8 +7474,8 @@ class Migrator {
     s.from = value_version<Old>;
     s.to = value_version<New>;
     s.serializer = std::string(Serializer::id());
-    s.from_type = type_description<Old>();
-    s.to_type = type_description<New>();
+    s.from_type = describe_value<Serializer, Old>();
+    s.to_type = describe_value<Serializer, New>();
     s.convert = [fn = std::move(fn)](std::string_view old) mutable -> std::optional<std::string> {
       Old value = Serializer::template deserialize<Old>(old);
       std::string out;
@@ -8172,6 +8539,7 @@ class WriteBuffer {
   };
   struct Leaf : Node {
     Leaf* next = nullptr;
+    Leaf* prev = nullptr;
   };
   struct Inner : Node {
     Node* kids[kFanout + 1];
@@ -8210,6 +8578,19 @@ class WriteBuffer {
         slot_ = 0;
         skip_empty();
       }
+      return *this;
+    }
+    /// Steps to the previous key; from the first entry, to end() (a
+    /// singular iterator, which steps no further).
+    const_iterator& retreat() {
+      if (leaf_ == nullptr) return *this;
+      if (slot_ > 0) {
+        --slot_;
+        return *this;
+      }
+      do leaf_ = leaf_->prev;
+      while (leaf_ != nullptr && leaf_->count == 0);
+      slot_ = leaf_ != nullptr ? leaf_->count - 1 : 0;
       return *this;
     }
     /// Steps to the next key; returns the previous position.
@@ -8334,7 +8715,7 @@ class WriteBuffer {
     int at[kMaxDepth];
     int depth = 0;
     Node* n = root_;
-    if (n == nullptr) n = root_ = first_ = new_leaf();
+    if (n == nullptr) n = root_ = first_ = last_ = new_leaf();
     while (!n->leaf) {
       auto* in = static_cast<Inner*>(n);
       int i = upper(*in, h, key);
@@ -8419,6 +8800,18 @@ class WriteBuffer {
     const Head h = head_of(key);
     const Leaf* leaf = leaf_for(h, key);
     return leaf == nullptr ? end() : const_iterator(leaf, upper(*leaf, h, key));
+  }
+  /// The last entry whose key is less than key (end() when none).
+  const_iterator before(std::string_view key) const {
+    const_iterator it = lower_bound(key);
+    if (it == end()) return last();
+    return it.retreat();
+  }
+  /// The entry with the largest key (end() when empty).
+  const_iterator last() const {
+    const Leaf* leaf = last_;
+    while (leaf != nullptr && leaf->count == 0) leaf = leaf->prev;
+    return leaf == nullptr ? end() : const_iterator(leaf, leaf->count - 1);
   }
   /// The entry with the smallest key.
   const_iterator begin() const { return const_iterator(first_, 0); }
@@ -8618,6 +9011,11 @@ class WriteBuffer {
         put_slot(*right, pos - kFanout / 2, h, rec);
     }
     right->next = leaf->next;
+    right->prev = leaf;
+    if (leaf->next != nullptr)
+      leaf->next->prev = right;
+    else
+      last_ = right;
     leaf->next = right;
     // The separator: the first key of the new right node.
     Head sep_head = right->heads[0];
@@ -8686,6 +9084,7 @@ class WriteBuffer {
     arena_ = std::move(o.arena_);
     root_ = std::exchange(o.root_, nullptr);
     first_ = std::exchange(o.first_, nullptr);
+    last_ = std::exchange(o.last_, nullptr);
     entries_ = std::exchange(o.entries_, 0);
     delta_ = std::exchange(o.delta_, 0);
     unknown_ = std::exchange(o.unknown_, 0);
@@ -8695,6 +9094,7 @@ class WriteBuffer {
   Arena arena_;
   Node* root_ = nullptr;
   Leaf* first_ = nullptr;  // the leftmost leaf
+  Leaf* last_ = nullptr;   // the rightmost leaf
   std::size_t entries_ = 0;
   std::int64_t delta_ = 0;
   std::size_t unknown_ = 0;
@@ -8890,6 +9290,79 @@ class Engine {
     commit(batch, &op, 1);
   }
 
+  /// Reads key's value and calls decide(current, next) with no lock held:
+  /// current is the stored bytes (nullptr when absent); decide returns
+  /// WriteDecision::put (having written the new value into next, a cleared
+  /// std::string), WriteDecision::erase or WriteDecision::keep. The decision commits
+  /// only if nothing wrote key in between (checked under the writers'
+  /// mutex, without a disk read); otherwise the key is read again and decide
+  /// runs again. So the read and the write are atomic against every other
+  /// writer, and decide may run more than once. A decide that throws
+  /// commits nothing and the exception propagates.
+  ReadModifyWrite read_modify_write(std::string_view key, DecideRef decide) {
+    check_key_size(key.size());
+    std::string current, next;
+    for (;;) {
+      bool existed = false, in_buffer = false;
+      std::uint64_t freezes_seen = 0, seq_seen = 0;
+      {
+        std::shared_lock guard(lock_);
+        check_open();
+        check_writable();
+        freezes_seen = freezes_;
+        if (const auto* e = wb_.find(key)) {
+          in_buffer = true;
+          seq_seen = e->seq;
+        }
+        existed = find_locked(key, [&](std::string_view v, const std::filesystem::path*) { current.assign(v); });
+      }
+      next.clear();
+      const WriteDecision d = decide(existed ? &current : nullptr, next);
+      if (d == WriteDecision::keep) return ReadModifyWrite{existed, d};
+      if (d == WriteDecision::put) check_value_size(next.size());
+      detail::WalBatch batch;
+      if (d == WriteDecision::put)
+        batch.put(key, next);
+      else
+        batch.erase(key);
+      Op op{d == WriteDecision::put ? detail::kOpPut : detail::kOpErase, key,
+            d == WriteDecision::put ? std::string_view(next) : std::string_view()};
+      op.below = in_buffer ? detail::Below::unknown : (existed ? detail::Below::present : detail::Below::absent);
+      // Under write_mu_, after every earlier commit is applied: key's state
+      // is what was read when no freeze moved the buffer and its entry (or
+      // its absence) in the buffer is the same one; what lies below the
+      // buffer changes only by a freeze (flushes and compactions keep each
+      // key's value).
+      auto unchanged = [&] {
+        std::shared_lock guard(lock_);
+        if (freezes_ != freezes_seen) return false;
+        const auto* e = wb_.find(key);
+        return (e != nullptr) == in_buffer && (e == nullptr || e->seq == seq_seen);
+      };
+      if (commit(batch, &op, 1, [] {}, unchanged)) return ReadModifyWrite{existed, d};
+    }
+  }
+
+  /// Removes every key of `keys` (those stored) as one atomic commit,
+  /// without finding out which were there (as discard()).
+  void erase_batch(const std::vector<std::string>& keys) {
+    std::size_t bytes = 0;
+    for (const auto& k : keys) {
+      check_key_size(k.size());
+      bytes += detail::varint_length(k.size()) + k.size() + 1;
+    }
+    if (keys.empty()) return;
+    detail::WalBatch batch;
+    batch.reserve(bytes);
+    std::vector<Op> ops;
+    ops.reserve(keys.size());
+    for (const auto& k : keys) {
+      batch.erase(k);
+      ops.push_back(Op{detail::kOpErase, k, {}});
+    }
+    commit(batch, ops.data(), ops.size());
+  }
+
   /// Stores the pairs (kv[0], kv[1]), (kv[2], kv[3]), ... as one atomic
   /// commit: after a crash either all of them are there or none.
   void put_batch(const std::vector<std::string>& kv) {
@@ -9037,6 +9510,54 @@ class Engine {
       }
       table_.reset();
     }
+    // Positions at the last record < below (the run's last record when
+    // below is absent), for a reverse scan: every block it reads is read
+    // like a get's (cached), one at a time.
+    void seek_back(std::optional<std::string_view> below) {
+      block_.reset();
+      table_.reset();
+      // Past the last file whose first key is < below.
+      std::size_t f = run_->files.size();
+      if (below) {
+        auto it = std::lower_bound(run_->files.begin(), run_->files.end(), *below,
+                                   [](const auto& file, std::string_view k) {
+                                     return std::string_view(file->ref().first_key) < k;
+                                   });
+        f = static_cast<std::size_t>(it - run_->files.begin());
+      }
+      if (f == 0) return;
+      file_i_ = f - 1;
+      open_file(true);
+      std::size_t bi = table_->block_count();
+      if (below) {
+        bi = table_->find_block(*below);  // the last block whose first key is <= below
+        bi = bi >= table_->block_count() ? 0 : bi + 1;
+      }
+      // Blocks [0, bi) may hold a record < below; the last one that does.
+      while (bi > 0) {
+        --bi;
+        block_ = s_->cached_scan_block(*table_, file(), bi);
+        block_i_ = bi;
+        rec_ = below ? block_->lower_bound(*below) : block_->size();
+        if (rec_ > 0) {
+          --rec_;
+          return;
+        }
+      }
+      // Nothing below it in this file (its first key is < below, so only
+      // empty blocks): the files before it.
+      block_.reset();
+      block_i_ = 0;
+      prev_block(nullptr);
+    }
+    // The previous record (reverse scans); the block it leaves goes to keep.
+    void prev(Pins* keep) {
+      if (rec_ > 0) {
+        --rec_;
+        return;
+      }
+      prev_block(keep);
+    }
     bool valid() const { return block_ != nullptr; }
     std::string_view key() const { return block_->key(rec_); }
     std::string_view value() const { return block_->value(rec_); }
@@ -9057,6 +9578,31 @@ class Engine {
     }
 
    private:
+    // To the last record of the block before the current one (or of the
+    // files before), or invalid at the run's start.
+    void prev_block(Pins* keep) {
+      if (keep && block_) keep->push(block_, table_);
+      block_.reset();
+      for (;;) {
+        if (table_ && block_i_ > 0 && block_i_ <= table_->block_count()) {
+          --block_i_;
+          block_ = s_->cached_scan_block(*table_, file(), block_i_);
+          if (block_->size() > 0) {
+            rec_ = block_->size() - 1;
+            return;
+          }
+          block_.reset();
+          continue;
+        }
+        if (file_i_ == 0) {
+          table_.reset();
+          return;
+        }
+        --file_i_;
+        open_file(true);
+        block_i_ = table_->block_count();
+      }
+    }
     std::uint64_t file() const { return run_->files[file_i_]->ref().file; }
     void open_file(bool cached) {
       table_ = s_->table(run_->files[file_i_]->ref(), cached);
@@ -9117,9 +9663,10 @@ class Engine {
     /// A cursor at the end.
     Cursor() = default;
     /// A cursor over the records with from <= key < to (either bound may be
-    /// absent), before its first record: call peek().
-    Cursor(const Engine* e, std::optional<std::string> from, std::optional<std::string> to)
-        : store_(e), from_(std::move(from)), to_(std::move(to)) {}
+    /// absent), before its first record: call peek(). With reverse, it
+    /// returns them in descending order (from the last key below to).
+    Cursor(const Engine* e, std::optional<std::string> from, std::optional<std::string> to, bool reverse = false)
+        : store_(e), from_(std::move(from)), to_(std::move(to)), reverse_(reverse) {}
     /// A copy at the same position; it reads its next records from the store
     /// itself rather than sharing the original's batch.
     Cursor(const Cursor& other) { copy_from(other); }
@@ -9187,6 +9734,7 @@ class Engine {
       store_ = o.store_;
       from_ = o.from_;
       to_ = o.to_;
+      reverse_ = o.reverse_;
       last_ = o.last_;
       started_ = o.started_;
       done_ = o.done_;
@@ -9241,13 +9789,43 @@ class Engine {
     // (up to the batch's limit, or kArenaBytes of copied buffered writes). Empty
     // only at the end of the range.
     void fill();
-    // Positions every source at the first key after last_ (or at from_):
+    // fill()'s merge for a reverse cursor: the largest key first, down to from_.
+    void fill_reverse(std::size_t batch_limit);
+    // Adds a buffered write to the batch as a copy (the entry may change once
+    // the lock is released; views into arena_ stay valid while it does not
+    // reallocate). False, adding nothing, when the arena holds records and
+    // this one does not fit.
+    bool take_buffered(std::string_view key, const detail::BufferEntry& entry) {
+      const std::size_t need = key.size() + entry.value.size();
+      if (arena_.size() + need > arena_.capacity()) {
+        if (!arena_.empty()) return false;
+        arena_.reserve(std::max(need, kArenaBytes));
+      }
+      const std::size_t at = arena_.size();
+      arena_.insert(arena_.end(), key.begin(), key.end());
+      arena_.insert(arena_.end(), entry.value.begin(), entry.value.end());
+      batch_.push_back(Pending{std::string_view(arena_.data() + at, key.size()),
+                               std::string_view(arena_.data() + at + key.size(), entry.value.size()), nullptr});
+      return true;
+    }
+    // Positions every source at the first key after last_ (or at from_);
+    // reverse: at the last key before last_ (or before to_, or the last):
     // the write buffer, the frozen one and one RunReader per run of the
     // current Version, which the cursor pins.
     void reseek();
+    // Where a buffer's position lies: see reseek().
+    MapIt seek_buffer(const detail::WriteBuffer& b) const {
+      if (reverse_) {
+        if (started_) return b.before(last_);
+        return to_ ? b.before(*to_) : b.last();
+      }
+      if (started_) return b.upper_bound(last_);
+      return from_ ? b.lower_bound(*from_) : b.begin();
+    }
 
     const Engine* store_ = nullptr;
     std::optional<std::string> from_, to_;
+    bool reverse_ = false;
     std::string last_;  // encoded key last returned
     bool started_ = false, positioned_ = false, done_ = false;
     std::size_t fills_ = 0;  // batches filled (their size grows: see kFirstBatch)
@@ -9894,12 +10472,22 @@ class Engine {
       if (fn != nullptr) fn(ctx);
     }
   };
+  // A commit's condition (read_modify_write's check that the key is as it
+  // was read), type-erased likewise; empty: commit unconditionally.
+  struct ConditionRef {
+    bool (*fn)(void*) = nullptr;
+    void* ctx = nullptr;
+    explicit operator bool() const { return fn != nullptr; }
+    bool operator()() const { return fn == nullptr || fn(ctx); }
+  };
   // One Durability::sync commit in the queue (see commit_synced).
   struct Writer {
     std::string* payload = nullptr;
     Op* ops = nullptr;
     std::size_t n = 0;
     BeforeRef before;
+    ConditionRef condition;
+    bool refused = false;  // its condition failed: nothing appended or applied
     detail::WriteBuffer::Undo* undo = nullptr;
     std::uint64_t first = 0;  // its first sequence number, once appended
     bool done = false;        // queue_mu_
@@ -9911,13 +10499,17 @@ class Engine {
 
   // Appends one WAL record for ops and applies them; `before` runs first
   // (erase uses it to learn whether the key existed), after every earlier
-  // commit is applied. A commit is applied all or nothing: when applying
+  // commit is applied. A `condition` (not the default nullptr) runs under
+  // write_mu_ before the append, after every earlier commit is applied;
+  // when it returns false nothing is appended or applied and commit
+  // returns false (otherwise true). A commit is applied all or nothing: when applying
   // throws after the append, the ops already applied are rolled back and
   // the store fails (see fail()). With Durability::sync a commit becomes
   // visible only after its fdatasync, so no reader sees a write that a
   // failed sync or a power cut then takes away.
-  template <class Before = void (*)()>
-  void commit(detail::WalBatch& batch, Op* ops, std::size_t n, Before&& before = [] {}) {
+  template <class Before = void (*)(), class Condition = std::nullptr_t>
+  bool commit(detail::WalBatch& batch, Op* ops, std::size_t n, Before&& before = [] {},
+              Condition&& condition = nullptr) {
     FailureReport report{this};
     check_open();
     check_writable();
@@ -9927,14 +10519,22 @@ class Engine {
     if (n > 1) undo.reserve(n);
     BeforeRef before_ref{[](void* ctx) { (*static_cast<std::remove_reference_t<Before>*>(ctx))(); },
                          const_cast<void*>(static_cast<const void*>(&before))};
+    ConditionRef condition_ref;
+    if constexpr (!std::is_same_v<std::remove_cvref_t<Condition>, std::nullptr_t>)
+      condition_ref = ConditionRef{
+          [](void* ctx) -> bool { return (*static_cast<std::remove_reference_t<Condition>*>(ctx))(); },
+          const_cast<void*>(static_cast<const void*>(&condition))};
     const bool slowed = throttle();
     bool need_freeze;
     if (opt_.durability == Durability::sync) {
-      need_freeze = commit_synced(payload, ops, n, before_ref, &undo);
+      bool refused = false;
+      need_freeze = commit_synced(payload, ops, n, before_ref, condition_ref, &undo, refused);
+      if (refused) return false;
     } else {
       std::lock_guard w(write_mu_);
       check_open();
       check_writable();
+      if (!condition_ref()) return false;
       before();
       const std::uint64_t first = last_seq_ + 1;
       detail::encode_fixed64(payload.data(), first);
@@ -9950,6 +10550,7 @@ class Engine {
       if (wal_->size() >= wal_sync_at_) request_wal_sync();
     }
     if (need_freeze) maybe_freeze(slowed);
+    return true;
   }
 
   // Applies one commit's ops (sequences first, first + 1, ...) to wb_, all
@@ -9961,10 +10562,12 @@ class Engine {
   // the front is the leader: it appends the records of the writers queued
   // behind it (itself first), syncs the WAL once for all of them, applies
   // them in order and wakes them; writers arriving meanwhile queue up for
-  // the next leader. Returns whether a checkpoint is due; rethrows the
+  // the next leader. A writer with a condition only ever leads a group (its
+  // condition must see every earlier commit applied); `refused` tells that
+  // its condition failed. Returns whether a checkpoint is due; rethrows the
   // writer's error.
-  bool commit_synced(std::string& payload, Op* ops, std::size_t n, BeforeRef before,
-                     detail::WriteBuffer::Undo* undo);
+  bool commit_synced(std::string& payload, Op* ops, std::size_t n, BeforeRef before, ConditionRef condition,
+                     detail::WriteBuffer::Undo* undo, bool& refused);
 
   // The leader's work for group[0, count): sets each writer's error instead
   // of throwing. Returns whether a checkpoint is due.
@@ -10246,6 +10849,7 @@ class Engine {
   // so that a scan can see without the lock that its batch is current.
   std::atomic<std::uint64_t> wb_version_{0};
   std::atomic<std::uint64_t> chunk_version_{0};
+  std::uint64_t freezes_ = 0;  // freezes so far; written under write_mu_ and lock_ (exclusive), read under either
   mutable detail::BlockCache<Eviction> cache_;  // its own sharded locks
   mutable detail::OpenFileCache files_;         // its own lock
 
@@ -10341,8 +10945,12 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill() -> void {
     reseek();
     positioned_ = true;
   } else if (wb_version_ != s.wb_version_.load(std::memory_order_relaxed)) {
-    wb_it_ = started_ ? s.wb_.upper_bound(last_) : (from_ ? s.wb_.lower_bound(*from_) : s.wb_.begin());
+    wb_it_ = seek_buffer(s.wb_);
     wb_version_ = s.wb_version_.load(std::memory_order_relaxed);
+  }
+  if (reverse_) {
+    fill_reverse(batch_limit);
+    return;
   }
   for (;;) {
     const bool wb_has = wb_it_ != s.wb_.end();
@@ -10382,18 +10990,7 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill() -> void {
     const bool imm_at = imm_has && imm_it_->first == best;
     const detail::BufferEntry* entry = wb_at ? &wb_it_->second : imm_at ? &imm_it_->second : nullptr;
     if (entry && !entry->tombstone) {
-      // A copy: the entry may change once the lock is released. Views
-      // into arena_ stay valid while it does not reallocate.
-      const std::size_t need = best.size() + entry->value.size();
-      if (arena_.size() + need > arena_.capacity()) {
-        if (!arena_.empty()) return;  // full: this record starts the next batch
-        arena_.reserve(std::max(need, kArenaBytes));
-      }
-      const std::size_t at = arena_.size();
-      arena_.insert(arena_.end(), best.begin(), best.end());
-      arena_.insert(arena_.end(), entry->value.begin(), entry->value.end());
-      batch_.push_back(Pending{std::string_view(arena_.data() + at, best.size()),
-                               std::string_view(arena_.data() + at + best.size(), entry->value.size()), nullptr});
+      if (!take_buffered(best, *entry)) return;  // the arena is full: this record starts the next batch
     } else if (!entry && !low->tombstone()) {
       batch_.push_back(Pending{low->key(), low->value(), low->path()});
     }
@@ -10407,21 +11004,61 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill() -> void {
 }
 
 template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::Cursor::fill_reverse(std::size_t batch_limit) -> void {
+  const Engine& s = *store_;
+  for (;;) {
+    const bool wb_has = wb_it_ != s.wb_.end();
+    const bool imm_has = imm_ && imm_it_ != imm_->end();
+    // The run with the largest key; the newest (first) wins ties.
+    RunReader* high = nullptr;
+    for (auto& r : readers_)
+      if (r.valid() && (high == nullptr || high->key() < r.key())) high = &r;
+    std::string_view best;
+    bool have = false;
+    auto consider = [&](std::string_view k) {
+      if (!have || best < k) best = k, have = true;
+    };
+    if (wb_has) consider(wb_it_->first);
+    if (imm_has) consider(imm_it_->first);
+    if (high != nullptr) consider(high->key());
+    if (!have || (from_ && best < std::string_view(*from_))) return;
+    const bool wb_at = wb_has && wb_it_->first == best;
+    const bool imm_at = imm_has && imm_it_->first == best;
+    const detail::BufferEntry* entry = wb_at ? &wb_it_->second : imm_at ? &imm_it_->second : nullptr;
+    if (entry && !entry->tombstone) {
+      if (!take_buffered(best, *entry)) return;  // the arena is full: this record starts the next batch
+    } else if (!entry && !high->tombstone()) {
+      batch_.push_back(Pending{high->key(), high->value(), high->path()});
+    }
+    // best views a buffer key or a block that stays pinned (pins_).
+    if (wb_at) wb_it_.retreat();
+    if (imm_at) imm_it_.retreat();
+    for (auto& r : readers_)
+      if (r.valid() && r.key() == best) r.prev(&pins_);
+    if (batch_.size() >= batch_limit) return;
+  }
+}
+
+template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::Cursor::reseek() -> void {
   const Engine& s = *store_;
-  auto seek = [&](const detail::WriteBuffer& b) {
-    if (started_) return b.upper_bound(last_);
-    return from_ ? b.lower_bound(*from_) : b.begin();
-  };
-  wb_it_ = seek(s.wb_);
+  wb_it_ = seek_buffer(s.wb_);
   imm_ = s.imm_;
-  if (imm_) imm_it_ = seek(*imm_);
+  if (imm_) imm_it_ = seek_buffer(*imm_);
   readers_.clear();
   version_ = s.version_;
   const std::string_view target = started_ ? std::string_view(last_) : (from_ ? std::string_view(*from_) : "");
+  std::optional<std::string_view> below;
+  if (started_)
+    below = last_;
+  else if (to_)
+    below = *to_;
   version_->for_each_run([&](const detail::Run& r, std::uint32_t) {
     readers_.emplace_back(&s, &r, /*sequential=*/false);
-    readers_.back().seek(target, started_);
+    if (reverse_)
+      readers_.back().seek_back(below);
+    else
+      readers_.back().seek(target, started_);
   });
   wb_version_ = s.wb_version_.load(std::memory_order_relaxed);
   chunk_version_ = s.chunk_version_.load(std::memory_order_relaxed);
@@ -10565,16 +11202,26 @@ auto Engine<Compression, Eviction, Lock>::run_group(Writer* const* group, std::s
     }
     if (!all) {
       try {
+        bool appended = false;
         for (std::size_t i = 0; i < count; ++i) {
           Writer& g = *group[i];
+          // Only the leader has a condition (commit_synced): every earlier
+          // commit is applied.
+          if (g.condition && !g.condition()) {
+            g.refused = true;
+            continue;
+          }
           g.first = last_seq_ + 1;
           detail::encode_fixed64(g.payload->data(), g.first);
           wal_->append(*g.payload);
           last_seq_ += g.n;
+          appended = true;
         }
-        seal_frozen_wal();
-        wal_->sync();
-        synced_seq_ = last_seq_;
+        if (appended) {
+          seal_frozen_wal();
+          wal_->sync();
+          synced_seq_ = last_seq_;
+        }
       } catch (...) {
         all = std::current_exception();
         fail(all);
@@ -10586,6 +11233,7 @@ auto Engine<Compression, Eviction, Lock>::run_group(Writer* const* group, std::s
     }
     for (std::size_t i = 0; i < count; ++i) {
       Writer& g = *group[i];
+      if (g.refused) continue;
       try {
         g.before();
         apply_commit(g.ops, g.n, g.first, g.undo);
@@ -10608,12 +11256,14 @@ auto Engine<Compression, Eviction, Lock>::run_group(Writer* const* group, std::s
 
 template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::commit_synced(std::string& payload, Op* ops, std::size_t n, BeforeRef before,
-                                                        detail::WriteBuffer::Undo* undo) -> bool {
+                                                        ConditionRef condition, detail::WriteBuffer::Undo* undo,
+                                                        bool& refused) -> bool {
   Writer me;
   me.payload = &payload;
   me.ops = ops;
   me.n = n;
   me.before = before;
+  me.condition = condition;
   me.undo = undo;
   std::unique_lock q(queue_mu_);
   writers_.push_back(&me);
@@ -10624,7 +11274,10 @@ auto Engine<Compression, Eviction, Lock>::commit_synced(std::string& payload, Op
   }
   Writer* group[kMaxGroup];
   std::size_t count = 0;
-  for (auto it = writers_.begin(); it != writers_.end() && count < kMaxGroup; ++it) group[count++] = *it;
+  for (auto it = writers_.begin(); it != writers_.end() && count < kMaxGroup; ++it) {
+    if (count > 0 && (*it)->condition) break;  // it leads the next group
+    group[count++] = *it;
+  }
   q.unlock();
   const bool need_checkpoint = run_group(group, count);
   q.lock();
@@ -10636,6 +11289,7 @@ auto Engine<Compression, Eviction, Lock>::commit_synced(std::string& payload, Op
   if (!writers_.empty()) writers_.front()->cv.notify_one();
   q.unlock();
   if (me.error) std::rethrow_exception(me.error);
+  refused = me.refused;
   return need_checkpoint;
 }
 
@@ -10966,6 +11620,7 @@ auto Engine<Compression, Eviction, Lock>::freeze_locked() -> void {
     *frozen = std::move(wb_);
     imm_ = std::move(frozen);
     imm_resolved_ = false;
+    ++freezes_;
     ++wb_version_;
     ++chunk_version_;
     std::lock_guard g(bg_mu_);  // before lock_ is released: see counted_locked()
@@ -11605,7 +12260,8 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
       }
     }
   }
-  file_lock_ = std::make_unique<detail::FileLock>(dir_, Lock::waits_for_other_processes, opt_.lock_timeout);
+  file_lock_ = std::make_unique<detail::FileLock>(
+      dir_, opt_.read_only ? detail::FileLock::Mode::shared : detail::FileLock::Mode::exclusive, opt_.lock_timeout);
 
   auto names = fs_->list(dir_);
   std::vector<std::uint64_t> wal_files;
@@ -12075,6 +12731,14 @@ void EngineHandle<C, E, L>::put(std::string_view key, std::string_view value) {
   engine_->put(key, value);
 }
 template <class C, class E, class L>
+ReadModifyWrite EngineHandle<C, E, L>::read_modify_write(std::string_view key, DecideRef decide) {
+  return engine_->read_modify_write(key, decide);
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::erase_batch(const std::vector<std::string>& keys) {
+  engine_->erase_batch(keys);
+}
+template <class C, class E, class L>
 bool EngineHandle<C, E, L>::erase(std::string_view key) {
   return engine_->erase(key);
 }
@@ -12150,8 +12814,9 @@ template <class C, class E, class L>
 EngineHandle<C, E, L>::Cursor::Cursor() noexcept = default;
 template <class C, class E, class L>
 EngineHandle<C, E, L>::Cursor::Cursor(const EngineHandle* h, std::optional<std::string> from,
-                                      std::optional<std::string> to)
-    : c_(std::make_unique<Impl>(Impl{typename engine_type::Cursor(h->engine_.get(), std::move(from), std::move(to))})) {}
+                                      std::optional<std::string> to, bool reverse)
+    : c_(std::make_unique<Impl>(
+          Impl{typename engine_type::Cursor(h->engine_.get(), std::move(from), std::move(to), reverse)})) {}
 template <class C, class E, class L>
 EngineHandle<C, E, L>::Cursor::Cursor(const Cursor& other)
     : c_(other.c_ ? std::make_unique<Impl>(*other.c_) : nullptr) {}
@@ -12247,7 +12912,8 @@ class Storage {
   /// with other policies or types, or at another value schema version (use
   /// the constructor that takes a Migrator), IoError on system errors.
   explicit Storage(const std::filesystem::path& dir, Options options = {})
-      : engine_(dir, std::move(options), record_types(), nullptr, value_version<Value>, false) {}
+      : engine_(std::make_unique<engine_type>(dir, std::move(options), record_types(), nullptr, value_version<Value>,
+                                              false)) {}
 
   /// Opens the store in dir like the constructor above; when its values are
   /// at another schema version than value_version<Value> (or its on-disk
@@ -12255,36 +12921,116 @@ class Storage {
   /// `migrations`, after taking a backup (see migration.hpp and
   /// last_migration()). No path: MigrationError, and the store is untouched.
   Storage(const std::filesystem::path& dir, Options options, const Migrator& migrations)
-      : engine_(dir, std::move(options), record_types(), &migrations, value_version<Value>, false) {}
+      : engine_(std::make_unique<engine_type>(dir, std::move(options), record_types(), &migrations,
+                                              value_version<Value>, false)) {}
 
   /// Closes the store (see close()); errors are logged, not thrown.
   ~Storage() = default;
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
+  /// Takes over other's open store (returned from a factory, kept in a
+  /// container). Iterators and ranges from other stay valid and read the
+  /// same store. The moved-from Storage may only be destroyed or assigned
+  /// to; any other call throws ValidationError.
+  Storage(Storage&& other) noexcept = default;
+  /// Closes this Storage's store (errors logged, as the destructor does),
+  /// then takes over other's (see the move constructor).
+  Storage& operator=(Storage&& other) noexcept = default;
 
   /// Stores value under key, replacing any previous value.
-  void put(const Key& key, const Value& value) { engine_.put(encode_checked_key(key), serialize_checked(value)); }
+  void put(const Key& key, const Value& value) { engine().put(encode_checked_key(key), serialize_checked(value)); }
 
   /// The value stored under key, or std::nullopt.
   std::optional<Value> get(const Key& key) const {
     std::optional<Value> out;
-    engine_.find(encode_lookup_key(key),
-                 [&](std::string_view bytes, const std::filesystem::path* file) { out = deserialize(bytes, file); });
+    const engine_type& e = engine();
+    e.find(encode_lookup_key(key),
+           [&](std::string_view bytes, const std::filesystem::path* file) { out = deserialize(e, bytes, file); });
     return out;
   }
 
   /// Whether key is stored.
   bool contains(const Key& key) const {
-    return engine_.find(encode_lookup_key(key), [](std::string_view, const std::filesystem::path*) {});
+    return engine().find(encode_lookup_key(key), [](std::string_view, const std::filesystem::path*) {});
   }
 
   /// Removes key; returns whether it was there.
-  bool erase(const Key& key) { return engine_.erase(encode_checked_key(key)); }
+  bool erase(const Key& key) { return engine().erase(encode_checked_key(key)); }
 
   /// Removes key if it is there, without finding out whether it was: no
   /// lookup (erase() may read a block from disk to answer), so it costs what
   /// a put costs. size() stays exact.
-  void discard(const Key& key) { engine_.discard(encode_checked_key(key)); }
+  void discard(const Key& key) { engine().discard(encode_checked_key(key)); }
+
+  /// Stores value under key only if key is not stored; returns whether it
+  /// stored. The check and the write are atomic against every other writer
+  /// (see update()).
+  bool insert(const Key& key, const Value& value) {
+    const std::string k = encode_checked_key(key);
+    const std::string v = serialize_checked(value);
+    auto decide = [&](const std::string* current, std::string& next) {
+      if (current != nullptr) return WriteDecision::keep;
+      next = v;
+      return WriteDecision::put;
+    };
+    return engine().read_modify_write(k, DecideRef(decide)).decision == WriteDecision::put;
+  }
+
+  /// Reads, changes and writes key's record as one step, atomic against
+  /// every other writer (no write to key can come between the read and the
+  /// write). fn is called with no lock held, and again on the new value when
+  /// another writer wrote key in between, so it should do nothing but
+  /// compute (it may run more than once). It takes either
+  ///   - `Value&`: the stored value, to change in place; a key that is not
+  ///     stored is left alone (fn is not called);
+  ///   - `std::optional<Value>&`: the stored value or nothing; what it holds
+  ///     afterwards is stored, and emptying it erases the key.
+  /// fn returns void, or bool: false writes nothing. Returns whether it
+  /// wrote (put or erased). An exception from fn propagates; nothing is
+  /// written then.
+  template <class Fn>
+  bool update(const Key& key, Fn&& fn) {
+    const std::string k = encode_checked_key(key);
+    auto decide = [&](const std::string* current, std::string& next) {
+      if constexpr (std::is_invocable_v<Fn&, Value&>) {
+        if (current == nullptr) return WriteDecision::keep;
+        Value v = deserialize(engine(), *current, nullptr);
+        if (!call_update(fn, v)) return WriteDecision::keep;
+        Serializer::serialize(v, next);
+        return WriteDecision::put;
+      } else {
+        static_assert(std::is_invocable_v<Fn&, std::optional<Value>&>,
+                      "stowage: update(key, fn) needs fn callable with Value& or std::optional<Value>&");
+        std::optional<Value> v;
+        if (current != nullptr) v = deserialize(engine(), *current, nullptr);
+        if (!call_update(fn, v)) return WriteDecision::keep;
+        if (!v) return current != nullptr ? WriteDecision::erase : WriteDecision::keep;
+        Serializer::serialize(*v, next);
+        return WriteDecision::put;
+      }
+    };
+    return engine().read_modify_write(k, DecideRef(decide)).decision != WriteDecision::keep;
+  }
+
+  /// Removes every record with from <= key < to; returns how many it
+  /// removed. It commits in batches of up to kEraseRangeBatch keys, each
+  /// atomic, not the whole range at once: after a crash a prefix of the
+  /// range may be gone, and a key written into the range while it runs,
+  /// behind its position, stays.
+  std::size_t erase_range(const Key& from, const Key& to) {
+    return erase_encoded_range(encode_lookup_key(from), encode_lookup_key(to));
+  }
+  /// erase_range over the records whose keys start with prefix (see
+  /// scan_prefix).
+  template <class P>
+    requires KeyPrefix<Key, P>
+  std::size_t erase_prefix(const P& prefix) {
+    std::string p = encode_key_prefix<Key>(prefix);
+    std::optional<std::string> end = prefix_end(p);
+    return erase_encoded_range(std::move(p), std::move(end));
+  }
+  /// Most keys erase_range commits at once.
+  static constexpr std::size_t kEraseRangeBatch = 1024;
 
   /// Stores every (key, value) pair of the range as one atomic commit: after a
   /// crash either all of them are there or none. Elements may be std::pair,
@@ -12296,7 +13042,7 @@ class Storage {
       kv.push_back(encode_checked_key(key));
       kv.push_back(serialize_checked(value));
     }
-    engine_.put_batch(kv);
+    engine().put_batch(kv);
   }
 
   /// get() for every key of the range, in order.
@@ -12308,42 +13054,70 @@ class Storage {
   }
 
   /// All records in ascending key order.
-  range scan() const { return range(this, std::nullopt, std::nullopt); }
+  range scan() const { return range(&engine(), std::nullopt, std::nullopt); }
   /// Records with from <= key, ascending.
-  range scan(const Key& from) const { return range(this, encode_lookup_key(from), std::nullopt); }
+  range scan(const Key& from) const { return range(&engine(), encode_lookup_key(from), std::nullopt); }
   /// Records with from <= key < to, ascending.
   range scan(const Key& from, const Key& to) const {
-    return range(this, encode_lookup_key(from), encode_lookup_key(to));
+    return range(&engine(), encode_lookup_key(from), encode_lookup_key(to));
+  }
+
+  /// Records whose keys start with prefix, ascending. prefix is string bytes
+  /// for a std::string key (the keys that start with them), or for a
+  /// std::pair or std::tuple key its first element or a std::tuple of its
+  /// first elements (the keys whose leading elements equal them): see
+  /// KeyPrefix.
+  template <class P>
+    requires KeyPrefix<Key, P>
+  range scan_prefix(const P& prefix) const {
+    std::string p = encode_key_prefix<Key>(prefix);
+    std::optional<std::string> end = prefix_end(p);
+    return range(&engine(), std::move(p), std::move(end));
+  }
+
+  /// Number of records with from <= key < to, counted by walking their keys
+  /// (no value is decoded).
+  std::size_t count(const Key& from, const Key& to) const {
+    return count_encoded(encode_lookup_key(from), encode_lookup_key(to));
+  }
+  /// Number of records whose keys start with prefix (see scan_prefix),
+  /// counted by walking their keys.
+  template <class P>
+    requires KeyPrefix<Key, P>
+  std::size_t count_prefix(const P& prefix) const {
+    std::string p = encode_key_prefix<Key>(prefix);
+    std::optional<std::string> end = prefix_end(p);
+    return count_encoded(std::move(p), std::move(end));
   }
 
   /// Number of records (exact). Records whose presence below is not known
   /// yet (written since the last flush began, or flushed uncounted and not
   /// yet met by a compaction: Stats::uncounted_records) are looked up in the
   /// files, each once, with no lock held that writers or readers need.
-  std::size_t size() const { return engine_.size(); }
+  std::size_t size() const { return engine().size(); }
   /// size() == 0, found as a scan's first step: no count, no value decoded.
   bool empty() const {
-    typename engine_type::Cursor cursor(&engine_, std::nullopt, std::nullopt);
+    typename engine_type::Cursor cursor(&engine(), std::nullopt, std::nullopt);
     return !cursor.peek();
   }
 
   /// Makes every write that returned before this call survive power loss.
-  void flush() { engine_.flush(); }
+  void flush() { engine().flush(); }
 
   /// Writes the write buffer into a new level-0 chunk file, records it in
   /// a new MANIFEST and drops the WAL it covered; returns once that is done.
   /// Background flushes do this on their own; call it to empty the WAL now.
-  void checkpoint() { engine_.checkpoint(); }
+  void checkpoint() { engine().checkpoint(); }
 
   /// Merges every level of chunk files into the last one, dropping
   /// overwritten records and erased keys, and returns once that is done
   /// (background compaction keeps the levels in shape on its own; this is
   /// for a store that will mostly be read from now on, or before a backup).
   /// It also removes the files an earlier session left (see close()).
-  void compact() { engine_.compact(); }
+  void compact() { engine().compact(); }
 
   /// A snapshot of the store's counters.
-  Stats stats() const { return engine_.stats(); }
+  Stats stats() const { return engine().stats(); }
 
   /// Flushes the write buffer (when Options::checkpoint_on_close), stops the
   /// background threads, syncs and releases the store. Later calls on this
@@ -12351,10 +13125,10 @@ class Storage {
   /// made obsolete just before, and WAL segments the last flush released,
   /// may stay in the directory: the MANIFEST names none of them, and the
   /// next open removes them in the background (so does compact()).
-  void close() { engine_.close(); }
+  void close() { engine().close(); }
 
   /// What the migration run by this object's open did, if one ran.
-  const std::optional<MigrationReport>& last_migration() const { return engine_.last_migration(); }
+  const std::optional<MigrationReport>& last_migration() const { return engine().last_migration(); }
 
   /// Migrates the store in dir to value schema version `version` with the
   /// steps in `migrations`, then closes it: the way back to an older version
@@ -12382,11 +13156,12 @@ class Storage {
   }
 
   /// The store's directory.
-  const std::filesystem::path& path() const { return engine_.path(); }
+  const std::filesystem::path& path() const { return engine().path(); }
   /// The options it was opened with.
-  const Options& options() const { return engine_.options(); }
+  const Options& options() const { return engine().options(); }
 
-  /// Forward iterator over (key, value) pairs in key order.
+  /// Forward iterator over (key, value) pairs in key order (descending, from
+  /// a reversed() range: read "largest below" for "smallest above" below).
   ///
   /// It holds no lock between steps. It takes the store's shared lock once
   /// per batch: the records from its position to the end of the block it is
@@ -12454,8 +13229,8 @@ class Storage {
 
    private:
     friend class Storage;
-    iterator(const Storage* s, std::optional<std::string> from, std::optional<std::string> to)
-        : store_(s), cursor_(&s->engine_, std::move(from), std::move(to)) {
+    iterator(const engine_type* e, std::optional<std::string> from, std::optional<std::string> to, bool reverse)
+        : engine_(e), cursor_(e, std::move(from), std::move(to), reverse) {
       advance();
     }
 
@@ -12468,14 +13243,14 @@ class Storage {
         current_.reset();
         return;
       }
-      const Storage& s = *store_;
+      const engine_type& e = *engine_;
       const std::filesystem::path* file = cursor_.file();
       try {
         if (current_) {
-          s.decode_stored_key_into(cursor_.key(), current_->first, file);
-          s.deserialize_into(cursor_.value(), current_->second, file);
+          decode_stored_key_into(e, cursor_.key(), current_->first, file);
+          deserialize_into(e, cursor_.value(), current_->second, file);
         } else {
-          current_.emplace(s.decode_stored_key(cursor_.key(), file), s.deserialize(cursor_.value(), file));
+          current_.emplace(decode_stored_key(e, cursor_.key(), file), deserialize(e, cursor_.value(), file));
         }
       } catch (...) {
         current_.reset();
@@ -12484,38 +13259,51 @@ class Storage {
       cursor_.accept();
     }
 
-    const Storage* store_ = nullptr;
+    const engine_type* engine_ = nullptr;
     typename engine_type::Cursor cursor_;
     std::optional<value_type> current_;
   };
 
-  /// What scan() returns: begin() starts a new pass each time it is called.
+  /// What scan() and scan_prefix() return: begin() starts a new pass each
+  /// time it is called.
   class range {
    public:
-    /// A new pass from the range's start.
-    iterator begin() const { return iterator(store_, from_, to_); }
+    /// A new pass from the range's start (its end, when reversed).
+    iterator begin() const { return iterator(engine_, from_, to_, reverse_); }
     /// The end of every pass.
     iterator end() const { return iterator(); }
+    /// The same records in descending key order: `db.scan(from,
+    /// to).reversed()` starts at the last key below `to` and ends with
+    /// `from`. Each ++ reads the record before the last one returned as
+    /// the store holds it then, as a forward pass does; the blocks a
+    /// reverse pass reads are read one at a time (no readahead).
+    range reversed() const {
+      range r = *this;
+      r.reverse_ = !reverse_;
+      return r;
+    }
 
    private:
     friend class Storage;
-    range(const Storage* s, std::optional<std::string> from, std::optional<std::string> to)
-        : store_(s), from_(std::move(from)), to_(std::move(to)) {}
-    const Storage* store_;
+    range(const engine_type* e, std::optional<std::string> from, std::optional<std::string> to)
+        : engine_(e), from_(std::move(from)), to_(std::move(to)) {}
+    const engine_type* engine_;
     std::optional<std::string> from_, to_;
+    bool reverse_ = false;
   };
 
  private:
   // migrate_to's open.
   Storage(const std::filesystem::path& dir, Options options, const Migrator* migrations, unsigned target,
           bool migrate_only)
-      : engine_(dir, std::move(options), record_types(), migrations, target, migrate_only) {}
+      : engine_(std::make_unique<engine_type>(dir, std::move(options), record_types(), migrations, target,
+                                              migrate_only)) {}
 
   static RecordTypes record_types() {
     RecordTypes t;
     t.serializer = std::string(Serializer::id());
     t.key_order = KeyCodec<Key>::name();
-    t.value_type = type_description<Value>();
+    t.value_type = describe_value<Serializer, Value>();
     t.value_version = value_version<Value>;
     t.check_key = [](std::string_view encoded) { (void)decode_key<Key>(encoded); };
     t.describe_key = &describe_key;
@@ -12537,60 +13325,114 @@ class Storage {
     return detail::hex_key(encoded);
   }
 
+  // The engine; ValidationError once this Storage was moved from.
+  engine_type& engine() const {
+    if (!engine_) throw ValidationError("stowage: this Storage was moved from; use the Storage it was moved to");
+    return *engine_;
+  }
+
   std::string encode_lookup_key(const Key& key) const { return encode_key(key); }
+
+  // update()'s call of fn: false when fn returned false.
+  template <class Fn, class V>
+  static bool call_update(Fn& fn, V& v) {
+    if constexpr (std::is_same_v<std::invoke_result_t<Fn&, V&>, bool>) {
+      return fn(v);
+    } else {
+      fn(v);
+      return true;
+    }
+  }
+
+  std::size_t count_encoded(std::optional<std::string> from, std::optional<std::string> to) const {
+    typename engine_type::Cursor cursor(&engine(), std::move(from), std::move(to));
+    std::size_t n = 0;
+    while (cursor.peek()) {
+      ++n;
+      cursor.accept();
+    }
+    return n;
+  }
+
+  std::size_t erase_encoded_range(std::optional<std::string> from, std::optional<std::string> to) {
+    std::size_t erased = 0;
+    std::vector<std::string> keys;
+    for (;;) {
+      keys.clear();
+      {
+        typename engine_type::Cursor cursor(&engine(), from, to);
+        while (keys.size() < kEraseRangeBatch && cursor.peek()) {
+          keys.emplace_back(cursor.key());
+          cursor.accept();
+        }
+      }
+      if (keys.empty()) return erased;
+      engine().erase_batch(keys);
+      erased += keys.size();
+      if (keys.size() < kEraseRangeBatch) return erased;
+      // Resume after the last key erased: it and every key before it are gone.
+      from = keys.back();
+      from->push_back('\0');
+    }
+  }
   // Encoded within the limits (ValidationError otherwise), checked before
   // anything else happens, so a batch with one bad element stores nothing.
   std::string encode_checked_key(const Key& key) const {
     std::string k = encode_key(key);
-    engine_.check_key_size(k.size());
+    engine().check_key_size(k.size());
     return k;
   }
   std::string serialize_checked(const Value& value) const {
     std::string v;
     Serializer::serialize(value, v);
-    engine_.check_value_size(v.size());
+    engine().check_value_size(v.size());
     return v;
   }
-  Value deserialize(std::string_view bytes, const std::filesystem::path* file) const {
+  static Value deserialize(const engine_type& eng, std::string_view bytes, const std::filesystem::path* file) {
     try {
       return Serializer::template deserialize<Value>(bytes);
     } catch (const CorruptionError& e) {
-      throw CorruptionError(file ? *file : engine_.path(), 0,
+      throw CorruptionError(file ? *file : eng.path(), 0,
                             std::string("a stored value does not decode as this Value type: ") + e.what());
     }
   }
 
-  Key decode_stored_key(std::string_view bytes, const std::filesystem::path* file) const {
+  static Key decode_stored_key(const engine_type& eng, std::string_view bytes, const std::filesystem::path* file) {
     try {
       return decode_key<Key>(bytes);
     } catch (const CorruptionError& e) {
-      throw CorruptionError(file ? *file : engine_.path(), 0, std::string("a stored key does not decode as this Key type: ") + e.what());
+      throw CorruptionError(file ? *file : eng.path(), 0, std::string("a stored key does not decode as this Key type: ") + e.what());
     }
   }
   // deserialize() into an existing value, through the Serializer's optional
   // deserialize_into when it has one (scans reuse one value's memory).
-  void deserialize_into(std::string_view bytes, Value& out, const std::filesystem::path* file) const {
+  static void deserialize_into(const engine_type& eng, std::string_view bytes, Value& out,
+                               const std::filesystem::path* file) {
     if constexpr (SerializerDecodesInto<Serializer, Value>) {
       try {
         Serializer::template deserialize_into<Value>(bytes, out);
       } catch (const CorruptionError& e) {
-        throw CorruptionError(file ? *file : engine_.path(), 0,
+        throw CorruptionError(file ? *file : eng.path(), 0,
                               std::string("a stored value does not decode as this Value type: ") + e.what());
       }
     } else {
-      out = deserialize(bytes, file);
+      out = deserialize(eng, bytes, file);
     }
   }
   // decode_stored_key() into an existing key (see decode_key_into).
-  void decode_stored_key_into(std::string_view bytes, Key& out, const std::filesystem::path* file) const {
+  static void decode_stored_key_into(const engine_type& eng, std::string_view bytes, Key& out,
+                                     const std::filesystem::path* file) {
     try {
       decode_key_into<Key>(bytes, out);
     } catch (const CorruptionError& e) {
-      throw CorruptionError(file ? *file : engine_.path(), 0, std::string("a stored key does not decode as this Key type: ") + e.what());
+      throw CorruptionError(file ? *file : eng.path(), 0, std::string("a stored key does not decode as this Key type: ") + e.what());
     }
   }
 
-  engine_type engine_;
+  // The engine, behind a pointer so that a Storage moves (iterators and
+  // ranges hold the engine, not the Storage, and survive the move); null
+  // once moved from.
+  std::unique_ptr<engine_type> engine_;
 };
 
 }  // namespace stowage
@@ -12689,7 +13531,7 @@ struct LevelInfo {
 struct KeyspaceInfo {
   std::string name;                   ///< "default" for Storage's records
   std::string key_order;              ///< KeyCodec<Key>::name() of the writer
-  std::string value_type;             ///< type_description<Value>() of the writer (empty: unknown)
+  std::string value_type;             ///< describe_value<Serializer, Value>() of the writer (empty: unknown)
   std::uint32_t schema_version = 0;   ///< value schema version of the records
   /// What the MANIFEST counts of its chunks' live records (the WAL not
   /// included): exact when `uncounted` is 0; else the uncounted records add

@@ -69,6 +69,18 @@ TEST_CASE("a store used from a file that only declares the engine reads, writes,
     CHECK_FALSE(db.erase(7));
     db.discard(14);
     model.erase(14);
+    // The conditional and range operations, through the handle.
+    CHECK_FALSE(db.insert(21, "not stored"));
+    CHECK(db.insert(4000, "inserted"));
+    model[4000] = "inserted";
+    CHECK(db.update(21, [](std::string& v) { v += "+"; }));
+    model[21] += "+";
+    CHECK(db.update(28, [](std::optional<std::string>& v) { v.reset(); }));
+    model.erase(28);
+    const auto in_range = std::distance(model.lower_bound(2900), model.lower_bound(2910));
+    CHECK(db.erase_range(2900, 2910) == static_cast<std::size_t>(in_range));
+    model.erase(model.lower_bound(2900), model.lower_bound(2910));
+    CHECK(db.count(0, 100) == static_cast<std::size_t>(std::distance(model.begin(), model.lower_bound(100))));
     std::vector<std::pair<std::uint64_t, std::string>> batch{{5000, "a"}, {5001, "b"}};
     db.put_batch(batch);
     model[5000] = "a";
@@ -116,7 +128,9 @@ TEST_CASE("errors thrown by the engine in the other file reach this one with the
   TempDir tmp("separate-errors");
   const auto dir = tmp / "db";
   Store db(dir, small_options());
-  CHECK_THROWS_AS(Store(dir, small_options()), LockError);
+  Options at_once = small_options();
+  at_once.lock_timeout = std::chrono::milliseconds(0);  // fail at once instead of waiting for db
+  CHECK_THROWS_AS(Store(dir, at_once), LockError);
   db.close();
   Storage<std::string, std::string> named(tmp / "named", small_options());
   CHECK_THROWS_AS(named.put(std::string(kMaxKeyBytes + 1, 'k'), "v"), ValidationError);

@@ -657,3 +657,111 @@ TEST_CASE("deserialize_into decodes into an existing object exactly as deseriali
   CHECK_THROWS_AS(BinarySerializer::deserialize_into(ser(std::string("abc")) + "x", s), CorruptionError);
   CHECK_THROWS_AS(BinarySerializer::deserialize_into(std::string_view("\x05" "ab", 3), s), CorruptionError);
 }
+
+// ---- describe_value: the value type description a store records ------------
+
+namespace {
+
+// A user serializer without the describe hook (the bytes do not matter here).
+struct HooklessSerializer {
+  static constexpr std::string_view id() { return "hookless-1"; }
+  template <class T>
+  static void serialize(const T&, std::string& out) {
+    out += 'x';
+  }
+  template <class T>
+  static T deserialize(std::string_view) {
+    return T{};
+  }
+};
+
+// The same with the hook: it describes every type itself.
+struct DescribingSerializer {
+  static constexpr std::string_view id() { return "describing-1"; }
+  template <class T>
+  static void serialize(const T&, std::string& out) {
+    out += 'x';
+  }
+  template <class T>
+  static T deserialize(std::string_view) {
+    return T{};
+  }
+  template <class T>
+  static std::string describe() {
+    return "described:" + std::to_string(sizeof(T));
+  }
+};
+
+// Plain structs: no serialize member, no ValueCodec.
+struct PlainNamed {
+  std::int32_t x = 0;
+};
+struct PlainUnnamed {
+  std::int64_t x = 0;
+};
+// A serialize member but no default constructor: the rules cannot describe it.
+struct ObjectWithoutDefault {
+  explicit ObjectWithoutDefault(int v) : x(v) {}
+  int x;
+  template <class Archive>
+  void serialize(Archive& ar, unsigned) {
+    ar & x;
+  }
+};
+
+}  // namespace
+
+namespace stowage {
+template <>
+inline constexpr std::string_view value_type_name<PlainNamed> = "plain-named-v1";
+template <>
+inline constexpr std::string_view value_type_name<ObjectWithoutDefault> = "no-default-v1";
+// Point is describable by the rules: its name is never used.
+template <>
+inline constexpr std::string_view value_type_name<Point> = "ignored";
+}  // namespace stowage
+
+TEST_CASE("describe_value: the hook, else the structural description, else the serializer id and a name",
+          "[serializer]") {
+  using stowage::describe_value;
+  using stowage::type_description;
+  using stowage::detail::value::describable;
+  static_assert(stowage::SerializerDescribes<DescribingSerializer, PlainUnnamed>);
+  static_assert(!stowage::SerializerDescribes<HooklessSerializer, PlainNamed>);
+  static_assert(!stowage::SerializerDescribes<BinarySerializer, Point>);
+  static_assert(stowage::SerializerFor<HooklessSerializer, PlainNamed>);
+  static_assert(describable<Point>() && describable<Node>() && describable<std::vector<std::tuple<>>>());
+  static_assert(describable<Rgb>() && describable<NoDefault>() && describable<Everything>());
+  static_assert(!describable<PlainNamed>() && !describable<NotSerializable>());
+  static_assert(!describable<std::vector<NotSerializable>>() && !describable<std::map<std::string, PlainNamed>>());
+  static_assert(!describable<ObjectWithoutDefault>() && !describable<std::optional<ObjectWithoutDefault>>());
+  static_assert(stowage::value_type_name<PlainUnnamed>.empty());
+
+  // Types the rules describe keep their exact description, whatever the
+  // serializer (stores written before the hook existed open unchanged).
+  CHECK(describe_value<BinarySerializer, std::int32_t>() == "i32");
+  CHECK(describe_value<HooklessSerializer, std::int32_t>() == "i32");
+  CHECK(describe_value<HooklessSerializer, std::string>() == "str");
+  CHECK(stowage::value_type_name<Point> == "ignored");
+  CHECK(describe_value<HooklessSerializer, Point>() == "obj{i32,i32}");  // its value_type_name is ignored
+  CHECK(describe_value<BinarySerializer, Person>() == "obj{str,opt<obj{i32,i32}>,vec<str>}");
+  CHECK(describe_value<HooklessSerializer, Node>() == "obj{i32,vec<rec>}");
+  CHECK(describe_value<HooklessSerializer, Versioned>() == "obj@3{i32}");
+  CHECK(describe_value<HooklessSerializer, Named>() == "codec:named-v1");
+  CHECK(describe_value<HooklessSerializer, std::tuple<>>() == "tup<>");
+  CHECK(describe_value<BinarySerializer, WithCodecs>() == type_description<WithCodecs>());
+  CHECK(describe_value<HooklessSerializer, Everything>() == type_description<Everything>());
+  CHECK(describe_value<BinarySerializer, std::map<std::string, std::int64_t>>() ==
+        type_description<std::map<std::string, std::int64_t>>());
+
+  // The hook wins, for describable types too.
+  CHECK(describe_value<DescribingSerializer, PlainUnnamed>() == "described:8");
+  CHECK(describe_value<DescribingSerializer, PlainNamed>() == "described:4");
+  CHECK(describe_value<DescribingSerializer, Point>() == "described:8");
+
+  // Else the serializer's id and the user's name.
+  CHECK(describe_value<HooklessSerializer, PlainNamed>() == "hookless-1:plain-named-v1");
+  CHECK(describe_value<BinarySerializer, ObjectWithoutDefault>() == "binary-1:no-default-v1");
+  // (describe_value<HooklessSerializer, PlainUnnamed>() does not compile: the
+  // static_assert asks for the hook or a value_type_name.)
+}

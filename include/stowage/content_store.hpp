@@ -14,9 +14,9 @@
 //   'm' + key digest             -> the 32-byte digest of the computed result
 //   'p' + root name              -> the 32-byte digest the root pins
 //
-// Sharing between processes. Every open of a store takes its LOCK file
-// exclusively (file_lock.hpp), so two processes cannot hold one store open at
-// once. With Sharing::processes a ContentStore therefore holds the store only
+// Sharing between processes. Every writable open of a store takes its LOCK
+// file exclusively (file_lock.hpp), so two processes cannot hold one store
+// open for writing at once. With Sharing::processes a ContentStore therefore holds the store only
 // while it works: an operation opens it (waiting up to Options::lock_timeout
 // for another process to hand it over), and it is closed again once
 // ContentOptions::hold_for passes without an operation, or at once when
@@ -439,6 +439,10 @@ class ContentStore {
       // Each close checkpoints, so the next open has no WAL to replay (measured
       // before holding was added: 3.6 ms per open + get + close, 4.9 ms without).
       session_options_.checkpoint_on_close = true;
+      // Each open attempt fails at once when another process holds the
+      // store, so that with_store can ask it to hand the store over; its own
+      // loop waits up to the store's lock_timeout.
+      session_options_.lock_timeout = std::chrono::milliseconds(0);
       ops_.emplace(std::filesystem::path(dir_.string() + ".ops"));
       holder_ = std::thread([this] { hold_loop(); });
       try {

@@ -293,6 +293,79 @@ class Engine {
     commit(batch, &op, 1);
   }
 
+  /// Reads key's value and calls decide(current, next) with no lock held:
+  /// current is the stored bytes (nullptr when absent); decide returns
+  /// WriteDecision::put (having written the new value into next, a cleared
+  /// std::string), WriteDecision::erase or WriteDecision::keep. The decision commits
+  /// only if nothing wrote key in between (checked under the writers'
+  /// mutex, without a disk read); otherwise the key is read again and decide
+  /// runs again. So the read and the write are atomic against every other
+  /// writer, and decide may run more than once. A decide that throws
+  /// commits nothing and the exception propagates.
+  ReadModifyWrite read_modify_write(std::string_view key, DecideRef decide) {
+    check_key_size(key.size());
+    std::string current, next;
+    for (;;) {
+      bool existed = false, in_buffer = false;
+      std::uint64_t freezes_seen = 0, seq_seen = 0;
+      {
+        std::shared_lock guard(lock_);
+        check_open();
+        check_writable();
+        freezes_seen = freezes_;
+        if (const auto* e = wb_.find(key)) {
+          in_buffer = true;
+          seq_seen = e->seq;
+        }
+        existed = find_locked(key, [&](std::string_view v, const std::filesystem::path*) { current.assign(v); });
+      }
+      next.clear();
+      const WriteDecision d = decide(existed ? &current : nullptr, next);
+      if (d == WriteDecision::keep) return ReadModifyWrite{existed, d};
+      if (d == WriteDecision::put) check_value_size(next.size());
+      detail::WalBatch batch;
+      if (d == WriteDecision::put)
+        batch.put(key, next);
+      else
+        batch.erase(key);
+      Op op{d == WriteDecision::put ? detail::kOpPut : detail::kOpErase, key,
+            d == WriteDecision::put ? std::string_view(next) : std::string_view()};
+      op.below = in_buffer ? detail::Below::unknown : (existed ? detail::Below::present : detail::Below::absent);
+      // Under write_mu_, after every earlier commit is applied: key's state
+      // is what was read when no freeze moved the buffer and its entry (or
+      // its absence) in the buffer is the same one; what lies below the
+      // buffer changes only by a freeze (flushes and compactions keep each
+      // key's value).
+      auto unchanged = [&] {
+        std::shared_lock guard(lock_);
+        if (freezes_ != freezes_seen) return false;
+        const auto* e = wb_.find(key);
+        return (e != nullptr) == in_buffer && (e == nullptr || e->seq == seq_seen);
+      };
+      if (commit(batch, &op, 1, [] {}, unchanged)) return ReadModifyWrite{existed, d};
+    }
+  }
+
+  /// Removes every key of `keys` (those stored) as one atomic commit,
+  /// without finding out which were there (as discard()).
+  void erase_batch(const std::vector<std::string>& keys) {
+    std::size_t bytes = 0;
+    for (const auto& k : keys) {
+      check_key_size(k.size());
+      bytes += detail::varint_length(k.size()) + k.size() + 1;
+    }
+    if (keys.empty()) return;
+    detail::WalBatch batch;
+    batch.reserve(bytes);
+    std::vector<Op> ops;
+    ops.reserve(keys.size());
+    for (const auto& k : keys) {
+      batch.erase(k);
+      ops.push_back(Op{detail::kOpErase, k, {}});
+    }
+    commit(batch, ops.data(), ops.size());
+  }
+
   /// Stores the pairs (kv[0], kv[1]), (kv[2], kv[3]), ... as one atomic
   /// commit: after a crash either all of them are there or none.
   void put_batch(const std::vector<std::string>& kv) {
@@ -440,6 +513,54 @@ class Engine {
       }
       table_.reset();
     }
+    // Positions at the last record < below (the run's last record when
+    // below is absent), for a reverse scan: every block it reads is read
+    // like a get's (cached), one at a time.
+    void seek_back(std::optional<std::string_view> below) {
+      block_.reset();
+      table_.reset();
+      // Past the last file whose first key is < below.
+      std::size_t f = run_->files.size();
+      if (below) {
+        auto it = std::lower_bound(run_->files.begin(), run_->files.end(), *below,
+                                   [](const auto& file, std::string_view k) {
+                                     return std::string_view(file->ref().first_key) < k;
+                                   });
+        f = static_cast<std::size_t>(it - run_->files.begin());
+      }
+      if (f == 0) return;
+      file_i_ = f - 1;
+      open_file(true);
+      std::size_t bi = table_->block_count();
+      if (below) {
+        bi = table_->find_block(*below);  // the last block whose first key is <= below
+        bi = bi >= table_->block_count() ? 0 : bi + 1;
+      }
+      // Blocks [0, bi) may hold a record < below; the last one that does.
+      while (bi > 0) {
+        --bi;
+        block_ = s_->cached_scan_block(*table_, file(), bi);
+        block_i_ = bi;
+        rec_ = below ? block_->lower_bound(*below) : block_->size();
+        if (rec_ > 0) {
+          --rec_;
+          return;
+        }
+      }
+      // Nothing below it in this file (its first key is < below, so only
+      // empty blocks): the files before it.
+      block_.reset();
+      block_i_ = 0;
+      prev_block(nullptr);
+    }
+    // The previous record (reverse scans); the block it leaves goes to keep.
+    void prev(Pins* keep) {
+      if (rec_ > 0) {
+        --rec_;
+        return;
+      }
+      prev_block(keep);
+    }
     bool valid() const { return block_ != nullptr; }
     std::string_view key() const { return block_->key(rec_); }
     std::string_view value() const { return block_->value(rec_); }
@@ -460,6 +581,31 @@ class Engine {
     }
 
    private:
+    // To the last record of the block before the current one (or of the
+    // files before), or invalid at the run's start.
+    void prev_block(Pins* keep) {
+      if (keep && block_) keep->push(block_, table_);
+      block_.reset();
+      for (;;) {
+        if (table_ && block_i_ > 0 && block_i_ <= table_->block_count()) {
+          --block_i_;
+          block_ = s_->cached_scan_block(*table_, file(), block_i_);
+          if (block_->size() > 0) {
+            rec_ = block_->size() - 1;
+            return;
+          }
+          block_.reset();
+          continue;
+        }
+        if (file_i_ == 0) {
+          table_.reset();
+          return;
+        }
+        --file_i_;
+        open_file(true);
+        block_i_ = table_->block_count();
+      }
+    }
     std::uint64_t file() const { return run_->files[file_i_]->ref().file; }
     void open_file(bool cached) {
       table_ = s_->table(run_->files[file_i_]->ref(), cached);
@@ -520,9 +666,10 @@ class Engine {
     /// A cursor at the end.
     Cursor() = default;
     /// A cursor over the records with from <= key < to (either bound may be
-    /// absent), before its first record: call peek().
-    Cursor(const Engine* e, std::optional<std::string> from, std::optional<std::string> to)
-        : store_(e), from_(std::move(from)), to_(std::move(to)) {}
+    /// absent), before its first record: call peek(). With reverse, it
+    /// returns them in descending order (from the last key below to).
+    Cursor(const Engine* e, std::optional<std::string> from, std::optional<std::string> to, bool reverse = false)
+        : store_(e), from_(std::move(from)), to_(std::move(to)), reverse_(reverse) {}
     /// A copy at the same position; it reads its next records from the store
     /// itself rather than sharing the original's batch.
     Cursor(const Cursor& other) { copy_from(other); }
@@ -590,6 +737,7 @@ class Engine {
       store_ = o.store_;
       from_ = o.from_;
       to_ = o.to_;
+      reverse_ = o.reverse_;
       last_ = o.last_;
       started_ = o.started_;
       done_ = o.done_;
@@ -644,13 +792,43 @@ class Engine {
     // (up to the batch's limit, or kArenaBytes of copied buffered writes). Empty
     // only at the end of the range.
     void fill();
-    // Positions every source at the first key after last_ (or at from_):
+    // fill()'s merge for a reverse cursor: the largest key first, down to from_.
+    void fill_reverse(std::size_t batch_limit);
+    // Adds a buffered write to the batch as a copy (the entry may change once
+    // the lock is released; views into arena_ stay valid while it does not
+    // reallocate). False, adding nothing, when the arena holds records and
+    // this one does not fit.
+    bool take_buffered(std::string_view key, const detail::BufferEntry& entry) {
+      const std::size_t need = key.size() + entry.value.size();
+      if (arena_.size() + need > arena_.capacity()) {
+        if (!arena_.empty()) return false;
+        arena_.reserve(std::max(need, kArenaBytes));
+      }
+      const std::size_t at = arena_.size();
+      arena_.insert(arena_.end(), key.begin(), key.end());
+      arena_.insert(arena_.end(), entry.value.begin(), entry.value.end());
+      batch_.push_back(Pending{std::string_view(arena_.data() + at, key.size()),
+                               std::string_view(arena_.data() + at + key.size(), entry.value.size()), nullptr});
+      return true;
+    }
+    // Positions every source at the first key after last_ (or at from_);
+    // reverse: at the last key before last_ (or before to_, or the last):
     // the write buffer, the frozen one and one RunReader per run of the
     // current Version, which the cursor pins.
     void reseek();
+    // Where a buffer's position lies: see reseek().
+    MapIt seek_buffer(const detail::WriteBuffer& b) const {
+      if (reverse_) {
+        if (started_) return b.before(last_);
+        return to_ ? b.before(*to_) : b.last();
+      }
+      if (started_) return b.upper_bound(last_);
+      return from_ ? b.lower_bound(*from_) : b.begin();
+    }
 
     const Engine* store_ = nullptr;
     std::optional<std::string> from_, to_;
+    bool reverse_ = false;
     std::string last_;  // encoded key last returned
     bool started_ = false, positioned_ = false, done_ = false;
     std::size_t fills_ = 0;  // batches filled (their size grows: see kFirstBatch)
@@ -1297,12 +1475,22 @@ class Engine {
       if (fn != nullptr) fn(ctx);
     }
   };
+  // A commit's condition (read_modify_write's check that the key is as it
+  // was read), type-erased likewise; empty: commit unconditionally.
+  struct ConditionRef {
+    bool (*fn)(void*) = nullptr;
+    void* ctx = nullptr;
+    explicit operator bool() const { return fn != nullptr; }
+    bool operator()() const { return fn == nullptr || fn(ctx); }
+  };
   // One Durability::sync commit in the queue (see commit_synced).
   struct Writer {
     std::string* payload = nullptr;
     Op* ops = nullptr;
     std::size_t n = 0;
     BeforeRef before;
+    ConditionRef condition;
+    bool refused = false;  // its condition failed: nothing appended or applied
     detail::WriteBuffer::Undo* undo = nullptr;
     std::uint64_t first = 0;  // its first sequence number, once appended
     bool done = false;        // queue_mu_
@@ -1314,13 +1502,17 @@ class Engine {
 
   // Appends one WAL record for ops and applies them; `before` runs first
   // (erase uses it to learn whether the key existed), after every earlier
-  // commit is applied. A commit is applied all or nothing: when applying
+  // commit is applied. A `condition` (not the default nullptr) runs under
+  // write_mu_ before the append, after every earlier commit is applied;
+  // when it returns false nothing is appended or applied and commit
+  // returns false (otherwise true). A commit is applied all or nothing: when applying
   // throws after the append, the ops already applied are rolled back and
   // the store fails (see fail()). With Durability::sync a commit becomes
   // visible only after its fdatasync, so no reader sees a write that a
   // failed sync or a power cut then takes away.
-  template <class Before = void (*)()>
-  void commit(detail::WalBatch& batch, Op* ops, std::size_t n, Before&& before = [] {}) {
+  template <class Before = void (*)(), class Condition = std::nullptr_t>
+  bool commit(detail::WalBatch& batch, Op* ops, std::size_t n, Before&& before = [] {},
+              Condition&& condition = nullptr) {
     FailureReport report{this};
     check_open();
     check_writable();
@@ -1330,14 +1522,22 @@ class Engine {
     if (n > 1) undo.reserve(n);
     BeforeRef before_ref{[](void* ctx) { (*static_cast<std::remove_reference_t<Before>*>(ctx))(); },
                          const_cast<void*>(static_cast<const void*>(&before))};
+    ConditionRef condition_ref;
+    if constexpr (!std::is_same_v<std::remove_cvref_t<Condition>, std::nullptr_t>)
+      condition_ref = ConditionRef{
+          [](void* ctx) -> bool { return (*static_cast<std::remove_reference_t<Condition>*>(ctx))(); },
+          const_cast<void*>(static_cast<const void*>(&condition))};
     const bool slowed = throttle();
     bool need_freeze;
     if (opt_.durability == Durability::sync) {
-      need_freeze = commit_synced(payload, ops, n, before_ref, &undo);
+      bool refused = false;
+      need_freeze = commit_synced(payload, ops, n, before_ref, condition_ref, &undo, refused);
+      if (refused) return false;
     } else {
       std::lock_guard w(write_mu_);
       check_open();
       check_writable();
+      if (!condition_ref()) return false;
       before();
       const std::uint64_t first = last_seq_ + 1;
       detail::encode_fixed64(payload.data(), first);
@@ -1353,6 +1553,7 @@ class Engine {
       if (wal_->size() >= wal_sync_at_) request_wal_sync();
     }
     if (need_freeze) maybe_freeze(slowed);
+    return true;
   }
 
   // Applies one commit's ops (sequences first, first + 1, ...) to wb_, all
@@ -1364,10 +1565,12 @@ class Engine {
   // the front is the leader: it appends the records of the writers queued
   // behind it (itself first), syncs the WAL once for all of them, applies
   // them in order and wakes them; writers arriving meanwhile queue up for
-  // the next leader. Returns whether a checkpoint is due; rethrows the
+  // the next leader. A writer with a condition only ever leads a group (its
+  // condition must see every earlier commit applied); `refused` tells that
+  // its condition failed. Returns whether a checkpoint is due; rethrows the
   // writer's error.
-  bool commit_synced(std::string& payload, Op* ops, std::size_t n, BeforeRef before,
-                     detail::WriteBuffer::Undo* undo);
+  bool commit_synced(std::string& payload, Op* ops, std::size_t n, BeforeRef before, ConditionRef condition,
+                     detail::WriteBuffer::Undo* undo, bool& refused);
 
   // The leader's work for group[0, count): sets each writer's error instead
   // of throwing. Returns whether a checkpoint is due.
@@ -1649,6 +1852,7 @@ class Engine {
   // so that a scan can see without the lock that its batch is current.
   std::atomic<std::uint64_t> wb_version_{0};
   std::atomic<std::uint64_t> chunk_version_{0};
+  std::uint64_t freezes_ = 0;  // freezes so far; written under write_mu_ and lock_ (exclusive), read under either
   mutable detail::BlockCache<Eviction> cache_;  // its own sharded locks
   mutable detail::OpenFileCache files_;         // its own lock
 
@@ -1744,8 +1948,12 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill() -> void {
     reseek();
     positioned_ = true;
   } else if (wb_version_ != s.wb_version_.load(std::memory_order_relaxed)) {
-    wb_it_ = started_ ? s.wb_.upper_bound(last_) : (from_ ? s.wb_.lower_bound(*from_) : s.wb_.begin());
+    wb_it_ = seek_buffer(s.wb_);
     wb_version_ = s.wb_version_.load(std::memory_order_relaxed);
+  }
+  if (reverse_) {
+    fill_reverse(batch_limit);
+    return;
   }
   for (;;) {
     const bool wb_has = wb_it_ != s.wb_.end();
@@ -1785,18 +1993,7 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill() -> void {
     const bool imm_at = imm_has && imm_it_->first == best;
     const detail::BufferEntry* entry = wb_at ? &wb_it_->second : imm_at ? &imm_it_->second : nullptr;
     if (entry && !entry->tombstone) {
-      // A copy: the entry may change once the lock is released. Views
-      // into arena_ stay valid while it does not reallocate.
-      const std::size_t need = best.size() + entry->value.size();
-      if (arena_.size() + need > arena_.capacity()) {
-        if (!arena_.empty()) return;  // full: this record starts the next batch
-        arena_.reserve(std::max(need, kArenaBytes));
-      }
-      const std::size_t at = arena_.size();
-      arena_.insert(arena_.end(), best.begin(), best.end());
-      arena_.insert(arena_.end(), entry->value.begin(), entry->value.end());
-      batch_.push_back(Pending{std::string_view(arena_.data() + at, best.size()),
-                               std::string_view(arena_.data() + at + best.size(), entry->value.size()), nullptr});
+      if (!take_buffered(best, *entry)) return;  // the arena is full: this record starts the next batch
     } else if (!entry && !low->tombstone()) {
       batch_.push_back(Pending{low->key(), low->value(), low->path()});
     }
@@ -1810,21 +2007,61 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill() -> void {
 }
 
 template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::Cursor::fill_reverse(std::size_t batch_limit) -> void {
+  const Engine& s = *store_;
+  for (;;) {
+    const bool wb_has = wb_it_ != s.wb_.end();
+    const bool imm_has = imm_ && imm_it_ != imm_->end();
+    // The run with the largest key; the newest (first) wins ties.
+    RunReader* high = nullptr;
+    for (auto& r : readers_)
+      if (r.valid() && (high == nullptr || high->key() < r.key())) high = &r;
+    std::string_view best;
+    bool have = false;
+    auto consider = [&](std::string_view k) {
+      if (!have || best < k) best = k, have = true;
+    };
+    if (wb_has) consider(wb_it_->first);
+    if (imm_has) consider(imm_it_->first);
+    if (high != nullptr) consider(high->key());
+    if (!have || (from_ && best < std::string_view(*from_))) return;
+    const bool wb_at = wb_has && wb_it_->first == best;
+    const bool imm_at = imm_has && imm_it_->first == best;
+    const detail::BufferEntry* entry = wb_at ? &wb_it_->second : imm_at ? &imm_it_->second : nullptr;
+    if (entry && !entry->tombstone) {
+      if (!take_buffered(best, *entry)) return;  // the arena is full: this record starts the next batch
+    } else if (!entry && !high->tombstone()) {
+      batch_.push_back(Pending{high->key(), high->value(), high->path()});
+    }
+    // best views a buffer key or a block that stays pinned (pins_).
+    if (wb_at) wb_it_.retreat();
+    if (imm_at) imm_it_.retreat();
+    for (auto& r : readers_)
+      if (r.valid() && r.key() == best) r.prev(&pins_);
+    if (batch_.size() >= batch_limit) return;
+  }
+}
+
+template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::Cursor::reseek() -> void {
   const Engine& s = *store_;
-  auto seek = [&](const detail::WriteBuffer& b) {
-    if (started_) return b.upper_bound(last_);
-    return from_ ? b.lower_bound(*from_) : b.begin();
-  };
-  wb_it_ = seek(s.wb_);
+  wb_it_ = seek_buffer(s.wb_);
   imm_ = s.imm_;
-  if (imm_) imm_it_ = seek(*imm_);
+  if (imm_) imm_it_ = seek_buffer(*imm_);
   readers_.clear();
   version_ = s.version_;
   const std::string_view target = started_ ? std::string_view(last_) : (from_ ? std::string_view(*from_) : "");
+  std::optional<std::string_view> below;
+  if (started_)
+    below = last_;
+  else if (to_)
+    below = *to_;
   version_->for_each_run([&](const detail::Run& r, std::uint32_t) {
     readers_.emplace_back(&s, &r, /*sequential=*/false);
-    readers_.back().seek(target, started_);
+    if (reverse_)
+      readers_.back().seek_back(below);
+    else
+      readers_.back().seek(target, started_);
   });
   wb_version_ = s.wb_version_.load(std::memory_order_relaxed);
   chunk_version_ = s.chunk_version_.load(std::memory_order_relaxed);
@@ -1968,16 +2205,26 @@ auto Engine<Compression, Eviction, Lock>::run_group(Writer* const* group, std::s
     }
     if (!all) {
       try {
+        bool appended = false;
         for (std::size_t i = 0; i < count; ++i) {
           Writer& g = *group[i];
+          // Only the leader has a condition (commit_synced): every earlier
+          // commit is applied.
+          if (g.condition && !g.condition()) {
+            g.refused = true;
+            continue;
+          }
           g.first = last_seq_ + 1;
           detail::encode_fixed64(g.payload->data(), g.first);
           wal_->append(*g.payload);
           last_seq_ += g.n;
+          appended = true;
         }
-        seal_frozen_wal();
-        wal_->sync();
-        synced_seq_ = last_seq_;
+        if (appended) {
+          seal_frozen_wal();
+          wal_->sync();
+          synced_seq_ = last_seq_;
+        }
       } catch (...) {
         all = std::current_exception();
         fail(all);
@@ -1989,6 +2236,7 @@ auto Engine<Compression, Eviction, Lock>::run_group(Writer* const* group, std::s
     }
     for (std::size_t i = 0; i < count; ++i) {
       Writer& g = *group[i];
+      if (g.refused) continue;
       try {
         g.before();
         apply_commit(g.ops, g.n, g.first, g.undo);
@@ -2011,12 +2259,14 @@ auto Engine<Compression, Eviction, Lock>::run_group(Writer* const* group, std::s
 
 template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::commit_synced(std::string& payload, Op* ops, std::size_t n, BeforeRef before,
-                                                        detail::WriteBuffer::Undo* undo) -> bool {
+                                                        ConditionRef condition, detail::WriteBuffer::Undo* undo,
+                                                        bool& refused) -> bool {
   Writer me;
   me.payload = &payload;
   me.ops = ops;
   me.n = n;
   me.before = before;
+  me.condition = condition;
   me.undo = undo;
   std::unique_lock q(queue_mu_);
   writers_.push_back(&me);
@@ -2027,7 +2277,10 @@ auto Engine<Compression, Eviction, Lock>::commit_synced(std::string& payload, Op
   }
   Writer* group[kMaxGroup];
   std::size_t count = 0;
-  for (auto it = writers_.begin(); it != writers_.end() && count < kMaxGroup; ++it) group[count++] = *it;
+  for (auto it = writers_.begin(); it != writers_.end() && count < kMaxGroup; ++it) {
+    if (count > 0 && (*it)->condition) break;  // it leads the next group
+    group[count++] = *it;
+  }
   q.unlock();
   const bool need_checkpoint = run_group(group, count);
   q.lock();
@@ -2039,6 +2292,7 @@ auto Engine<Compression, Eviction, Lock>::commit_synced(std::string& payload, Op
   if (!writers_.empty()) writers_.front()->cv.notify_one();
   q.unlock();
   if (me.error) std::rethrow_exception(me.error);
+  refused = me.refused;
   return need_checkpoint;
 }
 
@@ -2369,6 +2623,7 @@ auto Engine<Compression, Eviction, Lock>::freeze_locked() -> void {
     *frozen = std::move(wb_);
     imm_ = std::move(frozen);
     imm_resolved_ = false;
+    ++freezes_;
     ++wb_version_;
     ++chunk_version_;
     std::lock_guard g(bg_mu_);  // before lock_ is released: see counted_locked()
@@ -3008,7 +3263,8 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
       }
     }
   }
-  file_lock_ = std::make_unique<detail::FileLock>(dir_, Lock::waits_for_other_processes, opt_.lock_timeout);
+  file_lock_ = std::make_unique<detail::FileLock>(
+      dir_, opt_.read_only ? detail::FileLock::Mode::shared : detail::FileLock::Mode::exclusive, opt_.lock_timeout);
 
   auto names = fs_->list(dir_);
   std::vector<std::uint64_t> wal_files;
@@ -3478,6 +3734,14 @@ void EngineHandle<C, E, L>::put(std::string_view key, std::string_view value) {
   engine_->put(key, value);
 }
 template <class C, class E, class L>
+ReadModifyWrite EngineHandle<C, E, L>::read_modify_write(std::string_view key, DecideRef decide) {
+  return engine_->read_modify_write(key, decide);
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::erase_batch(const std::vector<std::string>& keys) {
+  engine_->erase_batch(keys);
+}
+template <class C, class E, class L>
 bool EngineHandle<C, E, L>::erase(std::string_view key) {
   return engine_->erase(key);
 }
@@ -3553,8 +3817,9 @@ template <class C, class E, class L>
 EngineHandle<C, E, L>::Cursor::Cursor() noexcept = default;
 template <class C, class E, class L>
 EngineHandle<C, E, L>::Cursor::Cursor(const EngineHandle* h, std::optional<std::string> from,
-                                      std::optional<std::string> to)
-    : c_(std::make_unique<Impl>(Impl{typename engine_type::Cursor(h->engine_.get(), std::move(from), std::move(to))})) {}
+                                      std::optional<std::string> to, bool reverse)
+    : c_(std::make_unique<Impl>(
+          Impl{typename engine_type::Cursor(h->engine_.get(), std::move(from), std::move(to), reverse)})) {}
 template <class C, class E, class L>
 EngineHandle<C, E, L>::Cursor::Cursor(const Cursor& other)
     : c_(other.c_ ? std::make_unique<Impl>(*other.c_) : nullptr) {}

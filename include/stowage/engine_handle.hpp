@@ -40,7 +40,7 @@ struct RecordTypes {
   std::string serializer;
   /// KeyCodec<Key>::name(): the order the encoded keys are in.
   std::string key_order;
-  /// type_description<Value>() ("" when unknown).
+  /// describe_value<Serializer, Value>() ("" when unknown).
   std::string value_type;
   /// value_version<Value>: the schema version values are written at.
   unsigned value_version = 0;
@@ -49,6 +49,38 @@ struct RecordTypes {
   void (*check_key)(std::string_view encoded) = nullptr;
   /// The key for messages, decoded when that reads well; nullptr: hex.
   std::string (*describe_key)(std::string_view encoded) = nullptr;
+};
+
+/// What a read-modify-write's decide function chose (Engine::read_modify_write).
+enum class WriteDecision {
+  keep,   ///< write nothing
+  put,    ///< store the value decide wrote into its second argument
+  erase,  ///< remove the key
+};
+
+/// What Engine::read_modify_write did.
+struct ReadModifyWrite {
+  bool existed = false;                          ///< the key was stored when decide last ran
+  WriteDecision decision = WriteDecision::keep;  ///< what was committed (keep: nothing)
+};
+
+/// A decide function for Engine::read_modify_write, by reference: called as
+/// decide(current value bytes or nullptr, the new value to fill). It does
+/// not own the callable, which must outlive the call it is passed to.
+class DecideRef {
+ public:
+  /// Refers to f, callable as WriteDecision(const std::string*, std::string&).
+  template <class F>
+  explicit DecideRef(F& f)
+      : ctx_(static_cast<void*>(&f)), fn_([](void* ctx, const std::string* current, std::string& next) {
+          return static_cast<WriteDecision>((*static_cast<F*>(ctx))(current, next));
+        }) {}
+  /// Calls the callable.
+  WriteDecision operator()(const std::string* current, std::string& next) const { return fn_(ctx_, current, next); }
+
+ private:
+  void* ctx_;
+  WriteDecision (*fn_)(void*, const std::string*, std::string&);
 };
 
 /// Engine<Compression, Eviction, Lock> behind a pointer, with the same
@@ -78,6 +110,10 @@ class EngineHandle {
   void check_value_size(std::size_t bytes) const;
   /// Engine::put.
   void put(std::string_view key, std::string_view value);
+  /// Engine::read_modify_write.
+  ReadModifyWrite read_modify_write(std::string_view key, DecideRef decide);
+  /// Engine::erase_batch.
+  void erase_batch(const std::vector<std::string>& keys);
   /// Engine::erase.
   bool erase(std::string_view key);
   /// Engine::discard.
@@ -130,8 +166,9 @@ class EngineHandle {
    public:
     /// A cursor at the end.
     Cursor() noexcept;
-    /// Engine::Cursor(e, from, to) over h's engine.
-    Cursor(const EngineHandle* h, std::optional<std::string> from, std::optional<std::string> to);
+    /// Engine::Cursor(e, from, to, reverse) over h's engine.
+    Cursor(const EngineHandle* h, std::optional<std::string> from, std::optional<std::string> to,
+           bool reverse = false);
     /// A copy at the same position (see Engine::Cursor).
     Cursor(const Cursor& other);
     /// Takes over other's position; other may only be assigned to or destroyed.

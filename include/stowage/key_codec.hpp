@@ -468,4 +468,108 @@ std::string key_name() {
   }
 }
 
+// ---- Key prefixes (Storage::scan_prefix, count_prefix) --------------------
+
+namespace detail::key {
+/// How a P encodes as a prefix of Key's encoding; ok is false when P is not
+/// a prefix scan_prefix accepts for Key.
+template <class Key, class P>
+struct PrefixCodec {
+  static constexpr bool ok = false;
+};
+/// A std::string key and string bytes: the keys that start with them.
+template <class P>
+  requires std::is_convertible_v<const P&, std::string_view>
+struct PrefixCodec<std::string, P> {
+  static constexpr bool ok = true;
+  /// The escaped bytes, without the terminator.
+  static void encode(const P& prefix, std::string& out) {
+    const std::string_view v = prefix;
+    for (const char c : v) {
+      out.push_back(c);
+      if (c == '\0') out.push_back('\xff');
+    }
+  }
+};
+template <class T>
+inline constexpr bool is_tuple = false;
+template <class... E>
+inline constexpr bool is_tuple<std::tuple<E...>> = true;
+// Encodes the first sizeof...(F) elements of a key whose elements are E...
+template <class... E>
+struct LeadingElements {
+  template <class... F>
+  static constexpr bool accepts() {
+    if constexpr (sizeof...(F) == 0 || sizeof...(F) > sizeof...(E)) {
+      return false;
+    } else {
+      return []<std::size_t... I>(std::index_sequence<I...>) {
+        return (std::is_convertible_v<const F&, std::tuple_element_t<I, std::tuple<E...>>> && ...);
+      }(std::index_sequence_for<F...>{});
+    }
+  }
+  template <class... F>
+  static void encode(const std::tuple<F...>& prefix, std::string& out) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (KeyCodec<std::tuple_element_t<I, std::tuple<E...>>>::encode(
+           static_cast<std::tuple_element_t<I, std::tuple<E...>>>(std::get<I>(prefix)), out),
+       ...);
+    }(std::index_sequence_for<F...>{});
+  }
+};
+/// A tuple or pair key and a std::tuple of its first elements (or their
+/// first element alone): the keys whose leading elements equal them.
+template <class... E, class P>
+  requires(!is_tuple<P> && LeadingElements<E...>::template accepts<P>())
+struct PrefixCodec<std::tuple<E...>, P> {
+  static constexpr bool ok = true;
+  static void encode(const P& prefix, std::string& out) { LeadingElements<E...>::encode(std::tuple<const P&>(prefix), out); }
+};
+template <class... E, class... F>
+  requires(LeadingElements<E...>::template accepts<F...>())
+struct PrefixCodec<std::tuple<E...>, std::tuple<F...>> {
+  static constexpr bool ok = true;
+  static void encode(const std::tuple<F...>& prefix, std::string& out) { LeadingElements<E...>::encode(prefix, out); }
+};
+template <class A, class B, class P>
+  requires(!is_tuple<P> && LeadingElements<A, B>::template accepts<P>())
+struct PrefixCodec<std::pair<A, B>, P> {
+  static constexpr bool ok = true;
+  static void encode(const P& prefix, std::string& out) { LeadingElements<A, B>::encode(std::tuple<const P&>(prefix), out); }
+};
+template <class A, class B, class... F>
+  requires(LeadingElements<A, B>::template accepts<F...>())
+struct PrefixCodec<std::pair<A, B>, std::tuple<F...>> {
+  static constexpr bool ok = true;
+  static void encode(const std::tuple<F...>& prefix, std::string& out) { LeadingElements<A, B>::encode(prefix, out); }
+};
+}  // namespace detail::key
+
+/// True when P is a prefix of Key that scan_prefix and count_prefix accept:
+/// string bytes for a std::string key (the keys that start with them); for
+/// a std::pair or std::tuple key, its first element or a std::tuple of its
+/// first elements (the keys whose leading elements equal them).
+template <class Key, class P>
+concept KeyPrefix = detail::key::PrefixCodec<Key, std::remove_cvref_t<P>>::ok;
+
+/// The encoding every key with `prefix` starts with (see KeyPrefix); no
+/// other key's encoding starts with it.
+template <class Key, class P>
+  requires KeyPrefix<Key, P>
+std::string encode_key_prefix(const P& prefix) {
+  std::string out;
+  detail::key::PrefixCodec<Key, std::remove_cvref_t<P>>::encode(prefix, out);
+  return out;
+}
+
+/// The smallest byte string above every string that starts with `prefix`
+/// (in memcmp order), or std::nullopt when there is none (an empty prefix,
+/// or one of only 0xFF bytes).
+inline std::optional<std::string> prefix_end(std::string prefix) {
+  while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xff) prefix.pop_back();
+  if (prefix.empty()) return std::nullopt;
+  prefix.back() = static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);
+  return prefix;
+}
+
 }  // namespace stowage

@@ -1,15 +1,18 @@
 // SPDX-License-Identifier: BSL-1.0
 // lock.hpp: the Lock policies, which choose the in-process threading model.
 // Whatever the policy, every open also takes the store's LOCK file
-// exclusively (file_lock.hpp): a second process never shares a store.
+// (file_lock.hpp): exclusively when writable, shared when read_only, so any
+// number of read_only opens (in any processes) share a store and a writable
+// one has it to itself. Every open waits up to Options::lock_timeout for a
+// conflicting holder (another process, or another Storage of this process)
+// before giving LockError; a lock_timeout of 0 fails at once.
 //
 //  - NoLock: one thread uses the store; no synchronisation between user
 //    threads (the engine still synchronises with its own background flush
 //    and compaction threads, with an internal mutex).
-//  - ThreadLock: many readers or one writer (std::shared_mutex); opening a
-//    store another process holds fails at once with LockError.
-//  - ProcessLock: ThreadLock, and open waits up to Options::lock_timeout for
-//    another process to release the store before giving LockError.
+//  - ThreadLock: many readers or one writer (std::shared_mutex).
+//  - ProcessLock: ThreadLock under another name, kept for the code that
+//    names it (it once was the only policy whose open waited).
 #pragma once
 
 #include <concepts>
@@ -20,30 +23,47 @@ namespace stowage {
 /// No synchronisation between user threads: the store is used by one thread
 /// at a time (the engine still guards what its background threads share).
 struct NoLock {
+  /// Informational only, kept because LockPolicy asks for it: whatever its
+  /// value, every open waits up to Options::lock_timeout for the LOCK.
   static constexpr bool waits_for_other_processes = false;
+  /// false: the lock synchronises nothing, so the engine uses a mutex of its
+  /// own against its background threads.
   static constexpr bool thread_safe = false;
+  /// Does nothing (a writer's lock).
   void lock() noexcept {}
+  /// Does nothing.
   void unlock() noexcept {}
+  /// Does nothing (a reader's lock).
   void lock_shared() noexcept {}
+  /// Does nothing.
   void unlock_shared() noexcept {}
 };
 
 /// Many readers or one writer, across threads of this process.
 struct ThreadLock {
+  /// Informational only, kept because LockPolicy asks for it: whatever its
+  /// value, every open waits up to Options::lock_timeout for the LOCK.
   static constexpr bool waits_for_other_processes = false;
+  /// true: the lock synchronises threads, and the engine uses it as is.
   static constexpr bool thread_safe = true;
+  /// Takes the lock exclusively (a writer).
   void lock() { m_.lock(); }
+  /// Releases an exclusive hold.
   void unlock() { m_.unlock(); }
+  /// Takes the lock shared (a reader).
   void lock_shared() { m_.lock_shared(); }
+  /// Releases a shared hold.
   void unlock_shared() { m_.unlock_shared(); }
 
  private:
   std::shared_mutex m_;
 };
 
-/// ThreadLock, plus waiting up to Options::lock_timeout at open for another
-/// process that holds the store.
+/// ThreadLock under another name. Opens with every policy wait up to
+/// Options::lock_timeout for another process's LOCK; this one's true
+/// waits_for_other_processes is a reminder of when only it did.
 struct ProcessLock : ThreadLock {
+  /// Informational only (see NoLock::waits_for_other_processes).
   static constexpr bool waits_for_other_processes = true;
 };
 

@@ -60,7 +60,7 @@ inline constexpr std::uint64_t kManifestMaxBytes = std::uint64_t{1} << 30;
 struct KeyspaceState {
   std::string name;
   std::string key_order;             ///< KeyCodec<Key>::name()
-  std::string value_type;            ///< type_description<Value>(); empty when unknown
+  std::string value_type;            ///< describe_value<Serializer, Value>(); empty when unknown
   std::uint32_t schema_version = 0;  ///< value_version<Value> the records are written at
   /// What its chunks' counted records add to the live record count (format
   /// 4: may be below zero while records it hides are uncounted; format 3:

@@ -47,7 +47,8 @@ struct MigrationStep {
   /// Serializer::id() of a typed step (Migrator::add<Old, New>); empty for a
   /// step on bytes.
   std::string serializer;
-  /// type_description<Old>() and type_description<New>() of a typed step;
+  /// describe_value<Serializer, Old>() and describe_value<Serializer, New>()
+  /// of a typed step (the descriptions a store with that Serializer records);
   /// empty for a step on bytes.
   std::string from_type, to_type;
   /// Old encoded value → new encoded value, or std::nullopt to drop the record.
@@ -150,8 +151,8 @@ class Migrator {
     s.from = value_version<Old>;
     s.to = value_version<New>;
     s.serializer = std::string(Serializer::id());
-    s.from_type = type_description<Old>();
-    s.to_type = type_description<New>();
+    s.from_type = describe_value<Serializer, Old>();
+    s.to_type = describe_value<Serializer, New>();
     s.convert = [fn = std::move(fn)](std::string_view old) mutable -> std::optional<std::string> {
       Old value = Serializer::template deserialize<Old>(old);
       std::string out;

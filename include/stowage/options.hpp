@@ -48,13 +48,18 @@ struct Options {
   std::size_t chunk_bytes = std::size_t{4} << 20;
   /// See Durability.
   Durability durability = Durability::none;
-  /// How long open waits for another process's lock (ProcessLock only; the
-  /// other Lock policies fail at once with LockError).
+  /// How long open waits for the store's LOCK while another process, or
+  /// another Storage of this process, holds it in a conflicting mode (a
+  /// writer, or readers when this open writes), whatever the Lock policy;
+  /// then LockError. 0 fails at once.
   std::chrono::milliseconds lock_timeout{5000};
   /// Create the directory and an empty store when none exists.
   bool create_if_missing = true;
   /// Open for reading only: writes throw ValidationError and nothing on disk
-  /// changes (the WAL is replayed into memory).
+  /// changes (the WAL is replayed into memory). The LOCK is taken shared, so
+  /// any number of read_only opens, in this process and others, hold the
+  /// store at once; a writable open waits for all of them to close (and
+  /// they for it), up to lock_timeout.
   bool read_only = false;
   /// Target size of a block inside a chunk (the unit of caching, checksum and
   /// compression).

@@ -112,6 +112,33 @@ concept SerializerFor = requires(const T& value, std::string& out, std::string_v
   { S::template deserialize<T>(in) } -> std::same_as<T>;
 };
 
+/// Optional for a Serializer: `template <class T> static std::string describe();`
+/// returns the description of T the store records in its manifest as the
+/// value type (and that a typed migration step records for its Old and New).
+/// Opening a store whose recorded description differs, at the same schema
+/// version, is a MigrationError naming both, so the string should change
+/// whenever the encoding of T does ("my-format:point{x:i32,y:i32}" say).
+/// The string is recorded verbatim; an empty one records the type as unknown,
+/// which turns that check off. Without the hook, describe_value<S, T>() uses
+/// type_description<T>() when BinarySerializer's rules can describe T, else
+/// S::id() and value_type_name<T>.
+template <class S, class T>
+concept SerializerDescribes = requires {
+  { S::template describe<T>() } -> std::convertible_to<std::string>;
+};
+
+/// The name a user gives a value type that neither its Serializer (no
+/// SerializerDescribes hook) nor BinarySerializer's rules (no serialize
+/// member, no ValueCodec, not a standard type) can describe, e.g. a plain
+/// struct stored through a user Serializer. Specialise it inside namespace
+/// stowage, before the first Storage of that type:
+///   template <> inline constexpr std::string_view value_type_name<Plain> = "plain-v1";
+/// The manifest then records "<S::id()>:<name>" ("text-1:plain-v1"); change
+/// the name when the encoding changes. Empty (the default): no name given.
+/// Types the rules can describe keep type_description<T>() and ignore it.
+template <class T>
+inline constexpr std::string_view value_type_name{};
+
 /// Optional for a Serializer: S::deserialize_into<T>(bytes, out) decodes like
 /// deserialize<T>(bytes) but into an existing object, reusing its memory;
 /// scans use it when present (BinarySerializer has it).
@@ -258,6 +285,31 @@ inline constexpr Kind kind_v = kind_of<std::remove_cv_t<T>>();
 /// The type a name-value wrapper holds.
 template <class W>
 using wrapped_t = std::remove_cvref_t<decltype(std::declval<const W&>().const_value())>;
+
+/// True when describe<T>() (type_description<T>()) compiles: T and every type
+/// it is made of have a Kind, and user objects are default-constructible
+/// (the fields a serialize member names are not looked at).
+template <class T>
+constexpr bool describable() {
+  constexpr Kind k = kind_v<T>;
+  if constexpr (k == Kind::none)
+    return false;
+  else if constexpr (k == Kind::vector || k == Kind::set || k == Kind::array || k == Kind::optional)
+    return describable<typename T::value_type>();
+  else if constexpr (k == Kind::map)
+    return describable<typename T::key_type>() && describable<typename T::mapped_type>();
+  else if constexpr (k == Kind::pair)
+    return describable<typename T::first_type>() && describable<typename T::second_type>();
+  else if constexpr (k == Kind::tuple || k == Kind::variant)
+    return []<template <class...> class Tpl, class... E>(Tpl<E...>*) { return (true && ... && describable<E>()); }(
+        static_cast<T*>(nullptr));
+  else if constexpr (k == Kind::wrapper)
+    return describable<wrapped_t<T>>();
+  else if constexpr (k == Kind::object)
+    return std::is_default_constructible_v<T>;
+  else  // codecs, scalars, enums, strings, unit
+    return true;
+}
 
 /// Fewest bytes any value of T encodes to (containers check counts against it).
 template <class T>
@@ -934,6 +986,35 @@ template <class T>
 std::string type_description() {
   std::vector<const void*> stack;
   return detail::value::describe<T>(stack);
+}
+
+/// The value type description a store using Serializer S records for Value
+/// (RecordTypes::value_type, and a typed migration step's from/to type), the
+/// one place that chooses it:
+///   1. S::describe<Value>() when S has that hook (SerializerDescribes);
+///   2. else type_description<Value>() when BinarySerializer's rules can
+///      describe Value (so every store that opened before the hook existed
+///      records, and is checked against, the very same string);
+///   3. else "<S::id()>:<value_type_name<Value>>" when the user named Value;
+///   4. else a compile error saying to add one of the two.
+template <class S, class Value>
+std::string describe_value() {
+  if constexpr (SerializerDescribes<S, Value>) {
+    return std::string(S::template describe<Value>());
+  } else if constexpr (detail::value::describable<Value>()) {
+    return type_description<Value>();
+  } else if constexpr (!value_type_name<Value>.empty()) {
+    return std::string(S::id()) + ":" + std::string(value_type_name<Value>);
+  } else {
+    static_assert(detail::value::always_false<Value>,
+                  "stowage: the store cannot describe Value for its manifest: the Serializer has no describe hook "
+                  "and BinarySerializer's rules cannot describe Value (no serialize member, no "
+                  "stowage::ValueCodec<Value>); add `template <class T> static std::string describe();` to the "
+                  "Serializer, or name the type inside namespace stowage: `template <> inline constexpr "
+                  "std::string_view value_type_name<Value> = \"my-type-v1\";` (see the 'required from' lines "
+                  "for Value)");
+    return {};
+  }
 }
 
 }  // namespace stowage

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <iterator>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -72,7 +73,8 @@ class Storage {
   /// with other policies or types, or at another value schema version (use
   /// the constructor that takes a Migrator), IoError on system errors.
   explicit Storage(const std::filesystem::path& dir, Options options = {})
-      : engine_(dir, std::move(options), record_types(), nullptr, value_version<Value>, false) {}
+      : engine_(std::make_unique<engine_type>(dir, std::move(options), record_types(), nullptr, value_version<Value>,
+                                              false)) {}
 
   /// Opens the store in dir like the constructor above; when its values are
   /// at another schema version than value_version<Value> (or its on-disk
@@ -80,36 +82,116 @@ class Storage {
   /// `migrations`, after taking a backup (see migration.hpp and
   /// last_migration()). No path: MigrationError, and the store is untouched.
   Storage(const std::filesystem::path& dir, Options options, const Migrator& migrations)
-      : engine_(dir, std::move(options), record_types(), &migrations, value_version<Value>, false) {}
+      : engine_(std::make_unique<engine_type>(dir, std::move(options), record_types(), &migrations,
+                                              value_version<Value>, false)) {}
 
   /// Closes the store (see close()); errors are logged, not thrown.
   ~Storage() = default;
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
+  /// Takes over other's open store (returned from a factory, kept in a
+  /// container). Iterators and ranges from other stay valid and read the
+  /// same store. The moved-from Storage may only be destroyed or assigned
+  /// to; any other call throws ValidationError.
+  Storage(Storage&& other) noexcept = default;
+  /// Closes this Storage's store (errors logged, as the destructor does),
+  /// then takes over other's (see the move constructor).
+  Storage& operator=(Storage&& other) noexcept = default;
 
   /// Stores value under key, replacing any previous value.
-  void put(const Key& key, const Value& value) { engine_.put(encode_checked_key(key), serialize_checked(value)); }
+  void put(const Key& key, const Value& value) { engine().put(encode_checked_key(key), serialize_checked(value)); }
 
   /// The value stored under key, or std::nullopt.
   std::optional<Value> get(const Key& key) const {
     std::optional<Value> out;
-    engine_.find(encode_lookup_key(key),
-                 [&](std::string_view bytes, const std::filesystem::path* file) { out = deserialize(bytes, file); });
+    const engine_type& e = engine();
+    e.find(encode_lookup_key(key),
+           [&](std::string_view bytes, const std::filesystem::path* file) { out = deserialize(e, bytes, file); });
     return out;
   }
 
   /// Whether key is stored.
   bool contains(const Key& key) const {
-    return engine_.find(encode_lookup_key(key), [](std::string_view, const std::filesystem::path*) {});
+    return engine().find(encode_lookup_key(key), [](std::string_view, const std::filesystem::path*) {});
   }
 
   /// Removes key; returns whether it was there.
-  bool erase(const Key& key) { return engine_.erase(encode_checked_key(key)); }
+  bool erase(const Key& key) { return engine().erase(encode_checked_key(key)); }
 
   /// Removes key if it is there, without finding out whether it was: no
   /// lookup (erase() may read a block from disk to answer), so it costs what
   /// a put costs. size() stays exact.
-  void discard(const Key& key) { engine_.discard(encode_checked_key(key)); }
+  void discard(const Key& key) { engine().discard(encode_checked_key(key)); }
+
+  /// Stores value under key only if key is not stored; returns whether it
+  /// stored. The check and the write are atomic against every other writer
+  /// (see update()).
+  bool insert(const Key& key, const Value& value) {
+    const std::string k = encode_checked_key(key);
+    const std::string v = serialize_checked(value);
+    auto decide = [&](const std::string* current, std::string& next) {
+      if (current != nullptr) return WriteDecision::keep;
+      next = v;
+      return WriteDecision::put;
+    };
+    return engine().read_modify_write(k, DecideRef(decide)).decision == WriteDecision::put;
+  }
+
+  /// Reads, changes and writes key's record as one step, atomic against
+  /// every other writer (no write to key can come between the read and the
+  /// write). fn is called with no lock held, and again on the new value when
+  /// another writer wrote key in between, so it should do nothing but
+  /// compute (it may run more than once). It takes either
+  ///   - `Value&`: the stored value, to change in place; a key that is not
+  ///     stored is left alone (fn is not called);
+  ///   - `std::optional<Value>&`: the stored value or nothing; what it holds
+  ///     afterwards is stored, and emptying it erases the key.
+  /// fn returns void, or bool: false writes nothing. Returns whether it
+  /// wrote (put or erased). An exception from fn propagates; nothing is
+  /// written then.
+  template <class Fn>
+  bool update(const Key& key, Fn&& fn) {
+    const std::string k = encode_checked_key(key);
+    auto decide = [&](const std::string* current, std::string& next) {
+      if constexpr (std::is_invocable_v<Fn&, Value&>) {
+        if (current == nullptr) return WriteDecision::keep;
+        Value v = deserialize(engine(), *current, nullptr);
+        if (!call_update(fn, v)) return WriteDecision::keep;
+        Serializer::serialize(v, next);
+        return WriteDecision::put;
+      } else {
+        static_assert(std::is_invocable_v<Fn&, std::optional<Value>&>,
+                      "stowage: update(key, fn) needs fn callable with Value& or std::optional<Value>&");
+        std::optional<Value> v;
+        if (current != nullptr) v = deserialize(engine(), *current, nullptr);
+        if (!call_update(fn, v)) return WriteDecision::keep;
+        if (!v) return current != nullptr ? WriteDecision::erase : WriteDecision::keep;
+        Serializer::serialize(*v, next);
+        return WriteDecision::put;
+      }
+    };
+    return engine().read_modify_write(k, DecideRef(decide)).decision != WriteDecision::keep;
+  }
+
+  /// Removes every record with from <= key < to; returns how many it
+  /// removed. It commits in batches of up to kEraseRangeBatch keys, each
+  /// atomic, not the whole range at once: after a crash a prefix of the
+  /// range may be gone, and a key written into the range while it runs,
+  /// behind its position, stays.
+  std::size_t erase_range(const Key& from, const Key& to) {
+    return erase_encoded_range(encode_lookup_key(from), encode_lookup_key(to));
+  }
+  /// erase_range over the records whose keys start with prefix (see
+  /// scan_prefix).
+  template <class P>
+    requires KeyPrefix<Key, P>
+  std::size_t erase_prefix(const P& prefix) {
+    std::string p = encode_key_prefix<Key>(prefix);
+    std::optional<std::string> end = prefix_end(p);
+    return erase_encoded_range(std::move(p), std::move(end));
+  }
+  /// Most keys erase_range commits at once.
+  static constexpr std::size_t kEraseRangeBatch = 1024;
 
   /// Stores every (key, value) pair of the range as one atomic commit: after a
   /// crash either all of them are there or none. Elements may be std::pair,
@@ -121,7 +203,7 @@ class Storage {
       kv.push_back(encode_checked_key(key));
       kv.push_back(serialize_checked(value));
     }
-    engine_.put_batch(kv);
+    engine().put_batch(kv);
   }
 
   /// get() for every key of the range, in order.
@@ -133,42 +215,70 @@ class Storage {
   }
 
   /// All records in ascending key order.
-  range scan() const { return range(this, std::nullopt, std::nullopt); }
+  range scan() const { return range(&engine(), std::nullopt, std::nullopt); }
   /// Records with from <= key, ascending.
-  range scan(const Key& from) const { return range(this, encode_lookup_key(from), std::nullopt); }
+  range scan(const Key& from) const { return range(&engine(), encode_lookup_key(from), std::nullopt); }
   /// Records with from <= key < to, ascending.
   range scan(const Key& from, const Key& to) const {
-    return range(this, encode_lookup_key(from), encode_lookup_key(to));
+    return range(&engine(), encode_lookup_key(from), encode_lookup_key(to));
+  }
+
+  /// Records whose keys start with prefix, ascending. prefix is string bytes
+  /// for a std::string key (the keys that start with them), or for a
+  /// std::pair or std::tuple key its first element or a std::tuple of its
+  /// first elements (the keys whose leading elements equal them): see
+  /// KeyPrefix.
+  template <class P>
+    requires KeyPrefix<Key, P>
+  range scan_prefix(const P& prefix) const {
+    std::string p = encode_key_prefix<Key>(prefix);
+    std::optional<std::string> end = prefix_end(p);
+    return range(&engine(), std::move(p), std::move(end));
+  }
+
+  /// Number of records with from <= key < to, counted by walking their keys
+  /// (no value is decoded).
+  std::size_t count(const Key& from, const Key& to) const {
+    return count_encoded(encode_lookup_key(from), encode_lookup_key(to));
+  }
+  /// Number of records whose keys start with prefix (see scan_prefix),
+  /// counted by walking their keys.
+  template <class P>
+    requires KeyPrefix<Key, P>
+  std::size_t count_prefix(const P& prefix) const {
+    std::string p = encode_key_prefix<Key>(prefix);
+    std::optional<std::string> end = prefix_end(p);
+    return count_encoded(std::move(p), std::move(end));
   }
 
   /// Number of records (exact). Records whose presence below is not known
   /// yet (written since the last flush began, or flushed uncounted and not
   /// yet met by a compaction: Stats::uncounted_records) are looked up in the
   /// files, each once, with no lock held that writers or readers need.
-  std::size_t size() const { return engine_.size(); }
+  std::size_t size() const { return engine().size(); }
   /// size() == 0, found as a scan's first step: no count, no value decoded.
   bool empty() const {
-    typename engine_type::Cursor cursor(&engine_, std::nullopt, std::nullopt);
+    typename engine_type::Cursor cursor(&engine(), std::nullopt, std::nullopt);
     return !cursor.peek();
   }
 
   /// Makes every write that returned before this call survive power loss.
-  void flush() { engine_.flush(); }
+  void flush() { engine().flush(); }
 
   /// Writes the write buffer into a new level-0 chunk file, records it in
   /// a new MANIFEST and drops the WAL it covered; returns once that is done.
   /// Background flushes do this on their own; call it to empty the WAL now.
-  void checkpoint() { engine_.checkpoint(); }
+  void checkpoint() { engine().checkpoint(); }
 
   /// Merges every level of chunk files into the last one, dropping
   /// overwritten records and erased keys, and returns once that is done
   /// (background compaction keeps the levels in shape on its own; this is
   /// for a store that will mostly be read from now on, or before a backup).
   /// It also removes the files an earlier session left (see close()).
-  void compact() { engine_.compact(); }
+  void compact() { engine().compact(); }
 
   /// A snapshot of the store's counters.
-  Stats stats() const { return engine_.stats(); }
+  Stats stats() const { return engine().stats(); }
 
   /// Flushes the write buffer (when Options::checkpoint_on_close), stops the
   /// background threads, syncs and releases the store. Later calls on this
@@ -176,10 +286,10 @@ class Storage {
   /// made obsolete just before, and WAL segments the last flush released,
   /// may stay in the directory: the MANIFEST names none of them, and the
   /// next open removes them in the background (so does compact()).
-  void close() { engine_.close(); }
+  void close() { engine().close(); }
 
   /// What the migration run by this object's open did, if one ran.
-  const std::optional<MigrationReport>& last_migration() const { return engine_.last_migration(); }
+  const std::optional<MigrationReport>& last_migration() const { return engine().last_migration(); }
 
   /// Migrates the store in dir to value schema version `version` with the
   /// steps in `migrations`, then closes it: the way back to an older version
@@ -207,11 +317,12 @@ class Storage {
   }
 
   /// The store's directory.
-  const std::filesystem::path& path() const { return engine_.path(); }
+  const std::filesystem::path& path() const { return engine().path(); }
   /// The options it was opened with.
-  const Options& options() const { return engine_.options(); }
+  const Options& options() const { return engine().options(); }
 
-  /// Forward iterator over (key, value) pairs in key order.
+  /// Forward iterator over (key, value) pairs in key order (descending, from
+  /// a reversed() range: read "largest below" for "smallest above" below).
   ///
   /// It holds no lock between steps. It takes the store's shared lock once
   /// per batch: the records from its position to the end of the block it is
@@ -279,8 +390,8 @@ class Storage {
 
    private:
     friend class Storage;
-    iterator(const Storage* s, std::optional<std::string> from, std::optional<std::string> to)
-        : store_(s), cursor_(&s->engine_, std::move(from), std::move(to)) {
+    iterator(const engine_type* e, std::optional<std::string> from, std::optional<std::string> to, bool reverse)
+        : engine_(e), cursor_(e, std::move(from), std::move(to), reverse) {
       advance();
     }
 
@@ -293,14 +404,14 @@ class Storage {
         current_.reset();
         return;
       }
-      const Storage& s = *store_;
+      const engine_type& e = *engine_;
       const std::filesystem::path* file = cursor_.file();
       try {
         if (current_) {
-          s.decode_stored_key_into(cursor_.key(), current_->first, file);
-          s.deserialize_into(cursor_.value(), current_->second, file);
+          decode_stored_key_into(e, cursor_.key(), current_->first, file);
+          deserialize_into(e, cursor_.value(), current_->second, file);
         } else {
-          current_.emplace(s.decode_stored_key(cursor_.key(), file), s.deserialize(cursor_.value(), file));
+          current_.emplace(decode_stored_key(e, cursor_.key(), file), deserialize(e, cursor_.value(), file));
         }
       } catch (...) {
         current_.reset();
@@ -309,38 +420,51 @@ class Storage {
       cursor_.accept();
     }
 
-    const Storage* store_ = nullptr;
+    const engine_type* engine_ = nullptr;
     typename engine_type::Cursor cursor_;
     std::optional<value_type> current_;
   };
 
-  /// What scan() returns: begin() starts a new pass each time it is called.
+  /// What scan() and scan_prefix() return: begin() starts a new pass each
+  /// time it is called.
   class range {
    public:
-    /// A new pass from the range's start.
-    iterator begin() const { return iterator(store_, from_, to_); }
+    /// A new pass from the range's start (its end, when reversed).
+    iterator begin() const { return iterator(engine_, from_, to_, reverse_); }
     /// The end of every pass.
     iterator end() const { return iterator(); }
+    /// The same records in descending key order: `db.scan(from,
+    /// to).reversed()` starts at the last key below `to` and ends with
+    /// `from`. Each ++ reads the record before the last one returned as
+    /// the store holds it then, as a forward pass does; the blocks a
+    /// reverse pass reads are read one at a time (no readahead).
+    range reversed() const {
+      range r = *this;
+      r.reverse_ = !reverse_;
+      return r;
+    }
 
    private:
     friend class Storage;
-    range(const Storage* s, std::optional<std::string> from, std::optional<std::string> to)
-        : store_(s), from_(std::move(from)), to_(std::move(to)) {}
-    const Storage* store_;
+    range(const engine_type* e, std::optional<std::string> from, std::optional<std::string> to)
+        : engine_(e), from_(std::move(from)), to_(std::move(to)) {}
+    const engine_type* engine_;
     std::optional<std::string> from_, to_;
+    bool reverse_ = false;
   };
 
  private:
   // migrate_to's open.
   Storage(const std::filesystem::path& dir, Options options, const Migrator* migrations, unsigned target,
           bool migrate_only)
-      : engine_(dir, std::move(options), record_types(), migrations, target, migrate_only) {}
+      : engine_(std::make_unique<engine_type>(dir, std::move(options), record_types(), migrations, target,
+                                              migrate_only)) {}
 
   static RecordTypes record_types() {
     RecordTypes t;
     t.serializer = std::string(Serializer::id());
     t.key_order = KeyCodec<Key>::name();
-    t.value_type = type_description<Value>();
+    t.value_type = describe_value<Serializer, Value>();
     t.value_version = value_version<Value>;
     t.check_key = [](std::string_view encoded) { (void)decode_key<Key>(encoded); };
     t.describe_key = &describe_key;
@@ -362,60 +486,114 @@ class Storage {
     return detail::hex_key(encoded);
   }
 
+  // The engine; ValidationError once this Storage was moved from.
+  engine_type& engine() const {
+    if (!engine_) throw ValidationError("stowage: this Storage was moved from; use the Storage it was moved to");
+    return *engine_;
+  }
+
   std::string encode_lookup_key(const Key& key) const { return encode_key(key); }
+
+  // update()'s call of fn: false when fn returned false.
+  template <class Fn, class V>
+  static bool call_update(Fn& fn, V& v) {
+    if constexpr (std::is_same_v<std::invoke_result_t<Fn&, V&>, bool>) {
+      return fn(v);
+    } else {
+      fn(v);
+      return true;
+    }
+  }
+
+  std::size_t count_encoded(std::optional<std::string> from, std::optional<std::string> to) const {
+    typename engine_type::Cursor cursor(&engine(), std::move(from), std::move(to));
+    std::size_t n = 0;
+    while (cursor.peek()) {
+      ++n;
+      cursor.accept();
+    }
+    return n;
+  }
+
+  std::size_t erase_encoded_range(std::optional<std::string> from, std::optional<std::string> to) {
+    std::size_t erased = 0;
+    std::vector<std::string> keys;
+    for (;;) {
+      keys.clear();
+      {
+        typename engine_type::Cursor cursor(&engine(), from, to);
+        while (keys.size() < kEraseRangeBatch && cursor.peek()) {
+          keys.emplace_back(cursor.key());
+          cursor.accept();
+        }
+      }
+      if (keys.empty()) return erased;
+      engine().erase_batch(keys);
+      erased += keys.size();
+      if (keys.size() < kEraseRangeBatch) return erased;
+      // Resume after the last key erased: it and every key before it are gone.
+      from = keys.back();
+      from->push_back('\0');
+    }
+  }
   // Encoded within the limits (ValidationError otherwise), checked before
   // anything else happens, so a batch with one bad element stores nothing.
   std::string encode_checked_key(const Key& key) const {
     std::string k = encode_key(key);
-    engine_.check_key_size(k.size());
+    engine().check_key_size(k.size());
     return k;
   }
   std::string serialize_checked(const Value& value) const {
     std::string v;
     Serializer::serialize(value, v);
-    engine_.check_value_size(v.size());
+    engine().check_value_size(v.size());
     return v;
   }
-  Value deserialize(std::string_view bytes, const std::filesystem::path* file) const {
+  static Value deserialize(const engine_type& eng, std::string_view bytes, const std::filesystem::path* file) {
     try {
       return Serializer::template deserialize<Value>(bytes);
     } catch (const CorruptionError& e) {
-      throw CorruptionError(file ? *file : engine_.path(), 0,
+      throw CorruptionError(file ? *file : eng.path(), 0,
                             std::string("a stored value does not decode as this Value type: ") + e.what());
     }
   }
 
-  Key decode_stored_key(std::string_view bytes, const std::filesystem::path* file) const {
+  static Key decode_stored_key(const engine_type& eng, std::string_view bytes, const std::filesystem::path* file) {
     try {
       return decode_key<Key>(bytes);
     } catch (const CorruptionError& e) {
-      throw CorruptionError(file ? *file : engine_.path(), 0, std::string("a stored key does not decode as this Key type: ") + e.what());
+      throw CorruptionError(file ? *file : eng.path(), 0, std::string("a stored key does not decode as this Key type: ") + e.what());
     }
   }
   // deserialize() into an existing value, through the Serializer's optional
   // deserialize_into when it has one (scans reuse one value's memory).
-  void deserialize_into(std::string_view bytes, Value& out, const std::filesystem::path* file) const {
+  static void deserialize_into(const engine_type& eng, std::string_view bytes, Value& out,
+                               const std::filesystem::path* file) {
     if constexpr (SerializerDecodesInto<Serializer, Value>) {
       try {
         Serializer::template deserialize_into<Value>(bytes, out);
       } catch (const CorruptionError& e) {
-        throw CorruptionError(file ? *file : engine_.path(), 0,
+        throw CorruptionError(file ? *file : eng.path(), 0,
                               std::string("a stored value does not decode as this Value type: ") + e.what());
       }
     } else {
-      out = deserialize(bytes, file);
+      out = deserialize(eng, bytes, file);
     }
   }
   // decode_stored_key() into an existing key (see decode_key_into).
-  void decode_stored_key_into(std::string_view bytes, Key& out, const std::filesystem::path* file) const {
+  static void decode_stored_key_into(const engine_type& eng, std::string_view bytes, Key& out,
+                                     const std::filesystem::path* file) {
     try {
       decode_key_into<Key>(bytes, out);
     } catch (const CorruptionError& e) {
-      throw CorruptionError(file ? *file : engine_.path(), 0, std::string("a stored key does not decode as this Key type: ") + e.what());
+      throw CorruptionError(file ? *file : eng.path(), 0, std::string("a stored key does not decode as this Key type: ") + e.what());
     }
   }
 
-  engine_type engine_;
+  // The engine, behind a pointer so that a Storage moves (iterators and
+  // ranges hold the engine, not the Storage, and survive the move); null
+  // once moved from.
+  std::unique_ptr<engine_type> engine_;
 };
 
 }  // namespace stowage

@@ -98,7 +98,7 @@ struct LevelInfo {
 struct KeyspaceInfo {
   std::string name;                   ///< "default" for Storage's records
   std::string key_order;              ///< KeyCodec<Key>::name() of the writer
-  std::string value_type;             ///< type_description<Value>() of the writer (empty: unknown)
+  std::string value_type;             ///< describe_value<Serializer, Value>() of the writer (empty: unknown)
   std::uint32_t schema_version = 0;   ///< value schema version of the records
   /// What the MANIFEST counts of its chunks' live records (the WAL not
   /// included): exact when `uncounted` is 0; else the uncounted records add

@@ -77,6 +77,7 @@ class WriteBuffer {
   };
   struct Leaf : Node {
     Leaf* next = nullptr;
+    Leaf* prev = nullptr;
   };
   struct Inner : Node {
     Node* kids[kFanout + 1];
@@ -115,6 +116,19 @@ class WriteBuffer {
         slot_ = 0;
         skip_empty();
       }
+      return *this;
+    }
+    /// Steps to the previous key; from the first entry, to end() (a
+    /// singular iterator, which steps no further).
+    const_iterator& retreat() {
+      if (leaf_ == nullptr) return *this;
+      if (slot_ > 0) {
+        --slot_;
+        return *this;
+      }
+      do leaf_ = leaf_->prev;
+      while (leaf_ != nullptr && leaf_->count == 0);
+      slot_ = leaf_ != nullptr ? leaf_->count - 1 : 0;
       return *this;
     }
     /// Steps to the next key; returns the previous position.
@@ -239,7 +253,7 @@ class WriteBuffer {
     int at[kMaxDepth];
     int depth = 0;
     Node* n = root_;
-    if (n == nullptr) n = root_ = first_ = new_leaf();
+    if (n == nullptr) n = root_ = first_ = last_ = new_leaf();
     while (!n->leaf) {
       auto* in = static_cast<Inner*>(n);
       int i = upper(*in, h, key);
@@ -324,6 +338,18 @@ class WriteBuffer {
     const Head h = head_of(key);
     const Leaf* leaf = leaf_for(h, key);
     return leaf == nullptr ? end() : const_iterator(leaf, upper(*leaf, h, key));
+  }
+  /// The last entry whose key is less than key (end() when none).
+  const_iterator before(std::string_view key) const {
+    const_iterator it = lower_bound(key);
+    if (it == end()) return last();
+    return it.retreat();
+  }
+  /// The entry with the largest key (end() when empty).
+  const_iterator last() const {
+    const Leaf* leaf = last_;
+    while (leaf != nullptr && leaf->count == 0) leaf = leaf->prev;
+    return leaf == nullptr ? end() : const_iterator(leaf, leaf->count - 1);
   }
   /// The entry with the smallest key.
   const_iterator begin() const { return const_iterator(first_, 0); }
@@ -523,6 +549,11 @@ class WriteBuffer {
         put_slot(*right, pos - kFanout / 2, h, rec);
     }
     right->next = leaf->next;
+    right->prev = leaf;
+    if (leaf->next != nullptr)
+      leaf->next->prev = right;
+    else
+      last_ = right;
     leaf->next = right;
     // The separator: the first key of the new right node.
     Head sep_head = right->heads[0];
@@ -591,6 +622,7 @@ class WriteBuffer {
     arena_ = std::move(o.arena_);
     root_ = std::exchange(o.root_, nullptr);
     first_ = std::exchange(o.first_, nullptr);
+    last_ = std::exchange(o.last_, nullptr);
     entries_ = std::exchange(o.entries_, 0);
     delta_ = std::exchange(o.delta_, 0);
     unknown_ = std::exchange(o.unknown_, 0);
@@ -600,6 +632,7 @@ class WriteBuffer {
   Arena arena_;
   Node* root_ = nullptr;
   Leaf* first_ = nullptr;  // the leftmost leaf
+  Leaf* last_ = nullptr;   // the rightmost leaf
   std::size_t entries_ = 0;
   std::int64_t delta_ = 0;
   std::size_t unknown_ = 0;

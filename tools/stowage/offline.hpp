@@ -493,6 +493,7 @@ inline CompactResult compact_store(const std::filesystem::path& dir, const Progr
   Options options;
   options.create_if_missing = false;
   options.auto_compaction = false;  // compact() does it all, in the calling thread
+  options.lock_timeout = std::chrono::milliseconds(0);  // a held store: exit at once, as the other commands do
   return offline_detail::with_compression(m.compression_id, dir, [&]<class C>(std::type_identity<C>) {
     auto count = [&](const StoreInfo& info, std::uint64_t& files, std::uint64_t& bytes, unsigned& levels) {
       files = 0;
