@@ -357,6 +357,14 @@ struct RecordTypes {
   std::string (*describe_key)(std::string_view encoded) = nullptr;
 };
 
+/// One operation of an atomic write (Engine::write): a put of value under
+/// key, or an erase of key (value unused). Key and value are encoded bytes.
+struct WriteOp {
+  bool erase = false;  ///< an erase (true) or a put
+  std::string key;     ///< the encoded key
+  std::string value;   ///< the encoded value of a put
+};
+
 /// What a read-modify-write's decide function chose (Engine::read_modify_write).
 enum class WriteDecision {
   keep,   ///< write nothing
@@ -418,8 +426,8 @@ class EngineHandle {
   void put(std::string_view key, std::string_view value);
   /// Engine::read_modify_write.
   ReadModifyWrite read_modify_write(std::string_view key, DecideRef decide);
-  /// Engine::erase_batch.
-  void erase_batch(const std::vector<std::string>& keys);
+  /// Engine::write.
+  void write(const std::vector<WriteOp>& ops);
   /// Engine::erase.
   bool erase(std::string_view key);
   /// Engine::discard.
@@ -9343,24 +9351,32 @@ class Engine {
     }
   }
 
-  /// Removes every key of `keys` (those stored) as one atomic commit,
-  /// without finding out which were there (as discard()).
-  void erase_batch(const std::vector<std::string>& keys) {
+  /// Applies ops (puts and erases, in order: a later op on a key wins) as
+  /// one atomic commit: after a crash either all of them are there or none.
+  /// An erase does not find out whether its key was there (as discard()).
+  void write(const std::vector<WriteOp>& ops) {
     std::size_t bytes = 0;
-    for (const auto& k : keys) {
-      check_key_size(k.size());
-      bytes += detail::varint_length(k.size()) + k.size() + 1;
+    for (const auto& op : ops) {
+      check_key_size(op.key.size());
+      if (!op.erase) check_value_size(op.value.size());
+      bytes += detail::varint_length(op.key.size()) + op.key.size() + 1 +
+               (op.erase ? 0 : detail::varint_length(op.value.size()) + op.value.size());
     }
-    if (keys.empty()) return;
+    if (ops.empty()) return;
     detail::WalBatch batch;
     batch.reserve(bytes);
-    std::vector<Op> ops;
-    ops.reserve(keys.size());
-    for (const auto& k : keys) {
-      batch.erase(k);
-      ops.push_back(Op{detail::kOpErase, k, {}});
+    std::vector<Op> engine_ops;
+    engine_ops.reserve(ops.size());
+    for (const auto& op : ops) {
+      if (op.erase) {
+        batch.erase(op.key);
+        engine_ops.push_back(Op{detail::kOpErase, op.key, {}});
+      } else {
+        batch.put(op.key, op.value);
+        engine_ops.push_back(Op{detail::kOpPut, op.key, op.value});
+      }
     }
-    commit(batch, ops.data(), ops.size());
+    commit(batch, engine_ops.data(), engine_ops.size());
   }
 
   /// Stores the pairs (kv[0], kv[1]), (kv[2], kv[3]), ... as one atomic
@@ -12735,8 +12751,8 @@ ReadModifyWrite EngineHandle<C, E, L>::read_modify_write(std::string_view key, D
   return engine_->read_modify_write(key, decide);
 }
 template <class C, class E, class L>
-void EngineHandle<C, E, L>::erase_batch(const std::vector<std::string>& keys) {
-  engine_->erase_batch(keys);
+void EngineHandle<C, E, L>::write(const std::vector<WriteOp>& ops) {
+  engine_->write(ops);
 }
 template <class C, class E, class L>
 bool EngineHandle<C, E, L>::erase(std::string_view key) {
@@ -13044,6 +13060,49 @@ class Storage {
     }
     engine().put_batch(kv);
   }
+
+  /// Puts and erases gathered first and committed together (batch()), as
+  /// one WAL record: after a crash either all of them are there or none.
+  /// Each put and erase is encoded (and checked against the size limits) as
+  /// it is added, so a bad one throws there and commit() stores nothing
+  /// unless every one was good. Later operations on a key win over earlier
+  /// ones of the same batch. It refers to the store's engine: it stays
+  /// usable when the Storage moves, not after it is destroyed.
+  class Batch {
+   public:
+    /// Adds a put of value under key.
+    Batch& put(const Key& key, const Value& value) {
+      ops_.push_back(WriteOp{false, encode_checked_key(*engine_, key), serialize_checked(*engine_, value)});
+      return *this;
+    }
+    /// Adds an erase of key (as discard(): not knowing whether it is there).
+    Batch& erase(const Key& key) {
+      ops_.push_back(WriteOp{true, encode_checked_key(*engine_, key), {}});
+      return *this;
+    }
+    /// Operations added since the last commit().
+    std::size_t size() const { return ops_.size(); }
+    /// Whether none were added since the last commit().
+    bool empty() const { return ops_.empty(); }
+    /// Drops every operation added since the last commit().
+    void clear() { ops_.clear(); }
+    /// Commits the operations as one atomic commit (none: nothing happens)
+    /// and clears the batch. When it throws nothing was stored, and the
+    /// operations stay in the batch.
+    void commit() {
+      if (ops_.empty()) return;
+      engine_->write(ops_);
+      ops_.clear();
+    }
+
+   private:
+    friend class Storage;
+    explicit Batch(engine_type* e) : engine_(e) {}
+    engine_type* engine_;
+    std::vector<WriteOp> ops_;
+  };
+  /// An empty Batch for this store.
+  Batch batch() { return Batch(&engine()); }
 
   /// get() for every key of the range, in order.
   template <class Range>
@@ -13356,36 +13415,38 @@ class Storage {
 
   std::size_t erase_encoded_range(std::optional<std::string> from, std::optional<std::string> to) {
     std::size_t erased = 0;
-    std::vector<std::string> keys;
+    std::vector<WriteOp> ops;
     for (;;) {
-      keys.clear();
+      ops.clear();
       {
         typename engine_type::Cursor cursor(&engine(), from, to);
-        while (keys.size() < kEraseRangeBatch && cursor.peek()) {
-          keys.emplace_back(cursor.key());
+        while (ops.size() < kEraseRangeBatch && cursor.peek()) {
+          ops.push_back(WriteOp{true, std::string(cursor.key()), {}});
           cursor.accept();
         }
       }
-      if (keys.empty()) return erased;
-      engine().erase_batch(keys);
-      erased += keys.size();
-      if (keys.size() < kEraseRangeBatch) return erased;
+      if (ops.empty()) return erased;
+      engine().write(ops);
+      erased += ops.size();
+      if (ops.size() < kEraseRangeBatch) return erased;
       // Resume after the last key erased: it and every key before it are gone.
-      from = keys.back();
+      from = std::move(ops.back().key);
       from->push_back('\0');
     }
   }
   // Encoded within the limits (ValidationError otherwise), checked before
   // anything else happens, so a batch with one bad element stores nothing.
-  std::string encode_checked_key(const Key& key) const {
+  std::string encode_checked_key(const Key& key) const { return encode_checked_key(engine(), key); }
+  static std::string encode_checked_key(const engine_type& eng, const Key& key) {
     std::string k = encode_key(key);
-    engine().check_key_size(k.size());
+    eng.check_key_size(k.size());
     return k;
   }
-  std::string serialize_checked(const Value& value) const {
+  std::string serialize_checked(const Value& value) const { return serialize_checked(engine(), value); }
+  static std::string serialize_checked(const engine_type& eng, const Value& value) {
     std::string v;
     Serializer::serialize(value, v);
-    engine().check_value_size(v.size());
+    eng.check_value_size(v.size());
     return v;
   }
   static Value deserialize(const engine_type& eng, std::string_view bytes, const std::filesystem::path* file) {

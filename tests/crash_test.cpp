@@ -138,6 +138,9 @@ CrashOp op_at(std::uint64_t seed, std::uint64_t i) {
       const int kk = run ? (k + j) % kKeys : key();
       op.write.pairs.emplace_back(kk, value_for(kk, nonce) + "#batch" + std::string(pad, 'B'));
     }
+    // A third of them also erase keys in the same commit (Storage::Batch).
+    if (rng() % 3 == 0)
+      for (int j = 1 + static_cast<int>(rng() % 4); j > 0; --j) op.write.erases.push_back(key());
   }
   return op;
 }
@@ -261,7 +264,7 @@ std::shared_ptr<FileSystem> gated_file_system(const std::filesystem::path& dir, 
         switch (op.write.kind) {
           case ModelOp::put: db.put(op.write.key, op.write.value); break;
           case ModelOp::erase: done.result = db.erase(op.write.key) ? 1 : 0; break;
-          case ModelOp::batch: db.put_batch(op.write.pairs); break;
+          case ModelOp::batch: stowage_test::run_op(db, op.write); break;
         }
       }
       send_ack(fd, done);

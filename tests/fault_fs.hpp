@@ -966,6 +966,7 @@ struct ModelOp {
   int key = 0;                                      // put, erase
   std::string value;                                // put
   std::vector<std::pair<int, std::string>> pairs;   // batch
+  std::vector<int> erases;                          // batch: keys erased after the puts (Storage::Batch)
   std::uint64_t batch_id = 0;                       // batch
 };
 
@@ -977,7 +978,16 @@ void run_op(Store& db, const ModelOp& op) {
   switch (op.kind) {
     case ModelOp::put: db.put(op.key, op.value); break;
     case ModelOp::erase: db.erase(op.key); break;
-    case ModelOp::batch: db.put_batch(op.pairs); break;
+    case ModelOp::batch:
+      if (op.erases.empty()) {
+        db.put_batch(op.pairs);
+      } else {
+        auto batch = db.batch();
+        for (const auto& [k, v] : op.pairs) batch.put(k, v);
+        for (int k : op.erases) batch.erase(k);
+        batch.commit();
+      }
+      break;
   }
 }
 
@@ -987,6 +997,7 @@ inline void apply_op(ModelState& s, const ModelOp& op) {
     case ModelOp::erase: s.erase(op.key); break;
     case ModelOp::batch:
       for (const auto& [k, v] : op.pairs) s[k] = v;
+      for (int k : op.erases) s.erase(k);
       break;
   }
 }
@@ -1020,6 +1031,7 @@ inline long find_prefix(const ModelState& base, const std::vector<ModelOp>& ops,
       case ModelOp::erase: touch(op.key, [&] { cur.erase(op.key); }); break;
       case ModelOp::batch:
         for (const auto& pr : op.pairs) touch(pr.first, [&] { cur[pr.first] = pr.second; });
+        for (int k : op.erases) touch(k, [&] { cur.erase(k); });
         break;
     }
     if (diff == 0) return static_cast<long>(p + 1);

@@ -105,6 +105,9 @@ ModelOp random_op(std::mt19937_64& rng, std::uint64_t nonce, int key_lo = 0, int
       int k = key();
       op.pairs.emplace_back(k, value_for(k, nonce) + "b");
     }
+    // A third of them also erase keys in the same commit (Storage::Batch).
+    if (rng() % 3 == 0)
+      for (int j = 1 + static_cast<int>(rng() % 4); j > 0; --j) op.erases.push_back(key());
   }
   return op;
 }

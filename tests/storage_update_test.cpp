@@ -455,3 +455,47 @@ TEST_CASE("reversed prefix scans over string keys") {
   CHECK(last3 == std::vector<std::string>{"log/1500", "log/1499", "log/1498"});
   CHECK(keys_of(db.scan_prefix("log/").reversed()).size() == 501);
 }
+
+TEST_CASE("a Batch commits puts and erases together; later operations on a key win") {
+  TempDir dir("upd");
+  Storage<int, std::string> db(dir.path(), small_options());
+  db.put(1, "one");
+  db.put(2, "two");
+  db.checkpoint();
+  auto batch = db.batch();
+  CHECK(batch.empty());
+  batch.put(3, "three").erase(1).put(4, "four").erase(4).put(2, "deux").erase(99);
+  CHECK(batch.size() == 6);
+  CHECK(db.get(1) == "one");  // nothing happens before commit()
+  CHECK_FALSE(db.contains(3));
+  batch.commit();
+  CHECK(batch.empty());
+  CHECK_FALSE(db.contains(1));
+  CHECK(db.get(2) == "deux");
+  CHECK(db.get(3) == "three");
+  CHECK_FALSE(db.contains(4));  // put then erased in the same batch
+  CHECK(db.size() == 2);
+  batch.erase(2).put(4, "again");
+  batch.commit();
+  batch.commit();  // empty: nothing
+  CHECK(db.size() == 2);
+  // A bad operation throws where it is added; the batch keeps the good ones.
+  batch.put(5, "five");
+  CHECK_THROWS_AS(batch.put(6, std::string(kMaxValueBytes + 1, 'x')), ValidationError);
+  CHECK(batch.size() == 1);
+  batch.clear();
+  batch.commit();
+  CHECK_FALSE(db.contains(5));
+  // The batch refers to the engine: it survives a move of the Storage.
+  batch.put(7, "seven");
+  Storage<int, std::string> moved = std::move(db);
+  batch.commit();
+  CHECK(moved.get(7) == "seven");
+  moved.close();
+  Storage<int, std::string> again(dir.path(), small_options());
+  CHECK(again.get(3) == "three");
+  CHECK(again.get(4) == "again");
+  CHECK(again.get(7) == "seven");
+  CHECK_FALSE(again.contains(2));
+  CHECK(again.size() == 3);
+}

@@ -346,24 +346,32 @@ class Engine {
     }
   }
 
-  /// Removes every key of `keys` (those stored) as one atomic commit,
-  /// without finding out which were there (as discard()).
-  void erase_batch(const std::vector<std::string>& keys) {
+  /// Applies ops (puts and erases, in order: a later op on a key wins) as
+  /// one atomic commit: after a crash either all of them are there or none.
+  /// An erase does not find out whether its key was there (as discard()).
+  void write(const std::vector<WriteOp>& ops) {
     std::size_t bytes = 0;
-    for (const auto& k : keys) {
-      check_key_size(k.size());
-      bytes += detail::varint_length(k.size()) + k.size() + 1;
+    for (const auto& op : ops) {
+      check_key_size(op.key.size());
+      if (!op.erase) check_value_size(op.value.size());
+      bytes += detail::varint_length(op.key.size()) + op.key.size() + 1 +
+               (op.erase ? 0 : detail::varint_length(op.value.size()) + op.value.size());
     }
-    if (keys.empty()) return;
+    if (ops.empty()) return;
     detail::WalBatch batch;
     batch.reserve(bytes);
-    std::vector<Op> ops;
-    ops.reserve(keys.size());
-    for (const auto& k : keys) {
-      batch.erase(k);
-      ops.push_back(Op{detail::kOpErase, k, {}});
+    std::vector<Op> engine_ops;
+    engine_ops.reserve(ops.size());
+    for (const auto& op : ops) {
+      if (op.erase) {
+        batch.erase(op.key);
+        engine_ops.push_back(Op{detail::kOpErase, op.key, {}});
+      } else {
+        batch.put(op.key, op.value);
+        engine_ops.push_back(Op{detail::kOpPut, op.key, op.value});
+      }
     }
-    commit(batch, ops.data(), ops.size());
+    commit(batch, engine_ops.data(), engine_ops.size());
   }
 
   /// Stores the pairs (kv[0], kv[1]), (kv[2], kv[3]), ... as one atomic
@@ -3738,8 +3746,8 @@ ReadModifyWrite EngineHandle<C, E, L>::read_modify_write(std::string_view key, D
   return engine_->read_modify_write(key, decide);
 }
 template <class C, class E, class L>
-void EngineHandle<C, E, L>::erase_batch(const std::vector<std::string>& keys) {
-  engine_->erase_batch(keys);
+void EngineHandle<C, E, L>::write(const std::vector<WriteOp>& ops) {
+  engine_->write(ops);
 }
 template <class C, class E, class L>
 bool EngineHandle<C, E, L>::erase(std::string_view key) {

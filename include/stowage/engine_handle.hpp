@@ -51,6 +51,14 @@ struct RecordTypes {
   std::string (*describe_key)(std::string_view encoded) = nullptr;
 };
 
+/// One operation of an atomic write (Engine::write): a put of value under
+/// key, or an erase of key (value unused). Key and value are encoded bytes.
+struct WriteOp {
+  bool erase = false;  ///< an erase (true) or a put
+  std::string key;     ///< the encoded key
+  std::string value;   ///< the encoded value of a put
+};
+
 /// What a read-modify-write's decide function chose (Engine::read_modify_write).
 enum class WriteDecision {
   keep,   ///< write nothing
@@ -112,8 +120,8 @@ class EngineHandle {
   void put(std::string_view key, std::string_view value);
   /// Engine::read_modify_write.
   ReadModifyWrite read_modify_write(std::string_view key, DecideRef decide);
-  /// Engine::erase_batch.
-  void erase_batch(const std::vector<std::string>& keys);
+  /// Engine::write.
+  void write(const std::vector<WriteOp>& ops);
   /// Engine::erase.
   bool erase(std::string_view key);
   /// Engine::discard.

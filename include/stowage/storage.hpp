@@ -206,6 +206,49 @@ class Storage {
     engine().put_batch(kv);
   }
 
+  /// Puts and erases gathered first and committed together (batch()), as
+  /// one WAL record: after a crash either all of them are there or none.
+  /// Each put and erase is encoded (and checked against the size limits) as
+  /// it is added, so a bad one throws there and commit() stores nothing
+  /// unless every one was good. Later operations on a key win over earlier
+  /// ones of the same batch. It refers to the store's engine: it stays
+  /// usable when the Storage moves, not after it is destroyed.
+  class Batch {
+   public:
+    /// Adds a put of value under key.
+    Batch& put(const Key& key, const Value& value) {
+      ops_.push_back(WriteOp{false, encode_checked_key(*engine_, key), serialize_checked(*engine_, value)});
+      return *this;
+    }
+    /// Adds an erase of key (as discard(): not knowing whether it is there).
+    Batch& erase(const Key& key) {
+      ops_.push_back(WriteOp{true, encode_checked_key(*engine_, key), {}});
+      return *this;
+    }
+    /// Operations added since the last commit().
+    std::size_t size() const { return ops_.size(); }
+    /// Whether none were added since the last commit().
+    bool empty() const { return ops_.empty(); }
+    /// Drops every operation added since the last commit().
+    void clear() { ops_.clear(); }
+    /// Commits the operations as one atomic commit (none: nothing happens)
+    /// and clears the batch. When it throws nothing was stored, and the
+    /// operations stay in the batch.
+    void commit() {
+      if (ops_.empty()) return;
+      engine_->write(ops_);
+      ops_.clear();
+    }
+
+   private:
+    friend class Storage;
+    explicit Batch(engine_type* e) : engine_(e) {}
+    engine_type* engine_;
+    std::vector<WriteOp> ops_;
+  };
+  /// An empty Batch for this store.
+  Batch batch() { return Batch(&engine()); }
+
   /// get() for every key of the range, in order.
   template <class Range>
   std::vector<std::optional<Value>> get_batch(const Range& keys) const {
@@ -517,36 +560,38 @@ class Storage {
 
   std::size_t erase_encoded_range(std::optional<std::string> from, std::optional<std::string> to) {
     std::size_t erased = 0;
-    std::vector<std::string> keys;
+    std::vector<WriteOp> ops;
     for (;;) {
-      keys.clear();
+      ops.clear();
       {
         typename engine_type::Cursor cursor(&engine(), from, to);
-        while (keys.size() < kEraseRangeBatch && cursor.peek()) {
-          keys.emplace_back(cursor.key());
+        while (ops.size() < kEraseRangeBatch && cursor.peek()) {
+          ops.push_back(WriteOp{true, std::string(cursor.key()), {}});
           cursor.accept();
         }
       }
-      if (keys.empty()) return erased;
-      engine().erase_batch(keys);
-      erased += keys.size();
-      if (keys.size() < kEraseRangeBatch) return erased;
+      if (ops.empty()) return erased;
+      engine().write(ops);
+      erased += ops.size();
+      if (ops.size() < kEraseRangeBatch) return erased;
       // Resume after the last key erased: it and every key before it are gone.
-      from = keys.back();
+      from = std::move(ops.back().key);
       from->push_back('\0');
     }
   }
   // Encoded within the limits (ValidationError otherwise), checked before
   // anything else happens, so a batch with one bad element stores nothing.
-  std::string encode_checked_key(const Key& key) const {
+  std::string encode_checked_key(const Key& key) const { return encode_checked_key(engine(), key); }
+  static std::string encode_checked_key(const engine_type& eng, const Key& key) {
     std::string k = encode_key(key);
-    engine().check_key_size(k.size());
+    eng.check_key_size(k.size());
     return k;
   }
-  std::string serialize_checked(const Value& value) const {
+  std::string serialize_checked(const Value& value) const { return serialize_checked(engine(), value); }
+  static std::string serialize_checked(const engine_type& eng, const Value& value) {
     std::string v;
     Serializer::serialize(value, v);
-    engine().check_value_size(v.size());
+    eng.check_value_size(v.size());
     return v;
   }
   static Value deserialize(const engine_type& eng, std::string_view bytes, const std::filesystem::path* file) {
