@@ -1,6 +1,6 @@
 // knowledge_graph: nodes keyed by id, edges keyed by (from, relation, to).
 // Keys sort element by element, so a node's outgoing edges are one contiguous
-// key range: scan({n, "", 0}, {n + 1, "", 0}) lists them, grouped by relation.
+// key range: scan_prefix(n) lists them, grouped by relation.
 // Shows a 2-hop breadth-first traversal and deleting a node with its edges.
 //
 //   usage: knowledge_graph [directory]   (stores go in directory/nodes, directory/edges)
@@ -29,8 +29,8 @@ using EdgeKey = std::tuple<NodeId, std::string, NodeId>;  // (from, relation, to
 using Nodes = stowage::Storage<NodeId, Node>;
 using Edges = stowage::Storage<EdgeKey, Edge>;
 
-// Every outgoing edge of `from`: the keys from (from, "", 0) up to (from + 1, "", 0).
-Edges::range outgoing(const Edges& edges, NodeId from) { return edges.scan({from, "", 0}, {from + 1, "", 0}); }
+// Every outgoing edge of `from`: the keys whose first element is from.
+Edges::range outgoing(const Edges& edges, NodeId from) { return edges.scan_prefix(from); }
 
 int main(int argc, char** argv) {
   const std::filesystem::path dir = argc > 1 ? argv[1] : "knowledge-graph-demo";
@@ -66,10 +66,10 @@ int main(int argc, char** argv) {
       frontier = std::move(next);
     }
 
-    // Deleting a node and its outgoing edges: erasing inside a scan is allowed.
-    // (Incoming edges, here 1 -knows-> 3, need a second store keyed (to, relation, from).)
-    int erased = 0;
-    for (const auto& [key, e] : outgoing(edges, 3)) erased += edges.erase(key) ? 1 : 0;
+    // Deleting a node and its outgoing edges (erase_prefix; erasing inside a
+    // scan is allowed too). Incoming edges, here 1 -knows-> 3, need a second
+    // store keyed (to, relation, from).
+    const std::size_t erased = edges.erase_prefix(NodeId{3});
     nodes.erase(3);
     const bool ok = seen == std::set<NodeId>{1, 2, 3, 4, 5} && erased == 1 && edges.size() == 5 &&
                     outgoing(edges, 3).begin() == outgoing(edges, 3).end() && !nodes.contains(3);

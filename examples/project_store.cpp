@@ -44,13 +44,6 @@ bool save(Projects& projects, ByName& by_name, std::uint64_t id, const Project& 
   return true;
 }
 
-// Names starting with prefix are the keys in [prefix, prefix with its last
-// character increased) (for a non-empty prefix not ending in '\xff').
-std::string prefix_end(std::string prefix) {
-  prefix.back() = static_cast<char>(prefix.back() + 1);
-  return prefix;
-}
-
 int main(int argc, char** argv) {
   const std::filesystem::path dir = argc > 1 ? argv[1] : "project-store-demo";
   try {
@@ -72,7 +65,7 @@ int main(int argc, char** argv) {
     const bool old_name_gone = !id_of(projects, by_name, "web-backend");
 
     std::vector<std::string> web;  // every name starting with "web-", in name order
-    for (const auto& [name, id] : by_name.scan("web-", prefix_end("web-"))) {
+    for (const auto& [name, id] : by_name.scan_prefix("web-")) {
       std::cout << "  " << name << " -> " << id << "\n";
       web.push_back(name);
     }
