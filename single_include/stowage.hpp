@@ -10578,16 +10578,29 @@ class Engine {
   // the front is the leader: it appends the records of the writers queued
   // behind it (itself first), syncs the WAL once for all of them, applies
   // them in order and wakes them; writers arriving meanwhile queue up for
-  // the next leader. A writer with a condition only ever leads a group (its
-  // condition must see every earlier commit applied); `refused` tells that
-  // its condition failed. Returns whether a checkpoint is due; rethrows the
-  // writer's error.
+  // the next leader. A writer's condition runs before its append, with the
+  // earlier writers of its group appended but not applied (see run_group);
+  // `refused` tells that it failed. Returns whether a checkpoint is due;
+  // rethrows the writer's error.
   bool commit_synced(std::string& payload, Op* ops, std::size_t n, BeforeRef before, ConditionRef condition,
                      detail::WriteBuffer::Undo* undo, bool& refused);
 
   // The leader's work for group[0, count): sets each writer's error instead
   // of throwing. Returns whether a checkpoint is due.
+  //
+  // Whether a writer of group[0, i) that is not refused writes one of w's
+  // keys (a conditional writer's ops are few; the scan is over the group).
   bool run_group(Writer* const* group, std::size_t count) noexcept;
+  static bool writes_key_before(Writer* const* group, std::size_t i, const Writer& w) {
+    for (std::size_t j = 0; j < i; ++j) {
+      const Writer& e = *group[j];
+      if (e.refused) continue;
+      for (std::size_t a = 0; a < e.n; ++a)
+        for (std::size_t b = 0; b < w.n; ++b)
+          if (e.ops[a].key == w.ops[b].key) return true;
+    }
+    return false;
+  }
 
   // Group commit: one fdatasync covers every record appended before it began.
   // After a failed sync nothing is synced again (it could "succeed" with the
@@ -11221,9 +11234,10 @@ auto Engine<Compression, Eviction, Lock>::run_group(Writer* const* group, std::s
         bool appended = false;
         for (std::size_t i = 0; i < count; ++i) {
           Writer& g = *group[i];
-          // Only the leader has a condition (commit_synced): every earlier
-          // commit is applied.
-          if (g.condition && !g.condition()) {
+          // A condition sees every earlier group applied, not the writers
+          // before it in this one: one of them writing its key refuses it
+          // (it reads again), and otherwise the buffer answers for the key.
+          if (g.condition && (writes_key_before(group, i, g) || !g.condition())) {
             g.refused = true;
             continue;
           }
@@ -11286,14 +11300,12 @@ auto Engine<Compression, Eviction, Lock>::commit_synced(std::string& payload, Op
   me.cv.wait(q, [&] { return me.done || writers_.front() == &me; });
   if (me.done) {
     if (me.error) std::rethrow_exception(me.error);
+    refused = me.refused;
     return false;
   }
   Writer* group[kMaxGroup];
   std::size_t count = 0;
-  for (auto it = writers_.begin(); it != writers_.end() && count < kMaxGroup; ++it) {
-    if (count > 0 && (*it)->condition) break;  // it leads the next group
-    group[count++] = *it;
-  }
+  for (auto it = writers_.begin(); it != writers_.end() && count < kMaxGroup; ++it) group[count++] = *it;
   q.unlock();
   const bool need_checkpoint = run_group(group, count);
   q.lock();
