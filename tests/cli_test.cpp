@@ -636,3 +636,41 @@ TEST_CASE("a progress bar on stderr when it is a terminal, none otherwise") {
   CHECK(piped.out.find('[') == std::string::npos);
   CHECK(run("verify --no-progress " + dir.path().string()).status == 0);
 }
+
+TEST_CASE("backup shares the store with read_only holders; writing subcommands still exit 3") {
+  TempDir dir("cli"), out("cli");
+  fill(dir.path(), 300, 5);
+  int ready[2], release[2];
+  REQUIRE(pipe(ready) == 0);
+  REQUIRE(pipe(release) == 0);
+  pid_t child = fork();
+  if (child == 0) {
+    int rc = 0;
+    try {
+      Options o = kSmall;
+      o.read_only = true;
+      Db db(dir.path(), o);
+      char c = 'r';
+      if (!db.contains(1)) rc = 5;
+      if (write(ready[1], &c, 1) != 1) rc = 3;
+      if (read(release[0], &c, 1) != 1) rc = 4;
+    } catch (...) {
+      rc = 2;
+    }
+    _exit(rc);
+  }
+  char c;
+  REQUIRE(read(ready[0], &c, 1) == 1);
+  const Run b = run("backup " + dir.path().string() + " " + (out / "b").string());
+  CHECK(b.status == 0);
+  CHECK(contents(out / "b").size() == contents(dir.path()).size());
+  const Run r = run("compact " + dir.path().string());
+  CHECK(r.status == 3);
+  CHECK_THAT(r.err, Catch::Contains("reader"));
+  REQUIRE(write(release[1], "x", 1) == 1);
+  int status = 0;
+  waitpid(child, &status, 0);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  for (int fd : {ready[0], ready[1], release[0], release[1]}) close(fd);
+}

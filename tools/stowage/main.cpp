@@ -379,7 +379,9 @@ int cmd_compact(const fs::path& dir, bool progress) {
 
 int cmd_backup(const fs::path& dir, const fs::path& dest) {
   auto fsys = stowage::default_file_system();
-  stowage::detail::FileLock lock(dir, false, std::chrono::milliseconds(0));
+  // Shared, as a read_only open takes it: it only reads, so read_only
+  // programs may hold the store meanwhile; a writer may not.
+  stowage::detail::FileLock lock(dir, stowage::detail::FileLock::Mode::shared, std::chrono::milliseconds(0));
   const auto r = stowage::tool::backup_store(*fsys, dir, dest);
   std::printf("%s: backed up to %s: %llu chunk files (hard links), %llu WAL segments and MANIFEST, %s\n", dir.c_str(),
               dest.c_str(), static_cast<unsigned long long>(r.chunks), static_cast<unsigned long long>(r.wal_segments),
