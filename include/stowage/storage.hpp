@@ -51,6 +51,22 @@ class Storage {
   static_assert(SerializerFor<Serializer, Value>,
                 "stowage: Serializer must provide static id(), serialize(const Value&, std::string&) and "
                 "deserialize<Value>(std::string_view) for this Value");
+#ifndef STOWAGE_SEPARATE_COMPILATION
+  // The policies are checked here, before anything uses them: a policy that
+  // fails its concept is replaced by a stand-in below, so its static_assert
+  // is the only error (not one per use inside the engine).
+  static_assert(CompressionPolicy<Compression>,
+                "stowage: Compression must provide static constexpr std::uint8_t id, std::string_view name, "
+                "static void compress(std::string_view, std::string&) and static void "
+                "decompress(std::string_view, std::size_t, char*) (see CompressionPolicy)");
+  static_assert(EvictionPolicy<Eviction>,
+                "stowage: Eviction must provide static constexpr std::string_view name, a default-constructible "
+                "hook type and a template queue<Entry> with insert(Entry&), touch(Entry&), erase(Entry&) and "
+                "Entry* victim() (see EvictionPolicy)");
+  static_assert(LockPolicy<Lock>,
+                "stowage: Lock must be default-constructible and provide lock(), unlock(), lock_shared(), "
+                "unlock_shared() and static constexpr bool waits_for_other_processes (see LockPolicy)");
+#endif
 
  public:
   /// The untyped engine this store keeps its bytes in: Engine<Compression,
@@ -59,7 +75,9 @@ class Storage {
 #ifdef STOWAGE_SEPARATE_COMPILATION
   using engine_type = EngineHandle<Compression, Eviction, Lock>;
 #else
-  using engine_type = Engine<Compression, Eviction, Lock>;
+  using engine_type = Engine<std::conditional_t<CompressionPolicy<Compression>, Compression, NoCompression>,
+                             std::conditional_t<EvictionPolicy<Eviction>, Eviction, LruEviction>,
+                             std::conditional_t<LockPolicy<Lock>, Lock, ThreadLock>>;
 #endif
   using key_type = Key;
   using mapped_type = Value;
