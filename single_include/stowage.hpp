@@ -2632,6 +2632,11 @@ inline std::optional<std::uint64_t> parse_chunk_file_name(std::string_view name)
 //   - `E::name`, a `std::string_view` naming it ("lru");
 //   - `E::hook`, a default-constructible hook that every cache entry embeds as
 //     `typename E::hook eviction_hook;` (so queue operations never allocate);
+//     or instead `template <class Entry> using hook_for = ...;`, a hook that
+//     knows the entry type, for a policy that links entries itself (say
+//     `struct { Entry* prev; Entry* next; }`) rather than through
+//     Boost.Intrusive: the entry then embeds `E::hook_for<Entry>`
+//     (eviction_hook_t<E, Entry> names whichever the policy has);
 //   - `E::queue<Entry>`, a default-constructible class with
 //       void insert(Entry&)   a new entry joins the queue;
 //       void touch(Entry&)    the entry was hit;
@@ -2680,12 +2685,33 @@ namespace stowage {
 
 namespace detail {
 
+/// E's hook for entries of type Entry: E::hook_for<Entry> when E has it,
+/// else E::hook.
+template <class E, class Entry>
+struct eviction_hook_of {
+  using type = typename E::hook;
+};
+template <class E, class Entry>
+  requires requires { typename E::template hook_for<Entry>; }
+struct eviction_hook_of<E, Entry> {
+  using type = typename E::template hook_for<Entry>;
+};
+
+}  // namespace detail
+
+/// The hook a cache entry of type Entry embeds for policy E: E::hook_for<Entry>
+/// when E declares that template, else E::hook (see the top of eviction.hpp).
+template <class E, class Entry>
+using eviction_hook_t = typename detail::eviction_hook_of<E, Entry>::type;
+
+namespace detail {
+
 /// The smallest cache entry a policy must handle; EvictionPolicy instantiates
 /// a policy's queue with it to check the queue's interface.
-template <class Hook>
+template <class E>
 struct EvictionProbe {
   /// The policy's hook.
-  Hook eviction_hook;
+  eviction_hook_t<E, EvictionProbe> eviction_hook;
   /// Byte charge of the entry.
   std::size_t charge = 0;
   /// Mixed hash of the entry's key.
@@ -2698,20 +2724,25 @@ concept eviction_policy_has_name = requires {
   { E::name } -> std::convertible_to<std::string_view>;
 };
 
-/// E has a default-constructible `E::hook` for entries to embed.
+/// E has a default-constructible `E::hook` for entries to embed, or a
+/// `hook_for<Entry>` template whose hooks are.
 template <class E>
-concept eviction_policy_has_hook = requires { typename E::hook; } && std::default_initializable<typename E::hook>;
+concept eviction_policy_declares_hook =
+    requires { typename E::hook; } || requires { typename E::template hook_for<EvictionProbe<E>>; };
+template <class E>
+concept eviction_policy_has_hook =
+    eviction_policy_declares_hook<E> && std::default_initializable<eviction_hook_t<E, EvictionProbe<E>>>;
 
 /// `E::queue<Entry>` is default-constructible and has insert, touch, erase
 /// and victim with the signatures eviction.hpp describes.
 template <class E>
 concept eviction_policy_has_queue =
-    std::default_initializable<typename E::template queue<EvictionProbe<typename E::hook>>> &&
-    requires(typename E::template queue<EvictionProbe<typename E::hook>>& q, EvictionProbe<typename E::hook>& e) {
+    std::default_initializable<typename E::template queue<EvictionProbe<E>>> &&
+    requires(typename E::template queue<EvictionProbe<E>>& q, EvictionProbe<E>& e) {
       q.insert(e);
       q.touch(e);
       q.erase(e);
-      { q.victim() } -> std::same_as<EvictionProbe<typename E::hook>*>;
+      { q.victim() } -> std::same_as<EvictionProbe<E>*>;
     };
 
 }  // namespace detail
@@ -3777,7 +3808,7 @@ class BlockCache {
   // before the entry is shared and never changed after.
   struct Entry {
     CacheKey key;
-    typename Policy::hook eviction_hook;
+    eviction_hook_t<Policy, Entry> eviction_hook;
     const void* object = nullptr;  // value.get()
     bool high = false;             // CachePriority::high: linked into Shard::high_queue
     std::uint64_t hash = 0;
@@ -4202,6 +4233,14 @@ class BloomFilter {
 //    caller-owned buffer of raw_size bytes) and never writes past it; any input
 //    that does not decode to exactly raw_size bytes is a CorruptionError with
 //    an empty path (the caller rethrows it naming the file and offset).
+// When a block is stored uncompressed: the chunk writer calls compress() on
+// every block (unless the policy is NoCompression) and keeps the result only
+// when it saves at least an eighth (stored * 8 <= raw * 7) and raw is at most
+// 255 times stored plus 64 bytes (chunk_format::kMaxRatio, kRatioSlack: the
+// most a reader believes, so no crafted header makes it allocate far more
+// than the file holds). Otherwise the block is written as is, with id 0, and
+// read back without calling the policy: a policy never sees a block it did
+// not shrink, and its decompress() never sees id 0.
 
 #include <climits>
 #include <concepts>
@@ -12928,8 +12967,8 @@ class Storage {
                 "decompress(std::string_view, std::size_t, char*) (see CompressionPolicy)");
   static_assert(EvictionPolicy<Eviction>,
                 "stowage: Eviction must provide static constexpr std::string_view name, a default-constructible "
-                "hook type and a template queue<Entry> with insert(Entry&), touch(Entry&), erase(Entry&) and "
-                "Entry* victim() (see EvictionPolicy)");
+                "hook type (or template hook_for<Entry>) and a template queue<Entry> with insert(Entry&), "
+                "touch(Entry&), erase(Entry&) and Entry* victim() (see EvictionPolicy)");
   static_assert(LockPolicy<Lock>,
                 "stowage: Lock must be default-constructible and provide lock(), unlock(), lock_shared(), "
                 "unlock_shared() and static constexpr bool waits_for_other_processes (see LockPolicy)");

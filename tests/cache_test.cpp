@@ -737,6 +737,23 @@ TEST_CASE("a user-written eviction policy works with the cache", "[cache][fifo]"
   CHECK(cache.stats().bytes <= 30);
 }
 
+TEST_CASE("a user-written policy with hook_for<Entry> works with the cache", "[cache][hook_for]") {
+  BlockCache<stowage_test::LinkedLifoEviction> cache(30, 1);
+  const CacheKey a{1, 0}, b{1, 1}, c{1, 2}, d{1, 3};
+  put(cache, a, 10);
+  put(cache, b, 10);
+  put(cache, c, 10);
+  put(cache, d, 10);  // over capacity: the newest goes first, which is d itself
+  CHECK(cached(cache, a));
+  CHECK(cached(cache, b));
+  CHECK(cached(cache, c));
+  CHECK_FALSE(cached(cache, d));
+  cache.erase_file(1);
+  CHECK(cache.stats().entries == 0);
+  for (std::uint64_t i = 0; i < 1000; ++i) put(cache, {i % 3, i}, 1 + i % 7);
+  CHECK(cache.stats().bytes <= 30);
+}
+
 TEST_CASE("concurrent readers, writers and erase_file keep the cache consistent", "[cache][threads]") {
   constexpr int kThreads = 8;
   constexpr int kOps = 20000;

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <boost/intrusive/list.hpp>
@@ -22,13 +23,14 @@ namespace {
 // A test entry shaped like the cache's: the policy's hook plus charge and hash.
 template <class Policy>
 struct TestEntry {
-  typename Policy::hook eviction_hook;
+  stowage::eviction_hook_t<Policy, TestEntry> eviction_hook;
   std::size_t charge = 1;
   std::uint64_t hash = 0;
   char id = '?';
 };
 
 using stowage_test::FifoEviction;
+using stowage_test::LinkedLifoEviction;
 
 // Like FifoEviction but without victim(): not a policy.
 struct NoVictimEviction {
@@ -81,6 +83,7 @@ struct NoNameEviction {
 
 static_assert(stowage::EvictionPolicy<stowage::LruEviction>);
 static_assert(stowage::EvictionPolicy<FifoEviction>);
+static_assert(stowage::EvictionPolicy<LinkedLifoEviction>);
 static_assert(!stowage::EvictionPolicy<NoVictimEviction>);
 static_assert(!stowage::EvictionPolicy<WrongVictimEviction>);
 static_assert(!stowage::EvictionPolicy<NoHookEviction>);
@@ -184,6 +187,29 @@ TEST_CASE("a user-written FIFO policy ignores touches", "[eviction][fifo]") {
   CHECK(q.victim() == &b);
   q.erase(b);
   q.erase(c);
+  CHECK(q.victim() == nullptr);
+}
+
+TEST_CASE("a user-written policy that links its entries itself (hook_for<Entry>, no Boost.Intrusive, no casts)",
+          "[eviction][hook_for]") {
+  using Entry = TestEntry<LinkedLifoEviction>;
+  static_assert(std::is_same_v<decltype(Entry{}.eviction_hook), LinkedLifoEviction::hook_for<Entry>>);
+  Entry a, b, c;
+  LinkedLifoEviction::queue<Entry> q;
+  CHECK(q.victim() == nullptr);
+  q.insert(a);
+  q.insert(b);
+  q.insert(c);
+  CHECK(q.victim() == &c);  // the newest
+  q.erase(b);               // from the middle
+  CHECK(q.victim() == &c);
+  q.erase(c);
+  CHECK(q.victim() == &a);
+  q.touch(a);
+  q.insert(b);
+  CHECK(q.victim() == &b);
+  q.erase(b);
+  q.erase(a);
   CHECK(q.victim() == nullptr);
 }
 

@@ -332,7 +332,7 @@ class BlockCache {
   // before the entry is shared and never changed after.
   struct Entry {
     CacheKey key;
-    typename Policy::hook eviction_hook;
+    eviction_hook_t<Policy, Entry> eviction_hook;
     const void* object = nullptr;  // value.get()
     bool high = false;             // CachePriority::high: linked into Shard::high_queue
     std::uint64_t hash = 0;

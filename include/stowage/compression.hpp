@@ -10,6 +10,14 @@
 //    caller-owned buffer of raw_size bytes) and never writes past it; any input
 //    that does not decode to exactly raw_size bytes is a CorruptionError with
 //    an empty path (the caller rethrows it naming the file and offset).
+// When a block is stored uncompressed: the chunk writer calls compress() on
+// every block (unless the policy is NoCompression) and keeps the result only
+// when it saves at least an eighth (stored * 8 <= raw * 7) and raw is at most
+// 255 times stored plus 64 bytes (chunk_format::kMaxRatio, kRatioSlack: the
+// most a reader believes, so no crafted header makes it allocate far more
+// than the file holds). Otherwise the block is written as is, with id 0, and
+// read back without calling the policy: a policy never sees a block it did
+// not shrink, and its decompress() never sees id 0.
 #pragma once
 
 #include <climits>

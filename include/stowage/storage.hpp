@@ -61,8 +61,8 @@ class Storage {
                 "decompress(std::string_view, std::size_t, char*) (see CompressionPolicy)");
   static_assert(EvictionPolicy<Eviction>,
                 "stowage: Eviction must provide static constexpr std::string_view name, a default-constructible "
-                "hook type and a template queue<Entry> with insert(Entry&), touch(Entry&), erase(Entry&) and "
-                "Entry* victim() (see EvictionPolicy)");
+                "hook type (or template hook_for<Entry>) and a template queue<Entry> with insert(Entry&), "
+                "touch(Entry&), erase(Entry&) and Entry* victim() (see EvictionPolicy)");
   static_assert(LockPolicy<Lock>,
                 "stowage: Lock must be default-constructible and provide lock(), unlock(), lock_shared(), "
                 "unlock_shared() and static constexpr bool waits_for_other_processes (see LockPolicy)");
