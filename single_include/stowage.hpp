@@ -5,7 +5,7 @@
 // Every part, with or without STOWAGE_SEPARATE_COMPILATION (see engine_handle.hpp).
 #define STOWAGE_SINGLE_HEADER 1
 // ---- begin stowage/stowage.hpp ----
-// stowage.hpp: the one header to include. Brings in Storage and every policy
+// stowage.hpp: the one header to include. Brings in Storage, Database and every policy
 // that needs no extra library (BoostSerializer lives in boost_serializer.hpp,
 // which needs libboost_serialization).
 //
@@ -28,7 +28,9 @@
 // the one file including <stowage/engine_src.hpp> compiles. Header-only
 // builds use Engine itself (no pointer, every call inlined).
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -314,10 +316,15 @@ template <class Value, class Serializer = BinarySerializer, class Compression = 
           class Eviction = LruEviction, class Lock = ThreadLock>
 class ContentStore;
 
-// storage.hpp
+// storage.hpp, collection.hpp, database.hpp
 template <class Key, class Value, class Serializer = BinarySerializer, class Compression = Lz4Compression,
           class Eviction = LruEviction, class Lock = ThreadLock>
 class Storage;
+template <class Key, class Value, class Serializer = BinarySerializer, class Compression = Lz4Compression,
+          class Eviction = LruEviction, class Lock = ThreadLock>
+class Collection;
+template <class Compression = Lz4Compression, class Eviction = LruEviction, class Lock = ThreadLock>
+class Database;
 
 // Customisation points: serializer.hpp, key_codec.hpp
 template <class T>
@@ -355,6 +362,24 @@ struct RecordTypes {
   void (*check_key)(std::string_view encoded) = nullptr;
   /// The key for messages, decoded when that reads well; nullptr: hex.
   std::string (*describe_key)(std::string_view encoded) = nullptr;
+  /// Opened by a Database: the default collection's types are not checked
+  /// (the other fields are unused), a new store is created with the
+  /// prefixed layout, and a bare store (written by Storage) is converted to
+  /// it at open, as a migration (backup first).
+  bool database = false;
+};
+
+/// Most keys Engine::erase_range (Storage::erase_range, erase_prefix)
+/// commits at once.
+inline constexpr std::size_t kEraseRangeBatch = 1024;
+
+/// A collection as the engine knows it (Engine::collection): the bytes
+/// every key of it starts with. It lives as long as the engine.
+struct CollectionSlot {
+  std::string name;                  ///< its name ("default": the default collection)
+  std::uint32_t id = 0;              ///< 0 for the default collection
+  std::string prefix;                ///< the bytes its keys start with (empty in a bare store)
+  std::atomic<bool> dropped{false};  ///< set by Engine::drop_collection
 };
 
 /// One operation of an atomic write (Engine::write): a put of value under
@@ -434,6 +459,16 @@ class EngineHandle {
   void discard(std::string_view key);
   /// Engine::put_batch.
   void put_batch(const std::vector<std::string>& kv);
+  /// Engine::erase_range.
+  std::size_t erase_range(std::optional<std::string> from, std::optional<std::string> to);
+  /// Engine::default_prefix.
+  const std::string& default_prefix() const;
+  /// Engine::collection.
+  const CollectionSlot& collection(std::string_view name, const RecordTypes& types);
+  /// Engine::collections.
+  std::vector<std::string> collections() const;
+  /// Engine::drop_collection.
+  bool drop_collection(std::string_view name);
   /// Engine::find: on_value(std::string_view value, const std::filesystem::path* file)
   /// is called with the stored value when key is stored.
   template <class Fn>
@@ -1174,6 +1209,54 @@ inline std::optional<std::string> prefix_end(std::string prefix) {
 
 }  // namespace stowage
 // ---- end stowage/key_codec.hpp ----
+// ---- begin stowage/database.hpp ----
+// database.hpp: Database<Compression, Eviction, Lock>, one store (one
+// directory, WAL, manifest, cache budget, LOCK and set of background
+// threads) that keeps several typed collections, each a Collection handle:
+//
+//   stowage::Database db("data");
+//   auto users = db.collection<std::uint64_t, User>("users");
+//   auto orders = db.collection<std::uint64_t, Order>("orders");
+//   db.batch().put(users, 1, u).put(orders, 7, o).commit();  // one WAL record
+//
+// Every key of a collection starts with its collection's prefix (the
+// prefixed layout, docs/format.md, "Collections"). A store a Storage wrote
+// (one collection, bare keys) is converted at the Database's first open,
+// as a migration (backup first); its records become the "default"
+// collection, which a Storage still opens.
+
+#include <cstddef>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+// ---- begin stowage/collection.hpp ----
+// collection.hpp: the typed façade. Collection<Key, Value, Serializer,
+// Compression, Eviction, Lock> turns keys into order-preserving bytes
+// (key_codec.hpp) and values into bytes (the Serializer), and keeps them in
+// an Engine<Compression, Eviction, Lock> (engine.hpp: the WAL, the write
+// buffer, chunk files, the chunk index, the block cache, the manifest and
+// the file lock), each key after its collection's prefix (none for the
+// default collection of a bare store: detail/collection_prefix.hpp). A
+// Storage (storage.hpp) is the default collection with its engine; a
+// Database (database.hpp) hands out Collections of one engine. It adds no
+// locking of its own: every member is as thread-safe as the engine call it
+// makes, under the Lock policy.
+
+#include <cstddef>
+#include <filesystem>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
 // ---- begin stowage/serializer.hpp ----
 // serializer.hpp: stowage's own value format (BinarySerializer, id "binary-1")
 // and the traits user types opt in with. Header-only; no Boost needed.
@@ -2387,26 +2470,6 @@ std::string describe_value() {
 
 }  // namespace stowage
 // ---- end stowage/serializer.hpp ----
-// ---- begin stowage/storage.hpp ----
-// storage.hpp: the typed façade. Storage<Key, Value, Serializer,
-// Compression, Eviction, Lock> turns keys into order-preserving bytes
-// (key_codec.hpp) and values into bytes (the Serializer), and keeps them in
-// an Engine<Compression, Eviction, Lock> (engine.hpp: the WAL, the write
-// buffer, chunk files, the chunk index, the block cache, the manifest and
-// the file lock). It adds no state or locking of its own: every member is
-// as thread-safe as the engine call it makes, under the Lock policy.
-
-#include <cstddef>
-#include <filesystem>
-#include <iterator>
-#include <memory>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <type_traits>
-#include <utility>
-#include <vector>
-
 // ---- begin stowage/store_files.hpp ----
 // store_files.hpp: what the engine and the readers that work without it
 // (verify.hpp, the `stowage` tool) agree on besides the file formats: the
@@ -2540,6 +2603,7 @@ inline std::optional<std::uint64_t> parse_chunk_file_name(std::string_view name)
 #include <functional>
 #include <iterator>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -6448,6 +6512,8 @@ class ChunkIndex {
 // level and (at level 0) its run: chunks of one run, and of one level below
 // 0, do not overlap; level 0 holds runs newest first (the highest run
 // number); format 1 and 2 chunks are read as one run at the last level.
+// Format 5 adds the store's layout (bare keys, or keys that start with their
+// collection's prefix) and its table of named collections.
 //
 // It is replaced only by: write MANIFEST.tmp, fsync it, rename over MANIFEST,
 // fsync the directory. Layout (docs/format.md#manifest):
@@ -6475,8 +6541,9 @@ inline constexpr char kManifestMagic[] = "STWMANIF";
 /// tombstones) and a live record count per keyspace; format 4 lets chunk
 /// records be uncounted (not yet in that count, see docs/format.md, "The live
 /// count"): the count is signed, and each chunk says how many of its records
-/// are uncounted. Older formats are read and upgraded by migration.hpp.
-inline constexpr std::uint16_t kFormatMajor = 4;
+/// are uncounted; format 5 adds the layout and the collection table
+/// (Database). Older formats are read and upgraded by migration.hpp.
+inline constexpr std::uint16_t kFormatMajor = 5;
 inline constexpr std::uint16_t kFormatMinor = 0;
 /// The oldest format this program reads.
 inline constexpr std::uint16_t kOldestFormatMajor = 1;
@@ -6503,6 +6570,30 @@ struct KeyspaceState {
   std::vector<ChunkRef> chunks;      ///< ordered by level, then (level 0) run newest first, then first key
 };
 
+/// How a store's keys are laid out (format 5; older formats are bare).
+enum class Layout : std::uint8_t {
+  /// Every key is a record of the default collection, as its KeyCodec
+  /// encodes it (what Storage creates: no byte added).
+  bare = 0,
+  /// Every key starts with its collection's prefix
+  /// (detail::collection_prefix(id)); the default collection is id 0.
+  prefixed = 1,
+};
+
+/// Most named collections a manifest may list.
+inline constexpr std::uint64_t kMaxCollections = std::uint64_t{1} << 24;
+
+/// A named collection of a Database (format 5, prefixed layout): its
+/// records' keys start with collection_prefix(id).
+struct CollectionState {
+  std::string name;
+  std::uint32_t id = 0;              ///< at least 1 (0 is the default collection); never reused
+  std::string key_order;             ///< KeyCodec<Key>::name()
+  std::string serializer;            ///< Serializer::id()
+  std::string value_type;            ///< describe_value<Serializer, Value>()
+  std::uint32_t schema_version = 0;  ///< value_version<Value>
+};
+
 /// Decoded contents of MANIFEST.
 struct Manifest {
   std::uint16_t format_major = kFormatMajor;
@@ -6514,6 +6605,20 @@ struct Manifest {
   std::uint64_t next_file = 1;
   std::uint64_t wal_start = 1;  ///< first WAL segment still needed
   std::vector<KeyspaceState> keyspaces;
+  Layout layout = Layout::bare;              ///< format 5; older formats are bare
+  std::uint32_t next_collection_id = 1;      ///< the id the next named collection takes
+  std::vector<CollectionState> collections;  ///< named collections, by id
+  /// Ids of dropped collections whose records may still be stored (the drop
+  /// purges them, then removes the id from here; an open finishes a purge a
+  /// crash interrupted).
+  std::vector<std::uint32_t> dropped;
+
+  /// The named collection called name, or nullptr.
+  const CollectionState* collection(std::string_view name) const {
+    for (const auto& c : collections)
+      if (c.name == name) return &c;
+    return nullptr;
+  }
 
   /// The keyspace called name, or nullptr.
   const KeyspaceState* keyspace(std::string_view name) const {
@@ -6604,6 +6709,23 @@ inline std::string encode_manifest(const Manifest& m) {
       if (m.format_major >= 4) put_varint(body, c.uncounted);
     }
   }
+  if (m.format_major >= 5) {
+    body.push_back(static_cast<char>(m.layout));
+    put_varint(body, m.next_collection_id);
+    put_varint(body, m.collections.size());
+    for (const auto& c : m.collections) {
+      put_bytes(body, c.name);
+      put_varint(body, c.id);
+      put_bytes(body, c.key_order);
+      put_bytes(body, c.serializer);
+      put_bytes(body, c.value_type);
+      put_fixed32(body, c.schema_version);
+    }
+    put_varint(body, m.dropped.size());
+    for (auto id : m.dropped) put_varint(body, id);
+  } else if (m.layout != Layout::bare || !m.collections.empty() || !m.dropped.empty()) {
+    throw Error("stowage: format " + std::to_string(m.format_major) + " cannot hold collections");
+  }
   std::string out(kManifestMagic, 8);
   put_fixed16(out, m.format_major);
   put_fixed16(out, m.format_minor);
@@ -6612,6 +6734,45 @@ inline std::string encode_manifest(const Manifest& m) {
   out += body;
   put_fixed64(out, checksum(out, 0x4d414e49));
   return out;
+}
+
+// Format 5's tail: the layout, the collection table and the dropped ids.
+inline void decode_collections(Reader& r, Manifest& m) {
+  const std::uint8_t layout = r.u8("layout");
+  if (layout > 1) r.fail("layout " + std::to_string(layout) + " does not exist");
+  m.layout = static_cast<Layout>(layout);
+  const std::uint64_t next = r.varint("next collection id");
+  if (next == 0 || next > kMaxCollections) r.fail("next collection id " + std::to_string(next) + " is implausible");
+  m.next_collection_id = static_cast<std::uint32_t>(next);
+  const std::uint64_t n = r.varint("collection count");
+  if (n > r.remaining() / 8 || n >= next) r.fail("collection count exceeds the manifest");
+  if (n > 0 && m.layout == Layout::bare) r.fail("a bare store lists collections");
+  std::set<std::string> names;
+  std::set<std::uint32_t> ids;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    CollectionState c;
+    c.name = std::string(r.length_prefixed("collection name"));
+    if (c.name.empty() || c.name == kDefaultKeyspace) r.fail("a collection is named '" + c.name + "'");
+    if (!names.insert(c.name).second) r.fail("collection '" + c.name + "' is listed twice");
+    const std::uint64_t id = r.varint("collection id");
+    if (id == 0 || id >= next) r.fail("collection '" + c.name + "' has id " + std::to_string(id) + ", out of range");
+    c.id = static_cast<std::uint32_t>(id);
+    if (!ids.insert(c.id).second) r.fail("collection id " + std::to_string(id) + " is listed twice");
+    if (i > 0 && c.id < m.collections.back().id) r.fail("collections are out of id order");
+    c.key_order = std::string(r.length_prefixed("collection key order"));
+    c.serializer = std::string(r.length_prefixed("collection serializer"));
+    c.value_type = std::string(r.length_prefixed("collection value type"));
+    c.schema_version = r.u32("collection schema version");
+    m.collections.push_back(std::move(c));
+  }
+  const std::uint64_t d = r.varint("dropped collection count");
+  if (d > r.remaining() || d >= next) r.fail("dropped collection count exceeds the manifest");
+  for (std::uint64_t i = 0; i < d; ++i) {
+    const std::uint64_t id = r.varint("dropped collection id");
+    if (id == 0 || id >= next || !ids.insert(static_cast<std::uint32_t>(id)).second)
+      r.fail("dropped collection id " + std::to_string(id) + " is out of range or listed twice");
+    m.dropped.push_back(static_cast<std::uint32_t>(id));
+  }
 }
 
 inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::path& file) {
@@ -6712,6 +6873,7 @@ inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::p
     if (!v3) ks.live = static_cast<std::int64_t>(std::min<std::uint64_t>(records, std::numeric_limits<std::int64_t>::max()));
     m.keyspaces.push_back(std::move(ks));
   }
+  if (m.format_major >= 5) decode_collections(r, m);
   if (!r.empty()) r.fail("trailing bytes in the manifest body");
   return m;
 }
@@ -7143,6 +7305,67 @@ concept LockPolicy = std::default_initializable<L> && requires(L& l) {
 
 }  // namespace stowage
 // ---- end stowage/concepts.hpp ----
+// ---- begin stowage/detail/collection_prefix.hpp ----
+// detail/collection_prefix.hpp: the bytes that start every key of a
+// collection in a store of the prefixed layout (manifest format 5, see
+// docs/format.md, "Collections"). Collection id 0 is the default collection
+// (Storage's); named collections take 1, 2, ... and never reuse an id.
+//
+//   id < 0xF0:   one byte, the id
+//   otherwise:   one byte 0xF0 + (n - 1), then the id in n big-endian bytes
+//                (n = 1 to 4, the fewest that hold it)
+//
+// The first byte says how long the prefix is, so no prefix is the start of
+// another: the keys of two collections never interleave.
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace stowage::detail {
+
+/// First byte of a prefix that holds its id in the bytes after it.
+inline constexpr unsigned kLongPrefixByte = 0xF0;
+
+/// The key prefix of collection id.
+inline std::string collection_prefix(std::uint32_t id) {
+  std::string p;
+  if (id < kLongPrefixByte) {
+    p.push_back(static_cast<char>(id));
+    return p;
+  }
+  unsigned n = 1;
+  while (n < 4 && (id >> (8 * n)) != 0) ++n;
+  p.push_back(static_cast<char>(kLongPrefixByte + n - 1));
+  for (unsigned i = n; i-- > 0;) p.push_back(static_cast<char>((id >> (8 * i)) & 0xff));
+  return p;
+}
+
+/// A collection prefix read from the start of a key.
+struct ParsedPrefix {
+  std::uint32_t id = 0;
+  std::size_t size = 0;  ///< its bytes: the collection's own key starts here
+};
+
+/// The prefix key starts with, or nullopt when it starts with none (an
+/// empty key, a long form cut short, or a long form whose id would fit a
+/// shorter one: every id has exactly one prefix).
+inline std::optional<ParsedPrefix> parse_collection_prefix(std::string_view key) {
+  if (key.empty()) return std::nullopt;
+  const auto b = static_cast<unsigned char>(key[0]);
+  if (b < kLongPrefixByte) return ParsedPrefix{b, 1};
+  const unsigned n = b - kLongPrefixByte + 1;
+  if (n > 4 || key.size() < 1 + n) return std::nullopt;
+  std::uint32_t id = 0;
+  for (unsigned i = 0; i < n; ++i) id = (id << 8) | static_cast<unsigned char>(key[1 + i]);
+  if (collection_prefix(id).size() != 1 + n) return std::nullopt;
+  return ParsedPrefix{id, 1 + n};
+}
+
+}  // namespace stowage::detail
+// ---- end stowage/detail/collection_prefix.hpp ----
 // ---- begin stowage/file_lock.hpp ----
 // file_lock.hpp: the cross-process guard of a store directory.
 //
@@ -7624,6 +7847,11 @@ inline const std::vector<FormatStep>& format_steps() {
              "(the chunks stay as they are: every record in them is counted)",
        [](Manifest& m) {
          m.format_major = 4;
+         m.format_minor = 0;
+       }},
+      {4, 5, "a layout and a collection table (the store stays bare: its keys and chunks stay as they are)",
+       [](Manifest& m) {
+         m.format_major = 5;
          m.format_minor = 0;
        }},
   };
@@ -9440,6 +9668,144 @@ class Engine {
     commit(batch, ops.data(), ops.size());
   }
 
+  /// Erases every key with from <= key < to (nullopt: unbounded), in
+  /// atomic commits of up to kEraseRangeBatch keys (write()), not as one:
+  /// after a crash a prefix of the range may be gone, and a key written into
+  /// the range while it runs, behind its position, stays. Returns how many
+  /// keys it erased.
+  std::size_t erase_range(std::optional<std::string> from, std::optional<std::string> to) {
+    std::size_t erased = 0;
+    std::vector<WriteOp> ops;
+    for (;;) {
+      ops.clear();
+      {
+        Cursor cursor(this, from, to);
+        while (ops.size() < kEraseRangeBatch && cursor.peek()) {
+          ops.push_back(WriteOp{true, std::string(cursor.key()), {}});
+          cursor.accept();
+        }
+      }
+      if (ops.empty()) return erased;
+      write(ops);
+      erased += ops.size();
+      if (ops.size() < kEraseRangeBatch) return erased;
+      // Resume after the last key erased: it and every key before it are gone.
+      from = std::move(ops.back().key);
+      from->push_back('\0');
+    }
+  }
+
+  /// The bytes every key of the default collection (Storage's) starts
+  /// with: none in a bare store, collection_prefix(0) in a prefixed one.
+  const std::string& default_prefix() const { return default_slot_.prefix; }
+
+  /// The collection called name (a Database's; "default" is the default
+  /// collection), checked against types: MigrationError, naming both, when
+  /// it was created with another key order, serializer, value type or
+  /// schema version. A named collection that does not exist is created (its
+  /// entry in a new MANIFEST, durable before this returns): ValidationError
+  /// on a read_only or bare store (only a Database's open converts a store
+  /// to the prefixed layout), or for a name that is empty or over 255 bytes.
+  /// The default collection of a store no Storage has opened yet takes
+  /// types. The slot lives as long as the engine.
+  const CollectionSlot& collection(std::string_view name, const RecordTypes& types) {
+    check_open();
+    std::lock_guard inst(install_mu_);
+    if (name == detail::kDefaultKeyspace) {
+      const auto* ks = manifest_.keyspace(detail::kDefaultKeyspace);
+      if (ks->key_order.empty()) {
+        if (!opt_.read_only) adopt_default_types(types);
+      } else {
+        check_collection_types(name, ks->key_order, manifest_.serializer, ks->value_type, ks->schema_version, types);
+      }
+      return default_slot_;
+    }
+    if (name.empty() || name.size() > 255)
+      throw ValidationError("stowage: a collection name must be 1 to 255 bytes (got " + std::to_string(name.size()) +
+                            ")");
+    if (const auto* c = manifest_.collection(name)) {
+      check_collection_types(name, c->key_order, c->serializer, c->value_type, c->schema_version, types);
+    } else {
+      if (opt_.read_only)
+        throw ValidationError("stowage: the store at " + dir_.string() + " has no collection '" + std::string(name) +
+                              "', and a read_only open cannot create one");
+      if (manifest_.layout != detail::Layout::prefixed)
+        throw ValidationError("stowage: the store at " + dir_.string() +
+                              " keeps one collection (bare layout, written by Storage); open it with a Database, "
+                              "which converts it, to add collections");
+      if (manifest_.next_collection_id >= detail::kMaxCollections)
+        throw ValidationError("stowage: the store at " + dir_.string() + " has used every collection id");
+      check_writable();
+      detail::Manifest m = manifest_;
+      detail::CollectionState fresh;
+      fresh.name = std::string(name);
+      fresh.id = m.next_collection_id++;
+      fresh.key_order = types.key_order;
+      fresh.serializer = types.serializer;
+      fresh.value_type = types.value_type;
+      fresh.schema_version = types.value_version;
+      m.collections.push_back(std::move(fresh));
+      manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
+      manifest_ = std::move(m);
+      log(LogLevel::info, "created collection '" + std::string(name) + "' in " + dir_.string());
+    }
+    const auto* c = manifest_.collection(name);
+    auto it = slots_.find(name);
+    if (it == slots_.end()) {
+      auto slot = std::make_unique<CollectionSlot>();
+      slot->name = c->name;
+      slot->id = c->id;
+      slot->prefix = detail::collection_prefix(c->id);
+      it = slots_.emplace(c->name, std::move(slot)).first;
+    }
+    return *it->second;
+  }
+
+  /// The names of the store's collections, in the order they were created:
+  /// "default" first when a Storage (or the default collection of a
+  /// Database) has given it types.
+  std::vector<std::string> collections() const {
+    check_open();
+    std::lock_guard inst(install_mu_);
+    std::vector<std::string> names;
+    if (!manifest_.keyspace(detail::kDefaultKeyspace)->key_order.empty())
+      names.emplace_back(detail::kDefaultKeyspace);
+    for (const auto& c : manifest_.collections) names.push_back(c.name);
+    return names;
+  }
+
+  /// Drops the named collection: removes it from the MANIFEST (its name may
+  /// then be created again, empty, with other types), then erases its
+  /// records (erase_range over its prefix; compaction reclaims their
+  /// space) and syncs. A crash in between leaves the id listed as dropped,
+  /// and the next writable open finishes the purge. Handles to it throw
+  /// ValidationError afterwards. Returns false when there is no such
+  /// collection; the default collection cannot be dropped (ValidationError).
+  bool drop_collection(std::string_view name) {
+    check_writable();
+    if (name == detail::kDefaultKeyspace)
+      throw ValidationError("stowage: the default collection cannot be dropped; erase its records instead");
+    {
+      std::lock_guard inst(install_mu_);
+      const auto* c = manifest_.collection(name);
+      if (!c) return false;
+      detail::Manifest m = manifest_;
+      const std::uint32_t id = c->id;
+      m.collections.erase(m.collections.begin() + (c - manifest_.collections.data()));
+      m.dropped.push_back(id);
+      manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
+      manifest_ = std::move(m);
+      if (auto it = slots_.find(name); it != slots_.end()) {
+        it->second->dropped.store(true);
+        dropped_slots_.push_back(std::move(it->second));
+        slots_.erase(it);
+      }
+    }
+    log(LogLevel::info, "dropped collection '" + std::string(name) + "' of " + dir_.string());
+    purge_dropped();
+    return true;
+  }
+
   /// Looks key up; on a hit calls on_value(value bytes, chunk file or
   /// nullptr) while holding the store's shared lock (the bytes are valid
   /// only during the call), and returns true.
@@ -10853,7 +11219,8 @@ class Engine {
     std::string to_type;  ///< description of the values after the last step ("" if unknown)
     std::filesystem::path backup;
     std::chrono::steady_clock::time_point started;
-    bool needed() const { return !format.empty() || !steps.empty(); }
+    bool to_prefixed = false;  ///< a Database's open of a bare store: every key takes collection_prefix(0)
+    bool needed() const { return !format.empty() || !steps.empty() || to_prefixed; }
   };
 
   // What opening the store at value schema version `target` must run. Throws
@@ -10866,6 +11233,60 @@ class Engine {
   // Before anything on disk changes (even a torn WAL tail being cut): the
   // backup. Chunk files are immutable, so they are hard-linked.
   void begin_migration(MigrationPlan& plan, const Migrator* migrations, const std::vector<std::uint64_t>& live);
+
+  // The default collection takes types (a store a Database created, first
+  // opened by a Storage or given types by a Database). Needs install_mu_.
+  void adopt_default_types(const RecordTypes& t) {
+    detail::Manifest m = manifest_;
+    auto* ks = m.keyspace(detail::kDefaultKeyspace);
+    ks->key_order = t.key_order;
+    ks->value_type = t.value_type;
+    ks->schema_version = t.value_version;
+    m.serializer = t.serializer;
+    manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
+    manifest_ = std::move(m);
+  }
+
+  // MigrationError, naming both, when a collection recorded with these
+  // types is opened with t.
+  void check_collection_types(std::string_view name, const std::string& key_order, const std::string& serializer,
+                              const std::string& value_type, std::uint32_t schema_version,
+                              const RecordTypes& t) const {
+    const std::string where = "collection '" + std::string(name) + "' of the store at " + dir_.string();
+    auto mismatch = [&](const std::string& what, const std::string& on_disk, const std::string& here) {
+      throw MigrationError("stowage: " + where + " was created with " + what + " '" + on_disk +
+                           "' but is opened with '" + here + "'; open it with the same " + what);
+    };
+    if (key_order != t.key_order) mismatch("key type", key_order, t.key_order);
+    if (serializer != t.serializer) mismatch("serializer", serializer, t.serializer);
+    if (schema_version != t.value_version)
+      throw MigrationError("stowage: " + where + " holds values at schema version " + std::to_string(schema_version) +
+                           " but is opened at " + std::to_string(t.value_version) +
+                           "; a named collection's values cannot be migrated yet: open it with the Value type of "
+                           "version " + std::to_string(schema_version));
+    if (!value_type.empty() && value_type != t.value_type) mismatch("value type", value_type, t.value_type);
+  }
+
+  // Erases the records of the dropped collections (manifest_.dropped), makes
+  // the erases durable, then removes their ids from the manifest.
+  void purge_dropped() {
+    std::vector<std::uint32_t> ids;
+    {
+      std::lock_guard inst(install_mu_);
+      ids = manifest_.dropped;
+    }
+    if (ids.empty()) return;
+    std::size_t erased = 0;
+    for (auto id : ids) erased += erase_range(detail::collection_prefix(id), detail::collection_prefix(id + 1));
+    flush();  // durable before the manifest forgets the ids
+    std::lock_guard inst(install_mu_);
+    detail::Manifest m = manifest_;
+    std::erase_if(m.dropped, [&](std::uint32_t id) { return std::find(ids.begin(), ids.end(), id) != ids.end(); });
+    manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
+    manifest_ = std::move(m);
+    log(LogLevel::info, "purged " + std::to_string(erased) + " records of " + std::to_string(ids.size()) +
+                            " dropped collection(s) of " + dir_.string());
+  }
 
   // A key for messages: decoded and printed when that reads well, else hex.
   std::string describe_key(std::string_view encoded) const {
@@ -10947,8 +11368,13 @@ class Engine {
   std::exception_ptr seal_error_;                    // why its seal failed; seal_mu_
   std::atomic<std::uint64_t> sealed_seq_{0};         // every record up to it is in a sealed segment
 
-  std::mutex install_mu_;
+  mutable std::mutex install_mu_;
   detail::Manifest manifest_;                             // install_mu_
+  CollectionSlot default_slot_;                           // set by open
+  // A Database's named collections opened so far (collection()), and the
+  // slots of dropped ones (handles may still point at them). install_mu_.
+  std::map<std::string, std::unique_ptr<CollectionSlot>, std::less<>> slots_;
+  std::vector<std::unique_ptr<CollectionSlot>> dropped_slots_;
   std::array<std::string, detail::kLevels> compact_after_;  // install_mu_ (round-robin positions)
   std::atomic<std::uint64_t> next_file_{1};
   std::atomic<std::uint64_t> manifest_bytes_{0};
@@ -11418,9 +11844,17 @@ class Engine<Compression, Eviction, Lock>::Output {
       created_.push_back(file_);
       writer_.emplace(*e_.fs_, e_.chunk_path(file_), e_.opt_.block_bytes);
     }
+    if (!key_prefix_.empty()) {
+      key_buf_.assign(key_prefix_);
+      key_buf_.append(key);
+      key = key_buf_;
+    }
     writer_->add(key, seq, value, tombstone, uncounted);
     ++records_;
   }
+  // Every key added from now on is written with prefix in front (a
+  // migration to the prefixed layout).
+  void set_key_prefix(std::string prefix) { key_prefix_ = std::move(prefix); }
   // Finishes the last file; returns every file written.
   std::vector<detail::ChunkRef> finish() {
     finish_file();
@@ -11457,6 +11891,7 @@ class Engine<Compression, Eviction, Lock>::Output {
   std::uint64_t file_ = 0, bytes_ = 0, records_ = 0;
   std::vector<std::uint64_t> created_;
   std::vector<detail::ChunkRef> refs_;
+  std::string key_prefix_, key_buf_;
   bool kept_ = false;
 };
 
@@ -12396,6 +12831,12 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   replay_log(live);
   synced_seq_ = last_seq_;
   if (plan.needed() && !opt_.read_only) run_migration(plan, live);
+  default_slot_.name = std::string(detail::kDefaultKeyspace);
+  if (manifest_.layout == detail::Layout::prefixed) default_slot_.prefix = detail::collection_prefix(0);
+  if (!types_.database && !opt_.read_only && manifest_.keyspace(detail::kDefaultKeyspace)->key_order.empty()) {
+    std::lock_guard inst(install_mu_);
+    adopt_default_types(types_);
+  }
 
   if (opt_.read_only) return;
   // Leftovers of an interrupted checkpoint: files no keyspace of the
@@ -12463,6 +12904,8 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
       wait_for_flush();
       if (failed_.load()) rethrow_failure();
     }
+    // A drop a crash interrupted: its records are erased now.
+    if (!manifest_.dropped.empty()) purge_dropped();
   } catch (...) {
     stop_threads();
     throw;
@@ -12519,9 +12962,20 @@ auto Engine<Compression, Eviction, Lock>::replay_segment(std::uint64_t number) -
                                   std::to_string(last_seq_ + 1) +
                                   " was expected (records before it are missing: an earlier WAL segment was "
                                   "truncated or removed)");
-      if (types_.check_key != nullptr) {
+      std::string_view key = op.key;
+      bool check = types_.check_key != nullptr;
+      if (manifest_.layout == detail::Layout::prefixed) {
+        // Ids of dropped collections are accepted: a write that raced a
+        // drop may leave records no handle reads.
+        const auto p = detail::parse_collection_prefix(key);
+        if (!p || p->id >= manifest_.next_collection_id)
+          throw CorruptionError(path, offset, "WAL record holds a key of no collection");
+        check = check && p->id == 0;
+        key.remove_prefix(p->size);
+      }
+      if (check) {
         try {
-          types_.check_key(op.key);
+          types_.check_key(key);
         } catch (const CorruptionError& e) {
           throw CorruptionError(path, offset, std::string("WAL record holds a key that does not decode: ") + e.what());
         }
@@ -12542,9 +12996,14 @@ auto Engine<Compression, Eviction, Lock>::fresh_manifest() const -> detail::Mani
   m.compression_id = Compression::id;
   detail::KeyspaceState ks;
   ks.name = std::string(detail::kDefaultKeyspace);
-  ks.key_order = types_.key_order;
-  ks.value_type = types_.value_type;
-  ks.schema_version = types_.value_version;
+  if (types_.database) {
+    m.serializer.clear();  // the default collection takes types when first opened
+    m.layout = detail::Layout::prefixed;
+  } else {
+    ks.key_order = types_.key_order;
+    ks.value_type = types_.value_type;
+    ks.schema_version = types_.value_version;
+  }
   m.keyspaces.push_back(std::move(ks));
   return m;
 }
@@ -12557,11 +13016,14 @@ auto Engine<Compression, Eviction, Lock>::check_manifest() const -> void {
                          "' but is opened with '" + here + "'; open it with the same " + what +
                          " (or migrate the store)");
   };
-  if (manifest_.serializer != want.serializer) mismatch("serializer", manifest_.serializer, want.serializer);
   if (manifest_.compression != want.compression || manifest_.compression_id != want.compression_id)
     mismatch("compression", manifest_.compression, want.compression);
   const auto* ks = manifest_.keyspace(detail::kDefaultKeyspace);
   if (!ks) throw CorruptionError(dir_ / "MANIFEST", 0, "MANIFEST names no 'default' keyspace");
+  // A Database checks each collection's types as it opens it; a default
+  // collection with no types yet (a store a Database created) takes them.
+  if (types_.database || ks->key_order.empty()) return;
+  if (manifest_.serializer != want.serializer) mismatch("serializer", manifest_.serializer, want.serializer);
   if (ks->key_order != want.keyspaces[0].key_order) mismatch("key type", ks->key_order, want.keyspaces[0].key_order);
 }
 
@@ -12575,6 +13037,14 @@ auto Engine<Compression, Eviction, Lock>::plan_migration(const Migrator* migrati
   const auto& ks = *upgraded.keyspace(detail::kDefaultKeyspace);
   plan.from_version = ks.schema_version;
   plan.to_version = target;
+  if (types_.database || ks.key_order.empty()) {
+    // A Database does not know the default collection's types; a default
+    // collection no one gave types has no records: no value steps.
+    plan.to_version = ks.schema_version;
+    plan.to_type = ks.value_type;
+    plan.to_prefixed = types_.database && upgraded.layout == detail::Layout::bare;
+    return plan;
+  }
   const bool to_value = target == types_.value_version;
   const std::string here = types_.value_type;
   auto error = [&](const std::string& what) {
@@ -12616,6 +13086,7 @@ template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::describe_plan(const MigrationPlan& plan) const -> std::string {
   std::string out;
   for (const auto* f : plan.format) out += (out.empty() ? "" : ", ") + f->name();
+  if (plan.to_prefixed) out += (out.empty() ? "" : ", ") + std::string("layout bare->prefixed");
   for (const auto* st : plan.steps) out += (out.empty() ? "" : ", ") + st->name();
   return out;
 }
@@ -12659,8 +13130,13 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
   }
   std::optional<Output> out;  // removes the files it wrote unless the manifest may name them
   std::vector<detail::ChunkRef> refs;
+  const bool rewrite = !plan.steps.empty() || plan.to_prefixed;
   try {
-    if (!plan.steps.empty()) {
+    if (plan.to_prefixed) {
+      log(LogLevel::info, "migration: layout bare->prefixed (a Database: every key takes its collection's prefix)");
+      report.steps.push_back("layout bare->prefixed");
+    }
+    if (rewrite) {
       for (const auto* st : plan.steps) {
         log(LogLevel::info, "migration: step " + st->name() +
                                 (st->from_type.empty() ? std::string(" (on encoded values)")
@@ -12708,8 +13184,10 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
       std::vector<detail::Run> inputs;
       version_->for_each_run([&](const detail::Run& r, std::uint32_t) { inputs.push_back(r); });
       out.emplace(*this, detail::kLastLevel, 0, opt_.chunk_bytes);
-      merge(inputs, &wb_, *out, [](std::string_view) { return true; }, /*zero_seqs=*/true, &convert,
-            /*abortable=*/false);
+      if (plan.to_prefixed) out->set_key_prefix(detail::collection_prefix(0));
+      merge(inputs, &wb_, *out, [](std::string_view) { return true; }, /*zero_seqs=*/true,
+            plan.steps.empty() ? nullptr : &convert, /*abortable=*/false);
+      if (plan.steps.empty()) report.records = out->records();
       refs = out->finish();
       fs_->sync_dir(dir_);
       auto* ks = m.keyspace(detail::kDefaultKeyspace);
@@ -12719,6 +13197,7 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
       m.wal_start = next_file_;  // the WAL segment open starts next; the old ones are folded in
     }
     m.next_file = next_file_;
+    if (plan.to_prefixed) m.layout = detail::Layout::prefixed;
     auto* ks = m.keyspace(detail::kDefaultKeyspace);
     ks->schema_version = plan.to_version;
     ks->value_type = plan.to_type;
@@ -12729,7 +13208,7 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
     throw;
   }
   manifest_ = std::move(m);
-  if (!plan.steps.empty()) {
+  if (rewrite) {
     version_->for_each_run([&](const detail::Run& r, std::uint32_t) {
       for (const auto& f : r.files) {
         cache_.erase_file(f->ref().file);
@@ -12816,6 +13295,26 @@ void EngineHandle<C, E, L>::discard(std::string_view key) {
 template <class C, class E, class L>
 void EngineHandle<C, E, L>::put_batch(const std::vector<std::string>& kv) {
   engine_->put_batch(kv);
+}
+template <class C, class E, class L>
+std::size_t EngineHandle<C, E, L>::erase_range(std::optional<std::string> from, std::optional<std::string> to) {
+  return engine_->erase_range(std::move(from), std::move(to));
+}
+template <class C, class E, class L>
+const std::string& EngineHandle<C, E, L>::default_prefix() const {
+  return engine_->default_prefix();
+}
+template <class C, class E, class L>
+const CollectionSlot& EngineHandle<C, E, L>::collection(std::string_view name, const RecordTypes& types) {
+  return engine_->collection(name, types);
+}
+template <class C, class E, class L>
+std::vector<std::string> EngineHandle<C, E, L>::collections() const {
+  return engine_->collections();
+}
+template <class C, class E, class L>
+bool EngineHandle<C, E, L>::drop_collection(std::string_view name) {
+  return engine_->drop_collection(name);
 }
 template <class C, class E, class L>
 bool EngineHandle<C, E, L>::find_with(std::string_view key,
@@ -12943,24 +13442,31 @@ extern template class stowage::Engine<stowage::Lz4Compression, stowage::LruEvict
 
 namespace stowage {
 
-/// An embedded, persistent, typed key-value store in one directory.
-///
-/// Keys are kept in std::less<Key> order (through KeyCodec<Key>); values are
-/// stored through Serializer, blocks compressed by Compression, cached blocks
-/// evicted by Eviction, threads coordinated by Lock. See README.md.
-// Default template arguments: in stowage_fwd.hpp.
-template <class Key, class Value, class Serializer, class Compression, class Eviction, class Lock>
-class Storage {
-  static_assert(EncodableKey<Key>,
-                "stowage: Key has no order-preserving codec: specialise stowage::KeyCodec<Key> with encode, "
-                "decode and name");
-  static_assert(SerializerFor<Serializer, Value>,
-                "stowage: Serializer must provide static id(), serialize(const Value&, std::string&) and "
-                "deserialize<Value>(std::string_view) for this Value");
+namespace detail {
+/// The engine a Collection or Database over these policies keeps its bytes
+/// in: Engine<Compression, Eviction, Lock>, or with
+/// STOWAGE_SEPARATE_COMPILATION an EngineHandle to one (the same members,
+/// defined in another translation unit). A policy that fails its concept is
+/// replaced by a stand-in, so that its static_assert (in Collection and
+/// Database) is the only error.
+#ifdef STOWAGE_SEPARATE_COMPILATION
+template <class Compression, class Eviction, class Lock>
+using engine_for = EngineHandle<Compression, Eviction, Lock>;
+#else
+template <class Compression, class Eviction, class Lock>
+using engine_for = Engine<std::conditional_t<CompressionPolicy<Compression>, Compression, NoCompression>,
+                          std::conditional_t<EvictionPolicy<Eviction>, Eviction, LruEviction>,
+                          std::conditional_t<LockPolicy<Lock>, Lock, ThreadLock>>;
+#endif
+}  // namespace detail
+
 #ifndef STOWAGE_SEPARATE_COMPILATION
-  // The policies are checked here, before anything uses them: a policy that
-  // fails its concept is replaced by a stand-in below, so its static_assert
-  // is the only error (not one per use inside the engine).
+namespace detail {
+/// One static_assert per policy that fails its concept (Collection and
+/// Database instantiate it); `done` is true either way, so nothing else
+/// errors.
+template <class Compression, class Eviction, class Lock>
+struct PolicyChecks {
   static_assert(CompressionPolicy<Compression>,
                 "stowage: Compression must provide static constexpr std::uint8_t id, std::string_view name, "
                 "static void compress(std::string_view, std::string&) and static void "
@@ -12972,55 +13478,71 @@ class Storage {
   static_assert(LockPolicy<Lock>,
                 "stowage: Lock must be default-constructible and provide lock(), unlock(), lock_shared(), "
                 "unlock_shared() and static constexpr bool waits_for_other_processes (see LockPolicy)");
+  static constexpr bool done = true;
+};
+}  // namespace detail
+#endif
+
+/// Typed records in a store: the default collection of a Storage (which
+/// derives from it), or a named collection of a Database
+/// (Database::collection). It is a handle: copies refer to the same
+/// records, and it is valid while the Storage or Database it came from is
+/// open (a Storage's moves keep it valid).
+///
+/// Keys are kept in std::less<Key> order (through KeyCodec<Key>); values are
+/// stored through Serializer, blocks compressed by Compression, cached blocks
+/// evicted by Eviction, threads coordinated by Lock. See README.md.
+// Default template arguments: in stowage_fwd.hpp.
+template <class Key, class Value, class Serializer, class Compression, class Eviction, class Lock>
+class Collection {
+  static_assert(EncodableKey<Key>,
+                "stowage: Key has no order-preserving codec: specialise stowage::KeyCodec<Key> with encode, "
+                "decode and name");
+  static_assert(SerializerFor<Serializer, Value>,
+                "stowage: Serializer must provide static id(), serialize(const Value&, std::string&) and "
+                "deserialize<Value>(std::string_view) for this Value");
+#ifndef STOWAGE_SEPARATE_COMPILATION
+  // The policies are checked here, before anything uses them: a policy that
+  // fails its concept is replaced by a stand-in (detail::engine_for), so its
+  // static_assert is the only error (not one per use inside the engine).
+  static_assert(detail::PolicyChecks<Compression, Eviction, Lock>::done);
 #endif
 
  public:
-  /// The untyped engine this store keeps its bytes in: Engine<Compression,
-  /// Eviction, Lock>, or with STOWAGE_SEPARATE_COMPILATION an EngineHandle
-  /// to one (the same members, defined in another translation unit).
-#ifdef STOWAGE_SEPARATE_COMPILATION
-  using engine_type = EngineHandle<Compression, Eviction, Lock>;
-#else
-  using engine_type = Engine<std::conditional_t<CompressionPolicy<Compression>, Compression, NoCompression>,
-                             std::conditional_t<EvictionPolicy<Eviction>, Eviction, LruEviction>,
-                             std::conditional_t<LockPolicy<Lock>, Lock, ThreadLock>>;
-#endif
+  /// The untyped engine the records are kept in (detail::engine_for).
+  using engine_type = detail::engine_for<Compression, Eviction, Lock>;
   using key_type = Key;
   using mapped_type = Value;
   using value_type = std::pair<Key, Value>;
   class iterator;
   class range;
 
-  /// Opens the store in dir, creating it when Options::create_if_missing.
-  /// Throws LockError when another process (or Storage) holds it,
-  /// CorruptionError on damaged files, MigrationError when it was written
-  /// with other policies or types, or at another value schema version (use
-  /// the constructor that takes a Migrator), IoError on system errors.
-  explicit Storage(const std::filesystem::path& dir, Options options = {})
-      : engine_(std::make_unique<engine_type>(dir, std::move(options), record_types(), nullptr, value_version<Value>,
-                                              false)) {}
+  /// A handle to nothing: every call throws ValidationError until one is
+  /// assigned to it.
+  Collection() = default;
+  /// Another handle to the same records.
+  Collection(const Collection&) = default;
+  /// See the copy constructor.
+  Collection& operator=(const Collection&) = default;
+  /// Takes over other's records; other refers to nothing afterwards.
+  Collection(Collection&& other) noexcept
+      : engine_(std::exchange(other.engine_, nullptr)),
+        slot_(std::exchange(other.slot_, nullptr)),
+        prefix_(std::move(other.prefix_)) {}
+  /// See the move constructor.
+  Collection& operator=(Collection&& other) noexcept {
+    engine_ = std::exchange(other.engine_, nullptr);
+    slot_ = std::exchange(other.slot_, nullptr);
+    prefix_ = std::move(other.prefix_);
+    return *this;
+  }
+  ~Collection() = default;
 
-  /// Opens the store in dir like the constructor above; when its values are
-  /// at another schema version than value_version<Value> (or its on-disk
-  /// format is older), first migrates it along the shortest path of steps in
-  /// `migrations`, after taking a backup (see migration.hpp and
-  /// last_migration()). No path: MigrationError, and the store is untouched.
-  Storage(const std::filesystem::path& dir, Options options, const Migrator& migrations)
-      : engine_(std::make_unique<engine_type>(dir, std::move(options), record_types(), &migrations,
-                                              value_version<Value>, false)) {}
-
-  /// Closes the store (see close()); errors are logged, not thrown.
-  ~Storage() = default;
-  Storage(const Storage&) = delete;
-  Storage& operator=(const Storage&) = delete;
-  /// Takes over other's open store (returned from a factory, kept in a
-  /// container). Iterators and ranges from other stay valid and read the
-  /// same store. The moved-from Storage may only be destroyed or assigned
-  /// to; any other call throws ValidationError.
-  Storage(Storage&& other) noexcept = default;
-  /// Closes this Storage's store (errors logged, as the destructor does),
-  /// then takes over other's (see the move constructor).
-  Storage& operator=(Storage&& other) noexcept = default;
+  /// The collection's name ("default" for a Storage's records).
+  const std::string& name() const {
+    static const std::string default_name = "default";
+    return slot_ ? slot_->name : default_name;
+  }
 
   /// Stores value under key, replacing any previous value.
   void put(const Key& key, const Value& value) { engine().put(encode_checked_key(key), serialize_checked(value)); }
@@ -13103,19 +13625,18 @@ class Storage {
   /// range may be gone, and a key written into the range while it runs,
   /// behind its position, stays.
   std::size_t erase_range(const Key& from, const Key& to) {
-    return erase_encoded_range(encode_lookup_key(from), encode_lookup_key(to));
+    return engine().erase_range(encode_lookup_key(from), encode_lookup_key(to));
   }
   /// erase_range over the records whose keys start with prefix (see
   /// scan_prefix).
   template <class P>
     requires KeyPrefix<Key, P>
   std::size_t erase_prefix(const P& prefix) {
-    std::string p = encode_key_prefix<Key>(prefix);
-    std::optional<std::string> end = prefix_end(p);
-    return erase_encoded_range(std::move(p), std::move(end));
+    auto [from, to] = prefix_bounds(prefix);
+    return engine().erase_range(std::move(from), std::move(to));
   }
   /// Most keys erase_range commits at once.
-  static constexpr std::size_t kEraseRangeBatch = 1024;
+  static constexpr std::size_t kEraseRangeBatch = stowage::kEraseRangeBatch;
 
   /// Stores every (key, value) pair of the range as one atomic commit: after a
   /// crash either all of them are there or none. Elements may be std::pair,
@@ -13141,12 +13662,12 @@ class Storage {
    public:
     /// Adds a put of value under key.
     Batch& put(const Key& key, const Value& value) {
-      ops_.push_back(WriteOp{false, encode_checked_key(*engine_, key), serialize_checked(*engine_, value)});
+      ops_.push_back(WriteOp{false, encode_checked_key(*engine_, prefix_, key), serialize_checked(*engine_, value)});
       return *this;
     }
     /// Adds an erase of key (as discard(): not knowing whether it is there).
     Batch& erase(const Key& key) {
-      ops_.push_back(WriteOp{true, encode_checked_key(*engine_, key), {}});
+      ops_.push_back(WriteOp{true, encode_checked_key(*engine_, prefix_, key), {}});
       return *this;
     }
     /// Operations added since the last commit().
@@ -13165,13 +13686,15 @@ class Storage {
     }
 
    private:
-    friend class Storage;
-    explicit Batch(engine_type* e) : engine_(e) {}
+    friend class Collection;
+    Batch(engine_type* e, std::string prefix) : engine_(e), prefix_(std::move(prefix)) {}
     engine_type* engine_;
+    std::string prefix_;
     std::vector<WriteOp> ops_;
   };
-  /// An empty Batch for this store.
-  Batch batch() { return Batch(&engine()); }
+  /// An empty Batch for this collection (Database::batch() spans
+  /// collections).
+  Batch batch() { return Batch(&engine(), prefix_); }
 
   /// get() for every key of the range, in order.
   template <class Range>
@@ -13182,12 +13705,12 @@ class Storage {
   }
 
   /// All records in ascending key order.
-  range scan() const { return range(&engine(), std::nullopt, std::nullopt); }
+  range scan() const { return range(&engine(), first_key(), end_key(), prefix_.size()); }
   /// Records with from <= key, ascending.
-  range scan(const Key& from) const { return range(&engine(), encode_lookup_key(from), std::nullopt); }
+  range scan(const Key& from) const { return range(&engine(), encode_lookup_key(from), end_key(), prefix_.size()); }
   /// Records with from <= key < to, ascending.
   range scan(const Key& from, const Key& to) const {
-    return range(&engine(), encode_lookup_key(from), encode_lookup_key(to));
+    return range(&engine(), encode_lookup_key(from), encode_lookup_key(to), prefix_.size());
   }
 
   /// Records whose keys start with prefix, ascending. prefix is string bytes
@@ -13198,9 +13721,8 @@ class Storage {
   template <class P>
     requires KeyPrefix<Key, P>
   range scan_prefix(const P& prefix) const {
-    std::string p = encode_key_prefix<Key>(prefix);
-    std::optional<std::string> end = prefix_end(p);
-    return range(&engine(), std::move(p), std::move(end));
+    auto [from, to] = prefix_bounds(prefix);
+    return range(&engine(), std::move(from), std::move(to), prefix_.size());
   }
 
   /// Number of records with from <= key < to, counted by walking their keys
@@ -13213,19 +13735,24 @@ class Storage {
   template <class P>
     requires KeyPrefix<Key, P>
   std::size_t count_prefix(const P& prefix) const {
-    std::string p = encode_key_prefix<Key>(prefix);
-    std::optional<std::string> end = prefix_end(p);
-    return count_encoded(std::move(p), std::move(end));
+    auto [from, to] = prefix_bounds(prefix);
+    return count_encoded(std::move(from), std::move(to));
   }
 
   /// Number of records (exact). Records whose presence below is not known
   /// yet (written since the last flush began, or flushed uncounted and not
   /// yet met by a compaction: Stats::uncounted_records) are looked up in the
   /// files, each once, with no lock held that writers or readers need.
-  std::size_t size() const { return engine().size(); }
+  /// In a store of several collections (the prefixed layout: a Database's)
+  /// it counts the collection's keys as count() does, in time linear in
+  /// their number.
+  std::size_t size() const {
+    if (prefix_.empty()) return engine().size();
+    return count_encoded(first_key(), end_key());
+  }
   /// size() == 0, found as a scan's first step: no count, no value decoded.
   bool empty() const {
-    typename engine_type::Cursor cursor(&engine(), std::nullopt, std::nullopt);
+    typename engine_type::Cursor cursor(&engine(), first_key(), end_key());
     return !cursor.peek();
   }
 
@@ -13246,42 +13773,6 @@ class Storage {
 
   /// A snapshot of the store's counters.
   Stats stats() const { return engine().stats(); }
-
-  /// Flushes the write buffer (when Options::checkpoint_on_close), stops the
-  /// background threads, syncs and releases the store. Later calls on this
-  /// object throw ValidationError. Idempotent. Chunk files that compactions
-  /// made obsolete just before, and WAL segments the last flush released,
-  /// may stay in the directory: the MANIFEST names none of them, and the
-  /// next open removes them in the background (so does compact()).
-  void close() { engine().close(); }
-
-  /// What the migration run by this object's open did, if one ran.
-  const std::optional<MigrationReport>& last_migration() const { return engine().last_migration(); }
-
-  /// Migrates the store in dir to value schema version `version` with the
-  /// steps in `migrations`, then closes it: the way back to an older version
-  /// (a 3 -> 2 step registered by the newer program) or a migration run ahead
-  /// of time. The store must be closed, and must have been written with this
-  /// Storage's Key, Serializer and Compression. A backup is taken first.
-  static MigrationReport migrate_to(const std::filesystem::path& dir, unsigned version, const Migrator& migrations,
-                                    Options options = {}) {
-    if (options.read_only) throw ValidationError("stowage: migrate_to cannot run on a read_only store (" + dir.string() + ")");
-    options.create_if_missing = false;
-    Storage s(dir, std::move(options), &migrations, version, true);
-    if (s.last_migration()) return *s.last_migration();
-    return engine_type::no_migration(version);
-  }
-
-  /// migration_status(dir, migrations, value_version<Value>): what opening
-  /// dir with this Storage type would run. Takes no lock, writes nothing.
-  static MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator& migrations,
-                                          const Options& options = {}) {
-    return engine_type::migration_status(dir, &migrations, value_version<Value>, options);
-  }
-  /// migration_status(dir, Migrator{}): with no steps registered.
-  static MigrationStatus migration_status(const std::filesystem::path& dir) {
-    return engine_type::migration_status(dir, nullptr, value_version<Value>, Options{});
-  }
 
   /// The store's directory.
   const std::filesystem::path& path() const { return engine().path(); }
@@ -13356,9 +13847,10 @@ class Storage {
     }
 
    private:
-    friend class Storage;
-    iterator(const engine_type* e, std::optional<std::string> from, std::optional<std::string> to, bool reverse)
-        : engine_(e), cursor_(e, std::move(from), std::move(to), reverse) {
+    friend class Collection;
+    iterator(const engine_type* e, std::optional<std::string> from, std::optional<std::string> to, bool reverse,
+             std::size_t skip)
+        : engine_(e), cursor_(e, std::move(from), std::move(to), reverse), skip_(skip) {
       advance();
     }
 
@@ -13374,11 +13866,12 @@ class Storage {
       const engine_type& e = *engine_;
       const std::filesystem::path* file = cursor_.file();
       try {
+        const std::string_view key = cursor_.key().substr(skip_);
         if (current_) {
-          decode_stored_key_into(e, cursor_.key(), current_->first, file);
+          decode_stored_key_into(e, key, current_->first, file);
           deserialize_into(e, cursor_.value(), current_->second, file);
         } else {
-          current_.emplace(decode_stored_key(e, cursor_.key(), file), deserialize(e, cursor_.value(), file));
+          current_.emplace(decode_stored_key(e, key, file), deserialize(e, cursor_.value(), file));
         }
       } catch (...) {
         current_.reset();
@@ -13389,6 +13882,7 @@ class Storage {
 
     const engine_type* engine_ = nullptr;
     typename engine_type::Cursor cursor_;
+    std::size_t skip_ = 0;  // the collection prefix's bytes, before each key
     std::optional<value_type> current_;
   };
 
@@ -13397,7 +13891,7 @@ class Storage {
   class range {
    public:
     /// A new pass from the range's start (its end, when reversed).
-    iterator begin() const { return iterator(engine_, from_, to_, reverse_); }
+    iterator begin() const { return iterator(engine_, from_, to_, reverse_, skip_); }
     /// The end of every pass.
     iterator end() const { return iterator(); }
     /// The same records in descending key order: `db.scan(from,
@@ -13412,20 +13906,22 @@ class Storage {
     }
 
    private:
-    friend class Storage;
-    range(const engine_type* e, std::optional<std::string> from, std::optional<std::string> to)
-        : engine_(e), from_(std::move(from)), to_(std::move(to)) {}
+    friend class Collection;
+    range(const engine_type* e, std::optional<std::string> from, std::optional<std::string> to, std::size_t skip)
+        : engine_(e), from_(std::move(from)), to_(std::move(to)), skip_(skip) {}
     const engine_type* engine_;
     std::optional<std::string> from_, to_;
+    std::size_t skip_;
     bool reverse_ = false;
   };
 
- private:
-  // migrate_to's open.
-  Storage(const std::filesystem::path& dir, Options options, const Migrator* migrations, unsigned target,
-          bool migrate_only)
-      : engine_(std::make_unique<engine_type>(dir, std::move(options), record_types(), migrations, target,
-                                              migrate_only)) {}
+ protected:
+  template <class C, class E, class L>
+  friend class Database;
+
+  // A handle to the records of slot (nullptr: the default collection) in e.
+  Collection(engine_type* e, const CollectionSlot* slot)
+      : engine_(e), slot_(slot), prefix_(slot ? slot->prefix : e->default_prefix()) {}
 
   static RecordTypes record_types() {
     RecordTypes t;
@@ -13453,13 +13949,39 @@ class Storage {
     return detail::hex_key(encoded);
   }
 
-  // The engine; ValidationError once this Storage was moved from.
+  // The engine; ValidationError once this handle was moved from (or refers
+  // to nothing) or its collection was dropped.
   engine_type& engine() const {
-    if (!engine_) throw ValidationError("stowage: this Storage was moved from; use the Storage it was moved to");
+    if (!engine_)
+      throw ValidationError("stowage: this Storage or Collection was moved from (or never opened); use the one it "
+                            "was moved to");
+    if (slot_ && slot_->dropped.load(std::memory_order_relaxed))
+      throw ValidationError("stowage: collection '" + slot_->name + "' was dropped");
     return *engine_;
   }
 
-  std::string encode_lookup_key(const Key& key) const { return encode_key(key); }
+  std::string encode_lookup_key(const Key& key) const {
+    std::string k = prefix_;
+    encode_key(key, k);
+    return k;
+  }
+  // The collection's first possible key, and the smallest key above all of
+  // its keys (nullopt: none, in a bare store).
+  std::optional<std::string> first_key() const {
+    if (prefix_.empty()) return std::nullopt;
+    return prefix_;
+  }
+  std::optional<std::string> end_key() const {
+    if (prefix_.empty()) return std::nullopt;
+    return prefix_end(prefix_);
+  }
+  // The bounds of the keys that start with prefix (scan_prefix).
+  template <class P>
+  std::pair<std::optional<std::string>, std::optional<std::string>> prefix_bounds(const P& prefix) const {
+    std::string p = prefix_ + encode_key_prefix<Key>(prefix);
+    std::optional<std::string> end = prefix_end(p);
+    return {std::move(p), std::move(end)};
+  }
 
   // update()'s call of fn: false when fn returned false.
   template <class Fn, class V>
@@ -13482,32 +14004,12 @@ class Storage {
     return n;
   }
 
-  std::size_t erase_encoded_range(std::optional<std::string> from, std::optional<std::string> to) {
-    std::size_t erased = 0;
-    std::vector<WriteOp> ops;
-    for (;;) {
-      ops.clear();
-      {
-        typename engine_type::Cursor cursor(&engine(), from, to);
-        while (ops.size() < kEraseRangeBatch && cursor.peek()) {
-          ops.push_back(WriteOp{true, std::string(cursor.key()), {}});
-          cursor.accept();
-        }
-      }
-      if (ops.empty()) return erased;
-      engine().write(ops);
-      erased += ops.size();
-      if (ops.size() < kEraseRangeBatch) return erased;
-      // Resume after the last key erased: it and every key before it are gone.
-      from = std::move(ops.back().key);
-      from->push_back('\0');
-    }
-  }
   // Encoded within the limits (ValidationError otherwise), checked before
   // anything else happens, so a batch with one bad element stores nothing.
-  std::string encode_checked_key(const Key& key) const { return encode_checked_key(engine(), key); }
-  static std::string encode_checked_key(const engine_type& eng, const Key& key) {
-    std::string k = encode_key(key);
+  std::string encode_checked_key(const Key& key) const { return encode_checked_key(engine(), prefix_, key); }
+  static std::string encode_checked_key(const engine_type& eng, const std::string& prefix, const Key& key) {
+    std::string k = prefix;
+    encode_key(key, k);
     eng.check_key_size(k.size());
     return k;
   }
@@ -13559,10 +14061,281 @@ class Storage {
     }
   }
 
-  // The engine, behind a pointer so that a Storage moves (iterators and
-  // ranges hold the engine, not the Storage, and survive the move); null
-  // once moved from.
+  engine_type* engine_ = nullptr;         // null: moved from, or never opened
+  const CollectionSlot* slot_ = nullptr;  // null: the default collection
+  std::string prefix_;                    // the bytes every key starts with
+};
+
+}  // namespace stowage
+// ---- end stowage/collection.hpp ----
+
+namespace stowage {
+
+/// A store of named, typed collections in one directory (see the top of
+/// database.hpp). Thread-safe as Storage is; movable, not copyable.
+// Default template arguments: in stowage_fwd.hpp.
+template <class Compression, class Eviction, class Lock>
+class Database {
+#ifndef STOWAGE_SEPARATE_COMPILATION
+  static_assert(detail::PolicyChecks<Compression, Eviction, Lock>::done);  // one error per failing policy
+#endif
+
+ public:
+  /// The untyped engine the collections share (detail::engine_for).
+  using engine_type = detail::engine_for<Compression, Eviction, Lock>;
+  /// The handle collection<Key, Value, Serializer>() returns.
+  template <class Key, class Value, class Serializer = BinarySerializer>
+  using collection_type = Collection<Key, Value, Serializer, Compression, Eviction, Lock>;
+
+  /// Opens the store in dir, creating it (empty, no collections) when
+  /// Options::create_if_missing. A store a Storage wrote is converted to the
+  /// layout of several collections first (a migration: a backup is taken,
+  /// every record rewritten with its prefix; see last_migration()), unless
+  /// Options::read_only, which reads it as it is. Throws as Storage's
+  /// constructor does.
+  explicit Database(const std::filesystem::path& dir, Options options = {})
+      : engine_(std::make_unique<engine_type>(dir, std::move(options), database_types(), nullptr, 0, false)) {}
+
+  /// Closes the store (see close()); errors are logged, not thrown.
+  ~Database() = default;
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+  /// Takes over other's open store; handles from other stay valid.
+  Database(Database&& other) noexcept = default;
+  /// Closes this store, then takes over other's.
+  Database& operator=(Database&& other) noexcept = default;
+
+  /// A handle to the collection called name, created (empty, durably) on
+  /// first use with these types. "default" is the default collection, the
+  /// one a Storage of the same directory opens. Throws MigrationError, naming
+  /// both, when the collection was created with another Key order,
+  /// Serializer, Value type or schema version (named collections cannot be
+  /// migrated yet); ValidationError for a name that is empty or over 255
+  /// bytes, or a collection a read_only Database does not find. The handle
+  /// is cheap to copy and valid while this Database is open.
+  template <class Key, class Value, class Serializer = BinarySerializer>
+  collection_type<Key, Value, Serializer> collection(std::string_view name) {
+    using C = collection_type<Key, Value, Serializer>;
+    const CollectionSlot& slot = engine().collection(name, C::record_types());
+    return C(&engine(), slot.id == 0 ? nullptr : &slot);
+  }
+
+  /// The names of the collections: "default" first when it has types (a
+  /// Storage, or collection("default"), opened it), then the named ones in
+  /// the order they were created.
+  std::vector<std::string> collections() const { return engine().collections(); }
+
+  /// Drops the collection called name: it is gone from collections() at
+  /// once, and its records are erased before this returns (their space is
+  /// reclaimed by compaction). Handles to it throw ValidationError from
+  /// then on; the name may be created again, empty, with any types. Returns
+  /// whether it existed. The default collection cannot be dropped
+  /// (ValidationError).
+  bool drop_collection(std::string_view name) { return engine().drop_collection(name); }
+
+  /// Puts and erases across collections, committed as one WAL record: after
+  /// a crash either all of them are there or none. Each is encoded and
+  /// checked as it is added (see Collection::Batch); later operations on a
+  /// key win over earlier ones.
+  class Batch {
+   public:
+    /// Adds a put of value under key into collection c (a handle of this
+    /// Database).
+    template <class K, class V, class S>
+    Batch& put(const collection_type<K, V, S>& c, const K& key, const V& value) {
+      check(c);
+      ops_.push_back(WriteOp{false, c.encode_checked_key(key), c.serialize_checked(value)});
+      return *this;
+    }
+    /// Adds an erase of key from collection c (not knowing whether it is there).
+    template <class K, class V, class S>
+    Batch& erase(const collection_type<K, V, S>& c, const K& key) {
+      check(c);
+      ops_.push_back(WriteOp{true, c.encode_checked_key(key), {}});
+      return *this;
+    }
+    /// Operations added since the last commit().
+    std::size_t size() const { return ops_.size(); }
+    /// Whether none were added since the last commit().
+    bool empty() const { return ops_.empty(); }
+    /// Drops every operation added since the last commit().
+    void clear() { ops_.clear(); }
+    /// Commits the operations as one atomic commit (none: nothing happens)
+    /// and clears the batch. When it throws nothing was stored, and the
+    /// operations stay in the batch.
+    void commit() {
+      if (ops_.empty()) return;
+      engine_->write(ops_);
+      ops_.clear();
+    }
+
+   private:
+    friend class Database;
+    explicit Batch(engine_type* e) : engine_(e) {}
+    template <class C>
+    void check(const C& c) const {
+      if (&c.engine() != engine_)
+        throw ValidationError("stowage: a Database batch takes collections of its own Database only");
+    }
+    engine_type* engine_;
+    std::vector<WriteOp> ops_;
+  };
+  /// An empty Batch over this Database's collections.
+  Batch batch() { return Batch(&engine()); }
+
+  /// Makes every write that returned before this call survive power loss.
+  void flush() { engine().flush(); }
+  /// As Storage::checkpoint.
+  void checkpoint() { engine().checkpoint(); }
+  /// As Storage::compact.
+  void compact() { engine().compact(); }
+  /// A snapshot of the store's counters (every collection together).
+  Stats stats() const { return engine().stats(); }
+  /// As Storage::close: later calls on this Database or its handles throw
+  /// ValidationError.
+  void close() { engine().close(); }
+  /// What this open's conversion of a Storage's store did, if one ran.
+  const std::optional<MigrationReport>& last_migration() const { return engine().last_migration(); }
+  /// The store's directory.
+  const std::filesystem::path& path() const { return engine().path(); }
+  /// The options it was opened with.
+  const Options& options() const { return engine().options(); }
+
+ private:
+  static RecordTypes database_types() {
+    RecordTypes t;
+    t.database = true;
+    return t;
+  }
+  engine_type& engine() const {
+    if (!engine_) throw ValidationError("stowage: this Database was moved from; use the Database it was moved to");
+    return *engine_;
+  }
   std::unique_ptr<engine_type> engine_;
+};
+
+}  // namespace stowage
+// ---- end stowage/database.hpp ----
+// ---- begin stowage/storage.hpp ----
+// storage.hpp: Storage<Key, Value, Serializer, Compression, Eviction, Lock>,
+// an embedded, persistent, typed key-value store in one directory: the
+// default collection of a store (every typed member is Collection's,
+// collection.hpp) with the engine it opened. A store of several collections
+// is a Database (database.hpp); a Storage opens one as its default
+// collection.
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <utility>
+
+
+namespace stowage {
+
+namespace detail {
+// Owns a Storage's engine; a base listed before Collection, so the engine
+// exists when Collection is given it.
+template <class Engine>
+struct EngineOwner {
+  explicit EngineOwner(std::unique_ptr<Engine> e) : owned(std::move(e)) {}
+  std::unique_ptr<Engine> owned;
+};
+}  // namespace detail
+
+/// An embedded, persistent, typed key-value store in one directory.
+///
+/// Keys are kept in std::less<Key> order (through KeyCodec<Key>); values are
+/// stored through Serializer, blocks compressed by Compression, cached blocks
+/// evicted by Eviction, threads coordinated by Lock. See README.md. Every
+/// typed member (put, get, scan, batch, ...) is Collection's: a Storage is
+/// the default collection of its store, opened with its own engine.
+// Default template arguments: in stowage_fwd.hpp.
+template <class Key, class Value, class Serializer, class Compression, class Eviction, class Lock>
+class Storage : private detail::EngineOwner<detail::engine_for<Compression, Eviction, Lock>>,
+                public Collection<Key, Value, Serializer, Compression, Eviction, Lock> {
+  using base = Collection<Key, Value, Serializer, Compression, Eviction, Lock>;
+  using owner = detail::EngineOwner<detail::engine_for<Compression, Eviction, Lock>>;
+
+ public:
+  using typename base::engine_type;
+
+  /// Opens the store in dir, creating it when Options::create_if_missing.
+  /// Throws LockError when another process (or Storage) holds it,
+  /// CorruptionError on damaged files, MigrationError when it was written
+  /// with other policies or types, or at another value schema version (use
+  /// the constructor that takes a Migrator), IoError on system errors. A
+  /// store a Database keeps (several collections) opens too: this Storage
+  /// reads and writes its default collection.
+  explicit Storage(const std::filesystem::path& dir, Options options = {})
+      : Storage(dir, std::move(options), nullptr, value_version<Value>, false) {}
+
+  /// Opens the store in dir like the constructor above; when its values are
+  /// at another schema version than value_version<Value> (or its on-disk
+  /// format is older), first migrates it along the shortest path of steps in
+  /// `migrations`, after taking a backup (see migration.hpp and
+  /// last_migration()). No path: MigrationError, and the store is untouched.
+  Storage(const std::filesystem::path& dir, Options options, const Migrator& migrations)
+      : Storage(dir, std::move(options), &migrations, value_version<Value>, false) {}
+
+  /// Closes the store (see close()); errors are logged, not thrown.
+  ~Storage() = default;
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  /// Takes over other's open store (returned from a factory, kept in a
+  /// container). Iterators, ranges, batches and Collection copies from
+  /// other stay valid and read the same store. The moved-from Storage may
+  /// only be destroyed or assigned to; any other call throws
+  /// ValidationError.
+  Storage(Storage&& other) noexcept = default;
+  /// Closes this Storage's store (errors logged, as the destructor does),
+  /// then takes over other's (see the move constructor).
+  Storage& operator=(Storage&& other) noexcept = default;
+
+  /// Flushes the write buffer (when Options::checkpoint_on_close), stops the
+  /// background threads, syncs and releases the store. Later calls on this
+  /// object throw ValidationError. Idempotent. Chunk files that compactions
+  /// made obsolete just before, and WAL segments the last flush released,
+  /// may stay in the directory: the MANIFEST names none of them, and the
+  /// next open removes them in the background (so does compact()).
+  void close() { engine().close(); }
+
+  /// What the migration run by this object's open did, if one ran.
+  const std::optional<MigrationReport>& last_migration() const { return engine().last_migration(); }
+
+  /// Migrates the store in dir to value schema version `version` with the
+  /// steps in `migrations`, then closes it: the way back to an older version
+  /// (a 3 -> 2 step registered by the newer program) or a migration run ahead
+  /// of time. The store must be closed, and must have been written with this
+  /// Storage's Key, Serializer and Compression. A backup is taken first.
+  static MigrationReport migrate_to(const std::filesystem::path& dir, unsigned version, const Migrator& migrations,
+                                    Options options = {}) {
+    if (options.read_only) throw ValidationError("stowage: migrate_to cannot run on a read_only store (" + dir.string() + ")");
+    options.create_if_missing = false;
+    Storage s(dir, std::move(options), &migrations, version, true);
+    if (s.last_migration()) return *s.last_migration();
+    return engine_type::no_migration(version);
+  }
+
+  /// migration_status(dir, migrations, value_version<Value>): what opening
+  /// dir with this Storage type would run. Takes no lock, writes nothing.
+  static MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator& migrations,
+                                          const Options& options = {}) {
+    return engine_type::migration_status(dir, &migrations, value_version<Value>, options);
+  }
+  /// migration_status(dir, Migrator{}): with no steps registered.
+  static MigrationStatus migration_status(const std::filesystem::path& dir) {
+    return engine_type::migration_status(dir, nullptr, value_version<Value>, Options{});
+  }
+
+
+ private:
+  // Every open: migrate_to's too (migrate_only).
+  Storage(const std::filesystem::path& dir, Options options, const Migrator* migrations, unsigned target,
+          bool migrate_only)
+      : owner(std::make_unique<engine_type>(dir, std::move(options), base::record_types(), migrations, target,
+                                            migrate_only)),
+        base(owner::owned.get(), nullptr) {}
+  using base::engine;
 };
 
 }  // namespace stowage

@@ -199,7 +199,7 @@ TEST_CASE("stowage stats and migrate --status: text and --json") {
 
   r = run("migrate --status " + dir.path().string());
   REQUIRE(r.status == 0);
-  CHECK_THAT(r.out, Catch::Contains("format       4.0") && Catch::Contains("schema       version 2") &&
+  CHECK_THAT(r.out, Catch::Contains("format       5.0") && Catch::Contains("schema       version 2") &&
                         Catch::Contains("pending      none"));
   r = run("migrate --status --json " + dir.path().string());
   REQUIRE(r.status == 0);

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <vector>
 
 #include <stowage/manifest.hpp>
 
@@ -220,7 +221,7 @@ TEST_CASE("a keyspace listed twice is corruption") {
 
 TEST_CASE("format 4 keeps each chunk's uncounted records and a live count below zero; format 3 has neither") {
   auto m = sample();
-  REQUIRE(m.format_major == 4);
+  REQUIRE(m.format_major >= 4);
   auto& chunks = m.keyspaces[0].chunks;
   chunks[0].uncounted = chunks[0].records;
   chunks[2].uncounted = 1;
@@ -245,4 +246,88 @@ TEST_CASE("format 4 keeps each chunk's uncounted records and a live count below 
   CHECK(v3.format_major == 3);
   CHECK(v3.keyspaces[0].live == 3);
   for (const auto& c : v3.keyspaces[0].chunks) CHECK(c.uncounted == 0);
+}
+
+TEST_CASE("format 5 keeps the layout, the collection table and the dropped ids") {
+  auto m = sample();
+  m.layout = detail::Layout::prefixed;
+  m.next_collection_id = 300;
+  m.collections.push_back(detail::CollectionState{"users", 1, "u64", "binary-1", "obj@1{str,str}", 1});
+  m.collections.push_back(detail::CollectionState{"edges", 299, "tuple(u64,u64)", "msgpack", "", 0});
+  m.dropped = {7, 250};
+  const auto back = detail::decode_manifest(detail::encode_manifest(m), "MANIFEST");
+  CHECK(back.format_major == 5);
+  CHECK(back.layout == detail::Layout::prefixed);
+  CHECK(back.next_collection_id == 300);
+  REQUIRE(back.collections.size() == 2);
+  CHECK(back.collections[0].name == "users");
+  CHECK(back.collections[0].value_type == "obj@1{str,str}");
+  CHECK(back.collections[0].schema_version == 1);
+  CHECK(back.collections[1].id == 299);
+  CHECK(back.collections[1].key_order == "tuple(u64,u64)");
+  CHECK(back.collections[1].serializer == "msgpack");
+  CHECK(back.dropped == std::vector<std::uint32_t>{7, 250});
+  REQUIRE(back.collection("edges"));
+  CHECK(back.collection("edges")->id == 299);
+  CHECK_FALSE(back.collection("nodes"));
+
+  // A format 4 manifest cannot hold them.
+  m.format_major = 4;
+  CHECK_THROWS_AS(detail::encode_manifest(m), Error);
+  // A bare store with the fields at their defaults reads back bare.
+  const auto bare = detail::decode_manifest(detail::encode_manifest(sample()), "MANIFEST");
+  CHECK(bare.layout == detail::Layout::bare);
+  CHECK(bare.collections.empty());
+}
+
+TEST_CASE("a hostile collection table is a CorruptionError") {
+  auto good = sample();
+  good.layout = detail::Layout::prefixed;
+  good.next_collection_id = 10;
+  good.collections.push_back(detail::CollectionState{"a", 1, "u64", "b", "", 0});
+  good.collections.push_back(detail::CollectionState{"b", 2, "u64", "b", "", 0});
+  REQUIRE_NOTHROW(detail::decode_manifest(detail::encode_manifest(good), "MANIFEST"));
+  auto refused = [](detail::Manifest m, const char* what) {
+    INFO(what);
+    CHECK_THROWS_AS(detail::decode_manifest(detail::encode_manifest(m), "MANIFEST"), CorruptionError);
+  };
+  auto m = good;
+  m.collections[0].id = 0;
+  refused(m, "id 0 is the default collection's");
+  m = good;
+  m.collections[1].id = 10;
+  refused(m, "an id not below the next id");
+  m = good;
+  m.collections[1].id = 1;
+  refused(m, "an id listed twice");
+  m = good;
+  m.collections[1].name = "a";
+  refused(m, "a name listed twice");
+  m = good;
+  m.collections[1].name = "default";
+  refused(m, "the default collection's name");
+  m = good;
+  m.collections[1].name = "";
+  refused(m, "an empty name");
+  m = good;
+  std::swap(m.collections[0], m.collections[1]);
+  refused(m, "out of id order");
+  m = good;
+  m.layout = detail::Layout::bare;
+  refused(m, "a bare store with collections");
+  m = good;
+  m.layout = static_cast<detail::Layout>(2);
+  refused(m, "no such layout");
+  m = good;
+  m.next_collection_id = 0;
+  refused(m, "next id 0");
+  m = good;
+  m.dropped = {2};
+  refused(m, "a dropped id that is also a collection's");
+  m = good;
+  m.dropped = {5, 5};
+  refused(m, "a dropped id listed twice");
+  m = good;
+  m.dropped = {11};
+  refused(m, "a dropped id not below the next id");
 }

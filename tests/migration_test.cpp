@@ -421,7 +421,7 @@ TEST_CASE("the format-1 fixture opens read_only as it is, and is upgraded by a w
   auto st = migration_status(dir);
   CHECK(st.format_version == 1);
   CHECK(st.schema_version == 1);
-  CHECK(st.pending == std::vector<std::string>{"format 1->2", "format 2->3", "format 3->4"});
+  CHECK(st.pending == std::vector<std::string>{"format 1->2", "format 2->3", "format 3->4", "format 4->5"});
   const auto expected = stowage_fixture::fixture_expected();
   auto check = [&](auto& db) {
     CHECK(db.size() == expected.size());
@@ -444,7 +444,7 @@ TEST_CASE("the format-1 fixture opens read_only as it is, and is upgraded by a w
   {
     Storage<std::string, ReadingV1> db(dir, small_options());
     REQUIRE(db.last_migration());
-    CHECK(db.last_migration()->steps == std::vector<std::string>{"format 1->2", "format 2->3", "format 3->4"});
+    CHECK(db.last_migration()->steps == std::vector<std::string>{"format 1->2", "format 2->3", "format 3->4", "format 4->5"});
     CHECK(db.last_migration()->from_format == 1);
     CHECK(db.last_migration()->to_format == detail::kFormatMajor);
     check(db);
@@ -460,9 +460,9 @@ TEST_CASE("the format-1 fixture upgrades its format and its values in one open")
   fs::copy(fs::path(STOWAGE_TEST_SOURCE_DIR) / "data" / "format-v1", dir);
   Migrator m;
   m.add<ReadingV1, ReadingV2>([](ReadingV1 r) { return ReadingV2{r.entity, r.mean * static_cast<double>(r.count)}; });
-  CHECK(migration_status(dir, m, 2).pending == std::vector<std::string>{"format 1->2", "format 2->3", "format 3->4", "1->2"});
+  CHECK(migration_status(dir, m, 2).pending == std::vector<std::string>{"format 1->2", "format 2->3", "format 3->4", "format 4->5", "1->2"});
   Storage<std::string, ReadingV2> db(dir, small_options(), m);
-  CHECK(db.last_migration()->steps == std::vector<std::string>{"format 1->2", "format 2->3", "format 3->4", "1->2"});
+  CHECK(db.last_migration()->steps == std::vector<std::string>{"format 1->2", "format 2->3", "format 3->4", "format 4->5", "1->2"});
   const auto expected = stowage_fixture::fixture_expected();
   CHECK(db.size() == expected.size());
   for (const auto& [k, v] : expected) {
@@ -559,4 +559,8 @@ TEST_CASE("the format-2 fixture opens read_only as it is, and writable with ever
 
 TEST_CASE("the format-3 fixture (every chunk record counted) opens read_only as it is, and writable with every record") {
   check_v2_operations_fixture("format-v3", 3, 2);
+}
+
+TEST_CASE("the format-4 fixture (no layout or collection table) opens read_only as it is, and writable with every record") {
+  check_v2_operations_fixture("format-v4", 4, 2);
 }

@@ -70,6 +70,7 @@
 #include <functional>
 #include <iterator>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -91,6 +92,7 @@
 #include "compression.hpp"
 #include "concepts.hpp"
 #include "detail/coding.hpp"
+#include "detail/collection_prefix.hpp"
 #include "engine_handle.hpp"
 #include "error.hpp"
 #include "eviction.hpp"
@@ -394,6 +396,144 @@ class Engine {
     }
     if (ops.empty()) return;
     commit(batch, ops.data(), ops.size());
+  }
+
+  /// Erases every key with from <= key < to (nullopt: unbounded), in
+  /// atomic commits of up to kEraseRangeBatch keys (write()), not as one:
+  /// after a crash a prefix of the range may be gone, and a key written into
+  /// the range while it runs, behind its position, stays. Returns how many
+  /// keys it erased.
+  std::size_t erase_range(std::optional<std::string> from, std::optional<std::string> to) {
+    std::size_t erased = 0;
+    std::vector<WriteOp> ops;
+    for (;;) {
+      ops.clear();
+      {
+        Cursor cursor(this, from, to);
+        while (ops.size() < kEraseRangeBatch && cursor.peek()) {
+          ops.push_back(WriteOp{true, std::string(cursor.key()), {}});
+          cursor.accept();
+        }
+      }
+      if (ops.empty()) return erased;
+      write(ops);
+      erased += ops.size();
+      if (ops.size() < kEraseRangeBatch) return erased;
+      // Resume after the last key erased: it and every key before it are gone.
+      from = std::move(ops.back().key);
+      from->push_back('\0');
+    }
+  }
+
+  /// The bytes every key of the default collection (Storage's) starts
+  /// with: none in a bare store, collection_prefix(0) in a prefixed one.
+  const std::string& default_prefix() const { return default_slot_.prefix; }
+
+  /// The collection called name (a Database's; "default" is the default
+  /// collection), checked against types: MigrationError, naming both, when
+  /// it was created with another key order, serializer, value type or
+  /// schema version. A named collection that does not exist is created (its
+  /// entry in a new MANIFEST, durable before this returns): ValidationError
+  /// on a read_only or bare store (only a Database's open converts a store
+  /// to the prefixed layout), or for a name that is empty or over 255 bytes.
+  /// The default collection of a store no Storage has opened yet takes
+  /// types. The slot lives as long as the engine.
+  const CollectionSlot& collection(std::string_view name, const RecordTypes& types) {
+    check_open();
+    std::lock_guard inst(install_mu_);
+    if (name == detail::kDefaultKeyspace) {
+      const auto* ks = manifest_.keyspace(detail::kDefaultKeyspace);
+      if (ks->key_order.empty()) {
+        if (!opt_.read_only) adopt_default_types(types);
+      } else {
+        check_collection_types(name, ks->key_order, manifest_.serializer, ks->value_type, ks->schema_version, types);
+      }
+      return default_slot_;
+    }
+    if (name.empty() || name.size() > 255)
+      throw ValidationError("stowage: a collection name must be 1 to 255 bytes (got " + std::to_string(name.size()) +
+                            ")");
+    if (const auto* c = manifest_.collection(name)) {
+      check_collection_types(name, c->key_order, c->serializer, c->value_type, c->schema_version, types);
+    } else {
+      if (opt_.read_only)
+        throw ValidationError("stowage: the store at " + dir_.string() + " has no collection '" + std::string(name) +
+                              "', and a read_only open cannot create one");
+      if (manifest_.layout != detail::Layout::prefixed)
+        throw ValidationError("stowage: the store at " + dir_.string() +
+                              " keeps one collection (bare layout, written by Storage); open it with a Database, "
+                              "which converts it, to add collections");
+      if (manifest_.next_collection_id >= detail::kMaxCollections)
+        throw ValidationError("stowage: the store at " + dir_.string() + " has used every collection id");
+      check_writable();
+      detail::Manifest m = manifest_;
+      detail::CollectionState fresh;
+      fresh.name = std::string(name);
+      fresh.id = m.next_collection_id++;
+      fresh.key_order = types.key_order;
+      fresh.serializer = types.serializer;
+      fresh.value_type = types.value_type;
+      fresh.schema_version = types.value_version;
+      m.collections.push_back(std::move(fresh));
+      manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
+      manifest_ = std::move(m);
+      log(LogLevel::info, "created collection '" + std::string(name) + "' in " + dir_.string());
+    }
+    const auto* c = manifest_.collection(name);
+    auto it = slots_.find(name);
+    if (it == slots_.end()) {
+      auto slot = std::make_unique<CollectionSlot>();
+      slot->name = c->name;
+      slot->id = c->id;
+      slot->prefix = detail::collection_prefix(c->id);
+      it = slots_.emplace(c->name, std::move(slot)).first;
+    }
+    return *it->second;
+  }
+
+  /// The names of the store's collections, in the order they were created:
+  /// "default" first when a Storage (or the default collection of a
+  /// Database) has given it types.
+  std::vector<std::string> collections() const {
+    check_open();
+    std::lock_guard inst(install_mu_);
+    std::vector<std::string> names;
+    if (!manifest_.keyspace(detail::kDefaultKeyspace)->key_order.empty())
+      names.emplace_back(detail::kDefaultKeyspace);
+    for (const auto& c : manifest_.collections) names.push_back(c.name);
+    return names;
+  }
+
+  /// Drops the named collection: removes it from the MANIFEST (its name may
+  /// then be created again, empty, with other types), then erases its
+  /// records (erase_range over its prefix; compaction reclaims their
+  /// space) and syncs. A crash in between leaves the id listed as dropped,
+  /// and the next writable open finishes the purge. Handles to it throw
+  /// ValidationError afterwards. Returns false when there is no such
+  /// collection; the default collection cannot be dropped (ValidationError).
+  bool drop_collection(std::string_view name) {
+    check_writable();
+    if (name == detail::kDefaultKeyspace)
+      throw ValidationError("stowage: the default collection cannot be dropped; erase its records instead");
+    {
+      std::lock_guard inst(install_mu_);
+      const auto* c = manifest_.collection(name);
+      if (!c) return false;
+      detail::Manifest m = manifest_;
+      const std::uint32_t id = c->id;
+      m.collections.erase(m.collections.begin() + (c - manifest_.collections.data()));
+      m.dropped.push_back(id);
+      manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
+      manifest_ = std::move(m);
+      if (auto it = slots_.find(name); it != slots_.end()) {
+        it->second->dropped.store(true);
+        dropped_slots_.push_back(std::move(it->second));
+        slots_.erase(it);
+      }
+    }
+    log(LogLevel::info, "dropped collection '" + std::string(name) + "' of " + dir_.string());
+    purge_dropped();
+    return true;
   }
 
   /// Looks key up; on a hit calls on_value(value bytes, chunk file or
@@ -1809,7 +1949,8 @@ class Engine {
     std::string to_type;  ///< description of the values after the last step ("" if unknown)
     std::filesystem::path backup;
     std::chrono::steady_clock::time_point started;
-    bool needed() const { return !format.empty() || !steps.empty(); }
+    bool to_prefixed = false;  ///< a Database's open of a bare store: every key takes collection_prefix(0)
+    bool needed() const { return !format.empty() || !steps.empty() || to_prefixed; }
   };
 
   // What opening the store at value schema version `target` must run. Throws
@@ -1822,6 +1963,60 @@ class Engine {
   // Before anything on disk changes (even a torn WAL tail being cut): the
   // backup. Chunk files are immutable, so they are hard-linked.
   void begin_migration(MigrationPlan& plan, const Migrator* migrations, const std::vector<std::uint64_t>& live);
+
+  // The default collection takes types (a store a Database created, first
+  // opened by a Storage or given types by a Database). Needs install_mu_.
+  void adopt_default_types(const RecordTypes& t) {
+    detail::Manifest m = manifest_;
+    auto* ks = m.keyspace(detail::kDefaultKeyspace);
+    ks->key_order = t.key_order;
+    ks->value_type = t.value_type;
+    ks->schema_version = t.value_version;
+    m.serializer = t.serializer;
+    manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
+    manifest_ = std::move(m);
+  }
+
+  // MigrationError, naming both, when a collection recorded with these
+  // types is opened with t.
+  void check_collection_types(std::string_view name, const std::string& key_order, const std::string& serializer,
+                              const std::string& value_type, std::uint32_t schema_version,
+                              const RecordTypes& t) const {
+    const std::string where = "collection '" + std::string(name) + "' of the store at " + dir_.string();
+    auto mismatch = [&](const std::string& what, const std::string& on_disk, const std::string& here) {
+      throw MigrationError("stowage: " + where + " was created with " + what + " '" + on_disk +
+                           "' but is opened with '" + here + "'; open it with the same " + what);
+    };
+    if (key_order != t.key_order) mismatch("key type", key_order, t.key_order);
+    if (serializer != t.serializer) mismatch("serializer", serializer, t.serializer);
+    if (schema_version != t.value_version)
+      throw MigrationError("stowage: " + where + " holds values at schema version " + std::to_string(schema_version) +
+                           " but is opened at " + std::to_string(t.value_version) +
+                           "; a named collection's values cannot be migrated yet: open it with the Value type of "
+                           "version " + std::to_string(schema_version));
+    if (!value_type.empty() && value_type != t.value_type) mismatch("value type", value_type, t.value_type);
+  }
+
+  // Erases the records of the dropped collections (manifest_.dropped), makes
+  // the erases durable, then removes their ids from the manifest.
+  void purge_dropped() {
+    std::vector<std::uint32_t> ids;
+    {
+      std::lock_guard inst(install_mu_);
+      ids = manifest_.dropped;
+    }
+    if (ids.empty()) return;
+    std::size_t erased = 0;
+    for (auto id : ids) erased += erase_range(detail::collection_prefix(id), detail::collection_prefix(id + 1));
+    flush();  // durable before the manifest forgets the ids
+    std::lock_guard inst(install_mu_);
+    detail::Manifest m = manifest_;
+    std::erase_if(m.dropped, [&](std::uint32_t id) { return std::find(ids.begin(), ids.end(), id) != ids.end(); });
+    manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
+    manifest_ = std::move(m);
+    log(LogLevel::info, "purged " + std::to_string(erased) + " records of " + std::to_string(ids.size()) +
+                            " dropped collection(s) of " + dir_.string());
+  }
 
   // A key for messages: decoded and printed when that reads well, else hex.
   std::string describe_key(std::string_view encoded) const {
@@ -1903,8 +2098,13 @@ class Engine {
   std::exception_ptr seal_error_;                    // why its seal failed; seal_mu_
   std::atomic<std::uint64_t> sealed_seq_{0};         // every record up to it is in a sealed segment
 
-  std::mutex install_mu_;
+  mutable std::mutex install_mu_;
   detail::Manifest manifest_;                             // install_mu_
+  CollectionSlot default_slot_;                           // set by open
+  // A Database's named collections opened so far (collection()), and the
+  // slots of dropped ones (handles may still point at them). install_mu_.
+  std::map<std::string, std::unique_ptr<CollectionSlot>, std::less<>> slots_;
+  std::vector<std::unique_ptr<CollectionSlot>> dropped_slots_;
   std::array<std::string, detail::kLevels> compact_after_;  // install_mu_ (round-robin positions)
   std::atomic<std::uint64_t> next_file_{1};
   std::atomic<std::uint64_t> manifest_bytes_{0};
@@ -2374,9 +2574,17 @@ class Engine<Compression, Eviction, Lock>::Output {
       created_.push_back(file_);
       writer_.emplace(*e_.fs_, e_.chunk_path(file_), e_.opt_.block_bytes);
     }
+    if (!key_prefix_.empty()) {
+      key_buf_.assign(key_prefix_);
+      key_buf_.append(key);
+      key = key_buf_;
+    }
     writer_->add(key, seq, value, tombstone, uncounted);
     ++records_;
   }
+  // Every key added from now on is written with prefix in front (a
+  // migration to the prefixed layout).
+  void set_key_prefix(std::string prefix) { key_prefix_ = std::move(prefix); }
   // Finishes the last file; returns every file written.
   std::vector<detail::ChunkRef> finish() {
     finish_file();
@@ -2413,6 +2621,7 @@ class Engine<Compression, Eviction, Lock>::Output {
   std::uint64_t file_ = 0, bytes_ = 0, records_ = 0;
   std::vector<std::uint64_t> created_;
   std::vector<detail::ChunkRef> refs_;
+  std::string key_prefix_, key_buf_;
   bool kept_ = false;
 };
 
@@ -3352,6 +3561,12 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   replay_log(live);
   synced_seq_ = last_seq_;
   if (plan.needed() && !opt_.read_only) run_migration(plan, live);
+  default_slot_.name = std::string(detail::kDefaultKeyspace);
+  if (manifest_.layout == detail::Layout::prefixed) default_slot_.prefix = detail::collection_prefix(0);
+  if (!types_.database && !opt_.read_only && manifest_.keyspace(detail::kDefaultKeyspace)->key_order.empty()) {
+    std::lock_guard inst(install_mu_);
+    adopt_default_types(types_);
+  }
 
   if (opt_.read_only) return;
   // Leftovers of an interrupted checkpoint: files no keyspace of the
@@ -3419,6 +3634,8 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
       wait_for_flush();
       if (failed_.load()) rethrow_failure();
     }
+    // A drop a crash interrupted: its records are erased now.
+    if (!manifest_.dropped.empty()) purge_dropped();
   } catch (...) {
     stop_threads();
     throw;
@@ -3475,9 +3692,20 @@ auto Engine<Compression, Eviction, Lock>::replay_segment(std::uint64_t number) -
                                   std::to_string(last_seq_ + 1) +
                                   " was expected (records before it are missing: an earlier WAL segment was "
                                   "truncated or removed)");
-      if (types_.check_key != nullptr) {
+      std::string_view key = op.key;
+      bool check = types_.check_key != nullptr;
+      if (manifest_.layout == detail::Layout::prefixed) {
+        // Ids of dropped collections are accepted: a write that raced a
+        // drop may leave records no handle reads.
+        const auto p = detail::parse_collection_prefix(key);
+        if (!p || p->id >= manifest_.next_collection_id)
+          throw CorruptionError(path, offset, "WAL record holds a key of no collection");
+        check = check && p->id == 0;
+        key.remove_prefix(p->size);
+      }
+      if (check) {
         try {
-          types_.check_key(op.key);
+          types_.check_key(key);
         } catch (const CorruptionError& e) {
           throw CorruptionError(path, offset, std::string("WAL record holds a key that does not decode: ") + e.what());
         }
@@ -3498,9 +3726,14 @@ auto Engine<Compression, Eviction, Lock>::fresh_manifest() const -> detail::Mani
   m.compression_id = Compression::id;
   detail::KeyspaceState ks;
   ks.name = std::string(detail::kDefaultKeyspace);
-  ks.key_order = types_.key_order;
-  ks.value_type = types_.value_type;
-  ks.schema_version = types_.value_version;
+  if (types_.database) {
+    m.serializer.clear();  // the default collection takes types when first opened
+    m.layout = detail::Layout::prefixed;
+  } else {
+    ks.key_order = types_.key_order;
+    ks.value_type = types_.value_type;
+    ks.schema_version = types_.value_version;
+  }
   m.keyspaces.push_back(std::move(ks));
   return m;
 }
@@ -3513,11 +3746,14 @@ auto Engine<Compression, Eviction, Lock>::check_manifest() const -> void {
                          "' but is opened with '" + here + "'; open it with the same " + what +
                          " (or migrate the store)");
   };
-  if (manifest_.serializer != want.serializer) mismatch("serializer", manifest_.serializer, want.serializer);
   if (manifest_.compression != want.compression || manifest_.compression_id != want.compression_id)
     mismatch("compression", manifest_.compression, want.compression);
   const auto* ks = manifest_.keyspace(detail::kDefaultKeyspace);
   if (!ks) throw CorruptionError(dir_ / "MANIFEST", 0, "MANIFEST names no 'default' keyspace");
+  // A Database checks each collection's types as it opens it; a default
+  // collection with no types yet (a store a Database created) takes them.
+  if (types_.database || ks->key_order.empty()) return;
+  if (manifest_.serializer != want.serializer) mismatch("serializer", manifest_.serializer, want.serializer);
   if (ks->key_order != want.keyspaces[0].key_order) mismatch("key type", ks->key_order, want.keyspaces[0].key_order);
 }
 
@@ -3531,6 +3767,14 @@ auto Engine<Compression, Eviction, Lock>::plan_migration(const Migrator* migrati
   const auto& ks = *upgraded.keyspace(detail::kDefaultKeyspace);
   plan.from_version = ks.schema_version;
   plan.to_version = target;
+  if (types_.database || ks.key_order.empty()) {
+    // A Database does not know the default collection's types; a default
+    // collection no one gave types has no records: no value steps.
+    plan.to_version = ks.schema_version;
+    plan.to_type = ks.value_type;
+    plan.to_prefixed = types_.database && upgraded.layout == detail::Layout::bare;
+    return plan;
+  }
   const bool to_value = target == types_.value_version;
   const std::string here = types_.value_type;
   auto error = [&](const std::string& what) {
@@ -3572,6 +3816,7 @@ template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::describe_plan(const MigrationPlan& plan) const -> std::string {
   std::string out;
   for (const auto* f : plan.format) out += (out.empty() ? "" : ", ") + f->name();
+  if (plan.to_prefixed) out += (out.empty() ? "" : ", ") + std::string("layout bare->prefixed");
   for (const auto* st : plan.steps) out += (out.empty() ? "" : ", ") + st->name();
   return out;
 }
@@ -3615,8 +3860,13 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
   }
   std::optional<Output> out;  // removes the files it wrote unless the manifest may name them
   std::vector<detail::ChunkRef> refs;
+  const bool rewrite = !plan.steps.empty() || plan.to_prefixed;
   try {
-    if (!plan.steps.empty()) {
+    if (plan.to_prefixed) {
+      log(LogLevel::info, "migration: layout bare->prefixed (a Database: every key takes its collection's prefix)");
+      report.steps.push_back("layout bare->prefixed");
+    }
+    if (rewrite) {
       for (const auto* st : plan.steps) {
         log(LogLevel::info, "migration: step " + st->name() +
                                 (st->from_type.empty() ? std::string(" (on encoded values)")
@@ -3664,8 +3914,10 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
       std::vector<detail::Run> inputs;
       version_->for_each_run([&](const detail::Run& r, std::uint32_t) { inputs.push_back(r); });
       out.emplace(*this, detail::kLastLevel, 0, opt_.chunk_bytes);
-      merge(inputs, &wb_, *out, [](std::string_view) { return true; }, /*zero_seqs=*/true, &convert,
-            /*abortable=*/false);
+      if (plan.to_prefixed) out->set_key_prefix(detail::collection_prefix(0));
+      merge(inputs, &wb_, *out, [](std::string_view) { return true; }, /*zero_seqs=*/true,
+            plan.steps.empty() ? nullptr : &convert, /*abortable=*/false);
+      if (plan.steps.empty()) report.records = out->records();
       refs = out->finish();
       fs_->sync_dir(dir_);
       auto* ks = m.keyspace(detail::kDefaultKeyspace);
@@ -3675,6 +3927,7 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
       m.wal_start = next_file_;  // the WAL segment open starts next; the old ones are folded in
     }
     m.next_file = next_file_;
+    if (plan.to_prefixed) m.layout = detail::Layout::prefixed;
     auto* ks = m.keyspace(detail::kDefaultKeyspace);
     ks->schema_version = plan.to_version;
     ks->value_type = plan.to_type;
@@ -3685,7 +3938,7 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
     throw;
   }
   manifest_ = std::move(m);
-  if (!plan.steps.empty()) {
+  if (rewrite) {
     version_->for_each_run([&](const detail::Run& r, std::uint32_t) {
       for (const auto& f : r.files) {
         cache_.erase_file(f->ref().file);
@@ -3772,6 +4025,26 @@ void EngineHandle<C, E, L>::discard(std::string_view key) {
 template <class C, class E, class L>
 void EngineHandle<C, E, L>::put_batch(const std::vector<std::string>& kv) {
   engine_->put_batch(kv);
+}
+template <class C, class E, class L>
+std::size_t EngineHandle<C, E, L>::erase_range(std::optional<std::string> from, std::optional<std::string> to) {
+  return engine_->erase_range(std::move(from), std::move(to));
+}
+template <class C, class E, class L>
+const std::string& EngineHandle<C, E, L>::default_prefix() const {
+  return engine_->default_prefix();
+}
+template <class C, class E, class L>
+const CollectionSlot& EngineHandle<C, E, L>::collection(std::string_view name, const RecordTypes& types) {
+  return engine_->collection(name, types);
+}
+template <class C, class E, class L>
+std::vector<std::string> EngineHandle<C, E, L>::collections() const {
+  return engine_->collections();
+}
+template <class C, class E, class L>
+bool EngineHandle<C, E, L>::drop_collection(std::string_view name) {
+  return engine_->drop_collection(name);
 }
 template <class C, class E, class L>
 bool EngineHandle<C, E, L>::find_with(std::string_view key,

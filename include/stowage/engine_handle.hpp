@@ -11,7 +11,9 @@
 // builds use Engine itself (no pointer, every call inlined).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -49,6 +51,24 @@ struct RecordTypes {
   void (*check_key)(std::string_view encoded) = nullptr;
   /// The key for messages, decoded when that reads well; nullptr: hex.
   std::string (*describe_key)(std::string_view encoded) = nullptr;
+  /// Opened by a Database: the default collection's types are not checked
+  /// (the other fields are unused), a new store is created with the
+  /// prefixed layout, and a bare store (written by Storage) is converted to
+  /// it at open, as a migration (backup first).
+  bool database = false;
+};
+
+/// Most keys Engine::erase_range (Storage::erase_range, erase_prefix)
+/// commits at once.
+inline constexpr std::size_t kEraseRangeBatch = 1024;
+
+/// A collection as the engine knows it (Engine::collection): the bytes
+/// every key of it starts with. It lives as long as the engine.
+struct CollectionSlot {
+  std::string name;                  ///< its name ("default": the default collection)
+  std::uint32_t id = 0;              ///< 0 for the default collection
+  std::string prefix;                ///< the bytes its keys start with (empty in a bare store)
+  std::atomic<bool> dropped{false};  ///< set by Engine::drop_collection
 };
 
 /// One operation of an atomic write (Engine::write): a put of value under
@@ -128,6 +148,16 @@ class EngineHandle {
   void discard(std::string_view key);
   /// Engine::put_batch.
   void put_batch(const std::vector<std::string>& kv);
+  /// Engine::erase_range.
+  std::size_t erase_range(std::optional<std::string> from, std::optional<std::string> to);
+  /// Engine::default_prefix.
+  const std::string& default_prefix() const;
+  /// Engine::collection.
+  const CollectionSlot& collection(std::string_view name, const RecordTypes& types);
+  /// Engine::collections.
+  std::vector<std::string> collections() const;
+  /// Engine::drop_collection.
+  bool drop_collection(std::string_view name);
   /// Engine::find: on_value(std::string_view value, const std::filesystem::path* file)
   /// is called with the stored value when key is stored.
   template <class Fn>

@@ -9,6 +9,8 @@
 // level and (at level 0) its run: chunks of one run, and of one level below
 // 0, do not overlap; level 0 holds runs newest first (the highest run
 // number); format 1 and 2 chunks are read as one run at the last level.
+// Format 5 adds the store's layout (bare keys, or keys that start with their
+// collection's prefix) and its table of named collections.
 //
 // It is replaced only by: write MANIFEST.tmp, fsync it, rename over MANIFEST,
 // fsync the directory. Layout (docs/format.md#manifest):
@@ -41,8 +43,9 @@ inline constexpr char kManifestMagic[] = "STWMANIF";
 /// tombstones) and a live record count per keyspace; format 4 lets chunk
 /// records be uncounted (not yet in that count, see docs/format.md, "The live
 /// count"): the count is signed, and each chunk says how many of its records
-/// are uncounted. Older formats are read and upgraded by migration.hpp.
-inline constexpr std::uint16_t kFormatMajor = 4;
+/// are uncounted; format 5 adds the layout and the collection table
+/// (Database). Older formats are read and upgraded by migration.hpp.
+inline constexpr std::uint16_t kFormatMajor = 5;
 inline constexpr std::uint16_t kFormatMinor = 0;
 /// The oldest format this program reads.
 inline constexpr std::uint16_t kOldestFormatMajor = 1;
@@ -69,6 +72,30 @@ struct KeyspaceState {
   std::vector<ChunkRef> chunks;      ///< ordered by level, then (level 0) run newest first, then first key
 };
 
+/// How a store's keys are laid out (format 5; older formats are bare).
+enum class Layout : std::uint8_t {
+  /// Every key is a record of the default collection, as its KeyCodec
+  /// encodes it (what Storage creates: no byte added).
+  bare = 0,
+  /// Every key starts with its collection's prefix
+  /// (detail::collection_prefix(id)); the default collection is id 0.
+  prefixed = 1,
+};
+
+/// Most named collections a manifest may list.
+inline constexpr std::uint64_t kMaxCollections = std::uint64_t{1} << 24;
+
+/// A named collection of a Database (format 5, prefixed layout): its
+/// records' keys start with collection_prefix(id).
+struct CollectionState {
+  std::string name;
+  std::uint32_t id = 0;              ///< at least 1 (0 is the default collection); never reused
+  std::string key_order;             ///< KeyCodec<Key>::name()
+  std::string serializer;            ///< Serializer::id()
+  std::string value_type;            ///< describe_value<Serializer, Value>()
+  std::uint32_t schema_version = 0;  ///< value_version<Value>
+};
+
 /// Decoded contents of MANIFEST.
 struct Manifest {
   std::uint16_t format_major = kFormatMajor;
@@ -80,6 +107,20 @@ struct Manifest {
   std::uint64_t next_file = 1;
   std::uint64_t wal_start = 1;  ///< first WAL segment still needed
   std::vector<KeyspaceState> keyspaces;
+  Layout layout = Layout::bare;              ///< format 5; older formats are bare
+  std::uint32_t next_collection_id = 1;      ///< the id the next named collection takes
+  std::vector<CollectionState> collections;  ///< named collections, by id
+  /// Ids of dropped collections whose records may still be stored (the drop
+  /// purges them, then removes the id from here; an open finishes a purge a
+  /// crash interrupted).
+  std::vector<std::uint32_t> dropped;
+
+  /// The named collection called name, or nullptr.
+  const CollectionState* collection(std::string_view name) const {
+    for (const auto& c : collections)
+      if (c.name == name) return &c;
+    return nullptr;
+  }
 
   /// The keyspace called name, or nullptr.
   const KeyspaceState* keyspace(std::string_view name) const {
@@ -170,6 +211,23 @@ inline std::string encode_manifest(const Manifest& m) {
       if (m.format_major >= 4) put_varint(body, c.uncounted);
     }
   }
+  if (m.format_major >= 5) {
+    body.push_back(static_cast<char>(m.layout));
+    put_varint(body, m.next_collection_id);
+    put_varint(body, m.collections.size());
+    for (const auto& c : m.collections) {
+      put_bytes(body, c.name);
+      put_varint(body, c.id);
+      put_bytes(body, c.key_order);
+      put_bytes(body, c.serializer);
+      put_bytes(body, c.value_type);
+      put_fixed32(body, c.schema_version);
+    }
+    put_varint(body, m.dropped.size());
+    for (auto id : m.dropped) put_varint(body, id);
+  } else if (m.layout != Layout::bare || !m.collections.empty() || !m.dropped.empty()) {
+    throw Error("stowage: format " + std::to_string(m.format_major) + " cannot hold collections");
+  }
   std::string out(kManifestMagic, 8);
   put_fixed16(out, m.format_major);
   put_fixed16(out, m.format_minor);
@@ -178,6 +236,45 @@ inline std::string encode_manifest(const Manifest& m) {
   out += body;
   put_fixed64(out, checksum(out, 0x4d414e49));
   return out;
+}
+
+// Format 5's tail: the layout, the collection table and the dropped ids.
+inline void decode_collections(Reader& r, Manifest& m) {
+  const std::uint8_t layout = r.u8("layout");
+  if (layout > 1) r.fail("layout " + std::to_string(layout) + " does not exist");
+  m.layout = static_cast<Layout>(layout);
+  const std::uint64_t next = r.varint("next collection id");
+  if (next == 0 || next > kMaxCollections) r.fail("next collection id " + std::to_string(next) + " is implausible");
+  m.next_collection_id = static_cast<std::uint32_t>(next);
+  const std::uint64_t n = r.varint("collection count");
+  if (n > r.remaining() / 8 || n >= next) r.fail("collection count exceeds the manifest");
+  if (n > 0 && m.layout == Layout::bare) r.fail("a bare store lists collections");
+  std::set<std::string> names;
+  std::set<std::uint32_t> ids;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    CollectionState c;
+    c.name = std::string(r.length_prefixed("collection name"));
+    if (c.name.empty() || c.name == kDefaultKeyspace) r.fail("a collection is named '" + c.name + "'");
+    if (!names.insert(c.name).second) r.fail("collection '" + c.name + "' is listed twice");
+    const std::uint64_t id = r.varint("collection id");
+    if (id == 0 || id >= next) r.fail("collection '" + c.name + "' has id " + std::to_string(id) + ", out of range");
+    c.id = static_cast<std::uint32_t>(id);
+    if (!ids.insert(c.id).second) r.fail("collection id " + std::to_string(id) + " is listed twice");
+    if (i > 0 && c.id < m.collections.back().id) r.fail("collections are out of id order");
+    c.key_order = std::string(r.length_prefixed("collection key order"));
+    c.serializer = std::string(r.length_prefixed("collection serializer"));
+    c.value_type = std::string(r.length_prefixed("collection value type"));
+    c.schema_version = r.u32("collection schema version");
+    m.collections.push_back(std::move(c));
+  }
+  const std::uint64_t d = r.varint("dropped collection count");
+  if (d > r.remaining() || d >= next) r.fail("dropped collection count exceeds the manifest");
+  for (std::uint64_t i = 0; i < d; ++i) {
+    const std::uint64_t id = r.varint("dropped collection id");
+    if (id == 0 || id >= next || !ids.insert(static_cast<std::uint32_t>(id)).second)
+      r.fail("dropped collection id " + std::to_string(id) + " is out of range or listed twice");
+    m.dropped.push_back(static_cast<std::uint32_t>(id));
+  }
 }
 
 inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::path& file) {
@@ -278,6 +375,7 @@ inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::p
     if (!v3) ks.live = static_cast<std::int64_t>(std::min<std::uint64_t>(records, std::numeric_limits<std::int64_t>::max()));
     m.keyspaces.push_back(std::move(ks));
   }
+  if (m.format_major >= 5) decode_collections(r, m);
   if (!r.empty()) r.fail("trailing bytes in the manifest body");
   return m;
 }

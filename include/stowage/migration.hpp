@@ -256,6 +256,11 @@ inline const std::vector<FormatStep>& format_steps() {
          m.format_major = 4;
          m.format_minor = 0;
        }},
+      {4, 5, "a layout and a collection table (the store stays bare: its keys and chunks stay as they are)",
+       [](Manifest& m) {
+         m.format_major = 5;
+         m.format_minor = 0;
+       }},
   };
   return steps;
 }

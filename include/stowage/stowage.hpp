@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: BSL-1.0
-// stowage.hpp: the one header to include. Brings in Storage and every policy
+// stowage.hpp: the one header to include. Brings in Storage, Database and every policy
 // that needs no extra library (BoostSerializer lives in boost_serializer.hpp,
 // which needs libboost_serialization).
 //
@@ -16,6 +16,7 @@
 #include "key_codec.hpp"
 #include "migration_report.hpp"
 #include "options.hpp"
+#include "database.hpp"
 #include "serializer.hpp"
 #include "storage.hpp"
 

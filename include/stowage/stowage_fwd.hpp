@@ -62,10 +62,15 @@ template <class Value, class Serializer = BinarySerializer, class Compression = 
           class Eviction = LruEviction, class Lock = ThreadLock>
 class ContentStore;
 
-// storage.hpp
+// storage.hpp, collection.hpp, database.hpp
 template <class Key, class Value, class Serializer = BinarySerializer, class Compression = Lz4Compression,
           class Eviction = LruEviction, class Lock = ThreadLock>
 class Storage;
+template <class Key, class Value, class Serializer = BinarySerializer, class Compression = Lz4Compression,
+          class Eviction = LruEviction, class Lock = ThreadLock>
+class Collection;
+template <class Compression = Lz4Compression, class Eviction = LruEviction, class Lock = ThreadLock>
+class Database;
 
 // Customisation points: serializer.hpp, key_codec.hpp
 template <class T>
