@@ -32,8 +32,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -199,6 +202,15 @@ struct LevelStats {
   std::uint64_t target_bytes = 0;  ///< size compaction keeps the level to (0: level 0, or a level kept empty)
 };
 
+/// One secondary index (Collection::index) in Stats::indexes.
+struct IndexStats {
+  std::string collection;    ///< the collection it indexes ("default": the default collection)
+  std::string name;          ///< its name
+  bool unique = false;       ///< at most one record per index key
+  bool ready = true;         ///< built and kept (false: to be rebuilt when next declared)
+  std::uint64_t entries = 0; ///< entries (records with an index key), counted by walking their keys
+};
+
 /// The form in which gets keep the data blocks they read in the block cache
 /// (Stats::block_form). The store picks the largest form in which all its
 /// blocks would fit the cache, judged from its files' size and the blocks
@@ -249,6 +261,10 @@ struct Stats {
   /// Microseconds since open that size() and stats() spent looking up
   /// uncounted records (each once per chunk file that holds it).
   std::uint64_t count_micros = 0;
+  /// The store's secondary indexes, each with its entries counted by walking
+  /// their keys (time linear in the entries: a store with large indexes
+  /// pays for it on each stats()).
+  std::vector<IndexStats> indexes;
 };
 
 }  // namespace stowage
@@ -373,6 +389,21 @@ struct RecordTypes {
 /// commits at once.
 inline constexpr std::size_t kEraseRangeBatch = 1024;
 
+/// A secondary index a typed layer declared on a collection
+/// (Collection::index): how a record's index entry is made. The engine
+/// keeps it in the collection's slot; writers of the collection call it.
+struct IndexHook {
+  std::uint32_t id = 0;   ///< the index's collection id
+  std::string name;       ///< its name
+  std::string prefix;     ///< collection_prefix(id)
+  bool unique = false;    ///< one record per index key
+  /// Appends to out (which holds prefix) the entry's key for the record
+  /// whose encoded key (no collection prefix) is pk and whose value bytes
+  /// are value: the encoded index key, then pk for an index that is not
+  /// unique. Throws as the Serializer does for bytes that do not decode.
+  std::function<void(std::string_view pk, std::string_view value, std::string& out)> entry_key;
+};
+
 /// A collection as the engine knows it (Engine::collection): the bytes
 /// every key of it starts with. It lives as long as the engine.
 struct CollectionSlot {
@@ -380,6 +411,21 @@ struct CollectionSlot {
   std::uint32_t id = 0;              ///< 0 for the default collection
   std::string prefix;                ///< the bytes its keys start with (empty in a bare store)
   std::atomic<bool> dropped{false};  ///< set by Engine::drop_collection
+  /// Engine::next_id's state: ids from next_id below id_ceiling are
+  /// reserved (in the MANIFEST) and not handed out yet. id_mu guards them.
+  std::mutex id_mu;
+  std::uint64_t next_id = 0;     ///< 0: not loaded from the MANIFEST yet
+  std::uint64_t id_ceiling = 0;
+  /// Writers of the collection hold it shared while `indexed` is false,
+  /// exclusively while it is true (they read the old record and write the
+  /// index entries with it); declaring an index holds it exclusively.
+  std::shared_mutex gate;
+  /// Writes must take the index path: an index is declared (hooks), or
+  /// the MANIFEST records indexes not declared in this session (undeclared:
+  /// the first write marks them stale).
+  std::atomic<bool> indexed{false};
+  std::vector<std::shared_ptr<const IndexHook>> hooks;  ///< gate
+  std::vector<std::uint32_t> undeclared;                ///< gate
 };
 
 /// One operation of an atomic write (Engine::write): a put of value under
@@ -464,11 +510,26 @@ class EngineHandle {
   /// Engine::default_prefix.
   const std::string& default_prefix() const;
   /// Engine::collection.
-  const CollectionSlot& collection(std::string_view name, const RecordTypes& types);
+  CollectionSlot& collection(std::string_view name, const RecordTypes& types);
   /// Engine::collections.
   std::vector<std::string> collections() const;
   /// Engine::drop_collection.
   bool drop_collection(std::string_view name);
+  /// Engine::next_id.
+  std::uint64_t next_id(CollectionSlot& slot);
+  /// Engine::default_collection.
+  CollectionSlot& default_collection();
+  /// Engine::declare_index.
+  CollectionSlot& declare_index(CollectionSlot& parent, std::string_view name, const std::string& key_order,
+                                bool unique, std::uint32_t version, bool& build);
+  /// Engine::index_built.
+  void index_built(CollectionSlot& index);
+  /// Engine::forget_index.
+  void forget_index(CollectionSlot& index);
+  /// Engine::mark_stale.
+  void mark_stale(CollectionSlot& parent);
+  /// Engine::prefixed.
+  bool prefixed() const;
   /// Engine::find: on_value(std::string_view value, const std::filesystem::path* file)
   /// is called with the stored value when key is stored.
   template <class Fn>
@@ -632,6 +693,14 @@ class MigrationError : public Error {
 class ValidationError : public Error {
  public:
   using Error::Error;
+};
+
+/// A write that would give two records the same key of a unique index
+/// (Collection::index with stowage::unique), or a unique index that cannot
+/// be built because two records share a key; nothing was written.
+class ConstraintError : public ValidationError {
+ public:
+  using ValidationError::ValidationError;
 };
 
 }  // namespace stowage
@@ -1230,6 +1299,7 @@ inline std::optional<std::string> prefix_end(std::string prefix) {
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -1250,13 +1320,206 @@ inline std::optional<std::string> prefix_end(std::string prefix) {
 #include <filesystem>
 #include <iterator>
 #include <memory>
+#include <functional>
 #include <optional>
+#include <set>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+// ---- begin stowage/detail/index_ops.hpp ----
+// detail/index_ops.hpp: how writes keep secondary indexes in the same
+// commit as their records. Every writer of a collection in a store of the
+// prefixed layout goes through commit_guarded(): it holds the collection's
+// gate shared while no index is declared (a plain commit), and exclusively
+// while one is, when it reads each record's old value, works out which
+// index entries go and come (refusing, with ConstraintError, a write that
+// would give two records one key of a unique index) and commits records and
+// entries as one WAL record.
+//
+// An index entry (docs/format.md, "Indexes"): key = the index's collection
+// prefix + the encoded index key (+ the record's encoded key, for an index
+// that is not unique); value = the record's encoded key.
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+// ---- begin stowage/store_files.hpp ----
+// store_files.hpp: what the engine and the readers that work without it
+// (verify.hpp, the `stowage` tool) agree on besides the file formats: the
+// names of chunk files in a store's directory and the largest key and value
+// a store holds. (WAL segment names live in wal.hpp, with the WAL format.)
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace stowage {
+
+/// Largest encoded key a store accepts.
+inline constexpr std::size_t kMaxKeyBytes = 64 * 1024;
+/// Largest encoded value a store accepts.
+inline constexpr std::size_t kMaxValueBytes = std::size_t{1} << 30;
+
+namespace detail {
+
+/// An encoded key for messages: "0x" and the hex of its first max_bytes
+/// bytes ("..." when there are more).
+inline std::string hex_key(std::string_view encoded, std::size_t max_bytes = 64) {
+  static const char* hex = "0123456789abcdef";
+  std::string out = "0x";
+  for (unsigned char c : encoded.substr(0, max_bytes)) {
+    out.push_back(hex[c >> 4]);
+    out.push_back(hex[c & 15]);
+  }
+  return encoded.size() > max_bytes ? out + "..." : out;
+}
+
+/// "000042.chunk" for chunk file 42.
+inline std::string chunk_file_name(std::uint64_t number) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%06llu.chunk", static_cast<unsigned long long>(number));
+  return buf;
+}
+
+/// The number of a chunk file name ("NNNNNN.chunk", up to 18 digits); nullopt for any other name.
+inline std::optional<std::uint64_t> parse_chunk_file_name(std::string_view name) {
+  constexpr std::string_view ext = ".chunk";
+  if (name.size() <= ext.size() || name.substr(name.size() - ext.size()) != ext) return std::nullopt;
+  auto digits = name.substr(0, name.size() - ext.size());
+  if (digits.size() > 18) return std::nullopt;
+  std::uint64_t n = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return n;
+}
+
+}  // namespace detail
+}  // namespace stowage
+// ---- end stowage/store_files.hpp ----
+
+namespace stowage::detail {
+
+/// The entry key hook makes for the record (pk, value bytes).
+inline std::string index_entry(const IndexHook& hook, std::string_view pk, std::string_view value) {
+  std::string out = hook.prefix;
+  hook.entry_key(pk, value, out);
+  return out;
+}
+
+/// Appends to out, after the ops of slot's collection (keys with its
+/// prefix) in ops[first, last), the index entries they change: erases of
+/// the entries records leave, then puts of the entries they take. Reads
+/// each record's stored value. ConstraintError when a unique index would
+/// hold one key for two records. The caller holds slot.gate exclusively.
+template <class Engine>
+void expand_index_ops(const Engine& e, const CollectionSlot& slot, const std::vector<WriteOp>& ops,
+                      const std::vector<std::size_t>& mine, std::vector<WriteOp>& out) {
+  if (slot.hooks.empty()) return;
+  std::map<std::string_view, const WriteOp*> last;  // the op that decides each key
+  for (auto i : mine) last[ops[i].key] = &ops[i];
+  const std::size_t nh = slot.hooks.size();
+  struct Change {
+    std::string_view pk;
+    std::vector<std::string> before, after;  // per hook; empty: no entry
+  };
+  std::vector<Change> changes;
+  changes.reserve(last.size());
+  std::set<std::string> released;  // entries of unique indexes the write frees
+  for (const auto& [key, op] : last) {
+    Change c;
+    c.pk = key.substr(slot.prefix.size());
+    std::optional<std::string> old;
+    e.find(key, [&](std::string_view bytes, const std::filesystem::path*) { old.emplace(bytes); });
+    c.before.resize(nh);
+    c.after.resize(nh);
+    for (std::size_t h = 0; h < nh; ++h) {
+      if (old) c.before[h] = index_entry(*slot.hooks[h], c.pk, *old);
+      if (!op->erase) c.after[h] = index_entry(*slot.hooks[h], c.pk, op->value);
+      if (slot.hooks[h]->unique && !c.before[h].empty() && c.before[h] != c.after[h]) released.insert(c.before[h]);
+    }
+    changes.push_back(std::move(c));
+  }
+  std::set<std::string> claimed;
+  for (const auto& c : changes)
+    for (std::size_t h = 0; h < nh; ++h) {
+      const IndexHook& hook = *slot.hooks[h];
+      const std::string& entry = c.after[h];
+      if (!hook.unique || entry.empty() || entry == c.before[h]) continue;
+      bool taken = !claimed.insert(entry).second;
+      if (!taken && !released.count(entry))
+        taken = e.find(entry, [](std::string_view, const std::filesystem::path*) {});
+      if (taken)
+        throw ConstraintError("stowage: index '" + hook.name + "' of collection '" + slot.name +
+                              "' is unique, and its key " + hex_key(std::string_view(entry).substr(hook.prefix.size())) +
+                              " belongs to another record; nothing was written");
+    }
+  for (const auto& c : changes)
+    for (std::size_t h = 0; h < nh; ++h)
+      if (!c.before[h].empty() && c.before[h] != c.after[h]) out.push_back(WriteOp{true, c.before[h], {}});
+  for (const auto& c : changes)
+    for (std::size_t h = 0; h < nh; ++h)
+      if (!c.after[h].empty() && c.after[h] != c.before[h]) out.push_back(WriteOp{false, c.after[h], std::string(c.pk)});
+}
+
+/// Commits ops, op i writing the collection of slot_of[i], as one atomic
+/// write with the index entries they change (see the top of this file). In
+/// a bare store (no collection can have indexes) it is e.write(ops).
+template <class Engine>
+void commit_guarded(Engine& e, const std::vector<CollectionSlot*>& slot_of, const std::vector<WriteOp>& ops) {
+  if (ops.empty()) return;
+  if (!e.prefixed()) {
+    e.write(ops);
+    return;
+  }
+  std::vector<CollectionSlot*> slots(slot_of.begin(), slot_of.end());
+  std::sort(slots.begin(), slots.end(), [](const CollectionSlot* a, const CollectionSlot* b) { return a->id < b->id; });
+  slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
+  {
+    std::vector<std::shared_lock<std::shared_mutex>> shared;
+    bool indexed = false;
+    for (auto* s : slots) {
+      shared.emplace_back(s->gate);
+      indexed = indexed || s->indexed.load(std::memory_order_acquire);
+    }
+    if (!indexed) {
+      e.write(ops);
+      return;
+    }
+  }
+  std::vector<std::unique_lock<std::shared_mutex>> exclusive;  // in id order: no two writers deadlock
+  for (auto* s : slots) exclusive.emplace_back(s->gate);
+  for (auto* s : slots) {
+    e.mark_stale(*s);
+    if (s->hooks.empty()) s->indexed.store(false, std::memory_order_release);
+  }
+  std::vector<WriteOp> all(ops);
+  for (auto* s : slots) {
+    std::vector<std::size_t> mine;
+    for (std::size_t i = 0; i < ops.size(); ++i)
+      if (slot_of[i] == s) mine.push_back(i);
+    expand_index_ops(e, *s, ops, mine, all);
+  }
+  e.write(all);
+}
+
+}  // namespace stowage::detail
+// ---- end stowage/detail/index_ops.hpp ----
 // ---- begin stowage/serializer.hpp ----
 // serializer.hpp: stowage's own value format (BinarySerializer, id "binary-1")
 // and the traits user types opt in with. Header-only; no Boost needed.
@@ -2470,64 +2733,6 @@ std::string describe_value() {
 
 }  // namespace stowage
 // ---- end stowage/serializer.hpp ----
-// ---- begin stowage/store_files.hpp ----
-// store_files.hpp: what the engine and the readers that work without it
-// (verify.hpp, the `stowage` tool) agree on besides the file formats: the
-// names of chunk files in a store's directory and the largest key and value
-// a store holds. (WAL segment names live in wal.hpp, with the WAL format.)
-
-#include <cstddef>
-#include <cstdint>
-#include <cstdio>
-#include <optional>
-#include <string>
-#include <string_view>
-
-namespace stowage {
-
-/// Largest encoded key a store accepts.
-inline constexpr std::size_t kMaxKeyBytes = 64 * 1024;
-/// Largest encoded value a store accepts.
-inline constexpr std::size_t kMaxValueBytes = std::size_t{1} << 30;
-
-namespace detail {
-
-/// An encoded key for messages: "0x" and the hex of its first max_bytes
-/// bytes ("..." when there are more).
-inline std::string hex_key(std::string_view encoded, std::size_t max_bytes = 64) {
-  static const char* hex = "0123456789abcdef";
-  std::string out = "0x";
-  for (unsigned char c : encoded.substr(0, max_bytes)) {
-    out.push_back(hex[c >> 4]);
-    out.push_back(hex[c & 15]);
-  }
-  return encoded.size() > max_bytes ? out + "..." : out;
-}
-
-/// "000042.chunk" for chunk file 42.
-inline std::string chunk_file_name(std::uint64_t number) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%06llu.chunk", static_cast<unsigned long long>(number));
-  return buf;
-}
-
-/// The number of a chunk file name ("NNNNNN.chunk", up to 18 digits); nullopt for any other name.
-inline std::optional<std::uint64_t> parse_chunk_file_name(std::string_view name) {
-  constexpr std::string_view ext = ".chunk";
-  if (name.size() <= ext.size() || name.substr(name.size() - ext.size()) != ext) return std::nullopt;
-  auto digits = name.substr(0, name.size() - ext.size());
-  if (digits.size() > 18) return std::nullopt;
-  std::uint64_t n = 0;
-  for (char c : digits) {
-    if (c < '0' || c > '9') return std::nullopt;
-    n = n * 10 + static_cast<std::uint64_t>(c - '0');
-  }
-  return n;
-}
-
-}  // namespace detail
-}  // namespace stowage
-// ---- end stowage/store_files.hpp ----
 // With STOWAGE_SEPARATE_COMPILATION, Storage keeps its engine behind an
 // EngineHandle and this file includes neither the engine nor the migration
 // machinery (the file that includes <stowage/engine_src.hpp> compiles them).
@@ -6529,6 +6734,7 @@ class ChunkIndex {
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 
@@ -6583,15 +6789,31 @@ enum class Layout : std::uint8_t {
 /// Most named collections a manifest may list.
 inline constexpr std::uint64_t kMaxCollections = std::uint64_t{1} << 24;
 
-/// A named collection of a Database (format 5, prefixed layout): its
-/// records' keys start with collection_prefix(id).
+/// What an entry of the collection table is.
+enum class CollectionKind : std::uint8_t {
+  table = 0,         ///< a named collection of records
+  unique_index = 1,  ///< a secondary index, one record per index key
+  multi_index = 2,   ///< a secondary index, any number of records per index key
+};
+
+/// A named collection of a Database, or a secondary index of a collection
+/// (format 5, prefixed layout): its keys start with collection_prefix(id).
 struct CollectionState {
-  std::string name;
+  std::string name;                  ///< unique among tables; an index's, among its parent's indexes
   std::uint32_t id = 0;              ///< at least 1 (0 is the default collection); never reused
-  std::string key_order;             ///< KeyCodec<Key>::name()
-  std::string serializer;            ///< Serializer::id()
-  std::string value_type;            ///< describe_value<Serializer, Value>()
-  std::uint32_t schema_version = 0;  ///< value_version<Value>
+  std::string key_order;             ///< KeyCodec<Key>::name() (an index: of its index key)
+  std::string serializer;            ///< Serializer::id() (an index: empty)
+  std::string value_type;            ///< describe_value<Serializer, Value>() (an index: empty)
+  std::uint32_t schema_version = 0;  ///< value_version<Value> (an index: 0)
+  CollectionKind kind = CollectionKind::table;
+  std::uint32_t parent = 0;          ///< an index: the id of the collection it indexes (0: the default)
+  std::uint32_t index_version = 0;   ///< an index: the definition version its user gave
+  /// An index: its entries agree with its collection. False while it is
+  /// built, and once a session wrote to its collection without it declared
+  /// (it is rebuilt when next declared).
+  bool ready = true;
+  std::uint64_t ids_reserved = 0;    ///< a table: next_id() handed out only ids below this
+  bool is_index() const { return kind != CollectionKind::table; }
 };
 
 /// Decoded contents of MANIFEST.
@@ -6612,12 +6834,29 @@ struct Manifest {
   /// purges them, then removes the id from here; an open finishes a purge a
   /// crash interrupted).
   std::vector<std::uint32_t> dropped;
+  /// next_id() of the default collection handed out only ids below this.
+  std::uint64_t default_ids_reserved = 0;
 
-  /// The named collection called name, or nullptr.
+  /// The named collection (not index) called name, or nullptr.
   const CollectionState* collection(std::string_view name) const {
     for (const auto& c : collections)
-      if (c.name == name) return &c;
+      if (!c.is_index() && c.name == name) return &c;
     return nullptr;
+  }
+  /// The index called name of collection parent, or nullptr.
+  const CollectionState* index(std::uint32_t parent, std::string_view name) const {
+    for (const auto& c : collections)
+      if (c.is_index() && c.parent == parent && c.name == name) return &c;
+    return nullptr;
+  }
+  /// The entry with id, or nullptr.
+  const CollectionState* by_id(std::uint32_t id) const {
+    for (const auto& c : collections)
+      if (c.id == id) return &c;
+    return nullptr;
+  }
+  CollectionState* by_id(std::uint32_t id) {
+    return const_cast<CollectionState*>(static_cast<const Manifest&>(*this).by_id(id));
   }
 
   /// The keyspace called name, or nullptr.
@@ -6720,9 +6959,15 @@ inline std::string encode_manifest(const Manifest& m) {
       put_bytes(body, c.serializer);
       put_bytes(body, c.value_type);
       put_fixed32(body, c.schema_version);
+      body.push_back(static_cast<char>(c.kind));
+      put_varint(body, c.parent);
+      put_varint(body, c.index_version);
+      body.push_back(c.ready ? 1 : 0);
+      put_varint(body, c.ids_reserved);
     }
     put_varint(body, m.dropped.size());
     for (auto id : m.dropped) put_varint(body, id);
+    put_varint(body, m.default_ids_reserved);
   } else if (m.layout != Layout::bare || !m.collections.empty() || !m.dropped.empty()) {
     throw Error("stowage: format " + std::to_string(m.format_major) + " cannot hold collections");
   }
@@ -6747,13 +6992,13 @@ inline void decode_collections(Reader& r, Manifest& m) {
   const std::uint64_t n = r.varint("collection count");
   if (n > r.remaining() / 8 || n >= next) r.fail("collection count exceeds the manifest");
   if (n > 0 && m.layout == Layout::bare) r.fail("a bare store lists collections");
-  std::set<std::string> names;
-  std::set<std::uint32_t> ids;
+  std::set<std::pair<std::uint32_t, std::string>> names;  // (0 for tables, else the parent + 1; name)
+  std::set<std::uint32_t> ids, tables{0};
   for (std::uint64_t i = 0; i < n; ++i) {
     CollectionState c;
     c.name = std::string(r.length_prefixed("collection name"));
-    if (c.name.empty() || c.name == kDefaultKeyspace) r.fail("a collection is named '" + c.name + "'");
-    if (!names.insert(c.name).second) r.fail("collection '" + c.name + "' is listed twice");
+    if (c.name.empty() || c.name.size() > 255 || c.name == kDefaultKeyspace)
+      r.fail("a collection is named '" + c.name + "'");
     const std::uint64_t id = r.varint("collection id");
     if (id == 0 || id >= next) r.fail("collection '" + c.name + "' has id " + std::to_string(id) + ", out of range");
     c.id = static_cast<std::uint32_t>(id);
@@ -6763,6 +7008,29 @@ inline void decode_collections(Reader& r, Manifest& m) {
     c.serializer = std::string(r.length_prefixed("collection serializer"));
     c.value_type = std::string(r.length_prefixed("collection value type"));
     c.schema_version = r.u32("collection schema version");
+    const std::uint8_t kind = r.u8("collection kind");
+    if (kind > 2) r.fail("collection kind " + std::to_string(kind) + " does not exist");
+    c.kind = static_cast<CollectionKind>(kind);
+    const std::uint64_t parent = r.varint("index parent");
+    const std::uint64_t version = r.varint("index version");
+    if (version > std::numeric_limits<std::uint32_t>::max()) r.fail("index version " + std::to_string(version) + " is too large");
+    c.index_version = static_cast<std::uint32_t>(version);
+    const std::uint8_t ready = r.u8("index ready");
+    if (ready > 1) r.fail("index ready flag " + std::to_string(ready) + " is not 0 or 1");
+    c.ready = ready == 1;
+    c.ids_reserved = r.varint("ids reserved");
+    if (c.is_index()) {
+      // An index follows the collection it indexes (created before it).
+      if (parent > std::numeric_limits<std::uint32_t>::max() || !tables.count(static_cast<std::uint32_t>(parent)))
+        r.fail("index '" + c.name + "' indexes collection id " + std::to_string(parent) + ", which is not listed");
+      c.parent = static_cast<std::uint32_t>(parent);
+      if (c.ids_reserved != 0) r.fail("index '" + c.name + "' reserves ids");
+    } else {
+      if (parent != 0 || c.index_version != 0 || !c.ready) r.fail("collection '" + c.name + "' has index fields");
+      tables.insert(c.id);
+    }
+    if (!names.insert({c.is_index() ? c.parent + 1 : 0, c.name}).second)
+      r.fail("collection or index '" + c.name + "' is listed twice");
     m.collections.push_back(std::move(c));
   }
   const std::uint64_t d = r.varint("dropped collection count");
@@ -6773,6 +7041,7 @@ inline void decode_collections(Reader& r, Manifest& m) {
       r.fail("dropped collection id " + std::to_string(id) + " is out of range or listed twice");
     m.dropped.push_back(static_cast<std::uint32_t>(id));
   }
+  m.default_ids_reserved = r.varint("default collection ids reserved");
 }
 
 inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::path& file) {
@@ -9708,7 +9977,7 @@ class Engine {
   /// to the prefixed layout), or for a name that is empty or over 255 bytes.
   /// The default collection of a store no Storage has opened yet takes
   /// types. The slot lives as long as the engine.
-  const CollectionSlot& collection(std::string_view name, const RecordTypes& types) {
+  CollectionSlot& collection(std::string_view name, const RecordTypes& types) {
     check_open();
     std::lock_guard inst(install_mu_);
     if (name == detail::kDefaultKeyspace) {
@@ -9756,9 +10025,143 @@ class Engine {
       slot->name = c->name;
       slot->id = c->id;
       slot->prefix = detail::collection_prefix(c->id);
+      slot->undeclared = recorded_indexes(c->id);
+      slot->indexed = !slot->undeclared.empty();
       it = slots_.emplace(c->name, std::move(slot)).first;
     }
     return *it->second;
+  }
+
+  /// The default collection (Storage's; "default" of a Database).
+  CollectionSlot& default_collection() { return default_slot_; }
+
+  /// An id for a new record of slot's collection: unique and increasing
+  /// (from 1) across threads, sessions and processes that open the store
+  /// one after another, never handed out twice even across a crash. Ids
+  /// are reserved kIdBlock at a time in the MANIFEST (one durable write per
+  /// block), so a crash or a close skips the rest of a block.
+  std::uint64_t next_id(CollectionSlot& slot) {
+    check_writable();
+    std::lock_guard g(slot.id_mu);
+    if (slot.next_id == 0) {
+      std::lock_guard inst(install_mu_);
+      std::uint64_t reserved = manifest_.default_ids_reserved;
+      if (slot.id != 0) {
+        const auto* c = manifest_.by_id(slot.id);
+        if (!c || slot.dropped.load()) throw ValidationError("stowage: collection '" + slot.name + "' was dropped");
+        reserved = c->ids_reserved;
+      }
+      slot.next_id = slot.id_ceiling = std::max<std::uint64_t>(reserved, 1);
+    }
+    if (slot.next_id == slot.id_ceiling) {
+      if (slot.id_ceiling > std::numeric_limits<std::uint64_t>::max() - kIdBlock)
+        throw ValidationError("stowage: collection '" + slot.name + "' has used every id");
+      const std::uint64_t ceiling = slot.id_ceiling + kIdBlock;
+      std::lock_guard inst(install_mu_);
+      detail::Manifest m = manifest_;
+      if (slot.id == 0) {
+        m.default_ids_reserved = ceiling;
+      } else {
+        auto* c = m.by_id(slot.id);
+        if (!c || slot.dropped.load()) throw ValidationError("stowage: collection '" + slot.name + "' was dropped");
+        c->ids_reserved = ceiling;
+      }
+      manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
+      manifest_ = std::move(m);
+      slot.id_ceiling = ceiling;
+    }
+    return slot.next_id++;
+  }
+  /// Ids next_id() reserves at once.
+  static constexpr std::uint64_t kIdBlock = 4096;
+
+  /// Whether keys start with their collection's prefix (a Database's store).
+  bool prefixed() const { return !default_slot_.prefix.empty(); }
+
+  /// Declares the index called name of parent's collection, with index keys
+  /// in key_order: returns its slot, and sets build when its entries must be
+  /// (re)built before use (it is new, its definition changed, or it is not
+  /// ready: a build was interrupted, or a session wrote the collection
+  /// without it). The MANIFEST records the definition (not ready when
+  /// build) before this returns. The caller holds parent.gate exclusively.
+  /// ValidationError in a bare store, or for an index a read_only store
+  /// would have to build.
+  CollectionSlot& declare_index(CollectionSlot& parent, std::string_view name, const std::string& key_order,
+                                bool unique, std::uint32_t version, bool& build) {
+    check_open();
+    if (!prefixed())
+      throw ValidationError("stowage: the store at " + dir_.string() +
+                            " keeps one collection (bare layout, written by Storage); open it once with a "
+                            "Database, which converts it, to declare indexes");
+    if (name.empty() || name.size() > 255)
+      throw ValidationError("stowage: an index name must be 1 to 255 bytes (got " + std::to_string(name.size()) + ")");
+    std::lock_guard inst(install_mu_);
+    if (parent.dropped.load()) throw ValidationError("stowage: collection '" + parent.name + "' was dropped");
+    const auto kind = unique ? detail::CollectionKind::unique_index : detail::CollectionKind::multi_index;
+    const auto* have = manifest_.index(parent.id, name);
+    build = !have || !have->ready || have->kind != kind || have->key_order != key_order ||
+            have->index_version != version;
+    if (build) {
+      if (opt_.read_only)
+        throw ValidationError("stowage: index '" + std::string(name) + "' of collection '" + parent.name +
+                              "' must be built (it is new, changed or stale), which a read_only open cannot do");
+      check_writable();
+      detail::Manifest m = manifest_;
+      detail::CollectionState* e = have ? m.by_id(have->id) : nullptr;
+      if (!e) {
+        if (m.next_collection_id >= detail::kMaxCollections)
+          throw ValidationError("stowage: the store at " + dir_.string() + " has used every collection id");
+        detail::CollectionState fresh;
+        fresh.name = std::string(name);
+        fresh.id = m.next_collection_id++;
+        fresh.parent = parent.id;
+        m.collections.push_back(std::move(fresh));
+        e = &m.collections.back();
+      }
+      e->kind = kind;
+      e->key_order = key_order;
+      e->index_version = version;
+      e->ready = false;
+      manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
+      manifest_ = std::move(m);
+    }
+    const auto* c = manifest_.index(parent.id, name);
+    auto& slot = index_slots_[c->id];
+    if (!slot) {
+      slot = std::make_unique<CollectionSlot>();
+      slot->name = c->name;
+      slot->id = c->id;
+      slot->prefix = detail::collection_prefix(c->id);
+    }
+    std::erase(parent.undeclared, c->id);
+    return *slot;
+  }
+
+  /// Records in the MANIFEST that index's entries are built.
+  void index_built(CollectionSlot& index) { set_ready({index.id}, true); }
+
+  /// Removes a declared index whose build failed from the MANIFEST (its
+  /// entries are erased by the caller).
+  void forget_index(CollectionSlot& index) {
+    std::lock_guard inst(install_mu_);
+    detail::Manifest m = manifest_;
+    std::erase_if(m.collections, [&](const detail::CollectionState& e) { return e.id == index.id; });
+    m.dropped.push_back(index.id);
+    manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
+    manifest_ = std::move(m);
+    index.dropped.store(true);
+  }
+
+  /// Marks the indexes of parent's collection that this session has not
+  /// declared (parent.undeclared) stale in the MANIFEST, durably: a write
+  /// is about to change the collection without them. They are rebuilt when
+  /// next declared. The caller holds parent.gate exclusively.
+  void mark_stale(CollectionSlot& parent) {
+    if (parent.undeclared.empty()) return;
+    set_ready(parent.undeclared, false);
+    log(LogLevel::info, "collection '" + parent.name + "' written without " + std::to_string(parent.undeclared.size()) +
+                            " of its indexes declared: they will be rebuilt when declared");
+    parent.undeclared.clear();
   }
 
   /// The names of the store's collections, in the order they were created:
@@ -9770,7 +10173,8 @@ class Engine {
     std::vector<std::string> names;
     if (!manifest_.keyspace(detail::kDefaultKeyspace)->key_order.empty())
       names.emplace_back(detail::kDefaultKeyspace);
-    for (const auto& c : manifest_.collections) names.push_back(c.name);
+    for (const auto& c : manifest_.collections)
+      if (!c.is_index()) names.push_back(c.name);
     return names;
   }
 
@@ -9791,8 +10195,12 @@ class Engine {
       if (!c) return false;
       detail::Manifest m = manifest_;
       const std::uint32_t id = c->id;
-      m.collections.erase(m.collections.begin() + (c - manifest_.collections.data()));
-      m.dropped.push_back(id);
+      // The collection and its indexes.
+      std::erase_if(m.collections, [&](const detail::CollectionState& e) {
+        const bool gone = e.id == id || (e.is_index() && e.parent == id);
+        if (gone) m.dropped.push_back(e.id);
+        return gone;
+      });
       manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
       manifest_ = std::move(m);
       if (auto it = slots_.find(name); it != slots_.end()) {
@@ -9800,6 +10208,8 @@ class Engine {
         dropped_slots_.push_back(std::move(it->second));
         slots_.erase(it);
       }
+      for (auto gone : manifest_.dropped)
+        if (auto it = index_slots_.find(gone); it != index_slots_.end()) it->second->dropped.store(true);
     }
     log(LogLevel::info, "dropped collection '" + std::string(name) + "' of " + dir_.string());
     purge_dropped();
@@ -11234,6 +11644,26 @@ class Engine {
   // backup. Chunk files are immutable, so they are hard-linked.
   void begin_migration(MigrationPlan& plan, const Migrator* migrations, const std::vector<std::uint64_t>& live);
 
+  // Sets the ready flag of the indexes ids in a new MANIFEST.
+  void set_ready(const std::vector<std::uint32_t>& ids, bool ready) {
+    check_writable();
+    std::lock_guard inst(install_mu_);
+    detail::Manifest m = manifest_;
+    for (auto id : ids)
+      if (auto* e = m.by_id(id)) e->ready = ready;
+    manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
+    manifest_ = std::move(m);
+  }
+
+  // The indexes the MANIFEST records for collection id (undeclared, as a
+  // slot for it is made). Needs install_mu_.
+  std::vector<std::uint32_t> recorded_indexes(std::uint32_t id) const {
+    std::vector<std::uint32_t> out;
+    for (const auto& c : manifest_.collections)
+      if (c.is_index() && c.parent == id) out.push_back(c.id);
+    return out;
+  }
+
   // The default collection takes types (a store a Database created, first
   // opened by a Storage or given types by a Database). Needs install_mu_.
   void adopt_default_types(const RecordTypes& t) {
@@ -11375,6 +11805,7 @@ class Engine {
   // slots of dropped ones (handles may still point at them). install_mu_.
   std::map<std::string, std::unique_ptr<CollectionSlot>, std::less<>> slots_;
   std::vector<std::unique_ptr<CollectionSlot>> dropped_slots_;
+  std::map<std::uint32_t, std::unique_ptr<CollectionSlot>> index_slots_;  // by id
   std::array<std::string, detail::kLevels> compact_after_;  // install_mu_ (round-robin positions)
   std::atomic<std::uint64_t> next_file_{1};
   std::atomic<std::uint64_t> manifest_bytes_{0};
@@ -11617,6 +12048,27 @@ auto Engine<Compression, Eviction, Lock>::stats() const -> Stats {
   s.uncounted_records = v->uncounted();
   s.write_amplification =
       s.bytes_put == 0 ? 0.0 : static_cast<double>(s.chunk_bytes_written) / static_cast<double>(s.bytes_put);
+  {
+    std::vector<std::pair<IndexStats, std::uint32_t>> indexes;
+    {
+      std::lock_guard inst(install_mu_);
+      for (const auto& c : manifest_.collections) {
+        if (!c.is_index()) continue;
+        IndexStats is;
+        const auto* parent = c.parent == 0 ? nullptr : manifest_.by_id(c.parent);
+        is.collection = parent ? parent->name : std::string(detail::kDefaultKeyspace);
+        is.name = c.name;
+        is.unique = c.kind == detail::CollectionKind::unique_index;
+        is.ready = c.ready;
+        indexes.emplace_back(std::move(is), c.id);
+      }
+    }
+    for (auto& [is, id] : indexes) {
+      Cursor cursor(this, detail::collection_prefix(id), detail::collection_prefix(id + 1));
+      for (; cursor.peek(); cursor.accept()) ++is.entries;
+      s.indexes.push_back(std::move(is));
+    }
+  }
   return s;
 }
 
@@ -12833,6 +13285,8 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   if (plan.needed() && !opt_.read_only) run_migration(plan, live);
   default_slot_.name = std::string(detail::kDefaultKeyspace);
   if (manifest_.layout == detail::Layout::prefixed) default_slot_.prefix = detail::collection_prefix(0);
+  default_slot_.undeclared = recorded_indexes(0);
+  default_slot_.indexed = !default_slot_.undeclared.empty();
   if (!types_.database && !opt_.read_only && manifest_.keyspace(detail::kDefaultKeyspace)->key_order.empty()) {
     std::lock_guard inst(install_mu_);
     adopt_default_types(types_);
@@ -13305,7 +13759,7 @@ const std::string& EngineHandle<C, E, L>::default_prefix() const {
   return engine_->default_prefix();
 }
 template <class C, class E, class L>
-const CollectionSlot& EngineHandle<C, E, L>::collection(std::string_view name, const RecordTypes& types) {
+CollectionSlot& EngineHandle<C, E, L>::collection(std::string_view name, const RecordTypes& types) {
   return engine_->collection(name, types);
 }
 template <class C, class E, class L>
@@ -13315,6 +13769,36 @@ std::vector<std::string> EngineHandle<C, E, L>::collections() const {
 template <class C, class E, class L>
 bool EngineHandle<C, E, L>::drop_collection(std::string_view name) {
   return engine_->drop_collection(name);
+}
+template <class C, class E, class L>
+std::uint64_t EngineHandle<C, E, L>::next_id(CollectionSlot& slot) {
+  return engine_->next_id(slot);
+}
+template <class C, class E, class L>
+CollectionSlot& EngineHandle<C, E, L>::default_collection() {
+  return engine_->default_collection();
+}
+template <class C, class E, class L>
+CollectionSlot& EngineHandle<C, E, L>::declare_index(CollectionSlot& parent, std::string_view name,
+                                                     const std::string& key_order, bool unique,
+                                                     std::uint32_t version, bool& build) {
+  return engine_->declare_index(parent, name, key_order, unique, version, build);
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::index_built(CollectionSlot& index) {
+  engine_->index_built(index);
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::forget_index(CollectionSlot& index) {
+  engine_->forget_index(index);
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::mark_stale(CollectionSlot& parent) {
+  engine_->mark_stale(parent);
+}
+template <class C, class E, class L>
+bool EngineHandle<C, E, L>::prefixed() const {
+  return engine_->prefixed();
 }
 template <class C, class E, class L>
 bool EngineHandle<C, E, L>::find_with(std::string_view key,
@@ -13483,6 +13967,14 @@ struct PolicyChecks {
 }  // namespace detail
 #endif
 
+/// Tag for Collection::index: the index holds at most one record per index
+/// key (`users.index("by_email", &User::email, stowage::unique)`).
+struct unique_t {
+  explicit constexpr unique_t() = default;
+};
+/// See unique_t.
+inline constexpr unique_t unique{};
+
 /// Typed records in a store: the default collection of a Storage (which
 /// derives from it), or a named collection of a Database
 /// (Database::collection). It is a handle: copies refer to the same
@@ -13540,12 +14032,24 @@ class Collection {
 
   /// The collection's name ("default" for a Storage's records).
   const std::string& name() const {
-    static const std::string default_name = "default";
-    return slot_ ? slot_->name : default_name;
+    static const std::string none;
+    return slot_ ? slot_->name : none;
   }
 
+  /// An id for a new record: unique and increasing (from 1) across threads,
+  /// sessions and processes that open the store one after another, never
+  /// handed out twice, even across a crash (reserved in blocks of
+  /// Engine::kIdBlock in the MANIFEST, so a crash or a close skips the rest
+  /// of a block). Nothing is stored under it: it is for the caller's key.
+  std::uint64_t next_id() { return engine().next_id(*slot_); }
+
   /// Stores value under key, replacing any previous value.
-  void put(const Key& key, const Value& value) { engine().put(encode_checked_key(key), serialize_checked(value)); }
+  void put(const Key& key, const Value& value) {
+    std::string k = encode_checked_key(key);
+    std::string v = serialize_checked(value);
+    guarded([&](engine_type& e) { e.put(k, v); },
+            [&](engine_type& e) { commit_indexed(e, {WriteOp{false, std::move(k), std::move(v)}}); });
+  }
 
   /// The value stored under key, or std::nullopt.
   std::optional<Value> get(const Key& key) const {
@@ -13562,12 +14066,24 @@ class Collection {
   }
 
   /// Removes key; returns whether it was there.
-  bool erase(const Key& key) { return engine().erase(encode_checked_key(key)); }
+  bool erase(const Key& key) {
+    std::string k = encode_checked_key(key);
+    return guarded([&](engine_type& e) { return e.erase(k); },
+                   [&](engine_type& e) {
+                     const bool existed = e.find(k, [](std::string_view, const std::filesystem::path*) {});
+                     if (existed) commit_indexed(e, {WriteOp{true, std::move(k), {}}});
+                     return existed;
+                   });
+  }
 
   /// Removes key if it is there, without finding out whether it was: no
   /// lookup (erase() may read a block from disk to answer), so it costs what
   /// a put costs. size() stays exact.
-  void discard(const Key& key) { engine().discard(encode_checked_key(key)); }
+  void discard(const Key& key) {
+    std::string k = encode_checked_key(key);
+    guarded([&](engine_type& e) { e.discard(k); },
+            [&](engine_type& e) { commit_indexed(e, {WriteOp{true, std::move(k), {}}}); });
+  }
 
   /// Stores value under key only if key is not stored; returns whether it
   /// stored. The check and the write are atomic against every other writer
@@ -13580,7 +14096,7 @@ class Collection {
       next = v;
       return WriteDecision::put;
     };
-    return engine().read_modify_write(k, DecideRef(decide)).decision == WriteDecision::put;
+    return read_modify_write(k, decide) == WriteDecision::put;
   }
 
   /// Reads, changes and writes key's record as one step, atomic against
@@ -13616,7 +14132,7 @@ class Collection {
         return WriteDecision::put;
       }
     };
-    return engine().read_modify_write(k, DecideRef(decide)).decision != WriteDecision::keep;
+    return read_modify_write(k, decide) != WriteDecision::keep;
   }
 
   /// Removes every record with from <= key < to; returns how many it
@@ -13625,7 +14141,7 @@ class Collection {
   /// range may be gone, and a key written into the range while it runs,
   /// behind its position, stays.
   std::size_t erase_range(const Key& from, const Key& to) {
-    return engine().erase_range(encode_lookup_key(from), encode_lookup_key(to));
+    return erase_encoded_range(encode_lookup_key(from), encode_lookup_key(to));
   }
   /// erase_range over the records whose keys start with prefix (see
   /// scan_prefix).
@@ -13633,7 +14149,7 @@ class Collection {
     requires KeyPrefix<Key, P>
   std::size_t erase_prefix(const P& prefix) {
     auto [from, to] = prefix_bounds(prefix);
-    return engine().erase_range(std::move(from), std::move(to));
+    return erase_encoded_range(std::move(from), std::move(to));
   }
   /// Most keys erase_range commits at once.
   static constexpr std::size_t kEraseRangeBatch = stowage::kEraseRangeBatch;
@@ -13648,7 +14164,12 @@ class Collection {
       kv.push_back(encode_checked_key(key));
       kv.push_back(serialize_checked(value));
     }
-    engine().put_batch(kv);
+    guarded([&](engine_type& e) { e.put_batch(kv); },
+            [&](engine_type& e) {
+              std::vector<WriteOp> ops;
+              for (std::size_t i = 0; i + 1 < kv.size(); i += 2) ops.push_back(WriteOp{false, kv[i], kv[i + 1]});
+              commit_indexed(e, std::move(ops));
+            });
   }
 
   /// Puts and erases gathered first and committed together (batch()), as
@@ -13681,20 +14202,21 @@ class Collection {
     /// operations stay in the batch.
     void commit() {
       if (ops_.empty()) return;
-      engine_->write(ops_);
+      detail::commit_guarded(*engine_, std::vector<CollectionSlot*>(ops_.size(), slot_), ops_);
       ops_.clear();
     }
 
    private:
     friend class Collection;
-    Batch(engine_type* e, std::string prefix) : engine_(e), prefix_(std::move(prefix)) {}
+    Batch(engine_type* e, CollectionSlot* slot) : engine_(e), slot_(slot), prefix_(slot->prefix) {}
     engine_type* engine_;
+    CollectionSlot* slot_;
     std::string prefix_;
     std::vector<WriteOp> ops_;
   };
   /// An empty Batch for this collection (Database::batch() spans
   /// collections).
-  Batch batch() { return Batch(&engine(), prefix_); }
+  Batch batch() { return Batch(&engine(), slot_); }
 
   /// get() for every key of the range, in order.
   template <class Range>
@@ -13723,6 +14245,187 @@ class Collection {
   range scan_prefix(const P& prefix) const {
     auto [from, to] = prefix_bounds(prefix);
     return range(&engine(), std::move(from), std::move(to), prefix_.size());
+  }
+
+  /// A secondary index of this collection (see index()): its records in
+  /// the order of their index keys, IndexKey = what the index's extractor
+  /// returns. A handle: cheap to copy, valid while the collection is.
+  template <class IndexKey, bool Unique>
+  class Index {
+   public:
+    /// What find() of a unique index returns, and ranges yield.
+    using value_type = std::pair<Key, Value>;
+    class iterator;
+    class range;
+
+    /// The record whose index key is k (a unique index), or the records
+    /// whose index key is k, in the order of their keys (an index that is
+    /// not unique).
+    auto find(const IndexKey& k) const {
+      if constexpr (Unique) {
+        std::optional<value_type> out;
+        const std::string entry = index_key(k);
+        std::optional<std::string> pk;
+        engine().find(entry, [&](std::string_view bytes, const std::filesystem::path*) { pk.emplace(bytes); });
+        if (pk) out = record(*pk, entry);
+        return out;
+      } else {
+        std::string from = index_key(k);
+        std::optional<std::string> to = prefix_end(from);
+        return range(*this, std::move(from), std::move(to));
+      }
+    }
+    /// Every record with an index entry, in index key order.
+    range scan() const { return range(*this, hook_->prefix, prefix_end(hook_->prefix)); }
+    /// Records whose index key k satisfies from <= k < to, in index key order.
+    range scan(const IndexKey& from, const IndexKey& to) const { return range(*this, index_key(from), index_key(to)); }
+    /// Records whose index key starts with prefix (see KeyPrefix), in index
+    /// key order.
+    template <class P>
+      requires KeyPrefix<IndexKey, P>
+    range scan_prefix(const P& prefix) const {
+      std::string from = hook_->prefix + encode_key_prefix<IndexKey>(prefix);
+      std::optional<std::string> to = prefix_end(from);
+      return range(*this, std::move(from), std::move(to));
+    }
+    /// Number of entries (records with an index key), counted by walking them.
+    std::size_t size() const {
+      typename engine_type::Cursor cursor(&engine(), hook_->prefix, prefix_end(hook_->prefix));
+      std::size_t n = 0;
+      for (; cursor.peek(); cursor.accept()) ++n;
+      return n;
+    }
+    /// The index's name.
+    const std::string& name() const { return hook_->name; }
+    /// Whether it holds at most one record per index key.
+    static constexpr bool unique = Unique;
+
+    /// Forward iterator over the records of an index range: as
+    /// Collection::iterator, it holds no lock between steps and sees
+    /// writes made while it runs; a record whose index key changed since
+    /// its entry was read is skipped.
+    class iterator {
+     public:
+      using iterator_category = std::forward_iterator_tag;
+      using value_type = std::pair<Key, Value>;
+      using difference_type = std::ptrdiff_t;
+      using pointer = const value_type*;
+      using reference = const value_type&;
+      /// The end iterator.
+      iterator() = default;
+      /// The current record.
+      reference operator*() const { return *current_; }
+      /// The current record.
+      pointer operator->() const { return &*current_; }
+      /// Steps to the next record (or to the end).
+      iterator& operator++() {
+        advance();
+        return *this;
+      }
+      /// Steps to the next record; returns a copy of the iterator before the step.
+      iterator operator++(int) {
+        iterator old = *this;
+        advance();
+        return old;
+      }
+      /// Two ends are equal; otherwise iterators at the same entry are.
+      friend bool operator==(const iterator& a, const iterator& b) {
+        if (!a.current_ || !b.current_) return !a.current_ == !b.current_;
+        return a.cursor_.last() == b.cursor_.last();
+      }
+
+     private:
+      friend class range;
+      iterator(const Index& index, std::optional<std::string> from, std::optional<std::string> to)
+          : index_(index), cursor_(&index.engine(), std::move(from), std::move(to)) {
+        advance();
+      }
+      void advance() {
+        current_.reset();
+        while (cursor_.peek()) {
+          const std::string entry(cursor_.key());
+          const std::string pk(cursor_.value());
+          cursor_.accept();
+          if ((current_ = index_->record(pk, entry))) return;
+        }
+      }
+      std::optional<Index> index_;  // a copy: the iterator outlives the handle and range it came from
+      typename engine_type::Cursor cursor_;
+      std::optional<value_type> current_;
+    };
+
+    /// What find() (of an index that is not unique) and scan() return.
+    class range {
+     public:
+      /// A new pass from the range's start.
+      iterator begin() const { return iterator(index_, from_, to_); }
+      /// The end of every pass.
+      iterator end() const { return iterator(); }
+
+     private:
+      friend class Index;
+      range(const Index& index, std::optional<std::string> from, std::optional<std::string> to)
+          : index_(index), from_(std::move(from)), to_(std::move(to)) {}
+      Index index_;  // a copy: the range outlives the handle it came from
+      std::optional<std::string> from_, to_;
+    };
+
+   private:
+    friend class Collection;
+    Index(Collection c, std::shared_ptr<const IndexHook> hook) : c_(std::move(c)), hook_(std::move(hook)) {}
+    engine_type& engine() const {
+      engine_type& e = c_.engine();
+      if (c_.slot_->dropped.load(std::memory_order_relaxed))
+        throw ValidationError("stowage: index '" + hook_->name + "' was dropped with its collection");
+      return e;
+    }
+    std::string index_key(const IndexKey& k) const {
+      std::string out = hook_->prefix;
+      encode_key(k, out);
+      return out;
+    }
+    // The record pk as it is now, if its entry is still entry (a writer may
+    // have changed it since the entry was read).
+    std::optional<value_type> record(const std::string& pk, const std::string& entry) const {
+      const engine_type& e = engine();
+      std::optional<value_type> out;
+      e.find(c_.prefix_ + pk, [&](std::string_view bytes, const std::filesystem::path* file) {
+        std::string now = hook_->prefix;
+        hook_->entry_key(pk, bytes, now);
+        if (now == entry) out.emplace(decode_stored_key(e, pk, file), deserialize(e, bytes, file));
+      });
+      return out;
+    }
+    Collection c_;
+    std::shared_ptr<const IndexHook> hook_;
+  };
+
+  /// Declares the secondary index called name on this collection (or opens
+  /// it again: an index is recorded in the MANIFEST by name, with its index
+  /// key type and `version`) and returns it. extract is a pointer to a data
+  /// member of Value, a function of `const Value&`, or a function of
+  /// `(const Key&, const Value&)`; what it returns is the index key (any Key
+  /// type). The index is kept in the same commit as each
+  /// record from then on, by every handle of the collection in this process.
+  ///
+  /// It is built here (holding the collection's writers off, streaming the
+  /// records in batches: memory stays bounded) when it is new, when its key
+  /// type or version changed (give a new version whenever extract's meaning
+  /// changes: the index is rebuilt, never silently stale), or when it is not
+  /// ready: its build was interrupted, or a session wrote the collection
+  /// without declaring it (such a write marks it stale first). Declare
+  /// indexes before writing, in every session. Needs a store of several
+  /// collections (a Database's). ConstraintError when a unique index finds
+  /// two records with one key (the index is then not created).
+  template <class Extract>
+  auto index(std::string_view name, Extract extract, std::uint32_t version = 0) {
+    return declare_index<false>(name, std::move(extract), version);
+  }
+  /// index() of a unique index: at most one record per index key; a write
+  /// that would add a second one throws ConstraintError and writes nothing.
+  template <class Extract>
+  auto index(std::string_view name, Extract extract, unique_t, std::uint32_t version = 0) {
+    return declare_index<true>(name, std::move(extract), version);
   }
 
   /// Number of records with from <= key < to, counted by walking their keys
@@ -13919,9 +14622,8 @@ class Collection {
   template <class C, class E, class L>
   friend class Database;
 
-  // A handle to the records of slot (nullptr: the default collection) in e.
-  Collection(engine_type* e, const CollectionSlot* slot)
-      : engine_(e), slot_(slot), prefix_(slot ? slot->prefix : e->default_prefix()) {}
+  // A handle to the records of slot (a collection of e).
+  Collection(engine_type* e, CollectionSlot* slot) : engine_(e), slot_(slot), prefix_(slot->prefix) {}
 
   static RecordTypes record_types() {
     RecordTypes t;
@@ -13955,7 +14657,7 @@ class Collection {
     if (!engine_)
       throw ValidationError("stowage: this Storage or Collection was moved from (or never opened); use the one it "
                             "was moved to");
-    if (slot_ && slot_->dropped.load(std::memory_order_relaxed))
+    if (slot_->dropped.load(std::memory_order_relaxed))
       throw ValidationError("stowage: collection '" + slot_->name + "' was dropped");
     return *engine_;
   }
@@ -13964,6 +14666,75 @@ class Collection {
     std::string k = prefix_;
     encode_key(key, k);
     return k;
+  }
+
+  // Runs plain(engine) for a write when the collection has no index (under
+  // its gate, shared, in a store of several collections), else indexed(
+  // engine) under the gate held exclusively (detail/index_ops.hpp), after
+  // marking stale the recorded indexes this session has not declared.
+  template <class Plain, class Indexed>
+  decltype(auto) guarded(Plain&& plain, Indexed&& indexed) const {
+    engine_type& e = engine();
+    if (prefix_.empty()) return plain(e);  // a bare store: no indexes
+    {
+      std::shared_lock gate(slot_->gate);
+      if (!slot_->indexed.load(std::memory_order_acquire)) return plain(e);
+    }
+    std::unique_lock gate(slot_->gate);
+    e.mark_stale(*slot_);
+    if (slot_->hooks.empty()) {
+      slot_->indexed.store(false, std::memory_order_release);
+      return plain(e);
+    }
+    return indexed(e);
+  }
+  // Commits ops (of this collection) with the index entries they change.
+  // The caller holds the gate exclusively.
+  void commit_indexed(engine_type& e, std::vector<WriteOp> ops) const {
+    std::vector<std::size_t> mine(ops.size());
+    for (std::size_t i = 0; i < ops.size(); ++i) mine[i] = i;
+    std::vector<WriteOp> all = ops;
+    detail::expand_index_ops(e, *slot_, ops, mine, all);
+    e.write(all);
+  }
+  // insert() and update(): Engine::read_modify_write, or with indexes a read
+  // and a commit under the exclusive gate (no other writer between).
+  template <class Decide>
+  WriteDecision read_modify_write(const std::string& k, Decide& decide) {
+    return guarded([&](engine_type& e) { return e.read_modify_write(k, DecideRef(decide)).decision; },
+                   [&](engine_type& e) {
+                     std::optional<std::string> current;
+                     e.find(k, [&](std::string_view bytes, const std::filesystem::path*) { current.emplace(bytes); });
+                     std::string next;
+                     const WriteDecision d = decide(current ? &*current : nullptr, next);
+                     if (d == WriteDecision::put) commit_indexed(e, {WriteOp{false, k, std::move(next)}});
+                     if (d == WriteDecision::erase) commit_indexed(e, {WriteOp{true, k, {}}});
+                     return d;
+                   });
+  }
+  // erase_range() and erase_prefix(): Engine::erase_range, or with indexes
+  // batches of kEraseRangeBatch keys committed with their index entries.
+  std::size_t erase_encoded_range(std::optional<std::string> from, std::optional<std::string> to) {
+    return guarded([&](engine_type& e) { return e.erase_range(from, to); },
+                   [&](engine_type& e) {
+                     std::size_t erased = 0;
+                     for (;;) {
+                       std::vector<WriteOp> ops;
+                       {
+                         typename engine_type::Cursor cursor(&e, from, to);
+                         while (ops.size() < kEraseRangeBatch && cursor.peek()) {
+                           ops.push_back(WriteOp{true, std::string(cursor.key()), {}});
+                           cursor.accept();
+                         }
+                       }
+                       if (ops.empty()) return erased;
+                       erased += ops.size();
+                       const bool more = ops.size() == kEraseRangeBatch;
+                       from = ops.back().key + '\0';
+                       commit_indexed(e, std::move(ops));
+                       if (!more) return erased;
+                     }
+                   });
   }
   // The collection's first possible key, and the smallest key above all of
   // its keys (nullopt: none, in a bare store).
@@ -14002,6 +14773,92 @@ class Collection {
       cursor.accept();
     }
     return n;
+  }
+
+  template <bool Unique, class Extract>
+  auto declare_index(std::string_view name, Extract extract, std::uint32_t version) {
+    constexpr bool with_key = std::is_invocable_v<const Extract&, const Key&, const Value&>;
+    static_assert(with_key || std::is_invocable_v<const Extract&, const Value&>,
+                  "stowage: an index's extractor must be a pointer to a data member of Value, or callable with "
+                  "(const Value&) or (const Key&, const Value&)");
+    using IndexKey = typename decltype([] {
+      if constexpr (with_key)
+        return std::type_identity<std::remove_cvref_t<std::invoke_result_t<const Extract&, const Key&, const Value&>>>{};
+      else
+        return std::type_identity<std::remove_cvref_t<std::invoke_result_t<const Extract&, const Value&>>>{};
+    }())::type;
+    static_assert(EncodableKey<IndexKey>,
+                  "stowage: an index key (what the index's extractor returns) needs an order-preserving "
+                  "KeyCodec, as a Key does");
+    engine_type& e = engine();
+    std::unique_lock gate(slot_->gate);
+    bool build = false;
+    CollectionSlot& is = e.declare_index(*slot_, name, KeyCodec<IndexKey>::name(), Unique, version, build);
+    auto hook = std::make_shared<IndexHook>();
+    hook->id = is.id;
+    hook->name = std::string(name);
+    hook->prefix = is.prefix;
+    hook->unique = Unique;
+    hook->entry_key = [extract = std::move(extract), path = e.path()](std::string_view pk, std::string_view bytes,
+                                                                      std::string& out) {
+      Value v;
+      try {
+        v = Serializer::template deserialize<Value>(bytes);
+      } catch (const CorruptionError& err) {
+        throw CorruptionError(path, 0, std::string("a stored value does not decode as this Value type: ") + err.what());
+      }
+      if constexpr (with_key)
+        encode_key(std::invoke(extract, decode_key<Key>(pk), v), out);
+      else
+        encode_key(std::invoke(extract, v), out);
+      if constexpr (!Unique) out.append(pk);
+    };
+    if (build) build_index(e, is, *hook);
+    std::erase_if(slot_->hooks, [&](const auto& h) { return h->id == hook->id; });
+    slot_->hooks.push_back(hook);
+    slot_->indexed.store(true, std::memory_order_release);
+    return Index<IndexKey, Unique>(*this, std::move(hook));
+  }
+
+  // Writes the entries of index `is` for every record (the gate held
+  // exclusively), a batch of kEraseRangeBatch records at a time, then marks
+  // it ready. On failure the index is forgotten and its entries erased.
+  void build_index(engine_type& e, CollectionSlot& is, const IndexHook& hook) {
+    const std::optional<std::string> end = prefix_end(is.prefix);
+    try {
+      e.erase_range(is.prefix, end);  // entries of an earlier definition
+      std::optional<std::string> from = first_key();
+      for (;;) {
+        std::vector<WriteOp> ops;
+        std::set<std::string> batch_keys;
+        {
+          typename engine_type::Cursor cursor(&e, from, end_key());
+          while (ops.size() < kEraseRangeBatch && cursor.peek()) {
+            const std::string_view pk = cursor.key().substr(prefix_.size());
+            std::string entry = detail::index_entry(hook, pk, cursor.value());
+            if (hook.unique && (!batch_keys.insert(entry).second ||
+                                e.find(entry, [](std::string_view, const std::filesystem::path*) {})))
+              throw ConstraintError("stowage: unique index '" + hook.name + "' of collection '" + slot_->name +
+                                    "' cannot be built: two records have the index key " +
+                                    detail::hex_key(std::string_view(entry).substr(is.prefix.size())));
+            ops.push_back(WriteOp{false, std::move(entry), std::string(pk)});
+            from = std::string(cursor.key()) + '\0';
+            cursor.accept();
+          }
+        }
+        if (ops.empty()) break;
+        e.write(ops);
+        if (ops.size() < kEraseRangeBatch) break;
+      }
+      e.index_built(is);
+    } catch (...) {
+      try {
+        e.erase_range(is.prefix, end);
+        e.forget_index(is);
+      } catch (...) {  // the index stays not ready: the next declaration builds it again
+      }
+      throw;
+    }
   }
 
   // Encoded within the limits (ValidationError otherwise), checked before
@@ -14062,7 +14919,7 @@ class Collection {
   }
 
   engine_type* engine_ = nullptr;         // null: moved from, or never opened
-  const CollectionSlot* slot_ = nullptr;  // null: the default collection
+  CollectionSlot* slot_ = nullptr;        // the collection's (the engine's), null when engine_ is
   std::string prefix_;                    // the bytes every key starts with
 };
 
@@ -14116,8 +14973,7 @@ class Database {
   template <class Key, class Value, class Serializer = BinarySerializer>
   collection_type<Key, Value, Serializer> collection(std::string_view name) {
     using C = collection_type<Key, Value, Serializer>;
-    const CollectionSlot& slot = engine().collection(name, C::record_types());
-    return C(&engine(), slot.id == 0 ? nullptr : &slot);
+    return C(&engine(), &engine().collection(name, C::record_types()));
   }
 
   /// The names of the collections: "default" first when it has types (a
@@ -14142,16 +14998,19 @@ class Database {
     /// Adds a put of value under key into collection c (a handle of this
     /// Database).
     template <class K, class V, class S>
-    Batch& put(const collection_type<K, V, S>& c, const K& key, const V& value) {
+    Batch& put(const collection_type<K, V, S>& c, const std::type_identity_t<K>& key,
+               const std::type_identity_t<V>& value) {
       check(c);
       ops_.push_back(WriteOp{false, c.encode_checked_key(key), c.serialize_checked(value)});
+      slots_.push_back(c.slot_);
       return *this;
     }
     /// Adds an erase of key from collection c (not knowing whether it is there).
     template <class K, class V, class S>
-    Batch& erase(const collection_type<K, V, S>& c, const K& key) {
+    Batch& erase(const collection_type<K, V, S>& c, const std::type_identity_t<K>& key) {
       check(c);
       ops_.push_back(WriteOp{true, c.encode_checked_key(key), {}});
+      slots_.push_back(c.slot_);
       return *this;
     }
     /// Operations added since the last commit().
@@ -14159,14 +15018,19 @@ class Database {
     /// Whether none were added since the last commit().
     bool empty() const { return ops_.empty(); }
     /// Drops every operation added since the last commit().
-    void clear() { ops_.clear(); }
+    void clear() {
+      ops_.clear();
+      slots_.clear();
+    }
     /// Commits the operations as one atomic commit (none: nothing happens)
     /// and clears the batch. When it throws nothing was stored, and the
-    /// operations stay in the batch.
+    /// operations stay in the batch. Index entries of the collections'
+    /// indexes are kept in the same commit (ConstraintError, nothing
+    /// written, when a unique index would hold one key twice).
     void commit() {
       if (ops_.empty()) return;
-      engine_->write(ops_);
-      ops_.clear();
+      detail::commit_guarded(*engine_, slots_, ops_);
+      clear();
     }
 
    private:
@@ -14179,6 +15043,7 @@ class Database {
     }
     engine_type* engine_;
     std::vector<WriteOp> ops_;
+    std::vector<CollectionSlot*> slots_;  // the collection of each op
   };
   /// An empty Batch over this Database's collections.
   Batch batch() { return Batch(&engine()); }
@@ -14334,7 +15199,7 @@ class Storage : private detail::EngineOwner<detail::engine_for<Compression, Evic
           bool migrate_only)
       : owner(std::make_unique<engine_type>(dir, std::move(options), base::record_types(), migrations, target,
                                             migrate_only)),
-        base(owner::owned.get(), nullptr) {}
+        base(owner::owned.get(), &owner::owned->default_collection()) {}
   using base::engine;
 };
 

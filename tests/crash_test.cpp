@@ -19,15 +19,22 @@
 //    file-system step (backup, new chunks, MANIFEST swap, cleanup); the
 //    store must then hold all of version 1 or all of version 2.
 //
+// The store is one Storage, or (its own test case, [collections]) a Database
+// with two collections, "a" and "b", written with the same op stream: model
+// key k is key k of "a" below kKeys / 2 and key k - kKeys / 2 of "b" above
+// (so both hold the same ints, under their own prefixes), and a batch whose
+// keys fall in both is one Database::Batch, one commit across collections.
+//
 // The checks:
 //
-//  - it opens;
+//  - it opens (as what it was written as);
 //  - its contents are the model after every acknowledged write, or after
 //    every acknowledged write plus the one in flight (a batch is one write:
-//    all or nothing) — so acknowledged puts are there with their values,
-//    acknowledged erases are absent, and nothing else appears;
+//    all or nothing, across collections too) — so acknowledged puts are
+//    there with their values, acknowledged erases are absent, and nothing
+//    else appears;
 //  - size() equals the records a scan yields, the scan ascends strictly, and
-//    get() of every key agrees with the scan.
+//    get() of every key agrees with the scan (per collection).
 //
 // The next round's child appends to the same store, so recovery of recovered
 // stores is exercised too. Kill -9 keeps the page cache, so Durability::none
@@ -37,7 +44,8 @@
 // the parent knows every op without the child describing it; acks carry the
 // index and what erase() / get() returned, which the parent checks too.
 // STOWAGE_CRASH_ROUNDS=N sets the number of rounds per durability mode
-// (default 14 with Durability::none, 11 with Durability::sync) for soak runs.
+// (default 14 with Durability::none, 11 with Durability::sync; the
+// collections case 8 and 6) for soak runs.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -145,6 +153,134 @@ CrashOp op_at(std::uint64_t seed, std::uint64_t i) {
   return op;
 }
 
+// ---- the stores a child writes and the parent checks -----------------------
+
+// What the parent read back from a reopened store.
+struct Readback {
+  ModelState got;        // every record, under its model key
+  std::string problems;  // broken invariants ("" if none)
+  void note(const std::string& collection, const std::string& what) {
+    if (!problems.empty()) problems += "; ";
+    problems.append(collection).append(": ").append(what);
+  }
+};
+
+// Reads collection c (keys 0 .. keys-1) into r.got under model key offset +
+// key, checking that its scan ascends strictly and stays in that range, that
+// size() equals the records the scan yields and that get() of every key
+// agrees with the scan.
+template <class C>
+void read_collection(const C& c, const std::string& name, int offset, int keys, Readback& r) {
+  ModelState mine;
+  std::optional<int> prev;
+  bool ascending = true;
+  std::size_t records = 0, stray = 0, disagree = 0;
+  for (const auto& [k, v] : c.scan()) {
+    if (prev && !(*prev < k)) ascending = false;
+    prev = k;
+    ++records;
+    if (k < 0 || k >= keys) {
+      ++stray;
+      continue;
+    }
+    mine[k] = v;
+    r.got[offset + k] = v;
+  }
+  const std::size_t size = c.size();
+  for (int k = 0; k < keys; ++k) {
+    auto g = c.get(k);
+    auto it = mine.find(k);
+    if (g.has_value() != (it != mine.end()) || (g && *g != it->second)) ++disagree;
+  }
+  if (!ascending) r.note(name, "the scan does not ascend strictly");
+  if (stray > 0) r.note(name, std::to_string(stray) + " keys outside 0.." + std::to_string(keys - 1));
+  if (size != records)
+    r.note(name, "size() is " + std::to_string(size) + " but the scan yields " + std::to_string(records));
+  if (disagree > 0) r.note(name, "get() disagrees with the scan on " + std::to_string(disagree) + " keys");
+}
+
+// One pass over c, yielding now and then (the child's reader thread).
+template <class C>
+void scan_through(const C& c) {
+  std::size_t n = 0;
+  for (auto&& kv : c.scan()) {
+    (void)kv;
+    if (++n % 64 == 0) std::this_thread::yield();
+  }
+}
+
+// The store of the [crash] cases: one Storage, model key = key.
+struct StorageTarget {
+  static constexpr const char* kName = "";
+  Store db;
+  StorageTarget(const std::filesystem::path& dir, const Options& o) : db(dir, o) {}
+  void scan() const { scan_through(db); }
+  std::optional<std::string> get(int k) const { return db.get(k); }
+  // Runs a write; returns what an erase returned (1: the key was there).
+  std::int64_t write(const ModelOp& op) {
+    if (op.kind == ModelOp::erase) return db.erase(op.key) ? 1 : 0;
+    stowage_test::run_op(db, op);
+    return 0;
+  }
+  void read(Readback& r) const { read_collection(db, "the store", 0, kKeys, r); }
+};
+
+// The store of the [crash][collections] case: a Database with collections
+// "a" (model keys below kHalf) and "b" (model key k is key k - kHalf of "b").
+struct DatabaseTarget {
+  static constexpr const char* kName = "collections, ";
+  static constexpr int kHalf = kKeys / 2;
+  using Coll = Database<>::collection_type<int, std::string>;
+  Database<> db;
+  Coll a, b;
+  DatabaseTarget(const std::filesystem::path& dir, const Options& o)
+      : db(dir, o), a(db.collection<int, std::string>("a")), b(db.collection<int, std::string>("b")) {}
+  Coll& of(int k) { return k < kHalf ? a : b; }
+  static int key(int k) { return k < kHalf ? k : k - kHalf; }
+  void scan() const {
+    scan_through(a);
+    scan_through(b);
+  }
+  std::optional<std::string> get(int k) { return of(k).get(key(k)); }
+  std::int64_t write(const ModelOp& op) {
+    switch (op.kind) {
+      case ModelOp::put: of(op.key).put(key(op.key), op.value); break;
+      case ModelOp::erase: return of(op.key).erase(key(op.key)) ? 1 : 0;
+      case ModelOp::batch: {
+        bool in_a = false, in_b = false;  // the collections it writes to
+        for (const auto& kv : op.pairs) (kv.first < kHalf ? in_a : in_b) = true;
+        for (int k : op.erases) (k < kHalf ? in_a : in_b) = true;
+        if (in_a != in_b && op.batch_id % 2 == 0) {
+          // Every other batch within one collection goes through that
+          // collection's own put_batch or Batch.
+          ModelOp local = op;
+          for (auto& kv : local.pairs) kv.first = key(kv.first);
+          for (int& k : local.erases) k = key(k);
+          stowage_test::run_op(in_a ? a : b, local);
+        } else {
+          // One commit across both collections.
+          auto batch = db.batch();
+          for (const auto& [k, v] : op.pairs) batch.put(of(k), key(k), v);
+          for (int k : op.erases) batch.erase(of(k), key(k));
+          batch.commit();
+        }
+        break;
+      }
+    }
+    return 0;
+  }
+  void read(Readback& r) const {
+    const auto names = db.collections();
+    if (names != std::vector<std::string>{"a", "b"}) {
+      std::string got;
+      for (const auto& n : names) got.append(got.empty() ? "" : ", ").append(n);
+      r.note("the database", "collections() is {" + got + "}, not {a, b}");
+    }
+    read_collection(a, "collection a", 0, kHalf, r);
+    read_collection(b, "collection b", kHalf, kHalf, r);
+  }
+};
+
 // ---- the pipe protocol -----------------------------------------------------
 
 enum AckKind : std::uint32_t { kStarting = 1, kOpened = 2, kDone = 3, kFailed = 4, kStep = 5 };
@@ -220,10 +356,12 @@ std::shared_ptr<FileSystem> gated_file_system(const std::filesystem::path& dir, 
   return fs;
 }
 
-// The child: writes forever, acknowledging every op after it returns. No
-// Catch2 here; leaves only through SIGKILL or _exit. With step_fd >= 0 it
-// reports every file-system step of kStepMask and waits for a byte on
-// step_fd before doing it.
+// The child: opens a Target (StorageTarget or DatabaseTarget), writes
+// forever, acknowledging every op after it returns. No Catch2 here; leaves
+// only through SIGKILL or _exit. With step_fd >= 0 it reports every
+// file-system step of kStepMask and waits for a byte on step_fd before doing
+// it.
+template <class Target>
 [[noreturn]] void child_main(const std::filesystem::path& dir, Options opt, std::uint64_t seed, int fd,
                              int step_fd) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -232,7 +370,7 @@ std::shared_ptr<FileSystem> gated_file_system(const std::filesystem::path& dir, 
   send_ack(fd, a);
   try {
     if (step_fd >= 0) opt.file_system = gated_file_system(dir, fd, step_fd);
-    Store db(dir, opt);
+    Target db(dir, opt);
     a.kind = kOpened;
     send_ack(fd, a);
     if (step_fd < 0) {
@@ -240,13 +378,7 @@ std::shared_ptr<FileSystem> gated_file_system(const std::filesystem::path& dir, 
       // iterators pin Versions whose files compactions have replaced.
       std::thread([&db, fd] {
         try {
-          for (;;) {
-            std::size_t n = 0;
-            for (auto&& kv : db.scan()) {
-              (void)kv;
-              if (++n % 64 == 0) std::this_thread::yield();
-            }
-          }
+          for (;;) db.scan();
         } catch (const std::exception& e) {
           child_failed(fd, e);
         }
@@ -261,11 +393,7 @@ std::shared_ptr<FileSystem> gated_file_system(const std::filesystem::path& dir, 
         auto v = db.get(op.get_key);
         done.result = v ? value_hash(*v) : -1;
       } else {
-        switch (op.write.kind) {
-          case ModelOp::put: db.put(op.write.key, op.write.value); break;
-          case ModelOp::erase: done.result = db.erase(op.write.key) ? 1 : 0; break;
-          case ModelOp::batch: stowage_test::run_op(db, op.write); break;
-        }
+        done.result = db.write(op.write);
       }
       send_ack(fd, done);
     }
@@ -360,8 +488,10 @@ int rounds_per_mode(int fallback) {
   return std::max(1, std::atoi(env));
 }
 
+template <class Target>
 void run_crash_rounds(Durability durability, int rounds, std::uint64_t seed_base, std::uint64_t max_ops,
                       std::uint64_t max_steps) {
+  const std::string label = std::string(Target::kName) + (durability == Durability::sync ? "sync" : "none");
   TempDir tmp("crash");
   const auto dir = tmp / "db";
   ModelState base;  // the verified contents after the previous round
@@ -402,7 +532,7 @@ void run_crash_rounds(Durability durability, int rounds, std::uint64_t seed_base
     if (pid == 0) {
       ::close(fds[0]);
       if (step_fds[1] >= 0) ::close(step_fds[1]);
-      child_main(dir, opt, seed, fds[1], step_fds[0]);
+      child_main<Target>(dir, opt, seed, fds[1], step_fds[0]);
     }
     ::close(fds[1]);
     if (step_fds[0] >= 0) ::close(step_fds[0]);
@@ -477,7 +607,7 @@ void run_crash_rounds(Durability durability, int rounds, std::uint64_t seed_base
     guard.pid = -1;
     // Drain what the child acknowledged before it died.
     while (!failed && read_ack(fds[0], a)) take(a);
-    INFO("round " << round << " (" << (durability == Durability::sync ? "sync" : "none") << ", seed " << seed
+    INFO("round " << round << " (" << label << ", seed " << seed
                   << (how == in_open ? ", killed in open" : how == after_acks ? ", killed after acks: " : ", killed before step ")
                   << target << (killed_at_step ? " (" + last_step + ")" : std::string()) << ", " << acked
                   << " ops acknowledged)");
@@ -496,26 +626,12 @@ void run_crash_rounds(Durability durability, int rounds, std::uint64_t seed_base
     if (killed_at_step) ++kills.steps[last_step];
 
     // Reopen and read everything.
-    ModelState got;
-    std::size_t size = 0;
-    bool ascending = true;
-    std::size_t disagree = 0;
+    Readback back;
     try {
       Options check = crash_options(durability, small_wal);
       check.checkpoint_on_close = round % 2 == 0;  // sometimes the next child replays this WAL too
-      Store db(dir, check);
-      std::optional<int> prev;
-      for (const auto& [k, v] : db.scan()) {
-        if (prev && !(*prev < k)) ascending = false;
-        prev = k;
-        got[k] = v;
-      }
-      size = db.size();
-      for (int k = 0; k < kKeys; ++k) {
-        auto g = db.get(k);
-        auto it = got.find(k);
-        if (g.has_value() != (it != got.end()) || (g && *g != it->second)) ++disagree;
-      }
+      const Target db(dir, check);
+      db.read(back);
     } catch (const std::exception& e) {
       // Keep the broken store for a post-mortem.
       const auto keep = std::filesystem::temp_directory_path() /
@@ -523,9 +639,8 @@ void run_crash_rounds(Durability durability, int rounds, std::uint64_t seed_base
       stowage_test::copy_dir(dir, keep);
       FAIL("reopening after SIGKILL threw: " << e.what() << "\n  store kept at " << keep.string());
     }
-    CHECK(ascending);
-    CHECK(size == got.size());
-    CHECK(disagree == 0);
+    CHECK(back.problems == "");
+    const ModelState& got = back.got;
     const long p = stowage_test::find_prefix(base, candidates, writes.size(), candidates.size(), got);
     if (p < 0) {
       const auto keep = std::filesystem::temp_directory_path() /
@@ -537,29 +652,38 @@ void run_crash_rounds(Durability durability, int rounds, std::uint64_t seed_base
     }
     if (in_flight && p == static_cast<long>(candidates.size())) ++kills.in_flight_landed;
     total_acked += acked;
-    base = std::move(got);
+    base = std::move(back.got);
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::printf(
       "crash (%s): %d rounds, %llu acknowledged ops, %.1f s; kills during open %d, in a checkpoint before the "
       "manifest %d, writing the manifest %d, in checkpoint cleanup %d, elsewhere %d; in-flight write landed %d; "
       "final store %zu records\n",
-      durability == Durability::sync ? "sync" : "none", rounds, static_cast<unsigned long long>(total_acked), secs,
+      label.c_str(), rounds, static_cast<unsigned long long>(total_acked), secs,
       kills.recovery, kills.chunks_unnamed, kills.manifest_tmp, kills.cleanup, kills.between, kills.in_flight_landed,
       base.size());
   std::string exact;
   for (const auto& [name, n] : kills.steps) exact += " [" + name + "] x" + std::to_string(n);
-  std::printf("crash (%s): exact kills before:%s\n", durability == Durability::sync ? "sync" : "none", exact.c_str());
+  std::printf("crash (%s): exact kills before:%s\n", label.c_str(), exact.c_str());
 }
 
 }  // namespace
 
 TEST_CASE("SIGKILL at random points with Durability::none loses no acknowledged write", "[crash]") {
-  run_crash_rounds(Durability::none, rounds_per_mode(14), 1000, 4000, 800);
+  run_crash_rounds<StorageTarget>(Durability::none, rounds_per_mode(14), 1000, 4000, 800);
 }
 
 TEST_CASE("SIGKILL at random points with Durability::sync loses no acknowledged write", "[crash]") {
-  run_crash_rounds(Durability::sync, rounds_per_mode(11), 5000, 1200, 1500);
+  run_crash_rounds<StorageTarget>(Durability::sync, rounds_per_mode(11), 5000, 1200, 1500);
+}
+
+// Both durability modes: puts, erases and gets in either collection of a
+// Database, batches within one and across both (each all or nothing).
+TEST_CASE("SIGKILL at random points in a Database of two collections loses no acknowledged write and splits no "
+          "batch across collections",
+          "[crash][collections]") {
+  run_crash_rounds<DatabaseTarget>(Durability::none, rounds_per_mode(8), 9000, 2000, 800);
+  run_crash_rounds<DatabaseTarget>(Durability::sync, rounds_per_mode(6), 13000, 1000, 1500);
 }
 
 namespace {

@@ -330,4 +330,43 @@ TEST_CASE("a hostile collection table is a CorruptionError") {
   m = good;
   m.dropped = {11};
   refused(m, "a dropped id not below the next id");
+
+  // Indexes: each follows the collection it indexes; names are unique per collection.
+  auto with_index = good;
+  detail::CollectionState ix{"by_x", 3, "str", "", "", 0};
+  ix.kind = detail::CollectionKind::unique_index;
+  ix.parent = 1;
+  ix.index_version = 4;
+  ix.ready = false;
+  with_index.collections.push_back(ix);
+  ix.id = 4;
+  ix.parent = 0;  // the default collection's index of the same name
+  ix.kind = detail::CollectionKind::multi_index;
+  with_index.collections.push_back(ix);
+  const auto back = detail::decode_manifest(detail::encode_manifest(with_index), "MANIFEST");
+  REQUIRE(back.index(1, "by_x"));
+  CHECK(back.index(1, "by_x")->index_version == 4);
+  CHECK_FALSE(back.index(1, "by_x")->ready);
+  CHECK(back.index(0, "by_x")->kind == detail::CollectionKind::multi_index);
+  CHECK_FALSE(back.collection("by_x"));
+  m = with_index;
+  m.collections[2].kind = static_cast<detail::CollectionKind>(3);
+  refused(m, "no such kind");
+  m = with_index;
+  m.collections[2].parent = 7;
+  refused(m, "an index of a collection not listed");
+  m = with_index;
+  m.collections[2].parent = 2;
+  m.collections[3].parent = 2;
+  refused(m, "one index name twice in a collection");
+  m = with_index;
+  m.collections[2].ids_reserved = 5;
+  refused(m, "an index reserving ids");
+  m = with_index;
+  m.collections[0].index_version = 1;
+  refused(m, "a collection with index fields");
+  m = with_index;
+  std::swap(m.collections[1], m.collections[2]);
+  m.collections[1].parent = 2;  // indexes a collection listed after it
+  refused(m, "an index before its collection");
 }

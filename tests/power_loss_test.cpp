@@ -14,7 +14,8 @@
 // Cuts land after a flush with an unflushed tail (a), anywhere in a
 // Durability::sync workload (b), at every step of a checkpoint (c) and after
 // a failed step (c2), at every step of recovery and of creating a store,
-// inside batches (d), after a process crash and reopen (e), at every step
+// inside batches (d) and batches across the collections of a Database (d'),
+// after a process crash and reopen (e), at every step
 // of a close that writes its buffer from several threads (g), at every
 // step of a migration (f), in concurrent writers and flushers, and
 // repeatedly on one store (soak;
@@ -737,6 +738,217 @@ TEST_CASE("put_batch is all or nothing across power loss", "[power][batch]") {
     ++runs;
   }
   std::printf("power loss (d): %d runs of batches\n", runs);
+}
+
+// ---- (d') batches across the collections of a Database ----------------------
+
+namespace {
+
+// The stores of (d'): a Database with collections "a" and "b"; model key k is
+// key k of "a" below kCollKeys and key k - kCollKeys of "b" from there.
+constexpr int kCollKeys = 6000;
+using Coll = Database<>::collection_type<int, std::string>;
+
+// Batch j: puts keys j * 100 + i (fresh, its own) into both collections, large
+// in one batch of eight (one WAL record over the file's 64 KiB write buffer);
+// one in three also erases keys earlier batches put (each erased once, only
+// odd i: the even ones stay, so every batch keeps keys to find it by).
+ModelOp collection_batch(std::mt19937_64& rng, int j, const std::vector<ModelOp>& before, std::set<int>& erased) {
+  ModelOp op;
+  op.kind = ModelOp::batch;
+  op.batch_id = static_cast<std::uint64_t>(j);
+  const bool big = rng() % 8 == 0;
+  for (const int offset : {0, kCollKeys}) {
+    const int n = big ? 99 : 5 + static_cast<int>(rng() % 45);
+    for (int i = 0; i < n; ++i)
+      op.pairs.emplace_back(offset + j * 100 + i, std::string(offset ? "b" : "a") + "/batch" + std::to_string(j) +
+                                                      "/" + std::to_string(i) + std::string(big ? 900 : 0, 'p'));
+  }
+  if (j > 0 && rng() % 3 == 0)
+    for (int e = 1 + static_cast<int>(rng() % 4); e > 0; --e) {
+      const auto& from = before[static_cast<std::size_t>(j - 1 - static_cast<int>(rng() % std::min(j, 5)))];
+      const int k = from.pairs[rng() % from.pairs.size()].first;
+      if (k % 2 == 1 && erased.insert(k).second) op.erases.push_back(k);
+    }
+  return op;
+}
+
+// A run of (d'): the batches attempted (the last maybe in flight when the
+// power went), how many returned, and how many collection() calls did.
+struct CollectionRun {
+  std::vector<ModelOp> ops;
+  std::size_t done = 0;
+  bool in_flight = false;
+  std::size_t created = 0;  // "a", then "b"
+};
+
+// Opens a Database on fs with Durability::sync, creates "a" and "b" and
+// commits `batches` batches across both, each one Database::Batch, until
+// the power goes (an IoError after an armed fault) or the end (then the
+// power goes too).
+CollectionRun write_collection_batches(const std::filesystem::path& dir, const std::shared_ptr<FaultFileSystem>& fs,
+                                       std::uint64_t seed, int batches) {
+  CollectionRun run;
+  std::mt19937_64 rng(seed);
+  std::set<int> erased;
+  try {
+    Database<> db(dir, small_options(fs, Durability::sync));
+    Coll a = db.collection<int, std::string>("a");
+    ++run.created;
+    Coll b = db.collection<int, std::string>("b");
+    ++run.created;
+    for (int j = 0; j < batches; ++j) {
+      run.ops.push_back(collection_batch(rng, j, run.ops, erased));
+      auto batch = db.batch();
+      for (const auto& [k, v] : run.ops.back().pairs) batch.put(k < kCollKeys ? a : b, k % kCollKeys, v);
+      for (int k : run.ops.back().erases) batch.erase(k < kCollKeys ? a : b, k % kCollKeys);
+      run.in_flight = true;
+      batch.commit();
+      run.in_flight = false;
+      ++run.done;
+    }
+    fs->crash_now();
+  } catch (const IoError&) {
+    // the cut hit an operation (or the open); the store is gone
+  }
+  return run;
+}
+
+// Opens the Database at dir with the POSIX file system and reads both
+// collections (under model keys), checking what read_store checks of a
+// Storage in each, and that the collections whose collection() call returned
+// before the cut are there. nullopt (and a failed check) if it throws.
+std::optional<ModelState> read_collections(const std::filesystem::path& dir, const std::string& context,
+                                           const CollectionRun& run) {
+  ModelState got;
+  try {
+    Options o = small_options();
+    o.checkpoint_on_close = false;
+    Database<> db(dir, o);
+    INFO(context);
+    const auto names = db.collections();
+    CHECK(names.size() >= run.created);
+    CHECK(names.size() <= 2);
+    for (std::size_t i = 0; i < names.size() && i < 2; ++i) CHECK(names[i] == (i == 0 ? "a" : "b"));
+    const int key_hi = static_cast<int>(run.ops.size()) * 100;
+    for (const int offset : {0, kCollKeys}) {
+      const Coll c = db.collection<int, std::string>(offset ? "b" : "a");
+      INFO("collection " << c.name());
+      std::optional<int> prev;
+      bool ascending = true;
+      std::size_t records = 0, stray = 0, disagree = 0;
+      for (const auto& [k, v] : c.scan()) {
+        if (prev && !(*prev < k)) ascending = false;
+        prev = k;
+        ++records;
+        if (k < 0 || k >= key_hi) ++stray;
+        got[offset + k] = v;
+      }
+      CHECK(ascending);
+      CHECK(stray == 0);
+      CHECK(c.size() == records);
+      for (int k = 0; k < key_hi; ++k) {
+        auto g = c.get(k);
+        auto it = got.find(offset + k);
+        if (g.has_value() != (it != got.end()) || (g && *g != it->second)) ++disagree;
+      }
+      CHECK(disagree == 0);
+    }
+  } catch (const std::exception& e) {
+    FAIL_CHECK(context << "\n  reopening the Database after the power cut threw: " << e.what());
+    return std::nullopt;
+  }
+  return got;
+}
+
+// Checks the store a run left: every batch that returned is there whole in
+// both collections, no batch is there in part (its puts in both collections
+// and its erases land together), and the store is the model after the
+// returned batches, maybe plus the one in flight. Returns whether the one
+// in flight landed.
+bool check_collection_batches(const ModelState& got, const CollectionRun& run, const std::string& ctx) {
+  std::set<int> erased;  // by any batch attempted: their puts are not counted
+  for (const auto& op : run.ops) erased.insert(op.erases.begin(), op.erases.end());
+  std::vector<bool> landed(run.ops.size());
+  for (std::size_t j = 0; j < run.ops.size(); ++j) {
+    std::size_t present[2] = {0, 0}, kept[2] = {0, 0};
+    for (const auto& [k, v] : run.ops[j].pairs) {
+      if (erased.count(k)) continue;
+      const int c = k < kCollKeys ? 0 : 1;
+      ++kept[c];
+      auto it = got.find(k);
+      if (it == got.end()) continue;
+      ++present[c];
+      INFO(ctx << ", batch " << j << ", model key " << k);
+      CHECK(it->second == v);
+    }
+    INFO(ctx << ", batch " << j << (j < run.done ? " (returned)" : " (in flight)") << ": present in a " << present[0]
+             << "/" << kept[0] << ", in b " << present[1] << "/" << kept[1]);
+    landed[j] = present[0] == kept[0] && present[1] == kept[1];
+    CHECK((landed[j] || present[0] + present[1] == 0));
+    if (j < run.done) CHECK(landed[j]);
+  }
+  for (std::size_t j = 0; j < run.ops.size(); ++j)
+    for (const int k : run.ops[j].erases) {
+      const auto writer = static_cast<std::size_t>((k % kCollKeys) / 100);
+      if (!landed[writer]) continue;
+      INFO(ctx << ", batch " << j << " erases model key " << k << " (of batch " << writer << ")");
+      CHECK(got.count(k) == (landed[j] ? 0u : 1u));
+    }
+  expect_prefix({}, run.ops, run.done, run.done + (run.in_flight ? 1 : 0), got, ctx);
+  return run.in_flight && landed.back();
+}
+
+}  // namespace
+
+// (d') A Database's batches across collections, with Durability::sync: a
+// power cut at each file-system step of creating the store, its two
+// collections and six batches, then at random points of longer runs.
+TEST_CASE("Database batches across collections are all or nothing across power loss", "[power][collections]") {
+  const TailMode modes[] = {TailMode::drop, TailMode::prefix, TailMode::garbage, TailMode::zeros, TailMode::mixed};
+  int landed = 0;
+  std::uint64_t k = 1;
+  for (;; ++k) {
+    TempDir tmp("power-coll-step");
+    const auto dir = tmp / "db";
+    auto fs = FaultFileSystem::make(dir);
+    fs->fail_at(stowage_test::kOpMutating, k, true);
+    const CollectionRun run = write_collection_batches(dir, fs, 77, 6);
+    const bool fired = fs->faults() > 0;
+    const DirMode dirs = dir_mode_for(k);
+    fs->simulate_power_loss(modes[k % 5], k, dirs);
+    const auto ctx = "(d') power cut at step " + std::to_string(k) + " (" +
+                     (fired ? fs->last_fault() : std::string("none: after the last batch")) +
+                     "), tail=" + stowage_test::tail_mode_name(modes[k % 5]) +
+                     " dirs=" + stowage_test::dir_mode_name(dirs) + ", batches returned=" + std::to_string(run.done) +
+                     (run.in_flight ? " +1 in flight" : "");
+    if (std::filesystem::exists(dir))
+      if (const auto got = read_collections(dir, ctx, run)) landed += check_collection_batches(*got, run, ctx) ? 1 : 0;
+    if (!fired) {
+      REQUIRE(run.done == 6);
+      break;
+    }
+  }
+  CHECK(k > 20);
+  int random_cuts = 0;
+  for (std::uint64_t seed = 1; seed <= 12; ++seed) {
+    TempDir tmp("power-coll");
+    const auto dir = tmp / "db";
+    auto fs = FaultFileSystem::make(dir);
+    std::mt19937_64 rng(seed * 131);
+    fs->fail_at(stowage_test::kOpMutating, 1 + rng() % 400, true);
+    const CollectionRun run = write_collection_batches(dir, fs, seed, 40);
+    random_cuts += fs->faults() > 0 ? 1 : 0;
+    const DirMode dirs = dir_mode_for(seed);
+    fs->simulate_power_loss(modes[seed % 5], seed, dirs);
+    const auto ctx = describe("(d')", seed, modes[seed % 5]) + " batches returned=" + std::to_string(run.done) +
+                     (run.in_flight ? " +1 in flight" : "") + " fault at: " + fs->last_fault();
+    if (!std::filesystem::exists(dir)) continue;
+    if (const auto got = read_collections(dir, ctx, run)) landed += check_collection_batches(*got, run, ctx) ? 1 : 0;
+  }
+  std::printf("power loss (d'): a power cut at each of the %llu steps of creating a Database, two collections and "
+              "six batches across them; 12 runs of 40 batches, %d cut inside; %d in-flight batches landed whole\n",
+              static_cast<unsigned long long>(k - 1), random_cuts, landed);
 }
 
 // (e) A process crash leaves the WAL tail in the page cache only; the next

@@ -16,13 +16,17 @@
 #include <filesystem>
 #include <iterator>
 #include <memory>
+#include <functional>
 #include <optional>
+#include <set>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "detail/index_ops.hpp"
 #include "engine_handle.hpp"
 #include "error.hpp"
 #include "key_codec.hpp"
@@ -82,6 +86,14 @@ struct PolicyChecks {
 }  // namespace detail
 #endif
 
+/// Tag for Collection::index: the index holds at most one record per index
+/// key (`users.index("by_email", &User::email, stowage::unique)`).
+struct unique_t {
+  explicit constexpr unique_t() = default;
+};
+/// See unique_t.
+inline constexpr unique_t unique{};
+
 /// Typed records in a store: the default collection of a Storage (which
 /// derives from it), or a named collection of a Database
 /// (Database::collection). It is a handle: copies refer to the same
@@ -139,12 +151,24 @@ class Collection {
 
   /// The collection's name ("default" for a Storage's records).
   const std::string& name() const {
-    static const std::string default_name = "default";
-    return slot_ ? slot_->name : default_name;
+    static const std::string none;
+    return slot_ ? slot_->name : none;
   }
 
+  /// An id for a new record: unique and increasing (from 1) across threads,
+  /// sessions and processes that open the store one after another, never
+  /// handed out twice, even across a crash (reserved in blocks of
+  /// Engine::kIdBlock in the MANIFEST, so a crash or a close skips the rest
+  /// of a block). Nothing is stored under it: it is for the caller's key.
+  std::uint64_t next_id() { return engine().next_id(*slot_); }
+
   /// Stores value under key, replacing any previous value.
-  void put(const Key& key, const Value& value) { engine().put(encode_checked_key(key), serialize_checked(value)); }
+  void put(const Key& key, const Value& value) {
+    std::string k = encode_checked_key(key);
+    std::string v = serialize_checked(value);
+    guarded([&](engine_type& e) { e.put(k, v); },
+            [&](engine_type& e) { commit_indexed(e, {WriteOp{false, std::move(k), std::move(v)}}); });
+  }
 
   /// The value stored under key, or std::nullopt.
   std::optional<Value> get(const Key& key) const {
@@ -161,12 +185,24 @@ class Collection {
   }
 
   /// Removes key; returns whether it was there.
-  bool erase(const Key& key) { return engine().erase(encode_checked_key(key)); }
+  bool erase(const Key& key) {
+    std::string k = encode_checked_key(key);
+    return guarded([&](engine_type& e) { return e.erase(k); },
+                   [&](engine_type& e) {
+                     const bool existed = e.find(k, [](std::string_view, const std::filesystem::path*) {});
+                     if (existed) commit_indexed(e, {WriteOp{true, std::move(k), {}}});
+                     return existed;
+                   });
+  }
 
   /// Removes key if it is there, without finding out whether it was: no
   /// lookup (erase() may read a block from disk to answer), so it costs what
   /// a put costs. size() stays exact.
-  void discard(const Key& key) { engine().discard(encode_checked_key(key)); }
+  void discard(const Key& key) {
+    std::string k = encode_checked_key(key);
+    guarded([&](engine_type& e) { e.discard(k); },
+            [&](engine_type& e) { commit_indexed(e, {WriteOp{true, std::move(k), {}}}); });
+  }
 
   /// Stores value under key only if key is not stored; returns whether it
   /// stored. The check and the write are atomic against every other writer
@@ -179,7 +215,7 @@ class Collection {
       next = v;
       return WriteDecision::put;
     };
-    return engine().read_modify_write(k, DecideRef(decide)).decision == WriteDecision::put;
+    return read_modify_write(k, decide) == WriteDecision::put;
   }
 
   /// Reads, changes and writes key's record as one step, atomic against
@@ -215,7 +251,7 @@ class Collection {
         return WriteDecision::put;
       }
     };
-    return engine().read_modify_write(k, DecideRef(decide)).decision != WriteDecision::keep;
+    return read_modify_write(k, decide) != WriteDecision::keep;
   }
 
   /// Removes every record with from <= key < to; returns how many it
@@ -224,7 +260,7 @@ class Collection {
   /// range may be gone, and a key written into the range while it runs,
   /// behind its position, stays.
   std::size_t erase_range(const Key& from, const Key& to) {
-    return engine().erase_range(encode_lookup_key(from), encode_lookup_key(to));
+    return erase_encoded_range(encode_lookup_key(from), encode_lookup_key(to));
   }
   /// erase_range over the records whose keys start with prefix (see
   /// scan_prefix).
@@ -232,7 +268,7 @@ class Collection {
     requires KeyPrefix<Key, P>
   std::size_t erase_prefix(const P& prefix) {
     auto [from, to] = prefix_bounds(prefix);
-    return engine().erase_range(std::move(from), std::move(to));
+    return erase_encoded_range(std::move(from), std::move(to));
   }
   /// Most keys erase_range commits at once.
   static constexpr std::size_t kEraseRangeBatch = stowage::kEraseRangeBatch;
@@ -247,7 +283,12 @@ class Collection {
       kv.push_back(encode_checked_key(key));
       kv.push_back(serialize_checked(value));
     }
-    engine().put_batch(kv);
+    guarded([&](engine_type& e) { e.put_batch(kv); },
+            [&](engine_type& e) {
+              std::vector<WriteOp> ops;
+              for (std::size_t i = 0; i + 1 < kv.size(); i += 2) ops.push_back(WriteOp{false, kv[i], kv[i + 1]});
+              commit_indexed(e, std::move(ops));
+            });
   }
 
   /// Puts and erases gathered first and committed together (batch()), as
@@ -280,20 +321,21 @@ class Collection {
     /// operations stay in the batch.
     void commit() {
       if (ops_.empty()) return;
-      engine_->write(ops_);
+      detail::commit_guarded(*engine_, std::vector<CollectionSlot*>(ops_.size(), slot_), ops_);
       ops_.clear();
     }
 
    private:
     friend class Collection;
-    Batch(engine_type* e, std::string prefix) : engine_(e), prefix_(std::move(prefix)) {}
+    Batch(engine_type* e, CollectionSlot* slot) : engine_(e), slot_(slot), prefix_(slot->prefix) {}
     engine_type* engine_;
+    CollectionSlot* slot_;
     std::string prefix_;
     std::vector<WriteOp> ops_;
   };
   /// An empty Batch for this collection (Database::batch() spans
   /// collections).
-  Batch batch() { return Batch(&engine(), prefix_); }
+  Batch batch() { return Batch(&engine(), slot_); }
 
   /// get() for every key of the range, in order.
   template <class Range>
@@ -322,6 +364,187 @@ class Collection {
   range scan_prefix(const P& prefix) const {
     auto [from, to] = prefix_bounds(prefix);
     return range(&engine(), std::move(from), std::move(to), prefix_.size());
+  }
+
+  /// A secondary index of this collection (see index()): its records in
+  /// the order of their index keys, IndexKey = what the index's extractor
+  /// returns. A handle: cheap to copy, valid while the collection is.
+  template <class IndexKey, bool Unique>
+  class Index {
+   public:
+    /// What find() of a unique index returns, and ranges yield.
+    using value_type = std::pair<Key, Value>;
+    class iterator;
+    class range;
+
+    /// The record whose index key is k (a unique index), or the records
+    /// whose index key is k, in the order of their keys (an index that is
+    /// not unique).
+    auto find(const IndexKey& k) const {
+      if constexpr (Unique) {
+        std::optional<value_type> out;
+        const std::string entry = index_key(k);
+        std::optional<std::string> pk;
+        engine().find(entry, [&](std::string_view bytes, const std::filesystem::path*) { pk.emplace(bytes); });
+        if (pk) out = record(*pk, entry);
+        return out;
+      } else {
+        std::string from = index_key(k);
+        std::optional<std::string> to = prefix_end(from);
+        return range(*this, std::move(from), std::move(to));
+      }
+    }
+    /// Every record with an index entry, in index key order.
+    range scan() const { return range(*this, hook_->prefix, prefix_end(hook_->prefix)); }
+    /// Records whose index key k satisfies from <= k < to, in index key order.
+    range scan(const IndexKey& from, const IndexKey& to) const { return range(*this, index_key(from), index_key(to)); }
+    /// Records whose index key starts with prefix (see KeyPrefix), in index
+    /// key order.
+    template <class P>
+      requires KeyPrefix<IndexKey, P>
+    range scan_prefix(const P& prefix) const {
+      std::string from = hook_->prefix + encode_key_prefix<IndexKey>(prefix);
+      std::optional<std::string> to = prefix_end(from);
+      return range(*this, std::move(from), std::move(to));
+    }
+    /// Number of entries (records with an index key), counted by walking them.
+    std::size_t size() const {
+      typename engine_type::Cursor cursor(&engine(), hook_->prefix, prefix_end(hook_->prefix));
+      std::size_t n = 0;
+      for (; cursor.peek(); cursor.accept()) ++n;
+      return n;
+    }
+    /// The index's name.
+    const std::string& name() const { return hook_->name; }
+    /// Whether it holds at most one record per index key.
+    static constexpr bool unique = Unique;
+
+    /// Forward iterator over the records of an index range: as
+    /// Collection::iterator, it holds no lock between steps and sees
+    /// writes made while it runs; a record whose index key changed since
+    /// its entry was read is skipped.
+    class iterator {
+     public:
+      using iterator_category = std::forward_iterator_tag;
+      using value_type = std::pair<Key, Value>;
+      using difference_type = std::ptrdiff_t;
+      using pointer = const value_type*;
+      using reference = const value_type&;
+      /// The end iterator.
+      iterator() = default;
+      /// The current record.
+      reference operator*() const { return *current_; }
+      /// The current record.
+      pointer operator->() const { return &*current_; }
+      /// Steps to the next record (or to the end).
+      iterator& operator++() {
+        advance();
+        return *this;
+      }
+      /// Steps to the next record; returns a copy of the iterator before the step.
+      iterator operator++(int) {
+        iterator old = *this;
+        advance();
+        return old;
+      }
+      /// Two ends are equal; otherwise iterators at the same entry are.
+      friend bool operator==(const iterator& a, const iterator& b) {
+        if (!a.current_ || !b.current_) return !a.current_ == !b.current_;
+        return a.cursor_.last() == b.cursor_.last();
+      }
+
+     private:
+      friend class range;
+      iterator(const Index& index, std::optional<std::string> from, std::optional<std::string> to)
+          : index_(index), cursor_(&index.engine(), std::move(from), std::move(to)) {
+        advance();
+      }
+      void advance() {
+        current_.reset();
+        while (cursor_.peek()) {
+          const std::string entry(cursor_.key());
+          const std::string pk(cursor_.value());
+          cursor_.accept();
+          if ((current_ = index_->record(pk, entry))) return;
+        }
+      }
+      std::optional<Index> index_;  // a copy: the iterator outlives the handle and range it came from
+      typename engine_type::Cursor cursor_;
+      std::optional<value_type> current_;
+    };
+
+    /// What find() (of an index that is not unique) and scan() return.
+    class range {
+     public:
+      /// A new pass from the range's start.
+      iterator begin() const { return iterator(index_, from_, to_); }
+      /// The end of every pass.
+      iterator end() const { return iterator(); }
+
+     private:
+      friend class Index;
+      range(const Index& index, std::optional<std::string> from, std::optional<std::string> to)
+          : index_(index), from_(std::move(from)), to_(std::move(to)) {}
+      Index index_;  // a copy: the range outlives the handle it came from
+      std::optional<std::string> from_, to_;
+    };
+
+   private:
+    friend class Collection;
+    Index(Collection c, std::shared_ptr<const IndexHook> hook) : c_(std::move(c)), hook_(std::move(hook)) {}
+    engine_type& engine() const {
+      engine_type& e = c_.engine();
+      if (c_.slot_->dropped.load(std::memory_order_relaxed))
+        throw ValidationError("stowage: index '" + hook_->name + "' was dropped with its collection");
+      return e;
+    }
+    std::string index_key(const IndexKey& k) const {
+      std::string out = hook_->prefix;
+      encode_key(k, out);
+      return out;
+    }
+    // The record pk as it is now, if its entry is still entry (a writer may
+    // have changed it since the entry was read).
+    std::optional<value_type> record(const std::string& pk, const std::string& entry) const {
+      const engine_type& e = engine();
+      std::optional<value_type> out;
+      e.find(c_.prefix_ + pk, [&](std::string_view bytes, const std::filesystem::path* file) {
+        std::string now = hook_->prefix;
+        hook_->entry_key(pk, bytes, now);
+        if (now == entry) out.emplace(decode_stored_key(e, pk, file), deserialize(e, bytes, file));
+      });
+      return out;
+    }
+    Collection c_;
+    std::shared_ptr<const IndexHook> hook_;
+  };
+
+  /// Declares the secondary index called name on this collection (or opens
+  /// it again: an index is recorded in the MANIFEST by name, with its index
+  /// key type and `version`) and returns it. extract is a pointer to a data
+  /// member of Value, a function of `const Value&`, or a function of
+  /// `(const Key&, const Value&)`; what it returns is the index key (any Key
+  /// type). The index is kept in the same commit as each
+  /// record from then on, by every handle of the collection in this process.
+  ///
+  /// It is built here (holding the collection's writers off, streaming the
+  /// records in batches: memory stays bounded) when it is new, when its key
+  /// type or version changed (give a new version whenever extract's meaning
+  /// changes: the index is rebuilt, never silently stale), or when it is not
+  /// ready: its build was interrupted, or a session wrote the collection
+  /// without declaring it (such a write marks it stale first). Declare
+  /// indexes before writing, in every session. Needs a store of several
+  /// collections (a Database's). ConstraintError when a unique index finds
+  /// two records with one key (the index is then not created).
+  template <class Extract>
+  auto index(std::string_view name, Extract extract, std::uint32_t version = 0) {
+    return declare_index<false>(name, std::move(extract), version);
+  }
+  /// index() of a unique index: at most one record per index key; a write
+  /// that would add a second one throws ConstraintError and writes nothing.
+  template <class Extract>
+  auto index(std::string_view name, Extract extract, unique_t, std::uint32_t version = 0) {
+    return declare_index<true>(name, std::move(extract), version);
   }
 
   /// Number of records with from <= key < to, counted by walking their keys
@@ -518,9 +741,8 @@ class Collection {
   template <class C, class E, class L>
   friend class Database;
 
-  // A handle to the records of slot (nullptr: the default collection) in e.
-  Collection(engine_type* e, const CollectionSlot* slot)
-      : engine_(e), slot_(slot), prefix_(slot ? slot->prefix : e->default_prefix()) {}
+  // A handle to the records of slot (a collection of e).
+  Collection(engine_type* e, CollectionSlot* slot) : engine_(e), slot_(slot), prefix_(slot->prefix) {}
 
   static RecordTypes record_types() {
     RecordTypes t;
@@ -554,7 +776,7 @@ class Collection {
     if (!engine_)
       throw ValidationError("stowage: this Storage or Collection was moved from (or never opened); use the one it "
                             "was moved to");
-    if (slot_ && slot_->dropped.load(std::memory_order_relaxed))
+    if (slot_->dropped.load(std::memory_order_relaxed))
       throw ValidationError("stowage: collection '" + slot_->name + "' was dropped");
     return *engine_;
   }
@@ -563,6 +785,75 @@ class Collection {
     std::string k = prefix_;
     encode_key(key, k);
     return k;
+  }
+
+  // Runs plain(engine) for a write when the collection has no index (under
+  // its gate, shared, in a store of several collections), else indexed(
+  // engine) under the gate held exclusively (detail/index_ops.hpp), after
+  // marking stale the recorded indexes this session has not declared.
+  template <class Plain, class Indexed>
+  decltype(auto) guarded(Plain&& plain, Indexed&& indexed) const {
+    engine_type& e = engine();
+    if (prefix_.empty()) return plain(e);  // a bare store: no indexes
+    {
+      std::shared_lock gate(slot_->gate);
+      if (!slot_->indexed.load(std::memory_order_acquire)) return plain(e);
+    }
+    std::unique_lock gate(slot_->gate);
+    e.mark_stale(*slot_);
+    if (slot_->hooks.empty()) {
+      slot_->indexed.store(false, std::memory_order_release);
+      return plain(e);
+    }
+    return indexed(e);
+  }
+  // Commits ops (of this collection) with the index entries they change.
+  // The caller holds the gate exclusively.
+  void commit_indexed(engine_type& e, std::vector<WriteOp> ops) const {
+    std::vector<std::size_t> mine(ops.size());
+    for (std::size_t i = 0; i < ops.size(); ++i) mine[i] = i;
+    std::vector<WriteOp> all = ops;
+    detail::expand_index_ops(e, *slot_, ops, mine, all);
+    e.write(all);
+  }
+  // insert() and update(): Engine::read_modify_write, or with indexes a read
+  // and a commit under the exclusive gate (no other writer between).
+  template <class Decide>
+  WriteDecision read_modify_write(const std::string& k, Decide& decide) {
+    return guarded([&](engine_type& e) { return e.read_modify_write(k, DecideRef(decide)).decision; },
+                   [&](engine_type& e) {
+                     std::optional<std::string> current;
+                     e.find(k, [&](std::string_view bytes, const std::filesystem::path*) { current.emplace(bytes); });
+                     std::string next;
+                     const WriteDecision d = decide(current ? &*current : nullptr, next);
+                     if (d == WriteDecision::put) commit_indexed(e, {WriteOp{false, k, std::move(next)}});
+                     if (d == WriteDecision::erase) commit_indexed(e, {WriteOp{true, k, {}}});
+                     return d;
+                   });
+  }
+  // erase_range() and erase_prefix(): Engine::erase_range, or with indexes
+  // batches of kEraseRangeBatch keys committed with their index entries.
+  std::size_t erase_encoded_range(std::optional<std::string> from, std::optional<std::string> to) {
+    return guarded([&](engine_type& e) { return e.erase_range(from, to); },
+                   [&](engine_type& e) {
+                     std::size_t erased = 0;
+                     for (;;) {
+                       std::vector<WriteOp> ops;
+                       {
+                         typename engine_type::Cursor cursor(&e, from, to);
+                         while (ops.size() < kEraseRangeBatch && cursor.peek()) {
+                           ops.push_back(WriteOp{true, std::string(cursor.key()), {}});
+                           cursor.accept();
+                         }
+                       }
+                       if (ops.empty()) return erased;
+                       erased += ops.size();
+                       const bool more = ops.size() == kEraseRangeBatch;
+                       from = ops.back().key + '\0';
+                       commit_indexed(e, std::move(ops));
+                       if (!more) return erased;
+                     }
+                   });
   }
   // The collection's first possible key, and the smallest key above all of
   // its keys (nullopt: none, in a bare store).
@@ -601,6 +892,92 @@ class Collection {
       cursor.accept();
     }
     return n;
+  }
+
+  template <bool Unique, class Extract>
+  auto declare_index(std::string_view name, Extract extract, std::uint32_t version) {
+    constexpr bool with_key = std::is_invocable_v<const Extract&, const Key&, const Value&>;
+    static_assert(with_key || std::is_invocable_v<const Extract&, const Value&>,
+                  "stowage: an index's extractor must be a pointer to a data member of Value, or callable with "
+                  "(const Value&) or (const Key&, const Value&)");
+    using IndexKey = typename decltype([] {
+      if constexpr (with_key)
+        return std::type_identity<std::remove_cvref_t<std::invoke_result_t<const Extract&, const Key&, const Value&>>>{};
+      else
+        return std::type_identity<std::remove_cvref_t<std::invoke_result_t<const Extract&, const Value&>>>{};
+    }())::type;
+    static_assert(EncodableKey<IndexKey>,
+                  "stowage: an index key (what the index's extractor returns) needs an order-preserving "
+                  "KeyCodec, as a Key does");
+    engine_type& e = engine();
+    std::unique_lock gate(slot_->gate);
+    bool build = false;
+    CollectionSlot& is = e.declare_index(*slot_, name, KeyCodec<IndexKey>::name(), Unique, version, build);
+    auto hook = std::make_shared<IndexHook>();
+    hook->id = is.id;
+    hook->name = std::string(name);
+    hook->prefix = is.prefix;
+    hook->unique = Unique;
+    hook->entry_key = [extract = std::move(extract), path = e.path()](std::string_view pk, std::string_view bytes,
+                                                                      std::string& out) {
+      Value v;
+      try {
+        v = Serializer::template deserialize<Value>(bytes);
+      } catch (const CorruptionError& err) {
+        throw CorruptionError(path, 0, std::string("a stored value does not decode as this Value type: ") + err.what());
+      }
+      if constexpr (with_key)
+        encode_key(std::invoke(extract, decode_key<Key>(pk), v), out);
+      else
+        encode_key(std::invoke(extract, v), out);
+      if constexpr (!Unique) out.append(pk);
+    };
+    if (build) build_index(e, is, *hook);
+    std::erase_if(slot_->hooks, [&](const auto& h) { return h->id == hook->id; });
+    slot_->hooks.push_back(hook);
+    slot_->indexed.store(true, std::memory_order_release);
+    return Index<IndexKey, Unique>(*this, std::move(hook));
+  }
+
+  // Writes the entries of index `is` for every record (the gate held
+  // exclusively), a batch of kEraseRangeBatch records at a time, then marks
+  // it ready. On failure the index is forgotten and its entries erased.
+  void build_index(engine_type& e, CollectionSlot& is, const IndexHook& hook) {
+    const std::optional<std::string> end = prefix_end(is.prefix);
+    try {
+      e.erase_range(is.prefix, end);  // entries of an earlier definition
+      std::optional<std::string> from = first_key();
+      for (;;) {
+        std::vector<WriteOp> ops;
+        std::set<std::string> batch_keys;
+        {
+          typename engine_type::Cursor cursor(&e, from, end_key());
+          while (ops.size() < kEraseRangeBatch && cursor.peek()) {
+            const std::string_view pk = cursor.key().substr(prefix_.size());
+            std::string entry = detail::index_entry(hook, pk, cursor.value());
+            if (hook.unique && (!batch_keys.insert(entry).second ||
+                                e.find(entry, [](std::string_view, const std::filesystem::path*) {})))
+              throw ConstraintError("stowage: unique index '" + hook.name + "' of collection '" + slot_->name +
+                                    "' cannot be built: two records have the index key " +
+                                    detail::hex_key(std::string_view(entry).substr(is.prefix.size())));
+            ops.push_back(WriteOp{false, std::move(entry), std::string(pk)});
+            from = std::string(cursor.key()) + '\0';
+            cursor.accept();
+          }
+        }
+        if (ops.empty()) break;
+        e.write(ops);
+        if (ops.size() < kEraseRangeBatch) break;
+      }
+      e.index_built(is);
+    } catch (...) {
+      try {
+        e.erase_range(is.prefix, end);
+        e.forget_index(is);
+      } catch (...) {  // the index stays not ready: the next declaration builds it again
+      }
+      throw;
+    }
   }
 
   // Encoded within the limits (ValidationError otherwise), checked before
@@ -661,7 +1038,7 @@ class Collection {
   }
 
   engine_type* engine_ = nullptr;         // null: moved from, or never opened
-  const CollectionSlot* slot_ = nullptr;  // null: the default collection
+  CollectionSlot* slot_ = nullptr;        // the collection's (the engine's), null when engine_ is
   std::string prefix_;                    // the bytes every key starts with
 };
 

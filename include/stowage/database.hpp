@@ -20,6 +20,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -72,8 +73,7 @@ class Database {
   template <class Key, class Value, class Serializer = BinarySerializer>
   collection_type<Key, Value, Serializer> collection(std::string_view name) {
     using C = collection_type<Key, Value, Serializer>;
-    const CollectionSlot& slot = engine().collection(name, C::record_types());
-    return C(&engine(), slot.id == 0 ? nullptr : &slot);
+    return C(&engine(), &engine().collection(name, C::record_types()));
   }
 
   /// The names of the collections: "default" first when it has types (a
@@ -98,16 +98,19 @@ class Database {
     /// Adds a put of value under key into collection c (a handle of this
     /// Database).
     template <class K, class V, class S>
-    Batch& put(const collection_type<K, V, S>& c, const K& key, const V& value) {
+    Batch& put(const collection_type<K, V, S>& c, const std::type_identity_t<K>& key,
+               const std::type_identity_t<V>& value) {
       check(c);
       ops_.push_back(WriteOp{false, c.encode_checked_key(key), c.serialize_checked(value)});
+      slots_.push_back(c.slot_);
       return *this;
     }
     /// Adds an erase of key from collection c (not knowing whether it is there).
     template <class K, class V, class S>
-    Batch& erase(const collection_type<K, V, S>& c, const K& key) {
+    Batch& erase(const collection_type<K, V, S>& c, const std::type_identity_t<K>& key) {
       check(c);
       ops_.push_back(WriteOp{true, c.encode_checked_key(key), {}});
+      slots_.push_back(c.slot_);
       return *this;
     }
     /// Operations added since the last commit().
@@ -115,14 +118,19 @@ class Database {
     /// Whether none were added since the last commit().
     bool empty() const { return ops_.empty(); }
     /// Drops every operation added since the last commit().
-    void clear() { ops_.clear(); }
+    void clear() {
+      ops_.clear();
+      slots_.clear();
+    }
     /// Commits the operations as one atomic commit (none: nothing happens)
     /// and clears the batch. When it throws nothing was stored, and the
-    /// operations stay in the batch.
+    /// operations stay in the batch. Index entries of the collections'
+    /// indexes are kept in the same commit (ConstraintError, nothing
+    /// written, when a unique index would hold one key twice).
     void commit() {
       if (ops_.empty()) return;
-      engine_->write(ops_);
-      ops_.clear();
+      detail::commit_guarded(*engine_, slots_, ops_);
+      clear();
     }
 
    private:
@@ -135,6 +143,7 @@ class Database {
     }
     engine_type* engine_;
     std::vector<WriteOp> ops_;
+    std::vector<CollectionSlot*> slots_;  // the collection of each op
   };
   /// An empty Batch over this Database's collections.
   Batch batch() { return Batch(&engine()); }

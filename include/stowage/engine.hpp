@@ -438,7 +438,7 @@ class Engine {
   /// to the prefixed layout), or for a name that is empty or over 255 bytes.
   /// The default collection of a store no Storage has opened yet takes
   /// types. The slot lives as long as the engine.
-  const CollectionSlot& collection(std::string_view name, const RecordTypes& types) {
+  CollectionSlot& collection(std::string_view name, const RecordTypes& types) {
     check_open();
     std::lock_guard inst(install_mu_);
     if (name == detail::kDefaultKeyspace) {
@@ -486,9 +486,143 @@ class Engine {
       slot->name = c->name;
       slot->id = c->id;
       slot->prefix = detail::collection_prefix(c->id);
+      slot->undeclared = recorded_indexes(c->id);
+      slot->indexed = !slot->undeclared.empty();
       it = slots_.emplace(c->name, std::move(slot)).first;
     }
     return *it->second;
+  }
+
+  /// The default collection (Storage's; "default" of a Database).
+  CollectionSlot& default_collection() { return default_slot_; }
+
+  /// An id for a new record of slot's collection: unique and increasing
+  /// (from 1) across threads, sessions and processes that open the store
+  /// one after another, never handed out twice even across a crash. Ids
+  /// are reserved kIdBlock at a time in the MANIFEST (one durable write per
+  /// block), so a crash or a close skips the rest of a block.
+  std::uint64_t next_id(CollectionSlot& slot) {
+    check_writable();
+    std::lock_guard g(slot.id_mu);
+    if (slot.next_id == 0) {
+      std::lock_guard inst(install_mu_);
+      std::uint64_t reserved = manifest_.default_ids_reserved;
+      if (slot.id != 0) {
+        const auto* c = manifest_.by_id(slot.id);
+        if (!c || slot.dropped.load()) throw ValidationError("stowage: collection '" + slot.name + "' was dropped");
+        reserved = c->ids_reserved;
+      }
+      slot.next_id = slot.id_ceiling = std::max<std::uint64_t>(reserved, 1);
+    }
+    if (slot.next_id == slot.id_ceiling) {
+      if (slot.id_ceiling > std::numeric_limits<std::uint64_t>::max() - kIdBlock)
+        throw ValidationError("stowage: collection '" + slot.name + "' has used every id");
+      const std::uint64_t ceiling = slot.id_ceiling + kIdBlock;
+      std::lock_guard inst(install_mu_);
+      detail::Manifest m = manifest_;
+      if (slot.id == 0) {
+        m.default_ids_reserved = ceiling;
+      } else {
+        auto* c = m.by_id(slot.id);
+        if (!c || slot.dropped.load()) throw ValidationError("stowage: collection '" + slot.name + "' was dropped");
+        c->ids_reserved = ceiling;
+      }
+      manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
+      manifest_ = std::move(m);
+      slot.id_ceiling = ceiling;
+    }
+    return slot.next_id++;
+  }
+  /// Ids next_id() reserves at once.
+  static constexpr std::uint64_t kIdBlock = 4096;
+
+  /// Whether keys start with their collection's prefix (a Database's store).
+  bool prefixed() const { return !default_slot_.prefix.empty(); }
+
+  /// Declares the index called name of parent's collection, with index keys
+  /// in key_order: returns its slot, and sets build when its entries must be
+  /// (re)built before use (it is new, its definition changed, or it is not
+  /// ready: a build was interrupted, or a session wrote the collection
+  /// without it). The MANIFEST records the definition (not ready when
+  /// build) before this returns. The caller holds parent.gate exclusively.
+  /// ValidationError in a bare store, or for an index a read_only store
+  /// would have to build.
+  CollectionSlot& declare_index(CollectionSlot& parent, std::string_view name, const std::string& key_order,
+                                bool unique, std::uint32_t version, bool& build) {
+    check_open();
+    if (!prefixed())
+      throw ValidationError("stowage: the store at " + dir_.string() +
+                            " keeps one collection (bare layout, written by Storage); open it once with a "
+                            "Database, which converts it, to declare indexes");
+    if (name.empty() || name.size() > 255)
+      throw ValidationError("stowage: an index name must be 1 to 255 bytes (got " + std::to_string(name.size()) + ")");
+    std::lock_guard inst(install_mu_);
+    if (parent.dropped.load()) throw ValidationError("stowage: collection '" + parent.name + "' was dropped");
+    const auto kind = unique ? detail::CollectionKind::unique_index : detail::CollectionKind::multi_index;
+    const auto* have = manifest_.index(parent.id, name);
+    build = !have || !have->ready || have->kind != kind || have->key_order != key_order ||
+            have->index_version != version;
+    if (build) {
+      if (opt_.read_only)
+        throw ValidationError("stowage: index '" + std::string(name) + "' of collection '" + parent.name +
+                              "' must be built (it is new, changed or stale), which a read_only open cannot do");
+      check_writable();
+      detail::Manifest m = manifest_;
+      detail::CollectionState* e = have ? m.by_id(have->id) : nullptr;
+      if (!e) {
+        if (m.next_collection_id >= detail::kMaxCollections)
+          throw ValidationError("stowage: the store at " + dir_.string() + " has used every collection id");
+        detail::CollectionState fresh;
+        fresh.name = std::string(name);
+        fresh.id = m.next_collection_id++;
+        fresh.parent = parent.id;
+        m.collections.push_back(std::move(fresh));
+        e = &m.collections.back();
+      }
+      e->kind = kind;
+      e->key_order = key_order;
+      e->index_version = version;
+      e->ready = false;
+      manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
+      manifest_ = std::move(m);
+    }
+    const auto* c = manifest_.index(parent.id, name);
+    auto& slot = index_slots_[c->id];
+    if (!slot) {
+      slot = std::make_unique<CollectionSlot>();
+      slot->name = c->name;
+      slot->id = c->id;
+      slot->prefix = detail::collection_prefix(c->id);
+    }
+    std::erase(parent.undeclared, c->id);
+    return *slot;
+  }
+
+  /// Records in the MANIFEST that index's entries are built.
+  void index_built(CollectionSlot& index) { set_ready({index.id}, true); }
+
+  /// Removes a declared index whose build failed from the MANIFEST (its
+  /// entries are erased by the caller).
+  void forget_index(CollectionSlot& index) {
+    std::lock_guard inst(install_mu_);
+    detail::Manifest m = manifest_;
+    std::erase_if(m.collections, [&](const detail::CollectionState& e) { return e.id == index.id; });
+    m.dropped.push_back(index.id);
+    manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
+    manifest_ = std::move(m);
+    index.dropped.store(true);
+  }
+
+  /// Marks the indexes of parent's collection that this session has not
+  /// declared (parent.undeclared) stale in the MANIFEST, durably: a write
+  /// is about to change the collection without them. They are rebuilt when
+  /// next declared. The caller holds parent.gate exclusively.
+  void mark_stale(CollectionSlot& parent) {
+    if (parent.undeclared.empty()) return;
+    set_ready(parent.undeclared, false);
+    log(LogLevel::info, "collection '" + parent.name + "' written without " + std::to_string(parent.undeclared.size()) +
+                            " of its indexes declared: they will be rebuilt when declared");
+    parent.undeclared.clear();
   }
 
   /// The names of the store's collections, in the order they were created:
@@ -500,7 +634,8 @@ class Engine {
     std::vector<std::string> names;
     if (!manifest_.keyspace(detail::kDefaultKeyspace)->key_order.empty())
       names.emplace_back(detail::kDefaultKeyspace);
-    for (const auto& c : manifest_.collections) names.push_back(c.name);
+    for (const auto& c : manifest_.collections)
+      if (!c.is_index()) names.push_back(c.name);
     return names;
   }
 
@@ -521,8 +656,12 @@ class Engine {
       if (!c) return false;
       detail::Manifest m = manifest_;
       const std::uint32_t id = c->id;
-      m.collections.erase(m.collections.begin() + (c - manifest_.collections.data()));
-      m.dropped.push_back(id);
+      // The collection and its indexes.
+      std::erase_if(m.collections, [&](const detail::CollectionState& e) {
+        const bool gone = e.id == id || (e.is_index() && e.parent == id);
+        if (gone) m.dropped.push_back(e.id);
+        return gone;
+      });
       manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
       manifest_ = std::move(m);
       if (auto it = slots_.find(name); it != slots_.end()) {
@@ -530,6 +669,8 @@ class Engine {
         dropped_slots_.push_back(std::move(it->second));
         slots_.erase(it);
       }
+      for (auto gone : manifest_.dropped)
+        if (auto it = index_slots_.find(gone); it != index_slots_.end()) it->second->dropped.store(true);
     }
     log(LogLevel::info, "dropped collection '" + std::string(name) + "' of " + dir_.string());
     purge_dropped();
@@ -1964,6 +2105,26 @@ class Engine {
   // backup. Chunk files are immutable, so they are hard-linked.
   void begin_migration(MigrationPlan& plan, const Migrator* migrations, const std::vector<std::uint64_t>& live);
 
+  // Sets the ready flag of the indexes ids in a new MANIFEST.
+  void set_ready(const std::vector<std::uint32_t>& ids, bool ready) {
+    check_writable();
+    std::lock_guard inst(install_mu_);
+    detail::Manifest m = manifest_;
+    for (auto id : ids)
+      if (auto* e = m.by_id(id)) e->ready = ready;
+    manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
+    manifest_ = std::move(m);
+  }
+
+  // The indexes the MANIFEST records for collection id (undeclared, as a
+  // slot for it is made). Needs install_mu_.
+  std::vector<std::uint32_t> recorded_indexes(std::uint32_t id) const {
+    std::vector<std::uint32_t> out;
+    for (const auto& c : manifest_.collections)
+      if (c.is_index() && c.parent == id) out.push_back(c.id);
+    return out;
+  }
+
   // The default collection takes types (a store a Database created, first
   // opened by a Storage or given types by a Database). Needs install_mu_.
   void adopt_default_types(const RecordTypes& t) {
@@ -2105,6 +2266,7 @@ class Engine {
   // slots of dropped ones (handles may still point at them). install_mu_.
   std::map<std::string, std::unique_ptr<CollectionSlot>, std::less<>> slots_;
   std::vector<std::unique_ptr<CollectionSlot>> dropped_slots_;
+  std::map<std::uint32_t, std::unique_ptr<CollectionSlot>> index_slots_;  // by id
   std::array<std::string, detail::kLevels> compact_after_;  // install_mu_ (round-robin positions)
   std::atomic<std::uint64_t> next_file_{1};
   std::atomic<std::uint64_t> manifest_bytes_{0};
@@ -2347,6 +2509,27 @@ auto Engine<Compression, Eviction, Lock>::stats() const -> Stats {
   s.uncounted_records = v->uncounted();
   s.write_amplification =
       s.bytes_put == 0 ? 0.0 : static_cast<double>(s.chunk_bytes_written) / static_cast<double>(s.bytes_put);
+  {
+    std::vector<std::pair<IndexStats, std::uint32_t>> indexes;
+    {
+      std::lock_guard inst(install_mu_);
+      for (const auto& c : manifest_.collections) {
+        if (!c.is_index()) continue;
+        IndexStats is;
+        const auto* parent = c.parent == 0 ? nullptr : manifest_.by_id(c.parent);
+        is.collection = parent ? parent->name : std::string(detail::kDefaultKeyspace);
+        is.name = c.name;
+        is.unique = c.kind == detail::CollectionKind::unique_index;
+        is.ready = c.ready;
+        indexes.emplace_back(std::move(is), c.id);
+      }
+    }
+    for (auto& [is, id] : indexes) {
+      Cursor cursor(this, detail::collection_prefix(id), detail::collection_prefix(id + 1));
+      for (; cursor.peek(); cursor.accept()) ++is.entries;
+      s.indexes.push_back(std::move(is));
+    }
+  }
   return s;
 }
 
@@ -3563,6 +3746,8 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   if (plan.needed() && !opt_.read_only) run_migration(plan, live);
   default_slot_.name = std::string(detail::kDefaultKeyspace);
   if (manifest_.layout == detail::Layout::prefixed) default_slot_.prefix = detail::collection_prefix(0);
+  default_slot_.undeclared = recorded_indexes(0);
+  default_slot_.indexed = !default_slot_.undeclared.empty();
   if (!types_.database && !opt_.read_only && manifest_.keyspace(detail::kDefaultKeyspace)->key_order.empty()) {
     std::lock_guard inst(install_mu_);
     adopt_default_types(types_);
@@ -4035,7 +4220,7 @@ const std::string& EngineHandle<C, E, L>::default_prefix() const {
   return engine_->default_prefix();
 }
 template <class C, class E, class L>
-const CollectionSlot& EngineHandle<C, E, L>::collection(std::string_view name, const RecordTypes& types) {
+CollectionSlot& EngineHandle<C, E, L>::collection(std::string_view name, const RecordTypes& types) {
   return engine_->collection(name, types);
 }
 template <class C, class E, class L>
@@ -4045,6 +4230,36 @@ std::vector<std::string> EngineHandle<C, E, L>::collections() const {
 template <class C, class E, class L>
 bool EngineHandle<C, E, L>::drop_collection(std::string_view name) {
   return engine_->drop_collection(name);
+}
+template <class C, class E, class L>
+std::uint64_t EngineHandle<C, E, L>::next_id(CollectionSlot& slot) {
+  return engine_->next_id(slot);
+}
+template <class C, class E, class L>
+CollectionSlot& EngineHandle<C, E, L>::default_collection() {
+  return engine_->default_collection();
+}
+template <class C, class E, class L>
+CollectionSlot& EngineHandle<C, E, L>::declare_index(CollectionSlot& parent, std::string_view name,
+                                                     const std::string& key_order, bool unique,
+                                                     std::uint32_t version, bool& build) {
+  return engine_->declare_index(parent, name, key_order, unique, version, build);
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::index_built(CollectionSlot& index) {
+  engine_->index_built(index);
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::forget_index(CollectionSlot& index) {
+  engine_->forget_index(index);
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::mark_stale(CollectionSlot& parent) {
+  engine_->mark_stale(parent);
+}
+template <class C, class E, class L>
+bool EngineHandle<C, E, L>::prefixed() const {
+  return engine_->prefixed();
 }
 template <class C, class E, class L>
 bool EngineHandle<C, E, L>::find_with(std::string_view key,

@@ -15,8 +15,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -62,6 +65,21 @@ struct RecordTypes {
 /// commits at once.
 inline constexpr std::size_t kEraseRangeBatch = 1024;
 
+/// A secondary index a typed layer declared on a collection
+/// (Collection::index): how a record's index entry is made. The engine
+/// keeps it in the collection's slot; writers of the collection call it.
+struct IndexHook {
+  std::uint32_t id = 0;   ///< the index's collection id
+  std::string name;       ///< its name
+  std::string prefix;     ///< collection_prefix(id)
+  bool unique = false;    ///< one record per index key
+  /// Appends to out (which holds prefix) the entry's key for the record
+  /// whose encoded key (no collection prefix) is pk and whose value bytes
+  /// are value: the encoded index key, then pk for an index that is not
+  /// unique. Throws as the Serializer does for bytes that do not decode.
+  std::function<void(std::string_view pk, std::string_view value, std::string& out)> entry_key;
+};
+
 /// A collection as the engine knows it (Engine::collection): the bytes
 /// every key of it starts with. It lives as long as the engine.
 struct CollectionSlot {
@@ -69,6 +87,21 @@ struct CollectionSlot {
   std::uint32_t id = 0;              ///< 0 for the default collection
   std::string prefix;                ///< the bytes its keys start with (empty in a bare store)
   std::atomic<bool> dropped{false};  ///< set by Engine::drop_collection
+  /// Engine::next_id's state: ids from next_id below id_ceiling are
+  /// reserved (in the MANIFEST) and not handed out yet. id_mu guards them.
+  std::mutex id_mu;
+  std::uint64_t next_id = 0;     ///< 0: not loaded from the MANIFEST yet
+  std::uint64_t id_ceiling = 0;
+  /// Writers of the collection hold it shared while `indexed` is false,
+  /// exclusively while it is true (they read the old record and write the
+  /// index entries with it); declaring an index holds it exclusively.
+  std::shared_mutex gate;
+  /// Writes must take the index path: an index is declared (hooks), or
+  /// the MANIFEST records indexes not declared in this session (undeclared:
+  /// the first write marks them stale).
+  std::atomic<bool> indexed{false};
+  std::vector<std::shared_ptr<const IndexHook>> hooks;  ///< gate
+  std::vector<std::uint32_t> undeclared;                ///< gate
 };
 
 /// One operation of an atomic write (Engine::write): a put of value under
@@ -153,11 +186,26 @@ class EngineHandle {
   /// Engine::default_prefix.
   const std::string& default_prefix() const;
   /// Engine::collection.
-  const CollectionSlot& collection(std::string_view name, const RecordTypes& types);
+  CollectionSlot& collection(std::string_view name, const RecordTypes& types);
   /// Engine::collections.
   std::vector<std::string> collections() const;
   /// Engine::drop_collection.
   bool drop_collection(std::string_view name);
+  /// Engine::next_id.
+  std::uint64_t next_id(CollectionSlot& slot);
+  /// Engine::default_collection.
+  CollectionSlot& default_collection();
+  /// Engine::declare_index.
+  CollectionSlot& declare_index(CollectionSlot& parent, std::string_view name, const std::string& key_order,
+                                bool unique, std::uint32_t version, bool& build);
+  /// Engine::index_built.
+  void index_built(CollectionSlot& index);
+  /// Engine::forget_index.
+  void forget_index(CollectionSlot& index);
+  /// Engine::mark_stale.
+  void mark_stale(CollectionSlot& parent);
+  /// Engine::prefixed.
+  bool prefixed() const;
   /// Engine::find: on_value(std::string_view value, const std::filesystem::path* file)
   /// is called with the stored value when key is stored.
   template <class Fn>

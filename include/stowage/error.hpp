@@ -73,4 +73,12 @@ class ValidationError : public Error {
   using Error::Error;
 };
 
+/// A write that would give two records the same key of a unique index
+/// (Collection::index with stowage::unique), or a unique index that cannot
+/// be built because two records share a key; nothing was written.
+class ConstraintError : public ValidationError {
+ public:
+  using ValidationError::ValidationError;
+};
+
 }  // namespace stowage

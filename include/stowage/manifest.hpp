@@ -27,6 +27,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "detail/coding.hpp"
@@ -85,15 +86,31 @@ enum class Layout : std::uint8_t {
 /// Most named collections a manifest may list.
 inline constexpr std::uint64_t kMaxCollections = std::uint64_t{1} << 24;
 
-/// A named collection of a Database (format 5, prefixed layout): its
-/// records' keys start with collection_prefix(id).
+/// What an entry of the collection table is.
+enum class CollectionKind : std::uint8_t {
+  table = 0,         ///< a named collection of records
+  unique_index = 1,  ///< a secondary index, one record per index key
+  multi_index = 2,   ///< a secondary index, any number of records per index key
+};
+
+/// A named collection of a Database, or a secondary index of a collection
+/// (format 5, prefixed layout): its keys start with collection_prefix(id).
 struct CollectionState {
-  std::string name;
+  std::string name;                  ///< unique among tables; an index's, among its parent's indexes
   std::uint32_t id = 0;              ///< at least 1 (0 is the default collection); never reused
-  std::string key_order;             ///< KeyCodec<Key>::name()
-  std::string serializer;            ///< Serializer::id()
-  std::string value_type;            ///< describe_value<Serializer, Value>()
-  std::uint32_t schema_version = 0;  ///< value_version<Value>
+  std::string key_order;             ///< KeyCodec<Key>::name() (an index: of its index key)
+  std::string serializer;            ///< Serializer::id() (an index: empty)
+  std::string value_type;            ///< describe_value<Serializer, Value>() (an index: empty)
+  std::uint32_t schema_version = 0;  ///< value_version<Value> (an index: 0)
+  CollectionKind kind = CollectionKind::table;
+  std::uint32_t parent = 0;          ///< an index: the id of the collection it indexes (0: the default)
+  std::uint32_t index_version = 0;   ///< an index: the definition version its user gave
+  /// An index: its entries agree with its collection. False while it is
+  /// built, and once a session wrote to its collection without it declared
+  /// (it is rebuilt when next declared).
+  bool ready = true;
+  std::uint64_t ids_reserved = 0;    ///< a table: next_id() handed out only ids below this
+  bool is_index() const { return kind != CollectionKind::table; }
 };
 
 /// Decoded contents of MANIFEST.
@@ -114,12 +131,29 @@ struct Manifest {
   /// purges them, then removes the id from here; an open finishes a purge a
   /// crash interrupted).
   std::vector<std::uint32_t> dropped;
+  /// next_id() of the default collection handed out only ids below this.
+  std::uint64_t default_ids_reserved = 0;
 
-  /// The named collection called name, or nullptr.
+  /// The named collection (not index) called name, or nullptr.
   const CollectionState* collection(std::string_view name) const {
     for (const auto& c : collections)
-      if (c.name == name) return &c;
+      if (!c.is_index() && c.name == name) return &c;
     return nullptr;
+  }
+  /// The index called name of collection parent, or nullptr.
+  const CollectionState* index(std::uint32_t parent, std::string_view name) const {
+    for (const auto& c : collections)
+      if (c.is_index() && c.parent == parent && c.name == name) return &c;
+    return nullptr;
+  }
+  /// The entry with id, or nullptr.
+  const CollectionState* by_id(std::uint32_t id) const {
+    for (const auto& c : collections)
+      if (c.id == id) return &c;
+    return nullptr;
+  }
+  CollectionState* by_id(std::uint32_t id) {
+    return const_cast<CollectionState*>(static_cast<const Manifest&>(*this).by_id(id));
   }
 
   /// The keyspace called name, or nullptr.
@@ -222,9 +256,15 @@ inline std::string encode_manifest(const Manifest& m) {
       put_bytes(body, c.serializer);
       put_bytes(body, c.value_type);
       put_fixed32(body, c.schema_version);
+      body.push_back(static_cast<char>(c.kind));
+      put_varint(body, c.parent);
+      put_varint(body, c.index_version);
+      body.push_back(c.ready ? 1 : 0);
+      put_varint(body, c.ids_reserved);
     }
     put_varint(body, m.dropped.size());
     for (auto id : m.dropped) put_varint(body, id);
+    put_varint(body, m.default_ids_reserved);
   } else if (m.layout != Layout::bare || !m.collections.empty() || !m.dropped.empty()) {
     throw Error("stowage: format " + std::to_string(m.format_major) + " cannot hold collections");
   }
@@ -249,13 +289,13 @@ inline void decode_collections(Reader& r, Manifest& m) {
   const std::uint64_t n = r.varint("collection count");
   if (n > r.remaining() / 8 || n >= next) r.fail("collection count exceeds the manifest");
   if (n > 0 && m.layout == Layout::bare) r.fail("a bare store lists collections");
-  std::set<std::string> names;
-  std::set<std::uint32_t> ids;
+  std::set<std::pair<std::uint32_t, std::string>> names;  // (0 for tables, else the parent + 1; name)
+  std::set<std::uint32_t> ids, tables{0};
   for (std::uint64_t i = 0; i < n; ++i) {
     CollectionState c;
     c.name = std::string(r.length_prefixed("collection name"));
-    if (c.name.empty() || c.name == kDefaultKeyspace) r.fail("a collection is named '" + c.name + "'");
-    if (!names.insert(c.name).second) r.fail("collection '" + c.name + "' is listed twice");
+    if (c.name.empty() || c.name.size() > 255 || c.name == kDefaultKeyspace)
+      r.fail("a collection is named '" + c.name + "'");
     const std::uint64_t id = r.varint("collection id");
     if (id == 0 || id >= next) r.fail("collection '" + c.name + "' has id " + std::to_string(id) + ", out of range");
     c.id = static_cast<std::uint32_t>(id);
@@ -265,6 +305,29 @@ inline void decode_collections(Reader& r, Manifest& m) {
     c.serializer = std::string(r.length_prefixed("collection serializer"));
     c.value_type = std::string(r.length_prefixed("collection value type"));
     c.schema_version = r.u32("collection schema version");
+    const std::uint8_t kind = r.u8("collection kind");
+    if (kind > 2) r.fail("collection kind " + std::to_string(kind) + " does not exist");
+    c.kind = static_cast<CollectionKind>(kind);
+    const std::uint64_t parent = r.varint("index parent");
+    const std::uint64_t version = r.varint("index version");
+    if (version > std::numeric_limits<std::uint32_t>::max()) r.fail("index version " + std::to_string(version) + " is too large");
+    c.index_version = static_cast<std::uint32_t>(version);
+    const std::uint8_t ready = r.u8("index ready");
+    if (ready > 1) r.fail("index ready flag " + std::to_string(ready) + " is not 0 or 1");
+    c.ready = ready == 1;
+    c.ids_reserved = r.varint("ids reserved");
+    if (c.is_index()) {
+      // An index follows the collection it indexes (created before it).
+      if (parent > std::numeric_limits<std::uint32_t>::max() || !tables.count(static_cast<std::uint32_t>(parent)))
+        r.fail("index '" + c.name + "' indexes collection id " + std::to_string(parent) + ", which is not listed");
+      c.parent = static_cast<std::uint32_t>(parent);
+      if (c.ids_reserved != 0) r.fail("index '" + c.name + "' reserves ids");
+    } else {
+      if (parent != 0 || c.index_version != 0 || !c.ready) r.fail("collection '" + c.name + "' has index fields");
+      tables.insert(c.id);
+    }
+    if (!names.insert({c.is_index() ? c.parent + 1 : 0, c.name}).second)
+      r.fail("collection or index '" + c.name + "' is listed twice");
     m.collections.push_back(std::move(c));
   }
   const std::uint64_t d = r.varint("dropped collection count");
@@ -275,6 +338,7 @@ inline void decode_collections(Reader& r, Manifest& m) {
       r.fail("dropped collection id " + std::to_string(id) + " is out of range or listed twice");
     m.dropped.push_back(static_cast<std::uint32_t>(id));
   }
+  m.default_ids_reserved = r.varint("default collection ids reserved");
 }
 
 inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::path& file) {

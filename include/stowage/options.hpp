@@ -110,6 +110,15 @@ struct LevelStats {
   std::uint64_t target_bytes = 0;  ///< size compaction keeps the level to (0: level 0, or a level kept empty)
 };
 
+/// One secondary index (Collection::index) in Stats::indexes.
+struct IndexStats {
+  std::string collection;    ///< the collection it indexes ("default": the default collection)
+  std::string name;          ///< its name
+  bool unique = false;       ///< at most one record per index key
+  bool ready = true;         ///< built and kept (false: to be rebuilt when next declared)
+  std::uint64_t entries = 0; ///< entries (records with an index key), counted by walking their keys
+};
+
 /// The form in which gets keep the data blocks they read in the block cache
 /// (Stats::block_form). The store picks the largest form in which all its
 /// blocks would fit the cache, judged from its files' size and the blocks
@@ -160,6 +169,10 @@ struct Stats {
   /// Microseconds since open that size() and stats() spent looking up
   /// uncounted records (each once per chunk file that holds it).
   std::uint64_t count_micros = 0;
+  /// The store's secondary indexes, each with its entries counted by walking
+  /// their keys (time linear in the entries: a store with large indexes
+  /// pays for it on each stats()).
+  std::vector<IndexStats> indexes;
 };
 
 }  // namespace stowage

@@ -118,7 +118,7 @@ class Storage : private detail::EngineOwner<detail::engine_for<Compression, Evic
           bool migrate_only)
       : owner(std::make_unique<engine_type>(dir, std::move(options), base::record_types(), migrations, target,
                                             migrate_only)),
-        base(owner::owned.get(), nullptr) {}
+        base(owner::owned.get(), &owner::owned->default_collection()) {}
   using base::engine;
 };
 

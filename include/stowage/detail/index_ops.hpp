@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: BSL-1.0
+// detail/index_ops.hpp: how writes keep secondary indexes in the same
+// commit as their records. Every writer of a collection in a store of the
+// prefixed layout goes through commit_guarded(): it holds the collection's
+// gate shared while no index is declared (a plain commit), and exclusively
+// while one is, when it reads each record's old value, works out which
+// index entries go and come (refusing, with ConstraintError, a write that
+// would give two records one key of a unique index) and commits records and
+// entries as one WAL record.
+//
+// An index entry (docs/format.md, "Indexes"): key = the index's collection
+// prefix + the encoded index key (+ the record's encoded key, for an index
+// that is not unique); value = the record's encoded key.
+#pragma once
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../engine_handle.hpp"
+#include "../error.hpp"
+#include "../store_files.hpp"
+
+namespace stowage::detail {
+
+/// The entry key hook makes for the record (pk, value bytes).
+inline std::string index_entry(const IndexHook& hook, std::string_view pk, std::string_view value) {
+  std::string out = hook.prefix;
+  hook.entry_key(pk, value, out);
+  return out;
+}
+
+/// Appends to out, after the ops of slot's collection (keys with its
+/// prefix) in ops[first, last), the index entries they change: erases of
+/// the entries records leave, then puts of the entries they take. Reads
+/// each record's stored value. ConstraintError when a unique index would
+/// hold one key for two records. The caller holds slot.gate exclusively.
+template <class Engine>
+void expand_index_ops(const Engine& e, const CollectionSlot& slot, const std::vector<WriteOp>& ops,
+                      const std::vector<std::size_t>& mine, std::vector<WriteOp>& out) {
+  if (slot.hooks.empty()) return;
+  std::map<std::string_view, const WriteOp*> last;  // the op that decides each key
+  for (auto i : mine) last[ops[i].key] = &ops[i];
+  const std::size_t nh = slot.hooks.size();
+  struct Change {
+    std::string_view pk;
+    std::vector<std::string> before, after;  // per hook; empty: no entry
+  };
+  std::vector<Change> changes;
+  changes.reserve(last.size());
+  std::set<std::string> released;  // entries of unique indexes the write frees
+  for (const auto& [key, op] : last) {
+    Change c;
+    c.pk = key.substr(slot.prefix.size());
+    std::optional<std::string> old;
+    e.find(key, [&](std::string_view bytes, const std::filesystem::path*) { old.emplace(bytes); });
+    c.before.resize(nh);
+    c.after.resize(nh);
+    for (std::size_t h = 0; h < nh; ++h) {
+      if (old) c.before[h] = index_entry(*slot.hooks[h], c.pk, *old);
+      if (!op->erase) c.after[h] = index_entry(*slot.hooks[h], c.pk, op->value);
+      if (slot.hooks[h]->unique && !c.before[h].empty() && c.before[h] != c.after[h]) released.insert(c.before[h]);
+    }
+    changes.push_back(std::move(c));
+  }
+  std::set<std::string> claimed;
+  for (const auto& c : changes)
+    for (std::size_t h = 0; h < nh; ++h) {
+      const IndexHook& hook = *slot.hooks[h];
+      const std::string& entry = c.after[h];
+      if (!hook.unique || entry.empty() || entry == c.before[h]) continue;
+      bool taken = !claimed.insert(entry).second;
+      if (!taken && !released.count(entry))
+        taken = e.find(entry, [](std::string_view, const std::filesystem::path*) {});
+      if (taken)
+        throw ConstraintError("stowage: index '" + hook.name + "' of collection '" + slot.name +
+                              "' is unique, and its key " + hex_key(std::string_view(entry).substr(hook.prefix.size())) +
+                              " belongs to another record; nothing was written");
+    }
+  for (const auto& c : changes)
+    for (std::size_t h = 0; h < nh; ++h)
+      if (!c.before[h].empty() && c.before[h] != c.after[h]) out.push_back(WriteOp{true, c.before[h], {}});
+  for (const auto& c : changes)
+    for (std::size_t h = 0; h < nh; ++h)
+      if (!c.after[h].empty() && c.after[h] != c.before[h]) out.push_back(WriteOp{false, c.after[h], std::string(c.pk)});
+}
+
+/// Commits ops, op i writing the collection of slot_of[i], as one atomic
+/// write with the index entries they change (see the top of this file). In
+/// a bare store (no collection can have indexes) it is e.write(ops).
+template <class Engine>
+void commit_guarded(Engine& e, const std::vector<CollectionSlot*>& slot_of, const std::vector<WriteOp>& ops) {
+  if (ops.empty()) return;
+  if (!e.prefixed()) {
+    e.write(ops);
+    return;
+  }
+  std::vector<CollectionSlot*> slots(slot_of.begin(), slot_of.end());
+  std::sort(slots.begin(), slots.end(), [](const CollectionSlot* a, const CollectionSlot* b) { return a->id < b->id; });
+  slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
+  {
+    std::vector<std::shared_lock<std::shared_mutex>> shared;
+    bool indexed = false;
+    for (auto* s : slots) {
+      shared.emplace_back(s->gate);
+      indexed = indexed || s->indexed.load(std::memory_order_acquire);
+    }
+    if (!indexed) {
+      e.write(ops);
+      return;
+    }
+  }
+  std::vector<std::unique_lock<std::shared_mutex>> exclusive;  // in id order: no two writers deadlock
+  for (auto* s : slots) exclusive.emplace_back(s->gate);
+  for (auto* s : slots) {
+    e.mark_stale(*s);
+    if (s->hooks.empty()) s->indexed.store(false, std::memory_order_release);
+  }
+  std::vector<WriteOp> all(ops);
+  for (auto* s : slots) {
+    std::vector<std::size_t> mine;
+    for (std::size_t i = 0; i < ops.size(); ++i)
+      if (slot_of[i] == s) mine.push_back(i);
+    expand_index_ops(e, *s, ops, mine, all);
+  }
+  e.write(all);
+}
+
+}  // namespace stowage::detail
