@@ -6,7 +6,14 @@
 // corrupted copy (verify names the flipped byte's file and block, repair
 // saves every other record) and against a store another process holds
 // (read-only subcommands work, writing ones exit 3 naming LOCK); exit
-// statuses; no progress bar when stderr is not a terminal.
+// statuses; no progress bar when stderr is not a terminal. A Database's
+// store (the prefixed layout, three collections of different types): stats
+// lists the collections, dump and load read and write one collection (its
+// prefix stripped and added), a missing collection is an error naming the
+// ones there are, verify passes (and finds a WAL key of no collection),
+// repair keeps the layout and the collection table, compact keeps every
+// record; secondary indexes are listed, and load marks its collection's
+// indexes for a rebuild. dump with --to merges the WAL's records below it.
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
@@ -20,6 +27,7 @@
 #include <stowage/stowage.hpp>
 
 #include "level_util.hpp"
+#include "offline.hpp"
 #include "test_util.hpp"
 
 using namespace stowage;
@@ -160,6 +168,94 @@ std::filesystem::path damage_a_block(const std::filesystem::path& dir) {
   REQUIRE(chunks.size() >= 3);
   stowage_test::flip_byte(chunks[1].file, 16 + 1100);
   return chunks[1].file;
+}
+
+// ---- a Database's store: several collections --------------------------------------
+
+// The records of a Database's three collections: the default one (the same
+// types as Db), 'a' (u64 -> string, the same keys as the default one's) and
+// 'b' (string -> int).
+struct Collections {
+  std::map<std::uint64_t, Reading> def;
+  std::map<std::uint64_t, std::string> a;
+  std::map<std::string, int> b;
+  bool operator==(const Collections&) const = default;
+};
+
+std::string b_key(std::uint64_t i) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "k%05u", static_cast<unsigned>(i));
+  return buf;
+}
+
+// A Database's store: most records compacted into several chunk files, then
+// puts and erases of every collection left in the WAL.
+Collections fill_collections(const std::filesystem::path& dir) {
+  Collections m;
+  Options o = kSmall;
+  o.checkpoint_on_close = false;
+  Database<> db(dir, o);
+  auto d = db.collection<std::uint64_t, Reading>("default");
+  auto a = db.collection<std::uint64_t, std::string>("a");
+  auto b = db.collection<std::string, int>("b");
+  for (std::uint64_t i = 0; i < 3000; ++i) {
+    a.put(i, "a-" + std::to_string(i));
+    m.a[i] = "a-" + std::to_string(i);
+  }
+  for (std::uint64_t i = 0; i < 800; ++i) {
+    b.put(b_key(i), static_cast<int>(i) * 3 - 100);
+    m.b[b_key(i)] = static_cast<int>(i) * 3 - 100;
+  }
+  for (std::uint64_t i = 0; i < 200; ++i) {
+    d.put(i * 2, reading(i));
+    m.def[i * 2] = reading(i);
+  }
+  db.compact();
+  for (std::uint64_t i = 3000; i < 3010; ++i) {  // the WAL
+    a.put(i, "wal-" + std::to_string(i));
+    m.a[i] = "wal-" + std::to_string(i);
+  }
+  a.erase(0);
+  m.a.erase(0);
+  db.batch().put(b, std::string("zz"), 7).erase(b, b_key(0)).put(d, std::uint64_t{1001}, reading(1001)).commit();
+  m.b["zz"] = 7;
+  m.b.erase(b_key(0));
+  m.def[1001] = reading(1001);
+  db.flush();
+  return m;
+}
+
+// Every record of the three collections (keys below 10,000 / b_key(1000),
+// and "zz"), by get(); each collection's size() must match.
+Collections collection_contents(const std::filesystem::path& dir) {
+  Collections out;
+  Database<> db(dir, Options{.read_only = true});
+  auto d = db.collection<std::uint64_t, Reading>("default");
+  auto a = db.collection<std::uint64_t, std::string>("a");
+  auto b = db.collection<std::string, int>("b");
+  for (std::uint64_t k = 0; k < 10000; ++k) {
+    if (auto v = d.get(k)) out.def.emplace(k, std::move(*v));
+    if (auto v = a.get(k)) out.a.emplace(k, std::move(*v));
+  }
+  for (std::uint64_t i = 0; i < 1000; ++i)
+    if (auto v = b.get(b_key(i))) out.b.emplace(b_key(i), *v);
+  for (const std::string k : {"zz", "new"})
+    if (auto v = b.get(k)) out.b.emplace(k, *v);
+  CHECK(out.def.size() == d.size());
+  CHECK(out.a.size() == a.size());
+  CHECK(out.b.size() == b.size());
+  return out;
+}
+
+std::vector<json> dump_lines(const Collections& m, const std::string& name) {
+  std::vector<json> out;
+  if (name == "default")
+    for (const auto& [k, v] : m.def) out.push_back(line_of(k, v));
+  if (name == "a")
+    for (const auto& [k, v] : m.a) out.push_back(json{{"key", k}, {"value", v}});
+  if (name == "b")
+    for (const auto& [k, v] : m.b) out.push_back(json{{"key", k}, {"value", v}});
+  return out;
 }
 
 }  // namespace
@@ -673,4 +769,303 @@ TEST_CASE("backup shares the store with read_only holders; writing subcommands s
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   for (int fd : {ready[0], ready[1], release[0], release[1]}) close(fd);
+}
+
+TEST_CASE("a Database's store: stats lists the collections, dump prints one collection's records, verify passes") {
+  TempDir dir("cli");
+  const Collections model = fill_collections(dir.path());
+  const std::string d = " " + dir.path().string();
+
+  Run r = run("stats" + d);
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains("layout       prefixed (a Database's: 3 collections in keyspace 'default'") &&
+                        Catch::Contains("collection   default (id 0): key order u64, value type obj@2{str,f64,vec<i32>}, "
+                                        "serializer binary-1, schema version 2") &&
+                        Catch::Contains("collection   a (id 1): key order u64, value type str, serializer binary-1, "
+                                        "schema version 0") &&
+                        Catch::Contains("collection   b (id 2): key order str, value type i32, serializer binary-1, "
+                                        "schema version 0") &&
+                        Catch::Contains("keyspace     default: the records of every collection"));
+  CHECK(r.err.empty());
+  const json st = json::parse(run("stats --json" + d).out);
+  CHECK(st["layout"] == "prefixed");
+  CHECK(st["next_collection_id"] == 3);
+  CHECK(st["dropped_collection_ids"].empty());
+  REQUIRE(st["collections"].size() == 3);
+  CHECK(st["collections"][0] == json{{"name", "default"}, {"id", 0}, {"prefix_hex", "00"}, {"key_order", "u64"},
+                                     {"serializer", "binary-1"}, {"value_type", "obj@2{str,f64,vec<i32>}"},
+                                     {"schema_version", 2}});
+  CHECK(st["collections"][1]["name"] == "a");
+  CHECK(st["collections"][1]["prefix_hex"] == "01");
+  CHECK(st["collections"][1]["value_type"] == "str");
+  CHECK(st["collections"][2]["name"] == "b");
+  CHECK(st["collections"][2]["key_order"] == "str");
+  CHECK(st["collections"][2]["value_type"] == "i32");
+  // The live count is the whole store's: every collection's records.
+  CHECK(st["live_records_with_wal"] == model.def.size() + model.a.size() + model.b.size());
+
+  // dump: exactly one collection's records, in its key order, prefix stripped.
+  for (const std::string name : {"default", "a", "b"}) {
+    INFO(name);
+    r = run("dump --collection " + name + d);
+    REQUIRE(r.status == 0);
+    CHECK(r.err.empty());
+    CHECK(lines(r.out) == dump_lines(model, name));
+  }
+  CHECK(run("dump" + d).out == run("dump --collection default" + d).out);  // 'default' by default
+  r = run("dump --collection a --from 100 --to 105" + d);
+  REQUIRE(r.status == 0);
+  CHECK(lines(r.out) == std::vector<json>{json{{"key", 100}, {"value", "a-100"}}, json{{"key", 101}, {"value", "a-101"}},
+                                          json{{"key", 102}, {"value", "a-102"}}, json{{"key", 103}, {"value", "a-103"}},
+                                          json{{"key", 104}, {"value", "a-104"}}});
+  r = run("dump --collection a --from 2998" + d);  // to the end of 'a': the WAL merged in, nothing of 'b' after it
+  REQUIRE(r.status == 0);
+  const auto tail = lines(r.out);
+  REQUIRE(tail.size() == 12);
+  CHECK(tail.back() == json{{"key", 3009}, {"value", "wal-3009"}});
+  r = run("dump --collection b --from '\"k00500\"' --limit 2" + d);
+  REQUIRE(r.status == 0);
+  CHECK(lines(r.out) == std::vector<json>{json{{"key", "k00500"}, {"value", 1400}}, json{{"key", "k00501"}, {"value", 1403}}});
+  r = run("dump --collection b --from '\"z\"'" + d);  // the last collection's last key, from the WAL
+  CHECK(lines(r.out) == std::vector<json>{json{{"key", "zz"}, {"value", 7}}});
+
+  // A collection that does not exist: an error naming the ones that do.
+  for (const std::string& cmd : {"dump --collection nope" + d, "load --collection nope" + d}) {
+    INFO(cmd);
+    r = run(cmd, "{\"key\": 1, \"value\": \"x\"}\n");
+    CHECK(r.status == 5);
+    CHECK_THAT(r.err, Catch::Contains("holds no collection 'nope' (it holds 'default', 'a', 'b')"));
+    CHECK(r.out.empty());
+  }
+  r = run("dump --collection a --keyspace default2" + d);
+  CHECK(r.status == 5);
+  CHECK_THAT(r.err, Catch::Contains("no keyspace 'default2'"));
+
+  // verify: sound; prefixed keys are no problem.
+  r = run("verify" + d);
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Catch::EndsWith("ok\n"));
+  const json v = json::parse(run("verify --json" + d).out);
+  CHECK(v["ok"] == true);
+  CHECK(v["layout"] == "prefixed");
+  CHECK(v["live_checked"] == true);
+  CHECK(run("migrate --status" + d).status == 0);
+  CHECK(collection_contents(dir.path()) == model);  // the tool changed nothing
+}
+
+TEST_CASE("a Database's store: repair keeps the layout and collections, load writes into one collection, compact "
+          "keeps every record") {
+  TempDir dir("cli"), out("cli");
+  Collections model = fill_collections(dir.path());
+  const std::string d = " " + dir.path().string();
+  const auto fixed = out / "fixed";
+
+  Run r = run("repair" + d + " " + fixed.string());
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains(std::to_string(model.def.size() + model.a.size() + model.b.size()) +
+                                    " records saved") &&
+                        Catch::Contains("(1 keyspace; prefixed layout, 3 collections: 'default', 'a', 'b')") &&
+                        Catch::Contains("0 damaged range(s) lost"));
+  auto fs = default_file_system();
+  const auto before = detail::read_manifest(*fs, dir.path());
+  const auto after = detail::read_manifest(*fs, fixed);
+  CHECK(after.layout == detail::Layout::prefixed);
+  CHECK(after.next_collection_id == before.next_collection_id);
+  REQUIRE(after.collections.size() == 2);
+  for (std::size_t i = 0; i < 2; ++i) {
+    CHECK(after.collections[i].name == before.collections[i].name);
+    CHECK(after.collections[i].id == before.collections[i].id);
+    CHECK(after.collections[i].key_order == before.collections[i].key_order);
+    CHECK(after.collections[i].serializer == before.collections[i].serializer);
+    CHECK(after.collections[i].value_type == before.collections[i].value_type);
+    CHECK(after.collections[i].schema_version == before.collections[i].schema_version);
+  }
+  CHECK(after.keyspaces[0].key_order == before.keyspaces[0].key_order);
+  CHECK(after.serializer == before.serializer);
+  CHECK(run("verify " + fixed.string()).status == 0);
+  for (const std::string name : {"default", "a", "b"})
+    CHECK(run("dump --collection " + name + " " + fixed.string()).out == run("dump --collection " + name + d).out);
+  CHECK(collection_contents(fixed) == model);
+  {
+    // A writable Database opens it as the same store: the same collections, in order.
+    Database<> db(fixed);
+    CHECK(db.collections() == std::vector<std::string>{"default", "a", "b"});
+    CHECK(db.collection<std::string, int>("b").get("zz") == 7);
+  }
+
+  // load: into one collection (the prefix added), the others untouched.
+  r = run("load --collection a" + d, "{\"key\": 5000, \"value\": \"loaded\"}\n{\"key\": 1, \"erase\": true}\n");
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains("loaded 2 records of collection 'a'"));
+  r = run("load --collection b" + d, "{\"key\": \"new\", \"value\": -5}\n");
+  REQUIRE(r.status == 0);
+  r = run("load" + d, "{\"key\": 5000, \"value\": [\"d\", 2.5, [1]]}\n");  // the default collection
+  REQUIRE(r.status == 0);
+  model.a[5000] = "loaded";
+  model.a.erase(1);
+  model.b["new"] = -5;
+  model.def[5000] = Reading{"d", 2.5, {1}};
+  CHECK(lines(run("dump --collection a --from 4999" + d).out) == std::vector<json>{json{{"key", 5000}, {"value", "loaded"}}});
+  CHECK(run("verify" + d).status == 0);
+  CHECK(collection_contents(dir.path()) == model);
+  // A line that does not fit the collection's types loads nothing.
+  r = run("load --collection b" + d, "{\"key\": \"ok\", \"value\": 1}\n{\"key\": 12, \"value\": 1}\n");
+  CHECK(r.status == 5);
+  CHECK_THAT(r.err, Catch::Contains("line 2") && Catch::Contains("nothing was loaded"));
+  {
+    // A writable open replays the loaded records (each key a collection's).
+    Database<> db(dir.path());
+    CHECK(db.collection<std::uint64_t, std::string>("a").get(5000) == "loaded");
+    CHECK(!db.collection<std::uint64_t, std::string>("a").contains(1));
+    CHECK(db.collection<std::uint64_t, Reading>("default").get(5000) == Reading{"d", 2.5, {1}});
+  }
+  CHECK(collection_contents(dir.path()) == model);
+
+  // compact: every collection's records kept.
+  r = run("compact" + d);
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains("compacted " + std::to_string(model.def.size() + model.a.size() + model.b.size()) +
+                                    " records"));
+  CHECK(collection_contents(dir.path()) == model);
+  CHECK(run("verify" + d).status == 0);
+  for (const std::string name : {"default", "a", "b"}) CHECK(lines(run("dump --collection " + name + d).out) == dump_lines(model, name));
+}
+
+TEST_CASE("a Database's store with a damaged block: repair names the lost keys with their collection") {
+  TempDir dir("cli"), out("cli");
+  const Collections model = fill_collections(dir.path());
+  const auto victim = damage_a_block(dir.path());
+  CHECK(run("verify " + dir.path().string()).status == 1);
+  Run r = run("repair " + dir.path().string() + " " + (out / "fixed").string());
+  REQUIRE(r.status == 1);
+  CHECK_THAT(r.out, Catch::Contains("lost: " + victim.string() + ", block ") &&
+                        (Catch::Contains(": keys of collection '") || Catch::Contains(" (collection '")) &&
+                        Catch::Contains("1 damaged range(s) lost"));
+  CHECK(run("verify " + (out / "fixed").string()).status == 0);
+  const Collections saved = collection_contents(out / "fixed");
+  const std::size_t all = model.def.size() + model.a.size() + model.b.size();
+  const std::size_t kept = saved.def.size() + saved.a.size() + saved.b.size();
+  CHECK(kept < all);
+  CHECK(kept + 100 > all);
+  for (const auto& [k, v] : saved.a) CHECK(model.a.at(k) == v);
+  for (const auto& [k, v] : saved.b) CHECK(model.b.at(k) == v);
+  for (const auto& [k, v] : saved.def) CHECK(model.def.at(k) == v);
+}
+
+TEST_CASE("collections of a Storage's (bare) store, and a WAL key of no collection") {
+  TempDir dir("cli");
+  fill(dir.path(), 500, 5);
+  const std::string d = " " + dir.path().string();
+  Run r = run("stats" + d);
+  CHECK_THAT(r.out, Catch::Contains("layout       bare (a Storage's: one collection, 'default', keys without a prefix)"));
+  const json st = json::parse(run("stats --json" + d).out);
+  CHECK(st["layout"] == "bare");
+  REQUIRE(st["collections"].size() == 1);
+  CHECK(st["collections"][0]["prefix_hex"] == "");
+  CHECK(run("dump --collection default" + d).out == run("dump" + d).out);
+  {
+    // A WAL record after the last chunk key below --to, and a chunk key past it.
+    Options o = kSmall;
+    o.checkpoint_on_close = false;
+    Db db(dir.path(), o);
+    db.put(10000, reading(10000));
+    db.compact();
+    db.put(700, reading(700));
+  }
+  r = run("dump --from 499 --to 800" + d);
+  REQUIRE(r.status == 0);
+  const auto got = lines(r.out);
+  REQUIRE(got.size() == 7);  // 499..504 from the chunks, 700 from the WAL
+  CHECK(got.back() == line_of(700, reading(700)));
+  for (const std::string& cmd : {"dump --collection a" + d, "load --collection a" + d}) {
+    INFO(cmd);
+    r = run(cmd, "{\"key\": 1, \"value\": [\"a\", 1.0, []]}\n");
+    CHECK(r.status == 5);
+    CHECK_THAT(r.err, Catch::Contains("holds no collection 'a': it keeps one collection, 'default'"));
+  }
+
+  // A Database's store whose WAL holds a key of no collection (id 9; ids end
+  // before 3): an open refuses it, verify says so, load never writes one.
+  TempDir multi("cli");
+  fill_collections(multi.path());
+  auto fs = default_file_system();
+  const std::vector<std::pair<std::string, std::optional<std::string>>> bad{{std::string("\x09key", 4), "v"}};
+  CHECK_THROWS_AS(tool::append_records(*fs, multi.path(), bad), ValidationError);
+  {
+    tool::StoreReader reader(*fs, multi.path());
+    const std::uint64_t number = reader.manifest().next_file + 100;
+    detail::WalWriter w(*fs, multi.path(), number, 0);
+    detail::WalBatch batch(reader.last_seq() + 1);
+    batch.put(bad[0].first, "v");
+    w.append(batch.finish());
+    w.sync();
+    w.seal();
+    w.close();
+  }
+  CHECK_THROWS_AS(Database<>(multi.path(), Options{.read_only = true}), CorruptionError);
+  r = run("verify " + multi.path().string());
+  CHECK(r.status == 1);
+  CHECK_THAT(r.out, Catch::Contains("WAL record holds a key of no collection (it starts with bytes 096b6579, the "
+                                    "prefix of collection id 9, but ids end before 3)"));
+}
+
+TEST_CASE("a Database's store with secondary indexes: stats lists them, load marks its collection's for a rebuild") {
+  TempDir dir("cli"), out("cli");
+  const auto by_value_of = [](const std::string& v) { return v; };
+  const auto by_int_of = [](const int& v) { return v; };
+  {
+    Database<> db(dir.path());
+    auto a = db.collection<std::uint64_t, std::string>("a");
+    auto b = db.collection<std::string, int>("b");
+    auto by_value = a.index("by_value", by_value_of, unique);
+    auto by_int = b.index("by_int", by_int_of);
+    for (std::uint64_t i = 0; i < 50; ++i) {
+      a.put(i, "v" + std::to_string(i));
+      b.put(b_key(i), static_cast<int>(i % 5));
+    }
+  }
+  const std::string d = " " + dir.path().string();
+  Run r = run("stats" + d);
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains("layout       prefixed (a Database's: 3 collections in keyspace 'default'") &&
+                        Catch::Contains("index        by_value of a (id 3): key order str, unique, version 0\n") &&
+                        Catch::Contains("index        by_int of b (id 4): key order i32, not unique, version 0\n"));
+  json st = json::parse(run("stats --json" + d).out);
+  CHECK(st["collections"].size() == 3);
+  REQUIRE(st["indexes"].size() == 2);
+  CHECK(st["indexes"][0] == json{{"name", "by_value"}, {"id", 3}, {"prefix_hex", "03"}, {"collection", "a"},
+                                 {"key_order", "str"}, {"unique", true}, {"version", 0}, {"ready", true}});
+  CHECK(st["indexes"][1]["collection"] == "b");
+  CHECK(st["indexes"][1]["unique"] == false);
+  // An index is not a collection dump prints; the collections print only their records.
+  r = run("dump --collection by_value" + d);
+  CHECK(r.status == 5);
+  CHECK_THAT(r.err, Catch::Contains("(it holds 'default', 'a', 'b')"));
+  CHECK(lines(run("dump --collection a" + d).out).size() == 50);
+  CHECK(lines(run("dump --collection b" + d).out).size() == 50);
+  CHECK(run("verify" + d).status == 0);
+  // repair with nothing lost keeps the indexes ready.
+  REQUIRE(run("repair" + d + " " + (out / "fixed").string()).status == 0);
+  CHECK(json::parse(run("stats --json " + (out / "fixed").string()).out)["indexes"] == st["indexes"]);
+
+  // load writes past the engine that keeps the indexes: it marks the
+  // collection's indexes not ready first, and the next declaration rebuilds them.
+  r = run("load --collection a" + d, "{\"key\": 100, \"value\": \"loaded\"}\n{\"key\": 7, \"erase\": true}\n");
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains("1 secondary index of collection 'a' marked not ready"));
+  st = json::parse(run("stats --json" + d).out);
+  CHECK(st["indexes"][0]["ready"] == false);
+  CHECK(st["indexes"][1]["ready"] == true);  // b's: untouched
+  {
+    Database<> db(dir.path());
+    auto a = db.collection<std::uint64_t, std::string>("a");
+    auto by_value = a.index("by_value", by_value_of, unique);
+    const auto hit = by_value.find("loaded");
+    REQUIRE(hit);
+    CHECK(hit->first == 100);
+    CHECK(!by_value.find("v7"));
+    CHECK(by_value.find("v8"));
+  }
+  CHECK(json::parse(run("stats --json" + d).out)["indexes"][0]["ready"] == true);
+  CHECK(run("verify" + d).status == 0);
 }

@@ -3,14 +3,26 @@
 // repairing stowage stores, whatever their C++ types (it reads them from the
 // MANIFEST). Argument parsing by CLI11.
 //
-//   stowage stats DIR                   live records, files per level, bytes, compression ratio, WAL, types and policies
-//   stowage verify DIR                  every checksum, block, key order and the live count; exit 1 when anything is wrong
-//   stowage dump DIR [--keyspace NAME] [--from K] [--to K] [--limit N]   JSON lines {"key": ..., "value": ...}
-//   stowage load DIR [--input FILE]     JSON lines (stdin by default) appended to the store's WAL
+//   stowage stats DIR                   live records, files per level, bytes, compression ratio, WAL, types,
+//                                       policies, the layout and the collections
+//   stowage verify DIR                  every checksum, block, key order and the live count, and (a Database's
+//                                       store) that every WAL key is a collection's; exit 1 when anything is wrong
+//   stowage dump DIR [--collection NAME] [--keyspace NAME] [--from K] [--to K] [--limit N]
+//                                       JSON lines {"key": ..., "value": ...} of one collection
+//   stowage load DIR [--collection NAME] [--input FILE]   JSON lines (stdin by default) appended to the WAL
 //   stowage compact DIR                 the engine's compact(): every level merged into the last, the WAL folded in
 //   stowage backup DIR DEST             a consistent copy taken under the store's LOCK
 //   stowage migrate --status DIR        format and schema versions, pending migration steps
-//   stowage repair DIR OUT              every record that verifies, of every keyspace, into a new store; what was lost
+//   stowage repair DIR OUT              every record that verifies, of every keyspace and collection, into a new
+//                                       store with the same layout and collection table; what was lost
+//
+// Collections: a Database's store keeps several typed collections in keyspace
+// 'default', each key after its collection's prefix (the prefixed layout);
+// dump and load read and write one of them (--collection, default 'default'),
+// its prefix stripped and added, decoded with its own types. A Storage's
+// store (the bare layout) holds 'default' only, keys without a prefix.
+// --keyspace names a MANIFEST keyspace: 'default' holds every collection; any
+// other is read as it is (dump only).
 //
 // Read-only subcommands (stats, verify, dump, migrate --status) take no lock
 // and work on a store another process has open; --json prints JSON instead of
@@ -101,6 +113,16 @@ stowage::tool::RecordJson codec_of(const stowage::detail::Manifest& m,
   return stowage::tool::RecordJson(ks->key_order, ks->value_type, m.serializer);
 }
 
+/// The codec of one collection's keys (its prefix stripped) and values.
+stowage::tool::RecordJson codec_of(const stowage::tool::CollectionView& c) {
+  return stowage::tool::RecordJson(c.key_order, c.value_type, c.serializer);
+}
+
+/// "bare" or "prefixed".
+const char* layout_name(stowage::detail::Layout l) {
+  return l == stowage::detail::Layout::prefixed ? "prefixed" : "bare";
+}
+
 /// A key given on the command line: JSON text of the key ("42", "[1,\"a\"]"),
 /// or any other text as a string; hex when the key order is not known.
 std::string key_argument(const stowage::tool::RecordJson& codec, const std::string& text) {
@@ -119,6 +141,31 @@ std::string key_argument(const stowage::tool::RecordJson& codec, const std::stri
 std::string show_key(const stowage::tool::RecordJson& codec, std::string_view key) {
   if (auto j = codec.key(key)) return j->dump();
   return "hex:" + stowage::tool::to_hex(key);
+}
+
+/// The collection an encoded key of keyspace `keyspace` belongs to, in a
+/// store of the prefixed layout; nullopt otherwise (or when it is no
+/// collection's).
+std::optional<std::string> collection_name_of(const stowage::detail::Manifest& m, const std::string& keyspace,
+                                              std::string_view key) {
+  if (keyspace != stowage::detail::kDefaultKeyspace || m.layout != stowage::detail::Layout::prefixed)
+    return std::nullopt;
+  const auto c = stowage::tool::collection_of_key(m, key);
+  if (!c) return std::nullopt;
+  return c->first.name;
+}
+
+/// An encoded key of keyspace `keyspace` for a message: decoded with its
+/// collection's types, its prefix stripped; with_collection: in the prefixed
+/// layout, followed by " (collection 'a')".
+std::string show_store_key(const stowage::detail::Manifest& m, const std::string& keyspace, std::string_view key,
+                           bool with_collection) {
+  if (keyspace != stowage::detail::kDefaultKeyspace) return show_key(codec_of(m, keyspace), key);
+  const auto c = stowage::tool::collection_of_key(m, key);
+  if (!c) return "hex:" + stowage::tool::to_hex(key) + " (" + stowage::tool::owner_of_key(m, key) + ")";
+  const std::string shown = show_key(codec_of(c->first), key.substr(c->second));
+  if (!with_collection || m.layout != stowage::detail::Layout::prefixed) return shown;
+  return shown + " (collection '" + c->first.name + "')";
 }
 
 void print_json(const Json& j) { std::cout << j.dump(2) << "\n"; }
@@ -146,7 +193,14 @@ std::string levels_line(const stowage::KeyspaceInfo& ks) {
 int cmd_stats(const fs::path& dir, bool json) {
   const stowage::StoreInfo info = stowage::inspect(dir);
   auto defaults = stowage::default_file_system();
-  // The WAL (it holds 'default' records only), replayed to count what it adds.
+  // The layout and the collections (StoreInfo does not carry them). Read
+  // after inspect(): a collection a writer creates meanwhile may show here
+  // only; the layout changes only in a writable open's migration.
+  const stowage::detail::Manifest manifest = stowage::detail::read_manifest(*defaults, dir);
+  const bool prefixed = manifest.layout == stowage::detail::Layout::prefixed;
+  const auto collections = stowage::tool::collections_of(manifest);
+  const auto indexes = stowage::tool::indexes_of(manifest);
+  // The WAL (it holds 'default' records only, of every collection), replayed to count what it adds.
   std::uint64_t wal_ops = 0, wal_puts = 0, wal_erases = 0, last_seq = info.last_seq;
   std::int64_t wal_delta = 0, uncounted_part = 0;
   if (info.keyspace(stowage::detail::kDefaultKeyspace)) {
@@ -200,8 +254,32 @@ int cmd_stats(const fs::path& dir, bool json) {
                          {"levels", levels},
                          {"bytes", ks.bytes}});
     }
+    Json coll_list = Json::array();
+    for (const auto& c : collections)
+      coll_list.push_back({{"name", c.name},
+                           {"id", c.id},
+                           {"prefix_hex", stowage::tool::to_hex(c.prefix)},
+                           {"key_order", c.key_order},
+                           {"serializer", c.serializer},
+                           {"value_type", c.value_type},
+                           {"schema_version", c.schema_version}});
+    Json index_list = Json::array();
+    for (const auto& i : indexes)
+      index_list.push_back({{"name", i.name},
+                            {"id", i.id},
+                            {"prefix_hex", stowage::tool::to_hex(stowage::detail::collection_prefix(i.id))},
+                            {"collection", i.collection},
+                            {"key_order", i.key_order},
+                            {"unique", i.unique},
+                            {"version", i.version},
+                            {"ready", i.ready}});
     print_json({{"dir", dir.string()},
                 {"format", std::to_string(info.format_major) + "." + std::to_string(info.format_minor)},
+                {"layout", layout_name(manifest.layout)},
+                {"collections", coll_list},
+                {"indexes", index_list},
+                {"next_collection_id", manifest.next_collection_id},
+                {"dropped_collection_ids", manifest.dropped},
                 {"serializer", info.serializer},
                 {"compression", info.compression},
                 {"compression_id", info.compression_id},
@@ -228,12 +306,46 @@ int cmd_stats(const fs::path& dir, bool json) {
   }
   std::printf("store        %s\n", dir.c_str());
   std::printf("format       %u.%u\n", info.format_major, info.format_minor);
-  std::printf("serializer   %s\n", info.serializer.c_str());
+  std::printf("serializer   %s\n", info.serializer.empty() ? "(none yet: the default collection has no types)"
+                                                        : info.serializer.c_str());
   std::printf("compression  %s (id %u), ratio %.2f (%s of blocks stored in %s)\n", info.compression.c_str(),
               info.compression_id, ratio, human(blocks.raw).c_str(), human(blocks.stored).c_str());
+  if (prefixed)
+    std::printf("layout       prefixed (a Database's: %s in keyspace 'default', each key after its "
+                "collection's prefix)\n",
+                count_of(collections.size(), "collection", "collections").c_str());
+  else
+    std::printf("layout       bare (a Storage's: one collection, 'default', keys without a prefix)\n");
+  if (prefixed) {
+    for (const auto& c : collections) {
+      if (c.key_order.empty()) {
+        std::printf("collection   %s (id %u): no types yet (no Storage or collection(\"%s\") has opened it)\n",
+                    c.name.c_str(), c.id, c.name.c_str());
+        continue;
+      }
+      std::printf("collection   %s (id %u): key order %s, value type %s, serializer %s, schema version %u\n",
+                  c.name.c_str(), c.id, c.key_order.c_str(), c.value_type.empty() ? "(unknown)" : c.value_type.c_str(),
+                  c.serializer.c_str(), c.schema_version);
+    }
+    for (const auto& i : indexes)
+      std::printf("index        %s of %s (id %u): key order %s, %s, version %u%s\n", i.name.c_str(),
+                  i.collection.c_str(), i.id, i.key_order.c_str(), i.unique ? "unique" : "not unique", i.version,
+                  i.ready ? "" : ", not ready (built or rebuilt when next declared)");
+    if (!manifest.dropped.empty()) {
+      std::string ids;
+      for (auto id : manifest.dropped) ids += (ids.empty() ? "" : ", ") + std::to_string(id);
+      std::printf("dropped      collection id(s) %s: records not purged yet (the next writable open erases them)\n",
+                  ids.c_str());
+    }
+  }
   for (const auto& ks : info.keyspaces) {
-    std::printf("keyspace     %s: key order %s, value type %s, schema version %u\n", ks.name.c_str(),
-                ks.key_order.c_str(), ks.value_type.empty() ? "(unknown)" : ks.value_type.c_str(), ks.schema_version);
+    if (prefixed && ks.name == stowage::detail::kDefaultKeyspace)
+      std::printf("keyspace     %s: the records of every collection (records per collection: `stowage dump "
+                  "--collection NAME`)\n", ks.name.c_str());
+    else
+      std::printf("keyspace     %s: key order %s, value type %s, schema version %u\n", ks.name.c_str(),
+                  ks.key_order.empty() ? "(none yet)" : ks.key_order.c_str(),
+                  ks.value_type.empty() ? "(unknown)" : ks.value_type.c_str(), ks.schema_version);
     std::printf("records      %llu live in %s (%s), %s\n", static_cast<unsigned long long>(ks_live(ks)),
                 count_of(ks.chunks.size(), "chunk file", "chunk files").c_str(),
                 count_of(ks.level_count(), "level", "levels").c_str(), human(ks.bytes).c_str());
@@ -259,7 +371,17 @@ int cmd_verify(const fs::path& dir, bool json, bool progress) {
   ProgressBar bar("verify", progress);
   stowage::VerifyOptions opt;
   opt.progress = bar.fn();
-  const stowage::VerifyReport rep = stowage::verify(dir, opt);
+  stowage::VerifyReport rep = stowage::verify(dir, opt);
+  // stowage::verify reads keys as bytes; in a Database's store an open also
+  // refuses a WAL key of no collection, so that is checked here.
+  std::string layout = "bare";
+  try {
+    auto fsys = stowage::default_file_system();
+    for (auto& p : stowage::tool::wal_keys_of_no_collection(*fsys, dir)) rep.problems.push_back(std::move(p));
+    layout = layout_name(stowage::detail::read_manifest(*fsys, dir).layout);
+  } catch (const stowage::Error&) {
+    // An unreadable MANIFEST: verify has listed it.
+  }
   std::size_t chunks = 0, wal = 0;
   for (const auto& f : rep.files) {
     chunks += f.kind == "chunk";
@@ -278,7 +400,7 @@ int cmd_verify(const fs::path& dir, bool json, bool progress) {
     for (const auto& f : rep.files)
       files.push_back({{"file", f.file.string()}, {"kind", f.kind}, {"bytes", f.bytes}, {"records", f.records},
                        {"blocks", f.blocks}, {"ok", f.ok}});
-    print_json({{"dir", dir.string()}, {"ok", rep.ok()}, {"chunk_records", rep.chunk_records},
+    print_json({{"dir", dir.string()}, {"ok", rep.ok()}, {"layout", layout}, {"chunk_records", rep.chunk_records},
                 {"chunk_tombstones", rep.chunk_tombstones}, {"live_records", rep.live_records},
                 {"live_checked", rep.live_checked}, {"levels", levels},
                 {"wal_operations", rep.wal_operations}, {"bytes", rep.bytes}, {"passes", rep.passes},
@@ -300,19 +422,39 @@ int cmd_verify(const fs::path& dir, bool json, bool progress) {
   return rep.ok() ? kOk : kFound;
 }
 
-int cmd_dump(const fs::path& dir, const std::string& keyspace, const std::string& from, const std::string& to,
-             std::uint64_t limit, bool progress) {
+/// What dump reads: collection `collection` of keyspace 'default' (its key
+/// range, its prefix stripped, its types), or all of another keyspace.
+struct DumpTarget {
+  stowage::tool::RecordJson codec;
+  std::string prefix;                 ///< stripped from every key read, added to --from and --to
+  std::optional<std::string> lo, hi;  ///< the range read (nullopt: unbounded)
+};
+
+DumpTarget dump_target(const stowage::detail::Manifest& m, const fs::path& dir, const std::string& keyspace,
+                       const std::string& collection) {
+  if (keyspace != stowage::detail::kDefaultKeyspace) {
+    if (collection != stowage::detail::kDefaultKeyspace)
+      throw stowage::ValidationError("stowage: collections live in keyspace 'default'; --collection '" + collection +
+                                     "' cannot be read from keyspace '" + keyspace + "'");
+    return {codec_of(m, keyspace), "", std::nullopt, std::nullopt};
+  }
+  const auto c = stowage::tool::require_collection(m, dir, collection);
+  return {codec_of(c), c.prefix, c.range_begin(), c.range_end()};
+}
+
+int cmd_dump(const fs::path& dir, const std::string& keyspace, const std::string& collection, const std::string& from,
+             const std::string& to, std::uint64_t limit, bool progress) {
   auto fsys = stowage::default_file_system();
   stowage::tool::StoreReader reader(*fsys, dir, keyspace);
-  const auto codec = codec_of(reader.manifest(), keyspace);
-  std::optional<std::string> lo, hi;
-  if (!from.empty()) lo = key_argument(codec, from);
-  if (!to.empty()) hi = key_argument(codec, to);
+  DumpTarget t = dump_target(reader.manifest(), dir, keyspace, collection);
+  const auto& codec = t.codec;
+  if (!from.empty()) t.lo = t.prefix + key_argument(codec, from);
+  if (!to.empty()) t.hi = t.prefix + key_argument(codec, to);
   ProgressBar bar("dump", progress);
   std::uint64_t n = 0;
-  reader.scan(lo, hi, [&](std::string_view k, std::string_view v) {
+  reader.scan(t.lo, t.hi, [&](std::string_view k, std::string_view v) {
     if (limit != 0 && n >= limit) return false;
-    std::cout << codec.record(k, v).dump() << '\n';
+    std::cout << codec.record(k.substr(t.prefix.size()), v).dump() << '\n';  // every key in the range has the prefix
     ++n;
     return true;
   }, bar.fn());
@@ -320,14 +462,16 @@ int cmd_dump(const fs::path& dir, const std::string& keyspace, const std::string
   return kOk;
 }
 
-int cmd_load(const fs::path& dir, const std::string& keyspace, const std::string& input) {
+int cmd_load(const fs::path& dir, const std::string& keyspace, const std::string& collection,
+             const std::string& input) {
   auto fsys = stowage::default_file_system();
   if (keyspace != stowage::detail::kDefaultKeyspace)
     throw stowage::ValidationError("stowage: load writes through the WAL, which holds records of keyspace 'default' "
                                    "only (the one Storage opens), so it cannot load keyspace '" + keyspace +
                                    "'; nothing was loaded");
   stowage::detail::FileLock lock(dir, false, std::chrono::milliseconds(0));
-  const auto codec = codec_of(stowage::detail::read_manifest(*fsys, dir));
+  const auto target = stowage::tool::require_collection(stowage::detail::read_manifest(*fsys, dir), dir, collection);
+  const auto codec = codec_of(target);
   std::ifstream file;
   if (!input.empty() && input != "-") {
     file.open(input);
@@ -341,7 +485,11 @@ int cmd_load(const fs::path& dir, const std::string& keyspace, const std::string
     try {
       const Json j = Json::parse(line);
       if (!j.is_object()) throw stowage::ValidationError("stowage: not a JSON object");
-      std::string key = codec.record_key(j);
+      if (target.key_order.empty() && !j.contains("key_hex"))
+        throw stowage::ValidationError("stowage: collection '" + target.name +
+                                       "' has no types yet (no program has opened it with types): give its keys as "
+                                       "key_hex and its values as value_hex");
+      std::string key = target.prefix + codec.record_key(j);
       if (j.contains("erase") && j["erase"] == true)
         ops.emplace_back(std::move(key), std::nullopt);
       else
@@ -356,9 +504,17 @@ int cmd_load(const fs::path& dir, const std::string& keyspace, const std::string
     std::printf("%s: nothing to load\n", dir.c_str());
     return kOk;
   }
+  // Secondary indexes of the collection do not see these records: marked
+  // for a rebuild first (nothing in a store without indexes).
+  const std::size_t stale = stowage::tool::mark_indexes_stale(*fsys, dir, target.id);
+  if (stale > 0)
+    std::printf("%s: %s of collection '%s' marked not ready: each is rebuilt from the collection when your program "
+                "next declares it\n",
+                dir.c_str(), count_of(stale, "secondary index", "secondary indexes").c_str(), target.name.c_str());
   const auto [first, last] = stowage::tool::append_records(*fsys, dir, ops);
-  std::printf("%s: loaded %zu records (sequences %llu..%llu) into the WAL; the next open replays them\n", dir.c_str(),
-              ops.size(), static_cast<unsigned long long>(first), static_cast<unsigned long long>(last));
+  const std::string into = target.prefix.empty() ? std::string() : " of collection '" + target.name + "'";
+  std::printf("%s: loaded %zu records%s (sequences %llu..%llu) into the WAL; the next open replays them\n", dir.c_str(),
+              ops.size(), into.c_str(), static_cast<unsigned long long>(first), static_cast<unsigned long long>(last));
   return kOk;
 }
 
@@ -415,21 +571,38 @@ int cmd_repair(const fs::path& dir, const fs::path& out, bool progress) {
   const auto r = stowage::tool::repair_store(*fsys, dir, out, bar.fn());
   const auto manifest = stowage::detail::read_manifest(*fsys, out);
   for (const auto& l : r.lost) {
-    const auto codec = codec_of(manifest, l.keyspace);
-    std::string range;
+    // In the prefixed layout: "keys of collection 'a' ..." when both ends
+    // are known and of one collection, else each key says its collection.
+    const auto& lo = l.first && l.last ? l.first : l.after;
+    const auto& hi = l.first && l.last ? l.last : l.before;
+    std::optional<std::string> one;
+    if (lo && hi) {
+      one = collection_name_of(manifest, l.keyspace, *lo);
+      if (one != collection_name_of(manifest, l.keyspace, *hi)) one.reset();
+    }
+    auto show = [&](const std::string& key) { return show_store_key(manifest, l.keyspace, key, !one); };
+    std::string range = one ? "keys of collection '" + *one + "' " : std::string("keys ");
     if (l.first && l.last)
-      range = "keys " + show_key(codec, *l.first) + " .. " + show_key(codec, *l.last);
+      range += show(*l.first) + " .. " + show(*l.last);
     else
-      range = "keys after " + (l.after ? show_key(codec, *l.after) : std::string("the start")) + " and before " +
-              (l.before ? show_key(codec, *l.before) : std::string("the end"));
+      range += "after " + (l.after ? show(*l.after) : std::string("the start")) + " and before " +
+               (l.before ? show(*l.before) : std::string("the end"));
     if (l.keyspace != stowage::detail::kDefaultKeyspace) range += " of keyspace '" + l.keyspace + "'";
     std::printf("lost: %s, %s at offset %llu: %s (%s)\n", l.file.c_str(), l.what.c_str(),
                 static_cast<unsigned long long>(l.offset), range.c_str(),
                 l.records ? (std::to_string(l.records) + " records").c_str() : "records not known");
   }
+  std::string what = count_of(manifest.keyspaces.size(), "keyspace", "keyspaces");
+  if (manifest.layout == stowage::detail::Layout::prefixed)
+    what += "; prefixed layout, " +
+            count_of(stowage::tool::collections_of(manifest).size(), "collection", "collections") + ": " +
+            stowage::tool::collection_names(manifest);
+  if (r.stale_indexes > 0)
+    std::printf("note: %s marked not ready in %s (records were lost): each is rebuilt from its collection when "
+                "your program next declares it\n",
+                count_of(r.stale_indexes, "secondary index", "secondary indexes").c_str(), out.c_str());
   std::printf("%s: %llu records saved into %s (%s); %zu damaged range(s) lost\n", dir.c_str(),
-              static_cast<unsigned long long>(r.records), out.c_str(),
-              count_of(manifest.keyspaces.size(), "keyspace", "keyspaces").c_str(), r.lost.size());
+              static_cast<unsigned long long>(r.records), out.c_str(), what.c_str(), r.lost.size());
   return r.lost.empty() ? kOk : kFound;
 }
 
@@ -441,7 +614,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   fs::path dir, dest;
   bool json = false, no_progress = false, status = false;
-  std::string from, to, input, keyspace(stowage::detail::kDefaultKeyspace);
+  std::string from, to, input, keyspace(stowage::detail::kDefaultKeyspace),
+      collection(stowage::detail::kDefaultKeyspace);
   std::uint64_t limit = 0;
   auto add_dir = [&](CLI::App* sub) { sub->add_option("DIR", dir, "the store's directory")->required(); };
   auto add_json = [&](CLI::App* sub) { sub->add_flag("--json", json, "print JSON instead of text"); };
@@ -449,24 +623,35 @@ int main(int argc, char** argv) {
     sub->add_flag("--no-progress", no_progress, "no progress bar (there is none unless stderr is a terminal)");
   };
 
-  auto* stats = app.add_subcommand("stats", "live records, files and bytes per level, compression ratio, WAL, types and policies");
+  auto* stats = app.add_subcommand("stats", "live records, files and bytes per level, compression ratio, WAL, types, policies, "
+                                         "the layout and the collections");
   add_dir(stats);
   add_json(stats);
-  auto* verify = app.add_subcommand("verify", "check every checksum, block, key order and the live count; exit 1 when anything is wrong");
+  auto* verify = app.add_subcommand("verify", "check every checksum, block, key order and the live count (and, in a "
+                                          "Database's store, that every WAL key is a collection's); exit 1 when "
+                                          "anything is wrong");
   add_dir(verify);
   add_json(verify);
   add_progress(verify);
-  auto* dump = app.add_subcommand("dump", "print records as JSON lines {\"key\": ..., \"value\": ...}");
+  auto* dump = app.add_subcommand("dump", "print the records of one collection as JSON lines {\"key\": ..., \"value\": ...}");
   add_dir(dump);
   add_json(dump);
   add_progress(dump);
-  dump->add_option("--keyspace", keyspace, "the keyspace to print (default: 'default'; the WAL is merged into 'default' only)");
-  dump->add_option("--from", from, "first key (JSON, e.g. 42 or '\"abc\"'; hex when the key order is not known)");
+  dump->add_option("--collection", collection,
+                   "the collection to print (default: 'default'); in a Database's store (prefixed layout) only its "
+                   "records, keys without their collection prefix, decoded with its own types");
+  dump->add_option("--keyspace", keyspace,
+                   "the MANIFEST keyspace to read (default: 'default', which holds every collection; the WAL is "
+                   "merged into 'default' only; another keyspace is printed whole, without collections)");
+  dump->add_option("--from", from, "first key of the collection, without its prefix (JSON, e.g. 42 or '\"abc\"'; hex when the key order is not known)");
   dump->add_option("--to", to, "stop before this key");
   dump->add_option("--limit", limit, "at most this many records");
-  auto* load = app.add_subcommand("load", "append JSON-lines records (stowage dump's format) to the store's WAL");
+  auto* load = app.add_subcommand("load", "append JSON-lines records (stowage dump's format) of one collection to the store's WAL");
   add_dir(load);
   load->add_option("--input", input, "read this file instead of stdin");
+  load->add_option("--collection", collection,
+                   "the collection to load into, which must exist (default: 'default'); in a Database's store each "
+                   "key is written after the collection's prefix");
   load->add_option("--keyspace", keyspace, "the keyspace to load into: only 'default' (the WAL holds no other)");
   auto* compact = app.add_subcommand("compact", "merge every level into the last one with the engine, folding the WAL in");
   add_dir(compact);
@@ -478,7 +663,8 @@ int main(int argc, char** argv) {
   migrate->add_flag("--status", status, "print the format and schema versions and pending steps")->required();
   add_dir(migrate);
   add_json(migrate);
-  auto* repair = app.add_subcommand("repair", "copy every record that verifies, of every keyspace, into a new store; list what was lost");
+  auto* repair = app.add_subcommand("repair", "copy every record that verifies, of every keyspace and collection, into a new store "
+                                          "(same layout and collections); list what was lost");
   add_dir(repair);
   repair->add_option("OUT", dest, "a new directory for the repaired store")->required();
   add_progress(repair);
@@ -501,8 +687,8 @@ int main(int argc, char** argv) {
   try {
     if (*stats) return cmd_stats(dir, json);
     if (*verify) return cmd_verify(dir, json, progress);
-    if (*dump) return cmd_dump(dir, keyspace, from, to, limit, progress);
-    if (*load) return cmd_load(dir, keyspace, input);
+    if (*dump) return cmd_dump(dir, keyspace, collection, from, to, limit, progress);
+    if (*load) return cmd_load(dir, keyspace, collection, input);
     if (*compact) return cmd_compact(dir, progress);
     if (*backup) return cmd_backup(dir, dest);
     if (*migrate) return cmd_migrate_status(dir, json);

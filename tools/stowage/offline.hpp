@@ -37,6 +37,17 @@
 // others' chunk files are kept as they are by every open. So dump and repair
 // read every keyspace, backup copies them, compact leaves the others as they
 // are (and says so), and load writes 'default' only (refusing any other).
+//
+// Collections (manifest format 5, docs/format.md "Collections"): a Database's
+// collections all live in keyspace 'default' (its chunks and the WAL). In
+// the prefixed layout each key starts with its collection's prefix
+// (detail::collection_prefix(id); the default collection is id 0), so a
+// collection is one contiguous key range: CollectionView gives its range and
+// types (collections_of, require_collection), and dump and load add or strip
+// the prefix. In the bare layout (a Storage's store) 'default' is the only
+// collection and keys have no prefix. Repair and compact copy keys as they
+// are, whichever collection they belong to; repair carries the layout, the
+// collection table and the dropped ids over into the new MANIFEST.
 #pragma once
 
 #include <algorithm>
@@ -108,6 +119,30 @@ inline const detail::KeyspaceState& require_keyspace(const detail::Manifest& m, 
                         (names.empty() ? std::string("none") : names) + ")");
 }
 
+/// Lower-case hex of bytes, for messages.
+inline std::string hex(std::string_view bytes) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out.push_back(digits[c >> 4]);
+    out.push_back(digits[c & 15]);
+  }
+  return out;
+}
+
+/// Marks the secondary indexes of m's collection table not ready, so that
+/// each is rebuilt from its collection when next declared: every index, or
+/// (parent set) those of collection id *parent. Returns how many.
+inline std::size_t mark_indexes_not_ready(detail::Manifest& m, std::optional<std::uint32_t> parent = std::nullopt) {
+  std::size_t n = 0;
+  for (auto& c : m.collections)
+    if (c.is_index() && (!parent || c.parent == *parent)) {
+      c.ready = false;
+      ++n;
+    }
+  return n;
+}
+
 /// Calls fn(std::type_identity<Compression>{}) with the built-in policy of id.
 template <class Fn>
 decltype(auto) with_compression(std::uint8_t id, const std::filesystem::path& dir, Fn&& fn) {
@@ -118,6 +153,182 @@ decltype(auto) with_compression(std::uint8_t id, const std::filesystem::path& di
 }
 
 }  // namespace offline_detail
+
+/// One collection of a store as the tool reads it (docs/format.md,
+/// "Collections"): the default collection (id 0: Storage's, the `default`
+/// keyspace's types and the store's serializer) and, in the prefixed
+/// layout, a Database's named ones. All of them live in keyspace 'default'.
+struct CollectionView {
+  std::string name;                  ///< "default" for id 0
+  std::uint32_t id = 0;              ///< 0 for the default collection
+  std::string prefix;                ///< the bytes every key of it starts with (empty in a bare store)
+  std::string key_order;             ///< KeyCodec<Key>::name() (empty: no types yet)
+  std::string serializer;            ///< Serializer::id() (empty: no types yet)
+  std::string value_type;            ///< describe_value<Serializer, Value>() (empty: unknown)
+  std::uint32_t schema_version = 0;  ///< value_version<Value>
+
+  /// The first encoded key of its range in keyspace 'default' (nullopt: unbounded).
+  std::optional<std::string> range_begin() const {
+    if (prefix.empty()) return std::nullopt;
+    return prefix;
+  }
+  /// The encoded key its range ends before (nullopt: unbounded).
+  std::optional<std::string> range_end() const {
+    if (prefix.empty()) return std::nullopt;
+    return prefix_end(prefix);
+  }
+};
+
+/// The collections of the store m describes: the default one first, then
+/// the named ones by id (none in a bare store).
+inline std::vector<CollectionView> collections_of(const detail::Manifest& m) {
+  std::vector<CollectionView> out;
+  CollectionView d;
+  d.name = std::string(detail::kDefaultKeyspace);
+  if (m.layout == detail::Layout::prefixed) d.prefix = detail::collection_prefix(0);
+  if (const auto* ks = m.keyspace(detail::kDefaultKeyspace)) {
+    d.key_order = ks->key_order;
+    d.value_type = ks->value_type;
+    d.schema_version = ks->schema_version;
+  }
+  d.serializer = m.serializer;
+  out.push_back(std::move(d));
+  if (m.layout != detail::Layout::prefixed) return out;
+  for (const auto& c : m.collections)
+    if (!c.is_index())
+      out.push_back({c.name, c.id, detail::collection_prefix(c.id), c.key_order, c.serializer, c.value_type,
+                     c.schema_version});
+  return out;
+}
+
+/// A secondary index of a collection, as the collection table lists it
+/// (its entries' keys start with its own prefix).
+struct IndexView {
+  std::string name;
+  std::uint32_t id = 0;
+  std::string collection;    ///< the name of the collection it indexes
+  std::string key_order;     ///< of its index keys
+  bool unique = false;       ///< at most one record per index key
+  std::uint32_t version = 0; ///< the definition version its user gave
+  bool ready = true;         ///< false: being built, or stale (rebuilt when next declared)
+};
+
+/// The secondary indexes of the store m describes, by id.
+inline std::vector<IndexView> indexes_of(const detail::Manifest& m) {
+  std::vector<IndexView> out;
+  if (m.layout != detail::Layout::prefixed) return out;
+  const auto tables = collections_of(m);
+  for (const auto& c : m.collections) {
+    if (!c.is_index()) continue;
+    IndexView v{c.name, c.id, "", c.key_order, c.kind == detail::CollectionKind::unique_index, c.index_version,
+                c.ready};
+    for (const auto& t : tables)
+      if (t.id == c.parent) v.collection = t.name;
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+/// "'default', 'a', 'b'": the names of the store's collections.
+inline std::string collection_names(const detail::Manifest& m) {
+  std::string names;
+  for (const auto& c : collections_of(m)) names += (names.empty() ? "'" : ", '") + c.name + "'";
+  return names;
+}
+
+/// The collection called name, or a ValidationError naming the ones there are.
+inline CollectionView require_collection(const detail::Manifest& m, const std::filesystem::path& dir,
+                                         std::string_view name) {
+  for (auto& c : collections_of(m))
+    if (c.name == name) return c;
+  if (m.layout != detail::Layout::prefixed)
+    throw ValidationError("stowage: " + dir.string() + " holds no collection '" + std::string(name) +
+                          "': it keeps one collection, 'default' (the bare layout a Storage writes; a Database "
+                          "converts it when it opens it)");
+  throw ValidationError("stowage: " + dir.string() + " holds no collection '" + std::string(name) +
+                        "' (it holds " + collection_names(m) + ")");
+}
+
+/// The collection an encoded key of keyspace 'default' belongs to, with its
+/// prefix's size; nullopt when its prefix does not parse or names no
+/// collection in the table (an index's, or a dropped one's not purged yet:
+/// owner_of_key says which).
+inline std::optional<std::pair<CollectionView, std::size_t>> collection_of_key(const detail::Manifest& m,
+                                                                                std::string_view key) {
+  if (m.layout != detail::Layout::prefixed) return std::pair{collections_of(m).front(), std::size_t{0}};
+  const auto p = detail::parse_collection_prefix(key);
+  if (!p) return std::nullopt;
+  for (auto& c : collections_of(m))
+    if (c.id == p->id) return std::pair{std::move(c), p->size};
+  return std::nullopt;
+}
+
+/// What owns an encoded key of keyspace 'default' that is no collection's
+/// record (collection_of_key found none), for messages: "index 'by_email'
+/// of collection 'a'", "dropped collection id 4", "no collection".
+inline std::string owner_of_key(const detail::Manifest& m, std::string_view key) {
+  const auto p = detail::parse_collection_prefix(key);
+  if (m.layout != detail::Layout::prefixed || !p) return "no collection";
+  for (const auto& i : indexes_of(m))
+    if (i.id == p->id) return "index '" + i.name + "' of collection '" + i.collection + "'";
+  if (std::find(m.dropped.begin(), m.dropped.end(), p->id) != m.dropped.end())
+    return "dropped collection id " + std::to_string(p->id);
+  return "no collection";
+}
+
+/// WAL records of a store of the prefixed layout that hold a key of no
+/// collection: one whose prefix does not parse, or names an id at or above
+/// the next collection id. An open refuses such a record (CorruptionError
+/// "WAL record holds a key of no collection"), and stowage::verify does not
+/// look at keys, so `stowage verify` adds these. One problem per record;
+/// records that do not decode are skipped (verify lists those). Takes no
+/// lock: the WAL is read before MANIFEST is read again, so a collection a
+/// writer creates meanwhile (its MANIFEST comes before its first record) is
+/// in the table its keys are checked against. Nothing for a bare store.
+inline std::vector<StoreProblem> wal_keys_of_no_collection(FileSystem& fs, const std::filesystem::path& dir) {
+  const detail::Manifest before = detail::read_manifest(fs, dir);
+  if (before.layout != detail::Layout::prefixed) return {};
+  struct Suspect {
+    std::uint64_t segment;
+    std::filesystem::path path;
+    std::uint64_t offset;
+    std::optional<std::uint32_t> id;  // nullopt: no prefix parses
+    std::string key;
+  };
+  std::vector<Suspect> suspects;
+  for (auto n : detail::list_store(fs, dir).wal) {
+    if (n < before.wal_start) continue;
+    const auto path = dir / detail::wal_file_name(n);
+    try {
+      detail::replay_wal(fs, path, n, [&](std::string_view payload, std::uint64_t offset) {
+        bool found = false;
+        detail::decode_wal_batch(payload, path, offset, [&](const detail::WalOp& op) {
+          if (found) return;
+          const auto p = detail::parse_collection_prefix(op.key);
+          if (p && p->id < before.next_collection_id) return;
+          found = true;
+          suspects.push_back({n, path, offset, p ? std::optional<std::uint32_t>(p->id) : std::nullopt,
+                              std::string(op.key.substr(0, 8))});
+        });
+      });
+    } catch (const Error&) {
+      // Damage (verify lists it), or a segment a writer deleted meanwhile.
+    }
+  }
+  if (suspects.empty()) return {};
+  const detail::Manifest after = detail::read_manifest(fs, dir);
+  std::vector<StoreProblem> out;
+  for (const auto& s : suspects) {
+    if (s.segment < after.wal_start || (s.id && *s.id < after.next_collection_id)) continue;
+    out.push_back({s.path, s.offset,
+                   "WAL record holds a key of no collection (it starts with bytes " + offline_detail::hex(s.key) +
+                       (s.id ? ", the prefix of collection id " + std::to_string(*s.id) + ", but ids end before " +
+                                   std::to_string(after.next_collection_id)
+                             : std::string(", which are no collection's prefix")) +
+                       "): an open refuses this segment"});
+  }
+  return out;
+}
 
 /// A consistent read-only view of one keyspace of a store (see the top of
 /// this file).
@@ -272,6 +483,7 @@ class StoreReader {
 
     detail::merge_runs(runs, [&](std::string_view key, const std::vector<Cursor*>& holders) {
       if (past_end(key)) {
+        drain(nullptr);  // the WAL's records below `to` after the last chunk key below it
         stop = true;
         return false;
       }
@@ -519,7 +731,8 @@ inline CompactResult compact_store(const std::filesystem::path& dir, const Progr
       std::thread poll;
       if (progress) {
         const std::uint64_t total = before.chunk_bytes + before.wal_bytes;
-        poll = std::thread([&] {
+        // total by value: the thread outlives this block.
+        poll = std::thread([&, total] {
           std::unique_lock g(mu);
           while (!cv.wait_for(g, std::chrono::milliseconds(100), [&] { return finished; })) {
             g.unlock();
@@ -556,7 +769,9 @@ inline CompactResult compact_store(const std::filesystem::path& dir, const Progr
 }
 
 /// Appends (key, value-or-erase) operations to the 'default' keyspace of the
-/// store at dir (whose LOCK the caller holds) as WAL batches of at most
+/// store at dir (whose LOCK the caller holds; keys as stored: in the
+/// prefixed layout each after its collection's prefix, which is checked, as
+/// an open's replay checks it) as WAL batches of at most
 /// batch_ops operations in one new segment, synced; the next open replays
 /// them. The previous last segment's zero or torn tail is cut first, as an
 /// open would, since a segment now follows it. Returns the first and last
@@ -569,6 +784,14 @@ inline std::pair<std::uint64_t, std::uint64_t> append_records(
   for (const auto& [k, v] : ops)
     if (k.size() > kMaxKeyBytes || (v && v->size() > kMaxValueBytes))
       throw ValidationError("stowage: a key over 64 KiB or a value over 1 GiB encoded cannot be stored");
+  if (reader.manifest().layout == detail::Layout::prefixed)
+    for (const auto& op : ops) {
+      const auto p = detail::parse_collection_prefix(op.first);
+      if (!p || p->id >= reader.manifest().next_collection_id)
+        throw ValidationError("stowage: a key of no collection (" + offline_detail::hex(op.first) +
+                              ") cannot be stored in " + dir.string() + ", which keeps keys after their "
+                              "collection's prefix");
+    }
   if (const auto& last = reader.last_segment()) {
     const auto& [n, r] = *last;
     if (r.cut_bytes > 0 || r.zero_bytes > 0) {
@@ -600,6 +823,20 @@ inline std::pair<std::uint64_t, std::uint64_t> append_records(
   w.seal();
   w.close();
   return {first, seq - 1};
+}
+
+/// Before the tool writes records of collection id `collection` into the
+/// store at dir (whose LOCK the caller holds) past the engine, which keeps
+/// its secondary indexes in step with each write: a new MANIFEST marks
+/// those indexes not ready, so each is rebuilt from the collection when a
+/// program next declares it (a crash after this leaves them rebuilt
+/// needlessly, never stale). Returns how many were marked (none: MANIFEST
+/// unchanged).
+inline std::size_t mark_indexes_stale(FileSystem& fs, const std::filesystem::path& dir, std::uint32_t collection) {
+  detail::Manifest m = detail::read_manifest(fs, dir);
+  const std::size_t n = offline_detail::mark_indexes_not_ready(m, collection);
+  if (n > 0) detail::write_manifest(fs, dir, m);
+  return n;
 }
 
 /// What backup_store copied.
@@ -640,13 +877,21 @@ inline BackupResult backup_store(FileSystem& fs, const std::filesystem::path& di
 struct RepairResult {
   std::uint64_t records = 0;    ///< records written to the new store (every keyspace)
   std::vector<LostRange> lost;  ///< what could not be saved
+  std::size_t stale_indexes = 0;  ///< secondary indexes marked for a rebuild (records were lost)
 };
 
 /// Writes every live record of every keyspace of the store at dir that still
 /// verifies (chunks block by block, the WAL up to its first bad record) into
-/// a new store at out: a format-3 MANIFEST with the same policies and types
-/// (an older format's upgraded in memory), each keyspace one run at the last
-/// level with its live count; lists what was lost. dir is only read.
+/// a new store at out: a MANIFEST of the current format with the same
+/// policies and types (an older format's upgraded in memory), the same
+/// layout, collection table, next collection id and dropped ids (keys are
+/// copied as they are, prefixes included; the next writable open purges
+/// dropped ones' records, as it would have), each keyspace one run at the
+/// last level with its live count; lists what was lost. When anything was
+/// lost, secondary indexes (stores written by a stowage with indexes) are
+/// marked not ready: a lost record may have kept its index entries, or a
+/// record its lost ones, and a not-ready index is rebuilt from its
+/// collection when next declared. dir is only read.
 inline RepairResult repair_store(FileSystem& fs, const std::filesystem::path& dir, const std::filesystem::path& out,
                                  const ProgressFn& progress = {}) {
   if (fs.exists(out) && !(fs.is_directory(out) && fs.list(out).empty()))
@@ -689,6 +934,7 @@ inline RepairResult repair_store(FileSystem& fs, const std::filesystem::path& di
   m.last_seq = last_seq;
   m.next_file = next_file;
   m.wal_start = next_file;  // no WAL: every record is in the chunks
+  if (!res.lost.empty()) res.stale_indexes = offline_detail::mark_indexes_not_ready(m);
   detail::write_manifest(fs, out, m);
   return res;
 }
