@@ -332,7 +332,10 @@ TEST_CASE("concurrent writers keep a unique index exact") {
         const std::uint64_t k = rng() % 200;
         // Emails collide across threads on purpose: the index refuses one.
         try {
-          users.put(k, User{"t" + std::to_string(t), "e" + std::to_string(rng() % 300), "c" + std::to_string(t)});
+          // (std::string(...).append: g++ 12 -O2 warns falsely, -Wrestrict, on "x" + std::to_string(n) here.)
+          User u{std::string("t").append(std::to_string(t)), std::string("e").append(std::to_string(rng() % 300)),
+                 std::string("c").append(std::to_string(t))};
+          users.put(k, u);
         } catch (const ConstraintError&) {
           ++refused;
         }
