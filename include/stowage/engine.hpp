@@ -475,17 +475,13 @@ class Engine {
       fresh.value_type = types.value_type;
       fresh.schema_version = types.value_version;
       m.collections.push_back(std::move(fresh));
-      manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
-      manifest_ = std::move(m);
+      replace_manifest(std::move(m));
       log(LogLevel::info, "created collection '" + std::string(name) + "' in " + dir_.string());
     }
     const auto* c = manifest_.collection(name);
     auto it = slots_.find(name);
     if (it == slots_.end()) {
-      auto slot = std::make_unique<CollectionSlot>();
-      slot->name = c->name;
-      slot->id = c->id;
-      slot->prefix = detail::collection_prefix(c->id);
+      auto slot = make_slot(*c);
       slot->undeclared = recorded_indexes(c->id);
       slot->indexed = !slot->undeclared.empty();
       it = slots_.emplace(c->name, std::move(slot)).first;
@@ -527,8 +523,7 @@ class Engine {
         if (!c || slot.dropped.load()) throw ValidationError("stowage: collection '" + slot.name + "' was dropped");
         c->ids_reserved = ceiling;
       }
-      manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
-      manifest_ = std::move(m);
+      replace_manifest(std::move(m));
       slot.id_ceiling = ceiling;
     }
     return slot.next_id++;
@@ -583,17 +578,11 @@ class Engine {
       e->key_order = key_order;
       e->index_version = version;
       e->ready = false;
-      manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
-      manifest_ = std::move(m);
+      replace_manifest(std::move(m));
     }
     const auto* c = manifest_.index(parent.id, name);
     auto& slot = index_slots_[c->id];
-    if (!slot) {
-      slot = std::make_unique<CollectionSlot>();
-      slot->name = c->name;
-      slot->id = c->id;
-      slot->prefix = detail::collection_prefix(c->id);
-    }
+    if (!slot) slot = make_slot(*c);
     std::erase(parent.undeclared, c->id);
     return *slot;
   }
@@ -608,8 +597,7 @@ class Engine {
     detail::Manifest m = manifest_;
     std::erase_if(m.collections, [&](const detail::CollectionState& e) { return e.id == index.id; });
     m.dropped.push_back(index.id);
-    manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
-    manifest_ = std::move(m);
+    replace_manifest(std::move(m));
     index.dropped.store(true);
   }
 
@@ -662,8 +650,7 @@ class Engine {
         if (gone) m.dropped.push_back(e.id);
         return gone;
       });
-      manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
-      manifest_ = std::move(m);
+      replace_manifest(std::move(m));
       if (auto it = slots_.find(name); it != slots_.end()) {
         it->second->dropped.store(true);
         dropped_slots_.push_back(std::move(it->second));
@@ -2105,6 +2092,22 @@ class Engine {
   // backup. Chunk files are immutable, so they are hard-linked.
   void begin_migration(MigrationPlan& plan, const Migrator* migrations, const std::vector<std::uint64_t>& live);
 
+  // Writes m as the MANIFEST (durably, atomically) and makes it manifest_.
+  // Needs install_mu_ (or an open that has not started the threads).
+  void replace_manifest(detail::Manifest m) {
+    manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
+    manifest_ = std::move(m);
+  }
+
+  // The slot of the collection or index c (its prefix from its id).
+  static std::unique_ptr<CollectionSlot> make_slot(const detail::CollectionState& c) {
+    auto slot = std::make_unique<CollectionSlot>();
+    slot->name = c.name;
+    slot->id = c.id;
+    slot->prefix = detail::collection_prefix(c.id);
+    return slot;
+  }
+
   // Sets the ready flag of the indexes ids in a new MANIFEST.
   void set_ready(const std::vector<std::uint32_t>& ids, bool ready) {
     check_writable();
@@ -2112,8 +2115,7 @@ class Engine {
     detail::Manifest m = manifest_;
     for (auto id : ids)
       if (auto* e = m.by_id(id)) e->ready = ready;
-    manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
-    manifest_ = std::move(m);
+    replace_manifest(std::move(m));
   }
 
   // The indexes the MANIFEST records for collection id (undeclared, as a
@@ -2134,8 +2136,7 @@ class Engine {
     ks->value_type = t.value_type;
     ks->schema_version = t.value_version;
     m.serializer = t.serializer;
-    manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
-    manifest_ = std::move(m);
+    replace_manifest(std::move(m));
   }
 
   // MigrationError, naming both, when a collection recorded with these
@@ -2173,8 +2174,7 @@ class Engine {
     std::lock_guard inst(install_mu_);
     detail::Manifest m = manifest_;
     std::erase_if(m.dropped, [&](std::uint32_t id) { return std::find(ids.begin(), ids.end(), id) != ids.end(); });
-    manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
-    manifest_ = std::move(m);
+    replace_manifest(std::move(m));
     log(LogLevel::info, "purged " + std::to_string(erased) + " records of " + std::to_string(ids.size()) +
                             " dropped collection(s) of " + dir_.string());
   }
@@ -2958,8 +2958,7 @@ auto Engine<Compression, Eviction, Lock>::install(detail::Manifest m, std::share
   auto* ks = m.keyspace(detail::kDefaultKeyspace);
   ks->chunks = v->refs();
   ks->live = live;
-  manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
-  manifest_ = std::move(m);
+  replace_manifest(std::move(m));
   const std::size_t runs = v->l0.size();
   {
     std::unique_lock guard(lock_);
