@@ -14849,6 +14849,10 @@ class Collection {
         e.write(ops);
         if (ops.size() < kEraseRangeBatch) break;
       }
+      // The entries durable before the MANIFEST says the index is ready:
+      // under Durability::none a power cut could otherwise keep the mark
+      // and lose the entries (power_loss_test [indexes]).
+      e.flush();
       e.index_built(is);
     } catch (...) {
       try {
