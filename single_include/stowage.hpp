@@ -67,8 +67,13 @@ struct MigrationReport {
   std::vector<std::string> steps;
   std::uint64_t records = 0;  ///< records converted
   std::uint64_t dropped = 0;  ///< records a step dropped
-  /// The backup taken first (a complete store; empty when nothing ran).
+  /// The backup taken first (a complete store; empty when nothing ran, or
+  /// for a Database collection's migration, which keeps backup_collection).
   std::filesystem::path backup;
+  /// A Database collection's migration: the collection that keeps the old
+  /// records (`<name>.backup-<UTC time>-v<from>`), which opens with the old
+  /// types; drop it to reclaim the space. Empty otherwise.
+  std::string backup_collection;
   double seconds = 0;  ///< wall time, backup included
 };
 
@@ -7920,6 +7925,19 @@ struct MigrationStep {
   std::string name() const { return std::to_string(from) + "->" + std::to_string(to); }
 };
 
+/// A registered change of a store's Serializer (Migrator::change_serializer).
+struct SerializerChange {
+  std::string from, to;  ///< Serializer::id() of the store's serializer and of the new one
+  unsigned version = 0;  ///< value_version<Value>: the schema version it runs at
+  /// describe_value<From, Value>() and describe_value<To, Value>().
+  std::string from_type, to_type;
+  /// A value encoded by From -> the same value encoded by To.
+  std::function<std::string(std::string_view)> convert;
+
+  /// "binary-1 -> msgpack-1".
+  std::string name() const { return from + " -> " + to; }
+};
+
 namespace detail {
 
 template <class T>
@@ -8032,6 +8050,60 @@ class Migrator {
     return add_step(std::move(s));
   }
 
+  /// Lets an open change the store's Serializer from From to To (the
+  /// Storage's): every record is decoded with From as a Value and encoded
+  /// again with To, with the usual backup first, before any schema step
+  /// runs. So Value is the values' type at the store's schema version (the
+  /// open checks that its version and description match what the MANIFEST
+  /// records), and the steps registered for later versions use To:
+  ///
+  ///     migrations.change_serializer<Person, stowage::BinarySerializer, stowage::MsgpackSerializer>();
+  ///     stowage::Storage<std::string, Person, stowage::MsgpackSerializer> db(dir, {}, migrations);
+  template <class Value, class From, class To = BinarySerializer>
+  Migrator& change_serializer() {
+    static_assert(SerializerFor<From, Value> && SerializerFor<To, Value>,
+                  "stowage: Migrator::change_serializer<Value, From, To> needs From and To to be serializers of "
+                  "Value (see SerializerFor)");
+    SerializerChange c;
+    c.from = std::string(From::id());
+    c.to = std::string(To::id());
+    if (c.from == c.to)
+      throw ValidationError("stowage: Migrator::change_serializer from '" + c.from + "' to itself");
+    for (const auto& e : serializer_changes_)
+      if (e.from == c.from && e.to == c.to)
+        throw ValidationError("stowage: the serializer change '" + c.from + "' -> '" + c.to + "' is registered twice");
+    c.version = value_version<Value>;
+    c.from_type = describe_value<From, Value>();
+    c.to_type = describe_value<To, Value>();
+    c.convert = [](std::string_view old) {
+      const Value value = From::template deserialize<Value>(old);
+      std::string out;
+      To::serialize(value, out);
+      return out;
+    };
+    serializer_changes_.push_back(std::move(c));
+    return *this;
+  }
+  /// The registered change from serializer id `from` to `to`, or nullptr.
+  const SerializerChange* serializer_change(std::string_view from, std::string_view to) const {
+    for (const auto& c : serializer_changes_)
+      if (c.from == from && c.to == to) return &c;
+    return nullptr;
+  }
+
+  /// Lets an open change the store's Compression to the Storage's: every
+  /// record is rewritten into new chunk files compressed by it, with the
+  /// usual backup first. The Storage's policy must read the old blocks:
+  /// every policy reads NoCompression's and Lz4Compression's, and its own
+  /// id's (a store written with another user policy is converted by a
+  /// program whose policy decompresses both ids).
+  Migrator& change_compression() {
+    change_compression_ = true;
+    return *this;
+  }
+  /// Whether change_compression() was called.
+  bool changes_compression() const { return change_compression_; }
+
   /// Puts backups in this directory instead of beside the store.
   Migrator& backup_to(std::filesystem::path dir) {
     backup_root_ = std::move(dir);
@@ -8069,6 +8141,8 @@ class Migrator {
   }
 
   std::vector<MigrationStep> steps_;
+  std::vector<SerializerChange> serializer_changes_;
+  bool change_compression_ = false;
   std::optional<std::filesystem::path> backup_root_;
 };
 
@@ -9976,9 +10050,13 @@ class Engine {
   /// on a read_only or bare store (only a Database's open converts a store
   /// to the prefixed layout), or for a name that is empty or over 255 bytes.
   /// The default collection of a store no Storage has opened yet takes
-  /// types. The slot lives as long as the engine.
-  CollectionSlot& collection(std::string_view name, const RecordTypes& types) {
+  /// types. The slot lives as long as the engine. With `migrations`, a named
+  /// collection recorded at another schema version (or with a serializer
+  /// they change) is migrated first (see migrate_collection()).
+  CollectionSlot& collection(std::string_view name, const RecordTypes& types,
+                             const Migrator* migrations = nullptr) {
     check_open();
+    if (migrations && name != detail::kDefaultKeyspace) migrate_collection(name, types, *migrations);
     std::lock_guard inst(install_mu_);
     if (name == detail::kDefaultKeyspace) {
       const auto* ks = manifest_.keyspace(detail::kDefaultKeyspace);
@@ -10217,7 +10295,7 @@ class Engine {
   /// whose part of the count is not known yet (docs/format.md, "The live
   /// count"): after a load, about those in the levels above the last.
   std::size_t size() const {
-    std::unique_lock guard(lock_, std::defer_lock);
+    std::shared_lock guard(lock_, std::defer_lock);
     return static_cast<std::size_t>(exact_count(guard));
   }
 
@@ -11036,15 +11114,15 @@ class Engine {
   }
   // Looks up the buffered keys whose presence below the buffer is unknown
   // with no lock held (the frozen buffer and Version pinned), then records
-  // what it found unless a freeze replaced the buffer meanwhile: size() and
-  // stats() then hold lock_ exclusively only to count, and to look up the
-  // keys written in between. A few passes, while writers add many such keys
+  // what it found (lock_ shared, with count_mu_) unless a freeze replaced
+  // the buffer meanwhile: size() and stats() then hold lock_ (shared) only
+  // to count, and to look up the keys written in between. A few passes, while writers add many such keys
   // during one.
   void settle_unknown() const {
     for (int round = 0; round < 4; ++round)
       if (settle_unknown_pass() <= kSettleUnderLock) return;
   }
-  // Keys left for count_locked() to look up under the exclusive lock, at most.
+  // Keys left for count_shared() to look up under the lock, at most.
   static constexpr std::size_t kSettleUnderLock = 256;
   // Keys one step of settle_unknown_pass() copies, looks up and records: so
   // the copies take a bounded amount of memory (a buffer of erases can hold
@@ -11065,6 +11143,7 @@ class Engine {
       {
         std::shared_lock guard(lock_);
         check_open();
+        std::lock_guard settle(count_mu_);
         if (wb_.unknown() <= kSettleUnderLock) return wb_.unknown();
         for (auto it = first ? wb_.begin() : wb_.upper_bound(after); it != wb_.end() && keys.size() < kSettleBatch;
              ++it)
@@ -11076,7 +11155,8 @@ class Engine {
       }
       present.assign(keys.size(), 0);
       for (std::size_t i = 0; i < keys.size(); ++i) present[i] = find_below(imm.get(), *v, keys[i], noop) ? 1 : 0;
-      std::unique_lock guard(lock_);
+      std::shared_lock guard(lock_);
+      std::lock_guard settle(count_mu_);
       if (closed_.load()) return 0;
       if (wb_version_.load() != seen) return wb_.unknown();  // frozen meanwhile: the new buffer's keys
       for (std::size_t i = 0; i < keys.size(); ++i) wb_.settle(keys[i], present[i] != 0);
@@ -11218,7 +11298,7 @@ class Engine {
     return sum;
   }
   // Resolves, with no lock held, what the count needs of the frozen buffer
-  // and the files (see resolve_files), so that count_locked() finds little
+  // and the files (see resolve_files), so that count_shared() finds little
   // or nothing left to look up.
   void settle_files() const {
     std::shared_ptr<const detail::WriteBuffer> imm;
@@ -11234,34 +11314,36 @@ class Engine {
     // The frozen buffer's records are newer than every file of v, and v
     // changes under it only by compactions, which keep which keys are live.
     const std::int64_t part = frozen_part(*imm, *v);
-    std::unique_lock guard(lock_);
+    std::shared_lock guard(lock_);
+    std::lock_guard settle(count_mu_);
     if (imm_ == imm) {
       imm_delta_ = part;
       imm_resolved_ = true;
     }
   }
-  // Whether count_locked() has nothing to look up in files. Needs lock_.
-  bool counted_locked() const {
-    return (!imm_ || imm_resolved_.load()) && version_->resolved_part().has_value();
-  }
-  // Exact record count. Needs lock_ exclusively (it caches lookups in wb_'s
-  // entries); looks up what settle_unknown() and settle_files() left.
-  std::uint64_t count_locked() const {
-    auto noop = [](std::string_view, const std::filesystem::path*) {};
+  // Exact record count, with lock_ held (shared is enough): what the
+  // settled parts give, plus lookups of what is still unknown, which are
+  // not cached here (a shared holder may not change the buffers): the
+  // files' parts (resolve_files() is safe with no lock), the frozen
+  // buffer's part when not yet resolved, and the buffer's unknown keys.
+  std::uint64_t count_shared() const {
     resolve_files(*version_);
-    if (imm_ && !imm_resolved_.load()) {
-      imm_delta_ = frozen_part(*imm_, *version_);
-      imm_resolved_ = true;
+    std::lock_guard settle(count_mu_);
+    std::int64_t total = live_ + *version_->resolved_part() + wb_.delta();
+    if (imm_) total += imm_resolved_.load() ? imm_delta_ : frozen_part(*imm_, *version_);
+    if (wb_.unknown() > 0) {
+      auto noop = [](std::string_view, const std::filesystem::path*) {};
+      for (auto it = wb_.begin(); it != wb_.end(); ++it)
+        if (it->second.below == detail::Below::unknown)
+          total += (it->second.tombstone ? 0 : 1) - (find_below_buffer(it->first, noop) ? 1 : 0);
     }
-    wb_.resolve([&](std::string_view k) { return find_below_buffer(k, noop); });
-    // resolve_files() above left no file unresolved.
-    const std::int64_t total = live_ + *version_->resolved_part() + wb_.delta() + (imm_ ? imm_delta_ : 0);
     return static_cast<std::uint64_t>(std::max<std::int64_t>(total, 0));
   }
   // The exact count for size() and stats(), holding `guard` (on lock_,
-  // unlocked when called, locked exclusively on return). The lookups run
-  // with no lock held, a few rounds while writers add more to look up; the
-  // rest under the lock.
+  // unlocked when called, locked shared on return). The lookups run with no
+  // lock held, a few rounds while writers add more to look up; the rest
+  // (at most about kSettleUnderLock keys, unless writers keep adding) under
+  // the shared lock, which readers share and writers wait for.
   template <class Guard>
   std::uint64_t exact_count(Guard& guard) const {
     for (int round = 0;; ++round) {
@@ -11269,7 +11351,7 @@ class Engine {
       settle_files();
       guard.lock();
       check_open();
-      if (round >= 3 || (counted_locked() && wb_.unknown() <= kSettleUnderLock)) return count_locked();
+      if (round >= 3 || wb_.unknown() <= kSettleUnderLock) return count_shared();
       guard.unlock();
     }
   }
@@ -11604,7 +11686,7 @@ class Engine {
 
   // The policies that shape the bytes must match; the value type is the
   // migration plan's business.
-  void check_manifest() const;
+  void check_manifest(const Migrator* migrations) const;
 
   // ---- migration -------------------------------------------------------------
 
@@ -11617,13 +11699,23 @@ class Engine {
     std::filesystem::path backup;
     std::chrono::steady_clock::time_point started;
     bool to_prefixed = false;  ///< a Database's open of a bare store: every key takes collection_prefix(0)
-    bool needed() const { return !format.empty() || !steps.empty() || to_prefixed; }
+    const SerializerChange* reserialize = nullptr;  ///< every value re-encoded, before the steps
+    bool recompress = false;  ///< every block written again with this Compression
+    bool needed() const { return !format.empty() || !steps.empty() || to_prefixed || reserialize || recompress; }
+    bool rewrites() const { return !steps.empty() || to_prefixed || reserialize || recompress; }
   };
 
   // What opening the store at value schema version `target` must run. Throws
   // MigrationError, before anything is touched, when no path exists or the
   // registered steps do not fit the stored and wanted types.
   MigrationPlan plan_migration(const Migrator* migrations, unsigned target);
+  // The value part of a plan (plan.from_version set): the serializer change
+  // when stored_serializer is not t's (registered, as the caller checked),
+  // the steps from plan.from_version to target, their types checked against
+  // stored_type and t. MigrationError naming `where` when they do not fit.
+  void plan_values(MigrationPlan& plan, const Migrator* migrations, unsigned target,
+                   const std::string& stored_serializer, const std::string& stored_type, const RecordTypes& t,
+                   const std::string& where) const;
 
   std::string describe_plan(const MigrationPlan& plan) const;
 
@@ -11689,12 +11781,15 @@ class Engine {
                            "' but is opened with '" + here + "'; open it with the same " + what);
     };
     if (key_order != t.key_order) mismatch("key type", key_order, t.key_order);
-    if (serializer != t.serializer) mismatch("serializer", serializer, t.serializer);
+    if (serializer != t.serializer)
+      throw MigrationError("stowage: " + where + " was created with serializer '" + serializer +
+                           "' but is opened with '" + t.serializer +
+                           "'; open it with the same serializer, or migrate it: collection(name, migrations) with "
+                           "Migrator::change_serializer()");
     if (schema_version != t.value_version)
       throw MigrationError("stowage: " + where + " holds values at schema version " + std::to_string(schema_version) +
                            " but is opened at " + std::to_string(t.value_version) +
-                           "; a named collection's values cannot be migrated yet: open it with the Value type of "
-                           "version " + std::to_string(schema_version));
+                           "; migrate it: pass a Migrator with the steps to collection(name, migrations)");
     if (!value_type.empty() && value_type != t.value_type) mismatch("value type", value_type, t.value_type);
   }
 
@@ -11729,6 +11824,30 @@ class Engine {
   // Until the swap the live files are untouched; afterwards the old chunks
   // and WAL segments are no longer named (open's cleanup removes them).
   void run_migration(MigrationPlan& plan, std::vector<std::uint64_t>& live);
+  // One value through the plan's serializer change and steps, into out
+  // (current is scratch); false when a step dropped it. Counts it in
+  // report. MigrationError naming the key when a step throws.
+  bool convert_value(const MigrationPlan& plan, std::string_view key, std::string_view value, std::string& out,
+                     std::string& current, MigrationReport& report) const;
+
+ public:
+  /// Migrates the named collection to t's schema version (and serializer)
+  /// with migrations, when it is recorded otherwise; does nothing when it
+  /// does not exist or needs nothing (or differs in a way migrations do
+  /// not cover: collection() then names the mismatch). Every record is
+  /// converted into a new collection id, the copies made durable, then one
+  /// MANIFEST swap gives the name to the new id and renames the old one
+  /// `<name>.backup-<UTC time>-v<from>`: the backup, a collection that opens
+  /// with the old types (drop_collection() reclaims it). A crash before the
+  /// swap leaves the collection as it was (the next open purges the
+  /// copies). The collection's indexes are dropped by the swap and built
+  /// anew by their next declaration. MigrationError (nothing changed) when
+  /// no path of steps fits or a step throws; ValidationError on a read_only
+  /// store, or when this engine already handed out a slot of the
+  /// collection (migrate it before any handle to it is taken).
+  void migrate_collection(std::string_view name, const RecordTypes& t, const Migrator& migrations);
+
+ private:
 
   // ---- state ---------------------------------------------------------------
 
@@ -11761,7 +11880,13 @@ class Engine {
   mutable std::atomic<std::uint8_t> form_{static_cast<std::uint8_t>(BlockForm::decoded)};
   mutable std::atomic<std::uint64_t> form_lookups_{0}, form_misses_{0};
   std::int64_t live_ = 0;  // what version_'s counted records add to the live count; lock_
-  mutable std::int64_t imm_delta_ = 0;              // what imm_ adds to the count, once resolved; lock_
+  mutable std::int64_t imm_delta_ = 0;              // what imm_ adds to the count, once resolved; see count_mu_
+  // What size() and stats() learn of the buffers (wb_'s entries' presence
+  // below, with its unknown() and delta(); imm_delta_ and imm_resolved_) is
+  // recorded under lock_ held shared together with this mutex, and read
+  // under lock_ (either side) with it: writers, which hold lock_
+  // exclusively, need not take it.
+  mutable std::mutex count_mu_;
   mutable std::atomic<bool> imm_resolved_{true};    // imm_delta_ holds for imm_ (or there is no imm_)
   std::shared_ptr<detail::FileBin> bin_ = std::make_shared<detail::FileBin>();
   // Bumped under lock_ (exclusive) by every commit / at each freeze; atomic
@@ -11848,7 +11973,7 @@ class Engine {
   std::mutex queue_mu_;
   std::deque<Writer*> writers_;  // queue_mu_
   std::atomic<bool> closed_{false};
-  std::optional<MigrationReport> last_migration_;  // set once, by open
+  std::optional<MigrationReport> last_migration_;  // set by open, and by each migrate_collection()
 };
 
 // ---- Engine members defined out of the class: not inline, so that with
@@ -11994,7 +12119,7 @@ auto Engine<Compression, Eviction, Lock>::stats() const -> Stats {
   Stats s;
   std::shared_ptr<const detail::Version> v;
   {
-    std::unique_lock guard(lock_, std::defer_lock);
+    std::shared_lock guard(lock_, std::defer_lock);
     s.records = exact_count(guard);
     v = version_;
     s.write_buffer_bytes = wb_.bytes() + (imm_ ? imm_->bytes() : 0);
@@ -12576,7 +12701,7 @@ auto Engine<Compression, Eviction, Lock>::freeze_locked() -> void {
     ++freezes_;
     ++wb_version_;
     ++chunk_version_;
-    std::lock_guard g(bg_mu_);  // before lock_ is released: see counted_locked()
+    std::lock_guard g(bg_mu_);  // before lock_ is released
     flush_pending_ = true;
   }
   bg_cv_.notify_all();
@@ -13234,7 +13359,7 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   MigrationPlan plan;
   if (detail::manifest_exists(*fs_, dir_)) {
     manifest_ = detail::read_manifest(*fs_, dir_);
-    check_manifest();
+    check_manifest(migrations);
     plan = plan_migration(migrations, target);
   } else {
     if (!wal_files.empty() || !chunk_files.empty())
@@ -13256,6 +13381,9 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
     if (n >= manifest_.wal_start) live.push_back(n);
   if (plan.needed()) {
     if (opt_.read_only) {
+      if (plan.reserialize || plan.recompress)
+        throw MigrationError("stowage: the store at " + dir_.string() + " needs migrating (" + describe_plan(plan) +
+                             "), which a read_only open cannot do; open it writable once");
       if (!plan.steps.empty())
         throw MigrationError("stowage: the store at " + dir_.string() + " holds values at schema version " +
                              std::to_string(plan.from_version) + " and needs migrating to " +
@@ -13462,22 +13590,30 @@ auto Engine<Compression, Eviction, Lock>::fresh_manifest() const -> detail::Mani
 }
 
 template <class Compression, class Eviction, class Lock>
-auto Engine<Compression, Eviction, Lock>::check_manifest() const -> void {
+auto Engine<Compression, Eviction, Lock>::check_manifest(const Migrator* migrations) const -> void {
   detail::Manifest want = fresh_manifest();
-  auto mismatch = [&](const std::string& what, const std::string& on_disk, const std::string& here) {
+  auto mismatch = [&](const std::string& what, const std::string& on_disk, const std::string& here,
+                      const std::string& how) {
     throw MigrationError("stowage: the store at " + dir_.string() + " was written with " + what + " '" + on_disk +
-                         "' but is opened with '" + here + "'; open it with the same " + what +
-                         " (or migrate the store)");
+                         "' but is opened with '" + here + "'; open it with the same " + what + how);
   };
-  if (manifest_.compression != want.compression || manifest_.compression_id != want.compression_id)
-    mismatch("compression", manifest_.compression, want.compression);
+  if ((manifest_.compression != want.compression || manifest_.compression_id != want.compression_id) &&
+      !(migrations && migrations->changes_compression() && !types_.database))
+    mismatch("compression", manifest_.compression, want.compression,
+             types_.database ? std::string(" (a Database cannot change it; open the store as a Storage to)")
+                             : std::string(" or migrate the store: pass a Migrator with change_compression()"));
   const auto* ks = manifest_.keyspace(detail::kDefaultKeyspace);
   if (!ks) throw CorruptionError(dir_ / "MANIFEST", 0, "MANIFEST names no 'default' keyspace");
   // A Database checks each collection's types as it opens it; a default
   // collection with no types yet (a store a Database created) takes them.
   if (types_.database || ks->key_order.empty()) return;
-  if (manifest_.serializer != want.serializer) mismatch("serializer", manifest_.serializer, want.serializer);
-  if (ks->key_order != want.keyspaces[0].key_order) mismatch("key type", ks->key_order, want.keyspaces[0].key_order);
+  if (manifest_.serializer != want.serializer &&
+      !(migrations && migrations->serializer_change(manifest_.serializer, want.serializer)))
+    mismatch("serializer", manifest_.serializer, want.serializer,
+             " or migrate the store: pass a Migrator with change_serializer<Value, Old, New>(), Old the "
+             "serializer whose id() is '" + manifest_.serializer + "'");
+  if (ks->key_order != want.keyspaces[0].key_order)
+    mismatch("key type", ks->key_order, want.keyspaces[0].key_order, std::string());
 }
 
 template <class Compression, class Eviction, class Lock>
@@ -13490,6 +13626,16 @@ auto Engine<Compression, Eviction, Lock>::plan_migration(const Migrator* migrati
   const auto& ks = *upgraded.keyspace(detail::kDefaultKeyspace);
   plan.from_version = ks.schema_version;
   plan.to_version = target;
+  if (manifest_.compression != Compression::name || manifest_.compression_id != Compression::id) {
+    // check_manifest() let it through: change_compression() was asked for.
+    if (!detail::can_decompress<Compression>(manifest_.compression_id))
+      throw MigrationError("stowage: cannot change the compression of the store at " + dir_.string() + " from '" +
+                           manifest_.compression + "' (id " + std::to_string(manifest_.compression_id) +
+                           ") to '" + std::string(Compression::name) + "': this policy cannot read the old blocks "
+                           "(every policy reads ids 0 and 1 and its own); convert it with a policy that "
+                           "decompresses both ids; the store is unchanged");
+    plan.recompress = true;
+  }
   if (types_.database || ks.key_order.empty()) {
     // A Database does not know the default collection's types; a default
     // collection no one gave types has no records: no value steps.
@@ -13498,41 +13644,62 @@ auto Engine<Compression, Eviction, Lock>::plan_migration(const Migrator* migrati
     plan.to_prefixed = types_.database && upgraded.layout == detail::Layout::bare;
     return plan;
   }
-  const bool to_value = target == types_.value_version;
-  const std::string here = types_.value_type;
+  plan_values(plan, migrations, target, upgraded.serializer, ks.value_type, types_,
+              "the store at " + dir_.string());
+  return plan;
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::plan_values(MigrationPlan& plan, const Migrator* migrations, unsigned target,
+                                                      const std::string& stored_serializer,
+                                                      const std::string& stored_type, const RecordTypes& t,
+                                                      const std::string& where) const -> void {
+  const bool to_value = target == t.value_version;
+  const std::string& here = t.value_type;
   auto error = [&](const std::string& what) {
-    throw MigrationError("stowage: cannot migrate the store at " + dir_.string() + " from value schema version " +
+    throw MigrationError("stowage: cannot migrate " + where + " from value schema version " +
                          std::to_string(plan.from_version) + " to " + std::to_string(target) + ": " + what +
                          "; the store is unchanged");
   };
+  std::string type = stored_type;  // the values' description before the next step
+  if (stored_serializer != t.serializer) {
+    // The caller let it through: change_serializer() registered it.
+    plan.reserialize = migrations->serializer_change(stored_serializer, t.serializer);
+    if (plan.reserialize->version != plan.from_version)
+      error("the serializer change " + plan.reserialize->name() + " was registered for values at schema version " +
+            std::to_string(plan.reserialize->version) + " but the values are at version " +
+            std::to_string(plan.from_version) + " (register it with the Value type of that version)");
+    if (!type.empty() && plan.reserialize->from_type != type)
+      error("the serializer change " + plan.reserialize->name() + " reads values of type '" +
+            plan.reserialize->from_type + "' but they are '" + type + "'");
+    type = plan.reserialize->to_type;
+  }
   if (plan.from_version == target) {
-    if (to_value && !ks.value_type.empty() && ks.value_type != here)
-      throw MigrationError("stowage: the store at " + dir_.string() + " was written with value type '" +
-                           ks.value_type + "' but is opened with '" + here + "' at the same schema version " +
+    if (to_value && !type.empty() && type != here)
+      throw MigrationError("stowage: " + where + " was written with value type '" +
+                           type + "' but is opened with '" + here + "' at the same schema version " +
                            std::to_string(target) + "; when a Value type changes, raise its `static constexpr "
                            "unsigned version` and register a migration step");
-    plan.to_type = to_value ? here : ks.value_type;
-    return plan;
+    plan.to_type = to_value ? here : type;
+    return;
   }
   auto path = migrations ? migrations->path(plan.from_version, target) : std::nullopt;
   if (!path)
     error("no chain of registered migration steps leads there (registered: " +
           (migrations ? migrations->describe() : std::string("none, no Migrator was given")) +
-          "); register the missing steps with Migrator::add and pass the Migrator to the Storage constructor");
-  std::string type = ks.value_type;  // the values' description before the next step
+          "); register the missing steps with Migrator::add and pass the Migrator when opening");
   for (const auto* st : *path) {
-    if (!st->serializer.empty() && st->serializer != types_.serializer)
-      error("step " + st->name() + " was registered for serializer '" + st->serializer + "' but the store uses '" +
-            types_.serializer + "' (pass it as add<Old, New, Serializer>)");
+    if (!st->serializer.empty() && st->serializer != t.serializer)
+      error("step " + st->name() + " was registered for serializer '" + st->serializer + "' but the values use '" +
+            t.serializer + "' (pass it as add<Old, New, Serializer>)");
     if (!st->from_type.empty() && !type.empty() && st->from_type != type)
       error("step " + st->name() + " reads values of type '" + st->from_type + "' but they are '" + type + "'");
     type = st->to_type;
   }
   if (to_value && !type.empty() && type != here)
-    error("the last step produces values of type '" + type + "' but this Storage's Value is '" + here + "'");
+    error("the last step produces values of type '" + type + "' but the Value opened is '" + here + "'");
   plan.steps = *path;
   plan.to_type = to_value ? here : type;
-  return plan;
 }
 
 template <class Compression, class Eviction, class Lock>
@@ -13540,6 +13707,9 @@ auto Engine<Compression, Eviction, Lock>::describe_plan(const MigrationPlan& pla
   std::string out;
   for (const auto* f : plan.format) out += (out.empty() ? "" : ", ") + f->name();
   if (plan.to_prefixed) out += (out.empty() ? "" : ", ") + std::string("layout bare->prefixed");
+  if (plan.recompress)
+    out += (out.empty() ? "" : ", ") + ("compression " + manifest_.compression + " -> " + std::string(Compression::name));
+  if (plan.reserialize) out += (out.empty() ? "" : ", ") + ("serializer " + plan.reserialize->name());
   for (const auto* st : plan.steps) out += (out.empty() ? "" : ", ") + st->name();
   return out;
 }
@@ -13583,11 +13753,21 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
   }
   std::optional<Output> out;  // removes the files it wrote unless the manifest may name them
   std::vector<detail::ChunkRef> refs;
-  const bool rewrite = !plan.steps.empty() || plan.to_prefixed;
+  const bool rewrite = plan.rewrites();
+  const bool convert_values = !plan.steps.empty() || plan.reserialize;
   try {
     if (plan.to_prefixed) {
       log(LogLevel::info, "migration: layout bare->prefixed (a Database: every key takes its collection's prefix)");
       report.steps.push_back("layout bare->prefixed");
+    }
+    if (plan.recompress) {
+      const std::string name = "compression " + manifest_.compression + " -> " + std::string(Compression::name);
+      log(LogLevel::info, "migration: " + name + " (every block written again)");
+      report.steps.push_back(name);
+    }
+    if (plan.reserialize) {
+      log(LogLevel::info, "migration: serializer " + plan.reserialize->name() + " (every value re-encoded)");
+      report.steps.push_back("serializer " + plan.reserialize->name());
     }
     if (rewrite) {
       for (const auto* st : plan.steps) {
@@ -13607,30 +13787,7 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
                                   " records converted");
           next_progress += total / 10;
         }
-        current.assign(value);
-        for (const auto* st : plan.steps) {
-          std::optional<std::string> r;
-          try {
-            r = st->convert(current);
-          } catch (const std::exception& e) {
-            throw MigrationError("stowage: migration step " + st->name() + " failed on key " + describe_key(key) +
-                                 " of the store at " + dir_.string() + ": " + e.what() +
-                                 "; the store is unchanged (still at version " +
-                                 std::to_string(plan.from_version) + ")");
-          }
-          if (!r) {
-            ++report.dropped;
-            return false;
-          }
-          current = std::move(*r);
-        }
-        if (current.size() > kMaxValueBytes)
-          throw MigrationError("stowage: migration of the store at " + dir_.string() + " produced a value of " +
-                               std::to_string(current.size()) + " bytes for key " + describe_key(key) +
-                               ", over the limit of " + std::to_string(kMaxValueBytes));
-        ++report.records;
-        out.swap(current);
-        return true;
+        return convert_value(plan, key, value, out, current, report);
       };
       // Every record (every run and the replayed WAL) into one run at the
       // last level: nothing lies below it, so no tombstone is kept.
@@ -13639,8 +13796,8 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
       out.emplace(*this, detail::kLastLevel, 0, opt_.chunk_bytes);
       if (plan.to_prefixed) out->set_key_prefix(detail::collection_prefix(0));
       merge(inputs, &wb_, *out, [](std::string_view) { return true; }, /*zero_seqs=*/true,
-            plan.steps.empty() ? nullptr : &convert, /*abortable=*/false);
-      if (plan.steps.empty()) report.records = out->records();
+            convert_values ? &convert : nullptr, /*abortable=*/false);
+      if (!convert_values) report.records = out->records();
       refs = out->finish();
       fs_->sync_dir(dir_);
       auto* ks = m.keyspace(detail::kDefaultKeyspace);
@@ -13651,6 +13808,11 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
     }
     m.next_file = next_file_;
     if (plan.to_prefixed) m.layout = detail::Layout::prefixed;
+    if (plan.recompress) {
+      m.compression = std::string(Compression::name);
+      m.compression_id = Compression::id;
+    }
+    if (plan.reserialize) m.serializer = types_.serializer;
     auto* ks = m.keyspace(detail::kDefaultKeyspace);
     ks->schema_version = plan.to_version;
     ks->value_type = plan.to_type;
@@ -13679,6 +13841,151 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
                           ", " + std::to_string(report.records) + " records converted, " +
                           std::to_string(report.dropped) + " dropped, in " + std::to_string(report.seconds) +
                           " s; backup at " + report.backup.string());
+  last_migration_ = std::move(report);
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::convert_value(const MigrationPlan& plan, std::string_view key,
+                                                        std::string_view value, std::string& out,
+                                                        std::string& current, MigrationReport& report) const
+    -> bool {
+  if (plan.reserialize) {
+    try {
+      current = plan.reserialize->convert(value);
+    } catch (const std::exception& e) {
+      throw MigrationError("stowage: the serializer change " + plan.reserialize->name() + " failed on key " +
+                           describe_key(key) + " of the store at " + dir_.string() + ": " + e.what() +
+                           "; the store is unchanged");
+    }
+  } else {
+    current.assign(value);
+  }
+  for (const auto* st : plan.steps) {
+    std::optional<std::string> r;
+    try {
+      r = st->convert(current);
+    } catch (const std::exception& e) {
+      throw MigrationError("stowage: migration step " + st->name() + " failed on key " + describe_key(key) +
+                           " of the store at " + dir_.string() + ": " + e.what() +
+                           "; the store is unchanged (still at version " + std::to_string(plan.from_version) + ")");
+    }
+    if (!r) {
+      ++report.dropped;
+      return false;
+    }
+    current = std::move(*r);
+  }
+  if (current.size() > kMaxValueBytes)
+    throw MigrationError("stowage: migration of the store at " + dir_.string() + " produced a value of " +
+                         std::to_string(current.size()) + " bytes for key " + describe_key(key) +
+                         ", over the limit of " + std::to_string(kMaxValueBytes));
+  ++report.records;
+  out.swap(current);
+  return true;
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::migrate_collection(std::string_view name, const RecordTypes& t,
+                                                             const Migrator& migrations) -> void {
+  MigrationPlan plan;
+  detail::CollectionState old;
+  std::uint32_t fresh = 0;
+  const std::string where = "collection '" + std::string(name) + "' of the store at " + dir_.string();
+  {
+    std::lock_guard inst(install_mu_);
+    const auto* c = manifest_.collection(name);
+    if (!c || c->key_order != t.key_order) return;  // collection() creates it, or names the mismatch
+    const bool reserialize = c->serializer != t.serializer;
+    if (reserialize && !migrations.serializer_change(c->serializer, t.serializer)) return;  // likewise
+    if (!reserialize && c->schema_version == t.value_version) return;  // nothing to do
+    if (opt_.read_only)
+      throw MigrationError("stowage: " + where + " holds values at schema version " +
+                           std::to_string(c->schema_version) + " (serializer '" + c->serializer +
+                           "') and needs migrating, which a read_only open cannot do");
+    if (slots_.count(name) != 0)
+      throw ValidationError("stowage: " + where + " was already opened by this Database with its old types; "
+                            "migrate it before any handle to it is taken (pass the Migrator to the first "
+                            "collection() call)");
+    check_writable();
+    if (manifest_.next_collection_id >= detail::kMaxCollections)
+      throw ValidationError("stowage: the store at " + dir_.string() + " has used every collection id");
+    plan.from_version = c->schema_version;
+    plan.to_version = t.value_version;
+    plan_values(plan, &migrations, t.value_version, c->serializer, c->value_type, t, where);
+    old = *c;
+    detail::Manifest m = manifest_;
+    fresh = m.next_collection_id++;
+    m.dropped.push_back(fresh);  // a crash before the swap: the next open purges the copies
+    replace_manifest(std::move(m));
+  }
+  plan.started = std::chrono::steady_clock::now();
+  MigrationReport report;
+  report.from_format = report.to_format = manifest_.format_major;
+  report.from_version = plan.from_version;
+  report.to_version = plan.to_version;
+  if (plan.reserialize) report.steps.push_back("serializer " + plan.reserialize->name());
+  for (const auto* st : plan.steps) report.steps.push_back(st->name());
+  log(LogLevel::info, "migration of " + where + ": start: value schema version " + std::to_string(plan.from_version) +
+                          " -> " + std::to_string(plan.to_version) + " via " + describe_plan(plan));
+  const std::string from_prefix = detail::collection_prefix(old.id);
+  const std::string to_prefix = detail::collection_prefix(fresh);
+  try {
+    std::optional<std::string> from = from_prefix;
+    const std::optional<std::string> end = detail::collection_prefix(old.id + 1);
+    std::string current, converted;
+    for (;;) {
+      std::vector<WriteOp> ops;
+      std::size_t read = 0;
+      {
+        Cursor cursor(this, from, end);
+        while (read < kEraseRangeBatch && cursor.peek()) {
+          const std::string_view key = cursor.key();
+          if (convert_value(plan, key, cursor.value(), converted, current, report))
+            ops.push_back(WriteOp{false, to_prefix + std::string(key.substr(from_prefix.size())), converted});
+          from = std::string(key) + '\0';
+          ++read;
+          cursor.accept();
+        }
+      }
+      if (!ops.empty()) write(ops);
+      if (read < kEraseRangeBatch) break;
+    }
+    flush();  // the copies durable before the MANIFEST names them
+  } catch (const std::exception& e) {
+    log(LogLevel::error, "migration of " + where + " failed, nothing was changed: " + e.what());
+    try {
+      purge_dropped();
+    } catch (...) {  // the next open purges the copies
+    }
+    throw;
+  }
+  {
+    std::lock_guard inst(install_mu_);
+    detail::Manifest m = manifest_;
+    std::string backup = std::string(name).substr(0, 200) + ".backup-" + detail::utc_stamp() + "-v" +
+                         std::to_string(old.schema_version);
+    for (int n = 2; m.collection(backup) != nullptr; ++n) backup += "-" + std::to_string(n);
+    m.by_id(old.id)->name = backup;
+    detail::CollectionState moved = old;
+    moved.id = fresh;
+    moved.serializer = t.serializer;
+    moved.value_type = plan.to_type;
+    moved.schema_version = t.value_version;
+    std::erase(m.dropped, fresh);
+    std::vector<std::uint32_t> indexes;
+    for (const auto& c : m.collections)
+      if (c.is_index() && c.parent == old.id) indexes.push_back(c.id);
+    std::erase_if(m.collections, [&](const detail::CollectionState& c) { return c.is_index() && c.parent == old.id; });
+    m.dropped.insert(m.dropped.end(), indexes.begin(), indexes.end());
+    m.collections.push_back(std::move(moved));
+    replace_manifest(std::move(m));
+    report.backup_collection = backup;
+  }
+  purge_dropped();  // the old indexes' entries
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - plan.started).count();
+  log(LogLevel::info, "migration of " + where + ": done: " + std::to_string(report.records) + " records converted, " +
+                          std::to_string(report.dropped) + " dropped, in " + std::to_string(report.seconds) +
+                          " s; the old records stay as collection '" + report.backup_collection + "'");
   last_migration_ = std::move(report);
 }
 
@@ -14969,14 +15276,35 @@ class Database {
   /// first use with these types. "default" is the default collection, the
   /// one a Storage of the same directory opens. Throws MigrationError, naming
   /// both, when the collection was created with another Key order,
-  /// Serializer, Value type or schema version (named collections cannot be
-  /// migrated yet); ValidationError for a name that is empty or over 255
+  /// Serializer, Value type or schema version (collection(name, migrations)
+  /// migrates it); ValidationError for a name that is empty or over 255
   /// bytes, or a collection a read_only Database does not find. The handle
   /// is cheap to copy and valid while this Database is open.
   template <class Key, class Value, class Serializer = BinarySerializer>
   collection_type<Key, Value, Serializer> collection(std::string_view name) {
     using C = collection_type<Key, Value, Serializer>;
     return C(&engine(), &engine().collection(name, C::record_types()));
+  }
+
+  /// collection<Key, Value, Serializer>(name), first migrating a collection
+  /// recorded at another schema version (or serializer) to Value's with
+  /// the steps in migrations, as Storage's open does for its store (the
+  /// shortest path of steps; typed steps checked against the recorded
+  /// types; a serializer change registered with change_serializer() runs
+  /// first). The records are converted into a new copy, made durable, and
+  /// one MANIFEST swap makes it the collection: a crash or a step that
+  /// throws leaves the collection as it was. The old records stay as the
+  /// collection `<name>.backup-<UTC time>-v<from>` (see last_migration();
+  /// drop it to reclaim the space). The collection's indexes are built
+  /// anew when next declared. Pass the Migrator to the first collection()
+  /// call for the name in this Database's life: once a handle was taken
+  /// with the old types, ValidationError. Throws MigrationError (nothing
+  /// changed) when the steps do not lead to Value's version or do not fit
+  /// the recorded types.
+  template <class Key, class Value, class Serializer = BinarySerializer>
+  collection_type<Key, Value, Serializer> collection(std::string_view name, const Migrator& migrations) {
+    using C = collection_type<Key, Value, Serializer>;
+    return C(&engine(), &engine().collection(name, C::record_types(), &migrations));
   }
 
   /// The names of the collections: "default" first when it has types (a
@@ -15062,7 +15390,9 @@ class Database {
   /// As Storage::close: later calls on this Database or its handles throw
   /// ValidationError.
   void close() { engine().close(); }
-  /// What this open's conversion of a Storage's store did, if one ran.
+  /// What the last migration this Database ran did, if one ran: its open's
+  /// conversion of a Storage's store, or a collection's migration
+  /// (collection(name, migrations)). Read it from the thread that ran it.
   const std::optional<MigrationReport>& last_migration() const { return engine().last_migration(); }
   /// The store's directory.
   const std::filesystem::path& path() const { return engine().path(); }

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -563,4 +564,179 @@ TEST_CASE("the format-3 fixture (every chunk record counted) opens read_only as 
 
 TEST_CASE("the format-4 fixture (no layout or collection table) opens read_only as it is, and writable with every record") {
   check_v2_operations_fixture("format-v4", 4, 2);
+}
+
+// ---- changing the Serializer or the Compression ------------------------------
+
+namespace {
+
+// BinarySerializer's bytes reversed: a serializer whose encoding really
+// differs (each reads the other's bytes wrong or not at all).
+struct ReversedSerializer {
+  static constexpr std::string_view id() { return "reversed-1"; }
+  template <class T>
+  static std::string describe() {
+    return "reversed:" + type_description<T>();
+  }
+  template <class T>
+  static void serialize(const T& v, std::string& out) {
+    std::string bytes;
+    BinarySerializer::serialize(v, bytes);
+    out.append(bytes.rbegin(), bytes.rend());
+  }
+  template <class T>
+  static T deserialize(std::string_view b) {
+    return BinarySerializer::deserialize<T>(std::string(b.rbegin(), b.rend()));
+  }
+};
+
+// A user Compression with its own id (LZ4 with every byte flipped) that
+// counts its calls: only it reads its blocks.
+struct FlippedLz4 {
+  static constexpr std::uint8_t id = 17;
+  static constexpr std::string_view name = "flipped-lz4";
+  static inline std::atomic<int> compressions{0};
+  static void compress(std::string_view in, std::string& out) {
+    Lz4Compression::compress(in, out);
+    for (auto& c : out) c = static_cast<char>(~c);
+    ++compressions;
+  }
+  static void decompress(std::string_view in, std::size_t raw_size, char* out) {
+    std::string flipped(in);
+    for (auto& c : flipped) c = static_cast<char>(~c);
+    Lz4Compression::decompress(flipped, raw_size, out);
+  }
+};
+
+// The message of the MigrationError fn throws ("" when it throws none).
+template <class Fn>
+std::string migration_message(Fn fn) {
+  try {
+    fn();
+  } catch (const MigrationError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+template <class Store>
+void check_people(Store& db, int n) {
+  CHECK(db.size() == static_cast<std::size_t>(n - 1));
+  CHECK_FALSE(db.contains(key(0)));
+  for (int i = 1; i < n; ++i) {
+    auto p = db.get(key(i));
+    REQUIRE(p);
+    CHECK(*p == person(i));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("changing the Serializer is a migration: every value re-encoded after a backup") {
+  TempDir tmp("migrate");
+  const auto dir = tmp / "people";
+  make_v1_store(dir, 300);  // BinarySerializer; the last records only in the WAL
+  using Reversed1 = Storage<std::string, PersonV1, ReversedSerializer>;
+  // Without the change registered: the error says how to migrate.
+  CHECK_THAT(migration_message([&] { (void)Reversed1(dir, small_options()); }),
+             Catch::Contains("binary-1") && Catch::Contains("reversed-1") && Catch::Contains("change_serializer"));
+  CHECK(migration_status(dir, Migrator{}, 1).up_to_date());  // nothing changed
+  Migrator m;
+  m.change_serializer<PersonV1, BinarySerializer, ReversedSerializer>();
+  {
+    Reversed1 db(dir, small_options(), m);
+    REQUIRE(db.last_migration().has_value());
+    const auto& r = *db.last_migration();
+    CHECK(r.steps == std::vector<std::string>{"serializer binary-1 -> reversed-1"});
+    CHECK(r.records == 299);
+    check_people(db, 300);
+    db.put(key(0), person(0));
+    // The backup is the store as it was: it opens with the old serializer.
+    Store1 old(r.backup, small_options());
+    CHECK(old.size() == 299);
+    CHECK(*old.get(key(299)) == person(299));
+  }
+  // Every value is now in the new encoding: it reads back without the
+  // Migrator, and the old serializer is the mismatch now.
+  Reversed1 again(dir, small_options());
+  CHECK_FALSE(again.last_migration().has_value());
+  CHECK(again.size() == 300);
+  for (const auto& [k, v] : again.scan()) CHECK(v == person(std::stoi(k.substr(7)) - 1000));
+  again.close();
+  CHECK_THROWS_AS(Store1(dir, small_options()), MigrationError);
+}
+
+TEST_CASE("a serializer change runs before the schema steps, and must be registered at the stored version") {
+  TempDir tmp("migrate");
+  const auto dir = tmp / "people";
+  make_v1_store(dir, 120);
+  {
+    // Registered for version-2 values, but the store holds version 1.
+    Migrator wrong;
+    wrong.change_serializer<PersonV2, BinarySerializer, ReversedSerializer>();
+    wrong.add<PersonV1, PersonV2, ReversedSerializer>(v1_to_v2);
+    const auto before = snapshot(dir);
+    CHECK_THAT(migration_message(
+                   [&] { (void)(Storage<std::string, PersonV2, ReversedSerializer>(dir, small_options(), wrong)); }),
+               Catch::Contains("schema version 2") && Catch::Contains("values are at version 1"));
+    CHECK(snapshot(dir) == before);
+    CHECK(backups_of(dir).empty());
+  }
+  Migrator m;
+  m.change_serializer<PersonV1, BinarySerializer, ReversedSerializer>();
+  m.add<PersonV1, PersonV2, ReversedSerializer>(v1_to_v2);
+  Storage<std::string, PersonV2, ReversedSerializer> db(dir, small_options(), m);
+  REQUIRE(db.last_migration().has_value());
+  CHECK(db.last_migration()->steps == std::vector<std::string>{"serializer binary-1 -> reversed-1", "1->2"});
+  CHECK(db.size() == 119);
+  for (int i = 1; i < 120; ++i) CHECK(*db.get(key(i)) == v1_to_v2(person(i)));
+}
+
+TEST_CASE("changing the Compression is a migration, from any policy that the new one reads") {
+  TempDir tmp("migrate");
+  const auto dir = tmp / "people";
+  make_v1_store(dir, 400);  // Lz4Compression, the default
+  using Flipped = Storage<std::string, PersonV1, BinarySerializer, FlippedLz4>;
+  CHECK_THAT(migration_message([&] { (void)Flipped(dir, small_options()); }),
+             Catch::Contains("compression") && Catch::Contains("lz4") && Catch::Contains("flipped-lz4") &&
+                 Catch::Contains("change_compression"));
+  Migrator m;
+  m.change_compression();
+  const int before = FlippedLz4::compressions.load();
+  {
+    Flipped db(dir, small_options(), m);
+    REQUIRE(db.last_migration().has_value());
+    CHECK(db.last_migration()->steps == std::vector<std::string>{"compression lz4 -> flipped-lz4"});
+    CHECK(FlippedLz4::compressions.load() > before);  // the new blocks went through it
+    check_people(db, 400);
+  }
+  {
+    Flipped db(dir, small_options());
+    CHECK_FALSE(db.last_migration().has_value());
+    check_people(db, 400);
+  }
+  // Lz4Compression cannot read flipped-lz4's blocks: a clear error, and the
+  // store is left as it was.
+  const auto kept = snapshot(dir);
+  CHECK_THAT(migration_message([&] { (void)Store1(dir, small_options(), m); }),
+             Catch::Contains("cannot read the old blocks"));
+  CHECK(snapshot(dir) == kept);
+  // An uncompressed store becomes an LZ4 one; a read_only open does not
+  // migrate.
+  const auto plain = tmp / "plain";
+  {
+    Storage<std::string, PersonV1, BinarySerializer, NoCompression> db(plain, small_options());
+    for (int i = 1; i < 50; ++i) db.put(key(i), person(i));
+  }
+  {
+    Options ro = small_options();
+    ro.read_only = true;
+    CHECK_THAT(migration_message([&] { (void)(Storage<std::string, PersonV1>(plain, ro, m)); }),
+               Catch::Contains("read_only"));
+  }
+  Storage<std::string, PersonV1> lz4(plain, small_options(), m);
+  REQUIRE(lz4.last_migration().has_value());
+  CHECK(lz4.last_migration()->steps == std::vector<std::string>{"compression none -> lz4"});
+  CHECK(lz4.size() == 49);
+  CHECK(*lz4.get(key(49)) == person(49));
 }

@@ -7,6 +7,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <shared_mutex>
 #include <thread>
 #include <tuple>
 
@@ -755,7 +756,52 @@ struct MutexLock {
   std::mutex m;
 };
 
+// A thread-safe Lock that counts, per thread, the holds of each side.
+struct CountingLock {
+  static constexpr bool waits_for_other_processes = false;
+  static constexpr bool thread_safe = true;
+  static inline thread_local int exclusive = 0;
+  static inline thread_local int shared = 0;
+  void lock() {
+    ++exclusive;
+    m.lock();
+  }
+  void unlock() { m.unlock(); }
+  void lock_shared() {
+    ++shared;
+    m.lock_shared();
+  }
+  void unlock_shared() { m.unlock_shared(); }
+  std::shared_mutex m;
+};
+
 }  // namespace
+
+TEST_CASE("size() and stats() take only the shared side of the Lock") {
+  static_assert(LockPolicy<CountingLock>);
+  TempDir dir("storage");
+  Storage<int, std::string, BinarySerializer, NoCompression, LruEviction, CountingLock> db(dir.path(),
+                                                                                          small_options());
+  // Records in files, then buffered overwrites, new keys and erases whose
+  // presence below the buffer is unknown until the count looks them up.
+  for (int i = 0; i < 3000; ++i) db.put(i, value_for(i));
+  db.checkpoint();
+  for (int i = 0; i < 4000; i += 2) db.put(i, "again");
+  for (int i = 1; i < 3000; i += 10) db.discard(i);
+  for (int i = 5000; i < 5100; i += 3) db.discard(i);  // never stored
+  const std::size_t expected = 3000 + 500 - 300;
+  const int exclusive_before = CountingLock::exclusive, shared_before = CountingLock::shared;
+  CHECK(db.size() == expected);
+  CHECK(db.stats().records == expected);
+  CHECK(CountingLock::exclusive == exclusive_before);
+  CHECK(CountingLock::shared > shared_before);
+  // The count looked the keys up once: the answers stay right after more
+  // writes, which do take the exclusive side.
+  db.put(100000, "new");
+  db.discard(3);
+  CHECK(CountingLock::exclusive > exclusive_before);
+  CHECK(db.size() == expected);
+}
 
 TEST_CASE("opening with another serializer is a clear error") {
   TempDir dir("storage");

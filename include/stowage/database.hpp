@@ -66,14 +66,35 @@ class Database {
   /// first use with these types. "default" is the default collection, the
   /// one a Storage of the same directory opens. Throws MigrationError, naming
   /// both, when the collection was created with another Key order,
-  /// Serializer, Value type or schema version (named collections cannot be
-  /// migrated yet); ValidationError for a name that is empty or over 255
+  /// Serializer, Value type or schema version (collection(name, migrations)
+  /// migrates it); ValidationError for a name that is empty or over 255
   /// bytes, or a collection a read_only Database does not find. The handle
   /// is cheap to copy and valid while this Database is open.
   template <class Key, class Value, class Serializer = BinarySerializer>
   collection_type<Key, Value, Serializer> collection(std::string_view name) {
     using C = collection_type<Key, Value, Serializer>;
     return C(&engine(), &engine().collection(name, C::record_types()));
+  }
+
+  /// collection<Key, Value, Serializer>(name), first migrating a collection
+  /// recorded at another schema version (or serializer) to Value's with
+  /// the steps in migrations, as Storage's open does for its store (the
+  /// shortest path of steps; typed steps checked against the recorded
+  /// types; a serializer change registered with change_serializer() runs
+  /// first). The records are converted into a new copy, made durable, and
+  /// one MANIFEST swap makes it the collection: a crash or a step that
+  /// throws leaves the collection as it was. The old records stay as the
+  /// collection `<name>.backup-<UTC time>-v<from>` (see last_migration();
+  /// drop it to reclaim the space). The collection's indexes are built
+  /// anew when next declared. Pass the Migrator to the first collection()
+  /// call for the name in this Database's life: once a handle was taken
+  /// with the old types, ValidationError. Throws MigrationError (nothing
+  /// changed) when the steps do not lead to Value's version or do not fit
+  /// the recorded types.
+  template <class Key, class Value, class Serializer = BinarySerializer>
+  collection_type<Key, Value, Serializer> collection(std::string_view name, const Migrator& migrations) {
+    using C = collection_type<Key, Value, Serializer>;
+    return C(&engine(), &engine().collection(name, C::record_types(), &migrations));
   }
 
   /// The names of the collections: "default" first when it has types (a
@@ -159,7 +180,9 @@ class Database {
   /// As Storage::close: later calls on this Database or its handles throw
   /// ValidationError.
   void close() { engine().close(); }
-  /// What this open's conversion of a Storage's store did, if one ran.
+  /// What the last migration this Database ran did, if one ran: its open's
+  /// conversion of a Storage's store, or a collection's migration
+  /// (collection(name, migrations)). Read it from the thread that ran it.
   const std::optional<MigrationReport>& last_migration() const { return engine().last_migration(); }
   /// The store's directory.
   const std::filesystem::path& path() const { return engine().path(); }

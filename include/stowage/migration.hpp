@@ -58,6 +58,19 @@ struct MigrationStep {
   std::string name() const { return std::to_string(from) + "->" + std::to_string(to); }
 };
 
+/// A registered change of a store's Serializer (Migrator::change_serializer).
+struct SerializerChange {
+  std::string from, to;  ///< Serializer::id() of the store's serializer and of the new one
+  unsigned version = 0;  ///< value_version<Value>: the schema version it runs at
+  /// describe_value<From, Value>() and describe_value<To, Value>().
+  std::string from_type, to_type;
+  /// A value encoded by From -> the same value encoded by To.
+  std::function<std::string(std::string_view)> convert;
+
+  /// "binary-1 -> msgpack-1".
+  std::string name() const { return from + " -> " + to; }
+};
+
 namespace detail {
 
 template <class T>
@@ -170,6 +183,60 @@ class Migrator {
     return add_step(std::move(s));
   }
 
+  /// Lets an open change the store's Serializer from From to To (the
+  /// Storage's): every record is decoded with From as a Value and encoded
+  /// again with To, with the usual backup first, before any schema step
+  /// runs. So Value is the values' type at the store's schema version (the
+  /// open checks that its version and description match what the MANIFEST
+  /// records), and the steps registered for later versions use To:
+  ///
+  ///     migrations.change_serializer<Person, stowage::BinarySerializer, stowage::MsgpackSerializer>();
+  ///     stowage::Storage<std::string, Person, stowage::MsgpackSerializer> db(dir, {}, migrations);
+  template <class Value, class From, class To = BinarySerializer>
+  Migrator& change_serializer() {
+    static_assert(SerializerFor<From, Value> && SerializerFor<To, Value>,
+                  "stowage: Migrator::change_serializer<Value, From, To> needs From and To to be serializers of "
+                  "Value (see SerializerFor)");
+    SerializerChange c;
+    c.from = std::string(From::id());
+    c.to = std::string(To::id());
+    if (c.from == c.to)
+      throw ValidationError("stowage: Migrator::change_serializer from '" + c.from + "' to itself");
+    for (const auto& e : serializer_changes_)
+      if (e.from == c.from && e.to == c.to)
+        throw ValidationError("stowage: the serializer change '" + c.from + "' -> '" + c.to + "' is registered twice");
+    c.version = value_version<Value>;
+    c.from_type = describe_value<From, Value>();
+    c.to_type = describe_value<To, Value>();
+    c.convert = [](std::string_view old) {
+      const Value value = From::template deserialize<Value>(old);
+      std::string out;
+      To::serialize(value, out);
+      return out;
+    };
+    serializer_changes_.push_back(std::move(c));
+    return *this;
+  }
+  /// The registered change from serializer id `from` to `to`, or nullptr.
+  const SerializerChange* serializer_change(std::string_view from, std::string_view to) const {
+    for (const auto& c : serializer_changes_)
+      if (c.from == from && c.to == to) return &c;
+    return nullptr;
+  }
+
+  /// Lets an open change the store's Compression to the Storage's: every
+  /// record is rewritten into new chunk files compressed by it, with the
+  /// usual backup first. The Storage's policy must read the old blocks:
+  /// every policy reads NoCompression's and Lz4Compression's, and its own
+  /// id's (a store written with another user policy is converted by a
+  /// program whose policy decompresses both ids).
+  Migrator& change_compression() {
+    change_compression_ = true;
+    return *this;
+  }
+  /// Whether change_compression() was called.
+  bool changes_compression() const { return change_compression_; }
+
   /// Puts backups in this directory instead of beside the store.
   Migrator& backup_to(std::filesystem::path dir) {
     backup_root_ = std::move(dir);
@@ -207,6 +274,8 @@ class Migrator {
   }
 
   std::vector<MigrationStep> steps_;
+  std::vector<SerializerChange> serializer_changes_;
+  bool change_compression_ = false;
   std::optional<std::filesystem::path> backup_root_;
 };
 

@@ -24,8 +24,13 @@ struct MigrationReport {
   std::vector<std::string> steps;
   std::uint64_t records = 0;  ///< records converted
   std::uint64_t dropped = 0;  ///< records a step dropped
-  /// The backup taken first (a complete store; empty when nothing ran).
+  /// The backup taken first (a complete store; empty when nothing ran, or
+  /// for a Database collection's migration, which keeps backup_collection).
   std::filesystem::path backup;
+  /// A Database collection's migration: the collection that keeps the old
+  /// records (`<name>.backup-<UTC time>-v<from>`), which opens with the old
+  /// types; drop it to reclaim the space. Empty otherwise.
+  std::string backup_collection;
   double seconds = 0;  ///< wall time, backup included
 };
 
