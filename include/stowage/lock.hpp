@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: BSL-1.0
 // lock.hpp: the Lock policies, which choose the in-process threading model.
-// Whatever the policy, every open also takes the store's LOCK file
-// (file_lock.hpp): exclusively when writable, shared when read_only, so any
-// number of read_only opens (in any processes) share a store and a writable
-// one has it to itself. Every open waits up to Options::lock_timeout for a
+// Whatever the policy, every open also locks the store across processes
+// (file_lock.hpp: a flock on its directory and an fcntl lock on its LOCK
+// file, which a read_only open never creates): exclusively when writable,
+// shared when read_only, so any number of read_only opens (in any processes)
+// share a store and a writable one has it to itself. Every open waits up to Options::lock_timeout for a
 // conflicting holder (another process, or another Storage of this process)
 // before giving LockError; a lock_timeout of 0 fails at once.
 //

@@ -56,10 +56,12 @@ struct Options {
   /// Create the directory and an empty store when none exists.
   bool create_if_missing = true;
   /// Open for reading only: writes throw ValidationError and nothing on disk
-  /// changes (the WAL is replayed into memory). The LOCK is taken shared, so
-  /// any number of read_only opens, in this process and others, hold the
-  /// store at once; a writable open waits for all of them to close (and
-  /// they for it), up to lock_timeout.
+  /// changes (the WAL is replayed into memory; not even LOCK is created), so
+  /// it works on read-only media. The store is locked shared (a flock on the
+  /// directory, and a read lock on LOCK when it exists), so any number of
+  /// read_only opens, in this process and others, hold the store at once; a
+  /// writable open waits for all of them to close (and they for it), up to
+  /// lock_timeout.
   bool read_only = false;
   /// Target size of a block inside a chunk (the unit of caching, checksum and
   /// compression).
