@@ -61,7 +61,7 @@ class StowageConan(ConanFile):
             basic_layout(self, src_folder=".")
 
     def requirements(self):
-        # Boost headers: Intrusive (cache lists), Interprocess + Date_Time (file lock);
+        # Boost headers: Intrusive (cache lists) (the file lock is plain POSIX);
         # libboost_serialization only for the BoostSerializer component.
         self.requires("boost/1.86.0")
         self.requires("lz4/1.9.4")

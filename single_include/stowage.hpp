@@ -153,10 +153,12 @@ struct Options {
   /// Create the directory and an empty store when none exists.
   bool create_if_missing = true;
   /// Open for reading only: writes throw ValidationError and nothing on disk
-  /// changes (the WAL is replayed into memory). The LOCK is taken shared, so
-  /// any number of read_only opens, in this process and others, hold the
-  /// store at once; a writable open waits for all of them to close (and
-  /// they for it), up to lock_timeout.
+  /// changes (the WAL is replayed into memory; not even LOCK is created), so
+  /// it works on read-only media. The store is locked shared (a flock on the
+  /// directory, and a read lock on LOCK when it exists), so any number of
+  /// read_only opens, in this process and others, hold the store at once; a
+  /// writable open waits for all of them to close (and they for it), up to
+  /// lock_timeout.
   bool read_only = false;
   /// Target size of a block inside a chunk (the unit of caching, checksum and
   /// compression).
@@ -7495,10 +7497,11 @@ inline std::optional<CompactionPick> pick_compaction(const Version& v, const Lev
 
 // ---- begin stowage/lock.hpp ----
 // lock.hpp: the Lock policies, which choose the in-process threading model.
-// Whatever the policy, every open also takes the store's LOCK file
-// (file_lock.hpp): exclusively when writable, shared when read_only, so any
-// number of read_only opens (in any processes) share a store and a writable
-// one has it to itself. Every open waits up to Options::lock_timeout for a
+// Whatever the policy, every open also locks the store across processes
+// (file_lock.hpp: a flock on its directory and an fcntl lock on its LOCK
+// file, which a read_only open never creates): exclusively when writable,
+// shared when read_only, so any number of read_only opens (in any processes)
+// share a store and a writable one has it to itself. Every open waits up to Options::lock_timeout for a
 // conflicting holder (another process, or another Storage of this process)
 // before giving LockError; a lock_timeout of 0 fails at once.
 //
@@ -7643,44 +7646,70 @@ inline std::optional<ParsedPrefix> parse_collection_prefix(std::string_view key)
 // ---- begin stowage/file_lock.hpp ----
 // file_lock.hpp: the cross-process guard of a store directory.
 //
-// Every open takes `<dir>/LOCK` with a Boost.Interprocess file_lock (an fcntl
-// lock on POSIX): a writable open exclusively, a read_only open shared, so
-// any number of read_only opens coexist and a writer excludes them all (and
-// they exclude it). An open waits up to its timeout for a holder that
-// conflicts; a timeout of 0 fails at once.
+// A writable open holds the store exclusively, a read_only open shared, so any
+// number of read_only opens coexist and a writer excludes them all (and they
+// exclude it). An open waits up to its timeout for a holder that conflicts,
+// polling with a short backoff; a timeout of 0 fails at once.
+//
+// Two kernel locks make up the hold, so that a read_only open writes nothing
+// to the directory (it works on read-only media, and never creates LOCK):
+//
+//  - a flock(2) on a descriptor of the directory itself: LOCK_EX for a
+//    writer, LOCK_SH for a reader. It needs no file, so it guards a store
+//    whose LOCK does not exist (a fresh copy, or LOCK deleted).
+//  - an fcntl(2) lock on `<dir>/LOCK`: a writer creates LOCK if missing,
+//    opens it read-write and takes F_WRLCK; a reader takes F_RDLCK on a
+//    read-only descriptor, and only when LOCK exists (it never creates it).
+//    This is the lock earlier stowage versions take (and only it), so an
+//    older writer or reader in another process is still excluded. One gap
+//    is left: an older writer that creates LOCK while a reader holds a store
+//    whose LOCK was missing does not see that reader.
+//
+// Each attempt takes both locks without waiting, or neither: a conflict
+// releases what the attempt took before it backs off and tries again. On a
+// network filesystem the directory's flock may be seen on one host only.
 //
 // fcntl locks belong to the process, are dropped when ANY descriptor of the
-// file is closed, and do not exclude a second open inside the same process.
-// So an in-process registry keeps one entry per held directory: it owns the
-// process's one descriptor of LOCK (the boost file_lock) and counts its
-// holders. Several shared holders share that entry (closing one leaves the
-// lock held for the others; the last one releases it); an exclusive holder
-// has it to itself. The LOCK file is only opened (and a probe descriptor only
-// closed) while the registry shows this process holding nothing on it.
+// file is closed, and do not exclude a second open inside the same process
+// (flock locks, per open file description, would exclude it even between
+// readers). So an in-process registry keeps one entry per held directory: it
+// owns the process's one descriptor of the directory and of LOCK, and counts
+// its holders. Several shared holders share that entry (closing one leaves
+// the lock held for the others; the last one releases it); an exclusive
+// holder has it to itself. LOCK is only opened (and a probe descriptor only
+// closed) while the registry shows this process holding nothing on it. A
+// child forked while the lock is held inherits the directory's descriptor
+// but never releases the parent's flock through it.
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
-#include <memory>
 #include <mutex>
+#include <sstream>
 #include <string>
+#include <thread>
+#include <utility>
 
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
-
-#include <boost/date_time/posix_time/posix_time_types.hpp>
-#include <boost/interprocess/exceptions.hpp>
-#include <boost/interprocess/sync/file_lock.hpp>
 
 
 namespace stowage::detail {
 
-/// Holds `<dir>/LOCK` for its lifetime, exclusively or shared.
+/// Holds a store directory (its flock and `<dir>/LOCK`) for its lifetime,
+/// exclusively or shared.
 class FileLock {
  public:
-  /// How the LOCK is held.
+  /// How the store is held.
   enum class Mode {
     exclusive,  ///< one holder and no other: a writable open
     shared,     ///< any number of shared holders and no exclusive one: read_only opens
@@ -7688,11 +7717,13 @@ class FileLock {
 
   /// Takes the lock in `mode`, waiting up to `timeout` for another process,
   /// or another FileLock of this process, that holds it in a conflicting
-  /// mode; a timeout of 0 (or less) fails at once. Throws LockError naming
-  /// the path and, when known, whether a reader or a writer holds it; IoError
-  /// when LOCK cannot be created.
+  /// mode; a timeout of 0 (or less) fails at once. A shared hold writes
+  /// nothing (LOCK is neither created nor opened for writing). Throws
+  /// LockError naming the path and, when known, whether a reader or a writer
+  /// holds it; IoError when the directory cannot be opened, or when an
+  /// exclusive hold cannot create or open LOCK for writing.
   FileLock(const std::filesystem::path& dir, Mode mode, std::chrono::milliseconds timeout)
-      : path_(dir / "LOCK"), mode_(mode) {
+      : dir_(dir), path_(dir / "LOCK"), mode_(mode) {
     try {
       key_ = std::filesystem::weakly_canonical(dir).string();
     } catch (const std::filesystem::filesystem_error&) {
@@ -7701,45 +7732,17 @@ class FileLock {
     timeout = std::max(timeout, std::chrono::milliseconds(0));
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     if (!join_in_process(deadline, timeout)) return;  // another shared holder of this process holds the lock
-    std::unique_ptr<boost::interprocess::file_lock> lock;
+    Hold hold;
     try {
-      // This process holds nothing on LOCK now (our pending registry entry
-      // keeps every other FileLock of it away), so closing drops nothing.
-      int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-      if (fd < 0) throw_io("create", path_, errno);  // an I/O problem (permissions, read-only fs), not a held lock
-      ::close(fd);
-      lock = std::make_unique<boost::interprocess::file_lock>(path_.c_str());
-      bool ok = false;
-      if (timeout.count() > 0) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        auto abs = boost::posix_time::microsec_clock::universal_time() +
-                   boost::posix_time::milliseconds(std::max<long long>(0, left.count()));
-        ok = mode_ == Mode::shared ? lock->timed_lock_sharable(abs) : lock->timed_lock(abs);
-      } else {
-        ok = mode_ == Mode::shared ? lock->try_lock_sharable() : lock->try_lock();
-      }
-      if (!ok) {
-        lock.reset();  // closes our descriptor: this process still holds nothing on LOCK
-        throw LockError("stowage: " + path_.string() + " is held by " + other_process_holder() + waited(timeout) +
-                        (mode_ == Mode::shared
-                             ? "; a read_only open shares the store with other read_only opens only: close the "
-                               "writing program or open with a longer lock_timeout"
-                             : "; a writable open needs the store to itself: close the other program or open with "
-                               "a longer lock_timeout"));
-      }
-    } catch (const boost::interprocess::interprocess_exception& e) {
-      lock.reset();
-      abandon();
-      throw LockError("stowage: cannot lock " + path_.string() + ": " + e.what());
+      hold = take(deadline, timeout);
     } catch (...) {
-      lock.reset();
       abandon();
       throw;
     }
     {
       std::lock_guard g(registry_mutex());
       Entry& entry = registry().at(key_);
-      entry.lock = std::move(lock);
+      entry.hold = std::move(hold);
       entry.holders = 1;
       entry.pending = false;
     }
@@ -7756,14 +7759,8 @@ class FileLock {
     {
       std::lock_guard g(registry_mutex());
       auto it = registry().find(key_);
-      if (it != registry().end() && it->second.holders > 0 && --it->second.holders == 0) {
-        try {
-          if (it->second.mode == Mode::shared) it->second.lock->unlock_sharable();
-          else it->second.lock->unlock();
-        } catch (...) {
-        }
-        registry().erase(it);  // closes the process's descriptor of LOCK
-      }
+      if (it != registry().end() && it->second.holders > 0 && --it->second.holders == 0)
+        registry().erase(it);  // releases both locks and closes the process's descriptors
     }
     registry_changed().notify_all();
   }
@@ -7776,12 +7773,48 @@ class FileLock {
   Mode mode() const { return mode_; }
 
  private:
-  // The process's hold on one directory's LOCK.
+  // The process's kernel locks on one directory: the flock on dir_fd, and the
+  // fcntl lock on LOCK through lock_fd (-1 for a shared hold of a store
+  // without LOCK). Released when it dies; the flock is unlocked explicitly
+  // only by the process that took it (a forked child shares the open file
+  // description, and its unlock would release the parent's lock).
+  class Hold {
+   public:
+    Hold() = default;
+    Hold(Hold&& o) noexcept { *this = std::move(o); }
+    Hold& operator=(Hold&& o) noexcept {
+      if (this != &o) {
+        release();
+        dir_fd = std::exchange(o.dir_fd, -1);
+        lock_fd = std::exchange(o.lock_fd, -1);
+        owner = o.owner;
+        flocked = std::exchange(o.flocked, false);
+      }
+      return *this;
+    }
+    ~Hold() { release(); }
+
+    // Drops the flock (if this process took it) and closes both descriptors;
+    // closing lock_fd drops the fcntl lock.
+    void release() noexcept {
+      if (lock_fd >= 0) ::close(std::exchange(lock_fd, -1));
+      if (flocked && owner == ::getpid()) ::flock(dir_fd, LOCK_UN);
+      flocked = false;
+      if (dir_fd >= 0) ::close(std::exchange(dir_fd, -1));
+    }
+
+    int dir_fd = -1;
+    int lock_fd = -1;
+    pid_t owner = 0;
+    bool flocked = false;
+  };
+
+  // The process's hold on one directory.
   struct Entry {
     Mode mode = Mode::exclusive;
     unsigned holders = 0;  // FileLocks sharing it (1 when exclusive); 0 while pending
     bool pending = true;   // its first holder is still taking the process's lock
-    std::unique_ptr<boost::interprocess::file_lock> lock;  // the process's one descriptor of LOCK
+    Hold hold;             // the process's descriptors and locks
   };
 
   static std::mutex& registry_mutex() {
@@ -7828,7 +7861,7 @@ class FileLock {
     }
     auto it = reg.find(key_);
     if (it == reg.end()) {
-      reg.emplace(key_, Entry{mode_, 0, true, nullptr});
+      reg.emplace(key_, Entry{mode_, 0, true, Hold{}});
       return true;
     }
     ++it->second.holders;
@@ -7844,26 +7877,148 @@ class FileLock {
     registry_changed().notify_all();
   }
 
-  // Who holds LOCK in another process, as far as fcntl(F_GETLK) tells. Called
-  // only while this process holds nothing on LOCK (closing the probe
-  // descriptor would drop the process's locks on the file).
-  std::string other_process_holder() const {
-    std::string fallback = mode_ == Mode::shared ? "a writer in another process" : "another process";
-    int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fallback;
-    struct flock probe {};
-    probe.l_type = F_WRLCK;  // conflicts with every lock: reports any holder
-    probe.l_whence = SEEK_SET;
-    probe.l_start = 0;
-    probe.l_len = 0;
-    const int rc = ::fcntl(fd, F_GETLK, &probe);
-    ::close(fd);
-    if (rc != 0 || probe.l_type == F_UNLCK) return fallback;  // released meanwhile
-    const std::string pid = " (pid " + std::to_string(probe.l_pid) + ")";
-    return probe.l_type == F_RDLCK ? "a reader (a read_only open) in another process" + pid
-                                   : "a writer in another process" + pid;
+  // Takes the process's lock, trying again with a short backoff until the
+  // deadline (once when the timeout is 0). Called only while this process
+  // holds nothing on the directory (its pending registry entry keeps every
+  // other FileLock of it away), so closing a descriptor of LOCK drops nothing.
+  Hold take(std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds timeout) const {
+    Hold hold;
+    hold.dir_fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (hold.dir_fd < 0) throw_io("open", dir_, errno);  // an I/O problem (permissions, not a directory)
+    hold.owner = ::getpid();
+    std::chrono::milliseconds backoff{1};
+    for (;;) {
+      if (try_take(hold)) return hold;
+      const auto now = std::chrono::steady_clock::now();
+      if (timeout.count() == 0 || now >= deadline) break;
+      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(backoff, deadline - now));
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(20));
+    }
+    hold.release();  // this process holds nothing on the directory while it looks for the holder
+    throw LockError("stowage: " + path_.string() + " is held by " + other_process_holder() + waited(timeout) +
+                    (mode_ == Mode::shared
+                         ? "; a read_only open shares the store with other read_only opens only: close the "
+                           "writing program or open with a longer lock_timeout"
+                         : "; a writable open needs the store to itself: close the other program or open with "
+                           "a longer lock_timeout"));
   }
 
+  // One attempt: both locks without waiting, or neither (false: a conflict).
+  bool try_take(Hold& hold) const {
+    if (!flock_now(hold.dir_fd, mode_ == Mode::shared ? LOCK_SH : LOCK_EX)) return false;
+    hold.flocked = true;
+    auto drop_flock = [&] {
+      ::flock(hold.dir_fd, LOCK_UN);
+      hold.flocked = false;
+    };
+    int fd = -1;
+    if (mode_ == Mode::exclusive) {
+      fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+      if (fd < 0) {
+        const int err = errno;
+        drop_flock();
+        throw_io("create", path_, err);  // an I/O problem (permissions, read-only fs), not a held lock
+      }
+    } else {
+      fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        const int err = errno;
+        if (err == ENOENT) return true;  // no LOCK: the directory's flock alone guards the store
+        drop_flock();
+        throw_io("open", path_, err);
+      }
+    }
+    struct flock want {};
+    want.l_type = mode_ == Mode::shared ? F_RDLCK : F_WRLCK;
+    want.l_whence = SEEK_SET;
+    want.l_start = 0;
+    want.l_len = 0;
+    int rc;
+    while ((rc = ::fcntl(fd, F_SETLK, &want)) != 0 && errno == EINTR) {
+    }
+    if (rc != 0) {
+      const int err = errno;
+      ::close(fd);  // this process held nothing on LOCK: closing drops nothing
+      drop_flock();
+      if (err == EACCES || err == EAGAIN) return false;
+      throw LockError("stowage: cannot lock " + path_.string() + ": " + std::strerror(err));
+    }
+    hold.lock_fd = fd;
+    return true;
+  }
+
+  // flock(LOCK_NB): true when taken, false when another holder conflicts.
+  bool flock_now(int fd, int how) const {
+    while (::flock(fd, how | LOCK_NB) != 0) {
+      const int err = errno;
+      if (err == EWOULDBLOCK) return false;
+      if (err != EINTR) throw LockError("stowage: cannot lock " + dir_.string() + ": " + std::strerror(err));
+    }
+    return true;
+  }
+
+  // Who holds the store in another process in a mode that conflicts with
+  // mode_: the fcntl lock on LOCK as fcntl(F_GETLK) reports it, else the
+  // directory's flock (its holder's pid as /proc/locks shows it, where there
+  // is one). Called only while this process holds nothing on the directory
+  // (closing the probe descriptor of LOCK would drop the process's locks on
+  // the file).
+  std::string other_process_holder() const {
+    const std::string reader = "a reader (a read_only open) in another process";
+    const std::string writer = "a writer in another process";
+    auto with_pid = [](const std::string& who, long pid) {
+      return pid > 0 ? who + " (pid " + std::to_string(pid) + ")" : who;
+    };
+    if (int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
+      struct flock probe {};
+      probe.l_type = mode_ == Mode::shared ? F_RDLCK : F_WRLCK;  // reports a holder that conflicts with mode_
+      probe.l_whence = SEEK_SET;
+      probe.l_start = 0;
+      probe.l_len = 0;
+      const int rc = ::fcntl(fd, F_GETLK, &probe);
+      ::close(fd);
+      if (rc == 0 && probe.l_type != F_UNLCK) return with_pid(probe.l_type == F_RDLCK ? reader : writer, probe.l_pid);
+    }
+    bool write = false;
+    if (long pid = directory_flock_holder(write); pid != 0) return with_pid(write ? writer : reader, pid);
+    if (mode_ == Mode::shared) return writer;  // only an exclusive flock conflicts with a shared one
+    // Readers hold the directory shared: a probe takes it shared too when
+    // only readers hold it (released at once).
+    int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return "another process";
+    const bool readers = ::flock(dfd, LOCK_SH | LOCK_NB) == 0;
+    if (readers) ::flock(dfd, LOCK_UN);
+    ::close(dfd);
+    return readers ? reader : "another process";
+  }
+
+  // The pid of a process with a flock on the directory that conflicts with
+  // mode_, from /proc/locks (Linux); `write` tells whether it is exclusive.
+  // 0 when none is found (released meanwhile, or no /proc/locks).
+  long directory_flock_holder(bool& write) const {
+    struct stat st {};
+    if (::stat(dir_.c_str(), &st) != 0) return 0;
+    char id[64];
+    std::snprintf(id, sizeof id, "%02x:%02x:%llu", static_cast<unsigned>(major(st.st_dev)),
+                  static_cast<unsigned>(minor(st.st_dev)), static_cast<unsigned long long>(st.st_ino));
+    std::ifstream in("/proc/locks");
+    std::string line;
+    while (std::getline(in, line)) {
+      // "1: FLOCK  ADVISORY  WRITE 4242 08:01:1234 0 EOF"; lines starting
+      // "1: ->" are waiters, which hold nothing.
+      std::istringstream fields(line);
+      std::string n, kind, advisory, type, file;
+      long pid = 0;
+      if (!(fields >> n >> kind >> advisory >> type >> pid >> file)) continue;
+      if (kind != "FLOCK" || file != id) continue;
+      if (mode_ == Mode::shared && type != "WRITE") continue;
+      write = type == "WRITE";
+      return pid > 0 ? pid : -1;
+    }
+    return 0;
+  }
+
+  std::filesystem::path dir_;
   std::filesystem::path path_;
   std::string key_;
   Mode mode_;
