@@ -13550,7 +13550,7 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
       begin_migration(plan, migrations, live);
     }
   }
-  manifest_bytes_ = detail::encode_manifest(manifest_).size();
+  manifest_bytes_ = file_size(dir_ / "MANIFEST");  // what it takes on disk, without encoding it again
   adopt_manifest_files();
   next_file_ = std::max(manifest_.next_file, max_file + 1);
   last_seq_ = manifest_.last_seq;
@@ -13972,7 +13972,7 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
     ks->schema_version = plan.to_version;
     ks->value_type = plan.to_type;
     if (out) out->keep();
-    detail::write_manifest(*fs_, dir_, m);  // the switch
+    manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);  // the switch
   } catch (const std::exception& e) {
     log(LogLevel::error, std::string("migration failed: ") + e.what());
     throw;
