@@ -698,6 +698,14 @@ class StoredBlock {
                     std::string_view* value = nullptr) const {
     if (unpack_ == nullptr) return Block::find_stored(bytes_, key, kinds_, file, offset_, scratch.key, value);
     unpack_into(scratch.raw, file);
+    return find_unpacked(key, file, scratch, value);
+  }
+  /// find() of a packed block whose bytes scratch.raw already holds
+  /// decompressed (as ChunkTable::read_stored leaves them when given
+  /// scratch.raw): the search without the decompression.
+  Block::Holds find_unpacked(std::string_view key, const std::filesystem::path& file, Scratch& scratch,
+                             std::string_view* value = nullptr) const {
+    assert(unpack_ != nullptr && scratch.raw.size() == raw_size_);
     return Block::find_stored(scratch.raw, key, kinds_, file, offset_, scratch.key, value);
   }
 
@@ -1062,7 +1070,12 @@ class ChunkTable {
   /// StoredBlock) when `pack` is true and the frame is compressed, else
   /// decompressed. Formats 2 to 4 (format 1 throws std::logic_error: use
   /// read_block()).
-  std::shared_ptr<const StoredBlock> read_stored(std::size_t i, const RandomAccessFile& file, bool pack) const {
+  ///
+  /// When `raw` is given and the block comes back packed, *raw holds its
+  /// decompressed bytes afterwards (the decompression that verified it), so
+  /// a caller that searches it right away need not decompress it again.
+  std::shared_ptr<const StoredBlock> read_stored(std::size_t i, const RandomAccessFile& file, bool pack,
+                                                 std::string* raw = nullptr) const {
     if (major_ < 2) throw std::logic_error("stowage: a format-1 chunk's blocks have no stored form to search");
     const IndexEntry& e = entry(i);
     const ReadScratch::Use use;
@@ -1075,9 +1088,10 @@ class ChunkTable {
       return std::make_shared<const StoredBlock>(stored_block(e, scratch.frame), e.offset, kinds);
     // Verifies the checksum and that the frame decompresses; the block keeps
     // the compressed bytes.
-    decode_frame_into<Compression>(scratch.frame, path_, e.offset, chunk_format::kDataSeed, "data block", scratch.raw);
+    std::string& out = raw != nullptr ? *raw : scratch.raw;
+    decode_frame_into<Compression>(scratch.frame, path_, e.offset, chunk_format::kDataSeed, "data block", out);
     return std::make_shared<const StoredBlock>(
-        std::string(std::string_view(scratch.frame).substr(chunk_format::kFrameHeadBytes)), id, scratch.raw.size(),
+        std::string(std::string_view(scratch.frame).substr(chunk_format::kFrameHeadBytes)), id, out.size(),
         &decompress_by_id<Compression>, e.offset, kinds);
   }
   /// Data block i decoded from `stored`, the block as read_stored(i, ...)

@@ -1288,10 +1288,14 @@ class Engine {
   }
   // Block i as stored, for gets (chunk format 2 on): cached in that form
   // (see StoredBlock), packed or not, and searched in place.
-  std::shared_ptr<const StoredBlock> stored_block(const Table& t, std::uint64_t file, std::size_t i,
-                                                  bool pack) const {
+  // With `raw` (a get's scratch), a miss that reads a packed block leaves its
+  // decompressed bytes there and sets *unpacked, so the get searches them
+  // without decompressing the block a second time.
+  std::shared_ptr<const StoredBlock> stored_block(const Table& t, std::uint64_t file, std::size_t i, bool pack,
+                                                  std::string* raw = nullptr, bool* unpacked = nullptr) const {
     return cache_.template get_or_load<StoredBlock>(detail::CacheKey{file, detail::kStoredSlot | i}, [&] {
-      auto b = t.read_stored(i, *chunk_file(t, file), pack);
+      auto b = t.read_stored(i, *chunk_file(t, file), pack, raw);
+      if (unpacked != nullptr) *unpacked = b->packed();
       note_block_read(t.block_framed(i), b->raw_size(), 0);
       std::size_t charge = b->charge();
       return std::pair<std::shared_ptr<const StoredBlock>, std::size_t>(std::move(b), charge);
@@ -1423,7 +1427,6 @@ class Engine {
     note_get_lookup();
     const BlockForm form = t->format_major() < 2 ? BlockForm::decoded : block_form();
     if (form != BlockForm::decoded) {
-      auto b = stored_block(*t, f->ref().file, bi, form == BlockForm::packed);
       // The value may lie in the scratch space until on_value returns; a
       // lookup that on_value makes meanwhile (a nested call from a
       // deserializer) gets its own.
@@ -1438,8 +1441,10 @@ class Engine {
           if (busy) *busy = false;
         }
       } release{mine ? &shared.second : nullptr};
+      bool unpacked = false;  // a miss left the packed block's bytes in scratch.raw
+      auto b = stored_block(*t, f->ref().file, bi, form == BlockForm::packed, &scratch.raw, &unpacked);
       std::string_view value;
-      switch (b->find(key, t->path(), scratch, &value)) {
+      switch (unpacked ? b->find_unpacked(key, t->path(), scratch, &value) : b->find(key, t->path(), scratch, &value)) {
         case Block::Holds::absent:
           return Probe::absent;
         case Block::Holds::tombstone:
