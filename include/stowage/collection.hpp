@@ -366,6 +366,12 @@ class Collection {
     return range(&engine(), std::move(from), std::move(to), prefix_.size());
   }
 
+ private:
+  // What an index's hook computes (IndexHook::entry_key) from a value
+  // already decoded: appends the entry key for the record (pk, value).
+  using EntryKeyOf = std::function<void(std::string_view pk, const Value& value, std::string& out)>;
+
+ public:
   /// A secondary index of this collection (see index()): its records in
   /// the order of their index keys, IndexKey = what the index's extractor
   /// returns. A handle: cheap to copy, valid while the collection is.
@@ -491,7 +497,8 @@ class Collection {
 
    private:
     friend class Collection;
-    Index(Collection c, std::shared_ptr<const IndexHook> hook) : c_(std::move(c)), hook_(std::move(hook)) {}
+    Index(Collection c, std::shared_ptr<const IndexHook> hook, std::shared_ptr<const EntryKeyOf> key_of)
+        : c_(std::move(c)), hook_(std::move(hook)), key_of_(std::move(key_of)) {}
     engine_type& engine() const {
       engine_type& e = c_.engine();
       if (c_.slot_->dropped.load(std::memory_order_relaxed))
@@ -505,18 +512,22 @@ class Collection {
     }
     // The record pk as it is now, if its entry is still entry (a writer may
     // have changed it since the entry was read).
+    // The value is decoded once: the entry key is worked out from the
+    // decoded value (key_of_), which is then the one returned.
     std::optional<value_type> record(const std::string& pk, const std::string& entry) const {
       const engine_type& e = engine();
       std::optional<value_type> out;
       e.find(c_.prefix_ + pk, [&](std::string_view bytes, const std::filesystem::path* file) {
+        Value v = deserialize(e, bytes, file);
         std::string now = hook_->prefix;
-        hook_->entry_key(pk, bytes, now);
-        if (now == entry) out.emplace(decode_stored_key(e, pk, file), deserialize(e, bytes, file));
+        (*key_of_)(pk, v, now);
+        if (now == entry) out.emplace(decode_stored_key(e, pk, file), std::move(v));
       });
       return out;
     }
     Collection c_;
     std::shared_ptr<const IndexHook> hook_;
+    std::shared_ptr<const EntryKeyOf> key_of_;  // hook_->entry_key on a decoded value
   };
 
   /// Declares the secondary index called name on this collection (or opens
@@ -918,25 +929,28 @@ class Collection {
     hook->name = std::string(name);
     hook->prefix = is.prefix;
     hook->unique = Unique;
-    hook->entry_key = [extract = std::move(extract), path = e.path()](std::string_view pk, std::string_view bytes,
-                                                                      std::string& out) {
+    auto key_of = std::make_shared<const EntryKeyOf>(
+        [extract = std::move(extract)](std::string_view pk, const Value& v, std::string& out) {
+          if constexpr (with_key)
+            encode_key(std::invoke(extract, decode_key<Key>(pk), v), out);
+          else
+            encode_key(std::invoke(extract, v), out);
+          if constexpr (!Unique) out.append(pk);
+        });
+    hook->entry_key = [key_of, path = e.path()](std::string_view pk, std::string_view bytes, std::string& out) {
       Value v;
       try {
         v = Serializer::template deserialize<Value>(bytes);
       } catch (const CorruptionError& err) {
         throw CorruptionError(path, 0, std::string("a stored value does not decode as this Value type: ") + err.what());
       }
-      if constexpr (with_key)
-        encode_key(std::invoke(extract, decode_key<Key>(pk), v), out);
-      else
-        encode_key(std::invoke(extract, v), out);
-      if constexpr (!Unique) out.append(pk);
+      (*key_of)(pk, v, out);
     };
     if (build) build_index(e, is, *hook);
     std::erase_if(slot_->hooks, [&](const auto& h) { return h->id == hook->id; });
     slot_->hooks.push_back(hook);
     slot_->indexed.store(true, std::memory_order_release);
-    return Index<IndexKey, Unique>(*this, std::move(hook));
+    return Index<IndexKey, Unique>(*this, std::move(hook), std::move(key_of));
   }
 
   // Writes the entries of index `is` for every record (the gate held
