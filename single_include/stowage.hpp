@@ -5876,6 +5876,14 @@ class StoredBlock {
                     std::string_view* value = nullptr) const {
     if (unpack_ == nullptr) return Block::find_stored(bytes_, key, kinds_, file, offset_, scratch.key, value);
     unpack_into(scratch.raw, file);
+    return find_unpacked(key, file, scratch, value);
+  }
+  /// find() of a packed block whose bytes scratch.raw already holds
+  /// decompressed (as ChunkTable::read_stored leaves them when given
+  /// scratch.raw): the search without the decompression.
+  Block::Holds find_unpacked(std::string_view key, const std::filesystem::path& file, Scratch& scratch,
+                             std::string_view* value = nullptr) const {
+    assert(unpack_ != nullptr && scratch.raw.size() == raw_size_);
     return Block::find_stored(scratch.raw, key, kinds_, file, offset_, scratch.key, value);
   }
 
@@ -6240,7 +6248,12 @@ class ChunkTable {
   /// StoredBlock) when `pack` is true and the frame is compressed, else
   /// decompressed. Formats 2 to 4 (format 1 throws std::logic_error: use
   /// read_block()).
-  std::shared_ptr<const StoredBlock> read_stored(std::size_t i, const RandomAccessFile& file, bool pack) const {
+  ///
+  /// When `raw` is given and the block comes back packed, *raw holds its
+  /// decompressed bytes afterwards (the decompression that verified it), so
+  /// a caller that searches it right away need not decompress it again.
+  std::shared_ptr<const StoredBlock> read_stored(std::size_t i, const RandomAccessFile& file, bool pack,
+                                                 std::string* raw = nullptr) const {
     if (major_ < 2) throw std::logic_error("stowage: a format-1 chunk's blocks have no stored form to search");
     const IndexEntry& e = entry(i);
     const ReadScratch::Use use;
@@ -6253,9 +6266,10 @@ class ChunkTable {
       return std::make_shared<const StoredBlock>(stored_block(e, scratch.frame), e.offset, kinds);
     // Verifies the checksum and that the frame decompresses; the block keeps
     // the compressed bytes.
-    decode_frame_into<Compression>(scratch.frame, path_, e.offset, chunk_format::kDataSeed, "data block", scratch.raw);
+    std::string& out = raw != nullptr ? *raw : scratch.raw;
+    decode_frame_into<Compression>(scratch.frame, path_, e.offset, chunk_format::kDataSeed, "data block", out);
     return std::make_shared<const StoredBlock>(
-        std::string(std::string_view(scratch.frame).substr(chunk_format::kFrameHeadBytes)), id, scratch.raw.size(),
+        std::string(std::string_view(scratch.frame).substr(chunk_format::kFrameHeadBytes)), id, out.size(),
         &decompress_by_id<Compression>, e.offset, kinds);
   }
   /// Data block i decoded from `stored`, the block as read_stored(i, ...)
@@ -11056,10 +11070,14 @@ class Engine {
   }
   // Block i as stored, for gets (chunk format 2 on): cached in that form
   // (see StoredBlock), packed or not, and searched in place.
-  std::shared_ptr<const StoredBlock> stored_block(const Table& t, std::uint64_t file, std::size_t i,
-                                                  bool pack) const {
+  // With `raw` (a get's scratch), a miss that reads a packed block leaves its
+  // decompressed bytes there and sets *unpacked, so the get searches them
+  // without decompressing the block a second time.
+  std::shared_ptr<const StoredBlock> stored_block(const Table& t, std::uint64_t file, std::size_t i, bool pack,
+                                                  std::string* raw = nullptr, bool* unpacked = nullptr) const {
     return cache_.template get_or_load<StoredBlock>(detail::CacheKey{file, detail::kStoredSlot | i}, [&] {
-      auto b = t.read_stored(i, *chunk_file(t, file), pack);
+      auto b = t.read_stored(i, *chunk_file(t, file), pack, raw);
+      if (unpacked != nullptr) *unpacked = b->packed();
       note_block_read(t.block_framed(i), b->raw_size(), 0);
       std::size_t charge = b->charge();
       return std::pair<std::shared_ptr<const StoredBlock>, std::size_t>(std::move(b), charge);
@@ -11191,7 +11209,6 @@ class Engine {
     note_get_lookup();
     const BlockForm form = t->format_major() < 2 ? BlockForm::decoded : block_form();
     if (form != BlockForm::decoded) {
-      auto b = stored_block(*t, f->ref().file, bi, form == BlockForm::packed);
       // The value may lie in the scratch space until on_value returns; a
       // lookup that on_value makes meanwhile (a nested call from a
       // deserializer) gets its own.
@@ -11206,8 +11223,10 @@ class Engine {
           if (busy) *busy = false;
         }
       } release{mine ? &shared.second : nullptr};
+      bool unpacked = false;  // a miss left the packed block's bytes in scratch.raw
+      auto b = stored_block(*t, f->ref().file, bi, form == BlockForm::packed, &scratch.raw, &unpacked);
       std::string_view value;
-      switch (b->find(key, t->path(), scratch, &value)) {
+      switch (unpacked ? b->find_unpacked(key, t->path(), scratch, &value) : b->find(key, t->path(), scratch, &value)) {
         case Block::Holds::absent:
           return Probe::absent;
         case Block::Holds::tombstone:
@@ -14708,6 +14727,12 @@ class Collection {
     return range(&engine(), std::move(from), std::move(to), prefix_.size());
   }
 
+ private:
+  // What an index's hook computes (IndexHook::entry_key) from a value
+  // already decoded: appends the entry key for the record (pk, value).
+  using EntryKeyOf = std::function<void(std::string_view pk, const Value& value, std::string& out)>;
+
+ public:
   /// A secondary index of this collection (see index()): its records in
   /// the order of their index keys, IndexKey = what the index's extractor
   /// returns. A handle: cheap to copy, valid while the collection is.
@@ -14833,7 +14858,8 @@ class Collection {
 
    private:
     friend class Collection;
-    Index(Collection c, std::shared_ptr<const IndexHook> hook) : c_(std::move(c)), hook_(std::move(hook)) {}
+    Index(Collection c, std::shared_ptr<const IndexHook> hook, std::shared_ptr<const EntryKeyOf> key_of)
+        : c_(std::move(c)), hook_(std::move(hook)), key_of_(std::move(key_of)) {}
     engine_type& engine() const {
       engine_type& e = c_.engine();
       if (c_.slot_->dropped.load(std::memory_order_relaxed))
@@ -14847,18 +14873,22 @@ class Collection {
     }
     // The record pk as it is now, if its entry is still entry (a writer may
     // have changed it since the entry was read).
+    // The value is decoded once: the entry key is worked out from the
+    // decoded value (key_of_), which is then the one returned.
     std::optional<value_type> record(const std::string& pk, const std::string& entry) const {
       const engine_type& e = engine();
       std::optional<value_type> out;
       e.find(c_.prefix_ + pk, [&](std::string_view bytes, const std::filesystem::path* file) {
+        Value v = deserialize(e, bytes, file);
         std::string now = hook_->prefix;
-        hook_->entry_key(pk, bytes, now);
-        if (now == entry) out.emplace(decode_stored_key(e, pk, file), deserialize(e, bytes, file));
+        (*key_of_)(pk, v, now);
+        if (now == entry) out.emplace(decode_stored_key(e, pk, file), std::move(v));
       });
       return out;
     }
     Collection c_;
     std::shared_ptr<const IndexHook> hook_;
+    std::shared_ptr<const EntryKeyOf> key_of_;  // hook_->entry_key on a decoded value
   };
 
   /// Declares the secondary index called name on this collection (or opens
@@ -15260,25 +15290,28 @@ class Collection {
     hook->name = std::string(name);
     hook->prefix = is.prefix;
     hook->unique = Unique;
-    hook->entry_key = [extract = std::move(extract), path = e.path()](std::string_view pk, std::string_view bytes,
-                                                                      std::string& out) {
+    auto key_of = std::make_shared<const EntryKeyOf>(
+        [extract = std::move(extract)](std::string_view pk, const Value& v, std::string& out) {
+          if constexpr (with_key)
+            encode_key(std::invoke(extract, decode_key<Key>(pk), v), out);
+          else
+            encode_key(std::invoke(extract, v), out);
+          if constexpr (!Unique) out.append(pk);
+        });
+    hook->entry_key = [key_of, path = e.path()](std::string_view pk, std::string_view bytes, std::string& out) {
       Value v;
       try {
         v = Serializer::template deserialize<Value>(bytes);
       } catch (const CorruptionError& err) {
         throw CorruptionError(path, 0, std::string("a stored value does not decode as this Value type: ") + err.what());
       }
-      if constexpr (with_key)
-        encode_key(std::invoke(extract, decode_key<Key>(pk), v), out);
-      else
-        encode_key(std::invoke(extract, v), out);
-      if constexpr (!Unique) out.append(pk);
+      (*key_of)(pk, v, out);
     };
     if (build) build_index(e, is, *hook);
     std::erase_if(slot_->hooks, [&](const auto& h) { return h->id == hook->id; });
     slot_->hooks.push_back(hook);
     slot_->indexed.store(true, std::memory_order_release);
-    return Index<IndexKey, Unique>(*this, std::move(hook));
+    return Index<IndexKey, Unique>(*this, std::move(hook), std::move(key_of));
   }
 
   // Writes the entries of index `is` for every record (the gate held
