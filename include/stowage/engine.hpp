@@ -2036,9 +2036,12 @@ class Engine {
   std::int64_t merge(std::vector<detail::Run>& inputs, const detail::WriteBuffer* buffer, Output& out,
                      Below&& nothing_below, bool zero_seqs, const Convert* convert, bool abortable);
 
-  // Writes m (with v's chunks and live_'s part `live`), then makes v current.
+  // Writes m (with v's chunks and live_'s part `live`), then makes v current;
+  // a flush's install (flushed) drops the frozen buffer v now holds in the
+  // same step, so that no count sees its records both in v and in imm_.
   // Needs install_mu_.
-  void install(detail::Manifest m, std::shared_ptr<const detail::Version> v, std::int64_t live);
+  void install(detail::Manifest m, std::shared_ptr<const detail::Version> v, std::int64_t live,
+               bool flushed = false);
 
   // Deletes the files no Version names any more; once a close began, stops
   // and leaves the rest to the next open. Returns the first error (a file
@@ -3009,7 +3012,7 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
 
 template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::install(detail::Manifest m, std::shared_ptr<const detail::Version> v,
-                                                  std::int64_t live) -> void {
+                                                  std::int64_t live, bool flushed) -> void {
   m.next_file = next_file_.load();
   auto* ks = m.keyspace(detail::kDefaultKeyspace);
   ks->chunks = v->refs();
@@ -3021,6 +3024,11 @@ auto Engine<Compression, Eviction, Lock>::install(detail::Manifest m, std::share
     data_bytes_ = v->bytes();
     version_ = std::move(v);
     live_ = live;
+    if (flushed) {
+      imm_.reset();
+      imm_delta_ = 0;
+      imm_resolved_ = true;
+    }
   }
   l0_runs_ = runs;
 }
@@ -3401,13 +3409,7 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> std::vector<std::uint64
     m.last_seq = seq;
     m.wal_start = new_wal;
     for (auto& o : outs) o->keep();  // from here the manifest may name the files
-    install(std::move(m), std::move(next), live_ + delta);
-    {
-      std::unique_lock guard(lock_);
-      imm_.reset();
-      imm_delta_ = 0;
-      imm_resolved_ = true;
-    }
+    install(std::move(m), std::move(next), live_ + delta, /*flushed=*/true);
   }
   ++checkpoints_;
   const auto installed = Clock::now();
