@@ -14096,7 +14096,7 @@ auto Engine<Compression, Eviction, Lock>::migrate_collection(std::string_view na
   }
   plan.started = std::chrono::steady_clock::now();
   MigrationReport report;
-  report.from_format = report.to_format = manifest_.format_major;
+  report.from_format = report.to_format = detail::kFormatMajor;  // a writable open upgraded the store to it
   report.from_version = plan.from_version;
   report.to_version = plan.to_version;
   if (plan.reserialize) report.steps.push_back("serializer " + plan.reserialize->name());
