@@ -42,6 +42,58 @@
 #include <type_traits>
 #include <vector>
 
+// ---- begin stowage/backup_report.hpp ----
+// backup_report.hpp: what a backup or a restore did (BackupReport) and what
+// backups() finds beside a store (BackupInfo): the results backup.hpp's
+// functions and the backup_to() members of Storage and Database return.
+// Apart from backup.hpp so that a file built with
+// STOWAGE_SEPARATE_COMPILATION can name them without the file machinery.
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+namespace stowage {
+
+/// What backup_to() or restore_from() did.
+struct BackupReport {
+  /// The directory written: the backup, or the restored store.
+  std::filesystem::path path;
+  /// Sequence number of the last commit the result holds: every commit up
+  /// to it and none after (0 for a restore of a backup that does not say).
+  std::uint64_t sequence = 0;
+  /// Files in the result (chunk files, WAL segments, MANIFEST).
+  std::uint64_t files = 0;
+  /// Chunk files that became new names of existing files (hard links, to
+  /// the store's or to an earlier backup's): they take no new space.
+  std::uint64_t files_linked = 0;
+  /// Bytes the result holds (linked files included).
+  std::uint64_t bytes = 0;
+  /// Bytes written: the files copied (WAL segments, MANIFEST, and the chunk
+  /// files that could not be linked).
+  std::uint64_t bytes_written = 0;
+  /// Wall time.
+  double seconds = 0;
+};
+
+/// A backup of a store, as backups() lists it.
+struct BackupInfo {
+  /// Its directory; restore_from(path, dir) makes a store of it, and
+  /// remove_backup(path) deletes it.
+  std::filesystem::path path;
+  /// "online" (backup_to()) or "migration" (the backup a migration takes first).
+  std::string kind;
+  /// When it was taken, UTC: "20261206T173000Z".
+  std::string created;
+  /// The last commit it holds (0 when it does not say: migration backups).
+  std::uint64_t sequence = 0;
+  /// Bytes of its files (files it shares with the store or other backups
+  /// through hard links counted in full).
+  std::uint64_t bytes = 0;
+};
+
+}  // namespace stowage
+// ---- end stowage/backup_report.hpp ----
 // ---- begin stowage/migration_report.hpp ----
 // migration_report.hpp: what a migration did (MigrationReport) and what one
 // would do (MigrationStatus): the results migration.hpp's functions and
@@ -554,6 +606,8 @@ class EngineHandle {
   void flush();
   /// Engine::checkpoint.
   void checkpoint();
+  /// Engine::backup_to.
+  BackupReport backup_to(const std::filesystem::path& target);
   /// Engine::compact.
   void compact();
   /// Engine::stats.
@@ -1285,307 +1339,950 @@ inline std::optional<std::string> prefix_end(std::string prefix) {
 
 }  // namespace stowage
 // ---- end stowage/key_codec.hpp ----
-// ---- begin stowage/database.hpp ----
-// database.hpp: Database<Compression, Eviction, Lock>, one store (one
-// directory, WAL, manifest, cache budget, LOCK and set of background
-// threads) that keeps several typed collections, each a Collection handle:
+// ---- begin stowage/backup.hpp ----
+// backup.hpp: backups of a store as directories that open on their own, and
+// what lists, removes and restores them.
 //
-//   stowage::Database db("data");
-//   auto users = db.collection<std::uint64_t, User>("users");
-//   auto orders = db.collection<std::uint64_t, Order>("orders");
-//   db.batch().put(users, 1, u).put(orders, 7, o).commit();  // one WAL record
+// A backup directory holds what a store does: the chunk files its MANIFEST
+// names (hard links where the file system allows: chunk files never change),
+// the WAL segments from the MANIFEST's first needed one (copies: an open
+// writes into its last segment), the MANIFEST, and a small text file,
+// BACKUP, that says whose backup it is (see docs/format.md, "Backups"):
 //
-// Every key of a collection starts with its collection's prefix (the
-// prefixed layout, docs/format.md, "Collections"). A store a Storage wrote
-// (one collection, bare keys) is converted at the Database's first open,
-// as a migration (backup first); its records become the "default"
-// collection, which a Storage still opens.
-
-#include <cstddef>
-#include <filesystem>
-#include <memory>
-#include <string>
-#include <string_view>
-#include <type_traits>
-#include <utility>
-#include <vector>
-
-// ---- begin stowage/collection.hpp ----
-// collection.hpp: the typed façade. Collection<Key, Value, Serializer,
-// Compression, Eviction, Lock> turns keys into order-preserving bytes
-// (key_codec.hpp) and values into bytes (the Serializer), and keeps them in
-// an Engine<Compression, Eviction, Lock> (engine.hpp: the WAL, the write
-// buffer, chunk files, the chunk index, the block cache, the manifest and
-// the file lock), each key after its collection's prefix (none for the
-// default collection of a bare store: detail/collection_prefix.hpp). A
-// Storage (storage.hpp) is the default collection with its engine; a
-// Database (database.hpp) hands out Collections of one engine. It adds no
-// locking of its own: every member is as thread-safe as the engine call it
-// makes, under the Lock policy.
-
-#include <cstddef>
-#include <filesystem>
-#include <iterator>
-#include <memory>
-#include <functional>
-#include <optional>
-#include <set>
-#include <shared_mutex>
-#include <string>
-#include <string_view>
-#include <type_traits>
-#include <utility>
-#include <vector>
-
-// ---- begin stowage/detail/index_ops.hpp ----
-// detail/index_ops.hpp: how writes keep secondary indexes in the same
-// commit as their records. Every writer of a collection in a store of the
-// prefixed layout goes through commit_guarded(): it holds the collection's
-// gate shared while no index is declared (a plain commit), and exclusively
-// while one is, when it reads each record's old value, works out which
-// index entries go and come (refusing, with ConstraintError, a write that
-// would give two records one key of a unique index) and commits records and
-// entries as one WAL record.
+//   stowage-backup 1
+//   kind online
+//   store /abs/path/of/the/store
+//   sequence 12345
+//   created 20261206T173000Z
 //
-// An index entry (docs/format.md, "Indexes"): key = the index's collection
-// prefix + the encoded index key (+ the record's encoded key, for an index
-// that is not unique); value = the record's encoded key.
+// A backup or a restore is built in `<target>.partial` and renamed to its
+// name once every file in it is durable, so a crash never leaves a
+// directory under the target's name that is not whole; the next attempt
+// removes the partial one. The engine's backup_to() (engine.hpp) picks what
+// goes in while writers run; this file writes it.
+
+#include <sys/stat.h>
 
 #include <algorithm>
-#include <map>
-#include <mutex>
-#include <optional>
-#include <set>
-#include <shared_mutex>
-#include <string>
-#include <string_view>
-#include <vector>
-
-// ---- begin stowage/store_files.hpp ----
-// store_files.hpp: what the engine and the readers that work without it
-// (verify.hpp, the `stowage` tool) agree on besides the file formats: the
-// names of chunk files in a store's directory and the largest key and value
-// a store holds. (WAL segment names live in wal.hpp, with the WAL format.)
-
-#include <cstddef>
+#include <chrono>
 #include <cstdint>
-#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
+#include <vector>
 
-namespace stowage {
-
-/// Largest encoded key a store accepts.
-inline constexpr std::size_t kMaxKeyBytes = 64 * 1024;
-/// Largest encoded value a store accepts.
-inline constexpr std::size_t kMaxValueBytes = std::size_t{1} << 30;
-
-namespace detail {
-
-/// An encoded key for messages: "0x" and the hex of its first max_bytes
-/// bytes ("..." when there are more).
-inline std::string hex_key(std::string_view encoded, std::size_t max_bytes = 64) {
-  static const char* hex = "0123456789abcdef";
-  std::string out = "0x";
-  for (unsigned char c : encoded.substr(0, max_bytes)) {
-    out.push_back(hex[c >> 4]);
-    out.push_back(hex[c & 15]);
-  }
-  return encoded.size() > max_bytes ? out + "..." : out;
-}
-
-/// "000042.chunk" for chunk file 42.
-inline std::string chunk_file_name(std::uint64_t number) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%06llu.chunk", static_cast<unsigned long long>(number));
-  return buf;
-}
-
-/// The number of a chunk file name ("NNNNNN.chunk", up to 18 digits); nullopt for any other name.
-inline std::optional<std::uint64_t> parse_chunk_file_name(std::string_view name) {
-  constexpr std::string_view ext = ".chunk";
-  if (name.size() <= ext.size() || name.substr(name.size() - ext.size()) != ext) return std::nullopt;
-  auto digits = name.substr(0, name.size() - ext.size());
-  if (digits.size() > 18) return std::nullopt;
-  std::uint64_t n = 0;
-  for (char c : digits) {
-    if (c < '0' || c > '9') return std::nullopt;
-    n = n * 10 + static_cast<std::uint64_t>(c - '0');
-  }
-  return n;
-}
-
-}  // namespace detail
-}  // namespace stowage
-// ---- end stowage/store_files.hpp ----
-
-namespace stowage::detail {
-
-/// The entry key hook makes for the record (pk, value bytes).
-inline std::string index_entry(const IndexHook& hook, std::string_view pk, std::string_view value) {
-  std::string out = hook.prefix;
-  hook.entry_key(pk, value, out);
-  return out;
-}
-
-/// Appends to out, after the ops of slot's collection (keys with its
-/// prefix) in ops[first, last), the index entries they change: erases of
-/// the entries records leave, then puts of the entries they take. Reads
-/// each record's stored value. ConstraintError when a unique index would
-/// hold one key for two records. The caller holds slot.gate exclusively.
-template <class Engine>
-void expand_index_ops(const Engine& e, const CollectionSlot& slot, const std::vector<WriteOp>& ops,
-                      const std::vector<std::size_t>& mine, std::vector<WriteOp>& out) {
-  if (slot.hooks.empty()) return;
-  std::map<std::string_view, const WriteOp*> last;  // the op that decides each key
-  for (auto i : mine) last[ops[i].key] = &ops[i];
-  const std::size_t nh = slot.hooks.size();
-  struct Change {
-    std::string_view pk;
-    std::vector<std::string> before, after;  // per hook; empty: no entry
-  };
-  std::vector<Change> changes;
-  changes.reserve(last.size());
-  std::set<std::string> released;  // entries of unique indexes the write frees
-  for (const auto& [key, op] : last) {
-    Change c;
-    c.pk = key.substr(slot.prefix.size());
-    std::optional<std::string> old;
-    e.find(key, [&](std::string_view bytes, const std::filesystem::path*) { old.emplace(bytes); });
-    c.before.resize(nh);
-    c.after.resize(nh);
-    for (std::size_t h = 0; h < nh; ++h) {
-      if (old) c.before[h] = index_entry(*slot.hooks[h], c.pk, *old);
-      if (!op->erase) c.after[h] = index_entry(*slot.hooks[h], c.pk, op->value);
-      if (slot.hooks[h]->unique && !c.before[h].empty() && c.before[h] != c.after[h]) released.insert(c.before[h]);
-    }
-    changes.push_back(std::move(c));
-  }
-  std::set<std::string> claimed;
-  for (const auto& c : changes)
-    for (std::size_t h = 0; h < nh; ++h) {
-      const IndexHook& hook = *slot.hooks[h];
-      const std::string& entry = c.after[h];
-      if (!hook.unique || entry.empty() || entry == c.before[h]) continue;
-      bool taken = !claimed.insert(entry).second;
-      if (!taken && !released.count(entry))
-        taken = e.find(entry, [](std::string_view, const std::filesystem::path*) {});
-      if (taken)
-        throw ConstraintError("stowage: index '" + hook.name + "' of collection '" + slot.name +
-                              "' is unique, and its key " + hex_key(std::string_view(entry).substr(hook.prefix.size())) +
-                              " belongs to another record; nothing was written");
-    }
-  for (const auto& c : changes)
-    for (std::size_t h = 0; h < nh; ++h)
-      if (!c.before[h].empty() && c.before[h] != c.after[h]) out.push_back(WriteOp{true, c.before[h], {}});
-  for (const auto& c : changes)
-    for (std::size_t h = 0; h < nh; ++h)
-      if (!c.after[h].empty() && c.after[h] != c.before[h]) out.push_back(WriteOp{false, c.after[h], std::string(c.pk)});
-}
-
-/// Commits ops, op i writing the collection of slot_of[i], as one atomic
-/// write with the index entries they change (see the top of this file). In
-/// a bare store (no collection can have indexes) it is e.write(ops).
-template <class Engine>
-void commit_guarded(Engine& e, const std::vector<CollectionSlot*>& slot_of, const std::vector<WriteOp>& ops) {
-  if (ops.empty()) return;
-  if (!e.prefixed()) {
-    e.write(ops);
-    return;
-  }
-  std::vector<CollectionSlot*> slots(slot_of.begin(), slot_of.end());
-  std::sort(slots.begin(), slots.end(), [](const CollectionSlot* a, const CollectionSlot* b) { return a->id < b->id; });
-  slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
-  {
-    std::vector<std::shared_lock<std::shared_mutex>> shared;
-    bool indexed = false;
-    for (auto* s : slots) {
-      shared.emplace_back(s->gate);
-      indexed = indexed || s->indexed.load(std::memory_order_acquire);
-    }
-    if (!indexed) {
-      e.write(ops);
-      return;
-    }
-  }
-  std::vector<std::unique_lock<std::shared_mutex>> exclusive;  // in id order: no two writers deadlock
-  for (auto* s : slots) exclusive.emplace_back(s->gate);
-  for (auto* s : slots) {
-    e.mark_stale(*s);
-    if (s->hooks.empty()) s->indexed.store(false, std::memory_order_release);
-  }
-  std::vector<WriteOp> all(ops);
-  for (auto* s : slots) {
-    std::vector<std::size_t> mine;
-    for (std::size_t i = 0; i < ops.size(); ++i)
-      if (slot_of[i] == s) mine.push_back(i);
-    expand_index_ops(e, *s, ops, mine, all);
-  }
-  e.write(all);
-}
-
-}  // namespace stowage::detail
-// ---- end stowage/detail/index_ops.hpp ----
-// ---- begin stowage/serializer.hpp ----
-// serializer.hpp: stowage's own value format (BinarySerializer, id "binary-1")
-// and the traits user types opt in with. Header-only; no Boost needed.
+// ---- begin stowage/file.hpp ----
+// file.hpp: the file layer. Every read, write, fsync, rename and directory
+// listing stowage does goes through a FileSystem, so tests can inject faults
+// (fail the Nth write or fsync, drop unsynced bytes) and later media (memory,
+// a single SQLite file, a remote store) can stand in for the POSIX one.
 //
-// Format (every multi-byte number little-endian, every length a LEB128 varint):
-//   bool                 1 byte, 0 or 1 (anything else is corruption)
-//   integers             fixed width: sizeof(T) bytes (two's complement)
-//   float / double       the IEEE-754 bits as a 4 / 8 byte integer
-//   long double          as double where it is one, else its 10 (x87) or 16 (binary128) value bytes
-//   enums                as their underlying integer
-//   std::string          varint length, then the bytes
-//   vector, map, set,    varint element count, then the elements in iteration
-//   unordered_map/set      order (a map element is key then value)
-//   std::array<T, N>     the N elements, no count
-//   pair, tuple          the elements in order, nothing else
-//   std::optional        1 byte 0 (empty) or 1 followed by the value
-//   std::variant         varint alternative index, then that alternative
-//   std::monostate       nothing
-//   name-value wrapper   its value (boost::serialization::nvp and look-alikes)
-//   user type with a     varint version (the writer's value_version<T>), then
-//     serialize member     whatever serialize() writes; on reading, serialize()
-//                          gets the version that was written
-//   ValueCodec<T>        whatever the codec writes (at least one byte)
-//
-// User types opt in with a Boost-style member (one member serves this and
-// BoostSerializer; befriend stowage::serialization_access to keep it private)
-//   template <class Archive> void serialize(Archive& ar, unsigned version) { ar & a & b; }
-// (BinarySerializer also takes ar(a, b) and ar << a / ar >> a), or by
-// specialising stowage::ValueCodec<T>, which wins over every other rule.
-// Deserialized types must be default-constructible unless they have a codec.
-//
-// Invariant of deserialize: it never reads past its input; it never sizes an
-// allocation from an unchecked count (every count is checked against the bytes
-// that remain, reservations are capped at the remaining bytes' worth, and each
-// decoded element consumes at least one byte); it never recurses deeper than
-// BinarySerializer::max_depth user objects; it consumes the input exactly; and
-// it reports every malformed input as a stowage::CorruptionError (empty file
-// path, offset = byte position inside the value).
+// Rules the callers rely on:
+//  - WritableFile::append buffers; flush() hands the bytes to the OS (after it
+//    returns, a process crash loses nothing); sync() makes them durable
+//    (fdatasync). A failed sync is final for that handle: later calls throw too.
+//  - WritableFile::map (POSIX: mmap MAP_SHARED) gives the same guarantees to
+//    stores into the map as write_at() gives to its bytes; a medium that
+//    cannot map says so (nullptr) and its callers write instead.
+//  - FileSystem::sync_dir makes creations, renames and unlinks in a directory
+//    durable.
+//  - Every error is an IoError naming the path, the operation and errno's text.
 
 #include <algorithm>
-#include <array>
-#include <bit>
-#include <concepts>
-#include <cstddef>
+#include <atomic>
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <limits>
-#include <map>
-#include <optional>
-#include <set>
+#include <memory>
 #include <string>
 #include <string_view>
-#include <tuple>
-#include <type_traits>
-#include <unordered_map>
-#include <unordered_set>
 #include <utility>
-#include <variant>
+#include <vector>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#ifdef __linux__
+#include <sys/vfs.h>
+#endif
+#include <unistd.h>
+
+
+namespace stowage {
+
+/// Bytes of a file mapped into memory, shared and writable (see
+/// WritableFile::map): a store into data() reaches the file's page cache, as
+/// write_at() would. Unmapped when destroyed.
+class WritableMap {
+ public:
+  virtual ~WritableMap() = default;
+  virtual char* data() = 0;
+  /// Bytes mapped, from the file's start; may run past the file's end.
+  virtual std::uint64_t size() const = 0;
+  /// Gives back the memory of [offset, offset + length) (page-aligned):
+  /// the bytes stay the file's and the OS's (stores already made are kept),
+  /// but stop counting in the process's resident memory until touched
+  /// again. Default: nothing.
+  virtual void release(std::uint64_t offset, std::uint64_t length) {
+    (void)offset;
+    (void)length;
+  }
+};
+
+/// A file opened for appending.
+class WritableFile {
+ public:
+  virtual ~WritableFile() = default;
+  /// Appends bytes (may buffer).
+  virtual void append(std::string_view data) = 0;
+  /// Hands buffered bytes to the operating system.
+  virtual void flush() = 0;
+  /// flush(), then makes everything appended durable (fdatasync).
+  virtual void sync() = 0;
+  /// Makes durable what earlier flush() calls handed to the OS, without
+  /// touching the buffer: safe while another thread appends and flushes (the
+  /// WAL's group commit syncs outside the writers' lock this way).
+  virtual void sync_flushed() = 0;
+  /// Has the OS write the bytes of [offset, offset + length) it holds to
+  /// the device, and waits for that, without making anything durable (no
+  /// device cache flush, no metadata: sync() is still what makes bytes
+  /// durable); a later sync() then has little left to write. Safe while
+  /// another thread writes. Default: nothing.
+  virtual void write_back(std::uint64_t offset, std::uint64_t length) {
+    (void)offset;
+    (void)length;
+  }
+  /// flush() and release the handle; idempotent.
+  virtual void close() = 0;
+  /// Bytes appended so far, including the file's length when opened (after
+  /// write_at(): at least the end of the furthest write).
+  virtual std::uint64_t size() const = 0;
+  /// Writes data at offset over whatever is there (the file grows if it ends
+  /// before offset + data.size()) and hands it straight to the OS, as flush()
+  /// would. Not to be mixed with unflushed append()s. Returns false and does
+  /// nothing where the medium can only append (the default; so does an empty
+  /// write, which only asks): the WAL then appends instead of writing into
+  /// preallocated space.
+  virtual bool write_at(std::uint64_t offset, std::string_view data) {
+    (void)offset;
+    (void)data;
+    return false;
+  }
+  /// Maps the file's first `length` bytes into memory, shared and writable:
+  /// a store into the map is in the OS's hands at once (a process crash
+  /// keeps it; sync_flushed() makes it durable), with no system call. length
+  /// may run past the file's end; the caller touches only bytes the file
+  /// holds (a store past its end is a SIGBUS). Returns nullptr where the
+  /// medium cannot map (the default, and test file systems that must see
+  /// every write): the caller then uses write_at().
+  virtual std::unique_ptr<WritableMap> map(std::uint64_t length) {
+    (void)length;
+    return nullptr;
+  }
+};
+
+/// A file opened for positional reads.
+class RandomAccessFile {
+ public:
+  virtual ~RandomAccessFile() = default;
+  /// Reads up to n bytes at offset into dst; returns the count read (short
+  /// only at end of file).
+  virtual std::size_t read(std::uint64_t offset, std::size_t n, char* dst) const = 0;
+  /// The file's length when opened.
+  virtual std::uint64_t size() const = 0;
+  /// The path it was opened from, for error messages.
+  virtual const std::filesystem::path& path() const = 0;
+};
+
+/// The operations stowage needs from a file system.
+class FileSystem {
+ public:
+  virtual ~FileSystem() = default;
+  /// Creates (or truncates) a file for writing.
+  virtual std::unique_ptr<WritableFile> create(const std::filesystem::path& p) = 0;
+  /// Opens an existing file for appending at its end.
+  virtual std::unique_ptr<WritableFile> open_append(const std::filesystem::path& p) = 0;
+  virtual std::unique_ptr<RandomAccessFile> open_read(const std::filesystem::path& p) = 0;
+  /// Opens an existing file for writing without truncating it or forcing
+  /// appends to its end, so write_at() may place bytes anywhere (a WAL
+  /// segment continued after replay). The default is open_append().
+  virtual std::unique_ptr<WritableFile> open_write(const std::filesystem::path& p) { return open_append(p); }
+  virtual void rename(const std::filesystem::path& from, const std::filesystem::path& to) = 0;
+  virtual void remove(const std::filesystem::path& p) = 0;
+  virtual void truncate(const std::filesystem::path& p, std::uint64_t size) = 0;
+  virtual void sync_dir(const std::filesystem::path& dir) = 0;
+  virtual void create_dirs(const std::filesystem::path& dir) = 0;
+  /// Names (not paths) of the entries of dir.
+  virtual std::vector<std::string> list(const std::filesystem::path& dir) = 0;
+  virtual bool exists(const std::filesystem::path& p) = 0;
+  virtual bool is_directory(const std::filesystem::path& p) = 0;
+  /// Makes `to` a new name of the file `from` (a hard link), or a durable copy
+  /// of it where links are not possible. Used for backups of immutable files.
+  /// The default copies through create/open_read; the caller syncs the directory.
+  virtual void link(const std::filesystem::path& from, const std::filesystem::path& to);
+};
+
+/// Copies the file `from` to a new file `to` through fs, in pieces of at
+/// most 1 MiB, and makes the copy durable (the caller syncs the directory).
+inline void copy_file(FileSystem& fs, const std::filesystem::path& from, const std::filesystem::path& to) {
+  auto in = fs.open_read(from);
+  auto out = fs.create(to);
+  std::string buf;
+  for (std::uint64_t off = 0, size = in->size(); off < size;) {
+    buf.resize(static_cast<std::size_t>(std::min<std::uint64_t>(size - off, std::uint64_t{1} << 20)));
+    std::size_t n = in->read(off, buf.size(), buf.data());
+    if (n == 0) break;  // the file shrank while being copied
+    out->append(std::string_view(buf.data(), n));
+    off += n;
+  }
+  out->sync();
+  out->close();
+}
+
+inline void FileSystem::link(const std::filesystem::path& from, const std::filesystem::path& to) {
+  copy_file(*this, from, to);
+}
+
+namespace detail {
+
+[[noreturn]] inline void throw_io(const std::string& op, const std::filesystem::path& p, int err) {
+  throw IoError("stowage: " + op + " " + p.string() + " failed: " + std::strerror(err) +
+                (err == ENOSPC ? " (the disk is full: free space, then retry or reopen)" : "") +
+                (err == EACCES || err == EPERM ? " (check the permissions of the store's directory)" : ""));
+}
+
+class PosixWritableFile final : public WritableFile {
+ public:
+  /// positional: the descriptor was opened without O_APPEND, so pwrite()
+  /// lands where it is told (write_at()).
+  PosixWritableFile(std::filesystem::path p, int fd, std::uint64_t size, bool positional = false)
+      : path_(std::move(p)), fd_(fd), size_(size), positional_(positional) {}
+  ~PosixWritableFile() override {
+    if (fd_ >= 0) {
+      try {
+        flush();
+      } catch (...) {
+      }
+      ::close(fd_);
+    }
+  }
+  void append(std::string_view data) override {
+    check_usable();
+    size_ += data.size();
+    if (buf_.size() + data.size() <= kBuffer) {
+      buf_.append(data);
+      return;
+    }
+    flush();
+    if (data.size() >= kBuffer) {
+      write_all(data);
+    } else {
+      buf_.append(data);
+    }
+  }
+  void flush() override {
+    check_usable();
+    if (buf_.empty()) return;
+    std::string_view b = buf_;
+    write_all(b);
+    buf_.clear();
+  }
+  void sync() override {
+    flush();
+    sync_flushed();
+  }
+  void sync_flushed() override {
+    if (int f = failed_.load()) throw_io("earlier failure of", path_, f);
+    if (::fdatasync(fd_) != 0) {
+      int e = errno;
+      failed_ = e;
+      throw_io("fdatasync", path_, e);
+    }
+  }
+  void close() override {
+    if (fd_ < 0) return;
+    flush();
+    int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) throw_io("close", path_, errno);
+  }
+  std::uint64_t size() const override { return size_; }
+  void write_back(std::uint64_t offset, std::uint64_t length) override {
+#if defined(__linux__)
+    if (fd_ >= 0 && length > 0)
+      (void)::sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(length),
+                              SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+#else
+    (void)offset;
+    (void)length;
+#endif
+  }
+  std::unique_ptr<WritableMap> map(std::uint64_t length) override;
+  bool write_at(std::uint64_t offset, std::string_view data) override {
+    if (!positional_) return false;  // O_APPEND: Linux pwrite() would append regardless of offset
+    if (data.empty()) return true;
+    flush();
+    write_all(data, static_cast<std::int64_t>(offset));
+    size_ = std::max(size_, offset + data.size());
+    return true;
+  }
+
+ private:
+  static constexpr std::size_t kBuffer = 64 * 1024;
+  void check_usable() const {
+    if (int f = failed_.load())
+      throw IoError("stowage: " + path_.string() + " had an earlier write or sync error (" + std::strerror(f) +
+                    "); it is not retried: reopen the store to recover");
+    if (fd_ < 0) throw IoError("stowage: " + path_.string() + " is closed");
+  }
+  // Writes all of data at the file position (offset < 0) or with pwrite at offset.
+  void write_all(std::string_view data, std::int64_t offset = -1) {
+    while (!data.empty()) {
+      ssize_t n = offset < 0 ? ::write(fd_, data.data(), data.size())
+                             : ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(offset));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        int e = errno;
+        failed_ = e;
+        throw_io("write", path_, e);
+      }
+      data.remove_prefix(static_cast<std::size_t>(n));
+      if (offset >= 0) offset += n;
+    }
+  }
+  std::filesystem::path path_;
+  int fd_;
+  std::uint64_t size_;
+  bool positional_;
+  std::string buf_;
+  std::atomic<int> failed_{0};
+};
+
+/// A region of a PosixWritableFile mapped with mmap(MAP_SHARED).
+class PosixWritableMap final : public WritableMap {
+ public:
+  PosixWritableMap(char* data, std::uint64_t size) : data_(data), size_(size) {}
+  ~PosixWritableMap() override { ::munmap(data_, static_cast<std::size_t>(size_)); }
+  PosixWritableMap(const PosixWritableMap&) = delete;
+  PosixWritableMap& operator=(const PosixWritableMap&) = delete;
+  char* data() override { return data_; }
+  std::uint64_t size() const override { return size_; }
+  void release(std::uint64_t offset, std::uint64_t length) override {
+    // On a shared map, MADV_DONTNEED drops only the page table entries; the
+    // pages' dirty state passes to the page cache, which writes them back.
+    if (length > 0 && offset + length <= size_) (void)::madvise(data_ + offset, static_cast<std::size_t>(length), MADV_DONTNEED);
+  }
+
+ private:
+  char* data_;
+  std::uint64_t size_;
+};
+
+/// True if stores into a shared map of fd's preallocated (written) bytes
+/// need no new space on its file system: ext2/3/4, XFS and tmpfs overwrite
+/// such bytes in place. Copy-on-write and log-structured file systems
+/// (btrfs, ZFS, F2FS, ...) allocate at the store, and a full disk would end
+/// the process with SIGBUS where pwrite() reports ENOSPC: those, and any
+/// file system not named here, are written with pwrite().
+inline bool maps_in_place(int fd) {
+#ifdef __linux__
+  struct statfs st;
+  if (::fstatfs(fd, &st) != 0) return false;
+  switch (static_cast<unsigned long>(st.f_type)) {
+    case 0xEF53UL:      // ext2, ext3, ext4
+    case 0x58465342UL:  // XFS
+    case 0x01021994UL:  // tmpfs
+      return true;
+    default:
+      return false;
+  }
+#else
+  (void)fd;
+  return false;
+#endif
+}
+
+inline std::unique_ptr<WritableMap> PosixWritableFile::map(std::uint64_t length) {
+  // Positional handles only (created or opened for writing in place, and
+  // read-write: a shared writable map needs a readable descriptor).
+  if (!positional_ || fd_ < 0 || length == 0 || length > (std::uint64_t{1} << 40) || failed_.load() != 0) return nullptr;
+  if (!maps_in_place(fd_)) return nullptr;
+  flush();
+  void* p = ::mmap(nullptr, static_cast<std::size_t>(length), PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+  if (p == MAP_FAILED) return nullptr;  // e.g. out of address space: the caller writes instead
+  return std::make_unique<PosixWritableMap>(static_cast<char*>(p), length);
+}
+
+class PosixRandomAccessFile final : public RandomAccessFile {
+ public:
+  PosixRandomAccessFile(std::filesystem::path p, int fd, std::uint64_t size) : path_(std::move(p)), fd_(fd), size_(size) {}
+  ~PosixRandomAccessFile() override { ::close(fd_); }
+  std::size_t read(std::uint64_t offset, std::size_t n, char* dst) const override {
+    std::size_t done = 0;
+    while (done < n) {
+      ssize_t r = ::pread(fd_, dst + done, n - done, static_cast<off_t>(offset + done));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        throw_io("read", path_, errno);
+      }
+      if (r == 0) break;
+      done += static_cast<std::size_t>(r);
+    }
+    return done;
+  }
+  std::uint64_t size() const override { return size_; }
+  const std::filesystem::path& path() const override { return path_; }
+
+ private:
+  std::filesystem::path path_;
+  int fd_;
+  std::uint64_t size_;
+};
+
+/// The real file system, through POSIX calls.
+class PosixFileSystem final : public FileSystem {
+  // Opens an existing file; returns the descriptor and the file's size.
+  static std::pair<int, std::uint64_t> open_sized(const std::filesystem::path& p, int flags) {
+    int fd = ::open(p.c_str(), flags);
+    if (fd < 0) throw_io("open", p, errno);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      int e = errno;
+      ::close(fd);
+      throw_io("stat", p, e);
+    }
+    return {fd, static_cast<std::uint64_t>(st.st_size)};
+  }
+
+ public:
+  std::unique_ptr<WritableFile> create(const std::filesystem::path& p) override {
+    int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw_io("create", p, errno);
+    return std::make_unique<PosixWritableFile>(p, fd, 0, /*positional=*/true);
+  }
+  std::unique_ptr<WritableFile> open_append(const std::filesystem::path& p) override {
+    auto [fd, size] = open_sized(p, O_WRONLY | O_APPEND | O_CLOEXEC);
+    return std::make_unique<PosixWritableFile>(p, fd, size);
+  }
+  std::unique_ptr<WritableFile> open_write(const std::filesystem::path& p) override {
+    auto [fd, size] = open_sized(p, O_RDWR | O_CLOEXEC);
+    return std::make_unique<PosixWritableFile>(p, fd, size, /*positional=*/true);
+  }
+  std::unique_ptr<RandomAccessFile> open_read(const std::filesystem::path& p) override {
+    auto [fd, size] = open_sized(p, O_RDONLY | O_CLOEXEC);
+    return std::make_unique<PosixRandomAccessFile>(p, fd, size);
+  }
+  void rename(const std::filesystem::path& from, const std::filesystem::path& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0) throw_io("rename to " + to.string() + " of", from, errno);
+  }
+  void remove(const std::filesystem::path& p) override {
+    if (::unlink(p.c_str()) != 0 && errno != ENOENT) throw_io("unlink", p, errno);
+  }
+  void truncate(const std::filesystem::path& p, std::uint64_t size) override {
+    if (::truncate(p.c_str(), static_cast<off_t>(size)) != 0) throw_io("truncate", p, errno);
+  }
+  void sync_dir(const std::filesystem::path& dir) override {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) throw_io("open directory", dir, errno);
+    if (::fsync(fd) != 0) {
+      int e = errno;
+      ::close(fd);
+      throw_io("fsync directory", dir, e);
+    }
+    ::close(fd);
+  }
+  // (std::filesystem's error_code overloads are noexcept in libstdc++: an
+  // allocation failing inside them terminates the process. The throwing
+  // overloads and plain POSIX calls let std::bad_alloc reach the caller.)
+  void create_dirs(const std::filesystem::path& dir) override {
+    try {
+      std::filesystem::create_directories(dir);
+    } catch (const std::filesystem::filesystem_error& e) {
+      throw_io("create directory", dir, e.code().value());
+    }
+  }
+  std::vector<std::string> list(const std::filesystem::path& dir) override {
+    std::vector<std::string> names;
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) throw_io("list directory", dir, errno);
+    try {
+      for (;;) {
+        errno = 0;
+        const dirent* entry = ::readdir(d);
+        if (entry == nullptr) {
+          if (errno != 0) throw_io("list directory", dir, errno);
+          break;
+        }
+        std::string_view name = entry->d_name;
+        if (name != "." && name != "..") names.emplace_back(name);
+      }
+    } catch (...) {
+      ::closedir(d);
+      throw;
+    }
+    ::closedir(d);
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+  bool exists(const std::filesystem::path& p) override {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0;
+  }
+  bool is_directory(const std::filesystem::path& p) override {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  }
+  void link(const std::filesystem::path& from, const std::filesystem::path& to) override {
+    if (::link(from.c_str(), to.c_str()) == 0) return;
+    const int e = errno;
+    // Another file system, or one without hard links: copy instead.
+    if (e == EXDEV || e == EPERM || e == EMLINK || e == EOPNOTSUPP) {
+      copy_file(*this, from, to);
+      return;
+    }
+    throw_io("hard link to " + to.string() + " of", from, e);
+  }
+};
+
+}  // namespace detail
+
+/// The process-wide POSIX file system (the default of Options::file_system).
+inline std::shared_ptr<FileSystem> default_file_system() {
+  static const std::shared_ptr<FileSystem> fs = std::make_shared<detail::PosixFileSystem>();
+  return fs;
+}
+
+/// Reads a whole file of at most max_bytes; larger is a CorruptionError.
+inline std::string read_file(FileSystem& fs, const std::filesystem::path& p, std::uint64_t max_bytes) {
+  auto f = fs.open_read(p);
+  if (f->size() > max_bytes)
+    throw CorruptionError(p, max_bytes, "file is " + std::to_string(f->size()) + " bytes, more than the " +
+                                            std::to_string(max_bytes) + " this kind of file may hold");
+  std::string s(static_cast<std::size_t>(f->size()), '\0');
+  s.resize(f->read(0, s.size(), s.data()));
+  return s;
+}
+
+}  // namespace stowage
+// ---- end stowage/file.hpp ----
+// ---- begin stowage/file_lock.hpp ----
+// file_lock.hpp: the cross-process guard of a store directory.
+//
+// A writable open holds the store exclusively, a read_only open shared, so any
+// number of read_only opens coexist and a writer excludes them all (and they
+// exclude it). An open waits up to its timeout for a holder that conflicts,
+// polling with a short backoff; a timeout of 0 fails at once.
+//
+// Two kernel locks make up the hold, so that a read_only open writes nothing
+// to the directory (it works on read-only media, and never creates LOCK):
+//
+//  - a flock(2) on a descriptor of the directory itself: LOCK_EX for a
+//    writer, LOCK_SH for a reader. It needs no file, so it guards a store
+//    whose LOCK does not exist (a fresh copy, or LOCK deleted).
+//  - an fcntl(2) lock on `<dir>/LOCK`: a writer creates LOCK if missing,
+//    opens it read-write and takes F_WRLCK; a reader takes F_RDLCK on a
+//    read-only descriptor, and only when LOCK exists (it never creates it).
+//    This is the lock earlier stowage versions take (and only it), so an
+//    older writer or reader in another process is still excluded. One gap
+//    is left: an older writer that creates LOCK while a reader holds a store
+//    whose LOCK was missing does not see that reader.
+//
+// Each attempt takes both locks without waiting, or neither: a conflict
+// releases what the attempt took before it backs off and tries again. On a
+// network filesystem the directory's flock may be seen on one host only.
+//
+// fcntl locks belong to the process, are dropped when ANY descriptor of the
+// file is closed, and do not exclude a second open inside the same process
+// (flock locks, per open file description, would exclude it even between
+// readers). So an in-process registry keeps one entry per held directory: it
+// owns the process's one descriptor of the directory and of LOCK, and counts
+// its holders. Several shared holders share that entry (closing one leaves
+// the lock held for the others; the last one releases it); an exclusive
+// holder has it to itself. LOCK is only opened (and a probe descriptor only
+// closed) while the registry shows this process holding nothing on it. A
+// child forked while the lock is held inherits the directory's descriptor
+// but never releases the parent's flock through it.
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+
+namespace stowage::detail {
+
+/// Holds a store directory (its flock and `<dir>/LOCK`) for its lifetime,
+/// exclusively or shared.
+class FileLock {
+ public:
+  /// How the store is held.
+  enum class Mode {
+    exclusive,  ///< one holder and no other: a writable open
+    shared,     ///< any number of shared holders and no exclusive one: read_only opens
+  };
+
+  /// Takes the lock in `mode`, waiting up to `timeout` for another process,
+  /// or another FileLock of this process, that holds it in a conflicting
+  /// mode; a timeout of 0 (or less) fails at once. A shared hold writes
+  /// nothing (LOCK is neither created nor opened for writing). Throws
+  /// LockError naming the path and, when known, whether a reader or a writer
+  /// holds it; IoError when the directory cannot be opened, or when an
+  /// exclusive hold cannot create or open LOCK for writing.
+  FileLock(const std::filesystem::path& dir, Mode mode, std::chrono::milliseconds timeout)
+      : dir_(dir), path_(dir / "LOCK"), mode_(mode) {
+    try {
+      key_ = std::filesystem::weakly_canonical(dir).string();
+    } catch (const std::filesystem::filesystem_error&) {
+      key_ = dir.string();
+    }
+    timeout = std::max(timeout, std::chrono::milliseconds(0));
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    if (!join_in_process(deadline, timeout)) return;  // another shared holder of this process holds the lock
+    Hold hold;
+    try {
+      hold = take(deadline, timeout);
+    } catch (...) {
+      abandon();
+      throw;
+    }
+    {
+      std::lock_guard g(registry_mutex());
+      Entry& entry = registry().at(key_);
+      entry.hold = std::move(hold);
+      entry.holders = 1;
+      entry.pending = false;
+    }
+    registry_changed().notify_all();
+  }
+
+  /// Takes the lock exclusively, waiting up to `timeout` when `wait` is set
+  /// and failing at once otherwise (the form the offline tools use).
+  FileLock(const std::filesystem::path& dir, bool wait, std::chrono::milliseconds timeout)
+      : FileLock(dir, Mode::exclusive, wait ? timeout : std::chrono::milliseconds(0)) {}
+
+  /// Releases this hold; the process's lock goes with the last holder.
+  ~FileLock() {
+    {
+      std::lock_guard g(registry_mutex());
+      auto it = registry().find(key_);
+      if (it != registry().end() && it->second.holders > 0 && --it->second.holders == 0)
+        registry().erase(it);  // releases both locks and closes the process's descriptors
+    }
+    registry_changed().notify_all();
+  }
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+  /// `<dir>/LOCK`.
+  const std::filesystem::path& path() const { return path_; }
+  /// How this FileLock holds it.
+  Mode mode() const { return mode_; }
+
+ private:
+  // The process's kernel locks on one directory: the flock on dir_fd, and the
+  // fcntl lock on LOCK through lock_fd (-1 for a shared hold of a store
+  // without LOCK). Released when it dies; the flock is unlocked explicitly
+  // only by the process that took it (a forked child shares the open file
+  // description, and its unlock would release the parent's lock).
+  class Hold {
+   public:
+    Hold() = default;
+    Hold(Hold&& o) noexcept { *this = std::move(o); }
+    Hold& operator=(Hold&& o) noexcept {
+      if (this != &o) {
+        release();
+        dir_fd = std::exchange(o.dir_fd, -1);
+        lock_fd = std::exchange(o.lock_fd, -1);
+        owner = o.owner;
+        flocked = std::exchange(o.flocked, false);
+      }
+      return *this;
+    }
+    ~Hold() { release(); }
+
+    // Drops the flock (if this process took it) and closes both descriptors;
+    // closing lock_fd drops the fcntl lock.
+    void release() noexcept {
+      if (lock_fd >= 0) ::close(std::exchange(lock_fd, -1));
+      if (flocked && owner == ::getpid()) ::flock(dir_fd, LOCK_UN);
+      flocked = false;
+      if (dir_fd >= 0) ::close(std::exchange(dir_fd, -1));
+    }
+
+    int dir_fd = -1;
+    int lock_fd = -1;
+    pid_t owner = 0;
+    bool flocked = false;
+  };
+
+  // The process's hold on one directory.
+  struct Entry {
+    Mode mode = Mode::exclusive;
+    unsigned holders = 0;  // FileLocks sharing it (1 when exclusive); 0 while pending
+    bool pending = true;   // its first holder is still taking the process's lock
+    Hold hold;             // the process's descriptors and locks
+  };
+
+  static std::mutex& registry_mutex() {
+    static std::mutex m;
+    return m;
+  }
+  static std::condition_variable& registry_changed() {
+    static std::condition_variable cv;
+    return cv;
+  }
+  static std::map<std::string, Entry>& registry() {
+    static std::map<std::string, Entry> r;
+    return r;
+  }
+
+  static std::string waited(std::chrono::milliseconds timeout) {
+    return timeout.count() > 0 ? " (waited " + std::to_string(timeout.count()) + " ms)" : std::string();
+  }
+
+  // Waits until this process holds nothing on the directory that conflicts
+  // with mode_. Returns true when this FileLock must take the process's lock
+  // (a pending entry is registered for it), false when it joined the shared
+  // holders of an entry that has it. Throws LockError at the deadline.
+  bool join_in_process(std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds timeout) {
+    std::unique_lock g(registry_mutex());
+    auto& reg = registry();
+    auto free = [&] {
+      auto it = reg.find(key_);
+      return it == reg.end() ||
+             (mode_ == Mode::shared && it->second.mode == Mode::shared && !it->second.pending);
+    };
+    if (!registry_changed().wait_until(g, deadline, free)) {
+      const Entry& e = reg.at(key_);
+      std::string holder = e.mode == Mode::shared
+                               ? (e.pending ? std::string("a reader being opened")
+                                            : std::to_string(e.holders) + (e.holders == 1 ? " reader" : " readers")) +
+                                     " (read_only Storage in this process)"
+                               : std::string(e.pending ? "a writer being opened" : "a writer") +
+                                     " (another Storage in this process)";
+      throw LockError("stowage: " + path_.string() + " is already held by " + holder + waited(timeout) +
+                      (mode_ == Mode::shared ? "; read_only opens share the store only with each other: close the "
+                                               "writable one first"
+                                             : "; a writable open needs the store to itself: close that one first"));
+    }
+    auto it = reg.find(key_);
+    if (it == reg.end()) {
+      reg.emplace(key_, Entry{mode_, 0, true, Hold{}});
+      return true;
+    }
+    ++it->second.holders;
+    return false;
+  }
+
+  // Drops the pending entry of a FileLock that failed to take the lock.
+  void abandon() {
+    {
+      std::lock_guard g(registry_mutex());
+      registry().erase(key_);
+    }
+    registry_changed().notify_all();
+  }
+
+  // Takes the process's lock, trying again with a short backoff until the
+  // deadline (once when the timeout is 0). Called only while this process
+  // holds nothing on the directory (its pending registry entry keeps every
+  // other FileLock of it away), so closing a descriptor of LOCK drops nothing.
+  Hold take(std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds timeout) const {
+    Hold hold;
+    hold.dir_fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (hold.dir_fd < 0) throw_io("open", dir_, errno);  // an I/O problem (permissions, not a directory)
+    hold.owner = ::getpid();
+    std::chrono::milliseconds backoff{1};
+    for (;;) {
+      if (try_take(hold)) return hold;
+      const auto now = std::chrono::steady_clock::now();
+      if (timeout.count() == 0 || now >= deadline) break;
+      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(backoff, deadline - now));
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(20));
+    }
+    hold.release();  // this process holds nothing on the directory while it looks for the holder
+    throw LockError("stowage: " + path_.string() + " is held by " + other_process_holder() + waited(timeout) +
+                    (mode_ == Mode::shared
+                         ? "; a read_only open shares the store with other read_only opens only: close the "
+                           "writing program or open with a longer lock_timeout"
+                         : "; a writable open needs the store to itself: close the other program or open with "
+                           "a longer lock_timeout"));
+  }
+
+  // One attempt: both locks without waiting, or neither (false: a conflict).
+  bool try_take(Hold& hold) const {
+    if (!flock_now(hold.dir_fd, mode_ == Mode::shared ? LOCK_SH : LOCK_EX)) return false;
+    hold.flocked = true;
+    auto drop_flock = [&] {
+      ::flock(hold.dir_fd, LOCK_UN);
+      hold.flocked = false;
+    };
+    int fd = -1;
+    if (mode_ == Mode::exclusive) {
+      fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+      if (fd < 0) {
+        const int err = errno;
+        drop_flock();
+        throw_io("create", path_, err);  // an I/O problem (permissions, read-only fs), not a held lock
+      }
+    } else {
+      fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        const int err = errno;
+        if (err == ENOENT) return true;  // no LOCK: the directory's flock alone guards the store
+        drop_flock();
+        throw_io("open", path_, err);
+      }
+    }
+    struct flock want {};
+    want.l_type = mode_ == Mode::shared ? F_RDLCK : F_WRLCK;
+    want.l_whence = SEEK_SET;
+    want.l_start = 0;
+    want.l_len = 0;
+    int rc;
+    while ((rc = ::fcntl(fd, F_SETLK, &want)) != 0 && errno == EINTR) {
+    }
+    if (rc != 0) {
+      const int err = errno;
+      ::close(fd);  // this process held nothing on LOCK: closing drops nothing
+      drop_flock();
+      if (err == EACCES || err == EAGAIN) return false;
+      throw LockError("stowage: cannot lock " + path_.string() + ": " + std::strerror(err));
+    }
+    hold.lock_fd = fd;
+    return true;
+  }
+
+  // flock(LOCK_NB): true when taken, false when another holder conflicts.
+  bool flock_now(int fd, int how) const {
+    while (::flock(fd, how | LOCK_NB) != 0) {
+      const int err = errno;
+      if (err == EWOULDBLOCK) return false;
+      if (err != EINTR) throw LockError("stowage: cannot lock " + dir_.string() + ": " + std::strerror(err));
+    }
+    return true;
+  }
+
+  // Who holds the store in another process in a mode that conflicts with
+  // mode_: the fcntl lock on LOCK as fcntl(F_GETLK) reports it, else the
+  // directory's flock (its holder's pid as /proc/locks shows it, where there
+  // is one). Called only while this process holds nothing on the directory
+  // (closing the probe descriptor of LOCK would drop the process's locks on
+  // the file).
+  std::string other_process_holder() const {
+    const std::string reader = "a reader (a read_only open) in another process";
+    const std::string writer = "a writer in another process";
+    auto with_pid = [](const std::string& who, long pid) {
+      return pid > 0 ? who + " (pid " + std::to_string(pid) + ")" : who;
+    };
+    if (int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
+      struct flock probe {};
+      probe.l_type = mode_ == Mode::shared ? F_RDLCK : F_WRLCK;  // reports a holder that conflicts with mode_
+      probe.l_whence = SEEK_SET;
+      probe.l_start = 0;
+      probe.l_len = 0;
+      const int rc = ::fcntl(fd, F_GETLK, &probe);
+      ::close(fd);
+      if (rc == 0 && probe.l_type != F_UNLCK) return with_pid(probe.l_type == F_RDLCK ? reader : writer, probe.l_pid);
+    }
+    bool write = false;
+    if (long pid = directory_flock_holder(write); pid != 0) return with_pid(write ? writer : reader, pid);
+    if (mode_ == Mode::shared) return writer;  // only an exclusive flock conflicts with a shared one
+    // Readers hold the directory shared: a probe takes it shared too when
+    // only readers hold it (released at once).
+    int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return "another process";
+    const bool readers = ::flock(dfd, LOCK_SH | LOCK_NB) == 0;
+    if (readers) ::flock(dfd, LOCK_UN);
+    ::close(dfd);
+    return readers ? reader : "another process";
+  }
+
+  // The pid of a process with a flock on the directory that conflicts with
+  // mode_, from /proc/locks (Linux); `write` tells whether it is exclusive.
+  // 0 when none is found (released meanwhile, or no /proc/locks).
+  long directory_flock_holder(bool& write) const {
+    struct stat st {};
+    if (::stat(dir_.c_str(), &st) != 0) return 0;
+    char id[64];
+    std::snprintf(id, sizeof id, "%02x:%02x:%llu", static_cast<unsigned>(major(st.st_dev)),
+                  static_cast<unsigned>(minor(st.st_dev)), static_cast<unsigned long long>(st.st_ino));
+    std::ifstream in("/proc/locks");
+    std::string line;
+    while (std::getline(in, line)) {
+      // "1: FLOCK  ADVISORY  WRITE 4242 08:01:1234 0 EOF"; lines starting
+      // "1: ->" are waiters, which hold nothing.
+      std::istringstream fields(line);
+      std::string n, kind, advisory, type, file;
+      long pid = 0;
+      if (!(fields >> n >> kind >> advisory >> type >> pid >> file)) continue;
+      if (kind != "FLOCK" || file != id) continue;
+      if (mode_ == Mode::shared && type != "WRITE") continue;
+      write = type == "WRITE";
+      return pid > 0 ? pid : -1;
+    }
+    return 0;
+  }
+
+  std::filesystem::path dir_;
+  std::filesystem::path path_;
+  std::string key_;
+  Mode mode_;
+};
+
+}  // namespace stowage::detail
+// ---- end stowage/file_lock.hpp ----
+// ---- begin stowage/manifest.hpp ----
+// manifest.hpp: the one file that names a store's live state. `MANIFEST`
+// holds the format version, the policies that shape the bytes (serializer,
+// compression), the last committed sequence, the next file number, the first
+// live WAL segment and, per keyspace, its key order, a description of its
+// Value type, its schema version and its chunk files.
+//
+// Format 3 adds, per keyspace, its live record count, and per chunk its
+// level and (at level 0) its run: chunks of one run, and of one level below
+// 0, do not overlap; level 0 holds runs newest first (the highest run
+// number); format 1 and 2 chunks are read as one run at the last level.
+// Format 5 adds the store's layout (bare keys, or keys that start with their
+// collection's prefix) and its table of named collections.
+//
+// It is replaced only by: write MANIFEST.tmp, fsync it, rename over MANIFEST,
+// fsync the directory. Layout (docs/format.md#manifest):
+//
+//   magic "STWMANIF" | u16 major | u16 minor | u32 zero | fixed64 body length
+//   | body | fixed64 XXH3-64 of (everything before it)
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 // ---- begin stowage/detail/coding.hpp ----
@@ -1783,6 +2480,2021 @@ class Reader {
 
 }  // namespace stowage::detail
 // ---- end stowage/detail/coding.hpp ----
+// ---- begin stowage/index.hpp ----
+// index.hpp: the chunk directory of one keyspace. Chunks partition the key
+// space: each holds the records in [its first key, the next chunk's first
+// key), and no two chunks overlap. The index is sparse, one entry per chunk,
+// ordered by first key. Keys before the first chunk belong to it when a
+// checkpoint routes new records.
+//
+// Point lookups (find) use a flat search aid (detail/prefix_search.hpp) over
+// the chunks' first keys once seal() has built it; any change drops the aid
+// (find then walks the map) until the next seal(). The store seals an index
+// before it installs it.
+//
+// Not synchronised: the store reads it under its shared lock and replaces it
+// only under the exclusive lock.
+
+#include <cstdint>
+#include <iterator>
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+// ---- begin stowage/detail/prefix_search.hpp ----
+// detail/prefix_search.hpp: a compact search aid over sorted byte-string keys.
+//
+// It keeps the keys' common prefix once and, per key, the next 8 bytes as a
+// big-endian u64 (zero-padded) in one contiguous array. Integer order of those
+// u64s is memcmp order of the padded bytes, and padding can only make keys
+// tie, never reorder them, so a binary search over the array decides every
+// comparison except ties, which fall back to the caller's full keys. A lookup
+// touches a few cache lines of the array instead of one heap string per probe.
+//
+// The aid does not own the keys: upper_bound asks `key_at(i)` for key i only
+// on ties. Immutable after build(); safe for concurrent readers.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace stowage::detail {
+
+/// Common prefix + 8-byte prefixes of a sorted key sequence; see above.
+class PrefixSearch {
+ public:
+  /// Builds the aid over `count` keys, key_at(i) -> std::string_view, which
+  /// must ascend (ties allowed).
+  template <class KeyAt>
+  void build(std::size_t count, KeyAt&& key_at) {
+    common_.clear();
+    prefixes_.clear();
+    if (count == 0) return;
+    const std::string_view first = key_at(0), last = key_at(count - 1);
+    std::size_t l = 0;
+    while (l < first.size() && l < last.size() && first[l] == last[l]) ++l;
+    common_.assign(first.substr(0, l));
+    prefixes_.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) prefixes_.push_back(prefix_of(key_at(i).substr(l)));
+  }
+
+  /// How many keys are <= key (the index of the first key above it).
+  template <class KeyAt>
+  std::size_t upper_bound(std::string_view key, KeyAt&& key_at) const {
+    const std::size_t n = prefixes_.size();
+    if (n == 0) return 0;
+    const std::size_t l = common_.size();
+    const std::size_t m = std::min(key.size(), l);
+    if (m > 0) {
+      const int c = std::memcmp(key.data(), common_.data(), m);
+      if (c < 0) return 0;
+      if (c > 0) return n;
+    }
+    if (key.size() < l) return 0;  // a proper prefix of every key: below them all
+    const std::uint64_t probe = prefix_of(key.substr(l));
+    auto first_tie = std::lower_bound(prefixes_.begin(), prefixes_.end(), probe);
+    auto past_ties = std::upper_bound(first_tie, prefixes_.end(), probe);
+    std::size_t lo = static_cast<std::size_t>(first_tie - prefixes_.begin());
+    std::size_t hi = static_cast<std::size_t>(past_ties - prefixes_.begin());
+    while (lo < hi) {  // ties: the first whose full key is above `key`
+      const std::size_t mid = lo + (hi - lo) / 2;
+      if (key_at(mid) <= key) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    return lo;
+  }
+
+  /// Bytes of memory held.
+  std::size_t charge() const { return sizeof(*this) + common_.capacity() + prefixes_.capacity() * 8; }
+
+  /// The first 8 bytes of s as a big-endian number, zero-padded.
+  static std::uint64_t prefix_of(std::string_view s) {
+    std::uint64_t v = 0;
+    const std::size_t n = std::min<std::size_t>(8, s.size());
+    for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t{static_cast<unsigned char>(s[i])} << (56 - 8 * i);
+    return v;
+  }
+
+ private:
+  std::string common_;
+  std::vector<std::uint64_t> prefixes_;
+};
+
+}  // namespace stowage::detail
+// ---- end stowage/detail/prefix_search.hpp ----
+
+namespace stowage::detail {
+
+/// What the index knows of one chunk file (also what the manifest stores).
+struct ChunkRef {
+  std::uint64_t file = 0;      ///< file number: NNNNNN.chunk
+  std::uint64_t records = 0;
+  std::uint64_t bytes = 0;     ///< file size
+  std::uint64_t max_seq = 0;
+  std::string first_key;
+  std::string last_key;
+  std::uint32_t level = 0;     ///< 0 (newest runs) .. kLevels - 1 (the last level); format 3
+  std::uint64_t run = 0;       ///< level 0: the run it belongs to (higher: newer); 0 elsewhere
+  std::uint64_t uncounted = 0; ///< records not yet in the live count (format 4)
+};
+
+/// Ordered first key → chunk.
+class ChunkIndex {
+ public:
+  using Map = std::map<std::string, ChunkRef, std::less<>>;
+
+  ChunkIndex() = default;
+  /// A copy is sealed when `o` is (its aid points into its own map).
+  ChunkIndex(const ChunkIndex& o) : map_(o.map_), records_(o.records_), bytes_(o.bytes_) {
+    if (o.sealed_) seal();
+  }
+  ChunkIndex& operator=(const ChunkIndex& o) {
+    if (this != &o) *this = ChunkIndex(o);
+    return *this;
+  }
+  // Moving a std::map keeps its nodes, so the aid's pointers stay valid;
+  // the moved-from index is empty and unsealed.
+  ChunkIndex(ChunkIndex&& o) noexcept
+      : map_(std::move(o.map_)),
+        records_(std::exchange(o.records_, 0)),
+        bytes_(std::exchange(o.bytes_, 0)),
+        sealed_(std::exchange(o.sealed_, false)),
+        refs_(std::move(o.refs_)),
+        search_(std::move(o.search_)) {
+    o.map_.clear();
+    o.refs_.clear();
+  }
+  ChunkIndex& operator=(ChunkIndex&& o) noexcept {
+    if (this != &o) {
+      map_ = std::move(o.map_);
+      records_ = std::exchange(o.records_, 0);
+      bytes_ = std::exchange(o.bytes_, 0);
+      sealed_ = std::exchange(o.sealed_, false);
+      refs_ = std::move(o.refs_);
+      search_ = std::move(o.search_);
+      o.map_.clear();
+      o.refs_.clear();
+    }
+    return *this;
+  }
+
+  /// Builds the search aid find() uses (until the next change). Without
+  /// memory for it the index stays unsealed: find() walks the map instead.
+  void seal() noexcept {
+    unseal();
+    try {
+      refs_.reserve(map_.size());
+      for (const auto& kv : map_) refs_.push_back(&kv.second);
+      search_.build(refs_.size(), [this](std::size_t i) { return std::string_view(refs_[i]->first_key); });
+      sealed_ = true;
+    } catch (...) {
+      unseal();
+    }
+  }
+  /// Whether find() uses the search aid.
+  bool sealed() const { return sealed_; }
+
+  void add(ChunkRef c) {
+    unseal();
+    records_ += c.records;
+    bytes_ += c.bytes;
+    std::string k = c.first_key;
+    map_.insert_or_assign(std::move(k), std::move(c));
+  }
+  /// Removes the chunk whose first key is first_key.
+  void remove(std::string_view first_key) {
+    auto it = map_.find(first_key);
+    if (it == map_.end()) return;
+    unseal();
+    records_ -= it->second.records;
+    bytes_ -= it->second.bytes;
+    map_.erase(it);
+  }
+  /// The chunk that may hold key, or nullptr when key is outside every chunk.
+  const ChunkRef* find(std::string_view key) const {
+    if (sealed_) {
+      const std::size_t above =
+          search_.upper_bound(key, [this](std::size_t i) { return std::string_view(refs_[i]->first_key); });
+      if (above == 0) return nullptr;
+      const ChunkRef* c = refs_[above - 1];
+      return key <= c->last_key ? c : nullptr;
+    }
+    auto it = map_.upper_bound(key);
+    if (it == map_.begin()) return nullptr;
+    --it;
+    return key <= it->second.last_key ? &it->second : nullptr;
+  }
+  /// The first chunk whose records may be >= key (for seeks).
+  Map::const_iterator seek(std::string_view key) const {
+    auto it = map_.upper_bound(key);
+    if (it != map_.begin()) {
+      auto prev = std::prev(it);
+      if (key <= prev->second.last_key) return prev;
+    }
+    return it;
+  }
+  /// The chunk a new record with this key is merged into (the first chunk
+  /// for keys before all chunks); end() when the index is empty.
+  Map::const_iterator route(std::string_view key) const {
+    auto it = map_.upper_bound(key);
+    if (it != map_.begin()) --it;
+    return it;
+  }
+  Map::const_iterator begin() const { return map_.begin(); }
+  Map::const_iterator end() const { return map_.end(); }
+  Map::const_iterator next(Map::const_iterator it) const { return ++it; }
+  std::size_t chunks() const { return map_.size(); }
+  std::uint64_t records() const { return records_; }
+  std::uint64_t bytes() const { return bytes_; }
+  bool empty() const { return map_.empty(); }
+
+ private:
+  void unseal() {
+    sealed_ = false;
+    refs_.clear();
+  }
+  Map map_;
+  std::uint64_t records_ = 0;
+  std::uint64_t bytes_ = 0;
+  bool sealed_ = false;
+  std::vector<const ChunkRef*> refs_;  // map_'s values in order, when sealed
+  PrefixSearch search_;                // over refs_' first keys, when sealed
+};
+
+}  // namespace stowage::detail
+// ---- end stowage/index.hpp ----
+
+namespace stowage::detail {
+
+inline constexpr char kManifestMagic[] = "STWMANIF";
+/// The format this program writes. Format 1 (stowage 0.1) kept the key order,
+/// value type and schema version once for the whole store; format 2 keeps
+/// them per keyspace; format 3 keeps levels of chunks (which may hold
+/// tombstones) and a live record count per keyspace; format 4 lets chunk
+/// records be uncounted (not yet in that count, see docs/format.md, "The live
+/// count"): the count is signed, and each chunk says how many of its records
+/// are uncounted; format 5 adds the layout and the collection table
+/// (Database). Older formats are read and upgraded by migration.hpp.
+inline constexpr std::uint16_t kFormatMajor = 5;
+inline constexpr std::uint16_t kFormatMinor = 0;
+/// The oldest format this program reads.
+inline constexpr std::uint16_t kOldestFormatMajor = 1;
+/// The keyspace a Storage keeps its records in.
+inline constexpr std::string_view kDefaultKeyspace = "default";
+/// Levels of chunk files: 0 (runs that may overlap, one per flush) to
+/// kLevels - 1, the last level.
+inline constexpr std::uint32_t kLevels = 7;
+/// The last level: where format 1 and 2 chunks (no tombstones) belong.
+inline constexpr std::uint32_t kLastLevel = kLevels - 1;
+/// A manifest larger than this is not believed.
+inline constexpr std::uint64_t kManifestMaxBytes = std::uint64_t{1} << 30;
+
+/// One keyspace (a typed collection): its types and its chunks.
+struct KeyspaceState {
+  std::string name;
+  std::string key_order;             ///< KeyCodec<Key>::name()
+  std::string value_type;            ///< describe_value<Serializer, Value>(); empty when unknown
+  std::uint32_t schema_version = 0;  ///< value_version<Value> the records are written at
+  /// What its chunks' counted records add to the live record count (format
+  /// 4: may be below zero while records it hides are uncounted; format 3:
+  /// the live records; before: the sum of records).
+  std::int64_t live = 0;
+  std::vector<ChunkRef> chunks;      ///< ordered by level, then (level 0) run newest first, then first key
+};
+
+/// How a store's keys are laid out (format 5; older formats are bare).
+enum class Layout : std::uint8_t {
+  /// Every key is a record of the default collection, as its KeyCodec
+  /// encodes it (what Storage creates: no byte added).
+  bare = 0,
+  /// Every key starts with its collection's prefix
+  /// (detail::collection_prefix(id)); the default collection is id 0.
+  prefixed = 1,
+};
+
+/// Most named collections a manifest may list.
+inline constexpr std::uint64_t kMaxCollections = std::uint64_t{1} << 24;
+
+/// What an entry of the collection table is.
+enum class CollectionKind : std::uint8_t {
+  table = 0,         ///< a named collection of records
+  unique_index = 1,  ///< a secondary index, one record per index key
+  multi_index = 2,   ///< a secondary index, any number of records per index key
+};
+
+/// A named collection of a Database, or a secondary index of a collection
+/// (format 5, prefixed layout): its keys start with collection_prefix(id).
+struct CollectionState {
+  std::string name;                  ///< unique among tables; an index's, among its parent's indexes
+  std::uint32_t id = 0;              ///< at least 1 (0 is the default collection); never reused
+  std::string key_order;             ///< KeyCodec<Key>::name() (an index: of its index key)
+  std::string serializer;            ///< Serializer::id() (an index: empty)
+  std::string value_type;            ///< describe_value<Serializer, Value>() (an index: empty)
+  std::uint32_t schema_version = 0;  ///< value_version<Value> (an index: 0)
+  CollectionKind kind = CollectionKind::table;
+  std::uint32_t parent = 0;          ///< an index: the id of the collection it indexes (0: the default)
+  std::uint32_t index_version = 0;   ///< an index: the definition version its user gave
+  /// An index: its entries agree with its collection. False while it is
+  /// built, and once a session wrote to its collection without it declared
+  /// (it is rebuilt when next declared).
+  bool ready = true;
+  std::uint64_t ids_reserved = 0;    ///< a table: next_id() handed out only ids below this
+  bool is_index() const { return kind != CollectionKind::table; }
+};
+
+/// Decoded contents of MANIFEST.
+struct Manifest {
+  std::uint16_t format_major = kFormatMajor;
+  std::uint16_t format_minor = kFormatMinor;
+  std::string serializer;       ///< Serializer::id()
+  std::string compression;      ///< Compression::name
+  std::uint8_t compression_id = 0;
+  std::uint64_t last_seq = 0;
+  std::uint64_t next_file = 1;
+  std::uint64_t wal_start = 1;  ///< first WAL segment still needed
+  std::vector<KeyspaceState> keyspaces;
+  Layout layout = Layout::bare;              ///< format 5; older formats are bare
+  std::uint32_t next_collection_id = 1;      ///< the id the next named collection takes
+  std::vector<CollectionState> collections;  ///< named collections, by id
+  /// Ids of dropped collections whose records may still be stored (the drop
+  /// purges them, then removes the id from here; an open finishes a purge a
+  /// crash interrupted).
+  std::vector<std::uint32_t> dropped;
+  /// next_id() of the default collection handed out only ids below this.
+  std::uint64_t default_ids_reserved = 0;
+
+  /// The named collection (not index) called name, or nullptr.
+  const CollectionState* collection(std::string_view name) const {
+    for (const auto& c : collections)
+      if (!c.is_index() && c.name == name) return &c;
+    return nullptr;
+  }
+  /// The index called name of collection parent, or nullptr.
+  const CollectionState* index(std::uint32_t parent, std::string_view name) const {
+    for (const auto& c : collections)
+      if (c.is_index() && c.parent == parent && c.name == name) return &c;
+    return nullptr;
+  }
+  /// The entry with id, or nullptr.
+  const CollectionState* by_id(std::uint32_t id) const {
+    for (const auto& c : collections)
+      if (c.id == id) return &c;
+    return nullptr;
+  }
+  CollectionState* by_id(std::uint32_t id) {
+    return const_cast<CollectionState*>(static_cast<const Manifest&>(*this).by_id(id));
+  }
+
+  /// The keyspace called name, or nullptr.
+  const KeyspaceState* keyspace(std::string_view name) const {
+    for (const auto& ks : keyspaces)
+      if (ks.name == name) return &ks;
+    return nullptr;
+  }
+  KeyspaceState* keyspace(std::string_view name) {
+    return const_cast<KeyspaceState*>(static_cast<const Manifest&>(*this).keyspace(name));
+  }
+};
+
+inline void put_chunk_ref(std::string& body, const ChunkRef& c) {
+  put_varint(body, c.file);
+  put_varint(body, c.records);
+  put_varint(body, c.bytes);
+  put_varint(body, c.max_seq);
+  put_bytes(body, c.first_key);
+  put_bytes(body, c.last_key);
+}
+
+/// Orders chunks as a manifest lists them: by level, level-0 runs newest
+/// first, then by first key.
+inline bool manifest_order(const ChunkRef& a, const ChunkRef& b) {
+  if (a.level != b.level) return a.level < b.level;
+  if (a.run != b.run) return a.run > b.run;
+  return a.first_key < b.first_key;
+}
+
+/// What is wrong with chunk c listed right after prev (nullptr: nothing): the
+/// order rules the reader enforces (decode_manifest) and the writer checks
+/// before it writes (check_manifest_order).
+inline const char* chunk_order_fault(const ChunkRef& prev, const ChunkRef& c) {
+  if (manifest_order(c, prev)) return "chunks are out of order";
+  if (prev.level == c.level && prev.run == c.run && !(prev.last_key < c.first_key))
+    return "chunks of one run overlap or are out of order";
+  return nullptr;
+}
+
+/// Encodes m in the format m.format_major names (2, or 1 for tests and
+/// fixtures; format 1 can hold only keyspaces that share one key order, value
+/// type and schema version).
+inline std::string encode_manifest(const Manifest& m) {
+  std::string body;
+  if (m.format_major == 1) {
+    const KeyspaceState none;
+    const KeyspaceState& first = m.keyspaces.empty() ? none : m.keyspaces.front();
+    for (const auto& ks : m.keyspaces)
+      if (ks.key_order != first.key_order || ks.value_type != first.value_type ||
+          ks.schema_version != first.schema_version)
+        throw Error("stowage: format 1 cannot hold keyspaces of different types");
+    put_fixed32(body, first.schema_version);
+    put_bytes(body, m.serializer);
+    put_bytes(body, m.compression);
+    body.push_back(static_cast<char>(m.compression_id));
+    put_bytes(body, first.key_order);
+    put_bytes(body, first.value_type);
+  } else {
+    put_bytes(body, m.serializer);
+    put_bytes(body, m.compression);
+    body.push_back(static_cast<char>(m.compression_id));
+  }
+  put_fixed64(body, m.last_seq);
+  put_fixed64(body, m.next_file);
+  put_fixed64(body, m.wal_start);
+  put_varint(body, m.keyspaces.size());
+  for (const auto& ks : m.keyspaces) {
+    put_bytes(body, ks.name);
+    if (m.format_major != 1) {
+      put_bytes(body, ks.key_order);
+      put_bytes(body, ks.value_type);
+      put_fixed32(body, ks.schema_version);
+    }
+    if (m.format_major >= 4)
+      put_varint(body, ks.live < 0 ? (static_cast<std::uint64_t>(-(ks.live + 1)) << 1) | 1
+                                   : static_cast<std::uint64_t>(ks.live) << 1);
+    else if (m.format_major == 3)
+      put_varint(body, static_cast<std::uint64_t>(std::max<std::int64_t>(ks.live, 0)));
+    put_varint(body, ks.chunks.size());
+    for (const auto& c : ks.chunks) {
+      if (m.format_major < 3 && c.level != kLastLevel)
+        throw Error("stowage: format " + std::to_string(m.format_major) + " holds only one level of chunks");
+      put_chunk_ref(body, c);
+      if (m.format_major >= 3) {
+        put_varint(body, c.level);
+        put_varint(body, c.run);
+      }
+      if (m.format_major >= 4) put_varint(body, c.uncounted);
+    }
+  }
+  if (m.format_major >= 5) {
+    body.push_back(static_cast<char>(m.layout));
+    put_varint(body, m.next_collection_id);
+    put_varint(body, m.collections.size());
+    for (const auto& c : m.collections) {
+      put_bytes(body, c.name);
+      put_varint(body, c.id);
+      put_bytes(body, c.key_order);
+      put_bytes(body, c.serializer);
+      put_bytes(body, c.value_type);
+      put_fixed32(body, c.schema_version);
+      body.push_back(static_cast<char>(c.kind));
+      put_varint(body, c.parent);
+      put_varint(body, c.index_version);
+      body.push_back(c.ready ? 1 : 0);
+      put_varint(body, c.ids_reserved);
+    }
+    put_varint(body, m.dropped.size());
+    for (auto id : m.dropped) put_varint(body, id);
+    put_varint(body, m.default_ids_reserved);
+  } else if (m.layout != Layout::bare || !m.collections.empty() || !m.dropped.empty()) {
+    throw Error("stowage: format " + std::to_string(m.format_major) + " cannot hold collections");
+  }
+  std::string out(kManifestMagic, 8);
+  put_fixed16(out, m.format_major);
+  put_fixed16(out, m.format_minor);
+  put_fixed32(out, 0);
+  put_fixed64(out, body.size());
+  out += body;
+  put_fixed64(out, checksum(out, 0x4d414e49));
+  return out;
+}
+
+// Format 5's tail: the layout, the collection table and the dropped ids.
+inline void decode_collections(Reader& r, Manifest& m) {
+  const std::uint8_t layout = r.u8("layout");
+  if (layout > 1) r.fail("layout " + std::to_string(layout) + " does not exist");
+  m.layout = static_cast<Layout>(layout);
+  const std::uint64_t next = r.varint("next collection id");
+  if (next == 0 || next > kMaxCollections) r.fail("next collection id " + std::to_string(next) + " is implausible");
+  m.next_collection_id = static_cast<std::uint32_t>(next);
+  const std::uint64_t n = r.varint("collection count");
+  if (n > r.remaining() / 8 || n >= next) r.fail("collection count exceeds the manifest");
+  if (n > 0 && m.layout == Layout::bare) r.fail("a bare store lists collections");
+  std::set<std::pair<std::uint32_t, std::string>> names;  // (0 for tables, else the parent + 1; name)
+  std::set<std::uint32_t> ids, tables{0};
+  for (std::uint64_t i = 0; i < n; ++i) {
+    CollectionState c;
+    c.name = std::string(r.length_prefixed("collection name"));
+    if (c.name.empty() || c.name.size() > 255 || c.name == kDefaultKeyspace)
+      r.fail("a collection is named '" + c.name + "'");
+    const std::uint64_t id = r.varint("collection id");
+    if (id == 0 || id >= next) r.fail("collection '" + c.name + "' has id " + std::to_string(id) + ", out of range");
+    c.id = static_cast<std::uint32_t>(id);
+    if (!ids.insert(c.id).second) r.fail("collection id " + std::to_string(id) + " is listed twice");
+    if (i > 0 && c.id < m.collections.back().id) r.fail("collections are out of id order");
+    c.key_order = std::string(r.length_prefixed("collection key order"));
+    c.serializer = std::string(r.length_prefixed("collection serializer"));
+    c.value_type = std::string(r.length_prefixed("collection value type"));
+    c.schema_version = r.u32("collection schema version");
+    const std::uint8_t kind = r.u8("collection kind");
+    if (kind > 2) r.fail("collection kind " + std::to_string(kind) + " does not exist");
+    c.kind = static_cast<CollectionKind>(kind);
+    const std::uint64_t parent = r.varint("index parent");
+    const std::uint64_t version = r.varint("index version");
+    if (version > std::numeric_limits<std::uint32_t>::max()) r.fail("index version " + std::to_string(version) + " is too large");
+    c.index_version = static_cast<std::uint32_t>(version);
+    const std::uint8_t ready = r.u8("index ready");
+    if (ready > 1) r.fail("index ready flag " + std::to_string(ready) + " is not 0 or 1");
+    c.ready = ready == 1;
+    c.ids_reserved = r.varint("ids reserved");
+    if (c.is_index()) {
+      // An index follows the collection it indexes (created before it).
+      if (parent > std::numeric_limits<std::uint32_t>::max() || !tables.count(static_cast<std::uint32_t>(parent)))
+        r.fail("index '" + c.name + "' indexes collection id " + std::to_string(parent) + ", which is not listed");
+      c.parent = static_cast<std::uint32_t>(parent);
+      if (c.ids_reserved != 0) r.fail("index '" + c.name + "' reserves ids");
+    } else {
+      if (parent != 0 || c.index_version != 0 || !c.ready) r.fail("collection '" + c.name + "' has index fields");
+      tables.insert(c.id);
+    }
+    if (!names.insert({c.is_index() ? c.parent + 1 : 0, c.name}).second)
+      r.fail("collection or index '" + c.name + "' is listed twice");
+    m.collections.push_back(std::move(c));
+  }
+  const std::uint64_t d = r.varint("dropped collection count");
+  if (d > r.remaining() || d >= next) r.fail("dropped collection count exceeds the manifest");
+  for (std::uint64_t i = 0; i < d; ++i) {
+    const std::uint64_t id = r.varint("dropped collection id");
+    if (id == 0 || id >= next || !ids.insert(static_cast<std::uint32_t>(id)).second)
+      r.fail("dropped collection id " + std::to_string(id) + " is out of range or listed twice");
+    m.dropped.push_back(static_cast<std::uint32_t>(id));
+  }
+  m.default_ids_reserved = r.varint("default collection ids reserved");
+}
+
+inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::path& file) {
+  Reader h(bytes, &file, 0);
+  if (h.remaining() < 32) h.fail("file too short for a manifest");
+  if (h.bytes(8, "magic") != std::string_view(kManifestMagic, 8)) h.fail("not a stowage MANIFEST (bad magic)");
+  Manifest m;
+  m.format_major = h.u16();
+  m.format_minor = h.u16();
+  // The envelope (magic, versions, length, trailing checksum) is the same in
+  // every format version: check it before believing the version.
+  const std::uint64_t len = decode_fixed64(bytes.data() + 16);
+  if (len != bytes.size() - 32) h.fail("body length does not match the file size");
+  if (decode_fixed64(bytes.data() + bytes.size() - 8) != checksum(bytes.substr(0, bytes.size() - 8), 0x4d414e49))
+    h.fail("manifest checksum mismatch");
+  if (m.format_major < kOldestFormatMajor) h.fail("format major version " + std::to_string(m.format_major) + " does not exist");
+  if (m.format_major > kFormatMajor)
+    throw MigrationError("stowage: " + file.string() + " has format version " + std::to_string(m.format_major) +
+                         "." + std::to_string(m.format_minor) + ", newer than this program's " +
+                         std::to_string(kFormatMajor) + "." + std::to_string(kFormatMinor) +
+                         "; open it with a newer stowage");
+  if (h.u32("reserved") != 0) h.fail("reserved header bytes are not zero");
+  Reader r(bytes.substr(24, static_cast<std::size_t>(len)), &file, 24);
+  const bool v1 = m.format_major == 1;
+  KeyspaceState types;  // format 1: the one set of types every keyspace shares
+  if (v1) {
+    types.schema_version = r.u32("schema version");
+    m.serializer = std::string(r.length_prefixed("serializer id"));
+    m.compression = std::string(r.length_prefixed("compression name"));
+    m.compression_id = r.u8("compression id");
+    types.key_order = std::string(r.length_prefixed("key order"));
+    types.value_type = std::string(r.length_prefixed("value type"));
+  } else {
+    m.serializer = std::string(r.length_prefixed("serializer id"));
+    m.compression = std::string(r.length_prefixed("compression name"));
+    m.compression_id = r.u8("compression id");
+  }
+  m.last_seq = r.u64("last sequence");
+  m.next_file = r.u64("next file number");
+  m.wal_start = r.u64("wal start");
+  std::uint64_t nks = r.varint("keyspace count");
+  if (nks > r.remaining()) r.fail("keyspace count exceeds the manifest");
+  std::set<std::string> names;
+  for (std::uint64_t i = 0; i < nks; ++i) {
+    KeyspaceState ks;
+    ks.name = std::string(r.length_prefixed("keyspace name"));
+    if (!names.insert(ks.name).second) r.fail("keyspace '" + ks.name + "' is listed twice");
+    if (v1) {
+      ks.key_order = types.key_order;
+      ks.value_type = types.value_type;
+      ks.schema_version = types.schema_version;
+    } else {
+      ks.key_order = std::string(r.length_prefixed("key order"));
+      ks.value_type = std::string(r.length_prefixed("value type"));
+      ks.schema_version = r.u32("schema version");
+    }
+    const bool v3 = m.format_major >= 3;
+    if (m.format_major >= 4) {
+      const std::uint64_t z = r.varint("live record count");  // zigzag
+      ks.live = (z & 1) ? -static_cast<std::int64_t>(z >> 1) - 1 : static_cast<std::int64_t>(z >> 1);
+    } else if (v3) {
+      const std::uint64_t live = r.varint("live record count");
+      if (live > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+        r.fail("live record count " + std::to_string(live) + " is implausible");
+      ks.live = static_cast<std::int64_t>(live);
+    }
+    std::uint64_t n = r.varint("chunk count");
+    if (n > r.remaining() / 6) r.fail("chunk count exceeds the manifest");
+    ks.chunks.reserve(static_cast<std::size_t>(n));
+    std::uint64_t records = 0;
+    for (std::uint64_t j = 0; j < n; ++j) {
+      ChunkRef c;
+      c.file = r.varint("chunk file");
+      c.records = r.varint("chunk records");
+      c.bytes = r.varint("chunk bytes");
+      c.max_seq = r.varint("chunk max sequence");
+      c.first_key = std::string(r.length_prefixed("chunk first key"));
+      c.last_key = std::string(r.length_prefixed("chunk last key"));
+      if (v3) {
+        const std::uint64_t level = r.varint("chunk level");
+        if (level >= kLevels) r.fail("chunk level " + std::to_string(level) + " does not exist");
+        c.level = static_cast<std::uint32_t>(level);
+        c.run = r.varint("chunk run");
+        if (c.level != 0 && c.run != 0) r.fail("a chunk below level 0 names a run");
+      } else {
+        c.level = kLastLevel;
+      }
+      if (m.format_major >= 4) c.uncounted = r.varint("chunk uncounted records");
+      if (c.file >= m.next_file) r.fail("chunk file number beyond next file number");
+      if (c.records == 0 || c.last_key < c.first_key) r.fail("chunk range is empty or inverted");
+      if (c.uncounted > c.records) r.fail("a chunk has more uncounted records than records");
+      if (j > 0) {
+        if (const char* fault = chunk_order_fault(ks.chunks.back(), c)) r.fail(fault);
+      }
+      records += c.records;
+      ks.chunks.push_back(std::move(c));
+    }
+    if (!v3) ks.live = static_cast<std::int64_t>(std::min<std::uint64_t>(records, std::numeric_limits<std::int64_t>::max()));
+    m.keyspaces.push_back(std::move(ks));
+  }
+  if (m.format_major >= 5) decode_collections(r, m);
+  if (!r.empty()) r.fail("trailing bytes in the manifest body");
+  return m;
+}
+
+inline bool manifest_exists(FileSystem& fs, const std::filesystem::path& dir) { return fs.exists(dir / "MANIFEST"); }
+
+inline Manifest read_manifest(FileSystem& fs, const std::filesystem::path& dir) {
+  auto path = dir / "MANIFEST";
+  return decode_manifest(read_file(fs, path, kManifestMaxBytes), path);
+}
+
+/// Checks m's chunk lists against the reader's order rules (decode_manifest):
+/// a manifest the next open would refuse as corrupt is a bug in its writer,
+/// a std::logic_error here, and must not replace a good one.
+inline void check_manifest_order(const Manifest& m) {
+  for (const auto& ks : m.keyspaces)
+    for (std::size_t j = 1; j < ks.chunks.size(); ++j) {
+      if (const char* fault = chunk_order_fault(ks.chunks[j - 1], ks.chunks[j]))
+        throw std::logic_error("stowage: internal error: chunk files " + std::to_string(ks.chunks[j - 1].file) +
+                               " and " + std::to_string(ks.chunks[j].file) + ": " + fault);
+    }
+}
+
+/// Writes m as dir/MANIFEST, atomically (a temporary file, synced, renamed
+/// over the old one) and durably; returns its size in bytes. Refuses
+/// (check_manifest_order) a manifest whose chunks are out of order.
+inline std::uint64_t write_manifest(FileSystem& fs, const std::filesystem::path& dir, const Manifest& m) {
+  check_manifest_order(m);
+  auto tmp = dir / "MANIFEST.tmp";
+  const std::string bytes = encode_manifest(m);
+  {
+    auto f = fs.create(tmp);
+    f->append(bytes);
+    f->sync();
+    f->close();
+  }
+  fs.rename(tmp, dir / "MANIFEST");
+  fs.sync_dir(dir);
+  return bytes.size();
+}
+
+}  // namespace stowage::detail
+// ---- end stowage/manifest.hpp ----
+// ---- begin stowage/store_files.hpp ----
+// store_files.hpp: what the engine and the readers that work without it
+// (verify.hpp, the `stowage` tool) agree on besides the file formats: the
+// names of chunk files in a store's directory and the largest key and value
+// a store holds. (WAL segment names live in wal.hpp, with the WAL format.)
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace stowage {
+
+/// Largest encoded key a store accepts.
+inline constexpr std::size_t kMaxKeyBytes = 64 * 1024;
+/// Largest encoded value a store accepts.
+inline constexpr std::size_t kMaxValueBytes = std::size_t{1} << 30;
+
+namespace detail {
+
+/// An encoded key for messages: "0x" and the hex of its first max_bytes
+/// bytes ("..." when there are more).
+inline std::string hex_key(std::string_view encoded, std::size_t max_bytes = 64) {
+  static const char* hex = "0123456789abcdef";
+  std::string out = "0x";
+  for (unsigned char c : encoded.substr(0, max_bytes)) {
+    out.push_back(hex[c >> 4]);
+    out.push_back(hex[c & 15]);
+  }
+  return encoded.size() > max_bytes ? out + "..." : out;
+}
+
+/// "000042.chunk" for chunk file 42.
+inline std::string chunk_file_name(std::uint64_t number) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%06llu.chunk", static_cast<unsigned long long>(number));
+  return buf;
+}
+
+/// The number of a chunk file name ("NNNNNN.chunk", up to 18 digits); nullopt for any other name.
+inline std::optional<std::uint64_t> parse_chunk_file_name(std::string_view name) {
+  constexpr std::string_view ext = ".chunk";
+  if (name.size() <= ext.size() || name.substr(name.size() - ext.size()) != ext) return std::nullopt;
+  auto digits = name.substr(0, name.size() - ext.size());
+  if (digits.size() > 18) return std::nullopt;
+  std::uint64_t n = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return n;
+}
+
+}  // namespace detail
+}  // namespace stowage
+// ---- end stowage/store_files.hpp ----
+// ---- begin stowage/wal.hpp ----
+// wal.hpp: the write-ahead log. Every commit (a put, an erase or an atomic
+// batch) is appended as ONE record before it is acknowledged, so a batch is
+// all or nothing across a crash.
+//
+// A WAL is a series of segment files `wal-NNNNNN.log`. Record framing (see
+// docs/format.md#wal):
+//
+//   fixed32 payload length | u8 type | fixed32 log number (low 32 bits of the
+//   segment number) | fixed64 durable length | fixed64 checksum | payload
+//
+// durable length = how many bytes of this segment were known to be fsynced
+// when the record was appended. checksum = XXH3(payload, seed = XXH3(the 17
+// header bytes before it, seed = log number)).
+//
+// Batch payload: fixed64 first sequence | varint op count | per op: u8 kind
+// (1 put, 2 erase) | length-prefixed key | (put only) length-prefixed value.
+// Op i has sequence first + i.
+//
+// Preallocation: zeros are written ahead of the records (WalWriter::grow),
+// so syncing a record is an fdatasync into space that is already written
+// and needs no file-size journaling. The records' durable lengths count
+// record bytes only, never the zeros. No record has type 0, so replay
+// stops where the zeros begin; zeros from there to the
+// end of the file are a clean end (WalReplay::zero_bytes), not a cut. A
+// segment that takes no more records is sealed (synced, its zeros cut off,
+// synced again). A segment made ahead of a freeze is prepared (its first
+// zeros synced: WalWriter::prepare) and from then on never has a record end
+// at the file's end, so a prefix of it that a power cut leaves never looks
+// sealed; only such a segment is sealed in the background after the next one
+// starts (judge_wal_end tells a crash before that seal from damage). Any
+// other segment is sealed before the next one takes a record.
+//
+// Recovery reads records in order and stops at the first bad one, at offset
+// D. If only zeros follow, that is the end. Otherwise: bytes that were never
+// fsynced may come back from a power cut torn, zeroed (or as the zeros they
+// overwrote) or with pages out of order; bytes that were fsynced may not. So the
+// rest of the segment is searched for valid records: if one of them says
+// that more than D bytes were durable when it was written, synced data is
+// damaged: a CorruptionError naming the file and offset. Otherwise the bad
+// bytes lie in the unsynced tail: they are cut (with any records after them,
+// which were never synced either) and the cut is reported. How a segment
+// that later segments follow may end is judge_wal_end's to say.
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace stowage::detail {
+
+inline constexpr std::size_t kWalHeaderBytes = 25;
+inline constexpr std::uint8_t kWalBatch = 1;
+inline constexpr std::uint8_t kOpPut = 1;
+inline constexpr std::uint8_t kOpErase = 2;
+/// The largest payload one record may carry.
+inline constexpr std::uint64_t kWalMaxPayload = 0xFFFFFFFFull;
+
+inline std::string wal_file_name(std::uint64_t number) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "wal-%06llu.log", static_cast<unsigned long long>(number));
+  return buf;
+}
+
+/// Parses "wal-NNNNNN.log"; nullopt for any other name.
+inline std::optional<std::uint64_t> parse_wal_file_name(std::string_view name) {
+  if (name.size() < 9 || name.substr(0, 4) != "wal-" || name.substr(name.size() - 4) != ".log") return std::nullopt;
+  std::uint64_t n = 0;
+  auto digits = name.substr(4, name.size() - 8);
+  if (digits.empty() || digits.size() > 18) return std::nullopt;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return n;
+}
+
+/// A record's checksum: XXH3 of the payload, seeded with the XXH3 (seeded
+/// with the log number) of the first 17 header bytes.
+inline std::uint64_t record_checksum(std::string_view head17, std::string_view payload, std::uint32_t log_number) {
+  return checksum(payload, checksum(head17, log_number));
+}
+
+/// Builds the payload of one batch record.
+class WalBatch {
+ public:
+  explicit WalBatch(std::uint64_t first_seq = 0) { reset(first_seq); }
+  void reset(std::uint64_t first_seq) {
+    payload_.clear();
+    put_fixed64(payload_, first_seq);
+    count_ = 0;
+    first_seq_ = first_seq;
+  }
+  /// Reserves room for `bytes` more bytes of ops (a caller that knows its
+  /// keys and values saves the reallocations of a growing payload).
+  void reserve(std::size_t bytes) { payload_.reserve(payload_.size() + bytes); }
+  void put(std::string_view key, std::string_view value) {
+    payload_.push_back(static_cast<char>(kOpPut));
+    put_bytes(payload_, key);
+    put_bytes(payload_, value);
+    ++count_;
+  }
+  void erase(std::string_view key) {
+    payload_.push_back(static_cast<char>(kOpErase));
+    put_bytes(payload_, key);
+    ++count_;
+  }
+  std::uint64_t count() const { return count_; }
+  std::uint64_t first_seq() const { return first_seq_; }
+  /// The record payload: sequence, count, ops.
+  std::string finish() const {
+    std::string out;
+    out.reserve(payload_.size() + 10);
+    out.append(payload_, 0, 8);
+    put_varint(out, count_);
+    out.append(payload_, 8, std::string::npos);
+    return out;
+  }
+
+ private:
+  std::string payload_;
+  std::uint64_t count_ = 0;
+  std::uint64_t first_seq_ = 0;
+};
+
+/// One decoded op of a batch record (views into the payload).
+struct WalOp {
+  std::uint8_t kind;
+  std::uint64_t seq;
+  std::string_view key;
+  std::string_view value;
+};
+
+/// Decodes a batch payload, calling fn(const WalOp&) per op.
+template <class Fn>
+void decode_wal_batch(std::string_view payload, const std::filesystem::path& file, std::uint64_t offset, Fn&& fn) {
+  Reader r(payload, &file, offset);
+  std::uint64_t seq = r.u64("sequence");
+  std::uint64_t count = r.varint("op count");
+  if (count > payload.size()) r.fail("op count exceeds the record");
+  if (seq == 0 || seq > ~std::uint64_t{0} - count) r.fail("sequence numbers out of range");
+  for (std::uint64_t i = 0; i < count; ++i) {
+    WalOp op{};
+    op.kind = r.u8("op kind");
+    op.seq = seq + i;
+    op.key = r.length_prefixed("key");
+    if (op.kind == kOpPut)
+      op.value = r.length_prefixed("value");
+    else if (op.kind != kOpErase)
+      r.fail("unknown op kind " + std::to_string(op.kind));
+    fn(op);
+  }
+  if (!r.empty()) r.fail("trailing bytes after the last op");
+}
+
+/// What replaying one segment found: valid_bytes + cut_bytes + zero_bytes
+/// is the file's length.
+struct WalReplay {
+  std::uint64_t records = 0;     ///< valid records replayed
+  std::uint64_t valid_bytes = 0; ///< length of the valid prefix: where appends continue
+  std::uint64_t cut_bytes = 0;   ///< torn tail after it, up to its last non-zero byte
+  std::uint64_t zero_bytes = 0;  ///< zeros ending the file (preallocated space; a clean end if cut_bytes == 0)
+  std::uint64_t first_seq = 0;   ///< sequence of the first valid record (0: none)
+  std::uint64_t durable_claim = 0;  ///< the largest durable length a valid record states (0: never synced)
+  /// The segment ends exactly at its last record, as a sealed one does.
+  bool sealed() const { return cut_bytes == 0 && zero_bytes == 0; }
+};
+
+/// Preallocation: a segment's file is kept ahead of its records with
+/// written zeros, first kWalPreallocMin, then steps as large as the file
+/// (doubling) up to kWalPreallocMax, so syncing a record is an fdatasync of
+/// data alone: no new file length to journal, except once per step.
+inline constexpr std::uint64_t kWalPreallocMin = std::uint64_t{64} << 10;
+inline constexpr std::uint64_t kWalPreallocMax = std::uint64_t{1} << 20;
+
+/// Appends records to one segment. append() is serialised by the caller;
+/// sync() may run concurrently with append() (group commit).
+///
+/// Records go at the logical end (size()). Where the FileSystem writes in
+/// place (WritableFile::write_at), the file is kept ahead of them with
+/// written zeros (allocated()), which replay reads as a clean end, once the
+/// segment has been synced (a segment never synced, as with
+/// Durability::none, would only pay for writing the zeros); otherwise
+/// records are plainly appended. Where the file can also be mapped
+/// (WritableFile::map), records of up to 64 KiB are copied into the map,
+/// with no system call, and the zeros are written ahead of them from the
+/// first record on: a store may only land on bytes the file holds.
+class WalWriter {
+ public:
+  /// Creates segment `number` in dir and makes its name durable.
+  /// prealloc_max: the largest preallocation step (0: plain appends); map:
+  /// write records through a map of the file where it can be mapped.
+  WalWriter(FileSystem& fs, const std::filesystem::path& dir, std::uint64_t number,
+            std::uint64_t prealloc_max = kWalPreallocMax, bool map = true)
+      : fs_(&fs), number_(number), path_(dir / wal_file_name(number)), prealloc_max_(prealloc_max), map_ok_(map) {
+    file_ = fs.create(path_);
+    fs.sync_dir(dir);
+    in_place_ = prealloc_max_ > 0;
+  }
+  /// Continues segment `number` in dir, which replay_wal() just read as
+  /// `replayed`: records go on at replayed.valid_bytes, not at the file's
+  /// end, over its zero tail; a torn tail is truncated away first, so none of
+  /// its bytes can follow a new record. Syncs the file: the replayed records
+  /// count as durable.
+  WalWriter(FileSystem& fs, const std::filesystem::path& dir, std::uint64_t number, const WalReplay& replayed,
+            std::uint64_t prealloc_max = kWalPreallocMax, bool map = true)
+      : fs_(&fs), number_(number), path_(dir / wal_file_name(number)), prealloc_max_(prealloc_max), map_ok_(map) {
+    const std::uint64_t end = replayed.valid_bytes;
+    if (replayed.cut_bytes > 0) fs.truncate(path_, end);
+    file_ = fs.open_write(path_);
+    in_place_ = prealloc_max_ > 0 && file_->write_at(end, {});
+    if (file_->size() > end && !in_place_) {  // cannot write in place: the zero tail goes too
+      file_.reset();
+      fs.truncate(path_, end);
+      file_ = fs.open_write(path_);
+    }
+    allocated_ = std::max(file_->size(), end);
+    logical_ = end;
+    file_->sync();
+    flushed_.store(end);
+    durable_.store(end);
+    synced_.store(true);
+  }
+  /// Preallocates the segment ahead of its records (written zeros, at least
+  /// kWalPreallocMin past them) and syncs the file, so its length is durable
+  /// before the next record: from then on the file always ends in bytes that
+  /// are not a whole record until seal() cuts them, and a segment that a
+  /// power cut caught before its seal never looks sealed (judge_wal_end).
+  /// The engine prepares each segment it makes ahead of a freeze, on the
+  /// flush thread, before any record; the segment an open starts is not
+  /// prepared. Does nothing where the file cannot be written in place
+  /// (prepared() stays false). Not concurrent with append().
+  void prepare() {
+    if (!in_place_ || broken_.load()) return;
+    grow(logical_);
+    if (!in_place_) return;
+    file_->sync();
+    synced_.store(true, std::memory_order_relaxed);
+    prepared_ = true;
+  }
+  /// Whether prepare() ran and every record since went in place, ahead of
+  /// durable zeros: then the segment can be left for a background seal.
+  /// Otherwise (plain appends) it must be sealed before a later segment
+  /// takes a record.
+  bool prepared() const { return prepared_ && in_place_ && !broken_.load(); }
+
+  /// Writes one record at the logical end and hands it to the OS (a process
+  /// crash keeps it), first extending the preallocated zeros if it would not
+  /// fit in them.
+  void append(std::string_view payload, std::uint8_t type = kWalBatch) {
+    if (payload.size() > kWalMaxPayload)
+      throw ValidationError("stowage: a commit of " + std::to_string(payload.size()) +
+                            " bytes exceeds the WAL record limit of 4 GiB; split the batch");
+    char header[kWalHeaderBytes];
+    encode_fixed32(header, static_cast<std::uint32_t>(payload.size()));
+    header[4] = static_cast<char>(type);
+    encode_fixed32(header + 5, static_cast<std::uint32_t>(number_));
+    encode_fixed64(header + 9, durable_.load());
+    encode_fixed64(header + 17,
+                   record_checksum(std::string_view(header, 17), payload, static_cast<std::uint32_t>(number_)));
+    const std::uint64_t end = logical_ + kWalHeaderBytes + payload.size();
+    // A write that failed leaves the handle unfit for sync() (another thread
+    // may be about to sync it: group commit, the background WAL sync).
+    struct Broken {
+      std::atomic<bool>& flag;
+      bool done = false;
+      ~Broken() {
+        if (!done) flag.store(true);
+      }
+    } broken{broken_};
+    // Mapped: preallocated at once (a store may only land on bytes the file
+    // holds); else only once synced, where it spares the fsync a size change.
+    const bool mapping = in_place_ && payload.size() <= kCombine && mapped(end);
+    // A prepared segment keeps zeros after its last record at all times (a
+    // record never ends exactly at the file's end), so a prefix of it that a
+    // power cut leaves never looks like a sealed segment.
+    if (in_place_ && (end > allocated_ || (prepared_ && end == allocated_)) &&
+        (mapping || prepared_ || synced_.load(std::memory_order_relaxed)))
+      grow(end);
+    bool written = false;
+    if (mapping && in_place_ && end <= allocated_) {
+      // Two copies into the page cache, no system call; the OS has the
+      // record as soon as they are done, as after write_at().
+      char* at = map_->data() + logical_;
+      std::memcpy(at, header, kWalHeaderBytes);
+      if (!payload.empty()) std::memcpy(at + kWalHeaderBytes, payload.data(), payload.size());
+      written = true;
+      // The pages behind the records are not read again: every MiB they are
+      // given back, so the segment does not count in resident memory.
+      const std::uint64_t done = end / 4096 * 4096;
+      if (done >= released_ + kReleaseStep) {
+        map_->release(released_, done - released_);
+        released_ = done;
+      }
+    } else if (in_place_) {
+      if (payload.size() <= kCombine) {  // one write
+        record_.assign(header, kWalHeaderBytes);
+        record_.append(payload);
+        written = file_->write_at(logical_, record_);
+      } else {
+        written = file_->write_at(logical_, std::string_view(header, kWalHeaderBytes)) &&
+                  file_->write_at(logical_ + kWalHeaderBytes, payload);
+      }
+      in_place_ = written;  // false only before anything was written in place
+    }
+    if (!written) {
+      file_->append(std::string_view(header, kWalHeaderBytes));
+      file_->append(payload);
+      file_->flush();
+    }
+    broken.done = true;
+    logical_ = end;
+    allocated_ = std::max(allocated_, end);
+    flushed_.store(end);
+  }
+  /// Where the pages append() gave back end (it does so each MiB): bytes
+  /// before it are in no page this process maps. Call under the append
+  /// serialisation.
+  std::uint64_t released() const { return released_; }
+  /// Whether records are being written through a map (call under the
+  /// append serialisation).
+  bool mapping() const { return map_ != nullptr; }
+  /// Writes the records before `end` (from released()) to the device, not
+  /// yet durable (WritableFile::write_back), each byte once: a later sync()
+  /// or seal() then has little left to write. Pages no longer mapped are
+  /// written without a write-protect of each in the writer's page tables,
+  /// where a sync of pages still mapped costs a TLB flush on every core the
+  /// process runs on (an interrupt each, on a virtual machine) and a fault
+  /// at the writer's next store to the page. Safe while another thread
+  /// appends.
+  void write_back(std::uint64_t end) {
+    if (broken_.load() || end <= written_back_.load()) return;
+    const std::uint64_t from = written_back_.exchange(end);
+    if (end > from) file_->write_back(from, end - from);
+  }
+  /// Makes every record appended before the call durable. Safe to call while
+  /// another thread appends (records appended meanwhile may or may not be
+  /// covered).
+  void sync() {
+    refuse_if_broken();
+    std::uint64_t target = flushed_.load();
+    file_->sync_flushed();
+    synced_.store(true, std::memory_order_relaxed);
+    std::uint64_t cur = durable_.load();
+    while (cur < target && !durable_.compare_exchange_weak(cur, target)) {
+    }
+  }
+  /// For a segment that takes no more records (a later one starts, or the
+  /// store closes): syncs it, then cuts the preallocated zeros off and syncs
+  /// the new length, so the file holds exactly its records. Every segment but
+  /// the last must (replay takes a zero tail there for damage). Does nothing
+  /// to a segment that is synced and holds no zeros (e.g. one never written).
+  void seal() {
+    refuse_if_broken();  // its final sync below would sync a handle a write failed on
+    // Unmapped first: nothing may store past the end about to be cut, and
+    // the sync then finds no page mapped (see write_back()).
+    map_.reset();
+    if (durable_.load() < flushed_.load()) sync();
+    if (allocated_ > logical_) {
+      fs_->truncate(path_, logical_);
+      allocated_ = logical_;
+      file_->sync();
+    }
+  }
+  void close() {
+    map_.reset();
+    file_->close();
+  }
+  std::uint64_t number() const { return number_; }
+  /// Bytes of records: the logical end (call under the caller's append
+  /// serialisation).
+  std::uint64_t size() const { return logical_; }
+  /// The file's length: size() plus the preallocated zeros after it.
+  std::uint64_t allocated() const { return allocated_; }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  static constexpr std::size_t kCombine = std::size_t{64} << 10;
+  // A write failed on this handle: it is never synced again (an fsync error
+  // or a failed write is final; see docs/format.md#wal).
+  void refuse_if_broken() const {
+    if (broken_.load())
+      throw IoError("stowage: a write to " + path_.string() +
+                    " failed; the WAL segment is not synced again (reopen the store to recover from the WAL)");
+  }
+  // Writes zeros from the file's end (or the new record's end, if further)
+  // to the next step past `end`. The first write_at() may say the file
+  // cannot be written in place: then records are appended instead.
+  void grow(std::uint64_t end) {
+    static const std::string zeros(static_cast<std::size_t>(kWalPreallocMax), '\0');
+    const std::uint64_t step = std::max<std::uint64_t>(4096, std::min(std::max(allocated_, kWalPreallocMin), prealloc_max_));
+    const std::uint64_t target = (std::max(end + 1, allocated_ + step) + 4095) / 4096 * 4096;  // past end
+    for (std::uint64_t at = std::max(allocated_, end); at < target;) {
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(target - at, zeros.size()));
+      if (!file_->write_at(at, std::string_view(zeros.data(), n))) {
+        in_place_ = false;
+        return;
+      }
+      at += n;
+    }
+    allocated_ = target;
+  }
+
+  // True if the map covers [0, end) (end within the allocated bytes),
+  // mapping a larger window when it does not; false if the file cannot be
+  // mapped (records are then written with write_at()).
+  bool mapped(std::uint64_t end) {
+    if (map_ && map_->size() >= end) return true;
+    if (!map_ok_) return false;
+    map_.reset();
+    const std::uint64_t window = (end + kMapWindow - 1) / kMapWindow * kMapWindow;  // end > 0: a record
+    map_ = file_->map(window);
+    if (!map_) map_ok_ = false;
+    return map_ != nullptr;
+  }
+
+  static constexpr std::uint64_t kMapWindow = std::uint64_t{64} << 20;
+  static constexpr std::uint64_t kReleaseStep = std::uint64_t{1} << 20;
+  FileSystem* fs_;
+  std::uint64_t number_;
+  std::filesystem::path path_;
+  std::uint64_t prealloc_max_;
+  std::unique_ptr<WritableFile> file_;
+  std::unique_ptr<WritableMap> map_;  ///< the file mapped, when it can be (see mapped())
+  bool map_ok_;                       ///< mapping wanted, and file_->map() has not refused
+  std::uint64_t released_ = 0;        ///< bytes of the map before this given back (WritableMap::release)
+  std::atomic<std::uint64_t> written_back_{0};  ///< write_back() asked for the bytes before this
+  bool in_place_ = false;        ///< records go in place, ahead of them written zeros
+  bool prepared_ = false;        ///< prepare() made the preallocated length durable
+  std::uint64_t logical_ = 0;    ///< end of the last record (append serialisation)
+  std::uint64_t allocated_ = 0;  ///< the file's length: records and zeros (append serialisation)
+  std::string record_;           ///< header + payload of the record being written
+  std::atomic<std::uint64_t> flushed_{0};  ///< bytes of records handed to the OS
+  std::atomic<std::uint64_t> durable_{0};  ///< bytes of records known fsynced
+  std::atomic<bool> broken_{false};        ///< a write failed: sync() refuses (see append)
+  std::atomic<bool> synced_{false};        ///< sync() ran: preallocating pays from now on
+};
+
+namespace wal_detail {
+
+/// Reads a file front to back through a window of at least kChunk bytes,
+/// so a replay makes one read per MiB, not two per record.
+class WindowReader {
+ public:
+  static constexpr std::size_t kChunk = std::size_t{1} << 20;
+  WindowReader(const RandomAccessFile& f, std::uint64_t size) : f_(f), size_(size) {}
+  /// The bytes [pos, pos + n), valid until the next call; nullptr if the
+  /// file holds fewer. n is at most the file's size (the caller bounds it),
+  /// so no hostile length allocates more than the file.
+  const char* get(std::uint64_t pos, std::uint64_t n) {
+    if (pos > size_ || n > size_ - pos) return nullptr;
+    if (pos >= start_ && n <= buf_.size() && pos - start_ <= buf_.size() - n) return buf_.data() + (pos - start_);
+    const auto want = static_cast<std::size_t>(std::max<std::uint64_t>(n, std::min<std::uint64_t>(kChunk, size_ - pos)));
+    buf_.resize(want);
+    buf_.resize(f_.read(pos, want, buf_.data()));
+    start_ = pos;
+    return buf_.size() >= n ? buf_.data() : nullptr;
+  }
+
+ private:
+  const RandomAccessFile& f_;
+  std::uint64_t size_;
+  std::uint64_t start_ = 0;
+  std::string buf_;
+};
+
+/// Checks for a valid record at pos; returns its total length (0 if none),
+/// points payload at it in r's window and sets durable to the durable
+/// length it records.
+inline std::uint64_t valid_record_in(WindowReader& r, std::uint64_t pos, std::uint32_t log_number,
+                                     std::string_view& payload, std::uint64_t& durable) {
+  const char* header = r.get(pos, kWalHeaderBytes);
+  if (header == nullptr) return 0;
+  const std::uint32_t len = decode_fixed32(header);
+  auto type = static_cast<std::uint8_t>(header[4]);
+  if (type != kWalBatch || decode_fixed32(header + 5) != log_number) return 0;
+  const char* record = r.get(pos, kWalHeaderBytes + std::uint64_t{len});  // the whole record in one window
+  if (record == nullptr) return 0;
+  payload = std::string_view(record + kWalHeaderBytes, len);
+  if (record_checksum(std::string_view(record, 17), payload, log_number) != decode_fixed64(record + 17)) return 0;
+  durable = decode_fixed64(record + 9);
+  return kWalHeaderBytes + len;
+}
+
+}  // namespace wal_detail
+
+/// Replays segment `number` from the open file f, calling fn(payload, offset)
+/// for each valid record in order. See the file comment for how a bad record
+/// is judged.
+template <class Fn>
+WalReplay replay_wal(const RandomAccessFile& file, std::uint64_t number, Fn&& fn) {
+  const RandomAccessFile* f = &file;
+  const auto log_number = static_cast<std::uint32_t>(number);
+  WalReplay result;
+  std::uint64_t pos = 0;
+  const std::uint64_t size = f->size();
+  std::uint64_t durable = 0;
+  wal_detail::WindowReader reader(*f, size);
+  std::string_view record;
+  while (pos < size) {
+    std::uint64_t n = wal_detail::valid_record_in(reader, pos, log_number, record, durable);
+    if (n == 0) break;
+    if (result.records == 0 && record.size() >= 8) result.first_seq = decode_fixed64(record.data());
+    result.durable_claim = std::max(result.durable_claim, durable);
+    fn(record, pos);
+    ++result.records;
+    pos += n;
+  }
+  result.valid_bytes = pos;
+  if (pos == size) return result;
+  // Where the non-zero bytes after the valid prefix end: zeros from pos to
+  // the end of the file are preallocated space, a clean end.
+  constexpr std::size_t kWindow = 1 << 20;
+  std::string window;
+  std::uint64_t nonzero_end = pos;
+  for (std::uint64_t start = pos; start < size; start += kWindow) {
+    window.resize(static_cast<std::size_t>(std::min<std::uint64_t>(kWindow, size - start)));
+    window.resize(f->read(start, window.size(), window.data()));
+    for (std::size_t i = window.size(); i-- > 0;)
+      if (window[i] != 0) {
+        nonzero_end = start + i + 1;
+        break;
+      }
+  }
+  result.zero_bytes = size - nonzero_end;
+  if (nonzero_end == pos) return result;
+  // Torn tail or damaged synced data? Look for any valid record after the
+  // damage that says the damaged bytes were already durable. Only positions
+  // whose type and log number match are checked in full, so a garbage tail
+  // costs one pass.
+  for (std::uint64_t start = pos + 1; start + kWalHeaderBytes <= size; start += kWindow) {
+    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(kWindow + kWalHeaderBytes, size - start));
+    window.resize(want);
+    window.resize(f->read(start, want, window.data()));
+    for (std::size_t i = 0; i + kWalHeaderBytes <= window.size() && i < kWindow; ++i) {
+      if (static_cast<std::uint8_t>(window[i + 4]) != kWalBatch || decode_fixed32(window.data() + i + 5) != log_number)
+        continue;
+      if (wal_detail::valid_record_in(reader, start + i, log_number, record, durable) != 0 && durable > pos)
+        throw CorruptionError(f->path(), pos,
+                              "damaged WAL record inside bytes that were already synced (the valid record at offset " +
+                                  std::to_string(start + i) + " says " + std::to_string(durable) +
+                                  " bytes were durable): not a torn tail");
+    }
+  }
+  result.cut_bytes = nonzero_end - pos;
+  return result;
+}
+
+/// Replays segment `number` at `path` (see the overload above).
+template <class Fn>
+WalReplay replay_wal(FileSystem& fs, const std::filesystem::path& path, std::uint64_t number, Fn&& fn) {
+  const auto f = fs.open_read(path);
+  return replay_wal(*f, number, std::forward<Fn>(fn));
+}
+
+/// How a segment that later segments follow ends (judge_wal_end).
+enum class WalEnd {
+  sealed,    ///< at its last record: replay goes on into the next segment
+  unsealed,  ///< in zeros, its records whole (a crash came before its seal): go on
+  cut,       ///< early, in bytes never synced: the log ends here, after this
+             ///< segment's valid records; later segments hold only records
+             ///< that were never synced and follow lost ones (drop them)
+};
+
+/// Judges the end of a segment that later segments follow, from its replay r,
+/// the sequence its records end before (next_seq) and the replays of the
+/// later segments, in order (their records not applied). A frozen segment is
+/// sealed (synced, its zeros cut off) in the background, before any later
+/// segment is synced; a crash between a freeze and that seal leaves it ending
+/// in zeros (after a kill -9, with every record there) or, after a power cut,
+/// torn or short. Its records are whole when the next segment that holds
+/// records starts at next_seq. Otherwise its end is lost: a cut when no later
+/// record says bytes of its segment were synced, else a CorruptionError
+/// (synced data is damaged).
+inline WalEnd judge_wal_end(const std::filesystem::path& path, const WalReplay& r, std::uint64_t next_seq,
+                            const std::vector<WalReplay>& later) {
+  if (r.sealed()) return WalEnd::sealed;
+  bool synced_after = false;
+  const WalReplay* next = nullptr;
+  for (const auto& l : later) {
+    synced_after = synced_after || l.durable_claim > 0;
+    if (!next && l.records > 0) next = &l;
+  }
+  if (r.cut_bytes == 0 && next && next->first_seq == next_seq) return WalEnd::unsealed;
+  if (synced_after)
+    throw CorruptionError(path, r.valid_bytes,
+                          std::string(r.cut_bytes > 0 ? "damaged record" : "records missing") +
+                              " at the end of a WAL segment that a later, synced segment follows (a segment is "
+                              "sealed before the next one is synced): not a torn tail");
+  // No later segment holds a record: this one ends the log, as the last does.
+  return next || r.cut_bytes > 0 ? WalEnd::cut : WalEnd::unsealed;
+}
+
+}  // namespace stowage::detail
+// ---- end stowage/wal.hpp ----
+
+namespace stowage {
+namespace detail {
+
+/// The name of a backup's descriptor file.
+inline constexpr std::string_view kBackupFile = "BACKUP";
+/// Most bytes a descriptor may hold.
+inline constexpr std::uint64_t kBackupFileMaxBytes = 64 * 1024;
+
+/// "20261123T180301Z": now, in UTC, for backup names.
+inline std::string utc_stamp() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
+/// The absolute, normal path of a store's directory: how a descriptor names it.
+inline std::filesystem::path store_identity(const std::filesystem::path& dir) {
+  std::error_code ec;
+  auto p = std::filesystem::weakly_canonical(std::filesystem::absolute(dir), ec);
+  if (ec) p = std::filesystem::absolute(dir).lexically_normal();
+  if (!p.has_filename()) p = p.parent_path();  // "dir/" names dir
+  return p;
+}
+
+/// What a backup's BACKUP file says.
+struct BackupDescriptor {
+  std::string kind;     ///< "online" or "migration"
+  std::string store;    ///< store_identity() of the store it was taken of
+  std::uint64_t sequence = 0;
+  std::string created;  ///< utc_stamp() when it was taken
+};
+
+inline std::string encode_backup_descriptor(const BackupDescriptor& d) {
+  return "stowage-backup 1\nkind " + d.kind + "\nstore " + d.store + "\nsequence " + std::to_string(d.sequence) +
+         "\ncreated " + d.created + "\n";
+}
+
+/// Parses a descriptor's bytes (read from path); CorruptionError when they
+/// are not one. Unknown lines are skipped (a later version may add some).
+inline BackupDescriptor decode_backup_descriptor(std::string_view bytes, const std::filesystem::path& path) {
+  BackupDescriptor d;
+  bool first = true, has_kind = false, has_store = false;
+  std::uint64_t at = 0;
+  while (!bytes.empty()) {
+    const auto nl = bytes.find('\n');
+    if (nl == std::string_view::npos) throw CorruptionError(path, at, "backup descriptor: last line does not end");
+    const std::string_view line = bytes.substr(0, nl);
+    const auto sp = line.find(' ');
+    const std::string_view key = line.substr(0, sp);
+    const std::string_view value = sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1);
+    if (first) {
+      if (line != "stowage-backup 1") throw CorruptionError(path, 0, "not a stowage backup descriptor (version 1)");
+      first = false;
+    } else if (key == "kind") {
+      if (value != "online" && value != "migration")
+        throw CorruptionError(path, at, "backup descriptor: unknown kind");
+      d.kind = std::string(value);
+      has_kind = true;
+    } else if (key == "store") {
+      if (value.empty()) throw CorruptionError(path, at, "backup descriptor: empty store path");
+      d.store = std::string(value);
+      has_store = true;
+    } else if (key == "sequence") {
+      if (value.empty() || value.size() > 19) throw CorruptionError(path, at, "backup descriptor: bad sequence");
+      std::uint64_t n = 0;
+      for (char c : value) {
+        if (c < '0' || c > '9') throw CorruptionError(path, at, "backup descriptor: bad sequence");
+        n = n * 10 + static_cast<std::uint64_t>(c - '0');
+      }
+      d.sequence = n;
+    } else if (key == "created") {
+      if (value.size() != 16 || value[8] != 'T' || value[15] != 'Z')
+        throw CorruptionError(path, at, "backup descriptor: bad time");
+      d.created = std::string(value);
+    }
+    at += nl + 1;
+    bytes.remove_prefix(nl + 1);
+  }
+  if (first || !has_kind || !has_store) throw CorruptionError(path, at, "backup descriptor: kind or store missing");
+  return d;
+}
+
+/// Writes d as dir/BACKUP, durably (the caller syncs dir).
+inline void write_backup_descriptor(FileSystem& fs, const std::filesystem::path& dir, const BackupDescriptor& d) {
+  auto f = fs.create(dir / kBackupFile);
+  f->append(encode_backup_descriptor(d));
+  f->sync();
+  f->close();
+}
+
+/// dir's descriptor; nullopt when dir has none. CorruptionError when it is damaged.
+inline std::optional<BackupDescriptor> read_backup_descriptor(FileSystem& fs, const std::filesystem::path& dir) {
+  const auto path = dir / kBackupFile;
+  if (!fs.exists(path)) return std::nullopt;
+  return decode_backup_descriptor(read_file(fs, path, kBackupFileMaxBytes), path);
+}
+
+/// Whether a and b are one file (hard links of each other).
+inline bool same_file(const std::filesystem::path& a, const std::filesystem::path& b) {
+  struct stat sa {}, sb {};
+  return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
+         sa.st_ino == sb.st_ino;
+}
+
+/// Whether the files a and b (both of `size` bytes) end in the same bytes:
+/// how a chunk file of an earlier backup is recognised as the store's
+/// (same name, same size, same footer, which holds the checksums of its
+/// index and filter).
+inline bool same_tail(FileSystem& fs, const std::filesystem::path& a, const std::filesystem::path& b,
+                      std::uint64_t size) {
+  try {
+    auto fa = fs.open_read(a), fb = fs.open_read(b);
+    if (fa->size() != size || fb->size() != size) return false;
+    const std::uint64_t n = std::min<std::uint64_t>(size, 4096);
+    std::string ba(static_cast<std::size_t>(n), '\0'), bb(static_cast<std::size_t>(n), '\0');
+    return fa->read(size - n, ba.size(), ba.data()) == n && fb->read(size - n, bb.size(), bb.data()) == n && ba == bb;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+/// Whether name is one a store or a backup directory holds.
+inline bool store_file_name(std::string_view name) {
+  return parse_chunk_file_name(name) || parse_wal_file_name(name) || name == "MANIFEST" || name == "MANIFEST.tmp" ||
+         name == kBackupFile || name == "LOCK";
+}
+
+/// Builds a backup (or a restored store) in `<target>.partial`, then renames
+/// it to target (see the top of backup.hpp). The destructor removes what an
+/// unfinished one wrote.
+class BackupStage {
+ public:
+  /// source: the store (or backup) the files come from. Throws
+  /// ValidationError when target is source or inside it, or exists and is
+  /// not an empty directory, or when `<target>.partial` holds anything but
+  /// store files (a partial backup of an earlier crash is removed).
+  /// share: link chunk files that an earlier backup of the same store in
+  /// target's parent holds (same name, size and footer) from there, so that
+  /// backups on another file system than the store share them.
+  BackupStage(FileSystem& fs, const std::filesystem::path& source, const std::filesystem::path& target, bool share)
+      : fs_(&fs), source_(store_identity(source)), target_(store_identity(target)) {
+    const auto rel = target_.lexically_relative(source_);
+    if (target_ == source_ || (!rel.empty() && *rel.begin() != ".."))
+      throw ValidationError("stowage: a backup cannot go to " + target.string() + ", which is inside the store at " +
+                            source.string());
+    if (fs.exists(target_) && (!fs.is_directory(target_) || !fs.list(target_).empty()))
+      throw ValidationError("stowage: " + target.string() +
+                            " exists and is not an empty directory; backups and restores go to a new directory");
+    partial_ = target_.parent_path() / (target_.filename().string() + ".partial");
+    if (fs.exists(partial_)) remove_partial(true);
+    fs.create_dirs(partial_);
+    if (share) find_siblings();
+  }
+  BackupStage(const BackupStage&) = delete;
+  BackupStage& operator=(const BackupStage&) = delete;
+  ~BackupStage() {
+    if (!done_) {
+      try {
+        remove_partial(false);
+      } catch (...) {  // left for the next attempt
+      }
+    }
+  }
+
+  /// Adds the immutable file `from` (of `size` bytes) as name: a hard link
+  /// to an earlier backup's copy or to from, or a copy.
+  void add_immutable(const std::filesystem::path& from, const std::string& name, std::uint64_t size) {
+    const auto to = partial_ / name;
+    std::filesystem::path linked_to = from;
+    for (const auto& s : siblings_) {
+      const auto there = s / name;
+      if (fs_->exists(there) && same_tail(*fs_, there, from, size)) {
+        try {
+          fs_->link(there, to);
+          linked_to = there;
+          break;
+        } catch (const IoError&) {
+        }
+      }
+    }
+    if (linked_to == from) fs_->link(from, to);
+    ++report_.files;
+    report_.bytes += size;
+    if (same_file(linked_to, to)) {
+      ++report_.files_linked;
+    } else {
+      report_.bytes_written += size;
+    }
+  }
+
+  /// Adds the first `bytes` bytes of `in` as name (a durable copy).
+  void add_copy(const RandomAccessFile& in, const std::string& name, std::uint64_t bytes) {
+    auto out = fs_->create(partial_ / name);
+    std::string buf;
+    for (std::uint64_t off = 0; off < bytes;) {
+      buf.resize(static_cast<std::size_t>(std::min<std::uint64_t>(bytes - off, std::uint64_t{1} << 20)));
+      const std::size_t n = in.read(off, buf.size(), buf.data());
+      if (n == 0)
+        throw IoError("stowage: " + in.path().string() + " ended at " + std::to_string(off) + " bytes while " +
+                      std::to_string(bytes) + " were being copied to a backup");
+      out->append(std::string_view(buf.data(), n));
+      off += n;
+    }
+    out->sync();
+    out->close();
+    ++report_.files;
+    report_.bytes += bytes;
+    report_.bytes_written += bytes;
+  }
+
+  /// Writes m as the MANIFEST, or copies the file manifest_from when m is
+  /// null; then the descriptor (when given); makes it all durable and
+  /// renames the directory to target. Returns the report (seconds unset).
+  BackupReport finish(const Manifest* m, const std::filesystem::path& manifest_from, const BackupDescriptor* d) {
+    if (m) {
+      const std::uint64_t n = write_manifest(*fs_, partial_, *m);
+      report_.bytes += n;
+      report_.bytes_written += n;
+    } else {
+      auto in = fs_->open_read(manifest_from);
+      add_copy(*in, "MANIFEST", in->size());
+      --report_.files;
+    }
+    ++report_.files;
+    if (d) write_backup_descriptor(*fs_, partial_, *d);
+    fs_->sync_dir(partial_);
+    fs_->rename(partial_, target_);
+    fs_->sync_dir(target_.parent_path());
+    done_ = true;
+    report_.path = target_;
+    return report_;
+  }
+
+ private:
+  void remove_partial(bool check) {
+    auto names = fs_->list(partial_);
+    if (check)
+      for (const auto& n : names)
+        if (!store_file_name(n))
+          throw ValidationError("stowage: " + partial_.string() + " (left by an interrupted backup or restore) holds " +
+                                n + ", which no backup writes; remove it before backing up to " + target_.string());
+    for (const auto& n : names) fs_->remove(partial_ / n);
+    std::error_code ec;
+    std::filesystem::remove(partial_, ec);
+  }
+
+  // Earlier backups of the same store in target's parent, newest first.
+  void find_siblings() {
+    const auto parent = target_.parent_path();
+    std::vector<std::pair<std::string, std::filesystem::path>> found;
+    try {
+      for (const auto& n : fs_->list(parent)) {
+        const auto p = parent / n;
+        if (p == partial_ || p == target_ || !fs_->is_directory(p)) continue;
+        try {
+          auto d = read_backup_descriptor(*fs_, p);
+          if (d && d->store == source_.string()) found.emplace_back(d->created, p);
+        } catch (const Error&) {  // not a backup of ours: nothing to share
+        }
+      }
+    } catch (const Error&) {
+      return;
+    }
+    std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (auto& f : found) siblings_.push_back(std::move(f.second));
+  }
+
+  FileSystem* fs_;
+  std::filesystem::path source_, target_, partial_;
+  std::vector<std::filesystem::path> siblings_;
+  BackupReport report_;
+  bool done_ = false;
+};
+
+/// The migration backups of a store named store_name that predate
+/// descriptors: `<store_name>.backup-<UTC time>-...` holding a MANIFEST.
+inline std::optional<std::string> legacy_backup_time(FileSystem& fs, const std::filesystem::path& dir,
+                                                     const std::string& store_name) {
+  const std::string name = dir.filename().string();
+  const std::string prefix = store_name + ".backup-";
+  if (name.size() < prefix.size() + 16 || name.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+  if (!fs.exists(dir / "MANIFEST")) return std::nullopt;
+  return name.substr(prefix.size(), 16);
+}
+
+}  // namespace detail
+
+/// The backups of the store in `store` found in `root` (default: the
+/// store's parent directory, where migrations put theirs): online backups
+/// (Storage::backup_to, Database::backup_to) and migration backups, oldest
+/// first (by time taken, to the second, then by sequence). A directory whose BACKUP file is damaged or names another store
+/// is not listed. Takes no lock and writes nothing.
+inline std::vector<BackupInfo> backups(const std::filesystem::path& store,
+                                       const std::optional<std::filesystem::path>& root = std::nullopt,
+                                       std::shared_ptr<FileSystem> file_system = nullptr) {
+  auto fs = file_system ? file_system : default_file_system();
+  const auto id = detail::store_identity(store);
+  const auto where = root ? *root : id.parent_path();
+  std::vector<BackupInfo> out;
+  for (const auto& n : fs->list(where)) {
+    const auto p = where / n;
+    if (p == id || !fs->is_directory(p)) continue;
+    BackupInfo info;
+    try {
+      if (auto d = detail::read_backup_descriptor(*fs, p)) {
+        if (d->store != id.string()) continue;
+        info.kind = d->kind;
+        info.created = d->created;
+        info.sequence = d->sequence;
+      } else if (auto t = detail::legacy_backup_time(*fs, p, id.filename().string())) {
+        info.kind = "migration";
+        info.created = *t;
+      } else {
+        continue;
+      }
+      for (const auto& f : fs->list(p)) {
+        if (!detail::store_file_name(f)) continue;
+        info.bytes += fs->open_read(p / f)->size();
+      }
+    } catch (const Error&) {
+      continue;
+    }
+    info.path = p;
+    out.push_back(std::move(info));
+  }
+  std::sort(out.begin(), out.end(), [](const BackupInfo& a, const BackupInfo& b) {
+    if (a.created != b.created) return a.created < b.created;  // to the second
+    return a.sequence != b.sequence ? a.sequence < b.sequence : a.path < b.path;
+  });
+  return out;
+}
+
+/// Deletes the backup in dir (one backups() lists). Throws ValidationError
+/// when dir is not a backup (no BACKUP file, and not named as a migration
+/// backup is), CorruptionError when its BACKUP file is damaged, LockError
+/// when a process has it open as a store.
+inline void remove_backup(const std::filesystem::path& dir, std::shared_ptr<FileSystem> file_system = nullptr) {
+  auto fs = file_system ? file_system : default_file_system();
+  if (!fs->is_directory(dir)) throw ValidationError("stowage: no backup at " + dir.string() + " (not a directory)");
+  const auto name = detail::store_identity(dir).filename().string();
+  const auto cut = name.find(".backup-");
+  if (!detail::read_backup_descriptor(*fs, dir) &&
+      (cut == std::string::npos || !detail::legacy_backup_time(*fs, dir, name.substr(0, cut))))
+    throw ValidationError("stowage: " + dir.string() + " is not a backup (it has no BACKUP file); nothing removed");
+  for (const auto& n : fs->list(dir))
+    if (fs->is_directory(dir / n))
+      throw ValidationError("stowage: " + dir.string() + " holds a directory, " + n +
+                            ", which no backup has; nothing removed");
+  {
+    detail::FileLock lock(dir, detail::FileLock::Mode::exclusive, std::chrono::milliseconds(0));
+    for (const auto& n : fs->list(dir))
+      if (n != "LOCK") fs->remove(dir / n);
+    fs->remove(dir / "LOCK");
+  }
+  std::error_code ec;
+  std::filesystem::remove(dir, ec);
+  if (ec) throw IoError("stowage: removing the directory " + dir.string() + " failed: " + ec.message());
+}
+
+/// Makes a store in dir from the backup in `backup` (a directory
+/// backup_to() or a migration wrote): the chunk files are hard-linked where
+/// possible (they never change), the WAL segments and MANIFEST copied, so
+/// the new store and the backup stay independent. Refuses (ValidationError)
+/// a dir that exists and is not empty, and a backup that is not a store;
+/// CorruptionError when the backup's MANIFEST is damaged or a file it names
+/// is missing; LockError when a process has the backup open for writing.
+/// Built in `<dir>.partial` and renamed: a crash leaves no half store at dir.
+inline BackupReport restore_from(const std::filesystem::path& backup, const std::filesystem::path& dir,
+                                 std::shared_ptr<FileSystem> file_system = nullptr) {
+  const auto started = std::chrono::steady_clock::now();
+  auto fs = file_system ? file_system : default_file_system();
+  if (!detail::manifest_exists(*fs, backup))
+    throw ValidationError("stowage: no backup to restore at " + backup.string() + " (no MANIFEST)");
+  detail::FileLock lock(backup, detail::FileLock::Mode::shared, std::chrono::milliseconds(0));
+  const detail::Manifest m = detail::read_manifest(*fs, backup);
+  std::uint64_t sequence = 0;
+  try {
+    if (auto d = detail::read_backup_descriptor(*fs, backup)) sequence = d->sequence;
+  } catch (const CorruptionError&) {  // the store itself is whole: restore it, without the sequence
+  }
+  detail::BackupStage stage(*fs, backup, dir, false);
+  for (const auto& ks : m.keyspaces)
+    for (const auto& c : ks.chunks) {
+      const auto name = detail::chunk_file_name(c.file);
+      if (!fs->exists(backup / name))
+        throw CorruptionError(backup / name, 0, "missing: the backup's MANIFEST names it");
+      stage.add_immutable(backup / name, name, c.bytes);
+    }
+  std::vector<std::uint64_t> wal;
+  for (const auto& n : fs->list(backup))
+    if (auto w = detail::parse_wal_file_name(n); w && *w >= m.wal_start) wal.push_back(*w);
+  std::sort(wal.begin(), wal.end());
+  for (auto w : wal) {
+    auto in = fs->open_read(backup / detail::wal_file_name(w));
+    stage.add_copy(*in, detail::wal_file_name(w), in->size());
+  }
+  BackupReport r = stage.finish(nullptr, backup / "MANIFEST", nullptr);
+  r.sequence = sequence;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return r;
+}
+
+}  // namespace stowage
+// ---- end stowage/backup.hpp ----
+// ---- begin stowage/database.hpp ----
+// database.hpp: Database<Compression, Eviction, Lock>, one store (one
+// directory, WAL, manifest, cache budget, LOCK and set of background
+// threads) that keeps several typed collections, each a Collection handle:
+//
+//   stowage::Database db("data");
+//   auto users = db.collection<std::uint64_t, User>("users");
+//   auto orders = db.collection<std::uint64_t, Order>("orders");
+//   db.batch().put(users, 1, u).put(orders, 7, o).commit();  // one WAL record
+//
+// Every key of a collection starts with its collection's prefix (the
+// prefixed layout, docs/format.md, "Collections"). A store a Storage wrote
+// (one collection, bare keys) is converted at the Database's first open,
+// as a migration (backup first); its records become the "default"
+// collection, which a Storage still opens.
+
+#include <cstddef>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+// ---- begin stowage/collection.hpp ----
+// collection.hpp: the typed façade. Collection<Key, Value, Serializer,
+// Compression, Eviction, Lock> turns keys into order-preserving bytes
+// (key_codec.hpp) and values into bytes (the Serializer), and keeps them in
+// an Engine<Compression, Eviction, Lock> (engine.hpp: the WAL, the write
+// buffer, chunk files, the chunk index, the block cache, the manifest and
+// the file lock), each key after its collection's prefix (none for the
+// default collection of a bare store: detail/collection_prefix.hpp). A
+// Storage (storage.hpp) is the default collection with its engine; a
+// Database (database.hpp) hands out Collections of one engine. It adds no
+// locking of its own: every member is as thread-safe as the engine call it
+// makes, under the Lock policy.
+
+#include <cstddef>
+#include <filesystem>
+#include <iterator>
+#include <memory>
+#include <functional>
+#include <optional>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+// ---- begin stowage/detail/index_ops.hpp ----
+// detail/index_ops.hpp: how writes keep secondary indexes in the same
+// commit as their records. Every writer of a collection in a store of the
+// prefixed layout goes through commit_guarded(): it holds the collection's
+// gate shared while no index is declared (a plain commit), and exclusively
+// while one is, when it reads each record's old value, works out which
+// index entries go and come (refusing, with ConstraintError, a write that
+// would give two records one key of a unique index) and commits records and
+// entries as one WAL record.
+//
+// An index entry (docs/format.md, "Indexes"): key = the index's collection
+// prefix + the encoded index key (+ the record's encoded key, for an index
+// that is not unique); value = the record's encoded key.
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace stowage::detail {
+
+/// The entry key hook makes for the record (pk, value bytes).
+inline std::string index_entry(const IndexHook& hook, std::string_view pk, std::string_view value) {
+  std::string out = hook.prefix;
+  hook.entry_key(pk, value, out);
+  return out;
+}
+
+/// Appends to out, after the ops of slot's collection (keys with its
+/// prefix) in ops[first, last), the index entries they change: erases of
+/// the entries records leave, then puts of the entries they take. Reads
+/// each record's stored value. ConstraintError when a unique index would
+/// hold one key for two records. The caller holds slot.gate exclusively.
+template <class Engine>
+void expand_index_ops(const Engine& e, const CollectionSlot& slot, const std::vector<WriteOp>& ops,
+                      const std::vector<std::size_t>& mine, std::vector<WriteOp>& out) {
+  if (slot.hooks.empty()) return;
+  std::map<std::string_view, const WriteOp*> last;  // the op that decides each key
+  for (auto i : mine) last[ops[i].key] = &ops[i];
+  const std::size_t nh = slot.hooks.size();
+  struct Change {
+    std::string_view pk;
+    std::vector<std::string> before, after;  // per hook; empty: no entry
+  };
+  std::vector<Change> changes;
+  changes.reserve(last.size());
+  std::set<std::string> released;  // entries of unique indexes the write frees
+  for (const auto& [key, op] : last) {
+    Change c;
+    c.pk = key.substr(slot.prefix.size());
+    std::optional<std::string> old;
+    e.find(key, [&](std::string_view bytes, const std::filesystem::path*) { old.emplace(bytes); });
+    c.before.resize(nh);
+    c.after.resize(nh);
+    for (std::size_t h = 0; h < nh; ++h) {
+      if (old) c.before[h] = index_entry(*slot.hooks[h], c.pk, *old);
+      if (!op->erase) c.after[h] = index_entry(*slot.hooks[h], c.pk, op->value);
+      if (slot.hooks[h]->unique && !c.before[h].empty() && c.before[h] != c.after[h]) released.insert(c.before[h]);
+    }
+    changes.push_back(std::move(c));
+  }
+  std::set<std::string> claimed;
+  for (const auto& c : changes)
+    for (std::size_t h = 0; h < nh; ++h) {
+      const IndexHook& hook = *slot.hooks[h];
+      const std::string& entry = c.after[h];
+      if (!hook.unique || entry.empty() || entry == c.before[h]) continue;
+      bool taken = !claimed.insert(entry).second;
+      if (!taken && !released.count(entry))
+        taken = e.find(entry, [](std::string_view, const std::filesystem::path*) {});
+      if (taken)
+        throw ConstraintError("stowage: index '" + hook.name + "' of collection '" + slot.name +
+                              "' is unique, and its key " + hex_key(std::string_view(entry).substr(hook.prefix.size())) +
+                              " belongs to another record; nothing was written");
+    }
+  for (const auto& c : changes)
+    for (std::size_t h = 0; h < nh; ++h)
+      if (!c.before[h].empty() && c.before[h] != c.after[h]) out.push_back(WriteOp{true, c.before[h], {}});
+  for (const auto& c : changes)
+    for (std::size_t h = 0; h < nh; ++h)
+      if (!c.after[h].empty() && c.after[h] != c.before[h]) out.push_back(WriteOp{false, c.after[h], std::string(c.pk)});
+}
+
+/// Commits ops, op i writing the collection of slot_of[i], as one atomic
+/// write with the index entries they change (see the top of this file). In
+/// a bare store (no collection can have indexes) it is e.write(ops).
+template <class Engine>
+void commit_guarded(Engine& e, const std::vector<CollectionSlot*>& slot_of, const std::vector<WriteOp>& ops) {
+  if (ops.empty()) return;
+  if (!e.prefixed()) {
+    e.write(ops);
+    return;
+  }
+  std::vector<CollectionSlot*> slots(slot_of.begin(), slot_of.end());
+  std::sort(slots.begin(), slots.end(), [](const CollectionSlot* a, const CollectionSlot* b) { return a->id < b->id; });
+  slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
+  {
+    std::vector<std::shared_lock<std::shared_mutex>> shared;
+    bool indexed = false;
+    for (auto* s : slots) {
+      shared.emplace_back(s->gate);
+      indexed = indexed || s->indexed.load(std::memory_order_acquire);
+    }
+    if (!indexed) {
+      e.write(ops);
+      return;
+    }
+  }
+  std::vector<std::unique_lock<std::shared_mutex>> exclusive;  // in id order: no two writers deadlock
+  for (auto* s : slots) exclusive.emplace_back(s->gate);
+  for (auto* s : slots) {
+    e.mark_stale(*s);
+    if (s->hooks.empty()) s->indexed.store(false, std::memory_order_release);
+  }
+  std::vector<WriteOp> all(ops);
+  for (auto* s : slots) {
+    std::vector<std::size_t> mine;
+    for (std::size_t i = 0; i < ops.size(); ++i)
+      if (slot_of[i] == s) mine.push_back(i);
+    expand_index_ops(e, *s, ops, mine, all);
+  }
+  e.write(all);
+}
+
+}  // namespace stowage::detail
+// ---- end stowage/detail/index_ops.hpp ----
+// ---- begin stowage/serializer.hpp ----
+// serializer.hpp: stowage's own value format (BinarySerializer, id "binary-1")
+// and the traits user types opt in with. Header-only; no Boost needed.
+//
+// Format (every multi-byte number little-endian, every length a LEB128 varint):
+//   bool                 1 byte, 0 or 1 (anything else is corruption)
+//   integers             fixed width: sizeof(T) bytes (two's complement)
+//   float / double       the IEEE-754 bits as a 4 / 8 byte integer
+//   long double          as double where it is one, else its 10 (x87) or 16 (binary128) value bytes
+//   enums                as their underlying integer
+//   std::string          varint length, then the bytes
+//   vector, map, set,    varint element count, then the elements in iteration
+//   unordered_map/set      order (a map element is key then value)
+//   std::array<T, N>     the N elements, no count
+//   pair, tuple          the elements in order, nothing else
+//   std::optional        1 byte 0 (empty) or 1 followed by the value
+//   std::variant         varint alternative index, then that alternative
+//   std::monostate       nothing
+//   name-value wrapper   its value (boost::serialization::nvp and look-alikes)
+//   user type with a     varint version (the writer's value_version<T>), then
+//     serialize member     whatever serialize() writes; on reading, serialize()
+//                          gets the version that was written
+//   ValueCodec<T>        whatever the codec writes (at least one byte)
+//
+// User types opt in with a Boost-style member (one member serves this and
+// BoostSerializer; befriend stowage::serialization_access to keep it private)
+//   template <class Archive> void serialize(Archive& ar, unsigned version) { ar & a & b; }
+// (BinarySerializer also takes ar(a, b) and ar << a / ar >> a), or by
+// specialising stowage::ValueCodec<T>, which wins over every other rule.
+// Deserialized types must be default-constructible unless they have a codec.
+//
+// Invariant of deserialize: it never reads past its input; it never sizes an
+// allocation from an unchecked count (every count is checked against the bytes
+// that remain, reservations are capped at the remaining bytes' worth, and each
+// decoded element consumes at least one byte); it never recurses deeper than
+// BinarySerializer::max_depth user objects; it consumes the input exactly; and
+// it reports every malformed input as a stowage::CorruptionError (empty file
+// path, offset = byte position inside the value).
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <variant>
+#include <vector>
+
 
 namespace stowage {
 
@@ -4636,590 +7348,6 @@ constexpr bool can_decompress(std::uint8_t id) {
 }  // namespace detail
 }  // namespace stowage
 // ---- end stowage/compression.hpp ----
-// ---- begin stowage/detail/prefix_search.hpp ----
-// detail/prefix_search.hpp: a compact search aid over sorted byte-string keys.
-//
-// It keeps the keys' common prefix once and, per key, the next 8 bytes as a
-// big-endian u64 (zero-padded) in one contiguous array. Integer order of those
-// u64s is memcmp order of the padded bytes, and padding can only make keys
-// tie, never reorder them, so a binary search over the array decides every
-// comparison except ties, which fall back to the caller's full keys. A lookup
-// touches a few cache lines of the array instead of one heap string per probe.
-//
-// The aid does not own the keys: upper_bound asks `key_at(i)` for key i only
-// on ties. Immutable after build(); safe for concurrent readers.
-
-#include <algorithm>
-#include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <string>
-#include <string_view>
-#include <vector>
-
-namespace stowage::detail {
-
-/// Common prefix + 8-byte prefixes of a sorted key sequence; see above.
-class PrefixSearch {
- public:
-  /// Builds the aid over `count` keys, key_at(i) -> std::string_view, which
-  /// must ascend (ties allowed).
-  template <class KeyAt>
-  void build(std::size_t count, KeyAt&& key_at) {
-    common_.clear();
-    prefixes_.clear();
-    if (count == 0) return;
-    const std::string_view first = key_at(0), last = key_at(count - 1);
-    std::size_t l = 0;
-    while (l < first.size() && l < last.size() && first[l] == last[l]) ++l;
-    common_.assign(first.substr(0, l));
-    prefixes_.reserve(count);
-    for (std::size_t i = 0; i < count; ++i) prefixes_.push_back(prefix_of(key_at(i).substr(l)));
-  }
-
-  /// How many keys are <= key (the index of the first key above it).
-  template <class KeyAt>
-  std::size_t upper_bound(std::string_view key, KeyAt&& key_at) const {
-    const std::size_t n = prefixes_.size();
-    if (n == 0) return 0;
-    const std::size_t l = common_.size();
-    const std::size_t m = std::min(key.size(), l);
-    if (m > 0) {
-      const int c = std::memcmp(key.data(), common_.data(), m);
-      if (c < 0) return 0;
-      if (c > 0) return n;
-    }
-    if (key.size() < l) return 0;  // a proper prefix of every key: below them all
-    const std::uint64_t probe = prefix_of(key.substr(l));
-    auto first_tie = std::lower_bound(prefixes_.begin(), prefixes_.end(), probe);
-    auto past_ties = std::upper_bound(first_tie, prefixes_.end(), probe);
-    std::size_t lo = static_cast<std::size_t>(first_tie - prefixes_.begin());
-    std::size_t hi = static_cast<std::size_t>(past_ties - prefixes_.begin());
-    while (lo < hi) {  // ties: the first whose full key is above `key`
-      const std::size_t mid = lo + (hi - lo) / 2;
-      if (key_at(mid) <= key) {
-        lo = mid + 1;
-      } else {
-        hi = mid;
-      }
-    }
-    return lo;
-  }
-
-  /// Bytes of memory held.
-  std::size_t charge() const { return sizeof(*this) + common_.capacity() + prefixes_.capacity() * 8; }
-
-  /// The first 8 bytes of s as a big-endian number, zero-padded.
-  static std::uint64_t prefix_of(std::string_view s) {
-    std::uint64_t v = 0;
-    const std::size_t n = std::min<std::size_t>(8, s.size());
-    for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t{static_cast<unsigned char>(s[i])} << (56 - 8 * i);
-    return v;
-  }
-
- private:
-  std::string common_;
-  std::vector<std::uint64_t> prefixes_;
-};
-
-}  // namespace stowage::detail
-// ---- end stowage/detail/prefix_search.hpp ----
-// ---- begin stowage/file.hpp ----
-// file.hpp: the file layer. Every read, write, fsync, rename and directory
-// listing stowage does goes through a FileSystem, so tests can inject faults
-// (fail the Nth write or fsync, drop unsynced bytes) and later media (memory,
-// a single SQLite file, a remote store) can stand in for the POSIX one.
-//
-// Rules the callers rely on:
-//  - WritableFile::append buffers; flush() hands the bytes to the OS (after it
-//    returns, a process crash loses nothing); sync() makes them durable
-//    (fdatasync). A failed sync is final for that handle: later calls throw too.
-//  - WritableFile::map (POSIX: mmap MAP_SHARED) gives the same guarantees to
-//    stores into the map as write_at() gives to its bytes; a medium that
-//    cannot map says so (nullptr) and its callers write instead.
-//  - FileSystem::sync_dir makes creations, renames and unlinks in a directory
-//    durable.
-//  - Every error is an IoError naming the path, the operation and errno's text.
-
-#include <algorithm>
-#include <atomic>
-#include <cerrno>
-#include <cstdint>
-#include <cstring>
-#include <filesystem>
-#include <memory>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
-
-#include <dirent.h>
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#ifdef __linux__
-#include <sys/vfs.h>
-#endif
-#include <unistd.h>
-
-
-namespace stowage {
-
-/// Bytes of a file mapped into memory, shared and writable (see
-/// WritableFile::map): a store into data() reaches the file's page cache, as
-/// write_at() would. Unmapped when destroyed.
-class WritableMap {
- public:
-  virtual ~WritableMap() = default;
-  virtual char* data() = 0;
-  /// Bytes mapped, from the file's start; may run past the file's end.
-  virtual std::uint64_t size() const = 0;
-  /// Gives back the memory of [offset, offset + length) (page-aligned):
-  /// the bytes stay the file's and the OS's (stores already made are kept),
-  /// but stop counting in the process's resident memory until touched
-  /// again. Default: nothing.
-  virtual void release(std::uint64_t offset, std::uint64_t length) {
-    (void)offset;
-    (void)length;
-  }
-};
-
-/// A file opened for appending.
-class WritableFile {
- public:
-  virtual ~WritableFile() = default;
-  /// Appends bytes (may buffer).
-  virtual void append(std::string_view data) = 0;
-  /// Hands buffered bytes to the operating system.
-  virtual void flush() = 0;
-  /// flush(), then makes everything appended durable (fdatasync).
-  virtual void sync() = 0;
-  /// Makes durable what earlier flush() calls handed to the OS, without
-  /// touching the buffer: safe while another thread appends and flushes (the
-  /// WAL's group commit syncs outside the writers' lock this way).
-  virtual void sync_flushed() = 0;
-  /// Has the OS write the bytes of [offset, offset + length) it holds to
-  /// the device, and waits for that, without making anything durable (no
-  /// device cache flush, no metadata: sync() is still what makes bytes
-  /// durable); a later sync() then has little left to write. Safe while
-  /// another thread writes. Default: nothing.
-  virtual void write_back(std::uint64_t offset, std::uint64_t length) {
-    (void)offset;
-    (void)length;
-  }
-  /// flush() and release the handle; idempotent.
-  virtual void close() = 0;
-  /// Bytes appended so far, including the file's length when opened (after
-  /// write_at(): at least the end of the furthest write).
-  virtual std::uint64_t size() const = 0;
-  /// Writes data at offset over whatever is there (the file grows if it ends
-  /// before offset + data.size()) and hands it straight to the OS, as flush()
-  /// would. Not to be mixed with unflushed append()s. Returns false and does
-  /// nothing where the medium can only append (the default; so does an empty
-  /// write, which only asks): the WAL then appends instead of writing into
-  /// preallocated space.
-  virtual bool write_at(std::uint64_t offset, std::string_view data) {
-    (void)offset;
-    (void)data;
-    return false;
-  }
-  /// Maps the file's first `length` bytes into memory, shared and writable:
-  /// a store into the map is in the OS's hands at once (a process crash
-  /// keeps it; sync_flushed() makes it durable), with no system call. length
-  /// may run past the file's end; the caller touches only bytes the file
-  /// holds (a store past its end is a SIGBUS). Returns nullptr where the
-  /// medium cannot map (the default, and test file systems that must see
-  /// every write): the caller then uses write_at().
-  virtual std::unique_ptr<WritableMap> map(std::uint64_t length) {
-    (void)length;
-    return nullptr;
-  }
-};
-
-/// A file opened for positional reads.
-class RandomAccessFile {
- public:
-  virtual ~RandomAccessFile() = default;
-  /// Reads up to n bytes at offset into dst; returns the count read (short
-  /// only at end of file).
-  virtual std::size_t read(std::uint64_t offset, std::size_t n, char* dst) const = 0;
-  /// The file's length when opened.
-  virtual std::uint64_t size() const = 0;
-  /// The path it was opened from, for error messages.
-  virtual const std::filesystem::path& path() const = 0;
-};
-
-/// The operations stowage needs from a file system.
-class FileSystem {
- public:
-  virtual ~FileSystem() = default;
-  /// Creates (or truncates) a file for writing.
-  virtual std::unique_ptr<WritableFile> create(const std::filesystem::path& p) = 0;
-  /// Opens an existing file for appending at its end.
-  virtual std::unique_ptr<WritableFile> open_append(const std::filesystem::path& p) = 0;
-  virtual std::unique_ptr<RandomAccessFile> open_read(const std::filesystem::path& p) = 0;
-  /// Opens an existing file for writing without truncating it or forcing
-  /// appends to its end, so write_at() may place bytes anywhere (a WAL
-  /// segment continued after replay). The default is open_append().
-  virtual std::unique_ptr<WritableFile> open_write(const std::filesystem::path& p) { return open_append(p); }
-  virtual void rename(const std::filesystem::path& from, const std::filesystem::path& to) = 0;
-  virtual void remove(const std::filesystem::path& p) = 0;
-  virtual void truncate(const std::filesystem::path& p, std::uint64_t size) = 0;
-  virtual void sync_dir(const std::filesystem::path& dir) = 0;
-  virtual void create_dirs(const std::filesystem::path& dir) = 0;
-  /// Names (not paths) of the entries of dir.
-  virtual std::vector<std::string> list(const std::filesystem::path& dir) = 0;
-  virtual bool exists(const std::filesystem::path& p) = 0;
-  virtual bool is_directory(const std::filesystem::path& p) = 0;
-  /// Makes `to` a new name of the file `from` (a hard link), or a durable copy
-  /// of it where links are not possible. Used for backups of immutable files.
-  /// The default copies through create/open_read; the caller syncs the directory.
-  virtual void link(const std::filesystem::path& from, const std::filesystem::path& to);
-};
-
-/// Copies the file `from` to a new file `to` through fs, in pieces of at
-/// most 1 MiB, and makes the copy durable (the caller syncs the directory).
-inline void copy_file(FileSystem& fs, const std::filesystem::path& from, const std::filesystem::path& to) {
-  auto in = fs.open_read(from);
-  auto out = fs.create(to);
-  std::string buf;
-  for (std::uint64_t off = 0, size = in->size(); off < size;) {
-    buf.resize(static_cast<std::size_t>(std::min<std::uint64_t>(size - off, std::uint64_t{1} << 20)));
-    std::size_t n = in->read(off, buf.size(), buf.data());
-    if (n == 0) break;  // the file shrank while being copied
-    out->append(std::string_view(buf.data(), n));
-    off += n;
-  }
-  out->sync();
-  out->close();
-}
-
-inline void FileSystem::link(const std::filesystem::path& from, const std::filesystem::path& to) {
-  copy_file(*this, from, to);
-}
-
-namespace detail {
-
-[[noreturn]] inline void throw_io(const std::string& op, const std::filesystem::path& p, int err) {
-  throw IoError("stowage: " + op + " " + p.string() + " failed: " + std::strerror(err) +
-                (err == ENOSPC ? " (the disk is full: free space, then retry or reopen)" : "") +
-                (err == EACCES || err == EPERM ? " (check the permissions of the store's directory)" : ""));
-}
-
-class PosixWritableFile final : public WritableFile {
- public:
-  /// positional: the descriptor was opened without O_APPEND, so pwrite()
-  /// lands where it is told (write_at()).
-  PosixWritableFile(std::filesystem::path p, int fd, std::uint64_t size, bool positional = false)
-      : path_(std::move(p)), fd_(fd), size_(size), positional_(positional) {}
-  ~PosixWritableFile() override {
-    if (fd_ >= 0) {
-      try {
-        flush();
-      } catch (...) {
-      }
-      ::close(fd_);
-    }
-  }
-  void append(std::string_view data) override {
-    check_usable();
-    size_ += data.size();
-    if (buf_.size() + data.size() <= kBuffer) {
-      buf_.append(data);
-      return;
-    }
-    flush();
-    if (data.size() >= kBuffer) {
-      write_all(data);
-    } else {
-      buf_.append(data);
-    }
-  }
-  void flush() override {
-    check_usable();
-    if (buf_.empty()) return;
-    std::string_view b = buf_;
-    write_all(b);
-    buf_.clear();
-  }
-  void sync() override {
-    flush();
-    sync_flushed();
-  }
-  void sync_flushed() override {
-    if (int f = failed_.load()) throw_io("earlier failure of", path_, f);
-    if (::fdatasync(fd_) != 0) {
-      int e = errno;
-      failed_ = e;
-      throw_io("fdatasync", path_, e);
-    }
-  }
-  void close() override {
-    if (fd_ < 0) return;
-    flush();
-    int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) throw_io("close", path_, errno);
-  }
-  std::uint64_t size() const override { return size_; }
-  void write_back(std::uint64_t offset, std::uint64_t length) override {
-#if defined(__linux__)
-    if (fd_ >= 0 && length > 0)
-      (void)::sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(length),
-                              SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
-#else
-    (void)offset;
-    (void)length;
-#endif
-  }
-  std::unique_ptr<WritableMap> map(std::uint64_t length) override;
-  bool write_at(std::uint64_t offset, std::string_view data) override {
-    if (!positional_) return false;  // O_APPEND: Linux pwrite() would append regardless of offset
-    if (data.empty()) return true;
-    flush();
-    write_all(data, static_cast<std::int64_t>(offset));
-    size_ = std::max(size_, offset + data.size());
-    return true;
-  }
-
- private:
-  static constexpr std::size_t kBuffer = 64 * 1024;
-  void check_usable() const {
-    if (int f = failed_.load())
-      throw IoError("stowage: " + path_.string() + " had an earlier write or sync error (" + std::strerror(f) +
-                    "); it is not retried: reopen the store to recover");
-    if (fd_ < 0) throw IoError("stowage: " + path_.string() + " is closed");
-  }
-  // Writes all of data at the file position (offset < 0) or with pwrite at offset.
-  void write_all(std::string_view data, std::int64_t offset = -1) {
-    while (!data.empty()) {
-      ssize_t n = offset < 0 ? ::write(fd_, data.data(), data.size())
-                             : ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(offset));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        int e = errno;
-        failed_ = e;
-        throw_io("write", path_, e);
-      }
-      data.remove_prefix(static_cast<std::size_t>(n));
-      if (offset >= 0) offset += n;
-    }
-  }
-  std::filesystem::path path_;
-  int fd_;
-  std::uint64_t size_;
-  bool positional_;
-  std::string buf_;
-  std::atomic<int> failed_{0};
-};
-
-/// A region of a PosixWritableFile mapped with mmap(MAP_SHARED).
-class PosixWritableMap final : public WritableMap {
- public:
-  PosixWritableMap(char* data, std::uint64_t size) : data_(data), size_(size) {}
-  ~PosixWritableMap() override { ::munmap(data_, static_cast<std::size_t>(size_)); }
-  PosixWritableMap(const PosixWritableMap&) = delete;
-  PosixWritableMap& operator=(const PosixWritableMap&) = delete;
-  char* data() override { return data_; }
-  std::uint64_t size() const override { return size_; }
-  void release(std::uint64_t offset, std::uint64_t length) override {
-    // On a shared map, MADV_DONTNEED drops only the page table entries; the
-    // pages' dirty state passes to the page cache, which writes them back.
-    if (length > 0 && offset + length <= size_) (void)::madvise(data_ + offset, static_cast<std::size_t>(length), MADV_DONTNEED);
-  }
-
- private:
-  char* data_;
-  std::uint64_t size_;
-};
-
-/// True if stores into a shared map of fd's preallocated (written) bytes
-/// need no new space on its file system: ext2/3/4, XFS and tmpfs overwrite
-/// such bytes in place. Copy-on-write and log-structured file systems
-/// (btrfs, ZFS, F2FS, ...) allocate at the store, and a full disk would end
-/// the process with SIGBUS where pwrite() reports ENOSPC: those, and any
-/// file system not named here, are written with pwrite().
-inline bool maps_in_place(int fd) {
-#ifdef __linux__
-  struct statfs st;
-  if (::fstatfs(fd, &st) != 0) return false;
-  switch (static_cast<unsigned long>(st.f_type)) {
-    case 0xEF53UL:      // ext2, ext3, ext4
-    case 0x58465342UL:  // XFS
-    case 0x01021994UL:  // tmpfs
-      return true;
-    default:
-      return false;
-  }
-#else
-  (void)fd;
-  return false;
-#endif
-}
-
-inline std::unique_ptr<WritableMap> PosixWritableFile::map(std::uint64_t length) {
-  // Positional handles only (created or opened for writing in place, and
-  // read-write: a shared writable map needs a readable descriptor).
-  if (!positional_ || fd_ < 0 || length == 0 || length > (std::uint64_t{1} << 40) || failed_.load() != 0) return nullptr;
-  if (!maps_in_place(fd_)) return nullptr;
-  flush();
-  void* p = ::mmap(nullptr, static_cast<std::size_t>(length), PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
-  if (p == MAP_FAILED) return nullptr;  // e.g. out of address space: the caller writes instead
-  return std::make_unique<PosixWritableMap>(static_cast<char*>(p), length);
-}
-
-class PosixRandomAccessFile final : public RandomAccessFile {
- public:
-  PosixRandomAccessFile(std::filesystem::path p, int fd, std::uint64_t size) : path_(std::move(p)), fd_(fd), size_(size) {}
-  ~PosixRandomAccessFile() override { ::close(fd_); }
-  std::size_t read(std::uint64_t offset, std::size_t n, char* dst) const override {
-    std::size_t done = 0;
-    while (done < n) {
-      ssize_t r = ::pread(fd_, dst + done, n - done, static_cast<off_t>(offset + done));
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        throw_io("read", path_, errno);
-      }
-      if (r == 0) break;
-      done += static_cast<std::size_t>(r);
-    }
-    return done;
-  }
-  std::uint64_t size() const override { return size_; }
-  const std::filesystem::path& path() const override { return path_; }
-
- private:
-  std::filesystem::path path_;
-  int fd_;
-  std::uint64_t size_;
-};
-
-/// The real file system, through POSIX calls.
-class PosixFileSystem final : public FileSystem {
-  // Opens an existing file; returns the descriptor and the file's size.
-  static std::pair<int, std::uint64_t> open_sized(const std::filesystem::path& p, int flags) {
-    int fd = ::open(p.c_str(), flags);
-    if (fd < 0) throw_io("open", p, errno);
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-      int e = errno;
-      ::close(fd);
-      throw_io("stat", p, e);
-    }
-    return {fd, static_cast<std::uint64_t>(st.st_size)};
-  }
-
- public:
-  std::unique_ptr<WritableFile> create(const std::filesystem::path& p) override {
-    int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) throw_io("create", p, errno);
-    return std::make_unique<PosixWritableFile>(p, fd, 0, /*positional=*/true);
-  }
-  std::unique_ptr<WritableFile> open_append(const std::filesystem::path& p) override {
-    auto [fd, size] = open_sized(p, O_WRONLY | O_APPEND | O_CLOEXEC);
-    return std::make_unique<PosixWritableFile>(p, fd, size);
-  }
-  std::unique_ptr<WritableFile> open_write(const std::filesystem::path& p) override {
-    auto [fd, size] = open_sized(p, O_RDWR | O_CLOEXEC);
-    return std::make_unique<PosixWritableFile>(p, fd, size, /*positional=*/true);
-  }
-  std::unique_ptr<RandomAccessFile> open_read(const std::filesystem::path& p) override {
-    auto [fd, size] = open_sized(p, O_RDONLY | O_CLOEXEC);
-    return std::make_unique<PosixRandomAccessFile>(p, fd, size);
-  }
-  void rename(const std::filesystem::path& from, const std::filesystem::path& to) override {
-    if (::rename(from.c_str(), to.c_str()) != 0) throw_io("rename to " + to.string() + " of", from, errno);
-  }
-  void remove(const std::filesystem::path& p) override {
-    if (::unlink(p.c_str()) != 0 && errno != ENOENT) throw_io("unlink", p, errno);
-  }
-  void truncate(const std::filesystem::path& p, std::uint64_t size) override {
-    if (::truncate(p.c_str(), static_cast<off_t>(size)) != 0) throw_io("truncate", p, errno);
-  }
-  void sync_dir(const std::filesystem::path& dir) override {
-    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) throw_io("open directory", dir, errno);
-    if (::fsync(fd) != 0) {
-      int e = errno;
-      ::close(fd);
-      throw_io("fsync directory", dir, e);
-    }
-    ::close(fd);
-  }
-  // (std::filesystem's error_code overloads are noexcept in libstdc++: an
-  // allocation failing inside them terminates the process. The throwing
-  // overloads and plain POSIX calls let std::bad_alloc reach the caller.)
-  void create_dirs(const std::filesystem::path& dir) override {
-    try {
-      std::filesystem::create_directories(dir);
-    } catch (const std::filesystem::filesystem_error& e) {
-      throw_io("create directory", dir, e.code().value());
-    }
-  }
-  std::vector<std::string> list(const std::filesystem::path& dir) override {
-    std::vector<std::string> names;
-    DIR* d = ::opendir(dir.c_str());
-    if (d == nullptr) throw_io("list directory", dir, errno);
-    try {
-      for (;;) {
-        errno = 0;
-        const dirent* entry = ::readdir(d);
-        if (entry == nullptr) {
-          if (errno != 0) throw_io("list directory", dir, errno);
-          break;
-        }
-        std::string_view name = entry->d_name;
-        if (name != "." && name != "..") names.emplace_back(name);
-      }
-    } catch (...) {
-      ::closedir(d);
-      throw;
-    }
-    ::closedir(d);
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-  bool exists(const std::filesystem::path& p) override {
-    struct stat st {};
-    return ::stat(p.c_str(), &st) == 0;
-  }
-  bool is_directory(const std::filesystem::path& p) override {
-    struct stat st {};
-    return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-  }
-  void link(const std::filesystem::path& from, const std::filesystem::path& to) override {
-    if (::link(from.c_str(), to.c_str()) == 0) return;
-    const int e = errno;
-    // Another file system, or one without hard links: copy instead.
-    if (e == EXDEV || e == EPERM || e == EMLINK || e == EOPNOTSUPP) {
-      copy_file(*this, from, to);
-      return;
-    }
-    throw_io("hard link to " + to.string() + " of", from, e);
-  }
-};
-
-}  // namespace detail
-
-/// The process-wide POSIX file system (the default of Options::file_system).
-inline std::shared_ptr<FileSystem> default_file_system() {
-  static const std::shared_ptr<FileSystem> fs = std::make_shared<detail::PosixFileSystem>();
-  return fs;
-}
-
-/// Reads a whole file of at most max_bytes; larger is a CorruptionError.
-inline std::string read_file(FileSystem& fs, const std::filesystem::path& p, std::uint64_t max_bytes) {
-  auto f = fs.open_read(p);
-  if (f->size() > max_bytes)
-    throw CorruptionError(p, max_bytes, "file is " + std::to_string(f->size()) + " bytes, more than the " +
-                                            std::to_string(max_bytes) + " this kind of file may hold");
-  std::string s(static_cast<std::size_t>(f->size()), '\0');
-  s.resize(f->read(0, s.size(), s.data()));
-  return s;
-}
-
-}  // namespace stowage
-// ---- end stowage/file.hpp ----
 
 namespace stowage::detail {
 
@@ -6563,650 +8691,6 @@ class ChunkTable {
 #include <utility>
 #include <vector>
 
-// ---- begin stowage/index.hpp ----
-// index.hpp: the chunk directory of one keyspace. Chunks partition the key
-// space: each holds the records in [its first key, the next chunk's first
-// key), and no two chunks overlap. The index is sparse, one entry per chunk,
-// ordered by first key. Keys before the first chunk belong to it when a
-// checkpoint routes new records.
-//
-// Point lookups (find) use a flat search aid (detail/prefix_search.hpp) over
-// the chunks' first keys once seal() has built it; any change drops the aid
-// (find then walks the map) until the next seal(). The store seals an index
-// before it installs it.
-//
-// Not synchronised: the store reads it under its shared lock and replaces it
-// only under the exclusive lock.
-
-#include <cstdint>
-#include <iterator>
-#include <map>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
-
-
-namespace stowage::detail {
-
-/// What the index knows of one chunk file (also what the manifest stores).
-struct ChunkRef {
-  std::uint64_t file = 0;      ///< file number: NNNNNN.chunk
-  std::uint64_t records = 0;
-  std::uint64_t bytes = 0;     ///< file size
-  std::uint64_t max_seq = 0;
-  std::string first_key;
-  std::string last_key;
-  std::uint32_t level = 0;     ///< 0 (newest runs) .. kLevels - 1 (the last level); format 3
-  std::uint64_t run = 0;       ///< level 0: the run it belongs to (higher: newer); 0 elsewhere
-  std::uint64_t uncounted = 0; ///< records not yet in the live count (format 4)
-};
-
-/// Ordered first key → chunk.
-class ChunkIndex {
- public:
-  using Map = std::map<std::string, ChunkRef, std::less<>>;
-
-  ChunkIndex() = default;
-  /// A copy is sealed when `o` is (its aid points into its own map).
-  ChunkIndex(const ChunkIndex& o) : map_(o.map_), records_(o.records_), bytes_(o.bytes_) {
-    if (o.sealed_) seal();
-  }
-  ChunkIndex& operator=(const ChunkIndex& o) {
-    if (this != &o) *this = ChunkIndex(o);
-    return *this;
-  }
-  // Moving a std::map keeps its nodes, so the aid's pointers stay valid;
-  // the moved-from index is empty and unsealed.
-  ChunkIndex(ChunkIndex&& o) noexcept
-      : map_(std::move(o.map_)),
-        records_(std::exchange(o.records_, 0)),
-        bytes_(std::exchange(o.bytes_, 0)),
-        sealed_(std::exchange(o.sealed_, false)),
-        refs_(std::move(o.refs_)),
-        search_(std::move(o.search_)) {
-    o.map_.clear();
-    o.refs_.clear();
-  }
-  ChunkIndex& operator=(ChunkIndex&& o) noexcept {
-    if (this != &o) {
-      map_ = std::move(o.map_);
-      records_ = std::exchange(o.records_, 0);
-      bytes_ = std::exchange(o.bytes_, 0);
-      sealed_ = std::exchange(o.sealed_, false);
-      refs_ = std::move(o.refs_);
-      search_ = std::move(o.search_);
-      o.map_.clear();
-      o.refs_.clear();
-    }
-    return *this;
-  }
-
-  /// Builds the search aid find() uses (until the next change). Without
-  /// memory for it the index stays unsealed: find() walks the map instead.
-  void seal() noexcept {
-    unseal();
-    try {
-      refs_.reserve(map_.size());
-      for (const auto& kv : map_) refs_.push_back(&kv.second);
-      search_.build(refs_.size(), [this](std::size_t i) { return std::string_view(refs_[i]->first_key); });
-      sealed_ = true;
-    } catch (...) {
-      unseal();
-    }
-  }
-  /// Whether find() uses the search aid.
-  bool sealed() const { return sealed_; }
-
-  void add(ChunkRef c) {
-    unseal();
-    records_ += c.records;
-    bytes_ += c.bytes;
-    std::string k = c.first_key;
-    map_.insert_or_assign(std::move(k), std::move(c));
-  }
-  /// Removes the chunk whose first key is first_key.
-  void remove(std::string_view first_key) {
-    auto it = map_.find(first_key);
-    if (it == map_.end()) return;
-    unseal();
-    records_ -= it->second.records;
-    bytes_ -= it->second.bytes;
-    map_.erase(it);
-  }
-  /// The chunk that may hold key, or nullptr when key is outside every chunk.
-  const ChunkRef* find(std::string_view key) const {
-    if (sealed_) {
-      const std::size_t above =
-          search_.upper_bound(key, [this](std::size_t i) { return std::string_view(refs_[i]->first_key); });
-      if (above == 0) return nullptr;
-      const ChunkRef* c = refs_[above - 1];
-      return key <= c->last_key ? c : nullptr;
-    }
-    auto it = map_.upper_bound(key);
-    if (it == map_.begin()) return nullptr;
-    --it;
-    return key <= it->second.last_key ? &it->second : nullptr;
-  }
-  /// The first chunk whose records may be >= key (for seeks).
-  Map::const_iterator seek(std::string_view key) const {
-    auto it = map_.upper_bound(key);
-    if (it != map_.begin()) {
-      auto prev = std::prev(it);
-      if (key <= prev->second.last_key) return prev;
-    }
-    return it;
-  }
-  /// The chunk a new record with this key is merged into (the first chunk
-  /// for keys before all chunks); end() when the index is empty.
-  Map::const_iterator route(std::string_view key) const {
-    auto it = map_.upper_bound(key);
-    if (it != map_.begin()) --it;
-    return it;
-  }
-  Map::const_iterator begin() const { return map_.begin(); }
-  Map::const_iterator end() const { return map_.end(); }
-  Map::const_iterator next(Map::const_iterator it) const { return ++it; }
-  std::size_t chunks() const { return map_.size(); }
-  std::uint64_t records() const { return records_; }
-  std::uint64_t bytes() const { return bytes_; }
-  bool empty() const { return map_.empty(); }
-
- private:
-  void unseal() {
-    sealed_ = false;
-    refs_.clear();
-  }
-  Map map_;
-  std::uint64_t records_ = 0;
-  std::uint64_t bytes_ = 0;
-  bool sealed_ = false;
-  std::vector<const ChunkRef*> refs_;  // map_'s values in order, when sealed
-  PrefixSearch search_;                // over refs_' first keys, when sealed
-};
-
-}  // namespace stowage::detail
-// ---- end stowage/index.hpp ----
-// ---- begin stowage/manifest.hpp ----
-// manifest.hpp: the one file that names a store's live state. `MANIFEST`
-// holds the format version, the policies that shape the bytes (serializer,
-// compression), the last committed sequence, the next file number, the first
-// live WAL segment and, per keyspace, its key order, a description of its
-// Value type, its schema version and its chunk files.
-//
-// Format 3 adds, per keyspace, its live record count, and per chunk its
-// level and (at level 0) its run: chunks of one run, and of one level below
-// 0, do not overlap; level 0 holds runs newest first (the highest run
-// number); format 1 and 2 chunks are read as one run at the last level.
-// Format 5 adds the store's layout (bare keys, or keys that start with their
-// collection's prefix) and its table of named collections.
-//
-// It is replaced only by: write MANIFEST.tmp, fsync it, rename over MANIFEST,
-// fsync the directory. Layout (docs/format.md#manifest):
-//
-//   magic "STWMANIF" | u16 major | u16 minor | u32 zero | fixed64 body length
-//   | body | fixed64 XXH3-64 of (everything before it)
-
-#include <algorithm>
-#include <cstdint>
-#include <filesystem>
-#include <limits>
-#include <set>
-#include <stdexcept>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
-
-
-namespace stowage::detail {
-
-inline constexpr char kManifestMagic[] = "STWMANIF";
-/// The format this program writes. Format 1 (stowage 0.1) kept the key order,
-/// value type and schema version once for the whole store; format 2 keeps
-/// them per keyspace; format 3 keeps levels of chunks (which may hold
-/// tombstones) and a live record count per keyspace; format 4 lets chunk
-/// records be uncounted (not yet in that count, see docs/format.md, "The live
-/// count"): the count is signed, and each chunk says how many of its records
-/// are uncounted; format 5 adds the layout and the collection table
-/// (Database). Older formats are read and upgraded by migration.hpp.
-inline constexpr std::uint16_t kFormatMajor = 5;
-inline constexpr std::uint16_t kFormatMinor = 0;
-/// The oldest format this program reads.
-inline constexpr std::uint16_t kOldestFormatMajor = 1;
-/// The keyspace a Storage keeps its records in.
-inline constexpr std::string_view kDefaultKeyspace = "default";
-/// Levels of chunk files: 0 (runs that may overlap, one per flush) to
-/// kLevels - 1, the last level.
-inline constexpr std::uint32_t kLevels = 7;
-/// The last level: where format 1 and 2 chunks (no tombstones) belong.
-inline constexpr std::uint32_t kLastLevel = kLevels - 1;
-/// A manifest larger than this is not believed.
-inline constexpr std::uint64_t kManifestMaxBytes = std::uint64_t{1} << 30;
-
-/// One keyspace (a typed collection): its types and its chunks.
-struct KeyspaceState {
-  std::string name;
-  std::string key_order;             ///< KeyCodec<Key>::name()
-  std::string value_type;            ///< describe_value<Serializer, Value>(); empty when unknown
-  std::uint32_t schema_version = 0;  ///< value_version<Value> the records are written at
-  /// What its chunks' counted records add to the live record count (format
-  /// 4: may be below zero while records it hides are uncounted; format 3:
-  /// the live records; before: the sum of records).
-  std::int64_t live = 0;
-  std::vector<ChunkRef> chunks;      ///< ordered by level, then (level 0) run newest first, then first key
-};
-
-/// How a store's keys are laid out (format 5; older formats are bare).
-enum class Layout : std::uint8_t {
-  /// Every key is a record of the default collection, as its KeyCodec
-  /// encodes it (what Storage creates: no byte added).
-  bare = 0,
-  /// Every key starts with its collection's prefix
-  /// (detail::collection_prefix(id)); the default collection is id 0.
-  prefixed = 1,
-};
-
-/// Most named collections a manifest may list.
-inline constexpr std::uint64_t kMaxCollections = std::uint64_t{1} << 24;
-
-/// What an entry of the collection table is.
-enum class CollectionKind : std::uint8_t {
-  table = 0,         ///< a named collection of records
-  unique_index = 1,  ///< a secondary index, one record per index key
-  multi_index = 2,   ///< a secondary index, any number of records per index key
-};
-
-/// A named collection of a Database, or a secondary index of a collection
-/// (format 5, prefixed layout): its keys start with collection_prefix(id).
-struct CollectionState {
-  std::string name;                  ///< unique among tables; an index's, among its parent's indexes
-  std::uint32_t id = 0;              ///< at least 1 (0 is the default collection); never reused
-  std::string key_order;             ///< KeyCodec<Key>::name() (an index: of its index key)
-  std::string serializer;            ///< Serializer::id() (an index: empty)
-  std::string value_type;            ///< describe_value<Serializer, Value>() (an index: empty)
-  std::uint32_t schema_version = 0;  ///< value_version<Value> (an index: 0)
-  CollectionKind kind = CollectionKind::table;
-  std::uint32_t parent = 0;          ///< an index: the id of the collection it indexes (0: the default)
-  std::uint32_t index_version = 0;   ///< an index: the definition version its user gave
-  /// An index: its entries agree with its collection. False while it is
-  /// built, and once a session wrote to its collection without it declared
-  /// (it is rebuilt when next declared).
-  bool ready = true;
-  std::uint64_t ids_reserved = 0;    ///< a table: next_id() handed out only ids below this
-  bool is_index() const { return kind != CollectionKind::table; }
-};
-
-/// Decoded contents of MANIFEST.
-struct Manifest {
-  std::uint16_t format_major = kFormatMajor;
-  std::uint16_t format_minor = kFormatMinor;
-  std::string serializer;       ///< Serializer::id()
-  std::string compression;      ///< Compression::name
-  std::uint8_t compression_id = 0;
-  std::uint64_t last_seq = 0;
-  std::uint64_t next_file = 1;
-  std::uint64_t wal_start = 1;  ///< first WAL segment still needed
-  std::vector<KeyspaceState> keyspaces;
-  Layout layout = Layout::bare;              ///< format 5; older formats are bare
-  std::uint32_t next_collection_id = 1;      ///< the id the next named collection takes
-  std::vector<CollectionState> collections;  ///< named collections, by id
-  /// Ids of dropped collections whose records may still be stored (the drop
-  /// purges them, then removes the id from here; an open finishes a purge a
-  /// crash interrupted).
-  std::vector<std::uint32_t> dropped;
-  /// next_id() of the default collection handed out only ids below this.
-  std::uint64_t default_ids_reserved = 0;
-
-  /// The named collection (not index) called name, or nullptr.
-  const CollectionState* collection(std::string_view name) const {
-    for (const auto& c : collections)
-      if (!c.is_index() && c.name == name) return &c;
-    return nullptr;
-  }
-  /// The index called name of collection parent, or nullptr.
-  const CollectionState* index(std::uint32_t parent, std::string_view name) const {
-    for (const auto& c : collections)
-      if (c.is_index() && c.parent == parent && c.name == name) return &c;
-    return nullptr;
-  }
-  /// The entry with id, or nullptr.
-  const CollectionState* by_id(std::uint32_t id) const {
-    for (const auto& c : collections)
-      if (c.id == id) return &c;
-    return nullptr;
-  }
-  CollectionState* by_id(std::uint32_t id) {
-    return const_cast<CollectionState*>(static_cast<const Manifest&>(*this).by_id(id));
-  }
-
-  /// The keyspace called name, or nullptr.
-  const KeyspaceState* keyspace(std::string_view name) const {
-    for (const auto& ks : keyspaces)
-      if (ks.name == name) return &ks;
-    return nullptr;
-  }
-  KeyspaceState* keyspace(std::string_view name) {
-    return const_cast<KeyspaceState*>(static_cast<const Manifest&>(*this).keyspace(name));
-  }
-};
-
-inline void put_chunk_ref(std::string& body, const ChunkRef& c) {
-  put_varint(body, c.file);
-  put_varint(body, c.records);
-  put_varint(body, c.bytes);
-  put_varint(body, c.max_seq);
-  put_bytes(body, c.first_key);
-  put_bytes(body, c.last_key);
-}
-
-/// Orders chunks as a manifest lists them: by level, level-0 runs newest
-/// first, then by first key.
-inline bool manifest_order(const ChunkRef& a, const ChunkRef& b) {
-  if (a.level != b.level) return a.level < b.level;
-  if (a.run != b.run) return a.run > b.run;
-  return a.first_key < b.first_key;
-}
-
-/// What is wrong with chunk c listed right after prev (nullptr: nothing): the
-/// order rules the reader enforces (decode_manifest) and the writer checks
-/// before it writes (check_manifest_order).
-inline const char* chunk_order_fault(const ChunkRef& prev, const ChunkRef& c) {
-  if (manifest_order(c, prev)) return "chunks are out of order";
-  if (prev.level == c.level && prev.run == c.run && !(prev.last_key < c.first_key))
-    return "chunks of one run overlap or are out of order";
-  return nullptr;
-}
-
-/// Encodes m in the format m.format_major names (2, or 1 for tests and
-/// fixtures; format 1 can hold only keyspaces that share one key order, value
-/// type and schema version).
-inline std::string encode_manifest(const Manifest& m) {
-  std::string body;
-  if (m.format_major == 1) {
-    const KeyspaceState none;
-    const KeyspaceState& first = m.keyspaces.empty() ? none : m.keyspaces.front();
-    for (const auto& ks : m.keyspaces)
-      if (ks.key_order != first.key_order || ks.value_type != first.value_type ||
-          ks.schema_version != first.schema_version)
-        throw Error("stowage: format 1 cannot hold keyspaces of different types");
-    put_fixed32(body, first.schema_version);
-    put_bytes(body, m.serializer);
-    put_bytes(body, m.compression);
-    body.push_back(static_cast<char>(m.compression_id));
-    put_bytes(body, first.key_order);
-    put_bytes(body, first.value_type);
-  } else {
-    put_bytes(body, m.serializer);
-    put_bytes(body, m.compression);
-    body.push_back(static_cast<char>(m.compression_id));
-  }
-  put_fixed64(body, m.last_seq);
-  put_fixed64(body, m.next_file);
-  put_fixed64(body, m.wal_start);
-  put_varint(body, m.keyspaces.size());
-  for (const auto& ks : m.keyspaces) {
-    put_bytes(body, ks.name);
-    if (m.format_major != 1) {
-      put_bytes(body, ks.key_order);
-      put_bytes(body, ks.value_type);
-      put_fixed32(body, ks.schema_version);
-    }
-    if (m.format_major >= 4)
-      put_varint(body, ks.live < 0 ? (static_cast<std::uint64_t>(-(ks.live + 1)) << 1) | 1
-                                   : static_cast<std::uint64_t>(ks.live) << 1);
-    else if (m.format_major == 3)
-      put_varint(body, static_cast<std::uint64_t>(std::max<std::int64_t>(ks.live, 0)));
-    put_varint(body, ks.chunks.size());
-    for (const auto& c : ks.chunks) {
-      if (m.format_major < 3 && c.level != kLastLevel)
-        throw Error("stowage: format " + std::to_string(m.format_major) + " holds only one level of chunks");
-      put_chunk_ref(body, c);
-      if (m.format_major >= 3) {
-        put_varint(body, c.level);
-        put_varint(body, c.run);
-      }
-      if (m.format_major >= 4) put_varint(body, c.uncounted);
-    }
-  }
-  if (m.format_major >= 5) {
-    body.push_back(static_cast<char>(m.layout));
-    put_varint(body, m.next_collection_id);
-    put_varint(body, m.collections.size());
-    for (const auto& c : m.collections) {
-      put_bytes(body, c.name);
-      put_varint(body, c.id);
-      put_bytes(body, c.key_order);
-      put_bytes(body, c.serializer);
-      put_bytes(body, c.value_type);
-      put_fixed32(body, c.schema_version);
-      body.push_back(static_cast<char>(c.kind));
-      put_varint(body, c.parent);
-      put_varint(body, c.index_version);
-      body.push_back(c.ready ? 1 : 0);
-      put_varint(body, c.ids_reserved);
-    }
-    put_varint(body, m.dropped.size());
-    for (auto id : m.dropped) put_varint(body, id);
-    put_varint(body, m.default_ids_reserved);
-  } else if (m.layout != Layout::bare || !m.collections.empty() || !m.dropped.empty()) {
-    throw Error("stowage: format " + std::to_string(m.format_major) + " cannot hold collections");
-  }
-  std::string out(kManifestMagic, 8);
-  put_fixed16(out, m.format_major);
-  put_fixed16(out, m.format_minor);
-  put_fixed32(out, 0);
-  put_fixed64(out, body.size());
-  out += body;
-  put_fixed64(out, checksum(out, 0x4d414e49));
-  return out;
-}
-
-// Format 5's tail: the layout, the collection table and the dropped ids.
-inline void decode_collections(Reader& r, Manifest& m) {
-  const std::uint8_t layout = r.u8("layout");
-  if (layout > 1) r.fail("layout " + std::to_string(layout) + " does not exist");
-  m.layout = static_cast<Layout>(layout);
-  const std::uint64_t next = r.varint("next collection id");
-  if (next == 0 || next > kMaxCollections) r.fail("next collection id " + std::to_string(next) + " is implausible");
-  m.next_collection_id = static_cast<std::uint32_t>(next);
-  const std::uint64_t n = r.varint("collection count");
-  if (n > r.remaining() / 8 || n >= next) r.fail("collection count exceeds the manifest");
-  if (n > 0 && m.layout == Layout::bare) r.fail("a bare store lists collections");
-  std::set<std::pair<std::uint32_t, std::string>> names;  // (0 for tables, else the parent + 1; name)
-  std::set<std::uint32_t> ids, tables{0};
-  for (std::uint64_t i = 0; i < n; ++i) {
-    CollectionState c;
-    c.name = std::string(r.length_prefixed("collection name"));
-    if (c.name.empty() || c.name.size() > 255 || c.name == kDefaultKeyspace)
-      r.fail("a collection is named '" + c.name + "'");
-    const std::uint64_t id = r.varint("collection id");
-    if (id == 0 || id >= next) r.fail("collection '" + c.name + "' has id " + std::to_string(id) + ", out of range");
-    c.id = static_cast<std::uint32_t>(id);
-    if (!ids.insert(c.id).second) r.fail("collection id " + std::to_string(id) + " is listed twice");
-    if (i > 0 && c.id < m.collections.back().id) r.fail("collections are out of id order");
-    c.key_order = std::string(r.length_prefixed("collection key order"));
-    c.serializer = std::string(r.length_prefixed("collection serializer"));
-    c.value_type = std::string(r.length_prefixed("collection value type"));
-    c.schema_version = r.u32("collection schema version");
-    const std::uint8_t kind = r.u8("collection kind");
-    if (kind > 2) r.fail("collection kind " + std::to_string(kind) + " does not exist");
-    c.kind = static_cast<CollectionKind>(kind);
-    const std::uint64_t parent = r.varint("index parent");
-    const std::uint64_t version = r.varint("index version");
-    if (version > std::numeric_limits<std::uint32_t>::max()) r.fail("index version " + std::to_string(version) + " is too large");
-    c.index_version = static_cast<std::uint32_t>(version);
-    const std::uint8_t ready = r.u8("index ready");
-    if (ready > 1) r.fail("index ready flag " + std::to_string(ready) + " is not 0 or 1");
-    c.ready = ready == 1;
-    c.ids_reserved = r.varint("ids reserved");
-    if (c.is_index()) {
-      // An index follows the collection it indexes (created before it).
-      if (parent > std::numeric_limits<std::uint32_t>::max() || !tables.count(static_cast<std::uint32_t>(parent)))
-        r.fail("index '" + c.name + "' indexes collection id " + std::to_string(parent) + ", which is not listed");
-      c.parent = static_cast<std::uint32_t>(parent);
-      if (c.ids_reserved != 0) r.fail("index '" + c.name + "' reserves ids");
-    } else {
-      if (parent != 0 || c.index_version != 0 || !c.ready) r.fail("collection '" + c.name + "' has index fields");
-      tables.insert(c.id);
-    }
-    if (!names.insert({c.is_index() ? c.parent + 1 : 0, c.name}).second)
-      r.fail("collection or index '" + c.name + "' is listed twice");
-    m.collections.push_back(std::move(c));
-  }
-  const std::uint64_t d = r.varint("dropped collection count");
-  if (d > r.remaining() || d >= next) r.fail("dropped collection count exceeds the manifest");
-  for (std::uint64_t i = 0; i < d; ++i) {
-    const std::uint64_t id = r.varint("dropped collection id");
-    if (id == 0 || id >= next || !ids.insert(static_cast<std::uint32_t>(id)).second)
-      r.fail("dropped collection id " + std::to_string(id) + " is out of range or listed twice");
-    m.dropped.push_back(static_cast<std::uint32_t>(id));
-  }
-  m.default_ids_reserved = r.varint("default collection ids reserved");
-}
-
-inline Manifest decode_manifest(std::string_view bytes, const std::filesystem::path& file) {
-  Reader h(bytes, &file, 0);
-  if (h.remaining() < 32) h.fail("file too short for a manifest");
-  if (h.bytes(8, "magic") != std::string_view(kManifestMagic, 8)) h.fail("not a stowage MANIFEST (bad magic)");
-  Manifest m;
-  m.format_major = h.u16();
-  m.format_minor = h.u16();
-  // The envelope (magic, versions, length, trailing checksum) is the same in
-  // every format version: check it before believing the version.
-  const std::uint64_t len = decode_fixed64(bytes.data() + 16);
-  if (len != bytes.size() - 32) h.fail("body length does not match the file size");
-  if (decode_fixed64(bytes.data() + bytes.size() - 8) != checksum(bytes.substr(0, bytes.size() - 8), 0x4d414e49))
-    h.fail("manifest checksum mismatch");
-  if (m.format_major < kOldestFormatMajor) h.fail("format major version " + std::to_string(m.format_major) + " does not exist");
-  if (m.format_major > kFormatMajor)
-    throw MigrationError("stowage: " + file.string() + " has format version " + std::to_string(m.format_major) +
-                         "." + std::to_string(m.format_minor) + ", newer than this program's " +
-                         std::to_string(kFormatMajor) + "." + std::to_string(kFormatMinor) +
-                         "; open it with a newer stowage");
-  if (h.u32("reserved") != 0) h.fail("reserved header bytes are not zero");
-  Reader r(bytes.substr(24, static_cast<std::size_t>(len)), &file, 24);
-  const bool v1 = m.format_major == 1;
-  KeyspaceState types;  // format 1: the one set of types every keyspace shares
-  if (v1) {
-    types.schema_version = r.u32("schema version");
-    m.serializer = std::string(r.length_prefixed("serializer id"));
-    m.compression = std::string(r.length_prefixed("compression name"));
-    m.compression_id = r.u8("compression id");
-    types.key_order = std::string(r.length_prefixed("key order"));
-    types.value_type = std::string(r.length_prefixed("value type"));
-  } else {
-    m.serializer = std::string(r.length_prefixed("serializer id"));
-    m.compression = std::string(r.length_prefixed("compression name"));
-    m.compression_id = r.u8("compression id");
-  }
-  m.last_seq = r.u64("last sequence");
-  m.next_file = r.u64("next file number");
-  m.wal_start = r.u64("wal start");
-  std::uint64_t nks = r.varint("keyspace count");
-  if (nks > r.remaining()) r.fail("keyspace count exceeds the manifest");
-  std::set<std::string> names;
-  for (std::uint64_t i = 0; i < nks; ++i) {
-    KeyspaceState ks;
-    ks.name = std::string(r.length_prefixed("keyspace name"));
-    if (!names.insert(ks.name).second) r.fail("keyspace '" + ks.name + "' is listed twice");
-    if (v1) {
-      ks.key_order = types.key_order;
-      ks.value_type = types.value_type;
-      ks.schema_version = types.schema_version;
-    } else {
-      ks.key_order = std::string(r.length_prefixed("key order"));
-      ks.value_type = std::string(r.length_prefixed("value type"));
-      ks.schema_version = r.u32("schema version");
-    }
-    const bool v3 = m.format_major >= 3;
-    if (m.format_major >= 4) {
-      const std::uint64_t z = r.varint("live record count");  // zigzag
-      ks.live = (z & 1) ? -static_cast<std::int64_t>(z >> 1) - 1 : static_cast<std::int64_t>(z >> 1);
-    } else if (v3) {
-      const std::uint64_t live = r.varint("live record count");
-      if (live > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-        r.fail("live record count " + std::to_string(live) + " is implausible");
-      ks.live = static_cast<std::int64_t>(live);
-    }
-    std::uint64_t n = r.varint("chunk count");
-    if (n > r.remaining() / 6) r.fail("chunk count exceeds the manifest");
-    ks.chunks.reserve(static_cast<std::size_t>(n));
-    std::uint64_t records = 0;
-    for (std::uint64_t j = 0; j < n; ++j) {
-      ChunkRef c;
-      c.file = r.varint("chunk file");
-      c.records = r.varint("chunk records");
-      c.bytes = r.varint("chunk bytes");
-      c.max_seq = r.varint("chunk max sequence");
-      c.first_key = std::string(r.length_prefixed("chunk first key"));
-      c.last_key = std::string(r.length_prefixed("chunk last key"));
-      if (v3) {
-        const std::uint64_t level = r.varint("chunk level");
-        if (level >= kLevels) r.fail("chunk level " + std::to_string(level) + " does not exist");
-        c.level = static_cast<std::uint32_t>(level);
-        c.run = r.varint("chunk run");
-        if (c.level != 0 && c.run != 0) r.fail("a chunk below level 0 names a run");
-      } else {
-        c.level = kLastLevel;
-      }
-      if (m.format_major >= 4) c.uncounted = r.varint("chunk uncounted records");
-      if (c.file >= m.next_file) r.fail("chunk file number beyond next file number");
-      if (c.records == 0 || c.last_key < c.first_key) r.fail("chunk range is empty or inverted");
-      if (c.uncounted > c.records) r.fail("a chunk has more uncounted records than records");
-      if (j > 0) {
-        if (const char* fault = chunk_order_fault(ks.chunks.back(), c)) r.fail(fault);
-      }
-      records += c.records;
-      ks.chunks.push_back(std::move(c));
-    }
-    if (!v3) ks.live = static_cast<std::int64_t>(std::min<std::uint64_t>(records, std::numeric_limits<std::int64_t>::max()));
-    m.keyspaces.push_back(std::move(ks));
-  }
-  if (m.format_major >= 5) decode_collections(r, m);
-  if (!r.empty()) r.fail("trailing bytes in the manifest body");
-  return m;
-}
-
-inline bool manifest_exists(FileSystem& fs, const std::filesystem::path& dir) { return fs.exists(dir / "MANIFEST"); }
-
-inline Manifest read_manifest(FileSystem& fs, const std::filesystem::path& dir) {
-  auto path = dir / "MANIFEST";
-  return decode_manifest(read_file(fs, path, kManifestMaxBytes), path);
-}
-
-/// Checks m's chunk lists against the reader's order rules (decode_manifest):
-/// a manifest the next open would refuse as corrupt is a bug in its writer,
-/// a std::logic_error here, and must not replace a good one.
-inline void check_manifest_order(const Manifest& m) {
-  for (const auto& ks : m.keyspaces)
-    for (std::size_t j = 1; j < ks.chunks.size(); ++j) {
-      if (const char* fault = chunk_order_fault(ks.chunks[j - 1], ks.chunks[j]))
-        throw std::logic_error("stowage: internal error: chunk files " + std::to_string(ks.chunks[j - 1].file) +
-                               " and " + std::to_string(ks.chunks[j].file) + ": " + fault);
-    }
-}
-
-/// Writes m as dir/MANIFEST, atomically (a temporary file, synced, renamed
-/// over the old one) and durably; returns its size in bytes. Refuses
-/// (check_manifest_order) a manifest whose chunks are out of order.
-inline std::uint64_t write_manifest(FileSystem& fs, const std::filesystem::path& dir, const Manifest& m) {
-  check_manifest_order(m);
-  auto tmp = dir / "MANIFEST.tmp";
-  const std::string bytes = encode_manifest(m);
-  {
-    auto f = fs.create(tmp);
-    f->append(bytes);
-    f->sync();
-    f->close();
-  }
-  fs.rename(tmp, dir / "MANIFEST");
-  fs.sync_dir(dir);
-  return bytes.size();
-}
-
-}  // namespace stowage::detail
-// ---- end stowage/manifest.hpp ----
 
 namespace stowage::detail {
 
@@ -7657,389 +9141,6 @@ inline std::optional<ParsedPrefix> parse_collection_prefix(std::string_view key)
 
 }  // namespace stowage::detail
 // ---- end stowage/detail/collection_prefix.hpp ----
-// ---- begin stowage/file_lock.hpp ----
-// file_lock.hpp: the cross-process guard of a store directory.
-//
-// A writable open holds the store exclusively, a read_only open shared, so any
-// number of read_only opens coexist and a writer excludes them all (and they
-// exclude it). An open waits up to its timeout for a holder that conflicts,
-// polling with a short backoff; a timeout of 0 fails at once.
-//
-// Two kernel locks make up the hold, so that a read_only open writes nothing
-// to the directory (it works on read-only media, and never creates LOCK):
-//
-//  - a flock(2) on a descriptor of the directory itself: LOCK_EX for a
-//    writer, LOCK_SH for a reader. It needs no file, so it guards a store
-//    whose LOCK does not exist (a fresh copy, or LOCK deleted).
-//  - an fcntl(2) lock on `<dir>/LOCK`: a writer creates LOCK if missing,
-//    opens it read-write and takes F_WRLCK; a reader takes F_RDLCK on a
-//    read-only descriptor, and only when LOCK exists (it never creates it).
-//    This is the lock earlier stowage versions take (and only it), so an
-//    older writer or reader in another process is still excluded. One gap
-//    is left: an older writer that creates LOCK while a reader holds a store
-//    whose LOCK was missing does not see that reader.
-//
-// Each attempt takes both locks without waiting, or neither: a conflict
-// releases what the attempt took before it backs off and tries again. On a
-// network filesystem the directory's flock may be seen on one host only.
-//
-// fcntl locks belong to the process, are dropped when ANY descriptor of the
-// file is closed, and do not exclude a second open inside the same process
-// (flock locks, per open file description, would exclude it even between
-// readers). So an in-process registry keeps one entry per held directory: it
-// owns the process's one descriptor of the directory and of LOCK, and counts
-// its holders. Several shared holders share that entry (closing one leaves
-// the lock held for the others; the last one releases it); an exclusive
-// holder has it to itself. LOCK is only opened (and a probe descriptor only
-// closed) while the registry shows this process holding nothing on it. A
-// child forked while the lock is held inherits the directory's descriptor
-// but never releases the parent's flock through it.
-
-#include <algorithm>
-#include <cerrno>
-#include <chrono>
-#include <condition_variable>
-#include <cstdio>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <map>
-#include <mutex>
-#include <sstream>
-#include <string>
-#include <thread>
-#include <utility>
-
-#include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
-#include <unistd.h>
-
-
-namespace stowage::detail {
-
-/// Holds a store directory (its flock and `<dir>/LOCK`) for its lifetime,
-/// exclusively or shared.
-class FileLock {
- public:
-  /// How the store is held.
-  enum class Mode {
-    exclusive,  ///< one holder and no other: a writable open
-    shared,     ///< any number of shared holders and no exclusive one: read_only opens
-  };
-
-  /// Takes the lock in `mode`, waiting up to `timeout` for another process,
-  /// or another FileLock of this process, that holds it in a conflicting
-  /// mode; a timeout of 0 (or less) fails at once. A shared hold writes
-  /// nothing (LOCK is neither created nor opened for writing). Throws
-  /// LockError naming the path and, when known, whether a reader or a writer
-  /// holds it; IoError when the directory cannot be opened, or when an
-  /// exclusive hold cannot create or open LOCK for writing.
-  FileLock(const std::filesystem::path& dir, Mode mode, std::chrono::milliseconds timeout)
-      : dir_(dir), path_(dir / "LOCK"), mode_(mode) {
-    try {
-      key_ = std::filesystem::weakly_canonical(dir).string();
-    } catch (const std::filesystem::filesystem_error&) {
-      key_ = dir.string();
-    }
-    timeout = std::max(timeout, std::chrono::milliseconds(0));
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    if (!join_in_process(deadline, timeout)) return;  // another shared holder of this process holds the lock
-    Hold hold;
-    try {
-      hold = take(deadline, timeout);
-    } catch (...) {
-      abandon();
-      throw;
-    }
-    {
-      std::lock_guard g(registry_mutex());
-      Entry& entry = registry().at(key_);
-      entry.hold = std::move(hold);
-      entry.holders = 1;
-      entry.pending = false;
-    }
-    registry_changed().notify_all();
-  }
-
-  /// Takes the lock exclusively, waiting up to `timeout` when `wait` is set
-  /// and failing at once otherwise (the form the offline tools use).
-  FileLock(const std::filesystem::path& dir, bool wait, std::chrono::milliseconds timeout)
-      : FileLock(dir, Mode::exclusive, wait ? timeout : std::chrono::milliseconds(0)) {}
-
-  /// Releases this hold; the process's lock goes with the last holder.
-  ~FileLock() {
-    {
-      std::lock_guard g(registry_mutex());
-      auto it = registry().find(key_);
-      if (it != registry().end() && it->second.holders > 0 && --it->second.holders == 0)
-        registry().erase(it);  // releases both locks and closes the process's descriptors
-    }
-    registry_changed().notify_all();
-  }
-  FileLock(const FileLock&) = delete;
-  FileLock& operator=(const FileLock&) = delete;
-
-  /// `<dir>/LOCK`.
-  const std::filesystem::path& path() const { return path_; }
-  /// How this FileLock holds it.
-  Mode mode() const { return mode_; }
-
- private:
-  // The process's kernel locks on one directory: the flock on dir_fd, and the
-  // fcntl lock on LOCK through lock_fd (-1 for a shared hold of a store
-  // without LOCK). Released when it dies; the flock is unlocked explicitly
-  // only by the process that took it (a forked child shares the open file
-  // description, and its unlock would release the parent's lock).
-  class Hold {
-   public:
-    Hold() = default;
-    Hold(Hold&& o) noexcept { *this = std::move(o); }
-    Hold& operator=(Hold&& o) noexcept {
-      if (this != &o) {
-        release();
-        dir_fd = std::exchange(o.dir_fd, -1);
-        lock_fd = std::exchange(o.lock_fd, -1);
-        owner = o.owner;
-        flocked = std::exchange(o.flocked, false);
-      }
-      return *this;
-    }
-    ~Hold() { release(); }
-
-    // Drops the flock (if this process took it) and closes both descriptors;
-    // closing lock_fd drops the fcntl lock.
-    void release() noexcept {
-      if (lock_fd >= 0) ::close(std::exchange(lock_fd, -1));
-      if (flocked && owner == ::getpid()) ::flock(dir_fd, LOCK_UN);
-      flocked = false;
-      if (dir_fd >= 0) ::close(std::exchange(dir_fd, -1));
-    }
-
-    int dir_fd = -1;
-    int lock_fd = -1;
-    pid_t owner = 0;
-    bool flocked = false;
-  };
-
-  // The process's hold on one directory.
-  struct Entry {
-    Mode mode = Mode::exclusive;
-    unsigned holders = 0;  // FileLocks sharing it (1 when exclusive); 0 while pending
-    bool pending = true;   // its first holder is still taking the process's lock
-    Hold hold;             // the process's descriptors and locks
-  };
-
-  static std::mutex& registry_mutex() {
-    static std::mutex m;
-    return m;
-  }
-  static std::condition_variable& registry_changed() {
-    static std::condition_variable cv;
-    return cv;
-  }
-  static std::map<std::string, Entry>& registry() {
-    static std::map<std::string, Entry> r;
-    return r;
-  }
-
-  static std::string waited(std::chrono::milliseconds timeout) {
-    return timeout.count() > 0 ? " (waited " + std::to_string(timeout.count()) + " ms)" : std::string();
-  }
-
-  // Waits until this process holds nothing on the directory that conflicts
-  // with mode_. Returns true when this FileLock must take the process's lock
-  // (a pending entry is registered for it), false when it joined the shared
-  // holders of an entry that has it. Throws LockError at the deadline.
-  bool join_in_process(std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds timeout) {
-    std::unique_lock g(registry_mutex());
-    auto& reg = registry();
-    auto free = [&] {
-      auto it = reg.find(key_);
-      return it == reg.end() ||
-             (mode_ == Mode::shared && it->second.mode == Mode::shared && !it->second.pending);
-    };
-    if (!registry_changed().wait_until(g, deadline, free)) {
-      const Entry& e = reg.at(key_);
-      std::string holder = e.mode == Mode::shared
-                               ? (e.pending ? std::string("a reader being opened")
-                                            : std::to_string(e.holders) + (e.holders == 1 ? " reader" : " readers")) +
-                                     " (read_only Storage in this process)"
-                               : std::string(e.pending ? "a writer being opened" : "a writer") +
-                                     " (another Storage in this process)";
-      throw LockError("stowage: " + path_.string() + " is already held by " + holder + waited(timeout) +
-                      (mode_ == Mode::shared ? "; read_only opens share the store only with each other: close the "
-                                               "writable one first"
-                                             : "; a writable open needs the store to itself: close that one first"));
-    }
-    auto it = reg.find(key_);
-    if (it == reg.end()) {
-      reg.emplace(key_, Entry{mode_, 0, true, Hold{}});
-      return true;
-    }
-    ++it->second.holders;
-    return false;
-  }
-
-  // Drops the pending entry of a FileLock that failed to take the lock.
-  void abandon() {
-    {
-      std::lock_guard g(registry_mutex());
-      registry().erase(key_);
-    }
-    registry_changed().notify_all();
-  }
-
-  // Takes the process's lock, trying again with a short backoff until the
-  // deadline (once when the timeout is 0). Called only while this process
-  // holds nothing on the directory (its pending registry entry keeps every
-  // other FileLock of it away), so closing a descriptor of LOCK drops nothing.
-  Hold take(std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds timeout) const {
-    Hold hold;
-    hold.dir_fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (hold.dir_fd < 0) throw_io("open", dir_, errno);  // an I/O problem (permissions, not a directory)
-    hold.owner = ::getpid();
-    std::chrono::milliseconds backoff{1};
-    for (;;) {
-      if (try_take(hold)) return hold;
-      const auto now = std::chrono::steady_clock::now();
-      if (timeout.count() == 0 || now >= deadline) break;
-      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(backoff, deadline - now));
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(20));
-    }
-    hold.release();  // this process holds nothing on the directory while it looks for the holder
-    throw LockError("stowage: " + path_.string() + " is held by " + other_process_holder() + waited(timeout) +
-                    (mode_ == Mode::shared
-                         ? "; a read_only open shares the store with other read_only opens only: close the "
-                           "writing program or open with a longer lock_timeout"
-                         : "; a writable open needs the store to itself: close the other program or open with "
-                           "a longer lock_timeout"));
-  }
-
-  // One attempt: both locks without waiting, or neither (false: a conflict).
-  bool try_take(Hold& hold) const {
-    if (!flock_now(hold.dir_fd, mode_ == Mode::shared ? LOCK_SH : LOCK_EX)) return false;
-    hold.flocked = true;
-    auto drop_flock = [&] {
-      ::flock(hold.dir_fd, LOCK_UN);
-      hold.flocked = false;
-    };
-    int fd = -1;
-    if (mode_ == Mode::exclusive) {
-      fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-      if (fd < 0) {
-        const int err = errno;
-        drop_flock();
-        throw_io("create", path_, err);  // an I/O problem (permissions, read-only fs), not a held lock
-      }
-    } else {
-      fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) {
-        const int err = errno;
-        if (err == ENOENT) return true;  // no LOCK: the directory's flock alone guards the store
-        drop_flock();
-        throw_io("open", path_, err);
-      }
-    }
-    struct flock want {};
-    want.l_type = mode_ == Mode::shared ? F_RDLCK : F_WRLCK;
-    want.l_whence = SEEK_SET;
-    want.l_start = 0;
-    want.l_len = 0;
-    int rc;
-    while ((rc = ::fcntl(fd, F_SETLK, &want)) != 0 && errno == EINTR) {
-    }
-    if (rc != 0) {
-      const int err = errno;
-      ::close(fd);  // this process held nothing on LOCK: closing drops nothing
-      drop_flock();
-      if (err == EACCES || err == EAGAIN) return false;
-      throw LockError("stowage: cannot lock " + path_.string() + ": " + std::strerror(err));
-    }
-    hold.lock_fd = fd;
-    return true;
-  }
-
-  // flock(LOCK_NB): true when taken, false when another holder conflicts.
-  bool flock_now(int fd, int how) const {
-    while (::flock(fd, how | LOCK_NB) != 0) {
-      const int err = errno;
-      if (err == EWOULDBLOCK) return false;
-      if (err != EINTR) throw LockError("stowage: cannot lock " + dir_.string() + ": " + std::strerror(err));
-    }
-    return true;
-  }
-
-  // Who holds the store in another process in a mode that conflicts with
-  // mode_: the fcntl lock on LOCK as fcntl(F_GETLK) reports it, else the
-  // directory's flock (its holder's pid as /proc/locks shows it, where there
-  // is one). Called only while this process holds nothing on the directory
-  // (closing the probe descriptor of LOCK would drop the process's locks on
-  // the file).
-  std::string other_process_holder() const {
-    const std::string reader = "a reader (a read_only open) in another process";
-    const std::string writer = "a writer in another process";
-    auto with_pid = [](const std::string& who, long pid) {
-      return pid > 0 ? who + " (pid " + std::to_string(pid) + ")" : who;
-    };
-    if (int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
-      struct flock probe {};
-      probe.l_type = mode_ == Mode::shared ? F_RDLCK : F_WRLCK;  // reports a holder that conflicts with mode_
-      probe.l_whence = SEEK_SET;
-      probe.l_start = 0;
-      probe.l_len = 0;
-      const int rc = ::fcntl(fd, F_GETLK, &probe);
-      ::close(fd);
-      if (rc == 0 && probe.l_type != F_UNLCK) return with_pid(probe.l_type == F_RDLCK ? reader : writer, probe.l_pid);
-    }
-    bool write = false;
-    if (long pid = directory_flock_holder(write); pid != 0) return with_pid(write ? writer : reader, pid);
-    if (mode_ == Mode::shared) return writer;  // only an exclusive flock conflicts with a shared one
-    // Readers hold the directory shared: a probe takes it shared too when
-    // only readers hold it (released at once).
-    int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return "another process";
-    const bool readers = ::flock(dfd, LOCK_SH | LOCK_NB) == 0;
-    if (readers) ::flock(dfd, LOCK_UN);
-    ::close(dfd);
-    return readers ? reader : "another process";
-  }
-
-  // The pid of a process with a flock on the directory that conflicts with
-  // mode_, from /proc/locks (Linux); `write` tells whether it is exclusive.
-  // 0 when none is found (released meanwhile, or no /proc/locks).
-  long directory_flock_holder(bool& write) const {
-    struct stat st {};
-    if (::stat(dir_.c_str(), &st) != 0) return 0;
-    char id[64];
-    std::snprintf(id, sizeof id, "%02x:%02x:%llu", static_cast<unsigned>(major(st.st_dev)),
-                  static_cast<unsigned>(minor(st.st_dev)), static_cast<unsigned long long>(st.st_ino));
-    std::ifstream in("/proc/locks");
-    std::string line;
-    while (std::getline(in, line)) {
-      // "1: FLOCK  ADVISORY  WRITE 4242 08:01:1234 0 EOF"; lines starting
-      // "1: ->" are waiters, which hold nothing.
-      std::istringstream fields(line);
-      std::string n, kind, advisory, type, file;
-      long pid = 0;
-      if (!(fields >> n >> kind >> advisory >> type >> pid >> file)) continue;
-      if (kind != "FLOCK" || file != id) continue;
-      if (mode_ == Mode::shared && type != "WRITE") continue;
-      write = type == "WRITE";
-      return pid > 0 ? pid : -1;
-    }
-    return 0;
-  }
-
-  std::filesystem::path dir_;
-  std::filesystem::path path_;
-  std::string key_;
-  Mode mode_;
-};
-
-}  // namespace stowage::detail
-// ---- end stowage/file_lock.hpp ----
 // ---- begin stowage/migration.hpp ----
 // migration.hpp: versioned upgrades (and downgrades) of a store.
 //
@@ -8380,16 +9481,6 @@ inline std::vector<const FormatStep*> format_path(const Manifest& m, const std::
   return *path;
 }
 
-/// "20261123T180301Z": now, in UTC, for backup names.
-inline std::string utc_stamp() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
-  return buf;
-}
-
 /// Takes a backup of the store in dir as a new directory under root (the
 /// store's parent when root is empty), named `<store>.backup-<UTC time>-<tag>`:
 /// hard links for the immutable files in `link_names`, durable copies of
@@ -8408,6 +9499,7 @@ inline std::filesystem::path take_backup(FileSystem& fs, const std::filesystem::
   fs.create_dirs(backup);
   for (const auto& name : link_names) fs.link(dir / name, backup / name);
   for (const auto& name : copy_names) copy_file(fs, dir / name, backup / name);
+  write_backup_descriptor(fs, backup, BackupDescriptor{"migration", store_identity(dir).string(), 0, utc_stamp()});
   fs.sync_dir(backup);
   fs.sync_dir(parent);
   return backup;
@@ -8548,609 +9640,6 @@ class OpenFileCache {
 
 }  // namespace stowage::detail
 // ---- end stowage/open_files.hpp ----
-// ---- begin stowage/wal.hpp ----
-// wal.hpp: the write-ahead log. Every commit (a put, an erase or an atomic
-// batch) is appended as ONE record before it is acknowledged, so a batch is
-// all or nothing across a crash.
-//
-// A WAL is a series of segment files `wal-NNNNNN.log`. Record framing (see
-// docs/format.md#wal):
-//
-//   fixed32 payload length | u8 type | fixed32 log number (low 32 bits of the
-//   segment number) | fixed64 durable length | fixed64 checksum | payload
-//
-// durable length = how many bytes of this segment were known to be fsynced
-// when the record was appended. checksum = XXH3(payload, seed = XXH3(the 17
-// header bytes before it, seed = log number)).
-//
-// Batch payload: fixed64 first sequence | varint op count | per op: u8 kind
-// (1 put, 2 erase) | length-prefixed key | (put only) length-prefixed value.
-// Op i has sequence first + i.
-//
-// Preallocation: zeros are written ahead of the records (WalWriter::grow),
-// so syncing a record is an fdatasync into space that is already written
-// and needs no file-size journaling. The records' durable lengths count
-// record bytes only, never the zeros. No record has type 0, so replay
-// stops where the zeros begin; zeros from there to the
-// end of the file are a clean end (WalReplay::zero_bytes), not a cut. A
-// segment that takes no more records is sealed (synced, its zeros cut off,
-// synced again). A segment made ahead of a freeze is prepared (its first
-// zeros synced: WalWriter::prepare) and from then on never has a record end
-// at the file's end, so a prefix of it that a power cut leaves never looks
-// sealed; only such a segment is sealed in the background after the next one
-// starts (judge_wal_end tells a crash before that seal from damage). Any
-// other segment is sealed before the next one takes a record.
-//
-// Recovery reads records in order and stops at the first bad one, at offset
-// D. If only zeros follow, that is the end. Otherwise: bytes that were never
-// fsynced may come back from a power cut torn, zeroed (or as the zeros they
-// overwrote) or with pages out of order; bytes that were fsynced may not. So the
-// rest of the segment is searched for valid records: if one of them says
-// that more than D bytes were durable when it was written, synced data is
-// damaged: a CorruptionError naming the file and offset. Otherwise the bad
-// bytes lie in the unsynced tail: they are cut (with any records after them,
-// which were never synced either) and the cut is reported. How a segment
-// that later segments follow may end is judge_wal_end's to say.
-
-#include <algorithm>
-#include <atomic>
-#include <cstdint>
-#include <cstdio>
-#include <filesystem>
-#include <functional>
-#include <memory>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <vector>
-
-
-namespace stowage::detail {
-
-inline constexpr std::size_t kWalHeaderBytes = 25;
-inline constexpr std::uint8_t kWalBatch = 1;
-inline constexpr std::uint8_t kOpPut = 1;
-inline constexpr std::uint8_t kOpErase = 2;
-/// The largest payload one record may carry.
-inline constexpr std::uint64_t kWalMaxPayload = 0xFFFFFFFFull;
-
-inline std::string wal_file_name(std::uint64_t number) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "wal-%06llu.log", static_cast<unsigned long long>(number));
-  return buf;
-}
-
-/// Parses "wal-NNNNNN.log"; nullopt for any other name.
-inline std::optional<std::uint64_t> parse_wal_file_name(std::string_view name) {
-  if (name.size() < 9 || name.substr(0, 4) != "wal-" || name.substr(name.size() - 4) != ".log") return std::nullopt;
-  std::uint64_t n = 0;
-  auto digits = name.substr(4, name.size() - 8);
-  if (digits.empty() || digits.size() > 18) return std::nullopt;
-  for (char c : digits) {
-    if (c < '0' || c > '9') return std::nullopt;
-    n = n * 10 + static_cast<std::uint64_t>(c - '0');
-  }
-  return n;
-}
-
-/// A record's checksum: XXH3 of the payload, seeded with the XXH3 (seeded
-/// with the log number) of the first 17 header bytes.
-inline std::uint64_t record_checksum(std::string_view head17, std::string_view payload, std::uint32_t log_number) {
-  return checksum(payload, checksum(head17, log_number));
-}
-
-/// Builds the payload of one batch record.
-class WalBatch {
- public:
-  explicit WalBatch(std::uint64_t first_seq = 0) { reset(first_seq); }
-  void reset(std::uint64_t first_seq) {
-    payload_.clear();
-    put_fixed64(payload_, first_seq);
-    count_ = 0;
-    first_seq_ = first_seq;
-  }
-  /// Reserves room for `bytes` more bytes of ops (a caller that knows its
-  /// keys and values saves the reallocations of a growing payload).
-  void reserve(std::size_t bytes) { payload_.reserve(payload_.size() + bytes); }
-  void put(std::string_view key, std::string_view value) {
-    payload_.push_back(static_cast<char>(kOpPut));
-    put_bytes(payload_, key);
-    put_bytes(payload_, value);
-    ++count_;
-  }
-  void erase(std::string_view key) {
-    payload_.push_back(static_cast<char>(kOpErase));
-    put_bytes(payload_, key);
-    ++count_;
-  }
-  std::uint64_t count() const { return count_; }
-  std::uint64_t first_seq() const { return first_seq_; }
-  /// The record payload: sequence, count, ops.
-  std::string finish() const {
-    std::string out;
-    out.reserve(payload_.size() + 10);
-    out.append(payload_, 0, 8);
-    put_varint(out, count_);
-    out.append(payload_, 8, std::string::npos);
-    return out;
-  }
-
- private:
-  std::string payload_;
-  std::uint64_t count_ = 0;
-  std::uint64_t first_seq_ = 0;
-};
-
-/// One decoded op of a batch record (views into the payload).
-struct WalOp {
-  std::uint8_t kind;
-  std::uint64_t seq;
-  std::string_view key;
-  std::string_view value;
-};
-
-/// Decodes a batch payload, calling fn(const WalOp&) per op.
-template <class Fn>
-void decode_wal_batch(std::string_view payload, const std::filesystem::path& file, std::uint64_t offset, Fn&& fn) {
-  Reader r(payload, &file, offset);
-  std::uint64_t seq = r.u64("sequence");
-  std::uint64_t count = r.varint("op count");
-  if (count > payload.size()) r.fail("op count exceeds the record");
-  if (seq == 0 || seq > ~std::uint64_t{0} - count) r.fail("sequence numbers out of range");
-  for (std::uint64_t i = 0; i < count; ++i) {
-    WalOp op{};
-    op.kind = r.u8("op kind");
-    op.seq = seq + i;
-    op.key = r.length_prefixed("key");
-    if (op.kind == kOpPut)
-      op.value = r.length_prefixed("value");
-    else if (op.kind != kOpErase)
-      r.fail("unknown op kind " + std::to_string(op.kind));
-    fn(op);
-  }
-  if (!r.empty()) r.fail("trailing bytes after the last op");
-}
-
-/// What replaying one segment found: valid_bytes + cut_bytes + zero_bytes
-/// is the file's length.
-struct WalReplay {
-  std::uint64_t records = 0;     ///< valid records replayed
-  std::uint64_t valid_bytes = 0; ///< length of the valid prefix: where appends continue
-  std::uint64_t cut_bytes = 0;   ///< torn tail after it, up to its last non-zero byte
-  std::uint64_t zero_bytes = 0;  ///< zeros ending the file (preallocated space; a clean end if cut_bytes == 0)
-  std::uint64_t first_seq = 0;   ///< sequence of the first valid record (0: none)
-  std::uint64_t durable_claim = 0;  ///< the largest durable length a valid record states (0: never synced)
-  /// The segment ends exactly at its last record, as a sealed one does.
-  bool sealed() const { return cut_bytes == 0 && zero_bytes == 0; }
-};
-
-/// Preallocation: a segment's file is kept ahead of its records with
-/// written zeros, first kWalPreallocMin, then steps as large as the file
-/// (doubling) up to kWalPreallocMax, so syncing a record is an fdatasync of
-/// data alone: no new file length to journal, except once per step.
-inline constexpr std::uint64_t kWalPreallocMin = std::uint64_t{64} << 10;
-inline constexpr std::uint64_t kWalPreallocMax = std::uint64_t{1} << 20;
-
-/// Appends records to one segment. append() is serialised by the caller;
-/// sync() may run concurrently with append() (group commit).
-///
-/// Records go at the logical end (size()). Where the FileSystem writes in
-/// place (WritableFile::write_at), the file is kept ahead of them with
-/// written zeros (allocated()), which replay reads as a clean end, once the
-/// segment has been synced (a segment never synced, as with
-/// Durability::none, would only pay for writing the zeros); otherwise
-/// records are plainly appended. Where the file can also be mapped
-/// (WritableFile::map), records of up to 64 KiB are copied into the map,
-/// with no system call, and the zeros are written ahead of them from the
-/// first record on: a store may only land on bytes the file holds.
-class WalWriter {
- public:
-  /// Creates segment `number` in dir and makes its name durable.
-  /// prealloc_max: the largest preallocation step (0: plain appends); map:
-  /// write records through a map of the file where it can be mapped.
-  WalWriter(FileSystem& fs, const std::filesystem::path& dir, std::uint64_t number,
-            std::uint64_t prealloc_max = kWalPreallocMax, bool map = true)
-      : fs_(&fs), number_(number), path_(dir / wal_file_name(number)), prealloc_max_(prealloc_max), map_ok_(map) {
-    file_ = fs.create(path_);
-    fs.sync_dir(dir);
-    in_place_ = prealloc_max_ > 0;
-  }
-  /// Continues segment `number` in dir, which replay_wal() just read as
-  /// `replayed`: records go on at replayed.valid_bytes, not at the file's
-  /// end, over its zero tail; a torn tail is truncated away first, so none of
-  /// its bytes can follow a new record. Syncs the file: the replayed records
-  /// count as durable.
-  WalWriter(FileSystem& fs, const std::filesystem::path& dir, std::uint64_t number, const WalReplay& replayed,
-            std::uint64_t prealloc_max = kWalPreallocMax, bool map = true)
-      : fs_(&fs), number_(number), path_(dir / wal_file_name(number)), prealloc_max_(prealloc_max), map_ok_(map) {
-    const std::uint64_t end = replayed.valid_bytes;
-    if (replayed.cut_bytes > 0) fs.truncate(path_, end);
-    file_ = fs.open_write(path_);
-    in_place_ = prealloc_max_ > 0 && file_->write_at(end, {});
-    if (file_->size() > end && !in_place_) {  // cannot write in place: the zero tail goes too
-      file_.reset();
-      fs.truncate(path_, end);
-      file_ = fs.open_write(path_);
-    }
-    allocated_ = std::max(file_->size(), end);
-    logical_ = end;
-    file_->sync();
-    flushed_.store(end);
-    durable_.store(end);
-    synced_.store(true);
-  }
-  /// Preallocates the segment ahead of its records (written zeros, at least
-  /// kWalPreallocMin past them) and syncs the file, so its length is durable
-  /// before the next record: from then on the file always ends in bytes that
-  /// are not a whole record until seal() cuts them, and a segment that a
-  /// power cut caught before its seal never looks sealed (judge_wal_end).
-  /// The engine prepares each segment it makes ahead of a freeze, on the
-  /// flush thread, before any record; the segment an open starts is not
-  /// prepared. Does nothing where the file cannot be written in place
-  /// (prepared() stays false). Not concurrent with append().
-  void prepare() {
-    if (!in_place_ || broken_.load()) return;
-    grow(logical_);
-    if (!in_place_) return;
-    file_->sync();
-    synced_.store(true, std::memory_order_relaxed);
-    prepared_ = true;
-  }
-  /// Whether prepare() ran and every record since went in place, ahead of
-  /// durable zeros: then the segment can be left for a background seal.
-  /// Otherwise (plain appends) it must be sealed before a later segment
-  /// takes a record.
-  bool prepared() const { return prepared_ && in_place_ && !broken_.load(); }
-
-  /// Writes one record at the logical end and hands it to the OS (a process
-  /// crash keeps it), first extending the preallocated zeros if it would not
-  /// fit in them.
-  void append(std::string_view payload, std::uint8_t type = kWalBatch) {
-    if (payload.size() > kWalMaxPayload)
-      throw ValidationError("stowage: a commit of " + std::to_string(payload.size()) +
-                            " bytes exceeds the WAL record limit of 4 GiB; split the batch");
-    char header[kWalHeaderBytes];
-    encode_fixed32(header, static_cast<std::uint32_t>(payload.size()));
-    header[4] = static_cast<char>(type);
-    encode_fixed32(header + 5, static_cast<std::uint32_t>(number_));
-    encode_fixed64(header + 9, durable_.load());
-    encode_fixed64(header + 17,
-                   record_checksum(std::string_view(header, 17), payload, static_cast<std::uint32_t>(number_)));
-    const std::uint64_t end = logical_ + kWalHeaderBytes + payload.size();
-    // A write that failed leaves the handle unfit for sync() (another thread
-    // may be about to sync it: group commit, the background WAL sync).
-    struct Broken {
-      std::atomic<bool>& flag;
-      bool done = false;
-      ~Broken() {
-        if (!done) flag.store(true);
-      }
-    } broken{broken_};
-    // Mapped: preallocated at once (a store may only land on bytes the file
-    // holds); else only once synced, where it spares the fsync a size change.
-    const bool mapping = in_place_ && payload.size() <= kCombine && mapped(end);
-    // A prepared segment keeps zeros after its last record at all times (a
-    // record never ends exactly at the file's end), so a prefix of it that a
-    // power cut leaves never looks like a sealed segment.
-    if (in_place_ && (end > allocated_ || (prepared_ && end == allocated_)) &&
-        (mapping || prepared_ || synced_.load(std::memory_order_relaxed)))
-      grow(end);
-    bool written = false;
-    if (mapping && in_place_ && end <= allocated_) {
-      // Two copies into the page cache, no system call; the OS has the
-      // record as soon as they are done, as after write_at().
-      char* at = map_->data() + logical_;
-      std::memcpy(at, header, kWalHeaderBytes);
-      if (!payload.empty()) std::memcpy(at + kWalHeaderBytes, payload.data(), payload.size());
-      written = true;
-      // The pages behind the records are not read again: every MiB they are
-      // given back, so the segment does not count in resident memory.
-      const std::uint64_t done = end / 4096 * 4096;
-      if (done >= released_ + kReleaseStep) {
-        map_->release(released_, done - released_);
-        released_ = done;
-      }
-    } else if (in_place_) {
-      if (payload.size() <= kCombine) {  // one write
-        record_.assign(header, kWalHeaderBytes);
-        record_.append(payload);
-        written = file_->write_at(logical_, record_);
-      } else {
-        written = file_->write_at(logical_, std::string_view(header, kWalHeaderBytes)) &&
-                  file_->write_at(logical_ + kWalHeaderBytes, payload);
-      }
-      in_place_ = written;  // false only before anything was written in place
-    }
-    if (!written) {
-      file_->append(std::string_view(header, kWalHeaderBytes));
-      file_->append(payload);
-      file_->flush();
-    }
-    broken.done = true;
-    logical_ = end;
-    allocated_ = std::max(allocated_, end);
-    flushed_.store(end);
-  }
-  /// Where the pages append() gave back end (it does so each MiB): bytes
-  /// before it are in no page this process maps. Call under the append
-  /// serialisation.
-  std::uint64_t released() const { return released_; }
-  /// Whether records are being written through a map (call under the
-  /// append serialisation).
-  bool mapping() const { return map_ != nullptr; }
-  /// Writes the records before `end` (from released()) to the device, not
-  /// yet durable (WritableFile::write_back), each byte once: a later sync()
-  /// or seal() then has little left to write. Pages no longer mapped are
-  /// written without a write-protect of each in the writer's page tables,
-  /// where a sync of pages still mapped costs a TLB flush on every core the
-  /// process runs on (an interrupt each, on a virtual machine) and a fault
-  /// at the writer's next store to the page. Safe while another thread
-  /// appends.
-  void write_back(std::uint64_t end) {
-    if (broken_.load() || end <= written_back_.load()) return;
-    const std::uint64_t from = written_back_.exchange(end);
-    if (end > from) file_->write_back(from, end - from);
-  }
-  /// Makes every record appended before the call durable. Safe to call while
-  /// another thread appends (records appended meanwhile may or may not be
-  /// covered).
-  void sync() {
-    refuse_if_broken();
-    std::uint64_t target = flushed_.load();
-    file_->sync_flushed();
-    synced_.store(true, std::memory_order_relaxed);
-    std::uint64_t cur = durable_.load();
-    while (cur < target && !durable_.compare_exchange_weak(cur, target)) {
-    }
-  }
-  /// For a segment that takes no more records (a later one starts, or the
-  /// store closes): syncs it, then cuts the preallocated zeros off and syncs
-  /// the new length, so the file holds exactly its records. Every segment but
-  /// the last must (replay takes a zero tail there for damage). Does nothing
-  /// to a segment that is synced and holds no zeros (e.g. one never written).
-  void seal() {
-    refuse_if_broken();  // its final sync below would sync a handle a write failed on
-    // Unmapped first: nothing may store past the end about to be cut, and
-    // the sync then finds no page mapped (see write_back()).
-    map_.reset();
-    if (durable_.load() < flushed_.load()) sync();
-    if (allocated_ > logical_) {
-      fs_->truncate(path_, logical_);
-      allocated_ = logical_;
-      file_->sync();
-    }
-  }
-  void close() {
-    map_.reset();
-    file_->close();
-  }
-  std::uint64_t number() const { return number_; }
-  /// Bytes of records: the logical end (call under the caller's append
-  /// serialisation).
-  std::uint64_t size() const { return logical_; }
-  /// The file's length: size() plus the preallocated zeros after it.
-  std::uint64_t allocated() const { return allocated_; }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  static constexpr std::size_t kCombine = std::size_t{64} << 10;
-  // A write failed on this handle: it is never synced again (an fsync error
-  // or a failed write is final; see docs/format.md#wal).
-  void refuse_if_broken() const {
-    if (broken_.load())
-      throw IoError("stowage: a write to " + path_.string() +
-                    " failed; the WAL segment is not synced again (reopen the store to recover from the WAL)");
-  }
-  // Writes zeros from the file's end (or the new record's end, if further)
-  // to the next step past `end`. The first write_at() may say the file
-  // cannot be written in place: then records are appended instead.
-  void grow(std::uint64_t end) {
-    static const std::string zeros(static_cast<std::size_t>(kWalPreallocMax), '\0');
-    const std::uint64_t step = std::max<std::uint64_t>(4096, std::min(std::max(allocated_, kWalPreallocMin), prealloc_max_));
-    const std::uint64_t target = (std::max(end + 1, allocated_ + step) + 4095) / 4096 * 4096;  // past end
-    for (std::uint64_t at = std::max(allocated_, end); at < target;) {
-      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(target - at, zeros.size()));
-      if (!file_->write_at(at, std::string_view(zeros.data(), n))) {
-        in_place_ = false;
-        return;
-      }
-      at += n;
-    }
-    allocated_ = target;
-  }
-
-  // True if the map covers [0, end) (end within the allocated bytes),
-  // mapping a larger window when it does not; false if the file cannot be
-  // mapped (records are then written with write_at()).
-  bool mapped(std::uint64_t end) {
-    if (map_ && map_->size() >= end) return true;
-    if (!map_ok_) return false;
-    map_.reset();
-    const std::uint64_t window = (end + kMapWindow - 1) / kMapWindow * kMapWindow;  // end > 0: a record
-    map_ = file_->map(window);
-    if (!map_) map_ok_ = false;
-    return map_ != nullptr;
-  }
-
-  static constexpr std::uint64_t kMapWindow = std::uint64_t{64} << 20;
-  static constexpr std::uint64_t kReleaseStep = std::uint64_t{1} << 20;
-  FileSystem* fs_;
-  std::uint64_t number_;
-  std::filesystem::path path_;
-  std::uint64_t prealloc_max_;
-  std::unique_ptr<WritableFile> file_;
-  std::unique_ptr<WritableMap> map_;  ///< the file mapped, when it can be (see mapped())
-  bool map_ok_;                       ///< mapping wanted, and file_->map() has not refused
-  std::uint64_t released_ = 0;        ///< bytes of the map before this given back (WritableMap::release)
-  std::atomic<std::uint64_t> written_back_{0};  ///< write_back() asked for the bytes before this
-  bool in_place_ = false;        ///< records go in place, ahead of them written zeros
-  bool prepared_ = false;        ///< prepare() made the preallocated length durable
-  std::uint64_t logical_ = 0;    ///< end of the last record (append serialisation)
-  std::uint64_t allocated_ = 0;  ///< the file's length: records and zeros (append serialisation)
-  std::string record_;           ///< header + payload of the record being written
-  std::atomic<std::uint64_t> flushed_{0};  ///< bytes of records handed to the OS
-  std::atomic<std::uint64_t> durable_{0};  ///< bytes of records known fsynced
-  std::atomic<bool> broken_{false};        ///< a write failed: sync() refuses (see append)
-  std::atomic<bool> synced_{false};        ///< sync() ran: preallocating pays from now on
-};
-
-namespace wal_detail {
-
-/// Reads a file front to back through a window of at least kChunk bytes,
-/// so a replay makes one read per MiB, not two per record.
-class WindowReader {
- public:
-  static constexpr std::size_t kChunk = std::size_t{1} << 20;
-  WindowReader(const RandomAccessFile& f, std::uint64_t size) : f_(f), size_(size) {}
-  /// The bytes [pos, pos + n), valid until the next call; nullptr if the
-  /// file holds fewer. n is at most the file's size (the caller bounds it),
-  /// so no hostile length allocates more than the file.
-  const char* get(std::uint64_t pos, std::uint64_t n) {
-    if (pos > size_ || n > size_ - pos) return nullptr;
-    if (pos >= start_ && n <= buf_.size() && pos - start_ <= buf_.size() - n) return buf_.data() + (pos - start_);
-    const auto want = static_cast<std::size_t>(std::max<std::uint64_t>(n, std::min<std::uint64_t>(kChunk, size_ - pos)));
-    buf_.resize(want);
-    buf_.resize(f_.read(pos, want, buf_.data()));
-    start_ = pos;
-    return buf_.size() >= n ? buf_.data() : nullptr;
-  }
-
- private:
-  const RandomAccessFile& f_;
-  std::uint64_t size_;
-  std::uint64_t start_ = 0;
-  std::string buf_;
-};
-
-/// Checks for a valid record at pos; returns its total length (0 if none),
-/// points payload at it in r's window and sets durable to the durable
-/// length it records.
-inline std::uint64_t valid_record_in(WindowReader& r, std::uint64_t pos, std::uint32_t log_number,
-                                     std::string_view& payload, std::uint64_t& durable) {
-  const char* header = r.get(pos, kWalHeaderBytes);
-  if (header == nullptr) return 0;
-  const std::uint32_t len = decode_fixed32(header);
-  auto type = static_cast<std::uint8_t>(header[4]);
-  if (type != kWalBatch || decode_fixed32(header + 5) != log_number) return 0;
-  const char* record = r.get(pos, kWalHeaderBytes + std::uint64_t{len});  // the whole record in one window
-  if (record == nullptr) return 0;
-  payload = std::string_view(record + kWalHeaderBytes, len);
-  if (record_checksum(std::string_view(record, 17), payload, log_number) != decode_fixed64(record + 17)) return 0;
-  durable = decode_fixed64(record + 9);
-  return kWalHeaderBytes + len;
-}
-
-}  // namespace wal_detail
-
-/// Replays segment `number` from the open file f, calling fn(payload, offset)
-/// for each valid record in order. See the file comment for how a bad record
-/// is judged.
-template <class Fn>
-WalReplay replay_wal(const RandomAccessFile& file, std::uint64_t number, Fn&& fn) {
-  const RandomAccessFile* f = &file;
-  const auto log_number = static_cast<std::uint32_t>(number);
-  WalReplay result;
-  std::uint64_t pos = 0;
-  const std::uint64_t size = f->size();
-  std::uint64_t durable = 0;
-  wal_detail::WindowReader reader(*f, size);
-  std::string_view record;
-  while (pos < size) {
-    std::uint64_t n = wal_detail::valid_record_in(reader, pos, log_number, record, durable);
-    if (n == 0) break;
-    if (result.records == 0 && record.size() >= 8) result.first_seq = decode_fixed64(record.data());
-    result.durable_claim = std::max(result.durable_claim, durable);
-    fn(record, pos);
-    ++result.records;
-    pos += n;
-  }
-  result.valid_bytes = pos;
-  if (pos == size) return result;
-  // Where the non-zero bytes after the valid prefix end: zeros from pos to
-  // the end of the file are preallocated space, a clean end.
-  constexpr std::size_t kWindow = 1 << 20;
-  std::string window;
-  std::uint64_t nonzero_end = pos;
-  for (std::uint64_t start = pos; start < size; start += kWindow) {
-    window.resize(static_cast<std::size_t>(std::min<std::uint64_t>(kWindow, size - start)));
-    window.resize(f->read(start, window.size(), window.data()));
-    for (std::size_t i = window.size(); i-- > 0;)
-      if (window[i] != 0) {
-        nonzero_end = start + i + 1;
-        break;
-      }
-  }
-  result.zero_bytes = size - nonzero_end;
-  if (nonzero_end == pos) return result;
-  // Torn tail or damaged synced data? Look for any valid record after the
-  // damage that says the damaged bytes were already durable. Only positions
-  // whose type and log number match are checked in full, so a garbage tail
-  // costs one pass.
-  for (std::uint64_t start = pos + 1; start + kWalHeaderBytes <= size; start += kWindow) {
-    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(kWindow + kWalHeaderBytes, size - start));
-    window.resize(want);
-    window.resize(f->read(start, want, window.data()));
-    for (std::size_t i = 0; i + kWalHeaderBytes <= window.size() && i < kWindow; ++i) {
-      if (static_cast<std::uint8_t>(window[i + 4]) != kWalBatch || decode_fixed32(window.data() + i + 5) != log_number)
-        continue;
-      if (wal_detail::valid_record_in(reader, start + i, log_number, record, durable) != 0 && durable > pos)
-        throw CorruptionError(f->path(), pos,
-                              "damaged WAL record inside bytes that were already synced (the valid record at offset " +
-                                  std::to_string(start + i) + " says " + std::to_string(durable) +
-                                  " bytes were durable): not a torn tail");
-    }
-  }
-  result.cut_bytes = nonzero_end - pos;
-  return result;
-}
-
-/// Replays segment `number` at `path` (see the overload above).
-template <class Fn>
-WalReplay replay_wal(FileSystem& fs, const std::filesystem::path& path, std::uint64_t number, Fn&& fn) {
-  const auto f = fs.open_read(path);
-  return replay_wal(*f, number, std::forward<Fn>(fn));
-}
-
-/// How a segment that later segments follow ends (judge_wal_end).
-enum class WalEnd {
-  sealed,    ///< at its last record: replay goes on into the next segment
-  unsealed,  ///< in zeros, its records whole (a crash came before its seal): go on
-  cut,       ///< early, in bytes never synced: the log ends here, after this
-             ///< segment's valid records; later segments hold only records
-             ///< that were never synced and follow lost ones (drop them)
-};
-
-/// Judges the end of a segment that later segments follow, from its replay r,
-/// the sequence its records end before (next_seq) and the replays of the
-/// later segments, in order (their records not applied). A frozen segment is
-/// sealed (synced, its zeros cut off) in the background, before any later
-/// segment is synced; a crash between a freeze and that seal leaves it ending
-/// in zeros (after a kill -9, with every record there) or, after a power cut,
-/// torn or short. Its records are whole when the next segment that holds
-/// records starts at next_seq. Otherwise its end is lost: a cut when no later
-/// record says bytes of its segment were synced, else a CorruptionError
-/// (synced data is damaged).
-inline WalEnd judge_wal_end(const std::filesystem::path& path, const WalReplay& r, std::uint64_t next_seq,
-                            const std::vector<WalReplay>& later) {
-  if (r.sealed()) return WalEnd::sealed;
-  bool synced_after = false;
-  const WalReplay* next = nullptr;
-  for (const auto& l : later) {
-    synced_after = synced_after || l.durable_claim > 0;
-    if (!next && l.records > 0) next = &l;
-  }
-  if (r.cut_bytes == 0 && next && next->first_seq == next_seq) return WalEnd::unsealed;
-  if (synced_after)
-    throw CorruptionError(path, r.valid_bytes,
-                          std::string(r.cut_bytes > 0 ? "damaged record" : "records missing") +
-                              " at the end of a WAL segment that a later, synced segment follows (a segment is "
-                              "sealed before the next one is synced): not a torn tail");
-  // No later segment holds a record: this one ends the log, as the last does.
-  return next || r.cut_bytes > 0 ? WalEnd::cut : WalEnd::unsealed;
-}
-
-}  // namespace stowage::detail
-// ---- end stowage/wal.hpp ----
 // ---- begin stowage/write_buffer.hpp ----
 // write_buffer.hpp: the records committed since the last checkpoint, sorted
 // by encoded key. Each entry is a put or an erase tombstone with the sequence
@@ -10488,6 +10977,17 @@ class Engine {
     check_writable();
     flush_buffer();
   }
+
+  /// Writes a backup of the store into the new directory `target` while
+  /// writers go on: every commit up to one moment (the report's sequence)
+  /// and none after, a store that opens on its own (see backup.hpp). Chunk
+  /// files are hard-linked (copied across file systems, or linked from an
+  /// earlier backup of this store beside target that holds them), the WAL
+  /// the MANIFEST still needs is copied up to that moment. Holds the store's
+  /// locks only to pick the files: writers wait for no copy. Throws
+  /// ValidationError when target exists and is not empty or lies inside the
+  /// store; a failed backup leaves nothing under target's name.
+  BackupReport backup_to(const std::filesystem::path& target);
 
   /// Merges every level into the last one (dropping overwritten records and
   /// tombstones) and returns once that is done; waits for running background
@@ -13067,6 +13567,62 @@ auto Engine<Compression, Eviction, Lock>::background_wal_work() noexcept -> void
 }
 
 template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::backup_to(const std::filesystem::path& target) -> BackupReport {
+  FailureReport report{this};
+  check_open();
+  const auto started = std::chrono::steady_clock::now();
+  detail::BackupStage stage(*fs_, dir_, target, /*share=*/true);
+  struct Segment {
+    std::uint64_t number;
+    std::unique_ptr<RandomAccessFile> file;
+    std::uint64_t bytes;
+  };
+  std::vector<Segment> segments;
+  detail::Manifest m;
+  std::shared_ptr<const detail::Version> pinned;  // keeps its chunk files while they are linked
+  std::uint64_t seq;
+  {
+    // One moment: no install (a flush moves the WAL start, a compaction
+    // swaps files) and no commit in between. The segments are opened here:
+    // a flush may delete them once the locks are released.
+    std::lock_guard inst(install_mu_);
+    std::lock_guard w(write_mu_);
+    check_open();
+    m = manifest_;
+    {
+      std::shared_lock guard(lock_);
+      pinned = version_;
+    }
+    seq = last_seq_;
+    std::lock_guard s(seal_mu_);
+    for (auto n : wal_segments_) {
+      if (n < m.wal_start) continue;  // released by a flush that is removing it
+      auto f = fs_->open_read(dir_ / detail::wal_file_name(n));
+      std::uint64_t bytes = f->size();
+      // The segments that take or took records unsealed end in zeros: up to
+      // their last record (the active one's, as of this moment).
+      if (wal_ && n == wal_->number()) bytes = std::min(bytes, wal_->size());
+      if (unsealed_wal_ && n == unsealed_wal_->number()) bytes = std::min(bytes, unsealed_wal_->size());
+      segments.push_back(Segment{n, std::move(f), bytes});
+    }
+  }
+  for (const auto& ks : m.keyspaces)
+    for (const auto& c : ks.chunks) stage.add_immutable(chunk_path(c.file), detail::chunk_file_name(c.file), c.bytes);
+  for (const auto& seg : segments) stage.add_copy(*seg.file, detail::wal_file_name(seg.number), seg.bytes);
+  segments.clear();
+  pinned.reset();
+  const detail::BackupDescriptor d{"online", detail::store_identity(dir_).string(), seq, detail::utc_stamp()};
+  BackupReport r = stage.finish(&m, {}, &d);
+  r.sequence = seq;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  log(LogLevel::info, "backup of " + dir_.string() + " at sequence " + std::to_string(seq) + " written to " +
+                          r.path.string() + ": " + std::to_string(r.files) + " files, " + std::to_string(r.files_linked) +
+                          " linked, " + std::to_string(r.bytes_written) + " bytes written in " +
+                          std::to_string(r.seconds) + " s");
+  return r;
+}
+
+template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::run_flush() -> std::vector<std::uint64_t> {
   // The segment the freeze left: until it is sealed no later segment may
   // be synced (a sync waits for it). A thread of its own seals it while
@@ -13595,7 +14151,10 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
     adopt_default_types(types_);
   }
 
-  if (opt_.read_only) return;
+  if (opt_.read_only) {
+    wal_segments_ = live;  // what backup_to() copies
+    return;
+  }
   // Leftovers of an interrupted checkpoint: files no keyspace of the
   // manifest names (every keyspace's, not only the one this Storage reads).
   std::vector<std::uint64_t> named;
@@ -14299,6 +14858,10 @@ void EngineHandle<C, E, L>::flush() {
 template <class C, class E, class L>
 void EngineHandle<C, E, L>::checkpoint() {
   engine_->checkpoint();
+}
+template <class C, class E, class L>
+BackupReport EngineHandle<C, E, L>::backup_to(const std::filesystem::path& target) {
+  return engine_->backup_to(target);
 }
 template <class C, class E, class L>
 void EngineHandle<C, E, L>::compact() {
@@ -15584,6 +16147,18 @@ class Database {
   /// conversion of a Storage's store, or a collection's migration
   /// (collection(name, migrations)). Read it from the thread that ran it.
   const std::optional<MigrationReport>& last_migration() const { return engine().last_migration(); }
+
+  /// Writes a backup of the whole store into the new directory dir while
+  /// writers go on (Engine::backup_to): every commit up to the report's
+  /// sequence and none after, as a store that opens on its own. Chunk files
+  /// are hard-linked, so a backup beside the store takes almost no space;
+  /// a second backup beside the first shares its files even on another file
+  /// system. ValidationError when dir exists and is not empty, or lies
+  /// inside the store. See backups(), remove_backup(), restore_from().
+  BackupReport backup_to(const std::filesystem::path& dir) { return engine().backup_to(dir); }
+  /// stowage::backups(path()): this store's backups in its parent
+  /// directory (online and migration backups), oldest first.
+  std::vector<BackupInfo> backups() const { return stowage::backups(this->path(), std::nullopt, this->options().file_system); }
   /// The store's directory.
   const std::filesystem::path& path() const { return engine().path(); }
   /// The options it was opened with.
@@ -15689,6 +16264,18 @@ class Storage : private detail::EngineOwner<detail::engine_for<Compression, Evic
 
   /// What the migration run by this object's open did, if one ran.
   const std::optional<MigrationReport>& last_migration() const { return engine().last_migration(); }
+
+  /// Writes a backup of the whole store into the new directory dir while
+  /// writers go on (Engine::backup_to): every commit up to the report's
+  /// sequence and none after, as a store that opens on its own. Chunk files
+  /// are hard-linked, so a backup beside the store takes almost no space;
+  /// a second backup beside the first shares its files even on another file
+  /// system. ValidationError when dir exists and is not empty, or lies
+  /// inside the store. See backups(), remove_backup(), restore_from().
+  BackupReport backup_to(const std::filesystem::path& dir) { return engine().backup_to(dir); }
+  /// stowage::backups(path()): this store's backups in its parent
+  /// directory (online and migration backups), oldest first.
+  std::vector<BackupInfo> backups() const { return stowage::backups(this->path(), std::nullopt, this->options().file_system); }
 
   /// Migrates the store in dir to value schema version `version` with the
   /// steps in `migrations`, then closes it: the way back to an older version
@@ -15872,7 +16459,7 @@ struct StoreInfo {
   std::uint64_t uncounted = 0;              ///< KeyspaceInfo::uncounted summed over every keyspace
   std::uint64_t records = 0;                ///< records in chunks (puts and tombstones, overwritten ones included)
   std::vector<std::string> unnamed_files;   ///< chunk and WAL files nothing needs (left by a close or a crash)
-  std::vector<std::string> other_files;     ///< names stowage does not write (besides LOCK, MANIFEST.tmp)
+  std::vector<std::string> other_files;     ///< names stowage does not write (besides LOCK, MANIFEST.tmp, BACKUP)
 
   /// The keyspace called name, or nullptr.
   const KeyspaceInfo* keyspace(std::string_view name) const {
@@ -15948,7 +16535,7 @@ inline StoreListing list_store(FileSystem& fs, const std::filesystem::path& dir)
       l.wal.push_back(*w);
     else if (auto c = parse_chunk_file_name(n))
       l.chunks.push_back(*c);
-    else if (n != "MANIFEST" && n != "LOCK" && n != "MANIFEST.tmp")
+    else if (n != "MANIFEST" && n != "LOCK" && n != "MANIFEST.tmp" && n != "BACKUP")
       l.other.push_back(n);
   }
   std::sort(l.chunks.begin(), l.chunks.end());

@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "backup.hpp"
 #include "collection.hpp"
 
 namespace stowage {
@@ -184,6 +185,18 @@ class Database {
   /// conversion of a Storage's store, or a collection's migration
   /// (collection(name, migrations)). Read it from the thread that ran it.
   const std::optional<MigrationReport>& last_migration() const { return engine().last_migration(); }
+
+  /// Writes a backup of the whole store into the new directory dir while
+  /// writers go on (Engine::backup_to): every commit up to the report's
+  /// sequence and none after, as a store that opens on its own. Chunk files
+  /// are hard-linked, so a backup beside the store takes almost no space;
+  /// a second backup beside the first shares its files even on another file
+  /// system. ValidationError when dir exists and is not empty, or lies
+  /// inside the store. See backups(), remove_backup(), restore_from().
+  BackupReport backup_to(const std::filesystem::path& dir) { return engine().backup_to(dir); }
+  /// stowage::backups(path()): this store's backups in its parent
+  /// directory (online and migration backups), oldest first.
+  std::vector<BackupInfo> backups() const { return stowage::backups(this->path(), std::nullopt, this->options().file_system); }
   /// The store's directory.
   const std::filesystem::path& path() const { return engine().path(); }
   /// The options it was opened with.

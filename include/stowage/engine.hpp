@@ -86,6 +86,7 @@
 #include <pthread.h>
 #endif
 
+#include "backup.hpp"
 #include "cache.hpp"
 #include "chunk.hpp"
 #include "compaction.hpp"
@@ -706,6 +707,17 @@ class Engine {
     check_writable();
     flush_buffer();
   }
+
+  /// Writes a backup of the store into the new directory `target` while
+  /// writers go on: every commit up to one moment (the report's sequence)
+  /// and none after, a store that opens on its own (see backup.hpp). Chunk
+  /// files are hard-linked (copied across file systems, or linked from an
+  /// earlier backup of this store beside target that holds them), the WAL
+  /// the MANIFEST still needs is copied up to that moment. Holds the store's
+  /// locks only to pick the files: writers wait for no copy. Throws
+  /// ValidationError when target exists and is not empty or lies inside the
+  /// store; a failed backup leaves nothing under target's name.
+  BackupReport backup_to(const std::filesystem::path& target);
 
   /// Merges every level into the last one (dropping overwritten records and
   /// tombstones) and returns once that is done; waits for running background
@@ -3285,6 +3297,62 @@ auto Engine<Compression, Eviction, Lock>::background_wal_work() noexcept -> void
 }
 
 template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::backup_to(const std::filesystem::path& target) -> BackupReport {
+  FailureReport report{this};
+  check_open();
+  const auto started = std::chrono::steady_clock::now();
+  detail::BackupStage stage(*fs_, dir_, target, /*share=*/true);
+  struct Segment {
+    std::uint64_t number;
+    std::unique_ptr<RandomAccessFile> file;
+    std::uint64_t bytes;
+  };
+  std::vector<Segment> segments;
+  detail::Manifest m;
+  std::shared_ptr<const detail::Version> pinned;  // keeps its chunk files while they are linked
+  std::uint64_t seq;
+  {
+    // One moment: no install (a flush moves the WAL start, a compaction
+    // swaps files) and no commit in between. The segments are opened here:
+    // a flush may delete them once the locks are released.
+    std::lock_guard inst(install_mu_);
+    std::lock_guard w(write_mu_);
+    check_open();
+    m = manifest_;
+    {
+      std::shared_lock guard(lock_);
+      pinned = version_;
+    }
+    seq = last_seq_;
+    std::lock_guard s(seal_mu_);
+    for (auto n : wal_segments_) {
+      if (n < m.wal_start) continue;  // released by a flush that is removing it
+      auto f = fs_->open_read(dir_ / detail::wal_file_name(n));
+      std::uint64_t bytes = f->size();
+      // The segments that take or took records unsealed end in zeros: up to
+      // their last record (the active one's, as of this moment).
+      if (wal_ && n == wal_->number()) bytes = std::min(bytes, wal_->size());
+      if (unsealed_wal_ && n == unsealed_wal_->number()) bytes = std::min(bytes, unsealed_wal_->size());
+      segments.push_back(Segment{n, std::move(f), bytes});
+    }
+  }
+  for (const auto& ks : m.keyspaces)
+    for (const auto& c : ks.chunks) stage.add_immutable(chunk_path(c.file), detail::chunk_file_name(c.file), c.bytes);
+  for (const auto& seg : segments) stage.add_copy(*seg.file, detail::wal_file_name(seg.number), seg.bytes);
+  segments.clear();
+  pinned.reset();
+  const detail::BackupDescriptor d{"online", detail::store_identity(dir_).string(), seq, detail::utc_stamp()};
+  BackupReport r = stage.finish(&m, {}, &d);
+  r.sequence = seq;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  log(LogLevel::info, "backup of " + dir_.string() + " at sequence " + std::to_string(seq) + " written to " +
+                          r.path.string() + ": " + std::to_string(r.files) + " files, " + std::to_string(r.files_linked) +
+                          " linked, " + std::to_string(r.bytes_written) + " bytes written in " +
+                          std::to_string(r.seconds) + " s");
+  return r;
+}
+
+template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::run_flush() -> std::vector<std::uint64_t> {
   // The segment the freeze left: until it is sealed no later segment may
   // be synced (a sync waits for it). A thread of its own seals it while
@@ -3813,7 +3881,10 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
     adopt_default_types(types_);
   }
 
-  if (opt_.read_only) return;
+  if (opt_.read_only) {
+    wal_segments_ = live;  // what backup_to() copies
+    return;
+  }
   // Leftovers of an interrupted checkpoint: files no keyspace of the
   // manifest names (every keyspace's, not only the one this Storage reads).
   std::vector<std::uint64_t> named;
@@ -4517,6 +4588,10 @@ void EngineHandle<C, E, L>::flush() {
 template <class C, class E, class L>
 void EngineHandle<C, E, L>::checkpoint() {
   engine_->checkpoint();
+}
+template <class C, class E, class L>
+BackupReport EngineHandle<C, E, L>::backup_to(const std::filesystem::path& target) {
+  return engine_->backup_to(target);
 }
 template <class C, class E, class L>
 void EngineHandle<C, E, L>::compact() {

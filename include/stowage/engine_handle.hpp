@@ -25,6 +25,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "backup_report.hpp"
 #include "migration_report.hpp"
 #include "options.hpp"
 #include "stowage_fwd.hpp"
@@ -223,6 +224,8 @@ class EngineHandle {
   void flush();
   /// Engine::checkpoint.
   void checkpoint();
+  /// Engine::backup_to.
+  BackupReport backup_to(const std::filesystem::path& target);
   /// Engine::compact.
   void compact();
   /// Engine::stats.

@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "backup.hpp"
 #include "error.hpp"
 #include "file.hpp"
 #include "manifest.hpp"
@@ -344,16 +345,6 @@ inline std::vector<const FormatStep*> format_path(const Manifest& m, const std::
   return *path;
 }
 
-/// "20261123T180301Z": now, in UTC, for backup names.
-inline std::string utc_stamp() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
-  return buf;
-}
-
 /// Takes a backup of the store in dir as a new directory under root (the
 /// store's parent when root is empty), named `<store>.backup-<UTC time>-<tag>`:
 /// hard links for the immutable files in `link_names`, durable copies of
@@ -372,6 +363,7 @@ inline std::filesystem::path take_backup(FileSystem& fs, const std::filesystem::
   fs.create_dirs(backup);
   for (const auto& name : link_names) fs.link(dir / name, backup / name);
   for (const auto& name : copy_names) copy_file(fs, dir / name, backup / name);
+  write_backup_descriptor(fs, backup, BackupDescriptor{"migration", store_identity(dir).string(), 0, utc_stamp()});
   fs.sync_dir(backup);
   fs.sync_dir(parent);
   return backup;

@@ -12,6 +12,7 @@
 #include <optional>
 #include <utility>
 
+#include "backup.hpp"
 #include "collection.hpp"
 
 namespace stowage {
@@ -85,6 +86,18 @@ class Storage : private detail::EngineOwner<detail::engine_for<Compression, Evic
 
   /// What the migration run by this object's open did, if one ran.
   const std::optional<MigrationReport>& last_migration() const { return engine().last_migration(); }
+
+  /// Writes a backup of the whole store into the new directory dir while
+  /// writers go on (Engine::backup_to): every commit up to the report's
+  /// sequence and none after, as a store that opens on its own. Chunk files
+  /// are hard-linked, so a backup beside the store takes almost no space;
+  /// a second backup beside the first shares its files even on another file
+  /// system. ValidationError when dir exists and is not empty, or lies
+  /// inside the store. See backups(), remove_backup(), restore_from().
+  BackupReport backup_to(const std::filesystem::path& dir) { return engine().backup_to(dir); }
+  /// stowage::backups(path()): this store's backups in its parent
+  /// directory (online and migration backups), oldest first.
+  std::vector<BackupInfo> backups() const { return stowage::backups(this->path(), std::nullopt, this->options().file_system); }
 
   /// Migrates the store in dir to value schema version `version` with the
   /// steps in `migrations`, then closes it: the way back to an older version

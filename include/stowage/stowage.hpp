@@ -16,6 +16,7 @@
 #include "key_codec.hpp"
 #include "migration_report.hpp"
 #include "options.hpp"
+#include "backup.hpp"
 #include "database.hpp"
 #include "serializer.hpp"
 #include "storage.hpp"
