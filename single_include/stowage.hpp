@@ -222,6 +222,12 @@ struct Options {
   /// Live WAL segments (all of them) larger than this together also freeze
   /// and flush the write buffer.
   std::uint64_t wal_bytes = std::uint64_t{64} << 20;
+  /// WAL segments a flush releases are kept (renamed `feed-NNNNNN.log`) up
+  /// to this many bytes together, oldest removed first, so that
+  /// changes_since() can hand over commits older than the live WAL. 0 (the
+  /// default): released segments are deleted, and changes_since() reaches
+  /// back only as far as the live WAL (the commits since the last flush).
+  std::uint64_t change_feed_bytes = 0;
   /// Write WAL records (up to 64 KiB each) through a shared memory map of
   /// the active segment's preallocated bytes: a put is a copy into the OS's
   /// page cache with no system call, and a process crash keeps it exactly
@@ -296,6 +302,7 @@ struct Stats {
   std::uint64_t open_files = 0;          ///< chunk files open now (at most Options::max_open_files)
   std::uint64_t file_opens = 0;          ///< chunk file opens since open
   std::uint64_t wal_bytes = 0;           ///< bytes in live WAL segments
+  std::uint64_t change_feed_bytes = 0;   ///< bytes of released WAL kept for changes_since()
   std::uint64_t disk_bytes = 0;          ///< chunk files + WAL + manifest
   std::uint64_t checkpoints = 0;         ///< flushes of the write buffer since open (as flushes)
   std::uint64_t last_sequence = 0;       ///< sequence number of the last commit
@@ -420,6 +427,11 @@ struct KeyCodec;
 #endif
 
 namespace stowage {
+
+/// What Engine::changes_since hands over for each change: its sequence,
+/// whether it is an erase, the key (without the collection's prefix) and
+/// the value's bytes (empty for an erase).
+using ChangeFn = std::function<void(std::uint64_t sequence, bool erased, std::string_view key, std::string_view value)>;
 
 /// What the engine needs to know of the records a typed layer stores in it
 /// (all of it recorded in, or checked against, the manifest).
@@ -608,6 +620,8 @@ class EngineHandle {
   void checkpoint();
   /// Engine::backup_to.
   BackupReport backup_to(const std::filesystem::path& target);
+  /// Engine::changes_since.
+  std::uint64_t changes_since(std::uint64_t since, std::string_view prefix, const ChangeFn& fn) const;
   /// Engine::compact.
   void compact();
   /// Engine::stats.
@@ -1550,6 +1564,24 @@ inline void FileSystem::link(const std::filesystem::path& from, const std::files
 }
 
 namespace detail {
+
+/// The first `size` bytes of a file, as a file of that size: a reader of a
+/// WAL segment that is still being written sees no record after the
+/// moment it was given.
+class FilePrefix final : public RandomAccessFile {
+ public:
+  FilePrefix(const RandomAccessFile& file, std::uint64_t size) : file_(&file), size_(std::min(size, file.size())) {}
+  std::size_t read(std::uint64_t offset, std::size_t n, char* dst) const override {
+    if (offset >= size_) return 0;
+    return file_->read(offset, static_cast<std::size_t>(std::min<std::uint64_t>(n, size_ - offset)), dst);
+  }
+  std::uint64_t size() const override { return size_; }
+  const std::filesystem::path& path() const override { return file_->path(); }
+
+ private:
+  const RandomAccessFile* file_;
+  std::uint64_t size_;
+};
 
 [[noreturn]] inline void throw_io(const std::string& op, const std::filesystem::path& p, int err) {
   throw IoError("stowage: " + op + " " + p.string() + " failed: " + std::strerror(err) +
@@ -3311,17 +3343,32 @@ inline std::string wal_file_name(std::uint64_t number) {
   return buf;
 }
 
-/// Parses "wal-NNNNNN.log"; nullopt for any other name.
-inline std::optional<std::uint64_t> parse_wal_file_name(std::string_view name) {
-  if (name.size() < 9 || name.substr(0, 4) != "wal-" || name.substr(name.size() - 4) != ".log") return std::nullopt;
+/// The number in "<stem>NNNNNN.log" (up to 18 digits); nullopt for any other name.
+inline std::optional<std::uint64_t> parse_log_file_name(std::string_view name, std::string_view stem) {
+  if (name.size() < stem.size() + 5 || name.substr(0, stem.size()) != stem || name.substr(name.size() - 4) != ".log")
+    return std::nullopt;
   std::uint64_t n = 0;
-  auto digits = name.substr(4, name.size() - 8);
+  auto digits = name.substr(stem.size(), name.size() - stem.size() - 4);
   if (digits.empty() || digits.size() > 18) return std::nullopt;
   for (char c : digits) {
     if (c < '0' || c > '9') return std::nullopt;
     n = n * 10 + static_cast<std::uint64_t>(c - '0');
   }
   return n;
+}
+
+/// Parses "wal-NNNNNN.log"; nullopt for any other name.
+inline std::optional<std::uint64_t> parse_wal_file_name(std::string_view name) {
+  return parse_log_file_name(name, "wal-");
+}
+
+/// "feed-000042.log": WAL segment 42, released by a flush and kept for the
+/// change feed (Options::change_feed_bytes); its records are unchanged.
+inline std::string feed_file_name(std::uint64_t number) { return "feed-" + wal_file_name(number).substr(4); }
+
+/// Parses "feed-NNNNNN.log"; nullopt for any other name.
+inline std::optional<std::uint64_t> parse_feed_file_name(std::string_view name) {
+  return parse_log_file_name(name, "feed-");
 }
 
 /// A record's checksum: XXH3 of the payload, seeded with the XXH3 (seeded
@@ -10989,6 +11036,16 @@ class Engine {
   /// store; a failed backup leaves nothing under target's name.
   BackupReport backup_to(const std::filesystem::path& target);
 
+  /// Calls fn(sequence, erased, key, value) for every put and erase
+  /// committed after `since` whose key starts with prefix (key without it;
+  /// value empty for an erase), in commit order, up to the last commit when
+  /// the call began; returns that commit's sequence (pass it to the next
+  /// call to go on from there). Reads the live WAL and the released segments
+  /// Options::change_feed_bytes keeps; writers wait for no read. Throws
+  /// ValidationError when since is after the last commit, or when commits
+  /// after since are no longer kept (never a silent gap).
+  std::uint64_t changes_since(std::uint64_t since, std::string_view prefix, const ChangeFn& fn) const;
+
   /// Merges every level into the last one (dropping overwritten records and
   /// tombstones) and returns once that is done; waits for running background
   /// work first. Reads afterwards probe one run per key. It also removes the
@@ -12332,6 +12389,66 @@ class Engine {
   // Removes leftovers_ (the flush thread, as it starts; compact()).
   void remove_leftovers() noexcept;
 
+  // ---- the change feed (changes_since) -----------------------------------
+  // A WAL segment no manifest needs any more: kept as feed-N.log when
+  // Options::change_feed_bytes (the oldest feed files then removed past
+  // it), else deleted. The caller syncs the directory.
+  void release_wal_segment(std::uint64_t n) {
+    const auto wal = dir_ / detail::wal_file_name(n);
+    if (opt_.change_feed_bytes == 0) {
+      fs_->remove(wal);
+      return;
+    }
+    const std::uint64_t bytes = file_size(wal);
+    fs_->rename(wal, dir_ / detail::feed_file_name(n));
+    {
+      std::lock_guard f(feed_mu_);
+      feed_.emplace_back(n, bytes);
+      feed_bytes_ += bytes;
+    }
+    prune_feed();
+  }
+  // Removes the oldest feed files past Options::change_feed_bytes.
+  void prune_feed() {
+    std::vector<std::uint64_t> prune;
+    {
+      std::lock_guard f(feed_mu_);
+      while (feed_bytes_ > opt_.change_feed_bytes && !feed_.empty()) {
+        prune.push_back(feed_.front().first);
+        feed_bytes_ -= feed_.front().second;
+        feed_.pop_front();
+      }
+    }
+    for (auto p : prune) fs_->remove(dir_ / detail::feed_file_name(p));
+  }
+  // Lists the feed files an earlier session kept (open).
+  void adopt_feed() {
+    std::vector<std::uint64_t> numbers;
+    for (const auto& name : fs_->list(dir_))
+      if (auto n = detail::parse_feed_file_name(name)) numbers.push_back(*n);
+    std::sort(numbers.begin(), numbers.end());
+    std::lock_guard f(feed_mu_);
+    for (auto n : numbers) {
+      const std::uint64_t bytes = file_size(dir_ / detail::feed_file_name(n));
+      feed_.emplace_back(n, bytes);
+      feed_bytes_ += bytes;
+    }
+  }
+  // Deletes every feed file (open, when the feed is off or a migration
+  // rewrote the records). Returns whether it deleted any.
+  bool drop_feed() {
+    bool any = false;
+    for (const auto& name : fs_->list(dir_))
+      if (detail::parse_feed_file_name(name)) {
+        fs_->remove(dir_ / name);
+        any = true;
+      }
+    std::lock_guard f(feed_mu_);
+    feed_.clear();
+    feed_bytes_ = 0;
+    return any;
+  }
+
   // Stops and joins the background threads (a running compaction stops at
   // its next safe point).
   void stop_threads() noexcept;
@@ -12579,6 +12696,15 @@ class Engine {
   std::uint64_t last_seq_ = 0;               // write_mu_
   std::uint64_t wal_closed_bytes_ = 0;       // write_mu_
   std::vector<std::uint64_t> wal_segments_;  // write_mu_
+  // Segments a flush took out of wal_segments_ that the flush thread has not
+  // yet deleted or moved to the feed (changes_since() looks for them too).
+  std::vector<std::uint64_t> releasing_;  // write_mu_
+  // Released segments kept for changes_since() (Options::change_feed_bytes),
+  // oldest first: (number, bytes). feed_mu_ is taken after write_mu_ when
+  // with it, and nothing is taken while it is held.
+  mutable std::mutex feed_mu_;
+  std::deque<std::pair<std::uint64_t, std::uint64_t>> feed_;  // feed_mu_
+  std::uint64_t feed_bytes_ = 0;                             // feed_mu_
   // Files an earlier session left that the manifest does not need (chunk
   // files no manifest names, WAL segments before wal_start): open hands
   // them to the flush thread, which removes them after open returned.
@@ -12594,7 +12720,7 @@ class Engine {
   // Held while the segment a freeze left is sealed (seal_frozen_wal), so
   // that no later segment is synced before; taken after sync_mu_ and
   // write_mu_ when with them, never while waiting for either.
-  std::mutex seal_mu_;
+  mutable std::mutex seal_mu_;
   std::shared_ptr<detail::WalWriter> unsealed_wal_;  // that segment, until sealed; seal_mu_
   std::uint64_t unsealed_seq_ = 0;                   // its last record's sequence; seal_mu_
   std::exception_ptr seal_error_;                    // why its seal failed; seal_mu_
@@ -12834,9 +12960,11 @@ auto Engine<Compression, Eviction, Lock>::stats() const -> Stats {
     std::lock_guard w(write_mu_);
     s.last_sequence = last_seq_;
     s.wal_bytes = wal_closed_bytes_ + (wal_ ? wal_->size() : 0);
+    std::lock_guard f(feed_mu_);
+    s.change_feed_bytes = feed_bytes_;
     s.disk_bytes += wal_ ? wal_->allocated() - wal_->size() : 0;  // the current segment's preallocated zeros
   }
-  s.disk_bytes += s.wal_bytes + manifest_bytes_.load();
+  s.disk_bytes += s.wal_bytes + s.change_feed_bytes + manifest_bytes_.load();
   s.checkpoints = checkpoints_.load();
   s.flushes = checkpoints_.load();
   s.compactions = compactions_.load();
@@ -13516,8 +13644,10 @@ auto Engine<Compression, Eviction, Lock>::flush_loop() noexcept -> void {
     // a crash before the removal (they are older than the manifest's WAL).
     if (!closing_.load() && !drop.empty()) {
       try {
-        for (auto seg : drop) fs_->remove(dir_ / detail::wal_file_name(seg));
+        for (auto seg : drop) release_wal_segment(seg);
         fs_->sync_dir(dir_);
+        std::lock_guard w(write_mu_);
+        std::erase_if(releasing_, [&](std::uint64_t n) { return std::find(drop.begin(), drop.end(), n) != drop.end(); });
       } catch (...) {
         fail(std::current_exception());
       }
@@ -13564,6 +13694,80 @@ auto Engine<Compression, Eviction, Lock>::background_wal_work() noexcept -> void
     // the flush thread sees the error.
     fail(std::current_exception());
   }
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::changes_since(std::uint64_t since, std::string_view prefix,
+                                                        const ChangeFn& fn) const -> std::uint64_t {
+  check_open();
+  struct Segment {
+    std::uint64_t number;
+    std::unique_ptr<RandomAccessFile> file;
+    std::uint64_t bytes;
+  };
+  std::vector<Segment> segments;
+  std::uint64_t last;
+  {
+    // The segments are opened under the locks: a flush may move or delete
+    // them once they are released; what was opened stays readable.
+    std::lock_guard w(write_mu_);
+    check_open();
+    last = last_seq_;
+    if (since > last)
+      throw ValidationError("stowage: changes_since(" + std::to_string(since) + "): the last commit of the store at " +
+                            dir_.string() + " is " + std::to_string(last));
+    if (since == last) return last;
+    std::vector<std::uint64_t> numbers = wal_segments_;
+    numbers.insert(numbers.end(), releasing_.begin(), releasing_.end());
+    {
+      std::lock_guard f(feed_mu_);
+      for (const auto& [n, bytes] : feed_) numbers.push_back(n);
+    }
+    std::sort(numbers.begin(), numbers.end());
+    numbers.erase(std::unique(numbers.begin(), numbers.end()), numbers.end());
+    std::lock_guard s(seal_mu_);
+    for (auto n : numbers) {
+      std::unique_ptr<RandomAccessFile> f;
+      for (const auto& name : {detail::wal_file_name(n), detail::feed_file_name(n), detail::wal_file_name(n)}) {
+        if (f) break;
+        try {
+          f = fs_->open_read(dir_ / name);  // a flush may be renaming it
+        } catch (const IoError&) {
+        }
+      }
+      if (!f) continue;  // released and deleted
+      std::uint64_t bytes = f->size();
+      if (wal_ && n == wal_->number()) bytes = std::min(bytes, wal_->size());
+      if (unsealed_wal_ && n == unsealed_wal_->number()) bytes = std::min(bytes, unsealed_wal_->size());
+      segments.push_back(Segment{n, std::move(f), bytes});
+    }
+  }
+  std::uint64_t next = since + 1;  // the sequence the next change must have
+  const auto released = [&](std::uint64_t oldest) {
+    return ValidationError("stowage: changes_since(" + std::to_string(since) + "): the commits after it are no longer "
+                           "kept in the store at " + dir_.string() +
+                           (oldest ? " (the oldest kept is " + std::to_string(oldest) + ")" : std::string(" (none is)")) +
+                           "; Options::change_feed_bytes keeps the WAL a flush releases");
+  };
+  for (const auto& seg : segments) {
+    const detail::FilePrefix file(*seg.file, seg.bytes);
+    detail::replay_wal(file, seg.number, [&](std::string_view payload, std::uint64_t pos) {
+      if (next > last) return;
+      detail::decode_wal_batch(payload, file.path(), pos, [&](const detail::WalOp& op) {
+        if (op.seq < next || op.seq > last) return;
+        if (op.seq > next && next == since + 1) throw released(op.seq);
+        if (op.seq > next)
+          throw CorruptionError(file.path(), pos,
+                                "the WAL kept for the change feed misses the commits " + std::to_string(next) +
+                                    " to " + std::to_string(op.seq - 1));
+        ++next;
+        if (op.key.substr(0, prefix.size()) != prefix) return;
+        fn(op.seq, op.kind == detail::kOpErase, op.key.substr(prefix.size()), op.value);
+      });
+    });
+  }
+  if (next <= last) throw released(0);
+  return last;
 }
 
 template <class Compression, class Eviction, class Lock>
@@ -13758,6 +13962,7 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> std::vector<std::uint64
     std::vector<std::uint64_t> keep;
     for (auto seg : wal_segments_) (seg < new_wal ? drop : keep).push_back(seg);
     wal_segments_ = std::move(keep);
+    releasing_.insert(releasing_.end(), drop.begin(), drop.end());
     wal_closed_bytes_ = 0;
   }
   const auto done = Clock::now();
@@ -14152,7 +14357,12 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   }
 
   if (opt_.read_only) {
-    wal_segments_ = live;  // what backup_to() copies
+    wal_segments_ = live;  // what backup_to() and changes_since() read
+    adopt_feed();
+    // Segments released but not yet deleted or kept (the last flushes of a
+    // close): the feed's newest part.
+    for (auto n : wal_files)
+      if (n < manifest_.wal_start) releasing_.push_back(n);
     return;
   }
   // Leftovers of an interrupted checkpoint: files no keyspace of the
@@ -14169,8 +14379,22 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   bool removed = false;
   for (auto c : chunk_files)
     if (!std::binary_search(named.begin(), named.end(), c)) leftovers_.push_back(chunk_path(c));
+  // Segments a flush released that a crash or a close left: kept for the
+  // feed like any released segment, unless a migration rewrote the records.
+  if (!plan.rewrites()) {
+    adopt_feed();
+    prune_feed();
+  }
   for (auto n : wal_files)
-    if (n < manifest_.wal_start) leftovers_.push_back(dir_ / detail::wal_file_name(n));
+    if (n < manifest_.wal_start) {
+      if (opt_.change_feed_bytes > 0 && !plan.rewrites() && !migrate_only) {
+        release_wal_segment(n);
+        removed = true;
+      } else {
+        leftovers_.push_back(dir_ / detail::wal_file_name(n));
+      }
+    }
+  if (plan.rewrites() || opt_.change_feed_bytes == 0) removed = drop_feed() || removed;
   if (migrate_only || plan.needed()) {
     for (const auto& path : leftovers_) fs_->remove(path);
     removed = !leftovers_.empty();
@@ -14182,7 +14406,7 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   // every open would leave one more segment behind.
   if (wb_.empty() && !migrate_only) {
     for (auto n : live) {
-      fs_->remove(dir_ / detail::wal_file_name(n));
+      release_wal_segment(n);
       removed = true;
     }
     live.clear();
@@ -14864,6 +15088,11 @@ BackupReport EngineHandle<C, E, L>::backup_to(const std::filesystem::path& targe
   return engine_->backup_to(target);
 }
 template <class C, class E, class L>
+std::uint64_t EngineHandle<C, E, L>::changes_since(std::uint64_t since, std::string_view prefix,
+                                                   const ChangeFn& fn) const {
+  return engine_->changes_since(since, prefix, fn);
+}
+template <class C, class E, class L>
 void EngineHandle<C, E, L>::compact() {
   engine_->compact();
 }
@@ -15019,6 +15248,16 @@ struct unique_t {
 };
 /// See unique_t.
 inline constexpr unique_t unique{};
+
+/// One change Collection::changes_since() hands over: a put of value
+/// under key, or an erase of key (value empty), committed as `sequence`.
+template <class Key, class Value>
+struct Change {
+  std::uint64_t sequence = 0;  ///< the commit's sequence number (Stats::last_sequence counts them)
+  bool erased = false;         ///< an erase (handed over whether or not the key was there)
+  Key key{};
+  std::optional<Value> value;  ///< the value put; empty for an erase
+};
 
 /// Typed records in a store: the default collection of a Storage (which
 /// derives from it), or a named collection of a Database
@@ -15532,6 +15771,32 @@ class Collection {
 
   /// A snapshot of the store's counters.
   Stats stats() const { return engine().stats(); }
+
+  /// Calls fn(const Change<Key, Value>&) for every put and erase of this
+  /// collection committed after `sequence`, in commit order (a batch's
+  /// operations one by one), up to the store's last commit when the call
+  /// began, and returns that commit's sequence: pass it to the next call to
+  /// follow the collection from there (a follower tails it so; 0 starts at
+  /// the first commit still kept). Reaches back as far as the live WAL (the
+  /// commits since the last flush) and, with Options::change_feed_bytes,
+  /// the released WAL kept for it, across restarts. Commits after
+  /// `sequence` that are no longer kept are a ValidationError, never a
+  /// silent gap; so is a sequence after the last commit. A migration that
+  /// rewrites the records ends the feed (its older changes are dropped).
+  /// Writers wait for none of it.
+  template <class Fn>
+  std::uint64_t changes_since(std::uint64_t sequence, Fn&& fn) const {
+    const engine_type& eng = engine();
+    return eng.changes_since(sequence, prefix_,
+                             [&](std::uint64_t seq, bool erased, std::string_view key, std::string_view value) {
+                               Change<Key, Value> c;
+                               c.sequence = seq;
+                               c.erased = erased;
+                               decode_stored_key_into(eng, key, c.key, nullptr);
+                               if (!erased) c.value = deserialize(eng, value, nullptr);
+                               fn(static_cast<const Change<Key, Value>&>(c));
+                             });
+  }
 
   /// The store's directory.
   const std::filesystem::path& path() const { return engine().path(); }
@@ -16459,7 +16724,7 @@ struct StoreInfo {
   std::uint64_t uncounted = 0;              ///< KeyspaceInfo::uncounted summed over every keyspace
   std::uint64_t records = 0;                ///< records in chunks (puts and tombstones, overwritten ones included)
   std::vector<std::string> unnamed_files;   ///< chunk and WAL files nothing needs (left by a close or a crash)
-  std::vector<std::string> other_files;     ///< names stowage does not write (besides LOCK, MANIFEST.tmp, BACKUP)
+  std::vector<std::string> other_files;     ///< names stowage does not write (besides LOCK, MANIFEST.tmp, BACKUP, feed-*.log)
 
   /// The keyspace called name, or nullptr.
   const KeyspaceInfo* keyspace(std::string_view name) const {
@@ -16535,7 +16800,7 @@ inline StoreListing list_store(FileSystem& fs, const std::filesystem::path& dir)
       l.wal.push_back(*w);
     else if (auto c = parse_chunk_file_name(n))
       l.chunks.push_back(*c);
-    else if (n != "MANIFEST" && n != "LOCK" && n != "MANIFEST.tmp" && n != "BACKUP")
+    else if (n != "MANIFEST" && n != "LOCK" && n != "MANIFEST.tmp" && n != "BACKUP" && !parse_feed_file_name(n))
       l.other.push_back(n);
   }
   std::sort(l.chunks.begin(), l.chunks.end());

@@ -24,6 +24,7 @@
 #include "test_util.hpp"
 
 using namespace stowage;
+using stowage_test::error_of;
 using stowage_test::TempDir;
 
 namespace {
@@ -75,15 +76,6 @@ Model contents(Store& db) {
 Model contents_of(const std::filesystem::path& dir) {
   Store db(dir, Options{.create_if_missing = false});
   return contents(db);
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "no exception";
 }
 
 std::size_t chunk_files_in(const std::filesystem::path& dir) {

@@ -6,7 +6,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <exception>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <string>
 
@@ -36,6 +38,16 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+/// What fn throws (its what()), or "no exception": for CHECK_THAT on messages.
+inline std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "no exception";
+}
 
 inline std::string read_all(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);

@@ -94,6 +94,16 @@ struct unique_t {
 /// See unique_t.
 inline constexpr unique_t unique{};
 
+/// One change Collection::changes_since() hands over: a put of value
+/// under key, or an erase of key (value empty), committed as `sequence`.
+template <class Key, class Value>
+struct Change {
+  std::uint64_t sequence = 0;  ///< the commit's sequence number (Stats::last_sequence counts them)
+  bool erased = false;         ///< an erase (handed over whether or not the key was there)
+  Key key{};
+  std::optional<Value> value;  ///< the value put; empty for an erase
+};
+
 /// Typed records in a store: the default collection of a Storage (which
 /// derives from it), or a named collection of a Database
 /// (Database::collection). It is a handle: copies refer to the same
@@ -606,6 +616,32 @@ class Collection {
 
   /// A snapshot of the store's counters.
   Stats stats() const { return engine().stats(); }
+
+  /// Calls fn(const Change<Key, Value>&) for every put and erase of this
+  /// collection committed after `sequence`, in commit order (a batch's
+  /// operations one by one), up to the store's last commit when the call
+  /// began, and returns that commit's sequence: pass it to the next call to
+  /// follow the collection from there (a follower tails it so; 0 starts at
+  /// the first commit still kept). Reaches back as far as the live WAL (the
+  /// commits since the last flush) and, with Options::change_feed_bytes,
+  /// the released WAL kept for it, across restarts. Commits after
+  /// `sequence` that are no longer kept are a ValidationError, never a
+  /// silent gap; so is a sequence after the last commit. A migration that
+  /// rewrites the records ends the feed (its older changes are dropped).
+  /// Writers wait for none of it.
+  template <class Fn>
+  std::uint64_t changes_since(std::uint64_t sequence, Fn&& fn) const {
+    const engine_type& eng = engine();
+    return eng.changes_since(sequence, prefix_,
+                             [&](std::uint64_t seq, bool erased, std::string_view key, std::string_view value) {
+                               Change<Key, Value> c;
+                               c.sequence = seq;
+                               c.erased = erased;
+                               decode_stored_key_into(eng, key, c.key, nullptr);
+                               if (!erased) c.value = deserialize(eng, value, nullptr);
+                               fn(static_cast<const Change<Key, Value>&>(c));
+                             });
+  }
 
   /// The store's directory.
   const std::filesystem::path& path() const { return engine().path(); }

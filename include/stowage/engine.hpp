@@ -719,6 +719,16 @@ class Engine {
   /// store; a failed backup leaves nothing under target's name.
   BackupReport backup_to(const std::filesystem::path& target);
 
+  /// Calls fn(sequence, erased, key, value) for every put and erase
+  /// committed after `since` whose key starts with prefix (key without it;
+  /// value empty for an erase), in commit order, up to the last commit when
+  /// the call began; returns that commit's sequence (pass it to the next
+  /// call to go on from there). Reads the live WAL and the released segments
+  /// Options::change_feed_bytes keeps; writers wait for no read. Throws
+  /// ValidationError when since is after the last commit, or when commits
+  /// after since are no longer kept (never a silent gap).
+  std::uint64_t changes_since(std::uint64_t since, std::string_view prefix, const ChangeFn& fn) const;
+
   /// Merges every level into the last one (dropping overwritten records and
   /// tombstones) and returns once that is done; waits for running background
   /// work first. Reads afterwards probe one run per key. It also removes the
@@ -2062,6 +2072,66 @@ class Engine {
   // Removes leftovers_ (the flush thread, as it starts; compact()).
   void remove_leftovers() noexcept;
 
+  // ---- the change feed (changes_since) -----------------------------------
+  // A WAL segment no manifest needs any more: kept as feed-N.log when
+  // Options::change_feed_bytes (the oldest feed files then removed past
+  // it), else deleted. The caller syncs the directory.
+  void release_wal_segment(std::uint64_t n) {
+    const auto wal = dir_ / detail::wal_file_name(n);
+    if (opt_.change_feed_bytes == 0) {
+      fs_->remove(wal);
+      return;
+    }
+    const std::uint64_t bytes = file_size(wal);
+    fs_->rename(wal, dir_ / detail::feed_file_name(n));
+    {
+      std::lock_guard f(feed_mu_);
+      feed_.emplace_back(n, bytes);
+      feed_bytes_ += bytes;
+    }
+    prune_feed();
+  }
+  // Removes the oldest feed files past Options::change_feed_bytes.
+  void prune_feed() {
+    std::vector<std::uint64_t> prune;
+    {
+      std::lock_guard f(feed_mu_);
+      while (feed_bytes_ > opt_.change_feed_bytes && !feed_.empty()) {
+        prune.push_back(feed_.front().first);
+        feed_bytes_ -= feed_.front().second;
+        feed_.pop_front();
+      }
+    }
+    for (auto p : prune) fs_->remove(dir_ / detail::feed_file_name(p));
+  }
+  // Lists the feed files an earlier session kept (open).
+  void adopt_feed() {
+    std::vector<std::uint64_t> numbers;
+    for (const auto& name : fs_->list(dir_))
+      if (auto n = detail::parse_feed_file_name(name)) numbers.push_back(*n);
+    std::sort(numbers.begin(), numbers.end());
+    std::lock_guard f(feed_mu_);
+    for (auto n : numbers) {
+      const std::uint64_t bytes = file_size(dir_ / detail::feed_file_name(n));
+      feed_.emplace_back(n, bytes);
+      feed_bytes_ += bytes;
+    }
+  }
+  // Deletes every feed file (open, when the feed is off or a migration
+  // rewrote the records). Returns whether it deleted any.
+  bool drop_feed() {
+    bool any = false;
+    for (const auto& name : fs_->list(dir_))
+      if (detail::parse_feed_file_name(name)) {
+        fs_->remove(dir_ / name);
+        any = true;
+      }
+    std::lock_guard f(feed_mu_);
+    feed_.clear();
+    feed_bytes_ = 0;
+    return any;
+  }
+
   // Stops and joins the background threads (a running compaction stops at
   // its next safe point).
   void stop_threads() noexcept;
@@ -2309,6 +2379,15 @@ class Engine {
   std::uint64_t last_seq_ = 0;               // write_mu_
   std::uint64_t wal_closed_bytes_ = 0;       // write_mu_
   std::vector<std::uint64_t> wal_segments_;  // write_mu_
+  // Segments a flush took out of wal_segments_ that the flush thread has not
+  // yet deleted or moved to the feed (changes_since() looks for them too).
+  std::vector<std::uint64_t> releasing_;  // write_mu_
+  // Released segments kept for changes_since() (Options::change_feed_bytes),
+  // oldest first: (number, bytes). feed_mu_ is taken after write_mu_ when
+  // with it, and nothing is taken while it is held.
+  mutable std::mutex feed_mu_;
+  std::deque<std::pair<std::uint64_t, std::uint64_t>> feed_;  // feed_mu_
+  std::uint64_t feed_bytes_ = 0;                             // feed_mu_
   // Files an earlier session left that the manifest does not need (chunk
   // files no manifest names, WAL segments before wal_start): open hands
   // them to the flush thread, which removes them after open returned.
@@ -2324,7 +2403,7 @@ class Engine {
   // Held while the segment a freeze left is sealed (seal_frozen_wal), so
   // that no later segment is synced before; taken after sync_mu_ and
   // write_mu_ when with them, never while waiting for either.
-  std::mutex seal_mu_;
+  mutable std::mutex seal_mu_;
   std::shared_ptr<detail::WalWriter> unsealed_wal_;  // that segment, until sealed; seal_mu_
   std::uint64_t unsealed_seq_ = 0;                   // its last record's sequence; seal_mu_
   std::exception_ptr seal_error_;                    // why its seal failed; seal_mu_
@@ -2564,9 +2643,11 @@ auto Engine<Compression, Eviction, Lock>::stats() const -> Stats {
     std::lock_guard w(write_mu_);
     s.last_sequence = last_seq_;
     s.wal_bytes = wal_closed_bytes_ + (wal_ ? wal_->size() : 0);
+    std::lock_guard f(feed_mu_);
+    s.change_feed_bytes = feed_bytes_;
     s.disk_bytes += wal_ ? wal_->allocated() - wal_->size() : 0;  // the current segment's preallocated zeros
   }
-  s.disk_bytes += s.wal_bytes + manifest_bytes_.load();
+  s.disk_bytes += s.wal_bytes + s.change_feed_bytes + manifest_bytes_.load();
   s.checkpoints = checkpoints_.load();
   s.flushes = checkpoints_.load();
   s.compactions = compactions_.load();
@@ -3246,8 +3327,10 @@ auto Engine<Compression, Eviction, Lock>::flush_loop() noexcept -> void {
     // a crash before the removal (they are older than the manifest's WAL).
     if (!closing_.load() && !drop.empty()) {
       try {
-        for (auto seg : drop) fs_->remove(dir_ / detail::wal_file_name(seg));
+        for (auto seg : drop) release_wal_segment(seg);
         fs_->sync_dir(dir_);
+        std::lock_guard w(write_mu_);
+        std::erase_if(releasing_, [&](std::uint64_t n) { return std::find(drop.begin(), drop.end(), n) != drop.end(); });
       } catch (...) {
         fail(std::current_exception());
       }
@@ -3294,6 +3377,80 @@ auto Engine<Compression, Eviction, Lock>::background_wal_work() noexcept -> void
     // the flush thread sees the error.
     fail(std::current_exception());
   }
+}
+
+template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::changes_since(std::uint64_t since, std::string_view prefix,
+                                                        const ChangeFn& fn) const -> std::uint64_t {
+  check_open();
+  struct Segment {
+    std::uint64_t number;
+    std::unique_ptr<RandomAccessFile> file;
+    std::uint64_t bytes;
+  };
+  std::vector<Segment> segments;
+  std::uint64_t last;
+  {
+    // The segments are opened under the locks: a flush may move or delete
+    // them once they are released; what was opened stays readable.
+    std::lock_guard w(write_mu_);
+    check_open();
+    last = last_seq_;
+    if (since > last)
+      throw ValidationError("stowage: changes_since(" + std::to_string(since) + "): the last commit of the store at " +
+                            dir_.string() + " is " + std::to_string(last));
+    if (since == last) return last;
+    std::vector<std::uint64_t> numbers = wal_segments_;
+    numbers.insert(numbers.end(), releasing_.begin(), releasing_.end());
+    {
+      std::lock_guard f(feed_mu_);
+      for (const auto& [n, bytes] : feed_) numbers.push_back(n);
+    }
+    std::sort(numbers.begin(), numbers.end());
+    numbers.erase(std::unique(numbers.begin(), numbers.end()), numbers.end());
+    std::lock_guard s(seal_mu_);
+    for (auto n : numbers) {
+      std::unique_ptr<RandomAccessFile> f;
+      for (const auto& name : {detail::wal_file_name(n), detail::feed_file_name(n), detail::wal_file_name(n)}) {
+        if (f) break;
+        try {
+          f = fs_->open_read(dir_ / name);  // a flush may be renaming it
+        } catch (const IoError&) {
+        }
+      }
+      if (!f) continue;  // released and deleted
+      std::uint64_t bytes = f->size();
+      if (wal_ && n == wal_->number()) bytes = std::min(bytes, wal_->size());
+      if (unsealed_wal_ && n == unsealed_wal_->number()) bytes = std::min(bytes, unsealed_wal_->size());
+      segments.push_back(Segment{n, std::move(f), bytes});
+    }
+  }
+  std::uint64_t next = since + 1;  // the sequence the next change must have
+  const auto released = [&](std::uint64_t oldest) {
+    return ValidationError("stowage: changes_since(" + std::to_string(since) + "): the commits after it are no longer "
+                           "kept in the store at " + dir_.string() +
+                           (oldest ? " (the oldest kept is " + std::to_string(oldest) + ")" : std::string(" (none is)")) +
+                           "; Options::change_feed_bytes keeps the WAL a flush releases");
+  };
+  for (const auto& seg : segments) {
+    const detail::FilePrefix file(*seg.file, seg.bytes);
+    detail::replay_wal(file, seg.number, [&](std::string_view payload, std::uint64_t pos) {
+      if (next > last) return;
+      detail::decode_wal_batch(payload, file.path(), pos, [&](const detail::WalOp& op) {
+        if (op.seq < next || op.seq > last) return;
+        if (op.seq > next && next == since + 1) throw released(op.seq);
+        if (op.seq > next)
+          throw CorruptionError(file.path(), pos,
+                                "the WAL kept for the change feed misses the commits " + std::to_string(next) +
+                                    " to " + std::to_string(op.seq - 1));
+        ++next;
+        if (op.key.substr(0, prefix.size()) != prefix) return;
+        fn(op.seq, op.kind == detail::kOpErase, op.key.substr(prefix.size()), op.value);
+      });
+    });
+  }
+  if (next <= last) throw released(0);
+  return last;
 }
 
 template <class Compression, class Eviction, class Lock>
@@ -3488,6 +3645,7 @@ auto Engine<Compression, Eviction, Lock>::run_flush() -> std::vector<std::uint64
     std::vector<std::uint64_t> keep;
     for (auto seg : wal_segments_) (seg < new_wal ? drop : keep).push_back(seg);
     wal_segments_ = std::move(keep);
+    releasing_.insert(releasing_.end(), drop.begin(), drop.end());
     wal_closed_bytes_ = 0;
   }
   const auto done = Clock::now();
@@ -3882,7 +4040,12 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   }
 
   if (opt_.read_only) {
-    wal_segments_ = live;  // what backup_to() copies
+    wal_segments_ = live;  // what backup_to() and changes_since() read
+    adopt_feed();
+    // Segments released but not yet deleted or kept (the last flushes of a
+    // close): the feed's newest part.
+    for (auto n : wal_files)
+      if (n < manifest_.wal_start) releasing_.push_back(n);
     return;
   }
   // Leftovers of an interrupted checkpoint: files no keyspace of the
@@ -3899,8 +4062,22 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   bool removed = false;
   for (auto c : chunk_files)
     if (!std::binary_search(named.begin(), named.end(), c)) leftovers_.push_back(chunk_path(c));
+  // Segments a flush released that a crash or a close left: kept for the
+  // feed like any released segment, unless a migration rewrote the records.
+  if (!plan.rewrites()) {
+    adopt_feed();
+    prune_feed();
+  }
   for (auto n : wal_files)
-    if (n < manifest_.wal_start) leftovers_.push_back(dir_ / detail::wal_file_name(n));
+    if (n < manifest_.wal_start) {
+      if (opt_.change_feed_bytes > 0 && !plan.rewrites() && !migrate_only) {
+        release_wal_segment(n);
+        removed = true;
+      } else {
+        leftovers_.push_back(dir_ / detail::wal_file_name(n));
+      }
+    }
+  if (plan.rewrites() || opt_.change_feed_bytes == 0) removed = drop_feed() || removed;
   if (migrate_only || plan.needed()) {
     for (const auto& path : leftovers_) fs_->remove(path);
     removed = !leftovers_.empty();
@@ -3912,7 +4089,7 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   // every open would leave one more segment behind.
   if (wb_.empty() && !migrate_only) {
     for (auto n : live) {
-      fs_->remove(dir_ / detail::wal_file_name(n));
+      release_wal_segment(n);
       removed = true;
     }
     live.clear();
@@ -4592,6 +4769,11 @@ void EngineHandle<C, E, L>::checkpoint() {
 template <class C, class E, class L>
 BackupReport EngineHandle<C, E, L>::backup_to(const std::filesystem::path& target) {
   return engine_->backup_to(target);
+}
+template <class C, class E, class L>
+std::uint64_t EngineHandle<C, E, L>::changes_since(std::uint64_t since, std::string_view prefix,
+                                                   const ChangeFn& fn) const {
+  return engine_->changes_since(since, prefix, fn);
 }
 template <class C, class E, class L>
 void EngineHandle<C, E, L>::compact() {

@@ -39,6 +39,11 @@
 
 namespace stowage {
 
+/// What Engine::changes_since hands over for each change: its sequence,
+/// whether it is an erase, the key (without the collection's prefix) and
+/// the value's bytes (empty for an erase).
+using ChangeFn = std::function<void(std::uint64_t sequence, bool erased, std::string_view key, std::string_view value)>;
+
 /// What the engine needs to know of the records a typed layer stores in it
 /// (all of it recorded in, or checked against, the manifest).
 struct RecordTypes {
@@ -226,6 +231,8 @@ class EngineHandle {
   void checkpoint();
   /// Engine::backup_to.
   BackupReport backup_to(const std::filesystem::path& target);
+  /// Engine::changes_since.
+  std::uint64_t changes_since(std::uint64_t since, std::string_view prefix, const ChangeFn& fn) const;
   /// Engine::compact.
   void compact();
   /// Engine::stats.

@@ -176,6 +176,24 @@ inline void FileSystem::link(const std::filesystem::path& from, const std::files
 
 namespace detail {
 
+/// The first `size` bytes of a file, as a file of that size: a reader of a
+/// WAL segment that is still being written sees no record after the
+/// moment it was given.
+class FilePrefix final : public RandomAccessFile {
+ public:
+  FilePrefix(const RandomAccessFile& file, std::uint64_t size) : file_(&file), size_(std::min(size, file.size())) {}
+  std::size_t read(std::uint64_t offset, std::size_t n, char* dst) const override {
+    if (offset >= size_) return 0;
+    return file_->read(offset, static_cast<std::size_t>(std::min<std::uint64_t>(n, size_ - offset)), dst);
+  }
+  std::uint64_t size() const override { return size_; }
+  const std::filesystem::path& path() const override { return file_->path(); }
+
+ private:
+  const RandomAccessFile* file_;
+  std::uint64_t size_;
+};
+
 [[noreturn]] inline void throw_io(const std::string& op, const std::filesystem::path& p, int err) {
   throw IoError("stowage: " + op + " " + p.string() + " failed: " + std::strerror(err) +
                 (err == ENOSPC ? " (the disk is full: free space, then retry or reopen)" : "") +

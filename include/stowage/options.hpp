@@ -73,6 +73,12 @@ struct Options {
   /// Live WAL segments (all of them) larger than this together also freeze
   /// and flush the write buffer.
   std::uint64_t wal_bytes = std::uint64_t{64} << 20;
+  /// WAL segments a flush releases are kept (renamed `feed-NNNNNN.log`) up
+  /// to this many bytes together, oldest removed first, so that
+  /// changes_since() can hand over commits older than the live WAL. 0 (the
+  /// default): released segments are deleted, and changes_since() reaches
+  /// back only as far as the live WAL (the commits since the last flush).
+  std::uint64_t change_feed_bytes = 0;
   /// Write WAL records (up to 64 KiB each) through a shared memory map of
   /// the active segment's preallocated bytes: a put is a copy into the OS's
   /// page cache with no system call, and a process crash keeps it exactly
@@ -147,6 +153,7 @@ struct Stats {
   std::uint64_t open_files = 0;          ///< chunk files open now (at most Options::max_open_files)
   std::uint64_t file_opens = 0;          ///< chunk file opens since open
   std::uint64_t wal_bytes = 0;           ///< bytes in live WAL segments
+  std::uint64_t change_feed_bytes = 0;   ///< bytes of released WAL kept for changes_since()
   std::uint64_t disk_bytes = 0;          ///< chunk files + WAL + manifest
   std::uint64_t checkpoints = 0;         ///< flushes of the write buffer since open (as flushes)
   std::uint64_t last_sequence = 0;       ///< sequence number of the last commit

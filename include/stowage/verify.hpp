@@ -148,7 +148,7 @@ struct StoreInfo {
   std::uint64_t uncounted = 0;              ///< KeyspaceInfo::uncounted summed over every keyspace
   std::uint64_t records = 0;                ///< records in chunks (puts and tombstones, overwritten ones included)
   std::vector<std::string> unnamed_files;   ///< chunk and WAL files nothing needs (left by a close or a crash)
-  std::vector<std::string> other_files;     ///< names stowage does not write (besides LOCK, MANIFEST.tmp, BACKUP)
+  std::vector<std::string> other_files;     ///< names stowage does not write (besides LOCK, MANIFEST.tmp, BACKUP, feed-*.log)
 
   /// The keyspace called name, or nullptr.
   const KeyspaceInfo* keyspace(std::string_view name) const {
@@ -224,7 +224,7 @@ inline StoreListing list_store(FileSystem& fs, const std::filesystem::path& dir)
       l.wal.push_back(*w);
     else if (auto c = parse_chunk_file_name(n))
       l.chunks.push_back(*c);
-    else if (n != "MANIFEST" && n != "LOCK" && n != "MANIFEST.tmp" && n != "BACKUP")
+    else if (n != "MANIFEST" && n != "LOCK" && n != "MANIFEST.tmp" && n != "BACKUP" && !parse_feed_file_name(n))
       l.other.push_back(n);
   }
   std::sort(l.chunks.begin(), l.chunks.end());

@@ -74,17 +74,32 @@ inline std::string wal_file_name(std::uint64_t number) {
   return buf;
 }
 
-/// Parses "wal-NNNNNN.log"; nullopt for any other name.
-inline std::optional<std::uint64_t> parse_wal_file_name(std::string_view name) {
-  if (name.size() < 9 || name.substr(0, 4) != "wal-" || name.substr(name.size() - 4) != ".log") return std::nullopt;
+/// The number in "<stem>NNNNNN.log" (up to 18 digits); nullopt for any other name.
+inline std::optional<std::uint64_t> parse_log_file_name(std::string_view name, std::string_view stem) {
+  if (name.size() < stem.size() + 5 || name.substr(0, stem.size()) != stem || name.substr(name.size() - 4) != ".log")
+    return std::nullopt;
   std::uint64_t n = 0;
-  auto digits = name.substr(4, name.size() - 8);
+  auto digits = name.substr(stem.size(), name.size() - stem.size() - 4);
   if (digits.empty() || digits.size() > 18) return std::nullopt;
   for (char c : digits) {
     if (c < '0' || c > '9') return std::nullopt;
     n = n * 10 + static_cast<std::uint64_t>(c - '0');
   }
   return n;
+}
+
+/// Parses "wal-NNNNNN.log"; nullopt for any other name.
+inline std::optional<std::uint64_t> parse_wal_file_name(std::string_view name) {
+  return parse_log_file_name(name, "wal-");
+}
+
+/// "feed-000042.log": WAL segment 42, released by a flush and kept for the
+/// change feed (Options::change_feed_bytes); its records are unchanged.
+inline std::string feed_file_name(std::uint64_t number) { return "feed-" + wal_file_name(number).substr(4); }
+
+/// Parses "feed-NNNNNN.log"; nullopt for any other name.
+inline std::optional<std::uint64_t> parse_feed_file_name(std::string_view name) {
+  return parse_log_file_name(name, "feed-");
 }
 
 /// A record's checksum: XXH3 of the payload, seeded with the XXH3 (seeded
