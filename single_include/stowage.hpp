@@ -4349,138 +4349,92 @@ inline BackupReport restore_from(const std::filesystem::path& backup, const std:
 #include <utility>
 #include <vector>
 
-// ---- begin stowage/detail/index_ops.hpp ----
-// detail/index_ops.hpp: how writes keep secondary indexes in the same
-// commit as their records. Every writer of a collection in a store of the
-// prefixed layout goes through commit_guarded(): it holds the collection's
-// gate shared while no index is declared (a plain commit), and exclusively
-// while one is, when it reads each record's old value, works out which
-// index entries go and come (refusing, with ConstraintError, a write that
-// would give two records one key of a unique index) and commits records and
-// entries as one WAL record.
+// ---- begin stowage/change_feed.hpp ----
+// change_feed.hpp: reading the change feed from WAL segments: the loop
+// Engine::changes_since runs over the segments it picked, and ChangeReader,
+// which follows a store that another process has open for writing.
 //
-// An index entry (docs/format.md, "Indexes"): key = the index's collection
-// prefix + the encoded index key (+ the record's encoded key, for an index
-// that is not unique); value = the record's encoded key.
+// The feed is the WAL's records, in order: the live segments (wal-N.log)
+// and the released ones kept for it (feed-N.log, Options::change_feed_bytes),
+// numbered from one counter, each record a batch of ops with consecutive
+// sequence numbers. A reader walks them from the oldest, skips the ops at or
+// below the sequence it was given, and hands over the rest. An op after a
+// missing sequence is a gap: before anything was handed over, the commits
+// asked for were released (a ValidationError that names the oldest kept);
+// after, the kept WAL lost a segment (a CorruptionError).
 
 #include <algorithm>
-#include <map>
-#include <mutex>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
 #include <optional>
-#include <set>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+// ---- begin stowage/detail/collection_prefix.hpp ----
+// detail/collection_prefix.hpp: the bytes that start every key of a
+// collection in a store of the prefixed layout (manifest format 5, see
+// docs/format.md, "Collections"). Collection id 0 is the default collection
+// (Storage's); named collections take 1, 2, ... and never reuse an id.
+//
+//   id < 0xF0:   one byte, the id
+//   otherwise:   one byte 0xF0 + (n - 1), then the id in n big-endian bytes
+//                (n = 1 to 4, the fewest that hold it)
+//
+// The first byte says how long the prefix is, so no prefix is the start of
+// another: the keys of two collections never interleave.
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
 
 namespace stowage::detail {
 
-/// The entry key hook makes for the record (pk, value bytes).
-inline std::string index_entry(const IndexHook& hook, std::string_view pk, std::string_view value) {
-  std::string out = hook.prefix;
-  hook.entry_key(pk, value, out);
-  return out;
+/// First byte of a prefix that holds its id in the bytes after it.
+inline constexpr unsigned kLongPrefixByte = 0xF0;
+
+/// The key prefix of collection id.
+inline std::string collection_prefix(std::uint32_t id) {
+  std::string p;
+  if (id < kLongPrefixByte) {
+    p.push_back(static_cast<char>(id));
+    return p;
+  }
+  unsigned n = 1;
+  while (n < 4 && (id >> (8 * n)) != 0) ++n;
+  p.push_back(static_cast<char>(kLongPrefixByte + n - 1));
+  for (unsigned i = n; i-- > 0;) p.push_back(static_cast<char>((id >> (8 * i)) & 0xff));
+  return p;
 }
 
-/// Appends to out, after the ops of slot's collection (keys with its
-/// prefix) in ops[first, last), the index entries they change: erases of
-/// the entries records leave, then puts of the entries they take. Reads
-/// each record's stored value. ConstraintError when a unique index would
-/// hold one key for two records. The caller holds slot.gate exclusively.
-template <class Engine>
-void expand_index_ops(const Engine& e, const CollectionSlot& slot, const std::vector<WriteOp>& ops,
-                      const std::vector<std::size_t>& mine, std::vector<WriteOp>& out) {
-  if (slot.hooks.empty()) return;
-  std::map<std::string_view, const WriteOp*> last;  // the op that decides each key
-  for (auto i : mine) last[ops[i].key] = &ops[i];
-  const std::size_t nh = slot.hooks.size();
-  struct Change {
-    std::string_view pk;
-    std::vector<std::string> before, after;  // per hook; empty: no entry
-  };
-  std::vector<Change> changes;
-  changes.reserve(last.size());
-  std::set<std::string> released;  // entries of unique indexes the write frees
-  for (const auto& [key, op] : last) {
-    Change c;
-    c.pk = key.substr(slot.prefix.size());
-    std::optional<std::string> old;
-    e.find(key, [&](std::string_view bytes, const std::filesystem::path*) { old.emplace(bytes); });
-    c.before.resize(nh);
-    c.after.resize(nh);
-    for (std::size_t h = 0; h < nh; ++h) {
-      if (old) c.before[h] = index_entry(*slot.hooks[h], c.pk, *old);
-      if (!op->erase) c.after[h] = index_entry(*slot.hooks[h], c.pk, op->value);
-      if (slot.hooks[h]->unique && !c.before[h].empty() && c.before[h] != c.after[h]) released.insert(c.before[h]);
-    }
-    changes.push_back(std::move(c));
-  }
-  std::set<std::string> claimed;
-  for (const auto& c : changes)
-    for (std::size_t h = 0; h < nh; ++h) {
-      const IndexHook& hook = *slot.hooks[h];
-      const std::string& entry = c.after[h];
-      if (!hook.unique || entry.empty() || entry == c.before[h]) continue;
-      bool taken = !claimed.insert(entry).second;
-      if (!taken && !released.count(entry))
-        taken = e.find(entry, [](std::string_view, const std::filesystem::path*) {});
-      if (taken)
-        throw ConstraintError("stowage: index '" + hook.name + "' of collection '" + slot.name +
-                              "' is unique, and its key " + hex_key(std::string_view(entry).substr(hook.prefix.size())) +
-                              " belongs to another record; nothing was written");
-    }
-  for (const auto& c : changes)
-    for (std::size_t h = 0; h < nh; ++h)
-      if (!c.before[h].empty() && c.before[h] != c.after[h]) out.push_back(WriteOp{true, c.before[h], {}});
-  for (const auto& c : changes)
-    for (std::size_t h = 0; h < nh; ++h)
-      if (!c.after[h].empty() && c.after[h] != c.before[h]) out.push_back(WriteOp{false, c.after[h], std::string(c.pk)});
-}
+/// A collection prefix read from the start of a key.
+struct ParsedPrefix {
+  std::uint32_t id = 0;
+  std::size_t size = 0;  ///< its bytes: the collection's own key starts here
+};
 
-/// Commits ops, op i writing the collection of slot_of[i], as one atomic
-/// write with the index entries they change (see the top of this file). In
-/// a bare store (no collection can have indexes) it is e.write(ops).
-template <class Engine>
-void commit_guarded(Engine& e, const std::vector<CollectionSlot*>& slot_of, const std::vector<WriteOp>& ops) {
-  if (ops.empty()) return;
-  if (!e.prefixed()) {
-    e.write(ops);
-    return;
-  }
-  std::vector<CollectionSlot*> slots(slot_of.begin(), slot_of.end());
-  std::sort(slots.begin(), slots.end(), [](const CollectionSlot* a, const CollectionSlot* b) { return a->id < b->id; });
-  slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
-  {
-    std::vector<std::shared_lock<std::shared_mutex>> shared;
-    bool indexed = false;
-    for (auto* s : slots) {
-      shared.emplace_back(s->gate);
-      indexed = indexed || s->indexed.load(std::memory_order_acquire);
-    }
-    if (!indexed) {
-      e.write(ops);
-      return;
-    }
-  }
-  std::vector<std::unique_lock<std::shared_mutex>> exclusive;  // in id order: no two writers deadlock
-  for (auto* s : slots) exclusive.emplace_back(s->gate);
-  for (auto* s : slots) {
-    e.mark_stale(*s);
-    if (s->hooks.empty()) s->indexed.store(false, std::memory_order_release);
-  }
-  std::vector<WriteOp> all(ops);
-  for (auto* s : slots) {
-    std::vector<std::size_t> mine;
-    for (std::size_t i = 0; i < ops.size(); ++i)
-      if (slot_of[i] == s) mine.push_back(i);
-    expand_index_ops(e, *s, ops, mine, all);
-  }
-  e.write(all);
+/// The prefix key starts with, or nullopt when it starts with none (an
+/// empty key, a long form cut short, or a long form whose id would fit a
+/// shorter one: every id has exactly one prefix).
+inline std::optional<ParsedPrefix> parse_collection_prefix(std::string_view key) {
+  if (key.empty()) return std::nullopt;
+  const auto b = static_cast<unsigned char>(key[0]);
+  if (b < kLongPrefixByte) return ParsedPrefix{b, 1};
+  const unsigned n = b - kLongPrefixByte + 1;
+  if (n > 4 || key.size() < 1 + n) return std::nullopt;
+  std::uint32_t id = 0;
+  for (unsigned i = 0; i < n; ++i) id = (id << 8) | static_cast<unsigned char>(key[1 + i]);
+  if (collection_prefix(id).size() != 1 + n) return std::nullopt;
+  return ParsedPrefix{id, 1 + n};
 }
 
 }  // namespace stowage::detail
-// ---- end stowage/detail/index_ops.hpp ----
+// ---- end stowage/detail/collection_prefix.hpp ----
 // ---- begin stowage/serializer.hpp ----
 // serializer.hpp: stowage's own value format (BinarySerializer, id "binary-1")
 // and the traits user types opt in with. Header-only; no Boost needed.
@@ -5499,6 +5453,327 @@ std::string describe_value() {
 
 }  // namespace stowage
 // ---- end stowage/serializer.hpp ----
+
+namespace stowage {
+
+/// One change a feed hands over (Collection::changes_since, ChangeReader):
+/// a put of value under key, or an erase of key (value empty), committed as
+/// `sequence`.
+template <class Key, class Value>
+struct Change {
+  std::uint64_t sequence = 0;  ///< the commit's sequence number (Stats::last_sequence counts them)
+  bool erased = false;         ///< an erase (handed over whether or not the key was there)
+  Key key{};
+  std::optional<Value> value;  ///< the value put; empty for an erase
+};
+
+namespace detail {
+
+/// Where a feed read stands: the next sequence it must meet, and the
+/// sequence it asked from (to tell a released start from a lost middle).
+struct FeedPosition {
+  std::uint64_t since = 0;
+  std::uint64_t next = 1;   ///< the sequence the next op must have
+  std::uint64_t last = ~std::uint64_t{0};  ///< ops after it are not handed over
+};
+
+/// A gap inside the kept WAL (see the top of change_feed.hpp).
+class FeedGap : public CorruptionError {
+ public:
+  using CorruptionError::CorruptionError;
+};
+
+/// The error for commits after since that are no longer kept.
+inline ValidationError feed_released(const std::filesystem::path& dir, std::uint64_t since, std::uint64_t oldest) {
+  return ValidationError("stowage: changes_since(" + std::to_string(since) +
+                         "): the commits after it are no longer kept in the store at " + dir.string() +
+                         (oldest ? " (the oldest kept is " + std::to_string(oldest) + ")" : std::string(" (none is)")) +
+                         "; Options::change_feed_bytes keeps the WAL a flush releases");
+}
+
+/// Reads segment `number` from file, record by record, up to the first one
+/// that is not whole (where a segment still being written ends), and hands
+/// fn(sequence, erased, key without prefix, value) each op of pos's range
+/// whose key starts with prefix. Throws as the top of this file says.
+inline void read_feed_segment(const RandomAccessFile& file, std::uint64_t number, FeedPosition& pos,
+                              std::string_view prefix, const std::filesystem::path& dir, const ChangeFn& fn) {
+  const auto log_number = static_cast<std::uint32_t>(number);
+  wal_detail::WindowReader reader(file, file.size());
+  std::string_view record;
+  std::uint64_t durable = 0;
+  for (std::uint64_t at = 0; at < file.size() && pos.next <= pos.last;) {
+    const std::uint64_t n = wal_detail::valid_record_in(reader, at, log_number, record, durable);
+    if (n == 0) break;
+    decode_wal_batch(record, file.path(), at, [&](const WalOp& op) {
+      if (op.seq < pos.next || op.seq > pos.last) return;
+      if (op.seq > pos.next) {
+        if (pos.next == pos.since + 1) throw feed_released(dir, pos.since, op.seq);
+        throw FeedGap(file.path(), at,
+                              "the WAL kept for the change feed misses the commits " + std::to_string(pos.next) +
+                                  " to " + std::to_string(op.seq - 1));
+      }
+      ++pos.next;
+      if (op.key.substr(0, prefix.size()) != prefix) return;
+      fn(op.seq, op.kind == kOpErase, op.key.substr(prefix.size()), op.value);
+    });
+    at += n;
+  }
+}
+
+/// Opens WAL segment n of dir as wal-n.log or, once a flush moved it,
+/// feed-n.log; nullptr when neither is there (deleted).
+inline std::unique_ptr<RandomAccessFile> open_feed_segment(FileSystem& fs, const std::filesystem::path& dir,
+                                                          std::uint64_t n) {
+  // A flush renames wal- to feed- at any time: wal- again after feed- misses.
+  for (const auto& name : {wal_file_name(n), feed_file_name(n), wal_file_name(n)}) {
+    try {
+      return fs.open_read(dir / name);
+    } catch (const IoError&) {
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace detail
+
+/// Follows the change feed of one collection of a store that another
+/// process may have open for writing (Collection::changes_since needs the
+/// store open in this process, which a writer elsewhere prevents). Takes no
+/// lock and writes nothing: it reads MANIFEST (to find the collection and
+/// check its types) and the WAL files, as a follower keeping a replica does.
+/// The feed reaches back as far as the writer keeps WAL
+/// (Options::change_feed_bytes).
+template <class Key, class Value, class Serializer = BinarySerializer>
+class ChangeReader {
+ public:
+  /// A reader of collection `collection` ("default": a Storage's records)
+  /// of the store in dir. Nothing is read before changes_since().
+  explicit ChangeReader(std::filesystem::path dir, std::string collection = "default",
+                        std::shared_ptr<FileSystem> file_system = nullptr)
+      : dir_(std::move(dir)),
+        collection_(std::move(collection)),
+        fs_(file_system ? std::move(file_system) : default_file_system()) {}
+
+  /// Calls fn(const Change<Key, Value>&) for every put and erase of the
+  /// collection committed after `sequence` that the WAL holds now, in commit
+  /// order, and returns the sequence of the last commit it read (`sequence`
+  /// when none): pass it to the next call. Throws ValidationError when there
+  /// is no store or no such collection, or when commits after `sequence`
+  /// are no longer kept; MigrationError when the collection's Key order or
+  /// Serializer is not this reader's; CorruptionError on damaged files.
+  template <class Fn>
+  std::uint64_t changes_since(std::uint64_t sequence, Fn&& fn) {
+    if (!detail::manifest_exists(*fs_, dir_)) throw ValidationError("stowage: no store at " + dir_.string() + " (no MANIFEST)");
+    const detail::Manifest m = detail::read_manifest(*fs_, dir_);
+    const std::string prefix = collection_prefix(m);
+    detail::FeedPosition pos;
+    pos.since = sequence;
+    pos.next = sequence + 1;
+    const ChangeFn deliver = [&](std::uint64_t seq, bool erased, std::string_view key, std::string_view value) {
+      Change<Key, Value> c;
+      c.sequence = seq;
+      c.erased = erased;
+      decode_key_into<Key>(key, c.key);
+      if (!erased) c.value = Serializer::template deserialize<Value>(value);
+      fn(static_cast<const Change<Key, Value>&>(c));
+    };
+    // A listing taken while the writer renames a segment (wal- to feed-)
+    // may show neither name: a gap is read again from where it stopped,
+    // with a new listing, before it counts.
+    for (int attempt = 1;; ++attempt) {
+      try {
+        read_all(prefix, pos, deliver);
+        break;
+      } catch (const detail::FeedGap&) {
+        if (attempt == 3) throw;
+      } catch (const ValidationError&) {  // released: or a listing that missed the oldest segment
+        if (attempt == 3) throw;
+      }
+    }
+    // The MANIFEST's commits are in chunk files only: asking from below it
+    // and finding nothing means the WAL holding them is gone.
+    if (pos.next == sequence + 1 && m.last_seq > sequence) throw detail::feed_released(dir_, sequence, 0);
+    return pos.next - 1;
+  }
+
+ private:
+  // One pass over the segments the directory lists now.
+  void read_all(const std::string& prefix, detail::FeedPosition& pos, const ChangeFn& fn) {
+    // Every segment: the live ones, those a flush released that a close
+    // left (below the MANIFEST's first needed one), and the feed files.
+    std::vector<std::uint64_t> numbers;
+    for (const auto& name : fs_->list(dir_)) {
+      if (auto n = detail::parse_wal_file_name(name)) numbers.push_back(*n);
+      if (auto n = detail::parse_feed_file_name(name)) numbers.push_back(*n);
+    }
+    std::sort(numbers.begin(), numbers.end());
+    numbers.erase(std::unique(numbers.begin(), numbers.end()), numbers.end());
+    for (auto n : numbers)
+      if (auto file = detail::open_feed_segment(*fs_, dir_, n)) detail::read_feed_segment(*file, n, pos, prefix, dir_, fn);
+  }
+
+  std::string collection_prefix(const detail::Manifest& m) const {
+    const auto* ks = m.keyspace(detail::kDefaultKeyspace);
+    std::string key_order, serializer = m.serializer;
+    std::string prefix;
+    if (collection_ == detail::kDefaultKeyspace) {
+      if (ks) key_order = ks->key_order;
+      if (m.layout == detail::Layout::prefixed) prefix = detail::collection_prefix(0);
+    } else {
+      const auto* c = m.collection(collection_);
+      if (!c || m.layout != detail::Layout::prefixed)
+        throw ValidationError("stowage: the store at " + dir_.string() + " has no collection '" + collection_ + "'");
+      key_order = c->key_order;
+      serializer = c->serializer;
+      prefix = detail::collection_prefix(c->id);
+    }
+    if ((!key_order.empty() && key_order != KeyCodec<Key>::name()) || (!serializer.empty() && serializer != Serializer::id()))
+      throw MigrationError("stowage: collection '" + collection_ + "' of the store at " + dir_.string() +
+                           " holds keys in order " + key_order + " with serializer " + serializer +
+                           "; this ChangeReader reads " + std::string(KeyCodec<Key>::name()) + " with " +
+                           std::string(Serializer::id()));
+    return prefix;
+  }
+
+  std::filesystem::path dir_;
+  std::string collection_;
+  std::shared_ptr<FileSystem> fs_;
+};
+
+}  // namespace stowage
+// ---- end stowage/change_feed.hpp ----
+// ---- begin stowage/detail/index_ops.hpp ----
+// detail/index_ops.hpp: how writes keep secondary indexes in the same
+// commit as their records. Every writer of a collection in a store of the
+// prefixed layout goes through commit_guarded(): it holds the collection's
+// gate shared while no index is declared (a plain commit), and exclusively
+// while one is, when it reads each record's old value, works out which
+// index entries go and come (refusing, with ConstraintError, a write that
+// would give two records one key of a unique index) and commits records and
+// entries as one WAL record.
+//
+// An index entry (docs/format.md, "Indexes"): key = the index's collection
+// prefix + the encoded index key (+ the record's encoded key, for an index
+// that is not unique); value = the record's encoded key.
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace stowage::detail {
+
+/// The entry key hook makes for the record (pk, value bytes).
+inline std::string index_entry(const IndexHook& hook, std::string_view pk, std::string_view value) {
+  std::string out = hook.prefix;
+  hook.entry_key(pk, value, out);
+  return out;
+}
+
+/// Appends to out, after the ops of slot's collection (keys with its
+/// prefix) in ops[first, last), the index entries they change: erases of
+/// the entries records leave, then puts of the entries they take. Reads
+/// each record's stored value. ConstraintError when a unique index would
+/// hold one key for two records. The caller holds slot.gate exclusively.
+template <class Engine>
+void expand_index_ops(const Engine& e, const CollectionSlot& slot, const std::vector<WriteOp>& ops,
+                      const std::vector<std::size_t>& mine, std::vector<WriteOp>& out) {
+  if (slot.hooks.empty()) return;
+  std::map<std::string_view, const WriteOp*> last;  // the op that decides each key
+  for (auto i : mine) last[ops[i].key] = &ops[i];
+  const std::size_t nh = slot.hooks.size();
+  struct Change {
+    std::string_view pk;
+    std::vector<std::string> before, after;  // per hook; empty: no entry
+  };
+  std::vector<Change> changes;
+  changes.reserve(last.size());
+  std::set<std::string> released;  // entries of unique indexes the write frees
+  for (const auto& [key, op] : last) {
+    Change c;
+    c.pk = key.substr(slot.prefix.size());
+    std::optional<std::string> old;
+    e.find(key, [&](std::string_view bytes, const std::filesystem::path*) { old.emplace(bytes); });
+    c.before.resize(nh);
+    c.after.resize(nh);
+    for (std::size_t h = 0; h < nh; ++h) {
+      if (old) c.before[h] = index_entry(*slot.hooks[h], c.pk, *old);
+      if (!op->erase) c.after[h] = index_entry(*slot.hooks[h], c.pk, op->value);
+      if (slot.hooks[h]->unique && !c.before[h].empty() && c.before[h] != c.after[h]) released.insert(c.before[h]);
+    }
+    changes.push_back(std::move(c));
+  }
+  std::set<std::string> claimed;
+  for (const auto& c : changes)
+    for (std::size_t h = 0; h < nh; ++h) {
+      const IndexHook& hook = *slot.hooks[h];
+      const std::string& entry = c.after[h];
+      if (!hook.unique || entry.empty() || entry == c.before[h]) continue;
+      bool taken = !claimed.insert(entry).second;
+      if (!taken && !released.count(entry))
+        taken = e.find(entry, [](std::string_view, const std::filesystem::path*) {});
+      if (taken)
+        throw ConstraintError("stowage: index '" + hook.name + "' of collection '" + slot.name +
+                              "' is unique, and its key " + hex_key(std::string_view(entry).substr(hook.prefix.size())) +
+                              " belongs to another record; nothing was written");
+    }
+  for (const auto& c : changes)
+    for (std::size_t h = 0; h < nh; ++h)
+      if (!c.before[h].empty() && c.before[h] != c.after[h]) out.push_back(WriteOp{true, c.before[h], {}});
+  for (const auto& c : changes)
+    for (std::size_t h = 0; h < nh; ++h)
+      if (!c.after[h].empty() && c.after[h] != c.before[h]) out.push_back(WriteOp{false, c.after[h], std::string(c.pk)});
+}
+
+/// Commits ops, op i writing the collection of slot_of[i], as one atomic
+/// write with the index entries they change (see the top of this file). In
+/// a bare store (no collection can have indexes) it is e.write(ops).
+template <class Engine>
+void commit_guarded(Engine& e, const std::vector<CollectionSlot*>& slot_of, const std::vector<WriteOp>& ops) {
+  if (ops.empty()) return;
+  if (!e.prefixed()) {
+    e.write(ops);
+    return;
+  }
+  std::vector<CollectionSlot*> slots(slot_of.begin(), slot_of.end());
+  std::sort(slots.begin(), slots.end(), [](const CollectionSlot* a, const CollectionSlot* b) { return a->id < b->id; });
+  slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
+  {
+    std::vector<std::shared_lock<std::shared_mutex>> shared;
+    bool indexed = false;
+    for (auto* s : slots) {
+      shared.emplace_back(s->gate);
+      indexed = indexed || s->indexed.load(std::memory_order_acquire);
+    }
+    if (!indexed) {
+      e.write(ops);
+      return;
+    }
+  }
+  std::vector<std::unique_lock<std::shared_mutex>> exclusive;  // in id order: no two writers deadlock
+  for (auto* s : slots) exclusive.emplace_back(s->gate);
+  for (auto* s : slots) {
+    e.mark_stale(*s);
+    if (s->hooks.empty()) s->indexed.store(false, std::memory_order_release);
+  }
+  std::vector<WriteOp> all(ops);
+  for (auto* s : slots) {
+    std::vector<std::size_t> mine;
+    for (std::size_t i = 0; i < ops.size(); ++i)
+      if (slot_of[i] == s) mine.push_back(i);
+    expand_index_ops(e, *s, ops, mine, all);
+  }
+  e.write(all);
+}
+
+}  // namespace stowage::detail
+// ---- end stowage/detail/index_ops.hpp ----
 // With STOWAGE_SEPARATE_COMPILATION, Storage keeps its engine behind an
 // EngineHandle and this file includes neither the engine nor the migration
 // machinery (the file that includes <stowage/engine_src.hpp> compiles them).
@@ -9127,67 +9402,6 @@ concept LockPolicy = std::default_initializable<L> && requires(L& l) {
 
 }  // namespace stowage
 // ---- end stowage/concepts.hpp ----
-// ---- begin stowage/detail/collection_prefix.hpp ----
-// detail/collection_prefix.hpp: the bytes that start every key of a
-// collection in a store of the prefixed layout (manifest format 5, see
-// docs/format.md, "Collections"). Collection id 0 is the default collection
-// (Storage's); named collections take 1, 2, ... and never reuse an id.
-//
-//   id < 0xF0:   one byte, the id
-//   otherwise:   one byte 0xF0 + (n - 1), then the id in n big-endian bytes
-//                (n = 1 to 4, the fewest that hold it)
-//
-// The first byte says how long the prefix is, so no prefix is the start of
-// another: the keys of two collections never interleave.
-
-#include <cstddef>
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-
-namespace stowage::detail {
-
-/// First byte of a prefix that holds its id in the bytes after it.
-inline constexpr unsigned kLongPrefixByte = 0xF0;
-
-/// The key prefix of collection id.
-inline std::string collection_prefix(std::uint32_t id) {
-  std::string p;
-  if (id < kLongPrefixByte) {
-    p.push_back(static_cast<char>(id));
-    return p;
-  }
-  unsigned n = 1;
-  while (n < 4 && (id >> (8 * n)) != 0) ++n;
-  p.push_back(static_cast<char>(kLongPrefixByte + n - 1));
-  for (unsigned i = n; i-- > 0;) p.push_back(static_cast<char>((id >> (8 * i)) & 0xff));
-  return p;
-}
-
-/// A collection prefix read from the start of a key.
-struct ParsedPrefix {
-  std::uint32_t id = 0;
-  std::size_t size = 0;  ///< its bytes: the collection's own key starts here
-};
-
-/// The prefix key starts with, or nullopt when it starts with none (an
-/// empty key, a long form cut short, or a long form whose id would fit a
-/// shorter one: every id has exactly one prefix).
-inline std::optional<ParsedPrefix> parse_collection_prefix(std::string_view key) {
-  if (key.empty()) return std::nullopt;
-  const auto b = static_cast<unsigned char>(key[0]);
-  if (b < kLongPrefixByte) return ParsedPrefix{b, 1};
-  const unsigned n = b - kLongPrefixByte + 1;
-  if (n > 4 || key.size() < 1 + n) return std::nullopt;
-  std::uint32_t id = 0;
-  for (unsigned i = 0; i < n; ++i) id = (id << 8) | static_cast<unsigned char>(key[1 + i]);
-  if (collection_prefix(id).size() != 1 + n) return std::nullopt;
-  return ParsedPrefix{id, 1 + n};
-}
-
-}  // namespace stowage::detail
-// ---- end stowage/detail/collection_prefix.hpp ----
 // ---- begin stowage/migration.hpp ----
 // migration.hpp: versioned upgrades (and downgrades) of a store.
 //
@@ -13727,14 +13941,7 @@ auto Engine<Compression, Eviction, Lock>::changes_since(std::uint64_t since, std
     numbers.erase(std::unique(numbers.begin(), numbers.end()), numbers.end());
     std::lock_guard s(seal_mu_);
     for (auto n : numbers) {
-      std::unique_ptr<RandomAccessFile> f;
-      for (const auto& name : {detail::wal_file_name(n), detail::feed_file_name(n), detail::wal_file_name(n)}) {
-        if (f) break;
-        try {
-          f = fs_->open_read(dir_ / name);  // a flush may be renaming it
-        } catch (const IoError&) {
-        }
-      }
+      auto f = detail::open_feed_segment(*fs_, dir_, n);
       if (!f) continue;  // released and deleted
       std::uint64_t bytes = f->size();
       if (wal_ && n == wal_->number()) bytes = std::min(bytes, wal_->size());
@@ -13742,31 +13949,13 @@ auto Engine<Compression, Eviction, Lock>::changes_since(std::uint64_t since, std
       segments.push_back(Segment{n, std::move(f), bytes});
     }
   }
-  std::uint64_t next = since + 1;  // the sequence the next change must have
-  const auto released = [&](std::uint64_t oldest) {
-    return ValidationError("stowage: changes_since(" + std::to_string(since) + "): the commits after it are no longer "
-                           "kept in the store at " + dir_.string() +
-                           (oldest ? " (the oldest kept is " + std::to_string(oldest) + ")" : std::string(" (none is)")) +
-                           "; Options::change_feed_bytes keeps the WAL a flush releases");
-  };
-  for (const auto& seg : segments) {
-    const detail::FilePrefix file(*seg.file, seg.bytes);
-    detail::replay_wal(file, seg.number, [&](std::string_view payload, std::uint64_t pos) {
-      if (next > last) return;
-      detail::decode_wal_batch(payload, file.path(), pos, [&](const detail::WalOp& op) {
-        if (op.seq < next || op.seq > last) return;
-        if (op.seq > next && next == since + 1) throw released(op.seq);
-        if (op.seq > next)
-          throw CorruptionError(file.path(), pos,
-                                "the WAL kept for the change feed misses the commits " + std::to_string(next) +
-                                    " to " + std::to_string(op.seq - 1));
-        ++next;
-        if (op.key.substr(0, prefix.size()) != prefix) return;
-        fn(op.seq, op.kind == detail::kOpErase, op.key.substr(prefix.size()), op.value);
-      });
-    });
-  }
-  if (next <= last) throw released(0);
+  detail::FeedPosition pos;
+  pos.since = since;
+  pos.next = since + 1;
+  pos.last = last;
+  for (const auto& seg : segments)
+    detail::read_feed_segment(detail::FilePrefix(*seg.file, seg.bytes), seg.number, pos, prefix, dir_, fn);
+  if (pos.next <= last) throw detail::feed_released(dir_, since, 0);
   return last;
 }
 
@@ -15248,16 +15437,6 @@ struct unique_t {
 };
 /// See unique_t.
 inline constexpr unique_t unique{};
-
-/// One change Collection::changes_since() hands over: a put of value
-/// under key, or an erase of key (value empty), committed as `sequence`.
-template <class Key, class Value>
-struct Change {
-  std::uint64_t sequence = 0;  ///< the commit's sequence number (Stats::last_sequence counts them)
-  bool erased = false;         ///< an erase (handed over whether or not the key was there)
-  Key key{};
-  std::optional<Value> value;  ///< the value put; empty for an erase
-};
 
 /// Typed records in a store: the default collection of a Storage (which
 /// derives from it), or a named collection of a Database

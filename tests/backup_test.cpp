@@ -187,7 +187,7 @@ TEST_CASE("a backup under load holds every commit up to its sequence and none af
     // Each backup starts once the writer is a quarter further on.
     const std::uint64_t from = kOps * static_cast<std::uint64_t>(i) / 5;
     while (done.load() < from) std::this_thread::yield();
-    taken.push_back(db.backup_to(tmp / ("b" + std::to_string(i))));
+    taken.push_back(db.backup_to(tmp / std::string("b").append(std::to_string(i))));
   }
   writer.join();
   CHECK(db.stats().last_sequence == kOps);  // one sequence per op
@@ -399,7 +399,7 @@ TEST_CASE("a backup descriptor of hostile bytes is a CorruptionError", "[backup]
         case 1: s.erase(at, 1 + rng() % 8); break;
         default: s.insert(at, 1, static_cast<char>(rng())); break;
       }
-      if (s.empty()) s = "x";
+      if (s.empty()) s.push_back('x');
     }
     try {
       detail::decode_backup_descriptor(s, p);
@@ -426,7 +426,7 @@ namespace {
       }
     }).detach();
     for (int n = 0;; ++n) {
-      const auto target = root / ("bk-" + std::to_string(n));
+      const auto target = root / std::string("bk-").append(std::to_string(n));
       if (std::filesystem::exists(target)) continue;
       db.backup_to(target);
       const char c = 1;

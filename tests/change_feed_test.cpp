@@ -2,11 +2,17 @@
 // and the released WAL kept for it (Options::change_feed_bytes).
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -171,7 +177,7 @@ TEST_CASE("a collection's feed holds its own records only, not other collections
 TEST_CASE("a follower tailing the feed while a writer runs ends with the writer's records", "[feed]") {
   TempDir tmp("feed");
   Store db(tmp / "s", small(std::uint64_t{4} << 20));
-  constexpr std::uint64_t kOps = 20000;
+  constexpr std::uint64_t kOps = 10000;
   std::atomic<bool> done{false};
   std::thread writer([&] {
     for (std::uint64_t i = 0; i < kOps; ++i) {
@@ -235,4 +241,193 @@ TEST_CASE("a migration that rewrites the records ends the feed", "[feed]") {
   db.changes_since(last, [&](const auto& c) { got.push_back(c); });
   REQUIRE(got.size() == 1);
   CHECK(got[0].value->text == "seven");
+}
+
+// ---- a follower in another process (ChangeReader) ------------------------
+
+namespace {
+
+using Leader = Storage<std::uint64_t, std::uint64_t>;
+
+Options leader_options() {
+  Options o{.cache_bytes = 256 << 10, .chunk_bytes = 8 << 10, .block_bytes = 512, .write_buffer_bytes = 16 << 10};
+  o.change_feed_bytes = std::uint64_t{64} << 20;  // every released segment stays
+  return o;
+}
+
+// Op k of the leader: one commit each (sequence k + 1 in a fresh store).
+void leader_op(Leader& db, std::uint64_t k) {
+  if (k % 6 == 5)
+    db.erase((k * 31) % 700);
+  else
+    db.put((k * 31) % 700, k);
+}
+
+// Applies the feed of the leader at dir to the replica Database at replica
+// until stop() says so (after its last read): records and the sequence
+// applied go in one batch, so a kill leaves them agreeing. Returns the
+// sequence applied.
+std::uint64_t follow(const std::filesystem::path& dir, const std::filesystem::path& replica,
+                     const std::function<bool(std::uint64_t)>& stop, int progress_fd = -1) {
+  Database db(replica);
+  auto records = db.collection<std::uint64_t, std::uint64_t>("records");
+  auto meta = db.collection<std::string, std::uint64_t>("meta");
+  ChangeReader<std::uint64_t, std::uint64_t> reader(dir);
+  std::uint64_t at = meta.get("applied").value_or(0);
+  for (;;) {
+    auto batch = db.batch();
+    const std::uint64_t next = reader.changes_since(at, [&](const Change<std::uint64_t, std::uint64_t>& c) {
+      if (c.erased)
+        batch.erase(records, c.key);
+      else
+        batch.put(records, c.key, *c.value);
+    });
+    if (next != at) {
+      batch.put(meta, "applied", next);
+      batch.commit();
+      at = next;
+      if (progress_fd >= 0) {
+        const char c = 1;
+        if (::write(progress_fd, &c, 1) != 1) ::_exit(4);
+      }
+    }
+    if (stop(at)) return at;
+    std::this_thread::yield();
+  }
+}
+
+[[noreturn]] void leader_child(const std::filesystem::path& dir, int fd) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  try {
+    Leader db(dir, leader_options());
+    for (std::uint64_t k = db.stats().last_sequence;; ++k) {
+      leader_op(db, k);
+      if (k % 500 == 0) {
+        const char c = 1;
+        if (::write(fd, &c, 1) != 1) ::_exit(4);
+      }
+    }
+  } catch (...) {
+    ::_exit(2);
+  }
+}
+
+[[noreturn]] void follower_child(const std::filesystem::path& dir, const std::filesystem::path& replica, int fd) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  try {
+    follow(dir, replica, [](std::uint64_t) { return false; }, fd);
+  } catch (const ValidationError&) {
+    ::_exit(5);  // the leader's store not made yet: the parent starts it again
+  } catch (...) {
+    ::_exit(2);
+  }
+  ::_exit(0);
+}
+
+pid_t spawn(const std::function<void(int)>& body, int& read_fd) {
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    body(fds[1]);
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  read_fd = fds[0];
+  return pid;
+}
+
+void wait_bytes(int fd, int n) {
+  char c;
+  for (int i = 0; i < n && ::read(fd, &c, 1) == 1; ++i) {
+  }
+}
+
+void kill_and_reap(pid_t pid, int fd) {
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::close(fd);
+}
+
+}  // namespace
+
+TEST_CASE("a follower process keeps a replica that converges, with both killed at random points",
+          "[feed][crash]") {
+  TempDir tmp("feed-replica");
+  const auto dir = tmp / "leader";
+  const auto replica = tmp / "replica";
+  std::mt19937 rng(5);
+  { Leader db(dir, leader_options()); }  // the store exists before the first follower reads it
+  for (int round = 0; round < 6; ++round) {
+    int lfd = -1, ffd = -1;
+    const pid_t leader = spawn([&](int fd) { leader_child(dir, fd); }, lfd);
+    wait_bytes(lfd, 1 + static_cast<int>(rng() % 3));
+    const pid_t follower = spawn([&](int fd) { follower_child(dir, replica, fd); }, ffd);
+    // Both run; then each is killed after a few more steps of its own.
+    if (rng() % 2 == 0) {
+      wait_bytes(ffd, 1 + static_cast<int>(rng() % 4));
+      kill_and_reap(follower, ffd);
+      wait_bytes(lfd, 1 + static_cast<int>(rng() % 3));
+      kill_and_reap(leader, lfd);
+    } else {
+      wait_bytes(lfd, 1 + static_cast<int>(rng() % 3));
+      kill_and_reap(leader, lfd);
+      wait_bytes(ffd, 1 + static_cast<int>(rng() % 2));
+      kill_and_reap(follower, ffd);
+    }
+  }
+  // The leader reopened (its recovery runs), then the follower catches up.
+  std::map<std::uint64_t, std::uint64_t> want;
+  std::uint64_t last = 0;
+  {
+    Leader db(dir, leader_options());
+    last = db.stats().last_sequence;
+    for (const auto& [k, v] : db.scan()) want[k] = v;
+  }
+  REQUIRE(last > 3000);
+  const std::uint64_t applied = follow(dir, replica, [&](std::uint64_t at) { return at >= last; });
+  CHECK(applied == last);
+  Database db(replica);
+  std::map<std::uint64_t, std::uint64_t> got;
+  for (const auto& [k, v] : db.collection<std::uint64_t, std::uint64_t>("records").scan()) got[k] = v;
+  CHECK(got == want);
+  // The leader's records follow from the ops (one sequence per op).
+  std::map<std::uint64_t, std::uint64_t> model;
+  for (std::uint64_t k = 0; k < last; ++k) {
+    if (k % 6 == 5)
+      model.erase((k * 31) % 700);
+    else
+      model[(k * 31) % 700] = k;
+  }
+  CHECK(want == model);
+}
+
+TEST_CASE("ChangeReader checks the collection and says when the feed is released", "[feed]") {
+  TempDir tmp("feed");
+  {
+    Database db(tmp / "db", leader_options());
+    db.collection<std::uint64_t, std::uint64_t>("a").put(1, 2);
+  }
+  ChangeReader<std::uint64_t, std::uint64_t> a(tmp / "db", "a");
+  std::vector<Change<std::uint64_t, std::uint64_t>> got;
+  CHECK(a.changes_since(0, [&](const auto& c) { got.push_back(c); }) == 1);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].value == std::optional<std::uint64_t>(2));
+  CHECK_THROWS_AS((ChangeReader<std::uint64_t, std::uint64_t>(tmp / "db", "nope").changes_since(0, [](const auto&) {})),
+                  ValidationError);
+  CHECK_THROWS_AS((ChangeReader<std::string, std::uint64_t>(tmp / "db", "a").changes_since(0, [](const auto&) {})),
+                  MigrationError);
+  CHECK_THROWS_AS((ChangeReader<std::uint64_t, std::uint64_t>(tmp / "none").changes_since(0, [](const auto&) {})),
+                  ValidationError);
+  {
+    Store db(tmp / "s", small(0));
+    for (std::uint64_t i = 0; i < 100; ++i) db.put(i, "x");
+    db.checkpoint();
+  }
+  ChangeReader<std::uint64_t, std::string> s(tmp / "s");
+  CHECK_THAT(error_of([&] { s.changes_since(0, [](const auto&) {}); }), Catch::Contains("no longer kept"));
+  CHECK(s.changes_since(100, [](const auto&) {}) == 100);
 }

@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "change_feed.hpp"
 #include "detail/index_ops.hpp"
 #include "engine_handle.hpp"
 #include "error.hpp"
@@ -93,16 +94,6 @@ struct unique_t {
 };
 /// See unique_t.
 inline constexpr unique_t unique{};
-
-/// One change Collection::changes_since() hands over: a put of value
-/// under key, or an erase of key (value empty), committed as `sequence`.
-template <class Key, class Value>
-struct Change {
-  std::uint64_t sequence = 0;  ///< the commit's sequence number (Stats::last_sequence counts them)
-  bool erased = false;         ///< an erase (handed over whether or not the key was there)
-  Key key{};
-  std::optional<Value> value;  ///< the value put; empty for an erase
-};
 
 /// Typed records in a store: the default collection of a Storage (which
 /// derives from it), or a named collection of a Database

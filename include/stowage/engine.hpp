@@ -88,6 +88,7 @@
 
 #include "backup.hpp"
 #include "cache.hpp"
+#include "change_feed.hpp"
 #include "chunk.hpp"
 #include "compaction.hpp"
 #include "compression.hpp"
@@ -3410,14 +3411,7 @@ auto Engine<Compression, Eviction, Lock>::changes_since(std::uint64_t since, std
     numbers.erase(std::unique(numbers.begin(), numbers.end()), numbers.end());
     std::lock_guard s(seal_mu_);
     for (auto n : numbers) {
-      std::unique_ptr<RandomAccessFile> f;
-      for (const auto& name : {detail::wal_file_name(n), detail::feed_file_name(n), detail::wal_file_name(n)}) {
-        if (f) break;
-        try {
-          f = fs_->open_read(dir_ / name);  // a flush may be renaming it
-        } catch (const IoError&) {
-        }
-      }
+      auto f = detail::open_feed_segment(*fs_, dir_, n);
       if (!f) continue;  // released and deleted
       std::uint64_t bytes = f->size();
       if (wal_ && n == wal_->number()) bytes = std::min(bytes, wal_->size());
@@ -3425,31 +3419,13 @@ auto Engine<Compression, Eviction, Lock>::changes_since(std::uint64_t since, std
       segments.push_back(Segment{n, std::move(f), bytes});
     }
   }
-  std::uint64_t next = since + 1;  // the sequence the next change must have
-  const auto released = [&](std::uint64_t oldest) {
-    return ValidationError("stowage: changes_since(" + std::to_string(since) + "): the commits after it are no longer "
-                           "kept in the store at " + dir_.string() +
-                           (oldest ? " (the oldest kept is " + std::to_string(oldest) + ")" : std::string(" (none is)")) +
-                           "; Options::change_feed_bytes keeps the WAL a flush releases");
-  };
-  for (const auto& seg : segments) {
-    const detail::FilePrefix file(*seg.file, seg.bytes);
-    detail::replay_wal(file, seg.number, [&](std::string_view payload, std::uint64_t pos) {
-      if (next > last) return;
-      detail::decode_wal_batch(payload, file.path(), pos, [&](const detail::WalOp& op) {
-        if (op.seq < next || op.seq > last) return;
-        if (op.seq > next && next == since + 1) throw released(op.seq);
-        if (op.seq > next)
-          throw CorruptionError(file.path(), pos,
-                                "the WAL kept for the change feed misses the commits " + std::to_string(next) +
-                                    " to " + std::to_string(op.seq - 1));
-        ++next;
-        if (op.key.substr(0, prefix.size()) != prefix) return;
-        fn(op.seq, op.kind == detail::kOpErase, op.key.substr(prefix.size()), op.value);
-      });
-    });
-  }
-  if (next <= last) throw released(0);
+  detail::FeedPosition pos;
+  pos.since = since;
+  pos.next = since + 1;
+  pos.last = last;
+  for (const auto& seg : segments)
+    detail::read_feed_segment(detail::FilePrefix(*seg.file, seg.bytes), seg.number, pos, prefix, dir_, fn);
+  if (pos.next <= last) throw detail::feed_released(dir_, since, 0);
   return last;
 }
 
