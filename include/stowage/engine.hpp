@@ -2073,6 +2073,16 @@ class Engine {
   // Removes leftovers_ (the flush thread, as it starts; compact()).
   void remove_leftovers() noexcept;
 
+  // The length of segment n's records as of now (n open as f; write_mu_):
+  // the active segment and the one the last freeze closed end in zeros
+  // until sealed.
+  std::uint64_t wal_record_bytes(std::uint64_t n, const RandomAccessFile& f) const {
+    std::uint64_t bytes = f.size();
+    if (wal_ && n == wal_->number()) bytes = std::min(bytes, wal_->size());
+    if (n == frozen_wal_) bytes = std::min(bytes, frozen_wal_bytes_);
+    return bytes;
+  }
+
   // ---- the change feed (changes_since) -----------------------------------
   // A WAL segment no manifest needs any more: kept as feed-N.log when
   // Options::change_feed_bytes (the oldest feed files then removed past
@@ -2195,6 +2205,10 @@ class Engine {
                    const std::string& stored_serializer, const std::string& stored_type, const RecordTypes& t,
                    const std::string& where) const;
 
+  // The names of a plan's steps, in the order they run ("format 4->5",
+  // "layout bare->prefixed", "compression A -> B", "serializer A -> B",
+  // "1->2"): MigrationReport::steps, and describe_plan() joins them.
+  std::vector<std::string> plan_step_names(const MigrationPlan& plan) const;
   std::string describe_plan(const MigrationPlan& plan) const;
 
   // Before anything on disk changes (even a torn WAL tail being cut): the
@@ -2383,6 +2397,10 @@ class Engine {
   // Segments a flush took out of wal_segments_ that the flush thread has not
   // yet deleted or moved to the feed (changes_since() looks for them too).
   std::vector<std::uint64_t> releasing_;  // write_mu_
+  // The segment the last freeze closed, and the length of its records: it
+  // takes no more, and its seal (on the flush thread, under seal_mu_, which
+  // a reader of the WAL must not wait for) only cuts its zeros.
+  std::uint64_t frozen_wal_ = 0, frozen_wal_bytes_ = 0;  // write_mu_
   // Released segments kept for changes_since() (Options::change_feed_bytes),
   // oldest first: (number, bytes). feed_mu_ is taken after write_mu_ when
   // with it, and nothing is taken while it is held.
@@ -2404,7 +2422,7 @@ class Engine {
   // Held while the segment a freeze left is sealed (seal_frozen_wal), so
   // that no later segment is synced before; taken after sync_mu_ and
   // write_mu_ when with them, never while waiting for either.
-  mutable std::mutex seal_mu_;
+  std::mutex seal_mu_;
   std::shared_ptr<detail::WalWriter> unsealed_wal_;  // that segment, until sealed; seal_mu_
   std::uint64_t unsealed_seq_ = 0;                   // its last record's sequence; seal_mu_
   std::exception_ptr seal_error_;                    // why its seal failed; seal_mu_
@@ -3168,6 +3186,8 @@ auto Engine<Compression, Eviction, Lock>::freeze_locked() -> void {
   const std::uint64_t new_wal = writer->number();
   wal_sync_at_ = kWalBytesPerSync;
   wal_closed_bytes_ += wal_->size();
+  frozen_wal_ = wal_->number();
+  frozen_wal_bytes_ = wal_->size();
   {
     std::lock_guard g(seal_mu_);
     if (wal_->prepared()) {
@@ -3409,13 +3429,10 @@ auto Engine<Compression, Eviction, Lock>::changes_since(std::uint64_t since, std
     }
     std::sort(numbers.begin(), numbers.end());
     numbers.erase(std::unique(numbers.begin(), numbers.end()), numbers.end());
-    std::lock_guard s(seal_mu_);
     for (auto n : numbers) {
       auto f = detail::open_feed_segment(*fs_, dir_, n);
       if (!f) continue;  // released and deleted
-      std::uint64_t bytes = f->size();
-      if (wal_ && n == wal_->number()) bytes = std::min(bytes, wal_->size());
-      if (unsealed_wal_ && n == unsealed_wal_->number()) bytes = std::min(bytes, unsealed_wal_->size());
+      const std::uint64_t bytes = wal_record_bytes(n, *f);
       segments.push_back(Segment{n, std::move(f), bytes});
     }
   }
@@ -3457,15 +3474,10 @@ auto Engine<Compression, Eviction, Lock>::backup_to(const std::filesystem::path&
       pinned = version_;
     }
     seq = last_seq_;
-    std::lock_guard s(seal_mu_);
     for (auto n : wal_segments_) {
       if (n < m.wal_start) continue;  // released by a flush that is removing it
       auto f = fs_->open_read(dir_ / detail::wal_file_name(n));
-      std::uint64_t bytes = f->size();
-      // The segments that take or took records unsealed end in zeros: up to
-      // their last record (the active one's, as of this moment).
-      if (wal_ && n == wal_->number()) bytes = std::min(bytes, wal_->size());
-      if (unsealed_wal_ && n == unsealed_wal_->number()) bytes = std::min(bytes, unsealed_wal_->size());
+      const std::uint64_t bytes = wal_record_bytes(n, *f);
       segments.push_back(Segment{n, std::move(f), bytes});
     }
   }
@@ -4103,8 +4115,14 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
       wait_for_flush();
       if (failed_.load()) rethrow_failure();
     }
-    // A drop a crash interrupted: its records are erased now.
-    if (!manifest_.dropped.empty()) purge_dropped();
+    // A drop a crash interrupted: its records are erased now. (manifest_
+    // under install_mu_: the compaction thread may be installing.)
+    bool purge;
+    {
+      std::lock_guard inst(install_mu_);
+      purge = !manifest_.dropped.empty();
+    }
+    if (purge) purge_dropped();
   } catch (...) {
     stop_threads();
     throw;
@@ -4321,14 +4339,21 @@ auto Engine<Compression, Eviction, Lock>::plan_values(MigrationPlan& plan, const
 }
 
 template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::plan_step_names(const MigrationPlan& plan) const
+    -> std::vector<std::string> {
+  std::vector<std::string> out;
+  for (const auto* f : plan.format) out.push_back(f->name());
+  if (plan.to_prefixed) out.emplace_back("layout bare->prefixed");
+  if (plan.recompress) out.push_back("compression " + manifest_.compression + " -> " + std::string(Compression::name));
+  if (plan.reserialize) out.push_back("serializer " + plan.reserialize->name());
+  for (const auto* st : plan.steps) out.push_back(st->name());
+  return out;
+}
+
+template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::describe_plan(const MigrationPlan& plan) const -> std::string {
   std::string out;
-  for (const auto* f : plan.format) out += (out.empty() ? "" : ", ") + f->name();
-  if (plan.to_prefixed) out += (out.empty() ? "" : ", ") + std::string("layout bare->prefixed");
-  if (plan.recompress)
-    out += (out.empty() ? "" : ", ") + ("compression " + manifest_.compression + " -> " + std::string(Compression::name));
-  if (plan.reserialize) out += (out.empty() ? "" : ", ") + ("serializer " + plan.reserialize->name());
-  for (const auto* st : plan.steps) out += (out.empty() ? "" : ", ") + st->name();
+  for (const auto& name : plan_step_names(plan)) out += (out.empty() ? "" : ", ") + name;
   return out;
 }
 
@@ -4363,11 +4388,11 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
   report.from_version = plan.from_version;
   report.to_version = plan.to_version;
   report.backup = plan.backup;
+  report.steps = plan_step_names(plan);
   detail::Manifest m = manifest_;
   for (const auto* f : plan.format) {
     log(LogLevel::info, "migration: " + f->name() + " (" + f->what + ")");
     f->apply(m);
-    report.steps.push_back(f->name());
   }
   std::optional<Output> out;  // removes the files it wrote unless the manifest may name them
   std::vector<detail::ChunkRef> refs;
@@ -4376,23 +4401,17 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
   try {
     if (plan.to_prefixed) {
       log(LogLevel::info, "migration: layout bare->prefixed (a Database: every key takes its collection's prefix)");
-      report.steps.push_back("layout bare->prefixed");
     }
-    if (plan.recompress) {
-      const std::string name = "compression " + manifest_.compression + " -> " + std::string(Compression::name);
-      log(LogLevel::info, "migration: " + name + " (every block written again)");
-      report.steps.push_back(name);
-    }
-    if (plan.reserialize) {
+    if (plan.recompress)
+      log(LogLevel::info, "migration: compression " + manifest_.compression + " -> " + std::string(Compression::name) +
+                              " (every block written again)");
+    if (plan.reserialize)
       log(LogLevel::info, "migration: serializer " + plan.reserialize->name() + " (every value re-encoded)");
-      report.steps.push_back("serializer " + plan.reserialize->name());
-    }
     if (rewrite) {
       for (const auto* st : plan.steps) {
         log(LogLevel::info, "migration: step " + st->name() +
                                 (st->from_type.empty() ? std::string(" (on encoded values)")
                                                        : " (" + st->from_type + " -> " + st->to_type + ")"));
-        report.steps.push_back(st->name());
       }
       std::uint64_t total = wb_.entries();
       version_->for_each_run([&](const detail::Run& r, std::uint32_t) { total += r.records; });
@@ -4541,8 +4560,7 @@ auto Engine<Compression, Eviction, Lock>::migrate_collection(std::string_view na
   report.from_format = report.to_format = detail::kFormatMajor;  // a writable open upgraded the store to it
   report.from_version = plan.from_version;
   report.to_version = plan.to_version;
-  if (plan.reserialize) report.steps.push_back("serializer " + plan.reserialize->name());
-  for (const auto* st : plan.steps) report.steps.push_back(st->name());
+  report.steps = plan_step_names(plan);
   log(LogLevel::info, "migration of " + where + ": start: value schema version " + std::to_string(plan.from_version) +
                           " -> " + std::to_string(plan.to_version) + " via " + describe_plan(plan));
   const std::string from_prefix = detail::collection_prefix(old.id);
