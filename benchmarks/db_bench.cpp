@@ -27,10 +27,29 @@
 // preallocated, nothing allocated in the timed loop), and p50 / p99 / p99.9 /
 // max are printed per workload (--latency=all times reads too, --latency=none
 // nothing).
+//
+// Online backups (issue 15): `backup` takes one backup of the current store
+// into a fresh directory beside it (<store>-backups/) and reports its time,
+// its bytes, and the bytes it wrote. Bytes written are measured the same way
+// for every engine: the sizes of the backup's files that are not hard links
+// of the store's files (same st_dev/st_ino as a store file before the backup,
+// or st_nlink > 1); stowage's own BackupReport is printed beside it. Then the
+// backup is opened as a store of the same engine and 1,000 random keys are
+// read from it and from the store: they must agree. The peers' native online
+// backups: RocksDB Checkpoint::CreateCheckpoint (hard links; its default
+// log_size_for_flush 0 flushes the memtable first), LMDB mdb_env_copy2 (flags
+// 0: a plain copy of the map, writers blocked only while the meta pages are
+// copied), SQLite's online backup API (sqlite3_backup_step(-1) from a second
+// connection, WAL mode: the writer goes on). LevelDB has none: "n/a".
+// `overwrite_during_backup` is `overwrite` (num random overwrites, each put
+// timed into the histogram) while a second thread takes backups back to back
+// into fresh directories, deleting each previous one, from the first put to
+// the last; it reports the puts' latencies and the backups taken (LevelDB: n/a).
 #include <stowage/stowage.hpp>
 
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -45,6 +64,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -65,6 +85,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 #endif
 #ifdef STOWAGE_BENCH_HAVE_LMDB
@@ -82,6 +103,10 @@ using namespace stowage_bench;
 namespace {
 
 // ---- the engine interface ----------------------------------------------------
+
+[[noreturn]] void engine_error(const std::string& engine, const std::string& what) {
+  throw std::runtime_error(engine + ": " + what);
+}
 
 /// What every engine is opened with (the flags that are not engine-specific).
 struct EngineConfig {
@@ -139,6 +164,15 @@ class Engine {
   virtual void close() = 0;
   /// Engine counters after a workload (may be empty).
   virtual std::vector<Counter> counters() = 0;
+  /// The engine's native online backup, in a few words; empty when it has none.
+  virtual std::string backup_method() const { return {}; }
+  /// Writes an online backup of the open store into target (which does not
+  /// exist yet), while other threads go on writing; returns what the engine
+  /// itself reports about it (may be empty). Only when backup_method() is
+  /// not empty.
+  virtual std::vector<Counter> backup(const fs::path& target) {
+    engine_error(name(), "no online backup (" + target.string() + ")");
+  }
 
   /// Removes the store in dir; refuses (throws) when dir is not empty and
   /// does not hold marker(). No-op when dir does not exist.
@@ -153,9 +187,6 @@ class Engine {
   }
 };
 
-[[noreturn]] void engine_error(const std::string& engine, const std::string& what) {
-  throw std::runtime_error(engine + ": " + what);
-}
 
 // ---- stowage -----------------------------------------------------------------
 
@@ -218,6 +249,15 @@ class StowageEngine final : public Engine {
   }
   // As LevelDB's and RocksDB's CompactRange: every level merged into the last.
   void settle() override { db_->compact(); }
+  std::string backup_method() const override {
+    return "Storage::backup_to (chunk files hard-linked, WAL copied up to one commit)";
+  }
+  std::vector<Counter> backup(const fs::path& target) override {
+    const stowage::BackupReport r = db_->backup_to(target);
+    return {{"sequence", r.sequence},   {"files", r.files}, {"files_linked", r.files_linked},
+            {"bytes", r.bytes},         {"bytes_written", r.bytes_written},
+            {"micros", static_cast<std::uint64_t>(r.seconds * 1e6)}};
+  }
   void close() override {
     if (!db_) return;
     db_->close();
@@ -439,6 +479,17 @@ class RocksDbEngine final : public Engine {
   void settle() override {
     check(db_->CompactRange(rocksdb::CompactRangeOptions(), nullptr, nullptr), "compact");
   }
+  std::string backup_method() const override {
+    return "Checkpoint::CreateCheckpoint (SST files hard-linked; log_size_for_flush 0: memtable flushed first)";
+  }
+  std::vector<Counter> backup(const fs::path& target) override {
+    rocksdb::Checkpoint* raw = nullptr;
+    check(rocksdb::Checkpoint::Create(db_.get(), &raw), "checkpoint");
+    std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+    std::uint64_t sequence = 0;
+    check(checkpoint->CreateCheckpoint(target.string(), 0, &sequence), "create checkpoint");
+    return {{"sequence", sequence}};
+  }
   void close() override {
     if (!db_) return;
     db_->Close();
@@ -559,6 +610,14 @@ class LmdbEngine final : public Engine {
     return walk(&from, n, fn);
   }
   void flush() override { check(mdb_env_sync(env_, 1), "env_sync"); }
+  std::string backup_method() const override {
+    return "mdb_env_copy2(flags 0): a copy of the map from a read transaction (writers wait only for the meta pages)";
+  }
+  std::vector<Counter> backup(const fs::path& target) override {
+    fs::create_directories(target);  // mdb_env_copy2 writes data.mdb into an existing empty directory
+    check(mdb_env_copy2(env_, target.c_str(), 0), "env_copy2");
+    return {};
+  }
   void close() override {
     if (!env_) return;
     if (rtxn_) mdb_txn_abort(rtxn_);
@@ -648,6 +707,7 @@ class SqliteEngine final : public Engine {
     exec(config.sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
     if (config.cache_bytes != 0)
       exec("PRAGMA cache_size=-" + std::to_string(std::max<std::uint64_t>(1, config.cache_bytes / 1024)));
+    path_ = path;
     exec("CREATE TABLE IF NOT EXISTS kv(k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID");
     put_ = prepare("INSERT OR REPLACE INTO kv(k, v) VALUES(?1, ?2)");
     get_ = prepare("SELECT v FROM kv WHERE k = ?1");
@@ -733,6 +793,42 @@ class SqliteEngine final : public Engine {
     sqlite3_close(db_);
     db_ = nullptr;
   }
+  std::string backup_method() const override {
+    return "online backup API: sqlite3_backup_step(-1) from a second connection (WAL: the writer goes on)";
+  }
+  std::vector<Counter> backup(const fs::path& target) override {
+    // Its own connections, so the benchmark's connection (and mu_) is not
+    // involved: one read transaction copies every page of one commit.
+    fs::create_directories(target);
+    const std::string dest_path = (target / "db.sqlite").string();
+    sqlite3 *src = nullptr, *dst = nullptr;
+    auto give_up = [&](const std::string& what, sqlite3* db) {
+      std::string msg = what + ": " + (db ? sqlite3_errmsg(db) : "out of memory");
+      sqlite3_close(src);
+      sqlite3_close(dst);
+      engine_error("sqlite", msg);
+    };
+    if (sqlite3_open_v2(path_.c_str(), &src, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK)
+      give_up("backup: open " + path_, src);
+    if (sqlite3_open_v2(dest_path.c_str(), &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        nullptr) != SQLITE_OK)
+      give_up("backup: open " + dest_path, dst);
+    sqlite3_busy_timeout(src, 10000);
+    sqlite3_backup* b = sqlite3_backup_init(dst, "main", src, "main");
+    if (b == nullptr) give_up("backup_init", dst);
+    int rc;
+    int pages = 0;
+    do {
+      rc = sqlite3_backup_step(b, -1);
+      if (rc == SQLITE_DONE || rc == SQLITE_OK) pages = sqlite3_backup_pagecount(b);
+      if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) sqlite3_sleep(1);
+    } while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
+    sqlite3_backup_finish(b);
+    if (rc != SQLITE_DONE) give_up("backup_step", dst);
+    sqlite3_close(src);
+    if (sqlite3_close(dst) != SQLITE_OK) engine_error("sqlite", "backup: close " + dest_path);
+    return {{"pages", static_cast<std::uint64_t>(pages)}};
+  }
   std::vector<Counter> counters() override {
     int cur = 0, hi = 0;
     sqlite3_db_status(db_, SQLITE_DBSTATUS_CACHE_USED, &cur, &hi, 0);
@@ -805,6 +901,7 @@ class SqliteEngine final : public Engine {
   [[noreturn]] void fail(const char* what) { engine_error("sqlite", std::string(what) + ": " + sqlite3_errmsg(db_)); }
 
   std::mutex mu_;
+  std::string path_;  // the database file (backup opens its own connection to it)
   sqlite3* db_ = nullptr;
   sqlite3_stmt *put_ = nullptr, *get_ = nullptr, *del_ = nullptr, *scan_ = nullptr, *range_ = nullptr,
                *begin_ = nullptr, *commit_ = nullptr;
@@ -902,7 +999,8 @@ struct Flags {
 const char* const kWorkloads[] = {"fillseq",    "fillrandom", "fillbatch",      "overwrite", "fillsync",
                                   "fillsync2",  "load",       "warmup",         "readrandom", "readrandom-cold",
                                   "readmissing", "readseq",   "deleterandom",   "ycsb-a",    "ycsb-b",
-                                  "ycsb-c",     "ycsb-e",     "ycsb-f",         "reopen"};
+                                  "ycsb-c",     "ycsb-e",     "ycsb-f",         "reopen",    "backup",
+                                  "overwrite_during_backup"};
 
 bool known_workload(std::string_view w) {
   for (const char* k : kWorkloads)
@@ -932,13 +1030,24 @@ void usage(std::FILE* out) {
       "    deleterandom     erase num uniformly random keys (some twice, some absent)\n"
       "    reopen           close the store and open it again, timed as one operation (after a fill\n"
       "                     without its own close: what a program pays to stop and start again)\n"
+      "    backup           one online backup of the current store (after a fill) into a fresh directory\n"
+      "                     beside it (<store>-backups/): seconds, bytes of the backup, bytes written (its\n"
+      "                     files that are not hard links of the store's), the engine's own report; then\n"
+      "                     the backup is opened and 1,000 random keys checked against the store. Native\n"
+      "                     backups: stowage backup_to, RocksDB Checkpoint, LMDB mdb_env_copy2 (flags 0),\n"
+      "                     SQLite online backup API from a second connection; LevelDB has none (n/a)\n"
+      "    overwrite_during_backup\n"
+      "                     overwrite (each put timed) while a second thread takes online backups back\n"
+      "                     to back into fresh directories, deleting each previous one, from the first\n"
+      "                     put to the last: put latency under backups, and the backups taken (n/a for\n"
+      "                     LevelDB). SQLite's puts are grouped 1,000 per transaction, as in overwrite\n"
       "    ycsb-a|b|c|e|f   YCSB core workloads over [0, num) with the scrambled Zipfian (0.99)\n"
       "                     chooser: A 50%% read 50%% update, B 95/5, C read only, F 50%% read 50%%\n"
       "                     read-modify-write (--ycsb_ops each); E 95%% scans of 1..100 records\n"
       "                     from a Zipfian key, 5%% inserts of new keys (--ycsb_scans ops)\n"
       "                     Every write workload ends with flush() (durable, in the engine's files),\n"
       "                     timed; then settle() (stowage, LevelDB, RocksDB: full compaction), untimed.\n"
-      "                     SQLite groups the writes of fills, overwrite, load and deleterandom\n"
+      "                     SQLite groups the writes of fills, overwrite(_during_backup), load and deleterandom\n"
       "                     1,000 per transaction; every other write is its own transaction.\n"
       "  --num=N                records (default 1000000)\n"
       "  --reads=N              gets for readrandom/readmissing (default --num)\n"
@@ -1178,6 +1287,19 @@ struct Result {
   std::optional<Latency> write_latency, read_latency;
   std::string write_op, read_op;       // set by the workload: what a timed write / read is
   std::optional<double> flush_seconds;  // write workloads: the final bulk_end() + flush(), inside `seconds`
+  /// backup and overwrite_during_backup: what the backups did.
+  struct Backups {
+    std::string method;      ///< the engine's backup_method(); empty: it has none (n/a)
+    std::uint64_t taken = 0;  ///< backups completed
+    double seconds_sum = 0, seconds_max = 0;
+    std::uint64_t bytes = 0;          ///< bytes of the last backup's files
+    std::uint64_t bytes_written = 0;  ///< of the last backup: its files that are not hard links of the store's
+    std::uint64_t bytes_written_sum = 0;
+    std::uint64_t files = 0, files_linked = 0;  ///< of the last backup
+    std::vector<Counter> report;                ///< the engine's own figures for the last backup
+    std::string verified;                       ///< backup: the check of the backup against the store
+  };
+  std::optional<Backups> backups;
 };
 
 Result::Latency summarize(const LatencyHistogram& h, std::string op) {
@@ -1219,6 +1341,44 @@ void drop_from_page_cache(const fs::path& dir) {
   }
 }
 
+using FileIds = std::set<std::pair<std::uint64_t, std::uint64_t>>;  // (st_dev, st_ino)
+
+/// The (device, inode) of every regular file under dir (files that vanish
+/// while it walks are skipped).
+FileIds file_ids(const fs::path& dir) {
+  FileIds out;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) == 0 && S_ISREG(st.st_mode))
+      out.emplace(static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino));
+  }
+  return out;
+}
+
+/// Files, bytes and bytes written of the backup in target: a file is a hard
+/// link (no bytes written) when it is one of source's files (source_ids,
+/// taken before the backup) or has more than one name; any other file's
+/// bytes were written.
+void measure_backup(const fs::path& target, const FileIds& source_ids, Result::Backups& b) {
+  b.bytes = b.bytes_written = b.files = b.files_linked = 0;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(target, ec), end; !ec && it != end; it.increment(ec)) {
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    ++b.files;
+    b.bytes += size;
+    if (st.st_nlink > 1 ||
+        source_ids.count({static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)}) != 0) {
+      ++b.files_linked;
+    } else {
+      b.bytes_written += size;
+    }
+  }
+  if (ec) throw std::system_error(ec, "walking " + target.string());
+}
+
 class Benchmark {
  public:
   Benchmark(Flags flags, std::unique_ptr<Engine> engine, fs::path dir)
@@ -1239,8 +1399,14 @@ class Benchmark {
     Result r;
     r.workload = name;
     std::uint64_t seed = f_.seed + 1000 * (index + 1);
-    const bool write = name.rfind("fill", 0) == 0 || name == "overwrite" || name == "load" || name == "deleterandom";
-    if (write && name != "overwrite" && name != "deleterandom") fresh(name.rfind("fillsync", 0) == 0 || f_.config.sync);
+    const bool during_backup = name == "overwrite_during_backup";
+    if (name == "backup" || (during_backup && engine_->backup_method().empty())) {
+      backup_once(r, seed);
+      return r;
+    }
+    const bool write = name.rfind("fill", 0) == 0 || name == "overwrite" || during_backup || name == "load" ||
+                       name == "deleterandom";
+    if (write && name != "overwrite" && !during_backup && name != "deleterandom") fresh(name.rfind("fillsync", 0) == 0 || f_.config.sync);
     if (name == "readrandom-cold") {
       engine_->close();
       drop_from_page_cache(dir_);
@@ -1259,6 +1425,8 @@ class Benchmark {
       fill(r, Order::sequential, f_.num, seed);
     } else if (name == "fillrandom" || name == "overwrite") {
       fill(r, Order::random, f_.num, seed);
+    } else if (during_backup) {
+      overwrite_during_backup(r, seed);
     } else if (name == "load") {
       fill(r, Order::permutation, f_.num, seed);
     } else if (name == "fillbatch") {
@@ -1341,6 +1509,117 @@ class Benchmark {
     r.write_op = "put";
     r.ops = n;
     r.bytes = n * (kKeySize + f_.value_size);
+  }
+
+  /// Where the backups go: a directory beside the store's, made here.
+  fs::path backup_root() const { return dir_.parent_path() / (dir_.filename().string() + "-backups"); }
+
+  /// Takes one backup into target: the engine's backup, timed, then measured
+  /// (source's files listed first, for the hard-link test).
+  double take_backup(const fs::path& target, Result::Backups& b) {
+    const FileIds source = file_ids(dir_);
+    Stopwatch sw;
+    std::vector<Counter> report = engine_->backup(target);
+    const double seconds = sw.seconds();
+    measure_backup(target, source, b);
+    b.report = std::move(report);
+    ++b.taken;
+    b.seconds_sum += seconds;
+    b.seconds_max = std::max(b.seconds_max, seconds);
+    b.bytes_written_sum += b.bytes_written;
+    return seconds;
+  }
+
+  /// backup (and overwrite_during_backup for an engine without backups: n/a).
+  void backup_once(Result& r, std::uint64_t seed) {
+    rss_.begin_phase();
+    r.sync = sync_;
+    r.durability = engine_->durability(current_config());
+    r.backups = Result::Backups{};
+    Result::Backups& b = *r.backups;
+    b.method = engine_->backup_method();
+    if (!b.method.empty()) {
+      const fs::path root = backup_root();
+      const fs::path target = root / "backup";
+      fs::create_directories(root);
+      if (fs::exists(target)) throw std::runtime_error(target.string() + " exists: remove it first");
+      r.seconds = take_backup(target, b);
+      r.ops = 1;
+      b.verified = verify_backup(target, seed);
+      fs::remove_all(root);
+    }
+    r.phase_peak_rss = rss_.phase_peak();
+    r.peak_rss = rss_.overall();
+    r.rss_after = current_rss();
+    for (auto& c : engine_->counters()) r.counters.push_back(std::move(c));
+  }
+
+  /// Opens the backup in target as a store of the same engine and compares
+  /// 1,000 random keys' values with the store's (nothing is written in
+  /// between); throws when one differs.
+  std::string verify_backup(const fs::path& target, std::uint64_t seed) {
+    std::unique_ptr<Engine> copy = make_engine(f_.engine, f_.config.eviction);
+    copy->open(target, current_config());
+    constexpr std::uint64_t kSample = 1000;
+    std::uint64_t state = seed ^ 0xBAC0ULL, found = 0;
+    std::string key, in_store, in_backup;
+    for (std::uint64_t i = 0; i < kSample; ++i) {
+      make_key(uniform(state, f_.num), key);
+      in_store.clear();
+      in_backup.clear();
+      const bool a = engine_->get(key, &in_store);
+      const bool c = copy->get(key, &in_backup);
+      if (a != c || in_store != in_backup) {
+        copy->close();
+        throw std::runtime_error("the backup in " + target.string() + " differs from the store at key " + key);
+      }
+      found += a ? 1 : 0;
+    }
+    copy->close();
+    return "opened; " + std::to_string(kSample) + " random keys agree with the store (" + std::to_string(found) +
+           " present)";
+  }
+
+  /// overwrite, while a second thread takes backups back to back (each into
+  /// a fresh directory, the previous one deleted once the next is taken)
+  /// from before the first put until the last put has returned.
+  void overwrite_during_backup(Result& r, std::uint64_t seed) {
+    r.backups = Result::Backups{};
+    Result::Backups& b = *r.backups;
+    b.method = engine_->backup_method();
+    const fs::path root = backup_root();
+    fs::create_directories(root);
+    std::atomic<bool> stop{false}, started{false};
+    std::exception_ptr error;
+    std::thread backups([&] {
+      try {
+        fs::path previous;
+        for (std::uint64_t n = 0; n == 0 || !stop.load(std::memory_order_acquire); ++n) {
+          const fs::path target = root / ("backup-" + std::to_string(n));
+          if (fs::exists(target)) throw std::runtime_error(target.string() + " exists: remove it first");
+          started.store(true, std::memory_order_release);
+          take_backup(target, b);
+          if (!previous.empty()) fs::remove_all(previous);
+          previous = target;
+        }
+        if (!previous.empty()) fs::remove_all(previous);
+      } catch (...) {
+        error = std::current_exception();
+        started.store(true, std::memory_order_release);
+      }
+    });
+    while (!started.load(std::memory_order_acquire)) std::this_thread::yield();
+    try {
+      fill(r, Order::random, f_.num, seed);
+    } catch (...) {
+      stop.store(true, std::memory_order_release);
+      backups.join();
+      throw;
+    }
+    stop.store(true, std::memory_order_release);
+    backups.join();
+    fs::remove_all(root);
+    if (error) std::rethrow_exception(error);
   }
 
   void fill_threads(Result& r, std::uint64_t n, unsigned threads, std::uint64_t seed) {
@@ -1579,6 +1858,28 @@ void print_progress_line(const Result& r) {
   if (r.write_latency) latency_line("write", *r.write_latency);
   if (r.read_latency) latency_line("read", *r.read_latency);
   if (r.flush_seconds) std::printf("                  final flush: %.1f ms\n", *r.flush_seconds * 1e3);
+  if (r.backups) {
+    const Result::Backups& b = *r.backups;
+    if (b.method.empty()) {
+      std::printf("                  backup: n/a (the engine has no online backup)\n");
+    } else {
+      std::printf("                  backup: %s\n", b.method.c_str());
+      std::printf("                  backups taken %llu, seconds mean %.3f max %.3f; last: %llu files (%llu hard "
+                  "links), %llu bytes (%s), %llu bytes written (%s); written by all: %s\n",
+                  static_cast<unsigned long long>(b.taken), b.taken ? b.seconds_sum / static_cast<double>(b.taken) : 0.0,
+                  b.seconds_max, static_cast<unsigned long long>(b.files),
+                  static_cast<unsigned long long>(b.files_linked), static_cast<unsigned long long>(b.bytes),
+                  mib(b.bytes).c_str(), static_cast<unsigned long long>(b.bytes_written), mib(b.bytes_written).c_str(),
+                  mib(b.bytes_written_sum).c_str());
+      if (!b.report.empty()) {
+        std::printf("                  the engine's report of the last:");
+        for (const auto& [name, value] : b.report)
+          std::printf(" %s=%llu", name.c_str(), static_cast<unsigned long long>(value));
+        std::printf("\n");
+      }
+      if (!b.verified.empty()) std::printf("                  verified: %s\n", b.verified.c_str());
+    }
+  }
   std::printf("                  stats:");
   for (const auto& [name, value] : r.counters) std::printf(" %s=%llu", name.c_str(), static_cast<unsigned long long>(value));
   std::printf("\n");
@@ -1604,6 +1905,28 @@ void print_table(const std::vector<Result>& results) {
     } else {
       std::printf(" %-17s %9s %9s %9s %11s\n", "-", "-", "-", "-", "-");
     }
+  }
+  bool any_backups = false;
+  for (const auto& r : results) any_backups = any_backups || r.backups.has_value();
+  if (any_backups) {
+    std::printf("\n%-24s %7s %12s %12s %14s %14s %14s %7s %7s\n", "backups during", "taken", "mean s", "max s",
+                "bytes (last)", "written (last)", "written (all)", "files", "linked");
+    for (const auto& r : results) {
+      if (!r.backups) continue;
+      const Result::Backups& b = *r.backups;
+      if (b.method.empty()) {
+        std::printf("%-24s %7s %12s %12s %14s %14s %14s %7s %7s\n", r.workload.c_str(), "n/a", "n/a", "n/a", "n/a",
+                    "n/a", "n/a", "n/a", "n/a");
+        continue;
+      }
+      std::printf("%-24s %7llu %12.4f %12.4f %14llu %14llu %14llu %7llu %7llu\n", r.workload.c_str(),
+                  static_cast<unsigned long long>(b.taken),
+                  b.taken ? b.seconds_sum / static_cast<double>(b.taken) : 0.0, b.seconds_max,
+                  static_cast<unsigned long long>(b.bytes), static_cast<unsigned long long>(b.bytes_written),
+                  static_cast<unsigned long long>(b.bytes_written_sum), static_cast<unsigned long long>(b.files),
+                  static_cast<unsigned long long>(b.files_linked));
+    }
+    std::printf("(written = bytes of the backup's files that are not hard links of the store's files)\n");
   }
   std::printf("(write workloads include the final flush() in their time; disk = sum of the file sizes in the\n"
               " directory after flush() and an untimed settle(); phase RSS = peak RSS during the workload,\n"
@@ -1631,6 +1954,28 @@ void print_json(const Flags& f, const std::string& engine, const Result& r) {
   };
   if (r.write_latency) latency_fields("", *r.write_latency);
   if (r.read_latency) latency_fields("read_", *r.read_latency);
+  if (r.backups) {
+    const Result::Backups& b = *r.backups;
+    std::printf(",\"backup_method\":\"%s\",\"backup_supported\":%s", json_escape(b.method).c_str(),
+                b.method.empty() ? "false" : "true");
+    if (!b.method.empty()) {
+      std::printf(",\"backups\":%llu,\"backup_seconds_mean\":%.6f,\"backup_seconds_max\":%.6f,\"backup_bytes\":%llu,"
+                  "\"backup_bytes_written\":%llu,\"backup_bytes_written_all\":%llu,\"backup_files\":%llu,"
+                  "\"backup_files_linked\":%llu,\"backup_verified\":\"%s\",\"backup_report\":{",
+                  static_cast<unsigned long long>(b.taken),
+                  b.taken ? b.seconds_sum / static_cast<double>(b.taken) : 0.0, b.seconds_max,
+                  static_cast<unsigned long long>(b.bytes), static_cast<unsigned long long>(b.bytes_written),
+                  static_cast<unsigned long long>(b.bytes_written_sum), static_cast<unsigned long long>(b.files),
+                  static_cast<unsigned long long>(b.files_linked), json_escape(b.verified).c_str());
+      bool first = true;
+      for (const auto& [name, value] : b.report) {
+        std::printf("%s\"%s\":%llu", first ? "" : ",", json_escape(name).c_str(),
+                    static_cast<unsigned long long>(value));
+        first = false;
+      }
+      std::printf("}");
+    }
+  }
   std::printf(",\"includes_final_flush\":%s,\"peak_rss_bytes\":%llu,\"phase_peak_rss_bytes\":%llu,"
               "\"key_size\":%llu,\"value_size\":%llu,\"cache_bytes\":%llu,\"durability\":\"%s\","
               "\"durability_note\":\"%s\",\"engine_stats\":{",
