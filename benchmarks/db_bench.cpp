@@ -32,8 +32,9 @@
 // into a fresh directory beside it (<store>-backups/) and reports its time,
 // its bytes, and the bytes it wrote. Bytes written are measured the same way
 // for every engine: the sizes of the backup's files that are not hard links
-// of the store's files (same st_dev/st_ino as a store file before the backup,
-// or st_nlink > 1); stowage's own BackupReport is printed beside it. Then the
+// of the store's files (st_nlink > 1, or the st_dev/st_ino, name and size of
+// a store file listed before the backup); stowage's own BackupReport is
+// printed beside it. Then the
 // backup is opened as a store of the same engine and 1,000 random keys are
 // read from it and from the store: they must agree. The peers' native online
 // backups: RocksDB Checkpoint::CreateCheckpoint (hard links; its default
@@ -64,7 +65,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <set>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -1297,6 +1298,7 @@ struct Result {
     std::uint64_t bytes_written_sum = 0;
     std::uint64_t files = 0, files_linked = 0;  ///< of the last backup
     std::vector<Counter> report;                ///< the engine's own figures for the last backup
+    std::optional<std::uint64_t> report_bytes_written_sum;  ///< the engine's own bytes_written, all backups
     std::string verified;                       ///< backup: the check of the backup against the store
   };
   std::optional<Backups> backups;
@@ -1341,25 +1343,29 @@ void drop_from_page_cache(const fs::path& dir) {
   }
 }
 
-using FileIds = std::set<std::pair<std::uint64_t, std::uint64_t>>;  // (st_dev, st_ino)
+/// The store's regular files by (st_dev, st_ino): name and size.
+using FileIds = std::map<std::pair<std::uint64_t, std::uint64_t>, std::pair<std::string, std::uint64_t>>;
 
-/// The (device, inode) of every regular file under dir (files that vanish
-/// while it walks are skipped).
+/// The (device, inode), name and size of every regular file under dir
+/// (files that vanish while it walks are skipped).
 FileIds file_ids(const fs::path& dir) {
   FileIds out;
   std::error_code ec;
   for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     struct stat st {};
     if (::lstat(it->path().c_str(), &st) == 0 && S_ISREG(st.st_mode))
-      out.emplace(static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino));
+      out.emplace(std::pair{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)},
+                  std::pair{it->path().filename().string(), static_cast<std::uint64_t>(st.st_size)});
   }
   return out;
 }
 
-/// Files, bytes and bytes written of the backup in target: a file is a hard
-/// link (no bytes written) when it is one of source's files (source_ids,
-/// taken before the backup) or has more than one name; any other file's
-/// bytes were written.
+/// Files, bytes and bytes written of the backup in target. A file is a hard
+/// link (no bytes written) when it has more than one name now, or when it is
+/// one of source's files as listed before the backup (same device, inode,
+/// name and size: a store file the backup linked and the store has deleted
+/// since; the name and size keep a copy that got a deleted file's inode
+/// number from counting as a link). Any other file's bytes were written.
 void measure_backup(const fs::path& target, const FileIds& source_ids, Result::Backups& b) {
   b.bytes = b.bytes_written = b.files = b.files_linked = 0;
   std::error_code ec;
@@ -1369,8 +1375,9 @@ void measure_backup(const fs::path& target, const FileIds& source_ids, Result::B
     const auto size = static_cast<std::uint64_t>(st.st_size);
     ++b.files;
     b.bytes += size;
+    const auto was = source_ids.find({static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)});
     if (st.st_nlink > 1 ||
-        source_ids.count({static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)}) != 0) {
+        (was != source_ids.end() && was->second.first == it->path().filename().string() && was->second.second == size)) {
       ++b.files_linked;
     } else {
       b.bytes_written += size;
@@ -1527,6 +1534,8 @@ class Benchmark {
     b.seconds_sum += seconds;
     b.seconds_max = std::max(b.seconds_max, seconds);
     b.bytes_written_sum += b.bytes_written;
+    for (const auto& [name, value] : b.report)
+      if (name == "bytes_written") b.report_bytes_written_sum = b.report_bytes_written_sum.value_or(0) + value;
     return seconds;
   }
 
@@ -1843,6 +1852,11 @@ std::string json_escape(std::string_view s) {
 }
 
 void print_progress_line(const Result& r) {
+  if (r.backups && r.backups->method.empty()) {
+    std::printf("%-15s : n/a (the engine has no online backup; nothing ran)\n", r.workload.c_str());
+    std::fflush(stdout);
+    return;
+  }
   std::printf("%-15s : %10.3f micros/op; %7.1f MB/s; %10.0f ops/s", r.workload.c_str(), micros_per_op(r),
               mb_per_sec(r), ops_per_sec(r));
   if (r.found) std::printf(" (%llu of %llu found)", static_cast<unsigned long long>(*r.found),
@@ -1877,6 +1891,10 @@ void print_progress_line(const Result& r) {
           std::printf(" %s=%llu", name.c_str(), static_cast<unsigned long long>(value));
         std::printf("\n");
       }
+      if (b.report_bytes_written_sum)
+        std::printf("                  the engine's bytes_written of all: %llu (%s)\n",
+                    static_cast<unsigned long long>(*b.report_bytes_written_sum),
+                    mib(*b.report_bytes_written_sum).c_str());
       if (!b.verified.empty()) std::printf("                  verified: %s\n", b.verified.c_str());
     }
   }
@@ -1891,6 +1909,10 @@ void print_table(const std::vector<Result>& results) {
               "thr", "seconds", "ops/s", "micros/op", "MB/s", "disk", "found/total", "phase RSS", "peak RSS",
               "timed op", "p50 us", "p99 us", "p99.9 us", "max us");
   for (const auto& r : results) {
+    if (r.backups && r.backups->method.empty()) {
+      std::printf("%-15s n/a (no online backup)\n", r.workload.c_str());
+      continue;
+    }
     std::string found = "-";
     if (r.found) found = std::to_string(*r.found) + "/" + std::to_string(r.total.value_or(r.ops));
     std::string disk = r.disk_bytes ? mib(*r.disk_bytes) : "-";
@@ -1974,6 +1996,9 @@ void print_json(const Flags& f, const std::string& engine, const Result& r) {
         first = false;
       }
       std::printf("}");
+      if (b.report_bytes_written_sum)
+        std::printf(",\"backup_report_bytes_written_all\":%llu",
+                    static_cast<unsigned long long>(*b.report_bytes_written_sum));
     }
   }
   std::printf(",\"includes_final_flush\":%s,\"peak_rss_bytes\":%llu,\"phase_peak_rss_bytes\":%llu,"
