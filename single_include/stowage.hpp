@@ -7977,86 +7977,142 @@ class Block {
   /// points, then a walk of at most kRestartInterval records. Only the bytes
   /// it reads are checked: lengths and varints in bounds, shared lengths
   /// within the previous key; damage there is a CorruptionError(file,
-  /// offset, ...). `key_buf` is scratch for the walk (reused across calls).
-  /// When `value` is given and the key holds a put, *value is set to its
-  /// bytes within `raw`.
+  /// offset, ...). The walk never rebuilds a key: it compares each record's
+  /// suffix with `key` past the bytes the two keys are known to share, so
+  /// `key_buf` (kept for callers' scratch) is left as it was. When `value`
+  /// is given and the key holds a put, *value is set to its bytes within
+  /// `raw`.
   static Holds find_stored(std::string_view raw, std::string_view key, bool kinds, const std::filesystem::path& file,
-                           std::uint64_t offset, std::string& key_buf, std::string_view* value = nullptr) {
+                           std::uint64_t offset, [[maybe_unused]] std::string& key_buf,
+                           std::string_view* value = nullptr) {
     constexpr std::size_t K = chunk_format::kRestartInterval;
-    const Reader trailer = Reader::decoded(raw, file, offset, "data block");
-    if (raw.size() < 4) trailer.fail("block of " + std::to_string(raw.size()) + " bytes has no restart count");
+    auto fail = [&](const char* at, const std::string& what) { stored_fail(raw, file, offset, at, what.c_str()); };
+    if (raw.size() < 4) fail(raw.data(), "block of " + std::to_string(raw.size()) + " bytes has no restart count");
     const std::size_t restarts = decode_fixed32(raw.data() + raw.size() - 4);
     if (restarts == 0 || restarts > (raw.size() - 4) / 8)
-      trailer.fail("restart count " + std::to_string(restarts) + " does not fit a block of " +
-                   std::to_string(raw.size()) + " bytes");
+      fail(raw.data(), "restart count " + std::to_string(restarts) + " does not fit a block of " +
+                           std::to_string(raw.size()) + " bytes");
     const std::size_t restart_at = raw.size() - 4 - 4 * restarts;
-    const std::string_view records = raw.substr(0, restart_at);
     auto restart = [&](std::size_t j) {
       const std::size_t at = decode_fixed32(raw.data() + restart_at + 4 * j);
-      if (at >= restart_at) trailer.fail("restart point " + std::to_string(j) + " lies outside the records");
+      if (at >= restart_at) fail(raw.data(), "restart point " + std::to_string(j) + " lies outside the records");
       return at;
     };
-    // One record from r: its key (shared bytes from key_buf, which holds the
-    // previous key), kind, and the reader moved past its value.
+    // A varint at p (before end), p moved past it.
+    auto varint = [&](const char*& p, const char* end, const char* what) -> std::uint64_t {
+      if (p < end) [[likely]] {
+        const auto b = static_cast<unsigned char>(*p);
+        if (b < 0x80) {
+          ++p;
+          return b;
+        }
+      }
+      std::uint64_t v = 0;
+      for (int shift = 0; shift < 64; shift += 7) {
+        if (p >= end) stored_fail(raw, file, offset, p, "truncated ", what);
+        const auto b = static_cast<unsigned char>(*p++);
+        if (shift == 63 && b > 1) stored_fail(raw, file, offset, p - 1, "overlong ", what);
+        v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+        if (!(b & 0x80)) return v;
+      }
+      stored_fail(raw, file, offset, p, "overlong ", what);
+    };
+    // One record at p (before end): its shared length, key suffix and value,
+    // p moved past it. prev_len is the previous key's length (a record at a
+    // restart point shares nothing and gives its value length).
     struct Head {
+      std::size_t shared;
       std::string_view suffix;
       std::string_view value;
-      std::size_t shared;
       bool tombstone;
     };
     std::uint64_t value_len = 0;
-    auto next = [&](Reader& r, bool at_restart) {
+    auto next = [&](const char*& p, const char* end, bool at_restart, std::size_t prev_len) {
+      const char* const at = p;
       Head h;
-      const std::uint64_t shared = r.varint("shared key length");
-      const std::uint64_t tagged = r.varint("unshared key length");
-      const std::uint64_t field = r.varint("sequence field");
-      if (at_restart ? shared != 0 || (tagged & 1) : shared > key_buf.size())
-        r.fail("a record's shared key length does not match the key before it");
-      if (!(tagged & 1)) value_len = r.varint("value length");
-      if ((tagged >> 1) > r.remaining()) r.fail("unshared key length exceeds the block");
-      h.suffix = r.bytes(static_cast<std::size_t>(tagged >> 1), "key");
-      if (value_len > r.remaining()) r.fail("value length exceeds the block");
-      h.value = r.bytes(static_cast<std::size_t>(value_len), "value");
+      const std::uint64_t shared = varint(p, end, "shared key length");
+      const std::uint64_t tagged = varint(p, end, "unshared key length");
+      const std::uint64_t field = varint(p, end, "sequence field");
+      if (at_restart ? shared != 0 || (tagged & 1) : shared > prev_len)
+        stored_fail(raw, file, offset, at, "a record's shared key length does not match the key before it");
+      if (!(tagged & 1)) value_len = varint(p, end, "value length");
+      const std::uint64_t unshared = tagged >> 1;
+      if (unshared > static_cast<std::uint64_t>(end - p))
+        stored_fail(raw, file, offset, p, "unshared key length exceeds the block");
+      h.suffix = std::string_view(p, static_cast<std::size_t>(unshared));
+      p += unshared;
+      if (value_len > static_cast<std::uint64_t>(end - p))
+        stored_fail(raw, file, offset, p, "value length exceeds the block");
+      h.value = std::string_view(p, static_cast<std::size_t>(value_len));
+      p += value_len;
       h.shared = static_cast<std::size_t>(shared);
       h.tombstone = kinds && (field & 1) == chunk_format::kKindTombstone;
       return h;
     };
+    const char* const records_end = raw.data() + restart_at;
+    // The key of the record at restart point j (stored whole).
+    auto restart_key = [&](std::size_t j) {
+      const char* p = raw.data() + restart(j);
+      return next(p, records_end, true, 0).suffix;
+    };
     // The last restart point whose key is <= key.
     std::size_t lo = 0, hi = restarts;  // restart lo's key <= key < restart hi's (hi == restarts: none above)
-    {
-      Reader r = Reader::decoded(records.substr(restart(0)), file, offset, "data block");
-      key_buf.clear();
-      if (key < next(r, true).suffix) return Holds::absent;
-    }
+    if (key < restart_key(0)) return Holds::absent;
     while (hi - lo > 1) {
       const std::size_t mid = lo + (hi - lo) / 2;
-      Reader r = Reader::decoded(records.substr(restart(mid)), file, offset, "data block");
-      key_buf.clear();
-      if (key < next(r, true).suffix)
+      if (key < restart_key(mid))
         hi = mid;
       else
         lo = mid;
     }
     const std::size_t begin = restart(lo);
     const std::size_t end = lo + 1 < restarts ? restart(lo + 1) : restart_at;
-    if (end <= begin) trailer.fail("restart points are not ascending");
-    Reader r = Reader::decoded(records.substr(begin, end - begin), file, offset, "data block");
-    key_buf.clear();
-    for (std::size_t i = 0; i < K && !r.empty(); ++i) {
-      const Head h = next(r, i == 0);
-      key_buf.resize(h.shared);
-      key_buf.append(h.suffix);
-      if (key_buf == key) {
-        if (h.tombstone) return Holds::tombstone;
-        if (value) *value = h.value;
-        return Holds::put;
+    if (end <= begin) fail(raw.data(), "restart points are not ascending");
+    const char* p = raw.data() + begin;
+    const char* const stop = raw.data() + end;
+    // The walk: every record before the current one is below key, and the
+    // previous key (prev_len bytes) has its first `common` bytes in common
+    // with key. A record's key is the previous key's first `shared` bytes
+    // and its suffix, so when shared > common it is below key like the
+    // previous one (it agrees with it at byte `common`, where the previous
+    // key is below key); otherwise its first `shared` bytes are key's and
+    // only the suffix needs comparing.
+    std::size_t prev_len = 0, common = 0;
+    for (std::size_t i = 0; i < K && p < stop; ++i) {
+      const Head h = next(p, stop, i == 0, prev_len);
+      prev_len = h.shared + h.suffix.size();
+      if (h.shared > common) continue;
+      const std::string_view rest = key.substr(h.shared);
+      const std::size_t n = std::min(rest.size(), h.suffix.size());
+      std::size_t same = 0;
+      while (same < n && rest[same] == h.suffix[same]) ++same;
+      common = h.shared + same;
+      if (same == n) {
+        if (rest.size() == h.suffix.size()) {
+          if (h.tombstone) return Holds::tombstone;
+          if (value) *value = h.value;
+          return Holds::put;
+        }
+        if (rest.size() < h.suffix.size()) return Holds::absent;  // key is a prefix of this record's key
+        continue;                                                // this key is a prefix of key
       }
-      if (key < std::string_view(key_buf)) return Holds::absent;
+      if (static_cast<unsigned char>(rest[same]) < static_cast<unsigned char>(h.suffix[same])) return Holds::absent;
     }
     return Holds::absent;
   }
 
  private:
+  // find_stored's errors: a CorruptionError naming the decoded byte `at` of
+  // `raw` (as a Reader's do), with the message `what` (after `prefix`).
+  [[noreturn]] [[gnu::cold]] [[gnu::noinline]] static void stored_fail(std::string_view raw,
+                                                                       const std::filesystem::path& file,
+                                                                       std::uint64_t offset, const char* at,
+                                                                       const char* prefix, const char* what = "") {
+    Reader r = Reader::decoded(raw, file, offset, "data block");
+    r.bytes(static_cast<std::size_t>(at - raw.data()));
+    r.fail(std::string(prefix) + what);
+  }
+
   Block(std::string buf, std::size_t count, std::size_t index, unsigned shift)
       : buf_(std::move(buf)), count_(count), index_(index), shift_(shift) {}
 
