@@ -156,8 +156,7 @@ if [ $detail -eq 1 ]; then
   time_files "Each stowage header alone (with what it includes)" "${files[@]}"
   files=()
   i=0
-  for inc in "boost/intrusive/list.hpp" "boost/interprocess/sync/file_lock.hpp" \
-             "boost/interprocess/exceptions.hpp" "boost/date_time/posix_time/posix_time_types.hpp" \
+  for inc in "boost/intrusive/list.hpp" \
              "lz4.h" "xxhash.h" "filesystem" "functional" "map" "unordered_map" "variant" \
              "shared_mutex" "condition_variable" "thread" "chrono" "string"; do
     i=$((i + 1))
@@ -170,22 +169,15 @@ if [ $detail -eq 1 ]; then
 
   # What each group of dependencies adds on top of the others.
   grep -h '^#include <' include/stowage/*.hpp | grep -v 'boost/\|lz4\|xxhash\|stowage' | sort -u >"$work/std.h"
-  ipc='#include <boost/date_time/posix_time/posix_time_types.hpp>
-#include <boost/interprocess/exceptions.hpp>
-#include <boost/interprocess/sync/file_lock.hpp>'
   { cat "$work/std.h"; echo 'int main() { return 0; }'; } >"$work/i_std.cpp"
   { cat "$work/std.h"; printf '#include <boost/intrusive/list.hpp>\n#include <lz4.h>\n#define XXH_INLINE_ALL\n#include <xxhash.h>\nint main() { return 0; }\n'; } >"$work/i_tp.cpp"
-  { head -n -1 "$work/i_tp.cpp"; echo "$ipc"; echo 'int main() { return 0; }'; } >"$work/i_tp_ipc.cpp"
   for n in cache chunk compression concepts error eviction file key_codec lock options serializer wal manifest index write_buffer bloom; do
     echo "#include <stowage/$n.hpp>"
   done >"$work/rest.h"
   { cat "$work/rest.h"; echo 'int main() { return 0; }'; } >"$work/i_rest.cpp"
-  { cat "$work/rest.h"; echo "$ipc"; echo 'int main() { return 0; }'; } >"$work/i_rest_ipc.cpp"
   time_files "What each group of includes adds" \
     "the standard headers stowage includes=i_std.cpp" \
     "+ Boost.Intrusive, lz4.h, xxhash.h (inline)=i_tp.cpp" \
-    "+ Boost.Interprocess, Boost.DateTime (file_lock.hpp)=i_tp_ipc.cpp" \
     "stowage headers but storage.hpp and file_lock.hpp=i_rest.cpp" \
-    "the same + Boost.Interprocess, Boost.DateTime=i_rest_ipc.cpp" \
     "stowage.hpp=stowage_include.cpp"
 fi
