@@ -507,6 +507,41 @@ struct WriteOp {
   std::string value;   ///< the encoded value of a put
 };
 
+namespace detail {
+
+/// Walks the keys from <= key < to of engine e (an Engine or EngineHandle)
+/// in batches of up to kEraseRangeBatch records: add(key, value, ops) is
+/// called for each record and appends the WriteOps it wants (any number);
+/// commit(ops) then gets each batch's ops (not called when there are none),
+/// with no cursor held, and the walk resumes after the batch's last key.
+/// Returns the records walked. What erase_range, index builds and
+/// collection migrations share: each batch is one atomic commit, and a key
+/// written behind the walk's position while it runs is not seen.
+template <class E, class Add, class Commit>
+std::size_t walk_in_batches(E& e, std::optional<std::string> from, const std::optional<std::string>& to, Add&& add,
+                            Commit&& commit) {
+  std::size_t walked = 0;
+  for (;;) {
+    std::vector<WriteOp> ops;
+    std::size_t n = 0;
+    {
+      typename E::Cursor cursor(&e, from, to);
+      while (n < kEraseRangeBatch && cursor.peek()) {
+        add(cursor.key(), cursor.value(), ops);
+        from = std::string(cursor.key());
+        from->push_back('\0');
+        ++n;
+        cursor.accept();
+      }
+    }
+    walked += n;
+    if (!ops.empty()) commit(std::move(ops));
+    if (n < kEraseRangeBatch) return walked;
+  }
+}
+
+}  // namespace detail
+
 /// What a read-modify-write's decide function chose (Engine::read_modify_write).
 enum class WriteDecision {
   keep,   ///< write nothing
@@ -10992,25 +11027,12 @@ class Engine {
   /// the range while it runs, behind its position, stays. Returns how many
   /// keys it erased.
   std::size_t erase_range(std::optional<std::string> from, std::optional<std::string> to) {
-    std::size_t erased = 0;
-    std::vector<WriteOp> ops;
-    for (;;) {
-      ops.clear();
-      {
-        Cursor cursor(this, from, to);
-        while (ops.size() < kEraseRangeBatch && cursor.peek()) {
-          ops.push_back(WriteOp{true, std::string(cursor.key()), {}});
-          cursor.accept();
-        }
-      }
-      if (ops.empty()) return erased;
-      write(ops);
-      erased += ops.size();
-      if (ops.size() < kEraseRangeBatch) return erased;
-      // Resume after the last key erased: it and every key before it are gone.
-      from = std::move(ops.back().key);
-      from->push_back('\0');
-    }
+    return detail::walk_in_batches(
+        *this, std::move(from), to,
+        [](std::string_view key, std::string_view, std::vector<WriteOp>& ops) {
+          ops.push_back(WriteOp{true, std::string(key), {}});
+        },
+        [this](std::vector<WriteOp>&& ops) { write(ops); });
   }
 
   /// The bytes every key of the default collection (Storage's) starts
@@ -15152,26 +15174,14 @@ auto Engine<Compression, Eviction, Lock>::migrate_collection(std::string_view na
   const std::string from_prefix = detail::collection_prefix(old.id);
   const std::string to_prefix = detail::collection_prefix(fresh);
   try {
-    std::optional<std::string> from = from_prefix;
-    const std::optional<std::string> end = detail::collection_prefix(old.id + 1);
     std::string current, converted;
-    for (;;) {
-      std::vector<WriteOp> ops;
-      std::size_t read = 0;
-      {
-        Cursor cursor(this, from, end);
-        while (read < kEraseRangeBatch && cursor.peek()) {
-          const std::string_view key = cursor.key();
-          if (convert_value(plan, key, cursor.value(), converted, current, report))
+    detail::walk_in_batches(
+        *this, from_prefix, detail::collection_prefix(old.id + 1),
+        [&](std::string_view key, std::string_view value, std::vector<WriteOp>& ops) {
+          if (convert_value(plan, key, value, converted, current, report))
             ops.push_back(WriteOp{false, to_prefix + std::string(key.substr(from_prefix.size())), converted});
-          from = std::string(key) + '\0';
-          ++read;
-          cursor.accept();
-        }
-      }
-      if (!ops.empty()) write(ops);
-      if (read < kEraseRangeBatch) break;
-    }
+        },
+        [this](std::vector<WriteOp>&& ops) { write(ops); });
     flush();  // the copies durable before the MANIFEST names them
   } catch (const std::exception& e) {
     log(LogLevel::error, "migration of " + where + " failed, nothing was changed: " + e.what());
@@ -16291,23 +16301,12 @@ class Collection {
   std::size_t erase_encoded_range(std::optional<std::string> from, std::optional<std::string> to) {
     return guarded([&](engine_type& e) { return e.erase_range(from, to); },
                    [&](engine_type& e) {
-                     std::size_t erased = 0;
-                     for (;;) {
-                       std::vector<WriteOp> ops;
-                       {
-                         typename engine_type::Cursor cursor(&e, from, to);
-                         while (ops.size() < kEraseRangeBatch && cursor.peek()) {
-                           ops.push_back(WriteOp{true, std::string(cursor.key()), {}});
-                           cursor.accept();
-                         }
-                       }
-                       if (ops.empty()) return erased;
-                       erased += ops.size();
-                       const bool more = ops.size() == kEraseRangeBatch;
-                       from = ops.back().key + '\0';
-                       commit_indexed(e, std::move(ops));
-                       if (!more) return erased;
-                     }
+                     return detail::walk_in_batches(
+                         e, from, to,
+                         [](std::string_view key, std::string_view, std::vector<WriteOp>& ops) {
+                           ops.push_back(WriteOp{true, std::string(key), {}});
+                         },
+                         [&](std::vector<WriteOp>&& ops) { commit_indexed(e, std::move(ops)); });
                    });
   }
   // The collection's first possible key, and the smallest key above all of
@@ -16404,29 +16403,23 @@ class Collection {
     const std::optional<std::string> end = prefix_end(is.prefix);
     try {
       e.erase_range(is.prefix, end);  // entries of an earlier definition
-      std::optional<std::string> from = first_key();
-      for (;;) {
-        std::vector<WriteOp> ops;
-        std::set<std::string> batch_keys;
-        {
-          typename engine_type::Cursor cursor(&e, from, end_key());
-          while (ops.size() < kEraseRangeBatch && cursor.peek()) {
-            const std::string_view pk = cursor.key().substr(prefix_.size());
-            std::string entry = detail::index_entry(hook, pk, cursor.value());
+      std::set<std::string> batch_keys;  // a batch's unique entries, not yet written
+      detail::walk_in_batches(
+          e, first_key(), end_key(),
+          [&](std::string_view key, std::string_view value, std::vector<WriteOp>& ops) {
+            const std::string_view pk = key.substr(prefix_.size());
+            std::string entry = detail::index_entry(hook, pk, value);
             if (hook.unique && (!batch_keys.insert(entry).second ||
                                 e.find(entry, [](std::string_view, const std::filesystem::path*) {})))
               throw ConstraintError("stowage: unique index '" + hook.name + "' of collection '" + slot_->name +
                                     "' cannot be built: two records have the index key " +
                                     detail::hex_key(std::string_view(entry).substr(is.prefix.size())));
             ops.push_back(WriteOp{false, std::move(entry), std::string(pk)});
-            from = std::string(cursor.key()) + '\0';
-            cursor.accept();
-          }
-        }
-        if (ops.empty()) break;
-        e.write(ops);
-        if (ops.size() < kEraseRangeBatch) break;
-      }
+          },
+          [&](std::vector<WriteOp>&& ops) {
+            e.write(ops);
+            batch_keys.clear();
+          });
       // The entries durable before the MANIFEST says the index is ready:
       // under Durability::none a power cut could otherwise keep the mark
       // and lose the entries (power_loss_test [indexes]).

@@ -874,23 +874,12 @@ class Collection {
   std::size_t erase_encoded_range(std::optional<std::string> from, std::optional<std::string> to) {
     return guarded([&](engine_type& e) { return e.erase_range(from, to); },
                    [&](engine_type& e) {
-                     std::size_t erased = 0;
-                     for (;;) {
-                       std::vector<WriteOp> ops;
-                       {
-                         typename engine_type::Cursor cursor(&e, from, to);
-                         while (ops.size() < kEraseRangeBatch && cursor.peek()) {
-                           ops.push_back(WriteOp{true, std::string(cursor.key()), {}});
-                           cursor.accept();
-                         }
-                       }
-                       if (ops.empty()) return erased;
-                       erased += ops.size();
-                       const bool more = ops.size() == kEraseRangeBatch;
-                       from = ops.back().key + '\0';
-                       commit_indexed(e, std::move(ops));
-                       if (!more) return erased;
-                     }
+                     return detail::walk_in_batches(
+                         e, from, to,
+                         [](std::string_view key, std::string_view, std::vector<WriteOp>& ops) {
+                           ops.push_back(WriteOp{true, std::string(key), {}});
+                         },
+                         [&](std::vector<WriteOp>&& ops) { commit_indexed(e, std::move(ops)); });
                    });
   }
   // The collection's first possible key, and the smallest key above all of
@@ -987,29 +976,23 @@ class Collection {
     const std::optional<std::string> end = prefix_end(is.prefix);
     try {
       e.erase_range(is.prefix, end);  // entries of an earlier definition
-      std::optional<std::string> from = first_key();
-      for (;;) {
-        std::vector<WriteOp> ops;
-        std::set<std::string> batch_keys;
-        {
-          typename engine_type::Cursor cursor(&e, from, end_key());
-          while (ops.size() < kEraseRangeBatch && cursor.peek()) {
-            const std::string_view pk = cursor.key().substr(prefix_.size());
-            std::string entry = detail::index_entry(hook, pk, cursor.value());
+      std::set<std::string> batch_keys;  // a batch's unique entries, not yet written
+      detail::walk_in_batches(
+          e, first_key(), end_key(),
+          [&](std::string_view key, std::string_view value, std::vector<WriteOp>& ops) {
+            const std::string_view pk = key.substr(prefix_.size());
+            std::string entry = detail::index_entry(hook, pk, value);
             if (hook.unique && (!batch_keys.insert(entry).second ||
                                 e.find(entry, [](std::string_view, const std::filesystem::path*) {})))
               throw ConstraintError("stowage: unique index '" + hook.name + "' of collection '" + slot_->name +
                                     "' cannot be built: two records have the index key " +
                                     detail::hex_key(std::string_view(entry).substr(is.prefix.size())));
             ops.push_back(WriteOp{false, std::move(entry), std::string(pk)});
-            from = std::string(cursor.key()) + '\0';
-            cursor.accept();
-          }
-        }
-        if (ops.empty()) break;
-        e.write(ops);
-        if (ops.size() < kEraseRangeBatch) break;
-      }
+          },
+          [&](std::vector<WriteOp>&& ops) {
+            e.write(ops);
+            batch_keys.clear();
+          });
       // The entries durable before the MANIFEST says the index is ready:
       // under Durability::none a power cut could otherwise keep the mark
       // and lose the entries (power_loss_test [indexes]).

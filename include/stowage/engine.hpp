@@ -406,25 +406,12 @@ class Engine {
   /// the range while it runs, behind its position, stays. Returns how many
   /// keys it erased.
   std::size_t erase_range(std::optional<std::string> from, std::optional<std::string> to) {
-    std::size_t erased = 0;
-    std::vector<WriteOp> ops;
-    for (;;) {
-      ops.clear();
-      {
-        Cursor cursor(this, from, to);
-        while (ops.size() < kEraseRangeBatch && cursor.peek()) {
-          ops.push_back(WriteOp{true, std::string(cursor.key()), {}});
-          cursor.accept();
-        }
-      }
-      if (ops.empty()) return erased;
-      write(ops);
-      erased += ops.size();
-      if (ops.size() < kEraseRangeBatch) return erased;
-      // Resume after the last key erased: it and every key before it are gone.
-      from = std::move(ops.back().key);
-      from->push_back('\0');
-    }
+    return detail::walk_in_batches(
+        *this, std::move(from), to,
+        [](std::string_view key, std::string_view, std::vector<WriteOp>& ops) {
+          ops.push_back(WriteOp{true, std::string(key), {}});
+        },
+        [this](std::vector<WriteOp>&& ops) { write(ops); });
   }
 
   /// The bytes every key of the default collection (Storage's) starts
@@ -4566,26 +4553,14 @@ auto Engine<Compression, Eviction, Lock>::migrate_collection(std::string_view na
   const std::string from_prefix = detail::collection_prefix(old.id);
   const std::string to_prefix = detail::collection_prefix(fresh);
   try {
-    std::optional<std::string> from = from_prefix;
-    const std::optional<std::string> end = detail::collection_prefix(old.id + 1);
     std::string current, converted;
-    for (;;) {
-      std::vector<WriteOp> ops;
-      std::size_t read = 0;
-      {
-        Cursor cursor(this, from, end);
-        while (read < kEraseRangeBatch && cursor.peek()) {
-          const std::string_view key = cursor.key();
-          if (convert_value(plan, key, cursor.value(), converted, current, report))
+    detail::walk_in_batches(
+        *this, from_prefix, detail::collection_prefix(old.id + 1),
+        [&](std::string_view key, std::string_view value, std::vector<WriteOp>& ops) {
+          if (convert_value(plan, key, value, converted, current, report))
             ops.push_back(WriteOp{false, to_prefix + std::string(key.substr(from_prefix.size())), converted});
-          from = std::string(key) + '\0';
-          ++read;
-          cursor.accept();
-        }
-      }
-      if (!ops.empty()) write(ops);
-      if (read < kEraseRangeBatch) break;
-    }
+        },
+        [this](std::vector<WriteOp>&& ops) { write(ops); });
     flush();  // the copies durable before the MANIFEST names them
   } catch (const std::exception& e) {
     log(LogLevel::error, "migration of " + where + " failed, nothing was changed: " + e.what());

@@ -118,6 +118,41 @@ struct WriteOp {
   std::string value;   ///< the encoded value of a put
 };
 
+namespace detail {
+
+/// Walks the keys from <= key < to of engine e (an Engine or EngineHandle)
+/// in batches of up to kEraseRangeBatch records: add(key, value, ops) is
+/// called for each record and appends the WriteOps it wants (any number);
+/// commit(ops) then gets each batch's ops (not called when there are none),
+/// with no cursor held, and the walk resumes after the batch's last key.
+/// Returns the records walked. What erase_range, index builds and
+/// collection migrations share: each batch is one atomic commit, and a key
+/// written behind the walk's position while it runs is not seen.
+template <class E, class Add, class Commit>
+std::size_t walk_in_batches(E& e, std::optional<std::string> from, const std::optional<std::string>& to, Add&& add,
+                            Commit&& commit) {
+  std::size_t walked = 0;
+  for (;;) {
+    std::vector<WriteOp> ops;
+    std::size_t n = 0;
+    {
+      typename E::Cursor cursor(&e, from, to);
+      while (n < kEraseRangeBatch && cursor.peek()) {
+        add(cursor.key(), cursor.value(), ops);
+        from = std::string(cursor.key());
+        from->push_back('\0');
+        ++n;
+        cursor.accept();
+      }
+    }
+    walked += n;
+    if (!ops.empty()) commit(std::move(ops));
+    if (n < kEraseRangeBatch) return walked;
+  }
+}
+
+}  // namespace detail
+
 /// What a read-modify-write's decide function chose (Engine::read_modify_write).
 enum class WriteDecision {
   keep,   ///< write nothing
