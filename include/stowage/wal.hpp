@@ -366,7 +366,12 @@ class WalWriter {
   void sync() {
     refuse_if_broken();
     std::uint64_t target = flushed_.load();
-    file_->sync_flushed();
+    try {
+      file_->sync_flushed();
+    } catch (...) {
+      broken_.store(true);  // a failed sync is final for the handle: never synced again (file.hpp)
+      throw;
+    }
     synced_.store(true, std::memory_order_relaxed);
     std::uint64_t cur = durable_.load();
     while (cur < target && !durable_.compare_exchange_weak(cur, target)) {
@@ -386,7 +391,12 @@ class WalWriter {
     if (allocated_ > logical_) {
       fs_->truncate(path_, logical_);
       allocated_ = logical_;
-      file_->sync();
+      try {
+        file_->sync();
+      } catch (...) {
+        broken_.store(true);
+        throw;
+      }
     }
   }
   void close() {
@@ -459,7 +469,7 @@ class WalWriter {
   std::string record_;           ///< header + payload of the record being written
   std::atomic<std::uint64_t> flushed_{0};  ///< bytes of records handed to the OS
   std::atomic<std::uint64_t> durable_{0};  ///< bytes of records known fsynced
-  std::atomic<bool> broken_{false};        ///< a write failed: sync() refuses (see append)
+  std::atomic<bool> broken_{false};        ///< a write or a sync failed: sync() and seal() refuse (see append)
   std::atomic<bool> synced_{false};        ///< sync() ran: preallocating pays from now on
 };
 
