@@ -262,14 +262,13 @@ class BackupStage {
   BackupReport finish(const Manifest* m, const std::filesystem::path& manifest_from, const BackupDescriptor* d) {
     if (m) {
       const std::uint64_t n = write_manifest(*fs_, partial_, *m);
+      ++report_.files;
       report_.bytes += n;
       report_.bytes_written += n;
     } else {
       auto in = fs_->open_read(manifest_from);
-      add_copy(*in, "MANIFEST", in->size());
-      --report_.files;
+      add_copy(*in, "MANIFEST", in->size());  // counts it
     }
-    ++report_.files;
     if (d) write_backup_descriptor(*fs_, partial_, *d);
     fs_->sync_dir(partial_);
     fs_->rename(partial_, target_);

@@ -2060,14 +2060,20 @@ class Engine {
   // Removes leftovers_ (the flush thread, as it starts; compact()).
   void remove_leftovers() noexcept;
 
-  // The length of segment n's records as of now (n open as f; write_mu_):
-  // the active segment and the one the last freeze closed end in zeros
-  // until sealed.
-  std::uint64_t wal_record_bytes(std::uint64_t n, const RandomAccessFile& f) const {
-    std::uint64_t bytes = f.size();
+  // A WAL segment opened by backup_to() or changes_since() under write_mu_,
+  // with the length of its records as of then: the active segment and the
+  // one the last freeze closed end in zeros until sealed. Read after the
+  // locks are released (a flush may move or delete the file meanwhile).
+  struct OpenSegment {
+    std::uint64_t number;
+    std::unique_ptr<RandomAccessFile> file;
+    std::uint64_t bytes;
+  };
+  OpenSegment open_segment(std::uint64_t n, std::unique_ptr<RandomAccessFile> f) const {
+    std::uint64_t bytes = f->size();
     if (wal_ && n == wal_->number()) bytes = std::min(bytes, wal_->size());
     if (n == frozen_wal_) bytes = std::min(bytes, frozen_wal_bytes_);
-    return bytes;
+    return OpenSegment{n, std::move(f), bytes};
   }
 
   // ---- the change feed (changes_since) -----------------------------------
@@ -2102,32 +2108,14 @@ class Engine {
     }
     for (auto p : prune) fs_->remove(dir_ / detail::feed_file_name(p));
   }
-  // Lists the feed files an earlier session kept (open).
-  void adopt_feed() {
-    std::vector<std::uint64_t> numbers;
-    for (const auto& name : fs_->list(dir_))
-      if (auto n = detail::parse_feed_file_name(name)) numbers.push_back(*n);
-    std::sort(numbers.begin(), numbers.end());
+  // Takes the feed files an earlier session kept (open's listing, ascending).
+  void adopt_feed(const std::vector<std::uint64_t>& numbers) {
     std::lock_guard f(feed_mu_);
     for (auto n : numbers) {
       const std::uint64_t bytes = file_size(dir_ / detail::feed_file_name(n));
       feed_.emplace_back(n, bytes);
       feed_bytes_ += bytes;
     }
-  }
-  // Deletes every feed file (open, when the feed is off or a migration
-  // rewrote the records). Returns whether it deleted any.
-  bool drop_feed() {
-    bool any = false;
-    for (const auto& name : fs_->list(dir_))
-      if (detail::parse_feed_file_name(name)) {
-        fs_->remove(dir_ / name);
-        any = true;
-      }
-    std::lock_guard f(feed_mu_);
-    feed_.clear();
-    feed_bytes_ = 0;
-    return any;
   }
 
   // Stops and joins the background threads (a running compaction stops at
@@ -3391,12 +3379,7 @@ template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::changes_since(std::uint64_t since, std::string_view prefix,
                                                         const ChangeFn& fn) const -> std::uint64_t {
   check_open();
-  struct Segment {
-    std::uint64_t number;
-    std::unique_ptr<RandomAccessFile> file;
-    std::uint64_t bytes;
-  };
-  std::vector<Segment> segments;
+  std::vector<OpenSegment> segments;
   std::uint64_t last;
   {
     // The segments are opened under the locks: a flush may move or delete
@@ -3417,10 +3400,8 @@ auto Engine<Compression, Eviction, Lock>::changes_since(std::uint64_t since, std
     std::sort(numbers.begin(), numbers.end());
     numbers.erase(std::unique(numbers.begin(), numbers.end()), numbers.end());
     for (auto n : numbers) {
-      auto f = detail::open_feed_segment(*fs_, dir_, n);
-      if (!f) continue;  // released and deleted
-      const std::uint64_t bytes = wal_record_bytes(n, *f);
-      segments.push_back(Segment{n, std::move(f), bytes});
+      if (auto f = detail::open_feed_segment(*fs_, dir_, n)) segments.push_back(open_segment(n, std::move(f)));
+      // else released and deleted
     }
   }
   detail::FeedPosition pos;
@@ -3439,12 +3420,7 @@ auto Engine<Compression, Eviction, Lock>::backup_to(const std::filesystem::path&
   check_open();
   const auto started = std::chrono::steady_clock::now();
   detail::BackupStage stage(*fs_, dir_, target, /*share=*/true);
-  struct Segment {
-    std::uint64_t number;
-    std::unique_ptr<RandomAccessFile> file;
-    std::uint64_t bytes;
-  };
-  std::vector<Segment> segments;
+  std::vector<OpenSegment> segments;
   detail::Manifest m;
   std::shared_ptr<const detail::Version> pinned;  // keeps its chunk files while they are linked
   std::uint64_t seq;
@@ -3463,9 +3439,7 @@ auto Engine<Compression, Eviction, Lock>::backup_to(const std::filesystem::path&
     seq = last_seq_;
     for (auto n : wal_segments_) {
       if (n < m.wal_start) continue;  // released by a flush that is removing it
-      auto f = fs_->open_read(dir_ / detail::wal_file_name(n));
-      const std::uint64_t bytes = wal_record_bytes(n, *f);
-      segments.push_back(Segment{n, std::move(f), bytes});
+      segments.push_back(open_segment(n, fs_->open_read(dir_ / detail::wal_file_name(n))));
     }
   }
   for (const auto& ks : m.keyspaces)
@@ -3939,6 +3913,7 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   auto names = fs_->list(dir_);
   std::vector<std::uint64_t> wal_files;
   std::vector<std::uint64_t> chunk_files;
+  std::vector<std::uint64_t> feed_files;  // released segments kept for changes_since()
   std::uint64_t max_file = 0;
   for (const auto& n : names) {
     if (auto w = detail::parse_wal_file_name(n)) {
@@ -3947,9 +3922,12 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
     } else if (auto c = detail::parse_chunk_file_name(n)) {
       chunk_files.push_back(*c);
       max_file = std::max(max_file, *c);  // a leftover of a crash is never reused while it exists
+    } else if (auto f = detail::parse_feed_file_name(n)) {
+      feed_files.push_back(*f);
     }
   }
   std::sort(wal_files.begin(), wal_files.end());
+  std::sort(feed_files.begin(), feed_files.end());
 
   MigrationPlan plan;
   if (detail::manifest_exists(*fs_, dir_)) {
@@ -4016,7 +3994,7 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
 
   if (opt_.read_only) {
     wal_segments_ = live;  // what backup_to() and changes_since() read
-    adopt_feed();
+    adopt_feed(feed_files);
     // Segments released but not yet deleted or kept (the last flushes of a
     // close): the feed's newest part.
     for (auto n : wal_files)
@@ -4037,10 +4015,14 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   bool removed = false;
   for (auto c : chunk_files)
     if (!std::binary_search(named.begin(), named.end(), c)) leftovers_.push_back(chunk_path(c));
-  // Segments a flush released that a crash or a close left: kept for the
-  // feed like any released segment, unless a migration rewrote the records.
-  if (!plan.rewrites()) {
-    adopt_feed();
+  // The feed kept by earlier sessions: deleted when it is off or a
+  // migration rewrote the records. Segments a flush released that a crash
+  // or a close left join it like any released segment.
+  if (plan.rewrites() || opt_.change_feed_bytes == 0) {
+    for (auto n : feed_files) fs_->remove(dir_ / detail::feed_file_name(n));
+    removed = removed || !feed_files.empty();
+  } else {
+    adopt_feed(feed_files);
     prune_feed();
   }
   for (auto n : wal_files)
@@ -4052,10 +4034,9 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
         leftovers_.push_back(dir_ / detail::wal_file_name(n));
       }
     }
-  if (plan.rewrites() || opt_.change_feed_bytes == 0) removed = drop_feed() || removed;
   if (migrate_only || plan.needed()) {
     for (const auto& path : leftovers_) fs_->remove(path);
-    removed = !leftovers_.empty();
+    removed = removed || !leftovers_.empty();  // the feed's renames and removals above count too
     leftovers_.clear();
   }
   // Live segments that replayed nothing (a session that wrote nothing, or
