@@ -327,6 +327,14 @@ struct Stats {
   /// Microseconds since open that size() and stats() spent looking up
   /// uncounted records (each once per chunk file that holds it).
   std::uint64_t count_micros = 0;
+  /// Snapshots alive (Storage::snapshot, Database::snapshot).
+  std::uint64_t snapshots = 0;
+  /// Versions the write buffer keeps for them (writes that replaced a
+  /// record a live snapshot can see; their bytes are in the buffer's).
+  std::uint64_t snapshot_versions = 0;
+  /// Bytes snapshots keep alive beyond the store's own: flushed write
+  /// buffers in memory, and on disk the chunk files compactions replaced.
+  std::uint64_t snapshot_pinned_bytes = 0;
   /// The store's secondary indexes, each with its entries counted by walking
   /// their keys (time linear in the entries: a store with large indexes
   /// pays for it on each stats()).
@@ -335,6 +343,17 @@ struct Stats {
 
 }  // namespace stowage
 // ---- end stowage/options.hpp ----
+// ---- begin stowage/snapshot.hpp ----
+// snapshot.hpp: stowage::Snapshot, a consistent read-only moment of a store
+// (Storage::snapshot, Database::snapshot). What it pins is the engine's
+// (detail::SnapshotState, defined in engine.hpp): the commit sequence it was
+// taken at, the write buffers and the Version of chunk files of that moment.
+// Reads through it (Collection::View) see every commit up to that sequence
+// and none after. Taking one copies no record.
+
+#include <cstdint>
+#include <memory>
+
 // ---- begin stowage/stowage_fwd.hpp ----
 // stowage_fwd.hpp: forward declarations of stowage's public types, for a
 // header that only names them (a pointer or reference member, a parameter, a
@@ -385,8 +404,9 @@ struct NoLock;
 struct ThreadLock;
 struct ProcessLock;
 
-// engine.hpp
+// engine.hpp, snapshot.hpp
 struct RecordTypes;
+class Snapshot;
 template <class Compression, class Eviction, class Lock>
 class Engine;
 
@@ -418,6 +438,52 @@ struct KeyCodec;
 
 #endif  // STOWAGE_STOWAGE_FWD_HPP
 // ---- end stowage/stowage_fwd.hpp ----
+
+namespace stowage {
+
+namespace detail {
+struct SnapshotState;  // engine.hpp
+}  // namespace detail
+
+/// A consistent read-only moment of a store: the records as they were
+/// after the commit numbered sequence(), whatever is written afterwards.
+/// Read a collection at it with Collection::at(snapshot) (Storage::snapshot()
+/// gives that view of its records directly).
+///
+/// Cheap to take: it pins the write buffers and the chunk files of its
+/// moment and copies nothing. While it lives, a write that replaces a
+/// record it can see keeps the old version in the write buffer (memory the
+/// buffer's budget counts), a buffer it pins stays in memory after its
+/// flush, and the chunk files it pins stay on disk after compactions
+/// replace them (Stats::snapshots, Stats::snapshot_pinned_bytes). So hold a
+/// snapshot for a read, a batch of reads or a scan, not for hours under
+/// heavy writes. Copies share the moment; the last one to die releases it.
+/// It must not outlive its store (as an iterator must not); using it after
+/// the store closed throws ValidationError.
+class Snapshot {
+ public:
+  /// No snapshot: reading at it throws ValidationError.
+  Snapshot() = default;
+
+  /// The sequence number of the last commit it sees (Stats::last_sequence
+  /// when it was taken; 0 for a store never written).
+  std::uint64_t sequence() const noexcept { return sequence_; }
+  /// Whether it holds a moment (a default-constructed one does not).
+  explicit operator bool() const noexcept { return state_ != nullptr; }
+
+ private:
+  template <class C, class E, class L>
+  friend class Engine;
+  Snapshot(std::shared_ptr<const detail::SnapshotState> state, const void* store, std::uint64_t sequence)
+      : state_(std::move(state)), store_(store), sequence_(sequence) {}
+
+  std::shared_ptr<const detail::SnapshotState> state_;
+  const void* store_ = nullptr;  // the engine that took it
+  std::uint64_t sequence_ = 0;
+};
+
+}  // namespace stowage
+// ---- end stowage/snapshot.hpp ----
 
 // Set when this file may only declare the engine: built with
 // STOWAGE_SEPARATE_COMPILATION from include/. The single header (which
@@ -647,6 +713,20 @@ class EngineHandle {
         },
         const_cast<void*>(static_cast<const void*>(&on_value)));
   }
+  /// Engine::find_at.
+  template <class Fn>
+  bool find_at(const Snapshot& at, std::string_view key, Fn&& on_value) const {
+    return find_at_with(
+        at, key,
+        [](void* fn, std::string_view value, const std::filesystem::path* file) {
+          (*static_cast<std::remove_reference_t<Fn>*>(fn))(value, file);
+        },
+        const_cast<void*>(static_cast<const void*>(&on_value)));
+  }
+  /// Engine::snapshot.
+  Snapshot snapshot() const;
+  /// Engine::size_at.
+  std::size_t size_at(const Snapshot& at) const;
   /// Engine::size.
   std::size_t size() const;
   /// Engine::flush.
@@ -686,9 +766,9 @@ class EngineHandle {
    public:
     /// A cursor at the end.
     Cursor() noexcept;
-    /// Engine::Cursor(e, from, to, reverse) over h's engine.
+    /// Engine::Cursor(e, from, to, reverse, at) over h's engine.
     Cursor(const EngineHandle* h, std::optional<std::string> from, std::optional<std::string> to,
-           bool reverse = false);
+           bool reverse = false, const Snapshot* at = nullptr);
     /// A copy at the same position (see Engine::Cursor).
     Cursor(const Cursor& other);
     /// Takes over other's position; other may only be assigned to or destroyed.
@@ -722,6 +802,8 @@ class EngineHandle {
  private:
   bool find_with(std::string_view key, void (*call)(void*, std::string_view, const std::filesystem::path*),
                  void* fn) const;
+  bool find_at_with(const Snapshot& at, std::string_view key,
+                    void (*call)(void*, std::string_view, const std::filesystem::path*), void* fn) const;
   std::unique_ptr<engine_type> engine_;
 };
 
@@ -10022,8 +10104,16 @@ class OpenFileCache {
 // value replaces the old one in place when it fits the old one's room, else
 // it takes new room and the old room stays unused until the buffer goes.
 // bytes() is the arena's reserved(): all of that, node slack and block tails
-// included. Nothing is freed before the whole buffer is. Iterators (leaf,
-// slot) are invalidated by an insert, not by a move.
+// included (and the links of versions kept for snapshots, below). Nothing
+// is freed before the whole buffer is. Iterators (leaf, slot) are
+// invalidated by an insert, not by a move.
+//
+// Snapshots: apply() keeps the version it replaces when a snapshot may
+// read it (its sequence is at or below `keep_seen_by`, the newest live
+// snapshot's): a copy of the entry in the arena whose value keeps the old
+// bytes (the new ones then take new room), found through older_ from the
+// entry that replaced it. visible() walks that chain. A buffer no snapshot
+// ever saw keeps no chain and pays nothing for it.
 //
 // Not synchronised: the store guards it with its Lock policy. The const
 // members change nothing, so readers may share it while no one applies.
@@ -10035,6 +10125,7 @@ class OpenFileCache {
 #include <iterator>
 #include <new>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -10148,6 +10239,8 @@ struct BufferEntry {
   std::string_view value;
   bool tombstone = false;
   Below below = Below::unknown;
+  /// The version it replaced is kept for a snapshot (WriteBuffer::visible).
+  bool has_older = false;
 };
 
 /// Sorted buffer of puts and tombstones.
@@ -10345,8 +10438,11 @@ class WriteBuffer {
   /// guarantee: when it throws (std::bad_alloc), the buffer is unchanged.
   /// With `undo` (after begin(undo), reserved for this call), the change is
   /// recorded so that rollback(undo) can take it back.
+  ///
+  /// keep_seen_by: the newest live snapshot's sequence (0: none). A
+  /// replaced version at or below it is kept for visible().
   void apply(std::string_view key, std::uint64_t seq, bool tombstone, std::string_view value,
-             Below below = Below::unknown, Undo* undo = nullptr) {
+             Below below = Below::unknown, Undo* undo = nullptr, std::uint64_t keep_seen_by = 0) {
     const Head h = head_of(key);
     Inner* path[kMaxDepth];
     int at[kMaxDepth];
@@ -10364,21 +10460,27 @@ class WriteBuffer {
     int pos = lower(*leaf, h, key);
     if (pos < leaf->count && compare(*leaf, pos, h, key) == 0) {
       Record& r = *leaf->recs[pos];
-      if (undo != nullptr) {
-        if (r.kv.second.seq >= seq) return;
-        const BufferEntry before = r.kv.second;
+      BufferEntry& e = r.kv.second;
+      if (e.seq >= seq) return;
+      const bool keep = e.seq <= keep_seen_by;
+      if (undo == nullptr && !keep) {
+        update(r, seq, tombstone, value, below);
+      } else {
+        const BufferEntry before = e;
         const std::size_t room = r.room;
-        // New room for the bytes, so that the old ones stay for a rollback.
+        BufferEntry* old = keep ? keep_version(e) : nullptr;  // may throw: nothing changed yet
+        // New room for the bytes, so that the old ones stay (for a
+        // rollback, or for the kept version's value).
         r.room = 0;
         try {
           update(r, seq, tombstone, value, below);
         } catch (...) {
           r.room = room;
+          if (old != nullptr) forget_version(e, old);
           throw;
         }
-        undo->changes_.push_back(Undo::Change{&r, before, room, false});  // reserved: no allocation
-      } else {
-        update(r, seq, tombstone, value, below);
+        if (old != nullptr) e.has_older = true;
+        if (undo != nullptr) undo->changes_.push_back(Undo::Change{&r, before, room, false});  // reserved
       }
     } else {
       Record* rec = new_record(key, seq, tombstone, value, below);
@@ -10392,6 +10494,19 @@ class WriteBuffer {
     }
     if (seq > max_seq_) max_seq_ = seq;
   }
+  /// The version of an entry of this buffer that a reader at sequence
+  /// `seq` sees: e itself, or a version it replaced that was kept for a
+  /// snapshot; nullptr when every kept version is newer than seq.
+  const BufferEntry* visible(const BufferEntry& e, std::uint64_t seq) const {
+    const BufferEntry* v = &e;
+    while (v->seq > seq) {
+      if (!v->has_older) return nullptr;
+      v = older_.find(v)->second;
+    }
+    return v;
+  }
+  /// Versions kept for snapshots (see visible()).
+  std::size_t kept_versions() const { return older_.size(); }
   /// Live records this buffer adds to the layers below it (negative when it
   /// erases more than it adds). Exact once resolve() has run.
   std::int64_t delta() const { return delta_; }
@@ -10487,7 +10602,12 @@ class WriteBuffer {
   /// Distinct keys buffered.
   std::size_t entries() const { return entries_; }
   /// Bytes charged to the memory budget: the heap the arena holds.
-  std::size_t bytes() const { return arena_.reserved(); }
+  std::size_t bytes() const {
+    // Kept versions' links: a node of two pointers with the allocator's
+    // overhead each, and the bucket array.
+    if (older_.empty()) return arena_.reserved();
+    return arena_.reserved() + older_.size() * 4 * sizeof(void*) + older_.bucket_count() * sizeof(void*);
+  }
   /// Highest sequence applied.
   std::uint64_t max_seq() const { return max_seq_; }
 
@@ -10574,6 +10694,29 @@ class WriteBuffer {
     return new (mem) Record{value_type(std::string_view(key_at, key.size()),
                                        BufferEntry{seq, std::string_view(value_at, value.size()), tombstone, below}),
                             value.size()};
+  }
+  // A copy of e (its value's bytes stay where they are: the caller gives
+  // the new ones new room), chained after e in older_. Strong guarantee.
+  BufferEntry* keep_version(const BufferEntry& e) {
+    auto* old = new (arena_.allocate(sizeof(BufferEntry), alignof(BufferEntry))) BufferEntry(e);
+    if (e.has_older) {
+      const BufferEntry* next = older_.find(&e)->second;
+      older_.emplace(old, next);
+      older_.find(&e)->second = old;  // no allocation
+    } else {
+      older_.insert_or_assign(&e, old);  // a rollback may have left a stale link
+    }
+    return old;
+  }
+  // Takes back keep_version(e) (old is what it returned). No-throw.
+  void forget_version(const BufferEntry& e, const BufferEntry* old) noexcept {
+    if (e.has_older) {
+      auto it = older_.find(old);
+      older_.find(&e)->second = it->second;
+      older_.erase(it);
+    } else {
+      older_.erase(&e);
+    }
   }
   // Records whether the unknown entry e is present below.
   void mark_below(BufferEntry& e, bool present) {
@@ -10726,6 +10869,7 @@ class WriteBuffer {
     delta_ = std::exchange(o.delta_, 0);
     unknown_ = std::exchange(o.unknown_, 0);
     max_seq_ = std::exchange(o.max_seq_, 0);
+    older_ = std::exchange(o.older_, {});
   }
 
   Arena arena_;
@@ -10736,6 +10880,9 @@ class WriteBuffer {
   std::int64_t delta_ = 0;
   std::size_t unknown_ = 0;
   std::uint64_t max_seq_ = 0;
+  // Kept versions: an entry (in a record or a kept copy) -> the version it
+  // replaced, for the entries whose has_older is set.
+  std::unordered_map<const BufferEntry*, const BufferEntry*> older_;
 };
 
 }  // namespace stowage::detail
@@ -10803,6 +10950,21 @@ inline void name_this_thread([[maybe_unused]] const char* name) {
   (void)::pthread_setname_np(::pthread_self(), name);
 #endif
 }
+
+/// What a Snapshot pins (snapshot.hpp): the moment after commit `seq`.
+struct SnapshotState {
+  std::uint64_t seq = 0;
+  /// The write buffer of that moment once a freeze made it a frozen one
+  /// (set under the engine's lock_); null while it is the engine's wb_.
+  std::shared_ptr<const WriteBuffer> active;
+  std::shared_ptr<const WriteBuffer> imm;  ///< the frozen buffer of that moment (or none)
+  std::shared_ptr<const Version> version;  ///< the chunk files of that moment
+  std::int64_t live = 0;                   ///< the engine's live_ (the count of version's files)
+  std::optional<std::int64_t> imm_part;    ///< what imm adds to the count, when known then
+  /// Engine::size_at's answer, once counted (size_mu).
+  mutable std::mutex size_mu;
+  mutable std::optional<std::uint64_t> size;
+};
 }  // namespace detail
 
 /// The untyped store in one directory: byte keys in memcmp order, byte
@@ -11297,6 +11459,50 @@ class Engine {
     return find_locked(key, on_value);
   }
 
+  /// A consistent read-only moment of the store: every commit so far, none
+  /// after (see Snapshot). Waits for the commit being applied, if any; copies
+  /// nothing.
+  Snapshot snapshot() const {
+    auto st = std::make_shared<detail::SnapshotState>();
+    std::lock_guard w(write_mu_);  // every commit numbered up to last_seq_ is applied
+    std::unique_lock guard(lock_);
+    check_open();
+    st->seq = last_seq_;
+    st->imm = imm_;
+    st->version = version_;
+    st->live = live_;
+    if (imm_ && imm_resolved_.load()) st->imm_part = imm_delta_;
+    prune_snapshots();
+    snapshots_.push_back(st);
+    snap_max_ = std::max(snap_max_, st->seq);
+    return Snapshot(std::move(st), this, last_seq_);
+  }
+
+  /// find() at a snapshot of this store: the record as it was then.
+  template <class Fn>
+  bool find_at(const Snapshot& at, std::string_view key, Fn&& on_value) const {
+    const detail::SnapshotState& st = *state_of(at);
+    std::shared_lock guard(lock_);
+    check_open();
+    const detail::WriteBuffer& wb = st.active ? *st.active : wb_;
+    for (const detail::WriteBuffer* b : {&wb, st.imm.get()}) {
+      if (b == nullptr) continue;
+      if (const auto* e = b->find(key)) {
+        if (const auto* v = b->visible(*e, st.seq)) {
+          if (v->tombstone) return false;
+          on_value(std::string_view(v->value), nullptr);
+          return true;
+        }
+      }
+    }
+    return find_in_files(*st.version, key, on_value);
+  }
+
+  /// size() at a snapshot of this store (exact; counted once per snapshot:
+  /// the files' and the frozen buffer's parts as size() counts them, the
+  /// write buffer's records at the snapshot's sequence one by one).
+  std::size_t size_at(const Snapshot& at) const;
+
   /// Number of records (exact). Looks up, with no lock held, the records
   /// whose part of the count is not known yet (docs/format.md, "The live
   /// count"): after a load, about those in the levels above the last.
@@ -11588,8 +11794,13 @@ class Engine {
     /// A cursor over the records with from <= key < to (either bound may be
     /// absent), before its first record: call peek(). With reverse, it
     /// returns them in descending order (from the last key below to).
-    Cursor(const Engine* e, std::optional<std::string> from, std::optional<std::string> to, bool reverse = false)
-        : store_(e), from_(std::move(from)), to_(std::move(to)), reverse_(reverse) {}
+    /// With `at` (a snapshot of e), it reads the records as they were at
+    /// that moment: writes never disturb its batch.
+    Cursor(const Engine* e, std::optional<std::string> from, std::optional<std::string> to, bool reverse = false,
+           const Snapshot* at = nullptr)
+        : store_(e), from_(std::move(from)), to_(std::move(to)), reverse_(reverse) {
+      if (at != nullptr) snap_ = e->state_of(*at);
+    }
     /// A copy at the same position; it reads its next records from the store
     /// itself rather than sharing the original's batch.
     Cursor(const Cursor& other) { copy_from(other); }
@@ -11655,6 +11866,7 @@ class Engine {
 
     void copy_from(const Cursor& o) {
       store_ = o.store_;
+      snap_ = o.snap_;
       from_ = o.from_;
       to_ = o.to_;
       reverse_ = o.reverse_;
@@ -11685,6 +11897,7 @@ class Engine {
       const Engine& s = *store_;
       s.check_open();
       if (pos_ < batch_.size()) {
+        if (snap_) return;  // writes do not change what a snapshot sees
         if (wb_version_ == s.wb_version_.load(std::memory_order_acquire) &&
             chunk_version_ == s.chunk_version_.load(std::memory_order_acquire)) {
           return;
@@ -11736,6 +11949,20 @@ class Engine {
     // the write buffer, the frozen one and one RunReader per run of the
     // current Version, which the cursor pins.
     void reseek();
+    // The write buffer it merges: the store's, or the one of its snapshot's
+    // moment (the store's until a freeze). Needs lock_.
+    const detail::WriteBuffer& write_buffer() const {
+      return snap_ && snap_->active ? *snap_->active : store_->wb_;
+    }
+    // The buffered entry at the merge's smallest key: the write buffer's when
+    // it is there (wb_at), else the frozen one's (imm_at); at a snapshot, the
+    // version it could see (none: the key's record lies below). Needs lock_.
+    const detail::BufferEntry* buffered(bool wb_at, bool imm_at) const {
+      if (!snap_) return wb_at ? &wb_it_->second : imm_at ? &imm_it_->second : nullptr;
+      const detail::BufferEntry* e = wb_at ? write_buffer().visible(wb_it_->second, snap_->seq) : nullptr;
+      if (e == nullptr && imm_at) e = imm_->visible(imm_it_->second, snap_->seq);
+      return e;
+    }
     // Where a buffer's position lies: see reseek().
     MapIt seek_buffer(const detail::WriteBuffer& b) const {
       if (reverse_) {
@@ -11747,6 +11974,7 @@ class Engine {
     }
 
     const Engine* store_ = nullptr;
+    std::shared_ptr<const detail::SnapshotState> snap_;  // reads at this moment (or now)
     std::optional<std::string> from_, to_;
     bool reverse_ = false;
     std::string last_;  // encoded key last returned
@@ -12387,6 +12615,30 @@ class Engine {
       guard.unlock();
     }
   }
+  // ---- snapshots ---------------------------------------------------------
+
+  // What `at` pins; ValidationError for an empty snapshot or one of another
+  // store.
+  const std::shared_ptr<const detail::SnapshotState>& state_of(const Snapshot& at) const {
+    if (!at.state_)
+      throw ValidationError("stowage: reading at an empty Snapshot (default-constructed or moved from)");
+    if (at.store_ != static_cast<const void*>(this))
+      throw ValidationError("stowage: a Snapshot of another store used with the store in " + dir_.string());
+    return at.state_;
+  }
+  // Drops the dead snapshots from snapshots_ and sets snap_max_ to the
+  // newest live one's sequence (0: none). Needs lock_ (unique).
+  void prune_snapshots() const {
+    std::uint64_t newest = 0;
+    std::erase_if(snapshots_, [&](const std::weak_ptr<detail::SnapshotState>& w) {
+      auto st = w.lock();
+      if (!st) return true;
+      newest = std::max(newest, st->seq);
+      return false;
+    });
+    snap_max_ = newest;
+  }
+
   // The current Version. Takes lock_ (shared).
   std::shared_ptr<const detail::Version> current_version() const {
     std::shared_lock guard(lock_);
@@ -12966,6 +13218,10 @@ class Engine {
   }();
   mutable std::conditional_t<kLockSyncs, Lock, std::shared_mutex> lock_;
   mutable detail::WriteBuffer wb_;            // lock_ (mutable: size() caches lookups in it)
+  // Live snapshots (dead ones until the next prune_snapshots()), and the
+  // newest one's sequence: wb_ keeps a version it replaces at or below it.
+  mutable std::vector<std::weak_ptr<detail::SnapshotState>> snapshots_;  // lock_
+  mutable std::uint64_t snap_max_ = 0;                                    // lock_
   std::shared_ptr<detail::WriteBuffer> imm_;  // lock_ to swap; read by the flush thread without it
   std::shared_ptr<const detail::Version> version_;  // lock_ to read; install_mu_ + lock_ to swap
   std::atomic<std::uint64_t> data_bytes_{0};        // version_->bytes(), for fitting_form()
@@ -13101,11 +13357,11 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill() -> void {
   ++fills_;
   std::shared_lock guard(s.lock_);
   s.check_open();
-  if (!positioned_ || chunk_version_ != s.chunk_version_.load(std::memory_order_relaxed)) {
+  if (!positioned_ || (!snap_ && chunk_version_ != s.chunk_version_.load(std::memory_order_relaxed))) {
     reseek();
     positioned_ = true;
   } else if (wb_version_ != s.wb_version_.load(std::memory_order_relaxed)) {
-    wb_it_ = seek_buffer(s.wb_);
+    wb_it_ = seek_buffer(write_buffer());  // an insert moves entries
     wb_version_ = s.wb_version_.load(std::memory_order_relaxed);
   }
   if (reverse_) {
@@ -13148,10 +13404,10 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill() -> void {
     if (!have || (to_ && !(best < std::string_view(*to_)))) return;
     const bool wb_at = wb_has && wb_it_->first == best;
     const bool imm_at = imm_has && imm_it_->first == best;
-    const detail::BufferEntry* entry = wb_at ? &wb_it_->second : imm_at ? &imm_it_->second : nullptr;
+    const detail::BufferEntry* entry = buffered(wb_at, imm_at);
     if (entry && !entry->tombstone) {
       if (!take_buffered(best, *entry)) return;  // the arena is full: this record starts the next batch
-    } else if (!entry && !low->tombstone()) {
+    } else if (!entry && (!snap_ || (low != nullptr && low->key() == best)) && !low->tombstone()) {
       batch_.push_back(Pending{low->key(), low->value(), low->path()});
     }
     // best views a buffer key or a block that stays pinned (pins_).
@@ -13184,10 +13440,10 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill_reverse(std::size_t batch
     if (!have || (from_ && best < std::string_view(*from_))) return;
     const bool wb_at = wb_has && wb_it_->first == best;
     const bool imm_at = imm_has && imm_it_->first == best;
-    const detail::BufferEntry* entry = wb_at ? &wb_it_->second : imm_at ? &imm_it_->second : nullptr;
+    const detail::BufferEntry* entry = buffered(wb_at, imm_at);
     if (entry && !entry->tombstone) {
       if (!take_buffered(best, *entry)) return;  // the arena is full: this record starts the next batch
-    } else if (!entry && !high->tombstone()) {
+    } else if (!entry && (!snap_ || (high != nullptr && high->key() == best)) && !high->tombstone()) {
       batch_.push_back(Pending{high->key(), high->value(), high->path()});
     }
     // best views a buffer key or a block that stays pinned (pins_).
@@ -13202,11 +13458,11 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill_reverse(std::size_t batch
 template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::Cursor::reseek() -> void {
   const Engine& s = *store_;
-  wb_it_ = seek_buffer(s.wb_);
-  imm_ = s.imm_;
+  wb_it_ = seek_buffer(write_buffer());
+  imm_ = snap_ ? snap_->imm : s.imm_;
   if (imm_) imm_it_ = seek_buffer(*imm_);
   readers_.clear();
-  version_ = s.version_;
+  version_ = snap_ ? snap_->version : s.version_;
   const std::string_view target = started_ ? std::string_view(last_) : (from_ ? std::string_view(*from_) : "");
   std::optional<std::string_view> below;
   if (started_)
@@ -13225,6 +13481,40 @@ auto Engine<Compression, Eviction, Lock>::Cursor::reseek() -> void {
 }
 
 template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::size_at(const Snapshot& at) const -> std::size_t {
+  const detail::SnapshotState& st = *state_of(at);
+  std::lock_guard once(st.size_mu);
+  if (st.size) return static_cast<std::size_t>(*st.size);
+  // The files' part and the frozen buffer's, as count_shared() counts them
+  // (the snapshot pins both: no lock needed).
+  resolve_files(*st.version);
+  std::int64_t total = st.live + *st.version->resolved_part();
+  if (st.imm) total += st.imm_part ? *st.imm_part : frozen_part(*st.imm, *st.version);
+  // The write buffer's records at the snapshot's sequence: the versions it
+  // sees, their presence below the buffer known or looked up (with no lock
+  // held) in the frozen buffer and files it pins.
+  std::vector<std::pair<std::string, bool>> unknown;  // key, a put
+  {
+    std::shared_lock guard(lock_);
+    check_open();
+    const detail::WriteBuffer& wb = st.active ? *st.active : wb_;
+    for (auto it = wb.begin(); it != wb.end(); ++it) {
+      const detail::BufferEntry* v = wb.visible(it->second, st.seq);
+      if (v == nullptr) continue;
+      if (v->below == detail::Below::unknown)
+        unknown.emplace_back(std::string(it->first), !v->tombstone);
+      else
+        total += (v->tombstone ? 0 : 1) - (v->below == detail::Below::present ? 1 : 0);
+    }
+  }
+  auto noop = [](std::string_view, const std::filesystem::path*) {};
+  for (const auto& [key, put] : unknown)
+    total += (put ? 1 : 0) - (find_below(st.imm.get(), *st.version, key, noop) ? 1 : 0);
+  st.size = static_cast<std::uint64_t>(std::max<std::int64_t>(total, 0));
+  return static_cast<std::size_t>(*st.size);
+}
+
+template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::stats() const -> Stats {
   Stats s;
   std::shared_ptr<const detail::Version> v;
@@ -13233,6 +13523,27 @@ auto Engine<Compression, Eviction, Lock>::stats() const -> Stats {
     s.records = exact_count(guard);
     v = version_;
     s.write_buffer_bytes = wb_.bytes() + (imm_ ? imm_->bytes() : 0);
+    s.snapshot_versions = wb_.kept_versions() + (imm_ ? imm_->kept_versions() : 0);
+    // What live snapshots keep beyond the store's own: buffers that are no
+    // longer wb_ or imm_, and files the current Version no longer names.
+    std::vector<const detail::WriteBuffer*> buffers;
+    std::vector<std::uint64_t> files;
+    for (const auto& f : v->refs()) files.push_back(f.file);
+    for (const auto& w : snapshots_) {
+      auto st = w.lock();
+      if (!st) continue;
+      ++s.snapshots;
+      for (const detail::WriteBuffer* b : {st->active.get(), st->imm.get()}) {
+        if (b == nullptr || b == imm_.get() || std::find(buffers.begin(), buffers.end(), b) != buffers.end()) continue;
+        buffers.push_back(b);
+        s.snapshot_pinned_bytes += b->bytes();
+      }
+      for (const auto& f : st->version->refs()) {
+        if (std::find(files.begin(), files.end(), f.file) != files.end()) continue;
+        files.push_back(f.file);
+        s.snapshot_pinned_bytes += f.bytes;
+      }
+    }
   }
   s.chunks = v->files();
   s.disk_bytes = v->bytes();
@@ -13815,6 +14126,10 @@ auto Engine<Compression, Eviction, Lock>::freeze_locked() -> void {
   {
     std::unique_lock guard(lock_);
     *frozen = std::move(wb_);
+    // A snapshot that read wb_ reads the same buffer, frozen, from now on.
+    prune_snapshots();
+    for (const auto& w : snapshots_)
+      if (auto st = w.lock(); st && !st->active) st->active = frozen;
     imm_ = std::move(frozen);
     imm_resolved_ = false;
     ++freezes_;
@@ -15217,13 +15532,15 @@ auto Engine<Compression, Eviction, Lock>::apply_commit(Op* ops, std::size_t n, s
   std::uint64_t bytes = 0;
   for (std::size_t i = 0; i < n; ++i) bytes += ops[i].key.size() + ops[i].value.size();
   std::unique_lock guard(lock_);
+  if (snap_max_ != 0) prune_snapshots();
+  const std::uint64_t keep = snap_max_;
   if (n == 1) {
-    wb_.apply(ops[0].key, first, ops[0].kind == detail::kOpErase, ops[0].value, ops[0].below);
+    wb_.apply(ops[0].key, first, ops[0].kind == detail::kOpErase, ops[0].value, ops[0].below, nullptr, keep);
   } else {
     wb_.begin(*undo);
     try {
       for (std::size_t i = 0; i < n; ++i)
-        wb_.apply(ops[i].key, first + i, ops[i].kind == detail::kOpErase, ops[i].value, ops[i].below, undo);
+        wb_.apply(ops[i].key, first + i, ops[i].kind == detail::kOpErase, ops[i].value, ops[i].below, undo, keep);
     } catch (...) {
       wb_.rollback(*undo);
       throw;
@@ -15335,6 +15652,21 @@ bool EngineHandle<C, E, L>::find_with(std::string_view key,
   return engine_->find(key, [&](std::string_view value, const std::filesystem::path* file) { call(fn, value, file); });
 }
 template <class C, class E, class L>
+bool EngineHandle<C, E, L>::find_at_with(const Snapshot& at, std::string_view key,
+                                         void (*call)(void*, std::string_view, const std::filesystem::path*),
+                                         void* fn) const {
+  return engine_->find_at(at, key,
+                          [&](std::string_view value, const std::filesystem::path* file) { call(fn, value, file); });
+}
+template <class C, class E, class L>
+Snapshot EngineHandle<C, E, L>::snapshot() const {
+  return engine_->snapshot();
+}
+template <class C, class E, class L>
+std::size_t EngineHandle<C, E, L>::size_at(const Snapshot& at) const {
+  return engine_->size_at(at);
+}
+template <class C, class E, class L>
 std::size_t EngineHandle<C, E, L>::size() const {
   return engine_->size();
 }
@@ -15401,9 +15733,9 @@ template <class C, class E, class L>
 EngineHandle<C, E, L>::Cursor::Cursor() noexcept = default;
 template <class C, class E, class L>
 EngineHandle<C, E, L>::Cursor::Cursor(const EngineHandle* h, std::optional<std::string> from,
-                                      std::optional<std::string> to, bool reverse)
+                                      std::optional<std::string> to, bool reverse, const Snapshot* at)
     : c_(std::make_unique<Impl>(
-          Impl{typename engine_type::Cursor(h->engine_.get(), std::move(from), std::move(to), reverse)})) {}
+          Impl{typename engine_type::Cursor(h->engine_.get(), std::move(from), std::move(to), reverse, at)})) {}
 template <class C, class E, class L>
 EngineHandle<C, E, L>::Cursor::Cursor(const Cursor& other)
     : c_(other.c_ ? std::make_unique<Impl>(*other.c_) : nullptr) {}
@@ -15589,13 +15921,7 @@ class Collection {
   }
 
   /// The value stored under key, or std::nullopt.
-  std::optional<Value> get(const Key& key) const {
-    std::optional<Value> out;
-    const engine_type& e = engine();
-    e.find(encode_lookup_key(key),
-           [&](std::string_view bytes, const std::filesystem::path* file) { out = deserialize(e, bytes, file); });
-    return out;
-  }
+  std::optional<Value> get(const Key& key) const { return get_at(key, nullptr); }
 
   /// Whether key is stored.
   bool contains(const Key& key) const {
@@ -16126,8 +16452,8 @@ class Collection {
    private:
     friend class Collection;
     iterator(const engine_type* e, std::optional<std::string> from, std::optional<std::string> to, bool reverse,
-             std::size_t skip)
-        : engine_(e), cursor_(e, std::move(from), std::move(to), reverse), skip_(skip) {
+             std::size_t skip, const Snapshot* at)
+        : engine_(e), cursor_(e, std::move(from), std::move(to), reverse, at), skip_(skip) {
       advance();
     }
 
@@ -16168,7 +16494,7 @@ class Collection {
   class range {
    public:
     /// A new pass from the range's start (its end, when reversed).
-    iterator begin() const { return iterator(engine_, from_, to_, reverse_, skip_); }
+    iterator begin() const { return iterator(engine_, from_, to_, reverse_, skip_, at_ ? &at_ : nullptr); }
     /// The end of every pass.
     iterator end() const { return iterator(); }
     /// The same records in descending key order: `db.scan(from,
@@ -16184,13 +16510,100 @@ class Collection {
 
    private:
     friend class Collection;
-    range(const engine_type* e, std::optional<std::string> from, std::optional<std::string> to, std::size_t skip)
-        : engine_(e), from_(std::move(from)), to_(std::move(to)), skip_(skip) {}
+    range(const engine_type* e, std::optional<std::string> from, std::optional<std::string> to, std::size_t skip,
+          const Snapshot* at = nullptr)
+        : engine_(e), from_(std::move(from)), to_(std::move(to)), skip_(skip) {
+      if (at != nullptr) at_ = *at;
+    }
     const engine_type* engine_;
     std::optional<std::string> from_, to_;
     std::size_t skip_;
     bool reverse_ = false;
+    Snapshot at_;  // reads at this moment (empty: now)
   };
+
+  /// The collection's records as they were at a snapshot (snapshot(), at()):
+  /// read-only, consistent, unchanged by later writes. A scan of it sees
+  /// none of the writes made during the scan; get_batch reads every key at
+  /// the same moment. A handle: cheap to copy; valid while its store is
+  /// open and its Snapshot lives (it holds one).
+  class View {
+   public:
+    /// The value stored under key at the snapshot, or std::nullopt.
+    std::optional<Value> get(const Key& key) const { return c_.get_at(key, &at_); }
+    /// Whether key was stored at the snapshot.
+    bool contains(const Key& key) const {
+      return c_.engine().find_at(at_, c_.encode_lookup_key(key), [](std::string_view, const std::filesystem::path*) {});
+    }
+    /// get() for every key of the range, in order, all at the snapshot.
+    template <class Range>
+    std::vector<std::optional<Value>> get_batch(const Range& keys) const {
+      std::vector<std::optional<Value>> out;
+      for (const auto& key : keys) out.push_back(get(key));
+      return out;
+    }
+    /// All records at the snapshot, ascending.
+    range scan() const { return range(&c_.engine(), c_.first_key(), c_.end_key(), c_.prefix_.size(), &at_); }
+    /// Records with from <= key, ascending.
+    range scan(const Key& from) const {
+      return range(&c_.engine(), c_.encode_lookup_key(from), c_.end_key(), c_.prefix_.size(), &at_);
+    }
+    /// Records with from <= key < to, ascending.
+    range scan(const Key& from, const Key& to) const {
+      return range(&c_.engine(), c_.encode_lookup_key(from), c_.encode_lookup_key(to), c_.prefix_.size(), &at_);
+    }
+    /// Records whose keys start with prefix (see Collection::scan_prefix).
+    template <class P>
+      requires KeyPrefix<Key, P>
+    range scan_prefix(const P& prefix) const {
+      auto [from, to] = c_.prefix_bounds(prefix);
+      return range(&c_.engine(), std::move(from), std::move(to), c_.prefix_.size(), &at_);
+    }
+    /// Number of records with from <= key < to at the snapshot.
+    std::size_t count(const Key& from, const Key& to) const {
+      return c_.count_encoded(c_.encode_lookup_key(from), c_.encode_lookup_key(to), &at_);
+    }
+    /// Number of records whose keys start with prefix, at the snapshot.
+    template <class P>
+      requires KeyPrefix<Key, P>
+    std::size_t count_prefix(const P& prefix) const {
+      auto [from, to] = c_.prefix_bounds(prefix);
+      return c_.count_encoded(std::move(from), std::move(to), &at_);
+    }
+    /// Number of records at the snapshot (exact). A Storage's: counted once
+    /// per snapshot, from the store's count of its files plus the write
+    /// buffer's records; a Database collection's: by walking its keys.
+    std::size_t size() const {
+      if (c_.prefix_.empty()) return c_.engine().size_at(at_);
+      return c_.count_encoded(c_.first_key(), c_.end_key(), &at_);
+    }
+    /// size() == 0, found as a scan's first step.
+    bool empty() const {
+      typename engine_type::Cursor cursor(&c_.engine(), c_.first_key(), c_.end_key(), false, &at_);
+      return !cursor.peek();
+    }
+    /// The snapshot it reads at.
+    const Snapshot& snapshot() const { return at_; }
+    /// The sequence number of the last commit it sees.
+    std::uint64_t sequence() const { return at_.sequence(); }
+
+   private:
+    friend class Collection;
+    View(const Collection& c, Snapshot at) : c_(c), at_(std::move(at)) {}
+    Collection c_;
+    Snapshot at_;
+  };
+
+  /// A snapshot of the store (Snapshot: every commit so far, none after),
+  /// viewed through this collection. Cheap: it pins, it copies nothing.
+  /// For several collections of a Database at one moment, take one
+  /// Database::snapshot() and view each with at().
+  View snapshot() const { return View(*this, engine().snapshot()); }
+  /// This collection's records at `snapshot`, a snapshot of its store
+  /// (Database::snapshot() or another collection's View::snapshot()).
+  /// Reading through it throws ValidationError for an empty snapshot or
+  /// one of another store.
+  View at(const Snapshot& snapshot) const { return View(*this, snapshot); }
 
  protected:
   template <class C, class E, class L>
@@ -16328,8 +16741,21 @@ class Collection {
     }
   }
 
-  std::size_t count_encoded(std::optional<std::string> from, std::optional<std::string> to) const {
-    typename engine_type::Cursor cursor(&engine(), std::move(from), std::move(to));
+  // get(), or View::get() with `at`.
+  std::optional<Value> get_at(const Key& key, const Snapshot* at) const {
+    std::optional<Value> out;
+    const engine_type& e = engine();
+    auto take = [&](std::string_view bytes, const std::filesystem::path* file) { out = deserialize(e, bytes, file); };
+    if (at != nullptr)
+      e.find_at(*at, encode_lookup_key(key), take);
+    else
+      e.find(encode_lookup_key(key), take);
+    return out;
+  }
+
+  std::size_t count_encoded(std::optional<std::string> from, std::optional<std::string> to,
+                            const Snapshot* at = nullptr) const {
+    typename engine_type::Cursor cursor(&engine(), std::move(from), std::move(to), false, at);
     std::size_t n = 0;
     while (cursor.peek()) {
       ++n;
@@ -16639,6 +17065,11 @@ class Database {
   void checkpoint() { engine().checkpoint(); }
   /// As Storage::compact.
   void compact() { engine().compact(); }
+  /// A consistent read-only moment of the whole store: every commit so far
+  /// (in every collection), none after. Read a collection at it with
+  /// `collection.at(snapshot)`. Cheap: it pins, it copies nothing (see
+  /// Snapshot for what holding one keeps).
+  Snapshot snapshot() const { return engine().snapshot(); }
   /// A snapshot of the store's counters (every collection together).
   Stats stats() const { return engine().stats(); }
   /// As Storage::close: later calls on this Database or its handles throw

@@ -21,22 +21,20 @@
 #include <stowage/stowage.hpp>
 
 #include "migration_util.hpp"
+#include "op_load.hpp"
 #include "test_util.hpp"
 
 using namespace stowage;
 using stowage_test::error_of;
+using stowage_test::apply_op;
+using stowage_test::busy_options;
+using stowage_test::model_after;
 using stowage_test::TempDir;
 
 namespace {
 
 using Store = Storage<std::uint64_t, std::uint64_t>;
 using Model = std::map<std::uint64_t, std::uint64_t>;
-
-// Small buffers and chunks: flushes, WAL releases and compactions all run
-// while the backups below are taken.
-Options busy_options() {
-  return Options{.cache_bytes = 256 << 10, .chunk_bytes = 8 << 10, .block_bytes = 512, .write_buffer_bytes = 16 << 10};
-}
 
 struct User {
   std::string email;
@@ -46,27 +44,6 @@ struct User {
     ar & email & age;
   }
 };
-
-// Op k of the load: one commit each, so op k has sequence k + 1 in a fresh store.
-std::uint64_t op_key(std::uint64_t k) { return (k * 7919) % 1500; }
-bool op_erases(std::uint64_t k) { return k % 5 == 4; }
-void apply_op(Store& db, std::uint64_t k) {
-  if (op_erases(k))
-    db.erase(op_key(k));
-  else
-    db.put(op_key(k), k);
-}
-// What a fresh store holds after its first n ops.
-Model model_after(std::uint64_t n) {
-  Model m;
-  for (std::uint64_t k = 0; k < n; ++k) {
-    if (op_erases(k))
-      m.erase(op_key(k));
-    else
-      m[op_key(k)] = k;
-  }
-  return m;
-}
 
 Model contents(Store& db) {
   Model m;

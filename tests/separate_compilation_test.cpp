@@ -97,6 +97,21 @@ TEST_CASE("a store used from a file that only declares the engine reads, writes,
     CHECK(db.options().chunk_bytes == small_options().chunk_bytes);
     CHECK_FALSE(db.last_migration().has_value());
 
+    // A snapshot through the handle: reads at its moment after later writes.
+    {
+      auto snap = db.snapshot();
+      db.put(21, "later");
+      db.erase(5000);
+      CHECK(snap.get(21) == model[21]);
+      CHECK(snap.contains(5000));
+      CHECK(snap.size() == model.size());
+      std::size_t seen = 0;
+      for (const auto& [k, v] : snap.scan()) seen += model.at(k) == v ? 1 : 0;
+      CHECK(seen == model.size());
+      db.put(21, model[21]);
+      db.put(5000, "a");
+    }
+
     // A full scan, and a bounded one whose iterator is copied midway.
     std::map<std::uint64_t, std::string> seen;
     for (const auto& [k, v] : db.scan()) seen[k] = v;

@@ -525,3 +525,68 @@ TEST_CASE("backward steps, before() and last() match a std::map model, over spli
     }
   }
 }
+
+TEST_CASE("versions a snapshot can see are kept and found by visible()") {
+  WriteBuffer b;
+  b.apply("k", 1, false, "one");
+  b.apply("other", 2, false, "x");
+  // No snapshot: a replaced version is gone.
+  b.apply("other", 3, false, "y");
+  CHECK(b.kept_versions() == 0);
+  const BufferEntry* e = b.find("other");
+  CHECK(b.visible(*e, 2) == nullptr);
+  // A snapshot at 3 sees k's version 1: kept when 4 replaces it (in place
+  // would overwrite its bytes: the new value fits the old room).
+  b.apply("k", 4, false, "ONE", Below::unknown, nullptr, 3);
+  // 5 replaces 4, which no snapshot saw: not kept, the chain stays.
+  b.apply("k", 5, true, "", Below::unknown, nullptr, 3);
+  // A snapshot at 5 sees the erase: kept.
+  b.apply("k", 6, false, "six", Below::unknown, nullptr, 5);
+  CHECK(b.kept_versions() == 2);
+  e = b.find("k");
+  REQUIRE(e != nullptr);
+  CHECK(e->value == "six");
+  CHECK(b.visible(*e, 6) == e);
+  const BufferEntry* at5 = b.visible(*e, 5);
+  REQUIRE(at5 != nullptr);
+  CHECK(at5->tombstone);
+  CHECK(at5->seq == 5);
+  const BufferEntry* at3 = b.visible(*e, 3);
+  REQUIRE(at3 != nullptr);
+  CHECK(at3->seq == 1);
+  CHECK(at3->value == "one");
+  CHECK(b.visible(*e, 4) == at3);  // 4 was not kept: a reader at 4 sees 1 (no such reader lived)
+  CHECK(b.visible(*e, 0) == nullptr);
+  // A moved buffer keeps the chains.
+  WriteBuffer moved = std::move(b);
+  e = moved.find("k");
+  REQUIRE(e != nullptr);
+  REQUIRE(moved.visible(*e, 3) != nullptr);
+  CHECK(moved.visible(*e, 3)->value == "one");
+  CHECK(moved.kept_versions() == 2);
+  CHECK(moved.bytes() > 0);
+}
+
+TEST_CASE("a rolled back batch leaves the kept versions a reader sees as they were") {
+  WriteBuffer b;
+  b.apply("a", 1, false, "a1");
+  WriteBuffer::Undo undo;
+  undo.reserve(2);
+  b.begin(undo);
+  b.apply("a", 2, false, "a2", Below::unknown, &undo, 1);
+  b.apply("b", 3, false, "b3", Below::unknown, &undo, 1);
+  CHECK(b.visible(*b.find("a"), 1)->value == "a1");
+  b.rollback(undo);
+  const BufferEntry* e = b.find("a");
+  REQUIRE(e != nullptr);
+  CHECK(e->seq == 1);
+  CHECK(e->value == "a1");
+  CHECK(b.visible(*e, 1) == e);
+  CHECK(b.find("b") == nullptr);
+  // Kept again after the rollback, the chain is right.
+  b.apply("a", 4, false, "a4", Below::unknown, nullptr, 1);
+  e = b.find("a");
+  CHECK(e->value == "a4");
+  REQUIRE(b.visible(*e, 3) != nullptr);
+  CHECK(b.visible(*e, 3)->value == "a1");
+}

@@ -34,6 +34,7 @@
 #include "migration_report.hpp"
 #include "options.hpp"
 #include "serializer.hpp"
+#include "snapshot.hpp"
 #include "store_files.hpp"
 #include "stowage_fwd.hpp"
 // With STOWAGE_SEPARATE_COMPILATION, Storage keeps its engine behind an
@@ -172,13 +173,7 @@ class Collection {
   }
 
   /// The value stored under key, or std::nullopt.
-  std::optional<Value> get(const Key& key) const {
-    std::optional<Value> out;
-    const engine_type& e = engine();
-    e.find(encode_lookup_key(key),
-           [&](std::string_view bytes, const std::filesystem::path* file) { out = deserialize(e, bytes, file); });
-    return out;
-  }
+  std::optional<Value> get(const Key& key) const { return get_at(key, nullptr); }
 
   /// Whether key is stored.
   bool contains(const Key& key) const {
@@ -709,8 +704,8 @@ class Collection {
    private:
     friend class Collection;
     iterator(const engine_type* e, std::optional<std::string> from, std::optional<std::string> to, bool reverse,
-             std::size_t skip)
-        : engine_(e), cursor_(e, std::move(from), std::move(to), reverse), skip_(skip) {
+             std::size_t skip, const Snapshot* at)
+        : engine_(e), cursor_(e, std::move(from), std::move(to), reverse, at), skip_(skip) {
       advance();
     }
 
@@ -751,7 +746,7 @@ class Collection {
   class range {
    public:
     /// A new pass from the range's start (its end, when reversed).
-    iterator begin() const { return iterator(engine_, from_, to_, reverse_, skip_); }
+    iterator begin() const { return iterator(engine_, from_, to_, reverse_, skip_, at_ ? &at_ : nullptr); }
     /// The end of every pass.
     iterator end() const { return iterator(); }
     /// The same records in descending key order: `db.scan(from,
@@ -767,13 +762,100 @@ class Collection {
 
    private:
     friend class Collection;
-    range(const engine_type* e, std::optional<std::string> from, std::optional<std::string> to, std::size_t skip)
-        : engine_(e), from_(std::move(from)), to_(std::move(to)), skip_(skip) {}
+    range(const engine_type* e, std::optional<std::string> from, std::optional<std::string> to, std::size_t skip,
+          const Snapshot* at = nullptr)
+        : engine_(e), from_(std::move(from)), to_(std::move(to)), skip_(skip) {
+      if (at != nullptr) at_ = *at;
+    }
     const engine_type* engine_;
     std::optional<std::string> from_, to_;
     std::size_t skip_;
     bool reverse_ = false;
+    Snapshot at_;  // reads at this moment (empty: now)
   };
+
+  /// The collection's records as they were at a snapshot (snapshot(), at()):
+  /// read-only, consistent, unchanged by later writes. A scan of it sees
+  /// none of the writes made during the scan; get_batch reads every key at
+  /// the same moment. A handle: cheap to copy; valid while its store is
+  /// open and its Snapshot lives (it holds one).
+  class View {
+   public:
+    /// The value stored under key at the snapshot, or std::nullopt.
+    std::optional<Value> get(const Key& key) const { return c_.get_at(key, &at_); }
+    /// Whether key was stored at the snapshot.
+    bool contains(const Key& key) const {
+      return c_.engine().find_at(at_, c_.encode_lookup_key(key), [](std::string_view, const std::filesystem::path*) {});
+    }
+    /// get() for every key of the range, in order, all at the snapshot.
+    template <class Range>
+    std::vector<std::optional<Value>> get_batch(const Range& keys) const {
+      std::vector<std::optional<Value>> out;
+      for (const auto& key : keys) out.push_back(get(key));
+      return out;
+    }
+    /// All records at the snapshot, ascending.
+    range scan() const { return range(&c_.engine(), c_.first_key(), c_.end_key(), c_.prefix_.size(), &at_); }
+    /// Records with from <= key, ascending.
+    range scan(const Key& from) const {
+      return range(&c_.engine(), c_.encode_lookup_key(from), c_.end_key(), c_.prefix_.size(), &at_);
+    }
+    /// Records with from <= key < to, ascending.
+    range scan(const Key& from, const Key& to) const {
+      return range(&c_.engine(), c_.encode_lookup_key(from), c_.encode_lookup_key(to), c_.prefix_.size(), &at_);
+    }
+    /// Records whose keys start with prefix (see Collection::scan_prefix).
+    template <class P>
+      requires KeyPrefix<Key, P>
+    range scan_prefix(const P& prefix) const {
+      auto [from, to] = c_.prefix_bounds(prefix);
+      return range(&c_.engine(), std::move(from), std::move(to), c_.prefix_.size(), &at_);
+    }
+    /// Number of records with from <= key < to at the snapshot.
+    std::size_t count(const Key& from, const Key& to) const {
+      return c_.count_encoded(c_.encode_lookup_key(from), c_.encode_lookup_key(to), &at_);
+    }
+    /// Number of records whose keys start with prefix, at the snapshot.
+    template <class P>
+      requires KeyPrefix<Key, P>
+    std::size_t count_prefix(const P& prefix) const {
+      auto [from, to] = c_.prefix_bounds(prefix);
+      return c_.count_encoded(std::move(from), std::move(to), &at_);
+    }
+    /// Number of records at the snapshot (exact). A Storage's: counted once
+    /// per snapshot, from the store's count of its files plus the write
+    /// buffer's records; a Database collection's: by walking its keys.
+    std::size_t size() const {
+      if (c_.prefix_.empty()) return c_.engine().size_at(at_);
+      return c_.count_encoded(c_.first_key(), c_.end_key(), &at_);
+    }
+    /// size() == 0, found as a scan's first step.
+    bool empty() const {
+      typename engine_type::Cursor cursor(&c_.engine(), c_.first_key(), c_.end_key(), false, &at_);
+      return !cursor.peek();
+    }
+    /// The snapshot it reads at.
+    const Snapshot& snapshot() const { return at_; }
+    /// The sequence number of the last commit it sees.
+    std::uint64_t sequence() const { return at_.sequence(); }
+
+   private:
+    friend class Collection;
+    View(const Collection& c, Snapshot at) : c_(c), at_(std::move(at)) {}
+    Collection c_;
+    Snapshot at_;
+  };
+
+  /// A snapshot of the store (Snapshot: every commit so far, none after),
+  /// viewed through this collection. Cheap: it pins, it copies nothing.
+  /// For several collections of a Database at one moment, take one
+  /// Database::snapshot() and view each with at().
+  View snapshot() const { return View(*this, engine().snapshot()); }
+  /// This collection's records at `snapshot`, a snapshot of its store
+  /// (Database::snapshot() or another collection's View::snapshot()).
+  /// Reading through it throws ValidationError for an empty snapshot or
+  /// one of another store.
+  View at(const Snapshot& snapshot) const { return View(*this, snapshot); }
 
  protected:
   template <class C, class E, class L>
@@ -911,8 +993,21 @@ class Collection {
     }
   }
 
-  std::size_t count_encoded(std::optional<std::string> from, std::optional<std::string> to) const {
-    typename engine_type::Cursor cursor(&engine(), std::move(from), std::move(to));
+  // get(), or View::get() with `at`.
+  std::optional<Value> get_at(const Key& key, const Snapshot* at) const {
+    std::optional<Value> out;
+    const engine_type& e = engine();
+    auto take = [&](std::string_view bytes, const std::filesystem::path* file) { out = deserialize(e, bytes, file); };
+    if (at != nullptr)
+      e.find_at(*at, encode_lookup_key(key), take);
+    else
+      e.find(encode_lookup_key(key), take);
+    return out;
+  }
+
+  std::size_t count_encoded(std::optional<std::string> from, std::optional<std::string> to,
+                            const Snapshot* at = nullptr) const {
+    typename engine_type::Cursor cursor(&engine(), std::move(from), std::move(to), false, at);
     std::size_t n = 0;
     while (cursor.peek()) {
       ++n;

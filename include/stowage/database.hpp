@@ -176,6 +176,11 @@ class Database {
   void checkpoint() { engine().checkpoint(); }
   /// As Storage::compact.
   void compact() { engine().compact(); }
+  /// A consistent read-only moment of the whole store: every commit so far
+  /// (in every collection), none after. Read a collection at it with
+  /// `collection.at(snapshot)`. Cheap: it pins, it copies nothing (see
+  /// Snapshot for what holding one keeps).
+  Snapshot snapshot() const { return engine().snapshot(); }
   /// A snapshot of the store's counters (every collection together).
   Stats stats() const { return engine().stats(); }
   /// As Storage::close: later calls on this Database or its handles throw

@@ -173,6 +173,21 @@ inline void name_this_thread([[maybe_unused]] const char* name) {
   (void)::pthread_setname_np(::pthread_self(), name);
 #endif
 }
+
+/// What a Snapshot pins (snapshot.hpp): the moment after commit `seq`.
+struct SnapshotState {
+  std::uint64_t seq = 0;
+  /// The write buffer of that moment once a freeze made it a frozen one
+  /// (set under the engine's lock_); null while it is the engine's wb_.
+  std::shared_ptr<const WriteBuffer> active;
+  std::shared_ptr<const WriteBuffer> imm;  ///< the frozen buffer of that moment (or none)
+  std::shared_ptr<const Version> version;  ///< the chunk files of that moment
+  std::int64_t live = 0;                   ///< the engine's live_ (the count of version's files)
+  std::optional<std::int64_t> imm_part;    ///< what imm adds to the count, when known then
+  /// Engine::size_at's answer, once counted (size_mu).
+  mutable std::mutex size_mu;
+  mutable std::optional<std::uint64_t> size;
+};
 }  // namespace detail
 
 /// The untyped store in one directory: byte keys in memcmp order, byte
@@ -667,6 +682,50 @@ class Engine {
     return find_locked(key, on_value);
   }
 
+  /// A consistent read-only moment of the store: every commit so far, none
+  /// after (see Snapshot). Waits for the commit being applied, if any; copies
+  /// nothing.
+  Snapshot snapshot() const {
+    auto st = std::make_shared<detail::SnapshotState>();
+    std::lock_guard w(write_mu_);  // every commit numbered up to last_seq_ is applied
+    std::unique_lock guard(lock_);
+    check_open();
+    st->seq = last_seq_;
+    st->imm = imm_;
+    st->version = version_;
+    st->live = live_;
+    if (imm_ && imm_resolved_.load()) st->imm_part = imm_delta_;
+    prune_snapshots();
+    snapshots_.push_back(st);
+    snap_max_ = std::max(snap_max_, st->seq);
+    return Snapshot(std::move(st), this, last_seq_);
+  }
+
+  /// find() at a snapshot of this store: the record as it was then.
+  template <class Fn>
+  bool find_at(const Snapshot& at, std::string_view key, Fn&& on_value) const {
+    const detail::SnapshotState& st = *state_of(at);
+    std::shared_lock guard(lock_);
+    check_open();
+    const detail::WriteBuffer& wb = st.active ? *st.active : wb_;
+    for (const detail::WriteBuffer* b : {&wb, st.imm.get()}) {
+      if (b == nullptr) continue;
+      if (const auto* e = b->find(key)) {
+        if (const auto* v = b->visible(*e, st.seq)) {
+          if (v->tombstone) return false;
+          on_value(std::string_view(v->value), nullptr);
+          return true;
+        }
+      }
+    }
+    return find_in_files(*st.version, key, on_value);
+  }
+
+  /// size() at a snapshot of this store (exact; counted once per snapshot:
+  /// the files' and the frozen buffer's parts as size() counts them, the
+  /// write buffer's records at the snapshot's sequence one by one).
+  std::size_t size_at(const Snapshot& at) const;
+
   /// Number of records (exact). Looks up, with no lock held, the records
   /// whose part of the count is not known yet (docs/format.md, "The live
   /// count"): after a load, about those in the levels above the last.
@@ -958,8 +1017,13 @@ class Engine {
     /// A cursor over the records with from <= key < to (either bound may be
     /// absent), before its first record: call peek(). With reverse, it
     /// returns them in descending order (from the last key below to).
-    Cursor(const Engine* e, std::optional<std::string> from, std::optional<std::string> to, bool reverse = false)
-        : store_(e), from_(std::move(from)), to_(std::move(to)), reverse_(reverse) {}
+    /// With `at` (a snapshot of e), it reads the records as they were at
+    /// that moment: writes never disturb its batch.
+    Cursor(const Engine* e, std::optional<std::string> from, std::optional<std::string> to, bool reverse = false,
+           const Snapshot* at = nullptr)
+        : store_(e), from_(std::move(from)), to_(std::move(to)), reverse_(reverse) {
+      if (at != nullptr) snap_ = e->state_of(*at);
+    }
     /// A copy at the same position; it reads its next records from the store
     /// itself rather than sharing the original's batch.
     Cursor(const Cursor& other) { copy_from(other); }
@@ -1025,6 +1089,7 @@ class Engine {
 
     void copy_from(const Cursor& o) {
       store_ = o.store_;
+      snap_ = o.snap_;
       from_ = o.from_;
       to_ = o.to_;
       reverse_ = o.reverse_;
@@ -1055,6 +1120,7 @@ class Engine {
       const Engine& s = *store_;
       s.check_open();
       if (pos_ < batch_.size()) {
+        if (snap_) return;  // writes do not change what a snapshot sees
         if (wb_version_ == s.wb_version_.load(std::memory_order_acquire) &&
             chunk_version_ == s.chunk_version_.load(std::memory_order_acquire)) {
           return;
@@ -1106,6 +1172,20 @@ class Engine {
     // the write buffer, the frozen one and one RunReader per run of the
     // current Version, which the cursor pins.
     void reseek();
+    // The write buffer it merges: the store's, or the one of its snapshot's
+    // moment (the store's until a freeze). Needs lock_.
+    const detail::WriteBuffer& write_buffer() const {
+      return snap_ && snap_->active ? *snap_->active : store_->wb_;
+    }
+    // The buffered entry at the merge's smallest key: the write buffer's when
+    // it is there (wb_at), else the frozen one's (imm_at); at a snapshot, the
+    // version it could see (none: the key's record lies below). Needs lock_.
+    const detail::BufferEntry* buffered(bool wb_at, bool imm_at) const {
+      if (!snap_) return wb_at ? &wb_it_->second : imm_at ? &imm_it_->second : nullptr;
+      const detail::BufferEntry* e = wb_at ? write_buffer().visible(wb_it_->second, snap_->seq) : nullptr;
+      if (e == nullptr && imm_at) e = imm_->visible(imm_it_->second, snap_->seq);
+      return e;
+    }
     // Where a buffer's position lies: see reseek().
     MapIt seek_buffer(const detail::WriteBuffer& b) const {
       if (reverse_) {
@@ -1117,6 +1197,7 @@ class Engine {
     }
 
     const Engine* store_ = nullptr;
+    std::shared_ptr<const detail::SnapshotState> snap_;  // reads at this moment (or now)
     std::optional<std::string> from_, to_;
     bool reverse_ = false;
     std::string last_;  // encoded key last returned
@@ -1757,6 +1838,30 @@ class Engine {
       guard.unlock();
     }
   }
+  // ---- snapshots ---------------------------------------------------------
+
+  // What `at` pins; ValidationError for an empty snapshot or one of another
+  // store.
+  const std::shared_ptr<const detail::SnapshotState>& state_of(const Snapshot& at) const {
+    if (!at.state_)
+      throw ValidationError("stowage: reading at an empty Snapshot (default-constructed or moved from)");
+    if (at.store_ != static_cast<const void*>(this))
+      throw ValidationError("stowage: a Snapshot of another store used with the store in " + dir_.string());
+    return at.state_;
+  }
+  // Drops the dead snapshots from snapshots_ and sets snap_max_ to the
+  // newest live one's sequence (0: none). Needs lock_ (unique).
+  void prune_snapshots() const {
+    std::uint64_t newest = 0;
+    std::erase_if(snapshots_, [&](const std::weak_ptr<detail::SnapshotState>& w) {
+      auto st = w.lock();
+      if (!st) return true;
+      newest = std::max(newest, st->seq);
+      return false;
+    });
+    snap_max_ = newest;
+  }
+
   // The current Version. Takes lock_ (shared).
   std::shared_ptr<const detail::Version> current_version() const {
     std::shared_lock guard(lock_);
@@ -2336,6 +2441,10 @@ class Engine {
   }();
   mutable std::conditional_t<kLockSyncs, Lock, std::shared_mutex> lock_;
   mutable detail::WriteBuffer wb_;            // lock_ (mutable: size() caches lookups in it)
+  // Live snapshots (dead ones until the next prune_snapshots()), and the
+  // newest one's sequence: wb_ keeps a version it replaces at or below it.
+  mutable std::vector<std::weak_ptr<detail::SnapshotState>> snapshots_;  // lock_
+  mutable std::uint64_t snap_max_ = 0;                                    // lock_
   std::shared_ptr<detail::WriteBuffer> imm_;  // lock_ to swap; read by the flush thread without it
   std::shared_ptr<const detail::Version> version_;  // lock_ to read; install_mu_ + lock_ to swap
   std::atomic<std::uint64_t> data_bytes_{0};        // version_->bytes(), for fitting_form()
@@ -2471,11 +2580,11 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill() -> void {
   ++fills_;
   std::shared_lock guard(s.lock_);
   s.check_open();
-  if (!positioned_ || chunk_version_ != s.chunk_version_.load(std::memory_order_relaxed)) {
+  if (!positioned_ || (!snap_ && chunk_version_ != s.chunk_version_.load(std::memory_order_relaxed))) {
     reseek();
     positioned_ = true;
   } else if (wb_version_ != s.wb_version_.load(std::memory_order_relaxed)) {
-    wb_it_ = seek_buffer(s.wb_);
+    wb_it_ = seek_buffer(write_buffer());  // an insert moves entries
     wb_version_ = s.wb_version_.load(std::memory_order_relaxed);
   }
   if (reverse_) {
@@ -2518,10 +2627,10 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill() -> void {
     if (!have || (to_ && !(best < std::string_view(*to_)))) return;
     const bool wb_at = wb_has && wb_it_->first == best;
     const bool imm_at = imm_has && imm_it_->first == best;
-    const detail::BufferEntry* entry = wb_at ? &wb_it_->second : imm_at ? &imm_it_->second : nullptr;
+    const detail::BufferEntry* entry = buffered(wb_at, imm_at);
     if (entry && !entry->tombstone) {
       if (!take_buffered(best, *entry)) return;  // the arena is full: this record starts the next batch
-    } else if (!entry && !low->tombstone()) {
+    } else if (!entry && (!snap_ || (low != nullptr && low->key() == best)) && !low->tombstone()) {
       batch_.push_back(Pending{low->key(), low->value(), low->path()});
     }
     // best views a buffer key or a block that stays pinned (pins_).
@@ -2554,10 +2663,10 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill_reverse(std::size_t batch
     if (!have || (from_ && best < std::string_view(*from_))) return;
     const bool wb_at = wb_has && wb_it_->first == best;
     const bool imm_at = imm_has && imm_it_->first == best;
-    const detail::BufferEntry* entry = wb_at ? &wb_it_->second : imm_at ? &imm_it_->second : nullptr;
+    const detail::BufferEntry* entry = buffered(wb_at, imm_at);
     if (entry && !entry->tombstone) {
       if (!take_buffered(best, *entry)) return;  // the arena is full: this record starts the next batch
-    } else if (!entry && !high->tombstone()) {
+    } else if (!entry && (!snap_ || (high != nullptr && high->key() == best)) && !high->tombstone()) {
       batch_.push_back(Pending{high->key(), high->value(), high->path()});
     }
     // best views a buffer key or a block that stays pinned (pins_).
@@ -2572,11 +2681,11 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill_reverse(std::size_t batch
 template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::Cursor::reseek() -> void {
   const Engine& s = *store_;
-  wb_it_ = seek_buffer(s.wb_);
-  imm_ = s.imm_;
+  wb_it_ = seek_buffer(write_buffer());
+  imm_ = snap_ ? snap_->imm : s.imm_;
   if (imm_) imm_it_ = seek_buffer(*imm_);
   readers_.clear();
-  version_ = s.version_;
+  version_ = snap_ ? snap_->version : s.version_;
   const std::string_view target = started_ ? std::string_view(last_) : (from_ ? std::string_view(*from_) : "");
   std::optional<std::string_view> below;
   if (started_)
@@ -2595,6 +2704,40 @@ auto Engine<Compression, Eviction, Lock>::Cursor::reseek() -> void {
 }
 
 template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::size_at(const Snapshot& at) const -> std::size_t {
+  const detail::SnapshotState& st = *state_of(at);
+  std::lock_guard once(st.size_mu);
+  if (st.size) return static_cast<std::size_t>(*st.size);
+  // The files' part and the frozen buffer's, as count_shared() counts them
+  // (the snapshot pins both: no lock needed).
+  resolve_files(*st.version);
+  std::int64_t total = st.live + *st.version->resolved_part();
+  if (st.imm) total += st.imm_part ? *st.imm_part : frozen_part(*st.imm, *st.version);
+  // The write buffer's records at the snapshot's sequence: the versions it
+  // sees, their presence below the buffer known or looked up (with no lock
+  // held) in the frozen buffer and files it pins.
+  std::vector<std::pair<std::string, bool>> unknown;  // key, a put
+  {
+    std::shared_lock guard(lock_);
+    check_open();
+    const detail::WriteBuffer& wb = st.active ? *st.active : wb_;
+    for (auto it = wb.begin(); it != wb.end(); ++it) {
+      const detail::BufferEntry* v = wb.visible(it->second, st.seq);
+      if (v == nullptr) continue;
+      if (v->below == detail::Below::unknown)
+        unknown.emplace_back(std::string(it->first), !v->tombstone);
+      else
+        total += (v->tombstone ? 0 : 1) - (v->below == detail::Below::present ? 1 : 0);
+    }
+  }
+  auto noop = [](std::string_view, const std::filesystem::path*) {};
+  for (const auto& [key, put] : unknown)
+    total += (put ? 1 : 0) - (find_below(st.imm.get(), *st.version, key, noop) ? 1 : 0);
+  st.size = static_cast<std::uint64_t>(std::max<std::int64_t>(total, 0));
+  return static_cast<std::size_t>(*st.size);
+}
+
+template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::stats() const -> Stats {
   Stats s;
   std::shared_ptr<const detail::Version> v;
@@ -2603,6 +2746,27 @@ auto Engine<Compression, Eviction, Lock>::stats() const -> Stats {
     s.records = exact_count(guard);
     v = version_;
     s.write_buffer_bytes = wb_.bytes() + (imm_ ? imm_->bytes() : 0);
+    s.snapshot_versions = wb_.kept_versions() + (imm_ ? imm_->kept_versions() : 0);
+    // What live snapshots keep beyond the store's own: buffers that are no
+    // longer wb_ or imm_, and files the current Version no longer names.
+    std::vector<const detail::WriteBuffer*> buffers;
+    std::vector<std::uint64_t> files;
+    for (const auto& f : v->refs()) files.push_back(f.file);
+    for (const auto& w : snapshots_) {
+      auto st = w.lock();
+      if (!st) continue;
+      ++s.snapshots;
+      for (const detail::WriteBuffer* b : {st->active.get(), st->imm.get()}) {
+        if (b == nullptr || b == imm_.get() || std::find(buffers.begin(), buffers.end(), b) != buffers.end()) continue;
+        buffers.push_back(b);
+        s.snapshot_pinned_bytes += b->bytes();
+      }
+      for (const auto& f : st->version->refs()) {
+        if (std::find(files.begin(), files.end(), f.file) != files.end()) continue;
+        files.push_back(f.file);
+        s.snapshot_pinned_bytes += f.bytes;
+      }
+    }
   }
   s.chunks = v->files();
   s.disk_bytes = v->bytes();
@@ -3185,6 +3349,10 @@ auto Engine<Compression, Eviction, Lock>::freeze_locked() -> void {
   {
     std::unique_lock guard(lock_);
     *frozen = std::move(wb_);
+    // A snapshot that read wb_ reads the same buffer, frozen, from now on.
+    prune_snapshots();
+    for (const auto& w : snapshots_)
+      if (auto st = w.lock(); st && !st->active) st->active = frozen;
     imm_ = std::move(frozen);
     imm_resolved_ = false;
     ++freezes_;
@@ -4587,13 +4755,15 @@ auto Engine<Compression, Eviction, Lock>::apply_commit(Op* ops, std::size_t n, s
   std::uint64_t bytes = 0;
   for (std::size_t i = 0; i < n; ++i) bytes += ops[i].key.size() + ops[i].value.size();
   std::unique_lock guard(lock_);
+  if (snap_max_ != 0) prune_snapshots();
+  const std::uint64_t keep = snap_max_;
   if (n == 1) {
-    wb_.apply(ops[0].key, first, ops[0].kind == detail::kOpErase, ops[0].value, ops[0].below);
+    wb_.apply(ops[0].key, first, ops[0].kind == detail::kOpErase, ops[0].value, ops[0].below, nullptr, keep);
   } else {
     wb_.begin(*undo);
     try {
       for (std::size_t i = 0; i < n; ++i)
-        wb_.apply(ops[i].key, first + i, ops[i].kind == detail::kOpErase, ops[i].value, ops[i].below, undo);
+        wb_.apply(ops[i].key, first + i, ops[i].kind == detail::kOpErase, ops[i].value, ops[i].below, undo, keep);
     } catch (...) {
       wb_.rollback(*undo);
       throw;
@@ -4705,6 +4875,21 @@ bool EngineHandle<C, E, L>::find_with(std::string_view key,
   return engine_->find(key, [&](std::string_view value, const std::filesystem::path* file) { call(fn, value, file); });
 }
 template <class C, class E, class L>
+bool EngineHandle<C, E, L>::find_at_with(const Snapshot& at, std::string_view key,
+                                         void (*call)(void*, std::string_view, const std::filesystem::path*),
+                                         void* fn) const {
+  return engine_->find_at(at, key,
+                          [&](std::string_view value, const std::filesystem::path* file) { call(fn, value, file); });
+}
+template <class C, class E, class L>
+Snapshot EngineHandle<C, E, L>::snapshot() const {
+  return engine_->snapshot();
+}
+template <class C, class E, class L>
+std::size_t EngineHandle<C, E, L>::size_at(const Snapshot& at) const {
+  return engine_->size_at(at);
+}
+template <class C, class E, class L>
 std::size_t EngineHandle<C, E, L>::size() const {
   return engine_->size();
 }
@@ -4771,9 +4956,9 @@ template <class C, class E, class L>
 EngineHandle<C, E, L>::Cursor::Cursor() noexcept = default;
 template <class C, class E, class L>
 EngineHandle<C, E, L>::Cursor::Cursor(const EngineHandle* h, std::optional<std::string> from,
-                                      std::optional<std::string> to, bool reverse)
+                                      std::optional<std::string> to, bool reverse, const Snapshot* at)
     : c_(std::make_unique<Impl>(
-          Impl{typename engine_type::Cursor(h->engine_.get(), std::move(from), std::move(to), reverse)})) {}
+          Impl{typename engine_type::Cursor(h->engine_.get(), std::move(from), std::move(to), reverse, at)})) {}
 template <class C, class E, class L>
 EngineHandle<C, E, L>::Cursor::Cursor(const Cursor& other)
     : c_(other.c_ ? std::make_unique<Impl>(*other.c_) : nullptr) {}

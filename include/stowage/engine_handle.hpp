@@ -28,6 +28,7 @@
 #include "backup_report.hpp"
 #include "migration_report.hpp"
 #include "options.hpp"
+#include "snapshot.hpp"
 #include "stowage_fwd.hpp"
 
 // Set when this file may only declare the engine: built with
@@ -258,6 +259,20 @@ class EngineHandle {
         },
         const_cast<void*>(static_cast<const void*>(&on_value)));
   }
+  /// Engine::find_at.
+  template <class Fn>
+  bool find_at(const Snapshot& at, std::string_view key, Fn&& on_value) const {
+    return find_at_with(
+        at, key,
+        [](void* fn, std::string_view value, const std::filesystem::path* file) {
+          (*static_cast<std::remove_reference_t<Fn>*>(fn))(value, file);
+        },
+        const_cast<void*>(static_cast<const void*>(&on_value)));
+  }
+  /// Engine::snapshot.
+  Snapshot snapshot() const;
+  /// Engine::size_at.
+  std::size_t size_at(const Snapshot& at) const;
   /// Engine::size.
   std::size_t size() const;
   /// Engine::flush.
@@ -297,9 +312,9 @@ class EngineHandle {
    public:
     /// A cursor at the end.
     Cursor() noexcept;
-    /// Engine::Cursor(e, from, to, reverse) over h's engine.
+    /// Engine::Cursor(e, from, to, reverse, at) over h's engine.
     Cursor(const EngineHandle* h, std::optional<std::string> from, std::optional<std::string> to,
-           bool reverse = false);
+           bool reverse = false, const Snapshot* at = nullptr);
     /// A copy at the same position (see Engine::Cursor).
     Cursor(const Cursor& other);
     /// Takes over other's position; other may only be assigned to or destroyed.
@@ -333,6 +348,8 @@ class EngineHandle {
  private:
   bool find_with(std::string_view key, void (*call)(void*, std::string_view, const std::filesystem::path*),
                  void* fn) const;
+  bool find_at_with(const Snapshot& at, std::string_view key,
+                    void (*call)(void*, std::string_view, const std::filesystem::path*), void* fn) const;
   std::unique_ptr<engine_type> engine_;
 };
 

@@ -178,6 +178,14 @@ struct Stats {
   /// Microseconds since open that size() and stats() spent looking up
   /// uncounted records (each once per chunk file that holds it).
   std::uint64_t count_micros = 0;
+  /// Snapshots alive (Storage::snapshot, Database::snapshot).
+  std::uint64_t snapshots = 0;
+  /// Versions the write buffer keeps for them (writes that replaced a
+  /// record a live snapshot can see; their bytes are in the buffer's).
+  std::uint64_t snapshot_versions = 0;
+  /// Bytes snapshots keep alive beyond the store's own: flushed write
+  /// buffers in memory, and on disk the chunk files compactions replaced.
+  std::uint64_t snapshot_pinned_bytes = 0;
   /// The store's secondary indexes, each with its entries counted by walking
   /// their keys (time linear in the entries: a store with large indexes
   /// pays for it on each stats()).

@@ -49,8 +49,9 @@ struct NoLock;
 struct ThreadLock;
 struct ProcessLock;
 
-// engine.hpp
+// engine.hpp, snapshot.hpp
 struct RecordTypes;
+class Snapshot;
 template <class Compression, class Eviction, class Lock>
 class Engine;
 

@@ -19,8 +19,16 @@
 // value replaces the old one in place when it fits the old one's room, else
 // it takes new room and the old room stays unused until the buffer goes.
 // bytes() is the arena's reserved(): all of that, node slack and block tails
-// included. Nothing is freed before the whole buffer is. Iterators (leaf,
-// slot) are invalidated by an insert, not by a move.
+// included (and the links of versions kept for snapshots, below). Nothing
+// is freed before the whole buffer is. Iterators (leaf, slot) are
+// invalidated by an insert, not by a move.
+//
+// Snapshots: apply() keeps the version it replaces when a snapshot may
+// read it (its sequence is at or below `keep_seen_by`, the newest live
+// snapshot's): a copy of the entry in the arena whose value keeps the old
+// bytes (the new ones then take new room), found through older_ from the
+// entry that replaced it. visible() walks that chain. A buffer no snapshot
+// ever saw keeps no chain and pays nothing for it.
 //
 // Not synchronised: the store guards it with its Lock policy. The const
 // members change nothing, so readers may share it while no one applies.
@@ -33,6 +41,7 @@
 #include <iterator>
 #include <new>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -49,6 +58,8 @@ struct BufferEntry {
   std::string_view value;
   bool tombstone = false;
   Below below = Below::unknown;
+  /// The version it replaced is kept for a snapshot (WriteBuffer::visible).
+  bool has_older = false;
 };
 
 /// Sorted buffer of puts and tombstones.
@@ -246,8 +257,11 @@ class WriteBuffer {
   /// guarantee: when it throws (std::bad_alloc), the buffer is unchanged.
   /// With `undo` (after begin(undo), reserved for this call), the change is
   /// recorded so that rollback(undo) can take it back.
+  ///
+  /// keep_seen_by: the newest live snapshot's sequence (0: none). A
+  /// replaced version at or below it is kept for visible().
   void apply(std::string_view key, std::uint64_t seq, bool tombstone, std::string_view value,
-             Below below = Below::unknown, Undo* undo = nullptr) {
+             Below below = Below::unknown, Undo* undo = nullptr, std::uint64_t keep_seen_by = 0) {
     const Head h = head_of(key);
     Inner* path[kMaxDepth];
     int at[kMaxDepth];
@@ -265,21 +279,27 @@ class WriteBuffer {
     int pos = lower(*leaf, h, key);
     if (pos < leaf->count && compare(*leaf, pos, h, key) == 0) {
       Record& r = *leaf->recs[pos];
-      if (undo != nullptr) {
-        if (r.kv.second.seq >= seq) return;
-        const BufferEntry before = r.kv.second;
+      BufferEntry& e = r.kv.second;
+      if (e.seq >= seq) return;
+      const bool keep = e.seq <= keep_seen_by;
+      if (undo == nullptr && !keep) {
+        update(r, seq, tombstone, value, below);
+      } else {
+        const BufferEntry before = e;
         const std::size_t room = r.room;
-        // New room for the bytes, so that the old ones stay for a rollback.
+        BufferEntry* old = keep ? keep_version(e) : nullptr;  // may throw: nothing changed yet
+        // New room for the bytes, so that the old ones stay (for a
+        // rollback, or for the kept version's value).
         r.room = 0;
         try {
           update(r, seq, tombstone, value, below);
         } catch (...) {
           r.room = room;
+          if (old != nullptr) forget_version(e, old);
           throw;
         }
-        undo->changes_.push_back(Undo::Change{&r, before, room, false});  // reserved: no allocation
-      } else {
-        update(r, seq, tombstone, value, below);
+        if (old != nullptr) e.has_older = true;
+        if (undo != nullptr) undo->changes_.push_back(Undo::Change{&r, before, room, false});  // reserved
       }
     } else {
       Record* rec = new_record(key, seq, tombstone, value, below);
@@ -293,6 +313,19 @@ class WriteBuffer {
     }
     if (seq > max_seq_) max_seq_ = seq;
   }
+  /// The version of an entry of this buffer that a reader at sequence
+  /// `seq` sees: e itself, or a version it replaced that was kept for a
+  /// snapshot; nullptr when every kept version is newer than seq.
+  const BufferEntry* visible(const BufferEntry& e, std::uint64_t seq) const {
+    const BufferEntry* v = &e;
+    while (v->seq > seq) {
+      if (!v->has_older) return nullptr;
+      v = older_.find(v)->second;
+    }
+    return v;
+  }
+  /// Versions kept for snapshots (see visible()).
+  std::size_t kept_versions() const { return older_.size(); }
   /// Live records this buffer adds to the layers below it (negative when it
   /// erases more than it adds). Exact once resolve() has run.
   std::int64_t delta() const { return delta_; }
@@ -388,7 +421,12 @@ class WriteBuffer {
   /// Distinct keys buffered.
   std::size_t entries() const { return entries_; }
   /// Bytes charged to the memory budget: the heap the arena holds.
-  std::size_t bytes() const { return arena_.reserved(); }
+  std::size_t bytes() const {
+    // Kept versions' links: a node of two pointers with the allocator's
+    // overhead each, and the bucket array.
+    if (older_.empty()) return arena_.reserved();
+    return arena_.reserved() + older_.size() * 4 * sizeof(void*) + older_.bucket_count() * sizeof(void*);
+  }
   /// Highest sequence applied.
   std::uint64_t max_seq() const { return max_seq_; }
 
@@ -475,6 +513,29 @@ class WriteBuffer {
     return new (mem) Record{value_type(std::string_view(key_at, key.size()),
                                        BufferEntry{seq, std::string_view(value_at, value.size()), tombstone, below}),
                             value.size()};
+  }
+  // A copy of e (its value's bytes stay where they are: the caller gives
+  // the new ones new room), chained after e in older_. Strong guarantee.
+  BufferEntry* keep_version(const BufferEntry& e) {
+    auto* old = new (arena_.allocate(sizeof(BufferEntry), alignof(BufferEntry))) BufferEntry(e);
+    if (e.has_older) {
+      const BufferEntry* next = older_.find(&e)->second;
+      older_.emplace(old, next);
+      older_.find(&e)->second = old;  // no allocation
+    } else {
+      older_.insert_or_assign(&e, old);  // a rollback may have left a stale link
+    }
+    return old;
+  }
+  // Takes back keep_version(e) (old is what it returned). No-throw.
+  void forget_version(const BufferEntry& e, const BufferEntry* old) noexcept {
+    if (e.has_older) {
+      auto it = older_.find(old);
+      older_.find(&e)->second = it->second;
+      older_.erase(it);
+    } else {
+      older_.erase(&e);
+    }
   }
   // Records whether the unknown entry e is present below.
   void mark_below(BufferEntry& e, bool present) {
@@ -627,6 +688,7 @@ class WriteBuffer {
     delta_ = std::exchange(o.delta_, 0);
     unknown_ = std::exchange(o.unknown_, 0);
     max_seq_ = std::exchange(o.max_seq_, 0);
+    older_ = std::exchange(o.older_, {});
   }
 
   Arena arena_;
@@ -637,6 +699,9 @@ class WriteBuffer {
   std::int64_t delta_ = 0;
   std::size_t unknown_ = 0;
   std::uint64_t max_seq_ = 0;
+  // Kept versions: an entry (in a record or a kept copy) -> the version it
+  // replaced, for the entries whose has_older is set.
+  std::unordered_map<const BufferEntry*, const BufferEntry*> older_;
 };
 
 }  // namespace stowage::detail

@@ -1,0 +1,275 @@
+// snapshot_test.cpp: snapshots (snapshot.hpp; Engine::snapshot, find_at,
+// size_at and Cursor at a snapshot; Collection::View): reads at a moment
+// that later writes, flushes and compactions do not change.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include <stowage/stowage.hpp>
+
+#include "op_load.hpp"
+#include "test_util.hpp"
+
+using namespace stowage;
+using stowage_test::error_of;
+using stowage_test::apply_op;
+using stowage_test::busy_options;
+using stowage_test::model_after;
+using stowage_test::TempDir;
+
+namespace {
+
+using Store = Storage<std::uint64_t, std::uint64_t>;
+using Model = std::map<std::uint64_t, std::uint64_t>;
+
+template <class R>
+Model collect(const R& range) {
+  Model m;
+  for (const auto& [k, v] : range) m[k] = v;
+  return m;
+}
+
+// Every way a view reads, checked against the model of its moment.
+template <class View>
+void check_view(const View& view, const Model& want) {
+  CHECK(collect(view.scan()) == want);
+  Model back;
+  for (const auto& [k, v] : view.scan().reversed()) back[k] = v;
+  CHECK(back == want);
+  CHECK(view.size() == want.size());
+  CHECK(view.empty() == want.empty());
+  CHECK(view.count(0, 750) == static_cast<std::size_t>(std::distance(want.begin(), want.lower_bound(750))));
+  std::vector<std::uint64_t> keys;
+  for (std::uint64_t k = 0; k < 1500; k += 7) keys.push_back(k);
+  const auto got = view.get_batch(keys);
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    auto it = want.find(keys[i]);
+    INFO("key " << keys[i]);
+    CHECK(got[i] == (it == want.end() ? std::nullopt : std::optional<std::uint64_t>(it->second)));
+    CHECK(view.contains(keys[i]) == (it != want.end()));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a snapshot keeps reading what the store held when it was taken", "[snapshot]") {
+  TempDir tmp("snapshot");
+  Store db(tmp / "store");
+  for (std::uint64_t k = 0; k < 100; ++k) db.put(k, k);
+  auto snap = db.snapshot();
+  CHECK(snap.sequence() == 100);
+  Model then;
+  for (std::uint64_t k = 0; k < 100; ++k) then[k] = k;
+
+  // Overwrites (each twice: the second replaces a version no snapshot saw),
+  // erases and new keys, all in the write buffer the snapshot reads.
+  for (std::uint64_t k = 0; k < 100; k += 2) db.put(k, k + 1000);
+  for (std::uint64_t k = 0; k < 100; k += 2) db.put(k, k + 2000);
+  for (std::uint64_t k = 1; k < 100; k += 10) db.erase(k);
+  db.put_batch(std::vector<std::pair<std::uint64_t, std::uint64_t>>{{500, 1}, {3, 7}});
+  CHECK(db.get(0) == 2000u);
+  CHECK(db.get(3) == 7u);
+  CHECK(snap.get(0) == 0u);
+  CHECK(snap.get(3) == 3u);
+  CHECK(snap.get(1) == 1u);
+  CHECK_FALSE(snap.get(500));
+  check_view(snap, then);
+
+  // The buffer it read is flushed, then compacted away: it reads the same.
+  db.checkpoint();
+  check_view(snap, then);
+  db.compact();
+  check_view(snap, then);
+
+  // A second snapshot sees the writes; the first still does not.
+  auto later = db.snapshot();
+  Model now = collect(db.scan());
+  CHECK(now.size() == db.size());
+  db.put(0, 99);
+  db.erase(2);
+  check_view(later, now);
+  check_view(snap, then);
+  CHECK(db.get(0) == 99u);
+}
+
+TEST_CASE("a record erased, written again and erased keeps each snapshot's version", "[snapshot]") {
+  TempDir tmp("snapshot");
+  Store db(tmp / "store");
+  db.put(7, 1);
+  auto s1 = db.snapshot();
+  db.erase(7);
+  auto s2 = db.snapshot();
+  db.put(7, 3);
+  auto s3 = db.snapshot();
+  db.put(7, 4);
+  db.erase(7);
+  CHECK(s1.get(7) == 1u);
+  CHECK_FALSE(s2.get(7));
+  CHECK(s3.get(7) == 3u);
+  CHECK(s1.size() == 1);
+  CHECK(s2.size() == 0);
+  CHECK(s3.size() == 1);
+  CHECK(db.size() == 0);
+  CHECK(db.stats().snapshot_versions >= 3);
+  db.checkpoint();  // the chained versions go with the buffer the snapshots pin
+  CHECK(s1.get(7) == 1u);
+  CHECK_FALSE(s2.get(7));
+  CHECK(s3.get(7) == 3u);
+  CHECK(collect(s3.scan()) == Model{{7, 3}});
+  CHECK(collect(s2.scan()).empty());
+}
+
+TEST_CASE("snapshots under a concurrent writer match the model of their sequence", "[snapshot]") {
+  TempDir tmp("snapshot");
+  Store db(tmp / "store", busy_options());
+  constexpr std::uint64_t kOps = 30000;
+  std::atomic<std::uint64_t> done{0};
+  std::thread writer([&] {
+    for (std::uint64_t k = 0; k < kOps; ++k) {
+      apply_op(db, k);
+      done.store(k + 1);
+    }
+  });
+  std::vector<Store::View> taken;
+  for (int i = 0; i < 4; ++i) {
+    const std::uint64_t from = kOps * static_cast<std::uint64_t>(i) / 5;
+    while (done.load() < from) std::this_thread::yield();
+    taken.push_back(db.snapshot());
+    // A scan of the snapshot while the writer goes on sees none of its writes.
+    const auto& view = taken.back();
+    INFO("snapshot at sequence " << view.sequence());
+    CHECK(collect(view.scan()) == model_after(view.sequence()));
+  }
+  writer.join();
+  const Stats st = db.stats();
+  CHECK(st.flushes > 4);  // the snapshots' buffers were flushed while they were held
+  CHECK(st.snapshots == 4);
+  for (const auto& view : taken) {
+    INFO("snapshot at sequence " << view.sequence());
+    check_view(view, model_after(view.sequence()));
+  }
+  db.compact();
+  for (const auto& view : taken) check_view(view, model_after(view.sequence()));
+  CHECK(db.stats().snapshot_pinned_bytes > 0);  // the files compact() replaced, kept for them
+  taken.clear();
+  CHECK(db.stats().snapshots == 0);
+  CHECK(collect(db.scan()) == model_after(kOps));
+  CHECK(db.size() == model_after(kOps).size());
+}
+
+TEST_CASE("a backup and a snapshot at the same sequence hold the same records", "[snapshot][backup]") {
+  TempDir tmp("snapshot");
+  Store db(tmp / "store", busy_options());
+  constexpr std::uint64_t kOps = 20000;
+  std::mutex pause;  // held by the test to take both at one sequence
+  std::atomic<std::uint64_t> done{0};
+  std::thread writer([&] {
+    for (std::uint64_t k = 0; k < kOps; ++k) {
+      std::lock_guard g(pause);
+      apply_op(db, k);
+      done.store(k + 1);
+    }
+  });
+  while (done.load() < kOps / 3) std::this_thread::yield();
+  std::optional<Store::View> snap;
+  BackupReport report;
+  {
+    std::lock_guard g(pause);
+    snap = db.snapshot();
+    report = db.backup_to(tmp / "backup");
+  }
+  writer.join();  // flushes and compactions run on while the snapshot is held
+  REQUIRE(report.sequence == snap->sequence());
+  Store backup(report.path, Options{.read_only = true});
+  const Model from_snapshot = collect(snap->scan());
+  CHECK(collect(backup.scan()) == from_snapshot);
+  CHECK(from_snapshot == model_after(report.sequence));
+  CHECK(backup.size() == snap->size());
+}
+
+TEST_CASE("one Database snapshot reads every collection at one moment", "[snapshot][database]") {
+  TempDir tmp("snapshot");
+  Database db(tmp / "db");
+  auto people = db.collection<std::string, std::uint32_t>("people");
+  auto towns = db.collection<std::uint32_t, std::string>("towns");
+  people.put("ada", 36);
+  towns.put(1, "London");
+  auto snap = db.snapshot();
+  {
+    auto batch = db.batch();
+    batch.put(people, std::string("ada"), 37u);
+    batch.put(towns, 1u, std::string("Paris"));
+    batch.commit();
+  }
+  people.put("bob", 20);
+  auto people_then = people.at(snap);
+  auto towns_then = towns.at(snap);
+  CHECK(people_then.get("ada") == 36u);
+  CHECK(towns_then.get(1) == "London");
+  CHECK_FALSE(people_then.contains("bob"));
+  CHECK(people_then.size() == 1);
+  CHECK(towns_then.size() == 1);
+  CHECK(people.size() == 2);
+  CHECK(people.get("ada") == 37u);
+  CHECK(people_then.sequence() == snap.sequence());
+  CHECK(db.stats().snapshots == 1);
+}
+
+TEST_CASE("an empty snapshot, one of another store and one after close are errors", "[snapshot]") {
+  TempDir tmp("snapshot");
+  Store a(tmp / "a");
+  Store b(tmp / "b");
+  a.put(1, 1);
+  b.put(1, 2);
+  const Snapshot none;
+  CHECK_FALSE(static_cast<bool>(none));
+  CHECK_THROWS_AS(a.at(none).get(1), ValidationError);
+  CHECK(error_of([&] { (void)a.at(none).size(); }).find("empty Snapshot") != std::string::npos);
+  auto of_b = b.snapshot();
+  CHECK(static_cast<bool>(of_b.snapshot()));
+  CHECK_THROWS_AS(a.at(of_b.snapshot()).get(1), ValidationError);
+  CHECK(error_of([&] { (void)a.at(of_b.snapshot()).scan().begin(); }).find("another store") != std::string::npos);
+  CHECK(b.at(of_b.snapshot()).get(1) == 2u);
+  b.close();
+  CHECK_THROWS_AS(of_b.get(1), ValidationError);
+}
+
+TEST_CASE("released snapshots release their buffers and files", "[snapshot]") {
+  TempDir tmp("snapshot");
+  Store db(tmp / "store", busy_options());
+  for (std::uint64_t k = 0; k < 3000; ++k) db.put(k, k);
+  db.checkpoint();
+  std::uint64_t pinned = 0;
+  {
+    auto snap = db.snapshot();
+    for (std::uint64_t k = 0; k < 3000; ++k) db.put(k, k + 1);
+    db.checkpoint();
+    db.compact();
+    const Stats st = db.stats();
+    CHECK(st.snapshots == 1);
+    pinned = st.snapshot_pinned_bytes;
+    CHECK(pinned > 0);
+    CHECK(snap.get(5) == 5u);
+  }
+  const Stats st = db.stats();
+  CHECK(st.snapshots == 0);
+  CHECK(st.snapshot_pinned_bytes == 0);
+  // The files the snapshot kept are gone from disk once it is released.
+  db.put(1, 1);
+  db.compact();
+  std::uint64_t chunk_bytes = 0;
+  for (const auto& e : std::filesystem::directory_iterator(tmp / "store"))
+    if (e.path().extension() == ".chunk") chunk_bytes += e.file_size();
+  std::uint64_t in_levels = 0;
+  for (const auto& level : db.stats().levels) in_levels += level.bytes;
+  CHECK(chunk_bytes == in_levels);
+}
