@@ -46,6 +46,23 @@
 // timed into the histogram) while a second thread takes backups back to back
 // into fresh directories, deleting each previous one, from the first put to
 // the last; it reports the puts' latencies and the backups taken (LevelDB: n/a).
+//
+// Snapshots: `overwrite_during_snapshot` is `overwrite` while a snapshot of
+// the store taken before the first put is held until the last put has
+// returned, and a second thread reads random keys through that one snapshot,
+// back to back, the whole time. The engines' snapshots: stowage
+// Storage::snapshot() (a Storage::View), LevelDB and RocksDB GetSnapshot
+// (ReadOptions.snapshot, ReleaseSnapshot at the end), LMDB a read-only
+// transaction held open (MDB_NOTLS: the reader thread may use the one the
+// benchmark's thread began), SQLite a read transaction (BEGIN, then a SELECT)
+// held open on a second connection (WAL mode: the writer goes on). It reports
+// the puts' latencies, the reads made through the snapshot, and the bytes on
+// disk while the snapshot is still held (after the last put, before its
+// release and the final flush: what the old versions it keeps cost there);
+// 1,000 random keys read from the store before the first put must read the
+// same through the snapshot after the last. While it is held, LMDB cannot
+// reuse the pages the puts free (its file, which never shrinks, grows by the
+// pages every put copies) and SQLite's checkpoints cannot reset the WAL.
 #include <stowage/stowage.hpp>
 
 #include <fcntl.h>
@@ -125,6 +142,19 @@ using Counter = std::pair<std::string, std::uint64_t>;
 /// Receives one record of a scan, as owned strings.
 using ScanFn = std::function<void(const std::string& key, const std::string& value)>;
 
+/// A read-only view of a store as it was when the view was taken (the
+/// engine's snapshot), held until it is destroyed; it must not outlive the
+/// engine's open store. One thread at a time uses it, while others write.
+class SnapshotView {
+ public:
+  virtual ~SnapshotView() = default;
+  /// Looks a key up as it was at the snapshot; fills *value (a fresh owned
+  /// string) and returns true when found.
+  virtual bool get(const std::string& key, std::string* value) = 0;
+  /// The engine's own figures about the snapshot while it is held (may be empty).
+  virtual std::vector<Counter> counters() { return {}; }
+};
+
 /// A key-value store under test. Keys and values are byte strings; what comes
 /// back (get, scan) is always a freshly built owned std::string.
 class Engine {
@@ -174,6 +204,11 @@ class Engine {
   virtual std::vector<Counter> backup(const fs::path& target) {
     engine_error(name(), "no online backup (" + target.string() + ")");
   }
+  /// The engine's snapshot (a consistent read view), in a few words.
+  virtual std::string snapshot_method() const = 0;
+  /// Takes a snapshot of the open store: reads through it see every write
+  /// made before it and none made after, while other threads go on writing.
+  virtual std::unique_ptr<SnapshotView> snapshot() = 0;
 
   /// Removes the store in dir; refuses (throws) when dir is not empty and
   /// does not hold marker(). No-op when dir does not exist.
@@ -259,6 +294,10 @@ class StowageEngine final : public Engine {
             {"bytes", r.bytes},         {"bytes_written", r.bytes_written},
             {"micros", static_cast<std::uint64_t>(r.seconds * 1e6)}};
   }
+  std::string snapshot_method() const override {
+    return "Storage::snapshot(), a Storage::View (pins the write buffers and chunk files of its moment)";
+  }
+  std::unique_ptr<SnapshotView> snapshot() override { return std::make_unique<View>(*db_); }
   void close() override {
     if (!db_) return;
     db_->close();
@@ -296,6 +335,31 @@ class StowageEngine final : public Engine {
   }
 
  private:
+  /// The records at db.snapshot(): released when the View dies.
+  class View final : public SnapshotView {
+   public:
+    explicit View(Store& db) : db_(db), view_(db.snapshot()) {}
+    bool get(const std::string& key, std::string* value) override {
+      std::optional<std::string> v = view_.get(key);
+      if (!v) return false;
+      *value = std::move(*v);
+      return true;
+    }
+    std::vector<Counter> counters() override {
+      const stowage::Stats s = db_.stats();
+      return {{"sequence", view_.sequence()},
+              {"snapshots", s.snapshots},
+              {"snapshot_versions", s.snapshot_versions},
+              {"snapshot_pinned_bytes", s.snapshot_pinned_bytes},
+              {"write_buffer_bytes", s.write_buffer_bytes},
+              {"disk_bytes", s.disk_bytes}};
+    }
+
+   private:
+    Store& db_;
+    typename Store::View view_;
+  };
+
   std::unique_ptr<Store> db_;
 };
 
@@ -368,6 +432,10 @@ class LevelDbEngine final : public Engine {
     check(db_->Write(w, &empty), "sync");
   }
   void settle() override { db_->CompactRange(nullptr, nullptr); }
+  std::string snapshot_method() const override {
+    return "DB::GetSnapshot, read through ReadOptions.snapshot, ReleaseSnapshot at the end";
+  }
+  std::unique_ptr<SnapshotView> snapshot() override { return std::make_unique<View>(db_.get()); }
   void close() override {
     db_.reset();
     cache_.reset();
@@ -381,6 +449,27 @@ class LevelDbEngine final : public Engine {
   }
 
  private:
+  /// Reads at db->GetSnapshot(); released when the View dies.
+  class View final : public SnapshotView {
+   public:
+    explicit View(leveldb::DB* db) : db_(db) { read_.snapshot = db_->GetSnapshot(); }
+    ~View() override { db_->ReleaseSnapshot(read_.snapshot); }
+    View(const View&) = delete;
+    View& operator=(const View&) = delete;
+    bool get(const std::string& key, std::string* value) override {
+      std::string v;
+      leveldb::Status s = db_->Get(read_, key, &v);
+      if (s.IsNotFound()) return false;
+      check(s, "snapshot get");
+      *value = std::move(v);
+      return true;
+    }
+
+   private:
+    leveldb::DB* db_;
+    leveldb::ReadOptions read_;
+  };
+
   static void emit(leveldb::Iterator& it, const ScanFn& fn) {
     const std::string k(it.key().data(), it.key().size());
     const std::string v(it.value().data(), it.value().size());
@@ -491,6 +580,10 @@ class RocksDbEngine final : public Engine {
     check(checkpoint->CreateCheckpoint(target.string(), 0, &sequence), "create checkpoint");
     return {{"sequence", sequence}};
   }
+  std::string snapshot_method() const override {
+    return "DB::GetSnapshot, read through ReadOptions.snapshot, ReleaseSnapshot at the end";
+  }
+  std::unique_ptr<SnapshotView> snapshot() override { return std::make_unique<View>(db_.get()); }
   void close() override {
     if (!db_) return;
     db_->Close();
@@ -507,6 +600,33 @@ class RocksDbEngine final : public Engine {
   }
 
  private:
+  /// Reads at db->GetSnapshot(); released when the View dies.
+  class View final : public SnapshotView {
+   public:
+    explicit View(rocksdb::DB* db) : db_(db) { read_.snapshot = db_->GetSnapshot(); }
+    ~View() override { db_->ReleaseSnapshot(read_.snapshot); }
+    View(const View&) = delete;
+    View& operator=(const View&) = delete;
+    bool get(const std::string& key, std::string* value) override {
+      std::string v;
+      rocksdb::Status s = db_->Get(read_, key, &v);
+      if (s.IsNotFound()) return false;
+      check(s, "snapshot get");
+      *value = std::move(v);
+      return true;
+    }
+    std::vector<Counter> counters() override {
+      std::vector<Counter> out{{"sequence", read_.snapshot->GetSequenceNumber()}};
+      std::uint64_t v = 0;
+      if (db_->GetIntProperty("rocksdb.num-snapshots", &v)) out.emplace_back("num-snapshots", v);
+      return out;
+    }
+
+   private:
+    rocksdb::DB* db_;
+    rocksdb::ReadOptions read_;
+  };
+
   static void emit(rocksdb::Iterator& it, const ScanFn& fn) {
     const std::string k(it.key().data(), it.key().size());
     const std::string v(it.value().data(), it.value().size());
@@ -619,6 +739,11 @@ class LmdbEngine final : public Engine {
     check(mdb_env_copy2(env_, target.c_str(), 0), "env_copy2");
     return {};
   }
+  std::string snapshot_method() const override {
+    return "a read-only transaction (mdb_txn_begin MDB_RDONLY) held open, aborted at the end (MDB_NOTLS: "
+           "another thread may read through it)";
+  }
+  std::unique_ptr<SnapshotView> snapshot() override { return std::make_unique<View>(env_, dbi_); }
   void close() override {
     if (!env_) return;
     if (rtxn_) mdb_txn_abort(rtxn_);
@@ -639,6 +764,40 @@ class LmdbEngine final : public Engine {
   }
 
  private:
+  /// Reads through one read-only transaction, begun when the View is made
+  /// and aborted when it dies. The env is opened with MDB_NOTLS, so the
+  /// transaction is not tied to the thread that began it: another thread may
+  /// use it (one at a time).
+  class View final : public SnapshotView {
+   public:
+    View(MDB_env* env, MDB_dbi dbi) : env_(env), dbi_(dbi) {
+      check(mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn_), "snapshot txn_begin");
+    }
+    ~View() override { mdb_txn_abort(txn_); }
+    View(const View&) = delete;
+    View& operator=(const View&) = delete;
+    bool get(const std::string& key, std::string* value) override {
+      MDB_val k = val(key), v{};
+      int rc = mdb_get(txn_, dbi_, &k, &v);
+      if (rc == MDB_NOTFOUND) return false;
+      check(rc, "snapshot get");
+      *value = std::string(static_cast<const char*>(v.mv_data), v.mv_size);
+      return true;
+    }
+    std::vector<Counter> counters() override {
+      MDB_envinfo info{};
+      mdb_env_info(env_, &info);
+      return {{"txnid", mdb_txn_id(txn_)},
+              {"last_txnid", info.me_last_txnid},
+              {"last_pgno", info.me_last_pgno}};
+    }
+
+   private:
+    MDB_env* env_;
+    MDB_dbi dbi_;
+    MDB_txn* txn_ = nullptr;
+  };
+
   std::uint64_t walk(const std::string* from, std::uint64_t n, const ScanFn& fn) {
     check(mdb_txn_renew(rtxn_), "txn_renew");
     MDB_cursor* cur = nullptr;
@@ -709,6 +868,7 @@ class SqliteEngine final : public Engine {
     if (config.cache_bytes != 0)
       exec("PRAGMA cache_size=-" + std::to_string(std::max<std::uint64_t>(1, config.cache_bytes / 1024)));
     path_ = path;
+    cache_bytes_ = config.cache_bytes;
     exec("CREATE TABLE IF NOT EXISTS kv(k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID");
     put_ = prepare("INSERT OR REPLACE INTO kv(k, v) VALUES(?1, ?2)");
     get_ = prepare("SELECT v FROM kv WHERE k = ?1");
@@ -830,6 +990,11 @@ class SqliteEngine final : public Engine {
     if (sqlite3_close(dst) != SQLITE_OK) engine_error("sqlite", "backup: close " + dest_path);
     return {{"pages", static_cast<std::uint64_t>(pages)}};
   }
+  std::string snapshot_method() const override {
+    return "a read transaction (BEGIN, then a SELECT) held open on a second connection with its own cache_size "
+           "(WAL: the writer goes on; checkpoints cannot pass it)";
+  }
+  std::unique_ptr<SnapshotView> snapshot() override { return std::make_unique<View>(path_, cache_bytes_); }
   std::vector<Counter> counters() override {
     int cur = 0, hi = 0;
     sqlite3_db_status(db_, SQLITE_DBSTATUS_CACHE_USED, &cur, &hi, 0);
@@ -842,6 +1007,75 @@ class SqliteEngine final : public Engine {
   }
 
  private:
+  /// A second connection, its own (so the benchmark's connection and mu_
+  /// are not involved), holding one read transaction open from the View's
+  /// making to its death: in WAL mode every read through it sees the
+  /// database as of that transaction's first read.
+  class View final : public SnapshotView {
+   public:
+    View(const std::string& path, std::uint64_t cache_bytes) {
+      if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+        std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+        sqlite3_close(db_);
+        engine_error("sqlite", "snapshot: open " + path + ": " + msg);
+      }
+      try {
+        sqlite3_busy_timeout(db_, 10000);
+        if (cache_bytes != 0)
+          run("PRAGMA cache_size=-" + std::to_string(std::max<std::uint64_t>(1, cache_bytes / 1024)));
+        get_ = prepare("SELECT v FROM kv WHERE k = ?1");
+        run("BEGIN");
+        // The read transaction starts at its first read of the database.
+        run("SELECT 1 FROM kv LIMIT 1");
+      } catch (...) {
+        sqlite3_finalize(get_);
+        sqlite3_close(db_);
+        throw;
+      }
+    }
+    ~View() override {
+      sqlite3_finalize(get_);
+      sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);  // a read transaction: nothing to keep
+      sqlite3_close(db_);
+    }
+    View(const View&) = delete;
+    View& operator=(const View&) = delete;
+    bool get(const std::string& key, std::string* value) override {
+      if (sqlite3_bind_blob(get_, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC) != SQLITE_OK)
+        fail("snapshot bind");
+      int rc = sqlite3_step(get_);
+      bool found = false;
+      if (rc == SQLITE_ROW) {
+        *value = column(get_, 0);
+        found = true;
+        rc = sqlite3_step(get_);
+      }
+      sqlite3_reset(get_);
+      if (rc != SQLITE_DONE) fail("snapshot get");
+      return found;
+    }
+
+   private:
+    sqlite3_stmt* prepare(const char* sql) {
+      sqlite3_stmt* s = nullptr;
+      if (sqlite3_prepare_v2(db_, sql, -1, &s, nullptr) != SQLITE_OK) fail(sql);
+      return s;
+    }
+    void run(const std::string& sql) {
+      char* err = nullptr;
+      if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+        std::string msg = err ? err : "?";
+        sqlite3_free(err);
+        engine_error("sqlite", "snapshot: " + sql + ": " + msg);
+      }
+    }
+    [[noreturn]] void fail(const char* what) {
+      engine_error("sqlite", std::string(what) + ": " + sqlite3_errmsg(db_));
+    }
+    sqlite3* db_ = nullptr;
+    sqlite3_stmt* get_ = nullptr;
+  };
+
   void before_write() {
     if (bulk_ && !in_txn_) {
       step_done(begin_, "begin");
@@ -902,7 +1136,8 @@ class SqliteEngine final : public Engine {
   [[noreturn]] void fail(const char* what) { engine_error("sqlite", std::string(what) + ": " + sqlite3_errmsg(db_)); }
 
   std::mutex mu_;
-  std::string path_;  // the database file (backup opens its own connection to it)
+  std::string path_;  // the database file (backup and snapshot open their own connections to it)
+  std::uint64_t cache_bytes_ = 0;  // the snapshot's connection gets the same cache_size
   sqlite3* db_ = nullptr;
   sqlite3_stmt *put_ = nullptr, *get_ = nullptr, *del_ = nullptr, *scan_ = nullptr, *range_ = nullptr,
                *begin_ = nullptr, *commit_ = nullptr;
@@ -1001,7 +1236,7 @@ const char* const kWorkloads[] = {"fillseq",    "fillrandom", "fillbatch",      
                                   "fillsync2",  "load",       "warmup",         "readrandom", "readrandom-cold",
                                   "readmissing", "readseq",   "deleterandom",   "ycsb-a",    "ycsb-b",
                                   "ycsb-c",     "ycsb-e",     "ycsb-f",         "reopen",    "backup",
-                                  "overwrite_during_backup"};
+                                  "overwrite_during_backup", "overwrite_during_snapshot"};
 
 bool known_workload(std::string_view w) {
   for (const char* k : kWorkloads)
@@ -1042,14 +1277,26 @@ void usage(std::FILE* out) {
       "                     to back into fresh directories, deleting each previous one, from the first\n"
       "                     put to the last: put latency under backups, and the backups taken (n/a for\n"
       "                     LevelDB). SQLite's puts are grouped 1,000 per transaction, as in overwrite\n"
+      "    overwrite_during_snapshot\n"
+      "                     overwrite (each put timed) while a snapshot taken before the first put is held\n"
+      "                     to the last, and a second thread gets random keys through it back to back:\n"
+      "                     put latency under a held snapshot, the reads through it, and the bytes on\n"
+      "                     disk before it is released (after the last put, before the final flush).\n"
+      "                     Snapshots: stowage Storage::snapshot(), LevelDB and RocksDB GetSnapshot, LMDB\n"
+      "                     a read-only transaction held open, SQLite a read transaction held open on a\n"
+      "                     second connection. 1,000 random keys must read through it after the last put\n"
+      "                     as they read from the store before the first. While it is held, LMDB's map\n"
+      "                     file (which never shrinks) and SQLite's WAL grow with every put: mind the\n"
+      "                     disk at a large --num\n"
       "    ycsb-a|b|c|e|f   YCSB core workloads over [0, num) with the scrambled Zipfian (0.99)\n"
       "                     chooser: A 50%% read 50%% update, B 95/5, C read only, F 50%% read 50%%\n"
       "                     read-modify-write (--ycsb_ops each); E 95%% scans of 1..100 records\n"
       "                     from a Zipfian key, 5%% inserts of new keys (--ycsb_scans ops)\n"
       "                     Every write workload ends with flush() (durable, in the engine's files),\n"
       "                     timed; then settle() (stowage, LevelDB, RocksDB: full compaction), untimed.\n"
-      "                     SQLite groups the writes of fills, overwrite(_during_backup), load and deleterandom\n"
-      "                     1,000 per transaction; every other write is its own transaction.\n"
+      "                     SQLite groups the writes of fills, overwrite(_during_backup, _during_snapshot),\n"
+      "                     load and deleterandom 1,000 per transaction; every other write is its own\n"
+      "                     transaction.\n"
       "  --num=N                records (default 1000000)\n"
       "  --reads=N              gets for readrandom/readmissing (default --num)\n"
       "  --sync_num=N           writes for fillsync/fillsync2 (default --num / 100)\n"
@@ -1302,6 +1549,17 @@ struct Result {
     std::string verified;                       ///< backup: the check of the backup against the store
   };
   std::optional<Backups> backups;
+  /// overwrite_during_snapshot: the snapshot held and the reads through it.
+  struct SnapshotReads {
+    std::string method;           ///< the engine's snapshot_method()
+    std::uint64_t reads = 0;      ///< gets through the snapshot
+    std::uint64_t found = 0;      ///< of them, found
+    double seconds = 0;           ///< the reader thread's time, first get to last
+    std::uint64_t disk_bytes_held = 0, disk_files_held = 0;  ///< after the last put, the snapshot still held
+    std::vector<Counter> report;  ///< the engine's own figures, the snapshot still held
+    std::string verified;         ///< the check of the snapshot against the store before the first put
+  };
+  std::optional<SnapshotReads> snapshot;
 };
 
 Result::Latency summarize(const LatencyHistogram& h, std::string op) {
@@ -1411,9 +1669,11 @@ class Benchmark {
       backup_once(r, seed);
       return r;
     }
-    const bool write = name.rfind("fill", 0) == 0 || name == "overwrite" || during_backup || name == "load" ||
-                       name == "deleterandom";
-    if (write && name != "overwrite" && !during_backup && name != "deleterandom") fresh(name.rfind("fillsync", 0) == 0 || f_.config.sync);
+    const bool during_snapshot = name == "overwrite_during_snapshot";
+    const bool write = name.rfind("fill", 0) == 0 || name == "overwrite" || during_backup || during_snapshot ||
+                       name == "load" || name == "deleterandom";
+    if (write && name != "overwrite" && !during_backup && !during_snapshot && name != "deleterandom")
+      fresh(name.rfind("fillsync", 0) == 0 || f_.config.sync);
     if (name == "readrandom-cold") {
       engine_->close();
       drop_from_page_cache(dir_);
@@ -1434,6 +1694,8 @@ class Benchmark {
       fill(r, Order::random, f_.num, seed);
     } else if (during_backup) {
       overwrite_during_backup(r, seed);
+    } else if (during_snapshot) {
+      overwrite_during_snapshot(r, seed);
     } else if (name == "load") {
       fill(r, Order::permutation, f_.num, seed);
     } else if (name == "fillbatch") {
@@ -1629,6 +1891,86 @@ class Benchmark {
     backups.join();
     fs::remove_all(root);
     if (error) std::rethrow_exception(error);
+  }
+
+  /// overwrite, while a snapshot taken before the first put is held until
+  /// the last put has returned, and a second thread gets random keys through
+  /// it, back to back, from before the first put to the last (timed into the
+  /// read histogram with --latency=all). Then, the snapshot still held: 1,000
+  /// random keys must read through it as they read from the store before the
+  /// first put (else it throws), and the store's bytes on disk are counted
+  /// (before the final flush); then it is released. All inside the
+  /// workload's time, as the backups are in overwrite_during_backup.
+  void overwrite_during_snapshot(Result& r, std::uint64_t seed) {
+    r.snapshot = Result::SnapshotReads{};
+    Result::SnapshotReads& s = *r.snapshot;
+    s.method = engine_->snapshot_method();
+    std::unique_ptr<SnapshotView> view = engine_->snapshot();
+    // Nothing is written between the snapshot and these gets: they read its moment.
+    constexpr std::uint64_t kSample = 1000;
+    std::vector<std::pair<std::string, std::optional<std::string>>> sample;
+    std::uint64_t state = seed ^ 0xBAC0ULL;
+    for (std::uint64_t i = 0; i < kSample; ++i) {
+      std::string key, value;
+      make_key(uniform(state, f_.num), key);
+      const bool found = engine_->get(key, &value);
+      sample.emplace_back(std::move(key), found ? std::optional<std::string>(std::move(value)) : std::nullopt);
+    }
+    std::atomic<bool> stop{false}, started{false};
+    std::exception_ptr error;
+    std::optional<LatencyHistogram> reader_lat;  // merged into read_lat_ after
+    if (rl_) reader_lat.emplace();
+    std::thread reader([&] {
+      try {
+        std::string key, value;
+        std::uint64_t reader_state = seed ^ 0x5EADULL;
+        LatencyHistogram* lat = reader_lat ? &*reader_lat : nullptr;
+        Stopwatch sw;
+        started.store(true, std::memory_order_release);
+        do {
+          make_key(uniform(reader_state, f_.num), key);
+          bool hit = false;
+          timed(lat, [&] { hit = view->get(key, &value); });
+          ++s.reads;
+          s.found += hit ? 1 : 0;
+        } while (!stop.load(std::memory_order_acquire));
+        s.seconds = sw.seconds();
+      } catch (...) {
+        error = std::current_exception();
+        started.store(true, std::memory_order_release);
+      }
+    });
+    while (!started.load(std::memory_order_acquire)) std::this_thread::yield();
+    try {
+      fill(r, Order::random, f_.num, seed);
+    } catch (...) {
+      stop.store(true, std::memory_order_release);
+      reader.join();
+      throw;
+    }
+    stop.store(true, std::memory_order_release);
+    reader.join();
+    if (error) std::rethrow_exception(error);
+    if (reader_lat) read_lat_.merge(*reader_lat);
+    r.read_op = "get (snapshot)";
+    std::uint64_t changed = 0, present = 0;
+    for (const auto& [key, then] : sample) {
+      std::string value;
+      const bool found = view->get(key, &value);
+      if (found != then.has_value() || (found && value != *then))
+        throw std::runtime_error("the snapshot no longer reads key " + key + " as the store did when it was taken");
+      present += found ? 1 : 0;
+      std::string now;
+      const bool now_found = engine_->get(key, &now);
+      changed += now_found != found || (found && now != value) ? 1 : 0;
+    }
+    s.verified = std::to_string(kSample) + " random keys (" + std::to_string(present) +
+                 " present) read through it as from the store before the first put; " + std::to_string(changed) +
+                 " of them read otherwise from the store now";
+    s.disk_bytes_held = directory_bytes(dir_);
+    s.disk_files_held = directory_files(dir_);
+    s.report = view->counters();
+    view.reset();
   }
 
   void fill_threads(Result& r, std::uint64_t n, unsigned threads, std::uint64_t seed) {
@@ -1898,6 +2240,21 @@ void print_progress_line(const Result& r) {
       if (!b.verified.empty()) std::printf("                  verified: %s\n", b.verified.c_str());
     }
   }
+  if (r.snapshot) {
+    const Result::SnapshotReads& n = *r.snapshot;
+    std::printf("                  snapshot: %s\n", n.method.c_str());
+    std::printf("                  reads through it %llu (%llu found), %.0f reads/s; disk while held %s (%llu files)\n",
+                static_cast<unsigned long long>(n.reads), static_cast<unsigned long long>(n.found),
+                n.seconds > 0 ? static_cast<double>(n.reads) / n.seconds : 0.0, mib(n.disk_bytes_held).c_str(),
+                static_cast<unsigned long long>(n.disk_files_held));
+    if (!n.report.empty()) {
+      std::printf("                  the engine's figures while held:");
+      for (const auto& [name, value] : n.report)
+        std::printf(" %s=%llu", name.c_str(), static_cast<unsigned long long>(value));
+      std::printf("\n");
+    }
+    std::printf("                  verified: %s\n", n.verified.c_str());
+  }
   std::printf("                  stats:");
   for (const auto& [name, value] : r.counters) std::printf(" %s=%llu", name.c_str(), static_cast<unsigned long long>(value));
   std::printf("\n");
@@ -1950,6 +2307,22 @@ void print_table(const std::vector<Result>& results) {
     }
     std::printf("(written = bytes of the backup's files that are not hard links of the store's files)\n");
   }
+  bool any_snapshot = false;
+  for (const auto& r : results) any_snapshot = any_snapshot || r.snapshot.has_value();
+  if (any_snapshot) {
+    std::printf("\n%-26s %12s %12s %12s %14s %14s\n", "snapshot held during", "reads", "found", "reads/s",
+                "disk held", "disk after");
+    for (const auto& r : results) {
+      if (!r.snapshot) continue;
+      const Result::SnapshotReads& n = *r.snapshot;
+      std::printf("%-26s %12llu %12llu %12.0f %14s %14s\n", r.workload.c_str(),
+                  static_cast<unsigned long long>(n.reads), static_cast<unsigned long long>(n.found),
+                  n.seconds > 0 ? static_cast<double>(n.reads) / n.seconds : 0.0, mib(n.disk_bytes_held).c_str(),
+                  r.disk_bytes ? mib(*r.disk_bytes).c_str() : "-");
+    }
+    std::printf("(reads = gets through the snapshot by the second thread; disk held = after the last put, the\n"
+                " snapshot still held, before the final flush; disk after = after its release, flush() and settle())\n");
+  }
   std::printf("(write workloads include the final flush() in their time; disk = sum of the file sizes in the\n"
               " directory after flush() and an untimed settle(); phase RSS = peak RSS during the workload,\n"
               " peak RSS = process peak so far; MB = 2^20 bytes of key+value; p50 .. max = latency of one\n"
@@ -2000,6 +2373,21 @@ void print_json(const Flags& f, const std::string& engine, const Result& r) {
         std::printf(",\"backup_report_bytes_written_all\":%llu",
                     static_cast<unsigned long long>(*b.report_bytes_written_sum));
     }
+  }
+  if (r.snapshot) {
+    const Result::SnapshotReads& n = *r.snapshot;
+    std::printf(",\"snapshot_method\":\"%s\",\"snapshot_reads\":%llu,\"snapshot_found\":%llu,"
+                "\"snapshot_read_seconds\":%.6f,\"snapshot_disk_bytes_held\":%llu,\"snapshot_disk_files_held\":%llu,"
+                "\"snapshot_verified\":\"%s\",\"snapshot_report\":{",
+                json_escape(n.method).c_str(), static_cast<unsigned long long>(n.reads),
+                static_cast<unsigned long long>(n.found), n.seconds, static_cast<unsigned long long>(n.disk_bytes_held),
+                static_cast<unsigned long long>(n.disk_files_held), json_escape(n.verified).c_str());
+    bool first = true;
+    for (const auto& [name, value] : n.report) {
+      std::printf("%s\"%s\":%llu", first ? "" : ",", json_escape(name).c_str(), static_cast<unsigned long long>(value));
+      first = false;
+    }
+    std::printf("}");
   }
   std::printf(",\"includes_final_flush\":%s,\"peak_rss_bytes\":%llu,\"phase_peak_rss_bytes\":%llu,"
               "\"key_size\":%llu,\"value_size\":%llu,\"cache_bytes\":%llu,\"durability\":\"%s\","
