@@ -136,10 +136,16 @@ struct MigrationStatus {
   unsigned current_format_version = 0;  ///< the format this program writes
   unsigned schema_version = 0;          ///< value schema version on disk
   std::string value_type;               ///< the stored value type's description (may be empty)
+  std::string compression;              ///< the Compression::name the store's blocks are written with
+  std::string serializer;               ///< the Serializer::id() of its default collection ("" when untyped)
   std::optional<unsigned> target_version;  ///< the version asked for, if any
-  /// The steps an open (or migrate_to) would run, in order: "format 1->2", "1->2".
+  /// The steps an open (or migrate_to) would run, in order: "format 1->2",
+  /// "compression none -> lz4" and "serializer binary-1 -> msgpack-1" (from
+  /// Storage::migration_status, which knows the policies), "1->2".
   std::vector<std::string> pending;
-  /// False when a target version was given and no registered steps reach it.
+  /// False when a target version was given and no registered steps reach
+  /// it, or (Storage::migration_status) when the Compression or Serializer
+  /// differs and the Migrator does not allow the change: opening fails then.
   bool path_found = true;
 
   /// Nothing to run and nothing missing.
@@ -749,7 +755,7 @@ class EngineHandle {
   static MigrationReport no_migration(unsigned version);
   /// Engine::migration_status.
   static MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator* migrations,
-                                          unsigned target, const Options& options);
+                                          unsigned target, const Options& options, std::string_view serializer);
   /// Engine::path.
   const std::filesystem::path& path() const;
   /// Engine::options.
@@ -9950,14 +9956,14 @@ inline std::filesystem::path take_backup(FileSystem& fs, const std::filesystem::
 
 }  // namespace detail
 
-/// A store's on-disk format and value schema version, and the steps an open
-/// would run to reach `target_version` (when given) with `migrations`. Reads
-/// only MANIFEST: it takes no lock and changes nothing, so it works beside a
-/// process that has the store open. Throws ValidationError when dir holds no
-/// store, CorruptionError when its MANIFEST is damaged.
-inline MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator& migrations = {},
-                                        std::optional<unsigned> target_version = std::nullopt,
-                                        std::shared_ptr<FileSystem> file_system = nullptr) {
+namespace detail {
+/// stowage::migration_status, and with `compression` and `serializer` (the
+/// opener's Compression::name and Serializer::id(); empty: not known) the
+/// steps changing them, as an open would plan them.
+inline MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator& migrations,
+                                        std::optional<unsigned> target_version,
+                                        std::shared_ptr<FileSystem> file_system, std::string_view compression,
+                                        std::string_view serializer) {
   auto fs = file_system ? file_system : default_file_system();
   if (!detail::manifest_exists(*fs, dir)) throw ValidationError("stowage: no store at " + dir.string() + " (no MANIFEST)");
   detail::Manifest m = detail::read_manifest(*fs, dir);
@@ -9969,9 +9975,20 @@ inline MigrationStatus migration_status(const std::filesystem::path& dir, const 
     f->apply(m);
     st.pending.push_back(f->name());
   }
+  st.compression = m.compression;
   if (const auto* ks = m.keyspace(detail::kDefaultKeyspace)) {
     st.schema_version = ks->schema_version;
     st.value_type = ks->value_type;
+    if (!ks->key_order.empty()) st.serializer = m.serializer;
+  }
+  if (!compression.empty() && st.compression != compression) {
+    st.pending.push_back("compression " + st.compression + " -> " + std::string(compression));
+    if (!migrations.changes_compression()) st.path_found = false;
+  }
+  if (!serializer.empty() && !st.serializer.empty() && st.serializer != serializer) {
+    const SerializerChange* c = migrations.serializer_change(st.serializer, serializer);
+    st.pending.push_back("serializer " + (c ? c->name() : st.serializer + " -> " + std::string(serializer)));
+    if (c == nullptr) st.path_found = false;
   }
   st.target_version = target_version;
   if (target_version) {
@@ -9982,6 +9999,18 @@ inline MigrationStatus migration_status(const std::filesystem::path& dir, const 
     }
   }
   return st;
+}
+}  // namespace detail
+
+/// A store's on-disk format and value schema version, and the steps an open
+/// would run to reach `target_version` (when given) with `migrations`. Reads
+/// only MANIFEST: it takes no lock and changes nothing, so it works beside a
+/// process that has the store open. Throws ValidationError when dir holds no
+/// store, CorruptionError when its MANIFEST is damaged.
+inline MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator& migrations = {},
+                                        std::optional<unsigned> target_version = std::nullopt,
+                                        std::shared_ptr<FileSystem> file_system = nullptr) {
+  return detail::migration_status(dir, migrations, target_version, std::move(file_system), {}, {});
 }
 
 }  // namespace stowage
@@ -11580,11 +11609,14 @@ class Engine {
     return nothing;
   }
   /// stowage::migration_status(dir, migrations, target, options.file_system)
-  /// (no migrations: a Migrator with no steps).
+  /// (no migrations: a Migrator with no steps), with the steps that change
+  /// the store's Compression to this engine's and (a Storage's default
+  /// collection) its Serializer to `serializer`, when they differ.
   static MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator* migrations,
-                                          unsigned target, const Options& options) {
-    return migrations ? stowage::migration_status(dir, *migrations, target, options.file_system)
-                      : stowage::migration_status(dir, Migrator{}, target, options.file_system);
+                                          unsigned target, const Options& options, std::string_view serializer) {
+    if (migrations == nullptr)
+      return detail::migration_status(dir, Migrator{}, target, options.file_system, Compression::name, serializer);
+    return detail::migration_status(dir, *migrations, target, options.file_system, Compression::name, serializer);
   }
 
   /// The store's directory.
@@ -15147,9 +15179,10 @@ auto Engine<Compression, Eviction, Lock>::check_manifest(const Migrator* migrati
                          "' but is opened with '" + here + "'; open it with the same " + what + how);
   };
   if ((manifest_.compression != want.compression || manifest_.compression_id != want.compression_id) &&
-      !(migrations && migrations->changes_compression() && !types_.database))
+      !(migrations && migrations->changes_compression()))
     mismatch("compression", manifest_.compression, want.compression,
-             types_.database ? std::string(" (a Database cannot change it; open the store as a Storage to)")
+             types_.database ? std::string(" or migrate the store: pass a Migrator with change_compression() to "
+                                           "the Database's constructor")
                              : std::string(" or migrate the store: pass a Migrator with change_compression()"));
   const auto* ks = manifest_.keyspace(detail::kDefaultKeyspace);
   if (!ks) throw CorruptionError(dir_ / "MANIFEST", 0, "MANIFEST names no 'default' keyspace");
@@ -15709,8 +15742,9 @@ MigrationReport EngineHandle<C, E, L>::no_migration(unsigned version) {
 }
 template <class C, class E, class L>
 MigrationStatus EngineHandle<C, E, L>::migration_status(const std::filesystem::path& dir, const Migrator* migrations,
-                                                        unsigned target, const Options& options) {
-  return engine_type::migration_status(dir, migrations, target, options);
+                                                        unsigned target, const Options& options,
+                                                        std::string_view serializer) {
+  return engine_type::migration_status(dir, migrations, target, options, serializer);
 }
 template <class C, class E, class L>
 const std::filesystem::path& EngineHandle<C, E, L>::path() const {
@@ -16942,6 +16976,15 @@ class Database {
   /// constructor does.
   explicit Database(const std::filesystem::path& dir, Options options = {})
       : engine_(std::make_unique<engine_type>(dir, std::move(options), database_types(), nullptr, 0, false)) {}
+  /// Opens the store in dir as above, running what `migrations` allows of
+  /// the whole store: Migrator::change_compression() rewrites every record
+  /// of every collection (and index) into chunk files compressed by this
+  /// Database's Compression, with the usual backup first (see
+  /// last_migration(); Migrator::backup_to sets where). Value steps and
+  /// serializer changes are a collection's: give them to
+  /// collection(name, migrations).
+  Database(const std::filesystem::path& dir, Options options, const Migrator& migrations)
+      : engine_(std::make_unique<engine_type>(dir, std::move(options), database_types(), &migrations, 0, false)) {}
 
   /// Closes the store (see close()); errors are logged, not thrown.
   ~Database() = default;
@@ -17224,14 +17267,17 @@ class Storage : private detail::EngineOwner<detail::engine_for<Compression, Evic
   }
 
   /// migration_status(dir, migrations, value_version<Value>): what opening
-  /// dir with this Storage type would run. Takes no lock, writes nothing.
+  /// dir with this Storage type would run, a change of its Compression or
+  /// Serializer included (path_found is false when `migrations` does not
+  /// allow one that is needed: the open would throw MigrationError). Takes
+  /// no lock, writes nothing.
   static MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator& migrations,
                                           const Options& options = {}) {
-    return engine_type::migration_status(dir, &migrations, value_version<Value>, options);
+    return engine_type::migration_status(dir, &migrations, value_version<Value>, options, Serializer::id());
   }
   /// migration_status(dir, Migrator{}): with no steps registered.
   static MigrationStatus migration_status(const std::filesystem::path& dir) {
-    return engine_type::migration_status(dir, nullptr, value_version<Value>, Options{});
+    return engine_type::migration_status(dir, nullptr, value_version<Value>, Options{}, Serializer::id());
   }
 
 

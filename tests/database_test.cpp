@@ -603,3 +603,46 @@ TEST_CASE("a crash during a collection migration leaves the collection as it was
   CHECK(db.stats().records == 1999 + 1999 + 50);  // the copies were purged at open
   CHECK(manifest_of(dir.path()).dropped.empty());
 }
+
+TEST_CASE("a Database changes its Compression with Migrator::change_compression(), indexes and all") {
+  TempDir tmp("db");
+  const auto dir = tmp / "db";
+  std::map<std::uint64_t, User> want;
+  {
+    Database<NoCompression> db(dir, small_options());
+    auto users = db.collection<std::uint64_t, User>("users");
+    users.index("by_email", &User::email, stowage::unique);
+    auto notes = db.collection<std::string, std::string>("notes");
+    for (std::uint64_t i = 1; i <= 600; ++i) {
+      User u{"user " + std::to_string(i), std::to_string(i) + "@example.com"};
+      users.put(i, u);
+      want[i] = u;
+    }
+    notes.put("a", std::string(300, 'x'));  // compresses well
+  }
+  CHECK(manifest_of(dir).compression == "none");
+  // Without the Migrator: a clear error naming the way, and nothing changed.
+  const std::string refused = stowage_test::error_of([&] { Database<Lz4Compression> db(dir, small_options()); });
+  CHECK_THAT(refused, Catch::Contains("compression") && Catch::Contains("'none'") &&
+                          Catch::Contains("change_compression") && Catch::Contains("Database"));
+  CHECK(manifest_of(dir).compression == "none");
+  Migrator m;
+  m.change_compression();
+  {
+    Database<Lz4Compression> db(dir, small_options(), m);
+    REQUIRE(db.last_migration().has_value());
+    CHECK(db.last_migration()->steps == std::vector<std::string>{"compression none -> lz4"});
+    CHECK(db.backups().size() == 1);  // the migration's backup
+    auto users = db.collection<std::uint64_t, User>("users");
+    auto by_email = users.index("by_email", &User::email, stowage::unique);
+    CHECK(contents(users) == want);
+    const auto found = by_email.find("42@example.com");
+    REQUIRE(found.has_value());
+    CHECK(found->second == want[42]);
+    CHECK(db.collection<std::string, std::string>("notes").get("a") == std::string(300, 'x'));
+  }
+  CHECK(manifest_of(dir).compression == "lz4");
+  Database<Lz4Compression> again(dir, small_options());  // no migration left
+  CHECK_FALSE(again.last_migration().has_value());
+  CHECK(contents(again.collection<std::uint64_t, User>("users")) == want);
+}

@@ -641,8 +641,18 @@ TEST_CASE("changing the Serializer is a migration: every value re-encoded after 
   CHECK_THAT(migration_message([&] { (void)Reversed1(dir, small_options()); }),
              Catch::Contains("binary-1") && Catch::Contains("reversed-1") && Catch::Contains("change_serializer"));
   CHECK(migration_status(dir, Migrator{}, 1).up_to_date());  // nothing changed
+  // The Storage type's status knows its Serializer: the change is pending,
+  // and without it registered no path leads there.
+  const MigrationStatus refused = Reversed1::migration_status(dir);
+  CHECK(refused.serializer == "binary-1");
+  CHECK(refused.pending == std::vector<std::string>{"serializer binary-1 -> reversed-1"});
+  CHECK_FALSE(refused.path_found);
+  CHECK(Store1::migration_status(dir).up_to_date());
   Migrator m;
   m.change_serializer<PersonV1, BinarySerializer, ReversedSerializer>();
+  const MigrationStatus planned = Reversed1::migration_status(dir, m);
+  CHECK(planned.pending == std::vector<std::string>{"serializer binary-1 -> reversed-1"});
+  CHECK(planned.path_found);
   {
     Reversed1 db(dir, small_options(), m);
     REQUIRE(db.last_migration().has_value());
@@ -702,6 +712,12 @@ TEST_CASE("changing the Compression is a migration, from any policy that the new
                  Catch::Contains("change_compression"));
   Migrator m;
   m.change_compression();
+  // The Storage type's status knows its Compression.
+  CHECK(Flipped::migration_status(dir).compression == "lz4");
+  CHECK(Flipped::migration_status(dir).pending == std::vector<std::string>{"compression lz4 -> flipped-lz4"});
+  CHECK_FALSE(Flipped::migration_status(dir).path_found);
+  CHECK(Flipped::migration_status(dir, m).path_found);
+  CHECK(Store1::migration_status(dir).up_to_date());
   const int before = FlippedLz4::compressions.load();
   {
     Flipped db(dir, small_options(), m);

@@ -53,6 +53,15 @@ class Database {
   /// constructor does.
   explicit Database(const std::filesystem::path& dir, Options options = {})
       : engine_(std::make_unique<engine_type>(dir, std::move(options), database_types(), nullptr, 0, false)) {}
+  /// Opens the store in dir as above, running what `migrations` allows of
+  /// the whole store: Migrator::change_compression() rewrites every record
+  /// of every collection (and index) into chunk files compressed by this
+  /// Database's Compression, with the usual backup first (see
+  /// last_migration(); Migrator::backup_to sets where). Value steps and
+  /// serializer changes are a collection's: give them to
+  /// collection(name, migrations).
+  Database(const std::filesystem::path& dir, Options options, const Migrator& migrations)
+      : engine_(std::make_unique<engine_type>(dir, std::move(options), database_types(), &migrations, 0, false)) {}
 
   /// Closes the store (see close()); errors are logged, not thrown.
   ~Database() = default;

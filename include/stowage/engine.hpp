@@ -803,11 +803,14 @@ class Engine {
     return nothing;
   }
   /// stowage::migration_status(dir, migrations, target, options.file_system)
-  /// (no migrations: a Migrator with no steps).
+  /// (no migrations: a Migrator with no steps), with the steps that change
+  /// the store's Compression to this engine's and (a Storage's default
+  /// collection) its Serializer to `serializer`, when they differ.
   static MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator* migrations,
-                                          unsigned target, const Options& options) {
-    return migrations ? stowage::migration_status(dir, *migrations, target, options.file_system)
-                      : stowage::migration_status(dir, Migrator{}, target, options.file_system);
+                                          unsigned target, const Options& options, std::string_view serializer) {
+    if (migrations == nullptr)
+      return detail::migration_status(dir, Migrator{}, target, options.file_system, Compression::name, serializer);
+    return detail::migration_status(dir, *migrations, target, options.file_system, Compression::name, serializer);
   }
 
   /// The store's directory.
@@ -4370,9 +4373,10 @@ auto Engine<Compression, Eviction, Lock>::check_manifest(const Migrator* migrati
                          "' but is opened with '" + here + "'; open it with the same " + what + how);
   };
   if ((manifest_.compression != want.compression || manifest_.compression_id != want.compression_id) &&
-      !(migrations && migrations->changes_compression() && !types_.database))
+      !(migrations && migrations->changes_compression()))
     mismatch("compression", manifest_.compression, want.compression,
-             types_.database ? std::string(" (a Database cannot change it; open the store as a Storage to)")
+             types_.database ? std::string(" or migrate the store: pass a Migrator with change_compression() to "
+                                           "the Database's constructor")
                              : std::string(" or migrate the store: pass a Migrator with change_compression()"));
   const auto* ks = manifest_.keyspace(detail::kDefaultKeyspace);
   if (!ks) throw CorruptionError(dir_ / "MANIFEST", 0, "MANIFEST names no 'default' keyspace");
@@ -4932,8 +4936,9 @@ MigrationReport EngineHandle<C, E, L>::no_migration(unsigned version) {
 }
 template <class C, class E, class L>
 MigrationStatus EngineHandle<C, E, L>::migration_status(const std::filesystem::path& dir, const Migrator* migrations,
-                                                        unsigned target, const Options& options) {
-  return engine_type::migration_status(dir, migrations, target, options);
+                                                        unsigned target, const Options& options,
+                                                        std::string_view serializer) {
+  return engine_type::migration_status(dir, migrations, target, options, serializer);
 }
 template <class C, class E, class L>
 const std::filesystem::path& EngineHandle<C, E, L>::path() const {

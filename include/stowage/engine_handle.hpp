@@ -295,7 +295,7 @@ class EngineHandle {
   static MigrationReport no_migration(unsigned version);
   /// Engine::migration_status.
   static MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator* migrations,
-                                          unsigned target, const Options& options);
+                                          unsigned target, const Options& options, std::string_view serializer);
   /// Engine::path.
   const std::filesystem::path& path() const;
   /// Engine::options.

@@ -371,14 +371,14 @@ inline std::filesystem::path take_backup(FileSystem& fs, const std::filesystem::
 
 }  // namespace detail
 
-/// A store's on-disk format and value schema version, and the steps an open
-/// would run to reach `target_version` (when given) with `migrations`. Reads
-/// only MANIFEST: it takes no lock and changes nothing, so it works beside a
-/// process that has the store open. Throws ValidationError when dir holds no
-/// store, CorruptionError when its MANIFEST is damaged.
-inline MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator& migrations = {},
-                                        std::optional<unsigned> target_version = std::nullopt,
-                                        std::shared_ptr<FileSystem> file_system = nullptr) {
+namespace detail {
+/// stowage::migration_status, and with `compression` and `serializer` (the
+/// opener's Compression::name and Serializer::id(); empty: not known) the
+/// steps changing them, as an open would plan them.
+inline MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator& migrations,
+                                        std::optional<unsigned> target_version,
+                                        std::shared_ptr<FileSystem> file_system, std::string_view compression,
+                                        std::string_view serializer) {
   auto fs = file_system ? file_system : default_file_system();
   if (!detail::manifest_exists(*fs, dir)) throw ValidationError("stowage: no store at " + dir.string() + " (no MANIFEST)");
   detail::Manifest m = detail::read_manifest(*fs, dir);
@@ -390,9 +390,20 @@ inline MigrationStatus migration_status(const std::filesystem::path& dir, const 
     f->apply(m);
     st.pending.push_back(f->name());
   }
+  st.compression = m.compression;
   if (const auto* ks = m.keyspace(detail::kDefaultKeyspace)) {
     st.schema_version = ks->schema_version;
     st.value_type = ks->value_type;
+    if (!ks->key_order.empty()) st.serializer = m.serializer;
+  }
+  if (!compression.empty() && st.compression != compression) {
+    st.pending.push_back("compression " + st.compression + " -> " + std::string(compression));
+    if (!migrations.changes_compression()) st.path_found = false;
+  }
+  if (!serializer.empty() && !st.serializer.empty() && st.serializer != serializer) {
+    const SerializerChange* c = migrations.serializer_change(st.serializer, serializer);
+    st.pending.push_back("serializer " + (c ? c->name() : st.serializer + " -> " + std::string(serializer)));
+    if (c == nullptr) st.path_found = false;
   }
   st.target_version = target_version;
   if (target_version) {
@@ -403,6 +414,18 @@ inline MigrationStatus migration_status(const std::filesystem::path& dir, const 
     }
   }
   return st;
+}
+}  // namespace detail
+
+/// A store's on-disk format and value schema version, and the steps an open
+/// would run to reach `target_version` (when given) with `migrations`. Reads
+/// only MANIFEST: it takes no lock and changes nothing, so it works beside a
+/// process that has the store open. Throws ValidationError when dir holds no
+/// store, CorruptionError when its MANIFEST is damaged.
+inline MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator& migrations = {},
+                                        std::optional<unsigned> target_version = std::nullopt,
+                                        std::shared_ptr<FileSystem> file_system = nullptr) {
+  return detail::migration_status(dir, migrations, target_version, std::move(file_system), {}, {});
 }
 
 }  // namespace stowage

@@ -41,10 +41,16 @@ struct MigrationStatus {
   unsigned current_format_version = 0;  ///< the format this program writes
   unsigned schema_version = 0;          ///< value schema version on disk
   std::string value_type;               ///< the stored value type's description (may be empty)
+  std::string compression;              ///< the Compression::name the store's blocks are written with
+  std::string serializer;               ///< the Serializer::id() of its default collection ("" when untyped)
   std::optional<unsigned> target_version;  ///< the version asked for, if any
-  /// The steps an open (or migrate_to) would run, in order: "format 1->2", "1->2".
+  /// The steps an open (or migrate_to) would run, in order: "format 1->2",
+  /// "compression none -> lz4" and "serializer binary-1 -> msgpack-1" (from
+  /// Storage::migration_status, which knows the policies), "1->2".
   std::vector<std::string> pending;
-  /// False when a target version was given and no registered steps reach it.
+  /// False when a target version was given and no registered steps reach
+  /// it, or (Storage::migration_status) when the Compression or Serializer
+  /// differs and the Migrator does not allow the change: opening fails then.
   bool path_found = true;
 
   /// Nothing to run and nothing missing.

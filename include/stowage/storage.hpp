@@ -114,14 +114,17 @@ class Storage : private detail::EngineOwner<detail::engine_for<Compression, Evic
   }
 
   /// migration_status(dir, migrations, value_version<Value>): what opening
-  /// dir with this Storage type would run. Takes no lock, writes nothing.
+  /// dir with this Storage type would run, a change of its Compression or
+  /// Serializer included (path_found is false when `migrations` does not
+  /// allow one that is needed: the open would throw MigrationError). Takes
+  /// no lock, writes nothing.
   static MigrationStatus migration_status(const std::filesystem::path& dir, const Migrator& migrations,
                                           const Options& options = {}) {
-    return engine_type::migration_status(dir, &migrations, value_version<Value>, options);
+    return engine_type::migration_status(dir, &migrations, value_version<Value>, options, Serializer::id());
   }
   /// migration_status(dir, Migrator{}): with no steps registered.
   static MigrationStatus migration_status(const std::filesystem::path& dir) {
-    return engine_type::migration_status(dir, nullptr, value_version<Value>, Options{});
+    return engine_type::migration_status(dir, nullptr, value_version<Value>, Options{}, Serializer::id());
   }
 
 
