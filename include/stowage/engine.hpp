@@ -705,19 +705,34 @@ class Engine {
   template <class Fn>
   bool find_at(const Snapshot& at, std::string_view key, Fn&& on_value) const {
     const detail::SnapshotState& st = *state_of(at);
-    std::shared_lock guard(lock_);
-    check_open();
-    const detail::WriteBuffer& wb = st.active ? *st.active : wb_;
-    for (const detail::WriteBuffer* b : {&wb, st.imm.get()}) {
-      if (b == nullptr) continue;
-      if (const auto* e = b->find(key)) {
-        if (const auto* v = b->visible(*e, st.seq)) {
-          if (v->tombstone) return false;
-          on_value(std::string_view(v->value), nullptr);
-          return true;
-        }
+    // Whether a buffer holds a version of key the snapshot sees: 1 a put
+    // (on_value called), 0 an erase, -1 none.
+    auto probe = [&](const detail::WriteBuffer& b) {
+      const auto* e = b.find(key);
+      const auto* v = e ? b.visible(*e, st.seq) : nullptr;
+      if (v == nullptr) return -1;
+      if (v->tombstone) return 0;
+      on_value(std::string_view(v->value), nullptr);
+      return 1;
+    };
+    std::shared_ptr<const detail::WriteBuffer> frozen;
+    {
+      // lock_ only for the write buffer while it is the store's (writers
+      // change it) and to read st.active (a freeze sets it).
+      std::shared_lock guard(lock_);
+      check_open();
+      if (!st.active) {
+        if (const int p = probe(wb_); p >= 0) return p == 1;
+      } else {
+        frozen = st.active;
       }
     }
+    // The rest is pinned by the snapshot and read with no lock, so that a
+    // block read here never holds writers off.
+    if (frozen)
+      if (const int p = probe(*frozen); p >= 0) return p == 1;
+    if (st.imm)
+      if (const int p = probe(*st.imm); p >= 0) return p == 1;
     return find_in_files(*st.version, key, on_value);
   }
 
