@@ -31,8 +31,10 @@ struct SnapshotState;  // engine.hpp
 /// replace them (Stats::snapshots, Stats::snapshot_pinned_bytes). So hold a
 /// snapshot for a read, a batch of reads or a scan, not for hours under
 /// heavy writes. Copies share the moment; the last one to die releases it.
-/// It must not outlive its store (as an iterator must not); using it after
-/// the store closed throws ValidationError.
+/// Read it only while its store is open: after close() a read throws
+/// ValidationError, after the store is destroyed it is undefined (as for an
+/// iterator). Destroying it later is fine: the chunk files it kept past the
+/// store's close are removed by the store's next open.
 class Snapshot {
  public:
   /// No snapshot: reading at it throws ValidationError.
