@@ -274,3 +274,28 @@ TEST_CASE("released snapshots release their buffers and files", "[snapshot]") {
   for (const auto& level : db.stats().levels) in_levels += level.bytes;
   CHECK(chunk_bytes == in_levels);
 }
+
+TEST_CASE("a snapshot released after its store is gone leaves files the next open removes", "[snapshot]") {
+  TempDir tmp("snapshot");
+  const auto dir = tmp / "store";
+  auto chunk_files = [&] {
+    std::size_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) n += e.path().extension() == ".chunk" ? 1 : 0;
+    return n;
+  };
+  std::optional<Store::View> view;
+  {
+    Store db(dir, busy_options());
+    for (std::uint64_t k = 0; k < 3000; ++k) db.put(k, k);
+    view = db.snapshot();
+    for (std::uint64_t k = 0; k < 3000; ++k) db.put(k, k + 1);
+    db.compact();
+    CHECK(view->get(7) == 7u);
+    CHECK(db.stats().snapshot_pinned_bytes > 0);
+  }
+  view.reset();  // after the store is destroyed: only released, never read
+  Store db(dir, busy_options());
+  CHECK(db.get(7) == 8u);
+  db.compact();  // waits for the removal of the earlier session's leftovers, which the open starts
+  CHECK(chunk_files() == db.stats().chunks);
+}
