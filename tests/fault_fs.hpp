@@ -53,9 +53,9 @@
 //  - create() over an existing name truncates that file in place and the
 //    truncation counts as durable at once (ext4's "zero-length file" case);
 //    truncate() likewise (the old tail is gone even without an fsync).
-//  - Directory creation (create_dirs) is durable at once; only the one
-//    directory given to the constructor is tracked, files elsewhere pass
-//    straight through.
+//  - Directory creation (create_dirs) is durable at once. Only the directory
+//    given to the constructor is tracked, plus those track() adds (see
+//    "Several directories" below); files elsewhere pass straight through.
 //  - Writes are buffered by the wrapper until flush(); a crash drops that
 //    buffer (as a killed process loses its user-space buffers).
 //  - WritableFile::write_at (the WAL's writes into its preallocated zeros)
@@ -65,9 +65,34 @@
 //    power cut handles the range as the TailMode says (dropped means the old
 //    bytes come back; a kept prefix is followed by the old bytes; torn). Zeros
 //    written and synced are durable zeros like any other bytes.
-//  - No hard links: a file has at most one live name.
+//  - Hard links (link()) only into a tracked directory: a link into any
+//    other directory is the copy FileSystem::link() makes through this FS,
+//    as before (creates, appends, a sync and a close, all counted).
 //  - By default the real fdatasync/fsync calls are skipped (durability is
 //    simulated, so they would only cost time); set_real_sync(true) makes them.
+//
+// Several directories (for backups, which build `<target>.partial` and
+// rename it to target): track(dir) adds a directory path. Its files are
+// tracked exactly like the store directory's (durable once synced, names
+// durable once the directory is synced), once a directory exists there:
+// already (its files count as durable), or by create_dirs() (durable at
+// once). The model keeps directories as objects: rename() of a tracked
+// directory moves the object and its files to the new path, and is a
+// directory operation of the parent: durable once the parent of the new path
+// is synced (sync_dir), else subject to the DirMode like any other (a cut
+// that loses it leaves the directory, with its durable files, at its old
+// path). link(from, to) into a tracked directory (kOpLink) makes a new name
+// for from's data: the same inode when from is tracked, so it is as durable
+// as from's bytes (an untracked source counts as durable), and the new name
+// is a directory operation like a create. simulate_power_loss() rewrites
+// every tracked directory (moving it back when its rename is lost; a
+// directory that held only tracked files is removed from the path it
+// leaves); power_loss_image() writes only the constructor's directory, as
+// before, and power_loss_image_tree() writes all of them below another root.
+// A file renamed from one tracked directory into another is a remove in the
+// first and a create in the second. Removing a directory outside the FS
+// (std::filesystem) is not seen: its object stays, and a create_dirs() at the
+// path reuses it.
 #pragma once
 
 #include <algorithm>
@@ -110,9 +135,10 @@ enum FaultOp : unsigned {
   kOpCreateDirs = 1u << 9,
   kOpClose = 1u << 10,
   kOpRead = 1u << 11,  // open_read, list, exists, is_directory
+  kOpLink = 1u << 12,  // link() into a tracked directory (others are copies: creates, appends, ...)
   /// Everything that changes the disk.
   kOpMutating = kOpCreate | kOpOpenAppend | kOpAppend | kOpFlush | kOpSync | kOpRename | kOpRemove | kOpTruncate |
-                kOpSyncDir | kOpCreateDirs | kOpClose,
+                kOpSyncDir | kOpCreateDirs | kOpClose | kOpLink,
   /// The operations that order data on disk: syncs and renames.
   kOpDurability = kOpSync | kOpRename | kOpSyncDir,
 };
@@ -131,6 +157,7 @@ inline const char* fault_op_name(unsigned op) {
     case kOpCreateDirs: return "create_dirs";
     case kOpClose: return "close";
     case kOpRead: return "read";
+    case kOpLink: return "link";
     default: return "?";
   }
 }
@@ -183,6 +210,18 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
   /// count as durable.
   static std::shared_ptr<FaultFileSystem> make(const std::filesystem::path& root) {
     return std::shared_ptr<FaultFileSystem>(new FaultFileSystem(root));
+  }
+
+  /// Tracks the directory at `dir` too (see "Several directories" in the file
+  /// comment): now, when one exists there (its files count as durable), and
+  /// whenever create_dirs() makes one there. The path is made absolute and
+  /// canonical, as backup.hpp names its directories.
+  void track(const std::filesystem::path& dir) {
+    std::lock_guard g(mu_);
+    const auto p = canonical_dir(dir);
+    track_paths_.push_back(p);
+    std::error_code ec;
+    if (!dir_at(p) && std::filesystem::is_directory(p, ec)) adopt_dir_locked(p);
   }
 
   // ---- fault control -------------------------------------------------------
@@ -287,24 +326,37 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
   void simulate_power_loss(TailMode mode, std::uint64_t seed, DirMode dirs = DirMode::lose) {
     std::lock_guard g(mu_);
     require_no_writers("simulate_power_loss");
-    const auto survivors = survivors_locked(mode, seed, dirs);
-    std::set<std::string> names;
+    const auto image = survivors_locked(mode, seed, dirs);
+    std::set<Name> names;
     for (const auto& [name, ino] : live_) names.insert(name);
     for (const auto& [name, ino] : durable_) names.insert(name);
     for (const auto& name : names) {
+      if (!dirs_[name.first].live) continue;
       std::error_code ec;
-      std::filesystem::remove(root_ / name, ec);
+      std::filesystem::remove(path_of(name), ec);
+    }
+    for (std::size_t id = 1; id < dirs_.size(); ++id) {
+      std::error_code ec;
+      if (dirs_[id].live) std::filesystem::remove(*dirs_[id].live, ec);  // only when empty now
+      dirs_[id].live.reset();
+      dirs_[id].durable.reset();
     }
     live_.clear();
     durable_.clear();
     inodes_.clear();
     dirlog_.clear();
-    for (const auto& [name, content] : survivors) {
-      write_file(root_ / name, content);
-      auto ino = next_inode_++;
-      inodes_[ino].durable = content.size();
-      live_[name] = ino;
-      durable_[name] = ino;
+    for (const auto& [id, img] : image) {
+      if (id != 0) {
+        std::filesystem::create_directories(img.at);
+        dirs_[id].live = dirs_[id].durable = img.at;
+      }
+      for (const auto& [name, content] : img.files) {
+        write_file(img.at / name, content);
+        auto ino = next_inode_++;
+        inodes_[ino].durable = content.size();
+        live_[Name{id, name}] = ino;
+        durable_[Name{id, name}] = ino;
+      }
     }
     crashed_ = false;
     arm_mask_ = 0;
@@ -318,10 +370,31 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
                         DirMode dirs = DirMode::lose) {
     std::lock_guard g(mu_);
     require_no_writers("power_loss_image");
-    const auto survivors = survivors_locked(mode, seed, dirs);
+    const auto image = survivors_locked(mode, seed, dirs);
     std::filesystem::remove_all(target);
     std::filesystem::create_directories(target);
-    for (const auto& [name, content] : survivors) write_file(target / name, content);
+    for (const auto& [name, content] : image.at(0).files) write_file(target / name, content);
+  }
+
+  /// As power_loss_image(), for every tracked directory: each one a cut
+  /// leaves at path P (which must lie below `base`) is written to
+  /// target / P.lexically_relative(base); target is created or emptied.
+  void power_loss_image_tree(const std::filesystem::path& base, const std::filesystem::path& target, TailMode mode,
+                             std::uint64_t seed, DirMode dirs = DirMode::lose) {
+    std::lock_guard g(mu_);
+    require_no_writers("power_loss_image_tree");
+    const auto image = survivors_locked(mode, seed, dirs);
+    std::filesystem::remove_all(target);
+    std::filesystem::create_directories(target);
+    for (const auto& [id, img] : image) {
+      const auto rel = img.at.lexically_relative(base);
+      if (rel.empty() || *rel.begin() == "..")
+        throw std::logic_error("FaultFileSystem::power_loss_image_tree: " + img.at.string() + " is not below " +
+                               base.string());
+      const auto out = target / rel;
+      std::filesystem::create_directories(out);
+      for (const auto& [name, content] : img.files) write_file(out / name, content);
+    }
   }
 
   /// Names the last simulate_power_loss() took from unsynced directory
@@ -335,13 +408,13 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
   /// cut now, and whether the name itself would.
   std::uint64_t durable_bytes(const std::string& name) const {
     std::lock_guard g(mu_);
-    auto it = durable_.find(name);
+    auto it = durable_.find(Name{0, name});
     if (it == durable_.end()) return 0;
     return inodes_.at(it->second).durable;
   }
   bool name_durable(const std::string& name) const {
     std::lock_guard g(mu_);
-    return durable_.count(name) != 0;
+    return durable_.count(Name{0, name}) != 0;
   }
 
   // ---- stowage::FileSystem -----------------------------------------------
@@ -363,7 +436,7 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
           ino = next_inode_++;
           inodes_[*ino];
           live_[*name] = *ino;
-          dirlog_.push_back(DirOp{DirOp::create, *name, {}, *ino});
+          dirlog_.push_back(DirOp::file(DirOp::create, *name, {}, *ino));
         }
       }
       ++writers_;
@@ -413,10 +486,19 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
   void rename(const std::filesystem::path& from, const std::filesystem::path& to) override {
     gate(kOpRename, from);
     std::lock_guard g(mu_);
+    if (const auto moved = dir_at(from)) {  // a tracked directory, whole
+      base_->rename(from, to);
+      const auto dest = canonical_dir(to);
+      if (const auto displaced = dir_at(dest)) dirs_[*displaced].live.reset();  // an empty directory replaced
+      dirlog_.push_back(DirOp::dir_move(*moved, *dirs_[*moved].live, dest));
+      dirs_[*moved].live = dest;
+      collect_locked();
+      return;
+    }
     auto fname = tracked(from), tname = tracked(to);
     if (tname) {
       auto t = live_.find(*tname);
-      if (t != live_.end()) stash_locked(t->second, root_ / *tname);
+      if (t != live_.end()) stash_locked(t->second, path_of(*tname));
     }
     base_->rename(from, to);
     std::optional<std::uint64_t> ino;
@@ -431,13 +513,16 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
       if (!ino) {  // untracked source: adopt, not durable
         ino = next_inode_++;
         inodes_[*ino];
-        dirlog_.push_back(DirOp{DirOp::create, *tname, {}, *ino});
-      } else if (fname) {
-        dirlog_.push_back(DirOp{DirOp::rename, *fname, *tname, *ino});
+        dirlog_.push_back(DirOp::file(DirOp::create, *tname, {}, *ino));
+      } else if (fname && fname->first == tname->first) {
+        dirlog_.push_back(DirOp::file(DirOp::rename, *fname, *tname, *ino));
+      } else if (fname) {  // from one tracked directory into another
+        dirlog_.push_back(DirOp::file(DirOp::remove, *fname, {}, *ino));
+        dirlog_.push_back(DirOp::file(DirOp::create, *tname, {}, *ino));
       }
       live_[*tname] = *ino;
     } else if (fname && ino) {
-      dirlog_.push_back(DirOp{DirOp::remove, *fname, {}, *ino});
+      dirlog_.push_back(DirOp::file(DirOp::remove, *fname, {}, *ino));
     }
     collect_locked();
   }
@@ -457,7 +542,7 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
     base_->remove(p);
     if (ino) {
       live_.erase(*name);
-      dirlog_.push_back(DirOp{DirOp::remove, *name, {}, *ino});
+      dirlog_.push_back(DirOp::file(DirOp::remove, *name, {}, *ino));
     }
     collect_locked();
   }
@@ -487,16 +572,78 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
     gate(kOpSyncDir, dir);
     if (real_sync_) base_->sync_dir(dir);
     std::lock_guard g(mu_);
-    if (same_dir(dir, root_)) {
-      durable_ = live_;
-      dirlog_.clear();
-      collect_locked();
+    bool changed = false;
+    const auto id = dir_at(dir);
+    if (id) {
+      for (auto it = durable_.begin(); it != durable_.end();)
+        it = it->first.first == *id ? durable_.erase(it) : std::next(it);
+      for (const auto& [name, ino] : live_)
+        if (name.first == *id) durable_[name] = ino;
+      changed = true;
     }
+    for (auto it = dirlog_.begin(); it != dirlog_.end();) {
+      bool durable = false;
+      if (it->kind == DirOp::move_dir) {
+        durable = same_dir(it->to_path.parent_path(), dir);
+        if (durable) {
+          for (auto& d : dirs_)
+            if (d.durable && *d.durable == it->to_path) d.durable.reset();  // replaced
+          dirs_[it->dir].durable = it->to_path;
+        }
+      } else {
+        durable = id && it->name.first == *id;
+      }
+      changed = changed || durable;
+      it = durable ? dirlog_.erase(it) : std::next(it);
+    }
+    if (changed) collect_locked();
   }
 
   void create_dirs(const std::filesystem::path& dir) override {
     gate(kOpCreateDirs, dir);
     base_->create_dirs(dir);
+    std::lock_guard g(mu_);
+    if (track_paths_.empty()) return;
+    const auto p = canonical_dir(dir);
+    if (dir_at(p)) return;
+    for (const auto& t : track_paths_)
+      if (t == p) {
+        dirs_.push_back(Dir{p, p});  // durable at once (see the file comment)
+        return;
+      }
+  }
+
+  /// Into a tracked directory: a hard link (see the file comment). Elsewhere
+  /// the copy FileSystem::link() makes through this FS.
+  void link(const std::filesystem::path& from, const std::filesystem::path& to) override {
+    bool into_tracked = false;
+    {
+      std::lock_guard g(mu_);
+      into_tracked = tracked(to).has_value();
+    }
+    if (!into_tracked) {  // not under the lock: the copy runs through this FS's operations
+      stowage::FileSystem::link(from, to);
+      return;
+    }
+    gate(kOpLink, to);
+    {
+      std::lock_guard g(mu_);
+      const auto tname = tracked(to);
+      base_->link(from, to);
+      if (!tname) return;
+      std::optional<std::uint64_t> ino;
+      if (const auto fname = tracked(from)) {
+        auto f = live_.find(*fname);
+        if (f != live_.end()) ino = f->second;
+      }
+      if (!ino) {  // an untracked source: its bytes count as durable
+        ino = next_inode_++;
+        inodes_[*ino].durable = std::filesystem::file_size(to);
+      }
+      live_[*tname] = *ino;
+      dirlog_.push_back(DirOp::file(DirOp::create, *tname, {}, *ino));
+      collect_locked();
+    }
   }
   std::vector<std::string> list(const std::filesystem::path& dir) override {
     gate(kOpRead, dir);
@@ -512,6 +659,8 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
   }
 
  private:
+  // A file: (directory id, name in it).
+  using Name = std::pair<std::size_t, std::string>;
   // The durable content of a range overwritten in place (write_at) since the
   // last sync that covered the write numbered `gen`.
   struct Dirty {
@@ -667,15 +816,40 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
     if (!root_.has_filename()) root_ = root_.parent_path();  // "dir/" -> "dir"
     std::error_code ec;
     if (std::filesystem::is_directory(root_, ec)) {
-      for (const auto& e : std::filesystem::directory_iterator(root_)) {
-        if (!e.is_regular_file()) continue;
-        auto ino = next_inode_++;
-        inodes_[ino].durable = e.file_size();
-        live_[e.path().filename().string()] = ino;
-      }
-      durable_ = live_;
+      adopt_dir_locked(root_);
+    } else {
+      dirs_.push_back(Dir{root_, root_});
     }
   }
+
+  // A directory object for the existing directory at p, its regular files
+  // adopted as durable.
+  void adopt_dir_locked(const std::filesystem::path& p) {
+    const std::size_t id = dirs_.size();
+    dirs_.push_back(Dir{p, p});
+    for (const auto& e : std::filesystem::directory_iterator(p)) {
+      if (!e.is_regular_file()) continue;
+      auto ino = next_inode_++;
+      inodes_[ino].durable = e.file_size();
+      live_[Name{id, e.path().filename().string()}] = ino;
+      durable_[Name{id, e.path().filename().string()}] = ino;
+    }
+  }
+  static std::filesystem::path canonical_dir(const std::filesystem::path& dir) {
+    std::error_code ec;
+    auto p = std::filesystem::weakly_canonical(std::filesystem::absolute(dir), ec);
+    if (ec) p = std::filesystem::absolute(dir).lexically_normal();
+    if (!p.has_filename()) p = p.parent_path();
+    return p;
+  }
+  // The directory object now at d, if any.
+  std::optional<std::size_t> dir_at(const std::filesystem::path& d) const {
+    for (std::size_t i = 0; i < dirs_.size(); ++i)
+      if (dirs_[i].live && same_dir(*dirs_[i].live, d)) return i;
+    return std::nullopt;
+  }
+  // Where a live name is now (its directory must have a live path).
+  std::filesystem::path path_of(const Name& n) const { return *dirs_[n.first].live / n.second; }
 
   static bool same_dir(const std::filesystem::path& a, const std::filesystem::path& b) {
     auto na = a.lexically_normal(), nb = b.lexically_normal();
@@ -683,9 +857,11 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
     if (!nb.has_filename()) nb = nb.parent_path();
     return na == nb;
   }
-  std::optional<std::string> tracked(const std::filesystem::path& p) const {
-    if (!p.has_filename() || !same_dir(p.parent_path(), root_)) return std::nullopt;
-    return p.filename().string();
+  std::optional<Name> tracked(const std::filesystem::path& p) const {
+    if (!p.has_filename()) return std::nullopt;
+    const auto id = dir_at(p.parent_path());
+    if (!id) return std::nullopt;
+    return Name{*id, p.filename().string()};
   }
 
   void gate(unsigned op, const std::filesystem::path& p) {
@@ -736,10 +912,10 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
     const std::uint64_t gen = ++write_gen_;
     if (ino) {
       auto in = inodes_.find(*ino);
-      std::optional<std::string> name;
+      std::optional<Name> name;
       for (const auto& [n, i] : live_)
         if (i == *ino) name = n;
-      if (in != inodes_.end() && name) note_overwrite_locked(in->second, root_ / *name, offset, offset + data.size(), gen);
+      if (in != inodes_.end() && name) note_overwrite_locked(in->second, path_of(*name), offset, offset + data.size(), gen);
     }
     return inner.write_at(offset, data);
   }
@@ -782,13 +958,24 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
                              " file(s) still open for writing: destroy the Storage first");
   }
 
-  // The files (name -> bytes) a power cut leaves; see simulate_power_loss.
-  std::map<std::string, std::string> survivors_locked(TailMode mode, std::uint64_t seed, DirMode dirs) {
+  // What a power cut leaves of one tracked directory: where it is, and its
+  // files (name -> bytes).
+  struct DirImage {
+    std::filesystem::path at;
+    std::map<std::string, std::string> files;
+  };
+  // What a power cut leaves (directory id -> image; the constructor's
+  // directory, id 0, always); see simulate_power_loss.
+  std::map<std::size_t, DirImage> survivors_locked(TailMode mode, std::uint64_t seed, DirMode dirs) {
     std::mt19937_64 rng(seed);
     // The names the disk holds: the synced table, plus what `dirs` keeps of
-    // the operations since.
-    std::map<std::string, std::uint64_t> table = durable_;
+    // the operations since; likewise where the directories are.
+    std::map<Name, std::uint64_t> table = durable_;
+    std::map<std::size_t, std::filesystem::path> where;
+    for (std::size_t id = 0; id < dirs_.size(); ++id)
+      if (dirs_[id].durable) where[id] = *dirs_[id].durable;
     const std::size_t n_ops = dirlog_.size();
+    std::size_t kept_moves = 0;
     std::vector<bool> keep(n_ops, false);
     if (dirs == DirMode::prefix) {
       const auto n = static_cast<std::size_t>(rng() % (n_ops + 1));
@@ -821,11 +1008,22 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
           table[op.to] = op.ino;
           break;
         }
+        case DirOp::move_dir: {
+          auto it = where.find(op.dir);
+          if (it == where.end() || it->second != op.from_path) break;  // an earlier move was not kept
+          for (auto w = where.begin(); w != where.end();)  // an empty directory it replaced
+            w = w->first != op.dir && w->second == op.to_path ? where.erase(w) : std::next(w);
+          where[op.dir] = op.to_path;
+          ++kept_moves;
+          break;
+        }
       }
     }
-    kept_dir_ops_ = 0;
+    kept_dir_ops_ = kept_moves;
     for (const auto& [name, ino] : table) kept_dir_ops_ += durable_.count(name) && durable_.at(name) == ino ? 0 : 1;
-    std::map<std::string, std::string> survivors;
+    std::map<std::size_t, DirImage> survivors;
+    for (const auto& [id, at] : where) survivors[id].at = at;
+    survivors[0].at = root_;
     for (const auto& [name, ino] : table) {
       std::string content = content_locked(ino);
       const std::uint64_t keep = std::min<std::uint64_t>(inodes_[ino].durable, content.size());
@@ -843,7 +1041,7 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
       std::string lost = content.substr(static_cast<std::size_t>(keep));
       content.resize(static_cast<std::size_t>(keep));
       content += torn_tail(lost, keep, mode, rng);
-      survivors[name] = std::move(content);
+      if (where.count(name.first)) survivors[name.first].files[name.second] = std::move(content);
     }
     return survivors;
   }
@@ -862,7 +1060,7 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
   }
   std::string content_locked(std::uint64_t ino) {
     for (const auto& [n, i] : live_)
-      if (i == ino) return read_file(root_ / n);
+      if (i == ino && dirs_[n.first].live) return read_file(path_of(n));
     auto& in = inodes_[ino];
     return in.stash ? *in.stash : std::string();
   }
@@ -933,12 +1131,27 @@ class FaultFileSystem final : public stowage::FileSystem, public std::enable_sha
   std::function<void(unsigned, const std::filesystem::path&)> hook_;
 
   mutable std::mutex mu_;
-  std::map<std::string, std::uint64_t> live_, durable_;  // file name -> inode
+  // A tracked directory: where it is now, and where a power cut leaves it
+  // (unset: nowhere, as one a rename replaced).
+  struct Dir {
+    std::optional<std::filesystem::path> live, durable;
+  };
+  std::vector<Dir> dirs_;  // [0]: the constructor's (its path never changes)
+  std::vector<std::filesystem::path> track_paths_;  // track()'s, canonical
+  std::map<Name, std::uint64_t> live_, durable_;  // (directory, file name) -> inode
   std::map<std::uint64_t, Inode> inodes_;
   struct DirOp {
-    enum Kind { create, rename, remove } kind;
-    std::string name, to;  // rename: name -> to
+    enum Kind { create, rename, remove, move_dir } kind;
+    Name name, to;  // rename: name -> to (one directory)
     std::uint64_t ino;
+    std::size_t dir;  // move_dir: the directory moved from from_path to to_path (in to_path's parent)
+    std::filesystem::path from_path, to_path;
+    static DirOp file(Kind k, Name name, Name to, std::uint64_t ino) {
+      return DirOp{k, std::move(name), std::move(to), ino, 0, {}, {}};
+    }
+    static DirOp dir_move(std::size_t dir, std::filesystem::path from, std::filesystem::path to) {
+      return DirOp{move_dir, {}, {}, 0, dir, std::move(from), std::move(to)};
+    }
   };
   std::vector<DirOp> dirlog_;  // directory operations since the last sync_dir
   std::size_t kept_dir_ops_ = 0;
