@@ -11536,12 +11536,11 @@ class Engine {
       }
     }
     // The rest is pinned by the snapshot and read with no lock, so that a
-    // block read here never holds writers off.
+    // block read here never holds writers off. Every entry of its frozen
+    // buffer is at or below its sequence: find_below reads it as it is.
     if (frozen)
       if (const int p = probe(*frozen); p >= 0) return p == 1;
-    if (st.imm)
-      if (const int p = probe(*st.imm); p >= 0) return p == 1;
-    return find_in_files(*st.version, key, on_value);
+    return find_below(st.imm.get(), *st.version, key, on_value);
   }
 
   /// size() at a snapshot of this store (exact; counted once per snapshot:
