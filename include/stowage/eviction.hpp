@@ -341,6 +341,10 @@ class FrequencySketch {
     }
     if (++additions_ >= sample_) age();
   }
+  /// Asks the CPU to load h's counters (a hint; changes nothing).
+  void prefetch(std::uint64_t h) const noexcept {
+    if (!table_.empty()) __builtin_prefetch(&table_[(h & block_mask_) * 4], 1);
+  }
   /// The estimated recent count of h (0 to 15; never below the true count
   /// since the last halving, halved).
   unsigned estimate(std::uint64_t h) const noexcept {
@@ -610,6 +614,7 @@ class WTinyLfuQueue {
   /// A new entry enters the window (its key counted in the sketch).
   void insert(Entry& e) {
     const std::size_t entries = count() + 1;
+    count_hits();
     if (entries > sketch_.sized_for()) sketch_.reserve(entries);
     sketch_.increment(e.hash);
     tuning_.on_access(e.hash, e.charge, false, entries, count_bytes());
@@ -618,8 +623,11 @@ class WTinyLfuQueue {
   }
   /// A hit counts in the sketch and renews the entry: in the window it moves
   /// to the front; a candidate or probation entry is promoted to protected.
+  /// The sketch's counters are raised kHitBatch hits at a time (see
+  /// count_hits()); every decision reads them after all earlier hits.
   void touch(Entry& e) {
-    sketch_.increment(e.hash);
+    hits_[pending_] = e.hash;
+    if (++pending_ == kHitBatch) count_hits();
     tuning_.on_access(e.hash, e.charge, true, count(), count_bytes());
     switch (e.eviction_hook.segment) {
       case kWindow:
@@ -649,6 +657,7 @@ class WTinyLfuQueue {
   /// times wins one lost duel in 128); with no candidate, the main victim; with an
   /// empty main, the window's oldest.
   Entry* victim() {
+    count_hits();
     const std::size_t total = count_bytes();
     const auto window_target = static_cast<std::size_t>(tuning_.window_share() * static_cast<double>(total));
     // The window keeps at least its newest entry (a small cache's window
@@ -690,6 +699,18 @@ class WTinyLfuQueue {
   // of keys whose counts stay high (a loop larger than the cache, keys
   // flooded to collide in the sketch) would turn every newcomer away.
   static constexpr unsigned kWarm = 6;
+  // Hits whose sketch counts wait in hits_.
+  static constexpr unsigned kHitBatch = 16;
+  // Raises the sketch's counters for the hits that wait, in the order they
+  // came (so the sketch, its halvings included, ends as if each hit had
+  // raised them at once), having first asked for all their counter blocks:
+  // a hit's increment misses the CPU cache on a large sketch, and one at a
+  // time the hit path waited on each miss in turn.
+  void count_hits() noexcept {
+    for (unsigned i = 0; i < pending_; ++i) sketch_.prefetch(hits_[i]);
+    for (unsigned i = 0; i < pending_; ++i) sketch_.increment(hits_[i]);
+    pending_ = 0;
+  }
   // True one time in 128 (a linear congruential generator's top 7 bits).
   bool lucky() noexcept {
     rng_ = rng_ * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -720,6 +741,8 @@ class WTinyLfuQueue {
   FrequencySketch sketch_;
   Tuning tuning_;
   std::uint64_t rng_ = 0x2545F4914F6CDD1DULL;  // lucky()'s generator
+  std::uint64_t hits_[kHitBatch] = {};         // hashes of hits not yet counted
+  unsigned pending_ = 0;
 };
 
 /// A miniature W-TinyLFU cache of key hashes (no values) at a fixed window
