@@ -6115,11 +6115,13 @@ void commit_guarded(Engine& e, const std::vector<CollectionSlot*>& slot_of, cons
 //   - the probe and concepts in `detail`: compile-time only.
 
 #include <algorithm>
+#include <atomic>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
 #include <memory>
+#include <mutex>
 #include <string_view>
 #include <vector>
 
@@ -6751,6 +6753,14 @@ class WTinyLfuQueue {
   }
   /// The window's current share of the bytes (for tests and reports).
   double window_share() const { return tuning_.window_share(); }
+  /// Tunes the window together with `first`'s queue, this queue holding one
+  /// of `parts` hash-split shares of a cache (BlockCache calls it on its
+  /// shards' queues, for a Tuning that can be shared).
+  void share(const WTinyLfuQueue& first, std::size_t parts)
+    requires requires(Tuning& t, std::size_t n) { t.share(t, n); }
+  {
+    tuning_.share(first.tuning_, parts);
+  }
   /// The tuning object.
   Tuning& tuning() { return tuning_; }
 
@@ -6902,7 +6912,11 @@ class MiniCache {
 /// sample rate only falls as the queue grows, and the mini caches' room
 /// (twice the sampled entries) only grows, by doubling; each change resets
 /// them, their only allocation, so a small queue (chunk metadata) keeps
-/// small mini caches.
+/// small mini caches. The shards of a BlockCache share one simulation
+/// (share()): it samples all their accesses at the rate one queue of all
+/// their entries would, so a hit pays for a sampled access a sixteenth as
+/// often as with one simulation per shard; a sampled access takes the
+/// simulation's mutex.
 class MiniSimTuning {
  public:
   /// The window shares simulated.
@@ -6912,50 +6926,94 @@ class MiniSimTuning {
   /// Sampled accesses per decision, at least.
   static constexpr std::size_t kPeriod = 1024;
 
+  /// A tuning of its own.
+  MiniSimTuning() : sim_(std::make_shared<Sim>()) {}
+  MiniSimTuning(const MiniSimTuning&) = delete;
+  MiniSimTuning& operator=(const MiniSimTuning&) = delete;
+
+  /// From now on, decides with (and as) `first`, for a queue that holds one
+  /// of `parts` like shares of a cache's keys (the shards of a BlockCache,
+  /// which split keys by hash): one simulation samples the accesses of all
+  /// of them, as if one queue held parts times this one's entries and
+  /// bytes. Call before any access, from one thread.
+  void share(const MiniSimTuning& first, std::size_t parts) {
+    sim_ = first.sim_;
+    sim_->parts = std::max<std::size_t>(parts, 1);
+  }
   /// The window's share of the bytes held.
-  double window_share() const { return kShares[current_]; }
+  double window_share() const { return kShares[sim_->current.load(std::memory_order_relaxed)]; }
   /// Replays a sampled access in every mini cache.
   void on_access(std::uint64_t hash, std::size_t charge, bool /*hit*/, std::size_t entries, std::size_t bytes) {
-    unsigned shift = shift_;
+    Sim& s = *sim_;
+    const std::size_t own = entries;
+    entries *= s.parts;
+    bytes *= s.parts;
+    unsigned shift = s.shift.load(std::memory_order_relaxed);
+    const unsigned was = shift;
     while ((entries >> shift) > kMiniEntries) ++shift;
     // Room for twice the sampled entries (charges differ), grown by doubling.
     const std::size_t need = 2 * (entries >> shift) + 16;
-    if (shift != shift_ || need > pool_) {
-      shift_ = shift;
-      pool_ = std::min(std::max(need, 2 * pool_), 2 * kMiniEntries + 16);
-      for (std::size_t i = 0; i < kCount; ++i) minis_[i].reset(pool_, kShares[i]);
-      for (double& h : hits_) h = 0;
-      seen_ = 0;
-    }
+    const bool resize = shift != was || need > s.pool.load(std::memory_order_relaxed);
     // The top 32 bits of a remix of the hash, under 2^(32 - shift).
-    if (((hash * 0xD6E8FEB86659FD93ULL) >> 32) >= (std::uint64_t{1} << (32 - shift_))) return;
-    const std::size_t capacity = bytes >> shift_;
-    for (std::size_t i = 0; i < kCount; ++i)
-      if (minis_[i].access(hash, charge, capacity)) hits_[i] += 1;
-    const std::size_t period = std::max<std::size_t>(kPeriod, 2 * (entries >> shift_));
-    if (++seen_ >= period) decide(entries);
+    if (!resize && ((hash * 0xD6E8FEB86659FD93ULL) >> 32) >= (std::uint64_t{1} << (32 - shift))) return;
+    std::lock_guard lock(s.mutex);
+    s.access(hash, charge, entries, bytes, own, held_);
   }
 
  private:
   static constexpr std::size_t kCount = std::size(kShares);
-  void decide(std::size_t entries) {
-    std::size_t best = current_;
-    for (std::size_t i = 0; i < kCount; ++i)
-      if (hits_[i] > hits_[best] * 1.03 + 4) best = i;
-    // While the queue is still filling up, periods only gather hits.
-    const bool growing = entries > held_ + held_ / 64;
-    held_ = entries;
-    if (!growing) current_ = best;
-    for (double& h : hits_) h *= 0.75;
-    seen_ = 0;
-  }
-  MiniCache minis_[kCount];
-  double hits_[kCount] = {};
-  std::size_t current_ = 0;
-  std::size_t seen_ = 0;
-  std::size_t held_ = 0;  // entries at the last decision
-  unsigned shift_ = 0;
-  std::size_t pool_ = 0;  // entries each mini cache has room for
+  // The simulation one queue, or the queues that share it, feed. Fields
+  // read before the mutex is taken are atomic; the rest it guards.
+  struct Sim {
+    std::mutex mutex;
+    std::atomic<std::size_t> current{0};
+    std::atomic<unsigned> shift{0};
+    std::atomic<std::size_t> pool{0};  // entries each mini cache has room for
+    std::size_t parts = 1;
+    MiniCache minis[kCount];
+    double hits[kCount] = {};
+    std::size_t seen = 0;
+
+    // An access of a queue holding `own` entries (entries and bytes: as the
+    // simulation sees them, times its parts); held: that queue's entries
+    // when it last decided.
+    void access(std::uint64_t hash, std::size_t charge, std::size_t entries, std::size_t bytes, std::size_t own,
+                std::size_t& held) {
+      unsigned sh = shift.load(std::memory_order_relaxed);
+      while ((entries >> sh) > kMiniEntries) ++sh;
+      const std::size_t need = 2 * (entries >> sh) + 16;
+      std::size_t room = pool.load(std::memory_order_relaxed);
+      if (sh != shift.load(std::memory_order_relaxed) || need > room) {
+        room = std::min(std::max(need, 2 * room), 2 * kMiniEntries + 16);
+        for (std::size_t i = 0; i < kCount; ++i) minis[i].reset(room, kShares[i]);
+        for (double& h : hits) h = 0;
+        seen = 0;
+        shift.store(sh, std::memory_order_relaxed);
+        pool.store(room, std::memory_order_relaxed);
+      }
+      if (((hash * 0xD6E8FEB86659FD93ULL) >> 32) >= (std::uint64_t{1} << (32 - sh))) return;
+      const std::size_t capacity = bytes >> sh;
+      for (std::size_t i = 0; i < kCount; ++i)
+        if (minis[i].access(hash, charge, capacity)) hits[i] += 1;
+      const std::size_t period = std::max<std::size_t>(kPeriod, 2 * (entries >> sh));
+      if (++seen >= period) decide(own, held);
+    }
+    // Takes the best share, unless the deciding queue is still growing (its
+    // own count: shards of one cache differ by a few percent).
+    void decide(std::size_t entries, std::size_t& held) {
+      std::size_t best = current.load(std::memory_order_relaxed);
+      for (std::size_t i = 0; i < kCount; ++i)
+        if (hits[i] > hits[best] * 1.03 + 4) best = i;
+      // While the queue is still filling up, periods only gather hits.
+      const bool growing = entries > held + held / 64;
+      held = entries;
+      if (!growing) current.store(best, std::memory_order_relaxed);
+      for (double& h : hits) h *= 0.75;
+      seen = 0;
+    }
+  };
+  std::shared_ptr<Sim> sim_;
+  std::size_t held_ = 0;  // entries at this queue's last decision
 };
 
 /// What the W-TinyLFU policies share: the hook (segment: window, candidate,
@@ -7092,6 +7150,11 @@ class BlockCache {
                                  : shards),
         shard_mask_((shard_count_ & (shard_count_ - 1)) == 0 ? shard_count_ - 1 : 0),
         shards_(new Shard[shard_count_]) {
+    // A policy whose queues can learn together does so across the shards
+    // (their low-priority queues: the same kind of blocks, split by hash).
+    using Queue = typename Policy::template queue<Entry>;
+    if constexpr (requires(Queue& q, std::size_t n) { q.share(q, n); })
+      for (std::size_t i = 1; i < shard_count_; ++i) shards_[i].queue.share(shards_[0].queue, shard_count_);
     apply_capacity(capacity_bytes);
   }
 

@@ -754,12 +754,14 @@ TEST_CASE("a user-written policy with hook_for<Entry> works with the cache", "[c
   CHECK(cache.stats().bytes <= 30);
 }
 
-TEST_CASE("concurrent readers, writers and erase_file keep the cache consistent", "[cache][threads]") {
+// ShadowTinyLfuEviction: its shards share one simulation (a mutex of its own).
+TEMPLATE_TEST_CASE("concurrent readers, writers and erase_file keep the cache consistent", "[cache][threads]",
+                   stowage::LruEviction, stowage::ShadowTinyLfuEviction) {
   constexpr int kThreads = 8;
   constexpr int kOps = 20000;
   constexpr std::size_t kCapacity = 256 * 1024;
   constexpr std::uint64_t kFiles = 8, kOffsets = 256;
-  LruCache cache(kCapacity);
+  BlockCache<TestType> cache(kCapacity);
 
   struct Result {
     std::uint64_t lookups = 0;  // lookup and get_or_load calls
@@ -782,7 +784,7 @@ TEST_CASE("concurrent readers, writers and erase_file keep the cache consistent"
         if (op < 60) {
           ++r.lookups;
           const std::size_t charge = charge_dist(rng);
-          auto b = cache.get_or_load<Block>(
+          auto b = cache.template get_or_load<Block>(
               k,
               [&] {
                 ++r.loads;
@@ -794,7 +796,7 @@ TEST_CASE("concurrent readers, writers and erase_file keep the cache consistent"
           put(cache, k, charge_dist(rng));
         } else if (op < 95) {
           ++r.lookups;
-          auto b = cache.lookup<Block>(k, op % 2 == 0);
+          auto b = cache.template lookup<Block>(k, op % 2 == 0);
           if (b && !(b->key == k)) ++r.wrong;
         } else if (op < 99) {
           cache.erase_file(k.file);
@@ -828,7 +830,7 @@ TEST_CASE("concurrent readers, writers and erase_file keep the cache consistent"
   std::size_t sum = 0, count = 0;
   for (std::uint64_t f = 0; f < kFiles; ++f)
     for (std::uint64_t o = 0; o < kOffsets; ++o)
-      if (auto b = cache.lookup<Block>({f, o * 4096}, false)) {
+      if (auto b = cache.template lookup<Block>({f, o * 4096}, false)) {
         CHECK(b->key == CacheKey{f, o * 4096});
         sum += b->charge;
         ++count;

@@ -486,6 +486,33 @@ TEST_CASE("the shadow-tuned window becomes LRU where recency wins and returns wh
   CHECK(h.queue().window_share() < 0.5);
 }
 
+TEST_CASE("queues that share one shadow simulation (a cache's shards) decide their window together",
+          "[eviction][shadow]") {
+  // Two queues holding the even and the odd keys, as two shards of a
+  // BlockCache hold the keys their hashes send them.
+  Harness<stowage::ShadowTinyLfuEviction> even(50, 400000), odd(50, 400000);
+  odd.queue().share(even.queue(), 2);
+  auto access = [&](std::size_t k) { (k % 2 == 0 ? even : odd).access(k); };
+  // The recency workload of the test above: both windows become LRU.
+  for (std::size_t i = 0; i < 20000; ++i) {
+    access(i);
+    if (i >= 40) access(i - 40);
+  }
+  CHECK(even.queue().window_share() == Approx(1.0));
+  CHECK(odd.queue().window_share() == Approx(1.0));
+  // The frequency workload on the even queue alone: the odd one, which sees
+  // none of it, follows the shared decision.
+  std::uint64_t rng = 7;
+  for (std::size_t i = 0; i < 100000; ++i) {
+    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    const double u = static_cast<double>(rng >> 11) / 9007199254740992.0;
+    even.access(50000 + 2 * static_cast<std::size_t>(300.0 * u * u * u));
+    even.access(100000 + 2 * i);
+  }
+  CHECK(even.queue().window_share() < 0.5);
+  CHECK(odd.queue().window_share() == Approx(even.queue().window_share()));
+}
+
 TEST_CASE("the frequency sketch counts, saturates at 15 and halves with age", "[eviction][sketch]") {
   stowage::detail::FrequencySketch s;
   CHECK(s.estimate(123) == 0);

@@ -149,6 +149,11 @@ class BlockCache {
                                  : shards),
         shard_mask_((shard_count_ & (shard_count_ - 1)) == 0 ? shard_count_ - 1 : 0),
         shards_(new Shard[shard_count_]) {
+    // A policy whose queues can learn together does so across the shards
+    // (their low-priority queues: the same kind of blocks, split by hash).
+    using Queue = typename Policy::template queue<Entry>;
+    if constexpr (requires(Queue& q, std::size_t n) { q.share(q, n); })
+      for (std::size_t i = 1; i < shard_count_; ++i) shards_[i].queue.share(shards_[0].queue, shard_count_);
     apply_capacity(capacity_bytes);
   }
 
