@@ -27,6 +27,12 @@
 //     charge, constant while it is queued) and `std::uint64_t hash` (a mixed
 //     64-bit hash of its key, for policies that keep frequency sketches or
 //     ghost queues).
+//     Optionally, `void share(const queue& first, std::size_t parts)`: the
+//     cache calls it once, before any access, on every shard's queue of
+//     ordinary blocks but the first, with the first and the shard count, so
+//     that queues can learn from all shards together (shards split keys by
+//     hash, so each sees a like share); ShadowTinyLfuEviction's queues share
+//     one window simulation this way.
 // The cache inserts a new entry first and then asks for victims while its
 // shard is over capacity, so victim() may name the newcomer itself (which is
 // how an admission policy such as TinyLFU turns one away).
@@ -45,7 +51,7 @@
 //   - `queue<Entry>::insert`, `touch`, `erase`, `victim`: no locking of their
 //     own. The cache owns one queue per shard and calls them only while it
 //     holds that shard's mutex, so a policy must not share mutable state
-//     between queues (or must lock it itself).
+//     between queues (or must lock it itself, as share() above does).
 //   - the probe and concepts in `detail`: compile-time only.
 #pragma once
 
