@@ -673,13 +673,29 @@ class Engine {
   }
 
   /// Looks key up; on a hit calls on_value(value bytes, chunk file or
-  /// nullptr) while holding the store's shared lock (the bytes are valid
-  /// only during the call), and returns true.
+  /// nullptr) and returns true (the bytes are valid only during the call).
+  /// The store's shared lock is held only to probe the write buffer (and
+  /// through on_value when the buffer holds the key): the frozen buffer and
+  /// the chunk files are read with them pinned and no lock held, so block
+  /// reads never hold writers off (a writer waits for lock_, which readers
+  /// holding it through their reads could keep from it for as long as
+  /// they kept coming).
   template <class Fn>
   bool find(std::string_view key, Fn&& on_value) const {
-    std::shared_lock guard(lock_);
-    check_open();
-    return find_locked(key, on_value);
+    std::shared_ptr<const detail::WriteBuffer> imm;
+    std::shared_ptr<const detail::Version> v;
+    {
+      std::shared_lock guard(lock_);
+      check_open();
+      if (const auto* e = wb_.find(key)) {
+        if (e->tombstone) return false;
+        on_value(std::string_view(e->value), nullptr);
+        return true;
+      }
+      imm = imm_;
+      v = version_;
+    }
+    return find_below(imm.get(), *v, key, on_value);
   }
 
   /// A consistent read-only moment of the store: every commit so far, none
