@@ -63,6 +63,17 @@
 // same through the snapshot after the last. While it is held, LMDB cannot
 // reuse the pages the puts free (its file, which never shrinks, grows by the
 // pages every put copies) and SQLite's checkpoints cannot reset the WAL.
+//
+// Readers: `overwrite_during_reads` is `overwrite` while a second thread gets
+// uniformly random keys of the live store, back to back, from before the
+// first put to after the last, through the engine's reader(): stowage
+// Storage::get and LevelDB's and RocksDB's DB::Get from that thread (all
+// thread-safe), LMDB a read-only transaction of the reader's own, renewed
+// before and reset after each get (MDB_NOTLS), SQLite a second connection on
+// which each get is its own autocommit SELECT (WAL: the writer goes on, and
+// no read transaction outlives a get, so checkpoints pass). It reports the
+// puts' latencies and the reads made (their latencies too with
+// --latency=all): whether a reader slows the puts down or stalls them.
 #include <stowage/stowage.hpp>
 
 #include <fcntl.h>
@@ -142,16 +153,18 @@ using Counter = std::pair<std::string, std::uint64_t>;
 /// Receives one record of a scan, as owned strings.
 using ScanFn = std::function<void(const std::string& key, const std::string& value)>;
 
-/// A read-only view of a store as it was when the view was taken (the
-/// engine's snapshot), held until it is destroyed; it must not outlive the
-/// engine's open store. One thread at a time uses it, while others write.
-class SnapshotView {
+/// A read-only handle on the engine's open store, for one thread at a time
+/// while others write; it must not outlive the store. Engine::snapshot()
+/// makes one that reads the store as it was when it was taken (held until
+/// it is destroyed), Engine::reader() one that reads the store as it is at
+/// each get.
+class ReadView {
  public:
-  virtual ~SnapshotView() = default;
-  /// Looks a key up as it was at the snapshot; fills *value (a fresh owned
-  /// string) and returns true when found.
+  virtual ~ReadView() = default;
+  /// Looks a key up (as it was at the snapshot, or as it is now); fills
+  /// *value (a fresh owned string) and returns true when found.
   virtual bool get(const std::string& key, std::string* value) = 0;
-  /// The engine's own figures about the snapshot while it is held (may be empty).
+  /// The engine's own figures about the view while it is held (may be empty).
   virtual std::vector<Counter> counters() { return {}; }
 };
 
@@ -208,7 +221,13 @@ class Engine {
   virtual std::string snapshot_method() const = 0;
   /// Takes a snapshot of the open store: reads through it see every write
   /// made before it and none made after, while other threads go on writing.
-  virtual std::unique_ptr<SnapshotView> snapshot() = 0;
+  virtual std::unique_ptr<ReadView> snapshot() = 0;
+  /// How reader() reads the live store from a second thread, in a few words.
+  virtual std::string reader_method() const = 0;
+  /// A handle for one more thread to get keys of the live store through
+  /// while other threads write (each get sees the writes committed before
+  /// it, and holds nothing between gets).
+  virtual std::unique_ptr<ReadView> reader() = 0;
 
   /// Removes the store in dir; refuses (throws) when dir is not empty and
   /// does not hold marker(). No-op when dir does not exist.
@@ -221,6 +240,17 @@ class Engine {
                                ", so it does not look like a " + name() + " store");
     fs::remove_all(dir);
   }
+};
+
+/// A ReadView that gets through Engine::get: the reader() of an engine whose
+/// get() may be called from several threads at once.
+class EngineReader final : public ReadView {
+ public:
+  explicit EngineReader(Engine& engine) : engine_(engine) {}
+  bool get(const std::string& key, std::string* value) override { return engine_.get(key, value); }
+
+ private:
+  Engine& engine_;
 };
 
 
@@ -297,7 +327,11 @@ class StowageEngine final : public Engine {
   std::string snapshot_method() const override {
     return "Storage::snapshot(), a Storage::View (pins the write buffers and chunk files of its moment)";
   }
-  std::unique_ptr<SnapshotView> snapshot() override { return std::make_unique<View>(*db_); }
+  std::unique_ptr<ReadView> snapshot() override { return std::make_unique<View>(*db_); }
+  std::string reader_method() const override {
+    return "Storage::get from the second thread (Storage<..., ThreadLock> is thread-safe)";
+  }
+  std::unique_ptr<ReadView> reader() override { return std::make_unique<EngineReader>(*this); }
   void close() override {
     if (!db_) return;
     db_->close();
@@ -336,7 +370,7 @@ class StowageEngine final : public Engine {
 
  private:
   /// The records at db.snapshot(): released when the View dies.
-  class View final : public SnapshotView {
+  class View final : public ReadView {
    public:
     explicit View(Store& db) : db_(db), view_(db.snapshot()) {}
     bool get(const std::string& key, std::string* value) override {
@@ -435,7 +469,11 @@ class LevelDbEngine final : public Engine {
   std::string snapshot_method() const override {
     return "DB::GetSnapshot, read through ReadOptions.snapshot, ReleaseSnapshot at the end";
   }
-  std::unique_ptr<SnapshotView> snapshot() override { return std::make_unique<View>(db_.get()); }
+  std::unique_ptr<ReadView> snapshot() override { return std::make_unique<View>(db_.get()); }
+  std::string reader_method() const override {
+    return "DB::Get (default ReadOptions) from the second thread (a DB is thread-safe)";
+  }
+  std::unique_ptr<ReadView> reader() override { return std::make_unique<EngineReader>(*this); }
   void close() override {
     db_.reset();
     cache_.reset();
@@ -450,7 +488,7 @@ class LevelDbEngine final : public Engine {
 
  private:
   /// Reads at db->GetSnapshot(); released when the View dies.
-  class View final : public SnapshotView {
+  class View final : public ReadView {
    public:
     explicit View(leveldb::DB* db) : db_(db) { read_.snapshot = db_->GetSnapshot(); }
     ~View() override { db_->ReleaseSnapshot(read_.snapshot); }
@@ -583,7 +621,11 @@ class RocksDbEngine final : public Engine {
   std::string snapshot_method() const override {
     return "DB::GetSnapshot, read through ReadOptions.snapshot, ReleaseSnapshot at the end";
   }
-  std::unique_ptr<SnapshotView> snapshot() override { return std::make_unique<View>(db_.get()); }
+  std::unique_ptr<ReadView> snapshot() override { return std::make_unique<View>(db_.get()); }
+  std::string reader_method() const override {
+    return "DB::Get (default ReadOptions) from the second thread (a DB is thread-safe)";
+  }
+  std::unique_ptr<ReadView> reader() override { return std::make_unique<EngineReader>(*this); }
   void close() override {
     if (!db_) return;
     db_->Close();
@@ -601,7 +643,7 @@ class RocksDbEngine final : public Engine {
 
  private:
   /// Reads at db->GetSnapshot(); released when the View dies.
-  class View final : public SnapshotView {
+  class View final : public ReadView {
    public:
     explicit View(rocksdb::DB* db) : db_(db) { read_.snapshot = db_->GetSnapshot(); }
     ~View() override { db_->ReleaseSnapshot(read_.snapshot); }
@@ -692,16 +734,7 @@ class LmdbEngine final : public Engine {
     }
     check(mdb_txn_commit(txn), "commit");
   }
-  bool get(const std::string& key, std::string* value) override {
-    check(mdb_txn_renew(rtxn_), "txn_renew");
-    MDB_val k = val(key), v{};
-    int rc = mdb_get(rtxn_, dbi_, &k, &v);
-    if (rc == 0) *value = std::string(static_cast<const char*>(v.mv_data), v.mv_size);
-    mdb_txn_reset(rtxn_);
-    if (rc == MDB_NOTFOUND) return false;
-    check(rc, "get");
-    return true;
-  }
+  bool get(const std::string& key, std::string* value) override { return get_renewed(rtxn_, dbi_, key, value); }
   void erase(const std::string& key) override {
     MDB_txn* txn = nullptr;
     check(mdb_txn_begin(env_, nullptr, 0, &txn), "txn_begin");
@@ -743,7 +776,12 @@ class LmdbEngine final : public Engine {
     return "a read-only transaction (mdb_txn_begin MDB_RDONLY) held open, aborted at the end (MDB_NOTLS: "
            "another thread may read through it)";
   }
-  std::unique_ptr<SnapshotView> snapshot() override { return std::make_unique<View>(env_, dbi_); }
+  std::unique_ptr<ReadView> snapshot() override { return std::make_unique<View>(env_, dbi_); }
+  std::string reader_method() const override {
+    return "a read-only transaction per get: the reader's own, mdb_txn_renew before and mdb_txn_reset after "
+           "each (MDB_NOTLS: begun on one thread, used on another)";
+  }
+  std::unique_ptr<ReadView> reader() override { return std::make_unique<Reader>(env_, dbi_); }
   void close() override {
     if (!env_) return;
     if (rtxn_) mdb_txn_abort(rtxn_);
@@ -768,7 +806,7 @@ class LmdbEngine final : public Engine {
   /// and aborted when it dies. The env is opened with MDB_NOTLS, so the
   /// transaction is not tied to the thread that began it: another thread may
   /// use it (one at a time).
-  class View final : public SnapshotView {
+  class View final : public ReadView {
    public:
     View(MDB_env* env, MDB_dbi dbi) : env_(env), dbi_(dbi) {
       check(mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn_), "snapshot txn_begin");
@@ -797,6 +835,40 @@ class LmdbEngine final : public Engine {
     MDB_dbi dbi_;
     MDB_txn* txn_ = nullptr;
   };
+
+  /// Reads the live store for one more thread through a read-only
+  /// transaction of its own, renewed for each get and reset after it (as
+  /// get() does with rtxn_): each get reads the last committed transaction,
+  /// and no pages are held between gets. MDB_NOTLS lets the thread that uses
+  /// it differ from the one that began it.
+  class Reader final : public ReadView {
+   public:
+    Reader(MDB_env* env, MDB_dbi dbi) : dbi_(dbi) {
+      check(mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn_), "reader txn_begin");
+      mdb_txn_reset(txn_);
+    }
+    ~Reader() override { mdb_txn_abort(txn_); }
+    Reader(const Reader&) = delete;
+    Reader& operator=(const Reader&) = delete;
+    bool get(const std::string& key, std::string* value) override { return get_renewed(txn_, dbi_, key, value); }
+
+   private:
+    MDB_dbi dbi_;
+    MDB_txn* txn_ = nullptr;
+  };
+
+  /// A get in a read-only transaction of its own: renews txn (a reset
+  /// read-only transaction), looks key up, copies the value out, resets txn.
+  static bool get_renewed(MDB_txn* txn, MDB_dbi dbi, const std::string& key, std::string* value) {
+    check(mdb_txn_renew(txn), "txn_renew");
+    MDB_val k = val(key), v{};
+    int rc = mdb_get(txn, dbi, &k, &v);
+    if (rc == 0) *value = std::string(static_cast<const char*>(v.mv_data), v.mv_size);
+    mdb_txn_reset(txn);
+    if (rc == MDB_NOTFOUND) return false;
+    check(rc, "get");
+    return true;
+  }
 
   std::uint64_t walk(const std::string* from, std::uint64_t n, const ScanFn& fn) {
     check(mdb_txn_renew(rtxn_), "txn_renew");
@@ -994,7 +1066,12 @@ class SqliteEngine final : public Engine {
     return "a read transaction (BEGIN, then a SELECT) held open on a second connection with its own cache_size "
            "(WAL: the writer goes on; checkpoints cannot pass it)";
   }
-  std::unique_ptr<SnapshotView> snapshot() override { return std::make_unique<View>(path_, cache_bytes_); }
+  std::unique_ptr<ReadView> snapshot() override { return std::make_unique<View>(path_, cache_bytes_, true); }
+  std::string reader_method() const override {
+    return "a second connection with its own cache_size, each get its own autocommit SELECT (a read transaction "
+           "that ends with it; WAL: the writer goes on, checkpoints pass between gets)";
+  }
+  std::unique_ptr<ReadView> reader() override { return std::make_unique<View>(path_, cache_bytes_, false); }
   std::vector<Counter> counters() override {
     int cur = 0, hi = 0;
     sqlite3_db_status(db_, SQLITE_DBSTATUS_CACHE_USED, &cur, &hi, 0);
@@ -1008,25 +1085,31 @@ class SqliteEngine final : public Engine {
 
  private:
   /// A second connection, its own (so the benchmark's connection and mu_
-  /// are not involved), holding one read transaction open from the View's
-  /// making to its death: in WAL mode every read through it sees the
-  /// database as of that transaction's first read.
-  class View final : public SnapshotView {
+  /// are not involved). A snapshot (hold) holds one read transaction open
+  /// from the View's making to its death: in WAL mode every read through it
+  /// sees the database as of that transaction's first read. A reader (not
+  /// hold) runs each get as its own statement in autocommit mode, so its own
+  /// read transaction, ended when the statement is reset: it reads the last
+  /// commit, and checkpoints may pass it between gets.
+  class View final : public ReadView {
    public:
-    View(const std::string& path, std::uint64_t cache_bytes) {
+    View(const std::string& path, std::uint64_t cache_bytes, bool hold)
+        : hold_(hold), role_(hold ? "snapshot" : "reader") {
       if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
         std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
         sqlite3_close(db_);
-        engine_error("sqlite", "snapshot: open " + path + ": " + msg);
+        engine_error("sqlite", std::string(role_) + ": open " + path + ": " + msg);
       }
       try {
         sqlite3_busy_timeout(db_, 10000);
         if (cache_bytes != 0)
           run("PRAGMA cache_size=-" + std::to_string(std::max<std::uint64_t>(1, cache_bytes / 1024)));
         get_ = prepare("SELECT v FROM kv WHERE k = ?1");
-        run("BEGIN");
-        // The read transaction starts at its first read of the database.
-        run("SELECT 1 FROM kv LIMIT 1");
+        if (hold_) {
+          run("BEGIN");
+          // The read transaction starts at its first read of the database.
+          run("SELECT 1 FROM kv LIMIT 1");
+        }
       } catch (...) {
         sqlite3_finalize(get_);
         sqlite3_close(db_);
@@ -1035,14 +1118,14 @@ class SqliteEngine final : public Engine {
     }
     ~View() override {
       sqlite3_finalize(get_);
-      sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);  // a read transaction: nothing to keep
+      if (hold_) sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);  // a read transaction: nothing to keep
       sqlite3_close(db_);
     }
     View(const View&) = delete;
     View& operator=(const View&) = delete;
     bool get(const std::string& key, std::string* value) override {
       if (sqlite3_bind_blob(get_, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC) != SQLITE_OK)
-        fail("snapshot bind");
+        fail("bind");
       int rc = sqlite3_step(get_);
       bool found = false;
       if (rc == SQLITE_ROW) {
@@ -1051,7 +1134,7 @@ class SqliteEngine final : public Engine {
         rc = sqlite3_step(get_);
       }
       sqlite3_reset(get_);
-      if (rc != SQLITE_DONE) fail("snapshot get");
+      if (rc != SQLITE_DONE) fail("get");
       return found;
     }
 
@@ -1066,12 +1149,14 @@ class SqliteEngine final : public Engine {
       if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
         std::string msg = err ? err : "?";
         sqlite3_free(err);
-        engine_error("sqlite", "snapshot: " + sql + ": " + msg);
+        engine_error("sqlite", std::string(role_) + ": " + sql + ": " + msg);
       }
     }
     [[noreturn]] void fail(const char* what) {
-      engine_error("sqlite", std::string(what) + ": " + sqlite3_errmsg(db_));
+      engine_error("sqlite", std::string(role_) + " " + what + ": " + sqlite3_errmsg(db_));
     }
+    bool hold_;
+    const char* role_;  // "snapshot" or "reader", in error messages
     sqlite3* db_ = nullptr;
     sqlite3_stmt* get_ = nullptr;
   };
@@ -1236,7 +1321,8 @@ const char* const kWorkloads[] = {"fillseq",    "fillrandom", "fillbatch",      
                                   "fillsync2",  "load",       "warmup",         "readrandom", "readrandom-cold",
                                   "readmissing", "readseq",   "deleterandom",   "ycsb-a",    "ycsb-b",
                                   "ycsb-c",     "ycsb-e",     "ycsb-f",         "reopen",    "backup",
-                                  "overwrite_during_backup", "overwrite_during_snapshot"};
+                                  "overwrite_during_backup", "overwrite_during_snapshot",
+                                  "overwrite_during_reads"};
 
 bool known_workload(std::string_view w) {
   for (const char* k : kWorkloads)
@@ -1288,15 +1374,22 @@ void usage(std::FILE* out) {
       "                     as they read from the store before the first. While it is held, LMDB's map\n"
       "                     file (which never shrinks) and SQLite's WAL grow with every put: mind the\n"
       "                     disk at a large --num\n"
+      "    overwrite_during_reads\n"
+      "                     overwrite (each put timed) while a second thread gets uniformly random keys\n"
+      "                     of [0, num) from the live store back to back, from before the first put to\n"
+      "                     after the last: put latency under a concurrent reader, and the reads made\n"
+      "                     (timed with --latency=all). Readers: stowage Storage::get, LevelDB and\n"
+      "                     RocksDB DB::Get, LMDB a read-only transaction per get (renewed and reset),\n"
+      "                     SQLite a second connection, each get its own autocommit SELECT\n"
       "    ycsb-a|b|c|e|f   YCSB core workloads over [0, num) with the scrambled Zipfian (0.99)\n"
       "                     chooser: A 50%% read 50%% update, B 95/5, C read only, F 50%% read 50%%\n"
       "                     read-modify-write (--ycsb_ops each); E 95%% scans of 1..100 records\n"
       "                     from a Zipfian key, 5%% inserts of new keys (--ycsb_scans ops)\n"
       "                     Every write workload ends with flush() (durable, in the engine's files),\n"
       "                     timed; then settle() (stowage, LevelDB, RocksDB: full compaction), untimed.\n"
-      "                     SQLite groups the writes of fills, overwrite(_during_backup, _during_snapshot),\n"
-      "                     load and deleterandom 1,000 per transaction; every other write is its own\n"
-      "                     transaction.\n"
+      "                     SQLite groups the writes of fills, overwrite(_during_backup, _during_snapshot,\n"
+      "                     _during_reads), load and deleterandom 1,000 per transaction; every other write\n"
+      "                     is its own transaction.\n"
       "  --num=N                records (default 1000000)\n"
       "  --reads=N              gets for readrandom/readmissing (default --num)\n"
       "  --sync_num=N           writes for fillsync/fillsync2 (default --num / 100)\n"
@@ -1549,12 +1642,16 @@ struct Result {
     std::string verified;                       ///< backup: the check of the backup against the store
   };
   std::optional<Backups> backups;
+  /// overwrite_during_reads (and the base of SnapshotReads): the second thread's gets.
+  struct Reads {
+    std::string method;       ///< the engine's reader_method() (SnapshotReads: snapshot_method())
+    std::uint64_t reads = 0;  ///< gets by the second thread
+    std::uint64_t found = 0;  ///< of them, found
+    double seconds = 0;       ///< the second thread's time, first get to last
+  };
+  std::optional<Reads> reads;
   /// overwrite_during_snapshot: the snapshot held and the reads through it.
-  struct SnapshotReads {
-    std::string method;           ///< the engine's snapshot_method()
-    std::uint64_t reads = 0;      ///< gets through the snapshot
-    std::uint64_t found = 0;      ///< of them, found
-    double seconds = 0;           ///< the reader thread's time, first get to last
+  struct SnapshotReads : Reads {
     std::uint64_t disk_bytes_held = 0, disk_files_held = 0;  ///< after the last put, the snapshot still held
     std::vector<Counter> report;  ///< the engine's own figures, the snapshot still held
     std::string verified;         ///< the check of the snapshot against the store before the first put
@@ -1670,9 +1767,10 @@ class Benchmark {
       return r;
     }
     const bool during_snapshot = name == "overwrite_during_snapshot";
-    const bool write = name.rfind("fill", 0) == 0 || name == "overwrite" || during_backup || during_snapshot ||
-                       name == "load" || name == "deleterandom";
-    if (write && name != "overwrite" && !during_backup && !during_snapshot && name != "deleterandom")
+    const bool during_reads = name == "overwrite_during_reads";
+    const bool overwrite = name == "overwrite" || during_backup || during_snapshot || during_reads;
+    const bool write = name.rfind("fill", 0) == 0 || overwrite || name == "load" || name == "deleterandom";
+    if (write && !overwrite && name != "deleterandom")
       fresh(name.rfind("fillsync", 0) == 0 || f_.config.sync);
     if (name == "readrandom-cold") {
       engine_->close();
@@ -1696,6 +1794,8 @@ class Benchmark {
       overwrite_during_backup(r, seed);
     } else if (during_snapshot) {
       overwrite_during_snapshot(r, seed);
+    } else if (during_reads) {
+      overwrite_during_reads(r, seed);
     } else if (name == "load") {
       fill(r, Order::permutation, f_.num, seed);
     } else if (name == "fillbatch") {
@@ -1851,6 +1951,64 @@ class Benchmark {
            " present)";
   }
 
+  /// overwrite (num random puts into the current store, each timed, as
+  /// `overwrite`) while side runs on a second thread: side(started, stop)
+  /// calls started() once it is under way (the first put waits for that, or
+  /// for side to throw) and goes on until stop() is true, which it is once
+  /// the last put has returned. The thread is joined before this returns;
+  /// what the puts threw is rethrown, else what side threw.
+  template <class Side>
+  void fill_while(Result& r, std::uint64_t seed, Side&& side) {
+    std::atomic<bool> stop{false}, started{false};
+    std::exception_ptr error;
+    std::thread thread([&] {
+      try {
+        side([&] { started.store(true, std::memory_order_release); },
+             [&] { return stop.load(std::memory_order_acquire); });
+      } catch (...) {
+        error = std::current_exception();
+      }
+      started.store(true, std::memory_order_release);  // side may have thrown before it started
+    });
+    while (!started.load(std::memory_order_acquire)) std::this_thread::yield();
+    try {
+      fill(r, Order::random, f_.num, seed);
+    } catch (...) {
+      stop.store(true, std::memory_order_release);
+      thread.join();
+      throw;
+    }
+    stop.store(true, std::memory_order_release);
+    thread.join();
+    if (error) std::rethrow_exception(error);
+  }
+
+  /// overwrite, while a second thread gets uniformly random keys of [0, num)
+  /// through view, back to back, from before the first put to after the
+  /// last, counted into reads (each timed into the read histogram, as
+  /// read_op, with --latency=all).
+  void overwrite_reading(Result& r, std::uint64_t seed, ReadView& view, Result::Reads& reads, const char* read_op) {
+    std::optional<LatencyHistogram> reader_lat;  // merged into read_lat_ after
+    if (rl_) reader_lat.emplace();
+    fill_while(r, seed, [&](auto started, auto stop) {
+      std::string key, value;
+      std::uint64_t state = seed ^ 0x5EADULL;
+      LatencyHistogram* lat = reader_lat ? &*reader_lat : nullptr;
+      Stopwatch sw;
+      started();
+      do {
+        make_key(uniform(state, f_.num), key);
+        bool hit = false;
+        timed(lat, [&] { hit = view.get(key, &value); });
+        ++reads.reads;
+        reads.found += hit ? 1 : 0;
+      } while (!stop());
+      reads.seconds = sw.seconds();
+    });
+    if (reader_lat) read_lat_.merge(*reader_lat);
+    r.read_op = read_op;
+  }
+
   /// overwrite, while a second thread takes backups back to back (each into
   /// a fresh directory, the previous one deleted once the next is taken)
   /// from before the first put until the last put has returned.
@@ -1860,37 +2018,36 @@ class Benchmark {
     b.method = engine_->backup_method();
     const fs::path root = backup_root();
     fs::create_directories(root);
-    std::atomic<bool> stop{false}, started{false};
-    std::exception_ptr error;
-    std::thread backups([&] {
-      try {
+    try {
+      fill_while(r, seed, [&](auto started, auto stop) {
         fs::path previous;
-        for (std::uint64_t n = 0; n == 0 || !stop.load(std::memory_order_acquire); ++n) {
+        for (std::uint64_t n = 0; n == 0 || !stop(); ++n) {
           const fs::path target = root / ("backup-" + std::to_string(n));
           if (fs::exists(target)) throw std::runtime_error(target.string() + " exists: remove it first");
-          started.store(true, std::memory_order_release);
+          started();
           take_backup(target, b);
           if (!previous.empty()) fs::remove_all(previous);
           previous = target;
         }
         if (!previous.empty()) fs::remove_all(previous);
-      } catch (...) {
-        error = std::current_exception();
-        started.store(true, std::memory_order_release);
-      }
-    });
-    while (!started.load(std::memory_order_acquire)) std::this_thread::yield();
-    try {
-      fill(r, Order::random, f_.num, seed);
+      });
     } catch (...) {
-      stop.store(true, std::memory_order_release);
-      backups.join();
+      std::error_code ec;
+      fs::remove_all(root, ec);
       throw;
     }
-    stop.store(true, std::memory_order_release);
-    backups.join();
     fs::remove_all(root);
-    if (error) std::rethrow_exception(error);
+  }
+
+  /// overwrite, while a second thread gets uniformly random keys of the live
+  /// store through the engine's reader(), back to back, from before the
+  /// first put to after the last (timed into the read histogram with
+  /// --latency=all): whether readers slow the puts down or stall them.
+  void overwrite_during_reads(Result& r, std::uint64_t seed) {
+    r.reads = Result::Reads{};
+    r.reads->method = engine_->reader_method();
+    std::unique_ptr<ReadView> reader = engine_->reader();
+    overwrite_reading(r, seed, *reader, *r.reads, "get (second thread)");
   }
 
   /// overwrite, while a snapshot taken before the first put is held until
@@ -1905,7 +2062,7 @@ class Benchmark {
     r.snapshot = Result::SnapshotReads{};
     Result::SnapshotReads& s = *r.snapshot;
     s.method = engine_->snapshot_method();
-    std::unique_ptr<SnapshotView> view = engine_->snapshot();
+    std::unique_ptr<ReadView> view = engine_->snapshot();
     // Nothing is written between the snapshot and these gets: they read its moment.
     constexpr std::uint64_t kSample = 1000;
     std::vector<std::pair<std::string, std::optional<std::string>>> sample;
@@ -1916,43 +2073,7 @@ class Benchmark {
       const bool found = engine_->get(key, &value);
       sample.emplace_back(std::move(key), found ? std::optional<std::string>(std::move(value)) : std::nullopt);
     }
-    std::atomic<bool> stop{false}, started{false};
-    std::exception_ptr error;
-    std::optional<LatencyHistogram> reader_lat;  // merged into read_lat_ after
-    if (rl_) reader_lat.emplace();
-    std::thread reader([&] {
-      try {
-        std::string key, value;
-        std::uint64_t reader_state = seed ^ 0x5EADULL;
-        LatencyHistogram* lat = reader_lat ? &*reader_lat : nullptr;
-        Stopwatch sw;
-        started.store(true, std::memory_order_release);
-        do {
-          make_key(uniform(reader_state, f_.num), key);
-          bool hit = false;
-          timed(lat, [&] { hit = view->get(key, &value); });
-          ++s.reads;
-          s.found += hit ? 1 : 0;
-        } while (!stop.load(std::memory_order_acquire));
-        s.seconds = sw.seconds();
-      } catch (...) {
-        error = std::current_exception();
-        started.store(true, std::memory_order_release);
-      }
-    });
-    while (!started.load(std::memory_order_acquire)) std::this_thread::yield();
-    try {
-      fill(r, Order::random, f_.num, seed);
-    } catch (...) {
-      stop.store(true, std::memory_order_release);
-      reader.join();
-      throw;
-    }
-    stop.store(true, std::memory_order_release);
-    reader.join();
-    if (error) std::rethrow_exception(error);
-    if (reader_lat) read_lat_.merge(*reader_lat);
-    r.read_op = "get (snapshot)";
+    overwrite_reading(r, seed, *view, s, "get (snapshot)");
     std::uint64_t changed = 0, present = 0;
     for (const auto& [key, then] : sample) {
       std::string value;
@@ -2172,6 +2293,9 @@ double ops_per_sec(const Result& r) { return r.seconds > 0 ? static_cast<double>
 double micros_per_op(const Result& r) {
   return r.ops > 0 ? r.seconds * 1e6 / static_cast<double>(r.ops) : 0.0;
 }
+double reads_per_sec(const Result::Reads& n) {
+  return n.seconds > 0 ? static_cast<double>(n.reads) / n.seconds : 0.0;
+}
 double mb_per_sec(const Result& r) {
   return r.seconds > 0 ? static_cast<double>(r.bytes) / (1024.0 * 1024.0) / r.seconds : 0.0;
 }
@@ -2245,7 +2369,7 @@ void print_progress_line(const Result& r) {
     std::printf("                  snapshot: %s\n", n.method.c_str());
     std::printf("                  reads through it %llu (%llu found), %.0f reads/s; disk while held %s (%llu files)\n",
                 static_cast<unsigned long long>(n.reads), static_cast<unsigned long long>(n.found),
-                n.seconds > 0 ? static_cast<double>(n.reads) / n.seconds : 0.0, mib(n.disk_bytes_held).c_str(),
+                reads_per_sec(n), mib(n.disk_bytes_held).c_str(),
                 static_cast<unsigned long long>(n.disk_files_held));
     if (!n.report.empty()) {
       std::printf("                  the engine's figures while held:");
@@ -2254,6 +2378,13 @@ void print_progress_line(const Result& r) {
       std::printf("\n");
     }
     std::printf("                  verified: %s\n", n.verified.c_str());
+  }
+  if (r.reads) {
+    const Result::Reads& n = *r.reads;
+    std::printf("                  reader: %s\n", n.method.c_str());
+    std::printf("                  reads by the second thread %llu (%llu found), %.0f reads/s\n",
+                static_cast<unsigned long long>(n.reads), static_cast<unsigned long long>(n.found),
+                reads_per_sec(n));
   }
   std::printf("                  stats:");
   for (const auto& [name, value] : r.counters) std::printf(" %s=%llu", name.c_str(), static_cast<unsigned long long>(value));
@@ -2317,11 +2448,30 @@ void print_table(const std::vector<Result>& results) {
       const Result::SnapshotReads& n = *r.snapshot;
       std::printf("%-26s %12llu %12llu %12.0f %14s %14s\n", r.workload.c_str(),
                   static_cast<unsigned long long>(n.reads), static_cast<unsigned long long>(n.found),
-                  n.seconds > 0 ? static_cast<double>(n.reads) / n.seconds : 0.0, mib(n.disk_bytes_held).c_str(),
+                  reads_per_sec(n), mib(n.disk_bytes_held).c_str(),
                   r.disk_bytes ? mib(*r.disk_bytes).c_str() : "-");
     }
     std::printf("(reads = gets through the snapshot by the second thread; disk held = after the last put, the\n"
                 " snapshot still held, before the final flush; disk after = after its release, flush() and settle())\n");
+  }
+  bool any_reads = false;
+  for (const auto& r : results) any_reads = any_reads || r.reads.has_value();
+  if (any_reads) {
+    std::printf("\n%-26s %12s %12s %12s %11s %11s\n", "reads during", "reads", "found", "reads/s", "p99.9 us",
+                "max us");
+    for (const auto& r : results) {
+      if (!r.reads) continue;
+      const Result::Reads& n = *r.reads;
+      std::printf("%-26s %12llu %12llu %12.0f", r.workload.c_str(), static_cast<unsigned long long>(n.reads),
+                  static_cast<unsigned long long>(n.found), reads_per_sec(n));
+      if (r.read_latency) {
+        std::printf(" %11.2f %11.1f\n", r.read_latency->p999_us, r.read_latency->max_us);
+      } else {
+        std::printf(" %11s %11s\n", "-", "-");
+      }
+    }
+    std::printf("(reads = gets of the live store by the second thread, back to back while the puts ran; p99.9\n"
+                " and max: of those gets, with --latency=all)\n");
   }
   std::printf("(write workloads include the final flush() in their time; disk = sum of the file sizes in the\n"
               " directory after flush() and an untimed settle(); phase RSS = peak RSS during the workload,\n"
@@ -2373,6 +2523,13 @@ void print_json(const Flags& f, const std::string& engine, const Result& r) {
         std::printf(",\"backup_report_bytes_written_all\":%llu",
                     static_cast<unsigned long long>(*b.report_bytes_written_sum));
     }
+  }
+  if (r.reads) {
+    const Result::Reads& n = *r.reads;
+    std::printf(",\"reader_method\":\"%s\",\"reader_reads\":%llu,\"reader_found\":%llu,\"reader_read_seconds\":%.6f,"
+                "\"reader_reads_per_sec\":%.1f",
+                json_escape(n.method).c_str(), static_cast<unsigned long long>(n.reads),
+                static_cast<unsigned long long>(n.found), n.seconds, reads_per_sec(n));
   }
   if (r.snapshot) {
     const Result::SnapshotReads& n = *r.snapshot;
