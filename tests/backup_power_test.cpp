@@ -70,40 +70,19 @@ Options small_options(std::shared_ptr<FileSystem> fs = nullptr) {
   return o;
 }
 
-std::string value_for(int key, std::uint64_t nonce) {
-  std::string v = "k" + std::to_string(key) + "/n" + std::to_string(nonce) + "/";
-  v.append(static_cast<std::size_t>((nonce * 131 + static_cast<std::uint64_t>(key)) % 120),
-           static_cast<char>('a' + nonce % 26));
-  return v;
-}
-
 // 75% put, 15% erase, 10% batch of 5..20 puts.
-ModelOp random_op(std::mt19937_64& rng, std::uint64_t nonce) {
-  ModelOp op;
-  const auto r = rng() % 100;
-  auto key = [&] { return static_cast<int>(rng() % kKeys); };
-  if (r < 75) {
-    op.kind = ModelOp::put;
-    op.key = key();
-    op.value = value_for(op.key, nonce);
-  } else if (r < 90) {
-    op.kind = ModelOp::erase;
-    op.key = key();
-  } else {
-    op.kind = ModelOp::batch;
-    op.batch_id = nonce;
-    for (int i = 5 + static_cast<int>(rng() % 16); i > 0; --i) {
-      const int k = key();
-      op.pairs.emplace_back(k, value_for(k, nonce) + "b");
-    }
-  }
-  return op;
-}
+constexpr stowage_test::OpMix kMix{.key_hi = kKeys,
+                                   .put_below = 75,
+                                   .erase_below = 90,
+                                   .batch_min = 5,
+                                   .batch_spread = 16,
+                                   .batch_erases = false,
+                                   .value_spread = 120};
 
 std::vector<ModelOp> make_ops(std::uint64_t seed, std::size_t n, std::uint64_t nonce0) {
   std::mt19937_64 rng(seed);
   std::vector<ModelOp> ops;
-  for (std::size_t i = 0; i < n; ++i) ops.push_back(random_op(rng, nonce0 + i));
+  for (std::size_t i = 0; i < n; ++i) ops.push_back(stowage_test::random_op(rng, nonce0 + i, kMix));
   return ops;
 }
 

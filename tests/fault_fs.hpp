@@ -1204,6 +1204,55 @@ void run_op(Store& db, const ModelOp& op) {
   }
 }
 
+/// How random_op() draws a write. The defaults are power_loss_test's mix:
+/// 70% put, 15% erase, 15% batch of 10..50 puts, a third of the batches
+/// also erasing 1..4 keys; keys in [0, 600).
+struct OpMix {
+  int key_lo = 0, key_hi = 600;       ///< keys drawn from [key_lo, key_hi)
+  std::uint64_t roll = 100;           ///< r = rng() % roll ...
+  std::uint64_t put_below = 70;       ///< ... a put when r < put_below,
+  std::uint64_t erase_below = 85;     ///< an erase when r < erase_below, else a batch (roll <= this: none)
+  int batch_min = 10, batch_spread = 41;  ///< batch_min + rng() % batch_spread puts in a batch
+  bool batch_erases = true;           ///< a third of the batches also erase 1..4 keys (Storage::Batch)
+  std::uint64_t value_spread = 160;   ///< values padded by (nonce * 131 + key) % value_spread bytes
+};
+
+/// The value random_op() puts under key (batches append "b"): names the key
+/// and the nonce, padded to a length of their own.
+inline std::string model_value(int key, std::uint64_t nonce, std::uint64_t spread) {
+  std::string v = "k" + std::to_string(key) + "/n" + std::to_string(nonce) + "/";
+  v.append(static_cast<std::size_t>((nonce * 131 + static_cast<std::uint64_t>(key)) % spread),
+           static_cast<char>('a' + nonce % 26));
+  return v;
+}
+
+/// A random write drawn from rng as mix says, its values tagged with nonce.
+/// The same rng state and mix give the same op.
+inline ModelOp random_op(std::mt19937_64& rng, std::uint64_t nonce, const OpMix& mix = {}) {
+  ModelOp op;
+  const auto r = rng() % mix.roll;
+  auto key = [&] { return mix.key_lo + static_cast<int>(rng() % static_cast<std::uint64_t>(mix.key_hi - mix.key_lo)); };
+  if (r < mix.put_below) {
+    op.kind = ModelOp::put;
+    op.key = key();
+    op.value = model_value(op.key, nonce, mix.value_spread);
+  } else if (r < mix.erase_below) {
+    op.kind = ModelOp::erase;
+    op.key = key();
+  } else {
+    op.kind = ModelOp::batch;
+    op.batch_id = nonce;
+    const int n = mix.batch_min + static_cast<int>(rng() % static_cast<std::uint64_t>(mix.batch_spread));
+    for (int i = 0; i < n; ++i) {
+      const int k = key();
+      op.pairs.emplace_back(k, model_value(k, nonce, mix.value_spread) + "b");
+    }
+    if (mix.batch_erases && rng() % 3 == 0)
+      for (int j = 1 + static_cast<int>(rng() % 4); j > 0; --j) op.erases.push_back(key());
+  }
+  return op;
+}
+
 inline void apply_op(ModelState& s, const ModelOp& op) {
   switch (op.kind) {
     case ModelOp::put: s[op.key] = op.value; break;

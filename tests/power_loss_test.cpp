@@ -85,39 +85,14 @@ Options small_options(std::shared_ptr<FileSystem> fs = nullptr, Durability d = D
   return o;
 }
 
-std::string value_for(int key, std::uint64_t nonce) {
-  std::string v = "k" + std::to_string(key) + "/n" + std::to_string(nonce) + "/";
-  v.append(static_cast<std::size_t>((nonce * 131 + static_cast<std::uint64_t>(key)) % 160), static_cast<char>('a' + nonce % 26));
-  return v;
-}
+std::string value_for(int key, std::uint64_t nonce) { return stowage_test::model_value(key, nonce, 160); }
 
-// A random write: 70% put, 15% erase, 15% batch of 10..50 puts (without
-// batches: 82% put, 18% erase).
+// A random write: 70% put, 15% erase, 15% batch of 10..50 puts (a third of
+// them also erasing keys); without batches: 82% put, 18% erase.
 ModelOp random_op(std::mt19937_64& rng, std::uint64_t nonce, int key_lo = 0, int key_hi = kKeys,
                   bool batches = true) {
-  ModelOp op;
-  const auto r = rng() % (batches ? 100 : 85);
-  auto key = [&] { return key_lo + static_cast<int>(rng() % static_cast<std::uint64_t>(key_hi - key_lo)); };
-  if (r < 70) {
-    op.kind = ModelOp::put;
-    op.key = key();
-    op.value = value_for(op.key, nonce);
-  } else if (r < 85) {
-    op.kind = ModelOp::erase;
-    op.key = key();
-  } else {
-    op.kind = ModelOp::batch;
-    op.batch_id = nonce;
-    const int n = 10 + static_cast<int>(rng() % 41);
-    for (int i = 0; i < n; ++i) {
-      int k = key();
-      op.pairs.emplace_back(k, value_for(k, nonce) + "b");
-    }
-    // A third of them also erase keys in the same commit (Storage::Batch).
-    if (rng() % 3 == 0)
-      for (int j = 1 + static_cast<int>(rng() % 4); j > 0; --j) op.erases.push_back(key());
-  }
-  return op;
+  return stowage_test::random_op(rng, nonce,
+                                 stowage_test::OpMix{.key_lo = key_lo, .key_hi = key_hi, .roll = batches ? 100u : 85u});
 }
 
 using stowage_test::run_op;
