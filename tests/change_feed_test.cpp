@@ -430,4 +430,11 @@ TEST_CASE("ChangeReader checks the collection and says when the feed is released
   ChangeReader<std::uint64_t, std::string> s(tmp / "s");
   CHECK_THAT(error_of([&] { s.changes_since(0, [](const auto&) {}); }), Catch::Contains("no longer kept"));
   CHECK(s.changes_since(100, [](const auto&) {}) == 100);
+  // A sequence after the store's last commit was read from commits it lost
+  // (a power cut before they were synced: follower_power_test makes them).
+  CHECK_THAT(error_of([&] { s.changes_since(101, [](const auto&) {}); }),
+             Catch::Contains("the last commit of the store") && Catch::Contains("is 100") &&
+                 Catch::Contains("lost commits"));
+  CHECK_THROWS_AS(a.changes_since(2, [](const auto&) {}), ValidationError);  // from the WAL: its last is 1
+  CHECK(a.changes_since(1, [](const auto&) {}) == 1);
 }

@@ -54,6 +54,7 @@ struct FeedPosition {
   std::uint64_t since = 0;
   std::uint64_t next = 1;   ///< the sequence the next op must have
   std::uint64_t last = ~std::uint64_t{0};  ///< ops after it are not handed over
+  std::uint64_t seen = 0;  ///< the highest sequence of any op read, handed over or not
 };
 
 /// A gap inside the kept WAL (see the top of change_feed.hpp).
@@ -84,6 +85,7 @@ inline void read_feed_segment(const RandomAccessFile& file, std::uint64_t number
     const std::uint64_t n = wal_detail::valid_record_in(reader, at, log_number, record, durable);
     if (n == 0) break;
     decode_wal_batch(record, file.path(), at, [&](const WalOp& op) {
+      pos.seen = std::max(pos.seen, op.seq);
       if (op.seq < pos.next || op.seq > pos.last) return;
       if (op.seq > pos.next) {
         if (pos.next == pos.since + 1) throw feed_released(dir, pos.since, op.seq);
@@ -137,8 +139,11 @@ class ChangeReader {
   /// collection committed after `sequence` that the WAL holds now, in commit
   /// order, and returns the sequence of the last commit it read (`sequence`
   /// when none): pass it to the next call. Throws ValidationError when there
-  /// is no store or no such collection, or when commits after `sequence`
-  /// are no longer kept; MigrationError when the collection's Key order or
+  /// is no store or no such collection, when commits after `sequence`
+  /// are no longer kept, or when `sequence` is after the store's last
+  /// commit (as Collection::changes_since does: the store lost commits a
+  /// follower read, in a power cut before they were synced; once it commits
+  /// past `sequence` again this can no longer be told); MigrationError when the collection's Key order or
   /// Serializer is not this reader's; CorruptionError on damaged files.
   template <class Fn>
   std::uint64_t changes_since(std::uint64_t sequence, Fn&& fn) {
@@ -172,6 +177,19 @@ class ChangeReader {
     // The MANIFEST's commits are in chunk files only: asking from below it
     // and finding nothing means the WAL holding them is gone.
     if (pos.next == sequence + 1 && m.last_seq > sequence) throw detail::feed_released(dir_, sequence, 0);
+    // A sequence after every commit the store holds was read from it before
+    // it lost them (a power cut takes the WAL tail that was never synced),
+    // and its next commits will take those numbers again. The MANIFEST is
+    // read again first: a flush after the first read may have released the
+    // WAL that held the last commits, and its MANIFEST counts them.
+    if (pos.next == sequence + 1 && std::max(pos.seen, m.last_seq) < sequence) {
+      const std::uint64_t last = std::max(pos.seen, detail::read_manifest(*fs_, dir_).last_seq);
+      if (last < sequence)
+        throw ValidationError("stowage: changes_since(" + std::to_string(sequence) + "): the last commit of the store at " +
+                              dir_.string() + " is " + std::to_string(last) +
+                              "; it lost commits that were read from it (a power cut loses what was not yet synced), "
+                              "so what was built from them must be rebuilt");
+    }
     return pos.next - 1;
   }
 

@@ -313,8 +313,10 @@ class Collection {
     /// Drops every operation added since the last commit().
     void clear() { ops_.clear(); }
     /// Commits the operations as one atomic commit (none: nothing happens)
-    /// and clears the batch. When it throws nothing was stored, and the
-    /// operations stay in the batch.
+    /// and clears the batch. When it throws the operations stay in the
+    /// batch, and nothing was stored, except after an IoError from the
+    /// freeze of a full write buffer that follows the commit's WAL record:
+    /// the commit is then kept (it replays at the next open, whole).
     void commit() {
       if (ops_.empty()) return;
       detail::commit_guarded(*engine_, std::vector<CollectionSlot*>(ops_.size(), slot_), ops_);

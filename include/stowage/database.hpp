@@ -154,8 +154,10 @@ class Database {
       slots_.clear();
     }
     /// Commits the operations as one atomic commit (none: nothing happens)
-    /// and clears the batch. When it throws nothing was stored, and the
-    /// operations stay in the batch. Index entries of the collections'
+    /// and clears the batch. When it throws the operations stay in the
+    /// batch, and nothing was stored, except after an IoError from the
+    /// freeze of a full write buffer that follows the commit's WAL record:
+    /// the commit is then kept (it replays at the next open, whole). Index entries of the collections'
     /// indexes are kept in the same commit (ConstraintError, nothing
     /// written, when a unique index would hold one key twice).
     void commit() {
