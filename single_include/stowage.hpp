@@ -12131,10 +12131,12 @@ class Engine {
     // The buffered entry at the merge's smallest key: the write buffer's when
     // it is there (wb_at), else the frozen one's (imm_at); at a snapshot, the
     // version it could see (none: the key's record lies below). Needs lock_.
+    // A snapshot's frozen buffer was frozen before it was taken: the
+    // snapshot sees each of its entries as it is.
     const detail::BufferEntry* buffered(bool wb_at, bool imm_at) const {
       if (!snap_) return wb_at ? &wb_it_->second : imm_at ? &imm_it_->second : nullptr;
       const detail::BufferEntry* e = wb_at ? write_buffer().visible(wb_it_->second, snap_->seq) : nullptr;
-      if (e == nullptr && imm_at) e = imm_->visible(imm_it_->second, snap_->seq);
+      if (e == nullptr && imm_at) e = &imm_it_->second;
       return e;
     }
     // Where a buffer's position lies: see reseek().
