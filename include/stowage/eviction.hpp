@@ -889,20 +889,29 @@ class MiniSimTuning {
     const std::size_t own = entries;
     entries *= s.parts;
     bytes *= s.parts;
-    unsigned shift = s.shift.load(std::memory_order_relaxed);
-    const unsigned was = shift;
-    while ((entries >> shift) > kMiniEntries) ++shift;
-    // Room for twice the sampled entries (charges differ), grown by doubling.
-    const std::size_t need = 2 * (entries >> shift) + 16;
-    const bool resize = shift != was || need > s.pool.load(std::memory_order_relaxed);
-    // The top 32 bits of a remix of the hash, under 2^(32 - shift).
-    if (!resize && ((hash * 0xD6E8FEB86659FD93ULL) >> 32) >= (std::uint64_t{1} << (32 - shift))) return;
+    const unsigned was = s.shift.load(std::memory_order_relaxed);
+    const unsigned shift = shift_for(entries, was);
+    const bool resize = shift != was || room_for(entries, shift) > s.pool.load(std::memory_order_relaxed);
+    if (!resize && !sampled(hash, shift)) return;
     std::lock_guard lock(s.mutex);
     s.access(hash, charge, entries, bytes, own, held_);
   }
 
  private:
   static constexpr std::size_t kCount = std::size(kShares);
+  // The sampling shift for `entries`, at least `from` (the rate only falls):
+  // at most kMiniEntries of them are sampled.
+  static unsigned shift_for(std::size_t entries, unsigned from) {
+    while ((entries >> from) > kMiniEntries) ++from;
+    return from;
+  }
+  // Room each mini cache needs: twice the sampled entries (charges differ).
+  static std::size_t room_for(std::size_t entries, unsigned shift) { return 2 * (entries >> shift) + 16; }
+  // Whether hash is sampled at shift: the top 32 bits of a remix of it lie
+  // under 2^(32 - shift).
+  static bool sampled(std::uint64_t hash, unsigned shift) {
+    return ((hash * 0xD6E8FEB86659FD93ULL) >> 32) < (std::uint64_t{1} << (32 - shift));
+  }
   // The simulation one queue, or the queues that share it, feed. Fields
   // read before the mutex is taken are atomic; the rest it guards.
   struct Sim {
@@ -920,11 +929,11 @@ class MiniSimTuning {
     // when it last decided.
     void access(std::uint64_t hash, std::size_t charge, std::size_t entries, std::size_t bytes, std::size_t own,
                 std::size_t& held) {
-      unsigned sh = shift.load(std::memory_order_relaxed);
-      while ((entries >> sh) > kMiniEntries) ++sh;
-      const std::size_t need = 2 * (entries >> sh) + 16;
+      const unsigned sh = shift_for(entries, shift.load(std::memory_order_relaxed));
+      const std::size_t need = room_for(entries, sh);
       std::size_t room = pool.load(std::memory_order_relaxed);
       if (sh != shift.load(std::memory_order_relaxed) || need > room) {
+        // Grown by doubling, to room for twice kMiniEntries at most.
         room = std::min(std::max(need, 2 * room), 2 * kMiniEntries + 16);
         for (std::size_t i = 0; i < kCount; ++i) minis[i].reset(room, kShares[i]);
         for (double& h : hits) h = 0;
@@ -932,7 +941,7 @@ class MiniSimTuning {
         shift.store(sh, std::memory_order_relaxed);
         pool.store(room, std::memory_order_relaxed);
       }
-      if (((hash * 0xD6E8FEB86659FD93ULL) >> 32) >= (std::uint64_t{1} << (32 - sh))) return;
+      if (!sampled(hash, sh)) return;
       const std::size_t capacity = bytes >> sh;
       for (std::size_t i = 0; i < kCount; ++i)
         if (minis[i].access(hash, charge, capacity)) hits[i] += 1;
