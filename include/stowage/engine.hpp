@@ -687,11 +687,7 @@ class Engine {
     {
       std::shared_lock guard(lock_);
       check_open();
-      if (const auto* e = wb_.find(key)) {
-        if (e->tombstone) return false;
-        on_value(std::string_view(e->value), nullptr);
-        return true;
-      }
+      if (const int p = take_entry(wb_.find(key), on_value); p >= 0) return p == 1;
       imm = imm_;
       v = version_;
     }
@@ -725,11 +721,7 @@ class Engine {
     // (on_value called), 0 an erase, -1 none.
     auto probe = [&](const detail::WriteBuffer& b) {
       const auto* e = b.find(key);
-      const auto* v = e ? b.visible(*e, st.seq) : nullptr;
-      if (v == nullptr) return -1;
-      if (v->tombstone) return 0;
-      on_value(std::string_view(v->value), nullptr);
-      return 1;
+      return take_entry(e ? b.visible(*e, st.seq) : nullptr, on_value);
     };
     std::shared_ptr<const detail::WriteBuffer> frozen;
     {
@@ -1603,14 +1595,19 @@ class Engine {
     }
     return false;
   }
+  // What a buffer's entry for a key (nullptr: none) says of it: -1 nothing
+  // (look below), 0 erased, 1 a put, whose value on_value was given.
+  template <class Fn>
+  static int take_entry(const detail::BufferEntry* e, Fn& on_value) {
+    if (e == nullptr) return -1;
+    if (e->tombstone) return 0;
+    on_value(std::string_view(e->value), nullptr);
+    return 1;
+  }
   // Looks key up through every layer. Needs lock_ (shared).
   template <class Fn>
   bool find_locked(std::string_view key, Fn&& on_value) const {
-    if (const auto* e = wb_.find(key)) {
-      if (e->tombstone) return false;
-      on_value(std::string_view(e->value), nullptr);
-      return true;
-    }
+    if (const int p = take_entry(wb_.find(key), on_value); p >= 0) return p == 1;
     return find_below_buffer(key, on_value);
   }
   template <class Fn>
@@ -1621,13 +1618,8 @@ class Engine {
   template <class Fn>
   bool find_below(const detail::WriteBuffer* imm, const detail::Version& v, std::string_view key,
                   Fn&& on_value) const {
-    if (imm) {
-      if (const auto* e = imm->find(key)) {
-        if (e->tombstone) return false;
-        on_value(std::string_view(e->value), nullptr);
-        return true;
-      }
-    }
+    if (imm)
+      if (const int p = take_entry(imm->find(key), on_value); p >= 0) return p == 1;
     return find_in_files(v, key, on_value);
   }
   // Looks up the buffered keys whose presence below the buffer is unknown
