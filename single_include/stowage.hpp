@@ -5698,8 +5698,9 @@ class ChangeReader {
   /// are no longer kept, or when `sequence` is after the store's last
   /// commit (as Collection::changes_since does: the store lost commits a
   /// follower read, in a power cut before they were synced; once it commits
-  /// past `sequence` again this can no longer be told); MigrationError when the collection's Key order or
-  /// Serializer is not this reader's; CorruptionError on damaged files.
+  /// past `sequence` again this can no longer be told); MigrationError when
+  /// the collection's Key order or Serializer is not this reader's;
+  /// CorruptionError on damaged files.
   template <class Fn>
   std::uint64_t changes_since(std::uint64_t sequence, Fn&& fn) {
     if (!detail::manifest_exists(*fs_, dir_)) throw ValidationError("stowage: no store at " + dir_.string() + " (no MANIFEST)");
@@ -6972,20 +6973,29 @@ class MiniSimTuning {
     const std::size_t own = entries;
     entries *= s.parts;
     bytes *= s.parts;
-    unsigned shift = s.shift.load(std::memory_order_relaxed);
-    const unsigned was = shift;
-    while ((entries >> shift) > kMiniEntries) ++shift;
-    // Room for twice the sampled entries (charges differ), grown by doubling.
-    const std::size_t need = 2 * (entries >> shift) + 16;
-    const bool resize = shift != was || need > s.pool.load(std::memory_order_relaxed);
-    // The top 32 bits of a remix of the hash, under 2^(32 - shift).
-    if (!resize && ((hash * 0xD6E8FEB86659FD93ULL) >> 32) >= (std::uint64_t{1} << (32 - shift))) return;
+    const unsigned was = s.shift.load(std::memory_order_relaxed);
+    const unsigned shift = shift_for(entries, was);
+    const bool resize = shift != was || room_for(entries, shift) > s.pool.load(std::memory_order_relaxed);
+    if (!resize && !sampled(hash, shift)) return;
     std::lock_guard lock(s.mutex);
     s.access(hash, charge, entries, bytes, own, held_);
   }
 
  private:
   static constexpr std::size_t kCount = std::size(kShares);
+  // The sampling shift for `entries`, at least `from` (the rate only falls):
+  // at most kMiniEntries of them are sampled.
+  static unsigned shift_for(std::size_t entries, unsigned from) {
+    while ((entries >> from) > kMiniEntries) ++from;
+    return from;
+  }
+  // Room each mini cache needs: twice the sampled entries (charges differ).
+  static std::size_t room_for(std::size_t entries, unsigned shift) { return 2 * (entries >> shift) + 16; }
+  // Whether hash is sampled at shift: the top 32 bits of a remix of it lie
+  // under 2^(32 - shift).
+  static bool sampled(std::uint64_t hash, unsigned shift) {
+    return ((hash * 0xD6E8FEB86659FD93ULL) >> 32) < (std::uint64_t{1} << (32 - shift));
+  }
   // The simulation one queue, or the queues that share it, feed. Fields
   // read before the mutex is taken are atomic; the rest it guards.
   struct Sim {
@@ -7003,11 +7013,11 @@ class MiniSimTuning {
     // when it last decided.
     void access(std::uint64_t hash, std::size_t charge, std::size_t entries, std::size_t bytes, std::size_t own,
                 std::size_t& held) {
-      unsigned sh = shift.load(std::memory_order_relaxed);
-      while ((entries >> sh) > kMiniEntries) ++sh;
-      const std::size_t need = 2 * (entries >> sh) + 16;
+      const unsigned sh = shift_for(entries, shift.load(std::memory_order_relaxed));
+      const std::size_t need = room_for(entries, sh);
       std::size_t room = pool.load(std::memory_order_relaxed);
       if (sh != shift.load(std::memory_order_relaxed) || need > room) {
+        // Grown by doubling, to room for twice kMiniEntries at most.
         room = std::min(std::max(need, 2 * room), 2 * kMiniEntries + 16);
         for (std::size_t i = 0; i < kCount; ++i) minis[i].reset(room, kShares[i]);
         for (double& h : hits) h = 0;
@@ -7015,7 +7025,7 @@ class MiniSimTuning {
         shift.store(sh, std::memory_order_relaxed);
         pool.store(room, std::memory_order_relaxed);
       }
-      if (((hash * 0xD6E8FEB86659FD93ULL) >> 32) >= (std::uint64_t{1} << (32 - sh))) return;
+      if (!sampled(hash, sh)) return;
       const std::size_t capacity = bytes >> sh;
       for (std::size_t i = 0; i < kCount; ++i)
         if (minis[i].access(hash, charge, capacity)) hits[i] += 1;
@@ -11605,11 +11615,7 @@ class Engine {
     {
       std::shared_lock guard(lock_);
       check_open();
-      if (const auto* e = wb_.find(key)) {
-        if (e->tombstone) return false;
-        on_value(std::string_view(e->value), nullptr);
-        return true;
-      }
+      if (const int p = take_entry(wb_.find(key), on_value); p >= 0) return p == 1;
       imm = imm_;
       v = version_;
     }
@@ -11643,11 +11649,7 @@ class Engine {
     // (on_value called), 0 an erase, -1 none.
     auto probe = [&](const detail::WriteBuffer& b) {
       const auto* e = b.find(key);
-      const auto* v = e ? b.visible(*e, st.seq) : nullptr;
-      if (v == nullptr) return -1;
-      if (v->tombstone) return 0;
-      on_value(std::string_view(v->value), nullptr);
-      return 1;
+      return take_entry(e ? b.visible(*e, st.seq) : nullptr, on_value);
     };
     std::shared_ptr<const detail::WriteBuffer> frozen;
     {
@@ -12521,14 +12523,19 @@ class Engine {
     }
     return false;
   }
+  // What a buffer's entry for a key (nullptr: none) says of it: -1 nothing
+  // (look below), 0 erased, 1 a put, whose value on_value was given.
+  template <class Fn>
+  static int take_entry(const detail::BufferEntry* e, Fn& on_value) {
+    if (e == nullptr) return -1;
+    if (e->tombstone) return 0;
+    on_value(std::string_view(e->value), nullptr);
+    return 1;
+  }
   // Looks key up through every layer. Needs lock_ (shared).
   template <class Fn>
   bool find_locked(std::string_view key, Fn&& on_value) const {
-    if (const auto* e = wb_.find(key)) {
-      if (e->tombstone) return false;
-      on_value(std::string_view(e->value), nullptr);
-      return true;
-    }
+    if (const int p = take_entry(wb_.find(key), on_value); p >= 0) return p == 1;
     return find_below_buffer(key, on_value);
   }
   template <class Fn>
@@ -12539,13 +12546,8 @@ class Engine {
   template <class Fn>
   bool find_below(const detail::WriteBuffer* imm, const detail::Version& v, std::string_view key,
                   Fn&& on_value) const {
-    if (imm) {
-      if (const auto* e = imm->find(key)) {
-        if (e->tombstone) return false;
-        on_value(std::string_view(e->value), nullptr);
-        return true;
-      }
-    }
+    if (imm)
+      if (const int p = take_entry(imm->find(key), on_value); p >= 0) return p == 1;
     return find_in_files(v, key, on_value);
   }
   // Looks up the buffered keys whose presence below the buffer is unknown
@@ -17226,9 +17228,10 @@ class Database {
     /// and clears the batch. When it throws the operations stay in the
     /// batch, and nothing was stored, except after an IoError from the
     /// freeze of a full write buffer that follows the commit's WAL record:
-    /// the commit is then kept (it replays at the next open, whole). Index entries of the collections'
-    /// indexes are kept in the same commit (ConstraintError, nothing
-    /// written, when a unique index would hold one key twice).
+    /// the commit is then kept (it replays at the next open, whole). Index
+    /// entries of the collections' indexes are kept in the same commit
+    /// (ConstraintError, nothing written, when a unique index would hold
+    /// one key twice).
     void commit() {
       if (ops_.empty()) return;
       detail::commit_guarded(*engine_, slots_, ops_);

@@ -143,8 +143,9 @@ class ChangeReader {
   /// are no longer kept, or when `sequence` is after the store's last
   /// commit (as Collection::changes_since does: the store lost commits a
   /// follower read, in a power cut before they were synced; once it commits
-  /// past `sequence` again this can no longer be told); MigrationError when the collection's Key order or
-  /// Serializer is not this reader's; CorruptionError on damaged files.
+  /// past `sequence` again this can no longer be told); MigrationError when
+  /// the collection's Key order or Serializer is not this reader's;
+  /// CorruptionError on damaged files.
   template <class Fn>
   std::uint64_t changes_since(std::uint64_t sequence, Fn&& fn) {
     if (!detail::manifest_exists(*fs_, dir_)) throw ValidationError("stowage: no store at " + dir_.string() + " (no MANIFEST)");

@@ -157,9 +157,10 @@ class Database {
     /// and clears the batch. When it throws the operations stay in the
     /// batch, and nothing was stored, except after an IoError from the
     /// freeze of a full write buffer that follows the commit's WAL record:
-    /// the commit is then kept (it replays at the next open, whole). Index entries of the collections'
-    /// indexes are kept in the same commit (ConstraintError, nothing
-    /// written, when a unique index would hold one key twice).
+    /// the commit is then kept (it replays at the next open, whole). Index
+    /// entries of the collections' indexes are kept in the same commit
+    /// (ConstraintError, nothing written, when a unique index would hold
+    /// one key twice).
     void commit() {
       if (ops_.empty()) return;
       detail::commit_guarded(*engine_, slots_, ops_);
