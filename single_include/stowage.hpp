@@ -94,66 +94,378 @@ struct BackupInfo {
 
 }  // namespace stowage
 // ---- end stowage/backup_report.hpp ----
-// ---- begin stowage/migration_report.hpp ----
-// migration_report.hpp: what a migration did (MigrationReport) and what one
-// would do (MigrationStatus): the results migration.hpp's functions and
-// Storage's migration members return. Apart from migration.hpp so that a
-// file built with STOWAGE_SEPARATE_COMPILATION can use Storage without the
-// migration machinery.
+// ---- begin stowage/history.hpp ----
+// history.hpp: the earlier versions of a collection's records
+// (Collection::keep_history, history, get_at). A collection that keeps
+// history has a history keyspace of its own (an entry of kind "history" in
+// the MANIFEST's collection table, docs/format.md, "History"). Every put
+// and erase of the collection writes, in the same commit, one history entry
+// for the record and moves the record's head:
+//
+//   entry: prefix + varint len(pk) + pk + fixed64 BE ~sequence
+//          -> u8 flags | varint previous sequence | varint commit time (us) | value
+//   head:  prefix + varint len(pk) + pk
+//          -> fixed64 BE ~sequence of the newest entry
+//
+// pk is the record's encoded key (without its collection prefix), sequence
+// the commit sequence of the record's op. Complemented big-endian sequences
+// put a key's entries newest first, right after its head. The engine writes
+// the sequences in when it numbers the commit (WriteOp::stamp), so an
+// entry's sequence is the one the change feed and snapshots use.
+//
+// Compaction keeps what the collection's History asks for and drops the
+// rest of a key's entries (HistoryPruner); reads apply the same rule, so
+// what history() returns does not depend on when compaction ran.
 
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
+
+// ---- begin stowage/detail/coding.hpp ----
+// detail/coding.hpp: the byte-level helpers every on-disk format uses.
+// Integers are little-endian; varints are LEB128 (at most 10 bytes for 64 bits);
+// checksums are XXH3-64. A Reader never reads past its end: every get_* checks
+// the remaining length first and throws CorruptionError naming file and offset.
+
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+// xxHash is used header-only: its functions are inlined here, so nothing
+// needs linking. The macro is set only around this include.
+#ifndef XXH_INLINE_ALL
+#define XXH_INLINE_ALL
+#define STOWAGE_SET_XXH_INLINE_ALL
+#endif
+#include <xxhash.h>
+#ifdef STOWAGE_SET_XXH_INLINE_ALL
+#undef XXH_INLINE_ALL
+#undef STOWAGE_SET_XXH_INLINE_ALL
+#endif
+
+// ---- begin stowage/error.hpp ----
+// error.hpp: the exceptions stowage throws. Every failure is a stowage::Error;
+// each message names the path involved and what the user can do about it.
+// Missing keys are never errors: lookups return std::optional.
+
+#include <cstdint>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
 
 namespace stowage {
 
-/// What a migration did (Storage::last_migration(), Storage::migrate_to()).
-struct MigrationReport {
-  unsigned from_format = 0;   ///< on-disk format major version before
-  unsigned to_format = 0;     ///< ... and after
-  unsigned from_version = 0;  ///< value schema version before
-  unsigned to_version = 0;    ///< ... and after
-  /// The steps run, in order: "format 1->2", "1->2", "2->3".
-  std::vector<std::string> steps;
-  std::uint64_t records = 0;  ///< records converted
-  std::uint64_t dropped = 0;  ///< records a step dropped
-  /// The backup taken first (a complete store; empty when nothing ran, or
-  /// for a Database collection's migration, which keeps backup_collection).
-  std::filesystem::path backup;
-  /// A Database collection's migration: the collection that keeps the old
-  /// records (`<name>.backup-<UTC time>-v<from>`), which opens with the old
-  /// types; drop it to reclaim the space. Empty otherwise.
-  std::string backup_collection;
-  double seconds = 0;  ///< wall time, backup included
+/// Base of every exception stowage throws.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
-/// A store's versions and what opening it would run (migration_status()).
-struct MigrationStatus {
-  unsigned format_version = 0;          ///< on-disk format major version
-  unsigned format_minor = 0;            ///< on-disk format minor version
-  unsigned current_format_version = 0;  ///< the format this program writes
-  unsigned schema_version = 0;          ///< value schema version on disk
-  std::string value_type;               ///< the stored value type's description (may be empty)
-  std::string compression;              ///< the Compression::name the store's blocks are written with
-  std::string serializer;               ///< the Serializer::id() of its default collection ("" when untyped)
-  std::optional<unsigned> target_version;  ///< the version asked for, if any
-  /// The steps an open (or migrate_to) would run, in order: "format 1->2",
-  /// "compression none -> lz4" and "serializer binary-1 -> msgpack-1" (from
-  /// Storage::migration_status, which knows the policies), "1->2".
-  std::vector<std::string> pending;
-  /// False when a target version was given and no registered steps reach
-  /// it, or (Storage::migration_status) when the Compression or Serializer
-  /// differs and the Migrator does not allow the change: opening fails then.
-  bool path_found = true;
+/// A system call failed (open, read, write, fsync, rename, ...). After a failed
+/// fsync the store refuses further writes; reopening recovers from the WAL.
+class IoError : public Error {
+ public:
+  using Error::Error;
+};
 
-  /// Nothing to run and nothing missing.
-  bool up_to_date() const { return pending.empty() && path_found; }
+/// Bytes on disk are not what stowage wrote: bad magic, checksum mismatch,
+/// impossible lengths, keys out of order. Names the file and the offset.
+class CorruptionError : public Error {
+ public:
+  using Error::Error;
+  /// The message ends with what the user can do: for the MANIFEST, restore
+  /// a backup (it names every other file: no open or repair can do without
+  /// it); for any other file, restore a backup or copy what still verifies
+  /// into a new store with `stowage repair` (removing a damaged file does not
+  /// help: a chunk the MANIFEST names must be there).
+  CorruptionError(const std::filesystem::path& file, std::uint64_t offset, const std::string& what)
+      : Error("stowage: corruption in " + file.string() + " at offset " + std::to_string(offset) + ": " + what +
+              (file.filename() == "MANIFEST"
+                   ? " (restore the store from a backup: the MANIFEST names every other file, and neither an "
+                     "open nor `stowage repair` can do without it)"
+                   : " (restore the store from a backup, or copy what still verifies into a new store with "
+                     "`stowage repair DIR NEW_DIR`)")),
+        file_(file),
+        offset_(offset) {}
+  /// The damaged file (empty when not known).
+  const std::filesystem::path& file() const noexcept { return file_; }
+  /// Byte offset of the damage inside file().
+  std::uint64_t offset() const noexcept { return offset_; }
+
+ private:
+  std::filesystem::path file_;
+  std::uint64_t offset_ = 0;
+};
+
+/// Another process (or another Storage in this process) holds the store's LOCK.
+class LockError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// The store was written by another format, schema or set of policies, and no
+/// migration path leads from there to here.
+class MigrationError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Bad input at the API: a key or value over the format's limits, bad options,
+/// a write to a read-only store.
+class ValidationError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A write that would give two records the same key of a unique index
+/// (Collection::index with stowage::unique), or a unique index that cannot
+/// be built because two records share a key; nothing was written.
+class ConstraintError : public ValidationError {
+ public:
+  using ValidationError::ValidationError;
 };
 
 }  // namespace stowage
-// ---- end stowage/migration_report.hpp ----
+// ---- end stowage/error.hpp ----
+
+namespace stowage::detail {
+
+inline void put_fixed16(std::string& out, std::uint16_t v) {
+  char b[2] = {static_cast<char>(v), static_cast<char>(v >> 8)};
+  out.append(b, 2);
+}
+inline void put_fixed32(std::string& out, std::uint32_t v) {
+  char b[4];
+  for (int i = 0; i < 4; ++i) b[i] = static_cast<char>(v >> (8 * i));
+  out.append(b, 4);
+}
+inline void put_fixed64(std::string& out, std::uint64_t v) {
+  char b[8];
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(v >> (8 * i));
+  out.append(b, 8);
+}
+inline void encode_fixed32(char* p, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>(v >> (8 * i));
+}
+inline void encode_fixed64(char* p, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(v >> (8 * i));
+}
+inline std::uint16_t decode_fixed16(const char* p) {
+  return static_cast<std::uint16_t>(static_cast<unsigned char>(p[0]) | (static_cast<unsigned char>(p[1]) << 8));
+}
+inline std::uint32_t decode_fixed32(const char* p) {
+  std::uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+inline std::uint64_t decode_fixed64(const char* p) {
+  std::uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+inline void put_varint(std::string& out, std::uint64_t v) {
+  char b[10];
+  int n = 0;
+  while (v >= 0x80) {
+    b[n++] = static_cast<char>(v | 0x80);
+    v >>= 7;
+  }
+  b[n++] = static_cast<char>(v);
+  out.append(b, static_cast<std::size_t>(n));
+}
+inline std::size_t varint_length(std::uint64_t v) {
+  std::size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+inline void put_bytes(std::string& out, std::string_view s) {
+  put_varint(out, s.size());
+  out.append(s);
+}
+
+/// XXH3-64 of a byte range (with a seed so different record kinds never share
+/// checksums by accident).
+inline std::uint64_t checksum(std::string_view data, std::uint64_t seed = 0) {
+  return XXH3_64bits_withSeed(data.data(), data.size(), seed);
+}
+
+/// Bounds-checked cursor over bytes read from `file`, starting at file offset
+/// `base`. Every failure is a CorruptionError naming the file and offset.
+class Reader {
+ public:
+  Reader(std::string_view data, const std::filesystem::path* file = nullptr, std::uint64_t base = 0)
+      : data_(data), file_(file), base_(base) {}
+
+  /// A cursor over bytes decoded from the frame at `frame_offset` of `file`
+  /// (a block after decompression): errors name the frame's offset, `kind`
+  /// and the position inside the decoded bytes.
+  static Reader decoded(std::string_view data, const std::filesystem::path& file, std::uint64_t frame_offset,
+                        const char* kind) {
+    Reader r(data, &file, frame_offset);
+    r.kind_ = kind;
+    return r;
+  }
+
+  std::size_t remaining() const { return data_.size() - pos_; }
+  bool empty() const { return pos_ == data_.size(); }
+  std::size_t position() const { return pos_; }
+  std::uint64_t file_offset() const { return base_ + pos_; }
+
+  [[noreturn]] [[gnu::cold]] [[gnu::noinline]] void fail(const std::string& what) const {
+    const auto& file = file_ ? *file_ : std::filesystem::path{};
+    if (kind_) throw CorruptionError(file, base_, std::string(kind_) + ", decoded byte " + std::to_string(pos_) + ": " + what);
+    throw CorruptionError(file, base_ + pos_, what);
+  }
+  void need(std::size_t n, const char* what) const {
+    if (remaining() < n) [[unlikely]]
+      fail_truncated(what);
+  }
+  std::uint8_t u8(const char* what = "byte") {
+    need(1, what);
+    return static_cast<std::uint8_t>(data_[pos_++]);
+  }
+  std::uint16_t u16(const char* what = "fixed16") {
+    need(2, what);
+    auto v = decode_fixed16(data_.data() + pos_);
+    pos_ += 2;
+    return v;
+  }
+  std::uint32_t u32(const char* what = "fixed32") {
+    need(4, what);
+    auto v = decode_fixed32(data_.data() + pos_);
+    pos_ += 4;
+    return v;
+  }
+  std::uint64_t u64(const char* what = "fixed64") {
+    need(8, what);
+    auto v = decode_fixed64(data_.data() + pos_);
+    pos_ += 8;
+    return v;
+  }
+  std::uint64_t varint(const char* what = "varint") {
+    // Most varints in blocks and records (lengths, small counts) are one byte.
+    if (pos_ < data_.size()) [[likely]] {
+      const auto b = static_cast<unsigned char>(data_[pos_]);
+      if (b < 0x80) {
+        ++pos_;
+        return b;
+      }
+    }
+    return varint_long(what);
+  }
+  /// `n` raw bytes, as a view into the underlying buffer.
+  std::string_view bytes(std::size_t n, const char* what = "bytes") {
+    need(n, what);
+    auto v = data_.substr(pos_, n);
+    pos_ += n;
+    return v;
+  }
+  /// A varint length followed by that many bytes; the length is checked
+  /// against what remains before anything is allocated.
+  std::string_view length_prefixed(const char* what = "string") {
+    auto n = varint(what);
+    if (n > remaining())
+      fail(std::string("length ") + std::to_string(n) + " of " + what + " exceeds the " + std::to_string(remaining()) +
+           " bytes left");
+    return bytes(static_cast<std::size_t>(n), what);
+  }
+
+ private:
+  [[noreturn]] [[gnu::cold]] [[gnu::noinline]] void fail_truncated(const char* what) const {
+    fail(std::string("truncated ") + what);
+  }
+  std::uint64_t varint_long(const char* what) {
+    std::uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      need(1, what);
+      auto b = static_cast<unsigned char>(data_[pos_++]);
+      if (shift == 63 && b > 1) fail(std::string("overlong ") + what);
+      v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+      if (!(b & 0x80)) return v;
+    }
+    fail(std::string("overlong ") + what);
+  }
+
+  std::string_view data_;
+  const std::filesystem::path* file_;
+  std::uint64_t base_;
+  const char* kind_ = nullptr;  // set by decoded(): errors are relative to a frame
+  std::size_t pos_ = 0;
+};
+
+}  // namespace stowage::detail
+// ---- end stowage/detail/coding.hpp ----
+// ---- begin stowage/detail/collection_prefix.hpp ----
+// detail/collection_prefix.hpp: the bytes that start every key of a
+// collection in a store of the prefixed layout (manifest format 5, see
+// docs/format.md, "Collections"). Collection id 0 is the default collection
+// (Storage's); named collections take 1, 2, ... and never reuse an id.
+//
+//   id < 0xF0:   one byte, the id
+//   otherwise:   one byte 0xF0 + (n - 1), then the id in n big-endian bytes
+//                (n = 1 to 4, the fewest that hold it)
+//
+// The first byte says how long the prefix is, so no prefix is the start of
+// another: the keys of two collections never interleave.
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace stowage::detail {
+
+/// First byte of a prefix that holds its id in the bytes after it.
+inline constexpr unsigned kLongPrefixByte = 0xF0;
+
+/// The key prefix of collection id.
+inline std::string collection_prefix(std::uint32_t id) {
+  std::string p;
+  if (id < kLongPrefixByte) {
+    p.push_back(static_cast<char>(id));
+    return p;
+  }
+  unsigned n = 1;
+  while (n < 4 && (id >> (8 * n)) != 0) ++n;
+  p.push_back(static_cast<char>(kLongPrefixByte + n - 1));
+  for (unsigned i = n; i-- > 0;) p.push_back(static_cast<char>((id >> (8 * i)) & 0xff));
+  return p;
+}
+
+/// A collection prefix read from the start of a key.
+struct ParsedPrefix {
+  std::uint32_t id = 0;
+  std::size_t size = 0;  ///< its bytes: the collection's own key starts here
+};
+
+/// The prefix key starts with, or nullopt when it starts with none (an
+/// empty key, a long form cut short, or a long form whose id would fit a
+/// shorter one: every id has exactly one prefix).
+inline std::optional<ParsedPrefix> parse_collection_prefix(std::string_view key) {
+  if (key.empty()) return std::nullopt;
+  const auto b = static_cast<unsigned char>(key[0]);
+  if (b < kLongPrefixByte) return ParsedPrefix{b, 1};
+  const unsigned n = b - kLongPrefixByte + 1;
+  if (n > 4 || key.size() < 1 + n) return std::nullopt;
+  std::uint32_t id = 0;
+  for (unsigned i = 0; i < n; ++i) id = (id << 8) | static_cast<unsigned char>(key[1 + i]);
+  if (collection_prefix(id).size() != 1 + n) return std::nullopt;
+  return ParsedPrefix{id, 1 + n};
+}
+
+}  // namespace stowage::detail
+// ---- end stowage/detail/collection_prefix.hpp ----
 // ---- begin stowage/options.hpp ----
 // options.hpp: the one aggregate that configures a store (designed for
 // designated initialisers), the durability levels, the logger hook and the
@@ -261,6 +573,11 @@ struct Options {
   /// The file layer; nullptr means the POSIX file system. Tests inject faults
   /// here.
   std::shared_ptr<FileSystem> file_system{};
+  /// The wall clock a store reads: it stamps each version a collection's
+  /// history keeps (Collection::keep_history) and judges their age by it.
+  /// nullptr means std::chrono::system_clock::now. Tests give a clock they
+  /// move by hand, so that nothing sleeps.
+  std::function<std::chrono::system_clock::time_point()> clock{};
 };
 
 /// A snapshot of a store's counters (Storage::stats()).
@@ -349,6 +666,263 @@ struct Stats {
 
 }  // namespace stowage
 // ---- end stowage/options.hpp ----
+
+namespace stowage {
+
+/// How much history a collection keeps (Collection::keep_history). A key's
+/// newest version is always kept; an older one is kept while it is among
+/// the key's `versions` newest (when versions is not 0) and younger than
+/// `keep_for` (when keep_for is not 0). Both 0: no history.
+struct History {
+  std::uint32_t versions = 0;        ///< versions kept per key, the newest included (0: no limit by count)
+  std::chrono::seconds keep_for{0};  ///< age past which a version is dropped (0: no limit by age)
+  /// Whether any history is kept.
+  bool enabled() const { return versions != 0 || keep_for.count() > 0; }
+  /// Same limits.
+  friend bool operator==(const History&, const History&) = default;
+};
+
+/// One version of a record (Collection::history): what a put stored, or an
+/// erase, committed as `sequence` at `time` (Options::clock).
+template <class Value>
+struct Version {
+  std::uint64_t sequence = 0;                    ///< the commit's sequence number
+  std::chrono::system_clock::time_point time{};  ///< when it was committed
+  bool erased = false;                           ///< an erase of the record
+  std::optional<Value> value;                    ///< the value put; empty for an erase
+};
+
+namespace detail {
+
+/// A collection's history keyspace, as its writers and readers use it.
+struct HistoryHook {
+  std::uint32_t id = 0;     ///< the history keyspace's collection id
+  std::string prefix;       ///< collection_prefix(id)
+  History rule;             ///< what is kept
+  std::uint64_t start = 0;  ///< the store's last sequence when history began
+};
+
+/// The store's wall clock: Options::clock, or the system clock.
+inline std::chrono::system_clock::time_point clock_now(const Options& o) {
+  return o.clock ? o.clock() : std::chrono::system_clock::now();
+}
+
+/// Bytes of a stamped sequence.
+inline constexpr std::size_t kStampBytes = 8;
+
+/// Flags of a history entry's value.
+inline constexpr std::uint8_t kHistoryErased = 1;  ///< the version is an erase
+inline constexpr std::uint8_t kHistoryExisted = 2; ///< first entry of its key: the key was stored before history began
+
+/// The head key of pk in the history keyspace with prefix: every entry key
+/// of pk starts with it.
+inline std::string history_head(std::string_view prefix, std::string_view pk) {
+  std::string out(prefix);
+  put_varint(out, pk.size());
+  out.append(pk);
+  return out;
+}
+
+/// Writes sequence as a stamp: big-endian, complemented (newest first).
+inline void write_stamp(char* at, std::uint64_t sequence) {
+  const std::uint64_t v = ~sequence;
+  for (std::size_t i = 0; i < kStampBytes; ++i) at[i] = static_cast<char>((v >> (8 * (kStampBytes - 1 - i))) & 0xff);
+}
+/// The sequence a stamp holds.
+inline std::uint64_t read_stamp(const char* at) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < kStampBytes; ++i) v = (v << 8) | static_cast<unsigned char>(at[i]);
+  return ~v;
+}
+
+/// Microseconds since the epoch of t (0 for times before it).
+inline std::uint64_t history_micros(std::chrono::system_clock::time_point t) {
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+  return us < 0 ? 0 : static_cast<std::uint64_t>(us);
+}
+
+/// The value of a history entry.
+inline std::string history_value(bool erased, bool existed, std::uint64_t previous, std::uint64_t micros,
+                                 std::string_view value) {
+  std::string out;
+  out.reserve(1 + 10 + 10 + value.size());
+  out.push_back(static_cast<char>((erased ? kHistoryErased : 0) | (existed ? kHistoryExisted : 0)));
+  put_varint(out, previous);
+  put_varint(out, micros);
+  out.append(value);
+  return out;
+}
+
+/// A decoded history entry (views into the key and value it came from).
+struct HistoryEntry {
+  std::uint64_t sequence = 0;
+  std::uint64_t previous = 0;  ///< the sequence of the key's entry before it (0: none since history began)
+  std::uint64_t micros = 0;    ///< commit time, microseconds since the epoch
+  bool erased = false;
+  bool existed = false;        ///< previous == 0 and the key was stored before history began
+  std::string_view value;      ///< a put's value bytes
+};
+
+/// Decodes the entry whose key ends with stamp (kStampBytes bytes) and whose
+/// value is value. CorruptionError (naming file) for bytes no writer makes.
+inline HistoryEntry decode_history_entry(std::string_view stamp, std::string_view value,
+                                         const std::filesystem::path* file) {
+  Reader r(value, file);
+  if (stamp.size() != kStampBytes) r.fail("a history entry's key does not end with an 8-byte sequence");
+  HistoryEntry e;
+  e.sequence = read_stamp(stamp.data());
+  const std::uint8_t flags = r.u8("history entry flags");
+  if (flags > (kHistoryErased | kHistoryExisted)) r.fail("history entry flags " + std::to_string(flags) + " are unknown");
+  e.erased = (flags & kHistoryErased) != 0;
+  e.existed = (flags & kHistoryExisted) != 0;
+  e.previous = r.varint("history entry previous sequence");
+  e.micros = r.varint("history entry time");
+  if (e.previous >= e.sequence || (e.existed && e.previous != 0))
+    r.fail("history entry of sequence " + std::to_string(e.sequence) + " names previous sequence " +
+           std::to_string(e.previous));
+  e.value = value.substr(r.position());
+  if (e.erased && !e.value.empty()) r.fail("a history entry of an erase holds a value");
+  return e;
+}
+
+/// Whether rule keeps a key's version that is the rank-th newest (from 1)
+/// and was committed at micros, judged at now (microseconds since the epoch).
+inline bool history_keeps(const History& rule, std::size_t rank, std::uint64_t micros, std::uint64_t now) {
+  if (rank <= 1) return true;
+  if (rule.versions != 0 && rank > rule.versions) return false;
+  if (rule.keep_for.count() > 0) {
+    const auto span = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(rule.keep_for).count());
+    if (now > micros && now - micros > span) return false;
+  }
+  return true;
+}
+
+/// Decides, as a merge writes records in key order, which history entries
+/// it drops: for each key of a history keyspace, the entries the rule no
+/// longer keeps, ranked newest first among the entries this merge sees.
+/// A merge sees a subset of a key's entries (newer ones may sit in levels
+/// above), so its ranks are at most the true ones: it drops only what the
+/// rule drops. Heads and bytes it does not recognise are kept.
+class HistoryPruner {
+ public:
+  /// A keyspace's prefix and rule.
+  struct Keyspace {
+    std::uint32_t id = 0;
+    History rule;
+  };
+  HistoryPruner() = default;
+  /// Prunes the keyspaces given, judging ages at now (microseconds).
+  HistoryPruner(std::vector<Keyspace> keyspaces, std::uint64_t now) : keyspaces_(std::move(keyspaces)), now_(now) {}
+  /// Whether there is nothing to prune.
+  bool empty() const { return keyspaces_.empty(); }
+
+  /// Whether the put of value under key (the newest record of key in the
+  /// merge) is dropped. Keys must come in ascending order.
+  bool drop(std::string_view key, std::string_view value) {
+    if (keyspaces_.empty()) return false;
+    const auto p = parse_collection_prefix(key);
+    if (!p) return false;
+    const History* rule = nullptr;
+    for (const auto& k : keyspaces_)
+      if (k.id == p->id) rule = &k.rule;
+    if (!rule) return false;
+    Reader r(key.substr(p->size));
+    std::uint64_t len = 0;
+    try {
+      len = r.varint();
+    } catch (const CorruptionError&) {
+      return false;
+    }
+    const std::size_t head = p->size + r.position();
+    if (len > key.size() - head || key.size() - head - len != kStampBytes) return false;  // a head, or unknown
+    const std::string_view group = key.substr(0, head + static_cast<std::size_t>(len));
+    if (group != group_) {
+      group_.assign(group);
+      rank_ = 0;
+    }
+    ++rank_;
+    Reader v(value);
+    std::uint64_t micros = 0;
+    try {
+      v.u8();
+      v.varint();
+      micros = v.varint();
+    } catch (const CorruptionError&) {
+      return false;
+    }
+    return !history_keeps(*rule, rank_, micros, now_);
+  }
+
+ private:
+  std::vector<Keyspace> keyspaces_;
+  std::uint64_t now_ = 0;
+  std::string group_;  // the key (head) whose entries are being ranked
+  std::size_t rank_ = 0;
+};
+
+}  // namespace detail
+}  // namespace stowage
+// ---- end stowage/history.hpp ----
+// ---- begin stowage/migration_report.hpp ----
+// migration_report.hpp: what a migration did (MigrationReport) and what one
+// would do (MigrationStatus): the results migration.hpp's functions and
+// Storage's migration members return. Apart from migration.hpp so that a
+// file built with STOWAGE_SEPARATE_COMPILATION can use Storage without the
+// migration machinery.
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace stowage {
+
+/// What a migration did (Storage::last_migration(), Storage::migrate_to()).
+struct MigrationReport {
+  unsigned from_format = 0;   ///< on-disk format major version before
+  unsigned to_format = 0;     ///< ... and after
+  unsigned from_version = 0;  ///< value schema version before
+  unsigned to_version = 0;    ///< ... and after
+  /// The steps run, in order: "format 1->2", "1->2", "2->3".
+  std::vector<std::string> steps;
+  std::uint64_t records = 0;  ///< records converted
+  std::uint64_t dropped = 0;  ///< records a step dropped
+  /// The backup taken first (a complete store; empty when nothing ran, or
+  /// for a Database collection's migration, which keeps backup_collection).
+  std::filesystem::path backup;
+  /// A Database collection's migration: the collection that keeps the old
+  /// records (`<name>.backup-<UTC time>-v<from>`), which opens with the old
+  /// types; drop it to reclaim the space. Empty otherwise.
+  std::string backup_collection;
+  double seconds = 0;  ///< wall time, backup included
+};
+
+/// A store's versions and what opening it would run (migration_status()).
+struct MigrationStatus {
+  unsigned format_version = 0;          ///< on-disk format major version
+  unsigned format_minor = 0;            ///< on-disk format minor version
+  unsigned current_format_version = 0;  ///< the format this program writes
+  unsigned schema_version = 0;          ///< value schema version on disk
+  std::string value_type;               ///< the stored value type's description (may be empty)
+  std::string compression;              ///< the Compression::name the store's blocks are written with
+  std::string serializer;               ///< the Serializer::id() of its default collection ("" when untyped)
+  std::optional<unsigned> target_version;  ///< the version asked for, if any
+  /// The steps an open (or migrate_to) would run, in order: "format 1->2",
+  /// "compression none -> lz4" and "serializer binary-1 -> msgpack-1" (from
+  /// Storage::migration_status, which knows the policies), "1->2".
+  std::vector<std::string> pending;
+  /// False when a target version was given and no registered steps reach
+  /// it, or (Storage::migration_status) when the Compression or Serializer
+  /// differs and the Migrator does not allow the change: opening fails then.
+  bool path_found = true;
+
+  /// Nothing to run and nothing missing.
+  bool up_to_date() const { return pending.empty() && path_found; }
+};
+
+}  // namespace stowage
+// ---- end stowage/migration_report.hpp ----
 // ---- begin stowage/snapshot.hpp ----
 // snapshot.hpp: stowage::Snapshot, a consistent read-only moment of a store
 // (Storage::snapshot, Database::snapshot). What it pins is the engine's
@@ -563,14 +1137,18 @@ struct CollectionSlot {
   std::uint64_t id_ceiling = 0;
   /// Writers of the collection hold it shared while `indexed` is false,
   /// exclusively while it is true (they read the old record and write the
-  /// index entries with it); declaring an index holds it exclusively.
+  /// index and history entries with it); declaring an index or setting the
+  /// history holds it exclusively.
   std::shared_mutex gate;
-  /// Writes must take the index path: an index is declared (hooks), or
-  /// the MANIFEST records indexes not declared in this session (undeclared:
-  /// the first write marks them stale).
+  /// Writes must take the index path: an index is declared (hooks), the
+  /// MANIFEST records indexes not declared in this session (undeclared:
+  /// the first write marks them stale), or the collection keeps history.
   std::atomic<bool> indexed{false};
   std::vector<std::shared_ptr<const IndexHook>> hooks;  ///< gate
   std::vector<std::uint32_t> undeclared;                ///< gate
+  /// The collection's history keyspace, when it keeps history
+  /// (Collection::keep_history; loaded from the MANIFEST). gate
+  std::shared_ptr<const detail::HistoryHook> history;
 };
 
 /// One operation of an atomic write (Engine::write): a put of value under
@@ -579,6 +1157,14 @@ struct WriteOp {
   bool erase = false;  ///< an erase (true) or a put
   std::string key;     ///< the encoded key
   std::string value;   ///< the encoded value of a put
+  /// Internal (history entries, detail/index_ops.hpp): when not kNoStamp,
+  /// the op's key (stamp_value: value) ends with kStampBytes bytes that the
+  /// commit replaces by the sequence of op number `stamp` of the same write
+  /// (history.hpp's write_stamp).
+  std::size_t stamp = kNoStamp;
+  bool stamp_value = false;  ///< see stamp
+  /// See stamp.
+  static constexpr std::size_t kNoStamp = ~std::size_t{0};
 };
 
 namespace detail {
@@ -708,6 +1294,8 @@ class EngineHandle {
   void forget_index(CollectionSlot& index);
   /// Engine::mark_stale.
   void mark_stale(CollectionSlot& parent);
+  /// Engine::keep_history.
+  void keep_history(CollectionSlot& slot, const History& rule);
   /// Engine::prefixed.
   bool prefixed() const;
   /// Engine::find: on_value(std::string_view value, const std::filesystem::path* file)
@@ -821,90 +1409,6 @@ extern template class EngineHandle<Lz4Compression, LruEviction, ThreadLock>;
 
 }  // namespace stowage
 // ---- end stowage/engine_handle.hpp ----
-// ---- begin stowage/error.hpp ----
-// error.hpp: the exceptions stowage throws. Every failure is a stowage::Error;
-// each message names the path involved and what the user can do about it.
-// Missing keys are never errors: lookups return std::optional.
-
-#include <cstdint>
-#include <filesystem>
-#include <stdexcept>
-#include <string>
-
-namespace stowage {
-
-/// Base of every exception stowage throws.
-class Error : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-/// A system call failed (open, read, write, fsync, rename, ...). After a failed
-/// fsync the store refuses further writes; reopening recovers from the WAL.
-class IoError : public Error {
- public:
-  using Error::Error;
-};
-
-/// Bytes on disk are not what stowage wrote: bad magic, checksum mismatch,
-/// impossible lengths, keys out of order. Names the file and the offset.
-class CorruptionError : public Error {
- public:
-  using Error::Error;
-  /// The message ends with what the user can do: for the MANIFEST, restore
-  /// a backup (it names every other file: no open or repair can do without
-  /// it); for any other file, restore a backup or copy what still verifies
-  /// into a new store with `stowage repair` (removing a damaged file does not
-  /// help: a chunk the MANIFEST names must be there).
-  CorruptionError(const std::filesystem::path& file, std::uint64_t offset, const std::string& what)
-      : Error("stowage: corruption in " + file.string() + " at offset " + std::to_string(offset) + ": " + what +
-              (file.filename() == "MANIFEST"
-                   ? " (restore the store from a backup: the MANIFEST names every other file, and neither an "
-                     "open nor `stowage repair` can do without it)"
-                   : " (restore the store from a backup, or copy what still verifies into a new store with "
-                     "`stowage repair DIR NEW_DIR`)")),
-        file_(file),
-        offset_(offset) {}
-  /// The damaged file (empty when not known).
-  const std::filesystem::path& file() const noexcept { return file_; }
-  /// Byte offset of the damage inside file().
-  std::uint64_t offset() const noexcept { return offset_; }
-
- private:
-  std::filesystem::path file_;
-  std::uint64_t offset_ = 0;
-};
-
-/// Another process (or another Storage in this process) holds the store's LOCK.
-class LockError : public Error {
- public:
-  using Error::Error;
-};
-
-/// The store was written by another format, schema or set of policies, and no
-/// migration path leads from there to here.
-class MigrationError : public Error {
- public:
-  using Error::Error;
-};
-
-/// Bad input at the API: a key or value over the format's limits, bad options,
-/// a write to a read-only store.
-class ValidationError : public Error {
- public:
-  using Error::Error;
-};
-
-/// A write that would give two records the same key of a unique index
-/// (Collection::index with stowage::unique), or a unique index that cannot
-/// be built because two records share a key; nothing was written.
-class ConstraintError : public ValidationError {
- public:
-  using ValidationError::ValidationError;
-};
-
-}  // namespace stowage
-// ---- end stowage/error.hpp ----
 // ---- begin stowage/key_codec.hpp ----
 // key_codec.hpp: order-preserving key encodings (KeyCodec<T>), so the store
 // can compare keys as raw bytes.
@@ -2442,201 +2946,6 @@ class FileLock {
 #include <utility>
 #include <vector>
 
-// ---- begin stowage/detail/coding.hpp ----
-// detail/coding.hpp: the byte-level helpers every on-disk format uses.
-// Integers are little-endian; varints are LEB128 (at most 10 bytes for 64 bits);
-// checksums are XXH3-64. A Reader never reads past its end: every get_* checks
-// the remaining length first and throws CorruptionError naming file and offset.
-
-#include <cstdint>
-#include <cstring>
-#include <filesystem>
-#include <string>
-#include <string_view>
-
-// xxHash is used header-only: its functions are inlined here, so nothing
-// needs linking. The macro is set only around this include.
-#ifndef XXH_INLINE_ALL
-#define XXH_INLINE_ALL
-#define STOWAGE_SET_XXH_INLINE_ALL
-#endif
-#include <xxhash.h>
-#ifdef STOWAGE_SET_XXH_INLINE_ALL
-#undef XXH_INLINE_ALL
-#undef STOWAGE_SET_XXH_INLINE_ALL
-#endif
-
-
-namespace stowage::detail {
-
-inline void put_fixed16(std::string& out, std::uint16_t v) {
-  char b[2] = {static_cast<char>(v), static_cast<char>(v >> 8)};
-  out.append(b, 2);
-}
-inline void put_fixed32(std::string& out, std::uint32_t v) {
-  char b[4];
-  for (int i = 0; i < 4; ++i) b[i] = static_cast<char>(v >> (8 * i));
-  out.append(b, 4);
-}
-inline void put_fixed64(std::string& out, std::uint64_t v) {
-  char b[8];
-  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(v >> (8 * i));
-  out.append(b, 8);
-}
-inline void encode_fixed32(char* p, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>(v >> (8 * i));
-}
-inline void encode_fixed64(char* p, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(v >> (8 * i));
-}
-inline std::uint16_t decode_fixed16(const char* p) {
-  return static_cast<std::uint16_t>(static_cast<unsigned char>(p[0]) | (static_cast<unsigned char>(p[1]) << 8));
-}
-inline std::uint32_t decode_fixed32(const char* p) {
-  std::uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
-inline std::uint64_t decode_fixed64(const char* p) {
-  std::uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
-inline void put_varint(std::string& out, std::uint64_t v) {
-  char b[10];
-  int n = 0;
-  while (v >= 0x80) {
-    b[n++] = static_cast<char>(v | 0x80);
-    v >>= 7;
-  }
-  b[n++] = static_cast<char>(v);
-  out.append(b, static_cast<std::size_t>(n));
-}
-inline std::size_t varint_length(std::uint64_t v) {
-  std::size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
-inline void put_bytes(std::string& out, std::string_view s) {
-  put_varint(out, s.size());
-  out.append(s);
-}
-
-/// XXH3-64 of a byte range (with a seed so different record kinds never share
-/// checksums by accident).
-inline std::uint64_t checksum(std::string_view data, std::uint64_t seed = 0) {
-  return XXH3_64bits_withSeed(data.data(), data.size(), seed);
-}
-
-/// Bounds-checked cursor over bytes read from `file`, starting at file offset
-/// `base`. Every failure is a CorruptionError naming the file and offset.
-class Reader {
- public:
-  Reader(std::string_view data, const std::filesystem::path* file = nullptr, std::uint64_t base = 0)
-      : data_(data), file_(file), base_(base) {}
-
-  /// A cursor over bytes decoded from the frame at `frame_offset` of `file`
-  /// (a block after decompression): errors name the frame's offset, `kind`
-  /// and the position inside the decoded bytes.
-  static Reader decoded(std::string_view data, const std::filesystem::path& file, std::uint64_t frame_offset,
-                        const char* kind) {
-    Reader r(data, &file, frame_offset);
-    r.kind_ = kind;
-    return r;
-  }
-
-  std::size_t remaining() const { return data_.size() - pos_; }
-  bool empty() const { return pos_ == data_.size(); }
-  std::size_t position() const { return pos_; }
-  std::uint64_t file_offset() const { return base_ + pos_; }
-
-  [[noreturn]] [[gnu::cold]] [[gnu::noinline]] void fail(const std::string& what) const {
-    const auto& file = file_ ? *file_ : std::filesystem::path{};
-    if (kind_) throw CorruptionError(file, base_, std::string(kind_) + ", decoded byte " + std::to_string(pos_) + ": " + what);
-    throw CorruptionError(file, base_ + pos_, what);
-  }
-  void need(std::size_t n, const char* what) const {
-    if (remaining() < n) [[unlikely]]
-      fail_truncated(what);
-  }
-  std::uint8_t u8(const char* what = "byte") {
-    need(1, what);
-    return static_cast<std::uint8_t>(data_[pos_++]);
-  }
-  std::uint16_t u16(const char* what = "fixed16") {
-    need(2, what);
-    auto v = decode_fixed16(data_.data() + pos_);
-    pos_ += 2;
-    return v;
-  }
-  std::uint32_t u32(const char* what = "fixed32") {
-    need(4, what);
-    auto v = decode_fixed32(data_.data() + pos_);
-    pos_ += 4;
-    return v;
-  }
-  std::uint64_t u64(const char* what = "fixed64") {
-    need(8, what);
-    auto v = decode_fixed64(data_.data() + pos_);
-    pos_ += 8;
-    return v;
-  }
-  std::uint64_t varint(const char* what = "varint") {
-    // Most varints in blocks and records (lengths, small counts) are one byte.
-    if (pos_ < data_.size()) [[likely]] {
-      const auto b = static_cast<unsigned char>(data_[pos_]);
-      if (b < 0x80) {
-        ++pos_;
-        return b;
-      }
-    }
-    return varint_long(what);
-  }
-  /// `n` raw bytes, as a view into the underlying buffer.
-  std::string_view bytes(std::size_t n, const char* what = "bytes") {
-    need(n, what);
-    auto v = data_.substr(pos_, n);
-    pos_ += n;
-    return v;
-  }
-  /// A varint length followed by that many bytes; the length is checked
-  /// against what remains before anything is allocated.
-  std::string_view length_prefixed(const char* what = "string") {
-    auto n = varint(what);
-    if (n > remaining())
-      fail(std::string("length ") + std::to_string(n) + " of " + what + " exceeds the " + std::to_string(remaining()) +
-           " bytes left");
-    return bytes(static_cast<std::size_t>(n), what);
-  }
-
- private:
-  [[noreturn]] [[gnu::cold]] [[gnu::noinline]] void fail_truncated(const char* what) const {
-    fail(std::string("truncated ") + what);
-  }
-  std::uint64_t varint_long(const char* what) {
-    std::uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      need(1, what);
-      auto b = static_cast<unsigned char>(data_[pos_++]);
-      if (shift == 63 && b > 1) fail(std::string("overlong ") + what);
-      v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
-      if (!(b & 0x80)) return v;
-    }
-    fail(std::string("overlong ") + what);
-  }
-
-  std::string_view data_;
-  const std::filesystem::path* file_;
-  std::uint64_t base_;
-  const char* kind_ = nullptr;  // set by decoded(): errors are relative to a frame
-  std::size_t pos_ = 0;
-};
-
-}  // namespace stowage::detail
-// ---- end stowage/detail/coding.hpp ----
 // ---- begin stowage/index.hpp ----
 // index.hpp: the chunk directory of one keyspace. Chunks partition the key
 // space: each holds the records in [its first key, the next chunk's first
@@ -2905,6 +3214,10 @@ inline constexpr std::uint16_t kFormatMajor = 5;
 inline constexpr std::uint16_t kFormatMinor = 0;
 /// The oldest format this program reads.
 inline constexpr std::uint16_t kOldestFormatMajor = 1;
+/// The name of every history entry of the collection table.
+inline constexpr std::string_view kHistoryName = "history";
+/// Longest History::keep_for a MANIFEST holds (about 3,000 years), in seconds.
+inline constexpr std::uint64_t kMaxHistorySeconds = std::uint64_t{1} << 36;
 /// The keyspace a Storage keeps its records in.
 inline constexpr std::string_view kDefaultKeyspace = "default";
 /// Levels of chunk files: 0 (runs that may overlap, one per flush) to
@@ -2946,6 +3259,7 @@ enum class CollectionKind : std::uint8_t {
   table = 0,         ///< a named collection of records
   unique_index = 1,  ///< a secondary index, one record per index key
   multi_index = 2,   ///< a secondary index, any number of records per index key
+  history = 3,       ///< the earlier versions of a collection's records (history.hpp)
 };
 
 /// A named collection of a Database, or a secondary index of a collection
@@ -2965,7 +3279,17 @@ struct CollectionState {
   /// (it is rebuilt when next declared).
   bool ready = true;
   std::uint64_t ids_reserved = 0;    ///< a table: next_id() handed out only ids below this
-  bool is_index() const { return kind != CollectionKind::table; }
+  std::uint32_t history_versions = 0;  ///< a history: History::versions
+  std::uint64_t history_seconds = 0;   ///< a history: History::keep_for, in seconds
+  std::uint64_t history_start = 0;     ///< a history: the store's last sequence when it began
+  /// A secondary index (unique or not).
+  bool is_index() const { return kind == CollectionKind::unique_index || kind == CollectionKind::multi_index; }
+  /// A named collection of records.
+  bool is_table() const { return kind == CollectionKind::table; }
+  /// A collection's history.
+  bool is_history() const { return kind == CollectionKind::history; }
+  /// An index or the history of collection id (dropped and migrated with it).
+  bool serves(std::uint32_t id) const { return !is_table() && parent == id; }
 };
 
 /// Decoded contents of MANIFEST.
@@ -2992,7 +3316,13 @@ struct Manifest {
   /// The named collection (not index) called name, or nullptr.
   const CollectionState* collection(std::string_view name) const {
     for (const auto& c : collections)
-      if (!c.is_index() && c.name == name) return &c;
+      if (c.is_table() && c.name == name) return &c;
+    return nullptr;
+  }
+  /// The history of collection parent, or nullptr.
+  const CollectionState* history(std::uint32_t parent) const {
+    for (const auto& c : collections)
+      if (c.is_history() && c.parent == parent) return &c;
     return nullptr;
   }
   /// The index called name of collection parent, or nullptr.
@@ -3116,6 +3446,11 @@ inline std::string encode_manifest(const Manifest& m) {
       put_varint(body, c.index_version);
       body.push_back(c.ready ? 1 : 0);
       put_varint(body, c.ids_reserved);
+      if (c.is_history()) {
+        put_varint(body, c.history_versions);
+        put_varint(body, c.history_seconds);
+        put_varint(body, c.history_start);
+      }
     }
     put_varint(body, m.dropped.size());
     for (auto id : m.dropped) put_varint(body, id);
@@ -3144,7 +3479,7 @@ inline void decode_collections(Reader& r, Manifest& m) {
   const std::uint64_t n = r.varint("collection count");
   if (n > r.remaining() / 8 || n >= next) r.fail("collection count exceeds the manifest");
   if (n > 0 && m.layout == Layout::bare) r.fail("a bare store lists collections");
-  std::set<std::pair<std::uint32_t, std::string>> names;  // (0 for tables, else the parent + 1; name)
+  std::set<std::pair<std::uint64_t, std::string>> names;  // (namespace, name): see below
   std::set<std::uint32_t> ids, tables{0};
   for (std::uint64_t i = 0; i < n; ++i) {
     CollectionState c;
@@ -3161,7 +3496,7 @@ inline void decode_collections(Reader& r, Manifest& m) {
     c.value_type = std::string(r.length_prefixed("collection value type"));
     c.schema_version = r.u32("collection schema version");
     const std::uint8_t kind = r.u8("collection kind");
-    if (kind > 2) r.fail("collection kind " + std::to_string(kind) + " does not exist");
+    if (kind > 3) r.fail("collection kind " + std::to_string(kind) + " does not exist");
     c.kind = static_cast<CollectionKind>(kind);
     const std::uint64_t parent = r.varint("index parent");
     const std::uint64_t version = r.varint("index version");
@@ -3171,8 +3506,20 @@ inline void decode_collections(Reader& r, Manifest& m) {
     if (ready > 1) r.fail("index ready flag " + std::to_string(ready) + " is not 0 or 1");
     c.ready = ready == 1;
     c.ids_reserved = r.varint("ids reserved");
-    if (c.is_index()) {
-      // An index follows the collection it indexes (created before it).
+    if (c.is_history()) {
+      const std::uint64_t versions = r.varint("history versions");
+      if (versions > std::numeric_limits<std::uint32_t>::max()) r.fail("history versions " + std::to_string(versions) + " is too large");
+      c.history_versions = static_cast<std::uint32_t>(versions);
+      c.history_seconds = r.varint("history seconds");
+      if (c.history_seconds > kMaxHistorySeconds) r.fail("history age " + std::to_string(c.history_seconds) + " s is too large");
+      c.history_start = r.varint("history start");
+      if (c.history_versions == 0 && c.history_seconds == 0) r.fail("a history keeps nothing");
+      if (c.name != kHistoryName || c.index_version != 0 || !c.ready || c.ids_reserved != 0 || !c.key_order.empty() ||
+          !c.serializer.empty() || !c.value_type.empty() || c.schema_version != 0)
+        r.fail("history '" + c.name + "' has fields of a collection or an index");
+    }
+    if (!c.is_table()) {
+      // An index or a history follows the collection it serves (created before it).
       if (parent > std::numeric_limits<std::uint32_t>::max() || !tables.count(static_cast<std::uint32_t>(parent)))
         r.fail("index '" + c.name + "' indexes collection id " + std::to_string(parent) + ", which is not listed");
       c.parent = static_cast<std::uint32_t>(parent);
@@ -3181,7 +3528,10 @@ inline void decode_collections(Reader& r, Manifest& m) {
       if (parent != 0 || c.index_version != 0 || !c.ready) r.fail("collection '" + c.name + "' has index fields");
       tables.insert(c.id);
     }
-    if (!names.insert({c.is_index() ? c.parent + 1 : 0, c.name}).second)
+    // Tables share one namespace, each collection's indexes another, and a
+    // collection has at most one history.
+    const std::uint64_t space = c.is_table() ? 0 : c.is_index() ? c.parent + std::uint64_t{1} : c.parent + (std::uint64_t{1} << 32);
+    if (!names.insert({space, c.name}).second)
       r.fail("collection or index '" + c.name + "' is listed twice");
     m.collections.push_back(std::move(c));
   }
@@ -3528,6 +3878,8 @@ class WalBatch {
   }
   std::uint64_t count() const { return count_; }
   std::uint64_t first_seq() const { return first_seq_; }
+  /// Bytes so far (the sequence and the ops; finish() adds the count).
+  std::size_t size() const { return payload_.size(); }
   /// The record payload: sequence, count, ops.
   std::string finish() const {
     std::string out;
@@ -4508,67 +4860,6 @@ inline BackupReport restore_from(const std::filesystem::path& backup, const std:
 #include <utility>
 #include <vector>
 
-// ---- begin stowage/detail/collection_prefix.hpp ----
-// detail/collection_prefix.hpp: the bytes that start every key of a
-// collection in a store of the prefixed layout (manifest format 5, see
-// docs/format.md, "Collections"). Collection id 0 is the default collection
-// (Storage's); named collections take 1, 2, ... and never reuse an id.
-//
-//   id < 0xF0:   one byte, the id
-//   otherwise:   one byte 0xF0 + (n - 1), then the id in n big-endian bytes
-//                (n = 1 to 4, the fewest that hold it)
-//
-// The first byte says how long the prefix is, so no prefix is the start of
-// another: the keys of two collections never interleave.
-
-#include <cstddef>
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-
-namespace stowage::detail {
-
-/// First byte of a prefix that holds its id in the bytes after it.
-inline constexpr unsigned kLongPrefixByte = 0xF0;
-
-/// The key prefix of collection id.
-inline std::string collection_prefix(std::uint32_t id) {
-  std::string p;
-  if (id < kLongPrefixByte) {
-    p.push_back(static_cast<char>(id));
-    return p;
-  }
-  unsigned n = 1;
-  while (n < 4 && (id >> (8 * n)) != 0) ++n;
-  p.push_back(static_cast<char>(kLongPrefixByte + n - 1));
-  for (unsigned i = n; i-- > 0;) p.push_back(static_cast<char>((id >> (8 * i)) & 0xff));
-  return p;
-}
-
-/// A collection prefix read from the start of a key.
-struct ParsedPrefix {
-  std::uint32_t id = 0;
-  std::size_t size = 0;  ///< its bytes: the collection's own key starts here
-};
-
-/// The prefix key starts with, or nullopt when it starts with none (an
-/// empty key, a long form cut short, or a long form whose id would fit a
-/// shorter one: every id has exactly one prefix).
-inline std::optional<ParsedPrefix> parse_collection_prefix(std::string_view key) {
-  if (key.empty()) return std::nullopt;
-  const auto b = static_cast<unsigned char>(key[0]);
-  if (b < kLongPrefixByte) return ParsedPrefix{b, 1};
-  const unsigned n = b - kLongPrefixByte + 1;
-  if (n > 4 || key.size() < 1 + n) return std::nullopt;
-  std::uint32_t id = 0;
-  for (unsigned i = 0; i < n; ++i) id = (id << 8) | static_cast<unsigned char>(key[1 + i]);
-  if (collection_prefix(id).size() != 1 + n) return std::nullopt;
-  return ParsedPrefix{id, 1 + n};
-}
-
-}  // namespace stowage::detail
-// ---- end stowage/detail/collection_prefix.hpp ----
 // ---- begin stowage/serializer.hpp ----
 // serializer.hpp: stowage's own value format (BinarySerializer, id "binary-1")
 // and the traits user types opt in with. Header-only; no Boost needed.
@@ -5799,8 +6090,8 @@ class ChangeReader {
 // detail/index_ops.hpp: how writes keep secondary indexes in the same
 // commit as their records. Every writer of a collection in a store of the
 // prefixed layout goes through commit_guarded(): it holds the collection's
-// gate shared while no index is declared (a plain commit), and exclusively
-// while one is, when it reads each record's old value, works out which
+// gate shared while no index is declared and no history is kept (a plain
+// commit), and exclusively otherwise, when it reads each record's old value, works out which
 // index entries go and come (refusing, with ConstraintError, a write that
 // would give two records one key of a unique index) and commits records and
 // entries as one WAL record.
@@ -5808,6 +6099,10 @@ class ChangeReader {
 // An index entry (docs/format.md, "Indexes"): key = the index's collection
 // prefix + the encoded index key (+ the record's encoded key, for an index
 // that is not unique); value = the record's encoded key.
+//
+// A collection that keeps history (history.hpp) takes the same path: each
+// commit also writes, for every key it changes, a history entry and the
+// key's new head, stamped with the sequence of the key's op.
 
 #include <algorithm>
 #include <map>
@@ -5884,6 +6179,44 @@ void expand_index_ops(const Engine& e, const CollectionSlot& slot, const std::ve
       if (!c.after[h].empty() && c.after[h] != c.before[h]) out.push_back(WriteOp{false, c.after[h], std::string(c.pk)});
 }
 
+/// Appends to out, after the ops of slot's collection in ops[first, last)
+/// (mine lists them), the history entries they make when the collection
+/// keeps history (history.hpp): for the op that decides each key, an entry
+/// and a new head, both stamped with that op's sequence. An erase of a key
+/// that is not stored makes none. Reads each key's record and head. The
+/// caller holds slot.gate exclusively.
+template <class Engine>
+void expand_history_ops(const Engine& e, const CollectionSlot& slot, const std::vector<WriteOp>& ops,
+                        const std::vector<std::size_t>& mine, std::vector<WriteOp>& out) {
+  if (!slot.history) return;
+  const HistoryHook& h = *slot.history;
+  std::map<std::string_view, std::size_t> last;  // the op that decides each key
+  for (auto i : mine) last[ops[i].key] = i;
+  const std::uint64_t micros = history_micros(clock_now(e.options()));
+  for (const auto& [key, i] : last) {
+    const WriteOp& op = ops[i];
+    std::string head = history_head(h.prefix, key.substr(slot.prefix.size()));
+    std::uint64_t previous = 0;
+    e.find(head, [&](std::string_view v, const std::filesystem::path* file) {
+      if (v.size() != kStampBytes)
+        throw CorruptionError(file ? *file : std::filesystem::path{}, 0,
+                              "a history head of collection '" + slot.name + "' holds " + std::to_string(v.size()) +
+                                  " bytes, not a sequence");
+      previous = read_stamp(v.data());
+    });
+    const bool stored = e.find(key, [](std::string_view, const std::filesystem::path*) {});
+    if (op.erase && !stored) continue;  // nothing changes: no version
+    WriteOp entry{false, head + std::string(kStampBytes, '\0'),
+                  history_value(op.erase, previous == 0 && stored, previous, micros, op.erase ? std::string_view() : op.value)};
+    entry.stamp = i;
+    WriteOp moved{false, std::move(head), std::string(kStampBytes, '\0')};
+    moved.stamp = i;
+    moved.stamp_value = true;
+    out.push_back(std::move(entry));
+    out.push_back(std::move(moved));
+  }
+}
+
 /// Commits ops, op i writing the collection of slot_of[i], as one atomic
 /// write with the index entries they change (see the top of this file). In
 /// a bare store (no collection can have indexes) it is e.write(ops).
@@ -5913,7 +6246,7 @@ void commit_guarded(Engine& e, const std::vector<CollectionSlot*>& slot_of, cons
   for (auto* s : slots) exclusive.emplace_back(s->gate);
   for (auto* s : slots) {
     e.mark_stale(*s);
-    if (s->hooks.empty()) s->indexed.store(false, std::memory_order_release);
+    if (s->hooks.empty() && !s->history) s->indexed.store(false, std::memory_order_release);
   }
   std::vector<WriteOp> all(ops);
   for (auto* s : slots) {
@@ -5921,6 +6254,7 @@ void commit_guarded(Engine& e, const std::vector<CollectionSlot*>& slot_of, cons
     for (std::size_t i = 0; i < ops.size(); ++i)
       if (slot_of[i] == s) mine.push_back(i);
     expand_index_ops(e, *s, ops, mine, all);
+    expand_history_ops(e, *s, ops, mine, all);
   }
   e.write(all);
 }
@@ -11297,28 +11631,50 @@ class Engine {
   /// one atomic commit: after a crash either all of them are there or none.
   /// An erase does not find out whether its key was there (as discard()).
   void write(const std::vector<WriteOp>& ops) {
-    std::size_t bytes = 0;
+    std::size_t bytes = 0, stamped = 0;
     for (const auto& op : ops) {
       check_key_size(op.key.size());
       if (!op.erase) check_value_size(op.value.size());
       bytes += detail::varint_length(op.key.size()) + op.key.size() + 1 +
                (op.erase ? 0 : detail::varint_length(op.value.size()) + op.value.size());
+      if (op.stamp != WriteOp::kNoStamp) {
+        const std::string& field = op.stamp_value ? op.value : op.key;
+        if (op.stamp >= ops.size() || field.size() < detail::kStampBytes || (op.stamp_value && op.erase))
+          throw std::logic_error("stowage: a stamped WriteOp names no op of its write or has no room for a stamp");
+        ++stamped;
+      }
     }
     if (ops.empty()) return;
     detail::WalBatch batch;
     batch.reserve(bytes);
     std::vector<Op> engine_ops;
     engine_ops.reserve(ops.size());
+    // A stamped field is copied (the commit writes the sequence into the
+    // copy and into the record's bytes); reserved first, so copies stay put.
+    std::vector<std::string> copies;
+    copies.reserve(stamped);
+    Stamps stamps;
+    stamps.list.reserve(stamped);
     for (const auto& op : ops) {
+      std::string_view key = op.key, value = op.value;
+      if (op.stamp != WriteOp::kNoStamp) {
+        const std::size_t at = batch.size() + 1 + detail::varint_length(key.size()) + key.size();
+        std::string& copy = copies.emplace_back(op.stamp_value ? op.value : op.key);
+        (op.stamp_value ? value : key) = copy;
+        stamps.list.push_back(Stamp{op.stamp_value ? at + detail::varint_length(value.size()) + value.size() - detail::kStampBytes
+                                                   : at - detail::kStampBytes,
+                                    copy.data() + copy.size() - detail::kStampBytes, op.stamp});
+      }
       if (op.erase) {
-        batch.erase(op.key);
-        engine_ops.push_back(Op{detail::kOpErase, op.key, {}});
+        batch.erase(key);
+        engine_ops.push_back(Op{detail::kOpErase, key, {}});
       } else {
-        batch.put(op.key, op.value);
-        engine_ops.push_back(Op{detail::kOpPut, op.key, op.value});
+        batch.put(key, value);
+        engine_ops.push_back(Op{detail::kOpPut, key, value});
       }
     }
-    commit(batch, engine_ops.data(), engine_ops.size());
+    stamps.shift = detail::varint_length(batch.count());  // finish() puts the op count before the ops
+    commit(batch, engine_ops.data(), engine_ops.size(), [] {}, nullptr, stamped ? &stamps : nullptr);
   }
 
   /// Stores the pairs (kv[0], kv[1]), (kv[2], kv[3]), ... as one atomic
@@ -11419,7 +11775,8 @@ class Engine {
     if (it == slots_.end()) {
       auto slot = make_slot(*c);
       slot->undeclared = recorded_indexes(c->id);
-      slot->indexed = !slot->undeclared.empty();
+      slot->history = history_hook(c->id);
+      slot->indexed = !slot->undeclared.empty() || slot->history;
       it = slots_.emplace(c->name, std::move(slot)).first;
     }
     return *it->second;
@@ -11549,6 +11906,68 @@ class Engine {
     parent.undeclared.clear();
   }
 
+  /// Sets what history slot's collection keeps (Collection::keep_history),
+  /// in the MANIFEST, durably, before it returns. The first time, the
+  /// collection's history keyspace is created, and history begins at the
+  /// store's last sequence: every later put and erase of the collection
+  /// writes a version (detail/index_ops.hpp). A rule that keeps nothing
+  /// drops the history keyspace (its entries are erased). The caller holds
+  /// slot.gate exclusively. ValidationError in a bare store, in a read_only
+  /// one, or for a keep_for below 0 or over kMaxHistorySeconds.
+  void keep_history(CollectionSlot& slot, const History& rule) {
+    check_open();
+    if (!prefixed())
+      throw ValidationError("stowage: the store at " + dir_.string() +
+                            " keeps one collection (bare layout, written by Storage); open it once with a "
+                            "Database, which converts it, to keep history");
+    if (rule.keep_for.count() < 0 || static_cast<std::uint64_t>(rule.keep_for.count()) > detail::kMaxHistorySeconds)
+      throw ValidationError("stowage: History::keep_for must be 0 to " + std::to_string(detail::kMaxHistorySeconds) +
+                            " seconds (got " + std::to_string(rule.keep_for.count()) + ")");
+    check_writable();
+    std::uint64_t start = 0;
+    {
+      std::lock_guard w(write_mu_);
+      start = last_seq_;  // no commit of the collection is in flight: the caller holds its gate
+    }
+    bool purge = false;
+    {
+      std::lock_guard inst(install_mu_);
+      if (slot.dropped.load()) throw ValidationError("stowage: collection '" + slot.name + "' was dropped");
+      const auto* have = manifest_.history(slot.id);
+      const auto seconds = static_cast<std::uint64_t>(rule.keep_for.count());
+      if (have && have->history_versions == rule.versions && have->history_seconds == seconds) return;
+      if (!have && !rule.enabled()) return;
+      detail::Manifest m = manifest_;
+      if (!rule.enabled()) {
+        m.dropped.push_back(have->id);
+        std::erase_if(m.collections, [&](const detail::CollectionState& e) { return e.id == have->id; });
+        purge = true;
+      } else if (have) {
+        auto* e = m.by_id(have->id);
+        e->history_versions = rule.versions;
+        e->history_seconds = seconds;
+      } else {
+        if (m.next_collection_id >= detail::kMaxCollections)
+          throw ValidationError("stowage: the store at " + dir_.string() + " has used every collection id");
+        detail::CollectionState fresh;
+        fresh.name = std::string(detail::kHistoryName);
+        fresh.id = m.next_collection_id++;
+        fresh.kind = detail::CollectionKind::history;
+        fresh.parent = slot.id;
+        fresh.history_versions = rule.versions;
+        fresh.history_seconds = seconds;
+        fresh.history_start = start;
+        m.collections.push_back(std::move(fresh));
+      }
+      replace_manifest(std::move(m));
+      slot.history = history_hook(slot.id);
+      if (slot.history) slot.indexed.store(true, std::memory_order_release);
+    }
+    log(LogLevel::info, "collection '" + slot.name + "' of " + dir_.string() +
+                            (rule.enabled() ? " keeps history" : " keeps no history any more"));
+    if (purge) purge_dropped();
+  }
+
   /// The names of the store's collections, in the order they were created:
   /// "default" first when a Storage (or the default collection of a
   /// Database) has given it types.
@@ -11559,7 +11978,7 @@ class Engine {
     if (!manifest_.keyspace(detail::kDefaultKeyspace)->key_order.empty())
       names.emplace_back(detail::kDefaultKeyspace);
     for (const auto& c : manifest_.collections)
-      if (!c.is_index()) names.push_back(c.name);
+      if (c.is_table()) names.push_back(c.name);
     return names;
   }
 
@@ -11582,7 +12001,7 @@ class Engine {
       const std::uint32_t id = c->id;
       // The collection and its indexes.
       std::erase_if(m.collections, [&](const detail::CollectionState& e) {
-        const bool gone = e.id == id || (e.is_index() && e.parent == id);
+        const bool gone = e.id == id || e.serves(id);
         if (gone) m.dropped.push_back(e.id);
         return gone;
       });
@@ -12843,8 +13262,28 @@ class Engine {
     bool operator()() const { return fn == nullptr || fn(ctx); }
   };
   // One Durability::sync commit in the queue (see commit_synced).
+  // A sequence to write into a commit's bytes when it is numbered
+  // (WriteOp::stamp): at payload offset `at` (before WalBatch::finish) and
+  // at `copy`, the op's bytes the write buffer takes, the sequence of op
+  // `of` of the commit.
+  struct Stamp {
+    std::size_t at;
+    char* copy;
+    std::size_t of;
+  };
+  struct Stamps {
+    std::vector<Stamp> list;
+    std::size_t shift = 0;  // bytes finish() inserted before the ops
+    void apply(std::string& payload, std::uint64_t first) const {
+      for (const auto& s : list) {
+        detail::write_stamp(payload.data() + s.at + shift, first + s.of);
+        detail::write_stamp(s.copy, first + s.of);
+      }
+    }
+  };
   struct Writer {
     std::string* payload = nullptr;
+    const Stamps* stamps = nullptr;
     Op* ops = nullptr;
     std::size_t n = 0;
     BeforeRef before;
@@ -12871,7 +13310,7 @@ class Engine {
   // failed sync or a power cut then takes away.
   template <class Before = void (*)(), class Condition = std::nullptr_t>
   bool commit(detail::WalBatch& batch, Op* ops, std::size_t n, Before&& before = [] {},
-              Condition&& condition = nullptr) {
+              Condition&& condition = nullptr, const Stamps* stamps = nullptr) {
     FailureReport report{this};
     check_open();
     check_writable();
@@ -12890,7 +13329,7 @@ class Engine {
     bool need_freeze;
     if (opt_.durability == Durability::sync) {
       bool refused = false;
-      need_freeze = commit_synced(payload, ops, n, before_ref, condition_ref, &undo, refused);
+      need_freeze = commit_synced(payload, stamps, ops, n, before_ref, condition_ref, &undo, refused);
       if (refused) return false;
     } else {
       std::lock_guard w(write_mu_);
@@ -12900,6 +13339,7 @@ class Engine {
       before();
       const std::uint64_t first = last_seq_ + 1;
       detail::encode_fixed64(payload.data(), first);
+      if (stamps) stamps->apply(payload, first);
       try {
         wal_->append(payload);
         last_seq_ += n;
@@ -12928,7 +13368,8 @@ class Engine {
   // earlier writers of its group appended but not applied (see run_group);
   // `refused` tells that it failed. Returns whether a checkpoint is due;
   // rethrows the writer's error.
-  bool commit_synced(std::string& payload, Op* ops, std::size_t n, BeforeRef before, ConditionRef condition,
+  bool commit_synced(std::string& payload, const Stamps* stamps, Op* ops, std::size_t n, BeforeRef before,
+                     ConditionRef condition,
                      detail::WriteBuffer::Undo* undo, bool& refused);
 
   // The leader's work for group[0, count): sets each writer's error instead
@@ -13255,6 +13696,42 @@ class Engine {
   void replace_manifest(detail::Manifest m) {
     manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
     manifest_ = std::move(m);
+    note_history_rules();
+  }
+
+  // The history keyspace of collection id as its writers use it, or
+  // nullptr. Needs install_mu_ (or an open that has not started the threads).
+  std::shared_ptr<const detail::HistoryHook> history_hook(std::uint32_t id) const {
+    const auto* h = manifest_.history(id);
+    if (!h) return nullptr;
+    auto hook = std::make_shared<detail::HistoryHook>();
+    hook->id = h->id;
+    hook->prefix = detail::collection_prefix(h->id);
+    hook->rule.versions = h->history_versions;
+    hook->rule.keep_for = std::chrono::seconds(static_cast<std::int64_t>(h->history_seconds));
+    hook->start = h->history_start;
+    return hook;
+  }
+
+  // What merges prune (HistoryPruner): every history keyspace of the
+  // MANIFEST, ages judged now.
+  detail::HistoryPruner history_pruner() const {
+    std::vector<detail::HistoryPruner::Keyspace> ks;
+    {
+      std::lock_guard h(history_mu_);
+      ks = history_rules_;
+    }
+    if (ks.empty()) return {};
+    return detail::HistoryPruner(std::move(ks), detail::history_micros(detail::clock_now(opt_)));
+  }
+  // Keeps history_rules_ in step with manifest_ (at every change of it).
+  void note_history_rules() {
+    std::vector<detail::HistoryPruner::Keyspace> ks;
+    for (const auto& c : manifest_.collections)
+      if (c.is_history())
+        ks.push_back({c.id, History{c.history_versions, std::chrono::seconds(static_cast<std::int64_t>(c.history_seconds))}});
+    std::lock_guard h(history_mu_);
+    history_rules_ = std::move(ks);
   }
 
   // The slot of the collection or index c (its prefix from its id).
@@ -13431,6 +13908,10 @@ class Engine {
   mutable std::mutex write_mu_;
   std::shared_ptr<detail::WalWriter> wal_;   // write_mu_
   std::uint64_t last_seq_ = 0;               // write_mu_
+  // The history keyspaces' rules, as manifest_ holds them, for merges
+  // (which hold no install_mu_). history_mu_ is a leaf.
+  mutable std::mutex history_mu_;
+  std::vector<detail::HistoryPruner::Keyspace> history_rules_;  // history_mu_
   std::uint64_t wal_closed_bytes_ = 0;       // write_mu_
   std::vector<std::uint64_t> wal_segments_;  // write_mu_
   // Segments a flush took out of wal_segments_ that the flush thread has not
@@ -13886,6 +14367,7 @@ auto Engine<Compression, Eviction, Lock>::run_group(Writer* const* group, std::s
           }
           g.first = last_seq_ + 1;
           detail::encode_fixed64(g.payload->data(), g.first);
+          if (g.stamps) g.stamps->apply(*g.payload, g.first);
           wal_->append(*g.payload);
           last_seq_ += g.n;
           appended = true;
@@ -13928,11 +14410,12 @@ auto Engine<Compression, Eviction, Lock>::run_group(Writer* const* group, std::s
 }
 
 template <class Compression, class Eviction, class Lock>
-auto Engine<Compression, Eviction, Lock>::commit_synced(std::string& payload, Op* ops, std::size_t n, BeforeRef before,
-                                                        ConditionRef condition, detail::WriteBuffer::Undo* undo,
-                                                        bool& refused) -> bool {
+auto Engine<Compression, Eviction, Lock>::commit_synced(std::string& payload, const Stamps* stamps, Op* ops,
+                                                        std::size_t n, BeforeRef before, ConditionRef condition,
+                                                        detail::WriteBuffer::Undo* undo, bool& refused) -> bool {
   Writer me;
   me.payload = &payload;
+  me.stamps = stamps;
   me.ops = ops;
   me.n = n;
   me.before = before;
@@ -14132,6 +14615,7 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
   std::string converted;
   std::uint64_t n = 0;
   std::int64_t delta = 0;
+  detail::HistoryPruner prune = history_pruner();  // history entries no longer kept become tombstones
   for (;;) {
     // The smallest key; the newest source holding it wins (the buffer, then
     // the runs in order).
@@ -14184,6 +14668,7 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
       if (live[i]) keys[i] = r.key();
       replay(i);
     }
+    if (!tombstone && !prune.empty() && prune.drop(best, value)) tombstone = true;
     const int newest_put = tombstone ? 0 : 1;
     bool uncounted = false;
     int below = -1;  // nothing_below(best), once asked: 1 (nothing) or 0
@@ -15055,6 +15540,7 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   MigrationPlan plan;
   if (detail::manifest_exists(*fs_, dir_)) {
     manifest_ = detail::read_manifest(*fs_, dir_);
+    note_history_rules();
     check_manifest(migrations);
     plan = plan_migration(migrations, target);
   } else {
@@ -15109,7 +15595,8 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   default_slot_.name = std::string(detail::kDefaultKeyspace);
   if (manifest_.layout == detail::Layout::prefixed) default_slot_.prefix = detail::collection_prefix(0);
   default_slot_.undeclared = recorded_indexes(0);
-  default_slot_.indexed = !default_slot_.undeclared.empty();
+  default_slot_.history = history_hook(0);
+  default_slot_.indexed = !default_slot_.undeclared.empty() || default_slot_.history;
   if (!types_.database && !opt_.read_only && manifest_.keyspace(detail::kDefaultKeyspace)->key_order.empty()) {
     std::lock_guard inst(install_mu_);
     adopt_default_types(types_);
@@ -15552,6 +16039,7 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
     throw;
   }
   manifest_ = std::move(m);
+  note_history_rules();
   if (rewrite) {
     version_->for_each_run([&](const detail::Run& r, std::uint32_t) {
       for (const auto& f : r.files) {
@@ -15819,6 +16307,10 @@ void EngineHandle<C, E, L>::forget_index(CollectionSlot& index) {
 template <class C, class E, class L>
 void EngineHandle<C, E, L>::mark_stale(CollectionSlot& parent) {
   engine_->mark_stale(parent);
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::keep_history(CollectionSlot& slot, const History& rule) {
+  engine_->keep_history(slot, rule);
 }
 template <class C, class E, class L>
 bool EngineHandle<C, E, L>::prefixed() const {
@@ -16101,7 +16593,7 @@ class Collection {
   }
 
   /// The value stored under key, or std::nullopt.
-  std::optional<Value> get(const Key& key) const { return get_at(key, nullptr); }
+  std::optional<Value> get(const Key& key) const { return get_in(key, nullptr); }
 
   /// Whether key is stored.
   bool contains(const Key& key) const {
@@ -16484,6 +16976,106 @@ class Collection {
     return declare_index<true>(name, std::move(extract), version);
   }
 
+  /// Keeps the earlier versions of this collection's records as rule says
+  /// (see History), from now on, for every session: the rule is recorded in
+  /// the MANIFEST (durably, before this returns) and every later put and
+  /// erase of the collection, by any handle or process, writes a version in
+  /// the same commit as the record (detail/index_ops.hpp), stamped with its
+  /// commit's sequence and the time (Options::clock). Versions the rule no
+  /// longer keeps are hidden from history() and get_at() at once, and their
+  /// space is reclaimed by compaction. Calling it again changes the rule
+  /// (versions already dropped stay dropped); a rule that keeps nothing
+  /// (History{}) stops history and erases every version. It waits for the
+  /// collection's writers in flight. Needs a store of several collections (a
+  /// Database's); ValidationError otherwise, in a read_only store, or for a
+  /// keep_for below 0 or over about 3,000 years. A migration of the
+  /// collection (Database::collection(name, migrations)) leaves its history
+  /// with the old records (the backup collection); the migrated collection
+  /// keeps none until this is called again.
+  void keep_history(const History& rule) {
+    engine_type& e = engine();
+    if (prefix_.empty())
+      throw ValidationError("stowage: history needs a store of several collections (a Database's); this one keeps "
+                            "one (bare layout, written by Storage)");
+    std::unique_lock gate(slot_->gate);
+    e.keep_history(*slot_, rule);
+  }
+  /// What keep_history() last set (History{}: no history is kept).
+  History history_kept() const {
+    const auto hook = history_hook();
+    return hook ? hook->rule : History{};
+  }
+
+  /// The versions of key that the collection's history keeps, newest first
+  /// (the current one, if key is stored, first): what each put stored, or
+  /// an erase, with its commit's sequence number and time. Only versions
+  /// committed after keep_history() began are listed (a record stored
+  /// before then and not written since has none). Read at one moment (a
+  /// snapshot): a write made while it runs is either wholly in or out.
+  /// ValidationError when the collection keeps no history.
+  std::vector<Version<Value>> history(const Key& key) const {
+    const auto hook = kept_history_hook();
+    const engine_type& e = engine();
+    std::vector<Version<Value>> out;
+    const Snapshot at = e.snapshot();
+    walk_history(*hook, key, at, [&](const detail::HistoryEntry& h, bool kept, const std::filesystem::path* file) {
+      if (!kept) return false;
+      Version<Value> v;
+      v.sequence = h.sequence;
+      v.time = std::chrono::system_clock::time_point(std::chrono::microseconds(static_cast<std::int64_t>(h.micros)));
+      v.erased = h.erased;
+      if (!h.erased) v.value = deserialize(e, h.value, file);
+      out.push_back(std::move(v));
+      return true;
+    });
+    return out;
+  }
+
+  /// The value key had just after commit `sequence` (a sequence number as
+  /// snapshots, Stats::last_sequence and the change feed give them), read
+  /// from the collection's history: std::nullopt when key was not stored
+  /// then. A sequence after the last commit reads the present. Throws
+  /// ValidationError when the history cannot answer: the collection keeps
+  /// none, `sequence` is before keep_history() began, or the version it asks
+  /// for is one the rule no longer keeps (or one stored before history
+  /// began and overwritten since).
+  std::optional<Value> get_at(const Key& key, std::uint64_t sequence) const {
+    const auto hook = kept_history_hook();
+    const engine_type& e = engine();
+    if (sequence < hook->start)
+      throw ValidationError("stowage: get_at(" + describe_key(encode_lookup_key(key).substr(prefix_.size())) + ", " +
+                            std::to_string(sequence) + "): the history of collection '" + slot_->name +
+                            "' begins after sequence " + std::to_string(hook->start));
+    const Snapshot at = e.snapshot();
+    std::optional<Value> out;
+    bool found = false, any = false, gone = false;
+    detail::HistoryEntry oldest;
+    walk_history(*hook, key, at, [&](const detail::HistoryEntry& h, bool kept, const std::filesystem::path* file) {
+      any = true;
+      if (!kept) {
+        gone = true;
+        return false;
+      }
+      if (h.sequence <= sequence) {
+        found = true;
+        if (!h.erased) out = deserialize(e, h.value, file);
+        return false;
+      }
+      oldest = h;
+      return true;
+    });
+    if (found) return out;
+    // No kept version at or before sequence: the key's versions all came
+    // later. Before the oldest of them the key was absent, unless a version
+    // was dropped (previous names it) or the key predates history.
+    if (!any) return get_in(key, &at);  // not written since history began: as it is now
+    if (gone || oldest.previous != 0 || oldest.existed)
+      throw ValidationError("stowage: get_at(" + describe_key(encode_lookup_key(key).substr(prefix_.size())) + ", " +
+                            std::to_string(sequence) + "): collection '" + slot_->name +
+                            "' no longer keeps that version (History keeps " + describe_rule(hook->rule) + ")");
+    return std::nullopt;
+  }
+
   /// Number of records with from <= key < to, counted by walking their keys
   /// (no value is decoded).
   std::size_t count(const Key& from, const Key& to) const {
@@ -16712,7 +17304,7 @@ class Collection {
   class View {
    public:
     /// The value stored under key at the snapshot, or std::nullopt.
-    std::optional<Value> get(const Key& key) const { return c_.get_at(key, &at_); }
+    std::optional<Value> get(const Key& key) const { return c_.get_in(key, &at_); }
     /// Whether key was stored at the snapshot.
     bool contains(const Key& key) const {
       return c_.engine().find_at(at_, c_.encode_lookup_key(key), [](std::string_view, const std::filesystem::path*) {});
@@ -16851,7 +17443,7 @@ class Collection {
     }
     std::unique_lock gate(slot_->gate);
     e.mark_stale(*slot_);
-    if (slot_->hooks.empty()) {
+    if (slot_->hooks.empty() && !slot_->history) {
       slot_->indexed.store(false, std::memory_order_release);
       return plain(e);
     }
@@ -16864,6 +17456,7 @@ class Collection {
     for (std::size_t i = 0; i < ops.size(); ++i) mine[i] = i;
     std::vector<WriteOp> all = ops;
     detail::expand_index_ops(e, *slot_, ops, mine, all);
+    detail::expand_history_ops(e, *slot_, ops, mine, all);
     e.write(all);
   }
   // insert() and update(): Engine::read_modify_write, or with indexes a read
@@ -16923,8 +17516,49 @@ class Collection {
     }
   }
 
+  // The collection's history hook (nullptr: none), read under its gate.
+  std::shared_ptr<const detail::HistoryHook> history_hook() const {
+    engine();
+    std::shared_lock gate(slot_->gate);
+    return slot_->history;
+  }
+  // history_hook(), or ValidationError when the collection keeps no history.
+  std::shared_ptr<const detail::HistoryHook> kept_history_hook() const {
+    auto hook = history_hook();
+    if (!hook)
+      throw ValidationError("stowage: collection '" + slot_->name + "' keeps no history (see keep_history)");
+    return hook;
+  }
+  static std::string describe_rule(const History& r) {
+    std::string out;
+    if (r.versions != 0) out = std::to_string(r.versions) + " versions";
+    if (r.keep_for.count() > 0) out += (out.empty() ? "" : ", ") + std::to_string(r.keep_for.count()) + " s";
+    return out;
+  }
+  // Calls fn(entry, kept, file) for key's history entries at `at`, newest
+  // first, while it returns true; kept says whether the rule still keeps
+  // the entry (judged now).
+  template <class Fn>
+  void walk_history(const detail::HistoryHook& hook, const Key& key, const Snapshot& at, Fn&& fn) const {
+    const engine_type& e = engine();
+    const std::string head = detail::history_head(hook.prefix, encode_lookup_key(key).substr(prefix_.size()));
+    const std::uint64_t now = detail::history_micros(detail::clock_now(e.options()));
+    typename engine_type::Cursor cursor(&e, head + '\0', prefix_end(head), false, &at);
+    std::size_t rank = 0;
+    for (; cursor.peek(); cursor.accept()) {
+      const std::string_view k = cursor.key();
+      if (k.size() != head.size() + detail::kStampBytes)
+        throw CorruptionError(cursor.file() ? *cursor.file() : std::filesystem::path{}, 0,
+                              "a history entry of collection '" + slot_->name + "' has a key of " +
+                                  std::to_string(k.size()) + " bytes where " +
+                                  std::to_string(head.size() + detail::kStampBytes) + " belong");
+      const detail::HistoryEntry h = detail::decode_history_entry(k.substr(head.size()), cursor.value(), cursor.file());
+      if (!fn(h, detail::history_keeps(hook.rule, ++rank, h.micros, now), cursor.file())) return;
+    }
+  }
+
   // get(), or View::get() with `at`.
-  std::optional<Value> get_at(const Key& key, const Snapshot* at) const {
+  std::optional<Value> get_in(const Key& key, const Snapshot* at) const {
     std::optional<Value> out;
     const engine_type& e = engine();
     auto take = [&](std::string_view bytes, const std::filesystem::path* file) { out = deserialize(e, bytes, file); };

@@ -931,6 +931,33 @@ TEST_CASE("a Database's store: repair keeps the layout and collections, load wri
   for (const std::string name : {"default", "a", "b"}) CHECK(lines(run("dump --collection " + name + d).out) == dump_lines(model, name));
 }
 
+TEST_CASE("load refuses a collection that keeps history; the tool lists no history as a collection") {
+  TempDir dir("cli");
+  {
+    Database<> db(dir.path());
+    auto a = db.collection<std::uint64_t, std::string>("a");
+    a.keep_history({.versions = 3});
+    a.put(1, "one");
+    db.collection<std::uint64_t, std::string>("b").put(2, "two");
+  }
+  const std::string d = " " + dir.path().string();
+  Run r = run("load --collection a" + d, "{\"key\": 5000, \"value\": \"loaded\"}\n");
+  CHECK(r.status != 0);
+  CHECK_THAT(r.err, Catch::Contains("keeps history"));
+  r = run("load --collection b" + d, "{\"key\": 5000, \"value\": \"loaded\"}\n");
+  CHECK(r.status == 0);
+  r = run("stats" + d);
+  CHECK_THAT(r.out, Catch::Contains("3 collections") && Catch::Contains("collection   a (id 1)") &&
+                        Catch::Contains("collection   b (id 3)"));
+  CHECK_THAT(r.out, Catch::Contains("history      of a (id 2): keeps 3 versions a key, from sequence"));
+  CHECK(run("verify" + d).status == 0);
+  Database<> db(dir.path());
+  auto a = db.collection<std::uint64_t, std::string>("a");
+  CHECK(!a.get(5000));
+  CHECK(a.history(1).size() == 1);
+  CHECK(db.collection<std::uint64_t, std::string>("b").get(5000) == "loaded");
+}
+
 TEST_CASE("a Database's store with a damaged block: repair names the lost keys with their collection") {
   TempDir dir("cli"), out("cli");
   const Collections model = fill_collections(dir.path());

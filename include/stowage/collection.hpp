@@ -30,6 +30,7 @@
 #include "detail/index_ops.hpp"
 #include "engine_handle.hpp"
 #include "error.hpp"
+#include "history.hpp"
 #include "key_codec.hpp"
 #include "migration_report.hpp"
 #include "options.hpp"
@@ -173,7 +174,7 @@ class Collection {
   }
 
   /// The value stored under key, or std::nullopt.
-  std::optional<Value> get(const Key& key) const { return get_at(key, nullptr); }
+  std::optional<Value> get(const Key& key) const { return get_in(key, nullptr); }
 
   /// Whether key is stored.
   bool contains(const Key& key) const {
@@ -556,6 +557,106 @@ class Collection {
     return declare_index<true>(name, std::move(extract), version);
   }
 
+  /// Keeps the earlier versions of this collection's records as rule says
+  /// (see History), from now on, for every session: the rule is recorded in
+  /// the MANIFEST (durably, before this returns) and every later put and
+  /// erase of the collection, by any handle or process, writes a version in
+  /// the same commit as the record (detail/index_ops.hpp), stamped with its
+  /// commit's sequence and the time (Options::clock). Versions the rule no
+  /// longer keeps are hidden from history() and get_at() at once, and their
+  /// space is reclaimed by compaction. Calling it again changes the rule
+  /// (versions already dropped stay dropped); a rule that keeps nothing
+  /// (History{}) stops history and erases every version. It waits for the
+  /// collection's writers in flight. Needs a store of several collections (a
+  /// Database's); ValidationError otherwise, in a read_only store, or for a
+  /// keep_for below 0 or over about 3,000 years. A migration of the
+  /// collection (Database::collection(name, migrations)) leaves its history
+  /// with the old records (the backup collection); the migrated collection
+  /// keeps none until this is called again.
+  void keep_history(const History& rule) {
+    engine_type& e = engine();
+    if (prefix_.empty())
+      throw ValidationError("stowage: history needs a store of several collections (a Database's); this one keeps "
+                            "one (bare layout, written by Storage)");
+    std::unique_lock gate(slot_->gate);
+    e.keep_history(*slot_, rule);
+  }
+  /// What keep_history() last set (History{}: no history is kept).
+  History history_kept() const {
+    const auto hook = history_hook();
+    return hook ? hook->rule : History{};
+  }
+
+  /// The versions of key that the collection's history keeps, newest first
+  /// (the current one, if key is stored, first): what each put stored, or
+  /// an erase, with its commit's sequence number and time. Only versions
+  /// committed after keep_history() began are listed (a record stored
+  /// before then and not written since has none). Read at one moment (a
+  /// snapshot): a write made while it runs is either wholly in or out.
+  /// ValidationError when the collection keeps no history.
+  std::vector<Version<Value>> history(const Key& key) const {
+    const auto hook = kept_history_hook();
+    const engine_type& e = engine();
+    std::vector<Version<Value>> out;
+    const Snapshot at = e.snapshot();
+    walk_history(*hook, key, at, [&](const detail::HistoryEntry& h, bool kept, const std::filesystem::path* file) {
+      if (!kept) return false;
+      Version<Value> v;
+      v.sequence = h.sequence;
+      v.time = std::chrono::system_clock::time_point(std::chrono::microseconds(static_cast<std::int64_t>(h.micros)));
+      v.erased = h.erased;
+      if (!h.erased) v.value = deserialize(e, h.value, file);
+      out.push_back(std::move(v));
+      return true;
+    });
+    return out;
+  }
+
+  /// The value key had just after commit `sequence` (a sequence number as
+  /// snapshots, Stats::last_sequence and the change feed give them), read
+  /// from the collection's history: std::nullopt when key was not stored
+  /// then. A sequence after the last commit reads the present. Throws
+  /// ValidationError when the history cannot answer: the collection keeps
+  /// none, `sequence` is before keep_history() began, or the version it asks
+  /// for is one the rule no longer keeps (or one stored before history
+  /// began and overwritten since).
+  std::optional<Value> get_at(const Key& key, std::uint64_t sequence) const {
+    const auto hook = kept_history_hook();
+    const engine_type& e = engine();
+    if (sequence < hook->start)
+      throw ValidationError("stowage: get_at(" + describe_key(encode_lookup_key(key).substr(prefix_.size())) + ", " +
+                            std::to_string(sequence) + "): the history of collection '" + slot_->name +
+                            "' begins after sequence " + std::to_string(hook->start));
+    const Snapshot at = e.snapshot();
+    std::optional<Value> out;
+    bool found = false, any = false, gone = false;
+    detail::HistoryEntry oldest;
+    walk_history(*hook, key, at, [&](const detail::HistoryEntry& h, bool kept, const std::filesystem::path* file) {
+      any = true;
+      if (!kept) {
+        gone = true;
+        return false;
+      }
+      if (h.sequence <= sequence) {
+        found = true;
+        if (!h.erased) out = deserialize(e, h.value, file);
+        return false;
+      }
+      oldest = h;
+      return true;
+    });
+    if (found) return out;
+    // No kept version at or before sequence: the key's versions all came
+    // later. Before the oldest of them the key was absent, unless a version
+    // was dropped (previous names it) or the key predates history.
+    if (!any) return get_in(key, &at);  // not written since history began: as it is now
+    if (gone || oldest.previous != 0 || oldest.existed)
+      throw ValidationError("stowage: get_at(" + describe_key(encode_lookup_key(key).substr(prefix_.size())) + ", " +
+                            std::to_string(sequence) + "): collection '" + slot_->name +
+                            "' no longer keeps that version (History keeps " + describe_rule(hook->rule) + ")");
+    return std::nullopt;
+  }
+
   /// Number of records with from <= key < to, counted by walking their keys
   /// (no value is decoded).
   std::size_t count(const Key& from, const Key& to) const {
@@ -784,7 +885,7 @@ class Collection {
   class View {
    public:
     /// The value stored under key at the snapshot, or std::nullopt.
-    std::optional<Value> get(const Key& key) const { return c_.get_at(key, &at_); }
+    std::optional<Value> get(const Key& key) const { return c_.get_in(key, &at_); }
     /// Whether key was stored at the snapshot.
     bool contains(const Key& key) const {
       return c_.engine().find_at(at_, c_.encode_lookup_key(key), [](std::string_view, const std::filesystem::path*) {});
@@ -923,7 +1024,7 @@ class Collection {
     }
     std::unique_lock gate(slot_->gate);
     e.mark_stale(*slot_);
-    if (slot_->hooks.empty()) {
+    if (slot_->hooks.empty() && !slot_->history) {
       slot_->indexed.store(false, std::memory_order_release);
       return plain(e);
     }
@@ -936,6 +1037,7 @@ class Collection {
     for (std::size_t i = 0; i < ops.size(); ++i) mine[i] = i;
     std::vector<WriteOp> all = ops;
     detail::expand_index_ops(e, *slot_, ops, mine, all);
+    detail::expand_history_ops(e, *slot_, ops, mine, all);
     e.write(all);
   }
   // insert() and update(): Engine::read_modify_write, or with indexes a read
@@ -995,8 +1097,49 @@ class Collection {
     }
   }
 
+  // The collection's history hook (nullptr: none), read under its gate.
+  std::shared_ptr<const detail::HistoryHook> history_hook() const {
+    engine();
+    std::shared_lock gate(slot_->gate);
+    return slot_->history;
+  }
+  // history_hook(), or ValidationError when the collection keeps no history.
+  std::shared_ptr<const detail::HistoryHook> kept_history_hook() const {
+    auto hook = history_hook();
+    if (!hook)
+      throw ValidationError("stowage: collection '" + slot_->name + "' keeps no history (see keep_history)");
+    return hook;
+  }
+  static std::string describe_rule(const History& r) {
+    std::string out;
+    if (r.versions != 0) out = std::to_string(r.versions) + " versions";
+    if (r.keep_for.count() > 0) out += (out.empty() ? "" : ", ") + std::to_string(r.keep_for.count()) + " s";
+    return out;
+  }
+  // Calls fn(entry, kept, file) for key's history entries at `at`, newest
+  // first, while it returns true; kept says whether the rule still keeps
+  // the entry (judged now).
+  template <class Fn>
+  void walk_history(const detail::HistoryHook& hook, const Key& key, const Snapshot& at, Fn&& fn) const {
+    const engine_type& e = engine();
+    const std::string head = detail::history_head(hook.prefix, encode_lookup_key(key).substr(prefix_.size()));
+    const std::uint64_t now = detail::history_micros(detail::clock_now(e.options()));
+    typename engine_type::Cursor cursor(&e, head + '\0', prefix_end(head), false, &at);
+    std::size_t rank = 0;
+    for (; cursor.peek(); cursor.accept()) {
+      const std::string_view k = cursor.key();
+      if (k.size() != head.size() + detail::kStampBytes)
+        throw CorruptionError(cursor.file() ? *cursor.file() : std::filesystem::path{}, 0,
+                              "a history entry of collection '" + slot_->name + "' has a key of " +
+                                  std::to_string(k.size()) + " bytes where " +
+                                  std::to_string(head.size() + detail::kStampBytes) + " belong");
+      const detail::HistoryEntry h = detail::decode_history_entry(k.substr(head.size()), cursor.value(), cursor.file());
+      if (!fn(h, detail::history_keeps(hook.rule, ++rank, h.micros, now), cursor.file())) return;
+    }
+  }
+
   // get(), or View::get() with `at`.
-  std::optional<Value> get_at(const Key& key, const Snapshot* at) const {
+  std::optional<Value> get_in(const Key& key, const Snapshot* at) const {
     std::optional<Value> out;
     const engine_type& e = engine();
     auto take = [&](std::string_view bytes, const std::filesystem::path* file) { out = deserialize(e, bytes, file); };

@@ -100,6 +100,7 @@
 #include "eviction.hpp"
 #include "file.hpp"
 #include "file_lock.hpp"
+#include "history.hpp"
 #include "index.hpp"
 #include "lock.hpp"
 #include "manifest.hpp"
@@ -369,28 +370,50 @@ class Engine {
   /// one atomic commit: after a crash either all of them are there or none.
   /// An erase does not find out whether its key was there (as discard()).
   void write(const std::vector<WriteOp>& ops) {
-    std::size_t bytes = 0;
+    std::size_t bytes = 0, stamped = 0;
     for (const auto& op : ops) {
       check_key_size(op.key.size());
       if (!op.erase) check_value_size(op.value.size());
       bytes += detail::varint_length(op.key.size()) + op.key.size() + 1 +
                (op.erase ? 0 : detail::varint_length(op.value.size()) + op.value.size());
+      if (op.stamp != WriteOp::kNoStamp) {
+        const std::string& field = op.stamp_value ? op.value : op.key;
+        if (op.stamp >= ops.size() || field.size() < detail::kStampBytes || (op.stamp_value && op.erase))
+          throw std::logic_error("stowage: a stamped WriteOp names no op of its write or has no room for a stamp");
+        ++stamped;
+      }
     }
     if (ops.empty()) return;
     detail::WalBatch batch;
     batch.reserve(bytes);
     std::vector<Op> engine_ops;
     engine_ops.reserve(ops.size());
+    // A stamped field is copied (the commit writes the sequence into the
+    // copy and into the record's bytes); reserved first, so copies stay put.
+    std::vector<std::string> copies;
+    copies.reserve(stamped);
+    Stamps stamps;
+    stamps.list.reserve(stamped);
     for (const auto& op : ops) {
+      std::string_view key = op.key, value = op.value;
+      if (op.stamp != WriteOp::kNoStamp) {
+        const std::size_t at = batch.size() + 1 + detail::varint_length(key.size()) + key.size();
+        std::string& copy = copies.emplace_back(op.stamp_value ? op.value : op.key);
+        (op.stamp_value ? value : key) = copy;
+        stamps.list.push_back(Stamp{op.stamp_value ? at + detail::varint_length(value.size()) + value.size() - detail::kStampBytes
+                                                   : at - detail::kStampBytes,
+                                    copy.data() + copy.size() - detail::kStampBytes, op.stamp});
+      }
       if (op.erase) {
-        batch.erase(op.key);
-        engine_ops.push_back(Op{detail::kOpErase, op.key, {}});
+        batch.erase(key);
+        engine_ops.push_back(Op{detail::kOpErase, key, {}});
       } else {
-        batch.put(op.key, op.value);
-        engine_ops.push_back(Op{detail::kOpPut, op.key, op.value});
+        batch.put(key, value);
+        engine_ops.push_back(Op{detail::kOpPut, key, value});
       }
     }
-    commit(batch, engine_ops.data(), engine_ops.size());
+    stamps.shift = detail::varint_length(batch.count());  // finish() puts the op count before the ops
+    commit(batch, engine_ops.data(), engine_ops.size(), [] {}, nullptr, stamped ? &stamps : nullptr);
   }
 
   /// Stores the pairs (kv[0], kv[1]), (kv[2], kv[3]), ... as one atomic
@@ -491,7 +514,8 @@ class Engine {
     if (it == slots_.end()) {
       auto slot = make_slot(*c);
       slot->undeclared = recorded_indexes(c->id);
-      slot->indexed = !slot->undeclared.empty();
+      slot->history = history_hook(c->id);
+      slot->indexed = !slot->undeclared.empty() || slot->history;
       it = slots_.emplace(c->name, std::move(slot)).first;
     }
     return *it->second;
@@ -621,6 +645,68 @@ class Engine {
     parent.undeclared.clear();
   }
 
+  /// Sets what history slot's collection keeps (Collection::keep_history),
+  /// in the MANIFEST, durably, before it returns. The first time, the
+  /// collection's history keyspace is created, and history begins at the
+  /// store's last sequence: every later put and erase of the collection
+  /// writes a version (detail/index_ops.hpp). A rule that keeps nothing
+  /// drops the history keyspace (its entries are erased). The caller holds
+  /// slot.gate exclusively. ValidationError in a bare store, in a read_only
+  /// one, or for a keep_for below 0 or over kMaxHistorySeconds.
+  void keep_history(CollectionSlot& slot, const History& rule) {
+    check_open();
+    if (!prefixed())
+      throw ValidationError("stowage: the store at " + dir_.string() +
+                            " keeps one collection (bare layout, written by Storage); open it once with a "
+                            "Database, which converts it, to keep history");
+    if (rule.keep_for.count() < 0 || static_cast<std::uint64_t>(rule.keep_for.count()) > detail::kMaxHistorySeconds)
+      throw ValidationError("stowage: History::keep_for must be 0 to " + std::to_string(detail::kMaxHistorySeconds) +
+                            " seconds (got " + std::to_string(rule.keep_for.count()) + ")");
+    check_writable();
+    std::uint64_t start = 0;
+    {
+      std::lock_guard w(write_mu_);
+      start = last_seq_;  // no commit of the collection is in flight: the caller holds its gate
+    }
+    bool purge = false;
+    {
+      std::lock_guard inst(install_mu_);
+      if (slot.dropped.load()) throw ValidationError("stowage: collection '" + slot.name + "' was dropped");
+      const auto* have = manifest_.history(slot.id);
+      const auto seconds = static_cast<std::uint64_t>(rule.keep_for.count());
+      if (have && have->history_versions == rule.versions && have->history_seconds == seconds) return;
+      if (!have && !rule.enabled()) return;
+      detail::Manifest m = manifest_;
+      if (!rule.enabled()) {
+        m.dropped.push_back(have->id);
+        std::erase_if(m.collections, [&](const detail::CollectionState& e) { return e.id == have->id; });
+        purge = true;
+      } else if (have) {
+        auto* e = m.by_id(have->id);
+        e->history_versions = rule.versions;
+        e->history_seconds = seconds;
+      } else {
+        if (m.next_collection_id >= detail::kMaxCollections)
+          throw ValidationError("stowage: the store at " + dir_.string() + " has used every collection id");
+        detail::CollectionState fresh;
+        fresh.name = std::string(detail::kHistoryName);
+        fresh.id = m.next_collection_id++;
+        fresh.kind = detail::CollectionKind::history;
+        fresh.parent = slot.id;
+        fresh.history_versions = rule.versions;
+        fresh.history_seconds = seconds;
+        fresh.history_start = start;
+        m.collections.push_back(std::move(fresh));
+      }
+      replace_manifest(std::move(m));
+      slot.history = history_hook(slot.id);
+      if (slot.history) slot.indexed.store(true, std::memory_order_release);
+    }
+    log(LogLevel::info, "collection '" + slot.name + "' of " + dir_.string() +
+                            (rule.enabled() ? " keeps history" : " keeps no history any more"));
+    if (purge) purge_dropped();
+  }
+
   /// The names of the store's collections, in the order they were created:
   /// "default" first when a Storage (or the default collection of a
   /// Database) has given it types.
@@ -631,7 +717,7 @@ class Engine {
     if (!manifest_.keyspace(detail::kDefaultKeyspace)->key_order.empty())
       names.emplace_back(detail::kDefaultKeyspace);
     for (const auto& c : manifest_.collections)
-      if (!c.is_index()) names.push_back(c.name);
+      if (c.is_table()) names.push_back(c.name);
     return names;
   }
 
@@ -654,7 +740,7 @@ class Engine {
       const std::uint32_t id = c->id;
       // The collection and its indexes.
       std::erase_if(m.collections, [&](const detail::CollectionState& e) {
-        const bool gone = e.id == id || (e.is_index() && e.parent == id);
+        const bool gone = e.id == id || e.serves(id);
         if (gone) m.dropped.push_back(e.id);
         return gone;
       });
@@ -1915,8 +2001,28 @@ class Engine {
     bool operator()() const { return fn == nullptr || fn(ctx); }
   };
   // One Durability::sync commit in the queue (see commit_synced).
+  // A sequence to write into a commit's bytes when it is numbered
+  // (WriteOp::stamp): at payload offset `at` (before WalBatch::finish) and
+  // at `copy`, the op's bytes the write buffer takes, the sequence of op
+  // `of` of the commit.
+  struct Stamp {
+    std::size_t at;
+    char* copy;
+    std::size_t of;
+  };
+  struct Stamps {
+    std::vector<Stamp> list;
+    std::size_t shift = 0;  // bytes finish() inserted before the ops
+    void apply(std::string& payload, std::uint64_t first) const {
+      for (const auto& s : list) {
+        detail::write_stamp(payload.data() + s.at + shift, first + s.of);
+        detail::write_stamp(s.copy, first + s.of);
+      }
+    }
+  };
   struct Writer {
     std::string* payload = nullptr;
+    const Stamps* stamps = nullptr;
     Op* ops = nullptr;
     std::size_t n = 0;
     BeforeRef before;
@@ -1943,7 +2049,7 @@ class Engine {
   // failed sync or a power cut then takes away.
   template <class Before = void (*)(), class Condition = std::nullptr_t>
   bool commit(detail::WalBatch& batch, Op* ops, std::size_t n, Before&& before = [] {},
-              Condition&& condition = nullptr) {
+              Condition&& condition = nullptr, const Stamps* stamps = nullptr) {
     FailureReport report{this};
     check_open();
     check_writable();
@@ -1962,7 +2068,7 @@ class Engine {
     bool need_freeze;
     if (opt_.durability == Durability::sync) {
       bool refused = false;
-      need_freeze = commit_synced(payload, ops, n, before_ref, condition_ref, &undo, refused);
+      need_freeze = commit_synced(payload, stamps, ops, n, before_ref, condition_ref, &undo, refused);
       if (refused) return false;
     } else {
       std::lock_guard w(write_mu_);
@@ -1972,6 +2078,7 @@ class Engine {
       before();
       const std::uint64_t first = last_seq_ + 1;
       detail::encode_fixed64(payload.data(), first);
+      if (stamps) stamps->apply(payload, first);
       try {
         wal_->append(payload);
         last_seq_ += n;
@@ -2000,7 +2107,8 @@ class Engine {
   // earlier writers of its group appended but not applied (see run_group);
   // `refused` tells that it failed. Returns whether a checkpoint is due;
   // rethrows the writer's error.
-  bool commit_synced(std::string& payload, Op* ops, std::size_t n, BeforeRef before, ConditionRef condition,
+  bool commit_synced(std::string& payload, const Stamps* stamps, Op* ops, std::size_t n, BeforeRef before,
+                     ConditionRef condition,
                      detail::WriteBuffer::Undo* undo, bool& refused);
 
   // The leader's work for group[0, count): sets each writer's error instead
@@ -2327,6 +2435,42 @@ class Engine {
   void replace_manifest(detail::Manifest m) {
     manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
     manifest_ = std::move(m);
+    note_history_rules();
+  }
+
+  // The history keyspace of collection id as its writers use it, or
+  // nullptr. Needs install_mu_ (or an open that has not started the threads).
+  std::shared_ptr<const detail::HistoryHook> history_hook(std::uint32_t id) const {
+    const auto* h = manifest_.history(id);
+    if (!h) return nullptr;
+    auto hook = std::make_shared<detail::HistoryHook>();
+    hook->id = h->id;
+    hook->prefix = detail::collection_prefix(h->id);
+    hook->rule.versions = h->history_versions;
+    hook->rule.keep_for = std::chrono::seconds(static_cast<std::int64_t>(h->history_seconds));
+    hook->start = h->history_start;
+    return hook;
+  }
+
+  // What merges prune (HistoryPruner): every history keyspace of the
+  // MANIFEST, ages judged now.
+  detail::HistoryPruner history_pruner() const {
+    std::vector<detail::HistoryPruner::Keyspace> ks;
+    {
+      std::lock_guard h(history_mu_);
+      ks = history_rules_;
+    }
+    if (ks.empty()) return {};
+    return detail::HistoryPruner(std::move(ks), detail::history_micros(detail::clock_now(opt_)));
+  }
+  // Keeps history_rules_ in step with manifest_ (at every change of it).
+  void note_history_rules() {
+    std::vector<detail::HistoryPruner::Keyspace> ks;
+    for (const auto& c : manifest_.collections)
+      if (c.is_history())
+        ks.push_back({c.id, History{c.history_versions, std::chrono::seconds(static_cast<std::int64_t>(c.history_seconds))}});
+    std::lock_guard h(history_mu_);
+    history_rules_ = std::move(ks);
   }
 
   // The slot of the collection or index c (its prefix from its id).
@@ -2503,6 +2647,10 @@ class Engine {
   mutable std::mutex write_mu_;
   std::shared_ptr<detail::WalWriter> wal_;   // write_mu_
   std::uint64_t last_seq_ = 0;               // write_mu_
+  // The history keyspaces' rules, as manifest_ holds them, for merges
+  // (which hold no install_mu_). history_mu_ is a leaf.
+  mutable std::mutex history_mu_;
+  std::vector<detail::HistoryPruner::Keyspace> history_rules_;  // history_mu_
   std::uint64_t wal_closed_bytes_ = 0;       // write_mu_
   std::vector<std::uint64_t> wal_segments_;  // write_mu_
   // Segments a flush took out of wal_segments_ that the flush thread has not
@@ -2958,6 +3106,7 @@ auto Engine<Compression, Eviction, Lock>::run_group(Writer* const* group, std::s
           }
           g.first = last_seq_ + 1;
           detail::encode_fixed64(g.payload->data(), g.first);
+          if (g.stamps) g.stamps->apply(*g.payload, g.first);
           wal_->append(*g.payload);
           last_seq_ += g.n;
           appended = true;
@@ -3000,11 +3149,12 @@ auto Engine<Compression, Eviction, Lock>::run_group(Writer* const* group, std::s
 }
 
 template <class Compression, class Eviction, class Lock>
-auto Engine<Compression, Eviction, Lock>::commit_synced(std::string& payload, Op* ops, std::size_t n, BeforeRef before,
-                                                        ConditionRef condition, detail::WriteBuffer::Undo* undo,
-                                                        bool& refused) -> bool {
+auto Engine<Compression, Eviction, Lock>::commit_synced(std::string& payload, const Stamps* stamps, Op* ops,
+                                                        std::size_t n, BeforeRef before, ConditionRef condition,
+                                                        detail::WriteBuffer::Undo* undo, bool& refused) -> bool {
   Writer me;
   me.payload = &payload;
+  me.stamps = stamps;
   me.ops = ops;
   me.n = n;
   me.before = before;
@@ -3204,6 +3354,7 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
   std::string converted;
   std::uint64_t n = 0;
   std::int64_t delta = 0;
+  detail::HistoryPruner prune = history_pruner();  // history entries no longer kept become tombstones
   for (;;) {
     // The smallest key; the newest source holding it wins (the buffer, then
     // the runs in order).
@@ -3256,6 +3407,7 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
       if (live[i]) keys[i] = r.key();
       replay(i);
     }
+    if (!tombstone && !prune.empty() && prune.drop(best, value)) tombstone = true;
     const int newest_put = tombstone ? 0 : 1;
     bool uncounted = false;
     int below = -1;  // nothing_below(best), once asked: 1 (nothing) or 0
@@ -4127,6 +4279,7 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   MigrationPlan plan;
   if (detail::manifest_exists(*fs_, dir_)) {
     manifest_ = detail::read_manifest(*fs_, dir_);
+    note_history_rules();
     check_manifest(migrations);
     plan = plan_migration(migrations, target);
   } else {
@@ -4181,7 +4334,8 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   default_slot_.name = std::string(detail::kDefaultKeyspace);
   if (manifest_.layout == detail::Layout::prefixed) default_slot_.prefix = detail::collection_prefix(0);
   default_slot_.undeclared = recorded_indexes(0);
-  default_slot_.indexed = !default_slot_.undeclared.empty();
+  default_slot_.history = history_hook(0);
+  default_slot_.indexed = !default_slot_.undeclared.empty() || default_slot_.history;
   if (!types_.database && !opt_.read_only && manifest_.keyspace(detail::kDefaultKeyspace)->key_order.empty()) {
     std::lock_guard inst(install_mu_);
     adopt_default_types(types_);
@@ -4624,6 +4778,7 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
     throw;
   }
   manifest_ = std::move(m);
+  note_history_rules();
   if (rewrite) {
     version_->for_each_run([&](const detail::Run& r, std::uint32_t) {
       for (const auto& f : r.files) {
@@ -4891,6 +5046,10 @@ void EngineHandle<C, E, L>::forget_index(CollectionSlot& index) {
 template <class C, class E, class L>
 void EngineHandle<C, E, L>::mark_stale(CollectionSlot& parent) {
   engine_->mark_stale(parent);
+}
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::keep_history(CollectionSlot& slot, const History& rule) {
+  engine_->keep_history(slot, rule);
 }
 template <class C, class E, class L>
 bool EngineHandle<C, E, L>::prefixed() const {

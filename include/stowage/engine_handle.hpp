@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "backup_report.hpp"
+#include "history.hpp"
 #include "migration_report.hpp"
 #include "options.hpp"
 #include "snapshot.hpp"
@@ -101,14 +102,18 @@ struct CollectionSlot {
   std::uint64_t id_ceiling = 0;
   /// Writers of the collection hold it shared while `indexed` is false,
   /// exclusively while it is true (they read the old record and write the
-  /// index entries with it); declaring an index holds it exclusively.
+  /// index and history entries with it); declaring an index or setting the
+  /// history holds it exclusively.
   std::shared_mutex gate;
-  /// Writes must take the index path: an index is declared (hooks), or
-  /// the MANIFEST records indexes not declared in this session (undeclared:
-  /// the first write marks them stale).
+  /// Writes must take the index path: an index is declared (hooks), the
+  /// MANIFEST records indexes not declared in this session (undeclared:
+  /// the first write marks them stale), or the collection keeps history.
   std::atomic<bool> indexed{false};
   std::vector<std::shared_ptr<const IndexHook>> hooks;  ///< gate
   std::vector<std::uint32_t> undeclared;                ///< gate
+  /// The collection's history keyspace, when it keeps history
+  /// (Collection::keep_history; loaded from the MANIFEST). gate
+  std::shared_ptr<const detail::HistoryHook> history;
 };
 
 /// One operation of an atomic write (Engine::write): a put of value under
@@ -117,6 +122,14 @@ struct WriteOp {
   bool erase = false;  ///< an erase (true) or a put
   std::string key;     ///< the encoded key
   std::string value;   ///< the encoded value of a put
+  /// Internal (history entries, detail/index_ops.hpp): when not kNoStamp,
+  /// the op's key (stamp_value: value) ends with kStampBytes bytes that the
+  /// commit replaces by the sequence of op number `stamp` of the same write
+  /// (history.hpp's write_stamp).
+  std::size_t stamp = kNoStamp;
+  bool stamp_value = false;  ///< see stamp
+  /// See stamp.
+  static constexpr std::size_t kNoStamp = ~std::size_t{0};
 };
 
 namespace detail {
@@ -246,6 +259,8 @@ class EngineHandle {
   void forget_index(CollectionSlot& index);
   /// Engine::mark_stale.
   void mark_stale(CollectionSlot& parent);
+  /// Engine::keep_history.
+  void keep_history(CollectionSlot& slot, const History& rule);
   /// Engine::prefixed.
   bool prefixed() const;
   /// Engine::find: on_value(std::string_view value, const std::filesystem::path* file)

@@ -50,6 +50,10 @@ inline constexpr std::uint16_t kFormatMajor = 5;
 inline constexpr std::uint16_t kFormatMinor = 0;
 /// The oldest format this program reads.
 inline constexpr std::uint16_t kOldestFormatMajor = 1;
+/// The name of every history entry of the collection table.
+inline constexpr std::string_view kHistoryName = "history";
+/// Longest History::keep_for a MANIFEST holds (about 3,000 years), in seconds.
+inline constexpr std::uint64_t kMaxHistorySeconds = std::uint64_t{1} << 36;
 /// The keyspace a Storage keeps its records in.
 inline constexpr std::string_view kDefaultKeyspace = "default";
 /// Levels of chunk files: 0 (runs that may overlap, one per flush) to
@@ -91,6 +95,7 @@ enum class CollectionKind : std::uint8_t {
   table = 0,         ///< a named collection of records
   unique_index = 1,  ///< a secondary index, one record per index key
   multi_index = 2,   ///< a secondary index, any number of records per index key
+  history = 3,       ///< the earlier versions of a collection's records (history.hpp)
 };
 
 /// A named collection of a Database, or a secondary index of a collection
@@ -110,7 +115,17 @@ struct CollectionState {
   /// (it is rebuilt when next declared).
   bool ready = true;
   std::uint64_t ids_reserved = 0;    ///< a table: next_id() handed out only ids below this
-  bool is_index() const { return kind != CollectionKind::table; }
+  std::uint32_t history_versions = 0;  ///< a history: History::versions
+  std::uint64_t history_seconds = 0;   ///< a history: History::keep_for, in seconds
+  std::uint64_t history_start = 0;     ///< a history: the store's last sequence when it began
+  /// A secondary index (unique or not).
+  bool is_index() const { return kind == CollectionKind::unique_index || kind == CollectionKind::multi_index; }
+  /// A named collection of records.
+  bool is_table() const { return kind == CollectionKind::table; }
+  /// A collection's history.
+  bool is_history() const { return kind == CollectionKind::history; }
+  /// An index or the history of collection id (dropped and migrated with it).
+  bool serves(std::uint32_t id) const { return !is_table() && parent == id; }
 };
 
 /// Decoded contents of MANIFEST.
@@ -137,7 +152,13 @@ struct Manifest {
   /// The named collection (not index) called name, or nullptr.
   const CollectionState* collection(std::string_view name) const {
     for (const auto& c : collections)
-      if (!c.is_index() && c.name == name) return &c;
+      if (c.is_table() && c.name == name) return &c;
+    return nullptr;
+  }
+  /// The history of collection parent, or nullptr.
+  const CollectionState* history(std::uint32_t parent) const {
+    for (const auto& c : collections)
+      if (c.is_history() && c.parent == parent) return &c;
     return nullptr;
   }
   /// The index called name of collection parent, or nullptr.
@@ -261,6 +282,11 @@ inline std::string encode_manifest(const Manifest& m) {
       put_varint(body, c.index_version);
       body.push_back(c.ready ? 1 : 0);
       put_varint(body, c.ids_reserved);
+      if (c.is_history()) {
+        put_varint(body, c.history_versions);
+        put_varint(body, c.history_seconds);
+        put_varint(body, c.history_start);
+      }
     }
     put_varint(body, m.dropped.size());
     for (auto id : m.dropped) put_varint(body, id);
@@ -289,7 +315,7 @@ inline void decode_collections(Reader& r, Manifest& m) {
   const std::uint64_t n = r.varint("collection count");
   if (n > r.remaining() / 8 || n >= next) r.fail("collection count exceeds the manifest");
   if (n > 0 && m.layout == Layout::bare) r.fail("a bare store lists collections");
-  std::set<std::pair<std::uint32_t, std::string>> names;  // (0 for tables, else the parent + 1; name)
+  std::set<std::pair<std::uint64_t, std::string>> names;  // (namespace, name): see below
   std::set<std::uint32_t> ids, tables{0};
   for (std::uint64_t i = 0; i < n; ++i) {
     CollectionState c;
@@ -306,7 +332,7 @@ inline void decode_collections(Reader& r, Manifest& m) {
     c.value_type = std::string(r.length_prefixed("collection value type"));
     c.schema_version = r.u32("collection schema version");
     const std::uint8_t kind = r.u8("collection kind");
-    if (kind > 2) r.fail("collection kind " + std::to_string(kind) + " does not exist");
+    if (kind > 3) r.fail("collection kind " + std::to_string(kind) + " does not exist");
     c.kind = static_cast<CollectionKind>(kind);
     const std::uint64_t parent = r.varint("index parent");
     const std::uint64_t version = r.varint("index version");
@@ -316,8 +342,20 @@ inline void decode_collections(Reader& r, Manifest& m) {
     if (ready > 1) r.fail("index ready flag " + std::to_string(ready) + " is not 0 or 1");
     c.ready = ready == 1;
     c.ids_reserved = r.varint("ids reserved");
-    if (c.is_index()) {
-      // An index follows the collection it indexes (created before it).
+    if (c.is_history()) {
+      const std::uint64_t versions = r.varint("history versions");
+      if (versions > std::numeric_limits<std::uint32_t>::max()) r.fail("history versions " + std::to_string(versions) + " is too large");
+      c.history_versions = static_cast<std::uint32_t>(versions);
+      c.history_seconds = r.varint("history seconds");
+      if (c.history_seconds > kMaxHistorySeconds) r.fail("history age " + std::to_string(c.history_seconds) + " s is too large");
+      c.history_start = r.varint("history start");
+      if (c.history_versions == 0 && c.history_seconds == 0) r.fail("a history keeps nothing");
+      if (c.name != kHistoryName || c.index_version != 0 || !c.ready || c.ids_reserved != 0 || !c.key_order.empty() ||
+          !c.serializer.empty() || !c.value_type.empty() || c.schema_version != 0)
+        r.fail("history '" + c.name + "' has fields of a collection or an index");
+    }
+    if (!c.is_table()) {
+      // An index or a history follows the collection it serves (created before it).
       if (parent > std::numeric_limits<std::uint32_t>::max() || !tables.count(static_cast<std::uint32_t>(parent)))
         r.fail("index '" + c.name + "' indexes collection id " + std::to_string(parent) + ", which is not listed");
       c.parent = static_cast<std::uint32_t>(parent);
@@ -326,7 +364,10 @@ inline void decode_collections(Reader& r, Manifest& m) {
       if (parent != 0 || c.index_version != 0 || !c.ready) r.fail("collection '" + c.name + "' has index fields");
       tables.insert(c.id);
     }
-    if (!names.insert({c.is_index() ? c.parent + 1 : 0, c.name}).second)
+    // Tables share one namespace, each collection's indexes another, and a
+    // collection has at most one history.
+    const std::uint64_t space = c.is_table() ? 0 : c.is_index() ? c.parent + std::uint64_t{1} : c.parent + (std::uint64_t{1} << 32);
+    if (!names.insert({space, c.name}).second)
       r.fail("collection or index '" + c.name + "' is listed twice");
     m.collections.push_back(std::move(c));
   }

@@ -106,6 +106,11 @@ struct Options {
   /// The file layer; nullptr means the POSIX file system. Tests inject faults
   /// here.
   std::shared_ptr<FileSystem> file_system{};
+  /// The wall clock a store reads: it stamps each version a collection's
+  /// history keeps (Collection::keep_history) and judges their age by it.
+  /// nullptr means std::chrono::system_clock::now. Tests give a clock they
+  /// move by hand, so that nothing sleeps.
+  std::function<std::chrono::system_clock::time_point()> clock{};
 };
 
 /// A snapshot of a store's counters (Storage::stats()).

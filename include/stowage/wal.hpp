@@ -134,6 +134,8 @@ class WalBatch {
   }
   std::uint64_t count() const { return count_; }
   std::uint64_t first_seq() const { return first_seq_; }
+  /// Bytes so far (the sequence and the ops; finish() adds the count).
+  std::size_t size() const { return payload_.size(); }
   /// The record payload: sequence, count, ops.
   std::string finish() const {
     std::string out;

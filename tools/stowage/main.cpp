@@ -331,6 +331,17 @@ int cmd_stats(const fs::path& dir, bool json) {
       std::printf("index        %s of %s (id %u): key order %s, %s, version %u%s\n", i.name.c_str(),
                   i.collection.c_str(), i.id, i.key_order.c_str(), i.unique ? "unique" : "not unique", i.version,
                   i.ready ? "" : ", not ready (built or rebuilt when next declared)");
+    for (const auto& h : manifest.collections) {
+      if (!h.is_history()) continue;
+      const auto* parent = h.parent == 0 ? nullptr : manifest.by_id(h.parent);
+      std::string rule;
+      if (h.history_versions != 0) rule = std::to_string(h.history_versions) + " versions a key";
+      if (h.history_seconds != 0)
+        rule += (rule.empty() ? "" : ", ") + std::string("none older than ") + std::to_string(h.history_seconds) + " s";
+      std::printf("history      of %s (id %u): keeps %s, from sequence %llu on\n",
+                  parent ? parent->name.c_str() : "default", h.id, rule.c_str(),
+                  static_cast<unsigned long long>(h.history_start));
+    }
     if (!manifest.dropped.empty()) {
       std::string ids;
       for (auto id : manifest.dropped) ids += (ids.empty() ? "" : ", ") + std::to_string(id);
@@ -470,7 +481,14 @@ int cmd_load(const fs::path& dir, const std::string& keyspace, const std::string
                                    "only (the one Storage opens), so it cannot load keyspace '" + keyspace +
                                    "'; nothing was loaded");
   stowage::detail::FileLock lock(dir, false, std::chrono::milliseconds(0));
-  const auto target = stowage::tool::require_collection(stowage::detail::read_manifest(*fsys, dir), dir, collection);
+  const auto manifest = stowage::detail::read_manifest(*fsys, dir);
+  const auto target = stowage::tool::require_collection(manifest, dir, collection);
+  // Records written past the engine would make no versions: the history
+  // would then answer get_at wrongly for them. Refused.
+  if (manifest.history(target.id))
+    throw stowage::ValidationError("stowage: collection '" + target.name + "' of " + dir.string() +
+                                   " keeps history (Collection::keep_history), which load cannot write; load it "
+                                   "through your program (put_batch), or stop its history first");
   const auto codec = codec_of(target);
   std::ifstream file;
   if (!input.empty() && input != "-") {

@@ -195,7 +195,7 @@ inline std::vector<CollectionView> collections_of(const detail::Manifest& m) {
   out.push_back(std::move(d));
   if (m.layout != detail::Layout::prefixed) return out;
   for (const auto& c : m.collections)
-    if (!c.is_index())
+    if (c.is_table())
       out.push_back({c.name, c.id, detail::collection_prefix(c.id), c.key_order, c.serializer, c.value_type,
                      c.schema_version});
   return out;

@@ -2,8 +2,8 @@
 // detail/index_ops.hpp: how writes keep secondary indexes in the same
 // commit as their records. Every writer of a collection in a store of the
 // prefixed layout goes through commit_guarded(): it holds the collection's
-// gate shared while no index is declared (a plain commit), and exclusively
-// while one is, when it reads each record's old value, works out which
+// gate shared while no index is declared and no history is kept (a plain
+// commit), and exclusively otherwise, when it reads each record's old value, works out which
 // index entries go and come (refusing, with ConstraintError, a write that
 // would give two records one key of a unique index) and commits records and
 // entries as one WAL record.
@@ -11,6 +11,10 @@
 // An index entry (docs/format.md, "Indexes"): key = the index's collection
 // prefix + the encoded index key (+ the record's encoded key, for an index
 // that is not unique); value = the record's encoded key.
+//
+// A collection that keeps history (history.hpp) takes the same path: each
+// commit also writes, for every key it changes, a history entry and the
+// key's new head, stamped with the sequence of the key's op.
 #pragma once
 
 #include <algorithm>
@@ -25,6 +29,7 @@
 
 #include "../engine_handle.hpp"
 #include "../error.hpp"
+#include "../history.hpp"
 #include "../store_files.hpp"
 
 namespace stowage::detail {
@@ -91,6 +96,44 @@ void expand_index_ops(const Engine& e, const CollectionSlot& slot, const std::ve
       if (!c.after[h].empty() && c.after[h] != c.before[h]) out.push_back(WriteOp{false, c.after[h], std::string(c.pk)});
 }
 
+/// Appends to out, after the ops of slot's collection in ops[first, last)
+/// (mine lists them), the history entries they make when the collection
+/// keeps history (history.hpp): for the op that decides each key, an entry
+/// and a new head, both stamped with that op's sequence. An erase of a key
+/// that is not stored makes none. Reads each key's record and head. The
+/// caller holds slot.gate exclusively.
+template <class Engine>
+void expand_history_ops(const Engine& e, const CollectionSlot& slot, const std::vector<WriteOp>& ops,
+                        const std::vector<std::size_t>& mine, std::vector<WriteOp>& out) {
+  if (!slot.history) return;
+  const HistoryHook& h = *slot.history;
+  std::map<std::string_view, std::size_t> last;  // the op that decides each key
+  for (auto i : mine) last[ops[i].key] = i;
+  const std::uint64_t micros = history_micros(clock_now(e.options()));
+  for (const auto& [key, i] : last) {
+    const WriteOp& op = ops[i];
+    std::string head = history_head(h.prefix, key.substr(slot.prefix.size()));
+    std::uint64_t previous = 0;
+    e.find(head, [&](std::string_view v, const std::filesystem::path* file) {
+      if (v.size() != kStampBytes)
+        throw CorruptionError(file ? *file : std::filesystem::path{}, 0,
+                              "a history head of collection '" + slot.name + "' holds " + std::to_string(v.size()) +
+                                  " bytes, not a sequence");
+      previous = read_stamp(v.data());
+    });
+    const bool stored = e.find(key, [](std::string_view, const std::filesystem::path*) {});
+    if (op.erase && !stored) continue;  // nothing changes: no version
+    WriteOp entry{false, head + std::string(kStampBytes, '\0'),
+                  history_value(op.erase, previous == 0 && stored, previous, micros, op.erase ? std::string_view() : op.value)};
+    entry.stamp = i;
+    WriteOp moved{false, std::move(head), std::string(kStampBytes, '\0')};
+    moved.stamp = i;
+    moved.stamp_value = true;
+    out.push_back(std::move(entry));
+    out.push_back(std::move(moved));
+  }
+}
+
 /// Commits ops, op i writing the collection of slot_of[i], as one atomic
 /// write with the index entries they change (see the top of this file). In
 /// a bare store (no collection can have indexes) it is e.write(ops).
@@ -120,7 +163,7 @@ void commit_guarded(Engine& e, const std::vector<CollectionSlot*>& slot_of, cons
   for (auto* s : slots) exclusive.emplace_back(s->gate);
   for (auto* s : slots) {
     e.mark_stale(*s);
-    if (s->hooks.empty()) s->indexed.store(false, std::memory_order_release);
+    if (s->hooks.empty() && !s->history) s->indexed.store(false, std::memory_order_release);
   }
   std::vector<WriteOp> all(ops);
   for (auto* s : slots) {
@@ -128,6 +171,7 @@ void commit_guarded(Engine& e, const std::vector<CollectionSlot*>& slot_of, cons
     for (std::size_t i = 0; i < ops.size(); ++i)
       if (slot_of[i] == s) mine.push_back(i);
     expand_index_ops(e, *s, ops, mine, all);
+    expand_history_ops(e, *s, ops, mine, all);
   }
   e.write(all);
 }

@@ -1,0 +1,443 @@
+// Tests of per-key history (Collection::keep_history, history, get_at;
+// history.hpp, the write path in detail/index_ops.hpp, the pruning in the
+// engine's merge): versions listed newest first with the sequences the
+// change feed and snapshots use, get_at against a model at every sequence,
+// the count and age rules under a clock moved by hand, compaction reclaiming
+// what the rules drop, the rule kept across sessions, history stopped, bare
+// stores refused, hostile history bytes, and power cuts that never leave a
+// record and its history disagreeing.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <stowage/manifest.hpp>
+#include <stowage/stowage.hpp>
+
+#include "fault_fs.hpp"
+#include "test_util.hpp"
+
+using namespace stowage;
+using stowage_test::TempDir;
+
+namespace {
+
+using Strings = Collection<std::uint64_t, std::string>;
+
+// A wall clock tests move by hand.
+struct ManualClock {
+  std::shared_ptr<std::chrono::system_clock::time_point> t =
+      std::make_shared<std::chrono::system_clock::time_point>(std::chrono::sys_days(std::chrono::year(2026) / 1 / 1));
+  void advance(std::chrono::seconds s) const { *t += s; }
+  std::function<std::chrono::system_clock::time_point()> fn() const {
+    auto p = t;
+    return [p] { return *p; };
+  }
+};
+
+Options small_options(const ManualClock& clock) {
+  return Options{.cache_bytes = 256 << 10,
+                 .chunk_bytes = 8 << 10,
+                 .block_bytes = 512,
+                 .write_buffer_bytes = 16 << 10,
+                 .clock = clock.fn()};
+}
+
+std::uint64_t last_sequence(const Database<>& db) { return db.stats().last_sequence; }
+
+// Records in every level of the store (history entries and heads included).
+std::uint64_t stored_records(const Database<>& db) {
+  std::uint64_t n = 0;
+  for (const auto& l : db.stats().levels) n += l.records;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("history lists a key's versions newest first, with the change feed's sequences", "[history]") {
+  TempDir tmp("history-list");
+  ManualClock clock;
+  Database db(tmp / "db", small_options(clock));
+  auto c = db.collection<std::uint64_t, std::string>("c");
+  CHECK(c.history_kept() == History{});
+  CHECK_THROWS_AS(c.history(1), ValidationError);  // no history kept
+  c.keep_history({.versions = 10});
+  CHECK(c.history_kept() == History{.versions = 10});
+  CHECK(c.history(1).empty());
+  const std::uint64_t start = last_sequence(db);
+
+  c.put(1, "a");
+  clock.advance(std::chrono::seconds(5));
+  c.put(1, "b");
+  c.erase(2);  // not stored: no version
+  c.erase(1);
+  clock.advance(std::chrono::seconds(5));
+  c.insert(1, "c");
+  c.update(1, [](std::string& v) { v += "!"; });
+  auto b = db.batch();
+  b.put(c, 1, "x").put(c, 1, "y").put(c, 2, "z");  // the last op of a key decides
+  b.commit();
+
+  std::vector<std::pair<std::uint64_t, std::optional<std::string>>> feed;
+  c.changes_since(start, [&](const Change<std::uint64_t, std::string>& ch) {
+    if (ch.key == 1) feed.emplace_back(ch.sequence, ch.value);
+  });
+  REQUIRE(feed.size() == 7);  // a, b, erase, c, c!, x, y
+
+  const auto h = c.history(1);
+  REQUIRE(h.size() == 6);
+  CHECK(*h[0].value == "y");
+  CHECK(h[0].sequence == feed[6].first);
+  CHECK(*h[1].value == "c!");
+  CHECK(h[1].sequence == feed[4].first);
+  CHECK(*h[2].value == "c");
+  CHECK(h[3].erased);
+  CHECK_FALSE(h[3].value);
+  CHECK(h[3].sequence == feed[2].first);
+  CHECK(*h[4].value == "b");
+  CHECK(*h[5].value == "a");
+  CHECK(h[5].sequence == feed[0].first);
+  for (std::size_t i = 1; i < h.size(); ++i) CHECK(h[i].sequence < h[i - 1].sequence);
+  const auto t0 = std::chrono::sys_days(std::chrono::year(2026) / 1 / 1);
+  CHECK(h[5].time == t0);
+  CHECK(h[4].time == t0 + std::chrono::seconds(5));
+  CHECK(h[0].time == t0 + std::chrono::seconds(10));
+  CHECK(c.history(2).size() == 1);
+  CHECK(c.history(3).empty());
+}
+
+TEST_CASE("get_at reads the value at every sequence, against a model", "[history]") {
+  TempDir tmp("history-model");
+  ManualClock clock;
+  Database db(tmp / "db", small_options(clock));
+  auto c = db.collection<std::uint64_t, std::string>("c");
+  c.put(100, "before");  // stored before history began, never written again
+  c.put(101, "old");     // stored before, then overwritten
+  c.keep_history({.versions = 100000});
+  const std::uint64_t start = last_sequence(db);
+  c.put(101, "new");
+
+  std::mt19937_64 rng(42);
+  std::map<std::uint64_t, std::map<std::uint64_t, std::string>> at;  // sequence -> the model then
+  std::map<std::uint64_t, std::string> model{{100, "before"}, {101, "new"}};
+  at[last_sequence(db)] = model;
+  for (int i = 0; i < 1500; ++i) {
+    const std::uint64_t k = rng() % 20;
+    switch (rng() % 6) {
+      case 0:
+        c.erase(k);
+        model.erase(k);
+        break;
+      case 1: {
+        auto b = db.batch();
+        const std::uint64_t k2 = (k + 1) % 20;
+        b.put(c, k, "b" + std::to_string(i)).erase(c, k2);
+        b.commit();
+        model[k] = "b" + std::to_string(i);
+        model.erase(k2);
+        break;
+      }
+      case 2:
+        if (i % 100 == 0) db.checkpoint();
+        if (i % 300 == 0) db.compact();
+        [[fallthrough]];
+      default:
+        c.put(k, "v" + std::to_string(i));
+        model[k] = "v" + std::to_string(i);
+    }
+    at[last_sequence(db)] = model;
+  }
+  // At the end of every commit (a commit's ops take consecutive sequences,
+  // its records' before their history entries), and after the last.
+  std::size_t checked = 0;
+  at[last_sequence(db) + 3] = model;
+  for (const auto& [s, want] : at) {
+    if (rng() % 3 != 0) continue;
+    for (std::uint64_t k = 0; k < 20; ++k) {
+      auto w = want.find(k);
+      const auto got = c.get_at(k, s);
+      INFO("key " << k << " at " << s);
+      REQUIRE(got.has_value() == (w != want.end()));
+      if (got) CHECK(*got == w->second);
+    }
+    CHECK(*c.get_at(100, s) == "before");  // untouched since history began: as it is now
+    ++checked;
+  }
+  CHECK(checked > 400);
+  // Before history began, and the version of 101 stored before it: not known.
+  CHECK_THROWS_AS(c.get_at(1, start - 1), ValidationError);
+  CHECK_THROWS_AS(c.get_at(101, start), ValidationError);
+  CHECK(c.get_at(101, last_sequence(db)) == c.get(101));
+}
+
+TEST_CASE("the count rule keeps the newest versions; compaction reclaims the rest", "[history]") {
+  TempDir tmp("history-count");
+  ManualClock clock;
+  Database db(tmp / "db", small_options(clock));
+  auto c = db.collection<std::uint64_t, std::string>("c");
+  c.keep_history({.versions = 3});
+  std::vector<std::uint64_t> seqs;  // of key 7's puts
+  for (int round = 0; round < 100; ++round)
+    for (std::uint64_t k = 0; k < 10; ++k) {
+      c.put(k, "r" + std::to_string(round) + std::string(40, 'x'));
+      if (k == 7) seqs.push_back(last_sequence(db) - 2);  // the record's op comes before its entry and head
+    }
+  const auto h = c.history(7);
+  REQUIRE(h.size() == 3);
+  CHECK(h[0].sequence == seqs[99]);
+  CHECK(h[2].sequence == seqs[97]);
+  CHECK(h[2].value->substr(0, 3) == "r97");
+  CHECK(c.get_at(7, seqs[97])->substr(0, 3) == "r97");
+  CHECK(c.get_at(7, seqs[98] - 1)->substr(0, 3) == "r97");
+  CHECK_THROWS_AS(c.get_at(7, seqs[97] - 1), ValidationError);  // the 4th newest: no longer kept
+  CHECK_THROWS_AS(c.get_at(7, seqs[0]), ValidationError);
+
+  db.compact();
+  // 10 records, 10 heads and 3 entries a key are left of 10 + 100 * 20.
+  CHECK(stored_records(db) <= 10 + 10 + 30);
+  CHECK(c.history(7).size() == 3);
+  CHECK_THROWS_AS(c.get_at(7, seqs[50]), ValidationError);  // dropped: previous names it
+  CHECK(c.size() == 10);
+
+  // A smaller rule hides at once, before compaction.
+  c.keep_history({.versions = 1});
+  CHECK(c.history(7).size() == 1);
+  CHECK_THROWS_AS(c.get_at(7, seqs[98]), ValidationError);
+  CHECK(c.get_at(7, seqs[99])->substr(0, 3) == "r99");
+}
+
+TEST_CASE("the age rule follows the clock; compaction reclaims old versions", "[history]") {
+  TempDir tmp("history-age");
+  ManualClock clock;
+  Database db(tmp / "db", small_options(clock));
+  auto c = db.collection<std::uint64_t, std::string>("c");
+  c.keep_history({.keep_for = std::chrono::hours(1)});
+  c.put(1, "a");
+  const std::uint64_t s_a = last_sequence(db) - 2;
+  clock.advance(std::chrono::minutes(40));
+  c.put(1, "b");
+  const std::uint64_t s_b = last_sequence(db) - 2;
+  clock.advance(std::chrono::minutes(40));
+  c.put(1, "c");
+  // "a" is 80 minutes old: hidden; "b" 40: kept.
+  auto h = c.history(1);
+  REQUIRE(h.size() == 2);
+  CHECK(*h[1].value == "b");
+  CHECK(*c.get_at(1, s_b) == "b");
+  CHECK_THROWS_AS(c.get_at(1, s_a), ValidationError);
+  clock.advance(std::chrono::hours(5));
+  h = c.history(1);
+  REQUIRE(h.size() == 1);  // the newest is always kept
+  CHECK(*h[0].value == "c");
+  // Both limits: kept while among the 2 newest and younger than an hour.
+  c.keep_history({.versions = 2, .keep_for = std::chrono::hours(1)});
+  for (int i = 0; i < 4; ++i) c.put(2, "v" + std::to_string(i));
+  CHECK(c.history(2).size() == 2);
+  clock.advance(std::chrono::hours(2));
+  CHECK(c.history(2).size() == 1);
+  db.checkpoint();
+  const auto before = stored_records(db);
+  db.compact();
+  CHECK(stored_records(db) < before);
+  CHECK(stored_records(db) <= 2 + 2 + 2);  // two records, two heads, one entry each
+}
+
+TEST_CASE("the rule is kept across sessions and writers need not declare it", "[history]") {
+  TempDir tmp("history-reopen");
+  ManualClock clock;
+  std::uint64_t s1 = 0;
+  {
+    Database db(tmp / "db", small_options(clock));
+    auto c = db.collection<std::uint64_t, std::string>("c");
+    c.keep_history({.versions = 5, .keep_for = std::chrono::hours(24)});
+    c.put(1, "one");
+    s1 = last_sequence(db);
+    c.put(1, "two");  // in the WAL at close (replayed), or flushed
+  }
+  {
+    Database db(tmp / "db", small_options(clock));
+    auto c = db.collection<std::uint64_t, std::string>("c");
+    CHECK(c.history_kept() == History{.versions = 5, .keep_for = std::chrono::hours(24)});
+    c.put(1, "three");  // no keep_history() in this session
+    const auto h = c.history(1);
+    REQUIRE(h.size() == 3);
+    CHECK(*h[0].value == "three");
+    CHECK(*c.get_at(1, s1) == "one");
+    const auto m = detail::decode_manifest(stowage_test::read_all(tmp / "db" / "MANIFEST"), tmp / "db" / "MANIFEST");
+    const auto* hs = m.history(m.collection("c")->id);
+    REQUIRE(hs != nullptr);
+    CHECK(hs->history_versions == 5);
+    CHECK(hs->history_seconds == 24 * 3600);
+    CHECK(db.collections() == std::vector<std::string>{"c"});  // the history is not a collection
+  }
+  {
+    Options ro = small_options(clock);
+    ro.read_only = true;
+    Database db(tmp / "db", ro);
+    auto c = db.collection<std::uint64_t, std::string>("c");
+    CHECK(c.history(1).size() == 3);
+    CHECK_THROWS_AS(c.keep_history({.versions = 1}), ValidationError);
+  }
+}
+
+TEST_CASE("stopping history erases its versions; dropping the collection drops them", "[history]") {
+  TempDir tmp("history-stop");
+  ManualClock clock;
+  Database db(tmp / "db", small_options(clock));
+  auto c = db.collection<std::uint64_t, std::string>("c");
+  c.keep_history({.versions = 50});
+  for (int i = 0; i < 200; ++i) c.put(static_cast<std::uint64_t>(i % 4), std::to_string(i));
+  c.keep_history({});
+  CHECK(c.history_kept() == History{});
+  CHECK_THROWS_AS(c.history(1), ValidationError);
+  c.put(1, "after");  // a plain write again
+  db.compact();
+  CHECK(stored_records(db) == 4);
+  // Begun again: a new history, from now on.
+  c.keep_history({.versions = 2});
+  CHECK(c.history(1).empty());
+  c.put(1, "again");
+  CHECK(c.history(1).size() == 1);
+  CHECK(db.drop_collection("c"));
+  db.compact();
+  CHECK(stored_records(db) == 0);
+  const auto m = detail::decode_manifest(stowage_test::read_all(tmp / "db" / "MANIFEST"), tmp / "db" / "MANIFEST");
+  for (const auto& e : m.collections) CHECK_FALSE(e.is_history());
+}
+
+TEST_CASE("history needs a Database's store and a sane rule", "[history]") {
+  TempDir tmp("history-bare");
+  ManualClock clock;
+  {
+    Storage<std::uint64_t, std::string> s(tmp / "bare", small_options(clock));
+    CHECK_THROWS_AS(s.keep_history({.versions = 2}), ValidationError);
+  }
+  Database db(tmp / "db", small_options(clock));
+  auto c = db.collection<std::uint64_t, std::string>("c");
+  CHECK_THROWS_AS(c.keep_history({.keep_for = std::chrono::seconds(-1)}), ValidationError);
+  CHECK_THROWS_AS(c.keep_history({.keep_for = std::chrono::hours(24 * 365 * 5000)}), ValidationError);
+  CHECK(c.history_kept() == History{});
+}
+
+TEST_CASE("hostile history bytes are a CorruptionError", "[history]") {
+  using detail::decode_history_entry;
+  char stamp[8];
+  detail::write_stamp(stamp, 10);
+  const std::string_view s(stamp, 8);
+  CHECK(decode_history_entry(s, detail::history_value(false, false, 3, 99, "v"), nullptr).value == "v");
+  CHECK(detail::read_stamp(stamp) == 10);
+  CHECK_THROWS_AS(decode_history_entry(s.substr(0, 7), detail::history_value(false, false, 3, 99, "v"), nullptr),
+                  CorruptionError);
+  CHECK_THROWS_AS(decode_history_entry(s, "", nullptr), CorruptionError);
+  CHECK_THROWS_AS(decode_history_entry(s, std::string(1, '\x07'), nullptr), CorruptionError);  // unknown flags
+  CHECK_THROWS_AS(decode_history_entry(s, detail::history_value(false, false, 10, 99, "v"), nullptr),
+                  CorruptionError);  // previous not before it
+  CHECK_THROWS_AS(decode_history_entry(s, detail::history_value(true, false, 3, 99, "v"), nullptr),
+                  CorruptionError);  // an erase with a value
+  CHECK_THROWS_AS(decode_history_entry(s, detail::history_value(false, true, 3, 99, "v"), nullptr),
+                  CorruptionError);  // "existed before" and a previous version
+  CHECK_THROWS_AS(decode_history_entry(s, std::string("\x00\xff\xff", 3), nullptr), CorruptionError);
+
+  // A MANIFEST with a history.
+  TempDir tmp("history-hostile");
+  ManualClock clock;
+  Database db(tmp / "db", small_options(clock));
+  auto c = db.collection<std::uint64_t, std::string>("c");
+  c.keep_history({.versions = 3});
+  c.put(1, "a");
+  const auto m = detail::decode_manifest(stowage_test::read_all(tmp / "db" / "MANIFEST"), tmp / "db" / "MANIFEST");
+  REQUIRE(m.history(m.collection("c")->id) != nullptr);
+
+  // A MANIFEST whose history keeps nothing, or has an index's fields, is refused.
+  detail::Manifest bad = m;
+  for (auto& e : bad.collections)
+    if (e.is_history()) e.history_versions = 0, e.history_seconds = 0;
+  CHECK_THROWS_AS(detail::decode_manifest(detail::encode_manifest(bad), "MANIFEST"), CorruptionError);
+  bad = m;
+  for (auto& e : bad.collections)
+    if (e.is_history()) e.key_order = "u64";
+  CHECK_THROWS_AS(detail::decode_manifest(detail::encode_manifest(bad), "MANIFEST"), CorruptionError);
+  bad = m;
+  for (auto& e : bad.collections)
+    if (e.is_history()) e.parent = 999;
+  CHECK_THROWS_AS(detail::decode_manifest(detail::encode_manifest(bad), "MANIFEST"), CorruptionError);
+  bad = m;
+  for (auto& e : bad.collections)
+    if (e.is_history()) {
+      auto twin = e;
+      twin.id = bad.next_collection_id++;
+      bad.collections.push_back(twin);
+      break;
+    }
+  CHECK_THROWS_AS(detail::decode_manifest(detail::encode_manifest(bad), "MANIFEST"), CorruptionError);
+  CHECK_NOTHROW(detail::decode_manifest(detail::encode_manifest(m), "MANIFEST"));
+}
+
+TEST_CASE("a power cut never leaves a record and its history disagreeing", "[history][power]") {
+  using stowage_test::FaultFileSystem;
+  using stowage_test::TailMode;
+  const TailMode modes[] = {TailMode::drop, TailMode::prefix, TailMode::garbage, TailMode::zeros, TailMode::mixed};
+  int cut = 0;
+  for (std::uint64_t seed = 1; seed <= 16; ++seed) {
+    TempDir tmp("history-power");
+    const auto dir = tmp / "db";
+    ManualClock clock;
+    {  // the history begins durably before the cuts
+      Database db(dir, small_options(clock));
+      db.collection<std::uint64_t, std::string>("c").keep_history({.versions = 4});
+    }
+    auto fs = FaultFileSystem::make(dir);
+    std::mt19937_64 rng(seed * 104729);
+    fs->fail_at(stowage_test::kOpMutating, 20 + rng() % 600, true);
+    try {
+      Options o = small_options(clock);
+      o.file_system = fs;
+      o.durability = seed % 2 ? Durability::sync : Durability::none;
+      Database db(dir, o);
+      auto c = db.collection<std::uint64_t, std::string>("c");
+      for (int i = 0; i < 400; ++i) {
+        const std::uint64_t k = rng() % 12;
+        if (rng() % 5 == 0) {
+          c.erase(k);
+        } else if (rng() % 7 == 0) {
+          auto b = db.batch();
+          b.put(c, k, "b" + std::to_string(i)).put(c, (k + 5) % 12, "b" + std::to_string(i));
+          b.commit();
+        } else {
+          c.put(k, "v" + std::to_string(i) + std::string(rng() % 200, 'p'));
+        }
+        if (i % 97 == 0) db.checkpoint();
+      }
+      fs->crash_now();
+    } catch (const IoError&) {
+      ++cut;
+    }
+    fs->simulate_power_loss(modes[seed % 5], seed);
+    INFO("seed " << seed);
+    Database db(dir, small_options(clock));
+    auto c = db.collection<std::uint64_t, std::string>("c");
+    for (std::uint64_t k = 0; k < 12; ++k) {
+      const auto now = c.get(k);
+      const auto h = c.history(k);
+      INFO("key " << k);
+      if (h.empty()) {
+        CHECK_FALSE(now);  // every key was absent when history began
+        continue;
+      }
+      CHECK(h[0].erased == !now.has_value());
+      if (now) CHECK(*h[0].value == *now);
+      CHECK(c.get_at(k, db.stats().last_sequence) == now);
+    }
+    // And it goes on: the recovered store writes versions again.
+    c.put(3, "after");
+    CHECK(*c.history(3)[0].value == "after");
+  }
+  CHECK(cut > 8);
+}
