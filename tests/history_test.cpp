@@ -16,7 +16,9 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
+#include <atomic>
 
 #include <stowage/manifest.hpp>
 #include <stowage/stowage.hpp>
@@ -310,6 +312,56 @@ TEST_CASE("stopping history erases its versions; dropping the collection drops t
   CHECK(stored_records(db) == 0);
   const auto m = detail::decode_manifest(stowage_test::read_all(tmp / "db" / "MANIFEST"), tmp / "db" / "MANIFEST");
   for (const auto& e : m.collections) CHECK_FALSE(e.is_history());
+}
+
+TEST_CASE("concurrent writers (group commits) and readers see whole versions", "[history]") {
+  TempDir tmp("history-threads");
+  ManualClock clock;
+  Options o = small_options(clock);
+  o.durability = Durability::sync;  // writers share syncs: several stamped commits in one group
+  Database db(tmp / "db", o);
+  auto c = db.collection<std::uint64_t, std::string>("c");
+  c.keep_history({.versions = 1000});
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad{0};
+  std::thread reader([&] {
+    while (!stop.load()) {
+      for (std::uint64_t k = 0; k < 8; ++k) {
+        const auto h = c.history(k);
+        for (std::size_t i = 0; i < h.size(); ++i) {
+          if (i > 0 && h[i].sequence >= h[i - 1].sequence) ++bad;
+          if (!h[i].erased && (!h[i].value || h[i].value->rfind("w", 0) != 0)) ++bad;
+        }
+      }
+    }
+  });
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 3; ++t)
+    writers.emplace_back([&, t] {
+      for (int i = 0; i < 300; ++i) {
+        const std::uint64_t k = static_cast<std::uint64_t>((i * 3 + t) % 8);
+        if (i % 17 == 0)
+          c.erase(k);
+        else
+          c.put(k, "w" + std::to_string(t) + "-" + std::to_string(i));
+      }
+    });
+  for (auto& w : writers) w.join();
+  stop = true;
+  reader.join();
+  CHECK(bad.load() == 0);
+  std::size_t versions = 0;
+  for (std::uint64_t k = 0; k < 8; ++k) {
+    const auto h = c.history(k);
+    REQUIRE_FALSE(h.empty());
+    const auto now = c.get(k);
+    CHECK(h[0].erased == !now.has_value());
+    if (now) CHECK(*h[0].value == *now);
+    versions += h.size();
+    // Each version is what get_at reads at its own sequence.
+    for (const auto& v : h) CHECK(c.get_at(k, v.sequence) == v.value);
+  }
+  CHECK(versions >= 3 * 300 - 3 * 18);  // every put, and each erase of a stored key
 }
 
 TEST_CASE("history needs a Database's store and a sane rule", "[history]") {

@@ -9,7 +9,7 @@
 //   entry: prefix + varint len(pk) + pk + fixed64 BE ~sequence
 //          -> u8 flags | varint previous sequence | varint commit time (us) | value
 //   head:  prefix + varint len(pk) + pk
-//          -> fixed64 BE ~sequence of the newest entry
+//          -> u8 newest is an erase | fixed64 BE ~sequence of the newest entry
 //
 // pk is the record's encoded key (without its collection prefix), sequence
 // the commit sequence of the record's op. Complemented big-endian sequences
@@ -78,6 +78,9 @@ inline std::chrono::system_clock::time_point clock_now(const Options& o) {
 
 /// Bytes of a stamped sequence.
 inline constexpr std::size_t kStampBytes = 8;
+/// Bytes of a head's value: whether the newest version is an erase (0 or
+/// 1), then its stamped sequence.
+inline constexpr std::size_t kHistoryHeadBytes = 1 + kStampBytes;
 
 /// Flags of a history entry's value.
 inline constexpr std::uint8_t kHistoryErased = 1;  ///< the version is an erase

@@ -113,20 +113,26 @@ void expand_history_ops(const Engine& e, const CollectionSlot& slot, const std::
   for (const auto& [key, i] : last) {
     const WriteOp& op = ops[i];
     std::string head = history_head(h.prefix, key.substr(slot.prefix.size()));
+    // The head says whether the key is stored (its newest version is not
+    // an erase); only a key with no version yet is looked up.
     std::uint64_t previous = 0;
+    bool newest_erased = false;
     e.find(head, [&](std::string_view v, const std::filesystem::path* file) {
-      if (v.size() != kStampBytes)
+      if (v.size() != kHistoryHeadBytes || static_cast<unsigned char>(v[0]) > 1)
         throw CorruptionError(file ? *file : std::filesystem::path{}, 0,
                               "a history head of collection '" + slot.name + "' holds " + std::to_string(v.size()) +
-                                  " bytes, not a sequence");
-      previous = read_stamp(v.data());
+                                  " bytes, not a flag and a sequence");
+      newest_erased = v[0] != 0;
+      previous = read_stamp(v.data() + 1);
     });
-    const bool stored = e.find(key, [](std::string_view, const std::filesystem::path*) {});
+    const bool stored =
+        previous != 0 ? !newest_erased : e.find(key, [](std::string_view, const std::filesystem::path*) {});
     if (op.erase && !stored) continue;  // nothing changes: no version
     WriteOp entry{false, head + std::string(kStampBytes, '\0'),
                   history_value(op.erase, previous == 0 && stored, previous, micros, op.erase ? std::string_view() : op.value)};
     entry.stamp = i;
-    WriteOp moved{false, std::move(head), std::string(kStampBytes, '\0')};
+    WriteOp moved{false, std::move(head), std::string(kHistoryHeadBytes, '\0')};
+    moved.value[0] = op.erase ? 1 : 0;
     moved.stamp = i;
     moved.stamp_value = true;
     out.push_back(std::move(entry));
