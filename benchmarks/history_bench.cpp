@@ -2,7 +2,8 @@
 // Database collection, against the same collection without it, in the same
 // run. For each mode (off, then History{.versions = V}; --rounds times,
 // alternating) on a fresh store with default Options:
-//   - fill: --num=N puts of random keys (uint64, 100-byte values);
+//   - fill: --num=N puts of random keys (uint64, 100-byte values, about half
+//     of each incompressible);
 //   - overwrite: --overwrites=M puts of random existing keys;
 //   - get: --reads=R gets of random keys;
 //   - with history: R get_at(key, a random sequence since the fill ended)
@@ -41,10 +42,13 @@ double rate(std::uint64_t ops, std::chrono::steady_clock::time_point start) {
   return s > 0 ? static_cast<double>(ops) / s : 0.0;
 }
 
+// A 100-byte value, about half of it incompressible (as db_bench's).
 std::string value_for(std::uint64_t key, std::uint64_t round) {
   std::string v(100, 'v');
-  std::snprintf(v.data(), v.size(), "%llu/%llu", static_cast<unsigned long long>(key),
-                static_cast<unsigned long long>(round));
+  std::uint64_t state = key * 0x9e3779b97f4a7c15ULL + round;
+  for (std::size_t i = 0; i < 50; ++i) v[i] = static_cast<char>('a' + splitmix64(state) % 26);
+  const std::string id = std::to_string(key) + "/" + std::to_string(round);
+  v.replace(50, std::min<std::size_t>(id.size(), 50), id, 0, 50);
   return v;
 }
 

@@ -99,23 +99,24 @@ struct BackupInfo {
 // (Collection::keep_history, history, get_at). A collection that keeps
 // history has a history keyspace of its own (an entry of kind "history" in
 // the MANIFEST's collection table, docs/format.md, "History"). Every put
-// and erase of the collection writes, in the same commit, one history entry
-// for the record and moves the record's head:
+// and erase of the collection writes, in the same commit, one entry:
 //
-//   entry: prefix + varint len(pk) + pk + fixed64 BE ~sequence
-//          -> u8 flags | varint previous sequence | varint commit time (us) | value
-//   head:  prefix + varint len(pk) + pk
-//          -> u8 newest is an erase | fixed64 BE ~sequence of the newest entry
+//   prefix + varint len(pk) + pk + fixed64 BE ~sequence
+//     -> u8 flags | varint commit time (us) | value
 //
 // pk is the record's encoded key (without its collection prefix), sequence
 // the commit sequence of the record's op. Complemented big-endian sequences
-// put a key's entries newest first, right after its head. The engine writes
-// the sequences in when it numbers the commit (WriteOp::stamp), so an
-// entry's sequence is the one the change feed and snapshots use.
+// put a key's entries newest first. The engine writes the sequences in
+// when it numbers the commit (WriteOp::stamp), so an entry's sequence is
+// the one the change feed and snapshots use. When the history begins, every
+// record then stored gets an entry at the start sequence (a baseline), so
+// a key without an entry at or before a sequence was not stored then.
 //
 // Compaction keeps what the collection's History asks for and drops the
-// rest of a key's entries (HistoryPruner); reads apply the same rule, so
-// what history() returns does not depend on when compaction ran.
+// rest of a key's entries (HistoryPruner), leaving a small cut marker in
+// place of the newest entry it drops, so a reader knows that older versions
+// existed; reads apply the same rule, so what history() returns does not
+// depend on when compaction ran. A write reads nothing to make its entry.
 
 #include <chrono>
 #include <cstddef>
@@ -709,16 +710,13 @@ inline std::chrono::system_clock::time_point clock_now(const Options& o) {
 
 /// Bytes of a stamped sequence.
 inline constexpr std::size_t kStampBytes = 8;
-/// Bytes of a head's value: whether the newest version is an erase (0 or
-/// 1), then its stamped sequence.
-inline constexpr std::size_t kHistoryHeadBytes = 1 + kStampBytes;
 
-/// Flags of a history entry's value.
+/// Flags of a history entry's value (one of them, or none: a put).
 inline constexpr std::uint8_t kHistoryErased = 1;  ///< the version is an erase
-inline constexpr std::uint8_t kHistoryExisted = 2; ///< first entry of its key: the key was stored before history began
+inline constexpr std::uint8_t kHistoryCut = 2;     ///< a cut marker: older versions of the key were dropped
 
-/// The head key of pk in the history keyspace with prefix: every entry key
-/// of pk starts with it.
+/// The bytes every history entry key of pk starts with, in the history
+/// keyspace with prefix.
 inline std::string history_head(std::string_view prefix, std::string_view pk) {
   std::string out(prefix);
   put_varint(out, pk.size());
@@ -744,26 +742,29 @@ inline std::uint64_t history_micros(std::chrono::system_clock::time_point t) {
   return us < 0 ? 0 : static_cast<std::uint64_t>(us);
 }
 
-/// The value of a history entry.
-inline std::string history_value(bool erased, bool existed, std::uint64_t previous, std::uint64_t micros,
-                                 std::string_view value) {
+/// The value of a history entry: a put of value, or an erase.
+inline std::string history_value(bool erased, std::uint64_t micros, std::string_view value) {
   std::string out;
-  out.reserve(1 + 10 + 10 + value.size());
-  out.push_back(static_cast<char>((erased ? kHistoryErased : 0) | (existed ? kHistoryExisted : 0)));
-  put_varint(out, previous);
+  out.reserve(1 + 10 + value.size());
+  out.push_back(static_cast<char>(erased ? kHistoryErased : 0));
   put_varint(out, micros);
   out.append(value);
   return out;
 }
 
+/// The value of a cut marker (HistoryPruner).
+inline std::string_view history_cut_value() {
+  static constexpr char bytes[] = {static_cast<char>(kHistoryCut), 0};
+  return std::string_view(bytes, sizeof bytes);
+}
+
 /// A decoded history entry (views into the key and value it came from).
 struct HistoryEntry {
   std::uint64_t sequence = 0;
-  std::uint64_t previous = 0;  ///< the sequence of the key's entry before it (0: none since history began)
-  std::uint64_t micros = 0;    ///< commit time, microseconds since the epoch
+  std::uint64_t micros = 0;  ///< commit time, microseconds since the epoch
   bool erased = false;
-  bool existed = false;        ///< previous == 0 and the key was stored before history began
-  std::string_view value;      ///< a put's value bytes
+  bool cut = false;          ///< a cut marker: no version, older ones were dropped
+  std::string_view value;    ///< a put's value bytes
 };
 
 /// Decodes the entry whose key ends with stamp (kStampBytes bytes) and whose
@@ -775,16 +776,12 @@ inline HistoryEntry decode_history_entry(std::string_view stamp, std::string_vie
   HistoryEntry e;
   e.sequence = read_stamp(stamp.data());
   const std::uint8_t flags = r.u8("history entry flags");
-  if (flags > (kHistoryErased | kHistoryExisted)) r.fail("history entry flags " + std::to_string(flags) + " are unknown");
-  e.erased = (flags & kHistoryErased) != 0;
-  e.existed = (flags & kHistoryExisted) != 0;
-  e.previous = r.varint("history entry previous sequence");
+  if (flags > kHistoryCut) r.fail("history entry flags " + std::to_string(flags) + " are unknown");
+  e.erased = flags == kHistoryErased;
+  e.cut = flags == kHistoryCut;
   e.micros = r.varint("history entry time");
-  if (e.previous >= e.sequence || (e.existed && e.previous != 0))
-    r.fail("history entry of sequence " + std::to_string(e.sequence) + " names previous sequence " +
-           std::to_string(e.previous));
   e.value = value.substr(r.position());
-  if (e.erased && !e.value.empty()) r.fail("a history entry of an erase holds a value");
+  if ((e.erased || e.cut) && !e.value.empty()) r.fail("a history entry of an erase or a cut holds a value");
   return e;
 }
 
@@ -800,67 +797,71 @@ inline bool history_keeps(const History& rule, std::size_t rank, std::uint64_t m
   return true;
 }
 
-/// Decides, as a merge writes records in key order, which history entries
-/// it drops: for each key of a history keyspace, the entries the rule no
-/// longer keeps, ranked newest first among the entries this merge sees.
-/// A merge sees a subset of a key's entries (newer ones may sit in levels
-/// above), so its ranks are at most the true ones: it drops only what the
-/// rule drops. Heads and bytes it does not recognise are kept.
+/// Decides, as a merge writes records in key order, what becomes of each
+/// history entry: for each key of a history keyspace, the entries the rule
+/// no longer keeps are dropped (ranked newest first among the entries this
+/// merge sees: a merge sees a subset of a key's entries, newer ones may sit
+/// in levels above, so its ranks are at most the true ones and it drops only
+/// what the rule drops). The newest entry it drops of each key is replaced
+/// by a cut marker, the rest become tombstones; a cut marker met again is
+/// dropped like an entry. Bytes it does not recognise are kept.
 class HistoryPruner {
  public:
-  /// A keyspace's prefix and rule.
+  /// A keyspace's id and rule.
   struct Keyspace {
     std::uint32_t id = 0;
     History rule;
   };
+  /// What becomes of an entry.
+  enum class Fate { keep, cut, drop };
   HistoryPruner() = default;
   /// Prunes the keyspaces given, judging ages at now (microseconds).
   HistoryPruner(std::vector<Keyspace> keyspaces, std::uint64_t now) : keyspaces_(std::move(keyspaces)), now_(now) {}
   /// Whether there is nothing to prune.
   bool empty() const { return keyspaces_.empty(); }
 
-  /// Whether the put of value under key (the newest record of key in the
-  /// merge) is dropped. Keys must come in ascending order.
-  bool drop(std::string_view key, std::string_view value) {
-    if (keyspaces_.empty()) return false;
+  /// What becomes of the put of value under key (the newest record of key
+  /// in the merge). Keys must come in ascending order.
+  Fate fate(std::string_view key, std::string_view value) {
+    if (keyspaces_.empty()) return Fate::keep;
     const auto p = parse_collection_prefix(key);
-    if (!p) return false;
+    if (!p) return Fate::keep;
     const History* rule = nullptr;
     for (const auto& k : keyspaces_)
       if (k.id == p->id) rule = &k.rule;
-    if (!rule) return false;
+    if (!rule) return Fate::keep;
     Reader r(key.substr(p->size));
     std::uint64_t len = 0;
+    std::uint8_t flags = 0;
+    std::uint64_t micros = 0;
     try {
       len = r.varint();
+      Reader v(value);
+      flags = v.u8();
+      micros = v.varint();
     } catch (const CorruptionError&) {
-      return false;
+      return Fate::keep;
     }
     const std::size_t head = p->size + r.position();
-    if (len > key.size() - head || key.size() - head - len != kStampBytes) return false;  // a head, or unknown
+    if (len > key.size() - head || key.size() - head - len != kStampBytes || flags > kHistoryCut) return Fate::keep;
     const std::string_view group = key.substr(0, head + static_cast<std::size_t>(len));
     if (group != group_) {
       group_.assign(group);
       rank_ = 0;
+      cut_ = false;
     }
-    ++rank_;
-    Reader v(value);
-    std::uint64_t micros = 0;
-    try {
-      v.u8();
-      v.varint();
-      micros = v.varint();
-    } catch (const CorruptionError&) {
-      return false;
-    }
-    return !history_keeps(*rule, rank_, micros, now_);
+    if (flags != kHistoryCut && history_keeps(*rule, ++rank_, micros, now_)) return Fate::keep;
+    if (cut_) return Fate::drop;
+    cut_ = true;
+    return Fate::cut;
   }
 
  private:
   std::vector<Keyspace> keyspaces_;
   std::uint64_t now_ = 0;
-  std::string group_;  // the key (head) whose entries are being ranked
+  std::string group_;  // the key prefix whose entries are being ranked
   std::size_t rank_ = 0;
+  bool cut_ = false;   // a cut marker was placed in the group
 };
 
 }  // namespace detail
@@ -6104,8 +6105,8 @@ class ChangeReader {
 // that is not unique); value = the record's encoded key.
 //
 // A collection that keeps history (history.hpp) takes the same path: each
-// commit also writes, for every key it changes, a history entry and the
-// key's new head, stamped with the sequence of the key's op.
+// commit also writes, for every key it changes, a history entry stamped
+// with the sequence of the key's op.
 
 #include <algorithm>
 #include <map>
@@ -6184,10 +6185,9 @@ void expand_index_ops(const Engine& e, const CollectionSlot& slot, const std::ve
 
 /// Appends to out, after the ops of slot's collection in ops[first, last)
 /// (mine lists them), the history entries they make when the collection
-/// keeps history (history.hpp): for the op that decides each key, an entry
-/// and a new head, both stamped with that op's sequence. An erase of a key
-/// that is not stored makes none. Reads each key's record and head. The
-/// caller holds slot.gate exclusively.
+/// keeps history (history.hpp): for the op that decides each key, one
+/// entry stamped with that op's sequence (an erase too, whether or not the
+/// key is stored). Reads nothing. The caller holds slot.gate exclusively.
 template <class Engine>
 void expand_history_ops(const Engine& e, const CollectionSlot& slot, const std::vector<WriteOp>& ops,
                         const std::vector<std::size_t>& mine, std::vector<WriteOp>& out) {
@@ -6198,31 +6198,11 @@ void expand_history_ops(const Engine& e, const CollectionSlot& slot, const std::
   const std::uint64_t micros = history_micros(clock_now(e.options()));
   for (const auto& [key, i] : last) {
     const WriteOp& op = ops[i];
-    std::string head = history_head(h.prefix, key.substr(slot.prefix.size()));
-    // The head says whether the key is stored (its newest version is not
-    // an erase); only a key with no version yet is looked up.
-    std::uint64_t previous = 0;
-    bool newest_erased = false;
-    e.find(head, [&](std::string_view v, const std::filesystem::path* file) {
-      if (v.size() != kHistoryHeadBytes || static_cast<unsigned char>(v[0]) > 1)
-        throw CorruptionError(file ? *file : std::filesystem::path{}, 0,
-                              "a history head of collection '" + slot.name + "' holds " + std::to_string(v.size()) +
-                                  " bytes, not a flag and a sequence");
-      newest_erased = v[0] != 0;
-      previous = read_stamp(v.data() + 1);
-    });
-    const bool stored =
-        previous != 0 ? !newest_erased : e.find(key, [](std::string_view, const std::filesystem::path*) {});
-    if (op.erase && !stored) continue;  // nothing changes: no version
-    WriteOp entry{false, head + std::string(kStampBytes, '\0'),
-                  history_value(op.erase, previous == 0 && stored, previous, micros, op.erase ? std::string_view() : op.value)};
+    WriteOp entry{false, history_head(h.prefix, key.substr(slot.prefix.size())),
+                  history_value(op.erase, micros, op.erase ? std::string_view() : op.value)};
+    entry.key.resize(entry.key.size() + kStampBytes);
     entry.stamp = i;
-    WriteOp moved{false, std::move(head), std::string(kHistoryHeadBytes, '\0')};
-    moved.value[0] = op.erase ? 1 : 0;
-    moved.stamp = i;
-    moved.stamp_value = true;
     out.push_back(std::move(entry));
-    out.push_back(std::move(moved));
   }
 }
 
@@ -11917,12 +11897,15 @@ class Engine {
 
   /// Sets what history slot's collection keeps (Collection::keep_history),
   /// in the MANIFEST, durably, before it returns. The first time, the
-  /// collection's history keyspace is created, and history begins at the
-  /// store's last sequence: every later put and erase of the collection
-  /// writes a version (detail/index_ops.hpp). A rule that keeps nothing
-  /// drops the history keyspace (its entries are erased). The caller holds
-  /// slot.gate exclusively. ValidationError in a bare store, in a read_only
-  /// one, or for a keep_for below 0 or over kMaxHistorySeconds.
+  /// collection's history keyspace is created: every record stored now gets
+  /// a baseline version at the store's last sequence (the history's start),
+  /// written and made durable before the MANIFEST names the keyspace (until
+  /// then its id is listed as dropped, so a crash leaves nothing behind);
+  /// from then on every put and erase of the collection writes a version
+  /// (detail/index_ops.hpp). A rule that keeps nothing drops the history
+  /// keyspace (its entries are erased). The caller holds slot.gate
+  /// exclusively. ValidationError in a bare store, in a read_only one, or
+  /// for a keep_for below 0 or over kMaxHistorySeconds.
   void keep_history(CollectionSlot& slot, const History& rule) {
     check_open();
     if (!prefixed())
@@ -11933,24 +11916,18 @@ class Engine {
       throw ValidationError("stowage: History::keep_for must be 0 to " + std::to_string(detail::kMaxHistorySeconds) +
                             " seconds (got " + std::to_string(rule.keep_for.count()) + ")");
     check_writable();
-    std::uint64_t start = 0;
-    {
-      std::lock_guard w(write_mu_);
-      start = last_seq_;  // no commit of the collection is in flight: the caller holds its gate
-    }
-    bool purge = false;
+    const auto seconds = static_cast<std::uint64_t>(rule.keep_for.count());
+    std::uint32_t fresh_id = 0;
     {
       std::lock_guard inst(install_mu_);
       if (slot.dropped.load()) throw ValidationError("stowage: collection '" + slot.name + "' was dropped");
       const auto* have = manifest_.history(slot.id);
-      const auto seconds = static_cast<std::uint64_t>(rule.keep_for.count());
       if (have && have->history_versions == rule.versions && have->history_seconds == seconds) return;
       if (!have && !rule.enabled()) return;
       detail::Manifest m = manifest_;
       if (!rule.enabled()) {
         m.dropped.push_back(have->id);
         std::erase_if(m.collections, [&](const detail::CollectionState& e) { return e.id == have->id; });
-        purge = true;
       } else if (have) {
         auto* e = m.by_id(have->id);
         e->history_versions = rule.versions;
@@ -11958,23 +11935,64 @@ class Engine {
       } else {
         if (m.next_collection_id >= detail::kMaxCollections)
           throw ValidationError("stowage: the store at " + dir_.string() + " has used every collection id");
-        detail::CollectionState fresh;
-        fresh.name = std::string(detail::kHistoryName);
-        fresh.id = m.next_collection_id++;
-        fresh.kind = detail::CollectionKind::history;
-        fresh.parent = slot.id;
-        fresh.history_versions = rule.versions;
-        fresh.history_seconds = seconds;
-        fresh.history_start = start;
-        m.collections.push_back(std::move(fresh));
+        fresh_id = m.next_collection_id++;
+        m.dropped.push_back(fresh_id);  // until the baseline is durable
       }
       replace_manifest(std::move(m));
-      slot.history = history_hook(slot.id);
-      if (slot.history) slot.indexed.store(true, std::memory_order_release);
+      if (fresh_id == 0) slot.history = history_hook(slot.id);
     }
-    log(LogLevel::info, "collection '" + slot.name + "' of " + dir_.string() +
-                            (rule.enabled() ? " keeps history" : " keeps no history any more"));
-    if (purge) purge_dropped();
+    if (fresh_id == 0) {
+      log(LogLevel::info, "collection '" + slot.name + "' of " + dir_.string() +
+                              (rule.enabled() ? ": history rule changed" : " keeps no history any more"));
+      if (!rule.enabled()) purge_dropped();
+      return;
+    }
+    std::uint64_t start = 0;
+    {
+      std::lock_guard w(write_mu_);
+      start = last_seq_;  // no commit of the collection is in flight: the caller holds its gate
+    }
+    std::uint64_t baseline = 0;
+    try {
+      const std::string hprefix = detail::collection_prefix(fresh_id);
+      const std::uint64_t micros = detail::history_micros(detail::clock_now(opt_));
+      baseline = detail::walk_in_batches(
+          *this, slot.prefix, prefix_end(slot.prefix),
+          [&](std::string_view key, std::string_view value, std::vector<WriteOp>& ops) {
+            std::string k = detail::history_head(hprefix, key.substr(slot.prefix.size()));
+            k.resize(k.size() + detail::kStampBytes);
+            detail::write_stamp(k.data() + k.size() - detail::kStampBytes, start);
+            ops.push_back(WriteOp{false, std::move(k), detail::history_value(false, micros, value)});
+          },
+          [this](std::vector<WriteOp>&& ops) { write(ops); });
+      flush();  // the baseline durable before the MANIFEST names it
+      std::lock_guard inst(install_mu_);
+      if (slot.dropped.load()) throw ValidationError("stowage: collection '" + slot.name + "' was dropped");
+      detail::Manifest m = manifest_;
+      std::erase(m.dropped, fresh_id);
+      detail::CollectionState fresh;
+      fresh.name = std::string(detail::kHistoryName);
+      fresh.id = fresh_id;
+      fresh.kind = detail::CollectionKind::history;
+      fresh.parent = slot.id;
+      fresh.history_versions = rule.versions;
+      fresh.history_seconds = seconds;
+      fresh.history_start = start;
+      auto at = std::find_if(m.collections.begin(), m.collections.end(),
+                             [&](const detail::CollectionState& e) { return e.id > fresh_id; });
+      m.collections.insert(at, std::move(fresh));  // in id order
+      replace_manifest(std::move(m));
+      slot.history = history_hook(slot.id);
+      slot.indexed.store(true, std::memory_order_release);
+    } catch (...) {
+      try {
+        purge_dropped();
+      } catch (...) {  // the next open purges the baseline
+      }
+      throw;
+    }
+    log(LogLevel::info, "collection '" + slot.name + "' of " + dir_.string() + " keeps history from sequence " +
+                            std::to_string(start) + " (" + std::to_string(baseline) + " records in its baseline)");
   }
 
   /// The names of the store's collections, in the order they were created:
@@ -14677,7 +14695,11 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
       if (live[i]) keys[i] = r.key();
       replay(i);
     }
-    if (!tombstone && !prune.empty() && prune.drop(best, value)) tombstone = true;
+    if (!tombstone && !prune.empty()) {
+      const auto fate = prune.fate(best, value);
+      if (fate == detail::HistoryPruner::Fate::cut) value = detail::history_cut_value();
+      if (fate == detail::HistoryPruner::Fate::drop) tombstone = true;
+    }
     const int newest_put = tombstone ? 0 : 1;
     bool uncounted = false;
     int below = -1;  // nothing_below(best), once asked: 1 (nothing) or 0
@@ -16990,7 +17012,9 @@ class Collection {
   /// the MANIFEST (durably, before this returns) and every later put and
   /// erase of the collection, by any handle or process, writes a version in
   /// the same commit as the record (detail/index_ops.hpp), stamped with its
-  /// commit's sequence and the time (Options::clock). Versions the rule no
+  /// commit's sequence and the time (Options::clock). The first call
+  /// records every stored record as a version at the store's last sequence
+  /// (streaming them, holding the collection's writers off). Versions the rule no
   /// longer keeps are hidden from history() and get_at() at once, and their
   /// space is reclaimed by compaction. Calling it again changes the rule
   /// (versions already dropped stay dropped); a rule that keeps nothing
@@ -17014,14 +17038,19 @@ class Collection {
     const auto hook = history_hook();
     return hook ? hook->rule : History{};
   }
+  /// The sequence the history begins at (the store's last sequence when
+  /// keep_history() first ran): get_at() answers for it and every later
+  /// one. ValidationError when the collection keeps no history.
+  std::uint64_t history_start() const { return kept_history_hook()->start; }
 
   /// The versions of key that the collection's history keeps, newest first
-  /// (the current one, if key is stored, first): what each put stored, or
-  /// an erase, with its commit's sequence number and time. Only versions
-  /// committed after keep_history() began are listed (a record stored
-  /// before then and not written since has none). Read at one moment (a
-  /// snapshot): a write made while it runs is either wholly in or out.
-  /// ValidationError when the collection keeps no history.
+  /// (the current one first): what each put stored, or an erase (listed
+  /// whether or not the key was stored, as the change feed lists it), with
+  /// its commit's sequence number and time. A record stored when
+  /// keep_history() began has a version at that sequence (the history's
+  /// start). Read at one moment (a snapshot): a write made while it runs is
+  /// either wholly in or out. ValidationError when the collection keeps no
+  /// history.
   std::vector<Version<Value>> history(const Key& key) const {
     const auto hook = kept_history_hook();
     const engine_type& e = engine();
@@ -17046,8 +17075,7 @@ class Collection {
   /// then. A sequence after the last commit reads the present. Throws
   /// ValidationError when the history cannot answer: the collection keeps
   /// none, `sequence` is before keep_history() began, or the version it asks
-  /// for is one the rule no longer keeps (or one stored before history
-  /// began and overwritten since).
+  /// for is one the rule no longer keeps.
   std::optional<Value> get_at(const Key& key, std::uint64_t sequence) const {
     const auto hook = kept_history_hook();
     const engine_type& e = engine();
@@ -17057,11 +17085,9 @@ class Collection {
                             "' begins after sequence " + std::to_string(hook->start));
     const Snapshot at = e.snapshot();
     std::optional<Value> out;
-    bool found = false, any = false, gone = false;
-    detail::HistoryEntry oldest;
+    bool found = false, gone = false;
     walk_history(*hook, key, at, [&](const detail::HistoryEntry& h, bool kept, const std::filesystem::path* file) {
-      any = true;
-      if (!kept) {
+      if (!kept) {  // a version the rule drops, or a cut marker: older ones are not known
         gone = true;
         return false;
       }
@@ -17070,18 +17096,15 @@ class Collection {
         if (!h.erased) out = deserialize(e, h.value, file);
         return false;
       }
-      oldest = h;
       return true;
     });
     if (found) return out;
-    // No kept version at or before sequence: the key's versions all came
-    // later. Before the oldest of them the key was absent, unless a version
-    // was dropped (previous names it) or the key predates history.
-    if (!any) return get_in(key, &at);  // not written since history began: as it is now
-    if (gone || oldest.previous != 0 || oldest.existed)
+    if (gone)
       throw ValidationError("stowage: get_at(" + describe_key(encode_lookup_key(key).substr(prefix_.size())) + ", " +
                             std::to_string(sequence) + "): collection '" + slot_->name +
                             "' no longer keeps that version (History keeps " + describe_rule(hook->rule) + ")");
+    // Every version since the start is listed, and a record stored at the
+    // start has one there (the baseline): the key was not stored then.
     return std::nullopt;
   }
 
@@ -17552,7 +17575,7 @@ class Collection {
     const engine_type& e = engine();
     const std::string head = detail::history_head(hook.prefix, encode_lookup_key(key).substr(prefix_.size()));
     const std::uint64_t now = detail::history_micros(detail::clock_now(e.options()));
-    typename engine_type::Cursor cursor(&e, head + '\0', prefix_end(head), false, &at);
+    typename engine_type::Cursor cursor(&e, head, prefix_end(head), false, &at);
     std::size_t rank = 0;
     for (; cursor.peek(); cursor.accept()) {
       const std::string_view k = cursor.key();
@@ -17562,7 +17585,7 @@ class Collection {
                                   std::to_string(k.size()) + " bytes where " +
                                   std::to_string(head.size() + detail::kStampBytes) + " belong");
       const detail::HistoryEntry h = detail::decode_history_entry(k.substr(head.size()), cursor.value(), cursor.file());
-      if (!fn(h, detail::history_keeps(hook.rule, ++rank, h.micros, now), cursor.file())) return;
+      if (!fn(h, !h.cut && detail::history_keeps(hook.rule, ++rank, h.micros, now), cursor.file())) return;
     }
   }
 

@@ -562,7 +562,9 @@ class Collection {
   /// the MANIFEST (durably, before this returns) and every later put and
   /// erase of the collection, by any handle or process, writes a version in
   /// the same commit as the record (detail/index_ops.hpp), stamped with its
-  /// commit's sequence and the time (Options::clock). Versions the rule no
+  /// commit's sequence and the time (Options::clock). The first call
+  /// records every stored record as a version at the store's last sequence
+  /// (streaming them, holding the collection's writers off). Versions the rule no
   /// longer keeps are hidden from history() and get_at() at once, and their
   /// space is reclaimed by compaction. Calling it again changes the rule
   /// (versions already dropped stay dropped); a rule that keeps nothing
@@ -586,14 +588,19 @@ class Collection {
     const auto hook = history_hook();
     return hook ? hook->rule : History{};
   }
+  /// The sequence the history begins at (the store's last sequence when
+  /// keep_history() first ran): get_at() answers for it and every later
+  /// one. ValidationError when the collection keeps no history.
+  std::uint64_t history_start() const { return kept_history_hook()->start; }
 
   /// The versions of key that the collection's history keeps, newest first
-  /// (the current one, if key is stored, first): what each put stored, or
-  /// an erase, with its commit's sequence number and time. Only versions
-  /// committed after keep_history() began are listed (a record stored
-  /// before then and not written since has none). Read at one moment (a
-  /// snapshot): a write made while it runs is either wholly in or out.
-  /// ValidationError when the collection keeps no history.
+  /// (the current one first): what each put stored, or an erase (listed
+  /// whether or not the key was stored, as the change feed lists it), with
+  /// its commit's sequence number and time. A record stored when
+  /// keep_history() began has a version at that sequence (the history's
+  /// start). Read at one moment (a snapshot): a write made while it runs is
+  /// either wholly in or out. ValidationError when the collection keeps no
+  /// history.
   std::vector<Version<Value>> history(const Key& key) const {
     const auto hook = kept_history_hook();
     const engine_type& e = engine();
@@ -618,8 +625,7 @@ class Collection {
   /// then. A sequence after the last commit reads the present. Throws
   /// ValidationError when the history cannot answer: the collection keeps
   /// none, `sequence` is before keep_history() began, or the version it asks
-  /// for is one the rule no longer keeps (or one stored before history
-  /// began and overwritten since).
+  /// for is one the rule no longer keeps.
   std::optional<Value> get_at(const Key& key, std::uint64_t sequence) const {
     const auto hook = kept_history_hook();
     const engine_type& e = engine();
@@ -629,11 +635,9 @@ class Collection {
                             "' begins after sequence " + std::to_string(hook->start));
     const Snapshot at = e.snapshot();
     std::optional<Value> out;
-    bool found = false, any = false, gone = false;
-    detail::HistoryEntry oldest;
+    bool found = false, gone = false;
     walk_history(*hook, key, at, [&](const detail::HistoryEntry& h, bool kept, const std::filesystem::path* file) {
-      any = true;
-      if (!kept) {
+      if (!kept) {  // a version the rule drops, or a cut marker: older ones are not known
         gone = true;
         return false;
       }
@@ -642,18 +646,15 @@ class Collection {
         if (!h.erased) out = deserialize(e, h.value, file);
         return false;
       }
-      oldest = h;
       return true;
     });
     if (found) return out;
-    // No kept version at or before sequence: the key's versions all came
-    // later. Before the oldest of them the key was absent, unless a version
-    // was dropped (previous names it) or the key predates history.
-    if (!any) return get_in(key, &at);  // not written since history began: as it is now
-    if (gone || oldest.previous != 0 || oldest.existed)
+    if (gone)
       throw ValidationError("stowage: get_at(" + describe_key(encode_lookup_key(key).substr(prefix_.size())) + ", " +
                             std::to_string(sequence) + "): collection '" + slot_->name +
                             "' no longer keeps that version (History keeps " + describe_rule(hook->rule) + ")");
+    // Every version since the start is listed, and a record stored at the
+    // start has one there (the baseline): the key was not stored then.
     return std::nullopt;
   }
 
@@ -1124,7 +1125,7 @@ class Collection {
     const engine_type& e = engine();
     const std::string head = detail::history_head(hook.prefix, encode_lookup_key(key).substr(prefix_.size()));
     const std::uint64_t now = detail::history_micros(detail::clock_now(e.options()));
-    typename engine_type::Cursor cursor(&e, head + '\0', prefix_end(head), false, &at);
+    typename engine_type::Cursor cursor(&e, head, prefix_end(head), false, &at);
     std::size_t rank = 0;
     for (; cursor.peek(); cursor.accept()) {
       const std::string_view k = cursor.key();
@@ -1134,7 +1135,7 @@ class Collection {
                                   std::to_string(k.size()) + " bytes where " +
                                   std::to_string(head.size() + detail::kStampBytes) + " belong");
       const detail::HistoryEntry h = detail::decode_history_entry(k.substr(head.size()), cursor.value(), cursor.file());
-      if (!fn(h, detail::history_keeps(hook.rule, ++rank, h.micros, now), cursor.file())) return;
+      if (!fn(h, !h.cut && detail::history_keeps(hook.rule, ++rank, h.micros, now), cursor.file())) return;
     }
   }
 

@@ -647,12 +647,15 @@ class Engine {
 
   /// Sets what history slot's collection keeps (Collection::keep_history),
   /// in the MANIFEST, durably, before it returns. The first time, the
-  /// collection's history keyspace is created, and history begins at the
-  /// store's last sequence: every later put and erase of the collection
-  /// writes a version (detail/index_ops.hpp). A rule that keeps nothing
-  /// drops the history keyspace (its entries are erased). The caller holds
-  /// slot.gate exclusively. ValidationError in a bare store, in a read_only
-  /// one, or for a keep_for below 0 or over kMaxHistorySeconds.
+  /// collection's history keyspace is created: every record stored now gets
+  /// a baseline version at the store's last sequence (the history's start),
+  /// written and made durable before the MANIFEST names the keyspace (until
+  /// then its id is listed as dropped, so a crash leaves nothing behind);
+  /// from then on every put and erase of the collection writes a version
+  /// (detail/index_ops.hpp). A rule that keeps nothing drops the history
+  /// keyspace (its entries are erased). The caller holds slot.gate
+  /// exclusively. ValidationError in a bare store, in a read_only one, or
+  /// for a keep_for below 0 or over kMaxHistorySeconds.
   void keep_history(CollectionSlot& slot, const History& rule) {
     check_open();
     if (!prefixed())
@@ -663,24 +666,18 @@ class Engine {
       throw ValidationError("stowage: History::keep_for must be 0 to " + std::to_string(detail::kMaxHistorySeconds) +
                             " seconds (got " + std::to_string(rule.keep_for.count()) + ")");
     check_writable();
-    std::uint64_t start = 0;
-    {
-      std::lock_guard w(write_mu_);
-      start = last_seq_;  // no commit of the collection is in flight: the caller holds its gate
-    }
-    bool purge = false;
+    const auto seconds = static_cast<std::uint64_t>(rule.keep_for.count());
+    std::uint32_t fresh_id = 0;
     {
       std::lock_guard inst(install_mu_);
       if (slot.dropped.load()) throw ValidationError("stowage: collection '" + slot.name + "' was dropped");
       const auto* have = manifest_.history(slot.id);
-      const auto seconds = static_cast<std::uint64_t>(rule.keep_for.count());
       if (have && have->history_versions == rule.versions && have->history_seconds == seconds) return;
       if (!have && !rule.enabled()) return;
       detail::Manifest m = manifest_;
       if (!rule.enabled()) {
         m.dropped.push_back(have->id);
         std::erase_if(m.collections, [&](const detail::CollectionState& e) { return e.id == have->id; });
-        purge = true;
       } else if (have) {
         auto* e = m.by_id(have->id);
         e->history_versions = rule.versions;
@@ -688,23 +685,64 @@ class Engine {
       } else {
         if (m.next_collection_id >= detail::kMaxCollections)
           throw ValidationError("stowage: the store at " + dir_.string() + " has used every collection id");
-        detail::CollectionState fresh;
-        fresh.name = std::string(detail::kHistoryName);
-        fresh.id = m.next_collection_id++;
-        fresh.kind = detail::CollectionKind::history;
-        fresh.parent = slot.id;
-        fresh.history_versions = rule.versions;
-        fresh.history_seconds = seconds;
-        fresh.history_start = start;
-        m.collections.push_back(std::move(fresh));
+        fresh_id = m.next_collection_id++;
+        m.dropped.push_back(fresh_id);  // until the baseline is durable
       }
       replace_manifest(std::move(m));
-      slot.history = history_hook(slot.id);
-      if (slot.history) slot.indexed.store(true, std::memory_order_release);
+      if (fresh_id == 0) slot.history = history_hook(slot.id);
     }
-    log(LogLevel::info, "collection '" + slot.name + "' of " + dir_.string() +
-                            (rule.enabled() ? " keeps history" : " keeps no history any more"));
-    if (purge) purge_dropped();
+    if (fresh_id == 0) {
+      log(LogLevel::info, "collection '" + slot.name + "' of " + dir_.string() +
+                              (rule.enabled() ? ": history rule changed" : " keeps no history any more"));
+      if (!rule.enabled()) purge_dropped();
+      return;
+    }
+    std::uint64_t start = 0;
+    {
+      std::lock_guard w(write_mu_);
+      start = last_seq_;  // no commit of the collection is in flight: the caller holds its gate
+    }
+    std::uint64_t baseline = 0;
+    try {
+      const std::string hprefix = detail::collection_prefix(fresh_id);
+      const std::uint64_t micros = detail::history_micros(detail::clock_now(opt_));
+      baseline = detail::walk_in_batches(
+          *this, slot.prefix, prefix_end(slot.prefix),
+          [&](std::string_view key, std::string_view value, std::vector<WriteOp>& ops) {
+            std::string k = detail::history_head(hprefix, key.substr(slot.prefix.size()));
+            k.resize(k.size() + detail::kStampBytes);
+            detail::write_stamp(k.data() + k.size() - detail::kStampBytes, start);
+            ops.push_back(WriteOp{false, std::move(k), detail::history_value(false, micros, value)});
+          },
+          [this](std::vector<WriteOp>&& ops) { write(ops); });
+      flush();  // the baseline durable before the MANIFEST names it
+      std::lock_guard inst(install_mu_);
+      if (slot.dropped.load()) throw ValidationError("stowage: collection '" + slot.name + "' was dropped");
+      detail::Manifest m = manifest_;
+      std::erase(m.dropped, fresh_id);
+      detail::CollectionState fresh;
+      fresh.name = std::string(detail::kHistoryName);
+      fresh.id = fresh_id;
+      fresh.kind = detail::CollectionKind::history;
+      fresh.parent = slot.id;
+      fresh.history_versions = rule.versions;
+      fresh.history_seconds = seconds;
+      fresh.history_start = start;
+      auto at = std::find_if(m.collections.begin(), m.collections.end(),
+                             [&](const detail::CollectionState& e) { return e.id > fresh_id; });
+      m.collections.insert(at, std::move(fresh));  // in id order
+      replace_manifest(std::move(m));
+      slot.history = history_hook(slot.id);
+      slot.indexed.store(true, std::memory_order_release);
+    } catch (...) {
+      try {
+        purge_dropped();
+      } catch (...) {  // the next open purges the baseline
+      }
+      throw;
+    }
+    log(LogLevel::info, "collection '" + slot.name + "' of " + dir_.string() + " keeps history from sequence " +
+                            std::to_string(start) + " (" + std::to_string(baseline) + " records in its baseline)");
   }
 
   /// The names of the store's collections, in the order they were created:
@@ -3407,7 +3445,11 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
       if (live[i]) keys[i] = r.key();
       replay(i);
     }
-    if (!tombstone && !prune.empty() && prune.drop(best, value)) tombstone = true;
+    if (!tombstone && !prune.empty()) {
+      const auto fate = prune.fate(best, value);
+      if (fate == detail::HistoryPruner::Fate::cut) value = detail::history_cut_value();
+      if (fate == detail::HistoryPruner::Fate::drop) tombstone = true;
+    }
     const int newest_put = tombstone ? 0 : 1;
     bool uncounted = false;
     int below = -1;  // nothing_below(best), once asked: 1 (nothing) or 0

@@ -3,23 +3,24 @@
 // (Collection::keep_history, history, get_at). A collection that keeps
 // history has a history keyspace of its own (an entry of kind "history" in
 // the MANIFEST's collection table, docs/format.md, "History"). Every put
-// and erase of the collection writes, in the same commit, one history entry
-// for the record and moves the record's head:
+// and erase of the collection writes, in the same commit, one entry:
 //
-//   entry: prefix + varint len(pk) + pk + fixed64 BE ~sequence
-//          -> u8 flags | varint previous sequence | varint commit time (us) | value
-//   head:  prefix + varint len(pk) + pk
-//          -> u8 newest is an erase | fixed64 BE ~sequence of the newest entry
+//   prefix + varint len(pk) + pk + fixed64 BE ~sequence
+//     -> u8 flags | varint commit time (us) | value
 //
 // pk is the record's encoded key (without its collection prefix), sequence
 // the commit sequence of the record's op. Complemented big-endian sequences
-// put a key's entries newest first, right after its head. The engine writes
-// the sequences in when it numbers the commit (WriteOp::stamp), so an
-// entry's sequence is the one the change feed and snapshots use.
+// put a key's entries newest first. The engine writes the sequences in
+// when it numbers the commit (WriteOp::stamp), so an entry's sequence is
+// the one the change feed and snapshots use. When the history begins, every
+// record then stored gets an entry at the start sequence (a baseline), so
+// a key without an entry at or before a sequence was not stored then.
 //
 // Compaction keeps what the collection's History asks for and drops the
-// rest of a key's entries (HistoryPruner); reads apply the same rule, so
-// what history() returns does not depend on when compaction ran.
+// rest of a key's entries (HistoryPruner), leaving a small cut marker in
+// place of the newest entry it drops, so a reader knows that older versions
+// existed; reads apply the same rule, so what history() returns does not
+// depend on when compaction ran. A write reads nothing to make its entry.
 #pragma once
 
 #include <chrono>
@@ -78,16 +79,13 @@ inline std::chrono::system_clock::time_point clock_now(const Options& o) {
 
 /// Bytes of a stamped sequence.
 inline constexpr std::size_t kStampBytes = 8;
-/// Bytes of a head's value: whether the newest version is an erase (0 or
-/// 1), then its stamped sequence.
-inline constexpr std::size_t kHistoryHeadBytes = 1 + kStampBytes;
 
-/// Flags of a history entry's value.
+/// Flags of a history entry's value (one of them, or none: a put).
 inline constexpr std::uint8_t kHistoryErased = 1;  ///< the version is an erase
-inline constexpr std::uint8_t kHistoryExisted = 2; ///< first entry of its key: the key was stored before history began
+inline constexpr std::uint8_t kHistoryCut = 2;     ///< a cut marker: older versions of the key were dropped
 
-/// The head key of pk in the history keyspace with prefix: every entry key
-/// of pk starts with it.
+/// The bytes every history entry key of pk starts with, in the history
+/// keyspace with prefix.
 inline std::string history_head(std::string_view prefix, std::string_view pk) {
   std::string out(prefix);
   put_varint(out, pk.size());
@@ -113,26 +111,29 @@ inline std::uint64_t history_micros(std::chrono::system_clock::time_point t) {
   return us < 0 ? 0 : static_cast<std::uint64_t>(us);
 }
 
-/// The value of a history entry.
-inline std::string history_value(bool erased, bool existed, std::uint64_t previous, std::uint64_t micros,
-                                 std::string_view value) {
+/// The value of a history entry: a put of value, or an erase.
+inline std::string history_value(bool erased, std::uint64_t micros, std::string_view value) {
   std::string out;
-  out.reserve(1 + 10 + 10 + value.size());
-  out.push_back(static_cast<char>((erased ? kHistoryErased : 0) | (existed ? kHistoryExisted : 0)));
-  put_varint(out, previous);
+  out.reserve(1 + 10 + value.size());
+  out.push_back(static_cast<char>(erased ? kHistoryErased : 0));
   put_varint(out, micros);
   out.append(value);
   return out;
 }
 
+/// The value of a cut marker (HistoryPruner).
+inline std::string_view history_cut_value() {
+  static constexpr char bytes[] = {static_cast<char>(kHistoryCut), 0};
+  return std::string_view(bytes, sizeof bytes);
+}
+
 /// A decoded history entry (views into the key and value it came from).
 struct HistoryEntry {
   std::uint64_t sequence = 0;
-  std::uint64_t previous = 0;  ///< the sequence of the key's entry before it (0: none since history began)
-  std::uint64_t micros = 0;    ///< commit time, microseconds since the epoch
+  std::uint64_t micros = 0;  ///< commit time, microseconds since the epoch
   bool erased = false;
-  bool existed = false;        ///< previous == 0 and the key was stored before history began
-  std::string_view value;      ///< a put's value bytes
+  bool cut = false;          ///< a cut marker: no version, older ones were dropped
+  std::string_view value;    ///< a put's value bytes
 };
 
 /// Decodes the entry whose key ends with stamp (kStampBytes bytes) and whose
@@ -144,16 +145,12 @@ inline HistoryEntry decode_history_entry(std::string_view stamp, std::string_vie
   HistoryEntry e;
   e.sequence = read_stamp(stamp.data());
   const std::uint8_t flags = r.u8("history entry flags");
-  if (flags > (kHistoryErased | kHistoryExisted)) r.fail("history entry flags " + std::to_string(flags) + " are unknown");
-  e.erased = (flags & kHistoryErased) != 0;
-  e.existed = (flags & kHistoryExisted) != 0;
-  e.previous = r.varint("history entry previous sequence");
+  if (flags > kHistoryCut) r.fail("history entry flags " + std::to_string(flags) + " are unknown");
+  e.erased = flags == kHistoryErased;
+  e.cut = flags == kHistoryCut;
   e.micros = r.varint("history entry time");
-  if (e.previous >= e.sequence || (e.existed && e.previous != 0))
-    r.fail("history entry of sequence " + std::to_string(e.sequence) + " names previous sequence " +
-           std::to_string(e.previous));
   e.value = value.substr(r.position());
-  if (e.erased && !e.value.empty()) r.fail("a history entry of an erase holds a value");
+  if ((e.erased || e.cut) && !e.value.empty()) r.fail("a history entry of an erase or a cut holds a value");
   return e;
 }
 
@@ -169,67 +166,71 @@ inline bool history_keeps(const History& rule, std::size_t rank, std::uint64_t m
   return true;
 }
 
-/// Decides, as a merge writes records in key order, which history entries
-/// it drops: for each key of a history keyspace, the entries the rule no
-/// longer keeps, ranked newest first among the entries this merge sees.
-/// A merge sees a subset of a key's entries (newer ones may sit in levels
-/// above), so its ranks are at most the true ones: it drops only what the
-/// rule drops. Heads and bytes it does not recognise are kept.
+/// Decides, as a merge writes records in key order, what becomes of each
+/// history entry: for each key of a history keyspace, the entries the rule
+/// no longer keeps are dropped (ranked newest first among the entries this
+/// merge sees: a merge sees a subset of a key's entries, newer ones may sit
+/// in levels above, so its ranks are at most the true ones and it drops only
+/// what the rule drops). The newest entry it drops of each key is replaced
+/// by a cut marker, the rest become tombstones; a cut marker met again is
+/// dropped like an entry. Bytes it does not recognise are kept.
 class HistoryPruner {
  public:
-  /// A keyspace's prefix and rule.
+  /// A keyspace's id and rule.
   struct Keyspace {
     std::uint32_t id = 0;
     History rule;
   };
+  /// What becomes of an entry.
+  enum class Fate { keep, cut, drop };
   HistoryPruner() = default;
   /// Prunes the keyspaces given, judging ages at now (microseconds).
   HistoryPruner(std::vector<Keyspace> keyspaces, std::uint64_t now) : keyspaces_(std::move(keyspaces)), now_(now) {}
   /// Whether there is nothing to prune.
   bool empty() const { return keyspaces_.empty(); }
 
-  /// Whether the put of value under key (the newest record of key in the
-  /// merge) is dropped. Keys must come in ascending order.
-  bool drop(std::string_view key, std::string_view value) {
-    if (keyspaces_.empty()) return false;
+  /// What becomes of the put of value under key (the newest record of key
+  /// in the merge). Keys must come in ascending order.
+  Fate fate(std::string_view key, std::string_view value) {
+    if (keyspaces_.empty()) return Fate::keep;
     const auto p = parse_collection_prefix(key);
-    if (!p) return false;
+    if (!p) return Fate::keep;
     const History* rule = nullptr;
     for (const auto& k : keyspaces_)
       if (k.id == p->id) rule = &k.rule;
-    if (!rule) return false;
+    if (!rule) return Fate::keep;
     Reader r(key.substr(p->size));
     std::uint64_t len = 0;
+    std::uint8_t flags = 0;
+    std::uint64_t micros = 0;
     try {
       len = r.varint();
+      Reader v(value);
+      flags = v.u8();
+      micros = v.varint();
     } catch (const CorruptionError&) {
-      return false;
+      return Fate::keep;
     }
     const std::size_t head = p->size + r.position();
-    if (len > key.size() - head || key.size() - head - len != kStampBytes) return false;  // a head, or unknown
+    if (len > key.size() - head || key.size() - head - len != kStampBytes || flags > kHistoryCut) return Fate::keep;
     const std::string_view group = key.substr(0, head + static_cast<std::size_t>(len));
     if (group != group_) {
       group_.assign(group);
       rank_ = 0;
+      cut_ = false;
     }
-    ++rank_;
-    Reader v(value);
-    std::uint64_t micros = 0;
-    try {
-      v.u8();
-      v.varint();
-      micros = v.varint();
-    } catch (const CorruptionError&) {
-      return false;
-    }
-    return !history_keeps(*rule, rank_, micros, now_);
+    if (flags != kHistoryCut && history_keeps(*rule, ++rank_, micros, now_)) return Fate::keep;
+    if (cut_) return Fate::drop;
+    cut_ = true;
+    return Fate::cut;
   }
 
  private:
   std::vector<Keyspace> keyspaces_;
   std::uint64_t now_ = 0;
-  std::string group_;  // the key (head) whose entries are being ranked
+  std::string group_;  // the key prefix whose entries are being ranked
   std::size_t rank_ = 0;
+  bool cut_ = false;   // a cut marker was placed in the group
 };
 
 }  // namespace detail

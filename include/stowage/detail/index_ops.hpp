@@ -13,8 +13,8 @@
 // that is not unique); value = the record's encoded key.
 //
 // A collection that keeps history (history.hpp) takes the same path: each
-// commit also writes, for every key it changes, a history entry and the
-// key's new head, stamped with the sequence of the key's op.
+// commit also writes, for every key it changes, a history entry stamped
+// with the sequence of the key's op.
 #pragma once
 
 #include <algorithm>
@@ -98,10 +98,9 @@ void expand_index_ops(const Engine& e, const CollectionSlot& slot, const std::ve
 
 /// Appends to out, after the ops of slot's collection in ops[first, last)
 /// (mine lists them), the history entries they make when the collection
-/// keeps history (history.hpp): for the op that decides each key, an entry
-/// and a new head, both stamped with that op's sequence. An erase of a key
-/// that is not stored makes none. Reads each key's record and head. The
-/// caller holds slot.gate exclusively.
+/// keeps history (history.hpp): for the op that decides each key, one
+/// entry stamped with that op's sequence (an erase too, whether or not the
+/// key is stored). Reads nothing. The caller holds slot.gate exclusively.
 template <class Engine>
 void expand_history_ops(const Engine& e, const CollectionSlot& slot, const std::vector<WriteOp>& ops,
                         const std::vector<std::size_t>& mine, std::vector<WriteOp>& out) {
@@ -112,31 +111,11 @@ void expand_history_ops(const Engine& e, const CollectionSlot& slot, const std::
   const std::uint64_t micros = history_micros(clock_now(e.options()));
   for (const auto& [key, i] : last) {
     const WriteOp& op = ops[i];
-    std::string head = history_head(h.prefix, key.substr(slot.prefix.size()));
-    // The head says whether the key is stored (its newest version is not
-    // an erase); only a key with no version yet is looked up.
-    std::uint64_t previous = 0;
-    bool newest_erased = false;
-    e.find(head, [&](std::string_view v, const std::filesystem::path* file) {
-      if (v.size() != kHistoryHeadBytes || static_cast<unsigned char>(v[0]) > 1)
-        throw CorruptionError(file ? *file : std::filesystem::path{}, 0,
-                              "a history head of collection '" + slot.name + "' holds " + std::to_string(v.size()) +
-                                  " bytes, not a flag and a sequence");
-      newest_erased = v[0] != 0;
-      previous = read_stamp(v.data() + 1);
-    });
-    const bool stored =
-        previous != 0 ? !newest_erased : e.find(key, [](std::string_view, const std::filesystem::path*) {});
-    if (op.erase && !stored) continue;  // nothing changes: no version
-    WriteOp entry{false, head + std::string(kStampBytes, '\0'),
-                  history_value(op.erase, previous == 0 && stored, previous, micros, op.erase ? std::string_view() : op.value)};
+    WriteOp entry{false, history_head(h.prefix, key.substr(slot.prefix.size())),
+                  history_value(op.erase, micros, op.erase ? std::string_view() : op.value)};
+    entry.key.resize(entry.key.size() + kStampBytes);
     entry.stamp = i;
-    WriteOp moved{false, std::move(head), std::string(kHistoryHeadBytes, '\0')};
-    moved.value[0] = op.erase ? 1 : 0;
-    moved.stamp = i;
-    moved.stamp_value = true;
     out.push_back(std::move(entry));
-    out.push_back(std::move(moved));
   }
 }
 
