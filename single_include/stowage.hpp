@@ -6094,8 +6094,9 @@ class ChangeReader {
 // detail/index_ops.hpp: how writes keep secondary indexes in the same
 // commit as their records. Every writer of a collection in a store of the
 // prefixed layout goes through commit_guarded(): it holds the collection's
-// gate shared while no index is declared and no history is kept (a plain
-// commit), and exclusively otherwise, when it reads each record's old value, works out which
+// gate shared while no index is declared (a plain commit, with the history
+// entries of a collection that keeps history), and exclusively otherwise,
+// when it reads each record's old value, works out which
 // index entries go and come (refusing, with ConstraintError, a write that
 // would give two records one key of a unique index) and commits records and
 // entries as one WAL record.
@@ -6206,6 +6207,13 @@ void expand_history_ops(const Engine& e, const CollectionSlot& slot, const std::
   }
 }
 
+/// Whether slot's writes need its gate only to keep history (no index
+/// declared or recorded): blind writes may then hold it shared. The caller
+/// holds slot.gate (either way).
+inline bool history_only(const CollectionSlot& slot) {
+  return slot.history && slot.hooks.empty() && slot.undeclared.empty();
+}
+
 /// Commits ops, op i writing the collection of slot_of[i], as one atomic
 /// write with the index entries they change (see the top of this file). In
 /// a bare store (no collection can have indexes) it is e.write(ops).
@@ -6221,13 +6229,28 @@ void commit_guarded(Engine& e, const std::vector<CollectionSlot*>& slot_of, cons
   slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
   {
     std::vector<std::shared_lock<std::shared_mutex>> shared;
-    bool indexed = false;
+    bool indexed = false, reads = false;
     for (auto* s : slots) {
       shared.emplace_back(s->gate);
-      indexed = indexed || s->indexed.load(std::memory_order_acquire);
+      const bool i = s->indexed.load(std::memory_order_acquire);
+      indexed = indexed || i;
+      reads = reads || (i && !history_only(*s));
     }
     if (!indexed) {
       e.write(ops);
+      return;
+    }
+    if (!reads) {
+      // History only: the versions need no read, so the gates stay shared
+      // (concurrent writers still share commits and syncs).
+      std::vector<WriteOp> all(ops);
+      for (auto* s : slots) {
+        std::vector<std::size_t> mine;
+        for (std::size_t i = 0; i < ops.size(); ++i)
+          if (slot_of[i] == s) mine.push_back(i);
+        expand_history_ops(e, *s, ops, mine, all);
+      }
+      e.write(all);
       return;
     }
   }
@@ -16620,7 +16643,7 @@ class Collection {
     std::string k = encode_checked_key(key);
     std::string v = serialize_checked(value);
     guarded([&](engine_type& e) { e.put(k, v); },
-            [&](engine_type& e) { commit_indexed(e, {WriteOp{false, std::move(k), std::move(v)}}); });
+            [&](engine_type& e) { commit_indexed(e, {WriteOp{false, std::move(k), std::move(v)}}); }, kBlind);
   }
 
   /// The value stored under key, or std::nullopt.
@@ -16648,7 +16671,7 @@ class Collection {
   void discard(const Key& key) {
     std::string k = encode_checked_key(key);
     guarded([&](engine_type& e) { e.discard(k); },
-            [&](engine_type& e) { commit_indexed(e, {WriteOp{true, std::move(k), {}}}); });
+            [&](engine_type& e) { commit_indexed(e, {WriteOp{true, std::move(k), {}}}); }, kBlind);
   }
 
   /// Stores value under key only if key is not stored; returns whether it
@@ -16735,7 +16758,8 @@ class Collection {
               std::vector<WriteOp> ops;
               for (std::size_t i = 0; i + 1 < kv.size(); i += 2) ops.push_back(WriteOp{false, kv[i], kv[i + 1]});
               commit_indexed(e, std::move(ops));
-            });
+            },
+            kBlind);
   }
 
   /// Puts and erases gathered first and committed together (batch()), as
@@ -17461,17 +17485,23 @@ class Collection {
     return k;
   }
 
-  // Runs plain(engine) for a write when the collection has no index (under
-  // its gate, shared, in a store of several collections), else indexed(
-  // engine) under the gate held exclusively (detail/index_ops.hpp), after
-  // marking stale the recorded indexes this session has not declared.
+  // Runs plain(engine) for a write when the collection has no index and
+  // keeps no history (under its gate, shared, in a store of several
+  // collections), else indexed(engine) under the gate held exclusively
+  // (detail/index_ops.hpp), after marking stale the recorded indexes this
+  // session has not declared. A blind write (it reads nothing: a put, a
+  // discard, a put_batch) of a collection that keeps history and has no
+  // index runs indexed(engine) under the gate shared: its versions need no
+  // read, so concurrent writers still share commits (and syncs).
+  static constexpr bool kBlind = true;
   template <class Plain, class Indexed>
-  decltype(auto) guarded(Plain&& plain, Indexed&& indexed) const {
+  decltype(auto) guarded(Plain&& plain, Indexed&& indexed, bool blind = false) const {
     engine_type& e = engine();
     if (prefix_.empty()) return plain(e);  // a bare store: no indexes
     {
       std::shared_lock gate(slot_->gate);
       if (!slot_->indexed.load(std::memory_order_acquire)) return plain(e);
+      if (blind && detail::history_only(*slot_)) return indexed(e);
     }
     std::unique_lock gate(slot_->gate);
     e.mark_stale(*slot_);

@@ -170,7 +170,7 @@ class Collection {
     std::string k = encode_checked_key(key);
     std::string v = serialize_checked(value);
     guarded([&](engine_type& e) { e.put(k, v); },
-            [&](engine_type& e) { commit_indexed(e, {WriteOp{false, std::move(k), std::move(v)}}); });
+            [&](engine_type& e) { commit_indexed(e, {WriteOp{false, std::move(k), std::move(v)}}); }, kBlind);
   }
 
   /// The value stored under key, or std::nullopt.
@@ -198,7 +198,7 @@ class Collection {
   void discard(const Key& key) {
     std::string k = encode_checked_key(key);
     guarded([&](engine_type& e) { e.discard(k); },
-            [&](engine_type& e) { commit_indexed(e, {WriteOp{true, std::move(k), {}}}); });
+            [&](engine_type& e) { commit_indexed(e, {WriteOp{true, std::move(k), {}}}); }, kBlind);
   }
 
   /// Stores value under key only if key is not stored; returns whether it
@@ -285,7 +285,8 @@ class Collection {
               std::vector<WriteOp> ops;
               for (std::size_t i = 0; i + 1 < kv.size(); i += 2) ops.push_back(WriteOp{false, kv[i], kv[i + 1]});
               commit_indexed(e, std::move(ops));
-            });
+            },
+            kBlind);
   }
 
   /// Puts and erases gathered first and committed together (batch()), as
@@ -1011,17 +1012,23 @@ class Collection {
     return k;
   }
 
-  // Runs plain(engine) for a write when the collection has no index (under
-  // its gate, shared, in a store of several collections), else indexed(
-  // engine) under the gate held exclusively (detail/index_ops.hpp), after
-  // marking stale the recorded indexes this session has not declared.
+  // Runs plain(engine) for a write when the collection has no index and
+  // keeps no history (under its gate, shared, in a store of several
+  // collections), else indexed(engine) under the gate held exclusively
+  // (detail/index_ops.hpp), after marking stale the recorded indexes this
+  // session has not declared. A blind write (it reads nothing: a put, a
+  // discard, a put_batch) of a collection that keeps history and has no
+  // index runs indexed(engine) under the gate shared: its versions need no
+  // read, so concurrent writers still share commits (and syncs).
+  static constexpr bool kBlind = true;
   template <class Plain, class Indexed>
-  decltype(auto) guarded(Plain&& plain, Indexed&& indexed) const {
+  decltype(auto) guarded(Plain&& plain, Indexed&& indexed, bool blind = false) const {
     engine_type& e = engine();
     if (prefix_.empty()) return plain(e);  // a bare store: no indexes
     {
       std::shared_lock gate(slot_->gate);
       if (!slot_->indexed.load(std::memory_order_acquire)) return plain(e);
+      if (blind && detail::history_only(*slot_)) return indexed(e);
     }
     std::unique_lock gate(slot_->gate);
     e.mark_stale(*slot_);

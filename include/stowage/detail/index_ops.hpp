@@ -2,8 +2,9 @@
 // detail/index_ops.hpp: how writes keep secondary indexes in the same
 // commit as their records. Every writer of a collection in a store of the
 // prefixed layout goes through commit_guarded(): it holds the collection's
-// gate shared while no index is declared and no history is kept (a plain
-// commit), and exclusively otherwise, when it reads each record's old value, works out which
+// gate shared while no index is declared (a plain commit, with the history
+// entries of a collection that keeps history), and exclusively otherwise,
+// when it reads each record's old value, works out which
 // index entries go and come (refusing, with ConstraintError, a write that
 // would give two records one key of a unique index) and commits records and
 // entries as one WAL record.
@@ -119,6 +120,13 @@ void expand_history_ops(const Engine& e, const CollectionSlot& slot, const std::
   }
 }
 
+/// Whether slot's writes need its gate only to keep history (no index
+/// declared or recorded): blind writes may then hold it shared. The caller
+/// holds slot.gate (either way).
+inline bool history_only(const CollectionSlot& slot) {
+  return slot.history && slot.hooks.empty() && slot.undeclared.empty();
+}
+
 /// Commits ops, op i writing the collection of slot_of[i], as one atomic
 /// write with the index entries they change (see the top of this file). In
 /// a bare store (no collection can have indexes) it is e.write(ops).
@@ -134,13 +142,28 @@ void commit_guarded(Engine& e, const std::vector<CollectionSlot*>& slot_of, cons
   slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
   {
     std::vector<std::shared_lock<std::shared_mutex>> shared;
-    bool indexed = false;
+    bool indexed = false, reads = false;
     for (auto* s : slots) {
       shared.emplace_back(s->gate);
-      indexed = indexed || s->indexed.load(std::memory_order_acquire);
+      const bool i = s->indexed.load(std::memory_order_acquire);
+      indexed = indexed || i;
+      reads = reads || (i && !history_only(*s));
     }
     if (!indexed) {
       e.write(ops);
+      return;
+    }
+    if (!reads) {
+      // History only: the versions need no read, so the gates stay shared
+      // (concurrent writers still share commits and syncs).
+      std::vector<WriteOp> all(ops);
+      for (auto* s : slots) {
+        std::vector<std::size_t> mine;
+        for (std::size_t i = 0; i < ops.size(); ++i)
+          if (slot_of[i] == s) mine.push_back(i);
+        expand_history_ops(e, *s, ops, mine, all);
+      }
+      e.write(all);
       return;
     }
   }
