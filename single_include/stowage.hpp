@@ -697,8 +697,7 @@ namespace detail {
 
 /// A collection's history keyspace, as its writers and readers use it.
 struct HistoryHook {
-  std::uint32_t id = 0;     ///< the history keyspace's collection id
-  std::string prefix;       ///< collection_prefix(id)
+  std::string prefix;       ///< collection_prefix of the history keyspace's id
   History rule;             ///< what is kept
   std::uint64_t start = 0;  ///< the store's last sequence when history began
 };
@@ -717,7 +716,7 @@ inline constexpr std::uint8_t kHistoryCut = 2;     ///< a cut marker: older vers
 
 /// The bytes every history entry key of pk starts with, in the history
 /// keyspace with prefix.
-inline std::string history_head(std::string_view prefix, std::string_view pk) {
+inline std::string history_group(std::string_view prefix, std::string_view pk) {
   std::string out(prefix);
   put_varint(out, pk.size());
   out.append(pk);
@@ -1162,11 +1161,10 @@ struct WriteOp {
   std::string key;     ///< the encoded key
   std::string value;   ///< the encoded value of a put
   /// Internal (history entries, detail/index_ops.hpp): when not kNoStamp,
-  /// the op's key (stamp_value: value) ends with kStampBytes bytes that the
-  /// commit replaces by the sequence of op number `stamp` of the same write
-  /// (history.hpp's write_stamp).
+  /// the op's key ends with kStampBytes bytes that the commit replaces by
+  /// the sequence of op number `stamp` of the same write (history.hpp's
+  /// write_stamp).
   std::size_t stamp = kNoStamp;
-  bool stamp_value = false;  ///< see stamp
   /// See stamp.
   static constexpr std::size_t kNoStamp = ~std::size_t{0};
 };
@@ -6199,7 +6197,7 @@ void expand_history_ops(const Engine& e, const CollectionSlot& slot, const std::
   const std::uint64_t micros = history_micros(clock_now(e.options()));
   for (const auto& [key, i] : last) {
     const WriteOp& op = ops[i];
-    WriteOp entry{false, history_head(h.prefix, key.substr(slot.prefix.size())),
+    WriteOp entry{false, history_group(h.prefix, key.substr(slot.prefix.size())),
                   history_value(op.erase, micros, op.erase ? std::string_view() : op.value)};
     entry.key.resize(entry.key.size() + kStampBytes);
     entry.stamp = i;
@@ -6212,6 +6210,14 @@ void expand_history_ops(const Engine& e, const CollectionSlot& slot, const std::
 /// holds slot.gate (either way).
 inline bool history_only(const CollectionSlot& slot) {
   return slot.history && slot.hooks.empty() && slot.undeclared.empty();
+}
+
+/// The indexes of the ops that write slot's collection (slot_of[i] == slot).
+inline std::vector<std::size_t> ops_of(const std::vector<CollectionSlot*>& slot_of, const CollectionSlot* slot) {
+  std::vector<std::size_t> mine;
+  for (std::size_t i = 0; i < slot_of.size(); ++i)
+    if (slot_of[i] == slot) mine.push_back(i);
+  return mine;
 }
 
 /// Commits ops, op i writing the collection of slot_of[i], as one atomic
@@ -6244,12 +6250,7 @@ void commit_guarded(Engine& e, const std::vector<CollectionSlot*>& slot_of, cons
       // History only: the versions need no read, so the gates stay shared
       // (concurrent writers still share commits and syncs).
       std::vector<WriteOp> all(ops);
-      for (auto* s : slots) {
-        std::vector<std::size_t> mine;
-        for (std::size_t i = 0; i < ops.size(); ++i)
-          if (slot_of[i] == s) mine.push_back(i);
-        expand_history_ops(e, *s, ops, mine, all);
-      }
+      for (auto* s : slots) expand_history_ops(e, *s, ops, ops_of(slot_of, s), all);
       e.write(all);
       return;
     }
@@ -6262,9 +6263,7 @@ void commit_guarded(Engine& e, const std::vector<CollectionSlot*>& slot_of, cons
   }
   std::vector<WriteOp> all(ops);
   for (auto* s : slots) {
-    std::vector<std::size_t> mine;
-    for (std::size_t i = 0; i < ops.size(); ++i)
-      if (slot_of[i] == s) mine.push_back(i);
+    const std::vector<std::size_t> mine = ops_of(slot_of, s);
     expand_index_ops(e, *s, ops, mine, all);
     expand_history_ops(e, *s, ops, mine, all);
   }
@@ -11650,8 +11649,7 @@ class Engine {
       bytes += detail::varint_length(op.key.size()) + op.key.size() + 1 +
                (op.erase ? 0 : detail::varint_length(op.value.size()) + op.value.size());
       if (op.stamp != WriteOp::kNoStamp) {
-        const std::string& field = op.stamp_value ? op.value : op.key;
-        if (op.stamp >= ops.size() || field.size() < detail::kStampBytes || (op.stamp_value && op.erase))
+        if (op.stamp >= ops.size() || op.key.size() < detail::kStampBytes)
           throw std::logic_error("stowage: a stamped WriteOp names no op of its write or has no room for a stamp");
         ++stamped;
       }
@@ -11661,28 +11659,26 @@ class Engine {
     batch.reserve(bytes);
     std::vector<Op> engine_ops;
     engine_ops.reserve(ops.size());
-    // A stamped field is copied (the commit writes the sequence into the
-    // copy and into the record's bytes); reserved first, so copies stay put.
+    // A stamped key is copied (the commit writes the sequence into the copy
+    // and into the record's bytes); reserved first, so copies stay put.
     std::vector<std::string> copies;
     copies.reserve(stamped);
     Stamps stamps;
     stamps.list.reserve(stamped);
     for (const auto& op : ops) {
-      std::string_view key = op.key, value = op.value;
+      std::string_view key = op.key;
       if (op.stamp != WriteOp::kNoStamp) {
-        const std::size_t at = batch.size() + 1 + detail::varint_length(key.size()) + key.size();
-        std::string& copy = copies.emplace_back(op.stamp_value ? op.value : op.key);
-        (op.stamp_value ? value : key) = copy;
-        stamps.list.push_back(Stamp{op.stamp_value ? at + detail::varint_length(value.size()) + value.size() - detail::kStampBytes
-                                                   : at - detail::kStampBytes,
-                                    copy.data() + copy.size() - detail::kStampBytes, op.stamp});
+        // The key's last bytes, after the op's kind and the key's length.
+        const std::size_t at = batch.size() + 1 + detail::varint_length(key.size()) + key.size() - detail::kStampBytes;
+        key = copies.emplace_back(op.key);
+        stamps.list.push_back(Stamp{at, copies.back().data() + key.size() - detail::kStampBytes, op.stamp});
       }
       if (op.erase) {
         batch.erase(key);
         engine_ops.push_back(Op{detail::kOpErase, key, {}});
       } else {
-        batch.put(key, value);
-        engine_ops.push_back(Op{detail::kOpPut, key, value});
+        batch.put(key, op.value);
+        engine_ops.push_back(Op{detail::kOpPut, key, op.value});
       }
     }
     stamps.shift = detail::varint_length(batch.count());  // finish() puts the op count before the ops
@@ -11982,7 +11978,7 @@ class Engine {
       baseline = detail::walk_in_batches(
           *this, slot.prefix, prefix_end(slot.prefix),
           [&](std::string_view key, std::string_view value, std::vector<WriteOp>& ops) {
-            std::string k = detail::history_head(hprefix, key.substr(slot.prefix.size()));
+            std::string k = detail::history_group(hprefix, key.substr(slot.prefix.size()));
             k.resize(k.size() + detail::kStampBytes);
             detail::write_stamp(k.data() + k.size() - detail::kStampBytes, start);
             ops.push_back(WriteOp{false, std::move(k), detail::history_value(false, micros, value)});
@@ -13311,7 +13307,6 @@ class Engine {
     explicit operator bool() const { return fn != nullptr; }
     bool operator()() const { return fn == nullptr || fn(ctx); }
   };
-  // One Durability::sync commit in the queue (see commit_synced).
   // A sequence to write into a commit's bytes when it is numbered
   // (WriteOp::stamp): at payload offset `at` (before WalBatch::finish) and
   // at `copy`, the op's bytes the write buffer takes, the sequence of op
@@ -13331,6 +13326,7 @@ class Engine {
       }
     }
   };
+  // One Durability::sync commit in the queue (see commit_synced).
   struct Writer {
     std::string* payload = nullptr;
     const Stamps* stamps = nullptr;
@@ -13755,12 +13751,14 @@ class Engine {
     const auto* h = manifest_.history(id);
     if (!h) return nullptr;
     auto hook = std::make_shared<detail::HistoryHook>();
-    hook->id = h->id;
     hook->prefix = detail::collection_prefix(h->id);
-    hook->rule.versions = h->history_versions;
-    hook->rule.keep_for = std::chrono::seconds(static_cast<std::int64_t>(h->history_seconds));
+    hook->rule = history_rule(*h);
     hook->start = h->history_start;
     return hook;
+  }
+  // The rule a history entry of the collection table records.
+  static History history_rule(const detail::CollectionState& c) {
+    return History{c.history_versions, std::chrono::seconds(static_cast<std::int64_t>(c.history_seconds))};
   }
 
   // What merges prune (HistoryPruner): every history keyspace of the
@@ -13778,8 +13776,7 @@ class Engine {
   void note_history_rules() {
     std::vector<detail::HistoryPruner::Keyspace> ks;
     for (const auto& c : manifest_.collections)
-      if (c.is_history())
-        ks.push_back({c.id, History{c.history_versions, std::chrono::seconds(static_cast<std::int64_t>(c.history_seconds))}});
+      if (c.is_history()) ks.push_back({c.id, history_rule(c)});
     std::lock_guard h(history_mu_);
     history_rules_ = std::move(ks);
   }
@@ -17603,7 +17600,7 @@ class Collection {
   template <class Fn>
   void walk_history(const detail::HistoryHook& hook, const Key& key, const Snapshot& at, Fn&& fn) const {
     const engine_type& e = engine();
-    const std::string head = detail::history_head(hook.prefix, encode_lookup_key(key).substr(prefix_.size()));
+    const std::string head = detail::history_group(hook.prefix, encode_lookup_key(key).substr(prefix_.size()));
     const std::uint64_t now = detail::history_micros(detail::clock_now(e.options()));
     typename engine_type::Cursor cursor(&e, head, prefix_end(head), false, &at);
     std::size_t rank = 0;

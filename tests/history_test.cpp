@@ -421,7 +421,7 @@ TEST_CASE("hostile history bytes are a CorruptionError", "[history]") {
   // The pruner: ranks a key's entries, a cut marker for the newest dropped, tombstones after it.
   detail::HistoryPruner pruner({{5, History{.versions = 2}}}, 1000);
   auto entry_key = [](std::string_view pk, std::uint64_t seq) {
-    std::string k = detail::history_head(detail::collection_prefix(5), pk) + std::string(8, '\0');
+    std::string k = detail::history_group(detail::collection_prefix(5), pk) + std::string(8, '\0');
     detail::write_stamp(k.data() + k.size() - 8, seq);
     return k;
   };

@@ -377,8 +377,7 @@ class Engine {
       bytes += detail::varint_length(op.key.size()) + op.key.size() + 1 +
                (op.erase ? 0 : detail::varint_length(op.value.size()) + op.value.size());
       if (op.stamp != WriteOp::kNoStamp) {
-        const std::string& field = op.stamp_value ? op.value : op.key;
-        if (op.stamp >= ops.size() || field.size() < detail::kStampBytes || (op.stamp_value && op.erase))
+        if (op.stamp >= ops.size() || op.key.size() < detail::kStampBytes)
           throw std::logic_error("stowage: a stamped WriteOp names no op of its write or has no room for a stamp");
         ++stamped;
       }
@@ -388,28 +387,26 @@ class Engine {
     batch.reserve(bytes);
     std::vector<Op> engine_ops;
     engine_ops.reserve(ops.size());
-    // A stamped field is copied (the commit writes the sequence into the
-    // copy and into the record's bytes); reserved first, so copies stay put.
+    // A stamped key is copied (the commit writes the sequence into the copy
+    // and into the record's bytes); reserved first, so copies stay put.
     std::vector<std::string> copies;
     copies.reserve(stamped);
     Stamps stamps;
     stamps.list.reserve(stamped);
     for (const auto& op : ops) {
-      std::string_view key = op.key, value = op.value;
+      std::string_view key = op.key;
       if (op.stamp != WriteOp::kNoStamp) {
-        const std::size_t at = batch.size() + 1 + detail::varint_length(key.size()) + key.size();
-        std::string& copy = copies.emplace_back(op.stamp_value ? op.value : op.key);
-        (op.stamp_value ? value : key) = copy;
-        stamps.list.push_back(Stamp{op.stamp_value ? at + detail::varint_length(value.size()) + value.size() - detail::kStampBytes
-                                                   : at - detail::kStampBytes,
-                                    copy.data() + copy.size() - detail::kStampBytes, op.stamp});
+        // The key's last bytes, after the op's kind and the key's length.
+        const std::size_t at = batch.size() + 1 + detail::varint_length(key.size()) + key.size() - detail::kStampBytes;
+        key = copies.emplace_back(op.key);
+        stamps.list.push_back(Stamp{at, copies.back().data() + key.size() - detail::kStampBytes, op.stamp});
       }
       if (op.erase) {
         batch.erase(key);
         engine_ops.push_back(Op{detail::kOpErase, key, {}});
       } else {
-        batch.put(key, value);
-        engine_ops.push_back(Op{detail::kOpPut, key, value});
+        batch.put(key, op.value);
+        engine_ops.push_back(Op{detail::kOpPut, key, op.value});
       }
     }
     stamps.shift = detail::varint_length(batch.count());  // finish() puts the op count before the ops
@@ -709,7 +706,7 @@ class Engine {
       baseline = detail::walk_in_batches(
           *this, slot.prefix, prefix_end(slot.prefix),
           [&](std::string_view key, std::string_view value, std::vector<WriteOp>& ops) {
-            std::string k = detail::history_head(hprefix, key.substr(slot.prefix.size()));
+            std::string k = detail::history_group(hprefix, key.substr(slot.prefix.size()));
             k.resize(k.size() + detail::kStampBytes);
             detail::write_stamp(k.data() + k.size() - detail::kStampBytes, start);
             ops.push_back(WriteOp{false, std::move(k), detail::history_value(false, micros, value)});
@@ -2038,7 +2035,6 @@ class Engine {
     explicit operator bool() const { return fn != nullptr; }
     bool operator()() const { return fn == nullptr || fn(ctx); }
   };
-  // One Durability::sync commit in the queue (see commit_synced).
   // A sequence to write into a commit's bytes when it is numbered
   // (WriteOp::stamp): at payload offset `at` (before WalBatch::finish) and
   // at `copy`, the op's bytes the write buffer takes, the sequence of op
@@ -2058,6 +2054,7 @@ class Engine {
       }
     }
   };
+  // One Durability::sync commit in the queue (see commit_synced).
   struct Writer {
     std::string* payload = nullptr;
     const Stamps* stamps = nullptr;
@@ -2482,12 +2479,14 @@ class Engine {
     const auto* h = manifest_.history(id);
     if (!h) return nullptr;
     auto hook = std::make_shared<detail::HistoryHook>();
-    hook->id = h->id;
     hook->prefix = detail::collection_prefix(h->id);
-    hook->rule.versions = h->history_versions;
-    hook->rule.keep_for = std::chrono::seconds(static_cast<std::int64_t>(h->history_seconds));
+    hook->rule = history_rule(*h);
     hook->start = h->history_start;
     return hook;
+  }
+  // The rule a history entry of the collection table records.
+  static History history_rule(const detail::CollectionState& c) {
+    return History{c.history_versions, std::chrono::seconds(static_cast<std::int64_t>(c.history_seconds))};
   }
 
   // What merges prune (HistoryPruner): every history keyspace of the
@@ -2505,8 +2504,7 @@ class Engine {
   void note_history_rules() {
     std::vector<detail::HistoryPruner::Keyspace> ks;
     for (const auto& c : manifest_.collections)
-      if (c.is_history())
-        ks.push_back({c.id, History{c.history_versions, std::chrono::seconds(static_cast<std::int64_t>(c.history_seconds))}});
+      if (c.is_history()) ks.push_back({c.id, history_rule(c)});
     std::lock_guard h(history_mu_);
     history_rules_ = std::move(ks);
   }

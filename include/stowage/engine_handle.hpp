@@ -123,11 +123,10 @@ struct WriteOp {
   std::string key;     ///< the encoded key
   std::string value;   ///< the encoded value of a put
   /// Internal (history entries, detail/index_ops.hpp): when not kNoStamp,
-  /// the op's key (stamp_value: value) ends with kStampBytes bytes that the
-  /// commit replaces by the sequence of op number `stamp` of the same write
-  /// (history.hpp's write_stamp).
+  /// the op's key ends with kStampBytes bytes that the commit replaces by
+  /// the sequence of op number `stamp` of the same write (history.hpp's
+  /// write_stamp).
   std::size_t stamp = kNoStamp;
-  bool stamp_value = false;  ///< see stamp
   /// See stamp.
   static constexpr std::size_t kNoStamp = ~std::size_t{0};
 };

@@ -66,8 +66,7 @@ namespace detail {
 
 /// A collection's history keyspace, as its writers and readers use it.
 struct HistoryHook {
-  std::uint32_t id = 0;     ///< the history keyspace's collection id
-  std::string prefix;       ///< collection_prefix(id)
+  std::string prefix;       ///< collection_prefix of the history keyspace's id
   History rule;             ///< what is kept
   std::uint64_t start = 0;  ///< the store's last sequence when history began
 };
@@ -86,7 +85,7 @@ inline constexpr std::uint8_t kHistoryCut = 2;     ///< a cut marker: older vers
 
 /// The bytes every history entry key of pk starts with, in the history
 /// keyspace with prefix.
-inline std::string history_head(std::string_view prefix, std::string_view pk) {
+inline std::string history_group(std::string_view prefix, std::string_view pk) {
   std::string out(prefix);
   put_varint(out, pk.size());
   out.append(pk);

@@ -112,7 +112,7 @@ void expand_history_ops(const Engine& e, const CollectionSlot& slot, const std::
   const std::uint64_t micros = history_micros(clock_now(e.options()));
   for (const auto& [key, i] : last) {
     const WriteOp& op = ops[i];
-    WriteOp entry{false, history_head(h.prefix, key.substr(slot.prefix.size())),
+    WriteOp entry{false, history_group(h.prefix, key.substr(slot.prefix.size())),
                   history_value(op.erase, micros, op.erase ? std::string_view() : op.value)};
     entry.key.resize(entry.key.size() + kStampBytes);
     entry.stamp = i;
@@ -125,6 +125,14 @@ void expand_history_ops(const Engine& e, const CollectionSlot& slot, const std::
 /// holds slot.gate (either way).
 inline bool history_only(const CollectionSlot& slot) {
   return slot.history && slot.hooks.empty() && slot.undeclared.empty();
+}
+
+/// The indexes of the ops that write slot's collection (slot_of[i] == slot).
+inline std::vector<std::size_t> ops_of(const std::vector<CollectionSlot*>& slot_of, const CollectionSlot* slot) {
+  std::vector<std::size_t> mine;
+  for (std::size_t i = 0; i < slot_of.size(); ++i)
+    if (slot_of[i] == slot) mine.push_back(i);
+  return mine;
 }
 
 /// Commits ops, op i writing the collection of slot_of[i], as one atomic
@@ -157,12 +165,7 @@ void commit_guarded(Engine& e, const std::vector<CollectionSlot*>& slot_of, cons
       // History only: the versions need no read, so the gates stay shared
       // (concurrent writers still share commits and syncs).
       std::vector<WriteOp> all(ops);
-      for (auto* s : slots) {
-        std::vector<std::size_t> mine;
-        for (std::size_t i = 0; i < ops.size(); ++i)
-          if (slot_of[i] == s) mine.push_back(i);
-        expand_history_ops(e, *s, ops, mine, all);
-      }
+      for (auto* s : slots) expand_history_ops(e, *s, ops, ops_of(slot_of, s), all);
       e.write(all);
       return;
     }
@@ -175,9 +178,7 @@ void commit_guarded(Engine& e, const std::vector<CollectionSlot*>& slot_of, cons
   }
   std::vector<WriteOp> all(ops);
   for (auto* s : slots) {
-    std::vector<std::size_t> mine;
-    for (std::size_t i = 0; i < ops.size(); ++i)
-      if (slot_of[i] == s) mine.push_back(i);
+    const std::vector<std::size_t> mine = ops_of(slot_of, s);
     expand_index_ops(e, *s, ops, mine, all);
     expand_history_ops(e, *s, ops, mine, all);
   }
