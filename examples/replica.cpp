@@ -53,7 +53,10 @@ int main(int argc, char** argv) {
   std::filesystem::remove_all(root);
   std::filesystem::create_directories(root);
   const auto leader_dir = root / "leader", replica_dir = root / "replica";
-  { stowage::Database created(leader_dir); }  // so the follower finds a store from the start
+  {  // so the follower finds the store and its collection from the start
+    stowage::Database created(leader_dir);
+    created.collection<std::uint64_t, User>("users");
+  }
 
   const pid_t leader = ::fork();
   if (leader < 0) return 1;
