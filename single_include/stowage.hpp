@@ -94,34 +94,32 @@ struct BackupInfo {
 
 }  // namespace stowage
 // ---- end stowage/backup_report.hpp ----
-// ---- begin stowage/history.hpp ----
-// history.hpp: the earlier versions of a collection's records
-// (Collection::keep_history, history, get_at). A collection that keeps
-// history has a history keyspace of its own (an entry of kind "history" in
-// the MANIFEST's collection table, docs/format.md, "History"). Every put
-// and erase of the collection writes, in the same commit, one entry:
+// ---- begin stowage/expiry.hpp ----
+// expiry.hpp: records that expire (Collection::put(key, value, ttl),
+// Collection::set_default_ttl). A collection that expires records has an
+// entry of kind "expiry" in the MANIFEST's collection table (docs/format.md,
+// "Expiry") holding its default time to live, and every value it stores
+// from then on starts with its expiry time:
 //
-//   prefix + varint len(pk) + pk + fixed64 BE ~sequence
-//     -> u8 flags | varint commit time (us) | value
+//   varint expiry time (microseconds since the Unix epoch; 0: never) | value
 //
-// pk is the record's encoded key (without its collection prefix), sequence
-// the commit sequence of the record's op. Complemented big-endian sequences
-// put a key's entries newest first. The engine writes the sequences in
-// when it numbers the commit (WriteOp::stamp), so an entry's sequence is
-// the one the change feed and snapshots use. When the history begins, every
-// record then stored gets an entry at the start sequence (a baseline), so
-// a key without an entry at or before a sequence was not stored then.
-//
-// Compaction keeps what the collection's History asks for and drops the
-// rest of a key's entries (HistoryPruner), leaving a small cut marker in
-// place of the newest entry it drops, so a reader knows that older versions
-// existed; reads apply the same rule, so what history() returns does not
-// depend on when compaction ran. A write reads nothing to make its entry.
+// Times are absolute (Options::clock), so expiry survives restarts. The
+// engine knows which collections expire (ExpiringSet): its reads (get,
+// contains, scans, counts, snapshots) skip a record whose time has come and
+// hand the others over without the time, so an expired record is gone at
+// once; merges turn expired records into tombstones (ExpiryPruner), so
+// compaction reclaims their space. Expiry is set on an empty collection:
+// the values stored before carry no time, and nothing in a value tells the
+// two apart.
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -467,6 +465,159 @@ inline std::optional<ParsedPrefix> parse_collection_prefix(std::string_view key)
 
 }  // namespace stowage::detail
 // ---- end stowage/detail/collection_prefix.hpp ----
+
+namespace stowage::detail {
+
+/// Longest time to live (and latest expiry time) a value may carry, in
+/// microseconds: about 2,283 years.
+inline constexpr std::uint64_t kMaxExpiryMicros = std::uint64_t{1} << 56;
+
+/// A collection's expiry, as its MANIFEST entry records it.
+struct ExpiryRule {
+  std::uint64_t ttl = 0;    ///< default time to live (us) of a put without one; 0: such puts never expire
+  std::uint64_t start = 0;  ///< the store's last sequence when expiry began: later puts carry a time
+};
+
+/// The expiry time of a put made at now (us) living ttl (us); 0 (never) for
+/// ttl 0.
+inline std::uint64_t expiry_time(std::uint64_t now, std::uint64_t ttl) {
+  if (ttl == 0) return 0;
+  return std::min(now + std::min(ttl, kMaxExpiryMicros), kMaxExpiryMicros);
+}
+
+/// value with its expiry time in front.
+inline std::string with_expiry(std::uint64_t expires, std::string_view value) {
+  std::string out;
+  out.reserve(varint_length(expires) + value.size());
+  put_varint(out, expires);
+  out.append(value);
+  return out;
+}
+
+/// A stored value split into its expiry time and the value itself.
+struct Expiring {
+  std::uint64_t expires = 0;  ///< 0: never
+  std::string_view value;
+};
+
+/// Splits a stored value of a collection that expires records; a value
+/// without a whole time is a CorruptionError naming file (nullptr: a
+/// buffered write).
+inline Expiring split_expiry(std::string_view stored, const std::filesystem::path* file) {
+  Reader r(stored);
+  std::uint64_t expires = 0;
+  try {
+    expires = r.varint();
+  } catch (const CorruptionError&) {
+    throw CorruptionError(file ? *file : std::filesystem::path{}, 0,
+                          "a value of a collection that expires records has no expiry time");
+  }
+  if (expires > kMaxExpiryMicros)
+    throw CorruptionError(file ? *file : std::filesystem::path{}, 0,
+                          "a value's expiry time " + std::to_string(expires) + " is out of range");
+  return {expires, stored.substr(r.position())};
+}
+
+/// Whether a value expiring at `expires` is gone at now (us).
+inline bool expired_at(std::uint64_t expires, std::uint64_t now) { return expires != 0 && expires <= now; }
+
+/// The ids of the collections whose values carry expiry times: read on
+/// every lookup without a lock, so a set once published is never freed
+/// before the set itself (ids are only added; a dropped collection's keys
+/// are never read again).
+class ExpiringSet {
+ public:
+  /// Whether collection id expires records. Call after reading a value:
+  /// a value carrying a time was written after its id was added.
+  bool contains(std::uint32_t id) const {
+    const auto* ids = current_.load(std::memory_order_acquire);
+    return ids != nullptr && std::binary_search(ids->begin(), ids->end(), id);
+  }
+  /// Whether the collection of key (parsed from its prefix) expires records.
+  bool covers(std::string_view key) const {
+    if (current_.load(std::memory_order_acquire) == nullptr) return false;
+    const auto p = parse_collection_prefix(key);
+    return p && contains(p->id);
+  }
+  /// Whether no collection expires records.
+  bool empty() const { return current_.load(std::memory_order_acquire) == nullptr; }
+  /// Makes the set ids (which holds every id it held: ids are never taken
+  /// out while the store is open).
+  void assign(std::vector<std::uint32_t> ids) {
+    std::sort(ids.begin(), ids.end());
+    std::lock_guard g(mu_);
+    const auto* now = current_.load(std::memory_order_relaxed);
+    if (now ? *now == ids : ids.empty()) return;  // most MANIFEST changes leave it as it is
+    kept_.push_back(std::make_unique<const std::vector<std::uint32_t>>(std::move(ids)));
+    current_.store(kept_.back().get(), std::memory_order_release);
+  }
+
+ private:
+  std::atomic<const std::vector<std::uint32_t>*> current_{nullptr};
+  std::mutex mu_;
+  std::vector<std::unique_ptr<const std::vector<std::uint32_t>>> kept_;  // mu_
+};
+
+/// What a merge turns into tombstones: the expired records of the
+/// collections that expire records, judged at one moment.
+class ExpiryPruner {
+ public:
+  ExpiryPruner() = default;
+  /// Prunes the collections in set (when any) at now (us).
+  ExpiryPruner(const ExpiringSet* set, std::uint64_t now) : set_(set && !set->empty() ? set : nullptr), now_(now) {}
+  /// Whether the put of value under key (the newest record of key in the
+  /// merge) has expired. A value that does not parse is kept (a read
+  /// reports it).
+  bool expired(std::string_view key, std::string_view value) const {
+    if (set_ == nullptr || !set_->covers(key)) return false;
+    Reader r(value);
+    try {
+      return expired_at(r.varint(), now_);
+    } catch (const CorruptionError&) {
+      return false;
+    }
+  }
+
+ private:
+  const ExpiringSet* set_ = nullptr;
+  std::uint64_t now_ = 0;
+};
+
+}  // namespace stowage::detail
+// ---- end stowage/expiry.hpp ----
+// ---- begin stowage/history.hpp ----
+// history.hpp: the earlier versions of a collection's records
+// (Collection::keep_history, history, get_at). A collection that keeps
+// history has a history keyspace of its own (an entry of kind "history" in
+// the MANIFEST's collection table, docs/format.md, "History"). Every put
+// and erase of the collection writes, in the same commit, one entry:
+//
+//   prefix + varint len(pk) + pk + fixed64 BE ~sequence
+//     -> u8 flags | varint commit time (us) | value
+//
+// pk is the record's encoded key (without its collection prefix), sequence
+// the commit sequence of the record's op. Complemented big-endian sequences
+// put a key's entries newest first. The engine writes the sequences in
+// when it numbers the commit (WriteOp::stamp), so an entry's sequence is
+// the one the change feed and snapshots use. When the history begins, every
+// record then stored gets an entry at the start sequence (a baseline), so
+// a key without an entry at or before a sequence was not stored then.
+//
+// Compaction keeps what the collection's History asks for and drops the
+// rest of a key's entries (HistoryPruner), leaving a small cut marker in
+// place of the newest entry it drops, so a reader knows that older versions
+// existed; reads apply the same rule, so what history() returns does not
+// depend on when compaction ran. A write reads nothing to make its entry.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
 // ---- begin stowage/options.hpp ----
 // options.hpp: the one aggregate that configures a store (designed for
 // designated initialisers), the durability levels, the logger hook and the
@@ -1152,6 +1303,9 @@ struct CollectionSlot {
   /// The collection's history keyspace, when it keeps history
   /// (Collection::keep_history; loaded from the MANIFEST). gate
   std::shared_ptr<const detail::HistoryHook> history;
+  /// The collection's expiry, when its values carry expiry times
+  /// (Collection::set_default_ttl; loaded from the MANIFEST). gate
+  std::shared_ptr<const detail::ExpiryRule> expiry;
 };
 
 /// One operation of an atomic write (Engine::write): a put of value under
@@ -1167,6 +1321,10 @@ struct WriteOp {
   std::size_t stamp = kNoStamp;
   /// See stamp.
   static constexpr std::size_t kNoStamp = ~std::size_t{0};
+  /// A put into a collection that expires records (expiry.hpp): how long
+  /// the record lives, in microseconds (0: the collection's default TTL).
+  /// The commit puts the expiry time in front of the value.
+  std::uint64_t ttl = 0;
 };
 
 namespace detail {
@@ -1176,18 +1334,20 @@ namespace detail {
 /// called for each record and appends the WriteOps it wants (any number);
 /// commit(ops) then gets each batch's ops (not called when there are none),
 /// with no cursor held, and the walk resumes after the batch's last key.
-/// Returns the records walked. What erase_range, index builds and
+/// Returns the records walked. With stored, values come as stored (with
+/// their expiry times, expired records too: Engine::Cursor::read_stored). What erase_range, index builds and
 /// collection migrations share: each batch is one atomic commit, and a key
 /// written behind the walk's position while it runs is not seen.
 template <class E, class Add, class Commit>
 std::size_t walk_in_batches(E& e, std::optional<std::string> from, const std::optional<std::string>& to, Add&& add,
-                            Commit&& commit) {
+                            Commit&& commit, bool stored = false) {
   std::size_t walked = 0;
   for (;;) {
     std::vector<WriteOp> ops;
     std::size_t n = 0;
     {
       typename E::Cursor cursor(&e, from, to);
+      if (stored) cursor.read_stored();
       while (n < kEraseRangeBatch && cursor.peek()) {
         add(cursor.key(), cursor.value(), ops);
         from = std::string(cursor.key());
@@ -1298,6 +1458,8 @@ class EngineHandle {
   void mark_stale(CollectionSlot& parent);
   /// Engine::keep_history.
   void keep_history(CollectionSlot& slot, const History& rule);
+  /// Engine::set_expiry.
+  void set_expiry(CollectionSlot& slot, std::uint64_t ttl);
   /// Engine::prefixed.
   bool prefixed() const;
   /// Engine::find: on_value(std::string_view value, const std::filesystem::path* file)
@@ -1377,6 +1539,8 @@ class EngineHandle {
     Cursor& operator=(Cursor&& other) noexcept;
     /// Releases what it pins.
     ~Cursor();
+    /// Engine::Cursor::read_stored.
+    void read_stored();
     /// Engine::Cursor::peek.
     bool peek();
     /// Engine::Cursor::accept.
@@ -3218,6 +3382,8 @@ inline constexpr std::uint16_t kFormatMinor = 0;
 inline constexpr std::uint16_t kOldestFormatMajor = 1;
 /// The name of every history entry of the collection table.
 inline constexpr std::string_view kHistoryName = "history";
+/// The name of every expiry entry of the collection table.
+inline constexpr std::string_view kExpiryName = "expiry";
 /// Longest History::keep_for a MANIFEST holds (about 3,000 years), in seconds.
 inline constexpr std::uint64_t kMaxHistorySeconds = std::uint64_t{1} << 36;
 /// The keyspace a Storage keeps its records in.
@@ -3262,6 +3428,7 @@ enum class CollectionKind : std::uint8_t {
   unique_index = 1,  ///< a secondary index, one record per index key
   multi_index = 2,   ///< a secondary index, any number of records per index key
   history = 3,       ///< the earlier versions of a collection's records (history.hpp)
+  expiry = 4,        ///< a collection's values carry expiry times (expiry.hpp); holds no keys
 };
 
 /// A named collection of a Database, or a secondary index of a collection
@@ -3284,12 +3451,16 @@ struct CollectionState {
   std::uint32_t history_versions = 0;  ///< a history: History::versions
   std::uint64_t history_seconds = 0;   ///< a history: History::keep_for, in seconds
   std::uint64_t history_start = 0;     ///< a history: the store's last sequence when it began
+  std::uint64_t expiry_ttl = 0;        ///< an expiry: the default time to live, in microseconds (0: none)
+  std::uint64_t expiry_start = 0;      ///< an expiry: the store's last sequence when it began
   /// A secondary index (unique or not).
   bool is_index() const { return kind == CollectionKind::unique_index || kind == CollectionKind::multi_index; }
   /// A named collection of records.
   bool is_table() const { return kind == CollectionKind::table; }
   /// A collection's history.
   bool is_history() const { return kind == CollectionKind::history; }
+  /// A collection's expiry.
+  bool is_expiry() const { return kind == CollectionKind::expiry; }
   /// An index or the history of collection id (dropped and migrated with it).
   bool serves(std::uint32_t id) const { return !is_table() && parent == id; }
 };
@@ -3325,6 +3496,12 @@ struct Manifest {
   const CollectionState* history(std::uint32_t parent) const {
     for (const auto& c : collections)
       if (c.is_history() && c.parent == parent) return &c;
+    return nullptr;
+  }
+  /// The expiry of collection parent, or nullptr.
+  const CollectionState* expiry(std::uint32_t parent) const {
+    for (const auto& c : collections)
+      if (c.is_expiry() && c.parent == parent) return &c;
     return nullptr;
   }
   /// The index called name of collection parent, or nullptr.
@@ -3453,6 +3630,10 @@ inline std::string encode_manifest(const Manifest& m) {
         put_varint(body, c.history_seconds);
         put_varint(body, c.history_start);
       }
+      if (c.is_expiry()) {
+        put_varint(body, c.expiry_ttl);
+        put_varint(body, c.expiry_start);
+      }
     }
     put_varint(body, m.dropped.size());
     for (auto id : m.dropped) put_varint(body, id);
@@ -3498,7 +3679,7 @@ inline void decode_collections(Reader& r, Manifest& m) {
     c.value_type = std::string(r.length_prefixed("collection value type"));
     c.schema_version = r.u32("collection schema version");
     const std::uint8_t kind = r.u8("collection kind");
-    if (kind > 3) r.fail("collection kind " + std::to_string(kind) + " does not exist");
+    if (kind > 4) r.fail("collection kind " + std::to_string(kind) + " does not exist");
     c.kind = static_cast<CollectionKind>(kind);
     const std::uint64_t parent = r.varint("index parent");
     const std::uint64_t version = r.varint("index version");
@@ -3519,6 +3700,14 @@ inline void decode_collections(Reader& r, Manifest& m) {
       if (c.name != kHistoryName || c.index_version != 0 || !c.ready || c.ids_reserved != 0 || !c.key_order.empty() ||
           !c.serializer.empty() || !c.value_type.empty() || c.schema_version != 0)
         r.fail("history '" + c.name + "' has fields of a collection or an index");
+    }
+    if (c.is_expiry()) {
+      c.expiry_ttl = r.varint("expiry ttl");
+      if (c.expiry_ttl > kMaxExpiryMicros) r.fail("expiry ttl " + std::to_string(c.expiry_ttl) + " us is too large");
+      c.expiry_start = r.varint("expiry start");
+      if (c.name != kExpiryName || c.index_version != 0 || !c.ready || c.ids_reserved != 0 || !c.key_order.empty() ||
+          !c.serializer.empty() || !c.value_type.empty() || c.schema_version != 0)
+        r.fail("expiry '" + c.name + "' has fields of a collection or an index");
     }
     if (!c.is_table()) {
       // An index or a history follows the collection it serves (created before it).
@@ -4801,6 +4990,7 @@ inline BackupReport restore_from(const std::filesystem::path& backup, const std:
 // as a migration (backup first); its records become the "default"
 // collection, which a Storage still opens.
 
+#include <chrono>
 #include <cstddef>
 #include <filesystem>
 #include <memory>
@@ -4823,6 +5013,7 @@ inline BackupReport restore_from(const std::filesystem::path& backup, const std:
 // locking of its own: every member is as thread-safe as the engine call it
 // makes, under the Lock policy.
 
+#include <chrono>
 #include <cstddef>
 #include <filesystem>
 #include <iterator>
@@ -4852,6 +5043,7 @@ inline BackupReport restore_from(const std::filesystem::path& backup, const std:
 // after, the kept WAL lost a segment (a CorruptionError).
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -5892,9 +6084,27 @@ struct Change {
   bool erased = false;         ///< an erase (handed over whether or not the key was there)
   Key key{};
   std::optional<Value> value;  ///< the value put; empty for an erase
+  /// A put into a collection that expires records: when the record
+  /// expires (Options::clock's time; the epoch: never). The feed hands the
+  /// put over whether or not it has expired since.
+  std::chrono::system_clock::time_point expires{};
 };
 
 namespace detail {
+
+/// A put's value as the change feed reads it: split from its expiry time
+/// when its collection expires records (rule) and the put came after
+/// expiry began.
+inline Expiring feed_value(const ExpiryRule* rule, std::uint64_t seq, std::string_view value) {
+  if (rule == nullptr || seq <= rule->start) return {0, value};
+  return split_expiry(value, nullptr);
+}
+
+/// An expiry time (us since the Unix epoch; 0: never) as a time point.
+inline std::chrono::system_clock::time_point expiry_point(std::uint64_t micros) {
+  return std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::microseconds(micros)));
+}
 
 /// Where a feed read stands: the next sequence it must meet, and the
 /// sequence it asked from (to tell a released start from a lost middle).
@@ -5999,6 +6209,9 @@ class ChangeReader {
     if (!detail::manifest_exists(*fs_, dir_)) throw ValidationError("stowage: no store at " + dir_.string() + " (no MANIFEST)");
     const detail::Manifest m = detail::read_manifest(*fs_, dir_);
     const std::string prefix = collection_prefix(m);
+    std::optional<detail::ExpiryRule> rule;
+    if (const auto p = detail::parse_collection_prefix(prefix))
+      if (const auto* e = m.expiry(p->id)) rule = detail::ExpiryRule{e->expiry_ttl, e->expiry_start};
     detail::FeedPosition pos;
     pos.since = sequence;
     pos.next = sequence + 1;
@@ -6007,7 +6220,11 @@ class ChangeReader {
       c.sequence = seq;
       c.erased = erased;
       decode_key_into<Key>(key, c.key);
-      if (!erased) c.value = Serializer::template deserialize<Value>(value);
+      if (!erased) {
+        const detail::Expiring v = detail::feed_value(rule ? &*rule : nullptr, seq, value);
+        c.value = Serializer::template deserialize<Value>(v.value);
+        c.expires = detail::expiry_point(v.expires);
+      }
       fn(static_cast<const Change<Key, Value>&>(c));
     };
     // A listing taken while the writer renames a segment (wal- to feed-)
@@ -6105,7 +6322,8 @@ class ChangeReader {
 //
 // A collection that keeps history (history.hpp) takes the same path: each
 // commit also writes, for every key it changes, a history entry stamped
-// with the sequence of the key's op.
+// with the sequence of the key's op. So does a collection that expires
+// records (expiry.hpp): each put's value gets its expiry time in front.
 
 #include <algorithm>
 #include <map>
@@ -6205,11 +6423,33 @@ void expand_history_ops(const Engine& e, const CollectionSlot& slot, const std::
   }
 }
 
-/// Whether slot's writes need its gate only to keep history (no index
-/// declared or recorded): blind writes may then hold it shared. The caller
-/// holds slot.gate (either way).
-inline bool history_only(const CollectionSlot& slot) {
-  return slot.history && slot.hooks.empty() && slot.undeclared.empty();
+/// Puts the expiry time (expiry.hpp) in front of the value of every put
+/// all[i] (i in mine: the ops of slot's collection) when the collection
+/// expires records: the op's ttl from now, or the collection's default
+/// TTL. A put with a ttl into a collection that does not expire records is
+/// a ValidationError. The caller holds slot.gate (either way).
+template <class Engine>
+void apply_expiry(const Engine& e, const CollectionSlot& slot, const std::vector<std::size_t>& mine,
+                  std::vector<WriteOp>& all) {
+  if (!slot.expiry) {
+    for (auto i : mine)
+      if (!all[i].erase && all[i].ttl != 0)
+        throw ValidationError("stowage: collection '" + slot.name +
+                              "' does not expire records (a put with a ttl, or set_default_ttl, makes it)");
+    return;
+  }
+  const std::uint64_t now = history_micros(clock_now(e.options()));
+  for (auto i : mine) {
+    WriteOp& op = all[i];
+    if (!op.erase) op.value = with_expiry(expiry_time(now, op.ttl != 0 ? op.ttl : slot.expiry->ttl), op.value);
+  }
+}
+
+/// Whether slot's writes need its gate only to keep history or put expiry
+/// times in (no index declared or recorded): blind writes may then hold it
+/// shared. The caller holds slot.gate (either way).
+inline bool reads_nothing(const CollectionSlot& slot) {
+  return (slot.history || slot.expiry) && slot.hooks.empty() && slot.undeclared.empty();
 }
 
 /// The indexes of the ops that write slot's collection (slot_of[i] == slot).
@@ -6240,17 +6480,21 @@ void commit_guarded(Engine& e, const std::vector<CollectionSlot*>& slot_of, cons
       shared.emplace_back(s->gate);
       const bool i = s->indexed.load(std::memory_order_acquire);
       indexed = indexed || i;
-      reads = reads || (i && !history_only(*s));
+      reads = reads || (i && !reads_nothing(*s));
     }
     if (!indexed) {
       e.write(ops);
       return;
     }
     if (!reads) {
-      // History only: the versions need no read, so the gates stay shared
-      // (concurrent writers still share commits and syncs).
+      // History and expiry only: they need no read, so the gates stay
+      // shared (concurrent writers still share commits and syncs).
       std::vector<WriteOp> all(ops);
-      for (auto* s : slots) expand_history_ops(e, *s, ops, ops_of(slot_of, s), all);
+      for (auto* s : slots) {
+        const std::vector<std::size_t> mine = ops_of(slot_of, s);
+        expand_history_ops(e, *s, ops, mine, all);
+        apply_expiry(e, *s, mine, all);
+      }
       e.write(all);
       return;
     }
@@ -6259,13 +6503,14 @@ void commit_guarded(Engine& e, const std::vector<CollectionSlot*>& slot_of, cons
   for (auto* s : slots) exclusive.emplace_back(s->gate);
   for (auto* s : slots) {
     e.mark_stale(*s);
-    if (s->hooks.empty() && !s->history) s->indexed.store(false, std::memory_order_release);
+    if (s->hooks.empty() && !s->history && !s->expiry) s->indexed.store(false, std::memory_order_release);
   }
   std::vector<WriteOp> all(ops);
   for (auto* s : slots) {
     const std::vector<std::size_t> mine = ops_of(slot_of, s);
     expand_index_ops(e, *s, ops, mine, all);
     expand_history_ops(e, *s, ops, mine, all);
+    apply_expiry(e, *s, mine, all);
   }
   e.write(all);
 }
@@ -11784,7 +12029,8 @@ class Engine {
       auto slot = make_slot(*c);
       slot->undeclared = recorded_indexes(c->id);
       slot->history = history_hook(c->id);
-      slot->indexed = !slot->undeclared.empty() || slot->history;
+      slot->expiry = expiry_rule(c->id);
+      slot->indexed = !slot->undeclared.empty() || slot->history || slot->expiry;
       it = slots_.emplace(c->name, std::move(slot)).first;
     }
     return *it->second;
@@ -11841,8 +12087,8 @@ class Engine {
   /// ready: a build was interrupted, or a session wrote the collection
   /// without it). The MANIFEST records the definition (not ready when
   /// build) before this returns. The caller holds parent.gate exclusively.
-  /// ValidationError in a bare store, or for an index a read_only store
-  /// would have to build.
+  /// ValidationError in a bare store, for a collection that expires
+  /// records, or for an index a read_only store would have to build.
   CollectionSlot& declare_index(CollectionSlot& parent, std::string_view name, const std::string& key_order,
                                 bool unique, std::uint32_t version, bool& build) {
     check_open();
@@ -11854,6 +12100,9 @@ class Engine {
       throw ValidationError("stowage: an index name must be 1 to 255 bytes (got " + std::to_string(name.size()) + ")");
     std::lock_guard inst(install_mu_);
     if (parent.dropped.load()) throw ValidationError("stowage: collection '" + parent.name + "' was dropped");
+    if (manifest_.expiry(parent.id))
+      throw ValidationError("stowage: collection '" + parent.name + "' of the store at " + dir_.string() +
+                            " expires records; a collection that expires records cannot have indexes yet");
     const auto kind = unique ? detail::CollectionKind::unique_index : detail::CollectionKind::multi_index;
     const auto* have = manifest_.index(parent.id, name);
     build = !have || !have->ready || have->kind != kind || have->key_order != key_order ||
@@ -12014,6 +12263,71 @@ class Engine {
                             std::to_string(start) + " (" + std::to_string(baseline) + " records in its baseline)");
   }
 
+  /// Makes slot's collection expire records (Collection::set_default_ttl),
+  /// with ttl (microseconds, 0: none) as the default time to live of a put
+  /// that gives none, recorded in the MANIFEST, durably, before it returns.
+  /// The first time, the collection must hold no record: from then on each
+  /// value it stores starts with its expiry time (expiry.hpp), which the
+  /// values stored before lack. The caller holds slot.gate exclusively.
+  /// ValidationError in a bare store, in a read_only one, for a collection
+  /// that holds records or has an index, or for a ttl over
+  /// detail::kMaxExpiryMicros.
+  void set_expiry(CollectionSlot& slot, std::uint64_t ttl) {
+    check_open();
+    const std::string where = "collection '" + slot.name + "' of the store at " + dir_.string();
+    if (!prefixed())
+      throw ValidationError("stowage: the store at " + dir_.string() +
+                            " keeps one collection (bare layout, written by Storage); open it once with a "
+                            "Database, which converts it, to expire records");
+    if (ttl > detail::kMaxExpiryMicros)
+      throw ValidationError("stowage: a time to live must be at most " +
+                            std::to_string(detail::kMaxExpiryMicros / 1000000) + " s (got " +
+                            std::to_string(ttl / 1000000) + " s)");
+    check_writable();
+    std::lock_guard inst(install_mu_);
+    if (slot.dropped.load()) throw ValidationError("stowage: collection '" + slot.name + "' was dropped");
+    detail::Manifest m = manifest_;
+    if (const auto* have = manifest_.expiry(slot.id)) {
+      if (have->expiry_ttl == ttl) return;
+      m.by_id(have->id)->expiry_ttl = ttl;
+      replace_manifest(std::move(m));
+      slot.expiry = expiry_rule(slot.id);
+      return;
+    }
+    for (const auto& c : manifest_.collections)
+      if (c.is_index() && c.parent == slot.id)
+        throw ValidationError("stowage: " + where + " has index '" + c.name +
+                              "'; a collection with indexes cannot expire records yet");
+    {
+      Cursor any(this, slot.prefix, prefix_end(slot.prefix));
+      if (any.peek())
+        throw ValidationError("stowage: " + where +
+                              " holds records stored without an expiry time; set expiry (set_default_ttl, or a "
+                              "put with a ttl) before its first put, or copy its records into a new collection");
+    }
+    if (m.next_collection_id >= detail::kMaxCollections)
+      throw ValidationError("stowage: the store at " + dir_.string() + " has used every collection id");
+    detail::CollectionState fresh;
+    fresh.name = std::string(detail::kExpiryName);
+    fresh.id = m.next_collection_id++;
+    fresh.kind = detail::CollectionKind::expiry;
+    fresh.parent = slot.id;
+    fresh.expiry_ttl = ttl;
+    {
+      std::lock_guard w(write_mu_);
+      fresh.expiry_start = last_seq_;  // no commit of the collection is in flight: the caller holds its gate
+    }
+    m.collections.push_back(std::move(fresh));
+    replace_manifest(std::move(m));  // publishes the id to readers before any value carries a time
+    slot.expiry = expiry_rule(slot.id);
+    slot.indexed.store(true, std::memory_order_release);
+    log(LogLevel::info, where + " expires records (default time to live " + std::to_string(ttl / 1000000) + " s)");
+  }
+
+  /// The current time (Options::clock) in microseconds since the Unix
+  /// epoch: what expiry and history times are measured in.
+  std::uint64_t now_micros() const { return detail::history_micros(detail::clock_now(opt_)); }
+
   /// The names of the store's collections, in the order they were created:
   /// "default" first when a Storage (or the default collection of a
   /// Database) has given it types.
@@ -12073,8 +12387,18 @@ class Engine {
   /// reads never hold writers off (a writer waits for lock_, which readers
   /// holding it through their reads could keep from it for as long as
   /// they kept coming).
+  /// A record of a collection that expires records is found only until
+  /// its expiry time, and on_value gets its value without the time.
   template <class Fn>
   bool find(std::string_view key, Fn&& on_value) const {
+    bool gone = false;
+    return find_stored(key, unexpired(key, on_value, gone)) && !gone;
+  }
+
+  /// find(), but every record as stored (values with their expiry times,
+  /// expired records too).
+  template <class Fn>
+  bool find_stored(std::string_view key, Fn&& on_value) const {
     std::shared_ptr<const detail::WriteBuffer> imm;
     std::shared_ptr<const detail::Version> v;
     {
@@ -12106,9 +12430,16 @@ class Engine {
     return Snapshot(std::move(st), this, last_seq_);
   }
 
-  /// find() at a snapshot of this store: the record as it was then.
+  /// find() at a snapshot of this store: the record as it was then (gone
+  /// once its expiry time has come, now).
   template <class Fn>
   bool find_at(const Snapshot& at, std::string_view key, Fn&& on_value) const {
+    bool gone = false;
+    return find_at_stored(at, key, unexpired(key, on_value, gone)) && !gone;
+  }
+  /// find_at() with every record as stored (see find_stored()).
+  template <class Fn>
+  bool find_at_stored(const Snapshot& at, std::string_view key, Fn&& on_value) const {
     const detail::SnapshotState& st = *state_of(at);
     // Whether a buffer holds a version of key the snapshot sees: 1 a put
     // (on_value called), 0 an erase, -1 none.
@@ -12458,6 +12789,11 @@ class Engine {
     /// Releases the blocks and the Version it pins.
     ~Cursor() = default;
 
+    /// Makes the cursor read records as stored: the values of a collection
+    /// that expires records with their expiry times in front, and expired
+    /// records too (by default it skips those and strips the times). Call
+    /// before the first peek().
+    void read_stored() { stored_ = true; }
     /// Positions on the next record after the last accepted one (the first
     /// of the range before any) without accepting it; false at the end.
     /// After it returns true, key(), value() and file() describe the record
@@ -12476,13 +12812,15 @@ class Engine {
     }
     /// The peeked record's encoded key.
     std::string_view key() const { return batch_[pos_].key; }
-    /// The peeked record's stored value bytes.
+    /// The peeked record's value bytes (as stored, but without an expiry
+    /// time unless read_stored() was called).
     std::string_view value() const { return batch_[pos_].value; }
     /// The chunk file the peeked record came from (nullptr: a buffered write).
     const std::filesystem::path* file() const { return batch_[pos_].file; }
     /// Whether the cursor has passed its last record (or is an end cursor).
     bool at_end() const { return store_ == nullptr || done_; }
-    /// The encoded key last accepted ("" before the first).
+    /// The encoded key last accepted ("" before the first), or an expired
+    /// record's the cursor skipped after it.
     const std::string& last() const { return last_; }
 
    private:
@@ -12511,6 +12849,7 @@ class Engine {
       from_ = o.from_;
       to_ = o.to_;
       reverse_ = o.reverse_;
+      stored_ = o.stored_;
       last_ = o.last_;
       started_ = o.started_;
       done_ = o.done_;
@@ -12546,7 +12885,8 @@ class Engine {
         positioned_ = false;  // the store changed: the batch may be stale
       }
       try {
-        fill();
+        do fill();
+        while (!hide_expired());
       } catch (...) {
         // A failed read may leave the merge position anywhere: the next ++
         // starts over after the last key returned (and meets the error again).
@@ -12559,6 +12899,35 @@ class Engine {
         done_ = true;
         release();
       }
+    }
+
+    // Takes the expired records of the collections that expire records out
+    // of a batch fill() just made, and the expiry times off the values of
+    // the others. False when none was left of a batch that was not empty:
+    // fill() again, after the last of them.
+    bool hide_expired() {
+      const Engine& s = *store_;
+      if (stored_ || batch_.empty() || s.expiring_.empty()) return true;
+      std::uint64_t now = 0;
+      std::size_t kept = 0;
+      for (std::size_t i = 0; i < batch_.size(); ++i) {
+        Pending p = batch_[i];
+        if (s.expiring_.covers(p.key)) {
+          const detail::Expiring e = detail::split_expiry(p.value, p.file);
+          if (e.expires != 0 && now == 0) now = s.now_micros();
+          if (detail::expired_at(e.expires, now)) continue;
+          p.value = e.value;
+        }
+        batch_[kept++] = p;
+      }
+      if (kept == 0) {
+        last_.assign(batch_.back().key);
+        started_ = true;
+        batch_.clear();
+        return false;
+      }
+      batch_.resize(kept);
+      return true;
     }
 
     // Under the shared lock: positions the sources after last_ (or at from_)
@@ -12620,6 +12989,7 @@ class Engine {
     std::shared_ptr<const detail::SnapshotState> snap_;  // reads at this moment (or now)
     std::optional<std::string> from_, to_;
     bool reverse_ = false;
+    bool stored_ = false;  // read_stored()
     std::string last_;  // encoded key last returned
     bool started_ = false, positioned_ = false, done_ = false;
     std::size_t fills_ = 0;  // batches filled (their size grows: see kFirstBatch)
@@ -13572,6 +13942,12 @@ class Engine {
     std::string last_key;                    // largest input key (the round-robin position)
   };
   std::optional<Job> next_job(const std::shared_ptr<const detail::Version>& v, bool everything);
+  // compact()'s last step: a merge of the last level's files that hold keys
+  // time alone removes (of collections that expire records, and of
+  // histories, whose versions age), so that an idle store gives their space
+  // back too. One contiguous span of files, from the first holding such
+  // keys to the last; nullopt when there is none.
+  std::optional<Job> prune_job(const std::shared_ptr<const detail::Version>& v);
   // Runs job (merging its inputs into new files of its output level) and
   // installs the result. Throws Aborted when close() stops it.
   void run_job(Job& job, bool abortable);
@@ -13742,7 +14118,7 @@ class Engine {
   void replace_manifest(detail::Manifest m) {
     manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
     manifest_ = std::move(m);
-    note_history_rules();
+    note_rules();
   }
 
   // The history keyspace of collection id as its writers use it, or
@@ -13756,6 +14132,30 @@ class Engine {
     hook->start = h->history_start;
     return hook;
   }
+  // The expiry of collection id (nullptr: its values carry no times).
+  std::shared_ptr<const detail::ExpiryRule> expiry_rule(std::uint32_t id) const {
+    const auto* e = manifest_.expiry(id);
+    if (!e) return nullptr;
+    return std::make_shared<const detail::ExpiryRule>(detail::ExpiryRule{e->expiry_ttl, e->expiry_start});
+  }
+  // on_value behind the expiry of key's collection: for a collection that
+  // expires records, called with the value without its time, and not at
+  // all once the record expired (gone is set then). Asked after the value
+  // is read: a value carrying a time was written after its collection's id
+  // was published.
+  template <class Fn>
+  auto unexpired(std::string_view key, Fn& on_value, bool& gone) const {
+    return [this, key, &on_value, &gone](std::string_view value, const std::filesystem::path* file) {
+      if (!expiring_.covers(key)) return on_value(value, file);
+      const detail::Expiring e = detail::split_expiry(value, file);
+      if (detail::expired_at(e.expires, now_micros())) {
+        gone = true;
+        return;
+      }
+      on_value(e.value, file);
+    };
+  }
+
   // The rule a history entry of the collection table records.
   static History history_rule(const detail::CollectionState& c) {
     return History{c.history_versions, std::chrono::seconds(static_cast<std::int64_t>(c.history_seconds))};
@@ -13772,11 +14172,16 @@ class Engine {
     if (ks.empty()) return {};
     return detail::HistoryPruner(std::move(ks), detail::history_micros(detail::clock_now(opt_)));
   }
-  // Keeps history_rules_ in step with manifest_ (at every change of it).
-  void note_history_rules() {
+  // Keeps history_rules_ and expiring_ in step with manifest_ (at every
+  // change of it).
+  void note_rules() {
     std::vector<detail::HistoryPruner::Keyspace> ks;
-    for (const auto& c : manifest_.collections)
+    std::vector<std::uint32_t> expiring;
+    for (const auto& c : manifest_.collections) {
       if (c.is_history()) ks.push_back({c.id, history_rule(c)});
+      if (c.is_expiry()) expiring.push_back(c.parent);
+    }
+    expiring_.assign(std::move(expiring));
     std::lock_guard h(history_mu_);
     history_rules_ = std::move(ks);
   }
@@ -13959,6 +14364,8 @@ class Engine {
   // (which hold no install_mu_). history_mu_ is a leaf.
   mutable std::mutex history_mu_;
   std::vector<detail::HistoryPruner::Keyspace> history_rules_;  // history_mu_
+  // The collections whose values carry expiry times (read without a lock).
+  detail::ExpiringSet expiring_;
   std::uint64_t wal_closed_bytes_ = 0;       // write_mu_
   std::vector<std::uint64_t> wal_segments_;  // write_mu_
   // Segments a flush took out of wal_segments_ that the flush thread has not
@@ -14663,6 +15070,7 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
   std::uint64_t n = 0;
   std::int64_t delta = 0;
   detail::HistoryPruner prune = history_pruner();  // history entries no longer kept become tombstones
+  const detail::ExpiryPruner expire(&expiring_, now_micros());  // and so do expired records
   for (;;) {
     // The smallest key; the newest source holding it wins (the buffer, then
     // the runs in order).
@@ -14720,6 +15128,7 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
       if (fate == detail::HistoryPruner::Fate::cut) value = detail::history_cut_value();
       if (fate == detail::HistoryPruner::Fate::drop) tombstone = true;
     }
+    if (!tombstone && expire.expired(best, value)) tombstone = true;
     const int newest_put = tombstone ? 0 : 1;
     bool uncounted = false;
     int below = -1;  // nothing_below(best), once asked: 1 (nothing) or 0
@@ -15374,6 +15783,41 @@ auto Engine<Compression, Eviction, Lock>::next_job(const std::shared_ptr<const d
 }
 
 template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::prune_job(const std::shared_ptr<const detail::Version>& v)
+    -> std::optional<Job> {
+  std::vector<std::uint32_t> ids;
+  {
+    std::lock_guard inst(install_mu_);
+    for (const auto& c : manifest_.collections) {
+      if (c.is_expiry()) ids.push_back(c.parent);
+      if (c.is_history()) ids.push_back(c.id);
+    }
+  }
+  const detail::Run& last = v->levels[detail::kLastLevel];
+  std::size_t first = last.files.size(), end = 0;
+  for (auto id : ids) {
+    const std::string lo = detail::collection_prefix(id);
+    const auto hi = prefix_end(lo);  // a collection prefix always has an end
+    const auto [a, b] = last.overlapping(lo, hi ? *hi : lo);
+    if (a < b) {
+      first = std::min(first, a);
+      end = std::max(end, b);
+    }
+  }
+  if (first >= end) return std::nullopt;
+  Job job;
+  job.v = v;
+  job.output = detail::kLastLevel;
+  detail::Run r;
+  for (std::size_t i = first; i < end; ++i) {
+    r.add(last.files[i]);
+    job.lower.push_back(last.files[i]);
+  }
+  job.inputs.push_back(std::move(r));
+  return job;
+}
+
+template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::run_job(Job& job, bool abortable) -> void {
   std::vector<detail::ChunkRef> refs;
   std::optional<Output> out;
@@ -15474,6 +15918,7 @@ auto Engine<Compression, Eviction, Lock>::compact() -> void {
       if (!job) break;
       run_job(*job, /*abortable=*/false);
     }
+    if (auto job = prune_job(current_version())) run_job(*job, /*abortable=*/false);
   } catch (...) {
     // As a background compaction would: the store fails (its files stay
     // consistent; a reopen recovers).
@@ -15591,7 +16036,7 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   MigrationPlan plan;
   if (detail::manifest_exists(*fs_, dir_)) {
     manifest_ = detail::read_manifest(*fs_, dir_);
-    note_history_rules();
+    note_rules();
     check_manifest(migrations);
     plan = plan_migration(migrations, target);
   } else {
@@ -15647,7 +16092,8 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   if (manifest_.layout == detail::Layout::prefixed) default_slot_.prefix = detail::collection_prefix(0);
   default_slot_.undeclared = recorded_indexes(0);
   default_slot_.history = history_hook(0);
-  default_slot_.indexed = !default_slot_.undeclared.empty() || default_slot_.history;
+  default_slot_.expiry = expiry_rule(0);
+  default_slot_.indexed = !default_slot_.undeclared.empty() || default_slot_.history || default_slot_.expiry;
   if (!types_.database && !opt_.read_only && manifest_.keyspace(detail::kDefaultKeyspace)->key_order.empty()) {
     std::lock_guard inst(install_mu_);
     adopt_default_types(types_);
@@ -16090,7 +16536,7 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
     throw;
   }
   manifest_ = std::move(m);
-  note_history_rules();
+  note_rules();
   if (rewrite) {
     version_->for_each_run([&](const detail::Run& r, std::uint32_t) {
       for (const auto& f : r.files) {
@@ -16117,6 +16563,19 @@ auto Engine<Compression, Eviction, Lock>::convert_value(const MigrationPlan& pla
                                                         std::string_view value, std::string& out,
                                                         std::string& current, MigrationReport& report) const
     -> bool {
+  // A value of a collection that expires records is converted without its
+  // expiry time, which the result keeps; an expired record is dropped.
+  const bool timed = expiring_.covers(key);
+  std::uint64_t expires = 0;
+  if (timed) {
+    const detail::Expiring e = detail::split_expiry(value, nullptr);
+    if (detail::expired_at(e.expires, now_micros())) {
+      ++report.dropped;
+      return false;
+    }
+    expires = e.expires;
+    value = e.value;
+  }
   if (plan.reserialize) {
     try {
       current = plan.reserialize->convert(value);
@@ -16148,7 +16607,10 @@ auto Engine<Compression, Eviction, Lock>::convert_value(const MigrationPlan& pla
                          std::to_string(current.size()) + " bytes for key " + describe_key(key) +
                          ", over the limit of " + std::to_string(kMaxValueBytes));
   ++report.records;
-  out.swap(current);
+  if (timed)
+    out = detail::with_expiry(expires, current);
+  else
+    out.swap(current);
   return true;
 }
 
@@ -16196,6 +16658,17 @@ auto Engine<Compression, Eviction, Lock>::migrate_collection(std::string_view na
                           " -> " + std::to_string(plan.to_version) + " via " + describe_plan(plan));
   const std::string from_prefix = detail::collection_prefix(old.id);
   const std::string to_prefix = detail::collection_prefix(fresh);
+  bool timed = false;  // the copies carry expiry times when the records do
+  std::uint64_t ttl = 0, copy_start = 0;
+  {
+    std::lock_guard inst(install_mu_);
+    if (const auto* e = manifest_.expiry(old.id)) {
+      timed = true;
+      ttl = e->expiry_ttl;
+    }
+    std::lock_guard w(write_mu_);
+    copy_start = last_seq_;
+  }
   try {
     std::string current, converted;
     detail::walk_in_batches(
@@ -16204,7 +16677,7 @@ auto Engine<Compression, Eviction, Lock>::migrate_collection(std::string_view na
           if (convert_value(plan, key, value, converted, current, report))
             ops.push_back(WriteOp{false, to_prefix + std::string(key.substr(from_prefix.size())), converted});
         },
-        [this](std::vector<WriteOp>&& ops) { write(ops); });
+        [this](std::vector<WriteOp>&& ops) { write(ops); }, /*stored=*/true);
     flush();  // the copies durable before the MANIFEST names them
   } catch (const std::exception& e) {
     log(LogLevel::error, "migration of " + where + " failed, nothing was changed: " + e.what());
@@ -16233,6 +16706,16 @@ auto Engine<Compression, Eviction, Lock>::migrate_collection(std::string_view na
     std::erase_if(m.collections, [&](const detail::CollectionState& c) { return c.is_index() && c.parent == old.id; });
     m.dropped.insert(m.dropped.end(), indexes.begin(), indexes.end());
     m.collections.push_back(std::move(moved));
+    if (timed) {  // the copies expire as the records did
+      detail::CollectionState e;
+      e.name = std::string(detail::kExpiryName);
+      e.id = m.next_collection_id++;
+      e.kind = detail::CollectionKind::expiry;
+      e.parent = fresh;
+      e.expiry_ttl = ttl;
+      e.expiry_start = copy_start;
+      m.collections.push_back(std::move(e));
+    }
     replace_manifest(std::move(m));
     report.backup_collection = backup;
   }
@@ -16364,6 +16847,10 @@ void EngineHandle<C, E, L>::keep_history(CollectionSlot& slot, const History& ru
   engine_->keep_history(slot, rule);
 }
 template <class C, class E, class L>
+void EngineHandle<C, E, L>::set_expiry(CollectionSlot& slot, std::uint64_t ttl) {
+  engine_->set_expiry(slot, ttl);
+}
+template <class C, class E, class L>
 bool EngineHandle<C, E, L>::prefixed() const {
   return engine_->prefixed();
 }
@@ -16473,6 +16960,10 @@ template <class C, class E, class L>
 auto EngineHandle<C, E, L>::Cursor::operator=(Cursor&& other) noexcept -> Cursor& = default;
 template <class C, class E, class L>
 EngineHandle<C, E, L>::Cursor::~Cursor() = default;
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::Cursor::read_stored() {
+  if (c_) c_->cursor.read_stored();
+}
 template <class C, class E, class L>
 bool EngineHandle<C, E, L>::Cursor::peek() {
   return c_ && c_->cursor.peek();
@@ -16643,6 +17134,54 @@ class Collection {
             [&](engine_type& e) { commit_indexed(e, {WriteOp{false, std::move(k), std::move(v)}}); }, kBlind);
   }
 
+  /// Stores value under key for ttl (more than 0): the record expires ttl
+  /// from now (Options::clock), after which every read (get, contains,
+  /// scans, counts, size, snapshots) finds it gone, across restarts (the
+  /// time on disk is absolute); compaction then reclaims its space. A later
+  /// put without a ttl gives the record the collection's default TTL (see
+  /// set_default_ttl: none, unless one was set). The first put with a ttl
+  /// makes the collection expire records, as set_default_ttl(0) would:
+  /// ValidationError when it holds records stored before (or has an index,
+  /// or is a bare Storage store's).
+  void put(const Key& key, const Value& value, std::chrono::microseconds ttl) {
+    WriteOp op{false, encode_checked_key(key), serialize_checked(value)};
+    op.ttl = checked_ttl(ttl);
+    expire_records();
+    guarded([&](engine_type& e) { commit_indexed(e, {std::move(op)}); },
+            [&](engine_type& e) { commit_indexed(e, {std::move(op)}); }, kBlind);
+  }
+
+  /// Makes every later put of this collection that gives no ttl (put,
+  /// put_batch, insert, update, batches) expire ttl after it, for every
+  /// session (recorded in the MANIFEST, durably, before this returns);
+  /// ttl 0: such puts never expire (a put with a ttl still does). Records
+  /// already stored keep their expiry times. The first call (or the first
+  /// put with a ttl) makes the collection expire records: each value it
+  /// stores from then on carries its expiry time (docs/format.md,
+  /// "Expiry"), so the collection must hold no record then (a
+  /// ValidationError says so; copy the records into a new collection to
+  /// give them times). Needs a store of several collections (a
+  /// Database's); ValidationError otherwise, in a read_only store, for a
+  /// collection with an index (not supported yet), or for a ttl below 0 or
+  /// over about 2,000 years. It waits for the collection's writers in
+  /// flight.
+  void set_default_ttl(std::chrono::microseconds ttl) {
+    if (ttl.count() < 0)
+      throw ValidationError("stowage: a default time to live must not be negative (got " +
+                            std::to_string(ttl.count()) + " us)");
+    engine_type& e = engine();
+    std::unique_lock gate(slot_->gate);
+    e.set_expiry(*slot_, static_cast<std::uint64_t>(ttl.count()));
+  }
+  /// What set_default_ttl() last set (0: puts without a ttl never expire).
+  std::chrono::microseconds default_ttl() const {
+    const auto rule = expiry_rule();
+    return std::chrono::microseconds(rule ? static_cast<std::int64_t>(rule->ttl) : 0);
+  }
+  /// Whether the collection expires records (set_default_ttl() or a put
+  /// with a ttl made it so).
+  bool expires_records() const { return expiry_rule() != nullptr; }
+
   /// The value stored under key, or std::nullopt.
   std::optional<Value> get(const Key& key) const { return get_in(key, nullptr); }
 
@@ -16771,6 +17310,16 @@ class Collection {
     /// Adds a put of value under key.
     Batch& put(const Key& key, const Value& value) {
       ops_.push_back(WriteOp{false, encode_checked_key(*engine_, prefix_, key), serialize_checked(*engine_, value)});
+      return *this;
+    }
+    /// Adds a put of value under key that expires ttl after the commit
+    /// (see Collection::put(key, value, ttl)); the first makes the
+    /// collection expire records, at once.
+    Batch& put(const Key& key, const Value& value, std::chrono::microseconds ttl) {
+      WriteOp op{false, encode_checked_key(*engine_, prefix_, key), serialize_checked(*engine_, value)};
+      op.ttl = checked_ttl(ttl);
+      expire_records(*engine_, *slot_);
+      ops_.push_back(std::move(op));
       return *this;
     }
     /// Adds an erase of key (as discard(): not knowing whether it is there).
@@ -17193,13 +17742,18 @@ class Collection {
   template <class Fn>
   std::uint64_t changes_since(std::uint64_t sequence, Fn&& fn) const {
     const engine_type& eng = engine();
+    const auto rule = expiry_rule();
     return eng.changes_since(sequence, prefix_,
                              [&](std::uint64_t seq, bool erased, std::string_view key, std::string_view value) {
                                Change<Key, Value> c;
                                c.sequence = seq;
                                c.erased = erased;
                                decode_stored_key_into(eng, key, c.key, nullptr);
-                               if (!erased) c.value = deserialize(eng, value, nullptr);
+                               if (!erased) {
+                                 const detail::Expiring v = detail::feed_value(rule.get(), seq, value);
+                                 c.value = deserialize(eng, v.value, nullptr);
+                                 c.expires = detail::expiry_point(v.expires);
+                               }
                                fn(static_cast<const Change<Key, Value>&>(c));
                              });
   }
@@ -17498,11 +18052,11 @@ class Collection {
     {
       std::shared_lock gate(slot_->gate);
       if (!slot_->indexed.load(std::memory_order_acquire)) return plain(e);
-      if (blind && detail::history_only(*slot_)) return indexed(e);
+      if (blind && detail::reads_nothing(*slot_)) return indexed(e);
     }
     std::unique_lock gate(slot_->gate);
     e.mark_stale(*slot_);
-    if (slot_->hooks.empty() && !slot_->history) {
+    if (slot_->hooks.empty() && !slot_->history && !slot_->expiry) {
       slot_->indexed.store(false, std::memory_order_release);
       return plain(e);
     }
@@ -17516,6 +18070,7 @@ class Collection {
     std::vector<WriteOp> all = ops;
     detail::expand_index_ops(e, *slot_, ops, mine, all);
     detail::expand_history_ops(e, *slot_, ops, mine, all);
+    detail::apply_expiry(e, *slot_, mine, all);
     e.write(all);
   }
   // insert() and update(): Engine::read_modify_write, or with indexes a read
@@ -17573,6 +18128,34 @@ class Collection {
       fn(v);
       return true;
     }
+  }
+
+  // A put's ttl in microseconds: ValidationError unless it is more than 0
+  // (and within kMaxExpiryMicros).
+  static std::uint64_t checked_ttl(std::chrono::microseconds ttl) {
+    if (ttl.count() <= 0 || static_cast<std::uint64_t>(ttl.count()) > detail::kMaxExpiryMicros)
+      throw ValidationError("stowage: a put's time to live must be more than 0 and at most " +
+                            std::to_string(detail::kMaxExpiryMicros / 1000000) + " s (got " +
+                            std::to_string(ttl.count()) + " us)");
+    return static_cast<std::uint64_t>(ttl.count());
+  }
+  // Makes slot's collection expire records when it does not yet (see
+  // set_default_ttl; the default TTL stays 0).
+  static void expire_records(engine_type& e, CollectionSlot& slot) {
+    {
+      std::shared_lock gate(slot.gate);
+      if (slot.expiry) return;
+    }
+    std::unique_lock gate(slot.gate);
+    if (!slot.expiry) e.set_expiry(slot, 0);
+  }
+  void expire_records() { expire_records(engine(), *slot_); }
+  // The collection's expiry (nullptr: it does not expire records), read
+  // under its gate.
+  std::shared_ptr<const detail::ExpiryRule> expiry_rule() const {
+    engine();
+    std::shared_lock gate(slot_->gate);
+    return slot_->expiry;
   }
 
   // The collection's history hook (nullptr: none), read under its gate.
@@ -17897,6 +18480,20 @@ class Database {
                const std::type_identity_t<V>& value) {
       check(c);
       ops_.push_back(WriteOp{false, c.encode_checked_key(key), c.serialize_checked(value)});
+      slots_.push_back(c.slot_);
+      return *this;
+    }
+    /// Adds a put of value under key into collection c that expires ttl
+    /// after the commit (see Collection::put(key, value, ttl)); the first
+    /// makes c expire records, at once.
+    template <class K, class V, class S>
+    Batch& put(const collection_type<K, V, S>& c, const std::type_identity_t<K>& key,
+               const std::type_identity_t<V>& value, std::chrono::microseconds ttl) {
+      check(c);
+      WriteOp op{false, c.encode_checked_key(key), c.serialize_checked(value)};
+      op.ttl = collection_type<K, V, S>::checked_ttl(ttl);
+      collection_type<K, V, S>::expire_records(c.engine(), *c.slot_);
+      ops_.push_back(std::move(op));
       slots_.push_back(c.slot_);
       return *this;
     }

@@ -958,6 +958,46 @@ TEST_CASE("load refuses a collection that keeps history; the tool lists no histo
   CHECK(db.collection<std::uint64_t, std::string>("b").get(5000) == "loaded");
 }
 
+TEST_CASE("an expiring collection: dump leaves expired records out and strips the times, load refuses it") {
+  TempDir dir("cli");
+  const auto now = std::chrono::system_clock::now();
+  {
+    Options o;
+    o.clock = [now] { return now - std::chrono::hours(2); };  // an hour-long ttl has run out by now
+    Database<> db(dir.path(), o);
+    auto a = db.collection<std::uint64_t, std::string>("a");
+    a.set_default_ttl(std::chrono::hours(1));
+    a.put(1, "expired");
+    a.put(2, "lives", std::chrono::hours(24));
+    db.collection<std::uint64_t, std::string>("b").put(3, "three");
+  }
+  const std::string d = " " + dir.path().string();
+  Run r = run("load --collection a" + d, "{\"key\": 5000, \"value\": \"loaded\"}\n");
+  CHECK(r.status != 0);
+  CHECK_THAT(r.err, Catch::Contains("expires records"));
+  r = run("stats" + d);
+  CHECK_THAT(r.out, Catch::Contains("3 collections") && Catch::Contains("collection   a (id 1)") &&
+                        Catch::Contains("collection   b (id 3)"));  // default, a, b
+  CHECK_THAT(r.out, Catch::Contains("expiry       of a (id 2): default time to live 3600 s, from sequence"));
+  r = run("dump --collection a" + d);
+  REQUIRE(r.status == 0);
+  const auto got = lines(r.out);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0]["key"] == 2);
+  CHECK(got[0]["value"] == "lives");
+  const auto expires = std::chrono::duration_cast<std::chrono::microseconds>(
+      (now + std::chrono::hours(22)).time_since_epoch());  // put 2 h before now, for 24 h
+  CHECK(got[0]["expires_us"] == expires.count());
+  CHECK(run("verify" + d).status == 0);
+  r = run("compact" + d);
+  CHECK(r.status == 0);
+  Database<> db(dir.path());
+  auto a = db.collection<std::uint64_t, std::string>("a");
+  CHECK_FALSE(a.get(1));
+  CHECK(*a.get(2) == "lives");
+  CHECK(a.size() == 1);
+}
+
 TEST_CASE("a Database's store with a damaged block: repair names the lost keys with their collection") {
   TempDir dir("cli"), out("cli");
   const Collections model = fill_collections(dir.path());

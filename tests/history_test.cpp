@@ -23,50 +23,28 @@
 #include <stowage/manifest.hpp>
 #include <stowage/stowage.hpp>
 
+#include "clock_util.hpp"
 #include "fault_fs.hpp"
 #include "test_util.hpp"
 
 using namespace stowage;
+using stowage_test::clocked_options;
+using stowage_test::ManualClock;
+using stowage_test::stored_records;
 using stowage_test::TempDir;
 
 namespace {
 
 using Strings = Collection<std::uint64_t, std::string>;
 
-// A wall clock tests move by hand.
-struct ManualClock {
-  std::shared_ptr<std::chrono::system_clock::time_point> t =
-      std::make_shared<std::chrono::system_clock::time_point>(std::chrono::sys_days(std::chrono::year(2026) / 1 / 1));
-  void advance(std::chrono::seconds s) const { *t += s; }
-  std::function<std::chrono::system_clock::time_point()> fn() const {
-    auto p = t;
-    return [p] { return *p; };
-  }
-};
-
-Options small_options(const ManualClock& clock) {
-  return Options{.cache_bytes = 256 << 10,
-                 .chunk_bytes = 8 << 10,
-                 .block_bytes = 512,
-                 .write_buffer_bytes = 16 << 10,
-                 .clock = clock.fn()};
-}
-
 std::uint64_t last_sequence(const Database<>& db) { return db.stats().last_sequence; }
-
-// Records in every level of the store (history entries and heads included).
-std::uint64_t stored_records(const Database<>& db) {
-  std::uint64_t n = 0;
-  for (const auto& l : db.stats().levels) n += l.records;
-  return n;
-}
 
 }  // namespace
 
 TEST_CASE("history lists a key's versions newest first, with the change feed's sequences", "[history]") {
   TempDir tmp("history-list");
   ManualClock clock;
-  Database db(tmp / "db", small_options(clock));
+  Database db(tmp / "db", clocked_options(clock));
   auto c = db.collection<std::uint64_t, std::string>("c");
   CHECK(c.history_kept() == History{});
   CHECK_THROWS_AS(c.history(1), ValidationError);  // no history kept
@@ -126,7 +104,7 @@ TEST_CASE("history lists a key's versions newest first, with the change feed's s
 TEST_CASE("get_at reads the value at every sequence, against a model", "[history]") {
   TempDir tmp("history-model");
   ManualClock clock;
-  Database db(tmp / "db", small_options(clock));
+  Database db(tmp / "db", clocked_options(clock));
   auto c = db.collection<std::uint64_t, std::string>("c");
   c.put(100, "before");  // stored before history began, never written again
   c.put(101, "old");     // stored before, then overwritten
@@ -195,7 +173,7 @@ TEST_CASE("get_at reads the value at every sequence, against a model", "[history
 TEST_CASE("the count rule keeps the newest versions; compaction reclaims the rest", "[history]") {
   TempDir tmp("history-count");
   ManualClock clock;
-  Database db(tmp / "db", small_options(clock));
+  Database db(tmp / "db", clocked_options(clock));
   auto c = db.collection<std::uint64_t, std::string>("c");
   c.keep_history({.versions = 3});
   std::vector<std::uint64_t> seqs;  // of key 7's puts
@@ -234,7 +212,7 @@ TEST_CASE("the count rule keeps the newest versions; compaction reclaims the res
 TEST_CASE("the age rule follows the clock; compaction reclaims old versions", "[history]") {
   TempDir tmp("history-age");
   ManualClock clock;
-  Database db(tmp / "db", small_options(clock));
+  Database db(tmp / "db", clocked_options(clock));
   auto c = db.collection<std::uint64_t, std::string>("c");
   c.keep_history({.keep_for = std::chrono::hours(1)});
   c.put(1, "a");
@@ -272,7 +250,7 @@ TEST_CASE("the rule is kept across sessions and writers need not declare it", "[
   ManualClock clock;
   std::uint64_t s1 = 0;
   {
-    Database db(tmp / "db", small_options(clock));
+    Database db(tmp / "db", clocked_options(clock));
     auto c = db.collection<std::uint64_t, std::string>("c");
     c.keep_history({.versions = 5, .keep_for = std::chrono::hours(24)});
     c.put(1, "one");
@@ -280,7 +258,7 @@ TEST_CASE("the rule is kept across sessions and writers need not declare it", "[
     c.put(1, "two");  // in the WAL at close (replayed), or flushed
   }
   {
-    Database db(tmp / "db", small_options(clock));
+    Database db(tmp / "db", clocked_options(clock));
     auto c = db.collection<std::uint64_t, std::string>("c");
     CHECK(c.history_kept() == History{.versions = 5, .keep_for = std::chrono::hours(24)});
     c.put(1, "three");  // no keep_history() in this session
@@ -296,7 +274,7 @@ TEST_CASE("the rule is kept across sessions and writers need not declare it", "[
     CHECK(db.collections() == std::vector<std::string>{"c"});  // the history is not a collection
   }
   {
-    Options ro = small_options(clock);
+    Options ro = clocked_options(clock);
     ro.read_only = true;
     Database db(tmp / "db", ro);
     auto c = db.collection<std::uint64_t, std::string>("c");
@@ -308,7 +286,7 @@ TEST_CASE("the rule is kept across sessions and writers need not declare it", "[
 TEST_CASE("stopping history erases its versions; dropping the collection drops them", "[history]") {
   TempDir tmp("history-stop");
   ManualClock clock;
-  Database db(tmp / "db", small_options(clock));
+  Database db(tmp / "db", clocked_options(clock));
   auto c = db.collection<std::uint64_t, std::string>("c");
   c.keep_history({.versions = 50});
   for (int i = 0; i < 200; ++i) c.put(static_cast<std::uint64_t>(i % 4), std::to_string(i));
@@ -334,7 +312,7 @@ TEST_CASE("stopping history erases its versions; dropping the collection drops t
 TEST_CASE("concurrent writers (group commits) and readers see whole versions", "[history]") {
   TempDir tmp("history-threads");
   ManualClock clock;
-  Options o = small_options(clock);
+  Options o = clocked_options(clock);
   o.durability = Durability::sync;  // writers share syncs: several stamped commits in one group
   Database db(tmp / "db", o);
   auto c = db.collection<std::uint64_t, std::string>("c");
@@ -391,10 +369,10 @@ TEST_CASE("history needs a Database's store and a sane rule", "[history]") {
   TempDir tmp("history-bare");
   ManualClock clock;
   {
-    Storage<std::uint64_t, std::string> s(tmp / "bare", small_options(clock));
+    Storage<std::uint64_t, std::string> s(tmp / "bare", clocked_options(clock));
     CHECK_THROWS_AS(s.keep_history({.versions = 2}), ValidationError);
   }
-  Database db(tmp / "db", small_options(clock));
+  Database db(tmp / "db", clocked_options(clock));
   auto c = db.collection<std::uint64_t, std::string>("c");
   CHECK_THROWS_AS(c.keep_history({.keep_for = std::chrono::seconds(-1)}), ValidationError);
   CHECK_THROWS_AS(c.keep_history({.keep_for = std::chrono::hours(24 * 365 * 5000)}), ValidationError);
@@ -440,7 +418,7 @@ TEST_CASE("hostile history bytes are a CorruptionError", "[history]") {
   // A MANIFEST with a history.
   TempDir tmp("history-hostile");
   ManualClock clock;
-  Database db(tmp / "db", small_options(clock));
+  Database db(tmp / "db", clocked_options(clock));
   auto c = db.collection<std::uint64_t, std::string>("c");
   c.keep_history({.versions = 3});
   c.put(1, "a");
@@ -479,14 +457,14 @@ TEST_CASE("a power cut while the baseline is written leaves no history behind", 
     const auto dir = tmp / "db";
     ManualClock clock;
     {
-      Database db(dir, small_options(clock));
+      Database db(dir, clocked_options(clock));
       auto c = db.collection<std::uint64_t, std::string>("c");
       for (std::uint64_t k = 0; k < 3000; ++k) c.put(k, std::string(50, 'r'));
     }
     auto fs = FaultFileSystem::make(dir);
     bool failed = false;
     try {
-      Options o = small_options(clock);
+      Options o = clocked_options(clock);
       o.file_system = fs;
       Database db(dir, o);
       auto c = db.collection<std::uint64_t, std::string>("c");
@@ -499,7 +477,7 @@ TEST_CASE("a power cut while the baseline is written leaves no history behind", 
     CHECK(failed);
     fs->simulate_power_loss(stowage_test::TailMode::drop, mask);
     {
-      Database db(dir, small_options(clock));
+      Database db(dir, clocked_options(clock));
       auto c = db.collection<std::uint64_t, std::string>("c");
       CHECK(c.history_kept() == History{});
       CHECK(c.size() == 3000);
@@ -524,14 +502,14 @@ TEST_CASE("a power cut never leaves a record and its history disagreeing", "[his
     const auto dir = tmp / "db";
     ManualClock clock;
     {  // the history begins durably before the cuts
-      Database db(dir, small_options(clock));
+      Database db(dir, clocked_options(clock));
       db.collection<std::uint64_t, std::string>("c").keep_history({.versions = 4});
     }
     auto fs = FaultFileSystem::make(dir);
     std::mt19937_64 rng(seed * 104729);
     fs->fail_at(stowage_test::kOpMutating, 20 + rng() % 600, true);
     try {
-      Options o = small_options(clock);
+      Options o = clocked_options(clock);
       o.file_system = fs;
       o.durability = seed % 2 ? Durability::sync : Durability::none;
       Database db(dir, o);
@@ -555,7 +533,7 @@ TEST_CASE("a power cut never leaves a record and its history disagreeing", "[his
     }
     fs->simulate_power_loss(modes[seed % 5], seed);
     INFO("seed " << seed);
-    Database db(dir, small_options(clock));
+    Database db(dir, clocked_options(clock));
     auto c = db.collection<std::uint64_t, std::string>("c");
     for (std::uint64_t k = 0; k < 12; ++k) {
       const auto now = c.get(k);

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -44,9 +45,27 @@ struct Change {
   bool erased = false;         ///< an erase (handed over whether or not the key was there)
   Key key{};
   std::optional<Value> value;  ///< the value put; empty for an erase
+  /// A put into a collection that expires records: when the record
+  /// expires (Options::clock's time; the epoch: never). The feed hands the
+  /// put over whether or not it has expired since.
+  std::chrono::system_clock::time_point expires{};
 };
 
 namespace detail {
+
+/// A put's value as the change feed reads it: split from its expiry time
+/// when its collection expires records (rule) and the put came after
+/// expiry began.
+inline Expiring feed_value(const ExpiryRule* rule, std::uint64_t seq, std::string_view value) {
+  if (rule == nullptr || seq <= rule->start) return {0, value};
+  return split_expiry(value, nullptr);
+}
+
+/// An expiry time (us since the Unix epoch; 0: never) as a time point.
+inline std::chrono::system_clock::time_point expiry_point(std::uint64_t micros) {
+  return std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::microseconds(micros)));
+}
 
 /// Where a feed read stands: the next sequence it must meet, and the
 /// sequence it asked from (to tell a released start from a lost middle).
@@ -151,6 +170,9 @@ class ChangeReader {
     if (!detail::manifest_exists(*fs_, dir_)) throw ValidationError("stowage: no store at " + dir_.string() + " (no MANIFEST)");
     const detail::Manifest m = detail::read_manifest(*fs_, dir_);
     const std::string prefix = collection_prefix(m);
+    std::optional<detail::ExpiryRule> rule;
+    if (const auto p = detail::parse_collection_prefix(prefix))
+      if (const auto* e = m.expiry(p->id)) rule = detail::ExpiryRule{e->expiry_ttl, e->expiry_start};
     detail::FeedPosition pos;
     pos.since = sequence;
     pos.next = sequence + 1;
@@ -159,7 +181,11 @@ class ChangeReader {
       c.sequence = seq;
       c.erased = erased;
       decode_key_into<Key>(key, c.key);
-      if (!erased) c.value = Serializer::template deserialize<Value>(value);
+      if (!erased) {
+        const detail::Expiring v = detail::feed_value(rule ? &*rule : nullptr, seq, value);
+        c.value = Serializer::template deserialize<Value>(v.value);
+        c.expires = detail::expiry_point(v.expires);
+      }
       fn(static_cast<const Change<Key, Value>&>(c));
     };
     // A listing taken while the writer renames a segment (wal- to feed-)

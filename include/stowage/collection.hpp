@@ -12,6 +12,7 @@
 // makes, under the Lock policy.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <filesystem>
 #include <iterator>
@@ -173,6 +174,54 @@ class Collection {
             [&](engine_type& e) { commit_indexed(e, {WriteOp{false, std::move(k), std::move(v)}}); }, kBlind);
   }
 
+  /// Stores value under key for ttl (more than 0): the record expires ttl
+  /// from now (Options::clock), after which every read (get, contains,
+  /// scans, counts, size, snapshots) finds it gone, across restarts (the
+  /// time on disk is absolute); compaction then reclaims its space. A later
+  /// put without a ttl gives the record the collection's default TTL (see
+  /// set_default_ttl: none, unless one was set). The first put with a ttl
+  /// makes the collection expire records, as set_default_ttl(0) would:
+  /// ValidationError when it holds records stored before (or has an index,
+  /// or is a bare Storage store's).
+  void put(const Key& key, const Value& value, std::chrono::microseconds ttl) {
+    WriteOp op{false, encode_checked_key(key), serialize_checked(value)};
+    op.ttl = checked_ttl(ttl);
+    expire_records();
+    guarded([&](engine_type& e) { commit_indexed(e, {std::move(op)}); },
+            [&](engine_type& e) { commit_indexed(e, {std::move(op)}); }, kBlind);
+  }
+
+  /// Makes every later put of this collection that gives no ttl (put,
+  /// put_batch, insert, update, batches) expire ttl after it, for every
+  /// session (recorded in the MANIFEST, durably, before this returns);
+  /// ttl 0: such puts never expire (a put with a ttl still does). Records
+  /// already stored keep their expiry times. The first call (or the first
+  /// put with a ttl) makes the collection expire records: each value it
+  /// stores from then on carries its expiry time (docs/format.md,
+  /// "Expiry"), so the collection must hold no record then (a
+  /// ValidationError says so; copy the records into a new collection to
+  /// give them times). Needs a store of several collections (a
+  /// Database's); ValidationError otherwise, in a read_only store, for a
+  /// collection with an index (not supported yet), or for a ttl below 0 or
+  /// over about 2,000 years. It waits for the collection's writers in
+  /// flight.
+  void set_default_ttl(std::chrono::microseconds ttl) {
+    if (ttl.count() < 0)
+      throw ValidationError("stowage: a default time to live must not be negative (got " +
+                            std::to_string(ttl.count()) + " us)");
+    engine_type& e = engine();
+    std::unique_lock gate(slot_->gate);
+    e.set_expiry(*slot_, static_cast<std::uint64_t>(ttl.count()));
+  }
+  /// What set_default_ttl() last set (0: puts without a ttl never expire).
+  std::chrono::microseconds default_ttl() const {
+    const auto rule = expiry_rule();
+    return std::chrono::microseconds(rule ? static_cast<std::int64_t>(rule->ttl) : 0);
+  }
+  /// Whether the collection expires records (set_default_ttl() or a put
+  /// with a ttl made it so).
+  bool expires_records() const { return expiry_rule() != nullptr; }
+
   /// The value stored under key, or std::nullopt.
   std::optional<Value> get(const Key& key) const { return get_in(key, nullptr); }
 
@@ -301,6 +350,16 @@ class Collection {
     /// Adds a put of value under key.
     Batch& put(const Key& key, const Value& value) {
       ops_.push_back(WriteOp{false, encode_checked_key(*engine_, prefix_, key), serialize_checked(*engine_, value)});
+      return *this;
+    }
+    /// Adds a put of value under key that expires ttl after the commit
+    /// (see Collection::put(key, value, ttl)); the first makes the
+    /// collection expire records, at once.
+    Batch& put(const Key& key, const Value& value, std::chrono::microseconds ttl) {
+      WriteOp op{false, encode_checked_key(*engine_, prefix_, key), serialize_checked(*engine_, value)};
+      op.ttl = checked_ttl(ttl);
+      expire_records(*engine_, *slot_);
+      ops_.push_back(std::move(op));
       return *this;
     }
     /// Adds an erase of key (as discard(): not knowing whether it is there).
@@ -723,13 +782,18 @@ class Collection {
   template <class Fn>
   std::uint64_t changes_since(std::uint64_t sequence, Fn&& fn) const {
     const engine_type& eng = engine();
+    const auto rule = expiry_rule();
     return eng.changes_since(sequence, prefix_,
                              [&](std::uint64_t seq, bool erased, std::string_view key, std::string_view value) {
                                Change<Key, Value> c;
                                c.sequence = seq;
                                c.erased = erased;
                                decode_stored_key_into(eng, key, c.key, nullptr);
-                               if (!erased) c.value = deserialize(eng, value, nullptr);
+                               if (!erased) {
+                                 const detail::Expiring v = detail::feed_value(rule.get(), seq, value);
+                                 c.value = deserialize(eng, v.value, nullptr);
+                                 c.expires = detail::expiry_point(v.expires);
+                               }
                                fn(static_cast<const Change<Key, Value>&>(c));
                              });
   }
@@ -1028,11 +1092,11 @@ class Collection {
     {
       std::shared_lock gate(slot_->gate);
       if (!slot_->indexed.load(std::memory_order_acquire)) return plain(e);
-      if (blind && detail::history_only(*slot_)) return indexed(e);
+      if (blind && detail::reads_nothing(*slot_)) return indexed(e);
     }
     std::unique_lock gate(slot_->gate);
     e.mark_stale(*slot_);
-    if (slot_->hooks.empty() && !slot_->history) {
+    if (slot_->hooks.empty() && !slot_->history && !slot_->expiry) {
       slot_->indexed.store(false, std::memory_order_release);
       return plain(e);
     }
@@ -1046,6 +1110,7 @@ class Collection {
     std::vector<WriteOp> all = ops;
     detail::expand_index_ops(e, *slot_, ops, mine, all);
     detail::expand_history_ops(e, *slot_, ops, mine, all);
+    detail::apply_expiry(e, *slot_, mine, all);
     e.write(all);
   }
   // insert() and update(): Engine::read_modify_write, or with indexes a read
@@ -1103,6 +1168,34 @@ class Collection {
       fn(v);
       return true;
     }
+  }
+
+  // A put's ttl in microseconds: ValidationError unless it is more than 0
+  // (and within kMaxExpiryMicros).
+  static std::uint64_t checked_ttl(std::chrono::microseconds ttl) {
+    if (ttl.count() <= 0 || static_cast<std::uint64_t>(ttl.count()) > detail::kMaxExpiryMicros)
+      throw ValidationError("stowage: a put's time to live must be more than 0 and at most " +
+                            std::to_string(detail::kMaxExpiryMicros / 1000000) + " s (got " +
+                            std::to_string(ttl.count()) + " us)");
+    return static_cast<std::uint64_t>(ttl.count());
+  }
+  // Makes slot's collection expire records when it does not yet (see
+  // set_default_ttl; the default TTL stays 0).
+  static void expire_records(engine_type& e, CollectionSlot& slot) {
+    {
+      std::shared_lock gate(slot.gate);
+      if (slot.expiry) return;
+    }
+    std::unique_lock gate(slot.gate);
+    if (!slot.expiry) e.set_expiry(slot, 0);
+  }
+  void expire_records() { expire_records(engine(), *slot_); }
+  // The collection's expiry (nullptr: it does not expire records), read
+  // under its gate.
+  std::shared_ptr<const detail::ExpiryRule> expiry_rule() const {
+    engine();
+    std::shared_lock gate(slot_->gate);
+    return slot_->expiry;
   }
 
   // The collection's history hook (nullptr: none), read under its gate.

@@ -15,6 +15,7 @@
 // collection, which a Storage still opens.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <filesystem>
 #include <memory>
@@ -133,6 +134,20 @@ class Database {
                const std::type_identity_t<V>& value) {
       check(c);
       ops_.push_back(WriteOp{false, c.encode_checked_key(key), c.serialize_checked(value)});
+      slots_.push_back(c.slot_);
+      return *this;
+    }
+    /// Adds a put of value under key into collection c that expires ttl
+    /// after the commit (see Collection::put(key, value, ttl)); the first
+    /// makes c expire records, at once.
+    template <class K, class V, class S>
+    Batch& put(const collection_type<K, V, S>& c, const std::type_identity_t<K>& key,
+               const std::type_identity_t<V>& value, std::chrono::microseconds ttl) {
+      check(c);
+      WriteOp op{false, c.encode_checked_key(key), c.serialize_checked(value)};
+      op.ttl = collection_type<K, V, S>::checked_ttl(ttl);
+      collection_type<K, V, S>::expire_records(c.engine(), *c.slot_);
+      ops_.push_back(std::move(op));
       slots_.push_back(c.slot_);
       return *this;
     }

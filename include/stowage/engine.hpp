@@ -512,7 +512,8 @@ class Engine {
       auto slot = make_slot(*c);
       slot->undeclared = recorded_indexes(c->id);
       slot->history = history_hook(c->id);
-      slot->indexed = !slot->undeclared.empty() || slot->history;
+      slot->expiry = expiry_rule(c->id);
+      slot->indexed = !slot->undeclared.empty() || slot->history || slot->expiry;
       it = slots_.emplace(c->name, std::move(slot)).first;
     }
     return *it->second;
@@ -569,8 +570,8 @@ class Engine {
   /// ready: a build was interrupted, or a session wrote the collection
   /// without it). The MANIFEST records the definition (not ready when
   /// build) before this returns. The caller holds parent.gate exclusively.
-  /// ValidationError in a bare store, or for an index a read_only store
-  /// would have to build.
+  /// ValidationError in a bare store, for a collection that expires
+  /// records, or for an index a read_only store would have to build.
   CollectionSlot& declare_index(CollectionSlot& parent, std::string_view name, const std::string& key_order,
                                 bool unique, std::uint32_t version, bool& build) {
     check_open();
@@ -582,6 +583,9 @@ class Engine {
       throw ValidationError("stowage: an index name must be 1 to 255 bytes (got " + std::to_string(name.size()) + ")");
     std::lock_guard inst(install_mu_);
     if (parent.dropped.load()) throw ValidationError("stowage: collection '" + parent.name + "' was dropped");
+    if (manifest_.expiry(parent.id))
+      throw ValidationError("stowage: collection '" + parent.name + "' of the store at " + dir_.string() +
+                            " expires records; a collection that expires records cannot have indexes yet");
     const auto kind = unique ? detail::CollectionKind::unique_index : detail::CollectionKind::multi_index;
     const auto* have = manifest_.index(parent.id, name);
     build = !have || !have->ready || have->kind != kind || have->key_order != key_order ||
@@ -742,6 +746,71 @@ class Engine {
                             std::to_string(start) + " (" + std::to_string(baseline) + " records in its baseline)");
   }
 
+  /// Makes slot's collection expire records (Collection::set_default_ttl),
+  /// with ttl (microseconds, 0: none) as the default time to live of a put
+  /// that gives none, recorded in the MANIFEST, durably, before it returns.
+  /// The first time, the collection must hold no record: from then on each
+  /// value it stores starts with its expiry time (expiry.hpp), which the
+  /// values stored before lack. The caller holds slot.gate exclusively.
+  /// ValidationError in a bare store, in a read_only one, for a collection
+  /// that holds records or has an index, or for a ttl over
+  /// detail::kMaxExpiryMicros.
+  void set_expiry(CollectionSlot& slot, std::uint64_t ttl) {
+    check_open();
+    const std::string where = "collection '" + slot.name + "' of the store at " + dir_.string();
+    if (!prefixed())
+      throw ValidationError("stowage: the store at " + dir_.string() +
+                            " keeps one collection (bare layout, written by Storage); open it once with a "
+                            "Database, which converts it, to expire records");
+    if (ttl > detail::kMaxExpiryMicros)
+      throw ValidationError("stowage: a time to live must be at most " +
+                            std::to_string(detail::kMaxExpiryMicros / 1000000) + " s (got " +
+                            std::to_string(ttl / 1000000) + " s)");
+    check_writable();
+    std::lock_guard inst(install_mu_);
+    if (slot.dropped.load()) throw ValidationError("stowage: collection '" + slot.name + "' was dropped");
+    detail::Manifest m = manifest_;
+    if (const auto* have = manifest_.expiry(slot.id)) {
+      if (have->expiry_ttl == ttl) return;
+      m.by_id(have->id)->expiry_ttl = ttl;
+      replace_manifest(std::move(m));
+      slot.expiry = expiry_rule(slot.id);
+      return;
+    }
+    for (const auto& c : manifest_.collections)
+      if (c.is_index() && c.parent == slot.id)
+        throw ValidationError("stowage: " + where + " has index '" + c.name +
+                              "'; a collection with indexes cannot expire records yet");
+    {
+      Cursor any(this, slot.prefix, prefix_end(slot.prefix));
+      if (any.peek())
+        throw ValidationError("stowage: " + where +
+                              " holds records stored without an expiry time; set expiry (set_default_ttl, or a "
+                              "put with a ttl) before its first put, or copy its records into a new collection");
+    }
+    if (m.next_collection_id >= detail::kMaxCollections)
+      throw ValidationError("stowage: the store at " + dir_.string() + " has used every collection id");
+    detail::CollectionState fresh;
+    fresh.name = std::string(detail::kExpiryName);
+    fresh.id = m.next_collection_id++;
+    fresh.kind = detail::CollectionKind::expiry;
+    fresh.parent = slot.id;
+    fresh.expiry_ttl = ttl;
+    {
+      std::lock_guard w(write_mu_);
+      fresh.expiry_start = last_seq_;  // no commit of the collection is in flight: the caller holds its gate
+    }
+    m.collections.push_back(std::move(fresh));
+    replace_manifest(std::move(m));  // publishes the id to readers before any value carries a time
+    slot.expiry = expiry_rule(slot.id);
+    slot.indexed.store(true, std::memory_order_release);
+    log(LogLevel::info, where + " expires records (default time to live " + std::to_string(ttl / 1000000) + " s)");
+  }
+
+  /// The current time (Options::clock) in microseconds since the Unix
+  /// epoch: what expiry and history times are measured in.
+  std::uint64_t now_micros() const { return detail::history_micros(detail::clock_now(opt_)); }
+
   /// The names of the store's collections, in the order they were created:
   /// "default" first when a Storage (or the default collection of a
   /// Database) has given it types.
@@ -801,8 +870,18 @@ class Engine {
   /// reads never hold writers off (a writer waits for lock_, which readers
   /// holding it through their reads could keep from it for as long as
   /// they kept coming).
+  /// A record of a collection that expires records is found only until
+  /// its expiry time, and on_value gets its value without the time.
   template <class Fn>
   bool find(std::string_view key, Fn&& on_value) const {
+    bool gone = false;
+    return find_stored(key, unexpired(key, on_value, gone)) && !gone;
+  }
+
+  /// find(), but every record as stored (values with their expiry times,
+  /// expired records too).
+  template <class Fn>
+  bool find_stored(std::string_view key, Fn&& on_value) const {
     std::shared_ptr<const detail::WriteBuffer> imm;
     std::shared_ptr<const detail::Version> v;
     {
@@ -834,9 +913,16 @@ class Engine {
     return Snapshot(std::move(st), this, last_seq_);
   }
 
-  /// find() at a snapshot of this store: the record as it was then.
+  /// find() at a snapshot of this store: the record as it was then (gone
+  /// once its expiry time has come, now).
   template <class Fn>
   bool find_at(const Snapshot& at, std::string_view key, Fn&& on_value) const {
+    bool gone = false;
+    return find_at_stored(at, key, unexpired(key, on_value, gone)) && !gone;
+  }
+  /// find_at() with every record as stored (see find_stored()).
+  template <class Fn>
+  bool find_at_stored(const Snapshot& at, std::string_view key, Fn&& on_value) const {
     const detail::SnapshotState& st = *state_of(at);
     // Whether a buffer holds a version of key the snapshot sees: 1 a put
     // (on_value called), 0 an erase, -1 none.
@@ -1186,6 +1272,11 @@ class Engine {
     /// Releases the blocks and the Version it pins.
     ~Cursor() = default;
 
+    /// Makes the cursor read records as stored: the values of a collection
+    /// that expires records with their expiry times in front, and expired
+    /// records too (by default it skips those and strips the times). Call
+    /// before the first peek().
+    void read_stored() { stored_ = true; }
     /// Positions on the next record after the last accepted one (the first
     /// of the range before any) without accepting it; false at the end.
     /// After it returns true, key(), value() and file() describe the record
@@ -1204,13 +1295,15 @@ class Engine {
     }
     /// The peeked record's encoded key.
     std::string_view key() const { return batch_[pos_].key; }
-    /// The peeked record's stored value bytes.
+    /// The peeked record's value bytes (as stored, but without an expiry
+    /// time unless read_stored() was called).
     std::string_view value() const { return batch_[pos_].value; }
     /// The chunk file the peeked record came from (nullptr: a buffered write).
     const std::filesystem::path* file() const { return batch_[pos_].file; }
     /// Whether the cursor has passed its last record (or is an end cursor).
     bool at_end() const { return store_ == nullptr || done_; }
-    /// The encoded key last accepted ("" before the first).
+    /// The encoded key last accepted ("" before the first), or an expired
+    /// record's the cursor skipped after it.
     const std::string& last() const { return last_; }
 
    private:
@@ -1239,6 +1332,7 @@ class Engine {
       from_ = o.from_;
       to_ = o.to_;
       reverse_ = o.reverse_;
+      stored_ = o.stored_;
       last_ = o.last_;
       started_ = o.started_;
       done_ = o.done_;
@@ -1274,7 +1368,8 @@ class Engine {
         positioned_ = false;  // the store changed: the batch may be stale
       }
       try {
-        fill();
+        do fill();
+        while (!hide_expired());
       } catch (...) {
         // A failed read may leave the merge position anywhere: the next ++
         // starts over after the last key returned (and meets the error again).
@@ -1287,6 +1382,35 @@ class Engine {
         done_ = true;
         release();
       }
+    }
+
+    // Takes the expired records of the collections that expire records out
+    // of a batch fill() just made, and the expiry times off the values of
+    // the others. False when none was left of a batch that was not empty:
+    // fill() again, after the last of them.
+    bool hide_expired() {
+      const Engine& s = *store_;
+      if (stored_ || batch_.empty() || s.expiring_.empty()) return true;
+      std::uint64_t now = 0;
+      std::size_t kept = 0;
+      for (std::size_t i = 0; i < batch_.size(); ++i) {
+        Pending p = batch_[i];
+        if (s.expiring_.covers(p.key)) {
+          const detail::Expiring e = detail::split_expiry(p.value, p.file);
+          if (e.expires != 0 && now == 0) now = s.now_micros();
+          if (detail::expired_at(e.expires, now)) continue;
+          p.value = e.value;
+        }
+        batch_[kept++] = p;
+      }
+      if (kept == 0) {
+        last_.assign(batch_.back().key);
+        started_ = true;
+        batch_.clear();
+        return false;
+      }
+      batch_.resize(kept);
+      return true;
     }
 
     // Under the shared lock: positions the sources after last_ (or at from_)
@@ -1348,6 +1472,7 @@ class Engine {
     std::shared_ptr<const detail::SnapshotState> snap_;  // reads at this moment (or now)
     std::optional<std::string> from_, to_;
     bool reverse_ = false;
+    bool stored_ = false;  // read_stored()
     std::string last_;  // encoded key last returned
     bool started_ = false, positioned_ = false, done_ = false;
     std::size_t fills_ = 0;  // batches filled (their size grows: see kFirstBatch)
@@ -2300,6 +2425,12 @@ class Engine {
     std::string last_key;                    // largest input key (the round-robin position)
   };
   std::optional<Job> next_job(const std::shared_ptr<const detail::Version>& v, bool everything);
+  // compact()'s last step: a merge of the last level's files that hold keys
+  // time alone removes (of collections that expire records, and of
+  // histories, whose versions age), so that an idle store gives their space
+  // back too. One contiguous span of files, from the first holding such
+  // keys to the last; nullopt when there is none.
+  std::optional<Job> prune_job(const std::shared_ptr<const detail::Version>& v);
   // Runs job (merging its inputs into new files of its output level) and
   // installs the result. Throws Aborted when close() stops it.
   void run_job(Job& job, bool abortable);
@@ -2470,7 +2601,7 @@ class Engine {
   void replace_manifest(detail::Manifest m) {
     manifest_bytes_ = detail::write_manifest(*fs_, dir_, m);
     manifest_ = std::move(m);
-    note_history_rules();
+    note_rules();
   }
 
   // The history keyspace of collection id as its writers use it, or
@@ -2484,6 +2615,30 @@ class Engine {
     hook->start = h->history_start;
     return hook;
   }
+  // The expiry of collection id (nullptr: its values carry no times).
+  std::shared_ptr<const detail::ExpiryRule> expiry_rule(std::uint32_t id) const {
+    const auto* e = manifest_.expiry(id);
+    if (!e) return nullptr;
+    return std::make_shared<const detail::ExpiryRule>(detail::ExpiryRule{e->expiry_ttl, e->expiry_start});
+  }
+  // on_value behind the expiry of key's collection: for a collection that
+  // expires records, called with the value without its time, and not at
+  // all once the record expired (gone is set then). Asked after the value
+  // is read: a value carrying a time was written after its collection's id
+  // was published.
+  template <class Fn>
+  auto unexpired(std::string_view key, Fn& on_value, bool& gone) const {
+    return [this, key, &on_value, &gone](std::string_view value, const std::filesystem::path* file) {
+      if (!expiring_.covers(key)) return on_value(value, file);
+      const detail::Expiring e = detail::split_expiry(value, file);
+      if (detail::expired_at(e.expires, now_micros())) {
+        gone = true;
+        return;
+      }
+      on_value(e.value, file);
+    };
+  }
+
   // The rule a history entry of the collection table records.
   static History history_rule(const detail::CollectionState& c) {
     return History{c.history_versions, std::chrono::seconds(static_cast<std::int64_t>(c.history_seconds))};
@@ -2500,11 +2655,16 @@ class Engine {
     if (ks.empty()) return {};
     return detail::HistoryPruner(std::move(ks), detail::history_micros(detail::clock_now(opt_)));
   }
-  // Keeps history_rules_ in step with manifest_ (at every change of it).
-  void note_history_rules() {
+  // Keeps history_rules_ and expiring_ in step with manifest_ (at every
+  // change of it).
+  void note_rules() {
     std::vector<detail::HistoryPruner::Keyspace> ks;
-    for (const auto& c : manifest_.collections)
+    std::vector<std::uint32_t> expiring;
+    for (const auto& c : manifest_.collections) {
       if (c.is_history()) ks.push_back({c.id, history_rule(c)});
+      if (c.is_expiry()) expiring.push_back(c.parent);
+    }
+    expiring_.assign(std::move(expiring));
     std::lock_guard h(history_mu_);
     history_rules_ = std::move(ks);
   }
@@ -2687,6 +2847,8 @@ class Engine {
   // (which hold no install_mu_). history_mu_ is a leaf.
   mutable std::mutex history_mu_;
   std::vector<detail::HistoryPruner::Keyspace> history_rules_;  // history_mu_
+  // The collections whose values carry expiry times (read without a lock).
+  detail::ExpiringSet expiring_;
   std::uint64_t wal_closed_bytes_ = 0;       // write_mu_
   std::vector<std::uint64_t> wal_segments_;  // write_mu_
   // Segments a flush took out of wal_segments_ that the flush thread has not
@@ -3391,6 +3553,7 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
   std::uint64_t n = 0;
   std::int64_t delta = 0;
   detail::HistoryPruner prune = history_pruner();  // history entries no longer kept become tombstones
+  const detail::ExpiryPruner expire(&expiring_, now_micros());  // and so do expired records
   for (;;) {
     // The smallest key; the newest source holding it wins (the buffer, then
     // the runs in order).
@@ -3448,6 +3611,7 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
       if (fate == detail::HistoryPruner::Fate::cut) value = detail::history_cut_value();
       if (fate == detail::HistoryPruner::Fate::drop) tombstone = true;
     }
+    if (!tombstone && expire.expired(best, value)) tombstone = true;
     const int newest_put = tombstone ? 0 : 1;
     bool uncounted = false;
     int below = -1;  // nothing_below(best), once asked: 1 (nothing) or 0
@@ -4102,6 +4266,41 @@ auto Engine<Compression, Eviction, Lock>::next_job(const std::shared_ptr<const d
 }
 
 template <class Compression, class Eviction, class Lock>
+auto Engine<Compression, Eviction, Lock>::prune_job(const std::shared_ptr<const detail::Version>& v)
+    -> std::optional<Job> {
+  std::vector<std::uint32_t> ids;
+  {
+    std::lock_guard inst(install_mu_);
+    for (const auto& c : manifest_.collections) {
+      if (c.is_expiry()) ids.push_back(c.parent);
+      if (c.is_history()) ids.push_back(c.id);
+    }
+  }
+  const detail::Run& last = v->levels[detail::kLastLevel];
+  std::size_t first = last.files.size(), end = 0;
+  for (auto id : ids) {
+    const std::string lo = detail::collection_prefix(id);
+    const auto hi = prefix_end(lo);  // a collection prefix always has an end
+    const auto [a, b] = last.overlapping(lo, hi ? *hi : lo);
+    if (a < b) {
+      first = std::min(first, a);
+      end = std::max(end, b);
+    }
+  }
+  if (first >= end) return std::nullopt;
+  Job job;
+  job.v = v;
+  job.output = detail::kLastLevel;
+  detail::Run r;
+  for (std::size_t i = first; i < end; ++i) {
+    r.add(last.files[i]);
+    job.lower.push_back(last.files[i]);
+  }
+  job.inputs.push_back(std::move(r));
+  return job;
+}
+
+template <class Compression, class Eviction, class Lock>
 auto Engine<Compression, Eviction, Lock>::run_job(Job& job, bool abortable) -> void {
   std::vector<detail::ChunkRef> refs;
   std::optional<Output> out;
@@ -4202,6 +4401,7 @@ auto Engine<Compression, Eviction, Lock>::compact() -> void {
       if (!job) break;
       run_job(*job, /*abortable=*/false);
     }
+    if (auto job = prune_job(current_version())) run_job(*job, /*abortable=*/false);
   } catch (...) {
     // As a background compaction would: the store fails (its files stay
     // consistent; a reopen recovers).
@@ -4319,7 +4519,7 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   MigrationPlan plan;
   if (detail::manifest_exists(*fs_, dir_)) {
     manifest_ = detail::read_manifest(*fs_, dir_);
-    note_history_rules();
+    note_rules();
     check_manifest(migrations);
     plan = plan_migration(migrations, target);
   } else {
@@ -4375,7 +4575,8 @@ auto Engine<Compression, Eviction, Lock>::open(const Migrator* migrations, unsig
   if (manifest_.layout == detail::Layout::prefixed) default_slot_.prefix = detail::collection_prefix(0);
   default_slot_.undeclared = recorded_indexes(0);
   default_slot_.history = history_hook(0);
-  default_slot_.indexed = !default_slot_.undeclared.empty() || default_slot_.history;
+  default_slot_.expiry = expiry_rule(0);
+  default_slot_.indexed = !default_slot_.undeclared.empty() || default_slot_.history || default_slot_.expiry;
   if (!types_.database && !opt_.read_only && manifest_.keyspace(detail::kDefaultKeyspace)->key_order.empty()) {
     std::lock_guard inst(install_mu_);
     adopt_default_types(types_);
@@ -4818,7 +5019,7 @@ auto Engine<Compression, Eviction, Lock>::run_migration(MigrationPlan& plan,
     throw;
   }
   manifest_ = std::move(m);
-  note_history_rules();
+  note_rules();
   if (rewrite) {
     version_->for_each_run([&](const detail::Run& r, std::uint32_t) {
       for (const auto& f : r.files) {
@@ -4845,6 +5046,19 @@ auto Engine<Compression, Eviction, Lock>::convert_value(const MigrationPlan& pla
                                                         std::string_view value, std::string& out,
                                                         std::string& current, MigrationReport& report) const
     -> bool {
+  // A value of a collection that expires records is converted without its
+  // expiry time, which the result keeps; an expired record is dropped.
+  const bool timed = expiring_.covers(key);
+  std::uint64_t expires = 0;
+  if (timed) {
+    const detail::Expiring e = detail::split_expiry(value, nullptr);
+    if (detail::expired_at(e.expires, now_micros())) {
+      ++report.dropped;
+      return false;
+    }
+    expires = e.expires;
+    value = e.value;
+  }
   if (plan.reserialize) {
     try {
       current = plan.reserialize->convert(value);
@@ -4876,7 +5090,10 @@ auto Engine<Compression, Eviction, Lock>::convert_value(const MigrationPlan& pla
                          std::to_string(current.size()) + " bytes for key " + describe_key(key) +
                          ", over the limit of " + std::to_string(kMaxValueBytes));
   ++report.records;
-  out.swap(current);
+  if (timed)
+    out = detail::with_expiry(expires, current);
+  else
+    out.swap(current);
   return true;
 }
 
@@ -4924,6 +5141,17 @@ auto Engine<Compression, Eviction, Lock>::migrate_collection(std::string_view na
                           " -> " + std::to_string(plan.to_version) + " via " + describe_plan(plan));
   const std::string from_prefix = detail::collection_prefix(old.id);
   const std::string to_prefix = detail::collection_prefix(fresh);
+  bool timed = false;  // the copies carry expiry times when the records do
+  std::uint64_t ttl = 0, copy_start = 0;
+  {
+    std::lock_guard inst(install_mu_);
+    if (const auto* e = manifest_.expiry(old.id)) {
+      timed = true;
+      ttl = e->expiry_ttl;
+    }
+    std::lock_guard w(write_mu_);
+    copy_start = last_seq_;
+  }
   try {
     std::string current, converted;
     detail::walk_in_batches(
@@ -4932,7 +5160,7 @@ auto Engine<Compression, Eviction, Lock>::migrate_collection(std::string_view na
           if (convert_value(plan, key, value, converted, current, report))
             ops.push_back(WriteOp{false, to_prefix + std::string(key.substr(from_prefix.size())), converted});
         },
-        [this](std::vector<WriteOp>&& ops) { write(ops); });
+        [this](std::vector<WriteOp>&& ops) { write(ops); }, /*stored=*/true);
     flush();  // the copies durable before the MANIFEST names them
   } catch (const std::exception& e) {
     log(LogLevel::error, "migration of " + where + " failed, nothing was changed: " + e.what());
@@ -4961,6 +5189,16 @@ auto Engine<Compression, Eviction, Lock>::migrate_collection(std::string_view na
     std::erase_if(m.collections, [&](const detail::CollectionState& c) { return c.is_index() && c.parent == old.id; });
     m.dropped.insert(m.dropped.end(), indexes.begin(), indexes.end());
     m.collections.push_back(std::move(moved));
+    if (timed) {  // the copies expire as the records did
+      detail::CollectionState e;
+      e.name = std::string(detail::kExpiryName);
+      e.id = m.next_collection_id++;
+      e.kind = detail::CollectionKind::expiry;
+      e.parent = fresh;
+      e.expiry_ttl = ttl;
+      e.expiry_start = copy_start;
+      m.collections.push_back(std::move(e));
+    }
     replace_manifest(std::move(m));
     report.backup_collection = backup;
   }
@@ -5092,6 +5330,10 @@ void EngineHandle<C, E, L>::keep_history(CollectionSlot& slot, const History& ru
   engine_->keep_history(slot, rule);
 }
 template <class C, class E, class L>
+void EngineHandle<C, E, L>::set_expiry(CollectionSlot& slot, std::uint64_t ttl) {
+  engine_->set_expiry(slot, ttl);
+}
+template <class C, class E, class L>
 bool EngineHandle<C, E, L>::prefixed() const {
   return engine_->prefixed();
 }
@@ -5201,6 +5443,10 @@ template <class C, class E, class L>
 auto EngineHandle<C, E, L>::Cursor::operator=(Cursor&& other) noexcept -> Cursor& = default;
 template <class C, class E, class L>
 EngineHandle<C, E, L>::Cursor::~Cursor() = default;
+template <class C, class E, class L>
+void EngineHandle<C, E, L>::Cursor::read_stored() {
+  if (c_) c_->cursor.read_stored();
+}
 template <class C, class E, class L>
 bool EngineHandle<C, E, L>::Cursor::peek() {
   return c_ && c_->cursor.peek();

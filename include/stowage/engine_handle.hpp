@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "backup_report.hpp"
+#include "expiry.hpp"
 #include "history.hpp"
 #include "migration_report.hpp"
 #include "options.hpp"
@@ -114,6 +115,9 @@ struct CollectionSlot {
   /// The collection's history keyspace, when it keeps history
   /// (Collection::keep_history; loaded from the MANIFEST). gate
   std::shared_ptr<const detail::HistoryHook> history;
+  /// The collection's expiry, when its values carry expiry times
+  /// (Collection::set_default_ttl; loaded from the MANIFEST). gate
+  std::shared_ptr<const detail::ExpiryRule> expiry;
 };
 
 /// One operation of an atomic write (Engine::write): a put of value under
@@ -129,6 +133,10 @@ struct WriteOp {
   std::size_t stamp = kNoStamp;
   /// See stamp.
   static constexpr std::size_t kNoStamp = ~std::size_t{0};
+  /// A put into a collection that expires records (expiry.hpp): how long
+  /// the record lives, in microseconds (0: the collection's default TTL).
+  /// The commit puts the expiry time in front of the value.
+  std::uint64_t ttl = 0;
 };
 
 namespace detail {
@@ -138,18 +146,20 @@ namespace detail {
 /// called for each record and appends the WriteOps it wants (any number);
 /// commit(ops) then gets each batch's ops (not called when there are none),
 /// with no cursor held, and the walk resumes after the batch's last key.
-/// Returns the records walked. What erase_range, index builds and
+/// Returns the records walked. With stored, values come as stored (with
+/// their expiry times, expired records too: Engine::Cursor::read_stored). What erase_range, index builds and
 /// collection migrations share: each batch is one atomic commit, and a key
 /// written behind the walk's position while it runs is not seen.
 template <class E, class Add, class Commit>
 std::size_t walk_in_batches(E& e, std::optional<std::string> from, const std::optional<std::string>& to, Add&& add,
-                            Commit&& commit) {
+                            Commit&& commit, bool stored = false) {
   std::size_t walked = 0;
   for (;;) {
     std::vector<WriteOp> ops;
     std::size_t n = 0;
     {
       typename E::Cursor cursor(&e, from, to);
+      if (stored) cursor.read_stored();
       while (n < kEraseRangeBatch && cursor.peek()) {
         add(cursor.key(), cursor.value(), ops);
         from = std::string(cursor.key());
@@ -260,6 +270,8 @@ class EngineHandle {
   void mark_stale(CollectionSlot& parent);
   /// Engine::keep_history.
   void keep_history(CollectionSlot& slot, const History& rule);
+  /// Engine::set_expiry.
+  void set_expiry(CollectionSlot& slot, std::uint64_t ttl);
   /// Engine::prefixed.
   bool prefixed() const;
   /// Engine::find: on_value(std::string_view value, const std::filesystem::path* file)
@@ -339,6 +351,8 @@ class EngineHandle {
     Cursor& operator=(Cursor&& other) noexcept;
     /// Releases what it pins.
     ~Cursor();
+    /// Engine::Cursor::read_stored.
+    void read_stored();
     /// Engine::Cursor::peek.
     bool peek();
     /// Engine::Cursor::accept.

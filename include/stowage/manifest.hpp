@@ -32,6 +32,7 @@
 
 #include "detail/coding.hpp"
 #include "error.hpp"
+#include "expiry.hpp"
 #include "file.hpp"
 #include "index.hpp"
 
@@ -52,6 +53,8 @@ inline constexpr std::uint16_t kFormatMinor = 0;
 inline constexpr std::uint16_t kOldestFormatMajor = 1;
 /// The name of every history entry of the collection table.
 inline constexpr std::string_view kHistoryName = "history";
+/// The name of every expiry entry of the collection table.
+inline constexpr std::string_view kExpiryName = "expiry";
 /// Longest History::keep_for a MANIFEST holds (about 3,000 years), in seconds.
 inline constexpr std::uint64_t kMaxHistorySeconds = std::uint64_t{1} << 36;
 /// The keyspace a Storage keeps its records in.
@@ -96,6 +99,7 @@ enum class CollectionKind : std::uint8_t {
   unique_index = 1,  ///< a secondary index, one record per index key
   multi_index = 2,   ///< a secondary index, any number of records per index key
   history = 3,       ///< the earlier versions of a collection's records (history.hpp)
+  expiry = 4,        ///< a collection's values carry expiry times (expiry.hpp); holds no keys
 };
 
 /// A named collection of a Database, or a secondary index of a collection
@@ -118,12 +122,16 @@ struct CollectionState {
   std::uint32_t history_versions = 0;  ///< a history: History::versions
   std::uint64_t history_seconds = 0;   ///< a history: History::keep_for, in seconds
   std::uint64_t history_start = 0;     ///< a history: the store's last sequence when it began
+  std::uint64_t expiry_ttl = 0;        ///< an expiry: the default time to live, in microseconds (0: none)
+  std::uint64_t expiry_start = 0;      ///< an expiry: the store's last sequence when it began
   /// A secondary index (unique or not).
   bool is_index() const { return kind == CollectionKind::unique_index || kind == CollectionKind::multi_index; }
   /// A named collection of records.
   bool is_table() const { return kind == CollectionKind::table; }
   /// A collection's history.
   bool is_history() const { return kind == CollectionKind::history; }
+  /// A collection's expiry.
+  bool is_expiry() const { return kind == CollectionKind::expiry; }
   /// An index or the history of collection id (dropped and migrated with it).
   bool serves(std::uint32_t id) const { return !is_table() && parent == id; }
 };
@@ -159,6 +167,12 @@ struct Manifest {
   const CollectionState* history(std::uint32_t parent) const {
     for (const auto& c : collections)
       if (c.is_history() && c.parent == parent) return &c;
+    return nullptr;
+  }
+  /// The expiry of collection parent, or nullptr.
+  const CollectionState* expiry(std::uint32_t parent) const {
+    for (const auto& c : collections)
+      if (c.is_expiry() && c.parent == parent) return &c;
     return nullptr;
   }
   /// The index called name of collection parent, or nullptr.
@@ -287,6 +301,10 @@ inline std::string encode_manifest(const Manifest& m) {
         put_varint(body, c.history_seconds);
         put_varint(body, c.history_start);
       }
+      if (c.is_expiry()) {
+        put_varint(body, c.expiry_ttl);
+        put_varint(body, c.expiry_start);
+      }
     }
     put_varint(body, m.dropped.size());
     for (auto id : m.dropped) put_varint(body, id);
@@ -332,7 +350,7 @@ inline void decode_collections(Reader& r, Manifest& m) {
     c.value_type = std::string(r.length_prefixed("collection value type"));
     c.schema_version = r.u32("collection schema version");
     const std::uint8_t kind = r.u8("collection kind");
-    if (kind > 3) r.fail("collection kind " + std::to_string(kind) + " does not exist");
+    if (kind > 4) r.fail("collection kind " + std::to_string(kind) + " does not exist");
     c.kind = static_cast<CollectionKind>(kind);
     const std::uint64_t parent = r.varint("index parent");
     const std::uint64_t version = r.varint("index version");
@@ -353,6 +371,14 @@ inline void decode_collections(Reader& r, Manifest& m) {
       if (c.name != kHistoryName || c.index_version != 0 || !c.ready || c.ids_reserved != 0 || !c.key_order.empty() ||
           !c.serializer.empty() || !c.value_type.empty() || c.schema_version != 0)
         r.fail("history '" + c.name + "' has fields of a collection or an index");
+    }
+    if (c.is_expiry()) {
+      c.expiry_ttl = r.varint("expiry ttl");
+      if (c.expiry_ttl > kMaxExpiryMicros) r.fail("expiry ttl " + std::to_string(c.expiry_ttl) + " us is too large");
+      c.expiry_start = r.varint("expiry start");
+      if (c.name != kExpiryName || c.index_version != 0 || !c.ready || c.ids_reserved != 0 || !c.key_order.empty() ||
+          !c.serializer.empty() || !c.value_type.empty() || c.schema_version != 0)
+        r.fail("expiry '" + c.name + "' has fields of a collection or an index");
     }
     if (!c.is_table()) {
       // An index or a history follows the collection it serves (created before it).

@@ -342,6 +342,15 @@ int cmd_stats(const fs::path& dir, bool json) {
                   parent ? parent->name.c_str() : "default", h.id, rule.c_str(),
                   static_cast<unsigned long long>(h.history_start));
     }
+    for (const auto& e : manifest.collections) {
+      if (!e.is_expiry()) continue;
+      const auto* parent = e.parent == 0 ? nullptr : manifest.by_id(e.parent);
+      const std::string ttl = e.expiry_ttl == 0 ? std::string("none (only puts with a ttl expire)")
+                                                : std::to_string(e.expiry_ttl / 1000000) + " s";
+      std::printf("expiry       of %s (id %u): default time to live %s, from sequence %llu on\n",
+                  parent ? parent->name.c_str() : "default", e.id, ttl.c_str(),
+                  static_cast<unsigned long long>(e.expiry_start));
+    }
     if (!manifest.dropped.empty()) {
       std::string ids;
       for (auto id : manifest.dropped) ids += (ids.empty() ? "" : ", ") + std::to_string(id);
@@ -461,11 +470,25 @@ int cmd_dump(const fs::path& dir, const std::string& keyspace, const std::string
   const auto& codec = t.codec;
   if (!from.empty()) t.lo = t.prefix + key_argument(codec, from);
   if (!to.empty()) t.hi = t.prefix + key_argument(codec, to);
+  // A collection that expires records: its values carry their times, and
+  // the expired ones are left out (judged by this machine's clock).
+  const auto parsed = stowage::detail::parse_collection_prefix(t.prefix);
+  const bool timed = keyspace == stowage::detail::kDefaultKeyspace && parsed &&
+                     reader.manifest().layout == stowage::detail::Layout::prefixed &&
+                     reader.manifest().expiry(parsed->id) != nullptr;
+  const std::uint64_t now = stowage::detail::history_micros(std::chrono::system_clock::now());
   ProgressBar bar("dump", progress);
   std::uint64_t n = 0;
   reader.scan(t.lo, t.hi, [&](std::string_view k, std::string_view v) {
     if (limit != 0 && n >= limit) return false;
-    std::cout << codec.record(k.substr(t.prefix.size()), v).dump() << '\n';  // every key in the range has the prefix
+    stowage::detail::Expiring e{0, v};
+    if (timed) {
+      e = stowage::detail::split_expiry(v, nullptr);
+      if (stowage::detail::expired_at(e.expires, now)) return true;
+    }
+    auto record = codec.record(k.substr(t.prefix.size()), e.value);  // every key in the range has the prefix
+    if (e.expires != 0) record["expires_us"] = e.expires;
+    std::cout << record.dump() << '\n';
     ++n;
     return true;
   }, bar.fn());
@@ -489,6 +512,11 @@ int cmd_load(const fs::path& dir, const std::string& keyspace, const std::string
     throw stowage::ValidationError("stowage: collection '" + target.name + "' of " + dir.string() +
                                    " keeps history (Collection::keep_history), which load cannot write; load it "
                                    "through your program (put_batch), or stop its history first");
+  // Its values carry expiry times (expiry.hpp), which load does not write.
+  if (manifest.expiry(target.id))
+    throw stowage::ValidationError("stowage: collection '" + target.name + "' of " + dir.string() +
+                                   " expires records (Collection::set_default_ttl), which load cannot write; load it "
+                                   "through your program (put_batch)");
   const auto codec = codec_of(target);
   std::ifstream file;
   if (!input.empty() && input != "-") {

@@ -15,7 +15,8 @@
 //
 // A collection that keeps history (history.hpp) takes the same path: each
 // commit also writes, for every key it changes, a history entry stamped
-// with the sequence of the key's op.
+// with the sequence of the key's op. So does a collection that expires
+// records (expiry.hpp): each put's value gets its expiry time in front.
 #pragma once
 
 #include <algorithm>
@@ -30,6 +31,7 @@
 
 #include "../engine_handle.hpp"
 #include "../error.hpp"
+#include "../expiry.hpp"
 #include "../history.hpp"
 #include "../store_files.hpp"
 
@@ -120,11 +122,33 @@ void expand_history_ops(const Engine& e, const CollectionSlot& slot, const std::
   }
 }
 
-/// Whether slot's writes need its gate only to keep history (no index
-/// declared or recorded): blind writes may then hold it shared. The caller
-/// holds slot.gate (either way).
-inline bool history_only(const CollectionSlot& slot) {
-  return slot.history && slot.hooks.empty() && slot.undeclared.empty();
+/// Puts the expiry time (expiry.hpp) in front of the value of every put
+/// all[i] (i in mine: the ops of slot's collection) when the collection
+/// expires records: the op's ttl from now, or the collection's default
+/// TTL. A put with a ttl into a collection that does not expire records is
+/// a ValidationError. The caller holds slot.gate (either way).
+template <class Engine>
+void apply_expiry(const Engine& e, const CollectionSlot& slot, const std::vector<std::size_t>& mine,
+                  std::vector<WriteOp>& all) {
+  if (!slot.expiry) {
+    for (auto i : mine)
+      if (!all[i].erase && all[i].ttl != 0)
+        throw ValidationError("stowage: collection '" + slot.name +
+                              "' does not expire records (a put with a ttl, or set_default_ttl, makes it)");
+    return;
+  }
+  const std::uint64_t now = history_micros(clock_now(e.options()));
+  for (auto i : mine) {
+    WriteOp& op = all[i];
+    if (!op.erase) op.value = with_expiry(expiry_time(now, op.ttl != 0 ? op.ttl : slot.expiry->ttl), op.value);
+  }
+}
+
+/// Whether slot's writes need its gate only to keep history or put expiry
+/// times in (no index declared or recorded): blind writes may then hold it
+/// shared. The caller holds slot.gate (either way).
+inline bool reads_nothing(const CollectionSlot& slot) {
+  return (slot.history || slot.expiry) && slot.hooks.empty() && slot.undeclared.empty();
 }
 
 /// The indexes of the ops that write slot's collection (slot_of[i] == slot).
@@ -155,17 +179,21 @@ void commit_guarded(Engine& e, const std::vector<CollectionSlot*>& slot_of, cons
       shared.emplace_back(s->gate);
       const bool i = s->indexed.load(std::memory_order_acquire);
       indexed = indexed || i;
-      reads = reads || (i && !history_only(*s));
+      reads = reads || (i && !reads_nothing(*s));
     }
     if (!indexed) {
       e.write(ops);
       return;
     }
     if (!reads) {
-      // History only: the versions need no read, so the gates stay shared
-      // (concurrent writers still share commits and syncs).
+      // History and expiry only: they need no read, so the gates stay
+      // shared (concurrent writers still share commits and syncs).
       std::vector<WriteOp> all(ops);
-      for (auto* s : slots) expand_history_ops(e, *s, ops, ops_of(slot_of, s), all);
+      for (auto* s : slots) {
+        const std::vector<std::size_t> mine = ops_of(slot_of, s);
+        expand_history_ops(e, *s, ops, mine, all);
+        apply_expiry(e, *s, mine, all);
+      }
       e.write(all);
       return;
     }
@@ -174,13 +202,14 @@ void commit_guarded(Engine& e, const std::vector<CollectionSlot*>& slot_of, cons
   for (auto* s : slots) exclusive.emplace_back(s->gate);
   for (auto* s : slots) {
     e.mark_stale(*s);
-    if (s->hooks.empty() && !s->history) s->indexed.store(false, std::memory_order_release);
+    if (s->hooks.empty() && !s->history && !s->expiry) s->indexed.store(false, std::memory_order_release);
   }
   std::vector<WriteOp> all(ops);
   for (auto* s : slots) {
     const std::vector<std::size_t> mine = ops_of(slot_of, s);
     expand_index_ops(e, *s, ops, mine, all);
     expand_history_ops(e, *s, ops, mine, all);
+    apply_expiry(e, *s, mine, all);
   }
   e.write(all);
 }
