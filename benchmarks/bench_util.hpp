@@ -219,6 +219,18 @@ inline std::uint64_t directory_files(const std::filesystem::path& dir) {
   return n;
 }
 
+/// The upper median of v (the middle one of an odd count); 0 for none.
+inline double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+/// Operations a second: ops done since start.
+inline double ops_rate(std::uint64_t ops, std::chrono::steady_clock::time_point start) {
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return s > 0 ? static_cast<double>(ops) / s : 0.0;
+}
+
 /// Bytes as MiB with one decimal ("12.3 MiB").
 inline std::string mib(std::uint64_t bytes) {
   char buf[64];
@@ -267,6 +279,17 @@ inline double uniform01(std::uint64_t& state) {
 /// A bijection of [0, n) computed on the fly (no table, so it costs no
 /// memory): an invertible mix on the smallest power-of-two domain holding n,
 /// walked until it lands below n.
+/// A 100-byte value for key at round, about half of it incompressible (as
+/// db_bench's): 50 random letters, then "key/round" padded with 'v'.
+inline std::string half_random_value(std::uint64_t key, std::uint64_t round) {
+  std::string v(100, 'v');
+  std::uint64_t state = key * 0x9e3779b97f4a7c15ULL + round;
+  for (std::size_t i = 0; i < 50; ++i) v[i] = static_cast<char>('a' + splitmix64(state) % 26);
+  const std::string id = std::to_string(key) + "/" + std::to_string(round);
+  v.replace(50, std::min<std::size_t>(id.size(), 50), id, 0, 50);
+  return v;
+}
+
 class Permutation {
  public:
   Permutation(std::uint64_t n, std::uint64_t seed) : n_(n) {

@@ -28,11 +28,6 @@ using namespace stowage_bench;
 
 namespace {
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
-
 template <class F>
 double micros(F&& f) {
   const auto start = std::chrono::steady_clock::now();

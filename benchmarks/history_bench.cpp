@@ -37,21 +37,6 @@ struct Result {
   std::uint64_t bytes = 0;
 };
 
-double rate(std::uint64_t ops, std::chrono::steady_clock::time_point start) {
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return s > 0 ? static_cast<double>(ops) / s : 0.0;
-}
-
-// A 100-byte value, about half of it incompressible (as db_bench's).
-std::string value_for(std::uint64_t key, std::uint64_t round) {
-  std::string v(100, 'v');
-  std::uint64_t state = key * 0x9e3779b97f4a7c15ULL + round;
-  for (std::size_t i = 0; i < 50; ++i) v[i] = static_cast<char>('a' + splitmix64(state) % 26);
-  const std::string id = std::to_string(key) + "/" + std::to_string(round);
-  v.replace(50, std::min<std::size_t>(id.size(), 50), id, 0, 50);
-  return v;
-}
-
 Result run(const fs::path& dir, std::uint64_t n, std::uint64_t overwrites, std::uint64_t reads, std::uint32_t versions) {
   fs::remove_all(dir);
   Result r;
@@ -63,21 +48,21 @@ Result run(const fs::path& dir, std::uint64_t n, std::uint64_t overwrites, std::
   auto start = std::chrono::steady_clock::now();
   for (std::uint64_t i = 0; i < n; ++i) {
     const std::uint64_t k = order(i);
-    c.put(k, value_for(k, 0));
+    c.put(k, half_random_value(k, 0));
   }
-  r.fill = rate(n, start);
+  r.fill = ops_rate(n, start);
   const std::uint64_t after_fill = db.stats().last_sequence;
   start = std::chrono::steady_clock::now();
   for (std::uint64_t i = 0; i < overwrites; ++i) {
     const std::uint64_t k = uniform(rng, n);
-    c.put(k, value_for(k, i + 1));
+    c.put(k, half_random_value(k, i + 1));
   }
-  r.overwrite = rate(overwrites, start);
+  r.overwrite = ops_rate(overwrites, start);
   const std::uint64_t last = db.stats().last_sequence;
   std::uint64_t found = 0;
   start = std::chrono::steady_clock::now();
   for (std::uint64_t i = 0; i < reads; ++i) found += c.get(uniform(rng, n)) ? 1 : 0;
-  r.get = rate(reads, start);
+  r.get = ops_rate(reads, start);
   if (found != reads) std::fprintf(stderr, "history_bench: %llu of %llu gets missed\n",
                                    static_cast<unsigned long long>(reads - found), static_cast<unsigned long long>(reads));
   if (versions) {
@@ -91,24 +76,19 @@ Result run(const fs::path& dir, std::uint64_t n, std::uint64_t overwrites, std::
         ++refused;  // a version the rule no longer keeps
       }
     }
-    r.get_at = rate(reads, start);
+    r.get_at = ops_rate(reads, start);
     std::printf("  get_at: %llu answered, %llu older than the %u versions kept\n",
                 static_cast<unsigned long long>(answered), static_cast<unsigned long long>(refused), versions);
     std::uint64_t listed = 0;
     start = std::chrono::steady_clock::now();
     for (std::uint64_t i = 0; i < reads / 10; ++i) listed += c.history(uniform(rng, n)).size();
-    r.history = rate(reads / 10, start);
+    r.history = ops_rate(reads / 10, start);
     std::printf("  history: %.2f versions per key listed\n",
                 reads >= 10 ? static_cast<double>(listed) / static_cast<double>(reads / 10) : 0.0);
   }
   db.compact();
   r.bytes = directory_bytes(dir);
   return r;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
 }
 
 }  // namespace

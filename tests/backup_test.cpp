@@ -20,6 +20,7 @@
 
 #include <stowage/stowage.hpp>
 
+#include "fault_fs.hpp"
 #include "migration_util.hpp"
 #include "op_load.hpp"
 #include "test_util.hpp"
@@ -64,22 +65,9 @@ std::size_t chunk_files_in(const std::filesystem::path& dir) {
 
 // The POSIX file system, except that a chunk file of `store` cannot be
 // linked (as from another file system): it is copied.
-class NoLinkFromStore : public FileSystem {
+class NoLinkFromStore : public stowage_test::ForwardingFileSystem {
  public:
-  explicit NoLinkFromStore(std::filesystem::path store)
-      : base_(default_file_system()), store_(detail::store_identity(store)) {}
-  std::unique_ptr<WritableFile> create(const std::filesystem::path& p) override { return base_->create(p); }
-  std::unique_ptr<WritableFile> open_append(const std::filesystem::path& p) override { return base_->open_append(p); }
-  std::unique_ptr<WritableFile> open_write(const std::filesystem::path& p) override { return base_->open_write(p); }
-  std::unique_ptr<RandomAccessFile> open_read(const std::filesystem::path& p) override { return base_->open_read(p); }
-  void rename(const std::filesystem::path& a, const std::filesystem::path& b) override { base_->rename(a, b); }
-  void remove(const std::filesystem::path& p) override { base_->remove(p); }
-  void truncate(const std::filesystem::path& p, std::uint64_t n) override { base_->truncate(p, n); }
-  void sync_dir(const std::filesystem::path& d) override { base_->sync_dir(d); }
-  void create_dirs(const std::filesystem::path& d) override { base_->create_dirs(d); }
-  std::vector<std::string> list(const std::filesystem::path& d) override { return base_->list(d); }
-  bool exists(const std::filesystem::path& p) override { return base_->exists(p); }
-  bool is_directory(const std::filesystem::path& p) override { return base_->is_directory(p); }
+  explicit NoLinkFromStore(std::filesystem::path store) : store_(detail::store_identity(store)) {}
   void link(const std::filesystem::path& from, const std::filesystem::path& to) override {
     if (detail::store_identity(from.parent_path()) == store_) {
       ++copies;
@@ -91,7 +79,6 @@ class NoLinkFromStore : public FileSystem {
   int copies = 0;
 
  private:
-  std::shared_ptr<FileSystem> base_;
   std::filesystem::path store_;
 };
 

@@ -10,12 +10,14 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <stowage/manifest.hpp>
@@ -272,6 +274,50 @@ TEST_CASE("the change feed and ChangeReader hand values over without their times
   ChangeReader<std::uint64_t, std::string> reader(dir, "c");
   reader.changes_since(0, [&](const Change<std::uint64_t, std::string>& ch) { theirs.push_back(ch); });
   check(theirs);
+}
+
+namespace {
+
+// The store's file system, calling a hook before the first listing of a
+// directory (where a ChangeReader, having read the MANIFEST, looks for WAL
+// segments).
+class ListHook final : public stowage_test::ForwardingFileSystem {
+ public:
+  explicit ListHook(std::function<void()> hook) : hook_(std::move(hook)) {}
+  std::vector<std::string> list(const std::filesystem::path& d) override {
+    if (auto h = std::exchange(hook_, nullptr)) h();
+    return base_->list(d);
+  }
+
+ private:
+  std::function<void()> hook_;
+};
+
+}  // namespace
+
+TEST_CASE("a ChangeReader reading while expiry begins hands the timed puts over without their times", "[expiry]") {
+  TempDir tmp("expiry-feed-race");
+  const auto dir = tmp / "db";
+  ManualClock clock;
+  Database db(dir, clocked_options(clock));
+  auto c = db.collection<std::uint64_t, std::string>("c");
+  c.put(1, "plain");
+  c.erase(1);
+  db.flush();
+  // Between the reader's MANIFEST and its WAL reads, expiry begins and a
+  // timed put lands in the WAL.
+  auto fs = std::make_shared<ListHook>([&] {
+    c.put(2, "timed", 10s);
+    db.flush();
+  });
+  ChangeReader<std::uint64_t, std::string> reader(dir, "c", fs);
+  std::vector<Change<std::uint64_t, std::string>> got;
+  reader.changes_since(0, [&](const Change<std::uint64_t, std::string>& ch) { got.push_back(ch); });
+  REQUIRE(got.size() == 3);
+  CHECK(*got[0].value == "plain");
+  CHECK(got[1].erased);
+  CHECK(*got[2].value == "timed");
+  CHECK(got[2].expires == clock.now() + 10s);
 }
 
 TEST_CASE("history keeps an expiring collection's values without their times", "[expiry][history]") {

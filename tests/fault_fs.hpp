@@ -121,6 +121,34 @@
 
 namespace stowage_test {
 
+/// The POSIX file system (stowage::default_file_system()), every call
+/// forwarded: tests derive from it and override the calls they change.
+class ForwardingFileSystem : public stowage::FileSystem {
+ public:
+  std::unique_ptr<stowage::WritableFile> create(const std::filesystem::path& p) override { return base_->create(p); }
+  std::unique_ptr<stowage::WritableFile> open_append(const std::filesystem::path& p) override {
+    return base_->open_append(p);
+  }
+  std::unique_ptr<stowage::WritableFile> open_write(const std::filesystem::path& p) override {
+    return base_->open_write(p);
+  }
+  std::unique_ptr<stowage::RandomAccessFile> open_read(const std::filesystem::path& p) override {
+    return base_->open_read(p);
+  }
+  void rename(const std::filesystem::path& a, const std::filesystem::path& b) override { base_->rename(a, b); }
+  void remove(const std::filesystem::path& p) override { base_->remove(p); }
+  void truncate(const std::filesystem::path& p, std::uint64_t n) override { base_->truncate(p, n); }
+  void sync_dir(const std::filesystem::path& d) override { base_->sync_dir(d); }
+  void create_dirs(const std::filesystem::path& d) override { base_->create_dirs(d); }
+  std::vector<std::string> list(const std::filesystem::path& d) override { return base_->list(d); }
+  bool exists(const std::filesystem::path& p) override { return base_->exists(p); }
+  bool is_directory(const std::filesystem::path& p) override { return base_->is_directory(p); }
+  void link(const std::filesystem::path& from, const std::filesystem::path& to) override { base_->link(from, to); }
+
+ protected:
+  std::shared_ptr<stowage::FileSystem> base_ = stowage::default_file_system();
+};
+
 /// Kinds of file-system operation, as bits (for fail_at() masks and counts).
 enum FaultOp : unsigned {
   kOpCreate = 1u << 0,

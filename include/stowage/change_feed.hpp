@@ -164,19 +164,21 @@ class ChangeReader {
   /// follower read, in a power cut before they were synced; once it commits
   /// past `sequence` again this can no longer be told); MigrationError when
   /// the collection's Key order or Serializer is not this reader's;
-  /// CorruptionError on damaged files.
+  /// CorruptionError on damaged files. Unless the collection expires
+  /// records, one call's changes are held in memory and handed over at its
+  /// end (after a second read of the MANIFEST: expiry may begin on the
+  /// collection meanwhile, and puts after that carry times): a follower
+  /// that calls it often holds little.
   template <class Fn>
   std::uint64_t changes_since(std::uint64_t sequence, Fn&& fn) {
     if (!detail::manifest_exists(*fs_, dir_)) throw ValidationError("stowage: no store at " + dir_.string() + " (no MANIFEST)");
     const detail::Manifest m = detail::read_manifest(*fs_, dir_);
     const std::string prefix = collection_prefix(m);
-    std::optional<detail::ExpiryRule> rule;
-    if (const auto p = detail::parse_collection_prefix(prefix))
-      if (const auto* e = m.expiry(p->id)) rule = detail::ExpiryRule{e->expiry_ttl, e->expiry_start};
+    std::optional<detail::ExpiryRule> rule = expiry_of(m, prefix);
     detail::FeedPosition pos;
     pos.since = sequence;
     pos.next = sequence + 1;
-    const ChangeFn deliver = [&](std::uint64_t seq, bool erased, std::string_view key, std::string_view value) {
+    auto deliver = [&](std::uint64_t seq, bool erased, std::string_view key, std::string_view value) {
       Change<Key, Value> c;
       c.sequence = seq;
       c.erased = erased;
@@ -188,18 +190,38 @@ class ChangeReader {
       }
       fn(static_cast<const Change<Key, Value>&>(c));
     };
+    // Without expiry in the MANIFEST read first, the changes are kept and
+    // handed over once the MANIFEST is read again: expiry may begin on the
+    // collection meanwhile, and the puts after it carry times (the MANIFEST
+    // that says so is written before the first of them).
+    struct Held {
+      std::uint64_t seq;
+      bool erased;
+      std::string key, value;
+    };
+    std::vector<Held> held;
+    const ChangeFn take = [&](std::uint64_t seq, bool erased, std::string_view key, std::string_view value) {
+      if (rule)
+        deliver(seq, erased, key, value);
+      else
+        held.push_back(Held{seq, erased, std::string(key), std::string(value)});
+    };
     // A listing taken while the writer renames a segment (wal- to feed-)
     // may show neither name: a gap is read again from where it stopped,
     // with a new listing, before it counts.
     for (int attempt = 1;; ++attempt) {
       try {
-        read_all(prefix, pos, deliver);
+        read_all(prefix, pos, take);
         break;
       } catch (const detail::FeedGap&) {
         if (attempt == 3) throw;
       } catch (const ValidationError&) {  // released: or a listing that missed the oldest segment
         if (attempt == 3) throw;
       }
+    }
+    if (!held.empty()) {
+      rule = expiry_of(detail::read_manifest(*fs_, dir_), prefix);
+      for (const auto& h : held) deliver(h.seq, h.erased, h.key, h.value);
     }
     // The MANIFEST's commits are in chunk files only: asking from below it
     // and finding nothing means the WAL holding them is gone.
@@ -234,6 +256,14 @@ class ChangeReader {
     numbers.erase(std::unique(numbers.begin(), numbers.end()), numbers.end());
     for (auto n : numbers)
       if (auto file = detail::open_feed_segment(*fs_, dir_, n)) detail::read_feed_segment(*file, n, pos, prefix, dir_, fn);
+  }
+
+  // The expiry of the collection whose keys start with prefix, in m.
+  static std::optional<detail::ExpiryRule> expiry_of(const detail::Manifest& m, const std::string& prefix) {
+    if (m.layout != detail::Layout::prefixed) return std::nullopt;
+    if (const auto p = detail::parse_collection_prefix(prefix))
+      if (const auto* e = m.expiry(p->id)) return detail::ExpiryRule{e->expiry_ttl, e->expiry_start};
+    return std::nullopt;
   }
 
   std::string collection_prefix(const detail::Manifest& m) const {
