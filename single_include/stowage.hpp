@@ -504,18 +504,22 @@ struct Expiring {
 /// without a whole time is a CorruptionError naming file (nullptr: a
 /// buffered write).
 inline Expiring split_expiry(std::string_view stored, const std::filesystem::path* file) {
-  Reader r(stored);
+  // The varint read inline: every record a scan of such a collection
+  // returns passes here.
   std::uint64_t expires = 0;
-  try {
-    expires = r.varint();
-  } catch (const CorruptionError&) {
-    throw CorruptionError(file ? *file : std::filesystem::path{}, 0,
-                          "a value of a collection that expires records has no expiry time");
+  std::size_t i = 0;
+  for (unsigned shift = 0;; shift += 7, ++i) {
+    if (i == stored.size() || i == 10)
+      throw CorruptionError(file ? *file : std::filesystem::path{}, 0,
+                            "a value of a collection that expires records has no expiry time");
+    const auto b = static_cast<unsigned char>(stored[i]);
+    expires |= std::uint64_t{b & 0x7fu} << shift;
+    if ((b & 0x80u) == 0) break;
   }
   if (expires > kMaxExpiryMicros)
     throw CorruptionError(file ? *file : std::filesystem::path{}, 0,
                           "a value's expiry time " + std::to_string(expires) + " is out of range");
-  return {expires, stored.substr(r.position())};
+  return {expires, stored.substr(i + 1)};
 }
 
 /// Whether a value expiring at `expires` is gone at now (us).
@@ -12940,9 +12944,16 @@ class Engine {
       if (stored_ || batch_.empty() || s.expiring_.empty()) return true;
       std::uint64_t now = 0;
       std::size_t kept = 0;
+      std::string_view prefix;  // of the last key looked at (keys of one collection are adjacent)
+      bool covered = false;
       for (std::size_t i = 0; i < batch_.size(); ++i) {
         Pending p = batch_[i];
-        if (s.expiring_.covers(p.key)) {
+        if (prefix.empty() || !p.key.starts_with(prefix)) {
+          const auto parsed = detail::parse_collection_prefix(p.key);
+          prefix = parsed ? p.key.substr(0, parsed->size) : std::string_view();
+          covered = parsed && s.expiring_.contains(parsed->id);
+        }
+        if (covered) {
           const detail::Expiring e = detail::split_expiry(p.value, p.file);
           if (e.expires != 0 && now == 0) now = s.now_micros();
           if (detail::expired_at(e.expires, now)) continue;
@@ -18097,6 +18108,14 @@ class Collection {
   void commit_indexed(engine_type& e, std::vector<WriteOp> ops) const {
     std::vector<std::size_t> mine(ops.size());
     for (std::size_t i = 0; i < ops.size(); ++i) mine[i] = i;
+    if (slot_->hooks.empty() && !slot_->history) {  // no entries to add (expiry at most): no copy
+      detail::apply_expiry(e, *slot_, mine, ops);
+      if (ops.size() == 1 && !ops[0].erase)
+        e.put(ops[0].key, ops[0].value);
+      else
+        e.write(ops);
+      return;
+    }
     std::vector<WriteOp> all = ops;
     detail::expand_index_ops(e, *slot_, ops, mine, all);
     detail::expand_history_ops(e, *slot_, ops, mine, all);

@@ -1107,6 +1107,14 @@ class Collection {
   void commit_indexed(engine_type& e, std::vector<WriteOp> ops) const {
     std::vector<std::size_t> mine(ops.size());
     for (std::size_t i = 0; i < ops.size(); ++i) mine[i] = i;
+    if (slot_->hooks.empty() && !slot_->history) {  // no entries to add (expiry at most): no copy
+      detail::apply_expiry(e, *slot_, mine, ops);
+      if (ops.size() == 1 && !ops[0].erase)
+        e.put(ops[0].key, ops[0].value);
+      else
+        e.write(ops);
+      return;
+    }
     std::vector<WriteOp> all = ops;
     detail::expand_index_ops(e, *slot_, ops, mine, all);
     detail::expand_history_ops(e, *slot_, ops, mine, all);

@@ -1393,9 +1393,16 @@ class Engine {
       if (stored_ || batch_.empty() || s.expiring_.empty()) return true;
       std::uint64_t now = 0;
       std::size_t kept = 0;
+      std::string_view prefix;  // of the last key looked at (keys of one collection are adjacent)
+      bool covered = false;
       for (std::size_t i = 0; i < batch_.size(); ++i) {
         Pending p = batch_[i];
-        if (s.expiring_.covers(p.key)) {
+        if (prefix.empty() || !p.key.starts_with(prefix)) {
+          const auto parsed = detail::parse_collection_prefix(p.key);
+          prefix = parsed ? p.key.substr(0, parsed->size) : std::string_view();
+          covered = parsed && s.expiring_.contains(parsed->id);
+        }
+        if (covered) {
           const detail::Expiring e = detail::split_expiry(p.value, p.file);
           if (e.expires != 0 && now == 0) now = s.now_micros();
           if (detail::expired_at(e.expires, now)) continue;
