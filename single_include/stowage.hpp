@@ -8557,11 +8557,23 @@ namespace chunk_format {
 inline constexpr std::string_view kMagic = "STWCHUNK";
 /// Last 8 bytes of every chunk file.
 inline constexpr std::string_view kEndMagic = "STWCHEND";
-/// Format version written (4: format-2 data blocks whose sequence field
-/// holds seq << 2 | uncounted << 1 | kind, and a tombstone count and an
-/// uncounted-record count in the meta block); readers accept majors
-/// kOldestMajor..kMajor, any minor.
-inline constexpr std::uint16_t kMajor = 4;
+/// Newest format version read and written (5: format 4 whose blocks may
+/// also keep older versions of a key for live snapshots, see
+/// kVersionsMajor); readers accept majors kOldestMajor..kMajor, any minor.
+inline constexpr std::uint16_t kMajor = 5;
+/// Format version written when no older version is kept (4: format-2 data
+/// blocks whose sequence field holds seq << 2 | uncounted << 1 | kind, and a
+/// tombstone count and an uncounted-record count in the meta block): what
+/// the engine writes while no snapshot is live, so that a store nobody takes
+/// snapshots of stays readable by the builds before format 5.
+inline constexpr std::uint16_t kPlainMajor = 4;
+/// Oldest major version whose chunks may keep, after a key's newest record
+/// (its head), older records of the same key that a live snapshot can see
+/// (its versions): same key, strictly smaller sequence numbers, newest
+/// first, all in the head's data block, each counted with part 0 (see
+/// docs/format.md, "Versions kept for snapshots"); the meta block ends with
+/// the number of such records.
+inline constexpr std::uint16_t kVersionsMajor = 5;
 /// Oldest major version read (1: data blocks store every key in full; 2:
 /// prefix-compressed data blocks with restart points; both hold puts only).
 inline constexpr std::uint16_t kOldestMajor = 1;
@@ -8621,6 +8633,9 @@ struct ChunkInfo {
   std::uint64_t tombstones = 0;
   /// Number of records flagged uncounted among them (0 before format 4).
   std::uint64_t uncounted = 0;
+  /// Number of older versions among them (records after the first of their
+  /// key; format 5 only).
+  std::uint64_t versions = 0;
   /// Size of the file in bytes.
   std::uint64_t file_bytes = 0;
   /// Largest sequence number of any record (0 when empty).
@@ -8745,11 +8760,12 @@ inline std::uint64_t decode_trusted_varint(const char*& p) {
 class Block {
  public:
   /// Validates and decodes `raw`, a decoded data block of a chunk of format
-  /// `major` (1, 2 or 3) read at file offset `offset`: at least one record,
+  /// `major` (1 to 5) read at file offset `offset`: at least one record,
   /// every offset, length and varint in bounds, keys strictly ascending (in
-  /// formats 2 and 3, restart points and shared lengths exactly as the format
-  /// says; in format 3, no tombstone with a value). Else
-  /// CorruptionError(file, offset, ...).
+  /// formats 2 on, restart points and shared lengths exactly as the format
+  /// says; from format 3, no tombstone with a value; in format 5 a key may
+  /// repeat with a strictly smaller sequence number: an older version kept
+  /// for snapshots). Else CorruptionError(file, offset, ...).
   static std::shared_ptr<const Block> parse(std::string raw, const std::filesystem::path& file, std::uint64_t offset,
                                             std::uint16_t major) {
     if (major == 1) return parse_v1(std::move(raw), file, offset);
@@ -8760,7 +8776,8 @@ class Block {
   static std::shared_ptr<const Block> parse(std::string_view raw, const std::filesystem::path& file,
                                             std::uint64_t offset, std::uint16_t major) {
     if (major == 1) return parse_v1(std::string(raw), file, offset);
-    if (major >= 2 && major <= chunk_format::kMajor) return decode_v2(raw, file, offset, chunk_format::seq_shift(major));
+    if (major >= 2 && major <= chunk_format::kMajor)
+      return decode_v2(raw, file, offset, chunk_format::seq_shift(major), major >= chunk_format::kVersionsMajor);
     throw CorruptionError(file, offset, "data block: chunk format " + std::to_string(major) + " has no block decoder");
   }
 
@@ -8859,10 +8876,11 @@ class Block {
   /// suffix with `key` past the bytes the two keys are known to share, so
   /// `key_buf` (kept for callers' scratch) is left as it was. When `value`
   /// is given and the key holds a put, *value is set to its bytes within
-  /// `raw`.
+  /// `raw`. With `versions` (format 5) the key's newest record is found
+  /// when older ones of it follow (at the next restart point too).
   static Holds find_stored(std::string_view raw, std::string_view key, bool kinds, const std::filesystem::path& file,
                            std::uint64_t offset, [[maybe_unused]] std::string& key_buf,
-                           std::string_view* value = nullptr) {
+                           std::string_view* value = nullptr, bool versions = false) {
     constexpr std::size_t K = chunk_format::kRestartInterval;
     auto fail = [&](const char* at, const std::string& what) { stored_fail(raw, file, offset, at, what.c_str()); };
     if (raw.size() < 4) fail(raw.data(), "block of " + std::to_string(raw.size()) + " bytes has no restart count");
@@ -8933,12 +8951,15 @@ class Block {
       const char* p = raw.data() + restart(j);
       return next(p, records_end, true, 0).suffix;
     };
-    // The last restart point whose key is <= key.
+    // The last restart point whose key is <= key (< key with versions: a
+    // restart point may hold an older record of key whose newest record is
+    // in the interval before).
     std::size_t lo = 0, hi = restarts;  // restart lo's key <= key < restart hi's (hi == restarts: none above)
     if (key < restart_key(0)) return Holds::absent;
     while (hi - lo > 1) {
       const std::size_t mid = lo + (hi - lo) / 2;
-      if (key < restart_key(mid))
+      const std::string_view at_mid = restart_key(mid);
+      if (key < at_mid || (versions && key == at_mid))
         hi = mid;
       else
         lo = mid;
@@ -8975,6 +8996,17 @@ class Block {
         continue;                                                // this key is a prefix of key
       }
       if (static_cast<unsigned char>(rest[same]) < static_cast<unsigned char>(h.suffix[same])) return Holds::absent;
+    }
+    // With versions, every record of the interval is below key: its newest
+    // record may be the next restart point's.
+    if (versions && hi < restarts) {
+      const char* q = raw.data() + restart(hi);
+      const Head h = next(q, records_end, true, 0);
+      if (h.suffix == key) {
+        if (h.tombstone) return Holds::tombstone;
+        if (value) *value = h.value;
+        return Holds::put;
+      }
     }
     return Holds::absent;
   }
@@ -9084,9 +9116,10 @@ class Block {
   // kRestartInterval records (from format 3, `shift` > 0, the seq field's low
   // bit is the kind). Pass 1 checks every length and computes the decoded size
   // (bounded before anything is allocated); pass 2 decodes into the format-1
-  // form, checking key order.
+  // form, checking key order (with `versions`, format 5, a key may repeat
+  // with a strictly smaller sequence number).
   static std::shared_ptr<const Block> decode_v2(std::string_view raw, const std::filesystem::path& file,
-                                                std::uint64_t offset, unsigned shift) {
+                                                std::uint64_t offset, unsigned shift, bool versions) {
     const bool kinds = shift != 0;
     constexpr std::size_t K = chunk_format::kRestartInterval;
     Reader trailer = Reader::decoded(raw, file, offset, "data block");
@@ -9156,6 +9189,7 @@ class Block {
     char* w = out;
     const char* p = raw.data();
     std::string_view prev;
+    std::uint64_t prev_seq = 0;
     std::size_t value_len = 0;
     for (std::size_t i = 0; i < count; ++i) {
       const auto shared = static_cast<std::size_t>(decode_trusted_varint(p));
@@ -9169,7 +9203,12 @@ class Block {
         // Shared lengths are canonical: the whole common prefix with the
         // previous key (0 at restart points), so one byte decides the order.
         bool ascending;
-        if (i % K == 0) {
+        // An older version of the previous record's key (format 5).
+        const bool same = i % K == 0 ? prev == std::string_view(suffix, unshared)
+                                     : shared == prev.size() && unshared == 0;
+        if (same) {
+          ascending = versions && (field >> shift) < prev_seq;
+        } else if (i % K == 0) {
           ascending = prev < std::string_view(suffix, unshared);
         } else if (shared < prev.size()) {
           if (unshared > 0 && suffix[0] == prev[shared])
@@ -9182,8 +9221,12 @@ class Block {
         }
         if (!ascending)
           throw CorruptionError(file, offset,
-                                "data block: keys are not strictly ascending at record " + std::to_string(i));
+                                same && versions
+                                    ? "data block: a key repeats at record " + std::to_string(i) +
+                                          " without a smaller sequence number"
+                                    : "data block: keys are not strictly ascending at record " + std::to_string(i));
       }
+      prev_seq = field >> shift;
       encode_fixed32(out + index + 4 * i, static_cast<std::uint32_t>(w - out));
       w = put_varint_at(w, shared + unshared);
       char* const key = w;
@@ -9243,22 +9286,30 @@ class StoredBlock {
   };
 
   /// Wraps `raw`, the decompressed bytes of the data block at file offset
-  /// `offset` of a chunk of format 2 (kinds false) or later (kinds true).
-  StoredBlock(std::string raw, std::uint64_t offset, bool kinds)
-      : bytes_(std::move(raw)), raw_size_(bytes_.size()), offset_(offset), kinds_(kinds) {}
+  /// `offset` of a chunk of format 2 (kinds false) or later (kinds true);
+  /// `versions`: format 5 (a key may repeat, see Block::find_stored).
+  StoredBlock(std::string raw, std::uint64_t offset, bool kinds, bool versions = false)
+      : bytes_(std::move(raw)), raw_size_(bytes_.size()), offset_(offset), kinds_(kinds), versions_(versions) {}
 
   /// Wraps `packed`, the block's bytes as compressed in its frame (with
   /// compression id `id`, which `unpack` knows), `raw_size` bytes decompressed.
   StoredBlock(std::string packed, std::uint8_t id, std::size_t raw_size, Unpack unpack, std::uint64_t offset,
-              bool kinds)
-      : bytes_(std::move(packed)), raw_size_(raw_size), unpack_(unpack), offset_(offset), id_(id), kinds_(kinds) {}
+              bool kinds, bool versions = false)
+      : bytes_(std::move(packed)),
+        raw_size_(raw_size),
+        unpack_(unpack),
+        offset_(offset),
+        id_(id),
+        kinds_(kinds),
+        versions_(versions) {}
 
   /// What the block holds of `key`; on a put, *value (when given) is set to
   /// its bytes, valid while the block lives and, for a packed block, until
   /// `scratch` is used again. `file` names the chunk in errors.
   Block::Holds find(std::string_view key, const std::filesystem::path& file, Scratch& scratch,
                     std::string_view* value = nullptr) const {
-    if (unpack_ == nullptr) return Block::find_stored(bytes_, key, kinds_, file, offset_, scratch.key, value);
+    if (unpack_ == nullptr)
+      return Block::find_stored(bytes_, key, kinds_, file, offset_, scratch.key, value, versions_);
     unpack_into(scratch.raw, file);
     return find_unpacked(key, file, scratch, value);
   }
@@ -9268,7 +9319,7 @@ class StoredBlock {
   Block::Holds find_unpacked(std::string_view key, const std::filesystem::path& file, Scratch& scratch,
                              std::string_view* value = nullptr) const {
     assert(unpack_ != nullptr && scratch.raw.size() == raw_size_);
-    return Block::find_stored(scratch.raw, key, kinds_, file, offset_, scratch.key, value);
+    return Block::find_stored(scratch.raw, key, kinds_, file, offset_, scratch.key, value, versions_);
   }
 
   /// A packed block's bytes decompressed into `out` (resized to
@@ -9309,6 +9360,7 @@ class StoredBlock {
   std::uint64_t offset_;
   std::uint8_t id_ = 0;
   bool kinds_;
+  bool versions_;
 };
 
 /// Writes one chunk file (format 3 unless told otherwise). Records must come
@@ -9325,12 +9377,12 @@ class ChunkWriter {
  public:
   /// Creates (truncates) the file at `path` through `fs` and writes the header.
   /// block_bytes must be in 1..256 MiB (ValidationError otherwise). `major`
-  /// is the chunk format to write: kMajor (4), or 3 or 2 (for tests that
-  /// need an older file and for rollback steps; format 2 holds puts only,
-  /// format 3 no uncounted flags; the engine always writes kMajor); anything
-  /// else is a ValidationError.
+  /// is the chunk format to write: kPlainMajor (4), kVersionsMajor (5: a
+  /// key may repeat with older versions, see add()), or 3 or 2 (for tests
+  /// that need an older file and for rollback steps; format 2 holds puts
+  /// only, format 3 no uncounted flags); anything else is a ValidationError.
   ChunkWriter(FileSystem& fs, std::filesystem::path path, std::size_t block_bytes = 4096,
-              std::uint16_t major = chunk_format::kMajor)
+              std::uint16_t major = chunk_format::kPlainMajor)
       : path_(std::move(path)), block_bytes_(block_bytes), major_(major) {
     if (block_bytes == 0 || block_bytes > (std::size_t{256} << 20))
       throw ValidationError("stowage: chunk block size must be 1 byte..256 MiB, not " + std::to_string(block_bytes));
@@ -9350,17 +9402,23 @@ class ChunkWriter {
 
   /// Appends a record: a put of `value`, or (tombstone = true) a tombstone,
   /// whose value must be empty; `uncounted` flags it as not yet part of the
-  /// live count (format 4). A key not strictly greater than the previous
-  /// one, a tombstone with a value, a tombstone in a format-2 chunk, an
-  /// uncounted record before format 4, a sequence number above kMaxSeq (2^63
-  /// - 1 in format 3), and adding after finish() are each a std::logic_error;
-  /// a record too large for any block (over 1 GiB + 128 KiB encoded) is a
-  /// ValidationError.
+  /// live count (format 4). In format 5 a key equal to the previous one
+  /// with a smaller sequence number adds an older version of it (kept in
+  /// the same data block: see fits()); it must not be uncounted. A key not
+  /// strictly greater than the previous one (otherwise), a tombstone with a
+  /// value, a tombstone in a format-2 chunk, an uncounted record before
+  /// format 4, a sequence number above kMaxSeq (2^63 - 1 in format 3), and
+  /// adding after finish() are each a std::logic_error; a record too large
+  /// for any block (over 1 GiB + 128 KiB encoded), or an older version that
+  /// does not fit its key's block, is a ValidationError.
   void add(std::string_view key, std::uint64_t seq, std::string_view value, bool tombstone = false,
            bool uncounted = false) {
     if (finished_) throw std::logic_error("stowage: ChunkWriter::add after finish for " + path_.string());
-    if (records_ > 0 && !(std::string_view(last_key_) < key))
-      throw std::logic_error("stowage: chunk keys must be strictly ascending (" + path_.string() + ")");
+    const bool version = records_ > 0 && major_ >= chunk_format::kVersionsMajor && key == last_key_;
+    if (version ? !(seq < last_seq_) || uncounted : records_ > 0 && !(std::string_view(last_key_) < key))
+      throw std::logic_error(version ? "stowage: an older version of a key needs a smaller sequence number and is "
+                                       "counted (" + path_.string() + ")"
+                                     : "stowage: chunk keys must be strictly ascending (" + path_.string() + ")");
     const bool kinds = major_ >= chunk_format::kKindsMajor;
     if (tombstone && !kinds)
       throw std::logic_error("stowage: a format-2 chunk cannot hold a tombstone (" + path_.string() + ")");
@@ -9383,8 +9441,14 @@ class ChunkWriter {
     if (rec + 8 > chunk_format::kMaxRawBytes)
       throw ValidationError("stowage: record of " + std::to_string(rec) + " encoded bytes exceeds the chunk limit of " +
                             std::to_string(chunk_format::kMaxRawBytes - 8));
-    if (block_records_ > 0 && (rec + 8 >= block_bytes_ || block_decoded() + rec + 4 > chunk_format::kMaxRawBytes))
-      flush_block();
+    if (version) {
+      if (block_decoded() + rec + 4 > chunk_format::kMaxRawBytes)
+        throw ValidationError("stowage: the versions of one key exceed a block of " +
+                              std::to_string(chunk_format::kMaxRawBytes) + " bytes (" + path_.string() + ")");
+    } else if (block_records_ > 0 && (rec + 8 >= block_bytes_ || block_decoded() >= block_bytes_ ||
+                                      block_decoded() + rec + 4 > chunk_format::kMaxRawBytes)) {
+      flush_block();  // a full block of format 5 is cut here, before a new key
+    }
     std::size_t shared = 0;
     if (block_records_ == 0) {
       block_first_key_.assign(key);
@@ -9405,14 +9469,23 @@ class ChunkWriter {
     ++block_records_;
     block_records_bytes_ += rec;
     if (records_ == 0) first_key_.assign(key);
-    last_key_.assign(key);
+    if (!version) last_key_.assign(key);
+    last_seq_ = seq;
     ++records_;
     if (tombstone) ++tombstones_;
     if (uncounted) ++uncounted_;
+    if (version) ++versions_;
     raw_bytes_ += rec;
     max_seq_ = std::max(max_seq_, seq);
-    bloom_.add(bloom_hash(key));
-    if (block_decoded() >= block_bytes_) flush_block();
+    if (!version) bloom_.add(bloom_hash(key));
+    if (major_ < chunk_format::kVersionsMajor && block_decoded() >= block_bytes_) flush_block();
+  }
+
+  /// Whether an older version of the last key added, `bytes` of value long,
+  /// still fits its data block (format 5; see add()).
+  bool fits(std::size_t bytes) const {
+    const std::uint64_t rec = varint_length(last_key_.size()) + last_key_.size() + 10 + varint_length(bytes) + bytes;
+    return records_ > 0 && block_decoded() + rec + 4 <= chunk_format::kMaxRawBytes;
   }
 
   /// Record bytes added so far, counted as in a format-1 block (varint
@@ -9426,6 +9499,9 @@ class ChunkWriter {
 
   /// Tombstones added so far.
   std::uint64_t tombstones() const { return tombstones_; }
+
+  /// Older versions added so far (format 5).
+  std::uint64_t versions() const { return versions_; }
 
   /// Writes the last data block, the meta block and the footer, sync()s and
   /// closes the file. Calling it twice is a std::logic_error.
@@ -9442,6 +9518,7 @@ class ChunkWriter {
     put_bytes(meta, bloom_.finish());
     if (major_ >= chunk_format::kKindsMajor) put_varint(meta, tombstones_);
     if (major_ >= chunk_format::kCountedMajor) put_varint(meta, uncounted_);
+    if (major_ >= chunk_format::kVersionsMajor) put_varint(meta, versions_);
     if (meta.size() > chunk_format::kMaxRawBytes)
       throw ValidationError("stowage: chunk " + path_.string() + " has too many blocks or records for one meta block (" +
                             std::to_string(meta.size()) + " bytes); write smaller chunks");
@@ -9459,6 +9536,7 @@ class ChunkWriter {
     info.records = records_;
     info.tombstones = tombstones_;
     info.uncounted = uncounted_;
+    info.versions = versions_;
     info.file_bytes = file_->size();
     info.max_seq = max_seq_;
     info.first_key = first_key_;
@@ -9510,7 +9588,7 @@ class ChunkWriter {
 
   std::filesystem::path path_;
   std::size_t block_bytes_;
-  std::uint16_t major_;  // chunk format written: 2 or 3
+  std::uint16_t major_;  // chunk format written: 2 to 5
   std::unique_ptr<WritableFile> file_;
   std::string header_;
   std::string block_;                    // encoded records of the open block
@@ -9523,6 +9601,7 @@ class ChunkWriter {
   std::uint64_t block_count_ = 0;
   std::string first_key_, last_key_;
   std::uint64_t records_ = 0, tombstones_ = 0, uncounted_ = 0, raw_bytes_ = 0, max_seq_ = 0;
+  std::uint64_t versions_ = 0, last_seq_ = 0;
   BloomFilterBuilder bloom_;
   std::string scratch_;
   bool finished_ = false;
@@ -9643,18 +9722,18 @@ class ChunkTable {
     const ReadScratch::Use use;
     ReadScratch& scratch = use.scratch;
     read_exact_into(file, e.offset, e.framed, "data block", scratch.frame);
-    const bool kinds = major_ >= chunk_format::kKindsMajor;
+    const bool kinds = major_ >= chunk_format::kKindsMajor, versions = major_ >= chunk_format::kVersionsMajor;
     // The id only picks the form; both paths verify the whole frame.
     const auto id = static_cast<std::uint8_t>(scratch.frame[0]);
     if (!pack || id == NoCompression::id)  // the block keeps its decompressed bytes
-      return std::make_shared<const StoredBlock>(stored_block(e, scratch.frame), e.offset, kinds);
+      return std::make_shared<const StoredBlock>(stored_block(e, scratch.frame), e.offset, kinds, versions);
     // Verifies the checksum and that the frame decompresses; the block keeps
     // the compressed bytes.
     std::string& out = raw != nullptr ? *raw : scratch.raw;
     decode_frame_into<Compression>(scratch.frame, path_, e.offset, chunk_format::kDataSeed, "data block", out);
     return std::make_shared<const StoredBlock>(
         std::string(std::string_view(scratch.frame).substr(chunk_format::kFrameHeadBytes)), id, out.size(),
-        &decompress_by_id<Compression>, e.offset, kinds);
+        &decompress_by_id<Compression>, e.offset, kinds, versions);
   }
   /// Data block i decoded from `stored`, the block as read_stored(i, ...)
   /// returned it (packed or not), and checked as read_block(i) checks it.
@@ -9760,8 +9839,12 @@ class ChunkTable {
   std::uint64_t tombstones() const { return tombstones_; }
   /// Number of records flagged uncounted (0 before format 4).
   std::uint64_t uncounted() const { return uncounted_; }
-  /// The chunk's format major version (1 to 4).
+  /// The chunk's format major version (1 to 5).
   std::uint16_t format_major() const { return major_; }
+  /// Number of older versions kept for snapshots (format 5; else 0).
+  std::uint64_t versions() const { return versions_; }
+  /// True if a key may have several records (format 5): its newest first.
+  bool may_repeat() const { return major_ >= chunk_format::kVersionsMajor; }
   /// Largest sequence number of any record.
   std::uint64_t max_seq() const { return max_seq_; }
   /// Size of the file.
@@ -9871,8 +9954,15 @@ class ChunkTable {
         r.fail("uncounted record count " + std::to_string(uncounted_) + " exceeds the record count " +
                std::to_string(records_));
     }
+    if (major >= cf::kVersionsMajor) {
+      versions_ = r.varint("older version count");
+      if (versions_ >= records_ && versions_ > 0)
+        r.fail("older version count " + std::to_string(versions_) + " is not below the record count " +
+               std::to_string(records_));
+    }
     if (minor <= cf::kMinor && !r.empty())
-      r.fail(major >= cf::kCountedMajor ? "bytes after the uncounted record count"
+      r.fail(major >= cf::kVersionsMajor ? "bytes after the older version count"
+             : major >= cf::kCountedMajor ? "bytes after the uncounted record count"
              : major >= cf::kKindsMajor ? "bytes after the tombstone count"
                                         : "bytes after the Bloom filter");
     if (index_.empty()) {
@@ -9887,7 +9977,7 @@ class ChunkTable {
 
   std::unique_ptr<RandomAccessFile> file_;
   std::filesystem::path path_;
-  std::uint64_t file_bytes_ = 0, records_ = 0, tombstones_ = 0, uncounted_ = 0, max_seq_ = 0;
+  std::uint64_t file_bytes_ = 0, records_ = 0, tombstones_ = 0, uncounted_ = 0, max_seq_ = 0, versions_ = 0;
   std::uint16_t major_ = chunk_format::kMajor;  // selects the data block decoder
   std::string keys_;  // first key of every block, then the last key
   std::size_t last_key_off_ = 0;
@@ -12616,7 +12706,9 @@ class Engine {
   };
 
   // Reads one run's records in key order, a block at a time (cursors and
-  // compactions). The run must outlive it (its Version is pinned).
+  // compactions): each key's newest record (a format-5 chunk's older
+  // versions of it, which follow it in its block, are stepped over). The
+  // run must outlive it (its Version is pinned).
   class RunReader {
    public:
     // sequential: a compaction's full pass (reads ahead from the start and
@@ -12638,7 +12730,7 @@ class Engine {
           first = false;
           block_i_ = bi;
           rec_ = block_->lower_bound(target);
-          if (after && rec_ < block_->size() && block_->key(rec_) == target) ++rec_;
+          if (after && rec_ < block_->size() && block_->key(rec_) == target) past_versions();
           if (rec_ < block_->size()) return;
         }
         block_.reset();
@@ -12676,6 +12768,7 @@ class Engine {
         rec_ = below ? block_->lower_bound(*below) : block_->size();
         if (rec_ > 0) {
           --rec_;
+          to_newest();
           return;
         }
       }
@@ -12689,6 +12782,7 @@ class Engine {
     void prev(Pins* keep) {
       if (rec_ > 0) {
         --rec_;
+        to_newest();
         return;
       }
       prev_block(keep);
@@ -12704,7 +12798,9 @@ class Engine {
     const std::filesystem::path* path() const { return &table_->path(); }
     // The next record; the block it leaves goes to keep (when given).
     void next(Pins* keep) {
-      if (++rec_ >= block_->size()) next_block(keep);
+      if (repeats_) past_versions();
+      else ++rec_;
+      if (rec_ >= block_->size()) next_block(keep);
     }
     // Past the rest of the current block.
     void skip_block(Pins* keep) {
@@ -12724,6 +12820,7 @@ class Engine {
           block_ = s_->cached_scan_block(*table_, file(), block_i_);
           if (block_->size() > 0) {
             rec_ = block_->size() - 1;
+            to_newest();
             return;
           }
           block_.reset();
@@ -12741,7 +12838,20 @@ class Engine {
     std::uint64_t file() const { return run_->files[file_i_]->ref().file; }
     void open_file(bool cached) {
       table_ = s_->table(run_->files[file_i_]->ref(), cached);
+      repeats_ = table_->may_repeat();
       br_ = BlockRun{};
+    }
+    // Past the current record and the older versions of its key (a format-5
+    // chunk keeps them after it, in its block).
+    void past_versions() {
+      const std::string_view k = block_->key(rec_);
+      while (++rec_ < block_->size() && block_->key(rec_) == k) {
+      }
+    }
+    // Back from an older version to its key's newest record.
+    void to_newest() {
+      if (!repeats_) return;
+      while (rec_ > 0 && block_->key(rec_ - 1) == block_->key(rec_)) --rec_;
     }
     void next_block(Pins* keep) {
       if (keep) keep->push(block_, table_);
@@ -12782,6 +12892,7 @@ class Engine {
     const detail::Run* run_;
     bool sequential_;
     std::size_t file_i_ = 0, block_i_ = 0, rec_ = 0, blocks_read_ = 0;
+    bool repeats_ = false;  // the current file may keep older versions (format 5)
     std::shared_ptr<const Table> table_;
     std::shared_ptr<const Block> block_;
     BlockRun br_;
@@ -13543,7 +13654,8 @@ class Engine {
         const auto holds =
             p.cached ? p.cached->find(key, p.table->path(), scratch_)
                      : Block::find_stored(p.stored, key, p.table->format_major() >= detail::chunk_format::kKindsMajor,
-                                          p.table->path(), p.table->block_offset(bi), scratch_.key);
+                                          p.table->path(), p.table->block_offset(bi), scratch_.key, nullptr,
+                                          p.table->format_major() >= detail::chunk_format::kVersionsMajor);
         if (holds != Block::Holds::absent) return holds == Block::Holds::put;
       }
       return false;
@@ -19201,9 +19313,13 @@ class RunCursor {
   /// none yet): a lost block's keys lie above it.
   const std::optional<std::string>& last_read() const { return last_read_; }
 
-  /// Moves to the next record.
+  /// Moves to the next key (past the older versions of this one that a
+  /// format-5 chunk keeps after it, in its block).
   void next() {
-    if (++rec_ == block_->size()) advance_block();
+    const std::string_view k = block_->key(rec_);
+    while (++rec_ < block_->size() && block_->key(rec_) == k) {
+    }
+    if (rec_ == block_->size()) advance_block();
   }
 
  private:

@@ -218,7 +218,7 @@ std::vector<Rec> make_records(std::size_t n, std::uint64_t seed) {
 
 template <class C>
 sd::ChunkInfo write_chunk(stowage::FileSystem& fs, const std::filesystem::path& p, const std::vector<Rec>& recs,
-                          std::size_t block_bytes = 4096, std::uint16_t major = cf::kMajor) {
+                          std::size_t block_bytes = 4096, std::uint16_t major = cf::kPlainMajor) {
   ChunkWriter<C> w(fs, p, block_bytes, major);
   for (auto& r : recs) w.add(r.key, r.seq, r.value, r.tomb);
   CHECK(w.records() == recs.size());
@@ -504,7 +504,7 @@ TEMPLATE_TEST_CASE("100k records round trip through a chunk", "[chunk]", NoCompr
 
   const auto t = ChunkTable<TestType>::open(fs, path);
   CHECK(t->path() == path);
-  CHECK(t->format_major() == cf::kMajor);
+  CHECK(t->format_major() == cf::kPlainMajor);
   CHECK(t->records() == recs.size());
   CHECK(t->tombstones() == tombstones);
   CHECK(t->max_seq() == max_seq);
@@ -620,7 +620,7 @@ TEST_CASE("chunk writer rules", "[chunk]") {
   SECTION("bad block sizes and formats") {
     CHECK_THROWS_AS(ChunkWriter<NoCompression>(fs, "c", 0), stowage::ValidationError);
     CHECK_THROWS_AS(ChunkWriter<NoCompression>(fs, "c", (std::size_t{256} << 20) + 1), stowage::ValidationError);
-    for (std::uint16_t major : {0, 1, 5, 0xffff})
+    for (std::uint16_t major : {0, 1, 6, 0xffff})
       CHECK_THROWS_AS(ChunkWriter<NoCompression>(fs, "c", 4096, major), stowage::ValidationError);
   }
   SECTION("tombstones: no value, sequence numbers below 2^63, format 3 only") {
@@ -657,9 +657,9 @@ TEST_CASE("chunk writer rules", "[chunk]") {
   }
   SECTION("the header records the writer's compression") {
     write_chunk<Lz4Compression>(fs, "c", small_records());
-    CHECK(fs.bytes("c").substr(0, 16) == craft_header(1, cf::kMajor));
+    CHECK(fs.bytes("c").substr(0, 16) == craft_header(1, cf::kPlainMajor));
     write_chunk<NoCompression>(fs, "c", small_records());
-    CHECK(fs.bytes("c").substr(0, 16) == craft_header(0, cf::kMajor));
+    CHECK(fs.bytes("c").substr(0, 16) == craft_header(0, cf::kPlainMajor));
   }
   SECTION("an empty chunk") {
     const auto info = write_chunk<Lz4Compression>(fs, "c", {});
@@ -987,7 +987,7 @@ TEST_CASE("hand-made chunks follow docs/format.md", "[chunk][format]") {
     const std::uint64_t meta_offset = sd::decode_fixed64(v3.data() + v3.size() - 32);
     const std::string data = v3.substr(16, meta_offset - 16);
     const std::string meta = v3.substr(meta_offset + 17, v3.size() - 32 - meta_offset - 17);
-    for (std::uint16_t major : {0, 5, 0xffff}) {
+    for (std::uint16_t major : {0, 6, 0xffff}) {
       fs.put(p, craft_file(craft_header(0, major, 0), data, meta));
       require_corruption(fs, p);
       try {
@@ -1898,4 +1898,163 @@ TEST_CASE("format 4 flags uncounted records; the meta block counts them", "[chun
   meta.push_back('\x01');  // 201 of 200 records
   fs.put("bad", craft_file(craft_header(0, 4, 0), data, meta));
   require_corruption(fs, "bad");
+}
+
+namespace {
+// Key i of the format-5 fixture: its newest record (seq 10000 + 10 i, a
+// tombstone when i % 5 == 3) then i % 4 older versions (seq one less each,
+// the second of them a tombstone).
+std::vector<Rec> versioned_records(int keys) {
+  std::vector<Rec> recs;
+  for (int i = 0; i < keys; ++i) {
+    char key[16];
+    std::snprintf(key, sizeof key, "k%05d", i);
+    const auto head = static_cast<std::uint64_t>(10000 + 10 * i);
+    const bool tomb = i % 5 == 3;
+    recs.push_back({key, head, tomb ? "" : "new" + std::to_string(i), tomb});
+    for (int v = 1; v <= i % 4; ++v)
+      recs.push_back({key, head - static_cast<std::uint64_t>(v), v == 2 ? "" : "old" + std::to_string(v), v == 2});
+  }
+  return recs;
+}
+}  // namespace
+
+TEST_CASE("format 5 keeps older versions of a key after its newest record, in its block", "[chunk][format]") {
+  MemFileSystem fs;
+  const std::vector<Rec> recs = versioned_records(300);
+  std::uint64_t versions = 0;
+  for (std::size_t i = 1; i < recs.size(); ++i) versions += recs[i].key == recs[i - 1].key ? 1 : 0;
+  for (std::size_t block_bytes : {std::size_t{64}, std::size_t{4096}}) {
+    INFO("block bytes " << block_bytes);
+    const auto info = write_chunk<Lz4Compression>(fs, "v5", recs, block_bytes, cf::kVersionsMajor);
+    CHECK(info.versions == versions);
+    CHECK(info.records == recs.size());
+    const auto t = ChunkTable<Lz4Compression>::open(fs, "v5");
+    CHECK(t->format_major() == 5);
+    CHECK(t->may_repeat());
+    CHECK(t->versions() == versions);
+    CHECK(same_records(read_all<Lz4Compression>(fs, "v5"), recs));
+    if (block_bytes == 64) CHECK(t->block_count() > 50);
+    // No key's records span two blocks: each block starts with a newest record.
+    std::string last;
+    for (std::size_t b = 0; b < t->block_count(); ++b) {
+      const auto block = t->read_block(b);
+      CHECK(block->key(0) != last);
+      last = std::string(block->key(block->size() - 1));
+    }
+    // Every lookup form finds the newest record of its key.
+    const auto file = fs.open_read("v5");
+    sd::StoredBlock::Scratch scratch;
+    for (std::size_t i = 0; i < recs.size(); ++i) {
+      if (i > 0 && recs[i].key == recs[i - 1].key) continue;
+      INFO("key " << recs[i].key);
+      const auto found = lookup(*t, recs[i].key);
+      REQUIRE(found);
+      CHECK(found->seq == recs[i].seq);
+      CHECK(found->tomb == recs[i].tomb);
+      const std::size_t b = t->find_block(recs[i].key);
+      for (bool pack : {false, true}) {
+        std::string_view value;
+        const auto stored = t->read_stored(b, *file, pack);  // value views it
+        const auto holds = stored->find(recs[i].key, t->path(), scratch, &value);
+        CHECK(holds == (recs[i].tomb ? Block::Holds::tombstone : Block::Holds::put));
+        if (!recs[i].tomb) CHECK(value == recs[i].value);
+      }
+    }
+  }
+  SECTION("a restart point holding an older version: find_stored finds the newest before it") {
+    // Records 0 to 14 are single keys; key "m" is record 15 (newest, a put)
+    // and 16 (older, a tombstone, at the second restart point) and 17.
+    std::vector<Rec> rs;
+    for (int i = 0; i < 15; ++i) rs.push_back({"a" + std::to_string(10 + i), 100, "x"});
+    rs.push_back({"m", 90, "newest"});
+    rs.push_back({"m", 80, "", true});
+    rs.push_back({"m", 70, "oldest"});
+    rs.push_back({"z", 60, "y"});
+    write_chunk<NoCompression>(fs, "r", rs, 4096, cf::kVersionsMajor);
+    const auto t = ChunkTable<NoCompression>::open(fs, "r");
+    REQUIRE(t->block_count() == 1);
+    const std::string raw = t->read_stored_block(0, *fs.open_read("r"));
+    std::string key_buf;
+    std::string_view value;
+    CHECK(Block::find_stored(raw, "m", true, "r", 0, key_buf, &value, true) == Block::Holds::put);
+    CHECK(value == "newest");
+    CHECK(Block::find_stored(raw, "z", true, "r", 0, key_buf, &value, true) == Block::Holds::put);
+    CHECK(value == "y");
+    CHECK(Block::find_stored(raw, "n", true, "r", 0, key_buf, nullptr, true) == Block::Holds::absent);
+    CHECK(Block::find_stored(raw, "a10", true, "r", 0, key_buf, nullptr, true) == Block::Holds::put);
+    // Read as a format without versions, the restart point's record wins:
+    // what the flag is for.
+    CHECK(Block::find_stored(raw, "m", true, "r", 0, key_buf, nullptr, false) == Block::Holds::tombstone);
+    const auto block = Block::parse(raw, "r", 0, cf::kVersionsMajor);
+    CHECK(block->lower_bound("m") == 15);
+    CHECK(block->seq(16) == 80);
+    // The same bytes as a format-4 block repeat a key: corrupt.
+    CHECK_THROWS_AS(Block::parse(raw, "r", 0, cf::kPlainMajor), CorruptionError);
+    // find_stored checks what it reads; it never reads out of bounds.
+    std::size_t corruption = 0;
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+      std::string bad = raw;
+      bad[i] = static_cast<char>(bad[i] ^ (1 << (i % 8)));
+      for (const std::string& b : {bad, raw.substr(0, i)}) {
+        for (const char* q : {"m", "a12", "z", "n"}) {
+          try {
+            Block::find_stored(b, q, true, "r", 7, key_buf, &value, true);
+          } catch (const CorruptionError& e) {
+            CHECK(e.offset() == 7);
+            ++corruption;
+          }
+        }
+      }
+    }
+    CHECK(corruption > 0);
+  }
+  SECTION("the writer's rules for older versions") {
+    ChunkWriter<NoCompression> w(fs, "w", 4096, cf::kVersionsMajor);
+    w.add("a", 10, "x");
+    CHECK_THROWS_AS(w.add("a", 10, "y"), std::logic_error);       // not older
+    CHECK_THROWS_AS(w.add("a", 11, "y"), std::logic_error);       // newer
+    CHECK_THROWS_AS(w.add("a", 9, "y", false, true), std::logic_error);  // uncounted
+    CHECK(w.fits(100));
+    w.add("a", 9, "y");
+    CHECK(w.versions() == 1);
+    w.add("b", 20, "z");
+    CHECK_THROWS_AS(w.add("a", 5, "w"), std::logic_error);  // not after its key
+    w.finish();
+    ChunkWriter<NoCompression> v4(fs, "w4");
+    v4.add("a", 10, "x");
+    CHECK_THROWS_AS(v4.add("a", 9, "y"), std::logic_error);  // format 4 keeps no versions
+  }
+  SECTION("hostile bytes: a repeated key without a smaller sequence, counts out of range, read as format 4") {
+    std::vector<Rec> rs = {{"a", 10, "x"}, {"a", 9, "y"}, {"b", 3, "z"}};
+    write_chunk<NoCompression>(fs, "h", rs, 4096, cf::kVersionsMajor);
+    const std::string file = fs.bytes("h");
+    const std::uint64_t meta_offset = sd::decode_fixed64(file.data() + file.size() - 32);
+    const std::string data = file.substr(16, meta_offset - 16);
+    std::string meta = file.substr(meta_offset + 17, file.size() - 32 - meta_offset - 17);
+    REQUIRE(meta.back() == '\x01');  // the older version count, the last field
+    fs.put("h2", craft_file(craft_header(0, 5, 0), data, meta));
+    CHECK(same_records(read_all<NoCompression>(fs, "h2"), rs));
+    // As format 4: the version count is a byte too many in a x.0 meta block.
+    fs.put("h2", craft_file(craft_header(0, 4, 0), data, meta));
+    require_corruption(fs, "h2");
+    // A count of versions not below the records.
+    meta.back() = '\x03';
+    fs.put("h2", craft_file(craft_header(0, 5, 0), data, meta));
+    require_corruption(fs, "h2");
+    // A block whose repeated key does not go down in sequence (the
+    // sequence fields of the two records of "a", seq << 2: 40 and 36,
+    // swapped; the block decoder's own check, behind the frame checksum).
+    std::string raw = ChunkTable<NoCompression>::open(fs, "h")->read_stored_block(0, *fs.open_read("h"));
+    const auto r40 = raw.find('\x28'), r36 = raw.find('\x24');
+    REQUIRE(r40 < r36);
+    raw[r40] = '\x24';
+    raw[r36] = '\x28';
+    try {
+      Block::parse(raw, "h", 0, cf::kVersionsMajor);
+      FAIL("a repeated key with a larger sequence number decoded");
+    } catch (const CorruptionError& e) {
+      CHECK(std::string(e.what()).find("repeats") != std::string::npos);
+    }
+  }
 }

@@ -51,11 +51,23 @@ namespace chunk_format {
 inline constexpr std::string_view kMagic = "STWCHUNK";
 /// Last 8 bytes of every chunk file.
 inline constexpr std::string_view kEndMagic = "STWCHEND";
-/// Format version written (4: format-2 data blocks whose sequence field
-/// holds seq << 2 | uncounted << 1 | kind, and a tombstone count and an
-/// uncounted-record count in the meta block); readers accept majors
-/// kOldestMajor..kMajor, any minor.
-inline constexpr std::uint16_t kMajor = 4;
+/// Newest format version read and written (5: format 4 whose blocks may
+/// also keep older versions of a key for live snapshots, see
+/// kVersionsMajor); readers accept majors kOldestMajor..kMajor, any minor.
+inline constexpr std::uint16_t kMajor = 5;
+/// Format version written when no older version is kept (4: format-2 data
+/// blocks whose sequence field holds seq << 2 | uncounted << 1 | kind, and a
+/// tombstone count and an uncounted-record count in the meta block): what
+/// the engine writes while no snapshot is live, so that a store nobody takes
+/// snapshots of stays readable by the builds before format 5.
+inline constexpr std::uint16_t kPlainMajor = 4;
+/// Oldest major version whose chunks may keep, after a key's newest record
+/// (its head), older records of the same key that a live snapshot can see
+/// (its versions): same key, strictly smaller sequence numbers, newest
+/// first, all in the head's data block, each counted with part 0 (see
+/// docs/format.md, "Versions kept for snapshots"); the meta block ends with
+/// the number of such records.
+inline constexpr std::uint16_t kVersionsMajor = 5;
 /// Oldest major version read (1: data blocks store every key in full; 2:
 /// prefix-compressed data blocks with restart points; both hold puts only).
 inline constexpr std::uint16_t kOldestMajor = 1;
@@ -115,6 +127,9 @@ struct ChunkInfo {
   std::uint64_t tombstones = 0;
   /// Number of records flagged uncounted among them (0 before format 4).
   std::uint64_t uncounted = 0;
+  /// Number of older versions among them (records after the first of their
+  /// key; format 5 only).
+  std::uint64_t versions = 0;
   /// Size of the file in bytes.
   std::uint64_t file_bytes = 0;
   /// Largest sequence number of any record (0 when empty).
@@ -239,11 +254,12 @@ inline std::uint64_t decode_trusted_varint(const char*& p) {
 class Block {
  public:
   /// Validates and decodes `raw`, a decoded data block of a chunk of format
-  /// `major` (1, 2 or 3) read at file offset `offset`: at least one record,
+  /// `major` (1 to 5) read at file offset `offset`: at least one record,
   /// every offset, length and varint in bounds, keys strictly ascending (in
-  /// formats 2 and 3, restart points and shared lengths exactly as the format
-  /// says; in format 3, no tombstone with a value). Else
-  /// CorruptionError(file, offset, ...).
+  /// formats 2 on, restart points and shared lengths exactly as the format
+  /// says; from format 3, no tombstone with a value; in format 5 a key may
+  /// repeat with a strictly smaller sequence number: an older version kept
+  /// for snapshots). Else CorruptionError(file, offset, ...).
   static std::shared_ptr<const Block> parse(std::string raw, const std::filesystem::path& file, std::uint64_t offset,
                                             std::uint16_t major) {
     if (major == 1) return parse_v1(std::move(raw), file, offset);
@@ -254,7 +270,8 @@ class Block {
   static std::shared_ptr<const Block> parse(std::string_view raw, const std::filesystem::path& file,
                                             std::uint64_t offset, std::uint16_t major) {
     if (major == 1) return parse_v1(std::string(raw), file, offset);
-    if (major >= 2 && major <= chunk_format::kMajor) return decode_v2(raw, file, offset, chunk_format::seq_shift(major));
+    if (major >= 2 && major <= chunk_format::kMajor)
+      return decode_v2(raw, file, offset, chunk_format::seq_shift(major), major >= chunk_format::kVersionsMajor);
     throw CorruptionError(file, offset, "data block: chunk format " + std::to_string(major) + " has no block decoder");
   }
 
@@ -353,10 +370,11 @@ class Block {
   /// suffix with `key` past the bytes the two keys are known to share, so
   /// `key_buf` (kept for callers' scratch) is left as it was. When `value`
   /// is given and the key holds a put, *value is set to its bytes within
-  /// `raw`.
+  /// `raw`. With `versions` (format 5) the key's newest record is found
+  /// when older ones of it follow (at the next restart point too).
   static Holds find_stored(std::string_view raw, std::string_view key, bool kinds, const std::filesystem::path& file,
                            std::uint64_t offset, [[maybe_unused]] std::string& key_buf,
-                           std::string_view* value = nullptr) {
+                           std::string_view* value = nullptr, bool versions = false) {
     constexpr std::size_t K = chunk_format::kRestartInterval;
     auto fail = [&](const char* at, const std::string& what) { stored_fail(raw, file, offset, at, what.c_str()); };
     if (raw.size() < 4) fail(raw.data(), "block of " + std::to_string(raw.size()) + " bytes has no restart count");
@@ -427,12 +445,15 @@ class Block {
       const char* p = raw.data() + restart(j);
       return next(p, records_end, true, 0).suffix;
     };
-    // The last restart point whose key is <= key.
+    // The last restart point whose key is <= key (< key with versions: a
+    // restart point may hold an older record of key whose newest record is
+    // in the interval before).
     std::size_t lo = 0, hi = restarts;  // restart lo's key <= key < restart hi's (hi == restarts: none above)
     if (key < restart_key(0)) return Holds::absent;
     while (hi - lo > 1) {
       const std::size_t mid = lo + (hi - lo) / 2;
-      if (key < restart_key(mid))
+      const std::string_view at_mid = restart_key(mid);
+      if (key < at_mid || (versions && key == at_mid))
         hi = mid;
       else
         lo = mid;
@@ -469,6 +490,17 @@ class Block {
         continue;                                                // this key is a prefix of key
       }
       if (static_cast<unsigned char>(rest[same]) < static_cast<unsigned char>(h.suffix[same])) return Holds::absent;
+    }
+    // With versions, every record of the interval is below key: its newest
+    // record may be the next restart point's.
+    if (versions && hi < restarts) {
+      const char* q = raw.data() + restart(hi);
+      const Head h = next(q, records_end, true, 0);
+      if (h.suffix == key) {
+        if (h.tombstone) return Holds::tombstone;
+        if (value) *value = h.value;
+        return Holds::put;
+      }
     }
     return Holds::absent;
   }
@@ -578,9 +610,10 @@ class Block {
   // kRestartInterval records (from format 3, `shift` > 0, the seq field's low
   // bit is the kind). Pass 1 checks every length and computes the decoded size
   // (bounded before anything is allocated); pass 2 decodes into the format-1
-  // form, checking key order.
+  // form, checking key order (with `versions`, format 5, a key may repeat
+  // with a strictly smaller sequence number).
   static std::shared_ptr<const Block> decode_v2(std::string_view raw, const std::filesystem::path& file,
-                                                std::uint64_t offset, unsigned shift) {
+                                                std::uint64_t offset, unsigned shift, bool versions) {
     const bool kinds = shift != 0;
     constexpr std::size_t K = chunk_format::kRestartInterval;
     Reader trailer = Reader::decoded(raw, file, offset, "data block");
@@ -650,6 +683,7 @@ class Block {
     char* w = out;
     const char* p = raw.data();
     std::string_view prev;
+    std::uint64_t prev_seq = 0;
     std::size_t value_len = 0;
     for (std::size_t i = 0; i < count; ++i) {
       const auto shared = static_cast<std::size_t>(decode_trusted_varint(p));
@@ -663,7 +697,12 @@ class Block {
         // Shared lengths are canonical: the whole common prefix with the
         // previous key (0 at restart points), so one byte decides the order.
         bool ascending;
-        if (i % K == 0) {
+        // An older version of the previous record's key (format 5).
+        const bool same = i % K == 0 ? prev == std::string_view(suffix, unshared)
+                                     : shared == prev.size() && unshared == 0;
+        if (same) {
+          ascending = versions && (field >> shift) < prev_seq;
+        } else if (i % K == 0) {
           ascending = prev < std::string_view(suffix, unshared);
         } else if (shared < prev.size()) {
           if (unshared > 0 && suffix[0] == prev[shared])
@@ -676,8 +715,12 @@ class Block {
         }
         if (!ascending)
           throw CorruptionError(file, offset,
-                                "data block: keys are not strictly ascending at record " + std::to_string(i));
+                                same && versions
+                                    ? "data block: a key repeats at record " + std::to_string(i) +
+                                          " without a smaller sequence number"
+                                    : "data block: keys are not strictly ascending at record " + std::to_string(i));
       }
+      prev_seq = field >> shift;
       encode_fixed32(out + index + 4 * i, static_cast<std::uint32_t>(w - out));
       w = put_varint_at(w, shared + unshared);
       char* const key = w;
@@ -737,22 +780,30 @@ class StoredBlock {
   };
 
   /// Wraps `raw`, the decompressed bytes of the data block at file offset
-  /// `offset` of a chunk of format 2 (kinds false) or later (kinds true).
-  StoredBlock(std::string raw, std::uint64_t offset, bool kinds)
-      : bytes_(std::move(raw)), raw_size_(bytes_.size()), offset_(offset), kinds_(kinds) {}
+  /// `offset` of a chunk of format 2 (kinds false) or later (kinds true);
+  /// `versions`: format 5 (a key may repeat, see Block::find_stored).
+  StoredBlock(std::string raw, std::uint64_t offset, bool kinds, bool versions = false)
+      : bytes_(std::move(raw)), raw_size_(bytes_.size()), offset_(offset), kinds_(kinds), versions_(versions) {}
 
   /// Wraps `packed`, the block's bytes as compressed in its frame (with
   /// compression id `id`, which `unpack` knows), `raw_size` bytes decompressed.
   StoredBlock(std::string packed, std::uint8_t id, std::size_t raw_size, Unpack unpack, std::uint64_t offset,
-              bool kinds)
-      : bytes_(std::move(packed)), raw_size_(raw_size), unpack_(unpack), offset_(offset), id_(id), kinds_(kinds) {}
+              bool kinds, bool versions = false)
+      : bytes_(std::move(packed)),
+        raw_size_(raw_size),
+        unpack_(unpack),
+        offset_(offset),
+        id_(id),
+        kinds_(kinds),
+        versions_(versions) {}
 
   /// What the block holds of `key`; on a put, *value (when given) is set to
   /// its bytes, valid while the block lives and, for a packed block, until
   /// `scratch` is used again. `file` names the chunk in errors.
   Block::Holds find(std::string_view key, const std::filesystem::path& file, Scratch& scratch,
                     std::string_view* value = nullptr) const {
-    if (unpack_ == nullptr) return Block::find_stored(bytes_, key, kinds_, file, offset_, scratch.key, value);
+    if (unpack_ == nullptr)
+      return Block::find_stored(bytes_, key, kinds_, file, offset_, scratch.key, value, versions_);
     unpack_into(scratch.raw, file);
     return find_unpacked(key, file, scratch, value);
   }
@@ -762,7 +813,7 @@ class StoredBlock {
   Block::Holds find_unpacked(std::string_view key, const std::filesystem::path& file, Scratch& scratch,
                              std::string_view* value = nullptr) const {
     assert(unpack_ != nullptr && scratch.raw.size() == raw_size_);
-    return Block::find_stored(scratch.raw, key, kinds_, file, offset_, scratch.key, value);
+    return Block::find_stored(scratch.raw, key, kinds_, file, offset_, scratch.key, value, versions_);
   }
 
   /// A packed block's bytes decompressed into `out` (resized to
@@ -803,6 +854,7 @@ class StoredBlock {
   std::uint64_t offset_;
   std::uint8_t id_ = 0;
   bool kinds_;
+  bool versions_;
 };
 
 /// Writes one chunk file (format 3 unless told otherwise). Records must come
@@ -819,12 +871,12 @@ class ChunkWriter {
  public:
   /// Creates (truncates) the file at `path` through `fs` and writes the header.
   /// block_bytes must be in 1..256 MiB (ValidationError otherwise). `major`
-  /// is the chunk format to write: kMajor (4), or 3 or 2 (for tests that
-  /// need an older file and for rollback steps; format 2 holds puts only,
-  /// format 3 no uncounted flags; the engine always writes kMajor); anything
-  /// else is a ValidationError.
+  /// is the chunk format to write: kPlainMajor (4), kVersionsMajor (5: a
+  /// key may repeat with older versions, see add()), or 3 or 2 (for tests
+  /// that need an older file and for rollback steps; format 2 holds puts
+  /// only, format 3 no uncounted flags); anything else is a ValidationError.
   ChunkWriter(FileSystem& fs, std::filesystem::path path, std::size_t block_bytes = 4096,
-              std::uint16_t major = chunk_format::kMajor)
+              std::uint16_t major = chunk_format::kPlainMajor)
       : path_(std::move(path)), block_bytes_(block_bytes), major_(major) {
     if (block_bytes == 0 || block_bytes > (std::size_t{256} << 20))
       throw ValidationError("stowage: chunk block size must be 1 byte..256 MiB, not " + std::to_string(block_bytes));
@@ -844,17 +896,23 @@ class ChunkWriter {
 
   /// Appends a record: a put of `value`, or (tombstone = true) a tombstone,
   /// whose value must be empty; `uncounted` flags it as not yet part of the
-  /// live count (format 4). A key not strictly greater than the previous
-  /// one, a tombstone with a value, a tombstone in a format-2 chunk, an
-  /// uncounted record before format 4, a sequence number above kMaxSeq (2^63
-  /// - 1 in format 3), and adding after finish() are each a std::logic_error;
-  /// a record too large for any block (over 1 GiB + 128 KiB encoded) is a
-  /// ValidationError.
+  /// live count (format 4). In format 5 a key equal to the previous one
+  /// with a smaller sequence number adds an older version of it (kept in
+  /// the same data block: see fits()); it must not be uncounted. A key not
+  /// strictly greater than the previous one (otherwise), a tombstone with a
+  /// value, a tombstone in a format-2 chunk, an uncounted record before
+  /// format 4, a sequence number above kMaxSeq (2^63 - 1 in format 3), and
+  /// adding after finish() are each a std::logic_error; a record too large
+  /// for any block (over 1 GiB + 128 KiB encoded), or an older version that
+  /// does not fit its key's block, is a ValidationError.
   void add(std::string_view key, std::uint64_t seq, std::string_view value, bool tombstone = false,
            bool uncounted = false) {
     if (finished_) throw std::logic_error("stowage: ChunkWriter::add after finish for " + path_.string());
-    if (records_ > 0 && !(std::string_view(last_key_) < key))
-      throw std::logic_error("stowage: chunk keys must be strictly ascending (" + path_.string() + ")");
+    const bool version = records_ > 0 && major_ >= chunk_format::kVersionsMajor && key == last_key_;
+    if (version ? !(seq < last_seq_) || uncounted : records_ > 0 && !(std::string_view(last_key_) < key))
+      throw std::logic_error(version ? "stowage: an older version of a key needs a smaller sequence number and is "
+                                       "counted (" + path_.string() + ")"
+                                     : "stowage: chunk keys must be strictly ascending (" + path_.string() + ")");
     const bool kinds = major_ >= chunk_format::kKindsMajor;
     if (tombstone && !kinds)
       throw std::logic_error("stowage: a format-2 chunk cannot hold a tombstone (" + path_.string() + ")");
@@ -877,8 +935,14 @@ class ChunkWriter {
     if (rec + 8 > chunk_format::kMaxRawBytes)
       throw ValidationError("stowage: record of " + std::to_string(rec) + " encoded bytes exceeds the chunk limit of " +
                             std::to_string(chunk_format::kMaxRawBytes - 8));
-    if (block_records_ > 0 && (rec + 8 >= block_bytes_ || block_decoded() + rec + 4 > chunk_format::kMaxRawBytes))
-      flush_block();
+    if (version) {
+      if (block_decoded() + rec + 4 > chunk_format::kMaxRawBytes)
+        throw ValidationError("stowage: the versions of one key exceed a block of " +
+                              std::to_string(chunk_format::kMaxRawBytes) + " bytes (" + path_.string() + ")");
+    } else if (block_records_ > 0 && (rec + 8 >= block_bytes_ || block_decoded() >= block_bytes_ ||
+                                      block_decoded() + rec + 4 > chunk_format::kMaxRawBytes)) {
+      flush_block();  // a full block of format 5 is cut here, before a new key
+    }
     std::size_t shared = 0;
     if (block_records_ == 0) {
       block_first_key_.assign(key);
@@ -899,14 +963,23 @@ class ChunkWriter {
     ++block_records_;
     block_records_bytes_ += rec;
     if (records_ == 0) first_key_.assign(key);
-    last_key_.assign(key);
+    if (!version) last_key_.assign(key);
+    last_seq_ = seq;
     ++records_;
     if (tombstone) ++tombstones_;
     if (uncounted) ++uncounted_;
+    if (version) ++versions_;
     raw_bytes_ += rec;
     max_seq_ = std::max(max_seq_, seq);
-    bloom_.add(bloom_hash(key));
-    if (block_decoded() >= block_bytes_) flush_block();
+    if (!version) bloom_.add(bloom_hash(key));
+    if (major_ < chunk_format::kVersionsMajor && block_decoded() >= block_bytes_) flush_block();
+  }
+
+  /// Whether an older version of the last key added, `bytes` of value long,
+  /// still fits its data block (format 5; see add()).
+  bool fits(std::size_t bytes) const {
+    const std::uint64_t rec = varint_length(last_key_.size()) + last_key_.size() + 10 + varint_length(bytes) + bytes;
+    return records_ > 0 && block_decoded() + rec + 4 <= chunk_format::kMaxRawBytes;
   }
 
   /// Record bytes added so far, counted as in a format-1 block (varint
@@ -920,6 +993,9 @@ class ChunkWriter {
 
   /// Tombstones added so far.
   std::uint64_t tombstones() const { return tombstones_; }
+
+  /// Older versions added so far (format 5).
+  std::uint64_t versions() const { return versions_; }
 
   /// Writes the last data block, the meta block and the footer, sync()s and
   /// closes the file. Calling it twice is a std::logic_error.
@@ -936,6 +1012,7 @@ class ChunkWriter {
     put_bytes(meta, bloom_.finish());
     if (major_ >= chunk_format::kKindsMajor) put_varint(meta, tombstones_);
     if (major_ >= chunk_format::kCountedMajor) put_varint(meta, uncounted_);
+    if (major_ >= chunk_format::kVersionsMajor) put_varint(meta, versions_);
     if (meta.size() > chunk_format::kMaxRawBytes)
       throw ValidationError("stowage: chunk " + path_.string() + " has too many blocks or records for one meta block (" +
                             std::to_string(meta.size()) + " bytes); write smaller chunks");
@@ -953,6 +1030,7 @@ class ChunkWriter {
     info.records = records_;
     info.tombstones = tombstones_;
     info.uncounted = uncounted_;
+    info.versions = versions_;
     info.file_bytes = file_->size();
     info.max_seq = max_seq_;
     info.first_key = first_key_;
@@ -1004,7 +1082,7 @@ class ChunkWriter {
 
   std::filesystem::path path_;
   std::size_t block_bytes_;
-  std::uint16_t major_;  // chunk format written: 2 or 3
+  std::uint16_t major_;  // chunk format written: 2 to 5
   std::unique_ptr<WritableFile> file_;
   std::string header_;
   std::string block_;                    // encoded records of the open block
@@ -1017,6 +1095,7 @@ class ChunkWriter {
   std::uint64_t block_count_ = 0;
   std::string first_key_, last_key_;
   std::uint64_t records_ = 0, tombstones_ = 0, uncounted_ = 0, raw_bytes_ = 0, max_seq_ = 0;
+  std::uint64_t versions_ = 0, last_seq_ = 0;
   BloomFilterBuilder bloom_;
   std::string scratch_;
   bool finished_ = false;
@@ -1137,18 +1216,18 @@ class ChunkTable {
     const ReadScratch::Use use;
     ReadScratch& scratch = use.scratch;
     read_exact_into(file, e.offset, e.framed, "data block", scratch.frame);
-    const bool kinds = major_ >= chunk_format::kKindsMajor;
+    const bool kinds = major_ >= chunk_format::kKindsMajor, versions = major_ >= chunk_format::kVersionsMajor;
     // The id only picks the form; both paths verify the whole frame.
     const auto id = static_cast<std::uint8_t>(scratch.frame[0]);
     if (!pack || id == NoCompression::id)  // the block keeps its decompressed bytes
-      return std::make_shared<const StoredBlock>(stored_block(e, scratch.frame), e.offset, kinds);
+      return std::make_shared<const StoredBlock>(stored_block(e, scratch.frame), e.offset, kinds, versions);
     // Verifies the checksum and that the frame decompresses; the block keeps
     // the compressed bytes.
     std::string& out = raw != nullptr ? *raw : scratch.raw;
     decode_frame_into<Compression>(scratch.frame, path_, e.offset, chunk_format::kDataSeed, "data block", out);
     return std::make_shared<const StoredBlock>(
         std::string(std::string_view(scratch.frame).substr(chunk_format::kFrameHeadBytes)), id, out.size(),
-        &decompress_by_id<Compression>, e.offset, kinds);
+        &decompress_by_id<Compression>, e.offset, kinds, versions);
   }
   /// Data block i decoded from `stored`, the block as read_stored(i, ...)
   /// returned it (packed or not), and checked as read_block(i) checks it.
@@ -1254,8 +1333,12 @@ class ChunkTable {
   std::uint64_t tombstones() const { return tombstones_; }
   /// Number of records flagged uncounted (0 before format 4).
   std::uint64_t uncounted() const { return uncounted_; }
-  /// The chunk's format major version (1 to 4).
+  /// The chunk's format major version (1 to 5).
   std::uint16_t format_major() const { return major_; }
+  /// Number of older versions kept for snapshots (format 5; else 0).
+  std::uint64_t versions() const { return versions_; }
+  /// True if a key may have several records (format 5): its newest first.
+  bool may_repeat() const { return major_ >= chunk_format::kVersionsMajor; }
   /// Largest sequence number of any record.
   std::uint64_t max_seq() const { return max_seq_; }
   /// Size of the file.
@@ -1365,8 +1448,15 @@ class ChunkTable {
         r.fail("uncounted record count " + std::to_string(uncounted_) + " exceeds the record count " +
                std::to_string(records_));
     }
+    if (major >= cf::kVersionsMajor) {
+      versions_ = r.varint("older version count");
+      if (versions_ >= records_ && versions_ > 0)
+        r.fail("older version count " + std::to_string(versions_) + " is not below the record count " +
+               std::to_string(records_));
+    }
     if (minor <= cf::kMinor && !r.empty())
-      r.fail(major >= cf::kCountedMajor ? "bytes after the uncounted record count"
+      r.fail(major >= cf::kVersionsMajor ? "bytes after the older version count"
+             : major >= cf::kCountedMajor ? "bytes after the uncounted record count"
              : major >= cf::kKindsMajor ? "bytes after the tombstone count"
                                         : "bytes after the Bloom filter");
     if (index_.empty()) {
@@ -1381,7 +1471,7 @@ class ChunkTable {
 
   std::unique_ptr<RandomAccessFile> file_;
   std::filesystem::path path_;
-  std::uint64_t file_bytes_ = 0, records_ = 0, tombstones_ = 0, uncounted_ = 0, max_seq_ = 0;
+  std::uint64_t file_bytes_ = 0, records_ = 0, tombstones_ = 0, uncounted_ = 0, max_seq_ = 0, versions_ = 0;
   std::uint16_t major_ = chunk_format::kMajor;  // selects the data block decoder
   std::string keys_;  // first key of every block, then the last key
   std::size_t last_key_off_ = 0;

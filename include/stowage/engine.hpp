@@ -1065,7 +1065,9 @@ class Engine {
   };
 
   // Reads one run's records in key order, a block at a time (cursors and
-  // compactions). The run must outlive it (its Version is pinned).
+  // compactions): each key's newest record (a format-5 chunk's older
+  // versions of it, which follow it in its block, are stepped over). The
+  // run must outlive it (its Version is pinned).
   class RunReader {
    public:
     // sequential: a compaction's full pass (reads ahead from the start and
@@ -1087,7 +1089,7 @@ class Engine {
           first = false;
           block_i_ = bi;
           rec_ = block_->lower_bound(target);
-          if (after && rec_ < block_->size() && block_->key(rec_) == target) ++rec_;
+          if (after && rec_ < block_->size() && block_->key(rec_) == target) past_versions();
           if (rec_ < block_->size()) return;
         }
         block_.reset();
@@ -1125,6 +1127,7 @@ class Engine {
         rec_ = below ? block_->lower_bound(*below) : block_->size();
         if (rec_ > 0) {
           --rec_;
+          to_newest();
           return;
         }
       }
@@ -1138,6 +1141,7 @@ class Engine {
     void prev(Pins* keep) {
       if (rec_ > 0) {
         --rec_;
+        to_newest();
         return;
       }
       prev_block(keep);
@@ -1153,7 +1157,9 @@ class Engine {
     const std::filesystem::path* path() const { return &table_->path(); }
     // The next record; the block it leaves goes to keep (when given).
     void next(Pins* keep) {
-      if (++rec_ >= block_->size()) next_block(keep);
+      if (repeats_) past_versions();
+      else ++rec_;
+      if (rec_ >= block_->size()) next_block(keep);
     }
     // Past the rest of the current block.
     void skip_block(Pins* keep) {
@@ -1173,6 +1179,7 @@ class Engine {
           block_ = s_->cached_scan_block(*table_, file(), block_i_);
           if (block_->size() > 0) {
             rec_ = block_->size() - 1;
+            to_newest();
             return;
           }
           block_.reset();
@@ -1190,7 +1197,20 @@ class Engine {
     std::uint64_t file() const { return run_->files[file_i_]->ref().file; }
     void open_file(bool cached) {
       table_ = s_->table(run_->files[file_i_]->ref(), cached);
+      repeats_ = table_->may_repeat();
       br_ = BlockRun{};
+    }
+    // Past the current record and the older versions of its key (a format-5
+    // chunk keeps them after it, in its block).
+    void past_versions() {
+      const std::string_view k = block_->key(rec_);
+      while (++rec_ < block_->size() && block_->key(rec_) == k) {
+      }
+    }
+    // Back from an older version to its key's newest record.
+    void to_newest() {
+      if (!repeats_) return;
+      while (rec_ > 0 && block_->key(rec_ - 1) == block_->key(rec_)) --rec_;
     }
     void next_block(Pins* keep) {
       if (keep) keep->push(block_, table_);
@@ -1231,6 +1251,7 @@ class Engine {
     const detail::Run* run_;
     bool sequential_;
     std::size_t file_i_ = 0, block_i_ = 0, rec_ = 0, blocks_read_ = 0;
+    bool repeats_ = false;  // the current file may keep older versions (format 5)
     std::shared_ptr<const Table> table_;
     std::shared_ptr<const Block> block_;
     BlockRun br_;
@@ -1992,7 +2013,8 @@ class Engine {
         const auto holds =
             p.cached ? p.cached->find(key, p.table->path(), scratch_)
                      : Block::find_stored(p.stored, key, p.table->format_major() >= detail::chunk_format::kKindsMajor,
-                                          p.table->path(), p.table->block_offset(bi), scratch_.key);
+                                          p.table->path(), p.table->block_offset(bi), scratch_.key, nullptr,
+                                          p.table->format_major() >= detail::chunk_format::kVersionsMajor);
         if (holds != Block::Holds::absent) return holds == Block::Holds::put;
       }
       return false;

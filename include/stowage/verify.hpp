@@ -422,9 +422,13 @@ class RunCursor {
   /// none yet): a lost block's keys lie above it.
   const std::optional<std::string>& last_read() const { return last_read_; }
 
-  /// Moves to the next record.
+  /// Moves to the next key (past the older versions of this one that a
+  /// format-5 chunk keeps after it, in its block).
   void next() {
-    if (++rec_ == block_->size()) advance_block();
+    const std::string_view k = block_->key(rec_);
+    while (++rec_ < block_->size() && block_->key(rec_) == k) {
+    }
+    if (rec_ == block_->size()) advance_block();
   }
 
  private:
