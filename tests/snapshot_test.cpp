@@ -6,9 +6,12 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
+#include <list>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -298,4 +301,157 @@ TEST_CASE("a snapshot released after its store is gone leaves files the next ope
   CHECK(db.get(7) == 8u);
   db.compact();  // waits for the removal of the earlier session's leftovers, which the open starts
   CHECK(chunk_files() == db.stats().chunks);
+}
+
+namespace {
+// The chunk files in dir: their count by format major (the header's bytes 8
+// and 9), and their bytes.
+struct ChunkFiles {
+  std::map<unsigned, std::size_t> by_major;
+  std::uint64_t bytes = 0;
+  std::uint64_t versions = 0;  // older versions kept (format 5)
+};
+ChunkFiles chunk_files_in(const std::filesystem::path& dir) {
+  ChunkFiles out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().extension() != ".chunk") continue;
+    std::ifstream in(e.path(), std::ios::binary);
+    char head[10] = {};
+    in.read(head, sizeof head);
+    ++out.by_major[static_cast<unsigned char>(head[8]) | static_cast<unsigned>(static_cast<unsigned char>(head[9])) << 8];
+    out.bytes += e.file_size();
+    out.versions += detail::ChunkTable<Lz4Compression>::open(*default_file_system(), e.path())->versions();
+  }
+  return out;
+}
+std::uint64_t level_bytes(const Stats& st) {
+  std::uint64_t n = 0;
+  for (const auto& level : st.levels) n += level.bytes;
+  return n;
+}
+}  // namespace
+
+TEST_CASE("compactions keep exactly the versions live snapshots see, and pin no chunk file", "[snapshot]") {
+  TempDir tmp("snapshot");
+  const auto dir = tmp / "store";
+  Store db(dir, busy_options());
+  constexpr std::uint64_t kKeys = 3000;
+  Model m0, m1;
+  for (std::uint64_t k = 0; k < kKeys; ++k) db.put(k, k), m0[k] = k;
+  db.checkpoint();  // every first version in a chunk file
+  std::optional<Store::View> s1 = db.snapshot();
+  for (std::uint64_t k = 0; k < kKeys; ++k) db.put(k, k + 10000), m1[k] = k + 10000;
+  db.checkpoint();
+  (void)db.size();  // counted: s2 knows the count of its files
+  std::optional<Store::View> s2 = db.snapshot();
+  // Even keys get a third version, every fifth key is erased.
+  std::uint64_t changed = 0;
+  for (std::uint64_t k = 0; k < kKeys; ++k) {
+    if (k % 2 == 0) db.put(k, k + 20000);
+    if (k % 5 == 0) db.erase(k);
+    changed += (k % 2 == 0 || k % 5 == 0) ? 1 : 0;
+  }
+  const Model now = collect(db.scan());
+  db.compact();
+  // s1 sees every key's first version, s2 its second: the changed keys
+  // keep both behind their newest record, the others the first.
+  Stats st = db.stats();
+  CHECK(st.snapshots == 2);
+  CHECK(st.snapshot_versions == kKeys + changed);
+  CHECK(st.snapshot_pinned_bytes > 0);
+  check_view(*s1, m0);
+  check_view(*s2, m1);
+  check_view(db, now);
+  ChunkFiles files = chunk_files_in(dir);
+  CHECK(files.by_major[5] > 0);
+  CHECK(files.versions == kKeys + changed);
+  CHECK(files.bytes == level_bytes(st));  // no file is kept on disk for the snapshots
+  // Released, s1's versions go at the next compaction; s2's stay.
+  s1.reset();
+  db.compact();
+  st = db.stats();
+  CHECK(st.snapshot_versions == changed);
+  check_view(*s2, m1);
+  check_view(db, now);
+  s2.reset();
+  db.compact();
+  st = db.stats();
+  CHECK(st.snapshot_versions == 0);
+  CHECK(st.snapshot_pinned_bytes == 0);
+  files = chunk_files_in(dir);
+  CHECK(files.versions == 0);
+  CHECK(files.by_major.count(5) == 0);  // compact() rewrote every file, with no snapshot: format 4
+  CHECK(files.bytes == level_bytes(st));
+  check_view(db, now);
+  CHECK(verify(dir).ok());
+}
+
+TEST_CASE("chunk files that keep versions read right after a reopen, and lose them at the next compaction",
+          "[snapshot]") {
+  TempDir tmp("snapshot");
+  const auto dir = tmp / "store";
+  Model then, now;
+  {
+    Store db(dir, busy_options());
+    for (std::uint64_t k = 0; k < 2000; ++k) db.put(k, k), then[k] = k;
+    db.checkpoint();
+    auto snap = db.snapshot();
+    for (std::uint64_t k = 0; k < 2000; k += 3) db.put(k, k + 1);
+    for (std::uint64_t k = 1; k < 2000; k += 7) db.erase(k);
+    db.compact();
+    now = collect(db.scan());
+    check_view(snap, then);
+    CHECK(chunk_files_in(dir).versions > 0);
+  }
+  CHECK(verify(dir).ok());
+  Store db(dir, busy_options());
+  check_view(db, now);
+  std::optional<Store::View> snap = db.snapshot();
+  const Model before = now;
+  check_view(*snap, now);
+  db.put(5, 5);
+  now[5] = 5;
+  db.compact();  // a snapshot lives: it keeps what it sees, no more
+  check_view(*snap, before);
+  snap.reset();
+  db.compact();
+  check_view(db, now);
+  CHECK(chunk_files_in(dir).versions == 0);
+}
+
+TEST_CASE("snapshots taken and released at random under writes, flushes and compactions read their moment",
+          "[snapshot]") {
+  TempDir tmp("snapshot");
+  Store db(tmp / "store", busy_options());
+  std::mt19937_64 rng(20261207);
+  Model model;
+  std::list<std::pair<Store::View, Model>> held;
+  for (int round = 0; round < 40; ++round) {
+    INFO("round " << round);
+    for (int i = 0; i < 400; ++i) {
+      const std::uint64_t k = rng() % 1500;
+      if (rng() % 4 == 0) {
+        db.erase(k);
+        model.erase(k);
+      } else {
+        const std::uint64_t v = rng();
+        db.put(k, v);
+        model[k] = v;
+      }
+    }
+    switch (rng() % 4) {
+      case 0: db.checkpoint(); break;
+      case 1: db.compact(); break;
+      default: break;  // the background's flushes and compactions
+    }
+    if (rng() % 2 == 0 || held.empty()) held.emplace_back(db.snapshot(), model);
+    if (held.size() > 3 || rng() % 4 == 0) held.erase(std::next(held.begin(), static_cast<std::ptrdiff_t>(rng() % held.size())));
+    for (const auto& [view, want] : held) check_view(view, want);
+    const Stats st = db.stats();
+    CHECK(st.snapshots == held.size());
+  }
+  check_view(db, model);
+  held.clear();
+  db.compact();
+  check_view(db, model);
 }

@@ -130,6 +130,8 @@ struct ChunkInfo {
   /// Number of older versions among them (records after the first of their
   /// key; format 5 only).
   std::uint64_t versions = 0;
+  /// Their bytes (keys, values and sequence fields, as raw_bytes() counts).
+  std::uint64_t version_bytes = 0;
   /// Size of the file in bytes.
   std::uint64_t file_bytes = 0;
   /// Largest sequence number of any record (0 when empty).
@@ -968,7 +970,10 @@ class ChunkWriter {
     ++records_;
     if (tombstone) ++tombstones_;
     if (uncounted) ++uncounted_;
-    if (version) ++versions_;
+    if (version) {
+      ++versions_;
+      version_bytes_ += rec;
+    }
     raw_bytes_ += rec;
     max_seq_ = std::max(max_seq_, seq);
     if (!version) bloom_.add(bloom_hash(key));
@@ -1031,6 +1036,7 @@ class ChunkWriter {
     info.tombstones = tombstones_;
     info.uncounted = uncounted_;
     info.versions = versions_;
+    info.version_bytes = version_bytes_;
     info.file_bytes = file_->size();
     info.max_seq = max_seq_;
     info.first_key = first_key_;
@@ -1095,7 +1101,7 @@ class ChunkWriter {
   std::uint64_t block_count_ = 0;
   std::string first_key_, last_key_;
   std::uint64_t records_ = 0, tombstones_ = 0, uncounted_ = 0, raw_bytes_ = 0, max_seq_ = 0;
-  std::uint64_t versions_ = 0, last_seq_ = 0;
+  std::uint64_t versions_ = 0, version_bytes_ = 0, last_seq_ = 0;
   BloomFilterBuilder bloom_;
   std::string scratch_;
   bool finished_ = false;

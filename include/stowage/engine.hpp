@@ -175,16 +175,23 @@ inline void name_this_thread([[maybe_unused]] const char* name) {
 #endif
 }
 
-/// What a Snapshot pins (snapshot.hpp): the moment after commit `seq`.
+/// What a Snapshot pins (snapshot.hpp): the moment after commit `seq`. It
+/// pins no chunk file: a snapshot reads the current files at its sequence,
+/// and compactions keep the older versions of records it can see while it
+/// lives (Engine::merge).
 struct SnapshotState {
   std::uint64_t seq = 0;
   /// The write buffer of that moment once a freeze made it a frozen one
   /// (set under the engine's lock_); null while it is the engine's wb_.
   std::shared_ptr<const WriteBuffer> active;
   std::shared_ptr<const WriteBuffer> imm;  ///< the frozen buffer of that moment (or none)
-  std::shared_ptr<const Version> version;  ///< the chunk files of that moment
-  std::int64_t live = 0;                   ///< the engine's live_ (the count of version's files)
-  std::optional<std::int64_t> imm_part;    ///< what imm adds to the count, when known then
+  /// The count of the files and the frozen buffer of that moment, when it
+  /// was known then (else size_at counts by a scan).
+  std::optional<std::int64_t> below_part;
+  /// Set by a compaction that could not keep a version this snapshot sees
+  /// (the versions of one key over a block's limit, about 1 GiB): reads at
+  /// it then throw rather than answer wrong.
+  std::atomic<bool> lost{false};
   /// Engine::size_at's answer, once counted (size_mu).
   mutable std::mutex size_mu;
   mutable std::optional<std::uint64_t> size;
@@ -904,9 +911,8 @@ class Engine {
     check_open();
     st->seq = last_seq_;
     st->imm = imm_;
-    st->version = version_;
-    st->live = live_;
-    if (imm_ && imm_resolved_.load()) st->imm_part = imm_delta_;
+    if (const auto part = version_->resolved_part(); part && (!imm_ || imm_resolved_.load()))
+      st->below_part = live_ + *part + (imm_ ? imm_delta_ : 0);
     prune_snapshots();
     snapshots_.push_back(st);
     snap_max_ = std::max(snap_max_, st->seq);
@@ -942,12 +948,16 @@ class Engine {
         frozen = st.active;
       }
     }
-    // The rest is pinned by the snapshot and read with no lock, so that a
-    // block read here never holds writers off. Every entry of its frozen
-    // buffer is at or below its sequence: find_below reads it as it is.
+    // The rest is read with no lock, so that a block read here never holds
+    // writers off. Every entry of its frozen buffers is at or below its
+    // sequence: they are read as they are; the files at its sequence.
     if (frozen)
       if (const int p = probe(*frozen); p >= 0) return p == 1;
-    return find_below(st.imm.get(), *st.version, key, on_value);
+    if (st.imm)
+      if (const int p = take_entry(st.imm->find(key), on_value); p >= 0) return p == 1;
+    const bool found = find_in_files_at(*current_version(), key, st.seq, on_value);
+    check_kept(st);
+    return found;
   }
 
   /// size() at a snapshot of this store (exact; counted once per snapshot:
@@ -1066,17 +1076,43 @@ class Engine {
 
   // Reads one run's records in key order, a block at a time (cursors and
   // compactions): each key's newest record (a format-5 chunk's older
-  // versions of it, which follow it in its block, are stepped over). The
-  // run must outlive it (its Version is pinned).
+  // versions of it, which follow it in its block, are stepped over), or at
+  // a snapshot's sequence `at` the newest record at or below it (keys with
+  // none are stepped over); with `every` (merges) every record, versions
+  // too. The run must outlive it (its Version is pinned).
   class RunReader {
    public:
+    // Every record a reader at the present sees: no sequence bound.
+    static constexpr std::uint64_t kLatest = std::numeric_limits<std::uint64_t>::max();
     // sequential: a compaction's full pass (reads ahead from the start and
     // fills no cache); else a scan's (the block a seek lands in is read like
     // a get's, what it then streams through is not cached).
-    RunReader(const Engine* s, const detail::Run* run, bool sequential)
-        : s_(s), run_(run), sequential_(sequential) {}
+    RunReader(const Engine* s, const detail::Run* run, bool sequential, std::uint64_t at = kLatest,
+              bool every = false)
+        : s_(s), run_(run), sequential_(sequential), every_(every), at_(at) {}
     // Positions at the first record >= target (> target when after).
     void seek(std::string_view target, bool after) {
+      position(target, after);
+      settle_forward(nullptr);
+    }
+    // Positions at the last record < below (the run's last record when
+    // below is absent), for a reverse scan: every block it reads is read
+    // like a get's (cached), one at a time.
+    void seek_back(std::optional<std::string_view> below) {
+      position_back(below);
+      settle_backward(nullptr);
+    }
+    // True while the reader takes each record as it is: no sequence bound
+    // and no older versions in the current file (a cursor may then take a
+    // block's records without asking for each).
+    bool plain() const { return at_ == kLatest && !repeats_; }
+    // The sequence bound (kLatest: none).
+    std::uint64_t at() const { return at_; }
+    // True if the current file may keep older versions (format 5).
+    bool repeats() const { return repeats_; }
+
+   private:
+    void position(std::string_view target, bool after) {
       block_.reset();
       table_.reset();
       bool first = !sequential_;
@@ -1096,10 +1132,7 @@ class Engine {
       }
       table_.reset();
     }
-    // Positions at the last record < below (the run's last record when
-    // below is absent), for a reverse scan: every block it reads is read
-    // like a get's (cached), one at a time.
-    void seek_back(std::optional<std::string_view> below) {
+    void position_back(std::optional<std::string_view> below) {
       block_.reset();
       table_.reset();
       // Past the last file whose first key is < below.
@@ -1137,14 +1170,19 @@ class Engine {
       block_i_ = 0;
       prev_block(nullptr);
     }
-    // The previous record (reverse scans); the block it leaves goes to keep.
+
+   public:
+    // The previous key's record (reverse scans); the block it leaves goes to
+    // keep.
     void prev(Pins* keep) {
+      to_newest();
       if (rec_ > 0) {
         --rec_;
         to_newest();
-        return;
+      } else {
+        prev_block(keep);
       }
-      prev_block(keep);
+      settle_backward(keep);
     }
     bool valid() const { return block_ != nullptr; }
     std::string_view key() const { return block_->key(rec_); }
@@ -1155,16 +1193,21 @@ class Engine {
     const Block& block() const { return *block_; }
     std::size_t rec() const { return rec_; }
     const std::filesystem::path* path() const { return &table_->path(); }
-    // The next record; the block it leaves goes to keep (when given).
+    // The next record (the next key's, unless every); the block it leaves
+    // goes to keep (when given).
     void next(Pins* keep) {
-      if (repeats_) past_versions();
-      else ++rec_;
+      if (repeats_ && !every_)
+        past_versions();
+      else
+        ++rec_;
       if (rec_ >= block_->size()) next_block(keep);
+      if (at_ != kLatest) settle_forward(keep);
     }
     // Past the rest of the current block.
     void skip_block(Pins* keep) {
       rec_ = block_->size();
       next_block(keep);
+      if (at_ != kLatest) settle_forward(keep);
     }
 
    private:
@@ -1212,6 +1255,44 @@ class Engine {
       if (!repeats_) return;
       while (rec_ > 0 && block_->key(rec_ - 1) == block_->key(rec_)) --rec_;
     }
+    // With a sequence bound: from the current record (a key's newest, or
+    // one of its versions) to the first of the key's records at or below
+    // it, else on to the next keys' until one has such a record.
+    void settle_forward(Pins* keep) {
+      if (at_ == kLatest) return;
+      while (block_ != nullptr) {
+        const std::string_view k = block_->key(rec_);
+        std::size_t i = rec_;
+        do {
+          if (block_->seq(i) <= at_) {
+            rec_ = i;
+            return;
+          }
+          ++i;
+        } while (repeats_ && i < block_->size() && block_->key(i) == k);
+        rec_ = i;  // past the key: none of its records is visible
+        if (rec_ >= block_->size()) next_block(keep);
+      }
+    }
+    // settle_forward() for reverse scans, from a key's newest record: to its
+    // first record at or below the bound, else back to the keys before.
+    void settle_backward(Pins* keep) {
+      if (at_ == kLatest) return;
+      while (block_ != nullptr) {
+        const std::string_view k = block_->key(rec_);
+        for (std::size_t i = rec_; i < block_->size() && (i == rec_ || (repeats_ && block_->key(i) == k)); ++i)
+          if (block_->seq(i) <= at_) {
+            rec_ = i;
+            return;
+          }
+        if (rec_ > 0) {
+          --rec_;
+          to_newest();
+        } else {
+          prev_block(keep);
+        }
+      }
+    }
     void next_block(Pins* keep) {
       if (keep) keep->push(block_, table_);
       block_.reset();
@@ -1250,6 +1331,8 @@ class Engine {
     const Engine* s_;
     const detail::Run* run_;
     bool sequential_;
+    bool every_;        // merges: every record, older versions too
+    std::uint64_t at_;  // a snapshot's sequence (kLatest: none)
     std::size_t file_i_ = 0, block_i_ = 0, rec_ = 0, blocks_read_ = 0;
     bool repeats_ = false;  // the current file may keep older versions (format 5)
     std::shared_ptr<const Table> table_;
@@ -1391,6 +1474,7 @@ class Engine {
       try {
         do fill();
         while (!hide_expired());
+        if (snap_) check_kept(*snap_);
       } catch (...) {
         // A failed read may leave the merge position anywhere: the next ++
         // starts over after the last key returned (and meets the error again).
@@ -2151,6 +2235,31 @@ class Engine {
       throw ValidationError("stowage: a Snapshot of another store used with the store in " + dir_.string());
     return at.state_;
   }
+  // Throws once a compaction could not keep what snapshot st sees (its
+  // reads may have missed a version): after a read, so that a read of the
+  // Version the compaction installed sees the flag it set before.
+  static void check_kept(const detail::SnapshotState& st) {
+    if (st.lost.load(std::memory_order_acquire))
+      throw Error("stowage: this snapshot can no longer be read: a compaction could not keep the older versions of "
+                  "one key it sees together (over 1 GiB of values); take a new snapshot");
+  }
+  // The newest record of key with a sequence at or below seq in v's files
+  // (a snapshot's read): as find_in_files, on_value(value, file) for a put.
+  template <class Fn>
+  bool find_in_files_at(const detail::Version& v, std::string_view key, std::uint64_t seq, Fn&& on_value) const {
+    const std::uint64_t hash = detail::bloom_hash(key);
+    for (const detail::Run* run : v.runs()) {
+      const detail::LiveFile* f = run->find(key);
+      if (f == nullptr || !table(f->ref(), true)->may_contain(key, hash)) continue;
+      RunReader r(this, run, /*sequential=*/false, seq);
+      r.seek(key, false);
+      if (!r.valid() || r.key() != key) continue;  // none at or below seq here: an older run's
+      if (r.tombstone()) return false;
+      on_value(r.value(), r.path());
+      return true;
+    }
+    return false;
+  }
   // Drops the dead snapshots from snapshots_ and sets snap_max_ to the
   // newest live one's sequence (0: none). Needs lock_ (unique).
   void prune_snapshots() const {
@@ -2456,8 +2565,9 @@ class Engine {
   std::optional<Job> next_job(const std::shared_ptr<const detail::Version>& v, bool everything);
   // compact()'s last step: a merge of the last level's files that hold keys
   // time alone removes (of collections that expire records, and of
-  // histories, whose versions age), so that an idle store gives their space
-  // back too. One contiguous span of files, from the first holding such
+  // histories, whose versions age) and of those keeping older versions for
+  // snapshots (which their release frees), so that an idle store gives
+  // their space back too. One contiguous span of files, from the first holding such
   // keys to the last; nullopt when there is none.
   std::optional<Job> prune_job(const std::shared_ptr<const detail::Version>& v);
   // Runs job (merging its inputs into new files of its output level) and
@@ -2467,10 +2577,35 @@ class Engine {
 
   // New chunk files of one level, each cut at `file_bytes`.
   class Output;
+  // The live snapshots, oldest first: what a merge keeps older versions for.
+  struct LiveSnapshots {
+    std::vector<std::uint64_t> seqs;                               // ascending
+    std::vector<std::weak_ptr<detail::SnapshotState>> states;  // seqs[i]'s
+    bool empty() const { return seqs.empty(); }
+  };
+  // Takes lock_ (unique) to drop the dead ones.
+  LiveSnapshots live_snapshots() const {
+    LiveSnapshots out;
+    std::unique_lock guard(lock_);
+    prune_snapshots();
+    std::vector<std::pair<std::uint64_t, std::weak_ptr<detail::SnapshotState>>> all;
+    for (const auto& w : snapshots_)
+      if (auto st = w.lock()) all.emplace_back(st->seq, w);
+    std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (auto& [seq, w] : all) {
+      out.seqs.push_back(seq);
+      out.states.push_back(std::move(w));
+    }
+    return out;
+  }
   // Merges inputs (newest first) and, when given, a write buffer (newer than
   // all of them) into out: the newest record of each key, tombstones kept
   // unless nothing_below(key) says nothing older can lie below, sequence
   // numbers kept unless zero_seqs; convert (migrations) maps each value.
+  // With live snapshots (snaps, not empty), every older record of a key
+  // that one of them sees (the newest at or below its sequence) is kept
+  // after the key's newest, as a format-5 version (docs/format.md,
+  // "Versions kept for snapshots"); sequence numbers are then kept.
   // Returns what the merge adds to live_ (docs/format.md, "The live
   // count"): a record meeting the counted record it hides takes over its
   // place in the count, and an uncounted one with nothing below is counted.
@@ -2479,7 +2614,8 @@ class Engine {
   using Convert = std::function<bool(std::string_view key, std::string_view value, std::string& out)>;
   template <class Below>
   std::int64_t merge(std::vector<detail::Run>& inputs, const detail::WriteBuffer* buffer, Output& out,
-                     Below&& nothing_below, bool zero_seqs, const Convert* convert, bool abortable);
+                     Below&& nothing_below, bool zero_seqs, const Convert* convert, bool abortable,
+                     const LiveSnapshots* snaps = nullptr);
 
   // Writes m (with v's chunks and live_'s part `live`), then makes v current;
   // a flush's install (flushed) drops the frozen buffer v now holds in the
@@ -2982,7 +3118,7 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill() -> void {
   ++fills_;
   std::shared_lock guard(s.lock_);
   s.check_open();
-  if (!positioned_ || (!snap_ && chunk_version_ != s.chunk_version_.load(std::memory_order_relaxed))) {
+  if (!positioned_ || chunk_version_ != s.chunk_version_.load(std::memory_order_relaxed)) {
     reseek();
     positioned_ = true;
   } else if (wb_version_ != s.wb_version_.load(std::memory_order_relaxed)) {
@@ -3010,8 +3146,21 @@ auto Engine<Compression, Eviction, Lock>::Cursor::fill() -> void {
       for (auto& r : readers_)
         if (whole && &r != low && r.valid() && !(last < r.key())) whole = false;
       if (whole) {
-        for (std::size_t i = low->rec(); i < b.size(); ++i)
-          if (!b.tombstone(i)) batch_.push_back(Pending{b.key(i), b.value(i), low->path()});
+        if (low->plain()) {
+          for (std::size_t i = low->rec(); i < b.size(); ++i)
+            if (!b.tombstone(i)) batch_.push_back(Pending{b.key(i), b.value(i), low->path()});
+        } else {
+          // Each key's records [i, j): the first at or below the reader's
+          // bound (no other source holds these keys).
+          for (std::size_t i = low->rec(), j; i < b.size(); i = j) {
+            j = i + 1;
+            if (low->repeats())
+              while (j < b.size() && b.key(j) == b.key(i)) ++j;
+            std::size_t pick = i;
+            while (pick < j && b.seq(pick) > low->at()) ++pick;
+            if (pick < j && !b.tombstone(pick)) batch_.push_back(Pending{b.key(pick), b.value(pick), low->path()});
+          }
+        }
         low->skip_block(&pins_);
         if (batch_.size() >= batch_limit) return;
         continue;
@@ -3087,15 +3236,18 @@ auto Engine<Compression, Eviction, Lock>::Cursor::reseek() -> void {
   imm_ = snap_ ? snap_->imm : s.imm_;
   if (imm_) imm_it_ = seek_buffer(*imm_);
   readers_.clear();
-  version_ = snap_ ? snap_->version : s.version_;
+  // A snapshot reads the current files too, each key's record at its
+  // sequence: compactions keep those while it lives (see merge()).
+  version_ = s.version_;
   const std::string_view target = started_ ? std::string_view(last_) : (from_ ? std::string_view(*from_) : "");
   std::optional<std::string_view> below;
   if (started_)
     below = last_;
   else if (to_)
     below = *to_;
+  const std::uint64_t at = snap_ ? snap_->seq : RunReader::kLatest;
   version_->for_each_run([&](const detail::Run& r, std::uint32_t) {
-    readers_.emplace_back(&s, &r, /*sequential=*/false);
+    readers_.emplace_back(&s, &r, /*sequential=*/false, at);
     if (reverse_)
       readers_.back().seek_back(below);
     else
@@ -3110,15 +3262,28 @@ auto Engine<Compression, Eviction, Lock>::size_at(const Snapshot& at) const -> s
   const detail::SnapshotState& st = *state_of(at);
   std::lock_guard once(st.size_mu);
   if (st.size) return static_cast<std::size_t>(*st.size);
-  // The files' part and the frozen buffer's, as count_shared() counts them
-  // (the snapshot pins both: no lock needed).
-  resolve_files(*st.version);
-  std::int64_t total = st.live + *st.version->resolved_part();
-  if (st.imm) total += st.imm_part ? *st.imm_part : frozen_part(*st.imm, *st.version);
+  if (!st.below_part) {
+    // The count of the files of its moment was not known then: a scan at
+    // it, no value decoded.
+    std::uint64_t n = 0;
+    Cursor c(this, std::nullopt, std::nullopt, false, &at);
+    c.read_stored();
+    for (; c.peek(); c.accept()) ++n;
+    st.size = n;
+    return static_cast<std::size_t>(n);
+  }
+  std::int64_t total = *st.below_part;
   // The write buffer's records at the snapshot's sequence: the versions it
   // sees, their presence below the buffer known or looked up (with no lock
-  // held) in the frozen buffer and files it pins.
-  std::vector<std::pair<std::string, bool>> unknown;  // key, a put
+  // held) in its frozen buffer and the files: there, only records older
+  // than the version seen lie below the buffer (a flush of this buffer
+  // wrote one record of the key, at least as new).
+  struct Unknown {
+    std::string key;
+    bool put;
+    std::uint64_t seq;
+  };
+  std::vector<Unknown> unknown;
   {
     std::shared_lock guard(lock_);
     check_open();
@@ -3127,14 +3292,22 @@ auto Engine<Compression, Eviction, Lock>::size_at(const Snapshot& at) const -> s
       const detail::BufferEntry* v = wb.visible(it->second, st.seq);
       if (v == nullptr) continue;
       if (v->below == detail::Below::unknown)
-        unknown.emplace_back(std::string(it->first), !v->tombstone);
+        unknown.push_back(Unknown{std::string(it->first), !v->tombstone, v->seq});
       else
         total += (v->tombstone ? 0 : 1) - (v->below == detail::Below::present ? 1 : 0);
     }
   }
   auto noop = [](std::string_view, const std::filesystem::path*) {};
-  for (const auto& [key, put] : unknown)
-    total += (put ? 1 : 0) - (find_below(st.imm.get(), *st.version, key, noop) ? 1 : 0);
+  const std::shared_ptr<const detail::Version> v = current_version();
+  for (const auto& u : unknown) {
+    bool below;
+    if (const int p = st.imm ? take_entry(st.imm->find(u.key), noop) : -1; p >= 0)
+      below = p == 1;
+    else
+      below = u.seq > 0 && find_in_files_at(*v, u.key, u.seq - 1, noop);
+    total += (u.put ? 1 : 0) - (below ? 1 : 0);
+  }
+  check_kept(st);
   st.size = static_cast<std::uint64_t>(std::max<std::int64_t>(total, 0));
   return static_cast<std::size_t>(*st.size);
 }
@@ -3150,10 +3323,8 @@ auto Engine<Compression, Eviction, Lock>::stats() const -> Stats {
     s.write_buffer_bytes = wb_.bytes() + (imm_ ? imm_->bytes() : 0);
     s.snapshot_versions = wb_.kept_versions() + (imm_ ? imm_->kept_versions() : 0);
     // What live snapshots keep beyond the store's own: buffers that are no
-    // longer wb_ or imm_, and files the current Version no longer names.
+    // longer wb_ or imm_, and the older versions chunk files keep for them.
     std::vector<const detail::WriteBuffer*> buffers;
-    std::vector<std::uint64_t> files;
-    for (const auto& f : v->refs()) files.push_back(f.file);
     for (const auto& w : snapshots_) {
       auto st = w.lock();
       if (!st) continue;
@@ -3163,12 +3334,12 @@ auto Engine<Compression, Eviction, Lock>::stats() const -> Stats {
         buffers.push_back(b);
         s.snapshot_pinned_bytes += b->bytes();
       }
-      for (const auto& f : st->version->refs()) {
-        if (std::find(files.begin(), files.end(), f.file) != files.end()) continue;
-        files.push_back(f.file);
-        s.snapshot_pinned_bytes += f.bytes;
-      }
     }
+    if (s.snapshots > 0)
+      for (const auto& f : v->refs()) {
+        s.snapshot_versions += f.versions;
+        s.snapshot_pinned_bytes += f.version_bytes;
+      }
   }
   s.chunks = v->files();
   s.disk_bytes = v->bytes();
@@ -3469,7 +3640,8 @@ class Engine<Compression, Eviction, Lock>::Output {
       created_.reserve(created_.size() + 1);
       file_ = e_.next_file_++;
       created_.push_back(file_);
-      writer_.emplace(*e_.fs_, e_.chunk_path(file_), e_.opt_.block_bytes);
+      writer_.emplace(*e_.fs_, e_.chunk_path(file_), e_.opt_.block_bytes,
+                      versions_ ? detail::chunk_format::kVersionsMajor : detail::chunk_format::kPlainMajor);
     }
     if (!key_prefix_.empty()) {
       key_buf_.assign(key_prefix_);
@@ -3479,6 +3651,19 @@ class Engine<Compression, Eviction, Lock>::Output {
     writer_->add(key, seq, value, tombstone, uncounted);
     ++records_;
   }
+  // An older version of the key add() wrote last (in the same file and
+  // block; format 5, see keep_versions()), counted; false, adding nothing,
+  // when it does not fit the key's block.
+  bool add_version(std::string_view key, std::uint64_t seq, std::string_view value, bool tombstone) {
+    assert(versions_ && writer_ && key_prefix_.empty());
+    if (!writer_->fits(value.size())) return false;
+    writer_->add(key, seq, tombstone ? std::string_view() : value, tombstone, false);
+    ++records_;
+    return true;
+  }
+  // Files from now on are written in format 5, which may keep older
+  // versions of a key for live snapshots (add_version()).
+  void keep_versions() { versions_ = true; }
   // Every key added from now on is written with prefix in front (a
   // migration to the prefixed layout).
   void set_key_prefix(std::string prefix) { key_prefix_ = std::move(prefix); }
@@ -3503,6 +3688,8 @@ class Engine<Compression, Eviction, Lock>::Output {
     ref.file = file_;
     ref.records = info.records;
     ref.uncounted = info.uncounted;
+    ref.versions = info.versions;
+    ref.version_bytes = info.version_bytes;
     ref.bytes = info.file_bytes;
     ref.max_seq = info.max_seq;
     ref.first_key = std::move(info.first_key);
@@ -3520,17 +3707,21 @@ class Engine<Compression, Eviction, Lock>::Output {
   std::vector<detail::ChunkRef> refs_;
   std::string key_prefix_, key_buf_;
   bool kept_ = false;
+  bool versions_ = false;
 };
 
 template <class Compression, class Eviction, class Lock>
 template <class Below>
 auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs, const detail::WriteBuffer* buffer,
                                                 Output& out, Below&& nothing_below, bool zero_seqs,
-                                                const Convert* convert, bool abortable) -> std::int64_t {
+                                                const Convert* convert, bool abortable,
+                                                const LiveSnapshots* snaps) -> std::int64_t {
+  const bool versions = snaps != nullptr && !snaps->empty() && convert == nullptr;
+  if (versions) zero_seqs = false;  // a snapshot tells records apart by them
   std::vector<RunReader> rs;
   rs.reserve(inputs.size());
   for (auto& r : inputs) {
-    rs.emplace_back(this, &r, /*sequential=*/true);
+    rs.emplace_back(this, &r, /*sequential=*/true, RunReader::kLatest, /*every=*/versions);
     rs.back().seek("", false);
   }
   detail::WriteBuffer::const_iterator bit, bend;
@@ -3579,6 +3770,14 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
   // record is written.
   Pins held;
   std::string converted;
+  // The key's older records, newest first (with versions): their value
+  // views blocks held pins.
+  struct Older {
+    std::uint64_t seq;
+    bool tombstone;
+    std::string_view value;
+  };
+  std::vector<Older> older;
   std::uint64_t n = 0;
   std::int64_t delta = 0;
   detail::HistoryPruner prune = history_pruner();  // history entries no longer kept become tombstones
@@ -3618,18 +3817,27 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
       seq = bit->second.seq;
       meet(!tombstone, false);
     }
-    // Every run holding the key, newest first, each moved past it.
+    // Every run holding the key, newest first, each moved past it (with
+    // versions, past each record of it: a format-5 file's versions of the
+    // key come from its run one after the other, and take no part in the
+    // count).
     held.clear();
+    older.clear();
+    std::size_t last_run = k;
     for (bool newest = !from_buffer; k > 0 && live[tree[0]] && keys[tree[0]] == best; newest = false) {
       const std::size_t i = tree[0];
       RunReader& r = rs[i];
       const bool erased = r.tombstone();
+      const bool version = i == last_run;
+      last_run = i;
       if (newest) {
         tombstone = erased;
         value = r.value();
         seq = r.seq();
+      } else if (versions) {
+        older.push_back(Older{r.seq(), erased, r.value()});
       }
-      meet(!erased, !r.uncounted());
+      if (!version) meet(!erased, !r.uncounted());
       r.next(&held);  // best and value may view the block it leaves
       live[i] = r.valid() ? 1 : 0;
       if (live[i]) keys[i] = r.key();
@@ -3657,16 +3865,42 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
       delta -= given_up;
       uncounted = true;
     }
-    // Sequence numbers stay while a reader could need them; no snapshot
-    // exists yet, so the last level, which the oldest records reach, drops
-    // them (a 1-byte 0 instead of 3 to 5 bytes).
+    // The older records a live snapshot sees: the newest at or below its
+    // sequence, of those strictly older than the record after them.
+    std::size_t keep = 0;
+    if (versions) {
+      std::uint64_t newer = seq;
+      for (const Older& o : older) {
+        if (o.seq < newer) {
+          const auto it = std::lower_bound(snaps->seqs.begin(), snaps->seqs.end(), o.seq);
+          if (it != snaps->seqs.end() && *it < newer) older[keep++] = o;
+          newer = o.seq;
+        }
+      }
+    }
+    // Sequence numbers stay while a reader could need them; with no live
+    // snapshot the last level, which the oldest records reach, drops them
+    // (a 1-byte 0 instead of 3 to 5 bytes).
     if (zero_seqs) seq = 0;
+    bool wrote = true;
     if (tombstone) {
-      if (!none_below()) out.add(best, seq, {}, true, uncounted);
+      if (!none_below() || keep > 0)
+        out.add(best, seq, {}, true, uncounted);
+      else
+        wrote = false;
     } else if (convert) {
       if ((*convert)(best, value, converted)) out.add(best, seq, converted, false, uncounted);
     } else {
       out.add(best, seq, value, false, uncounted);
+    }
+    for (std::size_t j = 0; wrote && j < keep; ++j) {
+      if (out.add_version(best, older[j].seq, older[j].value, older[j].tombstone)) continue;
+      // Too large to keep beside the key's newer records in one block: the
+      // snapshots that could see this key as it was are told (their reads
+      // throw), not answered wrong.
+      for (std::size_t s = 0; s < snaps->seqs.size() && snaps->seqs[s] < seq; ++s)
+        if (auto st = snaps->states[s].lock()) st->lost.store(true, std::memory_order_release);
+      break;
     }
     if (from_buffer) ++bit;  // best may view it: only now
   }
@@ -4307,6 +4541,13 @@ auto Engine<Compression, Eviction, Lock>::prune_job(const std::shared_ptr<const 
   }
   const detail::Run& last = v->levels[detail::kLastLevel];
   std::size_t first = last.files.size(), end = 0;
+  // Files keeping older versions for snapshots: rewritten with what the
+  // live ones still see (nothing once none is live).
+  for (std::size_t i = 0; i < last.files.size(); ++i)
+    if (last.files[i]->ref().versions > 0 || table(last.files[i]->ref(), false)->versions() > 0) {
+      first = std::min(first, i);
+      end = std::max(end, i + 1);
+    }
   for (auto id : ids) {
     const std::string lo = detail::collection_prefix(id);
     const auto hi = prefix_end(lo);  // a collection prefix always has an end
@@ -4353,7 +4594,12 @@ auto Engine<Compression, Eviction, Lock>::run_job(Job& job, bool abortable) -> v
         if (v.levels[l].find(key) != nullptr) return false;
       return true;
     };
-    live_delta = merge(job.inputs, nullptr, *out, nothing_below, output == detail::kLastLevel, nullptr, abortable);
+    // Taken after the inputs were chosen: a snapshot taken later sees the
+    // newest record of each of their keys, which the merge keeps anyway.
+    const LiveSnapshots snaps = live_snapshots();
+    if (!snaps.empty()) out->keep_versions();
+    live_delta = merge(job.inputs, nullptr, *out, nothing_below, output == detail::kLastLevel, nullptr, abortable,
+                       &snaps);
     refs = out->finish();
     fs_->sync_dir(dir_);
     bytes_compacted_.fetch_add(out->bytes(), std::memory_order_relaxed);

@@ -37,6 +37,10 @@ struct ChunkRef {
   std::uint32_t level = 0;     ///< 0 (newest runs) .. kLevels - 1 (the last level); format 3
   std::uint64_t run = 0;       ///< level 0: the run it belongs to (higher: newer); 0 elsewhere
   std::uint64_t uncounted = 0; ///< records not yet in the live count (format 4)
+  /// Older versions it keeps for snapshots, and their bytes (chunk format 5;
+  /// in memory only: known for the files written since the store opened,
+  /// 0 for the others).
+  std::uint64_t versions = 0, version_bytes = 0;
 };
 
 /// Ordered first key → chunk.

@@ -185,11 +185,16 @@ struct Stats {
   std::uint64_t count_micros = 0;
   /// Snapshots alive (Storage::snapshot, Database::snapshot).
   std::uint64_t snapshots = 0;
-  /// Versions the write buffer keeps for them (writes that replaced a
-  /// record a live snapshot can see; their bytes are in the buffer's).
+  /// Older versions of records kept for them: in the write buffer (writes
+  /// that replaced a record a live snapshot can see; their bytes are in the
+  /// buffer's) and in chunk files (what compactions kept for them, counted
+  /// while a snapshot lives, for files written since the store opened).
   std::uint64_t snapshot_versions = 0;
   /// Bytes snapshots keep alive beyond the store's own: flushed write
-  /// buffers in memory, and on disk the chunk files compactions replaced.
+  /// buffers in memory, and the older versions compactions kept for them in
+  /// chunk files (records, as stored before compression). A compaction
+  /// keeps exactly the versions a live snapshot can see; those left once
+  /// the last snapshot is released go at the next compaction of their file.
   std::uint64_t snapshot_pinned_bytes = 0;
   /// The store's secondary indexes, each with its entries counted by walking
   /// their keys (time linear in the entries: a store with large indexes

@@ -23,18 +23,21 @@ struct SnapshotState;  // engine.hpp
 /// Read a collection at it with Collection::at(snapshot) (Storage::snapshot()
 /// gives that view of its records directly).
 ///
-/// Cheap to take: it pins the write buffers and the chunk files of its
-/// moment and copies nothing. While it lives, a write that replaces a
-/// record it can see keeps the old version in the write buffer (memory the
-/// buffer's budget counts), a buffer it pins stays in memory after its
-/// flush, and the chunk files it pins stay on disk after compactions
-/// replace them (Stats::snapshots, Stats::snapshot_pinned_bytes). So hold a
-/// snapshot for a read, a batch of reads or a scan, not for hours under
-/// heavy writes. Copies share the moment; the last one to die releases it.
-/// Read it only while its store is open: after close() a read throws
-/// ValidationError, after the store is destroyed it is undefined (as for an
-/// iterator). Destroying it later is fine: the chunk files it kept past the
-/// store's close are removed by the store's next open.
+/// Cheap to take: it pins the write buffers of its moment and copies
+/// nothing. While it lives, a write that replaces a record it can see keeps
+/// the old version in the write buffer (memory the buffer's budget counts),
+/// a buffer it pins stays in memory after its flush, and compactions keep
+/// in the chunk files exactly the older versions of records it can see
+/// (Stats::snapshots, Stats::snapshot_versions,
+/// Stats::snapshot_pinned_bytes): it reads the current files at its
+/// sequence, so a snapshot held under heavy writes costs the versions it
+/// sees, not a copy of the store. Copies share the moment; the last one to
+/// die releases it. Read it only while its store is open: after close() a
+/// read throws ValidationError, after the store is destroyed it is
+/// undefined (as for an iterator). Destroying it later is fine. A
+/// compaction that cannot keep the versions of one key it sees together
+/// (over about 1 GiB of values) makes its later reads throw Error instead
+/// of answering without them.
 class Snapshot {
  public:
   /// No snapshot: reading at it throws ValidationError.
