@@ -8891,10 +8891,14 @@ class Block {
   /// `key_buf` (kept for callers' scratch) is left as it was. When `value`
   /// is given and the key holds a put, *value is set to its bytes within
   /// `raw`. With `versions` (format 5) the key's newest record is found
-  /// when older ones of it follow (at the next restart point too).
+  /// when older ones of it follow (at the next restart point too). With a
+  /// `bound` (a snapshot's read; `shift` is the format's seq_shift) the
+  /// key's first record whose sequence is at or below it counts, absent
+  /// when it has none here.
   static Holds find_stored(std::string_view raw, std::string_view key, bool kinds, const std::filesystem::path& file,
                            std::uint64_t offset, [[maybe_unused]] std::string& key_buf,
-                           std::string_view* value = nullptr, bool versions = false) {
+                           std::string_view* value = nullptr, bool versions = false,
+                           std::uint64_t bound = std::numeric_limits<std::uint64_t>::max(), unsigned shift = 0) {
     constexpr std::size_t K = chunk_format::kRestartInterval;
     auto fail = [&](const char* at, const std::string& what) { stored_fail(raw, file, offset, at, what.c_str()); };
     if (raw.size() < 4) fail(raw.data(), "block of " + std::to_string(raw.size()) + " bytes has no restart count");
@@ -8934,6 +8938,7 @@ class Block {
       std::size_t shared;
       std::string_view suffix;
       std::string_view value;
+      std::uint64_t field;
       bool tombstone;
     };
     std::uint64_t value_len = 0;
@@ -8956,10 +8961,31 @@ class Block {
       h.value = std::string_view(p, static_cast<std::size_t>(value_len));
       p += value_len;
       h.shared = static_cast<std::size_t>(shared);
+      h.field = field;
       h.tombstone = kinds && (field & 1) == chunk_format::kKindTombstone;
       return h;
     };
     const char* const records_end = raw.data() + restart_at;
+    // A record of key was found (h, record idx of the interval from restart
+    // point `interval`, q past it): its answer, or with a bound the first of
+    // the key's records at or below it (its older versions follow it).
+    auto found = [&](Head h, const char* q, std::size_t interval, std::size_t idx) -> Holds {
+      for (;;) {
+        if ((h.field >> shift) <= bound) {
+          if (h.tombstone) return Holds::tombstone;
+          if (value) *value = h.value;
+          return Holds::put;
+        }
+        if (!versions || q >= records_end) return Holds::absent;  // none at or below the bound here
+        if (++idx == K) {
+          idx = 0;
+          if (++interval >= restarts || q != raw.data() + restart(interval))
+            fail(q, "a restart point is not where its record starts");
+        }
+        h = next(q, records_end, idx == 0, key.size());
+        if (idx == 0 ? h.suffix != key : h.shared != key.size() || !h.suffix.empty()) return Holds::absent;
+      }
+    };
     // The key of the record at restart point j (stored whole).
     auto restart_key = [&](std::size_t j) {
       const char* p = raw.data() + restart(j);
@@ -9001,11 +9027,7 @@ class Block {
       while (same < n && rest[same] == h.suffix[same]) ++same;
       common = h.shared + same;
       if (same == n) {
-        if (rest.size() == h.suffix.size()) {
-          if (h.tombstone) return Holds::tombstone;
-          if (value) *value = h.value;
-          return Holds::put;
-        }
+        if (rest.size() == h.suffix.size()) return found(h, p, lo, i);
         if (rest.size() < h.suffix.size()) return Holds::absent;  // key is a prefix of this record's key
         continue;                                                // this key is a prefix of key
       }
@@ -9016,11 +9038,7 @@ class Block {
     if (versions && hi < restarts) {
       const char* q = raw.data() + restart(hi);
       const Head h = next(q, records_end, true, 0);
-      if (h.suffix == key) {
-        if (h.tombstone) return Holds::tombstone;
-        if (value) *value = h.value;
-        return Holds::put;
-      }
+      if (h.suffix == key) return found(h, q, hi, 0);
     }
     return Holds::absent;
   }
@@ -9320,20 +9338,24 @@ class StoredBlock {
   /// What the block holds of `key`; on a put, *value (when given) is set to
   /// its bytes, valid while the block lives and, for a packed block, until
   /// `scratch` is used again. `file` names the chunk in errors.
+  /// With a bound `at` (shift: the chunk format's seq_shift), the key's
+  /// first record at or below it (see Block::find_stored).
   Block::Holds find(std::string_view key, const std::filesystem::path& file, Scratch& scratch,
-                    std::string_view* value = nullptr) const {
+                    std::string_view* value = nullptr, std::uint64_t at = std::numeric_limits<std::uint64_t>::max(),
+                    unsigned shift = 0) const {
     if (unpack_ == nullptr)
-      return Block::find_stored(bytes_, key, kinds_, file, offset_, scratch.key, value, versions_);
+      return Block::find_stored(bytes_, key, kinds_, file, offset_, scratch.key, value, versions_, at, shift);
     unpack_into(scratch.raw, file);
-    return find_unpacked(key, file, scratch, value);
+    return find_unpacked(key, file, scratch, value, at, shift);
   }
   /// find() of a packed block whose bytes scratch.raw already holds
   /// decompressed (as ChunkTable::read_stored leaves them when given
   /// scratch.raw): the search without the decompression.
   Block::Holds find_unpacked(std::string_view key, const std::filesystem::path& file, Scratch& scratch,
-                             std::string_view* value = nullptr) const {
+                             std::string_view* value = nullptr,
+                             std::uint64_t at = std::numeric_limits<std::uint64_t>::max(), unsigned shift = 0) const {
     assert(unpack_ != nullptr && scratch.raw.size() == raw_size_);
-    return Block::find_stored(scratch.raw, key, kinds_, file, offset_, scratch.key, value, versions_);
+    return Block::find_stored(scratch.raw, key, kinds_, file, offset_, scratch.key, value, versions_, at, shift);
   }
 
   /// A packed block's bytes decompressed into `out` (resized to
@@ -12596,9 +12618,10 @@ class Engine {
       return take_entry(e ? b.visible(*e, st.seq) : nullptr, on_value);
     };
     std::shared_ptr<const detail::WriteBuffer> frozen;
+    std::shared_ptr<const detail::Version> v;
     {
       // lock_ only for the write buffer while it is the store's (writers
-      // change it) and to read st.active (a freeze sets it).
+      // change it), to read st.active (a freeze sets it) and the Version.
       std::shared_lock guard(lock_);
       check_open();
       if (!st.active) {
@@ -12606,6 +12629,7 @@ class Engine {
       } else {
         frozen = st.active;
       }
+      v = version_;
     }
     // The rest is read with no lock, so that a block read here never holds
     // writers off. Every entry of its frozen buffers is at or below its
@@ -12614,7 +12638,7 @@ class Engine {
       if (const int p = probe(*frozen); p >= 0) return p == 1;
     if (st.imm)
       if (const int p = take_entry(st.imm->find(key), on_value); p >= 0) return p == 1;
-    const bool found = find_in_files_at(*current_version(), key, st.seq, on_value);
+    const bool found = find_in_files(*v, key, on_value, st.seq);
     check_kept(st);
     return found;
   }
@@ -13552,7 +13576,10 @@ class Engine {
   // Looks key up in one run; on a hit calls on_value(bytes, file). The run's
   // Version must be pinned (or lock_ held).
   template <class Fn>
-  Probe probe_run(const detail::Run& run, std::string_view key, std::uint64_t hash, Fn&& on_value) const {
+  // With a bound `at` (a snapshot's read), the key's first record at or
+  // below it in the run (absent when it has none there).
+  Probe probe_run(const detail::Run& run, std::string_view key, std::uint64_t hash, Fn&& on_value,
+                  std::uint64_t at = std::numeric_limits<std::uint64_t>::max()) const {
     const detail::LiveFile* f = run.find(key);
     if (!f) return Probe::absent;
     auto t = table(f->ref());
@@ -13579,7 +13606,9 @@ class Engine {
       bool unpacked = false;  // a miss left the packed block's bytes in scratch.raw
       auto b = stored_block(*t, f->ref().file, bi, form == BlockForm::packed, &scratch.raw, &unpacked);
       std::string_view value;
-      switch (unpacked ? b->find_unpacked(key, t->path(), scratch, &value) : b->find(key, t->path(), scratch, &value)) {
+      const unsigned shift = detail::chunk_format::seq_shift(t->format_major());
+      switch (unpacked ? b->find_unpacked(key, t->path(), scratch, &value, at, shift)
+                       : b->find(key, t->path(), scratch, &value, at, shift)) {
         case Block::Holds::absent:
           return Probe::absent;
         case Block::Holds::tombstone:
@@ -13592,22 +13621,26 @@ class Engine {
     }
     auto b = block(*t, f->ref().file, bi);
     std::size_t i = b->lower_bound(key);
+    // Older versions of the key follow its newest record (format 5).
+    while (i < b->size() && b->seq(i) > at && b->key(i) == key) ++i;
     if (i >= b->size() || b->key(i) != key) return Probe::absent;
     if (b->tombstone(i)) return Probe::erased;
     on_value(b->value(i), &t->path());
     return Probe::found;
   }
-  // Finds key in v's files, newest run first.
+  // Finds key in v's files, newest run first; with a bound `at` (a
+  // snapshot's read), each key's newest record at or below it.
   template <class Fn>
-  bool find_in_files(const detail::Version& v, std::string_view key, Fn&& on_value) const {
+  bool find_in_files(const detail::Version& v, std::string_view key, Fn&& on_value,
+                     std::uint64_t at = std::numeric_limits<std::uint64_t>::max()) const {
     const std::uint64_t hash = detail::bloom_hash(key);
     for (const auto& r : v.l0) {
-      const Probe p = probe_run(r, key, hash, on_value);
+      const Probe p = probe_run(r, key, hash, on_value, at);
       if (p != Probe::absent) return p == Probe::found;
     }
     for (std::uint32_t l = 1; l < detail::kLevels; ++l) {
       if (v.levels[l].empty()) continue;
-      const Probe p = probe_run(v.levels[l], key, hash, on_value);
+      const Probe p = probe_run(v.levels[l], key, hash, on_value, at);
       if (p != Probe::absent) return p == Probe::found;
     }
     return false;
@@ -13901,23 +13934,6 @@ class Engine {
     if (st.lost.load(std::memory_order_acquire))
       throw Error("stowage: this snapshot can no longer be read: a compaction could not keep the older versions of "
                   "one key it sees together (over 1 GiB of values); take a new snapshot");
-  }
-  // The newest record of key with a sequence at or below seq in v's files
-  // (a snapshot's read): as find_in_files, on_value(value, file) for a put.
-  template <class Fn>
-  bool find_in_files_at(const detail::Version& v, std::string_view key, std::uint64_t seq, Fn&& on_value) const {
-    const std::uint64_t hash = detail::bloom_hash(key);
-    for (const detail::Run* run : v.runs()) {
-      const detail::LiveFile* f = run->find(key);
-      if (f == nullptr || !table(f->ref(), true)->may_contain(key, hash)) continue;
-      RunReader r(this, run, /*sequential=*/false, seq);
-      r.seek(key, false);
-      if (!r.valid() || r.key() != key) continue;  // none at or below seq here: an older run's
-      if (r.tombstone()) return false;
-      on_value(r.value(), r.path());
-      return true;
-    }
-    return false;
   }
   // Drops the dead snapshots from snapshots_ and sets snap_max_ to the
   // newest live one's sequence (0: none). Needs lock_ (unique).
@@ -14963,7 +14979,7 @@ auto Engine<Compression, Eviction, Lock>::size_at(const Snapshot& at) const -> s
     if (const int p = st.imm ? take_entry(st.imm->find(u.key), noop) : -1; p >= 0)
       below = p == 1;
     else
-      below = u.seq > 0 && find_in_files_at(*v, u.key, u.seq - 1, noop);
+      below = u.seq > 0 && find_in_files(*v, u.key, noop, u.seq - 1);
     total += (u.put ? 1 : 0) - (below ? 1 : 0);
   }
   check_kept(st);

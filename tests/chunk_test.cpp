@@ -2009,6 +2009,46 @@ TEST_CASE("format 5 keeps older versions of a key after its newest record, in it
     }
     CHECK(corruption > 0);
   }
+  SECTION("a bound finds each key's first record at or below it, across restart points") {
+    // Key "v" has 20 records (seq 100 down to 81, value "s<seq>", seq 90 a
+    // tombstone) from record 10 on: they cross the restart point at 16.
+    std::vector<Rec> rs;
+    for (int i = 0; i < 10; ++i) rs.push_back({"a" + std::to_string(10 + i), 500, "x"});
+    for (std::uint64_t q = 100; q > 80; --q) rs.push_back({"v", q, q == 90 ? "" : "s" + std::to_string(q), q == 90});
+    rs.push_back({"w", 50, "y"});
+    write_chunk<NoCompression>(fs, "b", rs, 4096, cf::kVersionsMajor);
+    const auto t = ChunkTable<NoCompression>::open(fs, "b");
+    REQUIRE(t->block_count() == 1);
+    const std::string raw = t->read_stored_block(0, *fs.open_read("b"));
+    std::string key_buf;
+    for (std::uint64_t b = 70; b <= 110; ++b) {
+      INFO("bound " << b);
+      std::string_view value;
+      const auto holds = Block::find_stored(raw, "v", true, "b", 0, key_buf, &value, true, b, 2);
+      const auto block = t->read_block(0);
+      std::size_t i = block->lower_bound("v");
+      while (i < block->size() && block->key(i) == "v" && block->seq(i) > b) ++i;
+      if (b < 81) {
+        CHECK(holds == Block::Holds::absent);
+        CHECK(block->key(i) == "w");
+      } else if (std::min<std::uint64_t>(b, 100) == 90) {
+        CHECK(holds == Block::Holds::tombstone);
+        CHECK(block->tombstone(i));
+      } else {
+        REQUIRE(holds == Block::Holds::put);
+        CHECK(value == "s" + std::to_string(std::min<std::uint64_t>(b, 100)));
+        CHECK(block->value(i) == value);
+      }
+      CHECK((Block::find_stored(raw, "w", true, "b", 0, key_buf, nullptr, true, b, 2) == Block::Holds::put) == (b >= 50));
+      CHECK(Block::find_stored(raw, "a12", true, "b", 0, key_buf, nullptr, true, b, 2) == Block::Holds::absent);
+    }
+    // Without versions a bound below the only record finds nothing.
+    std::vector<Rec> plain = {{"k", 10, "x"}};
+    write_chunk<NoCompression>(fs, "p", plain);
+    const std::string praw = ChunkTable<NoCompression>::open(fs, "p")->read_stored_block(0, *fs.open_read("p"));
+    CHECK(Block::find_stored(praw, "k", true, "p", 0, key_buf, nullptr, false, 9, 2) == Block::Holds::absent);
+    CHECK(Block::find_stored(praw, "k", true, "p", 0, key_buf, nullptr, false, 10, 2) == Block::Holds::put);
+  }
   SECTION("the writer's rules for older versions") {
     ChunkWriter<NoCompression> w(fs, "w", 4096, cf::kVersionsMajor);
     w.add("a", 10, "x");

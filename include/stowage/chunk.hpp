@@ -373,10 +373,14 @@ class Block {
   /// `key_buf` (kept for callers' scratch) is left as it was. When `value`
   /// is given and the key holds a put, *value is set to its bytes within
   /// `raw`. With `versions` (format 5) the key's newest record is found
-  /// when older ones of it follow (at the next restart point too).
+  /// when older ones of it follow (at the next restart point too). With a
+  /// `bound` (a snapshot's read; `shift` is the format's seq_shift) the
+  /// key's first record whose sequence is at or below it counts, absent
+  /// when it has none here.
   static Holds find_stored(std::string_view raw, std::string_view key, bool kinds, const std::filesystem::path& file,
                            std::uint64_t offset, [[maybe_unused]] std::string& key_buf,
-                           std::string_view* value = nullptr, bool versions = false) {
+                           std::string_view* value = nullptr, bool versions = false,
+                           std::uint64_t bound = std::numeric_limits<std::uint64_t>::max(), unsigned shift = 0) {
     constexpr std::size_t K = chunk_format::kRestartInterval;
     auto fail = [&](const char* at, const std::string& what) { stored_fail(raw, file, offset, at, what.c_str()); };
     if (raw.size() < 4) fail(raw.data(), "block of " + std::to_string(raw.size()) + " bytes has no restart count");
@@ -416,6 +420,7 @@ class Block {
       std::size_t shared;
       std::string_view suffix;
       std::string_view value;
+      std::uint64_t field;
       bool tombstone;
     };
     std::uint64_t value_len = 0;
@@ -438,10 +443,31 @@ class Block {
       h.value = std::string_view(p, static_cast<std::size_t>(value_len));
       p += value_len;
       h.shared = static_cast<std::size_t>(shared);
+      h.field = field;
       h.tombstone = kinds && (field & 1) == chunk_format::kKindTombstone;
       return h;
     };
     const char* const records_end = raw.data() + restart_at;
+    // A record of key was found (h, record idx of the interval from restart
+    // point `interval`, q past it): its answer, or with a bound the first of
+    // the key's records at or below it (its older versions follow it).
+    auto found = [&](Head h, const char* q, std::size_t interval, std::size_t idx) -> Holds {
+      for (;;) {
+        if ((h.field >> shift) <= bound) {
+          if (h.tombstone) return Holds::tombstone;
+          if (value) *value = h.value;
+          return Holds::put;
+        }
+        if (!versions || q >= records_end) return Holds::absent;  // none at or below the bound here
+        if (++idx == K) {
+          idx = 0;
+          if (++interval >= restarts || q != raw.data() + restart(interval))
+            fail(q, "a restart point is not where its record starts");
+        }
+        h = next(q, records_end, idx == 0, key.size());
+        if (idx == 0 ? h.suffix != key : h.shared != key.size() || !h.suffix.empty()) return Holds::absent;
+      }
+    };
     // The key of the record at restart point j (stored whole).
     auto restart_key = [&](std::size_t j) {
       const char* p = raw.data() + restart(j);
@@ -483,11 +509,7 @@ class Block {
       while (same < n && rest[same] == h.suffix[same]) ++same;
       common = h.shared + same;
       if (same == n) {
-        if (rest.size() == h.suffix.size()) {
-          if (h.tombstone) return Holds::tombstone;
-          if (value) *value = h.value;
-          return Holds::put;
-        }
+        if (rest.size() == h.suffix.size()) return found(h, p, lo, i);
         if (rest.size() < h.suffix.size()) return Holds::absent;  // key is a prefix of this record's key
         continue;                                                // this key is a prefix of key
       }
@@ -498,11 +520,7 @@ class Block {
     if (versions && hi < restarts) {
       const char* q = raw.data() + restart(hi);
       const Head h = next(q, records_end, true, 0);
-      if (h.suffix == key) {
-        if (h.tombstone) return Holds::tombstone;
-        if (value) *value = h.value;
-        return Holds::put;
-      }
+      if (h.suffix == key) return found(h, q, hi, 0);
     }
     return Holds::absent;
   }
@@ -802,20 +820,24 @@ class StoredBlock {
   /// What the block holds of `key`; on a put, *value (when given) is set to
   /// its bytes, valid while the block lives and, for a packed block, until
   /// `scratch` is used again. `file` names the chunk in errors.
+  /// With a bound `at` (shift: the chunk format's seq_shift), the key's
+  /// first record at or below it (see Block::find_stored).
   Block::Holds find(std::string_view key, const std::filesystem::path& file, Scratch& scratch,
-                    std::string_view* value = nullptr) const {
+                    std::string_view* value = nullptr, std::uint64_t at = std::numeric_limits<std::uint64_t>::max(),
+                    unsigned shift = 0) const {
     if (unpack_ == nullptr)
-      return Block::find_stored(bytes_, key, kinds_, file, offset_, scratch.key, value, versions_);
+      return Block::find_stored(bytes_, key, kinds_, file, offset_, scratch.key, value, versions_, at, shift);
     unpack_into(scratch.raw, file);
-    return find_unpacked(key, file, scratch, value);
+    return find_unpacked(key, file, scratch, value, at, shift);
   }
   /// find() of a packed block whose bytes scratch.raw already holds
   /// decompressed (as ChunkTable::read_stored leaves them when given
   /// scratch.raw): the search without the decompression.
   Block::Holds find_unpacked(std::string_view key, const std::filesystem::path& file, Scratch& scratch,
-                             std::string_view* value = nullptr) const {
+                             std::string_view* value = nullptr,
+                             std::uint64_t at = std::numeric_limits<std::uint64_t>::max(), unsigned shift = 0) const {
     assert(unpack_ != nullptr && scratch.raw.size() == raw_size_);
-    return Block::find_stored(scratch.raw, key, kinds_, file, offset_, scratch.key, value, versions_);
+    return Block::find_stored(scratch.raw, key, kinds_, file, offset_, scratch.key, value, versions_, at, shift);
   }
 
   /// A packed block's bytes decompressed into `out` (resized to

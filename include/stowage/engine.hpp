@@ -937,9 +937,10 @@ class Engine {
       return take_entry(e ? b.visible(*e, st.seq) : nullptr, on_value);
     };
     std::shared_ptr<const detail::WriteBuffer> frozen;
+    std::shared_ptr<const detail::Version> v;
     {
       // lock_ only for the write buffer while it is the store's (writers
-      // change it) and to read st.active (a freeze sets it).
+      // change it), to read st.active (a freeze sets it) and the Version.
       std::shared_lock guard(lock_);
       check_open();
       if (!st.active) {
@@ -947,6 +948,7 @@ class Engine {
       } else {
         frozen = st.active;
       }
+      v = version_;
     }
     // The rest is read with no lock, so that a block read here never holds
     // writers off. Every entry of its frozen buffers is at or below its
@@ -955,7 +957,7 @@ class Engine {
       if (const int p = probe(*frozen); p >= 0) return p == 1;
     if (st.imm)
       if (const int p = take_entry(st.imm->find(key), on_value); p >= 0) return p == 1;
-    const bool found = find_in_files_at(*current_version(), key, st.seq, on_value);
+    const bool found = find_in_files(*v, key, on_value, st.seq);
     check_kept(st);
     return found;
   }
@@ -1893,7 +1895,10 @@ class Engine {
   // Looks key up in one run; on a hit calls on_value(bytes, file). The run's
   // Version must be pinned (or lock_ held).
   template <class Fn>
-  Probe probe_run(const detail::Run& run, std::string_view key, std::uint64_t hash, Fn&& on_value) const {
+  // With a bound `at` (a snapshot's read), the key's first record at or
+  // below it in the run (absent when it has none there).
+  Probe probe_run(const detail::Run& run, std::string_view key, std::uint64_t hash, Fn&& on_value,
+                  std::uint64_t at = std::numeric_limits<std::uint64_t>::max()) const {
     const detail::LiveFile* f = run.find(key);
     if (!f) return Probe::absent;
     auto t = table(f->ref());
@@ -1920,7 +1925,9 @@ class Engine {
       bool unpacked = false;  // a miss left the packed block's bytes in scratch.raw
       auto b = stored_block(*t, f->ref().file, bi, form == BlockForm::packed, &scratch.raw, &unpacked);
       std::string_view value;
-      switch (unpacked ? b->find_unpacked(key, t->path(), scratch, &value) : b->find(key, t->path(), scratch, &value)) {
+      const unsigned shift = detail::chunk_format::seq_shift(t->format_major());
+      switch (unpacked ? b->find_unpacked(key, t->path(), scratch, &value, at, shift)
+                       : b->find(key, t->path(), scratch, &value, at, shift)) {
         case Block::Holds::absent:
           return Probe::absent;
         case Block::Holds::tombstone:
@@ -1933,22 +1940,26 @@ class Engine {
     }
     auto b = block(*t, f->ref().file, bi);
     std::size_t i = b->lower_bound(key);
+    // Older versions of the key follow its newest record (format 5).
+    while (i < b->size() && b->seq(i) > at && b->key(i) == key) ++i;
     if (i >= b->size() || b->key(i) != key) return Probe::absent;
     if (b->tombstone(i)) return Probe::erased;
     on_value(b->value(i), &t->path());
     return Probe::found;
   }
-  // Finds key in v's files, newest run first.
+  // Finds key in v's files, newest run first; with a bound `at` (a
+  // snapshot's read), each key's newest record at or below it.
   template <class Fn>
-  bool find_in_files(const detail::Version& v, std::string_view key, Fn&& on_value) const {
+  bool find_in_files(const detail::Version& v, std::string_view key, Fn&& on_value,
+                     std::uint64_t at = std::numeric_limits<std::uint64_t>::max()) const {
     const std::uint64_t hash = detail::bloom_hash(key);
     for (const auto& r : v.l0) {
-      const Probe p = probe_run(r, key, hash, on_value);
+      const Probe p = probe_run(r, key, hash, on_value, at);
       if (p != Probe::absent) return p == Probe::found;
     }
     for (std::uint32_t l = 1; l < detail::kLevels; ++l) {
       if (v.levels[l].empty()) continue;
-      const Probe p = probe_run(v.levels[l], key, hash, on_value);
+      const Probe p = probe_run(v.levels[l], key, hash, on_value, at);
       if (p != Probe::absent) return p == Probe::found;
     }
     return false;
@@ -2242,23 +2253,6 @@ class Engine {
     if (st.lost.load(std::memory_order_acquire))
       throw Error("stowage: this snapshot can no longer be read: a compaction could not keep the older versions of "
                   "one key it sees together (over 1 GiB of values); take a new snapshot");
-  }
-  // The newest record of key with a sequence at or below seq in v's files
-  // (a snapshot's read): as find_in_files, on_value(value, file) for a put.
-  template <class Fn>
-  bool find_in_files_at(const detail::Version& v, std::string_view key, std::uint64_t seq, Fn&& on_value) const {
-    const std::uint64_t hash = detail::bloom_hash(key);
-    for (const detail::Run* run : v.runs()) {
-      const detail::LiveFile* f = run->find(key);
-      if (f == nullptr || !table(f->ref(), true)->may_contain(key, hash)) continue;
-      RunReader r(this, run, /*sequential=*/false, seq);
-      r.seek(key, false);
-      if (!r.valid() || r.key() != key) continue;  // none at or below seq here: an older run's
-      if (r.tombstone()) return false;
-      on_value(r.value(), r.path());
-      return true;
-    }
-    return false;
   }
   // Drops the dead snapshots from snapshots_ and sets snap_max_ to the
   // newest live one's sequence (0: none). Needs lock_ (unique).
@@ -3304,7 +3298,7 @@ auto Engine<Compression, Eviction, Lock>::size_at(const Snapshot& at) const -> s
     if (const int p = st.imm ? take_entry(st.imm->find(u.key), noop) : -1; p >= 0)
       below = p == 1;
     else
-      below = u.seq > 0 && find_in_files_at(*v, u.key, u.seq - 1, noop);
+      below = u.seq > 0 && find_in_files(*v, u.key, noop, u.seq - 1);
     total += (u.put ? 1 : 0) - (below ? 1 : 0);
   }
   check_kept(st);
