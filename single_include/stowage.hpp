@@ -901,6 +901,10 @@ inline std::uint64_t history_micros(std::chrono::system_clock::time_point t) {
   return us < 0 ? 0 : static_cast<std::uint64_t>(us);
 }
 
+/// The current time (Options::clock, or the system clock) in microseconds
+/// since the Unix epoch: what expiry and history times are measured in.
+inline std::uint64_t now_micros(const Options& o) { return history_micros(clock_now(o)); }
+
 /// The value of a history entry: a put of value, or an erase.
 inline std::string history_value(bool erased, std::uint64_t micros, std::string_view value) {
   std::string out;
@@ -6458,7 +6462,7 @@ void expand_history_ops(const Engine& e, const CollectionSlot& slot, const std::
   const HistoryHook& h = *slot.history;
   std::map<std::string_view, std::size_t> last;  // the op that decides each key
   for (auto i : mine) last[ops[i].key] = i;
-  const std::uint64_t micros = history_micros(clock_now(e.options()));
+  const std::uint64_t micros = now_micros(e.options());
   for (const auto& [key, i] : last) {
     const WriteOp& op = ops[i];
     WriteOp entry{false, history_group(h.prefix, key.substr(slot.prefix.size())),
@@ -6484,7 +6488,7 @@ void apply_expiry(const Engine& e, const CollectionSlot& slot, const std::vector
                               "' does not expire records (a put with a ttl, or set_default_ttl, makes it)");
     return;
   }
-  const std::uint64_t now = history_micros(clock_now(e.options()));
+  const std::uint64_t now = now_micros(e.options());
   for (auto i : mine) {
     WriteOp& op = all[i];
     if (!op.erase) op.value = with_expiry(expiry_time(now, op.ttl != 0 ? op.ttl : slot.expiry->ttl), op.value);
@@ -12394,7 +12398,7 @@ class Engine {
     std::uint64_t baseline = 0;
     try {
       const std::string hprefix = detail::collection_prefix(fresh_id);
-      const std::uint64_t micros = detail::history_micros(detail::clock_now(opt_));
+      const std::uint64_t micros = detail::now_micros(opt_);
       baseline = detail::walk_in_batches(
           *this, slot.prefix, prefix_end(slot.prefix),
           [&](std::string_view key, std::string_view value, std::vector<WriteOp>& ops) {
@@ -12497,7 +12501,7 @@ class Engine {
 
   /// The current time (Options::clock) in microseconds since the Unix
   /// epoch: what expiry and history times are measured in.
-  std::uint64_t now_micros() const { return detail::history_micros(detail::clock_now(opt_)); }
+  std::uint64_t now_micros() const { return detail::now_micros(opt_); }
 
   /// The names of the store's collections, in the order they were created:
   /// "default" first when a Storage (or the default collection of a
@@ -14493,7 +14497,7 @@ class Engine {
       ks = history_rules_;
     }
     if (ks.empty()) return {};
-    return detail::HistoryPruner(std::move(ks), detail::history_micros(detail::clock_now(opt_)));
+    return detail::HistoryPruner(std::move(ks), detail::now_micros(opt_));
   }
   // Keeps history_rules_ and expiring_ in step with manifest_ (at every
   // change of it).
@@ -18625,7 +18629,7 @@ class Collection {
   void walk_history(const detail::HistoryHook& hook, const Key& key, const Snapshot& at, Fn&& fn) const {
     const engine_type& e = engine();
     const std::string head = detail::history_group(hook.prefix, encode_lookup_key(key).substr(prefix_.size()));
-    const std::uint64_t now = detail::history_micros(detail::clock_now(e.options()));
+    const std::uint64_t now = detail::now_micros(e.options());
     typename engine_type::Cursor cursor(&e, head, prefix_end(head), false, &at);
     std::size_t rank = 0;
     for (; cursor.peek(); cursor.accept()) {

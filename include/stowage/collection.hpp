@@ -1232,7 +1232,7 @@ class Collection {
   void walk_history(const detail::HistoryHook& hook, const Key& key, const Snapshot& at, Fn&& fn) const {
     const engine_type& e = engine();
     const std::string head = detail::history_group(hook.prefix, encode_lookup_key(key).substr(prefix_.size()));
-    const std::uint64_t now = detail::history_micros(detail::clock_now(e.options()));
+    const std::uint64_t now = detail::now_micros(e.options());
     typename engine_type::Cursor cursor(&e, head, prefix_end(head), false, &at);
     std::size_t rank = 0;
     for (; cursor.peek(); cursor.accept()) {

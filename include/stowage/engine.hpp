@@ -713,7 +713,7 @@ class Engine {
     std::uint64_t baseline = 0;
     try {
       const std::string hprefix = detail::collection_prefix(fresh_id);
-      const std::uint64_t micros = detail::history_micros(detail::clock_now(opt_));
+      const std::uint64_t micros = detail::now_micros(opt_);
       baseline = detail::walk_in_batches(
           *this, slot.prefix, prefix_end(slot.prefix),
           [&](std::string_view key, std::string_view value, std::vector<WriteOp>& ops) {
@@ -816,7 +816,7 @@ class Engine {
 
   /// The current time (Options::clock) in microseconds since the Unix
   /// epoch: what expiry and history times are measured in.
-  std::uint64_t now_micros() const { return detail::history_micros(detail::clock_now(opt_)); }
+  std::uint64_t now_micros() const { return detail::now_micros(opt_); }
 
   /// The names of the store's collections, in the order they were created:
   /// "default" first when a Storage (or the default collection of a
@@ -2812,7 +2812,7 @@ class Engine {
       ks = history_rules_;
     }
     if (ks.empty()) return {};
-    return detail::HistoryPruner(std::move(ks), detail::history_micros(detail::clock_now(opt_)));
+    return detail::HistoryPruner(std::move(ks), detail::now_micros(opt_));
   }
   // Keeps history_rules_ and expiring_ in step with manifest_ (at every
   // change of it).

@@ -110,6 +110,10 @@ inline std::uint64_t history_micros(std::chrono::system_clock::time_point t) {
   return us < 0 ? 0 : static_cast<std::uint64_t>(us);
 }
 
+/// The current time (Options::clock, or the system clock) in microseconds
+/// since the Unix epoch: what expiry and history times are measured in.
+inline std::uint64_t now_micros(const Options& o) { return history_micros(clock_now(o)); }
+
 /// The value of a history entry: a put of value, or an erase.
 inline std::string history_value(bool erased, std::uint64_t micros, std::string_view value) {
   std::string out;

@@ -111,7 +111,7 @@ void expand_history_ops(const Engine& e, const CollectionSlot& slot, const std::
   const HistoryHook& h = *slot.history;
   std::map<std::string_view, std::size_t> last;  // the op that decides each key
   for (auto i : mine) last[ops[i].key] = i;
-  const std::uint64_t micros = history_micros(clock_now(e.options()));
+  const std::uint64_t micros = now_micros(e.options());
   for (const auto& [key, i] : last) {
     const WriteOp& op = ops[i];
     WriteOp entry{false, history_group(h.prefix, key.substr(slot.prefix.size())),
@@ -137,7 +137,7 @@ void apply_expiry(const Engine& e, const CollectionSlot& slot, const std::vector
                               "' does not expire records (a put with a ttl, or set_default_ttl, makes it)");
     return;
   }
-  const std::uint64_t now = history_micros(clock_now(e.options()));
+  const std::uint64_t now = now_micros(e.options());
   for (auto i : mine) {
     WriteOp& op = all[i];
     if (!op.erase) op.value = with_expiry(expiry_time(now, op.ttl != 0 ? op.ttl : slot.expiry->ttl), op.value);
