@@ -17581,9 +17581,7 @@ class Collection {
   /// ValidationError when it holds records stored before (or has an index,
   /// or is a bare Storage store's).
   void put(const Key& key, const Value& value, std::chrono::microseconds ttl) {
-    WriteOp op{false, encode_checked_key(key), serialize_checked(value)};
-    op.ttl = checked_ttl(ttl);
-    expire_records();
+    WriteOp op = expiring_put(engine(), *slot_, prefix_, key, value, ttl);
     guarded([&](engine_type& e) { commit_indexed(e, {std::move(op)}); },
             [&](engine_type& e) { commit_indexed(e, {std::move(op)}); }, kBlind);
   }
@@ -17753,10 +17751,7 @@ class Collection {
     /// (see Collection::put(key, value, ttl)); the first makes the
     /// collection expire records, at once.
     Batch& put(const Key& key, const Value& value, std::chrono::microseconds ttl) {
-      WriteOp op{false, encode_checked_key(*engine_, prefix_, key), serialize_checked(*engine_, value)};
-      op.ttl = checked_ttl(ttl);
-      expire_records(*engine_, *slot_);
-      ops_.push_back(std::move(op));
+      ops_.push_back(expiring_put(*engine_, *slot_, prefix_, key, value, ttl));
       return *this;
     }
     /// Adds an erase of key (as discard(): not knowing whether it is there).
@@ -18594,7 +18589,17 @@ class Collection {
     std::unique_lock gate(slot.gate);
     if (!slot.expiry) e.set_expiry(slot, 0);
   }
-  void expire_records() { expire_records(engine(), *slot_); }
+  // A put of value under key into slot's collection (its prefix) that
+  // expires ttl after its commit (put, Batch::put and Database::Batch::put
+  // with a ttl): the key, the value and the ttl are checked first, then
+  // the collection is made to expire records.
+  static WriteOp expiring_put(engine_type& e, CollectionSlot& slot, const std::string& prefix, const Key& key,
+                              const Value& value, std::chrono::microseconds ttl) {
+    WriteOp op{false, encode_checked_key(e, prefix, key), serialize_checked(e, value)};
+    op.ttl = checked_ttl(ttl);
+    expire_records(e, slot);
+    return op;
+  }
   // The collection's expiry (nullptr: it does not expire records), read
   // under its gate.
   std::shared_ptr<const detail::ExpiryRule> expiry_rule() const {
@@ -18935,10 +18940,7 @@ class Database {
     Batch& put(const collection_type<K, V, S>& c, const std::type_identity_t<K>& key,
                const std::type_identity_t<V>& value, std::chrono::microseconds ttl) {
       check(c);
-      WriteOp op{false, c.encode_checked_key(key), c.serialize_checked(value)};
-      op.ttl = collection_type<K, V, S>::checked_ttl(ttl);
-      collection_type<K, V, S>::expire_records(c.engine(), *c.slot_);
-      ops_.push_back(std::move(op));
+      ops_.push_back(collection_type<K, V, S>::expiring_put(c.engine(), *c.slot_, c.prefix_, key, value, ttl));
       slots_.push_back(c.slot_);
       return *this;
     }

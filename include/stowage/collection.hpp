@@ -184,9 +184,7 @@ class Collection {
   /// ValidationError when it holds records stored before (or has an index,
   /// or is a bare Storage store's).
   void put(const Key& key, const Value& value, std::chrono::microseconds ttl) {
-    WriteOp op{false, encode_checked_key(key), serialize_checked(value)};
-    op.ttl = checked_ttl(ttl);
-    expire_records();
+    WriteOp op = expiring_put(engine(), *slot_, prefix_, key, value, ttl);
     guarded([&](engine_type& e) { commit_indexed(e, {std::move(op)}); },
             [&](engine_type& e) { commit_indexed(e, {std::move(op)}); }, kBlind);
   }
@@ -356,10 +354,7 @@ class Collection {
     /// (see Collection::put(key, value, ttl)); the first makes the
     /// collection expire records, at once.
     Batch& put(const Key& key, const Value& value, std::chrono::microseconds ttl) {
-      WriteOp op{false, encode_checked_key(*engine_, prefix_, key), serialize_checked(*engine_, value)};
-      op.ttl = checked_ttl(ttl);
-      expire_records(*engine_, *slot_);
-      ops_.push_back(std::move(op));
+      ops_.push_back(expiring_put(*engine_, *slot_, prefix_, key, value, ttl));
       return *this;
     }
     /// Adds an erase of key (as discard(): not knowing whether it is there).
@@ -1197,7 +1192,17 @@ class Collection {
     std::unique_lock gate(slot.gate);
     if (!slot.expiry) e.set_expiry(slot, 0);
   }
-  void expire_records() { expire_records(engine(), *slot_); }
+  // A put of value under key into slot's collection (its prefix) that
+  // expires ttl after its commit (put, Batch::put and Database::Batch::put
+  // with a ttl): the key, the value and the ttl are checked first, then
+  // the collection is made to expire records.
+  static WriteOp expiring_put(engine_type& e, CollectionSlot& slot, const std::string& prefix, const Key& key,
+                              const Value& value, std::chrono::microseconds ttl) {
+    WriteOp op{false, encode_checked_key(e, prefix, key), serialize_checked(e, value)};
+    op.ttl = checked_ttl(ttl);
+    expire_records(e, slot);
+    return op;
+  }
   // The collection's expiry (nullptr: it does not expire records), read
   // under its gate.
   std::shared_ptr<const detail::ExpiryRule> expiry_rule() const {

@@ -144,10 +144,7 @@ class Database {
     Batch& put(const collection_type<K, V, S>& c, const std::type_identity_t<K>& key,
                const std::type_identity_t<V>& value, std::chrono::microseconds ttl) {
       check(c);
-      WriteOp op{false, c.encode_checked_key(key), c.serialize_checked(value)};
-      op.ttl = collection_type<K, V, S>::checked_ttl(ttl);
-      collection_type<K, V, S>::expire_records(c.engine(), *c.slot_);
-      ops_.push_back(std::move(op));
+      ops_.push_back(collection_type<K, V, S>::expiring_put(c.engine(), *c.slot_, c.prefix_, key, value, ttl));
       slots_.push_back(c.slot_);
       return *this;
     }
