@@ -15,6 +15,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -256,6 +258,51 @@ inline bool parse_size(std::string_view text, std::uint64_t& out) {
   }
   if (v > UINT64_MAX / mult) return false;
   out = v * mult;
+  return true;
+}
+
+/// One "--name=VALUE" flag of a benchmark's command line: parse gets VALUE
+/// and says whether it is good.
+struct Flag {
+  std::string_view prefix;                      ///< "--name="
+  std::function<bool(std::string_view)> parse;  ///< false: a bad value
+};
+
+/// A Flag whose VALUE parse_size reads into out, good when it is within
+/// [min, max]; given (when not null) is set once the flag is seen.
+inline Flag size_flag(std::string_view prefix, std::uint64_t& out, std::uint64_t min = 0,
+                      std::uint64_t max = UINT64_MAX, bool* given = nullptr) {
+  return {prefix, [&out, min, max, given](std::string_view v) {
+            if (given) *given = true;
+            return parse_size(v, out) && out >= min && out <= max;
+          }};
+}
+
+/// A Flag whose VALUE is a path, into out (any VALUE is good).
+inline Flag path_flag(std::string_view prefix, std::filesystem::path& out) {
+  return {prefix, [&out](std::string_view v) {
+            out = std::string(v);
+            return true;
+          }};
+}
+
+/// Reads argv[1..argc) as flags: each argument goes to the first of flags
+/// whose prefix it starts with. At the first that none takes, or whose
+/// value is bad, prints usage to stderr and returns false.
+inline bool parse_flags(int argc, char** argv, std::initializer_list<Flag> flags, const char* usage) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    const Flag* taker = nullptr;
+    for (const Flag& f : flags)
+      if (a.substr(0, f.prefix.size()) == f.prefix) {
+        taker = &f;
+        break;
+      }
+    if (!taker || !taker->parse(a.substr(taker->prefix.size()))) {
+      std::fputs(usage, stderr);
+      return false;
+    }
+  }
   return true;
 }
 

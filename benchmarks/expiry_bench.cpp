@@ -25,7 +25,6 @@
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -110,32 +109,11 @@ int main(int argc, char** argv) {
   std::uint64_t n = 1000000, overwrites = 0, reads = 200000, rounds = 1;
   bool overwrites_set = false;
   fs::path dir = fs::temp_directory_path() / "stowage-expiry-bench";
-  for (int i = 1; i < argc; ++i) {
-    std::string_view a = argv[i];
-    auto value = [&](std::string_view flag) -> std::optional<std::string_view> {
-      if (a.substr(0, flag.size()) == flag) return a.substr(flag.size());
-      return std::nullopt;
-    };
-    bool ok = true;
-    if (auto v = value("--num=")) {
-      ok = parse_size(*v, n) && n > 0;
-    } else if (auto o = value("--overwrites=")) {
-      ok = parse_size(*o, overwrites);
-      overwrites_set = true;
-    } else if (auto r = value("--reads=")) {
-      ok = parse_size(*r, reads);
-    } else if (auto k = value("--rounds=")) {
-      ok = parse_size(*k, rounds) && rounds > 0;
-    } else if (auto d = value("--dir=")) {
-      dir = std::string(*d);
-    } else {
-      ok = false;
-    }
-    if (!ok) {
-      std::fprintf(stderr, "usage: expiry_bench [--num=N] [--overwrites=M] [--reads=R] [--rounds=K] [--dir=PATH]\n");
-      return 2;
-    }
-  }
+  if (!parse_flags(argc, argv,
+                   {size_flag("--num=", n, 1), size_flag("--overwrites=", overwrites, 0, UINT64_MAX, &overwrites_set),
+                    size_flag("--reads=", reads), size_flag("--rounds=", rounds, 1), path_flag("--dir=", dir)},
+                   "usage: expiry_bench [--num=N] [--overwrites=M] [--reads=R] [--rounds=K] [--dir=PATH]\n"))
+    return 2;
   if (!overwrites_set) overwrites = n;
   std::map<bool, std::vector<Result>> results;
   for (std::uint64_t round = 0; round < rounds; ++round)
