@@ -461,22 +461,13 @@ TEST_CASE("hostile expiry bytes are a CorruptionError", "[expiry][corruption]") 
 }
 
 TEST_CASE("a power cut never leaves an expiring collection unreadable", "[expiry][power]") {
-  using stowage_test::FaultFileSystem;
-  using stowage_test::TailMode;
-  const TailMode modes[] = {TailMode::drop, TailMode::prefix, TailMode::garbage, TailMode::zeros, TailMode::mixed};
   int cut = 0;
   for (std::uint64_t seed = 1; seed <= 12; ++seed) {
     TempDir tmp("expiry-power");
     const auto dir = tmp / "db";
     ManualClock clock;
-    auto fs = FaultFileSystem::make(dir);
     std::mt19937_64 rng(seed * 7919);
-    fs->fail_at(stowage_test::kOpMutating, 20 + rng() % 500, true);
-    try {
-      Options o = clocked_options(clock);
-      o.file_system = fs;
-      o.durability = seed % 2 ? Durability::sync : Durability::none;
-      Database db(dir, o);
+    auto write = [&](Database<>& db) {
       auto c = db.collection<std::uint64_t, std::string>("c");
       c.set_default_ttl(0s);
       for (int i = 0; i < 400; ++i) {
@@ -490,11 +481,8 @@ TEST_CASE("a power cut never leaves an expiring collection unreadable", "[expiry
         if (i % 97 == 0) db.checkpoint();
         if (i % 50 == 0) clock.advance(1s);
       }
-      fs->crash_now();
-    } catch (const IoError&) {
-      ++cut;
-    }
-    fs->simulate_power_loss(modes[seed % 5], seed);
+    };
+    if (stowage_test::power_cut_during(dir, clocked_options(clock), seed, 20 + rng() % 500, write)) ++cut;
     INFO("seed " << seed);
     Database db(dir, clocked_options(clock));
     auto c = db.collection<std::uint64_t, std::string>("c");

@@ -113,9 +113,11 @@
 #include <utility>
 #include <vector>
 
+#include <stowage/database.hpp>
 #include <stowage/error.hpp>
 #include <stowage/file.hpp>
 #include <stowage/manifest.hpp>
+#include <stowage/options.hpp>
 #include <stowage/store_files.hpp>
 #include <stowage/wal.hpp>
 
@@ -1383,6 +1385,36 @@ inline void remove_unneeded_files(const std::filesystem::path& dir) {
     if ((chunk && named.count(*chunk) == 0) || (wal && *wal < m.wal_start)) unneeded.push_back(e.path());
   }
   for (const auto& path : unneeded) std::filesystem::remove(path);
+}
+
+/// A power cut while write(db) writes to the Database at dir: opens it over
+/// a FaultFileSystem with options (file_system set to it, durability sync
+/// for an odd seed, none for an even one) and arms the fail_after-th
+/// mutating operation from then on, and every later one, to fail (the
+/// machine goes off there). When write returns first, the power goes off
+/// then (crash_now), with the store still open. The store is closed (its
+/// close fails quietly) and the power cut applied: simulate_power_loss(mode,
+/// seed), mode one of drop, prefix, garbage, zeros, mixed by seed. Returns
+/// whether the fault fired first (an IoError left the open or write).
+template <class Write>
+bool power_cut_during(const std::filesystem::path& dir, stowage::Options options, std::uint64_t seed,
+                      std::uint64_t fail_after, Write&& write) {
+  static constexpr TailMode kModes[] = {TailMode::drop, TailMode::prefix, TailMode::garbage, TailMode::zeros,
+                                        TailMode::mixed};
+  auto fs = FaultFileSystem::make(dir);
+  fs->fail_at(kOpMutating, fail_after, true);
+  bool cut = false;
+  try {
+    options.file_system = fs;
+    options.durability = seed % 2 ? stowage::Durability::sync : stowage::Durability::none;
+    stowage::Database db(dir, options);
+    write(db);
+    fs->crash_now();
+  } catch (const stowage::IoError&) {
+    cut = true;
+  }
+  fs->simulate_power_loss(kModes[seed % 5], seed);
+  return cut;
 }
 
 }  // namespace stowage_test

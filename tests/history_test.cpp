@@ -493,9 +493,6 @@ TEST_CASE("a power cut while the baseline is written leaves no history behind", 
 }
 
 TEST_CASE("a power cut never leaves a record and its history disagreeing", "[history][power]") {
-  using stowage_test::FaultFileSystem;
-  using stowage_test::TailMode;
-  const TailMode modes[] = {TailMode::drop, TailMode::prefix, TailMode::garbage, TailMode::zeros, TailMode::mixed};
   int cut = 0;
   for (std::uint64_t seed = 1; seed <= 16; ++seed) {
     TempDir tmp("history-power");
@@ -505,14 +502,8 @@ TEST_CASE("a power cut never leaves a record and its history disagreeing", "[his
       Database db(dir, clocked_options(clock));
       db.collection<std::uint64_t, std::string>("c").keep_history({.versions = 4});
     }
-    auto fs = FaultFileSystem::make(dir);
     std::mt19937_64 rng(seed * 104729);
-    fs->fail_at(stowage_test::kOpMutating, 20 + rng() % 600, true);
-    try {
-      Options o = clocked_options(clock);
-      o.file_system = fs;
-      o.durability = seed % 2 ? Durability::sync : Durability::none;
-      Database db(dir, o);
+    auto write = [&](Database<>& db) {
       auto c = db.collection<std::uint64_t, std::string>("c");
       for (int i = 0; i < 400; ++i) {
         const std::uint64_t k = rng() % 12;
@@ -527,11 +518,8 @@ TEST_CASE("a power cut never leaves a record and its history disagreeing", "[his
         }
         if (i % 97 == 0) db.checkpoint();
       }
-      fs->crash_now();
-    } catch (const IoError&) {
-      ++cut;
-    }
-    fs->simulate_power_loss(modes[seed % 5], seed);
+    };
+    if (stowage_test::power_cut_during(dir, clocked_options(clock), seed, 20 + rng() % 600, write)) ++cut;
     INFO("seed " << seed);
     Database db(dir, clocked_options(clock));
     auto c = db.collection<std::uint64_t, std::string>("c");
