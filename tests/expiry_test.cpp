@@ -25,11 +25,14 @@
 
 #include "clock_util.hpp"
 #include "fault_fs.hpp"
+#include "migration_util.hpp"
 #include "test_util.hpp"
 
 using namespace stowage;
 using stowage_test::clocked_options;
 using stowage_test::ManualClock;
+using stowage_test::MigV1;
+using stowage_test::MigV2;
 using stowage_test::stored_records;
 using stowage_test::TempDir;
 using namespace std::chrono_literals;
@@ -338,44 +341,22 @@ TEST_CASE("history keeps an expiring collection's values without their times", "
   CHECK(*c.get_at(1, seq) == "second");
 }
 
-namespace {
-
-struct ItemV1 {
-  static constexpr unsigned version = 1;
-  std::string name;
-  template <class A>
-  void serialize(A& a, unsigned) {
-    a & name;
-  }
-};
-struct ItemV2 {
-  static constexpr unsigned version = 2;
-  std::string name;
-  std::uint32_t length = 0;
-  template <class A>
-  void serialize(A& a, unsigned) {
-    a & name & length;
-  }
-};
-
-}  // namespace
-
 TEST_CASE("a migrated collection keeps its records' expiry times", "[expiry][migration]") {
   TempDir tmp("expiry-migrate");
   const auto dir = tmp / "db";
   ManualClock clock;
   {
     Database db(dir, clocked_options(clock));
-    auto c = db.collection<std::uint64_t, ItemV1>("items");
+    auto c = db.collection<std::uint64_t, MigV1>("items");
     c.set_default_ttl(50s);
-    for (std::uint64_t k = 0; k < 600; ++k) c.put(k, ItemV1{text("item", k)}, k < 200 ? 10s : 100s);
-    c.put(1000, ItemV1{"default"});
+    for (std::uint64_t k = 0; k < 600; ++k) c.put(k, MigV1{text("item", k)}, k < 200 ? 10s : 100s);
+    c.put(1000, MigV1{"default"});
   }
   clock.advance(20s);  // the first 200 have expired: the migration drops them
   Migrator m;
-  m.add<ItemV1, ItemV2>([](const ItemV1& v) { return ItemV2{v.name, static_cast<std::uint32_t>(v.name.size())}; });
+  m.add<MigV1, MigV2>([](const MigV1& v) { return MigV2{v.text, static_cast<std::uint32_t>(v.text.size())}; });
   Database db(dir, clocked_options(clock));
-  auto c = db.collection<std::uint64_t, ItemV2>("items", m);
+  auto c = db.collection<std::uint64_t, MigV2>("items", m);
   REQUIRE(db.last_migration());
   CHECK(db.last_migration()->records == 401);
   CHECK(db.last_migration()->dropped == 200);
