@@ -325,7 +325,7 @@ class StowageEngine final : public Engine {
             {"micros", static_cast<std::uint64_t>(r.seconds * 1e6)}};
   }
   std::string snapshot_method() const override {
-    return "Storage::snapshot(), a Storage::View (pins the write buffers and chunk files of its moment)";
+    return "Storage::snapshot(), a Storage::View (pins the write buffers of its moment; compactions keep the versions it sees)";
   }
   std::unique_ptr<ReadView> snapshot() override { return std::make_unique<View>(*db_); }
   std::string reader_method() const override {
