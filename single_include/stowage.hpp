@@ -3257,6 +3257,10 @@ struct ChunkRef {
   /// in memory only: known for the files written since the store opened,
   /// 0 for the others).
   std::uint64_t versions = 0, version_bytes = 0;
+  /// Smallest sequence number of its records (in memory only, as versions:
+  /// 0, unknown, for files the store did not write since it opened). A
+  /// snapshot older than it sees nothing in the file.
+  std::uint64_t min_seq = 0;
 };
 
 /// Ordered first key → chunk.
@@ -8658,6 +8662,8 @@ struct ChunkInfo {
   std::uint64_t file_bytes = 0;
   /// Largest sequence number of any record (0 when empty).
   std::uint64_t max_seq = 0;
+  /// Smallest sequence number of any record (0 when empty).
+  std::uint64_t min_seq = 0;
   /// Smallest key (empty when the chunk is empty).
   std::string first_key;
   /// Largest key (empty when the chunk is empty).
@@ -9520,6 +9526,7 @@ class ChunkWriter {
     }
     raw_bytes_ += rec;
     max_seq_ = std::max(max_seq_, seq);
+    min_seq_ = records_ == 1 ? seq : std::min(min_seq_, seq);
     if (!version) bloom_.add(bloom_hash(key));
     if (major_ < chunk_format::kVersionsMajor && block_decoded() >= block_bytes_) flush_block();
   }
@@ -9583,6 +9590,7 @@ class ChunkWriter {
     info.version_bytes = version_bytes_;
     info.file_bytes = file_->size();
     info.max_seq = max_seq_;
+    info.min_seq = min_seq_;
     info.first_key = first_key_;
     info.last_key = last_key_;
     return info;
@@ -9645,7 +9653,7 @@ class ChunkWriter {
   std::uint64_t block_count_ = 0;
   std::string first_key_, last_key_;
   std::uint64_t records_ = 0, tombstones_ = 0, uncounted_ = 0, raw_bytes_ = 0, max_seq_ = 0;
-  std::uint64_t versions_ = 0, version_bytes_ = 0, last_seq_ = 0;
+  std::uint64_t versions_ = 0, version_bytes_ = 0, last_seq_ = 0, min_seq_ = 0;
   BloomFilterBuilder bloom_;
   std::string scratch_;
   bool finished_ = false;
@@ -13585,7 +13593,7 @@ class Engine {
   Probe probe_run(const detail::Run& run, std::string_view key, std::uint64_t hash, Fn&& on_value,
                   std::uint64_t at = std::numeric_limits<std::uint64_t>::max()) const {
     const detail::LiveFile* f = run.find(key);
-    if (!f) return Probe::absent;
+    if (!f || f->ref().min_seq > at) return Probe::absent;  // every record of the file is newer
     auto t = table(f->ref());
     if (!t->may_contain(key, hash)) return Probe::absent;
     std::size_t bi = t->find_block(key);
@@ -15369,6 +15377,7 @@ class Engine<Compression, Eviction, Lock>::Output {
     ref.uncounted = info.uncounted;
     ref.versions = info.versions;
     ref.version_bytes = info.version_bytes;
+    ref.min_seq = info.min_seq;
     ref.bytes = info.file_bytes;
     ref.max_seq = info.max_seq;
     ref.first_key = std::move(info.first_key);

@@ -136,6 +136,8 @@ struct ChunkInfo {
   std::uint64_t file_bytes = 0;
   /// Largest sequence number of any record (0 when empty).
   std::uint64_t max_seq = 0;
+  /// Smallest sequence number of any record (0 when empty).
+  std::uint64_t min_seq = 0;
   /// Smallest key (empty when the chunk is empty).
   std::string first_key;
   /// Largest key (empty when the chunk is empty).
@@ -998,6 +1000,7 @@ class ChunkWriter {
     }
     raw_bytes_ += rec;
     max_seq_ = std::max(max_seq_, seq);
+    min_seq_ = records_ == 1 ? seq : std::min(min_seq_, seq);
     if (!version) bloom_.add(bloom_hash(key));
     if (major_ < chunk_format::kVersionsMajor && block_decoded() >= block_bytes_) flush_block();
   }
@@ -1061,6 +1064,7 @@ class ChunkWriter {
     info.version_bytes = version_bytes_;
     info.file_bytes = file_->size();
     info.max_seq = max_seq_;
+    info.min_seq = min_seq_;
     info.first_key = first_key_;
     info.last_key = last_key_;
     return info;
@@ -1123,7 +1127,7 @@ class ChunkWriter {
   std::uint64_t block_count_ = 0;
   std::string first_key_, last_key_;
   std::uint64_t records_ = 0, tombstones_ = 0, uncounted_ = 0, raw_bytes_ = 0, max_seq_ = 0;
-  std::uint64_t versions_ = 0, version_bytes_ = 0, last_seq_ = 0;
+  std::uint64_t versions_ = 0, version_bytes_ = 0, last_seq_ = 0, min_seq_ = 0;
   BloomFilterBuilder bloom_;
   std::string scratch_;
   bool finished_ = false;

@@ -1900,7 +1900,7 @@ class Engine {
   Probe probe_run(const detail::Run& run, std::string_view key, std::uint64_t hash, Fn&& on_value,
                   std::uint64_t at = std::numeric_limits<std::uint64_t>::max()) const {
     const detail::LiveFile* f = run.find(key);
-    if (!f) return Probe::absent;
+    if (!f || f->ref().min_seq > at) return Probe::absent;  // every record of the file is newer
     auto t = table(f->ref());
     if (!t->may_contain(key, hash)) return Probe::absent;
     std::size_t bi = t->find_block(key);
@@ -3684,6 +3684,7 @@ class Engine<Compression, Eviction, Lock>::Output {
     ref.uncounted = info.uncounted;
     ref.versions = info.versions;
     ref.version_bytes = info.version_bytes;
+    ref.min_seq = info.min_seq;
     ref.bytes = info.file_bytes;
     ref.max_seq = info.max_seq;
     ref.first_key = std::move(info.first_key);

@@ -41,6 +41,10 @@ struct ChunkRef {
   /// in memory only: known for the files written since the store opened,
   /// 0 for the others).
   std::uint64_t versions = 0, version_bytes = 0;
+  /// Smallest sequence number of its records (in memory only, as versions:
+  /// 0, unknown, for files the store did not write since it opened). A
+  /// snapshot older than it sees nothing in the file.
+  std::uint64_t min_seq = 0;
 };
 
 /// Ordered first key → chunk.
