@@ -955,9 +955,7 @@ class Engine {
     // sequence: they are read as they are; the files at its sequence.
     if (frozen)
       if (const int p = probe(*frozen); p >= 0) return p == 1;
-    if (st.imm)
-      if (const int p = take_entry(st.imm->find(key), on_value); p >= 0) return p == 1;
-    const bool found = find_in_files(*v, key, on_value, st.seq);
+    const bool found = find_below(st.imm.get(), *v, key, on_value, st.seq);
     check_kept(st);
     return found;
   }
@@ -1983,13 +1981,15 @@ class Engine {
   bool find_below_buffer(std::string_view key, Fn&& on_value) const {
     return find_below(imm_.get(), *version_, key, on_value);
   }
-  // find_below_buffer over a given frozen buffer (or none) and Version.
+  // find_below_buffer over a given frozen buffer (or none) and Version;
+  // with a bound `at`, the files' records at or below it (find_in_files;
+  // every entry of the frozen buffer must be at or below it).
   template <class Fn>
-  bool find_below(const detail::WriteBuffer* imm, const detail::Version& v, std::string_view key,
-                  Fn&& on_value) const {
+  bool find_below(const detail::WriteBuffer* imm, const detail::Version& v, std::string_view key, Fn&& on_value,
+                  std::uint64_t at = std::numeric_limits<std::uint64_t>::max()) const {
     if (imm)
       if (const int p = take_entry(imm->find(key), on_value); p >= 0) return p == 1;
-    return find_in_files(v, key, on_value);
+    return find_in_files(v, key, on_value, at);
   }
   // Looks up the buffered keys whose presence below the buffer is unknown
   // with no lock held (the frozen buffer and Version pinned), then records
@@ -3294,12 +3294,8 @@ auto Engine<Compression, Eviction, Lock>::size_at(const Snapshot& at) const -> s
   auto noop = [](std::string_view, const std::filesystem::path*) {};
   const std::shared_ptr<const detail::Version> v = current_version();
   for (const auto& u : unknown) {
-    bool below;
-    if (const int p = st.imm ? take_entry(st.imm->find(u.key), noop) : -1; p >= 0)
-      below = p == 1;
-    else
-      below = u.seq > 0 && find_in_files(*v, u.key, noop, u.seq - 1);
-    total += (u.put ? 1 : 0) - (below ? 1 : 0);
+    assert(u.seq > 0);  // commits are numbered from 1
+    total += (u.put ? 1 : 0) - (find_below(st.imm.get(), *v, u.key, noop, u.seq - 1) ? 1 : 0);
   }
   check_kept(st);
   st.size = static_cast<std::uint64_t>(std::max<std::int64_t>(total, 0));
