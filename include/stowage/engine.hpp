@@ -2965,7 +2965,7 @@ class Engine {
     else
       return true;
   }();
-  mutable std::conditional_t<kLockSyncs, Lock, std::shared_mutex> lock_;
+  mutable std::conditional_t<kLockSyncs, Lock, detail::PollingSharedMutex> lock_;
   mutable detail::WriteBuffer wb_;            // lock_ (mutable: size() caches lookups in it)
   // Live snapshots (dead ones until the next prune_snapshots()), and the
   // newest one's sequence: wb_ keeps a version it replaces at or below it.
