@@ -63,6 +63,8 @@
 // same through the snapshot after the last. While it is held, LMDB cannot
 // reuse the pages the puts free (its file, which never shrinks, grows by the
 // pages every put copies) and SQLite's checkpoints cannot reset the WAL.
+// `overwrite_holding_snapshot` is the same without the reader: what holding a
+// snapshot alone costs the writer.
 //
 // Readers: `overwrite_during_reads` is `overwrite` while a second thread gets
 // uniformly random keys of the live store, back to back, from before the
@@ -1322,7 +1324,7 @@ const char* const kWorkloads[] = {"fillseq",    "fillrandom", "fillbatch",      
                                   "readmissing", "readseq",   "deleterandom",   "ycsb-a",    "ycsb-b",
                                   "ycsb-c",     "ycsb-e",     "ycsb-f",         "reopen",    "backup",
                                   "overwrite_during_backup", "overwrite_during_snapshot",
-                                  "overwrite_during_reads"};
+                                  "overwrite_holding_snapshot", "overwrite_during_reads"};
 
 bool known_workload(std::string_view w) {
   for (const char* k : kWorkloads)
@@ -1374,6 +1376,9 @@ void usage(std::FILE* out) {
       "                     as they read from the store before the first. While it is held, LMDB's map\n"
       "                     file (which never shrinks) and SQLite's WAL grow with every put: mind the\n"
       "                     disk at a large --num\n"
+      "    overwrite_holding_snapshot\n"
+      "                     overwrite_during_snapshot without the reader: the snapshot is held from\n"
+      "                     before the first put to after the last and read only by the check at the end\n"
       "    overwrite_during_reads\n"
       "                     overwrite (each put timed) while a second thread gets uniformly random keys\n"
       "                     of [0, num) from the live store back to back, from before the first put to\n"
@@ -1388,7 +1393,8 @@ void usage(std::FILE* out) {
       "                     Every write workload ends with flush() (durable, in the engine's files),\n"
       "                     timed; then settle() (stowage, LevelDB, RocksDB: full compaction), untimed.\n"
       "                     SQLite groups the writes of fills, overwrite(_during_backup, _during_snapshot,\n"
-      "                     _during_reads), load and deleterandom 1,000 per transaction; every other write\n"
+      "                     _holding_snapshot, _during_reads), load and deleterandom 1,000 per transaction;\n"
+      "                     every other write\n"
       "                     is its own transaction.\n"
       "  --num=N                records (default 1000000)\n"
       "  --reads=N              gets for readrandom/readmissing (default --num)\n"
@@ -1766,7 +1772,8 @@ class Benchmark {
       backup_once(r, seed);
       return r;
     }
-    const bool during_snapshot = name == "overwrite_during_snapshot";
+    const bool holding_snapshot = name == "overwrite_holding_snapshot";
+    const bool during_snapshot = name == "overwrite_during_snapshot" || holding_snapshot;
     const bool during_reads = name == "overwrite_during_reads";
     const bool overwrite = name == "overwrite" || during_backup || during_snapshot || during_reads;
     const bool write = name.rfind("fill", 0) == 0 || overwrite || name == "load" || name == "deleterandom";
@@ -1793,7 +1800,7 @@ class Benchmark {
     } else if (during_backup) {
       overwrite_during_backup(r, seed);
     } else if (during_snapshot) {
-      overwrite_during_snapshot(r, seed);
+      overwrite_during_snapshot(r, seed, /*reader=*/!holding_snapshot);
     } else if (during_reads) {
       overwrite_during_reads(r, seed);
     } else if (name == "load") {
@@ -2051,14 +2058,15 @@ class Benchmark {
   }
 
   /// overwrite, while a snapshot taken before the first put is held until
-  /// the last put has returned, and a second thread gets random keys through
+  /// the last put has returned, and (with reader; not in
+  /// overwrite_holding_snapshot) a second thread gets random keys through
   /// it, back to back, from before the first put to the last (timed into the
   /// read histogram with --latency=all). Then, the snapshot still held: 1,000
   /// random keys must read through it as they read from the store before the
   /// first put (else it throws), and the store's bytes on disk are counted
   /// (before the final flush); then it is released. All inside the
   /// workload's time, as the backups are in overwrite_during_backup.
-  void overwrite_during_snapshot(Result& r, std::uint64_t seed) {
+  void overwrite_during_snapshot(Result& r, std::uint64_t seed, bool reader) {
     r.snapshot = Result::SnapshotReads{};
     Result::SnapshotReads& s = *r.snapshot;
     s.method = engine_->snapshot_method();
@@ -2073,7 +2081,10 @@ class Benchmark {
       const bool found = engine_->get(key, &value);
       sample.emplace_back(std::move(key), found ? std::optional<std::string>(std::move(value)) : std::nullopt);
     }
-    overwrite_reading(r, seed, *view, s, "get (snapshot)");
+    if (reader)
+      overwrite_reading(r, seed, *view, s, "get (snapshot)");
+    else
+      fill(r, Order::random, f_.num, seed);
     std::uint64_t changed = 0, present = 0;
     for (const auto& [key, then] : sample) {
       std::string value;
