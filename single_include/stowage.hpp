@@ -8571,6 +8571,11 @@ constexpr bool can_decompress(std::uint8_t id) {
 
 namespace stowage::detail {
 
+/// A sequence bound that bounds nothing: every record is at or below it
+/// (the reads of the live store, where a snapshot's reads pass its
+/// sequence).
+inline constexpr std::uint64_t kNoSeqBound = std::numeric_limits<std::uint64_t>::max();
+
 /// Constants of the chunk file format.
 namespace chunk_format {
 /// First 8 bytes of every chunk file.
@@ -8908,7 +8913,7 @@ class Block {
   static Holds find_stored(std::string_view raw, std::string_view key, bool kinds, const std::filesystem::path& file,
                            std::uint64_t offset, [[maybe_unused]] std::string& key_buf,
                            std::string_view* value = nullptr, bool versions = false,
-                           std::uint64_t bound = std::numeric_limits<std::uint64_t>::max(), unsigned shift = 0) {
+                           std::uint64_t bound = kNoSeqBound, unsigned shift = 0) {
     constexpr std::size_t K = chunk_format::kRestartInterval;
     auto fail = [&](const char* at, const std::string& what) { stored_fail(raw, file, offset, at, what.c_str()); };
     if (raw.size() < 4) fail(raw.data(), "block of " + std::to_string(raw.size()) + " bytes has no restart count");
@@ -9351,7 +9356,7 @@ class StoredBlock {
   /// With a bound `at` (shift: the chunk format's seq_shift), the key's
   /// first record at or below it (see Block::find_stored).
   Block::Holds find(std::string_view key, const std::filesystem::path& file, Scratch& scratch,
-                    std::string_view* value = nullptr, std::uint64_t at = std::numeric_limits<std::uint64_t>::max(),
+                    std::string_view* value = nullptr, std::uint64_t at = kNoSeqBound,
                     unsigned shift = 0) const {
     if (unpack_ == nullptr)
       return Block::find_stored(bytes_, key, kinds_, file, offset_, scratch.key, value, versions_, at, shift);
@@ -9363,7 +9368,7 @@ class StoredBlock {
   /// scratch.raw): the search without the decompression.
   Block::Holds find_unpacked(std::string_view key, const std::filesystem::path& file, Scratch& scratch,
                              std::string_view* value = nullptr,
-                             std::uint64_t at = std::numeric_limits<std::uint64_t>::max(), unsigned shift = 0) const {
+                             std::uint64_t at = kNoSeqBound, unsigned shift = 0) const {
     assert(unpack_ != nullptr && scratch.raw.size() == raw_size_);
     return Block::find_stored(scratch.raw, key, kinds_, file, offset_, scratch.key, value, versions_, at, shift);
   }
@@ -12831,11 +12836,10 @@ class Engine {
   class RunReader {
    public:
     // Every record a reader at the present sees: no sequence bound.
-    static constexpr std::uint64_t kLatest = std::numeric_limits<std::uint64_t>::max();
     // sequential: a compaction's full pass (reads ahead from the start and
     // fills no cache); else a scan's (the block a seek lands in is read like
     // a get's, what it then streams through is not cached).
-    RunReader(const Engine* s, const detail::Run* run, bool sequential, std::uint64_t at = kLatest,
+    RunReader(const Engine* s, const detail::Run* run, bool sequential, std::uint64_t at = detail::kNoSeqBound,
               bool every = false)
         : s_(s), run_(run), sequential_(sequential), every_(every), at_(at) {}
     // Positions at the first record >= target (> target when after).
@@ -12853,8 +12857,8 @@ class Engine {
     // True while the reader takes each record as it is: no sequence bound
     // and no older versions in the current file (a cursor may then take a
     // block's records without asking for each).
-    bool plain() const { return at_ == kLatest && !repeats_; }
-    // The sequence bound (kLatest: none).
+    bool plain() const { return at_ == detail::kNoSeqBound && !repeats_; }
+    // The sequence bound (detail::kNoSeqBound: none).
     std::uint64_t at() const { return at_; }
     // True if the current file may keep older versions (format 5).
     bool repeats() const { return repeats_; }
@@ -12949,13 +12953,13 @@ class Engine {
       else
         ++rec_;
       if (rec_ >= block_->size()) next_block(keep);
-      if (at_ != kLatest) settle_forward(keep);
+      if (at_ != detail::kNoSeqBound) settle_forward(keep);
     }
     // Past the rest of the current block.
     void skip_block(Pins* keep) {
       rec_ = block_->size();
       next_block(keep);
-      if (at_ != kLatest) settle_forward(keep);
+      if (at_ != detail::kNoSeqBound) settle_forward(keep);
     }
 
    private:
@@ -13007,7 +13011,7 @@ class Engine {
     // one of its versions) to the first of the key's records at or below
     // it, else on to the next keys' until one has such a record.
     void settle_forward(Pins* keep) {
-      if (at_ == kLatest) return;
+      if (at_ == detail::kNoSeqBound) return;
       while (block_ != nullptr) {
         const std::string_view k = block_->key(rec_);
         std::size_t i = rec_;
@@ -13025,7 +13029,7 @@ class Engine {
     // settle_forward() for reverse scans, from a key's newest record: to its
     // first record at or below the bound, else back to the keys before.
     void settle_backward(Pins* keep) {
-      if (at_ == kLatest) return;
+      if (at_ == detail::kNoSeqBound) return;
       while (block_ != nullptr) {
         const std::string_view k = block_->key(rec_);
         for (std::size_t i = rec_; i < block_->size() && (i == rec_ || (repeats_ && block_->key(i) == k)); ++i)
@@ -13080,7 +13084,7 @@ class Engine {
     const detail::Run* run_;
     bool sequential_;
     bool every_;        // merges: every record, older versions too
-    std::uint64_t at_;  // a snapshot's sequence (kLatest: none)
+    std::uint64_t at_;  // a snapshot's sequence (detail::kNoSeqBound: none)
     std::size_t file_i_ = 0, block_i_ = 0, rec_ = 0, blocks_read_ = 0;
     bool repeats_ = false;  // the current file may keep older versions (format 5)
     std::shared_ptr<const Table> table_;
@@ -13639,12 +13643,12 @@ class Engine {
   // What a run holds of a key.
   enum class Probe { absent, found, erased };
   // Looks key up in one run; on a hit calls on_value(bytes, file). The run's
-  // Version must be pinned (or lock_ held).
+  // Version must be pinned (or lock_ held). With a bound `at` (a snapshot's
+  // read), the key's first record at or below it in the run (absent when it
+  // has none there).
   template <class Fn>
-  // With a bound `at` (a snapshot's read), the key's first record at or
-  // below it in the run (absent when it has none there).
   Probe probe_run(const detail::Run& run, std::string_view key, std::uint64_t hash, Fn&& on_value,
-                  std::uint64_t at = std::numeric_limits<std::uint64_t>::max()) const {
+                  std::uint64_t at = detail::kNoSeqBound) const {
     const detail::LiveFile* f = run.find(key);
     if (!f || f->ref().min_seq > at) return Probe::absent;  // every record of the file is newer
     auto t = table(f->ref());
@@ -13697,7 +13701,7 @@ class Engine {
   // snapshot's read), each key's newest record at or below it.
   template <class Fn>
   bool find_in_files(const detail::Version& v, std::string_view key, Fn&& on_value,
-                     std::uint64_t at = std::numeric_limits<std::uint64_t>::max()) const {
+                     std::uint64_t at = detail::kNoSeqBound) const {
     const std::uint64_t hash = detail::bloom_hash(key);
     for (const auto& r : v.l0) {
       const Probe p = probe_run(r, key, hash, on_value, at);
@@ -13734,7 +13738,7 @@ class Engine {
   // every entry of the frozen buffer must be at or below it).
   template <class Fn>
   bool find_below(const detail::WriteBuffer* imm, const detail::Version& v, std::string_view key, Fn&& on_value,
-                  std::uint64_t at = std::numeric_limits<std::uint64_t>::max()) const {
+                  std::uint64_t at = detail::kNoSeqBound) const {
     if (imm)
       if (const int p = take_entry(imm->find(key), on_value); p >= 0) return p == 1;
     return find_in_files(v, key, on_value, at);
@@ -14987,7 +14991,7 @@ auto Engine<Compression, Eviction, Lock>::Cursor::reseek() -> void {
     below = last_;
   else if (to_)
     below = *to_;
-  const std::uint64_t at = snap_ ? snap_->seq : RunReader::kLatest;
+  const std::uint64_t at = snap_ ? snap_->seq : detail::kNoSeqBound;
   version_->for_each_run([&](const detail::Run& r, std::uint32_t) {
     readers_.emplace_back(&s, &r, /*sequential=*/false, at);
     if (reverse_)
@@ -15460,7 +15464,7 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
   std::vector<RunReader> rs;
   rs.reserve(inputs.size());
   for (auto& r : inputs) {
-    rs.emplace_back(this, &r, /*sequential=*/true, RunReader::kLatest, /*every=*/versions);
+    rs.emplace_back(this, &r, /*sequential=*/true, detail::kNoSeqBound, /*every=*/versions);
     rs.back().seek("", false);
   }
   detail::WriteBuffer::const_iterator bit, bend;

@@ -45,6 +45,11 @@
 
 namespace stowage::detail {
 
+/// A sequence bound that bounds nothing: every record is at or below it
+/// (the reads of the live store, where a snapshot's reads pass its
+/// sequence).
+inline constexpr std::uint64_t kNoSeqBound = std::numeric_limits<std::uint64_t>::max();
+
 /// Constants of the chunk file format.
 namespace chunk_format {
 /// First 8 bytes of every chunk file.
@@ -382,7 +387,7 @@ class Block {
   static Holds find_stored(std::string_view raw, std::string_view key, bool kinds, const std::filesystem::path& file,
                            std::uint64_t offset, [[maybe_unused]] std::string& key_buf,
                            std::string_view* value = nullptr, bool versions = false,
-                           std::uint64_t bound = std::numeric_limits<std::uint64_t>::max(), unsigned shift = 0) {
+                           std::uint64_t bound = kNoSeqBound, unsigned shift = 0) {
     constexpr std::size_t K = chunk_format::kRestartInterval;
     auto fail = [&](const char* at, const std::string& what) { stored_fail(raw, file, offset, at, what.c_str()); };
     if (raw.size() < 4) fail(raw.data(), "block of " + std::to_string(raw.size()) + " bytes has no restart count");
@@ -825,7 +830,7 @@ class StoredBlock {
   /// With a bound `at` (shift: the chunk format's seq_shift), the key's
   /// first record at or below it (see Block::find_stored).
   Block::Holds find(std::string_view key, const std::filesystem::path& file, Scratch& scratch,
-                    std::string_view* value = nullptr, std::uint64_t at = std::numeric_limits<std::uint64_t>::max(),
+                    std::string_view* value = nullptr, std::uint64_t at = kNoSeqBound,
                     unsigned shift = 0) const {
     if (unpack_ == nullptr)
       return Block::find_stored(bytes_, key, kinds_, file, offset_, scratch.key, value, versions_, at, shift);
@@ -837,7 +842,7 @@ class StoredBlock {
   /// scratch.raw): the search without the decompression.
   Block::Holds find_unpacked(std::string_view key, const std::filesystem::path& file, Scratch& scratch,
                              std::string_view* value = nullptr,
-                             std::uint64_t at = std::numeric_limits<std::uint64_t>::max(), unsigned shift = 0) const {
+                             std::uint64_t at = kNoSeqBound, unsigned shift = 0) const {
     assert(unpack_ != nullptr && scratch.raw.size() == raw_size_);
     return Block::find_stored(scratch.raw, key, kinds_, file, offset_, scratch.key, value, versions_, at, shift);
   }

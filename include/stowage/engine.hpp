@@ -1083,11 +1083,10 @@ class Engine {
   class RunReader {
    public:
     // Every record a reader at the present sees: no sequence bound.
-    static constexpr std::uint64_t kLatest = std::numeric_limits<std::uint64_t>::max();
     // sequential: a compaction's full pass (reads ahead from the start and
     // fills no cache); else a scan's (the block a seek lands in is read like
     // a get's, what it then streams through is not cached).
-    RunReader(const Engine* s, const detail::Run* run, bool sequential, std::uint64_t at = kLatest,
+    RunReader(const Engine* s, const detail::Run* run, bool sequential, std::uint64_t at = detail::kNoSeqBound,
               bool every = false)
         : s_(s), run_(run), sequential_(sequential), every_(every), at_(at) {}
     // Positions at the first record >= target (> target when after).
@@ -1105,8 +1104,8 @@ class Engine {
     // True while the reader takes each record as it is: no sequence bound
     // and no older versions in the current file (a cursor may then take a
     // block's records without asking for each).
-    bool plain() const { return at_ == kLatest && !repeats_; }
-    // The sequence bound (kLatest: none).
+    bool plain() const { return at_ == detail::kNoSeqBound && !repeats_; }
+    // The sequence bound (detail::kNoSeqBound: none).
     std::uint64_t at() const { return at_; }
     // True if the current file may keep older versions (format 5).
     bool repeats() const { return repeats_; }
@@ -1201,13 +1200,13 @@ class Engine {
       else
         ++rec_;
       if (rec_ >= block_->size()) next_block(keep);
-      if (at_ != kLatest) settle_forward(keep);
+      if (at_ != detail::kNoSeqBound) settle_forward(keep);
     }
     // Past the rest of the current block.
     void skip_block(Pins* keep) {
       rec_ = block_->size();
       next_block(keep);
-      if (at_ != kLatest) settle_forward(keep);
+      if (at_ != detail::kNoSeqBound) settle_forward(keep);
     }
 
    private:
@@ -1259,7 +1258,7 @@ class Engine {
     // one of its versions) to the first of the key's records at or below
     // it, else on to the next keys' until one has such a record.
     void settle_forward(Pins* keep) {
-      if (at_ == kLatest) return;
+      if (at_ == detail::kNoSeqBound) return;
       while (block_ != nullptr) {
         const std::string_view k = block_->key(rec_);
         std::size_t i = rec_;
@@ -1277,7 +1276,7 @@ class Engine {
     // settle_forward() for reverse scans, from a key's newest record: to its
     // first record at or below the bound, else back to the keys before.
     void settle_backward(Pins* keep) {
-      if (at_ == kLatest) return;
+      if (at_ == detail::kNoSeqBound) return;
       while (block_ != nullptr) {
         const std::string_view k = block_->key(rec_);
         for (std::size_t i = rec_; i < block_->size() && (i == rec_ || (repeats_ && block_->key(i) == k)); ++i)
@@ -1332,7 +1331,7 @@ class Engine {
     const detail::Run* run_;
     bool sequential_;
     bool every_;        // merges: every record, older versions too
-    std::uint64_t at_;  // a snapshot's sequence (kLatest: none)
+    std::uint64_t at_;  // a snapshot's sequence (detail::kNoSeqBound: none)
     std::size_t file_i_ = 0, block_i_ = 0, rec_ = 0, blocks_read_ = 0;
     bool repeats_ = false;  // the current file may keep older versions (format 5)
     std::shared_ptr<const Table> table_;
@@ -1891,12 +1890,12 @@ class Engine {
   // What a run holds of a key.
   enum class Probe { absent, found, erased };
   // Looks key up in one run; on a hit calls on_value(bytes, file). The run's
-  // Version must be pinned (or lock_ held).
+  // Version must be pinned (or lock_ held). With a bound `at` (a snapshot's
+  // read), the key's first record at or below it in the run (absent when it
+  // has none there).
   template <class Fn>
-  // With a bound `at` (a snapshot's read), the key's first record at or
-  // below it in the run (absent when it has none there).
   Probe probe_run(const detail::Run& run, std::string_view key, std::uint64_t hash, Fn&& on_value,
-                  std::uint64_t at = std::numeric_limits<std::uint64_t>::max()) const {
+                  std::uint64_t at = detail::kNoSeqBound) const {
     const detail::LiveFile* f = run.find(key);
     if (!f || f->ref().min_seq > at) return Probe::absent;  // every record of the file is newer
     auto t = table(f->ref());
@@ -1949,7 +1948,7 @@ class Engine {
   // snapshot's read), each key's newest record at or below it.
   template <class Fn>
   bool find_in_files(const detail::Version& v, std::string_view key, Fn&& on_value,
-                     std::uint64_t at = std::numeric_limits<std::uint64_t>::max()) const {
+                     std::uint64_t at = detail::kNoSeqBound) const {
     const std::uint64_t hash = detail::bloom_hash(key);
     for (const auto& r : v.l0) {
       const Probe p = probe_run(r, key, hash, on_value, at);
@@ -1986,7 +1985,7 @@ class Engine {
   // every entry of the frozen buffer must be at or below it).
   template <class Fn>
   bool find_below(const detail::WriteBuffer* imm, const detail::Version& v, std::string_view key, Fn&& on_value,
-                  std::uint64_t at = std::numeric_limits<std::uint64_t>::max()) const {
+                  std::uint64_t at = detail::kNoSeqBound) const {
     if (imm)
       if (const int p = take_entry(imm->find(key), on_value); p >= 0) return p == 1;
     return find_in_files(v, key, on_value, at);
@@ -3239,7 +3238,7 @@ auto Engine<Compression, Eviction, Lock>::Cursor::reseek() -> void {
     below = last_;
   else if (to_)
     below = *to_;
-  const std::uint64_t at = snap_ ? snap_->seq : RunReader::kLatest;
+  const std::uint64_t at = snap_ ? snap_->seq : detail::kNoSeqBound;
   version_->for_each_run([&](const detail::Run& r, std::uint32_t) {
     readers_.emplace_back(&s, &r, /*sequential=*/false, at);
     if (reverse_)
@@ -3712,7 +3711,7 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
   std::vector<RunReader> rs;
   rs.reserve(inputs.size());
   for (auto& r : inputs) {
-    rs.emplace_back(this, &r, /*sequential=*/true, RunReader::kLatest, /*every=*/versions);
+    rs.emplace_back(this, &r, /*sequential=*/true, detail::kNoSeqBound, /*every=*/versions);
     rs.back().seek("", false);
   }
   detail::WriteBuffer::const_iterator bit, bend;
