@@ -82,7 +82,7 @@ Options replica_options(std::shared_ptr<FileSystem> fs = nullptr) {
   return Options{.cache_bytes = 256 << 10,
                  .chunk_bytes = 8 << 10,
                  .block_bytes = 512,
-                 .write_buffer_bytes = 24 << 10,
+                 .write_buffer_bytes = 12 << 10,
                  .auto_compaction = false,
                  .file_system = std::move(fs)};
 }
@@ -352,8 +352,13 @@ TEST_CASE("power cut at every step of a replica's writes while its follower tail
         if (k == 0) {
           // Nothing lost without a power cut (the files as the process left
           // them; a copy, as the images are taken from base / "replica").
+          // flush() and checkpoint() flush twice; the check is that the
+          // buffer flushed on its own too. How often varies with how well the
+          // flush thread keeps up (a writer freezes no buffer while a flush
+          // runs): 5 to 7 on an idle machine and with 6 runs at once on 2
+          // cores, 3 seen in CI at a 24 KiB buffer.
           INFO("replica: " << run.flushes << " flushes");
-          CHECK(run.flushes >= 4);
+          CHECK(run.flushes >= 3);
           stowage_test::copy_dir(base / "replica", base / "copy");
           Follower f(base / "copy", base / "leader", replica_options());
           CHECK(f.at() == run.leader_last);
