@@ -691,7 +691,9 @@ struct Options {
   std::size_t block_bytes = 4096;
   /// The write buffers' share of cache_bytes: the active buffer is frozen
   /// at half of it and flushed in the background while the next one fills
-  /// the other half. 0 means cache_bytes / 4.
+  /// the other half. 0 means cache_bytes / 4. Each buffer's key filter
+  /// (1/128 of this, so that a get skips the buffer for a key it does not
+  /// hold) comes out of the block cache's share.
   std::size_t write_buffer_bytes = 0;
   /// Live WAL segments (all of them) larger than this together also freeze
   /// and flush the write buffer.
@@ -8304,14 +8306,22 @@ class BlockCache {
 //   delta = rotate_right(h, 33); probe i (0 <= i < k) sets bit (h + i * delta) mod (8 * m)
 // using wrapping 64-bit arithmetic. Invariant: every hash added to a builder is
 // reported by may_contain() of the filter built from it (no false negatives).
+//
+// BlockedBloomFilter, at the end, is never stored: the write buffer keeps one
+// over its keys, so that a get skips the buffer's tree for a key it does not
+// hold with one cache line read.
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
+#include <memory>
+#include <new>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 
@@ -8425,6 +8435,91 @@ class BloomFilter {
   std::string bytes_;
   std::uint64_t bits_ = 0;
   unsigned k_ = 0;
+};
+
+/// An in-memory Bloom filter over bloom_hash() values, never stored (the
+/// write buffer's, over its keys). Each hash sets kProbes bits in one
+/// 64-byte block chosen by its high 32 bits, so a lookup reads one cache
+/// line. Sized once: past the keys it was sized for it answers "maybe" more
+/// often, never "no" for a hash added.
+class BlockedBloomFilter {
+ public:
+  /// Bits a hash sets in its block.
+  static constexpr unsigned kProbes = 6;
+  /// Bytes of one block (one cache line).
+  static constexpr std::size_t kBlockBytes = 64;
+
+  /// A filter that holds no information: may_contain() is always true.
+  BlockedBloomFilter() = default;
+  BlockedBloomFilter(const BlockedBloomFilter&) = delete;
+  BlockedBloomFilter& operator=(const BlockedBloomFilter&) = delete;
+  /// Takes o's blocks; o is left empty (not enabled()).
+  BlockedBloomFilter(BlockedBloomFilter&& o) noexcept
+      : mem_(std::move(o.mem_)), words_(std::exchange(o.words_, nullptr)), blocks_(std::exchange(o.blocks_, 0)) {}
+  /// Frees this filter's blocks and takes o's; o is left empty.
+  BlockedBloomFilter& operator=(BlockedBloomFilter&& o) noexcept {
+    mem_ = std::move(o.mem_);
+    words_ = std::exchange(o.words_, nullptr);
+    blocks_ = std::exchange(o.blocks_, 0);
+    return *this;
+  }
+  ~BlockedBloomFilter() = default;
+  /// bytes / 64 blocks (at most 2^32), zeroed; none (an empty filter) when
+  /// bytes < 64. Throws std::bad_alloc.
+  explicit BlockedBloomFilter(std::size_t bytes)
+      : blocks_(std::min<std::size_t>(bytes / kBlockBytes, std::size_t{1} << 32)) {
+    if (blocks_ == 0) return;
+    // calloc: large sizes come as fresh zero pages, with no memset here;
+    // one block more, to align the first to a cache line.
+    mem_.reset(std::calloc(blocks_ + 1, kBlockBytes));
+    if (!mem_) throw std::bad_alloc();
+    const auto at = (reinterpret_cast<std::uintptr_t>(mem_.get()) + kBlockBytes - 1) & ~(kBlockBytes - 1);
+    words_ = reinterpret_cast<std::uint64_t*>(at);
+  }
+
+  /// Whether it holds any information (sized to at least one block).
+  bool enabled() const { return blocks_ != 0; }
+
+  /// Adds one hash. Needs enabled().
+  void add(std::uint64_t hash) noexcept {
+    std::uint64_t* block = block_of(hash);
+    std::uint64_t bits = spread(hash);
+    for (unsigned i = 0; i < kProbes; ++i, bits >>= 9) block[(bits >> 6) & 7] |= std::uint64_t{1} << (bits & 63);
+  }
+
+  /// False only if `hash` was not added; always true when not enabled().
+  bool may_contain(std::uint64_t hash) const noexcept {
+    if (!enabled()) return true;
+    const std::uint64_t* block = block_of(hash);
+    std::uint64_t bits = spread(hash);
+    for (unsigned i = 0; i < kProbes; ++i, bits >>= 9)
+      if (!(block[(bits >> 6) & 7] & (std::uint64_t{1} << (bits & 63)))) return false;
+    return true;
+  }
+
+  /// Bytes of memory held, for memory budgets.
+  std::size_t charge() const { return blocks_ ? (blocks_ + 1) * kBlockBytes : 0; }
+  /// charge() of a filter made with BlockedBloomFilter(bytes).
+  static std::size_t charge_for(std::size_t bytes) {
+    const std::size_t blocks = std::min<std::size_t>(bytes / kBlockBytes, std::size_t{1} << 32);
+    return blocks ? (blocks + 1) * kBlockBytes : 0;
+  }
+
+ private:
+  struct Free {
+    void operator()(void* p) const noexcept { std::free(p); }
+  };
+  // The block: the hash's high 32 bits scaled to the block count.
+  std::uint64_t* block_of(std::uint64_t hash) const noexcept {
+    return words_ + ((hash >> 32) * blocks_ >> 32) * (kBlockBytes / 8);
+  }
+  // The bit positions, 9 bits each (word 0..7, bit 0..63), from the hash
+  // mixed by an odd multiplier (its low bits are independent of the block's).
+  static std::uint64_t spread(std::uint64_t hash) noexcept { return hash * 0x9e3779b97f4a7c15ULL; }
+
+  std::unique_ptr<void, Free> mem_;
+  std::uint64_t* words_ = nullptr;
+  std::size_t blocks_ = 0;
 };
 
 }  // namespace stowage::detail
@@ -11085,6 +11180,16 @@ class OpenFileCache {
 // is freed before the whole buffer is. Iterators (leaf, slot) are
 // invalidated by an insert, not by a move.
 //
+// A key filter (BlockedBloomFilter, bloom.hpp) over the buffer's keys lets
+// find(key, hash) answer "not here" for most keys it does not hold with one
+// cache line read instead of a walk down the tree. Its size is set once
+// (set_filter_bytes); a buffer makes its filter at the first apply() into
+// it while it has never held a key, and keeps it through a move (a frozen
+// buffer keeps its own). A buffer that held keys before it had a filter
+// never gets one. Rolled-back keys stay in it (a "maybe", never wrong). Its
+// memory is not in bytes() (which decides when a buffer is frozen), but in
+// filter_charge(): the store takes it from the block cache's share.
+//
 // Snapshots: apply() keeps the version it replaces when a snapshot may
 // read it (its sequence is at or below `keep_seen_by`, the newest live
 // snapshot's): a copy of the entry in the arena whose value keeps the old
@@ -11420,6 +11525,8 @@ class WriteBuffer {
   /// replaced version at or below it is kept for visible().
   void apply(std::string_view key, std::uint64_t seq, bool tombstone, std::string_view value,
              Below below = Below::unknown, Undo* undo = nullptr, std::uint64_t keep_seen_by = 0) {
+    if (root_ == nullptr && filter_bytes_ != 0 && !filter_.enabled())
+      filter_ = BlockedBloomFilter(filter_bytes_);  // may throw: nothing changed yet
     const Head h = head_of(key);
     Inner* path[kMaxDepth];
     int at[kMaxDepth];
@@ -11462,6 +11569,7 @@ class WriteBuffer {
     } else {
       Record* rec = new_record(key, seq, tombstone, value, below);
       insert(leaf, pos, h, rec, path, at, depth);
+      if (filter_.enabled()) filter_.add(bloom_hash(key));
       if (undo != nullptr) undo->changes_.push_back(Undo::Change{rec, {}, 0, true});
       ++entries_;
       if (below == Below::unknown)
@@ -11518,6 +11626,22 @@ class WriteBuffer {
   BufferEntry* find(std::string_view key) {
     return const_cast<BufferEntry*>(static_cast<const WriteBuffer&>(*this).find(key));
   }
+  /// find(key), given key's bloom_hash(): most keys the buffer does not
+  /// hold are answered by its key filter alone.
+  const BufferEntry* find(std::string_view key, std::uint64_t hash) const {
+    return may_hold(hash) ? find(key) : nullptr;
+  }
+  /// What the key filter says of a key, given its bloom_hash(): false only
+  /// when the buffer does not hold the key (true when it has no filter).
+  bool may_hold(std::uint64_t hash) const { return filter_.may_contain(hash); }
+  /// Bytes of key filter (rounded down to 64-byte blocks) the buffer makes
+  /// when it next takes a key while it has never held one (0: none). Not
+  /// moved with the buffer's entries.
+  void set_filter_bytes(std::size_t bytes) { filter_bytes_ = bytes; }
+  /// Whether find(key, hash) consults a key filter.
+  bool filtered() const { return filter_.enabled(); }
+  /// Bytes the key filter holds (0 without one); not in bytes().
+  std::size_t filter_charge() const { return filter_.charge(); }
   /// The first entry whose key is not less than key.
   const_iterator lower_bound(std::string_view key) const {
     const Head h = head_of(key);
@@ -11578,7 +11702,8 @@ class WriteBuffer {
   bool empty() const { return entries_ == 0; }
   /// Distinct keys buffered.
   std::size_t entries() const { return entries_; }
-  /// Bytes charged to the memory budget: the heap the arena holds.
+  /// Bytes charged to the memory budget: the heap the arena holds (the key
+  /// filter apart: filter_charge()).
   std::size_t bytes() const {
     // Kept versions' links: a node of two pointers with the allocator's
     // overhead each, and the bucket array.
@@ -11847,6 +11972,7 @@ class WriteBuffer {
     unknown_ = std::exchange(o.unknown_, 0);
     max_seq_ = std::exchange(o.max_seq_, 0);
     older_ = std::exchange(o.older_, {});
+    filter_ = std::move(o.filter_);
   }
 
   Arena arena_;
@@ -11860,6 +11986,8 @@ class WriteBuffer {
   // Kept versions: an entry (in a record or a kept copy) -> the version it
   // replaced, for the entries whose has_older is set.
   std::unordered_map<const BufferEntry*, const BufferEntry*> older_;
+  BlockedBloomFilter filter_;    // over every key applied (see the top of the file)
+  std::size_t filter_bytes_ = 0;  // the size of filter_ to make; stays with this object
 };
 
 }  // namespace stowage::detail
@@ -11908,6 +12036,15 @@ inline constexpr std::chrono::milliseconds kFlushWaitSlice{4};
 /// per commit kept the writer idle while compaction used one core of two;
 /// a slice of this length slows under a thousandth of the puts.
 inline constexpr std::chrono::milliseconds kL0SlowdownSlice{4};
+/// Each write buffer's key filter (WriteBuffer::set_filter_bytes) takes
+/// this share of the write buffers' byte limit, out of the block cache's
+/// share of Options::cache_bytes (two buffers: 1/64 of the limit). 1/128:
+/// a buffer is frozen at half the limit, and each record takes 90 bytes of
+/// it or more (its entry and tree slot), so a full buffer has at least 11
+/// bits of filter per key (7 at the most a writer lets it grow to while a
+/// flush runs), and about one get in 100 for a key the buffer does not
+/// hold still walks its tree.
+inline constexpr std::size_t kBufferFilterShare = 128;
 /// Most WAL segments an open leaves live; past it, open checkpoints the
 /// replayed writes (see Options::checkpoint_on_close).
 inline constexpr std::size_t kMaxWalSegments = 8;
@@ -11985,7 +12122,11 @@ class Engine {
     fs_ = opt_.file_system ? opt_.file_system : default_file_system();
     validate_options();
     wb_limit_ = opt_.write_buffer_bytes ? opt_.write_buffer_bytes : opt_.cache_bytes / 4;
-    cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_));
+    wb_.set_filter_bytes(wb_limit_ / kBufferFilterShare);
+    // The buffers' filters (the active one's and the frozen one's) come out
+    // of the block cache's share.
+    const std::size_t filters = 2 * detail::BlockedBloomFilter::charge_for(wb_limit_ / kBufferFilterShare);
+    cache_.set_capacity(opt_.cache_bytes - std::min<std::uint64_t>(opt_.cache_bytes, wb_limit_ + filters));
     open(migrations, target, migrate_only);
   }
 
@@ -12642,16 +12783,17 @@ class Engine {
   /// expired records too).
   template <class Fn>
   bool find_stored(std::string_view key, Fn&& on_value) const {
+    const std::uint64_t hash = detail::bloom_hash(key);
     std::shared_ptr<const detail::WriteBuffer> imm;
     std::shared_ptr<const detail::Version> v;
     {
       std::shared_lock guard(lock_);
       check_open();
-      if (const int p = take_entry(wb_.find(key), on_value); p >= 0) return p == 1;
+      if (const int p = take_entry(wb_.find(key, hash), on_value); p >= 0) return p == 1;
       imm = imm_;
       v = version_;
     }
-    return find_below(imm.get(), *v, key, on_value);
+    return find_below(imm.get(), *v, key, hash, on_value);
   }
 
   /// A consistent read-only moment of the store: every commit so far, none
@@ -12685,8 +12827,9 @@ class Engine {
     const detail::SnapshotState& st = *state_of(at);
     // Whether a buffer holds a version of key the snapshot sees: 1 a put
     // (on_value called), 0 an erase, -1 none.
+    const std::uint64_t hash = detail::bloom_hash(key);
     auto probe = [&](const detail::WriteBuffer& b) {
-      const auto* e = b.find(key);
+      const auto* e = b.find(key, hash);
       return take_entry(e ? b.visible(*e, st.seq) : nullptr, on_value);
     };
     std::shared_ptr<const detail::WriteBuffer> frozen;
@@ -12708,7 +12851,7 @@ class Engine {
     // sequence: they are read as they are; the files at its sequence.
     if (frozen)
       if (const int p = probe(*frozen); p >= 0) return p == 1;
-    const bool found = find_below(st.imm.get(), *v, key, on_value, st.seq);
+    const bool found = find_below(st.imm.get(), *v, key, hash, on_value, st.seq);
     check_kept(st);
     return found;
   }
@@ -13699,10 +13842,10 @@ class Engine {
   }
   // Finds key in v's files, newest run first; with a bound `at` (a
   // snapshot's read), each key's newest record at or below it.
+  // hash: key's bloom_hash().
   template <class Fn>
-  bool find_in_files(const detail::Version& v, std::string_view key, Fn&& on_value,
+  bool find_in_files(const detail::Version& v, std::string_view key, std::uint64_t hash, Fn&& on_value,
                      std::uint64_t at = detail::kNoSeqBound) const {
-    const std::uint64_t hash = detail::bloom_hash(key);
     for (const auto& r : v.l0) {
       const Probe p = probe_run(r, key, hash, on_value, at);
       if (p != Probe::absent) return p == Probe::found;
@@ -13726,22 +13869,24 @@ class Engine {
   // Looks key up through every layer. Needs lock_ (shared).
   template <class Fn>
   bool find_locked(std::string_view key, Fn&& on_value) const {
-    if (const int p = take_entry(wb_.find(key), on_value); p >= 0) return p == 1;
-    return find_below_buffer(key, on_value);
+    const std::uint64_t hash = detail::bloom_hash(key);
+    if (const int p = take_entry(wb_.find(key, hash), on_value); p >= 0) return p == 1;
+    return find_below(imm_.get(), *version_, key, hash, on_value);
   }
   template <class Fn>
   bool find_below_buffer(std::string_view key, Fn&& on_value) const {
-    return find_below(imm_.get(), *version_, key, on_value);
+    return find_below(imm_.get(), *version_, key, detail::bloom_hash(key), on_value);
   }
   // find_below_buffer over a given frozen buffer (or none) and Version;
   // with a bound `at`, the files' records at or below it (find_in_files;
-  // every entry of the frozen buffer must be at or below it).
+  // every entry of the frozen buffer must be at or below it). hash: key's
+  // bloom_hash().
   template <class Fn>
-  bool find_below(const detail::WriteBuffer* imm, const detail::Version& v, std::string_view key, Fn&& on_value,
-                  std::uint64_t at = detail::kNoSeqBound) const {
+  bool find_below(const detail::WriteBuffer* imm, const detail::Version& v, std::string_view key, std::uint64_t hash,
+                  Fn&& on_value, std::uint64_t at = detail::kNoSeqBound) const {
     if (imm)
-      if (const int p = take_entry(imm->find(key), on_value); p >= 0) return p == 1;
-    return find_in_files(v, key, on_value, at);
+      if (const int p = take_entry(imm->find(key, hash), on_value); p >= 0) return p == 1;
+    return find_in_files(v, key, hash, on_value, at);
   }
   // Looks up the buffered keys whose presence below the buffer is unknown
   // with no lock held (the frozen buffer and Version pinned), then records
@@ -13785,7 +13930,8 @@ class Engine {
         seen = wb_version_.load();
       }
       present.assign(keys.size(), 0);
-      for (std::size_t i = 0; i < keys.size(); ++i) present[i] = find_below(imm.get(), *v, keys[i], noop) ? 1 : 0;
+      for (std::size_t i = 0; i < keys.size(); ++i)
+        present[i] = find_below(imm.get(), *v, keys[i], detail::bloom_hash(keys[i]), noop) ? 1 : 0;
       std::shared_lock guard(lock_);
       std::lock_guard settle(count_mu_);
       if (closed_.load()) return 0;
@@ -15059,7 +15205,8 @@ auto Engine<Compression, Eviction, Lock>::size_at(const Snapshot& at) const -> s
   const std::shared_ptr<const detail::Version> v = current_version();
   for (const auto& u : unknown) {
     assert(u.seq > 0);  // commits are numbered from 1
-    total += (u.put ? 1 : 0) - (find_below(st.imm.get(), *v, u.key, noop, u.seq - 1) ? 1 : 0);
+    const bool below = find_below(st.imm.get(), *v, u.key, detail::bloom_hash(u.key), noop, u.seq - 1);
+    total += (u.put ? 1 : 0) - (below ? 1 : 0);
   }
   check_kept(st);
   st.size = static_cast<std::uint64_t>(std::max<std::int64_t>(total, 0));

@@ -1,5 +1,6 @@
 // Tests of the chunk Bloom filter: no false negatives, a bounded false-positive
-// rate at 10 bits per key, and rejection of malformed serialized filters.
+// rate at 10 bits per key, and rejection of malformed serialized filters; and
+// of the in-memory BlockedBloomFilter (the write buffer's key filter).
 #include <stowage/bloom.hpp>
 
 #include <catch2/catch.hpp>
@@ -7,12 +8,22 @@
 #include <string>
 
 using stowage::CorruptionError;
+using stowage::detail::BlockedBloomFilter;
 using stowage::detail::bloom_hash;
 using stowage::detail::BloomFilter;
 using stowage::detail::BloomFilterBuilder;
 
 namespace {
 std::string key_of(std::uint64_t i) { return "user:" + std::to_string(i * 2654435761u) + ":" + std::to_string(i); }
+
+// The share of keys key_of(from .. from + n - 1) that filter f (either kind)
+// may contain.
+template <class Filter>
+double positive_rate(const Filter& f, std::uint64_t from, std::uint64_t n) {
+  std::uint64_t yes = 0;
+  for (std::uint64_t i = from; i < from + n; ++i) yes += f.may_contain(bloom_hash(key_of(i)));
+  return static_cast<double>(yes) / static_cast<double>(n);
+}
 }  // namespace
 
 TEST_CASE("Bloom filter has no false negatives and few false positives", "[bloom]") {
@@ -27,9 +38,7 @@ TEST_CASE("Bloom filter has no false negatives and few false positives", "[bloom
   CHECK(f.probes() == 7);
   CHECK(f.bytes() == bytes);
   for (std::uint64_t i = 0; i < n; ++i) REQUIRE(f.may_contain(bloom_hash(key_of(i))));
-  std::uint64_t fp = 0;
-  for (std::uint64_t i = n; i < 2 * n; ++i) fp += f.may_contain(bloom_hash(key_of(i)));
-  const double rate = static_cast<double>(fp) / n;
+  const double rate = positive_rate(f, n, n);
   INFO("false-positive rate " << rate);
   CHECK(rate < 0.02);
 }
@@ -114,4 +123,52 @@ TEST_CASE("every probe count and size answers without false negatives", "[bloom]
       for (std::uint64_t h = 0; h < 100; ++h) CHECK(f.may_contain(h * 0x9e3779b97f4a7c15ULL));
     }
   }
+}
+
+TEST_CASE("blocked Bloom filter has no false negatives and few false positives at 12 bits per key",
+          "[bloom]") {
+  constexpr std::uint64_t n = 100000;
+  BlockedBloomFilter f(n * 12 / 8);
+  REQUIRE(f.enabled());
+  CHECK(f.charge() >= n * 12 / 8);
+  CHECK(f.charge() <= n * 12 / 8 + 2 * BlockedBloomFilter::kBlockBytes);
+  CHECK(positive_rate(f, 0, n) == 0);  // an empty filter answers "no" to everything
+  for (std::uint64_t i = 0; i < n; ++i) f.add(bloom_hash(key_of(i)));
+  CHECK(positive_rate(f, 0, n) == 1);  // no false negatives
+  const double rate = positive_rate(f, n, n);
+  INFO("false-positive rate " << rate);
+  CHECK(rate < 0.02);
+  CHECK(rate > 0);  // the filter is not exact: the check above measures something
+}
+
+TEST_CASE("blocked Bloom filter past its size, empty, tiny and moved", "[bloom]") {
+  // Three times the keys it was sized for: more "maybe", never a false "no".
+  BlockedBloomFilter over(1000 * 12 / 8);
+  for (std::uint64_t i = 0; i < 3000; ++i) over.add(bloom_hash(key_of(i)));
+  CHECK(positive_rate(over, 0, 3000) == 1);
+  CHECK(positive_rate(over, 3000, 10000) < 0.5);
+  // Under one block: no filter, every answer "maybe".
+  const BlockedBloomFilter none(63), defaulted;
+  for (const BlockedBloomFilter* f : {&none, &defaulted}) {
+    CHECK_FALSE(f->enabled());
+    CHECK(f->charge() == 0);
+    CHECK(f->may_contain(0));
+    CHECK(f->may_contain(bloom_hash("anything")));
+  }
+  // One block: every hash lands in it.
+  BlockedBloomFilter one(64);
+  CHECK(one.enabled());
+  one.add(~std::uint64_t{0});
+  one.add(0);
+  CHECK(one.may_contain(~std::uint64_t{0}));
+  CHECK(one.may_contain(0));
+  // A move takes the blocks and leaves an empty filter behind.
+  BlockedBloomFilter moved(std::move(one));
+  CHECK(moved.may_contain(0));
+  CHECK_FALSE(one.enabled());  // NOLINT(bugprone-use-after-move): the moved-from state is specified
+  CHECK(one.may_contain(12345));
+  BlockedBloomFilter assigned(4096);
+  assigned = std::move(moved);
+  CHECK(assigned.charge() == 2 * BlockedBloomFilter::kBlockBytes);
+  CHECK(assigned.may_contain(~std::uint64_t{0}));
 }

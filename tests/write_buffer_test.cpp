@@ -1,5 +1,6 @@
 // Tests of the write buffer: ordering by sequence, tombstones, byte charge,
-// the exact record delta, and the B+tree against a std::map model.
+// the exact record delta, the B+tree against a std::map model, and the key
+// filter find(key, hash) consults.
 #include <catch2/catch.hpp>
 
 #include <stowage/write_buffer.hpp>
@@ -18,6 +19,7 @@
 
 using stowage::detail::Arena;
 using stowage::detail::Below;
+using stowage::detail::bloom_hash;
 using stowage::detail::BufferEntry;
 using stowage::detail::WriteBuffer;
 
@@ -589,4 +591,80 @@ TEST_CASE("a rolled back batch leaves the kept versions a reader sees as they we
   CHECK(e->value == "a4");
   REQUIRE(b.visible(*e, 3) != nullptr);
   CHECK(b.visible(*e, 3)->value == "a1");
+}
+
+TEST_CASE("the key filter answers for keys the buffer does not hold and never hides one it does") {
+  WriteBuffer b;
+  b.set_filter_bytes(64 << 10);
+  CHECK_FALSE(b.filtered());  // made at the first apply
+  std::mt19937_64 rng(11);
+  std::map<std::string, std::uint64_t> model;
+  WriteBuffer::Undo undo;
+  for (std::uint64_t seq = 1; seq <= 20000; ++seq) {
+    const std::string key = "k" + std::to_string(rng() % 30000);
+    if (seq % 1000 == 0) {  // a batch taken back: its new keys stay in the filter, harmlessly
+      undo.reserve(2);
+      b.begin(undo);
+      b.apply(key + "-rolled", seq, false, "x", Below::unknown, &undo);
+      b.rollback(undo);
+      continue;
+    }
+    b.apply(key, seq, seq % 7 == 0, "v", Below::unknown);
+    model[key] = seq;
+  }
+  REQUIRE(b.filtered());
+  CHECK(b.filter_charge() >= (64 << 10));
+  CHECK(b.filter_charge() <= (64 << 10) + 64);
+  for (const auto& [k, seq] : model) {
+    const BufferEntry* e = b.find(k, bloom_hash(k));
+    REQUIRE(e != nullptr);
+    CHECK(e->seq == seq);
+  }
+  std::size_t walked = 0, absent = 0;
+  for (std::uint64_t i = 0; i < 30000; ++i) {
+    const std::string k = "k" + std::to_string(i);
+    if (model.count(k)) continue;
+    ++absent;
+    CHECK(b.find(k, bloom_hash(k)) == nullptr);
+    // A "maybe" from the filter walks the tree.
+    walked += b.may_hold(bloom_hash(k)) ? 1 : 0;
+  }
+  INFO(walked << " of " << absent << " absent keys passed the filter");
+  CHECK(absent > 5000);
+  CHECK(walked < absent / 20);
+
+  // A move takes the filter with the entries; the moved-from buffer makes a
+  // new one (it keeps its size) at its next first key.
+  WriteBuffer frozen(std::move(b));
+  CHECK(frozen.filtered());
+  CHECK_FALSE(b.filtered());  // NOLINT(bugprone-use-after-move): specified
+  const std::string some = model.begin()->first;
+  CHECK(frozen.find(some, bloom_hash(some)) != nullptr);
+  CHECK(b.find(some, bloom_hash(some)) == nullptr);
+  b.apply("fresh", 1, false, "v");
+  CHECK(b.filtered());
+  CHECK(b.find("fresh", bloom_hash("fresh")) != nullptr);
+  CHECK(b.find(some, bloom_hash(some)) == nullptr);
+}
+
+TEST_CASE("a buffer that held keys before its filter size was set gets no filter") {
+  WriteBuffer b;
+  b.apply("a", 1, false, "v");
+  b.set_filter_bytes(4096);
+  b.apply("b", 2, false, "v");
+  CHECK_FALSE(b.filtered());
+  CHECK(b.find("a", bloom_hash("a")) != nullptr);
+  CHECK(b.find("b", bloom_hash("b")) != nullptr);
+  WriteBuffer none;  // no size set: no filter
+  none.apply("a", 1, false, "v");
+  CHECK_FALSE(none.filtered());
+  CHECK(none.filter_charge() == 0);
+  // The filter is not in bytes(), which decides when the store freezes a
+  // buffer: the same keys take the same bytes with a filter and without.
+  WriteBuffer with;
+  with.set_filter_bytes(4096);
+  with.apply("a", 1, false, "v");
+  CHECK(with.filtered());
+  CHECK(with.bytes() == none.bytes());
+  CHECK(none.find("a", 0) != nullptr);  // any hash: nothing is filtered
 }

@@ -6,15 +6,23 @@
 //   delta = rotate_right(h, 33); probe i (0 <= i < k) sets bit (h + i * delta) mod (8 * m)
 // using wrapping 64-bit arithmetic. Invariant: every hash added to a builder is
 // reported by may_contain() of the filter built from it (no false negatives).
+//
+// BlockedBloomFilter, at the end, is never stored: the write buffer keeps one
+// over its keys, so that a get skips the buffer's tree for a key it does not
+// hold with one cache line read.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
+#include <memory>
+#include <new>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "detail/coding.hpp"
@@ -130,6 +138,91 @@ class BloomFilter {
   std::string bytes_;
   std::uint64_t bits_ = 0;
   unsigned k_ = 0;
+};
+
+/// An in-memory Bloom filter over bloom_hash() values, never stored (the
+/// write buffer's, over its keys). Each hash sets kProbes bits in one
+/// 64-byte block chosen by its high 32 bits, so a lookup reads one cache
+/// line. Sized once: past the keys it was sized for it answers "maybe" more
+/// often, never "no" for a hash added.
+class BlockedBloomFilter {
+ public:
+  /// Bits a hash sets in its block.
+  static constexpr unsigned kProbes = 6;
+  /// Bytes of one block (one cache line).
+  static constexpr std::size_t kBlockBytes = 64;
+
+  /// A filter that holds no information: may_contain() is always true.
+  BlockedBloomFilter() = default;
+  BlockedBloomFilter(const BlockedBloomFilter&) = delete;
+  BlockedBloomFilter& operator=(const BlockedBloomFilter&) = delete;
+  /// Takes o's blocks; o is left empty (not enabled()).
+  BlockedBloomFilter(BlockedBloomFilter&& o) noexcept
+      : mem_(std::move(o.mem_)), words_(std::exchange(o.words_, nullptr)), blocks_(std::exchange(o.blocks_, 0)) {}
+  /// Frees this filter's blocks and takes o's; o is left empty.
+  BlockedBloomFilter& operator=(BlockedBloomFilter&& o) noexcept {
+    mem_ = std::move(o.mem_);
+    words_ = std::exchange(o.words_, nullptr);
+    blocks_ = std::exchange(o.blocks_, 0);
+    return *this;
+  }
+  ~BlockedBloomFilter() = default;
+  /// bytes / 64 blocks (at most 2^32), zeroed; none (an empty filter) when
+  /// bytes < 64. Throws std::bad_alloc.
+  explicit BlockedBloomFilter(std::size_t bytes)
+      : blocks_(std::min<std::size_t>(bytes / kBlockBytes, std::size_t{1} << 32)) {
+    if (blocks_ == 0) return;
+    // calloc: large sizes come as fresh zero pages, with no memset here;
+    // one block more, to align the first to a cache line.
+    mem_.reset(std::calloc(blocks_ + 1, kBlockBytes));
+    if (!mem_) throw std::bad_alloc();
+    const auto at = (reinterpret_cast<std::uintptr_t>(mem_.get()) + kBlockBytes - 1) & ~(kBlockBytes - 1);
+    words_ = reinterpret_cast<std::uint64_t*>(at);
+  }
+
+  /// Whether it holds any information (sized to at least one block).
+  bool enabled() const { return blocks_ != 0; }
+
+  /// Adds one hash. Needs enabled().
+  void add(std::uint64_t hash) noexcept {
+    std::uint64_t* block = block_of(hash);
+    std::uint64_t bits = spread(hash);
+    for (unsigned i = 0; i < kProbes; ++i, bits >>= 9) block[(bits >> 6) & 7] |= std::uint64_t{1} << (bits & 63);
+  }
+
+  /// False only if `hash` was not added; always true when not enabled().
+  bool may_contain(std::uint64_t hash) const noexcept {
+    if (!enabled()) return true;
+    const std::uint64_t* block = block_of(hash);
+    std::uint64_t bits = spread(hash);
+    for (unsigned i = 0; i < kProbes; ++i, bits >>= 9)
+      if (!(block[(bits >> 6) & 7] & (std::uint64_t{1} << (bits & 63)))) return false;
+    return true;
+  }
+
+  /// Bytes of memory held, for memory budgets.
+  std::size_t charge() const { return blocks_ ? (blocks_ + 1) * kBlockBytes : 0; }
+  /// charge() of a filter made with BlockedBloomFilter(bytes).
+  static std::size_t charge_for(std::size_t bytes) {
+    const std::size_t blocks = std::min<std::size_t>(bytes / kBlockBytes, std::size_t{1} << 32);
+    return blocks ? (blocks + 1) * kBlockBytes : 0;
+  }
+
+ private:
+  struct Free {
+    void operator()(void* p) const noexcept { std::free(p); }
+  };
+  // The block: the hash's high 32 bits scaled to the block count.
+  std::uint64_t* block_of(std::uint64_t hash) const noexcept {
+    return words_ + ((hash >> 32) * blocks_ >> 32) * (kBlockBytes / 8);
+  }
+  // The bit positions, 9 bits each (word 0..7, bit 0..63), from the hash
+  // mixed by an odd multiplier (its low bits are independent of the block's).
+  static std::uint64_t spread(std::uint64_t hash) noexcept { return hash * 0x9e3779b97f4a7c15ULL; }
+
+  std::unique_ptr<void, Free> mem_;
+  std::uint64_t* words_ = nullptr;
+  std::size_t blocks_ = 0;
 };
 
 }  // namespace stowage::detail

@@ -155,6 +155,15 @@ inline constexpr std::chrono::milliseconds kFlushWaitSlice{4};
 /// per commit kept the writer idle while compaction used one core of two;
 /// a slice of this length slows under a thousandth of the puts.
 inline constexpr std::chrono::milliseconds kL0SlowdownSlice{4};
+/// Each write buffer's key filter (WriteBuffer::set_filter_bytes) takes
+/// this share of the write buffers' byte limit, out of the block cache's
+/// share of Options::cache_bytes (two buffers: 1/64 of the limit). 1/128:
+/// a buffer is frozen at half the limit, and each record takes 90 bytes of
+/// it or more (its entry and tree slot), so a full buffer has at least 11
+/// bits of filter per key (7 at the most a writer lets it grow to while a
+/// flush runs), and about one get in 100 for a key the buffer does not
+/// hold still walks its tree.
+inline constexpr std::size_t kBufferFilterShare = 128;
 /// Most WAL segments an open leaves live; past it, open checkpoints the
 /// replayed writes (see Options::checkpoint_on_close).
 inline constexpr std::size_t kMaxWalSegments = 8;
@@ -232,7 +241,11 @@ class Engine {
     fs_ = opt_.file_system ? opt_.file_system : default_file_system();
     validate_options();
     wb_limit_ = opt_.write_buffer_bytes ? opt_.write_buffer_bytes : opt_.cache_bytes / 4;
-    cache_.set_capacity(opt_.cache_bytes - std::min(opt_.cache_bytes, wb_limit_));
+    wb_.set_filter_bytes(wb_limit_ / kBufferFilterShare);
+    // The buffers' filters (the active one's and the frozen one's) come out
+    // of the block cache's share.
+    const std::size_t filters = 2 * detail::BlockedBloomFilter::charge_for(wb_limit_ / kBufferFilterShare);
+    cache_.set_capacity(opt_.cache_bytes - std::min<std::uint64_t>(opt_.cache_bytes, wb_limit_ + filters));
     open(migrations, target, migrate_only);
   }
 
@@ -889,16 +902,17 @@ class Engine {
   /// expired records too).
   template <class Fn>
   bool find_stored(std::string_view key, Fn&& on_value) const {
+    const std::uint64_t hash = detail::bloom_hash(key);
     std::shared_ptr<const detail::WriteBuffer> imm;
     std::shared_ptr<const detail::Version> v;
     {
       std::shared_lock guard(lock_);
       check_open();
-      if (const int p = take_entry(wb_.find(key), on_value); p >= 0) return p == 1;
+      if (const int p = take_entry(wb_.find(key, hash), on_value); p >= 0) return p == 1;
       imm = imm_;
       v = version_;
     }
-    return find_below(imm.get(), *v, key, on_value);
+    return find_below(imm.get(), *v, key, hash, on_value);
   }
 
   /// A consistent read-only moment of the store: every commit so far, none
@@ -932,8 +946,9 @@ class Engine {
     const detail::SnapshotState& st = *state_of(at);
     // Whether a buffer holds a version of key the snapshot sees: 1 a put
     // (on_value called), 0 an erase, -1 none.
+    const std::uint64_t hash = detail::bloom_hash(key);
     auto probe = [&](const detail::WriteBuffer& b) {
-      const auto* e = b.find(key);
+      const auto* e = b.find(key, hash);
       return take_entry(e ? b.visible(*e, st.seq) : nullptr, on_value);
     };
     std::shared_ptr<const detail::WriteBuffer> frozen;
@@ -955,7 +970,7 @@ class Engine {
     // sequence: they are read as they are; the files at its sequence.
     if (frozen)
       if (const int p = probe(*frozen); p >= 0) return p == 1;
-    const bool found = find_below(st.imm.get(), *v, key, on_value, st.seq);
+    const bool found = find_below(st.imm.get(), *v, key, hash, on_value, st.seq);
     check_kept(st);
     return found;
   }
@@ -1946,10 +1961,10 @@ class Engine {
   }
   // Finds key in v's files, newest run first; with a bound `at` (a
   // snapshot's read), each key's newest record at or below it.
+  // hash: key's bloom_hash().
   template <class Fn>
-  bool find_in_files(const detail::Version& v, std::string_view key, Fn&& on_value,
+  bool find_in_files(const detail::Version& v, std::string_view key, std::uint64_t hash, Fn&& on_value,
                      std::uint64_t at = detail::kNoSeqBound) const {
-    const std::uint64_t hash = detail::bloom_hash(key);
     for (const auto& r : v.l0) {
       const Probe p = probe_run(r, key, hash, on_value, at);
       if (p != Probe::absent) return p == Probe::found;
@@ -1973,22 +1988,24 @@ class Engine {
   // Looks key up through every layer. Needs lock_ (shared).
   template <class Fn>
   bool find_locked(std::string_view key, Fn&& on_value) const {
-    if (const int p = take_entry(wb_.find(key), on_value); p >= 0) return p == 1;
-    return find_below_buffer(key, on_value);
+    const std::uint64_t hash = detail::bloom_hash(key);
+    if (const int p = take_entry(wb_.find(key, hash), on_value); p >= 0) return p == 1;
+    return find_below(imm_.get(), *version_, key, hash, on_value);
   }
   template <class Fn>
   bool find_below_buffer(std::string_view key, Fn&& on_value) const {
-    return find_below(imm_.get(), *version_, key, on_value);
+    return find_below(imm_.get(), *version_, key, detail::bloom_hash(key), on_value);
   }
   // find_below_buffer over a given frozen buffer (or none) and Version;
   // with a bound `at`, the files' records at or below it (find_in_files;
-  // every entry of the frozen buffer must be at or below it).
+  // every entry of the frozen buffer must be at or below it). hash: key's
+  // bloom_hash().
   template <class Fn>
-  bool find_below(const detail::WriteBuffer* imm, const detail::Version& v, std::string_view key, Fn&& on_value,
-                  std::uint64_t at = detail::kNoSeqBound) const {
+  bool find_below(const detail::WriteBuffer* imm, const detail::Version& v, std::string_view key, std::uint64_t hash,
+                  Fn&& on_value, std::uint64_t at = detail::kNoSeqBound) const {
     if (imm)
-      if (const int p = take_entry(imm->find(key), on_value); p >= 0) return p == 1;
-    return find_in_files(v, key, on_value, at);
+      if (const int p = take_entry(imm->find(key, hash), on_value); p >= 0) return p == 1;
+    return find_in_files(v, key, hash, on_value, at);
   }
   // Looks up the buffered keys whose presence below the buffer is unknown
   // with no lock held (the frozen buffer and Version pinned), then records
@@ -2032,7 +2049,8 @@ class Engine {
         seen = wb_version_.load();
       }
       present.assign(keys.size(), 0);
-      for (std::size_t i = 0; i < keys.size(); ++i) present[i] = find_below(imm.get(), *v, keys[i], noop) ? 1 : 0;
+      for (std::size_t i = 0; i < keys.size(); ++i)
+        present[i] = find_below(imm.get(), *v, keys[i], detail::bloom_hash(keys[i]), noop) ? 1 : 0;
       std::shared_lock guard(lock_);
       std::lock_guard settle(count_mu_);
       if (closed_.load()) return 0;
@@ -3306,7 +3324,8 @@ auto Engine<Compression, Eviction, Lock>::size_at(const Snapshot& at) const -> s
   const std::shared_ptr<const detail::Version> v = current_version();
   for (const auto& u : unknown) {
     assert(u.seq > 0);  // commits are numbered from 1
-    total += (u.put ? 1 : 0) - (find_below(st.imm.get(), *v, u.key, noop, u.seq - 1) ? 1 : 0);
+    const bool below = find_below(st.imm.get(), *v, u.key, detail::bloom_hash(u.key), noop, u.seq - 1);
+    total += (u.put ? 1 : 0) - (below ? 1 : 0);
   }
   check_kept(st);
   st.size = static_cast<std::uint64_t>(std::max<std::int64_t>(total, 0));

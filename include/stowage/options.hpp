@@ -68,7 +68,9 @@ struct Options {
   std::size_t block_bytes = 4096;
   /// The write buffers' share of cache_bytes: the active buffer is frozen
   /// at half of it and flushed in the background while the next one fills
-  /// the other half. 0 means cache_bytes / 4.
+  /// the other half. 0 means cache_bytes / 4. Each buffer's key filter
+  /// (1/128 of this, so that a get skips the buffer for a key it does not
+  /// hold) comes out of the block cache's share.
   std::size_t write_buffer_bytes = 0;
   /// Live WAL segments (all of them) larger than this together also freeze
   /// and flush the write buffer.

@@ -23,6 +23,16 @@
 // is freed before the whole buffer is. Iterators (leaf, slot) are
 // invalidated by an insert, not by a move.
 //
+// A key filter (BlockedBloomFilter, bloom.hpp) over the buffer's keys lets
+// find(key, hash) answer "not here" for most keys it does not hold with one
+// cache line read instead of a walk down the tree. Its size is set once
+// (set_filter_bytes); a buffer makes its filter at the first apply() into
+// it while it has never held a key, and keeps it through a move (a frozen
+// buffer keeps its own). A buffer that held keys before it had a filter
+// never gets one. Rolled-back keys stay in it (a "maybe", never wrong). Its
+// memory is not in bytes() (which decides when a buffer is frozen), but in
+// filter_charge(): the store takes it from the block cache's share.
+//
 // Snapshots: apply() keeps the version it replaces when a snapshot may
 // read it (its sequence is at or below `keep_seen_by`, the newest live
 // snapshot's): a copy of the entry in the arena whose value keeps the old
@@ -45,6 +55,7 @@
 #include <utility>
 #include <vector>
 
+#include "bloom.hpp"
 #include "detail/arena.hpp"
 
 namespace stowage::detail {
@@ -262,6 +273,8 @@ class WriteBuffer {
   /// replaced version at or below it is kept for visible().
   void apply(std::string_view key, std::uint64_t seq, bool tombstone, std::string_view value,
              Below below = Below::unknown, Undo* undo = nullptr, std::uint64_t keep_seen_by = 0) {
+    if (root_ == nullptr && filter_bytes_ != 0 && !filter_.enabled())
+      filter_ = BlockedBloomFilter(filter_bytes_);  // may throw: nothing changed yet
     const Head h = head_of(key);
     Inner* path[kMaxDepth];
     int at[kMaxDepth];
@@ -304,6 +317,7 @@ class WriteBuffer {
     } else {
       Record* rec = new_record(key, seq, tombstone, value, below);
       insert(leaf, pos, h, rec, path, at, depth);
+      if (filter_.enabled()) filter_.add(bloom_hash(key));
       if (undo != nullptr) undo->changes_.push_back(Undo::Change{rec, {}, 0, true});
       ++entries_;
       if (below == Below::unknown)
@@ -360,6 +374,22 @@ class WriteBuffer {
   BufferEntry* find(std::string_view key) {
     return const_cast<BufferEntry*>(static_cast<const WriteBuffer&>(*this).find(key));
   }
+  /// find(key), given key's bloom_hash(): most keys the buffer does not
+  /// hold are answered by its key filter alone.
+  const BufferEntry* find(std::string_view key, std::uint64_t hash) const {
+    return may_hold(hash) ? find(key) : nullptr;
+  }
+  /// What the key filter says of a key, given its bloom_hash(): false only
+  /// when the buffer does not hold the key (true when it has no filter).
+  bool may_hold(std::uint64_t hash) const { return filter_.may_contain(hash); }
+  /// Bytes of key filter (rounded down to 64-byte blocks) the buffer makes
+  /// when it next takes a key while it has never held one (0: none). Not
+  /// moved with the buffer's entries.
+  void set_filter_bytes(std::size_t bytes) { filter_bytes_ = bytes; }
+  /// Whether find(key, hash) consults a key filter.
+  bool filtered() const { return filter_.enabled(); }
+  /// Bytes the key filter holds (0 without one); not in bytes().
+  std::size_t filter_charge() const { return filter_.charge(); }
   /// The first entry whose key is not less than key.
   const_iterator lower_bound(std::string_view key) const {
     const Head h = head_of(key);
@@ -420,7 +450,8 @@ class WriteBuffer {
   bool empty() const { return entries_ == 0; }
   /// Distinct keys buffered.
   std::size_t entries() const { return entries_; }
-  /// Bytes charged to the memory budget: the heap the arena holds.
+  /// Bytes charged to the memory budget: the heap the arena holds (the key
+  /// filter apart: filter_charge()).
   std::size_t bytes() const {
     // Kept versions' links: a node of two pointers with the allocator's
     // overhead each, and the bucket array.
@@ -689,6 +720,7 @@ class WriteBuffer {
     unknown_ = std::exchange(o.unknown_, 0);
     max_seq_ = std::exchange(o.max_seq_, 0);
     older_ = std::exchange(o.older_, {});
+    filter_ = std::move(o.filter_);
   }
 
   Arena arena_;
@@ -702,6 +734,8 @@ class WriteBuffer {
   // Kept versions: an entry (in a record or a kept copy) -> the version it
   // replaced, for the entries whose has_older is set.
   std::unordered_map<const BufferEntry*, const BufferEntry*> older_;
+  BlockedBloomFilter filter_;    // over every key applied (see the top of the file)
+  std::size_t filter_bytes_ = 0;  // the size of filter_ to make; stays with this object
 };
 
 }  // namespace stowage::detail
