@@ -8466,8 +8466,7 @@ class BlockedBloomFilter {
   ~BlockedBloomFilter() = default;
   /// bytes / 64 blocks (at most 2^32), zeroed; none (an empty filter) when
   /// bytes < 64. Throws std::bad_alloc.
-  explicit BlockedBloomFilter(std::size_t bytes)
-      : blocks_(std::min<std::size_t>(bytes / kBlockBytes, std::size_t{1} << 32)) {
+  explicit BlockedBloomFilter(std::size_t bytes) : blocks_(blocks_for(bytes)) {
     if (blocks_ == 0) return;
     // calloc: large sizes come as fresh zero pages, with no memset here;
     // one block more, to align the first to a cache line.
@@ -8498,14 +8497,17 @@ class BlockedBloomFilter {
   }
 
   /// Bytes of memory held, for memory budgets.
-  std::size_t charge() const { return blocks_ ? (blocks_ + 1) * kBlockBytes : 0; }
+  std::size_t charge() const { return charge_of(blocks_); }
   /// charge() of a filter made with BlockedBloomFilter(bytes).
-  static std::size_t charge_for(std::size_t bytes) {
-    const std::size_t blocks = std::min<std::size_t>(bytes / kBlockBytes, std::size_t{1} << 32);
-    return blocks ? (blocks + 1) * kBlockBytes : 0;
-  }
+  static std::size_t charge_for(std::size_t bytes) { return charge_of(blocks_for(bytes)); }
 
  private:
+  // Blocks of a filter asked for `bytes`: whole blocks, at most 2^32.
+  static std::size_t blocks_for(std::size_t bytes) {
+    return std::min<std::size_t>(bytes / kBlockBytes, std::size_t{1} << 32);
+  }
+  // Memory held by `blocks` blocks: one block more, for the alignment.
+  static std::size_t charge_of(std::size_t blocks) { return blocks ? (blocks + 1) * kBlockBytes : 0; }
   struct Free {
     void operator()(void* p) const noexcept { std::free(p); }
   };
@@ -12122,10 +12124,11 @@ class Engine {
     fs_ = opt_.file_system ? opt_.file_system : default_file_system();
     validate_options();
     wb_limit_ = opt_.write_buffer_bytes ? opt_.write_buffer_bytes : opt_.cache_bytes / 4;
-    wb_.set_filter_bytes(wb_limit_ / kBufferFilterShare);
+    const std::size_t filter_bytes = wb_limit_ / kBufferFilterShare;
+    wb_.set_filter_bytes(filter_bytes);
     // The buffers' filters (the active one's and the frozen one's) come out
     // of the block cache's share.
-    const std::size_t filters = 2 * detail::BlockedBloomFilter::charge_for(wb_limit_ / kBufferFilterShare);
+    const std::size_t filters = 2 * detail::BlockedBloomFilter::charge_for(filter_bytes);
     cache_.set_capacity(opt_.cache_bytes - std::min<std::uint64_t>(opt_.cache_bytes, wb_limit_ + filters));
     open(migrations, target, migrate_only);
   }

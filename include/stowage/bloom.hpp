@@ -169,8 +169,7 @@ class BlockedBloomFilter {
   ~BlockedBloomFilter() = default;
   /// bytes / 64 blocks (at most 2^32), zeroed; none (an empty filter) when
   /// bytes < 64. Throws std::bad_alloc.
-  explicit BlockedBloomFilter(std::size_t bytes)
-      : blocks_(std::min<std::size_t>(bytes / kBlockBytes, std::size_t{1} << 32)) {
+  explicit BlockedBloomFilter(std::size_t bytes) : blocks_(blocks_for(bytes)) {
     if (blocks_ == 0) return;
     // calloc: large sizes come as fresh zero pages, with no memset here;
     // one block more, to align the first to a cache line.
@@ -201,14 +200,17 @@ class BlockedBloomFilter {
   }
 
   /// Bytes of memory held, for memory budgets.
-  std::size_t charge() const { return blocks_ ? (blocks_ + 1) * kBlockBytes : 0; }
+  std::size_t charge() const { return charge_of(blocks_); }
   /// charge() of a filter made with BlockedBloomFilter(bytes).
-  static std::size_t charge_for(std::size_t bytes) {
-    const std::size_t blocks = std::min<std::size_t>(bytes / kBlockBytes, std::size_t{1} << 32);
-    return blocks ? (blocks + 1) * kBlockBytes : 0;
-  }
+  static std::size_t charge_for(std::size_t bytes) { return charge_of(blocks_for(bytes)); }
 
  private:
+  // Blocks of a filter asked for `bytes`: whole blocks, at most 2^32.
+  static std::size_t blocks_for(std::size_t bytes) {
+    return std::min<std::size_t>(bytes / kBlockBytes, std::size_t{1} << 32);
+  }
+  // Memory held by `blocks` blocks: one block more, for the alignment.
+  static std::size_t charge_of(std::size_t blocks) { return blocks ? (blocks + 1) * kBlockBytes : 0; }
   struct Free {
     void operator()(void* p) const noexcept { std::free(p); }
   };

@@ -241,10 +241,11 @@ class Engine {
     fs_ = opt_.file_system ? opt_.file_system : default_file_system();
     validate_options();
     wb_limit_ = opt_.write_buffer_bytes ? opt_.write_buffer_bytes : opt_.cache_bytes / 4;
-    wb_.set_filter_bytes(wb_limit_ / kBufferFilterShare);
+    const std::size_t filter_bytes = wb_limit_ / kBufferFilterShare;
+    wb_.set_filter_bytes(filter_bytes);
     // The buffers' filters (the active one's and the frozen one's) come out
     // of the block cache's share.
-    const std::size_t filters = 2 * detail::BlockedBloomFilter::charge_for(wb_limit_ / kBufferFilterShare);
+    const std::size_t filters = 2 * detail::BlockedBloomFilter::charge_for(filter_bytes);
     cache_.set_capacity(opt_.cache_bytes - std::min<std::uint64_t>(opt_.cache_bytes, wb_limit_ + filters));
     open(migrations, target, migrate_only);
   }
