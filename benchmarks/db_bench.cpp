@@ -366,6 +366,8 @@ class StowageEngine final : public Engine {
             {"pending_compaction_bytes", s.pending_compaction_bytes},
             {"write_slowdowns", s.write_slowdowns},
             {"write_slowed_micros", s.write_slowed_micros},
+            {"compaction_pauses", s.compaction_pauses},
+            {"compaction_paused_micros", s.compaction_paused_micros},
             {"uncounted_records", s.uncounted_records},
             {"count_micros", s.count_micros}};
   }

@@ -8,9 +8,12 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <set>
@@ -23,6 +26,7 @@
 #include <stowage/stowage.hpp>
 #include <stowage/verify.hpp>
 
+#include "fault_fs.hpp"
 #include "test_util.hpp"
 
 using namespace stowage;
@@ -395,6 +399,117 @@ TEST_CASE("the background threads are named and joined at close", "[compaction]"
   CHECK(running.count("stowage-flush") == 1);
   CHECK(running.count("stowage-compact") == 0);  // no compaction thread without auto_compaction
 }
+#endif
+
+#if defined(__linux__)
+// The store's file system, holding chunk file creation by thread: the flush
+// thread's first chunk file waits until open_flush(); the compaction
+// thread's first waits until the flush thread is held there. So a
+// compaction is under way (past its first record) while a flush is held.
+class FlushGate final : public stowage_test::ForwardingFileSystem {
+ public:
+  std::unique_ptr<WritableFile> create(const std::filesystem::path& p) override {
+    if (detail::parse_chunk_file_name(p.filename().string())) {
+      char name[16] = {};
+      ::pthread_getname_np(::pthread_self(), name, sizeof name);
+      const std::string_view thread(name);
+      std::unique_lock g(mu_);
+      // The deadlines only keep a broken build from hanging the suite.
+      if (thread == "stowage-flush" && !flush_open_) {
+        flush_held_ = true;
+        cv_.notify_all();
+        cv_.wait_for(g, std::chrono::seconds(120), [&] { return flush_open_; });
+      } else if (thread == "stowage-compact") {
+        cv_.wait_for(g, std::chrono::seconds(120), [&] { return flush_held_ || flush_open_; });
+      }
+    }
+    return base_->create(p);
+  }
+  bool flush_held() {
+    std::lock_guard g(mu_);
+    return flush_held_;
+  }
+  void open_flush() {
+    {
+      std::lock_guard g(mu_);
+      flush_open_ = true;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool flush_held_ = false;
+  bool flush_open_ = false;
+};
+
+TEST_CASE("the background compaction pauses while a flush runs on fewer than three cores", "[compaction]") {
+  STATIC_REQUIRE_FALSE(detail::compaction_yields_to_flush(0));  // unknown: no pause
+  STATIC_REQUIRE(detail::compaction_yields_to_flush(1));
+  STATIC_REQUIRE(detail::compaction_yields_to_flush(2));
+  STATIC_REQUIRE_FALSE(detail::compaction_yields_to_flush(3));
+  STATIC_REQUIRE_FALSE(detail::compaction_yields_to_flush(64));
+
+  TempDir dir("compaction-yield");
+  // Large enough buffers that each level-0 run holds thousands of records
+  // (a merge checks for a flush every 1,024).
+  Options o = tiny_quiet();
+  o.cache_bytes = 16 << 20;
+  o.write_buffer_bytes = 4 << 20;
+  std::map<std::string, std::string> model;
+  std::mt19937_64 rng(7);
+  {
+    Store db(dir.path(), o);
+    for (int run = 0; run < 5; ++run) {
+      for (int i = 0; i < 2000; ++i) {
+        const std::uint64_t k = rng() % 3000;
+        model[key_for(k)] = value_for(k, static_cast<std::uint64_t>(run));
+        db.put(key_for(k), model[key_for(k)]);
+      }
+      db.checkpoint();  // one level-0 run each
+    }
+    REQUIRE(db.stats().levels[0].runs >= detail::kL0Trigger);
+  }
+  auto gate = std::make_shared<FlushGate>();
+  o.auto_compaction = true;
+  // A freeze at 512 KiB; past it, with the flush held, puts wait 4 ms
+  // slices before the writer would stop (at 768 KiB): seconds for the
+  // flush thread to reach the gate.
+  o.write_buffer_bytes = 1 << 20;
+  o.file_system = gate;
+  Store db(dir.path(), o);  // the compaction thread starts on the level-0 runs and waits at the gate
+  for (std::uint64_t i = 0; !gate->flush_held(); ++i) {
+    REQUIRE(i < 100000);  // a freeze comes after 512 KiB of records
+    const std::uint64_t k = 3000 + i;
+    model[key_for(k)] = value_for(k, 9);
+    db.put(key_for(k), model[key_for(k)]);
+  }
+  // The flush is held; the compaction goes on past its first record.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  const bool yields = detail::compaction_yields_to_flush(std::thread::hardware_concurrency());
+  if (yields) {
+    // It pauses at its next check and stays paused while the flush is held.
+    while (db.stats().compaction_pauses == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    REQUIRE(db.stats().compaction_pauses == 1);
+    CHECK(db.stats().compactions == 0);
+  } else {
+    // Enough cores: it runs to its end beside the held flush.
+    while (db.stats().compactions == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    REQUIRE(db.stats().compactions >= 1);
+    CHECK(db.stats().compaction_pauses == 0);
+  }
+  gate->open_flush();
+  db.checkpoint();
+  const Stats s = db.stats();
+  CHECK(s.flushes >= 1);
+  if (!yields) CHECK(s.compaction_pauses == 0);
+  if (s.compaction_pauses == 0) CHECK(s.compaction_paused_micros == 0);
+  check_model(db, model);
+  db.compact();
+  check_model(db, model);
+}
+
 #endif
 
 TEST_CASE("erasing everything leaves an empty last level after compact", "[compaction]") {

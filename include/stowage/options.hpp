@@ -178,6 +178,11 @@ struct Stats {
   std::uint64_t pending_compaction_bytes = 0;  ///< bytes levels hold beyond their targets
   std::uint64_t write_slowdowns = 0;           ///< commits slowed or stopped by back-pressure since open
   std::uint64_t write_slowed_micros = 0;       ///< microseconds those commits waited
+  /// Times the background compaction paused for a running flush since open
+  /// (machines with fewer than three hardware threads only: there a writer,
+  /// a flush and a compaction cannot all have a core).
+  std::uint64_t compaction_pauses = 0;
+  std::uint64_t compaction_paused_micros = 0;  ///< microseconds those pauses took
   /// Records in chunk files not yet in the live count: flushed while their
   /// presence below was unknown, and not yet met by a compaction (see
   /// docs/format.md, "The live count"). size() looks them up.
