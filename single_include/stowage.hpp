@@ -14075,10 +14075,7 @@ class Engine {
                                     " uncounted records, but the MANIFEST says " +
                                     std::to_string(f->ref().uncounted));
         f->set_resolved(sum);
-        count_micros_.fetch_add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                                               std::chrono::steady_clock::now() - started)
-                                                               .count()),
-                                std::memory_order_relaxed);
+        count_micros_.fetch_add(micros_since(started), std::memory_order_relaxed);
       }
     }
   }
@@ -14367,10 +14364,12 @@ class Engine {
   // Counts one slowed commit that waited since start (Stats).
   void count_slowdown(std::chrono::steady_clock::time_point start) {
     slowdowns_.fetch_add(1, std::memory_order_relaxed);
-    slowed_micros_.fetch_add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                                            std::chrono::steady_clock::now() - start)
-                                                            .count()),
-                             std::memory_order_relaxed);
+    slowed_micros_.fetch_add(micros_since(start), std::memory_order_relaxed);
+  }
+  // Whole microseconds from start to now (the times Stats adds up).
+  static std::uint64_t micros_since(std::chrono::steady_clock::time_point start) {
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count());
   }
   // Waits until no flush is pending and the last one's tail is done (see
   // flush_loop), or the store failed.
@@ -14483,20 +14482,18 @@ class Engine {
   // Runs job (merging its inputs into new files of its output level) and
   // installs the result. Throws Aborted when close() stops it.
   void run_job(Job& job, bool abortable);
-  // The background compaction's pause while a flush runs (flushing_; see
-  // detail::compaction_yields_to_flush), between two records of its merge.
-  // Returns when the flush ends or the store closes; counted in Stats.
+  // The background compaction's pause while a flush is pending or runs
+  // (flush_pending_; see detail::compaction_yields_to_flush), between two
+  // records of its merge. Returns when the flush ends or the store closes;
+  // counted in Stats.
   void yield_to_flush() {
     compaction_pauses_.fetch_add(1, std::memory_order_relaxed);
     const auto start = std::chrono::steady_clock::now();
     {
       std::unique_lock g(bg_mu_);
-      done_cv_.wait(g, [&] { return !flushing_.load() || stop_ || stopping_.load(); });
+      done_cv_.wait(g, [&] { return !flush_pending_.load() || stop_ || stopping_.load(); });
     }
-    paused_micros_.fetch_add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                 std::chrono::steady_clock::now() - start)
-                                                            .count()),
-                             std::memory_order_relaxed);
+    paused_micros_.fetch_add(micros_since(start), std::memory_order_relaxed);
   }
   struct Aborted {};
 
@@ -15005,9 +15002,9 @@ class Engine {
   std::atomic<std::uint64_t> bytes_flushed_{0};
   std::atomic<std::uint64_t> bytes_compacted_{0};
   std::atomic<std::uint64_t> slowdowns_{0};     // commits slowed or stopped by back-pressure
+  std::atomic<std::uint64_t> slowed_micros_{0};  // time they waited
   std::atomic<std::uint64_t> compaction_pauses_{0};  // yield_to_flush() calls (counted as each begins)
   std::atomic<std::uint64_t> paused_micros_{0};      // time they waited (added as each ends)
-  std::atomic<std::uint64_t> slowed_micros_{0};  // time they waited
   // When the last commit slowed by level-0 runs went on (steady_clock ticks; throttle()).
   std::atomic<std::int64_t> throttle_resumed_{0};
   mutable std::atomic<std::uint64_t> count_micros_{0};  // time spent resolving uncounted records
@@ -15018,16 +15015,16 @@ class Engine {
   mutable std::mutex bg_mu_;
   std::condition_variable bg_cv_;            // wakes the threads
   mutable std::condition_variable done_cv_;  // wakes writers and waiters: a flush or compaction finished
-  bool flush_pending_ = false;               // bg_mu_: imm_ waits for the flush thread
+  // imm_ waits for the flush thread. Changed under bg_mu_; atomic so that
+  // the background merge may poll it (where yield_compaction_).
+  std::atomic<bool> flush_pending_{false};
   bool flush_tail_ = false;                  // bg_mu_: the flush thread finishes the last flush (flush_loop)
   bool wal_sync_pending_ = false;            // bg_mu_: the flush thread should sync the WAL
   bool stop_ = false;                        // bg_mu_
   std::atomic<bool> closing_{false};         // close() began: no next WAL segment is made ahead, no file removed
   std::atomic<bool> stopping_{false};        // close() began (compactions poll it): set before stop_
-  // A flush is pending or running and the background compaction pauses
-  // for it (see yield_to_flush): set with flush_pending_, only where
-  // compaction_yields_to_flush(), and cleared with it.
-  std::atomic<bool> flushing_{false};
+  // Whether the background compaction pauses while flush_pending_ (see
+  // yield_to_flush).
   const bool yield_compaction_ = detail::compaction_yields_to_flush(std::thread::hardware_concurrency());
   bool compacting_ = false;                  // bg_mu_: the compaction thread picks or runs a job
   int manual_ = 0;                           // bg_mu_: compact() calls running (the thread stays idle)
@@ -15740,7 +15737,7 @@ auto Engine<Compression, Eviction, Lock>::merge(std::vector<detail::Run>& inputs
     const bool from_buffer = buffered && bit->first == best;
     if (abortable && (++n & 1023) == 0) {
       if (stopping_.load(std::memory_order_relaxed)) throw Aborted{};
-      if (flushing_.load(std::memory_order_relaxed)) yield_to_flush();
+      if (yield_compaction_ && flush_pending_.load(std::memory_order_relaxed)) yield_to_flush();
     }
     // The key's records, newest first: each counted one whose next older
     // record is merged away gives up its part of the count (its put, less
@@ -15952,11 +15949,10 @@ auto Engine<Compression, Eviction, Lock>::freeze_locked() -> void {
     ++wb_version_;
     ++chunk_version_;
     std::lock_guard g(bg_mu_);  // before lock_ is released
+    // The compaction pauses from now (yield_to_flush), not from when the
+    // flush thread runs: the sooner a core is free, the likelier the woken
+    // flush thread takes it rather than the writer's.
     flush_pending_ = true;
-    // The compaction pauses from now (not from when the flush thread
-    // runs): the sooner a core is free, the likelier the woken flush
-    // thread takes it rather than the writer's.
-    if (yield_compaction_) flushing_.store(true, std::memory_order_relaxed);
   }
   bg_cv_.notify_all();
 }
@@ -16077,7 +16073,6 @@ auto Engine<Compression, Eviction, Lock>::flush_loop() noexcept -> void {
     // for the whole flush (wait_for_flush) wait for that too.
     {
       std::lock_guard g(bg_mu_);
-      flushing_.store(false, std::memory_order_relaxed);  // under bg_mu_: yield_to_flush waits on it
       flush_pending_ = false;
       flush_tail_ = true;
       ++bg_epoch_;
